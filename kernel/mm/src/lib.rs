@@ -1,0 +1,18 @@
+//! Memory-management core of the kernel, free of hardware so that it builds and is tested
+//! on the host as well as on the Raspberry Pi.
+//!
+//! The kernel (`kernel/`) wraps these pieces with the hardware edge: the linear map, locks
+//! with interrupts masked, TLB instructions and the real page frames. Here everything goes
+//! through small traits ([`page_source::PageSource`], the page-table memory accessor), so the
+//! host tests can run the very same code over simulated RAM.
+//!
+//! - [`addr`]: physical and virtual addresses as distinct types, page arithmetic.
+//! - [`gfp`]: the GFP allocation flags (`GFP_KERNEL`, `GFP_ATOMIC`, ...).
+//! - [`page_source`]: how the slab and vmalloc layers ask for page frames.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod addr;
+pub mod gfp;
+pub mod page_source;

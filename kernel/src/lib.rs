@@ -1,0 +1,2 @@
+//! Generic kernel: logging, console, reports and the allocation sweep.
+#![cfg_attr(not(test), no_std)]
