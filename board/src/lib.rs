@@ -1,1 +1,25 @@
+//! Raspberry Pi 3 board support (BCM2837): the devices the kernel needs and nothing
+//! generic. Drivers reach their registers through typed register blocks
+//! (tock-registers) at a virtual base that starts as the identity-mapped physical
+//! address (boot/'s early tables) and moves to an `ioremap`ped address once the kernel
+//! has its own tables ([`mmio::set_peripheral_base`]).
+//!
+//! [`revision`] is pure logic and is tested on the host; the rest touches hardware and
+//! is built only for the bare-metal target.
 #![cfg_attr(not(test), no_std)]
+
+pub mod baud;
+pub mod revision;
+
+#[cfg(target_os = "none")]
+pub mod gpio;
+#[cfg(target_os = "none")]
+pub mod mailbox;
+#[cfg(target_os = "none")]
+pub mod mmio;
+#[cfg(target_os = "none")]
+pub mod power;
+#[cfg(target_os = "none")]
+pub mod timer;
+#[cfg(target_os = "none")]
+pub mod uart;

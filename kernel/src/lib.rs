@@ -1,2 +1,24 @@
-//! Generic kernel: logging, console, reports and the allocation sweep.
+//! The generic kernel: logging, the console, symbols and call traces, and (on the
+//! target) the platform glue that ties the `mm` crate's allocators to the hardware.
+//!
+//! Everything that is not hardware builds on the host too and is unit-tested there;
+//! modules that need the Raspberry Pi are compiled only for `target_os = "none"`.
 #![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod console;
+pub mod ksyms;
+pub mod oops;
+pub mod printk;
+pub mod stacks;
+
+#[cfg(target_os = "none")]
+pub mod commands;
+#[cfg(target_os = "none")]
+pub mod heap;
+#[cfg(target_os = "none")]
+pub mod platform;
+#[cfg(target_os = "none")]
+pub mod shell;

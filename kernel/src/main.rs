@@ -1,7 +1,117 @@
-//! The kernel binary for the Raspberry Pi 3.
+//! The kernel binary for the Raspberry Pi 3: `boot/` enters [`kernel_main`] on core 0
+//! in EL1 with the MMU on; this brings up the console, the memory manager and the
+//! shell.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
 fn main() {
     eprintln!("the kernel runs on aarch64-unknown-none-softfloat: use `make` or `make qemu`");
+}
+
+#[cfg(target_os = "none")]
+mod kmain {
+    use board::mailbox;
+    use kernel::{platform, pr_info, pr_warn};
+
+    /// Fallback UART clock if the mailbox does not answer (config.txt's init_uart_clock).
+    const DEFAULT_UART_CLOCK: u32 = 48_000_000;
+
+    /// Called by `boot/entry.S` with the loader's x0 and the exception level at entry.
+    #[no_mangle]
+    pub extern "C" fn kernel_main(dtb: u64, entry_el: u64) -> ! {
+        let uart_clock = mailbox::clock_rate(mailbox::clock::UART).ok();
+        board::uart::init(uart_clock.unwrap_or(DEFAULT_UART_CLOCK));
+        platform::init_console();
+        kernel::heap::init();
+
+        let revision = mailbox::board_revision().unwrap_or(0);
+        platform::set_revision(revision);
+        let rev = platform::revision();
+        pr_info!(
+            "Booting mm-kernel {} on {} (revision {:#08x})",
+            kernel::oops::VERSION,
+            rev,
+            revision
+        );
+        if !rev.is_pi3() {
+            pr_warn!("board is not a Raspberry Pi 3B/3B+/3A+: continuing anyway");
+        }
+        pr_info!(
+            "CPU: {} x Cortex-A53 ({}), MIDR {:#010x}, booted on CPU{} at EL{} (x0 = {:#x})",
+            if rev.processor() == "BCM2837" { 4 } else { 1 },
+            rev.processor(),
+            boot::cpu::midr(),
+            boot::cpu::cpu_id(),
+            entry_el,
+            dtb
+        );
+        match mailbox::arm_memory() {
+            Ok((base, size)) => pr_info!(
+                "Memory: ARM {:#010x}-{:#010x} ({} MiB)",
+                base,
+                base as u64 + size as u64 - 1,
+                size >> 20
+            ),
+            Err(e) => pr_warn!("Memory: mailbox did not report ARM memory: {:?}", e),
+        }
+        if let Ok((base, size)) = mailbox::vc_memory() {
+            pr_info!(
+                "Memory: VideoCore {:#010x}-{:#010x} ({} MiB)",
+                base,
+                base as u64 + size as u64 - 1,
+                size >> 20
+            );
+        }
+        let l = platform::image_layout();
+        pr_info!(
+            "Kernel image: {:#x}-{:#x} ({} KiB)",
+            l.start,
+            l.end,
+            (l.end - l.start) >> 10
+        );
+        pr_info!(
+            "  .text   {:#x}-{:#x} ({} KiB)",
+            l.text.0,
+            l.text.1,
+            (l.text.1 - l.text.0) >> 10
+        );
+        pr_info!(
+            "  .rodata {:#x}-{:#x} ({} KiB)",
+            l.rodata.0,
+            l.rodata.1,
+            (l.rodata.1 - l.rodata.0) >> 10
+        );
+        pr_info!(
+            "  .data   {:#x}-{:#x} ({} KiB)",
+            l.data.0,
+            l.data.1,
+            (l.data.1 - l.data.0) >> 10
+        );
+        pr_info!(
+            "  .bss    {:#x}-{:#x} ({} KiB)",
+            l.bss.0,
+            l.bss.1,
+            (l.bss.1 - l.bss.0) >> 10
+        );
+        pr_info!(
+            "Timer: CNTFRQ {} Hz; UART0 (PL011) 115200 8N1, clock {} Hz{}",
+            board::timer::frequency(),
+            uart_clock.unwrap_or(DEFAULT_UART_CLOCK),
+            if uart_clock.is_none() {
+                " (mailbox silent: assumed)"
+            } else {
+                ""
+            }
+        );
+        match platform::symbols() {
+            Some(t) => pr_info!("ksyms: {} symbols for call traces", t.len()),
+            None => pr_warn!("ksyms: no symbol table in the image; call traces show raw addresses"),
+        }
+        kernel::shell::run()
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+        kernel::arch::aarch64::exception::panic_report(info)
+    }
 }

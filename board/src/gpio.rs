@@ -1,0 +1,67 @@
+//! GPIO function selection and pull-up/down control, enough to route a UART to its pins.
+
+use crate::mmio::{offset, Mmio};
+use crate::timer;
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_structs;
+use tock_registers::registers::ReadWrite;
+
+register_structs! {
+    /// BCM2837 GPIO registers (only those used).
+    pub GpioRegisters {
+        (0x00 => gpfsel: [ReadWrite<u32>; 6]),
+        (0x18 => _reserved0),
+        (0x94 => gppud: ReadWrite<u32>),
+        (0x98 => gppudclk0: ReadWrite<u32>),
+        (0x9c => gppudclk1: ReadWrite<u32>),
+        (0xa0 => @END),
+    }
+}
+
+static GPIO: Mmio<GpioRegisters, { offset::GPIO }> = Mmio::INSTANCE;
+
+/// Pin functions (the 3-bit FSEL codes).
+#[derive(Clone, Copy, Debug)]
+#[repr(u32)]
+pub enum Function {
+    /// Input.
+    Input = 0b000,
+    /// Output.
+    Output = 0b001,
+    /// Alternate function 0 (PL011 on GPIO14/15).
+    Alt0 = 0b100,
+    /// Alternate function 5 (mini UART on GPIO14/15).
+    Alt5 = 0b010,
+}
+
+/// Pull-up/down setting.
+#[derive(Clone, Copy, Debug)]
+#[repr(u32)]
+pub enum Pull {
+    /// Neither.
+    Off = 0,
+    /// Pull down.
+    Down = 1,
+    /// Pull up.
+    Up = 2,
+}
+
+/// Selects the function of `pin` (0..=53).
+pub fn set_function(pin: u32, function: Function) {
+    let reg = &GPIO.gpfsel[(pin / 10) as usize];
+    let shift = (pin % 10) * 3;
+    let value = (reg.get() & !(0b111 << shift)) | ((function as u32) << shift);
+    reg.set(value);
+}
+
+/// Sets the pull of the pins in `mask` (bank 0, pins 0..=31) with the BCM2837
+/// sequence: control, wait 150 cycles, clock the pins, wait, remove both. Real
+/// hardware needs the waits; QEMU ignores pulls altogether.
+pub fn set_pull_bank0(mask: u32, pull: Pull) {
+    GPIO.gppud.set(pull as u32);
+    timer::delay_cycles(150);
+    GPIO.gppudclk0.set(mask);
+    timer::delay_cycles(150);
+    GPIO.gppud.set(0);
+    GPIO.gppudclk0.set(0);
+}

@@ -1,0 +1,151 @@
+//! VideoCore mailbox property interface (channel 8): board revision, memory split,
+//! clock rates.
+//!
+//! The VideoCore does not see the ARM caches. The property buffer lives in ordinary
+//! cacheable kernel memory, so it is cleaned to the point of coherency before the
+//! request and invalidated before the answer is read; without this a real Pi answers
+//! garbage once the caches are on (QEMU has no caches and never shows the bug).
+
+use crate::mmio::{offset, Mmio};
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, WriteOnly};
+
+register_structs! {
+    /// Mailbox 0 (VC -> ARM, read side) and mailbox 1 (ARM -> VC, write side).
+    pub MailboxRegisters {
+        (0x00 => read: ReadOnly<u32>),
+        (0x04 => _reserved0),
+        (0x18 => status: ReadOnly<u32>),
+        (0x1c => _reserved1),
+        (0x20 => write: WriteOnly<u32>),
+        (0x24 => _reserved2),
+        (0x38 => write_status: ReadOnly<u32>),
+        (0x3c => @END),
+    }
+}
+
+static MBOX: Mmio<MailboxRegisters, { offset::MAILBOX }> = Mmio::INSTANCE;
+
+const STATUS_FULL: u32 = 1 << 31;
+const STATUS_EMPTY: u32 = 1 << 30;
+const CHANNEL_PROPERTY: u32 = 8;
+const REQUEST: u32 = 0;
+const RESPONSE_OK: u32 = 0x8000_0000;
+const TAG_RESPONSE: u32 = 1 << 31;
+
+/// Property tags used by the kernel.
+pub mod tag {
+    /// Board revision code.
+    pub const BOARD_REVISION: u32 = 0x0001_0002;
+    /// Board serial number.
+    pub const BOARD_SERIAL: u32 = 0x0001_0004;
+    /// ARM memory: base, size.
+    pub const ARM_MEMORY: u32 = 0x0001_0005;
+    /// VideoCore memory: base, size.
+    pub const VC_MEMORY: u32 = 0x0001_0006;
+    /// Clock rate of a clock id.
+    pub const GET_CLOCK_RATE: u32 = 0x0003_0002;
+}
+
+/// Clock ids for [`tag::GET_CLOCK_RATE`].
+pub mod clock {
+    /// UART clock.
+    pub const UART: u32 = 2;
+    /// ARM core clock.
+    pub const ARM: u32 = 3;
+}
+
+/// Why a property call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailboxError {
+    /// The firmware did not mark the buffer as answered successfully.
+    RequestFailed(u32),
+    /// The tag was not answered (not implemented by this firmware or emulator).
+    TagNotAnswered(u32),
+}
+
+/// The property buffer: 16-byte alignment is required (the low 4 bits of the written
+/// word carry the channel); a whole cache line avoids sharing it with other data.
+#[repr(C, align(64))]
+struct PropertyBuffer([u32; 16]);
+
+static BUFFER: spin::Mutex<PropertyBuffer> = spin::Mutex::new(PropertyBuffer([0; 16]));
+
+/// Sends one tag with `request` values and returns up to two answer words.
+///
+/// `virt_to_bus` turns the buffer's kernel virtual address into the address the
+/// VideoCore must see.
+fn property(tag: u32, request: &[u32], answer_words: usize) -> Result<[u32; 2], MailboxError> {
+    let mut buf = BUFFER.lock();
+    let value_words = request.len().max(answer_words).max(2);
+    let b = &mut buf.0;
+    b.fill(0);
+    b[0] = ((6 + value_words) * 4) as u32;
+    b[1] = REQUEST;
+    b[2] = tag;
+    b[3] = (value_words * 4) as u32;
+    b[4] = 0;
+    b[5..5 + request.len()].copy_from_slice(request);
+    b[5 + value_words] = 0; // end tag
+
+    let va = b.as_ptr() as usize;
+    // Real hardware: write the request out of the data cache before the VideoCore
+    // reads it, and drop stale lines before we read its answer.
+    boot::cache::clean_inval_dcache_range(va, core::mem::size_of::<PropertyBuffer>());
+    // Bus address: the 0xC0000000 alias is the VideoCore's uncached view of SDRAM.
+    let bus = (boot::kimage_virt_to_phys(va) as u32) | 0xC000_0000;
+
+    while MBOX.write_status.get() & STATUS_FULL != 0 {
+        core::hint::spin_loop();
+    }
+    boot::cpu::dsb_sy();
+    MBOX.write.set((bus & !0xf) | CHANNEL_PROPERTY);
+    loop {
+        while MBOX.status.get() & STATUS_EMPTY != 0 {
+            core::hint::spin_loop();
+        }
+        let answer = MBOX.read.get();
+        if answer & 0xf == CHANNEL_PROPERTY && answer & !0xf == bus & !0xf {
+            break;
+        }
+    }
+    boot::cpu::dsb_sy();
+    boot::cache::inval_dcache_range(va, core::mem::size_of::<PropertyBuffer>());
+
+    // SAFETY: volatile reads of our own buffer, which the VideoCore just wrote behind
+    // the compiler's back.
+    let word = |i: usize| unsafe { core::ptr::read_volatile(&b[i]) };
+    if word(1) != RESPONSE_OK {
+        return Err(MailboxError::RequestFailed(word(1)));
+    }
+    if word(4) & TAG_RESPONSE == 0 {
+        return Err(MailboxError::TagNotAnswered(tag));
+    }
+    Ok([word(5), word(6)])
+}
+
+/// The board revision code.
+pub fn board_revision() -> Result<u32, MailboxError> {
+    property(tag::BOARD_REVISION, &[], 1).map(|v| v[0])
+}
+
+/// The board serial number.
+pub fn board_serial() -> Result<u64, MailboxError> {
+    property(tag::BOARD_SERIAL, &[], 2).map(|v| (v[1] as u64) << 32 | v[0] as u64)
+}
+
+/// ARM memory as (base, size).
+pub fn arm_memory() -> Result<(u32, u32), MailboxError> {
+    property(tag::ARM_MEMORY, &[], 2).map(|v| (v[0], v[1]))
+}
+
+/// VideoCore memory as (base, size).
+pub fn vc_memory() -> Result<(u32, u32), MailboxError> {
+    property(tag::VC_MEMORY, &[], 2).map(|v| (v[0], v[1]))
+}
+
+/// The rate of a clock in Hz.
+pub fn clock_rate(clock_id: u32) -> Result<u32, MailboxError> {
+    property(tag::GET_CLOCK_RATE, &[clock_id], 2).map(|v| v[1])
+}

@@ -1,0 +1,83 @@
+//! CPU primitives: identity, barriers, interrupt masking, low-power waits.
+
+use core::arch::asm;
+
+/// This core's number (MPIDR_EL1.Aff0: 0..=3 on the BCM2837).
+pub fn cpu_id() -> usize {
+    let mpidr: u64;
+    // SAFETY: reading MPIDR_EL1 has no side effects.
+    unsafe { asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack, preserves_flags)) };
+    (mpidr & 0xff) as usize
+}
+
+/// The raw MIDR_EL1 (0x410fd034 on a Cortex-A53 r0p4).
+pub fn midr() -> u64 {
+    let v: u64;
+    // SAFETY: reading MIDR_EL1 has no side effects.
+    unsafe { asm!("mrs {}, midr_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Full-system data synchronisation barrier.
+pub fn dsb_sy() {
+    // SAFETY: a barrier has no memory-safety effect.
+    unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+/// Instruction synchronisation barrier: needed after system-register writes.
+pub fn isb() {
+    // SAFETY: a barrier has no memory-safety effect.
+    unsafe { asm!("isb", options(nostack, preserves_flags)) };
+}
+
+/// Masks IRQ, FIQ, SError and debug exceptions and returns the previous DAIF.
+pub fn local_irq_save() -> u64 {
+    let daif: u64;
+    // SAFETY: changes only this core's interrupt mask.
+    unsafe {
+        asm!("mrs {}, daif", "msr daifset, #0xf", out(reg) daif, options(nomem, nostack, preserves_flags))
+    };
+    daif
+}
+
+/// Restores a DAIF value from [`local_irq_save`].
+pub fn local_irq_restore(daif: u64) {
+    // SAFETY: restores this core's interrupt mask to a value it had before.
+    unsafe { asm!("msr daif, {}", in(reg) daif, options(nomem, nostack, preserves_flags)) };
+}
+
+/// Waits for an event (cheap idle).
+pub fn wfe() {
+    // SAFETY: waits for an event; no memory effects.
+    unsafe { asm!("wfe", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Signals an event to all cores; a `dsb` first makes prior stores visible to them.
+pub fn sev() {
+    // SAFETY: barrier and event; no memory-safety effects.
+    unsafe { asm!("dsb sy", "sev", options(nostack, preserves_flags)) };
+}
+
+/// Stops this core for good.
+pub fn halt() -> ! {
+    local_irq_save();
+    loop {
+        wfe();
+    }
+}
+
+/// Current stack pointer.
+pub fn sp() -> usize {
+    let sp: usize;
+    // SAFETY: reads sp.
+    unsafe { asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
+/// Current frame pointer (x29).
+pub fn fp() -> usize {
+    let fp: usize;
+    // SAFETY: reads x29.
+    unsafe { asm!("mov {}, x29", out(reg) fp, options(nomem, nostack, preserves_flags)) };
+    fp
+}

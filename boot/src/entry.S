@@ -1,0 +1,197 @@
+// Kernel entry for the Raspberry Pi 3 (BCM2837, Cortex-A53).
+//
+// Runs at the physical load address 0x80000 with the MMU off. Everything here is
+// position independent (adr/adrp only) until the MMU is on and we jump to the
+// higher-half link address. Order matters for real hardware:
+//   1. park any core but core 0 (QEMU's ELF boot starts all four here; the firmware
+//      keeps cores 1-3 in its own spin-table loop and never sends them here)
+//   2. drop from EL3/EL2 to EL1h with interrupts masked
+//   3. install the exception vectors before anything can fault
+//   4. zero BSS (objcopy -O binary drops it; real RAM is not zero)
+//   5. build the early page tables and turn the MMU and caches on; no exclusive
+//      loads/stores (locks, atomics) may run before this point on a Pi 3
+//   6. switch to the higher half, set the 16-byte aligned boot stack, call Rust.
+
+.equ KIMAGE_VADDR,      0xFFFFFFC000000000
+.equ PERIPH_BASE,       0x3F000000
+
+// Block descriptors for the early map (AArch64 stage 1, 4 KiB granule).
+// Normal WB memory: valid block, AttrIndx 0, inner shareable, AF.
+.equ PMD_NORMAL,        0x701
+// Device-nGnRE: valid block, AttrIndx 1, AF, PXN, UXN.
+.equ PMD_DEVICE,        0x0060000000000405
+.equ TABLE_DESC,        0x3
+
+// MAIR: idx0 Normal WB RA/WA (0xff), idx1 Device-nGnRE (0x04), idx2 Normal NC (0x44).
+.equ MAIR_VALUE,        0x4404ff
+// TCR: T0SZ=T1SZ=25 (39-bit VA), WBWA inner/outer, inner shareable, 4 KiB granules.
+// IPS is filled in from ID_AA64MMFR0_EL1.PARange.
+.equ TCR_VALUE,         0xB5193519
+// SCTLR_EL1 RES1 bits, little endian, MMU/caches off.
+.equ SCTLR_EL1_RES1,    0x30d00800
+// SCTLR_EL1 with M (MMU), C (data cache), SA, SA0, I (instruction cache).
+.equ SCTLR_EL1_MMU_ON,  0x30d0181d
+
+.section .text.boot, "ax"
+.global _start
+_start:
+    mov     x19, x0                     // DTB pointer (or 0x100 ATAGS) from the loader
+    mrs     x1, mpidr_el1
+    and     x1, x1, #0xff
+    cbz     x1, 1f
+0:  wfe                                 // not core 0: park
+    b       0b
+
+1:  mrs     x20, CurrentEL
+    lsr     x20, x20, #2                // entry exception level, reported in the banner
+    cmp     x20, #3
+    b.ne    2f
+    // EL3 -> EL2 (non-secure, AArch64 below, HVC enabled, SMC disabled).
+    mov     x2, #0x5b1
+    msr     scr_el3, x2
+    mov     x2, #0x3c9                  // EL2h, DAIF masked
+    msr     spsr_el3, x2
+    adr     x2, 2f
+    msr     elr_el3, x2
+    eret
+
+2:  mrs     x2, CurrentEL
+    lsr     x2, x2, #2
+    cmp     x2, #2
+    b.ne    3f
+    // EL2 -> EL1: EL1 is AArch64, EL1 may use the physical counter and timer.
+    mov     x2, #(1 << 31)
+    msr     hcr_el2, x2
+    mov     x2, #3
+    msr     cnthctl_el2, x2
+    msr     cntvoff_el2, xzr
+    ldr     x2, =SCTLR_EL1_RES1
+    msr     sctlr_el1, x2
+    mov     x2, #0x3c5                  // EL1h, DAIF masked
+    msr     spsr_el2, x2
+    adr     x2, 3f
+    msr     elr_el2, x2
+    eret
+
+3:  // EL1h from here on. Vectors at their physical address until the MMU is on.
+    msr     daifset, #0xf
+    adr     x1, __exception_vectors
+    msr     vbar_el1, x1
+    isb                                 // real hardware: system register writes need isb
+
+    // Zero BSS (16-byte aligned by the linker script), through physical addresses.
+    adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+4:  cmp     x1, x2
+    b.hs    5f
+    stp     xzr, xzr, [x1], #16
+    b       4b
+
+5:  // Early page tables. One L2 table maps the first GiB with 2 MiB blocks: RAM as
+    // Normal memory, the peripherals from 0x3F000000 as Device. It is shared by the
+    // identity map (TTBR0 L1[0]), the linear map at PAGE_OFFSET (TTBR1 L1[0]) and the
+    // kernel image at KIMAGE_VADDR (TTBR1 L1[256]). TTBR0 L1[1] maps the local
+    // peripherals at 0x40000000 as Device. The kernel replaces all this with its real
+    // tables early in boot and then stops TTBR0 walks.
+    adrp    x1, early_l2
+    mov     x2, #0                      // physical address of the block
+    mov     x3, #0                      // index
+    ldr     x4, =PMD_NORMAL
+    ldr     x5, =PMD_DEVICE
+    ldr     x6, =PERIPH_BASE
+6:  cmp     x2, x6
+    csel    x7, x4, x5, lo
+    orr     x7, x7, x2
+    str     x7, [x1, x3, lsl #3]
+    add     x2, x2, #0x200000
+    add     x3, x3, #1
+    cmp     x3, #512
+    b.lo    6b
+
+    orr     x7, x1, #TABLE_DESC         // table descriptor -> early_l2
+    adrp    x2, early_l1_ttbr0
+    str     x7, [x2]
+    mov     x3, #0x40000000
+    orr     x3, x3, x5                  // 1 GiB Device block for the local peripherals
+    str     x3, [x2, #8]
+    adrp    x3, early_l1_ttbr1
+    str     x7, [x3]                    // PAGE_OFFSET
+    str     x7, [x3, #(256 * 8)]        // KIMAGE_VADDR
+
+    // Real hardware: the tables were written with the MMU and caches off, straight to
+    // memory. Invalidate any stale cache lines over them so the walker, which will use
+    // cacheable accesses, sees what is in RAM.
+    adrp    x1, early_l1_ttbr0
+    add     x2, x1, #(3 * 4096)
+7:  dc      ivac, x1
+    add     x1, x1, #64
+    cmp     x1, x2
+    b.lo    7b
+    dsb     sy
+
+    ldr     x1, =MAIR_VALUE
+    msr     mair_el1, x1
+    ldr     x1, =TCR_VALUE
+    mrs     x2, id_aa64mmfr0_el1
+    and     x2, x2, #0x7                // PARange -> TCR.IPS
+    orr     x1, x1, x2, lsl #32
+    msr     tcr_el1, x1
+    adrp    x1, early_l1_ttbr0
+    msr     ttbr0_el1, x1
+    adrp    x1, early_l1_ttbr1
+    msr     ttbr1_el1, x1
+    isb
+    tlbi    vmalle1
+    ic      iallu
+    dsb     nsh
+    isb
+    ldr     x1, =SCTLR_EL1_MMU_ON
+    msr     sctlr_el1, x1
+    isb
+
+    // Into the higher half: an absolute address from the literal pool.
+    ldr     x1, =boot_high
+    br      x1
+
+boot_high:
+    ldr     x1, =__exception_vectors
+    msr     vbar_el1, x1
+    isb
+    ldr     x1, =boot_stack_top
+    mov     sp, x1
+    mov     x29, #0                     // terminates frame-pointer call traces
+    mov     x30, #0
+    mov     x0, x19
+    mov     x1, x20
+    bl      kernel_main
+8:  wfe
+    b       8b
+.ltorg
+
+// Early translation tables: L1 for TTBR0, L1 for TTBR1, one shared L2 (zeroed with BSS).
+.section .bss.pgtables, "aw", %nobits
+.balign 4096
+.global early_l1_ttbr0
+early_l1_ttbr0: .space 4096
+.global early_l1_ttbr1
+early_l1_ttbr1: .space 4096
+.global early_l2
+early_l2:       .space 4096
+
+// Stacks: each a 64 KiB slot whose lowest 4 KiB are a guard page that the kernel
+// leaves unmapped, so an overflow faults; the vectors recognise a stack pointer inside
+// a guard (sp % 64 KiB < 4 KiB) and switch to the emergency stack of the CPU.
+.section .bss.stacks, "aw", %nobits
+.balign 65536
+.global boot_stack_guard
+boot_stack_guard:   .space 4096
+.global boot_stack_bottom
+boot_stack_bottom:  .space 65536 - 4096
+.global boot_stack_top
+boot_stack_top:
+.global emergency_stacks
+emergency_stacks:   .space 65536 * 4
+.global emergency_stacks_end
+emergency_stacks_end:

@@ -1,0 +1,113 @@
+//! The kernel's view of the Raspberry Pi: console output through the PL011, the clock,
+//! the board identity, linker-script symbols and the embedded symbol table.
+
+use crate::ksyms::SymbolTable;
+use board::revision::BoardRevision;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// Board revision code from the mailbox (0 until known).
+static REVISION: AtomicU32 = AtomicU32::new(0);
+
+/// Records the board revision code.
+pub fn set_revision(code: u32) {
+    REVISION.store(code, Ordering::Relaxed);
+}
+
+/// The decoded board revision.
+pub fn revision() -> BoardRevision {
+    BoardRevision::new(REVISION.load(Ordering::Relaxed))
+}
+
+fn uart_write(s: &str) {
+    board::uart::puts(s);
+}
+
+/// Routes printk to the UART with generic-timer timestamps.
+pub fn init_console() {
+    crate::printk::set_backend(crate::printk::Backend {
+        write: uart_write,
+        now_ns: board::timer::uptime_ns,
+        cpu_id: boot::cpu::cpu_id,
+    });
+}
+
+extern "C" {
+    static __kernel_start: u8;
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __rodata_end: u8;
+    static __ksyms_start: u8;
+    static __ksyms_end: u8;
+    static __data_start: u8;
+    static __data_end: u8;
+    static __bss_start: u8;
+    static __bss_end: u8;
+    static __kernel_end: u8;
+    static boot_stack_guard: u8;
+    static boot_stack_bottom: u8;
+    static boot_stack_top: u8;
+    static emergency_stacks: u8;
+    static emergency_stacks_end: u8;
+}
+
+macro_rules! sym {
+    ($s:ident) => {
+        core::ptr::addr_of!($s) as usize
+    };
+}
+
+/// Kernel image ranges (virtual addresses) from the linker script.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageLayout {
+    /// Whole image.
+    pub start: usize,
+    /// End of the image (page aligned, after bss).
+    pub end: usize,
+    /// Text.
+    pub text: (usize, usize),
+    /// Read-only data (including the symbol table).
+    pub rodata: (usize, usize),
+    /// Initialised data.
+    pub data: (usize, usize),
+    /// Zero-initialised data, including page tables and stacks.
+    pub bss: (usize, usize),
+    /// The boot stack's guard page.
+    pub boot_stack_guard: usize,
+    /// Boot stack usable range.
+    pub boot_stack: (usize, usize),
+    /// Emergency stacks (one 64 KiB slot per CPU).
+    pub emergency_stacks: (usize, usize),
+}
+
+/// The kernel image layout.
+pub fn image_layout() -> ImageLayout {
+    ImageLayout {
+        start: sym!(__kernel_start),
+        end: sym!(__kernel_end),
+        text: (sym!(__text_start), sym!(__text_end)),
+        rodata: (sym!(__rodata_start), sym!(__rodata_end)),
+        data: (sym!(__data_start), sym!(__data_end)),
+        bss: (sym!(__bss_start), sym!(__bss_end)),
+        boot_stack_guard: sym!(boot_stack_guard),
+        boot_stack: (sym!(boot_stack_bottom), sym!(boot_stack_top)),
+        emergency_stacks: (sym!(emergency_stacks), sym!(emergency_stacks_end)),
+    }
+}
+
+/// Size of the `.ksyms` reservation (must match KSYMS_SIZE in linker/kernel.ld).
+pub const KSYMS_SIZE: usize = 0x60000;
+
+/// The reservation tools/ksyms.py fills after linking; zero (no table) until then.
+#[link_section = ".ksyms"]
+#[used]
+static KSYMS_RESERVATION: [u8; KSYMS_SIZE] = [0; KSYMS_SIZE];
+
+/// The symbol table embedded by tools/ksyms.py, if the image has one.
+pub fn symbols() -> Option<SymbolTable<'static>> {
+    let (start, end) = (sym!(__ksyms_start), sym!(__ksyms_end));
+    // SAFETY: [__ksyms_start, __ksyms_end) is the read-only .ksyms section of the image,
+    // mapped for the kernel's lifetime.
+    let blob = unsafe { core::slice::from_raw_parts(start as *const u8, end - start) };
+    SymbolTable::parse(blob)
+}

@@ -1,0 +1,66 @@
+//! The interactive console on the UART: prompt, line editing, dispatch through the
+//! command registry. Never returns.
+
+use crate::commands::COMMANDS;
+use crate::console::line::{Event, LineEditor};
+use crate::console::registry::{dispatch, CommandError, Dispatch, Usage};
+use crate::console::PROMPT;
+use crate::printk::print_raw;
+use crate::{cprint, cprintln};
+
+/// Longest command line accepted.
+pub const LINE_MAX: usize = 128;
+
+/// Runs one command line.
+pub fn execute(line: &str) {
+    match dispatch(COMMANDS, line) {
+        Dispatch::Empty => {}
+        Dispatch::Unknown(name) => cprintln!("unknown command '{}' (type help)", name),
+        Dispatch::Found(cmd, args) => match (cmd.run)(&args) {
+            Ok(()) => {}
+            Err(CommandError::Usage) => cprintln!("{}", Usage(cmd)),
+            Err(CommandError::BadArgument(why)) => {
+                cprintln!("{}: {}", cmd.name, why);
+                cprintln!("{}", Usage(cmd));
+            }
+        },
+    }
+}
+
+/// The read-eval loop.
+pub fn run() -> ! {
+    let mut editor = LineEditor::<LINE_MAX>::new();
+    print_raw(PROMPT);
+    loop {
+        let Some(b) = board::uart::try_getb() else {
+            core::hint::spin_loop();
+            continue;
+        };
+        match editor.feed(b) {
+            Event::Echo(bytes) => {
+                if let Ok(s) = core::str::from_utf8(bytes) {
+                    print_raw(s);
+                }
+            }
+            Event::Line(line) => {
+                print_raw("\n");
+                // Copy out: commands may take long and the editor is reused after.
+                let mut buf = [0u8; LINE_MAX];
+                let n = line.len();
+                buf[..n].copy_from_slice(line.as_bytes());
+                execute(core::str::from_utf8(&buf[..n]).unwrap_or(""));
+                print_raw(PROMPT);
+            }
+            Event::TooLong { max } => {
+                print_raw("\n");
+                cprintln!("line too long (at most {} characters): ignored", max);
+                print_raw(PROMPT);
+            }
+            Event::Cancelled => {
+                cprint!("^C\n");
+                print_raw(PROMPT);
+            }
+            Event::None => {}
+        }
+    }
+}

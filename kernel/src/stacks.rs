@@ -1,0 +1,58 @@
+//! Kernel stacks: 64 KiB slots whose lowest 4 KiB are an unmapped guard page.
+//!
+//! The exception vectors recognise an overflow by the stack pointer's position in its
+//! slot (`boot::STACK_GUARD_SIZE`), so every kernel stack must be such a slot. Stacks
+//! outside the kernel image (per-CPU stacks in the STACKS region) are registered here
+//! so the unwinder may read them.
+
+use boot::{STACK_GUARD_SIZE, STACK_SLOT_SIZE};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+const MAX_STACKS: usize = 8;
+static REGISTERED: [AtomicUsize; MAX_STACKS] = [const { AtomicUsize::new(0) }; MAX_STACKS];
+
+/// Usable range [bottom, top) of the slot containing `sp` (guard excluded).
+pub const fn slot_of(sp: usize) -> (usize, usize) {
+    let base = sp & !(STACK_SLOT_SIZE - 1);
+    (base + STACK_GUARD_SIZE, base + STACK_SLOT_SIZE)
+}
+
+/// Whether `sp` lies in a slot's guard page.
+pub const fn in_guard(sp: usize) -> bool {
+    sp & (STACK_SLOT_SIZE - 1) < STACK_GUARD_SIZE
+}
+
+/// Records a stack slot (its base) so call traces may walk it.
+pub fn register(slot_base: usize) -> bool {
+    REGISTERED.iter().any(|s| {
+        s.compare_exchange(0, slot_base, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    })
+}
+
+/// Whether `addr` is inside the usable part of a registered stack slot.
+pub fn contains(addr: usize) -> bool {
+    REGISTERED.iter().any(|s| {
+        let base = s.load(Ordering::Acquire);
+        base != 0 && addr >= base + STACK_GUARD_SIZE && addr < base + STACK_SLOT_SIZE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_and_guards() {
+        assert_eq!(
+            slot_of(0xffff_0000_0001_8000),
+            (0xffff_0000_0001_1000, 0xffff_0000_0002_0000)
+        );
+        assert!(in_guard(0xffff_0000_0001_0ff0));
+        assert!(!in_guard(0xffff_0000_0001_1000));
+        assert!(register(0x4_0000));
+        assert!(contains(0x4_1000));
+        assert!(!contains(0x4_0ff8), "guard page is not stack");
+        assert!(!contains(0x5_0000));
+    }
+}
