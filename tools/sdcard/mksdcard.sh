@@ -269,7 +269,9 @@ printf 'label: dos\nunit: sectors\nstart=%d, size=%d, type=c, bootable\n' \
 
 # FAT32 filesystem in a separate file, filled with mtools, then placed at the partition.
 # -h: "hidden sectors" in the boot sector = the partition's start, as on a real card.
-mkfs.vfat -F 32 -n BOOT -h "$PART_START" -C "$part" "$PART_KB" >"$log" 2>&1 ||
+# -S 512 -s 1: 512-byte sectors, one sector per cluster, as Raspberry Pi OS images use
+# (some boot ROMs, e.g. early CM3s, fail on FAT32 with larger clusters).
+mkfs.vfat -F 32 -n BOOT -S 512 -s 1 -h "$PART_START" -C "$part" "$PART_KB" >"$log" 2>&1 ||
     die "mkfs.vfat failed:" "$(cat "$log")"
 for pair in "${files[@]}"; do
     mcopy -i "$part" -- "${pair#*=}" "::${pair%%=*}" >"$log" 2>&1 ||

@@ -144,6 +144,9 @@ expect_eq "partitions 2-4 unused" "0" "$(le "$IMG" 462 48)"
 expect_eq "FAT boot sector signature at the partition" "$((0xAA55))" "$(le "$IMG" $((1048576 + 510)) 2)"
 expect_eq "filesystem is FAT32" "FAT32   " "$(ascii "$IMG" $((1048576 + 82)) 8)"
 expect_eq "volume label BOOT" "BOOT       " "$(ascii "$IMG" $((1048576 + 71)) 11)"
+expect_eq "FAT: 512-byte sectors" "512" "$(le "$IMG" $((1048576 + 11)) 2)"
+expect_eq "FAT: one sector per cluster" "1" "$(le "$IMG" $((1048576 + 13)) 1)"
+expect_eq "FAT: hidden sectors = partition start" "2048" "$(le "$IMG" $((1048576 + 28)) 4)"
 
 listing=$(mdir -b -i "$FAT" :: 2>&1 | LC_ALL=C sort || true)
 expect_eq "FAT holds exactly the five boot files" "$EXPECTED_FILES" "$listing"
