@@ -221,6 +221,12 @@ print_files() { # NAME=SOURCE pairs
 # ---------------------------------------------------------------- main
 check_kernel
 check_config
+if [ "$files_only" -eq 1 ]; then
+    [ -e "$dest_dir" ] || die "destination not found: $dest_dir" \
+        "Mount the SD card's boot (FAT) partition and pass its mount point, e.g. DEST=/media/\$USER/boot."
+    [ -d "$dest_dir" ] || die "destination is not a directory: $dest_dir"
+    [ -w "$dest_dir" ] || die "destination is not writable: $dest_dir"
+fi
 fw_dir=""
 resolve_firmware
 
@@ -230,10 +236,6 @@ for f in "${FIRMWARE_FILES[@]}"; do
 done
 
 if [ "$files_only" -eq 1 ]; then
-    [ -e "$dest_dir" ] || die "destination not found: $dest_dir" \
-        "Mount the SD card's boot (FAT) partition and pass its mount point, e.g. DEST=/media/\$USER/boot."
-    [ -d "$dest_dir" ] || die "destination is not a directory: $dest_dir"
-    [ -w "$dest_dir" ] || die "destination is not writable: $dest_dir"
     for pair in "${files[@]}"; do
         cp -- "${pair#*=}" "$dest_dir/${pair%%=*}" || die "copying ${pair%%=*} to $dest_dir failed"
     done
