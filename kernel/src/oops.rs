@@ -27,11 +27,11 @@ pub struct Context<'a> {
 /// The kernel's version string for reports and the banner.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The first line of a fault report (`Unable to handle kernel ...`), or `None` when the
-/// exception is not an abort.
-pub fn fault_headline(frame: &TrapFrame) -> Option<alloc::string::String> {
+/// What the first line of a fault report calls the fault (`NULL pointer dereference`,
+/// `paging request`, ...), or `None` when the exception is not an abort.
+pub fn fault_headline(frame: &TrapFrame) -> Option<&'static str> {
     let abort = Abort::decode(frame.esr)?;
-    let what = if frame.far < 4096 && !abort.exec {
+    Some(if frame.far < 4096 && !abort.exec {
         "NULL pointer dereference"
     } else if abort.exec && abort.kind.is_permission() {
         "execute from non-executable memory"
@@ -39,14 +39,11 @@ pub fn fault_headline(frame: &TrapFrame) -> Option<alloc::string::String> {
         "write to read-only memory"
     } else {
         "paging request"
-    };
-    Some(alloc::format!(
-        "Unable to handle kernel {what} at virtual address {:016x}",
-        frame.far
-    ))
+    })
 }
 
-/// Writes the registers and call-trace part shared by oopses and panics.
+/// Writes the registers and call-trace part shared by oopses and panics. Nothing here
+/// allocates: the fault may have happened inside the allocator.
 pub fn write_registers_and_trace(
     w: &mut dyn Write,
     frame: &TrapFrame,
@@ -65,18 +62,11 @@ pub fn write_registers_and_trace(
     // x29 down to x0, three per line like Linux 5.x.
     let mut i = 29i32;
     while i >= 0 {
-        let mut line = alloc::string::String::new();
-        for r in (i - 2).max(0)..=i {
-            let r = i - (r - (i - 2).max(0));
-            let _ = write!(
-                line,
-                "{}x{:<2}: {:016x}",
-                if line.is_empty() { "" } else { " " },
-                r,
-                frame.regs[r as usize]
-            );
+        for r in ((i - 2).max(0)..=i).rev() {
+            let sep = if r == i { "" } else { " " };
+            write!(w, "{sep}x{r:<2}: {:016x}", frame.regs[r as usize])?;
         }
-        writeln!(w, "{line}")?;
+        writeln!(w)?;
         i -= 3;
     }
     write_call_trace(w, frame.elr, frame.regs[29], ctx)
@@ -103,8 +93,12 @@ pub fn write_oops(
     oops_nr: u32,
 ) -> fmt::Result {
     let class = esr::ec(frame.esr);
-    if let Some(headline) = fault_headline(frame) {
-        writeln!(w, "{headline}")?;
+    if let Some(what) = fault_headline(frame) {
+        writeln!(
+            w,
+            "Unable to handle kernel {what} at virtual address {:016x}",
+            frame.far
+        )?;
         esr::write_mem_abort_info(w, frame.esr)?;
         (ctx.describe_address)(w, frame.far)?;
         writeln!(

@@ -265,7 +265,7 @@ mod tests {
     fn timestamps_like_dmesg() {
         assert_eq!(Timestamp(0).to_string(), "[    0.000000] ");
         assert_eq!(Timestamp(123_456_789).to_string(), "[    0.123456] ");
-        assert_eq!(Timestamp(7391_431_768_000).to_string(), "[ 7391.431768] ");
+        assert_eq!(Timestamp(7_391_431_768_000).to_string(), "[ 7391.431768] ");
         assert_eq!(
             Timestamp(123_456_000_000_000).to_string(),
             "[123456.000000] "

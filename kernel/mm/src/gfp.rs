@@ -155,7 +155,7 @@ impl Gfp {
                         .find(|(n, _)| n.eq_ignore_ascii_case(part))?
                         .1
                 };
-            acc = acc | flag;
+            acc |= flag;
         }
         Some(acc)
     }

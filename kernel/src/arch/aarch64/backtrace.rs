@@ -16,7 +16,7 @@ pub const MAX_FRAMES: usize = 32;
 pub fn walk(fp: u64, read_u64: impl Fn(u64) -> Option<u64>, mut emit: impl FnMut(u64)) {
     let mut fp = fp;
     for _ in 0..MAX_FRAMES {
-        if fp == 0 || fp % 16 != 0 {
+        if fp == 0 || !fp.is_multiple_of(16) {
             return;
         }
         let (Some(next), Some(lr)) = (read_u64(fp), read_u64(fp.wrapping_add(8))) else {

@@ -27,7 +27,7 @@ pub fn read_stack_word(addr: u64) -> Option<u64> {
     let l = platform::image_layout();
     let a = addr as usize;
     let in_range = |(s, e): (usize, usize)| a >= s && a.checked_add(8).is_some_and(|end| end <= e);
-    if addr % 8 != 0
+    if !addr.is_multiple_of(8)
         || !(in_range(l.boot_stack) || in_range(l.emergency_stacks) || crate::stacks::contains(a))
     {
         return None;

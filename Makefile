@@ -1,0 +1,94 @@
+# mm-kernel: build, run and test the Raspberry Pi 3 memory-management kernel.
+#
+#   make          build kernel8.img (raw image for 0x80000) beside the ELF in target/
+#   make qemu     boot it in QEMU raspi3b on this terminal (the main job)
+#   make test     every test: host unit/property tests, QEMU integration tests, SD image
+#   make sweep    boot headless, run the allocation sweep, power off; pass/fail
+#   make gdb      QEMU halted with a gdb stub, gdb attached with symbols
+#   make objdump | nm | clippy | doc | sdcard | sdcard-files DEST=... | clean
+
+TARGET      := aarch64-unknown-none-softfloat
+PROFILE     := release
+ELF         := target/$(TARGET)/$(PROFILE)/kernel
+IMG         := kernel8.img
+CARGO       ?= cargo
+PYTHON      ?= python3
+HOST_TRIPLE  = $(shell rustc -vV | sed -n 's/^host: //p')
+LLVM_BIN     = $(shell rustc --print sysroot)/lib/rustlib/$(HOST_TRIPLE)/bin
+QEMU        ?= qemu-system-aarch64
+QEMU_ARGS   := -M raspi3b -kernel $(IMG) -serial stdio -display none -no-reboot
+FIRMWARE_DIR ?=
+SDCARD_IMG  ?= sdcard.img
+
+.PHONY: all build qemu test test-host test-qemu test-sdcard sweep gdb objdump nm clippy doc \
+        fmt sdcard sdcard-files clean ensure-qemu ensure-toolchain FORCE
+
+all: $(IMG)
+
+# The first cargo call installs the pinned toolchain, target and llvm-tools
+# (rust-toolchain.toml); this makes sure of the last two on older rustups.
+ensure-toolchain:
+	@rustup component list --installed 2>/dev/null | grep -q '^llvm-tools' || rustup component add llvm-tools
+	@rustup target list --installed 2>/dev/null | grep -q '^$(TARGET)$$' || rustup target add $(TARGET)
+
+$(IMG): ensure-toolchain FORCE
+	$(CARGO) build -p kernel --bin kernel --target $(TARGET) --$(PROFILE)
+	$(PYTHON) tools/ksyms.py $(LLVM_BIN)/llvm-nm $(LLVM_BIN)/llvm-objcopy $(ELF)
+	$(LLVM_BIN)/llvm-objcopy -O binary $(ELF) $(IMG)
+	@echo "built $(IMG) ($$(stat -c %s $(IMG)) bytes) from $(ELF)"
+
+build: $(IMG)
+
+ensure-qemu:
+	@tools/ensure-qemu.sh
+
+qemu: $(IMG) ensure-qemu
+	$(QEMU) $(QEMU_ARGS)
+
+test: test-host test-qemu test-sdcard
+	@echo "make test: all passed"
+
+test-host:
+	$(CARGO) test --workspace
+
+test-qemu: $(IMG) ensure-qemu
+	$(PYTHON) tools/test_qemu.py --image $(IMG)
+
+test-sdcard: $(IMG)
+	tools/sdcard/test_sdcard.sh $(IMG)
+
+sweep: $(IMG) ensure-qemu
+	$(PYTHON) tools/qemu_run.py --image $(IMG) --sweep
+
+gdb: $(IMG) ensure-qemu
+	@command -v gdb-multiarch >/dev/null 2>&1 || tools/ensure-pkg.sh gdb-multiarch gdb-multiarch
+	$(QEMU) $(QEMU_ARGS) -S -s & \
+	gdb-multiarch -q $(ELF) -ex 'set architecture aarch64' -ex 'target remote :1234'; \
+	kill %1 2>/dev/null || true
+
+objdump: $(IMG)
+	$(LLVM_BIN)/llvm-objdump -d --no-show-raw-insn $(ELF) | less
+
+nm: $(IMG)
+	$(LLVM_BIN)/llvm-nm -n -C $(ELF)
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p kernel -p boot -p board -p mm --target $(TARGET) -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+doc:
+	$(CARGO) doc --workspace --no-deps
+
+sdcard: $(IMG)
+	FIRMWARE_DIR="$(FIRMWARE_DIR)" tools/sdcard/mksdcard.sh $(IMG) $(SDCARD_IMG)
+
+sdcard-files: $(IMG)
+	@test -n "$(DEST)" || { echo "usage: make sdcard-files DEST=/media/\$$USER/boot" >&2; exit 1; }
+	FIRMWARE_DIR="$(FIRMWARE_DIR)" tools/sdcard/mksdcard.sh --files-only "$(DEST)" $(IMG)
+
+clean:
+	$(CARGO) clean
+	rm -f $(IMG) $(SDCARD_IMG)

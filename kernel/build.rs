@@ -1,0 +1,15 @@
+//! Link the bare-metal kernel binary with linker/kernel.ld (absolute path, so the build
+//! works from any directory) and fail on any section the script does not place.
+
+fn main() {
+    let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if target_os != "none" {
+        return;
+    }
+    let manifest =
+        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets this"));
+    let script = manifest.join("../linker/kernel.ld");
+    println!("cargo:rerun-if-changed={}", script.display());
+    println!("cargo:rustc-link-arg-bins=-T{}", script.display());
+    println!("cargo:rustc-link-arg-bins=--orphan-handling=error");
+}

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Drive the kernel in QEMU raspi3b over its serial console.
+
+As a library (tools/test_qemu.py) it boots the image, waits for output, types
+commands at the `mm> ` prompt and enforces timeouts so nothing can hang. As a command:
+
+    qemu_run.py --image kernel8.img --sweep      boot, let the sweep run, power off;
+                                                 exit 0 only if it completed with no leak
+    qemu_run.py --image kernel8.img -c 'meminfo' -c 'buddyinfo'
+                                                 run console commands, print everything
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+PROMPT = "mm> "
+QEMU = os.environ.get("QEMU", "qemu-system-aarch64")
+
+
+class QemuError(Exception):
+    """A timeout or unexpected exit, with the console output so far."""
+
+
+class Qemu:
+    def __init__(self, image, extra_args=(), log=None):
+        cmd = [QEMU, "-M", "raspi3b", "-kernel", image, "-serial", "stdio", "-display", "none",
+               "-no-reboot", "-monitor", "none", *extra_args]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.out = ""
+        self.err = ""
+        self.pos = 0  # where the next expect() starts looking
+        self.log = log
+        self.cond = threading.Condition()
+        self.threads = [threading.Thread(target=self._pump, args=(self.proc.stdout, "out"), daemon=True),
+                        threading.Thread(target=self._pump, args=(self.proc.stderr, "err"), daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def _pump(self, stream, which):
+        while True:
+            chunk = stream.read1(4096) if hasattr(stream, "read1") else stream.read(1)
+            if not chunk:
+                break
+            # The kernel sends \r only as part of \r\n; a pair may straddle two chunks.
+            text = chunk.decode("utf-8", "replace").replace("\r", "")
+            with self.cond:
+                if which == "out":
+                    self.out += text
+                    if self.log:
+                        self.log.write(text)
+                        self.log.flush()
+                else:
+                    self.err += text
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def expect(self, pattern, timeout=30):
+        """Waits for `pattern` (a regex) after the last match; returns the match."""
+        rx = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                m = rx.search(self.out, self.pos)
+                if m:
+                    self.pos = m.end()
+                    return m
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise QemuError(f"timed out after {timeout}s waiting for {pattern!r}\n--- output tail ---\n"
+                                    f"{self.out[-3000:]}")
+                if self.proc.poll() is not None and not any(t.is_alive() for t in self.threads):
+                    raise QemuError(f"QEMU exited ({self.proc.returncode}) while waiting for {pattern!r}\n"
+                                    f"--- output tail ---\n{self.out[-3000:]}\n--- stderr ---\n{self.err[-2000:]}")
+                self.cond.wait(min(left, 0.2))
+
+    def send(self, text):
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def command(self, line, timeout=60):
+        """Types `line` at the prompt and returns what it printed before the next prompt."""
+        self.send(line + "\r")
+        self.expect(re.escape(line) + r"\n", timeout)
+        start = self.pos
+        self.expect("^" + re.escape(PROMPT), timeout)
+        return self.out[start:self.pos - len(PROMPT)]
+
+    def wait_exit(self, timeout=30):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise QemuError(f"QEMU did not exit within {timeout}s\n--- output tail ---\n{self.out[-3000:]}")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for t in self.threads:
+            t.join(timeout=2)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--image", default="kernel8.img")
+    ap.add_argument("--sweep", action="store_true", help="check the boot sweep and power off")
+    ap.add_argument("-c", "--command", action="append", default=[], help="console command to run")
+    ap.add_argument("--timeout", type=float, default=300, help="seconds for boot and each command")
+    args = ap.parse_args()
+    with Qemu(args.image, log=sys.stdout) as q:
+        try:
+            q.expect("^" + re.escape(PROMPT), args.timeout)
+            ok = True
+            if args.sweep:
+                for line in ["__get_free_pages max order", "kmalloc max size", "vmalloc max size", "leak check"]:
+                    if not re.search(r"sweep: " + line, q.out):
+                        print(f"\nmake sweep: the sweep did not print 'sweep: {line}'", file=sys.stderr)
+                        ok = False
+                if not re.search(r"sweep: leak check: .* OK$", q.out, re.M):
+                    print("\nmake sweep: leak check did not say OK", file=sys.stderr)
+                    ok = False
+            for c in args.command:
+                q.command(c, args.timeout)
+            q.send("poweroff\r")
+            rc = q.wait_exit(60)
+            if rc != 0:
+                print(f"\nQEMU exited with status {rc}", file=sys.stderr)
+                ok = False
+        except QemuError as e:
+            print(f"\n{e}", file=sys.stderr)
+            ok = False
+    print("\nOK" if ok else "\nFAILED")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
