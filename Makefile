@@ -16,7 +16,7 @@ PYTHON      ?= python3
 HOST_TRIPLE  = $(shell rustc -vV | sed -n 's/^host: //p')
 LLVM_BIN     = $(shell rustc --print sysroot)/lib/rustlib/$(HOST_TRIPLE)/bin
 QEMU        ?= qemu-system-aarch64
-QEMU_ARGS   := -M raspi3b -kernel $(IMG) -serial stdio -display none -no-reboot
+QEMU_ARGS   := -M raspi3b -kernel $(IMG) -serial stdio -display none
 FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 
