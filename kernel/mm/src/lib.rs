@@ -16,3 +16,4 @@ extern crate alloc;
 pub mod addr;
 pub mod gfp;
 pub mod page_source;
+pub mod pgtable;
