@@ -553,3 +553,57 @@ fn four_level_configuration() {
     pt.unmap(&mut t, va(0xFFFF_0000_4000_0000), G1).unwrap();
     assert_eq!(pt.count_tables(), 1);
 }
+
+#[test]
+fn map_pages_rolls_back_in_live_and_new_tables() {
+    let sim = Sim::new(32);
+    let mut pt = sim.kernel_pt();
+    let mut t = sim.tables();
+    let v = VMALLOC_START + M2 - 4 * K;
+    pt.map(&mut t, va(v - K), pa(0x1000), K, Prot::KERNEL_RW, false)
+        .unwrap();
+    let free = sim.nr_free();
+    for fail_at in [2, 6, 9] {
+        let mut given = 0u64;
+        let mut released = Vec::new();
+        let r = pt.map_pages(
+            &mut t,
+            va(v),
+            8,
+            Prot::KERNEL_RW,
+            &mut |_| {
+                given += 1;
+                (given < fail_at).then(|| pa(0x10_0000 + given * K))
+            },
+            &mut |p| released.push(p),
+        );
+        if fail_at == 9 {
+            r.unwrap();
+            assert!(released.is_empty());
+            break;
+        }
+        assert_eq!(r, Err(PtError::NoPageMemory));
+        assert_eq!(released.len() as u64, fail_at - 1, "frames not handed back");
+        assert_eq!(leaves(&pt, v, 8 * K), 0);
+        assert_eq!(sim.nr_free(), free, "new L3 table not freed");
+    }
+    // Overlap in the live table: everything written before it is released.
+    let mut released = 0;
+    let r = pt.map_pages(
+        &mut t,
+        va(v - 3 * K),
+        3,
+        Prot::KERNEL_RW,
+        &mut |_| Some(pa(0x5000)),
+        &mut |_| released += 1,
+    );
+    assert_eq!(r, Err(PtError::Overlap(va(v - K))));
+    assert_eq!(released, 2);
+    assert_eq!(leaves(&pt, v - 3 * K, 2 * K), 0);
+}
+
+fn leaves(pt: &PageTable<&Sim, &Sim>, start: u64, size: u64) -> usize {
+    let mut n = 0;
+    pt.for_each_leaf(va(start), size, &mut |_| n += 1);
+    n
+}

@@ -34,6 +34,8 @@ pub struct Sim {
     /// Fail the attempt with this number (1-based, counted from `attempts` = 0) and all later.
     pub fail_from: Cell<Option<usize>>,
     pub tracing: Cell<bool>,
+    /// Fill frames with 0xa5 when allocated (off for timing).
+    pub dirty: Cell<bool>,
     pub log: RefCell<Vec<Ev>>,
     owners: RefCell<HashMap<u64, u64>>,
 }
@@ -63,6 +65,7 @@ impl Sim {
             attempts: Cell::new(0),
             fail_from: Cell::new(None),
             tracing: Cell::new(false),
+            dirty: Cell::new(true),
             log: RefCell::new(Vec::new()),
             owners: RefCell::new(HashMap::new()),
         }
@@ -107,8 +110,10 @@ impl Sim {
         assert!(!self.in_use.borrow()[i]);
         self.in_use.borrow_mut()[i] = true;
         // Dirty it, so that code relying on zeroed frames is caught.
-        // SAFETY: the frame is inside the host allocation.
-        unsafe { std::ptr::write_bytes(self.host(pa), 0xa5, PAGE_SIZE) };
+        if self.dirty.get() {
+            // SAFETY: the frame is inside the host allocation.
+            unsafe { std::ptr::write_bytes(self.host(pa), 0xa5, PAGE_SIZE) };
+        }
         Some(pa)
     }
 
