@@ -607,3 +607,60 @@ fn leaves(pt: &PageTable<&Sim, &Sim>, start: u64, size: u64) -> usize {
     pt.for_each_leaf(va(start), size, &mut |_| n += 1);
     n
 }
+
+#[test]
+fn unmapping_a_whole_table_unhooks_it_first() {
+    let sim = Sim::new(16);
+    let free0 = sim.nr_free();
+    let mut pt = sim.kernel_pt();
+    let mut t = sim.tables();
+    let v = VMALLOC_START + 2 * M2;
+    pt.map(
+        &mut t,
+        va(v - K),
+        pa(0x40_0000),
+        M2 + 2 * K,
+        Prot::KERNEL_RW,
+        false,
+    )
+    .unwrap();
+    let (l2, l2i) = entry_of(&pt, &sim, v, 2);
+    sim.tracing.set(true);
+    let mut first_report = None;
+    let u = pt
+        .unmap_with(&mut t, va(v - K), M2 + 2 * K, &mut |a, _, _| {
+            if a == va(v) && first_report.is_none() {
+                first_report = Some(sim.log.borrow().len());
+            }
+        })
+        .unwrap();
+    let log = sim.take_log();
+    assert_eq!((u.leaves, u.bytes, u.tables_freed), (514, M2 + 2 * K, 4));
+    let unhook = log
+        .iter()
+        .position(|e| {
+            *e == Ev::Write {
+                table: l2,
+                idx: l2i,
+                val: 0,
+            }
+        })
+        .unwrap();
+    let last_flush = log
+        .iter()
+        .rposition(|e| *e == Ev::FlushVa(v + M2 - K))
+        .unwrap();
+    assert!(unhook < last_flush && last_flush < first_report.unwrap());
+    assert_eq!(log[last_flush + 1], Ev::Sync);
+    // No entry of the unhooked table was written: it was read and freed.
+    let l3_writes = log
+        .iter()
+        .filter(|e| matches!(e, Ev::Write { val: 0, .. }))
+        .count();
+    assert_eq!(
+        l3_writes,
+        2 + 3 + 1,
+        "two pages, three L2 entries, one L1 entry"
+    );
+    assert_eq!(sim.nr_free(), free0 - 1);
+}

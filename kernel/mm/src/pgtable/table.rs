@@ -605,6 +605,16 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
             let d = self.read(table, i);
             match d.kind(level) {
                 DescKind::Invalid | DescKind::Reserved => {}
+                DescKind::Table if chunk == bs => {
+                    // The whole table goes: unhook it first (one invalidation for its
+                    // span), then empty it at leisure, out of the walker's reach.
+                    self.flush_pending(pending, f);
+                    self.write(table, i, Desc::INVALID);
+                    self.tlb.sync();
+                    self.flush_range(base, bs);
+                    self.tlb.sync();
+                    self.release_detached(alloc, d.addr(), level + 1, base, f, stats);
+                }
                 DescKind::Table => {
                     let child = d.addr();
                     self.unmap_level(alloc, child, level + 1, cur, chunk, pending, f, stats)?;
@@ -637,6 +647,35 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
             i += 1;
         }
         Ok(())
+    }
+
+    /// Reports every leaf of a table no walker can reach any more, and frees it and its
+    /// sub-tables.
+    fn release_detached<A: TableAlloc>(
+        &self,
+        alloc: &mut A,
+        table: u64,
+        level: u32,
+        va: u64,
+        f: LeafFn<'_>,
+        stats: &mut Unmapped,
+    ) {
+        let bs = level_size(level);
+        for i in 0..PTRS_PER_TABLE {
+            let d = self.read(table, i);
+            let eva = va.wrapping_add(i as u64 * bs);
+            match d.kind(level) {
+                DescKind::Table => self.release_detached(alloc, d.addr(), level + 1, eva, f, stats),
+                DescKind::Block | DescKind::Page => {
+                    stats.bytes += bs;
+                    stats.leaves += 1;
+                    f(VirtAddr::new(eva), PhysAddr::new(d.addr()), bs);
+                }
+                _ => {}
+            }
+        }
+        alloc.free_table(PhysAddr::new(table));
+        stats.tables_freed += 1;
     }
 
     /// Replaces the block `d` at `table[i]` (mapping `base`) by a table of the next level
