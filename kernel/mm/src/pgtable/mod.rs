@@ -10,9 +10,12 @@
 //! - [`TlbMaint`]: barriers and TLB invalidation, so host tests can record the exact order
 //!   of descriptor writes and invalidations (break-before-make).
 //!
+//! [`boot`] has the early table allocator and the helpers that build the kernel's tables.
+//!
 //! [`PageTable`] offers `map`, `unmap`, `protect`, `translate`, a `dump` like Linux's ptdump
 //! and [`PageTable::fault_info`] for "level N translation fault" reports.
 
+pub mod boot;
 pub mod desc;
 pub mod error;
 pub mod layout;
