@@ -1,7 +1,7 @@
 //! Building the kernel's TTBR1 tables at boot, before any heap exists: an early bump
 //! allocator of table pages and helpers for the fixed regions of [`super::layout`].
 //!
-//! ```ignore
+//! ```text
 //! let mut tables = BumpTables::new(PhysAddr::new(pgtable_pool_start), PhysAddr::new(pgtable_pool_end));
 //! let mem = unsafe { LinearPhysMemory::new(0) }; // identity-mapped (MMU off) at this point
 //! let mut pt = PageTable::create(&mut tables, PtConfig::KERNEL_39, mem, Tlb)?;

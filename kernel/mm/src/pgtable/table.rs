@@ -303,6 +303,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
                     let e = PtError::Overlap(VirtAddr::new(cur));
                     return Err(self.rollback(alloc, va.as_u64(), cur, e, &mut |_, _, _| {}));
                 }
+                // Invalid -> valid needs no invalidation: faulting walks are never cached.
                 self.write(table, i, Desc::leaf(p, prot, level));
                 cur = cur.wrapping_add(bs);
                 p += bs;

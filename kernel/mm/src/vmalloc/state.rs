@@ -336,3 +336,20 @@ fn zero_page(pages: &dyn PageSource, pa: PhysAddr) {
     // through the linear map at `phys_to_virt(pa)`, and nobody else uses it yet.
     unsafe { core::ptr::write_bytes(va.as_mut_ptr::<u8>(), 0, PAGE_SIZE) };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The kernel keeps the state in a static: construction must be const and the type Send.
+    static VMALLOC: spin::Mutex<Vmalloc> = spin::Mutex::new(Vmalloc::new());
+
+    #[test]
+    fn usable_as_a_static() {
+        let vm = VMALLOC.lock();
+        assert_eq!(vm.nr_table_pages(), 0);
+        assert!(vm.is_vmalloc_addr(VirtAddr::new(VMALLOC_START)));
+        assert!(!vm.is_vmalloc_addr(VirtAddr::new(VMALLOC_END)));
+        assert_eq!(vm.vmalloc_areas().free_bytes(), VMALLOC_END - VMALLOC_START);
+    }
+}
