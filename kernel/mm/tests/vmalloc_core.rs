@@ -7,7 +7,7 @@ use common::Sim;
 use mm::addr::{PhysAddr, VirtAddr};
 use mm::gfp::{Gfp, GFP_KERNEL};
 use mm::pgtable::layout::{IOREMAP_END, IOREMAP_START, VMALLOC_END, VMALLOC_START};
-use mm::pgtable::{PageTable, Prot};
+use mm::pgtable::{Access, PageTable, Prot};
 use mm::vmalloc::{AreaError, VmError, VmHit, Vmalloc, VmallocFail};
 
 const K: u64 = 4096;
@@ -271,6 +271,19 @@ fn reports_for_guard_pages_and_freed_areas() {
         "access to freed vmalloc area [0xffffffa000003000-0xffffffa000004000] allocated by bpf_prog_alloc"
     );
     assert_eq!(vm.lookup(VirtAddr::new(VMALLOC_START + M2)), None);
+    let mut r = String::new();
+    vm.report_fault(&pt, a.add(2 * K + 16), Access::Read, &mut r)
+        .unwrap();
+    assert_eq!(
+        r,
+        "Unable to handle kernel paging request at virtual address ffffffa000002010\n  \
+         FSC = 0x07: level 3 translation fault\n  \
+         0xffffffa000002010 is in the guard page after vmalloc area \
+         [0xffffffa000000000-0xffffffa000002000] allocated by alloc_netdev\n"
+    );
+    r.clear();
+    vm.report_fault(&pt, a, Access::Exec, &mut r).unwrap();
+    assert!(r.ends_with("  FSC = 0x0f: level 3 permission fault\n  0xffffffa000000000 is 0 bytes inside vmalloc area [0xffffffa000000000-0xffffffa000002000] allocated by alloc_netdev\n"), "{r}");
 }
 
 #[test]

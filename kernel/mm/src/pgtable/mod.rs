@@ -25,7 +25,7 @@ pub mod walk;
 pub use desc::{Desc, DescKind, MemType, Prot};
 pub use error::PtError;
 pub use table::{PageTable, PtConfig, Unmapped};
-pub use walk::{FaultInfo, Leaf, Translation};
+pub use walk::{Access, FaultInfo, Leaf, Translation};
 
 use crate::addr::{PhysAddr, VirtAddr};
 

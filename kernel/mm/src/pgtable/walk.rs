@@ -72,6 +72,19 @@ pub enum Access {
     Exec,
 }
 
+impl FaultInfo {
+    /// The ESR_ELx.DFSC/IFSC code the hardware would report (`None` if mapped): 0x04 + level
+    /// for translation faults, 0x0c + level for permission faults.
+    pub const fn fsc(&self) -> Option<u32> {
+        match self {
+            FaultInfo::Mapped(_) => None,
+            FaultInfo::Translation { level } => Some(0x04 + *level),
+            FaultInfo::Permission { level } => Some(0x0c + *level),
+            FaultInfo::OutOfRange => Some(0x04),
+        }
+    }
+}
+
 /// `level 2 translation fault` / `level 3 permission fault`, as Linux's ESR decoding says.
 impl fmt::Display for FaultInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -3,6 +3,7 @@
 use core::fmt;
 
 use crate::addr::VirtAddr;
+use crate::pgtable::{Access, FaultInfo, PageTable, PhysMemory, TlbMaint};
 
 use super::area::{VmArea, VmKind};
 use super::state::Vmalloc;
@@ -73,6 +74,37 @@ impl Vmalloc {
             }
         }
         None
+    }
+
+    /// Writes a Linux-like report of a kernel fault at `va`:
+    ///
+    /// ```text
+    /// Unable to handle kernel paging request at virtual address ffffffa000002000
+    ///   FSC = 0x07: level 3 translation fault
+    ///   0xffffffa000002000 is in the guard page after vmalloc area [...] allocated by foo
+    /// ```
+    pub fn report_fault<M: PhysMemory, T: TlbMaint>(
+        &self,
+        pt: &PageTable<M, T>,
+        va: VirtAddr,
+        access: Access,
+        w: &mut dyn fmt::Write,
+    ) -> fmt::Result {
+        writeln!(
+            w,
+            "Unable to handle kernel paging request at virtual address {:016x}",
+            va.as_u64()
+        )?;
+        match pt.access_fault(va, access) {
+            FaultInfo::Mapped(t) => {
+                writeln!(w, "  no fault: mapped at level {} to {:#x}", t.level, t.pa)?
+            }
+            f => writeln!(w, "  FSC = {:#04x}: {f}", f.fsc().unwrap_or(0))?,
+        }
+        if let Some(hit) = self.lookup(va) {
+            writeln!(w, "  {hit}")?;
+        }
+        Ok(())
     }
 
     /// Writes /proc/vmallocinfo exactly as Linux 5.10 does (`%7ld` size, guard page
