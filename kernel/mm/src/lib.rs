@@ -9,6 +9,8 @@
 //! - [`addr`]: physical and virtual addresses as distinct types, page arithmetic.
 //! - [`gfp`]: the GFP allocation flags (`GFP_KERNEL`, `GFP_ATOMIC`, ...).
 //! - [`page_source`]: how the slab and vmalloc layers ask for page frames.
+//! - [`pgtable`]: AArch64 page tables (heap-free) and the kernel's address-space layout.
+//! - [`vmalloc`]: vmap areas, vmalloc/vfree, vmap, ioremap, /proc/vmallocinfo.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -16,3 +18,5 @@ extern crate alloc;
 pub mod addr;
 pub mod gfp;
 pub mod page_source;
+pub mod pgtable;
+pub mod vmalloc;

@@ -1,0 +1,278 @@
+//! AArch64 stage-1 translation descriptors (4 KiB granule) and the [`Prot`] attribute set.
+//!
+//! Bit names follow Linux's `arch/arm64/include/asm/pgtable-hwdef.h`.
+
+use core::fmt;
+
+use super::layout::{MT_DEVICE_NGNRE, MT_NORMAL, MT_NORMAL_NC};
+
+/// Descriptor is valid.
+pub const PTE_VALID: u64 = 1 << 0;
+/// At levels 0-2: table descriptor (vs block); at level 3 it must be set for a page.
+pub const PTE_TABLE_BIT: u64 = 1 << 1;
+/// AttrIndx[2:0]: index into MAIR_EL1.
+pub const PTE_ATTRINDX_MASK: u64 = 7 << 2;
+/// AP[1]: EL0 access.
+pub const PTE_USER: u64 = 1 << 6;
+/// AP[2]: read-only.
+pub const PTE_RDONLY: u64 = 1 << 7;
+/// SH[1:0] = inner shareable.
+pub const PTE_SHARED: u64 = 3 << 8;
+/// Access flag (no AF faults wanted: always set on valid leaves).
+pub const PTE_AF: u64 = 1 << 10;
+/// Not global (ASID-tagged).
+pub const PTE_NG: u64 = 1 << 11;
+/// Privileged execute-never.
+pub const PTE_PXN: u64 = 1 << 53;
+/// Unprivileged execute-never.
+pub const PTE_UXN: u64 = 1 << 54;
+/// Output address bits [47:12].
+pub const PTE_ADDR_MASK: u64 = 0x0000_FFFF_FFFF_F000;
+/// Attribute bits a [`Prot`] may hold.
+pub const PROT_MASK: u64 =
+    PTE_ATTRINDX_MASK | PTE_USER | PTE_RDONLY | PTE_SHARED | PTE_AF | PTE_NG | PTE_PXN | PTE_UXN;
+
+/// Encodes a MAIR index into AttrIndx.
+pub const fn attrindx(mt: u64) -> u64 {
+    (mt & 7) << 2
+}
+
+/// The kind of a descriptor, as seen at a given level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DescKind {
+    /// Bit 0 clear: translation fault if walked.
+    Invalid,
+    /// Next-level table (levels 0-2).
+    Table,
+    /// Block (levels 1-2).
+    Block,
+    /// Page (level 3).
+    Page,
+    /// Bit 1 clear at level 3, or a block at level 0: reserved encoding.
+    Reserved,
+}
+
+/// A raw descriptor with helpers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct Desc(pub u64);
+
+impl Desc {
+    /// The invalid descriptor.
+    pub const INVALID: Desc = Desc(0);
+
+    /// A table descriptor pointing to `pa`.
+    pub const fn table(pa: u64) -> Desc {
+        Desc((pa & PTE_ADDR_MASK) | PTE_TABLE_BIT | PTE_VALID)
+    }
+    /// A leaf (block at level 1-2, page at level 3) mapping `pa` with `prot`.
+    pub const fn leaf(pa: u64, prot: Prot, level: u32) -> Desc {
+        let ty = if level == 3 { PTE_TABLE_BIT } else { 0 };
+        Desc((pa & PTE_ADDR_MASK) | prot.0 | ty | PTE_VALID)
+    }
+    /// Whether bit 0 is set.
+    pub const fn is_valid(self) -> bool {
+        self.0 & PTE_VALID != 0
+    }
+    /// Decodes the kind at `level`.
+    pub const fn kind(self, level: u32) -> DescKind {
+        if !self.is_valid() {
+            DescKind::Invalid
+        } else if level == 3 {
+            if self.0 & PTE_TABLE_BIT != 0 {
+                DescKind::Page
+            } else {
+                DescKind::Reserved
+            }
+        } else if self.0 & PTE_TABLE_BIT != 0 {
+            DescKind::Table
+        } else if level == 0 {
+            DescKind::Reserved
+        } else {
+            DescKind::Block
+        }
+    }
+    /// Output (or next-table) address.
+    pub const fn addr(self) -> u64 {
+        self.0 & PTE_ADDR_MASK
+    }
+    /// Attributes of a leaf.
+    pub const fn prot(self) -> Prot {
+        Prot(self.0 & PROT_MASK)
+    }
+}
+
+impl fmt::Debug for Desc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Desc({:#018x})", self.0)
+    }
+}
+
+/// Memory type of a mapping, decoded from AttrIndx.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemType {
+    /// Normal write-back RAM.
+    Normal,
+    /// Device-nGnRE.
+    DeviceNgnre,
+    /// Normal non-cacheable.
+    NormalNc,
+    /// An index this kernel does not program.
+    Other(u8),
+}
+
+/// The attribute bits of a leaf descriptor (no address, no type bits).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(transparent)]
+pub struct Prot(u64);
+
+const PROT_NORMAL_BASE: u64 = PTE_AF | PTE_SHARED;
+
+impl Prot {
+    /// Kernel data: RW, never executable.
+    pub const KERNEL_RW: Prot = Prot(PROT_NORMAL_BASE | attrindx(MT_NORMAL) | PTE_PXN | PTE_UXN);
+    /// Kernel read-only data.
+    pub const KERNEL_RO: Prot = Prot(Self::KERNEL_RW.0 | PTE_RDONLY);
+    /// Kernel text: read-only, executable at EL1 only.
+    pub const KERNEL_RX: Prot = Prot(PROT_NORMAL_BASE | attrindx(MT_NORMAL) | PTE_RDONLY | PTE_UXN);
+    /// Kernel RW, Normal non-cacheable (DMA buffers).
+    pub const KERNEL_RW_NC: Prot =
+        Prot(PROT_NORMAL_BASE | attrindx(MT_NORMAL_NC) | PTE_PXN | PTE_UXN);
+    /// Device-nGnRE MMIO: RW, execute-never.
+    pub const DEVICE: Prot = Prot(PROT_NORMAL_BASE | attrindx(MT_DEVICE_NGNRE) | PTE_PXN | PTE_UXN);
+
+    /// From raw attribute bits (bits outside [`PROT_MASK`] are dropped).
+    pub const fn from_bits(bits: u64) -> Prot {
+        Prot(bits & PROT_MASK)
+    }
+    /// The raw attribute bits.
+    pub const fn bits(self) -> u64 {
+        self.0
+    }
+    /// The same, never executable.
+    pub const fn noexec(self) -> Prot {
+        Prot(self.0 | PTE_PXN | PTE_UXN)
+    }
+    /// The same, executable at EL1.
+    pub const fn exec(self) -> Prot {
+        Prot(self.0 & !PTE_PXN)
+    }
+    /// The same, read-only.
+    pub const fn readonly(self) -> Prot {
+        Prot(self.0 | PTE_RDONLY)
+    }
+    /// The same, writable.
+    pub const fn writable(self) -> Prot {
+        Prot(self.0 & !PTE_RDONLY)
+    }
+    /// Whether EL1 may write.
+    pub const fn is_writable(self) -> bool {
+        self.0 & PTE_RDONLY == 0
+    }
+    /// Whether EL1 may execute.
+    pub const fn is_executable(self) -> bool {
+        self.0 & PTE_PXN == 0
+    }
+    /// Whether EL0 may access.
+    pub const fn is_user(self) -> bool {
+        self.0 & PTE_USER != 0
+    }
+    /// Memory type from AttrIndx.
+    pub const fn mem_type(self) -> MemType {
+        match (self.0 & PTE_ATTRINDX_MASK) >> 2 {
+            MT_NORMAL => MemType::Normal,
+            MT_DEVICE_NGNRE => MemType::DeviceNgnre,
+            MT_NORMAL_NC => MemType::NormalNc,
+            i => MemType::Other(i as u8),
+        }
+    }
+}
+
+/// Prints like Linux's ptdump: `RW NX SHD AF UXN MEM/NORMAL`.
+impl fmt::Display for Prot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_user() { "USR " } else { "    " })?;
+        f.write_str(if self.is_writable() { "RW" } else { "ro" })?;
+        f.write_str(if self.is_executable() { " x " } else { " NX" })?;
+        f.write_str(if self.0 & PTE_SHARED == PTE_SHARED {
+            " SHD"
+        } else {
+            "    "
+        })?;
+        f.write_str(if self.0 & PTE_AF != 0 { " AF" } else { "   " })?;
+        f.write_str(if self.0 & PTE_NG != 0 { " NG" } else { "   " })?;
+        f.write_str(if self.0 & PTE_UXN != 0 {
+            " UXN"
+        } else {
+            "    "
+        })?;
+        match self.mem_type() {
+            MemType::Normal => f.write_str(" MEM/NORMAL"),
+            MemType::DeviceNgnre => f.write_str(" DEVICE/nGnRE"),
+            MemType::NormalNc => f.write_str(" MEM/NORMAL-NC"),
+            MemType::Other(i) => write!(f, " ATTR{i}"),
+        }
+    }
+}
+
+impl fmt::Debug for Prot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Prot({:#x}:{})", self.0, self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_match_linux() {
+        // PROT_NORMAL-like values (Linux also sets its software DBM/PTE_WRITE bit).
+        assert_eq!(
+            Desc::leaf(0x4000_0000, Prot::KERNEL_RW, 3).0,
+            0x0060_0000_4000_0703
+        );
+        assert_eq!(
+            Desc::leaf(0x4000_0000, Prot::KERNEL_RW, 2).0,
+            0x0060_0000_4000_0701
+        );
+        assert_eq!(
+            Desc::leaf(0x3f20_0000, Prot::DEVICE, 3).0,
+            0x0060_0000_3f20_0707
+        );
+        assert_eq!(Desc::leaf(0, Prot::KERNEL_RX, 3).0, 0x0040_0000_0000_0783);
+        assert_eq!(Desc::table(0x8_1000).0, 0x8_1003);
+        assert_eq!(Desc::table(0x8_1000).kind(2), DescKind::Table);
+        assert_eq!(Desc::leaf(0, Prot::KERNEL_RW, 2).kind(2), DescKind::Block);
+        assert_eq!(Desc::leaf(0, Prot::KERNEL_RW, 3).kind(3), DescKind::Page);
+        assert_eq!(Desc(1).kind(3), DescKind::Reserved);
+        assert_eq!(Desc(0).kind(1), DescKind::Invalid);
+    }
+
+    #[test]
+    fn combinators_and_decoding() {
+        assert!(Prot::KERNEL_RW.is_writable() && !Prot::KERNEL_RW.is_executable());
+        assert!(!Prot::KERNEL_RO.is_writable());
+        assert!(Prot::KERNEL_RX.is_executable() && !Prot::KERNEL_RX.is_writable());
+        assert_eq!(Prot::KERNEL_RX.noexec(), Prot::KERNEL_RO);
+        assert_eq!(Prot::KERNEL_RW.readonly(), Prot::KERNEL_RO);
+        assert_eq!(Prot::KERNEL_RO.writable(), Prot::KERNEL_RW);
+        assert_eq!(Prot::DEVICE.mem_type(), MemType::DeviceNgnre);
+        assert_eq!(Prot::KERNEL_RW_NC.mem_type(), MemType::NormalNc);
+        let d = Desc::leaf(0x1000, Prot::KERNEL_RX, 3);
+        assert_eq!(d.prot(), Prot::KERNEL_RX);
+        assert_eq!(d.addr(), 0x1000);
+        assert_eq!(
+            Prot::KERNEL_RW.to_string(),
+            "    RW NX SHD AF    UXN MEM/NORMAL"
+        );
+        assert_eq!(
+            Prot::KERNEL_RX.to_string(),
+            "    ro x  SHD AF    UXN MEM/NORMAL"
+        );
+        assert_eq!(
+            Prot::DEVICE.to_string(),
+            "    RW NX SHD AF    UXN DEVICE/nGnRE"
+        );
+    }
+}
