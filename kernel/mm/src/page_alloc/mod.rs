@@ -586,12 +586,6 @@ impl PageAllocator {
         Some(mm.base_pfn + idx as u64)
     }
 
-    fn pageblock_mt(&self, mm: &MemMap, zi: usize, pfn: u64) -> MigrateType {
-        let start = self.meta[zi].start_pfn.load(Relaxed);
-        let head = (pfn & !(PAGEBLOCK_NR_PAGES - 1)).max(start);
-        mm.at(mm.idx(head)).block_mt()
-    }
-
     /// Frees a block from [`Self::alloc_pages`] (Linux's `__free_pages`), checking first
     /// that it is one: a bad request is refused and changes nothing.
     pub fn free_pages(&self, pfn: Pfn, order: u32, cpu: usize) -> Result<(), FreeError> {
@@ -613,7 +607,7 @@ impl PageAllocator {
         classify(pfn, order, f)?;
         let idx = mm.idx(pfn);
         let zi = page.zone().index();
-        let mt = self.pageblock_mt(mm, zi, pfn);
+        let mt = page.block_mt();
         if order == 0 {
             let mut pcp = self.pcp[cpu][zi].lock();
             // The transition is atomic, so two racing frees cannot both succeed.

@@ -53,14 +53,21 @@ impl Zone {
     pub(crate) fn pageblock_head(&self, pfn: u64) -> u64 {
         (pfn & !(PAGEBLOCK_NR_PAGES - 1)).max(self.start_pfn)
     }
-    /// The migratetype of the pageblock holding `pfn`.
+    /// The migratetype of the pageblock holding `pfn`. Every descriptor carries a copy of
+    /// its pageblock's type, so that a free reads no other cache line.
     pub(crate) fn pageblock_mt(&self, pfn: u64) -> MigrateType {
-        self.mm.at(self.mm.idx(self.pageblock_head(pfn))).block_mt()
+        self.mm.at(self.mm.idx(pfn)).block_mt()
     }
+    /// Sets the type of the pageblock holding `pfn` (in all its descriptors: constant
+    /// work, done only when a pageblock is stolen or reserved).
     fn set_pageblock_mt(&self, pfn: u64, mt: MigrateType) {
-        self.mm
-            .at(self.mm.idx(self.pageblock_head(pfn)))
-            .set_block_mt(mt)
+        let start = self.pageblock_head(pfn);
+        let end = ((pfn | (PAGEBLOCK_NR_PAGES - 1)) + 1).min(self.end_pfn);
+        for p in start..end {
+            if let Some(page) = self.mm.pfn_to_page(p) {
+                page.set_block_mt(mt);
+            }
+        }
     }
 
     fn add_free(&mut self, pfn: u64, order: u32, mt: MigrateType) {
