@@ -38,7 +38,7 @@ pub use error::{AllocFailure, FreeError};
 pub use fail::FailPageAlloc;
 pub use migratetype::{gfp_migratetype, MigrateType, ZoneType, MAX_NR_ZONES, MIGRATE_TYPES};
 pub use page::{mem_map_overhead, MemMap, Page};
-pub use pcp::{PerCpuPages, NR_CPUS};
+pub use pcp::{PerCpuPages, NR_CPUS, PCP_MAX_ORDER};
 pub use watermark::{AllocFlags, Watermarks, Wmark};
 pub use zone::Zone;
 
@@ -215,6 +215,17 @@ impl Default for PageAllocator {
 }
 
 type Refused = Result<(), FreeError>;
+
+/// free_pages_prepare for the pages after the head: owner words and compound tails.
+fn clear_block(mm: &MemMap, idx: u32, order: u32, head_flags: u32) {
+    for i in 1..(1u32 << order) {
+        let p = mm.at(idx + i);
+        p.set_owner(0);
+        if head_flags & PG_COMP != 0 {
+            p.set_flags(0);
+        }
+    }
+}
 
 fn classify(pfn: u64, order: u32, f: u32) -> Refused {
     if f & (PG_BUDDY | PG_PCP) != 0 {
@@ -527,13 +538,20 @@ impl PageAllocator {
             } else {
                 0
             };
-            if order == 0 {
+            if order <= PCP_MAX_ORDER {
+                // Lockless check on the free count, as Linux's zone_watermark_fast; the
+                // block itself comes from the pcp list or a refill, which fails if none.
                 let free = meta.free.load(Relaxed);
                 let ha = meta.reserved_highatomic.load(Relaxed);
                 if !watermark::watermark_ok(free, order, mark, flags, ha, reserve, || true) {
                     continue;
                 }
-                if let Some(pfn) = self.rmqueue_pcplist(mm, zi, cpu, mt) {
+                if let Some(pfn) = self.rmqueue_pcplist(mm, zi, cpu, order, mt) {
+                    if flags.harder && order > 0 {
+                        let mut z = self.zones[zi].lock();
+                        z.reserve_highatomic(pfn);
+                        meta.sync(&z);
+                    }
                     return Some(pfn);
                 }
                 continue;
@@ -562,26 +580,39 @@ impl PageAllocator {
         None
     }
 
-    /// Order-0 allocation from this CPU's list, refilled with a batch from the zone.
-    fn rmqueue_pcplist(&self, mm: &MemMap, zi: usize, cpu: usize, mt: MigrateType) -> Option<u64> {
+    /// Allocation from this CPU's list, refilled with a batch from the zone
+    /// (Linux's `rmqueue_pcplist` / `rmqueue_bulk`).
+    fn rmqueue_pcplist(
+        &self,
+        mm: &MemMap,
+        zi: usize,
+        cpu: usize,
+        order: u32,
+        mt: MigrateType,
+    ) -> Option<u64> {
         let mut pcp = self.pcp[cpu][zi].lock();
         let list = mt.index();
-        if let Some(idx) = pcp.pop(mm, list) {
+        if let Some(idx) = pcp.pop(mm, order, list) {
             mm.at(idx).set_flags(0);
             return Some(mm.base_pfn + idx as u64);
         }
+        let blocks = if order == 0 {
+            pcp.batch.max(1)
+        } else {
+            (pcp.batch >> order).max(2)
+        };
         let mut z = self.zones[zi].lock();
-        for _ in 0..pcp.batch.max(1) {
-            let Some(pfn) = z.rmqueue(0, mt, false) else {
+        for _ in 0..blocks {
+            let Some(pfn) = z.rmqueue(order, mt, false) else {
                 break;
             };
             let idx = mm.idx(pfn);
-            mm.at(idx).set_flags(mk(PG_PCP, 0, mt));
-            pcp.push(mm, idx, list);
+            mm.at(idx).set_flags(mk(PG_PCP, order, mt));
+            pcp.push(mm, idx, order, list);
         }
         self.meta[zi].sync(&z);
         drop(z);
-        let idx = pcp.pop(mm, list)?;
+        let idx = pcp.pop(mm, order, list)?;
         mm.at(idx).set_flags(0);
         Some(mm.base_pfn + idx as u64)
     }
@@ -608,19 +639,22 @@ impl PageAllocator {
         let idx = mm.idx(pfn);
         let zi = page.zone().index();
         let mt = page.block_mt();
-        if order == 0 {
+        if order <= PCP_MAX_ORDER {
             let mut pcp = self.pcp[cpu][zi].lock();
             // The transition is atomic, so two racing frees cannot both succeed.
-            if !page.cas_flags(f, mk(PG_PCP, 0, mt)) {
+            if !page.cas_flags(f, mk(PG_PCP, order, mt)) {
                 return classify(pfn, order, page.flags())
                     .and(Err(FreeError::DoubleFree { pfn, order }));
+            }
+            if order > 0 {
+                clear_block(mm, idx, order, f);
             }
             let list = if mt == MigrateType::HighAtomic {
                 MigrateType::Movable
             } else {
                 mt
             };
-            pcp.push(mm, idx, list.index());
+            pcp.push(mm, idx, order, list.index());
             if pcp.count >= pcp.high {
                 let batch = pcp.batch;
                 self.free_pcppages_bulk(mm, zi, &mut pcp, batch);
@@ -631,31 +665,28 @@ impl PageAllocator {
             return classify(pfn, order, page.flags())
                 .and(Err(FreeError::DoubleFree { pfn, order }));
         }
-        // free_pages_prepare: clear owner words and compound tails.
-        for i in 0..(1u32 << order) {
-            let p = mm.at(idx + i);
-            p.set_owner(0);
-            if i != 0 && f & PG_COMP != 0 {
-                p.set_flags(0);
-            }
-        }
+        clear_block(mm, idx, order, f);
+        mm.at(idx).set_owner(0);
         let mut z = self.zones[zi].lock();
         z.free_one(pfn, order, mt);
         self.meta[zi].sync(&z);
         Ok(())
     }
 
+    /// Gives at least `count` pages (whole blocks) from a per-CPU list back to the zone.
     fn free_pcppages_bulk(&self, mm: &MemMap, zi: usize, pcp: &mut PerCpuPages, count: u64) {
         let mut z = self.zones[zi].lock();
         let mut rr = 0;
-        for _ in 0..count {
-            let Some(idx) = pcp.pop_any(mm, &mut rr) else {
+        let mut freed = 0;
+        while freed < count {
+            let Some((idx, order)) = pcp.pop_any(mm, &mut rr) else {
                 break;
             };
             let p = mm.at(idx);
             let mt = flag_mt(p.flags());
             p.set_flags(0);
-            z.free_one(mm.base_pfn + idx as u64, 0, mt);
+            z.free_one(mm.base_pfn + idx as u64, order, mt);
+            freed += 1 << order;
         }
         self.meta[zi].sync(&z);
     }
@@ -805,14 +836,16 @@ impl PageAllocator {
         for cpu in &pcps {
             for p in cpu {
                 let mut n = 0;
-                for l in 0..migratetype::MIGRATE_PCPTYPES {
-                    let mut cur = p.lists_head(l);
+                for (o, l) in (0..=PCP_MAX_ORDER)
+                    .flat_map(|o| (0..migratetype::MIGRATE_PCPTYPES).map(move |l| (o, l)))
+                {
+                    let mut cur = p.lists_head(o, l);
                     while cur != page::NIL {
                         let f = mm.at(cur).flags();
-                        if f & PG_PCP == 0 || flag_order(f) != 0 {
+                        if f & PG_PCP == 0 || flag_order(f) != o {
                             return Err("page on pcp list without the pcp flag");
                         }
-                        n += 1;
+                        n += 1 << o;
                         if n > mm.pages.len() as u64 {
                             return Err("pcp list loops");
                         }
@@ -828,7 +861,7 @@ impl PageAllocator {
         let mut seen_heads = 0;
         while i < mm.pages.len() {
             let f = mm.pages[i].flags();
-            if f & (PG_BUDDY | PG_HEAD) != 0 {
+            if f & (PG_BUDDY | PG_HEAD | PG_PCP) != 0 {
                 let n = 1usize << flag_order(f);
                 if i + n > mm.pages.len() {
                     return Err("block runs past mem_map");
@@ -843,13 +876,12 @@ impl PageAllocator {
                 if f & PG_BUDDY != 0 {
                     seen_heads += 1;
                     c.buddy_free += n as u64;
+                } else if f & PG_PCP != 0 {
+                    c.pcp_free += n as u64;
                 } else {
                     c.allocated += n as u64;
                 }
                 i += n;
-            } else if f & PG_PCP != 0 {
-                c.pcp_free += 1;
-                i += 1;
             } else if f & PG_RESERVED != 0 {
                 c.reserved += 1;
                 i += 1;

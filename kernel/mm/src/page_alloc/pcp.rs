@@ -8,17 +8,22 @@ use super::page::{MemMap, NIL};
 /// Number of CPUs (the Pi 3's four Cortex-A53 cores).
 pub const NR_CPUS: usize = 4;
 
-/// One CPU's cached pages for one zone: singly linked LIFO lists per migratetype (hot
-/// pages are reused first), through the descriptors' `next` word.
+/// Highest order cached on the per-CPU lists (as Linux 5.13+: orders up to
+/// `PAGE_ALLOC_COSTLY_ORDER`).
+pub const PCP_MAX_ORDER: u32 = 3;
+const PCP_ORDERS: usize = PCP_MAX_ORDER as usize + 1;
+
+/// One CPU's cached blocks for one zone: singly linked LIFO lists per order and
+/// migratetype (hot pages are reused first), through the descriptors' `next` word.
 #[derive(Debug)]
 pub struct PerCpuPages {
-    /// Pages on the lists.
+    /// Pages (not blocks) on the lists.
     pub count: u64,
     /// Drain a batch when `count` reaches this.
     pub high: u64,
     /// Pages moved per refill or drain.
     pub batch: u64,
-    lists: [u32; MIGRATE_PCPTYPES],
+    lists: [[u32; MIGRATE_PCPTYPES]; PCP_ORDERS],
 }
 
 impl PerCpuPages {
@@ -28,41 +33,43 @@ impl PerCpuPages {
             count: 0,
             high: 0,
             batch: 1,
-            lists: [NIL; MIGRATE_PCPTYPES],
+            lists: [[NIL; MIGRATE_PCPTYPES]; PCP_ORDERS],
         }
     }
-    pub(crate) fn push(&mut self, mm: &MemMap, idx: u32, list: usize) {
-        mm.at(idx).set_next(self.lists[list]);
+    pub(crate) fn push(&mut self, mm: &MemMap, idx: u32, order: u32, list: usize) {
+        let head = &mut self.lists[order as usize][list];
+        mm.at(idx).set_next(*head);
         mm.at(idx).set_prev(0);
-        self.lists[list] = idx;
-        self.count += 1;
+        *head = idx;
+        self.count += 1 << order;
     }
-    pub(crate) fn pop(&mut self, mm: &MemMap, list: usize) -> Option<u32> {
-        let idx = self.lists[list];
+    pub(crate) fn pop(&mut self, mm: &MemMap, order: u32, list: usize) -> Option<u32> {
+        let head = &mut self.lists[order as usize][list];
+        let idx = *head;
         if idx == NIL {
             return None;
         }
-        self.lists[list] = mm.at(idx).next();
+        *head = mm.at(idx).next();
         mm.at(idx).set_next(0);
-        self.count -= 1;
+        self.count -= 1 << order;
         Some(idx)
     }
-    /// Pops from any list, rotating from `start` (Linux's round robin in bulk frees).
-    pub(crate) fn pop_any(&mut self, mm: &MemMap, start: &mut usize) -> Option<u32> {
-        for _ in 0..MIGRATE_PCPTYPES {
+    /// Pops a block from any list, rotating from `start` (Linux's round robin in bulk
+    /// frees); returns it with its order.
+    pub(crate) fn pop_any(&mut self, mm: &MemMap, start: &mut usize) -> Option<(u32, u32)> {
+        const N: usize = MIGRATE_PCPTYPES * PCP_ORDERS;
+        for _ in 0..N {
             let l = *start;
-            *start = (*start + 1) % MIGRATE_PCPTYPES;
-            if let Some(i) = self.pop(mm, l) {
-                return Some(i);
+            *start = (*start + 1) % N;
+            let order = (l / MIGRATE_PCPTYPES) as u32;
+            if let Some(i) = self.pop(mm, order, l % MIGRATE_PCPTYPES) {
+                return Some((i, order));
             }
         }
         None
     }
-}
-
-impl PerCpuPages {
-    pub(crate) fn lists_head(&self, list: usize) -> u32 {
-        self.lists[list]
+    pub(crate) fn lists_head(&self, order: u32, list: usize) -> u32 {
+        self.lists[order as usize][list]
     }
 }
 
