@@ -54,17 +54,18 @@ impl PerCpuPages {
         self.count -= 1 << order;
         Some(idx)
     }
-    /// Pops a block from any list, rotating from `start` (Linux's round robin in bulk
-    /// frees); returns it with its order.
+    /// Pops a block from any list, emptying the lists one after the other from `start`
+    /// (the cursor stays on a list while it has blocks, so a bulk free does not rescan
+    /// empty lists per page); returns it with its order.
     pub(crate) fn pop_any(&mut self, mm: &MemMap, start: &mut usize) -> Option<(u32, u32)> {
         const N: usize = MIGRATE_PCPTYPES * PCP_ORDERS;
-        for _ in 0..N {
+        while *start < N {
             let l = *start;
-            *start = (*start + 1) % N;
             let order = (l / MIGRATE_PCPTYPES) as u32;
             if let Some(i) = self.pop(mm, order, l % MIGRATE_PCPTYPES) {
                 return Some((i, order));
             }
+            *start += 1;
         }
         None
     }
