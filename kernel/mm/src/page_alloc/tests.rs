@@ -561,3 +561,39 @@ fn fuzz_run_pseudo_random_inputs() {
         fuzz::run(&data);
     }
 }
+
+#[test]
+fn init_from_memblock_like_boot() {
+    use crate::memblock::Memblock;
+    // 4 MiB of RAM, firmware page 0, kernel image at 512 KiB..2 MiB, mem_map placed by
+    // memblock (top-down) like the kernel does.
+    let mut mb = Memblock::new();
+    mb.add(PhysAddr::new(0), 4 << 20).unwrap();
+    mb.reserve(PhysAddr::new(0), 0x1000, "firmware").unwrap();
+    mb.reserve(PhysAddr::new(0x8_0000), 0x18_0000, "kernel")
+        .unwrap();
+    let pages = (4 << 20) / PS;
+    let (per, total) = mem_map_overhead(pages as usize);
+    assert_eq!((per, total), (16, 16384));
+    let mm_pa = mb.alloc(total as u64, PS).unwrap();
+    assert_eq!(mm_pa, PhysAddr::new((4 << 20) - 16384));
+    let free_bytes = mb.free_total();
+    let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
+    let map: &'static [Page] = Box::leak((0..pages).map(|_| Page::new()).collect());
+    a.init_from_memblock(map, Pfn(0), PhysAddr::new(0), &mb)
+        .unwrap();
+    assert_eq!(a.nr_managed_pages() * PS, free_bytes);
+    let st = a.zone_stats(ZoneType::Normal);
+    assert_eq!(st.present_pages, pages);
+    let c = a.check_invariants().unwrap();
+    assert_eq!(c.reserved, pages - a.nr_managed_pages());
+    // The reserved pages are refused.
+    assert_eq!(
+        a.free_pages(Pfn(0x80), 0, 0),
+        Err(FreeError::Reserved { pfn: 0x80 })
+    );
+    assert_eq!(
+        a.free_pages(mm_pa.pfn(), 0, 0),
+        Err(FreeError::Reserved { pfn: mm_pa.pfn().0 })
+    );
+}
