@@ -23,6 +23,7 @@ pub mod migratetype;
 pub mod page;
 pub mod pcp;
 pub mod report;
+pub mod source;
 pub mod watermark;
 pub mod zone;
 
@@ -39,6 +40,7 @@ pub use fail::FailPageAlloc;
 pub use migratetype::{gfp_migratetype, MigrateType, ZoneType, MAX_NR_ZONES, MIGRATE_TYPES};
 pub use page::{mem_map_overhead, MemMap, Page};
 pub use pcp::{PerCpuPages, NR_CPUS, PCP_MAX_ORDER};
+pub use source::BuddyPageSource;
 pub use watermark::{AllocFlags, Watermarks, Wmark};
 pub use zone::Zone;
 
