@@ -1,5 +1,5 @@
 //! The buddy page allocator: zones of naturally aligned `2^order`-page blocks on
-//! per-migratetype free lists, per-CPU lists for order-0 pages, Linux watermarks, and
+//! per-migratetype free lists, per-CPU lists for orders 0..=3, Linux watermarks, and
 //! checks that refuse bad frees instead of corrupting the lists.
 //!
 //! It never allocates from the heap (it runs before one exists): the page descriptors
@@ -7,7 +7,7 @@
 //! [`PageAllocator`], which can be a `static` shared by the four CPUs.
 //!
 //! Locking: each zone's free lists sit in a `spin::Mutex<Zone>`; each CPU has its own
-//! `spin::Mutex<PerCpuPages>` per zone (uncontended). The order-0 fast path takes only the
+//! `spin::Mutex<PerCpuPages>` per zone (uncontended). The fast path (orders 0..=3) takes only the
 //! per-CPU lock; refills and drains take the zone lock inside it (order: pcp, then zone).
 //! The kernel masks interrupts around calls.
 //!

@@ -1,4 +1,4 @@
-//! Per-CPU page lists (Linux's `per_cpu_pages`): order-0 pages cached per CPU and zone so
+//! Per-CPU page lists (Linux's `per_cpu_pages`): blocks of orders 0..=3 cached per CPU and zone so
 //! that the common allocation and free take only an uncontended per-CPU lock, moving
 //! pages to and from the zone in batches of `batch` and draining when `count >= high`.
 
