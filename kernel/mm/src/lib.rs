@@ -9,6 +9,8 @@
 //! - [`addr`]: physical and virtual addresses as distinct types, page arithmetic.
 //! - [`gfp`]: the GFP allocation flags (`GFP_KERNEL`, `GFP_ATOMIC`, ...).
 //! - [`page_source`]: how the slab and vmalloc layers ask for page frames.
+//! - [`memblock`]: the early boot allocator over fixed region arrays.
+//! - [`page_alloc`]: the buddy page allocator (zones, per-CPU lists, reports).
 //! - [`pgtable`]: AArch64 page tables (heap-free) and the kernel's address-space layout.
 //! - [`vmalloc`]: vmap areas, vmalloc/vfree, vmap, ioremap, /proc/vmallocinfo.
 #![cfg_attr(not(test), no_std)]
@@ -17,6 +19,8 @@ extern crate alloc;
 
 pub mod addr;
 pub mod gfp;
+pub mod memblock;
+pub mod page_alloc;
 pub mod page_source;
 pub mod pgtable;
 pub mod vmalloc;

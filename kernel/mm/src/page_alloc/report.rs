@@ -1,0 +1,156 @@
+//! Reports in Linux's exact formats: `/proc/buddyinfo`, `/proc/pagetypeinfo`, and the
+//! pieces of an allocation-failure report (`warn_alloc` and `show_free_areas`).
+//! Everything is written into a `core::fmt::Write`; the kernel adds the CPU, call trace
+//! and log prefixes.
+
+use core::fmt::{self, Write};
+
+use super::error::AllocFailure;
+use super::migratetype::{MigrateType, ZoneType, MIGRATE_TYPES};
+use super::{PageAllocator, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
+use crate::addr::PAGE_SIZE;
+
+const KB_PER_PAGE: u64 = PAGE_SIZE as u64 / 1024;
+
+/// Linux's `warn_alloc` line: `comm: page allocation failure: order:N,
+/// mode:0x...(GFP_...), nodemask=(null)`. Writes nothing for failures that should not
+/// warn (`__GFP_NOWARN`) or that were not memory requests.
+pub fn warn_alloc(w: &mut dyn Write, comm: &str, failure: &AllocFailure) -> fmt::Result {
+    match *failure {
+        AllocFailure::NoMemory { order, gfp } | AllocFailure::Injected { order, gfp }
+            if failure.should_warn() =>
+        {
+            writeln!(
+                w,
+                "{comm}: page allocation failure: order:{order}, mode:{gfp}, nodemask=(null)"
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
+impl PageAllocator {
+    fn populated(&self) -> impl Iterator<Item = ZoneType> + '_ {
+        ZoneType::ALL.into_iter().filter(|z| {
+            self.meta[z.index()]
+                .present
+                .load(core::sync::atomic::Ordering::Relaxed)
+                > 0
+        })
+    }
+
+    /// `/proc/buddyinfo` (`frag_show_print`): free blocks per order on the buddy lists.
+    pub fn buddyinfo(&self, w: &mut dyn Write) -> fmt::Result {
+        for zt in self.populated() {
+            let z = self.zones[zt.index()].lock();
+            write!(w, "Node 0, zone {:>8} ", zt.name())?;
+            for a in &z.free_area {
+                write!(w, "{:6} ", a.nr_free)?;
+            }
+            writeln!(w)?;
+        }
+        Ok(())
+    }
+
+    /// `/proc/pagetypeinfo`: free blocks per order and migratetype, then pageblocks per
+    /// migratetype.
+    pub fn pagetypeinfo(&self, w: &mut dyn Write) -> fmt::Result {
+        writeln!(w, "Page block order: {PAGEBLOCK_ORDER}")?;
+        writeln!(w, "Pages per block:  {PAGEBLOCK_NR_PAGES}")?;
+        writeln!(w)?;
+        write!(w, "{:<43} ", "Free pages count per migrate type at order")?;
+        for o in 0..NR_ORDERS {
+            write!(w, "{o:6} ")?;
+        }
+        writeln!(w)?;
+        let mut blocks = [[0u64; MIGRATE_TYPES]; 2];
+        for zt in self.populated() {
+            let z = self.zones[zt.index()].lock();
+            let lens = z.list_lengths();
+            for m in MigrateType::ALL {
+                write!(
+                    w,
+                    "Node {:4}, zone {:>8}, type {:>12} ",
+                    0,
+                    zt.name(),
+                    m.name()
+                )?;
+                for l in &lens {
+                    // Linux stops counting at 100000 and prints ">".
+                    let n = l[m.index()];
+                    let over = if n >= 100_000 { ">" } else { "" };
+                    write!(w, "{over}{:6} ", n.min(100_000))?;
+                }
+                writeln!(w)?;
+            }
+            blocks[zt.index()] = z.pageblock_counts();
+        }
+        write!(w, "\n{:<23}", "Number of blocks type ")?;
+        for m in MigrateType::ALL {
+            write!(w, "{:>12} ", m.name())?;
+        }
+        writeln!(w)?;
+        for zt in self.populated() {
+            write!(w, "Node 0, zone {:>8} ", zt.name())?;
+            for c in blocks[zt.index()] {
+                write!(w, "{c:12} ")?;
+            }
+            writeln!(w)?;
+        }
+        Ok(())
+    }
+
+    /// The zone part of Linux's `show_free_areas` (`Mem-Info:`): per zone the free,
+    /// watermark and size line, `lowmem_reserve[]`, then the per-order line with
+    /// migratetype letters, e.g. `Normal: 3*4kB (UM) 1*8kB (M) ... = 20kB`.
+    pub fn show_free_areas(&self, w: &mut dyn Write) -> fmt::Result {
+        writeln!(w, "Mem-Info:")?;
+        for zt in self.populated() {
+            let s = self.zone_stats(zt);
+            writeln!(
+                w,
+                "{} free:{}kB min:{}kB low:{}kB high:{}kB reserved_highatomic:{}KB present:{}kB managed:{}kB free_pcp:{}kB",
+                zt.name(),
+                s.free_pages * KB_PER_PAGE,
+                s.wmarks.min * KB_PER_PAGE,
+                s.wmarks.low * KB_PER_PAGE,
+                s.wmarks.high * KB_PER_PAGE,
+                s.reserved_highatomic * KB_PER_PAGE,
+                s.present_pages * KB_PER_PAGE,
+                s.managed_pages * KB_PER_PAGE,
+                s.pcp_pages * KB_PER_PAGE,
+            )?;
+            // lowmem_reserve[j]: pages zone keeps from requests whose highest zone is j.
+            write!(w, "lowmem_reserve[]:")?;
+            for j in ZoneType::ALL {
+                let r = if j.index() > zt.index() {
+                    s.lowmem_reserve
+                } else {
+                    0
+                };
+                write!(w, " {r}")?;
+            }
+            writeln!(w)?;
+        }
+        for zt in self.populated() {
+            let z = self.zones[zt.index()].lock();
+            write!(w, "{}: ", zt.name())?;
+            let mut total = 0;
+            for (o, a) in z.free_area.iter().enumerate() {
+                total += a.nr_free << o;
+                write!(w, "{}*{}kB ", a.nr_free, KB_PER_PAGE << o)?;
+                if a.nr_free != 0 {
+                    w.write_char('(')?;
+                    for m in MigrateType::ALL {
+                        if !a.is_empty(m.index()) {
+                            w.write_char(m.letter())?;
+                        }
+                    }
+                    w.write_str(") ")?;
+                }
+            }
+            writeln!(w, "= {}kB", total * KB_PER_PAGE)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! A [`PageSource`] over the buddy allocator and a linear map at a fixed offset: the
+//! implementation helper the kernel (and host tests) wrap for the slab and vmalloc layers.
+//!
+//! The hardware-facing parts stay with the caller as plain function pointers: which CPU
+//! is running, how to zero memory (`__GFP_ZERO` needs the bytes), and how to report an
+//! allocation failure or a refused free.
+
+use super::{want_init_on_alloc, AllocFailure, FreeError, PageAllocator};
+use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT};
+use crate::gfp::Gfp;
+use crate::page_source::PageSource;
+
+/// The buddy allocator seen as a [`PageSource`].
+#[derive(Clone, Copy, Debug)]
+pub struct BuddyPageSource<'a> {
+    /// The allocator.
+    pub alloc: &'a PageAllocator,
+    /// `virt = phys + linear_offset` (wrapping) for every frame of `mem_map`.
+    pub linear_offset: u64,
+    /// The running CPU's index (below [`super::NR_CPUS`]).
+    pub cpu: fn() -> usize,
+    /// Zeroes `len` bytes at a linear-map address (for `__GFP_ZERO`).
+    pub zero: fn(VirtAddr, usize),
+    /// Called for a failed allocation that should be reported (not `__GFP_NOWARN`).
+    pub on_failure: fn(&AllocFailure),
+    /// Called for a refused free (the allocator is unchanged).
+    pub on_bad_free: fn(&FreeError),
+}
+
+impl PageSource for BuddyPageSource<'_> {
+    fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<PhysAddr> {
+        match self.alloc.alloc_pages(gfp, order, (self.cpu)()) {
+            Ok(pfn) => {
+                if want_init_on_alloc(gfp) {
+                    (self.zero)(
+                        self.phys_to_virt(pfn.phys()),
+                        1usize << (order + PAGE_SHIFT),
+                    );
+                }
+                Some(pfn.phys())
+            }
+            Err(e) => {
+                if e.should_warn() {
+                    (self.on_failure)(&e);
+                }
+                None
+            }
+        }
+    }
+    fn free_pages(&self, pa: PhysAddr, order: u32) {
+        if let Err(e) = self.alloc.free_pages(pa.pfn(), order, (self.cpu)()) {
+            (self.on_bad_free)(&e);
+        }
+    }
+    fn phys_to_virt(&self, pa: PhysAddr) -> VirtAddr {
+        VirtAddr::new(pa.as_u64().wrapping_add(self.linear_offset))
+    }
+    fn virt_to_phys(&self, va: VirtAddr) -> Option<PhysAddr> {
+        let pa = PhysAddr::new(va.as_u64().wrapping_sub(self.linear_offset));
+        self.alloc.pfn_to_page(pa.pfn()).map(|_| pa)
+    }
+    fn set_page_owner(&self, pa: PhysAddr, word: u64) {
+        self.alloc.set_page_owner(pa.pfn(), word);
+    }
+    fn page_owner(&self, pa: PhysAddr) -> u64 {
+        self.alloc.page_owner(pa.pfn())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::{Pfn, PAGE_SIZE};
+    use crate::gfp::{GFP_ATOMIC, GFP_KERNEL};
+    use crate::page_alloc::Page;
+    use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    static FAILS: AtomicUsize = AtomicUsize::new(0);
+    static BAD: AtomicUsize = AtomicUsize::new(0);
+    static ZEROED: AtomicUsize = AtomicUsize::new(0);
+
+    #[test]
+    fn page_source_over_buddy() {
+        let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
+        let map: &'static [Page] = Box::leak((0..64).map(|_| Page::new()).collect());
+        let ram = (PhysAddr::new(0x10_0000), 64 * PAGE_SIZE as u64);
+        a.init(map, Pfn(0x100), PhysAddr::new(0), [ram], [ram])
+            .unwrap();
+        a.set_min_free_kbytes(0);
+        let src = BuddyPageSource {
+            alloc: a,
+            linear_offset: 0xffff_0000_0000_0000,
+            cpu: || 1,
+            zero: |_, len| {
+                ZEROED.fetch_add(len, Relaxed);
+            },
+            on_failure: |_| {
+                FAILS.fetch_add(1, Relaxed);
+            },
+            on_bad_free: |_| {
+                BAD.fetch_add(1, Relaxed);
+            },
+        };
+        let pa = src.alloc_pages(GFP_KERNEL | Gfp::GFP_ZERO, 1).unwrap();
+        assert_eq!(ZEROED.load(Relaxed), 2 * PAGE_SIZE);
+        let va = src.phys_to_virt(pa);
+        assert_eq!(va.as_u64(), 0xffff_0000_0000_0000 + pa.as_u64());
+        assert_eq!(src.virt_to_phys(va), Some(pa));
+        assert_eq!(src.virt_to_phys(VirtAddr::new(0x1234)), None);
+        src.set_page_owner(pa, 42);
+        assert_eq!(src.page_owner(pa), 42);
+        assert!(src.alloc_pages(GFP_ATOMIC, 7).is_none());
+        assert!(src.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 7).is_none());
+        assert_eq!(FAILS.load(Relaxed), 1);
+        src.free_pages(pa, 1);
+        src.free_pages(pa, 1);
+        assert_eq!(BAD.load(Relaxed), 1);
+    }
+}

@@ -1,0 +1,599 @@
+//! Unit tests of the allocator on small synthetic zones.
+
+use super::*;
+use crate::gfp::{GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
+
+const PS: u64 = PAGE_SIZE as u64;
+
+fn pa(pfn: u64) -> PhysAddr {
+    PhysAddr::new(pfn << PAGE_SHIFT)
+}
+
+/// An allocator over `n` pages from `base`, free ranges given in pfns, DMA below `dma`.
+fn make(n: u64, base: u64, dma: u64, free: &[(u64, u64)]) -> &'static PageAllocator {
+    let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
+    let map: &'static [Page] = Box::leak((0..n).map(|_| Page::new()).collect());
+    a.init(
+        map,
+        Pfn(base),
+        pa(dma),
+        [(pa(base), n * PS)],
+        free.iter().map(|&(s, e)| (pa(s), (e - s) * PS)),
+    )
+    .unwrap();
+    a
+}
+
+fn blocks(a: &PageAllocator) -> Vec<(u64, u32)> {
+    let mut v = Vec::new();
+    a.for_each_free_block(|_, p, o, _| v.push((p, o)));
+    v.sort_unstable();
+    v
+}
+
+fn s(f: impl Fn(&mut String) -> core::fmt::Result) -> String {
+    let mut out = String::new();
+    f(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn init_frees_maximal_aligned_blocks() {
+    let a = make(1024, 0, 0, &[(0x10, 0x400)]);
+    assert_eq!(
+        blocks(a),
+        [
+            (0x10, 4),
+            (0x20, 5),
+            (0x40, 6),
+            (0x80, 7),
+            (0x100, 8),
+            (0x200, 9)
+        ]
+    );
+    let st = a.zone_stats(ZoneType::Normal);
+    assert_eq!(
+        (st.managed_pages, st.present_pages, st.spanned_pages),
+        (1008, 1024, 1024)
+    );
+    assert_eq!(a.zone_stats(ZoneType::Dma).managed_pages, 0);
+    assert_eq!(
+        a.meminfo(),
+        MemInfo {
+            total_pages: 1008,
+            free_pages: 1008
+        }
+    );
+    assert_eq!(a.meminfo().total_kb(), 4032);
+    let c = a.check_invariants().unwrap();
+    assert_eq!(
+        c,
+        PageCensus {
+            buddy_free: 1008,
+            pcp_free: 0,
+            allocated: 0,
+            reserved: 16
+        }
+    );
+    assert_eq!(
+        a.init(Box::leak(Box::new([Page::new()])), Pfn(0), pa(0), [], []),
+        Err(InitError::AlreadyInitialized)
+    );
+    // A whole 256 MiB block when aligned memory allows.
+    let big = make(1 << 17, 1 << 16, 0, &[(1 << 16, 3 << 16)]);
+    assert_eq!(blocks(big), [(1 << 16, 16), (2 << 16, 16)]);
+    let p = big
+        .alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 16, 0)
+        .unwrap();
+    assert_eq!(p.0 & 0xffff, 0);
+}
+
+#[test]
+fn alloc_splits_and_free_coalesces() {
+    let a = make(1024, 0, 0, &[(0, 1024)]);
+    a.set_min_free_kbytes(0);
+    let before = blocks(a);
+    let p = a.alloc_pages(GFP_KERNEL, 3, 0).unwrap();
+    assert_eq!(p.0 % 8, 0);
+    assert_eq!(a.nr_free_pages(), 1016);
+    let q = a.alloc_pages(GFP_KERNEL, 3, 1).unwrap();
+    assert_ne!(p, q);
+    a.free_pages(p, 3, 0).unwrap();
+    a.free_pages(q, 3, 1).unwrap();
+    a.drain_all();
+    assert_eq!(blocks(a), before);
+    // Order 0 through the per-CPU lists, then drained back.
+    let pages: Vec<_> = (0..100)
+        .map(|i| a.alloc_pages(GFP_KERNEL, 0, i % 4).unwrap())
+        .collect();
+    for (i, p) in pages.iter().enumerate() {
+        a.free_pages(*p, 0, (i + 1) % 4).unwrap();
+    }
+    assert_eq!(a.nr_free_pages(), 1024);
+    a.drain_all();
+    assert_eq!(a.nr_pcp_pages(), 0);
+    assert_eq!(blocks(a), before);
+    a.check_invariants().unwrap();
+}
+
+#[test]
+fn exhaustion_and_order_limits() {
+    let a = make(64, 0, 0, &[(0, 64)]);
+    a.set_min_free_kbytes(0);
+    let all = a.alloc_pages(GFP_KERNEL, 6, 0).unwrap();
+    let e = a.alloc_pages(GFP_KERNEL, 0, 0).unwrap_err();
+    assert_eq!(
+        e,
+        AllocFailure::NoMemory {
+            order: 0,
+            gfp: GFP_KERNEL
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "page allocation failure: order:0, mode:0xcc0(GFP_KERNEL)"
+    );
+    assert!(e.should_warn());
+    assert!(!AllocFailure::NoMemory {
+        order: 0,
+        gfp: GFP_KERNEL | Gfp::GFP_NOWARN
+    }
+    .should_warn());
+    assert_eq!(
+        a.alloc_pages(GFP_KERNEL, 17, 0),
+        Err(AllocFailure::OrderTooLarge {
+            order: 17,
+            gfp: GFP_KERNEL
+        })
+    );
+    assert_eq!(
+        a.alloc_pages(GFP_KERNEL, 0, 4),
+        Err(AllocFailure::BadCpu(4))
+    );
+    a.free_pages(all, 6, 0).unwrap();
+    assert_eq!(a.nr_failures(), 1);
+    let un = PageAllocator::new();
+    assert_eq!(
+        un.alloc_pages(GFP_KERNEL, 0, 0),
+        Err(AllocFailure::NotInitialized)
+    );
+    assert_eq!(un.free_pages(Pfn(0), 0, 0), Err(FreeError::NotInitialized));
+}
+
+#[test]
+fn bad_frees_are_refused_and_change_nothing() {
+    let a = make(256, 0x100, 0, &[(0x104, 0x200)]);
+    a.set_min_free_kbytes(0);
+    let p = a.alloc_pages(GFP_KERNEL, 2, 0).unwrap();
+    let c = a.alloc_pages(GFP_KERNEL | Gfp::GFP_COMP, 2, 0).unwrap();
+    let z = a.alloc_pages(GFP_KERNEL, 0, 1).unwrap();
+    let snap = (blocks(a), a.nr_free_pages(), a.check_invariants().unwrap());
+    let e = |r: Result<(), FreeError>| r.unwrap_err();
+    assert_eq!(
+        e(a.free_pages(p, 1, 0)),
+        FreeError::WrongOrder {
+            pfn: p.0,
+            order: 1,
+            allocated: 2
+        }
+    );
+    // Order 3 on an order-2 block: refused as unaligned or as the wrong order.
+    assert!(matches!(
+        e(a.free_pages(p, 3, 0)),
+        FreeError::Unaligned { .. } | FreeError::WrongOrder { allocated: 2, .. }
+    ));
+    assert_eq!(
+        e(a.free_pages(Pfn(c.0 + 1), 0, 0)),
+        FreeError::TailPage { pfn: c.0 + 1 }
+    );
+    assert_eq!(
+        e(a.free_pages(Pfn(p.0 + 1), 0, 0)),
+        FreeError::NotAllocated {
+            pfn: p.0 + 1,
+            order: 0
+        }
+    );
+    assert_eq!(
+        e(a.free_pages(Pfn(0x100), 0, 0)),
+        FreeError::Reserved { pfn: 0x100 }
+    );
+    assert_eq!(
+        e(a.free_pages(Pfn(0x50), 0, 0)),
+        FreeError::OutsideMemMap { pfn: 0x50 }
+    );
+    assert_eq!(
+        e(a.free_pages(Pfn(0x200), 0, 0)),
+        FreeError::OutsideMemMap { pfn: 0x200 }
+    );
+    assert_eq!(
+        e(a.free_pages(Pfn(p.0 + 2), 2, 0)),
+        FreeError::Unaligned {
+            pfn: p.0 + 2,
+            order: 2
+        }
+    );
+    assert_eq!(
+        e(a.free_pages(p, 17, 0)),
+        FreeError::OrderTooLarge {
+            pfn: p.0,
+            order: 17
+        }
+    );
+    assert_eq!(e(a.free_pages(p, 2, 9)), FreeError::BadCpu(9));
+    // A free block's head.
+    let free_head = blocks(a).last().unwrap().0;
+    assert!(matches!(
+        e(a.free_pages(Pfn(free_head), 0, 0)),
+        FreeError::DoubleFree { .. }
+    ));
+    assert_eq!(
+        (blocks(a), a.nr_free_pages(), a.check_invariants().unwrap()),
+        snap
+    );
+    // Double free on the per-CPU path and on the buddy path.
+    a.free_pages(z, 0, 1).unwrap();
+    assert_eq!(
+        e(a.free_pages(z, 0, 2)),
+        FreeError::DoubleFree { pfn: z.0, order: 0 }
+    );
+    assert_eq!(
+        e(a.free_pages(z, 0, 1)).to_string(),
+        format!("double free of pfn {:#x} order 0", z.0)
+    );
+    a.free_pages(c, 2, 0).unwrap();
+    a.free_pages(p, 2, 0).unwrap();
+    let again = e(a.free_pages(p, 2, 0));
+    assert!(matches!(
+        again,
+        FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }
+    ));
+    assert_eq!(
+        FreeError::DoubleFree {
+            pfn: 0x1234,
+            order: 2
+        }
+        .to_string(),
+        "double free of pfn 0x1234 order 2"
+    );
+    a.drain_all();
+    let c = a.check_invariants().unwrap();
+    assert_eq!(c.allocated, 0);
+}
+
+#[test]
+fn compound_and_owner_words() {
+    let a = make(64, 0, 0, &[(0, 64)]);
+    a.set_min_free_kbytes(0);
+    let c = a.alloc_pages(GFP_KERNEL | Gfp::GFP_COMP, 3, 0).unwrap();
+    let head = a.pfn_to_page(c).unwrap();
+    assert!(head.is_head());
+    assert!(a.pfn_to_page(Pfn(c.0 + 7)).unwrap().is_tail());
+    assert_eq!(a.page_to_pfn(head), Some(c));
+    assert_eq!(a.page_owner(c), 0);
+    assert!(a.set_page_owner(c, 0xfeed_f00d_dead_beef));
+    assert!(a.set_page_owner(Pfn(c.0 + 1), 7));
+    assert_eq!(a.page_owner(c), 0xfeed_f00d_dead_beef);
+    a.free_pages(c, 3, 0).unwrap();
+    assert!(!a.set_page_owner(c, 1), "free page: links, not an owner");
+    assert_eq!(a.page_owner(Pfn(c.0 + 1)), 0, "owner words cleared on free");
+    let again = a.alloc_pages(GFP_KERNEL, 3, 0).unwrap();
+    assert_eq!(a.page_owner(again), 0);
+    assert!(!a.pfn_to_page(Pfn(again.0 + 1)).unwrap().is_tail());
+    assert!(want_init_on_alloc(GFP_KERNEL | Gfp::GFP_ZERO));
+    assert!(!want_init_on_alloc(GFP_KERNEL));
+}
+
+#[test]
+fn watermarks_low_for_kernel_min_for_atomic() {
+    // 4096 pages = 16 MiB: min_free_kbytes = sqrt(16384 * 16) = 512 kB = 128 pages.
+    let a = make(4096, 0, 0, &[(0, 4096)]);
+    assert_eq!(a.min_free_kbytes(), 512);
+    let w = a.zone_stats(ZoneType::Normal).wmarks;
+    assert_eq!(
+        w,
+        Watermarks {
+            min: 128,
+            low: 160,
+            high: 192
+        }
+    );
+    a.set_pcp_high_batch(0, 1); // no per-CPU caching: exact counts
+    let mut got = Vec::new();
+    while let Ok(p) = a.alloc_pages(GFP_KERNEL, 0, 0) {
+        got.push(p);
+    }
+    // GFP_KERNEL stops when taking a page would leave free <= low.
+    assert_eq!(a.nr_free_pages(), 160);
+    // GFP_NOWAIT goes down to min.
+    while let Ok(p) = a.alloc_pages(GFP_NOWAIT, 0, 0) {
+        got.push(p);
+    }
+    assert_eq!(a.nr_free_pages(), 128);
+    // GFP_ATOMIC: min - min/2 - (min/2)/4 = 128 - 64 - 16 = 48.
+    while let Ok(p) = a.alloc_pages(GFP_ATOMIC, 0, 0) {
+        got.push(p);
+    }
+    assert_eq!(a.nr_free_pages(), 48);
+    for p in got {
+        a.free_pages(p, 0, 0).unwrap();
+    }
+    assert_eq!(a.nr_free_pages(), 4096);
+}
+
+#[test]
+fn pcp_batches_and_drains() {
+    let a = make(16384, 0, 0, &[(0, 16384)]);
+    a.set_min_free_kbytes(0);
+    // Linux's zone_batchsize for 64 MiB: batch 3, high 18.
+    let p = a.alloc_pages(GFP_KERNEL, 0, 2).unwrap();
+    assert_eq!(a.nr_pcp_pages(), 2, "a batch of 3 moved, one handed out");
+    let more: Vec<_> = (0..30)
+        .map(|_| a.alloc_pages(GFP_KERNEL, 0, 2).unwrap())
+        .collect();
+    a.free_pages(p, 0, 2).unwrap();
+    for q in more {
+        a.free_pages(q, 0, 2).unwrap();
+    }
+    assert!(a.nr_pcp_pages() < 18, "drained at high");
+    assert_eq!(a.nr_free_pages(), 16384);
+    a.drain_cpu(2);
+    assert_eq!(a.nr_pcp_pages(), 0);
+    assert_eq!(a.zone_stats(ZoneType::Normal).free_pages, 16384);
+}
+
+#[test]
+fn migratetype_fallback_steals_pageblocks() {
+    let a = make(4096, 0, 0, &[(0, 4096)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(0, 1);
+    let mut pt = String::new();
+    a.pagetypeinfo(&mut pt).unwrap();
+    assert!(pt
+        .ends_with("Node 0, zone   Normal            0            8            0            0 \n"));
+    // Everything starts Movable; an unmovable request steals a whole pageblock.
+    let u = a.alloc_pages(GFP_KERNEL, 0, 0).unwrap();
+    let r = a
+        .alloc_pages(GFP_KERNEL | Gfp::GFP_RECLAIMABLE, 0, 0)
+        .unwrap();
+    let m = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, 0).unwrap();
+    // As in Linux, stealing a block of at least a pageblock claims all its pageblocks:
+    // U took the whole order-12 block (8 pageblocks), R then its largest piece (order
+    // 11: 4 pageblocks), M the largest left on its fallbacks (R's order 10: 2).
+    let counts = a.zones[1].lock().pageblock_counts();
+    assert_eq!(counts, [4, 2, 2, 0]);
+    assert_ne!(u.0 / 512, r.0 / 512);
+    assert_ne!(m.0 / 512, u.0 / 512);
+    let types: Vec<_> = {
+        let mut v = Vec::new();
+        a.for_each_free_block(|_, p, _, mt| v.push((p / 512, mt)));
+        v
+    };
+    assert!(types
+        .iter()
+        .any(|&(b, mt)| b == u.0 / 512 && mt == MigrateType::Unmovable));
+    for p in [u, r, m] {
+        a.free_pages(p, 0, 0).unwrap();
+    }
+    a.drain_all();
+    assert_eq!(blocks(a), [(0, 12)]);
+}
+
+#[test]
+fn highatomic_reserve() {
+    let a = make(8192, 0, 0, &[(0, 8192)]);
+    a.set_pcp_high_batch(0, 1);
+    // Fill down to the low watermark with GFP_KERNEL so atomic requests take the slow path.
+    let mut held = Vec::new();
+    while let Ok(p) = a.alloc_pages(GFP_KERNEL, 0, 0) {
+        held.push(p);
+    }
+    let at = a.alloc_pages(GFP_ATOMIC, 1, 0).unwrap();
+    let st = a.zone_stats(ZoneType::Normal);
+    assert_eq!(st.reserved_highatomic, 512);
+    let mut pt = String::new();
+    a.pagetypeinfo(&mut pt).unwrap();
+    assert!(pt.contains(" 1 \n"), "{pt}");
+    assert!(a.zones[1].lock().pageblock_counts()[MigrateType::HighAtomic.index()] == 1);
+    // Ordinary requests do not count the reserve as free.
+    a.free_pages(at, 1, 0).unwrap();
+    for p in held {
+        a.free_pages(p, 0, 0).unwrap();
+    }
+    a.check_invariants().unwrap();
+}
+
+#[test]
+fn dma_zone_and_zonelist() {
+    // Pfns 0..256 DMA, 256..1024 Normal.
+    let a = make(1024, 0, 256, &[(0, 1024)]);
+    a.set_min_free_kbytes(0);
+    assert_eq!(a.zone_stats(ZoneType::Dma).managed_pages, 256);
+    assert_eq!(a.zone_stats(ZoneType::Dma).lowmem_reserve, 3);
+    let d = a.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 4, 0).unwrap();
+    assert!(d.0 < 256);
+    // Normal requests fill Normal then fall back to DMA (minus its lowmem reserve).
+    let mut n = Vec::new();
+    while let Ok(p) = a.alloc_pages(GFP_KERNEL, 4, 0) {
+        n.push(p);
+    }
+    assert_eq!(n.iter().filter(|p| p.0 < 256).count(), 14);
+    // DMA requests never take Normal pages.
+    for p in n.drain(..).filter(|p| p.0 >= 256) {
+        a.free_pages(p, 4, 0).unwrap();
+    }
+    // The lowmem reserve kept the last 16 DMA pages for DMA requests.
+    let last = a.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 4, 0).unwrap();
+    assert!(last.0 < 256);
+    assert_eq!(
+        a.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 4, 0).unwrap_err(),
+        AllocFailure::NoMemory {
+            order: 4,
+            gfp: GFP_KERNEL | Gfp::GFP_DMA
+        }
+    );
+    // Without a DMA zone, __GFP_DMA means Normal.
+    let b = make(64, 0, 0, &[(0, 64)]);
+    b.set_min_free_kbytes(0);
+    assert!(b.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 0, 0).is_ok());
+}
+
+#[test]
+fn fault_injection() {
+    let a = make(64, 0, 0, &[(0, 64)]);
+    a.set_min_free_kbytes(0);
+    a.fail.fail_nth(2);
+    assert!(a.alloc_pages(GFP_KERNEL, 0, 0).is_ok());
+    let e = a
+        .alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, 0)
+        .unwrap_err();
+    assert_eq!(
+        e,
+        AllocFailure::Injected {
+            order: 0,
+            gfp: GFP_KERNEL | Gfp::GFP_NOWARN
+        }
+    );
+    assert!(!e.should_warn());
+    assert_eq!(s(|w| report::warn_alloc(w, "kworker", &e)), "");
+    assert!(a.alloc_pages(GFP_KERNEL, 0, 0).is_ok());
+    assert_eq!(
+        (a.fail.attempts(), a.fail.injected(), a.nr_failures()),
+        (2, 1, 1)
+    );
+}
+
+#[test]
+fn reports_exact() {
+    let a = make(1024, 0, 0, &[(0x10, 0x400)]);
+    a.set_min_free_kbytes(0);
+    let zeros = "     0 ".repeat(7);
+    assert_eq!(
+        s(|w| a.buddyinfo(w)),
+        format!(
+            "Node 0, zone   Normal      0      0      0      0      1      1      1      1      1      1 {zeros}\n"
+        )
+    );
+    let hdr = "Free pages count per migrate type at order       0      1      2      3      4      5      6      7      8      9     10     11     12     13     14     15     16 \n";
+    let pt = s(|w| a.pagetypeinfo(w));
+    let expect = format!(
+        "Page block order: 9\nPages per block:  512\n\n{hdr}\
+Node    0, zone   Normal, type    Unmovable {z17}\n\
+Node    0, zone   Normal, type      Movable      0      0      0      0      1      1      1      1      1      1 {zeros}\n\
+Node    0, zone   Normal, type  Reclaimable {z17}\n\
+Node    0, zone   Normal, type   HighAtomic {z17}\n\
+\nNumber of blocks type     Unmovable      Movable  Reclaimable   HighAtomic \n\
+Node 0, zone   Normal            0            2            0            0 \n",
+        z17 = "     0 ".repeat(17)
+    );
+    assert_eq!(pt, expect);
+    // The unmovable request claims the order-9 Movable pageblock and splits it.
+    let p = a.alloc_pages(GFP_KERNEL, 4, 0).unwrap();
+    assert_eq!(p, Pfn(0x200));
+    let sfa = s(|w| a.show_free_areas(w));
+    assert_eq!(
+        sfa,
+        "Mem-Info:\n\
+Normal free:3968kB min:0kB low:4kB high:8kB reserved_highatomic:0KB present:4096kB managed:4032kB free_pcp:0kB\n\
+lowmem_reserve[]: 0 0\n\
+Normal: 0*4kB 0*8kB 0*16kB 0*32kB 2*64kB (UM) 2*128kB (UM) 2*256kB (UM) 2*512kB (UM) 2*1024kB (UM) 0*2048kB 0*4096kB 0*8192kB 0*16384kB 0*32768kB 0*65536kB 0*131072kB 0*262144kB = 3968kB\n"
+    );
+    let f = AllocFailure::NoMemory {
+        order: 3,
+        gfp: GFP_ATOMIC,
+    };
+    assert_eq!(
+        s(|w| report::warn_alloc(w, "kernel", &f)),
+        "kernel: page allocation failure: order:3, mode:0xa20(GFP_ATOMIC), nodemask=(null)\n"
+    );
+    a.free_pages(p, 4, 0).unwrap();
+}
+
+#[test]
+fn shared_static_across_threads() {
+    static A: PageAllocator = PageAllocator::new();
+    let map: &'static [Page] = Box::leak((0..8192).map(|_| Page::new()).collect());
+    A.init(
+        map,
+        Pfn(0),
+        pa(0),
+        [(pa(0), 8192 * PS)],
+        [(pa(0), 8192 * PS)],
+    )
+    .unwrap();
+    std::thread::scope(|sc| {
+        for cpu in 0..NR_CPUS {
+            sc.spawn(move || {
+                let mut held = Vec::new();
+                for i in 0..3000u32 {
+                    let order = if i % 7 == 0 { i % 4 } else { 0 };
+                    if let Ok(p) = A.alloc_pages(GFP_KERNEL, order, cpu) {
+                        held.push((p, order));
+                    }
+                    if i % 3 == 0 {
+                        if let Some((p, o)) = held.pop() {
+                            A.free_pages(p, o, cpu).unwrap();
+                        }
+                    }
+                }
+                for (p, o) in held {
+                    A.free_pages(p, o, cpu).unwrap();
+                }
+            });
+        }
+    });
+    A.drain_all();
+    assert_eq!(A.check_invariants().unwrap().buddy_free, 8192);
+    assert_eq!(blocks(&A), [(0, 13)]);
+}
+
+#[test]
+fn fuzz_run_pseudo_random_inputs() {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for len in [0usize, 1, 4, 300, 3001] {
+        let data: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        fuzz::run(&data);
+    }
+}
+
+#[test]
+fn init_from_memblock_like_boot() {
+    use crate::memblock::Memblock;
+    // 4 MiB of RAM, firmware page 0, kernel image at 512 KiB..2 MiB, mem_map placed by
+    // memblock (top-down) like the kernel does.
+    let mut mb = Memblock::new();
+    mb.add(PhysAddr::new(0), 4 << 20).unwrap();
+    mb.reserve(PhysAddr::new(0), 0x1000, "firmware").unwrap();
+    mb.reserve(PhysAddr::new(0x8_0000), 0x18_0000, "kernel")
+        .unwrap();
+    let pages = (4 << 20) / PS;
+    let (per, total) = mem_map_overhead(pages as usize);
+    assert_eq!((per, total), (16, 16384));
+    let mm_pa = mb.alloc(total as u64, PS).unwrap();
+    assert_eq!(mm_pa, PhysAddr::new((4 << 20) - 16384));
+    let free_bytes = mb.free_total();
+    let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
+    let map: &'static [Page] = Box::leak((0..pages).map(|_| Page::new()).collect());
+    a.init_from_memblock(map, Pfn(0), PhysAddr::new(0), &mb)
+        .unwrap();
+    assert_eq!(a.nr_managed_pages() * PS, free_bytes);
+    let st = a.zone_stats(ZoneType::Normal);
+    assert_eq!(st.present_pages, pages);
+    let c = a.check_invariants().unwrap();
+    assert_eq!(c.reserved, pages - a.nr_managed_pages());
+    // The reserved pages are refused.
+    assert_eq!(
+        a.free_pages(Pfn(0x80), 0, 0),
+        Err(FreeError::Reserved { pfn: 0x80 })
+    );
+    assert_eq!(
+        a.free_pages(mm_pa.pfn(), 0, 0),
+        Err(FreeError::Reserved { pfn: mm_pa.pfn().0 })
+    );
+}

@@ -1,0 +1,284 @@
+//! A zone's buddy free lists and the operations done under the zone lock: take a block
+//! (`__rmqueue` with migratetype fallback), give one back and coalesce
+//! (`__free_one_page`), pageblock type changes and the HighAtomic reserve.
+
+use super::free_area::FreeArea;
+use super::migratetype::{MigrateType, ZoneType, MIGRATE_TYPES};
+use super::page::{flag_mt, flag_order, mk, MemMap, PG_BUDDY};
+use super::{MAX_PAGE_ORDER, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
+
+/// The state behind a zone's lock.
+#[derive(Debug)]
+pub struct Zone {
+    /// Which zone.
+    pub ty: ZoneType,
+    pub(crate) mm: MemMap,
+    /// First pfn of the zone's span.
+    pub start_pfn: u64,
+    /// One past the last pfn of the span.
+    pub end_pfn: u64,
+    /// Free lists per order.
+    pub free_area: [FreeArea; NR_ORDERS],
+    /// Pages on the buddy free lists (Linux's `NR_FREE_PAGES`; per-CPU pages not included).
+    pub free_pages: u64,
+    /// Pages in pageblocks reserved as HighAtomic.
+    pub nr_reserved_highatomic: u64,
+    /// Pages handed to the allocator.
+    pub managed_pages: u64,
+}
+
+impl Zone {
+    /// An empty zone.
+    pub const fn new(ty: ZoneType) -> Zone {
+        Zone {
+            ty,
+            mm: MemMap {
+                pages: &[],
+                base_pfn: 0,
+            },
+            start_pfn: 0,
+            end_pfn: 0,
+            free_area: [FreeArea::EMPTY; NR_ORDERS],
+            free_pages: 0,
+            nr_reserved_highatomic: 0,
+            managed_pages: 0,
+        }
+    }
+
+    fn in_zone(&self, pfn: u64) -> bool {
+        pfn >= self.start_pfn && pfn < self.end_pfn && self.mm.contains(pfn)
+    }
+
+    /// First page of the pageblock of `pfn` (clipped to the zone), which holds its type.
+    pub(crate) fn pageblock_head(&self, pfn: u64) -> u64 {
+        (pfn & !(PAGEBLOCK_NR_PAGES - 1)).max(self.start_pfn)
+    }
+    /// The migratetype of the pageblock holding `pfn`. Every descriptor carries a copy of
+    /// its pageblock's type, so that a free reads no other cache line.
+    pub(crate) fn pageblock_mt(&self, pfn: u64) -> MigrateType {
+        self.mm.at(self.mm.idx(pfn)).block_mt()
+    }
+    /// Sets the type of the pageblock holding `pfn` (in all its descriptors: constant
+    /// work, done only when a pageblock is stolen or reserved).
+    fn set_pageblock_mt(&self, pfn: u64, mt: MigrateType) {
+        let start = self.pageblock_head(pfn);
+        let end = ((pfn | (PAGEBLOCK_NR_PAGES - 1)) + 1).min(self.end_pfn);
+        for p in start..end {
+            if let Some(page) = self.mm.pfn_to_page(p) {
+                page.set_block_mt(mt);
+            }
+        }
+    }
+
+    fn add_free(&mut self, pfn: u64, order: u32, mt: MigrateType) {
+        let idx = self.mm.idx(pfn);
+        self.mm.at(idx).set_flags(mk(PG_BUDDY, order, mt));
+        self.free_area[order as usize].add(&self.mm, idx, mt.index());
+    }
+    fn del_free(&mut self, pfn: u64, order: u32, mt: MigrateType) {
+        let idx = self.mm.idx(pfn);
+        self.free_area[order as usize].del(&self.mm, idx, mt.index());
+        self.mm.at(idx).set_flags(0);
+    }
+
+    /// Linux's `__free_one_page`: gives back `2^order` pages at `pfn` (flags already
+    /// cleared) and merges with free buddies of the same order in the same zone.
+    pub(crate) fn free_one(&mut self, mut pfn: u64, mut order: u32, mt: MigrateType) {
+        self.free_pages += 1 << order;
+        while order < MAX_PAGE_ORDER {
+            let buddy = pfn ^ (1 << order);
+            if !self.in_zone(buddy) {
+                break;
+            }
+            let f = self.mm.at(self.mm.idx(buddy)).flags();
+            if f & PG_BUDDY == 0 || flag_order(f) != order {
+                break;
+            }
+            self.del_free(buddy, order, flag_mt(f));
+            pfn &= buddy;
+            order += 1;
+        }
+        self.add_free(pfn, order, mt);
+    }
+
+    /// Splits a block of order `high` at `pfn` down to `low`, freeing the upper halves
+    /// (Linux's `expand`).
+    fn expand(&mut self, pfn: u64, low: u32, mut high: u32, mt: MigrateType) {
+        while high > low {
+            high -= 1;
+            self.add_free(pfn + (1 << high), high, mt);
+        }
+    }
+
+    /// Linux's `__rmqueue_smallest`.
+    fn rmqueue_smallest(&mut self, order: u32, mt: MigrateType) -> Option<u64> {
+        for o in order..=MAX_PAGE_ORDER {
+            if let Some(idx) = self.free_area[o as usize].first(mt.index()) {
+                let pfn = self.mm.base_pfn + idx as u64;
+                self.del_free(pfn, o, mt);
+                self.expand(pfn, order, o, mt);
+                self.free_pages -= 1 << order;
+                return Some(pfn);
+            }
+        }
+        None
+    }
+
+    /// Moves the free blocks of the pageblock holding `pfn` to the lists of `mt`; returns
+    /// how many free pages it has (Linux's `move_freepages_block`). Constant work: one
+    /// pageblock of descriptors.
+    fn move_freepages_block(&mut self, pfn: u64, mt: MigrateType) -> u64 {
+        let start = self.pageblock_head(pfn);
+        let end = ((pfn | (PAGEBLOCK_NR_PAGES - 1)) + 1).min(self.end_pfn);
+        let mut p = start;
+        let mut moved = 0;
+        while p < end && self.mm.contains(p) {
+            let f = self.mm.at(self.mm.idx(p)).flags();
+            if f & PG_BUDDY != 0 {
+                let o = flag_order(f);
+                if flag_mt(f) != mt {
+                    self.del_free(p, o, flag_mt(f));
+                    self.add_free(p, o, mt);
+                }
+                moved += 1 << o;
+                p += 1 << o;
+            } else {
+                p += 1;
+            }
+        }
+        moved
+    }
+
+    /// Linux's `__rmqueue_fallback`: steals the largest block of a fallback type, claiming
+    /// whole pageblocks when the block is at least a pageblock, or when at least half the
+    /// pageblock is free (the pageblock then changes type).
+    fn rmqueue_fallback(&mut self, order: u32, start_mt: MigrateType) -> bool {
+        for o in (order..=MAX_PAGE_ORDER).rev() {
+            for &fb in start_mt.fallbacks() {
+                let Some(idx) = self.free_area[o as usize].first(fb.index()) else {
+                    continue;
+                };
+                let pfn = self.mm.base_pfn + idx as u64;
+                if o >= PAGEBLOCK_ORDER {
+                    // change_pageblock_range: every pageblock of the block.
+                    let mut p = pfn;
+                    while p < pfn + (1 << o) {
+                        self.set_pageblock_mt(p, start_mt);
+                        p += PAGEBLOCK_NR_PAGES;
+                    }
+                    self.del_free(pfn, o, fb);
+                    self.add_free(pfn, o, start_mt);
+                } else if o >= PAGEBLOCK_ORDER / 2
+                    || start_mt == MigrateType::Unmovable
+                    || start_mt == MigrateType::Reclaimable
+                {
+                    let free = self.move_freepages_block(pfn, start_mt);
+                    if free >= PAGEBLOCK_NR_PAGES / 2 {
+                        self.set_pageblock_mt(pfn, start_mt);
+                    }
+                } else {
+                    self.del_free(pfn, o, fb);
+                    self.add_free(pfn, o, start_mt);
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Linux's `__rmqueue`: the request's own lists, then a fallback steal.
+    pub(crate) fn rmqueue(&mut self, order: u32, mt: MigrateType, harder: bool) -> Option<u64> {
+        if harder && order > 0 {
+            if let Some(p) = self.rmqueue_smallest(order, MigrateType::HighAtomic) {
+                return Some(p);
+            }
+        }
+        if let Some(p) = self.rmqueue_smallest(order, mt) {
+            return Some(p);
+        }
+        if self.rmqueue_fallback(order, mt) {
+            return self.rmqueue_smallest(order, mt);
+        }
+        None
+    }
+
+    /// Whether a free block of at least `order` exists on a list the request may use.
+    pub(crate) fn has_free_block(&self, order: u32, harder: bool) -> bool {
+        self.free_area[order as usize..].iter().any(|a| {
+            a.nr_free != 0
+                && ((0..3).any(|m| !a.is_empty(m))
+                    || (harder && !a.is_empty(MigrateType::HighAtomic.index())))
+        })
+    }
+
+    /// Linux's `reserve_highatomic_pageblock`: after a successful high-order atomic
+    /// allocation, reserve its pageblock (at most ~1% of the zone plus one pageblock).
+    pub(crate) fn reserve_highatomic(&mut self, pfn: u64) {
+        let max = self.managed_pages / 100 + PAGEBLOCK_NR_PAGES;
+        if self.nr_reserved_highatomic + PAGEBLOCK_NR_PAGES > max {
+            return;
+        }
+        if self.pageblock_mt(pfn) == MigrateType::HighAtomic {
+            return;
+        }
+        self.nr_reserved_highatomic += PAGEBLOCK_NR_PAGES;
+        self.set_pageblock_mt(pfn, MigrateType::HighAtomic);
+        self.move_freepages_block(pfn, MigrateType::HighAtomic);
+    }
+
+    /// Linux's `unreserve_highatomic_pageblock`: when memory is short, give one reserved
+    /// pageblock back to `mt`. Returns whether one was released.
+    pub(crate) fn unreserve_highatomic(&mut self, mt: MigrateType) -> bool {
+        if self.nr_reserved_highatomic == 0 {
+            return false;
+        }
+        for o in 0..NR_ORDERS {
+            if let Some(idx) = self.free_area[o].first(MigrateType::HighAtomic.index()) {
+                let pfn = self.mm.base_pfn + idx as u64;
+                self.nr_reserved_highatomic = self
+                    .nr_reserved_highatomic
+                    .saturating_sub(PAGEBLOCK_NR_PAGES);
+                self.set_pageblock_mt(pfn, mt);
+                self.move_freepages_block(pfn, mt);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Free pages per (order, migratetype), for reports.
+    pub(crate) fn list_lengths(&self) -> [[u64; MIGRATE_TYPES]; NR_ORDERS] {
+        let mut out = [[0; MIGRATE_TYPES]; NR_ORDERS];
+        for (o, a) in self.free_area.iter().enumerate() {
+            for (m, slot) in out[o].iter_mut().enumerate() {
+                *slot = a.iter(&self.mm, m).count() as u64;
+            }
+        }
+        out
+    }
+
+    /// Walks every free block as (pfn, order, migratetype).
+    pub(crate) fn for_each_free_block(&self, f: &mut dyn FnMut(u64, u32, MigrateType)) {
+        for (o, a) in self.free_area.iter().enumerate() {
+            for m in MigrateType::ALL {
+                for idx in a.iter(&self.mm, m.index()) {
+                    f(self.mm.base_pfn + idx as u64, o as u32, m);
+                }
+            }
+        }
+    }
+
+    /// Pageblocks of the zone per migratetype.
+    pub(crate) fn pageblock_counts(&self) -> [u64; MIGRATE_TYPES] {
+        let mut c = [0; MIGRATE_TYPES];
+        if self.start_pfn >= self.end_pfn {
+            return c;
+        }
+        let mut p = self.start_pfn;
+        while p < self.end_pfn {
+            c[self.pageblock_mt(p).index()] += 1;
+            p = (p | (PAGEBLOCK_NR_PAGES - 1)) + 1;
+        }
+        c
+    }
+}
