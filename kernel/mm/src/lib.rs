@@ -9,6 +9,7 @@
 //! - [`addr`]: physical and virtual addresses as distinct types, page arithmetic.
 //! - [`gfp`]: the GFP allocation flags (`GFP_KERNEL`, `GFP_ATOMIC`, ...).
 //! - [`page_source`]: how the slab and vmalloc layers ask for page frames.
+//! - [`slab`]: the slab allocator and `kmalloc`, the kernel heap.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -16,3 +17,4 @@ extern crate alloc;
 pub mod addr;
 pub mod gfp;
 pub mod page_source;
+pub mod slab;
