@@ -355,3 +355,59 @@ fn global_alloc_layouts() {
         let _ = Gfp::EMPTY;
     });
 }
+
+#[test]
+fn four_threads_with_remote_frees() {
+    use std::sync::mpsc;
+    with_slab(15, true, |slab, pages, rep| {
+        std::thread::scope(|s| {
+            let (txs, rxs): (Vec<_>, Vec<_>) = (0..4).map(|_| mpsc::channel::<usize>()).unzip();
+            for (cpu, rx) in rxs.into_iter().enumerate() {
+                let txs = txs.clone();
+                s.spawn(move || {
+                    let mut x = cpu as u64 + 1;
+                    for i in 0..5000usize {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        let size = (x >> 33) as usize % 600 + 1;
+                        let p = slab.kmalloc(size, GFP_KERNEL, cpu).unwrap().as_ptr();
+                        // SAFETY: a fresh object of `size` bytes.
+                        unsafe { p.write_bytes(cpu as u8, size) };
+                        // Hand every other object to the next CPU, which frees it.
+                        if i % 2 == 0 {
+                            txs[(cpu + 1) % 4].send(p as usize).unwrap();
+                        } else {
+                            // SAFETY: live object.
+                            unsafe { slab.kfree(p, cpu) };
+                        }
+                        while let Ok(q) = rx.try_recv() {
+                            // SAFETY: a live object handed over by another CPU.
+                            unsafe { slab.kfree(q as *mut u8, cpu) };
+                        }
+                    }
+                    drop(txs);
+                    while let Ok(q) = rx.recv() {
+                        // SAFETY: as above.
+                        unsafe { slab.kfree(q as *mut u8, cpu) };
+                    }
+                });
+            }
+        });
+        assert!(rep.0.lock().unwrap().is_empty());
+        leak_check(slab, pages);
+    });
+}
+
+/// The allocator can be a `static` (as the kernel's heap) and be initialised later.
+static STATIC_SLAB: SlabAllocator<'static> = SlabAllocator::new();
+
+#[test]
+fn static_allocator() {
+    let pages: &'static HostPages = Box::leak(Box::new(HostPages::new(10)));
+    let rep: &'static Rec = Box::leak(Box::default());
+    assert!(STATIC_SLAB.kmalloc(8, GFP_KERNEL, 0).is_none(), "not initialised yet");
+    STATIC_SLAB.init(pages, rep, 16, false, 1);
+    let p = STATIC_SLAB.kmalloc(8, GFP_KERNEL, 0).unwrap();
+    // SAFETY: live object.
+    unsafe { STATIC_SLAB.kfree(p.as_ptr(), 0) };
+    leak_check(&STATIC_SLAB, pages);
+}

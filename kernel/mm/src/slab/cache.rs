@@ -288,7 +288,7 @@ pub(crate) fn build_cfg(
 /// Where a cache gets pages and sends error reports.
 #[derive(Clone, Copy)]
 pub(crate) struct Env<'a> {
-    pub(crate) ps: &'a dyn PageSource,
+    pub(crate) ps: &'a (dyn PageSource + Sync),
     pub(crate) rep: &'a dyn SlabReporter,
 }
 

@@ -112,10 +112,21 @@ pub fn run_ops(ops: impl IntoIterator<Item = Op>, arena_order: u32, max_order: u
     let base_pages = pages.pages_in_use();
     let mut live: Vec<Live> = Vec::new();
     let mut seed = 1u8;
-    let check_new = |live: &Vec<Live>, p: usize, size: usize| {
-        assert!(slab.ksize(p as *const u8) >= size, "ksize < size");
-        let class = if size <= KMALLOC_MAX_CACHE_SIZE { KMALLOC_NAMES[kmalloc_index(size)].1 } else { PAGE_SIZE };
-        let align = if class.is_power_of_two() { class } else { 8 };
+    // Alignment follows the class of the object's cache (`ksize`): a fresh object's class
+    // is the one of its size; krealloc may keep a larger, differently aligned object.
+    let check_new = |live: &Vec<Live>, p: usize, size: usize, fresh: bool| {
+        let k = slab.ksize(p as *const u8);
+        assert!(k >= size, "ksize {} < size {}", k, size);
+        if fresh && size <= KMALLOC_MAX_CACHE_SIZE {
+            assert_eq!(k, KMALLOC_NAMES[kmalloc_index(size)].1, "size {} in the wrong class", size);
+        }
+        let align = if k > KMALLOC_MAX_CACHE_SIZE {
+            PAGE_SIZE
+        } else if k.is_power_of_two() {
+            k
+        } else {
+            8
+        };
         assert_eq!(p % align, 0, "object {:#x} of size {} misaligned", p, size);
         for l in live {
             assert!(p + size <= l.ptr || l.ptr + l.size <= p, "overlap {:#x}+{} / {:#x}+{}", p, size, l.ptr, l.size);
@@ -133,7 +144,7 @@ pub fn run_ops(ops: impl IntoIterator<Item = Op>, arena_order: u32, max_order: u
                     assert_eq!(p, ZERO_SIZE_PTR);
                     continue;
                 }
-                check_new(&live, p, size);
+                check_new(&live, p, size, true);
                 if zero {
                     for (off, len) in checked_ranges(size) {
                         for i in off..off + len {
@@ -162,13 +173,12 @@ pub fn run_ops(ops: impl IntoIterator<Item = Op>, arena_order: u32, max_order: u
                 };
                 let old = live.swap_remove(i);
                 let p = p.as_ptr() as usize;
-                check_new(&live, p, size);
-                let kept = Live { ptr: p, size: old.size.min(size), seed: old.seed };
-                if kept.size <= 2 * PAGE_SIZE || kept.size == old.size {
-                    check(&kept);
-                } else {
-                    check(&Live { size: 64, ..kept });
-                }
+                check_new(&live, p, size, false);
+                // The kept prefix: all of it if the harness wrote all of the old object,
+                // else the first 64 bytes it did write.
+                let kept = old.size.min(size);
+                let kept = if old.size <= 2 * PAGE_SIZE { kept } else { kept.min(64) };
+                check(&Live { ptr: p, size: kept, seed: old.seed });
                 seed = seed.wrapping_add(37);
                 let l = Live { ptr: p, size, seed };
                 fill(&l);

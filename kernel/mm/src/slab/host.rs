@@ -16,6 +16,9 @@ use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::gfp::Gfp;
 use crate::page_source::PageSource;
 
+/// Alignment of the virtual arena: the largest slab.
+const ARENA_ALIGN: usize = PAGE_SIZE << crate::slab::SLAB_MAX_ORDER;
+
 /// Physical address of the first arena page.
 pub const HOST_PHYS_BASE: u64 = 0x4000_0000;
 
@@ -34,6 +37,7 @@ struct Inner {
 
 /// Simulated RAM of `2^order` pages.
 pub struct HostPages {
+    raw: *mut u8,
     base: *mut u8,
     layout: Layout,
     pages: usize,
@@ -53,13 +57,17 @@ impl HostPages {
     /// An arena of `2^order` pages (one free block of that order).
     pub fn new(order: u32) -> Self {
         let pages = 1usize << order;
-        let layout = Layout::from_size_align(pages * PAGE_SIZE, 1 << 16).expect("arena layout");
+        // Over-allocate with a small alignment and align by hand: that stays a lazily
+        // zeroed `calloc` (a large alignment would make the host allocator memset it all).
+        let layout = Layout::from_size_align(pages * PAGE_SIZE + ARENA_ALIGN, 16).expect("arena layout");
         // SAFETY: the layout has a non-zero size.
-        let base = unsafe { alloc_zeroed(layout) };
-        assert!(!base.is_null(), "host arena allocation failed");
+        let raw = unsafe { alloc_zeroed(layout) };
+        assert!(!raw.is_null(), "host arena allocation failed");
+        let base = raw.wrapping_add((ARENA_ALIGN - raw as usize % ARENA_ALIGN) % ARENA_ALIGN);
         let mut free: Vec<Vec<usize>> = (0..=order).map(|_| Vec::new()).collect();
         free[order as usize].push(0);
         HostPages {
+            raw,
             base,
             layout,
             pages,
@@ -100,7 +108,7 @@ impl HostPages {
 impl Drop for HostPages {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with this layout.
-        unsafe { dealloc(self.base, self.layout) };
+        unsafe { dealloc(self.raw, self.layout) };
     }
 }
 

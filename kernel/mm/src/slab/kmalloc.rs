@@ -153,7 +153,7 @@ impl<'a> SlabAllocator<'a> {
     /// the page allocator's largest order (bounds kmalloc); `debug` turns on red zones and
     /// poisoning for every cache (`slub_debug`); `seed` feeds the freelist secrets.
     /// A second call is ignored.
-    pub fn init(&self, ps: &'a dyn PageSource, rep: &'a dyn SlabReporter, max_order: u32, debug: bool, seed: u64) {
+    pub fn init(&self, ps: &'a (dyn PageSource + Sync), rep: &'a dyn SlabReporter, max_order: u32, debug: bool, seed: u64) {
         let mut first = false;
         self.ctx.call_once(|| {
             first = true;
