@@ -192,7 +192,10 @@ impl CacheCfg {
 
     /// The right red zone: from the end of the object to the free pointer.
     fn rz_right(&self, obj: usize) -> (usize, usize) {
-        (obj + self.object_size, self.fp_offset - self.obj_offset - self.object_size)
+        (
+            obj + self.object_size,
+            self.fp_offset - self.obj_offset - self.object_size,
+        )
     }
 }
 
@@ -486,7 +489,12 @@ impl KmemCache {
 
     fn report(&self, env: Env<'_>, kind: SlabErrorKind, object: usize, slab: usize) {
         self.node.lock().errors += 1;
-        env.rep.report(&SlabError { kind, cache: self.name(), object, slab });
+        env.rep.report(&SlabError {
+            kind,
+            cache: self.name(),
+            object,
+            slab,
+        });
     }
 
     /// The slab holding `obj` (the caller knows `obj` is in one of this cache's pages).
@@ -500,9 +508,12 @@ impl KmemCache {
 
     /// Allocates and formats a new slab (no lock held).
     fn grow(&self, env: Env<'_>, cfg: &CacheCfg, gfp: Gfp) -> Option<Slab> {
-        let pa = env.ps.alloc_pages(gfp.without(Gfp::GFP_ZERO).without(Gfp::GFP_COMP), cfg.order)?;
+        let pa = env
+            .ps
+            .alloc_pages(gfp.without(Gfp::GFP_ZERO).without(Gfp::GFP_COMP), cfg.order)?;
         for i in 0..1u64 << cfg.order {
-            env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), owner_slab(cfg.index));
+            env.ps
+                .set_page_owner(pa.add(i * PAGE_SIZE as u64), owner_slab(cfg.index));
         }
         let va = env.ps.phys_to_virt(pa).as_usize();
         // SAFETY: the block was just allocated for this cache.
@@ -577,11 +588,18 @@ impl KmemCache {
 
     /// Returns an object to its slab; releases a slab beyond the empty-slab reserve.
     fn slab_push(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, obj: usize) {
-        let Some(slab) = self.slab_of(env, cfg, obj) else { return };
+        let Some(slab) = self.slab_of(env, cfg, obj) else {
+            return;
+        };
         let head_at = slab.0 + H_FREELIST;
         let at = cfg.fp_addr(obj);
         // SAFETY: `obj` is a free object of this slab (it came from a per-CPU array).
-        unsafe { raw::write_word(at, cfg.encode(cfg.encode(slab.get(H_FREELIST), head_at), at)) };
+        unsafe {
+            raw::write_word(
+                at,
+                cfg.encode(cfg.encode(slab.get(H_FREELIST), head_at), at),
+            )
+        };
         slab.set(H_FREELIST, cfg.encode(obj, head_at));
         slab.set(H_INUSE, slab.get(H_INUSE) - 1);
         node.free_objects += 1;
@@ -705,7 +723,9 @@ impl KmemCache {
         let bad_rz = unsafe {
             raw::first_mismatch(slot, cfg.obj_offset, SLUB_RED_INACTIVE)
                 .map(|(i, v)| (slot + i, v))
-                .or_else(|| raw::first_mismatch(rz, rzlen, SLUB_RED_INACTIVE).map(|(i, v)| (rz + i, v)))
+                .or_else(|| {
+                    raw::first_mismatch(rz, rzlen, SLUB_RED_INACTIVE).map(|(i, v)| (rz + i, v))
+                })
         };
         let mut err = bad_rz.map(|(first, value)| SlabErrorKind::RedzoneOverwritten {
             first,
@@ -718,9 +738,11 @@ impl KmemCache {
             // SAFETY: as above.
             let last = unsafe { raw::read_byte(obj + cfg.object_size - 1) };
             err = match body {
-                Some((i, value)) => {
-                    Some(SlabErrorKind::PoisonOverwritten { first: obj + i, value, expected: POISON_FREE })
-                }
+                Some((i, value)) => Some(SlabErrorKind::PoisonOverwritten {
+                    first: obj + i,
+                    value,
+                    expected: POISON_FREE,
+                }),
                 None if last != POISON_END => Some(SlabErrorKind::PoisonOverwritten {
                     first: obj + cfg.object_size - 1,
                     value: last,
@@ -764,7 +786,10 @@ impl KmemCache {
         let (rz, rzlen) = cfg.rz_right(obj);
         // SAFETY: `obj` is an object start of one of our slabs.
         let (l, r) = unsafe {
-            (raw::first_mismatch(slot, cfg.obj_offset, SLUB_RED_ACTIVE), raw::first_mismatch(rz, rzlen, SLUB_RED_ACTIVE))
+            (
+                raw::first_mismatch(slot, cfg.obj_offset, SLUB_RED_ACTIVE),
+                raw::first_mismatch(rz, rzlen, SLUB_RED_ACTIVE),
+            )
         };
         if l.is_some() || r.is_some() {
             // SAFETY: as above.
@@ -775,8 +800,15 @@ impl KmemCache {
             let kind = if all_inactive {
                 SlabErrorKind::DoubleFree
             } else {
-                let (first, value) = l.map(|(i, v)| (slot + i, v)).or(r.map(|(i, v)| (rz + i, v))).unwrap_or((obj, 0));
-                SlabErrorKind::RedzoneOverwritten { first, value, expected: SLUB_RED_ACTIVE }
+                let (first, value) = l
+                    .map(|(i, v)| (slot + i, v))
+                    .or(r.map(|(i, v)| (rz + i, v)))
+                    .unwrap_or((obj, 0));
+                SlabErrorKind::RedzoneOverwritten {
+                    first,
+                    value,
+                    expected: SLUB_RED_ACTIVE,
+                }
             };
             if !all_inactive {
                 self.node.lock().quarantined += 1;

@@ -59,7 +59,8 @@ impl HostPages {
         let pages = 1usize << order;
         // Over-allocate with a small alignment and align by hand: that stays a lazily
         // zeroed `calloc` (a large alignment would make the host allocator memset it all).
-        let layout = Layout::from_size_align(pages * PAGE_SIZE + ARENA_ALIGN, 16).expect("arena layout");
+        let layout =
+            Layout::from_size_align(pages * PAGE_SIZE + ARENA_ALIGN, 16).expect("arena layout");
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc_zeroed(layout) };
         assert!(!raw.is_null(), "host arena allocation failed");
@@ -72,7 +73,13 @@ impl HostPages {
             layout,
             pages,
             max_order: order,
-            inner: Mutex::new(Inner { free, alloc_order: alloc::vec![0; pages], calls: 0, fail_at: None, fail_after: None }),
+            inner: Mutex::new(Inner {
+                free,
+                alloc_order: alloc::vec![0; pages],
+                calls: 0,
+                fail_at: None,
+                fail_after: None,
+            }),
             owner: (0..pages).map(|_| AtomicU64::new(0)).collect(),
             in_use: AtomicUsize::new(0),
         }
@@ -136,7 +143,13 @@ impl PageSource for HostPages {
     fn free_pages(&self, pa: PhysAddr, order: u32) {
         let mut idx = self.index(pa);
         let mut i = self.inner.lock();
-        assert_eq!(i.alloc_order[idx], order as u8 + 1, "free_pages({:?}, {}) of a block not allocated so", pa, order);
+        assert_eq!(
+            i.alloc_order[idx],
+            order as u8 + 1,
+            "free_pages({:?}, {}) of a block not allocated so",
+            pa,
+            order
+        );
         i.alloc_order[idx] = 0;
         for p in idx..idx + (1 << order) {
             self.owner[p].store(0, Relaxed);
@@ -144,7 +157,9 @@ impl PageSource for HostPages {
         let mut o = order;
         while o < self.max_order {
             let buddy = idx ^ (1 << o);
-            let Some(pos) = i.free[o as usize].iter().position(|&b| b == buddy) else { break };
+            let Some(pos) = i.free[o as usize].iter().position(|&b| b == buddy) else {
+                break;
+            };
             i.free[o as usize].swap_remove(pos);
             idx &= !(1 << o);
             o += 1;

@@ -22,7 +22,9 @@ use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use spin::{Mutex, Once};
 
-use super::cache::{build_cfg, owner_slab, CacheId, CacheStats, Ctor, Env, KmemCache, LayoutError, SlabFlags};
+use super::cache::{
+    build_cfg, owner_slab, CacheId, CacheStats, Ctor, Env, KmemCache, LayoutError, SlabFlags,
+};
 use super::cache::{TAG_LARGE, TAG_SLAB};
 use super::debug::{SlabError, SlabErrorKind, SlabReporter};
 use super::{raw, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES, NR_CPUS};
@@ -100,7 +102,11 @@ impl core::fmt::Display for SlabDestroyError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SlabDestroyError::Busy { name, active } => {
-                write!(f, "kmem_cache_destroy {}: Slab cache still has objects ({} active)", name, active)
+                write!(
+                    f,
+                    "kmem_cache_destroy {}: Slab cache still has objects ({} active)",
+                    name, active
+                )
             }
             SlabDestroyError::BadCache => f.write_str("kmem_cache_destroy: no such cache"),
         }
@@ -153,11 +159,23 @@ impl<'a> SlabAllocator<'a> {
     /// the page allocator's largest order (bounds kmalloc); `debug` turns on red zones and
     /// poisoning for every cache (`slub_debug`); `seed` feeds the freelist secrets.
     /// A second call is ignored.
-    pub fn init(&self, ps: &'a (dyn PageSource + Sync), rep: &'a dyn SlabReporter, max_order: u32, debug: bool, seed: u64) {
+    pub fn init(
+        &self,
+        ps: &'a (dyn PageSource + Sync),
+        rep: &'a dyn SlabReporter,
+        max_order: u32,
+        debug: bool,
+        seed: u64,
+    ) {
         let mut first = false;
         self.ctx.call_once(|| {
             first = true;
-            Ctx { env: Env { ps, rep }, max_order, debug, seed }
+            Ctx {
+                env: Env { ps, rep },
+                max_order,
+                debug,
+                seed,
+            }
         });
         if !first {
             return;
@@ -190,14 +208,24 @@ impl<'a> SlabAllocator<'a> {
         ctor: Option<Ctor>,
     ) -> Result<CacheId, SlabCreateError> {
         let ctx = self.ctx().ok_or(SlabCreateError::NotInitialised)?;
-        let flags = if ctx.debug { flags.union(SlabFlags::DEBUG) } else { flags };
+        let flags = if ctx.debug {
+            flags.union(SlabFlags::DEBUG)
+        } else {
+            flags
+        };
         let _guard = self.registry.lock();
-        let index = self.caches.iter().position(|c| !c.is_live()).ok_or(SlabCreateError::RegistryFull)?;
-        let secret = mix(ctx.seed ^ (index as u64) << 32 ^ (&self.caches[index] as *const _ as u64)) as usize;
-        let cfg = build_cfg(name, index, size, align, flags, ctor, secret).map_err(|e| match e {
-            LayoutError::BadArgs => SlabCreateError::BadArgs,
-            LayoutError::TooLarge => SlabCreateError::TooLarge,
-        })?;
+        let index = self
+            .caches
+            .iter()
+            .position(|c| !c.is_live())
+            .ok_or(SlabCreateError::RegistryFull)?;
+        let secret = mix(ctx.seed ^ (index as u64) << 32 ^ (&self.caches[index] as *const _ as u64))
+            as usize;
+        let cfg =
+            build_cfg(name, index, size, align, flags, ctor, secret).map_err(|e| match e {
+                LayoutError::BadArgs => SlabCreateError::BadArgs,
+                LayoutError::TooLarge => SlabCreateError::TooLarge,
+            })?;
         self.caches[index].activate(cfg);
         Ok(CacheId(index as u8))
     }
@@ -220,7 +248,9 @@ impl<'a> SlabAllocator<'a> {
     /// # Safety
     /// Unless debug mode is on, `obj` must be a live object of `id` not used afterwards.
     pub unsafe fn kmem_cache_free(&self, id: CacheId, obj: NonNull<u8>, cpu: usize) {
-        let Some((c, ctx)) = self.live(id) else { return };
+        let Some((c, ctx)) = self.live(id) else {
+            return;
+        };
         let a = obj.as_ptr() as usize;
         match self.owner(ctx, a) {
             Some(w) if w == owner_slab(id.index()) => {
@@ -228,7 +258,10 @@ impl<'a> SlabAllocator<'a> {
                 unsafe { c.free(ctx.env, a, cpu) }
             }
             Some(w) if w >> 48 == TAG_SLAB => {
-                let other = self.caches.get((w & 0xff) as usize).map_or("?", |o| o.name());
+                let other = self
+                    .caches
+                    .get((w & 0xff) as usize)
+                    .map_or("?", |o| o.name());
                 self.report_outside(ctx, SlabErrorKind::WrongCache { other }, c.name(), a);
             }
             _ => self.report_outside(ctx, SlabErrorKind::NotSlabObject, c.name(), a),
@@ -247,7 +280,10 @@ impl<'a> SlabAllocator<'a> {
             return Err(SlabDestroyError::BadCache);
         }
         let _guard = self.registry.lock();
-        c.destroy(ctx.env).map_err(|active| SlabDestroyError::Busy { name: c.name(), active })
+        c.destroy(ctx.env).map_err(|active| SlabDestroyError::Busy {
+            name: c.name(),
+            active,
+        })
     }
 
     /// Counters of one cache.
@@ -266,7 +302,9 @@ impl<'a> SlabAllocator<'a> {
 
     /// The id of the kmalloc cache serving `size` bytes (1..=8192).
     pub fn kmalloc_cache(&self, size: usize) -> Option<CacheId> {
-        (1..=KMALLOC_MAX_CACHE_SIZE).contains(&size).then(|| CacheId(kmalloc_index(size) as u8))
+        (1..=KMALLOC_MAX_CACHE_SIZE)
+            .contains(&size)
+            .then(|| CacheId(kmalloc_index(size) as u8))
     }
 
     fn owner(&self, ctx: &Ctx<'a>, a: usize) -> Option<u64> {
@@ -274,8 +312,19 @@ impl<'a> SlabAllocator<'a> {
         Some(ctx.env.ps.page_owner(pa))
     }
 
-    fn report_outside(&self, ctx: &Ctx<'a>, kind: SlabErrorKind, cache: &'static str, object: usize) {
-        ctx.env.rep.report(&SlabError { kind, cache, object, slab: 0 });
+    fn report_outside(
+        &self,
+        ctx: &Ctx<'a>,
+        kind: SlabErrorKind,
+        cache: &'static str,
+        object: usize,
+    ) {
+        ctx.env.rep.report(&SlabError {
+            kind,
+            cache,
+            object,
+            slab: 0,
+        });
     }
 
     /// `kmalloc`: `size` bytes, or [`ZERO_SIZE_PTR`] for 0, or `None` when memory is short
@@ -299,8 +348,13 @@ impl<'a> SlabAllocator<'a> {
         if order > ctx.max_order || order as usize + PAGE_SHIFT as usize >= usize::BITS as usize {
             return None;
         }
-        let pa = ctx.env.ps.alloc_pages(gfp.without(Gfp::GFP_ZERO) | Gfp::GFP_COMP, order)?;
-        ctx.env.ps.set_page_owner(pa, (TAG_LARGE << 48) | order as u64);
+        let pa = ctx
+            .env
+            .ps
+            .alloc_pages(gfp.without(Gfp::GFP_ZERO) | Gfp::GFP_COMP, order)?;
+        ctx.env
+            .ps
+            .set_page_owner(pa, (TAG_LARGE << 48) | order as u64);
         self.large_pages.fetch_add(1 << order, Relaxed);
         let va = ctx.env.ps.phys_to_virt(pa).as_usize();
         if gfp.contains(Gfp::GFP_ZERO) {
@@ -319,10 +373,17 @@ impl<'a> SlabAllocator<'a> {
     /// pointers kmalloc did not return).
     pub fn ksize(&self, ptr: *const u8) -> usize {
         let a = ptr as usize;
-        let Some(ctx) = self.ctx().filter(|_| a > ZERO_SIZE_PTR) else { return 0 };
+        let Some(ctx) = self.ctx().filter(|_| a > ZERO_SIZE_PTR) else {
+            return 0;
+        };
         match self.owner(ctx, a) {
-            Some(w) if w >> 48 == TAG_SLAB => self.caches.get((w & 0xff) as usize).map_or(0, |c| c.object_size()),
-            Some(w) if w >> 48 == TAG_LARGE && a % PAGE_SIZE == 0 => PAGE_SIZE << (w & 0xff),
+            Some(w) if w >> 48 == TAG_SLAB => self
+                .caches
+                .get((w & 0xff) as usize)
+                .map_or(0, |c| c.object_size()),
+            Some(w) if w >> 48 == TAG_LARGE && a.is_multiple_of(PAGE_SIZE) => {
+                PAGE_SIZE << (w & 0xff)
+            }
             _ => 0,
         }
     }
@@ -351,7 +412,7 @@ impl<'a> SlabAllocator<'a> {
                 Some(c) => unsafe { c.free(ctx.env, a, cpu) },
                 None => self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a),
             },
-            TAG_LARGE if a % PAGE_SIZE == 0 => {
+            TAG_LARGE if a.is_multiple_of(PAGE_SIZE) => {
                 let order = (w & 0xff) as u32;
                 ctx.env.ps.set_page_owner(pa, 0);
                 self.large_pages.fetch_sub(1 << order, Relaxed);
@@ -367,7 +428,13 @@ impl<'a> SlabAllocator<'a> {
     ///
     /// # Safety
     /// As for [`Self::kfree`] on `ptr`.
-    pub unsafe fn krealloc(&self, ptr: *mut u8, new_size: usize, gfp: Gfp, cpu: usize) -> Option<NonNull<u8>> {
+    pub unsafe fn krealloc(
+        &self,
+        ptr: *mut u8,
+        new_size: usize,
+        gfp: Gfp,
+        cpu: usize,
+    ) -> Option<NonNull<u8>> {
         if ptr as usize <= ZERO_SIZE_PTR {
             return self.kmalloc(new_size, gfp, cpu);
         }
@@ -414,7 +481,11 @@ impl<'a> SlabAllocator<'a> {
     /// Drains and shrinks every cache; pages given back.
     pub fn shrink_all(&self) -> usize {
         let Some(ctx) = self.ctx() else { return 0 };
-        self.caches.iter().filter(|c| c.is_live()).map(|c| c.shrink(ctx.env)).sum()
+        self.caches
+            .iter()
+            .filter(|c| c.is_live())
+            .map(|c| c.shrink(ctx.env))
+            .sum()
     }
 
     /// Bytes in slab pages (meminfo's `Slab:`).
@@ -432,7 +503,10 @@ impl<'a> SlabAllocator<'a> {
     /// Size the global allocator asks kmalloc for, given the alignment rule.
     pub fn layout_size(layout: Layout) -> usize {
         let size = layout.size().max(layout.align()).max(1);
-        if layout.align() > 8 && size <= KMALLOC_MAX_CACHE_SIZE && !KMALLOC_NAMES[kmalloc_index(size)].1.is_power_of_two() {
+        if layout.align() > 8
+            && size <= KMALLOC_MAX_CACHE_SIZE
+            && !KMALLOC_NAMES[kmalloc_index(size)].1.is_power_of_two()
+        {
             size.next_power_of_two()
         } else {
             size
@@ -444,7 +518,7 @@ impl<'a> SlabAllocator<'a> {
         let Some(p) = self.kmalloc(Self::layout_size(layout), gfp, cpu) else {
             return core::ptr::null_mut();
         };
-        if p.as_ptr() as usize % layout.align() != 0 {
+        if !(p.as_ptr() as usize).is_multiple_of(layout.align()) {
             // Only possible for a compound block whose virtual address lost the physical
             // alignment; give it back rather than break the contract.
             // SAFETY: just allocated, never handed out.
@@ -467,12 +541,19 @@ impl<'a> SlabAllocator<'a> {
     ///
     /// # Safety
     /// As for [`Self::dealloc_layout`]; `layout` is the block's current layout.
-    pub unsafe fn realloc_layout(&self, ptr: *mut u8, layout: Layout, new_size: usize, gfp: Gfp, cpu: usize) -> *mut u8 {
+    pub unsafe fn realloc_layout(
+        &self,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+        gfp: Gfp,
+        cpu: usize,
+    ) -> *mut u8 {
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
             return core::ptr::null_mut();
         };
         let want = Self::layout_size(new_layout);
-        if self.ksize(ptr) >= want && ptr as usize % layout.align() == 0 {
+        if self.ksize(ptr) >= want && (ptr as usize).is_multiple_of(layout.align()) {
             return ptr;
         }
         let new = self.alloc_layout(new_layout, gfp, cpu);

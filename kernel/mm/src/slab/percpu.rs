@@ -32,7 +32,16 @@ pub struct ArrayCache {
 impl ArrayCache {
     /// An empty array with no capacity (set by [`Self::set_tunables`]).
     pub const fn new() -> Self {
-        Self { avail: 0, limit: 0, batchcount: 0, allochit: 0, allocmiss: 0, freehit: 0, freemiss: 0, entry: [0; AC_MAX] }
+        Self {
+            avail: 0,
+            limit: 0,
+            batchcount: 0,
+            allochit: 0,
+            allocmiss: 0,
+            freehit: 0,
+            freemiss: 0,
+            entry: [0; AC_MAX],
+        }
     }
 
     /// Sets `limit` and `batchcount` (clamped to the capacity).
