@@ -284,3 +284,42 @@ fn debug_off_fast_path_has_no_poison() {
         assert!(rep.take().is_empty());
     });
 }
+
+#[test]
+fn validate_finds_write_after_free_and_bad_freelists() {
+    with_slab(true, |slab, rep| {
+        let id = slab.kmalloc_cache(256).unwrap();
+        let objs: Vec<_> = (0..10)
+            .map(|_| slab.kmalloc(256, GFP_KERNEL, 0).unwrap().as_ptr())
+            .collect();
+        assert_eq!(slab.validate_all(), 0);
+        // SAFETY: live objects.
+        unsafe {
+            slab.kfree(objs[0], 0);
+            slab.kfree(objs[1], 1);
+        }
+        poke(objs[0], 100, 1); // in CPU 0's array
+        assert_eq!(slab.kmem_cache_validate(id), 1);
+        let e = rep.take()[0];
+        assert_eq!(
+            e.kind,
+            SlabErrorKind::PoisonOverwritten {
+                first: objs[0] as usize + 100,
+                value: 1,
+                expected: POISON_FREE
+            }
+        );
+        slab.drain_all();
+        poke(objs[0], 100, POISON_FREE); // repaired
+                                         // Now both are on slab freelists; corrupt the free pointer of the head (`objs[1]`,
+                                         // drained last), which lies after the object and its 8-byte red zone.
+                                         // SAFETY: deliberate corruption inside the host arena.
+        unsafe { objs[1].add(256 + 8).cast::<usize>().write_unaligned(0x1234) };
+        assert_eq!(slab.kmem_cache_validate(id), 1);
+        assert!(matches!(
+            rep.take()[0].kind,
+            SlabErrorKind::FreepointerCorrupt { .. }
+        ));
+        assert_eq!(slab.cache_stats(id).unwrap().errors, 2);
+    });
+}

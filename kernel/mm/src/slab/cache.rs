@@ -716,47 +716,17 @@ impl KmemCache {
     /// # Safety
     /// `obj` must be a free object of this cache.
     unsafe fn debug_alloc(&self, env: Env<'_>, cfg: &CacheCfg, obj: usize, gfp: Gfp) -> bool {
-        let slab = self.slab_of(env, cfg, obj).map_or(0, |s| s.0);
-        let slot = obj - cfg.obj_offset;
-        let (rz, rzlen) = cfg.rz_right(obj);
-        // SAFETY: (whole function) the slot of a free object belongs to the cache.
-        let bad_rz = unsafe {
-            raw::first_mismatch(slot, cfg.obj_offset, SLUB_RED_INACTIVE)
-                .map(|(i, v)| (slot + i, v))
-                .or_else(|| {
-                    raw::first_mismatch(rz, rzlen, SLUB_RED_INACTIVE).map(|(i, v)| (rz + i, v))
-                })
-        };
-        let mut err = bad_rz.map(|(first, value)| SlabErrorKind::RedzoneOverwritten {
-            first,
-            value,
-            expected: SLUB_RED_INACTIVE,
-        });
-        if err.is_none() && cfg.poison {
-            // SAFETY: as above.
-            let body = unsafe { raw::first_mismatch(obj, cfg.object_size - 1, POISON_FREE) };
-            // SAFETY: as above.
-            let last = unsafe { raw::read_byte(obj + cfg.object_size - 1) };
-            err = match body {
-                Some((i, value)) => Some(SlabErrorKind::PoisonOverwritten {
-                    first: obj + i,
-                    value,
-                    expected: POISON_FREE,
-                }),
-                None if last != POISON_END => Some(SlabErrorKind::PoisonOverwritten {
-                    first: obj + cfg.object_size - 1,
-                    value: last,
-                    expected: POISON_END,
-                }),
-                None => None,
-            };
-        }
-        if let Some(kind) = err {
+        // SAFETY: forwarded contract.
+        if let Some(kind) = unsafe { check_free_object(cfg, obj) } {
+            let slab = self.slab_of(env, cfg, obj).map_or(0, |s| s.0);
             self.node.lock().quarantined += 1;
             self.report(env, kind, obj, slab);
             return false;
         }
-        // SAFETY: as above; the object is now the caller's.
+        let slot = obj - cfg.obj_offset;
+        let (rz, rzlen) = cfg.rz_right(obj);
+        // SAFETY: the slot of a free object belongs to the cache; the object is now the
+        // caller's.
         unsafe {
             raw::fill(slot, cfg.obj_offset, SLUB_RED_ACTIVE);
             raw::fill(rz, rzlen, SLUB_RED_ACTIVE);
@@ -819,6 +789,65 @@ impl KmemCache {
         // SAFETY: the object is being freed by its owner.
         unsafe { init_free_debug(cfg, obj) };
         true
+    }
+
+    /// SLUB's `validate_slab_cache`: checks every free object (per-CPU arrays and slab
+    /// freelists) for red zone and poison damage and every freelist for corruption,
+    /// reporting each problem. Damaged objects are quarantined when next allocated.
+    /// Returns the number of problems; 0 without debugging.
+    pub(crate) fn validate(&self, env: Env<'_>) -> usize {
+        let cfg = self.cfg();
+        if !cfg.debug {
+            return 0;
+        }
+        let mut found = 0;
+        let mut report = |kind, object, slab| {
+            found += 1;
+            env.rep.report(&SlabError {
+                kind,
+                cache: cfg.name,
+                object,
+                slab,
+            });
+        };
+        for ac in &self.cpu {
+            let ac = ac.lock();
+            for &obj in &ac.entry[..ac.avail] {
+                // SAFETY: objects in a per-CPU array are free objects of this cache.
+                if let Some(kind) = unsafe { check_free_object(&cfg, obj) } {
+                    let slab = self.slab_of(env, &cfg, obj).map_or(0, |s| s.0);
+                    report(kind, obj, slab);
+                }
+            }
+        }
+        let mut node = self.node.lock();
+        for list in [LIST_PARTIAL, LIST_FREE] {
+            let mut next = node.head[list];
+            while next != 0 {
+                // SAFETY: list members are held slabs.
+                let slab = unsafe { Slab::from_raw(next) };
+                next = slab.get(H_NEXT);
+                let mut at = slab.0 + H_FREELIST;
+                let mut obj = cfg.encode(slab.get(H_FREELIST), at);
+                let mut steps = 0;
+                while obj != 0 && steps < cfg.num {
+                    if cfg.obj_index(slab, obj).is_none() {
+                        report(SlabErrorKind::FreepointerCorrupt { fp: obj }, at, slab.0);
+                        break;
+                    }
+                    // SAFETY: `obj` was validated as an object of this slab on its freelist.
+                    if let Some(kind) = unsafe { check_free_object(&cfg, obj) } {
+                        report(kind, obj, slab.0);
+                    }
+                    at = cfg.fp_addr(obj);
+                    // SAFETY: the free pointer of a validated free object.
+                    obj = cfg.encode(unsafe { raw::read_word(at) }, at);
+                    steps += 1;
+                }
+            }
+        }
+        node.errors += found as u64;
+        found
     }
 
     /// Returns every object of `cpu`'s array to the slabs.
@@ -893,6 +922,47 @@ impl KmemCache {
         s.quarantined = node.quarantined;
         s
     }
+}
+
+/// The error a free object shows, if any: red zones not inactive, poison overwritten.
+///
+/// # Safety
+/// `obj` must be a free object of a slab held by the cache described by `cfg`.
+unsafe fn check_free_object(cfg: &CacheCfg, obj: usize) -> Option<SlabErrorKind> {
+    let slot = obj - cfg.obj_offset;
+    let (rz, rzlen) = cfg.rz_right(obj);
+    // SAFETY: (whole function) the slot of a free object belongs to the cache.
+    let bad_rz = unsafe {
+        raw::first_mismatch(slot, cfg.obj_offset, SLUB_RED_INACTIVE)
+            .map(|(i, v)| (slot + i, v))
+            .or_else(|| raw::first_mismatch(rz, rzlen, SLUB_RED_INACTIVE).map(|(i, v)| (rz + i, v)))
+    };
+    if let Some((first, value)) = bad_rz {
+        return Some(SlabErrorKind::RedzoneOverwritten {
+            first,
+            value,
+            expected: SLUB_RED_INACTIVE,
+        });
+    }
+    if !cfg.poison {
+        return None;
+    }
+    // SAFETY: as above.
+    if let Some((i, value)) = unsafe { raw::first_mismatch(obj, cfg.object_size - 1, POISON_FREE) }
+    {
+        return Some(SlabErrorKind::PoisonOverwritten {
+            first: obj + i,
+            value,
+            expected: POISON_FREE,
+        });
+    }
+    // SAFETY: as above.
+    let last = unsafe { raw::read_byte(obj + cfg.object_size - 1) };
+    (last != POISON_END).then_some(SlabErrorKind::PoisonOverwritten {
+        first: obj + cfg.object_size - 1,
+        value: last,
+        expected: POISON_END,
+    })
 }
 
 /// Marks a slot free: inactive red zones and free poison.

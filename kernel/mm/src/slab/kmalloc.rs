@@ -286,6 +286,21 @@ impl<'a> SlabAllocator<'a> {
         })
     }
 
+    /// `validate_slab_cache`: checks the free objects of `id` (debug mode); problems found.
+    pub fn kmem_cache_validate(&self, id: CacheId) -> usize {
+        self.live(id).map_or(0, |(c, ctx)| c.validate(ctx.env))
+    }
+
+    /// [`Self::kmem_cache_validate`] for every cache.
+    pub fn validate_all(&self) -> usize {
+        let Some(ctx) = self.ctx() else { return 0 };
+        self.caches
+            .iter()
+            .filter(|c| c.is_live())
+            .map(|c| c.validate(ctx.env))
+            .sum()
+    }
+
     /// Counters of one cache.
     pub fn cache_stats(&self, id: CacheId) -> Option<CacheStats> {
         self.live(id).map(|(c, _)| c.stats())
