@@ -472,7 +472,7 @@ impl KmemCache {
         self.object_size.load(Relaxed)
     }
 
-    /// Takes a free slot; `false` if it was in use.
+    /// Makes a free slot live with `cfg` (the registry lock is held).
     pub(crate) fn activate(&self, cfg: CacheCfg) {
         let (limit, batch) = tunables_for(cfg.stride);
         for ac in &self.cpu {
@@ -979,5 +979,87 @@ unsafe fn init_free_debug(cfg: &CacheCfg, obj: usize) {
             raw::fill(obj, cfg.object_size - 1, POISON_FREE);
             raw::fill(obj + cfg.object_size - 1, 1, POISON_END);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_like_calculate_order() {
+        // (stride, first) -> (order, objects)
+        assert_eq!(calculate_order(8, 64), Some((0, 504)));
+        assert_eq!(calculate_order(192, 64), Some((0, 21)));
+        assert_eq!(calculate_order(1024, 1024), Some((2, 15)));
+        assert_eq!(calculate_order(4096, 4096), Some((4, 15)));
+        assert_eq!(calculate_order(8192, 8192), Some((4, 7)));
+        assert_eq!(calculate_order(100_000, 64), Some((5, 1)));
+    }
+
+    #[test]
+    fn layouts() {
+        let c = build_cfg("x", 9, 64, 64, SlabFlags::NONE, None, 0).unwrap();
+        assert_eq!(
+            (c.stride, c.obj_offset, c.fp_offset, c.first),
+            (64, 0, 0, 64)
+        );
+        let d = build_cfg("x", 9, 60, 8, SlabFlags::DEBUG, None, 0).unwrap();
+        // [8 red zone | 60 object | 12 red zone | 8 free pointer]
+        assert_eq!(
+            (d.obj_offset, d.rz_right(1000), d.fp_offset, d.stride),
+            (8, (1060, 12), 80, 88)
+        );
+        assert!(d.poison);
+        let k = build_cfg("x", 9, 24, 8, SlabFlags::DEBUG, Some(dummy_ctor), 0).unwrap();
+        assert!(!k.poison, "no poisoning with a constructor");
+        assert_eq!(
+            build_cfg("x", 9, 0, 8, SlabFlags::NONE, None, 0).unwrap_err(),
+            LayoutError::BadArgs
+        );
+        assert_eq!(
+            build_cfg("x", 9, 8, 12, SlabFlags::NONE, None, 0).unwrap_err(),
+            LayoutError::BadArgs
+        );
+        assert_eq!(
+            build_cfg("x", 9, 1 << 20, 8, SlabFlags::NONE, None, 0).unwrap_err(),
+            LayoutError::TooLarge
+        );
+    }
+
+    /// # Safety
+    /// Never called.
+    unsafe fn dummy_ctor(_: *mut u8) {}
+
+    #[test]
+    fn object_index_by_reciprocal() {
+        for stride in [8usize, 24, 88, 96, 192, 1032, 4096, 8200] {
+            let c = CacheCfg {
+                stride,
+                num: 65536 / stride,
+                recip: (1u64 << 32) / stride as u64 + 1,
+                ..CacheCfg::EMPTY
+            };
+            // SAFETY: only address arithmetic; the slab is never touched.
+            let slab = unsafe { Slab::from_raw(0x10_0000) };
+            for i in 0..c.num {
+                let obj = c.obj_at(slab, i);
+                assert_eq!(c.obj_index(slab, obj), Some(i));
+                assert_eq!(c.obj_index(slab, obj + 4), None);
+            }
+            assert_eq!(c.obj_index(slab, c.obj_at(slab, c.num)), None);
+        }
+    }
+
+    #[test]
+    fn hardened_pointers_depend_on_secret_and_location() {
+        let c = CacheCfg {
+            secret: 0xdead_beef_0bad_f00d,
+            ..CacheCfg::EMPTY
+        };
+        let e = c.encode(0x1000, 0x2000);
+        assert_ne!(e, 0x1000);
+        assert_eq!(c.encode(e, 0x2000), 0x1000);
+        assert_ne!(c.encode(e, 0x2008), 0x1000);
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! A [`SlabAllocator`] is a fixed array of [`MAX_CACHES`] cache slots and can be a `static`:
 //! `static SLAB: SlabAllocator<'static> = SlabAllocator::new();` then, once the page
-//! allocator runs, `SLAB.init(&BUDDY, &REPORTER, MAX_PAGE_ORDER, debug, seed)`.
+//! allocator runs, `SLAB.init(&BUDDY, &REPORTER, MAX_PAGE_ORDER, debug, seed)` with
+//! `&'static (dyn PageSource + Sync)` and `&'static dyn SlabReporter`.
 //!
 //! Sizes up to [`KMALLOC_MAX_CACHE_SIZE`] are served by the `kmalloc-*` caches (class
 //! chosen like Linux's `kmalloc_index`); larger ones by one compound block of
@@ -121,6 +122,53 @@ struct Ctx<'a> {
 }
 
 /// The kernel heap: a registry of caches over a page source.
+///
+/// The kernel glue, with the buddy allocator as page source (here simulated RAM) and the
+/// heap as `#[global_allocator]` (interrupts must be masked around calls that can come
+/// from interrupt context, as the per-CPU locks are plain spin locks):
+///
+/// ```
+/// use core::alloc::{GlobalAlloc, Layout};
+/// use mm::gfp::GFP_KERNEL;
+/// use mm::slab::{debug::NullReporter, host::HostPages, SlabAllocator, MAX_PAGE_ORDER};
+///
+/// static SLAB: SlabAllocator<'static> = SlabAllocator::new();
+///
+/// struct KernelHeap;
+/// fn this_cpu() -> usize {
+///     0 // MPIDR_EL1.Aff0 in the kernel
+/// }
+/// unsafe impl GlobalAlloc for KernelHeap {
+///     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+///         SLAB.alloc_layout(layout, GFP_KERNEL, this_cpu())
+///     }
+///     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+///         // SAFETY: GlobalAlloc's contract: `ptr` came from `alloc` with `layout`.
+///         unsafe { SLAB.dealloc_layout(ptr, layout, this_cpu()) }
+///     }
+///     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+///         // SAFETY: as above.
+///         unsafe { SLAB.realloc_layout(ptr, layout, new_size, GFP_KERNEL, this_cpu()) }
+///     }
+/// }
+///
+/// let ram: &'static HostPages = Box::leak(Box::new(HostPages::new(10)));
+/// SLAB.init(ram, &NullReporter, MAX_PAGE_ORDER, false, 0x1234);
+/// let layout = Layout::from_size_align(100, 64).unwrap();
+/// // SAFETY: non-zero layout, freed with the same layout.
+/// unsafe {
+///     let p = KernelHeap.alloc(layout);
+///     assert_eq!(p as usize % 64, 0);
+///     KernelHeap.dealloc(p, layout);
+/// }
+/// let p = SLAB.kmalloc(100, GFP_KERNEL, 0).unwrap();
+/// assert_eq!(SLAB.ksize(p.as_ptr()), 128);
+/// // SAFETY: a live kmalloc object, not used afterwards.
+/// unsafe { SLAB.kfree(p.as_ptr(), 1) };
+/// let mut info = String::new();
+/// mm::slab::slabinfo::slabinfo(&SLAB, &mut info).unwrap();
+/// assert!(info.contains("kmalloc-128"));
+/// ```
 pub struct SlabAllocator<'a> {
     ctx: Once<Ctx<'a>>,
     caches: [KmemCache; MAX_CACHES],
