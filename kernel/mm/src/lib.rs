@@ -13,6 +13,7 @@
 //! - [`page_alloc`]: the buddy page allocator (zones, per-CPU lists, reports).
 //! - [`pgtable`]: AArch64 page tables (heap-free) and the kernel's address-space layout.
 //! - [`vmalloc`]: vmap areas, vmalloc/vfree, vmap, ioremap, /proc/vmallocinfo.
+//! - [`slab`]: the slab allocator and `kmalloc`, the kernel heap.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -23,4 +24,5 @@ pub mod memblock;
 pub mod page_alloc;
 pub mod page_source;
 pub mod pgtable;
+pub mod slab;
 pub mod vmalloc;

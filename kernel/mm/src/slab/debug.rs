@@ -1,0 +1,158 @@
+//! SLUB-style debugging: poison values, red zones, and the error reports.
+//!
+//! With debugging on, each object slot is laid out as
+//! `[left red zone | object | right red zone | free pointer]` (SLUB keeps the free pointer
+//! outside the object so that poison covers every object byte). The red zones hold
+//! [`SLUB_RED_ACTIVE`] while the object is allocated and [`SLUB_RED_INACTIVE`] while it is
+//! free, which is how a double free is recognised without any per-object state.
+//! A free object is filled with [`POISON_FREE`] ending in [`POISON_END`]; on reallocation
+//! the poison is checked (write after free) and replaced by [`POISON_INUSE`].
+//!
+//! Every detected error is handed to the [`SlabReporter`] and the operation is refused:
+//! a corrupted object is quarantined (never handed out again), a bad free is ignored.
+
+use core::fmt;
+
+/// Byte of a free object (`POISON_FREE`).
+pub const POISON_FREE: u8 = 0x6b;
+/// Byte of an allocated object the caller has not initialised (`POISON_INUSE`).
+pub const POISON_INUSE: u8 = 0x5a;
+/// Last byte of a free object's poison (`POISON_END`).
+pub const POISON_END: u8 = 0xa5;
+/// Red zone of an allocated object (`SLUB_RED_ACTIVE`).
+pub const SLUB_RED_ACTIVE: u8 = 0xcc;
+/// Red zone of a free object (`SLUB_RED_INACTIVE`).
+pub const SLUB_RED_INACTIVE: u8 = 0xbb;
+
+/// What went wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlabErrorKind {
+    /// The object was freed twice (its red zone says it is already free).
+    DoubleFree,
+    /// A red zone byte was overwritten (`first` is its address, `value` what was found).
+    RedzoneOverwritten {
+        /// Address of the first bad byte.
+        first: usize,
+        /// Value found there.
+        value: u8,
+        /// Value expected.
+        expected: u8,
+    },
+    /// A free object's poison was overwritten: a write after free.
+    PoisonOverwritten {
+        /// Address of the first bad byte.
+        first: usize,
+        /// Value found there.
+        value: u8,
+        /// Value expected.
+        expected: u8,
+    },
+    /// The pointer lies in a slab but not at the start of an object.
+    InvalidPointer,
+    /// The pointer is not in a slab page nor at the start of a kmalloc compound block.
+    NotSlabObject,
+    /// `kmem_cache_free` on one cache of an object of another (`other`).
+    WrongCache {
+        /// The cache the object really belongs to.
+        other: &'static str,
+    },
+    /// A decoded free pointer is outside its slab or off an object boundary; the rest of
+    /// that freelist is abandoned.
+    FreepointerCorrupt {
+        /// The decoded pointer.
+        fp: usize,
+    },
+}
+
+/// One detected error, with enough context for a Linux-like report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlabError {
+    /// What went wrong.
+    pub kind: SlabErrorKind,
+    /// Name of the cache (`kmalloc` when the pointer is in no cache).
+    pub cache: &'static str,
+    /// The object (or the bad pointer).
+    pub object: usize,
+    /// Start of the slab holding it (0 when unknown).
+    pub slab: usize,
+}
+
+impl SlabError {
+    /// Linux's one-line reason, as printed after `BUG <cache> (Not tainted): `.
+    pub fn reason(&self) -> &'static str {
+        match self.kind {
+            SlabErrorKind::DoubleFree => "Object already free",
+            SlabErrorKind::RedzoneOverwritten { .. } => "Redzone overwritten",
+            SlabErrorKind::PoisonOverwritten { .. } => "Poison overwritten",
+            SlabErrorKind::InvalidPointer => "Invalid object pointer",
+            SlabErrorKind::NotSlabObject => "Invalid free of a non-slab pointer",
+            SlabErrorKind::WrongCache { .. } => "Wrong slab cache",
+            SlabErrorKind::FreepointerCorrupt { .. } => "Freepointer corrupt",
+        }
+    }
+}
+
+/// The Linux-like report block (without the call trace, which the kernel appends).
+impl fmt::Display for SlabError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "============================================================================="
+        )?;
+        writeln!(f, "BUG {} (Not tainted): {}", self.cache, self.reason())?;
+        writeln!(
+            f,
+            "-----------------------------------------------------------------------------"
+        )?;
+        writeln!(f)?;
+        match self.kind {
+            SlabErrorKind::RedzoneOverwritten {
+                first,
+                value,
+                expected,
+            }
+            | SlabErrorKind::PoisonOverwritten {
+                first,
+                value,
+                expected,
+            } => writeln!(
+                f,
+                "INFO: {:#x}-{:#x} @offset={}. First byte {:#x} instead of {:#x}",
+                first,
+                first,
+                first.wrapping_sub(self.slab),
+                value,
+                expected
+            )?,
+            SlabErrorKind::WrongCache { other } => {
+                writeln!(f, "INFO: {} but object is from {}", self.cache, other)?
+            }
+            SlabErrorKind::FreepointerCorrupt { fp } => writeln!(f, "INFO: Freepointer {:#x}", fp)?,
+            _ => {}
+        }
+        if self.slab != 0 {
+            writeln!(f, "INFO: Slab {:#x}", self.slab)?;
+            write!(
+                f,
+                "INFO: Object {:#x} @offset={}",
+                self.object,
+                self.object.wrapping_sub(self.slab)
+            )
+        } else {
+            write!(f, "INFO: Object {:#x}", self.object)
+        }
+    }
+}
+
+/// Where detected errors go. The kernel prints them (plus a call trace); tests record them.
+pub trait SlabReporter: Sync {
+    /// Reports one error; the slab layer has already refused the operation.
+    fn report(&self, err: &SlabError);
+}
+
+/// A reporter that drops reports (for callers that only care that the operation is refused).
+pub struct NullReporter;
+
+impl SlabReporter for NullReporter {
+    fn report(&self, _err: &SlabError) {}
+}

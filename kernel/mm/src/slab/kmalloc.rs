@@ -1,0 +1,632 @@
+//! The cache registry and `kmalloc`/`kfree`/`ksize`/`krealloc`, plus the helpers behind the
+//! kernel's `#[global_allocator]`.
+//!
+//! A [`SlabAllocator`] is a fixed array of [`MAX_CACHES`] cache slots and can be a `static`:
+//! `static SLAB: SlabAllocator<'static> = SlabAllocator::new();` then, once the page
+//! allocator runs, `SLAB.init(&BUDDY, &REPORTER, MAX_PAGE_ORDER, debug, seed)` with
+//! `&'static (dyn PageSource + Sync)` and `&'static dyn SlabReporter`.
+//!
+//! Sizes up to [`KMALLOC_MAX_CACHE_SIZE`] are served by the `kmalloc-*` caches (class
+//! chosen like Linux's `kmalloc_index`); larger ones by one compound block of
+//! `2^ceil(log2(pages))` pages whose head page owner word records the order.
+//!
+//! Alignment rule: every kmalloc object is 8-aligned, and objects of the power-of-two
+//! classes are aligned to their class size (up to `PAGE_SIZE << SLAB_MAX_ORDER`, and
+//! compound blocks to their size as far as the linear map preserves physical alignment).
+//! So a `Layout` is served by rounding its size up to its alignment; for the two
+//! non-power-of-two classes (96, 192) an alignment above 8 moves the request to the next
+//! power of two ([`SlabAllocator::alloc_layout`]).
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use spin::{Mutex, Once};
+
+use super::cache::{
+    build_cfg, owner_slab, CacheId, CacheStats, Ctor, Env, KmemCache, LayoutError, SlabFlags,
+};
+use super::cache::{TAG_LARGE, TAG_SLAB};
+use super::debug::{SlabError, SlabErrorKind, SlabReporter};
+use super::{raw, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES, NR_CPUS};
+use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
+use crate::gfp::Gfp;
+use crate::page_source::PageSource;
+
+/// What `kmalloc(0)` returns: a distinct non-null pointer that faults if dereferenced and
+/// that `kfree` ignores (Linux's `ZERO_SIZE_PTR`).
+pub const ZERO_SIZE_PTR: usize = 16;
+
+/// Names and sizes of the kmalloc caches, in registry order.
+pub const KMALLOC_NAMES: [(&str, usize); 13] = [
+    ("kmalloc-8", 8),
+    ("kmalloc-16", 16),
+    ("kmalloc-32", 32),
+    ("kmalloc-64", 64),
+    ("kmalloc-96", 96),
+    ("kmalloc-128", 128),
+    ("kmalloc-192", 192),
+    ("kmalloc-256", 256),
+    ("kmalloc-512", 512),
+    ("kmalloc-1k", 1024),
+    ("kmalloc-2k", 2048),
+    ("kmalloc-4k", 4096),
+    ("kmalloc-8k", 8192),
+];
+
+/// Class of sizes 1..=192 by `(size - 1) / 8`, like Linux's `size_index[]`.
+const SIZE_INDEX: [u8; 24] = [
+    0, 1, 2, 2, 3, 3, 3, 3, // 8 16 32 32 64 64 64 64
+    4, 4, 4, 4, 5, 5, 5, 5, // 96 x4, 128 x4
+    6, 6, 6, 6, 6, 6, 6, 6, // 192 x8
+];
+
+/// Linux's `kmalloc_index`: the kmalloc cache for `1 <= size <= 8192`.
+#[inline(always)]
+pub const fn kmalloc_index(size: usize) -> usize {
+    if size <= 192 {
+        SIZE_INDEX[(size - 1) >> 3] as usize
+    } else {
+        // 193..=256 -> 7 (kmalloc-256), ..., 4097..=8192 -> 12 (kmalloc-8k)
+        (usize::BITS - (size - 1).leading_zeros()) as usize - 1
+    }
+}
+
+/// Why `kmem_cache_create` failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SlabCreateError {
+    /// [`SlabAllocator::init`] has not run.
+    NotInitialised,
+    /// All [`MAX_CACHES`] slots are taken.
+    RegistryFull,
+    /// Zero size or an alignment that is not a power of two.
+    BadArgs,
+    /// Objects too large for a slab.
+    TooLarge,
+}
+
+/// Why `kmem_cache_destroy` was refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SlabDestroyError {
+    /// Objects are still allocated.
+    Busy {
+        /// Cache name.
+        name: &'static str,
+        /// Live objects.
+        active: usize,
+    },
+    /// No such cache (or a kmalloc cache, which cannot be destroyed).
+    BadCache,
+}
+
+impl core::fmt::Display for SlabDestroyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SlabDestroyError::Busy { name, active } => {
+                write!(
+                    f,
+                    "kmem_cache_destroy {}: Slab cache still has objects ({} active)",
+                    name, active
+                )
+            }
+            SlabDestroyError::BadCache => f.write_str("kmem_cache_destroy: no such cache"),
+        }
+    }
+}
+
+struct Ctx<'a> {
+    env: Env<'a>,
+    max_order: u32,
+    debug: bool,
+    seed: u64,
+}
+
+/// The kernel heap: a registry of caches over a page source.
+///
+/// The kernel glue, with the buddy allocator as page source (here simulated RAM) and the
+/// heap as `#[global_allocator]` (interrupts must be masked around calls that can come
+/// from interrupt context, as the per-CPU locks are plain spin locks):
+///
+/// ```
+/// use core::alloc::{GlobalAlloc, Layout};
+/// use mm::gfp::GFP_KERNEL;
+/// use mm::slab::{debug::NullReporter, host::HostPages, SlabAllocator, MAX_PAGE_ORDER};
+///
+/// static SLAB: SlabAllocator<'static> = SlabAllocator::new();
+///
+/// struct KernelHeap;
+/// fn this_cpu() -> usize {
+///     0 // MPIDR_EL1.Aff0 in the kernel
+/// }
+/// unsafe impl GlobalAlloc for KernelHeap {
+///     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+///         SLAB.alloc_layout(layout, GFP_KERNEL, this_cpu())
+///     }
+///     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+///         // SAFETY: GlobalAlloc's contract: `ptr` came from `alloc` with `layout`.
+///         unsafe { SLAB.dealloc_layout(ptr, layout, this_cpu()) }
+///     }
+///     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+///         // SAFETY: as above.
+///         unsafe { SLAB.realloc_layout(ptr, layout, new_size, GFP_KERNEL, this_cpu()) }
+///     }
+/// }
+///
+/// let ram: &'static HostPages = Box::leak(Box::new(HostPages::new(10)));
+/// SLAB.init(ram, &NullReporter, MAX_PAGE_ORDER, false, 0x1234);
+/// let layout = Layout::from_size_align(100, 64).unwrap();
+/// // SAFETY: non-zero layout, freed with the same layout.
+/// unsafe {
+///     let p = KernelHeap.alloc(layout);
+///     assert_eq!(p as usize % 64, 0);
+///     KernelHeap.dealloc(p, layout);
+/// }
+/// let p = SLAB.kmalloc(100, GFP_KERNEL, 0).unwrap();
+/// assert_eq!(SLAB.ksize(p.as_ptr()), 128);
+/// // SAFETY: a live kmalloc object, not used afterwards.
+/// unsafe { SLAB.kfree(p.as_ptr(), 1) };
+/// let mut info = String::new();
+/// mm::slab::slabinfo::slabinfo(&SLAB, &mut info).unwrap();
+/// assert!(info.contains("kmalloc-128"));
+/// ```
+pub struct SlabAllocator<'a> {
+    ctx: Once<Ctx<'a>>,
+    caches: [KmemCache; MAX_CACHES],
+    /// Serialises cache creation and destruction.
+    registry: Mutex<()>,
+    /// Pages held by large (compound) kmalloc blocks.
+    large_pages: AtomicUsize,
+}
+
+impl Default for SlabAllocator<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn mix(mut x: u64) -> u64 {
+    // splitmix64 finaliser: a cheap per-cache secret from the seed.
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl<'a> SlabAllocator<'a> {
+    /// An uninitialised allocator (usable in a `static`).
+    pub const fn new() -> Self {
+        SlabAllocator {
+            ctx: Once::new(),
+            caches: [const { KmemCache::new() }; MAX_CACHES],
+            registry: Mutex::new(()),
+            large_pages: AtomicUsize::new(0),
+        }
+    }
+
+    /// Connects the page source and reporter and creates the kmalloc caches. `max_order` is
+    /// the page allocator's largest order (bounds kmalloc); `debug` turns on red zones and
+    /// poisoning for every cache (`slub_debug`); `seed` feeds the freelist secrets.
+    /// A second call is ignored.
+    pub fn init(
+        &self,
+        ps: &'a (dyn PageSource + Sync),
+        rep: &'a dyn SlabReporter,
+        max_order: u32,
+        debug: bool,
+        seed: u64,
+    ) {
+        let mut first = false;
+        self.ctx.call_once(|| {
+            first = true;
+            Ctx {
+                env: Env { ps, rep },
+                max_order,
+                debug,
+                seed,
+            }
+        });
+        if !first {
+            return;
+        }
+        for (name, size) in KMALLOC_NAMES {
+            let align = if size.is_power_of_two() { size } else { 8 };
+            let r = self.kmem_cache_create(name, size, align, SlabFlags::NONE, None);
+            debug_assert!(r.is_ok(), "kmalloc cache {} failed", name);
+        }
+    }
+
+    #[inline(always)]
+    fn ctx(&self) -> Option<&Ctx<'a>> {
+        self.ctx.get()
+    }
+
+    /// Whether debug mode is on.
+    pub fn debug(&self) -> bool {
+        self.ctx().is_some_and(|c| c.debug)
+    }
+
+    /// `kmem_cache_create`: a cache of `size`-byte objects aligned to `align` (at least 8).
+    /// With debug mode on, [`SlabFlags::DEBUG`] is added.
+    pub fn kmem_cache_create(
+        &self,
+        name: &'static str,
+        size: usize,
+        align: usize,
+        flags: SlabFlags,
+        ctor: Option<Ctor>,
+    ) -> Result<CacheId, SlabCreateError> {
+        let ctx = self.ctx().ok_or(SlabCreateError::NotInitialised)?;
+        let flags = if ctx.debug {
+            flags.union(SlabFlags::DEBUG)
+        } else {
+            flags
+        };
+        let _guard = self.registry.lock();
+        let index = self
+            .caches
+            .iter()
+            .position(|c| !c.is_live())
+            .ok_or(SlabCreateError::RegistryFull)?;
+        let secret = mix(ctx.seed ^ (index as u64) << 32 ^ (&self.caches[index] as *const _ as u64))
+            as usize;
+        let cfg =
+            build_cfg(name, index, size, align, flags, ctor, secret).map_err(|e| match e {
+                LayoutError::BadArgs => SlabCreateError::BadArgs,
+                LayoutError::TooLarge => SlabCreateError::TooLarge,
+            })?;
+        self.caches[index].activate(cfg);
+        Ok(CacheId(index as u8))
+    }
+
+    fn live(&self, id: CacheId) -> Option<(&KmemCache, &Ctx<'a>)> {
+        let c = self.caches.get(id.index())?;
+        Some((c, self.ctx()?)).filter(|(c, _)| c.is_live())
+    }
+
+    /// `kmem_cache_alloc`.
+    #[inline]
+    pub fn kmem_cache_alloc(&self, id: CacheId, gfp: Gfp, cpu: usize) -> Option<NonNull<u8>> {
+        let (c, ctx) = self.live(id)?;
+        NonNull::new(c.alloc(ctx.env, gfp, cpu)? as *mut u8)
+    }
+
+    /// `kmem_cache_free`. An object of another cache is reported (`Wrong slab cache`) and
+    /// refused.
+    ///
+    /// # Safety
+    /// Unless debug mode is on, `obj` must be a live object of `id` not used afterwards.
+    pub unsafe fn kmem_cache_free(&self, id: CacheId, obj: NonNull<u8>, cpu: usize) {
+        let Some((c, ctx)) = self.live(id) else {
+            return;
+        };
+        let a = obj.as_ptr() as usize;
+        match self.owner(ctx, a) {
+            Some(w) if w == owner_slab(id.index()) => {
+                // SAFETY: the page is one of this cache's slabs; the rest is the caller's.
+                unsafe { c.free(ctx.env, a, cpu) }
+            }
+            Some(w) if w >> 48 == TAG_SLAB => {
+                let other = self
+                    .caches
+                    .get((w & 0xff) as usize)
+                    .map_or("?", |o| o.name());
+                self.report_outside(ctx, SlabErrorKind::WrongCache { other }, c.name(), a);
+            }
+            _ => self.report_outside(ctx, SlabErrorKind::NotSlabObject, c.name(), a),
+        }
+    }
+
+    /// `kmem_cache_shrink`: pages given back.
+    pub fn kmem_cache_shrink(&self, id: CacheId) -> usize {
+        self.live(id).map_or(0, |(c, ctx)| c.shrink(ctx.env))
+    }
+
+    /// `kmem_cache_destroy`: refused while objects are live. kmalloc caches stay.
+    pub fn kmem_cache_destroy(&self, id: CacheId) -> Result<(), SlabDestroyError> {
+        let (c, ctx) = self.live(id).ok_or(SlabDestroyError::BadCache)?;
+        if id.index() < KMALLOC_NAMES.len() {
+            return Err(SlabDestroyError::BadCache);
+        }
+        let _guard = self.registry.lock();
+        c.destroy(ctx.env).map_err(|active| SlabDestroyError::Busy {
+            name: c.name(),
+            active,
+        })
+    }
+
+    /// `validate_slab_cache`: checks the free objects of `id` (debug mode); problems found.
+    pub fn kmem_cache_validate(&self, id: CacheId) -> usize {
+        self.live(id).map_or(0, |(c, ctx)| c.validate(ctx.env))
+    }
+
+    /// [`Self::kmem_cache_validate`] for every cache.
+    pub fn validate_all(&self) -> usize {
+        let Some(ctx) = self.ctx() else { return 0 };
+        self.caches
+            .iter()
+            .filter(|c| c.is_live())
+            .map(|c| c.validate(ctx.env))
+            .sum()
+    }
+
+    /// Counters of one cache.
+    pub fn cache_stats(&self, id: CacheId) -> Option<CacheStats> {
+        self.live(id).map(|(c, _)| c.stats())
+    }
+
+    /// Counters of every live cache, in registry order.
+    pub fn for_each_cache(&self, mut f: impl FnMut(CacheId, &CacheStats)) {
+        for (i, c) in self.caches.iter().enumerate() {
+            if c.is_live() {
+                f(CacheId(i as u8), &c.stats());
+            }
+        }
+    }
+
+    /// The id of the kmalloc cache serving `size` bytes (1..=8192).
+    pub fn kmalloc_cache(&self, size: usize) -> Option<CacheId> {
+        (1..=KMALLOC_MAX_CACHE_SIZE)
+            .contains(&size)
+            .then(|| CacheId(kmalloc_index(size) as u8))
+    }
+
+    fn owner(&self, ctx: &Ctx<'a>, a: usize) -> Option<u64> {
+        let pa = ctx.env.ps.virt_to_phys(VirtAddr::new(a as u64))?;
+        Some(ctx.env.ps.page_owner(pa))
+    }
+
+    fn report_outside(
+        &self,
+        ctx: &Ctx<'a>,
+        kind: SlabErrorKind,
+        cache: &'static str,
+        object: usize,
+    ) {
+        ctx.env.rep.report(&SlabError {
+            kind,
+            cache,
+            object,
+            slab: 0,
+        });
+    }
+
+    /// `kmalloc`: `size` bytes, or [`ZERO_SIZE_PTR`] for 0, or `None` when memory is short
+    /// or `size` exceeds the largest page block.
+    #[inline]
+    pub fn kmalloc(&self, size: usize, gfp: Gfp, cpu: usize) -> Option<NonNull<u8>> {
+        if size == 0 {
+            return NonNull::new(ZERO_SIZE_PTR as *mut u8);
+        }
+        let ctx = self.ctx()?;
+        if size <= KMALLOC_MAX_CACHE_SIZE {
+            let obj = self.caches[kmalloc_index(size)].alloc(ctx.env, gfp, cpu)?;
+            return NonNull::new(obj as *mut u8);
+        }
+        self.kmalloc_large(ctx, size, gfp)
+    }
+
+    fn kmalloc_large(&self, ctx: &Ctx<'a>, size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+        let pages = crate::addr::pages_for(size)?;
+        let order = pages.next_power_of_two().trailing_zeros();
+        if order > ctx.max_order || order as usize + PAGE_SHIFT as usize >= usize::BITS as usize {
+            return None;
+        }
+        let pa = ctx
+            .env
+            .ps
+            .alloc_pages(gfp.without(Gfp::GFP_ZERO) | Gfp::GFP_COMP, order)?;
+        ctx.env
+            .ps
+            .set_page_owner(pa, (TAG_LARGE << 48) | order as u64);
+        self.large_pages.fetch_add(1 << order, Relaxed);
+        let va = ctx.env.ps.phys_to_virt(pa).as_usize();
+        if gfp.contains(Gfp::GFP_ZERO) {
+            // SAFETY: the block was just allocated for us.
+            unsafe { raw::fill(va, PAGE_SIZE << order, 0) };
+        }
+        NonNull::new(va as *mut u8)
+    }
+
+    /// `kzalloc`: zeroed `kmalloc`.
+    pub fn kzalloc(&self, size: usize, gfp: Gfp, cpu: usize) -> Option<NonNull<u8>> {
+        self.kmalloc(size, gfp | Gfp::GFP_ZERO, cpu)
+    }
+
+    /// `ksize`: usable bytes of a kmalloc object (0 for null, [`ZERO_SIZE_PTR`] and
+    /// pointers kmalloc did not return).
+    pub fn ksize(&self, ptr: *const u8) -> usize {
+        let a = ptr as usize;
+        let Some(ctx) = self.ctx().filter(|_| a > ZERO_SIZE_PTR) else {
+            return 0;
+        };
+        match self.owner(ctx, a) {
+            Some(w) if w >> 48 == TAG_SLAB => self
+                .caches
+                .get((w & 0xff) as usize)
+                .map_or(0, |c| c.object_size()),
+            Some(w) if w >> 48 == TAG_LARGE && a.is_multiple_of(PAGE_SIZE) => {
+                PAGE_SIZE << (w & 0xff)
+            }
+            _ => 0,
+        }
+    }
+
+    /// `kfree`: frees a kmalloc object or compound block; null and [`ZERO_SIZE_PTR`] are
+    /// ignored. A pointer into no slab page nor at a block start is reported and ignored.
+    ///
+    /// # Safety
+    /// Unless debug mode is on, `ptr` must come from this allocator's `kmalloc` family and
+    /// not be used afterwards. (With debug mode on, misuse is detected and refused as long as
+    /// the memory has not been reused.)
+    #[inline]
+    pub unsafe fn kfree(&self, ptr: *mut u8, cpu: usize) {
+        let a = ptr as usize;
+        if a <= ZERO_SIZE_PTR {
+            return;
+        }
+        let Some(ctx) = self.ctx() else { return };
+        let Some(pa) = ctx.env.ps.virt_to_phys(VirtAddr::new(a as u64)) else {
+            return self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a);
+        };
+        let w = ctx.env.ps.page_owner(pa);
+        match w >> 48 {
+            TAG_SLAB => match self.caches.get((w & 0xff) as usize) {
+                // SAFETY: the owner word names the cache; the object is the caller's.
+                Some(c) => unsafe { c.free(ctx.env, a, cpu) },
+                None => self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a),
+            },
+            TAG_LARGE if a.is_multiple_of(PAGE_SIZE) => {
+                let order = (w & 0xff) as u32;
+                ctx.env.ps.set_page_owner(pa, 0);
+                self.large_pages.fetch_sub(1 << order, Relaxed);
+                ctx.env.ps.free_pages(PhysAddr::new(pa.as_u64()), order);
+            }
+            _ => self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a),
+        }
+    }
+
+    /// `krealloc`: resizes, keeping the first `min(old usable size, new_size)` bytes. A null
+    /// `ptr` allocates; `new_size == 0` frees and returns [`ZERO_SIZE_PTR`]. On failure the
+    /// old object is untouched and `None` returned.
+    ///
+    /// # Safety
+    /// As for [`Self::kfree`] on `ptr`.
+    pub unsafe fn krealloc(
+        &self,
+        ptr: *mut u8,
+        new_size: usize,
+        gfp: Gfp,
+        cpu: usize,
+    ) -> Option<NonNull<u8>> {
+        if ptr as usize <= ZERO_SIZE_PTR {
+            return self.kmalloc(new_size, gfp, cpu);
+        }
+        if new_size == 0 {
+            // SAFETY: forwarded contract.
+            unsafe { self.kfree(ptr, cpu) };
+            return NonNull::new(ZERO_SIZE_PTR as *mut u8);
+        }
+        let old = self.ksize(ptr);
+        if old == 0 {
+            // Not ours: let kfree's checks report it, and refuse.
+            // SAFETY: forwarded contract (kfree only reports a foreign pointer).
+            unsafe { self.kfree(ptr, cpu) };
+            return None;
+        }
+        // Same object when it still fits and would not fit a smaller class (Linux keeps it
+        // whenever it fits; we also give back large blocks that could halve).
+        if new_size <= old && (old <= KMALLOC_MAX_CACHE_SIZE || new_size > old / 2) {
+            return NonNull::new(ptr);
+        }
+        let new = self.kmalloc(new_size, gfp.without(Gfp::GFP_ZERO), cpu)?;
+        // SAFETY: both objects are live, distinct, and at least `min(old, new_size)` long.
+        unsafe { raw::copy(ptr as usize, new.as_ptr() as usize, old.min(new_size)) };
+        // SAFETY: forwarded contract.
+        unsafe { self.kfree(ptr, cpu) };
+        Some(new)
+    }
+
+    /// Returns every CPU-cached object of `cpu` to the slabs.
+    pub fn drain_cpu(&self, cpu: usize) {
+        let Some(ctx) = self.ctx() else { return };
+        for c in self.caches.iter().filter(|c| c.is_live()) {
+            c.drain_cpu(ctx.env, cpu);
+        }
+    }
+
+    /// [`Self::drain_cpu`] for every CPU.
+    pub fn drain_all(&self) {
+        for cpu in 0..NR_CPUS {
+            self.drain_cpu(cpu);
+        }
+    }
+
+    /// Drains and shrinks every cache; pages given back.
+    pub fn shrink_all(&self) -> usize {
+        let Some(ctx) = self.ctx() else { return 0 };
+        self.caches
+            .iter()
+            .filter(|c| c.is_live())
+            .map(|c| c.shrink(ctx.env))
+            .sum()
+    }
+
+    /// Bytes in slab pages (meminfo's `Slab:`).
+    pub fn slab_bytes(&self) -> usize {
+        let mut total = 0;
+        self.for_each_cache(|_, s| total += s.num_slabs * s.pagesperslab * PAGE_SIZE);
+        total
+    }
+
+    /// Bytes in large kmalloc blocks (not counted in `Slab:`, as in Linux).
+    pub fn large_bytes(&self) -> usize {
+        self.large_pages.load(Relaxed) * PAGE_SIZE
+    }
+
+    /// Size the global allocator asks kmalloc for, given the alignment rule.
+    pub fn layout_size(layout: Layout) -> usize {
+        let size = layout.size().max(layout.align()).max(1);
+        if layout.align() > 8
+            && size <= KMALLOC_MAX_CACHE_SIZE
+            && !KMALLOC_NAMES[kmalloc_index(size)].1.is_power_of_two()
+        {
+            size.next_power_of_two()
+        } else {
+            size
+        }
+    }
+
+    /// `GlobalAlloc::alloc`: null on failure.
+    pub fn alloc_layout(&self, layout: Layout, gfp: Gfp, cpu: usize) -> *mut u8 {
+        let Some(p) = self.kmalloc(Self::layout_size(layout), gfp, cpu) else {
+            return core::ptr::null_mut();
+        };
+        if !(p.as_ptr() as usize).is_multiple_of(layout.align()) {
+            // Only possible for a compound block whose virtual address lost the physical
+            // alignment; give it back rather than break the contract.
+            // SAFETY: just allocated, never handed out.
+            unsafe { self.kfree(p.as_ptr(), cpu) };
+            return core::ptr::null_mut();
+        }
+        p.as_ptr()
+    }
+
+    /// `GlobalAlloc::dealloc`.
+    ///
+    /// # Safety
+    /// `ptr` must come from [`Self::alloc_layout`]/[`Self::realloc_layout`] on this allocator.
+    pub unsafe fn dealloc_layout(&self, ptr: *mut u8, _layout: Layout, cpu: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { self.kfree(ptr, cpu) }
+    }
+
+    /// `GlobalAlloc::realloc`: null on failure (the old block then stays valid).
+    ///
+    /// # Safety
+    /// As for [`Self::dealloc_layout`]; `layout` is the block's current layout.
+    pub unsafe fn realloc_layout(
+        &self,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+        gfp: Gfp,
+        cpu: usize,
+    ) -> *mut u8 {
+        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+            return core::ptr::null_mut();
+        };
+        let want = Self::layout_size(new_layout);
+        if self.ksize(ptr) >= want && (ptr as usize).is_multiple_of(layout.align()) {
+            return ptr;
+        }
+        let new = self.alloc_layout(new_layout, gfp, cpu);
+        if !new.is_null() {
+            // SAFETY: both blocks are live and distinct; `layout.size()` bytes are valid in
+            // the old one and the copy length fits both.
+            unsafe { raw::copy(ptr as usize, new as usize, layout.size().min(new_size)) };
+            // SAFETY: forwarded contract.
+            unsafe { self.kfree(ptr, cpu) };
+        }
+        new
+    }
+}

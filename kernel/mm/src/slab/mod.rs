@@ -1,0 +1,46 @@
+//! The slab allocator and `kmalloc`: the kernel heap.
+//!
+//! Objects of one size live in a *cache* ([`cache::KmemCache`], Linux's `struct kmem_cache`).
+//! A cache carves *slabs* (blocks of `2^order` pages taken from a
+//! [`PageSource`](crate::page_source::PageSource)) into equal objects. The design follows
+//! Linux's SLAB allocator for the hot path and SLUB for debugging:
+//!
+//! - every CPU has an `array_cache` of free object pointers ([`percpu`]): allocation and
+//!   free touch only that array, under an uncontended per-CPU lock; the array is refilled
+//!   from, and flushed in batches to, the cache's node lists (partial, full, free slabs);
+//! - the slab header sits at the start of the slab; the owner word of every page of a slab
+//!   names the cache, so `kfree` finds the cache of any object from its address alone;
+//! - free objects inside a slab are chained by hardened free pointers
+//!   (`SLAB_FREELIST_HARDENED`): stored XORed with a per-cache secret and their own address,
+//!   and checked to land on an object boundary of the same slab before being followed;
+//! - debug mode ([`debug`]) adds SLUB's red zones and poisoning and refuses double frees,
+//!   invalid frees and use of corrupted objects, reporting each through a [`SlabReporter`].
+//!
+//! [`kmalloc::SlabAllocator`] holds a fixed registry of caches (no heap: it *is* the heap),
+//! creates the `kmalloc-8` ... `kmalloc-8k` caches at init and sends larger requests to the
+//! page source as compound blocks. [`slabinfo`] prints `/proc/slabinfo` (version 2.1).
+
+pub mod cache;
+pub mod debug;
+pub mod fuzz;
+pub mod host;
+pub mod kmalloc;
+pub mod percpu;
+mod raw;
+pub mod slabinfo;
+
+pub use cache::{CacheId, Ctor, SlabFlags};
+pub use debug::{SlabError, SlabErrorKind, SlabReporter};
+pub use kmalloc::{SlabAllocator, SlabCreateError, KMALLOC_NAMES, ZERO_SIZE_PTR};
+
+/// Number of CPUs with a per-CPU object cache (the Raspberry Pi 3 has four cores).
+pub const NR_CPUS: usize = 4;
+/// Size of the cache registry.
+pub const MAX_CACHES: usize = 64;
+/// Largest slab order (64 KiB slabs), like SLUB's `slub_max_order` (3) plus one so that
+/// `kmalloc-8k` wastes little with an on-slab header.
+pub const SLAB_MAX_ORDER: u32 = 4;
+/// The largest kmalloc object served from a cache; larger requests become compound blocks.
+pub const KMALLOC_MAX_CACHE_SIZE: usize = 8192;
+/// Maximum page order of this kernel's buddy allocator (`2^16` pages = 256 MiB).
+pub const MAX_PAGE_ORDER: u32 = 16;
