@@ -16,11 +16,15 @@ pub use trap_frame::{ExceptionKind, TrapFrame};
 core::arch::global_asm!(include_str!("entry.S"));
 #[cfg(target_os = "none")]
 core::arch::global_asm!(include_str!("vectors.S"));
+#[cfg(target_os = "none")]
+core::arch::global_asm!(include_str!("mmu.S"));
 
 #[cfg(target_os = "none")]
 pub mod cache;
 #[cfg(target_os = "none")]
 pub mod cpu;
+#[cfg(target_os = "none")]
+pub mod mmu;
 #[cfg(target_os = "none")]
 pub mod tlb;
 

@@ -17,7 +17,7 @@ pub mod stacks;
 #[cfg(target_os = "none")]
 pub mod commands;
 #[cfg(target_os = "none")]
-pub mod heap;
+pub mod mm;
 #[cfg(target_os = "none")]
 pub mod platform;
 #[cfg(target_os = "none")]

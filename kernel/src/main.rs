@@ -22,7 +22,7 @@ mod kmain {
         let uart_clock = mailbox::clock_rate(mailbox::clock::UART).ok();
         board::uart::init(uart_clock.unwrap_or(DEFAULT_UART_CLOCK));
         platform::init_console();
-        kernel::heap::init();
+        kernel::mm::heap::init_boot_heap();
 
         let revision = mailbox::board_revision().unwrap_or(0);
         platform::set_revision(revision);
@@ -107,6 +107,7 @@ mod kmain {
             Some(t) => pr_info!("ksyms: {} symbols for call traces", t.len()),
             None => pr_warn!("ksyms: no symbol table in the image; call traces show raw addresses"),
         }
+        kernel::mm::init(dtb);
         kernel::shell::run()
     }
 

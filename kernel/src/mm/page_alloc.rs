@@ -1,0 +1,246 @@
+//! The buddy page allocator of the running kernel, and Linux's page API on top of it:
+//! `alloc_pages`, `__get_free_pages`, `get_zeroed_page`, `free_pages`, `page_address`...
+//!
+//! All RAM the memblock map leaves free goes to one Normal zone. Failures print Linux's
+//! `page allocation failure` warning with a call trace and the Mem-Info block (unless
+//! `__GFP_NOWARN`); a bad free is refused with a warning naming the problem and the
+//! caller, and the allocator stays intact.
+
+use crate::printk;
+use crate::{pr_info, pr_warn};
+use core::fmt::Write;
+use core::panic::Location;
+use core::sync::atomic::{AtomicU64, Ordering};
+use mm::addr::{Pfn, PhysAddr, VirtAddr, PAGE_SHIFT};
+use mm::gfp::Gfp;
+use mm::memblock::Memblock;
+use mm::page_alloc::{
+    mem_map_overhead, report, AllocFailure, BuddyPageSource, FreeError, Page, PageAllocator,
+};
+use mm::pgtable::layout::PAGE_OFFSET;
+
+pub use mm::page_alloc::MAX_PAGE_ORDER;
+
+/// The page allocator.
+pub static PAGES: PageAllocator = PageAllocator::new();
+
+static LINEAR_END: AtomicU64 = AtomicU64::new(PAGE_OFFSET);
+
+/// End of the linear map (PAGE_OFFSET + end of RAM).
+pub fn linear_map_end() -> u64 {
+    LINEAR_END.load(Ordering::Relaxed)
+}
+
+fn zero(va: VirtAddr, len: usize) {
+    boot::cache::zero_range(va.as_usize(), len);
+}
+
+fn on_failure(f: &AllocFailure) {
+    report_failure(f);
+}
+
+fn on_bad_free(e: &FreeError) {
+    pr_warn!("WARNING: page allocator: {} (refused)", e);
+}
+
+/// The buddy allocator as the slab and vmalloc layers see it.
+pub static PAGE_SOURCE: BuddyPageSource<'static> = BuddyPageSource {
+    alloc: &PAGES,
+    linear_offset: PAGE_OFFSET,
+    cpu: boot::cpu::cpu_id,
+    zero,
+    on_failure,
+    on_bad_free,
+};
+
+/// Places the page descriptors and gives every free page to the buddy allocator.
+pub fn init(mb: &mut Memblock) {
+    let ram_end = mb
+        .memory()
+        .iter()
+        .map(|r| r.base + r.size)
+        .max()
+        .unwrap_or(0);
+    let ram_start = mb.memory().iter().map(|r| r.base).min().unwrap_or(0);
+    LINEAR_END.store(PAGE_OFFSET + ram_end, Ordering::Relaxed);
+    let nr_pages = ((ram_end - ram_start) >> PAGE_SHIFT) as usize;
+    let (per_page, bytes) = mem_map_overhead(nr_pages);
+    let bytes = bytes as u64;
+    let pa = match mb.alloc_named(bytes, 4096, "mem_map") {
+        Ok(Some(pa)) => pa,
+        _ => panic!("mem_map: no memory for {nr_pages} page descriptors"),
+    };
+    let base = mm::pgtable::layout::phys_to_linear(pa.as_u64()) as *mut Page;
+    for i in 0..nr_pages {
+        // SAFETY: [pa, pa + bytes) was just reserved for the descriptors and is mapped
+        // read/write by the linear map; each slot is written once before use.
+        unsafe { base.add(i).write(Page::new()) };
+    }
+    // SAFETY: initialised above, reserved in memblock forever, never moved.
+    let mem_map: &'static [Page] = unsafe { core::slice::from_raw_parts(base, nr_pages) };
+    if let Err(e) =
+        PAGES.init_from_memblock(mem_map, Pfn(ram_start >> PAGE_SHIFT), PhysAddr::new(0), mb)
+    {
+        panic!("page allocator: init failed: {e:?}");
+    }
+    pr_info!("On node 0 totalpages: {}", nr_pages);
+    pr_info!(
+        "  Normal zone: {} pages used for memmap ({} bytes per page, {} KiB at {:#x})",
+        bytes.div_ceil(4096),
+        per_page,
+        bytes >> 10,
+        pa.as_u64()
+    );
+    pr_info!(
+        "Built 1 zonelists, mobility grouping on.  Total pages: {}; MAX_PAGE_ORDER {} ({} MiB blocks)",
+        PAGES.nr_managed_pages(),
+        MAX_PAGE_ORDER,
+        (1u64 << (MAX_PAGE_ORDER + PAGE_SHIFT)) >> 20
+    );
+}
+
+/// Prints Linux's allocation-failure report: warning, CPU and call trace, Mem-Info.
+pub fn report_failure(f: &AllocFailure) {
+    if !f.should_warn() {
+        return;
+    }
+    printk::with_console(|w| {
+        let _ = report::warn_alloc(w, "swapper/0", f);
+        let _ = crate::arch::aarch64::exception::context_with(|ctx| {
+            let _ = writeln!(
+                w,
+                "CPU: {} PID: 0 Comm: swapper/{} Not tainted {} #1",
+                ctx.cpu,
+                ctx.cpu,
+                crate::oops::VERSION
+            );
+            let _ = writeln!(w, "Hardware name: {}", ctx.hardware);
+            crate::oops::write_call_trace(
+                w,
+                report_failure as *const () as u64,
+                boot::cpu::fp() as u64,
+                ctx,
+            )
+        });
+        let _ = PAGES.show_free_areas(w);
+    });
+}
+
+fn cpu() -> usize {
+    boot::cpu::cpu_id()
+}
+
+/// Linux's `alloc_pages`: `2^order` contiguous pages, or `None` (reported unless
+/// `__GFP_NOWARN`).
+pub fn alloc_pages(gfp: Gfp, order: u32) -> Option<&'static Page> {
+    match PAGES.alloc_pages(gfp, order, cpu()) {
+        Ok(pfn) => {
+            if mm::page_alloc::want_init_on_alloc(gfp) {
+                zero(pfn_to_virt(pfn), 1 << (order + PAGE_SHIFT));
+            }
+            PAGES.pfn_to_page(pfn)
+        }
+        Err(e) => {
+            report_failure(&e);
+            None
+        }
+    }
+}
+
+/// Linux's `alloc_page`.
+pub fn alloc_page(gfp: Gfp) -> Option<&'static Page> {
+    alloc_pages(gfp, 0)
+}
+
+fn pfn_to_virt(pfn: Pfn) -> VirtAddr {
+    VirtAddr::new(PAGE_OFFSET + pfn.phys().as_u64())
+}
+
+/// Linux's `__get_free_pages`: the linear-map address of `2^order` pages.
+pub fn __get_free_pages(gfp: Gfp, order: u32) -> Option<VirtAddr> {
+    alloc_pages(gfp, order).map(page_address)
+}
+
+/// Linux's `get_zeroed_page`.
+pub fn get_zeroed_page(gfp: Gfp) -> Option<VirtAddr> {
+    __get_free_pages(gfp | Gfp::GFP_ZERO, 0)
+}
+
+/// Linux's `page_to_pfn`.
+pub fn page_to_pfn(page: &Page) -> Pfn {
+    PAGES
+        .page_to_pfn(page)
+        .expect("page descriptor outside mem_map")
+}
+
+/// Linux's `page_to_phys`.
+pub fn page_to_phys(page: &Page) -> PhysAddr {
+    page_to_pfn(page).phys()
+}
+
+/// Linux's `page_address`: the page's linear-map address.
+pub fn page_address(page: &Page) -> VirtAddr {
+    pfn_to_virt(page_to_pfn(page))
+}
+
+/// Linux's `pfn_to_page`.
+pub fn pfn_to_page(pfn: Pfn) -> Option<&'static Page> {
+    PAGES.pfn_to_page(pfn)
+}
+
+/// Linux's `virt_to_page` for linear-map addresses.
+pub fn virt_to_page(va: VirtAddr) -> Option<&'static Page> {
+    let v = va.as_u64();
+    if !(PAGE_OFFSET..linear_map_end()).contains(&v) {
+        return None;
+    }
+    PAGES.pfn_to_page(PhysAddr::new(v - PAGE_OFFSET).pfn())
+}
+
+/// Linux's `__free_pages`. Bad input is refused with a warning naming the caller.
+#[track_caller]
+pub fn __free_pages(page: &Page, order: u32) -> Result<(), FreeError> {
+    free_pfn(page_to_pfn(page), order, Location::caller())
+}
+
+/// Linux's `free_pages` by linear-map address. Bad input (an address the allocator never
+/// gave, the wrong order, a double free, an unaligned address) is refused with a warning
+/// naming the problem and the caller; the allocator stays intact.
+#[track_caller]
+pub fn free_pages(addr: VirtAddr, order: u32) -> Result<(), FreeError> {
+    let caller = Location::caller();
+    let v = addr.as_u64();
+    if !(PAGE_OFFSET..linear_map_end()).contains(&v) {
+        pr_warn!(
+            "WARNING: free_pages: {:#x} is not a linear-map address (called from {}:{}); refused",
+            v,
+            caller.file(),
+            caller.line()
+        );
+        return Err(FreeError::OutsideMemMap { pfn: 0 });
+    }
+    if !addr.is_page_aligned() {
+        pr_warn!(
+            "WARNING: free_pages: {:#x} is not page aligned (called from {}:{}); refused",
+            v,
+            caller.file(),
+            caller.line()
+        );
+        return Err(FreeError::Unaligned {
+            pfn: (v - PAGE_OFFSET) >> PAGE_SHIFT,
+            order,
+        });
+    }
+    free_pfn(PhysAddr::new(v - PAGE_OFFSET).pfn(), order, caller)
+}
+
+fn free_pfn(pfn: Pfn, order: u32, caller: &Location<'_>) -> Result<(), FreeError> {
+    PAGES.free_pages(pfn, order, cpu()).inspect_err(|e| {
+        pr_warn!(
+            "WARNING: free_pages: {} (called from {}:{}); refused",
+            e,
+            caller.file(),
+            caller.line()
+        );
+    })
+}

@@ -1,0 +1,114 @@
+//! kmalloc and the slab caches of the running kernel. Debug checks (poisoning, red
+//! zones, double and invalid free detection) are on with the `slab-debug` feature, the
+//! default build.
+
+use crate::printk;
+use core::fmt::Write;
+use core::ptr::NonNull;
+use mm::gfp::Gfp;
+use mm::slab::{SlabAllocator, SlabError, SlabReporter};
+
+/// The slab allocator (kmalloc caches and kmem_cache_create users).
+pub static SLAB: SlabAllocator<'static> = SlabAllocator::new();
+
+/// Whether slab debugging is on in this build.
+pub const SLAB_DEBUG: bool = cfg!(feature = "slab-debug");
+
+struct Reporter;
+
+impl SlabReporter for Reporter {
+    fn report(&self, err: &SlabError) {
+        printk::with_console(|w| {
+            let _ = writeln!(
+                w,
+                "============================================================================="
+            );
+            let _ = writeln!(w, "{err}");
+            let _ = writeln!(
+                w,
+                "-----------------------------------------------------------------------------"
+            );
+            let _ = crate::arch::aarch64::exception::context_with(|ctx| {
+                let _ = writeln!(
+                    w,
+                    "CPU: {} PID: 0 Comm: swapper/{} Not tainted {} #1",
+                    ctx.cpu,
+                    ctx.cpu,
+                    crate::oops::VERSION
+                );
+                crate::oops::write_call_trace(
+                    w,
+                    Reporter::report as *const () as u64,
+                    boot::cpu::fp() as u64,
+                    ctx,
+                )
+            });
+            let _ = writeln!(
+                w,
+                "FIX {}: operation refused, object left as it was",
+                err.cache
+            );
+        });
+    }
+}
+
+static REPORTER: Reporter = Reporter;
+
+/// Creates the kmalloc caches.
+pub fn init() {
+    let seed = board::timer::ticks() ^ 0x9e37_79b9_7f4a_7c15;
+    SLAB.init(
+        &super::page_alloc::PAGE_SOURCE,
+        &REPORTER,
+        super::page_alloc::MAX_PAGE_ORDER,
+        SLAB_DEBUG,
+        seed,
+    );
+    crate::pr_info!(
+        "SLUB: kmalloc-8 .. kmalloc-8k ready, larger requests from the page allocator; debug {}",
+        if SLAB_DEBUG {
+            "on (poison, red zones, free checks)"
+        } else {
+            "off"
+        }
+    );
+}
+
+fn cpu() -> usize {
+    boot::cpu::cpu_id()
+}
+
+/// Linux's `kmalloc`.
+pub fn kmalloc(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+    SLAB.kmalloc(size, gfp, cpu())
+}
+
+/// Linux's `kzalloc`.
+pub fn kzalloc(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+    SLAB.kzalloc(size, gfp, cpu())
+}
+
+/// Linux's `ksize`: the usable size of an object.
+pub fn ksize(p: *const u8) -> usize {
+    SLAB.ksize(p)
+}
+
+/// Linux's `kfree`.
+///
+/// # Safety
+/// `p` must come from kmalloc/kzalloc/krealloc (or be null / the zero-size pointer) and
+/// not be used after this call. With slab debugging, a double or invalid free is
+/// detected and refused; without it, it is undefined behaviour, as in Linux.
+pub unsafe fn kfree(p: *mut u8) {
+    // SAFETY: forwarded contract.
+    unsafe { SLAB.kfree(p, cpu()) }
+}
+
+/// Linux's `krealloc`.
+///
+/// # Safety
+/// As [`kfree`] for `p`; on success the old pointer must no longer be used.
+pub unsafe fn krealloc(p: *mut u8, new_size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+    // SAFETY: forwarded contract.
+    unsafe { SLAB.krealloc(p, new_size, gfp, cpu()) }
+}

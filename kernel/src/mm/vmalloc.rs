@@ -1,0 +1,102 @@
+//! vmalloc and ioremap of the running kernel: the `mm` crate's vmap areas over the
+//! kernel page table, pages from the buddy allocator one at a time.
+
+use super::mmu::{with_kernel_pt, KERNEL_PT};
+use super::page_alloc::{PAGES, PAGE_SOURCE};
+use crate::{pr_err, pr_info, printk};
+use mm::addr::{PhysAddr, VirtAddr};
+use mm::gfp::{Gfp, GFP_KERNEL};
+use mm::vmalloc::{VmError, Vmalloc, VmallocError};
+
+/// vmap areas of the vmalloc and ioremap ranges.
+pub static VMALLOC: spin::Mutex<Vmalloc> = spin::Mutex::new(Vmalloc::new());
+
+/// Maps the peripherals through ioremap, moves the drivers there and switches TTBR0
+/// off: from now on nothing uses boot/'s identity map, and low addresses fault.
+pub fn init() {
+    let base = ioremap(
+        PhysAddr::new(board::mmio::PERIPHERAL_PHYS as u64),
+        board::mmio::PERIPHERAL_SIZE,
+        "bcm2835_peripherals",
+    )
+    .unwrap_or_else(|e| panic!("ioremap of the peripherals failed: {e}"));
+    board::mmio::set_peripheral_base(base.as_usize());
+    boot::mmu::disable_ttbr0();
+    pr_info!(
+        "ioremap: peripherals {:#x}-{:#x} at {:#x}; TTBR0 disabled",
+        board::mmio::PERIPHERAL_PHYS,
+        board::mmio::PERIPHERAL_PHYS + board::mmio::PERIPHERAL_SIZE - 1,
+        base.as_u64()
+    );
+}
+
+/// Linux's `ioremap`: device memory (nGnRE, never executable) in the ioremap range.
+pub fn ioremap(pa: PhysAddr, size: usize, caller: &'static str) -> Result<VirtAddr, VmError> {
+    let mut vm = VMALLOC.lock();
+    with_kernel_pt(|pt| vm.ioremap(pa, size as u64, caller, &PAGE_SOURCE, pt))
+}
+
+/// Linux's `iounmap`.
+pub fn iounmap(va: VirtAddr) -> Result<(), VmError> {
+    let mut vm = VMALLOC.lock();
+    with_kernel_pt(|pt| vm.iounmap(va, &PAGE_SOURCE, pt))
+}
+
+/// Linux's `__vmalloc`: `size` bytes of virtually contiguous memory from single pages.
+/// A failure unwinds completely and is reported (unless `__GFP_NOWARN`) with the
+/// Mem-Info block; the kernel carries on.
+pub fn __vmalloc(size: usize, gfp: Gfp, caller: &'static str) -> Result<VirtAddr, VmallocError> {
+    let r = {
+        let mut vm = VMALLOC.lock();
+        // The per-page failures are summed up in one vmalloc report, as in Linux.
+        with_kernel_pt(|pt| vm.vmalloc(size, gfp | Gfp::GFP_NOWARN, caller, &PAGE_SOURCE, pt))
+    };
+    r.map_err(|mut e| {
+        e.gfp = gfp;
+        if !gfp.contains(Gfp::GFP_NOWARN) {
+            printk::with_console(|w| {
+                use core::fmt::Write;
+                let _ = writeln!(w, "{e}");
+                let _ = PAGES.show_free_areas(w);
+            });
+        }
+        e
+    })
+}
+
+/// Linux's `vmalloc` (GFP_KERNEL).
+pub fn vmalloc(size: usize, caller: &'static str) -> Result<VirtAddr, VmallocError> {
+    __vmalloc(size, GFP_KERNEL, caller)
+}
+
+/// Linux's `vzalloc`.
+pub fn vzalloc(size: usize, caller: &'static str) -> Result<VirtAddr, VmallocError> {
+    __vmalloc(size, GFP_KERNEL | Gfp::GFP_ZERO, caller)
+}
+
+/// Linux's `vfree`: refuses (with a message) an address that is not a live area.
+pub fn vfree(va: VirtAddr) -> Result<(), VmError> {
+    let r = {
+        let mut vm = VMALLOC.lock();
+        with_kernel_pt(|pt| vm.vfree(va, &PAGE_SOURCE, pt))
+    };
+    r.inspect_err(|e| pr_err!("WARNING: {e}"))
+}
+
+/// Linux's `vmalloc_to_page`, as a physical address.
+pub fn vmalloc_to_page(va: VirtAddr) -> Option<PhysAddr> {
+    let vm = VMALLOC.lock();
+    let g = KERNEL_PT.lock();
+    vm.vmalloc_to_page(va, g.as_ref()?)
+}
+
+/// Linux's `is_vmalloc_addr`.
+pub fn is_vmalloc_addr(va: VirtAddr) -> bool {
+    mm::pgtable::layout::is_vmalloc_addr(va.as_u64())
+}
+
+/// Pages mapped by vmalloc and page-table pages of the vmalloc/ioremap ranges.
+pub fn usage() -> (usize, usize) {
+    let vm = VMALLOC.lock();
+    (vm.nr_vmalloc_pages(), vm.nr_table_pages())
+}
