@@ -13,7 +13,23 @@ import struct
 import subprocess
 import sys
 
-HASH = re.compile(r"::h[0-9a-f]{16}$")
+HASH = re.compile(r"::h[0-9a-f]{16}")
+LLVM_SUFFIX = re.compile(r"\s*\(\.llvm\.\d+\)")
+MARKER = re.compile(r"^__\w+_(start|end|top|bottom)$|^__kernel_|^__text_end$")
+# Escapes left by llvm-nm's demangler in legacy Rust symbols.
+ESCAPES = [("$LT$", "<"), ("$GT$", ">"), ("$u20$", " "), ("$RF$", "&"), ("$BP$", "*"), ("$C$", ","),
+           ("$u7b$", "{"), ("$u7d$", "}"), ("$u5b$", "["), ("$u5d$", "]"), ("$u27$", "'"), ("$u3b$", ";"),
+           ("$u2b$", "+"), ("$u22$", '"'), ("$SP$", "@")]
+
+
+def clean(name):
+    name = LLVM_SUFFIX.sub("", HASH.sub("", name.strip()))
+    for esc, ch in ESCAPES:
+        name = name.replace(esc, ch)
+    name = name.replace("..", "::")
+    if name.startswith("_<"):
+        name = name[1:]
+    return name
 
 
 def section_size(objcopy, elf, name):
@@ -42,9 +58,9 @@ def main():
         if kind not in "tTwW":
             continue
         a = int(addr, 16)
-        name = HASH.sub("", name.strip())
-        if name.startswith("$") or name.startswith(".L"):
+        if name.startswith("$") or name.startswith(".L") or MARKER.match(name):
             continue
+        name = clean(name)
         # Keep one name per address (the first listed).
         syms.setdefault(a, (int(size, 16), name))
     entries = sorted(syms.items())

@@ -129,15 +129,9 @@ mod tests {
     #[test]
     fn not_a_pi3() {
         assert!(!BoardRevision::new(0xc03111).is_pi3());
-        assert_eq!(
-            BoardRevision::new(0xc03111).model(),
-            "Raspberry Pi 4 Model B"
-        );
+        assert_eq!(BoardRevision::new(0xc03111).model(), "Raspberry Pi 4 Model B");
         assert!(!BoardRevision::new(0x000e).is_new_style());
         assert!(!BoardRevision::new(0x000e).is_pi3());
-        assert_eq!(
-            BoardRevision::new(0x00f0_0000 | (1 << 23)).memory_mib(),
-            None
-        );
+        assert_eq!(BoardRevision::new(0x00f0_0000 | (1 << 23)).memory_mib(), None);
     }
 }

@@ -33,16 +33,8 @@ macro_rules! by_line {
     };
 }
 
-by_line!(
-    clean_dcache_range,
-    "cvac",
-    "Writes dirty lines of [va, va+len) back to memory."
-);
-by_line!(
-    clean_inval_dcache_range,
-    "civac",
-    "Writes back and drops the lines of [va, va+len)."
-);
+by_line!(clean_dcache_range, "cvac", "Writes dirty lines of [va, va+len) back to memory.");
+by_line!(clean_inval_dcache_range, "civac", "Writes back and drops the lines of [va, va+len).");
 by_line!(
     inval_dcache_range,
     "civac",

@@ -34,9 +34,7 @@ pub fn isb() {
 pub fn local_irq_save() -> u64 {
     let daif: u64;
     // SAFETY: changes only this core's interrupt mask.
-    unsafe {
-        asm!("mrs {}, daif", "msr daifset, #0xf", out(reg) daif, options(nomem, nostack, preserves_flags))
-    };
+    unsafe { asm!("mrs {}, daif", "msr daifset, #0xf", out(reg) daif, options(nomem, nostack, preserves_flags)) };
     daif
 }
 

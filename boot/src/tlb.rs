@@ -28,9 +28,7 @@ pub fn flush_kernel_page(va: usize) {
 /// (`tlbi vaale1is`), without the final barriers: batch several, then [`sync`].
 pub fn flush_kernel_page_last_level_nosync(va: usize) {
     // SAFETY: TLB invalidation only drops cached translations.
-    unsafe {
-        asm!("tlbi vaale1is, {}", in(reg) (va >> 12) & ((1 << 44) - 1), options(nostack, preserves_flags))
-    };
+    unsafe { asm!("tlbi vaale1is, {}", in(reg) (va >> 12) & ((1 << 44) - 1), options(nostack, preserves_flags)) };
 }
 
 /// Waits for earlier TLB invalidations to complete everywhere.
@@ -42,13 +40,5 @@ pub fn sync() {
 /// Invalidates every EL1 translation on all cores.
 pub fn flush_all() {
     // SAFETY: TLB invalidation only drops cached translations.
-    unsafe {
-        asm!(
-            "dsb ishst",
-            "tlbi vmalle1is",
-            "dsb ish",
-            "isb",
-            options(nostack, preserves_flags)
-        )
-    };
+    unsafe { asm!("dsb ishst", "tlbi vmalle1is", "dsb ish", "isb", options(nostack, preserves_flags)) };
 }

@@ -74,18 +74,9 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert_eq!(
-            decode_kind(4),
-            (ExceptionSource::CurrentElSpx, ExceptionKind::Sync)
-        );
-        assert_eq!(
-            decode_kind(7),
-            (ExceptionSource::CurrentElSpx, ExceptionKind::SError)
-        );
-        assert_eq!(
-            decode_kind(9),
-            (ExceptionSource::LowerEl64, ExceptionKind::Irq)
-        );
+        assert_eq!(decode_kind(4), (ExceptionSource::CurrentElSpx, ExceptionKind::Sync));
+        assert_eq!(decode_kind(7), (ExceptionSource::CurrentElSpx, ExceptionKind::SError));
+        assert_eq!(decode_kind(9), (ExceptionSource::LowerEl64, ExceptionKind::Irq));
         assert_eq!(decode_kind(16).1, ExceptionKind::StackOverflow);
     }
 }

@@ -29,6 +29,7 @@ pub struct SymbolTable<'a> {
     entries: &'a [u8],
     names: &'a [u8],
     count: usize,
+    limit: u64,
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
@@ -47,11 +48,13 @@ impl<'a> SymbolTable<'a> {
         }
         let count = u32_at(blob, 4)? as usize;
         let table_end = 8usize.checked_add(count.checked_mul(ENTRY)?)?;
-        Some(Self {
-            entries: blob.get(8..table_end)?,
-            names: blob.get(table_end..)?,
-            count,
-        })
+        Some(Self { entries: blob.get(8..table_end)?, names: blob.get(table_end..)?, count, limit: u64::MAX })
+    }
+
+    /// The same table answering only for addresses below `end` (the end of the code):
+    /// an address past the last function is not "last function + a lot".
+    pub fn with_limit(self, end: u64) -> Self {
+        Self { limit: end, ..self }
     }
 
     /// Number of symbols.
@@ -78,6 +81,9 @@ impl<'a> SymbolTable<'a> {
     /// The symbol containing `addr` (the last one starting at or before it, within its
     /// size when the size is known).
     pub fn lookup(&self, addr: u64) -> Option<Symbol<'a>> {
+        if addr >= self.limit {
+            return None;
+        }
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
             let mid = (lo + hi) / 2;
@@ -96,10 +102,7 @@ impl<'a> SymbolTable<'a> {
 
     /// The address of a symbol by exact name.
     pub fn address_of(&self, name: &str) -> Option<u64> {
-        (0..self.count)
-            .filter_map(|i| self.entry(i))
-            .find(|s| s.name == name)
-            .map(|s| s.addr)
+        (0..self.count).filter_map(|i| self.entry(i)).find(|s| s.name == name).map(|s| s.addr)
     }
 }
 
@@ -136,11 +139,7 @@ mod tests {
 
     #[test]
     fn lookup_and_format() {
-        let b = blob(&[
-            (0x1000, 0x10, "a::first"),
-            (0x1010, 0x20, "b::second"),
-            (0x2000, 0, "c::last"),
-        ]);
+        let b = blob(&[(0x1000, 0x10, "a::first"), (0x1010, 0x20, "b::second"), (0x2000, 0, "c::last")]);
         let t = SymbolTable::parse(&b).unwrap();
         assert_eq!(t.len(), 3);
         assert_eq!(t.lookup(0x1008).unwrap().name, "a::first");
@@ -148,15 +147,11 @@ mod tests {
         assert!(t.lookup(0x1030).is_none(), "past the end of a sized symbol");
         assert!(t.lookup(0xfff).is_none());
         assert_eq!(t.lookup(0x9999).unwrap().name, "c::last");
-        assert_eq!(
-            SymbolizedAddr(Some(t), 0x1018).to_string(),
-            "b::second+0x8/0x20"
-        );
-        assert_eq!(
-            SymbolizedAddr(None, 0x1018).to_string(),
-            "0x0000000000001018"
-        );
+        assert_eq!(SymbolizedAddr(Some(t), 0x1018).to_string(), "b::second+0x8/0x20");
+        assert_eq!(SymbolizedAddr(None, 0x1018).to_string(), "0x0000000000001018");
         assert_eq!(t.address_of("b::second"), Some(0x1010));
+        assert!(t.with_limit(0x2000).lookup(0x2004).is_none(), "past the end of the code");
+        assert_eq!(t.with_limit(0x2000).lookup(0x1004).unwrap().name, "a::first");
     }
 
     #[test]

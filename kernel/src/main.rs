@@ -27,12 +27,7 @@ mod kmain {
         let revision = mailbox::board_revision().unwrap_or(0);
         platform::set_revision(revision);
         let rev = platform::revision();
-        pr_info!(
-            "Booting mm-kernel {} on {} (revision {:#08x})",
-            kernel::oops::VERSION,
-            rev,
-            revision
-        );
+        pr_info!("Booting mm-kernel {} on {} (revision {:#08x})", kernel::oops::VERSION, rev, revision);
         if !rev.is_pi3() {
             pr_warn!("board is not a Raspberry Pi 3B/3B+/3A+: continuing anyway");
         }
@@ -46,62 +41,25 @@ mod kmain {
             dtb
         );
         match mailbox::arm_memory() {
-            Ok((base, size)) => pr_info!(
-                "Memory: ARM {:#010x}-{:#010x} ({} MiB)",
-                base,
-                base as u64 + size as u64 - 1,
-                size >> 20
-            ),
+            Ok((base, size)) => {
+                pr_info!("Memory: ARM {:#010x}-{:#010x} ({} MiB)", base, base as u64 + size as u64 - 1, size >> 20)
+            }
             Err(e) => pr_warn!("Memory: mailbox did not report ARM memory: {:?}", e),
         }
         if let Ok((base, size)) = mailbox::vc_memory() {
-            pr_info!(
-                "Memory: VideoCore {:#010x}-{:#010x} ({} MiB)",
-                base,
-                base as u64 + size as u64 - 1,
-                size >> 20
-            );
+            pr_info!("Memory: VideoCore {:#010x}-{:#010x} ({} MiB)", base, base as u64 + size as u64 - 1, size >> 20);
         }
         let l = platform::image_layout();
-        pr_info!(
-            "Kernel image: {:#x}-{:#x} ({} KiB)",
-            l.start,
-            l.end,
-            (l.end - l.start) >> 10
-        );
-        pr_info!(
-            "  .text   {:#x}-{:#x} ({} KiB)",
-            l.text.0,
-            l.text.1,
-            (l.text.1 - l.text.0) >> 10
-        );
-        pr_info!(
-            "  .rodata {:#x}-{:#x} ({} KiB)",
-            l.rodata.0,
-            l.rodata.1,
-            (l.rodata.1 - l.rodata.0) >> 10
-        );
-        pr_info!(
-            "  .data   {:#x}-{:#x} ({} KiB)",
-            l.data.0,
-            l.data.1,
-            (l.data.1 - l.data.0) >> 10
-        );
-        pr_info!(
-            "  .bss    {:#x}-{:#x} ({} KiB)",
-            l.bss.0,
-            l.bss.1,
-            (l.bss.1 - l.bss.0) >> 10
-        );
+        pr_info!("Kernel image: {:#x}-{:#x} ({} KiB)", l.start, l.end, (l.end - l.start) >> 10);
+        pr_info!("  .text   {:#x}-{:#x} ({} KiB)", l.text.0, l.text.1, (l.text.1 - l.text.0) >> 10);
+        pr_info!("  .rodata {:#x}-{:#x} ({} KiB)", l.rodata.0, l.rodata.1, (l.rodata.1 - l.rodata.0) >> 10);
+        pr_info!("  .data   {:#x}-{:#x} ({} KiB)", l.data.0, l.data.1, (l.data.1 - l.data.0) >> 10);
+        pr_info!("  .bss    {:#x}-{:#x} ({} KiB)", l.bss.0, l.bss.1, (l.bss.1 - l.bss.0) >> 10);
         pr_info!(
             "Timer: CNTFRQ {} Hz; UART0 (PL011) 115200 8N1, clock {} Hz{}",
             board::timer::frequency(),
             uart_clock.unwrap_or(DEFAULT_UART_CLOCK),
-            if uart_clock.is_none() {
-                " (mailbox silent: assumed)"
-            } else {
-                ""
-            }
+            if uart_clock.is_none() { " (mailbox silent: assumed)" } else { "" }
         );
         match platform::symbols() {
             Some(t) => pr_info!("ksyms: {} symbols for call traces", t.len()),

@@ -44,16 +44,8 @@ pub fn fault_headline(frame: &TrapFrame) -> Option<&'static str> {
 
 /// Writes the registers and call-trace part shared by oopses and panics. Nothing here
 /// allocates: the fault may have happened inside the allocator.
-pub fn write_registers_and_trace(
-    w: &mut dyn Write,
-    frame: &TrapFrame,
-    ctx: &Context<'_>,
-) -> fmt::Result {
-    writeln!(
-        w,
-        "CPU: {} PID: 0 Comm: swapper/{} Not tainted {} #1",
-        ctx.cpu, ctx.cpu, VERSION
-    )?;
+pub fn write_registers_and_trace(w: &mut dyn Write, frame: &TrapFrame, ctx: &Context<'_>) -> fmt::Result {
+    writeln!(w, "CPU: {} PID: 0 Comm: swapper/{} Not tainted {} #1", ctx.cpu, ctx.cpu, VERSION)?;
     writeln!(w, "Hardware name: {}", ctx.hardware)?;
     writeln!(w, "pstate: {}", Pstate(frame.spsr))?;
     writeln!(w, "pc : {}", SymbolizedAddr(ctx.symbols, frame.elr))?;
@@ -72,6 +64,19 @@ pub fn write_registers_and_trace(
     write_call_trace(w, frame.elr, frame.regs[29], ctx)
 }
 
+/// `Call trace:` of the callers found from the frame chain at `fp` (for reports made
+/// from a running function: dump_stack).
+pub fn write_backtrace(w: &mut dyn Write, fp: u64, ctx: &Context<'_>) -> fmt::Result {
+    writeln!(w, "Call trace:")?;
+    let mut result = Ok(());
+    backtrace::walk(fp, ctx.read_stack, |ret| {
+        if result.is_ok() {
+            result = writeln!(w, " {}", SymbolizedAddr(ctx.symbols, ret));
+        }
+    });
+    result
+}
+
 /// `Call trace:` from `pc` and the frame chain at `fp`.
 pub fn write_call_trace(w: &mut dyn Write, pc: u64, fp: u64, ctx: &Context<'_>) -> fmt::Result {
     writeln!(w, "Call trace:")?;
@@ -86,52 +91,27 @@ pub fn write_call_trace(w: &mut dyn Write, pc: u64, fp: u64, ctx: &Context<'_>) 
 }
 
 /// Writes the complete oops report for a fatal synchronous exception.
-pub fn write_oops(
-    w: &mut dyn Write,
-    frame: &TrapFrame,
-    ctx: &Context<'_>,
-    oops_nr: u32,
-) -> fmt::Result {
+pub fn write_oops(w: &mut dyn Write, frame: &TrapFrame, ctx: &Context<'_>, oops_nr: u32) -> fmt::Result {
     let class = esr::ec(frame.esr);
     if let Some(what) = fault_headline(frame) {
-        writeln!(
-            w,
-            "Unable to handle kernel {what} at virtual address {:016x}",
-            frame.far
-        )?;
+        writeln!(w, "Unable to handle kernel {what} at virtual address {:016x}", frame.far)?;
         esr::write_mem_abort_info(w, frame.esr)?;
         (ctx.describe_address)(w, frame.far)?;
-        writeln!(
-            w,
-            "Internal error: Oops: {:016x} [#{oops_nr}] SMP",
-            frame.esr
-        )?;
+        writeln!(w, "Internal error: Oops: {:016x} [#{oops_nr}] SMP", frame.esr)?;
     } else {
         let what = match class {
             0x3c => "BUG",
             0x00 => "undefined instruction",
             _ => esr::class_str(class),
         };
-        writeln!(
-            w,
-            "Internal error: Oops - {what}: {:016x} [#{oops_nr}] SMP",
-            frame.esr
-        )?;
-        writeln!(
-            w,
-            "  EC = {class:#04x}: {}, ISS = {:#010x}",
-            esr::class_str(class),
-            esr::iss(frame.esr)
-        )?;
+        writeln!(w, "Internal error: Oops - {what}: {:016x} [#{oops_nr}] SMP", frame.esr)?;
+        writeln!(w, "  EC = {class:#04x}: {}, ISS = {:#010x}", esr::class_str(class), esr::iss(frame.esr))?;
     }
     writeln!(w, "Modules linked in:")?;
     write_registers_and_trace(w, frame, ctx)?;
     writeln!(w, "---[ end trace {:016x} ]---", 0)?;
     writeln!(w, "Kernel panic - not syncing: Oops: Fatal exception")?;
-    writeln!(
-        w,
-        "---[ end Kernel panic - not syncing: Oops: Fatal exception ]---"
-    )
+    writeln!(w, "---[ end Kernel panic - not syncing: Oops: Fatal exception ]---")
 }
 
 #[cfg(test)]
@@ -145,14 +125,7 @@ mod tests {
         }
         regs[29] = 0x1000;
         regs[30] = 0x2014;
-        TrapFrame {
-            regs,
-            sp: 0xffff_0000,
-            elr: 0x2008,
-            spsr: 0x600003c5,
-            esr,
-            far,
-        }
+        TrapFrame { regs, sp: 0xffff_0000, elr: 0x2008, spsr: 0x600003c5, esr, far }
     }
 
     fn symbols() -> Vec<u8> {
@@ -213,23 +186,13 @@ mod tests {
         assert!(fault_headline(&frame(0x8600_000f, 0xffff_ff80_0010_0000))
             .unwrap()
             .contains("execute from non-executable memory"));
-        assert!(fault_headline(&frame(0x9600_0007, 0xffff_ffa0_0000_0000))
-            .unwrap()
-            .contains("paging request"));
+        assert!(fault_headline(&frame(0x9600_0007, 0xffff_ffa0_0000_0000)).unwrap().contains("paging request"));
         assert!(fault_headline(&frame(0xf200_0000, 0)).is_none());
-        let ctx = Context {
-            cpu: 1,
-            hardware: &"x",
-            symbols: None,
-            read_stack: &|_| None,
-            describe_address: &|_, _| Ok(()),
-        };
+        let ctx =
+            Context { cpu: 1, hardware: &"x", symbols: None, read_stack: &|_| None, describe_address: &|_, _| Ok(()) };
         let mut s = String::new();
         write_oops(&mut s, &frame(0xf200_0000, 0), &ctx, 2).unwrap();
-        assert!(
-            s.contains("Internal error: Oops - BUG: 00000000f2000000 [#2] SMP\n"),
-            "{s}"
-        );
+        assert!(s.contains("Internal error: Oops - BUG: 00000000f2000000 [#2] SMP\n"), "{s}");
         assert!(s.contains("pc : 0x0000000000002008\n"), "{s}");
     }
 }

@@ -109,5 +109,5 @@ pub fn symbols() -> Option<SymbolTable<'static>> {
     // SAFETY: [__ksyms_start, __ksyms_end) is the read-only .ksyms section of the image,
     // mapped for the kernel's lifetime.
     let blob = unsafe { core::slice::from_raw_parts(start as *const u8, end - start) };
-    SymbolTable::parse(blob)
+    SymbolTable::parse(blob).map(|t| t.with_limit(sym!(__text_end) as u64))
 }

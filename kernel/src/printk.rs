@@ -64,11 +64,7 @@ fn cpu0() -> usize {
     0
 }
 
-static BACKEND: spin::RwLock<Backend> = spin::RwLock::new(Backend {
-    write: nop_write,
-    now_ns: zero,
-    cpu_id: cpu0,
-});
+static BACKEND: spin::RwLock<Backend> = spin::RwLock::new(Backend { write: nop_write, now_ns: zero, cpu_id: cpu0 });
 
 /// Installs the platform backend.
 pub fn set_backend(b: Backend) {
@@ -103,18 +99,11 @@ pub fn with_console<R>(f: impl FnOnce(&mut ConsoleWriter) -> R) -> R {
     let me = (b.cpu_id)() + 1;
     let reentered = OWNER.load(Ordering::Acquire) == me;
     if !reentered {
-        while OWNER
-            .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        while OWNER.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
             core::hint::spin_loop();
         }
     }
-    let mut w = ConsoleWriter {
-        write: b.write,
-        at_line_start: true,
-        now_ns: b.now_ns,
-    };
+    let mut w = ConsoleWriter { write: b.write, at_line_start: true, now_ns: b.now_ns };
     let r = f(&mut w);
     if !reentered {
         OWNER.store(0, Ordering::Release);
@@ -207,10 +196,7 @@ pub struct StackString<const N: usize> {
 impl<const N: usize> StackString<N> {
     /// An empty string.
     pub const fn new() -> Self {
-        Self {
-            buf: [0; N],
-            len: 0,
-        }
+        Self { buf: [0; N], len: 0 }
     }
     /// The contents.
     pub fn as_str(&self) -> &str {
@@ -266,10 +252,7 @@ mod tests {
         assert_eq!(Timestamp(0).to_string(), "[    0.000000] ");
         assert_eq!(Timestamp(123_456_789).to_string(), "[    0.123456] ");
         assert_eq!(Timestamp(7_391_431_768_000).to_string(), "[ 7391.431768] ");
-        assert_eq!(
-            Timestamp(123_456_000_000_000).to_string(),
-            "[123456.000000] "
-        );
+        assert_eq!(Timestamp(123_456_000_000_000).to_string(), "[123456.000000] ");
     }
 
     #[test]

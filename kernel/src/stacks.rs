@@ -24,10 +24,7 @@ pub const fn in_guard(sp: usize) -> bool {
 
 /// Records a stack slot (its base) so call traces may walk it.
 pub fn register(slot_base: usize) -> bool {
-    REGISTERED.iter().any(|s| {
-        s.compare_exchange(0, slot_base, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-    })
+    REGISTERED.iter().any(|s| s.compare_exchange(0, slot_base, Ordering::AcqRel, Ordering::Relaxed).is_ok())
 }
 
 /// Whether `addr` is inside the usable part of a registered stack slot.
@@ -44,10 +41,7 @@ mod tests {
 
     #[test]
     fn slots_and_guards() {
-        assert_eq!(
-            slot_of(0xffff_0000_0001_8000),
-            (0xffff_0000_0001_1000, 0xffff_0000_0002_0000)
-        );
+        assert_eq!(slot_of(0xffff_0000_0001_8000), (0xffff_0000_0001_1000, 0xffff_0000_0002_0000));
         assert!(in_guard(0xffff_0000_0001_0ff0));
         assert!(!in_guard(0xffff_0000_0001_1000));
         assert!(register(0x4_0000));

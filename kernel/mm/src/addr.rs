@@ -143,10 +143,7 @@ mod tests {
         assert_eq!(p.pfn(), Pfn(0x12345));
         assert_eq!(Pfn(0x12345).phys().as_u64(), 0x1234_5000);
         assert_eq!(p.page_offset(), 0x678);
-        assert_eq!(
-            VirtAddr::new(u64::MAX - 1).align_up(0x1000).as_u64(),
-            !0xfff
-        );
+        assert_eq!(VirtAddr::new(u64::MAX - 1).align_up(0x1000).as_u64(), !0xfff);
         assert_eq!(pages_for(1), Some(1));
         assert_eq!(pages_for(4096), Some(1));
         assert_eq!(pages_for(4097), Some(2));

@@ -143,18 +143,17 @@ impl Gfp {
             if part.is_empty() {
                 return None;
             }
-            let flag =
-                if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
-                    Gfp::from_bits(u32::from_str_radix(hex, 16).ok()?)?
-                } else {
-                    COMPOSITE_NAMES
-                        .iter()
-                        .map(|&(n, g)| (n, g))
-                        .chain(BIT_NAMES.iter().map(|&(n, b)| (n, Gfp(b))))
-                        .chain([("GFP_DMA", GFP_DMA)])
-                        .find(|(n, _)| n.eq_ignore_ascii_case(part))?
-                        .1
-                };
+            let flag = if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+                Gfp::from_bits(u32::from_str_radix(hex, 16).ok()?)?
+            } else {
+                COMPOSITE_NAMES
+                    .iter()
+                    .map(|&(n, g)| (n, g))
+                    .chain(BIT_NAMES.iter().map(|&(n, b)| (n, Gfp(b))))
+                    .chain([("GFP_DMA", GFP_DMA)])
+                    .find(|(n, _)| n.eq_ignore_ascii_case(part))?
+                    .1
+            };
             acc |= flag;
         }
         Some(acc)
@@ -198,10 +197,7 @@ impl fmt::Display for Gfp {
             *first = false;
             Ok::<(), fmt::Error>(())
         };
-        if let Some(&(name, g)) = COMPOSITE_NAMES
-            .iter()
-            .find(|(_, g)| self.contains(*g) && g.0 != 0)
-        {
+        if let Some(&(name, g)) = COMPOSITE_NAMES.iter().find(|(_, g)| self.contains(*g) && g.0 != 0) {
             sep(f, &mut first)?;
             f.write_str(name)?;
             rest &= !g.0;
@@ -241,24 +237,15 @@ mod tests {
     #[test]
     fn display_like_linux() {
         assert_eq!(GFP_ATOMIC.to_string(), "0xa20(GFP_ATOMIC)");
-        assert_eq!(
-            (GFP_KERNEL | Gfp::GFP_NOWARN).to_string(),
-            "0x2cc0(GFP_KERNEL|__GFP_NOWARN)"
-        );
-        assert_eq!(
-            GFP_HIGHUSER_MOVABLE.to_string(),
-            "0x100cca(GFP_HIGHUSER_MOVABLE)"
-        );
+        assert_eq!((GFP_KERNEL | Gfp::GFP_NOWARN).to_string(), "0x2cc0(GFP_KERNEL|__GFP_NOWARN)");
+        assert_eq!(GFP_HIGHUSER_MOVABLE.to_string(), "0x100cca(GFP_HIGHUSER_MOVABLE)");
         assert_eq!(Gfp::EMPTY.to_string(), "0x0(none)");
     }
 
     #[test]
     fn parse_names_and_hex() {
         assert_eq!(Gfp::parse("GFP_KERNEL"), Some(GFP_KERNEL));
-        assert_eq!(
-            Gfp::parse("gfp_atomic|__gfp_zero"),
-            Some(GFP_ATOMIC | Gfp::GFP_ZERO)
-        );
+        assert_eq!(Gfp::parse("gfp_atomic|__gfp_zero"), Some(GFP_ATOMIC | Gfp::GFP_ZERO));
         assert_eq!(Gfp::parse("0xcc0"), Some(GFP_KERNEL));
         assert_eq!(Gfp::parse("GFP_DMA"), Some(GFP_DMA));
         assert_eq!(Gfp::parse("GFP_BOGUS"), None);

@@ -22,11 +22,7 @@ pub struct Region {
 }
 
 impl Region {
-    const EMPTY: Region = Region {
-        base: 0,
-        size: 0,
-        name: "",
-    };
+    const EMPTY: Region = Region { base: 0, size: 0, name: "" };
     /// One past the last byte.
     pub const fn end(&self) -> u64 {
         self.base + self.size
@@ -66,10 +62,7 @@ struct Regions {
 
 impl Regions {
     const fn new() -> Regions {
-        Regions {
-            r: [Region::EMPTY; MEMBLOCK_REGIONS],
-            n: 0,
-        }
+        Regions { r: [Region::EMPTY; MEMBLOCK_REGIONS], n: 0 }
     }
     fn as_slice(&self) -> &[Region] {
         &self.r[..self.n]
@@ -83,10 +76,8 @@ impl Regions {
         name: &'static str,
         merge_adjacent: impl Fn(&Region) -> bool,
     ) -> Result<(), MemblockError> {
-        let joins = |r: &Region| {
-            (r.base < end && base < r.end())
-                || ((r.end() == base || r.base == end) && merge_adjacent(r))
-        };
+        let joins =
+            |r: &Region| (r.base < end && base < r.end()) || ((r.end() == base || r.base == end) && merge_adjacent(r));
         let first = self.as_slice().iter().position(joins);
         let (lo, hi, mut s, mut e, mut nm) = match first {
             Some(i) => {
@@ -94,20 +85,10 @@ impl Regions {
                 while j < self.n && joins(&self.r[j]) {
                     j += 1;
                 }
-                (
-                    i,
-                    j,
-                    base.min(self.r[i].base),
-                    end.max(self.r[j - 1].end()),
-                    self.r[i].name,
-                )
+                (i, j, base.min(self.r[i].base), end.max(self.r[j - 1].end()), self.r[i].name)
             }
             None => {
-                let i = self
-                    .as_slice()
-                    .iter()
-                    .position(|r| r.base > base)
-                    .unwrap_or(self.n);
+                let i = self.as_slice().iter().position(|r| r.base > base).unwrap_or(self.n);
                 (i, i, base, end, name)
             }
         };
@@ -128,11 +109,7 @@ impl Regions {
             self.r.copy_within(hi..self.n, lo + 1);
             self.n -= removed - 1;
         }
-        self.r[lo] = Region {
-            base: s,
-            size: e - s,
-            name: nm,
-        };
+        self.r[lo] = Region { base: s, size: e - s, name: nm };
         Ok(())
     }
     fn total(&self) -> u64 {
@@ -157,20 +134,14 @@ fn range(base: PhysAddr, size: u64) -> Result<(u64, u64), MemblockError> {
     if size == 0 {
         return Err(MemblockError::ZeroSize);
     }
-    let end = base
-        .as_u64()
-        .checked_add(size)
-        .ok_or(MemblockError::Overflow)?;
+    let end = base.as_u64().checked_add(size).ok_or(MemblockError::Overflow)?;
     Ok((base.as_u64(), end))
 }
 
 impl Memblock {
     /// Empty (a `const fn`, so it can be a `static`).
     pub const fn new() -> Memblock {
-        Memblock {
-            memory: Regions::new(),
-            reserved: Regions::new(),
-        }
+        Memblock { memory: Regions::new(), reserved: Regions::new() }
     }
     /// Linux's `memblock_add`: registers RAM (overlapping or adjacent regions merge).
     pub fn add(&mut self, base: PhysAddr, size: u64) -> Result<(), MemblockError> {
@@ -179,12 +150,7 @@ impl Memblock {
     }
     /// Linux's `memblock_reserve`: marks a range in use. Overlapping reservations merge
     /// (the first name stays); adjacent ones merge only if they have the same name.
-    pub fn reserve(
-        &mut self,
-        base: PhysAddr,
-        size: u64,
-        name: &'static str,
-    ) -> Result<(), MemblockError> {
+    pub fn reserve(&mut self, base: PhysAddr, size: u64, name: &'static str) -> Result<(), MemblockError> {
         let (s, e) = range(base, size)?;
         self.reserved.insert(s, e, name, |r| r.name == name)
     }
@@ -285,14 +251,7 @@ mod tests {
         mb.add(pa(0x2000), 0x1000).unwrap(); // adjacent to the first
         assert_eq!(mb.memory().len(), 2);
         mb.add(pa(0x1800), 0x3000).unwrap(); // overlaps both
-        assert_eq!(
-            mb.memory(),
-            &[Region {
-                base: 0x1000,
-                size: 0x4000,
-                name: "memory"
-            }]
-        );
+        assert_eq!(mb.memory(), &[Region { base: 0x1000, size: 0x4000, name: "memory" }]);
         assert_eq!(mb.memory_total(), 0x4000);
         mb.add(pa(0), 0x800).unwrap();
         assert_eq!(mb.memory()[0].base, 0);
@@ -311,19 +270,9 @@ mod tests {
         mb.reserve(pa(0xc000), 0x1000, "initrd").unwrap(); // adjacent, other name
         mb.reserve(pa(0x1f000), 0x2000, "spans a hole").unwrap();
         assert_eq!(mb.reserved().len(), 4);
-        assert_eq!(
-            mb.reserved()[1],
-            Region {
-                base: 0x8000,
-                size: 0x4000,
-                name: "kernel"
-            }
-        );
+        assert_eq!(mb.reserved()[1], Region { base: 0x8000, size: 0x4000, name: "kernel" });
         let free: Vec<_> = mb.free_ranges().collect();
-        assert_eq!(
-            free,
-            [(0x1000, 0x8000), (0xd000, 0x10000), (0x21000, 0x30000)]
-        );
+        assert_eq!(free, [(0x1000, 0x8000), (0xd000, 0x10000), (0x21000, 0x30000)]);
         assert_eq!(mb.free_total(), 0x7000 + 0x3000 + 0xf000);
         assert_eq!(mb.reserved_total(), 0x1000 + 0x4000 + 0x1000 + 0x2000);
     }
@@ -348,25 +297,16 @@ mod tests {
         let mut mb = Memblock::new();
         assert_eq!(mb.add(pa(0), 0), Err(MemblockError::ZeroSize));
         assert_eq!(mb.add(pa(u64::MAX), 2), Err(MemblockError::Overflow));
-        assert_eq!(
-            mb.reserve(pa(u64::MAX - 1), 5, "x"),
-            Err(MemblockError::Overflow)
-        );
+        assert_eq!(mb.reserve(pa(u64::MAX - 1), 5, "x"), Err(MemblockError::Overflow));
         for i in 0..MEMBLOCK_REGIONS as u64 {
             mb.add(pa(i * 0x2000), 0x1000).unwrap();
         }
         let before = mb.clone();
-        assert_eq!(
-            mb.add(pa(0x10_0000_0000), 0x1000),
-            Err(MemblockError::OutOfCapacity)
-        );
+        assert_eq!(mb.add(pa(0x10_0000_0000), 0x1000), Err(MemblockError::OutOfCapacity));
         assert_eq!(mb.memory(), before.memory());
         // Merging into existing regions still works when full.
         mb.add(pa(0x1000), 0x1000).unwrap();
         assert_eq!(mb.memory().len(), MEMBLOCK_REGIONS - 1);
-        assert_eq!(
-            MemblockError::Overflow.to_string(),
-            "memblock: range overflows the address space"
-        );
+        assert_eq!(MemblockError::Overflow.to_string(), "memblock: range overflows the address space");
     }
 }

@@ -12,18 +12,11 @@ use mm::page_alloc::fuzz::{Harness, Op};
 use proptest::prelude::*;
 
 fn env(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: env("PROPTEST_CASES", 100),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases: env("PROPTEST_CASES", 100), failure_persistence: None, ..ProptestConfig::default() }
 }
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {

@@ -37,58 +37,19 @@ fn kernel_layout_at_boot() {
     protect_linear_alias(&mut pt, &mut bump, pa(text), pa(rodata), Prot::KERNEL_RO).unwrap();
     let mut tops = Vec::new();
     for cpu in 0..4 {
-        tops.push(
-            map_stack(
-                &mut pt,
-                &mut bump,
-                cpu,
-                pa(0x3000_0000 + cpu * STACK_SLOT_SIZE),
-            )
-            .unwrap(),
-        );
+        tops.push(map_stack(&mut pt, &mut bump, cpu, pa(0x3000_0000 + cpu * STACK_SLOT_SIZE)).unwrap());
     }
-    let t = pt
-        .translate(VirtAddr::new(KIMAGE_VADDR + 0x9_0000))
-        .unwrap();
+    let t = pt.translate(VirtAddr::new(KIMAGE_VADDR + 0x9_0000)).unwrap();
     assert_eq!((t.pa, t.prot), (pa(0x9_0000), Prot::KERNEL_RX));
-    assert_eq!(
-        pt.translate(VirtAddr::new(KIMAGE_VADDR + data))
-            .unwrap()
-            .prot,
-        Prot::KERNEL_RW
-    );
-    assert_eq!(
-        pt.translate(VirtAddr::new(PAGE_OFFSET + text))
-            .unwrap()
-            .prot,
-        Prot::KERNEL_RO
-    );
-    assert_eq!(
-        pt.translate(VirtAddr::new(PAGE_OFFSET + rodata))
-            .unwrap()
-            .prot,
-        Prot::KERNEL_RW
-    );
-    assert_eq!(
-        pt.translate(VirtAddr::new(PAGE_OFFSET + 0x4000_0000 - K)),
-        None
-    );
-    assert_eq!(
-        pt.translate(VirtAddr::new(PAGE_OFFSET + 0x1000_0000))
-            .unwrap()
-            .level,
-        2
-    );
+    assert_eq!(pt.translate(VirtAddr::new(KIMAGE_VADDR + data)).unwrap().prot, Prot::KERNEL_RW);
+    assert_eq!(pt.translate(VirtAddr::new(PAGE_OFFSET + text)).unwrap().prot, Prot::KERNEL_RO);
+    assert_eq!(pt.translate(VirtAddr::new(PAGE_OFFSET + rodata)).unwrap().prot, Prot::KERNEL_RW);
+    assert_eq!(pt.translate(VirtAddr::new(PAGE_OFFSET + 0x4000_0000 - K)), None);
+    assert_eq!(pt.translate(VirtAddr::new(PAGE_OFFSET + 0x1000_0000)).unwrap().level, 2);
     assert_eq!(tops[1].as_u64(), stack_slot(2));
+    assert_eq!(pt.translate(VirtAddr::new(tops[0].as_u64() - 8)).unwrap().pa, pa(0x3000_0000 + 0xeff8));
     assert_eq!(
-        pt.translate(VirtAddr::new(tops[0].as_u64() - 8))
-            .unwrap()
-            .pa,
-        pa(0x3000_0000 + 0xeff8)
-    );
-    assert_eq!(
-        pt.fault_info(VirtAddr::new(stack_slot(1) + 100))
-            .to_string(),
+        pt.fault_info(VirtAddr::new(stack_slot(1) + 100)).to_string(),
         "level 3 translation fault",
         "stack guard page mapped"
     );
@@ -97,8 +58,7 @@ fn kernel_layout_at_boot() {
     assert_eq!(bump.in_use(), 1 + 1 + 2 + 1 + 2);
     assert_eq!(pt.count_tables(), bump.in_use());
     let mut dump = String::new();
-    pt.dump(&mut dump, VirtAddr::new(KIMAGE_VADDR), 0x20_0000)
-        .unwrap();
+    pt.dump(&mut dump, VirtAddr::new(KIMAGE_VADDR), 0x20_0000).unwrap();
     assert_eq!(dump.lines().count(), 3, "{dump}");
 }
 
@@ -117,14 +77,7 @@ fn bump_allocator_runs_dry_and_reuses() {
     let mut b = BumpTables::new(pa(first), pa(first + 2 * K));
     let mut pt = PageTable::create(&mut b, PtConfig::KERNEL_39, &sim, &sim).unwrap();
     // Needs an L2 and an L3 table, only one left: nothing stays mapped or allocated.
-    let r = pt.map(
-        &mut b,
-        VirtAddr::new(PAGE_OFFSET + K),
-        pa(K),
-        K,
-        Prot::KERNEL_RW,
-        true,
-    );
+    let r = pt.map(&mut b, VirtAddr::new(PAGE_OFFSET + K), pa(K), K, Prot::KERNEL_RW, true);
     assert_eq!(r, Err(PtError::NoTableMemory));
     assert_eq!((b.in_use(), pt.count_tables()), (1, 1));
 }

@@ -28,15 +28,7 @@ fn map_translate_unmap_pages() {
     let mut pt = sim.kernel_pt();
     let mut t = sim.tables();
     let base = VMALLOC_START + 0x1000;
-    pt.map(
-        &mut t,
-        va(base),
-        pa(0x8010_0000),
-        3 * K,
-        Prot::KERNEL_RW,
-        true,
-    )
-    .unwrap();
+    pt.map(&mut t, va(base), pa(0x8010_0000), 3 * K, Prot::KERNEL_RW, true).unwrap();
     for i in 0..3 {
         let tr = pt.translate(va(base + i * K + 0x123)).unwrap();
         assert_eq!(tr.pa, pa(0x8010_0000 + i * K + 0x123));
@@ -44,18 +36,9 @@ fn map_translate_unmap_pages() {
         assert_eq!(tr.prot, Prot::KERNEL_RW);
     }
     assert_eq!(pt.translate(va(base - K)), None);
-    assert_eq!(
-        pt.fault_info(va(base + 3 * K)).to_string(),
-        "level 3 translation fault"
-    );
-    assert_eq!(
-        pt.fault_info(va(base + M2)).to_string(),
-        "level 2 translation fault"
-    );
-    assert_eq!(
-        pt.fault_info(va(base + G1)).to_string(),
-        "level 1 translation fault"
-    );
+    assert_eq!(pt.fault_info(va(base + 3 * K)).to_string(), "level 3 translation fault");
+    assert_eq!(pt.fault_info(va(base + M2)).to_string(), "level 2 translation fault");
+    assert_eq!(pt.fault_info(va(base + G1)).to_string(), "level 1 translation fault");
     assert_eq!(pt.fault_info(va(0x1000)), FaultInfo::OutOfRange);
     assert_eq!(pt.count_tables(), 3);
     let u = pt.unmap(&mut t, va(base), 3 * K).unwrap();
@@ -71,28 +54,10 @@ fn permissions_are_encoded_and_checked() {
     let mut pt = sim.kernel_pt();
     let mut t = sim.tables();
     let v = VMALLOC_START;
-    pt.map(&mut t, va(v), pa(0x1000), K, Prot::KERNEL_RO, false)
-        .unwrap();
-    pt.map(&mut t, va(v + K), pa(0x2000), K, Prot::KERNEL_RX, false)
-        .unwrap();
-    pt.map(
-        &mut t,
-        va(v + 2 * K),
-        pa(0x3f20_0000),
-        K,
-        Prot::DEVICE,
-        false,
-    )
-    .unwrap();
-    pt.map(
-        &mut t,
-        va(v + 3 * K),
-        pa(0x3000),
-        K,
-        Prot::KERNEL_RW_NC,
-        false,
-    )
-    .unwrap();
+    pt.map(&mut t, va(v), pa(0x1000), K, Prot::KERNEL_RO, false).unwrap();
+    pt.map(&mut t, va(v + K), pa(0x2000), K, Prot::KERNEL_RX, false).unwrap();
+    pt.map(&mut t, va(v + 2 * K), pa(0x3f20_0000), K, Prot::DEVICE, false).unwrap();
+    pt.map(&mut t, va(v + 3 * K), pa(0x3000), K, Prot::KERNEL_RW_NC, false).unwrap();
     let mut raw = Vec::new();
     pt.for_each_leaf(va(v), 4 * K, &mut |l| raw.push((l.pa, l.prot)));
     assert_eq!(
@@ -104,26 +69,11 @@ fn permissions_are_encoded_and_checked() {
             (pa(0x3000), Prot::KERNEL_RW_NC)
         ]
     );
-    assert_eq!(
-        pt.access_fault(va(v), Access::Write).to_string(),
-        "level 3 permission fault"
-    );
-    assert_eq!(
-        pt.access_fault(va(v), Access::Exec).to_string(),
-        "level 3 permission fault"
-    );
-    assert!(matches!(
-        pt.access_fault(va(v), Access::Read),
-        FaultInfo::Mapped(_)
-    ));
-    assert!(matches!(
-        pt.access_fault(va(v + K), Access::Exec),
-        FaultInfo::Mapped(_)
-    ));
-    assert!(matches!(
-        pt.access_fault(va(v + 2 * K), Access::Exec),
-        FaultInfo::Permission { level: 3 }
-    ));
+    assert_eq!(pt.access_fault(va(v), Access::Write).to_string(), "level 3 permission fault");
+    assert_eq!(pt.access_fault(va(v), Access::Exec).to_string(), "level 3 permission fault");
+    assert!(matches!(pt.access_fault(va(v), Access::Read), FaultInfo::Mapped(_)));
+    assert!(matches!(pt.access_fault(va(v + K), Access::Exec), FaultInfo::Mapped(_)));
+    assert!(matches!(pt.access_fault(va(v + 2 * K), Access::Exec), FaultInfo::Permission { level: 3 }));
 }
 
 #[test]
@@ -131,25 +81,9 @@ fn two_maps_in_one_2m_share_the_l3_table() {
     let sim = Sim::new(16);
     let mut pt = sim.kernel_pt();
     let mut t = sim.tables();
-    pt.map(
-        &mut t,
-        va(VMALLOC_START),
-        pa(0x10_0000),
-        K,
-        Prot::KERNEL_RW,
-        true,
-    )
-    .unwrap();
+    pt.map(&mut t, va(VMALLOC_START), pa(0x10_0000), K, Prot::KERNEL_RW, true).unwrap();
     let after_first = t.allocated;
-    pt.map(
-        &mut t,
-        va(VMALLOC_START + 100 * K),
-        pa(0x20_0000),
-        8 * K,
-        Prot::KERNEL_RW,
-        true,
-    )
-    .unwrap();
+    pt.map(&mut t, va(VMALLOC_START + 100 * K), pa(0x20_0000), 8 * K, Prot::KERNEL_RW, true).unwrap();
     assert_eq!(t.allocated, after_first, "second map allocated a table");
     assert_eq!(pt.count_tables(), 3);
     // Unmapping the first keeps the shared table: it still holds the second.
@@ -165,40 +99,20 @@ fn blocks_where_aligned_pages_elsewhere() {
     let mut t = sim.tables();
     // The linear map of a 1 GiB + 2 MiB + 4 KiB RAM.
     let size = G1 + M2 + K;
-    pt.map(&mut t, va(PAGE_OFFSET), pa(0), size, Prot::KERNEL_RW, true)
-        .unwrap();
+    pt.map(&mut t, va(PAGE_OFFSET), pa(0), size, Prot::KERNEL_RW, true).unwrap();
     let mut levels = Vec::new();
     pt.for_each_leaf(va(PAGE_OFFSET), size, &mut |l| levels.push(l.level));
     assert_eq!(levels, [1, 2, 3]);
-    assert_eq!(
-        pt.translate(va(PAGE_OFFSET + G1 + 5)).unwrap().pa,
-        pa(G1 + 5)
-    );
+    assert_eq!(pt.translate(va(PAGE_OFFSET + G1 + 5)).unwrap().pa, pa(G1 + 5));
     // Misaligned by one page: pages up to the first 2 MiB boundary, then a block.
     let v = VMALLOC_START + M2 - K;
-    pt.map(
-        &mut t,
-        va(v),
-        pa(0x4000_0000 - K),
-        M2 + K,
-        Prot::KERNEL_RO,
-        true,
-    )
-    .unwrap();
+    pt.map(&mut t, va(v), pa(0x4000_0000 - K), M2 + K, Prot::KERNEL_RO, true).unwrap();
     let mut leaves = Vec::new();
     pt.for_each_leaf(va(v), M2 + K, &mut |l| leaves.push((l.level, l.size)));
     assert_eq!(leaves, [(3, K), (2, M2)]);
     // Blocks refused: pages only.
     let mut n = 0;
-    pt.map(
-        &mut t,
-        va(VMALLOC_START + G1),
-        pa(0),
-        M2,
-        Prot::KERNEL_RW,
-        false,
-    )
-    .unwrap();
+    pt.map(&mut t, va(VMALLOC_START + G1), pa(0), M2, Prot::KERNEL_RW, false).unwrap();
     pt.for_each_leaf(va(VMALLOC_START + G1), M2, &mut |l| {
         assert_eq!(l.level, 3);
         n += 1
@@ -216,26 +130,15 @@ fn blocks_where_aligned_pages_elsewhere() {
 
 /// Positions of the events making up one break-before-make of `table[idx]`.
 fn assert_bbm(log: &[Ev], table: u64, idx: usize, flushed: &[u64]) {
-    let clear = log
-        .iter()
-        .position(|e| *e == Ev::Write { table, idx, val: 0 })
-        .expect("entry never invalidated");
+    let clear = log.iter().position(|e| *e == Ev::Write { table, idx, val: 0 }).expect("entry never invalidated");
     let set = log[clear..]
         .iter()
         .position(|e| matches!(e, Ev::Write { table: t, idx: i, val } if *t == table && *i == idx && *val != 0))
         .map(|p| p + clear)
         .expect("entry never rewritten");
     let between = &log[clear + 1..set];
-    assert_eq!(
-        between.first(),
-        Some(&Ev::Sync),
-        "no barrier after the invalidation"
-    );
-    assert_eq!(
-        between.last(),
-        Some(&Ev::Sync),
-        "no barrier after the TLB flush"
-    );
+    assert_eq!(between.first(), Some(&Ev::Sync), "no barrier after the invalidation");
+    assert_eq!(between.last(), Some(&Ev::Sync), "no barrier after the TLB flush");
     let fl: Vec<u64> = between
         .iter()
         .filter_map(|e| match e {
@@ -243,10 +146,7 @@ fn assert_bbm(log: &[Ev], table: u64, idx: usize, flushed: &[u64]) {
             _ => None,
         })
         .collect();
-    assert!(
-        between.contains(&Ev::FlushAll) || fl == flushed,
-        "flushed {fl:x?}"
-    );
+    assert!(between.contains(&Ev::FlushAll) || fl == flushed, "flushed {fl:x?}");
     assert!(!between.iter().any(|e| matches!(e, Ev::Write { .. })));
 }
 
@@ -266,8 +166,7 @@ fn protect_is_break_before_make() {
     let mut pt = sim.kernel_pt();
     let mut t = sim.tables();
     let v = VMALLOC_START + 7 * K;
-    pt.map(&mut t, va(v), pa(0x5000), 2 * K, Prot::KERNEL_RW, false)
-        .unwrap();
+    pt.map(&mut t, va(v), pa(0x5000), 2 * K, Prot::KERNEL_RW, false).unwrap();
     sim.tracing.set(true);
     pt.protect(&mut t, va(v), K, Prot::KERNEL_RO).unwrap();
     let log = sim.take_log();
@@ -275,15 +174,8 @@ fn protect_is_break_before_make() {
     assert_bbm(&log, table, idx, &[v]);
     assert_eq!(pt.translate(va(v)).unwrap().prot, Prot::KERNEL_RO);
     assert_eq!(pt.translate(va(v + K)).unwrap().prot, Prot::KERNEL_RW);
-    assert_eq!(
-        pt.protect(&mut t, va(v), 3 * K, Prot::KERNEL_RO),
-        Err(PtError::NotMapped(va(v + 2 * K)))
-    );
-    assert_eq!(
-        pt.translate(va(v + K)).unwrap().prot,
-        Prot::KERNEL_RW,
-        "changed before refusing"
-    );
+    assert_eq!(pt.protect(&mut t, va(v), 3 * K, Prot::KERNEL_RO), Err(PtError::NotMapped(va(v + 2 * K))));
+    assert_eq!(pt.translate(va(v + K)).unwrap().prot, Prot::KERNEL_RW, "changed before refusing");
 }
 
 #[test]
@@ -292,32 +184,17 @@ fn unmap_invalidates_before_the_frames_are_returned() {
     let mut pt = sim.kernel_pt();
     let mut t = sim.tables();
     let v = VMALLOC_START;
-    pt.map(&mut t, va(v), pa(0x9000), 2 * K, Prot::KERNEL_RW, false)
-        .unwrap();
-    pt.map(
-        &mut t,
-        va(v + 10 * K),
-        pa(0xa000),
-        K,
-        Prot::KERNEL_RW,
-        false,
-    )
-    .unwrap();
+    pt.map(&mut t, va(v), pa(0x9000), 2 * K, Prot::KERNEL_RW, false).unwrap();
+    pt.map(&mut t, va(v + 10 * K), pa(0xa000), K, Prot::KERNEL_RW, false).unwrap();
     sim.tracing.set(true);
     let mut seen = Vec::new();
     let log_len = |sim: &Sim| sim.log.borrow().len();
-    pt.unmap_with(&mut t, va(v), 2 * K, &mut |a, p, s| {
-        seen.push((a, p, s, log_len(&sim)))
-    })
-    .unwrap();
+    pt.unmap_with(&mut t, va(v), 2 * K, &mut |a, p, s| seen.push((a, p, s, log_len(&sim)))).unwrap();
     let log = sim.take_log();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].1, pa(0x9000));
     let (table, idx) = entry_of(&pt, &sim, v, 3);
-    let clear = log
-        .iter()
-        .position(|e| *e == Ev::Write { table, idx, val: 0 })
-        .unwrap();
+    let clear = log.iter().position(|e| *e == Ev::Write { table, idx, val: 0 }).unwrap();
     let f0 = log.iter().position(|e| *e == Ev::FlushVa(v)).unwrap();
     let f1 = log.iter().position(|e| *e == Ev::FlushVa(v + K)).unwrap();
     assert!(clear < f0 && f0 < f1);
@@ -332,8 +209,7 @@ fn partial_unmap_splits_a_block_break_before_make() {
     let mut pt = sim.kernel_pt();
     let mut t = sim.tables();
     let v = VMALLOC_START + 4 * M2;
-    pt.map(&mut t, va(v), pa(0x4020_0000), M2, Prot::KERNEL_RX, true)
-        .unwrap();
+    pt.map(&mut t, va(v), pa(0x4020_0000), M2, Prot::KERNEL_RX, true).unwrap();
     assert_eq!(pt.translate(va(v)).unwrap().level, 2);
     let (l2, l2i) = entry_of(&pt, &sim, v, 2);
     sim.tracing.set(true);
@@ -343,11 +219,11 @@ fn partial_unmap_splits_a_block_break_before_make() {
     let pages: Vec<u64> = (0..512).map(|i| v + i * K).collect();
     assert_bbm(&log, l2, l2i, &pages);
     // The new table was fully written before it was linked.
-    let link = log.iter().rposition(|e| matches!(e, Ev::Write { table, idx, val } if *table == l2 && *idx == l2i && *val != 0)).unwrap();
-    let child_writes = log[..link]
+    let link = log
         .iter()
-        .filter(|e| matches!(e, Ev::Write { table, .. } if *table != l2))
-        .count();
+        .rposition(|e| matches!(e, Ev::Write { table, idx, val } if *table == l2 && *idx == l2i && *val != 0))
+        .unwrap();
+    let child_writes = log[..link].iter().filter(|e| matches!(e, Ev::Write { table, .. } if *table != l2)).count();
     assert_eq!(child_writes, 512);
     for i in 0..512 {
         let tr = pt.translate(va(v + i * K));
@@ -355,30 +231,19 @@ fn partial_unmap_splits_a_block_break_before_make() {
             assert_eq!(tr, None);
         } else {
             let tr = tr.unwrap();
-            assert_eq!(
-                (tr.pa, tr.prot, tr.level),
-                (pa(0x4020_0000 + i * K), Prot::KERNEL_RX, 3)
-            );
+            assert_eq!((tr.pa, tr.prot, tr.level), (pa(0x4020_0000 + i * K), Prot::KERNEL_RX, 3));
         }
     }
     // 1 GiB block split twice for a single page (kernel image / linear alias case).
-    pt.map(&mut t, va(PAGE_OFFSET), pa(0), G1, Prot::KERNEL_RW, true)
-        .unwrap();
+    pt.map(&mut t, va(PAGE_OFFSET), pa(0), G1, Prot::KERNEL_RW, true).unwrap();
     let u = pt.unmap(&mut t, va(PAGE_OFFSET + M2 + K), K).unwrap();
     assert_eq!(u.splits, 2);
     assert_eq!(pt.translate(va(PAGE_OFFSET + 5 * M2)).unwrap().level, 2);
     assert_eq!(pt.translate(va(PAGE_OFFSET + M2)).unwrap().level, 3);
     // protect of a part splits too, attributes elsewhere kept.
-    pt.protect(&mut t, va(PAGE_OFFSET + 8 * M2), K, Prot::KERNEL_RO)
-        .unwrap();
-    assert_eq!(
-        pt.translate(va(PAGE_OFFSET + 8 * M2)).unwrap().prot,
-        Prot::KERNEL_RO
-    );
-    assert_eq!(
-        pt.translate(va(PAGE_OFFSET + 8 * M2 + K)).unwrap().prot,
-        Prot::KERNEL_RW
-    );
+    pt.protect(&mut t, va(PAGE_OFFSET + 8 * M2), K, Prot::KERNEL_RO).unwrap();
+    assert_eq!(pt.translate(va(PAGE_OFFSET + 8 * M2)).unwrap().prot, Prot::KERNEL_RO);
+    assert_eq!(pt.translate(va(PAGE_OFFSET + 8 * M2 + K)).unwrap().prot, Prot::KERNEL_RW);
 }
 
 #[test]
@@ -387,42 +252,22 @@ fn overlap_is_refused_and_rolled_back() {
     let mut pt = sim.kernel_pt();
     let mut t = sim.tables();
     let v = VMALLOC_START + 600 * K;
-    pt.map(&mut t, va(v), pa(0x7000), K, Prot::KERNEL_RW, false)
-        .unwrap();
+    pt.map(&mut t, va(v), pa(0x7000), K, Prot::KERNEL_RW, false).unwrap();
     let free = sim.nr_free();
     // Starts in the previous L3 table, runs into the existing page.
-    let r = pt.map(
-        &mut t,
-        va(v - 200 * K),
-        pa(0x10_0000),
-        300 * K,
-        Prot::KERNEL_RO,
-        true,
-    );
+    let r = pt.map(&mut t, va(v - 200 * K), pa(0x10_0000), 300 * K, Prot::KERNEL_RO, true);
     assert_eq!(r, Err(PtError::Overlap(va(v))));
-    assert_eq!(
-        sim.nr_free(),
-        free,
-        "tables of the failed map were not freed"
-    );
+    assert_eq!(sim.nr_free(), free, "tables of the failed map were not freed");
     let mut n = 0;
     pt.for_each_leaf(va(v - 200 * K), 300 * K, &mut |_| n += 1);
     assert_eq!(n, 1);
     assert_eq!(pt.translate(va(v)).unwrap().pa, pa(0x7000));
     // A block over existing pages, and pages under an existing block.
     assert_eq!(
-        pt.map(
-            &mut t,
-            va(VMALLOC_START + M2),
-            pa(0),
-            M2,
-            Prot::KERNEL_RW,
-            true
-        ),
+        pt.map(&mut t, va(VMALLOC_START + M2), pa(0), M2, Prot::KERNEL_RW, true),
         Err(PtError::Overlap(va(VMALLOC_START + M2)))
     );
-    pt.map(&mut t, va(PAGE_OFFSET), pa(0), M2, Prot::KERNEL_RW, true)
-        .unwrap();
+    pt.map(&mut t, va(PAGE_OFFSET), pa(0), M2, Prot::KERNEL_RW, true).unwrap();
     assert_eq!(
         pt.map(&mut t, va(PAGE_OFFSET + K), pa(0), K, Prot::KERNEL_RW, true),
         Err(PtError::Overlap(va(PAGE_OFFSET)))
@@ -436,46 +281,18 @@ fn bad_arguments_are_errors() {
     let mut t = sim.tables();
     let v = VMALLOC_START;
     let p = Prot::KERNEL_RW;
-    assert_eq!(
-        pt.map(&mut t, va(v + 1), pa(0), K, p, true),
-        Err(PtError::UnalignedVirt(va(v + 1)))
-    );
-    assert_eq!(
-        pt.map(&mut t, va(v), pa(5), K, p, true),
-        Err(PtError::UnalignedPhys(pa(5)))
-    );
-    assert_eq!(
-        pt.map(&mut t, va(v), pa(0), 0, p, true),
-        Err(PtError::BadSize(0))
-    );
-    assert_eq!(
-        pt.map(&mut t, va(v), pa(0), 100, p, true),
-        Err(PtError::BadSize(100))
-    );
-    assert_eq!(
-        pt.map(&mut t, va(0x4000), pa(0), K, p, true),
-        Err(PtError::OutOfRange(va(0x4000)))
-    );
-    assert!(matches!(
-        pt.map(&mut t, va(u64::MAX - K + 1), pa(0), 2 * K, p, true),
-        Err(PtError::OutOfRange(_))
-    ));
-    assert!(matches!(
-        pt.map(&mut t, va(v), pa(1 << 48), K, p, true),
-        Err(PtError::PhysOutOfRange(_))
-    ));
-    assert_eq!(
-        pt.unmap(&mut t, va(v + 3), K),
-        Err(PtError::UnalignedVirt(va(v + 3)))
-    );
+    assert_eq!(pt.map(&mut t, va(v + 1), pa(0), K, p, true), Err(PtError::UnalignedVirt(va(v + 1))));
+    assert_eq!(pt.map(&mut t, va(v), pa(5), K, p, true), Err(PtError::UnalignedPhys(pa(5))));
+    assert_eq!(pt.map(&mut t, va(v), pa(0), 0, p, true), Err(PtError::BadSize(0)));
+    assert_eq!(pt.map(&mut t, va(v), pa(0), 100, p, true), Err(PtError::BadSize(100)));
+    assert_eq!(pt.map(&mut t, va(0x4000), pa(0), K, p, true), Err(PtError::OutOfRange(va(0x4000))));
+    assert!(matches!(pt.map(&mut t, va(u64::MAX - K + 1), pa(0), 2 * K, p, true), Err(PtError::OutOfRange(_))));
+    assert!(matches!(pt.map(&mut t, va(v), pa(1 << 48), K, p, true), Err(PtError::PhysOutOfRange(_))));
+    assert_eq!(pt.unmap(&mut t, va(v + 3), K), Err(PtError::UnalignedVirt(va(v + 3))));
     // The very last page of the address space is fine.
-    pt.map(&mut t, va(u64::MAX - K + 1), pa(0), K, p, true)
-        .unwrap();
+    pt.map(&mut t, va(u64::MAX - K + 1), pa(0), K, p, true).unwrap();
     assert_eq!(pt.translate(va(u64::MAX)).unwrap().pa, pa(0xfff));
-    assert_eq!(
-        PtError::Overlap(va(v)).to_string(),
-        "0xffffffa000000000 is already mapped"
-    );
+    assert_eq!(PtError::Overlap(va(v)).to_string(), "0xffffffa000000000 is already mapped");
 }
 
 #[test]
@@ -498,8 +315,7 @@ fn table_allocation_failure_rolls_back_every_step() {
         assert_eq!(n, 0);
     }
     let mut t = sim.tables();
-    pt.map(&mut t, va(v), pa(0x100_0000), size, Prot::KERNEL_RW, false)
-        .unwrap();
+    pt.map(&mut t, va(v), pa(0x100_0000), size, Prot::KERNEL_RW, false).unwrap();
     assert_eq!(t.allocated, 5);
 }
 
@@ -508,13 +324,9 @@ fn split_failure_leaves_the_block_mapped() {
     let sim = Sim::new(8);
     let mut pt = sim.kernel_pt();
     let mut t = sim.tables();
-    pt.map(&mut t, va(PAGE_OFFSET), pa(0), M2, Prot::KERNEL_RW, true)
-        .unwrap();
+    pt.map(&mut t, va(PAGE_OFFSET), pa(0), M2, Prot::KERNEL_RW, true).unwrap();
     sim.fail_after(1);
-    assert_eq!(
-        pt.unmap(&mut t, va(PAGE_OFFSET + K), K),
-        Err(PtError::NoTableMemory)
-    );
+    assert_eq!(pt.unmap(&mut t, va(PAGE_OFFSET + K), K), Err(PtError::NoTableMemory));
     sim.no_fail();
     assert_eq!(pt.translate(va(PAGE_OFFSET + K)).unwrap().level, 2);
     assert_eq!(pt.split_to(&mut t, va(PAGE_OFFSET), 3), Ok(1));
@@ -527,27 +339,12 @@ fn four_level_configuration() {
     let mut t = sim.tables();
     let mut pt = PageTable::create(&mut t, PtConfig::KERNEL_48, &sim, &sim).unwrap();
     let v = 0xFFFF_0000_0020_0000;
-    pt.map(&mut t, va(v), pa(0x8000), K, Prot::KERNEL_RW, true)
-        .unwrap();
+    pt.map(&mut t, va(v), pa(0x8000), K, Prot::KERNEL_RW, true).unwrap();
     assert_eq!(pt.count_tables(), 4);
     assert_eq!(pt.translate(va(v)).unwrap().pa, pa(0x8000));
-    assert_eq!(
-        pt.fault_info(va(0xFFFF_8000_0000_0000)).to_string(),
-        "level 0 translation fault"
-    );
-    assert_eq!(
-        pt.fault_info(va(0xFFFF_0000_4000_0000)).to_string(),
-        "level 1 translation fault"
-    );
-    pt.map(
-        &mut t,
-        va(0xFFFF_0000_4000_0000),
-        pa(G1),
-        G1,
-        Prot::KERNEL_RW,
-        true,
-    )
-    .unwrap();
+    assert_eq!(pt.fault_info(va(0xFFFF_8000_0000_0000)).to_string(), "level 0 translation fault");
+    assert_eq!(pt.fault_info(va(0xFFFF_0000_4000_0000)).to_string(), "level 1 translation fault");
+    pt.map(&mut t, va(0xFFFF_0000_4000_0000), pa(G1), G1, Prot::KERNEL_RW, true).unwrap();
     assert_eq!(pt.translate(va(0xFFFF_0000_4000_0000)).unwrap().level, 1);
     pt.unmap(&mut t, va(v), K).unwrap();
     pt.unmap(&mut t, va(0xFFFF_0000_4000_0000), G1).unwrap();
@@ -560,8 +357,7 @@ fn map_pages_rolls_back_in_live_and_new_tables() {
     let mut pt = sim.kernel_pt();
     let mut t = sim.tables();
     let v = VMALLOC_START + M2 - 4 * K;
-    pt.map(&mut t, va(v - K), pa(0x1000), K, Prot::KERNEL_RW, false)
-        .unwrap();
+    pt.map(&mut t, va(v - K), pa(0x1000), K, Prot::KERNEL_RW, false).unwrap();
     let free = sim.nr_free();
     for fail_at in [2, 6, 9] {
         let mut given = 0u64;
@@ -589,14 +385,7 @@ fn map_pages_rolls_back_in_live_and_new_tables() {
     }
     // Overlap in the live table: everything written before it is released.
     let mut released = 0;
-    let r = pt.map_pages(
-        &mut t,
-        va(v - 3 * K),
-        3,
-        Prot::KERNEL_RW,
-        &mut |_| Some(pa(0x5000)),
-        &mut |_| released += 1,
-    );
+    let r = pt.map_pages(&mut t, va(v - 3 * K), 3, Prot::KERNEL_RW, &mut |_| Some(pa(0x5000)), &mut |_| released += 1);
     assert_eq!(r, Err(PtError::Overlap(va(v - K))));
     assert_eq!(released, 2);
     assert_eq!(leaves(&pt, v - 3 * K, 2 * K), 0);
@@ -615,15 +404,7 @@ fn unmapping_a_whole_table_unhooks_it_first() {
     let mut pt = sim.kernel_pt();
     let mut t = sim.tables();
     let v = VMALLOC_START + 2 * M2;
-    pt.map(
-        &mut t,
-        va(v - K),
-        pa(0x40_0000),
-        M2 + 2 * K,
-        Prot::KERNEL_RW,
-        false,
-    )
-    .unwrap();
+    pt.map(&mut t, va(v - K), pa(0x40_0000), M2 + 2 * K, Prot::KERNEL_RW, false).unwrap();
     let (l2, l2i) = entry_of(&pt, &sim, v, 2);
     sim.tracing.set(true);
     let mut first_report = None;
@@ -636,31 +417,12 @@ fn unmapping_a_whole_table_unhooks_it_first() {
         .unwrap();
     let log = sim.take_log();
     assert_eq!((u.leaves, u.bytes, u.tables_freed), (514, M2 + 2 * K, 4));
-    let unhook = log
-        .iter()
-        .position(|e| {
-            *e == Ev::Write {
-                table: l2,
-                idx: l2i,
-                val: 0,
-            }
-        })
-        .unwrap();
-    let last_flush = log
-        .iter()
-        .rposition(|e| *e == Ev::FlushVa(v + M2 - K))
-        .unwrap();
+    let unhook = log.iter().position(|e| *e == Ev::Write { table: l2, idx: l2i, val: 0 }).unwrap();
+    let last_flush = log.iter().rposition(|e| *e == Ev::FlushVa(v + M2 - K)).unwrap();
     assert!(unhook < last_flush && last_flush < first_report.unwrap());
     assert_eq!(log[last_flush + 1], Ev::Sync);
     // No entry of the unhooked table was written: it was read and freed.
-    let l3_writes = log
-        .iter()
-        .filter(|e| matches!(e, Ev::Write { val: 0, .. }))
-        .count();
-    assert_eq!(
-        l3_writes,
-        2 + 3 + 1,
-        "two pages, three L2 entries, one L1 entry"
-    );
+    let l3_writes = log.iter().filter(|e| matches!(e, Ev::Write { val: 0, .. })).count();
+    assert_eq!(l3_writes, 2 + 3 + 1, "two pages, three L2 entries, one L1 entry");
     assert_eq!(sim.nr_free(), free0 - 1);
 }

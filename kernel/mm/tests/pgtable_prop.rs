@@ -17,46 +17,17 @@ const BASE: u64 = VMALLOC_START + (2 << 20) - K;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Map {
-        page: u64,
-        n: u64,
-        pa_page: u64,
-        ro: bool,
-        blocks: bool,
-    },
-    Unmap {
-        page: u64,
-        n: u64,
-    },
-    Protect {
-        page: u64,
-        n: u64,
-        ro: bool,
-    },
+    Map { page: u64, n: u64, pa_page: u64, ro: bool, blocks: bool },
+    Unmap { page: u64, n: u64 },
+    Protect { page: u64, n: u64, ro: bool },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (
-            0..WIN_PAGES,
-            1..700u64,
-            0..4u64,
-            any::<bool>(),
-            any::<bool>()
-        )
-            .prop_map(|(page, n, pa_page, ro, blocks)| Op::Map {
-                page,
-                n,
-                pa_page,
-                ro,
-                blocks
-            }),
+        (0..WIN_PAGES, 1..700u64, 0..4u64, any::<bool>(), any::<bool>())
+            .prop_map(|(page, n, pa_page, ro, blocks)| Op::Map { page, n, pa_page, ro, blocks }),
         (0..WIN_PAGES, 1..700u64).prop_map(|(page, n)| Op::Unmap { page, n }),
-        (0..WIN_PAGES, 1..40u64, any::<bool>()).prop_map(|(page, n, ro)| Op::Protect {
-            page,
-            n,
-            ro
-        }),
+        (0..WIN_PAGES, 1..40u64, any::<bool>()).prop_map(|(page, n, ro)| Op::Protect { page, n, ro }),
     ]
 }
 

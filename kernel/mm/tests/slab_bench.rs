@@ -46,10 +46,7 @@ fn small_alloc_free_vs_glibc() {
             let mut v = [core::ptr::null_mut(); 32];
             for _ in 0..N / 32 {
                 for s in v.iter_mut() {
-                    *s = slab
-                        .kmalloc(black_box(size), GFP_KERNEL, 0)
-                        .unwrap()
-                        .as_ptr();
+                    *s = slab.kmalloc(black_box(size), GFP_KERNEL, 0).unwrap().as_ptr();
                 }
                 for &s in v.iter().rev() {
                     // SAFETY: live objects.

@@ -68,16 +68,8 @@ fn double_free_reported_and_refused() {
         assert_eq!(errs[0].kind, SlabErrorKind::DoubleFree);
         assert_eq!(errs[0].object, p as usize);
         let text = errs[0].to_string();
-        assert!(
-            text.contains("BUG kmalloc-64 (Not tainted): Object already free"),
-            "{}",
-            text
-        );
-        assert!(
-            text.contains(&format!("INFO: Object {:#x} @offset=", p as usize)),
-            "{}",
-            text
-        );
+        assert!(text.contains("BUG kmalloc-64 (Not tainted): Object already free"), "{}", text);
+        assert!(text.contains(&format!("INFO: Object {:#x} @offset=", p as usize)), "{}", text);
         // The object was not queued twice: two allocations give two objects.
         let a = slab.kmalloc(64, GFP_KERNEL, 1).unwrap();
         let b = slab.kmalloc(64, GFP_KERNEL, 0).unwrap();
@@ -97,18 +89,10 @@ fn redzone_overwrite_reported_on_free() {
         assert_eq!(errs.len(), 1);
         assert_eq!(
             errs[0].kind,
-            SlabErrorKind::RedzoneOverwritten {
-                first: p as usize + 64,
-                value: 0x41,
-                expected: SLUB_RED_ACTIVE
-            }
+            SlabErrorKind::RedzoneOverwritten { first: p as usize + 64, value: 0x41, expected: SLUB_RED_ACTIVE }
         );
         let text = errs[0].to_string();
-        assert!(
-            text.contains("BUG kmalloc-64 (Not tainted): Redzone overwritten"),
-            "{}",
-            text
-        );
+        assert!(text.contains("BUG kmalloc-64 (Not tainted): Redzone overwritten"), "{}", text);
         assert!(text.contains("First byte 0x41 instead of 0xcc"), "{}", text);
         // Refused: the object is quarantined, never handed out again.
         for _ in 0..200 {
@@ -134,27 +118,15 @@ fn write_after_free_detected_on_reallocation() {
         assert_eq!(errs.len(), 1);
         assert_eq!(
             errs[0].kind,
-            SlabErrorKind::PoisonOverwritten {
-                first: p as usize + 3,
-                value: 0,
-                expected: POISON_FREE
-            }
+            SlabErrorKind::PoisonOverwritten { first: p as usize + 3, value: 0, expected: POISON_FREE }
         );
-        assert!(errs[0]
-            .to_string()
-            .contains("BUG kmalloc-128 (Not tainted): Poison overwritten"));
+        assert!(errs[0].to_string().contains("BUG kmalloc-128 (Not tainted): Poison overwritten"));
         // Overwriting the POISON_END byte is caught too.
         // SAFETY: live object.
         unsafe { slab.kfree(q, 2) };
         poke(q, 127, 0x6b);
         assert_ne!(slab.kmalloc(128, GFP_KERNEL, 2).unwrap().as_ptr(), q);
-        assert!(matches!(
-            rep.take()[0].kind,
-            SlabErrorKind::PoisonOverwritten {
-                expected: POISON_END,
-                ..
-            }
-        ));
+        assert!(matches!(rep.take()[0].kind, SlabErrorKind::PoisonOverwritten { expected: POISON_END, .. }));
     });
 }
 
@@ -170,9 +142,7 @@ fn invalid_frees_reported_and_ignored() {
         unsafe { slab.kfree(local.as_mut_ptr(), 0) };
         let e = rep.take()[0];
         assert_eq!(e.kind, SlabErrorKind::NotSlabObject);
-        assert!(e
-            .to_string()
-            .contains("BUG kmalloc (Not tainted): Invalid free of a non-slab pointer"));
+        assert!(e.to_string().contains("BUG kmalloc (Not tainted): Invalid free of a non-slab pointer"));
         let big = slab.kmalloc(20000, GFP_KERNEL, 0).unwrap().as_ptr();
         // SAFETY: as above; interior of a compound block.
         unsafe { slab.kfree(big.add(100), 0) };
@@ -193,30 +163,15 @@ fn invalid_frees_reported_and_ignored() {
 #[test]
 fn wrong_cache_reported() {
     with_slab(true, |slab, rep| {
-        let id = slab
-            .kmem_cache_create("inode_cache", 64, 8, SlabFlags::NONE, None)
-            .unwrap();
+        let id = slab.kmem_cache_create("inode_cache", 64, 8, SlabFlags::NONE, None).unwrap();
         let p = slab.kmalloc(64, GFP_KERNEL, 0).unwrap();
         // SAFETY: the cache check runs before anything is touched.
         unsafe { slab.kmem_cache_free(id, p, 0) };
         let e = rep.take()[0];
-        assert_eq!(
-            e.kind,
-            SlabErrorKind::WrongCache {
-                other: "kmalloc-64"
-            }
-        );
+        assert_eq!(e.kind, SlabErrorKind::WrongCache { other: "kmalloc-64" });
         let text = e.to_string();
-        assert!(
-            text.contains("BUG inode_cache (Not tainted): Wrong slab cache"),
-            "{}",
-            text
-        );
-        assert!(
-            text.contains("INFO: inode_cache but object is from kmalloc-64"),
-            "{}",
-            text
-        );
+        assert!(text.contains("BUG inode_cache (Not tainted): Wrong slab cache"), "{}", text);
+        assert!(text.contains("INFO: inode_cache but object is from kmalloc-64"), "{}", text);
         // SAFETY: the real owner frees it.
         unsafe { slab.kfree(p.as_ptr(), 0) };
         assert!(rep.take().is_empty());
@@ -229,9 +184,7 @@ fn freepointer_corruption_abandons_freelist() {
         with_slab(debug, |slab, rep| {
             let a = slab.kmalloc(64, GFP_KERNEL, 0).unwrap().as_ptr();
             let b = slab.kmalloc(64, GFP_KERNEL, 0).unwrap().as_ptr();
-            let rest: Vec<_> = (0..40)
-                .map(|_| slab.kmalloc(64, GFP_KERNEL, 0).unwrap())
-                .collect();
+            let rest: Vec<_> = (0..40).map(|_| slab.kmalloc(64, GFP_KERNEL, 0).unwrap()).collect();
             // SAFETY: live objects.
             unsafe {
                 slab.kfree(a, 0);
@@ -243,29 +196,15 @@ fn freepointer_corruption_abandons_freelist() {
             // offset 0 otherwise) with a plausible-looking raw address.
             let fp_off = if debug { 64 + 8 } else { 0 };
             // SAFETY: deliberate corruption of a free object inside the host arena.
-            unsafe {
-                b.add(fp_off)
-                    .cast::<usize>()
-                    .write_unaligned(a as usize + 8)
-            };
+            unsafe { b.add(fp_off).cast::<usize>().write_unaligned(a as usize + 8) };
             let c = slab.kmalloc(64, GFP_KERNEL, 1).unwrap().as_ptr();
             let errs = rep.take();
             assert_eq!(errs.len(), 1, "{:?}", errs);
-            assert!(matches!(
-                errs[0].kind,
-                SlabErrorKind::FreepointerCorrupt { .. }
-            ));
-            assert!(errs[0]
-                .to_string()
-                .contains("BUG kmalloc-64 (Not tainted): Freepointer corrupt"));
+            assert!(matches!(errs[0].kind, SlabErrorKind::FreepointerCorrupt { .. }));
+            assert!(errs[0].to_string().contains("BUG kmalloc-64 (Not tainted): Freepointer corrupt"));
             // `a + 8` was never handed out, and allocation goes on.
-            let more: Vec<_> = (0..100)
-                .map(|_| slab.kmalloc(64, GFP_KERNEL, 1).unwrap().as_ptr())
-                .collect();
-            assert!(more
-                .iter()
-                .chain([&c])
-                .all(|&q| q as usize != a as usize + 8));
+            let more: Vec<_> = (0..100).map(|_| slab.kmalloc(64, GFP_KERNEL, 1).unwrap().as_ptr()).collect();
+            assert!(more.iter().chain([&c]).all(|&q| q as usize != a as usize + 8));
             drop(rest);
         });
     }
@@ -289,9 +228,7 @@ fn debug_off_fast_path_has_no_poison() {
 fn validate_finds_write_after_free_and_bad_freelists() {
     with_slab(true, |slab, rep| {
         let id = slab.kmalloc_cache(256).unwrap();
-        let objs: Vec<_> = (0..10)
-            .map(|_| slab.kmalloc(256, GFP_KERNEL, 0).unwrap().as_ptr())
-            .collect();
+        let objs: Vec<_> = (0..10).map(|_| slab.kmalloc(256, GFP_KERNEL, 0).unwrap().as_ptr()).collect();
         assert_eq!(slab.validate_all(), 0);
         // SAFETY: live objects.
         unsafe {
@@ -303,11 +240,7 @@ fn validate_finds_write_after_free_and_bad_freelists() {
         let e = rep.take()[0];
         assert_eq!(
             e.kind,
-            SlabErrorKind::PoisonOverwritten {
-                first: objs[0] as usize + 100,
-                value: 1,
-                expected: POISON_FREE
-            }
+            SlabErrorKind::PoisonOverwritten { first: objs[0] as usize + 100, value: 1, expected: POISON_FREE }
         );
         slab.drain_all();
         poke(objs[0], 100, POISON_FREE); // repaired
@@ -316,10 +249,7 @@ fn validate_finds_write_after_free_and_bad_freelists() {
                                          // SAFETY: deliberate corruption inside the host arena.
         unsafe { objs[1].add(256 + 8).cast::<usize>().write_unaligned(0x1234) };
         assert_eq!(slab.kmem_cache_validate(id), 1);
-        assert!(matches!(
-            rep.take()[0].kind,
-            SlabErrorKind::FreepointerCorrupt { .. }
-        ));
+        assert!(matches!(rep.take()[0].kind, SlabErrorKind::FreepointerCorrupt { .. }));
         assert_eq!(slab.cache_stats(id).unwrap().errors, 2);
     });
 }

@@ -7,9 +7,7 @@ use mm::gfp::{Gfp, GFP_ATOMIC, GFP_KERNEL};
 use mm::slab::host::HostPages;
 use mm::slab::kmalloc::{kmalloc_index, SlabDestroyError};
 use mm::slab::slabinfo::{meminfo_slab_kb, slabinfo};
-use mm::slab::{
-    SlabAllocator, SlabError, SlabFlags, SlabReporter, KMALLOC_NAMES, MAX_CACHES, ZERO_SIZE_PTR,
-};
+use mm::slab::{SlabAllocator, SlabError, SlabFlags, SlabReporter, KMALLOC_NAMES, MAX_CACHES, ZERO_SIZE_PTR};
 
 #[derive(Default)]
 struct Rec(Mutex<Vec<SlabError>>);
@@ -59,10 +57,7 @@ fn kmalloc_index_like_linux() {
     }
     for size in 1..=8192 {
         let class = KMALLOC_NAMES[kmalloc_index(size)].1;
-        assert!(
-            class >= size
-                && (kmalloc_index(size) == 0 || KMALLOC_NAMES[kmalloc_index(size) - 1].1 < size)
-        );
+        assert!(class >= size && (kmalloc_index(size) == 0 || KMALLOC_NAMES[kmalloc_index(size) - 1].1 < size));
     }
 }
 
@@ -103,13 +98,8 @@ fn zero_size_overflow_and_large() {
             slab.kfree(core::ptr::null_mut(), 0);
         }
         assert!(slab.kmalloc(usize::MAX, GFP_KERNEL, 0).is_none());
-        assert!(slab
-            .kmalloc(usize::MAX - PAGE_SIZE, GFP_KERNEL, 0)
-            .is_none());
-        assert!(
-            slab.kmalloc((PAGE_SIZE << 16) + 1, GFP_KERNEL, 0).is_none(),
-            "beyond max order"
-        );
+        assert!(slab.kmalloc(usize::MAX - PAGE_SIZE, GFP_KERNEL, 0).is_none());
+        assert!(slab.kmalloc((PAGE_SIZE << 16) + 1, GFP_KERNEL, 0).is_none(), "beyond max order");
         // Large: 8193 bytes -> order 2 compound block (arena has only 2^14 pages).
         let p = slab.kmalloc(8193, GFP_KERNEL, 0).unwrap();
         assert_eq!(p.as_ptr() as usize % PAGE_SIZE, 0);
@@ -183,9 +173,7 @@ fn kzalloc_krealloc_keep_contents() {
 #[test]
 fn remote_frees_and_drain() {
     with_slab(12, false, |slab, pages, _| {
-        let ptrs: Vec<_> = (0..1000)
-            .map(|i| slab.kmalloc(64, GFP_KERNEL, i % 4).unwrap())
-            .collect();
+        let ptrs: Vec<_> = (0..1000).map(|i| slab.kmalloc(64, GFP_KERNEL, i % 4).unwrap()).collect();
         let mut sorted: Vec<usize> = ptrs.iter().map(|p| p.as_ptr() as usize).collect();
         sorted.sort();
         sorted.dedup();
@@ -204,9 +192,7 @@ fn remote_frees_and_drain() {
 #[test]
 fn empty_slab_reserve_bounded() {
     with_slab(12, false, |slab, pages, _| {
-        let ptrs: Vec<_> = (0..5000)
-            .map(|_| slab.kmalloc(512, GFP_KERNEL, 0).unwrap())
-            .collect();
+        let ptrs: Vec<_> = (0..5000).map(|_| slab.kmalloc(512, GFP_KERNEL, 0).unwrap()).collect();
         let peak = pages.pages_in_use();
         for p in ptrs {
             // SAFETY: live object.
@@ -215,11 +201,7 @@ fn empty_slab_reserve_bounded() {
         let id = slab.kmalloc_cache(512).unwrap();
         let st = slab.cache_stats(id).unwrap();
         // Only the per-CPU array plus at most FREE_SLAB_RESERVE empty slabs remain.
-        assert!(
-            st.num_slabs <= 2 + st.limit.div_ceil(st.objperslab) + 1,
-            "{:?}",
-            st
-        );
+        assert!(st.num_slabs <= 2 + st.limit.div_ceil(st.objperslab) + 1, "{:?}", st);
         assert!(pages.pages_in_use() < peak / 10);
         leak_check(slab, pages);
     });
@@ -265,12 +247,8 @@ unsafe fn ctor(obj: *mut u8) {
 fn kmem_cache_create_ctor_destroy() {
     for debug in [false, true] {
         with_slab(12, debug, |slab, pages, rep| {
-            let id = slab
-                .kmem_cache_create("task_struct", 24, 8, SlabFlags::HWCACHE_ALIGN, Some(ctor))
-                .unwrap();
-            let objs: Vec<_> = (0..200)
-                .map(|i| slab.kmem_cache_alloc(id, GFP_KERNEL, i % 4).unwrap())
-                .collect();
+            let id = slab.kmem_cache_create("task_struct", 24, 8, SlabFlags::HWCACHE_ALIGN, Some(ctor)).unwrap();
+            let objs: Vec<_> = (0..200).map(|i| slab.kmem_cache_alloc(id, GFP_KERNEL, i % 4).unwrap()).collect();
             for o in &objs {
                 assert_eq!(o.as_ptr() as usize % 8, 0);
                 // SAFETY: constructed object.
@@ -278,12 +256,7 @@ fn kmem_cache_create_ctor_destroy() {
             }
             assert!(CTOR_CALLS.load(std::sync::atomic::Ordering::Relaxed) >= 200);
             match slab.kmem_cache_destroy(id) {
-                Err(
-                    e @ SlabDestroyError::Busy {
-                        name: "task_struct",
-                        active,
-                    },
-                ) => {
+                Err(e @ SlabDestroyError::Busy { name: "task_struct", active }) => {
                     assert!(active >= 200);
                     assert!(e.to_string().contains("Slab cache still has objects"));
                 }
@@ -295,10 +268,7 @@ fn kmem_cache_create_ctor_destroy() {
             }
             assert_eq!(slab.kmem_cache_destroy(id), Ok(()));
             assert!(slab.kmem_cache_alloc(id, GFP_KERNEL, 0).is_none());
-            assert_eq!(
-                slab.kmem_cache_destroy(slab.kmalloc_cache(8).unwrap()),
-                Err(SlabDestroyError::BadCache)
-            );
+            assert_eq!(slab.kmem_cache_destroy(slab.kmalloc_cache(8).unwrap()), Err(SlabDestroyError::BadCache));
             leak_check(slab, pages);
             assert!(rep.0.lock().unwrap().is_empty());
         });
@@ -314,13 +284,8 @@ fn registry_is_bounded_and_slots_reused() {
         }
         assert_eq!(ids.len(), MAX_CACHES - KMALLOC_NAMES.len());
         slab.kmem_cache_destroy(ids[3]).unwrap();
-        assert_eq!(
-            slab.kmem_cache_create("again", 40, 8, SlabFlags::NONE, None),
-            Ok(ids[3])
-        );
-        assert!(slab
-            .kmem_cache_create("bad", 40, 24, SlabFlags::NONE, None)
-            .is_err());
+        assert_eq!(slab.kmem_cache_create("again", 40, 8, SlabFlags::NONE, None), Ok(ids[3]));
+        assert!(slab.kmem_cache_create("bad", 40, 24, SlabFlags::NONE, None).is_err());
     });
 }
 
@@ -330,13 +295,7 @@ fn calculate_order_keeps_waste_small() {
         slab.for_each_cache(|_, s| {
             let slab_bytes = s.pagesperslab * PAGE_SIZE;
             let waste = slab_bytes - s.objperslab * s.size;
-            assert!(
-                waste * 4 <= slab_bytes,
-                "{} wastes {} of {}",
-                s.name,
-                waste,
-                slab_bytes
-            );
+            assert!(waste * 4 <= slab_bytes, "{} wastes {} of {}", s.name, waste, slab_bytes);
             assert!(s.objperslab >= 2, "{}", s.name);
         });
     });
@@ -345,12 +304,8 @@ fn calculate_order_keeps_waste_small() {
 #[test]
 fn slabinfo_exact_format() {
     with_slab(12, false, |slab, _, _| {
-        let id = slab
-            .kmem_cache_create("dentry", 192, 8, SlabFlags::NONE, None)
-            .unwrap();
-        let objs: Vec<_> = (0..3)
-            .map(|_| slab.kmem_cache_alloc(id, GFP_KERNEL, 0).unwrap())
-            .collect();
+        let id = slab.kmem_cache_create("dentry", 192, 8, SlabFlags::NONE, None).unwrap();
+        let objs: Vec<_> = (0..3).map(|_| slab.kmem_cache_alloc(id, GFP_KERNEL, 0).unwrap()).collect();
         let mut out = String::new();
         slabinfo(slab, &mut out).unwrap();
         let lines: Vec<&str> = out.lines().collect();
@@ -412,9 +367,7 @@ fn four_threads_with_remote_frees() {
                 s.spawn(move || {
                     let mut x = cpu as u64 + 1;
                     for i in 0..5000usize {
-                        x = x
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                         let size = (x >> 33) as usize % 600 + 1;
                         let p = slab.kmalloc(size, GFP_KERNEL, cpu).unwrap().as_ptr();
                         // SAFETY: a fresh object of `size` bytes.
@@ -451,10 +404,7 @@ static STATIC_SLAB: SlabAllocator<'static> = SlabAllocator::new();
 fn static_allocator() {
     let pages: &'static HostPages = Box::leak(Box::new(HostPages::new(10)));
     let rep: &'static Rec = Box::leak(Box::default());
-    assert!(
-        STATIC_SLAB.kmalloc(8, GFP_KERNEL, 0).is_none(),
-        "not initialised yet"
-    );
+    assert!(STATIC_SLAB.kmalloc(8, GFP_KERNEL, 0).is_none(), "not initialised yet");
     STATIC_SLAB.init(pages, rep, 16, false, 1);
     let p = STATIC_SLAB.kmalloc(8, GFP_KERNEL, 0).unwrap();
     // SAFETY: live object.

@@ -94,23 +94,15 @@ proptest! {
 #[test]
 fn fragmentation_and_coalescing() {
     let mut a = VmapAreas::new(S, S + 200 * K);
-    let v: Vec<_> = (0..100)
-        .map(|_| a.alloc(K, VmKind::Vmalloc, "f", None).unwrap())
-        .collect();
-    assert_eq!(
-        a.alloc(K, VmKind::Vmalloc, "f", None),
-        Err(AreaError::Exhausted(2 * K))
-    );
+    let v: Vec<_> = (0..100).map(|_| a.alloc(K, VmKind::Vmalloc, "f", None).unwrap()).collect();
+    assert_eq!(a.alloc(K, VmKind::Vmalloc, "f", None), Err(AreaError::Exhausted(2 * K)));
     for x in v.iter().step_by(2) {
         a.free(x.start).unwrap();
     }
     // 100 free pages, but in 50 holes of 2 pages: a 2-page area (3 with guard) does not fit.
     assert_eq!(a.free_bytes(), 100 * K);
     assert_eq!(a.nr_free_ranges(), 50);
-    assert_eq!(
-        a.alloc(2 * K, VmKind::Vmalloc, "f", None),
-        Err(AreaError::Exhausted(3 * K))
-    );
+    assert_eq!(a.alloc(2 * K, VmKind::Vmalloc, "f", None), Err(AreaError::Exhausted(3 * K)));
     let one = a.alloc(K, VmKind::Vmalloc, "f", None).unwrap();
     assert_eq!(one.start, v[0].start, "lowest hole of the best size");
     a.free(one.start).unwrap();

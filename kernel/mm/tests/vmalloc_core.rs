@@ -48,11 +48,7 @@ fn every_failure_point_unwinds_completely() {
                 35 => (VmallocFail::NoTablePages, 32),
                 _ => (VmallocFail::NoPages, n - 4),
             };
-            assert_eq!(
-                (e.reason, e.allocated_bytes),
-                (reason, pages as u64 * K),
-                "n = {n}"
-            );
+            assert_eq!((e.reason, e.allocated_bytes), (reason, pages as u64 * K), "n = {n}");
             assert_eq!(e.requested_bytes, 64 * K);
         }
         assert_eq!(sim.nr_free(), free0, "n = {n}: pages leaked");
@@ -71,36 +67,16 @@ fn failure_reports_read_like_linux() {
     let mut pt = sim.kernel_pt();
     let mut vm = Vmalloc::new();
     sim.fail_after(5); // L2, L3, two pages, then nothing.
-    let e = vm
-        .vmalloc(16 * K as usize, GFP_KERNEL, "t", &sim, &mut pt)
-        .unwrap_err();
+    let e = vm.vmalloc(16 * K as usize, GFP_KERNEL, "t", &sim, &mut pt).unwrap_err();
     sim.no_fail();
-    assert_eq!(
-        e.to_string(),
-        "vmalloc: allocation failure, allocated 8192 of 65536 bytes, mode:0xcc0(GFP_KERNEL)"
-    );
-    let mut small = Vmalloc::with_ranges(
-        VMALLOC_START,
-        VMALLOC_START + 16 * K,
-        IOREMAP_START,
-        IOREMAP_END,
-    );
-    let e = small
-        .vmalloc(16 * K as usize, GFP_KERNEL, "t", &sim, &mut pt)
-        .unwrap_err();
-    assert_eq!(
-        e.reason,
-        VmallocFail::NoVirtualSpace(AreaError::Exhausted(17 * K))
-    );
-    assert_eq!(
-        e.to_string(),
-        "vmalloc: allocation failure: 65536 bytes, mode:0xcc0(GFP_KERNEL)"
-    );
+    assert_eq!(e.to_string(), "vmalloc: allocation failure, allocated 8192 of 65536 bytes, mode:0xcc0(GFP_KERNEL)");
+    let mut small = Vmalloc::with_ranges(VMALLOC_START, VMALLOC_START + 16 * K, IOREMAP_START, IOREMAP_END);
+    let e = small.vmalloc(16 * K as usize, GFP_KERNEL, "t", &sim, &mut pt).unwrap_err();
+    assert_eq!(e.reason, VmallocFail::NoVirtualSpace(AreaError::Exhausted(17 * K)));
+    assert_eq!(e.to_string(), "vmalloc: allocation failure: 65536 bytes, mode:0xcc0(GFP_KERNEL)");
     let e = vm.vmalloc(0, GFP_KERNEL, "t", &sim, &mut pt).unwrap_err();
     assert_eq!(e.reason, VmallocFail::ZeroSize);
-    let e = vm
-        .vmalloc(usize::MAX, GFP_KERNEL, "t", &sim, &mut pt)
-        .unwrap_err();
+    let e = vm.vmalloc(usize::MAX, GFP_KERNEL, "t", &sim, &mut pt).unwrap_err();
     assert!(matches!(e.reason, VmallocFail::NoVirtualSpace(_)));
 }
 
@@ -109,12 +85,8 @@ fn vzalloc_zeroes_and_pages_are_found_in_the_tables() {
     let sim = Sim::new(64);
     let mut pt = sim.kernel_pt();
     let mut vm = Vmalloc::new();
-    let z = vm
-        .vzalloc(3 * K as usize - 100, "z", &sim, &mut pt)
-        .unwrap();
-    let d = vm
-        .vmalloc(K as usize, GFP_KERNEL, "d", &sim, &mut pt)
-        .unwrap();
+    let z = vm.vzalloc(3 * K as usize - 100, "z", &sim, &mut pt).unwrap();
+    let d = vm.vmalloc(K as usize, GFP_KERNEL, "d", &sim, &mut pt).unwrap();
     assert!(vm.is_vmalloc_addr(z) && !vm.is_vmalloc_addr(VirtAddr::new(IOREMAP_START)));
     for i in 0..3 {
         let pa = vm.vmalloc_to_page(z.add(i * K + 5), &pt).unwrap();
@@ -123,16 +95,8 @@ fn vzalloc_zeroes_and_pages_are_found_in_the_tables() {
         assert!((0..K).all(|b| sim.read_byte(pa.as_u64() + b) == 0));
     }
     let pa = vm.vmalloc_to_page(d, &pt).unwrap();
-    assert_eq!(
-        sim.read_byte(pa.as_u64()),
-        0xa5,
-        "GFP_KERNEL without __GFP_ZERO zeroed"
-    );
-    assert_eq!(
-        vm.vmalloc_to_page(z.add(3 * K), &pt),
-        None,
-        "guard page mapped"
-    );
+    assert_eq!(sim.read_byte(pa.as_u64()), 0xa5, "GFP_KERNEL without __GFP_ZERO zeroed");
+    assert_eq!(vm.vmalloc_to_page(z.add(3 * K), &pt), None, "guard page mapped");
     assert_eq!(vm.nr_vmalloc_pages(), 4);
 }
 
@@ -142,24 +106,14 @@ fn vfree_refuses_what_is_not_an_area_start() {
     let mut pt = sim.kernel_pt();
     let mut vm = Vmalloc::new();
     let free0 = sim.nr_free();
-    let a = vm
-        .vmalloc(2 * K as usize, GFP_KERNEL, "a", &sim, &mut pt)
-        .unwrap();
-    assert_eq!(
-        vm.vfree(a.add(K), &sim, &mut pt),
-        Err(VmError::NotAnArea(a.add(K)))
-    );
+    let a = vm.vmalloc(2 * K as usize, GFP_KERNEL, "a", &sim, &mut pt).unwrap();
+    assert_eq!(vm.vfree(a.add(K), &sim, &mut pt), Err(VmError::NotAnArea(a.add(K))));
     let frame = PhysAddr::new(sim.alloc_frame().unwrap());
-    let m = vm
-        .vmap(&[frame], Prot::KERNEL_RO, "m", &sim, &mut pt)
-        .unwrap();
+    let m = vm.vmap(&[frame], Prot::KERNEL_RO, "m", &sim, &mut pt).unwrap();
     assert_eq!(vm.vfree(m, &sim, &mut pt), Err(VmError::NotAnArea(m)));
     vm.vfree(a, &sim, &mut pt).unwrap();
     let e = vm.vfree(a, &sim, &mut pt).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "Trying to vfree() nonexistent vm area (0xffffffa000000000)"
-    );
+    assert_eq!(e.to_string(), "Trying to vfree() nonexistent vm area (0xffffffa000000000)");
     assert_eq!(vm.vmalloc_to_page(m, &pt), Some(frame));
     assert_eq!(pt.translate(m).unwrap().prot, Prot::KERNEL_RO);
     vm.vunmap(m, &sim, &mut pt).unwrap();
@@ -174,26 +128,10 @@ fn vmallocinfo_is_linux_format() {
     let sim = Sim::new(64);
     let mut pt = sim.kernel_pt();
     let mut vm = Vmalloc::new();
-    vm.vmalloc(
-        2 * K as usize,
-        GFP_KERNEL,
-        "load_module+0x1c4/0x2a0",
-        &sim,
-        &mut pt,
-    )
-    .unwrap();
+    vm.vmalloc(2 * K as usize, GFP_KERNEL, "load_module+0x1c4/0x2a0", &sim, &mut pt).unwrap();
     let frame = PhysAddr::new(sim.alloc_frame().unwrap());
-    vm.vmap(&[frame], Prot::KERNEL_RW, "vmap_test", &sim, &mut pt)
-        .unwrap();
-    let io = vm
-        .ioremap(
-            PhysAddr::new(0x3f20_0040),
-            0x100,
-            "bcm2835_gpio_probe",
-            &sim,
-            &mut pt,
-        )
-        .unwrap();
+    vm.vmap(&[frame], Prot::KERNEL_RW, "vmap_test", &sim, &mut pt).unwrap();
+    let io = vm.ioremap(PhysAddr::new(0x3f20_0040), 0x100, "bcm2835_gpio_probe", &sim, &mut pt).unwrap();
     assert_eq!(io.as_u64(), IOREMAP_START + 0x40);
     let mut s = String::new();
     vm.vmallocinfo(&mut s).unwrap();
@@ -211,21 +149,12 @@ fn ioremap_maps_device_memory() {
     let mut pt = sim.kernel_pt();
     let mut vm = Vmalloc::new();
     let free0 = sim.nr_free();
-    let io = vm
-        .ioremap(PhysAddr::new(0x3f00_b880), 0x2000, "mbox", &sim, &mut pt)
-        .unwrap();
+    let io = vm.ioremap(PhysAddr::new(0x3f00_b880), 0x2000, "mbox", &sim, &mut pt).unwrap();
     let t = pt.translate(io).unwrap();
     assert_eq!(t.pa, PhysAddr::new(0x3f00_b880));
     assert_eq!(t.prot, Prot::DEVICE);
-    assert_eq!(
-        leaves(&pt, IOREMAP_START, 4 * K),
-        3,
-        "offset + size spans three pages"
-    );
-    assert_eq!(
-        vm.ioremap(PhysAddr::new(0), 0, "z", &sim, &mut pt),
-        Err(VmError::Area(AreaError::ZeroSize))
-    );
+    assert_eq!(leaves(&pt, IOREMAP_START, 4 * K), 3, "offset + size spans three pages");
+    assert_eq!(vm.ioremap(PhysAddr::new(0), 0, "z", &sim, &mut pt), Err(VmError::Area(AreaError::ZeroSize)));
     assert_eq!(
         vm.iounmap(VirtAddr::new(VMALLOC_START), &sim, &mut pt),
         Err(VmError::NotAnArea(VirtAddr::new(VMALLOC_START)))
@@ -235,10 +164,7 @@ fn ioremap_maps_device_memory() {
     assert_eq!(sim.nr_free(), free0);
     // Out of table pages: nothing stays reserved.
     sim.fail_after(1);
-    assert!(matches!(
-        vm.ioremap(PhysAddr::new(0x3f00_0000), K, "x", &sim, &mut pt),
-        Err(VmError::Map(_))
-    ));
+    assert!(matches!(vm.ioremap(PhysAddr::new(0x3f00_0000), K, "x", &sim, &mut pt), Err(VmError::Map(_))));
     sim.no_fail();
     assert_eq!(vm.ioremap_areas().nr_areas(), 0);
     assert_eq!(sim.nr_free(), free0);
@@ -249,22 +175,15 @@ fn reports_for_guard_pages_and_freed_areas() {
     let sim = Sim::new(64);
     let mut pt = sim.kernel_pt();
     let mut vm = Vmalloc::new();
-    let a = vm
-        .vmalloc(2 * K as usize, GFP_KERNEL, "alloc_netdev", &sim, &mut pt)
-        .unwrap();
-    let b = vm
-        .vmalloc(K as usize, GFP_KERNEL, "bpf_prog_alloc", &sim, &mut pt)
-        .unwrap();
+    let a = vm.vmalloc(2 * K as usize, GFP_KERNEL, "alloc_netdev", &sim, &mut pt).unwrap();
+    let b = vm.vmalloc(K as usize, GFP_KERNEL, "bpf_prog_alloc", &sim, &mut pt).unwrap();
     assert_eq!(
         vm.lookup(a.add(K + 8)).unwrap().to_string(),
         "0xffffffa000001008 is 4104 bytes inside vmalloc area [0xffffffa000000000-0xffffffa000002000] allocated by alloc_netdev"
     );
     let g = vm.lookup(a.add(2 * K)).unwrap();
     assert!(matches!(g, VmHit::Guard(_, x) if x.caller == "alloc_netdev"));
-    assert_eq!(
-        pt.fault_info(a.add(2 * K)).to_string(),
-        "level 3 translation fault"
-    );
+    assert_eq!(pt.fault_info(a.add(2 * K)).to_string(), "level 3 translation fault");
     vm.vfree(b, &sim, &mut pt).unwrap();
     assert_eq!(
         vm.lookup(b).unwrap().to_string(),
@@ -272,8 +191,7 @@ fn reports_for_guard_pages_and_freed_areas() {
     );
     assert_eq!(vm.lookup(VirtAddr::new(VMALLOC_START + M2)), None);
     let mut r = String::new();
-    vm.report_fault(&pt, a.add(2 * K + 16), Access::Read, &mut r)
-        .unwrap();
+    vm.report_fault(&pt, a.add(2 * K + 16), Access::Read, &mut r).unwrap();
     assert_eq!(
         r,
         "Unable to handle kernel paging request at virtual address ffffffa000002010\n  \
@@ -295,20 +213,10 @@ fn one_vmalloc_can_take_nearly_all_memory() {
     // One L2 table and one L3 table per 512 pages are the only overhead.
     let pages = free0 - 1 - free0.div_ceil(512);
     assert!(pages * 100 >= free0 * 99, "{pages} of {free0}");
-    let e = vm
-        .vmalloc((pages + 1) * K as usize, GFP_KERNEL, "big", &sim, &mut pt)
-        .unwrap_err();
+    let e = vm.vmalloc((pages + 1) * K as usize, GFP_KERNEL, "big", &sim, &mut pt).unwrap_err();
     assert_eq!(e.reason, VmallocFail::NoPages);
     assert_eq!(sim.nr_free(), free0);
-    let va = vm
-        .vmalloc(
-            pages * K as usize,
-            GFP_KERNEL | Gfp::GFP_NOWARN,
-            "big",
-            &sim,
-            &mut pt,
-        )
-        .unwrap();
+    let va = vm.vmalloc(pages * K as usize, GFP_KERNEL | Gfp::GFP_NOWARN, "big", &sim, &mut pt).unwrap();
     assert_eq!(sim.nr_free(), 0);
     assert_eq!(vm.nr_table_pages(), 3);
     vm.vfree(va, &sim, &mut pt).unwrap();
@@ -324,14 +232,10 @@ fn many_areas_then_vfree_all_returns_every_page() {
     let free0 = sim.nr_free();
     let mut v = Vec::new();
     for i in 0..40 {
-        v.push(
-            vm.vmalloc(((i % 7) + 1) * 3000, GFP_KERNEL, "many", &sim, &mut pt)
-                .unwrap(),
-        );
+        v.push(vm.vmalloc(((i % 7) + 1) * 3000, GFP_KERNEL, "many", &sim, &mut pt).unwrap());
     }
     for (i, va) in v.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
-        vm.vfree(*va, &sim, &mut pt)
-            .unwrap_or_else(|e| panic!("{i}: {e}"));
+        vm.vfree(*va, &sim, &mut pt).unwrap_or_else(|e| panic!("{i}: {e}"));
     }
     for va in v.iter().skip(1).step_by(2) {
         vm.vfree(*va, &sim, &mut pt).unwrap();

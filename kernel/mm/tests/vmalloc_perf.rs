@@ -32,11 +32,7 @@ fn vmalloc_per_page_is_within_2x_of_alloc_plus_one_write() {
         let t0 = Instant::now();
         for i in 0..PAGES {
             let pa = sim.alloc_pages(GFP_KERNEL, 0).unwrap();
-            sim.write_entry(
-                table,
-                i % 512,
-                Desc::leaf(pa.as_u64(), Prot::KERNEL_RW, 3).0,
-            );
+            sim.write_entry(table, i % 512, Desc::leaf(pa.as_u64(), Prot::KERNEL_RW, 3).0);
             got.push(pa);
         }
         let d = t0.elapsed();
@@ -47,9 +43,7 @@ fn vmalloc_per_page_is_within_2x_of_alloc_plus_one_write() {
     });
     let vmalloc = best_of(7, || {
         let t0 = Instant::now();
-        let va = vm
-            .vmalloc(PAGES * 4096, GFP_KERNEL, "perf", &sim, &mut pt)
-            .unwrap();
+        let va = vm.vmalloc(PAGES * 4096, GFP_KERNEL, "perf", &sim, &mut pt).unwrap();
         let d = t0.elapsed();
         vm.vfree(va, &sim, &mut pt).unwrap();
         d

@@ -13,10 +13,7 @@ const K: usize = 4096;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Alloc {
-        pages: usize,
-        fail_at: Option<usize>,
-    },
+    Alloc { pages: usize, fail_at: Option<usize> },
     Free(usize),
 }
 

@@ -1,13 +1,17 @@
-//! `crash TYPE`: deliberate faults, like Linux's LKDTM, to show the kernel's reports.
+//! `crash TYPE`: deliberate faults and misuse, like Linux's LKDTM, to show the kernel's
+//! reports. Some types are fatal (an oops, then the CPU halts); the allocator-misuse
+//! types are detected, refused and reported, and the kernel carries on.
 
 use crate::console::registry::{Command, CommandError};
 use crate::cprintln;
+use crate::mm::{page_alloc, slab, vmalloc};
+use mm::gfp::GFP_KERNEL;
 
 /// `crash`
 pub const CRASH: Command = Command {
     name: "crash",
     args: "TYPE",
-    help: "provoke a fault to see its report (crash alone lists the types)",
+    help: "provoke a fault or misuse to see its report (crash alone lists the types)",
     run: crash,
 };
 
@@ -18,20 +22,32 @@ struct CrashType {
 }
 
 static TYPES: &[CrashType] = &[
+    CrashType { name: "null", what: "read through a NULL pointer (oops)", run: crash_null },
+    CrashType { name: "write-rodata", what: "write to read-only data (oops)", run: crash_write_rodata },
+    CrashType { name: "exec-data", what: "execute from a data page (oops)", run: crash_exec_data },
+    CrashType { name: "stack-overflow", what: "recurse into the stack guard page (oops)", run: crash_stack_overflow },
     CrashType {
-        name: "null",
-        what: "read through a NULL pointer",
-        run: crash_null,
+        name: "vmalloc-guard",
+        what: "read the guard page after a vmalloc area (oops)",
+        run: crash_vmalloc_guard,
     },
     CrashType {
-        name: "panic",
-        what: "call panic!()",
-        run: crash_panic,
+        name: "vmalloc-after-free",
+        what: "read a vmalloc area after vfree (oops)",
+        run: crash_vmalloc_after_free,
+    },
+    CrashType { name: "panic", what: "call panic!()", run: crash_panic },
+    CrashType { name: "brk", what: "execute a BRK instruction, like BUG() (oops)", run: crash_brk },
+    CrashType { name: "double-free", what: "kfree an object twice (slab report, survived)", run: crash_double_free },
+    CrashType {
+        name: "use-after-free",
+        what: "write to a kfree'd object (slab report, survived)",
+        run: crash_use_after_free,
     },
     CrashType {
-        name: "brk",
-        what: "execute a BRK instruction (BUG())",
-        run: crash_brk,
+        name: "bad-page-free",
+        what: "free pages wrongly four ways (refused, survived)",
+        run: crash_bad_page_free,
     },
 ];
 
@@ -46,16 +62,11 @@ fn crash(args: &[&str]) -> Result<(), CommandError> {
         }
         [name] => match TYPES.iter().find(|t| t.name == *name) {
             Some(t) => {
-                crate::pr_emerg!(
-                    "lkdtm: Performing direct entry {}",
-                    t.name.to_ascii_uppercase()
-                );
+                crate::pr_emerg!("lkdtm: Performing direct entry {}", t.name.to_ascii_uppercase().replace('-', "_"));
                 (t.run)();
                 Ok(())
             }
-            None => Err(CommandError::BadArgument(alloc::format!(
-                "unknown crash type '{name}' (crash lists them)"
-            ))),
+            None => Err(CommandError::BadArgument(alloc::format!("unknown crash type '{name}' (crash lists them)"))),
         },
         _ => Err(CommandError::Usage),
     }
@@ -69,6 +80,67 @@ fn crash_null() {
     core::hint::black_box(v);
 }
 
+static RODATA_TARGET: u64 = 0x5a5a_5a5a;
+
+#[inline(never)]
+fn crash_write_rodata() {
+    let p = core::hint::black_box(core::ptr::addr_of!(RODATA_TARGET) as *mut u64);
+    // SAFETY: deliberately unsound: rodata is mapped read-only, the write faults.
+    unsafe { core::ptr::write_volatile(p, 0) };
+}
+
+/// A `ret` instruction placed in .data, which is mapped never-executable.
+static mut DATA_CODE: [u32; 2] = [0xd65f_03c0, 0xd65f_03c0];
+
+#[inline(never)]
+fn crash_exec_data() {
+    let addr = core::hint::black_box(core::ptr::addr_of!(DATA_CODE) as usize);
+    // SAFETY: deliberately unsound: the page is PXN, the instruction fetch faults.
+    let f: extern "C" fn() = unsafe { core::mem::transmute(addr) };
+    f();
+}
+
+/// Recurses until the stack runs into its guard page (the bound is far beyond any
+/// stack, it only keeps the compiler from calling this infinite).
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 512];
+    frame[(depth % 512) as usize] = depth as u8;
+    core::hint::black_box(&mut frame);
+    if depth > 1 << 40 {
+        return 0;
+    }
+    recurse(depth + 1) + frame[0] as u64
+}
+
+#[inline(never)]
+fn crash_stack_overflow() {
+    core::hint::black_box(recurse(0));
+}
+
+#[inline(never)]
+fn crash_vmalloc_guard() {
+    let Ok(va) = vmalloc::vmalloc(8192, "crash_vmalloc_guard") else {
+        cprintln!("crash: vmalloc failed");
+        return;
+    };
+    let guard = core::hint::black_box(va.as_u64() + 8192) as *const u64;
+    // SAFETY: deliberately unsound: the page after the area is its unmapped guard.
+    core::hint::black_box(unsafe { core::ptr::read_volatile(guard) });
+}
+
+#[inline(never)]
+fn crash_vmalloc_after_free() {
+    let Ok(va) = vmalloc::vmalloc(8192, "crash_vmalloc_after_free") else {
+        cprintln!("crash: vmalloc failed");
+        return;
+    };
+    let _ = vmalloc::vfree(va);
+    let p = core::hint::black_box(va.as_u64()) as *const u64;
+    // SAFETY: deliberately unsound: the area was unmapped by vfree.
+    core::hint::black_box(unsafe { core::ptr::read_volatile(p) });
+}
+
 #[inline(never)]
 fn crash_panic() {
     panic!("crash: deliberate panic");
@@ -78,4 +150,52 @@ fn crash_panic() {
 fn crash_brk() {
     // SAFETY: BRK raises a synchronous exception, which the kernel reports as BUG.
     unsafe { core::arch::asm!("brk #0x800") };
+}
+
+#[inline(never)]
+fn crash_double_free() {
+    let Some(p) = slab::kmalloc(64, GFP_KERNEL) else { return };
+    // SAFETY: deliberately wrong: the second kfree is the bug the slab debug checks catch
+    // (and refuse) in this build.
+    unsafe {
+        slab::kfree(p.as_ptr());
+        slab::kfree(p.as_ptr());
+    }
+    report_survived();
+}
+
+#[inline(never)]
+fn crash_use_after_free() {
+    let Some(p) = slab::kmalloc(64, GFP_KERNEL) else { return };
+    // SAFETY: deliberately wrong: writes into a freed object; the poison check reports it
+    // when the cache is validated.
+    unsafe {
+        slab::kfree(p.as_ptr());
+        core::ptr::write_volatile(p.as_ptr().add(8), 0x42);
+    }
+    slab::SLAB.validate_all();
+    report_survived();
+}
+
+#[inline(never)]
+fn crash_bad_page_free() {
+    let before = page_alloc::PAGES.nr_free_pages();
+    if let Some(va) = page_alloc::__get_free_pages(GFP_KERNEL, 1) {
+        let _ = page_alloc::free_pages(va, 0); // wrong order
+        let _ = page_alloc::free_pages(va.add(4096), 0); // a tail page
+        let _ = page_alloc::free_pages(va.add(8), 1); // unaligned
+        let _ = page_alloc::free_pages(va, 1); // right
+        let _ = page_alloc::free_pages(va, 1); // double free
+    }
+    let _ = page_alloc::free_pages(mm::addr::VirtAddr::new(0xffff_ff80_0000_0000), 0); // reserved page 0
+    let after = page_alloc::PAGES.nr_free_pages();
+    cprintln!(
+        "crash: free pages before {before}, after {after}: {}",
+        if before == after { "allocator intact" } else { "MISMATCH" }
+    );
+    report_survived();
+}
+
+fn report_survived() {
+    cprintln!("crash: the kernel detected the misuse, refused it and carries on");
 }

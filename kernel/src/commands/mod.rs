@@ -1,16 +1,36 @@
 //! Console commands, one module per subject, all listed in [`COMMANDS`], the single
 //! registry that `help` and dispatch use.
 
+mod alloc;
 mod crash;
+mod mem;
 mod system;
 
-use crate::console::registry::Command;
+use crate::console::registry::{Command, CommandError};
 
-/// Every console command.
+/// Every console command, in the order `help` lists them.
 pub static COMMANDS: &[Command] = &[
     system::HELP,
-    system::UPTIME,
+    mem::MEMINFO,
+    mem::BUDDYINFO,
+    mem::PAGETYPEINFO,
+    mem::SLABINFO,
+    mem::VMALLOCINFO,
+    alloc::ALLOC,
+    alloc::FREE,
+    alloc::ALLOCS,
+    alloc::FAIL_PAGE_ALLOC,
     crash::CRASH,
+    system::UPTIME,
     system::REBOOT,
     system::POWEROFF,
 ];
+
+/// For commands without arguments: anything extra is a usage error.
+fn no_args(args: &[&str]) -> Result<(), CommandError> {
+    if args.is_empty() {
+        Ok(())
+    } else {
+        Err(CommandError::Usage)
+    }
+}

@@ -1,24 +1,11 @@
 //! help, uptime, reboot, poweroff.
 
-use super::COMMANDS;
+use super::{no_args, COMMANDS};
 use crate::console::registry::{write_help, Command, CommandError};
 use crate::cprintln;
 
-fn no_args(args: &[&str]) -> Result<(), CommandError> {
-    if args.is_empty() {
-        Ok(())
-    } else {
-        Err(CommandError::Usage)
-    }
-}
-
 /// `help`
-pub const HELP: Command = Command {
-    name: "help",
-    args: "",
-    help: "list the commands",
-    run: help,
-};
+pub const HELP: Command = Command { name: "help", args: "", help: "list the commands", run: help };
 
 fn help(args: &[&str]) -> Result<(), CommandError> {
     no_args(args)?;
@@ -30,12 +17,7 @@ fn help(args: &[&str]) -> Result<(), CommandError> {
 }
 
 /// `uptime`
-pub const UPTIME: Command = Command {
-    name: "uptime",
-    args: "",
-    help: "time since power-on",
-    run: uptime,
-};
+pub const UPTIME: Command = Command { name: "uptime", args: "", help: "time since power-on", run: uptime };
 
 fn uptime(args: &[&str]) -> Result<(), CommandError> {
     no_args(args)?;
@@ -54,12 +36,7 @@ fn uptime(args: &[&str]) -> Result<(), CommandError> {
 }
 
 /// `reboot`
-pub const REBOOT: Command = Command {
-    name: "reboot",
-    args: "",
-    help: "reset the board (PM watchdog)",
-    run: reboot,
-};
+pub const REBOOT: Command = Command { name: "reboot", args: "", help: "reset the board (PM watchdog)", run: reboot };
 
 fn reboot(args: &[&str]) -> Result<(), CommandError> {
     no_args(args)?;
@@ -69,12 +46,8 @@ fn reboot(args: &[&str]) -> Result<(), CommandError> {
 }
 
 /// `poweroff`
-pub const POWEROFF: Command = Command {
-    name: "poweroff",
-    args: "",
-    help: "halt the board (QEMU exits with status 0)",
-    run: poweroff,
-};
+pub const POWEROFF: Command =
+    Command { name: "poweroff", args: "", help: "halt the board (QEMU exits with status 0)", run: poweroff };
 
 fn poweroff(args: &[&str]) -> Result<(), CommandError> {
     no_args(args)?;

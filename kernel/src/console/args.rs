@@ -38,8 +38,7 @@ pub fn parse_u64(s: &str) -> Result<u64, ArgError> {
 
 /// Parses a byte size: `4096`, `0x1000`, `64K`, `4M`, `1G` (also `kB`, `MiB` forms).
 pub fn parse_size(s: &str) -> Result<u64, ArgError> {
-    let split = s
-        .find(|c: char| c.is_ascii_alphabetic() && !(s.starts_with("0x") && c.is_ascii_hexdigit()));
+    let split = s.find(|c: char| c.is_ascii_alphabetic() && !(s.starts_with("0x") && c.is_ascii_hexdigit()));
     let (num, suffix) = match split {
         Some(i) if !s.starts_with("0x") && !s.starts_with("0X") => s.split_at(i),
         _ => (s, ""),

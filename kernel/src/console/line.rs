@@ -39,13 +39,7 @@ const BELL: &[u8] = b"\x07";
 impl<const N: usize> LineEditor<N> {
     /// An empty editor.
     pub const fn new() -> Self {
-        Self {
-            buf: [0; N],
-            len: 0,
-            overflowed: false,
-            last_was_cr: false,
-            ready: false,
-        }
+        Self { buf: [0; N], len: 0, overflowed: false, last_was_cr: false, ready: false }
     }
 
     /// Longest line accepted.
@@ -147,11 +141,7 @@ mod tests {
         assert_eq!(feed_all(&mut e, b"abcd"), Vec::<String>::new());
         assert_eq!(e.feed(b'e'), Event::Echo(b"\x07"));
         assert_eq!(feed_all(&mut e, b"fgh\r"), vec!["toolong:4"]);
-        assert_eq!(
-            feed_all(&mut e, b"ok\r"),
-            vec!["line:ok"],
-            "next line is clean"
-        );
+        assert_eq!(feed_all(&mut e, b"ok\r"), vec!["line:ok"], "next line is clean");
     }
 
     #[test]

@@ -61,11 +61,7 @@ impl fmt::Display for Usage<'_> {
 
 /// Writes the help table: one line per command.
 pub fn write_help(w: &mut dyn fmt::Write, table: &[Command]) -> fmt::Result {
-    let width = table
-        .iter()
-        .map(|c| c.name.len() + 1 + c.args.len())
-        .max()
-        .unwrap_or(0);
+    let width = table.iter().map(|c| c.name.len() + 1 + c.args.len()).max().unwrap_or(0);
     for c in table {
         let mut synopsis = alloc::string::String::from(c.name);
         if !c.args.is_empty() {
@@ -86,27 +82,14 @@ mod tests {
     }
 
     static TABLE: [Command; 2] = [
-        Command {
-            name: "help",
-            args: "",
-            help: "list commands",
-            run: ok,
-        },
-        Command {
-            name: "alloc",
-            args: "pages ORDER [GFP]",
-            help: "allocate",
-            run: ok,
-        },
+        Command { name: "help", args: "", help: "list commands", run: ok },
+        Command { name: "alloc", args: "pages ORDER [GFP]", help: "allocate", run: ok },
     ];
 
     #[test]
     fn dispatch_words() {
         assert!(matches!(dispatch(&TABLE, "   "), Dispatch::Empty));
-        assert!(matches!(
-            dispatch(&TABLE, "bogus x"),
-            Dispatch::Unknown("bogus")
-        ));
+        assert!(matches!(dispatch(&TABLE, "bogus x"), Dispatch::Unknown("bogus")));
         match dispatch(&TABLE, " alloc  pages 3 ") {
             Dispatch::Found(c, args) => {
                 assert_eq!(c.name, "alloc");
@@ -120,14 +103,8 @@ mod tests {
     fn help_and_usage() {
         let mut s = String::new();
         write_help(&mut s, &TABLE).unwrap();
-        assert_eq!(
-            s,
-            "  help                     list commands\n  alloc pages ORDER [GFP]  allocate\n"
-        );
-        assert_eq!(
-            Usage(&TABLE[1]).to_string(),
-            "usage: alloc pages ORDER [GFP]"
-        );
+        assert_eq!(s, "  help                     list commands\n  alloc pages ORDER [GFP]  allocate\n");
+        assert_eq!(Usage(&TABLE[1]).to_string(), "usage: alloc pages ORDER [GFP]");
         assert_eq!(Usage(&TABLE[0]).to_string(), "usage: help");
     }
 }

@@ -15,10 +15,7 @@ fn describe(w: &mut dyn Write, far: u64) -> fmt::Result {
     };
     let Some(pt) = pt.as_ref() else { return Ok(()) };
     if far < mm::pgtable::layout::KERNEL_VA_BASE {
-        writeln!(
-            w,
-            "[{far:016x}] user address but the kernel has no user mappings (TTBR0 off)"
-        )?;
+        writeln!(w, "[{far:016x}] user address but the kernel has no user mappings (TTBR0 off)")?;
     } else {
         writeln!(w, "[{far:016x}] {}", pt.fault_info(va))?;
     }

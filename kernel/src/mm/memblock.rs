@@ -19,10 +19,7 @@ pub fn setup(dtb: u64) -> Memblock {
         Ok((b, s)) => (b as u64, s as u64),
         Err(e) => {
             // Nothing sensible can run without knowing the RAM; 256 MiB is in every Pi 3.
-            pr_warn!(
-                "memblock: mailbox did not report ARM memory ({:?}); assuming 256 MiB",
-                e
-            );
+            pr_warn!("memblock: mailbox did not report ARM memory ({:?}); assuming 256 MiB", e);
             (0, 256 << 20)
         }
     };
@@ -30,10 +27,7 @@ pub fn setup(dtb: u64) -> Memblock {
     let l = platform::image_layout();
     let kstart = boot::kimage_virt_to_phys(l.start) as u64;
     let kend = boot::kimage_virt_to_phys(l.end) as u64;
-    let reserved = [
-        (0, SPIN_TABLE_SIZE, "spin-table"),
-        (kstart, kend - kstart, "kernel"),
-    ];
+    let reserved = [(0, SPIN_TABLE_SIZE, "spin-table"), (kstart, kend - kstart, "kernel")];
     let mut ok = ok;
     for (b, s, name) in reserved {
         ok &= mb.reserve(PhysAddr::new(b), s, name).is_ok();
@@ -63,12 +57,7 @@ fn fdt_extent(x0: u64, ram_end: u64) -> Option<(u64, u64)> {
     }
     let va = mm::pgtable::layout::phys_to_linear(x0) as *const u32;
     // SAFETY: x0 lies in RAM, which the boot tables map at PAGE_OFFSET; 8-byte aligned.
-    let (magic, total) = unsafe {
-        (
-            u32::from_be(va.read_volatile()),
-            u32::from_be(va.add(1).read_volatile()),
-        )
-    };
+    let (magic, total) = unsafe { (u32::from_be(va.read_volatile()), u32::from_be(va.add(1).read_volatile())) };
     if magic != FDT_MAGIC || total == 0 || x0 + total as u64 > ram_end {
         return None;
     }

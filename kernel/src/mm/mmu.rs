@@ -45,17 +45,8 @@ fn pa_of(va: usize) -> PhysAddr {
 
 /// Builds the kernel's tables from memblock pages and switches TTBR1 to them.
 pub fn paging_init(mb: &mut Memblock) {
-    let ram_end = mb
-        .memory()
-        .iter()
-        .map(|r| r.base + r.size)
-        .max()
-        .unwrap_or(0);
-    let pool = match mb.alloc_named(
-        BOOT_TABLE_PAGES * PAGE_SIZE as u64,
-        PAGE_SIZE as u64,
-        "page tables",
-    ) {
+    let ram_end = mb.memory().iter().map(|r| r.base + r.size).max().unwrap_or(0);
+    let pool = match mb.alloc_named(BOOT_TABLE_PAGES * PAGE_SIZE as u64, PAGE_SIZE as u64, "page tables") {
         Ok(Some(p)) => p,
         _ => panic!("paging_init: no memory for the kernel page tables"),
     };
@@ -76,20 +67,10 @@ pub fn paging_init(mb: &mut Memblock) {
                 (pa_of(l.rodata.0), pa_of(l.rodata.1), Prot::KERNEL_RO),
                 (pa_of(l.data.0), pa_of(guard), Prot::KERNEL_RW),
                 // The page at `guard` stays unmapped: a boot stack overflow faults there.
-                (
-                    pa_of(guard + boot::STACK_GUARD_SIZE),
-                    pa_of(l.end),
-                    Prot::KERNEL_RW,
-                ),
+                (pa_of(guard + boot::STACK_GUARD_SIZE), pa_of(l.end), Prot::KERNEL_RW),
             ],
         )?;
-        protect_linear_alias(
-            &mut pt,
-            &mut bump,
-            pa_of(l.text.0),
-            pa_of(l.rodata.1),
-            Prot::KERNEL_RO,
-        )?;
+        protect_linear_alias(&mut pt, &mut bump, pa_of(l.text.0), pa_of(l.rodata.1), Prot::KERNEL_RO)?;
         Ok(pt)
     };
     let pt = match build() {
@@ -106,10 +87,7 @@ pub fn paging_init(mb: &mut Memblock) {
         l.boot_stack_guard
     );
     if bump.lost() != 0 {
-        pr_warn!(
-            "paging_init: {} table pages could not be reused",
-            bump.lost()
-        );
+        pr_warn!("paging_init: {} table pages could not be reused", bump.lost());
     }
     *KERNEL_PT.lock() = Some(pt);
 }
@@ -117,8 +95,7 @@ pub fn paging_init(mb: &mut Memblock) {
 /// Runs `f` with the kernel page table.
 pub fn with_kernel_pt<R>(f: impl FnOnce(&mut KernelPageTable) -> R) -> R {
     let mut g = KERNEL_PT.lock();
-    f(g.as_mut()
-        .expect("kernel page table used before paging_init"))
+    f(g.as_mut().expect("kernel page table used before paging_init"))
 }
 
 /// Prints the virtual memory layout, like Linux's "Virtual kernel memory layout".
@@ -133,14 +110,7 @@ pub fn print_layout() {
         } else {
             (size >> 10, "kB")
         };
-        pr_info!(
-            "    {:<8}: 0x{:016x} - 0x{:016x}   ({:>6} {})",
-            name,
-            s,
-            e,
-            v,
-            unit
-        );
+        pr_info!("    {:<8}: 0x{:016x} - 0x{:016x}   ({:>6} {})", name, s, e, v, unit);
     };
     let ram = super::page_alloc::PAGES.meminfo().total_pages;
     let _ = ram;

@@ -14,9 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::{Pfn, PhysAddr, VirtAddr, PAGE_SHIFT};
 use mm::gfp::Gfp;
 use mm::memblock::Memblock;
-use mm::page_alloc::{
-    mem_map_overhead, report, AllocFailure, BuddyPageSource, FreeError, Page, PageAllocator,
-};
+use mm::page_alloc::{mem_map_overhead, report, AllocFailure, BuddyPageSource, FreeError, Page, PageAllocator};
 use mm::pgtable::layout::PAGE_OFFSET;
 
 pub use mm::page_alloc::MAX_PAGE_ORDER;
@@ -55,12 +53,7 @@ pub static PAGE_SOURCE: BuddyPageSource<'static> = BuddyPageSource {
 
 /// Places the page descriptors and gives every free page to the buddy allocator.
 pub fn init(mb: &mut Memblock) {
-    let ram_end = mb
-        .memory()
-        .iter()
-        .map(|r| r.base + r.size)
-        .max()
-        .unwrap_or(0);
+    let ram_end = mb.memory().iter().map(|r| r.base + r.size).max().unwrap_or(0);
     let ram_start = mb.memory().iter().map(|r| r.base).min().unwrap_or(0);
     LINEAR_END.store(PAGE_OFFSET + ram_end, Ordering::Relaxed);
     let nr_pages = ((ram_end - ram_start) >> PAGE_SHIFT) as usize;
@@ -78,9 +71,7 @@ pub fn init(mb: &mut Memblock) {
     }
     // SAFETY: initialised above, reserved in memblock forever, never moved.
     let mem_map: &'static [Page] = unsafe { core::slice::from_raw_parts(base, nr_pages) };
-    if let Err(e) =
-        PAGES.init_from_memblock(mem_map, Pfn(ram_start >> PAGE_SHIFT), PhysAddr::new(0), mb)
-    {
+    if let Err(e) = PAGES.init_from_memblock(mem_map, Pfn(ram_start >> PAGE_SHIFT), PhysAddr::new(0), mb) {
         panic!("page allocator: init failed: {e:?}");
     }
     pr_info!("On node 0 totalpages: {}", nr_pages);
@@ -104,6 +95,7 @@ pub fn report_failure(f: &AllocFailure) {
     if !f.should_warn() {
         return;
     }
+    let fp = boot::cpu::fp() as u64;
     printk::with_console(|w| {
         let _ = report::warn_alloc(w, "swapper/0", f);
         let _ = crate::arch::aarch64::exception::context_with(|ctx| {
@@ -115,12 +107,7 @@ pub fn report_failure(f: &AllocFailure) {
                 crate::oops::VERSION
             );
             let _ = writeln!(w, "Hardware name: {}", ctx.hardware);
-            crate::oops::write_call_trace(
-                w,
-                report_failure as *const () as u64,
-                boot::cpu::fp() as u64,
-                ctx,
-            )
+            crate::oops::write_backtrace(w, fp, ctx)
         });
         let _ = PAGES.show_free_areas(w);
     });
@@ -168,9 +155,7 @@ pub fn get_zeroed_page(gfp: Gfp) -> Option<VirtAddr> {
 
 /// Linux's `page_to_pfn`.
 pub fn page_to_pfn(page: &Page) -> Pfn {
-    PAGES
-        .page_to_pfn(page)
-        .expect("page descriptor outside mem_map")
+    PAGES.page_to_pfn(page).expect("page descriptor outside mem_map")
 }
 
 /// Linux's `page_to_phys`.
@@ -226,21 +211,13 @@ pub fn free_pages(addr: VirtAddr, order: u32) -> Result<(), FreeError> {
             caller.file(),
             caller.line()
         );
-        return Err(FreeError::Unaligned {
-            pfn: (v - PAGE_OFFSET) >> PAGE_SHIFT,
-            order,
-        });
+        return Err(FreeError::Unaligned { pfn: (v - PAGE_OFFSET) >> PAGE_SHIFT, order });
     }
     free_pfn(PhysAddr::new(v - PAGE_OFFSET).pfn(), order, caller)
 }
 
 fn free_pfn(pfn: Pfn, order: u32, caller: &Location<'_>) -> Result<(), FreeError> {
     PAGES.free_pages(pfn, order, cpu()).inspect_err(|e| {
-        pr_warn!(
-            "WARNING: free_pages: {} (called from {}:{}); refused",
-            e,
-            caller.file(),
-            caller.line()
-        );
+        pr_warn!("WARNING: free_pages: {} (called from {}:{}); refused", e, caller.file(), caller.line());
     })
 }

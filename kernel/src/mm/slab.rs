@@ -18,16 +18,10 @@ struct Reporter;
 
 impl SlabReporter for Reporter {
     fn report(&self, err: &SlabError) {
+        let fp = boot::cpu::fp() as u64;
         printk::with_console(|w| {
-            let _ = writeln!(
-                w,
-                "============================================================================="
-            );
             let _ = writeln!(w, "{err}");
-            let _ = writeln!(
-                w,
-                "-----------------------------------------------------------------------------"
-            );
+            let _ = writeln!(w, "-----------------------------------------------------------------------------");
             let _ = crate::arch::aarch64::exception::context_with(|ctx| {
                 let _ = writeln!(
                     w,
@@ -36,18 +30,9 @@ impl SlabReporter for Reporter {
                     ctx.cpu,
                     crate::oops::VERSION
                 );
-                crate::oops::write_call_trace(
-                    w,
-                    Reporter::report as *const () as u64,
-                    boot::cpu::fp() as u64,
-                    ctx,
-                )
+                crate::oops::write_backtrace(w, fp, ctx)
             });
-            let _ = writeln!(
-                w,
-                "FIX {}: operation refused, object left as it was",
-                err.cache
-            );
+            let _ = writeln!(w, "FIX {}: operation refused, object left as it was", err.cache);
         });
     }
 }
@@ -57,20 +42,10 @@ static REPORTER: Reporter = Reporter;
 /// Creates the kmalloc caches.
 pub fn init() {
     let seed = board::timer::ticks() ^ 0x9e37_79b9_7f4a_7c15;
-    SLAB.init(
-        &super::page_alloc::PAGE_SOURCE,
-        &REPORTER,
-        super::page_alloc::MAX_PAGE_ORDER,
-        SLAB_DEBUG,
-        seed,
-    );
+    SLAB.init(&super::page_alloc::PAGE_SOURCE, &REPORTER, super::page_alloc::MAX_PAGE_ORDER, SLAB_DEBUG, seed);
     crate::pr_info!(
         "SLUB: kmalloc-8 .. kmalloc-8k ready, larger requests from the page allocator; debug {}",
-        if SLAB_DEBUG {
-            "on (poison, red zones, free checks)"
-        } else {
-            "off"
-        }
+        if SLAB_DEBUG { "on (poison, red zones, free checks)" } else { "off" }
     );
 }
 

@@ -39,9 +39,9 @@ impl AllocFailure {
     /// The request's order and flags, if it got that far.
     pub fn request(&self) -> Option<(u32, Gfp)> {
         match *self {
-            Self::NoMemory { order, gfp }
-            | Self::Injected { order, gfp }
-            | Self::OrderTooLarge { order, gfp } => Some((order, gfp)),
+            Self::NoMemory { order, gfp } | Self::Injected { order, gfp } | Self::OrderTooLarge { order, gfp } => {
+                Some((order, gfp))
+            }
             _ => None,
         }
     }
@@ -61,17 +61,10 @@ impl fmt::Display for AllocFailure {
                 write!(f, "page allocation failure: order:{order}, mode:{gfp}")
             }
             Self::Injected { order, gfp } => {
-                write!(
-                    f,
-                    "page allocation failure (injected): order:{order}, mode:{gfp}"
-                )
+                write!(f, "page allocation failure (injected): order:{order}, mode:{gfp}")
             }
             Self::OrderTooLarge { order, gfp } => {
-                write!(
-                    f,
-                    "order {order} above MAX_PAGE_ORDER {}, mode:{gfp}",
-                    super::MAX_PAGE_ORDER
-                )
+                write!(f, "order {order} above MAX_PAGE_ORDER {}, mode:{gfp}", super::MAX_PAGE_ORDER)
             }
             Self::BadCpu(c) => write!(f, "cpu {c} out of range"),
             Self::NotInitialized => f.write_str("page allocator not initialized"),
@@ -146,31 +139,21 @@ impl fmt::Display for FreeError {
             Self::DoubleFree { pfn, order } => {
                 write!(f, "double free of pfn {pfn:#x} order {order}")
             }
-            Self::WrongOrder {
-                pfn,
-                order,
-                allocated,
-            } => write!(
-                f,
-                "free of pfn {pfn:#x} with order {order}, allocated with order {allocated}"
-            ),
+            Self::WrongOrder { pfn, order, allocated } => {
+                write!(f, "free of pfn {pfn:#x} with order {order}, allocated with order {allocated}")
+            }
             Self::OutsideMemMap { pfn } => write!(f, "free of pfn {pfn:#x} outside mem_map"),
             Self::Reserved { pfn } => write!(f, "free of reserved pfn {pfn:#x}"),
             Self::TailPage { pfn } => write!(f, "free of compound tail pfn {pfn:#x}"),
             Self::NotAllocated { pfn, order } => {
-                write!(
-                    f,
-                    "free of pfn {pfn:#x} order {order}: not an allocated block"
-                )
+                write!(f, "free of pfn {pfn:#x} order {order}: not an allocated block")
             }
             Self::Unaligned { pfn, order } => {
                 write!(f, "free of pfn {pfn:#x} not aligned for order {order}")
             }
-            Self::OrderTooLarge { pfn, order } => write!(
-                f,
-                "free of pfn {pfn:#x} order {order} above MAX_PAGE_ORDER {}",
-                super::MAX_PAGE_ORDER
-            ),
+            Self::OrderTooLarge { pfn, order } => {
+                write!(f, "free of pfn {pfn:#x} order {order} above MAX_PAGE_ORDER {}", super::MAX_PAGE_ORDER)
+            }
             Self::BadCpu(c) => write!(f, "cpu {c} out of range"),
             Self::NotInitialized => f.write_str("page allocator not initialized"),
         }

@@ -89,10 +89,7 @@ impl FailPageAlloc {
         }
         self.attempts.fetch_add(1, Relaxed);
         if nth_armed {
-            let prev = self
-                .nth
-                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
-                .unwrap_or(0);
+            let prev = self.nth.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).unwrap_or(0);
             if prev == 1 {
                 self.injected.fetch_add(1, Relaxed);
                 return true;

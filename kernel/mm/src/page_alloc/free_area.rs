@@ -14,10 +14,7 @@ pub struct FreeArea {
 
 impl FreeArea {
     /// Empty lists.
-    pub const EMPTY: FreeArea = FreeArea {
-        heads: [NIL; MIGRATE_TYPES],
-        nr_free: 0,
-    };
+    pub const EMPTY: FreeArea = FreeArea { heads: [NIL; MIGRATE_TYPES], nr_free: 0 };
 
     /// Whether the list of `mt` is empty.
     pub fn is_empty(&self, mt: usize) -> bool {

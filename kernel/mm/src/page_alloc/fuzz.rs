@@ -89,28 +89,14 @@ impl Op {
             0..=6 => Op::Alloc {
                 gfp: b[1] % GFPS.len() as u8,
                 // Mostly small orders, sometimes large ones.
-                order: if b[2] & 0x80 != 0 {
-                    (b[2] as u32 & 0xf) % 12
-                } else {
-                    (b[2] as u32) % 4
-                },
+                order: if b[2] & 0x80 != 0 { (b[2] as u32 & 0xf) % 12 } else { (b[2] as u32) % 4 },
                 cpu,
             },
-            7..=11 => Op::Free {
-                which: b[2] as usize,
-                cpu,
-            },
-            12 => Op::BadFree {
-                kind: b[1] & 0xf,
-                which: b[2] as usize,
-                cpu,
-            },
+            7..=11 => Op::Free { which: b[2] as usize, cpu },
+            12 => Op::BadFree { kind: b[1] & 0xf, which: b[2] as usize, cpu },
             13 => Op::Drain { cpu },
             14 => Op::DrainAll,
-            _ => Op::Owner {
-                which: b[2] as usize,
-                word: u64::from_le_bytes([b[1]; 8]),
-            },
+            _ => Op::Owner { which: b[2] as usize, word: u64::from_le_bytes([b[1]; 8]) },
         }
     }
 }
@@ -135,29 +121,14 @@ impl Harness {
     pub fn new(watermarks: bool) -> Harness {
         let mut g = MEM_MAP.lock();
         let pages = *g.get_or_insert_with(|| {
-            Box::leak(
-                (0..HARNESS_PAGES)
-                    .map(|_| Page::new())
-                    .collect::<Vec<_>>()
-                    .into_boxed_slice(),
-            )
+            Box::leak((0..HARNESS_PAGES).map(|_| Page::new()).collect::<Vec<_>>().into_boxed_slice())
         });
         let a = Box::new(PageAllocator::new());
         let b = HARNESS_BASE_PFN;
         let pa = |pfn: u64| PhysAddr::new(pfn << PAGE_SHIFT);
         // Holes and reservations: the first 3 pages, a gap at 0x300..0x311, the last 5.
-        let free = [
-            (pa(b + 3), (0x300 - 3) << PAGE_SHIFT),
-            (pa(b + 0x311), (HARNESS_PAGES - 0x311 - 5) << PAGE_SHIFT),
-        ];
-        a.init(
-            pages,
-            Pfn(b),
-            pa(HARNESS_DMA_END_PFN),
-            [(pa(b), HARNESS_PAGES << PAGE_SHIFT)],
-            free,
-        )
-        .expect("init");
+        let free = [(pa(b + 3), (0x300 - 3) << PAGE_SHIFT), (pa(b + 0x311), (HARNESS_PAGES - 0x311 - 5) << PAGE_SHIFT)];
+        a.init(pages, Pfn(b), pa(HARNESS_DMA_END_PFN), [(pa(b), HARNESS_PAGES << PAGE_SHIFT)], free).expect("init");
         if !watermarks {
             a.set_min_free_kbytes(0);
         }
@@ -185,19 +156,13 @@ impl Harness {
     fn mark(&mut self, pfn: u64, order: u32, used: bool) {
         let s = (pfn - self.mm.base_pfn) as usize;
         for u in &mut self.used[s..s + (1 << order)] {
-            assert_ne!(
-                *u, used,
-                "overlapping allocation or bad model at pfn {pfn:#x}"
-            );
+            assert_ne!(*u, used, "overlapping allocation or bad model at pfn {pfn:#x}");
             *u = used;
         }
     }
 
     fn census_check(&self) {
-        let c = self
-            .a
-            .check_invariants()
-            .unwrap_or_else(|e| panic!("invariant: {e}"));
+        let c = self.a.check_invariants().unwrap_or_else(|e| panic!("invariant: {e}"));
         assert_eq!(c.total(), HARNESS_PAGES);
         let model: u64 = self.live.iter().map(|l| 1u64 << l.1).sum();
         assert_eq!(c.allocated, model);
@@ -214,16 +179,11 @@ impl Harness {
                     assert_eq!(p & ((1 << order) - 1), 0, "misaligned block");
                     assert!(self.mm.contains(p) && self.mm.contains(p + (1 << order) - 1));
                     if g.contains(Gfp::GFP_DMA) {
-                        assert!(
-                            p + (1 << order) <= HARNESS_DMA_END_PFN,
-                            "DMA request outside DMA"
-                        );
+                        assert!(p + (1 << order) <= HARNESS_DMA_END_PFN, "DMA request outside DMA");
                     }
                     self.mark(p, order, true);
-                    self.freed
-                        .retain(|&(fp, fo)| fp + (1 << fo) <= p || p + (1 << order) <= fp);
-                    self.live
-                        .push((p, order, g.contains(Gfp::GFP_COMP) && order > 0));
+                    self.freed.retain(|&(fp, fo)| fp + (1 << fo) <= p || p + (1 << order) <= fp);
+                    self.live.push((p, order, g.contains(Gfp::GFP_COMP) && order > 0));
                 }
             }
             Op::Free { which, cpu } => {
@@ -231,9 +191,7 @@ impl Harness {
                     return;
                 }
                 let (p, o, _) = self.live.swap_remove(which % self.live.len());
-                self.a
-                    .free_pages(Pfn(p), o, cpu)
-                    .expect("valid free refused");
+                self.a.free_pages(Pfn(p), o, cpu).expect("valid free refused");
                 self.mark(p, o, false);
                 self.freed.push((p, o));
             }
@@ -255,11 +213,7 @@ impl Harness {
         self.steps += 1;
         let model: u64 = self.live.iter().map(|l| 1u64 << l.1).sum();
         // Cheap accounting every step; the full walk every 32 steps.
-        assert_eq!(
-            self.a.nr_free_pages() + model,
-            self.a.nr_managed_pages(),
-            "pages lost or duplicated"
-        );
+        assert_eq!(self.a.nr_free_pages() + model, self.a.nr_managed_pages(), "pages lost or duplicated");
         if self.steps.is_multiple_of(32) {
             self.census_check();
         }
@@ -274,13 +228,7 @@ impl Harness {
                 };
                 let e = self.a.free_pages(Pfn(p), o, cpu).unwrap_err();
                 // Still free as a head (DoubleFree), or merged away (NotAllocated).
-                assert!(
-                    matches!(
-                        e,
-                        FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }
-                    ),
-                    "{e}"
-                );
+                assert!(matches!(e, FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }), "{e}");
                 e
             }
             1 | 2 => {
@@ -291,13 +239,7 @@ impl Harness {
                 if kind % 8 == 1 {
                     let wrong = if o == 0 { 1 } else { o - 1 };
                     let e = self.a.free_pages(Pfn(p), wrong, cpu).unwrap_err();
-                    assert!(
-                        matches!(
-                            e,
-                            FreeError::WrongOrder { .. } | FreeError::Unaligned { .. }
-                        ),
-                        "{e}"
-                    );
+                    assert!(matches!(e, FreeError::WrongOrder { .. } | FreeError::Unaligned { .. }), "{e}");
                     e
                 } else {
                     if o == 0 {
@@ -307,13 +249,7 @@ impl Harness {
                     if comp {
                         assert_eq!(e, FreeError::TailPage { pfn: p + 1 });
                     } else {
-                        assert_eq!(
-                            e,
-                            FreeError::NotAllocated {
-                                pfn: p + 1,
-                                order: 0
-                            }
-                        );
+                        assert_eq!(e, FreeError::NotAllocated { pfn: p + 1, order: 0 });
                     }
                     e
                 }
@@ -331,36 +267,23 @@ impl Harness {
                 e
             }
             5 => {
-                let e = self
-                    .a
-                    .free_pages(Pfn(HARNESS_BASE_PFN + 1), 1, cpu)
-                    .unwrap_err();
+                let e = self.a.free_pages(Pfn(HARNESS_BASE_PFN + 1), 1, cpu).unwrap_err();
                 assert!(matches!(e, FreeError::Unaligned { .. }));
                 e
             }
             6 => {
-                let e = self
-                    .a
-                    .free_pages(Pfn(0), MAX_PAGE_ORDER + 1, cpu)
-                    .unwrap_err();
+                let e = self.a.free_pages(Pfn(0), MAX_PAGE_ORDER + 1, cpu).unwrap_err();
                 assert!(matches!(e, FreeError::OrderTooLarge { .. }));
                 e
             }
             _ => {
-                let e = self
-                    .a
-                    .free_pages(Pfn(HARNESS_BASE_PFN), 0, NR_CPUS)
-                    .unwrap_err();
+                let e = self.a.free_pages(Pfn(HARNESS_BASE_PFN), 0, NR_CPUS).unwrap_err();
                 assert_eq!(e, FreeError::BadCpu(NR_CPUS));
                 e
             }
         };
         let _ = err;
-        assert_eq!(
-            self.a.nr_free_pages(),
-            before,
-            "a refused free changed the allocator"
-        );
+        assert_eq!(self.a.nr_free_pages(), before, "a refused free changed the allocator");
         self.census_check();
     }
 
@@ -371,10 +294,7 @@ impl Harness {
             self.a.free_pages(Pfn(p), o, 0).expect("final free");
         }
         self.a.drain_all();
-        let c = self
-            .a
-            .check_invariants()
-            .unwrap_or_else(|e| panic!("invariant: {e}"));
+        let c = self.a.check_invariants().unwrap_or_else(|e| panic!("invariant: {e}"));
         assert_eq!(c.allocated + c.pcp_free, 0);
         let mut now = Vec::new();
         self.a.for_each_free_block(|_, p, o, _| now.push((p, o)));

@@ -27,12 +27,7 @@ pub enum MigrateType {
 
 impl MigrateType {
     /// All types, in index order.
-    pub const ALL: [MigrateType; MIGRATE_TYPES] = [
-        Self::Unmovable,
-        Self::Movable,
-        Self::Reclaimable,
-        Self::HighAtomic,
-    ];
+    pub const ALL: [MigrateType; MIGRATE_TYPES] = [Self::Unmovable, Self::Movable, Self::Reclaimable, Self::HighAtomic];
 
     /// From an index (the low two bits are used).
     pub const fn from_index(i: usize) -> MigrateType {
@@ -131,10 +126,7 @@ mod tests {
         assert_eq!(gfp_migratetype(GFP_KERNEL), MigrateType::Unmovable);
         assert_eq!(gfp_migratetype(GFP_ATOMIC), MigrateType::Unmovable);
         assert_eq!(gfp_migratetype(GFP_HIGHUSER_MOVABLE), MigrateType::Movable);
-        assert_eq!(
-            gfp_migratetype(GFP_KERNEL | Gfp::GFP_RECLAIMABLE),
-            MigrateType::Reclaimable
-        );
+        assert_eq!(gfp_migratetype(GFP_KERNEL | Gfp::GFP_RECLAIMABLE), MigrateType::Reclaimable);
         assert_eq!(ZoneType::from_gfp(GFP_KERNEL | Gfp::GFP_DMA), ZoneType::Dma);
         assert_eq!(ZoneType::from_gfp(GFP_KERNEL), ZoneType::Normal);
         let letters: String = MigrateType::ALL.iter().map(|m| m.letter()).collect();

@@ -99,16 +99,11 @@ impl ZoneMeta {
         }
     }
     fn wmarks(&self) -> Watermarks {
-        Watermarks {
-            min: self.min.load(Relaxed),
-            low: self.low.load(Relaxed),
-            high: self.high.load(Relaxed),
-        }
+        Watermarks { min: self.min.load(Relaxed), low: self.low.load(Relaxed), high: self.high.load(Relaxed) }
     }
     fn sync(&self, z: &Zone) {
         self.free.store(z.free_pages, Relaxed);
-        self.reserved_highatomic
-            .store(z.nr_reserved_highatomic, Relaxed);
+        self.reserved_highatomic.store(z.nr_reserved_highatomic, Relaxed);
     }
 }
 
@@ -239,11 +234,7 @@ fn classify(pfn: u64, order: u32, f: u32) -> Refused {
     } else if f & PG_HEAD == 0 {
         Err(FreeError::NotAllocated { pfn, order })
     } else if flag_order(f) != order {
-        Err(FreeError::WrongOrder {
-            pfn,
-            order,
-            allocated: flag_order(f),
-        })
+        Err(FreeError::WrongOrder { pfn, order, allocated: flag_order(f) })
     } else {
         Ok(())
     }
@@ -255,13 +246,9 @@ impl PageAllocator {
         PageAllocator {
             mem_map: spin::Once::new(),
             initializing: AtomicBool::new(false),
-            zones: [
-                spin::Mutex::new(Zone::new(ZoneType::Dma)),
-                spin::Mutex::new(Zone::new(ZoneType::Normal)),
-            ],
+            zones: [spin::Mutex::new(Zone::new(ZoneType::Dma)), spin::Mutex::new(Zone::new(ZoneType::Normal))],
             meta: [const { ZoneMeta::new() }; MAX_NR_ZONES],
-            pcp: [const { [const { spin::Mutex::new(PerCpuPages::new()) }; MAX_NR_ZONES] };
-                NR_CPUS],
+            pcp: [const { [const { spin::Mutex::new(PerCpuPages::new()) }; MAX_NR_ZONES] }; NR_CPUS],
             min_free_kbytes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             fail: FailPageAlloc::new(),
@@ -292,10 +279,7 @@ impl PageAllocator {
         if self.initializing.swap(true, Relaxed) {
             return Err(InitError::AlreadyInitialized);
         }
-        let mm = MemMap {
-            pages: mem_map,
-            base_pfn: base_pfn.0,
-        };
+        let mm = MemMap { pages: mem_map, base_pfn: base_pfn.0 };
         let base = base_pfn.0;
         let end = base + mem_map.len() as u64;
         let dma_end = dma_limit.pfn().0.clamp(base, end);
@@ -348,9 +332,7 @@ impl PageAllocator {
                 }
                 // Maximal naturally aligned blocks, like __free_pages_memory.
                 while p < e {
-                    let order = MAX_PAGE_ORDER
-                        .min(p.trailing_zeros())
-                        .min(63 - (e - p).leading_zeros());
+                    let order = MAX_PAGE_ORDER.min(p.trailing_zeros()).min(63 - (e - p).leading_zeros());
                     z.managed_pages += 1 << order;
                     let mt = z.pageblock_mt(p);
                     z.free_one(p, order, mt);
@@ -420,9 +402,7 @@ impl PageAllocator {
             m.high.store(w.high, Relaxed);
         }
         let normal = self.meta[ZoneType::Normal.index()].managed.load(Relaxed);
-        self.meta[ZoneType::Dma.index()]
-            .lowmem_reserve
-            .store(normal / 256, Relaxed);
+        self.meta[ZoneType::Dma.index()].lowmem_reserve.store(normal / 256, Relaxed);
     }
     /// The current `min_free_kbytes`.
     pub fn min_free_kbytes(&self) -> u64 {
@@ -477,11 +457,7 @@ impl PageAllocator {
         }
         let mt = gfp_migratetype(gfp);
         let high_zone = self.highest_zone(gfp);
-        let slow = if gfp.may_sleep() {
-            AllocFlags::LOW
-        } else {
-            AllocFlags::slowpath(gfp)
-        };
+        let slow = if gfp.may_sleep() { AllocFlags::LOW } else { AllocFlags::slowpath(gfp) };
         let mut found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, AllocFlags::LOW);
         if found.is_none() && slow != AllocFlags::LOW {
             found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
@@ -512,11 +488,7 @@ impl PageAllocator {
         }
         let head = mm.at(idx);
         head.set_owner(0);
-        head.set_flags(mk(
-            PG_HEAD | if comp { PG_COMP } else { 0 },
-            order,
-            MigrateType::Unmovable,
-        ));
+        head.set_flags(mk(PG_HEAD | if comp { PG_COMP } else { 0 }, order, MigrateType::Unmovable));
         Ok(Pfn(pfn))
     }
 
@@ -535,11 +507,7 @@ impl PageAllocator {
                 continue;
             }
             let mark = meta.wmarks().get(flags.wmark);
-            let reserve = if zi < high_zone {
-                meta.lowmem_reserve.load(Relaxed)
-            } else {
-                0
-            };
+            let reserve = if zi < high_zone { meta.lowmem_reserve.load(Relaxed) } else { 0 };
             if order <= PCP_MAX_ORDER {
                 // Lockless check on the free count, as Linux's zone_watermark_fast; the
                 // block itself comes from the pcp list or a refill, which fails if none.
@@ -559,15 +527,10 @@ impl PageAllocator {
                 continue;
             }
             let mut z = self.zones[zi].lock();
-            let ok = watermark::watermark_ok(
-                z.free_pages,
-                order,
-                mark,
-                flags,
-                z.nr_reserved_highatomic,
-                reserve,
-                || z.has_free_block(order, flags.harder),
-            );
+            let ok =
+                watermark::watermark_ok(z.free_pages, order, mark, flags, z.nr_reserved_highatomic, reserve, || {
+                    z.has_free_block(order, flags.harder)
+                });
             if !ok {
                 continue;
             }
@@ -584,25 +547,14 @@ impl PageAllocator {
 
     /// Allocation from this CPU's list, refilled with a batch from the zone
     /// (Linux's `rmqueue_pcplist` / `rmqueue_bulk`).
-    fn rmqueue_pcplist(
-        &self,
-        mm: &MemMap,
-        zi: usize,
-        cpu: usize,
-        order: u32,
-        mt: MigrateType,
-    ) -> Option<u64> {
+    fn rmqueue_pcplist(&self, mm: &MemMap, zi: usize, cpu: usize, order: u32, mt: MigrateType) -> Option<u64> {
         let mut pcp = self.pcp[cpu][zi].lock();
         let list = mt.index();
         if let Some(idx) = pcp.pop(mm, order, list) {
             mm.at(idx).set_flags(0);
             return Some(mm.base_pfn + idx as u64);
         }
-        let blocks = if order == 0 {
-            pcp.batch.max(1)
-        } else {
-            (pcp.batch >> order).max(2)
-        };
+        let blocks = if order == 0 { pcp.batch.max(1) } else { (pcp.batch >> order).max(2) };
         let mut z = self.zones[zi].lock();
         for _ in 0..blocks {
             let Some(pfn) = z.rmqueue(order, mt, false) else {
@@ -630,9 +582,7 @@ impl PageAllocator {
         if cpu >= NR_CPUS {
             return Err(FreeError::BadCpu(cpu));
         }
-        let page = mm
-            .pfn_to_page(pfn)
-            .ok_or(FreeError::OutsideMemMap { pfn })?;
+        let page = mm.pfn_to_page(pfn).ok_or(FreeError::OutsideMemMap { pfn })?;
         if pfn & ((1 << order) - 1) != 0 {
             return Err(FreeError::Unaligned { pfn, order });
         }
@@ -645,17 +595,12 @@ impl PageAllocator {
             let mut pcp = self.pcp[cpu][zi].lock();
             // The transition is atomic, so two racing frees cannot both succeed.
             if !page.cas_flags(f, mk(PG_PCP, order, mt)) {
-                return classify(pfn, order, page.flags())
-                    .and(Err(FreeError::DoubleFree { pfn, order }));
+                return classify(pfn, order, page.flags()).and(Err(FreeError::DoubleFree { pfn, order }));
             }
             if order > 0 {
                 clear_block(mm, idx, order, f);
             }
-            let list = if mt == MigrateType::HighAtomic {
-                MigrateType::Movable
-            } else {
-                mt
-            };
+            let list = if mt == MigrateType::HighAtomic { MigrateType::Movable } else { mt };
             pcp.push(mm, idx, order, list.index());
             if pcp.count >= pcp.high {
                 let batch = pcp.batch;
@@ -664,8 +609,7 @@ impl PageAllocator {
             return Ok(());
         }
         if !page.cas_flags(f, 0) {
-            return classify(pfn, order, page.flags())
-                .and(Err(FreeError::DoubleFree { pfn, order }));
+            return classify(pfn, order, page.flags()).and(Err(FreeError::DoubleFree { pfn, order }));
         }
         clear_block(mm, idx, order, f);
         mm.at(idx).set_owner(0);
@@ -753,10 +697,7 @@ impl PageAllocator {
     }
     /// MemTotal and MemFree for `/proc/meminfo`.
     pub fn meminfo(&self) -> MemInfo {
-        MemInfo {
-            total_pages: self.nr_managed_pages(),
-            free_pages: self.nr_free_pages(),
-        }
+        MemInfo { total_pages: self.nr_managed_pages(), free_pages: self.nr_free_pages() }
     }
     /// One zone's numbers.
     pub fn zone_stats(&self, zone: ZoneType) -> ZoneStats {
@@ -793,8 +734,7 @@ impl PageAllocator {
         };
         let pcps: [[spin::MutexGuard<'_, PerCpuPages>; MAX_NR_ZONES]; NR_CPUS] =
             core::array::from_fn(|c| core::array::from_fn(|z| self.pcp[c][z].lock()));
-        let zones: [spin::MutexGuard<'_, Zone>; MAX_NR_ZONES] =
-            core::array::from_fn(|z| self.zones[z].lock());
+        let zones: [spin::MutexGuard<'_, Zone>; MAX_NR_ZONES] = core::array::from_fn(|z| self.zones[z].lock());
         let mut c = PageCensus::default();
         let mut heads = 0u64;
         for (zi, z) in zones.iter().enumerate() {
@@ -812,10 +752,7 @@ impl PageAllocator {
                             return Err("page on free list without matching PageBuddy flags");
                         }
                         let pfn = mm.base_pfn + idx as u64;
-                        if pfn & ((1 << o) - 1) != 0
-                            || pfn < z.start_pfn
-                            || pfn + (1 << o) > z.end_pfn
-                        {
+                        if pfn & ((1 << o) - 1) != 0 || pfn < z.start_pfn || pfn + (1 << o) > z.end_pfn {
                             return Err("free block misaligned or outside its zone");
                         }
                         if p.zone().index() != zi {
@@ -838,8 +775,7 @@ impl PageAllocator {
         for cpu in &pcps {
             for p in cpu {
                 let mut n = 0;
-                for (o, l) in (0..=PCP_MAX_ORDER)
-                    .flat_map(|o| (0..migratetype::MIGRATE_PCPTYPES).map(move |l| (o, l)))
+                for (o, l) in (0..=PCP_MAX_ORDER).flat_map(|o| (0..migratetype::MIGRATE_PCPTYPES).map(move |l| (o, l)))
                 {
                     let mut cur = p.lists_head(o, l);
                     while cur != page::NIL {

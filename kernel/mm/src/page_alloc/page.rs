@@ -73,9 +73,7 @@ impl Page {
     }
     /// Atomically moves from `old` flags to `new`; false if the page was not in `old`.
     pub(crate) fn cas_flags(&self, old: u32, new: u32) -> bool {
-        self.flags
-            .compare_exchange(old, new, Relaxed, Relaxed)
-            .is_ok()
+        self.flags.compare_exchange(old, new, Relaxed, Relaxed).is_ok()
     }
     pub(crate) fn next(&self) -> u32 {
         self.next.load(Relaxed)
@@ -102,8 +100,7 @@ impl Page {
         ZoneType::ALL[((self.info.load(Relaxed) >> INFO_ZONE_SHIFT) & 1) as usize]
     }
     pub(crate) fn init_info(&self, zone: ZoneType, mt: MigrateType) {
-        self.info
-            .store(((zone as u32) << INFO_ZONE_SHIFT) | mt as u32, Relaxed)
+        self.info.store(((zone as u32) << INFO_ZONE_SHIFT) | mt as u32, Relaxed)
     }
     pub(crate) fn block_mt(&self) -> MigrateType {
         MigrateType::from_index(self.info.load(Relaxed) as usize)
@@ -167,8 +164,7 @@ impl MemMap {
         let base = self.pages.as_ptr() as usize;
         let off = (page as *const Page as usize).checked_sub(base)?;
         let i = off / core::mem::size_of::<Page>();
-        (i < self.pages.len() && off % core::mem::size_of::<Page>() == 0)
-            .then_some(self.base_pfn + i as u64)
+        (i < self.pages.len() && off % core::mem::size_of::<Page>() == 0).then_some(self.base_pfn + i as u64)
     }
     /// Index of a pfn known to be inside.
     pub(crate) fn idx(&self, pfn: u64) -> u32 {
@@ -213,10 +209,7 @@ mod tests {
     #[test]
     fn pfn_page_round_trip() {
         let pages: &'static [Page] = Box::leak((0..8).map(|_| Page::new()).collect());
-        let mm = MemMap {
-            pages,
-            base_pfn: 0x100,
-        };
+        let mm = MemMap { pages, base_pfn: 0x100 };
         let p = mm.pfn_to_page(0x103).unwrap();
         assert_eq!(mm.page_to_pfn(p), Some(0x103));
         assert!(mm.pfn_to_page(0xff).is_none());

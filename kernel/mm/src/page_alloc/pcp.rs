@@ -29,12 +29,7 @@ pub struct PerCpuPages {
 impl PerCpuPages {
     /// Empty lists (batch 1, high 0 until the zone size is known).
     pub const fn new() -> PerCpuPages {
-        PerCpuPages {
-            count: 0,
-            high: 0,
-            batch: 1,
-            lists: [[NIL; MIGRATE_PCPTYPES]; PCP_ORDERS],
-        }
+        PerCpuPages { count: 0, high: 0, batch: 1, lists: [[NIL; MIGRATE_PCPTYPES]; PCP_ORDERS] }
     }
     pub(crate) fn push(&mut self, mm: &MemMap, idx: u32, order: u32, list: usize) {
         let head = &mut self.lists[order as usize][list];

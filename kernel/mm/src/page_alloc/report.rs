@@ -17,13 +17,8 @@ const KB_PER_PAGE: u64 = PAGE_SIZE as u64 / 1024;
 /// warn (`__GFP_NOWARN`) or that were not memory requests.
 pub fn warn_alloc(w: &mut dyn Write, comm: &str, failure: &AllocFailure) -> fmt::Result {
     match *failure {
-        AllocFailure::NoMemory { order, gfp } | AllocFailure::Injected { order, gfp }
-            if failure.should_warn() =>
-        {
-            writeln!(
-                w,
-                "{comm}: page allocation failure: order:{order}, mode:{gfp}, nodemask=(null)"
-            )
+        AllocFailure::NoMemory { order, gfp } | AllocFailure::Injected { order, gfp } if failure.should_warn() => {
+            writeln!(w, "{comm}: page allocation failure: order:{order}, mode:{gfp}, nodemask=(null)")
         }
         _ => Ok(()),
     }
@@ -31,12 +26,9 @@ pub fn warn_alloc(w: &mut dyn Write, comm: &str, failure: &AllocFailure) -> fmt:
 
 impl PageAllocator {
     fn populated(&self) -> impl Iterator<Item = ZoneType> + '_ {
-        ZoneType::ALL.into_iter().filter(|z| {
-            self.meta[z.index()]
-                .present
-                .load(core::sync::atomic::Ordering::Relaxed)
-                > 0
-        })
+        ZoneType::ALL
+            .into_iter()
+            .filter(|z| self.meta[z.index()].present.load(core::sync::atomic::Ordering::Relaxed) > 0)
     }
 
     /// `/proc/buddyinfo` (`frag_show_print`): free blocks per order on the buddy lists.
@@ -68,13 +60,7 @@ impl PageAllocator {
             let z = self.zones[zt.index()].lock();
             let lens = z.list_lengths();
             for m in MigrateType::ALL {
-                write!(
-                    w,
-                    "Node {:4}, zone {:>8}, type {:>12} ",
-                    0,
-                    zt.name(),
-                    m.name()
-                )?;
+                write!(w, "Node {:4}, zone {:>8}, type {:>12} ", 0, zt.name(), m.name())?;
                 for l in &lens {
                     // Linux stops counting at 100000 and prints ">".
                     let n = l[m.index()];
@@ -123,11 +109,7 @@ impl PageAllocator {
             // lowmem_reserve[j]: pages zone keeps from requests whose highest zone is j.
             write!(w, "lowmem_reserve[]:")?;
             for j in ZoneType::ALL {
-                let r = if j.index() > zt.index() {
-                    s.lowmem_reserve
-                } else {
-                    0
-                };
+                let r = if j.index() > zt.index() { s.lowmem_reserve } else { 0 };
                 write!(w, " {r}")?;
             }
             writeln!(w)?;

@@ -32,10 +32,7 @@ impl PageSource for BuddyPageSource<'_> {
         match self.alloc.alloc_pages(gfp, order, (self.cpu)()) {
             Ok(pfn) => {
                 if want_init_on_alloc(gfp) {
-                    (self.zero)(
-                        self.phys_to_virt(pfn.phys()),
-                        1usize << (order + PAGE_SHIFT),
-                    );
+                    (self.zero)(self.phys_to_virt(pfn.phys()), 1usize << (order + PAGE_SHIFT));
                 }
                 Some(pfn.phys())
             }
@@ -84,8 +81,7 @@ mod tests {
         let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
         let map: &'static [Page] = Box::leak((0..64).map(|_| Page::new()).collect());
         let ram = (PhysAddr::new(0x10_0000), 64 * PAGE_SIZE as u64);
-        a.init(map, Pfn(0x100), PhysAddr::new(0), [ram], [ram])
-            .unwrap();
+        a.init(map, Pfn(0x100), PhysAddr::new(0), [ram], [ram]).unwrap();
         a.set_min_free_kbytes(0);
         let src = BuddyPageSource {
             alloc: a,

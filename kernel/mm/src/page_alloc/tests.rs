@@ -13,14 +13,7 @@ fn pa(pfn: u64) -> PhysAddr {
 fn make(n: u64, base: u64, dma: u64, free: &[(u64, u64)]) -> &'static PageAllocator {
     let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
     let map: &'static [Page] = Box::leak((0..n).map(|_| Page::new()).collect());
-    a.init(
-        map,
-        Pfn(base),
-        pa(dma),
-        [(pa(base), n * PS)],
-        free.iter().map(|&(s, e)| (pa(s), (e - s) * PS)),
-    )
-    .unwrap();
+    a.init(map, Pfn(base), pa(dma), [(pa(base), n * PS)], free.iter().map(|&(s, e)| (pa(s), (e - s) * PS))).unwrap();
     a
 }
 
@@ -40,51 +33,19 @@ fn s(f: impl Fn(&mut String) -> core::fmt::Result) -> String {
 #[test]
 fn init_frees_maximal_aligned_blocks() {
     let a = make(1024, 0, 0, &[(0x10, 0x400)]);
-    assert_eq!(
-        blocks(a),
-        [
-            (0x10, 4),
-            (0x20, 5),
-            (0x40, 6),
-            (0x80, 7),
-            (0x100, 8),
-            (0x200, 9)
-        ]
-    );
+    assert_eq!(blocks(a), [(0x10, 4), (0x20, 5), (0x40, 6), (0x80, 7), (0x100, 8), (0x200, 9)]);
     let st = a.zone_stats(ZoneType::Normal);
-    assert_eq!(
-        (st.managed_pages, st.present_pages, st.spanned_pages),
-        (1008, 1024, 1024)
-    );
+    assert_eq!((st.managed_pages, st.present_pages, st.spanned_pages), (1008, 1024, 1024));
     assert_eq!(a.zone_stats(ZoneType::Dma).managed_pages, 0);
-    assert_eq!(
-        a.meminfo(),
-        MemInfo {
-            total_pages: 1008,
-            free_pages: 1008
-        }
-    );
+    assert_eq!(a.meminfo(), MemInfo { total_pages: 1008, free_pages: 1008 });
     assert_eq!(a.meminfo().total_kb(), 4032);
     let c = a.check_invariants().unwrap();
-    assert_eq!(
-        c,
-        PageCensus {
-            buddy_free: 1008,
-            pcp_free: 0,
-            allocated: 0,
-            reserved: 16
-        }
-    );
-    assert_eq!(
-        a.init(Box::leak(Box::new([Page::new()])), Pfn(0), pa(0), [], []),
-        Err(InitError::AlreadyInitialized)
-    );
+    assert_eq!(c, PageCensus { buddy_free: 1008, pcp_free: 0, allocated: 0, reserved: 16 });
+    assert_eq!(a.init(Box::leak(Box::new([Page::new()])), Pfn(0), pa(0), [], []), Err(InitError::AlreadyInitialized));
     // A whole 256 MiB block when aligned memory allows.
     let big = make(1 << 17, 1 << 16, 0, &[(1 << 16, 3 << 16)]);
     assert_eq!(blocks(big), [(1 << 16, 16), (2 << 16, 16)]);
-    let p = big
-        .alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 16, 0)
-        .unwrap();
+    let p = big.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 16, 0).unwrap();
     assert_eq!(p.0 & 0xffff, 0);
 }
 
@@ -103,9 +64,7 @@ fn alloc_splits_and_free_coalesces() {
     a.drain_all();
     assert_eq!(blocks(a), before);
     // Order 0 through the per-CPU lists, then drained back.
-    let pages: Vec<_> = (0..100)
-        .map(|i| a.alloc_pages(GFP_KERNEL, 0, i % 4).unwrap())
-        .collect();
+    let pages: Vec<_> = (0..100).map(|i| a.alloc_pages(GFP_KERNEL, 0, i % 4).unwrap()).collect();
     for (i, p) in pages.iter().enumerate() {
         a.free_pages(*p, 0, (i + 1) % 4).unwrap();
     }
@@ -122,41 +81,16 @@ fn exhaustion_and_order_limits() {
     a.set_min_free_kbytes(0);
     let all = a.alloc_pages(GFP_KERNEL, 6, 0).unwrap();
     let e = a.alloc_pages(GFP_KERNEL, 0, 0).unwrap_err();
-    assert_eq!(
-        e,
-        AllocFailure::NoMemory {
-            order: 0,
-            gfp: GFP_KERNEL
-        }
-    );
-    assert_eq!(
-        e.to_string(),
-        "page allocation failure: order:0, mode:0xcc0(GFP_KERNEL)"
-    );
+    assert_eq!(e, AllocFailure::NoMemory { order: 0, gfp: GFP_KERNEL });
+    assert_eq!(e.to_string(), "page allocation failure: order:0, mode:0xcc0(GFP_KERNEL)");
     assert!(e.should_warn());
-    assert!(!AllocFailure::NoMemory {
-        order: 0,
-        gfp: GFP_KERNEL | Gfp::GFP_NOWARN
-    }
-    .should_warn());
-    assert_eq!(
-        a.alloc_pages(GFP_KERNEL, 17, 0),
-        Err(AllocFailure::OrderTooLarge {
-            order: 17,
-            gfp: GFP_KERNEL
-        })
-    );
-    assert_eq!(
-        a.alloc_pages(GFP_KERNEL, 0, 4),
-        Err(AllocFailure::BadCpu(4))
-    );
+    assert!(!AllocFailure::NoMemory { order: 0, gfp: GFP_KERNEL | Gfp::GFP_NOWARN }.should_warn());
+    assert_eq!(a.alloc_pages(GFP_KERNEL, 17, 0), Err(AllocFailure::OrderTooLarge { order: 17, gfp: GFP_KERNEL }));
+    assert_eq!(a.alloc_pages(GFP_KERNEL, 0, 4), Err(AllocFailure::BadCpu(4)));
     a.free_pages(all, 6, 0).unwrap();
     assert_eq!(a.nr_failures(), 1);
     let un = PageAllocator::new();
-    assert_eq!(
-        un.alloc_pages(GFP_KERNEL, 0, 0),
-        Err(AllocFailure::NotInitialized)
-    );
+    assert_eq!(un.alloc_pages(GFP_KERNEL, 0, 0), Err(AllocFailure::NotInitialized));
     assert_eq!(un.free_pages(Pfn(0), 0, 0), Err(FreeError::NotInitialized));
 }
 
@@ -169,92 +103,33 @@ fn bad_frees_are_refused_and_change_nothing() {
     let z = a.alloc_pages(GFP_KERNEL, 0, 1).unwrap();
     let snap = (blocks(a), a.nr_free_pages(), a.check_invariants().unwrap());
     let e = |r: Result<(), FreeError>| r.unwrap_err();
-    assert_eq!(
-        e(a.free_pages(p, 1, 0)),
-        FreeError::WrongOrder {
-            pfn: p.0,
-            order: 1,
-            allocated: 2
-        }
-    );
+    assert_eq!(e(a.free_pages(p, 1, 0)), FreeError::WrongOrder { pfn: p.0, order: 1, allocated: 2 });
     // Order 3 on an order-2 block: refused as unaligned or as the wrong order.
     assert!(matches!(
         e(a.free_pages(p, 3, 0)),
         FreeError::Unaligned { .. } | FreeError::WrongOrder { allocated: 2, .. }
     ));
-    assert_eq!(
-        e(a.free_pages(Pfn(c.0 + 1), 0, 0)),
-        FreeError::TailPage { pfn: c.0 + 1 }
-    );
-    assert_eq!(
-        e(a.free_pages(Pfn(p.0 + 1), 0, 0)),
-        FreeError::NotAllocated {
-            pfn: p.0 + 1,
-            order: 0
-        }
-    );
-    assert_eq!(
-        e(a.free_pages(Pfn(0x100), 0, 0)),
-        FreeError::Reserved { pfn: 0x100 }
-    );
-    assert_eq!(
-        e(a.free_pages(Pfn(0x50), 0, 0)),
-        FreeError::OutsideMemMap { pfn: 0x50 }
-    );
-    assert_eq!(
-        e(a.free_pages(Pfn(0x200), 0, 0)),
-        FreeError::OutsideMemMap { pfn: 0x200 }
-    );
-    assert_eq!(
-        e(a.free_pages(Pfn(p.0 + 2), 2, 0)),
-        FreeError::Unaligned {
-            pfn: p.0 + 2,
-            order: 2
-        }
-    );
-    assert_eq!(
-        e(a.free_pages(p, 17, 0)),
-        FreeError::OrderTooLarge {
-            pfn: p.0,
-            order: 17
-        }
-    );
+    assert_eq!(e(a.free_pages(Pfn(c.0 + 1), 0, 0)), FreeError::TailPage { pfn: c.0 + 1 });
+    assert_eq!(e(a.free_pages(Pfn(p.0 + 1), 0, 0)), FreeError::NotAllocated { pfn: p.0 + 1, order: 0 });
+    assert_eq!(e(a.free_pages(Pfn(0x100), 0, 0)), FreeError::Reserved { pfn: 0x100 });
+    assert_eq!(e(a.free_pages(Pfn(0x50), 0, 0)), FreeError::OutsideMemMap { pfn: 0x50 });
+    assert_eq!(e(a.free_pages(Pfn(0x200), 0, 0)), FreeError::OutsideMemMap { pfn: 0x200 });
+    assert_eq!(e(a.free_pages(Pfn(p.0 + 2), 2, 0)), FreeError::Unaligned { pfn: p.0 + 2, order: 2 });
+    assert_eq!(e(a.free_pages(p, 17, 0)), FreeError::OrderTooLarge { pfn: p.0, order: 17 });
     assert_eq!(e(a.free_pages(p, 2, 9)), FreeError::BadCpu(9));
     // A free block's head.
     let free_head = blocks(a).last().unwrap().0;
-    assert!(matches!(
-        e(a.free_pages(Pfn(free_head), 0, 0)),
-        FreeError::DoubleFree { .. }
-    ));
-    assert_eq!(
-        (blocks(a), a.nr_free_pages(), a.check_invariants().unwrap()),
-        snap
-    );
+    assert!(matches!(e(a.free_pages(Pfn(free_head), 0, 0)), FreeError::DoubleFree { .. }));
+    assert_eq!((blocks(a), a.nr_free_pages(), a.check_invariants().unwrap()), snap);
     // Double free on the per-CPU path and on the buddy path.
     a.free_pages(z, 0, 1).unwrap();
-    assert_eq!(
-        e(a.free_pages(z, 0, 2)),
-        FreeError::DoubleFree { pfn: z.0, order: 0 }
-    );
-    assert_eq!(
-        e(a.free_pages(z, 0, 1)).to_string(),
-        format!("double free of pfn {:#x} order 0", z.0)
-    );
+    assert_eq!(e(a.free_pages(z, 0, 2)), FreeError::DoubleFree { pfn: z.0, order: 0 });
+    assert_eq!(e(a.free_pages(z, 0, 1)).to_string(), format!("double free of pfn {:#x} order 0", z.0));
     a.free_pages(c, 2, 0).unwrap();
     a.free_pages(p, 2, 0).unwrap();
     let again = e(a.free_pages(p, 2, 0));
-    assert!(matches!(
-        again,
-        FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }
-    ));
-    assert_eq!(
-        FreeError::DoubleFree {
-            pfn: 0x1234,
-            order: 2
-        }
-        .to_string(),
-        "double free of pfn 0x1234 order 2"
-    );
+    assert!(matches!(again, FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }));
+    assert_eq!(FreeError::DoubleFree { pfn: 0x1234, order: 2 }.to_string(), "double free of pfn 0x1234 order 2");
     a.drain_all();
     let c = a.check_invariants().unwrap();
     assert_eq!(c.allocated, 0);
@@ -289,14 +164,7 @@ fn watermarks_low_for_kernel_min_for_atomic() {
     let a = make(4096, 0, 0, &[(0, 4096)]);
     assert_eq!(a.min_free_kbytes(), 512);
     let w = a.zone_stats(ZoneType::Normal).wmarks;
-    assert_eq!(
-        w,
-        Watermarks {
-            min: 128,
-            low: 160,
-            high: 192
-        }
-    );
+    assert_eq!(w, Watermarks { min: 128, low: 160, high: 192 });
     a.set_pcp_high_batch(0, 1); // no per-CPU caching: exact counts
     let mut got = Vec::new();
     while let Ok(p) = a.alloc_pages(GFP_KERNEL, 0, 0) {
@@ -327,9 +195,7 @@ fn pcp_batches_and_drains() {
     // Linux's zone_batchsize for 64 MiB: batch 3, high 18.
     let p = a.alloc_pages(GFP_KERNEL, 0, 2).unwrap();
     assert_eq!(a.nr_pcp_pages(), 2, "a batch of 3 moved, one handed out");
-    let more: Vec<_> = (0..30)
-        .map(|_| a.alloc_pages(GFP_KERNEL, 0, 2).unwrap())
-        .collect();
+    let more: Vec<_> = (0..30).map(|_| a.alloc_pages(GFP_KERNEL, 0, 2).unwrap()).collect();
     a.free_pages(p, 0, 2).unwrap();
     for q in more {
         a.free_pages(q, 0, 2).unwrap();
@@ -348,13 +214,10 @@ fn migratetype_fallback_steals_pageblocks() {
     a.set_pcp_high_batch(0, 1);
     let mut pt = String::new();
     a.pagetypeinfo(&mut pt).unwrap();
-    assert!(pt
-        .ends_with("Node 0, zone   Normal            0            8            0            0 \n"));
+    assert!(pt.ends_with("Node 0, zone   Normal            0            8            0            0 \n"));
     // Everything starts Movable; an unmovable request steals a whole pageblock.
     let u = a.alloc_pages(GFP_KERNEL, 0, 0).unwrap();
-    let r = a
-        .alloc_pages(GFP_KERNEL | Gfp::GFP_RECLAIMABLE, 0, 0)
-        .unwrap();
+    let r = a.alloc_pages(GFP_KERNEL | Gfp::GFP_RECLAIMABLE, 0, 0).unwrap();
     let m = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, 0).unwrap();
     // As in Linux, stealing a block of at least a pageblock claims all its pageblocks:
     // U took the whole order-12 block (8 pageblocks), R then its largest piece (order
@@ -368,9 +231,7 @@ fn migratetype_fallback_steals_pageblocks() {
         a.for_each_free_block(|_, p, _, mt| v.push((p / 512, mt)));
         v
     };
-    assert!(types
-        .iter()
-        .any(|&(b, mt)| b == u.0 / 512 && mt == MigrateType::Unmovable));
+    assert!(types.iter().any(|&(b, mt)| b == u.0 / 512 && mt == MigrateType::Unmovable));
     for p in [u, r, m] {
         a.free_pages(p, 0, 0).unwrap();
     }
@@ -426,10 +287,7 @@ fn dma_zone_and_zonelist() {
     assert!(last.0 < 256);
     assert_eq!(
         a.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 4, 0).unwrap_err(),
-        AllocFailure::NoMemory {
-            order: 4,
-            gfp: GFP_KERNEL | Gfp::GFP_DMA
-        }
+        AllocFailure::NoMemory { order: 4, gfp: GFP_KERNEL | Gfp::GFP_DMA }
     );
     // Without a DMA zone, __GFP_DMA means Normal.
     let b = make(64, 0, 0, &[(0, 64)]);
@@ -443,23 +301,12 @@ fn fault_injection() {
     a.set_min_free_kbytes(0);
     a.fail.fail_nth(2);
     assert!(a.alloc_pages(GFP_KERNEL, 0, 0).is_ok());
-    let e = a
-        .alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, 0)
-        .unwrap_err();
-    assert_eq!(
-        e,
-        AllocFailure::Injected {
-            order: 0,
-            gfp: GFP_KERNEL | Gfp::GFP_NOWARN
-        }
-    );
+    let e = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, 0).unwrap_err();
+    assert_eq!(e, AllocFailure::Injected { order: 0, gfp: GFP_KERNEL | Gfp::GFP_NOWARN });
     assert!(!e.should_warn());
     assert_eq!(s(|w| report::warn_alloc(w, "kworker", &e)), "");
     assert!(a.alloc_pages(GFP_KERNEL, 0, 0).is_ok());
-    assert_eq!(
-        (a.fail.attempts(), a.fail.injected(), a.nr_failures()),
-        (2, 1, 1)
-    );
+    assert_eq!((a.fail.attempts(), a.fail.injected(), a.nr_failures()), (2, 1, 1));
 }
 
 #[test]
@@ -497,10 +344,7 @@ Normal free:3968kB min:0kB low:4kB high:8kB reserved_highatomic:0KB present:4096
 lowmem_reserve[]: 0 0\n\
 Normal: 0*4kB 0*8kB 0*16kB 0*32kB 2*64kB (UM) 2*128kB (UM) 2*256kB (UM) 2*512kB (UM) 2*1024kB (UM) 0*2048kB 0*4096kB 0*8192kB 0*16384kB 0*32768kB 0*65536kB 0*131072kB 0*262144kB = 3968kB\n"
     );
-    let f = AllocFailure::NoMemory {
-        order: 3,
-        gfp: GFP_ATOMIC,
-    };
+    let f = AllocFailure::NoMemory { order: 3, gfp: GFP_ATOMIC };
     assert_eq!(
         s(|w| report::warn_alloc(w, "kernel", &f)),
         "kernel: page allocation failure: order:3, mode:0xa20(GFP_ATOMIC), nodemask=(null)\n"
@@ -512,14 +356,7 @@ Normal: 0*4kB 0*8kB 0*16kB 0*32kB 2*64kB (UM) 2*128kB (UM) 2*256kB (UM) 2*512kB 
 fn shared_static_across_threads() {
     static A: PageAllocator = PageAllocator::new();
     let map: &'static [Page] = Box::leak((0..8192).map(|_| Page::new()).collect());
-    A.init(
-        map,
-        Pfn(0),
-        pa(0),
-        [(pa(0), 8192 * PS)],
-        [(pa(0), 8192 * PS)],
-    )
-    .unwrap();
+    A.init(map, Pfn(0), pa(0), [(pa(0), 8192 * PS)], [(pa(0), 8192 * PS)]).unwrap();
     std::thread::scope(|sc| {
         for cpu in 0..NR_CPUS {
             sc.spawn(move || {
@@ -570,8 +407,7 @@ fn init_from_memblock_like_boot() {
     let mut mb = Memblock::new();
     mb.add(PhysAddr::new(0), 4 << 20).unwrap();
     mb.reserve(PhysAddr::new(0), 0x1000, "firmware").unwrap();
-    mb.reserve(PhysAddr::new(0x8_0000), 0x18_0000, "kernel")
-        .unwrap();
+    mb.reserve(PhysAddr::new(0x8_0000), 0x18_0000, "kernel").unwrap();
     let pages = (4 << 20) / PS;
     let (per, total) = mem_map_overhead(pages as usize);
     assert_eq!((per, total), (16, 16384));
@@ -580,20 +416,13 @@ fn init_from_memblock_like_boot() {
     let free_bytes = mb.free_total();
     let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
     let map: &'static [Page] = Box::leak((0..pages).map(|_| Page::new()).collect());
-    a.init_from_memblock(map, Pfn(0), PhysAddr::new(0), &mb)
-        .unwrap();
+    a.init_from_memblock(map, Pfn(0), PhysAddr::new(0), &mb).unwrap();
     assert_eq!(a.nr_managed_pages() * PS, free_bytes);
     let st = a.zone_stats(ZoneType::Normal);
     assert_eq!(st.present_pages, pages);
     let c = a.check_invariants().unwrap();
     assert_eq!(c.reserved, pages - a.nr_managed_pages());
     // The reserved pages are refused.
-    assert_eq!(
-        a.free_pages(Pfn(0x80), 0, 0),
-        Err(FreeError::Reserved { pfn: 0x80 })
-    );
-    assert_eq!(
-        a.free_pages(mm_pa.pfn(), 0, 0),
-        Err(FreeError::Reserved { pfn: mm_pa.pfn().0 })
-    );
+    assert_eq!(a.free_pages(Pfn(0x80), 0, 0), Err(FreeError::Reserved { pfn: 0x80 }));
+    assert_eq!(a.free_pages(mm_pa.pfn(), 0, 0), Err(FreeError::Reserved { pfn: mm_pa.pfn().0 }));
 }

@@ -34,12 +34,7 @@ pub struct AllocFlags {
 
 impl AllocFlags {
     /// The fast-path flags: the low watermark, nothing special.
-    pub const LOW: AllocFlags = AllocFlags {
-        wmark: Wmark::Low,
-        high: false,
-        harder: false,
-        no_watermarks: false,
-    };
+    pub const LOW: AllocFlags = AllocFlags { wmark: Wmark::Low, high: false, harder: false, no_watermarks: false };
 
     /// Linux's `gfp_to_alloc_flags` for the slow path (there is no reclaim to try first).
     pub const fn slowpath(gfp: Gfp) -> AllocFlags {
@@ -107,28 +102,16 @@ pub const fn default_min_free_kbytes(lowmem_kbytes: u64) -> u64 {
 /// Linux's `__setup_per_zone_wmarks` for one zone: its share of `min_free_kbytes` in
 /// proportion to its managed pages, then `low`/`high` a quarter of min (or 0.1% of the
 /// zone, `watermark_scale_factor = 10`) above it.
-pub const fn zone_watermarks(
-    min_free_kbytes: u64,
-    zone_managed: u64,
-    lowmem_pages: u64,
-) -> Watermarks {
+pub const fn zone_watermarks(min_free_kbytes: u64, zone_managed: u64, lowmem_pages: u64) -> Watermarks {
     if lowmem_pages == 0 {
-        return Watermarks {
-            min: 0,
-            low: 0,
-            high: 0,
-        };
+        return Watermarks { min: 0, low: 0, high: 0 };
     }
     let pages_min = min_free_kbytes >> (crate::addr::PAGE_SHIFT - 10);
     let min = pages_min * zone_managed / lowmem_pages;
     let a = min >> 2;
     let b = zone_managed * 10 / 10_000;
     let tmp = if a > b { a } else { b };
-    Watermarks {
-        min,
-        low: min + tmp,
-        high: min + 2 * tmp,
-    }
+    Watermarks { min, low: min + tmp, high: min + 2 * tmp }
 }
 
 /// Linux's `__zone_watermark_ok`: whether `free_pages` (buddy pages of the zone) allow an
@@ -177,14 +160,7 @@ mod tests {
         let kb = default_min_free_kbytes(900 * 1024);
         assert_eq!(kb, 3840);
         let w = zone_watermarks(kb, 230_400, 230_400);
-        assert_eq!(
-            w,
-            Watermarks {
-                min: 960,
-                low: 1200,
-                high: 1440
-            }
-        );
+        assert_eq!(w, Watermarks { min: 960, low: 1200, high: 1440 });
         assert_eq!(default_min_free_kbytes(10), 128);
         assert_eq!(default_min_free_kbytes(u64::MAX / 32), 262_144);
     }

@@ -32,10 +32,7 @@ impl Zone {
     pub const fn new(ty: ZoneType) -> Zone {
         Zone {
             ty,
-            mm: MemMap {
-                pages: &[],
-                base_pfn: 0,
-            },
+            mm: MemMap { pages: &[], base_pfn: 0 },
             start_pfn: 0,
             end_pfn: 0,
             free_area: [FreeArea::EMPTY; NR_ORDERS],
@@ -206,8 +203,7 @@ impl Zone {
     pub(crate) fn has_free_block(&self, order: u32, harder: bool) -> bool {
         self.free_area[order as usize..].iter().any(|a| {
             a.nr_free != 0
-                && ((0..3).any(|m| !a.is_empty(m))
-                    || (harder && !a.is_empty(MigrateType::HighAtomic.index())))
+                && ((0..3).any(|m| !a.is_empty(m)) || (harder && !a.is_empty(MigrateType::HighAtomic.index())))
         })
     }
 
@@ -235,9 +231,7 @@ impl Zone {
         for o in 0..NR_ORDERS {
             if let Some(idx) = self.free_area[o].first(MigrateType::HighAtomic.index()) {
                 let pfn = self.mm.base_pfn + idx as u64;
-                self.nr_reserved_highatomic = self
-                    .nr_reserved_highatomic
-                    .saturating_sub(PAGEBLOCK_NR_PAGES);
+                self.nr_reserved_highatomic = self.nr_reserved_highatomic.saturating_sub(PAGEBLOCK_NR_PAGES);
                 self.set_pageblock_mt(pfn, mt);
                 self.move_freepages_block(pfn, mt);
                 return true;

@@ -14,9 +14,7 @@
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 
-use super::layout::{
-    phys_to_kimage, phys_to_linear, stack_slot, STACK_GUARD_SIZE, STACK_SLOT_SIZE,
-};
+use super::layout::{phys_to_kimage, phys_to_linear, stack_slot, STACK_GUARD_SIZE, STACK_SLOT_SIZE};
 use super::{PageTable, PhysMemory, Prot, PtError, TableAlloc, TlbMaint};
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -91,18 +89,8 @@ pub fn map_linear<M: PhysMemory, T: TlbMaint, A: TableAlloc>(
     start: PhysAddr,
     end: PhysAddr,
 ) -> Result<(), PtError> {
-    let size = end
-        .as_u64()
-        .checked_sub(start.as_u64())
-        .ok_or(PtError::BadSize(0))?;
-    pt.map(
-        alloc,
-        VirtAddr::new(phys_to_linear(start.as_u64())),
-        start,
-        size,
-        Prot::KERNEL_RW,
-        true,
-    )
+    let size = end.as_u64().checked_sub(start.as_u64()).ok_or(PtError::BadSize(0))?;
+    pt.map(alloc, VirtAddr::new(phys_to_linear(start.as_u64())), start, size, Prot::KERNEL_RW, true)
 }
 
 /// Maps kernel-image sections `(phys_start, phys_end, prot)` at `KIMAGE_VADDR + pa`
@@ -113,18 +101,8 @@ pub fn map_kimage<M: PhysMemory, T: TlbMaint, A: TableAlloc>(
     sections: &[(PhysAddr, PhysAddr, Prot)],
 ) -> Result<(), PtError> {
     for &(s, e, prot) in sections {
-        let size = e
-            .as_u64()
-            .checked_sub(s.as_u64())
-            .ok_or(PtError::BadSize(0))?;
-        pt.map(
-            alloc,
-            VirtAddr::new(phys_to_kimage(s.as_u64())),
-            s,
-            size,
-            prot,
-            true,
-        )?;
+        let size = e.as_u64().checked_sub(s.as_u64()).ok_or(PtError::BadSize(0))?;
+        pt.map(alloc, VirtAddr::new(phys_to_kimage(s.as_u64())), s, size, prot, true)?;
     }
     Ok(())
 }
@@ -138,16 +116,8 @@ pub fn protect_linear_alias<M: PhysMemory, T: TlbMaint, A: TableAlloc>(
     end: PhysAddr,
     prot: Prot,
 ) -> Result<(), PtError> {
-    let size = end
-        .as_u64()
-        .checked_sub(start.as_u64())
-        .ok_or(PtError::BadSize(0))?;
-    pt.protect(
-        alloc,
-        VirtAddr::new(phys_to_linear(start.as_u64())),
-        size,
-        prot,
-    )
+    let size = end.as_u64().checked_sub(start.as_u64()).ok_or(PtError::BadSize(0))?;
+    pt.protect(alloc, VirtAddr::new(phys_to_linear(start.as_u64())), size, prot)
 }
 
 /// Maps CPU `cpu`'s stack: 60 KiB of RAM at `stack_pa` above the unmapped guard page of
@@ -160,13 +130,6 @@ pub fn map_stack<M: PhysMemory, T: TlbMaint, A: TableAlloc>(
 ) -> Result<VirtAddr, PtError> {
     let slot = stack_slot(cpu);
     let size = STACK_SLOT_SIZE - STACK_GUARD_SIZE;
-    pt.map(
-        alloc,
-        VirtAddr::new(slot + STACK_GUARD_SIZE),
-        stack_pa,
-        size,
-        Prot::KERNEL_RW,
-        false,
-    )?;
+    pt.map(alloc, VirtAddr::new(slot + STACK_GUARD_SIZE), stack_pa, size, Prot::KERNEL_RW, false)?;
     Ok(VirtAddr::new(slot + STACK_SLOT_SIZE))
 }

@@ -29,8 +29,7 @@ pub const PTE_UXN: u64 = 1 << 54;
 /// Output address bits [47:12].
 pub const PTE_ADDR_MASK: u64 = 0x0000_FFFF_FFFF_F000;
 /// Attribute bits a [`Prot`] may hold.
-pub const PROT_MASK: u64 =
-    PTE_ATTRINDX_MASK | PTE_USER | PTE_RDONLY | PTE_SHARED | PTE_AF | PTE_NG | PTE_PXN | PTE_UXN;
+pub const PROT_MASK: u64 = PTE_ATTRINDX_MASK | PTE_USER | PTE_RDONLY | PTE_SHARED | PTE_AF | PTE_NG | PTE_PXN | PTE_UXN;
 
 /// Encodes a MAIR index into AttrIndx.
 pub const fn attrindx(mt: u64) -> u64 {
@@ -136,8 +135,7 @@ impl Prot {
     /// Kernel text: read-only, executable at EL1 only.
     pub const KERNEL_RX: Prot = Prot(PROT_NORMAL_BASE | attrindx(MT_NORMAL) | PTE_RDONLY | PTE_UXN);
     /// Kernel RW, Normal non-cacheable (DMA buffers).
-    pub const KERNEL_RW_NC: Prot =
-        Prot(PROT_NORMAL_BASE | attrindx(MT_NORMAL_NC) | PTE_PXN | PTE_UXN);
+    pub const KERNEL_RW_NC: Prot = Prot(PROT_NORMAL_BASE | attrindx(MT_NORMAL_NC) | PTE_PXN | PTE_UXN);
     /// Device-nGnRE MMIO: RW, execute-never.
     pub const DEVICE: Prot = Prot(PROT_NORMAL_BASE | attrindx(MT_DEVICE_NGNRE) | PTE_PXN | PTE_UXN);
 
@@ -194,18 +192,10 @@ impl fmt::Display for Prot {
         f.write_str(if self.is_user() { "USR " } else { "    " })?;
         f.write_str(if self.is_writable() { "RW" } else { "ro" })?;
         f.write_str(if self.is_executable() { " x " } else { " NX" })?;
-        f.write_str(if self.0 & PTE_SHARED == PTE_SHARED {
-            " SHD"
-        } else {
-            "    "
-        })?;
+        f.write_str(if self.0 & PTE_SHARED == PTE_SHARED { " SHD" } else { "    " })?;
         f.write_str(if self.0 & PTE_AF != 0 { " AF" } else { "   " })?;
         f.write_str(if self.0 & PTE_NG != 0 { " NG" } else { "   " })?;
-        f.write_str(if self.0 & PTE_UXN != 0 {
-            " UXN"
-        } else {
-            "    "
-        })?;
+        f.write_str(if self.0 & PTE_UXN != 0 { " UXN" } else { "    " })?;
         match self.mem_type() {
             MemType::Normal => f.write_str(" MEM/NORMAL"),
             MemType::DeviceNgnre => f.write_str(" DEVICE/nGnRE"),
@@ -228,18 +218,9 @@ mod tests {
     #[test]
     fn encodings_match_linux() {
         // PROT_NORMAL-like values (Linux also sets its software DBM/PTE_WRITE bit).
-        assert_eq!(
-            Desc::leaf(0x4000_0000, Prot::KERNEL_RW, 3).0,
-            0x0060_0000_4000_0703
-        );
-        assert_eq!(
-            Desc::leaf(0x4000_0000, Prot::KERNEL_RW, 2).0,
-            0x0060_0000_4000_0701
-        );
-        assert_eq!(
-            Desc::leaf(0x3f20_0000, Prot::DEVICE, 3).0,
-            0x0060_0000_3f20_0707
-        );
+        assert_eq!(Desc::leaf(0x4000_0000, Prot::KERNEL_RW, 3).0, 0x0060_0000_4000_0703);
+        assert_eq!(Desc::leaf(0x4000_0000, Prot::KERNEL_RW, 2).0, 0x0060_0000_4000_0701);
+        assert_eq!(Desc::leaf(0x3f20_0000, Prot::DEVICE, 3).0, 0x0060_0000_3f20_0707);
         assert_eq!(Desc::leaf(0, Prot::KERNEL_RX, 3).0, 0x0040_0000_0000_0783);
         assert_eq!(Desc::table(0x8_1000).0, 0x8_1003);
         assert_eq!(Desc::table(0x8_1000).kind(2), DescKind::Table);
@@ -262,17 +243,8 @@ mod tests {
         let d = Desc::leaf(0x1000, Prot::KERNEL_RX, 3);
         assert_eq!(d.prot(), Prot::KERNEL_RX);
         assert_eq!(d.addr(), 0x1000);
-        assert_eq!(
-            Prot::KERNEL_RW.to_string(),
-            "    RW NX SHD AF    UXN MEM/NORMAL"
-        );
-        assert_eq!(
-            Prot::KERNEL_RX.to_string(),
-            "    ro x  SHD AF    UXN MEM/NORMAL"
-        );
-        assert_eq!(
-            Prot::DEVICE.to_string(),
-            "    RW NX SHD AF    UXN DEVICE/nGnRE"
-        );
+        assert_eq!(Prot::KERNEL_RW.to_string(), "    RW NX SHD AF    UXN MEM/NORMAL");
+        assert_eq!(Prot::KERNEL_RX.to_string(), "    ro x  SHD AF    UXN MEM/NORMAL");
+        assert_eq!(Prot::DEVICE.to_string(), "    RW NX SHD AF    UXN DEVICE/nGnRE");
     }
 }

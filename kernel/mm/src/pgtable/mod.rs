@@ -118,10 +118,7 @@ impl LinearPhysMemory {
 
     fn ptr(&self, table: PhysAddr, index: usize) -> *mut u64 {
         let index = index % PTRS_PER_TABLE;
-        table
-            .as_u64()
-            .wrapping_add(self.offset)
-            .wrapping_add(index as u64 * 8) as usize as *mut u64
+        table.as_u64().wrapping_add(self.offset).wrapping_add(index as u64 * 8) as usize as *mut u64
     }
 }
 

@@ -37,15 +37,9 @@ pub struct PtConfig {
 
 impl PtConfig {
     /// The kernel's regime: TTBR1, 39-bit VA, 3 levels.
-    pub const KERNEL_39: PtConfig = PtConfig {
-        va_bits: 39,
-        upper: true,
-    };
+    pub const KERNEL_39: PtConfig = PtConfig { va_bits: 39, upper: true };
     /// A 4-level TTBR1 regime (48-bit VA).
-    pub const KERNEL_48: PtConfig = PtConfig {
-        va_bits: 48,
-        upper: true,
-    };
+    pub const KERNEL_48: PtConfig = PtConfig { va_bits: 48, upper: true };
 
     /// Level of the root table. Only 39 and 48 bits (whole 9-bit levels) are supported;
     /// anything else is treated as 48.
@@ -100,10 +94,7 @@ struct Pending {
 
 impl Pending {
     const fn new() -> Self {
-        Self {
-            items: [(0, 0, 0); 16],
-            n: 0,
-        }
+        Self { items: [(0, 0, 0); 16], n: 0 }
     }
 }
 
@@ -112,21 +103,11 @@ type LeafFn<'a> = &'a mut dyn FnMut(VirtAddr, PhysAddr, u64);
 impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
     /// Wraps an existing root table (zeroed by the caller if new).
     pub const fn new(root: PhysAddr, cfg: PtConfig, mem: M, tlb: T) -> Self {
-        Self {
-            root,
-            cfg,
-            mem,
-            tlb,
-        }
+        Self { root, cfg, mem, tlb }
     }
 
     /// Allocates and zeroes a root table.
-    pub fn create<A: TableAlloc>(
-        alloc: &mut A,
-        cfg: PtConfig,
-        mem: M,
-        tlb: T,
-    ) -> Result<Self, PtError> {
+    pub fn create<A: TableAlloc>(alloc: &mut A, cfg: PtConfig, mem: M, tlb: T) -> Result<Self, PtError> {
         let pt = Self::new(PhysAddr::new(0), cfg, mem, tlb);
         let root = pt.new_table(alloc, true)?;
         Ok(Self { root, ..pt })
@@ -173,9 +154,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
             return Err(PtError::OutOfRange(va));
         }
         if size > self.cfg.va_span() - off {
-            return Err(PtError::OutOfRange(VirtAddr::new(
-                va.as_u64().wrapping_add(size),
-            )));
+            return Err(PtError::OutOfRange(VirtAddr::new(va.as_u64().wrapping_add(size))));
         }
         Ok(())
     }
@@ -224,12 +203,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
     }
 
     /// Walks to the table of `target` level holding `va`, creating missing tables.
-    fn walk_create<A: TableAlloc>(
-        &self,
-        alloc: &mut A,
-        va: u64,
-        target: u32,
-    ) -> Result<u64, PtError> {
+    fn walk_create<A: TableAlloc>(&self, alloc: &mut A, va: u64, target: u32) -> Result<u64, PtError> {
         let mut table = self.root.as_u64();
         let mut level = self.cfg.start_level();
         while level < target {
@@ -244,11 +218,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
                     self.write(table, i, Desc::table(nt.as_u64()));
                     nt.as_u64()
                 }
-                _ => {
-                    return Err(PtError::Overlap(VirtAddr::new(
-                        va & !(level_size(level) - 1),
-                    )))
-                }
+                _ => return Err(PtError::Overlap(VirtAddr::new(va & !(level_size(level) - 1)))),
             };
             level += 1;
         }
@@ -334,9 +304,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         next: &mut dyn FnMut(VirtAddr) -> Option<PhysAddr>,
         release: &mut dyn FnMut(PhysAddr),
     ) -> Result<(), PtError> {
-        let size = (nr_pages as u64)
-            .checked_mul(PAGE)
-            .ok_or(PtError::BadSize(u64::MAX))?;
+        let size = (nr_pages as u64).checked_mul(PAGE).ok_or(PtError::BadSize(u64::MAX))?;
         self.check_range(va, size)?;
         let mut rel = |_: VirtAddr, pa: PhysAddr, _: u64| release(pa);
         let (mut cur, mut left) = (va.as_u64(), nr_pages);
@@ -351,13 +319,8 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
             let d = self.read(l2, pi);
             let r = match d.kind(2) {
                 DescKind::Table => self.fill_live_l3(d.addr(), cur, i0, n, prot, next, &mut rel),
-                DescKind::Invalid => {
-                    self.fill_new_l3(alloc, l2, pi, cur, i0, n, prot, next, &mut rel)
-                }
-                _ => Err((
-                    PtError::Overlap(VirtAddr::new(cur & !(level_size(2) - 1))),
-                    0,
-                )),
+                DescKind::Invalid => self.fill_new_l3(alloc, l2, pi, cur, i0, n, prot, next, &mut rel),
+                _ => Err((PtError::Overlap(VirtAddr::new(cur & !(level_size(2) - 1))), 0)),
             };
             if let Err((e, done)) = r {
                 let at = cur.wrapping_add(done as u64 * PAGE);
@@ -437,11 +400,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
                 Err(e) => {
                     for j in 0..k {
                         let d = self.read(table, i0 + j);
-                        rel(
-                            VirtAddr::new(va.wrapping_add(j as u64 * PAGE)),
-                            PhysAddr::new(d.addr()),
-                            PAGE,
-                        );
+                        rel(VirtAddr::new(va.wrapping_add(j as u64 * PAGE)), PhysAddr::new(d.addr()), PAGE);
                     }
                     alloc.free_table(t);
                     return Err((e, 0));
@@ -459,14 +418,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
 
     /// Undoes a failed map of [start, cur): unmaps it and frees the empty tables left on the
     /// path of `cur`. Returns `err` for the caller's convenience.
-    fn rollback<A: TableAlloc>(
-        &mut self,
-        alloc: &mut A,
-        start: u64,
-        cur: u64,
-        err: PtError,
-        f: LeafFn<'_>,
-    ) -> PtError {
+    fn rollback<A: TableAlloc>(&mut self, alloc: &mut A, start: u64, cur: u64, err: PtError, f: LeafFn<'_>) -> PtError {
         if cur != start {
             // Only leaves this call wrote lie in [start, cur): no split, no allocation.
             let _ = self.unmap_with(alloc, VirtAddr::new(start), cur.wrapping_sub(start), f);
@@ -508,14 +460,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
     }
 
     /// Clears a table descriptor and frees the table, after the walk caches forgot it.
-    fn free_table_entry<A: TableAlloc>(
-        &self,
-        alloc: &mut A,
-        parent: u64,
-        i: usize,
-        va: u64,
-        child: u64,
-    ) {
+    fn free_table_entry<A: TableAlloc>(&self, alloc: &mut A, parent: u64, i: usize, va: u64, child: u64) {
         self.write(parent, i, Desc::INVALID);
         self.tlb.sync();
         self.tlb.flush_va(VirtAddr::new(va & !(PAGE - 1)));
@@ -525,12 +470,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
 
     /// Unmaps whatever is mapped in [va, va + size) (holes are fine), splitting blocks the
     /// range covers only in part, and frees tables that become empty.
-    pub fn unmap<A: TableAlloc>(
-        &mut self,
-        alloc: &mut A,
-        va: VirtAddr,
-        size: u64,
-    ) -> Result<Unmapped, PtError> {
+    pub fn unmap<A: TableAlloc>(&mut self, alloc: &mut A, va: VirtAddr, size: u64) -> Result<Unmapped, PtError> {
         self.unmap_with(alloc, va, size, &mut |_, _, _| {})
     }
 
@@ -550,16 +490,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         let mut pending = Pending::new();
         let mut stats = Unmapped::default();
         let root = self.root.as_u64();
-        let r = self.unmap_level(
-            alloc,
-            root,
-            self.cfg.start_level(),
-            va.as_u64(),
-            size,
-            &mut pending,
-            f,
-            &mut stats,
-        );
+        let r = self.unmap_level(alloc, root, self.cfg.start_level(), va.as_u64(), size, &mut pending, f, &mut stats);
         self.flush_pending(&mut pending, f);
         r.map(|()| stats)
     }
@@ -703,12 +634,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
 
     /// Splits the block containing `va` (if any) down to `level` (2 or 3), so that a later
     /// change at that granularity needs no allocation. Returns the number of splits.
-    pub fn split_to<A: TableAlloc>(
-        &mut self,
-        alloc: &mut A,
-        va: VirtAddr,
-        level: u32,
-    ) -> Result<usize, PtError> {
+    pub fn split_to<A: TableAlloc>(&mut self, alloc: &mut A, va: VirtAddr, level: u32) -> Result<usize, PtError> {
         if !self.in_range(va) {
             return Err(PtError::OutOfRange(va));
         }
@@ -745,9 +671,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         self.check_range(va, size)?;
         let (mut cur, mut left) = (va.as_u64(), size);
         while left > 0 {
-            let t = self
-                .translate(VirtAddr::new(cur))
-                .ok_or(PtError::NotMapped(VirtAddr::new(cur)))?;
+            let t = self.translate(VirtAddr::new(cur)).ok_or(PtError::NotMapped(VirtAddr::new(cur)))?;
             let bs = level_size(t.level);
             let step = (bs - (cur & (bs - 1))).min(left);
             cur = cur.wrapping_add(step);
@@ -774,9 +698,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
             let chunk = (bs - (cur - base)).min(left);
             let d = self.read(table, i);
             match d.kind(level) {
-                DescKind::Table => {
-                    self.protect_level(alloc, d.addr(), level + 1, cur, chunk, prot)?
-                }
+                DescKind::Table => self.protect_level(alloc, d.addr(), level + 1, cur, chunk, prot)?,
                 DescKind::Block | DescKind::Page if d.prot() == prot => {}
                 DescKind::Block | DescKind::Page if chunk == bs => {
                     self.bbm_replace(table, i, base, bs, Desc::leaf(d.addr(), prot, level));

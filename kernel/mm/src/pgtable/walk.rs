@@ -124,11 +124,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
                 }
                 DescKind::Block | DescKind::Page => {
                     let off = va.as_u64() & (level_size(level) - 1);
-                    return FaultInfo::Mapped(Translation {
-                        pa: PhysAddr::new(d.addr() + off),
-                        prot: d.prot(),
-                        level,
-                    });
+                    return FaultInfo::Mapped(Translation { pa: PhysAddr::new(d.addr() + off), prot: d.prot(), level });
                 }
                 DescKind::Invalid | DescKind::Reserved => return FaultInfo::Translation { level },
             }
@@ -168,13 +164,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
             return;
         }
         let room = self.config().va_span() - (va.as_u64() - self.config().va_base());
-        self.leaves_level(
-            self.root_table(),
-            self.config().start_level(),
-            va.as_u64(),
-            size.min(room),
-            f,
-        );
+        self.leaves_level(self.root_table(), self.config().start_level(), va.as_u64(), size.min(room), f);
     }
 
     fn leaves_level(&self, table: u64, level: u32, va: u64, size: u64, f: &mut dyn FnMut(Leaf)) {
@@ -187,13 +177,9 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
             let d = self.read(table, i);
             match d.kind(level) {
                 DescKind::Table => self.leaves_level(d.addr(), level + 1, cur, chunk, f),
-                DescKind::Block | DescKind::Page => f(Leaf {
-                    va: VirtAddr::new(base),
-                    pa: PhysAddr::new(d.addr()),
-                    size: bs,
-                    level,
-                    prot: d.prot(),
-                }),
+                DescKind::Block | DescKind::Page => {
+                    f(Leaf { va: VirtAddr::new(base), pa: PhysAddr::new(d.addr()), size: bs, level, prot: d.prot() })
+                }
                 _ => {}
             }
             cur = cur.wrapping_add(chunk);
@@ -229,21 +215,14 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         let emit = |w: &mut dyn fmt::Write, r: (u64, u64, u32, Prot)| -> fmt::Result {
             let (start, len, level, prot) = r;
             let end = start.wrapping_add(len);
-            writeln!(
-                w,
-                "0x{start:016x}-0x{end:016x} {:>12} {} {prot}",
-                Size(len),
-                level_name(level)
-            )
+            writeln!(w, "0x{start:016x}-0x{end:016x} {:>12} {} {prot}", Size(len), level_name(level))
         };
         self.for_each_leaf(va, size, &mut |l| {
             if res.is_err() {
                 return;
             }
             match &mut run {
-                Some((s, len, lv, p))
-                    if *lv == l.level && *p == l.prot && s.wrapping_add(*len) == l.va.as_u64() =>
-                {
+                Some((s, len, lv, p)) if *lv == l.level && *p == l.prot && s.wrapping_add(*len) == l.va.as_u64() => {
                     *len += l.size;
                 }
                 _ => {

@@ -13,8 +13,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use spin::Mutex;
 
 use super::debug::{
-    SlabError, SlabErrorKind, SlabReporter, POISON_END, POISON_FREE, POISON_INUSE, SLUB_RED_ACTIVE,
-    SLUB_RED_INACTIVE,
+    SlabError, SlabErrorKind, SlabReporter, POISON_END, POISON_FREE, POISON_INUSE, SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,
 };
 use super::percpu::{tunables_for, ArrayCache};
 use super::raw;
@@ -192,10 +191,7 @@ impl CacheCfg {
 
     /// The right red zone: from the end of the object to the free pointer.
     fn rz_right(&self, obj: usize) -> (usize, usize) {
-        (
-            obj + self.object_size,
-            self.fp_offset - self.obj_offset - self.object_size,
-        )
+        (obj + self.object_size, self.fp_offset - self.obj_offset - self.object_size)
     }
 }
 
@@ -489,12 +485,7 @@ impl KmemCache {
 
     fn report(&self, env: Env<'_>, kind: SlabErrorKind, object: usize, slab: usize) {
         self.node.lock().errors += 1;
-        env.rep.report(&SlabError {
-            kind,
-            cache: self.name(),
-            object,
-            slab,
-        });
+        env.rep.report(&SlabError { kind, cache: self.name(), object, slab });
     }
 
     /// The slab holding `obj` (the caller knows `obj` is in one of this cache's pages).
@@ -508,12 +499,9 @@ impl KmemCache {
 
     /// Allocates and formats a new slab (no lock held).
     fn grow(&self, env: Env<'_>, cfg: &CacheCfg, gfp: Gfp) -> Option<Slab> {
-        let pa = env
-            .ps
-            .alloc_pages(gfp.without(Gfp::GFP_ZERO).without(Gfp::GFP_COMP), cfg.order)?;
+        let pa = env.ps.alloc_pages(gfp.without(Gfp::GFP_ZERO).without(Gfp::GFP_COMP), cfg.order)?;
         for i in 0..1u64 << cfg.order {
-            env.ps
-                .set_page_owner(pa.add(i * PAGE_SIZE as u64), owner_slab(cfg.index));
+            env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), owner_slab(cfg.index));
         }
         let va = env.ps.phys_to_virt(pa).as_usize();
         // SAFETY: the block was just allocated for this cache.
@@ -594,12 +582,7 @@ impl KmemCache {
         let head_at = slab.0 + H_FREELIST;
         let at = cfg.fp_addr(obj);
         // SAFETY: `obj` is a free object of this slab (it came from a per-CPU array).
-        unsafe {
-            raw::write_word(
-                at,
-                cfg.encode(cfg.encode(slab.get(H_FREELIST), head_at), at),
-            )
-        };
+        unsafe { raw::write_word(at, cfg.encode(cfg.encode(slab.get(H_FREELIST), head_at), at)) };
         slab.set(H_FREELIST, cfg.encode(obj, head_at));
         slab.set(H_INUSE, slab.get(H_INUSE) - 1);
         node.free_objects += 1;
@@ -770,15 +753,8 @@ impl KmemCache {
             let kind = if all_inactive {
                 SlabErrorKind::DoubleFree
             } else {
-                let (first, value) = l
-                    .map(|(i, v)| (slot + i, v))
-                    .or(r.map(|(i, v)| (rz + i, v)))
-                    .unwrap_or((obj, 0));
-                SlabErrorKind::RedzoneOverwritten {
-                    first,
-                    value,
-                    expected: SLUB_RED_ACTIVE,
-                }
+                let (first, value) = l.map(|(i, v)| (slot + i, v)).or(r.map(|(i, v)| (rz + i, v))).unwrap_or((obj, 0));
+                SlabErrorKind::RedzoneOverwritten { first, value, expected: SLUB_RED_ACTIVE }
             };
             if !all_inactive {
                 self.node.lock().quarantined += 1;
@@ -803,12 +779,7 @@ impl KmemCache {
         let mut found = 0;
         let mut report = |kind, object, slab| {
             found += 1;
-            env.rep.report(&SlabError {
-                kind,
-                cache: cfg.name,
-                object,
-                slab,
-            });
+            env.rep.report(&SlabError { kind, cache: cfg.name, object, slab });
         };
         for ac in &self.cpu {
             let ac = ac.lock();
@@ -938,23 +909,14 @@ unsafe fn check_free_object(cfg: &CacheCfg, obj: usize) -> Option<SlabErrorKind>
             .or_else(|| raw::first_mismatch(rz, rzlen, SLUB_RED_INACTIVE).map(|(i, v)| (rz + i, v)))
     };
     if let Some((first, value)) = bad_rz {
-        return Some(SlabErrorKind::RedzoneOverwritten {
-            first,
-            value,
-            expected: SLUB_RED_INACTIVE,
-        });
+        return Some(SlabErrorKind::RedzoneOverwritten { first, value, expected: SLUB_RED_INACTIVE });
     }
     if !cfg.poison {
         return None;
     }
     // SAFETY: as above.
-    if let Some((i, value)) = unsafe { raw::first_mismatch(obj, cfg.object_size - 1, POISON_FREE) }
-    {
-        return Some(SlabErrorKind::PoisonOverwritten {
-            first: obj + i,
-            value,
-            expected: POISON_FREE,
-        });
+    if let Some((i, value)) = unsafe { raw::first_mismatch(obj, cfg.object_size - 1, POISON_FREE) } {
+        return Some(SlabErrorKind::PoisonOverwritten { first: obj + i, value, expected: POISON_FREE });
     }
     // SAFETY: as above.
     let last = unsafe { raw::read_byte(obj + cfg.object_size - 1) };
@@ -1000,31 +962,16 @@ mod tests {
     #[test]
     fn layouts() {
         let c = build_cfg("x", 9, 64, 64, SlabFlags::NONE, None, 0).unwrap();
-        assert_eq!(
-            (c.stride, c.obj_offset, c.fp_offset, c.first),
-            (64, 0, 0, 64)
-        );
+        assert_eq!((c.stride, c.obj_offset, c.fp_offset, c.first), (64, 0, 0, 64));
         let d = build_cfg("x", 9, 60, 8, SlabFlags::DEBUG, None, 0).unwrap();
         // [8 red zone | 60 object | 12 red zone | 8 free pointer]
-        assert_eq!(
-            (d.obj_offset, d.rz_right(1000), d.fp_offset, d.stride),
-            (8, (1060, 12), 80, 88)
-        );
+        assert_eq!((d.obj_offset, d.rz_right(1000), d.fp_offset, d.stride), (8, (1060, 12), 80, 88));
         assert!(d.poison);
         let k = build_cfg("x", 9, 24, 8, SlabFlags::DEBUG, Some(dummy_ctor), 0).unwrap();
         assert!(!k.poison, "no poisoning with a constructor");
-        assert_eq!(
-            build_cfg("x", 9, 0, 8, SlabFlags::NONE, None, 0).unwrap_err(),
-            LayoutError::BadArgs
-        );
-        assert_eq!(
-            build_cfg("x", 9, 8, 12, SlabFlags::NONE, None, 0).unwrap_err(),
-            LayoutError::BadArgs
-        );
-        assert_eq!(
-            build_cfg("x", 9, 1 << 20, 8, SlabFlags::NONE, None, 0).unwrap_err(),
-            LayoutError::TooLarge
-        );
+        assert_eq!(build_cfg("x", 9, 0, 8, SlabFlags::NONE, None, 0).unwrap_err(), LayoutError::BadArgs);
+        assert_eq!(build_cfg("x", 9, 8, 12, SlabFlags::NONE, None, 0).unwrap_err(), LayoutError::BadArgs);
+        assert_eq!(build_cfg("x", 9, 1 << 20, 8, SlabFlags::NONE, None, 0).unwrap_err(), LayoutError::TooLarge);
     }
 
     /// # Safety
@@ -1034,12 +981,8 @@ mod tests {
     #[test]
     fn object_index_by_reciprocal() {
         for stride in [8usize, 24, 88, 96, 192, 1032, 4096, 8200] {
-            let c = CacheCfg {
-                stride,
-                num: 65536 / stride,
-                recip: (1u64 << 32) / stride as u64 + 1,
-                ..CacheCfg::EMPTY
-            };
+            let c =
+                CacheCfg { stride, num: 65536 / stride, recip: (1u64 << 32) / stride as u64 + 1, ..CacheCfg::EMPTY };
             // SAFETY: only address arithmetic; the slab is never touched.
             let slab = unsafe { Slab::from_raw(0x10_0000) };
             for i in 0..c.num {
@@ -1053,10 +996,7 @@ mod tests {
 
     #[test]
     fn hardened_pointers_depend_on_secret_and_location() {
-        let c = CacheCfg {
-            secret: 0xdead_beef_0bad_f00d,
-            ..CacheCfg::EMPTY
-        };
+        let c = CacheCfg { secret: 0xdead_beef_0bad_f00d, ..CacheCfg::EMPTY };
         let e = c.encode(0x1000, 0x2000);
         assert_ne!(e, 0x1000);
         assert_eq!(c.encode(e, 0x2000), 0x1000);

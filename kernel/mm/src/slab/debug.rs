@@ -95,27 +95,13 @@ impl SlabError {
 /// The Linux-like report block (without the call trace, which the kernel appends).
 impl fmt::Display for SlabError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "============================================================================="
-        )?;
+        writeln!(f, "=============================================================================")?;
         writeln!(f, "BUG {} (Not tainted): {}", self.cache, self.reason())?;
-        writeln!(
-            f,
-            "-----------------------------------------------------------------------------"
-        )?;
+        writeln!(f, "-----------------------------------------------------------------------------")?;
         writeln!(f)?;
         match self.kind {
-            SlabErrorKind::RedzoneOverwritten {
-                first,
-                value,
-                expected,
-            }
-            | SlabErrorKind::PoisonOverwritten {
-                first,
-                value,
-                expected,
-            } => writeln!(
+            SlabErrorKind::RedzoneOverwritten { first, value, expected }
+            | SlabErrorKind::PoisonOverwritten { first, value, expected } => writeln!(
                 f,
                 "INFO: {:#x}-{:#x} @offset={}. First byte {:#x} instead of {:#x}",
                 first,
@@ -124,20 +110,13 @@ impl fmt::Display for SlabError {
                 value,
                 expected
             )?,
-            SlabErrorKind::WrongCache { other } => {
-                writeln!(f, "INFO: {} but object is from {}", self.cache, other)?
-            }
+            SlabErrorKind::WrongCache { other } => writeln!(f, "INFO: {} but object is from {}", self.cache, other)?,
             SlabErrorKind::FreepointerCorrupt { fp } => writeln!(f, "INFO: Freepointer {:#x}", fp)?,
             _ => {}
         }
         if self.slab != 0 {
             writeln!(f, "INFO: Slab {:#x}", self.slab)?;
-            write!(
-                f,
-                "INFO: Object {:#x} @offset={}",
-                self.object,
-                self.object.wrapping_sub(self.slab)
-            )
+            write!(f, "INFO: Object {:#x} @offset={}", self.object, self.object.wrapping_sub(self.slab))
         } else {
             write!(f, "INFO: Object {:#x}", self.object)
         }

@@ -98,14 +98,7 @@ fn check(l: &Live) {
         for i in off..off + len {
             // SAFETY: as in `fill`.
             let b = unsafe { ((l.ptr + i) as *const u8).read() };
-            assert_eq!(
-                b,
-                l.seed.wrapping_add(i as u8),
-                "object {:#x} size {} byte {} changed",
-                l.ptr,
-                l.size,
-                i
-            );
+            assert_eq!(b, l.seed.wrapping_add(i as u8), "object {:#x} size {} byte {} changed", l.ptr, l.size, i);
         }
     }
 }
@@ -125,12 +118,7 @@ pub fn run_ops(ops: impl IntoIterator<Item = Op>, arena_order: u32, max_order: u
         let k = slab.ksize(p as *const u8);
         assert!(k >= size, "ksize {} < size {}", k, size);
         if fresh && size <= KMALLOC_MAX_CACHE_SIZE {
-            assert_eq!(
-                k,
-                KMALLOC_NAMES[kmalloc_index(size)].1,
-                "size {} in the wrong class",
-                size
-            );
+            assert_eq!(k, KMALLOC_NAMES[kmalloc_index(size)].1, "size {} in the wrong class", size);
         }
         let align = if k > KMALLOC_MAX_CACHE_SIZE {
             PAGE_SIZE
@@ -141,24 +129,13 @@ pub fn run_ops(ops: impl IntoIterator<Item = Op>, arena_order: u32, max_order: u
         };
         assert_eq!(p % align, 0, "object {:#x} of size {} misaligned", p, size);
         for l in live {
-            assert!(
-                p + size <= l.ptr || l.ptr + l.size <= p,
-                "overlap {:#x}+{} / {:#x}+{}",
-                p,
-                size,
-                l.ptr,
-                l.size
-            );
+            assert!(p + size <= l.ptr || l.ptr + l.size <= p, "overlap {:#x}+{} / {:#x}+{}", p, size, l.ptr, l.size);
         }
     };
     for op in ops {
         match op {
             Op::Alloc { size, cpu, zero } => {
-                let gfp = if zero {
-                    GFP_KERNEL | Gfp::GFP_ZERO
-                } else {
-                    GFP_KERNEL
-                };
+                let gfp = if zero { GFP_KERNEL | Gfp::GFP_ZERO } else { GFP_KERNEL };
                 let Some(p) = slab.kmalloc(size, gfp, cpu) else {
                     continue;
                 };
@@ -192,9 +169,7 @@ pub fn run_ops(ops: impl IntoIterator<Item = Op>, arena_order: u32, max_order: u
                 let i = idx % live.len();
                 check(&live[i]);
                 // SAFETY: a live object from this allocator.
-                let Some(p) =
-                    (unsafe { slab.krealloc(live[i].ptr as *mut u8, size, GFP_KERNEL, cpu) })
-                else {
+                let Some(p) = (unsafe { slab.krealloc(live[i].ptr as *mut u8, size, GFP_KERNEL, cpu) }) else {
                     continue;
                 };
                 let old = live.swap_remove(i);
@@ -203,16 +178,8 @@ pub fn run_ops(ops: impl IntoIterator<Item = Op>, arena_order: u32, max_order: u
                 // The kept prefix: all of it if the harness wrote all of the old object,
                 // else the first 64 bytes it did write.
                 let kept = old.size.min(size);
-                let kept = if old.size <= 2 * PAGE_SIZE {
-                    kept
-                } else {
-                    kept.min(64)
-                };
-                check(&Live {
-                    ptr: p,
-                    size: kept,
-                    seed: old.seed,
-                });
+                let kept = if old.size <= 2 * PAGE_SIZE { kept } else { kept.min(64) };
+                check(&Live { ptr: p, size: kept, seed: old.seed });
                 seed = seed.wrapping_add(37);
                 let l = Live { ptr: p, size, seed };
                 fill(&l);
@@ -260,25 +227,12 @@ pub fn run(data: &[u8]) {
     let ops = rest.chunks_exact(4).map(|c| {
         let cpu = (c[0] >> 4) as usize % NR_CPUS;
         match c[0] % 16 {
-            0..=6 => Op::Alloc {
-                size: decode_size(c[1], c[2]),
-                cpu,
-                zero: c[3] & 1 == 1,
-            },
-            7..=12 => Op::Free {
-                idx: c[1] as usize | (c[2] as usize) << 8,
-                cpu,
-            },
-            13 => Op::Realloc {
-                idx: c[1] as usize,
-                size: decode_size(c[2], c[3]),
-                cpu,
-            },
+            0..=6 => Op::Alloc { size: decode_size(c[1], c[2]), cpu, zero: c[3] & 1 == 1 },
+            7..=12 => Op::Free { idx: c[1] as usize | (c[2] as usize) << 8, cpu },
+            13 => Op::Realloc { idx: c[1] as usize, size: decode_size(c[2], c[3]), cpu },
             14 => match c[1] % 8 {
                 0 => Op::Shrink,
-                1 => Op::FailNth {
-                    n: c[2] as usize % 8 + 1,
-                },
+                1 => Op::FailNth { n: c[2] as usize % 8 + 1 },
                 _ => Op::Drain { cpu },
             },
             _ => Op::Drain { cpu: c[1] as usize },

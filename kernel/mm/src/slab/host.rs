@@ -59,8 +59,7 @@ impl HostPages {
         let pages = 1usize << order;
         // Over-allocate with a small alignment and align by hand: that stays a lazily
         // zeroed `calloc` (a large alignment would make the host allocator memset it all).
-        let layout =
-            Layout::from_size_align(pages * PAGE_SIZE + ARENA_ALIGN, 16).expect("arena layout");
+        let layout = Layout::from_size_align(pages * PAGE_SIZE + ARENA_ALIGN, 16).expect("arena layout");
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc_zeroed(layout) };
         assert!(!raw.is_null(), "host arena allocation failed");
@@ -143,13 +142,7 @@ impl PageSource for HostPages {
     fn free_pages(&self, pa: PhysAddr, order: u32) {
         let mut idx = self.index(pa);
         let mut i = self.inner.lock();
-        assert_eq!(
-            i.alloc_order[idx],
-            order as u8 + 1,
-            "free_pages({:?}, {}) of a block not allocated so",
-            pa,
-            order
-        );
+        assert_eq!(i.alloc_order[idx], order as u8 + 1, "free_pages({:?}, {}) of a block not allocated so", pa, order);
         i.alloc_order[idx] = 0;
         for p in idx..idx + (1 << order) {
             self.owner[p].store(0, Relaxed);

@@ -23,9 +23,7 @@ use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use spin::{Mutex, Once};
 
-use super::cache::{
-    build_cfg, owner_slab, CacheId, CacheStats, Ctor, Env, KmemCache, LayoutError, SlabFlags,
-};
+use super::cache::{build_cfg, owner_slab, CacheId, CacheStats, Ctor, Env, KmemCache, LayoutError, SlabFlags};
 use super::cache::{TAG_LARGE, TAG_SLAB};
 use super::debug::{SlabError, SlabErrorKind, SlabReporter};
 use super::{raw, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES, NR_CPUS};
@@ -103,11 +101,7 @@ impl core::fmt::Display for SlabDestroyError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SlabDestroyError::Busy { name, active } => {
-                write!(
-                    f,
-                    "kmem_cache_destroy {}: Slab cache still has objects ({} active)",
-                    name, active
-                )
+                write!(f, "kmem_cache_destroy {}: Slab cache still has objects ({} active)", name, active)
             }
             SlabDestroyError::BadCache => f.write_str("kmem_cache_destroy: no such cache"),
         }
@@ -218,12 +212,7 @@ impl<'a> SlabAllocator<'a> {
         let mut first = false;
         self.ctx.call_once(|| {
             first = true;
-            Ctx {
-                env: Env { ps, rep },
-                max_order,
-                debug,
-                seed,
-            }
+            Ctx { env: Env { ps, rep }, max_order, debug, seed }
         });
         if !first {
             return;
@@ -256,24 +245,14 @@ impl<'a> SlabAllocator<'a> {
         ctor: Option<Ctor>,
     ) -> Result<CacheId, SlabCreateError> {
         let ctx = self.ctx().ok_or(SlabCreateError::NotInitialised)?;
-        let flags = if ctx.debug {
-            flags.union(SlabFlags::DEBUG)
-        } else {
-            flags
-        };
+        let flags = if ctx.debug { flags.union(SlabFlags::DEBUG) } else { flags };
         let _guard = self.registry.lock();
-        let index = self
-            .caches
-            .iter()
-            .position(|c| !c.is_live())
-            .ok_or(SlabCreateError::RegistryFull)?;
-        let secret = mix(ctx.seed ^ (index as u64) << 32 ^ (&self.caches[index] as *const _ as u64))
-            as usize;
-        let cfg =
-            build_cfg(name, index, size, align, flags, ctor, secret).map_err(|e| match e {
-                LayoutError::BadArgs => SlabCreateError::BadArgs,
-                LayoutError::TooLarge => SlabCreateError::TooLarge,
-            })?;
+        let index = self.caches.iter().position(|c| !c.is_live()).ok_or(SlabCreateError::RegistryFull)?;
+        let secret = mix(ctx.seed ^ (index as u64) << 32 ^ (&self.caches[index] as *const _ as u64)) as usize;
+        let cfg = build_cfg(name, index, size, align, flags, ctor, secret).map_err(|e| match e {
+            LayoutError::BadArgs => SlabCreateError::BadArgs,
+            LayoutError::TooLarge => SlabCreateError::TooLarge,
+        })?;
         self.caches[index].activate(cfg);
         Ok(CacheId(index as u8))
     }
@@ -306,10 +285,7 @@ impl<'a> SlabAllocator<'a> {
                 unsafe { c.free(ctx.env, a, cpu) }
             }
             Some(w) if w >> 48 == TAG_SLAB => {
-                let other = self
-                    .caches
-                    .get((w & 0xff) as usize)
-                    .map_or("?", |o| o.name());
+                let other = self.caches.get((w & 0xff) as usize).map_or("?", |o| o.name());
                 self.report_outside(ctx, SlabErrorKind::WrongCache { other }, c.name(), a);
             }
             _ => self.report_outside(ctx, SlabErrorKind::NotSlabObject, c.name(), a),
@@ -328,10 +304,7 @@ impl<'a> SlabAllocator<'a> {
             return Err(SlabDestroyError::BadCache);
         }
         let _guard = self.registry.lock();
-        c.destroy(ctx.env).map_err(|active| SlabDestroyError::Busy {
-            name: c.name(),
-            active,
-        })
+        c.destroy(ctx.env).map_err(|active| SlabDestroyError::Busy { name: c.name(), active })
     }
 
     /// `validate_slab_cache`: checks the free objects of `id` (debug mode); problems found.
@@ -342,11 +315,7 @@ impl<'a> SlabAllocator<'a> {
     /// [`Self::kmem_cache_validate`] for every cache.
     pub fn validate_all(&self) -> usize {
         let Some(ctx) = self.ctx() else { return 0 };
-        self.caches
-            .iter()
-            .filter(|c| c.is_live())
-            .map(|c| c.validate(ctx.env))
-            .sum()
+        self.caches.iter().filter(|c| c.is_live()).map(|c| c.validate(ctx.env)).sum()
     }
 
     /// Counters of one cache.
@@ -365,9 +334,7 @@ impl<'a> SlabAllocator<'a> {
 
     /// The id of the kmalloc cache serving `size` bytes (1..=8192).
     pub fn kmalloc_cache(&self, size: usize) -> Option<CacheId> {
-        (1..=KMALLOC_MAX_CACHE_SIZE)
-            .contains(&size)
-            .then(|| CacheId(kmalloc_index(size) as u8))
+        (1..=KMALLOC_MAX_CACHE_SIZE).contains(&size).then(|| CacheId(kmalloc_index(size) as u8))
     }
 
     fn owner(&self, ctx: &Ctx<'a>, a: usize) -> Option<u64> {
@@ -375,19 +342,8 @@ impl<'a> SlabAllocator<'a> {
         Some(ctx.env.ps.page_owner(pa))
     }
 
-    fn report_outside(
-        &self,
-        ctx: &Ctx<'a>,
-        kind: SlabErrorKind,
-        cache: &'static str,
-        object: usize,
-    ) {
-        ctx.env.rep.report(&SlabError {
-            kind,
-            cache,
-            object,
-            slab: 0,
-        });
+    fn report_outside(&self, ctx: &Ctx<'a>, kind: SlabErrorKind, cache: &'static str, object: usize) {
+        ctx.env.rep.report(&SlabError { kind, cache, object, slab: 0 });
     }
 
     /// `kmalloc`: `size` bytes, or [`ZERO_SIZE_PTR`] for 0, or `None` when memory is short
@@ -411,13 +367,8 @@ impl<'a> SlabAllocator<'a> {
         if order > ctx.max_order || order as usize + PAGE_SHIFT as usize >= usize::BITS as usize {
             return None;
         }
-        let pa = ctx
-            .env
-            .ps
-            .alloc_pages(gfp.without(Gfp::GFP_ZERO) | Gfp::GFP_COMP, order)?;
-        ctx.env
-            .ps
-            .set_page_owner(pa, (TAG_LARGE << 48) | order as u64);
+        let pa = ctx.env.ps.alloc_pages(gfp.without(Gfp::GFP_ZERO) | Gfp::GFP_COMP, order)?;
+        ctx.env.ps.set_page_owner(pa, (TAG_LARGE << 48) | order as u64);
         self.large_pages.fetch_add(1 << order, Relaxed);
         let va = ctx.env.ps.phys_to_virt(pa).as_usize();
         if gfp.contains(Gfp::GFP_ZERO) {
@@ -440,13 +391,8 @@ impl<'a> SlabAllocator<'a> {
             return 0;
         };
         match self.owner(ctx, a) {
-            Some(w) if w >> 48 == TAG_SLAB => self
-                .caches
-                .get((w & 0xff) as usize)
-                .map_or(0, |c| c.object_size()),
-            Some(w) if w >> 48 == TAG_LARGE && a.is_multiple_of(PAGE_SIZE) => {
-                PAGE_SIZE << (w & 0xff)
-            }
+            Some(w) if w >> 48 == TAG_SLAB => self.caches.get((w & 0xff) as usize).map_or(0, |c| c.object_size()),
+            Some(w) if w >> 48 == TAG_LARGE && a.is_multiple_of(PAGE_SIZE) => PAGE_SIZE << (w & 0xff),
             _ => 0,
         }
     }
@@ -491,13 +437,7 @@ impl<'a> SlabAllocator<'a> {
     ///
     /// # Safety
     /// As for [`Self::kfree`] on `ptr`.
-    pub unsafe fn krealloc(
-        &self,
-        ptr: *mut u8,
-        new_size: usize,
-        gfp: Gfp,
-        cpu: usize,
-    ) -> Option<NonNull<u8>> {
+    pub unsafe fn krealloc(&self, ptr: *mut u8, new_size: usize, gfp: Gfp, cpu: usize) -> Option<NonNull<u8>> {
         if ptr as usize <= ZERO_SIZE_PTR {
             return self.kmalloc(new_size, gfp, cpu);
         }
@@ -544,11 +484,7 @@ impl<'a> SlabAllocator<'a> {
     /// Drains and shrinks every cache; pages given back.
     pub fn shrink_all(&self) -> usize {
         let Some(ctx) = self.ctx() else { return 0 };
-        self.caches
-            .iter()
-            .filter(|c| c.is_live())
-            .map(|c| c.shrink(ctx.env))
-            .sum()
+        self.caches.iter().filter(|c| c.is_live()).map(|c| c.shrink(ctx.env)).sum()
     }
 
     /// Bytes in slab pages (meminfo's `Slab:`).

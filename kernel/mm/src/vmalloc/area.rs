@@ -150,17 +150,10 @@ impl VmapAreas {
         if size == 0 {
             return Err(AreaError::ZeroSize);
         }
-        let size = size
-            .checked_add(GUARD_SIZE - 1)
-            .ok_or(AreaError::Overflow)?
-            & !(GUARD_SIZE - 1);
+        let size = size.checked_add(GUARD_SIZE - 1).ok_or(AreaError::Overflow)? & !(GUARD_SIZE - 1);
         let need = size.checked_add(GUARD_SIZE).ok_or(AreaError::Overflow)?;
         self.init();
-        let &(len, s) = self
-            .free_by_size
-            .range((need, 0)..)
-            .next()
-            .ok_or(AreaError::Exhausted(need))?;
+        let &(len, s) = self.free_by_size.range((need, 0)..).next().ok_or(AreaError::Exhausted(need))?;
         self.remove_free(s, len);
         if len > need {
             self.insert_free(s + need, len - need);
@@ -169,14 +162,7 @@ impl VmapAreas {
             VmKind::Ioremap => 0,
             _ => (size / PAGE_SIZE as u64) as usize,
         };
-        let area = VmArea {
-            start: VirtAddr::new(s),
-            size,
-            caller,
-            nr_pages,
-            kind,
-            phys_addr,
-        };
+        let area = VmArea { start: VirtAddr::new(s), size, caller, nr_pages, kind, phys_addr };
         self.busy.insert(s, area);
         Ok(area)
     }
@@ -191,10 +177,7 @@ impl VmapAreas {
 
     /// Releases without remembering (unwinding a failed allocation).
     pub fn release(&mut self, start: VirtAddr) -> Result<VmArea, AreaError> {
-        let area = self
-            .busy
-            .remove(&start.as_u64())
-            .ok_or(AreaError::NotFound(start))?;
+        let area = self.busy.remove(&start.as_u64()).ok_or(AreaError::NotFound(start))?;
         let (mut s, mut len) = (area.start.as_u64(), area.reserved());
         if let Some((&ps, &pl)) = self.free_by_start.range(..s).next_back() {
             if ps + pl == s {
@@ -218,20 +201,12 @@ impl VmapAreas {
 
     /// The live area whose usable part contains `va`.
     pub fn find(&self, va: VirtAddr) -> Option<&VmArea> {
-        self.busy
-            .range(..=va.as_u64())
-            .next_back()
-            .map(|(_, a)| a)
-            .filter(|a| a.contains(va))
+        self.busy.range(..=va.as_u64()).next_back().map(|(_, a)| a).filter(|a| a.contains(va))
     }
 
     /// The live area whose guard page contains `va`.
     pub fn find_guard(&self, va: VirtAddr) -> Option<&VmArea> {
-        self.busy
-            .range(..=va.as_u64())
-            .next_back()
-            .map(|(_, a)| a)
-            .filter(|a| a.guard_contains(va))
+        self.busy.range(..=va.as_u64()).next_back().map(|(_, a)| a).filter(|a| a.guard_contains(va))
     }
 
     /// The most recently freed remembered area that contained `va`.
@@ -296,14 +271,8 @@ mod tests {
         assert_eq!(a.find(VirtAddr::new(S + 2 * K + 7)).unwrap().caller, "x");
         assert!(a.find(VirtAddr::new(S + 3 * K)).is_none());
         assert_eq!(a.find_guard(VirtAddr::new(S + 3 * K)).unwrap().caller, "x");
-        assert_eq!(
-            a.find_guard(VirtAddr::new(S + 6 * K - 1)).unwrap().caller,
-            "y"
-        );
-        assert_eq!(
-            a.free(VirtAddr::new(S + K)),
-            Err(AreaError::NotFound(VirtAddr::new(S + K)))
-        );
+        assert_eq!(a.find_guard(VirtAddr::new(S + 6 * K - 1)).unwrap().caller, "y");
+        assert_eq!(a.free(VirtAddr::new(S + K)), Err(AreaError::NotFound(VirtAddr::new(S + K))));
         a.free(x.start).unwrap();
         assert_eq!(a.find_freed(VirtAddr::new(S + K)).unwrap().caller, "x");
         assert!(a.find(VirtAddr::new(S + K)).is_none());
@@ -315,23 +284,11 @@ mod tests {
     #[test]
     fn errors_and_exhaustion() {
         let mut a = VmapAreas::new(S, S + 8 * K);
-        assert_eq!(
-            a.alloc(0, VmKind::Vmalloc, "z", None),
-            Err(AreaError::ZeroSize)
-        );
-        assert_eq!(
-            a.alloc(u64::MAX - 10, VmKind::Vmalloc, "z", None),
-            Err(AreaError::Overflow)
-        );
-        assert_eq!(
-            a.alloc(8 * K, VmKind::Vmalloc, "z", None),
-            Err(AreaError::Exhausted(9 * K))
-        );
+        assert_eq!(a.alloc(0, VmKind::Vmalloc, "z", None), Err(AreaError::ZeroSize));
+        assert_eq!(a.alloc(u64::MAX - 10, VmKind::Vmalloc, "z", None), Err(AreaError::Overflow));
+        assert_eq!(a.alloc(8 * K, VmKind::Vmalloc, "z", None), Err(AreaError::Exhausted(9 * K)));
         let v = a.alloc(7 * K, VmKind::Vmalloc, "z", None).unwrap();
-        assert_eq!(
-            a.alloc(K, VmKind::Vmalloc, "z", None),
-            Err(AreaError::Exhausted(2 * K))
-        );
+        assert_eq!(a.alloc(K, VmKind::Vmalloc, "z", None), Err(AreaError::Exhausted(2 * K)));
         a.free(v.start).unwrap();
         assert_eq!(a.largest_free(), 8 * K);
     }
@@ -339,12 +296,7 @@ mod tests {
     #[test]
     fn best_fit_fills_holes() {
         let mut a = VmapAreas::new(S, S + 100 * K);
-        let v: Vec<_> = (0..10)
-            .map(|i| {
-                a.alloc((i % 3 + 1) * K, VmKind::Vmalloc, "f", None)
-                    .unwrap()
-            })
-            .collect();
+        let v: Vec<_> = (0..10).map(|i| a.alloc((i % 3 + 1) * K, VmKind::Vmalloc, "f", None).unwrap()).collect();
         // Holes of 2, 3 and 4 pages reserved (sizes 1, 2, 3 plus guard).
         a.free(v[0].start).unwrap(); // 2 pages
         a.free(v[4].start).unwrap(); // 3 pages

@@ -43,11 +43,9 @@ impl fmt::Display for VmallocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.reason {
             VmallocFail::ZeroSize => write!(f, "vmalloc: zero-size allocation, mode:{}", self.gfp),
-            VmallocFail::NoVirtualSpace(_) => write!(
-                f,
-                "vmalloc: allocation failure: {} bytes, mode:{}",
-                self.requested_bytes, self.gfp
-            ),
+            VmallocFail::NoVirtualSpace(_) => {
+                write!(f, "vmalloc: allocation failure: {} bytes, mode:{}", self.requested_bytes, self.gfp)
+            }
             _ => write!(
                 f,
                 "vmalloc: allocation failure, allocated {} of {} bytes, mode:{}",

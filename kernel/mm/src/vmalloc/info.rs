@@ -47,12 +47,9 @@ impl fmt::Display for VmHit {
                 kind_name(a.kind),
                 a.caller
             ),
-            VmHit::Freed(..) => write!(
-                f,
-                "access to freed {} area [{s:#x}-{e:#x}] allocated by {}",
-                kind_name(a.kind),
-                a.caller
-            ),
+            VmHit::Freed(..) => {
+                write!(f, "access to freed {} area [{s:#x}-{e:#x}] allocated by {}", kind_name(a.kind), a.caller)
+            }
         }
     }
 }
@@ -90,15 +87,9 @@ impl Vmalloc {
         access: Access,
         w: &mut dyn fmt::Write,
     ) -> fmt::Result {
-        writeln!(
-            w,
-            "Unable to handle kernel paging request at virtual address {:016x}",
-            va.as_u64()
-        )?;
+        writeln!(w, "Unable to handle kernel paging request at virtual address {:016x}", va.as_u64())?;
         match pt.access_fault(va, access) {
-            FaultInfo::Mapped(t) => {
-                writeln!(w, "  no fault: mapped at level {} to {:#x}", t.level, t.pa)?
-            }
+            FaultInfo::Mapped(t) => writeln!(w, "  no fault: mapped at level {} to {:#x}", t.level, t.pa)?,
             f => writeln!(w, "  FSC = {:#04x}: {f}", f.fsc().unwrap_or(0))?,
         }
         if let Some(hit) = self.lookup(va) {
@@ -115,13 +106,7 @@ impl Vmalloc {
     pub fn vmallocinfo(&self, w: &mut dyn fmt::Write) -> fmt::Result {
         for a in self.vmalloc.iter().chain(self.ioremap.iter()) {
             let s = a.start.as_u64();
-            write!(
-                w,
-                "0x{s:016x}-0x{:016x} {:>7} {}",
-                s + a.reserved(),
-                a.reserved(),
-                a.caller
-            )?;
+            write!(w, "0x{s:016x}-0x{:016x} {:>7} {}", s + a.reserved(), a.reserved(), a.caller)?;
             if a.kind == VmKind::Vmalloc && a.nr_pages != 0 {
                 write!(w, " pages={}", a.nr_pages)?;
             }

@@ -87,12 +87,8 @@ impl Vmalloc {
         pt: &mut PageTable<M, T>,
     ) -> Result<VirtAddr, VmallocError> {
         let nr = pages_for(size).unwrap_or(0);
-        let mut err = VmallocError {
-            allocated_bytes: 0,
-            requested_bytes: nr as u64 * PAGE,
-            gfp,
-            reason: VmallocFail::ZeroSize,
-        };
+        let mut err =
+            VmallocError { allocated_bytes: 0, requested_bytes: nr as u64 * PAGE, gfp, reason: VmallocFail::ZeroSize };
         if size == 0 {
             return Err(err);
         }
@@ -104,17 +100,10 @@ impl Vmalloc {
         let area = self
             .vmalloc
             .alloc(nr as u64 * PAGE, VmKind::Vmalloc, caller, None)
-            .map_err(|e| VmallocError {
-                reason: VmallocFail::NoVirtualSpace(e),
-                ..err
-            })?;
+            .map_err(|e| VmallocError { reason: VmallocFail::NoVirtualSpace(e), ..err })?;
         let zero = gfp.contains(Gfp::GFP_ZERO);
         let mut allocated = 0u64;
-        let mut tables = SourceTables {
-            pages,
-            gfp: table_gfp(gfp),
-            count: &mut self.nr_table_pages,
-        };
+        let mut tables = SourceTables { pages, gfp: table_gfp(gfp), count: &mut self.nr_table_pages };
         let r = pt.map_pages(
             &mut tables,
             area.start,
@@ -173,11 +162,7 @@ impl Vmalloc {
             _ => return Err(VmError::NotAnArea(va)),
         }
         let area = self.vmalloc.free(va).map_err(VmError::Area)?;
-        let mut tables = SourceTables {
-            pages,
-            gfp: GFP_KERNEL,
-            count: &mut self.nr_table_pages,
-        };
+        let mut tables = SourceTables { pages, gfp: GFP_KERNEL, count: &mut self.nr_table_pages };
         let r = pt.unmap_with(&mut tables, area.start, area.size, &mut |_, pa, size| {
             // vmalloc maps 4 KiB pages only.
             for i in 0..size / PAGE {
@@ -189,11 +174,7 @@ impl Vmalloc {
     }
 
     /// The frame mapped at `va` in the vmalloc range.
-    pub fn vmalloc_to_page<M: PhysMemory, T: TlbMaint>(
-        &self,
-        va: VirtAddr,
-        pt: &PageTable<M, T>,
-    ) -> Option<PhysAddr> {
+    pub fn vmalloc_to_page<M: PhysMemory, T: TlbMaint>(&self, va: VirtAddr, pt: &PageTable<M, T>) -> Option<PhysAddr> {
         if !self.is_vmalloc_addr(va) {
             return None;
         }
@@ -209,27 +190,11 @@ impl Vmalloc {
         pages: &dyn PageSource,
         pt: &mut PageTable<M, T>,
     ) -> Result<VirtAddr, VmError> {
-        let size = (frames.len() as u64)
-            .checked_mul(PAGE)
-            .ok_or(VmError::Area(super::area::AreaError::Overflow))?;
-        let area = self
-            .vmalloc
-            .alloc(size, VmKind::Vmap, caller, None)
-            .map_err(VmError::Area)?;
-        let mut tables = SourceTables {
-            pages,
-            gfp: GFP_KERNEL,
-            count: &mut self.nr_table_pages,
-        };
+        let size = (frames.len() as u64).checked_mul(PAGE).ok_or(VmError::Area(super::area::AreaError::Overflow))?;
+        let area = self.vmalloc.alloc(size, VmKind::Vmap, caller, None).map_err(VmError::Area)?;
+        let mut tables = SourceTables { pages, gfp: GFP_KERNEL, count: &mut self.nr_table_pages };
         let mut it = frames.iter();
-        let r = pt.map_pages(
-            &mut tables,
-            area.start,
-            frames.len(),
-            prot,
-            &mut |_| it.next().copied(),
-            &mut |_| {},
-        );
+        let r = pt.map_pages(&mut tables, area.start, frames.len(), prot, &mut |_| it.next().copied(), &mut |_| {});
         match r {
             Ok(()) => Ok(area.start),
             Err(e) => {
@@ -269,15 +234,8 @@ impl Vmalloc {
             .and_then(|l| l.checked_add(PAGE - 1))
             .ok_or(VmError::Area(super::area::AreaError::Overflow))?
             & !(PAGE - 1);
-        let area = self
-            .ioremap
-            .alloc(len, VmKind::Ioremap, caller, Some(base))
-            .map_err(VmError::Area)?;
-        let mut tables = SourceTables {
-            pages,
-            gfp: GFP_KERNEL,
-            count: &mut self.nr_table_pages,
-        };
+        let area = self.ioremap.alloc(len, VmKind::Ioremap, caller, Some(base)).map_err(VmError::Area)?;
+        let mut tables = SourceTables { pages, gfp: GFP_KERNEL, count: &mut self.nr_table_pages };
         match pt.map(&mut tables, area.start, base, len, Prot::DEVICE, false) {
             Ok(()) => Ok(area.start.add(off)),
             Err(e) => {
@@ -304,23 +262,13 @@ impl Vmalloc {
         pages: &dyn PageSource,
         pt: &mut PageTable<M, T>,
     ) -> Result<(), VmError> {
-        let areas = if kind == VmKind::Ioremap {
-            &mut self.ioremap
-        } else {
-            &mut self.vmalloc
-        };
+        let areas = if kind == VmKind::Ioremap { &mut self.ioremap } else { &mut self.vmalloc };
         let area: VmArea = match areas.get(va) {
             Some(a) if a.kind == kind => areas.free(va).map_err(VmError::Area)?,
             _ => return Err(VmError::NotAnArea(va)),
         };
-        let mut tables = SourceTables {
-            pages,
-            gfp: GFP_KERNEL,
-            count: &mut self.nr_table_pages,
-        };
-        pt.unmap(&mut tables, area.start, area.size)
-            .map(|_| ())
-            .map_err(VmError::Map)
+        let mut tables = SourceTables { pages, gfp: GFP_KERNEL, count: &mut self.nr_table_pages };
+        pt.unmap(&mut tables, area.start, area.size).map(|_| ()).map_err(VmError::Map)
     }
 }
 

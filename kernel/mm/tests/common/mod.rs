@@ -50,10 +50,7 @@ impl Sim {
         // SAFETY: frames [base_pa, base_pa + size) live at `base` until drop; only raw
         // pointers ever touch them.
         let mem = unsafe { LinearPhysMemory::new((base as u64).wrapping_sub(base_pa)) };
-        let free = (0..nframes)
-            .rev()
-            .map(|i| base_pa + (i * PAGE_SIZE) as u64)
-            .collect();
+        let free = (0..nframes).rev().map(|i| base_pa + (i * PAGE_SIZE) as u64).collect();
         Sim {
             base,
             layout,
@@ -90,10 +87,7 @@ impl Sim {
     }
 
     fn frame(&self, pa: u64) -> usize {
-        assert!(
-            pa >= self.base_pa && pa.is_multiple_of(PAGE_SIZE as u64),
-            "bad frame {pa:#x}"
-        );
+        assert!(pa >= self.base_pa && pa.is_multiple_of(PAGE_SIZE as u64), "bad frame {pa:#x}");
         let i = ((pa - self.base_pa) / PAGE_SIZE as u64) as usize;
         assert!(i < self.nframes, "frame {pa:#x} outside RAM");
         i
@@ -128,10 +122,7 @@ impl Sim {
     pub fn host(&self, pa: u64) -> *mut u8 {
         let i = self.frame(pa & !(PAGE_SIZE as u64 - 1));
         // SAFETY: in bounds of the allocation.
-        unsafe {
-            self.base
-                .add(i * PAGE_SIZE + (pa as usize & (PAGE_SIZE - 1)))
-        }
+        unsafe { self.base.add(i * PAGE_SIZE + (pa as usize & (PAGE_SIZE - 1))) }
     }
 
     pub fn read_byte(&self, pa: u64) -> u8 {
@@ -140,11 +131,7 @@ impl Sim {
     }
 
     pub fn tables(&self) -> SimTables<'_> {
-        SimTables {
-            sim: self,
-            allocated: 0,
-            freed: 0,
-        }
+        SimTables { sim: self, allocated: 0, freed: 0 }
     }
 
     /// A kernel (TTBR1, 39-bit) page table over this RAM.
@@ -171,11 +158,7 @@ impl PhysMemory for Sim {
         assert!(index < 512);
         self.frame(table.as_u64());
         if self.tracing.get() {
-            self.log.borrow_mut().push(Ev::Write {
-                table: table.as_u64(),
-                idx: index,
-                val,
-            });
+            self.log.borrow_mut().push(Ev::Write { table: table.as_u64(), idx: index, val });
         }
         self.mem.write_entry(table, index, val)
     }
@@ -221,11 +204,7 @@ impl PageSource for Sim {
         self.owners.borrow_mut().insert(pa.as_u64() & !0xfff, word);
     }
     fn page_owner(&self, pa: PhysAddr) -> u64 {
-        self.owners
-            .borrow()
-            .get(&(pa.as_u64() & !0xfff))
-            .copied()
-            .unwrap_or(0)
+        self.owners.borrow().get(&(pa.as_u64() & !0xfff)).copied().unwrap_or(0)
     }
 }
 

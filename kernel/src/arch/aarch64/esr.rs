@@ -159,12 +159,7 @@ impl Abort {
         let exec = is_instruction_abort(class);
         // WnR is bit 6; cache maintenance (CM, bit 8) reports as a write but is not.
         let write = !exec && iss & (1 << 6) != 0 && iss & (1 << 8) == 0;
-        Some(Abort {
-            esr,
-            kind: FaultKind::from_fsc(iss & 0x3f),
-            write,
-            exec,
-        })
+        Some(Abort { esr, kind: FaultKind::from_fsc(iss & 0x3f), write, exec })
     }
     /// `read`, `write` or `exec`.
     pub fn access(&self) -> &'static str {
@@ -184,20 +179,10 @@ pub fn write_mem_abort_info(w: &mut dyn fmt::Write, esr: u64) -> fmt::Result {
     let iss = iss(esr);
     writeln!(w, "Mem abort info:")?;
     writeln!(w, "  ESR = {esr:#010x}")?;
-    writeln!(
-        w,
-        "  EC = {class:#04x}: {}, IL = {} bits",
-        class_str(class),
-        if esr & (1 << 25) != 0 { 32 } else { 16 }
-    )?;
+    writeln!(w, "  EC = {class:#04x}: {}, IL = {} bits", class_str(class), if esr & (1 << 25) != 0 { 32 } else { 16 })?;
     writeln!(w, "  SET = {}, FnV = {}", (iss >> 11) & 3, (iss >> 10) & 1)?;
     writeln!(w, "  EA = {}, S1PTW = {}", (iss >> 9) & 1, (iss >> 7) & 1)?;
-    writeln!(
-        w,
-        "  FSC = {:#04x}: {}",
-        iss & 0x3f,
-        FaultKind::from_fsc(iss & 0x3f)
-    )?;
+    writeln!(w, "  FSC = {:#04x}: {}", iss & 0x3f, FaultKind::from_fsc(iss & 0x3f))?;
     if is_data_abort(class) {
         writeln!(w, "Data abort info:")?;
         writeln!(w, "  ISV = {}, ISS = {:#010x}", (iss >> 24) & 1, iss)?;
@@ -280,10 +265,7 @@ mod tests {
         assert_eq!(class_str(0), "Unknown/Uncategorized");
         assert_eq!(class_str(0x2f), "SError");
         assert_eq!(FaultKind::from_fsc(0x21).to_string(), "alignment fault");
-        assert_eq!(
-            FaultKind::from_fsc(0x0a).to_string(),
-            "level 2 access flag fault"
-        );
+        assert_eq!(FaultKind::from_fsc(0x0a).to_string(), "level 2 access flag fault");
     }
 
     #[test]
@@ -291,26 +273,14 @@ mod tests {
         let mut s = String::new();
         write_mem_abort_info(&mut s, 0x9600_0045).unwrap();
         assert!(s.contains("  ESR = 0x96000045\n"), "{s}");
-        assert!(
-            s.contains("  EC = 0x25: DABT (current EL), IL = 32 bits\n"),
-            "{s}"
-        );
-        assert!(
-            s.contains("  FSC = 0x05: level 1 translation fault\n"),
-            "{s}"
-        );
+        assert!(s.contains("  EC = 0x25: DABT (current EL), IL = 32 bits\n"), "{s}");
+        assert!(s.contains("  FSC = 0x05: level 1 translation fault\n"), "{s}");
         assert!(s.contains("  CM = 0, WnR = 1\n"), "{s}");
     }
 
     #[test]
     fn pstate_like_linux() {
-        assert_eq!(
-            Pstate(0x600003c5).to_string(),
-            "600003c5 (nZCv DAIF -PAN -UAO)"
-        );
-        assert_eq!(
-            Pstate(0x20000005).to_string(),
-            "20000005 (nzCv daif -PAN -UAO)"
-        );
+        assert_eq!(Pstate(0x600003c5).to_string(), "600003c5 (nZCv DAIF -PAN -UAO)");
+        assert_eq!(Pstate(0x20000005).to_string(), "20000005 (nzCv daif -PAN -UAO)");
     }
 }

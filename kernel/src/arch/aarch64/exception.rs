@@ -13,8 +13,7 @@ static OOPS_COUNT: AtomicU32 = AtomicU32::new(0);
 
 /// Hook that adds lines about a fault address (page-table walk, vmalloc area); set by
 /// the memory-management code once it exists.
-static DESCRIBE_ADDRESS: spin::Once<fn(&mut dyn Write, u64) -> core::fmt::Result> =
-    spin::Once::new();
+static DESCRIBE_ADDRESS: spin::Once<fn(&mut dyn Write, u64) -> core::fmt::Result> = spin::Once::new();
 
 /// Installs the fault-address describer (once).
 pub fn set_address_describer(f: fn(&mut dyn Write, u64) -> core::fmt::Result) {
@@ -73,25 +72,14 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
                 let _ = writeln!(w, "FAR: {:#018x}", frame.far);
                 let (s, e) = crate::stacks::slot_of(frame.sp as usize);
                 let _ = writeln!(w, "Task stack:     [{s:#018x}..{e:#018x}]");
-                let _ = writeln!(
-                    w,
-                    "Overflow stack: [{:#018x}..{:#018x}]",
-                    l.emergency_stacks.0, l.emergency_stacks.1
-                );
+                let _ = writeln!(w, "Overflow stack: [{:#018x}..{:#018x}]", l.emergency_stacks.0, l.emergency_stacks.1);
                 let _ = oops::write_registers_and_trace(w, frame, ctx);
                 writeln!(w, "Kernel panic - not syncing: kernel stack overflow")
             }
             ExceptionKind::SError => {
-                let _ = writeln!(
-                    w,
-                    "SError Interrupt on CPU{}, code {:#018x}",
-                    ctx.cpu, frame.esr
-                );
+                let _ = writeln!(w, "SError Interrupt on CPU{}, code {:#018x}", ctx.cpu, frame.esr);
                 let _ = oops::write_registers_and_trace(w, frame, ctx);
-                writeln!(
-                    w,
-                    "Kernel panic - not syncing: Asynchronous SError Interrupt"
-                )
+                writeln!(w, "Kernel panic - not syncing: Asynchronous SError Interrupt")
             }
             ExceptionKind::Irq | ExceptionKind::Fiq => {
                 let _ = writeln!(w, "Unexpected {:?} on CPU{} (kind {kind})", ty, ctx.cpu);
@@ -107,28 +95,18 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
 /// The panic handler's report: message, location, call trace; then halt.
 pub fn panic_report(info: &core::panic::PanicInfo<'_>) -> ! {
     boot::cpu::local_irq_save();
+    let fp = boot::cpu::fp() as u64;
     printk::with_console(|w| {
         let _ = writeln!(w, "Kernel panic - not syncing: {}", info.message());
         if let Some(loc) = info.location() {
             let _ = writeln!(w, "  at {}:{}:{}", loc.file(), loc.line(), loc.column());
         }
         let _ = context_with(|ctx| {
-            let _ = writeln!(
-                w,
-                "CPU: {} PID: 0 Comm: swapper/{} Not tainted {} #1",
-                ctx.cpu,
-                ctx.cpu,
-                oops::VERSION
-            );
+            let _ = writeln!(w, "CPU: {} PID: 0 Comm: swapper/{} Not tainted {} #1", ctx.cpu, ctx.cpu, oops::VERSION);
             let _ = writeln!(w, "Hardware name: {}", ctx.hardware);
-            let pc = panic_report as *const () as u64;
-            oops::write_call_trace(w, pc, boot::cpu::fp() as u64, ctx)
+            oops::write_backtrace(w, fp, ctx)
         });
-        let _ = writeln!(
-            w,
-            "---[ end Kernel panic - not syncing: {} ]---",
-            info.message()
-        );
+        let _ = writeln!(w, "---[ end Kernel panic - not syncing: {} ]---", info.message());
     });
     board::uart::flush();
     boot::cpu::halt();
