@@ -25,8 +25,8 @@ def test(fn):
     return fn
 
 
-def boot(image):
-    q = Qemu(image)
+def boot(image, cmdline="sweep=off"):
+    q = Qemu(image, cmdline=cmdline)
     q.expect("^" + re.escape(PROMPT), BOOT_TIMEOUT)
     return q
 

@@ -49,7 +49,7 @@ pub fn zero_range(va: usize, len: usize) {
     // SAFETY: reading DCZID_EL0 has no side effects.
     unsafe { asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack, preserves_flags)) };
     let block = 4usize << (dczid & 0xf);
-    if dczid & (1 << 4) == 0 && va % block == 0 && len % block == 0 {
+    if dczid & (1 << 4) == 0 && va.is_multiple_of(block) && len.is_multiple_of(block) {
         let mut p = va;
         while p < va + len {
             // SAFETY: the caller owns [va, va+len); dc zva writes zeroes to one block.

@@ -8,6 +8,7 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod cmdline;
 pub mod console;
 pub mod ksyms;
 pub mod oops;
@@ -22,3 +23,5 @@ pub mod mm;
 pub mod platform;
 #[cfg(target_os = "none")]
 pub mod shell;
+#[cfg(target_os = "none")]
+pub mod sweep;

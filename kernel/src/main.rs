@@ -65,7 +65,15 @@ mod kmain {
             Some(t) => pr_info!("ksyms: {} symbols for call traces", t.len()),
             None => pr_warn!("ksyms: no symbol table in the image; call traces show raw addresses"),
         }
+        let ram_size = mailbox::arm_memory().map_or(0, |(b, s)| b as u64 + s as u64);
+        platform::init_cmdline(dtb, ram_size);
+        pr_info!("Kernel command line: {}", platform::cmdline());
         kernel::mm::init(dtb);
+        match kernel::cmdline::option(platform::cmdline(), "sweep").map(kernel::sweep::Phases::parse) {
+            None => kernel::sweep::run(kernel::sweep::Phases::All),
+            Some(Some(p)) => kernel::sweep::run(p),
+            Some(None) => pr_info!("sweep: skipped (sweep=off on the command line; type 'sweep' to run it)"),
+        }
         kernel::shell::run()
     }
 

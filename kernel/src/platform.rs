@@ -111,3 +111,37 @@ pub fn symbols() -> Option<SymbolTable<'static>> {
     let blob = unsafe { core::slice::from_raw_parts(start as *const u8, end - start) };
     SymbolTable::parse(blob).map(|t| t.with_limit(sym!(__text_end) as u64))
 }
+
+/// The kernel command line, copied at boot (at most 256 bytes).
+static CMDLINE: spin::Once<crate::printk::StackString<256>> = spin::Once::new();
+
+/// Finds the command line the loader passed: a device tree at `x0` (Pi firmware), else
+/// an ATAGS list at 0x100 (QEMU with a raw image). Reads through the linear map.
+pub fn init_cmdline(x0: u64, ram_size: u64) {
+    use core::fmt::Write;
+    let linear = |pa: u64, len: u64| -> &'static [u8] {
+        let va = mm::pgtable::layout::phys_to_linear(pa) as *const u8;
+        // SAFETY: [pa, pa+len) lies in RAM (checked by the callers), which the kernel maps
+        // read/write at PAGE_OFFSET for its whole life; the loader's data is not changed.
+        unsafe { core::slice::from_raw_parts(va, len as usize) }
+    };
+    let mut found = None;
+    if x0 != 0 && x0 % 8 == 0 && x0 + 8 <= ram_size {
+        let head = linear(x0, 8);
+        let total = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as u64;
+        if head[..4] == [0xd0, 0x0d, 0xfe, 0xed] && x0 + total <= ram_size {
+            found = crate::cmdline::from_fdt(linear(x0, total));
+        }
+    }
+    if found.is_none() {
+        found = crate::cmdline::from_atags(linear(0x100, 0x1000 - 0x100));
+    }
+    let mut s = crate::printk::StackString::<256>::new();
+    let _ = s.write_str(found.unwrap_or("").get(..255).unwrap_or(found.unwrap_or("")));
+    CMDLINE.call_once(|| s);
+}
+
+/// The kernel command line ("" if none).
+pub fn cmdline() -> &'static str {
+    CMDLINE.get().map_or("", |s| s.as_str())
+}

@@ -219,7 +219,8 @@ fn debug_off_fast_path_has_no_poison() {
         assert_eq!(st.size, 64, "no metadata without debug");
         // SAFETY: live object.
         unsafe { slab.kfree(p, 0) };
-        assert_ne!(byte(p, 1), POISON_FREE);
+        // Bytes 0..8 hold the encoded freelist pointer (any value); past it nothing was poisoned.
+        assert!((8..64).any(|i| byte(p, i) != POISON_FREE));
         assert!(rep.take().is_empty());
     });
 }

@@ -11,8 +11,10 @@ use core::fmt::Write;
 use mm::page_alloc::ZoneType;
 use mm::pgtable::layout::{VMALLOC_END, VMALLOC_START};
 
+/// Formats a report into a buffer reserved up front (so the writer does not allocate
+/// while the report's locks are held), then prints it.
 fn print(f: impl FnOnce(&mut String) -> core::fmt::Result) {
-    let mut s = String::new();
+    let mut s = String::with_capacity(64 * 1024);
     let _ = f(&mut s);
     print_raw(&s);
 }
@@ -30,7 +32,7 @@ pub fn write_meminfo(w: &mut dyn Write) -> core::fmt::Result {
     let available = mi.free_pages.saturating_sub(z.wmarks.high);
     let largest_vm = VMALLOC.lock().vmalloc_areas().largest_free();
     let slab_kb = mm::slab::slabinfo::meminfo_slab_kb(&SLAB) as u64;
-    let row = |w: &mut dyn Write, name: &str, v: u64| writeln!(w, "{:<16}{:>8} kB", format_args!("{name}:"), v);
+    let row = |w: &mut dyn Write, name: &str, v: u64| writeln!(w, "{:<16}{:>8} kB", alloc::format!("{name}:"), v);
     row(w, "MemTotal", mi.total_kb())?;
     row(w, "MemFree", mi.free_kb())?;
     row(w, "MemAvailable", kb(available))?;

@@ -4,6 +4,7 @@
 mod alloc;
 mod crash;
 mod mem;
+mod sweep;
 mod system;
 
 use crate::console::registry::{Command, CommandError};
@@ -11,6 +12,7 @@ use crate::console::registry::{Command, CommandError};
 /// Every console command, in the order `help` lists them.
 pub static COMMANDS: &[Command] = &[
     system::HELP,
+    sweep::SWEEP,
     mem::MEMINFO,
     mem::BUDDYINFO,
     mem::PAGETYPEINFO,

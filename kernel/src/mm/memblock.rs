@@ -52,7 +52,7 @@ pub fn setup(dtb: u64) -> Memblock {
 
 /// The DTB's physical extent if `x0` points at a flattened device tree in RAM.
 fn fdt_extent(x0: u64, ram_end: u64) -> Option<(u64, u64)> {
-    if x0 == 0 || x0 % 8 != 0 || x0 + 8 > ram_end {
+    if x0 == 0 || !x0.is_multiple_of(8) || x0 + 8 > ram_end {
         return None;
     }
     let va = mm::pgtable::layout::phys_to_linear(x0) as *const u32;

@@ -22,6 +22,15 @@ pub fn init() {
     .unwrap_or_else(|e| panic!("ioremap of the peripherals failed: {e}"));
     board::mmio::set_peripheral_base(base.as_usize());
     boot::mmu::disable_ttbr0();
+    // Like Linux's vmalloc_init: build the vmalloc range's lasting state (the vmap-area
+    // tree and the range's upper page table) now, so later use only adds and removes
+    // what each area needs (and the sweep's leak check counts exactly that).
+    match vmalloc(mm::addr::PAGE_SIZE, "vmalloc_init") {
+        Ok(va) => {
+            let _ = vfree(va);
+        }
+        Err(e) => panic!("vmalloc_init: {e}"),
+    }
     pr_info!(
         "ioremap: peripherals {:#x}-{:#x} at {:#x}; TTBR0 disabled",
         board::mmio::PERIPHERAL_PHYS,

@@ -109,6 +109,14 @@ impl Page {
         let i = self.info.load(Relaxed);
         self.info.store((i & !3) | mt as u32, Relaxed)
     }
+    /// The zone the page belongs to (Linux's `page_zonenum`).
+    pub fn page_zone(&self) -> ZoneType {
+        self.zone()
+    }
+    /// The migratetype of the page's pageblock (Linux's `get_pageblock_migratetype`).
+    pub fn pageblock_migratetype(&self) -> MigrateType {
+        self.block_mt()
+    }
     /// Whether the page is the head of a free buddy block.
     pub fn is_buddy(&self) -> bool {
         self.flags() & PG_BUDDY != 0

@@ -34,10 +34,15 @@ impl PageAllocator {
     /// `/proc/buddyinfo` (`frag_show_print`): free blocks per order on the buddy lists.
     pub fn buddyinfo(&self, w: &mut dyn Write) -> fmt::Result {
         for zt in self.populated() {
-            let z = self.zones[zt.index()].lock();
+            // Copy under the lock, write after: the writer may allocate (a String growing
+            // through kmalloc), which can need this very zone lock.
+            let counts: [u64; NR_ORDERS] = {
+                let z = self.zones[zt.index()].lock();
+                core::array::from_fn(|o| z.free_area[o].nr_free)
+            };
             write!(w, "Node 0, zone {:>8} ", zt.name())?;
-            for a in &z.free_area {
-                write!(w, "{:6} ", a.nr_free)?;
+            for n in counts {
+                write!(w, "{n:6} ")?;
             }
             writeln!(w)?;
         }
@@ -57,8 +62,11 @@ impl PageAllocator {
         writeln!(w)?;
         let mut blocks = [[0u64; MIGRATE_TYPES]; 2];
         for zt in self.populated() {
-            let z = self.zones[zt.index()].lock();
-            let lens = z.list_lengths();
+            // Snapshot under the lock, write after it (the writer may allocate).
+            let (lens, counts) = {
+                let z = self.zones[zt.index()].lock();
+                (z.list_lengths(), z.pageblock_counts())
+            };
             for m in MigrateType::ALL {
                 write!(w, "Node {:4}, zone {:>8}, type {:>12} ", 0, zt.name(), m.name())?;
                 for l in &lens {
@@ -69,7 +77,7 @@ impl PageAllocator {
                 }
                 writeln!(w)?;
             }
-            blocks[zt.index()] = z.pageblock_counts();
+            blocks[zt.index()] = counts;
         }
         write!(w, "\n{:<23}", "Number of blocks type ")?;
         for m in MigrateType::ALL {
@@ -115,16 +123,23 @@ impl PageAllocator {
             writeln!(w)?;
         }
         for zt in self.populated() {
-            let z = self.zones[zt.index()].lock();
+            // Snapshot (count, non-empty migratetypes) per order, then write unlocked.
+            let orders: [(u64, [bool; MIGRATE_TYPES]); NR_ORDERS] = {
+                let z = self.zones[zt.index()].lock();
+                core::array::from_fn(|o| {
+                    let a = &z.free_area[o];
+                    (a.nr_free, core::array::from_fn(|m| !a.is_empty(m)))
+                })
+            };
             write!(w, "{}: ", zt.name())?;
             let mut total = 0;
-            for (o, a) in z.free_area.iter().enumerate() {
-                total += a.nr_free << o;
-                write!(w, "{}*{}kB ", a.nr_free, KB_PER_PAGE << o)?;
-                if a.nr_free != 0 {
+            for (o, (nr_free, present)) in orders.iter().enumerate() {
+                total += nr_free << o;
+                write!(w, "{}*{}kB ", nr_free, KB_PER_PAGE << o)?;
+                if *nr_free != 0 {
                     w.write_char('(')?;
                     for m in MigrateType::ALL {
-                        if !a.is_empty(m.index()) {
+                        if present[m.index()] {
                             w.write_char(m.letter())?;
                         }
                     }

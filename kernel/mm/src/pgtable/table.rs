@@ -87,14 +87,23 @@ pub struct PageTable<M, T> {
 
 /// Leaves cleared but not yet invalidated in the TLB: their pages are handed to the caller
 /// only once the invalidation is complete (never free a page the TLB can still reach).
+/// Leaves cleared but not yet invalidated: their frames are handed back only after the
+/// TLB invalidation that covers them has completed.
 struct Pending {
-    items: [(u64, u64, u64); 16],
+    items: [(u64, u64, u64); PENDING_MAX],
     n: usize,
 }
 
+/// Cleared leaves collected before one invalidation (a batch).
+const PENDING_MAX: usize = 64;
+/// A batch of more pages than this is invalidated with one `flush_all` rather than page
+/// by page: on a Cortex-A53 either is cheap, but every broadcast invalidation is a
+/// synchronisation of all cores (and under QEMU an expensive one), so fewer is better.
+const PENDING_FLUSH_ALL_PAGES: u64 = 16;
+
 impl Pending {
     const fn new() -> Self {
-        Self { items: [(0, 0, 0); 16], n: 0 }
+        Self { items: [(0, 0, 0); PENDING_MAX], n: 0 }
     }
 }
 
@@ -181,7 +190,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
 
     /// Invalidates every page of [va, va + size), or everything if that is cheaper.
     fn flush_range(&self, va: u64, size: u64) {
-        if size / PAGE > MAX_TLBI_OPS {
+        if size / PAGE >= MAX_TLBI_OPS {
             self.tlb.flush_all();
         } else {
             let mut a = va;
@@ -501,7 +510,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         }
         self.tlb.sync();
         let pages: u64 = p.items[..p.n].iter().map(|&(_, _, s)| s / PAGE).sum();
-        if pages > MAX_TLBI_OPS {
+        if pages > PENDING_FLUSH_ALL_PAGES {
             self.tlb.flush_all();
         } else {
             for &(va, _, s) in &p.items[..p.n] {

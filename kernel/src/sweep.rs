@@ -1,0 +1,317 @@
+//! The allocation sweep: the kernel-lab experiment of `shared/seeds` run on this
+//! kernel's own allocators, printed like the lab's Linux log, with exact limits.
+//!
+//! 1. `alloc_page` with GFP_KERNEL and GFP_HIGHUSER_MOVABLE: where the page comes from.
+//! 2. `__get_free_pages(GFP_ATOMIC, order)` for growing orders until one fails.
+//! 3. `kmalloc(size, GFP_ATOMIC)` from 4 KiB doubling until one fails.
+//! 4. `vmalloc` in 4 MiB steps until one fails, then the exact limit by bisection.
+//! 5. The machine-readable summary, a leak check, and the comparison with Linux.
+
+use crate::mm::page_alloc::{self, PAGES};
+use crate::mm::slab::{self, SLAB};
+use crate::mm::vmalloc;
+use crate::{pr_info, pr_warn};
+use core::fmt;
+use mm::addr::PAGE_SIZE;
+use mm::gfp::{Gfp, GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
+use mm::page_alloc::MAX_PAGE_ORDER;
+
+/// Which phases to run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Phases {
+    /// Everything.
+    All,
+    /// alloc_page and __get_free_pages.
+    Pages,
+    /// kmalloc.
+    Kmalloc,
+    /// vmalloc.
+    Vmalloc,
+}
+
+impl Phases {
+    /// `all`, `pages`, `kmalloc`, `vmalloc`; `None` for anything else (`off`).
+    pub fn parse(s: &str) -> Option<Phases> {
+        match s {
+            "all" => Some(Phases::All),
+            "pages" => Some(Phases::Pages),
+            "kmalloc" => Some(Phases::Kmalloc),
+            "vmalloc" => Some(Phases::Vmalloc),
+            _ => None,
+        }
+    }
+}
+
+/// A duration printed the way a person reads it: `850 ns`, `2.3 us`, `41 ms`, `1.3 s`.
+struct Took(u64);
+
+impl fmt::Display for Took {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.0;
+        match ns {
+            0..1_000 => write!(f, "{ns} ns"),
+            1_000..10_000 => write!(f, "{}.{} us", ns / 1_000, ns / 100 % 10),
+            10_000..1_000_000 => write!(f, "{} us", ns / 1_000),
+            1_000_000..10_000_000 => write!(f, "{}.{} ms", ns / 1_000_000, ns / 100_000 % 10),
+            10_000_000..1_000_000_000 => write!(f, "{} ms", ns / 1_000_000),
+            _ => write!(f, "{}.{} s", ns / 1_000_000_000, ns / 100_000_000 % 10),
+        }
+    }
+}
+
+fn timed<R>(f: impl FnOnce() -> R) -> (R, Took) {
+    let t0 = board::timer::ticks();
+    let r = f();
+    (r, Took(board::timer::ticks_to_ns(board::timer::ticks() - t0)))
+}
+
+/// Free pages with every cache given back: per-CPU page lists drained and empty slabs
+/// returned, so that the count does not depend on what happens to be cached.
+fn settled_free_pages() -> u64 {
+    SLAB.drain_all();
+    SLAB.shrink_all();
+    PAGES.drain_all();
+    PAGES.nr_free_pages()
+}
+
+fn buddyinfo_line() {
+    let mut s = alloc::string::String::new();
+    let _ = PAGES.buddyinfo(&mut s);
+    for line in s.lines() {
+        pr_info!("buddyinfo: {}", line);
+    }
+}
+
+/// Runs the sweep and prints it.
+pub fn run(phases: Phases) {
+    let before = settled_free_pages();
+    let all = phases == Phases::All;
+    let mut max_order = None;
+    let mut kmalloc_max = None;
+    let mut vmalloc_max = None;
+    if all || phases == Phases::Pages {
+        alloc_page_demo();
+        max_order = get_free_pages_sweep();
+    }
+    if all || phases == Phases::Kmalloc {
+        kmalloc_max = kmalloc_sweep();
+    }
+    if all || phases == Phases::Vmalloc {
+        vmalloc_max = vmalloc_sweep();
+    }
+    let after = settled_free_pages();
+    if let Some(order) = max_order {
+        pr_info!(
+            "sweep: __get_free_pages max order={} ({} pages, {} bytes)",
+            order,
+            1u64 << order,
+            (PAGE_SIZE as u64) << order
+        );
+    }
+    if let Some(size) = kmalloc_max {
+        pr_info!("sweep: kmalloc max size={} bytes", size);
+    }
+    if let Some((bytes, free)) = vmalloc_max {
+        let permille = bytes as u128 * 1000 / free.max(1) as u128;
+        pr_info!(
+            "sweep: vmalloc max size={} bytes ({} pages), {}.{}% of {} free bytes",
+            bytes,
+            bytes / PAGE_SIZE as u64,
+            permille / 10,
+            permille % 10,
+            free
+        );
+    }
+    pr_info!(
+        "sweep: leak check: free pages before={} after={} {}",
+        before,
+        after,
+        if before == after { "OK" } else { "LEAK" }
+    );
+    if all {
+        compare_with_linux(max_order, kmalloc_max, vmalloc_max);
+    }
+}
+
+fn alloc_page_demo() {
+    pr_info!("Allocating one page with alloc_page()");
+    for (name, gfp) in [("GFP_KERNEL", GFP_KERNEL), ("GFP_HIGHUSER_MOVABLE", GFP_HIGHUSER_MOVABLE)] {
+        let Some(page) = page_alloc::alloc_page(gfp) else {
+            pr_warn!("alloc_page({}) failed", name);
+            continue;
+        };
+        let va = page_alloc::page_address(page);
+        let pa = page_alloc::page_to_phys(page);
+        pr_info!(
+            " alloc_page({}): struct page {:#x}, pfn {:#x}, phys {:#x}, virt {:#x}, zone {}, migratetype {}",
+            name,
+            page as *const _ as usize,
+            pa.as_u64() >> 12,
+            pa.as_u64(),
+            va.as_u64(),
+            page.page_zone().name(),
+            page.pageblock_migratetype().name()
+        );
+        // SAFETY: the page was just allocated for us and is mapped RW in the linear map.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(va.as_mut_ptr::<u8>(), PAGE_SIZE) };
+        bytes.fill(0x55);
+        let good = bytes.iter().filter(|&&b| b == 0x55).count();
+        pr_info!(
+            " ... filled with 0x55, verified {} of {} bytes {}",
+            good,
+            PAGE_SIZE,
+            if good == PAGE_SIZE { "OK" } else { "MISMATCH" }
+        );
+        let _ = page_alloc::__free_pages(page, 0);
+    }
+    pr_info!(
+        " GFP_KERNEL vs GFP_HIGHUSER_MOVABLE: on arm64 both come from ZONE_NORMAL and have a linear-map address (there is no highmem). \
+         GFP_KERNEL ({}) takes MIGRATE_UNMOVABLE free lists for kernel data that never moves; GFP_HIGHUSER_MOVABLE ({}) takes \
+         MIGRATE_MOVABLE lists for user pages that could be migrated, so the two kinds do not fragment each other, and adds \
+         __GFP_HARDWALL (cpuset limits). Both may sleep to reclaim; neither may dip below the min watermark.",
+        GFP_KERNEL,
+        GFP_HIGHUSER_MOVABLE
+    );
+}
+
+fn line(order: Option<u32>, pages: u64, bytes: u64, what: &str, ok: bool, took: &Took) {
+    match order {
+        Some(o) => pr_info!(
+            " order={:2}, pages={:6}, size={:10} ... {} {} ({})",
+            o,
+            pages,
+            bytes,
+            what,
+            if ok { "OK" } else { "failed" },
+            took
+        ),
+        None => pr_info!(
+            " pages={:6}, size={:5} MB ... {} {} ({})",
+            pages,
+            bytes >> 20,
+            what,
+            if ok { "OK" } else { "failed" },
+            took
+        ),
+    }
+}
+
+fn get_free_pages_sweep() -> Option<u32> {
+    pr_info!("Allocating memory with __get_free_pages(GFP_ATOMIC, order), MAX_PAGE_ORDER {}", MAX_PAGE_ORDER);
+    let mut best = None;
+    // One order past the maximum shows where and why the allocator stops.
+    for order in 0..=MAX_PAGE_ORDER + 1 {
+        let pages = 1u64 << order;
+        let (r, took) = timed(|| page_alloc::__get_free_pages(GFP_ATOMIC, order));
+        line(Some(order), pages, pages * PAGE_SIZE as u64, "__get_free_pages", r.is_some(), &took);
+        match r {
+            Some(va) => {
+                let _ = page_alloc::free_pages(va, order);
+                best = Some(order);
+            }
+            None => {
+                buddyinfo_line();
+                if order > MAX_PAGE_ORDER {
+                    pr_info!(
+                        " ... order {} is above MAX_PAGE_ORDER {}: no free list that large exists",
+                        order,
+                        MAX_PAGE_ORDER
+                    );
+                }
+                break;
+            }
+        }
+    }
+    best
+}
+
+fn kmalloc_sweep() -> Option<usize> {
+    pr_info!("Allocating memory with kmalloc(size, GFP_ATOMIC)");
+    let mut best = None;
+    let mut order = 0u32;
+    loop {
+        let size = PAGE_SIZE << order;
+        let (r, took) = timed(|| slab::kmalloc(size, GFP_ATOMIC));
+        line(Some(order), 1 << order, size as u64, "kmalloc", r.is_some(), &took);
+        match r {
+            Some(p) => {
+                // SAFETY: just allocated by kmalloc, freed once.
+                unsafe { slab::kfree(p.as_ptr()) };
+                best = Some(size);
+            }
+            None => {
+                buddyinfo_line();
+                if order > MAX_PAGE_ORDER {
+                    pr_info!(
+                        " ... {} bytes needs an order-{} block, above MAX_PAGE_ORDER {}: kmalloc's limit is the buddy's",
+                        size,
+                        order,
+                        MAX_PAGE_ORDER
+                    );
+                }
+                return best;
+            }
+        }
+        order += 1;
+    }
+}
+
+const VMALLOC_STEP: usize = 4 << 20;
+
+fn try_vmalloc(bytes: usize, gfp: Gfp) -> bool {
+    match vmalloc::__vmalloc(bytes, gfp, "sweep_vmalloc") {
+        Ok(va) => {
+            let _ = vmalloc::vfree(va);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Returns (largest size that succeeded, free bytes when the phase began).
+fn vmalloc_sweep() -> Option<(u64, u64)> {
+    let free = settled_free_pages() * PAGE_SIZE as u64;
+    pr_info!("Allocating memory with vmalloc in 4 MB steps, each freed before the next ({} MB free)", free >> 20);
+    let mut size = VMALLOC_STEP;
+    let mut last_ok = 0usize;
+    loop {
+        let (ok, took) = timed(|| try_vmalloc(size, GFP_KERNEL));
+        line(None, (size / PAGE_SIZE) as u64, size as u64, "vmalloc", ok, &took);
+        if !ok {
+            break;
+        }
+        last_ok = size;
+        size += VMALLOC_STEP;
+    }
+    // Bisection, to the page, between the last success and the first failure.
+    let (mut lo, mut hi) = (last_ok / PAGE_SIZE, size / PAGE_SIZE);
+    let quiet = GFP_KERNEL | Gfp::GFP_NOWARN;
+    let (_, took) = timed(|| {
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if try_vmalloc(mid * PAGE_SIZE, quiet) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+    });
+    pr_info!(" bisection: largest vmalloc is {} pages ({} bytes); {} pages fail ({})", lo, lo * PAGE_SIZE, hi, took);
+    (lo > 0).then_some(((lo * PAGE_SIZE) as u64, free))
+}
+
+fn compare_with_linux(order: Option<u32>, kmalloc: Option<usize>, vmalloc: Option<(u64, u64)>) {
+    pr_info!("sweep: Linux 5.10 on a Pi 3B+ (shared/seeds): __get_free_pages max order 10 (4 MiB, MAX_ORDER 11), kmalloc max 4 MiB, vmalloc ~826 MB of ~900 MB, then the OOM killer");
+    if let (Some(o), Some(k), Some((v, f))) = (order, kmalloc, vmalloc) {
+        pr_info!(
+            "sweep: this kernel: order {} ({} MiB, {}x Linux), kmalloc {} MiB ({}x), vmalloc {} MB of {} MB free and a clean failure; still running",
+            o,
+            (PAGE_SIZE << o) >> 20,
+            (1u64 << o) / 1024,
+            k >> 20,
+            k / (4 << 20),
+            v >> 20,
+            f >> 20
+        );
+    }
+}
