@@ -143,6 +143,245 @@ def panic_report(image):
         q.expect(r"---\[ end Kernel panic - not syncing: crash: deliberate panic \]---", 10)
 
 
+# ---------------------------------------------------------------- address space (issue 3)
+@test
+def memory_layout_and_mmu(image):
+    with boot(image) as q:
+        out = q.out
+        for pat in [r"paging_init: kernel page tables at 0x[0-9a-f]+, \d+ table pages; W\^X image, guard page at 0xffffffc0",
+                    r"Virtual kernel memory layout:",
+                    r"    linear  : 0xffffff8000000000 - 0xffffff803c000000   \(   960 MB\)",
+                    r"    vmalloc : 0xffffffa000000000 - 0xffffffb000000000   \(    64 GB\)",
+                    r"    ioremap : 0xffffffb000000000 - 0xffffffb040000000",
+                    r"    \.text   : 0xffffffc000080000 - ",
+                    r"ioremap: peripherals 0x3f000000-0x3fffffff at 0xffffffb0[0-9a-f]+; TTBR0 disabled"]:
+            check(re.search(pat, out, re.M), f"boot log lacks {pat!r}", out)
+
+
+def oops(image, kind, patterns, timeout=30):
+    with crash(image, kind) as q:
+        q.expect(r"lkdtm: Performing direct entry " + kind.upper().replace("-", "_"), timeout)
+        for pat in patterns:
+            q.expect(pat, timeout)
+        q.expect(r"Call trace:", timeout)
+        q.expect(r"Kernel panic - not syncing", timeout)
+
+
+@test
+def crash_null_report(image):
+    oops(image, "null", [r"Unable to handle kernel NULL pointer dereference at virtual address 0000000000000000",
+                         r"EC = 0x25: DABT \(current EL\)", r"level 0 translation fault",
+                         r"Internal error: Oops: 0000000096000004 \[#1\] SMP",
+                         r"pc : kernel::commands::crash::crash_null\+0x"])
+
+
+@test
+def crash_write_rodata_report(image):
+    oops(image, "write-rodata", [r"Unable to handle kernel write to read-only memory at virtual address ffffffc0",
+                                 r"FSC = 0x0f: level 3 permission fault", r"WnR = 1",
+                                 r"pc : kernel::commands::crash::crash_write_rodata\+0x"])
+
+
+@test
+def crash_exec_data_report(image):
+    oops(image, "exec-data", [r"Unable to handle kernel execute from non-executable memory at virtual address ffffffc0",
+                              r"EC = 0x21: IABT \(current EL\)", r"level 3 permission fault",
+                              r"lr : kernel::commands::crash::crash_exec_data\+0x"])
+
+
+@test
+def crash_stack_overflow_report(image):
+    oops(image, "stack-overflow", [r"Insufficient stack space to handle exception!",
+                                   r"Task stack:     \[0x[0-9a-f]+\.\.0x[0-9a-f]+\]",
+                                   r"Overflow stack: \[0x[0-9a-f]+\.\.0x[0-9a-f]+\]",
+                                   r"kernel::commands::crash::recurse\+0x"])
+
+
+@test
+def crash_vmalloc_guard_report(image):
+    oops(image, "vmalloc-guard", [r"Unable to handle kernel paging request at virtual address ffffffa0",
+                                  r"level 3 translation fault",
+                                  r"is in the guard page after vmalloc area \[0xffffffa0[0-9a-f]+-0xffffffa0[0-9a-f]+\] allocated by crash_vmalloc_guard"])
+
+
+@test
+def crash_vmalloc_after_free_report(image):
+    oops(image, "vmalloc-after-free", [r"Unable to handle kernel paging request at virtual address ffffffa0",
+                                       r"access to freed vmalloc area \[0xffffffa0[0-9a-f]+-0xffffffa0[0-9a-f]+\] allocated by crash_vmalloc_after_free"])
+
+
+# ---------------------------------------------------------------- slab debug (issue 5)
+@test
+def crash_double_free_and_use_after_free_survive(image):
+    with boot(image) as q:
+        out = q.command("crash double-free")
+        check("BUG kmalloc-64 (Not tainted): Object already free" in out, "no double-free report", out)
+        check("INFO: Object 0x" in out and "Call trace:" in out and "crash_double_free" in out, "report incomplete", out)
+        check("refused it and carries on" in out, "kernel did not carry on", out)
+        out = q.command("crash use-after-free")
+        check("BUG kmalloc-64 (Not tainted): Poison overwritten" in out, "no poison report", out)
+        check(re.search(r"First byte 0x42 instead of 0x6b", out), "poison detail missing", out)
+        out = q.command("slabinfo")
+        check("kmalloc-64" in out, "slabinfo broken after the reports", out)
+
+
+# ---------------------------------------------------------------- buddy allocator (issue 4)
+def buddy_counts(out):
+    m = re.search(r"^Node 0, zone   Normal ((?:\s*\d+){17})\s*$", out, re.M)
+    check(m, "buddyinfo line not in /proc/buddyinfo format with 17 orders", out)
+    return [int(x) for x in m.group(1).split()]
+
+
+@test
+def buddyinfo_meminfo_pagetypeinfo(image):
+    with boot(image) as q:
+        counts = buddy_counts(q.command("buddyinfo"))
+        check(counts[16] >= 1, "no free block at the top order (256 MiB)", str(counts))
+        mi = q.command("meminfo")
+        vals = dict((k, int(v)) for k, v in re.findall(r"^(\w+):\s+(\d+) kB$", mi, re.M))
+        for k in ["MemTotal", "MemFree", "MemAvailable", "Slab", "PageTables", "VmallocTotal", "VmallocUsed"]:
+            check(k in vals, f"meminfo lacks {k}", mi)
+        check(900_000 < vals["MemTotal"] <= 983_040, "MemTotal not ~960 MiB", mi)
+        check(vals["MemFree"] <= vals["MemTotal"] and vals["MemAvailable"] <= vals["MemFree"], "meminfo inconsistent", mi)
+        # Linux's layout: the label padded to 16 columns, the value to 8, then " kB".
+        check(all(len(l) == 27 for l in mi.splitlines() if l), "meminfo not in Linux's column layout", mi)
+        pt = q.command("pagetypeinfo")
+        for pat in [r"^Page block order: 9$", r"^Pages per block:  512$",
+                    r"^Free pages count per migrate type at order", r"type\s+Unmovable", r"type\s+Movable",
+                    r"^Number of blocks type\s+Unmovable\s+Movable\s+Reclaimable\s+HighAtomic"]:
+            check(re.search(pat, pt, re.M), f"pagetypeinfo lacks {pat!r}", pt)
+        # A 256 MiB allocation takes the top-order block; freeing it gives it back.
+        out = q.command("alloc pages 16 GFP_KERNEL")
+        check(re.search(r"#1: pages order 16 \(256 MiB\) at 0xffffff80[0-9a-f]+", out), "order-16 alloc failed", out)
+        after = buddy_counts(q.command("buddyinfo"))
+        check(after[16] == counts[16] - 1, f"top order did not drop: {counts} -> {after}")
+        q.command("free 1")
+        check(buddy_counts(q.command("buddyinfo")) == counts, "buddyinfo not restored after free")
+
+
+@test
+def bad_page_free_refused_system_healthy(image):
+    with boot(image) as q:
+        out = q.command("crash bad-page-free")
+        for pat in [r"WARNING: free_pages: free of pfn 0x[0-9a-f]+ with order 0, allocated with order 1 \(called from kernel/src/commands/crash.rs:\d+\); refused",
+                    r"WARNING: free_pages: 0x[0-9a-f]+ is not page aligned",
+                    r"WARNING: free_pages: double free of pfn 0x[0-9a-f]+ order 1",
+                    r"WARNING: free_pages: free of reserved pfn 0x0",
+                    r"free pages before (\d+), after \1: allocator intact"]:
+            check(re.search(pat, out), f"missing {pat!r}", out)
+        out = q.command("alloc pages 3")
+        check("#1: pages order 3" in out, "allocator unusable after bad frees", out)
+        check("freed #1" in q.command("free 1"), "free after bad frees")
+
+
+@test
+def fault_injection_fails_nth_allocation(image):
+    with boot(image) as q:
+        out = q.command("fail_page_alloc 1")
+        check("fail_page_alloc: attempts" in out, "knob not shown", out)
+        out = q.command("alloc pages 2 GFP_ATOMIC")
+        check(re.search(r"page allocation failure: order:2, mode:0xa20\(GFP_ATOMIC\)", out), "no failure report", out)
+        check("Mem-Info:" in out and re.search(r"Normal: .* = \d+kB", out), "no Mem-Info block", out)
+        check("alloc: __get_free_pages(order 2) failed" in out, "failure not told", out)
+        out = q.command("alloc pages 2 GFP_ATOMIC")
+        check("#1: pages order 2" in out, "next allocation should succeed", out)
+        out = q.command("fail_page_alloc off")
+        check(re.search(r"injected 1", out), "injection count wrong", out)
+
+
+# ---------------------------------------------------------------- reports of slab and vmalloc
+@test
+def slabinfo_format(image):
+    with boot(image) as q:
+        out = q.command("slabinfo")
+        check(out.startswith("slabinfo - version: 2.1\n# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>"),
+              "slabinfo header", out)
+        for name in ["kmalloc-8", "kmalloc-16", "kmalloc-32", "kmalloc-64", "kmalloc-96", "kmalloc-128", "kmalloc-192",
+                     "kmalloc-256", "kmalloc-512", "kmalloc-1k", "kmalloc-2k", "kmalloc-4k", "kmalloc-8k"]:
+            check(re.search(rf"^{name}\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+ : tunables\s+\d+\s+\d+\s+\d+ : slabdata\s+\d+\s+\d+\s+\d+$", out, re.M),
+                  f"slabinfo lacks a {name} row", out)
+
+
+@test
+def vmallocinfo_and_allocations(image):
+    with boot(image) as q:
+        out = q.command("vmallocinfo")
+        check(re.search(r"^0xffffffb0[0-9a-f]{8}-0xffffffb0[0-9a-f]{8} 16781312 bcm2835_peripherals phys=0x000000003f000000 ioremap$", out, re.M),
+              "peripheral ioremap line missing", out)
+        out = q.command("alloc vmalloc 1M")
+        check(re.search(r"#1: vmalloc 1 MiB at 0xffffffa0[0-9a-f]+, first page 0x[0-9a-f]+", out), "vmalloc handle", out)
+        out = q.command("alloc kmalloc 100")
+        check(re.search(r"#2: kmalloc 100 bytes \(ksize 128\)", out), "kmalloc handle with ksize", out)
+        out = q.command("vmallocinfo")
+        check(re.search(r"^0xffffffa0[0-9a-f]{8}-0xffffffa0[0-9a-f]{8} 1052672 console_alloc pages=256 vmalloc$", out, re.M),
+              "vmalloc area not listed", out)
+        mi = q.command("meminfo")
+        check(re.search(r"^VmallocUsed:\s+1024 kB$", mi, re.M), "VmallocUsed", mi)
+        out = q.command("allocs")
+        check("#1: vmalloc 1 MiB" in out and "#2: kmalloc" in out, "allocs list", out)
+        out = q.command("free all")
+        check("freed #1" in out and "freed #2" in out, "free all", out)
+        check("console_alloc" not in q.command("vmallocinfo"), "area still listed after free")
+        check("no allocations held" in q.command("allocs"), "allocs not empty")
+
+
+@test
+def console_refuses_bad_arguments(image):
+    with boot(image) as q:
+        cases = {
+            "alloc": "usage: alloc pages ORDER [GFP] | kmalloc SIZE [GFP] | vmalloc SIZE",
+            "alloc pages 17": "alloc: ORDER must be 0..=16",
+            "alloc pages x": "alloc: ORDER: not a number",
+            "alloc pages 1 GFP_NONSENSE": "alloc: unknown GFP flags 'GFP_NONSENSE'",
+            "alloc kmalloc 4Q": "alloc: SIZE: unknown size suffix",
+            "alloc vmalloc 0": "alloc: SIZE must be at least 1 byte",
+            "alloc vmalloc 99999999999999999999": "alloc: SIZE: number too large",
+            "free": "usage: free HANDLE|all",
+            "free 42": "free: no allocation #42",
+            "fail_page_alloc 0": "fail_page_alloc: NTH counts from 1",
+            "sweep bogus": "sweep: unknown phase 'bogus'",
+            "meminfo now": "usage: meminfo",
+            "buddyinfo x": "usage: buddyinfo",
+        }
+        for cmd, want in cases.items():
+            out = q.command(cmd)
+            check(want in out, f"{cmd!r} should answer {want!r}", out)
+        out = q.command("alloc vmalloc 2G")
+        check("vmalloc: allocation failure, allocated" in out and "mode:0xcc0(GFP_KERNEL)" in out and "Mem-Info:" in out,
+              "2G vmalloc should fail with the vmalloc report", out)
+        check("alloc: vmalloc(2147483648) failed" in out, "failure not told", out)
+        check("#1" in q.command("alloc kmalloc 64K"), "kernel not healthy after a failed vmalloc")
+
+
+# ---------------------------------------------------------------- the sweep (issue 7)
+@test
+def boot_sweep(image):
+    with boot(image, cmdline="") as q:
+        out = q.out
+        check(re.search(r"alloc_page\(GFP_KERNEL\): struct page 0x[0-9a-f]+, pfn 0x[0-9a-f]+, phys 0x[0-9a-f]+, virt 0xffffff80[0-9a-f]+, zone Normal, migratetype Unmovable", out), "alloc_page GFP_KERNEL line", out)
+        check(re.search(r"alloc_page\(GFP_HIGHUSER_MOVABLE\): .* migratetype Movable", out), "alloc_page movable line", out)
+        check(out.count("filled with 0x55, verified 4096 of 4096 bytes OK") == 2, "0x55 fill not verified twice", out)
+        for o in range(17):
+            check(re.search(rf"^\[[ \d.]+\]  order={o:2}, pages={1 << o:6}, size={4096 << o:10} \.\.\. __get_free_pages OK \(\d", out, re.M), f"order {o} line", out)
+            check(re.search(rf"^\[[ \d.]+\]  order={o:2}, pages={1 << o:6}, size={4096 << o:10} \.\.\. kmalloc OK \(", out, re.M), f"kmalloc order {o} line", out)
+        check(re.search(r"order=17, pages=131072, size= 536870912 \.\.\. __get_free_pages failed", out), "order 17 should fail", out)
+        check(re.search(r"WARNING: CPU: 0 PID: 0 at mm/page_alloc.c: __alloc_pages: order:17 > MAX_PAGE_ORDER 16, mode:0xa20\(GFP_ATOMIC\)", out), "failure warning for order 17", out)
+        check(re.search(r"buddyinfo: Node 0, zone   Normal", out), "buddyinfo line after failure", out)
+        check(re.search(r"^\[[ \d.]+\]  pages=  1024, size=    4 MB \.\.\. vmalloc OK \(", out, re.M), "vmalloc 4 MB step", out)
+        check(re.search(r"vmalloc: allocation failure, allocated \d+ of \d+ bytes, mode:0xcc0\(GFP_KERNEL\)", out), "vmalloc failure report", out)
+        check(re.search(r"^\[[ \d.]+\] sweep: __get_free_pages max order=16 \(65536 pages, 268435456 bytes\)$", out, re.M), "summary order", out)
+        check(re.search(r"^\[[ \d.]+\] sweep: kmalloc max size=268435456 bytes$", out, re.M), "summary kmalloc", out)
+        m = re.search(r"^\[[ \d.]+\] sweep: vmalloc max size=(\d+) bytes \((\d+) pages\), (\d+)\.(\d)% of (\d+) free bytes$", out, re.M)
+        check(m, "summary vmalloc", out)
+        size, pages, free = int(m.group(1)), int(m.group(2)), int(m.group(5))
+        check(size == pages * 4096 and size >= 0.99 * free, f"vmalloc {size} is under 99% of {free}", out)
+        check(re.search(r"^\[[ \d.]+\] sweep: leak check: free pages before=(\d+) after=\1 OK$", out, re.M), "leak check", out)
+        check("sweep: Linux 5.10 on a Pi 3B+" in out and "sweep: this kernel: order 16" in out, "comparison with Linux", out)
+        # The console still works after the sweep, and the sweep runs again from it.
+        out = q.command("sweep pages", 120)
+        check(re.search(r"sweep: leak check: free pages before=(\d+) after=\1 OK", out), "sweep pages from the console", out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")

@@ -90,14 +90,29 @@ pub fn init(mb: &mut Memblock) {
     );
 }
 
-/// Prints Linux's allocation-failure report: warning, CPU and call trace, Mem-Info.
+/// Prints Linux's allocation-failure report: for an order above MAX_PAGE_ORDER the
+/// `WARN_ON` of `__alloc_pages` (as in the lab's log for order 11), otherwise
+/// `warn_alloc`'s `page allocation failure` line; then CPU, call trace and Mem-Info.
 pub fn report_failure(f: &AllocFailure) {
     if !f.should_warn() {
         return;
     }
     let fp = boot::cpu::fp() as u64;
     printk::with_console(|w| {
-        let _ = report::warn_alloc(w, "swapper/0", f);
+        let too_large = matches!(f, AllocFailure::OrderTooLarge { .. });
+        if let AllocFailure::OrderTooLarge { order, gfp } = f {
+            let _ = writeln!(w, "------------[ cut here ]------------");
+            let _ = writeln!(
+                w,
+                "WARNING: CPU: {} PID: 0 at mm/page_alloc.c: __alloc_pages: order:{} > MAX_PAGE_ORDER {}, mode:{}",
+                boot::cpu::cpu_id(),
+                order,
+                MAX_PAGE_ORDER,
+                gfp
+            );
+        } else {
+            let _ = report::warn_alloc(w, "swapper/0", f);
+        }
         let _ = crate::arch::aarch64::exception::context_with(|ctx| {
             let _ = writeln!(
                 w,
@@ -109,7 +124,11 @@ pub fn report_failure(f: &AllocFailure) {
             let _ = writeln!(w, "Hardware name: {}", ctx.hardware);
             crate::oops::write_backtrace(w, fp, ctx)
         });
-        let _ = PAGES.show_free_areas(w);
+        if too_large {
+            let _ = writeln!(w, "---[ end trace 0000000000000000 ]---");
+        } else {
+            let _ = PAGES.show_free_areas(w);
+        }
     });
 }
 
