@@ -382,6 +382,27 @@ def boot_sweep(image):
         check(re.search(r"sweep: leak check: free pages before=(\d+) after=\1 OK", out), "sweep pages from the console", out)
 
 
+# ---------------------------------------------------------------- SMP (issue 8)
+@test
+def four_cpus_and_stress(image):
+    with boot(image) as q:
+        for cpu in (1, 2, 3):
+            check(re.search(rf"CPU{cpu}: Booted secondary processor 0x000000000{cpu} \[0x410fd034\]", q.out), f"CPU{cpu} not booted", q.out)
+        check("smp: Brought up 1 node, 4 CPUs" in q.out, "not 4 CPUs", q.out)
+        out = q.command("stress 3000", 240)
+        check("stress: 4 CPUs online, 3000 operations per CPU" in out, "stress header", out)
+        remote = 0
+        for cpu in range(4):
+            m = re.search(rf"^stress: cpu{cpu} ops=3000 allocs=(\d+) frees=(\d+) remote_frees=(\d+) failed_allocs=\d+$", out, re.M)
+            check(m, f"no line for cpu{cpu}", out)
+            check(int(m.group(1)) > 0, f"cpu{cpu} allocated nothing", out)
+            remote += int(m.group(3))
+        check(remote > 0, "no remote frees", out)
+        check(re.search(r"^stress: throughput 1 CPU \d+ ops/s, 4 CPUs \d+ ops/s", out, re.M), "throughput line", out)
+        check(re.search(r"^stress: OK$", out, re.M), "stress did not say OK", out)
+        out = q.command("stress 0")
+        check("stress: OPS must be 1..=1000000" in out, "bad OPS accepted", out)
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")

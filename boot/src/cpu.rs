@@ -79,3 +79,14 @@ pub fn fp() -> usize {
     unsafe { asm!("mov {}, x29", out(reg) fp, options(nomem, nostack, preserves_flags)) };
     fp
 }
+
+/// Turns on the generic timer's event stream on this core: an event every 2^10 counter
+/// ticks (about 53 us at 19.2 MHz), so a `wfe` used in a wait with a timeout always wakes
+/// up to check again, as Linux's arch timer does.
+pub fn enable_event_stream() {
+    // CNTKCTL_EL1: EVNTEN (bit 2), EVNTI = 9 (bits 7:4: trigger on counter bit 9),
+    // keeping EL0 access bits clear.
+    let v: u64 = (1 << 2) | (9 << 4);
+    // SAFETY: only this core's event-stream configuration changes.
+    unsafe { asm!("msr cntkctl_el1, {}", "isb", in(reg) v, options(nostack, preserves_flags)) };
+}

@@ -32,33 +32,25 @@
 // SCTLR_EL1 with M (MMU), C (data cache), SA, SA0, I (instruction cache).
 .equ SCTLR_EL1_MMU_ON,  0x30d0181d
 
-.section .text.boot, "ax"
-.global _start
-_start:
-    mov     x19, x0                     // DTB pointer (or 0x100 ATAGS) from the loader
-    mrs     x1, mpidr_el1
-    and     x1, x1, #0xff
-    cbz     x1, 1f
-0:  wfe                                 // not core 0: park
-    b       0b
-
-1:  mrs     x20, CurrentEL
-    lsr     x20, x20, #2                // entry exception level, reported in the banner
-    cmp     x20, #3
-    b.ne    2f
+// Drops from EL3 or EL2 to EL1h with DAIF masked, whatever the entry level; leaves the
+// entry level in \el_reg. Uses x2.
+.macro DROP_TO_EL1 el_reg
+    mrs     \el_reg, CurrentEL
+    lsr     \el_reg, \el_reg, #2
+    cmp     \el_reg, #3
+    b.ne    81f
     // EL3 -> EL2 (non-secure, AArch64 below, HVC enabled, SMC disabled).
     mov     x2, #0x5b1
     msr     scr_el3, x2
     mov     x2, #0x3c9                  // EL2h, DAIF masked
     msr     spsr_el3, x2
-    adr     x2, 2f
+    adr     x2, 81f
     msr     elr_el3, x2
     eret
-
-2:  mrs     x2, CurrentEL
+81: mrs     x2, CurrentEL
     lsr     x2, x2, #2
     cmp     x2, #2
-    b.ne    3f
+    b.ne    82f
     // EL2 -> EL1: EL1 is AArch64, EL1 may use the physical counter and timer.
     mov     x2, #(1 << 31)
     msr     hcr_el2, x2
@@ -69,12 +61,50 @@ _start:
     msr     sctlr_el1, x2
     mov     x2, #0x3c5                  // EL1h, DAIF masked
     msr     spsr_el2, x2
-    adr     x2, 3f
+    adr     x2, 82f
     msr     elr_el2, x2
     eret
+82: msr     daifset, #0xf
+.endm
 
-3:  // EL1h from here on. Vectors at their physical address until the MMU is on.
-    msr     daifset, #0xf
+// Programs MAIR, TCR (IPS from the CPU), TTBR0 = the early identity map and TTBR1 =
+// \ttbr1, invalidates the TLB and instruction cache, and turns the MMU and caches on.
+// Real hardware: isb after the system-register writes, TLB and I-cache invalidated
+// before the MMU goes on. Uses x1, x2.
+.macro MMU_ON ttbr1
+    ldr     x1, =MAIR_VALUE
+    msr     mair_el1, x1
+    ldr     x1, =TCR_VALUE
+    mrs     x2, id_aa64mmfr0_el1
+    and     x2, x2, #0x7                // PARange -> TCR.IPS
+    orr     x1, x1, x2, lsl #32
+    msr     tcr_el1, x1
+    adrp    x1, early_l1_ttbr0
+    msr     ttbr0_el1, x1
+    msr     ttbr1_el1, \ttbr1
+    isb
+    tlbi    vmalle1
+    ic      iallu
+    dsb     nsh
+    isb
+    ldr     x1, =SCTLR_EL1_MMU_ON
+    msr     sctlr_el1, x1
+    isb
+.endm
+
+.section .text.boot, "ax"
+.global _start
+_start:
+    mov     x19, x0                     // DTB pointer (or 0x100 ATAGS) from the loader
+    mrs     x1, mpidr_el1
+    and     x1, x1, #0xff
+    cbz     x1, 1f
+0:  wfe                                 // not core 0: park
+    b       0b
+
+1:  DROP_TO_EL1 x20                     // x20: entry exception level, for the banner
+
+    // Vectors at their physical address until the MMU is on.
     adr     x1, __exception_vectors
     msr     vbar_el1, x1
     isb                                 // real hardware: system register writes need isb
@@ -94,7 +124,8 @@ _start:
     // identity map (TTBR0 L1[0]), the linear map at PAGE_OFFSET (TTBR1 L1[0]) and the
     // kernel image at KIMAGE_VADDR (TTBR1 L1[256]). TTBR0 L1[1] maps the local
     // peripherals at 0x40000000 as Device. The kernel replaces all this with its real
-    // tables early in boot and then stops TTBR0 walks.
+    // tables early in boot and then stops TTBR0 walks; the secondaries use the identity
+    // part once more to turn their MMU on.
     adrp    x1, early_l2
     mov     x2, #0                      // physical address of the block
     mov     x3, #0                      // index
@@ -131,25 +162,8 @@ _start:
     b.lo    7b
     dsb     sy
 
-    ldr     x1, =MAIR_VALUE
-    msr     mair_el1, x1
-    ldr     x1, =TCR_VALUE
-    mrs     x2, id_aa64mmfr0_el1
-    and     x2, x2, #0x7                // PARange -> TCR.IPS
-    orr     x1, x1, x2, lsl #32
-    msr     tcr_el1, x1
-    adrp    x1, early_l1_ttbr0
-    msr     ttbr0_el1, x1
-    adrp    x1, early_l1_ttbr1
-    msr     ttbr1_el1, x1
-    isb
-    tlbi    vmalle1
-    ic      iallu
-    dsb     nsh
-    isb
-    ldr     x1, =SCTLR_EL1_MMU_ON
-    msr     sctlr_el1, x1
-    isb
+    adrp    x3, early_l1_ttbr1
+    MMU_ON  x3
 
     // Into the higher half: an absolute address from the literal pool.
     ldr     x1, =boot_high
@@ -169,6 +183,48 @@ boot_high:
 8:  wfe
     b       8b
 .ltorg
+
+// Secondary cores (1-3), released by the kernel through the spin table with this
+// entry's physical address. Same path as core 0, but the kernel's own tables already
+// exist: TTBR1 comes from secondary_boot, and so does the core's stack (a guarded slot
+// in the STACKS region). The kernel cleaned secondary_boot to the point of coherency,
+// since this core reads it with the MMU and caches still off.
+.global _secondary_entry
+_secondary_entry:
+    mrs     x19, mpidr_el1
+    and     x19, x19, #3
+    DROP_TO_EL1 x20
+    adr     x1, __exception_vectors
+    msr     vbar_el1, x1
+    isb
+    adrp    x4, secondary_boot
+    add     x4, x4, :lo12:secondary_boot
+    ldr     x3, [x4]                    // kernel TTBR1 root (physical)
+    MMU_ON  x3
+    ldr     x1, =secondary_high
+    br      x1
+secondary_high:
+    ldr     x1, =__exception_vectors
+    msr     vbar_el1, x1
+    isb
+    ldr     x4, =secondary_boot
+    add     x4, x4, #8
+    ldr     x1, [x4, x19, lsl #3]       // this core's stack top
+    mov     sp, x1
+    mov     x29, #0
+    mov     x30, #0
+    mov     x0, x19
+    bl      secondary_main
+9:  wfe
+    b       9b
+.ltorg
+
+// Hand-over from the boot core: the kernel's TTBR1 root (u64), then one stack top per
+// core (4 x u64).
+.section .data.secondary_boot, "aw"
+.balign 64
+.global secondary_boot
+secondary_boot: .space 64
 
 // Early translation tables: L1 for TTBR0, L1 for TTBR1, one shared L2 (zeroed with BSS).
 .section .bss.pgtables, "aw", %nobits

@@ -14,6 +14,8 @@ pub mod ksyms;
 pub mod oops;
 pub mod printk;
 pub mod stacks;
+#[cfg(target_os = "none")]
+pub mod stress;
 
 #[cfg(target_os = "none")]
 pub mod commands;
@@ -23,5 +25,7 @@ pub mod mm;
 pub mod platform;
 #[cfg(target_os = "none")]
 pub mod shell;
+#[cfg(target_os = "none")]
+pub mod smp;
 #[cfg(target_os = "none")]
 pub mod sweep;

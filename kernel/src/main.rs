@@ -69,6 +69,7 @@ mod kmain {
         platform::init_cmdline(dtb, ram_size);
         pr_info!("Kernel command line: {}", platform::cmdline());
         kernel::mm::init(dtb);
+        kernel::smp::smp_init();
         match kernel::cmdline::option(platform::cmdline(), "sweep").map(kernel::sweep::Phases::parse) {
             None => kernel::sweep::run(kernel::sweep::Phases::All),
             Some(Some(p)) => kernel::sweep::run(p),

@@ -126,7 +126,7 @@ pub fn init_cmdline(x0: u64, ram_size: u64) {
         unsafe { core::slice::from_raw_parts(va, len as usize) }
     };
     let mut found = None;
-    if x0 != 0 && x0 % 8 == 0 && x0 + 8 <= ram_size {
+    if x0 != 0 && x0.is_multiple_of(8) && x0 + 8 <= ram_size {
         let head = linear(x0, 8);
         let total = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as u64;
         if head[..4] == [0xd0, 0x0d, 0xfe, 0xed] && x0 + total <= ram_size {

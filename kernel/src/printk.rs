@@ -100,7 +100,7 @@ pub fn with_console<R>(f: impl FnOnce(&mut ConsoleWriter) -> R) -> R {
     let reentered = OWNER.load(Ordering::Acquire) == me;
     if !reentered {
         while OWNER.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            core::hint::spin_loop();
+            mm::sync::cpu_relax();
         }
     }
     let mut w = ConsoleWriter { write: b.write, at_line_start: true, now_ns: b.now_ns };

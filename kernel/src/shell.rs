@@ -33,7 +33,7 @@ pub fn run() -> ! {
     print_raw(PROMPT);
     loop {
         let Some(b) = board::uart::try_getb() else {
-            core::hint::spin_loop();
+            mm::sync::cpu_relax();
             continue;
         };
         match editor.feed(b) {

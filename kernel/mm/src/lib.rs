@@ -14,6 +14,7 @@
 //! - [`pgtable`]: AArch64 page tables (heap-free) and the kernel's address-space layout.
 //! - [`vmalloc`]: vmap areas, vmalloc/vfree, vmap, ioremap, /proc/vmallocinfo.
 //! - [`slab`]: the slab allocator and `kmalloc`, the kernel heap.
+//! - [`sync`]: the spin lock the allocators share between CPUs.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -25,4 +26,5 @@ pub mod page_alloc;
 pub mod page_source;
 pub mod pgtable;
 pub mod slab;
+pub mod sync;
 pub mod vmalloc;

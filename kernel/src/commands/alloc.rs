@@ -33,7 +33,7 @@ struct Table {
     held: Vec<Held>,
 }
 
-static HELD: spin::Mutex<Table> = spin::Mutex::new(Table { next: 1, held: Vec::new() });
+static HELD: mm::sync::SpinLock<Table> = mm::sync::SpinLock::new(Table { next: 1, held: Vec::new() });
 
 fn bad(msg: alloc::string::String) -> CommandError {
     CommandError::BadArgument(msg)

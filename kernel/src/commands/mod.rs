@@ -4,6 +4,7 @@
 mod alloc;
 mod crash;
 mod mem;
+mod stress;
 mod sweep;
 mod system;
 
@@ -22,6 +23,7 @@ pub static COMMANDS: &[Command] = &[
     alloc::FREE,
     alloc::ALLOCS,
     alloc::FAIL_PAGE_ALLOC,
+    stress::STRESS,
     crash::CRASH,
     system::UPTIME,
     system::REBOOT,

@@ -33,7 +33,7 @@ impl TlbMaint for KernelTlb {
 pub type KernelPageTable = PageTable<LinearPhysMemory, KernelTlb>;
 
 /// The live kernel page table, once [`paging_init`] has installed it.
-pub static KERNEL_PT: spin::Mutex<Option<KernelPageTable>> = spin::Mutex::new(None);
+pub static KERNEL_PT: mm::sync::SpinLock<Option<KernelPageTable>> = mm::sync::SpinLock::new(None);
 
 /// Pages set aside for the boot-time tables: root, the linear map's L2, the image's L2
 /// and L3 tables and the split of the linear alias.

@@ -9,7 +9,7 @@ use mm::gfp::{Gfp, GFP_KERNEL};
 use mm::vmalloc::{VmError, Vmalloc, VmallocError};
 
 /// vmap areas of the vmalloc and ioremap ranges.
-pub static VMALLOC: spin::Mutex<Vmalloc> = spin::Mutex::new(Vmalloc::new());
+pub static VMALLOC: mm::sync::SpinLock<Vmalloc> = mm::sync::SpinLock::new(Vmalloc::new());
 
 /// Maps the peripherals through ioremap, moves the drivers there and switches TTBR0
 /// off: from now on nothing uses boot/'s identity map, and low addresses fault.

@@ -6,8 +6,8 @@
 //! (`mem_map`) are supplied by the caller, and everything else is fixed-size state inside
 //! [`PageAllocator`], which can be a `static` shared by the four CPUs.
 //!
-//! Locking: each zone's free lists sit in a `spin::Mutex<Zone>`; each CPU has its own
-//! `spin::Mutex<PerCpuPages>` per zone (uncontended). The fast path (orders 0..=3) takes only the
+//! Locking: each zone's free lists sit in a `crate::sync::SpinLock<Zone>`; each CPU has its own
+//! `crate::sync::SpinLock<PerCpuPages>` per zone (uncontended). The fast path (orders 0..=3) takes only the
 //! per-CPU lock; refills and drains take the zone lock inside it (order: pcp, then zone).
 //! The kernel masks interrupts around calls.
 //!
@@ -196,9 +196,9 @@ impl core::fmt::Display for InitError {
 pub struct PageAllocator {
     mem_map: spin::Once<MemMap>,
     initializing: AtomicBool,
-    zones: [spin::Mutex<Zone>; MAX_NR_ZONES],
+    zones: [crate::sync::SpinLock<Zone>; MAX_NR_ZONES],
     meta: [ZoneMeta; MAX_NR_ZONES],
-    pcp: [[spin::Mutex<PerCpuPages>; MAX_NR_ZONES]; NR_CPUS],
+    pcp: [[crate::sync::SpinLock<PerCpuPages>; MAX_NR_ZONES]; NR_CPUS],
     min_free_kbytes: AtomicU64,
     failures: AtomicU64,
     /// Fault injection knobs (`fail_page_alloc`).
@@ -246,9 +246,12 @@ impl PageAllocator {
         PageAllocator {
             mem_map: spin::Once::new(),
             initializing: AtomicBool::new(false),
-            zones: [spin::Mutex::new(Zone::new(ZoneType::Dma)), spin::Mutex::new(Zone::new(ZoneType::Normal))],
+            zones: [
+                crate::sync::SpinLock::new(Zone::new(ZoneType::Dma)),
+                crate::sync::SpinLock::new(Zone::new(ZoneType::Normal)),
+            ],
             meta: [const { ZoneMeta::new() }; MAX_NR_ZONES],
-            pcp: [const { [const { spin::Mutex::new(PerCpuPages::new()) }; MAX_NR_ZONES] }; NR_CPUS],
+            pcp: [const { [const { crate::sync::SpinLock::new(PerCpuPages::new()) }; MAX_NR_ZONES] }; NR_CPUS],
             min_free_kbytes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             fail: FailPageAlloc::new(),

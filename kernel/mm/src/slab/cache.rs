@@ -10,7 +10,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
-use spin::Mutex;
+use crate::sync::SpinLock as Mutex;
 
 use super::debug::{
     SlabError, SlabErrorKind, SlabReporter, POISON_END, POISON_FREE, POISON_INUSE, SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,

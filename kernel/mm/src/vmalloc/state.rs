@@ -17,7 +17,7 @@ use super::tables::SourceTables;
 const PAGE: u64 = PAGE_SIZE as u64;
 
 /// The vmalloc and ioremap ranges and their accounting. Put it in a
-/// `static VMALLOC: spin::Mutex<Vmalloc> = spin::Mutex::new(Vmalloc::new());`.
+/// `static VMALLOC: crate::sync::SpinLock<Vmalloc> = crate::sync::SpinLock::new(Vmalloc::new());`.
 pub struct Vmalloc {
     pub(super) vmalloc: VmapAreas,
     pub(super) ioremap: VmapAreas,
@@ -290,7 +290,7 @@ mod tests {
     use super::*;
 
     // The kernel keeps the state in a static: construction must be const and the type Send.
-    static VMALLOC: spin::Mutex<Vmalloc> = spin::Mutex::new(Vmalloc::new());
+    static VMALLOC: crate::sync::SpinLock<Vmalloc> = crate::sync::SpinLock::new(Vmalloc::new());
 
     #[test]
     fn usable_as_a_static() {

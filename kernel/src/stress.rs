@@ -1,0 +1,338 @@
+//! `stress`: every online CPU runs a bounded random mix of allocations and frees at
+//! once (pages of orders 0-5, kmalloc of every class, vmalloc of 4 KiB-4 MiB), handing
+//! some objects to other CPUs to free, then everything is drained and checked: the
+//! buddy allocator's invariants, the slab caches (poison, red zones, freelists), the
+//! patterns written into every object, and the count of free pages.
+
+use crate::cprintln;
+use crate::mm::page_alloc::{self, PAGES};
+use crate::mm::slab::{self, SLAB};
+use crate::mm::vmalloc;
+use crate::smp::{self, NR_CPUS};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use mm::addr::{VirtAddr, PAGE_SIZE};
+use mm::gfp::{Gfp, GFP_KERNEL};
+
+const KMALLOC_SIZES: [usize; 13] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
+const LOCAL_MAX: usize = 24;
+const HANDOFF_MAX: usize = 64;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Pages(u32),
+    Kmalloc(usize),
+    Vmalloc(usize),
+}
+
+#[derive(Clone, Copy)]
+struct Item {
+    kind: Kind,
+    addr: VirtAddr,
+    owner: usize,
+}
+
+impl Item {
+    fn len(&self) -> usize {
+        match self.kind {
+            Kind::Pages(o) => PAGE_SIZE << o,
+            Kind::Kmalloc(s) | Kind::Vmalloc(s) => s,
+        }
+    }
+    fn pattern(&self) -> u8 {
+        0xa0 ^ (self.owner as u8) ^ (self.len() as u8)
+    }
+    /// Marks the first and last byte (the object is ours).
+    fn mark(&self) {
+        let p = self.addr.as_mut_ptr::<u8>();
+        // SAFETY: the object was just allocated with at least len() bytes.
+        unsafe {
+            p.write_volatile(self.pattern());
+            p.add(self.len() - 1).write_volatile(self.pattern());
+        }
+    }
+    fn intact(&self) -> bool {
+        let p = self.addr.as_ptr::<u8>();
+        // SAFETY: the object is live until release().
+        unsafe { p.read_volatile() == self.pattern() && p.add(self.len() - 1).read_volatile() == self.pattern() }
+    }
+    fn release(self) {
+        match self.kind {
+            Kind::Pages(o) => {
+                let _ = page_alloc::free_pages(self.addr, o);
+            }
+            // SAFETY: allocated by kmalloc, owned by exactly one list, freed once.
+            Kind::Kmalloc(_) => unsafe { slab::kfree(self.addr.as_mut_ptr()) },
+            Kind::Vmalloc(_) => {
+                let _ = vmalloc::vfree(self.addr);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    ops: AtomicU64,
+    allocs: AtomicU64,
+    frees: AtomicU64,
+    remote_frees: AtomicU64,
+    failed_allocs: AtomicU64,
+    corrupt: AtomicU64,
+}
+
+static STATS: [Stats; NR_CPUS] = [const {
+    Stats {
+        ops: AtomicU64::new(0),
+        allocs: AtomicU64::new(0),
+        frees: AtomicU64::new(0),
+        remote_frees: AtomicU64::new(0),
+        failed_allocs: AtomicU64::new(0),
+        corrupt: AtomicU64::new(0),
+    }
+}; NR_CPUS];
+
+/// Objects waiting to be freed by whichever CPU takes them.
+static HANDOFF: mm::sync::SpinLock<([Option<Item>; HANDOFF_MAX], usize)> =
+    mm::sync::SpinLock::new(([None; HANDOFF_MAX], 0));
+static SEED: AtomicU64 = AtomicU64::new(0x2545_f491_4f6c_dd1d);
+
+fn xorshift(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
+fn free_item(cpu: usize, it: Item) {
+    let st = &STATS[cpu];
+    if !it.intact() {
+        st.corrupt.fetch_add(1, Relaxed);
+    }
+    if it.owner != cpu {
+        st.remote_frees.fetch_add(1, Relaxed);
+    }
+    it.release();
+    st.frees.fetch_add(1, Relaxed);
+}
+
+fn alloc_item(cpu: usize, rng: &mut u64) -> Option<Item> {
+    let quiet = GFP_KERNEL | Gfp::GFP_NOWARN;
+    let r = xorshift(rng);
+    let (kind, addr) = match r % 10 {
+        0..=3 => {
+            let order = (r >> 8) as u32 % 6;
+            (Kind::Pages(order), page_alloc::__get_free_pages(quiet, order)?)
+        }
+        4..=8 => {
+            let size = KMALLOC_SIZES[(r >> 8) as usize % KMALLOC_SIZES.len()];
+            (Kind::Kmalloc(size), VirtAddr::new(slab::kmalloc(size, quiet)?.as_ptr() as u64))
+        }
+        _ => {
+            let size = (1 + (r >> 8) as usize % 1024) * PAGE_SIZE;
+            (Kind::Vmalloc(size), vmalloc::__vmalloc(size, quiet, "stress").ok()?)
+        }
+    };
+    let it = Item { kind, addr, owner: cpu };
+    it.mark();
+    Some(it)
+}
+
+/// One CPU's share: `ops` random operations, then everything it still holds is freed.
+fn worker(ops: usize) {
+    let cpu = smp::this_cpu().cpu;
+    let st = &STATS[cpu];
+    let mut rng = SEED.load(Relaxed) ^ ((cpu as u64 + 1) << 32) ^ board::timer::ticks();
+    let mut local: [Option<Item>; LOCAL_MAX] = [None; LOCAL_MAX];
+    for _ in 0..ops {
+        st.ops.fetch_add(1, Relaxed);
+        let r = xorshift(&mut rng) % 100;
+        let slot = (xorshift(&mut rng) % LOCAL_MAX as u64) as usize;
+        match r {
+            0..=49 => {
+                if let Some(old) = local[slot].take() {
+                    free_item(cpu, old);
+                }
+                match alloc_item(cpu, &mut rng) {
+                    Some(it) => {
+                        st.allocs.fetch_add(1, Relaxed);
+                        local[slot] = Some(it);
+                    }
+                    None => {
+                        st.failed_allocs.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+            50..=69 => {
+                if let Some(it) = local[slot].take() {
+                    free_item(cpu, it);
+                }
+            }
+            70..=84 => {
+                if let Some(it) = local[slot].take() {
+                    let mut h = HANDOFF.lock();
+                    let n = h.1;
+                    if n < HANDOFF_MAX {
+                        h.0[n] = Some(it);
+                        h.1 += 1;
+                    } else {
+                        drop(h);
+                        free_item(cpu, it);
+                    }
+                }
+            }
+            _ => {
+                let taken = {
+                    let mut h = HANDOFF.lock();
+                    if h.1 > 0 {
+                        h.1 -= 1;
+                        let n = h.1;
+                        h.0[n].take()
+                    } else {
+                        None
+                    }
+                };
+                if let Some(it) = taken {
+                    free_item(cpu, it);
+                }
+            }
+        }
+    }
+    for it in local.iter_mut().filter_map(Option::take) {
+        free_item(cpu, it);
+    }
+}
+
+fn reset_stats() {
+    for s in &STATS {
+        for c in [&s.ops, &s.allocs, &s.frees, &s.remote_frees, &s.failed_allocs, &s.corrupt] {
+            c.store(0, Relaxed);
+        }
+    }
+}
+
+fn drain_handoff(cpu: usize) {
+    loop {
+        let taken = {
+            let mut h = HANDOFF.lock();
+            if h.1 == 0 {
+                None
+            } else {
+                h.1 -= 1;
+                let n = h.1;
+                h.0[n].take()
+            }
+        };
+        match taken {
+            Some(it) => free_item(cpu, it),
+            None => return,
+        }
+    }
+}
+
+fn settled_free_pages() -> u64 {
+    SLAB.drain_all();
+    SLAB.shrink_all();
+    PAGES.drain_all();
+    PAGES.nr_free_pages()
+}
+
+/// Runs the stress test with `ops` operations per CPU; true if everything held.
+pub fn run(ops: usize) -> bool {
+    let mut cpus = [0usize; NR_CPUS - 1];
+    let mut nr = 0;
+    for c in 1..NR_CPUS {
+        if smp::online_mask() & (1 << c) != 0 {
+            cpus[nr] = c;
+            nr += 1;
+        }
+    }
+    let cpus = &cpus[..nr];
+    let before = settled_free_pages();
+    cprintln!("stress: {} CPUs online, {} operations per CPU", 1 + cpus.len(), ops);
+
+    // One CPU alone, for the throughput baseline.
+    reset_stats();
+    let t0 = board::timer::ticks();
+    worker(ops);
+    drain_handoff(0);
+    let one = board::timer::ticks_to_ns(board::timer::ticks() - t0).max(1);
+    let one_ops = STATS[0].ops.load(Relaxed);
+
+    // All CPUs at once.
+    reset_stats();
+    let t0 = board::timer::ticks();
+    let mut tickets = [None; NR_CPUS];
+    for &c in cpus {
+        tickets[c] = smp::run_on(c, worker, ops).ok();
+    }
+    worker(ops);
+    for (c, t) in tickets.iter().enumerate() {
+        if let Some(t) = t {
+            smp::wait(c, *t);
+        }
+    }
+    let started = tickets.iter().flatten().count();
+    drain_handoff(0);
+    let all = board::timer::ticks_to_ns(board::timer::ticks() - t0).max(1);
+
+    let mut total_ops = 0;
+    let mut remote = 0;
+    let mut corrupt = 0;
+    for (cpu, s) in STATS.iter().enumerate().filter(|(c, _)| *c == 0 || cpus.contains(c)) {
+        let (o, a, f, r) =
+            (s.ops.load(Relaxed), s.allocs.load(Relaxed), s.frees.load(Relaxed), s.remote_frees.load(Relaxed));
+        cprintln!(
+            "stress: cpu{} ops={} allocs={} frees={} remote_frees={} failed_allocs={}",
+            cpu,
+            o,
+            a,
+            f,
+            r,
+            s.failed_allocs.load(Relaxed)
+        );
+        total_ops += o;
+        remote += r;
+        corrupt += s.corrupt.load(Relaxed);
+    }
+    let per_s = |ops: u64, ns: u64| ops * 1_000_000_000 / ns;
+    let (t1, tn) = (per_s(one_ops, one), per_s(total_ops, all));
+    cprintln!(
+        "stress: throughput 1 CPU {} ops/s, {} CPUs {} ops/s ({}.{:02}x)",
+        t1,
+        1 + started,
+        tn,
+        tn / t1.max(1),
+        tn * 100 / t1.max(1) % 100
+    );
+
+    let corrupt_total = corrupt;
+    let invariants = PAGES.check_invariants();
+    let slab_errors = SLAB.validate_all();
+    let after = settled_free_pages();
+    let corrupt = corrupt_total;
+    let mut problems: alloc::vec::Vec<alloc::string::String> = alloc::vec::Vec::new();
+    if started != cpus.len() {
+        problems.push("a CPU did not take its work".into());
+    }
+    if corrupt != 0 {
+        problems.push(alloc::format!("{corrupt} objects lost their contents"));
+    }
+    if let Err(e) = invariants {
+        problems.push(alloc::format!("page allocator invariant broken: {e}"));
+    }
+    if slab_errors != 0 {
+        problems.push(alloc::format!("{slab_errors} slab errors"));
+    }
+    if before != after {
+        problems.push(alloc::format!("leak: free pages before={before} after={after}"));
+    }
+    cprintln!("stress: free pages before={} after={}, {} remote frees", before, after, remote);
+    if problems.is_empty() {
+        cprintln!("stress: OK");
+        true
+    } else {
+        for p in &problems {
+            cprintln!("stress: FAILED: {}", p);
+        }
+        false
+    }
+}
