@@ -105,7 +105,7 @@ mod tests {
         if let Some(c) = cmdline {
             let mut bytes = c.as_bytes().to_vec();
             bytes.push(0);
-            while bytes.len() % 4 != 0 {
+            while !bytes.len().is_multiple_of(4) {
                 bytes.push(0);
             }
             word(&mut v, 2 + bytes.len() as u32 / 4);
@@ -132,7 +132,7 @@ mod tests {
         let name = |v: &mut Vec<u8>, n: &str| {
             v.extend(n.as_bytes());
             v.push(0);
-            while v.len() % 4 != 0 {
+            while !v.len().is_multiple_of(4) {
                 v.push(0);
             }
         };
