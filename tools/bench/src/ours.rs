@@ -27,8 +27,14 @@ pub fn page_allocator(nr_pages: usize, pcp: bool) -> &'static PageAllocator {
     let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
     let map: &'static [Page] = Box::leak((0..nr_pages).map(|_| Page::new()).collect());
     let ram = (PhysAddr::new(PHYS_BASE), (nr_pages * PAGE_SIZE) as u64);
-    a.init(map, PhysAddr::new(PHYS_BASE).pfn(), PhysAddr::new(0), [ram], [ram])
-        .expect("page allocator init");
+    a.init(
+        map,
+        PhysAddr::new(PHYS_BASE).pfn(),
+        PhysAddr::new(0),
+        [ram],
+        [ram],
+    )
+    .expect("page allocator init");
     a.set_min_free_kbytes(0);
     if !pcp {
         a.set_pcp_high_batch(0, 1);
@@ -63,4 +69,3 @@ pub fn slab(nr_pages: usize) -> (&'static SlabAllocator<'static>, &'static Arena
     slab.init(src, &NULL_REPORTER, MAX_PAGE_ORDER, false, 0x5eed);
     (slab, arena)
 }
-

@@ -49,7 +49,10 @@ impl PageAlloc for OurPages {
     }
     #[inline]
     fn alloc(&mut self, order: u32) -> Option<u64> {
-        self.alloc.alloc_pages(GFP_KERNEL, order, 0).ok().map(|p| p.0)
+        self.alloc
+            .alloc_pages(GFP_KERNEL, order, 0)
+            .ok()
+            .map(|p| p.0)
     }
     #[inline]
     fn free(&mut self, frame: u64, order: u32) {

@@ -77,7 +77,10 @@ impl PageAlloc for BsaHeapPages {
     fn alloc(&mut self, order: u32) -> Option<u64> {
         let sz = PAGE << order;
         let l = Layout::from_size_align(sz, sz).ok()?;
-        self.heap.alloc(l).ok().map(|p| p.as_ptr() as u64 / PAGE as u64)
+        self.heap
+            .alloc(l)
+            .ok()
+            .map(|p| p.as_ptr() as u64 / PAGE as u64)
     }
     #[inline]
     fn free(&mut self, frame: u64, order: u32) {
@@ -102,10 +105,7 @@ impl TalcAlloc {
         // SAFETY: the arena is valid, unused memory that lives as long as the allocator.
         unsafe { talc.claim(Span::from_base_size(arena.base(), arena.size())) }
             .expect("talc claim");
-        TalcAlloc {
-            talc,
-            arena,
-        }
+        TalcAlloc { talc, arena }
     }
 }
 
@@ -199,7 +199,10 @@ impl ByteAlloc for LlaBytes {
     #[inline]
     unsafe fn free(&mut self, p: *mut u8, size: usize) {
         // SAFETY: the caller passes a live allocation of `size` bytes from this heap.
-        unsafe { self.heap.deallocate(NonNull::new_unchecked(p), layout(size)) }
+        unsafe {
+            self.heap
+                .deallocate(NonNull::new_unchecked(p), layout(size))
+        }
     }
     fn in_use(&self) -> Option<usize> {
         Some(self.heap.used())

@@ -190,7 +190,10 @@ impl Mix {
 
 /// Whether the `(pointer, size)` ranges are non-null, 8-aligned and pairwise disjoint.
 pub fn disjoint(objs: &[(*mut u8, usize)]) -> bool {
-    let mut v: Vec<(usize, usize)> = objs.iter().map(|&(p, s)| (p as usize, p as usize + s)).collect();
+    let mut v: Vec<(usize, usize)> = objs
+        .iter()
+        .map(|&(p, s)| (p as usize, p as usize + s))
+        .collect();
     v.sort_unstable();
     v.iter().all(|&(p, _)| p != 0 && p % 8 == 0) && v.windows(2).all(|w| w[0].1 <= w[1].0)
 }

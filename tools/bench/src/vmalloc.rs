@@ -46,8 +46,8 @@ impl VmBench {
             gfp: GFP_KERNEL,
             count: &mut count,
         };
-        let pt = PageTable::create(&mut tables, PtConfig::KERNEL_39, mem, NoTlb)
-            .expect("root table");
+        let pt =
+            PageTable::create(&mut tables, PtConfig::KERNEL_39, mem, NoTlb).expect("root table");
         let table = src.alloc_pages(GFP_KERNEL, 0).expect("floor table");
         VmBench {
             src,

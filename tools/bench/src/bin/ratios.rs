@@ -13,24 +13,31 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-struct Result {
+/// One benchmark function's median time per operation.
+struct Measured {
     function: String,
     ns_per_op: f64,
 }
+
+/// Results by natural-sort key of their group: (group name, its functions).
+type Groups = BTreeMap<Vec<(String, u64)>, (String, Vec<Measured>)>;
 
 fn read_json(p: &Path) -> Option<Value> {
     serde_json::from_str(&fs::read_to_string(p).ok()?).ok()
 }
 
 /// One benchmark's (group, function, ns/op), if `dir` holds a complete result.
-fn load(dir: &Path) -> Option<(String, Result)> {
+fn load(dir: &Path) -> Option<(String, Measured)> {
     let bench = read_json(&dir.join("new/benchmark.json"))?;
     let est = read_json(&dir.join("new/estimates.json"))?;
     let ns = est["median"]["point_estimate"].as_f64()?;
-    let elems = bench["throughput"]["Elements"].as_f64().unwrap_or(1.0).max(1.0);
+    let elems = bench["throughput"]["Elements"]
+        .as_f64()
+        .unwrap_or(1.0)
+        .max(1.0);
     Some((
         bench["group_id"].as_str()?.to_string(),
-        Result {
+        Measured {
             function: bench["function_id"].as_str()?.to_string(),
             ns_per_op: ns / elems,
         },
@@ -61,7 +68,7 @@ fn main() {
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/criterion"));
-    let mut groups: BTreeMap<Vec<(String, u64)>, (String, Vec<Result>)> = BTreeMap::new();
+    let mut groups = Groups::new();
     let Ok(entries) = fs::read_dir(&root) else {
         eprintln!("no criterion results in {}", root.display());
         std::process::exit(1);
@@ -83,7 +90,7 @@ fn main() {
     println!("| workload | ours | ours ns/op | peer | peer ns/op | ratio |");
     println!("|---|---|---:|---|---:|---:|");
     for (group, results) in groups.values() {
-        let (ours, peers): (Vec<&Result>, Vec<&Result>) = results
+        let (ours, peers): (Vec<&Measured>, Vec<&Measured>) = results
             .iter()
             .partition(|r| r.function.starts_with(mm_bench::OURS));
         for o in &ours {
