@@ -4,6 +4,7 @@
 #   make qemu     boot it in QEMU raspi3b on this terminal (the main job)
 #   make test     every test: host unit/property tests, QEMU integration tests, SD image
 #   make sweep    boot headless, run the allocation sweep, power off; pass/fail
+#   make bench    host benchmarks against peer allocators, printed as ratios
 #   make gdb      QEMU halted with a gdb stub, gdb attached with symbols
 #   make objdump | nm | clippy | doc | sdcard | sdcard-files DEST=... | clean
 
@@ -22,7 +23,8 @@ QEMU_ARGS   := -M raspi3b -accel tcg,thread=single -kernel $(IMG) -serial stdio 
 FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 
-.PHONY: all build qemu test test-host test-qemu test-sdcard sweep gdb objdump nm clippy doc \
+
+.PHONY: all build qemu test test-host test-qemu test-sdcard sweep bench gdb objdump nm clippy doc \
         fmt sdcard sdcard-files clean ensure-qemu ensure-toolchain FORCE
 
 all: $(IMG)
@@ -58,6 +60,12 @@ test-qemu: $(IMG) ensure-qemu
 
 test-sdcard: $(IMG)
 	tools/sdcard/test_sdcard.sh $(IMG)
+
+# Host benchmarks of the allocator core against buddy_system_allocator,
+# linked_list_allocator, talc and the host malloc (criterion), then the ratio table.
+bench:
+	$(CARGO) bench -p mm-bench --bench allocators
+	$(CARGO) run -q -p mm-bench --release --bin ratios
 
 sweep: $(IMG) ensure-qemu
 	$(PYTHON) tools/qemu_run.py --image $(IMG) --sweep

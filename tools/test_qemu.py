@@ -25,7 +25,7 @@ def test(fn):
     return fn
 
 
-def boot(image, cmdline="sweep=off"):
+def boot(image, cmdline="sweep=off slub_debug"):
     q = Qemu(image, cmdline=cmdline)
     q.expect("^" + re.escape(PROMPT), BOOT_TIMEOUT)
     return q
@@ -402,6 +402,23 @@ def four_cpus_and_stress(image):
         check(re.search(r"^stress: OK$", out, re.M), "stress did not say OK", out)
         out = q.command("stress 0")
         check("stress: OPS must be 1..=1000000" in out, "bad OPS accepted", out)
+
+# ---------------------------------------------------------------- benchmarks (issue 10)
+@test
+def bench_prints_its_rows(image):
+    with boot(image, cmdline="sweep=off") as q:
+        out = q.command("bench 2000", 240)
+        check(re.search(r"^bench: 2000 iterations per workload; linked_list_allocator heap of 16 MiB; cycle counter \S+; slab debug off$", out, re.M), "bench header", out)
+        rows = re.findall(r"^bench: (.+): kernel (\d+) ns/op, linked_list_allocator (\d+) ns/op, speedup (\d+)\.(\d\d)x", out, re.M)
+        names = [r[0] for r in rows]
+        for want in ["kmalloc-8 alloc+free", "kmalloc-64 alloc+free", "kmalloc-256 alloc+free", "kmalloc-1024 alloc+free",
+                     "kmalloc-4096 alloc+free", "kmalloc random 8-2048 x1000, random free",
+                     "pages order 0 alloc+free", "pages order 3 alloc+free"]:
+            check(want in names, f"no bench row for {want}", out)
+        check(all(int(r[1]) > 0 and int(r[2]) > 0 for r in rows), "zero timings", out)
+        check("bench: N must be 1000..=10000000" in q.command("bench 5"), "bad N accepted")
+        out = q.command("crash double-free")
+        check("needs slab debugging: boot with slub_debug" in out, "double free without slub_debug must be refused", out)
 
 def main():
     ap = argparse.ArgumentParser()

@@ -2,7 +2,8 @@
 //! `/chosen/bootargs` (the Pi firmware, from cmdline.txt) or the ATAGS list (QEMU's
 //! `-append` with a raw image). Pure parsing over byte slices, tested on the host.
 //!
-//! Options understood: `sweep=all|pages|kmalloc|vmalloc|off` (what the boot sweep runs).
+//! Options understood: `sweep=all|pages|kmalloc|vmalloc|off` (what the boot sweep runs) and
+//! `slub_debug` (slab debugging: poison, red zones, double/invalid free checks).
 
 const ATAG_NONE: u32 = 0;
 const ATAG_CORE: u32 = 0x5441_0001;
@@ -83,6 +84,11 @@ pub fn from_fdt(b: &[u8]) -> Option<&str> {
             _ => return None,
         }
     }
+}
+
+/// Whether a bare flag (`slub_debug`) or `flag=...` is on the command line.
+pub fn flag(cmdline: &str, name: &str) -> bool {
+    cmdline.split_whitespace().any(|w| w == name || w.strip_prefix(name).is_some_and(|r| r.starts_with('=')))
 }
 
 /// The value of `key=value` in a command line.
@@ -177,5 +183,8 @@ mod tests {
         assert_eq!(option("a=1 sweep=off b", "sweep"), Some("off"));
         assert_eq!(option("sweeper=x", "sweep"), None);
         assert_eq!(option("", "sweep"), None);
+        assert!(flag("quiet slub_debug", "slub_debug"));
+        assert!(flag("slub_debug=FZP", "slub_debug"));
+        assert!(!flag("slub_debugger", "slub_debug"));
     }
 }

@@ -8,6 +8,8 @@
 extern crate alloc;
 
 pub mod arch;
+#[cfg(target_os = "none")]
+pub mod bench;
 pub mod cmdline;
 pub mod console;
 pub mod ksyms;

@@ -38,10 +38,14 @@ static TYPES: &[CrashType] = &[
     },
     CrashType { name: "panic", what: "call panic!()", run: crash_panic },
     CrashType { name: "brk", what: "execute a BRK instruction, like BUG() (oops)", run: crash_brk },
-    CrashType { name: "double-free", what: "kfree an object twice (slab report, survived)", run: crash_double_free },
+    CrashType {
+        name: "double-free",
+        what: "kfree an object twice (slab report with slub_debug, survived)",
+        run: crash_double_free,
+    },
     CrashType {
         name: "use-after-free",
-        what: "write to a kfree'd object (slab report, survived)",
+        what: "write to a kfree'd object (slab report with slub_debug, survived)",
         run: crash_use_after_free,
     },
     CrashType {
@@ -152,8 +156,21 @@ fn crash_brk() {
     unsafe { core::arch::asm!("brk #0x800") };
 }
 
+/// Without slab debugging a double free or a write after free is real corruption, as
+/// in Linux: refuse to do it.
+fn needs_slub_debug() -> bool {
+    if !slab::slab_debug() {
+        cprintln!("crash: this type needs slab debugging: boot with slub_debug on the command line");
+        return true;
+    }
+    false
+}
+
 #[inline(never)]
 fn crash_double_free() {
+    if needs_slub_debug() {
+        return;
+    }
     let Some(p) = slab::kmalloc(64, GFP_KERNEL) else { return };
     // SAFETY: deliberately wrong: the second kfree is the bug the slab debug checks catch
     // (and refuse) in this build.
@@ -166,6 +183,9 @@ fn crash_double_free() {
 
 #[inline(never)]
 fn crash_use_after_free() {
+    if needs_slub_debug() {
+        return;
+    }
     let Some(p) = slab::kmalloc(64, GFP_KERNEL) else { return };
     // SAFETY: deliberately wrong: writes into a freed object; the poison check reports it
     // when the cache is validated.

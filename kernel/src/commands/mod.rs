@@ -2,6 +2,7 @@
 //! registry that `help` and dispatch use.
 
 mod alloc;
+mod bench;
 mod crash;
 mod mem;
 mod stress;
@@ -24,6 +25,7 @@ pub static COMMANDS: &[Command] = &[
     alloc::ALLOCS,
     alloc::FAIL_PAGE_ALLOC,
     stress::STRESS,
+    bench::BENCH,
     crash::CRASH,
     system::UPTIME,
     system::REBOOT,

@@ -26,7 +26,7 @@ pub fn init(dtb: u64) {
     mmu::paging_init(&mut mb);
     page_alloc::init(&mut mb);
     memblock::print_memory_line(&mb);
-    slab::init();
+    slab::init(crate::cmdline::flag(crate::platform::cmdline(), "slub_debug"));
     heap::switch_to_kmalloc();
     vmalloc::init();
     fault::init();

@@ -1,6 +1,6 @@
 //! kmalloc and the slab caches of the running kernel. Debug checks (poisoning, red
-//! zones, double and invalid free detection) are on with the `slab-debug` feature, the
-//! default build.
+//! zones, double and invalid free detection) are on with `slub_debug` on the kernel
+//! command line, as in Linux; they cost time in proportion to object sizes.
 
 use crate::printk;
 use core::fmt::Write;
@@ -11,8 +11,12 @@ use mm::slab::{SlabAllocator, SlabError, SlabReporter};
 /// The slab allocator (kmalloc caches and kmem_cache_create users).
 pub static SLAB: SlabAllocator<'static> = SlabAllocator::new();
 
-/// Whether slab debugging is on in this build.
-pub const SLAB_DEBUG: bool = cfg!(feature = "slab-debug");
+static SLAB_DEBUG: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether slab debugging is on (`slub_debug` on the command line).
+pub fn slab_debug() -> bool {
+    SLAB_DEBUG.load(core::sync::atomic::Ordering::Relaxed)
+}
 
 struct Reporter;
 
@@ -39,13 +43,18 @@ impl SlabReporter for Reporter {
 
 static REPORTER: Reporter = Reporter;
 
-/// Creates the kmalloc caches.
-pub fn init() {
+/// Creates the kmalloc caches, with debugging if `debug`.
+pub fn init(debug: bool) {
+    SLAB_DEBUG.store(debug, core::sync::atomic::Ordering::Relaxed);
     let seed = board::timer::ticks() ^ 0x9e37_79b9_7f4a_7c15;
-    SLAB.init(&super::page_alloc::PAGE_SOURCE, &REPORTER, super::page_alloc::MAX_PAGE_ORDER, SLAB_DEBUG, seed);
+    SLAB.init(&super::page_alloc::PAGE_SOURCE, &REPORTER, super::page_alloc::MAX_PAGE_ORDER, debug, seed);
     crate::pr_info!(
         "SLUB: kmalloc-8 .. kmalloc-8k ready, larger requests from the page allocator; debug {}",
-        if SLAB_DEBUG { "on (poison, red zones, free checks)" } else { "off" }
+        if debug {
+            "on (slub_debug: poison, red zones, free checks)"
+        } else {
+            "off (add slub_debug to the command line)"
+        }
     );
 }
 

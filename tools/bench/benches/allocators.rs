@@ -37,9 +37,7 @@ fn config() -> Criterion {
 }
 
 fn page_pair<A: PageAlloc>(g: &mut BenchmarkGroup<'_, WallTime>, mut a: A, order: u32) {
-    g.bench_function(a.name(), |b| {
-        b.iter(|| pages::pair(&mut a, black_box(order)))
-    });
+    g.bench_function(a.name(), |b| b.iter(|| pages::pair(&mut a, black_box(order))));
 }
 
 fn page_mixed<A: PageAlloc>(g: &mut BenchmarkGroup<'_, WallTime>, mut a: A) {

@@ -40,10 +40,7 @@ fn batches<A: ByteAlloc>(mut a: A, n: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let work = args.get(1).map(String::as_str).unwrap_or("kmalloc-pair-8");
-    let n: usize = args
-        .get(2)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let num = |p: &str| work[p.len()..].parse::<usize>().expect("numeric suffix");
     match work {
         w if w.starts_with("kmalloc-pair-") => {
@@ -64,17 +61,11 @@ fn main() {
             }
             m.drain(&mut a);
         }
-        w if w.starts_with("pages-pcp-") => {
-            page_pairs(OurPages::new(NR_PAGES, true), num("pages-pcp-") as u32, n)
-        }
-        w if w.starts_with("pages-zone-") => {
-            page_pairs(OurPages::new(NR_PAGES, false), num("pages-zone-") as u32, n)
-        }
+        w if w.starts_with("pages-pcp-") => page_pairs(OurPages::new(NR_PAGES, true), num("pages-pcp-") as u32, n),
+        w if w.starts_with("pages-zone-") => page_pairs(OurPages::new(NR_PAGES, false), num("pages-zone-") as u32, n),
         "pages-mixed-pcp" => page_mixed(OurPages::new(NR_PAGES, true), n),
         "bsa-heap-mixed" => page_mixed(BsaHeapPages::new(NR_PAGES), n),
-        w if w.starts_with("bsa-heap-") => {
-            page_pairs(BsaHeapPages::new(NR_PAGES), num("bsa-heap-") as u32, n)
-        }
+        w if w.starts_with("bsa-heap-") => page_pairs(BsaHeapPages::new(NR_PAGES), num("bsa-heap-") as u32, n),
         "vmalloc-64" | "floor-64" => {
             let mut vb = VmBench::new(24 << 10);
             for _ in 0..n.max(1) {

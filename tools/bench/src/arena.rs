@@ -30,12 +30,7 @@ impl Arena {
         let raw = unsafe { alloc_zeroed(layout) };
         assert!(!raw.is_null(), "arena allocation of {size} bytes failed");
         let base = raw.wrapping_add((ARENA_ALIGN - raw as usize % ARENA_ALIGN) % ARENA_ALIGN);
-        Arena {
-            raw,
-            base,
-            size,
-            layout,
-        }
+        Arena { raw, base, size, layout }
     }
 
     /// First byte (aligned to [`ARENA_ALIGN`]).

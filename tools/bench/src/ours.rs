@@ -27,14 +27,7 @@ pub fn page_allocator(nr_pages: usize, pcp: bool) -> &'static PageAllocator {
     let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
     let map: &'static [Page] = Box::leak((0..nr_pages).map(|_| Page::new()).collect());
     let ram = (PhysAddr::new(PHYS_BASE), (nr_pages * PAGE_SIZE) as u64);
-    a.init(
-        map,
-        PhysAddr::new(PHYS_BASE).pfn(),
-        PhysAddr::new(0),
-        [ram],
-        [ram],
-    )
-    .expect("page allocator init");
+    a.init(map, PhysAddr::new(PHYS_BASE).pfn(), PhysAddr::new(0), [ram], [ram]).expect("page allocator init");
     a.set_min_free_kbytes(0);
     if !pcp {
         a.set_pcp_high_batch(0, 1);

@@ -31,10 +31,7 @@ impl OurPages {
     /// `nr_pages` frames; `pcp` chooses the per-CPU fast path or the zone path (see
     /// [`crate::ours::page_allocator`]).
     pub fn new(nr_pages: usize, pcp: bool) -> Self {
-        OurPages {
-            alloc: crate::ours::page_allocator(nr_pages, pcp),
-            name: if pcp { "ours-pcp" } else { "ours-zone" },
-        }
+        OurPages { alloc: crate::ours::page_allocator(nr_pages, pcp), name: if pcp { "ours-pcp" } else { "ours-zone" } }
     }
 
     /// The allocator (for its counters).
@@ -49,16 +46,11 @@ impl PageAlloc for OurPages {
     }
     #[inline]
     fn alloc(&mut self, order: u32) -> Option<u64> {
-        self.alloc
-            .alloc_pages(GFP_KERNEL, order, 0)
-            .ok()
-            .map(|p| p.0)
+        self.alloc.alloc_pages(GFP_KERNEL, order, 0).ok().map(|p| p.0)
     }
     #[inline]
     fn free(&mut self, frame: u64, order: u32) {
-        self.alloc
-            .free_pages(Pfn(frame), order, 0)
-            .expect("free_pages refused");
+        self.alloc.free_pages(Pfn(frame), order, 0).expect("free_pages refused");
     }
 }
 
@@ -80,10 +72,7 @@ pub struct Mixed {
 impl Mixed {
     /// Fills `a` with `n` blocks of random orders.
     pub fn fill<A: PageAlloc + ?Sized>(a: &mut A, n: usize, seed: u64) -> Self {
-        let mut m = Mixed {
-            rng: XorShift::new(seed),
-            live: Vec::with_capacity(n),
-        };
+        let mut m = Mixed { rng: XorShift::new(seed), live: Vec::with_capacity(n) };
         for _ in 0..n {
             let o = m.order();
             let f = a.alloc(o).expect("mixed fill: allocation failed");

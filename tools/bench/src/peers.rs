@@ -62,10 +62,7 @@ impl BsaHeapPages {
         let mut heap = BsaHeap::<33>::empty();
         // SAFETY: the arena is valid, unused memory that lives as long as the heap.
         unsafe { heap.init(arena.base() as usize, arena.size()) };
-        BsaHeapPages {
-            heap,
-            _arena: arena,
-        }
+        BsaHeapPages { heap, _arena: arena }
     }
 }
 
@@ -77,10 +74,7 @@ impl PageAlloc for BsaHeapPages {
     fn alloc(&mut self, order: u32) -> Option<u64> {
         let sz = PAGE << order;
         let l = Layout::from_size_align(sz, sz).ok()?;
-        self.heap
-            .alloc(l)
-            .ok()
-            .map(|p| p.as_ptr() as u64 / PAGE as u64)
+        self.heap.alloc(l).ok().map(|p| p.as_ptr() as u64 / PAGE as u64)
     }
     #[inline]
     fn free(&mut self, frame: u64, order: u32) {
@@ -103,8 +97,7 @@ impl TalcAlloc {
         let arena = Arena::new(bytes);
         let mut talc = Talc::new(ErrOnOom);
         // SAFETY: the arena is valid, unused memory that lives as long as the allocator.
-        unsafe { talc.claim(Span::from_base_size(arena.base(), arena.size())) }
-            .expect("talc claim");
+        unsafe { talc.claim(Span::from_base_size(arena.base(), arena.size())) }.expect("talc claim");
         TalcAlloc { talc, arena }
     }
 }
@@ -151,9 +144,7 @@ impl ByteAlloc for BsaBytes {
     }
     #[inline]
     fn alloc(&mut self, size: usize) -> *mut u8 {
-        self.heap
-            .alloc(layout(size))
-            .map_or(core::ptr::null_mut(), |p| p.as_ptr())
+        self.heap.alloc(layout(size)).map_or(core::ptr::null_mut(), |p| p.as_ptr())
     }
     #[inline]
     unsafe fn free(&mut self, p: *mut u8, size: usize) {
@@ -192,17 +183,12 @@ impl ByteAlloc for LlaBytes {
     }
     #[inline]
     fn alloc(&mut self, size: usize) -> *mut u8 {
-        self.heap
-            .allocate_first_fit(layout(size))
-            .map_or(core::ptr::null_mut(), |p| p.as_ptr())
+        self.heap.allocate_first_fit(layout(size)).map_or(core::ptr::null_mut(), |p| p.as_ptr())
     }
     #[inline]
     unsafe fn free(&mut self, p: *mut u8, size: usize) {
         // SAFETY: the caller passes a live allocation of `size` bytes from this heap.
-        unsafe {
-            self.heap
-                .deallocate(NonNull::new_unchecked(p), layout(size))
-        }
+        unsafe { self.heap.deallocate(NonNull::new_unchecked(p), layout(size)) }
     }
     fn in_use(&self) -> Option<usize> {
         Some(self.heap.used())

@@ -62,9 +62,7 @@ impl ByteAlloc for OurKmalloc {
     }
     #[inline]
     fn alloc(&mut self, size: usize) -> *mut u8 {
-        self.slab
-            .kmalloc(size, GFP_KERNEL, 0)
-            .map_or(core::ptr::null_mut(), |p| p.as_ptr())
+        self.slab.kmalloc(size, GFP_KERNEL, 0).map_or(core::ptr::null_mut(), |p| p.as_ptr())
     }
     #[inline]
     unsafe fn free(&mut self, p: *mut u8, _size: usize) {
@@ -95,10 +93,7 @@ pub struct Batch {
 impl Batch {
     /// A batch of `n` with a permutation from `seed`.
     pub fn new(n: usize, seed: u64) -> Self {
-        Batch {
-            order: XorShift::new(seed).permutation(n),
-            ptrs: Vec::with_capacity(n),
-        }
+        Batch { order: XorShift::new(seed).permutation(n), ptrs: Vec::with_capacity(n) }
     }
 
     /// Objects per batch.
@@ -114,11 +109,7 @@ impl Batch {
     /// Allocates the batch, calls `check` on the live pointers, frees them in the random
     /// order; returns the sum of the addresses.
     #[inline]
-    pub fn run_with<A: ByteAlloc + ?Sized>(
-        &mut self,
-        a: &mut A,
-        check: impl FnOnce(&[*mut u8]),
-    ) -> usize {
+    pub fn run_with<A: ByteAlloc + ?Sized>(&mut self, a: &mut A, check: impl FnOnce(&[*mut u8])) -> usize {
         self.ptrs.clear();
         let mut sum = 0usize;
         for _ in 0..self.order.len() {
@@ -152,10 +143,7 @@ pub struct Mix {
 impl Mix {
     /// Allocates `n` objects of random sizes from `a`.
     pub fn fill<A: ByteAlloc + ?Sized>(a: &mut A, n: usize, seed: u64) -> Self {
-        let mut m = Mix {
-            rng: XorShift::new(seed),
-            live: Vec::with_capacity(n),
-        };
+        let mut m = Mix { rng: XorShift::new(seed), live: Vec::with_capacity(n) };
         for _ in 0..n {
             let s = m.rng.range(MIX_MIN, MIX_MAX);
             let p = a.alloc(s);
@@ -190,10 +178,7 @@ impl Mix {
 
 /// Whether the `(pointer, size)` ranges are non-null, 8-aligned and pairwise disjoint.
 pub fn disjoint(objs: &[(*mut u8, usize)]) -> bool {
-    let mut v: Vec<(usize, usize)> = objs
-        .iter()
-        .map(|&(p, s)| (p as usize, p as usize + s))
-        .collect();
+    let mut v: Vec<(usize, usize)> = objs.iter().map(|&(p, s)| (p as usize, p as usize + s)).collect();
     v.sort_unstable();
     v.iter().all(|&(p, _)| p != 0 && p % 8 == 0) && v.windows(2).all(|w| w[0].1 <= w[1].0)
 }

@@ -41,23 +41,10 @@ impl VmBench {
         // `pa + linear_offset`; nothing else references them while the table is in use.
         let mem = unsafe { LinearPhysMemory::new(src.linear_offset) };
         let mut count = 0;
-        let mut tables = SourceTables {
-            pages: src,
-            gfp: GFP_KERNEL,
-            count: &mut count,
-        };
-        let pt =
-            PageTable::create(&mut tables, PtConfig::KERNEL_39, mem, NoTlb).expect("root table");
+        let mut tables = SourceTables { pages: src, gfp: GFP_KERNEL, count: &mut count };
+        let pt = PageTable::create(&mut tables, PtConfig::KERNEL_39, mem, NoTlb).expect("root table");
         let table = src.alloc_pages(GFP_KERNEL, 0).expect("floor table");
-        VmBench {
-            src,
-            arena,
-            mem,
-            pt,
-            vm: Vmalloc::new(),
-            table,
-            pages: Vec::new(),
-        }
+        VmBench { src, arena, mem, pt, vm: Vmalloc::new(), table, pages: Vec::new() }
     }
 
     /// The page source (for counters and translation checks).
@@ -78,10 +65,7 @@ impl VmBench {
         bytes: usize,
         check: impl FnOnce(VirtAddr, &PageTable<LinearPhysMemory, NoTlb>),
     ) -> VirtAddr {
-        let va = self
-            .vm
-            .vmalloc(bytes, GFP_KERNEL, "bench", self.src, &mut self.pt)
-            .expect("vmalloc failed");
+        let va = self.vm.vmalloc(bytes, GFP_KERNEL, "bench", self.src, &mut self.pt).expect("vmalloc failed");
         check(va, &self.pt);
         self.vm.vfree(va, self.src, &mut self.pt).expect("vfree");
         va
@@ -101,15 +85,8 @@ impl VmBench {
         self.pages.clear();
         let mut sum = 0u64;
         for i in 0..n {
-            let pa = self
-                .src
-                .alloc_pages(GFP_KERNEL, 0)
-                .expect("floor allocation");
-            self.mem.write_entry(
-                self.table,
-                i % 512,
-                Desc::leaf(pa.as_u64(), Prot::KERNEL_RW, 3).0,
-            );
+            let pa = self.src.alloc_pages(GFP_KERNEL, 0).expect("floor allocation");
+            self.mem.write_entry(self.table, i % 512, Desc::leaf(pa.as_u64(), Prot::KERNEL_RW, 3).0);
             sum = sum.wrapping_add(pa.as_u64());
             self.pages.push(pa);
         }

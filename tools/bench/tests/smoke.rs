@@ -45,11 +45,7 @@ fn check_small<A: ByteAlloc>(mut a: A) {
     let inside = |a: &A, p: *mut u8, s: usize| a.arena().is_none_or(|ar| ar.contains(p, s));
     for size in [8usize, 64, 256, 1024, 4096] {
         let p = small::pair(&mut a, size);
-        assert!(
-            inside(&a, p as *mut u8, size),
-            "{}: outside its arena",
-            a.name()
-        );
+        assert!(inside(&a, p as *mut u8, size), "{}: outside its arena", a.name());
     }
     let mut batch = Batch::new(100, 2);
     batch.run_with(&mut a, |ptrs| {
@@ -93,9 +89,7 @@ fn vmalloc_and_floor() {
     for bytes in [4096usize, 1 << 20] {
         vb.vmalloc_with(bytes, |va, pt| {
             for off in (0..bytes).step_by(4096) {
-                let t = pt
-                    .translate(va.add(off as u64))
-                    .expect("vmalloc page not mapped");
+                let t = pt.translate(va.add(off as u64)).expect("vmalloc page not mapped");
                 let host = src.phys_to_virt(t.pa);
                 assert!(vb_contains(src, host.as_u64() as *const u8));
             }
@@ -108,8 +102,7 @@ fn vmalloc_and_floor() {
 }
 
 fn vb_contains(src: &mm::page_alloc::BuddyPageSource<'_>, p: *const u8) -> bool {
-    src.virt_to_phys(mm::addr::VirtAddr::new(p as u64))
-        .is_some()
+    src.virt_to_phys(mm::addr::VirtAddr::new(p as u64)).is_some()
 }
 
 use mm::page_source::PageSource;

@@ -31,16 +31,10 @@ fn load(dir: &Path) -> Option<(String, Measured)> {
     let bench = read_json(&dir.join("new/benchmark.json"))?;
     let est = read_json(&dir.join("new/estimates.json"))?;
     let ns = est["median"]["point_estimate"].as_f64()?;
-    let elems = bench["throughput"]["Elements"]
-        .as_f64()
-        .unwrap_or(1.0)
-        .max(1.0);
+    let elems = bench["throughput"]["Elements"].as_f64().unwrap_or(1.0).max(1.0);
     Some((
         bench["group_id"].as_str()?.to_string(),
-        Measured {
-            function: bench["function_id"].as_str()?.to_string(),
-            ns_per_op: ns / elems,
-        },
+        Measured { function: bench["function_id"].as_str()?.to_string(), ns_per_op: ns / elems },
     ))
 }
 
@@ -64,10 +58,7 @@ fn natural(s: &str) -> Vec<(String, u64)> {
 }
 
 fn main() {
-    let root = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/criterion"));
+    let root = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/criterion"));
     let mut groups = Groups::new();
     let Ok(entries) = fs::read_dir(&root) else {
         eprintln!("no criterion results in {}", root.display());
@@ -79,20 +70,15 @@ fn main() {
         };
         for f in funcs.flatten() {
             if let Some((group, r)) = load(&f.path()) {
-                groups
-                    .entry(natural(&group))
-                    .or_insert_with(|| (group, Vec::new()))
-                    .1
-                    .push(r);
+                groups.entry(natural(&group)).or_insert_with(|| (group, Vec::new())).1.push(r);
             }
         }
     }
     println!("| workload | ours | ours ns/op | peer | peer ns/op | ratio |");
     println!("|---|---|---:|---|---:|---:|");
     for (group, results) in groups.values() {
-        let (ours, peers): (Vec<&Measured>, Vec<&Measured>) = results
-            .iter()
-            .partition(|r| r.function.starts_with(mm_bench::OURS));
+        let (ours, peers): (Vec<&Measured>, Vec<&Measured>) =
+            results.iter().partition(|r| r.function.starts_with(mm_bench::OURS));
         for o in &ours {
             let mut peers = peers.clone();
             peers.sort_by(|a, b| a.function.cmp(&b.function));
