@@ -196,8 +196,18 @@ fn worker(ops: usize) {
             }
         }
     }
+    // Leftovers go to the hand-off, so whichever CPU runs next (or the final drain)
+    // frees them: every run has cross-CPU frees, however the CPUs were scheduled.
     for it in local.iter_mut().filter_map(Option::take) {
-        free_item(cpu, it);
+        let mut h = HANDOFF.lock();
+        let n = h.1;
+        if n < HANDOFF_MAX {
+            h.0[n] = Some(it);
+            h.1 += 1;
+        } else {
+            drop(h);
+            free_item(cpu, it);
+        }
     }
 }
 
