@@ -95,6 +95,30 @@ static HANDOFF: mm::sync::SpinLock<([Option<Item>; HANDOFF_MAX], usize)> =
     mm::sync::SpinLock::new(([None; HANDOFF_MAX], 0));
 static SEED: AtomicU64 = AtomicU64::new(0x2545_f491_4f6c_dd1d);
 
+/// Puts an object in the hand-off, or frees it here if the hand-off is full.
+fn handoff_push(cpu: usize, it: Item) {
+    let mut h = HANDOFF.lock();
+    let n = h.1;
+    if n < HANDOFF_MAX {
+        h.0[n] = Some(it);
+        h.1 += 1;
+    } else {
+        drop(h);
+        free_item(cpu, it);
+    }
+}
+
+/// Takes the most recent object from the hand-off.
+fn handoff_take() -> Option<Item> {
+    let mut h = HANDOFF.lock();
+    if h.1 == 0 {
+        return None;
+    }
+    h.1 -= 1;
+    let n = h.1;
+    h.0[n].take()
+}
+
 fn xorshift(s: &mut u64) -> u64 {
     *s ^= *s << 13;
     *s ^= *s >> 7;
@@ -168,29 +192,11 @@ fn worker(ops: usize) {
             }
             70..=84 => {
                 if let Some(it) = local[slot].take() {
-                    let mut h = HANDOFF.lock();
-                    let n = h.1;
-                    if n < HANDOFF_MAX {
-                        h.0[n] = Some(it);
-                        h.1 += 1;
-                    } else {
-                        drop(h);
-                        free_item(cpu, it);
-                    }
+                    handoff_push(cpu, it);
                 }
             }
             _ => {
-                let taken = {
-                    let mut h = HANDOFF.lock();
-                    if h.1 > 0 {
-                        h.1 -= 1;
-                        let n = h.1;
-                        h.0[n].take()
-                    } else {
-                        None
-                    }
-                };
-                if let Some(it) = taken {
+                if let Some(it) = handoff_take() {
                     free_item(cpu, it);
                 }
             }
@@ -199,15 +205,7 @@ fn worker(ops: usize) {
     // Leftovers go to the hand-off, so whichever CPU runs next (or the final drain)
     // frees them: every run has cross-CPU frees, however the CPUs were scheduled.
     for it in local.iter_mut().filter_map(Option::take) {
-        let mut h = HANDOFF.lock();
-        let n = h.1;
-        if n < HANDOFF_MAX {
-            h.0[n] = Some(it);
-            h.1 += 1;
-        } else {
-            drop(h);
-            free_item(cpu, it);
-        }
+        handoff_push(cpu, it);
     }
 }
 
@@ -220,29 +218,9 @@ fn reset_stats() {
 }
 
 fn drain_handoff(cpu: usize) {
-    loop {
-        let taken = {
-            let mut h = HANDOFF.lock();
-            if h.1 == 0 {
-                None
-            } else {
-                h.1 -= 1;
-                let n = h.1;
-                h.0[n].take()
-            }
-        };
-        match taken {
-            Some(it) => free_item(cpu, it),
-            None => return,
-        }
+    while let Some(it) = handoff_take() {
+        free_item(cpu, it);
     }
-}
-
-fn settled_free_pages() -> u64 {
-    SLAB.drain_all();
-    SLAB.shrink_all();
-    PAGES.drain_all();
-    PAGES.nr_free_pages()
 }
 
 /// Runs the stress test with `ops` operations per CPU; true if everything held.
@@ -256,7 +234,7 @@ pub fn run(ops: usize) -> bool {
         }
     }
     let cpus = &cpus[..nr];
-    let before = settled_free_pages();
+    let before = crate::mm::settled_free_pages();
     cprintln!("stress: {} CPUs online, {} operations per CPU", 1 + cpus.len(), ops);
 
     // One CPU alone, for the throughput baseline.
@@ -317,7 +295,7 @@ pub fn run(ops: usize) -> bool {
     let corrupt_total = corrupt;
     let invariants = PAGES.check_invariants();
     let slab_errors = SLAB.validate_all();
-    let after = settled_free_pages();
+    let after = crate::mm::settled_free_pages();
     let corrupt = corrupt_total;
     let mut problems: alloc::vec::Vec<alloc::string::String> = alloc::vec::Vec::new();
     if started != cpus.len() {

@@ -8,7 +8,7 @@
 //! 5. The machine-readable summary, a leak check, and the comparison with Linux.
 
 use crate::mm::page_alloc::{self, PAGES};
-use crate::mm::slab::{self, SLAB};
+use crate::mm::slab;
 use crate::mm::vmalloc;
 use crate::{pr_info, pr_warn};
 use core::fmt;
@@ -65,15 +65,6 @@ fn timed<R>(f: impl FnOnce() -> R) -> (R, Took) {
     (r, Took(board::timer::ticks_to_ns(board::timer::ticks() - t0)))
 }
 
-/// Free pages with every cache given back: per-CPU page lists drained and empty slabs
-/// returned, so that the count does not depend on what happens to be cached.
-fn settled_free_pages() -> u64 {
-    SLAB.drain_all();
-    SLAB.shrink_all();
-    PAGES.drain_all();
-    PAGES.nr_free_pages()
-}
-
 fn buddyinfo_line() {
     let mut s = alloc::string::String::new();
     let _ = PAGES.buddyinfo(&mut s);
@@ -84,7 +75,7 @@ fn buddyinfo_line() {
 
 /// Runs the sweep and prints it.
 pub fn run(phases: Phases) {
-    let before = settled_free_pages();
+    let before = crate::mm::settled_free_pages();
     let all = phases == Phases::All;
     let mut max_order = None;
     let mut kmalloc_max = None;
@@ -99,7 +90,7 @@ pub fn run(phases: Phases) {
     if all || phases == Phases::Vmalloc {
         vmalloc_max = vmalloc_sweep();
     }
-    let after = settled_free_pages();
+    let after = crate::mm::settled_free_pages();
     if let Some(order) = max_order {
         pr_info!(
             "sweep: __get_free_pages max order={} ({} pages, {} bytes)",
@@ -270,7 +261,7 @@ fn try_vmalloc(bytes: usize, gfp: Gfp) -> bool {
 
 /// Returns (largest size that succeeded, free bytes when the phase began).
 fn vmalloc_sweep() -> Option<(u64, u64)> {
-    let free = settled_free_pages() * PAGE_SIZE as u64;
+    let free = crate::mm::settled_free_pages() * PAGE_SIZE as u64;
     pr_info!("Allocating memory with vmalloc in 4 MB steps, each freed before the next ({} MB free)", free >> 20);
     let mut size = VMALLOC_STEP;
     let mut last_ok = 0usize;

@@ -20,6 +20,16 @@ pub mod vmalloc;
 
 use crate::pr_info;
 
+/// Free pages with every cache given back: per-CPU page lists drained and empty slabs
+/// returned, so that the count does not depend on what happens to be cached (the
+/// sweep's and stress's leak checks).
+pub fn settled_free_pages() -> u64 {
+    slab::SLAB.drain_all();
+    slab::SLAB.shrink_all();
+    page_alloc::PAGES.drain_all();
+    page_alloc::PAGES.nr_free_pages()
+}
+
 /// Brings up all of memory management. `dtb` is the loader's x0.
 pub fn init(dtb: u64) {
     let mut mb = memblock::setup(dtb);

@@ -92,6 +92,18 @@ pub fn vfree(va: VirtAddr) -> Result<(), VmError> {
     r.inspect_err(|e| pr_err!("WARNING: {e}"))
 }
 
+/// Linux's `vmap`: maps the caller's pages contiguously (they stay the caller's).
+pub fn vmap(pages: &[PhysAddr], prot: mm::pgtable::Prot, caller: &'static str) -> Result<VirtAddr, VmError> {
+    let mut vm = VMALLOC.lock();
+    with_kernel_pt(|pt| vm.vmap(pages, prot, caller, &PAGE_SOURCE, pt))
+}
+
+/// Linux's `vunmap`: removes a `vmap` mapping (the pages are not freed).
+pub fn vunmap(va: VirtAddr) -> Result<(), VmError> {
+    let mut vm = VMALLOC.lock();
+    with_kernel_pt(|pt| vm.vunmap(va, &PAGE_SOURCE, pt))
+}
+
 /// Linux's `vmalloc_to_page`, as a physical address.
 pub fn vmalloc_to_page(va: VirtAddr) -> Option<PhysAddr> {
     let vm = VMALLOC.lock();
