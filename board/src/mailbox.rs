@@ -73,9 +73,6 @@ struct PropertyBuffer([u32; 16]);
 static BUFFER: spin::Mutex<PropertyBuffer> = spin::Mutex::new(PropertyBuffer([0; 16]));
 
 /// Sends one tag with `request` values and returns up to two answer words.
-///
-/// `virt_to_bus` turns the buffer's kernel virtual address into the address the
-/// VideoCore must see.
 fn property(tag: u32, request: &[u32], answer_words: usize) -> Result<[u32; 2], MailboxError> {
     let mut buf = BUFFER.lock();
     let value_words = request.len().max(answer_words).max(2);

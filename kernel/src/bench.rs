@@ -6,6 +6,7 @@
 use crate::cprintln;
 use crate::mm::page_alloc::{self, PAGES};
 use crate::mm::slab::{self, SLAB};
+use crate::prng::xorshift64;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use linked_list_allocator::LockedHeap;
@@ -72,13 +73,6 @@ fn row(name: &str, ours: &Measure, lla: &Measure) {
     );
 }
 
-fn xorshift(s: &mut u64) -> u64 {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    *s
-}
-
 /// Runs every workload `n` times; false if memory for the comparison heap is missing.
 pub fn run(n: u64) -> bool {
     let Some(area) = page_alloc::__get_free_pages(GFP_KERNEL, HEAP_ORDER) else {
@@ -132,13 +126,13 @@ pub fn run(n: u64) -> bool {
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let shuffle = |ptrs: &mut [(*mut u8, usize)], rng: &mut u64| {
         for i in (1..ptrs.len()).rev() {
-            ptrs.swap(i, (xorshift(rng) % (i as u64 + 1)) as usize);
+            ptrs.swap(i, (xorshift64(rng) % (i as u64 + 1)) as usize);
         }
     };
     let ours = measure(rounds * BATCH as u64, pmu, &mut || {
         for _ in 0..rounds {
             for p in ptrs.iter_mut() {
-                let size = 8 + (xorshift(&mut rng) % 2041) as usize;
+                let size = 8 + (xorshift64(&mut rng) % 2041) as usize;
                 *p = (slab::kmalloc(size, GFP_KERNEL).map_or(core::ptr::null_mut(), |p| p.as_ptr()), size);
             }
             shuffle(&mut ptrs, &mut rng);
@@ -151,7 +145,7 @@ pub fn run(n: u64) -> bool {
     let lla = measure(rounds * BATCH as u64, pmu, &mut || {
         for _ in 0..rounds {
             for p in ptrs.iter_mut() {
-                let size = 8 + (xorshift(&mut rng) % 2041) as usize;
+                let size = 8 + (xorshift64(&mut rng) % 2041) as usize;
                 let l = Layout::from_size_align(size, 8).unwrap_or(Layout::new::<u64>());
                 *p = (lla_alloc(&mut heap, l).map_or(core::ptr::null_mut(), |p| p.as_ptr()), size);
             }

@@ -15,6 +15,7 @@ pub mod console;
 pub mod ksyms;
 pub mod oops;
 pub mod printk;
+pub mod prng;
 pub mod stacks;
 #[cfg(target_os = "none")]
 pub mod stress;

@@ -8,6 +8,7 @@ use crate::cprintln;
 use crate::mm::page_alloc::{self, PAGES};
 use crate::mm::slab::{self, SLAB};
 use crate::mm::vmalloc;
+use crate::prng::xorshift64;
 use crate::smp::{self, NR_CPUS};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use mm::addr::{VirtAddr, PAGE_SIZE};
@@ -119,13 +120,6 @@ fn handoff_take() -> Option<Item> {
     h.0[n].take()
 }
 
-fn xorshift(s: &mut u64) -> u64 {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    *s
-}
-
 fn free_item(cpu: usize, it: Item) {
     let st = &STATS[cpu];
     if !it.intact() {
@@ -140,7 +134,7 @@ fn free_item(cpu: usize, it: Item) {
 
 fn alloc_item(cpu: usize, rng: &mut u64) -> Option<Item> {
     let quiet = GFP_KERNEL | Gfp::GFP_NOWARN;
-    let r = xorshift(rng);
+    let r = xorshift64(rng);
     let (kind, addr) = match r % 10 {
         0..=3 => {
             let order = (r >> 8) as u32 % 6;
@@ -168,8 +162,8 @@ fn worker(ops: usize) {
     let mut local: [Option<Item>; LOCAL_MAX] = [None; LOCAL_MAX];
     for _ in 0..ops {
         st.ops.fetch_add(1, Relaxed);
-        let r = xorshift(&mut rng) % 100;
-        let slot = (xorshift(&mut rng) % LOCAL_MAX as u64) as usize;
+        let r = xorshift64(&mut rng) % 100;
+        let slot = (xorshift64(&mut rng) % LOCAL_MAX as u64) as usize;
         match r {
             0..=49 => {
                 if let Some(old) = local[slot].take() {

@@ -129,8 +129,6 @@ pub fn print_layout() {
         };
         pr_info!("    {:<8}: 0x{:016x} - 0x{:016x}   ({:>6} {})", name, s, e, v, unit);
     };
-    let ram = super::page_alloc::PAGES.meminfo().total_pages;
-    let _ = ram;
     let lin_end = super::page_alloc::linear_map_end();
     pr_info!("Virtual kernel memory layout:");
     row("linear", PAGE_OFFSET, lin_end);
