@@ -22,7 +22,6 @@ mod kmain {
         let uart_clock = mailbox::clock_rate(mailbox::clock::UART).ok();
         board::uart::init(uart_clock.unwrap_or(DEFAULT_UART_CLOCK));
         platform::init_console();
-        kernel::mm::heap::init_boot_heap();
 
         let revision = mailbox::board_revision().unwrap_or(0);
         platform::set_revision(revision);

@@ -1,44 +1,22 @@
-//! The kernel's `#[global_allocator]` (Box, Vec, String...).
-//!
-//! Until the slab allocator exists, a small `linked_list_allocator` heap in .bss serves
-//! the first allocations; from [`switch_to_kmalloc`] on every new allocation goes
-//! through kmalloc, and requests above the largest kmalloc cache through `kvmalloc`:
-//! contiguous pages when they are free, vmalloc otherwise. Frees find their allocator
-//! from the address.
+//! The kernel's `#[global_allocator]` (Box, Vec, String...): every allocation goes through
+//! kmalloc, and requests above the largest kmalloc cache through `kvmalloc` (contiguous
+//! pages when they are free, vmalloc otherwise). Frees find their allocator from the
+//! address. Nothing allocates before the slab allocator exists (boot code formats on the
+//! stack); an allocation that early fails, and Rust reports it as a panic.
 
 use super::slab::SLAB;
 use super::vmalloc::{__vmalloc, is_vmalloc_addr, vfree};
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicBool, Ordering};
-use linked_list_allocator::LockedHeap;
 use mm::addr::{VirtAddr, PAGE_SIZE};
 use mm::gfp::{Gfp, GFP_KERNEL};
 
-const BOOT_HEAP_SIZE: usize = 64 * 1024;
 /// Largest kmalloc cache; bigger requests are "large" (Linux's KMALLOC_MAX_CACHE_SIZE).
 pub const KMALLOC_MAX_CACHE_SIZE: usize = 8192;
 
-#[repr(align(4096))]
-// Reached only through raw pointers, by the heap.
-struct HeapArea(#[allow(dead_code)] [u8; BOOT_HEAP_SIZE]);
-
-static mut BOOT_HEAP_AREA: HeapArea = HeapArea([0; BOOT_HEAP_SIZE]);
-static BOOT_HEAP: LockedHeap = LockedHeap::empty();
 static SLAB_READY: AtomicBool = AtomicBool::new(false);
 
-fn boot_heap_range() -> (usize, usize) {
-    let start = core::ptr::addr_of!(BOOT_HEAP_AREA) as usize;
-    (start, start + BOOT_HEAP_SIZE)
-}
-
-/// Gives the boot heap its memory. Call once, before any allocation.
-pub fn init_boot_heap() {
-    let (start, _) = boot_heap_range();
-    // SAFETY: called once on one CPU at boot; the area is used only by this heap.
-    unsafe { BOOT_HEAP.lock().init(start as *mut u8, BOOT_HEAP_SIZE) };
-}
-
-/// From now on, new allocations come from kmalloc.
+/// From now on, allocations are served (the slab allocator is ready).
 pub fn switch_to_kmalloc() {
     SLAB_READY.store(true, Ordering::Release);
 }
@@ -72,8 +50,7 @@ struct KernelAllocator;
 unsafe impl GlobalAlloc for KernelAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if !SLAB_READY.load(Ordering::Acquire) {
-            // SAFETY: forwarded GlobalAlloc contract.
-            return unsafe { BOOT_HEAP.alloc(layout) };
+            return core::ptr::null_mut();
         }
         if layout.size() <= KMALLOC_MAX_CACHE_SIZE || layout.align() > PAGE_SIZE {
             return SLAB.alloc_layout(layout, GFP_KERNEL, boot::cpu::cpu_id());
@@ -82,12 +59,8 @@ unsafe impl GlobalAlloc for KernelAllocator {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let (s, e) = boot_heap_range();
         let a = ptr as usize;
-        if (s..e).contains(&a) {
-            // SAFETY: the pointer came from the boot heap.
-            unsafe { BOOT_HEAP.dealloc(ptr, layout) };
-        } else if is_vmalloc_addr(VirtAddr::new(a as u64)) {
+        if is_vmalloc_addr(VirtAddr::new(a as u64)) {
             let _ = vfree(VirtAddr::new(a as u64));
         } else {
             // SAFETY: the pointer came from kmalloc with this layout.
