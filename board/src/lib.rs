@@ -2,7 +2,7 @@
 //! generic. Drivers reach their registers through typed register blocks
 //! (tock-registers) at a virtual base that starts as the identity-mapped physical
 //! address (boot/'s early tables) and moves to an `ioremap`ped address once the kernel
-//! has its own tables ([`mmio::set_peripheral_base`]).
+//! has its own tables (`mmio::set_peripheral_base`).
 //!
 //! [`revision`] is pure logic and is tested on the host; the rest touches hardware and
 //! is built only for the bare-metal target.

@@ -3,12 +3,12 @@
 
 use core::fmt;
 
-/// Exception class: ESR bits [31:26].
+/// Exception class: ESR bits `[31:26]`.
 pub const fn ec(esr: u64) -> u32 {
     ((esr >> 26) & 0x3f) as u32
 }
 
-/// Instruction-specific syndrome: ESR bits [24:0].
+/// Instruction-specific syndrome: ESR bits `[24:0]`.
 pub const fn iss(esr: u64) -> u32 {
     (esr & 0x1ff_ffff) as u32
 }
@@ -95,7 +95,7 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// Decodes a fault status code (ESR ISS bits [5:0] of an abort).
+    /// Decodes a fault status code (ESR ISS bits `[5:0]` of an abort).
     pub fn from_fsc(fsc: u32) -> Self {
         let level = (fsc & 3) as i8;
         match fsc & 0x3f {
