@@ -57,6 +57,12 @@
     mov     x2, #3
     msr     cnthctl_el2, x2
     msr     cntvoff_el2, xzr
+    // Real hardware: MDCR_EL2 is whatever the firmware left; its TPM/TPMCR bits would trap
+    // EL1's PMU accesses (the bench command's cycle counter) to EL2, where nothing handles
+    // them. Give EL1 every counter (HPMN = PMCR_EL0.N) and no traps, as Linux does.
+    mrs     x2, pmcr_el0
+    ubfx    x2, x2, #11, #5
+    msr     mdcr_el2, x2
     ldr     x2, =SCTLR_EL1_RES1
     msr     sctlr_el1, x2
     mov     x2, #0x3c5                  // EL1h, DAIF masked
