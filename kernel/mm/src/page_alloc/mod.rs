@@ -489,7 +489,10 @@ impl PageAllocator {
         let mt = gfp_migratetype(gfp);
         let high_zone = self.highest_zone(gfp);
         let slow = if gfp.may_sleep() { AllocFlags::LOW } else { AllocFlags::slowpath(gfp) };
-        let mut found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, AllocFlags::LOW);
+        let mut found = match self.rmqueue_pcp_fast(mm, order, mt, high_zone, cpu) {
+            Some(pfn) => Some(pfn),
+            None => self.get_page_from_freelist(mm, order, mt, high_zone, cpu, AllocFlags::LOW),
+        };
         if found.is_none() && slow != AllocFlags::LOW {
             found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
         }
@@ -521,6 +524,30 @@ impl PageAllocator {
         head.set_owner(0);
         head.set_flags(mk(PG_HEAD | if comp { PG_COMP } else { 0 }, order, MigrateType::Unmovable));
         Ok(Pfn(pfn))
+    }
+
+    /// The common case of `get_page_from_freelist(.., AllocFlags::LOW)`, inlined: the first
+    /// zone passes the low watermark (the same lockless check, written out for these
+    /// flags as Linux's `zone_watermark_fast` does) and this CPU's list of the order has a
+    /// block. Anything else (order above the pcp orders, an empty list, low memory, an
+    /// empty zone, whose free count 0 fails the check) returns `None` and the caller takes
+    /// the whole path, which checks again and refills.
+    #[inline]
+    fn rmqueue_pcp_fast(&self, mm: &MemMap, order: u32, mt: MigrateType, zi: usize, cpu: usize) -> Option<u64> {
+        if order > PCP_MAX_ORDER {
+            return None;
+        }
+        let meta = &self.meta[zi];
+        // watermark_ok(free, order, low, AllocFlags::LOW, reserved_highatomic, 0): no
+        // lowmem_reserve in the request's own highest zone.
+        let need = meta.low.load(Relaxed) + meta.reserved_highatomic.load(Relaxed) + (1u64 << order) - 1;
+        if meta.free.load(Relaxed) <= need {
+            return None;
+        }
+        let mut pcp = self.pcp[cpu][zi].lock();
+        let idx = pcp.pop(mm, order, mt.index())?;
+        mm.at(idx).set_flags(0);
+        Some(mm.base_pfn + idx as u64)
     }
 
     fn get_page_from_freelist(
