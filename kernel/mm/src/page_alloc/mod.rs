@@ -253,7 +253,10 @@ fn alloc_head_of(mm: &MemMap, pfn: u64) -> Option<&'static Page> {
 }
 
 fn classify(pfn: u64, order: u32, f: u32) -> Refused {
-    if f & (PG_BUDDY | PG_PCP) != 0 {
+    // The valid free first, in one test (`order <= MAX_PAGE_ORDER` fits the order bits).
+    if page::is_live_head(f, order) {
+        Ok(())
+    } else if f & (PG_BUDDY | PG_PCP) != 0 {
         Err(FreeError::DoubleFree { pfn, order })
     } else if f & PG_RESERVED != 0 {
         Err(FreeError::Reserved { pfn })
@@ -488,11 +491,11 @@ impl PageAllocator {
         }
         let mt = gfp_migratetype(gfp);
         let high_zone = self.highest_zone(gfp);
-        let slow = if gfp.may_sleep() { AllocFlags::LOW } else { AllocFlags::slowpath(gfp) };
         let mut found = match self.rmqueue_pcp_fast(mm, order, mt, high_zone, cpu) {
             Some(pfn) => Some(pfn),
             None => self.get_page_from_freelist(mm, order, mt, high_zone, cpu, AllocFlags::LOW),
         };
+        let slow = if gfp.may_sleep() { AllocFlags::LOW } else { AllocFlags::slowpath(gfp) };
         if found.is_none() && slow != AllocFlags::LOW {
             found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
         }

@@ -154,6 +154,11 @@ pub(crate) const fn mk(state: u32, order: u32, mt: MigrateType) -> u32 {
 pub(crate) const fn flag_order(f: u32) -> u32 {
     f & ORDER_MASK
 }
+/// Whether a flag word is that of the head of a live allocation of `order` (and nothing
+/// that would refuse a free: free, reserved, tail).
+pub(crate) const fn is_live_head(f: u32, order: u32) -> bool {
+    f & (PG_BUDDY | PG_PCP | PG_RESERVED | PG_TAIL | PG_HEAD | ORDER_MASK) == PG_HEAD | (order & ORDER_MASK)
+}
 /// Migratetype stored in a flag word.
 pub(crate) const fn flag_mt(f: u32) -> MigrateType {
     MigrateType::from_index(((f & MT_MASK) >> MT_SHIFT) as usize)
