@@ -181,6 +181,10 @@ impl Harness {
                     if g.contains(Gfp::GFP_DMA) {
                         assert!(p + (1 << order) <= HARNESS_DMA_END_PFN, "DMA request outside DMA");
                     }
+                    // A fresh block carries no owner word, in its head or its tails.
+                    for q in p..p + (1u64 << order).min(512) {
+                        assert_eq!(self.a.page_owner(Pfn(q)), 0, "stale owner word");
+                    }
                     self.mark(p, order, true);
                     self.freed.retain(|&(fp, fo)| fp + (1 << fo) <= p || p + (1 << order) <= fp);
                     self.live.push((p, order, g.contains(Gfp::GFP_COMP) && order > 0));
@@ -205,7 +209,9 @@ impl Harness {
                 if self.live.is_empty() {
                     return;
                 }
-                let (p, _, _) = self.live[which % self.live.len()];
+                let (p, o, _) = self.live[which % self.live.len()];
+                // The head or, as the slab does, a tail page.
+                let p = p + (word >> 7) % (1 << o);
                 assert!(self.a.set_page_owner(Pfn(p), word));
                 assert_eq!(self.a.page_owner(Pfn(p)), word);
             }

@@ -44,7 +44,7 @@ pub use source::BuddyPageSource;
 pub use watermark::{AllocFlags, Watermarks, Wmark};
 pub use zone::Zone;
 
-use page::{flag_mt, flag_order, mk, PG_BUDDY, PG_COMP, PG_HEAD, PG_PCP, PG_RESERVED, PG_TAIL};
+use page::{flag_mt, flag_order, mk, PG_BUDDY, PG_COMP, PG_HEAD, PG_PCP, PG_RESERVED, PG_TAIL, PG_TAIL_OWNER};
 
 /// Largest order, inclusive: blocks of up to `2^16` pages = 256 MiB.
 ///
@@ -214,9 +214,18 @@ impl Default for PageAllocator {
 type Refused = Result<(), FreeError>;
 
 /// free_pages_prepare for the pages after the head: owner words and compound tails.
+///
+/// Only a block whose tails were touched needs the walk: compound tails carry `PG_TAIL`
+/// (head `PG_COMP`), and [`PageAllocator::set_page_owner`] on a tail marks the head
+/// `PG_TAIL_OWNER`. Every other tail already has flags 0 and owner 0, since the buddy and
+/// per-CPU lists use only a block's head for links and clear them when they take it off
+/// (`FreeArea::del`, `PerCpuPages::pop`), and `init` starts every page at owner 0.
 fn clear_block(mm: &MemMap, idx: u32, order: u32, head_flags: u32) {
-    for i in 1..(1u32 << order) {
-        let p = mm.at(idx + i);
+    if head_flags & (PG_COMP | PG_TAIL_OWNER) == 0 {
+        return;
+    }
+    let i = idx as usize;
+    for p in &mm.pages[i + 1..i + (1usize << order)] {
         p.set_owner(0);
         if head_flags & PG_COMP != 0 {
             p.set_flags(0);
@@ -224,8 +233,30 @@ fn clear_block(mm: &MemMap, idx: u32, order: u32, head_flags: u32) {
     }
 }
 
+/// The head of the live allocation holding `pfn`, a page with flags 0 (not a head, not a
+/// compound tail); `None` if `pfn` lies in a free block or in no block. Blocks are
+/// naturally aligned and disjoint, so the head is the first `pfn` rounded down to `2^o`
+/// (`o` = 1, 2, ...) that heads a block of order at least `o`.
+fn alloc_head_of(mm: &MemMap, pfn: u64) -> Option<&'static Page> {
+    for o in 1..=MAX_PAGE_ORDER {
+        let c = pfn & !((1u64 << o) - 1);
+        if c == pfn {
+            continue;
+        }
+        let h = mm.pfn_to_page(c)?;
+        let f = h.flags();
+        if f & (PG_HEAD | PG_BUDDY | PG_PCP) != 0 && flag_order(f) >= o {
+            return (f & PG_HEAD != 0).then_some(h);
+        }
+    }
+    None
+}
+
 fn classify(pfn: u64, order: u32, f: u32) -> Refused {
-    if f & (PG_BUDDY | PG_PCP) != 0 {
+    // The valid free first, in one test (`order <= MAX_PAGE_ORDER` fits the order bits).
+    if page::is_live_head(f, order) {
+        Ok(())
+    } else if f & (PG_BUDDY | PG_PCP) != 0 {
         Err(FreeError::DoubleFree { pfn, order })
     } else if f & PG_RESERVED != 0 {
         Err(FreeError::Reserved { pfn })
@@ -460,8 +491,11 @@ impl PageAllocator {
         }
         let mt = gfp_migratetype(gfp);
         let high_zone = self.highest_zone(gfp);
+        let mut found = match self.rmqueue_pcp_fast(mm, order, mt, high_zone, cpu) {
+            Some(pfn) => Some(pfn),
+            None => self.get_page_from_freelist(mm, order, mt, high_zone, cpu, AllocFlags::LOW),
+        };
         let slow = if gfp.may_sleep() { AllocFlags::LOW } else { AllocFlags::slowpath(gfp) };
-        let mut found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, AllocFlags::LOW);
         if found.is_none() && slow != AllocFlags::LOW {
             found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
         }
@@ -493,6 +527,30 @@ impl PageAllocator {
         head.set_owner(0);
         head.set_flags(mk(PG_HEAD | if comp { PG_COMP } else { 0 }, order, MigrateType::Unmovable));
         Ok(Pfn(pfn))
+    }
+
+    /// The common case of `get_page_from_freelist(.., AllocFlags::LOW)`, inlined: the first
+    /// zone passes the low watermark (the same lockless check, written out for these
+    /// flags as Linux's `zone_watermark_fast` does) and this CPU's list of the order has a
+    /// block. Anything else (order above the pcp orders, an empty list, low memory, an
+    /// empty zone, whose free count 0 fails the check) returns `None` and the caller takes
+    /// the whole path, which checks again and refills.
+    #[inline]
+    fn rmqueue_pcp_fast(&self, mm: &MemMap, order: u32, mt: MigrateType, zi: usize, cpu: usize) -> Option<u64> {
+        if order > PCP_MAX_ORDER {
+            return None;
+        }
+        let meta = &self.meta[zi];
+        // watermark_ok(free, order, low, AllocFlags::LOW, reserved_highatomic, 0): no
+        // lowmem_reserve in the request's own highest zone.
+        let need = meta.low.load(Relaxed) + meta.reserved_highatomic.load(Relaxed) + (1u64 << order) - 1;
+        if meta.free.load(Relaxed) <= need {
+            return None;
+        }
+        let mut pcp = self.pcp[cpu][zi].lock();
+        let idx = pcp.pop(mm, order, mt.index())?;
+        mm.at(idx).set_flags(0);
+        Some(mm.base_pfn + idx as u64)
     }
 
     fn get_page_from_freelist(
@@ -660,15 +718,25 @@ impl PageAllocator {
     }
 
     /// Stores the owner word of an allocated page (for a `PageSource` implementation);
-    /// false (nothing stored) if the page is free, reserved or outside `mem_map`.
+    /// false (nothing stored) if the page is free (a free block's head or a page inside a
+    /// free block), reserved or outside `mem_map`. On a tail page it also marks the
+    /// allocation's head so that the free clears the tails' owner words.
     pub fn set_page_owner(&self, pfn: Pfn, word: u64) -> bool {
-        match self.pfn_to_page(pfn) {
-            Some(p) if p.flags() & (PG_BUDDY | PG_PCP | PG_RESERVED) == 0 => {
-                p.set_owner(word);
-                true
-            }
-            _ => false,
+        let Some(mm) = self.mem_map.get() else { return false };
+        let Some(p) = mm.pfn_to_page(pfn.0) else { return false };
+        let f = p.flags();
+        if f & (PG_BUDDY | PG_PCP | PG_RESERVED) != 0 {
+            return false;
         }
+        if f & (PG_HEAD | PG_TAIL) == 0 {
+            // A tail of a non-compound block (compound heads clear their tails anyway).
+            let Some(head) = alloc_head_of(mm, pfn.0) else { return false };
+            if head.flags() & PG_TAIL_OWNER == 0 {
+                head.or_flags(PG_TAIL_OWNER);
+            }
+        }
+        p.set_owner(word);
+        true
     }
     /// The owner word of an allocated page; 0 for a free, reserved or unknown page.
     pub fn page_owner(&self, pfn: Pfn) -> u64 {

@@ -34,6 +34,9 @@ pub(crate) const PG_COMP: u32 = 1 << 11;
 pub(crate) const PG_TAIL: u32 = 1 << 12;
 /// Never handed to the allocator (hole, kernel image, firmware, mem_map itself...).
 pub(crate) const PG_RESERVED: u32 = 1 << 13;
+/// On a head: an owner word was stored in one of its tail pages, so the free must clear
+/// the tails' owner words (without it every tail already has owner 0 and flags 0).
+pub(crate) const PG_TAIL_OWNER: u32 = 1 << 14;
 
 // Info word: pageblock migratetype (meaningful on a pageblock's first page) and zone.
 const INFO_ZONE_SHIFT: u32 = 4;
@@ -74,6 +77,10 @@ impl Page {
     /// Atomically moves from `old` flags to `new`; false if the page was not in `old`.
     pub(crate) fn cas_flags(&self, old: u32, new: u32) -> bool {
         self.flags.compare_exchange(old, new, Relaxed, Relaxed).is_ok()
+    }
+    /// Sets bits in the flag word (one atomic read-modify-write).
+    pub(crate) fn or_flags(&self, bits: u32) {
+        self.flags.fetch_or(bits, Relaxed);
     }
     pub(crate) fn next(&self) -> u32 {
         self.next.load(Relaxed)
@@ -146,6 +153,11 @@ pub(crate) const fn mk(state: u32, order: u32, mt: MigrateType) -> u32 {
 /// Order stored in a flag word.
 pub(crate) const fn flag_order(f: u32) -> u32 {
     f & ORDER_MASK
+}
+/// Whether a flag word is that of the head of a live allocation of `order` (and nothing
+/// that would refuse a free: free, reserved, tail).
+pub(crate) const fn is_live_head(f: u32, order: u32) -> bool {
+    f & (PG_BUDDY | PG_PCP | PG_RESERVED | PG_TAIL | PG_HEAD | ORDER_MASK) == PG_HEAD | (order & ORDER_MASK)
 }
 /// Migratetype stored in a flag word.
 pub(crate) const fn flag_mt(f: u32) -> MigrateType {

@@ -31,13 +31,16 @@ impl PerCpuPages {
     pub const fn new() -> PerCpuPages {
         PerCpuPages { count: 0, high: 0, batch: 1, lists: [[NIL; MIGRATE_PCPTYPES]; PCP_ORDERS] }
     }
+    #[inline]
     pub(crate) fn push(&mut self, mm: &MemMap, idx: u32, order: u32, list: usize) {
         let head = &mut self.lists[order as usize][list];
-        mm.at(idx).set_next(*head);
-        mm.at(idx).set_prev(0);
+        let p = mm.at(idx);
+        p.set_next(*head);
+        p.set_prev(0);
         *head = idx;
         self.count += 1 << order;
     }
+    #[inline]
     pub(crate) fn pop(&mut self, mm: &MemMap, order: u32, list: usize) -> Option<u32> {
         let head = &mut self.lists[order as usize][list];
         let idx = *head;

@@ -426,3 +426,29 @@ fn init_from_memblock_like_boot() {
     assert_eq!(a.free_pages(Pfn(0x80), 0, 0), Err(FreeError::Reserved { pfn: 0x80 }));
     assert_eq!(a.free_pages(mm_pa.pfn(), 0, 0), Err(FreeError::Reserved { pfn: mm_pa.pfn().0 }));
 }
+
+#[test]
+fn tail_owner_words_cleared_on_free() {
+    let a = make(64, 0, 0, &[(0, 64)]);
+    a.set_min_free_kbytes(0);
+    // Order 3 goes through the per-CPU lists, order 5 through the zone.
+    for order in [3u32, 5] {
+        let b = a.alloc_pages(GFP_KERNEL, order, 0).unwrap();
+        let t = Pfn(b.0 + 3);
+        assert!(a.set_page_owner(t, 0xabc));
+        assert_eq!(a.page_owner(t), 0xabc);
+        assert!(a.pfn_to_page(b).unwrap().flags() & page::PG_TAIL_OWNER != 0);
+        a.free_pages(b, order, 0).unwrap();
+        assert!(!a.set_page_owner(t, 1), "page inside a free block");
+        assert_eq!(a.page_owner(t), 0);
+        a.check_invariants().unwrap();
+    }
+    a.drain_all();
+    for pfn in 0..64 {
+        assert_eq!(a.page_owner(Pfn(pfn)), 0);
+    }
+    let b = a.alloc_pages(GFP_KERNEL, 6, 0).unwrap();
+    for pfn in b.0..b.0 + 64 {
+        assert_eq!(a.page_owner(Pfn(pfn)), 0);
+    }
+}
