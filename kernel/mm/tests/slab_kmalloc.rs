@@ -314,12 +314,12 @@ fn slabinfo_exact_format() {
             lines[1],
             "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>"
         );
-        // Order-0 slabs of 21 objects of 192 bytes; a refill took 32 objects (batchcount)
-        // from two slabs; per-CPU cached objects count as active like in Linux SLAB.
-        assert_eq!(lines[2], "dentry                32     42    192   21    1 : tunables   64   32    0 : slabdata      2      2      0");
-        assert_eq!(lines.last().unwrap(), &"kmalloc-8              0      0      8  504    1 : tunables   64   32    0 : slabdata      0      0      0");
+        // Order-0 slabs of 21 objects of 192 bytes; a refill took 60 objects (batchcount)
+        // from three slabs; per-CPU cached objects count as active like in Linux SLAB.
+        assert_eq!(lines[2], "dentry                60     63    192   21    1 : tunables  120   60    0 : slabdata      3      3      0");
+        assert_eq!(lines.last().unwrap(), &"kmalloc-8              0      0      8  504    1 : tunables  120   60    0 : slabdata      0      0      0");
         assert_eq!(lines.len(), 2 + 14);
-        assert_eq!(meminfo_slab_kb(slab), 8);
+        assert_eq!(meminfo_slab_kb(slab), 12);
         for o in objs {
             // SAFETY: live objects of `id`.
             unsafe { slab.kmem_cache_free(id, o, 0) };
