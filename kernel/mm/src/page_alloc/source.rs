@@ -62,7 +62,6 @@ impl PageSource for BuddyPageSource<'_> {
     fn page_owner(&self, pa: PhysAddr) -> u64 {
         self.alloc.page_owner(pa.pfn())
     }
-    #[inline]
     fn virt_page_owner(&self, va: VirtAddr) -> Option<u64> {
         let pa = PhysAddr::new(va.as_u64().wrapping_sub(self.linear_offset));
         self.alloc.try_page_owner(pa.pfn())

@@ -564,6 +564,7 @@ impl KmemCache {
     }
 
     /// Pops one object off a slab's freelist, validating the hardened pointer.
+    #[inline]
     fn slab_pop(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, slab: Slab) -> Option<usize> {
         let head_at = slab.0 + H_FREELIST;
         let obj = cfg.encode(slab.get(H_FREELIST), head_at);
@@ -596,6 +597,7 @@ impl KmemCache {
     }
 
     /// Returns an object to its slab; releases a slab beyond the empty-slab reserve.
+    #[inline]
     fn slab_push(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, obj: usize) {
         let Some(slab) = self.slab_of(env, cfg, obj) else {
             return;
