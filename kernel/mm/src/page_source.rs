@@ -25,4 +25,11 @@ pub trait PageSource {
     fn set_page_owner(&self, pa: PhysAddr, word: u64);
     /// The owner word of the page holding `pa`, 0 if never set since it was allocated.
     fn page_owner(&self, pa: PhysAddr) -> u64;
+    /// The owner word of the page holding the linear-map address `va` (`None` outside the
+    /// linear map): [`Self::virt_to_phys`] then [`Self::page_owner`] in one call, which a
+    /// source can override to look the page up once (the `kfree` fast path).
+    #[inline]
+    fn virt_page_owner(&self, va: VirtAddr) -> Option<u64> {
+        self.virt_to_phys(va).map(|pa| self.page_owner(pa))
+    }
 }

@@ -745,6 +745,12 @@ impl PageAllocator {
             _ => 0,
         }
     }
+    /// [`Self::page_owner`] with one lookup that also tells whether `pfn` is in `mem_map`:
+    /// `None` outside it, `Some(0)` for a free or reserved page.
+    pub fn try_page_owner(&self, pfn: Pfn) -> Option<u64> {
+        let p = self.pfn_to_page(pfn)?;
+        Some(if p.flags() & (PG_BUDDY | PG_PCP | PG_RESERVED) == 0 { p.owner() } else { 0 })
+    }
 
     /// Free pages on the buddy lists of every zone (Linux's `NR_FREE_PAGES`).
     pub fn nr_free_buddy_pages(&self) -> u64 {

@@ -62,6 +62,10 @@ impl PageSource for BuddyPageSource<'_> {
     fn page_owner(&self, pa: PhysAddr) -> u64 {
         self.alloc.page_owner(pa.pfn())
     }
+    fn virt_page_owner(&self, va: VirtAddr) -> Option<u64> {
+        let pa = PhysAddr::new(va.as_u64().wrapping_sub(self.linear_offset));
+        self.alloc.try_page_owner(pa.pfn())
+    }
 }
 
 #[cfg(test)]
@@ -105,6 +109,9 @@ mod tests {
         assert_eq!(src.virt_to_phys(VirtAddr::new(0x1234)), None);
         src.set_page_owner(pa, 42);
         assert_eq!(src.page_owner(pa), 42);
+        assert_eq!(src.virt_page_owner(va), Some(42));
+        assert_eq!(src.virt_page_owner(VirtAddr::new(va.as_u64() + PAGE_SIZE as u64 + 8)), Some(0));
+        assert_eq!(src.virt_page_owner(VirtAddr::new(0x1234)), None);
         assert!(src.alloc_pages(GFP_ATOMIC, 7).is_none());
         assert!(src.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 7).is_none());
         assert_eq!(FAILS.load(Relaxed), 1);

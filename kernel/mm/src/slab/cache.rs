@@ -189,6 +189,12 @@ impl CacheCfg {
         ptr ^ self.secret ^ at.swap_bytes()
     }
 
+    /// An encoded pointer stored at `from`, re-encoded for storage at `to`: equal to
+    /// `encode(encode(v, from), to)` without applying the secret twice.
+    fn reencode(&self, v: usize, from: usize, to: usize) -> usize {
+        v ^ from.swap_bytes() ^ to.swap_bytes()
+    }
+
     /// The right red zone: from the end of the object to the free pointer.
     fn rz_right(&self, obj: usize) -> (usize, usize) {
         (obj + self.object_size, self.fp_offset - self.obj_offset - self.object_size)
@@ -426,6 +432,10 @@ pub struct KmemCache {
     debug: AtomicBool,
     /// Hot copy of `cfg.object_size`.
     object_size: AtomicUsize,
+    /// Every slab grown since activation starts at a virtual address aligned to the slab
+    /// size, so the slab of an object is its address rounded down (no page-source calls).
+    /// Cleared by `grow` before an unaligned slab's objects can be handed out.
+    va_aligned: AtomicBool,
     cfg: Mutex<CacheCfg>,
     cpu: [Mutex<ArrayCache>; NR_CPUS],
     node: Mutex<Node>,
@@ -444,6 +454,7 @@ impl KmemCache {
             state: AtomicU32::new(STATE_FREE),
             debug: AtomicBool::new(false),
             object_size: AtomicUsize::new(0),
+            va_aligned: AtomicBool::new(true),
             cfg: Mutex::new(CacheCfg::EMPTY),
             cpu: [const { Mutex::new(ArrayCache::new()) }; NR_CPUS],
             node: Mutex::new(Node::new()),
@@ -479,6 +490,7 @@ impl KmemCache {
         *self.node.lock() = Node::new();
         self.debug.store(cfg.debug, Relaxed);
         self.object_size.store(cfg.object_size, Relaxed);
+        self.va_aligned.store(true, Relaxed);
         *self.cfg.lock() = cfg;
         self.state.store(STATE_LIVE, Relaxed);
     }
@@ -490,6 +502,11 @@ impl KmemCache {
 
     /// The slab holding `obj` (the caller knows `obj` is in one of this cache's pages).
     fn slab_of(&self, env: Env<'_>, cfg: &CacheCfg, obj: usize) -> Option<Slab> {
+        if self.va_aligned.load(Relaxed) {
+            // SAFETY: every slab of this cache is naturally aligned in the linear map (see
+            // `va_aligned`) and `obj` lies inside one, so rounding down finds its start.
+            return Some(unsafe { Slab::from_raw(obj & !(cfg.slab_bytes() - 1)) });
+        }
         let pa = env.ps.virt_to_phys(VirtAddr::new(obj as u64))?;
         let base = env.ps.phys_to_virt(pa.align_down(cfg.slab_bytes() as u64));
         // SAFETY: the owner word of `obj`'s page names this cache, so the naturally aligned
@@ -504,6 +521,10 @@ impl KmemCache {
             env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), owner_slab(cfg.index));
         }
         let va = env.ps.phys_to_virt(pa).as_usize();
+        if !va.is_multiple_of(cfg.slab_bytes()) {
+            // Before any object of this slab exists (it is published under the node lock).
+            self.va_aligned.store(false, Relaxed);
+        }
         // SAFETY: the block was just allocated for this cache.
         let slab = unsafe { Slab::from_raw(va) };
         slab.set(H_MAGIC, SLAB_MAGIC ^ va);
@@ -543,6 +564,7 @@ impl KmemCache {
     }
 
     /// Pops one object off a slab's freelist, validating the hardened pointer.
+    #[inline]
     fn slab_pop(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, slab: Slab) -> Option<usize> {
         let head_at = slab.0 + H_FREELIST;
         let obj = cfg.encode(slab.get(H_FREELIST), head_at);
@@ -575,6 +597,7 @@ impl KmemCache {
     }
 
     /// Returns an object to its slab; releases a slab beyond the empty-slab reserve.
+    #[inline]
     fn slab_push(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, obj: usize) {
         let Some(slab) = self.slab_of(env, cfg, obj) else {
             return;
@@ -582,7 +605,7 @@ impl KmemCache {
         let head_at = slab.0 + H_FREELIST;
         let at = cfg.fp_addr(obj);
         // SAFETY: `obj` is a free object of this slab (it came from a per-CPU array).
-        unsafe { raw::write_word(at, cfg.encode(cfg.encode(slab.get(H_FREELIST), head_at), at)) };
+        unsafe { raw::write_word(at, cfg.reencode(slab.get(H_FREELIST), head_at, at)) };
         slab.set(H_FREELIST, cfg.encode(obj, head_at));
         slab.set(H_INUSE, slab.get(H_INUSE) - 1);
         node.free_objects += 1;
@@ -1001,5 +1024,6 @@ mod tests {
         assert_ne!(e, 0x1000);
         assert_eq!(c.encode(e, 0x2000), 0x1000);
         assert_ne!(c.encode(e, 0x2008), 0x1000);
+        assert_eq!(c.reencode(e, 0x2000, 0x3008), c.encode(0x1000, 0x3008));
     }
 }

@@ -178,4 +178,9 @@ impl PageSource for HostPages {
     fn page_owner(&self, pa: PhysAddr) -> u64 {
         self.owner[self.index(pa)].load(Relaxed)
     }
+
+    fn virt_page_owner(&self, va: VirtAddr) -> Option<u64> {
+        let off = va.as_u64().checked_sub(self.base as u64)?;
+        Some(self.owner.get((off >> PAGE_SHIFT) as usize)?.load(Relaxed))
+    }
 }

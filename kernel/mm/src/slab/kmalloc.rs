@@ -337,9 +337,9 @@ impl<'a> SlabAllocator<'a> {
         (1..=KMALLOC_MAX_CACHE_SIZE).contains(&size).then(|| CacheId(kmalloc_index(size) as u8))
     }
 
+    #[inline]
     fn owner(&self, ctx: &Ctx<'a>, a: usize) -> Option<u64> {
-        let pa = ctx.env.ps.virt_to_phys(VirtAddr::new(a as u64))?;
-        Some(ctx.env.ps.page_owner(pa))
+        ctx.env.ps.virt_page_owner(VirtAddr::new(a as u64))
     }
 
     fn report_outside(&self, ctx: &Ctx<'a>, kind: SlabErrorKind, cache: &'static str, object: usize) {
@@ -411,10 +411,9 @@ impl<'a> SlabAllocator<'a> {
             return;
         }
         let Some(ctx) = self.ctx() else { return };
-        let Some(pa) = ctx.env.ps.virt_to_phys(VirtAddr::new(a as u64)) else {
+        let Some(w) = self.owner(ctx, a) else {
             return self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a);
         };
-        let w = ctx.env.ps.page_owner(pa);
         match w >> 48 {
             TAG_SLAB => match self.caches.get((w & 0xff) as usize) {
                 // SAFETY: the owner word names the cache; the object is the caller's.
@@ -422,6 +421,9 @@ impl<'a> SlabAllocator<'a> {
                 None => self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a),
             },
             TAG_LARGE if a.is_multiple_of(PAGE_SIZE) => {
+                let Some(pa) = ctx.env.ps.virt_to_phys(VirtAddr::new(a as u64)) else {
+                    return self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a);
+                };
                 let order = (w & 0xff) as u32;
                 ctx.env.ps.set_page_owner(pa, 0);
                 self.large_pages.fetch_sub(1 << order, Relaxed);

@@ -5,8 +5,8 @@
 //! move `batchcount` objects at once. The lock around an array is taken only by its own CPU
 //! except during a drain, so it is uncontended on the hot path.
 
-/// Capacity of an array cache (the largest `limit`).
-pub const AC_MAX: usize = 64;
+/// Capacity of an array cache (the largest `limit`, Linux SLAB's 120 for small objects).
+pub const AC_MAX: usize = 120;
 
 /// A CPU's stack of free objects of one cache.
 #[repr(C, align(64))]
@@ -84,8 +84,8 @@ impl Default for ArrayCache {
     }
 }
 
-/// Linux SLAB's `enable_cpucache` choice of `limit` by object size (capped at [`AC_MAX`]);
-/// `batchcount` is half of it.
+/// Linux SLAB's `enable_cpucache` choice of `limit` by object size (120 up to 256 bytes,
+/// [`AC_MAX`]); `batchcount` is half of it, rounded up.
 pub(crate) fn tunables_for(size: usize) -> (usize, usize) {
     let limit = if size > 4096 {
         8
