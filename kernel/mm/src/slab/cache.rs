@@ -2,7 +2,7 @@
 //!
 //! A slab is `2^order` naturally aligned pages: a 64-byte header, then `num` slots of
 //! `stride` bytes. The header holds the list links, the hardened freelist head and the
-//! in-use count; the owner word of every page of the slab holds [`owner_slab`] of the
+//! in-use count; the owner word of every page of the slab holds `owner_slab` of the
 //! cache, so an object address leads to its cache (owner word) and its slab (round the
 //! physical address down to the slab size).
 //!

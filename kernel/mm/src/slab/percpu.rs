@@ -30,7 +30,7 @@ pub struct ArrayCache {
 }
 
 impl ArrayCache {
-    /// An empty array with no capacity (set by [`Self::set_tunables`]).
+    /// An empty array with no capacity (set by `set_tunables`).
     pub const fn new() -> Self {
         Self {
             avail: 0,
