@@ -64,8 +64,16 @@ pub fn write_registers_and_trace(w: &mut dyn Write, frame: &TrapFrame, ctx: &Con
     write_call_trace(w, frame.elr, frame.regs[29], ctx)
 }
 
-/// `Call trace:` of the callers found from the frame chain at `fp` (for reports made
-/// from a running function: dump_stack).
+/// Linux's `dump_stack` for reports made from a running function (allocation failures,
+/// slab errors, panics): the CPU and hardware lines, then the callers from the frame
+/// chain at `fp`.
+pub fn write_dump_stack(w: &mut dyn Write, fp: u64, ctx: &Context<'_>) -> fmt::Result {
+    writeln!(w, "CPU: {} PID: 0 Comm: swapper/{} Not tainted {} #1", ctx.cpu, ctx.cpu, VERSION)?;
+    writeln!(w, "Hardware name: {}", ctx.hardware)?;
+    write_backtrace(w, fp, ctx)
+}
+
+/// `Call trace:` of the callers found from the frame chain at `fp`.
 pub fn write_backtrace(w: &mut dyn Write, fp: u64, ctx: &Context<'_>) -> fmt::Result {
     writeln!(w, "Call trace:")?;
     let mut result = Ok(());

@@ -113,17 +113,7 @@ pub fn report_failure(f: &AllocFailure) {
         } else {
             let _ = report::warn_alloc(w, "swapper/0", f);
         }
-        let _ = crate::arch::aarch64::exception::context_with(|ctx| {
-            let _ = writeln!(
-                w,
-                "CPU: {} PID: 0 Comm: swapper/{} Not tainted {} #1",
-                ctx.cpu,
-                ctx.cpu,
-                crate::oops::VERSION
-            );
-            let _ = writeln!(w, "Hardware name: {}", ctx.hardware);
-            crate::oops::write_backtrace(w, fp, ctx)
-        });
+        let _ = crate::arch::aarch64::exception::context_with(|ctx| crate::oops::write_dump_stack(w, fp, ctx));
         if too_large {
             let _ = writeln!(w, "---[ end trace 0000000000000000 ]---");
         } else {

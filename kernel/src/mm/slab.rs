@@ -26,16 +26,7 @@ impl SlabReporter for Reporter {
         printk::with_console(|w| {
             let _ = writeln!(w, "{err}");
             let _ = writeln!(w, "-----------------------------------------------------------------------------");
-            let _ = crate::arch::aarch64::exception::context_with(|ctx| {
-                let _ = writeln!(
-                    w,
-                    "CPU: {} PID: 0 Comm: swapper/{} Not tainted {} #1",
-                    ctx.cpu,
-                    ctx.cpu,
-                    crate::oops::VERSION
-                );
-                crate::oops::write_backtrace(w, fp, ctx)
-            });
+            let _ = crate::arch::aarch64::exception::context_with(|ctx| crate::oops::write_dump_stack(w, fp, ctx));
             let _ = writeln!(w, "FIX {}: operation refused, object left as it was", err.cache);
         });
     }

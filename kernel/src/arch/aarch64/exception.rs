@@ -101,11 +101,7 @@ pub fn panic_report(info: &core::panic::PanicInfo<'_>) -> ! {
         if let Some(loc) = info.location() {
             let _ = writeln!(w, "  at {}:{}:{}", loc.file(), loc.line(), loc.column());
         }
-        let _ = context_with(|ctx| {
-            let _ = writeln!(w, "CPU: {} PID: 0 Comm: swapper/{} Not tainted {} #1", ctx.cpu, ctx.cpu, oops::VERSION);
-            let _ = writeln!(w, "Hardware name: {}", ctx.hardware);
-            oops::write_backtrace(w, fp, ctx)
-        });
+        let _ = context_with(|ctx| oops::write_dump_stack(w, fp, ctx));
         let _ = writeln!(w, "---[ end Kernel panic - not syncing: {} ]---", info.message());
     });
     board::uart::flush();
