@@ -38,8 +38,6 @@ const TAG_RESPONSE: u32 = 1 << 31;
 pub mod tag {
     /// Board revision code.
     pub const BOARD_REVISION: u32 = 0x0001_0002;
-    /// Board serial number.
-    pub const BOARD_SERIAL: u32 = 0x0001_0004;
     /// ARM memory: base, size.
     pub const ARM_MEMORY: u32 = 0x0001_0005;
     /// VideoCore memory: base, size.
@@ -125,11 +123,6 @@ fn property(tag: u32, request: &[u32], answer_words: usize) -> Result<[u32; 2], 
 /// The board revision code.
 pub fn board_revision() -> Result<u32, MailboxError> {
     property(tag::BOARD_REVISION, &[], 1).map(|v| v[0])
-}
-
-/// The board serial number.
-pub fn board_serial() -> Result<u64, MailboxError> {
-    property(tag::BOARD_SERIAL, &[], 2).map(|v| (v[1] as u64) << 32 | v[0] as u64)
 }
 
 /// ARM memory as (base, size).

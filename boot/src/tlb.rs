@@ -2,12 +2,6 @@
 
 use core::arch::asm;
 
-/// Makes page-table writes visible to the table walkers of all cores.
-pub fn pte_sync() {
-    // SAFETY: a barrier has no memory-safety effect.
-    unsafe { asm!("dsb ishst", options(nostack, preserves_flags)) };
-}
-
 /// Invalidates the translations of one kernel page on all cores (`tlbi vaae1is`:
 /// any ASID, all levels) and waits for completion.
 pub fn flush_kernel_page(va: usize) {
@@ -22,13 +16,6 @@ pub fn flush_kernel_page(va: usize) {
             options(nostack, preserves_flags)
         )
     };
-}
-
-/// Invalidates the last-level translation of one kernel page on all cores
-/// (`tlbi vaale1is`), without the final barriers: batch several, then [`sync`].
-pub fn flush_kernel_page_last_level_nosync(va: usize) {
-    // SAFETY: TLB invalidation only drops cached translations.
-    unsafe { asm!("tlbi vaale1is, {}", in(reg) (va >> 12) & ((1 << 44) - 1), options(nostack, preserves_flags)) };
 }
 
 /// Waits for earlier TLB invalidations to complete everywhere.

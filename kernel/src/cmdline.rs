@@ -3,12 +3,14 @@
 //! `-append` with a raw image). Pure parsing over byte slices, tested on the host.
 //!
 //! Options understood: `sweep=all|pages|kmalloc|vmalloc|off` (what the boot sweep runs) and
-//! `slub_debug` (slab debugging: poison, red zones, double/invalid free checks).
+//! `slub_debug` (slab debugging: poison, red zones, double/invalid free checks) and
+//! `loglevel=N` (Linux's console log level).
 
 const ATAG_NONE: u32 = 0;
 const ATAG_CORE: u32 = 0x5441_0001;
 const ATAG_CMDLINE: u32 = 0x5441_0009;
-const FDT_MAGIC: u32 = 0xd00d_feed;
+/// The magic number at the start of a flattened device tree.
+pub const FDT_MAGIC: u32 = 0xd00d_feed;
 const FDT_BEGIN_NODE: u32 = 1;
 const FDT_END_NODE: u32 = 2;
 const FDT_PROP: u32 = 3;

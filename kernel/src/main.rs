@@ -67,6 +67,14 @@ mod kmain {
         let ram_size = mailbox::arm_memory().map_or(0, |(b, s)| b as u64 + s as u64);
         platform::init_cmdline(dtb, ram_size);
         pr_info!("Kernel command line: {}", platform::cmdline());
+        if let Some(level) = kernel::cmdline::option(platform::cmdline(), "loglevel") {
+            match level.parse::<u8>() {
+                Ok(l @ 0..=8) => {
+                    kernel::printk::set_console_loglevel(l);
+                }
+                _ => pr_warn!("loglevel={}: expected 0..=8, keeping {}", level, kernel::printk::console_loglevel()),
+            }
+        }
         kernel::mm::init(dtb);
         kernel::smp::smp_init();
         match kernel::cmdline::option(platform::cmdline(), "sweep").map(kernel::sweep::Phases::parse) {

@@ -115,29 +115,39 @@ pub fn symbols() -> Option<SymbolTable<'static>> {
 /// The kernel command line, copied at boot (at most 256 bytes).
 static CMDLINE: spin::Once<crate::printk::StackString<256>> = spin::Once::new();
 
+fn linear_bytes(pa: u64, len: u64) -> &'static [u8] {
+    let va = mm::pgtable::layout::phys_to_linear(pa) as *const u8;
+    // SAFETY: callers pass ranges inside RAM, which the kernel maps read/write at
+    // PAGE_OFFSET for its whole life; the loader's data is only read.
+    unsafe { core::slice::from_raw_parts(va, len as usize) }
+}
+
+/// The flattened device tree the loader passed in `x0`, if `x0` points at one lying
+/// wholly inside RAM (`[0, ram_end)`). Read through the linear map.
+pub fn loader_fdt(x0: u64, ram_end: u64) -> Option<&'static [u8]> {
+    if x0 == 0 || !x0.is_multiple_of(8) || x0.checked_add(8)? > ram_end {
+        return None;
+    }
+    let head = linear_bytes(x0, 8);
+    let total = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as u64;
+    let magic_ok = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) == crate::cmdline::FDT_MAGIC;
+    (magic_ok && total >= 8 && x0 + total <= ram_end).then(|| linear_bytes(x0, total))
+}
+
 /// Finds the command line the loader passed: a device tree at `x0` (Pi firmware), else
-/// an ATAGS list at 0x100 (QEMU with a raw image). Reads through the linear map.
-pub fn init_cmdline(x0: u64, ram_size: u64) {
+/// an ATAGS list at 0x100 (QEMU with a raw image).
+pub fn init_cmdline(x0: u64, ram_end: u64) {
     use core::fmt::Write;
-    let linear = |pa: u64, len: u64| -> &'static [u8] {
-        let va = mm::pgtable::layout::phys_to_linear(pa) as *const u8;
-        // SAFETY: [pa, pa+len) lies in RAM (checked by the callers), which the kernel maps
-        // read/write at PAGE_OFFSET for its whole life; the loader's data is not changed.
-        unsafe { core::slice::from_raw_parts(va, len as usize) }
-    };
-    let mut found = None;
-    if x0 != 0 && x0.is_multiple_of(8) && x0 + 8 <= ram_size {
-        let head = linear(x0, 8);
-        let total = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as u64;
-        if head[..4] == [0xd0, 0x0d, 0xfe, 0xed] && x0 + total <= ram_size {
-            found = crate::cmdline::from_fdt(linear(x0, total));
+    let found = loader_fdt(x0, ram_end)
+        .and_then(crate::cmdline::from_fdt)
+        .or_else(|| crate::cmdline::from_atags(linear_bytes(0x100, 0x1000 - 0x100)));
+    // Keep as much as fits, whole characters only.
+    let mut s = crate::printk::StackString::<256>::new();
+    for c in found.unwrap_or("").chars() {
+        if s.write_char(c).is_err() {
+            break;
         }
     }
-    if found.is_none() {
-        found = crate::cmdline::from_atags(linear(0x100, 0x1000 - 0x100));
-    }
-    let mut s = crate::printk::StackString::<256>::new();
-    let _ = s.write_str(found.unwrap_or("").get(..255).unwrap_or(found.unwrap_or("")));
     CMDLINE.call_once(|| s);
 }
 

@@ -47,11 +47,6 @@ pub fn online_mask() -> usize {
     ONLINE.load(Ordering::Acquire)
 }
 
-/// Number of online CPUs.
-pub fn num_online_cpus() -> usize {
-    online_mask().count_ones() as usize
-}
-
 fn set_tpidr(cpu: usize) {
     let p = &PERCPU[cpu] as *const PerCpu as u64;
     // SAFETY: TPIDR_EL1 is the kernel's own per-CPU pointer register; nothing else uses it.

@@ -8,7 +8,6 @@ use mm::memblock::Memblock;
 /// Page 0: the firmware's spin table for the parked secondary cores (slots 0xd8-0xf0)
 /// and the ATAGS at 0x100. Left untouched while secondaries may still be parked.
 const SPIN_TABLE_SIZE: u64 = PAGE_SIZE as u64;
-const FDT_MAGIC: u32 = 0xd00d_feed;
 
 /// Builds the memblock map: the ARM memory the firmware reports (never assumed) and the
 /// reservations: page 0, the kernel image (with its boot page tables and stacks), and the
@@ -32,9 +31,11 @@ pub fn setup(dtb: u64) -> Memblock {
     for (b, s, name) in reserved {
         ok &= mb.reserve(PhysAddr::new(b), s, name).is_ok();
     }
-    if let Some((b, s)) = fdt_extent(dtb, base + size) {
-        ok &= mb.reserve(PhysAddr::new(b), s, "dtb").is_ok();
-        pr_info!("memblock: device tree at {:#x} ({} bytes) reserved", b, s);
+    if let Some(fdt) = platform::loader_fdt(dtb, base + size) {
+        let start = dtb & !(PAGE_SIZE as u64 - 1);
+        let end = (dtb + fdt.len() as u64).next_multiple_of(PAGE_SIZE as u64);
+        ok &= mb.reserve(PhysAddr::new(start), end - start, "dtb").is_ok();
+        pr_info!("memblock: device tree at {:#x} ({} bytes) reserved", dtb, fdt.len());
     }
     if !ok {
         pr_warn!("memblock: a region could not be recorded; memory map may be incomplete");
@@ -48,22 +49,6 @@ pub fn setup(dtb: u64) -> Memblock {
         kend
     );
     mb
-}
-
-/// The DTB's physical extent if `x0` points at a flattened device tree in RAM.
-fn fdt_extent(x0: u64, ram_end: u64) -> Option<(u64, u64)> {
-    if x0 == 0 || !x0.is_multiple_of(8) || x0 + 8 > ram_end {
-        return None;
-    }
-    let va = mm::pgtable::layout::phys_to_linear(x0) as *const u32;
-    // SAFETY: x0 lies in RAM, which the boot tables map at PAGE_OFFSET; 8-byte aligned.
-    let (magic, total) = unsafe { (u32::from_be(va.read_volatile()), u32::from_be(va.add(1).read_volatile())) };
-    if magic != FDT_MAGIC || total == 0 || x0 + total as u64 > ram_end {
-        return None;
-    }
-    let start = x0 & !(PAGE_SIZE as u64 - 1);
-    let end = (x0 + total as u64).next_multiple_of(PAGE_SIZE as u64);
-    Some((start, end - start))
 }
 
 /// Linux's `Memory: 953748K/983040K available (...)` line.
