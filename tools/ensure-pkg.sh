@@ -4,8 +4,10 @@
 set -euo pipefail
 cmd=$1 pkg=$2
 command -v "$cmd" >/dev/null 2>&1 && exit 0
+# Wait for another apt/dpkg (a parallel build, unattended upgrades) instead of failing.
 install() {
-    "$@" apt-get install -y "$pkg" || { "$@" apt-get update && "$@" apt-get install -y "$pkg"; }
+    "$@" apt-get -o DPkg::Lock::Timeout=600 install -y "$pkg" ||
+        { "$@" apt-get -o DPkg::Lock::Timeout=600 update && "$@" apt-get -o DPkg::Lock::Timeout=600 install -y "$pkg"; }
 }
 if command -v apt-get >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then
