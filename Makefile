@@ -25,7 +25,7 @@ SDCARD_IMG  ?= sdcard.img
 
 
 .PHONY: all build qemu test test-host test-qemu test-sdcard sweep bench gdb objdump nm clippy doc \
-        fmt sdcard sdcard-files clean ensure-qemu ensure-toolchain FORCE
+        fmt sdcard sdcard-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
 
 all: $(IMG)
 
@@ -46,6 +46,12 @@ build: $(IMG)
 ensure-qemu:
 	@tools/ensure-qemu.sh
 
+# What the SD-card image and its test need (sfdisk, mkfs.vfat, mtools), installed like QEMU.
+ensure-sdtools:
+	@tools/ensure-pkg.sh sfdisk fdisk
+	@tools/ensure-pkg.sh mkfs.vfat dosfstools
+	@tools/ensure-pkg.sh mdir mtools
+
 qemu: $(IMG) ensure-qemu
 	$(QEMU) $(QEMU_ARGS)
 
@@ -58,7 +64,7 @@ test-host:
 test-qemu: $(IMG) ensure-qemu
 	$(PYTHON) tools/test_qemu.py --image $(IMG)
 
-test-sdcard: $(IMG)
+test-sdcard: $(IMG) ensure-sdtools
 	tools/sdcard/test_sdcard.sh $(IMG)
 
 # Host benchmarks of the allocator core against buddy_system_allocator,
@@ -92,10 +98,10 @@ fmt:
 doc:
 	$(CARGO) doc --workspace --no-deps
 
-sdcard: $(IMG)
+sdcard: $(IMG) ensure-sdtools
 	FIRMWARE_DIR="$(FIRMWARE_DIR)" tools/sdcard/mksdcard.sh $(IMG) $(SDCARD_IMG)
 
-sdcard-files: $(IMG)
+sdcard-files: $(IMG) ensure-sdtools
 	@test -n "$(DEST)" || { echo "usage: make sdcard-files DEST=/media/\$$USER/boot" >&2; exit 1; }
 	FIRMWARE_DIR="$(FIRMWARE_DIR)" tools/sdcard/mksdcard.sh --files-only "$(DEST)" $(IMG)
 
