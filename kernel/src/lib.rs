@@ -11,6 +11,7 @@ pub mod arch;
 #[cfg(target_os = "none")]
 pub mod bench;
 pub mod cmdline;
+pub mod fdt;
 pub mod console;
 pub mod ksyms;
 pub mod oops;

@@ -11,7 +11,7 @@ fn main() {
 #[cfg(target_os = "none")]
 mod kmain {
     use board::mailbox;
-    use kernel::{platform, pr_info, pr_warn};
+    use kernel::{platform, pr_info, pr_notice, pr_warn};
 
     /// Fallback UART clock if the mailbox does not answer (config.txt's init_uart_clock).
     const DEFAULT_UART_CLOCK: u32 = 48_000_000;
@@ -66,21 +66,15 @@ mod kmain {
         }
         let ram_size = mailbox::arm_memory().map_or(0, |(b, s)| b as u64 + s as u64);
         platform::init_cmdline(dtb, ram_size);
-        pr_info!("Kernel command line: {}", platform::cmdline());
-        if let Some(level) = kernel::cmdline::option(platform::cmdline(), "loglevel") {
-            match level.parse::<u8>() {
-                Ok(l @ 0..=8) => {
-                    kernel::printk::set_console_loglevel(l);
-                }
-                _ => pr_warn!("loglevel={}: expected 0..=8, keeping {}", level, kernel::printk::console_loglevel()),
-            }
-        }
         kernel::mm::init(dtb);
         kernel::smp::smp_init();
-        match kernel::cmdline::option(platform::cmdline(), "sweep").map(kernel::sweep::Phases::parse) {
-            None => kernel::sweep::run(kernel::sweep::Phases::All),
-            Some(Some(p)) => kernel::sweep::run(p),
-            Some(None) => pr_info!("sweep: skipped (sweep=off on the command line; type 'sweep' to run it)"),
+        // A bad sweep= was reported with the command line; the default (all) runs then.
+        match kernel::cmdline::sweep(platform::cmdline()) {
+            Ok(Some("off")) => {
+                pr_notice!("sweep: skipped (sweep=off on the command line; type 'sweep' to run it)")
+            }
+            Ok(Some(p)) => kernel::sweep::run(kernel::sweep::Phases::parse(p).unwrap_or(kernel::sweep::Phases::All)),
+            Ok(None) | Err(_) => kernel::sweep::run(kernel::sweep::Phases::All),
         }
         kernel::shell::run()
     }
