@@ -20,7 +20,7 @@ mod kmain {
     #[no_mangle]
     pub extern "C" fn kernel_main(dtb: u64, entry_el: u64) -> ! {
         let uart_clock = mailbox::clock_rate(mailbox::clock::UART).ok();
-        board::uart::init(uart_clock.unwrap_or(DEFAULT_UART_CLOCK));
+        let drained = board::uart::init(uart_clock.unwrap_or(DEFAULT_UART_CLOCK));
         platform::init_console();
 
         let revision = mailbox::board_revision().unwrap_or(0);
@@ -39,6 +39,10 @@ mod kmain {
             entry_el,
             dtb
         );
+        platform::arm_clock_max();
+        if drained.is_err() {
+            pr_warn!("uart: transmitter still busy {} ms after hand-over; taken over anyway", board::uart::DRAIN_TIMEOUT_US / 1000);
+        }
         match mailbox::arm_memory() {
             Ok((base, size)) => {
                 pr_info!("Memory: ARM {:#010x}-{:#010x} ({} MiB)", base, base as u64 + size as u64 - 1, size >> 20)

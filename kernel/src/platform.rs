@@ -3,7 +3,7 @@
 
 use crate::cmdline::{CommandLine, Escaped};
 use crate::ksyms::SymbolTable;
-use crate::{pr_notice, pr_warn};
+use crate::{pr_info, pr_notice, pr_warn};
 use board::revision::BoardRevision;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -31,6 +31,66 @@ pub fn init_console() {
         now_ns: board::timer::uptime_ns,
         cpu_id: boot::cpu::cpu_id,
     });
+}
+
+/// How long the core's clock is measured at boot.
+const CLOCK_MEASURE_US: u64 = 5_000;
+
+/// Asks the firmware for the maximum ARM clock and prints Linux-style what it answered
+/// and what the core measures: `CPU: ARM clock N MHz (max M MHz)`. When the firmware's
+/// rate and the measured one disagree by more than 10 %, the firmware's answers do not
+/// describe this CPU (QEMU's case: it ignores the request), and the line after says so.
+pub fn arm_clock_max() {
+    let c = board::clock::set_arm_max();
+    let measured = board::clock::measure_hz(CLOCK_MEASURE_US);
+    let mhz = |hz: u64| (hz + 500_000) / 1_000_000;
+    let (now, max) = match (c.now_hz, c.max_hz) {
+        (Ok(now), Ok(max)) => (now as u64, max as u64),
+        _ => {
+            pr_warn!("CPU: ARM clock unknown: the firmware did not answer ({:?}, {:?})", c.now_hz, c.max_hz);
+            return;
+        }
+    };
+    let was = match c.boot_hz {
+        Ok(b) if b as u64 != now => Some(mhz(b as u64)),
+        _ => None,
+    };
+    match measured {
+        Some(m) => pr_info!(
+            "CPU: ARM clock {} MHz (max {} MHz){}{}; measured {} MHz (PMU cycles over {} ms of the generic timer)",
+            mhz(now),
+            mhz(max),
+            if was.is_some() { ", raised from " } else { "" },
+            Mhz(was),
+            mhz(m),
+            CLOCK_MEASURE_US / 1000
+        ),
+        None => pr_info!("CPU: ARM clock {} MHz (max {} MHz); not measured (no PMU cycle counter)", mhz(now), mhz(max)),
+    }
+    if let Err(e) = c.set_hz {
+        pr_warn!("CPU: the firmware refused the maximum clock: {:?}", e);
+    }
+    if let Some(m) = measured {
+        if m.abs_diff(now) > now / 10 {
+            pr_notice!(
+                "CPU: the set clock was ignored: the firmware reports {} MHz but the core counts {} MHz (an emulator: QEMU answers clock requests without changing anything)",
+                mhz(now),
+                mhz(m)
+            );
+        }
+    }
+}
+
+/// An optional MHz figure, printed only when present.
+struct Mhz(Option<u64>);
+
+impl core::fmt::Display for Mhz {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(m) => write!(f, "{m} MHz"),
+            None => Ok(()),
+        }
+    }
 }
 
 extern "C" {
