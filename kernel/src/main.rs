@@ -39,6 +39,12 @@ mod kmain {
             entry_el,
             dtb
         );
+        if entry_el == 3 {
+            pr_info!(
+                "CPU: entered at EL3 without the firmware's stub: set up as armstub8 does (CNTFRQ {} Hz, CPUECTLR.SMPEN, CPTR_EL3, MDCR_EL3, ACTLR_EL3, SCR_EL3, SCTLR_EL2); CPUs 1-3 wait on the spin table",
+                board::timer::frequency()
+            );
+        }
         platform::arm_clock_max();
         if drained.is_err() {
             pr_warn!("uart: transmitter still busy {} ms after hand-over; taken over anyway", board::uart::DRAIN_TIMEOUT_US / 1000);
