@@ -517,6 +517,24 @@ def firmware_style_boot_with_device_tree(image):
 
 
 @test
+def shipped_cmdline_txt_through_the_firmware(image):
+    # The card's cmdline.txt, passed whole (comment lines included) after the firmware's
+    # prefix: only the first line's options reach the kernel. Its sweep=all then runs the
+    # sweep, which is not waited for.
+    with open(os.path.join(HERE, "..", "cmdline.txt"), "rb") as f:
+        text = f.read()
+    first = text.split(b"\n", 1)[0].decode()
+    tmp = tempfile.mkdtemp(prefix="mm-dtb-")
+    try:
+        with Qemu(image, extra_args=["-dtb", firmware_dtb(FIRMWARE_PREFIX.encode() + text, tmp)]) as q:
+            q.expect(TS + "Kernel command line: " + re.escape(FIRMWARE_PREFIX + first) + "$", BOOT_TIMEOUT)
+            q.expect(TS + r"Allocating memory with __get_free_pages", 120)
+            check("Unknown kernel command line" not in q.out and "not UTF-8" not in q.out, "comments leaked", q.out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test
 def bad_command_lines_degrade(image):
     # Issue 19 item 7: a line past 2048 bytes and one word that is not UTF-8 lose only
     # what cannot be kept, each said once; sweep=bogus is not taken as off.

@@ -12,6 +12,10 @@
 //! parameters of modules it does not have. A bad line degrades: words that are not UTF-8
 //! are dropped, a line longer than [`COMMAND_LINE_SIZE`] is cut at a word boundary, and
 //! what was lost is reported once.
+//!
+//! A word starting with `#` begins a comment that runs to the end of its line, so the
+//! comments in the shipped cmdline.txt never become options, whether the firmware passes
+//! only the file's first line or all of it.
 
 use core::fmt;
 
@@ -125,7 +129,12 @@ fn words(b: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 /// fits, and says what was lost.
 pub fn keep<'a>(src: &'a [u8], out: &mut CommandLine) -> Damage<'a> {
     let mut d = Damage { total: src.len(), ..Damage::default() };
+    let mut comment = false;
     for (sep, word) in words(src) {
+        comment = (comment && !sep.contains(&b'\n')) || word.first() == Some(&b'#');
+        if comment {
+            continue;
+        }
         if let Some((_, lost)) = d.cut.as_mut() {
             *lost += 1;
             continue;
@@ -358,6 +367,17 @@ mod tests {
         assert_eq!(d.cut, None);
         assert_eq!(format!("{}", Escaped(d.invalid[0], 32)), "caf\\xe9");
         assert_eq!(format!("{}", Escaped(b"abcdef", 3)), "abc...");
+    }
+
+    #[test]
+    fn comments_run_to_the_end_of_their_line() {
+        let file = b"sweep=off loglevel=5\n# sweep=all|pages|kmalloc|vmalloc|off\n#slub_debug\nlate # not this\n";
+        let mut c = CommandLine::new();
+        assert!(keep(file, &mut c).is_none());
+        assert_eq!(c.as_str(), "sweep=off loglevel=5 late");
+        let mut c = CommandLine::new();
+        keep(b"sweep=off # slub_debug sweep=all", &mut c);
+        assert_eq!(c.as_str(), "sweep=off", "without a line end the comment runs to the end");
     }
 
     #[test]
