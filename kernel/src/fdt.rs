@@ -120,7 +120,9 @@ pub(crate) mod tests {
     /// bytes), and `/memory@0` with `reg` in `acells`/`scells` cells.
     pub fn fdt(bootargs: &[u8], acells: u32, scells: u32, mem: (u64, u64)) -> Vec<u8> {
         let strings = b"model\0bootargs\0#address-cells\0#size-cells\0reg\0device_type\0".to_vec();
-        let off = |s: &str| strings.windows(s.len() + 1).position(|w| &w[..s.len()] == s.as_bytes() && w[s.len()] == 0).unwrap() as u32;
+        let off = |s: &str| {
+            strings.windows(s.len() + 1).position(|w| &w[..s.len()] == s.as_bytes() && w[s.len()] == 0).unwrap() as u32
+        };
         let mut st = vec![];
         let w = |v: &mut Vec<u8>, x: u32| v.extend(x.to_be_bytes());
         let pad = |v: &mut Vec<u8>| {

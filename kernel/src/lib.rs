@@ -11,8 +11,8 @@ pub mod arch;
 #[cfg(target_os = "none")]
 pub mod bench;
 pub mod cmdline;
-pub mod fdt;
 pub mod console;
+pub mod fdt;
 pub mod ksyms;
 pub mod oops;
 pub mod printk;

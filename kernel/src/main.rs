@@ -47,7 +47,10 @@ mod kmain {
         }
         platform::arm_clock_max();
         if drained.is_err() {
-            pr_warn!("uart: transmitter still busy {} ms after hand-over; taken over anyway", board::uart::DRAIN_TIMEOUT_US / 1000);
+            pr_warn!(
+                "uart: transmitter still busy {} ms after hand-over; taken over anyway",
+                board::uart::DRAIN_TIMEOUT_US / 1000
+            );
         }
         match mailbox::arm_memory() {
             Ok((base, size)) => {

@@ -206,9 +206,9 @@ pub fn loader_fdt(x0: u64, ram_end: u64) -> Option<&'static [u8]> {
 /// prints it like Linux, warns once about anything lost, cut, unknown or malformed, and
 /// applies `loglevel=`.
 pub fn init_cmdline(x0: u64, ram_end: u64) {
-    let found = loader_fdt(x0, ram_end)
-        .and_then(crate::fdt::bootargs)
-        .or_else(|| crate::cmdline::from_atags(linear_bytes(ATAGS_ADDR, ATAGS_WINDOW.min(ram_end.saturating_sub(ATAGS_ADDR)))));
+    let found = loader_fdt(x0, ram_end).and_then(crate::fdt::bootargs).or_else(|| {
+        crate::cmdline::from_atags(linear_bytes(ATAGS_ADDR, ATAGS_WINDOW.min(ram_end.saturating_sub(ATAGS_ADDR))))
+    });
     let mut line = CommandLine::new();
     let damage = crate::cmdline::keep(found.unwrap_or(&[]), &mut line);
     let line = CMDLINE.call_once(|| line).as_str();
@@ -235,7 +235,10 @@ pub fn init_cmdline(x0: u64, ram_end: u64) {
     }
     let unknown = crate::cmdline::unknown(line);
     if unknown.clone().next().is_some() {
-        pr_warn!("Unknown kernel command line parameters \"{}\", ignored (this kernel knows sweep=, slub_debug, loglevel=)", Words(unknown));
+        pr_warn!(
+            "Unknown kernel command line parameters \"{}\", ignored (this kernel knows sweep=, slub_debug, loglevel=)",
+            Words(unknown)
+        );
     }
     if let Err(v) = crate::cmdline::sweep(line) {
         pr_warn!("sweep={}: expected {}, keeping all", Escaped(v.as_bytes(), 40), crate::cmdline::SWEEP_VALUES);
@@ -245,7 +248,11 @@ pub fn init_cmdline(x0: u64, ram_end: u64) {
             crate::printk::set_console_loglevel(level);
         }
         Ok(None) => {}
-        Err(v) => pr_warn!("loglevel={}: expected 0..=8, keeping {}", Escaped(v.as_bytes(), 40), crate::printk::console_loglevel()),
+        Err(v) => pr_warn!(
+            "loglevel={}: expected 0..=8, keeping {}",
+            Escaped(v.as_bytes(), 40),
+            crate::printk::console_loglevel()
+        ),
     }
 }
 
