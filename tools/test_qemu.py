@@ -604,7 +604,7 @@ def el3_entry_without_firmware_stub(image):
             out = q.out
             check(re.search(TS + r"CPU: .* booted on CPU0 at EL3 \(x0 = 0x0\)", out, re.M), "not entered at EL3", out)
             check(re.search(TS + r"CPU: entered at EL3 without the firmware's stub: set up as armstub8 does \(CNTFRQ 62500000 Hz, "
-                            r"CPUECTLR\.SMPEN, CPTR_EL3, MDCR_EL3, ACTLR_EL3, SCR_EL3, SCTLR_EL2\); CPUs 1-3 wait on the spin table",
+                            r"L2CTLR, CPUECTLR\.SMPEN, CPTR_EL3, MDCR_EL3, ACTLR_EL3, SCR_EL3, SCTLR_EL2\); CPUs 1-3 wait on the spin table",
                             out, re.M), "EL3 set-up not reported", out)
             check(re.search(TS + r"Timer: CNTFRQ 62500000 Hz", out, re.M), "timer frequency lost at EL3", out)
             for cpu in (1, 2, 3):

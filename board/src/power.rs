@@ -61,6 +61,7 @@ mod hw {
         PM.wdog.set(PASSWORD | 10);
         let rstc = PM.rstc.get() & RSTC_WRCFG_CLR;
         PM.rstc.set(PASSWORD | rstc | RSTC_WRCFG_FULL_RESET);
+        // The reset comes within the ten ticks; nothing is left to do until then.
         loop {
             aarch64_cpu::asm::wfe();
         }

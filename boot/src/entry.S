@@ -62,6 +62,12 @@
     ldr     x2, =OSC_FREQ
     msr     cntfrq_el0, x2
 71: msr     cntvoff_el2, xzr
+    // L2 data RAM latency: 3 cycles for reads and writes (L2CTLR_EL1 bits 5 and 1), the
+    // BCM2837's setting from armstub8.
+    mrs     x2, s3_1_c11_c0_2           // L2CTLR_EL1
+    mov     x3, #0x22
+    orr     x2, x2, x3
+    msr     s3_1_c11_c0_2, x2
     // Coherency: the core joins the cluster's coherency domain. Must be set before the
     // caches and MMU are turned on; the firmware's stub does it on every core.
     mrs     x2, s3_1_c15_c2_1           // CPUECTLR_EL1

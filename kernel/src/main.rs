@@ -41,7 +41,7 @@ mod kmain {
         );
         if entry_el == 3 {
             pr_info!(
-                "CPU: entered at EL3 without the firmware's stub: set up as armstub8 does (CNTFRQ {} Hz, CPUECTLR.SMPEN, CPTR_EL3, MDCR_EL3, ACTLR_EL3, SCR_EL3, SCTLR_EL2); CPUs 1-3 wait on the spin table",
+                "CPU: entered at EL3 without the firmware's stub: set up as armstub8 does (CNTFRQ {} Hz, L2CTLR, CPUECTLR.SMPEN, CPTR_EL3, MDCR_EL3, ACTLR_EL3, SCR_EL3, SCTLR_EL2); CPUs 1-3 wait on the spin table",
                 board::timer::frequency()
             );
         }
