@@ -24,7 +24,7 @@ FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 
 
-.PHONY: all build qemu test test-host test-qemu test-sdcard sweep bench gdb objdump nm clippy doc \
+.PHONY: all build qemu test test-host test-errata test-qemu test-sdcard sweep bench gdb objdump nm clippy doc \
         fmt sdcard sdcard-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
 
 all: $(IMG)
@@ -55,14 +55,21 @@ ensure-sdtools:
 qemu: $(IMG) ensure-qemu
 	$(QEMU) $(QEMU_ARGS)
 
-test: test-host test-qemu test-sdcard
+test: test-host test-errata test-qemu test-sdcard
 	@echo "make test: all passed"
 
 test-host:
 	$(CARGO) test --workspace
 
+# Cortex-A53 r0p4 errata 835769/843419: no unpatched sequence in the linked kernel.
+test-errata: $(IMG)
+	$(PYTHON) tools/errata_scan.py --self-test
+	$(PYTHON) tools/errata_scan.py $(LLVM_BIN)/llvm-objdump $(ELF)
+
+# dtc compiles the Raspberry Pi 3B+ device tree (tools/dts/) for the firmware-style boot.
 test-qemu: $(IMG) ensure-qemu
-	$(PYTHON) tools/test_qemu.py --image $(IMG)
+	@tools/ensure-pkg.sh dtc device-tree-compiler
+	$(PYTHON) tools/test_qemu.py --image $(IMG) --elf $(ELF)
 
 test-sdcard: $(IMG) ensure-sdtools
 	tools/sdcard/test_sdcard.sh $(IMG)

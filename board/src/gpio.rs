@@ -54,14 +54,23 @@ pub fn set_function(pin: u32, function: Function) {
     reg.set(value);
 }
 
-/// Sets the pull of the pins in `mask` (bank 0, pins 0..=31) with the BCM2837
-/// sequence: control, wait 150 cycles, clock the pins, wait, remove both. Real
-/// hardware needs the waits; QEMU ignores pulls altogether.
+/// How long each step of the pull sequence holds. The datasheet asks for 150 cycles of
+/// the VideoCore's clock (0.6 us at 250 MHz), not of the ARM's; Linux's pinctrl-bcm2835
+/// waits 1 us per step, and so does this, on the generic timer.
+const PULL_SETTLE_US: u64 = 1;
+
+/// Sets the pull of the pins in `mask` (bank 0, pins 0..=31) with the BCM2837 sequence:
+/// the control signal, wait, clock it into the pins, wait, remove both.
+/// Real hardware: a `dsb` after each write makes sure it reached the GPIO block before
+/// the wait starts (the writes are posted); QEMU ignores pulls altogether.
 pub fn set_pull_bank0(mask: u32, pull: Pull) {
     GPIO.gppud.set(pull as u32);
-    timer::delay_cycles(150);
+    boot::cpu::dsb_sy();
+    timer::delay_us(PULL_SETTLE_US);
     GPIO.gppudclk0.set(mask);
-    timer::delay_cycles(150);
+    boot::cpu::dsb_sy();
+    timer::delay_us(PULL_SETTLE_US);
     GPIO.gppud.set(0);
     GPIO.gppudclk0.set(0);
+    boot::cpu::dsb_sy();
 }

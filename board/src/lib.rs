@@ -4,13 +4,19 @@
 //! address (boot/'s early tables) and moves to an `ioremap`ped address once the kernel
 //! has its own tables (`mmio::set_peripheral_base`).
 //!
-//! [`revision`] is pure logic and is tested on the host; the rest touches hardware and
-//! is built only for the bare-metal target.
+//! [`revision`], [`baud`], [`poll`] and the register logic of [`uart`] and [`power`] are
+//! pure and tested on the host; the rest touches hardware and is built only for the
+//! bare-metal target.
 #![cfg_attr(not(test), no_std)]
 
 pub mod baud;
+pub mod poll;
+pub mod power;
 pub mod revision;
+pub mod uart;
 
+#[cfg(target_os = "none")]
+pub mod clock;
 #[cfg(target_os = "none")]
 pub mod gpio;
 #[cfg(target_os = "none")]
@@ -18,8 +24,4 @@ pub mod mailbox;
 #[cfg(target_os = "none")]
 pub mod mmio;
 #[cfg(target_os = "none")]
-pub mod power;
-#[cfg(target_os = "none")]
 pub mod timer;
-#[cfg(target_os = "none")]
-pub mod uart;

@@ -5,8 +5,14 @@
 //! cacheable kernel memory, so it is cleaned to the point of coherency before the
 //! request and invalidated before the answer is read; without this a real Pi answers
 //! garbage once the caches are on (QEMU has no caches and never shows the bug).
+//!
+//! Every wait on the mailbox is bounded ([`TIMEOUT_US`], Linux's firmware driver allows
+//! the VideoCore one second too): a firmware that does not answer gives
+//! [`MailboxError::Timeout`], never a hang.
 
 use crate::mmio::{offset, Mmio};
+use crate::poll::{poll_timeout, us_to_ticks};
+use crate::timer::ticks;
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, WriteOnly};
@@ -44,6 +50,10 @@ pub mod tag {
     pub const VC_MEMORY: u32 = 0x0001_0006;
     /// Clock rate of a clock id.
     pub const GET_CLOCK_RATE: u32 = 0x0003_0002;
+    /// Highest rate the firmware allows for a clock id (config.txt's arm_freq for the ARM).
+    pub const GET_MAX_CLOCK_RATE: u32 = 0x0003_0004;
+    /// Set a clock's rate: clock id, rate in Hz, skip-turbo flag; answers the rate set.
+    pub const SET_CLOCK_RATE: u32 = 0x0003_8002;
 }
 
 /// Clock ids for [`tag::GET_CLOCK_RATE`].
@@ -61,7 +71,12 @@ pub enum MailboxError {
     RequestFailed(u32),
     /// The tag was not answered (not implemented by this firmware or emulator).
     TagNotAnswered(u32),
+    /// The mailbox stayed full, or no answer came, within [`TIMEOUT_US`].
+    Timeout,
 }
+
+/// Longest wait for room in the mailbox and for the firmware's answer.
+pub const TIMEOUT_US: u64 = 1_000_000;
 
 /// The property buffer: 16-byte alignment is required (the low 4 bits of the written
 /// word carry the channel); a whole cache line avoids sharing it with other data.
@@ -70,7 +85,8 @@ struct PropertyBuffer([u32; 16]);
 
 static BUFFER: spin::Mutex<PropertyBuffer> = spin::Mutex::new(PropertyBuffer([0; 16]));
 
-/// Sends one tag with `request` values and returns up to two answer words.
+/// Sends one tag with `request` values (up to three words) and returns up to two
+/// answer words.
 fn property(tag: u32, request: &[u32], answer_words: usize) -> Result<[u32; 2], MailboxError> {
     let mut buf = BUFFER.lock();
     let value_words = request.len().max(answer_words).max(2);
@@ -91,20 +107,25 @@ fn property(tag: u32, request: &[u32], answer_words: usize) -> Result<[u32; 2], 
     // Bus address: the 0xC0000000 alias is the VideoCore's uncached view of SDRAM.
     let bus = (boot::kimage_virt_to_phys(va) as u32) | 0xC000_0000;
 
-    while MBOX.write_status.get() & STATUS_FULL != 0 {
-        core::hint::spin_loop();
-    }
+    let freq = crate::timer::frequency();
+    poll_timeout(|| MBOX.write_status.get() & STATUS_FULL == 0, ticks, us_to_ticks(TIMEOUT_US, freq))
+        .map_err(|_| MailboxError::Timeout)?;
     boot::cpu::dsb_sy();
     MBOX.write.set((bus & !0xf) | CHANNEL_PROPERTY);
-    loop {
-        while MBOX.status.get() & STATUS_EMPTY != 0 {
-            core::hint::spin_loop();
-        }
-        let answer = MBOX.read.get();
-        if answer & 0xf == CHANNEL_PROPERTY && answer & !0xf == bus & !0xf {
-            break;
-        }
-    }
+    // Answers for other channels are read and dropped; all within the one deadline.
+    let mut ours = false;
+    poll_timeout(
+        || {
+            if MBOX.status.get() & STATUS_EMPTY == 0 {
+                let answer = MBOX.read.get();
+                ours = answer & 0xf == CHANNEL_PROPERTY && answer & !0xf == bus & !0xf;
+            }
+            ours
+        },
+        ticks,
+        us_to_ticks(TIMEOUT_US, freq),
+    )
+    .map_err(|_| MailboxError::Timeout)?;
     boot::cpu::dsb_sy();
     boot::cache::inval_dcache_range(va, core::mem::size_of::<PropertyBuffer>());
 
@@ -138,4 +159,15 @@ pub fn vc_memory() -> Result<(u32, u32), MailboxError> {
 /// The rate of a clock in Hz.
 pub fn clock_rate(clock_id: u32) -> Result<u32, MailboxError> {
     property(tag::GET_CLOCK_RATE, &[clock_id], 2).map(|v| v[1])
+}
+
+/// The highest rate the firmware allows for a clock, in Hz.
+pub fn max_clock_rate(clock_id: u32) -> Result<u32, MailboxError> {
+    property(tag::GET_MAX_CLOCK_RATE, &[clock_id], 2).map(|v| v[1])
+}
+
+/// Asks the firmware to run a clock at `hz` (turbo allowed, as Linux's cpufreq driver
+/// asks); returns the rate the firmware says it set.
+pub fn set_clock_rate(clock_id: u32, hz: u32) -> Result<u32, MailboxError> {
+    property(tag::SET_CLOCK_RATE, &[clock_id, hz, 0], 2).map(|v| v[1])
 }

@@ -1,8 +1,10 @@
-//! The ARM generic timer: the time base of log timestamps and benchmarks.
+//! The ARM generic timer: the time base of log timestamps, benchmarks and every bounded
+//! wait on a device.
 //!
 //! The frequency is read from CNTFRQ_EL0, never assumed: 19.2 MHz on a real Pi 3,
 //! 62.5 MHz under QEMU.
 
+use crate::poll::{poll_timeout, us_to_ticks, TimedOut};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0};
 
@@ -28,17 +30,12 @@ pub fn uptime_ns() -> u64 {
     ticks_to_ns(ticks())
 }
 
-/// Busy-waits for `us` microseconds.
+/// Busy-waits for at least `us` microseconds.
 pub fn delay_us(us: u64) {
-    let end = ticks() + us * frequency() / 1_000_000;
-    while ticks() < end {
-        core::hint::spin_loop();
-    }
+    let _ = poll_timeout(|| false, ticks, us_to_ticks(us, frequency()));
 }
 
-/// Busy-waits for roughly `n` CPU cycles (GPIO pull sequencing wants "150 cycles").
-pub fn delay_cycles(n: u32) {
-    for _ in 0..n {
-        aarch64_cpu::asm::nop();
-    }
+/// Polls `done` for at most `us` microseconds of the generic timer.
+pub fn poll_us(done: impl FnMut() -> bool, us: u64) -> Result<(), TimedOut> {
+    poll_timeout(done, ticks, us_to_ticks(us, frequency()))
 }

@@ -4,16 +4,35 @@
 //! ALT0, which [`init`] does; QEMU prints even without any of this, so only real
 //! hardware shows a missing step. The baud divisor comes from the UART clock the
 //! firmware reports (48 MHz with `init_uart_clock=48000000`, 3 MHz in QEMU).
+//!
+//! No wait here is unbounded. With `uart_2ndstage=1` the firmware may still be printing
+//! when the kernel starts: BUSY is set while the transmit FIFO holds data *whether or
+//! not the UART is enabled*, and a disabled PL011 never drains it, so [`init`] waits for
+//! BUSY to clear *before* disabling, for at most [`DRAIN_TIMEOUT_US`]. The register
+//! logic ([`wait_idle`], [`rx_byte`]) is tested on the host over a simulated register
+//! block.
 
-use crate::baud::divisors;
-use crate::gpio::{self, Function, Pull};
-use crate::mmio::{offset, Mmio};
-use tock_registers::interfaces::{Readable, Writeable};
+use crate::poll::{poll_timeout, TimedOut};
+use tock_registers::interfaces::Readable;
+#[cfg(target_os = "none")]
+use tock_registers::interfaces::Writeable;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use tock_registers::{register_bitfields, register_structs};
 
 register_bitfields! {
     u32,
+    DR [
+        /// Overrun: a byte arrived with the receive FIFO full (this one is kept, one lost).
+        OE OFFSET(11) NUMBITS(1) [],
+        /// Break: the line was held low longer than a character.
+        BE OFFSET(10) NUMBITS(1) [],
+        /// Parity error.
+        PE OFFSET(9) NUMBITS(1) [],
+        /// Framing error: no valid stop bit (noise, a wrong baud rate, a floating RXD).
+        FE OFFSET(8) NUMBITS(1) [],
+        /// The received byte.
+        DATA OFFSET(0) NUMBITS(8) []
+    ],
     FR [
         /// Transmit FIFO full.
         TXFF OFFSET(5) NUMBITS(1) [],
@@ -41,14 +60,15 @@ register_bitfields! {
 register_structs! {
     /// PL011 registers.
     pub Pl011Registers {
-        (0x00 => dr: ReadWrite<u32>),
-        (0x04 => _reserved0),
+        (0x00 => dr: ReadWrite<u32, DR::Register>),
+        (0x04 => rsr_ecr: ReadWrite<u32>),
+        (0x08 => _reserved0),
         (0x18 => fr: ReadOnly<u32, FR::Register>),
         (0x1c => _reserved1),
         (0x24 => ibrd: WriteOnly<u32>),
         (0x28 => fbrd: WriteOnly<u32>),
         (0x2c => lcr_h: WriteOnly<u32, LCR_H::Register>),
-        (0x30 => cr: WriteOnly<u32, CR::Register>),
+        (0x30 => cr: ReadWrite<u32, CR::Register>),
         (0x34 => _reserved2),
         (0x38 => imsc: WriteOnly<u32>),
         (0x3c => _reserved3),
@@ -57,60 +77,153 @@ register_structs! {
     }
 }
 
-static UART0: Mmio<Pl011Registers, { offset::UART0 }> = Mmio::INSTANCE;
-
 /// The serial line speed.
 pub const BAUD: u32 = 115_200;
 
-/// Routes the pins and programs the UART for 115200 8N1 at `clock_hz`.
-pub fn init(clock_hz: u32) {
-    let uart = &UART0;
-    // Disable while reprogramming, wait for the line to drain.
-    uart.cr.set(0);
-    while uart.fr.is_set(FR::BUSY) {}
-    gpio::set_function(14, Function::Alt0);
-    gpio::set_function(15, Function::Alt0);
-    gpio::set_pull_bank0((1 << 14) | (1 << 15), Pull::Off);
-    uart.icr.set(0x7ff);
-    let (ibrd, fbrd) = divisors(clock_hz, BAUD);
-    uart.ibrd.set(ibrd);
-    uart.fbrd.set(fbrd);
-    // Writing LCR_H latches IBRD/FBRD.
-    uart.lcr_h.write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
-    uart.imsc.set(0);
-    uart.cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+/// Longest wait for the transmitter to go idle before reprogramming it: a full FIFO
+/// takes about 1.4 ms at 115200 baud; past this the UART is taken over anyway.
+pub const DRAIN_TIMEOUT_US: u64 = 20_000;
+/// Longest wait for room in the transmit FIFO (one character is 87 us at 115200 baud).
+/// A byte that still finds no room is dropped: a console must never hang the kernel.
+pub const TX_TIMEOUT_US: u64 = 10_000;
+
+/// Waits, for at most `timeout` ticks of `now`, until the transmitter is idle (BUSY
+/// clear). Call it with the UART still enabled: a disabled PL011 never drains.
+pub fn wait_idle(uart: &Pl011Registers, now: impl FnMut() -> u64, timeout: u64) -> Result<(), TimedOut> {
+    poll_timeout(|| !uart.fr.is_set(FR::BUSY), now, timeout)
 }
 
-/// Sends one byte, waiting for room in the FIFO.
-pub fn putb(b: u8) {
-    while UART0.fr.is_set(FR::TXFF) {
-        core::hint::spin_loop();
+/// The byte in a DR value, or `None` if it came with a framing, parity, break or
+/// overrun error (line noise, a floating RXD, a wrong baud rate): such bytes never
+/// reach the console.
+pub fn rx_byte(dr: u32) -> Option<u8> {
+    let errors = DR::OE::SET.value | DR::BE::SET.value | DR::PE::SET.value | DR::FE::SET.value;
+    (dr & errors == 0).then_some((dr & 0xff) as u8)
+}
+
+#[cfg(target_os = "none")]
+mod hw {
+    use super::*;
+    use crate::baud::divisors;
+    use crate::gpio::{self, Function, Pull};
+    use crate::mmio::{offset, Mmio};
+    use crate::poll::us_to_ticks;
+    use crate::timer;
+
+    static UART0: Mmio<Pl011Registers, { offset::UART0 }> = Mmio::INSTANCE;
+
+    /// Receive FIFO depth: the most bytes [`try_getb`] looks at in one call.
+    const RX_FIFO_DEPTH: usize = 32;
+
+    /// Routes the pins and programs the UART for 115200 8N1 at `clock_hz`. Returns
+    /// `Err` if the transmitter was still busy after [`DRAIN_TIMEOUT_US`] (the firmware's
+    /// last bytes may then be cut short; the UART is set up all the same).
+    pub fn init(clock_hz: u32) -> Result<(), TimedOut> {
+        let uart = &*UART0;
+        // Drain while still enabled, then disable while reprogramming.
+        let drained = wait_idle(uart, timer::ticks, us_to_ticks(DRAIN_TIMEOUT_US, timer::frequency()));
+        uart.cr.set(0);
+        // The firmware's default pulls: none on TXD (driven), up on RXD, so that an
+        // unconnected or watch-only RX line reads idle instead of noise.
+        gpio::set_pull_bank0(1 << 14, Pull::Off);
+        gpio::set_pull_bank0(1 << 15, Pull::Up);
+        gpio::set_function(14, Function::Alt0);
+        gpio::set_function(15, Function::Alt0);
+        uart.icr.set(0x7ff);
+        uart.rsr_ecr.set(0);
+        let (ibrd, fbrd) = divisors(clock_hz, BAUD);
+        uart.ibrd.set(ibrd);
+        uart.fbrd.set(fbrd);
+        // Writing LCR_H latches IBRD/FBRD.
+        uart.lcr_h.write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
+        uart.imsc.set(0);
+        uart.cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+        drained
     }
-    UART0.dr.set(b as u32);
-}
 
-/// Sends a string, turning `\n` into `\r\n` for terminals.
-pub fn puts(s: &str) {
-    for b in s.bytes() {
-        if b == b'\n' {
-            putb(b'\r');
+    /// Sends one byte, waiting (at most [`TX_TIMEOUT_US`]) for room in the FIFO.
+    pub fn putb(b: u8) {
+        if UART0.fr.is_set(FR::TXFF) && timer::poll_us(|| !UART0.fr.is_set(FR::TXFF), TX_TIMEOUT_US).is_err() {
+            return;
         }
-        putb(b);
+        UART0.dr.set(b as u32);
     }
-}
 
-/// A received byte, if one is waiting.
-pub fn try_getb() -> Option<u8> {
-    if UART0.fr.is_set(FR::RXFE) {
+    /// Sends a string, turning `\n` into `\r\n` for terminals.
+    pub fn puts(s: &str) {
+        for b in s.bytes() {
+            if b == b'\n' {
+                putb(b'\r');
+            }
+            putb(b);
+        }
+    }
+
+    /// A received byte, if one is waiting. Bytes received with an error are dropped
+    /// (and the error flags cleared), so noise never reaches the console.
+    pub fn try_getb() -> Option<u8> {
+        for _ in 0..RX_FIFO_DEPTH {
+            if UART0.fr.is_set(FR::RXFE) {
+                return None;
+            }
+            match rx_byte(UART0.dr.get()) {
+                Some(b) => return Some(b),
+                None => UART0.rsr_ecr.set(0),
+            }
+        }
         None
-    } else {
-        Some((UART0.dr.get() & 0xff) as u8)
+    }
+
+    /// Waits (at most [`DRAIN_TIMEOUT_US`]) until everything queued has left the UART.
+    pub fn flush() {
+        let _ = timer::poll_us(|| !UART0.fr.is_set(FR::BUSY), DRAIN_TIMEOUT_US);
     }
 }
 
-/// Waits until everything queued has left the UART.
-pub fn flush() {
-    while UART0.fr.is_set(FR::BUSY) {
-        core::hint::spin_loop();
+#[cfg(target_os = "none")]
+pub use hw::{flush, init, putb, puts, try_getb};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::cell::Cell;
+
+    /// A register block in ordinary memory, as the device would show it.
+    #[repr(C, align(4))]
+    struct Simulated([u32; 0x48 / 4]);
+
+    impl Simulated {
+        fn regs(&self) -> &Pl011Registers {
+            // SAFETY: the register block is 0x48 bytes of u32 cells with interior
+            // mutability (UnsafeCell inside), the same size and alignment as `Simulated`;
+            // the test only reads through it.
+            unsafe { &*(self as *const Simulated as *const Pl011Registers) }
+        }
+    }
+
+    #[test]
+    fn init_does_not_hang_on_an_always_busy_transmitter() {
+        let mut sim = Simulated([0; 0x48 / 4]);
+        sim.0[0x18 / 4] = FR::BUSY::SET.value; // BUSY for ever: disabled with a full FIFO
+        let clock = Cell::new(0u64);
+        let r = wait_idle(sim.regs(), || clock.replace(clock.get() + 1), 20_000);
+        assert_eq!(r, Err(TimedOut));
+        assert!(clock.get() <= 20_003, "gave up at the timeout");
+    }
+
+    #[test]
+    fn an_idle_transmitter_is_not_waited_for() {
+        let sim = Simulated([0; 0x48 / 4]);
+        assert_eq!(wait_idle(sim.regs(), || unreachable!("no clock needed"), 0), Ok(()));
+    }
+
+    #[test]
+    fn received_bytes_with_errors_are_dropped() {
+        assert_eq!(rx_byte(b'a' as u32), Some(b'a'));
+        assert_eq!(rx_byte(0xff), Some(0xff));
+        for bit in [8, 9, 10, 11] {
+            assert_eq!(rx_byte((1 << bit) | b'x' as u32), None, "error bit {bit}");
+        }
+        assert_eq!(rx_byte(1 << 12), Some(0), "bits above the error flags are not errors");
     }
 }

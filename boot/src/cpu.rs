@@ -90,3 +90,34 @@ pub fn enable_event_stream() {
     // SAFETY: only this core's event-stream configuration changes.
     unsafe { asm!("msr cntkctl_el1, {}", "isb", in(reg) v, options(nostack, preserves_flags)) };
 }
+
+/// Whether the core has a PMU (ID_AA64DFR0_EL1.PMUVer neither 0 nor IMPLEMENTATION
+/// DEFINED).
+pub fn has_pmu() -> bool {
+    let dfr0: u64;
+    // SAFETY: reading ID_AA64DFR0_EL1 has no side effects.
+    unsafe { asm!("mrs {}, id_aa64dfr0_el1", out(reg) dfr0, options(nomem, nostack, preserves_flags)) };
+    let ver = (dfr0 >> 8) & 0xf;
+    ver != 0 && ver != 0xf
+}
+
+/// Starts this core's cycle counter (PMCR_EL0.E, PMCNTENSET_EL0.C), counting every
+/// cycle (PMCR_EL0.D clear). EL1 may use it: entry.S cleared MDCR_EL2's traps.
+pub fn cycle_counter_enable() {
+    // SAFETY: only this core's performance counters are started.
+    unsafe {
+        asm!(
+            "mrs {t}, pmcr_el0", "orr {t}, {t}, #1", "bic {t}, {t}, #8", "msr pmcr_el0, {t}",
+            "mov {t}, #(1 << 31)", "msr pmcntenset_el0, {t}", "isb",
+            t = out(reg) _, options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// This core's cycle counter (PMCCNTR_EL0; started by [`cycle_counter_enable`]).
+pub fn cycles() -> u64 {
+    let c: u64;
+    // SAFETY: reads PMCCNTR_EL0.
+    unsafe { asm!("isb", "mrs {}, pmccntr_el0", out(reg) c, options(nostack, preserves_flags)) };
+    c
+}

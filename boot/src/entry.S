@@ -3,9 +3,13 @@
 // Runs at the physical load address 0x80000 with the MMU off. Everything here is
 // position independent (adr/adrp only) until the MMU is on and we jump to the
 // higher-half link address. Order matters for real hardware:
-//   1. park any core but core 0 (QEMU's ELF boot starts all four here; the firmware
-//      keeps cores 1-3 in its own spin-table loop and never sends them here)
-//   2. drop from EL3/EL2 to EL1h with interrupts masked
+//   0. at EL3 (no firmware stub ran: QEMU's ELF boot, or a custom armstub that stays in
+//      EL3), do what the firmware's armstub8 does for every core, then go on in EL2
+//   1. send any core but core 0 to the spin table (QEMU's ELF boot starts all four
+//      here; the firmware keeps cores 1-3 in its own spin-table loop and never sends
+//      them here): each waits for the kernel to write its entry into its slot, exactly
+//      as the firmware's stub does, so smp.rs releases them the same way
+//   2. drop from EL2 to EL1h with interrupts masked
 //   3. install the exception vectors before anything can fault
 //   4. zero BSS (objcopy -O binary drops it; real RAM is not zero)
 //   5. build the early page tables and turn the MMU and caches on; no exclusive
@@ -32,22 +36,62 @@
 // SCTLR_EL1 with M (MMU), C (data cache), SA, SA0, I (instruction cache).
 .equ SCTLR_EL1_MMU_ON,  0x30d0181d
 
-// Drops from EL3 or EL2 to EL1h with DAIF masked, whatever the entry level; leaves the
-// entry level in \el_reg. Uses x2.
-.macro DROP_TO_EL1 el_reg
-    mrs     \el_reg, CurrentEL
-    lsr     \el_reg, \el_reg, #2
-    cmp     \el_reg, #3
-    b.ne    81f
-    // EL3 -> EL2 (non-secure, AArch64 below, HVC enabled, SMC disabled).
-    mov     x2, #0x5b1
+// What armstub8 (the stub built into the Pi firmware) does before entering a kernel,
+// for one core that starts at EL3. Uses x2, x3; continues at EL2h (DAIF masked) at \el2.
+.equ LOCAL_CONTROL,     0x40000000      // ARM local peripherals: timer source and step
+.equ LOCAL_PRESCALER,   0x40000008      // generic timer = source * prescaler / 2^31
+.equ OSC_FREQ,          19200000        // the Pi 3's crystal
+// SCR_EL3: RW (EL2 is AArch64), HCE (HVC enabled), SMD (SMC disabled), RES1 bits 5:4,
+// NS (everything below runs non-secure).
+.equ SCR_EL3_VALUE,     0x5b1
+// ACTLR_EL3: EL2 may reach CPUACTLR, CPUECTLR, L2CTLR, L2ECTLR, L2ACTLR.
+.equ ACTLR_EL3_VALUE,   0x73
+.equ CPUECTLR_SMPEN,    (1 << 6)
+// SCTLR_EL2: RES1 bits only: little endian, MMU, caches and alignment checks off.
+.equ SCTLR_EL2_RES1,    0x30c50830
+.macro EL3_SETUP el2
+    // Generic timer: nobody has set CNTFRQ_EL0 (it reads 0 on a Pi). As armstub8: the
+    // local timer counts the crystal, prescaler 1:1, and CNTFRQ says 19.2 MHz. A
+    // frequency already there is the platform's own (QEMU: 62.5 MHz) and is kept.
+    mrs     x2, cntfrq_el0
+    cbnz    x2, 71f
+    ldr     x2, =LOCAL_CONTROL
+    str     wzr, [x2]                   // crystal clock, increment by 1
+    mov     w3, #0x80000000
+    str     w3, [x2, #(LOCAL_PRESCALER - LOCAL_CONTROL)]
+    ldr     x2, =OSC_FREQ
+    msr     cntfrq_el0, x2
+71: msr     cntvoff_el2, xzr
+    // L2 data RAM latency: 3 cycles for reads and writes (L2CTLR_EL1 bits 5 and 1), the
+    // BCM2837's setting from armstub8.
+    mrs     x2, s3_1_c11_c0_2           // L2CTLR_EL1
+    mov     x3, #0x22
+    orr     x2, x2, x3
+    msr     s3_1_c11_c0_2, x2
+    // Coherency: the core joins the cluster's coherency domain. Must be set before the
+    // caches and MMU are turned on; the firmware's stub does it on every core.
+    mrs     x2, s3_1_c15_c2_1           // CPUECTLR_EL1
+    orr     x2, x2, #CPUECTLR_SMPEN
+    msr     s3_1_c15_c2_1, x2
+    msr     cptr_el3, xzr               // no traps of FP/SIMD, trace or CPACR to EL3
+    msr     mdcr_el3, xzr               // nor of the PMU and debug (the boot clock check)
+    mov     x2, #ACTLR_EL3_VALUE
+    msr     actlr_el3, x2
+    mov     x2, #SCR_EL3_VALUE
     msr     scr_el3, x2
+    ldr     x2, =SCTLR_EL2_RES1
+    msr     sctlr_el2, x2
     mov     x2, #0x3c9                  // EL2h, DAIF masked
     msr     spsr_el3, x2
-    adr     x2, 81f
+    adr     x2, \el2
     msr     elr_el3, x2
+    isb
     eret
-81: mrs     x2, CurrentEL
+.endm
+
+// Drops from EL2 to EL1h with DAIF masked (from EL1 it only masks DAIF). Uses x2.
+.macro DROP_TO_EL1
+    mrs     x2, CurrentEL
     lsr     x2, x2, #2
     cmp     x2, #2
     b.ne    82f
@@ -98,17 +142,34 @@
     isb
 .endm
 
+// Spin-table slot of core 0: core n waits on SPIN_TABLE_BASE + 8 * n (kernel/src/smp.rs).
+.equ SPIN_TABLE_BASE,   0xd8
+
 .section .text.boot, "ax"
 .global _start
 _start:
     mov     x19, x0                     // DTB pointer (or 0x100 ATAGS) from the loader
-    mrs     x1, mpidr_el1
+    mrs     x20, CurrentEL
+    lsr     x20, x20, #2                // x20: entry exception level, for the banner
+    cmp     x20, #3
+    b.ne    0f
+    EL3_SETUP 0f
+0:  mrs     x1, mpidr_el1
     and     x1, x1, #0xff
     cbz     x1, 1f
-0:  wfe                                 // not core 0: park
-    b       0b
+    // Not core 0: only an entry without the firmware's stub gets here. Wait on this
+    // core's spin-table slot, as the stub does, and jump to what the kernel writes
+    // there (_secondary_entry). Real hardware: the caches are off, so the loads see
+    // what the kernel cleaned to memory; it wakes us with sev.
+    and     x1, x1, #3
+    mov     x2, #SPIN_TABLE_BASE
+    add     x2, x2, x1, lsl #3
+2:  wfe
+    ldr     x3, [x2]
+    cbz     x3, 2b
+    br      x3
 
-1:  DROP_TO_EL1 x20                     // x20: entry exception level, for the banner
+1:  DROP_TO_EL1
 
     // Vectors at their physical address until the MMU is on.
     adr     x1, __exception_vectors
@@ -199,7 +260,7 @@ boot_high:
 _secondary_entry:
     mrs     x19, mpidr_el1
     and     x19, x19, #3
-    DROP_TO_EL1 x20
+    DROP_TO_EL1
     adr     x1, __exception_vectors
     msr     vbar_el1, x1
     isb

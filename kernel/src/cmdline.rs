@@ -1,36 +1,38 @@
-//! The kernel command line, from wherever the loader put it: the device tree's
-//! `/chosen/bootargs` (the Pi firmware, from cmdline.txt) or the ATAGS list (QEMU's
-//! `-append` with a raw image). Pure parsing over byte slices, tested on the host.
+//! The kernel command line: where the loader put it (the device tree's `/chosen/bootargs`
+//! from the Pi firmware, or the ATAGS list from QEMU's `-append` with a raw image), the
+//! copy the kernel keeps, and the options it understands. Pure code over byte slices,
+//! tested on the host.
 //!
-//! Options understood: `sweep=all|pages|kmalloc|vmalloc|off` (what the boot sweep runs) and
+//! Options understood: `sweep=all|pages|kmalloc|vmalloc|off` (what the boot sweep runs),
 //! `slub_debug` (slab debugging: poison, red zones, double/invalid free checks) and
-//! `loglevel=N` (Linux's console log level).
+//! `loglevel=N` (Linux's console log level). The Pi firmware puts about 214 bytes of its
+//! own options in front of cmdline.txt's (`coherent_pool=1M 8250.nr_uarts=1 ...
+//! vc_mem.mem_size=0x40000000`); those, any `module.param=` option and the usual Linux
+//! cmdline.txt options (`console=`, `root=`, ...) are skipped silently, as Linux skips
+//! parameters of modules it does not have. A bad line degrades: words that are not UTF-8
+//! are dropped, a line longer than [`COMMAND_LINE_SIZE`] is cut at a word boundary, and
+//! what was lost is reported once.
+//!
+//! A word starting with `#` begins a comment that runs to the end of its line, so the
+//! comments in the shipped cmdline.txt never become options, whether the firmware passes
+//! only the file's first line or all of it.
+
+use core::fmt;
+
+/// Longest command line kept, in bytes: Linux arm64's COMMAND_LINE_SIZE.
+pub const COMMAND_LINE_SIZE: usize = 2048;
 
 const ATAG_NONE: u32 = 0;
 const ATAG_CORE: u32 = 0x5441_0001;
 const ATAG_CMDLINE: u32 = 0x5441_0009;
-/// The magic number at the start of a flattened device tree.
-pub const FDT_MAGIC: u32 = 0xd00d_feed;
-const FDT_BEGIN_NODE: u32 = 1;
-const FDT_END_NODE: u32 = 2;
-const FDT_PROP: u32 = 3;
-const FDT_NOP: u32 = 4;
 
 fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn c_str(b: &[u8]) -> Option<&str> {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    core::str::from_utf8(&b[..end]).ok()
-}
-
-/// The command line in an ATAGS list (ATAG_CORE first), if any.
-pub fn from_atags(b: &[u8]) -> Option<&str> {
+/// The command line in an ATAGS list (ATAG_CORE first), if any: its bytes up to the
+/// NUL or the end of the tag.
+pub fn from_atags(b: &[u8]) -> Option<&[u8]> {
     if le32(b, 4)? != ATAG_CORE {
         return None;
     }
@@ -42,67 +44,241 @@ pub fn from_atags(b: &[u8]) -> Option<&str> {
             return None;
         }
         if tag == ATAG_CMDLINE {
-            return c_str(b.get(at + 8..at + words * 4)?);
+            let text = b.get(at + 8..at.checked_add(words.checked_mul(4)?)?)?;
+            return Some(&text[..text.iter().position(|&c| c == 0).unwrap_or(text.len())]);
         }
-        at = at.checked_add(words * 4)?;
+        at = at.checked_add(words.checked_mul(4)?)?;
     }
 }
 
-/// `/chosen/bootargs` of a flattened device tree, if any.
-pub fn from_fdt(b: &[u8]) -> Option<&str> {
-    if be32(b, 0)? != FDT_MAGIC {
-        return None;
+/// The command line the kernel keeps: at most [`COMMAND_LINE_SIZE`] bytes of whole,
+/// readable (UTF-8) words, separators as the loader gave them (tabs and line ends
+/// become spaces, so the line prints as one line).
+pub struct CommandLine {
+    buf: [u8; COMMAND_LINE_SIZE],
+    len: usize,
+}
+
+impl CommandLine {
+    /// An empty command line.
+    pub const fn new() -> Self {
+        Self { buf: [0; COMMAND_LINE_SIZE], len: 0 }
     }
-    let total = be32(b, 4)? as usize;
-    let b = b.get(..total)?;
-    let (off_struct, off_strings) = (be32(b, 8)? as usize, be32(b, 12)? as usize);
-    let mut at = off_struct;
-    let mut depth = 0usize;
-    let mut in_chosen = false;
-    loop {
-        let token = be32(b, at)?;
-        at += 4;
-        match token {
-            FDT_BEGIN_NODE => {
-                let name = c_str(b.get(at..)?)?;
-                at += (name.len() + 4) & !3;
-                depth += 1;
-                in_chosen = depth == 2 && (name == "chosen" || name.starts_with("chosen@"));
-            }
-            FDT_END_NODE => {
-                depth = depth.checked_sub(1)?;
-                in_chosen = false;
-            }
-            FDT_PROP => {
-                let len = be32(b, at)? as usize;
-                let nameoff = be32(b, at + 4)? as usize;
-                let value = b.get(at + 8..at + 8 + len)?;
-                at += 8 + ((len + 3) & !3);
-                if in_chosen && c_str(b.get(off_strings + nameoff..)?)? == "bootargs" {
-                    return c_str(value);
-                }
-            }
-            FDT_NOP => {}
-            _ => return None,
+
+    /// The line.
+    pub fn as_str(&self) -> &str {
+        // Only whole UTF-8 words and ASCII spaces are ever copied in (see `keep`).
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        for &c in bytes {
+            self.buf[self.len] = if c.is_ascii_whitespace() { b' ' } else { c };
+            self.len += 1;
         }
     }
+}
+
+impl Default for CommandLine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How many dropped words a [`Damage`] names.
+pub const NAMED: usize = 3;
+
+/// What [`keep`] could not keep of the loader's line.
+#[derive(Default, Debug, PartialEq, Eq)]
+pub struct Damage<'a> {
+    /// Length of the loader's line in bytes.
+    pub total: usize,
+    /// The line was longer than [`COMMAND_LINE_SIZE`]: the first word not kept, and
+    /// how many words were lost from it on.
+    pub cut: Option<(&'a [u8], usize)>,
+    /// Words dropped for bytes that are not UTF-8: the first [`NAMED`] and the count.
+    pub invalid: [&'a [u8]; NAMED],
+    /// How many words were dropped for bytes that are not UTF-8.
+    pub invalid_count: usize,
+}
+
+impl Damage<'_> {
+    /// Whether everything was kept.
+    pub fn is_none(&self) -> bool {
+        self.cut.is_none() && self.invalid_count == 0
+    }
+}
+
+/// Words of `b` with the whitespace before each: (separator, word).
+fn words(b: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut at = 0;
+    core::iter::from_fn(move || {
+        let ws = b[at..].iter().take_while(|c| c.is_ascii_whitespace()).count();
+        let start = at + ws;
+        if start >= b.len() {
+            return None;
+        }
+        let len = b[start..].iter().take_while(|c| !c.is_ascii_whitespace()).count();
+        let sep = &b[at..start];
+        at = start + len;
+        Some((sep, &b[start..at]))
+    })
+}
+
+/// Copies the loader's line into `out`, keeping every word that can be read and that
+/// fits, and says what was lost.
+pub fn keep<'a>(src: &'a [u8], out: &mut CommandLine) -> Damage<'a> {
+    let mut d = Damage { total: src.len(), ..Damage::default() };
+    let mut comment = false;
+    for (sep, word) in words(src) {
+        comment = (comment && !sep.contains(&b'\n')) || word.first() == Some(&b'#');
+        if comment {
+            continue;
+        }
+        if let Some((_, lost)) = d.cut.as_mut() {
+            *lost += 1;
+            continue;
+        }
+        if core::str::from_utf8(word).is_err() {
+            if d.invalid_count < NAMED {
+                d.invalid[d.invalid_count] = word;
+            }
+            d.invalid_count += 1;
+            continue;
+        }
+        let sep = if out.len == 0 { &[][..] } else { sep };
+        if out.len + sep.len() + word.len() > COMMAND_LINE_SIZE {
+            d.cut = Some((word, 1));
+            continue;
+        }
+        out.push(sep);
+        out.push(word);
+    }
+    d
+}
+
+/// Shows bytes the way a log line can carry them: printable ASCII as it is, anything else
+/// as `\xNN`, at most `max` bytes then `...`.
+pub struct Escaped<'a>(pub &'a [u8], pub usize);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &c in self.0.iter().take(self.1) {
+            if c.is_ascii_graphic() || c == b' ' {
+                fmt::Write::write_char(f, c as char)?;
+            } else {
+                write!(f, "\\x{c:02x}")?;
+            }
+        }
+        if self.0.len() > self.1 {
+            f.write_str("...")?;
+        }
+        Ok(())
+    }
+}
+
+/// The options this kernel acts on (names, as `help`-style text for messages).
+pub const KNOWN: &[&str] = &["sweep", "slub_debug", "loglevel"];
+
+/// Options the Raspberry Pi firmware adds or a Linux cmdline.txt usually carries, which
+/// this kernel has no use for and skips without a word. (Any `module.param` option is
+/// skipped as well.)
+const FOREIGN: &[&str] = &[
+    "coherent_pool",
+    "console",
+    "cma",
+    "video",
+    "maxcpus",
+    "root",
+    "rootfstype",
+    "rootwait",
+    "rootdelay",
+    "ro",
+    "rw",
+    "init",
+    "quiet",
+    "splash",
+    "elevator",
+    "earlycon",
+    "earlyprintk",
+    "consoleblank",
+    "kgdboc",
+    "cgroup_enable",
+    "cgroup_memory",
+];
+
+/// What a command-line word is to this kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Param {
+    /// One of [`KNOWN`].
+    Known,
+    /// The firmware's or Linux's, or a `module.param`: skipped silently.
+    Foreign,
+    /// Nobody's: reported once at boot.
+    Unknown,
+}
+
+/// Classifies one word (`name` or `name=value`).
+pub fn classify(word: &str) -> Param {
+    let name = word.split_once('=').map_or(word, |(n, _)| n);
+    if KNOWN.contains(&name) {
+        Param::Known
+    } else if FOREIGN.contains(&name) || name.contains('.') {
+        Param::Foreign
+    } else {
+        Param::Unknown
+    }
+}
+
+/// The words of a command line this kernel does not know (for the boot warning).
+pub fn unknown(cmdline: &str) -> impl Iterator<Item = &str> + Clone {
+    cmdline.split_ascii_whitespace().filter(|w| classify(w) == Param::Unknown)
 }
 
 /// Whether a bare flag (`slub_debug`) or `flag=...` is on the command line.
 pub fn flag(cmdline: &str, name: &str) -> bool {
-    cmdline.split_whitespace().any(|w| w == name || w.strip_prefix(name).is_some_and(|r| r.starts_with('=')))
+    cmdline.split_ascii_whitespace().any(|w| w == name || w.strip_prefix(name).is_some_and(|r| r.starts_with('=')))
 }
 
-/// The value of `key=value` in a command line.
+/// The value of `key=value` in a command line; the last one wins, as in Linux.
 pub fn option<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
-    cmdline.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    cmdline.split_ascii_whitespace().rev().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// The values `sweep=` takes.
+pub const SWEEP_VALUES: &str = "all|pages|kmalloc|vmalloc|off";
+
+/// `sweep=`: `Ok(None)` when absent, `Ok(Some(value))` for one of [`SWEEP_VALUES`],
+/// `Err(value)` for anything else (an empty value included: it is not `off`).
+pub fn sweep(cmdline: &str) -> Result<Option<&str>, &str> {
+    match option(cmdline, "sweep") {
+        None => Ok(None),
+        Some(v) if SWEEP_VALUES.split('|').any(|known| known == v) => Ok(Some(v)),
+        Some(v) => Err(v),
+    }
+}
+
+/// `loglevel=`: `Ok(None)` when absent, `Ok(Some(n))` for 0..=8, `Err(value)` otherwise.
+pub fn loglevel(cmdline: &str) -> Result<Option<u8>, &str> {
+    match option(cmdline, "loglevel") {
+        None => Ok(None),
+        Some(v) => match v.parse::<u8>() {
+            Ok(n @ 0..=8) => Ok(Some(n)),
+            _ => Err(v),
+        },
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn atags(cmdline: Option<&str>) -> Vec<u8> {
+    /// The options the Raspberry Pi firmware puts in front of cmdline.txt on a 3B+.
+    const FIRMWARE: &str = "coherent_pool=1M 8250.nr_uarts=1 snd_bcm2835.enable_compat_alsa=0 \
+        snd_bcm2835.enable_hdmi=1 bcm2708_fb.fbwidth=656 bcm2708_fb.fbheight=416 bcm2708_fb.fbswap=1 \
+        vc_mem.mem_base=0x3ec00000 vc_mem.mem_size=0x40000000 ";
+
+    fn atags(cmdline: Option<&[u8]>) -> Vec<u8> {
         let mut v = vec![];
         let word = |v: &mut Vec<u8>, w: u32| v.extend(w.to_le_bytes());
         word(&mut v, 5);
@@ -111,7 +287,7 @@ mod tests {
             word(&mut v, w);
         }
         if let Some(c) = cmdline {
-            let mut bytes = c.as_bytes().to_vec();
+            let mut bytes = c.to_vec();
             bytes.push(0);
             while !bytes.len().is_multiple_of(4) {
                 bytes.push(0);
@@ -127,57 +303,114 @@ mod tests {
 
     #[test]
     fn atags_cmdline() {
-        assert_eq!(from_atags(&atags(Some("sweep=off quiet"))), Some("sweep=off quiet"));
+        assert_eq!(from_atags(&atags(Some(b"sweep=off quiet"))), Some(&b"sweep=off quiet"[..]));
+        assert_eq!(from_atags(&atags(Some(b"a\xff"))), Some(&b"a\xff"[..]), "raw bytes");
         assert_eq!(from_atags(&atags(None)), None);
         assert_eq!(from_atags(&[0u8; 16]), None);
-        assert_eq!(from_atags(&atags(Some("x"))[..12]), None, "truncated list");
-    }
-
-    fn fdt(bootargs: &str) -> Vec<u8> {
-        let strings = b"model\0bootargs\0".to_vec();
-        let mut st = vec![];
-        let w = |v: &mut Vec<u8>, x: u32| v.extend(x.to_be_bytes());
-        let name = |v: &mut Vec<u8>, n: &str| {
-            v.extend(n.as_bytes());
-            v.push(0);
-            while !v.len().is_multiple_of(4) {
-                v.push(0);
-            }
-        };
-        w(&mut st, FDT_BEGIN_NODE);
-        name(&mut st, "");
-        w(&mut st, FDT_PROP);
-        w(&mut st, 4);
-        w(&mut st, 0);
-        st.extend(b"rpi\0");
-        w(&mut st, FDT_BEGIN_NODE);
-        name(&mut st, "chosen");
-        w(&mut st, FDT_NOP);
-        w(&mut st, FDT_PROP);
-        w(&mut st, bootargs.len() as u32 + 1);
-        w(&mut st, 6);
-        name(&mut st, bootargs);
-        w(&mut st, FDT_END_NODE);
-        w(&mut st, FDT_END_NODE);
-        w(&mut st, 9);
-        let off_struct = 40u32;
-        let off_strings = off_struct + st.len() as u32;
-        let total = off_strings + strings.len() as u32;
-        let mut v = vec![];
-        for x in [FDT_MAGIC, total, off_struct, off_strings, 0, 17, 16, 0, strings.len() as u32, st.len() as u32] {
-            w(&mut v, x);
-        }
-        v.extend(st);
-        v.extend(strings);
-        v
+        assert_eq!(from_atags(&atags(Some(b"x"))[..12]), None, "truncated list");
+        let long = vec![b'a'; 4096];
+        assert_eq!(from_atags(&atags(Some(&long))).map(<[u8]>::len), Some(4096));
     }
 
     #[test]
-    fn fdt_bootargs() {
-        let t = fdt("console=ttyAMA0 sweep=pages");
-        assert_eq!(from_fdt(&t), Some("console=ttyAMA0 sweep=pages"));
-        assert_eq!(from_fdt(&t[..30]), None, "truncated blob");
-        assert_eq!(from_fdt(&[0u8; 64]), None);
+    fn fdt_bootargs_reach_the_command_line() {
+        let line = format!("{FIRMWARE} sweep=off slub_debug");
+        let t = crate::fdt::tests::fdt(line.as_bytes(), 1, 1, (0, 0x3b40_0000));
+        let mut c = CommandLine::new();
+        let d = keep(crate::fdt::bootargs(&t).unwrap(), &mut c);
+        assert!(d.is_none());
+        assert_eq!(c.as_str(), line);
+        assert_eq!(sweep(c.as_str()), Ok(Some("off")));
+        assert!(flag(c.as_str(), "slub_debug"));
+    }
+
+    #[test]
+    fn keeps_a_whole_firmware_line() {
+        // The 256-byte buffer this replaces kept `s` of `sweep=off` after the prefix.
+        let line = format!("{FIRMWARE} console=ttyS0,115200 console=tty1 root=PARTUUID=6c586e13-02 rootfstype=ext4 fsck.repair=yes rootwait sweep=off slub_debug loglevel=5");
+        assert!(line.len() > 256);
+        let mut c = CommandLine::new();
+        assert!(keep(line.as_bytes(), &mut c).is_none());
+        assert_eq!(c.as_str(), line, "kept whole, double spaces included");
+        assert_eq!(sweep(c.as_str()), Ok(Some("off")));
+        assert_eq!(loglevel(c.as_str()), Ok(Some(5)));
+        assert_eq!(unknown(c.as_str()).count(), 0, "firmware and Linux options are skipped silently");
+    }
+
+    #[test]
+    fn a_long_line_is_cut_at_a_word_and_says_so() {
+        let mut line = String::from("sweep=off slub_debug");
+        while line.len() < 4096 {
+            line.push_str(" filler=0123456789");
+        }
+        let mut c = CommandLine::new();
+        let d = keep(line.as_bytes(), &mut c);
+        assert_eq!(d.total, line.len());
+        let (first, lost) = d.cut.expect("cut");
+        assert_eq!(first, b"filler=0123456789");
+        assert!(c.as_str().len() <= COMMAND_LINE_SIZE && c.as_str().len() > COMMAND_LINE_SIZE - 20);
+        assert!(c.as_str().ends_with("filler=0123456789"), "whole words only");
+        let kept_words = c.as_str().split(' ').count();
+        assert_eq!(kept_words + lost, line.split(' ').count(), "every word is kept or counted");
+        assert_eq!(sweep(c.as_str()), Ok(Some("off")), "options before the cut still work");
+        assert!(flag(c.as_str(), "slub_debug"));
+    }
+
+    #[test]
+    fn words_that_are_not_utf8_are_dropped_alone() {
+        let line = b"sweep=off caf\xe9 slub_debug \xff\xfe loglevel=4\ttrailing\n";
+        let mut c = CommandLine::new();
+        let d = keep(line, &mut c);
+        assert_eq!(c.as_str(), "sweep=off slub_debug loglevel=4 trailing");
+        assert_eq!(d.invalid_count, 2);
+        assert_eq!(d.invalid[..2], [&b"caf\xe9"[..], &b"\xff\xfe"[..]]);
+        assert_eq!(d.cut, None);
+        assert_eq!(format!("{}", Escaped(d.invalid[0], 32)), "caf\\xe9");
+        assert_eq!(format!("{}", Escaped(b"abcdef", 3)), "abc...");
+    }
+
+    #[test]
+    fn comments_run_to_the_end_of_their_line() {
+        let file = b"sweep=off loglevel=5\n# sweep=all|pages|kmalloc|vmalloc|off\n#slub_debug\nlate # not this\n";
+        let mut c = CommandLine::new();
+        assert!(keep(file, &mut c).is_none());
+        assert_eq!(c.as_str(), "sweep=off loglevel=5 late");
+        let mut c = CommandLine::new();
+        keep(b"sweep=off # slub_debug sweep=all", &mut c);
+        assert_eq!(c.as_str(), "sweep=off", "without a line end the comment runs to the end");
+    }
+
+    #[test]
+    fn empty_and_blank_lines() {
+        let mut c = CommandLine::new();
+        assert!(keep(b"", &mut c).is_none());
+        assert_eq!(c.as_str(), "");
+        assert!(keep(b"   \n", &mut c).is_none());
+        assert_eq!(c.as_str(), "");
+    }
+
+    #[test]
+    fn sweep_values() {
+        assert_eq!(sweep(""), Ok(None));
+        assert_eq!(sweep("sweep=pages"), Ok(Some("pages")));
+        assert_eq!(sweep("sweep=off"), Ok(Some("off")));
+        assert_eq!(sweep("sweep=bogus"), Err("bogus"), "not taken as off");
+        assert_eq!(sweep("sweep="), Err(""), "an empty value is not off");
+        assert_eq!(sweep("sweep=off sweep=pages"), Ok(Some("pages")), "the last one wins");
+        assert_eq!(loglevel("loglevel=9"), Err("9"));
+        assert_eq!(loglevel("loglevel=x"), Err("x"));
+        assert_eq!(loglevel("loglevel=0"), Ok(Some(0)));
+    }
+
+    #[test]
+    fn classification() {
+        assert_eq!(classify("sweep=off"), Param::Known);
+        assert_eq!(classify("slub_debug"), Param::Known);
+        assert_eq!(classify("vc_mem.mem_base=0x3ec00000"), Param::Foreign);
+        assert_eq!(classify("coherent_pool=1M"), Param::Foreign);
+        assert_eq!(classify("rootwait"), Param::Foreign);
+        assert_eq!(classify("frobnicate=1"), Param::Unknown);
+        assert_eq!(unknown("sweep=off bogus x.y=1 other").collect::<Vec<_>>(), ["bogus", "other"]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod arch;
 pub mod bench;
 pub mod cmdline;
 pub mod console;
+pub mod fdt;
 pub mod ksyms;
 pub mod oops;
 pub mod printk;

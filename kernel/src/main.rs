@@ -11,7 +11,7 @@ fn main() {
 #[cfg(target_os = "none")]
 mod kmain {
     use board::mailbox;
-    use kernel::{platform, pr_info, pr_warn};
+    use kernel::{platform, pr_info, pr_notice, pr_warn};
 
     /// Fallback UART clock if the mailbox does not answer (config.txt's init_uart_clock).
     const DEFAULT_UART_CLOCK: u32 = 48_000_000;
@@ -20,7 +20,7 @@ mod kmain {
     #[no_mangle]
     pub extern "C" fn kernel_main(dtb: u64, entry_el: u64) -> ! {
         let uart_clock = mailbox::clock_rate(mailbox::clock::UART).ok();
-        board::uart::init(uart_clock.unwrap_or(DEFAULT_UART_CLOCK));
+        let drained = board::uart::init(uart_clock.unwrap_or(DEFAULT_UART_CLOCK));
         platform::init_console();
 
         let revision = mailbox::board_revision().unwrap_or(0);
@@ -39,6 +39,19 @@ mod kmain {
             entry_el,
             dtb
         );
+        if entry_el == 3 {
+            pr_info!(
+                "CPU: entered at EL3 without the firmware's stub: set up as armstub8 does (CNTFRQ {} Hz, L2CTLR, CPUECTLR.SMPEN, CPTR_EL3, MDCR_EL3, ACTLR_EL3, SCR_EL3, SCTLR_EL2); CPUs 1-3 wait on the spin table",
+                board::timer::frequency()
+            );
+        }
+        platform::arm_clock_max();
+        if drained.is_err() {
+            pr_warn!(
+                "uart: transmitter still busy {} ms after hand-over; taken over anyway",
+                board::uart::DRAIN_TIMEOUT_US / 1000
+            );
+        }
         match mailbox::arm_memory() {
             Ok((base, size)) => {
                 pr_info!("Memory: ARM {:#010x}-{:#010x} ({} MiB)", base, base as u64 + size as u64 - 1, size >> 20)
@@ -66,21 +79,15 @@ mod kmain {
         }
         let ram_size = mailbox::arm_memory().map_or(0, |(b, s)| b as u64 + s as u64);
         platform::init_cmdline(dtb, ram_size);
-        pr_info!("Kernel command line: {}", platform::cmdline());
-        if let Some(level) = kernel::cmdline::option(platform::cmdline(), "loglevel") {
-            match level.parse::<u8>() {
-                Ok(l @ 0..=8) => {
-                    kernel::printk::set_console_loglevel(l);
-                }
-                _ => pr_warn!("loglevel={}: expected 0..=8, keeping {}", level, kernel::printk::console_loglevel()),
-            }
-        }
         kernel::mm::init(dtb);
         kernel::smp::smp_init();
-        match kernel::cmdline::option(platform::cmdline(), "sweep").map(kernel::sweep::Phases::parse) {
-            None => kernel::sweep::run(kernel::sweep::Phases::All),
-            Some(Some(p)) => kernel::sweep::run(p),
-            Some(None) => pr_info!("sweep: skipped (sweep=off on the command line; type 'sweep' to run it)"),
+        // A bad sweep= was reported with the command line; the default (all) runs then.
+        match kernel::cmdline::sweep(platform::cmdline()) {
+            Ok(Some("off")) => {
+                pr_notice!("sweep: skipped (sweep=off on the command line; type 'sweep' to run it)")
+            }
+            Ok(Some(p)) => kernel::sweep::run(kernel::sweep::Phases::parse(p).unwrap_or(kernel::sweep::Phases::All)),
+            Ok(None) | Err(_) => kernel::sweep::run(kernel::sweep::Phases::All),
         }
         kernel::shell::run()
     }

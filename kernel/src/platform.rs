@@ -1,7 +1,9 @@
 //! The kernel's view of the Raspberry Pi: console output through the PL011, the clock,
 //! the board identity, linker-script symbols and the embedded symbol table.
 
+use crate::cmdline::{CommandLine, Escaped};
 use crate::ksyms::SymbolTable;
+use crate::{pr_info, pr_notice, pr_warn};
 use board::revision::BoardRevision;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -29,6 +31,66 @@ pub fn init_console() {
         now_ns: board::timer::uptime_ns,
         cpu_id: boot::cpu::cpu_id,
     });
+}
+
+/// How long the core's clock is measured at boot.
+const CLOCK_MEASURE_US: u64 = 5_000;
+
+/// Asks the firmware for the maximum ARM clock and prints Linux-style what it answered
+/// and what the core measures: `CPU: ARM clock N MHz (max M MHz)`. When the firmware's
+/// rate and the measured one disagree by more than 10 %, the firmware's answers do not
+/// describe this CPU (QEMU's case: it ignores the request), and the line after says so.
+pub fn arm_clock_max() {
+    let c = board::clock::set_arm_max();
+    let measured = board::clock::measure_hz(CLOCK_MEASURE_US);
+    let mhz = |hz: u64| (hz + 500_000) / 1_000_000;
+    let (now, max) = match (c.now_hz, c.max_hz) {
+        (Ok(now), Ok(max)) => (now as u64, max as u64),
+        _ => {
+            pr_warn!("CPU: ARM clock unknown: the firmware did not answer ({:?}, {:?})", c.now_hz, c.max_hz);
+            return;
+        }
+    };
+    let was = match c.boot_hz {
+        Ok(b) if b as u64 != now => Some(mhz(b as u64)),
+        _ => None,
+    };
+    match measured {
+        Some(m) => pr_info!(
+            "CPU: ARM clock {} MHz (max {} MHz){}{}; measured {} MHz (PMU cycles over {} ms of the generic timer)",
+            mhz(now),
+            mhz(max),
+            if was.is_some() { ", raised from " } else { "" },
+            Mhz(was),
+            mhz(m),
+            CLOCK_MEASURE_US / 1000
+        ),
+        None => pr_info!("CPU: ARM clock {} MHz (max {} MHz); not measured (no PMU cycle counter)", mhz(now), mhz(max)),
+    }
+    if let Err(e) = c.set_hz {
+        pr_warn!("CPU: the firmware refused the maximum clock: {:?}", e);
+    }
+    if let Some(m) = measured {
+        if m.abs_diff(now) > now / 10 {
+            pr_notice!(
+                "CPU: the set clock was ignored: the firmware reports {} MHz but the core counts {} MHz (an emulator: QEMU answers clock requests without changing anything)",
+                mhz(now),
+                mhz(m)
+            );
+        }
+    }
+}
+
+/// An optional MHz figure, printed only when present.
+struct Mhz(Option<u64>);
+
+impl core::fmt::Display for Mhz {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(m) => write!(f, "{m} MHz"),
+            None => Ok(()),
+        }
+    }
 }
 
 extern "C" {
@@ -112,8 +174,13 @@ pub fn symbols() -> Option<SymbolTable<'static>> {
     SymbolTable::parse(blob).map(|t| t.with_limit(sym!(__text_end) as u64))
 }
 
-/// The kernel command line, copied at boot (at most 256 bytes).
-static CMDLINE: spin::Once<crate::printk::StackString<256>> = spin::Once::new();
+/// The kernel command line, copied at boot (at most `COMMAND_LINE_SIZE` bytes).
+static CMDLINE: spin::Once<CommandLine> = spin::Once::new();
+
+/// Where QEMU writes the ATAGS list for a raw image (`-append`), and how far it may run:
+/// a 2 KiB command line does not fit in page 0, and the image starts at 0x80000.
+const ATAGS_ADDR: u64 = 0x100;
+const ATAGS_WINDOW: u64 = 0x1_0000 - ATAGS_ADDR;
 
 fn linear_bytes(pa: u64, len: u64) -> &'static [u8] {
     let va = mm::pgtable::layout::phys_to_linear(pa) as *const u8;
@@ -130,25 +197,93 @@ pub fn loader_fdt(x0: u64, ram_end: u64) -> Option<&'static [u8]> {
     }
     let head = linear_bytes(x0, 8);
     let total = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as u64;
-    let magic_ok = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) == crate::cmdline::FDT_MAGIC;
+    let magic_ok = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) == crate::fdt::FDT_MAGIC;
     (magic_ok && total >= 8 && x0 + total <= ram_end).then(|| linear_bytes(x0, total))
 }
 
-/// Finds the command line the loader passed: a device tree at `x0` (Pi firmware), else
-/// an ATAGS list at 0x100 (QEMU with a raw image).
+/// Finds the command line the loader passed (a device tree at `x0` from the Pi firmware,
+/// else an ATAGS list at 0x100 from QEMU with a raw image), keeps what can be read,
+/// prints it like Linux, warns once about anything lost, cut, unknown or malformed, and
+/// applies `loglevel=`.
 pub fn init_cmdline(x0: u64, ram_end: u64) {
-    use core::fmt::Write;
-    let found = loader_fdt(x0, ram_end)
-        .and_then(crate::cmdline::from_fdt)
-        .or_else(|| crate::cmdline::from_atags(linear_bytes(0x100, 0x1000 - 0x100)));
-    // Keep as much as fits, whole characters only.
-    let mut s = crate::printk::StackString::<256>::new();
-    for c in found.unwrap_or("").chars() {
-        if s.write_char(c).is_err() {
-            break;
-        }
+    let found = loader_fdt(x0, ram_end).and_then(crate::fdt::bootargs).or_else(|| {
+        crate::cmdline::from_atags(linear_bytes(ATAGS_ADDR, ATAGS_WINDOW.min(ram_end.saturating_sub(ATAGS_ADDR))))
+    });
+    let mut line = CommandLine::new();
+    let damage = crate::cmdline::keep(found.unwrap_or(&[]), &mut line);
+    let line = CMDLINE.call_once(|| line).as_str();
+    pr_notice!("Kernel command line: {}", line);
+    if let Some((first, lost)) = damage.cut {
+        pr_warn!(
+            "Kernel command line: {} bytes, longer than {}: cut before '{}' ({} option{} not kept)",
+            damage.total,
+            crate::cmdline::COMMAND_LINE_SIZE,
+            Escaped(first, 40),
+            lost,
+            if lost == 1 { "" } else { "s" }
+        );
     }
-    CMDLINE.call_once(|| s);
+    if damage.invalid_count > 0 {
+        let named = &damage.invalid[..damage.invalid_count.min(crate::cmdline::NAMED)];
+        pr_warn!(
+            "Kernel command line: dropped {} option{} with bytes that are not UTF-8: {}{}",
+            damage.invalid_count,
+            if damage.invalid_count == 1 { "" } else { "s" },
+            List(named),
+            if damage.invalid_count > named.len() { " ..." } else { "" }
+        );
+    }
+    let unknown = crate::cmdline::unknown(line);
+    if unknown.clone().next().is_some() {
+        pr_warn!(
+            "Unknown kernel command line parameters \"{}\", ignored (this kernel knows sweep=, slub_debug, loglevel=)",
+            Words(unknown)
+        );
+    }
+    if let Err(v) = crate::cmdline::sweep(line) {
+        pr_warn!("sweep={}: expected {}, keeping all", Escaped(v.as_bytes(), 40), crate::cmdline::SWEEP_VALUES);
+    }
+    match crate::cmdline::loglevel(line) {
+        Ok(Some(level)) => {
+            crate::printk::set_console_loglevel(level);
+        }
+        Ok(None) => {}
+        Err(v) => pr_warn!(
+            "loglevel={}: expected 0..=8, keeping {}",
+            Escaped(v.as_bytes(), 40),
+            crate::printk::console_loglevel()
+        ),
+    }
+}
+
+/// Dropped words, quoted and escaped, separated by spaces.
+struct List<'a>(&'a [&'a [u8]]);
+
+impl core::fmt::Display for List<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, w) in self.0.iter().enumerate() {
+            write!(f, "{}'{}'", if i > 0 { " " } else { "" }, Escaped(w, 40))?;
+        }
+        Ok(())
+    }
+}
+
+/// Words printed with single spaces, without building a string: the first eight, then
+/// how many more.
+struct Words<I>(I);
+
+impl<'a, I: Iterator<Item = &'a str> + Clone> core::fmt::Display for Words<I> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        const SHOWN: usize = 8;
+        for (i, w) in self.0.clone().take(SHOWN).enumerate() {
+            write!(f, "{}{}", if i > 0 { " " } else { "" }, Escaped(w.as_bytes(), 40))?;
+        }
+        let more = self.0.clone().skip(SHOWN).count();
+        if more > 0 {
+            write!(f, " ... ({more} more)")?;
+        }
+        Ok(())
+    }
 }
 
 /// The kernel command line ("" if none).

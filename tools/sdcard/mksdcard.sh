@@ -3,24 +3,31 @@
 #
 #   mksdcard.sh KERNEL_IMG OUTPUT_IMG [--firmware-dir DIR]
 #       Write a 64 MiB MBR disk image: partition 1 starts at sector 2048, type 0x0C
-#       (FAT32 LBA), bootable, holding kernel8.img, config.txt, bootcode.bin,
-#       start.elf and fixup.dat.
+#       (FAT32 LBA), bootable, holding kernel8.img, config.txt, cmdline.txt,
+#       bootcode.bin, start.elf, fixup.dat and the Pi 3 device trees
+#       (bcm2710-rpi-3-b.dtb, bcm2710-rpi-3-b-plus.dtb, bcm2710-rpi-3-a-plus.dtb).
 #
 #   mksdcard.sh --files-only DEST_DIR KERNEL_IMG [--firmware-dir DIR]
-#       Copy the same five files onto an already mounted boot partition.
+#       Copy the same files onto an already mounted boot partition.
 #
-# Firmware (bootcode.bin, start.elf, fixup.dat) comes from --firmware-dir, else from
-# the FIRMWARE_DIR environment variable, else it is downloaded from the official
-# raspberrypi/firmware repository into ${XDG_CACHE_HOME:-$HOME/.cache}/mm-kernel/firmware
-# (reused when already there). FIRMWARE_BASE_URL overrides the download location.
+# Firmware (bootcode.bin, start.elf, fixup.dat, and the device trees) comes from
+# --firmware-dir, else from the FIRMWARE_DIR environment variable, else it is downloaded
+# from the `boot/` folder of the official raspberrypi/firmware repository into
+# ${XDG_CACHE_HOME:-$HOME/.cache}/mm-kernel/firmware (reused when already there).
+# FIRMWARE_BASE_URL overrides the download location. The device trees carry the
+# command line: the firmware writes its options and cmdline.txt's into the tree's
+# /chosen/bootargs. A firmware directory without them still gives a card, with a warning
+# (the firmware then passes the command line in ATAGS, which the kernel also reads).
 set -euo pipefail
 
 PROG=$(basename "$0")
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 CONFIG_TXT="$REPO_ROOT/config.txt"
+CMDLINE_TXT="$REPO_ROOT/cmdline.txt"
 
 FIRMWARE_FILES=(bootcode.bin start.elf fixup.dat)
+DTB_FILES=(bcm2710-rpi-3-b.dtb bcm2710-rpi-3-b-plus.dtb bcm2710-rpi-3-a-plus.dtb)
 FIRMWARE_BASE_URL=${FIRMWARE_BASE_URL:-https://github.com/raspberrypi/firmware/raw/master/boot}
 CACHE_DIR="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/mm-kernel/firmware"
 
@@ -123,19 +130,20 @@ check_kernel() {
 
 check_config() {
     [ -f "$CONFIG_TXT" ] || die "config.txt not found at the repository root: $CONFIG_TXT"
+    [ -f "$CMDLINE_TXT" ] || die "cmdline.txt not found at the repository root: $CMDLINE_TXT"
 }
 
 firmware_help() {
     cat <<EOF
-Provide the Raspberry Pi firmware (${FIRMWARE_FILES[*]}) in one of these ways:
-  * point at a directory holding all three files:
+Provide the Raspberry Pi firmware (${FIRMWARE_FILES[*]}) and the Pi 3 device trees
+(${DTB_FILES[*]}) from the boot/ folder of the official raspberrypi/firmware repository
+(https://github.com/raspberrypi/firmware/tree/master/boot) in one of these ways:
+  * point at a directory holding them:
         FIRMWARE_DIR=/path/to/firmware/boot make sdcard
         $PROG KERNEL_IMG OUTPUT_IMG --firmware-dir /path/to/firmware/boot
-  * Debian (non-free-firmware component): apt-get install raspi-firmware, then
-        FIRMWARE_DIR=/usr/lib/raspi-firmware make sdcard
   * download them by hand into the cache directory, which is then reused:
         mkdir -p $CACHE_DIR
-        for f in ${FIRMWARE_FILES[*]}; do
+        for f in ${FIRMWARE_FILES[*]} ${DTB_FILES[*]}; do
             curl -fL -o $CACHE_DIR/\$f $FIRMWARE_BASE_URL/\$f
         done
     (or copy them from the boot partition of any Raspberry Pi OS card;
@@ -158,7 +166,7 @@ resolve_firmware() {
     fi
 
     mkdir -p -- "$CACHE_DIR" || die "cannot create the firmware cache directory $CACHE_DIR"
-    for f in "${FIRMWARE_FILES[@]}"; do
+    for f in "${FIRMWARE_FILES[@]}" "${DTB_FILES[@]}"; do
         if [ -s "$CACHE_DIR/$f" ]; then
             continue
         fi
@@ -214,7 +222,7 @@ print_files() { # NAME=SOURCE pairs
     for pair in "$@"; do
         name=${pair%%=*}
         src=${pair#*=}
-        printf '  %-14s %10s bytes\n' "$name" "$(size_of "$src")"
+        printf '  %-26s %10s bytes\n' "$name" "$(size_of "$src")"
     done
 }
 
@@ -230,10 +238,23 @@ fi
 fw_dir=""
 resolve_firmware
 
-files=("kernel8.img=$kernel" "config.txt=$CONFIG_TXT")
+files=("kernel8.img=$kernel" "config.txt=$CONFIG_TXT" "cmdline.txt=$CMDLINE_TXT")
 for f in "${FIRMWARE_FILES[@]}"; do
     files+=("$f=$fw_dir/$f")
 done
+missing_dtbs=()
+for f in "${DTB_FILES[@]}"; do
+    if [ -s "$fw_dir/$f" ]; then
+        files+=("$f=$fw_dir/$f")
+    else
+        missing_dtbs+=("$f")
+    fi
+done
+if [ ${#missing_dtbs[@]} -gt 0 ]; then
+    printf '%s: warning: not in %s: %s\n' "$PROG" "$fw_dir" "${missing_dtbs[*]}" >&2
+    printf '  Without its device tree a board gets cmdline.txt through ATAGS only; copy the\n' >&2
+    printf '  .dtb files from the same boot/ folder as start.elf.\n' >&2
+fi
 
 if [ "$files_only" -eq 1 ]; then
     for pair in "${files[@]}"; do

@@ -4,14 +4,16 @@
 #   test_sdcard.sh [KERNEL_IMG]
 #
 # Builds an SD-card image from KERNEL_IMG (without an argument: a random 100000-byte
-# stand-in) and placeholder firmware files, then checks the MBR, the FAT contents,
-# config.txt and the error paths. Last line: "sdcard: N passed, M failed".
+# stand-in) and placeholder firmware files and device trees, then checks the MBR, the
+# FAT contents, config.txt, cmdline.txt and the error paths. The firmware download is
+# exercised from a file:// mirror (no network). Last line: "sdcard: N passed, M failed".
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 MKSD="$SCRIPT_DIR/mksdcard.sh"
 CONFIG_TXT="$REPO_ROOT/config.txt"
+CMDLINE_TXT="$REPO_ROOT/cmdline.txt"
 PATH="$PATH:/usr/sbin:/sbin"
 
 if [ $# -gt 1 ]; then
@@ -48,7 +50,8 @@ export FIRMWARE_BASE_URL="file://$TMP/no-such-mirror"
 
 FW="$TMP/fw"
 mkdir -p "$FW"
-for f in bootcode.bin start.elf fixup.dat; do
+DTBS="bcm2710-rpi-3-b.dtb bcm2710-rpi-3-b-plus.dtb bcm2710-rpi-3-a-plus.dtb"
+for f in bootcode.bin start.elf fixup.dat $DTBS; do
     printf 'mm-kernel sdcard test: placeholder %s\n' "$f" >"$FW/$f"
 done
 
@@ -111,12 +114,26 @@ EOF
 
 IMG="$TMP/sdcard.img"
 FAT="$IMG@@1M"
-EXPECTED_FILES=$'::/bootcode.bin\n::/config.txt\n::/fixup.dat\n::/kernel8.img\n::/start.elf'
+EXPECTED_FILES=$'::/bcm2710-rpi-3-a-plus.dtb\n::/bcm2710-rpi-3-b-plus.dtb\n::/bcm2710-rpi-3-b.dtb\n::/bootcode.bin\n::/cmdline.txt\n::/config.txt\n::/fixup.dat\n::/kernel8.img\n::/start.elf'
 
 # ------------------------------------------------------------ config.txt
 for setting in arm_64bit=1 kernel=kernel8.img kernel_address=0x80000 \
-    init_uart_clock=48000000 enable_uart=1 disable_commandline_tags=1; do
+    init_uart_clock=48000000 enable_uart=1; do
     check "config.txt sets $setting" grep -qx -- "$setting" "$CONFIG_TXT"
+done
+# Nothing in config.txt may keep the command line from the kernel: no
+# disable_commandline_tags (ATAGS are the fallback without a device tree), no
+# device_tree= (an empty one turns the device tree off), no cmdline= elsewhere.
+no_cmdline_blockers() { ! grep -qE '^[[:space:]]*(disable_commandline_tags|device_tree|cmdline)=' "$CONFIG_TXT"; }
+check "config.txt does not defeat the command line" no_cmdline_blockers
+
+# ------------------------------------------------------------ cmdline.txt
+first_line=$(head -n 1 "$CMDLINE_TXT")
+expect_eq "cmdline.txt: options on its first line" "sweep=all loglevel=7" "$first_line"
+comments_only() { tail -n +2 "$CMDLINE_TXT" | grep -qvE '^(#.*|)$' && return 1 || return 0; }
+check "cmdline.txt: every other line is a comment" comments_only
+for opt in sweep= slub_debug loglevel= cmdline; do
+    check "cmdline.txt documents $opt" grep -q -- "$opt" "$CMDLINE_TXT"
 done
 no_dtoverlay() { ! grep -q '^[[:space:]]*dtoverlay' "$CONFIG_TXT"; }
 check "config.txt has no dtoverlay (no overlays/ on the card)" no_dtoverlay
@@ -149,7 +166,7 @@ expect_eq "FAT: one sector per cluster" "1" "$(le "$IMG" $((1048576 + 13)) 1)"
 expect_eq "FAT: hidden sectors = partition start" "2048" "$(le "$IMG" $((1048576 + 28)) 4)"
 
 listing=$(mdir -b -i "$FAT" :: 2>&1 | LC_ALL=C sort || true)
-expect_eq "FAT holds exactly the five boot files" "$EXPECTED_FILES" "$listing"
+expect_eq "FAT holds exactly the boot files, device trees and cmdline.txt" "$EXPECTED_FILES" "$listing"
 
 BACK="$TMP/back"
 mkdir -p "$BACK"
@@ -158,7 +175,8 @@ fat_equals() { mcopy -n -i "$FAT" "::$1" "$BACK/$1" && cmp -s "$BACK/$1" "$2"; }
 mtype_equals() { mtype -i "$FAT" "::$1" | cmp -s - "$2"; }
 check "kernel8.img in the image equals $KERNEL" fat_equals kernel8.img "$KERNEL"
 check "config.txt in the image equals the repository's" fat_equals config.txt "$CONFIG_TXT"
-for f in bootcode.bin start.elf fixup.dat; do
+check "cmdline.txt in the image equals the repository's" fat_equals cmdline.txt "$CMDLINE_TXT"
+for f in bootcode.bin start.elf fixup.dat $DTBS; do
     check "$f in the image equals the placeholder" fat_equals "$f" "$FW/$f"
 done
 check "mtype prints the same kernel bytes" mtype_equals kernel8.img "$KERNEL"
@@ -184,7 +202,20 @@ check "missing kernel: message names it" grep -q "no-such-kernel8.img" <<<"$out"
 run "$MKSD" "$KERNEL" "$TMP/bad.img"
 check "no firmware and offline: non-zero exit" test "$rc" -ne 0
 check "no firmware and offline: explains FIRMWARE_DIR" grep -q "FIRMWARE_DIR=" <<<"$out"
-check "no firmware and offline: mentions /usr/lib/raspi-firmware" grep -q "/usr/lib/raspi-firmware" <<<"$out"
+check "no firmware and offline: names the device trees" grep -q "bcm2710-rpi-3-b-plus.dtb" <<<"$out"
+check "no firmware and offline: names raspberrypi/firmware's boot/ folder" grep -q "raspberrypi/firmware/tree/master/boot" <<<"$out"
+check "no firmware and offline: does not send users to Debian's raspi-firmware" test "$(grep -c raspi-firmware <<<"$out")" -eq 0
+
+# A firmware directory without device trees: a card all the same, with a warning.
+FW_NODT="$TMP/fw-nodt"
+mkdir -p "$FW_NODT"
+cp "$FW/bootcode.bin" "$FW/start.elf" "$FW/fixup.dat" "$FW_NODT/"
+run "$MKSD" "$KERNEL" "$TMP/nodt.img" --firmware-dir "$FW_NODT"
+check "no device trees: image built" test "$rc" -eq 0 -a -f "$TMP/nodt.img"
+check "no device trees: warning names them" grep -q "warning: .*bcm2710-rpi-3-b-plus.dtb" <<<"$out"
+nodt_listing=$(mdir -b -i "$TMP/nodt.img@@1M" :: 2>&1 | LC_ALL=C sort | tr '\n' ' ' || true)
+expect_eq "no device trees: cmdline.txt still on the card" \
+    "::/bootcode.bin ::/cmdline.txt ::/config.txt ::/fixup.dat ::/kernel8.img ::/start.elf " "$nodt_listing"
 
 run "$MKSD" "$KERNEL" "$TMP/bad.img" --firmware-dir "$TMP/no-such-dir"
 check "nonexistent --firmware-dir: non-zero exit" test "$rc" -ne 0
@@ -197,11 +228,13 @@ DEST="$TMP/boot"
 mkdir -p "$DEST"
 run "$MKSD" --files-only "$DEST" "$KERNEL" --firmware-dir "$FW"
 check "--files-only: exit 0" test "$rc" -eq 0
-expect_eq "--files-only: exactly the five files" \
-    $'bootcode.bin\nconfig.txt\nfixup.dat\nkernel8.img\nstart.elf' "$(cd "$DEST" && LC_ALL=C ls -A)"
+expect_eq "--files-only: exactly the boot files" \
+    $'bcm2710-rpi-3-a-plus.dtb\nbcm2710-rpi-3-b-plus.dtb\nbcm2710-rpi-3-b.dtb\nbootcode.bin\ncmdline.txt\nconfig.txt\nfixup.dat\nkernel8.img\nstart.elf' \
+    "$(cd "$DEST" && LC_ALL=C ls -A)"
 check "--files-only: kernel8.img copied" cmp -s "$DEST/kernel8.img" "$KERNEL"
 check "--files-only: config.txt copied" cmp -s "$DEST/config.txt" "$CONFIG_TXT"
-for f in bootcode.bin start.elf fixup.dat; do
+check "--files-only: cmdline.txt copied" cmp -s "$DEST/cmdline.txt" "$CMDLINE_TXT"
+for f in bootcode.bin start.elf fixup.dat $DTBS; do
     check "--files-only: $f copied" cmp -s "$DEST/$f" "$FW/$f"
 done
 
@@ -226,6 +259,9 @@ mkdir -p "$DEST3"
 run env FIRMWARE_BASE_URL="file://$FW" "$MKSD" --files-only "$DEST3" "$KERNEL"
 check "download fills the firmware cache" \
     ran_and_same "$XDG_CACHE_HOME/mm-kernel/firmware/fixup.dat" "$FW/fixup.dat"
+check "download fetches the device trees" \
+    ran_and_same "$XDG_CACHE_HOME/mm-kernel/firmware/bcm2710-rpi-3-b-plus.dtb" "$FW/bcm2710-rpi-3-b-plus.dtb"
+check "downloaded device trees reach the card" cmp -s "$DEST3/bcm2710-rpi-3-a-plus.dtb" "$FW/bcm2710-rpi-3-a-plus.dtb"
 run "$MKSD" "$KERNEL" "$TMP/cached.img"
 check "cached firmware is reused when offline" test "$rc" -eq 0
 

@@ -3,6 +3,7 @@
 
 mod alloc;
 mod bench;
+mod cmdline;
 mod crash;
 mod mem;
 mod stress;
@@ -27,6 +28,7 @@ pub static COMMANDS: &[Command] = &[
     stress::STRESS,
     bench::BENCH,
     crash::CRASH,
+    cmdline::CMDLINE,
     system::UPTIME,
     system::REBOOT,
     system::POWEROFF,

@@ -36,6 +36,7 @@ pub fn setup(dtb: u64) -> Memblock {
         let end = (dtb + fdt.len() as u64).next_multiple_of(PAGE_SIZE as u64);
         ok &= mb.reserve(PhysAddr::new(start), end - start, "dtb").is_ok();
         pr_info!("memblock: device tree at {:#x} ({} bytes) reserved", dtb, fdt.len());
+        cross_check(fdt, base, size);
     }
     if !ok {
         pr_warn!("memblock: a region could not be recorded; memory map may be incomplete");
@@ -49,6 +50,27 @@ pub fn setup(dtb: u64) -> Memblock {
         kend
     );
     mb
+}
+
+/// Compares the device tree's `/memory` with the mailbox's ARM memory (the firmware
+/// fills in both from the same split, QEMU writes its whole RAM size into the tree) and
+/// prints both when they differ. The mailbox's answer is the one used.
+fn cross_check(fdt: &[u8], base: u64, size: u64) {
+    match crate::fdt::memory(fdt) {
+        Some((b, s)) if (b, s) == (base, size) => {
+            pr_info!("memblock: device tree /memory {:#010x}-{:#010x} agrees with the mailbox", b, b + s - 1)
+        }
+        Some((b, s)) => pr_warn!(
+            "memblock: device tree /memory {:#010x}-{:#010x} ({} MiB) differs from the mailbox's ARM memory {:#010x}-{:#010x} ({} MiB); using the mailbox's",
+            b,
+            (b + s).saturating_sub(1),
+            s >> 20,
+            base,
+            base + size - 1,
+            size >> 20
+        ),
+        None => pr_warn!("memblock: device tree has no readable /memory; using the mailbox's ARM memory"),
+    }
 }
 
 /// Linux's `Memory: 953748K/983040K available (...)` line.
