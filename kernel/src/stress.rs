@@ -291,30 +291,33 @@ pub fn run(ops: usize) -> bool {
     let slab_errors = SLAB.validate_all();
     let after = crate::mm::settled_free_pages();
     let corrupt = corrupt_total;
-    let mut problems: alloc::vec::Vec<alloc::string::String> = alloc::vec::Vec::new();
+    cprintln!("stress: free pages before={} after={}, {} remote frees", before, after, remote);
+    // Each problem is printed as it is found (nothing allocated: stress also runs when
+    // memory is short or fault injection is on).
+    let mut problems = 0;
+    let mut problem = |args: core::fmt::Arguments<'_>| {
+        problems += 1;
+        cprintln!("stress: FAILED: {}", args);
+    };
     if started != cpus.len() {
-        problems.push("a CPU did not take its work".into());
+        problem(format_args!("a CPU did not take its work"));
     }
     if corrupt != 0 {
-        problems.push(alloc::format!("{corrupt} objects lost their contents"));
+        problem(format_args!("{corrupt} objects lost their contents"));
     }
     if let Err(e) = invariants {
-        problems.push(alloc::format!("page allocator invariant broken: {e}"));
+        problem(format_args!("page allocator invariant broken: {e}"));
     }
     if slab_errors != 0 {
-        problems.push(alloc::format!("{slab_errors} slab errors"));
+        problem(format_args!("{slab_errors} slab errors"));
     }
     if before != after {
-        problems.push(alloc::format!("leak: free pages before={before} after={after}"));
+        problem(format_args!("leak: free pages before={before} after={after}"));
     }
-    cprintln!("stress: free pages before={} after={}, {} remote frees", before, after, remote);
-    if problems.is_empty() {
+    if problems == 0 {
         cprintln!("stress: OK");
         true
     } else {
-        for p in &problems {
-            cprintln!("stress: FAILED: {}", p);
-        }
         false
     }
 }

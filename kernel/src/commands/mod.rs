@@ -4,7 +4,7 @@
 mod alloc;
 mod bench;
 mod crash;
-mod mem;
+pub(crate) mod mem;
 mod stress;
 mod sweep;
 mod system;
@@ -24,6 +24,8 @@ pub static COMMANDS: &[Command] = &[
     alloc::FREE,
     alloc::ALLOCS,
     alloc::FAIL_PAGE_ALLOC,
+    alloc::FAIL_SLAB,
+    alloc::DROP_CACHES,
     stress::STRESS,
     bench::BENCH,
     crash::CRASH,

@@ -16,7 +16,7 @@ fn stress_cmd(args: &[&str]) -> Result<(), CommandError> {
         [] => 2000,
         [n] => match parse_u64(n) {
             Ok(n @ 1..=1_000_000) => n as usize,
-            _ => return Err(CommandError::BadArgument(alloc::format!("OPS must be 1..=1000000, not '{n}'"))),
+            _ => return Err(CommandError::bad(format_args!("OPS must be 1..=1000000, not '{n}'"))),
         },
         _ => return Err(CommandError::Usage),
     };

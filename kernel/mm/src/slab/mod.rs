@@ -22,6 +22,7 @@
 
 pub mod cache;
 pub mod debug;
+pub mod failslab;
 pub mod fuzz;
 pub mod host;
 pub mod kmalloc;
