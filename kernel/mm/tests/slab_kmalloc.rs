@@ -504,3 +504,32 @@ fn slabs_not_aligned_in_the_linear_map() {
         assert_eq!(pages.0.pages_in_use(), 1, "only the kept-back page");
     }
 }
+
+#[test]
+fn fail_slab_fails_cache_allocations_only() {
+    with_slab(12, false, |slab, pages, _| {
+        slab.fail.attr.fail_nth(2);
+        let a = slab.kmalloc(64, GFP_KERNEL, 0).expect("1st");
+        assert!(slab.kmalloc(64, GFP_KERNEL, 0).is_none(), "2nd injected");
+        let b = slab.kmalloc(64, GFP_KERNEL, 0).expect("3rd");
+        assert!(!slab.fail.attr.nth_armed());
+        slab.fail.attr.fail_nth(1);
+        let big = slab.kmalloc(20000, GFP_KERNEL, 0).expect("large kmalloc is fail_page_alloc's, not fail_slab's");
+        let nofail = slab.kmalloc(64, GFP_KERNEL | Gfp::GFP_NOFAIL, 0).expect("__GFP_NOFAIL never fails");
+        assert!(slab.fail.attr.nth_armed(), "neither counted");
+        assert!(slab.kmalloc(8, GFP_ATOMIC, 1).is_none());
+        slab.fail.attr.set_probability(100, 2, 1);
+        assert!(slab.kmalloc(8, GFP_ATOMIC, 1).is_none());
+        assert!(slab.kmalloc(8, GFP_ATOMIC, 1).is_none());
+        let c = slab.kmalloc(8, GFP_ATOMIC, 1).expect("times exhausted");
+        assert_eq!(slab.fail.attr.injected(), 4);
+        slab.fail.attr.disarm();
+        // SAFETY: live objects, freed once.
+        unsafe {
+            for p in [a, b, big, nofail, c] {
+                slab.kfree(p.as_ptr(), 0);
+            }
+        }
+        leak_check(slab, pages);
+    });
+}

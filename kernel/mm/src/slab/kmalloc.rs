@@ -25,7 +25,7 @@ use spin::{Mutex, Once};
 
 use super::cache::{build_cfg, owner_slab, CacheId, CacheStats, Ctor, Env, KmemCache, LayoutError, SlabFlags};
 use super::cache::{TAG_LARGE, TAG_SLAB};
-use super::debug::{SlabError, SlabErrorKind, SlabReporter};
+use super::debug::{SlabError, SlabErrorKind, SlabFix, SlabReporter};
 use super::{raw, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES, NR_CPUS};
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::gfp::Gfp;
@@ -349,7 +349,7 @@ impl<'a> SlabAllocator<'a> {
     }
 
     fn report_outside(&self, ctx: &Ctx<'a>, kind: SlabErrorKind, cache: &'static str, object: usize) {
-        ctx.env.rep.report(&SlabError { kind, cache, object, slab: 0 });
+        ctx.env.rep.report(&SlabError { kind, cache, object, slab: 0, fix: SlabFix::Refused });
     }
 
     /// `kmalloc`: `size` bytes, or [`ZERO_SIZE_PTR`] for 0, or `None` when memory is short
