@@ -416,20 +416,20 @@ impl VmapAreas {
             _ => (size / PAGE_SIZE as u64) as usize,
         };
         let area = VmArea { start: VirtAddr::new(s), size, caller, nr_pages, kind, phys_addr };
-        // The only allocation, before anything changes: the rest of a split range.
-        let rest = if len > need {
-            Some(self.new_node(Self::free_range(s + need, len - need)).ok_or(AreaError::NoMemory)?)
-        } else {
-            None
-        };
+        // The only allocation, before anything changes: the node of the new busy area
+        // when it splits a free range (the range keeps its node, so long-lived ranges
+        // keep theirs and the heap's layout does not drift; an exact fit reuses it).
+        let busy = if len > need { self.new_node(area).ok_or(AreaError::NoMemory)? } else { fit };
         self.remove_free(fit);
-        if let Some(rest) = rest {
-            self.insert_free(rest);
+        if busy != fit {
+            // SAFETY: `fit` is ours and in no tree now: it becomes the rest of the range.
+            unsafe { (*fit).area = Self::free_range(s + need, len - need) };
+            self.insert_free(fit);
         }
-        // SAFETY: `fit` is ours and in no tree now; it becomes the busy area.
+        // SAFETY: `busy` is ours and in no tree.
         unsafe {
-            (*fit).area = area;
-            insert(&mut self.busy, fit, Tree::Addr);
+            (*busy).area = area;
+            insert(&mut self.busy, busy, Tree::Addr);
         }
         self.nr_busy += 1;
         Ok(area)
@@ -453,27 +453,38 @@ impl VmapAreas {
         };
         self.nr_busy -= 1;
         let (mut s, mut len) = (area.start.as_u64(), area.reserved());
-        // SAFETY: the free trees hold only live nodes of ours; merged neighbours are
-        // taken out of both trees before they are given back.
+        // Merge with the free neighbours. The range that follows keeps its node, else
+        // the one before, else the area's node becomes the free range: nodes of lasting
+        // ranges (the tail of the range, from the first use) stay where they are.
+        // SAFETY: the free trees hold only live nodes of ours; merged nodes are taken
+        // out of both trees before they are reused or given back.
         unsafe {
-            if s > 0 {
-                let prev = floor(self.free_addr, (s - 1, 0), Tree::Addr);
-                if !prev.is_null() && (*prev).area.start.as_u64() + (*prev).area.size == s {
-                    self.remove_free(prev);
-                    s = (*prev).area.start.as_u64();
-                    len += (*prev).area.size;
+            let mut keep = n;
+            let next = floor(self.free_addr, (s + len, 0), Tree::Addr);
+            let next = if !next.is_null() && (*next).area.start.as_u64() == s + len { next } else { null_mut() };
+            let prev = if s > 0 { floor(self.free_addr, (s - 1, 0), Tree::Addr) } else { null_mut() };
+            let prev =
+                if !prev.is_null() && (*prev).area.start.as_u64() + (*prev).area.size == s { prev } else { null_mut() };
+            if !next.is_null() {
+                self.remove_free(next);
+                len += (*next).area.size;
+                heap_dealloc(keep.cast(), Layout::new::<VmapNode>());
+                keep = next;
+            }
+            if !prev.is_null() {
+                self.remove_free(prev);
+                s = (*prev).area.start.as_u64();
+                len += (*prev).area.size;
+                if keep == n {
+                    heap_dealloc(keep.cast(), Layout::new::<VmapNode>());
+                    keep = prev;
+                } else {
                     heap_dealloc(prev.cast(), Layout::new::<VmapNode>());
                 }
             }
-            let next = floor(self.free_addr, (s + len, 0), Tree::Addr);
-            if !next.is_null() && (*next).area.start.as_u64() == s + len {
-                self.remove_free(next);
-                len += (*next).area.size;
-                heap_dealloc(next.cast(), Layout::new::<VmapNode>());
-            }
-            (*n).area = Self::free_range(s, len);
+            (*keep).area = Self::free_range(s, len);
+            self.insert_free(keep);
         }
-        self.insert_free(n);
         Ok(area)
     }
 
