@@ -441,6 +441,12 @@ def bench_prints_its_rows(image):
         out = q.command("crash double-free")
         check("needs slab debugging: boot with slub_debug" in out, "double free without slub_debug must be refused", out)
 
+# ---------------------------------------------------------------- robustness (issue 19)
+from test_robustness import register as _register_robustness  # noqa: E402
+
+_register_robustness(test, boot, check)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")
