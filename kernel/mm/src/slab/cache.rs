@@ -629,6 +629,11 @@ impl KmemCache {
                 node.head[LIST_PARTIAL]
             } else if node.head[LIST_FREE] != 0 {
                 node.head[LIST_FREE]
+            } else if ac.avail > 0 {
+                // Like Linux's cache_alloc_refill: grow only when nothing could be had,
+                // not to top up a batch (a failed grow would then be a failure nobody
+                // sees, and memory would be taken that nobody asked for).
+                break;
             } else {
                 drop(node);
                 let new = self.grow(env, &cfg, gfp);
