@@ -184,7 +184,10 @@ fn crash_double_free() {
     if needs_slub_debug() {
         return;
     }
-    let Some(p) = slab::kmalloc(64, GFP_KERNEL) else { return };
+    let Some(p) = slab::kmalloc(64, GFP_KERNEL) else {
+        cprintln!("crash: kmalloc failed: nothing to misuse");
+        return;
+    };
     // SAFETY: deliberately wrong: the second kfree is the bug the slab debug checks catch
     // (and refuse) in this build.
     unsafe {
@@ -199,7 +202,10 @@ fn crash_use_after_free() {
     if needs_slub_debug() {
         return;
     }
-    let Some(p) = slab::kmalloc(64, GFP_KERNEL) else { return };
+    let Some(p) = slab::kmalloc(64, GFP_KERNEL) else {
+        cprintln!("crash: kmalloc failed: nothing to misuse");
+        return;
+    };
     // SAFETY: deliberately wrong: writes into a freed object; the poison check reports it
     // when the cache is validated.
     unsafe {
