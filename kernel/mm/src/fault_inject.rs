@@ -157,7 +157,7 @@ impl FaultAttr {
             return false;
         }
         let interval = self.interval.load(Relaxed);
-        if interval > 1 && (self.count.fetch_add(1, Relaxed) + 1) % interval != 0 {
+        if interval > 1 && !(self.count.fetch_add(1, Relaxed) + 1).is_multiple_of(interval) {
             return false;
         }
         if self.next_rand() % 100 >= self.probability.load(Relaxed) as u64 {

@@ -67,7 +67,7 @@ fn release_never_allocates_and_alloc_needs_at_most_one_node() {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        if rng % 3 != 0 || live.is_empty() {
+        if !rng.is_multiple_of(3) || live.is_empty() {
             let before = allocs();
             if let Ok(x) = a.alloc((1 + rng % 8) * K, VmKind::Vmalloc, "t", None) {
                 live.push(x.start);

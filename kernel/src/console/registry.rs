@@ -30,7 +30,7 @@ pub enum CommandError {
 }
 
 /// An error message in a fixed buffer (cut short if longer).
-pub type Message = StackString<160>;
+pub type Message = StackString<104>;
 
 impl CommandError {
     /// `BadArgument` with a formatted message: `CommandError::bad(format_args!(...))`.
@@ -56,6 +56,9 @@ impl<'a> Deref for Words<'a> {
 }
 
 /// The result of looking up a line.
+// `Found` carries the words in place (1 KiB on the stack, once per line): boxing them
+// would allocate, which the console must not.
+#[allow(clippy::large_enum_variant)]
 pub enum Dispatch<'a> {
     /// An empty line.
     Empty,
@@ -144,7 +147,7 @@ mod tests {
         assert!(matches!(dispatch(&TABLE, &too_many), Dispatch::Found(_, w) if w.len() == MAX_WORDS));
         let e = CommandError::bad(format_args!("SIZE: {}", "x".repeat(300)));
         match e {
-            CommandError::BadArgument(m) => assert_eq!(m.as_str().len(), 160, "cut short"),
+            CommandError::BadArgument(m) => assert_eq!(m.as_str().len(), 104, "cut short"),
             CommandError::Usage => panic!(),
         }
     }

@@ -564,10 +564,10 @@ impl VmapAreas {
         }
         // SAFETY: the size tree holds only live nodes of ours.
         let n = unsafe { floor(self.free_size, (u64::MAX, u64::MAX), Tree::Size) };
-        // SAFETY: a live node.
         if n.is_null() {
             0
         } else {
+            // SAFETY: a live node of ours.
             unsafe { (*n).area.size }
         }
     }
