@@ -17,7 +17,7 @@ import re
 import subprocess
 import time
 
-from qemu_run import PROMPT  # noqa: F401  (the prompt the commands wait for)
+from qemu_run import PROMPT
 
 GFP_MODES = ["GFP_KERNEL", "GFP_ATOMIC", "GFP_NOWAIT", "GFP_KERNEL|__GFP_ZERO", "__GFP_MEMALLOC"]
 REPORTS = ["meminfo", "buddyinfo", "pagetypeinfo", "slabinfo", "vmallocinfo", "allocs", "help"]
@@ -84,6 +84,28 @@ def register(test, boot, check):
                 callers.add(fn)
         bad = sorted(c for c in callers if not any(c.startswith(b) for b in BOOT_ONLY))
         check(not bad, "infallible allocation reachable from: " + "; ".join(bad))
+
+    @test
+    def handle_table_full_line_editing_kmalloc_zero(image):
+        with boot(image) as q:
+            base = free_pages(q)
+            for i in range(1, 1025):
+                out = q.command("alloc kmalloc 8")
+                check(out.startswith(f"#{i}: kmalloc 8 bytes"), f"allocation {i}", out)
+            out = q.command("alloc pages 2")
+            check("alloc: the handle table is full (1024 held): freed the allocation again" in out, "full table", out)
+            out = q.command("free all", 120)
+            check(len(re.findall(r"^freed #\d+$", out, re.M)) == 1024, "free all", out[-2000:])
+            check(free_pages(q) == base, "the allocation the table could not hold was not freed")
+            # An overlong line is refused, but after backspacing what the screen shows runs.
+            q.send("x" * 200 + "\x7f" * 128 + "uptime\r")
+            q.expect(r"up \d+\.\d{6} s", 20)
+            q.expect("^" + re.escape(PROMPT), 20)
+            out = q.command("alloc kmalloc 0")
+            check(re.search(r"^#\d+: kmalloc 0 bytes \(ksize 0\) at 0x10, ZERO_SIZE_PTR \(no memory\), mode:", out, re.M),
+                  "kmalloc 0", out)
+            q.command("free all")
+            no_panic(q, "handle table")
 
     @test
     def exhaustion_every_gfp_mode_then_reports_free_all_stress(image):
@@ -201,6 +223,14 @@ def register(test, boot, check):
                 break
             q.command(f"{knob} {n}")
             out = q.command(cmd, timeout)
+            summary = {"sweep pages": "sweep: __get_free_pages max order=", "sweep kmalloc": "sweep: kmalloc max size=",
+                       "sweep vmalloc": "sweep: vmalloc max size="}.get(cmd)
+            if summary:
+                check(summary in out, f"{knob} {n} then {cmd}: no summary line", out)
+                check(re.search(r"sweep: leak check: free pages before=(\d+) after=\1 OK", out),
+                      f"{knob} {n} then {cmd}: leak check", out)
+            if cmd.startswith("stress"):
+                check(re.search(r"^stress: OK$", out, re.M), f"{knob} {n} then {cmd}", out)
             st = q.command(knob)
             m = re.search(rf"^{knob}: nth (\d+) ", st, re.M)
             check(m, f"{knob} status", st)
