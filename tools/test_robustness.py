@@ -153,7 +153,9 @@ def register(test, boot, check):
         "fail_slab 1", "alloc kmalloc 64", "fail_slab off", "fail_slab probability=50 times=3", "alloc kmalloc 8",
         "alloc kmalloc 8", "alloc kmalloc 8", "alloc kmalloc 8", "fail_slab off", "drop_caches",
         "crash", "crash double-free", "crash use-after-free", "crash bad-page-free",
-        "sweep pages", "sweep kmalloc", "sweep vmalloc", "stress 200", "bench 1000", "unknown-command",
+        "sweep pages", "sweep kmalloc", "sweep vmalloc", "sweep", "stress 200", "bench 1000", "unknown-command",
+        "fail_page_alloc probability=30 interval=2 times=5", "alloc pages 0 __GFP_MEMALLOC", "stress 100",
+        "fail_page_alloc off",
         "alloc pages 99", "free 999",
     ]
 
@@ -195,8 +197,10 @@ def register(test, boot, check):
     # until the command no longer reaches N, or N passes the bound for that knob (None:
     # no bound). `sweep vmalloc` is bounded: reaching its last allocation means running
     # the whole 33-second sweep; the early steps and the bisection after a failure are
-    # what differ from N to N. `stress` and `bench` are sampled past `dense`: most of
-    # their page allocations are the pages of one vmalloc area or one benchmark loop.
+    # what differ from N to N. `bench` (1000 rounds at least: ~2,000 page and ~6,000
+    # slab allocations) is sampled past `dense`: its allocations are the same loop's.
+    # `stress 10 42` (a fixed seed; ~1,200 page allocations, most of them vmalloc pages)
+    # runs for every N.
     INJECTED = [
         ("alloc pages 0", 20, None, None),
         ("alloc pages 4 GFP_ATOMIC", 20, None, None),
@@ -209,15 +213,21 @@ def register(test, boot, check):
         ("crash bad-page-free", 20, None, None),
         ("sweep pages", 60, None, None),
         ("sweep kmalloc", 60, None, None),
-        ("stress 20", 120, 64, None),
+        ("stress 10 42", 120, None, None),
         ("sweep vmalloc", 240, 24, {"fail_page_alloc": 1 << 20, "fail_slab": 48}),
         ("bench 1000", 240, 24, None),
     ]
     totals = {"runs": 0, "injected": 0}
 
+    def injected_count(out, knob):
+        m = re.search(rf"^{knob}: attempts \d+ injected (\d+)$", out, re.M)
+        check(m, f"{knob} printed no counters", out)
+        return int(m.group(1))
+
     def inject_sweep(q, knob, cmd, timeout, dense, bound, base):
-        n, runs, injected = 1, 0, 0
+        n, runs, injected, misses = 1, 0, 0, 0
         bound = bound.get(knob) if isinstance(bound, dict) else bound
+        before = injected_count(q.command(knob), knob)
         while True:
             if bound is not None and n > bound:
                 break
@@ -231,18 +241,25 @@ def register(test, boot, check):
                       f"{knob} {n} then {cmd}: leak check", out)
             if cmd.startswith("stress"):
                 check(re.search(r"^stress: OK$", out, re.M), f"{knob} {n} then {cmd}", out)
-            st = q.command(knob)
-            m = re.search(rf"^{knob}: nth (\d+) ", st, re.M)
-            check(m, f"{knob} status", st)
-            reached = int(m.group(1)) == 0  # the armed failure was consumed
-            q.command(f"{knob} off")
-            q.command("free all", 120)
+            # `off` disarms and prints the counters: the failure was injected (the
+            # command reached N) if the count went up.
+            now = injected_count(q.command(f"{knob} off"), knob)
+            reached = now > before
+            before = now
+            if cmd.startswith("alloc"):
+                q.command("free all", 120)
             no_panic(q, f"{knob} {n} then {cmd}")
             got = free_pages(q)
             check(got == base, f"{knob} {n} then {cmd}: {got} pages free, {base} before", out)
             runs += 1
-            if not reached:
+            misses = 0 if reached else misses + 1
+            # stress is random (seeded from the timer): one run may make 10 allocations,
+            # the next 750. It stops after three runs in a row that did not reach N.
+            if misses >= (3 if cmd.startswith("stress") else 1):
                 break
+            if not reached:
+                n += 1
+                continue
             injected += 1
             n = n + 1 if dense is None or n < dense else n * 2
         return runs, injected
@@ -258,6 +275,21 @@ def register(test, boot, check):
                     totals["runs"] += runs
                     totals["injected"] += injected
                     summary.append(f"{cmd}: {injected} ({time.monotonic() - t0:.1f}s)")
+                # Then failures at random, like Linux's probability/interval/times knobs,
+                # under every allocating command at once.
+                q.command(f"{knob} probability=25 interval=3 times=-1")
+                for cmd, timeout in [("stress 300", 240), ("sweep pages", 60), ("sweep kmalloc", 60),
+                                     ("alloc vmalloc 1M", 20), ("alloc kmalloc 100", 20), ("alloc pages 2", 20),
+                                     ("crash use-after-free", 20), ("bench 1000", 240)]:
+                    out = q.command(cmd, timeout)
+                    if cmd.startswith("stress"):
+                        check(re.search(r"^stress: OK$", out, re.M), f"{knob} probability: {cmd}", out)
+                st = q.command(knob)
+                m = re.search(rf"^{knob}: attempts \d+ injected (\d+)$", st, re.M)
+                check(m and int(m.group(1)) > 0, f"{knob} probability injected nothing", st)
+                q.command(f"{knob} off")
+                q.command("free all", 120)
+                no_panic(q, f"{knob} probability")
                 stress_ok(q)
                 check(free_pages(q) == base, "free pages after the sweep")
                 print(f"  {knob}: {sum(int(s.rsplit(': ', 1)[1].split()[0]) for s in summary)} failures injected over "

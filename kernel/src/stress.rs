@@ -95,6 +95,14 @@ static STATS: [Stats; NR_CPUS] = [const {
 static HANDOFF: mm::sync::SpinLock<([Option<Item>; HANDOFF_MAX], usize)> =
     mm::sync::SpinLock::new(([None; HANDOFF_MAX], 0));
 static SEED: AtomicU64 = AtomicU64::new(0x2545_f491_4f6c_dd1d);
+/// A seed given by the user (`stress OPS SEED`): the same operations every run, so a
+/// fault-injection sweep can fail the Nth allocation of a repeatable run. 0: from the timer.
+static FIXED_SEED: AtomicU64 = AtomicU64::new(0);
+
+/// Seeds the next runs with `seed` (0: from the timer, the default).
+pub fn set_seed(seed: u64) {
+    FIXED_SEED.store(seed, Relaxed);
+}
 
 /// Puts an object in the hand-off, or frees it here if the hand-off is full.
 fn handoff_push(cpu: usize, it: Item) {
@@ -158,7 +166,9 @@ fn alloc_item(cpu: usize, rng: &mut u64) -> Option<Item> {
 fn worker(ops: usize) {
     let cpu = smp::this_cpu().cpu;
     let st = &STATS[cpu];
-    let mut rng = SEED.load(Relaxed) ^ ((cpu as u64 + 1) << 32) ^ board::timer::ticks();
+    let fixed = FIXED_SEED.load(Relaxed);
+    let mut rng =
+        if fixed != 0 { fixed } else { SEED.load(Relaxed) ^ board::timer::ticks() } ^ ((cpu as u64 + 1) << 32);
     let mut local: [Option<Item>; LOCAL_MAX] = [None; LOCAL_MAX];
     for _ in 0..ops {
         st.ops.fetch_add(1, Relaxed);
