@@ -6,7 +6,7 @@
 //! the end of an area faults instead of reaching the next one.
 //!
 //! The trees are intrusive (like Linux's rbtrees of `struct vmap_area`): each free range
-//! and each busy area is one [`VmapNode`] holding its own tree links, so the trees never
+//! and each busy area is one `VmapNode` holding its own tree links, so the trees never
 //! allocate. Nodes come from the kernel heap (Linux's `vmap_area_cachep`), fallibly and
 //! before anything is changed: a reservation needs at most one new node (when it splits a
 //! free range), a release needs none (the busy node becomes the free range, or merges
