@@ -617,6 +617,11 @@ def el3_entry_without_firmware_stub(image):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+# ---------------------------------------------------------------- robustness (issue 19)
+from test_robustness import register as _register_robustness  # noqa: E402
+
+_register_robustness(test, boot, check)
+
 
 def main():
     ap = argparse.ArgumentParser()

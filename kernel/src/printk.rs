@@ -211,6 +211,50 @@ impl<const N: usize> Default for StackString<N> {
     }
 }
 
+impl<const N: usize> fmt::Display for StackString<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> fmt::Debug for StackString<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<const N: usize> PartialEq for StackString<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl<const N: usize> Eq for StackString<N> {}
+
+impl<const N: usize> StackString<N> {
+    /// Formats `args`, keeping what fits (a message cut short rather than an allocation).
+    pub fn from_fmt(args: fmt::Arguments<'_>) -> Self {
+        let mut s = Self::new();
+        let _ = TruncWrite(&mut s).write_fmt(args);
+        s
+    }
+}
+
+/// Writes what fits into a [`StackString`], dropping the rest of each piece.
+struct TruncWrite<'a, const N: usize>(&'a mut StackString<N>);
+
+impl<const N: usize> Write for TruncWrite<'_, N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = N - self.0.len;
+        let mut cut = s.len().min(room);
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let _ = self.0.write_str(&s[..cut]);
+        Ok(())
+    }
+}
+
 impl<const N: usize> Write for StackString<N> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let room = N - self.len;
@@ -261,5 +305,7 @@ mod tests {
         assert!(s.write_str("abc").is_ok());
         assert!(s.write_str("de").is_err());
         assert_eq!(s.as_str(), "abc");
+        let t = StackString::<8>::from_fmt(format_args!("{}-{}", "abcdef", "ghijk"));
+        assert_eq!(t.as_str(), "abcdef-g", "cut short, never grown");
     }
 }

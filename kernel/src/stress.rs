@@ -95,6 +95,14 @@ static STATS: [Stats; NR_CPUS] = [const {
 static HANDOFF: mm::sync::SpinLock<([Option<Item>; HANDOFF_MAX], usize)> =
     mm::sync::SpinLock::new(([None; HANDOFF_MAX], 0));
 static SEED: AtomicU64 = AtomicU64::new(0x2545_f491_4f6c_dd1d);
+/// A seed given by the user (`stress OPS SEED`): the same operations every run, so a
+/// fault-injection sweep can fail the Nth allocation of a repeatable run. 0: from the timer.
+static FIXED_SEED: AtomicU64 = AtomicU64::new(0);
+
+/// Seeds the next runs with `seed` (0: from the timer, the default).
+pub fn set_seed(seed: u64) {
+    FIXED_SEED.store(seed, Relaxed);
+}
 
 /// Puts an object in the hand-off, or frees it here if the hand-off is full.
 fn handoff_push(cpu: usize, it: Item) {
@@ -158,7 +166,9 @@ fn alloc_item(cpu: usize, rng: &mut u64) -> Option<Item> {
 fn worker(ops: usize) {
     let cpu = smp::this_cpu().cpu;
     let st = &STATS[cpu];
-    let mut rng = SEED.load(Relaxed) ^ ((cpu as u64 + 1) << 32) ^ board::timer::ticks();
+    let fixed = FIXED_SEED.load(Relaxed);
+    let mut rng =
+        if fixed != 0 { fixed } else { SEED.load(Relaxed) ^ board::timer::ticks() } ^ ((cpu as u64 + 1) << 32);
     let mut local: [Option<Item>; LOCAL_MAX] = [None; LOCAL_MAX];
     for _ in 0..ops {
         st.ops.fetch_add(1, Relaxed);
@@ -291,30 +301,33 @@ pub fn run(ops: usize) -> bool {
     let slab_errors = SLAB.validate_all();
     let after = crate::mm::settled_free_pages();
     let corrupt = corrupt_total;
-    let mut problems: alloc::vec::Vec<alloc::string::String> = alloc::vec::Vec::new();
+    cprintln!("stress: free pages before={} after={}, {} remote frees", before, after, remote);
+    // Each problem is printed as it is found (nothing allocated: stress also runs when
+    // memory is short or fault injection is on).
+    let mut problems = 0;
+    let mut problem = |args: core::fmt::Arguments<'_>| {
+        problems += 1;
+        cprintln!("stress: FAILED: {}", args);
+    };
     if started != cpus.len() {
-        problems.push("a CPU did not take its work".into());
+        problem(format_args!("a CPU did not take its work"));
     }
     if corrupt != 0 {
-        problems.push(alloc::format!("{corrupt} objects lost their contents"));
+        problem(format_args!("{corrupt} objects lost their contents"));
     }
     if let Err(e) = invariants {
-        problems.push(alloc::format!("page allocator invariant broken: {e}"));
+        problem(format_args!("page allocator invariant broken: {e}"));
     }
     if slab_errors != 0 {
-        problems.push(alloc::format!("{slab_errors} slab errors"));
+        problem(format_args!("{slab_errors} slab errors"));
     }
     if before != after {
-        problems.push(alloc::format!("leak: free pages before={before} after={after}"));
+        problem(format_args!("leak: free pages before={before} after={after}"));
     }
-    cprintln!("stress: free pages before={} after={}, {} remote frees", before, after, remote);
-    if problems.is_empty() {
+    if problems == 0 {
         cprintln!("stress: OK");
         true
     } else {
-        for p in &problems {
-            cprintln!("stress: FAILED: {}", p);
-        }
         false
     }
 }

@@ -65,12 +65,40 @@ fn timed<R>(f: impl FnOnce() -> R) -> (R, Took) {
     (r, Took(board::timer::ticks_to_ns(board::timer::ticks() - t0)))
 }
 
+/// Prints /proc/buddyinfo as log lines prefixed `buddyinfo: `, as it is formatted
+/// (nothing allocated: this runs when memory is exhausted).
 fn buddyinfo_line() {
-    let mut s = alloc::string::String::new();
-    let _ = PAGES.buddyinfo(&mut s);
-    for line in s.lines() {
-        pr_info!("buddyinfo: {}", line);
+    use crate::printk::{console_loglevel, with_console, ConsoleWriter, Level};
+    use core::fmt::Write;
+    struct Prefixed<'a> {
+        w: &'a mut ConsoleWriter,
+        at_start: bool,
     }
+    impl Write for Prefixed<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            for (i, part) in s.split('\n').enumerate() {
+                if i > 0 {
+                    self.w.write_str("\n")?;
+                    self.at_start = true;
+                }
+                if part.is_empty() {
+                    continue;
+                }
+                if self.at_start {
+                    self.w.write_str("buddyinfo: ")?;
+                    self.at_start = false;
+                }
+                self.w.write_str(part)?;
+            }
+            Ok(())
+        }
+    }
+    if (Level::Info as u8) >= console_loglevel() {
+        return;
+    }
+    with_console(|w| {
+        let _ = PAGES.buddyinfo(&mut Prefixed { w, at_start: true });
+    });
 }
 
 /// Runs the sweep and prints it.
@@ -91,27 +119,40 @@ pub fn run(phases: Phases) {
         vmalloc_max = vmalloc_sweep();
     }
     let after = crate::mm::settled_free_pages();
-    if let Some(order) = max_order {
-        pr_info!(
-            "sweep: __get_free_pages max order={} ({} pages, {} bytes)",
-            order,
-            1u64 << order,
-            (PAGE_SIZE as u64) << order
-        );
+    // The summary lines are always printed for the phases that ran, also when the very
+    // first allocation failed (fault injection, exhausted memory).
+    if all || phases == Phases::Pages {
+        match max_order {
+            Some(order) => pr_info!(
+                "sweep: __get_free_pages max order={} ({} pages, {} bytes)",
+                order,
+                1u64 << order,
+                (PAGE_SIZE as u64) << order
+            ),
+            None => pr_info!("sweep: __get_free_pages max order=none, failed at order 0"),
+        }
     }
-    if let Some(size) = kmalloc_max {
-        pr_info!("sweep: kmalloc max size={} bytes", size);
+    if all || phases == Phases::Kmalloc {
+        match kmalloc_max {
+            Some(size) => pr_info!("sweep: kmalloc max size={} bytes", size),
+            None => pr_info!("sweep: kmalloc max size=none, failed at order 0 ({} bytes)", PAGE_SIZE),
+        }
     }
-    if let Some((bytes, free)) = vmalloc_max {
-        let permille = bytes as u128 * 1000 / free.max(1) as u128;
-        pr_info!(
-            "sweep: vmalloc max size={} bytes ({} pages), {}.{}% of {} free bytes",
-            bytes,
-            bytes / PAGE_SIZE as u64,
-            permille / 10,
-            permille % 10,
-            free
-        );
+    if all || phases == Phases::Vmalloc {
+        match vmalloc_max {
+            Some((bytes, free)) => {
+                let permille = bytes as u128 * 1000 / free.max(1) as u128;
+                pr_info!(
+                    "sweep: vmalloc max size={} bytes ({} pages), {}.{}% of {} free bytes",
+                    bytes,
+                    bytes / PAGE_SIZE as u64,
+                    permille / 10,
+                    permille % 10,
+                    free
+                );
+            }
+            None => pr_info!("sweep: vmalloc max size=none, failed at 1 page ({} bytes)", PAGE_SIZE),
+        }
     }
     pr_info!(
         "sweep: leak check: free pages before={} after={} {}",

@@ -8,6 +8,7 @@
 //!
 //! - [`addr`]: physical and virtual addresses as distinct types, page arithmetic.
 //! - [`gfp`]: the GFP allocation flags (`GFP_KERNEL`, `GFP_ATOMIC`, ...).
+//! - [`fault_inject`]: Linux's fault-injection knobs, shared by `fail_page_alloc` and `fail_slab`.
 //! - [`page_source`]: how the slab and vmalloc layers ask for page frames.
 //! - [`memblock`]: the early boot allocator over fixed region arrays.
 //! - [`page_alloc`]: the buddy page allocator (zones, per-CPU lists, reports).
@@ -20,6 +21,7 @@
 extern crate alloc;
 
 pub mod addr;
+pub mod fault_inject;
 pub mod gfp;
 pub mod memblock;
 pub mod page_alloc;

@@ -39,8 +39,14 @@ fn prot(ro: bool) -> Prot {
     }
 }
 
+/// Cases per property: `PROPTEST_CASES` when set (as for every property test here), else
+/// this file's default.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(48), ..ProptestConfig::default() })]
     #[test]
     fn random_ops_match_the_model(ops in prop::collection::vec(op(), 1..24)) {
         let sim = Sim::new(64);

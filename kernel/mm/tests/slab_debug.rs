@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use mm::gfp::GFP_KERNEL;
 use mm::slab::debug::{POISON_END, POISON_FREE, POISON_INUSE, SLUB_RED_ACTIVE};
 use mm::slab::host::HostPages;
-use mm::slab::{SlabAllocator, SlabError, SlabErrorKind, SlabFlags, SlabReporter};
+use mm::slab::{SlabAllocator, SlabError, SlabErrorKind, SlabFix, SlabFlags, SlabReporter};
 
 #[derive(Default)]
 struct Rec(Mutex<Vec<SlabError>>);
@@ -94,12 +94,13 @@ fn redzone_overwrite_reported_on_free() {
         let text = errs[0].to_string();
         assert!(text.contains("BUG kmalloc-64 (Not tainted): Redzone overwritten"), "{}", text);
         assert!(text.contains("First byte 0x41 instead of 0xcc"), "{}", text);
-        // Refused: the object is quarantined, never handed out again.
-        for _ in 0..200 {
-            assert_ne!(slab.kmalloc(64, GFP_KERNEL, 0).unwrap().as_ptr(), p);
-        }
+        assert_eq!(errs[0].fix, SlabFix::RestoredAndFreed);
+        // Repaired and freed: the red zone is inactive again, nothing is lost.
+        assert_eq!(byte(p, 64), mm::slab::debug::SLUB_RED_INACTIVE);
         let st = slab.cache_stats(slab.kmalloc_cache(64).unwrap()).unwrap();
-        assert_eq!((st.errors, st.quarantined), (1, 1));
+        assert_eq!((st.errors, st.quarantined, st.active_objs - st.cpu_cached), (1, 0, 0));
+        assert_eq!(slab.validate_all(), 0);
+        assert!(rep.take().is_empty());
     });
 }
 
@@ -111,11 +112,14 @@ fn write_after_free_detected_on_reallocation() {
         unsafe { slab.kfree(p, 2) };
         poke(p, 3, 0x00);
         // The poisoned object is on top of CPU 2's array: the next allocation checks it,
-        // reports, quarantines it and returns another object.
+        // reports, restores its poison, gives it back to its slab and returns another.
         let q = slab.kmalloc(128, GFP_KERNEL, 2).unwrap().as_ptr();
         assert_ne!(q, p);
         let errs = rep.take();
         assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].fix, SlabFix::RestoredFree);
+        assert_eq!(byte(p, 3), POISON_FREE, "poison restored");
+        assert_eq!(slab.validate_all(), 0, "nothing left damaged");
         assert_eq!(
             errs[0].kind,
             SlabErrorKind::PoisonOverwritten { first: p as usize + 3, value: 0, expected: POISON_FREE }
@@ -243,14 +247,48 @@ fn validate_finds_write_after_free_and_bad_freelists() {
             e.kind,
             SlabErrorKind::PoisonOverwritten { first: objs[0] as usize + 100, value: 1, expected: POISON_FREE }
         );
+        assert_eq!(e.fix, SlabFix::RestoredFree);
+        assert_eq!(byte(objs[0], 100), POISON_FREE, "validation repaired it");
+        assert_eq!(slab.kmem_cache_validate(id), 0);
         slab.drain_all();
-        poke(objs[0], 100, POISON_FREE); // repaired
-                                         // Now both are on slab freelists; corrupt the free pointer of the head (`objs[1]`,
-                                         // drained last), which lies after the object and its 8-byte red zone.
-                                         // SAFETY: deliberate corruption inside the host arena.
+        // Now both are on slab freelists; corrupt the free pointer of the head (`objs[1]`,
+        // drained last), which lies after the object and its 8-byte red zone.
+        // SAFETY: deliberate corruption inside the host arena.
         unsafe { objs[1].add(256 + 8).cast::<usize>().write_unaligned(0x1234) };
         assert_eq!(slab.kmem_cache_validate(id), 1);
         assert!(matches!(rep.take()[0].kind, SlabErrorKind::FreepointerCorrupt { .. }));
         assert_eq!(slab.cache_stats(id).unwrap().errors, 2);
     });
+}
+
+#[test]
+fn write_after_free_repaired_every_page_comes_back() {
+    // The crash use-after-free loop: kmalloc, kfree, write into the freed object,
+    // validate. Nothing may stay damaged and, once drained, every slab page comes back.
+    let pages = HostPages::new(12);
+    let rep = Rec::default();
+    let slab: Box<SlabAllocator<'_>> = Box::default();
+    slab.init(&pages, &rep, 16, true, 7);
+    slab.shrink_all();
+    let used0 = pages.pages_in_use();
+    for i in 0..100 {
+        let p = slab.kmalloc(64, GFP_KERNEL, i % 4).unwrap().as_ptr();
+        // SAFETY: live object, then a deliberate write after free.
+        unsafe { slab.kfree(p, i % 4) };
+        poke(p, 8, 0x42);
+        assert_eq!(slab.validate_all(), 1, "round {i}");
+        assert_eq!(slab.validate_all(), 0, "round {i}: repaired");
+        // The double free of the same loop: refused, changes nothing.
+        let d = slab.kmalloc(64, GFP_KERNEL, 0).unwrap().as_ptr();
+        // SAFETY: the second free is detected and refused in debug mode.
+        unsafe {
+            slab.kfree(d, 0);
+            slab.kfree(d, 0);
+        }
+    }
+    assert_eq!(rep.take().len(), 200);
+    let st = slab.cache_stats(slab.kmalloc_cache(64).unwrap()).unwrap();
+    assert_eq!(st.quarantined, 0);
+    slab.shrink_all();
+    assert_eq!(pages.pages_in_use(), used0, "a slab page stayed behind");
 }

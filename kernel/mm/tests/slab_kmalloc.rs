@@ -315,12 +315,13 @@ fn slabinfo_exact_format() {
             lines[1],
             "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>"
         );
-        // Order-0 slabs of 21 objects of 192 bytes; a refill took 60 objects (batchcount)
-        // from three slabs; per-CPU cached objects count as active like in Linux SLAB.
-        assert_eq!(lines[2], "dentry                60     63    192   21    1 : tunables  120   60    0 : slabdata      3      3      0");
+        // Order-0 slabs of 21 objects of 192 bytes; a refill grows one slab when none
+        // has free objects (Linux's cache_alloc_refill) and takes all 21 of them; per-CPU
+        // cached objects count as active like in Linux SLAB.
+        assert_eq!(lines[2], "dentry                21     21    192   21    1 : tunables  120   60    0 : slabdata      1      1      0");
         assert_eq!(lines.last().unwrap(), &"kmalloc-8              0      0      8  504    1 : tunables  120   60    0 : slabdata      0      0      0");
         assert_eq!(lines.len(), 2 + 14);
-        assert_eq!(meminfo_slab_kb(slab), 12);
+        assert_eq!(meminfo_slab_kb(slab), 4);
         for o in objs {
             // SAFETY: live objects of `id`.
             unsafe { slab.kmem_cache_free(id, o, 0) };
@@ -503,4 +504,33 @@ fn slabs_not_aligned_in_the_linear_map() {
         assert_eq!(slab.slab_bytes(), 0);
         assert_eq!(pages.0.pages_in_use(), 1, "only the kept-back page");
     }
+}
+
+#[test]
+fn fail_slab_fails_cache_allocations_only() {
+    with_slab(12, false, |slab, pages, _| {
+        slab.fail.attr.fail_nth(2);
+        let a = slab.kmalloc(64, GFP_KERNEL, 0).expect("1st");
+        assert!(slab.kmalloc(64, GFP_KERNEL, 0).is_none(), "2nd injected");
+        let b = slab.kmalloc(64, GFP_KERNEL, 0).expect("3rd");
+        assert!(!slab.fail.attr.nth_armed());
+        slab.fail.attr.fail_nth(1);
+        let big = slab.kmalloc(20000, GFP_KERNEL, 0).expect("large kmalloc is fail_page_alloc's, not fail_slab's");
+        let nofail = slab.kmalloc(64, GFP_KERNEL | Gfp::GFP_NOFAIL, 0).expect("__GFP_NOFAIL never fails");
+        assert!(slab.fail.attr.nth_armed(), "neither counted");
+        assert!(slab.kmalloc(8, GFP_ATOMIC, 1).is_none());
+        slab.fail.attr.set_probability(100, 2, 1);
+        assert!(slab.kmalloc(8, GFP_ATOMIC, 1).is_none());
+        assert!(slab.kmalloc(8, GFP_ATOMIC, 1).is_none());
+        let c = slab.kmalloc(8, GFP_ATOMIC, 1).expect("times exhausted");
+        assert_eq!(slab.fail.attr.injected(), 4);
+        slab.fail.attr.disarm();
+        // SAFETY: live objects, freed once.
+        unsafe {
+            for p in [a, b, big, nofail, c] {
+                slab.kfree(p.as_ptr(), 0);
+            }
+        }
+        leak_check(slab, pages);
+    });
 }

@@ -26,8 +26,14 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Cases per property: `PROPTEST_CASES` when set (as for every property test here), else
+/// this file's default.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(128), failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Arena of 2^17 pages (512 MiB, lazily committed) so that order-16 blocks succeed.
     #[test]

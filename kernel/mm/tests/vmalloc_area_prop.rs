@@ -35,8 +35,14 @@ fn largest_gap(live: &BTreeMap<u64, u64>) -> u64 {
     best.max(S + PAGES * K - prev)
 }
 
+/// Cases per property: `PROPTEST_CASES` when set (as for every property test here), else
+/// this file's default.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(128), ..ProptestConfig::default() })]
     #[test]
     fn random_reserve_release(ops in prop::collection::vec(op(), 1..80)) {
         let mut a = VmapAreas::new(S, S + PAGES * K);

@@ -25,8 +25,14 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Cases per property: `PROPTEST_CASES` when set (as for every property test here), else
+/// this file's default.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(32), ..ProptestConfig::default() })]
     #[test]
     fn accounting_survives_random_failures(ops in prop::collection::vec(op(), 1..20)) {
         let sim = Sim::new(2048);

@@ -1,17 +1,27 @@
-//! `alloc`, `free`, `allocs`, `fail_page_alloc`: allocations the user holds by hand, to
-//! fragment memory and watch the reports change.
+//! `alloc`, `free`, `allocs`, `fail_page_alloc`, `fail_slab`, `drop_caches`: allocations
+//! the user holds by hand, to fragment memory and watch the reports change, and the
+//! fault-injection knobs.
+//!
+//! Nothing here allocates for its own bookkeeping: the handle table is a fixed array
+//! ([`HELD_MAX`] slots) and descriptions are formatted straight to the console. An
+//! allocation that finds the table full is freed again, and the command says so.
 
 use super::no_args;
 use crate::console::args::{parse_size, parse_u64};
 use crate::console::registry::{Command, CommandError};
 use crate::cprintln;
 use crate::mm::page_alloc::{self, PAGES};
-use crate::mm::{slab, vmalloc};
-use alloc::format;
-use alloc::vec::Vec;
-use mm::addr::VirtAddr;
+use crate::mm::slab::{self, SLAB};
+use crate::mm::vmalloc;
+use core::fmt;
+use mm::addr::{PhysAddr, VirtAddr};
+use mm::fault_inject::FaultAttr;
 use mm::gfp::{Gfp, GFP_KERNEL};
 use mm::page_alloc::MAX_PAGE_ORDER;
+use mm::slab::ZERO_SIZE_PTR;
+
+/// Allocations the console can hold at once.
+pub const HELD_MAX: usize = 1024;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -30,54 +40,117 @@ struct Held {
 
 struct Table {
     next: u32,
-    held: Vec<Held>,
+    held: [Option<Held>; HELD_MAX],
+    len: usize,
 }
 
-static HELD: mm::sync::SpinLock<Table> = mm::sync::SpinLock::new(Table { next: 1, held: Vec::new() });
+static HELD: mm::sync::SpinLock<Table> = mm::sync::SpinLock::new(Table { next: 1, held: [None; HELD_MAX], len: 0 });
 
-fn bad(msg: alloc::string::String) -> CommandError {
-    CommandError::BadArgument(msg)
+impl Table {
+    /// Records an allocation; `None` when the table is full.
+    fn insert(&mut self, kind: Kind, addr: VirtAddr, gfp: Gfp) -> Option<Held> {
+        let slot = self.held.iter().position(Option::is_none)?;
+        let h = Held { id: self.next, kind, addr, gfp };
+        self.next += 1;
+        self.held[slot] = Some(h);
+        self.len += 1;
+        Some(h)
+    }
+
+    /// Takes the allocation with handle `id` out of the table.
+    fn take(&mut self, id: u64) -> Option<Held> {
+        let slot = self.held.iter().position(|h| h.is_some_and(|h| h.id as u64 == id))?;
+        self.len -= 1;
+        self.held[slot].take()
+    }
+
+    /// Takes the allocation with the lowest handle out of the table.
+    fn take_first(&mut self) -> Option<Held> {
+        let slot =
+            (0..HELD_MAX).filter(|&i| self.held[i].is_some()).min_by_key(|&i| self.held[i].map_or(0, |h| h.id))?;
+        self.len -= 1;
+        self.held[slot].take()
+    }
 }
 
 fn parse_gfp(arg: Option<&&str>) -> Result<Gfp, CommandError> {
     match arg {
         None => Ok(GFP_KERNEL),
-        Some(s) => Gfp::parse(s)
-            .ok_or_else(|| bad(format!("unknown GFP flags '{s}' (e.g. GFP_KERNEL, GFP_ATOMIC|__GFP_ZERO, 0xcc0)"))),
+        Some(s) => Gfp::parse(s).ok_or_else(|| {
+            CommandError::bad(format_args!("unknown GFP flags '{s}' (e.g. GFP_KERNEL, GFP_ATOMIC|__GFP_ZERO, 0xcc0)"))
+        }),
     }
 }
 
-fn human(bytes: u64) -> alloc::string::String {
-    match bytes {
-        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
-        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
-        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
-        b => format!("{b} bytes"),
-    }
-}
+/// A byte count the way a person reads it: `2 MiB`, `3000 bytes`.
+struct Human(u64);
 
-fn describe(h: &Held) -> alloc::string::String {
-    let what = match h.kind {
-        Kind::Pages { order } => format!("pages order {order} ({})", human(4096 << order)),
-        Kind::Kmalloc { size } => format!("kmalloc {} (ksize {})", human(size as u64), slab::ksize(h.addr.as_ptr())),
-        Kind::Vmalloc { size } => format!("vmalloc {}", human(size as u64)),
-    };
-    let phys = match h.kind {
-        Kind::Vmalloc { .. } => {
-            vmalloc::vmalloc_to_page(h.addr).map_or("?".into(), |p| format!("first page {:#x}", p.as_u64()))
+impl fmt::Display for Human {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            b if b >= 1 << 30 && b % (1 << 30) == 0 => write!(f, "{} GiB", b >> 30),
+            b if b >= 1 << 20 && b % (1 << 20) == 0 => write!(f, "{} MiB", b >> 20),
+            b if b >= 1 << 10 && b % (1 << 10) == 0 => write!(f, "{} KiB", b >> 10),
+            b => write!(f, "{b} bytes"),
         }
-        _ => format!("phys {:#x}", h.addr.as_u64().wrapping_sub(mm::pgtable::layout::PAGE_OFFSET)),
-    };
-    format!("#{}: {what} at {:#x}, {phys}, mode:{}", h.id, h.addr.as_u64(), h.gfp)
+    }
 }
 
+/// One line of `allocs`: `#3: kmalloc 3000 bytes (ksize 4096) at 0x..., phys 0x..., mode:...`.
+/// What it needs from the allocators (ksize, the first page of a vmalloc area) is looked
+/// up before printing, so no allocator lock is taken under the console lock.
+struct Describe {
+    h: Held,
+    ksize: usize,
+    first_page: Option<PhysAddr>,
+}
+
+impl Describe {
+    fn new(h: Held) -> Describe {
+        let (ksize, first_page) = match h.kind {
+            Kind::Kmalloc { .. } => (slab::ksize(h.addr.as_ptr()), None),
+            Kind::Vmalloc { .. } => (0, vmalloc::vmalloc_to_page(h.addr)),
+            Kind::Pages { .. } => (0, None),
+        };
+        Describe { h, ksize, first_page }
+    }
+}
+
+impl fmt::Display for Describe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = &self.h;
+        write!(f, "#{}: ", h.id)?;
+        match h.kind {
+            Kind::Pages { order } => write!(f, "pages order {order} ({})", Human(4096 << order))?,
+            Kind::Kmalloc { size } => write!(f, "kmalloc {} (ksize {})", Human(size as u64), self.ksize)?,
+            Kind::Vmalloc { size } => write!(f, "vmalloc {}", Human(size as u64))?,
+        }
+        write!(f, " at {:#x}, ", h.addr.as_u64())?;
+        match h.kind {
+            Kind::Vmalloc { .. } => match self.first_page {
+                Some(p) => write!(f, "first page {:#x}", p.as_u64())?,
+                None => f.write_str("first page ?")?,
+            },
+            // kmalloc(0) returns ZERO_SIZE_PTR, which is no memory at all.
+            Kind::Kmalloc { .. } if h.addr.as_u64() <= ZERO_SIZE_PTR as u64 => {
+                f.write_str("ZERO_SIZE_PTR (no memory)")?
+            }
+            _ => write!(f, "phys {:#x}", h.addr.as_u64() - mm::pgtable::layout::PAGE_OFFSET)?,
+        }
+        write!(f, ", mode:{}", h.gfp)
+    }
+}
+
+/// Records an allocation and prints its handle; if the table is full, frees it again.
 fn keep(kind: Kind, addr: VirtAddr, gfp: Gfp) {
-    let mut t = HELD.lock();
-    let h = Held { id: t.next, kind, addr, gfp };
-    t.next += 1;
-    t.held.push(h);
-    drop(t);
-    cprintln!("{}", describe(&h));
+    let h = HELD.lock().insert(kind, addr, gfp);
+    match h {
+        Some(h) => cprintln!("{}", Describe::new(h)),
+        None => {
+            release(&Held { id: 0, kind, addr, gfp });
+            cprintln!("alloc: the handle table is full ({} held): freed the allocation again", HELD_MAX);
+        }
+    }
 }
 
 /// `alloc`
@@ -91,9 +164,9 @@ pub const ALLOC: Command = Command {
 fn alloc_cmd(args: &[&str]) -> Result<(), CommandError> {
     match args {
         ["pages", order, rest @ ..] if rest.len() <= 1 => {
-            let order = parse_u64(order).map_err(|e| bad(format!("ORDER: {e}")))?;
+            let order = parse_u64(order).map_err(|e| CommandError::bad(format_args!("ORDER: {e}")))?;
             if order > MAX_PAGE_ORDER as u64 {
-                return Err(bad(format!("ORDER must be 0..={MAX_PAGE_ORDER}")));
+                return Err(CommandError::bad(format_args!("ORDER must be 0..={MAX_PAGE_ORDER}")));
             }
             let gfp = parse_gfp(rest.first())?;
             match page_alloc::__get_free_pages(gfp, order as u32) {
@@ -103,7 +176,7 @@ fn alloc_cmd(args: &[&str]) -> Result<(), CommandError> {
             Ok(())
         }
         ["kmalloc", size, rest @ ..] if rest.len() <= 1 => {
-            let size = parse_size(size).map_err(|e| bad(format!("SIZE: {e}")))?;
+            let size = parse_size(size).map_err(|e| CommandError::bad(format_args!("SIZE: {e}")))?;
             let gfp = parse_gfp(rest.first())?;
             match slab::kmalloc(size as usize, gfp) {
                 Some(p) => keep(Kind::Kmalloc { size: size as usize }, VirtAddr::new(p.as_ptr() as u64), gfp),
@@ -112,9 +185,9 @@ fn alloc_cmd(args: &[&str]) -> Result<(), CommandError> {
             Ok(())
         }
         ["vmalloc", size] => {
-            let size = parse_size(size).map_err(|e| bad(format!("SIZE: {e}")))?;
+            let size = parse_size(size).map_err(|e| CommandError::bad(format_args!("SIZE: {e}")))?;
             if size == 0 {
-                return Err(bad("SIZE must be at least 1 byte".into()));
+                return Err(CommandError::bad(format_args!("SIZE must be at least 1 byte")));
             }
             match vmalloc::vmalloc(size as usize, "console_alloc") {
                 Ok(va) => keep(Kind::Vmalloc { size: size as usize }, va, GFP_KERNEL),
@@ -146,23 +219,26 @@ pub const FREE: Command =
 
 fn free_cmd(args: &[&str]) -> Result<(), CommandError> {
     let [which] = args else { return Err(CommandError::Usage) };
-    let taken: Vec<Held> = {
-        let mut t = HELD.lock();
-        if *which == "all" {
-            core::mem::take(&mut t.held)
-        } else {
-            let id = parse_u64(which.trim_start_matches('#')).map_err(|e| bad(format!("HANDLE: {e}")))?;
-            match t.held.iter().position(|h| h.id as u64 == id) {
-                Some(i) => alloc::vec![t.held.remove(i)],
-                None => return Err(bad(format!("no allocation #{id} (allocs lists them)"))),
-            }
+    if *which == "all" {
+        // One at a time: the table lock is not held while freeing or printing.
+        loop {
+            let h = HELD.lock().take_first();
+            let Some(h) = h else { break };
+            release(&h);
+            cprintln!("freed #{}", h.id);
         }
-    };
-    for h in &taken {
-        release(h);
-        cprintln!("freed #{}", h.id);
+        return Ok(());
     }
-    Ok(())
+    let id = parse_u64(which.trim_start_matches('#')).map_err(|e| CommandError::bad(format_args!("HANDLE: {e}")))?;
+    let h = HELD.lock().take(id);
+    match h {
+        Some(h) => {
+            release(&h);
+            cprintln!("freed #{}", h.id);
+            Ok(())
+        }
+        None => Err(CommandError::bad(format_args!("no allocation #{id} (allocs lists them)"))),
+    }
 }
 
 /// `allocs`
@@ -170,40 +246,152 @@ pub const ALLOCS: Command = Command { name: "allocs", args: "", help: "list allo
 
 fn allocs(args: &[&str]) -> Result<(), CommandError> {
     no_args(args)?;
-    let t = HELD.lock();
-    if t.held.is_empty() {
+    // Copy the entries out one at a time, then describe them without the table lock.
+    let mut shown = 0;
+    let mut last = 0u32;
+    loop {
+        let next = {
+            let t = HELD.lock();
+            t.held.iter().flatten().filter(|h| h.id > last).min_by_key(|h| h.id).copied()
+        };
+        let Some(h) = next else { break };
+        last = h.id;
+        shown += 1;
+        cprintln!("{}", Describe::new(h));
+    }
+    if shown == 0 {
         cprintln!("no allocations held");
     }
-    for h in &t.held {
-        cprintln!("{}", describe(h));
-    }
     Ok(())
+}
+
+/// Applies `NTH`, `off` or `knob=value` words to a fault attribute; `extra` handles the
+/// injection point's own knobs (returns false for an unknown one).
+fn set_knobs(attr: &FaultAttr, args: &[&str], extra: &mut dyn FnMut(&str, u64) -> bool) -> Result<(), CommandError> {
+    match args {
+        [] => Ok(()),
+        ["off"] => {
+            attr.disarm();
+            extra("off", 0);
+            Ok(())
+        }
+        [n] if !n.contains('=') => {
+            let n = parse_u64(n).map_err(|e| CommandError::bad(format_args!("NTH: {e}")))?;
+            if n == 0 {
+                return Err(CommandError::bad(format_args!("NTH counts from 1 (off disarms)")));
+            }
+            attr.fail_nth(n);
+            Ok(())
+        }
+        words => {
+            for w in words {
+                let Some((key, value)) = w.split_once('=') else { return Err(CommandError::Usage) };
+                let v = match value {
+                    "-1" if key == "times" => u64::MAX,
+                    "Y" | "y" => 1,
+                    "N" | "n" => 0,
+                    v => parse_u64(v).map_err(|e| CommandError::bad(format_args!("{key}: {e}")))?,
+                };
+                match key {
+                    "probability" if v <= 100 => {
+                        let k = attr.knobs();
+                        attr.set_probability(v as u32, k.times, board::timer::ticks());
+                    }
+                    "probability" => {
+                        return Err(CommandError::bad(format_args!("probability is a percentage, 0..=100")))
+                    }
+                    "interval" => attr.set_interval(v),
+                    "times" => attr.set_times(if v == u64::MAX { -1 } else { v.min(i64::MAX as u64) as i64 }),
+                    k if extra(k, v) => {}
+                    k => return Err(CommandError::bad(format_args!("unknown knob '{k}'"))),
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_knobs(name: &str, attr: &FaultAttr, extra: fmt::Arguments<'_>) {
+    let k = attr.knobs();
+    cprintln!("{}: attempts {} injected {}", name, k.attempts, k.injected);
+    cprintln!(
+        "{}: nth {} probability {} interval {} times {}{}",
+        name,
+        k.nth,
+        k.probability,
+        k.interval,
+        k.times,
+        extra
+    );
 }
 
 /// `fail_page_alloc`
 pub const FAIL_PAGE_ALLOC: Command = Command {
     name: "fail_page_alloc",
-    args: "[NTH|off]",
-    help: "fault injection: fail the NTH page allocation from now (like Linux's fail_page_alloc)",
+    args: "[NTH | off | probability=P interval=I times=T min_order=O ignore_gfp_wait=Y|N]",
+    help: "fault injection: fail the NTH page allocation from now, or by probability (Linux's fail_page_alloc)",
     run: fail_page_alloc,
 };
 
 fn fail_page_alloc(args: &[&str]) -> Result<(), CommandError> {
-    match args {
-        [] => {}
-        ["off"] => {
-            PAGES.fail.fail_nth(0);
-            PAGES.fail.set_probability(0, 0, 0);
+    let f = &PAGES.fail;
+    set_knobs(&f.attr, args, &mut |k, v| match k {
+        "off" => {
+            f.set_min_order(0);
+            f.set_ignore_gfp_reclaim(false);
+            true
         }
-        [n] => {
-            let n = parse_u64(n).map_err(|e| bad(format!("NTH: {e}")))?;
-            if n == 0 {
-                return Err(bad("NTH counts from 1 (off disarms)".into()));
-            }
-            PAGES.fail.fail_nth(n);
+        "min_order" => {
+            f.set_min_order(v.min(u32::MAX as u64) as u32);
+            true
         }
-        _ => return Err(CommandError::Usage),
-    }
-    cprintln!("fail_page_alloc: attempts {} injected {}", PAGES.fail.attempts(), PAGES.fail.injected());
+        "ignore_gfp_wait" => {
+            f.set_ignore_gfp_reclaim(v != 0);
+            true
+        }
+        _ => false,
+    })?;
+    let yn = if f.ignore_gfp_reclaim() { "Y" } else { "N" };
+    print_knobs("fail_page_alloc", &f.attr, format_args!(" min_order {} ignore_gfp_wait {}", f.min_order(), yn));
+    Ok(())
+}
+
+/// `fail_slab`
+pub const FAIL_SLAB: Command = Command {
+    name: "fail_slab",
+    args: "[NTH | off | probability=P interval=I times=T ignore_gfp_wait=Y|N]",
+    help: "fault injection: fail the NTH slab allocation from now, or by probability (Linux's failslab)",
+    run: fail_slab,
+};
+
+fn fail_slab(args: &[&str]) -> Result<(), CommandError> {
+    let f = &SLAB.fail;
+    set_knobs(&f.attr, args, &mut |k, v| match k {
+        "off" => {
+            f.set_ignore_gfp_reclaim(false);
+            true
+        }
+        "ignore_gfp_wait" => {
+            f.set_ignore_gfp_reclaim(v != 0);
+            true
+        }
+        _ => false,
+    })?;
+    let yn = if f.ignore_gfp_reclaim() { "Y" } else { "N" };
+    print_knobs("fail_slab", &f.attr, format_args!(" ignore_gfp_wait {}", yn));
+    Ok(())
+}
+
+/// `drop_caches`
+pub const DROP_CACHES: Command = Command {
+    name: "drop_caches",
+    args: "",
+    help: "give back cached pages (per-CPU lists, empty slabs) and print the free page count",
+    run: drop_caches,
+};
+
+fn drop_caches(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args)?;
+    cprintln!("drop_caches: {} pages free", crate::mm::settled_free_pages());
     Ok(())
 }

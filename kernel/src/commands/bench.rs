@@ -16,7 +16,7 @@ fn bench_cmd(args: &[&str]) -> Result<(), CommandError> {
         [] => 20_000,
         [n] => match parse_u64(n) {
             Ok(n @ 1000..=10_000_000) => n,
-            _ => return Err(CommandError::BadArgument(alloc::format!("N must be 1000..=10000000, not '{n}'"))),
+            _ => return Err(CommandError::bad(format_args!("N must be 1000..=10000000, not '{n}'"))),
         },
         _ => return Err(CommandError::Usage),
     };

@@ -55,6 +55,19 @@ static TYPES: &[CrashType] = &[
     },
 ];
 
+/// A crash type as LKDTM names it: `use-after-free` -> `USE_AFTER_FREE`.
+struct LkdtmName(&'static str);
+
+impl core::fmt::Display for LkdtmName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use core::fmt::Write;
+        for c in self.0.chars() {
+            f.write_char(if c == '-' { '_' } else { c.to_ascii_uppercase() })?;
+        }
+        Ok(())
+    }
+}
+
 fn crash(args: &[&str]) -> Result<(), CommandError> {
     match args {
         [] => {
@@ -66,11 +79,11 @@ fn crash(args: &[&str]) -> Result<(), CommandError> {
         }
         [name] => match TYPES.iter().find(|t| t.name == *name) {
             Some(t) => {
-                crate::pr_emerg!("lkdtm: Performing direct entry {}", t.name.to_ascii_uppercase().replace('-', "_"));
+                crate::pr_emerg!("lkdtm: Performing direct entry {}", LkdtmName(t.name));
                 (t.run)();
                 Ok(())
             }
-            None => Err(CommandError::BadArgument(alloc::format!("unknown crash type '{name}' (crash lists them)"))),
+            None => Err(CommandError::bad(format_args!("unknown crash type '{name}' (crash lists them)"))),
         },
         _ => Err(CommandError::Usage),
     }
@@ -171,7 +184,10 @@ fn crash_double_free() {
     if needs_slub_debug() {
         return;
     }
-    let Some(p) = slab::kmalloc(64, GFP_KERNEL) else { return };
+    let Some(p) = slab::kmalloc(64, GFP_KERNEL) else {
+        cprintln!("crash: kmalloc failed: nothing to misuse");
+        return;
+    };
     // SAFETY: deliberately wrong: the second kfree is the bug the slab debug checks catch
     // (and refuse) in this build.
     unsafe {
@@ -186,7 +202,10 @@ fn crash_use_after_free() {
     if needs_slub_debug() {
         return;
     }
-    let Some(p) = slab::kmalloc(64, GFP_KERNEL) else { return };
+    let Some(p) = slab::kmalloc(64, GFP_KERNEL) else {
+        cprintln!("crash: kmalloc failed: nothing to misuse");
+        return;
+    };
     // SAFETY: deliberately wrong: writes into a freed object; the poison check reports it
     // when the cache is validated.
     unsafe {

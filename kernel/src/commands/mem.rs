@@ -5,18 +5,24 @@ use crate::console::registry::{Command, CommandError};
 use crate::mm::page_alloc::PAGES;
 use crate::mm::slab::SLAB;
 use crate::mm::vmalloc::VMALLOC;
-use crate::printk::print_raw;
-use alloc::string::String;
 use core::fmt::Write;
 use mm::page_alloc::ZoneType;
 use mm::pgtable::layout::{VMALLOC_END, VMALLOC_START};
 
-/// Formats a report into a buffer reserved up front (so the writer does not allocate
-/// while the report's locks are held), then prints it.
-fn print(f: impl FnOnce(&mut String) -> core::fmt::Result) {
-    let mut s = String::with_capacity(64 * 1024);
-    let _ = f(&mut s);
-    print_raw(&s);
+/// Prints a report as it is formatted, straight to the console (no buffer, nothing
+/// allocated, so the reports work when memory is exhausted). The console is held for
+/// the whole report, then the report's own locks: the order every report uses.
+pub fn print(f: impl FnOnce(&mut dyn Write) -> core::fmt::Result) {
+    struct Raw<'a>(&'a mut crate::printk::ConsoleWriter);
+    impl Write for Raw<'_> {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            self.0.raw(s);
+            Ok(())
+        }
+    }
+    crate::printk::with_console(|w| {
+        let _ = f(&mut Raw(w));
+    });
 }
 
 /// `meminfo`
@@ -32,7 +38,10 @@ pub fn write_meminfo(w: &mut dyn Write) -> core::fmt::Result {
     let available = mi.free_pages.saturating_sub(z.wmarks.high);
     let largest_vm = VMALLOC.lock().vmalloc_areas().largest_free();
     let slab_kb = mm::slab::slabinfo::meminfo_slab_kb(&SLAB) as u64;
-    let row = |w: &mut dyn Write, name: &str, v: u64| writeln!(w, "{:<16}{:>8} kB", alloc::format!("{name}:"), v);
+    // Linux's layout: the label and its colon padded to 16 columns, the value to 8.
+    let row = |w: &mut dyn Write, name: &str, v: u64| {
+        writeln!(w, "{name}:{:pad$}{:>8} kB", "", v, pad = 15usize.saturating_sub(name.len()))
+    };
     row(w, "MemTotal", mi.total_kb())?;
     row(w, "MemFree", mi.free_kb())?;
     row(w, "MemAvailable", kb(available))?;

@@ -5,7 +5,7 @@ mod alloc;
 mod bench;
 mod cmdline;
 mod crash;
-mod mem;
+pub(crate) mod mem;
 mod stress;
 mod sweep;
 mod system;
@@ -25,6 +25,8 @@ pub static COMMANDS: &[Command] = &[
     alloc::FREE,
     alloc::ALLOCS,
     alloc::FAIL_PAGE_ALLOC,
+    alloc::FAIL_SLAB,
+    alloc::DROP_CACHES,
     stress::STRESS,
     bench::BENCH,
     crash::CRASH,

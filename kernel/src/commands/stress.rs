@@ -6,20 +6,27 @@ use crate::console::registry::{Command, CommandError};
 /// `stress`
 pub const STRESS: Command = Command {
     name: "stress",
-    args: "[OPS]",
-    help: "all CPUs allocate and free at once (OPS per CPU, default 2000), then check",
+    args: "[OPS [SEED]]",
+    help: "all CPUs allocate and free at once (OPS per CPU, default 2000; SEED repeats a run), then check",
     run: stress_cmd,
 };
 
 fn stress_cmd(args: &[&str]) -> Result<(), CommandError> {
-    let ops = match args {
-        [] => 2000,
-        [n] => match parse_u64(n) {
-            Ok(n @ 1..=1_000_000) => n as usize,
-            _ => return Err(CommandError::BadArgument(alloc::format!("OPS must be 1..=1000000, not '{n}'"))),
+    let ops = |n: &str| match parse_u64(n) {
+        Ok(n @ 1..=1_000_000) => Ok(n as usize),
+        _ => Err(CommandError::bad(format_args!("OPS must be 1..=1000000, not '{n}'"))),
+    };
+    let (ops, seed) = match args {
+        [] => (2000, 0),
+        [n] => (ops(n)?, 0),
+        [n, seed] => match parse_u64(seed) {
+            Ok(s @ 1..) => (ops(n)?, s),
+            _ => return Err(CommandError::bad(format_args!("SEED must be a number above 0, not '{seed}'"))),
         },
         _ => return Err(CommandError::Usage),
     };
+    crate::stress::set_seed(seed);
     crate::stress::run(ops);
+    crate::stress::set_seed(0);
     Ok(())
 }

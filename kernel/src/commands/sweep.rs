@@ -14,7 +14,7 @@ pub const SWEEP: Command = Command {
 fn sweep_cmd(args: &[&str]) -> Result<(), CommandError> {
     let phases = match args {
         [] => Phases::All,
-        [p] => Phases::parse(p).ok_or_else(|| CommandError::BadArgument(alloc::format!("unknown phase '{p}'")))?,
+        [p] => Phases::parse(p).ok_or_else(|| CommandError::bad(format_args!("unknown phase '{p}'")))?,
         _ => return Err(CommandError::Usage),
     };
     sweep::run(phases);

@@ -9,10 +9,8 @@ pub const HELP: Command = Command { name: "help", args: "", help: "list the comm
 
 fn help(args: &[&str]) -> Result<(), CommandError> {
     no_args(args)?;
-    let mut s = alloc::string::String::new();
-    let _ = write_help(&mut s, COMMANDS);
     cprintln!("commands:");
-    crate::printk::print_raw(&s);
+    super::mem::print(|w| write_help(w, COMMANDS));
     Ok(())
 }
 

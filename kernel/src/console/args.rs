@@ -44,12 +44,18 @@ pub fn parse_size(s: &str) -> Result<u64, ArgError> {
         _ => (s, ""),
     };
     let n = parse_u64(num)?;
-    let shift = match suffix.to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        _ => return Err(ArgError::BadSuffix),
+    // Compared without case folding into a new string: nothing here allocates.
+    let is = |names: &[&str]| names.iter().any(|n| suffix.eq_ignore_ascii_case(n));
+    let shift = if is(&["", "b"]) {
+        0
+    } else if is(&["k", "kb", "kib"]) {
+        10
+    } else if is(&["m", "mb", "mib"]) {
+        20
+    } else if is(&["g", "gb", "gib"]) {
+        30
+    } else {
+        return Err(ArgError::BadSuffix);
     };
     n.checked_mul(1 << shift).ok_or(ArgError::Overflow)
 }

@@ -1,7 +1,9 @@
 //! Line editing for a serial terminal: echo, backspace, a bounded buffer.
 //!
 //! Input that does not fit is refused (the bytes are dropped, the terminal bell rings)
-//! and the line is reported as too long at Enter, so nothing ever overflows.
+//! and the line is reported as too long at Enter, so nothing ever overflows. The refused
+//! bytes were never echoed, so a backspace edits what the terminal shows: after it the
+//! line is whatever is left on the screen, and it is taken as it is.
 
 /// What the terminal should see and whether a line is complete.
 #[derive(Debug, PartialEq, Eq)]
@@ -71,6 +73,8 @@ impl<const N: usize> LineEditor<N> {
                 }
             }
             0x08 | 0x7f => {
+                // The refused bytes are not on the screen: editing starts from what is.
+                self.overflowed = false;
                 if self.len > 0 {
                     self.len -= 1;
                     Event::Echo(BACKSPACE_ECHO)
@@ -142,6 +146,15 @@ mod tests {
         assert_eq!(e.feed(b'e'), Event::Echo(b"\x07"));
         assert_eq!(feed_all(&mut e, b"fgh\r"), vec!["toolong:4"]);
         assert_eq!(feed_all(&mut e, b"ok\r"), vec!["line:ok"], "next line is clean");
+    }
+
+    #[test]
+    fn backspacing_an_overlong_line_makes_it_usable() {
+        let mut e = LineEditor::<8>::new();
+        assert_eq!(feed_all(&mut e, b"helpxxxxyyyy"), Vec::<String>::new());
+        assert_eq!(feed_all(&mut e, b"\x7f\x7f\x7f\x7f\r"), vec!["line:help"], "what the screen shows runs");
+        assert_eq!(feed_all(&mut e, b"abcdefghij\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7fk\r"), vec!["line:k"]);
+        assert_eq!(feed_all(&mut e, b"abcdefghij\r"), vec!["toolong:8"], "still refused without editing");
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! The command registry: every console command is a [`Command`] in one table, so `help`
 //! lists them all and dispatch is one lookup.
+//!
+//! Nothing here allocates: the words of a line are kept in a fixed array and error
+//! messages in a fixed buffer, so the console works when memory is exhausted.
 
+use crate::printk::StackString;
 use core::fmt;
+use core::ops::Deref;
 
 /// A console command.
 pub struct Command {
@@ -21,17 +26,48 @@ pub enum CommandError {
     /// Wrong arguments: the usage line is printed.
     Usage,
     /// Wrong arguments with an explanation, followed by the usage line.
-    BadArgument(alloc::string::String),
+    BadArgument(Message),
+}
+
+/// An error message in a fixed buffer (cut short if longer).
+pub type Message = StackString<104>;
+
+impl CommandError {
+    /// `BadArgument` with a formatted message: `CommandError::bad(format_args!(...))`.
+    pub fn bad(args: fmt::Arguments<'_>) -> Self {
+        CommandError::BadArgument(Message::from_fmt(args))
+    }
+}
+
+/// Most words a line can have (a 128-character line has at most 64).
+pub const MAX_WORDS: usize = 64;
+
+/// The words after the command name, in a fixed array; derefs to `&[&str]`.
+pub struct Words<'a> {
+    words: [&'a str; MAX_WORDS],
+    len: usize,
+}
+
+impl<'a> Deref for Words<'a> {
+    type Target = [&'a str];
+    fn deref(&self) -> &[&'a str] {
+        &self.words[..self.len]
+    }
 }
 
 /// The result of looking up a line.
+// `Found` carries the words in place (1 KiB on the stack, once per line): boxing them
+// would allocate, which the console must not.
+#[allow(clippy::large_enum_variant)]
 pub enum Dispatch<'a> {
     /// An empty line.
     Empty,
     /// No such command (the first word).
     Unknown(&'a str),
     /// The command and its arguments.
-    Found(&'static Command, alloc::vec::Vec<&'a str>),
+    /// (Words beyond [`MAX_WORDS`] are dropped: no command takes that many, so the
+    /// command still refuses the line with its usage.)
+    Found(&'static Command, Words<'a>),
 }
 
 /// Splits `line` into words and finds the command among `table`.
@@ -41,7 +77,14 @@ pub fn dispatch<'a>(table: &'static [Command], line: &'a str) -> Dispatch<'a> {
         return Dispatch::Empty;
     };
     match table.iter().find(|c| c.name == name) {
-        Some(cmd) => Dispatch::Found(cmd, words.collect()),
+        Some(cmd) => {
+            let mut w = Words { words: [""; MAX_WORDS], len: 0 };
+            for word in words.take(MAX_WORDS) {
+                w.words[w.len] = word;
+                w.len += 1;
+            }
+            Dispatch::Found(cmd, w)
+        }
         None => Dispatch::Unknown(name),
     }
 }
@@ -63,12 +106,13 @@ impl fmt::Display for Usage<'_> {
 pub fn write_help(w: &mut dyn fmt::Write, table: &[Command]) -> fmt::Result {
     let width = table.iter().map(|c| c.name.len() + 1 + c.args.len()).max().unwrap_or(0);
     for c in table {
-        let mut synopsis = alloc::string::String::from(c.name);
-        if !c.args.is_empty() {
-            synopsis.push(' ');
-            synopsis.push_str(c.args);
+        let synopsis_len = if c.args.is_empty() { c.name.len() } else { c.name.len() + 1 + c.args.len() };
+        if c.args.is_empty() {
+            write!(w, "  {}", c.name)?;
+        } else {
+            write!(w, "  {} {}", c.name, c.args)?;
         }
-        writeln!(w, "  {synopsis:<width$}  {}", c.help)?;
+        writeln!(w, "{:pad$}  {}", "", c.help, pad = width - synopsis_len)?;
     }
     Ok(())
 }
@@ -93,9 +137,18 @@ mod tests {
         match dispatch(&TABLE, " alloc  pages 3 ") {
             Dispatch::Found(c, args) => {
                 assert_eq!(c.name, "alloc");
-                assert_eq!(args, vec!["pages", "3"]);
+                assert_eq!(&*args, ["pages", "3"]);
             }
             _ => panic!("alloc not found"),
+        }
+        let many = "alloc ".to_string() + &"x ".repeat(MAX_WORDS);
+        assert!(matches!(dispatch(&TABLE, &many), Dispatch::Found(_, w) if w.len() == MAX_WORDS));
+        let too_many = many + "y";
+        assert!(matches!(dispatch(&TABLE, &too_many), Dispatch::Found(_, w) if w.len() == MAX_WORDS));
+        let e = CommandError::bad(format_args!("SIZE: {}", "x".repeat(300)));
+        match e {
+            CommandError::BadArgument(m) => assert_eq!(m.as_str().len(), 104, "cut short"),
+            CommandError::Usage => panic!(),
         }
     }
 

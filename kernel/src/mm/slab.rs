@@ -27,7 +27,7 @@ impl SlabReporter for Reporter {
             let _ = writeln!(w, "{err}");
             let _ = writeln!(w, "-----------------------------------------------------------------------------");
             let _ = crate::arch::aarch64::exception::context_with(|ctx| crate::oops::write_dump_stack(w, fp, ctx));
-            let _ = writeln!(w, "FIX {}: operation refused, object left as it was", err.cache);
+            let _ = writeln!(w, "{}", mm::slab::FixLine(err));
         });
     }
 }

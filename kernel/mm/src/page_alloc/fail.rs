@@ -1,22 +1,19 @@
-//! Fault injection like Linux's `fail_page_alloc`: make the Nth allocation from now fail,
-//! or fail allocations with a probability (a small deterministic PRNG, so that a failing
-//! run can be replayed), a limited number of times, above a minimum order.
+//! Fault injection like Linux's `fail_page_alloc`: the common [`FaultAttr`] knobs (the
+//! Nth allocation from now, probability, interval, times) plus the page allocator's own
+//! filters: a minimum order and `ignore-gfp-wait`. `__GFP_NOFAIL` requests never fail.
 
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
+use crate::fault_inject::FaultAttr;
 use crate::gfp::Gfp;
 
 /// The knobs and counters (Linux's debugfs `fail_page_alloc/` files).
 #[derive(Debug)]
 pub struct FailPageAlloc {
-    nth: AtomicU64,
-    probability: AtomicU32,
-    times: AtomicI64,
+    /// The shared knobs: nth, probability, interval, times, counters.
+    pub attr: FaultAttr,
     min_order: AtomicU32,
     ignore_gfp_reclaim: AtomicBool,
-    rng: AtomicU64,
-    attempts: AtomicU64,
-    injected: AtomicU64,
 }
 
 impl Default for FailPageAlloc {
@@ -29,85 +26,54 @@ impl FailPageAlloc {
     /// Injection off.
     pub const fn new() -> FailPageAlloc {
         FailPageAlloc {
-            nth: AtomicU64::new(0),
-            probability: AtomicU32::new(0),
-            times: AtomicI64::new(-1),
+            attr: FaultAttr::new(),
             min_order: AtomicU32::new(0),
             ignore_gfp_reclaim: AtomicBool::new(false),
-            rng: AtomicU64::new(0x2545_f491_4f6c_dd1d),
-            attempts: AtomicU64::new(0),
-            injected: AtomicU64::new(0),
         }
     }
     /// Makes the `n`th allocation from now fail (1 = the next one); 0 disarms.
     pub fn fail_nth(&self, n: u64) {
-        self.nth.store(n, Relaxed)
+        self.attr.fail_nth(n)
     }
     /// Fails allocations with `percent` probability (0 = off, 100 = always), at most
     /// `times` times (-1 = no limit), seeding the PRNG with `seed`.
     pub fn set_probability(&self, percent: u32, times: i64, seed: u64) {
-        self.rng.store(seed | 1, Relaxed);
-        self.times.store(times, Relaxed);
-        self.probability.store(percent.min(100), Relaxed);
+        self.attr.set_probability(percent, times, seed)
     }
     /// Only requests of at least this order are failed by the probability knob.
     pub fn set_min_order(&self, order: u32) {
         self.min_order.store(order, Relaxed)
     }
+    /// The minimum order.
+    pub fn min_order(&self) -> u32 {
+        self.min_order.load(Relaxed)
+    }
     /// Linux's `ignore-gfp-wait`: spare requests that may sleep from the probability knob.
     pub fn set_ignore_gfp_reclaim(&self, ignore: bool) {
         self.ignore_gfp_reclaim.store(ignore, Relaxed)
     }
+    /// Whether requests that may sleep are spared.
+    pub fn ignore_gfp_reclaim(&self) -> bool {
+        self.ignore_gfp_reclaim.load(Relaxed)
+    }
     /// Allocations seen while a knob was armed.
     pub fn attempts(&self) -> u64 {
-        self.attempts.load(Relaxed)
+        self.attr.attempts()
     }
     /// Failures injected.
     pub fn injected(&self) -> u64 {
-        self.injected.load(Relaxed)
-    }
-
-    fn next_rand(&self) -> u64 {
-        // xorshift64: deterministic, one word of state.
-        let mut x = self.rng.load(Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng.store(x, Relaxed);
-        x
+        self.attr.injected()
     }
 
     /// Linux's `should_fail_alloc_page`: whether to fail this request.
+    #[inline]
     pub fn should_fail(&self, gfp: Gfp, order: u32) -> bool {
-        if gfp.contains(Gfp::GFP_NOFAIL) {
+        if !self.attr.armed() || gfp.contains(Gfp::GFP_NOFAIL) {
             return false;
         }
-        let nth_armed = self.nth.load(Relaxed) != 0;
-        let prob = self.probability.load(Relaxed);
-        if !nth_armed && prob == 0 {
-            return false;
-        }
-        self.attempts.fetch_add(1, Relaxed);
-        if nth_armed {
-            let prev = self.nth.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).unwrap_or(0);
-            if prev == 1 {
-                self.injected.fetch_add(1, Relaxed);
-                return true;
-            }
-        }
-        if prob == 0
-            || order < self.min_order.load(Relaxed)
-            || (self.ignore_gfp_reclaim.load(Relaxed) && gfp.may_sleep())
-            || self.times.load(Relaxed) == 0
-            || self.next_rand() % 100 >= prob as u64
-        {
-            return false;
-        }
-        if self.times.load(Relaxed) > 0 {
-            self.times.fetch_sub(1, Relaxed);
-        }
-        self.injected.fetch_add(1, Relaxed);
-        true
+        let eligible =
+            order >= self.min_order.load(Relaxed) && !(self.ignore_gfp_reclaim.load(Relaxed) && gfp.may_sleep());
+        self.attr.should_fail(eligible)
     }
 }
 

@@ -13,7 +13,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use crate::sync::SpinLock as Mutex;
 
 use super::debug::{
-    SlabError, SlabErrorKind, SlabReporter, POISON_END, POISON_FREE, POISON_INUSE, SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,
+    SlabError, SlabErrorKind, SlabFix, SlabReporter, POISON_END, POISON_FREE, POISON_INUSE, SLUB_RED_ACTIVE,
+    SLUB_RED_INACTIVE,
 };
 use super::percpu::{tunables_for, ArrayCache};
 use super::raw;
@@ -495,9 +496,9 @@ impl KmemCache {
         self.state.store(STATE_LIVE, Relaxed);
     }
 
-    fn report(&self, env: Env<'_>, kind: SlabErrorKind, object: usize, slab: usize) {
+    fn report(&self, env: Env<'_>, kind: SlabErrorKind, object: usize, slab: usize, fix: SlabFix) {
         self.node.lock().errors += 1;
-        env.rep.report(&SlabError { kind, cache: self.name(), object, slab });
+        env.rep.report(&SlabError { kind, cache: self.name(), object, slab, fix });
     }
 
     /// The slab holding `obj` (the caller knows `obj` is in one of this cache's pages).
@@ -584,6 +585,7 @@ impl KmemCache {
                 cache: cfg.name,
                 object: head_at,
                 slab: slab.0,
+                fix: SlabFix::Isolated,
             });
             return None;
         }
@@ -627,6 +629,11 @@ impl KmemCache {
                 node.head[LIST_PARTIAL]
             } else if node.head[LIST_FREE] != 0 {
                 node.head[LIST_FREE]
+            } else if ac.avail > 0 {
+                // Like Linux's cache_alloc_refill: grow only when nothing could be had,
+                // not to top up a batch (a failed grow would then be a failure nobody
+                // sees, and memory would be taken that nobody asked for).
+                break;
             } else {
                 drop(node);
                 let new = self.grow(env, &cfg, gfp);
@@ -717,16 +724,22 @@ impl KmemCache {
         ac.push(obj);
     }
 
-    /// Checks an object leaving the cache and prepares it; `false` if it was quarantined.
+    /// Checks an object leaving the cache and prepares it; `false` if it was found
+    /// damaged (written after free): its poison and red zones are then restored and it
+    /// goes back to its slab, free, so every count stays exact, and the caller takes
+    /// another object.
     ///
     /// # Safety
-    /// `obj` must be a free object of this cache.
+    /// `obj` must be a free object of this cache (just taken off a per-CPU array).
     unsafe fn debug_alloc(&self, env: Env<'_>, cfg: &CacheCfg, obj: usize, gfp: Gfp) -> bool {
         // SAFETY: forwarded contract.
         if let Some(kind) = unsafe { check_free_object(cfg, obj) } {
             let slab = self.slab_of(env, cfg, obj).map_or(0, |s| s.0);
-            self.node.lock().quarantined += 1;
-            self.report(env, kind, obj, slab);
+            self.report(env, kind, obj, slab, SlabFix::RestoredFree);
+            // SAFETY: the object is free and ours (off the per-CPU array).
+            unsafe { init_free_debug(cfg, obj) };
+            let mut node = self.node.lock();
+            self.slab_push(env, cfg, &mut node, obj);
             return false;
         }
         let slot = obj - cfg.obj_offset;
@@ -751,11 +764,11 @@ impl KmemCache {
     /// `obj` must lie in a slab page of this cache.
     unsafe fn debug_free(&self, env: Env<'_>, cfg: &CacheCfg, obj: usize) -> bool {
         let Some(slab) = self.slab_of(env, cfg, obj) else {
-            self.report(env, SlabErrorKind::NotSlabObject, obj, 0);
+            self.report(env, SlabErrorKind::NotSlabObject, obj, 0, SlabFix::Refused);
             return false;
         };
         if slab.get(H_MAGIC) != SLAB_MAGIC ^ slab.0 || cfg.obj_index(slab, obj).is_none() {
-            self.report(env, SlabErrorKind::InvalidPointer, obj, slab.0);
+            self.report(env, SlabErrorKind::InvalidPointer, obj, slab.0, SlabFix::Refused);
             return false;
         }
         let slot = obj - cfg.obj_offset;
@@ -779,11 +792,13 @@ impl KmemCache {
                 let (first, value) = l.map(|(i, v)| (slot + i, v)).or(r.map(|(i, v)| (rz + i, v))).unwrap_or((obj, 0));
                 SlabErrorKind::RedzoneOverwritten { first, value, expected: SLUB_RED_ACTIVE }
             };
-            if !all_inactive {
-                self.node.lock().quarantined += 1;
+            if all_inactive {
+                self.report(env, kind, obj, slab.0, SlabFix::Refused);
+                return false;
             }
-            self.report(env, kind, obj, slab.0);
-            return false;
+            // An overflow by the owner: the red zones are restored (below, with the
+            // poison) and the free goes ahead, so nothing stays damaged or lost.
+            self.report(env, kind, obj, slab.0, SlabFix::RestoredAndFreed);
         }
         // SAFETY: the object is being freed by its owner.
         unsafe { init_free_debug(cfg, obj) };
@@ -792,7 +807,9 @@ impl KmemCache {
 
     /// SLUB's `validate_slab_cache`: checks every free object (per-CPU arrays and slab
     /// freelists) for red zone and poison damage and every freelist for corruption,
-    /// reporting each problem. Damaged objects are quarantined when next allocated.
+    /// reporting each problem. A damaged free object gets its poison and red zones
+    /// restored (Linux's `restore_bytes`) and stays free; a corrupted freelist pointer is
+    /// reported (and isolated when the freelist is next used).
     /// Returns the number of problems; 0 without debugging.
     pub(crate) fn validate(&self, env: Env<'_>) -> usize {
         let cfg = self.cfg();
@@ -800,9 +817,9 @@ impl KmemCache {
             return 0;
         }
         let mut found = 0;
-        let mut report = |kind, object, slab| {
+        let mut report = |kind, object, slab, fix| {
             found += 1;
-            env.rep.report(&SlabError { kind, cache: cfg.name, object, slab });
+            env.rep.report(&SlabError { kind, cache: cfg.name, object, slab, fix });
         };
         for ac in &self.cpu {
             let ac = ac.lock();
@@ -810,7 +827,9 @@ impl KmemCache {
                 // SAFETY: objects in a per-CPU array are free objects of this cache.
                 if let Some(kind) = unsafe { check_free_object(&cfg, obj) } {
                     let slab = self.slab_of(env, &cfg, obj).map_or(0, |s| s.0);
-                    report(kind, obj, slab);
+                    report(kind, obj, slab, SlabFix::RestoredFree);
+                    // SAFETY: a free object of this cache, held by the locked array.
+                    unsafe { init_free_debug(&cfg, obj) };
                 }
             }
         }
@@ -826,12 +845,15 @@ impl KmemCache {
                 let mut steps = 0;
                 while obj != 0 && steps < cfg.num {
                     if cfg.obj_index(slab, obj).is_none() {
-                        report(SlabErrorKind::FreepointerCorrupt { fp: obj }, at, slab.0);
+                        report(SlabErrorKind::FreepointerCorrupt { fp: obj }, at, slab.0, SlabFix::Isolated);
                         break;
                     }
                     // SAFETY: `obj` was validated as an object of this slab on its freelist.
                     if let Some(kind) = unsafe { check_free_object(&cfg, obj) } {
-                        report(kind, obj, slab.0);
+                        report(kind, obj, slab.0, SlabFix::RestoredFree);
+                        // SAFETY: a free object on a freelist of a slab we hold, under the
+                        // node lock; its free pointer (outside the object) is untouched.
+                        unsafe { init_free_debug(&cfg, obj) };
                     }
                     at = cfg.fp_addr(obj);
                     // SAFETY: the free pointer of a validated free object.

@@ -8,8 +8,12 @@
 //! A free object is filled with [`POISON_FREE`] ending in [`POISON_END`]; on reallocation
 //! the poison is checked (write after free) and replaced by [`POISON_INUSE`].
 //!
-//! Every detected error is handed to the [`SlabReporter`] and the operation is refused:
-//! a corrupted object is quarantined (never handed out again), a bad free is ignored.
+//! Every detected error is handed to the [`SlabReporter`] with what was done about it
+//! ([`SlabFix`]), and nothing is left damaged: a free object whose poison or red zones
+//! were overwritten (a write after free) gets them restored and stays free; an object
+//! freed with an overwritten red zone has it restored and is freed; a double or invalid
+//! free is refused and changes nothing. Only a corrupted freelist pointer cannot be
+//! repaired: the rest of that freelist is isolated.
 
 use core::fmt;
 
@@ -64,6 +68,19 @@ pub enum SlabErrorKind {
     },
 }
 
+/// What the slab layer did about an error (Linux's `FIX <cache>: ...` line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlabFix {
+    /// The free was refused: nothing changed (double free, invalid pointer, wrong cache).
+    Refused,
+    /// A free object's poison and red zones were restored; it stays free.
+    RestoredFree,
+    /// An object's red zones were restored and the free went ahead.
+    RestoredAndFreed,
+    /// The rest of a slab's freelist was isolated (its objects are never handed out).
+    Isolated,
+}
+
 /// One detected error, with enough context for a Linux-like report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlabError {
@@ -75,6 +92,28 @@ pub struct SlabError {
     pub object: usize,
     /// Start of the slab holding it (0 when unknown).
     pub slab: usize,
+    /// What was done about it.
+    pub fix: SlabFix,
+}
+
+/// `FIX kmalloc-64: Restoring Poison and Redzone of the free object 0x...; it stays free`.
+pub struct FixLine<'a>(pub &'a SlabError);
+
+impl fmt::Display for FixLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.0;
+        write!(f, "FIX {}: ", e.cache)?;
+        match e.fix {
+            SlabFix::Refused => {
+                write!(f, "Object at {:#x} not freed (the free was refused, nothing changed)", e.object)
+            }
+            SlabFix::RestoredFree => {
+                write!(f, "Restoring Poison and Redzone of the free object {:#x}; it stays free", e.object)
+            }
+            SlabFix::RestoredAndFreed => write!(f, "Restoring Redzone of {:#x}; object freed", e.object),
+            SlabFix::Isolated => write!(f, "Isolating the rest of the freelist of slab {:#x}", e.slab),
+        }
+    }
 }
 
 impl SlabError {

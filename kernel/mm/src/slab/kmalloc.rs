@@ -25,7 +25,7 @@ use spin::{Mutex, Once};
 
 use super::cache::{build_cfg, owner_slab, CacheId, CacheStats, Ctor, Env, KmemCache, LayoutError, SlabFlags};
 use super::cache::{TAG_LARGE, TAG_SLAB};
-use super::debug::{SlabError, SlabErrorKind, SlabReporter};
+use super::debug::{SlabError, SlabErrorKind, SlabFix, SlabReporter};
 use super::{raw, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES, NR_CPUS};
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::gfp::Gfp;
@@ -170,6 +170,8 @@ pub struct SlabAllocator<'a> {
     registry: Mutex<()>,
     /// Pages held by large (compound) kmalloc blocks.
     large_pages: AtomicUsize,
+    /// Fault injection (`fail_slab`) for every allocation from a cache.
+    pub fail: super::failslab::FailSlab,
 }
 
 impl Default for SlabAllocator<'_> {
@@ -194,6 +196,7 @@ impl<'a> SlabAllocator<'a> {
             caches: [const { KmemCache::new() }; MAX_CACHES],
             registry: Mutex::new(()),
             large_pages: AtomicUsize::new(0),
+            fail: super::failslab::FailSlab::new(),
         }
     }
 
@@ -266,6 +269,9 @@ impl<'a> SlabAllocator<'a> {
     #[inline]
     pub fn kmem_cache_alloc(&self, id: CacheId, gfp: Gfp, cpu: usize) -> Option<NonNull<u8>> {
         let (c, ctx) = self.live(id)?;
+        if self.fail.should_fail(gfp) {
+            return None;
+        }
         NonNull::new(c.alloc(ctx.env, gfp, cpu)? as *mut u8)
     }
 
@@ -343,7 +349,7 @@ impl<'a> SlabAllocator<'a> {
     }
 
     fn report_outside(&self, ctx: &Ctx<'a>, kind: SlabErrorKind, cache: &'static str, object: usize) {
-        ctx.env.rep.report(&SlabError { kind, cache, object, slab: 0 });
+        ctx.env.rep.report(&SlabError { kind, cache, object, slab: 0, fix: SlabFix::Refused });
     }
 
     /// `kmalloc`: `size` bytes, or [`ZERO_SIZE_PTR`] for 0, or `None` when memory is short
@@ -355,6 +361,9 @@ impl<'a> SlabAllocator<'a> {
         }
         let ctx = self.ctx()?;
         if size <= KMALLOC_MAX_CACHE_SIZE {
+            if self.fail.should_fail(gfp) {
+                return None;
+            }
             let obj = self.caches[kmalloc_index(size)].alloc(ctx.env, gfp, cpu)?;
             return NonNull::new(obj as *mut u8);
         }

@@ -22,6 +22,7 @@
 
 pub mod cache;
 pub mod debug;
+pub mod failslab;
 pub mod fuzz;
 pub mod host;
 pub mod kmalloc;
@@ -30,7 +31,7 @@ mod raw;
 pub mod slabinfo;
 
 pub use cache::{CacheId, Ctor, SlabFlags};
-pub use debug::{SlabError, SlabErrorKind, SlabReporter};
+pub use debug::{FixLine, SlabError, SlabErrorKind, SlabFix, SlabReporter};
 pub use kmalloc::{SlabAllocator, SlabCreateError, KMALLOC_NAMES, ZERO_SIZE_PTR};
 
 /// Number of CPUs with a per-CPU object cache (the Raspberry Pi 3 has four cores).

@@ -4,9 +4,20 @@
 //! (size, start) (best fit, lowest address among equals). Every area is followed by one
 //! unmapped guard page that belongs to its reservation but not to its size, so running off
 //! the end of an area faults instead of reaching the next one.
+//!
+//! The trees are intrusive (like Linux's rbtrees of `struct vmap_area`): each free range
+//! and each busy area is one `VmapNode` holding its own tree links, so the trees never
+//! allocate. Nodes come from the kernel heap (Linux's `vmap_area_cachep`), fallibly and
+//! before anything is changed: a reservation needs at most one new node (when it splits a
+//! free range), a release needs none (the busy node becomes the free range, or merges
+//! into a neighbour and is given back). So a free never allocates and never fails for
+//! want of memory, and an allocation that cannot get its node fails cleanly.
+//!
+//! The balanced trees are treaps (random priorities, expected depth O(log n)).
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::alloc::{alloc as heap_alloc, dealloc as heap_dealloc, Layout};
 use core::fmt;
+use core::ptr::null_mut;
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 
@@ -73,6 +84,8 @@ pub enum AreaError {
     Exhausted(u64),
     /// No live area starts at this address.
     NotFound(VirtAddr),
+    /// No memory for the area's bookkeeping node.
+    NoMemory,
 }
 
 impl fmt::Display for AreaError {
@@ -82,7 +95,180 @@ impl fmt::Display for AreaError {
             AreaError::Overflow => f.write_str("area size overflows"),
             AreaError::Exhausted(n) => write!(f, "no free virtual range of {n} bytes"),
             AreaError::NotFound(va) => write!(f, "no area starts at {va:#x}"),
+            AreaError::NoMemory => f.write_str("no memory for a vmap_area"),
         }
+    }
+}
+
+/// One busy area or one free range, with its links in the trees (Linux's `vmap_area`).
+/// A free range uses `area.start` and `area.size` for its start and length.
+struct VmapNode {
+    area: VmArea,
+    prio: u32,
+    /// Links in the busy tree (busy areas) or the free-by-start tree (free ranges).
+    by_addr: [*mut VmapNode; 2],
+    /// Links in the free-by-size tree (free ranges only).
+    by_size: [*mut VmapNode; 2],
+}
+
+const L: usize = 0;
+const R: usize = 1;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tree {
+    Addr,
+    Size,
+}
+
+/// The key of a node in a tree: the start, or (length, start) for best fit.
+///
+/// # Safety
+/// `n` must be a live node.
+unsafe fn key(n: *mut VmapNode, t: Tree) -> (u64, u64) {
+    // SAFETY: the caller's contract.
+    let a = unsafe { &(*n).area };
+    match t {
+        Tree::Addr => (a.start.as_u64(), 0),
+        Tree::Size => (a.size, a.start.as_u64()),
+    }
+}
+
+/// The links of `n` in tree `t`.
+///
+/// # Safety
+/// `n` must be a live node not otherwise borrowed.
+unsafe fn links<'a>(n: *mut VmapNode, t: Tree) -> &'a mut [*mut VmapNode; 2] {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match t {
+            Tree::Addr => &mut (*n).by_addr,
+            Tree::Size => &mut (*n).by_size,
+        }
+    }
+}
+
+/// Treap insert of `n` (links cleared) under `*root`.
+///
+/// # Safety
+/// Every node reachable from `*root` and `n` must be live and owned by the caller.
+unsafe fn insert(root: &mut *mut VmapNode, n: *mut VmapNode, t: Tree) {
+    let r = *root;
+    if r.is_null() {
+        *root = n;
+        return;
+    }
+    // SAFETY: (whole block) live nodes per the contract.
+    unsafe {
+        let side = if key(n, t) < key(r, t) { L } else { R };
+        insert(&mut links(r, t)[side], n, t);
+        let child = links(r, t)[side];
+        if (*child).prio > (*r).prio {
+            // Rotate the child up.
+            links(r, t)[side] = links(child, t)[1 - side];
+            links(child, t)[1 - side] = r;
+            *root = child;
+        }
+    }
+}
+
+/// Joins two treaps whose keys are all ordered (`a` before `b`).
+///
+/// # Safety
+/// As for [`insert`].
+unsafe fn merge(a: *mut VmapNode, b: *mut VmapNode, t: Tree) -> *mut VmapNode {
+    if a.is_null() {
+        return b;
+    }
+    if b.is_null() {
+        return a;
+    }
+    // SAFETY: live nodes per the contract.
+    unsafe {
+        if (*a).prio > (*b).prio {
+            links(a, t)[R] = merge(links(a, t)[R], b, t);
+            a
+        } else {
+            links(b, t)[L] = merge(a, links(b, t)[L], t);
+            b
+        }
+    }
+}
+
+/// Treap removal of node `n` (which must be in the tree).
+///
+/// # Safety
+/// As for [`insert`], and `n` must be in the tree under `*root`.
+unsafe fn remove(root: &mut *mut VmapNode, n: *mut VmapNode, t: Tree) {
+    let r = *root;
+    if r.is_null() {
+        return;
+    }
+    // SAFETY: live nodes per the contract.
+    unsafe {
+        if r == n {
+            let l = links(n, t);
+            *root = merge(l[L], l[R], t);
+            *l = [null_mut(); 2];
+            return;
+        }
+        let side = if key(n, t) < key(r, t) { L } else { R };
+        remove(&mut links(r, t)[side], n, t);
+    }
+}
+
+/// The node with the largest key `<= k`, or null.
+///
+/// # Safety
+/// As for [`insert`].
+unsafe fn floor(mut cur: *mut VmapNode, k: (u64, u64), t: Tree) -> *mut VmapNode {
+    let mut best = null_mut();
+    while !cur.is_null() {
+        // SAFETY: live nodes per the contract.
+        unsafe {
+            if key(cur, t) <= k {
+                best = cur;
+                cur = links(cur, t)[R];
+            } else {
+                cur = links(cur, t)[L];
+            }
+        }
+    }
+    best
+}
+
+/// The node with the smallest key `>= k`, or null.
+///
+/// # Safety
+/// As for [`insert`].
+unsafe fn ceil(mut cur: *mut VmapNode, k: (u64, u64), t: Tree) -> *mut VmapNode {
+    let mut best = null_mut();
+    while !cur.is_null() {
+        // SAFETY: live nodes per the contract.
+        unsafe {
+            if key(cur, t) >= k {
+                best = cur;
+                cur = links(cur, t)[L];
+            } else {
+                cur = links(cur, t)[R];
+            }
+        }
+    }
+    best
+}
+
+/// Frees every node of an address tree.
+///
+/// # Safety
+/// The nodes must be owned by the caller and not used afterwards.
+unsafe fn free_tree(n: *mut VmapNode) {
+    if n.is_null() {
+        return;
+    }
+    // SAFETY: owned nodes, each freed once (an address tree holds each node once).
+    unsafe {
+        free_tree((*n).by_addr[L]);
+        free_tree((*n).by_addr[R]);
+        heap_dealloc(n.cast(), Layout::new::<VmapNode>());
     }
 }
 
@@ -91,11 +277,32 @@ pub struct VmapAreas {
     start: u64,
     end: u64,
     inited: bool,
-    free_by_start: BTreeMap<u64, u64>,
-    free_by_size: BTreeSet<(u64, u64)>,
-    busy: BTreeMap<u64, VmArea>,
+    /// Busy areas by start.
+    busy: *mut VmapNode,
+    /// Free ranges by start.
+    free_addr: *mut VmapNode,
+    /// Free ranges by (length, start).
+    free_size: *mut VmapNode,
+    nr_busy: usize,
+    nr_free: usize,
+    free_total: u64,
+    rng: u64,
     freed: [Option<VmArea>; FREED_RING],
     freed_next: usize,
+}
+
+// SAFETY: the nodes are owned by the `VmapAreas` alone (no node is shared or aliased
+// outside it), so moving it to another CPU moves the whole structure.
+unsafe impl Send for VmapAreas {}
+
+impl Drop for VmapAreas {
+    fn drop(&mut self) {
+        // SAFETY: every node is in exactly one address tree and owned by us.
+        unsafe {
+            free_tree(self.busy);
+            free_tree(self.free_addr);
+        }
+    }
 }
 
 impl VmapAreas {
@@ -105,9 +312,13 @@ impl VmapAreas {
             start,
             end,
             inited: false,
-            free_by_start: BTreeMap::new(),
-            free_by_size: BTreeSet::new(),
-            busy: BTreeMap::new(),
+            busy: null_mut(),
+            free_addr: null_mut(),
+            free_size: null_mut(),
+            nr_busy: 0,
+            nr_free: 0,
+            free_total: 0,
+            rng: 0x9e37_79b9_7f4a_7c15 ^ start,
             freed: [None; FREED_RING],
             freed_next: 0,
         }
@@ -118,25 +329,65 @@ impl VmapAreas {
         (VirtAddr::new(self.start), VirtAddr::new(self.end))
     }
 
+    /// A new node from the heap, or `None` (nothing changed).
+    fn new_node(&mut self, area: VmArea) -> Option<*mut VmapNode> {
+        // SAFETY: the layout is non-zero-sized; a null return is handled.
+        let p = unsafe { heap_alloc(Layout::new::<VmapNode>()) }.cast::<VmapNode>();
+        if p.is_null() {
+            return None;
+        }
+        // xorshift64 for the treap priorities.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let node = VmapNode { area, prio: (self.rng >> 32) as u32, by_addr: [null_mut(); 2], by_size: [null_mut(); 2] };
+        // SAFETY: `p` is fresh memory for one node.
+        unsafe { p.write(node) };
+        Some(p)
+    }
+
+    fn free_range(s: u64, len: u64) -> VmArea {
+        VmArea { start: VirtAddr::new(s), size: len, caller: "", nr_pages: 0, kind: VmKind::Vmalloc, phys_addr: None }
+    }
+
     // `new` is const (no allocation), so the initial free range is inserted on first use.
-    fn init(&mut self) {
+    fn init(&mut self) -> Result<(), AreaError> {
         if !self.inited {
-            self.inited = true;
             let (s, e) = (self.start & !(GUARD_SIZE - 1), self.end & !(GUARD_SIZE - 1));
             if e > s {
-                self.insert_free(s, e - s);
+                let n = self.new_node(Self::free_range(s, e - s)).ok_or(AreaError::NoMemory)?;
+                self.insert_free(n);
             }
+            self.inited = true;
         }
+        Ok(())
     }
 
-    fn insert_free(&mut self, s: u64, len: u64) {
-        self.free_by_start.insert(s, len);
-        self.free_by_size.insert((len, s));
+    fn insert_free(&mut self, n: *mut VmapNode) {
+        // SAFETY: `n` is a live node of ours, in no tree; the trees hold only our nodes.
+        unsafe {
+            self.free_total += (*n).area.size;
+            insert(&mut self.free_addr, n, Tree::Addr);
+            insert(&mut self.free_size, n, Tree::Size);
+        }
+        self.nr_free += 1;
     }
 
-    fn remove_free(&mut self, s: u64, len: u64) {
-        self.free_by_start.remove(&s);
-        self.free_by_size.remove(&(len, s));
+    fn remove_free(&mut self, n: *mut VmapNode) {
+        // SAFETY: `n` is a live node in both free trees.
+        unsafe {
+            self.free_total -= (*n).area.size;
+            remove(&mut self.free_addr, n, Tree::Addr);
+            remove(&mut self.free_size, n, Tree::Size);
+        }
+        self.nr_free -= 1;
+    }
+
+    fn busy_node(&self, start: u64) -> Option<*mut VmapNode> {
+        // SAFETY: the busy tree holds only live nodes of ours.
+        let n = unsafe { floor(self.busy, (start, 0), Tree::Addr) };
+        // SAFETY: a non-null result is a live node.
+        (!n.is_null() && unsafe { (*n).area.start.as_u64() } == start).then_some(n)
     }
 
     /// Reserves `size` bytes (rounded up to pages) plus a guard page, best fit.
@@ -152,18 +403,35 @@ impl VmapAreas {
         }
         let size = size.checked_add(GUARD_SIZE - 1).ok_or(AreaError::Overflow)? & !(GUARD_SIZE - 1);
         let need = size.checked_add(GUARD_SIZE).ok_or(AreaError::Overflow)?;
-        self.init();
-        let &(len, s) = self.free_by_size.range((need, 0)..).next().ok_or(AreaError::Exhausted(need))?;
-        self.remove_free(s, len);
-        if len > need {
-            self.insert_free(s + need, len - need);
+        self.init()?;
+        // SAFETY: the size tree holds only live nodes of ours.
+        let fit = unsafe { ceil(self.free_size, (need, 0), Tree::Size) };
+        if fit.is_null() {
+            return Err(AreaError::Exhausted(need));
         }
+        // SAFETY: `fit` is a live free node.
+        let (s, len) = unsafe { ((*fit).area.start.as_u64(), (*fit).area.size) };
         let nr_pages = match kind {
             VmKind::Ioremap => 0,
             _ => (size / PAGE_SIZE as u64) as usize,
         };
         let area = VmArea { start: VirtAddr::new(s), size, caller, nr_pages, kind, phys_addr };
-        self.busy.insert(s, area);
+        // The only allocation, before anything changes: the node of the new busy area
+        // when it splits a free range (the range keeps its node, so long-lived ranges
+        // keep theirs and the heap's layout does not drift; an exact fit reuses it).
+        let busy = if len > need { self.new_node(area).ok_or(AreaError::NoMemory)? } else { fit };
+        self.remove_free(fit);
+        if busy != fit {
+            // SAFETY: `fit` is ours and in no tree now: it becomes the rest of the range.
+            unsafe { (*fit).area = Self::free_range(s + need, len - need) };
+            self.insert_free(fit);
+        }
+        // SAFETY: `busy` is ours and in no tree.
+        unsafe {
+            (*busy).area = area;
+            insert(&mut self.busy, busy, Tree::Addr);
+        }
+        self.nr_busy += 1;
         Ok(area)
     }
 
@@ -175,38 +443,73 @@ impl VmapAreas {
         Ok(area)
     }
 
-    /// Releases without remembering (unwinding a failed allocation).
+    /// Releases without remembering (unwinding a failed allocation). Never allocates.
     pub fn release(&mut self, start: VirtAddr) -> Result<VmArea, AreaError> {
-        let area = self.busy.remove(&start.as_u64()).ok_or(AreaError::NotFound(start))?;
+        let n = self.busy_node(start.as_u64()).ok_or(AreaError::NotFound(start))?;
+        // SAFETY: `n` is a live busy node.
+        let area = unsafe {
+            remove(&mut self.busy, n, Tree::Addr);
+            (*n).area
+        };
+        self.nr_busy -= 1;
         let (mut s, mut len) = (area.start.as_u64(), area.reserved());
-        if let Some((&ps, &pl)) = self.free_by_start.range(..s).next_back() {
-            if ps + pl == s {
-                self.remove_free(ps, pl);
-                s = ps;
-                len += pl;
+        // Merge with the free neighbours. The range that follows keeps its node, else
+        // the one before, else the area's node becomes the free range: nodes of lasting
+        // ranges (the tail of the range, from the first use) stay where they are.
+        // SAFETY: the free trees hold only live nodes of ours; merged nodes are taken
+        // out of both trees before they are reused or given back.
+        unsafe {
+            let mut keep = n;
+            let next = floor(self.free_addr, (s + len, 0), Tree::Addr);
+            let next = if !next.is_null() && (*next).area.start.as_u64() == s + len { next } else { null_mut() };
+            let prev = if s > 0 { floor(self.free_addr, (s - 1, 0), Tree::Addr) } else { null_mut() };
+            let prev =
+                if !prev.is_null() && (*prev).area.start.as_u64() + (*prev).area.size == s { prev } else { null_mut() };
+            if !next.is_null() {
+                self.remove_free(next);
+                len += (*next).area.size;
+                heap_dealloc(keep.cast(), Layout::new::<VmapNode>());
+                keep = next;
             }
+            if !prev.is_null() {
+                self.remove_free(prev);
+                s = (*prev).area.start.as_u64();
+                len += (*prev).area.size;
+                if keep == n {
+                    heap_dealloc(keep.cast(), Layout::new::<VmapNode>());
+                    keep = prev;
+                } else {
+                    heap_dealloc(prev.cast(), Layout::new::<VmapNode>());
+                }
+            }
+            (*keep).area = Self::free_range(s, len);
+            self.insert_free(keep);
         }
-        if let Some(&nl) = self.free_by_start.get(&(s + len)) {
-            self.remove_free(s + len, nl);
-            len += nl;
-        }
-        self.insert_free(s, len);
         Ok(area)
     }
 
     /// The live area starting exactly at `start`.
     pub fn get(&self, start: VirtAddr) -> Option<&VmArea> {
-        self.busy.get(&start.as_u64())
+        // SAFETY: a live busy node, borrowed as long as `self`.
+        self.busy_node(start.as_u64()).map(|n| unsafe { &(*n).area })
+    }
+
+    /// The live area with the largest start `<= va`.
+    fn busy_floor(&self, va: VirtAddr) -> Option<&VmArea> {
+        // SAFETY: the busy tree holds only live nodes of ours.
+        let n = unsafe { floor(self.busy, (va.as_u64(), 0), Tree::Addr) };
+        // SAFETY: a live node, borrowed as long as `self`.
+        (!n.is_null()).then(|| unsafe { &(*n).area })
     }
 
     /// The live area whose usable part contains `va`.
     pub fn find(&self, va: VirtAddr) -> Option<&VmArea> {
-        self.busy.range(..=va.as_u64()).next_back().map(|(_, a)| a).filter(|a| a.contains(va))
+        self.busy_floor(va).filter(|a| a.contains(va))
     }
 
     /// The live area whose guard page contains `va`.
     pub fn find_guard(&self, va: VirtAddr) -> Option<&VmArea> {
-        self.busy.range(..=va.as_u64()).next_back().map(|(_, a)| a).filter(|a| a.guard_contains(va))
+        self.busy_floor(va).filter(|a| a.guard_contains(va))
     }
 
     /// The most recently freed remembered area that contained `va`.
@@ -219,12 +522,31 @@ impl VmapAreas {
 
     /// Live areas in address order.
     pub fn iter(&self) -> impl Iterator<Item = &VmArea> {
-        self.busy.values()
+        let mut from = 0u64;
+        let mut done = false;
+        core::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            // SAFETY: the busy tree holds only live nodes of ours.
+            let n = unsafe { ceil(self.busy, (from, 0), Tree::Addr) };
+            if n.is_null() {
+                done = true;
+                return None;
+            }
+            // SAFETY: a live node, borrowed as long as `self`.
+            let a = unsafe { &(*n).area };
+            match a.start.as_u64().checked_add(1) {
+                Some(f) => from = f,
+                None => done = true,
+            }
+            Some(a)
+        })
     }
 
     /// Number of live areas.
     pub fn nr_areas(&self) -> usize {
-        self.busy.len()
+        self.nr_busy
     }
 
     /// Free bytes (all ranges).
@@ -232,7 +554,7 @@ impl VmapAreas {
         if !self.inited {
             return (self.end - self.start) & !(GUARD_SIZE - 1);
         }
-        self.free_by_start.values().sum()
+        self.free_total
     }
 
     /// Largest free range, guard room included.
@@ -240,7 +562,14 @@ impl VmapAreas {
         if !self.inited {
             return self.free_bytes();
         }
-        self.free_by_size.iter().next_back().map_or(0, |&(l, _)| l)
+        // SAFETY: the size tree holds only live nodes of ours.
+        let n = unsafe { floor(self.free_size, (u64::MAX, u64::MAX), Tree::Size) };
+        if n.is_null() {
+            0
+        } else {
+            // SAFETY: a live node of ours.
+            unsafe { (*n).area.size }
+        }
     }
 
     /// Number of free ranges (fragmentation).
@@ -248,7 +577,7 @@ impl VmapAreas {
         if !self.inited {
             return 1;
         }
-        self.free_by_start.len()
+        self.nr_free
     }
 }
 
@@ -291,6 +620,28 @@ mod tests {
         assert_eq!(a.alloc(K, VmKind::Vmalloc, "z", None), Err(AreaError::Exhausted(2 * K)));
         a.free(v.start).unwrap();
         assert_eq!(a.largest_free(), 8 * K);
+    }
+
+    #[test]
+    fn many_areas_stay_ordered_and_merge_back() {
+        // Enough areas for deep trees; released in an interleaved order.
+        let n = 2000u64;
+        let mut a = VmapAreas::new(S, S + 2 * n * K + 64 * K);
+        let v: Vec<_> = (0..n).map(|_| a.alloc(K, VmKind::Vmalloc, "m", None).unwrap()).collect();
+        assert_eq!(a.nr_areas(), n as usize);
+        let starts: Vec<u64> = a.iter().map(|x| x.start.as_u64()).collect();
+        assert_eq!(starts, (0..n).map(|i| S + 2 * i * K).collect::<Vec<_>>(), "address order");
+        for i in (0..n as usize).step_by(2) {
+            a.free(v[i].start).unwrap();
+        }
+        assert_eq!(a.nr_free_ranges(), n as usize / 2 + 1);
+        assert_eq!(a.find(VirtAddr::new(v[1].start.as_u64() + 5)).unwrap().start, v[1].start);
+        for i in (1..n as usize).step_by(2) {
+            a.free(v[i].start).unwrap();
+        }
+        assert_eq!((a.nr_areas(), a.nr_free_ranges()), (0, 1), "everything merged back");
+        assert_eq!(a.largest_free(), a.free_bytes());
+        assert_eq!(a.free_bytes(), 2 * n * K + 64 * K);
     }
 
     #[test]
