@@ -12,6 +12,12 @@ pub mod baud;
 pub mod revision;
 
 #[cfg(target_os = "none")]
+pub mod arch_timer;
+#[cfg(target_os = "none")]
+pub mod bcm2835_intc;
+#[cfg(target_os = "none")]
+pub mod bcm2836_local;
+#[cfg(target_os = "none")]
 pub mod gpio;
 #[cfg(target_os = "none")]
 pub mod mailbox;

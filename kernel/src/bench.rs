@@ -4,8 +4,8 @@
 //! cycles on a Pi, an emulated count under QEMU).
 
 use crate::cprintln;
-use crate::mm::page_alloc::{self, PAGES};
-use crate::mm::slab::{self, SLAB};
+use crate::mm::page_alloc;
+use crate::mm::slab;
 use crate::prng::xorshift64;
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -42,6 +42,11 @@ fn cycles() -> u64 {
     c
 }
 
+/// Ctrl-C, checked every 1024 iterations (never inside one, so nothing is left held).
+fn stop(i: u64) -> bool {
+    i % 1024 == 0 && crate::tty::signal_pending()
+}
+
 struct Measure {
     ns: u64,
     cycles: Option<u64>,
@@ -57,6 +62,9 @@ fn measure(ops: u64, pmu: bool, f: &mut dyn FnMut()) -> Measure {
 }
 
 fn row(name: &str, ours: &Measure, lla: &Measure) {
+    if crate::tty::signal_pending() {
+        return;
+    }
     let speedup_x100 = lla.ns * 100 / ours.ns.max(1);
     let cyc = match (ours.cycles, lla.cycles) {
         (Some(a), Some(b)) => alloc::format!(" ({a} vs {b} cycles/op)"),
@@ -102,7 +110,10 @@ pub fn run(n: u64) -> bool {
     for size in [8usize, 64, 256, 1024, 4096] {
         let l = Layout::from_size_align(size, 8).unwrap_or(Layout::new::<u64>());
         let ours = measure(n, pmu, &mut || {
-            for _ in 0..n {
+            for i in 0..n {
+                if stop(i) {
+                    break;
+                }
                 if let Some(p) = slab::kmalloc(size, GFP_KERNEL) {
                     // SAFETY: just allocated, freed once.
                     unsafe { slab::kfree(core::hint::black_box(p.as_ptr())) };
@@ -110,7 +121,10 @@ pub fn run(n: u64) -> bool {
             }
         });
         let lla = measure(n, pmu, &mut || {
-            for _ in 0..n {
+            for i in 0..n {
+                if stop(i) {
+                    break;
+                }
                 if let Some(p) = lla_alloc(&mut heap, l) {
                     lla_free(&mut heap, core::hint::black_box(p), l);
                 }
@@ -130,7 +144,10 @@ pub fn run(n: u64) -> bool {
         }
     };
     let ours = measure(rounds * BATCH as u64, pmu, &mut || {
-        for _ in 0..rounds {
+        for r in 0..rounds {
+            if stop(r) {
+                break;
+            }
             for p in ptrs.iter_mut() {
                 let size = 8 + (xorshift64(&mut rng) % 2041) as usize;
                 *p = (slab::kmalloc(size, GFP_KERNEL).map_or(core::ptr::null_mut(), |p| p.as_ptr()), size);
@@ -143,7 +160,10 @@ pub fn run(n: u64) -> bool {
         }
     });
     let lla = measure(rounds * BATCH as u64, pmu, &mut || {
-        for _ in 0..rounds {
+        for r in 0..rounds {
+            if stop(r) {
+                break;
+            }
             for p in ptrs.iter_mut() {
                 let size = 8 + (xorshift64(&mut rng) % 2041) as usize;
                 let l = Layout::from_size_align(size, 8).unwrap_or(Layout::new::<u64>());
@@ -162,14 +182,20 @@ pub fn run(n: u64) -> bool {
     for order in [0u32, 3] {
         let l = Layout::from_size_align(PAGE_SIZE << order, PAGE_SIZE << order).unwrap_or(Layout::new::<u64>());
         let ours = measure(n, pmu, &mut || {
-            for _ in 0..n {
+            for i in 0..n {
+                if stop(i) {
+                    break;
+                }
                 if let Some(va) = page_alloc::__get_free_pages(GFP_KERNEL, order) {
                     let _ = page_alloc::free_pages(core::hint::black_box(va), order);
                 }
             }
         });
         let lla = measure(n, pmu, &mut || {
-            for _ in 0..n {
+            for i in 0..n {
+                if stop(i) {
+                    break;
+                }
                 if let Some(p) = lla_alloc(&mut heap, l) {
                     lla_free(&mut heap, core::hint::black_box(p), l);
                 }
@@ -179,7 +205,9 @@ pub fn run(n: u64) -> bool {
     }
     drop(ptrs);
     let _ = page_alloc::free_pages(area, HEAP_ORDER);
-    SLAB.drain_all();
-    PAGES.drain_all();
+    crate::mm::drain_all_cpu_caches();
+    if crate::tty::signal_pending() {
+        cprintln!("bench: interrupted (^C); the heap and every object were freed");
+    }
     true
 }

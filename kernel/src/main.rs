@@ -76,12 +76,22 @@ mod kmain {
             }
         }
         kernel::mm::init(dtb);
+        kernel::irq::init();
+        kernel::timer::init();
+        kernel::tty::init();
+        boot::cpu::local_irq_enable();
+        pr_info!(
+            "irq: BCM2836 local controller with the BCM2835 controller chained; timer, IPIs and UART RX by interrupt"
+        );
         kernel::smp::smp_init();
-        match kernel::cmdline::option(platform::cmdline(), "sweep").map(kernel::sweep::Phases::parse) {
-            None => kernel::sweep::run(kernel::sweep::Phases::All),
-            Some(Some(p)) => kernel::sweep::run(p),
-            Some(None) => pr_info!("sweep: skipped (sweep=off on the command line; type 'sweep' to run it)"),
-        }
+        // The boot sweep is a foreground command: Ctrl-C interrupts it.
+        let _ = kernel::tty::run_foreground(|| {
+            match kernel::cmdline::option(platform::cmdline(), "sweep").map(kernel::sweep::Phases::parse) {
+                None => kernel::sweep::run(kernel::sweep::Phases::All),
+                Some(Some(p)) => kernel::sweep::run(p),
+                Some(None) => pr_info!("sweep: skipped (sweep=off on the command line; type 'sweep' to run it)"),
+            }
+        });
         kernel::shell::run()
     }
 

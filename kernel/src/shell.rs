@@ -1,5 +1,6 @@
 //! The interactive console on the UART: prompt, line editing, dispatch through the
-//! command registry. Never returns.
+//! command registry. Never returns. Input comes from the interrupt-fed ring of
+//! [`crate::tty`]; with nothing to read the CPU sleeps in `wfi`.
 
 use crate::commands::COMMANDS;
 use crate::console::line::{Event, LineEditor};
@@ -11,8 +12,13 @@ use crate::{cprint, cprintln};
 /// Longest command line accepted.
 pub const LINE_MAX: usize = 128;
 
-/// Runs one command line.
+/// Runs one command line as the foreground command (Ctrl-C interrupts it).
 pub fn execute(line: &str) {
+    // A command that polls for Ctrl-C says itself that it was interrupted.
+    let ((), _interrupted) = crate::tty::run_foreground(|| execute_now(line));
+}
+
+fn execute_now(line: &str) {
     match dispatch(COMMANDS, line) {
         Dispatch::Empty => {}
         Dispatch::Unknown(name) => cprintln!("unknown command '{}' (type help)", name),
@@ -32,8 +38,12 @@ pub fn run() -> ! {
     let mut editor = LineEditor::<LINE_MAX>::new();
     print_raw(PROMPT);
     loop {
-        let Some(b) = board::uart::try_getb() else {
-            mm::sync::cpu_relax();
+        let (full, overrun) = crate::tty::take_lost_input();
+        if full != 0 || overrun != 0 {
+            crate::pr_warn!("console: input lost: {} bytes (ring full), {} (UART overrun)", full, overrun);
+        }
+        let Some(b) = crate::tty::getb() else {
+            crate::tty::wait_for_input();
             continue;
         };
         match editor.feed(b) {

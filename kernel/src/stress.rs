@@ -161,6 +161,10 @@ fn worker(ops: usize) {
     let mut rng = SEED.load(Relaxed) ^ ((cpu as u64 + 1) << 32) ^ board::timer::ticks();
     let mut local: [Option<Item>; LOCAL_MAX] = [None; LOCAL_MAX];
     for _ in 0..ops {
+        // Ctrl-C: stop here; what this CPU holds is handed off and freed as usual.
+        if crate::tty::signal_pending() {
+            break;
+        }
         st.ops.fetch_add(1, Relaxed);
         let r = xorshift64(&mut rng) % 100;
         let slot = (xorshift64(&mut rng) % LOCAL_MAX as u64) as usize;
@@ -306,6 +310,9 @@ pub fn run(ops: usize) -> bool {
     }
     if before != after {
         problems.push(alloc::format!("leak: free pages before={before} after={after}"));
+    }
+    if crate::tty::signal_pending() {
+        cprintln!("stress: interrupted (^C); everything allocated was freed");
     }
     cprintln!("stress: free pages before={} after={}, {} remote frees", before, after, remote);
     if problems.is_empty() {
