@@ -4,6 +4,7 @@
 mod alloc;
 mod bench;
 mod crash;
+mod irq;
 mod mem;
 mod stress;
 mod sweep;
@@ -20,12 +21,14 @@ pub static COMMANDS: &[Command] = &[
     mem::PAGETYPEINFO,
     mem::SLABINFO,
     mem::VMALLOCINFO,
+    irq::INTERRUPTS,
     alloc::ALLOC,
     alloc::FREE,
     alloc::ALLOCS,
     alloc::FAIL_PAGE_ALLOC,
     stress::STRESS,
     bench::BENCH,
+    irq::IRQTEST,
     crash::CRASH,
     system::UPTIME,
     system::REBOOT,
