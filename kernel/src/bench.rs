@@ -44,7 +44,7 @@ fn cycles() -> u64 {
 
 /// Ctrl-C, checked every 1024 iterations (never inside one, so nothing is left held).
 fn stop(i: u64) -> bool {
-    i % 1024 == 0 && crate::tty::signal_pending()
+    i.is_multiple_of(1024) && crate::tty::signal_pending()
 }
 
 struct Measure {

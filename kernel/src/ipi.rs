@@ -47,11 +47,11 @@ pub fn handle(cpu: usize) {
     // Real hardware: the clear is a Device write; the dsb orders it before the reads
     // of the shared data the sender published.
     boot::cpu::dsb_sy();
-    for n in 0..NR_IPI {
+    for (n, counts) in COUNTS.iter().enumerate() {
         if bits & (1 << n) == 0 {
             continue;
         }
-        COUNTS[n][cpu].fetch_add(1, Relaxed);
+        counts[cpu].fetch_add(1, Relaxed);
         match n {
             0 => {} // the interrupt itself woke the idle loop
             1 => crate::smp::generic_smp_call_function_interrupt(cpu),
