@@ -98,6 +98,8 @@ pub fn init() {
 pub fn init_this_cpu() {
     let cpu = boot::cpu::cpu_id();
     board::arch_timer::shutdown();
+    // Whatever the firmware left in this core's IPI mailbox is not an IPI of ours.
+    local::mailbox_clear(cpu, 0, u32::MAX);
     local::enable_virtual_timer_irq(cpu);
     local::enable_mailbox_irq(cpu, 0);
 }

@@ -12,7 +12,9 @@ use crate::{cprint, cprintln};
 /// Longest command line accepted.
 pub const LINE_MAX: usize = 128;
 
-/// Runs one command line as the foreground command (Ctrl-C interrupts it).
+/// Runs one command line as the foreground command (Ctrl-C interrupts it). Never
+/// inlined: call traces of a command show it, as they did before the wrapper.
+#[inline(never)]
 pub fn execute(line: &str) {
     // A command that polls for Ctrl-C says itself that it was interrupted.
     let ((), _interrupted) = crate::tty::run_foreground(|| execute_now(line));
