@@ -530,6 +530,22 @@ def ctrl_c_stops_stress(image):
         check(re.search(r"up \d+\.\d{6} s", out), "console not usable after Ctrl-C", out)
 
 
+
+@test
+def input_ring_overflow_is_reported(image):
+    with boot(image, cmdline="sweep=off") as q:
+        q.send("irqtest 2000\r")
+        q.expect(r"irqtest [0-9]+\n", 30)
+        # 5000 bytes while the command runs: the 4 KiB ring keeps 4096, the rest is counted.
+        q.send("x" * 5000)
+        q.expect(r"^irqtest: OK$", 120)
+        m = q.expect(r"console: input lost: (\d+) bytes \(ring full\), 0 \(UART overrun\)", 60)
+        q.send("\r")
+        check(0 < int(m.group(1)) <= 5000 - 4096, f"lost {m.group(1)} bytes of 5000 with a 4096-byte ring", q.out)
+        q.expect(r"line too long \(at most 128 characters\): ignored", 60)
+        out = q.command("uptime")
+        check(re.search(r"up \d+\.\d{6} s", out), "console not usable after the overflow", out)
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")

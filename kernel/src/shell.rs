@@ -35,15 +35,20 @@ fn execute_now(line: &str) {
     }
 }
 
+/// Says how much input was lost since the last look (never silently).
+fn report_lost_input() {
+    let (full, overrun) = crate::tty::take_lost_input();
+    if full != 0 || overrun != 0 {
+        crate::pr_warn!("console: input lost: {} bytes (ring full), {} (UART overrun)", full, overrun);
+    }
+}
+
 /// The read-eval loop.
 pub fn run() -> ! {
     let mut editor = LineEditor::<LINE_MAX>::new();
     print_raw(PROMPT);
     loop {
-        let (full, overrun) = crate::tty::take_lost_input();
-        if full != 0 || overrun != 0 {
-            crate::pr_warn!("console: input lost: {} bytes (ring full), {} (UART overrun)", full, overrun);
-        }
+        report_lost_input();
         let Some(b) = crate::tty::getb() else {
             crate::tty::wait_for_input();
             continue;
@@ -61,6 +66,7 @@ pub fn run() -> ! {
                 let n = line.len();
                 buf[..n].copy_from_slice(line.as_bytes());
                 execute(core::str::from_utf8(&buf[..n]).unwrap_or(""));
+                report_lost_input();
                 print_raw(PROMPT);
             }
             Event::TooLong { max } => {

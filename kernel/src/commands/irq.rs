@@ -37,7 +37,7 @@ fn interrupts(args: &[&str]) -> Result<(), CommandError> {
     crate::irq::for_each_irq(|r| {
         cprint!("{:>3}: ", r.irq);
         counts_row(&r.counts);
-        cprintln!(" {:>8} {:>3} {:<8} {}", r.chip, r.hwirq, r.trigger, r.name);
+        cprintln!(" {:>8} {:>3} {:<8}  {}", r.chip, r.hwirq, r.trigger, r.name);
     });
     for (n, name) in IPI_NAMES.iter().enumerate().take(NR_IPI) {
         cprint!("IPI{}:", n);
