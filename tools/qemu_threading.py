@@ -9,7 +9,10 @@
    process's CPU time (user + system, /proc/PID/stat) over 20 s of wall time, as a
    percentage of one host CPU.
 
-    tools/qemu_threading.py [--image kernel8.img] [--idle-seconds 20] [--runs 1]
+    tools/qemu_threading.py [--image kernel8.img] [--idle-seconds 20] [--runs N]
+
+With --runs N the two sweeps alternate N times and the fastest of each counts (other
+load on the host only ever slows a run down).
 
 Exit status 0 if the sweep ratio is at most 1.2 and idle costs under 5% of a CPU under
 default threading (the issue's bounds); the numbers are printed either way.
@@ -61,10 +64,16 @@ def main():
     ap.add_argument("--image", default="kernel8.img")
     ap.add_argument("--idle-seconds", type=float, default=20)
     ap.add_argument("--timeout", type=float, default=900, help="seconds allowed for one boot sweep")
+    ap.add_argument("--runs", type=int, default=1, help="alternate the sweeps this often, keep the fastest")
     args = ap.parse_args()
     modes = [("default threading", None), ("thread=single", "tcg,thread=single")]
     try:
-        sweep = {name: sweep_seconds(args.image, accel, args.timeout) for name, accel in modes}
+        sweep = {name: float("inf") for name, _ in modes}
+        for run in range(max(1, args.runs)):
+            for name, accel in modes:
+                took = sweep_seconds(args.image, accel, args.timeout)
+                print(f"run {run + 1}: boot sweep under {name}: {took:.1f} s", flush=True)
+                sweep[name] = min(sweep[name], took)
         idle = {name: idle_cpu(args.image, accel, args.idle_seconds) for name, accel in modes}
     except QemuError as e:
         print(e, file=sys.stderr)
@@ -72,8 +81,8 @@ def main():
     d, s = sweep["default threading"], sweep["thread=single"]
     print(f"boot sweep: default threading {d:.1f} s, thread=single {s:.1f} s, ratio {d / s:.2f}")
     di, si = idle["default threading"], idle["thread=single"]
-    print(f"idle at the prompt over {args.idle_seconds:.0f} s: default threading {100 * di:.1f}% of one host CPU, "
-          f"thread=single {100 * si:.1f}%, ratio {di / si if si else float('inf'):.2f}")
+    print(f"idle at the prompt over {args.idle_seconds:.0f} s: default threading {100 * di:.2f}% of one host CPU, "
+          f"thread=single {100 * si:.2f}%, ratio {f'{di / si:.2f}' if si else 'n/a (both below the clock tick)'}")
     ok = d / s <= 1.2 and di < 0.05
     print("within the bounds (sweep ratio <= 1.2, idle < 5%)" if ok else "OUTSIDE the bounds (sweep ratio <= 1.2, idle < 5%)")
     sys.exit(0 if ok else 1)

@@ -468,7 +468,7 @@ def interrupts_and_irq_allocations(image):
         out = q.command("irqtest 200", 120)
         holding = 0
         for cpu in range(4):
-            m = re.search(rf"^irqtest: cpu{cpu} timer interrupts=(\d+) irq allocations=(\d+) failed=0 "
+            m = re.search(rf"^irqtest: cpu{cpu} timer callbacks=(\d+) irq allocations=(\d+) failed=0 "
                           rf"foreground allocations=(\d+) interrupts while holding a batch=(\d+) corrupt=0$", out, re.M)
             check(m, f"irqtest: no clean line for cpu{cpu}", out)
             check(int(m.group(1)) > 0 and int(m.group(2)) > 0 and int(m.group(3)) > 0, f"cpu{cpu} did not allocate from its timer interrupt", out)

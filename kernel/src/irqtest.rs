@@ -178,7 +178,7 @@ pub fn run(ms: u64) -> bool {
             s.corrupt.load(Relaxed),
         );
         cprintln!(
-            "irqtest: cpu{} timer interrupts={} irq allocations={} failed={} foreground allocations={} interrupts while holding a batch={} corrupt={}",
+            "irqtest: cpu{} timer callbacks={} irq allocations={} failed={} foreground allocations={} interrupts while holding a batch={} corrupt={}",
             cpu, i, a, f, g, h, x
         );
         ok &= i > 0 && a > 0 && f == 0 && x == 0 && g > 0;
