@@ -87,7 +87,8 @@ pub fn run(n: u64) -> bool {
         cprintln!("bench: no {} MiB block for the comparison heap", (PAGE_SIZE << HEAP_ORDER) >> 20);
         return false;
     };
-    // Locked, as a kernel uses it: the kernel's allocators take their (per-CPU) locks too.
+    // Locked, as a kernel uses it: the kernel's allocators take their (per-CPU) locks too,
+    // with interrupts masked (they serve interrupt handlers); so does the heap here.
     let heap = LockedHeap::empty();
     // SAFETY: the block was just allocated for this heap and is freed after it is gone.
     unsafe { heap.lock().init(area.as_mut_ptr(), PAGE_SIZE << HEAP_ORDER) };
@@ -103,9 +104,16 @@ pub fn run(n: u64) -> bool {
         if pmu { "PMCCNTR_EL0" } else { "absent" },
         if slab::slab_debug() { "ON (kmalloc pays for poisoning)" } else { "off" }
     );
-    let lla_alloc = |heap: &mut &LockedHeap, l: Layout| heap.lock().allocate_first_fit(l).ok();
+    let lla_alloc = |heap: &mut &LockedHeap, l: Layout| {
+        let _irq = mm::sync::IrqGuard::new();
+        heap.lock().allocate_first_fit(l).ok()
+    };
     // SAFETY: pointers come from the same heap with the same layout, freed once.
-    let lla_free = |heap: &mut &LockedHeap, p: NonNull<u8>, l: Layout| unsafe { heap.lock().deallocate(p, l) };
+    let lla_free = |heap: &mut &LockedHeap, p: NonNull<u8>, l: Layout| {
+        let _irq = mm::sync::IrqGuard::new();
+        // SAFETY: as above.
+        unsafe { heap.lock().deallocate(p, l) }
+    };
 
     for size in [8usize, 64, 256, 1024, 4096] {
         let l = Layout::from_size_align(size, 8).unwrap_or(Layout::new::<u64>());
