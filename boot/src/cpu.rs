@@ -77,11 +77,13 @@ pub fn sev() {
     unsafe { asm!("dsb sy", "sev", options(nostack, preserves_flags)) };
 }
 
-/// Stops this core for good.
+/// Stops this core for good: interrupts masked, asleep in `wfi` (which returns only
+/// while a masked interrupt is pending, so the loop idles rather than spins; QEMU's
+/// default threading treats `wfe` as a yield and would burn a host CPU).
 pub fn halt() -> ! {
     local_irq_save();
     loop {
-        wfe();
+        wfi();
     }
 }
 

@@ -55,7 +55,11 @@ pub fn handle(cpu: usize) {
         match n {
             0 => {} // the interrupt itself woke the idle loop
             1 => crate::smp::generic_smp_call_function_interrupt(cpu),
-            _ => boot::cpu::halt(),
+            _ => {
+                // No timer interrupt left pending to wake the parked CPU's wfi.
+                board::arch_timer::shutdown();
+                boot::cpu::halt()
+            }
         }
     }
     if bits >> NR_IPI != 0 {
