@@ -13,9 +13,10 @@
 //! - [`smp_call_function_single`] / [`smp_call_function_many`] (Linux's names): a short
 //!   function runs in interrupt context on the target (draining its per-CPU lists,
 //!   arming its timer); the caller may wait for completion.
-//! - [`run_on`] / [`wait`]: long work (a `stress` worker) runs in the target's idle
-//!   loop, in task context with interrupts enabled; the reschedule IPI wakes the target
-//!   and, when the work is done, wakes the CPU that waits for it.
+//! - [`run_on`] / [`wait`]: long work (a `stress` worker) is handed over with
+//!   [`smp_call_function_single`] (the target takes it into its own slot in the IPI)
+//!   and runs in the target's idle loop, in task context with interrupts enabled; when
+//!   it is done, a reschedule IPI wakes the CPU that waits for it.
 
 use crate::idle;
 use crate::ipi::{self, Ipi};
@@ -191,22 +192,49 @@ fn idle(cpu: usize) -> ! {
     }
 }
 
-/// Starts `f(arg)` on `cpu` (which must be online and idle) in its idle loop, woken by
-/// a reschedule IPI; returns a ticket for [`wait`].
+/// A hand-off request from one CPU (indexed by the requesting CPU; it waits for the
+/// answer, so nothing else touches its entry meanwhile).
+struct WorkRequest {
+    func: usize,
+    arg: usize,
+    answer: Option<Result<u64, &'static str>>,
+}
+
+static REQUESTS: [SpinLock<WorkRequest>; NR_CPUS] =
+    [const { SpinLock::new(WorkRequest { func: 0, arg: 0, answer: None }) }; NR_CPUS];
+
+/// On the target, in the function-call IPI: takes the work into this CPU's own slot,
+/// which its idle loop runs once the interrupt returns.
+fn accept_work(requester: usize) {
+    let me = this_cpu();
+    let mut r = REQUESTS[requester % NR_CPUS].lock();
+    if me.work.load(Ordering::Acquire) != 0 {
+        r.answer = Some(Err("CPU busy"));
+        return;
+    }
+    let ticket = me.done.load(Ordering::Acquire) + 1;
+    me.requester.store(requester, Ordering::Release);
+    me.arg.store(r.arg, Ordering::Release);
+    me.work.store(r.func, Ordering::Release);
+    r.answer = Some(Ok(ticket));
+}
+
+/// Hands `f(arg)` to `cpu` (online, idle, not this one) through
+/// [`smp_call_function_single`]: the target accepts it in the IPI and runs it in its
+/// idle loop, in task context. Returns a ticket for [`wait`].
 pub fn run_on(cpu: usize, f: fn(usize), arg: usize) -> Result<u64, &'static str> {
-    if cpu >= NR_CPUS || online_mask() & (1 << cpu) == 0 || cpu == boot::cpu::cpu_id() {
+    let me = boot::cpu::cpu_id();
+    if cpu >= NR_CPUS || online_mask() & (1 << cpu) == 0 || cpu == me {
         return Err("CPU not online (or is the caller)");
     }
-    let pc = &PERCPU[cpu];
-    if pc.work.load(Ordering::Acquire) != 0 {
-        return Err("CPU busy");
+    {
+        let mut r = REQUESTS[me].lock();
+        r.func = f as usize;
+        r.arg = arg;
+        r.answer = None;
     }
-    let ticket = pc.done.load(Ordering::Acquire) + 1;
-    pc.requester.store(boot::cpu::cpu_id(), Ordering::Release);
-    pc.arg.store(arg, Ordering::Release);
-    pc.work.store(f as usize, Ordering::Release);
-    ipi::send(cpu, Ipi::Reschedule);
-    Ok(ticket)
+    smp_call_function_single(cpu, accept_work, me, true).map_err(|_| "CPU did not answer")?;
+    REQUESTS[me].lock().answer.take().unwrap_or(Err("CPU did not answer"))
 }
 
 /// Sleeps (in `wfi`) until `cpu` has finished the work of `ticket`.
