@@ -9,7 +9,7 @@
    process's CPU time (user + system, /proc/PID/stat) over 20 s of wall time, as a
    percentage of one host CPU.
 
-    tools/qemu_threading.py [--image kernel8.img] [--idle-seconds 20] [--runs N]
+    tools/qemu_threading.py [--image kernel8.img] [--idle-seconds 20] [--runs N (default 2)]
 
 With --runs N the two sweeps alternate N times and the fastest of each counts (other
 load on the host only ever slows a run down).
@@ -64,7 +64,7 @@ def main():
     ap.add_argument("--image", default="kernel8.img")
     ap.add_argument("--idle-seconds", type=float, default=20)
     ap.add_argument("--timeout", type=float, default=900, help="seconds allowed for one boot sweep")
-    ap.add_argument("--runs", type=int, default=1, help="alternate the sweeps this often, keep the fastest")
+    ap.add_argument("--runs", type=int, default=2, help="alternate the sweeps this often, keep the fastest")
     args = ap.parse_args()
     modes = [("default threading", None), ("thread=single", "tcg,thread=single")]
     try:
