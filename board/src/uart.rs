@@ -1,4 +1,5 @@
-//! PL011 UART0 on GPIO14 (TXD) / GPIO15 (RXD), 8N1, polled.
+//! PL011 UART0 on GPIO14 (TXD) / GPIO15 (RXD), 8N1: polled transmit, receive by
+//! interrupt once [`enable_rx_interrupt`] is called ([`try_getb`] polls before that).
 //!
 //! On a Pi 3 the PL011 is wired to the Bluetooth modem until GPIO14/15 are switched to
 //! ALT0, which [`init`] does; QEMU prints even without any of this, so only real
@@ -93,7 +94,7 @@ pub fn init(clock_hz: u32) {
     uart.ifls.write(IFLS::RXIFLSEL::OneEighth);
 }
 
-/// Receive error bits in a DR read (PL011 TRM 3.3.1): overrun, break, parity, framing.
+/// Overrun error bit of a DR read (PL011 TRM 3.3.1): the FIFO was full, a byte was lost.
 const DR_OE: u32 = 1 << 11;
 
 /// Unmasks the receive and receive-timeout interrupts (PL011 TRM 3.3.15, UARTIMSC):
@@ -101,11 +102,6 @@ const DR_OE: u32 = 1 << 11;
 pub fn enable_rx_interrupt() {
     UART0.icr.set(0x7ff);
     UART0.imsc.write(IMSC::RXIM::SET + IMSC::RTIM::SET);
-}
-
-/// Masks every UART interrupt.
-pub fn disable_interrupts() {
-    UART0.imsc.set(0);
 }
 
 /// The receive interrupt: empties the RX FIFO into `sink` (which clears the RX and

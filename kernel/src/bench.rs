@@ -108,10 +108,9 @@ pub fn run(n: u64) -> bool {
         let _irq = mm::sync::IrqGuard::new();
         heap.lock().allocate_first_fit(l).ok()
     };
-    // SAFETY: pointers come from the same heap with the same layout, freed once.
     let lla_free = |heap: &mut &LockedHeap, p: NonNull<u8>, l: Layout| {
         let _irq = mm::sync::IrqGuard::new();
-        // SAFETY: as above.
+        // SAFETY: pointers come from the same heap with the same layout, freed once.
         unsafe { heap.lock().deallocate(p, l) }
     };
 
