@@ -548,6 +548,20 @@ def input_ring_overflow_is_reported(image):
         out = q.command("uptime")
         check(re.search(r"up \d+\.\d{6} s", out), "console not usable after the overflow", out)
 
+
+@test
+def ctrl_c_stops_bench(image):
+    with boot(image, cmdline="sweep=off") as q:
+        before = q.command("buddyinfo")
+        q.send("bench 10000000\r")
+        q.expect(r"bench: 10000000 iterations per workload", 60)
+        time.sleep(2)
+        q.send("\x03")
+        q.expect(r"bench: interrupted \(\^C\); the heap and every object were freed", 120)
+        q.expect("^" + re.escape(PROMPT), 60)
+        check(buddy_counts(q.command("buddyinfo"))[12:] == buddy_counts(before)[12:],
+              "the 16 MiB heap block did not come back after Ctrl-C", before)
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")
