@@ -17,9 +17,9 @@ PYTHON      ?= python3
 HOST_TRIPLE  = $(shell rustc -vV | sed -n 's/^host: //p')
 LLVM_BIN     = $(shell rustc --print sysroot)/lib/rustlib/$(HOST_TRIPLE)/bin
 QEMU        ?= qemu-system-aarch64
-# Single-threaded TCG: the three parked secondary cores spin in the firmware stub and,
-# with one host thread each, starve core 0 on small machines (10x slower allocators).
-QEMU_ARGS   := -M raspi3b -accel tcg,thread=single -kernel $(IMG) -serial stdio -display none
+# QEMU's default threading (one host thread per vCPU): idle cores sleep in wfi and cost
+# nothing (tools/qemu_threading.py measures it against thread=single).
+QEMU_ARGS   := -M raspi3b -kernel $(IMG) -serial stdio -display none
 FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 

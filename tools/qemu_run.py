@@ -26,11 +26,11 @@ class QemuError(Exception):
 
 
 class Qemu:
-    def __init__(self, image, extra_args=(), log=None, cmdline=None, accel="tcg,thread=single"):
-        # Single-threaded TCG by default: with one host thread per vCPU the parked
-        # secondaries starve core 0 on a 2-core machine.
-        cmd = [QEMU, "-M", "raspi3b", "-accel", accel, "-kernel", image, "-serial", "stdio",
-               "-display", "none", "-no-reboot", "-monitor", "none", *extra_args]
+    def __init__(self, image, extra_args=(), log=None, cmdline=None, accel=None):
+        # QEMU's default threading (one host thread per vCPU) unless `accel` says
+        # otherwise: idle CPUs sleep in wfi, so they cost no host time.
+        cmd = [QEMU, "-M", "raspi3b", *(["-accel", accel] if accel else []), "-kernel", image,
+               "-serial", "stdio", "-display", "none", "-no-reboot", "-monitor", "none", *extra_args]
         if cmdline is not None:
             cmd += ["-append", cmdline]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

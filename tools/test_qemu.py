@@ -623,6 +623,128 @@ from test_robustness import register as _register_robustness  # noqa: E402
 _register_robustness(test, boot, check)
 
 
+
+
+# ---------------------------------------------------------------- interrupts (issue 14)
+def interrupt_rows(out):
+    """Parses `interrupts`: {name: [per-CPU counts]} for IRQ rows (by handler) and IPIs."""
+    rows = {}
+    header = out.splitlines()[0] if out else ""
+    ncpu = len(re.findall(r"CPU\d+", header))
+    for line in out.splitlines()[1:]:
+        m = re.match(r"^\s*(\w+):((?:\s+\d+){%d})\s+(.*)$" % ncpu, line)
+        if not m:
+            continue
+        counts = [int(x) for x in m.group(2).split()]
+        label = m.group(1)
+        rows[label if not label.isdigit() else m.group(3).split()[-1]] = counts
+    return ncpu, rows
+
+
+@test
+def interrupts_and_irq_allocations(image):
+    with boot(image, cmdline="sweep=off") as q:
+        ncpu, before = interrupt_rows(q.command("interrupts"))
+        check(ncpu == 4, "interrupts header does not list 4 CPUs")
+        for name in ["arch_timer", "uart-pl011", "IPI0", "IPI1", "SPU"]:
+            check(name in before, f"interrupts has no {name} row", str(before))
+        out = q.command("irqtest 200", 120)
+        holding = 0
+        for cpu in range(4):
+            m = re.search(rf"^irqtest: cpu{cpu} timer callbacks=(\d+) irq allocations=(\d+) failed=0 "
+                          rf"foreground allocations=(\d+) interrupts while holding a batch=(\d+) corrupt=0$", out, re.M)
+            check(m, f"irqtest: no clean line for cpu{cpu}", out)
+            check(int(m.group(1)) > 0 and int(m.group(2)) > 0 and int(m.group(3)) > 0, f"cpu{cpu} did not allocate from its timer interrupt", out)
+            holding += int(m.group(4))
+        check(holding > 0, "no interrupt landed while the foreground held allocations", out)
+        check(re.search(r"^irqtest: 4 CPUs, 200 ms; free pages before=(\d+) after=\1$", out, re.M), "irqtest leak check", out)
+        check(re.search(r"^irqtest: OK$", out, re.M), "irqtest did not say OK", out)
+        out = q.command("interrupts")
+        _, after = interrupt_rows(out)
+        for cpu in range(4):
+            check(after["arch_timer"][cpu] > before["arch_timer"][cpu], f"timer count did not rise on CPU{cpu}", out)
+            ipis = lambda rows: sum(rows[k][cpu] for k in rows if k.startswith("IPI"))
+            check(ipis(after) > ipis(before), f"IPI counts did not rise on CPU{cpu}", out)
+        check(after["uart-pl011"][0] > before["uart-pl011"][0], "UART interrupts did not rise", out)
+        check("irqtest: MS must be 1..=60000" in q.command("irqtest 0"), "bad MS accepted")
+
+
+@test
+def ctrl_c_stops_boot_sweep(image):
+    with Qemu(image, cmdline="") as q:
+        # In the longest phase, vmalloc in 4 MB steps up to all of memory.
+        q.expect(r"pages=  2048, size=    8 MB \.\.\. vmalloc OK", BOOT_TIMEOUT)
+        q.send("\x03")
+        q.expect(r"sweep: interrupted \(\^C\); the rest is skipped", 120)
+        q.expect(r"sweep: leak check: free pages before=(\d+) after=\1 OK", 60)
+        q.expect("^" + re.escape(PROMPT), 60)
+        check("sweep: this kernel:" not in q.out and "bisection:" not in q.out, "the sweep ran to its end despite Ctrl-C", q.out)
+        out = q.command("uptime")
+        check(re.search(r"up \d+\.\d{6} s", out), "console not usable after Ctrl-C", out)
+
+
+@test
+def typed_ahead_runs_after_sweep(image):
+    with Qemu(image, cmdline="") as q:
+        q.expect(r"Allocating memory with __get_free_pages", BOOT_TIMEOUT)
+        # More than the PL011's 16-byte FIFO, typed while the sweep runs.
+        q.send("uptime\rbuddyinfo\rmeminfo\r")
+        m = q.expect(r"sweep: leak check: free pages before=(\d+) after=\1 OK", BOOT_TIMEOUT)
+        sweep_end = m.end()
+        q.expect(r"up \d+\.\d{6} s", 60)
+        q.expect(r"Node 0, zone   Normal", 60)
+        m = q.expect(r"MemTotal:\s+\d+ kB", 60)
+        check(not re.search(r"up \d+\.\d{6} s", q.out[:sweep_end]), "typed command ran before the sweep ended", q.out)
+        check("input lost" not in q.out, "typed-ahead input was lost", q.out)
+
+
+@test
+def ctrl_c_stops_stress(image):
+    with boot(image, cmdline="sweep=off") as q:
+        q.send("stress 1000000\r")
+        q.expect(r"stress: 4 CPUs online, 1000000 operations per CPU", 60)
+        time.sleep(2)
+        q.send("\x03")
+        q.expect(r"stress: interrupted \(\^C\); everything allocated was freed", 120)
+        q.expect(r"stress: free pages before=(\d+) after=\1,", 60)
+        q.expect(r"^stress: OK$", 60)
+        q.expect("^" + re.escape(PROMPT), 60)
+        out = q.command("uptime")
+        check(re.search(r"up \d+\.\d{6} s", out), "console not usable after Ctrl-C", out)
+
+
+
+@test
+def input_ring_overflow_is_reported(image):
+    with boot(image, cmdline="sweep=off") as q:
+        q.send("irqtest 2000\r")
+        q.expect(r"irqtest [0-9]+\n", 30)
+        # 5000 bytes while the command runs: the 4 KiB ring keeps 4096, the rest is counted.
+        q.send("x" * 5000)
+        q.expect(r"^irqtest: OK$", 120)
+        m = q.expect(r"console: input lost: (\d+) bytes \(ring full\), 0 \(UART overrun\)", 60)
+        # Enter once the shell has begun reading the kept bytes (the ring has room again).
+        q.expect("x" * 128, 60)
+        q.send("\r")
+        check(0 < int(m.group(1)) <= 5000 - 4096, f"lost {m.group(1)} bytes of 5000 with a 4096-byte ring", q.out)
+        q.expect(r"line too long \(at most 128 characters\): ignored", 60)
+        out = q.command("uptime")
+        check(re.search(r"up \d+\.\d{6} s", out), "console not usable after the overflow", out)
+
+
+@test
+def ctrl_c_stops_bench(image):
+    with boot(image, cmdline="sweep=off") as q:
+        before = q.command("buddyinfo")
+        q.send("bench 10000000\r")
+        q.expect(r"bench: 10000000 iterations per workload", 60)
+        time.sleep(2)
+        q.send("\x03")
+        q.expect(r"bench: interrupted \(\^C\); the heap and every object were freed", 120)
+        q.expect("^" + re.escape(PROMPT), 60)
+        check(buddy_counts(q.command("buddyinfo"))[12:] == buddy_counts(before)[12:],
+              "the 16 MiB heap block did not come back after Ctrl-C", before)
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")

@@ -16,6 +16,12 @@ pub mod revision;
 pub mod uart;
 
 #[cfg(target_os = "none")]
+pub mod arch_timer;
+#[cfg(target_os = "none")]
+pub mod bcm2835_intc;
+#[cfg(target_os = "none")]
+pub mod bcm2836_local;
+#[cfg(target_os = "none")]
 pub mod clock;
 #[cfg(target_os = "none")]
 pub mod gpio;

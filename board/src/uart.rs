@@ -1,4 +1,5 @@
-//! PL011 UART0 on GPIO14 (TXD) / GPIO15 (RXD), 8N1, polled.
+//! PL011 UART0 on GPIO14 (TXD) / GPIO15 (RXD), 8N1: polled transmit, receive by
+//! interrupt once [`enable_rx_interrupt`] is called ([`try_getb`] polls before that).
 //!
 //! On a Pi 3 the PL011 is wired to the Bluetooth modem until GPIO14/15 are switched to
 //! ALT0, which [`init`] does; QEMU prints even without any of this, so only real
@@ -47,6 +48,16 @@ register_bitfields! {
         /// FIFOs enabled.
         FEN OFFSET(4) NUMBITS(1) []
     ],
+    IFLS [
+        /// Receive interrupt FIFO level: 1/8 full (2 of 16 bytes).
+        RXIFLSEL OFFSET(3) NUMBITS(3) [OneEighth = 0b000]
+    ],
+    IMSC [
+        /// Receive timeout interrupt (data waiting below the FIFO level).
+        RTIM OFFSET(6) NUMBITS(1) [],
+        /// Receive interrupt (FIFO level reached).
+        RXIM OFFSET(4) NUMBITS(1) []
+    ],
     CR [
         /// Receive enable.
         RXE OFFSET(9) NUMBITS(1) [],
@@ -69,8 +80,8 @@ register_structs! {
         (0x28 => fbrd: WriteOnly<u32>),
         (0x2c => lcr_h: WriteOnly<u32, LCR_H::Register>),
         (0x30 => cr: ReadWrite<u32, CR::Register>),
-        (0x34 => _reserved2),
-        (0x38 => imsc: WriteOnly<u32>),
+        (0x34 => ifls: WriteOnly<u32, IFLS::Register>),
+        (0x38 => imsc: WriteOnly<u32, IMSC::Register>),
         (0x3c => _reserved3),
         (0x44 => icr: WriteOnly<u32>),
         (0x48 => @END),
@@ -138,7 +149,44 @@ mod hw {
         uart.lcr_h.write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
         uart.imsc.set(0);
         uart.cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+        // RX interrupt at 1/8 full (PL011 TRM 3.3.14); masked until enable_rx_interrupt.
+        uart.ifls.write(IFLS::RXIFLSEL::OneEighth);
         drained
+    }
+
+    /// Unmasks the receive and receive-timeout interrupts (PL011 TRM 3.3.15, UARTIMSC):
+    /// the UART raises GPU IRQ 57 while received data waits. The caller has a handler.
+    pub fn enable_rx_interrupt() {
+        UART0.icr.set(0x7ff);
+        UART0.imsc.write(IMSC::RXIM::SET + IMSC::RTIM::SET);
+    }
+
+    /// The receive interrupt: empties the RX FIFO into `sink` (which clears the RX and
+    /// receive-timeout interrupts, PL011 TRM 3.4.2); returns how many bytes came with the
+    /// overrun flag (the FIFO was full and a byte was lost in the UART itself). Bytes
+    /// with a framing, parity or break error are dropped, as in [`try_getb`]. Bounded by
+    /// the FIFO's 16 entries plus what arrives meanwhile.
+    pub fn drain_rx(mut sink: impl FnMut(u8)) -> u32 {
+        let mut overruns = 0;
+        for _ in 0..64 {
+            if UART0.fr.is_set(FR::RXFE) {
+                break;
+            }
+            let d = UART0.dr.get();
+            if d & DR::OE::SET.value != 0 {
+                overruns += 1;
+            }
+            // The byte that carries OE is itself good (the one after it was lost).
+            if let Some(b) = rx_byte(d & !DR::OE::SET.value) {
+                sink(b);
+            }
+        }
+        // RX and receive-timeout clear as the FIFO empties; clear the error interrupts
+        // (OE, BE, PE, FE: bits 10..7) only, so a byte that arrived meanwhile still
+        // raises its interrupt.
+        UART0.icr.set(0x780);
+        UART0.rsr_ecr.set(0);
+        overruns
     }
 
     /// Sends one byte, waiting (at most [`TX_TIMEOUT_US`]) for room in the FIFO.
@@ -181,7 +229,7 @@ mod hw {
 }
 
 #[cfg(target_os = "none")]
-pub use hw::{flush, init, putb, puts, try_getb};
+pub use hw::{drain_rx, enable_rx_interrupt, flush, init, putb, puts, try_getb};
 
 #[cfg(test)]
 mod tests {

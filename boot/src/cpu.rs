@@ -44,6 +44,27 @@ pub fn local_irq_restore(daif: u64) {
     unsafe { asm!("msr daif, {}", in(reg) daif, options(nomem, nostack, preserves_flags)) };
 }
 
+/// Unmasks IRQ and FIQ on this core (Linux's `local_irq_enable`).
+pub fn local_irq_enable() {
+    // SAFETY: changes only this core's interrupt mask; a compiler barrier.
+    unsafe { asm!("msr daifclr, #3", options(nostack, preserves_flags)) };
+}
+
+/// Masks IRQ and FIQ on this core (Linux's `local_irq_disable`).
+pub fn local_irq_disable() {
+    // SAFETY: changes only this core's interrupt mask; a compiler barrier.
+    unsafe { asm!("msr daifset, #3", options(nostack, preserves_flags)) };
+}
+
+/// Waits for an interrupt: the core sleeps until an interrupt is pending, masked or
+/// not (Arm ARM D1.16.2), so `wfi` with IRQs masked followed by unmasking is the
+/// race-free idle of Linux's `cpu_do_idle`. The `dsb` first completes outstanding
+/// memory accesses, as Linux does.
+pub fn wfi() {
+    // SAFETY: waits for an interrupt; no memory-safety effects.
+    unsafe { asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
+}
+
 /// Waits for an event (cheap idle).
 pub fn wfe() {
     // SAFETY: waits for an event; no memory effects.
@@ -56,11 +77,13 @@ pub fn sev() {
     unsafe { asm!("dsb sy", "sev", options(nostack, preserves_flags)) };
 }
 
-/// Stops this core for good.
+/// Stops this core for good: interrupts masked, asleep in `wfi` (which returns only
+/// while a masked interrupt is pending, so the loop idles rather than spins; QEMU's
+/// default threading treats `wfe` as a yield and would burn a host CPU).
 pub fn halt() -> ! {
     local_irq_save();
     loop {
-        wfe();
+        wfi();
     }
 }
 

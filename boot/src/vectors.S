@@ -11,6 +11,13 @@
 // 64 KiB stack slot (sp % 64 KiB < 4 KiB after making room for the frame) cannot save
 // anything on that stack, so it switches to the CPU's emergency stack first. TPIDRRO_EL0
 // and TPIDR_EL0 serve as scratch registers: the kernel runs nothing at EL0.
+//
+// Interrupts: an IRQ taken at EL1h (the only place the kernel unmasks them) saves the
+// same frame and calls the kernel's `handle_irq(frame)`, which dispatches to the
+// registered handlers and returns; the frame is restored and `eret` resumes the
+// interrupted code with its PSTATE (the I bit clear again). Handlers run with IRQs
+// masked (the exception entry set PSTATE.I), on the interrupted stack. IRQs from any
+// other vector are unexpected and go to `handle_exception` like a fault.
 
 .equ FRAME_SIZE,        288
 .equ KIND_OVERFLOW,     16
@@ -47,6 +54,22 @@
     mov     x0, sp
     mov     x1, #\kind
     bl      handle_exception
+    b       exception_return
+.endm
+
+// An IRQ at EL1h: save the frame (ESR and FAR mean nothing for an interrupt and are
+// stored as 0), call handle_irq(frame), restore and return.
+.macro IRQ_ENTRY
+    sub     sp, sp, #FRAME_SIZE
+    SAVE_REGS
+    add     x0, sp, #FRAME_SIZE
+    mrs     x1, elr_el1
+    stp     x0, x1, [sp, #248]
+    mrs     x0, spsr_el1
+    stp     x0, xzr, [sp, #264]
+    str     xzr, [sp, #280]
+    mov     x0, sp
+    bl      handle_irq
     b       exception_return
 .endm
 
@@ -87,7 +110,7 @@ el1t_sync:      ENTRY 0
 el1t_irq:       ENTRY 1
 el1t_fiq:       ENTRY 2
 el1t_serror:    ENTRY 3
-el1h_irq:       ENTRY 5
+el1h_irq:       IRQ_ENTRY
 el1h_fiq:       ENTRY 6
 el1h_serror:    ENTRY 7
 el0_64_sync:    ENTRY 8

@@ -4,8 +4,8 @@
 //! cycles on a Pi, an emulated count under QEMU).
 
 use crate::cprintln;
-use crate::mm::page_alloc::{self, PAGES};
-use crate::mm::slab::{self, SLAB};
+use crate::mm::page_alloc;
+use crate::mm::slab;
 use crate::prng::xorshift64;
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -42,6 +42,11 @@ fn cycles() -> u64 {
     c
 }
 
+/// Ctrl-C, checked every 1024 iterations (never inside one, so nothing is left held).
+fn stop(i: u64) -> bool {
+    i.is_multiple_of(1024) && crate::tty::signal_pending()
+}
+
 struct Measure {
     ns: u64,
     cycles: Option<u64>,
@@ -69,6 +74,9 @@ impl core::fmt::Display for Cycles {
 }
 
 fn row(name: core::fmt::Arguments<'_>, ours: &Measure, lla: &Measure) {
+    if crate::tty::signal_pending() {
+        return;
+    }
     let speedup_x100 = lla.ns * 100 / ours.ns.max(1);
     let cyc = Cycles(ours.cycles, lla.cycles);
     cprintln!(
@@ -88,7 +96,8 @@ pub fn run(n: u64) -> bool {
         cprintln!("bench: no {} MiB block for the comparison heap", (PAGE_SIZE << HEAP_ORDER) >> 20);
         return false;
     };
-    // Locked, as a kernel uses it: the kernel's allocators take their (per-CPU) locks too.
+    // Locked, as a kernel uses it: the kernel's allocators take their (per-CPU) locks too,
+    // with interrupts masked (they serve interrupt handlers); so does the heap here.
     let heap = LockedHeap::empty();
     // SAFETY: the block was just allocated for this heap and is freed after it is gone.
     unsafe { heap.lock().init(area.as_mut_ptr(), PAGE_SIZE << HEAP_ORDER) };
@@ -104,14 +113,23 @@ pub fn run(n: u64) -> bool {
         if pmu { "PMCCNTR_EL0" } else { "absent" },
         if slab::slab_debug() { "ON (kmalloc pays for poisoning)" } else { "off" }
     );
-    let lla_alloc = |heap: &mut &LockedHeap, l: Layout| heap.lock().allocate_first_fit(l).ok();
-    // SAFETY: pointers come from the same heap with the same layout, freed once.
-    let lla_free = |heap: &mut &LockedHeap, p: NonNull<u8>, l: Layout| unsafe { heap.lock().deallocate(p, l) };
+    let lla_alloc = |heap: &mut &LockedHeap, l: Layout| {
+        let _irq = mm::sync::IrqGuard::new();
+        heap.lock().allocate_first_fit(l).ok()
+    };
+    let lla_free = |heap: &mut &LockedHeap, p: NonNull<u8>, l: Layout| {
+        let _irq = mm::sync::IrqGuard::new();
+        // SAFETY: pointers come from the same heap with the same layout, freed once.
+        unsafe { heap.lock().deallocate(p, l) }
+    };
 
     for size in [8usize, 64, 256, 1024, 4096] {
         let l = Layout::from_size_align(size, 8).unwrap_or(Layout::new::<u64>());
         let ours = measure(n, pmu, &mut || {
-            for _ in 0..n {
+            for i in 0..n {
+                if stop(i) {
+                    break;
+                }
                 if let Some(p) = slab::kmalloc(size, GFP_KERNEL) {
                     // SAFETY: just allocated, freed once.
                     unsafe { slab::kfree(core::hint::black_box(p.as_ptr())) };
@@ -119,7 +137,10 @@ pub fn run(n: u64) -> bool {
             }
         });
         let lla = measure(n, pmu, &mut || {
-            for _ in 0..n {
+            for i in 0..n {
+                if stop(i) {
+                    break;
+                }
                 if let Some(p) = lla_alloc(&mut heap, l) {
                     lla_free(&mut heap, core::hint::black_box(p), l);
                 }
@@ -140,7 +161,10 @@ pub fn run(n: u64) -> bool {
         }
     };
     let ours = measure(rounds * BATCH as u64, pmu, &mut || {
-        for _ in 0..rounds {
+        for r in 0..rounds {
+            if stop(r) {
+                break;
+            }
             for p in ptrs.iter_mut() {
                 let size = 8 + (xorshift64(&mut rng) % 2041) as usize;
                 *p = (slab::kmalloc(size, GFP_KERNEL).map_or(core::ptr::null_mut(), |p| p.as_ptr()), size);
@@ -153,7 +177,10 @@ pub fn run(n: u64) -> bool {
         }
     });
     let lla = measure(rounds * BATCH as u64, pmu, &mut || {
-        for _ in 0..rounds {
+        for r in 0..rounds {
+            if stop(r) {
+                break;
+            }
             for p in ptrs.iter_mut() {
                 let size = 8 + (xorshift64(&mut rng) % 2041) as usize;
                 let l = Layout::from_size_align(size, 8).unwrap_or(Layout::new::<u64>());
@@ -172,14 +199,20 @@ pub fn run(n: u64) -> bool {
     for order in [0u32, 3] {
         let l = Layout::from_size_align(PAGE_SIZE << order, PAGE_SIZE << order).unwrap_or(Layout::new::<u64>());
         let ours = measure(n, pmu, &mut || {
-            for _ in 0..n {
+            for i in 0..n {
+                if stop(i) {
+                    break;
+                }
                 if let Some(va) = page_alloc::__get_free_pages(GFP_KERNEL, order) {
                     let _ = page_alloc::free_pages(core::hint::black_box(va), order);
                 }
             }
         });
         let lla = measure(n, pmu, &mut || {
-            for _ in 0..n {
+            for i in 0..n {
+                if stop(i) {
+                    break;
+                }
                 if let Some(p) = lla_alloc(&mut heap, l) {
                     lla_free(&mut heap, core::hint::black_box(p), l);
                 }
@@ -188,7 +221,9 @@ pub fn run(n: u64) -> bool {
         row(format_args!("pages order {order} alloc+free"), &ours, &lla);
     }
     let _ = page_alloc::free_pages(area, HEAP_ORDER);
-    SLAB.drain_all();
-    PAGES.drain_all();
+    crate::mm::drain_all_cpu_caches();
+    if crate::tty::signal_pending() {
+        cprintln!("bench: interrupted (^C); the heap and every object were freed");
+    }
     true
 }

@@ -24,6 +24,14 @@ pub mod stress;
 #[cfg(target_os = "none")]
 pub mod commands;
 #[cfg(target_os = "none")]
+pub mod idle;
+#[cfg(target_os = "none")]
+pub mod ipi;
+#[cfg(target_os = "none")]
+pub mod irq;
+#[cfg(target_os = "none")]
+pub mod irqtest;
+#[cfg(target_os = "none")]
 pub mod mm;
 #[cfg(target_os = "none")]
 pub mod platform;
@@ -33,3 +41,7 @@ pub mod shell;
 pub mod smp;
 #[cfg(target_os = "none")]
 pub mod sweep;
+#[cfg(target_os = "none")]
+pub mod timer;
+#[cfg(target_os = "none")]
+pub mod tty;

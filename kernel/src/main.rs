@@ -80,15 +80,23 @@ mod kmain {
         let ram_size = mailbox::arm_memory().map_or(0, |(b, s)| b as u64 + s as u64);
         platform::init_cmdline(dtb, ram_size);
         kernel::mm::init(dtb);
+        kernel::irq::init();
+        kernel::timer::init();
+        kernel::tty::init();
+        boot::cpu::local_irq_enable();
+        pr_info!(
+            "irq: BCM2836 local controller with the BCM2835 controller chained; timer, IPIs and UART RX by interrupt"
+        );
         kernel::smp::smp_init();
-        // A bad sweep= was reported with the command line; the default (all) runs then.
-        match kernel::cmdline::sweep(platform::cmdline()) {
+        // The boot sweep is a foreground command: Ctrl-C interrupts it. A bad sweep= was
+        // reported with the command line; the default (all) runs then.
+        let _ = kernel::tty::run_foreground(|| match kernel::cmdline::sweep(platform::cmdline()) {
             Ok(Some("off")) => {
                 pr_notice!("sweep: skipped (sweep=off on the command line; type 'sweep' to run it)")
             }
             Ok(Some(p)) => kernel::sweep::run(kernel::sweep::Phases::parse(p).unwrap_or(kernel::sweep::Phases::All)),
             Ok(None) | Err(_) => kernel::sweep::run(kernel::sweep::Phases::All),
-        }
+        });
         kernel::shell::run()
     }
 

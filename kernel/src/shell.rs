@@ -1,5 +1,6 @@
 //! The interactive console on the UART: prompt, line editing, dispatch through the
-//! command registry. Never returns.
+//! command registry. Never returns. Input comes from the interrupt-fed ring of
+//! [`crate::tty`]; with nothing to read the CPU sleeps in `wfi`.
 
 use crate::commands::COMMANDS;
 use crate::console::line::{Event, LineEditor};
@@ -11,8 +12,15 @@ use crate::{cprint, cprintln};
 /// Longest command line accepted.
 pub const LINE_MAX: usize = 128;
 
-/// Runs one command line.
+/// Runs one command line as the foreground command (Ctrl-C interrupts it). Never
+/// inlined: call traces of a command show it, as they did before the wrapper.
+#[inline(never)]
 pub fn execute(line: &str) {
+    // A command that polls for Ctrl-C says itself that it was interrupted.
+    let ((), _interrupted) = crate::tty::run_foreground(|| execute_now(line));
+}
+
+fn execute_now(line: &str) {
     match dispatch(COMMANDS, line) {
         Dispatch::Empty => {}
         Dispatch::Unknown(name) => cprintln!("unknown command '{}' (type help)", name),
@@ -27,13 +35,22 @@ pub fn execute(line: &str) {
     }
 }
 
+/// Says how much input was lost since the last look (never silently).
+fn report_lost_input() {
+    let (full, overrun) = crate::tty::take_lost_input();
+    if full != 0 || overrun != 0 {
+        crate::pr_warn!("console: input lost: {} bytes (ring full), {} (UART overrun)", full, overrun);
+    }
+}
+
 /// The read-eval loop.
 pub fn run() -> ! {
     let mut editor = LineEditor::<LINE_MAX>::new();
     print_raw(PROMPT);
     loop {
-        let Some(b) = board::uart::try_getb() else {
-            mm::sync::cpu_relax();
+        report_lost_input();
+        let Some(b) = crate::tty::getb() else {
+            crate::tty::wait_for_input();
             continue;
         };
         match editor.feed(b) {
@@ -49,6 +66,7 @@ pub fn run() -> ! {
                 let n = line.len();
                 buf[..n].copy_from_slice(line.as_bytes());
                 execute(core::str::from_utf8(&buf[..n]).unwrap_or(""));
+                report_lost_input();
                 print_raw(PROMPT);
             }
             Event::TooLong { max } => {

@@ -1,18 +1,31 @@
-//! Bringing up cores 1-3 and giving them work.
+//! Bringing up cores 1-3, giving them work, and cross-CPU function calls.
 //!
 //! Release follows the Raspberry Pi spin-table protocol: the firmware (or QEMU's stub)
 //! keeps each secondary in a `wfe` loop reading its slot at 0xe0/0xe8/0xf0; the kernel
 //! writes `_secondary_entry`'s physical address there, cleans the line to the point of
 //! coherency (the core polls with its caches off), issues `dsb` and `sev`. Each core gets
 //! its own stack slot with a guard page in the STACKS region, turns its MMU on with the
-//! kernel's tables, finds its per-CPU data through TPIDR_EL1, and waits for work in
-//! `wfe` (not a busy loop).
+//! kernel's tables, finds its per-CPU data through TPIDR_EL1, unmasks its timer and IPI
+//! interrupts and sleeps in its idle loop (`wfi`).
+//!
+//! Two ways to make another CPU do something, both announced by an IPI
+//! ([`crate::ipi`]), neither polled:
+//! - [`smp_call_function_single`] / [`smp_call_function_many`] (Linux's names): a short
+//!   function runs in interrupt context on the target (draining its per-CPU lists,
+//!   arming its timer); the caller may wait for completion.
+//! - [`run_on`] / [`wait`]: long work (a `stress` worker) is handed over with
+//!   [`smp_call_function_single`] (the target takes it into its own slot in the IPI)
+//!   and runs in the target's idle loop, in task context with interrupts enabled; when
+//!   it is done, a reschedule IPI wakes the CPU that waits for it.
 
+use crate::idle;
+use crate::ipi::{self, Ipi};
 use crate::mm::mmu::with_kernel_pt;
 use crate::mm::page_alloc::{self, PAGE_SOURCE};
 use crate::{pr_err, pr_info};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use mm::gfp::GFP_KERNEL;
+use mm::sync::SpinLock;
 use mm::vmalloc::tables::SourceTables;
 
 /// CPUs on a BCM2837.
@@ -28,13 +41,21 @@ pub struct PerCpu {
     /// Work function (0 = none) and its argument, set by another CPU.
     work: AtomicUsize,
     arg: AtomicUsize,
+    /// The CPU to wake when the work is done.
+    requester: AtomicUsize,
     /// Incremented when the work is done.
     done: AtomicU64,
 }
 
 impl PerCpu {
     const fn new(cpu: usize) -> Self {
-        Self { cpu, work: AtomicUsize::new(0), arg: AtomicUsize::new(0), done: AtomicU64::new(0) }
+        Self {
+            cpu,
+            work: AtomicUsize::new(0),
+            arg: AtomicUsize::new(0),
+            requester: AtomicUsize::new(0),
+            done: AtomicU64::new(0),
+        }
     }
 }
 
@@ -76,7 +97,8 @@ extern "C" {
     fn _secondary_entry();
 }
 
-/// Releases cores 1-3 and waits (at most 100 ms each) for them to come online.
+/// Releases cores 1-3 and waits (at most 100 ms each) for them to come online. The
+/// boot-time wait uses `wfe` with the event stream (bounded); nothing after boot does.
 pub fn smp_init() {
     set_tpidr(0);
     boot::cpu::enable_event_stream();
@@ -144,47 +166,219 @@ extern "C" fn secondary_main(cpu: u64) -> ! {
     // SAFETY: reads MPIDR_EL1.
     unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack, preserves_flags)) };
     pr_info!("CPU{}: Booted secondary processor 0x{:010x} [0x{:08x}]", cpu, mpidr & 0xff_ffff, boot::cpu::midr());
+    crate::irq::init_this_cpu();
+    boot::cpu::local_irq_enable();
     ONLINE.fetch_or(1 << cpu, Ordering::AcqRel);
     boot::cpu::sev();
     idle(cpu)
 }
 
+/// A secondary's idle loop: sleeps in `wfi` until work arrives, runs it with
+/// interrupts enabled, and wakes the CPU waiting for it.
 fn idle(cpu: usize) -> ! {
     let me = &PERCPU[cpu];
     loop {
+        idle::wait_until(|| me.work.load(Ordering::Acquire) != 0);
         let f = me.work.load(Ordering::Acquire);
-        if f == 0 {
-            boot::cpu::wfe();
-            continue;
-        }
         // SAFETY: `run_on` stores only `fn(usize)` pointers in `work`.
         let func: fn(usize) = unsafe { core::mem::transmute::<usize, fn(usize)>(f) };
         func(me.arg.load(Ordering::Acquire));
         me.work.store(0, Ordering::Release);
         me.done.fetch_add(1, Ordering::AcqRel);
-        boot::cpu::sev();
+        let requester = me.requester.load(Ordering::Acquire);
+        if requester != cpu {
+            ipi::send(requester, Ipi::Reschedule);
+        }
     }
 }
 
-/// Starts `f(arg)` on `cpu` (which must be online and idle); returns a ticket for [`wait`].
+/// A hand-off request from one CPU (indexed by the requesting CPU; it waits for the
+/// answer, so nothing else touches its entry meanwhile).
+struct WorkRequest {
+    func: usize,
+    arg: usize,
+    answer: Option<Result<u64, &'static str>>,
+}
+
+static REQUESTS: [SpinLock<WorkRequest>; NR_CPUS] =
+    [const { SpinLock::new(WorkRequest { func: 0, arg: 0, answer: None }) }; NR_CPUS];
+
+/// On the target, in the function-call IPI: takes the work into this CPU's own slot,
+/// which its idle loop runs once the interrupt returns.
+fn accept_work(requester: usize) {
+    let me = this_cpu();
+    let mut r = REQUESTS[requester % NR_CPUS].lock();
+    if me.work.load(Ordering::Acquire) != 0 {
+        r.answer = Some(Err("CPU busy"));
+        return;
+    }
+    let ticket = me.done.load(Ordering::Acquire) + 1;
+    me.requester.store(requester, Ordering::Release);
+    me.arg.store(r.arg, Ordering::Release);
+    me.work.store(r.func, Ordering::Release);
+    r.answer = Some(Ok(ticket));
+}
+
+/// Hands `f(arg)` to `cpu` (online, idle, not this one) through
+/// [`smp_call_function_single`]: the target accepts it in the IPI and runs it in its
+/// idle loop, in task context. Returns a ticket for [`wait`].
 pub fn run_on(cpu: usize, f: fn(usize), arg: usize) -> Result<u64, &'static str> {
-    if cpu >= NR_CPUS || online_mask() & (1 << cpu) == 0 || cpu == boot::cpu::cpu_id() {
+    let me = boot::cpu::cpu_id();
+    if cpu >= NR_CPUS || online_mask() & (1 << cpu) == 0 || cpu == me {
         return Err("CPU not online (or is the caller)");
     }
-    let pc = &PERCPU[cpu];
-    if pc.work.load(Ordering::Acquire) != 0 {
-        return Err("CPU busy");
+    {
+        let mut r = REQUESTS[me].lock();
+        r.func = f as usize;
+        r.arg = arg;
+        r.answer = None;
     }
-    let ticket = pc.done.load(Ordering::Acquire) + 1;
-    pc.arg.store(arg, Ordering::Release);
-    pc.work.store(f as usize, Ordering::Release);
-    boot::cpu::sev();
+    smp_call_function_single(cpu, accept_work, me, true).map_err(|_| "CPU did not answer")?;
+    REQUESTS[me].lock().answer.take().unwrap_or(Err("CPU did not answer"))
+}
+
+/// Sleeps (in `wfi`) until `cpu` has finished the work of `ticket`.
+pub fn wait(cpu: usize, ticket: u64) {
+    idle::wait_until(|| PERCPU[cpu].done.load(Ordering::Acquire) >= ticket);
+}
+
+/// Cross-CPU calls one CPU can have queued.
+const CALL_QUEUE_LEN: usize = 8;
+/// No CPU waits for this call.
+const NO_WAITER: usize = usize::MAX;
+
+#[derive(Clone, Copy)]
+struct Call {
+    func: fn(usize),
+    arg: usize,
+    ticket: u64,
+    waiter: usize,
+}
+
+struct CallQueue {
+    calls: [Option<Call>; CALL_QUEUE_LEN],
+    queued: u64,
+}
+
+static CALL_QUEUES: [SpinLock<CallQueue>; NR_CPUS] =
+    [const { SpinLock::new(CallQueue { calls: [None; CALL_QUEUE_LEN], queued: 0 }) }; NR_CPUS];
+/// Ticket of the last call each CPU completed (calls run in ticket order).
+static CALLS_DONE: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
+
+/// Why a cross-CPU call did not run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// The CPU is not online.
+    Offline,
+    /// Its call queue is full.
+    Busy,
+    /// Waiting needs interrupts enabled (the target may be waiting for this CPU).
+    IrqsDisabled,
+    /// The CPU did not answer within a second.
+    Timeout,
+}
+
+/// How long a caller waits for a cross-CPU call before giving up.
+const CALL_TIMEOUT_US: u64 = 1_000_000;
+
+fn queue_call(cpu: usize, func: fn(usize), arg: usize, wait: bool) -> Result<u64, CallError> {
+    if cpu >= NR_CPUS || online_mask() & (1 << cpu) == 0 {
+        return Err(CallError::Offline);
+    }
+    let ticket = {
+        let mut q = CALL_QUEUES[cpu].lock();
+        let ticket = q.queued + 1;
+        let waiter = if wait { boot::cpu::cpu_id() } else { NO_WAITER };
+        let slot = q.calls.iter_mut().find(|c| c.is_none()).ok_or(CallError::Busy)?;
+        *slot = Some(Call { func, arg, ticket, waiter });
+        q.queued = ticket;
+        ticket
+    };
+    ipi::send(cpu, Ipi::CallFunc);
     Ok(ticket)
 }
 
-/// Waits (in `wfe`) until `cpu` has finished the work of `ticket`.
-pub fn wait(cpu: usize, ticket: u64) {
-    while PERCPU[cpu].done.load(Ordering::Acquire) < ticket {
-        boot::cpu::wfe();
+fn wait_call(cpu: usize, ticket: u64) -> Result<(), CallError> {
+    let done = || CALLS_DONE[cpu].load(Ordering::Acquire) >= ticket;
+    if idle::wait_until_timeout(done, crate::timer::us_to_ticks(CALL_TIMEOUT_US)) {
+        Ok(())
+    } else {
+        pr_err!("smp: CPU{} did not run a function call within 1 s", cpu);
+        Err(CallError::Timeout)
+    }
+}
+
+/// Linux's `smp_call_function_single`: runs `func(arg)` on `cpu` in interrupt context
+/// (on this CPU directly, with interrupts masked, if `cpu` is this one); with `wait`,
+/// returns once it has run. Waiting needs interrupts enabled.
+pub fn smp_call_function_single(cpu: usize, func: fn(usize), arg: usize, wait: bool) -> Result<(), CallError> {
+    if cpu == boot::cpu::cpu_id() {
+        let _irq = mm::sync::IrqGuard::new();
+        func(arg);
+        return Ok(());
+    }
+    if wait && mm::sync::irqs_disabled() {
+        return Err(CallError::IrqsDisabled);
+    }
+    let ticket = queue_call(cpu, func, arg, wait)?;
+    if wait {
+        wait_call(cpu, ticket)?;
+    }
+    Ok(())
+}
+
+/// Linux's `smp_call_function_many`: runs `func(arg)` on every online CPU of `mask`
+/// except this one, in interrupt context, all at once; with `wait`, returns once all
+/// have run. Returns the mask of CPUs that ran it.
+pub fn smp_call_function_many(mask: usize, func: fn(usize), arg: usize, wait: bool) -> usize {
+    let me = boot::cpu::cpu_id();
+    if wait && mm::sync::irqs_disabled() {
+        return 0;
+    }
+    let mut tickets = [None; NR_CPUS];
+    for (cpu, t) in tickets.iter_mut().enumerate() {
+        if cpu != me && mask & (1 << cpu) != 0 {
+            *t = queue_call(cpu, func, arg, wait).ok();
+        }
+    }
+    let mut ran = 0;
+    for (cpu, t) in tickets.iter().enumerate() {
+        if let Some(t) = t {
+            if !wait || wait_call(cpu, *t).is_ok() {
+                ran |= 1 << cpu;
+            }
+        }
+    }
+    ran
+}
+
+/// Runs this CPU's queued calls (the function-call IPI), in ticket order, and wakes
+/// the CPUs waiting for them.
+pub fn generic_smp_call_function_interrupt(cpu: usize) {
+    loop {
+        let call = {
+            let mut q = CALL_QUEUES[cpu].lock();
+            let next = q.calls.iter_mut().filter(|c| c.is_some()).min_by_key(|c| c.map_or(u64::MAX, |c| c.ticket));
+            match next {
+                Some(slot) => slot.take(),
+                None => return,
+            }
+        };
+        let Some(c) = call else { return };
+        (c.func)(c.arg);
+        CALLS_DONE[cpu].fetch_max(c.ticket, Ordering::AcqRel);
+        if c.waiter != NO_WAITER && c.waiter != cpu {
+            ipi::send(c.waiter, Ipi::Reschedule);
+        }
+    }
+}
+
+/// Parks every other CPU (a panic): the CPU-stop IPI.
+pub fn stop_other_cpus() {
+    let me = boot::cpu::cpu_id();
+    for cpu in 0..NR_CPUS {
+        if cpu != me && online_mask() & (1 << cpu) != 0 {
+            ipi::send(cpu, Ipi::CpuStop);
+        }
     }
 }

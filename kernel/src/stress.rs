@@ -171,6 +171,10 @@ fn worker(ops: usize) {
         if fixed != 0 { fixed } else { SEED.load(Relaxed) ^ board::timer::ticks() } ^ ((cpu as u64 + 1) << 32);
     let mut local: [Option<Item>; LOCAL_MAX] = [None; LOCAL_MAX];
     for _ in 0..ops {
+        // Ctrl-C: stop here; what this CPU holds is handed off and freed as usual.
+        if crate::tty::signal_pending() {
+            break;
+        }
         st.ops.fetch_add(1, Relaxed);
         let r = xorshift64(&mut rng) % 100;
         let slot = (xorshift64(&mut rng) % LOCAL_MAX as u64) as usize;
@@ -323,6 +327,9 @@ pub fn run(ops: usize) -> bool {
     }
     if before != after {
         problem(format_args!("leak: free pages before={before} after={after}"));
+    }
+    if crate::tty::signal_pending() {
+        cprintln!("stress: interrupted (^C); everything allocated was freed");
     }
     if problems == 0 {
         cprintln!("stress: OK");

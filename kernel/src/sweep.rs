@@ -6,6 +6,9 @@
 //! 3. `kmalloc(size, GFP_ATOMIC)` from 4 KiB doubling until one fails.
 //! 4. `vmalloc` in 4 MiB steps until one fails, then the exact limit by bisection.
 //! 5. The machine-readable summary, a leak check, and the comparison with Linux.
+//!
+//! Ctrl-C stops it between two allocations (everything it held is freed by then); the
+//! leak check still runs.
 
 use crate::mm::page_alloc::{self, PAGES};
 use crate::mm::slab;
@@ -15,6 +18,10 @@ use core::fmt;
 use mm::addr::PAGE_SIZE;
 use mm::gfp::{Gfp, GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
 use mm::page_alloc::MAX_PAGE_ORDER;
+
+fn interrupted() -> bool {
+    crate::tty::signal_pending()
+}
 
 /// Which phases to run.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -112,11 +119,15 @@ pub fn run(phases: Phases) {
         alloc_page_demo();
         max_order = get_free_pages_sweep();
     }
-    if all || phases == Phases::Kmalloc {
+    if (all || phases == Phases::Kmalloc) && !interrupted() {
         kmalloc_max = kmalloc_sweep();
     }
-    if all || phases == Phases::Vmalloc {
+    if (all || phases == Phases::Vmalloc) && !interrupted() {
         vmalloc_max = vmalloc_sweep();
+    }
+    let stopped = interrupted();
+    if stopped {
+        pr_info!("sweep: interrupted (^C); the rest is skipped");
     }
     let after = crate::mm::settled_free_pages();
     // The summary lines are always printed for the phases that ran, also when the very
@@ -160,7 +171,7 @@ pub fn run(phases: Phases) {
         after,
         if before == after { "OK" } else { "LEAK" }
     );
-    if all {
+    if all && !stopped {
         compare_with_linux(max_order, kmalloc_max, vmalloc_max);
     }
 }
@@ -233,6 +244,9 @@ fn get_free_pages_sweep() -> Option<u32> {
     let mut best = None;
     // One order past the maximum shows where and why the allocator stops.
     for order in 0..=MAX_PAGE_ORDER + 1 {
+        if interrupted() {
+            return best;
+        }
         let pages = 1u64 << order;
         let (r, took) = timed(|| page_alloc::__get_free_pages(GFP_ATOMIC, order));
         line(Some(order), pages, pages * PAGE_SIZE as u64, "__get_free_pages", r.is_some(), &took);
@@ -262,6 +276,9 @@ fn kmalloc_sweep() -> Option<usize> {
     let mut best = None;
     let mut order = 0u32;
     loop {
+        if interrupted() {
+            return best;
+        }
         let size = PAGE_SIZE << order;
         let (r, took) = timed(|| slab::kmalloc(size, GFP_ATOMIC));
         line(Some(order), 1 << order, size as u64, "kmalloc", r.is_some(), &took);
@@ -307,6 +324,9 @@ fn vmalloc_sweep() -> Option<(u64, u64)> {
     let mut size = VMALLOC_STEP;
     let mut last_ok = 0usize;
     loop {
+        if interrupted() {
+            return None;
+        }
         let (ok, took) = timed(|| try_vmalloc(size, GFP_KERNEL));
         line(None, (size / PAGE_SIZE) as u64, size as u64, "vmalloc", ok, &took);
         if !ok {
@@ -319,7 +339,7 @@ fn vmalloc_sweep() -> Option<(u64, u64)> {
     let (mut lo, mut hi) = (last_ok / PAGE_SIZE, size / PAGE_SIZE);
     let quiet = GFP_KERNEL | Gfp::GFP_NOWARN;
     let (_, took) = timed(|| {
-        while hi - lo > 1 {
+        while hi - lo > 1 && !interrupted() {
             let mid = lo + (hi - lo) / 2;
             if try_vmalloc(mid * PAGE_SIZE, quiet) {
                 lo = mid;
@@ -328,6 +348,9 @@ fn vmalloc_sweep() -> Option<(u64, u64)> {
             }
         }
     });
+    if interrupted() {
+        return None;
+    }
     pr_info!(" bisection: largest vmalloc is {} pages ({} bytes); {} pages fail ({})", lo, lo * PAGE_SIZE, hi, took);
     (lo > 0).then_some(((lo * PAGE_SIZE) as u64, free))
 }

@@ -15,7 +15,8 @@
 //! - [`pgtable`]: AArch64 page tables (heap-free) and the kernel's address-space layout.
 //! - [`vmalloc`]: vmap areas, vmalloc/vfree, vmap, ioremap, /proc/vmallocinfo.
 //! - [`slab`]: the slab allocator and `kmalloc`, the kernel heap.
-//! - [`sync`]: the spin lock the allocators share between CPUs.
+//! - [`sync`]: the spin lock the allocators share between CPUs and interrupt handlers
+//!   (interrupts masked while held: `spin_lock_irqsave` by type).
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;

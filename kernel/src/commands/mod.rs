@@ -5,6 +5,7 @@ mod alloc;
 mod bench;
 mod cmdline;
 mod crash;
+mod irq;
 pub(crate) mod mem;
 mod stress;
 mod sweep;
@@ -21,6 +22,7 @@ pub static COMMANDS: &[Command] = &[
     mem::PAGETYPEINFO,
     mem::SLABINFO,
     mem::VMALLOCINFO,
+    irq::INTERRUPTS,
     alloc::ALLOC,
     alloc::FREE,
     alloc::ALLOCS,
@@ -29,6 +31,7 @@ pub static COMMANDS: &[Command] = &[
     alloc::DROP_CACHES,
     stress::STRESS,
     bench::BENCH,
+    irq::IRQTEST,
     crash::CRASH,
     cmdline::CMDLINE,
     system::UPTIME,

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod line;
 pub mod registry;
+pub mod ring;
 
 /// The console prompt, part of the contract with tests and users.
 pub const PROMPT: &str = "mm> ";

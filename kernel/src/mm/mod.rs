@@ -6,9 +6,10 @@
 //! allocator, then ioremap of the peripherals and TTBR0 switched off, so NULL and low
 //! addresses fault from then on.
 //!
-//! Locking: the kernel runs with interrupts masked (it has no interrupt handlers), so
-//! the allocators' spin locks can never be re-entered from an exception path. Lock
-//! order where two are taken: `VMALLOC`, then `KERNEL_PT`.
+//! Locking: every allocator lock is an `mm::sync::SpinLock`, which masks this CPU's
+//! interrupts while held (spin_lock_irqsave by type), so an interrupt handler may
+//! allocate with GFP_ATOMIC without finding a lock held by the code it interrupted.
+//! Lock order where two are taken: `VMALLOC`, then `KERNEL_PT`.
 
 pub mod fault;
 pub mod heap;
@@ -24,10 +25,31 @@ use crate::pr_info;
 /// returned, so that the count does not depend on what happens to be cached (the
 /// sweep's and stress's leak checks).
 pub fn settled_free_pages() -> u64 {
-    slab::SLAB.drain_all();
+    drain_all_cpu_caches();
     slab::SLAB.shrink_all();
-    page_alloc::PAGES.drain_all();
+    // The empty slabs went to this CPU's page lists.
+    page_alloc::PAGES.drain_cpu(boot::cpu::cpu_id());
     page_alloc::PAGES.nr_free_pages()
+}
+
+fn drain_local(_: usize) {
+    let cpu = boot::cpu::cpu_id();
+    slab::SLAB.drain_cpu(cpu);
+    page_alloc::PAGES.drain_cpu(cpu);
+}
+
+/// Linux's `drain_all_pages` with the slab's per-CPU arrays: every online CPU drains
+/// its own per-CPU lists, the others in a function-call IPI; the lists of CPUs that
+/// are not online (nobody uses them) are drained from here.
+pub fn drain_all_cpu_caches() {
+    let me = boot::cpu::cpu_id();
+    let online = crate::smp::online_mask();
+    let ran = crate::smp::smp_call_function_many(online, drain_local, 0, true);
+    drain_local(0);
+    for cpu in (0..crate::smp::NR_CPUS).filter(|&c| c != me && ran & (1 << c) == 0) {
+        slab::SLAB.drain_cpu(cpu);
+        page_alloc::PAGES.drain_cpu(cpu);
+    }
 }
 
 /// Brings up all of memory management. `dtb` is the loader's x0.

@@ -809,9 +809,12 @@ impl PageAllocator {
         let Some(mm) = self.mem_map.get() else {
             return Ok(PageCensus::default());
         };
-        let pcps: [[spin::MutexGuard<'_, PerCpuPages>; MAX_NR_ZONES]; NR_CPUS] =
+        // The guards are released in array order, not in reverse: one mask around them.
+        let _irq = crate::sync::IrqGuard::new();
+        let pcps: [[crate::sync::SpinLockGuard<'_, PerCpuPages>; MAX_NR_ZONES]; NR_CPUS] =
             core::array::from_fn(|c| core::array::from_fn(|z| self.pcp[c][z].lock()));
-        let zones: [spin::MutexGuard<'_, Zone>; MAX_NR_ZONES] = core::array::from_fn(|z| self.zones[z].lock());
+        let zones: [crate::sync::SpinLockGuard<'_, Zone>; MAX_NR_ZONES] =
+            core::array::from_fn(|z| self.zones[z].lock());
         let mut c = PageCensus::default();
         let mut heads = 0u64;
         for (zi, z) in zones.iter().enumerate() {

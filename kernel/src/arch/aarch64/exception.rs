@@ -95,6 +95,7 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
 /// The panic handler's report: message, location, call trace; then halt.
 pub fn panic_report(info: &core::panic::PanicInfo<'_>) -> ! {
     boot::cpu::local_irq_save();
+    crate::smp::stop_other_cpus();
     let fp = boot::cpu::fp() as u64;
     printk::with_console(|w| {
         let _ = writeln!(w, "Kernel panic - not syncing: {}", info.message());
