@@ -305,6 +305,9 @@ pub fn run(ops: usize) -> bool {
     let slab_errors = SLAB.validate_all();
     let after = crate::mm::settled_free_pages();
     let corrupt = corrupt_total;
+    if crate::tty::signal_pending() {
+        cprintln!("stress: interrupted (^C); everything allocated was freed");
+    }
     cprintln!("stress: free pages before={} after={}, {} remote frees", before, after, remote);
     // Each problem is printed as it is found (nothing allocated: stress also runs when
     // memory is short or fault injection is on).
@@ -327,9 +330,6 @@ pub fn run(ops: usize) -> bool {
     }
     if before != after {
         problem(format_args!("leak: free pages before={before} after={after}"));
-    }
-    if crate::tty::signal_pending() {
-        cprintln!("stress: interrupted (^C); everything allocated was freed");
     }
     if problems == 0 {
         cprintln!("stress: OK");
