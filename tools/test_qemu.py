@@ -407,6 +407,11 @@ def boot_sweep(image):
         # The console still works after the sweep, and the sweep runs again from it.
         out = q.command("sweep pages", 120)
         check(re.search(r"sweep: leak check: free pages before=(\d+) after=\1 OK", out), "sweep pages from the console", out)
+        # Issue 17: the log buffer still holds the boot banner after two sweeps.
+        out = q.command("dmesg", 120)
+        check(re.search(TS + r"Booting mm-kernel \d+\.\d+\.\d+ on Raspberry Pi 3", out, re.M), "dmesg lost the banner", out)
+        check(re.search(TS + r"sweep: vmalloc max size=", out, re.M), "dmesg lacks the sweep", out)
+        check("older lines were dropped" not in out, "the boot log overflowed the log buffer", out)
         # Fidelity (issue 9): boot, sweep and poweroff touched no unimplemented device or
         # mailbox tag and made no guest error.
         q.send("poweroff\r")
@@ -621,6 +626,11 @@ def el3_entry_without_firmware_stub(image):
 from test_robustness import register as _register_robustness  # noqa: E402
 
 _register_robustness(test, boot, check)
+
+# ---------------------------------------------------------------- console and log (issue 17)
+from test_console import register as _register_console  # noqa: E402
+
+_register_console(test, check)
 
 
 def main():

@@ -14,17 +14,21 @@ pub mod cmdline;
 pub mod console;
 pub mod fdt;
 pub mod ksyms;
+pub mod log_buf;
 pub mod oops;
 pub mod printk;
 pub mod prng;
 pub mod stacks;
 #[cfg(target_os = "none")]
 pub mod stress;
+pub mod version;
 
 #[cfg(target_os = "none")]
 pub mod commands;
 #[cfg(target_os = "none")]
 pub mod mm;
+#[cfg(target_os = "none")]
+pub mod panic;
 #[cfg(target_os = "none")]
 pub mod platform;
 #[cfg(target_os = "none")]

@@ -5,6 +5,7 @@ mod alloc;
 mod bench;
 mod cmdline;
 mod crash;
+mod log;
 pub(crate) mod mem;
 mod stress;
 mod sweep;
@@ -30,7 +31,9 @@ pub static COMMANDS: &[Command] = &[
     stress::STRESS,
     bench::BENCH,
     crash::CRASH,
+    log::DMESG,
     cmdline::CMDLINE,
+    system::VERSION,
     system::UPTIME,
     system::REBOOT,
     system::POWEROFF,
