@@ -1,12 +1,15 @@
 # mm-kernel: build, run and test the Raspberry Pi 3 memory-management kernel.
 #
 #   make          build kernel8.img (raw image for 0x80000) beside the ELF in target/
-#   make qemu     boot it in QEMU raspi3b on this terminal (the main job)
+#   make qemu     boot it in QEMU raspi3b on this terminal (the main job);
+#                 CMDLINE="sweep=off slub_debug" sets the kernel command line
 #   make test     every test: host unit/property tests, QEMU integration tests, SD image
+#   make test-qemu K=name   only the QEMU tests whose name contains `name`
 #   make sweep    boot headless, run the allocation sweep, power off; pass/fail
 #   make bench    host benchmarks against peer allocators, printed as ratios
-#   make gdb      QEMU halted with a gdb stub, gdb attached with symbols
-#   make objdump | nm | clippy | doc | sdcard | sdcard-files DEST=... | clean
+#   make gdb      QEMU halted with a gdb stub on 127.0.0.1:$(GDB_PORT), gdb attached
+#                 with symbols; QEMU ends with gdb (GDB_ARGS="-batch -ex ..." scripts it)
+#   make objdump | readelf | nm | clippy | doc | sdcard | sdcard-files DEST=... | clean
 
 TARGET      := aarch64-unknown-none-softfloat
 PROFILE     := release
@@ -19,12 +22,17 @@ LLVM_BIN     = $(shell rustc --print sysroot)/lib/rustlib/$(HOST_TRIPLE)/bin
 QEMU        ?= qemu-system-aarch64
 # Single-threaded TCG: the three parked secondary cores spin in the firmware stub and,
 # with one host thread each, starve core 0 on small machines (10x slower allocators).
-QEMU_ARGS   := -M raspi3b -accel tcg,thread=single -kernel $(IMG) -serial stdio -display none
+# mon:stdio: Ctrl-A X leaves QEMU, Ctrl-A C its monitor; Ctrl-C goes to the kernel.
+QEMU_ARGS   := -M raspi3b -accel tcg,thread=single -kernel $(IMG) -serial mon:stdio -display none
+CMDLINE     ?=
+GDB_PORT    ?= 1234
+GDB_ARGS    ?=
+K           ?=
 FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 
 
-.PHONY: all build qemu test test-host test-errata test-qemu test-sdcard sweep bench gdb objdump nm clippy doc \
+.PHONY: all build qemu test test-host test-errata test-qemu test-sdcard test-gdb sweep bench gdb objdump readelf nm clippy doc \
         fmt sdcard sdcard-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
 
 all: $(IMG)
@@ -53,9 +61,9 @@ ensure-sdtools:
 	@tools/ensure-pkg.sh mdir mtools
 
 qemu: $(IMG) ensure-qemu
-	$(QEMU) $(QEMU_ARGS)
+	$(QEMU) $(QEMU_ARGS) $(if $(CMDLINE),-append "$(CMDLINE)")
 
-test: test-host test-errata test-qemu test-sdcard
+test: test-host test-errata test-qemu test-sdcard test-gdb
 	@echo "make test: all passed"
 
 test-host:
@@ -69,7 +77,12 @@ test-errata: $(IMG)
 # dtc compiles the Raspberry Pi 3B+ device tree (tools/dts/) for the firmware-style boot.
 test-qemu: $(IMG) ensure-qemu
 	@tools/ensure-pkg.sh dtc device-tree-compiler
-	$(PYTHON) tools/test_qemu.py --image $(IMG) --elf $(ELF)
+	$(PYTHON) tools/test_qemu.py --image $(IMG) --elf $(ELF) $(if $(K),-k $(K))
+
+# make gdb twice with a batch-mode gdb: each reaches the CPU, no QEMU is left behind.
+test-gdb: $(IMG) ensure-qemu
+	@command -v gdb-multiarch >/dev/null 2>&1 || tools/ensure-pkg.sh gdb-multiarch gdb-multiarch
+	tools/test_gdb.sh
 
 test-sdcard: $(IMG) ensure-sdtools
 	tools/sdcard/test_sdcard.sh $(IMG)
@@ -85,12 +98,13 @@ sweep: $(IMG) ensure-qemu
 
 gdb: $(IMG) ensure-qemu
 	@command -v gdb-multiarch >/dev/null 2>&1 || tools/ensure-pkg.sh gdb-multiarch gdb-multiarch
-	$(QEMU) $(QEMU_ARGS) -S -s & \
-	gdb-multiarch -q $(ELF) -ex 'set architecture aarch64' -ex 'target remote :1234'; \
-	kill %1 2>/dev/null || true
+	tools/gdb.sh $(QEMU) $(IMG) $(ELF) $(GDB_PORT) $(GDB_ARGS)
 
 objdump: $(IMG)
-	$(LLVM_BIN)/llvm-objdump -d --no-show-raw-insn $(ELF) | less
+	$(LLVM_BIN)/llvm-objdump -d -C --no-show-raw-insn $(ELF) | less
+
+readelf: $(IMG)
+	$(LLVM_BIN)/llvm-readelf -h -l -S -s --demangle $(ELF) | less
 
 nm: $(IMG)
 	$(LLVM_BIN)/llvm-nm -n -C $(ELF)
@@ -102,8 +116,11 @@ clippy:
 fmt:
 	$(CARGO) fmt --all
 
-doc:
-	$(CARGO) doc --workspace --no-deps
+# The kernel's crates for the target (the UART, GPIO, mailbox, MMU and SMP code exists
+# only there), with their private items: the documentation is for the kernel's developers.
+doc: ensure-toolchain
+	$(CARGO) doc -p kernel -p boot -p board -p mm --no-deps --document-private-items --target $(TARGET)
+	@echo "documentation in target/$(TARGET)/doc/kernel/index.html"
 
 sdcard: $(IMG) ensure-sdtools
 	FIRMWARE_DIR="$(FIRMWARE_DIR)" tools/sdcard/mksdcard.sh $(IMG) $(SDCARD_IMG)
