@@ -9,12 +9,19 @@
 #   make bench    host benchmarks against peer allocators, printed as ratios
 #   make gdb      QEMU halted with a gdb stub on 127.0.0.1:$(GDB_PORT), gdb attached
 #                 with symbols; QEMU ends with gdb (GDB_ARGS="-batch -ex ..." scripts it)
+#   make chainboot DEV_SERIAL=/dev/ttyUSB0   send kernel8.img to the chainloader on
+#                 the Pi over the UART, then be its terminal (Ctrl-] leaves); the loader's
+#                 card: make chainboot-sdcard (image) or chainboot-files DEST=...
 #   make objdump | readelf | nm | clippy | doc | sdcard | sdcard-files DEST=... | clean
 
 TARGET      := aarch64-unknown-none-softfloat
 PROFILE     := release
 ELF         := target/$(TARGET)/$(PROFILE)/kernel
 IMG         := kernel8.img
+LOADER_ELF  := target/$(TARGET)/$(PROFILE)/chainloader
+LOADER_IMG  := chainloader.img
+CHAINBOOT_SDCARD_IMG ?= sdcard-chainboot.img
+DEV_SERIAL  ?=
 CARGO       ?= cargo
 PYTHON      ?= python3
 HOST_TRIPLE  = $(shell rustc -vV | sed -n 's/^host: //p')
@@ -33,7 +40,7 @@ SDCARD_IMG  ?= sdcard.img
 
 
 .PHONY: all build qemu test test-host test-errata test-qemu test-sdcard test-gdb sweep bench gdb objdump readelf nm clippy doc \
-        fmt sdcard sdcard-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
+        fmt sdcard sdcard-files chainloader chainboot chainboot-sdcard chainboot-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
 
 all: $(IMG)
 
@@ -50,6 +57,14 @@ $(IMG): ensure-toolchain FORCE
 	@echo "built $(IMG) ($$(stat -c %s $(IMG)) bytes) from $(ELF)"
 
 build: $(IMG)
+
+# The chainloader (chainloader/): a few KiB that go on the card as kernel8.img once.
+$(LOADER_IMG): ensure-toolchain FORCE
+	$(CARGO) build -p chainloader --bin chainloader --target $(TARGET) --$(PROFILE)
+	$(LLVM_BIN)/llvm-objcopy -O binary $(LOADER_ELF) $(LOADER_IMG)
+	@echo "built $(LOADER_IMG) ($$(stat -c %s $(LOADER_IMG)) bytes) from $(LOADER_ELF)"
+
+chainloader: $(LOADER_IMG)
 
 ensure-qemu:
 	@tools/ensure-qemu.sh
@@ -75,9 +90,9 @@ test-errata: $(IMG)
 	$(PYTHON) tools/errata_scan.py $(LLVM_BIN)/llvm-objdump $(ELF)
 
 # dtc compiles the Raspberry Pi 3B+ device tree (tools/dts/) for the firmware-style boot.
-test-qemu: $(IMG) ensure-qemu
+test-qemu: $(IMG) $(LOADER_IMG) ensure-qemu
 	@tools/ensure-pkg.sh dtc device-tree-compiler
-	$(PYTHON) tools/test_qemu.py --image $(IMG) --elf $(ELF) $(if $(K),-k $(K))
+	$(PYTHON) tools/test_qemu.py --image $(IMG) --elf $(ELF) --loader $(LOADER_IMG) $(if $(K),-k $(K))
 
 # make gdb twice with a batch-mode gdb: each reaches the CPU, no QEMU is left behind.
 test-gdb: $(IMG) ensure-qemu
@@ -111,7 +126,7 @@ nm: $(IMG)
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p kernel -p boot -p board -p mm --target $(TARGET) -- -D warnings
+	$(CARGO) clippy -p kernel -p boot -p board -p mm -p chainloader --target $(TARGET) -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -129,6 +144,17 @@ sdcard-files: $(IMG) ensure-sdtools
 	@test -n "$(DEST)" || { echo "usage: make sdcard-files DEST=/media/\$$USER/boot" >&2; exit 1; }
 	FIRMWARE_DIR="$(FIRMWARE_DIR)" tools/sdcard/mksdcard.sh --files-only "$(DEST)" $(IMG)
 
+chainboot: $(IMG) $(LOADER_IMG)
+	@test -n "$(DEV_SERIAL)" || { echo "usage: make chainboot DEV_SERIAL=/dev/ttyUSB0 (the card holds the loader: make chainboot-sdcard)" >&2; exit 1; }
+	$(PYTHON) tools/chainboot.py --device $(DEV_SERIAL) $(IMG)
+
+chainboot-sdcard: $(LOADER_IMG) ensure-sdtools
+	FIRMWARE_DIR="$(FIRMWARE_DIR)" tools/sdcard/mksdcard.sh $(LOADER_IMG) $(CHAINBOOT_SDCARD_IMG)
+
+chainboot-files: $(LOADER_IMG) ensure-sdtools
+	@test -n "$(DEST)" || { echo "usage: make chainboot-files DEST=/media/\$$USER/boot" >&2; exit 1; }
+	FIRMWARE_DIR="$(FIRMWARE_DIR)" tools/sdcard/mksdcard.sh --files-only "$(DEST)" $(LOADER_IMG)
+
 clean:
 	$(CARGO) clean
-	rm -f $(IMG) $(SDCARD_IMG)
+	rm -f $(IMG) $(LOADER_IMG) $(SDCARD_IMG) $(CHAINBOOT_SDCARD_IMG)

@@ -1,13 +1,15 @@
 """QEMU tests of the console as a user's terminal drives it (issue 17): QEMU's serial
 port on `mon:stdio` (as `make qemu` runs it) attached to a pseudo-terminal, keys sent as
-a terminal sends them (escape sequences for the arrows, Tab, Ctrl-U), and `panic=N`.
+a terminal sends them (escape sequences for the arrows, Tab, Ctrl-U), `panic=N`, and
+chainboot: the loader in QEMU, tools/chainboot.py on the other end of a pty.
 
-Registered from tools/test_qemu.py (`register(test, check)`).
+Registered from tools/test_qemu.py (`register(test, check, loader)`).
 """
 import os
 import re
 import select
 import subprocess
+import sys
 import threading
 import time
 
@@ -99,7 +101,48 @@ class PtyQemu:
         self.close()
 
 
-def register(test, check):
+class Output:
+    """What a process writes to `fd`, gathered by a thread, with expect()."""
+
+    def __init__(self, fd, proc):
+        self.fd, self.proc = fd, proc
+        self.out = ""
+        self.pos = 0
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._pump, daemon=True)
+        self.reader.start()
+
+    def _pump(self):
+        while True:
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            with self.cond:
+                self.out += chunk.decode("utf-8", "replace").replace("\r", "")
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def expect(self, pattern, timeout=30):
+        rx = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                m = rx.search(self.out, self.pos)
+                if m:
+                    self.pos = m.end()
+                    return m
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
+                    raise QemuError(f"no {pattern!r} within {timeout}s (process status {self.proc.poll()})\n"
+                                    f"--- output tail ---\n{self.out[-3000:]}")
+                self.cond.wait(min(left, 0.2))
+
+
+def register(test, check, loader):
     @test
     def console_line_editing_through_a_pty(image):
         with PtyQemu(image) as q:
@@ -199,3 +242,54 @@ def register(test, check):
             check(out.strip() == "dmesg", "dmesg -c did not clear", out)
             q.type("poweroff\r")
             check(q.proc.wait(30) == 0, "poweroff", q.out)
+
+    @test
+    def chainboot_over_a_pty(image):
+        """The loader boots in QEMU with its UART on a pty; tools/chainboot.py sends
+        kernel8.img (a first, short copy corrupted on purpose: the loader must refuse it
+        and ask again), the kernel boots with the loader's x0 and the tool is its terminal."""
+        path = loader()
+        check(path and os.path.exists(path), f"chainloader image not found: {path} (make chainloader)")
+        qemu = subprocess.Popen([QEMU, "-M", "raspi3b", "-accel", "tcg,thread=single", "-kernel", path,
+                                 "-serial", "pty", "-display", "none", "-monitor", "none", "-no-reboot",
+                                 "-append", "sweep=off"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        tool = None
+        try:
+            q = Output(qemu.stdout.fileno(), qemu)
+            pts = q.expect(r"char device redirected to (/dev/pts/\d+)", 30).group(1)
+            tool = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "chainboot.py"),
+                                     "--device", pts, "--timeout", "60", "--corrupt-first", image],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            t = Output(tool.stdout.fileno(), tool)  # the line
+            says = Output(tool.stderr.fileno(), tool)  # the tool's own messages
+            says.expect(r"chainboot: sending 4096 bytes, crc32 0x[0-9a-f]{8} \(attempt 1\)", 60)
+            t.expect(r"mm-chainloader: crc32 mismatch: received 0x[0-9a-f]{8}, expected 0x[0-9a-f]{8}", 120)
+            says.expect(rf"chainboot: sending {os.path.getsize(image)} bytes, crc32 0x[0-9a-f]{{8}} \(attempt 2\)", 60)
+            size = os.path.getsize(image)
+            t.expect(rf"mm-chainloader: {size} bytes, crc32 OK \(0x[0-9a-f]{{8}}\); starting the kernel at 0x80000 "
+                     r"with x0 = 0x100", 120)
+            t.expect(TS + r"Booting mm-kernel ", 60)
+            t.expect(TS + r"CPU: 4 x Cortex-A53 .* booted on CPU0 at EL2 \(x0 = 0x100\)", 60)
+            t.expect(TS + r"Kernel command line: sweep=off$", 60)
+            t.expect("^" + re.escape(PROMPT), BOOT_TIMEOUT)
+            tool.stdin.write(b"version\r")
+            tool.stdin.flush()
+            t.expect(r"^mm-kernel version ", 30)
+            tool.stdin.write(b"poweroff\r")
+            tool.stdin.flush()
+            check(qemu.wait(30) == 0, "poweroff of the chainbooted kernel", t.out)
+            check(tool.wait(30) == 0, "chainboot.py did not end with the line", t.out)
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError(f"timed out: {e}")
+        finally:
+            for p in (tool, qemu):
+                if p and p.poll() is None:
+                    p.kill()
+                    p.wait()
+            if tool:
+                tool.stdin.close()
+                tool.stdout.close()
+                tool.stderr.close()
+            qemu.stdout.close()

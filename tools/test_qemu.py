@@ -630,16 +630,18 @@ _register_robustness(test, boot, check)
 # ---------------------------------------------------------------- console and log (issue 17)
 from test_console import register as _register_console  # noqa: E402
 
-_register_console(test, check)
+_register_console(test, check, lambda: ELF.get("loader"))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")
     ap.add_argument("--elf", default="target/aarch64-unknown-none-softfloat/release/kernel")
+    ap.add_argument("--loader", default="chainloader.img", help="the chainloader image (make chainloader)")
     ap.add_argument("-k", help="run tests whose name contains this")
     args = ap.parse_args()
     ELF["path"] = args.elf
+    ELF["loader"] = args.loader
     selected = [t for t in TESTS if not args.k or args.k in t.__name__]
     passed = failed = 0
     for t in selected:
