@@ -56,11 +56,12 @@ impl HeaderParser {
     /// Feeds one byte; a complete header once the last byte arrives.
     pub fn feed(&mut self, b: u8) -> Option<Header> {
         if self.matched < MAGIC.len() {
-            if b == MAGIC[self.matched] {
-                self.matched += 1;
-            } else {
-                self.matched = usize::from(b == MAGIC[0]);
-            }
+            // The longest end of what was matched plus `b` that begins the magic.
+            let m = self.matched;
+            self.matched = (1..=m + 1)
+                .rev()
+                .find(|&l| MAGIC[m + 1 - l..m] == MAGIC[..l - 1] && MAGIC[l - 1] == b)
+                .unwrap_or(0);
             return None;
         }
         self.fields[self.have] = b;
