@@ -231,6 +231,20 @@ def register(test, check, loader):
             out = q.prompt()
             check(re.search(TS + r"Kernel command line: sweep=off loglevel=1$", out, re.M), "notice level", out)
             check("Booting mm-kernel" not in out, "-l warn,notice showed info", out)
+            # zoneinfo, vmstat and meminfo tell the same free count (Linux's meanings: the
+            # buddy lists; the per-CPU lists are pagesets, not free memory).
+            q.type("zoneinfo\r")
+            zi = q.prompt()
+            q.type("vmstat\r")
+            vs = q.prompt()
+            q.type("meminfo\r")
+            mi = q.prompt()
+            free = re.search(r"^  pages free +(\d+)$", zi, re.M)
+            check(free and re.search(r"^        min +\d+$", zi, re.M) and re.search(r"^    cpus: all\n +count: \d+$", zi, re.M),
+                  "zoneinfo format", zi)
+            check(re.search(rf"^nr_free_pages {free.group(1)}$", vs, re.M), "vmstat nr_free_pages differs", vs + zi)
+            check(re.search(rf"^MemFree: +{int(free.group(1)) * 4} kB$", mi, re.M), "MemFree differs", mi + zi)
+            check("Percpu" not in mi and "KmallocLarge" not in mi, "meminfo fields Linux lacks or means otherwise", mi)
             q.type("dmesg -l bogus\r")
             out = q.prompt()
             check("unknown level 'bogus'" in out and "usage: dmesg" in out, "bad level", out)

@@ -58,10 +58,8 @@ impl HeaderParser {
         if self.matched < MAGIC.len() {
             // The longest end of what was matched plus `b` that begins the magic.
             let m = self.matched;
-            self.matched = (1..=m + 1)
-                .rev()
-                .find(|&l| MAGIC[m + 1 - l..m] == MAGIC[..l - 1] && MAGIC[l - 1] == b)
-                .unwrap_or(0);
+            self.matched =
+                (1..=m + 1).rev().find(|&l| MAGIC[m + 1 - l..m] == MAGIC[..l - 1] && MAGIC[l - 1] == b).unwrap_or(0);
             return None;
         }
         self.fields[self.have] = b;

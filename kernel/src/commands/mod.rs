@@ -18,6 +18,8 @@ pub static COMMANDS: &[Command] = &[
     system::HELP,
     sweep::SWEEP,
     mem::MEMINFO,
+    mem::ZONEINFO,
+    mem::VMSTAT,
     mem::BUDDYINFO,
     mem::PAGETYPEINFO,
     mem::SLABINFO,
