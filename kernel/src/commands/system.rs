@@ -61,11 +61,10 @@ fn details(name: &str) -> Option<&'static str> {
             "Provokes a fault or a misuse; 'crash' alone lists the types. Fatal ones end in an\n\
                     oops and a panic: panic=N on the command line reboots N seconds later."
         }
-        "dmesg" => {
-            "Prints the kernel log buffer (it keeps the newest messages when it fills).\n\
-                    -c clears it after printing; -C clears it; -l LEVEL shows only up to LEVEL\n\
-                    (emerg alert crit err warn notice info debug, or 0-7)."
-        }
+        "dmesg" => "Prints the kernel log buffer (128 KiB; when full the oldest lines are dropped,\n\
+                    and dmesg says how many). -c clears it after printing, -C only clears it;\n\
+                    -l err,warn shows only those levels (emerg alert crit err warn notice info\n\
+                    debug, or 0-7).",
         "bench" => {
             "Times N allocations (default 10000) of the kernel's allocators and of a\n\
                     linked_list_allocator heap on the same memory."
