@@ -158,7 +158,7 @@ pub fn image_layout() -> ImageLayout {
 }
 
 /// Size of the `.ksyms` reservation (must match KSYMS_SIZE in linker/kernel.ld).
-pub const KSYMS_SIZE: usize = 0x60000;
+pub const KSYMS_SIZE: usize = 0x10000;
 
 /// The reservation tools/ksyms.py fills after linking; zero (no table) until then.
 #[link_section = ".ksyms"]
