@@ -1,17 +1,27 @@
 # mm-kernel: build, run and test the Raspberry Pi 3 memory-management kernel.
 #
 #   make          build kernel8.img (raw image for 0x80000) beside the ELF in target/
-#   make qemu     boot it in QEMU raspi3b on this terminal (the main job)
+#   make qemu     boot it in QEMU raspi3b on this terminal (the main job);
+#                 CMDLINE="sweep=off slub_debug" sets the kernel command line
 #   make test     every test: host unit/property tests, QEMU integration tests, SD image
+#   make test-qemu K=name   only the QEMU tests whose name contains `name`
 #   make sweep    boot headless, run the allocation sweep, power off; pass/fail
 #   make bench    host benchmarks against peer allocators, printed as ratios
-#   make gdb      QEMU halted with a gdb stub, gdb attached with symbols
-#   make objdump | nm | clippy | doc | sdcard | sdcard-files DEST=... | clean
+#   make gdb      QEMU halted with a gdb stub on 127.0.0.1:$(GDB_PORT), gdb attached
+#                 with symbols; QEMU ends with gdb (GDB_ARGS="-batch -ex ..." scripts it)
+#   make chainboot DEV_SERIAL=/dev/ttyUSB0   send kernel8.img to the chainloader on
+#                 the Pi over the UART, then be its terminal (Ctrl-] leaves); the loader's
+#                 card: make chainboot-sdcard (image) or chainboot-files DEST=...
+#   make objdump | readelf | nm | clippy | doc | sdcard | sdcard-files DEST=... | clean
 
 TARGET      := aarch64-unknown-none-softfloat
 PROFILE     := release
 ELF         := target/$(TARGET)/$(PROFILE)/kernel
 IMG         := kernel8.img
+LOADER_ELF  := target/$(TARGET)/$(PROFILE)/chainloader
+LOADER_IMG  := chainloader.img
+CHAINBOOT_SDCARD_IMG ?= sdcard-chainboot.img
+DEV_SERIAL  ?=
 CARGO       ?= cargo
 PYTHON      ?= python3
 HOST_TRIPLE  = $(shell rustc -vV | sed -n 's/^host: //p')
@@ -19,13 +29,18 @@ LLVM_BIN     = $(shell rustc --print sysroot)/lib/rustlib/$(HOST_TRIPLE)/bin
 QEMU        ?= qemu-system-aarch64
 # QEMU's default threading (one host thread per vCPU): idle cores sleep in wfi and cost
 # nothing (tools/qemu_threading.py measures it against thread=single).
-QEMU_ARGS   := -M raspi3b -kernel $(IMG) -serial stdio -display none
+# mon:stdio: Ctrl-A X leaves QEMU, Ctrl-A C its monitor; Ctrl-C goes to the kernel.
+QEMU_ARGS   := -M raspi3b -kernel $(IMG) -serial mon:stdio -display none
+CMDLINE     ?=
+GDB_PORT    ?= 1234
+GDB_ARGS    ?=
+K           ?=
 FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 
 
-.PHONY: all build qemu test test-host test-errata test-qemu test-sdcard sweep bench gdb objdump nm clippy doc \
-        fmt sdcard sdcard-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
+.PHONY: all build qemu test test-host test-errata test-qemu test-sdcard test-gdb sweep bench gdb objdump readelf nm clippy doc \
+        fmt sdcard sdcard-files chainloader chainboot chainboot-sdcard chainboot-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
 
 all: $(IMG)
 
@@ -43,6 +58,14 @@ $(IMG): ensure-toolchain FORCE
 
 build: $(IMG)
 
+# The chainloader (chainloader/): a few KiB that go on the card as kernel8.img once.
+$(LOADER_IMG): ensure-toolchain FORCE
+	$(CARGO) build -p chainloader --bin chainloader --target $(TARGET) --$(PROFILE)
+	$(LLVM_BIN)/llvm-objcopy -O binary $(LOADER_ELF) $(LOADER_IMG)
+	@echo "built $(LOADER_IMG) ($$(stat -c %s $(LOADER_IMG)) bytes) from $(LOADER_ELF)"
+
+chainloader: $(LOADER_IMG)
+
 ensure-qemu:
 	@tools/ensure-qemu.sh
 
@@ -53,9 +76,9 @@ ensure-sdtools:
 	@tools/ensure-pkg.sh mdir mtools
 
 qemu: $(IMG) ensure-qemu
-	$(QEMU) $(QEMU_ARGS)
+	$(QEMU) $(QEMU_ARGS) $(if $(CMDLINE),-append "$(CMDLINE)")
 
-test: test-host test-errata test-qemu test-sdcard
+test: test-host test-errata test-qemu test-sdcard test-gdb
 	@echo "make test: all passed"
 
 test-host:
@@ -67,9 +90,14 @@ test-errata: $(IMG)
 	$(PYTHON) tools/errata_scan.py $(LLVM_BIN)/llvm-objdump $(ELF)
 
 # dtc compiles the Raspberry Pi 3B+ device tree (tools/dts/) for the firmware-style boot.
-test-qemu: $(IMG) ensure-qemu
+test-qemu: $(IMG) $(LOADER_IMG) ensure-qemu
 	@tools/ensure-pkg.sh dtc device-tree-compiler
-	$(PYTHON) tools/test_qemu.py --image $(IMG) --elf $(ELF)
+	$(PYTHON) tools/test_qemu.py --image $(IMG) --elf $(ELF) --loader $(LOADER_IMG) $(if $(K),-k $(K))
+
+# make gdb twice with a batch-mode gdb: each reaches the CPU, no QEMU is left behind.
+test-gdb: $(IMG) ensure-qemu
+	@command -v gdb-multiarch >/dev/null 2>&1 || tools/ensure-pkg.sh gdb-multiarch gdb-multiarch
+	tools/test_gdb.sh
 
 test-sdcard: $(IMG) ensure-sdtools
 	tools/sdcard/test_sdcard.sh $(IMG)
@@ -85,25 +113,29 @@ sweep: $(IMG) ensure-qemu
 
 gdb: $(IMG) ensure-qemu
 	@command -v gdb-multiarch >/dev/null 2>&1 || tools/ensure-pkg.sh gdb-multiarch gdb-multiarch
-	$(QEMU) $(QEMU_ARGS) -S -s & \
-	gdb-multiarch -q $(ELF) -ex 'set architecture aarch64' -ex 'target remote :1234'; \
-	kill %1 2>/dev/null || true
+	tools/gdb.sh $(QEMU) $(IMG) $(ELF) $(GDB_PORT) $(GDB_ARGS)
 
 objdump: $(IMG)
-	$(LLVM_BIN)/llvm-objdump -d --no-show-raw-insn $(ELF) | less
+	$(LLVM_BIN)/llvm-objdump -d -C --no-show-raw-insn $(ELF) | less
+
+readelf: $(IMG)
+	$(LLVM_BIN)/llvm-readelf -h -l -S -s --demangle $(ELF) | less
 
 nm: $(IMG)
 	$(LLVM_BIN)/llvm-nm -n -C $(ELF)
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p kernel -p boot -p board -p mm --target $(TARGET) -- -D warnings
+	$(CARGO) clippy -p kernel -p boot -p board -p mm -p chainloader --target $(TARGET) -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 
-doc:
-	$(CARGO) doc --workspace --no-deps
+# The kernel's crates for the target (the UART, GPIO, mailbox, MMU and SMP code exists
+# only there), with their private items: the documentation is for the kernel's developers.
+doc: ensure-toolchain
+	$(CARGO) doc -p kernel -p boot -p board -p mm --no-deps --document-private-items --target $(TARGET)
+	@echo "documentation in target/$(TARGET)/doc/kernel/index.html"
 
 sdcard: $(IMG) ensure-sdtools
 	FIRMWARE_DIR="$(FIRMWARE_DIR)" tools/sdcard/mksdcard.sh $(IMG) $(SDCARD_IMG)
@@ -112,6 +144,17 @@ sdcard-files: $(IMG) ensure-sdtools
 	@test -n "$(DEST)" || { echo "usage: make sdcard-files DEST=/media/\$$USER/boot" >&2; exit 1; }
 	FIRMWARE_DIR="$(FIRMWARE_DIR)" tools/sdcard/mksdcard.sh --files-only "$(DEST)" $(IMG)
 
+chainboot: $(IMG) $(LOADER_IMG)
+	@test -n "$(DEV_SERIAL)" || { echo "usage: make chainboot DEV_SERIAL=/dev/ttyUSB0 (the card holds the loader: make chainboot-sdcard)" >&2; exit 1; }
+	$(PYTHON) tools/chainboot.py --device $(DEV_SERIAL) $(IMG)
+
+chainboot-sdcard: $(LOADER_IMG) ensure-sdtools
+	FIRMWARE_DIR="$(FIRMWARE_DIR)" tools/sdcard/mksdcard.sh $(LOADER_IMG) $(CHAINBOOT_SDCARD_IMG)
+
+chainboot-files: $(LOADER_IMG) ensure-sdtools
+	@test -n "$(DEST)" || { echo "usage: make chainboot-files DEST=/media/\$$USER/boot" >&2; exit 1; }
+	FIRMWARE_DIR="$(FIRMWARE_DIR)" tools/sdcard/mksdcard.sh --files-only "$(DEST)" $(LOADER_IMG)
+
 clean:
 	$(CARGO) clean
-	rm -f $(IMG) $(SDCARD_IMG)
+	rm -f $(IMG) $(LOADER_IMG) $(SDCARD_IMG) $(CHAINBOOT_SDCARD_IMG)

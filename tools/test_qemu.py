@@ -407,6 +407,11 @@ def boot_sweep(image):
         # The console still works after the sweep, and the sweep runs again from it.
         out = q.command("sweep pages", 120)
         check(re.search(r"sweep: leak check: free pages before=(\d+) after=\1 OK", out), "sweep pages from the console", out)
+        # Issue 17: the log buffer still holds the boot banner after two sweeps.
+        out = q.command("dmesg", 120)
+        check(re.search(TS + r"Booting mm-kernel \d+\.\d+\.\d+ on Raspberry Pi 3", out, re.M), "dmesg lost the banner", out)
+        check(re.search(TS + r"sweep: vmalloc max size=", out, re.M), "dmesg lacks the sweep", out)
+        check("older lines were dropped" not in out, "the boot log overflowed the log buffer", out)
         # Fidelity (issue 9): boot, sweep and poweroff touched no unimplemented device or
         # mailbox tag and made no guest error.
         q.send("poweroff\r")
@@ -622,6 +627,11 @@ from test_robustness import register as _register_robustness  # noqa: E402
 
 _register_robustness(test, boot, check)
 
+# ---------------------------------------------------------------- console and log (issue 17)
+from test_console import register as _register_console  # noqa: E402
+
+_register_console(test, check, lambda: ELF.get("loader"))
+
 
 
 
@@ -749,9 +759,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")
     ap.add_argument("--elf", default="target/aarch64-unknown-none-softfloat/release/kernel")
+    ap.add_argument("--loader", default="chainloader.img", help="the chainloader image (make chainloader)")
     ap.add_argument("-k", help="run tests whose name contains this")
     args = ap.parse_args()
     ELF["path"] = args.elf
+    ELF["loader"] = args.loader
     selected = [t for t in TESTS if not args.k or args.k in t.__name__]
     passed = failed = 0
     for t in selected:

@@ -5,7 +5,7 @@
 //!
 //! Options understood: `sweep=all|pages|kmalloc|vmalloc|off` (what the boot sweep runs),
 //! `slub_debug` (slab debugging: poison, red zones, double/invalid free checks) and
-//! `loglevel=N` (Linux's console log level). The Pi firmware puts about 214 bytes of its
+//! `loglevel=N` (Linux's console log level), `panic=N` (reboot N seconds after a panic). The Pi firmware puts about 214 bytes of its
 //! own options in front of cmdline.txt's (`coherent_pool=1M 8250.nr_uarts=1 ...
 //! vc_mem.mem_size=0x40000000`); those, any `module.param=` option and the usual Linux
 //! cmdline.txt options (`console=`, `root=`, ...) are skipped silently, as Linux skips
@@ -178,7 +178,7 @@ impl fmt::Display for Escaped<'_> {
 }
 
 /// The options this kernel acts on (names, as `help`-style text for messages).
-pub const KNOWN: &[&str] = &["sweep", "slub_debug", "loglevel"];
+pub const KNOWN: &[&str] = &["sweep", "slub_debug", "loglevel", "panic"];
 
 /// Options the Raspberry Pi firmware adds or a Linux cmdline.txt usually carries, which
 /// this kernel has no use for and skips without a word. (Any `module.param` option is
@@ -266,6 +266,15 @@ pub fn loglevel(cmdline: &str) -> Result<Option<u8>, &str> {
             Ok(n @ 0..=8) => Ok(Some(n)),
             _ => Err(v),
         },
+    }
+}
+
+/// `panic=`: `Ok(None)` when absent, `Ok(Some(seconds))` for an integer (0 halts, a
+/// negative value reboots at once, as in Linux), `Err(value)` otherwise.
+pub fn panic_timeout(cmdline: &str) -> Result<Option<i64>, &str> {
+    match option(cmdline, "panic") {
+        None => Ok(None),
+        Some(v) => v.parse::<i64>().map(Some).map_err(|_| v),
     }
 }
 
@@ -398,6 +407,11 @@ mod tests {
         assert_eq!(sweep("sweep="), Err(""), "an empty value is not off");
         assert_eq!(sweep("sweep=off sweep=pages"), Ok(Some("pages")), "the last one wins");
         assert_eq!(loglevel("loglevel=9"), Err("9"));
+        assert_eq!(panic_timeout("sweep=off"), Ok(None));
+        assert_eq!(panic_timeout("panic=1"), Ok(Some(1)));
+        assert_eq!(panic_timeout("panic=-1 x"), Ok(Some(-1)));
+        assert_eq!(panic_timeout("panic=soon"), Err("soon"));
+        assert_eq!(classify("panic=5"), Param::Known);
         assert_eq!(loglevel("loglevel=x"), Err("x"));
         assert_eq!(loglevel("loglevel=0"), Ok(Some(0)));
     }

@@ -14,12 +14,14 @@ pub mod cmdline;
 pub mod console;
 pub mod fdt;
 pub mod ksyms;
+pub mod log_buf;
 pub mod oops;
 pub mod printk;
 pub mod prng;
 pub mod stacks;
 #[cfg(target_os = "none")]
 pub mod stress;
+pub mod version;
 
 #[cfg(target_os = "none")]
 pub mod commands;
@@ -33,6 +35,8 @@ pub mod irq;
 pub mod irqtest;
 #[cfg(target_os = "none")]
 pub mod mm;
+#[cfg(target_os = "none")]
+pub mod panic;
 #[cfg(target_os = "none")]
 pub mod platform;
 #[cfg(target_os = "none")]

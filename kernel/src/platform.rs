@@ -158,7 +158,7 @@ pub fn image_layout() -> ImageLayout {
 }
 
 /// Size of the `.ksyms` reservation (must match KSYMS_SIZE in linker/kernel.ld).
-pub const KSYMS_SIZE: usize = 0x60000;
+pub const KSYMS_SIZE: usize = 0x10000;
 
 /// The reservation tools/ksyms.py fills after linking; zero (no table) until then.
 #[link_section = ".ksyms"]
@@ -236,12 +236,17 @@ pub fn init_cmdline(x0: u64, ram_end: u64) {
     let unknown = crate::cmdline::unknown(line);
     if unknown.clone().next().is_some() {
         pr_warn!(
-            "Unknown kernel command line parameters \"{}\", ignored (this kernel knows sweep=, slub_debug, loglevel=)",
+            "Unknown kernel command line parameters \"{}\", ignored (this kernel knows sweep=, slub_debug, loglevel=, panic=)",
             Words(unknown)
         );
     }
     if let Err(v) = crate::cmdline::sweep(line) {
         pr_warn!("sweep={}: expected {}, keeping all", Escaped(v.as_bytes(), 40), crate::cmdline::SWEEP_VALUES);
+    }
+    match crate::cmdline::panic_timeout(line) {
+        Ok(Some(seconds)) => crate::panic::set_timeout(seconds),
+        Ok(None) => {}
+        Err(v) => pr_warn!("panic={}: expected seconds, keeping 0 (halt)", Escaped(v.as_bytes(), 40)),
     }
     match crate::cmdline::loglevel(line) {
         Ok(Some(level)) => {

@@ -6,7 +6,12 @@
 //! interleave: a lock is held per message. An oops on the CPU that holds the lock (a
 //! fault inside printk) does not deadlock: the owner re-enters, like Linux's
 //! bust_spinlocks.
+//!
+//! Every line with a timestamp also goes into the kernel log buffer ([`LOG`], read by
+//! `dmesg`), whatever the console level: like Linux, the console level decides only what
+//! is printed.
 
+use crate::log_buf::LogBuf;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
@@ -30,6 +35,55 @@ pub enum Level {
     Info = 6,
     /// Debug-level messages.
     Debug = 7,
+}
+
+impl Level {
+    /// The level of a stored number (anything above 7 is debug).
+    pub fn from_u8(n: u8) -> Self {
+        match n {
+            0 => Level::Emerg,
+            1 => Level::Alert,
+            2 => Level::Crit,
+            3 => Level::Err,
+            4 => Level::Warning,
+            5 => Level::Notice,
+            6 => Level::Info,
+            _ => Level::Debug,
+        }
+    }
+
+    /// Linux's name (`dmesg -l` takes these).
+    pub fn name(self) -> &'static str {
+        ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"][self as usize]
+    }
+
+    /// A level by name (`err`) or number (`3`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.parse::<u8>() {
+            Ok(n) if n <= 7 => Some(Self::from_u8(n)),
+            Ok(_) => None,
+            Err(_) => (0..8).map(Self::from_u8).find(|l| l.name() == s),
+        }
+    }
+}
+
+/// Size of the kernel log buffer: Linux arm64's default (CONFIG_LOG_BUF_SHIFT=17).
+pub const LOG_BUF_LEN: usize = 128 * 1024;
+
+/// The kernel log buffer.
+pub static LOG: spin::Mutex<LogBuf<LOG_BUF_LEN>> = spin::Mutex::new(LogBuf::new());
+
+/// Runs `f` on the log buffer if it can be had soon: writers hold the console lock, so
+/// the only other holder is a `dmesg` copying one line; a CPU that faulted inside the
+/// log code itself finds it held for ever and leaves the line out.
+fn with_log(f: impl FnOnce(&mut LogBuf<LOG_BUF_LEN>)) {
+    for _ in 0..1_000_000 {
+        if let Some(mut log) = LOG.try_lock() {
+            f(&mut log);
+            return;
+        }
+        mm::sync::cpu_relax();
+    }
 }
 
 /// Messages with a level numerically below this are printed (Linux's console_loglevel).
@@ -93,8 +147,14 @@ impl fmt::Display for Timestamp {
 /// Owner of the output lock: CPU number + 1, or 0 when free.
 static OWNER: AtomicUsize = AtomicUsize::new(0);
 
-/// Runs `f` with the console to itself; re-entrant on the owning CPU.
+/// Runs `f` with the console to itself; re-entrant on the owning CPU. Lines written with
+/// timestamps go into the log at Linux's default message level (warning).
 pub fn with_console<R>(f: impl FnOnce(&mut ConsoleWriter) -> R) -> R {
+    with_console_at(Level::Warning, true, f)
+}
+
+/// [`with_console`] for lines of `level`, printed only if `print`.
+fn with_console_at<R>(level: Level, print: bool, f: impl FnOnce(&mut ConsoleWriter) -> R) -> R {
     let b = backend();
     let me = (b.cpu_id)() + 1;
     let reentered = OWNER.load(Ordering::Acquire) == me;
@@ -103,7 +163,7 @@ pub fn with_console<R>(f: impl FnOnce(&mut ConsoleWriter) -> R) -> R {
             mm::sync::cpu_relax();
         }
     }
-    let mut w = ConsoleWriter { write: b.write, at_line_start: true, now_ns: b.now_ns };
+    let mut w = ConsoleWriter { write: b.write, at_line_start: true, now_ns: b.now_ns, level, print };
     let r = f(&mut w);
     if !reentered {
         OWNER.store(0, Ordering::Release);
@@ -116,12 +176,21 @@ pub struct ConsoleWriter {
     write: fn(&str),
     now_ns: fn() -> u64,
     at_line_start: bool,
+    level: Level,
+    print: bool,
 }
 
 impl ConsoleWriter {
-    /// Writes text as it is, without timestamps (console echo, prompts).
+    /// Writes text as it is, without timestamps and not into the log (console echo,
+    /// prompts, command output).
     pub fn raw(&mut self, s: &str) {
         (self.write)(s);
+    }
+
+    fn print(&self, s: &str) {
+        if self.print {
+            (self.write)(s);
+        }
     }
 }
 
@@ -129,30 +198,34 @@ impl Write for ConsoleWriter {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for (i, line) in s.split('\n').enumerate() {
             if i > 0 {
-                (self.write)("\n");
+                self.print("\n");
+                with_log(|l| l.end());
                 self.at_line_start = true;
             }
             if line.is_empty() {
                 continue;
             }
             if self.at_line_start {
+                let now = (self.now_ns)();
                 let mut ts = StackString::<24>::new();
-                let _ = write!(ts, "{}", Timestamp((self.now_ns)()));
-                (self.write)(ts.as_str());
+                let _ = write!(ts, "{}", Timestamp(now));
+                self.print(ts.as_str());
+                let level = self.level;
+                with_log(|l| l.begin(level, now));
                 self.at_line_start = false;
             }
-            (self.write)(line);
+            self.print(line);
+            with_log(|l| l.append(line.as_bytes()));
         }
         Ok(())
     }
 }
 
-/// Prints a message at `level` followed by a newline, if the console level allows it.
+/// Logs a message at `level` followed by a newline, and prints it if the console level
+/// allows it.
 pub fn printk(level: Level, args: fmt::Arguments<'_>) {
-    if (level as u8) >= console_loglevel() {
-        return;
-    }
-    with_console(|w| {
+    let print = (level as u8) < console_loglevel();
+    with_console_at(level, print, |w| {
         let _ = w.write_fmt(args);
         let _ = w.write_str("\n");
     });

@@ -4,13 +4,31 @@
 
 use crate::commands::COMMANDS;
 use crate::console::line::{Event, LineEditor};
-use crate::console::registry::{dispatch, CommandError, Dispatch, Usage};
+use crate::console::registry::{dispatch, CommandError, Completer, Dispatch, Usage};
 use crate::console::PROMPT;
 use crate::printk::print_raw;
 use crate::{cprint, cprintln};
 
 /// Longest command line accepted.
 pub const LINE_MAX: usize = 128;
+
+/// Sends the editor's answer as it is: whole UTF-8 runs, so a cut character cannot
+/// hide the rest.
+fn print_bytes(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        match core::str::from_utf8(bytes) {
+            Ok(s) => {
+                print_raw(s);
+                return;
+            }
+            Err(e) => {
+                let (good, rest) = bytes.split_at(e.valid_up_to());
+                print_raw(core::str::from_utf8(good).unwrap_or(""));
+                bytes = &rest[e.error_len().unwrap_or(rest.len()).min(rest.len())..];
+            }
+        }
+    }
+}
 
 /// Runs one command line as the foreground command (Ctrl-C interrupts it). Never
 /// inlined: call traces of a command show it, as they did before the wrapper.
@@ -43,9 +61,13 @@ fn report_lost_input() {
     }
 }
 
+/// The console's line editor (with its history: about 10 KiB, so not on the stack).
+static EDITOR: spin::Mutex<LineEditor<LINE_MAX>> = spin::Mutex::new(LineEditor::new());
+
 /// The read-eval loop.
 pub fn run() -> ! {
-    let mut editor = LineEditor::<LINE_MAX>::new();
+    let mut editor = EDITOR.lock();
+    let completer = Completer(COMMANDS);
     print_raw(PROMPT);
     loop {
         report_lost_input();
@@ -53,12 +75,8 @@ pub fn run() -> ! {
             crate::tty::wait_for_input();
             continue;
         };
-        match editor.feed(b) {
-            Event::Echo(bytes) => {
-                if let Ok(s) = core::str::from_utf8(bytes) {
-                    print_raw(s);
-                }
-            }
+        match editor.feed(b, &completer) {
+            Event::Echo(bytes) => print_bytes(bytes),
             Event::Line(line) => {
                 print_raw("\n");
                 // Copy out: commands may take long and the editor is reused after.

@@ -1,4 +1,5 @@
-//! The /proc-style reports: meminfo, buddyinfo, pagetypeinfo, slabinfo, vmallocinfo.
+//! The /proc-style reports: meminfo, zoneinfo, vmstat, buddyinfo, pagetypeinfo,
+//! slabinfo, vmallocinfo.
 
 use super::no_args;
 use crate::console::registry::{Command, CommandError};
@@ -34,8 +35,10 @@ pub fn write_meminfo(w: &mut dyn Write) -> core::fmt::Result {
     let z = PAGES.zone_stats(ZoneType::Normal);
     let (vm_pages, pt_pages) = crate::mm::vmalloc::usage();
     let kb = |pages: u64| pages * 4;
-    // Linux: MemAvailable = free - reserve (the high watermark); nothing here is reclaimable.
-    let available = mi.free_pages.saturating_sub(z.wmarks.high);
+    // Linux's MemFree is NR_FREE_PAGES: the buddy lists only (pages on the per-CPU lists
+    // are counted as allocated; zoneinfo shows them as pagesets). MemAvailable = free -
+    // reserve (the high watermark); nothing here is reclaimable.
+    let available = z.free_pages.saturating_sub(z.wmarks.high);
     let largest_vm = VMALLOC.lock().vmalloc_areas().largest_free();
     let slab_kb = mm::slab::slabinfo::meminfo_slab_kb(&SLAB) as u64;
     // Linux's layout: the label and its colon padded to 16 columns, the value to 8.
@@ -43,18 +46,85 @@ pub fn write_meminfo(w: &mut dyn Write) -> core::fmt::Result {
         writeln!(w, "{name}:{:pad$}{:>8} kB", "", v, pad = 15usize.saturating_sub(name.len()))
     };
     row(w, "MemTotal", mi.total_kb())?;
-    row(w, "MemFree", mi.free_kb())?;
+    row(w, "MemFree", kb(z.free_pages))?;
     row(w, "MemAvailable", kb(available))?;
     row(w, "Slab", slab_kb)?;
     row(w, "SReclaimable", 0)?;
     row(w, "SUnreclaim", slab_kb)?;
-    row(w, "KmallocLarge", SLAB.large_bytes() as u64 >> 10)?;
     row(w, "KernelStack", 64)?;
     row(w, "PageTables", kb(pt_pages as u64))?;
     row(w, "VmallocTotal", (VMALLOC_END - VMALLOC_START) >> 10)?;
     row(w, "VmallocUsed", kb(vm_pages as u64))?;
-    row(w, "VmallocChunk", largest_vm >> 10)?;
-    row(w, "Percpu", kb(z.pcp_pages))
+    row(w, "VmallocChunk", largest_vm >> 10)
+}
+
+/// `zoneinfo`
+pub const ZONEINFO: Command = Command {
+    name: "zoneinfo",
+    args: "",
+    help: "the zone: free pages, watermarks, spans (/proc/zoneinfo)",
+    run: zoneinfo,
+};
+
+/// Writes /proc/zoneinfo for the one zone, with Linux's field names (in pages).
+pub fn write_zoneinfo(w: &mut dyn Write) -> core::fmt::Result {
+    let z = PAGES.zone_stats(ZoneType::Normal);
+    writeln!(w, "Node 0, zone   Normal")?;
+    writeln!(w, "  pages free     {}", z.free_pages)?;
+    writeln!(w, "        boost    0")?;
+    writeln!(w, "        min      {}", z.wmarks.min)?;
+    writeln!(w, "        low      {}", z.wmarks.low)?;
+    writeln!(w, "        high     {}", z.wmarks.high)?;
+    writeln!(w, "        spanned  {}", z.spanned_pages)?;
+    writeln!(w, "        present  {}", z.present_pages)?;
+    writeln!(w, "        managed  {}", z.managed_pages)?;
+    writeln!(w, "        cma      0")?;
+    writeln!(w, "        protection: ({})", z.lowmem_reserve)?;
+    writeln!(w, "      nr_free_pages {}", z.free_pages)?;
+    writeln!(w, "      nr_zone_reserved_highatomic {}", z.reserved_highatomic)?;
+    // Linux lists each CPU's pageset; the allocator reports their sum.
+    writeln!(w, "  pagesets")?;
+    writeln!(w, "    cpus: all")?;
+    writeln!(w, "              count: {}", z.pcp_pages)?;
+    writeln!(w, "  node_unreclaimable:  0")?;
+    writeln!(w, "  start_pfn:           {}", z.start_pfn)
+}
+
+fn zoneinfo(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args)?;
+    print(|s| write_zoneinfo(s));
+    Ok(())
+}
+
+/// `vmstat`
+pub const VMSTAT: Command = Command {
+    name: "vmstat",
+    args: "",
+    help: "memory counters in pages (/proc/vmstat; counts of pages, not of events)",
+    run: vmstat,
+};
+
+/// Writes the /proc/vmstat counters this kernel keeps, with Linux's names and units
+/// (pages; nr_kernel_stack in kB, as in Linux). Event counters (pgalloc_*, pgfault) are
+/// not kept, so they are not shown.
+pub fn write_vmstat(w: &mut dyn Write) -> core::fmt::Result {
+    let z = PAGES.zone_stats(ZoneType::Normal);
+    let (vm_pages, pt_pages) = crate::mm::vmalloc::usage();
+    let slab_pages = mm::slab::slabinfo::meminfo_slab_kb(&SLAB) as u64 / 4;
+    writeln!(w, "nr_free_pages {}", z.free_pages)?;
+    writeln!(w, "nr_zone_reserved_highatomic {}", z.reserved_highatomic)?;
+    writeln!(w, "nr_slab_reclaimable 0")?;
+    writeln!(w, "nr_slab_unreclaimable {}", slab_pages)?;
+    writeln!(w, "nr_kernel_misc_reclaimable 0")?;
+    writeln!(w, "nr_page_table_pages {}", pt_pages)?;
+    writeln!(w, "nr_vmalloc {}", vm_pages)?;
+    writeln!(w, "nr_kernel_stack 64")
+}
+
+fn vmstat(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args)?;
+    print(|s| write_vmstat(s));
+    Ok(())
 }
 
 fn meminfo(args: &[&str]) -> Result<(), CommandError> {

@@ -6,6 +6,7 @@ mod bench;
 mod cmdline;
 mod crash;
 mod irq;
+mod log;
 pub(crate) mod mem;
 mod stress;
 mod sweep;
@@ -18,6 +19,8 @@ pub static COMMANDS: &[Command] = &[
     system::HELP,
     sweep::SWEEP,
     mem::MEMINFO,
+    mem::ZONEINFO,
+    mem::VMSTAT,
     mem::BUDDYINFO,
     mem::PAGETYPEINFO,
     mem::SLABINFO,
@@ -33,7 +36,9 @@ pub static COMMANDS: &[Command] = &[
     bench::BENCH,
     irq::IRQTEST,
     crash::CRASH,
+    log::DMESG,
     cmdline::CMDLINE,
+    system::VERSION,
     system::UPTIME,
     system::REBOOT,
     system::POWEROFF,

@@ -1,10 +1,11 @@
-//! The `mm> ` console: line editing, argument parsing and the command registry.
+//! The `mm> ` console: escape-sequence decoding, line editing, argument parsing and the command registry.
 //!
 //! Everything here is pure and host-tested; the command implementations that touch the
 //! allocators and the hardware live with the kernel binary's platform code and are
 //! registered in one table (see `commands`).
 
 pub mod args;
+pub mod escape;
 pub mod line;
 pub mod registry;
 pub mod ring;

@@ -4,6 +4,7 @@
 //! Nothing here allocates: the words of a line are kept in a fixed array and error
 //! messages in a fixed buffer, so the console works when memory is exhausted.
 
+use super::line::Complete;
 use crate::printk::StackString;
 use core::fmt;
 use core::ops::Deref;
@@ -102,6 +103,33 @@ impl fmt::Display for Usage<'_> {
     }
 }
 
+/// Tab completion from a command table: the command names for the first word (and for
+/// the word after `help`), then for the second word the lower-case words of the
+/// command's synopsis (`alloc p` -> `pages`, `sweep v` -> `vmalloc`).
+pub struct Completer(pub &'static [Command]);
+
+impl Complete for Completer {
+    fn candidates(&self, before: &str, each: &mut dyn FnMut(&'static str)) {
+        let mut words = before.split_whitespace();
+        match (words.next(), words.next()) {
+            (None, _) | (Some("help"), None) => self.0.iter().for_each(|c| each(c.name)),
+            (Some(name), None) => {
+                if let Some(cmd) = self.0.iter().find(|c| c.name == name) {
+                    synopsis_words(cmd.args).for_each(each);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The literal words of a synopsis: runs of lower-case letters, digits and `_` that
+/// start with a letter (the upper-case words are placeholders).
+pub fn synopsis_words(args: &'static str) -> impl Iterator<Item = &'static str> {
+    args.split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_lowercase()))
+}
+
 /// Writes the help table: one line per command.
 pub fn write_help(w: &mut dyn fmt::Write, table: &[Command]) -> fmt::Result {
     let width = table.iter().map(|c| c.name.len() + 1 + c.args.len()).max().unwrap_or(0);
@@ -150,6 +178,23 @@ mod tests {
             CommandError::BadArgument(m) => assert_eq!(m.as_str().len(), 104, "cut short"),
             CommandError::Usage => panic!(),
         }
+    }
+
+    #[test]
+    fn completion_words() {
+        let names = |before: &str| {
+            let mut v = vec![];
+            Completer(&TABLE).candidates(before, &mut |w| v.push(w));
+            v
+        };
+        assert_eq!(names(""), ["help", "alloc"]);
+        assert_eq!(names("help "), ["help", "alloc"]);
+        assert_eq!(names("alloc "), ["pages"]);
+        assert_eq!(names("alloc pages "), Vec::<&str>::new());
+        assert_eq!(names("bogus "), Vec::<&str>::new());
+        let w: Vec<_> =
+            synopsis_words("pages ORDER [GFP] | kmalloc SIZE | off | probability=P ignore_gfp_wait=Y|N").collect();
+        assert_eq!(w, ["pages", "kmalloc", "off", "probability", "ignore_gfp_wait"]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The Rust side of the exception vectors: every exception the kernel does not expect
-//! ends in an oops report and a halted CPU.
+//! ends in an oops report, then a halted CPU or a reboot (`panic=N`).
 
 use crate::oops::{self, Context};
 use crate::platform;
@@ -88,11 +88,10 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
             }
         });
     });
-    board::uart::flush();
-    boot::cpu::halt();
+    crate::panic::end()
 }
 
-/// The panic handler's report: message, location, call trace; then halt.
+/// The panic handler's report: message, location, call trace; then halt or reboot.
 pub fn panic_report(info: &core::panic::PanicInfo<'_>) -> ! {
     boot::cpu::local_irq_save();
     crate::smp::stop_other_cpus();
@@ -105,6 +104,5 @@ pub fn panic_report(info: &core::panic::PanicInfo<'_>) -> ! {
         let _ = context_with(|ctx| oops::write_dump_stack(w, fp, ctx));
         let _ = writeln!(w, "---[ end Kernel panic - not syncing: {} ]---", info.message());
     });
-    board::uart::flush();
-    boot::cpu::halt();
+    crate::panic::end()
 }

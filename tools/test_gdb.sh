@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# test_gdb.sh: `make gdb` twice in a row with a scripted, batch-mode gdb. Each must
+# reach the halted CPU (read its pc), and no QEMU may be left afterwards, nor its PID
+# file or its port. Then a stale PID file of a running stub is cleaned up by the next run.
+set -euo pipefail
+# A port of its own, so parallel runs on one machine do not meet.
+port=${GDB_PORT:-$((20000 + $$ % 20000))}
+fail() { echo "test_gdb: FAILED: $*" >&2; exit 1; }
+run() {
+    timeout 120 make -s gdb GDB_PORT="$port" GDB_ARGS="-batch -ex 'info registers pc' -ex 'stepi' -ex 'info registers pc'" 2>&1
+}
+for i in 1 2; do
+    out=$(run) || fail "make gdb run $i: $out"
+    echo "$out" | grep -Eq '^pc +0x[0-9a-f]+' || fail "run $i: gdb read no pc: $out"
+    [ ! -f target/gdb-qemu.pid ] || fail "run $i left target/gdb-qemu.pid"
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then fail "run $i: a stub still listens on $port"; fi
+    pgrep -f -- "-gdb tcp:127.0.0.1:$port" >/dev/null && fail "run $i left a QEMU running"
+    echo "test_gdb: run $i ok, no QEMU left"
+done
+# A QEMU whose make gdb was killed: its PID file remains and the next run ends it.
+qemu-system-aarch64 -M raspi3b -kernel kernel8.img -display none -monitor none -serial null -S \
+    -gdb "tcp:127.0.0.1:$port" &
+stale=$!
+echo "$stale" >target/gdb-qemu.pid
+sleep 1
+out=$(run) || { kill "$stale" 2>/dev/null; fail "make gdb after a stale stub: $out"; }
+echo "$out" | grep -q "ending QEMU $stale left by an earlier make gdb" || fail "stale QEMU not reported: $out"
+kill -0 "$stale" 2>/dev/null && { kill "$stale"; fail "stale QEMU $stale still runs"; }
+wait "$stale" 2>/dev/null || true
+echo "test_gdb: a stale stub is ended; all ok"
