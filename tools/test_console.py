@@ -264,7 +264,10 @@ def register(test, check, loader):
         and ask again), the kernel boots with the loader's x0 and the tool is its terminal."""
         path = loader()
         check(path and os.path.exists(path), f"chainloader image not found: {path} (make chainloader)")
-        qemu = subprocess.Popen([QEMU, "-M", "raspi3b", "-kernel", path,
+        # Single-threaded TCG for the loader only: it leaves cores 1-3 in the firmware's
+        # stub, which polls its spin table with wfe; under default threading each of them
+        # spins a host thread, and on 2 busy cores the transfer took over 120 s (52 s here).
+        qemu = subprocess.Popen([QEMU, "-M", "raspi3b", "-accel", "tcg,thread=single", "-kernel", path,
                                  "-serial", "pty", "-display", "none", "-monitor", "none", "-no-reboot",
                                  "-append", "sweep=off"],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
