@@ -165,8 +165,7 @@ fn crash_panic() {
 
 #[inline(never)]
 fn crash_brk() {
-    // SAFETY: BRK raises a synchronous exception, which the kernel reports as BUG.
-    unsafe { core::arch::asm!("brk #0x800") };
+    boot::cpu::bug_brk();
 }
 
 /// Without slab debugging a double free or a write after free is real corruption, as
