@@ -119,7 +119,7 @@ pub fn smp_init() {
 fn start_cpu(cpu: usize) -> Result<(), &'static str> {
     // A guarded stack slot: 15 pages from an order-4 block, mapped above an unmapped page.
     let block = page_alloc::__get_free_pages(GFP_KERNEL, 4).ok_or("no memory for its stack")?;
-    let stack_pa = mm::addr::PhysAddr::new(block.as_u64() - mm::pgtable::layout::PAGE_OFFSET);
+    let stack_pa = crate::mm::virt_to_phys(block);
     let top = with_kernel_pt(|pt| {
         let mut count = 0usize;
         let mut tables = SourceTables { pages: &PAGE_SOURCE, gfp: GFP_KERNEL, count: &mut count };
@@ -139,7 +139,7 @@ fn start_cpu(cpu: usize) -> Result<(), &'static str> {
     boot::cache::clean_dcache_range(sb as usize, core::mem::size_of::<SecondaryBoot>());
 
     let entry = boot::kimage_virt_to_phys(_secondary_entry as *const () as usize) as u64;
-    let slot = mm::pgtable::layout::phys_to_linear(SPIN_TABLE_BASE + 8 * cpu as u64) as *mut u64;
+    let slot = crate::mm::phys_to_virt(mm::addr::PhysAddr::new(SPIN_TABLE_BASE + 8 * cpu as u64)).as_mut_ptr::<u64>();
     // SAFETY: page 0 is reserved for the spin table and mapped in the linear map; the
     // slot belongs to this core, which polls it.
     unsafe { core::ptr::write_volatile(slot, entry) };

@@ -135,7 +135,7 @@ impl fmt::Display for Describe {
             Kind::Kmalloc { .. } if h.addr.as_u64() <= ZERO_SIZE_PTR as u64 => {
                 f.write_str("ZERO_SIZE_PTR (no memory)")?
             }
-            _ => write!(f, "phys {:#x}", h.addr.as_u64() - mm::pgtable::layout::PAGE_OFFSET)?,
+            _ => write!(f, "phys {:#x}", crate::mm::virt_to_phys(h.addr).as_u64())?,
         }
         write!(f, ", mode:{}", h.gfp)
     }

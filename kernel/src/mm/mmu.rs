@@ -128,5 +128,5 @@ pub fn print_layout() {
     row(".rodata", l.rodata.0 as u64, l.rodata.1 as u64);
     row(".data", l.data.0 as u64, l.data.1 as u64);
     row(".bss", l.bss.0 as u64, l.bss.1 as u64);
-    row("stacks", STACKS_START, STACKS_START + 4 * STACK_SLOT_SIZE);
+    row("stacks", STACKS_START, STACKS_START + crate::smp::NR_CPUS as u64 * STACK_SLOT_SIZE);
 }

@@ -63,7 +63,7 @@ pub fn init(mb: &mut Memblock) {
         Ok(Some(pa)) => pa,
         _ => panic!("mem_map: no memory for {nr_pages} page descriptors"),
     };
-    let base = mm::pgtable::layout::phys_to_linear(pa.as_u64()) as *mut Page;
+    let base = super::phys_to_virt(pa).as_mut_ptr::<Page>();
     for i in 0..nr_pages {
         // SAFETY: [pa, pa + bytes) was just reserved for the descriptors and is mapped
         // read/write by the linear map; each slot is written once before use.
@@ -149,7 +149,7 @@ pub fn alloc_page(gfp: Gfp) -> Option<&'static Page> {
 }
 
 fn pfn_to_virt(pfn: Pfn) -> VirtAddr {
-    VirtAddr::new(PAGE_OFFSET + pfn.phys().as_u64())
+    super::phys_to_virt(pfn.phys())
 }
 
 /// Linux's `__get_free_pages`: the linear-map address of `2^order` pages.
@@ -188,7 +188,7 @@ pub fn virt_to_page(va: VirtAddr) -> Option<&'static Page> {
     if !(PAGE_OFFSET..linear_map_end()).contains(&v) {
         return None;
     }
-    PAGES.pfn_to_page(PhysAddr::new(v - PAGE_OFFSET).pfn())
+    PAGES.pfn_to_page(super::virt_to_phys(va).pfn())
 }
 
 /// Linux's `__free_pages`. Bad input is refused with a warning naming the caller.
@@ -220,9 +220,9 @@ pub fn free_pages(addr: VirtAddr, order: u32) -> Result<(), FreeError> {
             caller.file(),
             caller.line()
         );
-        return Err(FreeError::Unaligned { pfn: (v - PAGE_OFFSET) >> PAGE_SHIFT, order });
+        return Err(FreeError::Unaligned { pfn: super::virt_to_phys(addr).as_u64() >> PAGE_SHIFT, order });
     }
-    free_pfn(PhysAddr::new(v - PAGE_OFFSET).pfn(), order, caller)
+    free_pfn(super::virt_to_phys(addr).pfn(), order, caller)
 }
 
 fn free_pfn(pfn: Pfn, order: u32, caller: &Location<'_>) -> Result<(), FreeError> {
