@@ -11,6 +11,7 @@
 //! allocate with GFP_ATOMIC without finding a lock held by the code it interrupted.
 //! Lock order where two are taken: `VMALLOC`, then `KERNEL_PT`.
 
+pub mod allocation;
 pub mod fault;
 pub mod heap;
 pub mod memblock;
