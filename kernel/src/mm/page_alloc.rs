@@ -93,6 +93,9 @@ pub fn init(mb: &mut Memblock) {
 /// Prints Linux's allocation-failure report: for an order above MAX_PAGE_ORDER the
 /// `WARN_ON` of `__alloc_pages` (as in the lab's log for order 11), otherwise
 /// `warn_alloc`'s `page allocation failure` line; then CPU, call trace and Mem-Info.
+/// Never inlined: the call trace starts from this function's frame, so its first line
+/// is always the allocating caller, whatever the compiler inlines.
+#[inline(never)]
 pub fn report_failure(f: &AllocFailure) {
     if !f.should_warn() {
         return;
