@@ -14,27 +14,38 @@ use crate::mmio::{offset, Mmio};
 use crate::poll::{poll_timeout, us_to_ticks};
 use crate::timer::ticks;
 use tock_registers::interfaces::{Readable, Writeable};
-use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, WriteOnly};
+use tock_registers::{register_bitfields, register_structs};
+
+register_bitfields! {u32,
+    /// A mailbox word: a channel number and the top 28 bits of a 16-byte aligned address.
+    MBOX_DATA [
+        CHANNEL OFFSET(0) NUMBITS(4) [],
+        DATA OFFSET(4) NUMBITS(28) []
+    ],
+    /// Mailbox status.
+    MBOX_STATUS [
+        EMPTY OFFSET(30) NUMBITS(1) [],
+        FULL OFFSET(31) NUMBITS(1) []
+    ]
+}
 
 register_structs! {
     /// Mailbox 0 (VC -> ARM, read side) and mailbox 1 (ARM -> VC, write side).
     pub MailboxRegisters {
-        (0x00 => read: ReadOnly<u32>),
+        (0x00 => read: ReadOnly<u32, MBOX_DATA::Register>),
         (0x04 => _reserved0),
-        (0x18 => status: ReadOnly<u32>),
+        (0x18 => status: ReadOnly<u32, MBOX_STATUS::Register>),
         (0x1c => _reserved1),
-        (0x20 => write: WriteOnly<u32>),
+        (0x20 => write: WriteOnly<u32, MBOX_DATA::Register>),
         (0x24 => _reserved2),
-        (0x38 => write_status: ReadOnly<u32>),
+        (0x38 => write_status: ReadOnly<u32, MBOX_STATUS::Register>),
         (0x3c => @END),
     }
 }
 
 static MBOX: Mmio<MailboxRegisters, { offset::MAILBOX }> = Mmio::INSTANCE;
 
-const STATUS_FULL: u32 = 1 << 31;
-const STATUS_EMPTY: u32 = 1 << 30;
 const CHANNEL_PROPERTY: u32 = 8;
 const REQUEST: u32 = 0;
 const RESPONSE_OK: u32 = 0x8000_0000;
@@ -108,17 +119,17 @@ fn property(tag: u32, request: &[u32], answer_words: usize) -> Result<[u32; 2], 
     let bus = (boot::kimage_virt_to_phys(va) as u32) | 0xC000_0000;
 
     let freq = crate::timer::frequency();
-    poll_timeout(|| MBOX.write_status.get() & STATUS_FULL == 0, ticks, us_to_ticks(TIMEOUT_US, freq))
+    poll_timeout(|| !MBOX.write_status.is_set(MBOX_STATUS::FULL), ticks, us_to_ticks(TIMEOUT_US, freq))
         .map_err(|_| MailboxError::Timeout)?;
     boot::cpu::dsb_sy();
-    MBOX.write.set((bus & !0xf) | CHANNEL_PROPERTY);
+    MBOX.write.write(MBOX_DATA::DATA.val(bus >> 4) + MBOX_DATA::CHANNEL.val(CHANNEL_PROPERTY));
     // Answers for other channels are read and dropped; all within the one deadline.
     let mut ours = false;
     poll_timeout(
         || {
-            if MBOX.status.get() & STATUS_EMPTY == 0 {
-                let answer = MBOX.read.get();
-                ours = answer & 0xf == CHANNEL_PROPERTY && answer & !0xf == bus & !0xf;
+            if !MBOX.status.is_set(MBOX_STATUS::EMPTY) {
+                let answer = MBOX.read.extract();
+                ours = answer.read(MBOX_DATA::CHANNEL) == CHANNEL_PROPERTY && answer.read(MBOX_DATA::DATA) == bus >> 4;
             }
             ours
         },

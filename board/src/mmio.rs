@@ -19,8 +19,6 @@ pub const LOCAL_SIZE: usize = 0x1000;
 
 /// Offsets inside the peripheral window.
 pub mod offset {
-    /// System timer.
-    pub const SYSTIMER: usize = 0x3000;
     /// VideoCore mailbox 0.
     pub const MAILBOX: usize = 0xB880;
     /// Power management, reset and watchdog.

@@ -35,32 +35,52 @@ mod hw {
     use super::*;
     use crate::mmio::{offset, Mmio};
     use tock_registers::interfaces::{Readable, Writeable};
-    use tock_registers::register_structs;
     use tock_registers::registers::ReadWrite;
+    use tock_registers::{register_bitfields, register_structs};
+
+    register_bitfields! {u32,
+        /// PM_RSTC: reset control.
+        PM_RSTC [
+            /// Watchdog reset configuration (Linux's PM_RSTC_WRCFG_*).
+            WRCFG OFFSET(4) NUMBITS(2) [
+                FullReset = 0b10
+            ],
+            /// Write password: every write must carry it.
+            PASSWD OFFSET(24) NUMBITS(8) []
+        ],
+        /// PM_WDOG: watchdog countdown.
+        PM_WDOG [
+            /// Ticks (of about 15 us) until the watchdog fires.
+            TIME OFFSET(0) NUMBITS(20) [],
+            /// Write password.
+            PASSWD OFFSET(24) NUMBITS(8) []
+        ]
+    }
 
     register_structs! {
         /// PM block registers used here.
         pub PmRegisters {
             (0x00 => _reserved0),
-            (0x1c => rstc: ReadWrite<u32>),
+            (0x1c => rstc: ReadWrite<u32, PM_RSTC::Register>),
             (0x20 => rsts: ReadWrite<u32>),
-            (0x24 => wdog: ReadWrite<u32>),
+            (0x24 => wdog: ReadWrite<u32, PM_WDOG::Register>),
             (0x28 => @END),
         }
     }
 
     static PM: Mmio<PmRegisters, { offset::PM }> = Mmio::INSTANCE;
 
-    const RSTC_WRCFG_CLR: u32 = 0xffff_ffcf;
-    const RSTC_WRCFG_FULL_RESET: u32 = 0x0000_0020;
+    const _: () = assert!(PASSWORD == 0x5a << 24);
 
     /// Linux's `__bcm2835_restart`: boot `partition` next (63: halt), then reset.
     pub fn bcm2835_restart(partition: u8) -> ! {
         PM.rsts.set(rsts_value(PM.rsts.get(), partition));
         // Ten watchdog ticks (~150 us) from now.
-        PM.wdog.set(PASSWORD | 10);
-        let rstc = PM.rstc.get() & RSTC_WRCFG_CLR;
-        PM.rstc.set(PASSWORD | rstc | RSTC_WRCFG_FULL_RESET);
+        PM.wdog.write(PM_WDOG::PASSWD.val(PASSWORD >> 24) + PM_WDOG::TIME.val(10));
+        // Keep RSTC's other bits, replace WRCFG, and carry the password.
+        let mut rstc = PM.rstc.extract();
+        rstc.modify(PM_RSTC::WRCFG::FullReset + PM_RSTC::PASSWD.val(PASSWORD >> 24));
+        PM.rstc.set(rstc.get());
         // The reset comes within the ten ticks; nothing is left to do until then.
         loop {
             aarch64_cpu::asm::wfe();

@@ -2,7 +2,8 @@
 //!
 //! Needed wherever something other than the CPUs' coherent caches reads or writes
 //! memory: the VideoCore (mailbox buffers), page-table walks set up with the MMU off,
-//! and a secondary core started with its caches off (spin-table release).
+//! and a secondary core started with its caches off (spin-table release). CTR_EL0 and
+//! DCZID_EL0 have no `aarch64-cpu` accessor, so they are read here with `mrs`.
 
 use core::arch::asm;
 
@@ -27,8 +28,7 @@ macro_rules! by_line {
                 unsafe { asm!(concat!("dc ", $op, ", {}"), in(reg) p, options(nostack, preserves_flags)) };
                 p += line;
             }
-            // SAFETY: a barrier has no memory-safety effect.
-            unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+            aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
         }
     };
 }

@@ -1,33 +1,36 @@
-//! CPU primitives: identity, barriers, interrupt masking, low-power waits.
+//! CPU primitives: identity, barriers, interrupt masking, low-power waits, the per-CPU
+//! pointer and the cycle counter.
+//!
+//! System registers go through the typed `aarch64-cpu` registers; `asm!` remains only
+//! where that crate has no accessor (DAIFSet/DAIFClr immediates, sp/x29, the PMU, BRK).
 
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::*;
 use core::arch::asm;
 
 /// This core's number (MPIDR_EL1.Aff0: 0..=3 on the BCM2837).
 pub fn cpu_id() -> usize {
-    let mpidr: u64;
-    // SAFETY: reading MPIDR_EL1 has no side effects.
-    unsafe { asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack, preserves_flags)) };
-    (mpidr & 0xff) as usize
+    MPIDR_EL1.read(MPIDR_EL1::Aff0) as usize
+}
+
+/// The raw MPIDR_EL1 (affinity fields and the U and MT bits).
+pub fn mpidr() -> u64 {
+    MPIDR_EL1.get()
 }
 
 /// The raw MIDR_EL1 (0x410fd034 on a Cortex-A53 r0p4).
 pub fn midr() -> u64 {
-    let v: u64;
-    // SAFETY: reading MIDR_EL1 has no side effects.
-    unsafe { asm!("mrs {}, midr_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
+    MIDR_EL1.get()
 }
 
 /// Full-system data synchronisation barrier.
 pub fn dsb_sy() {
-    // SAFETY: a barrier has no memory-safety effect.
-    unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+    barrier::dsb(barrier::SY);
 }
 
 /// Instruction synchronisation barrier: needed after system-register writes.
 pub fn isb() {
-    // SAFETY: a barrier has no memory-safety effect.
-    unsafe { asm!("isb", options(nostack, preserves_flags)) };
+    barrier::isb(barrier::SY);
 }
 
 /// Masks IRQ, FIQ, SError and debug exceptions and returns the previous DAIF.
@@ -61,20 +64,19 @@ pub fn local_irq_disable() {
 /// race-free idle of Linux's `cpu_do_idle`. The `dsb` first completes outstanding
 /// memory accesses, as Linux does.
 pub fn wfi() {
-    // SAFETY: waits for an interrupt; no memory-safety effects.
-    unsafe { asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
+    barrier::dsb(barrier::SY);
+    aarch64_cpu::asm::wfi();
 }
 
 /// Waits for an event (cheap idle).
 pub fn wfe() {
-    // SAFETY: waits for an event; no memory effects.
-    unsafe { asm!("wfe", options(nomem, nostack, preserves_flags)) };
+    aarch64_cpu::asm::wfe();
 }
 
 /// Signals an event to all cores; a `dsb` first makes prior stores visible to them.
 pub fn sev() {
-    // SAFETY: barrier and event; no memory-safety effects.
-    unsafe { asm!("dsb sy", "sev", options(nostack, preserves_flags)) };
+    barrier::dsb(barrier::SY);
+    aarch64_cpu::asm::sev();
 }
 
 /// Stops this core for good: interrupts masked, asleep in `wfi` (which returns only
@@ -107,20 +109,15 @@ pub fn fp() -> usize {
 /// ticks (about 53 us at 19.2 MHz), so a `wfe` used in a wait with a timeout always wakes
 /// up to check again, as Linux's arch timer does.
 pub fn enable_event_stream() {
-    // CNTKCTL_EL1: EVNTEN (bit 2), EVNTI = 9 (bits 7:4: trigger on counter bit 9),
-    // keeping EL0 access bits clear.
-    let v: u64 = (1 << 2) | (9 << 4);
-    // SAFETY: only this core's event-stream configuration changes.
-    unsafe { asm!("msr cntkctl_el1, {}", "isb", in(reg) v, options(nostack, preserves_flags)) };
+    // EVNTI = 9: trigger on counter bit 9; EL0 access bits stay clear.
+    CNTKCTL_EL1.write(CNTKCTL_EL1::EVNTEN::SET + CNTKCTL_EL1::EVNTI.val(9));
+    isb();
 }
 
 /// Whether the core has a PMU (ID_AA64DFR0_EL1.PMUVer neither 0 nor IMPLEMENTATION
 /// DEFINED).
 pub fn has_pmu() -> bool {
-    let dfr0: u64;
-    // SAFETY: reading ID_AA64DFR0_EL1 has no side effects.
-    unsafe { asm!("mrs {}, id_aa64dfr0_el1", out(reg) dfr0, options(nomem, nostack, preserves_flags)) };
-    let ver = (dfr0 >> 8) & 0xf;
+    let ver = ID_AA64DFR0_EL1.read(ID_AA64DFR0_EL1::PMUVer);
     ver != 0 && ver != 0xf
 }
 
@@ -143,4 +140,22 @@ pub fn cycles() -> u64 {
     // SAFETY: reads PMCCNTR_EL0.
     unsafe { asm!("isb", "mrs {}, pmccntr_el0", out(reg) c, options(nostack, preserves_flags)) };
     c
+}
+
+/// Sets this core's per-CPU pointer (TPIDR_EL1, which only the kernel uses).
+pub fn set_this_cpu_ptr(p: usize) {
+    TPIDR_EL1.set(p as u64);
+}
+
+/// This core's per-CPU pointer (0 until [`set_this_cpu_ptr`]).
+pub fn this_cpu_ptr() -> usize {
+    TPIDR_EL1.get() as usize
+}
+
+/// Raises the BRK exception Linux's `BUG()` uses (immediate 0x800); inlined so the
+/// exception's ELR is in the caller.
+#[inline(always)]
+pub fn bug_brk() {
+    // SAFETY: BRK raises a synchronous exception, which the kernel reports as BUG.
+    unsafe { asm!("brk #0x800") };
 }

@@ -16,25 +16,32 @@
 //      loads/stores (locks, atomics) may run before this point on a Pi 3
 //   6. switch to the higher half, set the 16-byte aligned boot stack, call Rust.
 
-.equ KIMAGE_VADDR,      0xFFFFFFC000000000
+// Every value below in braces comes from Rust (boot/src/lib.rs, boot/src/sysreg.rs):
+// one definition, shared with the Rust page-table code.
+.equ KIMAGE_VADDR,      {KIMAGE_VADDR}
+// Exported so that linker/kernel.ld can assert its own KIMAGE_VADDR and stack slot.
+.globl __boot_kimage_vaddr
+.set __boot_kimage_vaddr, {KIMAGE_VADDR}
+.globl __boot_stack_slot_size
+.set __boot_stack_slot_size, {STACK_SLOT_SIZE}
 .equ PERIPH_BASE,       0x3F000000
 
 // Block descriptors for the early map (AArch64 stage 1, 4 KiB granule).
 // Normal WB memory: valid block, AttrIndx 0, inner shareable, AF.
-.equ PMD_NORMAL,        0x701
+.equ PMD_NORMAL,        {PMD_NORMAL}
 // Device-nGnRE: valid block, AttrIndx 1, AF, PXN, UXN.
-.equ PMD_DEVICE,        0x0060000000000405
-.equ TABLE_DESC,        0x3
+.equ PMD_DEVICE,        {PMD_DEVICE}
+.equ TABLE_DESC,        {TABLE_DESC}
 
 // MAIR: idx0 Normal WB RA/WA (0xff), idx1 Device-nGnRE (0x04), idx2 Normal NC (0x44).
-.equ MAIR_VALUE,        0x4404ff
+.equ MAIR_VALUE,        {MAIR_VALUE}
 // TCR: T0SZ=T1SZ=25 (39-bit VA), WBWA inner/outer, inner shareable, 4 KiB granules.
 // IPS is filled in from ID_AA64MMFR0_EL1.PARange.
-.equ TCR_VALUE,         0xB5193519
+.equ TCR_VALUE,         {TCR_VALUE}
 // SCTLR_EL1 RES1 bits, little endian, MMU/caches off.
-.equ SCTLR_EL1_RES1,    0x30d00800
+.equ SCTLR_EL1_RES1,    {SCTLR_EL1_RES1}
 // SCTLR_EL1 with M (MMU), C (data cache), SA, SA0, I (instruction cache).
-.equ SCTLR_EL1_MMU_ON,  0x30d0181d
+.equ SCTLR_EL1_MMU_ON,  {SCTLR_EL1_MMU_ON}
 
 // What armstub8 (the stub built into the Pi firmware) does before entering a kernel,
 // for one core that starts at EL3. Uses x2, x3; continues at EL2h (DAIF masked) at \el2.
@@ -303,18 +310,19 @@ early_l1_ttbr1: .space 4096
 .global early_l2
 early_l2:       .space 4096
 
-// Stacks: each a 64 KiB slot whose lowest 4 KiB are a guard page that the kernel
-// leaves unmapped, so an overflow faults; the vectors recognise a stack pointer inside
-// a guard (sp % 64 KiB < 4 KiB) and switch to the emergency stack of the CPU.
+// Stacks: each a 64 KiB slot ({STACK_SLOT_SIZE}) whose lowest 4 KiB ({STACK_GUARD_SIZE})
+// are a guard page that the kernel leaves unmapped, so an overflow faults; the vectors
+// recognise a stack pointer inside a guard (sp % 64 KiB < 4 KiB) and switch to the
+// emergency stack of the CPU.
 .section .bss.stacks, "aw", %nobits
-.balign 65536
+.balign {STACK_SLOT_SIZE}
 .global boot_stack_guard
-boot_stack_guard:   .space 4096
+boot_stack_guard:   .space {STACK_GUARD_SIZE}
 .global boot_stack_bottom
-boot_stack_bottom:  .space 65536 - 4096
+boot_stack_bottom:  .space {STACK_SLOT_SIZE} - {STACK_GUARD_SIZE}
 .global boot_stack_top
 boot_stack_top:
 .global emergency_stacks
-emergency_stacks:   .space 65536 * 4
+emergency_stacks:   .space {STACK_SLOT_SIZE} * {NR_CPUS}
 .global emergency_stacks_end
 emergency_stacks_end:

@@ -1,7 +1,7 @@
 //! Switching the kernel's translation tables after boot.
 
 use crate::{cpu, tlb, KIMAGE_VADDR};
-use core::arch::asm;
+use aarch64_cpu::registers::*;
 
 extern "C" {
     fn __replace_ttbr1(root: u64);
@@ -26,28 +26,26 @@ pub unsafe fn replace_ttbr1(root: u64) {
 
 /// Stops all TTBR0 walks: from now on low addresses (NULL included) fault.
 pub fn disable_ttbr0() {
-    // SAFETY: only the kernel's TTBR1 mappings stay in use; nothing runs from TTBR0
-    // once boot is over (callers ensure the MMIO bases have moved to ioremap).
-    unsafe {
-        asm!(
-            "mrs {t}, tcr_el1",
-            "orr {t}, {t}, #(1 << 7)",   // TCR_EL1.EPD0
-            "msr tcr_el1, {t}",
-            "isb",
-            "msr ttbr0_el1, xzr",
-            "isb",
-            t = out(reg) _,
-            options(nostack)
-        );
-    }
+    // Only the kernel's TTBR1 mappings stay in use; nothing runs from TTBR0 once boot
+    // is over (callers ensure the MMIO bases have moved to ioremap).
+    TCR_EL1.modify(TCR_EL1::EPD0::DisableTTBR0Walks);
+    cpu::isb();
+    TTBR0_EL1.set(0);
+    cpu::isb();
     tlb::flush_all();
     cpu::isb();
 }
 
 /// The root of the current TTBR1 tables (physical).
 pub fn ttbr1() -> u64 {
-    let v: u64;
-    // SAFETY: reading TTBR1_EL1 has no side effects.
-    unsafe { asm!("mrs {}, ttbr1_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v & 0x0000_ffff_ffff_fffe
+    TTBR1_EL1.get_baddr()
+}
+
+/// The CPU's translation features (ID_AA64MMFR0_EL1): whether the 4 KiB granule is
+/// supported (TGran4 0 or 1) and the physical address size in bits (0 if unknown).
+pub fn mmu_features() -> (bool, u32) {
+    let tgran4 = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::TGran4);
+    let parange = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
+    let pa_bits = [32, 36, 40, 42, 44, 48, 52].get(parange as usize).copied().unwrap_or(0);
+    (tgran4 == 0 || tgran4 == 1, pa_bits)
 }

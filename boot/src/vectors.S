@@ -126,8 +126,8 @@ el1h_sync:
     msr     tpidrro_el0, x0
     mov     x0, sp
     sub     x0, x0, #FRAME_SIZE
-    and     x0, x0, #0xffff
-    cmp     x0, #0x1000
+    and     x0, x0, #({STACK_SLOT_SIZE} - 1)
+    cmp     x0, #{STACK_GUARD_SIZE}
     b.lo    1f
     mrs     x0, tpidrro_el0
     ENTRY   4
@@ -135,9 +135,9 @@ el1h_sync:
     mov     x0, sp
     msr     tpidr_el0, x0
     mrs     x0, mpidr_el1
-    and     x0, x0, #3
+    and     x0, x0, #{CPU_MASK}
     add     x0, x0, #1
-    lsl     x0, x0, #16
+    lsl     x0, x0, #{STACK_SLOT_SHIFT}
     mov     sp, x0
     ldr     x0, =emergency_stacks
     add     sp, sp, x0

@@ -16,32 +16,6 @@ use mm::gfp::GFP_KERNEL;
 /// Memory given to the comparison heap (order 12 = 16 MiB).
 const HEAP_ORDER: u32 = 12;
 
-fn pmu_present() -> bool {
-    let dfr0: u64;
-    // SAFETY: reads ID_AA64DFR0_EL1.
-    unsafe { core::arch::asm!("mrs {}, id_aa64dfr0_el1", out(reg) dfr0, options(nomem, nostack, preserves_flags)) };
-    let ver = (dfr0 >> 8) & 0xf;
-    ver != 0 && ver != 0xf
-}
-
-fn cycles_enable() {
-    // SAFETY: PMCR_EL0.E and the cycle counter enable only start this core's counters.
-    unsafe {
-        core::arch::asm!(
-            "mrs {t}, pmcr_el0", "orr {t}, {t}, #1", "msr pmcr_el0, {t}",
-            "mov {t}, #(1 << 31)", "msr pmcntenset_el0, {t}", "isb",
-            t = out(reg) _, options(nostack)
-        )
-    };
-}
-
-fn cycles() -> u64 {
-    let c: u64;
-    // SAFETY: reads PMCCNTR_EL0 (enabled by cycles_enable).
-    unsafe { core::arch::asm!("isb", "mrs {}, pmccntr_el0", out(reg) c, options(nostack, preserves_flags)) };
-    c
-}
-
 /// Ctrl-C, checked every 1024 iterations (never inside one, so nothing is left held).
 fn stop(i: u64) -> bool {
     i.is_multiple_of(1024) && crate::tty::signal_pending()
@@ -53,11 +27,11 @@ struct Measure {
 }
 
 fn measure(ops: u64, pmu: bool, f: &mut dyn FnMut()) -> Measure {
-    let c0 = if pmu { cycles() } else { 0 };
+    let c0 = if pmu { boot::cpu::cycles() } else { 0 };
     let t0 = board::timer::ticks();
     f();
     let t1 = board::timer::ticks();
-    let c1 = if pmu { cycles() } else { 0 };
+    let c1 = if pmu { boot::cpu::cycles() } else { 0 };
     Measure { ns: board::timer::ticks_to_ns(t1 - t0) / ops, cycles: pmu.then(|| (c1 - c0) / ops) }
 }
 
@@ -102,9 +76,9 @@ pub fn run(n: u64) -> bool {
     // SAFETY: the block was just allocated for this heap and is freed after it is gone.
     unsafe { heap.lock().init(area.as_mut_ptr(), PAGE_SIZE << HEAP_ORDER) };
     let mut heap = &heap;
-    let pmu = pmu_present();
+    let pmu = boot::cpu::has_pmu();
     if pmu {
-        cycles_enable();
+        boot::cpu::cycle_counter_enable();
     }
     cprintln!(
         "bench: {} iterations per workload; linked_list_allocator heap of {} MiB; cycle counter {}; slab debug {}",

@@ -183,7 +183,7 @@ const ATAGS_ADDR: u64 = 0x100;
 const ATAGS_WINDOW: u64 = 0x1_0000 - ATAGS_ADDR;
 
 fn linear_bytes(pa: u64, len: u64) -> &'static [u8] {
-    let va = mm::pgtable::layout::phys_to_linear(pa) as *const u8;
+    let va = crate::mm::phys_to_virt(mm::addr::PhysAddr::new(pa)).as_ptr::<u8>();
     // SAFETY: callers pass ranges inside RAM, which the kernel maps read/write at
     // PAGE_OFFSET for its whole life; the loader's data is only read.
     unsafe { core::slice::from_raw_parts(va, len as usize) }

@@ -28,8 +28,8 @@ use mm::gfp::GFP_KERNEL;
 use mm::sync::SpinLock;
 use mm::vmalloc::tables::SourceTables;
 
-/// CPUs on a BCM2837.
-pub const NR_CPUS: usize = 4;
+/// CPUs on a BCM2837 (defined once, in `boot`, from mm's per-CPU arrays).
+pub use boot::NR_CPUS;
 /// Spin-table slot of CPU 0; CPU n polls `SPIN_TABLE_BASE + 8 * n`.
 const SPIN_TABLE_BASE: u64 = 0xd8;
 
@@ -59,7 +59,15 @@ impl PerCpu {
     }
 }
 
-static PERCPU: [PerCpu; NR_CPUS] = [PerCpu::new(0), PerCpu::new(1), PerCpu::new(2), PerCpu::new(3)];
+static PERCPU: [PerCpu; NR_CPUS] = {
+    let mut a = [const { PerCpu::new(0) }; NR_CPUS];
+    let mut i = 0;
+    while i < NR_CPUS {
+        a[i] = PerCpu::new(i);
+        i += 1;
+    }
+    a
+};
 
 static ONLINE: AtomicUsize = AtomicUsize::new(1);
 
@@ -69,16 +77,12 @@ pub fn online_mask() -> usize {
 }
 
 fn set_tpidr(cpu: usize) {
-    let p = &PERCPU[cpu] as *const PerCpu as u64;
-    // SAFETY: TPIDR_EL1 is the kernel's own per-CPU pointer register; nothing else uses it.
-    unsafe { core::arch::asm!("msr tpidr_el1, {}", in(reg) p, options(nostack, preserves_flags)) };
+    boot::cpu::set_this_cpu_ptr(&PERCPU[cpu] as *const PerCpu as usize);
 }
 
 /// This CPU's per-CPU data (through TPIDR_EL1).
 pub fn this_cpu() -> &'static PerCpu {
-    let p: u64;
-    // SAFETY: reads TPIDR_EL1.
-    unsafe { core::arch::asm!("mrs {}, tpidr_el1", out(reg) p, options(nomem, nostack, preserves_flags)) };
+    let p = boot::cpu::this_cpu_ptr();
     if p == 0 {
         return &PERCPU[boot::cpu::cpu_id()];
     }
@@ -115,7 +119,7 @@ pub fn smp_init() {
 fn start_cpu(cpu: usize) -> Result<(), &'static str> {
     // A guarded stack slot: 15 pages from an order-4 block, mapped above an unmapped page.
     let block = page_alloc::__get_free_pages(GFP_KERNEL, 4).ok_or("no memory for its stack")?;
-    let stack_pa = mm::addr::PhysAddr::new(block.as_u64() - mm::pgtable::layout::PAGE_OFFSET);
+    let stack_pa = crate::mm::virt_to_phys(block);
     let top = with_kernel_pt(|pt| {
         let mut count = 0usize;
         let mut tables = SourceTables { pages: &PAGE_SOURCE, gfp: GFP_KERNEL, count: &mut count };
@@ -135,7 +139,7 @@ fn start_cpu(cpu: usize) -> Result<(), &'static str> {
     boot::cache::clean_dcache_range(sb as usize, core::mem::size_of::<SecondaryBoot>());
 
     let entry = boot::kimage_virt_to_phys(_secondary_entry as *const () as usize) as u64;
-    let slot = mm::pgtable::layout::phys_to_linear(SPIN_TABLE_BASE + 8 * cpu as u64) as *mut u64;
+    let slot = crate::mm::phys_to_virt(mm::addr::PhysAddr::new(SPIN_TABLE_BASE + 8 * cpu as u64)).as_mut_ptr::<u64>();
     // SAFETY: page 0 is reserved for the spin table and mapped in the linear map; the
     // slot belongs to this core, which polls it.
     unsafe { core::ptr::write_volatile(slot, entry) };
@@ -162,9 +166,7 @@ extern "C" fn secondary_main(cpu: u64) -> ! {
     boot::mmu::disable_ttbr0();
     set_tpidr(cpu);
     boot::cpu::enable_event_stream();
-    let mpidr: u64;
-    // SAFETY: reads MPIDR_EL1.
-    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack, preserves_flags)) };
+    let mpidr = boot::cpu::mpidr();
     pr_info!("CPU{}: Booted secondary processor 0x{:010x} [0x{:08x}]", cpu, mpidr & 0xff_ffff, boot::cpu::midr());
     crate::irq::init_this_cpu();
     boot::cpu::local_irq_enable();

@@ -3,70 +3,40 @@
 //! some objects to other CPUs to free, then everything is drained and checked: the
 //! buddy allocator's invariants, the slab caches (poison, red zones, freelists), the
 //! patterns written into every object, and the count of free pages.
+//!
+//! Objects are [`Allocation`] handles: dropping one frees it, so nothing here is unsafe.
+#![deny(unsafe_code)]
 
 use crate::cprintln;
-use crate::mm::page_alloc::{self, PAGES};
-use crate::mm::slab::{self, SLAB};
-use crate::mm::vmalloc;
+use crate::mm::allocation::Allocation;
+use crate::mm::page_alloc::PAGES;
+use crate::mm::slab::SLAB;
 use crate::prng::xorshift64;
 use crate::smp::{self, NR_CPUS};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use mm::addr::{VirtAddr, PAGE_SIZE};
+use mm::addr::PAGE_SIZE;
 use mm::gfp::{Gfp, GFP_KERNEL};
 
 const KMALLOC_SIZES: [usize; 13] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
 const LOCAL_MAX: usize = 24;
 const HANDOFF_MAX: usize = 64;
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Pages(u32),
-    Kmalloc(usize),
-    Vmalloc(usize),
-}
-
-#[derive(Clone, Copy)]
+/// An object one CPU allocated (`owner`), freed when dropped by whichever CPU has it.
 struct Item {
-    kind: Kind,
-    addr: VirtAddr,
+    alloc: Allocation,
     owner: usize,
 }
 
 impl Item {
-    fn len(&self) -> usize {
-        match self.kind {
-            Kind::Pages(o) => PAGE_SIZE << o,
-            Kind::Kmalloc(s) | Kind::Vmalloc(s) => s,
-        }
-    }
     fn pattern(&self) -> u8 {
-        0xa0 ^ (self.owner as u8) ^ (self.len() as u8)
+        0xa0 ^ (self.owner as u8) ^ (self.alloc.len() as u8)
     }
     /// Marks the first and last byte (the object is ours).
     fn mark(&self) {
-        let p = self.addr.as_mut_ptr::<u8>();
-        // SAFETY: the object was just allocated with at least len() bytes.
-        unsafe {
-            p.write_volatile(self.pattern());
-            p.add(self.len() - 1).write_volatile(self.pattern());
-        }
+        self.alloc.mark_ends(self.pattern());
     }
     fn intact(&self) -> bool {
-        let p = self.addr.as_ptr::<u8>();
-        // SAFETY: the object is live until release().
-        unsafe { p.read_volatile() == self.pattern() && p.add(self.len() - 1).read_volatile() == self.pattern() }
-    }
-    fn release(self) {
-        match self.kind {
-            Kind::Pages(o) => {
-                let _ = page_alloc::free_pages(self.addr, o);
-            }
-            // SAFETY: allocated by kmalloc, owned by exactly one list, freed once.
-            Kind::Kmalloc(_) => unsafe { slab::kfree(self.addr.as_mut_ptr()) },
-            Kind::Vmalloc(_) => {
-                let _ = vmalloc::vfree(self.addr);
-            }
-        }
+        self.alloc.ends_are(self.pattern())
     }
 }
 
@@ -93,7 +63,7 @@ static STATS: [Stats; NR_CPUS] = [const {
 
 /// Objects waiting to be freed by whichever CPU takes them.
 static HANDOFF: mm::sync::SpinLock<([Option<Item>; HANDOFF_MAX], usize)> =
-    mm::sync::SpinLock::new(([None; HANDOFF_MAX], 0));
+    mm::sync::SpinLock::new(([const { None }; HANDOFF_MAX], 0));
 static SEED: AtomicU64 = AtomicU64::new(0x2545_f491_4f6c_dd1d);
 /// A seed given by the user (`stress OPS SEED`): the same operations every run, so a
 /// fault-injection sweep can fail the Nth allocation of a repeatable run. 0: from the timer.
@@ -136,28 +106,19 @@ fn free_item(cpu: usize, it: Item) {
     if it.owner != cpu {
         st.remote_frees.fetch_add(1, Relaxed);
     }
-    it.release();
+    drop(it);
     st.frees.fetch_add(1, Relaxed);
 }
 
 fn alloc_item(cpu: usize, rng: &mut u64) -> Option<Item> {
     let quiet = GFP_KERNEL | Gfp::GFP_NOWARN;
     let r = xorshift64(rng);
-    let (kind, addr) = match r % 10 {
-        0..=3 => {
-            let order = (r >> 8) as u32 % 6;
-            (Kind::Pages(order), page_alloc::__get_free_pages(quiet, order)?)
-        }
-        4..=8 => {
-            let size = KMALLOC_SIZES[(r >> 8) as usize % KMALLOC_SIZES.len()];
-            (Kind::Kmalloc(size), VirtAddr::new(slab::kmalloc(size, quiet)?.as_ptr() as u64))
-        }
-        _ => {
-            let size = (1 + (r >> 8) as usize % 1024) * PAGE_SIZE;
-            (Kind::Vmalloc(size), vmalloc::__vmalloc(size, quiet, "stress").ok()?)
-        }
+    let alloc = match r % 10 {
+        0..=3 => Allocation::pages(quiet, (r >> 8) as u32 % 6)?,
+        4..=8 => Allocation::kmalloc(KMALLOC_SIZES[(r >> 8) as usize % KMALLOC_SIZES.len()], quiet)?,
+        _ => Allocation::vmalloc((1 + (r >> 8) as usize % 1024) * PAGE_SIZE, quiet, "stress").ok()?,
     };
-    let it = Item { kind, addr, owner: cpu };
+    let it = Item { alloc, owner: cpu };
     it.mark();
     Some(it)
 }
@@ -169,7 +130,7 @@ fn worker(ops: usize) {
     let fixed = FIXED_SEED.load(Relaxed);
     let mut rng =
         if fixed != 0 { fixed } else { SEED.load(Relaxed) ^ board::timer::ticks() } ^ ((cpu as u64 + 1) << 32);
-    let mut local: [Option<Item>; LOCAL_MAX] = [None; LOCAL_MAX];
+    let mut local: [Option<Item>; LOCAL_MAX] = [const { None }; LOCAL_MAX];
     for _ in 0..ops {
         // Ctrl-C: stop here; what this CPU holds is handed off and freed as usual.
         if crate::tty::signal_pending() {

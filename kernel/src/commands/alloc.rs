@@ -5,12 +5,15 @@
 //! Nothing here allocates for its own bookkeeping: the handle table is a fixed array
 //! ([`HELD_MAX`] slots) and descriptions are formatted straight to the console. An
 //! allocation that finds the table full is freed again, and the command says so.
+//!
+//! The table holds [`Allocation`] handles: taking one out and dropping it frees it.
 
 use super::no_args;
 use crate::console::args::{parse_size, parse_u64};
 use crate::console::registry::{Command, CommandError};
 use crate::cprintln;
-use crate::mm::page_alloc::{self, PAGES};
+use crate::mm::allocation::Allocation;
+use crate::mm::page_alloc::PAGES;
 use crate::mm::slab::{self, SLAB};
 use crate::mm::vmalloc;
 use core::fmt;
@@ -23,18 +26,9 @@ use mm::slab::ZERO_SIZE_PTR;
 /// Allocations the console can hold at once.
 pub const HELD_MAX: usize = 1024;
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Pages { order: u32 },
-    Kmalloc { size: usize },
-    Vmalloc { size: usize },
-}
-
-#[derive(Clone, Copy)]
 struct Held {
     id: u32,
-    kind: Kind,
-    addr: VirtAddr,
+    alloc: Allocation,
     gfp: Gfp,
 }
 
@@ -44,30 +38,34 @@ struct Table {
     len: usize,
 }
 
-static HELD: mm::sync::SpinLock<Table> = mm::sync::SpinLock::new(Table { next: 1, held: [None; HELD_MAX], len: 0 });
+static HELD: mm::sync::SpinLock<Table> =
+    mm::sync::SpinLock::new(Table { next: 1, held: [const { None }; HELD_MAX], len: 0 });
 
 impl Table {
-    /// Records an allocation; `None` when the table is full.
-    fn insert(&mut self, kind: Kind, addr: VirtAddr, gfp: Gfp) -> Option<Held> {
-        let slot = self.held.iter().position(Option::is_none)?;
-        let h = Held { id: self.next, kind, addr, gfp };
+    /// Records an allocation and returns its description; gives it back when the table
+    /// is full.
+    fn insert(&mut self, alloc: Allocation, gfp: Gfp) -> Result<Describe, Allocation> {
+        let Some(slot) = self.held.iter().position(Option::is_none) else { return Err(alloc) };
+        let h = Held { id: self.next, alloc, gfp };
         self.next += 1;
+        let d = Describe::of(&h);
         self.held[slot] = Some(h);
         self.len += 1;
-        Some(h)
+        Ok(d)
     }
 
     /// Takes the allocation with handle `id` out of the table.
     fn take(&mut self, id: u64) -> Option<Held> {
-        let slot = self.held.iter().position(|h| h.is_some_and(|h| h.id as u64 == id))?;
+        let slot = self.held.iter().position(|h| h.as_ref().is_some_and(|h| h.id as u64 == id))?;
         self.len -= 1;
         self.held[slot].take()
     }
 
     /// Takes the allocation with the lowest handle out of the table.
     fn take_first(&mut self) -> Option<Held> {
-        let slot =
-            (0..HELD_MAX).filter(|&i| self.held[i].is_some()).min_by_key(|&i| self.held[i].map_or(0, |h| h.id))?;
+        let slot = (0..HELD_MAX)
+            .filter(|&i| self.held[i].is_some())
+            .min_by_key(|&i| self.held[i].as_ref().map_or(0, |h| h.id))?;
         self.len -= 1;
         self.held[slot].take()
     }
@@ -96,58 +94,68 @@ impl fmt::Display for Human {
     }
 }
 
+/// What an allocation is, for one line of `allocs`.
+#[derive(Clone, Copy)]
+enum What {
+    Pages { order: u32 },
+    Kmalloc { size: usize, ksize: usize },
+    Vmalloc { size: usize, first_page: Option<PhysAddr> },
+}
+
 /// One line of `allocs`: `#3: kmalloc 3000 bytes (ksize 4096) at 0x..., phys 0x..., mode:...`.
-/// What it needs from the allocators (ksize, the first page of a vmalloc area) is looked
-/// up before printing, so no allocator lock is taken under the console lock.
+/// A copy of the entry taken under the table lock with what it needs from the allocators
+/// (ksize, the first page of a vmalloc area), so printing takes no lock but the console's.
+#[derive(Clone, Copy)]
 struct Describe {
-    h: Held,
-    ksize: usize,
-    first_page: Option<PhysAddr>,
+    id: u32,
+    what: What,
+    addr: VirtAddr,
+    gfp: Gfp,
 }
 
 impl Describe {
-    fn new(h: Held) -> Describe {
-        let (ksize, first_page) = match h.kind {
-            Kind::Kmalloc { .. } => (slab::ksize(h.addr.as_ptr()), None),
-            Kind::Vmalloc { .. } => (0, vmalloc::vmalloc_to_page(h.addr)),
-            Kind::Pages { .. } => (0, None),
+    fn of(h: &Held) -> Describe {
+        let addr = h.alloc.addr();
+        let what = match h.alloc {
+            Allocation::Pages { order, .. } => What::Pages { order },
+            Allocation::Kmalloc { size, .. } => What::Kmalloc { size, ksize: slab::ksize(addr.as_ptr()) },
+            Allocation::Vmalloc { size, .. } => What::Vmalloc { size, first_page: vmalloc::vmalloc_to_page(addr) },
         };
-        Describe { h, ksize, first_page }
+        Describe { id: h.id, what, addr, gfp: h.gfp }
     }
 }
 
 impl fmt::Display for Describe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let h = &self.h;
-        write!(f, "#{}: ", h.id)?;
-        match h.kind {
-            Kind::Pages { order } => write!(f, "pages order {order} ({})", Human(4096 << order))?,
-            Kind::Kmalloc { size } => write!(f, "kmalloc {} (ksize {})", Human(size as u64), self.ksize)?,
-            Kind::Vmalloc { size } => write!(f, "vmalloc {}", Human(size as u64))?,
+        write!(f, "#{}: ", self.id)?;
+        match self.what {
+            What::Pages { order } => write!(f, "pages order {order} ({})", Human(4096 << order))?,
+            What::Kmalloc { size, ksize } => write!(f, "kmalloc {} (ksize {})", Human(size as u64), ksize)?,
+            What::Vmalloc { size, .. } => write!(f, "vmalloc {}", Human(size as u64))?,
         }
-        write!(f, " at {:#x}, ", h.addr.as_u64())?;
-        match h.kind {
-            Kind::Vmalloc { .. } => match self.first_page {
+        write!(f, " at {:#x}, ", self.addr.as_u64())?;
+        match self.what {
+            What::Vmalloc { first_page, .. } => match first_page {
                 Some(p) => write!(f, "first page {:#x}", p.as_u64())?,
                 None => f.write_str("first page ?")?,
             },
             // kmalloc(0) returns ZERO_SIZE_PTR, which is no memory at all.
-            Kind::Kmalloc { .. } if h.addr.as_u64() <= ZERO_SIZE_PTR as u64 => {
+            What::Kmalloc { .. } if self.addr.as_u64() <= ZERO_SIZE_PTR as u64 => {
                 f.write_str("ZERO_SIZE_PTR (no memory)")?
             }
-            _ => write!(f, "phys {:#x}", h.addr.as_u64() - mm::pgtable::layout::PAGE_OFFSET)?,
+            _ => write!(f, "phys {:#x}", crate::mm::virt_to_phys(self.addr).as_u64())?,
         }
-        write!(f, ", mode:{}", h.gfp)
+        write!(f, ", mode:{}", self.gfp)
     }
 }
 
 /// Records an allocation and prints its handle; if the table is full, frees it again.
-fn keep(kind: Kind, addr: VirtAddr, gfp: Gfp) {
-    let h = HELD.lock().insert(kind, addr, gfp);
-    match h {
-        Some(h) => cprintln!("{}", Describe::new(h)),
-        None => {
-            release(&Held { id: 0, kind, addr, gfp });
+fn keep(alloc: Allocation, gfp: Gfp) {
+    let r = HELD.lock().insert(alloc, gfp);
+    match r {
+        Ok(d) => cprintln!("{}", d),
+        Err(alloc) => {
+            drop(alloc);
             cprintln!("alloc: the handle table is full ({} held): freed the allocation again", HELD_MAX);
         }
     }
@@ -169,8 +177,8 @@ fn alloc_cmd(args: &[&str]) -> Result<(), CommandError> {
                 return Err(CommandError::bad(format_args!("ORDER must be 0..={MAX_PAGE_ORDER}")));
             }
             let gfp = parse_gfp(rest.first())?;
-            match page_alloc::__get_free_pages(gfp, order as u32) {
-                Some(va) => keep(Kind::Pages { order: order as u32 }, va, gfp),
+            match Allocation::pages(gfp, order as u32) {
+                Some(a) => keep(a, gfp),
                 None => cprintln!("alloc: __get_free_pages(order {order}) failed"),
             }
             Ok(())
@@ -178,8 +186,8 @@ fn alloc_cmd(args: &[&str]) -> Result<(), CommandError> {
         ["kmalloc", size, rest @ ..] if rest.len() <= 1 => {
             let size = parse_size(size).map_err(|e| CommandError::bad(format_args!("SIZE: {e}")))?;
             let gfp = parse_gfp(rest.first())?;
-            match slab::kmalloc(size as usize, gfp) {
-                Some(p) => keep(Kind::Kmalloc { size: size as usize }, VirtAddr::new(p.as_ptr() as u64), gfp),
+            match Allocation::kmalloc(size as usize, gfp) {
+                Some(a) => keep(a, gfp),
                 None => cprintln!("alloc: kmalloc({size}) failed"),
             }
             Ok(())
@@ -189,27 +197,13 @@ fn alloc_cmd(args: &[&str]) -> Result<(), CommandError> {
             if size == 0 {
                 return Err(CommandError::bad(format_args!("SIZE must be at least 1 byte")));
             }
-            match vmalloc::vmalloc(size as usize, "console_alloc") {
-                Ok(va) => keep(Kind::Vmalloc { size: size as usize }, va, GFP_KERNEL),
+            match Allocation::vmalloc(size as usize, GFP_KERNEL, "console_alloc") {
+                Ok(a) => keep(a, GFP_KERNEL),
                 Err(_) => cprintln!("alloc: vmalloc({size}) failed"),
             }
             Ok(())
         }
         _ => Err(CommandError::Usage),
-    }
-}
-
-fn release(h: &Held) {
-    match h.kind {
-        Kind::Pages { order } => {
-            let _ = page_alloc::free_pages(h.addr, order);
-        }
-        // SAFETY: the pointer came from kmalloc and was removed from the table, so it is
-        // freed once.
-        Kind::Kmalloc { .. } => unsafe { slab::kfree(h.addr.as_mut_ptr()) },
-        Kind::Vmalloc { .. } => {
-            let _ = vmalloc::vfree(h.addr);
-        }
     }
 }
 
@@ -224,8 +218,9 @@ fn free_cmd(args: &[&str]) -> Result<(), CommandError> {
         loop {
             let h = HELD.lock().take_first();
             let Some(h) = h else { break };
-            release(&h);
-            cprintln!("freed #{}", h.id);
+            let id = h.id;
+            drop(h);
+            cprintln!("freed #{id}");
         }
         return Ok(());
     }
@@ -233,8 +228,9 @@ fn free_cmd(args: &[&str]) -> Result<(), CommandError> {
     let h = HELD.lock().take(id);
     match h {
         Some(h) => {
-            release(&h);
-            cprintln!("freed #{}", h.id);
+            let id = h.id;
+            drop(h);
+            cprintln!("freed #{id}");
             Ok(())
         }
         None => Err(CommandError::bad(format_args!("no allocation #{id} (allocs lists them)"))),
@@ -252,12 +248,12 @@ fn allocs(args: &[&str]) -> Result<(), CommandError> {
     loop {
         let next = {
             let t = HELD.lock();
-            t.held.iter().flatten().filter(|h| h.id > last).min_by_key(|h| h.id).copied()
+            t.held.iter().flatten().filter(|h| h.id > last).min_by_key(|h| h.id).map(Describe::of)
         };
-        let Some(h) = next else { break };
-        last = h.id;
+        let Some(d) = next else { break };
+        last = d.id;
         shown += 1;
-        cprintln!("{}", Describe::new(h));
+        cprintln!("{}", d);
     }
     if shown == 0 {
         cprintln!("no allocations held");

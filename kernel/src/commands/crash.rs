@@ -1,6 +1,10 @@
 //! `crash TYPE`: deliberate faults and misuse, like Linux's LKDTM, to show the kernel's
 //! reports. Some types are fatal (an oops, then the CPU halts); the allocator-misuse
 //! types are detected, refused and reported, and the kernel carries on.
+//!
+//! The only command module allowed `unsafe`: a deliberate NULL dereference, write to
+//! rodata or jump into data cannot be written without it.
+#![allow(unsafe_code)]
 
 use crate::console::registry::{Command, CommandError};
 use crate::cprintln;
@@ -165,8 +169,7 @@ fn crash_panic() {
 
 #[inline(never)]
 fn crash_brk() {
-    // SAFETY: BRK raises a synchronous exception, which the kernel reports as BUG.
-    unsafe { core::arch::asm!("brk #0x800") };
+    boot::cpu::bug_brk();
 }
 
 /// Without slab debugging a double free or a write after free is real corruption, as

@@ -1,5 +1,10 @@
 //! Console commands, one module per subject, all listed in [`COMMANDS`], the single
 //! registry that `help` and dispatch use.
+//!
+//! No command needs `unsafe`: allocations are held as owning
+//! [`Allocation`](crate::mm::allocation::Allocation) handles. The one exception is
+//! `crash`, whose whole job is to fault on purpose.
+#![deny(unsafe_code)]
 
 mod alloc;
 mod bench;

@@ -43,20 +43,9 @@ fn pa_of(va: usize) -> PhysAddr {
     PhysAddr::new(boot::kimage_virt_to_phys(va) as u64)
 }
 
-/// The CPU's translation features (ID_AA64MMFR0_EL1): whether the 4 KiB granule is
-/// supported (TGran4, bits 31:28, 0 or 1) and the physical address size in bits.
-fn mmu_features() -> (bool, u32) {
-    let mmfr0: u64;
-    // SAFETY: reads ID_AA64MMFR0_EL1, no side effects.
-    unsafe { core::arch::asm!("mrs {}, id_aa64mmfr0_el1", out(reg) mmfr0, options(nomem, nostack, preserves_flags)) };
-    let tgran4 = (mmfr0 >> 28) & 0xf;
-    let pa_bits = [32, 36, 40, 42, 44, 48, 52].get((mmfr0 & 0xf) as usize).copied().unwrap_or(0);
-    (tgran4 == 0 || tgran4 == 1, pa_bits)
-}
-
 /// Builds the kernel's tables from memblock pages and switches TTBR1 to them.
 pub fn paging_init(mb: &mut Memblock) {
-    let (granule_4k, pa_bits) = mmu_features();
+    let (granule_4k, pa_bits) = boot::mmu::mmu_features();
     if !granule_4k {
         // boot/ already runs on 4 KiB tables, so this cannot happen on a Cortex-A53.
         panic!("paging_init: the CPU does not support the 4 KiB translation granule");
@@ -139,5 +128,5 @@ pub fn print_layout() {
     row(".rodata", l.rodata.0 as u64, l.rodata.1 as u64);
     row(".data", l.data.0 as u64, l.data.1 as u64);
     row(".bss", l.bss.0 as u64, l.bss.1 as u64);
-    row("stacks", STACKS_START, STACKS_START + 4 * STACK_SLOT_SIZE);
+    row("stacks", STACKS_START, STACKS_START + crate::smp::NR_CPUS as u64 * STACK_SLOT_SIZE);
 }

@@ -11,6 +11,7 @@
 //! allocate with GFP_ATOMIC without finding a lock held by the code it interrupted.
 //! Lock order where two are taken: `VMALLOC`, then `KERNEL_PT`.
 
+pub mod allocation;
 pub mod fault;
 pub mod heap;
 pub mod memblock;
@@ -20,6 +21,20 @@ pub mod slab;
 pub mod vmalloc;
 
 use crate::pr_info;
+use mm::addr::{PhysAddr, VirtAddr};
+use mm::pgtable::layout::PAGE_OFFSET;
+
+/// Linux's `__va`: the linear-map address of a physical address (RAM is mapped at
+/// `PAGE_OFFSET` for the kernel's whole life).
+pub const fn phys_to_virt(pa: PhysAddr) -> VirtAddr {
+    VirtAddr::new(PAGE_OFFSET + pa.as_u64())
+}
+
+/// Linux's `__pa` for linear-map addresses. The caller checks that `va` is one; an
+/// address below `PAGE_OFFSET` wraps to a meaningless value.
+pub const fn virt_to_phys(va: VirtAddr) -> PhysAddr {
+    PhysAddr::new(va.as_u64().wrapping_sub(PAGE_OFFSET))
+}
 
 /// Free pages with every cache given back: per-CPU page lists drained and empty slabs
 /// returned, so that the count does not depend on what happens to be cached (the

@@ -63,7 +63,7 @@ pub fn init(mb: &mut Memblock) {
         Ok(Some(pa)) => pa,
         _ => panic!("mem_map: no memory for {nr_pages} page descriptors"),
     };
-    let base = mm::pgtable::layout::phys_to_linear(pa.as_u64()) as *mut Page;
+    let base = super::phys_to_virt(pa).as_mut_ptr::<Page>();
     for i in 0..nr_pages {
         // SAFETY: [pa, pa + bytes) was just reserved for the descriptors and is mapped
         // read/write by the linear map; each slot is written once before use.
@@ -93,6 +93,9 @@ pub fn init(mb: &mut Memblock) {
 /// Prints Linux's allocation-failure report: for an order above MAX_PAGE_ORDER the
 /// `WARN_ON` of `__alloc_pages` (as in the lab's log for order 11), otherwise
 /// `warn_alloc`'s `page allocation failure` line; then CPU, call trace and Mem-Info.
+/// Never inlined: the call trace starts from this function's frame, so its first line
+/// is always the allocating caller, whatever the compiler inlines.
+#[inline(never)]
 pub fn report_failure(f: &AllocFailure) {
     if !f.should_warn() {
         return;
@@ -149,7 +152,7 @@ pub fn alloc_page(gfp: Gfp) -> Option<&'static Page> {
 }
 
 fn pfn_to_virt(pfn: Pfn) -> VirtAddr {
-    VirtAddr::new(PAGE_OFFSET + pfn.phys().as_u64())
+    super::phys_to_virt(pfn.phys())
 }
 
 /// Linux's `__get_free_pages`: the linear-map address of `2^order` pages.
@@ -188,7 +191,7 @@ pub fn virt_to_page(va: VirtAddr) -> Option<&'static Page> {
     if !(PAGE_OFFSET..linear_map_end()).contains(&v) {
         return None;
     }
-    PAGES.pfn_to_page(PhysAddr::new(v - PAGE_OFFSET).pfn())
+    PAGES.pfn_to_page(super::virt_to_phys(va).pfn())
 }
 
 /// Linux's `__free_pages`. Bad input is refused with a warning naming the caller.
@@ -220,9 +223,9 @@ pub fn free_pages(addr: VirtAddr, order: u32) -> Result<(), FreeError> {
             caller.file(),
             caller.line()
         );
-        return Err(FreeError::Unaligned { pfn: (v - PAGE_OFFSET) >> PAGE_SHIFT, order });
+        return Err(FreeError::Unaligned { pfn: super::virt_to_phys(addr).as_u64() >> PAGE_SHIFT, order });
     }
-    free_pfn(PhysAddr::new(v - PAGE_OFFSET).pfn(), order, caller)
+    free_pfn(super::virt_to_phys(addr).pfn(), order, caller)
 }
 
 fn free_pfn(pfn: Pfn, order: u32, caller: &Location<'_>) -> Result<(), FreeError> {

@@ -109,10 +109,6 @@ impl FaultKind {
             other => FaultKind::Other(other),
         }
     }
-    /// Whether this is a translation fault (nothing mapped).
-    pub fn is_translation(self) -> bool {
-        matches!(self, FaultKind::Translation(_))
-    }
     /// Whether this is a permission fault (mapped, but not for this access).
     pub fn is_permission(self) -> bool {
         matches!(self, FaultKind::Permission(_))
