@@ -19,7 +19,7 @@ pub use trap_frame::{ExceptionKind, TrapFrame};
 
 pub mod sysreg;
 
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "entry"))]
 core::arch::global_asm!(
     include_str!("entry.S"),
     KIMAGE_VADDR = const KIMAGE_VADDR,
@@ -34,7 +34,7 @@ core::arch::global_asm!(
     STACK_GUARD_SIZE = const STACK_GUARD_SIZE,
     NR_CPUS = const NR_CPUS,
 );
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "entry"))]
 core::arch::global_asm!(
     include_str!("vectors.S"),
     STACK_SLOT_SIZE = const STACK_SLOT_SIZE,
@@ -42,7 +42,7 @@ core::arch::global_asm!(
     STACK_GUARD_SIZE = const STACK_GUARD_SIZE,
     CPU_MASK = const NR_CPUS - 1,
 );
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "entry"))]
 core::arch::global_asm!(include_str!("mmu.S"));
 
 #[cfg(target_os = "none")]

@@ -124,6 +124,24 @@ mod loader {
         }
     }
 
+    /// The loader allocates nothing, but `board` reaches the `mm` crate (through `boot`'s
+    /// shared constants), which links `alloc`; a binary that links `alloc` must name a
+    /// global allocator. This one refuses every request (a null pointer is the
+    /// GlobalAlloc way to say no), so any allocation would fail loudly, never corrupt.
+    struct NoHeap;
+
+    // SAFETY: `alloc` always returns null (allocation failure), which GlobalAlloc allows;
+    // `dealloc` can then never be called with a pointer from this allocator.
+    unsafe impl core::alloc::GlobalAlloc for NoHeap {
+        unsafe fn alloc(&self, _: core::alloc::Layout) -> *mut u8 {
+            core::ptr::null_mut()
+        }
+        unsafe fn dealloc(&self, _: *mut u8, _: core::alloc::Layout) {}
+    }
+
+    #[global_allocator]
+    static NO_HEAP: NoHeap = NoHeap;
+
     #[panic_handler]
     fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
         uart::puts("mm-chainloader: panic\n");
