@@ -44,7 +44,7 @@ pub use source::BuddyPageSource;
 pub use watermark::{AllocFlags, Watermarks, Wmark};
 pub use zone::Zone;
 
-use page::{flag_mt, flag_order, mk, PG_BUDDY, PG_COMP, PG_HEAD, PG_PCP, PG_RESERVED, PG_TAIL, PG_TAIL_OWNER};
+use page::PageState;
 
 /// Largest order, inclusive: blocks of up to `2^16` pages = 256 MiB.
 ///
@@ -104,6 +104,34 @@ impl ZoneMeta {
     fn sync(&self, z: &Zone) {
         self.free.store(z.free_pages, Relaxed);
         self.reserved_highatomic.store(z.nr_reserved_highatomic, Relaxed);
+    }
+}
+
+/// A held zone lock (from [`PageAllocator::lock_zone`]). Dropping it publishes the zone's
+/// free and reserved-highatomic counts to its [`ZoneMeta`], which the lockless watermark
+/// check reads, before the lock is released: no change under the lock can go unpublished.
+struct ZoneGuard<'a> {
+    zone: crate::sync::SpinLockGuard<'a, Zone>,
+    meta: &'a ZoneMeta,
+}
+
+impl core::ops::Deref for ZoneGuard<'_> {
+    type Target = Zone;
+    fn deref(&self) -> &Zone {
+        &self.zone
+    }
+}
+
+impl core::ops::DerefMut for ZoneGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Zone {
+        &mut self.zone
+    }
+}
+
+impl Drop for ZoneGuard<'_> {
+    fn drop(&mut self) {
+        // Runs before the field `zone` drops, so still under the lock.
+        self.meta.sync(&self.zone);
     }
 }
 
@@ -215,20 +243,23 @@ type Refused = Result<(), FreeError>;
 
 /// free_pages_prepare for the pages after the head: owner words and compound tails.
 ///
-/// Only a block whose tails were touched needs the walk: compound tails carry `PG_TAIL`
-/// (head `PG_COMP`), and [`PageAllocator::set_page_owner`] on a tail marks the head
-/// `PG_TAIL_OWNER`. Every other tail already has flags 0 and owner 0, since the buddy and
+/// Only a block whose tails were touched needs the walk: compound tails are
+/// [`PageState::Tail`] (head `compound`), and [`PageAllocator::set_page_owner`] on a tail
+/// marks the head `tail_owner`. Every other tail already has flags 0 and owner 0, since the buddy and
 /// per-CPU lists use only a block's head for links and clear them when they take it off
 /// (`FreeArea::del`, `PerCpuPages::pop`), and `init` starts every page at owner 0.
-fn clear_block(mm: &MemMap, idx: u32, order: u32, head_flags: u32) {
-    if head_flags & (PG_COMP | PG_TAIL_OWNER) == 0 {
+fn clear_block(mm: &MemMap, idx: u32, order: u32, head: PageState) {
+    let PageState::Head { compound, tail_owner, .. } = head else {
+        return;
+    };
+    if !compound && !tail_owner {
         return;
     }
     let i = idx as usize;
     for p in &mm.pages[i + 1..i + (1usize << order)] {
         p.set_owner(0);
-        if head_flags & PG_COMP != 0 {
-            p.set_flags(0);
+        if compound {
+            p.set_state(PageState::Unmarked);
         }
     }
 }
@@ -244,30 +275,23 @@ fn alloc_head_of(mm: &MemMap, pfn: u64) -> Option<&'static Page> {
             continue;
         }
         let h = mm.pfn_to_page(c)?;
-        let f = h.flags();
-        if f & (PG_HEAD | PG_BUDDY | PG_PCP) != 0 && flag_order(f) >= o {
-            return (f & PG_HEAD != 0).then_some(h);
+        let s = h.state();
+        if s.block_order().is_some_and(|bo| bo >= o) {
+            return matches!(s, PageState::Head { .. }).then_some(h);
         }
     }
     None
 }
 
-fn classify(pfn: u64, order: u32, f: u32) -> Refused {
-    // The valid free first, in one test (`order <= MAX_PAGE_ORDER` fits the order bits).
-    if page::is_live_head(f, order) {
-        Ok(())
-    } else if f & (PG_BUDDY | PG_PCP) != 0 {
-        Err(FreeError::DoubleFree { pfn, order })
-    } else if f & PG_RESERVED != 0 {
-        Err(FreeError::Reserved { pfn })
-    } else if f & PG_TAIL != 0 {
-        Err(FreeError::TailPage { pfn })
-    } else if f & PG_HEAD == 0 {
-        Err(FreeError::NotAllocated { pfn, order })
-    } else if flag_order(f) != order {
-        Err(FreeError::WrongOrder { pfn, order, allocated: flag_order(f) })
-    } else {
-        Ok(())
+/// Why a page in state `s` cannot be freed as a block of `order` (`Ok` if it can).
+fn classify(pfn: u64, order: u32, s: PageState) -> Refused {
+    match s {
+        PageState::Head { order: o, .. } if o == order => Ok(()),
+        PageState::Head { order: allocated, .. } => Err(FreeError::WrongOrder { pfn, order, allocated }),
+        PageState::Buddy { .. } | PageState::Pcp { .. } => Err(FreeError::DoubleFree { pfn, order }),
+        PageState::Reserved => Err(FreeError::Reserved { pfn }),
+        PageState::Tail => Err(FreeError::TailPage { pfn }),
+        PageState::Unmarked => Err(FreeError::NotAllocated { pfn, order }),
     }
 }
 
@@ -287,6 +311,11 @@ impl PageAllocator {
             failures: AtomicU64::new(0),
             fail: FailPageAlloc::new(),
         }
+    }
+
+    /// Locks zone `zi`; the guard publishes its counters when dropped.
+    fn lock_zone(&self, zi: usize) -> ZoneGuard<'_> {
+        ZoneGuard { zone: self.zones[zi].lock(), meta: &self.meta[zi] }
     }
 
     /// Sets the allocator up, like Linux's `free_area_init` + `memblock_free_all`.
@@ -326,7 +355,7 @@ impl PageAllocator {
             }
         };
         for (i, p) in mem_map.iter().enumerate() {
-            p.set_flags(PG_RESERVED);
+            p.set_state(PageState::Reserved);
             p.set_owner(0);
             p.init_info(zone_of(base + i as u64), MigrateType::Movable);
         }
@@ -346,22 +375,22 @@ impl PageAllocator {
         for r in free {
             let (s, e) = clip(r);
             for pfn in s..e {
-                mm.at(mm.idx(pfn)).set_flags(0);
+                mm.at(mm.idx(pfn)).set_state(PageState::Unmarked);
             }
         }
         for (zi, &(zs, ze)) in spans.iter().enumerate() {
-            let mut z = self.zones[zi].lock();
+            let mut z = self.lock_zone(zi);
             z.mm = mm;
             z.start_pfn = zs;
             z.end_pfn = ze;
             let mut p = zs;
             while p < ze {
-                if mm.at(mm.idx(p)).flags() != 0 {
+                if mm.at(mm.idx(p)).state() != PageState::Unmarked {
                     p += 1;
                     continue;
                 }
                 let mut e = p;
-                while e < ze && mm.at(mm.idx(e)).flags() == 0 {
+                while e < ze && mm.at(mm.idx(e)).state() == PageState::Unmarked {
                     e += 1;
                 }
                 // Maximal naturally aligned blocks, like __free_pages_memory.
@@ -374,7 +403,6 @@ impl PageAllocator {
                 }
             }
             let m = &self.meta[zi];
-            m.sync(&z);
             m.managed.store(z.managed_pages, Relaxed);
             m.present.store(present[zi], Relaxed);
             m.start_pfn.store(zs, Relaxed);
@@ -502,9 +530,8 @@ impl PageAllocator {
         if found.is_none() {
             // No reclaim to try: give back a HighAtomic reserve, as Linux does before OOM.
             for zi in (0..=high_zone).rev() {
-                let mut z = self.zones[zi].lock();
+                let mut z = self.lock_zone(zi);
                 if z.unreserve_highatomic(mt) {
-                    self.meta[zi].sync(&z);
                     drop(z);
                     found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
                     break;
@@ -520,12 +547,12 @@ impl PageAllocator {
         let comp = gfp.contains(Gfp::GFP_COMP) && order > 0;
         if comp {
             for i in 1..(1u32 << order) {
-                mm.at(idx + i).set_flags(PG_TAIL);
+                mm.at(idx + i).set_state(PageState::Tail);
             }
         }
         let head = mm.at(idx);
         head.set_owner(0);
-        head.set_flags(mk(PG_HEAD | if comp { PG_COMP } else { 0 }, order, MigrateType::Unmovable));
+        head.set_state(PageState::Head { order, compound: comp, tail_owner: false });
         Ok(Pfn(pfn))
     }
 
@@ -549,7 +576,7 @@ impl PageAllocator {
         }
         let mut pcp = self.pcp[cpu][zi].lock();
         let idx = pcp.pop(mm, order, mt.index())?;
-        mm.at(idx).set_flags(0);
+        mm.at(idx).set_state(PageState::Unmarked);
         Some(mm.base_pfn + idx as u64)
     }
 
@@ -579,15 +606,14 @@ impl PageAllocator {
                 }
                 if let Some(pfn) = self.rmqueue_pcplist(mm, zi, cpu, order, mt) {
                     if flags.harder && order > 0 {
-                        let mut z = self.zones[zi].lock();
+                        let mut z = self.lock_zone(zi);
                         z.reserve_highatomic(pfn);
-                        meta.sync(&z);
                     }
                     return Some(pfn);
                 }
                 continue;
             }
-            let mut z = self.zones[zi].lock();
+            let mut z = self.lock_zone(zi);
             let ok =
                 watermark::watermark_ok(z.free_pages, order, mark, flags, z.nr_reserved_highatomic, reserve, || {
                     z.has_free_block(order, flags.harder)
@@ -599,7 +625,6 @@ impl PageAllocator {
                 if flags.harder && order > 0 {
                     z.reserve_highatomic(pfn);
                 }
-                meta.sync(&z);
                 return Some(pfn);
             }
         }
@@ -612,23 +637,22 @@ impl PageAllocator {
         let mut pcp = self.pcp[cpu][zi].lock();
         let list = mt.index();
         if let Some(idx) = pcp.pop(mm, order, list) {
-            mm.at(idx).set_flags(0);
+            mm.at(idx).set_state(PageState::Unmarked);
             return Some(mm.base_pfn + idx as u64);
         }
         let blocks = if order == 0 { pcp.batch.max(1) } else { (pcp.batch >> order).max(2) };
-        let mut z = self.zones[zi].lock();
+        let mut z = self.lock_zone(zi);
         for _ in 0..blocks {
             let Some(pfn) = z.rmqueue(order, mt, false) else {
                 break;
             };
             let idx = mm.idx(pfn);
-            mm.at(idx).set_flags(mk(PG_PCP, order, mt));
+            mm.at(idx).set_state(PageState::Pcp { order, mt });
             pcp.push(mm, idx, order, list);
         }
-        self.meta[zi].sync(&z);
         drop(z);
         let idx = pcp.pop(mm, order, list)?;
-        mm.at(idx).set_flags(0);
+        mm.at(idx).set_state(PageState::Unmarked);
         Some(mm.base_pfn + idx as u64)
     }
 
@@ -647,16 +671,18 @@ impl PageAllocator {
         if pfn & ((1 << order) - 1) != 0 {
             return Err(FreeError::Unaligned { pfn, order });
         }
-        let f = page.flags();
-        classify(pfn, order, f)?;
+        let f = match page.live_head(order) {
+            Ok(f) => f,
+            Err(s) => return classify(pfn, order, s),
+        };
         let idx = mm.idx(pfn);
         let zi = page.zone().index();
         let mt = page.block_mt();
         if order <= PCP_MAX_ORDER {
             let mut pcp = self.pcp[cpu][zi].lock();
             // The transition is atomic, so two racing frees cannot both succeed.
-            if !page.cas_flags(f, mk(PG_PCP, order, mt)) {
-                return classify(pfn, order, page.flags()).and(Err(FreeError::DoubleFree { pfn, order }));
+            if !page.transition(f, PageState::Pcp { order, mt }) {
+                return classify(pfn, order, page.state()).and(Err(FreeError::DoubleFree { pfn, order }));
             }
             if order > 0 {
                 clear_block(mm, idx, order, f);
@@ -669,20 +695,19 @@ impl PageAllocator {
             }
             return Ok(());
         }
-        if !page.cas_flags(f, 0) {
-            return classify(pfn, order, page.flags()).and(Err(FreeError::DoubleFree { pfn, order }));
+        if !page.transition(f, PageState::Unmarked) {
+            return classify(pfn, order, page.state()).and(Err(FreeError::DoubleFree { pfn, order }));
         }
         clear_block(mm, idx, order, f);
         mm.at(idx).set_owner(0);
-        let mut z = self.zones[zi].lock();
+        let mut z = self.lock_zone(zi);
         z.free_one(pfn, order, mt);
-        self.meta[zi].sync(&z);
         Ok(())
     }
 
     /// Gives at least `count` pages (whole blocks) from a per-CPU list back to the zone.
     fn free_pcppages_bulk(&self, mm: &MemMap, zi: usize, pcp: &mut PerCpuPages, count: u64) {
-        let mut z = self.zones[zi].lock();
+        let mut z = self.lock_zone(zi);
         let mut rr = 0;
         let mut freed = 0;
         while freed < count {
@@ -690,12 +715,11 @@ impl PageAllocator {
                 break;
             };
             let p = mm.at(idx);
-            let mt = flag_mt(p.flags());
-            p.set_flags(0);
+            let PageState::Pcp { mt, .. } = p.state() else { unreachable!("page on a pcp list not in the pcp state") };
+            p.set_state(PageState::Unmarked);
             z.free_one(mm.base_pfn + idx as u64, order, mt);
             freed += 1 << order;
         }
-        self.meta[zi].sync(&z);
     }
 
     /// Returns one CPU's cached pages to the buddy lists (Linux's `drain_local_pages`).
@@ -724,16 +748,14 @@ impl PageAllocator {
     pub fn set_page_owner(&self, pfn: Pfn, word: u64) -> bool {
         let Some(mm) = self.mem_map.get() else { return false };
         let Some(p) = mm.pfn_to_page(pfn.0) else { return false };
-        let f = p.flags();
-        if f & (PG_BUDDY | PG_PCP | PG_RESERVED) != 0 {
+        let s = p.state();
+        if !s.may_own() {
             return false;
         }
-        if f & (PG_HEAD | PG_TAIL) == 0 {
+        if s == PageState::Unmarked {
             // A tail of a non-compound block (compound heads clear their tails anyway).
             let Some(head) = alloc_head_of(mm, pfn.0) else { return false };
-            if head.flags() & PG_TAIL_OWNER == 0 {
-                head.or_flags(PG_TAIL_OWNER);
-            }
+            head.mark_tail_owner();
         }
         p.set_owner(word);
         true
@@ -741,7 +763,7 @@ impl PageAllocator {
     /// The owner word of an allocated page; 0 for a free, reserved or unknown page.
     pub fn page_owner(&self, pfn: Pfn) -> u64 {
         match self.pfn_to_page(pfn) {
-            Some(p) if p.flags() & (PG_BUDDY | PG_PCP | PG_RESERVED) == 0 => p.owner(),
+            Some(p) if p.state().may_own() => p.owner(),
             _ => 0,
         }
     }
@@ -749,7 +771,7 @@ impl PageAllocator {
     /// `None` outside it, `Some(0)` for a free or reserved page.
     pub fn try_page_owner(&self, pfn: Pfn) -> Option<u64> {
         let p = self.pfn_to_page(pfn)?;
-        Some(if p.flags() & (PG_BUDDY | PG_PCP | PG_RESERVED) == 0 { p.owner() } else { 0 })
+        Some(if p.state().may_own() { p.owner() } else { 0 })
     }
 
     /// Free pages on the buddy lists of every zone (Linux's `NR_FREE_PAGES`).
@@ -795,8 +817,8 @@ impl PageAllocator {
     }
     /// Calls `f(zone, pfn, order, migratetype)` for every block on a buddy list.
     pub fn for_each_free_block(&self, mut f: impl FnMut(ZoneType, u64, u32, MigrateType)) {
-        for z in &self.zones {
-            let z = z.lock();
+        for zi in 0..MAX_NR_ZONES {
+            let z = self.lock_zone(zi);
             let ty = z.ty;
             z.for_each_free_block(&mut |p, o, m| f(ty, p, o, m));
         }
@@ -813,8 +835,7 @@ impl PageAllocator {
         let _irq = crate::sync::IrqGuard::new();
         let pcps: [[crate::sync::SpinLockGuard<'_, PerCpuPages>; MAX_NR_ZONES]; NR_CPUS] =
             core::array::from_fn(|c| core::array::from_fn(|z| self.pcp[c][z].lock()));
-        let zones: [crate::sync::SpinLockGuard<'_, Zone>; MAX_NR_ZONES] =
-            core::array::from_fn(|z| self.zones[z].lock());
+        let zones: [ZoneGuard<'_>; MAX_NR_ZONES] = core::array::from_fn(|z| self.lock_zone(z));
         let mut c = PageCensus::default();
         let mut heads = 0u64;
         for (zi, z) in zones.iter().enumerate() {
@@ -828,7 +849,7 @@ impl PageAllocator {
                         if p.prev() != prev {
                             return Err("free list prev link broken");
                         }
-                        if p.flags() != mk(PG_BUDDY, o as u32, m) {
+                        if p.state() != (PageState::Buddy { order: o as u32, mt: m }) {
                             return Err("page on free list without matching PageBuddy flags");
                         }
                         let pfn = mm.base_pfn + idx as u64;
@@ -859,8 +880,7 @@ impl PageAllocator {
                 {
                     let mut cur = p.lists_head(o, l);
                     while cur != page::NIL {
-                        let f = mm.at(cur).flags();
-                        if f & PG_PCP == 0 || flag_order(f) != o {
+                        if !matches!(mm.at(cur).state(), PageState::Pcp { order, .. } if order == o) {
                             return Err("page on pcp list without the pcp flag");
                         }
                         n += 1 << o;
@@ -878,29 +898,30 @@ impl PageAllocator {
         let mut i = 0usize;
         let mut seen_heads = 0;
         while i < mm.pages.len() {
-            let f = mm.pages[i].flags();
-            if f & (PG_BUDDY | PG_HEAD | PG_PCP) != 0 {
-                let n = 1usize << flag_order(f);
+            let s = mm.pages[i].state();
+            if let Some(order) = s.block_order() {
+                let n = 1usize << order;
                 if i + n > mm.pages.len() {
                     return Err("block runs past mem_map");
                 }
                 for t in &mm.pages[i + 1..i + n] {
-                    let tf = t.flags();
-                    let ok = tf == 0 || (f & PG_COMP != 0 && tf == PG_TAIL);
+                    let ts = t.state();
+                    let compound = matches!(s, PageState::Head { compound: true, .. });
+                    let ok = ts == PageState::Unmarked || (compound && ts == PageState::Tail);
                     if !ok {
                         return Err("page inside a block has flags of its own");
                     }
                 }
-                if f & PG_BUDDY != 0 {
+                if let PageState::Buddy { .. } = s {
                     seen_heads += 1;
                     c.buddy_free += n as u64;
-                } else if f & PG_PCP != 0 {
+                } else if let PageState::Pcp { .. } = s {
                     c.pcp_free += n as u64;
                 } else {
                     c.allocated += n as u64;
                 }
                 i += n;
-            } else if f & PG_RESERVED != 0 {
+            } else if s == PageState::Reserved {
                 c.reserved += 1;
                 i += 1;
             } else {

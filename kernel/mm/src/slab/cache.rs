@@ -2,7 +2,7 @@
 //!
 //! A slab is `2^order` naturally aligned pages: a 64-byte header, then `num` slots of
 //! `stride` bytes. The header holds the list links, the hardened freelist head and the
-//! in-use count; the owner word of every page of the slab holds `owner_slab` of the
+//! in-use count; the owner word of every page of the slab holds `PageOwner::Slab` of the
 //! cache, so an object address leads to its cache (owner word) and its slab (round the
 //! physical address down to the slab size).
 //!
@@ -16,6 +16,7 @@ use super::debug::{
     SlabError, SlabErrorKind, SlabFix, SlabReporter, POISON_END, POISON_FREE, POISON_INUSE, SLUB_RED_ACTIVE,
     SLUB_RED_INACTIVE,
 };
+use super::owner::PageOwner;
 use super::percpu::{tunables_for, ArrayCache};
 use super::raw;
 use super::{NR_CPUS, SLAB_MAX_ORDER};
@@ -69,26 +70,32 @@ impl CacheId {
     }
 }
 
-/// Tag in the top 16 bits of a page owner word: the page belongs to a slab.
-pub(crate) const TAG_SLAB: u64 = 0x51ab;
-/// Tag: the page heads a large kmalloc compound block.
-pub(crate) const TAG_LARGE: u64 = 0x1a49;
-/// Owner word of a slab page of cache `index`.
-pub(crate) const fn owner_slab(index: usize) -> u64 {
-    (TAG_SLAB << 48) | index as u64
-}
-
 /// Empty slabs a cache keeps beyond which it returns them to the page source.
 pub const FREE_SLAB_RESERVE: usize = 2;
 
-const HEADER_SIZE: usize = 64;
-const H_MAGIC: usize = 0;
-const H_NEXT: usize = 8;
-const H_PREV: usize = 16;
-const H_FREELIST: usize = 24;
-const H_INUSE: usize = 32;
-const H_LIST: usize = 40;
-const H_PA: usize = 48;
+/// The header at the start of every slab (Linux's `struct slab`, kept in the slab itself
+/// rather than in the page descriptor). Read and written field by field through [`Slab`].
+#[repr(C)]
+struct SlabHeader {
+    /// `SLAB_MAGIC ^ address`: set while the slab belongs to a cache.
+    magic: usize,
+    /// Node list links (addresses of the neighbouring slabs' headers, 0 for none).
+    next: usize,
+    prev: usize,
+    /// Hardened pointer to the first free object (see [`CacheCfg::encode`]).
+    freelist: usize,
+    /// Objects handed out.
+    inuse: usize,
+    /// Which node list the slab is on (`LIST_*`).
+    list: usize,
+    /// Physical address of the slab, for the free.
+    pa: usize,
+    _reserved: usize,
+}
+
+const HEADER_SIZE: usize = core::mem::size_of::<SlabHeader>();
+// Objects start 64 bytes in (a cache line); the header's words are 8-aligned.
+const _: () = assert!(HEADER_SIZE == 64 && core::mem::align_of::<SlabHeader>() <= 8);
 const SLAB_MAGIC: usize = 0x51ab_c0de_5eed_f00d_u64 as usize;
 
 const LIST_PARTIAL: usize = 0;
@@ -106,16 +113,42 @@ impl Slab {
     unsafe fn from_raw(va: usize) -> Slab {
         Slab(va)
     }
+    #[inline(always)]
     fn get(self, off: usize) -> usize {
-        // SAFETY: a `Slab` only exists for a held slab (`from_raw`), whose first 64 bytes
-        // are the header; `off` is one of the 8-aligned `H_*` offsets.
+        // SAFETY: a `Slab` only exists for a held slab (`from_raw`), whose first
+        // `HEADER_SIZE` bytes are a `SlabHeader`; `off` is the offset of one of its fields.
         unsafe { raw::read_word(self.0 + off) }
     }
+    #[inline(always)]
     fn set(self, off: usize, v: usize) {
         // SAFETY: as in `get`; header fields are written under the node lock.
         unsafe { raw::write_word(self.0 + off, v) }
     }
+    /// Address of the `freelist` field (the hardened pointer's storage address).
+    #[inline(always)]
+    fn freelist_at(self) -> usize {
+        self.0 + core::mem::offset_of!(SlabHeader, freelist)
+    }
 }
+
+/// Typed accessors of the header fields: `slab.inuse()`, `slab.set_inuse(v)`, ...
+macro_rules! header_fields {
+    ($($field:ident $set:ident),*) => {
+        impl Slab {
+            $(
+                #[inline(always)]
+                fn $field(self) -> usize {
+                    self.get(core::mem::offset_of!(SlabHeader, $field))
+                }
+                #[inline(always)]
+                fn $set(self, v: usize) {
+                    self.set(core::mem::offset_of!(SlabHeader, $field), v)
+                }
+            )*
+        }
+    };
+}
+header_fields!(magic set_magic, next set_next, prev set_prev, freelist set_freelist, inuse set_inuse, list set_list, pa set_pa);
 
 /// The fixed layout and identity of a cache, set at creation.
 #[derive(Clone, Copy, Debug)]
@@ -328,12 +361,12 @@ impl Node {
 
     fn list_add(&mut self, slab: Slab, list: usize) {
         let old = self.head[list];
-        slab.set(H_NEXT, old);
-        slab.set(H_PREV, 0);
-        slab.set(H_LIST, list);
+        slab.set_next(old);
+        slab.set_prev(0);
+        slab.set_list(list);
         if old != 0 {
             // SAFETY: list members are held slabs.
-            unsafe { Slab::from_raw(old) }.set(H_PREV, slab.0);
+            unsafe { Slab::from_raw(old) }.set_prev(slab.0);
         }
         self.head[list] = slab.0;
         if list == LIST_FREE {
@@ -342,16 +375,16 @@ impl Node {
     }
 
     fn list_del(&mut self, slab: Slab) {
-        let (next, prev, list) = (slab.get(H_NEXT), slab.get(H_PREV), slab.get(H_LIST));
+        let (next, prev, list) = (slab.next(), slab.prev(), slab.list());
         if prev != 0 {
             // SAFETY: list members are held slabs.
-            unsafe { Slab::from_raw(prev) }.set(H_NEXT, next);
+            unsafe { Slab::from_raw(prev) }.set_next(next);
         } else {
             self.head[list] = next;
         }
         if next != 0 {
             // SAFETY: list members are held slabs.
-            unsafe { Slab::from_raw(next) }.set(H_PREV, prev);
+            unsafe { Slab::from_raw(next) }.set_prev(prev);
         }
         if list == LIST_FREE {
             self.nr_free_slabs -= 1;
@@ -360,7 +393,7 @@ impl Node {
 
     /// Moves `slab` to the list its in-use count calls for.
     fn relist(&mut self, cfg: &CacheCfg, slab: Slab) {
-        let inuse = slab.get(H_INUSE);
+        let inuse = slab.inuse();
         let want = if inuse == 0 {
             LIST_FREE
         } else if inuse >= cfg.num {
@@ -368,7 +401,7 @@ impl Node {
         } else {
             LIST_PARTIAL
         };
-        if slab.get(H_LIST) != want {
+        if slab.list() != want {
             self.list_del(slab);
             self.list_add(slab, want);
         }
@@ -519,7 +552,7 @@ impl KmemCache {
     fn grow(&self, env: Env<'_>, cfg: &CacheCfg, gfp: Gfp) -> Option<Slab> {
         let pa = env.ps.alloc_pages(gfp.without(Gfp::GFP_ZERO).without(Gfp::GFP_COMP), cfg.order)?;
         for i in 0..1u64 << cfg.order {
-            env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), owner_slab(cfg.index));
+            env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), PageOwner::Slab(cfg.index).encode());
         }
         let va = env.ps.phys_to_virt(pa).as_usize();
         if !va.is_multiple_of(cfg.slab_bytes()) {
@@ -528,9 +561,9 @@ impl KmemCache {
         }
         // SAFETY: the block was just allocated for this cache.
         let slab = unsafe { Slab::from_raw(va) };
-        slab.set(H_MAGIC, SLAB_MAGIC ^ va);
-        slab.set(H_INUSE, 0);
-        slab.set(H_PA, pa.as_usize());
+        slab.set_magic(SLAB_MAGIC ^ va);
+        slab.set_inuse(0);
+        slab.set_pa(pa.as_usize());
         let mut next = 0;
         for i in (0..cfg.num).rev() {
             let obj = cfg.obj_at(slab, i);
@@ -547,7 +580,7 @@ impl KmemCache {
             unsafe { raw::write_word(at, cfg.encode(next, at)) };
             next = obj;
         }
-        slab.set(H_FREELIST, cfg.encode(next, va + H_FREELIST));
+        slab.set_freelist(cfg.encode(next, slab.freelist_at()));
         Some(slab)
     }
 
@@ -556,10 +589,10 @@ impl KmemCache {
         node.nr_slabs -= 1;
         node.free_objects -= cfg.num;
         node.slabs_freed += 1;
-        let pa = crate::addr::PhysAddr::new(slab.get(H_PA) as u64);
-        slab.set(H_MAGIC, 0);
+        let pa = crate::addr::PhysAddr::new(slab.pa() as u64);
+        slab.set_magic(0);
         for i in 0..1u64 << cfg.order {
-            env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), 0);
+            env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), PageOwner::Other.encode());
         }
         env.ps.free_pages(pa, cfg.order);
     }
@@ -567,18 +600,18 @@ impl KmemCache {
     /// Pops one object off a slab's freelist, validating the hardened pointer.
     #[inline]
     fn slab_pop(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, slab: Slab) -> Option<usize> {
-        let head_at = slab.0 + H_FREELIST;
-        let obj = cfg.encode(slab.get(H_FREELIST), head_at);
+        let head_at = slab.freelist_at();
+        let obj = cfg.encode(slab.freelist(), head_at);
         if obj == 0 {
             return None;
         }
         if cfg.obj_index(slab, obj).is_none() {
             // Abandon the rest of the freelist: the slab is treated as full for good.
-            let lost = cfg.num - slab.get(H_INUSE);
+            let lost = cfg.num - slab.inuse();
             node.free_objects -= lost;
             node.quarantined += lost;
-            slab.set(H_INUSE, cfg.num);
-            slab.set(H_FREELIST, cfg.encode(0, head_at));
+            slab.set_inuse(cfg.num);
+            slab.set_freelist(cfg.encode(0, head_at));
             node.errors += 1;
             env.rep.report(&SlabError {
                 kind: SlabErrorKind::FreepointerCorrupt { fp: obj },
@@ -592,8 +625,8 @@ impl KmemCache {
         let at = cfg.fp_addr(obj);
         // SAFETY: `obj` was validated as an object of this slab; its free pointer is ours.
         let next = cfg.encode(unsafe { raw::read_word(at) }, at);
-        slab.set(H_FREELIST, cfg.encode(next, head_at));
-        slab.set(H_INUSE, slab.get(H_INUSE) + 1);
+        slab.set_freelist(cfg.encode(next, head_at));
+        slab.set_inuse(slab.inuse() + 1);
         node.free_objects -= 1;
         Some(obj)
     }
@@ -604,12 +637,12 @@ impl KmemCache {
         let Some(slab) = self.slab_of(env, cfg, obj) else {
             return;
         };
-        let head_at = slab.0 + H_FREELIST;
+        let head_at = slab.freelist_at();
         let at = cfg.fp_addr(obj);
         // SAFETY: `obj` is a free object of this slab (it came from a per-CPU array).
-        unsafe { raw::write_word(at, cfg.reencode(slab.get(H_FREELIST), head_at, at)) };
-        slab.set(H_FREELIST, cfg.encode(obj, head_at));
-        slab.set(H_INUSE, slab.get(H_INUSE) - 1);
+        unsafe { raw::write_word(at, cfg.reencode(slab.freelist(), head_at, at)) };
+        slab.set_freelist(cfg.encode(obj, head_at));
+        slab.set_inuse(slab.inuse() - 1);
         node.free_objects += 1;
         node.relist(cfg, slab);
         if node.nr_free_slabs > FREE_SLAB_RESERVE {
@@ -767,7 +800,7 @@ impl KmemCache {
             self.report(env, SlabErrorKind::NotSlabObject, obj, 0, SlabFix::Refused);
             return false;
         };
-        if slab.get(H_MAGIC) != SLAB_MAGIC ^ slab.0 || cfg.obj_index(slab, obj).is_none() {
+        if slab.magic() != SLAB_MAGIC ^ slab.0 || cfg.obj_index(slab, obj).is_none() {
             self.report(env, SlabErrorKind::InvalidPointer, obj, slab.0, SlabFix::Refused);
             return false;
         }
@@ -839,9 +872,9 @@ impl KmemCache {
             while next != 0 {
                 // SAFETY: list members are held slabs.
                 let slab = unsafe { Slab::from_raw(next) };
-                next = slab.get(H_NEXT);
-                let mut at = slab.0 + H_FREELIST;
-                let mut obj = cfg.encode(slab.get(H_FREELIST), at);
+                next = slab.next();
+                let mut at = slab.freelist_at();
+                let mut obj = cfg.encode(slab.freelist(), at);
                 let mut steps = 0;
                 while obj != 0 && steps < cfg.num {
                     if cfg.obj_index(slab, obj).is_none() {

@@ -26,6 +26,7 @@ pub mod failslab;
 pub mod fuzz;
 pub mod host;
 pub mod kmalloc;
+mod owner;
 pub mod percpu;
 mod raw;
 pub mod slabinfo;
