@@ -93,7 +93,7 @@ struct SlabHeader {
     _reserved: usize,
 }
 
-const HEADER_SIZE: usize = core::mem::size_of::<SlabHeader>();
+pub(crate) const HEADER_SIZE: usize = core::mem::size_of::<SlabHeader>();
 // Objects start 64 bytes in (a cache line); the header's words are 8-aligned.
 const _: () = assert!(HEADER_SIZE == 64 && core::mem::align_of::<SlabHeader>() <= 8);
 const SLAB_MAGIC: usize = 0x51ab_c0de_5eed_f00d_u64 as usize;
