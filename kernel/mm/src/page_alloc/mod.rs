@@ -27,16 +27,21 @@ pub mod source;
 pub mod watermark;
 pub mod zone;
 
+mod check;
+mod init;
 #[cfg(test)]
 mod tests;
+mod zone_meta;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-use crate::addr::{Pfn, PhysAddr, PAGE_SHIFT, PAGE_SIZE};
+use crate::addr::{Pfn, PAGE_SIZE};
 use crate::gfp::Gfp;
 
+pub use check::PageCensus;
 pub use error::{AllocFailure, FreeError};
 pub use fail::FailPageAlloc;
+pub use init::InitError;
 pub use migratetype::{gfp_migratetype, MigrateType, ZoneType, MAX_NR_ZONES, MIGRATE_TYPES};
 pub use page::{mem_map_overhead, MemMap, Page};
 pub use pcp::{PerCpuPages, NR_CPUS, PCP_MAX_ORDER};
@@ -45,6 +50,7 @@ pub use watermark::{AllocFlags, Watermarks, Wmark};
 pub use zone::Zone;
 
 use page::PageState;
+use zone_meta::{ZoneGuard, ZoneMeta};
 
 /// Largest order, inclusive: blocks of up to `2^16` pages = 256 MiB.
 ///
@@ -65,74 +71,6 @@ pub const PAGEBLOCK_NR_PAGES: u64 = 1 << PAGEBLOCK_ORDER;
 /// the kernel layer does it through the linear map.
 pub const fn want_init_on_alloc(gfp: Gfp) -> bool {
     gfp.contains(Gfp::GFP_ZERO)
-}
-
-/// Per-zone numbers read without the zone lock (watermark fast path, reports).
-#[derive(Debug)]
-struct ZoneMeta {
-    free: AtomicU64,
-    reserved_highatomic: AtomicU64,
-    managed: AtomicU64,
-    present: AtomicU64,
-    start_pfn: AtomicU64,
-    end_pfn: AtomicU64,
-    min: AtomicU64,
-    low: AtomicU64,
-    high: AtomicU64,
-    /// Pages this zone keeps back from requests that could use a higher zone.
-    lowmem_reserve: AtomicU64,
-}
-
-impl ZoneMeta {
-    const fn new() -> ZoneMeta {
-        ZoneMeta {
-            free: AtomicU64::new(0),
-            reserved_highatomic: AtomicU64::new(0),
-            managed: AtomicU64::new(0),
-            present: AtomicU64::new(0),
-            start_pfn: AtomicU64::new(0),
-            end_pfn: AtomicU64::new(0),
-            min: AtomicU64::new(0),
-            low: AtomicU64::new(0),
-            high: AtomicU64::new(0),
-            lowmem_reserve: AtomicU64::new(0),
-        }
-    }
-    fn wmarks(&self) -> Watermarks {
-        Watermarks { min: self.min.load(Relaxed), low: self.low.load(Relaxed), high: self.high.load(Relaxed) }
-    }
-    fn sync(&self, z: &Zone) {
-        self.free.store(z.free_pages, Relaxed);
-        self.reserved_highatomic.store(z.nr_reserved_highatomic, Relaxed);
-    }
-}
-
-/// A held zone lock (from [`PageAllocator::lock_zone`]). Dropping it publishes the zone's
-/// free and reserved-highatomic counts to its [`ZoneMeta`], which the lockless watermark
-/// check reads, before the lock is released: no change under the lock can go unpublished.
-struct ZoneGuard<'a> {
-    zone: crate::sync::SpinLockGuard<'a, Zone>,
-    meta: &'a ZoneMeta,
-}
-
-impl core::ops::Deref for ZoneGuard<'_> {
-    type Target = Zone;
-    fn deref(&self) -> &Zone {
-        &self.zone
-    }
-}
-
-impl core::ops::DerefMut for ZoneGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Zone {
-        &mut self.zone
-    }
-}
-
-impl Drop for ZoneGuard<'_> {
-    fn drop(&mut self) {
-        // Runs before the field `zone` drops, so still under the lock.
-        self.meta.sync(&self.zone);
-    }
 }
 
 /// A zone's numbers for reports and `/proc/zoneinfo`-like output.
@@ -177,44 +115,6 @@ impl MemInfo {
     /// MemFree in kB.
     pub const fn free_kb(&self) -> u64 {
         self.free_pages * (PAGE_SIZE as u64 / 1024)
-    }
-}
-
-/// Every page of `mem_map` by state (from [`PageAllocator::check_invariants`]).
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct PageCensus {
-    /// Pages in blocks on buddy lists.
-    pub buddy_free: u64,
-    /// Pages on per-CPU lists.
-    pub pcp_free: u64,
-    /// Pages in live allocations.
-    pub allocated: u64,
-    /// Reserved pages.
-    pub reserved: u64,
-}
-
-impl PageCensus {
-    /// All pages counted.
-    pub const fn total(&self) -> u64 {
-        self.buddy_free + self.pcp_free + self.allocated + self.reserved
-    }
-}
-
-/// `init` refused.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum InitError {
-    /// `init` already ran (or is running).
-    AlreadyInitialized,
-    /// `mem_map` is empty or has `u32::MAX` or more entries.
-    BadMemMap,
-}
-
-impl core::fmt::Display for InitError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            Self::AlreadyInitialized => "page allocator already initialized",
-            Self::BadMemMap => "mem_map empty or too large",
-        })
     }
 }
 
@@ -316,127 +216,6 @@ impl PageAllocator {
     /// Locks zone `zi`; the guard publishes its counters when dropped.
     fn lock_zone(&self, zi: usize) -> ZoneGuard<'_> {
         ZoneGuard { zone: self.zones[zi].lock(), meta: &self.meta[zi] }
-    }
-
-    /// Sets the allocator up, like Linux's `free_area_init` + `memblock_free_all`.
-    ///
-    /// - `mem_map`: one blank descriptor per frame from `base_pfn` on (the kernel places
-    ///   it with memblock; host tests leak a `Vec`).
-    /// - `dma_limit`: frames below it form the DMA zone, the rest Normal; pass 0 for no
-    ///   DMA zone (the Pi).
-    /// - `memory`: RAM ranges `(base, size)`, disjoint; they give `present` pages.
-    /// - `free`: ranges `(base, size)` to hand to the allocator (memory minus memblock
-    ///   reservations); freed as maximal naturally aligned blocks. Overlaps are harmless;
-    ///   parts outside `mem_map` are ignored. Every other frame stays reserved.
-    pub fn init(
-        &self,
-        mem_map: &'static [Page],
-        base_pfn: Pfn,
-        dma_limit: PhysAddr,
-        memory: impl IntoIterator<Item = (PhysAddr, u64)>,
-        free: impl IntoIterator<Item = (PhysAddr, u64)>,
-    ) -> Result<(), InitError> {
-        if mem_map.is_empty() || mem_map.len() >= u32::MAX as usize {
-            return Err(InitError::BadMemMap);
-        }
-        if self.initializing.swap(true, Relaxed) {
-            return Err(InitError::AlreadyInitialized);
-        }
-        let mm = MemMap { pages: mem_map, base_pfn: base_pfn.0 };
-        let base = base_pfn.0;
-        let end = base + mem_map.len() as u64;
-        let dma_end = dma_limit.pfn().0.clamp(base, end);
-        let spans = [(base, dma_end), (dma_end, end)];
-        let zone_of = |pfn: u64| {
-            if pfn < dma_end {
-                ZoneType::Dma
-            } else {
-                ZoneType::Normal
-            }
-        };
-        for (i, p) in mem_map.iter().enumerate() {
-            p.set_state(PageState::Reserved);
-            p.set_owner(0);
-            p.init_info(zone_of(base + i as u64), MigrateType::Movable);
-        }
-        // Page range of (base, size), clipped to mem_map.
-        let clip = |(pa, size): (PhysAddr, u64)| {
-            let s = pa.align_up(PAGE_SIZE as u64).pfn().0.max(base);
-            let e = (pa.as_u64().saturating_add(size) >> PAGE_SHIFT).min(end);
-            (s, e.max(s))
-        };
-        let mut present = [0u64; MAX_NR_ZONES];
-        for r in memory {
-            let (s, e) = clip(r);
-            for (z, &(zs, ze)) in spans.iter().enumerate() {
-                present[z] += e.min(ze).saturating_sub(s.max(zs));
-            }
-        }
-        for r in free {
-            let (s, e) = clip(r);
-            for pfn in s..e {
-                mm.at(mm.idx(pfn)).set_state(PageState::Unmarked);
-            }
-        }
-        for (zi, &(zs, ze)) in spans.iter().enumerate() {
-            let mut z = self.lock_zone(zi);
-            z.mm = mm;
-            z.start_pfn = zs;
-            z.end_pfn = ze;
-            let mut p = zs;
-            while p < ze {
-                if mm.at(mm.idx(p)).state() != PageState::Unmarked {
-                    p += 1;
-                    continue;
-                }
-                let mut e = p;
-                while e < ze && mm.at(mm.idx(e)).state() == PageState::Unmarked {
-                    e += 1;
-                }
-                // Maximal naturally aligned blocks, like __free_pages_memory.
-                while p < e {
-                    let order = MAX_PAGE_ORDER.min(p.trailing_zeros()).min(63 - (e - p).leading_zeros());
-                    z.managed_pages += 1 << order;
-                    let mt = z.pageblock_mt(p);
-                    z.free_one(p, order, mt);
-                    p += 1 << order;
-                }
-            }
-            let m = &self.meta[zi];
-            m.managed.store(z.managed_pages, Relaxed);
-            m.present.store(present[zi], Relaxed);
-            m.start_pfn.store(zs, Relaxed);
-            m.end_pfn.store(ze, Relaxed);
-        }
-        let managed: u64 = self.meta.iter().map(|m| m.managed.load(Relaxed)).sum();
-        self.set_min_free_kbytes(watermark::default_min_free_kbytes(managed * 4));
-        for (zi, m) in self.meta.iter().enumerate() {
-            let (high, batch) = pcp::zone_batchsize(m.managed.load(Relaxed));
-            for cpu in &self.pcp {
-                let mut p = cpu[zi].lock();
-                p.high = high;
-                p.batch = batch;
-            }
-        }
-        self.mem_map.call_once(|| mm);
-        Ok(())
-    }
-
-    /// [`Self::init`] from a memblock: its memory as present, its free ranges as free.
-    pub fn init_from_memblock(
-        &self,
-        mem_map: &'static [Page],
-        base_pfn: Pfn,
-        dma_limit: PhysAddr,
-        mb: &crate::memblock::Memblock,
-    ) -> Result<(), InitError> {
-        self.init(
-            mem_map,
-            base_pfn,
-            dma_limit,
-            mb.memory().iter().map(|r| (PhysAddr::new(r.base), r.size)),
-            mb.free_ranges().map(|(s, e)| (PhysAddr::new(s), e - s)),
-        )
     }
 
     /// The descriptor array, once initialised.
@@ -822,119 +601,5 @@ impl PageAllocator {
             let ty = z.ty;
             z.for_each_free_block(&mut |p, o, m| f(ty, p, o, m));
         }
-    }
-
-    /// Checks every structure (a debugging aid, O(mem_map)): list links, flags and counts
-    /// of every free list and per-CPU list, and that each page is in exactly one state.
-    /// Returns the census, or what is wrong.
-    pub fn check_invariants(&self) -> Result<PageCensus, &'static str> {
-        let Some(mm) = self.mem_map.get() else {
-            return Ok(PageCensus::default());
-        };
-        // The guards are released in array order, not in reverse: one mask around them.
-        let _irq = crate::sync::IrqGuard::new();
-        let pcps: [[crate::sync::SpinLockGuard<'_, PerCpuPages>; MAX_NR_ZONES]; NR_CPUS] =
-            core::array::from_fn(|c| core::array::from_fn(|z| self.pcp[c][z].lock()));
-        let zones: [ZoneGuard<'_>; MAX_NR_ZONES] = core::array::from_fn(|z| self.lock_zone(z));
-        let mut c = PageCensus::default();
-        let mut heads = 0u64;
-        for (zi, z) in zones.iter().enumerate() {
-            let mut free = 0;
-            for (o, a) in z.free_area.iter().enumerate() {
-                let mut n = 0;
-                for m in MigrateType::ALL {
-                    let mut prev = page::NIL;
-                    for idx in a.iter(mm, m.index()) {
-                        let p = mm.at(idx);
-                        if p.prev() != prev {
-                            return Err("free list prev link broken");
-                        }
-                        if p.state() != (PageState::Buddy { order: o as u32, mt: m }) {
-                            return Err("page on free list without matching PageBuddy flags");
-                        }
-                        let pfn = mm.base_pfn + idx as u64;
-                        if pfn & ((1 << o) - 1) != 0 || pfn < z.start_pfn || pfn + (1 << o) > z.end_pfn {
-                            return Err("free block misaligned or outside its zone");
-                        }
-                        if p.zone().index() != zi {
-                            return Err("free block in the wrong zone");
-                        }
-                        prev = idx;
-                        n += 1;
-                    }
-                }
-                if n != a.nr_free {
-                    return Err("nr_free does not match the lists");
-                }
-                heads += n;
-                free += n << o;
-            }
-            if free != z.free_pages || free != self.meta[zi].free.load(Relaxed) {
-                return Err("zone free_pages does not match the lists");
-            }
-        }
-        for cpu in &pcps {
-            for p in cpu {
-                let mut n = 0;
-                for (o, l) in (0..=PCP_MAX_ORDER).flat_map(|o| (0..migratetype::MIGRATE_PCPTYPES).map(move |l| (o, l)))
-                {
-                    let mut cur = p.lists_head(o, l);
-                    while cur != page::NIL {
-                        if !matches!(mm.at(cur).state(), PageState::Pcp { order, .. } if order == o) {
-                            return Err("page on pcp list without the pcp flag");
-                        }
-                        n += 1 << o;
-                        if n > mm.pages.len() as u64 {
-                            return Err("pcp list loops");
-                        }
-                        cur = mm.at(cur).next();
-                    }
-                }
-                if n != p.count {
-                    return Err("pcp count does not match its lists");
-                }
-            }
-        }
-        let mut i = 0usize;
-        let mut seen_heads = 0;
-        while i < mm.pages.len() {
-            let s = mm.pages[i].state();
-            if let Some(order) = s.block_order() {
-                let n = 1usize << order;
-                if i + n > mm.pages.len() {
-                    return Err("block runs past mem_map");
-                }
-                for t in &mm.pages[i + 1..i + n] {
-                    let ts = t.state();
-                    let compound = matches!(s, PageState::Head { compound: true, .. });
-                    let ok = ts == PageState::Unmarked || (compound && ts == PageState::Tail);
-                    if !ok {
-                        return Err("page inside a block has flags of its own");
-                    }
-                }
-                if let PageState::Buddy { .. } = s {
-                    seen_heads += 1;
-                    c.buddy_free += n as u64;
-                } else if let PageState::Pcp { .. } = s {
-                    c.pcp_free += n as u64;
-                } else {
-                    c.allocated += n as u64;
-                }
-                i += n;
-            } else if s == PageState::Reserved {
-                c.reserved += 1;
-                i += 1;
-            } else {
-                return Err("page in no state (not free, allocated or reserved)");
-            }
-        }
-        if seen_heads != heads {
-            return Err("PageBuddy page not on a free list");
-        }
-        let pcp_total: u64 = pcps.iter().flatten().map(|p| p.count).sum();
-        if pcp_total != c.pcp_free {
-            return Err("pcp pages not all on pcp lists");
-        }
-        Ok(c)
     }
 }

@@ -1,6 +1,7 @@
 //! Unit tests of the allocator on small synthetic zones.
 
 use super::*;
+use crate::addr::{PhysAddr, PAGE_SHIFT};
 use crate::gfp::{GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
 
 const PS: u64 = PAGE_SIZE as u64;
