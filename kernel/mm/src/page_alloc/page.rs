@@ -50,8 +50,8 @@ const _: () = assert!(
 /// What a page frame is, as far as the page allocator knows (Linux's page types and
 /// `PageBuddy`/`PageHead`/`PageTail`/`PageReserved`, as one value instead of bit tests).
 ///
-/// Stored in the descriptor's flag word by [`Page::state`] / [`Page::set_state`] /
-/// [`Page::transition`]; the bit layout is private to this module.
+/// Stored in the descriptor's flag word by [`Page::state`] / `Page::set_state` /
+/// `Page::transition`; the bit layout is private to this module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PageState {
     /// No state of its own: a page inside a block (free or allocated, not its head and not

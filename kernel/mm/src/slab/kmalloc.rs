@@ -23,8 +23,9 @@ use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use spin::{Mutex, Once};
 
-use super::cache::{build_cfg, CacheId, CacheStats, Ctor, Env, KmemCache, LayoutError, SlabFlags};
+use super::cache::{CacheId, CacheStats, Ctor, Env, KmemCache, LayoutError, SlabFlags};
 use super::debug::{SlabError, SlabErrorKind, SlabFix, SlabReporter};
+use super::layout::build_cfg;
 use super::owner::PageOwner;
 use super::{raw, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES, NR_CPUS};
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};

@@ -24,8 +24,11 @@ pub mod cache;
 pub mod debug;
 pub mod failslab;
 pub mod fuzz;
+mod header;
 pub mod host;
 pub mod kmalloc;
+mod layout;
+mod node;
 mod owner;
 pub mod percpu;
 mod raw;
@@ -49,5 +52,5 @@ pub const KMALLOC_MAX_CACHE_SIZE: usize = 8192;
 // its objects fits a slab of the largest slab order after the header, and slabs are blocks
 // the buddy allocator can hand out.
 const _: () = assert!(KMALLOC_NAMES[KMALLOC_NAMES.len() - 1].1 == KMALLOC_MAX_CACHE_SIZE);
-const _: () = assert!(KMALLOC_MAX_CACHE_SIZE + cache::HEADER_SIZE <= crate::addr::PAGE_SIZE << SLAB_MAX_ORDER);
+const _: () = assert!(KMALLOC_MAX_CACHE_SIZE + header::HEADER_SIZE <= crate::addr::PAGE_SIZE << SLAB_MAX_ORDER);
 const _: () = assert!(SLAB_MAX_ORDER <= MAX_PAGE_ORDER);
