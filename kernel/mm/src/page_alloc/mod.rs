@@ -18,6 +18,7 @@
 pub mod error;
 pub mod fail;
 pub mod free_area;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
 pub mod migratetype;
 pub mod page;

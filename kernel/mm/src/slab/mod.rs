@@ -23,8 +23,10 @@
 pub mod cache;
 pub mod debug;
 pub mod failslab;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
 mod header;
+#[cfg(any(test, feature = "test-support"))]
 pub mod host;
 pub mod kmalloc;
 mod layout;
