@@ -18,6 +18,7 @@
 pub mod error;
 pub mod fail;
 pub mod free_area;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
 pub mod migratetype;
 pub mod page;
@@ -27,16 +28,21 @@ pub mod source;
 pub mod watermark;
 pub mod zone;
 
+mod check;
+mod init;
 #[cfg(test)]
 mod tests;
+mod zone_meta;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-use crate::addr::{Pfn, PhysAddr, PAGE_SHIFT, PAGE_SIZE};
+use crate::addr::{Pfn, PAGE_SIZE};
 use crate::gfp::Gfp;
 
+pub use check::PageCensus;
 pub use error::{AllocFailure, FreeError};
 pub use fail::FailPageAlloc;
+pub use init::InitError;
 pub use migratetype::{gfp_migratetype, MigrateType, ZoneType, MAX_NR_ZONES, MIGRATE_TYPES};
 pub use page::{mem_map_overhead, MemMap, Page};
 pub use pcp::{PerCpuPages, NR_CPUS, PCP_MAX_ORDER};
@@ -44,7 +50,8 @@ pub use source::BuddyPageSource;
 pub use watermark::{AllocFlags, Watermarks, Wmark};
 pub use zone::Zone;
 
-use page::{flag_mt, flag_order, mk, PG_BUDDY, PG_COMP, PG_HEAD, PG_PCP, PG_RESERVED, PG_TAIL, PG_TAIL_OWNER};
+use page::PageState;
+use zone_meta::{ZoneGuard, ZoneMeta};
 
 /// Largest order, inclusive: blocks of up to `2^16` pages = 256 MiB.
 ///
@@ -65,46 +72,6 @@ pub const PAGEBLOCK_NR_PAGES: u64 = 1 << PAGEBLOCK_ORDER;
 /// the kernel layer does it through the linear map.
 pub const fn want_init_on_alloc(gfp: Gfp) -> bool {
     gfp.contains(Gfp::GFP_ZERO)
-}
-
-/// Per-zone numbers read without the zone lock (watermark fast path, reports).
-#[derive(Debug)]
-struct ZoneMeta {
-    free: AtomicU64,
-    reserved_highatomic: AtomicU64,
-    managed: AtomicU64,
-    present: AtomicU64,
-    start_pfn: AtomicU64,
-    end_pfn: AtomicU64,
-    min: AtomicU64,
-    low: AtomicU64,
-    high: AtomicU64,
-    /// Pages this zone keeps back from requests that could use a higher zone.
-    lowmem_reserve: AtomicU64,
-}
-
-impl ZoneMeta {
-    const fn new() -> ZoneMeta {
-        ZoneMeta {
-            free: AtomicU64::new(0),
-            reserved_highatomic: AtomicU64::new(0),
-            managed: AtomicU64::new(0),
-            present: AtomicU64::new(0),
-            start_pfn: AtomicU64::new(0),
-            end_pfn: AtomicU64::new(0),
-            min: AtomicU64::new(0),
-            low: AtomicU64::new(0),
-            high: AtomicU64::new(0),
-            lowmem_reserve: AtomicU64::new(0),
-        }
-    }
-    fn wmarks(&self) -> Watermarks {
-        Watermarks { min: self.min.load(Relaxed), low: self.low.load(Relaxed), high: self.high.load(Relaxed) }
-    }
-    fn sync(&self, z: &Zone) {
-        self.free.store(z.free_pages, Relaxed);
-        self.reserved_highatomic.store(z.nr_reserved_highatomic, Relaxed);
-    }
 }
 
 /// A zone's numbers for reports and `/proc/zoneinfo`-like output.
@@ -152,44 +119,6 @@ impl MemInfo {
     }
 }
 
-/// Every page of `mem_map` by state (from [`PageAllocator::check_invariants`]).
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct PageCensus {
-    /// Pages in blocks on buddy lists.
-    pub buddy_free: u64,
-    /// Pages on per-CPU lists.
-    pub pcp_free: u64,
-    /// Pages in live allocations.
-    pub allocated: u64,
-    /// Reserved pages.
-    pub reserved: u64,
-}
-
-impl PageCensus {
-    /// All pages counted.
-    pub const fn total(&self) -> u64 {
-        self.buddy_free + self.pcp_free + self.allocated + self.reserved
-    }
-}
-
-/// `init` refused.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum InitError {
-    /// `init` already ran (or is running).
-    AlreadyInitialized,
-    /// `mem_map` is empty or has `u32::MAX` or more entries.
-    BadMemMap,
-}
-
-impl core::fmt::Display for InitError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            Self::AlreadyInitialized => "page allocator already initialized",
-            Self::BadMemMap => "mem_map empty or too large",
-        })
-    }
-}
-
 /// The page allocator. Construct with [`PageAllocator::new`] (a `const fn`, so it can be a
 /// `static`), then call [`PageAllocator::init`] once on the boot CPU.
 #[derive(Debug)]
@@ -215,20 +144,23 @@ type Refused = Result<(), FreeError>;
 
 /// free_pages_prepare for the pages after the head: owner words and compound tails.
 ///
-/// Only a block whose tails were touched needs the walk: compound tails carry `PG_TAIL`
-/// (head `PG_COMP`), and [`PageAllocator::set_page_owner`] on a tail marks the head
-/// `PG_TAIL_OWNER`. Every other tail already has flags 0 and owner 0, since the buddy and
+/// Only a block whose tails were touched needs the walk: compound tails are
+/// [`PageState::Tail`] (head `compound`), and [`PageAllocator::set_page_owner`] on a tail
+/// marks the head `tail_owner`. Every other tail already has flags 0 and owner 0, since the buddy and
 /// per-CPU lists use only a block's head for links and clear them when they take it off
 /// (`FreeArea::del`, `PerCpuPages::pop`), and `init` starts every page at owner 0.
-fn clear_block(mm: &MemMap, idx: u32, order: u32, head_flags: u32) {
-    if head_flags & (PG_COMP | PG_TAIL_OWNER) == 0 {
+fn clear_block(mm: &MemMap, idx: u32, order: u32, head: PageState) {
+    let PageState::Head { compound, tail_owner, .. } = head else {
+        return;
+    };
+    if !compound && !tail_owner {
         return;
     }
     let i = idx as usize;
     for p in &mm.pages[i + 1..i + (1usize << order)] {
         p.set_owner(0);
-        if head_flags & PG_COMP != 0 {
-            p.set_flags(0);
+        if compound {
+            p.set_state(PageState::Unmarked);
         }
     }
 }
@@ -244,30 +176,23 @@ fn alloc_head_of(mm: &MemMap, pfn: u64) -> Option<&'static Page> {
             continue;
         }
         let h = mm.pfn_to_page(c)?;
-        let f = h.flags();
-        if f & (PG_HEAD | PG_BUDDY | PG_PCP) != 0 && flag_order(f) >= o {
-            return (f & PG_HEAD != 0).then_some(h);
+        let s = h.state();
+        if s.block_order().is_some_and(|bo| bo >= o) {
+            return matches!(s, PageState::Head { .. }).then_some(h);
         }
     }
     None
 }
 
-fn classify(pfn: u64, order: u32, f: u32) -> Refused {
-    // The valid free first, in one test (`order <= MAX_PAGE_ORDER` fits the order bits).
-    if page::is_live_head(f, order) {
-        Ok(())
-    } else if f & (PG_BUDDY | PG_PCP) != 0 {
-        Err(FreeError::DoubleFree { pfn, order })
-    } else if f & PG_RESERVED != 0 {
-        Err(FreeError::Reserved { pfn })
-    } else if f & PG_TAIL != 0 {
-        Err(FreeError::TailPage { pfn })
-    } else if f & PG_HEAD == 0 {
-        Err(FreeError::NotAllocated { pfn, order })
-    } else if flag_order(f) != order {
-        Err(FreeError::WrongOrder { pfn, order, allocated: flag_order(f) })
-    } else {
-        Ok(())
+/// Why a page in state `s` cannot be freed as a block of `order` (`Ok` if it can).
+fn classify(pfn: u64, order: u32, s: PageState) -> Refused {
+    match s {
+        PageState::Head { order: o, .. } if o == order => Ok(()),
+        PageState::Head { order: allocated, .. } => Err(FreeError::WrongOrder { pfn, order, allocated }),
+        PageState::Buddy { .. } | PageState::Pcp { .. } => Err(FreeError::DoubleFree { pfn, order }),
+        PageState::Reserved => Err(FreeError::Reserved { pfn }),
+        PageState::Tail => Err(FreeError::TailPage { pfn }),
+        PageState::Unmarked => Err(FreeError::NotAllocated { pfn, order }),
     }
 }
 
@@ -289,126 +214,9 @@ impl PageAllocator {
         }
     }
 
-    /// Sets the allocator up, like Linux's `free_area_init` + `memblock_free_all`.
-    ///
-    /// - `mem_map`: one blank descriptor per frame from `base_pfn` on (the kernel places
-    ///   it with memblock; host tests leak a `Vec`).
-    /// - `dma_limit`: frames below it form the DMA zone, the rest Normal; pass 0 for no
-    ///   DMA zone (the Pi).
-    /// - `memory`: RAM ranges `(base, size)`, disjoint; they give `present` pages.
-    /// - `free`: ranges `(base, size)` to hand to the allocator (memory minus memblock
-    ///   reservations); freed as maximal naturally aligned blocks. Overlaps are harmless;
-    ///   parts outside `mem_map` are ignored. Every other frame stays reserved.
-    pub fn init(
-        &self,
-        mem_map: &'static [Page],
-        base_pfn: Pfn,
-        dma_limit: PhysAddr,
-        memory: impl IntoIterator<Item = (PhysAddr, u64)>,
-        free: impl IntoIterator<Item = (PhysAddr, u64)>,
-    ) -> Result<(), InitError> {
-        if mem_map.is_empty() || mem_map.len() >= u32::MAX as usize {
-            return Err(InitError::BadMemMap);
-        }
-        if self.initializing.swap(true, Relaxed) {
-            return Err(InitError::AlreadyInitialized);
-        }
-        let mm = MemMap { pages: mem_map, base_pfn: base_pfn.0 };
-        let base = base_pfn.0;
-        let end = base + mem_map.len() as u64;
-        let dma_end = dma_limit.pfn().0.clamp(base, end);
-        let spans = [(base, dma_end), (dma_end, end)];
-        let zone_of = |pfn: u64| {
-            if pfn < dma_end {
-                ZoneType::Dma
-            } else {
-                ZoneType::Normal
-            }
-        };
-        for (i, p) in mem_map.iter().enumerate() {
-            p.set_flags(PG_RESERVED);
-            p.set_owner(0);
-            p.init_info(zone_of(base + i as u64), MigrateType::Movable);
-        }
-        // Page range of (base, size), clipped to mem_map.
-        let clip = |(pa, size): (PhysAddr, u64)| {
-            let s = pa.align_up(PAGE_SIZE as u64).pfn().0.max(base);
-            let e = (pa.as_u64().saturating_add(size) >> PAGE_SHIFT).min(end);
-            (s, e.max(s))
-        };
-        let mut present = [0u64; MAX_NR_ZONES];
-        for r in memory {
-            let (s, e) = clip(r);
-            for (z, &(zs, ze)) in spans.iter().enumerate() {
-                present[z] += e.min(ze).saturating_sub(s.max(zs));
-            }
-        }
-        for r in free {
-            let (s, e) = clip(r);
-            for pfn in s..e {
-                mm.at(mm.idx(pfn)).set_flags(0);
-            }
-        }
-        for (zi, &(zs, ze)) in spans.iter().enumerate() {
-            let mut z = self.zones[zi].lock();
-            z.mm = mm;
-            z.start_pfn = zs;
-            z.end_pfn = ze;
-            let mut p = zs;
-            while p < ze {
-                if mm.at(mm.idx(p)).flags() != 0 {
-                    p += 1;
-                    continue;
-                }
-                let mut e = p;
-                while e < ze && mm.at(mm.idx(e)).flags() == 0 {
-                    e += 1;
-                }
-                // Maximal naturally aligned blocks, like __free_pages_memory.
-                while p < e {
-                    let order = MAX_PAGE_ORDER.min(p.trailing_zeros()).min(63 - (e - p).leading_zeros());
-                    z.managed_pages += 1 << order;
-                    let mt = z.pageblock_mt(p);
-                    z.free_one(p, order, mt);
-                    p += 1 << order;
-                }
-            }
-            let m = &self.meta[zi];
-            m.sync(&z);
-            m.managed.store(z.managed_pages, Relaxed);
-            m.present.store(present[zi], Relaxed);
-            m.start_pfn.store(zs, Relaxed);
-            m.end_pfn.store(ze, Relaxed);
-        }
-        let managed: u64 = self.meta.iter().map(|m| m.managed.load(Relaxed)).sum();
-        self.set_min_free_kbytes(watermark::default_min_free_kbytes(managed * 4));
-        for (zi, m) in self.meta.iter().enumerate() {
-            let (high, batch) = pcp::zone_batchsize(m.managed.load(Relaxed));
-            for cpu in &self.pcp {
-                let mut p = cpu[zi].lock();
-                p.high = high;
-                p.batch = batch;
-            }
-        }
-        self.mem_map.call_once(|| mm);
-        Ok(())
-    }
-
-    /// [`Self::init`] from a memblock: its memory as present, its free ranges as free.
-    pub fn init_from_memblock(
-        &self,
-        mem_map: &'static [Page],
-        base_pfn: Pfn,
-        dma_limit: PhysAddr,
-        mb: &crate::memblock::Memblock,
-    ) -> Result<(), InitError> {
-        self.init(
-            mem_map,
-            base_pfn,
-            dma_limit,
-            mb.memory().iter().map(|r| (PhysAddr::new(r.base), r.size)),
-            mb.free_ranges().map(|(s, e)| (PhysAddr::new(s), e - s)),
-        )
+    /// Locks zone `zi`; the guard publishes its counters when dropped.
+    fn lock_zone(&self, zi: usize) -> ZoneGuard<'_> {
+        ZoneGuard { zone: self.zones[zi].lock(), meta: &self.meta[zi] }
     }
 
     /// The descriptor array, once initialised.
@@ -502,9 +310,8 @@ impl PageAllocator {
         if found.is_none() {
             // No reclaim to try: give back a HighAtomic reserve, as Linux does before OOM.
             for zi in (0..=high_zone).rev() {
-                let mut z = self.zones[zi].lock();
+                let mut z = self.lock_zone(zi);
                 if z.unreserve_highatomic(mt) {
-                    self.meta[zi].sync(&z);
                     drop(z);
                     found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
                     break;
@@ -520,12 +327,12 @@ impl PageAllocator {
         let comp = gfp.contains(Gfp::GFP_COMP) && order > 0;
         if comp {
             for i in 1..(1u32 << order) {
-                mm.at(idx + i).set_flags(PG_TAIL);
+                mm.at(idx + i).set_state(PageState::Tail);
             }
         }
         let head = mm.at(idx);
         head.set_owner(0);
-        head.set_flags(mk(PG_HEAD | if comp { PG_COMP } else { 0 }, order, MigrateType::Unmovable));
+        head.set_state(PageState::Head { order, compound: comp, tail_owner: false });
         Ok(Pfn(pfn))
     }
 
@@ -549,7 +356,7 @@ impl PageAllocator {
         }
         let mut pcp = self.pcp[cpu][zi].lock();
         let idx = pcp.pop(mm, order, mt.index())?;
-        mm.at(idx).set_flags(0);
+        mm.at(idx).set_state(PageState::Unmarked);
         Some(mm.base_pfn + idx as u64)
     }
 
@@ -579,15 +386,14 @@ impl PageAllocator {
                 }
                 if let Some(pfn) = self.rmqueue_pcplist(mm, zi, cpu, order, mt) {
                     if flags.harder && order > 0 {
-                        let mut z = self.zones[zi].lock();
+                        let mut z = self.lock_zone(zi);
                         z.reserve_highatomic(pfn);
-                        meta.sync(&z);
                     }
                     return Some(pfn);
                 }
                 continue;
             }
-            let mut z = self.zones[zi].lock();
+            let mut z = self.lock_zone(zi);
             let ok =
                 watermark::watermark_ok(z.free_pages, order, mark, flags, z.nr_reserved_highatomic, reserve, || {
                     z.has_free_block(order, flags.harder)
@@ -599,7 +405,6 @@ impl PageAllocator {
                 if flags.harder && order > 0 {
                     z.reserve_highatomic(pfn);
                 }
-                meta.sync(&z);
                 return Some(pfn);
             }
         }
@@ -612,23 +417,22 @@ impl PageAllocator {
         let mut pcp = self.pcp[cpu][zi].lock();
         let list = mt.index();
         if let Some(idx) = pcp.pop(mm, order, list) {
-            mm.at(idx).set_flags(0);
+            mm.at(idx).set_state(PageState::Unmarked);
             return Some(mm.base_pfn + idx as u64);
         }
         let blocks = if order == 0 { pcp.batch.max(1) } else { (pcp.batch >> order).max(2) };
-        let mut z = self.zones[zi].lock();
+        let mut z = self.lock_zone(zi);
         for _ in 0..blocks {
             let Some(pfn) = z.rmqueue(order, mt, false) else {
                 break;
             };
             let idx = mm.idx(pfn);
-            mm.at(idx).set_flags(mk(PG_PCP, order, mt));
+            mm.at(idx).set_state(PageState::Pcp { order, mt });
             pcp.push(mm, idx, order, list);
         }
-        self.meta[zi].sync(&z);
         drop(z);
         let idx = pcp.pop(mm, order, list)?;
-        mm.at(idx).set_flags(0);
+        mm.at(idx).set_state(PageState::Unmarked);
         Some(mm.base_pfn + idx as u64)
     }
 
@@ -647,16 +451,18 @@ impl PageAllocator {
         if pfn & ((1 << order) - 1) != 0 {
             return Err(FreeError::Unaligned { pfn, order });
         }
-        let f = page.flags();
-        classify(pfn, order, f)?;
+        let f = match page.live_head(order) {
+            Ok(f) => f,
+            Err(s) => return classify(pfn, order, s),
+        };
         let idx = mm.idx(pfn);
         let zi = page.zone().index();
         let mt = page.block_mt();
         if order <= PCP_MAX_ORDER {
             let mut pcp = self.pcp[cpu][zi].lock();
             // The transition is atomic, so two racing frees cannot both succeed.
-            if !page.cas_flags(f, mk(PG_PCP, order, mt)) {
-                return classify(pfn, order, page.flags()).and(Err(FreeError::DoubleFree { pfn, order }));
+            if !page.transition(f, PageState::Pcp { order, mt }) {
+                return classify(pfn, order, page.state()).and(Err(FreeError::DoubleFree { pfn, order }));
             }
             if order > 0 {
                 clear_block(mm, idx, order, f);
@@ -669,20 +475,19 @@ impl PageAllocator {
             }
             return Ok(());
         }
-        if !page.cas_flags(f, 0) {
-            return classify(pfn, order, page.flags()).and(Err(FreeError::DoubleFree { pfn, order }));
+        if !page.transition(f, PageState::Unmarked) {
+            return classify(pfn, order, page.state()).and(Err(FreeError::DoubleFree { pfn, order }));
         }
         clear_block(mm, idx, order, f);
         mm.at(idx).set_owner(0);
-        let mut z = self.zones[zi].lock();
+        let mut z = self.lock_zone(zi);
         z.free_one(pfn, order, mt);
-        self.meta[zi].sync(&z);
         Ok(())
     }
 
     /// Gives at least `count` pages (whole blocks) from a per-CPU list back to the zone.
     fn free_pcppages_bulk(&self, mm: &MemMap, zi: usize, pcp: &mut PerCpuPages, count: u64) {
-        let mut z = self.zones[zi].lock();
+        let mut z = self.lock_zone(zi);
         let mut rr = 0;
         let mut freed = 0;
         while freed < count {
@@ -690,12 +495,11 @@ impl PageAllocator {
                 break;
             };
             let p = mm.at(idx);
-            let mt = flag_mt(p.flags());
-            p.set_flags(0);
+            let PageState::Pcp { mt, .. } = p.state() else { unreachable!("page on a pcp list not in the pcp state") };
+            p.set_state(PageState::Unmarked);
             z.free_one(mm.base_pfn + idx as u64, order, mt);
             freed += 1 << order;
         }
-        self.meta[zi].sync(&z);
     }
 
     /// Returns one CPU's cached pages to the buddy lists (Linux's `drain_local_pages`).
@@ -724,16 +528,14 @@ impl PageAllocator {
     pub fn set_page_owner(&self, pfn: Pfn, word: u64) -> bool {
         let Some(mm) = self.mem_map.get() else { return false };
         let Some(p) = mm.pfn_to_page(pfn.0) else { return false };
-        let f = p.flags();
-        if f & (PG_BUDDY | PG_PCP | PG_RESERVED) != 0 {
+        let s = p.state();
+        if !s.may_own() {
             return false;
         }
-        if f & (PG_HEAD | PG_TAIL) == 0 {
+        if s == PageState::Unmarked {
             // A tail of a non-compound block (compound heads clear their tails anyway).
             let Some(head) = alloc_head_of(mm, pfn.0) else { return false };
-            if head.flags() & PG_TAIL_OWNER == 0 {
-                head.or_flags(PG_TAIL_OWNER);
-            }
+            head.mark_tail_owner();
         }
         p.set_owner(word);
         true
@@ -741,7 +543,7 @@ impl PageAllocator {
     /// The owner word of an allocated page; 0 for a free, reserved or unknown page.
     pub fn page_owner(&self, pfn: Pfn) -> u64 {
         match self.pfn_to_page(pfn) {
-            Some(p) if p.flags() & (PG_BUDDY | PG_PCP | PG_RESERVED) == 0 => p.owner(),
+            Some(p) if p.state().may_own() => p.owner(),
             _ => 0,
         }
     }
@@ -749,7 +551,7 @@ impl PageAllocator {
     /// `None` outside it, `Some(0)` for a free or reserved page.
     pub fn try_page_owner(&self, pfn: Pfn) -> Option<u64> {
         let p = self.pfn_to_page(pfn)?;
-        Some(if p.flags() & (PG_BUDDY | PG_PCP | PG_RESERVED) == 0 { p.owner() } else { 0 })
+        Some(if p.state().may_own() { p.owner() } else { 0 })
     }
 
     /// Free pages on the buddy lists of every zone (Linux's `NR_FREE_PAGES`).
@@ -795,125 +597,10 @@ impl PageAllocator {
     }
     /// Calls `f(zone, pfn, order, migratetype)` for every block on a buddy list.
     pub fn for_each_free_block(&self, mut f: impl FnMut(ZoneType, u64, u32, MigrateType)) {
-        for z in &self.zones {
-            let z = z.lock();
+        for zi in 0..MAX_NR_ZONES {
+            let z = self.lock_zone(zi);
             let ty = z.ty;
             z.for_each_free_block(&mut |p, o, m| f(ty, p, o, m));
         }
-    }
-
-    /// Checks every structure (a debugging aid, O(mem_map)): list links, flags and counts
-    /// of every free list and per-CPU list, and that each page is in exactly one state.
-    /// Returns the census, or what is wrong.
-    pub fn check_invariants(&self) -> Result<PageCensus, &'static str> {
-        let Some(mm) = self.mem_map.get() else {
-            return Ok(PageCensus::default());
-        };
-        // The guards are released in array order, not in reverse: one mask around them.
-        let _irq = crate::sync::IrqGuard::new();
-        let pcps: [[crate::sync::SpinLockGuard<'_, PerCpuPages>; MAX_NR_ZONES]; NR_CPUS] =
-            core::array::from_fn(|c| core::array::from_fn(|z| self.pcp[c][z].lock()));
-        let zones: [crate::sync::SpinLockGuard<'_, Zone>; MAX_NR_ZONES] =
-            core::array::from_fn(|z| self.zones[z].lock());
-        let mut c = PageCensus::default();
-        let mut heads = 0u64;
-        for (zi, z) in zones.iter().enumerate() {
-            let mut free = 0;
-            for (o, a) in z.free_area.iter().enumerate() {
-                let mut n = 0;
-                for m in MigrateType::ALL {
-                    let mut prev = page::NIL;
-                    for idx in a.iter(mm, m.index()) {
-                        let p = mm.at(idx);
-                        if p.prev() != prev {
-                            return Err("free list prev link broken");
-                        }
-                        if p.flags() != mk(PG_BUDDY, o as u32, m) {
-                            return Err("page on free list without matching PageBuddy flags");
-                        }
-                        let pfn = mm.base_pfn + idx as u64;
-                        if pfn & ((1 << o) - 1) != 0 || pfn < z.start_pfn || pfn + (1 << o) > z.end_pfn {
-                            return Err("free block misaligned or outside its zone");
-                        }
-                        if p.zone().index() != zi {
-                            return Err("free block in the wrong zone");
-                        }
-                        prev = idx;
-                        n += 1;
-                    }
-                }
-                if n != a.nr_free {
-                    return Err("nr_free does not match the lists");
-                }
-                heads += n;
-                free += n << o;
-            }
-            if free != z.free_pages || free != self.meta[zi].free.load(Relaxed) {
-                return Err("zone free_pages does not match the lists");
-            }
-        }
-        for cpu in &pcps {
-            for p in cpu {
-                let mut n = 0;
-                for (o, l) in (0..=PCP_MAX_ORDER).flat_map(|o| (0..migratetype::MIGRATE_PCPTYPES).map(move |l| (o, l)))
-                {
-                    let mut cur = p.lists_head(o, l);
-                    while cur != page::NIL {
-                        let f = mm.at(cur).flags();
-                        if f & PG_PCP == 0 || flag_order(f) != o {
-                            return Err("page on pcp list without the pcp flag");
-                        }
-                        n += 1 << o;
-                        if n > mm.pages.len() as u64 {
-                            return Err("pcp list loops");
-                        }
-                        cur = mm.at(cur).next();
-                    }
-                }
-                if n != p.count {
-                    return Err("pcp count does not match its lists");
-                }
-            }
-        }
-        let mut i = 0usize;
-        let mut seen_heads = 0;
-        while i < mm.pages.len() {
-            let f = mm.pages[i].flags();
-            if f & (PG_BUDDY | PG_HEAD | PG_PCP) != 0 {
-                let n = 1usize << flag_order(f);
-                if i + n > mm.pages.len() {
-                    return Err("block runs past mem_map");
-                }
-                for t in &mm.pages[i + 1..i + n] {
-                    let tf = t.flags();
-                    let ok = tf == 0 || (f & PG_COMP != 0 && tf == PG_TAIL);
-                    if !ok {
-                        return Err("page inside a block has flags of its own");
-                    }
-                }
-                if f & PG_BUDDY != 0 {
-                    seen_heads += 1;
-                    c.buddy_free += n as u64;
-                } else if f & PG_PCP != 0 {
-                    c.pcp_free += n as u64;
-                } else {
-                    c.allocated += n as u64;
-                }
-                i += n;
-            } else if f & PG_RESERVED != 0 {
-                c.reserved += 1;
-                i += 1;
-            } else {
-                return Err("page in no state (not free, allocated or reserved)");
-            }
-        }
-        if seen_heads != heads {
-            return Err("PageBuddy page not on a free list");
-        }
-        let pcp_total: u64 = pcps.iter().flatten().map(|p| p.count).sum();
-        if pcp_total != c.pcp_free {
-            return Err("pcp pages not all on pcp lists");
-        }
-        Ok(c)
     }
 }

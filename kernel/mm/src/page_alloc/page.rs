@@ -18,25 +18,129 @@ use super::migratetype::{MigrateType, ZoneType};
 /// Link value meaning "none".
 pub(crate) const NIL: u32 = u32::MAX;
 
-// Flag word layout.
+// Flag word layout: the encoding of [`PageState`], private to this module.
 const ORDER_MASK: u32 = 0x1f;
 const MT_SHIFT: u32 = 5;
 const MT_MASK: u32 = 0x3 << MT_SHIFT;
 /// Head of a free block on a buddy free list (`PageBuddy`).
-pub(crate) const PG_BUDDY: u32 = 1 << 8;
+const PG_BUDDY: u32 = 1 << 8;
 /// Free, on a per-CPU list.
-pub(crate) const PG_PCP: u32 = 1 << 9;
+const PG_PCP: u32 = 1 << 9;
 /// First page of a live allocation (order in the low bits).
-pub(crate) const PG_HEAD: u32 = 1 << 10;
+const PG_HEAD: u32 = 1 << 10;
 /// The allocation is compound (`__GFP_COMP`).
-pub(crate) const PG_COMP: u32 = 1 << 11;
+const PG_COMP: u32 = 1 << 11;
 /// Tail page of a compound allocation.
-pub(crate) const PG_TAIL: u32 = 1 << 12;
+const PG_TAIL: u32 = 1 << 12;
 /// Never handed to the allocator (hole, kernel image, firmware, mem_map itself...).
-pub(crate) const PG_RESERVED: u32 = 1 << 13;
+const PG_RESERVED: u32 = 1 << 13;
 /// On a head: an owner word was stored in one of its tail pages, so the free must clear
 /// the tails' owner words (without it every tail already has owner 0 and flags 0).
-pub(crate) const PG_TAIL_OWNER: u32 = 1 << 14;
+const PG_TAIL_OWNER: u32 = 1 << 14;
+
+// The order field holds every order the allocator uses.
+const _: () = assert!(super::MAX_PAGE_ORDER <= ORDER_MASK);
+// The state bits, order and migratetype fields do not overlap.
+const _: () = assert!(
+    (ORDER_MASK & MT_MASK) == 0
+        && ((ORDER_MASK | MT_MASK) & (PG_BUDDY | PG_PCP | PG_HEAD | PG_COMP | PG_TAIL | PG_RESERVED | PG_TAIL_OWNER))
+            == 0
+);
+
+/// What a page frame is, as far as the page allocator knows (Linux's page types and
+/// `PageBuddy`/`PageHead`/`PageTail`/`PageReserved`, as one value instead of bit tests).
+///
+/// Stored in the descriptor's flag word by [`Page::state`] / `Page::set_state` /
+/// `Page::transition`; the bit layout is private to this module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageState {
+    /// No state of its own: a page inside a block (free or allocated, not its head and not
+    /// a compound tail), or a block head taken off a list and not yet handed out.
+    Unmarked,
+    /// Never handed to the allocator (hole, kernel image, firmware, `mem_map` itself...).
+    Reserved,
+    /// Head of a free block of `2^order` pages on the buddy free list of `mt` (`PageBuddy`).
+    Buddy {
+        /// Block order.
+        order: u32,
+        /// Free list it is on.
+        mt: MigrateType,
+    },
+    /// Head of a free block on a per-CPU list.
+    Pcp {
+        /// Block order.
+        order: u32,
+        /// Migratetype of its pageblock when it was listed.
+        mt: MigrateType,
+    },
+    /// Head of a live allocation of `2^order` pages.
+    Head {
+        /// Allocation order.
+        order: u32,
+        /// Compound (`__GFP_COMP`): its other pages are [`PageState::Tail`].
+        compound: bool,
+        /// An owner word was stored on one of its other pages, so the free clears them.
+        tail_owner: bool,
+    },
+    /// Tail page of a compound allocation.
+    Tail,
+}
+
+impl PageState {
+    /// The flag word of the state.
+    #[inline]
+    const fn encode(self) -> u32 {
+        match self {
+            PageState::Unmarked => 0,
+            PageState::Reserved => PG_RESERVED,
+            PageState::Buddy { order, mt } => PG_BUDDY | (order & ORDER_MASK) | ((mt as u32) << MT_SHIFT),
+            PageState::Pcp { order, mt } => PG_PCP | (order & ORDER_MASK) | ((mt as u32) << MT_SHIFT),
+            PageState::Head { order, compound, tail_owner } => {
+                PG_HEAD
+                    | (order & ORDER_MASK)
+                    | if compound { PG_COMP } else { 0 }
+                    | if tail_owner { PG_TAIL_OWNER } else { 0 }
+            }
+            PageState::Tail => PG_TAIL,
+        }
+    }
+    /// The state of a flag word (every word [`Self::encode`] writes decodes to its state).
+    #[inline]
+    const fn decode(f: u32) -> PageState {
+        let order = f & ORDER_MASK;
+        let mt = MigrateType::from_index(((f & MT_MASK) >> MT_SHIFT) as usize);
+        if f & PG_HEAD != 0 {
+            PageState::Head { order, compound: f & PG_COMP != 0, tail_owner: f & PG_TAIL_OWNER != 0 }
+        } else if f & PG_PCP != 0 {
+            PageState::Pcp { order, mt }
+        } else if f & PG_BUDDY != 0 {
+            PageState::Buddy { order, mt }
+        } else if f & PG_RESERVED != 0 {
+            PageState::Reserved
+        } else if f & PG_TAIL != 0 {
+            PageState::Tail
+        } else {
+            PageState::Unmarked
+        }
+    }
+    /// Whether the page heads a free block (buddy or per-CPU list).
+    pub const fn is_free(self) -> bool {
+        matches!(self, PageState::Buddy { .. } | PageState::Pcp { .. })
+    }
+    /// Whether the page heads a block (free or allocated); its order.
+    pub const fn block_order(self) -> Option<u32> {
+        match self {
+            PageState::Buddy { order, .. } | PageState::Pcp { order, .. } | PageState::Head { order, .. } => {
+                Some(order)
+            }
+            _ => None,
+        }
+    }
+    /// Whether the page may carry an owner word: allocated (not free, not reserved).
+    pub const fn may_own(self) -> bool {
+        !matches!(self, PageState::Buddy { .. } | PageState::Pcp { .. } | PageState::Reserved)
+    }
+}
 
 // Info word: pageblock migratetype (meaningful on a pageblock's first page) and zone.
 const INFO_ZONE_SHIFT: u32 = 4;
@@ -68,19 +172,40 @@ impl Page {
             info: AtomicU32::new(0),
         }
     }
-    pub(crate) fn flags(&self) -> u32 {
-        self.flags.load(Relaxed)
+    /// The page's state.
+    #[inline]
+    pub fn state(&self) -> PageState {
+        PageState::decode(self.flags.load(Relaxed))
     }
-    pub(crate) fn set_flags(&self, f: u32) {
-        self.flags.store(f, Relaxed)
+    /// Sets the page's state (the caller owns the page: under the zone or pcp lock, or
+    /// holding the allocation).
+    #[inline]
+    pub(crate) fn set_state(&self, s: PageState) {
+        self.flags.store(s.encode(), Relaxed)
     }
-    /// Atomically moves from `old` flags to `new`; false if the page was not in `old`.
-    pub(crate) fn cas_flags(&self, old: u32, new: u32) -> bool {
-        self.flags.compare_exchange(old, new, Relaxed, Relaxed).is_ok()
+    /// Atomically moves the page from `from` to `to`; false (nothing changed) if it was
+    /// not in `from`.
+    #[inline]
+    pub(crate) fn transition(&self, from: PageState, to: PageState) -> bool {
+        self.flags.compare_exchange(from.encode(), to.encode(), Relaxed, Relaxed).is_ok()
     }
-    /// Sets bits in the flag word (one atomic read-modify-write).
-    pub(crate) fn or_flags(&self, bits: u32) {
-        self.flags.fetch_or(bits, Relaxed);
+    /// Whether the page is the head of a live allocation of exactly `order`, not yet
+    /// marked for tail owner clearing or compound: the valid free, tested in one compare.
+    /// Returns the state to pass to [`Self::transition`].
+    #[inline]
+    pub(crate) fn live_head(&self, order: u32) -> Result<PageState, PageState> {
+        let f = self.flags.load(Relaxed);
+        if f & (PG_BUDDY | PG_PCP | PG_RESERVED | PG_TAIL | PG_HEAD | ORDER_MASK) == PG_HEAD | (order & ORDER_MASK) {
+            Ok(PageState::Head { order, compound: f & PG_COMP != 0, tail_owner: f & PG_TAIL_OWNER != 0 })
+        } else {
+            Err(PageState::decode(f))
+        }
+    }
+    /// Marks a live head: an owner word was stored in one of its tail pages.
+    pub(crate) fn mark_tail_owner(&self) {
+        if self.flags.load(Relaxed) & PG_TAIL_OWNER == 0 {
+            self.flags.fetch_or(PG_TAIL_OWNER, Relaxed);
+        }
     }
     pub(crate) fn next(&self) -> u32 {
         self.next.load(Relaxed)
@@ -126,42 +251,24 @@ impl Page {
     }
     /// Whether the page is the head of a free buddy block.
     pub fn is_buddy(&self) -> bool {
-        self.flags() & PG_BUDDY != 0
+        matches!(self.state(), PageState::Buddy { .. })
     }
     /// Whether the page is free on a per-CPU list.
     pub fn is_pcp(&self) -> bool {
-        self.flags() & PG_PCP != 0
+        matches!(self.state(), PageState::Pcp { .. })
     }
     /// Whether the page is the head of a live allocation.
     pub fn is_head(&self) -> bool {
-        self.flags() & PG_HEAD != 0
+        matches!(self.state(), PageState::Head { .. })
     }
     /// Whether the page is a compound tail.
     pub fn is_tail(&self) -> bool {
-        self.flags() & PG_TAIL != 0
+        matches!(self.state(), PageState::Tail)
     }
     /// Whether the page is reserved (never managed by the allocator).
     pub fn is_reserved(&self) -> bool {
-        self.flags() & PG_RESERVED != 0
+        matches!(self.state(), PageState::Reserved)
     }
-}
-
-/// Flag word for a state with an order and migratetype.
-pub(crate) const fn mk(state: u32, order: u32, mt: MigrateType) -> u32 {
-    state | (order & ORDER_MASK) | ((mt as u32) << MT_SHIFT)
-}
-/// Order stored in a flag word.
-pub(crate) const fn flag_order(f: u32) -> u32 {
-    f & ORDER_MASK
-}
-/// Whether a flag word is that of the head of a live allocation of `order` (and nothing
-/// that would refuse a free: free, reserved, tail).
-pub(crate) const fn is_live_head(f: u32, order: u32) -> bool {
-    f & (PG_BUDDY | PG_PCP | PG_RESERVED | PG_TAIL | PG_HEAD | ORDER_MASK) == PG_HEAD | (order & ORDER_MASK)
-}
-/// Migratetype stored in a flag word.
-pub(crate) const fn flag_mt(f: u32) -> MigrateType {
-    MigrateType::from_index(((f & MT_MASK) >> MT_SHIFT) as usize)
 }
 
 /// The descriptor array, with the pfn of its first entry.
@@ -215,15 +322,49 @@ mod tests {
         let p = Page::new();
         p.set_owner(0xdead_beef_1234_5678);
         assert_eq!(p.owner(), 0xdead_beef_1234_5678);
-        let f = mk(PG_BUDDY, 7, MigrateType::Reclaimable);
-        assert_eq!(flag_order(f), 7);
-        assert_eq!(flag_mt(f), MigrateType::Reclaimable);
+        let s = PageState::Buddy { order: 7, mt: MigrateType::Reclaimable };
+        p.set_state(s);
+        assert_eq!(p.state(), s);
         p.init_info(ZoneType::Normal, MigrateType::Movable);
         assert_eq!(p.zone(), ZoneType::Normal);
         assert_eq!(p.block_mt(), MigrateType::Movable);
         p.set_block_mt(MigrateType::HighAtomic);
         assert_eq!(p.zone(), ZoneType::Normal);
         assert_eq!(p.block_mt(), MigrateType::HighAtomic);
+    }
+
+    #[test]
+    fn every_state_round_trips() {
+        let p = Page::new();
+        assert_eq!(p.state(), PageState::Reserved);
+        let mut all = vec![PageState::Unmarked, PageState::Reserved, PageState::Tail];
+        for order in 0..=crate::page_alloc::MAX_PAGE_ORDER {
+            for mt in MigrateType::ALL {
+                all.push(PageState::Buddy { order, mt });
+                all.push(PageState::Pcp { order, mt });
+            }
+            for (compound, tail_owner) in [(false, false), (false, true), (true, false), (true, true)] {
+                all.push(PageState::Head { order, compound, tail_owner });
+            }
+        }
+        for &s in &all {
+            p.set_state(s);
+            assert_eq!(p.state(), s);
+            for &t in &all {
+                assert_eq!(p.transition(t, PageState::Unmarked), t == s, "{t:?} from {s:?}");
+                p.set_state(s);
+            }
+        }
+        let h = PageState::Head { order: 3, compound: false, tail_owner: false };
+        p.set_state(h);
+        assert_eq!(p.live_head(3), Ok(h));
+        assert_eq!(p.live_head(2), Err(h));
+        p.mark_tail_owner();
+        let h = PageState::Head { order: 3, compound: false, tail_owner: true };
+        assert_eq!(p.state(), h);
+        assert_eq!(p.live_head(3), Ok(h));
+        p.set_state(PageState::Pcp { order: 3, mt: MigrateType::Movable });
+        assert!(p.live_head(3).is_err());
     }
 
     #[test]

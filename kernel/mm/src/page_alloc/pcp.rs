@@ -5,8 +5,7 @@
 use super::migratetype::MIGRATE_PCPTYPES;
 use super::page::{MemMap, NIL};
 
-/// Number of CPUs (the Pi 3's four Cortex-A53 cores).
-pub const NR_CPUS: usize = 4;
+pub use crate::NR_CPUS;
 
 /// Highest order cached on the per-CPU lists (as Linux 5.13+: orders up to
 /// `PAGE_ALLOC_COSTLY_ORDER`).

@@ -37,7 +37,7 @@ impl PageAllocator {
             // Copy under the lock, write after: the writer may allocate (a String growing
             // through kmalloc), which can need this very zone lock.
             let counts: [u64; NR_ORDERS] = {
-                let z = self.zones[zt.index()].lock();
+                let z = self.lock_zone(zt.index());
                 core::array::from_fn(|o| z.free_area[o].nr_free)
             };
             write!(w, "Node 0, zone {:>8} ", zt.name())?;
@@ -64,7 +64,7 @@ impl PageAllocator {
         for zt in self.populated() {
             // Snapshot under the lock, write after it (the writer may allocate).
             let (lens, counts) = {
-                let z = self.zones[zt.index()].lock();
+                let z = self.lock_zone(zt.index());
                 (z.list_lengths(), z.pageblock_counts())
             };
             for m in MigrateType::ALL {
@@ -125,7 +125,7 @@ impl PageAllocator {
         for zt in self.populated() {
             // Snapshot (count, non-empty migratetypes) per order, then write unlocked.
             let orders: [(u64, [bool; MIGRATE_TYPES]); NR_ORDERS] = {
-                let z = self.zones[zt.index()].lock();
+                let z = self.lock_zone(zt.index());
                 core::array::from_fn(|o| {
                     let a = &z.free_area[o];
                     (a.nr_free, core::array::from_fn(|m| !a.is_empty(m)))

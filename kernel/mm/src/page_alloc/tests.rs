@@ -1,6 +1,7 @@
 //! Unit tests of the allocator on small synthetic zones.
 
 use super::*;
+use crate::addr::{PhysAddr, PAGE_SHIFT};
 use crate::gfp::{GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
 
 const PS: u64 = PAGE_SIZE as u64;
@@ -222,7 +223,7 @@ fn migratetype_fallback_steals_pageblocks() {
     // As in Linux, stealing a block of at least a pageblock claims all its pageblocks:
     // U took the whole order-12 block (8 pageblocks), R then its largest piece (order
     // 11: 4 pageblocks), M the largest left on its fallbacks (R's order 10: 2).
-    let counts = a.zones[1].lock().pageblock_counts();
+    let counts = a.lock_zone(1).pageblock_counts();
     assert_eq!(counts, [4, 2, 2, 0]);
     assert_ne!(u.0 / 512, r.0 / 512);
     assert_ne!(m.0 / 512, u.0 / 512);
@@ -254,7 +255,7 @@ fn highatomic_reserve() {
     let mut pt = String::new();
     a.pagetypeinfo(&mut pt).unwrap();
     assert!(pt.contains(" 1 \n"), "{pt}");
-    assert!(a.zones[1].lock().pageblock_counts()[MigrateType::HighAtomic.index()] == 1);
+    assert!(a.lock_zone(1).pageblock_counts()[MigrateType::HighAtomic.index()] == 1);
     // Ordinary requests do not count the reserve as free.
     a.free_pages(at, 1, 0).unwrap();
     for p in held {
@@ -437,7 +438,7 @@ fn tail_owner_words_cleared_on_free() {
         let t = Pfn(b.0 + 3);
         assert!(a.set_page_owner(t, 0xabc));
         assert_eq!(a.page_owner(t), 0xabc);
-        assert!(a.pfn_to_page(b).unwrap().flags() & page::PG_TAIL_OWNER != 0);
+        assert!(matches!(a.pfn_to_page(b).unwrap().state(), page::PageState::Head { tail_owner: true, .. }));
         a.free_pages(b, order, 0).unwrap();
         assert!(!a.set_page_owner(t, 1), "page inside a free block");
         assert_eq!(a.page_owner(t), 0);

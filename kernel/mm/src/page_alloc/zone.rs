@@ -4,7 +4,7 @@
 
 use super::free_area::FreeArea;
 use super::migratetype::{MigrateType, ZoneType, MIGRATE_TYPES};
-use super::page::{flag_mt, flag_order, mk, MemMap, PG_BUDDY};
+use super::page::{MemMap, PageState};
 use super::{MAX_PAGE_ORDER, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
 
 /// The state behind a zone's lock.
@@ -69,13 +69,13 @@ impl Zone {
 
     fn add_free(&mut self, pfn: u64, order: u32, mt: MigrateType) {
         let idx = self.mm.idx(pfn);
-        self.mm.at(idx).set_flags(mk(PG_BUDDY, order, mt));
+        self.mm.at(idx).set_state(PageState::Buddy { order, mt });
         self.free_area[order as usize].add(&self.mm, idx, mt.index());
     }
     fn del_free(&mut self, pfn: u64, order: u32, mt: MigrateType) {
         let idx = self.mm.idx(pfn);
         self.free_area[order as usize].del(&self.mm, idx, mt.index());
-        self.mm.at(idx).set_flags(0);
+        self.mm.at(idx).set_state(PageState::Unmarked);
     }
 
     /// Linux's `__free_one_page`: gives back `2^order` pages at `pfn` (flags already
@@ -87,11 +87,13 @@ impl Zone {
             if !self.in_zone(buddy) {
                 break;
             }
-            let f = self.mm.at(self.mm.idx(buddy)).flags();
-            if f & PG_BUDDY == 0 || flag_order(f) != order {
+            let PageState::Buddy { order: o, mt: bmt } = self.mm.at(self.mm.idx(buddy)).state() else {
+                break;
+            };
+            if o != order {
                 break;
             }
-            self.del_free(buddy, order, flag_mt(f));
+            self.del_free(buddy, order, bmt);
             pfn &= buddy;
             order += 1;
         }
@@ -130,11 +132,9 @@ impl Zone {
         let mut p = start;
         let mut moved = 0;
         while p < end && self.mm.contains(p) {
-            let f = self.mm.at(self.mm.idx(p)).flags();
-            if f & PG_BUDDY != 0 {
-                let o = flag_order(f);
-                if flag_mt(f) != mt {
-                    self.del_free(p, o, flag_mt(f));
+            if let PageState::Buddy { order: o, mt: bmt } = self.mm.at(self.mm.idx(p)).state() {
+                if bmt != mt {
+                    self.del_free(p, o, bmt);
                     self.add_free(p, o, mt);
                 }
                 moved += 1 << o;

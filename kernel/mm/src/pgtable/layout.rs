@@ -43,6 +43,30 @@ pub const fn phys_to_linear(pa: u64) -> u64 {
     PAGE_OFFSET + pa
 }
 
+impl crate::addr::PhysAddr {
+    /// The address's VA in the linear map (Linux's `__va`); every RAM address has one
+    /// (RAM lies below [`LINEAR_MAP_SIZE`]).
+    pub const fn linear_va(self) -> crate::addr::VirtAddr {
+        crate::addr::VirtAddr::new(phys_to_linear(self.as_u64()))
+    }
+}
+
+impl crate::addr::VirtAddr {
+    /// Whether the address lies in the linear map range.
+    pub const fn is_linear(self) -> bool {
+        self.as_u64() >= PAGE_OFFSET && self.as_u64() - PAGE_OFFSET < LINEAR_MAP_SIZE
+    }
+    /// The physical address of a linear-map VA (Linux's `__pa`); `None` outside the
+    /// linear map range.
+    pub const fn linear_pa(self) -> Option<crate::addr::PhysAddr> {
+        if self.is_linear() {
+            Some(crate::addr::PhysAddr::new(self.as_u64() - PAGE_OFFSET))
+        } else {
+            None
+        }
+    }
+}
+
 /// VA of a physical address inside the kernel image mapping.
 pub const fn phys_to_kimage(pa: u64) -> u64 {
     KIMAGE_VADDR + pa
@@ -79,6 +103,16 @@ mod tests {
     fn regions_are_inside_ttbr1_and_disjoint() {
         assert_eq!(KERNEL_VA_BASE, 0xFFFF_FF80_0000_0000);
         assert_eq!(PAGE_OFFSET, KERNEL_VA_BASE);
+        use crate::addr::{PhysAddr, VirtAddr};
+        let pa = PhysAddr::new(0x3b40_0123);
+        assert_eq!(pa.linear_va(), VirtAddr::new(PAGE_OFFSET + 0x3b40_0123));
+        assert_eq!(pa.linear_va().linear_pa(), Some(pa));
+        assert_eq!(VirtAddr::new(PAGE_OFFSET - 1).linear_pa(), None);
+        assert_eq!(VirtAddr::new(PAGE_OFFSET + LINEAR_MAP_SIZE).linear_pa(), None);
+        assert_eq!(
+            VirtAddr::new(PAGE_OFFSET + LINEAR_MAP_SIZE - 1).linear_pa(),
+            Some(PhysAddr::new(LINEAR_MAP_SIZE - 1))
+        );
         assert_eq!(VMALLOC_END - VMALLOC_START, 64 << 30);
         assert_eq!(T1SZ, 25);
         assert!(is_vmalloc_addr(VMALLOC_START) && !is_vmalloc_addr(VMALLOC_END));

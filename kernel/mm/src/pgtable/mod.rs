@@ -19,12 +19,16 @@ pub mod boot;
 pub mod desc;
 pub mod error;
 pub mod layout;
+mod map;
+mod protect;
 pub mod table;
+mod unmap;
 pub mod walk;
 
 pub use desc::{Desc, DescKind, MemType, Prot};
 pub use error::PtError;
-pub use table::{PageTable, PtConfig, Unmapped};
+pub use table::{PageTable, PtConfig};
+pub use unmap::Unmapped;
 pub use walk::{Access, FaultInfo, Leaf, Translation};
 
 use crate::addr::{PhysAddr, VirtAddr};

@@ -1,8 +1,11 @@
-//! One slab cache (`struct kmem_cache`): layout, slabs, node lists and per-CPU arrays.
+//! One slab cache (`struct kmem_cache`): the allocation and free paths over its per-CPU
+//! arrays and node lists, growing and releasing slabs. Its parts live next door: the
+//! layout in `layout`, the slab header in `header`, the node lists in
+//! `node`, and every SLUB debugging check in [`super::debug`].
 //!
 //! A slab is `2^order` naturally aligned pages: a 64-byte header, then `num` slots of
 //! `stride` bytes. The header holds the list links, the hardened freelist head and the
-//! in-use count; the owner word of every page of the slab holds `owner_slab` of the
+//! in-use count; the owner word of every page of the slab holds `PageOwner::Slab` of the
 //! cache, so an object address leads to its cache (owner word) and its slab (round the
 //! physical address down to the slab size).
 //!
@@ -12,13 +15,15 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 use crate::sync::SpinLock as Mutex;
 
-use super::debug::{
-    SlabError, SlabErrorKind, SlabFix, SlabReporter, POISON_END, POISON_FREE, POISON_INUSE, SLUB_RED_ACTIVE,
-    SLUB_RED_INACTIVE,
-};
+use super::debug::{init_free_debug, SlabError, SlabErrorKind, SlabFix, SlabReporter};
+use super::header::{Slab, SLAB_MAGIC};
+use super::layout::CacheCfg;
+pub use super::layout::LayoutError;
+use super::node::{Node, LIST_FREE, LIST_PARTIAL};
+use super::owner::PageOwner;
 use super::percpu::{tunables_for, ArrayCache};
 use super::raw;
-use super::{NR_CPUS, SLAB_MAX_ORDER};
+use super::NR_CPUS;
 use crate::addr::{VirtAddr, PAGE_SIZE};
 use crate::gfp::Gfp;
 use crate::page_source::PageSource;
@@ -69,310 +74,14 @@ impl CacheId {
     }
 }
 
-/// Tag in the top 16 bits of a page owner word: the page belongs to a slab.
-pub(crate) const TAG_SLAB: u64 = 0x51ab;
-/// Tag: the page heads a large kmalloc compound block.
-pub(crate) const TAG_LARGE: u64 = 0x1a49;
-/// Owner word of a slab page of cache `index`.
-pub(crate) const fn owner_slab(index: usize) -> u64 {
-    (TAG_SLAB << 48) | index as u64
-}
-
 /// Empty slabs a cache keeps beyond which it returns them to the page source.
 pub const FREE_SLAB_RESERVE: usize = 2;
-
-const HEADER_SIZE: usize = 64;
-const H_MAGIC: usize = 0;
-const H_NEXT: usize = 8;
-const H_PREV: usize = 16;
-const H_FREELIST: usize = 24;
-const H_INUSE: usize = 32;
-const H_LIST: usize = 40;
-const H_PA: usize = 48;
-const SLAB_MAGIC: usize = 0x51ab_c0de_5eed_f00d_u64 as usize;
-
-const LIST_PARTIAL: usize = 0;
-const LIST_FULL: usize = 1;
-const LIST_FREE: usize = 2;
-
-/// A slab, named by the address of its header.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Slab(usize);
-
-impl Slab {
-    /// # Safety
-    /// `va` must be the linear-map address of a slab's first page, held by the cache for
-    /// as long as the value is used.
-    unsafe fn from_raw(va: usize) -> Slab {
-        Slab(va)
-    }
-    fn get(self, off: usize) -> usize {
-        // SAFETY: a `Slab` only exists for a held slab (`from_raw`), whose first 64 bytes
-        // are the header; `off` is one of the 8-aligned `H_*` offsets.
-        unsafe { raw::read_word(self.0 + off) }
-    }
-    fn set(self, off: usize, v: usize) {
-        // SAFETY: as in `get`; header fields are written under the node lock.
-        unsafe { raw::write_word(self.0 + off, v) }
-    }
-}
-
-/// The fixed layout and identity of a cache, set at creation.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct CacheCfg {
-    pub(crate) name: &'static str,
-    pub(crate) index: usize,
-    /// Bytes the user may use (`object_size`).
-    pub(crate) object_size: usize,
-    pub(crate) align: usize,
-    /// Slot size including red zones and an outside free pointer (SLUB's `size`).
-    pub(crate) stride: usize,
-    /// Offset of the object in its slot (the left red zone).
-    obj_offset: usize,
-    /// Offset of the free pointer in the slot.
-    fp_offset: usize,
-    /// Offset of the first slot in the slab.
-    first: usize,
-    pub(crate) order: u32,
-    /// Objects per slab.
-    pub(crate) num: usize,
-    /// `ceil(2^32 / stride)`: object index by multiplication (no division on any path).
-    recip: u64,
-    debug: bool,
-    poison: bool,
-    ctor: Option<Ctor>,
-    secret: usize,
-}
-
-impl CacheCfg {
-    const EMPTY: CacheCfg = CacheCfg {
-        name: "",
-        index: 0,
-        object_size: 0,
-        align: 8,
-        stride: 8,
-        obj_offset: 0,
-        fp_offset: 0,
-        first: HEADER_SIZE,
-        order: 0,
-        num: 0,
-        recip: 0,
-        debug: false,
-        poison: false,
-        ctor: None,
-        secret: 0,
-    };
-
-    fn slab_bytes(&self) -> usize {
-        PAGE_SIZE << self.order
-    }
-
-    /// Index of the object at `obj` in `slab`, if `obj` is exactly an object start.
-    fn obj_index(&self, slab: Slab, obj: usize) -> Option<usize> {
-        let off = obj.wrapping_sub(slab.0 + self.first + self.obj_offset);
-        if off >= self.num * self.stride {
-            return None;
-        }
-        let idx = ((off as u64 * self.recip) >> 32) as usize;
-        (idx * self.stride == off).then_some(idx)
-    }
-
-    fn obj_at(&self, slab: Slab, idx: usize) -> usize {
-        slab.0 + self.first + idx * self.stride + self.obj_offset
-    }
-
-    fn fp_addr(&self, obj: usize) -> usize {
-        obj - self.obj_offset + self.fp_offset
-    }
-
-    /// Hardened encoding of a free pointer stored at `at` (SLAB_FREELIST_HARDENED).
-    fn encode(&self, ptr: usize, at: usize) -> usize {
-        ptr ^ self.secret ^ at.swap_bytes()
-    }
-
-    /// An encoded pointer stored at `from`, re-encoded for storage at `to`: equal to
-    /// `encode(encode(v, from), to)` without applying the secret twice.
-    fn reencode(&self, v: usize, from: usize, to: usize) -> usize {
-        v ^ from.swap_bytes() ^ to.swap_bytes()
-    }
-
-    /// The right red zone: from the end of the object to the free pointer.
-    fn rz_right(&self, obj: usize) -> (usize, usize) {
-        (obj + self.object_size, self.fp_offset - self.obj_offset - self.object_size)
-    }
-}
-
-/// Why a layout cannot be built.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum LayoutError {
-    /// Alignment not a power of two, or zero object size.
-    BadArgs,
-    /// Objects too large for a slab.
-    TooLarge,
-}
-
-/// Linux's `calculate_order`: the smallest slab order whose waste is under a fraction of
-/// the slab, relaxing the fraction and the minimum object count until one fits.
-pub(crate) fn calculate_order(stride: usize, first: usize) -> Option<(u32, usize)> {
-    for (fraction, min_objects) in [(16, 8), (16, 4), (8, 2), (4, 1)] {
-        for order in 0..=SLAB_MAX_ORDER {
-            let slab = PAGE_SIZE << order;
-            if first >= slab {
-                continue;
-            }
-            let num = (slab - first) / stride;
-            let waste = slab - first - num * stride;
-            if num >= min_objects && waste * fraction <= slab {
-                return Some((order, num));
-            }
-        }
-    }
-    (0..=SLAB_MAX_ORDER + 6).find_map(|order| {
-        let slab = PAGE_SIZE << order;
-        (slab > first && (slab - first) / stride >= 1).then(|| (order, (slab - first) / stride))
-    })
-}
-
-fn align_up(v: usize, a: usize) -> usize {
-    (v + a - 1) & !(a - 1)
-}
-
-/// Builds the layout of a cache.
-pub(crate) fn build_cfg(
-    name: &'static str,
-    index: usize,
-    size: usize,
-    align: usize,
-    flags: SlabFlags,
-    ctor: Option<Ctor>,
-    secret: usize,
-) -> Result<CacheCfg, LayoutError> {
-    if size == 0 || !align.is_power_of_two() || align > PAGE_SIZE << SLAB_MAX_ORDER {
-        return Err(LayoutError::BadArgs);
-    }
-    if size > PAGE_SIZE << SLAB_MAX_ORDER {
-        return Err(LayoutError::TooLarge);
-    }
-    let mut align = align.max(8);
-    if flags.intersects(SlabFlags::HWCACHE_ALIGN) && size > 32 {
-        align = align.max(64);
-    }
-    let debug = flags.intersects(SlabFlags::DEBUG);
-    let size8 = align_up(size, 8);
-    let (obj_offset, fp_offset, stride) = if debug {
-        // [left red zone | object | right red zone (>= 8 bytes) | free pointer]
-        let lrz = align_up(8, align);
-        let fp = lrz + size8 + 8;
-        (lrz, fp, align_up(fp + 8, align))
-    } else if ctor.is_some() {
-        // The free pointer must not clobber constructed state: keep it after the object.
-        (0, size8, align_up(size8 + 8, align))
-    } else {
-        (0, 0, align_up(size8.max(8), align))
-    };
-    let first = align_up(HEADER_SIZE, align);
-    let (order, num) = calculate_order(stride, first).ok_or(LayoutError::TooLarge)?;
-    Ok(CacheCfg {
-        name,
-        index,
-        object_size: size,
-        align,
-        stride,
-        obj_offset,
-        fp_offset,
-        first,
-        order,
-        num,
-        recip: (1u64 << 32) / stride as u64 + 1,
-        debug,
-        poison: debug && flags.intersects(SlabFlags::POISON) && ctor.is_none(),
-        ctor,
-        secret,
-    })
-}
 
 /// Where a cache gets pages and sends error reports.
 #[derive(Clone, Copy)]
 pub(crate) struct Env<'a> {
     pub(crate) ps: &'a (dyn PageSource + Sync),
     pub(crate) rep: &'a dyn SlabReporter,
-}
-
-/// The cache's slab lists and counters (Linux's `kmem_cache_node`).
-struct Node {
-    head: [usize; 3],
-    nr_slabs: usize,
-    nr_free_slabs: usize,
-    /// Free objects inside slabs (not counting per-CPU arrays).
-    free_objects: usize,
-    slabs_created: u64,
-    slabs_freed: u64,
-    /// Objects withheld because they were found corrupted.
-    quarantined: usize,
-    errors: u64,
-}
-
-impl Node {
-    const fn new() -> Self {
-        Node {
-            head: [0; 3],
-            nr_slabs: 0,
-            nr_free_slabs: 0,
-            free_objects: 0,
-            slabs_created: 0,
-            slabs_freed: 0,
-            quarantined: 0,
-            errors: 0,
-        }
-    }
-
-    fn list_add(&mut self, slab: Slab, list: usize) {
-        let old = self.head[list];
-        slab.set(H_NEXT, old);
-        slab.set(H_PREV, 0);
-        slab.set(H_LIST, list);
-        if old != 0 {
-            // SAFETY: list members are held slabs.
-            unsafe { Slab::from_raw(old) }.set(H_PREV, slab.0);
-        }
-        self.head[list] = slab.0;
-        if list == LIST_FREE {
-            self.nr_free_slabs += 1;
-        }
-    }
-
-    fn list_del(&mut self, slab: Slab) {
-        let (next, prev, list) = (slab.get(H_NEXT), slab.get(H_PREV), slab.get(H_LIST));
-        if prev != 0 {
-            // SAFETY: list members are held slabs.
-            unsafe { Slab::from_raw(prev) }.set(H_NEXT, next);
-        } else {
-            self.head[list] = next;
-        }
-        if next != 0 {
-            // SAFETY: list members are held slabs.
-            unsafe { Slab::from_raw(next) }.set(H_PREV, prev);
-        }
-        if list == LIST_FREE {
-            self.nr_free_slabs -= 1;
-        }
-    }
-
-    /// Moves `slab` to the list its in-use count calls for.
-    fn relist(&mut self, cfg: &CacheCfg, slab: Slab) {
-        let inuse = slab.get(H_INUSE);
-        let want = if inuse == 0 {
-            LIST_FREE
-        } else if inuse >= cfg.num {
-            LIST_FULL
-        } else {
-            LIST_PARTIAL
-        };
-        if slab.get(H_LIST) != want {
-            self.list_del(slab);
-            self.list_add(slab, want);
-        }
-    }
 }
 
 /// Counters of one cache, for slabinfo and tests.
@@ -438,8 +147,8 @@ pub struct KmemCache {
     /// Cleared by `grow` before an unaligned slab's objects can be handed out.
     va_aligned: AtomicBool,
     cfg: Mutex<CacheCfg>,
-    cpu: [Mutex<ArrayCache>; NR_CPUS],
-    node: Mutex<Node>,
+    pub(super) cpu: [Mutex<ArrayCache>; NR_CPUS],
+    pub(super) node: Mutex<Node>,
 }
 
 impl Default for KmemCache {
@@ -496,13 +205,13 @@ impl KmemCache {
         self.state.store(STATE_LIVE, Relaxed);
     }
 
-    fn report(&self, env: Env<'_>, kind: SlabErrorKind, object: usize, slab: usize, fix: SlabFix) {
+    pub(super) fn report(&self, env: Env<'_>, kind: SlabErrorKind, object: usize, slab: usize, fix: SlabFix) {
         self.node.lock().errors += 1;
         env.rep.report(&SlabError { kind, cache: self.name(), object, slab, fix });
     }
 
     /// The slab holding `obj` (the caller knows `obj` is in one of this cache's pages).
-    fn slab_of(&self, env: Env<'_>, cfg: &CacheCfg, obj: usize) -> Option<Slab> {
+    pub(super) fn slab_of(&self, env: Env<'_>, cfg: &CacheCfg, obj: usize) -> Option<Slab> {
         if self.va_aligned.load(Relaxed) {
             // SAFETY: every slab of this cache is naturally aligned in the linear map (see
             // `va_aligned`) and `obj` lies inside one, so rounding down finds its start.
@@ -519,7 +228,7 @@ impl KmemCache {
     fn grow(&self, env: Env<'_>, cfg: &CacheCfg, gfp: Gfp) -> Option<Slab> {
         let pa = env.ps.alloc_pages(gfp.without(Gfp::GFP_ZERO).without(Gfp::GFP_COMP), cfg.order)?;
         for i in 0..1u64 << cfg.order {
-            env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), owner_slab(cfg.index));
+            env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), PageOwner::Slab(cfg.index).encode());
         }
         let va = env.ps.phys_to_virt(pa).as_usize();
         if !va.is_multiple_of(cfg.slab_bytes()) {
@@ -528,9 +237,9 @@ impl KmemCache {
         }
         // SAFETY: the block was just allocated for this cache.
         let slab = unsafe { Slab::from_raw(va) };
-        slab.set(H_MAGIC, SLAB_MAGIC ^ va);
-        slab.set(H_INUSE, 0);
-        slab.set(H_PA, pa.as_usize());
+        slab.set_magic(SLAB_MAGIC ^ va);
+        slab.set_inuse(0);
+        slab.set_pa(pa.as_usize());
         let mut next = 0;
         for i in (0..cfg.num).rev() {
             let obj = cfg.obj_at(slab, i);
@@ -547,7 +256,7 @@ impl KmemCache {
             unsafe { raw::write_word(at, cfg.encode(next, at)) };
             next = obj;
         }
-        slab.set(H_FREELIST, cfg.encode(next, va + H_FREELIST));
+        slab.set_freelist(cfg.encode(next, slab.freelist_at()));
         Some(slab)
     }
 
@@ -556,10 +265,10 @@ impl KmemCache {
         node.nr_slabs -= 1;
         node.free_objects -= cfg.num;
         node.slabs_freed += 1;
-        let pa = crate::addr::PhysAddr::new(slab.get(H_PA) as u64);
-        slab.set(H_MAGIC, 0);
+        let pa = crate::addr::PhysAddr::new(slab.pa() as u64);
+        slab.set_magic(0);
         for i in 0..1u64 << cfg.order {
-            env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), 0);
+            env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), PageOwner::Other.encode());
         }
         env.ps.free_pages(pa, cfg.order);
     }
@@ -567,18 +276,18 @@ impl KmemCache {
     /// Pops one object off a slab's freelist, validating the hardened pointer.
     #[inline]
     fn slab_pop(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, slab: Slab) -> Option<usize> {
-        let head_at = slab.0 + H_FREELIST;
-        let obj = cfg.encode(slab.get(H_FREELIST), head_at);
+        let head_at = slab.freelist_at();
+        let obj = cfg.encode(slab.freelist(), head_at);
         if obj == 0 {
             return None;
         }
         if cfg.obj_index(slab, obj).is_none() {
             // Abandon the rest of the freelist: the slab is treated as full for good.
-            let lost = cfg.num - slab.get(H_INUSE);
+            let lost = cfg.num - slab.inuse();
             node.free_objects -= lost;
             node.quarantined += lost;
-            slab.set(H_INUSE, cfg.num);
-            slab.set(H_FREELIST, cfg.encode(0, head_at));
+            slab.set_inuse(cfg.num);
+            slab.set_freelist(cfg.encode(0, head_at));
             node.errors += 1;
             env.rep.report(&SlabError {
                 kind: SlabErrorKind::FreepointerCorrupt { fp: obj },
@@ -592,24 +301,24 @@ impl KmemCache {
         let at = cfg.fp_addr(obj);
         // SAFETY: `obj` was validated as an object of this slab; its free pointer is ours.
         let next = cfg.encode(unsafe { raw::read_word(at) }, at);
-        slab.set(H_FREELIST, cfg.encode(next, head_at));
-        slab.set(H_INUSE, slab.get(H_INUSE) + 1);
+        slab.set_freelist(cfg.encode(next, head_at));
+        slab.set_inuse(slab.inuse() + 1);
         node.free_objects -= 1;
         Some(obj)
     }
 
     /// Returns an object to its slab; releases a slab beyond the empty-slab reserve.
     #[inline]
-    fn slab_push(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, obj: usize) {
+    pub(super) fn slab_push(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, obj: usize) {
         let Some(slab) = self.slab_of(env, cfg, obj) else {
             return;
         };
-        let head_at = slab.0 + H_FREELIST;
+        let head_at = slab.freelist_at();
         let at = cfg.fp_addr(obj);
         // SAFETY: `obj` is a free object of this slab (it came from a per-CPU array).
-        unsafe { raw::write_word(at, cfg.reencode(slab.get(H_FREELIST), head_at, at)) };
-        slab.set(H_FREELIST, cfg.encode(obj, head_at));
-        slab.set(H_INUSE, slab.get(H_INUSE) - 1);
+        unsafe { raw::write_word(at, cfg.reencode(slab.freelist(), head_at, at)) };
+        slab.set_freelist(cfg.encode(obj, head_at));
+        slab.set_inuse(slab.inuse() - 1);
         node.free_objects += 1;
         node.relist(cfg, slab);
         if node.nr_free_slabs > FREE_SLAB_RESERVE {
@@ -724,148 +433,6 @@ impl KmemCache {
         ac.push(obj);
     }
 
-    /// Checks an object leaving the cache and prepares it; `false` if it was found
-    /// damaged (written after free): its poison and red zones are then restored and it
-    /// goes back to its slab, free, so every count stays exact, and the caller takes
-    /// another object.
-    ///
-    /// # Safety
-    /// `obj` must be a free object of this cache (just taken off a per-CPU array).
-    unsafe fn debug_alloc(&self, env: Env<'_>, cfg: &CacheCfg, obj: usize, gfp: Gfp) -> bool {
-        // SAFETY: forwarded contract.
-        if let Some(kind) = unsafe { check_free_object(cfg, obj) } {
-            let slab = self.slab_of(env, cfg, obj).map_or(0, |s| s.0);
-            self.report(env, kind, obj, slab, SlabFix::RestoredFree);
-            // SAFETY: the object is free and ours (off the per-CPU array).
-            unsafe { init_free_debug(cfg, obj) };
-            let mut node = self.node.lock();
-            self.slab_push(env, cfg, &mut node, obj);
-            return false;
-        }
-        let slot = obj - cfg.obj_offset;
-        let (rz, rzlen) = cfg.rz_right(obj);
-        // SAFETY: the slot of a free object belongs to the cache; the object is now the
-        // caller's.
-        unsafe {
-            raw::fill(slot, cfg.obj_offset, SLUB_RED_ACTIVE);
-            raw::fill(rz, rzlen, SLUB_RED_ACTIVE);
-            if gfp.contains(Gfp::GFP_ZERO) {
-                raw::fill(obj, cfg.object_size, 0);
-            } else if cfg.poison {
-                raw::fill(obj, cfg.object_size, POISON_INUSE);
-            }
-        }
-        true
-    }
-
-    /// SLUB's `free_consistency_checks` plus poisoning; `false` if the free is refused.
-    ///
-    /// # Safety
-    /// `obj` must lie in a slab page of this cache.
-    unsafe fn debug_free(&self, env: Env<'_>, cfg: &CacheCfg, obj: usize) -> bool {
-        let Some(slab) = self.slab_of(env, cfg, obj) else {
-            self.report(env, SlabErrorKind::NotSlabObject, obj, 0, SlabFix::Refused);
-            return false;
-        };
-        if slab.get(H_MAGIC) != SLAB_MAGIC ^ slab.0 || cfg.obj_index(slab, obj).is_none() {
-            self.report(env, SlabErrorKind::InvalidPointer, obj, slab.0, SlabFix::Refused);
-            return false;
-        }
-        let slot = obj - cfg.obj_offset;
-        let (rz, rzlen) = cfg.rz_right(obj);
-        // SAFETY: `obj` is an object start of one of our slabs.
-        let (l, r) = unsafe {
-            (
-                raw::first_mismatch(slot, cfg.obj_offset, SLUB_RED_ACTIVE),
-                raw::first_mismatch(rz, rzlen, SLUB_RED_ACTIVE),
-            )
-        };
-        if l.is_some() || r.is_some() {
-            // SAFETY: as above.
-            let all_inactive = unsafe {
-                raw::first_mismatch(slot, cfg.obj_offset, SLUB_RED_INACTIVE).is_none()
-                    && raw::first_mismatch(rz, rzlen, SLUB_RED_INACTIVE).is_none()
-            };
-            let kind = if all_inactive {
-                SlabErrorKind::DoubleFree
-            } else {
-                let (first, value) = l.map(|(i, v)| (slot + i, v)).or(r.map(|(i, v)| (rz + i, v))).unwrap_or((obj, 0));
-                SlabErrorKind::RedzoneOverwritten { first, value, expected: SLUB_RED_ACTIVE }
-            };
-            if all_inactive {
-                self.report(env, kind, obj, slab.0, SlabFix::Refused);
-                return false;
-            }
-            // An overflow by the owner: the red zones are restored (below, with the
-            // poison) and the free goes ahead, so nothing stays damaged or lost.
-            self.report(env, kind, obj, slab.0, SlabFix::RestoredAndFreed);
-        }
-        // SAFETY: the object is being freed by its owner.
-        unsafe { init_free_debug(cfg, obj) };
-        true
-    }
-
-    /// SLUB's `validate_slab_cache`: checks every free object (per-CPU arrays and slab
-    /// freelists) for red zone and poison damage and every freelist for corruption,
-    /// reporting each problem. A damaged free object gets its poison and red zones
-    /// restored (Linux's `restore_bytes`) and stays free; a corrupted freelist pointer is
-    /// reported (and isolated when the freelist is next used).
-    /// Returns the number of problems; 0 without debugging.
-    pub(crate) fn validate(&self, env: Env<'_>) -> usize {
-        let cfg = self.cfg();
-        if !cfg.debug {
-            return 0;
-        }
-        let mut found = 0;
-        let mut report = |kind, object, slab, fix| {
-            found += 1;
-            env.rep.report(&SlabError { kind, cache: cfg.name, object, slab, fix });
-        };
-        for ac in &self.cpu {
-            let ac = ac.lock();
-            for &obj in &ac.entry[..ac.avail] {
-                // SAFETY: objects in a per-CPU array are free objects of this cache.
-                if let Some(kind) = unsafe { check_free_object(&cfg, obj) } {
-                    let slab = self.slab_of(env, &cfg, obj).map_or(0, |s| s.0);
-                    report(kind, obj, slab, SlabFix::RestoredFree);
-                    // SAFETY: a free object of this cache, held by the locked array.
-                    unsafe { init_free_debug(&cfg, obj) };
-                }
-            }
-        }
-        let mut node = self.node.lock();
-        for list in [LIST_PARTIAL, LIST_FREE] {
-            let mut next = node.head[list];
-            while next != 0 {
-                // SAFETY: list members are held slabs.
-                let slab = unsafe { Slab::from_raw(next) };
-                next = slab.get(H_NEXT);
-                let mut at = slab.0 + H_FREELIST;
-                let mut obj = cfg.encode(slab.get(H_FREELIST), at);
-                let mut steps = 0;
-                while obj != 0 && steps < cfg.num {
-                    if cfg.obj_index(slab, obj).is_none() {
-                        report(SlabErrorKind::FreepointerCorrupt { fp: obj }, at, slab.0, SlabFix::Isolated);
-                        break;
-                    }
-                    // SAFETY: `obj` was validated as an object of this slab on its freelist.
-                    if let Some(kind) = unsafe { check_free_object(&cfg, obj) } {
-                        report(kind, obj, slab.0, SlabFix::RestoredFree);
-                        // SAFETY: a free object on a freelist of a slab we hold, under the
-                        // node lock; its free pointer (outside the object) is untouched.
-                        unsafe { init_free_debug(&cfg, obj) };
-                    }
-                    at = cfg.fp_addr(obj);
-                    // SAFETY: the free pointer of a validated free object.
-                    obj = cfg.encode(unsafe { raw::read_word(at) }, at);
-                    steps += 1;
-                }
-            }
-        }
-        node.errors += found as u64;
-        found
-    }
-
     /// Returns every object of `cpu`'s array to the slabs.
     pub(crate) fn drain_cpu(&self, env: Env<'_>, cpu: usize) {
         let mut ac = self.cpu[cpu % NR_CPUS].lock();
@@ -937,115 +504,5 @@ impl KmemCache {
         s.errors = node.errors;
         s.quarantined = node.quarantined;
         s
-    }
-}
-
-/// The error a free object shows, if any: red zones not inactive, poison overwritten.
-///
-/// # Safety
-/// `obj` must be a free object of a slab held by the cache described by `cfg`.
-unsafe fn check_free_object(cfg: &CacheCfg, obj: usize) -> Option<SlabErrorKind> {
-    let slot = obj - cfg.obj_offset;
-    let (rz, rzlen) = cfg.rz_right(obj);
-    // SAFETY: (whole function) the slot of a free object belongs to the cache.
-    let bad_rz = unsafe {
-        raw::first_mismatch(slot, cfg.obj_offset, SLUB_RED_INACTIVE)
-            .map(|(i, v)| (slot + i, v))
-            .or_else(|| raw::first_mismatch(rz, rzlen, SLUB_RED_INACTIVE).map(|(i, v)| (rz + i, v)))
-    };
-    if let Some((first, value)) = bad_rz {
-        return Some(SlabErrorKind::RedzoneOverwritten { first, value, expected: SLUB_RED_INACTIVE });
-    }
-    if !cfg.poison {
-        return None;
-    }
-    // SAFETY: as above.
-    if let Some((i, value)) = unsafe { raw::first_mismatch(obj, cfg.object_size - 1, POISON_FREE) } {
-        return Some(SlabErrorKind::PoisonOverwritten { first: obj + i, value, expected: POISON_FREE });
-    }
-    // SAFETY: as above.
-    let last = unsafe { raw::read_byte(obj + cfg.object_size - 1) };
-    (last != POISON_END).then_some(SlabErrorKind::PoisonOverwritten {
-        first: obj + cfg.object_size - 1,
-        value: last,
-        expected: POISON_END,
-    })
-}
-
-/// Marks a slot free: inactive red zones and free poison.
-///
-/// # Safety
-/// `obj` must be an object of a slab held by the cache described by `cfg`.
-unsafe fn init_free_debug(cfg: &CacheCfg, obj: usize) {
-    let (rz, rzlen) = cfg.rz_right(obj);
-    // SAFETY: the slot is the caller's.
-    unsafe {
-        raw::fill(obj - cfg.obj_offset, cfg.obj_offset, SLUB_RED_INACTIVE);
-        raw::fill(rz, rzlen, SLUB_RED_INACTIVE);
-        if cfg.poison {
-            raw::fill(obj, cfg.object_size - 1, POISON_FREE);
-            raw::fill(obj + cfg.object_size - 1, 1, POISON_END);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn orders_like_calculate_order() {
-        // (stride, first) -> (order, objects)
-        assert_eq!(calculate_order(8, 64), Some((0, 504)));
-        assert_eq!(calculate_order(192, 64), Some((0, 21)));
-        assert_eq!(calculate_order(1024, 1024), Some((2, 15)));
-        assert_eq!(calculate_order(4096, 4096), Some((4, 15)));
-        assert_eq!(calculate_order(8192, 8192), Some((4, 7)));
-        assert_eq!(calculate_order(100_000, 64), Some((5, 1)));
-    }
-
-    #[test]
-    fn layouts() {
-        let c = build_cfg("x", 9, 64, 64, SlabFlags::NONE, None, 0).unwrap();
-        assert_eq!((c.stride, c.obj_offset, c.fp_offset, c.first), (64, 0, 0, 64));
-        let d = build_cfg("x", 9, 60, 8, SlabFlags::DEBUG, None, 0).unwrap();
-        // [8 red zone | 60 object | 12 red zone | 8 free pointer]
-        assert_eq!((d.obj_offset, d.rz_right(1000), d.fp_offset, d.stride), (8, (1060, 12), 80, 88));
-        assert!(d.poison);
-        let k = build_cfg("x", 9, 24, 8, SlabFlags::DEBUG, Some(dummy_ctor), 0).unwrap();
-        assert!(!k.poison, "no poisoning with a constructor");
-        assert_eq!(build_cfg("x", 9, 0, 8, SlabFlags::NONE, None, 0).unwrap_err(), LayoutError::BadArgs);
-        assert_eq!(build_cfg("x", 9, 8, 12, SlabFlags::NONE, None, 0).unwrap_err(), LayoutError::BadArgs);
-        assert_eq!(build_cfg("x", 9, 1 << 20, 8, SlabFlags::NONE, None, 0).unwrap_err(), LayoutError::TooLarge);
-    }
-
-    /// # Safety
-    /// Never called.
-    unsafe fn dummy_ctor(_: *mut u8) {}
-
-    #[test]
-    fn object_index_by_reciprocal() {
-        for stride in [8usize, 24, 88, 96, 192, 1032, 4096, 8200] {
-            let c =
-                CacheCfg { stride, num: 65536 / stride, recip: (1u64 << 32) / stride as u64 + 1, ..CacheCfg::EMPTY };
-            // SAFETY: only address arithmetic; the slab is never touched.
-            let slab = unsafe { Slab::from_raw(0x10_0000) };
-            for i in 0..c.num {
-                let obj = c.obj_at(slab, i);
-                assert_eq!(c.obj_index(slab, obj), Some(i));
-                assert_eq!(c.obj_index(slab, obj + 4), None);
-            }
-            assert_eq!(c.obj_index(slab, c.obj_at(slab, c.num)), None);
-        }
-    }
-
-    #[test]
-    fn hardened_pointers_depend_on_secret_and_location() {
-        let c = CacheCfg { secret: 0xdead_beef_0bad_f00d, ..CacheCfg::EMPTY };
-        let e = c.encode(0x1000, 0x2000);
-        assert_ne!(e, 0x1000);
-        assert_eq!(c.encode(e, 0x2000), 0x1000);
-        assert_ne!(c.encode(e, 0x2008), 0x1000);
-        assert_eq!(c.reencode(e, 0x2000, 0x3008), c.encode(0x1000, 0x3008));
     }
 }

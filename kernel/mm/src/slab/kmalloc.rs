@@ -23,9 +23,10 @@ use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use spin::{Mutex, Once};
 
-use super::cache::{build_cfg, owner_slab, CacheId, CacheStats, Ctor, Env, KmemCache, LayoutError, SlabFlags};
-use super::cache::{TAG_LARGE, TAG_SLAB};
+use super::cache::{CacheId, CacheStats, Ctor, Env, KmemCache, LayoutError, SlabFlags};
 use super::debug::{SlabError, SlabErrorKind, SlabFix, SlabReporter};
+use super::layout::build_cfg;
+use super::owner::PageOwner;
 use super::{raw, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES, NR_CPUS};
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::gfp::Gfp;
@@ -286,12 +287,12 @@ impl<'a> SlabAllocator<'a> {
         };
         let a = obj.as_ptr() as usize;
         match self.owner(ctx, a) {
-            Some(w) if w == owner_slab(id.index()) => {
+            Some(PageOwner::Slab(i)) if i == id.index() => {
                 // SAFETY: the page is one of this cache's slabs; the rest is the caller's.
                 unsafe { c.free(ctx.env, a, cpu) }
             }
-            Some(w) if w >> 48 == TAG_SLAB => {
-                let other = self.caches.get((w & 0xff) as usize).map_or("?", |o| o.name());
+            Some(PageOwner::Slab(i)) => {
+                let other = self.caches.get(i).map_or("?", |o| o.name());
                 self.report_outside(ctx, SlabErrorKind::WrongCache { other }, c.name(), a);
             }
             _ => self.report_outside(ctx, SlabErrorKind::NotSlabObject, c.name(), a),
@@ -344,8 +345,8 @@ impl<'a> SlabAllocator<'a> {
     }
 
     #[inline]
-    fn owner(&self, ctx: &Ctx<'a>, a: usize) -> Option<u64> {
-        ctx.env.ps.virt_page_owner(VirtAddr::new(a as u64))
+    fn owner(&self, ctx: &Ctx<'a>, a: usize) -> Option<PageOwner> {
+        ctx.env.ps.virt_page_owner(VirtAddr::new(a as u64)).map(PageOwner::decode)
     }
 
     fn report_outside(&self, ctx: &Ctx<'a>, kind: SlabErrorKind, cache: &'static str, object: usize) {
@@ -377,7 +378,7 @@ impl<'a> SlabAllocator<'a> {
             return None;
         }
         let pa = ctx.env.ps.alloc_pages(gfp.without(Gfp::GFP_ZERO) | Gfp::GFP_COMP, order)?;
-        ctx.env.ps.set_page_owner(pa, (TAG_LARGE << 48) | order as u64);
+        ctx.env.ps.set_page_owner(pa, PageOwner::Large(order).encode());
         self.large_pages.fetch_add(1 << order, Relaxed);
         let va = ctx.env.ps.phys_to_virt(pa).as_usize();
         if gfp.contains(Gfp::GFP_ZERO) {
@@ -400,8 +401,8 @@ impl<'a> SlabAllocator<'a> {
             return 0;
         };
         match self.owner(ctx, a) {
-            Some(w) if w >> 48 == TAG_SLAB => self.caches.get((w & 0xff) as usize).map_or(0, |c| c.object_size()),
-            Some(w) if w >> 48 == TAG_LARGE && a.is_multiple_of(PAGE_SIZE) => PAGE_SIZE << (w & 0xff),
+            Some(PageOwner::Slab(i)) => self.caches.get(i).map_or(0, |c| c.object_size()),
+            Some(PageOwner::Large(order)) if a.is_multiple_of(PAGE_SIZE) => PAGE_SIZE << order,
             _ => 0,
         }
     }
@@ -423,18 +424,17 @@ impl<'a> SlabAllocator<'a> {
         let Some(w) = self.owner(ctx, a) else {
             return self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a);
         };
-        match w >> 48 {
-            TAG_SLAB => match self.caches.get((w & 0xff) as usize) {
+        match w {
+            PageOwner::Slab(i) => match self.caches.get(i) {
                 // SAFETY: the owner word names the cache; the object is the caller's.
                 Some(c) => unsafe { c.free(ctx.env, a, cpu) },
                 None => self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a),
             },
-            TAG_LARGE if a.is_multiple_of(PAGE_SIZE) => {
+            PageOwner::Large(order) if a.is_multiple_of(PAGE_SIZE) => {
                 let Some(pa) = ctx.env.ps.virt_to_phys(VirtAddr::new(a as u64)) else {
                     return self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a);
                 };
-                let order = (w & 0xff) as u32;
-                ctx.env.ps.set_page_owner(pa, 0);
+                ctx.env.ps.set_page_owner(pa, PageOwner::Other.encode());
                 self.large_pages.fetch_sub(1 << order, Relaxed);
                 ctx.env.ps.free_pages(PhysAddr::new(pa.as_u64()), order);
             }

@@ -23,9 +23,15 @@
 pub mod cache;
 pub mod debug;
 pub mod failslab;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
+mod header;
+#[cfg(any(test, feature = "test-support"))]
 pub mod host;
 pub mod kmalloc;
+mod layout;
+mod node;
+mod owner;
 pub mod percpu;
 mod raw;
 pub mod slabinfo;
@@ -34,8 +40,8 @@ pub use cache::{CacheId, Ctor, SlabFlags};
 pub use debug::{FixLine, SlabError, SlabErrorKind, SlabFix, SlabReporter};
 pub use kmalloc::{SlabAllocator, SlabCreateError, KMALLOC_NAMES, ZERO_SIZE_PTR};
 
-/// Number of CPUs with a per-CPU object cache (the Raspberry Pi 3 has four cores).
-pub const NR_CPUS: usize = 4;
+pub use crate::page_alloc::MAX_PAGE_ORDER;
+pub use crate::NR_CPUS;
 /// Size of the cache registry.
 pub const MAX_CACHES: usize = 64;
 /// Largest slab order (64 KiB slabs), like SLUB's `slub_max_order` (3) plus one so that
@@ -43,5 +49,10 @@ pub const MAX_CACHES: usize = 64;
 pub const SLAB_MAX_ORDER: u32 = 4;
 /// The largest kmalloc object served from a cache; larger requests become compound blocks.
 pub const KMALLOC_MAX_CACHE_SIZE: usize = 8192;
-/// Maximum page order of this kernel's buddy allocator (`2^16` pages = 256 MiB).
-pub const MAX_PAGE_ORDER: u32 = 16;
+
+// The facts tied together: the largest kmalloc cache is the last of `KMALLOC_NAMES`, one of
+// its objects fits a slab of the largest slab order after the header, and slabs are blocks
+// the buddy allocator can hand out.
+const _: () = assert!(KMALLOC_NAMES[KMALLOC_NAMES.len() - 1].1 == KMALLOC_MAX_CACHE_SIZE);
+const _: () = assert!(KMALLOC_MAX_CACHE_SIZE + header::HEADER_SIZE <= crate::addr::PAGE_SIZE << SLAB_MAX_ORDER);
+const _: () = assert!(SLAB_MAX_ORDER <= MAX_PAGE_ORDER);
