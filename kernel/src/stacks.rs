@@ -1,25 +1,28 @@
 //! Kernel stacks: 64 KiB slots whose lowest 4 KiB are an unmapped guard page.
 //!
 //! The exception vectors recognise an overflow by the stack pointer's position in its
-//! slot (`boot::STACK_GUARD_SIZE`), so every kernel stack must be such a slot. Stacks
+//! slot (`consts::memory::STACK_GUARD_SIZE`), so every kernel stack must be such a slot. Stacks
 //! outside the kernel image (per-CPU stacks in the STACKS region) are registered here
 //! so the unwinder may read them.
 
-use boot::{STACK_GUARD_SIZE, STACK_SLOT_SIZE};
 use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// A stack slot's size and its guard, as addresses are handled here (`usize`).
+const SLOT: usize = consts::memory::STACK_SLOT_SIZE as usize;
+const GUARD: usize = consts::memory::STACK_GUARD_SIZE as usize;
 
 const MAX_STACKS: usize = 8;
 static REGISTERED: [AtomicUsize; MAX_STACKS] = [const { AtomicUsize::new(0) }; MAX_STACKS];
 
 /// Usable range [bottom, top) of the slot containing `sp` (guard excluded).
 pub const fn slot_of(sp: usize) -> (usize, usize) {
-    let base = sp & !(STACK_SLOT_SIZE - 1);
-    (base + STACK_GUARD_SIZE, base + STACK_SLOT_SIZE)
+    let base = sp & !(SLOT - 1);
+    (base + GUARD, base + SLOT)
 }
 
 /// Whether `sp` lies in a slot's guard page.
 pub const fn in_guard(sp: usize) -> bool {
-    sp & (STACK_SLOT_SIZE - 1) < STACK_GUARD_SIZE
+    sp & (SLOT - 1) < GUARD
 }
 
 /// Records a stack slot (its base) so call traces may walk it.
@@ -31,7 +34,7 @@ pub fn register(slot_base: usize) -> bool {
 pub fn contains(addr: usize) -> bool {
     REGISTERED.iter().any(|s| {
         let base = s.load(Ordering::Acquire);
-        base != 0 && addr >= base + STACK_GUARD_SIZE && addr < base + STACK_SLOT_SIZE
+        base != 0 && addr >= base + GUARD && addr < base + SLOT
     })
 }
 

@@ -10,9 +10,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicBool, Ordering};
 use mm::addr::{VirtAddr, PAGE_SIZE};
 use mm::gfp::{Gfp, GFP_KERNEL};
-
-/// Largest kmalloc cache; bigger requests are "large" (Linux's KMALLOC_MAX_CACHE_SIZE).
-pub const KMALLOC_MAX_CACHE_SIZE: usize = 8192;
+use mm::slab::KMALLOC_MAX_CACHE_SIZE;
 
 static SLAB_READY: AtomicBool = AtomicBool::new(false);
 
