@@ -52,7 +52,8 @@ mod loader {
     /// Entered from start.S on core 0 with the firmware's registers.
     #[no_mangle]
     extern "C" fn loader_main(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
-        let _ = uart::init(UART_CLOCK);
+        // Bytes received before the loader ran are not part of any exchange: dropped.
+        let _ = uart::init(UART_CLOCK, |_| {});
         // The kernel may reach up to the loader's stack.
         let limit = core::ptr::addr_of!(__stack_bottom) as u64;
         let _ = writeln!(Uart, "\nmm-chainloader: x0 = {x0:#x}; send a kernel (tools/chainboot.py)");
