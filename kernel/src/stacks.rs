@@ -20,11 +20,6 @@ pub const fn slot_of(sp: usize) -> (usize, usize) {
     (base + GUARD, base + SLOT)
 }
 
-/// Whether `sp` lies in a slot's guard page.
-pub const fn in_guard(sp: usize) -> bool {
-    sp & (SLOT - 1) < GUARD
-}
-
 /// Records a stack slot (its base) so call traces may walk it.
 pub fn register(slot_base: usize) -> bool {
     REGISTERED.iter().any(|s| s.compare_exchange(0, slot_base, Ordering::AcqRel, Ordering::Relaxed).is_ok())
@@ -45,8 +40,6 @@ mod tests {
     #[test]
     fn slots_and_guards() {
         assert_eq!(slot_of(0xffff_0000_0001_8000), (0xffff_0000_0001_1000, 0xffff_0000_0002_0000));
-        assert!(in_guard(0xffff_0000_0001_0ff0));
-        assert!(!in_guard(0xffff_0000_0001_1000));
         assert!(register(0x4_0000));
         assert!(contains(0x4_1000));
         assert!(!contains(0x4_0ff8), "guard page is not stack");

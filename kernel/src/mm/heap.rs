@@ -28,19 +28,6 @@ pub fn kvmalloc(size: usize, gfp: Gfp) -> Option<VirtAddr> {
     __vmalloc(size, gfp, "kvmalloc").ok()
 }
 
-/// Linux's `kvfree`.
-///
-/// # Safety
-/// `va` must come from [`kvmalloc`] and not be used afterwards.
-pub unsafe fn kvfree(va: VirtAddr) {
-    if is_vmalloc_addr(va) {
-        let _ = vfree(va);
-    } else {
-        // SAFETY: forwarded contract: a kmalloc pointer.
-        unsafe { SLAB.kfree(va.as_mut_ptr(), boot::cpu::cpu_id()) };
-    }
-}
-
 struct KernelAllocator;
 
 // SAFETY: every path returns memory of at least `layout.size()` bytes aligned to
