@@ -26,10 +26,6 @@ pub struct Sim {
     pub base_pa: u64,
     pub nframes: usize,
     mem: LinearPhysMemory,
-    /// Allocation attempts so far (pages and tables alike).
-    pub attempts: Cell<usize>,
-    /// Fail the attempt with this number (1-based, counted from `attempts` = 0) and all later.
-    pub fail_from: Cell<Option<usize>>,
     pub tracing: Cell<bool>,
     /// Fill frames with 0xa5 when allocated (off for timing).
     pub dirty: Cell<bool>,
@@ -49,8 +45,6 @@ impl Sim {
             base_pa,
             nframes,
             mem,
-            attempts: Cell::new(0),
-            fail_from: Cell::new(None),
             tracing: Cell::new(false),
             dirty: Cell::new(true),
             log: RefCell::new(Vec::new()),
@@ -62,14 +56,15 @@ impl Sim {
         self.nframes - self.pages.pages_in_use()
     }
 
-    /// Fail the `n`-th allocation from now on (1-based) and every one after it.
+    /// Fail the `n`-th allocation from now on (1-based; pages and tables alike) and every
+    /// one after it (the host page source's fault injection).
     pub fn fail_after(&self, n: usize) {
-        self.attempts.set(0);
-        self.fail_from.set(Some(n));
+        assert!(n >= 1, "allocations are counted from 1");
+        self.pages.fail_after(Some(n - 1));
     }
 
     pub fn no_fail(&self) {
-        self.fail_from.set(None);
+        self.pages.fail_after(None);
     }
 
     pub fn take_log(&self) -> Vec<Ev> {
@@ -83,13 +78,8 @@ impl Sim {
         i
     }
 
-    /// One frame of `2^order` pages (the fault injection counts every attempt).
+    /// A block of `2^order` pages.
     fn alloc_block(&self, gfp: Gfp, order: u32) -> Option<u64> {
-        let n = self.attempts.get() + 1;
-        self.attempts.set(n);
-        if matches!(self.fail_from.get(), Some(f) if n >= f) {
-            return None;
-        }
         let pa = self.pages.alloc_pages(gfp, order)?.as_u64();
         // Dirty it, so that code relying on zeroed frames is caught.
         if self.dirty.get() && !gfp.contains(Gfp::GFP_ZERO) {
