@@ -7,12 +7,12 @@
 //! 4. `vmalloc` in 4 MiB steps until one fails, then the exact limit by bisection.
 //! 5. The machine-readable summary, a leak check, and the comparison with Linux.
 //!
-//! Ctrl-C stops it between two allocations (everything it held is freed by then); the
-//! leak check still runs.
+//! Every allocation is an owning [`Allocation`] handle, freed when dropped. Ctrl-C stops
+//! it between two allocations (everything it held is freed by then); the leak check
+//! still runs.
 
+use crate::mm::allocation::Allocation;
 use crate::mm::page_alloc::{self, PAGES};
-use crate::mm::slab;
-use crate::mm::vmalloc;
 use crate::{pr_info, pr_warn};
 use core::fmt;
 use mm::addr::PAGE_SIZE;
@@ -179,11 +179,13 @@ pub fn run(phases: Phases) {
 fn alloc_page_demo() {
     pr_info!("Allocating one page with alloc_page()");
     for (name, gfp) in [("GFP_KERNEL", GFP_KERNEL), ("GFP_HIGHUSER_MOVABLE", GFP_HIGHUSER_MOVABLE)] {
-        let Some(page) = page_alloc::alloc_page(gfp) else {
+        // An owning handle: the page goes back when it is dropped at the end of the turn.
+        let Some(held) = Allocation::pages(gfp, 0) else {
             pr_warn!("alloc_page({}) failed", name);
             continue;
         };
-        let va = page_alloc::page_address(page);
+        let va = held.addr();
+        let Some(page) = page_alloc::virt_to_page(va) else { continue };
         let pa = page_alloc::page_to_phys(page);
         pr_info!(
             " alloc_page({}): struct page {:#x}, pfn {:#x}, phys {:#x}, virt {:#x}, zone {}, migratetype {}",
@@ -195,7 +197,8 @@ fn alloc_page_demo() {
             page.page_zone().name(),
             page.pageblock_migratetype().name()
         );
-        // SAFETY: the page was just allocated for us and is mapped RW in the linear map.
+        // SAFETY: `held` owns the page, mapped RW in the linear map, until it is dropped
+        // below; no other reference to it exists.
         let bytes = unsafe { core::slice::from_raw_parts_mut(va.as_mut_ptr::<u8>(), PAGE_SIZE) };
         bytes.fill(0x55);
         let good = bytes.iter().filter(|&&b| b == 0x55).count();
@@ -205,7 +208,7 @@ fn alloc_page_demo() {
             PAGE_SIZE,
             if good == PAGE_SIZE { "OK" } else { "MISMATCH" }
         );
-        let _ = page_alloc::__free_pages(page, 0);
+        drop(held);
     }
     pr_info!(
         " GFP_KERNEL vs GFP_HIGHUSER_MOVABLE: on arm64 both come from ZONE_NORMAL and have a linear-map address (there is no highmem). \
@@ -248,13 +251,11 @@ fn get_free_pages_sweep() -> Option<u32> {
             return best;
         }
         let pages = 1u64 << order;
-        let (r, took) = timed(|| page_alloc::__get_free_pages(GFP_ATOMIC, order));
+        let (r, took) = timed(|| Allocation::pages(GFP_ATOMIC, order));
         line(Some(order), pages, pages * PAGE_SIZE as u64, "__get_free_pages", r.is_some(), &took);
         match r {
-            Some(va) => {
-                let _ = page_alloc::free_pages(va, order);
-                best = Some(order);
-            }
+            // Freed when the handle is dropped, before the next order is tried.
+            Some(_held) => best = Some(order),
             None => {
                 buddyinfo_line();
                 if order > MAX_PAGE_ORDER {
@@ -280,14 +281,10 @@ fn kmalloc_sweep() -> Option<usize> {
             return best;
         }
         let size = PAGE_SIZE << order;
-        let (r, took) = timed(|| slab::kmalloc(size, GFP_ATOMIC));
+        let (r, took) = timed(|| Allocation::kmalloc(size, GFP_ATOMIC));
         line(Some(order), 1 << order, size as u64, "kmalloc", r.is_some(), &took);
         match r {
-            Some(p) => {
-                // SAFETY: just allocated by kmalloc, freed once.
-                unsafe { slab::kfree(p.as_ptr()) };
-                best = Some(size);
-            }
+            Some(_held) => best = Some(size),
             None => {
                 buddyinfo_line();
                 if order > MAX_PAGE_ORDER {
@@ -308,13 +305,8 @@ fn kmalloc_sweep() -> Option<usize> {
 const VMALLOC_STEP: usize = 4 << 20;
 
 fn try_vmalloc(bytes: usize, gfp: Gfp) -> bool {
-    match vmalloc::__vmalloc(bytes, gfp, "sweep_vmalloc") {
-        Ok(va) => {
-            let _ = vmalloc::vfree(va);
-            true
-        }
-        Err(_) => false,
-    }
+    // The handle vfrees the area when it is dropped, at once.
+    Allocation::vmalloc(bytes, gfp, "sweep_vmalloc").is_ok()
 }
 
 /// Returns (largest size that succeeded, free bytes when the phase began).
