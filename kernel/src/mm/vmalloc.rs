@@ -1,5 +1,6 @@
 //! vmalloc and ioremap of the running kernel: the `mm` crate's vmap areas over the
-//! kernel page table, pages from the buddy allocator one at a time.
+//! kernel page table, with 2 MiB blocks from the buddy allocator for large areas and
+//! pages in bulk for the rest.
 
 use super::mmu::KernelTlb;
 use super::page_alloc::{PAGES, PAGE_SOURCE};
@@ -30,6 +31,10 @@ pub fn init() {
     .unwrap_or_else(|e| panic!("ioremap of the peripherals failed: {e}"));
     board::mmio::set_peripheral_base(base.as_usize());
     boot::mmu::disable_ttbr0();
+    if crate::cmdline::flag(crate::platform::cmdline(), "nohugevmalloc") {
+        VMALLOC.lock().set_allow_huge(false);
+        pr_info!("vmalloc: huge mappings off (nohugevmalloc): 4 KiB pages only");
+    }
     // Like Linux's vmalloc_init: build the vmalloc range's lasting state (the vmap-area
     // tree and the range's upper page table) now, so later use only adds and removes
     // what each area needs (and the sweep's leak check counts exactly that).
@@ -109,6 +114,11 @@ pub fn vmalloc_to_page(va: VirtAddr) -> Option<PhysAddr> {
 /// Linux's `is_vmalloc_addr`.
 pub fn is_vmalloc_addr(va: VirtAddr) -> bool {
     mm::pgtable::layout::is_vmalloc_addr(va.as_u64())
+}
+
+/// 2 MiB blocks mapping live vmalloc areas.
+pub fn nr_huge_blocks() -> usize {
+    VMALLOC.lock().nr_huge_blocks()
 }
 
 /// Pages mapped by vmalloc and page-table pages of the vmalloc/ioremap ranges.

@@ -15,6 +15,7 @@ pub mod space;
 pub mod state;
 pub mod tables;
 mod treap;
+pub mod vm_area;
 
 pub use area::{AreaError, VmArea, VmKind, VmapAreas, GUARD_SIZE};
 pub use error::{VmError, VmallocError, VmallocFail};
