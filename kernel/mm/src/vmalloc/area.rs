@@ -199,12 +199,13 @@ impl VmapAreas {
         let area = VmArea { start: VirtAddr::new(start), size, caller, nr_pages, kind, phys_addr, huge: 0 };
         let tail = len - pad - need;
         // The only allocations, before anything changes: the node of the new busy area
-        // when it does not take the free range whole, and one for the tail when the
-        // alignment leaves a head (the range keeps its node for the head, or else for the
-        // tail, so long-lived ranges keep theirs; an exact fit reuses it).
+        // when it does not take the free range whole, and one for the head when the
+        // alignment leaves a head and a tail. The range keeps its node for the tail (the
+        // rest of the range, as without alignment), so long-lived ranges keep theirs and
+        // the heap's layout does not drift; an exact fit reuses it.
         let busy = if pad > 0 || tail > 0 { self.new_node(area).ok_or(AreaError::NoMemory)? } else { fit };
-        let tail_node = if pad > 0 && tail > 0 {
-            match self.new_node(Self::free_range(start + need, tail)) {
+        let head_node = if pad > 0 && tail > 0 {
+            match self.new_node(Self::free_range(s, pad)) {
                 Some(n) => Some(n),
                 None => {
                     // SAFETY: `busy` is a fresh node in no tree.
@@ -217,14 +218,14 @@ impl VmapAreas {
         };
         self.remove_free(fit);
         if busy != fit {
-            // SAFETY: `fit` is ours and in no tree now: it becomes the head, else the tail.
+            // SAFETY: `fit` is ours and in no tree now: it becomes the tail, else the head.
             unsafe {
-                (*fit).area = if pad > 0 { Self::free_range(s, pad) } else { Self::free_range(start + need, tail) }
+                (*fit).area = if tail > 0 { Self::free_range(start + need, tail) } else { Self::free_range(s, pad) }
             };
             self.insert_free(fit);
         }
-        if let Some(t) = tail_node {
-            self.insert_free(t);
+        if let Some(h) = head_node {
+            self.insert_free(h);
         }
         // SAFETY: `busy` is ours and in no tree.
         unsafe {
@@ -483,7 +484,11 @@ mod tests {
     fn aligned_areas_leave_their_head_free() {
         const M2: u64 = 2 << 20;
         let mut a = VmapAreas::new(S + K, S + 8 * M2);
+        a.init().unwrap();
+        let tail_node = a.free_addr;
         let x = a.alloc_aligned(M2, M2, VmKind::Vmalloc, "x", None).unwrap();
+        // SAFETY: a live free node of ours (test only): the range after `x` kept it.
+        assert_eq!(unsafe { (*tail_node).area.start.as_u64() }, S + 2 * M2 + K);
         assert_eq!(x.start.as_u64(), S + M2);
         // The head [S + K, S + M2) is a free range of its own, best fit for small areas.
         assert_eq!(a.nr_free_ranges(), 2);
@@ -495,6 +500,10 @@ mod tests {
         a.free(x.start).unwrap();
         a.free(y.start).unwrap();
         a.free(VirtAddr::new(S + K)).unwrap();
+        // The lasting free range kept its node through the aligned reservations.
+        // SAFETY: a live free node of ours (test only).
+        let tail = unsafe { floor(a.free_addr, (u64::MAX, 0), Tree::Addr) };
+        assert_eq!(tail, tail_node, "the range's node was replaced");
         assert_eq!((a.nr_free_ranges(), a.free_bytes()), (1, 8 * M2 - K));
     }
 
