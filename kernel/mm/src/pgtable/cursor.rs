@@ -146,3 +146,63 @@ impl<'a, M: PhysMemory, T: TlbMaint> Cursor<'a, M, T> {
         while self.pop().is_some() {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::{PhysAddr, VirtAddr};
+    use crate::pgtable::boot::BumpTables;
+    use crate::pgtable::desc::DescKind;
+    use crate::pgtable::{LinearPhysMemory, Prot, PtConfig};
+
+    struct NoTlb;
+    impl TlbMaint for NoTlb {
+        fn flush_va(&self, _: VirtAddr) {}
+        fn flush_all(&self) {}
+        fn sync(&self) {}
+    }
+
+    const K: u64 = 4096;
+    const M2: u64 = 2 << 20;
+
+    #[test]
+    fn walks_down_steps_and_climbs_back_at_table_ends() {
+        // Eight table pages of host memory at "physical" 0x10_0000.
+        let buf = vec![0u64; 9 * 512];
+        let base = (buf.as_ptr() as u64).next_multiple_of(K);
+        // SAFETY: the tables live in `buf` (kept alive below), addressed as pa + offset.
+        let mem = unsafe { LinearPhysMemory::new(base.wrapping_sub(0x10_0000)) };
+        let mut tables = BumpTables::new(PhysAddr::new(0x10_0000), PhysAddr::new(0x10_0000 + 8 * K));
+        let mut pt = PageTable::create(&mut tables, PtConfig::KERNEL_39, mem, NoTlb).unwrap();
+        let v = crate::pgtable::layout::VMALLOC_START + M2 - 2 * K;
+        // Two pages at the end of one L3 table, two at the start of the next.
+        pt.map(&mut tables, VirtAddr::new(v), PhysAddr::new(0x4000_0000), 4 * K, Prot::KERNEL_RW, false).unwrap();
+        let mut c = Cursor::new(&pt, v, 4 * K);
+        let (mut leaves, mut pops) = (Vec::new(), Vec::new());
+        while !c.done() {
+            let d = c.read();
+            match d.kind(c.level()) {
+                DescKind::Table => {
+                    c.descend(d.addr());
+                    continue;
+                }
+                DescKind::Page => leaves.push((c.va(), d.addr())),
+                k => panic!("{k:?} at {:#x}", c.va()),
+            }
+            c.step();
+            while let Some(up) = c.pop() {
+                pops.push((up.base, up.index));
+            }
+        }
+        let pa: Vec<u64> = (0..4).map(|i| 0x4000_0000 + i * K).collect();
+        assert_eq!(leaves, (0..4).map(|i| (v + i * K, pa[i as usize])).collect::<Vec<_>>());
+        // Leaving the first L3 table climbs to its L2 entry; the end of the range climbs
+        // out of the second L3 table and then out of the L2 table to the root.
+        let l2i = |va: u64| ((va >> 21) & 511) as usize;
+        let l1i = ((v >> 30) & 511) as usize;
+        assert_eq!(pops, vec![(v - (M2 - 2 * K), l2i(v)), (v + 2 * K, l2i(v + 2 * K)), (v & !((1 << 30) - 1), l1i)]);
+        assert_eq!(c.level(), 1);
+        assert!(c.up().is_none(), "nothing above the root");
+        drop(buf);
+    }
+}
