@@ -681,7 +681,9 @@ def interrupts_and_irq_allocations(image):
 
 @test
 def ctrl_c_stops_boot_sweep(image):
-    with Qemu(image, cmdline="") as q:
+    # Page-by-page vmalloc (nohugevmalloc) keeps the sweep long enough to interrupt: with
+    # 2 MiB blocks the whole vmalloc phase takes about a second.
+    with Qemu(image, cmdline="nohugevmalloc") as q:
         # In the longest phase, vmalloc in 4 MB steps up to all of memory.
         q.expect(r"pages=  2048, size=    8 MB \.\.\. vmalloc OK", BOOT_TIMEOUT)
         q.send("\x03")
@@ -754,6 +756,35 @@ def ctrl_c_stops_bench(image):
         q.expect("^" + re.escape(PROMPT), 60)
         check(buddy_counts(q.command("buddyinfo"))[12:] == buddy_counts(before)[12:],
               "the 16 MiB heap block did not come back after Ctrl-C", before)
+
+# ---------------------------------------------------------------- huge vmalloc (issue 16)
+@test
+def huge_vmalloc_blocks_and_sweep_times(image):
+    with boot(image) as q:
+        out = q.command("alloc vmalloc 5M")
+        m = re.search(r"#1: vmalloc 5 MiB at (0x[0-9a-f]+), first page 0x[0-9a-f]+", out)
+        check(m, "vmalloc handle", out)
+        va = int(m.group(1), 16)
+        check(va % (2 << 20) == 0, "a 5 MiB vmalloc is not 2 MiB-aligned", out)
+        out = q.command("vmallocinfo")
+        check(re.search(rf"^0x{va:016x}-0x{va + (5 << 20) + 4096:016x} 5246976 console_alloc pages=1280 vmalloc huge=2$",
+                        out, re.M), "huge area not listed with huge=2", out)
+        out = q.command("alloc vmalloc 1M")
+        check(re.search(r"^0xffffffa0[0-9a-f]{8}-0xffffffa0[0-9a-f]{8} 1052672 console_alloc pages=256 vmalloc$",
+                        q.command("vmallocinfo"), re.M), "a 1 MiB area is not huge", out)
+        mi = q.command("meminfo")
+        check(re.search(r"^VmallocUsed:\s+6144 kB$", mi, re.M), "VmallocUsed counts blocks as pages", mi)
+        out = q.command("free all")
+        check("console_alloc" not in q.command("vmallocinfo"), "area still listed after free")
+        out = q.command("sweep vmalloc", 300)
+        m = re.search(r"sweep: vmalloc huge mappings: (\d+) of (\d+) vmallocs used 2 MiB blocks, (\d+) blocks and (\d+) pages mapped", out)
+        check(m and int(m.group(1)) > 0 and int(m.group(3)) > 0, "no huge mappings in the sweep", out)
+        m = re.search(r"sweep: phase times us: pages=-1 kmalloc=-1 vmalloc=(\d+) total=(\d+)", out)
+        check(m and int(m.group(2)) >= int(m.group(1)) > 0, "phase times line", out)
+        check(re.search(r"^\[[ \d.]+\]  vmalloc phase took [\d.]+ [mu]?s$", out, re.M), "vmalloc phase time", out)
+        check(re.search(r"sweep: vmalloc max size=\d+ bytes \(\d+ pages\), (99\.\d|100\.0)% of", out), "vmalloc under 99%", out)
+        check(re.search(r"sweep: leak check: free pages before=(\d+) after=\1 OK", out), "leak check", out)
+
 
 def main():
     ap = argparse.ArgumentParser()

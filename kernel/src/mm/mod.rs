@@ -9,7 +9,8 @@
 //! Locking: every allocator lock is an `mm::sync::SpinLock`, which masks this CPU's
 //! interrupts while held (spin_lock_irqsave by type), so an interrupt handler may
 //! allocate with GFP_ATOMIC without finding a lock held by the code it interrupted.
-//! Lock order where two are taken: `VMALLOC`, then `KERNEL_PT`.
+//! Lock order where two are taken: the vmalloc areas, then the kernel page table; the
+//! second is only reachable through the first's guard (`mm::vmalloc::VmSpace`).
 
 pub mod allocation;
 pub mod fault;
