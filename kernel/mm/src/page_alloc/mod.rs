@@ -50,7 +50,7 @@ pub use source::BuddyPageSource;
 pub use watermark::{AllocFlags, Watermarks, Wmark};
 pub use zone::Zone;
 
-use page::PageState;
+use page::{LiveHead, PageState};
 use zone_meta::{ZoneGuard, ZoneMeta};
 
 /// Largest order, inclusive: blocks of up to `2^16` pages = 256 MiB.
@@ -149,13 +149,12 @@ type Refused = Result<(), FreeError>;
 /// marks the head `tail_owner`. Every other tail already has flags 0 and owner 0, since the buddy and
 /// per-CPU lists use only a block's head for links and clear them when they take it off
 /// (`FreeArea::del`, `PerCpuPages::pop`), and `init` starts every page at owner 0.
-fn clear_block(mm: &MemMap, idx: u32, order: u32, head: PageState) {
-    let PageState::Head { compound, tail_owner, .. } = head else {
-        return;
-    };
-    if !compound && !tail_owner {
+#[inline]
+fn clear_block(mm: &MemMap, idx: u32, order: u32, head: LiveHead) {
+    if !head.touched_tails() {
         return;
     }
+    let compound = head.compound();
     let i = idx as usize;
     for p in &mm.pages[i + 1..i + (1usize << order)] {
         p.set_owner(0);
@@ -461,7 +460,7 @@ impl PageAllocator {
         if order <= PCP_MAX_ORDER {
             let mut pcp = self.pcp[cpu][zi].lock();
             // The transition is atomic, so two racing frees cannot both succeed.
-            if !page.transition(f, PageState::Pcp { order, mt }) {
+            if !page.transition_from(f, PageState::Pcp { order, mt }) {
                 return classify(pfn, order, page.state()).and(Err(FreeError::DoubleFree { pfn, order }));
             }
             if order > 0 {
@@ -475,7 +474,7 @@ impl PageAllocator {
             }
             return Ok(());
         }
-        if !page.transition(f, PageState::Unmarked) {
+        if !page.transition_from(f, PageState::Unmarked) {
             return classify(pfn, order, page.state()).and(Err(FreeError::DoubleFree { pfn, order }));
         }
         clear_block(mm, idx, order, f);

@@ -142,6 +142,28 @@ impl PageState {
     }
 }
 
+/// The flag word of a live allocation's head, as [`Page::live_head`] loaded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LiveHead(u32);
+
+impl LiveHead {
+    /// Compound (`__GFP_COMP`): the other pages are [`PageState::Tail`].
+    #[inline]
+    pub(crate) const fn compound(self) -> bool {
+        self.0 & PG_COMP != 0
+    }
+    /// Whether the free must walk the other pages (compound tails or tail owner words).
+    #[inline]
+    pub(crate) const fn touched_tails(self) -> bool {
+        self.0 & (PG_COMP | PG_TAIL_OWNER) != 0
+    }
+    /// The state it encodes.
+    #[cfg(test)]
+    pub(crate) const fn state(self) -> PageState {
+        PageState::decode(self.0)
+    }
+}
+
 // Info word: pageblock migratetype (meaningful on a pageblock's first page) and zone.
 const INFO_ZONE_SHIFT: u32 = 4;
 
@@ -185,21 +207,28 @@ impl Page {
     }
     /// Atomically moves the page from `from` to `to`; false (nothing changed) if it was
     /// not in `from`.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn transition(&self, from: PageState, to: PageState) -> bool {
         self.flags.compare_exchange(from.encode(), to.encode(), Relaxed, Relaxed).is_ok()
     }
-    /// Whether the page is the head of a live allocation of exactly `order`, not yet
-    /// marked for tail owner clearing or compound: the valid free, tested in one compare.
-    /// Returns the state to pass to [`Self::transition`].
+    /// Whether the page is the head of a live allocation of exactly `order`: the valid
+    /// free, tested in one compare on the flag word loaded once. Returns that word (as a
+    /// [`LiveHead`]) to pass to [`Self::transition_from`], so the free path neither
+    /// reloads nor decodes it.
     #[inline]
-    pub(crate) fn live_head(&self, order: u32) -> Result<PageState, PageState> {
+    pub(crate) fn live_head(&self, order: u32) -> Result<LiveHead, PageState> {
         let f = self.flags.load(Relaxed);
         if f & (PG_BUDDY | PG_PCP | PG_RESERVED | PG_TAIL | PG_HEAD | ORDER_MASK) == PG_HEAD | (order & ORDER_MASK) {
-            Ok(PageState::Head { order, compound: f & PG_COMP != 0, tail_owner: f & PG_TAIL_OWNER != 0 })
+            Ok(LiveHead(f))
         } else {
             Err(PageState::decode(f))
         }
+    }
+    /// Atomically moves a live head, whose flag word [`Self::live_head`] returned, to
+    /// `to`; false (nothing changed) if the word changed since.
+    #[inline]
+    pub(crate) fn transition_from(&self, from: LiveHead, to: PageState) -> bool {
+        self.flags.compare_exchange(from.0, to.encode(), Relaxed, Relaxed).is_ok()
     }
     /// Marks a live head: an owner word was stored in one of its tail pages.
     pub(crate) fn mark_tail_owner(&self) {
@@ -357,12 +386,17 @@ mod tests {
         }
         let h = PageState::Head { order: 3, compound: false, tail_owner: false };
         p.set_state(h);
-        assert_eq!(p.live_head(3), Ok(h));
+        assert_eq!(p.live_head(3).map(LiveHead::state), Ok(h));
         assert_eq!(p.live_head(2), Err(h));
         p.mark_tail_owner();
         let h = PageState::Head { order: 3, compound: false, tail_owner: true };
         assert_eq!(p.state(), h);
-        assert_eq!(p.live_head(3), Ok(h));
+        let lh = p.live_head(3).unwrap();
+        assert_eq!(lh.state(), h);
+        assert!(lh.touched_tails() && !lh.compound());
+        assert!(p.transition_from(lh, PageState::Unmarked));
+        assert!(!p.transition_from(lh, PageState::Unmarked), "the word changed");
+        p.set_state(h);
         p.set_state(PageState::Pcp { order: 3, mt: MigrateType::Movable });
         assert!(p.live_head(3).is_err());
     }
