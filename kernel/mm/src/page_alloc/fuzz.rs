@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 
 use super::{FreeError, MemMap, Page, PageAllocator, MAX_PAGE_ORDER, NR_CPUS};
 use crate::addr::{Pfn, PhysAddr, PAGE_SHIFT};
+use crate::cpu::{BadCpu, CpuId};
 use crate::gfp::{Gfp, GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
 
 /// Pages in the harness's mem_map.
@@ -47,14 +48,14 @@ pub enum Op {
         /// Order.
         order: u32,
         /// CPU.
-        cpu: usize,
+        cpu: CpuId,
     },
     /// Frees the live allocation `which % live`.
     Free {
         /// Which allocation.
         which: usize,
         /// CPU.
-        cpu: usize,
+        cpu: CpuId,
     },
     /// A bad free of kind `kind`, built from the live allocation `which`.
     BadFree {
@@ -63,12 +64,12 @@ pub enum Op {
         /// Which allocation.
         which: usize,
         /// CPU.
-        cpu: usize,
+        cpu: CpuId,
     },
     /// `drain_cpu(cpu)`.
     Drain {
         /// CPU.
-        cpu: usize,
+        cpu: CpuId,
     },
     /// `drain_all()`.
     DrainAll,
@@ -84,7 +85,7 @@ pub enum Op {
 impl Op {
     /// Decodes three bytes.
     pub fn decode(b: [u8; 3]) -> Op {
-        let cpu = (b[1] >> 4) as usize % NR_CPUS;
+        let cpu = CpuId::of((b[1] >> 4) as usize % NR_CPUS);
         match b[0] % 16 {
             0..=6 => Op::Alloc {
                 gfp: b[1] % GFPS.len() as u8,
@@ -225,7 +226,7 @@ impl Harness {
         }
     }
 
-    fn bad_free(&mut self, kind: u8, which: usize, cpu: usize) {
+    fn bad_free(&mut self, kind: u8, which: usize, cpu: CpuId) {
         let before = self.a.nr_free_pages();
         let err = match kind % 8 {
             0 => {
@@ -283,9 +284,10 @@ impl Harness {
                 e
             }
             _ => {
-                let e = self.a.free_pages(Pfn(HARNESS_BASE_PFN), 0, NR_CPUS).unwrap_err();
-                assert_eq!(e, FreeError::BadCpu(NR_CPUS));
-                e
+                // A CPU number out of range cannot reach the allocator: the CpuId
+                // refuses it where it is made.
+                assert_eq!(CpuId::new(NR_CPUS + which), Err(BadCpu(NR_CPUS + which)));
+                return;
             }
         };
         let _ = err;
@@ -297,7 +299,7 @@ impl Harness {
     pub fn finish(mut self) {
         self.census_check();
         while let Some((p, o, _)) = self.live.pop() {
-            self.a.free_pages(Pfn(p), o, 0).expect("final free");
+            self.a.free_pages(Pfn(p), o, CpuId::BOOT).expect("final free");
         }
         self.a.drain_all();
         let c = self.a.check_invariants().unwrap_or_else(|e| panic!("invariant: {e}"));

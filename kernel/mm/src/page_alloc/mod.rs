@@ -37,6 +37,7 @@ mod zone_meta;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use crate::addr::{Pfn, PAGE_SIZE};
+use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 
 pub use check::PageCensus;
@@ -284,13 +285,10 @@ impl PageAllocator {
     /// released. With `__GFP_COMP` the block is marked compound. The caller zeroes the
     /// block if [`want_init_on_alloc`] and prints [`report`] output unless
     /// [`AllocFailure::should_warn`] says not to.
-    pub fn alloc_pages(&self, gfp: Gfp, order: u32, cpu: usize) -> Result<Pfn, AllocFailure> {
+    pub fn alloc_pages(&self, gfp: Gfp, order: u32, cpu: CpuId) -> Result<Pfn, AllocFailure> {
         let mm = self.mem_map.get().ok_or(AllocFailure::NotInitialized)?;
         if order > MAX_PAGE_ORDER {
             return Err(AllocFailure::OrderTooLarge { order, gfp });
-        }
-        if cpu >= NR_CPUS {
-            return Err(AllocFailure::BadCpu(cpu));
         }
         if self.fail.should_fail(gfp, order) {
             self.failures.fetch_add(1, Relaxed);
@@ -342,7 +340,7 @@ impl PageAllocator {
     /// empty zone, whose free count 0 fails the check) returns `None` and the caller takes
     /// the whole path, which checks again and refills.
     #[inline]
-    fn rmqueue_pcp_fast(&self, mm: &MemMap, order: u32, mt: MigrateType, zi: usize, cpu: usize) -> Option<u64> {
+    fn rmqueue_pcp_fast(&self, mm: &MemMap, order: u32, mt: MigrateType, zi: usize, cpu: CpuId) -> Option<u64> {
         if order > PCP_MAX_ORDER {
             return None;
         }
@@ -353,7 +351,7 @@ impl PageAllocator {
         if meta.free.load(Relaxed) <= need {
             return None;
         }
-        let mut pcp = self.pcp[cpu][zi].lock();
+        let mut pcp = self.pcp[cpu.index()][zi].lock();
         let idx = pcp.pop(mm, order, mt.index())?;
         mm.at(idx).set_state(PageState::Unmarked);
         Some(mm.base_pfn + idx as u64)
@@ -365,7 +363,7 @@ impl PageAllocator {
         order: u32,
         mt: MigrateType,
         high_zone: usize,
-        cpu: usize,
+        cpu: CpuId,
         flags: AllocFlags,
     ) -> Option<u64> {
         for zi in (0..=high_zone).rev() {
@@ -412,8 +410,8 @@ impl PageAllocator {
 
     /// Allocation from this CPU's list, refilled with a batch from the zone
     /// (Linux's `rmqueue_pcplist` / `rmqueue_bulk`).
-    fn rmqueue_pcplist(&self, mm: &MemMap, zi: usize, cpu: usize, order: u32, mt: MigrateType) -> Option<u64> {
-        let mut pcp = self.pcp[cpu][zi].lock();
+    fn rmqueue_pcplist(&self, mm: &MemMap, zi: usize, cpu: CpuId, order: u32, mt: MigrateType) -> Option<u64> {
+        let mut pcp = self.pcp[cpu.index()][zi].lock();
         let list = mt.index();
         if let Some(idx) = pcp.pop(mm, order, list) {
             mm.at(idx).set_state(PageState::Unmarked);
@@ -437,14 +435,11 @@ impl PageAllocator {
 
     /// Frees a block from [`Self::alloc_pages`] (Linux's `__free_pages`), checking first
     /// that it is one: a bad request is refused and changes nothing.
-    pub fn free_pages(&self, pfn: Pfn, order: u32, cpu: usize) -> Result<(), FreeError> {
+    pub fn free_pages(&self, pfn: Pfn, order: u32, cpu: CpuId) -> Result<(), FreeError> {
         let mm = self.mem_map.get().ok_or(FreeError::NotInitialized)?;
         let pfn = pfn.0;
         if order > MAX_PAGE_ORDER {
             return Err(FreeError::OrderTooLarge { pfn, order });
-        }
-        if cpu >= NR_CPUS {
-            return Err(FreeError::BadCpu(cpu));
         }
         let page = mm.pfn_to_page(pfn).ok_or(FreeError::OutsideMemMap { pfn })?;
         if pfn & ((1 << order) - 1) != 0 {
@@ -458,7 +453,7 @@ impl PageAllocator {
         let zi = page.zone().index();
         let mt = page.block_mt();
         if order <= PCP_MAX_ORDER {
-            let mut pcp = self.pcp[cpu][zi].lock();
+            let mut pcp = self.pcp[cpu.index()][zi].lock();
             // The transition is atomic, so two racing frees cannot both succeed.
             if !page.transition_from(f, PageState::Pcp { order, mt }) {
                 return classify(pfn, order, page.state()).and(Err(FreeError::DoubleFree { pfn, order }));
@@ -502,12 +497,9 @@ impl PageAllocator {
     }
 
     /// Returns one CPU's cached pages to the buddy lists (Linux's `drain_local_pages`).
-    pub fn drain_cpu(&self, cpu: usize) {
+    pub fn drain_cpu(&self, cpu: CpuId) {
         let Some(mm) = self.mem_map.get() else { return };
-        let Some(lists) = self.pcp.get(cpu) else {
-            return;
-        };
-        for (zi, l) in lists.iter().enumerate() {
+        for (zi, l) in self.pcp[cpu.index()].iter().enumerate() {
             let mut p = l.lock();
             let n = p.count;
             self.free_pcppages_bulk(mm, zi, &mut p, n);
@@ -515,7 +507,7 @@ impl PageAllocator {
     }
     /// Drains every CPU's lists (Linux's `drain_all_pages`).
     pub fn drain_all(&self) {
-        for cpu in 0..NR_CPUS {
+        for cpu in CpuId::all() {
             self.drain_cpu(cpu);
         }
     }

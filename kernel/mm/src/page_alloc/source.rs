@@ -1,51 +1,68 @@
-//! A [`PageSource`] over the buddy allocator and a linear map at a fixed offset: the
-//! implementation helper the kernel (and host tests) wrap for the slab and vmalloc layers.
+//! The buddy allocator bound to its collaborators once, at init: [`BuddyPageSource`] is
+//! the one place that knows which CPU is running, how to zero memory (`__GFP_ZERO` needs
+//! the bytes), and how to report an allocation failure or a refused free. The kernel's
+//! page API and the slab and vmalloc layers (through [`PageSource`]) all allocate through
+//! it, so the zero-and-report policy exists once.
 //!
-//! The hardware-facing parts stay with the caller as plain function pointers: which CPU
-//! is running, how to zero memory (`__GFP_ZERO` needs the bytes), and how to report an
-//! allocation failure or a refused free.
+//! The hardware-facing parts stay with the caller as plain function pointers.
 
 use super::{want_init_on_alloc, AllocFailure, FreeError, PageAllocator};
-use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT};
+use crate::addr::{Pfn, PhysAddr, VirtAddr, PAGE_SHIFT};
+use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 use crate::page_source::PageSource;
 
-/// The buddy allocator seen as a [`PageSource`].
+/// The buddy allocator seen as a [`PageSource`], with its collaborators bound.
 #[derive(Clone, Copy, Debug)]
 pub struct BuddyPageSource<'a> {
     /// The allocator.
     pub alloc: &'a PageAllocator,
     /// `virt = phys + linear_offset` (wrapping) for every frame of `mem_map`.
     pub linear_offset: u64,
-    /// The running CPU's index (below [`super::NR_CPUS`]).
-    pub cpu: fn() -> usize,
+    /// The running CPU.
+    pub cpu: fn() -> CpuId,
     /// Zeroes `len` bytes at a linear-map address (for `__GFP_ZERO`).
     pub zero: fn(VirtAddr, usize),
     /// Called for a failed allocation that should be reported (not `__GFP_NOWARN`).
     pub on_failure: fn(&AllocFailure),
-    /// Called for a refused free (the allocator is unchanged).
+    /// Called for a refused free (the allocator is unchanged) by [`PageSource::free_pages`].
     pub on_bad_free: fn(&FreeError),
 }
 
-impl PageSource for BuddyPageSource<'_> {
-    fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<PhysAddr> {
+impl BuddyPageSource<'_> {
+    /// Allocates `2^order` pages on the running CPU, zeroed for `__GFP_ZERO`; a failure
+    /// is reported (unless `__GFP_NOWARN`) and returned.
+    #[inline]
+    pub fn alloc(&self, gfp: Gfp, order: u32) -> Result<Pfn, AllocFailure> {
         match self.alloc.alloc_pages(gfp, order, (self.cpu)()) {
             Ok(pfn) => {
                 if want_init_on_alloc(gfp) {
                     (self.zero)(self.phys_to_virt(pfn.phys()), 1usize << (order + PAGE_SHIFT));
                 }
-                Some(pfn.phys())
+                Ok(pfn)
             }
             Err(e) => {
                 if e.should_warn() {
                     (self.on_failure)(&e);
                 }
-                None
+                Err(e)
             }
         }
     }
+    /// Frees a block on the running CPU; a refused free is returned, not reported (the
+    /// caller names itself in the report, as the kernel's `free_pages` does).
+    #[inline]
+    pub fn free(&self, pfn: Pfn, order: u32) -> Result<(), FreeError> {
+        self.alloc.free_pages(pfn, order, (self.cpu)())
+    }
+}
+
+impl PageSource for BuddyPageSource<'_> {
+    fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<PhysAddr> {
+        self.alloc(gfp, order).ok().map(Pfn::phys)
+    }
     fn free_pages(&self, pa: PhysAddr, order: u32) {
-        if let Err(e) = self.alloc.free_pages(pa.pfn(), order, (self.cpu)()) {
+        if let Err(e) = self.free(pa.pfn(), order) {
             (self.on_bad_free)(&e);
         }
     }
@@ -90,7 +107,7 @@ mod tests {
         let src = BuddyPageSource {
             alloc: a,
             linear_offset: 0xffff_0000_0000_0000,
-            cpu: || 1,
+            cpu: || CpuId::of(1),
             zero: |_, len| {
                 ZEROED.fetch_add(len, Relaxed);
             },
@@ -118,5 +135,13 @@ mod tests {
         src.free_pages(pa, 1);
         src.free_pages(pa, 1);
         assert_eq!(BAD.load(Relaxed), 1);
+        // The checked free returns the refusal and leaves the report to its caller.
+        assert!(matches!(src.free(pa.pfn(), 1), Err(FreeError::DoubleFree { .. })));
+        assert_eq!(BAD.load(Relaxed), 1);
+        assert_eq!(
+            src.alloc(GFP_ATOMIC | Gfp::GFP_NOWARN, 7),
+            Err(AllocFailure::NoMemory { order: 7, gfp: GFP_ATOMIC | Gfp::GFP_NOWARN })
+        );
+        assert_eq!(FAILS.load(Relaxed), 1);
     }
 }
