@@ -65,7 +65,8 @@ fn drain_local(_: usize) {
 
 /// Linux's `drain_all_pages` with the slab's per-CPU arrays: every online CPU drains
 /// its own per-CPU lists, the others in a function-call IPI; the lists of CPUs that
-/// are not online (nobody uses them) are drained from here.
+/// are not online (nobody uses them) are drained from here. The page lists belong to
+/// their CPU (no lock), so an online CPU that did not answer the IPI keeps its lists.
 pub fn drain_all_cpu_caches() {
     let me = boot::cpu::cpu_id();
     let online = crate::smp::online_mask();
@@ -73,7 +74,9 @@ pub fn drain_all_cpu_caches() {
     drain_local(0);
     for cpu in CpuId::all().filter(|&c| c.index() != me && ran & (1 << c.index()) == 0) {
         slab::SLAB.drain_cpu(cpu);
-        page_alloc::PAGES.drain_cpu(cpu);
+        if online & (1 << cpu.index()) == 0 {
+            page_alloc::PAGES.drain_cpu(cpu);
+        }
     }
 }
 

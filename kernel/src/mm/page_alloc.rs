@@ -135,8 +135,9 @@ fn pfn_to_virt(pfn: Pfn) -> VirtAddr {
 }
 
 /// Linux's `__get_free_pages`: the linear-map address of `2^order` pages.
+#[inline]
 pub fn __get_free_pages(gfp: Gfp, order: u32) -> Option<VirtAddr> {
-    alloc_pages(gfp, order).map(page_address)
+    PAGE_SOURCE.alloc(gfp, order).ok().map(pfn_to_virt)
 }
 
 /// Linux's `get_zeroed_page`.

@@ -88,7 +88,7 @@ pub enum PageState {
 
 impl PageState {
     /// The flag word of the state.
-    #[inline]
+    #[inline(always)]
     const fn encode(self) -> u32 {
         match self {
             PageState::Unmarked => 0,
@@ -236,33 +236,47 @@ impl Page {
             self.flags.fetch_or(PG_TAIL_OWNER, Relaxed);
         }
     }
+    #[inline(always)]
     pub(crate) fn next(&self) -> u32 {
         self.next.load(Relaxed)
     }
+    #[inline(always)]
     pub(crate) fn prev(&self) -> u32 {
         self.prev.load(Relaxed)
     }
+    #[inline(always)]
     pub(crate) fn set_next(&self, v: u32) {
         self.next.store(v, Relaxed)
     }
+    #[inline(always)]
     pub(crate) fn set_prev(&self, v: u32) {
         self.prev.store(v, Relaxed)
     }
     /// The owner word (meaningful while allocated).
+    #[inline(always)]
     pub fn owner(&self) -> u64 {
         (self.next() as u64) | ((self.prev() as u64) << 32)
     }
     /// Stores the owner word (meaningful while allocated).
+    #[inline(always)]
     pub fn set_owner(&self, w: u64) {
         self.set_next(w as u32);
         self.set_prev((w >> 32) as u32);
     }
+    #[inline(always)]
     pub(crate) fn zone(&self) -> ZoneType {
         ZoneType::ALL[((self.info.load(Relaxed) >> INFO_ZONE_SHIFT) & 1) as usize]
     }
     pub(crate) fn init_info(&self, zone: ZoneType, mt: MigrateType) {
         self.info.store(((zone as u32) << INFO_ZONE_SHIFT) | mt as u32, Relaxed)
     }
+    /// Zone and pageblock migratetype from one load of the info word.
+    #[inline(always)]
+    pub(crate) fn zone_mt(&self) -> (ZoneType, MigrateType) {
+        let i = self.info.load(Relaxed);
+        (ZoneType::ALL[((i >> INFO_ZONE_SHIFT) & 1) as usize], MigrateType::from_index((i & 3) as usize))
+    }
+    #[inline(always)]
     pub(crate) fn block_mt(&self) -> MigrateType {
         MigrateType::from_index(self.info.load(Relaxed) as usize)
     }
@@ -311,6 +325,7 @@ pub struct MemMap {
 
 impl MemMap {
     /// Linux's `pfn_to_page`; `None` outside the array.
+    #[inline(always)]
     pub fn pfn_to_page(&self, pfn: u64) -> Option<&'static Page> {
         let i = pfn.checked_sub(self.base_pfn)?;
         self.pages.get(usize::try_from(i).ok()?)
@@ -323,9 +338,11 @@ impl MemMap {
         (i < self.pages.len() && off % core::mem::size_of::<Page>() == 0).then_some(self.base_pfn + i as u64)
     }
     /// Index of a pfn known to be inside.
+    #[inline(always)]
     pub(crate) fn idx(&self, pfn: u64) -> u32 {
         (pfn - self.base_pfn) as u32
     }
+    #[inline(always)]
     pub(crate) fn at(&self, idx: u32) -> &'static Page {
         &self.pages[idx as usize]
     }

@@ -458,3 +458,44 @@ fn tail_owner_words_cleared_on_free() {
         assert_eq!(a.page_owner(Pfn(pfn)), 0);
     }
 }
+
+#[test]
+fn interrupt_finding_the_lists_busy_takes_the_zone_path() {
+    let a = make(64, 0, 0, &[(0, 64)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(16, 4);
+    let c = cpu(1);
+    let zi = ZoneType::Normal.index();
+    // One allocation refills a batch of 4; its free leaves 4 pages on the list.
+    let p = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
+    a.free_pages(p, 0, c).unwrap();
+    assert_eq!(a.nr_pcp_pages(), 4);
+    let buddy = a.nr_free_buddy_pages();
+    {
+        // The code an interrupt came in on holds this CPU's lists.
+        let held = a.try_local_pcp(c, zi).unwrap();
+        assert!(a.try_local_pcp(c, zi).is_none(), "the lists are taken once");
+        // The interrupt's allocation and free go to the zone, not to the held lists.
+        let q = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
+        assert_eq!((a.nr_pcp_pages(), a.nr_free_buddy_pages()), (4, buddy - 1));
+        let r = a.alloc_pages(GFP_KERNEL, 2, c).unwrap();
+        assert_eq!(a.nr_free_buddy_pages(), buddy - 5);
+        a.free_pages(q, 0, c).unwrap();
+        a.free_pages(r, 2, c).unwrap();
+        assert_eq!((a.nr_pcp_pages(), a.nr_free_buddy_pages()), (4, buddy));
+        // A double free from the interrupt is refused as anywhere else.
+        let e = a.free_pages(q, 0, c).unwrap_err();
+        assert!(matches!(e, FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }), "{e}");
+        // A drain IPI arriving now is left to the owner.
+        a.drain_cpu(c);
+        assert_eq!(a.nr_pcp_pages(), 4);
+        drop(held);
+    }
+    a.check_invariants().unwrap();
+    // The owner's next free does the drain that was asked for.
+    let s = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
+    a.free_pages(s, 0, c).unwrap();
+    assert_eq!(a.nr_pcp_pages(), 0);
+    a.check_invariants().unwrap();
+    assert_eq!(blocks(a), [(0, 6)]);
+}
