@@ -17,6 +17,7 @@
 //! (`NR_FREE_PAGES`), in watermark checks or in `buddyinfo`, which show buddy lists only.
 
 mod alloc;
+mod bulk;
 pub mod error;
 pub mod fail;
 mod free;

@@ -83,6 +83,33 @@ impl PageSource for BuddyPageSource<'_> {
         let pa = PhysAddr::new(va.as_u64().wrapping_sub(self.linear_offset));
         self.alloc.try_page_owner(pa.pfn())
     }
+    /// One round: this CPU's list, then the zone under one lock
+    /// ([`PageAllocator::alloc_pages_bulk_with`]); zeroed and reported as
+    /// [`Self::alloc`] does.
+    fn alloc_pages_bulk(&self, gfp: Gfp, out: &mut [PhysAddr]) -> usize {
+        let mut n = 0;
+        let r = self.alloc.alloc_pages_bulk_with(gfp, (self.cpu)(), out.len(), |pfn| {
+            out[n] = pfn.phys();
+            n += 1;
+        });
+        if let Err(e) = r {
+            if e.should_warn() {
+                (self.on_failure)(&e);
+            }
+        }
+        if want_init_on_alloc(gfp) {
+            for &pa in &out[..n] {
+                (self.zero)(self.phys_to_virt(pa), 1usize << PAGE_SHIFT);
+            }
+        }
+        n
+    }
+    /// One round: onto this CPU's list, drained to the zone at most once
+    /// ([`PageAllocator::free_pages_bulk`]); a refused page is reported as by
+    /// [`PageSource::free_pages`].
+    fn free_pages_bulk(&self, pages: &[PhysAddr]) {
+        self.alloc.free_pages_bulk(pages.iter().map(|pa| pa.pfn()), (self.cpu)(), |e| (self.on_bad_free)(&e));
+    }
 }
 
 #[cfg(test)]
@@ -143,5 +170,43 @@ mod tests {
             Err(AllocFailure::NoMemory { order: 7, gfp: GFP_ATOMIC | Gfp::GFP_NOWARN })
         );
         assert_eq!(FAILS.load(Relaxed), 1);
+    }
+
+    static BULK_ZEROED: AtomicUsize = AtomicUsize::new(0);
+    static BULK_BAD: AtomicUsize = AtomicUsize::new(0);
+
+    #[test]
+    fn bulk_through_the_page_source() {
+        let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
+        let map: &'static [Page] = Box::leak((0..64).map(|_| Page::new()).collect());
+        let ram = (PhysAddr::new(0x10_0000), 64 * PAGE_SIZE as u64);
+        a.init(map, Pfn(0x100), PhysAddr::new(0), [ram], [ram]).unwrap();
+        a.set_min_free_kbytes(0);
+        let src = BuddyPageSource {
+            alloc: a,
+            linear_offset: 0,
+            cpu: || CpuId::of(3),
+            zero: |_, len| {
+                BULK_ZEROED.fetch_add(len, Relaxed);
+            },
+            on_failure: |_| {},
+            on_bad_free: |_| {
+                BULK_BAD.fetch_add(1, Relaxed);
+            },
+        };
+        let mut out = [PhysAddr::new(0); 10];
+        assert_eq!(src.alloc_pages_bulk(GFP_KERNEL | Gfp::GFP_ZERO, &mut out), 10);
+        assert_eq!(BULK_ZEROED.load(Relaxed), 10 * PAGE_SIZE);
+        assert_eq!(a.nr_free_pages(), 54);
+        for pa in out {
+            src.set_page_owner(pa, 7);
+            assert_eq!(src.page_owner(pa), 7);
+        }
+        src.free_pages_bulk(&out);
+        assert_eq!(a.nr_free_pages(), 64);
+        assert_eq!(BULK_BAD.load(Relaxed), 0);
+        src.free_pages_bulk(&out[..2]);
+        assert_eq!(BULK_BAD.load(Relaxed), 2, "double frees refused and reported");
+        a.check_invariants().unwrap();
     }
 }

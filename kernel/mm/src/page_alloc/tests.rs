@@ -499,3 +499,49 @@ fn interrupt_finding_the_lists_busy_takes_the_zone_path() {
     a.check_invariants().unwrap();
     assert_eq!(blocks(a), [(0, 6)]);
 }
+
+#[test]
+fn bulk_alloc_and_free() {
+    let a = make(64, 0, 0, &[(0, 64)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(16, 4);
+    let c = cpu(2);
+    // Warm the list with a batch, then ask for 20: what the list of the request's
+    // migratetype holds, the rest from the zone.
+    let p = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
+    a.free_pages(p, 0, c).unwrap();
+    let (pcp, buddy) = (a.nr_pcp_pages(), a.nr_free_buddy_pages());
+    assert!(pcp >= 3);
+    let mut out = [Pfn(0); 20];
+    assert_eq!(a.alloc_pages_bulk(GFP_KERNEL, c, &mut out), Ok(20));
+    assert_eq!(a.nr_free_pages(), 44);
+    assert!(a.nr_free_buddy_pages() < buddy && a.nr_pcp_pages() < pcp, "both the list and the zone gave");
+    let mut seen: Vec<u64> = out.iter().map(|p| p.0).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), 20, "distinct pages");
+    for &p in &out {
+        assert!(a.pfn_to_page(p).unwrap().is_head());
+    }
+    // Not more than there is: 44 left, all of them (no watermark here).
+    a.drain_all();
+    let mut big = [Pfn(0); 64];
+    assert_eq!(a.alloc_pages_bulk(GFP_KERNEL, c, &mut big), Ok(44));
+    // Empty: the single-page fallback reports the failure.
+    let mut one = [Pfn(0); 3];
+    assert_eq!(a.alloc_pages_bulk(GFP_KERNEL, c, &mut one), Err(AllocFailure::NoMemory { order: 0, gfp: GFP_KERNEL }));
+    // Batched free: good pages freed, a bad one (double) refused and reported.
+    let mut refused = Vec::new();
+    let list: Vec<Pfn> = out.iter().chain(&big[..44]).copied().chain([out[0]]).collect();
+    a.free_pages_bulk(list, c, |e| refused.push(e));
+    assert_eq!(refused.len(), 1);
+    assert!(matches!(refused[0], FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }));
+    assert!(a.nr_pcp_pages() < 16, "drained to the zone in the end");
+    a.check_invariants().unwrap();
+    a.drain_all();
+    assert_eq!(blocks(a), [(0, 6)]);
+    // Fault injection armed: one page through the full path, and the injected failure.
+    a.fail.fail_nth(1);
+    assert!(matches!(a.alloc_pages_bulk(GFP_KERNEL, c, &mut out), Err(AllocFailure::Injected { .. })));
+    assert_eq!(a.alloc_pages_bulk(GFP_KERNEL, c, &mut out[..0]), Ok(0));
+}
