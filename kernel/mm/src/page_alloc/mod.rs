@@ -105,6 +105,27 @@ pub struct ZoneStats {
     pub lowmem_reserve: u64,
 }
 
+/// The page allocator's event counters, in pages, summed over CPUs when read (Linux's
+/// `vm_event_states`; `/proc/vmstat` prints them).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct VmEvents {
+    /// Pages allocated, per zone (`pgalloc_dma`, `pgalloc_normal`).
+    pub pgalloc: [u64; MAX_NR_ZONES],
+    /// Pages freed (`pgfree`).
+    pub pgfree: u64,
+}
+
+/// One CPU's pageset in one zone, as `/proc/zoneinfo` prints it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PagesetStats {
+    /// Pages on the CPU's lists.
+    pub count: u64,
+    /// Drain mark.
+    pub high: u64,
+    /// Refill and drain batch.
+    pub batch: u64,
+}
+
 /// The two numbers of `/proc/meminfo` the allocator owns, in pages.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct MemInfo {
@@ -350,6 +371,21 @@ impl PageAllocator {
             wmarks: m.wmarks(),
             lowmem_reserve: m.lowmem_reserve.load(Relaxed),
         }
+    }
+    /// The event counters (Linux's `all_vm_events`): each CPU's own counters plus those
+    /// of interrupts that found their CPU's lists busy, read without stopping anyone.
+    pub fn vm_events(&self) -> VmEvents {
+        let mut e = VmEvents::default();
+        for (zi, m) in self.meta.iter().enumerate() {
+            e.pgalloc[zi] = m.pgalloc.load(Relaxed) + self.pcp.iter().map(|c| c[zi].pgalloc()).sum::<u64>();
+            e.pgfree += m.pgfree.load(Relaxed) + self.pcp.iter().map(|c| c[zi].pgfree()).sum::<u64>();
+        }
+        e
+    }
+    /// CPU `cpu`'s pageset in `zone` (read from any CPU: each number is a single load).
+    pub fn pageset(&self, cpu: CpuId, zone: ZoneType) -> PagesetStats {
+        let p = &self.pcp[cpu.index()][zone.index()];
+        PagesetStats { count: p.count(), high: p.high(), batch: p.batch() }
     }
     /// Calls `f(zone, pfn, order, migratetype)` for every block on a buddy list.
     pub fn for_each_free_block(&self, mut f: impl FnMut(ZoneType, u64, u32, MigrateType)) {

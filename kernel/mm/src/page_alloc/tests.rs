@@ -545,3 +545,34 @@ fn bulk_alloc_and_free() {
     assert!(matches!(a.alloc_pages_bulk(GFP_KERNEL, c, &mut out), Err(AllocFailure::Injected { .. })));
     assert_eq!(a.alloc_pages_bulk(GFP_KERNEL, c, &mut out[..0]), Ok(0));
 }
+
+#[test]
+fn vm_events_count_pages_on_every_path() {
+    let a = make(64, 0, 0, &[(0, 64)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(16, 4);
+    let n = ZoneType::Normal.index();
+    assert_eq!(a.vm_events(), VmEvents::default());
+    let p = a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap(); // slow path (refill)
+    let q = a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap(); // fast path
+    let r = a.alloc_pages(GFP_KERNEL, 4, cpu(1)).unwrap(); // zone
+    assert_eq!(a.vm_events().pgalloc[n], 18);
+    a.free_pages(p, 0, cpu(2)).unwrap(); // another CPU's list
+    a.free_pages(r, 4, cpu(1)).unwrap();
+    assert_eq!(a.free_pages(p, 0, cpu(2)), Err(FreeError::DoubleFree { pfn: p.0, order: 0 }));
+    assert_eq!(a.vm_events().pgfree, 17, "a refused free is not an event");
+    {
+        // Interrupts that find the lists busy count in the zone.
+        let _held = a.try_local_pcp(cpu(0), n).unwrap();
+        let s = a.alloc_pages(GFP_KERNEL, 1, cpu(0)).unwrap();
+        a.free_pages(s, 1, cpu(0)).unwrap();
+        a.free_pages(q, 0, cpu(0)).unwrap();
+    }
+    let e = a.vm_events();
+    assert_eq!((e.pgalloc[n], e.pgfree), (20, 20));
+    assert_eq!(e.pgalloc[ZoneType::Dma.index()], 0);
+    let ps = a.pageset(cpu(0), ZoneType::Normal);
+    assert_eq!((ps.high, ps.batch), (16, 4));
+    let total: u64 = CpuId::all().map(|c| a.pageset(c, ZoneType::Normal).count).sum();
+    assert_eq!(total, a.nr_pcp_pages());
+}
