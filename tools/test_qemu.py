@@ -786,6 +786,37 @@ def huge_vmalloc_blocks_and_sweep_times(image):
         check(re.search(r"sweep: leak check: free pages before=(\d+) after=\1 OK", out), "leak check", out)
 
 
+# ---------------------------------------------------------------- page allocator counters (issues 16, 17)
+def vmstat_values(out):
+    return dict((k, int(v)) for k, v in re.findall(r"^(\w+) (\d+)$", out, re.M))
+
+
+@test
+def vmstat_events_pagesets_kernel_stack(image):
+    with boot(image) as q:
+        before = vmstat_values(q.command("vmstat"))
+        for k in ["pgalloc_dma", "pgalloc_normal", "pgfree", "nr_kernel_stack"]:
+            check(k in before, f"vmstat lacks {k}", str(before))
+        check(before["pgalloc_normal"] > 0 and before["pgfree"] > 0, "no page events counted during boot", str(before))
+        out = q.command("alloc pages 3")
+        check("#1: pages order 3" in out, "alloc failed", out)
+        mid = vmstat_values(q.command("vmstat"))
+        check(mid["pgalloc_normal"] >= before["pgalloc_normal"] + 8, "order-3 allocation not counted", f"{before}\n{mid}")
+        q.command("free 1")
+        after = vmstat_values(q.command("vmstat"))
+        check(after["pgfree"] >= mid["pgfree"] + 8, "order-3 free not counted", f"{mid}\n{after}")
+        # Every online CPU's pageset, as Linux's /proc/zoneinfo prints it.
+        zi = q.command("zoneinfo")
+        sets = re.findall(r"^    cpu: (\d+)\n +count: (\d+)\n +high: +(\d+)\n +batch: (\d+)$", zi, re.M)
+        check([int(c) for c, *_ in sets] == [0, 1, 2, 3], "zoneinfo pagesets are not one per online CPU", zi)
+        check(all(int(h) > int(b) > 0 for _, _, h, b in sets), "pageset high/batch unset", zi)
+        # KernelStack: the boot stack and three secondary stacks, 60 KiB usable each.
+        mi = q.command("meminfo")
+        ks = re.search(r"^KernelStack: +(\d+) kB$", mi, re.M)
+        check(ks and int(ks.group(1)) == 4 * 60, "KernelStack is not 4 stacks of 60 KiB", mi)
+        check(after["nr_kernel_stack"] == int(ks.group(1)), "vmstat nr_kernel_stack differs from KernelStack", mi)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")

@@ -49,8 +49,8 @@ pub fn init(debug: bool) {
     );
 }
 
-fn cpu() -> usize {
-    boot::cpu::cpu_id()
+fn cpu() -> mm::cpu::CpuId {
+    super::this_cpu()
 }
 
 /// Linux's `kmalloc`.

@@ -25,6 +25,7 @@ use super::percpu::{tunables_for, ArrayCache};
 use super::raw;
 use super::NR_CPUS;
 use crate::addr::{VirtAddr, PAGE_SIZE};
+use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 use crate::page_source::PageSource;
 
@@ -376,10 +377,10 @@ impl KmemCache {
 
     /// `kmem_cache_alloc`: an object, or `None` when the page source is exhausted.
     #[inline]
-    pub(crate) fn alloc(&self, env: Env<'_>, gfp: Gfp, cpu: usize) -> Option<usize> {
+    pub(crate) fn alloc(&self, env: Env<'_>, gfp: Gfp, cpu: CpuId) -> Option<usize> {
         loop {
             let obj = {
-                let mut ac = self.cpu[cpu % NR_CPUS].lock();
+                let mut ac = self.cpu[cpu.index()].lock();
                 match ac.pop() {
                     Some(obj) => {
                         ac.allochit += 1;
@@ -413,7 +414,7 @@ impl KmemCache {
     /// # Safety
     /// Unless debugging is on, `obj` must be a live object of this cache, unused afterwards.
     #[inline]
-    pub(crate) unsafe fn free(&self, env: Env<'_>, obj: usize, cpu: usize) {
+    pub(crate) unsafe fn free(&self, env: Env<'_>, obj: usize, cpu: CpuId) {
         if self.debug.load(Relaxed) {
             let cfg = self.cfg();
             // SAFETY: the owner word says `obj` is in one of our slabs; `debug_free`
@@ -422,7 +423,7 @@ impl KmemCache {
                 return;
             }
         }
-        let mut ac = self.cpu[cpu % NR_CPUS].lock();
+        let mut ac = self.cpu[cpu.index()].lock();
         if ac.avail >= ac.limit {
             ac.freemiss += 1;
             let n = ac.batchcount;
@@ -434,8 +435,8 @@ impl KmemCache {
     }
 
     /// Returns every object of `cpu`'s array to the slabs.
-    pub(crate) fn drain_cpu(&self, env: Env<'_>, cpu: usize) {
-        let mut ac = self.cpu[cpu % NR_CPUS].lock();
+    pub(crate) fn drain_cpu(&self, env: Env<'_>, cpu: CpuId) {
+        let mut ac = self.cpu[cpu.index()].lock();
         let n = ac.avail;
         if n > 0 {
             self.flush(env, &mut ac, n);
@@ -445,7 +446,7 @@ impl KmemCache {
     /// `kmem_cache_shrink`: drains the per-CPU arrays and frees every empty slab.
     /// Returns the number of pages given back.
     pub(crate) fn shrink(&self, env: Env<'_>) -> usize {
-        for cpu in 0..NR_CPUS {
+        for cpu in CpuId::all() {
             self.drain_cpu(env, cpu);
         }
         let cfg = self.cfg();

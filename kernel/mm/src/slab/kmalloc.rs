@@ -27,8 +27,9 @@ use super::cache::{CacheId, CacheStats, Ctor, Env, KmemCache, LayoutError, SlabF
 use super::debug::{SlabError, SlabErrorKind, SlabFix, SlabReporter};
 use super::layout::build_cfg;
 use super::owner::PageOwner;
-use super::{raw, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES, NR_CPUS};
+use super::{raw, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES};
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
+use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 use crate::page_source::PageSource;
 
@@ -124,14 +125,15 @@ struct Ctx<'a> {
 ///
 /// ```
 /// use core::alloc::{GlobalAlloc, Layout};
+/// use mm::cpu::CpuId;
 /// use mm::gfp::GFP_KERNEL;
 /// use mm::slab::{debug::NullReporter, host::HostPages, SlabAllocator, MAX_PAGE_ORDER};
 ///
 /// static SLAB: SlabAllocator<'static> = SlabAllocator::new();
 ///
 /// struct KernelHeap;
-/// fn this_cpu() -> usize {
-///     0 // MPIDR_EL1.Aff0 in the kernel
+/// fn this_cpu() -> CpuId {
+///     CpuId::BOOT // MPIDR_EL1.Aff0, checked by CpuId::new, in the kernel
 /// }
 /// unsafe impl GlobalAlloc for KernelHeap {
 ///     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -156,10 +158,10 @@ struct Ctx<'a> {
 ///     assert_eq!(p as usize % 64, 0);
 ///     KernelHeap.dealloc(p, layout);
 /// }
-/// let p = SLAB.kmalloc(100, GFP_KERNEL, 0).unwrap();
+/// let p = SLAB.kmalloc(100, GFP_KERNEL, CpuId::BOOT).unwrap();
 /// assert_eq!(SLAB.ksize(p.as_ptr()), 128);
 /// // SAFETY: a live kmalloc object, not used afterwards.
-/// unsafe { SLAB.kfree(p.as_ptr(), 1) };
+/// unsafe { SLAB.kfree(p.as_ptr(), CpuId::of(1)) };
 /// let mut info = String::new();
 /// mm::slab::slabinfo::slabinfo(&SLAB, &mut info).unwrap();
 /// assert!(info.contains("kmalloc-128"));
@@ -268,7 +270,7 @@ impl<'a> SlabAllocator<'a> {
 
     /// `kmem_cache_alloc`.
     #[inline]
-    pub fn kmem_cache_alloc(&self, id: CacheId, gfp: Gfp, cpu: usize) -> Option<NonNull<u8>> {
+    pub fn kmem_cache_alloc(&self, id: CacheId, gfp: Gfp, cpu: CpuId) -> Option<NonNull<u8>> {
         let (c, ctx) = self.live(id)?;
         if self.fail.should_fail(gfp) {
             return None;
@@ -281,7 +283,7 @@ impl<'a> SlabAllocator<'a> {
     ///
     /// # Safety
     /// Unless debug mode is on, `obj` must be a live object of `id` not used afterwards.
-    pub unsafe fn kmem_cache_free(&self, id: CacheId, obj: NonNull<u8>, cpu: usize) {
+    pub unsafe fn kmem_cache_free(&self, id: CacheId, obj: NonNull<u8>, cpu: CpuId) {
         let Some((c, ctx)) = self.live(id) else {
             return;
         };
@@ -356,7 +358,7 @@ impl<'a> SlabAllocator<'a> {
     /// `kmalloc`: `size` bytes, or [`ZERO_SIZE_PTR`] for 0, or `None` when memory is short
     /// or `size` exceeds the largest page block.
     #[inline]
-    pub fn kmalloc(&self, size: usize, gfp: Gfp, cpu: usize) -> Option<NonNull<u8>> {
+    pub fn kmalloc(&self, size: usize, gfp: Gfp, cpu: CpuId) -> Option<NonNull<u8>> {
         if size == 0 {
             return NonNull::new(ZERO_SIZE_PTR as *mut u8);
         }
@@ -389,7 +391,7 @@ impl<'a> SlabAllocator<'a> {
     }
 
     /// `kzalloc`: zeroed `kmalloc`.
-    pub fn kzalloc(&self, size: usize, gfp: Gfp, cpu: usize) -> Option<NonNull<u8>> {
+    pub fn kzalloc(&self, size: usize, gfp: Gfp, cpu: CpuId) -> Option<NonNull<u8>> {
         self.kmalloc(size, gfp | Gfp::GFP_ZERO, cpu)
     }
 
@@ -415,7 +417,7 @@ impl<'a> SlabAllocator<'a> {
     /// not be used afterwards. (With debug mode on, misuse is detected and refused as long as
     /// the memory has not been reused.)
     #[inline]
-    pub unsafe fn kfree(&self, ptr: *mut u8, cpu: usize) {
+    pub unsafe fn kfree(&self, ptr: *mut u8, cpu: CpuId) {
         let a = ptr as usize;
         if a <= ZERO_SIZE_PTR {
             return;
@@ -448,7 +450,7 @@ impl<'a> SlabAllocator<'a> {
     ///
     /// # Safety
     /// As for [`Self::kfree`] on `ptr`.
-    pub unsafe fn krealloc(&self, ptr: *mut u8, new_size: usize, gfp: Gfp, cpu: usize) -> Option<NonNull<u8>> {
+    pub unsafe fn krealloc(&self, ptr: *mut u8, new_size: usize, gfp: Gfp, cpu: CpuId) -> Option<NonNull<u8>> {
         if ptr as usize <= ZERO_SIZE_PTR {
             return self.kmalloc(new_size, gfp, cpu);
         }
@@ -478,7 +480,7 @@ impl<'a> SlabAllocator<'a> {
     }
 
     /// Returns every CPU-cached object of `cpu` to the slabs.
-    pub fn drain_cpu(&self, cpu: usize) {
+    pub fn drain_cpu(&self, cpu: CpuId) {
         let Some(ctx) = self.ctx() else { return };
         for c in self.caches.iter().filter(|c| c.is_live()) {
             c.drain_cpu(ctx.env, cpu);
@@ -487,7 +489,7 @@ impl<'a> SlabAllocator<'a> {
 
     /// [`Self::drain_cpu`] for every CPU.
     pub fn drain_all(&self) {
-        for cpu in 0..NR_CPUS {
+        for cpu in CpuId::all() {
             self.drain_cpu(cpu);
         }
     }
@@ -524,7 +526,7 @@ impl<'a> SlabAllocator<'a> {
     }
 
     /// `GlobalAlloc::alloc`: null on failure.
-    pub fn alloc_layout(&self, layout: Layout, gfp: Gfp, cpu: usize) -> *mut u8 {
+    pub fn alloc_layout(&self, layout: Layout, gfp: Gfp, cpu: CpuId) -> *mut u8 {
         let Some(p) = self.kmalloc(Self::layout_size(layout), gfp, cpu) else {
             return core::ptr::null_mut();
         };
@@ -542,7 +544,7 @@ impl<'a> SlabAllocator<'a> {
     ///
     /// # Safety
     /// `ptr` must come from [`Self::alloc_layout`]/[`Self::realloc_layout`] on this allocator.
-    pub unsafe fn dealloc_layout(&self, ptr: *mut u8, _layout: Layout, cpu: usize) {
+    pub unsafe fn dealloc_layout(&self, ptr: *mut u8, _layout: Layout, cpu: CpuId) {
         // SAFETY: forwarded contract.
         unsafe { self.kfree(ptr, cpu) }
     }
@@ -557,7 +559,7 @@ impl<'a> SlabAllocator<'a> {
         layout: Layout,
         new_size: usize,
         gfp: Gfp,
-        cpu: usize,
+        cpu: CpuId,
     ) -> *mut u8 {
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
             return core::ptr::null_mut();
