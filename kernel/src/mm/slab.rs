@@ -49,11 +49,16 @@ pub fn init(debug: bool) {
     );
 }
 
+/// This CPU's number, from the per-CPU block TPIDR_EL1 points at: a plain register read,
+/// where MPIDR_EL1 goes through a helper under QEMU (about 28 ns a read, measured, a tenth
+/// of a kmalloc+kfree pair).
+#[inline(always)]
 fn cpu() -> usize {
-    boot::cpu::cpu_id()
+    crate::smp::this_cpu().cpu
 }
 
 /// Linux's `kmalloc`.
+#[inline]
 pub fn kmalloc(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
     SLAB.kmalloc(size, gfp, cpu())
 }
@@ -74,6 +79,7 @@ pub fn ksize(p: *const u8) -> usize {
 /// `p` must come from kmalloc/kzalloc/krealloc (or be null / the zero-size pointer) and
 /// not be used after this call. With slab debugging, a double or invalid free is
 /// detected and refused; without it, it is undefined behaviour, as in Linux.
+#[inline]
 pub unsafe fn kfree(p: *mut u8) {
     // SAFETY: forwarded contract.
     unsafe { SLAB.kfree(p, cpu()) }

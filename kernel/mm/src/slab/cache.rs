@@ -9,7 +9,10 @@
 //! cache, so an object address leads to its cache (owner word) and its slab (round the
 //! physical address down to the slab size).
 //!
-//! Locks: a CPU's array lock, then the node lock; the configuration lock is a leaf.
+//! Locks: a CPU's array lock, then the node lock; the configuration lock is a leaf. The
+//! array lock is only ever *tried* on the allocation and free paths, without masking
+//! interrupts (see [`super::percpu`]); only drains and statistics outside interrupt
+//! context wait for it.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
@@ -21,7 +24,7 @@ use super::layout::CacheCfg;
 pub use super::layout::LayoutError;
 use super::node::{Node, LIST_FREE, LIST_PARTIAL};
 use super::owner::PageOwner;
-use super::percpu::{tunables_for, ArrayCache};
+use super::percpu::{tunables_for, ArrayCache, CpuArray};
 use super::raw;
 use super::NR_CPUS;
 use crate::addr::{VirtAddr, PAGE_SIZE};
@@ -147,7 +150,7 @@ pub struct KmemCache {
     /// Cleared by `grow` before an unaligned slab's objects can be handed out.
     va_aligned: AtomicBool,
     cfg: Mutex<CacheCfg>,
-    pub(super) cpu: [Mutex<ArrayCache>; NR_CPUS],
+    pub(super) cpu: [CpuArray; NR_CPUS],
     pub(super) node: Mutex<Node>,
 }
 
@@ -166,7 +169,7 @@ impl KmemCache {
             object_size: AtomicUsize::new(0),
             va_aligned: AtomicBool::new(true),
             cfg: Mutex::new(CacheCfg::EMPTY),
-            cpu: [const { Mutex::new(ArrayCache::new()) }; NR_CPUS],
+            cpu: [const { CpuArray::new(ArrayCache::new()) }; NR_CPUS],
             node: Mutex::new(Node::new()),
         }
     }
@@ -374,31 +377,102 @@ impl KmemCache {
         ac.take_oldest(n, |obj| self.slab_push(env, &cfg, &mut node, obj));
     }
 
-    /// `kmem_cache_alloc`: an object, or `None` when the page source is exhausted.
-    #[inline]
-    pub(crate) fn alloc(&self, env: Env<'_>, gfp: Gfp, cpu: usize) -> Option<usize> {
+    /// One object straight from the slabs, for when this CPU's array is busy (an interrupt
+    /// came while the code it interrupted held the array, or another CPU is draining it).
+    fn alloc_direct(&self, env: Env<'_>, gfp: Gfp) -> Option<usize> {
+        let cfg = self.cfg();
+        let mut node = self.node.lock();
         loop {
-            let obj = {
-                let mut ac = self.cpu[cpu % NR_CPUS].lock();
-                match ac.pop() {
-                    Some(obj) => {
-                        ac.allochit += 1;
-                        obj
-                    }
-                    None => {
-                        ac.allocmiss += 1;
-                        if !self.refill(env, &mut ac, gfp) {
-                            return None;
-                        }
-                        ac.pop()?
-                    }
-                }
+            let head = if node.head[LIST_PARTIAL] != 0 { node.head[LIST_PARTIAL] } else { node.head[LIST_FREE] };
+            let slab = if head != 0 {
+                // SAFETY: list heads are held slabs.
+                unsafe { Slab::from_raw(head) }
+            } else {
+                drop(node);
+                let slab = self.grow(env, &cfg, gfp)?;
+                node = self.node.lock();
+                node.nr_slabs += 1;
+                node.free_objects += cfg.num;
+                node.slabs_created += 1;
+                node.list_add(slab, LIST_FREE);
+                slab
             };
+            let obj = self.slab_pop(env, &cfg, &mut node, slab);
+            node.relist(&cfg, slab);
+            if obj.is_some() {
+                return obj;
+            }
+            // A corrupt freelist isolated the slab: try the next one.
+        }
+    }
+
+    /// `kmem_cache_alloc`: an object, or `None` when the page source is exhausted.
+    ///
+    /// The fast path takes this CPU's array with one try-lock and pops: no interrupt
+    /// masking (an interrupt that allocates on this CPU meanwhile finds the array busy and
+    /// goes to the slabs, [`Self::alloc_direct`]), no configuration copy, no debug work
+    /// unless debugging is on. Everything else is out of line in [`Self::alloc_slow`].
+    #[inline(always)]
+    pub(crate) fn alloc(&self, env: Env<'_>, gfp: Gfp, cpu: usize) -> Option<usize> {
+        if let Some(mut ac) = self.cpu[cpu % NR_CPUS].try_lock() {
+            if let Some(obj) = ac.pop() {
+                ac.allochit += 1;
+                drop(ac);
+                if !self.debug.load(Relaxed) && !gfp.contains(Gfp::GFP_ZERO) {
+                    return Some(obj);
+                }
+                return self.alloc_finish(env, gfp, cpu, obj);
+            }
+        }
+        self.alloc_slow(env, gfp, cpu)
+    }
+
+    /// The allocation path for an empty or busy array: refill from the slabs (growing if
+    /// needed), or one object straight from them.
+    #[inline(never)]
+    fn alloc_slow(&self, env: Env<'_>, gfp: Gfp, cpu: usize) -> Option<usize> {
+        let obj = match self.cpu[cpu % NR_CPUS].try_lock() {
+            Some(mut ac) => match ac.pop() {
+                Some(obj) => {
+                    ac.allochit += 1;
+                    obj
+                }
+                None => {
+                    ac.allocmiss += 1;
+                    if !self.refill(env, &mut ac, gfp) {
+                        return None;
+                    }
+                    ac.pop()?
+                }
+            },
+            None => self.alloc_direct(env, gfp)?,
+        };
+        self.alloc_finish(env, gfp, cpu, obj)
+    }
+
+    /// Debug checks (which may quarantine `obj` and take another) and `__GFP_ZERO`.
+    #[inline(never)]
+    fn alloc_finish(&self, env: Env<'_>, gfp: Gfp, cpu: usize, mut obj: usize) -> Option<usize> {
+        loop {
             if self.debug.load(Relaxed) {
                 let cfg = self.cfg();
-                // SAFETY: `obj` came off a per-CPU array: a free object of this cache.
+                // SAFETY: `obj` came off a per-CPU array or a slab: a free object of this cache.
                 if !unsafe { self.debug_alloc(env, &cfg, obj, gfp) } {
-                    continue; // quarantined: try the next one
+                    // Quarantined: take the next one.
+                    obj = match self.cpu[cpu % NR_CPUS].try_lock() {
+                        Some(mut ac) => match ac.pop() {
+                            Some(o) => o,
+                            None => {
+                                ac.allocmiss += 1;
+                                if !self.refill(env, &mut ac, gfp) {
+                                    return None;
+                                }
+                                ac.pop()?
+                            }
+                        },
+                        None => self.alloc_direct(env, gfp)?,
+                    };
+                    continue;
                 }
             } else if gfp.contains(Gfp::GFP_ZERO) {
                 // SAFETY: the object is ours now and `object_size` bytes long.
@@ -410,10 +484,33 @@ impl KmemCache {
 
     /// `kmem_cache_free` of an object whose page owner word names this cache.
     ///
+    /// The fast path mirrors [`Self::alloc`]: one try-lock, one push; a full or busy
+    /// array and debug checks are out of line.
+    ///
     /// # Safety
     /// Unless debugging is on, `obj` must be a live object of this cache, unused afterwards.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn free(&self, env: Env<'_>, obj: usize, cpu: usize) {
+        if !self.debug.load(Relaxed) {
+            if let Some(mut ac) = self.cpu[cpu % NR_CPUS].try_lock() {
+                if ac.avail < ac.limit {
+                    ac.freehit += 1;
+                    ac.push(obj);
+                    return;
+                }
+            }
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.free_slow(env, obj, cpu) }
+    }
+
+    /// The free path with debugging on, or for a full or busy array: flush half of it to
+    /// the slabs, or give the object straight back to its slab.
+    ///
+    /// # Safety
+    /// As for [`Self::free`].
+    #[inline(never)]
+    unsafe fn free_slow(&self, env: Env<'_>, obj: usize, cpu: usize) {
         if self.debug.load(Relaxed) {
             let cfg = self.cfg();
             // SAFETY: the owner word says `obj` is in one of our slabs; `debug_free`
@@ -422,19 +519,40 @@ impl KmemCache {
                 return;
             }
         }
-        let mut ac = self.cpu[cpu % NR_CPUS].lock();
-        if ac.avail >= ac.limit {
-            ac.freemiss += 1;
-            let n = ac.batchcount;
-            self.flush(env, &mut ac, n);
-        } else {
-            ac.freehit += 1;
+        match self.cpu[cpu % NR_CPUS].try_lock() {
+            Some(mut ac) => {
+                if ac.avail >= ac.limit {
+                    ac.freemiss += 1;
+                    let n = ac.batchcount;
+                    self.flush(env, &mut ac, n);
+                } else {
+                    ac.freehit += 1;
+                }
+                ac.push(obj);
+            }
+            None => {
+                let cfg = self.cfg();
+                let mut node = self.node.lock();
+                self.slab_push(env, &cfg, &mut node, obj);
+            }
         }
-        ac.push(obj);
     }
 
-    /// Returns every object of `cpu`'s array to the slabs.
+    /// Returns every object of `cpu`'s array to the slabs. An array in use at this moment
+    /// (by the code this drain interrupted, when it runs in an interrupt, or by another
+    /// CPU) is left alone: waiting for it could wait for ever.
     pub(crate) fn drain_cpu(&self, env: Env<'_>, cpu: usize) {
+        if let Some(mut ac) = self.cpu[cpu % NR_CPUS].try_lock() {
+            let n = ac.avail;
+            if n > 0 {
+                self.flush(env, &mut ac, n);
+            }
+        }
+    }
+
+    /// Returns every object of `cpu`'s array to the slabs, waiting for the array if it is
+    /// in use (never from an interrupt handler).
+    fn drain_cpu_wait(&self, env: Env<'_>, cpu: usize) {
         let mut ac = self.cpu[cpu % NR_CPUS].lock();
         let n = ac.avail;
         if n > 0 {
@@ -446,7 +564,7 @@ impl KmemCache {
     /// Returns the number of pages given back.
     pub(crate) fn shrink(&self, env: Env<'_>) -> usize {
         for cpu in 0..NR_CPUS {
-            self.drain_cpu(env, cpu);
+            self.drain_cpu_wait(env, cpu);
         }
         let cfg = self.cfg();
         let mut node = self.node.lock();
