@@ -276,58 +276,88 @@ impl KmemCache {
         env.ps.free_pages(pa, cfg.order);
     }
 
+    /// Pops up to `max` objects off a slab's freelist, validating each hardened pointer,
+    /// handing each to `put`; the slab header and node counters are written once. Returns
+    /// how many were taken. A pointer that does not land on an object of this slab
+    /// abandons the rest of the freelist: the slab is treated as full for good.
+    #[inline]
+    fn slab_pop_n(
+        &self,
+        env: Env<'_>,
+        cfg: &CacheCfg,
+        node: &mut Node,
+        slab: Slab,
+        max: usize,
+        mut put: impl FnMut(usize),
+    ) -> usize {
+        let head_at = slab.freelist_at();
+        let mut obj = cfg.encode(slab.freelist(), head_at);
+        let mut taken = 0;
+        while taken < max && obj != 0 {
+            if cfg.obj_index(slab, obj).is_none() {
+                let lost = cfg.num - slab.inuse() - taken;
+                node.free_objects -= taken + lost;
+                node.quarantined += lost;
+                slab.set_inuse(cfg.num);
+                slab.set_freelist(cfg.encode(0, head_at));
+                node.errors += 1;
+                env.rep.report(&SlabError {
+                    kind: SlabErrorKind::FreepointerCorrupt { fp: obj },
+                    cache: cfg.name,
+                    object: head_at,
+                    slab: slab.0,
+                    fix: SlabFix::Isolated,
+                });
+                return taken;
+            }
+            let at = cfg.fp_addr(obj);
+            put(obj);
+            taken += 1;
+            // SAFETY: `obj` was validated as an object of this slab; its free pointer is ours.
+            obj = cfg.encode(unsafe { raw::read_word(at) }, at);
+        }
+        slab.set_freelist(cfg.encode(obj, head_at));
+        slab.set_inuse(slab.inuse() + taken);
+        node.free_objects -= taken;
+        taken
+    }
+
     /// Pops one object off a slab's freelist, validating the hardened pointer.
     #[inline]
     fn slab_pop(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, slab: Slab) -> Option<usize> {
-        let head_at = slab.freelist_at();
-        let obj = cfg.encode(slab.freelist(), head_at);
-        if obj == 0 {
-            return None;
-        }
-        if cfg.obj_index(slab, obj).is_none() {
-            // Abandon the rest of the freelist: the slab is treated as full for good.
-            let lost = cfg.num - slab.inuse();
-            node.free_objects -= lost;
-            node.quarantined += lost;
-            slab.set_inuse(cfg.num);
-            slab.set_freelist(cfg.encode(0, head_at));
-            node.errors += 1;
-            env.rep.report(&SlabError {
-                kind: SlabErrorKind::FreepointerCorrupt { fp: obj },
-                cache: cfg.name,
-                object: head_at,
-                slab: slab.0,
-                fix: SlabFix::Isolated,
-            });
-            return None;
-        }
-        let at = cfg.fp_addr(obj);
-        // SAFETY: `obj` was validated as an object of this slab; its free pointer is ours.
-        let next = cfg.encode(unsafe { raw::read_word(at) }, at);
-        slab.set_freelist(cfg.encode(next, head_at));
-        slab.set_inuse(slab.inuse() + 1);
-        node.free_objects -= 1;
-        Some(obj)
+        let mut got = None;
+        self.slab_pop_n(env, cfg, node, slab, 1, |obj| got = Some(obj));
+        got
     }
 
     /// Returns an object to its slab; releases a slab beyond the empty-slab reserve.
     #[inline]
     pub(super) fn slab_push(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, obj: usize) {
-        let Some(slab) = self.slab_of(env, cfg, obj) else {
-            return;
-        };
+        if let Some(slab) = self.slab_of(env, cfg, obj) {
+            self.slab_push_to(env, cfg, node, slab, obj);
+        }
+    }
+
+    /// [`Self::slab_push`] to a slab already found.
+    #[inline(always)]
+    fn slab_push_to(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, slab: Slab, obj: usize) {
         let head_at = slab.freelist_at();
         let at = cfg.fp_addr(obj);
         // SAFETY: `obj` is a free object of this slab (it came from a per-CPU array).
         unsafe { raw::write_word(at, cfg.reencode(slab.freelist(), head_at, at)) };
         slab.set_freelist(cfg.encode(obj, head_at));
-        slab.set_inuse(slab.inuse() - 1);
+        let inuse = slab.inuse() - 1;
+        slab.set_inuse(inuse);
         node.free_objects += 1;
-        node.relist(cfg, slab);
-        if node.nr_free_slabs > FREE_SLAB_RESERVE {
-            // SAFETY: the free list is non-empty, its head is a held slab.
-            let victim = unsafe { Slab::from_raw(node.head[LIST_FREE]) };
-            self.release_slab(env, cfg, node, victim);
+        // The slab changes lists only when it stops being full or becomes empty; only then
+        // can the free list have grown beyond the reserve.
+        if inuse == 0 || inuse + 1 == cfg.num {
+            node.relist(cfg, slab);
+            if node.nr_free_slabs > FREE_SLAB_RESERVE {
+                // SAFETY: the free list is non-empty, its head is a held slab.
+                let victim = unsafe { Slab::from_raw(node.head[LIST_FREE]) };
+                self.release_slab(env, cfg, node, victim);
+            }
         }
     }
 
@@ -359,12 +389,8 @@ impl KmemCache {
             };
             // SAFETY: list heads are held slabs.
             let slab = unsafe { Slab::from_raw(slab) };
-            while ac.avail < want {
-                match self.slab_pop(env, &cfg, &mut node, slab) {
-                    Some(obj) => ac.push(obj),
-                    None => break,
-                }
-            }
+            let room = want - ac.avail;
+            self.slab_pop_n(env, &cfg, &mut node, slab, room, |obj| ac.push(obj));
             node.relist(&cfg, slab);
         }
         ac.avail > 0
@@ -373,8 +399,23 @@ impl KmemCache {
     /// Returns the `n` oldest objects of a per-CPU array to their slabs.
     fn flush(&self, env: Env<'_>, ac: &mut ArrayCache, n: usize) {
         let cfg = self.cfg();
+        let n = n.min(ac.avail);
         let mut node = self.node.lock();
-        ac.take_oldest(n, |obj| self.slab_push(env, &cfg, &mut node, obj));
+        if self.va_aligned.load(Relaxed) {
+            // `slab_of` with its test and mask hoisted out of the loop.
+            let mask = !(cfg.slab_bytes() - 1);
+            for &obj in &ac.entry[..n] {
+                // SAFETY: every slab of this cache is naturally aligned in the linear map
+                // (`va_aligned`) and `obj`, a free object of this cache, lies inside one.
+                let slab = unsafe { Slab::from_raw(obj & mask) };
+                self.slab_push_to(env, &cfg, &mut node, slab, obj);
+            }
+        } else {
+            for &obj in &ac.entry[..n] {
+                self.slab_push(env, &cfg, &mut node, obj);
+            }
+        }
+        ac.drop_oldest(n);
     }
 
     /// One object straight from the slabs, for when this CPU's array is busy (an interrupt
@@ -413,7 +454,7 @@ impl KmemCache {
     /// goes to the slabs, [`Self::alloc_direct`]), no configuration copy, no debug work
     /// unless debugging is on. Everything else is out of line in [`Self::alloc_slow`].
     #[inline(always)]
-    pub(crate) fn alloc(&self, env: Env<'_>, gfp: Gfp, cpu: usize) -> Option<usize> {
+    pub(crate) fn alloc(&self, env: &Env<'_>, gfp: Gfp, cpu: usize) -> Option<usize> {
         if let Some(mut ac) = self.cpu[cpu % NR_CPUS].try_lock() {
             if let Some(obj) = ac.pop() {
                 ac.allochit += 1;
@@ -430,7 +471,7 @@ impl KmemCache {
     /// The allocation path for an empty or busy array: refill from the slabs (growing if
     /// needed), or one object straight from them.
     #[inline(never)]
-    fn alloc_slow(&self, env: Env<'_>, gfp: Gfp, cpu: usize) -> Option<usize> {
+    fn alloc_slow(&self, env: &Env<'_>, gfp: Gfp, cpu: usize) -> Option<usize> {
         let obj = match self.cpu[cpu % NR_CPUS].try_lock() {
             Some(mut ac) => match ac.pop() {
                 Some(obj) => {
@@ -439,38 +480,38 @@ impl KmemCache {
                 }
                 None => {
                     ac.allocmiss += 1;
-                    if !self.refill(env, &mut ac, gfp) {
+                    if !self.refill(*env, &mut ac, gfp) {
                         return None;
                     }
                     ac.pop()?
                 }
             },
-            None => self.alloc_direct(env, gfp)?,
+            None => self.alloc_direct(*env, gfp)?,
         };
         self.alloc_finish(env, gfp, cpu, obj)
     }
 
     /// Debug checks (which may quarantine `obj` and take another) and `__GFP_ZERO`.
     #[inline(never)]
-    fn alloc_finish(&self, env: Env<'_>, gfp: Gfp, cpu: usize, mut obj: usize) -> Option<usize> {
+    fn alloc_finish(&self, env: &Env<'_>, gfp: Gfp, cpu: usize, mut obj: usize) -> Option<usize> {
         loop {
             if self.debug.load(Relaxed) {
                 let cfg = self.cfg();
                 // SAFETY: `obj` came off a per-CPU array or a slab: a free object of this cache.
-                if !unsafe { self.debug_alloc(env, &cfg, obj, gfp) } {
+                if !unsafe { self.debug_alloc(*env, &cfg, obj, gfp) } {
                     // Quarantined: take the next one.
                     obj = match self.cpu[cpu % NR_CPUS].try_lock() {
                         Some(mut ac) => match ac.pop() {
                             Some(o) => o,
                             None => {
                                 ac.allocmiss += 1;
-                                if !self.refill(env, &mut ac, gfp) {
+                                if !self.refill(*env, &mut ac, gfp) {
                                     return None;
                                 }
                                 ac.pop()?
                             }
                         },
-                        None => self.alloc_direct(env, gfp)?,
+                        None => self.alloc_direct(*env, gfp)?,
                     };
                     continue;
                 }
@@ -490,7 +531,7 @@ impl KmemCache {
     /// # Safety
     /// Unless debugging is on, `obj` must be a live object of this cache, unused afterwards.
     #[inline(always)]
-    pub(crate) unsafe fn free(&self, env: Env<'_>, obj: usize, cpu: usize) {
+    pub(crate) unsafe fn free(&self, env: &Env<'_>, obj: usize, cpu: usize) {
         if !self.debug.load(Relaxed) {
             if let Some(mut ac) = self.cpu[cpu % NR_CPUS].try_lock() {
                 if ac.avail < ac.limit {
@@ -510,12 +551,12 @@ impl KmemCache {
     /// # Safety
     /// As for [`Self::free`].
     #[inline(never)]
-    unsafe fn free_slow(&self, env: Env<'_>, obj: usize, cpu: usize) {
+    unsafe fn free_slow(&self, env: &Env<'_>, obj: usize, cpu: usize) {
         if self.debug.load(Relaxed) {
             let cfg = self.cfg();
             // SAFETY: the owner word says `obj` is in one of our slabs; `debug_free`
             // validates it before touching the object.
-            if !unsafe { self.debug_free(env, &cfg, obj) } {
+            if !unsafe { self.debug_free(*env, &cfg, obj) } {
                 return;
             }
         }
@@ -524,7 +565,7 @@ impl KmemCache {
                 if ac.avail >= ac.limit {
                     ac.freemiss += 1;
                     let n = ac.batchcount;
-                    self.flush(env, &mut ac, n);
+                    self.flush(*env, &mut ac, n);
                 } else {
                     ac.freehit += 1;
                 }
@@ -533,7 +574,7 @@ impl KmemCache {
             None => {
                 let cfg = self.cfg();
                 let mut node = self.node.lock();
-                self.slab_push(env, &cfg, &mut node, obj);
+                self.slab_push(*env, &cfg, &mut node, obj);
             }
         }
     }

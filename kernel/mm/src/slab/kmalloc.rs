@@ -273,7 +273,7 @@ impl<'a> SlabAllocator<'a> {
         if self.fail.should_fail(gfp) {
             return None;
         }
-        NonNull::new(c.alloc(ctx.env, gfp, cpu)? as *mut u8)
+        NonNull::new(c.alloc(&ctx.env, gfp, cpu)? as *mut u8)
     }
 
     /// `kmem_cache_free`. An object of another cache is reported (`Wrong slab cache`) and
@@ -289,7 +289,7 @@ impl<'a> SlabAllocator<'a> {
         match self.owner(ctx, a) {
             Some(PageOwner::Slab(i)) if i == id.index() => {
                 // SAFETY: the page is one of this cache's slabs; the rest is the caller's.
-                unsafe { c.free(ctx.env, a, cpu) }
+                unsafe { c.free(&ctx.env, a, cpu) }
             }
             Some(PageOwner::Slab(i)) => {
                 let other = self.caches.get(i).map_or("?", |o| o.name());
@@ -366,7 +366,7 @@ impl<'a> SlabAllocator<'a> {
             if self.fail.should_fail(gfp) {
                 return None;
             }
-            let obj = self.caches[kmalloc_index(size)].alloc(ctx.env, gfp, cpu)?;
+            let obj = self.caches[kmalloc_index(size)].alloc(&ctx.env, gfp, cpu)?;
             return NonNull::new(obj as *mut u8);
         }
         self.kmalloc_large(ctx, size, gfp)
@@ -423,14 +423,16 @@ impl<'a> SlabAllocator<'a> {
             return;
         }
         let Some(ctx) = self.ctx() else { return };
-        // One page-owner lookup; everything but a slab object is out of line.
-        match self.owner(ctx, a) {
+        // One page-owner lookup; everything but a slab object is out of line (and gets the
+        // raw word, so that the fast path builds nothing for it).
+        let word = ctx.env.ps.virt_page_owner(VirtAddr::new(a as u64));
+        match word.map(PageOwner::decode) {
             Some(PageOwner::Slab(i)) if i < MAX_CACHES => {
                 // SAFETY: the owner word names the cache; the object is the caller's.
-                unsafe { self.caches[i].free(ctx.env, a, cpu) }
+                unsafe { self.caches[i].free(&ctx.env, a, cpu) }
             }
             // SAFETY: forwarded contract.
-            owner => unsafe { self.kfree_other(ctx, a, owner) },
+            _ => unsafe { self.kfree_other(ctx, a, word) },
         }
     }
 
@@ -440,8 +442,8 @@ impl<'a> SlabAllocator<'a> {
     /// # Safety
     /// As for [`Self::kfree`].
     #[inline(never)]
-    unsafe fn kfree_other(&self, ctx: &Ctx<'a>, a: usize, owner: Option<PageOwner>) {
-        match owner {
+    unsafe fn kfree_other(&self, ctx: &Ctx<'a>, a: usize, word: Option<u64>) {
+        match word.map(PageOwner::decode) {
             Some(PageOwner::Large(order)) if a.is_multiple_of(PAGE_SIZE) => {
                 let Some(pa) = ctx.env.ps.virt_to_phys(VirtAddr::new(a as u64)) else {
                     return self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a);

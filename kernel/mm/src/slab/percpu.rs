@@ -81,12 +81,10 @@ impl ArrayCache {
         self.avail += 1;
     }
 
-    /// Removes the `n` oldest entries (bottom of the stack), handing each to `f`.
-    pub(crate) fn take_oldest(&mut self, n: usize, mut f: impl FnMut(usize)) {
+    /// Removes the `n` oldest entries (bottom of the stack), once they have been handed
+    /// back to their slabs.
+    pub(crate) fn drop_oldest(&mut self, n: usize) {
         let n = n.min(self.avail);
-        for &obj in &self.entry[..n] {
-            f(obj);
-        }
         self.entry.copy_within(n..self.avail, 0);
         self.avail -= n;
     }
