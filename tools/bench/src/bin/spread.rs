@@ -50,7 +50,7 @@ fn byte_mix<A: ByteAlloc + 'static>(mut a: A) -> Contender<'static> {
 /// Builds a workload's contenders (allocators are built only for the workloads asked for).
 type MakeContenders = Box<dyn Fn() -> Vec<Contender<'static>>>;
 
-fn workloads(filter: &str) -> Vec<(String, Vec<Contender<'static>>)> {
+fn workloads(filter: &str) -> Vec<(String, MakeContenders)> {
     let mut w: Vec<(String, MakeContenders)> = Vec::new();
     for order in [0u32, 3] {
         w.push((
@@ -134,7 +134,7 @@ fn workloads(filter: &str) -> Vec<(String, Vec<Contender<'static>>)> {
             }),
         ));
     }
-    w.into_iter().filter(|(name, _)| name.contains(filter)).map(|(name, make)| (name, make())).collect()
+    w.into_iter().filter(|(name, _)| name.contains(filter)).collect()
 }
 
 fn main() {
@@ -143,11 +143,13 @@ fn main() {
     let ms = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10u64).max(1);
     let filter = args.get(3).map_or("", String::as_str);
     let plan = Plan { rounds, burst: Duration::from_millis(ms) };
-    println!("Interleaved: {rounds} rounds of {ms} ms bursts per allocator; ratio = peer / ours per round (median, min, max)");
+    println!("Interleaved: {rounds} rounds of {ms} ms bursts (thread CPU time) per allocator; ratio = peer / ours per round (median, min, max)");
     println!();
     println!("| workload | ours | ours ns/op | peer | peer ns/op | ratio | min | max |");
     println!("|---|---|---:|---|---:|---:|---:|---:|");
-    for (name, mut contenders) in workloads(filter) {
+    for (name, make) in workloads(filter) {
+        // Built one workload at a time: the peers' arenas go when the workload is done.
+        let mut contenders = make();
         let t = interleaved::run(&mut contenders, plan);
         let (ours, peers): (Vec<_>, Vec<_>) = t.iter().partition(|t| t.name.starts_with(mm_bench::OURS));
         for o in &ours {
