@@ -449,8 +449,12 @@ def four_cpus_and_stress(image):
 def bench_prints_its_rows(image):
     with boot(image, cmdline="sweep=off") as q:
         out = q.command("bench 2000", 240)
-        check(re.search(r"^bench: 2000 iterations per workload; linked_list_allocator heap of 16 MiB; cycle counter \S+; slab debug off$", out, re.M), "bench header", out)
+        check(re.search(r"^bench: 2000 iterations per workload, 5 runs each; linked_list_allocator heap of 16 MiB; cycle counter \S+; slab debug off$", out, re.M), "bench header", out)
         rows = re.findall(r"^bench: (.+): kernel (\d+) ns/op, linked_list_allocator (\d+) ns/op, speedup (\d+)\.(\d\d)x", out, re.M)
+        # Each speedup is the median of 5 runs, printed with the runs' min and max.
+        spreads = re.findall(r"speedup (\d+\.\d\d)x \(min (\d+\.\d\d)x, max (\d+\.\d\d)x over 5 runs\)", out)
+        check(len(spreads) == len(rows) == 8, "every row needs its spread", out)
+        check(all(float(lo) <= float(med) <= float(hi) for med, lo, hi in spreads), "min <= median <= max", out)
         names = [r[0] for r in rows]
         for want in ["kmalloc-8 alloc+free", "kmalloc-64 alloc+free", "kmalloc-256 alloc+free", "kmalloc-1024 alloc+free",
                      "kmalloc-4096 alloc+free", "kmalloc random 8-2048 x1000, random free",

@@ -39,11 +39,14 @@ pub const fn virt_to_phys(va: VirtAddr) -> PhysAddr {
 }
 
 /// The running CPU as the allocators take it (Linux's `smp_processor_id()`).
-#[inline]
+#[inline(always)]
 pub fn this_cpu() -> CpuId {
-    match CpuId::new(boot::cpu::cpu_id()) {
+    // From the per-CPU block TPIDR_EL1 points at: a plain register read, where MPIDR_EL1
+    // goes through a helper under QEMU (about 28 ns a read, measured, a tenth of a
+    // kmalloc+kfree pair).
+    match CpuId::new(crate::smp::this_cpu().cpu) {
         Ok(c) => c,
-        Err(e) => panic!("{e}: MPIDR names a CPU the allocators have no per-CPU state for"),
+        Err(e) => panic!("{e}: this CPU's number names a CPU the allocators have no per-CPU state for"),
     }
 }
 
