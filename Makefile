@@ -6,7 +6,7 @@
 #   make test     every test: host unit/property tests, QEMU integration tests, SD image
 #   make test-qemu K=name   only the QEMU tests whose name contains `name`
 #   make sweep    boot headless, run the allocation sweep, power off; pass/fail
-#   make bench    host benchmarks against peer allocators, printed as ratios
+#   make bench    host benchmarks against peer allocators, printed as ratios with spreads
 #   make gdb      QEMU halted with a gdb stub on 127.0.0.1:$(GDB_PORT), gdb attached
 #                 with symbols; QEMU ends with gdb (GDB_ARGS="-batch -ex ..." scripts it)
 #   make chainboot DEV_SERIAL=/dev/ttyUSB0   send kernel8.img to the chainloader on
@@ -107,6 +107,7 @@ test-sdcard: $(IMG) ensure-sdtools
 bench:
 	$(CARGO) bench -p mm-bench --bench allocators
 	$(CARGO) run -q -p mm-bench --release --bin ratios
+	$(CARGO) run -q -p mm-bench --release --bin spread
 
 sweep: $(IMG) ensure-qemu
 	$(PYTHON) tools/qemu_run.py --image $(IMG) --sweep

@@ -165,7 +165,7 @@ def register(test, check, loader):
             q.type("meminfo\r")
             mi = q.prompt()
             free = re.search(r"^  pages free +(\d+)$", zi, re.M)
-            check(free and re.search(r"^        min +\d+$", zi, re.M) and re.search(r"^    cpus: all\n +count: \d+$", zi, re.M),
+            check(free and re.search(r"^        min +\d+$", zi, re.M) and re.search(r"^    cpu: 0\n +count: \d+\n +high: +\d+\n +batch: \d+$", zi, re.M),
                   "zoneinfo format", zi)
             check(re.search(rf"^nr_free_pages {free.group(1)}$", vs, re.M), "vmstat nr_free_pages differs", vs + zi)
             check(re.search(rf"^MemFree: +{int(free.group(1)) * 4} kB$", mi, re.M), "MemFree differs", mi + zi)

@@ -449,8 +449,12 @@ def four_cpus_and_stress(image):
 def bench_prints_its_rows(image):
     with boot(image, cmdline="sweep=off") as q:
         out = q.command("bench 2000", 240)
-        check(re.search(r"^bench: 2000 iterations per workload; linked_list_allocator heap of 16 MiB; cycle counter \S+; slab debug off$", out, re.M), "bench header", out)
+        check(re.search(r"^bench: 2000 iterations per workload, 5 runs each; linked_list_allocator heap of 16 MiB; cycle counter \S+; slab debug off$", out, re.M), "bench header", out)
         rows = re.findall(r"^bench: (.+): kernel (\d+) ns/op, linked_list_allocator (\d+) ns/op, speedup (\d+)\.(\d\d)x", out, re.M)
+        # Each speedup is the median of 5 runs, printed with the runs' min and max.
+        spreads = re.findall(r"speedup (\d+\.\d\d)x \(min (\d+\.\d\d)x, max (\d+\.\d\d)x over 5 runs\)", out)
+        check(len(spreads) == len(rows) == 8, "every row needs its spread", out)
+        check(all(float(lo) <= float(med) <= float(hi) for med, lo, hi in spreads), "min <= median <= max", out)
         names = [r[0] for r in rows]
         for want in ["kmalloc-8 alloc+free", "kmalloc-64 alloc+free", "kmalloc-256 alloc+free", "kmalloc-1024 alloc+free",
                      "kmalloc-4096 alloc+free", "kmalloc random 8-2048 x1000, random free",
@@ -681,7 +685,9 @@ def interrupts_and_irq_allocations(image):
 
 @test
 def ctrl_c_stops_boot_sweep(image):
-    with Qemu(image, cmdline="") as q:
+    # Page-by-page vmalloc (nohugevmalloc) keeps the sweep long enough to interrupt: with
+    # 2 MiB blocks the whole vmalloc phase takes about a second.
+    with Qemu(image, cmdline="nohugevmalloc") as q:
         # In the longest phase, vmalloc in 4 MB steps up to all of memory.
         q.expect(r"pages=  2048, size=    8 MB \.\.\. vmalloc OK", BOOT_TIMEOUT)
         q.send("\x03")
@@ -754,6 +760,66 @@ def ctrl_c_stops_bench(image):
         q.expect("^" + re.escape(PROMPT), 60)
         check(buddy_counts(q.command("buddyinfo"))[12:] == buddy_counts(before)[12:],
               "the 16 MiB heap block did not come back after Ctrl-C", before)
+
+# ---------------------------------------------------------------- huge vmalloc (issue 16)
+@test
+def huge_vmalloc_blocks_and_sweep_times(image):
+    with boot(image) as q:
+        out = q.command("alloc vmalloc 5M")
+        m = re.search(r"#1: vmalloc 5 MiB at (0x[0-9a-f]+), first page 0x[0-9a-f]+", out)
+        check(m, "vmalloc handle", out)
+        va = int(m.group(1), 16)
+        check(va % (2 << 20) == 0, "a 5 MiB vmalloc is not 2 MiB-aligned", out)
+        out = q.command("vmallocinfo")
+        check(re.search(rf"^0x{va:016x}-0x{va + (5 << 20) + 4096:016x} 5246976 console_alloc pages=1280 vmalloc huge=2$",
+                        out, re.M), "huge area not listed with huge=2", out)
+        out = q.command("alloc vmalloc 1M")
+        check(re.search(r"^0xffffffa0[0-9a-f]{8}-0xffffffa0[0-9a-f]{8} 1052672 console_alloc pages=256 vmalloc$",
+                        q.command("vmallocinfo"), re.M), "a 1 MiB area is not huge", out)
+        mi = q.command("meminfo")
+        check(re.search(r"^VmallocUsed:\s+6144 kB$", mi, re.M), "VmallocUsed counts blocks as pages", mi)
+        out = q.command("free all")
+        check("console_alloc" not in q.command("vmallocinfo"), "area still listed after free")
+        out = q.command("sweep vmalloc", 300)
+        m = re.search(r"sweep: vmalloc huge mappings: (\d+) of (\d+) vmallocs used 2 MiB blocks, (\d+) blocks and (\d+) pages mapped", out)
+        check(m and int(m.group(1)) > 0 and int(m.group(3)) > 0, "no huge mappings in the sweep", out)
+        m = re.search(r"sweep: phase times us: pages=-1 kmalloc=-1 vmalloc=(\d+) total=(\d+)", out)
+        check(m and int(m.group(2)) >= int(m.group(1)) > 0, "phase times line", out)
+        check(re.search(r"^\[[ \d.]+\]  vmalloc phase took [\d.]+ [mu]?s$", out, re.M), "vmalloc phase time", out)
+        check(re.search(r"sweep: vmalloc max size=\d+ bytes \(\d+ pages\), (99\.\d|100\.0)% of", out), "vmalloc under 99%", out)
+        check(re.search(r"sweep: leak check: free pages before=(\d+) after=\1 OK", out), "leak check", out)
+
+
+# ---------------------------------------------------------------- page allocator counters (issues 16, 17)
+def vmstat_values(out):
+    return dict((k, int(v)) for k, v in re.findall(r"^(\w+) (\d+)$", out, re.M))
+
+
+@test
+def vmstat_events_pagesets_kernel_stack(image):
+    with boot(image) as q:
+        before = vmstat_values(q.command("vmstat"))
+        for k in ["pgalloc_dma", "pgalloc_normal", "pgfree", "nr_kernel_stack"]:
+            check(k in before, f"vmstat lacks {k}", str(before))
+        check(before["pgalloc_normal"] > 0 and before["pgfree"] > 0, "no page events counted during boot", str(before))
+        out = q.command("alloc pages 3")
+        check("#1: pages order 3" in out, "alloc failed", out)
+        mid = vmstat_values(q.command("vmstat"))
+        check(mid["pgalloc_normal"] >= before["pgalloc_normal"] + 8, "order-3 allocation not counted", f"{before}\n{mid}")
+        q.command("free 1")
+        after = vmstat_values(q.command("vmstat"))
+        check(after["pgfree"] >= mid["pgfree"] + 8, "order-3 free not counted", f"{mid}\n{after}")
+        # Every online CPU's pageset, as Linux's /proc/zoneinfo prints it.
+        zi = q.command("zoneinfo")
+        sets = re.findall(r"^    cpu: (\d+)\n +count: (\d+)\n +high: +(\d+)\n +batch: (\d+)$", zi, re.M)
+        check([int(c) for c, *_ in sets] == [0, 1, 2, 3], "zoneinfo pagesets are not one per online CPU", zi)
+        check(all(int(h) > int(b) > 0 for _, _, h, b in sets), "pageset high/batch unset", zi)
+        # KernelStack: the boot stack and three secondary stacks, 60 KiB usable each.
+        mi = q.command("meminfo")
+        ks = re.search(r"^KernelStack: +(\d+) kB$", mi, re.M)
+        check(ks and int(ks.group(1)) == 4 * 60, "KernelStack is not 4 stacks of 60 KiB", mi)
+        check(after["nr_kernel_stack"] == int(ks.group(1)), "vmstat nr_kernel_stack differs from KernelStack", mi)
+
 
 # ---------------------------------------------------------------- input before boot (issue 17)
 @test

@@ -148,7 +148,10 @@ fn start_cpu(cpu: usize) -> Result<(), &'static str> {
     boot::cache::clean_dcache_range(slot as usize, 8);
     boot::cpu::sev();
 
-    let deadline = board::timer::ticks() + board::timer::frequency() / 10;
+    // A real core answers within microseconds; the bound is for a core that never comes
+    // (Linux waits 5 s). 100 ms proved too short for QEMU on a loaded host, where a vCPU
+    // thread can wait that long to be scheduled, and a late core then runs while counted off.
+    let deadline = board::timer::ticks() + board::timer::frequency();
     while online_mask() & (1 << cpu) == 0 {
         if board::timer::ticks() > deadline {
             return Err("timed out");

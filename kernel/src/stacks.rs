@@ -25,6 +25,16 @@ pub fn register(slot_base: usize) -> bool {
     REGISTERED.iter().any(|s| s.compare_exchange(0, slot_base, Ordering::AcqRel, Ordering::Relaxed).is_ok())
 }
 
+/// Bytes of kernel stack as Linux's `KernelStack` counts them (each CPU's stack, the
+/// usable part of its slot, guard page excluded): the boot CPU's stack, one slot in the
+/// image (`boot_stack_bottom..boot_stack_top` in entry.S), and every registered per-CPU
+/// stack. The emergency (overflow) stacks are not counted, as Linux's per-CPU overflow
+/// and IRQ stacks are not.
+pub fn kernel_stack_bytes() -> usize {
+    let registered = REGISTERED.iter().filter(|s| s.load(Ordering::Acquire) != 0).count();
+    (1 + registered) * (SLOT - GUARD)
+}
+
 /// Whether `addr` is inside the usable part of a registered stack slot.
 pub fn contains(addr: usize) -> bool {
     REGISTERED.iter().any(|s| {
@@ -39,8 +49,12 @@ mod tests {
 
     #[test]
     fn slots_and_guards() {
+        let usable = SLOT - GUARD;
+        let before = kernel_stack_bytes();
+        assert!(before >= usable && before.is_multiple_of(usable), "the boot stack at least");
         assert_eq!(slot_of(0xffff_0000_0001_8000), (0xffff_0000_0001_1000, 0xffff_0000_0002_0000));
         assert!(register(0x4_0000));
+        assert_eq!(kernel_stack_bytes(), before + usable, "a registered stack counts");
         assert!(contains(0x4_1000));
         assert!(!contains(0x4_0ff8), "guard page is not stack");
         assert!(!contains(0x5_0000));

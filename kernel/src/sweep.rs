@@ -5,13 +5,15 @@
 //! 2. `__get_free_pages(GFP_ATOMIC, order)` for growing orders until one fails.
 //! 3. `kmalloc(size, GFP_ATOMIC)` from 4 KiB doubling until one fails.
 //! 4. `vmalloc` in 4 MiB steps until one fails, then the exact limit by bisection.
-//! 5. The machine-readable summary, a leak check, and the comparison with Linux.
+//! 5. The machine-readable summary (with each phase's time and how many vmallocs were
+//!    mapped with 2 MiB blocks), a leak check, and the comparison with Linux.
 //!
-//! Ctrl-C stops it between two allocations (everything it held is freed by then); the
-//! leak check still runs.
+//! Every allocation is an owning [`Allocation`] handle, freed when dropped. Ctrl-C stops
+//! it between two allocations (everything it held is freed by then); the leak check
+//! still runs.
 
+use crate::mm::allocation::Allocation;
 use crate::mm::page_alloc::{self, PAGES};
-use crate::mm::slab;
 use crate::mm::vmalloc;
 use crate::{pr_info, pr_warn};
 use core::fmt;
@@ -115,16 +117,28 @@ pub fn run(phases: Phases) {
     let mut max_order = None;
     let mut kmalloc_max = None;
     let mut vmalloc_max = None;
+    // Nanoseconds per phase (None: not run).
+    let mut took: [Option<u64>; 3] = [None; 3];
+    let t_all = board::timer::ticks();
     if all || phases == Phases::Pages {
-        alloc_page_demo();
-        max_order = get_free_pages_sweep();
+        let ((), t) = timed(|| {
+            alloc_page_demo();
+            max_order = get_free_pages_sweep();
+        });
+        took[0] = Some(t.0);
     }
     if (all || phases == Phases::Kmalloc) && !interrupted() {
-        kmalloc_max = kmalloc_sweep();
+        let (r, t) = timed(kmalloc_sweep);
+        kmalloc_max = r;
+        took[1] = Some(t.0);
     }
+    let mut huge = HugeStats::default();
     if (all || phases == Phases::Vmalloc) && !interrupted() {
-        vmalloc_max = vmalloc_sweep();
+        let (r, t) = timed(|| vmalloc_sweep(&mut huge));
+        vmalloc_max = r;
+        took[2] = Some(t.0);
     }
+    let total = board::timer::ticks_to_ns(board::timer::ticks() - t_all);
     let stopped = interrupted();
     if stopped {
         pr_info!("sweep: interrupted (^C); the rest is skipped");
@@ -165,6 +179,30 @@ pub fn run(phases: Phases) {
             None => pr_info!("sweep: vmalloc max size=none, failed at 1 page ({} bytes)", PAGE_SIZE),
         }
     }
+    if took[2].is_some() {
+        pr_info!(
+            "sweep: vmalloc huge mappings: {} of {} vmallocs used 2 MiB blocks, {} blocks and {} pages mapped",
+            huge.huge_vmallocs,
+            huge.vmallocs,
+            huge.blocks,
+            huge.pages
+        );
+    }
+    // Machine-readable (microseconds), then for people.
+    let us = |t: Option<u64>| t.map_or(-1, |ns| (ns / 1000) as i64);
+    pr_info!(
+        "sweep: phase times us: pages={} kmalloc={} vmalloc={} total={}",
+        us(took[0]),
+        us(took[1]),
+        us(took[2]),
+        total / 1000
+    );
+    for (name, t) in [("pages", took[0]), ("kmalloc", took[1]), ("vmalloc", took[2])] {
+        if let Some(ns) = t {
+            pr_info!(" {} phase took {}", name, Took(ns));
+        }
+    }
+    pr_info!(" the whole sweep took {}", Took(total));
     pr_info!(
         "sweep: leak check: free pages before={} after={} {}",
         before,
@@ -179,11 +217,13 @@ pub fn run(phases: Phases) {
 fn alloc_page_demo() {
     pr_info!("Allocating one page with alloc_page()");
     for (name, gfp) in [("GFP_KERNEL", GFP_KERNEL), ("GFP_HIGHUSER_MOVABLE", GFP_HIGHUSER_MOVABLE)] {
-        let Some(page) = page_alloc::alloc_page(gfp) else {
+        // An owning handle: the page goes back when it is dropped at the end of the turn.
+        let Some(held) = Allocation::pages(gfp, 0) else {
             pr_warn!("alloc_page({}) failed", name);
             continue;
         };
-        let va = page_alloc::page_address(page);
+        let va = held.addr();
+        let Some(page) = page_alloc::virt_to_page(va) else { continue };
         let pa = page_alloc::page_to_phys(page);
         pr_info!(
             " alloc_page({}): struct page {:#x}, pfn {:#x}, phys {:#x}, virt {:#x}, zone {}, migratetype {}",
@@ -195,7 +235,8 @@ fn alloc_page_demo() {
             page.page_zone().name(),
             page.pageblock_migratetype().name()
         );
-        // SAFETY: the page was just allocated for us and is mapped RW in the linear map.
+        // SAFETY: `held` owns the page, mapped RW in the linear map, until it is dropped
+        // below; no other reference to it exists.
         let bytes = unsafe { core::slice::from_raw_parts_mut(va.as_mut_ptr::<u8>(), PAGE_SIZE) };
         bytes.fill(0x55);
         let good = bytes.iter().filter(|&&b| b == 0x55).count();
@@ -205,7 +246,7 @@ fn alloc_page_demo() {
             PAGE_SIZE,
             if good == PAGE_SIZE { "OK" } else { "MISMATCH" }
         );
-        let _ = page_alloc::__free_pages(page, 0);
+        drop(held);
     }
     pr_info!(
         " GFP_KERNEL vs GFP_HIGHUSER_MOVABLE: on arm64 both come from ZONE_NORMAL and have a linear-map address (there is no highmem). \
@@ -248,13 +289,11 @@ fn get_free_pages_sweep() -> Option<u32> {
             return best;
         }
         let pages = 1u64 << order;
-        let (r, took) = timed(|| page_alloc::__get_free_pages(GFP_ATOMIC, order));
+        let (r, took) = timed(|| Allocation::pages(GFP_ATOMIC, order));
         line(Some(order), pages, pages * PAGE_SIZE as u64, "__get_free_pages", r.is_some(), &took);
         match r {
-            Some(va) => {
-                let _ = page_alloc::free_pages(va, order);
-                best = Some(order);
-            }
+            // Freed when the handle is dropped, before the next order is tried.
+            Some(_held) => best = Some(order),
             None => {
                 buddyinfo_line();
                 if order > MAX_PAGE_ORDER {
@@ -280,14 +319,10 @@ fn kmalloc_sweep() -> Option<usize> {
             return best;
         }
         let size = PAGE_SIZE << order;
-        let (r, took) = timed(|| slab::kmalloc(size, GFP_ATOMIC));
+        let (r, took) = timed(|| Allocation::kmalloc(size, GFP_ATOMIC));
         line(Some(order), 1 << order, size as u64, "kmalloc", r.is_some(), &took);
         match r {
-            Some(p) => {
-                // SAFETY: just allocated by kmalloc, freed once.
-                unsafe { slab::kfree(p.as_ptr()) };
-                best = Some(size);
-            }
+            Some(_held) => best = Some(size),
             None => {
                 buddyinfo_line();
                 if order > MAX_PAGE_ORDER {
@@ -307,18 +342,33 @@ fn kmalloc_sweep() -> Option<usize> {
 
 const VMALLOC_STEP: usize = 4 << 20;
 
-fn try_vmalloc(bytes: usize, gfp: Gfp) -> bool {
-    match vmalloc::__vmalloc(bytes, gfp, "sweep_vmalloc") {
-        Ok(va) => {
-            let _ = vmalloc::vfree(va);
-            true
-        }
-        Err(_) => false,
-    }
+/// How the vmallocs of the sweep were mapped.
+#[derive(Default)]
+struct HugeStats {
+    vmallocs: u64,
+    huge_vmallocs: u64,
+    blocks: u64,
+    pages: u64,
+}
+
+fn try_vmalloc(bytes: usize, gfp: Gfp, huge: &mut HugeStats) -> bool {
+    let Ok(held) = Allocation::vmalloc(bytes, gfp, "sweep_vmalloc") else {
+        return false;
+    };
+    // Only this area is live in the sweep: the counter is its blocks.
+    let blocks = vmalloc::nr_huge_blocks() as u64;
+    let pages = (bytes / PAGE_SIZE) as u64;
+    huge.vmallocs += 1;
+    huge.huge_vmallocs += u64::from(blocks != 0);
+    huge.blocks += blocks;
+    huge.pages += pages.saturating_sub(blocks * 512);
+    // The handle vfrees the area when it is dropped, here.
+    drop(held);
+    true
 }
 
 /// Returns (largest size that succeeded, free bytes when the phase began).
-fn vmalloc_sweep() -> Option<(u64, u64)> {
+fn vmalloc_sweep(huge: &mut HugeStats) -> Option<(u64, u64)> {
     let free = crate::mm::settled_free_pages() * PAGE_SIZE as u64;
     pr_info!("Allocating memory with vmalloc in 4 MB steps, each freed before the next ({} MB free)", free >> 20);
     let mut size = VMALLOC_STEP;
@@ -327,7 +377,7 @@ fn vmalloc_sweep() -> Option<(u64, u64)> {
         if interrupted() {
             return None;
         }
-        let (ok, took) = timed(|| try_vmalloc(size, GFP_KERNEL));
+        let (ok, took) = timed(|| try_vmalloc(size, GFP_KERNEL, huge));
         line(None, (size / PAGE_SIZE) as u64, size as u64, "vmalloc", ok, &took);
         if !ok {
             break;
@@ -341,7 +391,7 @@ fn vmalloc_sweep() -> Option<(u64, u64)> {
     let (_, took) = timed(|| {
         while hi - lo > 1 && !interrupted() {
             let mid = lo + (hi - lo) / 2;
-            if try_vmalloc(mid * PAGE_SIZE, quiet) {
+            if try_vmalloc(mid * PAGE_SIZE, quiet, huge) {
                 lo = mid;
             } else {
                 hi = mid;

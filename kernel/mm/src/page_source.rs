@@ -32,4 +32,26 @@ pub trait PageSource {
     fn virt_page_owner(&self, va: VirtAddr) -> Option<u64> {
         self.virt_to_phys(va).map(|pa| self.page_owner(pa))
     }
+    /// Allocates up to `out.len()` single pages (order 0) in one round, as Linux's
+    /// `alloc_pages_bulk`, and returns how many it stored at the front of `out`. The
+    /// default takes them one at a time; a source overrides it to take its lock once.
+    fn alloc_pages_bulk(&self, gfp: Gfp, out: &mut [PhysAddr]) -> usize {
+        let mut n = 0;
+        for slot in out.iter_mut() {
+            match self.alloc_pages(gfp, 0) {
+                Some(pa) => {
+                    *slot = pa;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        n
+    }
+    /// Gives back single pages (order 0) in one round where the source can.
+    fn free_pages_bulk(&self, pages: &[PhysAddr]) {
+        for &pa in pages {
+            self.free_pages(pa, 0);
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Debug mode: every error type is detected, reported Linux-style and refused.
 
+use mm::cpu::CpuId;
 use std::sync::Mutex;
 
 use mm::gfp::GFP_KERNEL;
@@ -41,13 +42,13 @@ fn poke(p: *mut u8, off: usize, v: u8) {
 #[test]
 fn poison_and_redzone_values() {
     with_slab(true, |slab, rep| {
-        let p = slab.kmalloc(64, GFP_KERNEL, 0).unwrap().as_ptr();
+        let p = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
         assert!((0..64).all(|i| byte(p, i) == POISON_INUSE));
         assert_eq!(byte(p, 64), SLUB_RED_ACTIVE);
         // SAFETY: the left red zone directly precedes the object, inside the slab.
         assert_eq!(unsafe { p.sub(1).read() }, SLUB_RED_ACTIVE);
         // SAFETY: live object.
-        unsafe { slab.kfree(p, 0) };
+        unsafe { slab.kfree(p, CpuId::of(0)) };
         assert!((0..63).all(|i| byte(p, i) == POISON_FREE));
         assert_eq!(byte(p, 63), POISON_END);
         assert!(rep.take().is_empty());
@@ -57,11 +58,11 @@ fn poison_and_redzone_values() {
 #[test]
 fn double_free_reported_and_refused() {
     with_slab(true, |slab, rep| {
-        let p = slab.kmalloc(64, GFP_KERNEL, 0).unwrap().as_ptr();
+        let p = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
         // SAFETY: debug mode detects the second free.
         unsafe {
-            slab.kfree(p, 0);
-            slab.kfree(p, 1);
+            slab.kfree(p, CpuId::of(0));
+            slab.kfree(p, CpuId::of(1));
         }
         let errs = rep.take();
         assert_eq!(errs.len(), 1);
@@ -71,8 +72,8 @@ fn double_free_reported_and_refused() {
         assert!(text.contains("BUG kmalloc-64 (Not tainted): Object already free"), "{}", text);
         assert!(text.contains(&format!("INFO: Object {:#x} @offset=", p as usize)), "{}", text);
         // The object was not queued twice: two allocations give two objects.
-        let a = slab.kmalloc(64, GFP_KERNEL, 1).unwrap();
-        let b = slab.kmalloc(64, GFP_KERNEL, 0).unwrap();
+        let a = slab.kmalloc(64, GFP_KERNEL, CpuId::of(1)).unwrap();
+        let b = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap();
         assert_ne!(a, b);
         assert!(rep.take().is_empty());
     });
@@ -81,10 +82,10 @@ fn double_free_reported_and_refused() {
 #[test]
 fn redzone_overwrite_reported_on_free() {
     with_slab(true, |slab, rep| {
-        let p = slab.kmalloc(64, GFP_KERNEL, 0).unwrap().as_ptr();
+        let p = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
         poke(p, 64, 0x41); // one byte past the end
                            // SAFETY: debug mode checks the red zone before accepting the free.
-        unsafe { slab.kfree(p, 0) };
+        unsafe { slab.kfree(p, CpuId::of(0)) };
         let errs = rep.take();
         assert_eq!(errs.len(), 1);
         assert_eq!(
@@ -107,13 +108,13 @@ fn redzone_overwrite_reported_on_free() {
 #[test]
 fn write_after_free_detected_on_reallocation() {
     with_slab(true, |slab, rep| {
-        let p = slab.kmalloc(128, GFP_KERNEL, 2).unwrap().as_ptr();
+        let p = slab.kmalloc(128, GFP_KERNEL, CpuId::of(2)).unwrap().as_ptr();
         // SAFETY: live object.
-        unsafe { slab.kfree(p, 2) };
+        unsafe { slab.kfree(p, CpuId::of(2)) };
         poke(p, 3, 0x00);
         // The poisoned object is on top of CPU 2's array: the next allocation checks it,
         // reports, restores its poison, gives it back to its slab and returns another.
-        let q = slab.kmalloc(128, GFP_KERNEL, 2).unwrap().as_ptr();
+        let q = slab.kmalloc(128, GFP_KERNEL, CpuId::of(2)).unwrap().as_ptr();
         assert_ne!(q, p);
         let errs = rep.take();
         assert_eq!(errs.len(), 1);
@@ -127,9 +128,9 @@ fn write_after_free_detected_on_reallocation() {
         assert!(errs[0].to_string().contains("BUG kmalloc-128 (Not tainted): Poison overwritten"));
         // Overwriting the POISON_END byte is caught too.
         // SAFETY: live object.
-        unsafe { slab.kfree(q, 2) };
+        unsafe { slab.kfree(q, CpuId::of(2)) };
         poke(q, 127, 0x6b);
-        assert_ne!(slab.kmalloc(128, GFP_KERNEL, 2).unwrap().as_ptr(), q);
+        assert_ne!(slab.kmalloc(128, GFP_KERNEL, CpuId::of(2)).unwrap().as_ptr(), q);
         assert!(matches!(rep.take()[0].kind, SlabErrorKind::PoisonOverwritten { expected: POISON_END, .. }));
     });
 }
@@ -137,29 +138,29 @@ fn write_after_free_detected_on_reallocation() {
 #[test]
 fn invalid_frees_reported_and_ignored() {
     with_slab(true, |slab, rep| {
-        let p = slab.kmalloc(64, GFP_KERNEL, 0).unwrap().as_ptr();
+        let p = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
         // SAFETY: debug mode validates the pointer before touching anything.
-        unsafe { slab.kfree(p.add(8), 0) };
+        unsafe { slab.kfree(p.add(8), CpuId::of(0)) };
         assert_eq!(rep.take()[0].kind, SlabErrorKind::InvalidPointer);
         let mut local = [0u8; 16];
         // SAFETY: as above; the pointer is outside the page source.
-        unsafe { slab.kfree(local.as_mut_ptr(), 0) };
+        unsafe { slab.kfree(local.as_mut_ptr(), CpuId::of(0)) };
         let e = rep.take()[0];
         assert_eq!(e.kind, SlabErrorKind::NotSlabObject);
         assert!(e.to_string().contains("BUG kmalloc (Not tainted): Invalid free of a non-slab pointer"));
-        let big = slab.kmalloc(20000, GFP_KERNEL, 0).unwrap().as_ptr();
+        let big = slab.kmalloc(20000, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
         // SAFETY: as above; interior of a compound block.
-        unsafe { slab.kfree(big.add(100), 0) };
+        unsafe { slab.kfree(big.add(100), CpuId::of(0)) };
         assert_eq!(rep.take()[0].kind, SlabErrorKind::NotSlabObject);
         // SAFETY: the real objects.
         unsafe {
-            slab.kfree(big, 0);
-            slab.kfree(p, 0);
+            slab.kfree(big, CpuId::of(0));
+            slab.kfree(p, CpuId::of(0));
         }
         assert!(rep.take().is_empty());
         // A second free of a compound block finds no owner any more.
         // SAFETY: debug mode reports the stale pointer.
-        unsafe { slab.kfree(big, 0) };
+        unsafe { slab.kfree(big, CpuId::of(0)) };
         assert_eq!(rep.take()[0].kind, SlabErrorKind::NotSlabObject);
     });
 }
@@ -168,16 +169,16 @@ fn invalid_frees_reported_and_ignored() {
 fn wrong_cache_reported() {
     with_slab(true, |slab, rep| {
         let id = slab.kmem_cache_create("inode_cache", 64, 8, SlabFlags::NONE, None).unwrap();
-        let p = slab.kmalloc(64, GFP_KERNEL, 0).unwrap();
+        let p = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap();
         // SAFETY: the cache check runs before anything is touched.
-        unsafe { slab.kmem_cache_free(id, p, 0) };
+        unsafe { slab.kmem_cache_free(id, p, CpuId::of(0)) };
         let e = rep.take()[0];
         assert_eq!(e.kind, SlabErrorKind::WrongCache { other: "kmalloc-64" });
         let text = e.to_string();
         assert!(text.contains("BUG inode_cache (Not tainted): Wrong slab cache"), "{}", text);
         assert!(text.contains("INFO: inode_cache but object is from kmalloc-64"), "{}", text);
         // SAFETY: the real owner frees it.
-        unsafe { slab.kfree(p.as_ptr(), 0) };
+        unsafe { slab.kfree(p.as_ptr(), CpuId::of(0)) };
         assert!(rep.take().is_empty());
     });
 }
@@ -186,13 +187,13 @@ fn wrong_cache_reported() {
 fn freepointer_corruption_abandons_freelist() {
     for debug in [false, true] {
         with_slab(debug, |slab, rep| {
-            let a = slab.kmalloc(64, GFP_KERNEL, 0).unwrap().as_ptr();
-            let b = slab.kmalloc(64, GFP_KERNEL, 0).unwrap().as_ptr();
-            let rest: Vec<_> = (0..40).map(|_| slab.kmalloc(64, GFP_KERNEL, 0).unwrap()).collect();
+            let a = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
+            let b = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
+            let rest: Vec<_> = (0..40).map(|_| slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
             // SAFETY: live objects.
             unsafe {
-                slab.kfree(a, 0);
-                slab.kfree(b, 0);
+                slab.kfree(a, CpuId::of(0));
+                slab.kfree(b, CpuId::of(0));
             }
             slab.drain_all();
             // `b` is now the head of its slab's freelist and points to `a`. Overwrite the
@@ -201,13 +202,13 @@ fn freepointer_corruption_abandons_freelist() {
             let fp_off = if debug { 64 + 8 } else { 0 };
             // SAFETY: deliberate corruption of a free object inside the host arena.
             unsafe { b.add(fp_off).cast::<usize>().write_unaligned(a as usize + 8) };
-            let c = slab.kmalloc(64, GFP_KERNEL, 1).unwrap().as_ptr();
+            let c = slab.kmalloc(64, GFP_KERNEL, CpuId::of(1)).unwrap().as_ptr();
             let errs = rep.take();
             assert_eq!(errs.len(), 1, "{:?}", errs);
             assert!(matches!(errs[0].kind, SlabErrorKind::FreepointerCorrupt { .. }));
             assert!(errs[0].to_string().contains("BUG kmalloc-64 (Not tainted): Freepointer corrupt"));
             // `a + 8` was never handed out, and allocation goes on.
-            let more: Vec<_> = (0..100).map(|_| slab.kmalloc(64, GFP_KERNEL, 1).unwrap().as_ptr()).collect();
+            let more: Vec<_> = (0..100).map(|_| slab.kmalloc(64, GFP_KERNEL, CpuId::of(1)).unwrap().as_ptr()).collect();
             assert!(more.iter().chain([&c]).all(|&q| q as usize != a as usize + 8));
             drop(rest);
         });
@@ -218,11 +219,11 @@ fn freepointer_corruption_abandons_freelist() {
 fn debug_off_fast_path_has_no_poison() {
     with_slab(false, |slab, rep| {
         assert!(!slab.debug());
-        let p = slab.kmalloc(64, GFP_KERNEL, 0).unwrap().as_ptr();
+        let p = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
         let st = slab.cache_stats(slab.kmalloc_cache(64).unwrap()).unwrap();
         assert_eq!(st.size, 64, "no metadata without debug");
         // SAFETY: live object.
-        unsafe { slab.kfree(p, 0) };
+        unsafe { slab.kfree(p, CpuId::of(0)) };
         // Bytes 0..8 hold the encoded freelist pointer (any value); past it nothing was poisoned.
         assert!((8..64).any(|i| byte(p, i) != POISON_FREE));
         assert!(rep.take().is_empty());
@@ -233,12 +234,12 @@ fn debug_off_fast_path_has_no_poison() {
 fn validate_finds_write_after_free_and_bad_freelists() {
     with_slab(true, |slab, rep| {
         let id = slab.kmalloc_cache(256).unwrap();
-        let objs: Vec<_> = (0..10).map(|_| slab.kmalloc(256, GFP_KERNEL, 0).unwrap().as_ptr()).collect();
+        let objs: Vec<_> = (0..10).map(|_| slab.kmalloc(256, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr()).collect();
         assert_eq!(slab.validate_all(), 0);
         // SAFETY: live objects.
         unsafe {
-            slab.kfree(objs[0], 0);
-            slab.kfree(objs[1], 1);
+            slab.kfree(objs[0], CpuId::of(0));
+            slab.kfree(objs[1], CpuId::of(1));
         }
         poke(objs[0], 100, 1); // in CPU 0's array
         assert_eq!(slab.kmem_cache_validate(id), 1);
@@ -272,18 +273,18 @@ fn write_after_free_repaired_every_page_comes_back() {
     slab.shrink_all();
     let used0 = pages.pages_in_use();
     for i in 0..100 {
-        let p = slab.kmalloc(64, GFP_KERNEL, i % 4).unwrap().as_ptr();
+        let p = slab.kmalloc(64, GFP_KERNEL, CpuId::of(i % 4)).unwrap().as_ptr();
         // SAFETY: live object, then a deliberate write after free.
-        unsafe { slab.kfree(p, i % 4) };
+        unsafe { slab.kfree(p, CpuId::of(i % 4)) };
         poke(p, 8, 0x42);
         assert_eq!(slab.validate_all(), 1, "round {i}");
         assert_eq!(slab.validate_all(), 0, "round {i}: repaired");
         // The double free of the same loop: refused, changes nothing.
-        let d = slab.kmalloc(64, GFP_KERNEL, 0).unwrap().as_ptr();
+        let d = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
         // SAFETY: the second free is detected and refused in debug mode.
         unsafe {
-            slab.kfree(d, 0);
-            slab.kfree(d, 0);
+            slab.kfree(d, CpuId::of(0));
+            slab.kfree(d, CpuId::of(0));
         }
     }
     assert_eq!(rep.take().len(), 200);

@@ -1,5 +1,6 @@
 //! kmalloc, kmem_cache and slabinfo behaviour over host pages.
 
+use mm::cpu::CpuId;
 use std::sync::Mutex;
 
 use mm::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
@@ -68,7 +69,7 @@ fn every_class_allocates_aligned_and_frees_back() {
         let mut ptrs = Vec::new();
         for (_, size) in KMALLOC_NAMES {
             for _ in 0..100 {
-                let p = slab.kmalloc(size, GFP_KERNEL, 0).unwrap();
+                let p = slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap();
                 let align = if size.is_power_of_two() { size } else { 8 };
                 assert_eq!(p.as_ptr() as usize % align, 0);
                 assert_eq!(slab.ksize(p.as_ptr()), size);
@@ -80,7 +81,7 @@ fn every_class_allocates_aligned_and_frees_back() {
         assert!(slab.slab_bytes() > 0);
         for p in ptrs {
             // SAFETY: live objects from this allocator.
-            unsafe { slab.kfree(p.as_ptr(), 1) };
+            unsafe { slab.kfree(p.as_ptr(), CpuId::of(1)) };
         }
         leak_check(slab, pages);
         assert!(rep.0.lock().unwrap().is_empty());
@@ -90,31 +91,31 @@ fn every_class_allocates_aligned_and_frees_back() {
 #[test]
 fn zero_size_overflow_and_large() {
     with_slab(14, true, |slab, pages, rep| {
-        let z = slab.kmalloc(0, GFP_KERNEL, 0).unwrap();
+        let z = slab.kmalloc(0, GFP_KERNEL, CpuId::of(0)).unwrap();
         assert_eq!(z.as_ptr() as usize, ZERO_SIZE_PTR);
         assert_eq!(slab.ksize(z.as_ptr()), 0);
         // SAFETY: ZERO_SIZE_PTR and null are accepted and ignored.
         unsafe {
-            slab.kfree(z.as_ptr(), 0);
-            slab.kfree(core::ptr::null_mut(), 0);
+            slab.kfree(z.as_ptr(), CpuId::of(0));
+            slab.kfree(core::ptr::null_mut(), CpuId::of(0));
         }
-        assert!(slab.kmalloc(usize::MAX, GFP_KERNEL, 0).is_none());
-        assert!(slab.kmalloc(usize::MAX - PAGE_SIZE, GFP_KERNEL, 0).is_none());
-        assert!(slab.kmalloc((PAGE_SIZE << 16) + 1, GFP_KERNEL, 0).is_none(), "beyond max order");
+        assert!(slab.kmalloc(usize::MAX, GFP_KERNEL, CpuId::of(0)).is_none());
+        assert!(slab.kmalloc(usize::MAX - PAGE_SIZE, GFP_KERNEL, CpuId::of(0)).is_none());
+        assert!(slab.kmalloc((PAGE_SIZE << 16) + 1, GFP_KERNEL, CpuId::of(0)).is_none(), "beyond max order");
         // Large: 8193 bytes -> order 2 compound block (arena has only 2^14 pages).
-        let p = slab.kmalloc(8193, GFP_KERNEL, 0).unwrap();
+        let p = slab.kmalloc(8193, GFP_KERNEL, CpuId::of(0)).unwrap();
         assert_eq!(p.as_ptr() as usize % PAGE_SIZE, 0);
         assert_eq!(slab.ksize(p.as_ptr()), 4 * PAGE_SIZE);
         assert_eq!(slab.large_bytes(), 4 * PAGE_SIZE);
-        let q = slab.kzalloc(5 * PAGE_SIZE, GFP_KERNEL, 0).unwrap();
+        let q = slab.kzalloc(5 * PAGE_SIZE, GFP_KERNEL, CpuId::of(0)).unwrap();
         assert_eq!(slab.ksize(q.as_ptr()), 8 * PAGE_SIZE);
         // SAFETY: `q` has 8 pages.
         let bytes = unsafe { core::slice::from_raw_parts(q.as_ptr(), 8 * PAGE_SIZE) };
         assert!(bytes.iter().all(|&b| b == 0));
         // SAFETY: live objects.
         unsafe {
-            slab.kfree(p.as_ptr(), 0);
-            slab.kfree(q.as_ptr(), 3);
+            slab.kfree(p.as_ptr(), CpuId::of(0));
+            slab.kfree(q.as_ptr(), CpuId::of(3));
         }
         assert_eq!(slab.large_bytes(), 0);
         leak_check(slab, pages);
@@ -126,10 +127,10 @@ fn zero_size_overflow_and_large() {
 fn max_order_block_is_served() {
     // 2^17 pages of (lazily committed) host memory: order 16 = 256 MiB succeeds.
     with_slab(17, false, |slab, pages, _| {
-        let p = slab.kmalloc(PAGE_SIZE << 16, GFP_KERNEL, 0).unwrap();
+        let p = slab.kmalloc(PAGE_SIZE << 16, GFP_KERNEL, CpuId::of(0)).unwrap();
         assert_eq!(slab.ksize(p.as_ptr()), PAGE_SIZE << 16);
         // SAFETY: live object.
-        unsafe { slab.kfree(p.as_ptr(), 0) };
+        unsafe { slab.kfree(p.as_ptr(), CpuId::of(0)) };
         leak_check(slab, pages);
     });
 }
@@ -137,7 +138,7 @@ fn max_order_block_is_served() {
 #[test]
 fn kzalloc_krealloc_keep_contents() {
     with_slab(12, true, |slab, pages, rep| {
-        let p = slab.kzalloc(100, GFP_KERNEL, 0).unwrap();
+        let p = slab.kzalloc(100, GFP_KERNEL, CpuId::of(0)).unwrap();
         // SAFETY: 100 live bytes (ksize 128).
         let s = unsafe { core::slice::from_raw_parts_mut(p.as_ptr(), 100) };
         assert!(s.iter().all(|&b| b == 0));
@@ -146,25 +147,25 @@ fn kzalloc_krealloc_keep_contents() {
         }
         // Fits in kmalloc-128: same object.
         // SAFETY: live object.
-        let q = unsafe { slab.krealloc(p.as_ptr(), 120, GFP_KERNEL, 1) }.unwrap();
+        let q = unsafe { slab.krealloc(p.as_ptr(), 120, GFP_KERNEL, CpuId::of(1)) }.unwrap();
         assert_eq!(q, p);
         // Grows: copied.
         // SAFETY: live object.
-        let r = unsafe { slab.krealloc(q.as_ptr(), 5000, GFP_KERNEL, 2) }.unwrap();
+        let r = unsafe { slab.krealloc(q.as_ptr(), 5000, GFP_KERNEL, CpuId::of(2)) }.unwrap();
         assert_ne!(r, q);
         // SAFETY: at least 100 live bytes.
         let s = unsafe { core::slice::from_raw_parts(r.as_ptr(), 100) };
         assert!(s.iter().enumerate().all(|(i, &b)| b == i as u8));
         // Grows into a compound block and back down.
         // SAFETY: live object.
-        let big = unsafe { slab.krealloc(r.as_ptr(), 40000, GFP_KERNEL, 3) }.unwrap();
+        let big = unsafe { slab.krealloc(r.as_ptr(), 40000, GFP_KERNEL, CpuId::of(3)) }.unwrap();
         // SAFETY: live object.
-        let small = unsafe { slab.krealloc(big.as_ptr(), 50, GFP_KERNEL, 0) }.unwrap();
+        let small = unsafe { slab.krealloc(big.as_ptr(), 50, GFP_KERNEL, CpuId::of(0)) }.unwrap();
         // SAFETY: 50 live bytes.
         let s = unsafe { core::slice::from_raw_parts(small.as_ptr(), 50) };
         assert!(s.iter().enumerate().all(|(i, &b)| b == i as u8));
         // SAFETY: live object; size 0 frees it.
-        let z = unsafe { slab.krealloc(small.as_ptr(), 0, GFP_KERNEL, 0) }.unwrap();
+        let z = unsafe { slab.krealloc(small.as_ptr(), 0, GFP_KERNEL, CpuId::of(0)) }.unwrap();
         assert_eq!(z.as_ptr() as usize, ZERO_SIZE_PTR);
         leak_check(slab, pages);
         assert!(rep.0.lock().unwrap().is_empty());
@@ -174,14 +175,14 @@ fn kzalloc_krealloc_keep_contents() {
 #[test]
 fn remote_frees_and_drain() {
     with_slab(12, false, |slab, pages, _| {
-        let ptrs: Vec<_> = (0..1000).map(|i| slab.kmalloc(64, GFP_KERNEL, i % 4).unwrap()).collect();
+        let ptrs: Vec<_> = (0..1000).map(|i| slab.kmalloc(64, GFP_KERNEL, CpuId::of(i % 4)).unwrap()).collect();
         let mut sorted: Vec<usize> = ptrs.iter().map(|p| p.as_ptr() as usize).collect();
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), 1000);
         for (i, p) in ptrs.iter().enumerate() {
             // SAFETY: live objects, freed on another CPU than the allocating one.
-            unsafe { slab.kfree(p.as_ptr(), (i + 1) % 4) };
+            unsafe { slab.kfree(p.as_ptr(), CpuId::of((i + 1) % 4)) };
         }
         let id = slab.kmalloc_cache(64).unwrap();
         let st = slab.cache_stats(id).unwrap();
@@ -193,11 +194,11 @@ fn remote_frees_and_drain() {
 #[test]
 fn empty_slab_reserve_bounded() {
     with_slab(12, false, |slab, pages, _| {
-        let ptrs: Vec<_> = (0..5000).map(|_| slab.kmalloc(512, GFP_KERNEL, 0).unwrap()).collect();
+        let ptrs: Vec<_> = (0..5000).map(|_| slab.kmalloc(512, GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
         let peak = pages.pages_in_use();
         for p in ptrs {
             // SAFETY: live object.
-            unsafe { slab.kfree(p.as_ptr(), 0) };
+            unsafe { slab.kfree(p.as_ptr(), CpuId::of(0)) };
         }
         let id = slab.kmalloc_cache(512).unwrap();
         let st = slab.cache_stats(id).unwrap();
@@ -212,21 +213,21 @@ fn empty_slab_reserve_bounded() {
 fn fault_injection_fails_cleanly() {
     with_slab(12, true, |slab, pages, rep| {
         pages.fail_nth(1);
-        assert!(slab.kmalloc(32, GFP_ATOMIC, 0).is_none());
-        let p = slab.kmalloc(32, GFP_ATOMIC, 0).unwrap();
+        assert!(slab.kmalloc(32, GFP_ATOMIC, CpuId::of(0)).is_none());
+        let p = slab.kmalloc(32, GFP_ATOMIC, CpuId::of(0)).unwrap();
         pages.fail_after(Some(0));
-        assert!(slab.kmalloc(20000, GFP_KERNEL, 0).is_none());
+        assert!(slab.kmalloc(20000, GFP_KERNEL, CpuId::of(0)).is_none());
         let mut held = Vec::new();
         // kmalloc-32 keeps serving from its slab until it is exhausted, then fails.
-        while let Some(q) = slab.kmalloc(32, GFP_KERNEL, 0) {
+        while let Some(q) = slab.kmalloc(32, GFP_KERNEL, CpuId::of(0)) {
             held.push(q);
         }
         pages.fail_after(None);
         // SAFETY: live objects.
         unsafe {
-            slab.kfree(p.as_ptr(), 0);
+            slab.kfree(p.as_ptr(), CpuId::of(0));
             for q in held {
-                slab.kfree(q.as_ptr(), 2);
+                slab.kfree(q.as_ptr(), CpuId::of(2));
             }
         }
         leak_check(slab, pages);
@@ -249,7 +250,8 @@ fn kmem_cache_create_ctor_destroy() {
     for debug in [false, true] {
         with_slab(12, debug, |slab, pages, rep| {
             let id = slab.kmem_cache_create("task_struct", 24, 8, SlabFlags::HWCACHE_ALIGN, Some(ctor)).unwrap();
-            let objs: Vec<_> = (0..200).map(|i| slab.kmem_cache_alloc(id, GFP_KERNEL, i % 4).unwrap()).collect();
+            let objs: Vec<_> =
+                (0..200).map(|i| slab.kmem_cache_alloc(id, GFP_KERNEL, CpuId::of(i % 4)).unwrap()).collect();
             for o in &objs {
                 assert_eq!(o.as_ptr() as usize % 8, 0);
                 // SAFETY: constructed object.
@@ -265,10 +267,10 @@ fn kmem_cache_create_ctor_destroy() {
             }
             for o in objs {
                 // SAFETY: live objects of `id`.
-                unsafe { slab.kmem_cache_free(id, o, 3) };
+                unsafe { slab.kmem_cache_free(id, o, CpuId::of(3)) };
             }
             assert_eq!(slab.kmem_cache_destroy(id), Ok(()));
-            assert!(slab.kmem_cache_alloc(id, GFP_KERNEL, 0).is_none());
+            assert!(slab.kmem_cache_alloc(id, GFP_KERNEL, CpuId::of(0)).is_none());
             assert_eq!(slab.kmem_cache_destroy(slab.kmalloc_cache(8).unwrap()), Err(SlabDestroyError::BadCache));
             leak_check(slab, pages);
             assert!(rep.0.lock().unwrap().is_empty());
@@ -306,7 +308,7 @@ fn calculate_order_keeps_waste_small() {
 fn slabinfo_exact_format() {
     with_slab(12, false, |slab, _, _| {
         let id = slab.kmem_cache_create("dentry", 192, 8, SlabFlags::NONE, None).unwrap();
-        let objs: Vec<_> = (0..3).map(|_| slab.kmem_cache_alloc(id, GFP_KERNEL, 0).unwrap()).collect();
+        let objs: Vec<_> = (0..3).map(|_| slab.kmem_cache_alloc(id, GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
         let mut out = String::new();
         slabinfo(slab, &mut out).unwrap();
         let lines: Vec<&str> = out.lines().collect();
@@ -324,7 +326,7 @@ fn slabinfo_exact_format() {
         assert_eq!(meminfo_slab_kb(slab), 4);
         for o in objs {
             // SAFETY: live objects of `id`.
-            unsafe { slab.kmem_cache_free(id, o, 0) };
+            unsafe { slab.kmem_cache_free(id, o, CpuId::of(0)) };
         }
     });
 }
@@ -337,7 +339,7 @@ fn global_alloc_layouts() {
         for size in [1usize, 7, 24, 80, 100, 150, 3000, 9000, 70000] {
             for align in [1usize, 8, 16, 32, 64, 128, 4096, 16384] {
                 let l = Layout::from_size_align(size, align).unwrap();
-                let p = slab.alloc_layout(l, GFP_KERNEL, 0);
+                let p = slab.alloc_layout(l, GFP_KERNEL, CpuId::of(0));
                 assert!(!p.is_null());
                 assert_eq!(p as usize % align, 0, "size {} align {}", size, align);
                 assert!(slab.ksize(p) >= size);
@@ -346,12 +348,12 @@ fn global_alloc_layouts() {
         }
         let (p, l) = held.pop().unwrap();
         // SAFETY: `p` came from alloc_layout with layout `l`.
-        let q = unsafe { slab.realloc_layout(p, l, 200_000, GFP_KERNEL, 1) };
+        let q = unsafe { slab.realloc_layout(p, l, 200_000, GFP_KERNEL, CpuId::of(1)) };
         assert_eq!(q as usize % l.align(), 0);
         held.push((q, Layout::from_size_align(200_000, l.align()).unwrap()));
         for (p, l) in held {
             // SAFETY: `p` came from alloc_layout/realloc_layout with layout `l`.
-            unsafe { slab.dealloc_layout(p, l, 2) };
+            unsafe { slab.dealloc_layout(p, l, CpuId::of(2)) };
         }
         leak_check(slab, pages);
         let _ = Gfp::EMPTY;
@@ -371,7 +373,7 @@ fn four_threads_with_remote_frees() {
                     for i in 0..5000usize {
                         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                         let size = (x >> 33) as usize % 600 + 1;
-                        let p = slab.kmalloc(size, GFP_KERNEL, cpu).unwrap().as_ptr();
+                        let p = slab.kmalloc(size, GFP_KERNEL, CpuId::of(cpu)).unwrap().as_ptr();
                         // SAFETY: a fresh object of `size` bytes.
                         unsafe { p.write_bytes(cpu as u8, size) };
                         // Hand every other object to the next CPU, which frees it.
@@ -379,17 +381,17 @@ fn four_threads_with_remote_frees() {
                             txs[(cpu + 1) % 4].send(p as usize).unwrap();
                         } else {
                             // SAFETY: live object.
-                            unsafe { slab.kfree(p, cpu) };
+                            unsafe { slab.kfree(p, CpuId::of(cpu)) };
                         }
                         while let Ok(q) = rx.try_recv() {
                             // SAFETY: a live object handed over by another CPU.
-                            unsafe { slab.kfree(q as *mut u8, cpu) };
+                            unsafe { slab.kfree(q as *mut u8, CpuId::of(cpu)) };
                         }
                     }
                     drop(txs);
                     while let Ok(q) = rx.recv() {
                         // SAFETY: as above.
-                        unsafe { slab.kfree(q as *mut u8, cpu) };
+                        unsafe { slab.kfree(q as *mut u8, CpuId::of(cpu)) };
                     }
                 });
             }
@@ -406,11 +408,11 @@ static STATIC_SLAB: SlabAllocator<'static> = SlabAllocator::new();
 fn static_allocator() {
     let pages: &'static HostPages = Box::leak(Box::new(HostPages::new(10)));
     let rep: &'static Rec = Box::leak(Box::default());
-    assert!(STATIC_SLAB.kmalloc(8, GFP_KERNEL, 0).is_none(), "not initialised yet");
+    assert!(STATIC_SLAB.kmalloc(8, GFP_KERNEL, CpuId::of(0)).is_none(), "not initialised yet");
     STATIC_SLAB.init(pages, rep, 16, false, 1);
-    let p = STATIC_SLAB.kmalloc(8, GFP_KERNEL, 0).unwrap();
+    let p = STATIC_SLAB.kmalloc(8, GFP_KERNEL, CpuId::of(0)).unwrap();
     // SAFETY: live object.
-    unsafe { STATIC_SLAB.kfree(p.as_ptr(), 0) };
+    unsafe { STATIC_SLAB.kfree(p.as_ptr(), CpuId::of(0)) };
     leak_check(&STATIC_SLAB, pages);
 }
 
@@ -461,7 +463,7 @@ fn slabs_not_aligned_in_the_linear_map() {
         for round in 0..3 {
             for i in 0..600usize {
                 let size = [24, 96, 700, 1024, 3000, 4096, 8192][i % 7];
-                let p = slab.kmalloc(size, GFP_KERNEL, round % 2).unwrap();
+                let p = slab.kmalloc(size, GFP_KERNEL, CpuId::of(round % 2)).unwrap();
                 // SAFETY: a fresh object of at least `size` bytes.
                 unsafe { p.as_ptr().write_bytes(i as u8, size) };
                 assert!(slab.ksize(p.as_ptr()) >= size);
@@ -477,16 +479,16 @@ fn slabs_not_aligned_in_the_linear_map() {
                 let s = unsafe { std::slice::from_raw_parts(p.as_ptr(), size) };
                 assert!(s.iter().all(|&v| v == b));
                 // SAFETY: live object, not used afterwards.
-                unsafe { slab.kfree(p.as_ptr(), (x >> 32) as usize % 2) };
+                unsafe { slab.kfree(p.as_ptr(), CpuId::of((x >> 32) as usize % 2)) };
             }
         }
         if debug {
             // A double free is still recognised through the page-source fallback.
-            let p = slab.kmalloc(1024, GFP_KERNEL, 0).unwrap();
+            let p = slab.kmalloc(1024, GFP_KERNEL, CpuId::of(0)).unwrap();
             // SAFETY: live object, then a deliberate double free (debug mode refuses it).
             unsafe {
-                slab.kfree(p.as_ptr(), 0);
-                slab.kfree(p.as_ptr(), 0);
+                slab.kfree(p.as_ptr(), CpuId::of(0));
+                slab.kfree(p.as_ptr(), CpuId::of(0));
             }
             let errs = rep.0.lock().unwrap().clone();
             assert_eq!(errs.len(), 1, "{errs:?}");
@@ -496,7 +498,7 @@ fn slabs_not_aligned_in_the_linear_map() {
         }
         for (p, _, _) in live.drain(..) {
             // SAFETY: live object.
-            unsafe { slab.kfree(p.as_ptr(), 0) };
+            unsafe { slab.kfree(p.as_ptr(), CpuId::of(0)) };
         }
         assert!(rep.0.lock().unwrap().is_empty());
         slab.drain_all();
@@ -510,25 +512,26 @@ fn slabs_not_aligned_in_the_linear_map() {
 fn fail_slab_fails_cache_allocations_only() {
     with_slab(12, false, |slab, pages, _| {
         slab.fail.attr.fail_nth(2);
-        let a = slab.kmalloc(64, GFP_KERNEL, 0).expect("1st");
-        assert!(slab.kmalloc(64, GFP_KERNEL, 0).is_none(), "2nd injected");
-        let b = slab.kmalloc(64, GFP_KERNEL, 0).expect("3rd");
+        let a = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).expect("1st");
+        assert!(slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).is_none(), "2nd injected");
+        let b = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).expect("3rd");
         assert!(!slab.fail.attr.nth_armed());
         slab.fail.attr.fail_nth(1);
-        let big = slab.kmalloc(20000, GFP_KERNEL, 0).expect("large kmalloc is fail_page_alloc's, not fail_slab's");
-        let nofail = slab.kmalloc(64, GFP_KERNEL | Gfp::GFP_NOFAIL, 0).expect("__GFP_NOFAIL never fails");
+        let big =
+            slab.kmalloc(20000, GFP_KERNEL, CpuId::of(0)).expect("large kmalloc is fail_page_alloc's, not fail_slab's");
+        let nofail = slab.kmalloc(64, GFP_KERNEL | Gfp::GFP_NOFAIL, CpuId::of(0)).expect("__GFP_NOFAIL never fails");
         assert!(slab.fail.attr.nth_armed(), "neither counted");
-        assert!(slab.kmalloc(8, GFP_ATOMIC, 1).is_none());
+        assert!(slab.kmalloc(8, GFP_ATOMIC, CpuId::of(1)).is_none());
         slab.fail.attr.set_probability(100, 2, 1);
-        assert!(slab.kmalloc(8, GFP_ATOMIC, 1).is_none());
-        assert!(slab.kmalloc(8, GFP_ATOMIC, 1).is_none());
-        let c = slab.kmalloc(8, GFP_ATOMIC, 1).expect("times exhausted");
+        assert!(slab.kmalloc(8, GFP_ATOMIC, CpuId::of(1)).is_none());
+        assert!(slab.kmalloc(8, GFP_ATOMIC, CpuId::of(1)).is_none());
+        let c = slab.kmalloc(8, GFP_ATOMIC, CpuId::of(1)).expect("times exhausted");
         assert_eq!(slab.fail.attr.injected(), 4);
         slab.fail.attr.disarm();
         // SAFETY: live objects, freed once.
         unsafe {
             for p in [a, b, big, nofail, c] {
-                slab.kfree(p.as_ptr(), 0);
+                slab.kfree(p.as_ptr(), CpuId::of(0));
             }
         }
         leak_check(slab, pages);

@@ -2,6 +2,7 @@
 //! over pseudo-random inputs (the same checks as `fuzz-slab`, on stable).
 
 use mm::addr::PAGE_SIZE;
+use mm::cpu::CpuId;
 use mm::slab::fuzz::{run, run_ops, Op};
 use proptest::prelude::*;
 
@@ -17,10 +18,10 @@ fn size() -> impl Strategy<Value = usize> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        8 => (size(), 0usize..4, any::<bool>()).prop_map(|(size, cpu, zero)| Op::Alloc { size, cpu, zero: zero && size < 1 << 20 }),
-        6 => (any::<usize>(), 0usize..4).prop_map(|(idx, cpu)| Op::Free { idx, cpu }),
-        2 => (any::<usize>(), size(), 0usize..4).prop_map(|(idx, size, cpu)| Op::Realloc { idx, size, cpu }),
-        1 => (0usize..4).prop_map(|cpu| Op::Drain { cpu }),
+        8 => (size(), 0usize..4, any::<bool>()).prop_map(|(size, cpu, zero)| Op::Alloc { size, cpu: CpuId::of(cpu), zero: zero && size < 1 << 20 }),
+        6 => (any::<usize>(), 0usize..4).prop_map(|(idx, cpu)| Op::Free { idx, cpu: CpuId::of(cpu) }),
+        2 => (any::<usize>(), size(), 0usize..4).prop_map(|(idx, size, cpu)| Op::Realloc { idx, size, cpu: CpuId::of(cpu) }),
+        1 => (0usize..4).prop_map(|cpu| Op::Drain { cpu: CpuId::of(cpu) }),
         1 => Just(Op::Shrink),
         1 => (1usize..6).prop_map(|n| Op::FailNth { n }),
     ]

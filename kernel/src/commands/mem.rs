@@ -7,6 +7,7 @@ use crate::mm::page_alloc::PAGES;
 use crate::mm::slab::SLAB;
 use crate::mm::vmalloc::VMALLOC;
 use core::fmt::Write;
+use mm::cpu::CpuId;
 use mm::page_alloc::ZoneType;
 use mm::pgtable::layout::{VMALLOC_END, VMALLOC_START};
 
@@ -51,7 +52,7 @@ pub fn write_meminfo(w: &mut dyn Write) -> core::fmt::Result {
     row(w, "Slab", slab_kb)?;
     row(w, "SReclaimable", 0)?;
     row(w, "SUnreclaim", slab_kb)?;
-    row(w, "KernelStack", 64)?;
+    row(w, "KernelStack", crate::stacks::kernel_stack_bytes() as u64 >> 10)?;
     row(w, "PageTables", kb(pt_pages as u64))?;
     row(w, "VmallocTotal", (VMALLOC_END - VMALLOC_START) >> 10)?;
     row(w, "VmallocUsed", kb(vm_pages as u64))?;
@@ -82,10 +83,16 @@ pub fn write_zoneinfo(w: &mut dyn Write) -> core::fmt::Result {
     writeln!(w, "        protection: ({})", z.lowmem_reserve)?;
     writeln!(w, "      nr_free_pages {}", z.free_pages)?;
     writeln!(w, "      nr_zone_reserved_highatomic {}", z.reserved_highatomic)?;
-    // Linux lists each CPU's pageset; the allocator reports their sum.
+    // Each online CPU's pageset, as Linux prints them (count, high, batch).
     writeln!(w, "  pagesets")?;
-    writeln!(w, "    cpus: all")?;
-    writeln!(w, "              count: {}", z.pcp_pages)?;
+    let online = crate::smp::online_mask();
+    for cpu in CpuId::all().filter(|c| online & (1 << c.index()) != 0) {
+        let p = PAGES.pageset(cpu, ZoneType::Normal);
+        writeln!(w, "    cpu: {}", cpu)?;
+        writeln!(w, "              count: {}", p.count)?;
+        writeln!(w, "              high:  {}", p.high)?;
+        writeln!(w, "              batch: {}", p.batch)?;
+    }
     writeln!(w, "  node_unreclaimable:  0")?;
     writeln!(w, "  start_pfn:           {}", z.start_pfn)
 }
@@ -97,16 +104,13 @@ fn zoneinfo(args: &[&str]) -> Result<(), CommandError> {
 }
 
 /// `vmstat`
-pub const VMSTAT: Command = Command {
-    name: "vmstat",
-    args: "",
-    help: "memory counters in pages (/proc/vmstat; counts of pages, not of events)",
-    run: vmstat,
-};
+pub const VMSTAT: Command =
+    Command { name: "vmstat", args: "", help: "memory counters and page events (/proc/vmstat)", run: vmstat };
 
 /// Writes the /proc/vmstat counters this kernel keeps, with Linux's names and units
-/// (pages; nr_kernel_stack in kB, as in Linux). Event counters (pgalloc_*, pgfault) are
-/// not kept, so they are not shown.
+/// (pages; nr_kernel_stack in kB, as in Linux): the counts of pages, then the page
+/// allocator's events (`pgalloc_<zone>`, `pgfree`, in pages), kept per CPU and summed
+/// here. Events the kernel does not have (pgfault, reclaim) are not shown.
 pub fn write_vmstat(w: &mut dyn Write) -> core::fmt::Result {
     let z = PAGES.zone_stats(ZoneType::Normal);
     let (vm_pages, pt_pages) = crate::mm::vmalloc::usage();
@@ -118,7 +122,11 @@ pub fn write_vmstat(w: &mut dyn Write) -> core::fmt::Result {
     writeln!(w, "nr_kernel_misc_reclaimable 0")?;
     writeln!(w, "nr_page_table_pages {}", pt_pages)?;
     writeln!(w, "nr_vmalloc {}", vm_pages)?;
-    writeln!(w, "nr_kernel_stack 64")
+    writeln!(w, "nr_kernel_stack {}", crate::stacks::kernel_stack_bytes() >> 10)?;
+    let e = PAGES.vm_events();
+    writeln!(w, "pgalloc_dma {}", e.pgalloc[ZoneType::Dma.index()])?;
+    writeln!(w, "pgalloc_normal {}", e.pgalloc[ZoneType::Normal.index()])?;
+    writeln!(w, "pgfree {}", e.pgfree)
 }
 
 fn vmstat(args: &[&str]) -> Result<(), CommandError> {

@@ -1,7 +1,6 @@
 //! What an oops says about a faulting address: the page-table walk, and for the vmalloc
 //! range which area, guard page or freed area it hit.
 
-use super::mmu::KERNEL_PT;
 use super::vmalloc::VMALLOC;
 use core::fmt::{self, Write};
 use mm::addr::VirtAddr;
@@ -9,11 +8,20 @@ use mm::addr::VirtAddr;
 /// Writes the description; uses `try_lock` because the fault may have happened with a
 /// lock held (then the walk is skipped rather than deadlocking the report).
 fn describe(w: &mut dyn Write, far: u64) -> fmt::Result {
-    let va = VirtAddr::new(far);
-    let (Some(pt), Some(vm)) = (KERNEL_PT.try_lock(), VMALLOC.try_lock()) else {
-        return writeln!(w, "[{far:016x}] (page tables busy: walk skipped)");
+    let busy = |w: &mut dyn Write| writeln!(w, "[{far:016x}] (page tables busy: walk skipped)");
+    let Some(mut vm) = VMALLOC.try_lock() else {
+        return busy(w);
     };
-    let Some(pt) = pt.as_ref() else { return Ok(()) };
+    vm.try_with_pt(|vm, pt| describe_locked(w, far, vm, pt)).unwrap_or_else(|| busy(w))
+}
+
+fn describe_locked(
+    w: &mut dyn Write,
+    far: u64,
+    vm: &mm::vmalloc::Vmalloc,
+    pt: &super::mmu::KernelPageTable,
+) -> fmt::Result {
+    let va = VirtAddr::new(far);
     if far < mm::pgtable::layout::KERNEL_VA_BASE {
         writeln!(w, "[{far:016x}] user address but the kernel has no user mappings (TTBR0 off)")?;
     } else {

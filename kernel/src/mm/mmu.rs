@@ -32,9 +32,6 @@ impl TlbMaint for KernelTlb {
 /// The kernel's page tables (TTBR1).
 pub type KernelPageTable = PageTable<LinearPhysMemory, KernelTlb>;
 
-/// The live kernel page table, once [`paging_init`] has installed it.
-pub static KERNEL_PT: mm::sync::SpinLock<Option<KernelPageTable>> = mm::sync::SpinLock::new(None);
-
 /// Pages set aside for the boot-time tables: root, the linear map's L2, the image's L2
 /// and L3 tables and the split of the linear alias.
 const BOOT_TABLE_PAGES: u64 = 16;
@@ -95,13 +92,14 @@ pub fn paging_init(mb: &mut Memblock) {
     if bump.lost() != 0 {
         pr_warn!("paging_init: {} table pages could not be reused", bump.lost());
     }
-    *KERNEL_PT.lock() = Some(pt);
+    // From here on the table lives in the vmalloc space, under its lock order.
+    super::vmalloc::VMALLOC.install(pt);
 }
 
-/// Runs `f` with the kernel page table.
+/// Runs `f` with the kernel page table, reached (as always) through the vmalloc areas
+/// lock.
 pub fn with_kernel_pt<R>(f: impl FnOnce(&mut KernelPageTable) -> R) -> R {
-    let mut g = KERNEL_PT.lock();
-    f(g.as_mut().expect("kernel page table used before paging_init"))
+    super::vmalloc::VMALLOC.lock().with_pt(|_, pt| f(pt)).expect("kernel page table used before paging_init")
 }
 
 /// Prints the virtual memory layout, like Linux's "Virtual kernel memory layout".

@@ -42,14 +42,8 @@ fn on_bad_free(e: &FreeError) {
 }
 
 /// The buddy allocator as the slab and vmalloc layers see it.
-pub static PAGE_SOURCE: BuddyPageSource<'static> = BuddyPageSource {
-    alloc: &PAGES,
-    linear_offset: PAGE_OFFSET,
-    cpu: boot::cpu::cpu_id,
-    zero,
-    on_failure,
-    on_bad_free,
-};
+pub static PAGE_SOURCE: BuddyPageSource<'static> =
+    BuddyPageSource { alloc: &PAGES, linear_offset: PAGE_OFFSET, cpu: super::this_cpu, zero, on_failure, on_bad_free };
 
 /// Places the page descriptors and gives every free page to the buddy allocator.
 pub fn init(mb: &mut Memblock) {
@@ -125,25 +119,10 @@ pub fn report_failure(f: &AllocFailure) {
     });
 }
 
-fn cpu() -> usize {
-    boot::cpu::cpu_id()
-}
-
 /// Linux's `alloc_pages`: `2^order` contiguous pages, or `None` (reported unless
-/// `__GFP_NOWARN`).
+/// `__GFP_NOWARN`), through [`PAGE_SOURCE`], which zeroes and reports.
 pub fn alloc_pages(gfp: Gfp, order: u32) -> Option<&'static Page> {
-    match PAGES.alloc_pages(gfp, order, cpu()) {
-        Ok(pfn) => {
-            if mm::page_alloc::want_init_on_alloc(gfp) {
-                zero(pfn_to_virt(pfn), 1 << (order + PAGE_SHIFT));
-            }
-            PAGES.pfn_to_page(pfn)
-        }
-        Err(e) => {
-            report_failure(&e);
-            None
-        }
-    }
+    PAGE_SOURCE.alloc(gfp, order).ok().and_then(|pfn| PAGES.pfn_to_page(pfn))
 }
 
 /// Linux's `alloc_page`.
@@ -156,8 +135,9 @@ fn pfn_to_virt(pfn: Pfn) -> VirtAddr {
 }
 
 /// Linux's `__get_free_pages`: the linear-map address of `2^order` pages.
+#[inline]
 pub fn __get_free_pages(gfp: Gfp, order: u32) -> Option<VirtAddr> {
-    alloc_pages(gfp, order).map(page_address)
+    PAGE_SOURCE.alloc(gfp, order).ok().map(pfn_to_virt)
 }
 
 /// Linux's `get_zeroed_page`.
@@ -229,7 +209,7 @@ pub fn free_pages(addr: VirtAddr, order: u32) -> Result<(), FreeError> {
 }
 
 fn free_pfn(pfn: Pfn, order: u32, caller: &Location<'_>) -> Result<(), FreeError> {
-    PAGES.free_pages(pfn, order, cpu()).inspect_err(|e| {
+    PAGE_SOURCE.free(pfn, order).inspect_err(|e| {
         pr_warn!("WARNING: free_pages: {} (called from {}:{}); refused", e, caller.file(), caller.line());
     })
 }

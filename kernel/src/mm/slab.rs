@@ -49,11 +49,13 @@ pub fn init(debug: bool) {
     );
 }
 
-fn cpu() -> usize {
-    boot::cpu::cpu_id()
+#[inline(always)]
+fn cpu() -> mm::cpu::CpuId {
+    super::this_cpu()
 }
 
 /// Linux's `kmalloc`.
+#[inline]
 pub fn kmalloc(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
     SLAB.kmalloc(size, gfp, cpu())
 }
@@ -74,6 +76,7 @@ pub fn ksize(p: *const u8) -> usize {
 /// `p` must come from kmalloc/kzalloc/krealloc (or be null / the zero-size pointer) and
 /// not be used after this call. With slab debugging, a double or invalid free is
 /// detected and refused; without it, it is undefined behaviour, as in Linux.
+#[inline]
 pub unsafe fn kfree(p: *mut u8) {
     // SAFETY: forwarded contract.
     unsafe { SLAB.kfree(p, cpu()) }

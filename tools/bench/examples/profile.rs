@@ -2,14 +2,14 @@
 //! `cargo build -p mm-bench --release --example profile`, then
 //! `valgrind --tool=callgrind target/release/examples/profile <workload> [iterations]`.
 //!
-//! Workloads: `kmalloc-pair-<size>`, `kmalloc-batch`, `kmalloc-mix`, `talc-batch`,
+//! Workloads: `kmalloc-pair-<size>`, `lla-pair-<size>`, `kmalloc-batch`, `kmalloc-mix`, `talc-batch`,
 //! `malloc-batch`, `pages-pcp-<order>`, `pages-zone-<order>`, `pages-mixed-pcp`,
 //! `bsa-heap-<order>`, `bsa-heap-mixed`, `vmalloc-64`, `floor-64`.
 
 use std::hint::black_box;
 
 use mm_bench::pages::{self, Mixed, OurPages, PageAlloc};
-use mm_bench::peers::{BsaHeapPages, HostMalloc, TalcAlloc};
+use mm_bench::peers::{BsaHeapPages, HostMalloc, LlaBytes, TalcAlloc};
 use mm_bench::small::{self, Batch, ByteAlloc, Mix, OurKmalloc};
 use mm_bench::vmalloc::VmBench;
 
@@ -46,6 +46,13 @@ fn main() {
         w if w.starts_with("kmalloc-pair-") => {
             let mut a = OurKmalloc::new(HEAP);
             let size = num("kmalloc-pair-");
+            for _ in 0..n {
+                black_box(small::pair(&mut a, black_box(size)));
+            }
+        }
+        w if w.starts_with("lla-pair-") => {
+            let mut a = LlaBytes::new(HEAP);
+            let size = num("lla-pair-");
             for _ in 0..n {
                 black_box(small::pair(&mut a, black_box(size)));
             }

@@ -10,6 +10,8 @@
 //!   the host's malloc) behind small adapters.
 //! - [`pages`]: page-allocation workloads (alloc+free pairs, random mixed orders).
 //! - [`small`]: kmalloc-sized workloads (pairs, batches, a random-size live set).
+//! - [`interleaved`]: ratios measured with the allocators taking turns in short bursts
+//!   (the `spread` binary), robust to a change in the machine's load.
 //! - [`vmalloc`]: vmalloc+vfree against the floor of one order-0 allocation plus one
 //!   page-table write per page.
 //!
@@ -17,6 +19,7 @@
 //! turns criterion's estimates into a peer/ours table. [`OURS`] prefixes our allocators.
 
 pub mod arena;
+pub mod interleaved;
 pub mod ours;
 pub mod pages;
 pub mod peers;

@@ -6,6 +6,7 @@
 //! the kernel, and a benchmark process builds only a handful of them.
 
 use mm::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
+use mm::cpu::CpuId;
 use mm::page_alloc::{BuddyPageSource, Page, PageAllocator, MAX_PAGE_ORDER};
 use mm::slab::debug::NullReporter;
 use mm::slab::SlabAllocator;
@@ -43,7 +44,7 @@ pub fn buddy_source(nr_pages: usize) -> (&'static BuddyPageSource<'static>, &'st
     let src = Box::leak(Box::new(BuddyPageSource {
         alloc,
         linear_offset: (arena.base() as u64).wrapping_sub(PHYS_BASE),
-        cpu: || 0,
+        cpu: || CpuId::BOOT,
         zero: |va: VirtAddr, len| {
             // SAFETY: the page allocator hands out frames of the arena only, and the source
             // maps them into the arena: `len` bytes at `va` are a block just allocated.

@@ -3,6 +3,7 @@
 //! another, which fragments the free lists.
 
 use mm::addr::Pfn;
+use mm::cpu::CpuId;
 use mm::gfp::GFP_KERNEL;
 use mm::page_alloc::PageAllocator;
 
@@ -46,11 +47,11 @@ impl PageAlloc for OurPages {
     }
     #[inline]
     fn alloc(&mut self, order: u32) -> Option<u64> {
-        self.alloc.alloc_pages(GFP_KERNEL, order, 0).ok().map(|p| p.0)
+        self.alloc.alloc_pages(GFP_KERNEL, order, CpuId::BOOT).ok().map(|p| p.0)
     }
     #[inline]
     fn free(&mut self, frame: u64, order: u32) {
-        self.alloc.free_pages(Pfn(frame), order, 0).expect("free_pages refused");
+        self.alloc.free_pages(Pfn(frame), order, CpuId::BOOT).expect("free_pages refused");
     }
 }
 

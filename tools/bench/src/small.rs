@@ -1,6 +1,7 @@
 //! kmalloc-sized workloads: alloc+free pairs of one size, batches allocated then freed in a
 //! random order, and a live set of random sizes where each step replaces a random object.
 
+use mm::cpu::CpuId;
 use mm::gfp::GFP_KERNEL;
 use mm::slab::SlabAllocator;
 
@@ -62,12 +63,12 @@ impl ByteAlloc for OurKmalloc {
     }
     #[inline]
     fn alloc(&mut self, size: usize) -> *mut u8 {
-        self.slab.kmalloc(size, GFP_KERNEL, 0).map_or(core::ptr::null_mut(), |p| p.as_ptr())
+        self.slab.kmalloc(size, GFP_KERNEL, CpuId::BOOT).map_or(core::ptr::null_mut(), |p| p.as_ptr())
     }
     #[inline]
     unsafe fn free(&mut self, p: *mut u8, _size: usize) {
         // SAFETY: the caller passes a live kmalloc object.
-        unsafe { self.slab.kfree(p, 0) }
+        unsafe { self.slab.kfree(p, CpuId::BOOT) }
     }
     fn arena(&self) -> Option<&Arena> {
         Some(self.arena)

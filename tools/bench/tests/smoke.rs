@@ -106,3 +106,22 @@ fn vb_contains(src: &mm::page_alloc::BuddyPageSource<'_>, p: *const u8) -> bool 
 }
 
 use mm::page_source::PageSource;
+
+#[test]
+fn interleaved_rounds_time_every_contender() {
+    use mm_bench::interleaved::{self, Contender, Plan};
+    use std::time::Duration;
+    let mut ours = OurKmalloc::new(HEAP);
+    let mut peer = LlaBytes::new(HEAP);
+    let mut c = [
+        Contender::new("ours-kmalloc", |n| (0..n).fold(0, |s, _| s ^ small::pair(&mut ours, 64) as u64)),
+        Contender::new("linked-list", |n| (0..n).fold(0, |s, _| s ^ small::pair(&mut peer, 64) as u64)).with_ops(2),
+    ];
+    let t = interleaved::run(&mut c, Plan { rounds: 3, burst: Duration::from_micros(200) });
+    assert_eq!(t.iter().map(|t| (t.name, t.ns.len())).collect::<Vec<_>>(), [("ours-kmalloc", 3), ("linked-list", 3)]);
+    assert!(t.iter().all(|t| t.ns.iter().all(|&ns| ns > 0.0 && ns.is_finite())));
+    let r = interleaved::ratios(&t[0], &t[1]);
+    assert_eq!(r.len(), 3);
+    let (lo, mid, hi) = interleaved::stats(r);
+    assert!(lo <= mid && mid <= hi && lo > 0.0);
+}

@@ -36,8 +36,9 @@ impl PageAllocator {
         };
         // The guards are released in array order, not in reverse: one mask around them.
         let _irq = crate::sync::IrqGuard::new();
-        let pcps: [[crate::sync::SpinLockGuard<'_, PerCpuPages>; MAX_NR_ZONES]; NR_CPUS] =
-            core::array::from_fn(|c| core::array::from_fn(|z| self.pcp[c][z].lock()));
+        // The per-CPU lists belong to their CPUs and have no lock: read them while no
+        // other CPU allocates (at the prompt, after `stress`), or expect a false alarm.
+        let pcps: &[[PerCpuPages; MAX_NR_ZONES]; NR_CPUS] = &self.pcp;
         let zones: [ZoneGuard<'_>; MAX_NR_ZONES] = core::array::from_fn(|z| self.lock_zone(z));
         let mut c = PageCensus::default();
         let mut heads = 0u64;
@@ -76,7 +77,7 @@ impl PageAllocator {
                 return Err("zone free_pages does not match the lists");
             }
         }
-        for cpu in &pcps {
+        for cpu in pcps {
             for p in cpu {
                 let mut n = 0;
                 for (o, l) in (0..=PCP_MAX_ORDER).flat_map(|o| (0..migratetype::MIGRATE_PCPTYPES).map(move |l| (o, l)))
@@ -93,7 +94,7 @@ impl PageAllocator {
                         cur = mm.at(cur).next();
                     }
                 }
-                if n != p.count {
+                if n != p.count() {
                     return Err("pcp count does not match its lists");
                 }
             }
@@ -134,7 +135,7 @@ impl PageAllocator {
         if seen_heads != heads {
             return Err("PageBuddy page not on a free list");
         }
-        let pcp_total: u64 = pcps.iter().flatten().map(|p| p.count).sum();
+        let pcp_total: u64 = pcps.iter().flatten().map(PerCpuPages::count).sum();
         if pcp_total != c.pcp_free {
             return Err("pcp pages not all on pcp lists");
         }

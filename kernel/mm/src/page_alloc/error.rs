@@ -29,8 +29,6 @@ pub enum AllocFailure {
         /// Request flags.
         gfp: Gfp,
     },
-    /// CPU index out of range.
-    BadCpu(usize),
     /// `init` has not run.
     NotInitialized,
 }
@@ -66,7 +64,6 @@ impl fmt::Display for AllocFailure {
             Self::OrderTooLarge { order, gfp } => {
                 write!(f, "order {order} above MAX_PAGE_ORDER {}, mode:{gfp}", super::MAX_PAGE_ORDER)
             }
-            Self::BadCpu(c) => write!(f, "cpu {c} out of range"),
             Self::NotInitialized => f.write_str("page allocator not initialized"),
         }
     }
@@ -127,8 +124,6 @@ pub enum FreeError {
         /// Order given.
         order: u32,
     },
-    /// CPU index out of range.
-    BadCpu(usize),
     /// `init` has not run.
     NotInitialized,
 }
@@ -154,7 +149,6 @@ impl fmt::Display for FreeError {
             Self::OrderTooLarge { pfn, order } => {
                 write!(f, "free of pfn {pfn:#x} order {order} above MAX_PAGE_ORDER {}", super::MAX_PAGE_ORDER)
             }
-            Self::BadCpu(c) => write!(f, "cpu {c} out of range"),
             Self::NotInitialized => f.write_str("page allocator not initialized"),
         }
     }

@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 
 use super::{FreeError, MemMap, Page, PageAllocator, MAX_PAGE_ORDER, NR_CPUS};
 use crate::addr::{Pfn, PhysAddr, PAGE_SHIFT};
+use crate::cpu::{BadCpu, CpuId};
 use crate::gfp::{Gfp, GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
 
 /// Pages in the harness's mem_map.
@@ -47,14 +48,14 @@ pub enum Op {
         /// Order.
         order: u32,
         /// CPU.
-        cpu: usize,
+        cpu: CpuId,
     },
     /// Frees the live allocation `which % live`.
     Free {
         /// Which allocation.
         which: usize,
         /// CPU.
-        cpu: usize,
+        cpu: CpuId,
     },
     /// A bad free of kind `kind`, built from the live allocation `which`.
     BadFree {
@@ -63,12 +64,28 @@ pub enum Op {
         /// Which allocation.
         which: usize,
         /// CPU.
-        cpu: usize,
+        cpu: CpuId,
+    },
+    /// `alloc_pages_bulk(GFPS[gfp], cpu)` of `n` pages.
+    BulkAlloc {
+        /// Index into [`GFPS`].
+        gfp: u8,
+        /// Pages asked for.
+        n: usize,
+        /// CPU.
+        cpu: CpuId,
+    },
+    /// `free_pages_bulk` of up to `n` live order-0 allocations.
+    BulkFree {
+        /// Pages.
+        n: usize,
+        /// CPU.
+        cpu: CpuId,
     },
     /// `drain_cpu(cpu)`.
     Drain {
         /// CPU.
-        cpu: usize,
+        cpu: CpuId,
     },
     /// `drain_all()`.
     DrainAll,
@@ -84,7 +101,7 @@ pub enum Op {
 impl Op {
     /// Decodes three bytes.
     pub fn decode(b: [u8; 3]) -> Op {
-        let cpu = (b[1] >> 4) as usize % NR_CPUS;
+        let cpu = CpuId::of((b[1] >> 4) as usize % NR_CPUS);
         match b[0] % 16 {
             0..=6 => Op::Alloc {
                 gfp: b[1] % GFPS.len() as u8,
@@ -92,7 +109,9 @@ impl Op {
                 order: if b[2] & 0x80 != 0 { (b[2] as u32 & 0xf) % 12 } else { (b[2] as u32) % 4 },
                 cpu,
             },
-            7..=11 => Op::Free { which: b[2] as usize, cpu },
+            7..=9 => Op::Free { which: b[2] as usize, cpu },
+            10 => Op::BulkFree { n: b[2] as usize % 32, cpu },
+            11 => Op::BulkAlloc { gfp: b[1] % GFPS.len() as u8, n: b[2] as usize % 32, cpu },
             12 => Op::BadFree { kind: b[1] & 0xf, which: b[2] as usize, cpu },
             13 => Op::Drain { cpu },
             14 => Op::DrainAll,
@@ -161,6 +180,22 @@ impl Harness {
         }
     }
 
+    /// Checks a block just allocated with `g` and records it as live.
+    fn took(&mut self, g: Gfp, p: u64, order: u32) {
+        assert_eq!(p & ((1 << order) - 1), 0, "misaligned block");
+        assert!(self.mm.contains(p) && self.mm.contains(p + (1 << order) - 1));
+        if g.contains(Gfp::GFP_DMA) {
+            assert!(p + (1 << order) <= HARNESS_DMA_END_PFN, "DMA request outside DMA");
+        }
+        // A fresh block carries no owner word, in its head or its tails.
+        for q in p..p + (1u64 << order).min(512) {
+            assert_eq!(self.a.page_owner(Pfn(q)), 0, "stale owner word");
+        }
+        self.mark(p, order, true);
+        self.freed.retain(|&(fp, fo)| fp + (1 << fo) <= p || p + (1 << order) <= fp);
+        self.live.push((p, order, g.contains(Gfp::GFP_COMP) && order > 0));
+    }
+
     fn census_check(&self) {
         let c = self.a.check_invariants().unwrap_or_else(|e| panic!("invariant: {e}"));
         assert_eq!(c.total(), HARNESS_PAGES);
@@ -173,21 +208,35 @@ impl Harness {
     /// Applies one operation and checks.
     pub fn apply(&mut self, op: Op) {
         match op {
+            Op::BulkAlloc { gfp, n, cpu } => {
+                let g = GFPS[gfp as usize % GFPS.len()];
+                let mut out = vec![Pfn(0); n];
+                let k = self.a.alloc_pages_bulk(g, cpu, &mut out).unwrap_or(0);
+                assert!(k <= n);
+                for &p in &out[..k] {
+                    self.took(g, p.0, 0);
+                }
+            }
+            Op::BulkFree { n, cpu } => {
+                let mut pages = Vec::new();
+                let mut i = 0;
+                while i < self.live.len() && pages.len() < n {
+                    if self.live[i].1 == 0 {
+                        pages.push(Pfn(self.live.swap_remove(i).0));
+                    } else {
+                        i += 1;
+                    }
+                }
+                self.a.free_pages_bulk(pages.iter().copied(), cpu, |e| panic!("valid bulk free refused: {e}"));
+                for p in pages {
+                    self.mark(p.0, 0, false);
+                    self.freed.push((p.0, 0));
+                }
+            }
             Op::Alloc { gfp, order, cpu } => {
                 let g = GFPS[gfp as usize % GFPS.len()];
                 if let Ok(Pfn(p)) = self.a.alloc_pages(g, order, cpu) {
-                    assert_eq!(p & ((1 << order) - 1), 0, "misaligned block");
-                    assert!(self.mm.contains(p) && self.mm.contains(p + (1 << order) - 1));
-                    if g.contains(Gfp::GFP_DMA) {
-                        assert!(p + (1 << order) <= HARNESS_DMA_END_PFN, "DMA request outside DMA");
-                    }
-                    // A fresh block carries no owner word, in its head or its tails.
-                    for q in p..p + (1u64 << order).min(512) {
-                        assert_eq!(self.a.page_owner(Pfn(q)), 0, "stale owner word");
-                    }
-                    self.mark(p, order, true);
-                    self.freed.retain(|&(fp, fo)| fp + (1 << fo) <= p || p + (1 << order) <= fp);
-                    self.live.push((p, order, g.contains(Gfp::GFP_COMP) && order > 0));
+                    self.took(g, p, order);
                 }
             }
             Op::Free { which, cpu } => {
@@ -225,7 +274,7 @@ impl Harness {
         }
     }
 
-    fn bad_free(&mut self, kind: u8, which: usize, cpu: usize) {
+    fn bad_free(&mut self, kind: u8, which: usize, cpu: CpuId) {
         let before = self.a.nr_free_pages();
         let err = match kind % 8 {
             0 => {
@@ -283,9 +332,10 @@ impl Harness {
                 e
             }
             _ => {
-                let e = self.a.free_pages(Pfn(HARNESS_BASE_PFN), 0, NR_CPUS).unwrap_err();
-                assert_eq!(e, FreeError::BadCpu(NR_CPUS));
-                e
+                // A CPU number out of range cannot reach the allocator: the CpuId
+                // refuses it where it is made.
+                assert_eq!(CpuId::new(NR_CPUS + which), Err(BadCpu(NR_CPUS + which)));
+                return;
             }
         };
         let _ = err;
@@ -297,7 +347,7 @@ impl Harness {
     pub fn finish(mut self) {
         self.census_check();
         while let Some((p, o, _)) = self.live.pop() {
-            self.a.free_pages(Pfn(p), o, 0).expect("final free");
+            self.a.free_pages(Pfn(p), o, CpuId::BOOT).expect("final free");
         }
         self.a.drain_all();
         let c = self.a.check_invariants().unwrap_or_else(|e| panic!("invariant: {e}"));

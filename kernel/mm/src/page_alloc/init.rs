@@ -121,10 +121,9 @@ impl PageAllocator {
         self.set_min_free_kbytes(watermark::default_min_free_kbytes(managed * 4));
         for (zi, m) in self.meta.iter().enumerate() {
             let (high, batch) = pcp::zone_batchsize(m.managed.load(Relaxed));
+            // Before any CPU allocates (the allocator is not published yet).
             for cpu in &self.pcp {
-                let mut p = cpu[zi].lock();
-                p.high = high;
-                p.batch = batch;
+                cpu[zi].set_high_batch(high, batch);
             }
         }
         self.mem_map.call_once(|| mm);

@@ -37,6 +37,15 @@ impl MigrateType {
     pub const fn index(self) -> usize {
         self as usize
     }
+    /// Which per-CPU list a free block of this pageblock type goes on: its own, except
+    /// HighAtomic, which has none (Linux frees it to the Movable list's place).
+    #[inline(always)]
+    pub const fn pcp_list(self) -> usize {
+        match self {
+            Self::HighAtomic => Self::Movable as usize,
+            t => t as usize,
+        }
+    }
     /// Linux's `migratetype_names[]`.
     pub const fn name(self) -> &'static str {
         match self {

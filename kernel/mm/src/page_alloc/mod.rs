@@ -6,17 +6,21 @@
 //! (`mem_map`) are supplied by the caller, and everything else is fixed-size state inside
 //! [`PageAllocator`], which can be a `static` shared by the four CPUs.
 //!
-//! Locking: each zone's free lists sit in a `crate::sync::SpinLock<Zone>`; each CPU has its own
-//! `crate::sync::SpinLock<PerCpuPages>` per zone (uncontended). The fast path (orders 0..=3) takes only the
-//! per-CPU lock; refills and drains take the zone lock inside it (order: pcp, then zone).
-//! The kernel masks interrupts around calls.
+//! Locking: each zone's free lists sit in a `crate::sync::SpinLock<Zone>`; each CPU has its
+//! own [`PerCpuPages`] per zone, used only by that CPU with its interrupts masked (Linux's
+//! local lock, see [`pcp`]). The fast path (orders 0..=3) masks interrupts and touches only
+//! this CPU's lists: no lock and no atomic read-modify-write; refills and drains take the
+//! zone lock inside it (order: this CPU's lists, then zone).
 //!
 //! Accounting choice (as Linux): pages on per-CPU lists are free memory, so they count in
 //! [`PageAllocator::nr_free_pages`] and MemFree, but not in the zone's `free_pages`
 //! (`NR_FREE_PAGES`), in watermark checks or in `buddyinfo`, which show buddy lists only.
 
+mod alloc;
+mod bulk;
 pub mod error;
 pub mod fail;
+mod free;
 pub mod free_area;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
@@ -37,6 +41,7 @@ mod zone_meta;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use crate::addr::{Pfn, PAGE_SIZE};
+use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 
 pub use check::PageCensus;
@@ -51,6 +56,7 @@ pub use watermark::{AllocFlags, Watermarks, Wmark};
 pub use zone::Zone;
 
 use page::PageState;
+use pcp::LocalPcp;
 use zone_meta::{ZoneGuard, ZoneMeta};
 
 /// Largest order, inclusive: blocks of up to `2^16` pages = 256 MiB.
@@ -99,6 +105,27 @@ pub struct ZoneStats {
     pub lowmem_reserve: u64,
 }
 
+/// The page allocator's event counters, in pages, summed over CPUs when read (Linux's
+/// `vm_event_states`; `/proc/vmstat` prints them).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct VmEvents {
+    /// Pages allocated, per zone (`pgalloc_dma`, `pgalloc_normal`).
+    pub pgalloc: [u64; MAX_NR_ZONES],
+    /// Pages freed (`pgfree`).
+    pub pgfree: u64,
+}
+
+/// One CPU's pageset in one zone, as `/proc/zoneinfo` prints it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PagesetStats {
+    /// Pages on the CPU's lists.
+    pub count: u64,
+    /// Drain mark.
+    pub high: u64,
+    /// Refill and drain batch.
+    pub batch: u64,
+}
+
 /// The two numbers of `/proc/meminfo` the allocator owns, in pages.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct MemInfo {
@@ -127,7 +154,7 @@ pub struct PageAllocator {
     initializing: AtomicBool,
     zones: [crate::sync::SpinLock<Zone>; MAX_NR_ZONES],
     meta: [ZoneMeta; MAX_NR_ZONES],
-    pcp: [[crate::sync::SpinLock<PerCpuPages>; MAX_NR_ZONES]; NR_CPUS],
+    pcp: [[PerCpuPages; MAX_NR_ZONES]; NR_CPUS],
     min_free_kbytes: AtomicU64,
     failures: AtomicU64,
     /// Fault injection knobs (`fail_page_alloc`).
@@ -137,31 +164,6 @@ pub struct PageAllocator {
 impl Default for PageAllocator {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-type Refused = Result<(), FreeError>;
-
-/// free_pages_prepare for the pages after the head: owner words and compound tails.
-///
-/// Only a block whose tails were touched needs the walk: compound tails are
-/// [`PageState::Tail`] (head `compound`), and [`PageAllocator::set_page_owner`] on a tail
-/// marks the head `tail_owner`. Every other tail already has flags 0 and owner 0, since the buddy and
-/// per-CPU lists use only a block's head for links and clear them when they take it off
-/// (`FreeArea::del`, `PerCpuPages::pop`), and `init` starts every page at owner 0.
-fn clear_block(mm: &MemMap, idx: u32, order: u32, head: PageState) {
-    let PageState::Head { compound, tail_owner, .. } = head else {
-        return;
-    };
-    if !compound && !tail_owner {
-        return;
-    }
-    let i = idx as usize;
-    for p in &mm.pages[i + 1..i + (1usize << order)] {
-        p.set_owner(0);
-        if compound {
-            p.set_state(PageState::Unmarked);
-        }
     }
 }
 
@@ -184,18 +186,6 @@ fn alloc_head_of(mm: &MemMap, pfn: u64) -> Option<&'static Page> {
     None
 }
 
-/// Why a page in state `s` cannot be freed as a block of `order` (`Ok` if it can).
-fn classify(pfn: u64, order: u32, s: PageState) -> Refused {
-    match s {
-        PageState::Head { order: o, .. } if o == order => Ok(()),
-        PageState::Head { order: allocated, .. } => Err(FreeError::WrongOrder { pfn, order, allocated }),
-        PageState::Buddy { .. } | PageState::Pcp { .. } => Err(FreeError::DoubleFree { pfn, order }),
-        PageState::Reserved => Err(FreeError::Reserved { pfn }),
-        PageState::Tail => Err(FreeError::TailPage { pfn }),
-        PageState::Unmarked => Err(FreeError::NotAllocated { pfn, order }),
-    }
-}
-
 impl PageAllocator {
     /// An uninitialised allocator (every request fails with `NotInitialized`).
     pub const fn new() -> PageAllocator {
@@ -207,7 +197,7 @@ impl PageAllocator {
                 crate::sync::SpinLock::new(Zone::new(ZoneType::Normal)),
             ],
             meta: [const { ZoneMeta::new() }; MAX_NR_ZONES],
-            pcp: [const { [const { crate::sync::SpinLock::new(PerCpuPages::new()) }; MAX_NR_ZONES] }; NR_CPUS],
+            pcp: [const { [const { PerCpuPages::new() }; MAX_NR_ZONES] }; NR_CPUS],
             min_free_kbytes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             fail: FailPageAlloc::new(),
@@ -217,6 +207,13 @@ impl PageAllocator {
     /// Locks zone `zi`; the guard publishes its counters when dropped.
     fn lock_zone(&self, zi: usize) -> ZoneGuard<'_> {
         ZoneGuard { zone: self.zones[zi].lock(), meta: &self.meta[zi] }
+    }
+
+    /// This CPU's lists for zone `zi` (the local lock); `None` if code on this CPU that
+    /// the caller interrupted holds them, and the caller takes the zone path.
+    #[inline(always)]
+    pub(super) fn try_local_pcp(&self, cpu: CpuId, zi: usize) -> Option<LocalPcp<'_>> {
+        LocalPcp::try_new(&self.pcp[cpu.index()][zi & (MAX_NR_ZONES - 1)])
     }
 
     /// The descriptor array, once initialised.
@@ -251,17 +248,17 @@ impl PageAllocator {
         self.min_free_kbytes.load(Relaxed)
     }
     /// Sets every per-CPU list's `high` and `batch` (Linux's `percpu_pagelist_fraction`
-    /// knob, simplified), draining lists above the new `high`.
+    /// knob, simplified), draining lists above the new `high`: only while no other CPU
+    /// allocates (boot, tests), since it drains other CPUs' lists (see [`pcp`]).
     pub fn set_pcp_high_batch(&self, high: u64, batch: u64) {
         let Some(mm) = self.mem_map.get() else { return };
-        for cpu in &self.pcp {
-            for (zi, l) in cpu.iter().enumerate() {
-                let mut p = l.lock();
-                p.high = high;
-                p.batch = batch.max(1);
-                if p.count > high {
-                    let n = p.count - high;
-                    self.free_pcppages_bulk(mm, zi, &mut p, n);
+        for cpu in CpuId::all() {
+            for zi in 0..MAX_NR_ZONES {
+                self.pcp[cpu.index()][zi].set_high_batch(high, batch);
+                let Some(p) = self.try_local_pcp(cpu, zi) else { continue };
+                if p.count() > high {
+                    let n = p.count() - high;
+                    self.free_pcppages_bulk(mm, zi, &p, n);
                 }
             }
         }
@@ -278,245 +275,25 @@ impl PageAllocator {
         }
     }
 
-    /// Allocates `2^order` naturally aligned pages (Linux's `__alloc_pages`). Never sleeps.
-    ///
-    /// Tries the low watermark first; requests that cannot sleep then retry against min
-    /// (lowered for `__GFP_HIGH`/`__GFP_ATOMIC`); as a last resort a HighAtomic reserve is
-    /// released. With `__GFP_COMP` the block is marked compound. The caller zeroes the
-    /// block if [`want_init_on_alloc`] and prints [`report`] output unless
-    /// [`AllocFailure::should_warn`] says not to.
-    pub fn alloc_pages(&self, gfp: Gfp, order: u32, cpu: usize) -> Result<Pfn, AllocFailure> {
-        let mm = self.mem_map.get().ok_or(AllocFailure::NotInitialized)?;
-        if order > MAX_PAGE_ORDER {
-            return Err(AllocFailure::OrderTooLarge { order, gfp });
-        }
-        if cpu >= NR_CPUS {
-            return Err(AllocFailure::BadCpu(cpu));
-        }
-        if self.fail.should_fail(gfp, order) {
-            self.failures.fetch_add(1, Relaxed);
-            return Err(AllocFailure::Injected { order, gfp });
-        }
-        let mt = gfp_migratetype(gfp);
-        let high_zone = self.highest_zone(gfp);
-        let mut found = match self.rmqueue_pcp_fast(mm, order, mt, high_zone, cpu) {
-            Some(pfn) => Some(pfn),
-            None => self.get_page_from_freelist(mm, order, mt, high_zone, cpu, AllocFlags::LOW),
-        };
-        let slow = if gfp.may_sleep() { AllocFlags::LOW } else { AllocFlags::slowpath(gfp) };
-        if found.is_none() && slow != AllocFlags::LOW {
-            found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
-        }
-        if found.is_none() {
-            // No reclaim to try: give back a HighAtomic reserve, as Linux does before OOM.
-            for zi in (0..=high_zone).rev() {
-                let mut z = self.lock_zone(zi);
-                if z.unreserve_highatomic(mt) {
-                    drop(z);
-                    found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
-                    break;
-                }
-            }
-        }
-        let Some(pfn) = found else {
-            self.failures.fetch_add(1, Relaxed);
-            return Err(AllocFailure::NoMemory { order, gfp });
-        };
-        // prep_new_page: the block is ours now; mark head (and compound tails).
-        let idx = mm.idx(pfn);
-        let comp = gfp.contains(Gfp::GFP_COMP) && order > 0;
-        if comp {
-            for i in 1..(1u32 << order) {
-                mm.at(idx + i).set_state(PageState::Tail);
-            }
-        }
-        let head = mm.at(idx);
-        head.set_owner(0);
-        head.set_state(PageState::Head { order, compound: comp, tail_owner: false });
-        Ok(Pfn(pfn))
-    }
-
-    /// The common case of `get_page_from_freelist(.., AllocFlags::LOW)`, inlined: the first
-    /// zone passes the low watermark (the same lockless check, written out for these
-    /// flags as Linux's `zone_watermark_fast` does) and this CPU's list of the order has a
-    /// block. Anything else (order above the pcp orders, an empty list, low memory, an
-    /// empty zone, whose free count 0 fails the check) returns `None` and the caller takes
-    /// the whole path, which checks again and refills.
-    #[inline]
-    fn rmqueue_pcp_fast(&self, mm: &MemMap, order: u32, mt: MigrateType, zi: usize, cpu: usize) -> Option<u64> {
-        if order > PCP_MAX_ORDER {
-            return None;
-        }
-        let meta = &self.meta[zi];
-        // watermark_ok(free, order, low, AllocFlags::LOW, reserved_highatomic, 0): no
-        // lowmem_reserve in the request's own highest zone.
-        let need = meta.low.load(Relaxed) + meta.reserved_highatomic.load(Relaxed) + (1u64 << order) - 1;
-        if meta.free.load(Relaxed) <= need {
-            return None;
-        }
-        let mut pcp = self.pcp[cpu][zi].lock();
-        let idx = pcp.pop(mm, order, mt.index())?;
-        mm.at(idx).set_state(PageState::Unmarked);
-        Some(mm.base_pfn + idx as u64)
-    }
-
-    fn get_page_from_freelist(
-        &self,
-        mm: &MemMap,
-        order: u32,
-        mt: MigrateType,
-        high_zone: usize,
-        cpu: usize,
-        flags: AllocFlags,
-    ) -> Option<u64> {
-        for zi in (0..=high_zone).rev() {
-            let meta = &self.meta[zi];
-            if meta.managed.load(Relaxed) == 0 {
-                continue;
-            }
-            let mark = meta.wmarks().get(flags.wmark);
-            let reserve = if zi < high_zone { meta.lowmem_reserve.load(Relaxed) } else { 0 };
-            if order <= PCP_MAX_ORDER {
-                // Lockless check on the free count, as Linux's zone_watermark_fast; the
-                // block itself comes from the pcp list or a refill, which fails if none.
-                let free = meta.free.load(Relaxed);
-                let ha = meta.reserved_highatomic.load(Relaxed);
-                if !watermark::watermark_ok(free, order, mark, flags, ha, reserve, || true) {
-                    continue;
-                }
-                if let Some(pfn) = self.rmqueue_pcplist(mm, zi, cpu, order, mt) {
-                    if flags.harder && order > 0 {
-                        let mut z = self.lock_zone(zi);
-                        z.reserve_highatomic(pfn);
-                    }
-                    return Some(pfn);
-                }
-                continue;
-            }
-            let mut z = self.lock_zone(zi);
-            let ok =
-                watermark::watermark_ok(z.free_pages, order, mark, flags, z.nr_reserved_highatomic, reserve, || {
-                    z.has_free_block(order, flags.harder)
-                });
-            if !ok {
-                continue;
-            }
-            if let Some(pfn) = z.rmqueue(order, mt, flags.harder) {
-                if flags.harder && order > 0 {
-                    z.reserve_highatomic(pfn);
-                }
-                return Some(pfn);
-            }
-        }
-        None
-    }
-
-    /// Allocation from this CPU's list, refilled with a batch from the zone
-    /// (Linux's `rmqueue_pcplist` / `rmqueue_bulk`).
-    fn rmqueue_pcplist(&self, mm: &MemMap, zi: usize, cpu: usize, order: u32, mt: MigrateType) -> Option<u64> {
-        let mut pcp = self.pcp[cpu][zi].lock();
-        let list = mt.index();
-        if let Some(idx) = pcp.pop(mm, order, list) {
-            mm.at(idx).set_state(PageState::Unmarked);
-            return Some(mm.base_pfn + idx as u64);
-        }
-        let blocks = if order == 0 { pcp.batch.max(1) } else { (pcp.batch >> order).max(2) };
-        let mut z = self.lock_zone(zi);
-        for _ in 0..blocks {
-            let Some(pfn) = z.rmqueue(order, mt, false) else {
-                break;
-            };
-            let idx = mm.idx(pfn);
-            mm.at(idx).set_state(PageState::Pcp { order, mt });
-            pcp.push(mm, idx, order, list);
-        }
-        drop(z);
-        let idx = pcp.pop(mm, order, list)?;
-        mm.at(idx).set_state(PageState::Unmarked);
-        Some(mm.base_pfn + idx as u64)
-    }
-
-    /// Frees a block from [`Self::alloc_pages`] (Linux's `__free_pages`), checking first
-    /// that it is one: a bad request is refused and changes nothing.
-    pub fn free_pages(&self, pfn: Pfn, order: u32, cpu: usize) -> Result<(), FreeError> {
-        let mm = self.mem_map.get().ok_or(FreeError::NotInitialized)?;
-        let pfn = pfn.0;
-        if order > MAX_PAGE_ORDER {
-            return Err(FreeError::OrderTooLarge { pfn, order });
-        }
-        if cpu >= NR_CPUS {
-            return Err(FreeError::BadCpu(cpu));
-        }
-        let page = mm.pfn_to_page(pfn).ok_or(FreeError::OutsideMemMap { pfn })?;
-        if pfn & ((1 << order) - 1) != 0 {
-            return Err(FreeError::Unaligned { pfn, order });
-        }
-        let f = match page.live_head(order) {
-            Ok(f) => f,
-            Err(s) => return classify(pfn, order, s),
-        };
-        let idx = mm.idx(pfn);
-        let zi = page.zone().index();
-        let mt = page.block_mt();
-        if order <= PCP_MAX_ORDER {
-            let mut pcp = self.pcp[cpu][zi].lock();
-            // The transition is atomic, so two racing frees cannot both succeed.
-            if !page.transition(f, PageState::Pcp { order, mt }) {
-                return classify(pfn, order, page.state()).and(Err(FreeError::DoubleFree { pfn, order }));
-            }
-            if order > 0 {
-                clear_block(mm, idx, order, f);
-            }
-            let list = if mt == MigrateType::HighAtomic { MigrateType::Movable } else { mt };
-            pcp.push(mm, idx, order, list.index());
-            if pcp.count >= pcp.high {
-                let batch = pcp.batch;
-                self.free_pcppages_bulk(mm, zi, &mut pcp, batch);
-            }
-            return Ok(());
-        }
-        if !page.transition(f, PageState::Unmarked) {
-            return classify(pfn, order, page.state()).and(Err(FreeError::DoubleFree { pfn, order }));
-        }
-        clear_block(mm, idx, order, f);
-        mm.at(idx).set_owner(0);
-        let mut z = self.lock_zone(zi);
-        z.free_one(pfn, order, mt);
-        Ok(())
-    }
-
-    /// Gives at least `count` pages (whole blocks) from a per-CPU list back to the zone.
-    fn free_pcppages_bulk(&self, mm: &MemMap, zi: usize, pcp: &mut PerCpuPages, count: u64) {
-        let mut z = self.lock_zone(zi);
-        let mut rr = 0;
-        let mut freed = 0;
-        while freed < count {
-            let Some((idx, order)) = pcp.pop_any(mm, &mut rr) else {
-                break;
-            };
-            let p = mm.at(idx);
-            let PageState::Pcp { mt, .. } = p.state() else { unreachable!("page on a pcp list not in the pcp state") };
-            p.set_state(PageState::Unmarked);
-            z.free_one(mm.base_pfn + idx as u64, order, mt);
-            freed += 1 << order;
-        }
-    }
-
     /// Returns one CPU's cached pages to the buddy lists (Linux's `drain_local_pages`).
-    pub fn drain_cpu(&self, cpu: usize) {
+    ///
+    /// Runs on `cpu` itself, or for a CPU that is not allocating (offline, or every CPU
+    /// quiet): the lists belong to their CPU (see [`pcp`]). The kernel drains online
+    /// CPUs with a function-call IPI; if that interrupt finds the lists busy, the drain
+    /// is left to the owner's next free.
+    pub fn drain_cpu(&self, cpu: CpuId) {
         let Some(mm) = self.mem_map.get() else { return };
-        let Some(lists) = self.pcp.get(cpu) else {
-            return;
-        };
-        for (zi, l) in lists.iter().enumerate() {
-            let mut p = l.lock();
-            let n = p.count;
-            self.free_pcppages_bulk(mm, zi, &mut p, n);
+        for zi in 0..MAX_NR_ZONES {
+            match self.try_local_pcp(cpu, zi) {
+                Some(p) => self.free_pcppages_bulk(mm, zi, &p, p.count()),
+                None => self.pcp[cpu.index()][zi].set_drain_pending(true),
+            }
         }
     }
-    /// Drains every CPU's lists (Linux's `drain_all_pages`).
+    /// Drains every CPU's lists (Linux's `drain_all_pages`) from this CPU: only while no
+    /// other CPU allocates (init, tests); the kernel drains online CPUs by IPI.
     pub fn drain_all(&self) {
-        for cpu in 0..NR_CPUS {
+        for cpu in CpuId::all() {
             self.drain_cpu(cpu);
         }
     }
@@ -560,7 +337,7 @@ impl PageAllocator {
     }
     /// Pages on per-CPU lists, all CPUs and zones.
     pub fn nr_pcp_pages(&self) -> u64 {
-        self.pcp.iter().flatten().map(|l| l.lock().count).sum()
+        self.pcp.iter().flatten().map(PerCpuPages::count).sum()
     }
     /// All free pages: buddy lists plus per-CPU lists.
     pub fn nr_free_pages(&self) -> u64 {
@@ -589,11 +366,26 @@ impl PageAllocator {
             present_pages: m.present.load(Relaxed),
             managed_pages: m.managed.load(Relaxed),
             free_pages: m.free.load(Relaxed),
-            pcp_pages: self.pcp.iter().map(|c| c[zone.index()].lock().count).sum(),
+            pcp_pages: self.pcp.iter().map(|c| c[zone.index()].count()).sum(),
             reserved_highatomic: m.reserved_highatomic.load(Relaxed),
             wmarks: m.wmarks(),
             lowmem_reserve: m.lowmem_reserve.load(Relaxed),
         }
+    }
+    /// The event counters (Linux's `all_vm_events`): each CPU's own counters plus those
+    /// of interrupts that found their CPU's lists busy, read without stopping anyone.
+    pub fn vm_events(&self) -> VmEvents {
+        let mut e = VmEvents::default();
+        for (zi, m) in self.meta.iter().enumerate() {
+            e.pgalloc[zi] = m.pgalloc.load(Relaxed) + self.pcp.iter().map(|c| c[zi].pgalloc()).sum::<u64>();
+            e.pgfree += m.pgfree.load(Relaxed) + self.pcp.iter().map(|c| c[zi].pgfree()).sum::<u64>();
+        }
+        e
+    }
+    /// CPU `cpu`'s pageset in `zone` (read from any CPU: each number is a single load).
+    pub fn pageset(&self, cpu: CpuId, zone: ZoneType) -> PagesetStats {
+        let p = &self.pcp[cpu.index()][zone.index()];
+        PagesetStats { count: p.count(), high: p.high(), batch: p.batch() }
     }
     /// Calls `f(zone, pfn, order, migratetype)` for every block on a buddy list.
     pub fn for_each_free_block(&self, mut f: impl FnMut(ZoneType, u64, u32, MigrateType)) {

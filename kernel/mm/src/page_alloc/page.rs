@@ -88,7 +88,7 @@ pub enum PageState {
 
 impl PageState {
     /// The flag word of the state.
-    #[inline]
+    #[inline(always)]
     const fn encode(self) -> u32 {
         match self {
             PageState::Unmarked => 0,
@@ -142,6 +142,28 @@ impl PageState {
     }
 }
 
+/// The flag word of a live allocation's head, as [`Page::live_head`] loaded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LiveHead(u32);
+
+impl LiveHead {
+    /// Compound (`__GFP_COMP`): the other pages are [`PageState::Tail`].
+    #[inline]
+    pub(crate) const fn compound(self) -> bool {
+        self.0 & PG_COMP != 0
+    }
+    /// Whether the free must walk the other pages (compound tails or tail owner words).
+    #[inline]
+    pub(crate) const fn touched_tails(self) -> bool {
+        self.0 & (PG_COMP | PG_TAIL_OWNER) != 0
+    }
+    /// The state it encodes.
+    #[cfg(test)]
+    pub(crate) const fn state(self) -> PageState {
+        PageState::decode(self.0)
+    }
+}
+
 // Info word: pageblock migratetype (meaningful on a pageblock's first page) and zone.
 const INFO_ZONE_SHIFT: u32 = 4;
 
@@ -185,21 +207,28 @@ impl Page {
     }
     /// Atomically moves the page from `from` to `to`; false (nothing changed) if it was
     /// not in `from`.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn transition(&self, from: PageState, to: PageState) -> bool {
         self.flags.compare_exchange(from.encode(), to.encode(), Relaxed, Relaxed).is_ok()
     }
-    /// Whether the page is the head of a live allocation of exactly `order`, not yet
-    /// marked for tail owner clearing or compound: the valid free, tested in one compare.
-    /// Returns the state to pass to [`Self::transition`].
+    /// Whether the page is the head of a live allocation of exactly `order`: the valid
+    /// free, tested in one compare on the flag word loaded once. Returns that word (as a
+    /// [`LiveHead`]) to pass to [`Self::transition_from`], so the free path neither
+    /// reloads nor decodes it.
     #[inline]
-    pub(crate) fn live_head(&self, order: u32) -> Result<PageState, PageState> {
+    pub(crate) fn live_head(&self, order: u32) -> Result<LiveHead, PageState> {
         let f = self.flags.load(Relaxed);
         if f & (PG_BUDDY | PG_PCP | PG_RESERVED | PG_TAIL | PG_HEAD | ORDER_MASK) == PG_HEAD | (order & ORDER_MASK) {
-            Ok(PageState::Head { order, compound: f & PG_COMP != 0, tail_owner: f & PG_TAIL_OWNER != 0 })
+            Ok(LiveHead(f))
         } else {
             Err(PageState::decode(f))
         }
+    }
+    /// Atomically moves a live head, whose flag word [`Self::live_head`] returned, to
+    /// `to`; false (nothing changed) if the word changed since.
+    #[inline]
+    pub(crate) fn transition_from(&self, from: LiveHead, to: PageState) -> bool {
+        self.flags.compare_exchange(from.0, to.encode(), Relaxed, Relaxed).is_ok()
     }
     /// Marks a live head: an owner word was stored in one of its tail pages.
     pub(crate) fn mark_tail_owner(&self) {
@@ -207,33 +236,47 @@ impl Page {
             self.flags.fetch_or(PG_TAIL_OWNER, Relaxed);
         }
     }
+    #[inline(always)]
     pub(crate) fn next(&self) -> u32 {
         self.next.load(Relaxed)
     }
+    #[inline(always)]
     pub(crate) fn prev(&self) -> u32 {
         self.prev.load(Relaxed)
     }
+    #[inline(always)]
     pub(crate) fn set_next(&self, v: u32) {
         self.next.store(v, Relaxed)
     }
+    #[inline(always)]
     pub(crate) fn set_prev(&self, v: u32) {
         self.prev.store(v, Relaxed)
     }
     /// The owner word (meaningful while allocated).
+    #[inline(always)]
     pub fn owner(&self) -> u64 {
         (self.next() as u64) | ((self.prev() as u64) << 32)
     }
     /// Stores the owner word (meaningful while allocated).
+    #[inline(always)]
     pub fn set_owner(&self, w: u64) {
         self.set_next(w as u32);
         self.set_prev((w >> 32) as u32);
     }
+    #[inline(always)]
     pub(crate) fn zone(&self) -> ZoneType {
         ZoneType::ALL[((self.info.load(Relaxed) >> INFO_ZONE_SHIFT) & 1) as usize]
     }
     pub(crate) fn init_info(&self, zone: ZoneType, mt: MigrateType) {
         self.info.store(((zone as u32) << INFO_ZONE_SHIFT) | mt as u32, Relaxed)
     }
+    /// Zone and pageblock migratetype from one load of the info word.
+    #[inline(always)]
+    pub(crate) fn zone_mt(&self) -> (ZoneType, MigrateType) {
+        let i = self.info.load(Relaxed);
+        (ZoneType::ALL[((i >> INFO_ZONE_SHIFT) & 1) as usize], MigrateType::from_index((i & 3) as usize))
+    }
+    #[inline(always)]
     pub(crate) fn block_mt(&self) -> MigrateType {
         MigrateType::from_index(self.info.load(Relaxed) as usize)
     }
@@ -282,6 +325,7 @@ pub struct MemMap {
 
 impl MemMap {
     /// Linux's `pfn_to_page`; `None` outside the array.
+    #[inline(always)]
     pub fn pfn_to_page(&self, pfn: u64) -> Option<&'static Page> {
         let i = pfn.checked_sub(self.base_pfn)?;
         self.pages.get(usize::try_from(i).ok()?)
@@ -294,9 +338,11 @@ impl MemMap {
         (i < self.pages.len() && off % core::mem::size_of::<Page>() == 0).then_some(self.base_pfn + i as u64)
     }
     /// Index of a pfn known to be inside.
+    #[inline(always)]
     pub(crate) fn idx(&self, pfn: u64) -> u32 {
         (pfn - self.base_pfn) as u32
     }
+    #[inline(always)]
     pub(crate) fn at(&self, idx: u32) -> &'static Page {
         &self.pages[idx as usize]
     }
@@ -357,12 +403,17 @@ mod tests {
         }
         let h = PageState::Head { order: 3, compound: false, tail_owner: false };
         p.set_state(h);
-        assert_eq!(p.live_head(3), Ok(h));
+        assert_eq!(p.live_head(3).map(LiveHead::state), Ok(h));
         assert_eq!(p.live_head(2), Err(h));
         p.mark_tail_owner();
         let h = PageState::Head { order: 3, compound: false, tail_owner: true };
         assert_eq!(p.state(), h);
-        assert_eq!(p.live_head(3), Ok(h));
+        let lh = p.live_head(3).unwrap();
+        assert_eq!(lh.state(), h);
+        assert!(lh.touched_tails() && !lh.compound());
+        assert!(p.transition_from(lh, PageState::Unmarked));
+        assert!(!p.transition_from(lh, PageState::Unmarked), "the word changed");
+        p.set_state(h);
         p.set_state(PageState::Pcp { order: 3, mt: MigrateType::Movable });
         assert!(p.live_head(3).is_err());
     }

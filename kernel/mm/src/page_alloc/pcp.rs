@@ -1,9 +1,27 @@
-//! Per-CPU page lists (Linux's `per_cpu_pages`): blocks of orders 0..=3 cached per CPU and zone so
-//! that the common allocation and free take only an uncontended per-CPU lock, moving
-//! pages to and from the zone in batches of `batch` and draining when `count >= high`.
+//! Per-CPU page lists (Linux's `per_cpu_pages`): blocks of orders 0..=3 cached per CPU and
+//! zone, moved to and from the zone in batches of `batch` and drained when `count >= high`.
+//!
+//! Ownership, Linux's local lock made per-CPU: CPU `c`'s lists are read and written only
+//! by code running on CPU `c`, inside a [`LocalPcp`]. Taking one is a plain store to the
+//! lists' `busy` word (only this CPU ever writes it, so no atomic read-modify-write and no
+//! lock word shared with other CPUs), with compiler fences so the list accesses stay
+//! inside; interrupts stay enabled. An interrupt handler on the same CPU that finds the
+//! lists busy does not wait (it would wait for ever): it takes the separate path, the
+//! zone's free lists under the zone lock, as Linux does when `pcp_spin_trylock` fails.
+//! Frees of pages allocated on another CPU go onto the freeing CPU's own lists (Linux's
+//! `free_unref_page`); other CPUs' lists are only ever drained by their owner (the
+//! kernel asks with an IPI), except for CPUs that are not allocating (offline, or every
+//! CPU quiet: init, tests).
+//!
+//! The fields are atomics used only with `Relaxed` loads and stores, which compile to
+//! plain loads and stores; they make the shared `static` `Sync` without `unsafe` and let
+//! other CPUs read the counters for reports.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use super::migratetype::MIGRATE_PCPTYPES;
 use super::page::{MemMap, NIL};
+use core::sync::atomic::{compiler_fence, AtomicBool, Ordering::SeqCst};
 
 pub use crate::NR_CPUS;
 
@@ -12,49 +30,157 @@ pub use crate::NR_CPUS;
 pub const PCP_MAX_ORDER: u32 = 3;
 const PCP_ORDERS: usize = PCP_MAX_ORDER as usize + 1;
 
+/// `a += n` by its only writer: a plain load and store, no atomic read-modify-write.
+#[inline(always)]
+fn add(a: &AtomicU64, n: u64) {
+    a.store(a.load(Relaxed).wrapping_add(n), Relaxed)
+}
+
 /// One CPU's cached blocks for one zone: singly linked LIFO lists per order and
-/// migratetype (hot pages are reused first), through the descriptors' `next` word.
+/// migratetype (hot pages are reused first), through the descriptors' `next` word, and
+/// the CPU's page event counters for the zone (Linux's per-CPU `vm_event_states`,
+/// summed over CPUs when read).
 #[derive(Debug)]
 pub struct PerCpuPages {
-    /// Pages (not blocks) on the lists.
-    pub count: u64,
-    /// Drain a batch when `count` reaches this.
-    pub high: u64,
-    /// Pages moved per refill or drain.
-    pub batch: u64,
-    lists: [[u32; MIGRATE_PCPTYPES]; PCP_ORDERS],
+    count: AtomicU64,
+    high: AtomicU64,
+    batch: AtomicU64,
+    lists: [[AtomicU32; MIGRATE_PCPTYPES]; PCP_ORDERS],
+    pgalloc: AtomicU64,
+    pgfree: AtomicU64,
+    /// Held by a [`LocalPcp`] (written only by the owning CPU).
+    busy: AtomicBool,
+    /// A drain was asked for while the lists were busy; the owner drains at its next
+    /// free or slow-path allocation.
+    drain_pending: AtomicBool,
+}
+
+/// A CPU's own per-CPU lists, held (the local lock): see the module documentation.
+pub(crate) struct LocalPcp<'a> {
+    pcp: &'a PerCpuPages,
+}
+
+impl<'a> LocalPcp<'a> {
+    /// Takes the lists `pcp`, or `None` if code on this CPU that this one interrupted
+    /// holds them (the caller then takes the zone path).
+    ///
+    /// The caller runs on the CPU owning `pcp`, or on a CPU standing in for one that is
+    /// not allocating (offline, or all quiet).
+    #[inline(always)]
+    pub(crate) fn try_new(pcp: &'a PerCpuPages) -> Option<Self> {
+        if pcp.busy.load(Relaxed) {
+            return None;
+        }
+        pcp.busy.store(true, Relaxed);
+        // An interrupt handler on this CPU sees `busy` before any list access below.
+        compiler_fence(SeqCst);
+        Some(LocalPcp { pcp })
+    }
+}
+
+impl Drop for LocalPcp<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // Every list access above is done before an interrupt handler can see `!busy`.
+        compiler_fence(SeqCst);
+        self.pcp.busy.store(false, Relaxed);
+    }
+}
+
+impl core::ops::Deref for LocalPcp<'_> {
+    type Target = PerCpuPages;
+    #[inline(always)]
+    fn deref(&self) -> &PerCpuPages {
+        self.pcp
+    }
 }
 
 impl PerCpuPages {
     /// Empty lists (batch 1, high 0 until the zone size is known).
     pub const fn new() -> PerCpuPages {
-        PerCpuPages { count: 0, high: 0, batch: 1, lists: [[NIL; MIGRATE_PCPTYPES]; PCP_ORDERS] }
+        PerCpuPages {
+            count: AtomicU64::new(0),
+            high: AtomicU64::new(0),
+            batch: AtomicU64::new(1),
+            lists: [const { [const { AtomicU32::new(NIL) }; MIGRATE_PCPTYPES] }; PCP_ORDERS],
+            pgalloc: AtomicU64::new(0),
+            pgfree: AtomicU64::new(0),
+            busy: AtomicBool::new(false),
+            drain_pending: AtomicBool::new(false),
+        }
     }
-    #[inline]
-    pub(crate) fn push(&mut self, mm: &MemMap, idx: u32, order: u32, list: usize) {
-        let head = &mut self.lists[order as usize][list];
+    /// Pages (not blocks) on the lists.
+    #[inline(always)]
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+    /// Drain a batch when `count` reaches this.
+    #[inline(always)]
+    pub fn high(&self) -> u64 {
+        self.high.load(Relaxed)
+    }
+    /// Pages moved per refill or drain.
+    #[inline(always)]
+    pub fn batch(&self) -> u64 {
+        self.batch.load(Relaxed)
+    }
+    /// Pages this CPU allocated from the zone (Linux's `pgalloc_<zone>` event).
+    pub fn pgalloc(&self) -> u64 {
+        self.pgalloc.load(Relaxed)
+    }
+    /// Pages this CPU freed into the zone (Linux's `pgfree` event).
+    pub fn pgfree(&self) -> u64 {
+        self.pgfree.load(Relaxed)
+    }
+    /// Whether a drain was asked for while the lists were busy.
+    #[inline(always)]
+    pub(crate) fn drain_pending(&self) -> bool {
+        self.drain_pending.load(Relaxed)
+    }
+    pub(crate) fn set_drain_pending(&self, v: bool) {
+        self.drain_pending.store(v, Relaxed)
+    }
+    /// Sets `high` and `batch` (single stores: the owner sees them at its next operation).
+    pub(crate) fn set_high_batch(&self, high: u64, batch: u64) {
+        self.high.store(high, Relaxed);
+        self.batch.store(batch.max(1), Relaxed);
+    }
+    /// Counts an allocation of `n` pages (the owner, lists held).
+    #[inline(always)]
+    pub(crate) fn count_alloc(&self, n: u64) {
+        add(&self.pgalloc, n)
+    }
+    /// Counts a free of `n` pages (the owner, lists held).
+    #[inline(always)]
+    pub(crate) fn count_free(&self, n: u64) {
+        add(&self.pgfree, n)
+    }
+    #[inline(always)]
+    pub(crate) fn push(&self, mm: &MemMap, idx: u32, order: u32, list: usize) {
+        let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list];
         let p = mm.at(idx);
-        p.set_next(*head);
+        p.set_next(head.load(Relaxed));
         p.set_prev(0);
-        *head = idx;
-        self.count += 1 << order;
+        head.store(idx, Relaxed);
+        add(&self.count, 1 << order);
     }
-    #[inline]
-    pub(crate) fn pop(&mut self, mm: &MemMap, order: u32, list: usize) -> Option<u32> {
-        let head = &mut self.lists[order as usize][list];
-        let idx = *head;
+    #[inline(always)]
+    pub(crate) fn pop(&self, mm: &MemMap, order: u32, list: usize) -> Option<u32> {
+        let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list];
+        let idx = head.load(Relaxed);
         if idx == NIL {
             return None;
         }
-        *head = mm.at(idx).next();
-        mm.at(idx).set_next(0);
-        self.count -= 1 << order;
+        let p = mm.at(idx);
+        head.store(p.next(), Relaxed);
+        p.set_next(0);
+        add(&self.count, (1u64 << order).wrapping_neg());
         Some(idx)
     }
     /// Pops a block from any list, emptying the lists one after the other from `start`
     /// (the cursor stays on a list while it has blocks, so a bulk free does not rescan
     /// empty lists per page); returns it with its order.
-    pub(crate) fn pop_any(&mut self, mm: &MemMap, start: &mut usize) -> Option<(u32, u32)> {
+    pub(crate) fn pop_any(&self, mm: &MemMap, start: &mut usize) -> Option<(u32, u32)> {
         const N: usize = MIGRATE_PCPTYPES * PCP_ORDERS;
         while *start < N {
             let l = *start;
@@ -67,7 +193,7 @@ impl PerCpuPages {
         None
     }
     pub(crate) fn lists_head(&self, order: u32, list: usize) -> u32 {
-        self.lists[order as usize][list]
+        self.lists[order as usize][list].load(Relaxed)
     }
 }
 

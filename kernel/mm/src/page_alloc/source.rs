@@ -1,51 +1,68 @@
-//! A [`PageSource`] over the buddy allocator and a linear map at a fixed offset: the
-//! implementation helper the kernel (and host tests) wrap for the slab and vmalloc layers.
+//! The buddy allocator bound to its collaborators once, at init: [`BuddyPageSource`] is
+//! the one place that knows which CPU is running, how to zero memory (`__GFP_ZERO` needs
+//! the bytes), and how to report an allocation failure or a refused free. The kernel's
+//! page API and the slab and vmalloc layers (through [`PageSource`]) all allocate through
+//! it, so the zero-and-report policy exists once.
 //!
-//! The hardware-facing parts stay with the caller as plain function pointers: which CPU
-//! is running, how to zero memory (`__GFP_ZERO` needs the bytes), and how to report an
-//! allocation failure or a refused free.
+//! The hardware-facing parts stay with the caller as plain function pointers.
 
 use super::{want_init_on_alloc, AllocFailure, FreeError, PageAllocator};
-use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT};
+use crate::addr::{Pfn, PhysAddr, VirtAddr, PAGE_SHIFT};
+use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 use crate::page_source::PageSource;
 
-/// The buddy allocator seen as a [`PageSource`].
+/// The buddy allocator seen as a [`PageSource`], with its collaborators bound.
 #[derive(Clone, Copy, Debug)]
 pub struct BuddyPageSource<'a> {
     /// The allocator.
     pub alloc: &'a PageAllocator,
     /// `virt = phys + linear_offset` (wrapping) for every frame of `mem_map`.
     pub linear_offset: u64,
-    /// The running CPU's index (below [`super::NR_CPUS`]).
-    pub cpu: fn() -> usize,
+    /// The running CPU.
+    pub cpu: fn() -> CpuId,
     /// Zeroes `len` bytes at a linear-map address (for `__GFP_ZERO`).
     pub zero: fn(VirtAddr, usize),
     /// Called for a failed allocation that should be reported (not `__GFP_NOWARN`).
     pub on_failure: fn(&AllocFailure),
-    /// Called for a refused free (the allocator is unchanged).
+    /// Called for a refused free (the allocator is unchanged) by [`PageSource::free_pages`].
     pub on_bad_free: fn(&FreeError),
 }
 
-impl PageSource for BuddyPageSource<'_> {
-    fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<PhysAddr> {
+impl BuddyPageSource<'_> {
+    /// Allocates `2^order` pages on the running CPU, zeroed for `__GFP_ZERO`; a failure
+    /// is reported (unless `__GFP_NOWARN`) and returned.
+    #[inline]
+    pub fn alloc(&self, gfp: Gfp, order: u32) -> Result<Pfn, AllocFailure> {
         match self.alloc.alloc_pages(gfp, order, (self.cpu)()) {
             Ok(pfn) => {
                 if want_init_on_alloc(gfp) {
                     (self.zero)(self.phys_to_virt(pfn.phys()), 1usize << (order + PAGE_SHIFT));
                 }
-                Some(pfn.phys())
+                Ok(pfn)
             }
             Err(e) => {
                 if e.should_warn() {
                     (self.on_failure)(&e);
                 }
-                None
+                Err(e)
             }
         }
     }
+    /// Frees a block on the running CPU; a refused free is returned, not reported (the
+    /// caller names itself in the report, as the kernel's `free_pages` does).
+    #[inline]
+    pub fn free(&self, pfn: Pfn, order: u32) -> Result<(), FreeError> {
+        self.alloc.free_pages(pfn, order, (self.cpu)())
+    }
+}
+
+impl PageSource for BuddyPageSource<'_> {
+    fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<PhysAddr> {
+        self.alloc(gfp, order).ok().map(Pfn::phys)
+    }
     fn free_pages(&self, pa: PhysAddr, order: u32) {
-        if let Err(e) = self.alloc.free_pages(pa.pfn(), order, (self.cpu)()) {
+        if let Err(e) = self.free(pa.pfn(), order) {
             (self.on_bad_free)(&e);
         }
     }
@@ -65,6 +82,33 @@ impl PageSource for BuddyPageSource<'_> {
     fn virt_page_owner(&self, va: VirtAddr) -> Option<u64> {
         let pa = PhysAddr::new(va.as_u64().wrapping_sub(self.linear_offset));
         self.alloc.try_page_owner(pa.pfn())
+    }
+    /// One round: this CPU's list, then the zone under one lock
+    /// ([`PageAllocator::alloc_pages_bulk_with`]); zeroed and reported as
+    /// [`Self::alloc`] does.
+    fn alloc_pages_bulk(&self, gfp: Gfp, out: &mut [PhysAddr]) -> usize {
+        let mut n = 0;
+        let r = self.alloc.alloc_pages_bulk_with(gfp, (self.cpu)(), out.len(), |pfn| {
+            out[n] = pfn.phys();
+            n += 1;
+        });
+        if let Err(e) = r {
+            if e.should_warn() {
+                (self.on_failure)(&e);
+            }
+        }
+        if want_init_on_alloc(gfp) {
+            for &pa in &out[..n] {
+                (self.zero)(self.phys_to_virt(pa), 1usize << PAGE_SHIFT);
+            }
+        }
+        n
+    }
+    /// One round: onto this CPU's list, drained to the zone at most once
+    /// ([`PageAllocator::free_pages_bulk`]); a refused page is reported as by
+    /// [`PageSource::free_pages`].
+    fn free_pages_bulk(&self, pages: &[PhysAddr]) {
+        self.alloc.free_pages_bulk(pages.iter().map(|pa| pa.pfn()), (self.cpu)(), |e| (self.on_bad_free)(&e));
     }
 }
 
@@ -90,7 +134,7 @@ mod tests {
         let src = BuddyPageSource {
             alloc: a,
             linear_offset: 0xffff_0000_0000_0000,
-            cpu: || 1,
+            cpu: || CpuId::of(1),
             zero: |_, len| {
                 ZEROED.fetch_add(len, Relaxed);
             },
@@ -118,5 +162,51 @@ mod tests {
         src.free_pages(pa, 1);
         src.free_pages(pa, 1);
         assert_eq!(BAD.load(Relaxed), 1);
+        // The checked free returns the refusal and leaves the report to its caller.
+        assert!(matches!(src.free(pa.pfn(), 1), Err(FreeError::DoubleFree { .. })));
+        assert_eq!(BAD.load(Relaxed), 1);
+        assert_eq!(
+            src.alloc(GFP_ATOMIC | Gfp::GFP_NOWARN, 7),
+            Err(AllocFailure::NoMemory { order: 7, gfp: GFP_ATOMIC | Gfp::GFP_NOWARN })
+        );
+        assert_eq!(FAILS.load(Relaxed), 1);
+    }
+
+    static BULK_ZEROED: AtomicUsize = AtomicUsize::new(0);
+    static BULK_BAD: AtomicUsize = AtomicUsize::new(0);
+
+    #[test]
+    fn bulk_through_the_page_source() {
+        let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
+        let map: &'static [Page] = Box::leak((0..64).map(|_| Page::new()).collect());
+        let ram = (PhysAddr::new(0x10_0000), 64 * PAGE_SIZE as u64);
+        a.init(map, Pfn(0x100), PhysAddr::new(0), [ram], [ram]).unwrap();
+        a.set_min_free_kbytes(0);
+        let src = BuddyPageSource {
+            alloc: a,
+            linear_offset: 0,
+            cpu: || CpuId::of(3),
+            zero: |_, len| {
+                BULK_ZEROED.fetch_add(len, Relaxed);
+            },
+            on_failure: |_| {},
+            on_bad_free: |_| {
+                BULK_BAD.fetch_add(1, Relaxed);
+            },
+        };
+        let mut out = [PhysAddr::new(0); 10];
+        assert_eq!(src.alloc_pages_bulk(GFP_KERNEL | Gfp::GFP_ZERO, &mut out), 10);
+        assert_eq!(BULK_ZEROED.load(Relaxed), 10 * PAGE_SIZE);
+        assert_eq!(a.nr_free_pages(), 54);
+        for pa in out {
+            src.set_page_owner(pa, 7);
+            assert_eq!(src.page_owner(pa), 7);
+        }
+        src.free_pages_bulk(&out);
+        assert_eq!(a.nr_free_pages(), 64);
+        assert_eq!(BULK_BAD.load(Relaxed), 0);
+        src.free_pages_bulk(&out[..2]);
+        assert_eq!(BULK_BAD.load(Relaxed), 2, "double frees refused and reported");
+        a.check_invariants().unwrap();
     }
 }

@@ -4,6 +4,11 @@ use super::*;
 use crate::addr::{PhysAddr, PAGE_SHIFT};
 use crate::gfp::{GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
 
+/// CPU `n` (tests name CPUs by number).
+fn cpu(n: usize) -> CpuId {
+    CpuId::of(n)
+}
+
 const PS: u64 = PAGE_SIZE as u64;
 
 fn pa(pfn: u64) -> PhysAddr {
@@ -46,7 +51,7 @@ fn init_frees_maximal_aligned_blocks() {
     // A whole 256 MiB block when aligned memory allows.
     let big = make(1 << 17, 1 << 16, 0, &[(1 << 16, 3 << 16)]);
     assert_eq!(blocks(big), [(1 << 16, 16), (2 << 16, 16)]);
-    let p = big.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 16, 0).unwrap();
+    let p = big.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 16, cpu(0)).unwrap();
     assert_eq!(p.0 & 0xffff, 0);
 }
 
@@ -55,19 +60,19 @@ fn alloc_splits_and_free_coalesces() {
     let a = make(1024, 0, 0, &[(0, 1024)]);
     a.set_min_free_kbytes(0);
     let before = blocks(a);
-    let p = a.alloc_pages(GFP_KERNEL, 3, 0).unwrap();
+    let p = a.alloc_pages(GFP_KERNEL, 3, cpu(0)).unwrap();
     assert_eq!(p.0 % 8, 0);
     assert_eq!(a.nr_free_pages(), 1016);
-    let q = a.alloc_pages(GFP_KERNEL, 3, 1).unwrap();
+    let q = a.alloc_pages(GFP_KERNEL, 3, cpu(1)).unwrap();
     assert_ne!(p, q);
-    a.free_pages(p, 3, 0).unwrap();
-    a.free_pages(q, 3, 1).unwrap();
+    a.free_pages(p, 3, cpu(0)).unwrap();
+    a.free_pages(q, 3, cpu(1)).unwrap();
     a.drain_all();
     assert_eq!(blocks(a), before);
     // Order 0 through the per-CPU lists, then drained back.
-    let pages: Vec<_> = (0..100).map(|i| a.alloc_pages(GFP_KERNEL, 0, i % 4).unwrap()).collect();
+    let pages: Vec<_> = (0..100).map(|i| a.alloc_pages(GFP_KERNEL, 0, cpu(i % 4)).unwrap()).collect();
     for (i, p) in pages.iter().enumerate() {
-        a.free_pages(*p, 0, (i + 1) % 4).unwrap();
+        a.free_pages(*p, 0, cpu((i + 1) % 4)).unwrap();
     }
     assert_eq!(a.nr_free_pages(), 1024);
     a.drain_all();
@@ -80,55 +85,55 @@ fn alloc_splits_and_free_coalesces() {
 fn exhaustion_and_order_limits() {
     let a = make(64, 0, 0, &[(0, 64)]);
     a.set_min_free_kbytes(0);
-    let all = a.alloc_pages(GFP_KERNEL, 6, 0).unwrap();
-    let e = a.alloc_pages(GFP_KERNEL, 0, 0).unwrap_err();
+    let all = a.alloc_pages(GFP_KERNEL, 6, cpu(0)).unwrap();
+    let e = a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap_err();
     assert_eq!(e, AllocFailure::NoMemory { order: 0, gfp: GFP_KERNEL });
     assert_eq!(e.to_string(), "page allocation failure: order:0, mode:0xcc0(GFP_KERNEL)");
     assert!(e.should_warn());
     assert!(!AllocFailure::NoMemory { order: 0, gfp: GFP_KERNEL | Gfp::GFP_NOWARN }.should_warn());
-    assert_eq!(a.alloc_pages(GFP_KERNEL, 17, 0), Err(AllocFailure::OrderTooLarge { order: 17, gfp: GFP_KERNEL }));
-    assert_eq!(a.alloc_pages(GFP_KERNEL, 0, 4), Err(AllocFailure::BadCpu(4)));
-    a.free_pages(all, 6, 0).unwrap();
+    assert_eq!(a.alloc_pages(GFP_KERNEL, 17, cpu(0)), Err(AllocFailure::OrderTooLarge { order: 17, gfp: GFP_KERNEL }));
+    assert_eq!(CpuId::new(4), Err(crate::cpu::BadCpu(4)), "CPU 4 cannot even be named");
+    a.free_pages(all, 6, cpu(0)).unwrap();
     assert_eq!(a.nr_failures(), 1);
     let un = PageAllocator::new();
-    assert_eq!(un.alloc_pages(GFP_KERNEL, 0, 0), Err(AllocFailure::NotInitialized));
-    assert_eq!(un.free_pages(Pfn(0), 0, 0), Err(FreeError::NotInitialized));
+    assert_eq!(un.alloc_pages(GFP_KERNEL, 0, cpu(0)), Err(AllocFailure::NotInitialized));
+    assert_eq!(un.free_pages(Pfn(0), 0, cpu(0)), Err(FreeError::NotInitialized));
 }
 
 #[test]
 fn bad_frees_are_refused_and_change_nothing() {
     let a = make(256, 0x100, 0, &[(0x104, 0x200)]);
     a.set_min_free_kbytes(0);
-    let p = a.alloc_pages(GFP_KERNEL, 2, 0).unwrap();
-    let c = a.alloc_pages(GFP_KERNEL | Gfp::GFP_COMP, 2, 0).unwrap();
-    let z = a.alloc_pages(GFP_KERNEL, 0, 1).unwrap();
+    let p = a.alloc_pages(GFP_KERNEL, 2, cpu(0)).unwrap();
+    let c = a.alloc_pages(GFP_KERNEL | Gfp::GFP_COMP, 2, cpu(0)).unwrap();
+    let z = a.alloc_pages(GFP_KERNEL, 0, cpu(1)).unwrap();
     let snap = (blocks(a), a.nr_free_pages(), a.check_invariants().unwrap());
     let e = |r: Result<(), FreeError>| r.unwrap_err();
-    assert_eq!(e(a.free_pages(p, 1, 0)), FreeError::WrongOrder { pfn: p.0, order: 1, allocated: 2 });
+    assert_eq!(e(a.free_pages(p, 1, cpu(0))), FreeError::WrongOrder { pfn: p.0, order: 1, allocated: 2 });
     // Order 3 on an order-2 block: refused as unaligned or as the wrong order.
     assert!(matches!(
-        e(a.free_pages(p, 3, 0)),
+        e(a.free_pages(p, 3, cpu(0))),
         FreeError::Unaligned { .. } | FreeError::WrongOrder { allocated: 2, .. }
     ));
-    assert_eq!(e(a.free_pages(Pfn(c.0 + 1), 0, 0)), FreeError::TailPage { pfn: c.0 + 1 });
-    assert_eq!(e(a.free_pages(Pfn(p.0 + 1), 0, 0)), FreeError::NotAllocated { pfn: p.0 + 1, order: 0 });
-    assert_eq!(e(a.free_pages(Pfn(0x100), 0, 0)), FreeError::Reserved { pfn: 0x100 });
-    assert_eq!(e(a.free_pages(Pfn(0x50), 0, 0)), FreeError::OutsideMemMap { pfn: 0x50 });
-    assert_eq!(e(a.free_pages(Pfn(0x200), 0, 0)), FreeError::OutsideMemMap { pfn: 0x200 });
-    assert_eq!(e(a.free_pages(Pfn(p.0 + 2), 2, 0)), FreeError::Unaligned { pfn: p.0 + 2, order: 2 });
-    assert_eq!(e(a.free_pages(p, 17, 0)), FreeError::OrderTooLarge { pfn: p.0, order: 17 });
-    assert_eq!(e(a.free_pages(p, 2, 9)), FreeError::BadCpu(9));
+    assert_eq!(e(a.free_pages(Pfn(c.0 + 1), 0, cpu(0))), FreeError::TailPage { pfn: c.0 + 1 });
+    assert_eq!(e(a.free_pages(Pfn(p.0 + 1), 0, cpu(0))), FreeError::NotAllocated { pfn: p.0 + 1, order: 0 });
+    assert_eq!(e(a.free_pages(Pfn(0x100), 0, cpu(0))), FreeError::Reserved { pfn: 0x100 });
+    assert_eq!(e(a.free_pages(Pfn(0x50), 0, cpu(0))), FreeError::OutsideMemMap { pfn: 0x50 });
+    assert_eq!(e(a.free_pages(Pfn(0x200), 0, cpu(0))), FreeError::OutsideMemMap { pfn: 0x200 });
+    assert_eq!(e(a.free_pages(Pfn(p.0 + 2), 2, cpu(0))), FreeError::Unaligned { pfn: p.0 + 2, order: 2 });
+    assert_eq!(e(a.free_pages(p, 17, cpu(0))), FreeError::OrderTooLarge { pfn: p.0, order: 17 });
+    assert!(CpuId::new(9).is_err());
     // A free block's head.
     let free_head = blocks(a).last().unwrap().0;
-    assert!(matches!(e(a.free_pages(Pfn(free_head), 0, 0)), FreeError::DoubleFree { .. }));
+    assert!(matches!(e(a.free_pages(Pfn(free_head), 0, cpu(0))), FreeError::DoubleFree { .. }));
     assert_eq!((blocks(a), a.nr_free_pages(), a.check_invariants().unwrap()), snap);
     // Double free on the per-CPU path and on the buddy path.
-    a.free_pages(z, 0, 1).unwrap();
-    assert_eq!(e(a.free_pages(z, 0, 2)), FreeError::DoubleFree { pfn: z.0, order: 0 });
-    assert_eq!(e(a.free_pages(z, 0, 1)).to_string(), format!("double free of pfn {:#x} order 0", z.0));
-    a.free_pages(c, 2, 0).unwrap();
-    a.free_pages(p, 2, 0).unwrap();
-    let again = e(a.free_pages(p, 2, 0));
+    a.free_pages(z, 0, cpu(1)).unwrap();
+    assert_eq!(e(a.free_pages(z, 0, cpu(2))), FreeError::DoubleFree { pfn: z.0, order: 0 });
+    assert_eq!(e(a.free_pages(z, 0, cpu(1))).to_string(), format!("double free of pfn {:#x} order 0", z.0));
+    a.free_pages(c, 2, cpu(0)).unwrap();
+    a.free_pages(p, 2, cpu(0)).unwrap();
+    let again = e(a.free_pages(p, 2, cpu(0)));
     assert!(matches!(again, FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }));
     assert_eq!(FreeError::DoubleFree { pfn: 0x1234, order: 2 }.to_string(), "double free of pfn 0x1234 order 2");
     a.drain_all();
@@ -140,7 +145,7 @@ fn bad_frees_are_refused_and_change_nothing() {
 fn compound_and_owner_words() {
     let a = make(64, 0, 0, &[(0, 64)]);
     a.set_min_free_kbytes(0);
-    let c = a.alloc_pages(GFP_KERNEL | Gfp::GFP_COMP, 3, 0).unwrap();
+    let c = a.alloc_pages(GFP_KERNEL | Gfp::GFP_COMP, 3, cpu(0)).unwrap();
     let head = a.pfn_to_page(c).unwrap();
     assert!(head.is_head());
     assert!(a.pfn_to_page(Pfn(c.0 + 7)).unwrap().is_tail());
@@ -149,10 +154,10 @@ fn compound_and_owner_words() {
     assert!(a.set_page_owner(c, 0xfeed_f00d_dead_beef));
     assert!(a.set_page_owner(Pfn(c.0 + 1), 7));
     assert_eq!(a.page_owner(c), 0xfeed_f00d_dead_beef);
-    a.free_pages(c, 3, 0).unwrap();
+    a.free_pages(c, 3, cpu(0)).unwrap();
     assert!(!a.set_page_owner(c, 1), "free page: links, not an owner");
     assert_eq!(a.page_owner(Pfn(c.0 + 1)), 0, "owner words cleared on free");
-    let again = a.alloc_pages(GFP_KERNEL, 3, 0).unwrap();
+    let again = a.alloc_pages(GFP_KERNEL, 3, cpu(0)).unwrap();
     assert_eq!(a.page_owner(again), 0);
     assert!(!a.pfn_to_page(Pfn(again.0 + 1)).unwrap().is_tail());
     assert!(want_init_on_alloc(GFP_KERNEL | Gfp::GFP_ZERO));
@@ -168,23 +173,23 @@ fn watermarks_low_for_kernel_min_for_atomic() {
     assert_eq!(w, Watermarks { min: 128, low: 160, high: 192 });
     a.set_pcp_high_batch(0, 1); // no per-CPU caching: exact counts
     let mut got = Vec::new();
-    while let Ok(p) = a.alloc_pages(GFP_KERNEL, 0, 0) {
+    while let Ok(p) = a.alloc_pages(GFP_KERNEL, 0, cpu(0)) {
         got.push(p);
     }
     // GFP_KERNEL stops when taking a page would leave free <= low.
     assert_eq!(a.nr_free_pages(), 160);
     // GFP_NOWAIT goes down to min.
-    while let Ok(p) = a.alloc_pages(GFP_NOWAIT, 0, 0) {
+    while let Ok(p) = a.alloc_pages(GFP_NOWAIT, 0, cpu(0)) {
         got.push(p);
     }
     assert_eq!(a.nr_free_pages(), 128);
     // GFP_ATOMIC: min - min/2 - (min/2)/4 = 128 - 64 - 16 = 48.
-    while let Ok(p) = a.alloc_pages(GFP_ATOMIC, 0, 0) {
+    while let Ok(p) = a.alloc_pages(GFP_ATOMIC, 0, cpu(0)) {
         got.push(p);
     }
     assert_eq!(a.nr_free_pages(), 48);
     for p in got {
-        a.free_pages(p, 0, 0).unwrap();
+        a.free_pages(p, 0, cpu(0)).unwrap();
     }
     assert_eq!(a.nr_free_pages(), 4096);
 }
@@ -194,16 +199,16 @@ fn pcp_batches_and_drains() {
     let a = make(16384, 0, 0, &[(0, 16384)]);
     a.set_min_free_kbytes(0);
     // Linux's zone_batchsize for 64 MiB: batch 3, high 18.
-    let p = a.alloc_pages(GFP_KERNEL, 0, 2).unwrap();
+    let p = a.alloc_pages(GFP_KERNEL, 0, cpu(2)).unwrap();
     assert_eq!(a.nr_pcp_pages(), 2, "a batch of 3 moved, one handed out");
-    let more: Vec<_> = (0..30).map(|_| a.alloc_pages(GFP_KERNEL, 0, 2).unwrap()).collect();
-    a.free_pages(p, 0, 2).unwrap();
+    let more: Vec<_> = (0..30).map(|_| a.alloc_pages(GFP_KERNEL, 0, cpu(2)).unwrap()).collect();
+    a.free_pages(p, 0, cpu(2)).unwrap();
     for q in more {
-        a.free_pages(q, 0, 2).unwrap();
+        a.free_pages(q, 0, cpu(2)).unwrap();
     }
     assert!(a.nr_pcp_pages() < 18, "drained at high");
     assert_eq!(a.nr_free_pages(), 16384);
-    a.drain_cpu(2);
+    a.drain_cpu(cpu(2));
     assert_eq!(a.nr_pcp_pages(), 0);
     assert_eq!(a.zone_stats(ZoneType::Normal).free_pages, 16384);
 }
@@ -217,9 +222,9 @@ fn migratetype_fallback_steals_pageblocks() {
     a.pagetypeinfo(&mut pt).unwrap();
     assert!(pt.ends_with("Node 0, zone   Normal            0            8            0            0 \n"));
     // Everything starts Movable; an unmovable request steals a whole pageblock.
-    let u = a.alloc_pages(GFP_KERNEL, 0, 0).unwrap();
-    let r = a.alloc_pages(GFP_KERNEL | Gfp::GFP_RECLAIMABLE, 0, 0).unwrap();
-    let m = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, 0).unwrap();
+    let u = a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap();
+    let r = a.alloc_pages(GFP_KERNEL | Gfp::GFP_RECLAIMABLE, 0, cpu(0)).unwrap();
+    let m = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, cpu(0)).unwrap();
     // As in Linux, stealing a block of at least a pageblock claims all its pageblocks:
     // U took the whole order-12 block (8 pageblocks), R then its largest piece (order
     // 11: 4 pageblocks), M the largest left on its fallbacks (R's order 10: 2).
@@ -234,7 +239,7 @@ fn migratetype_fallback_steals_pageblocks() {
     };
     assert!(types.iter().any(|&(b, mt)| b == u.0 / 512 && mt == MigrateType::Unmovable));
     for p in [u, r, m] {
-        a.free_pages(p, 0, 0).unwrap();
+        a.free_pages(p, 0, cpu(0)).unwrap();
     }
     a.drain_all();
     assert_eq!(blocks(a), [(0, 12)]);
@@ -246,10 +251,10 @@ fn highatomic_reserve() {
     a.set_pcp_high_batch(0, 1);
     // Fill down to the low watermark with GFP_KERNEL so atomic requests take the slow path.
     let mut held = Vec::new();
-    while let Ok(p) = a.alloc_pages(GFP_KERNEL, 0, 0) {
+    while let Ok(p) = a.alloc_pages(GFP_KERNEL, 0, cpu(0)) {
         held.push(p);
     }
-    let at = a.alloc_pages(GFP_ATOMIC, 1, 0).unwrap();
+    let at = a.alloc_pages(GFP_ATOMIC, 1, cpu(0)).unwrap();
     let st = a.zone_stats(ZoneType::Normal);
     assert_eq!(st.reserved_highatomic, 512);
     let mut pt = String::new();
@@ -257,9 +262,9 @@ fn highatomic_reserve() {
     assert!(pt.contains(" 1 \n"), "{pt}");
     assert!(a.lock_zone(1).pageblock_counts()[MigrateType::HighAtomic.index()] == 1);
     // Ordinary requests do not count the reserve as free.
-    a.free_pages(at, 1, 0).unwrap();
+    a.free_pages(at, 1, cpu(0)).unwrap();
     for p in held {
-        a.free_pages(p, 0, 0).unwrap();
+        a.free_pages(p, 0, cpu(0)).unwrap();
     }
     a.check_invariants().unwrap();
 }
@@ -271,29 +276,29 @@ fn dma_zone_and_zonelist() {
     a.set_min_free_kbytes(0);
     assert_eq!(a.zone_stats(ZoneType::Dma).managed_pages, 256);
     assert_eq!(a.zone_stats(ZoneType::Dma).lowmem_reserve, 3);
-    let d = a.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 4, 0).unwrap();
+    let d = a.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 4, cpu(0)).unwrap();
     assert!(d.0 < 256);
     // Normal requests fill Normal then fall back to DMA (minus its lowmem reserve).
     let mut n = Vec::new();
-    while let Ok(p) = a.alloc_pages(GFP_KERNEL, 4, 0) {
+    while let Ok(p) = a.alloc_pages(GFP_KERNEL, 4, cpu(0)) {
         n.push(p);
     }
     assert_eq!(n.iter().filter(|p| p.0 < 256).count(), 14);
     // DMA requests never take Normal pages.
     for p in n.drain(..).filter(|p| p.0 >= 256) {
-        a.free_pages(p, 4, 0).unwrap();
+        a.free_pages(p, 4, cpu(0)).unwrap();
     }
     // The lowmem reserve kept the last 16 DMA pages for DMA requests.
-    let last = a.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 4, 0).unwrap();
+    let last = a.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 4, cpu(0)).unwrap();
     assert!(last.0 < 256);
     assert_eq!(
-        a.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 4, 0).unwrap_err(),
+        a.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 4, cpu(0)).unwrap_err(),
         AllocFailure::NoMemory { order: 4, gfp: GFP_KERNEL | Gfp::GFP_DMA }
     );
     // Without a DMA zone, __GFP_DMA means Normal.
     let b = make(64, 0, 0, &[(0, 64)]);
     b.set_min_free_kbytes(0);
-    assert!(b.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 0, 0).is_ok());
+    assert!(b.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 0, cpu(0)).is_ok());
 }
 
 #[test]
@@ -301,12 +306,12 @@ fn fault_injection() {
     let a = make(64, 0, 0, &[(0, 64)]);
     a.set_min_free_kbytes(0);
     a.fail.fail_nth(2);
-    assert!(a.alloc_pages(GFP_KERNEL, 0, 0).is_ok());
-    let e = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, 0).unwrap_err();
+    assert!(a.alloc_pages(GFP_KERNEL, 0, cpu(0)).is_ok());
+    let e = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, cpu(0)).unwrap_err();
     assert_eq!(e, AllocFailure::Injected { order: 0, gfp: GFP_KERNEL | Gfp::GFP_NOWARN });
     assert!(!e.should_warn());
     assert_eq!(s(|w| report::warn_alloc(w, "kworker", &e)), "");
-    assert!(a.alloc_pages(GFP_KERNEL, 0, 0).is_ok());
+    assert!(a.alloc_pages(GFP_KERNEL, 0, cpu(0)).is_ok());
     assert_eq!((a.fail.attempts(), a.fail.injected(), a.nr_failures()), (2, 1, 1));
 }
 
@@ -335,7 +340,7 @@ Node 0, zone   Normal            0            2            0            0 \n",
     );
     assert_eq!(pt, expect);
     // The unmovable request claims the order-9 Movable pageblock and splits it.
-    let p = a.alloc_pages(GFP_KERNEL, 4, 0).unwrap();
+    let p = a.alloc_pages(GFP_KERNEL, 4, cpu(0)).unwrap();
     assert_eq!(p, Pfn(0x200));
     let sfa = s(|w| a.show_free_areas(w));
     assert_eq!(
@@ -350,7 +355,7 @@ Normal: 0*4kB 0*8kB 0*16kB 0*32kB 2*64kB (UM) 2*128kB (UM) 2*256kB (UM) 2*512kB 
         s(|w| report::warn_alloc(w, "kernel", &f)),
         "kernel: page allocation failure: order:3, mode:0xa20(GFP_ATOMIC), nodemask=(null)\n"
     );
-    a.free_pages(p, 4, 0).unwrap();
+    a.free_pages(p, 4, cpu(0)).unwrap();
 }
 
 #[test]
@@ -359,7 +364,7 @@ fn shared_static_across_threads() {
     let map: &'static [Page] = Box::leak((0..8192).map(|_| Page::new()).collect());
     A.init(map, Pfn(0), pa(0), [(pa(0), 8192 * PS)], [(pa(0), 8192 * PS)]).unwrap();
     std::thread::scope(|sc| {
-        for cpu in 0..NR_CPUS {
+        for cpu in CpuId::all() {
             sc.spawn(move || {
                 let mut held = Vec::new();
                 for i in 0..3000u32 {
@@ -424,8 +429,8 @@ fn init_from_memblock_like_boot() {
     let c = a.check_invariants().unwrap();
     assert_eq!(c.reserved, pages - a.nr_managed_pages());
     // The reserved pages are refused.
-    assert_eq!(a.free_pages(Pfn(0x80), 0, 0), Err(FreeError::Reserved { pfn: 0x80 }));
-    assert_eq!(a.free_pages(mm_pa.pfn(), 0, 0), Err(FreeError::Reserved { pfn: mm_pa.pfn().0 }));
+    assert_eq!(a.free_pages(Pfn(0x80), 0, cpu(0)), Err(FreeError::Reserved { pfn: 0x80 }));
+    assert_eq!(a.free_pages(mm_pa.pfn(), 0, cpu(0)), Err(FreeError::Reserved { pfn: mm_pa.pfn().0 }));
 }
 
 #[test]
@@ -434,12 +439,12 @@ fn tail_owner_words_cleared_on_free() {
     a.set_min_free_kbytes(0);
     // Order 3 goes through the per-CPU lists, order 5 through the zone.
     for order in [3u32, 5] {
-        let b = a.alloc_pages(GFP_KERNEL, order, 0).unwrap();
+        let b = a.alloc_pages(GFP_KERNEL, order, cpu(0)).unwrap();
         let t = Pfn(b.0 + 3);
         assert!(a.set_page_owner(t, 0xabc));
         assert_eq!(a.page_owner(t), 0xabc);
         assert!(matches!(a.pfn_to_page(b).unwrap().state(), page::PageState::Head { tail_owner: true, .. }));
-        a.free_pages(b, order, 0).unwrap();
+        a.free_pages(b, order, cpu(0)).unwrap();
         assert!(!a.set_page_owner(t, 1), "page inside a free block");
         assert_eq!(a.page_owner(t), 0);
         a.check_invariants().unwrap();
@@ -448,8 +453,126 @@ fn tail_owner_words_cleared_on_free() {
     for pfn in 0..64 {
         assert_eq!(a.page_owner(Pfn(pfn)), 0);
     }
-    let b = a.alloc_pages(GFP_KERNEL, 6, 0).unwrap();
+    let b = a.alloc_pages(GFP_KERNEL, 6, cpu(0)).unwrap();
     for pfn in b.0..b.0 + 64 {
         assert_eq!(a.page_owner(Pfn(pfn)), 0);
     }
+}
+
+#[test]
+fn interrupt_finding_the_lists_busy_takes_the_zone_path() {
+    let a = make(64, 0, 0, &[(0, 64)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(16, 4);
+    let c = cpu(1);
+    let zi = ZoneType::Normal.index();
+    // One allocation refills a batch of 4; its free leaves 4 pages on the list.
+    let p = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
+    a.free_pages(p, 0, c).unwrap();
+    assert_eq!(a.nr_pcp_pages(), 4);
+    let buddy = a.nr_free_buddy_pages();
+    {
+        // The code an interrupt came in on holds this CPU's lists.
+        let held = a.try_local_pcp(c, zi).unwrap();
+        assert!(a.try_local_pcp(c, zi).is_none(), "the lists are taken once");
+        // The interrupt's allocation and free go to the zone, not to the held lists.
+        let q = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
+        assert_eq!((a.nr_pcp_pages(), a.nr_free_buddy_pages()), (4, buddy - 1));
+        let r = a.alloc_pages(GFP_KERNEL, 2, c).unwrap();
+        assert_eq!(a.nr_free_buddy_pages(), buddy - 5);
+        a.free_pages(q, 0, c).unwrap();
+        a.free_pages(r, 2, c).unwrap();
+        assert_eq!((a.nr_pcp_pages(), a.nr_free_buddy_pages()), (4, buddy));
+        // A double free from the interrupt is refused as anywhere else.
+        let e = a.free_pages(q, 0, c).unwrap_err();
+        assert!(matches!(e, FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }), "{e}");
+        // A drain IPI arriving now is left to the owner.
+        a.drain_cpu(c);
+        assert_eq!(a.nr_pcp_pages(), 4);
+        drop(held);
+    }
+    a.check_invariants().unwrap();
+    // The owner's next free does the drain that was asked for.
+    let s = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
+    a.free_pages(s, 0, c).unwrap();
+    assert_eq!(a.nr_pcp_pages(), 0);
+    a.check_invariants().unwrap();
+    assert_eq!(blocks(a), [(0, 6)]);
+}
+
+#[test]
+fn bulk_alloc_and_free() {
+    let a = make(64, 0, 0, &[(0, 64)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(16, 4);
+    let c = cpu(2);
+    // Warm the list with a batch, then ask for 20: what the list of the request's
+    // migratetype holds, the rest from the zone.
+    let p = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
+    a.free_pages(p, 0, c).unwrap();
+    let (pcp, buddy) = (a.nr_pcp_pages(), a.nr_free_buddy_pages());
+    assert!(pcp >= 3);
+    let mut out = [Pfn(0); 20];
+    assert_eq!(a.alloc_pages_bulk(GFP_KERNEL, c, &mut out), Ok(20));
+    assert_eq!(a.nr_free_pages(), 44);
+    assert!(a.nr_free_buddy_pages() < buddy && a.nr_pcp_pages() < pcp, "both the list and the zone gave");
+    let mut seen: Vec<u64> = out.iter().map(|p| p.0).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), 20, "distinct pages");
+    for &p in &out {
+        assert!(a.pfn_to_page(p).unwrap().is_head());
+    }
+    // Not more than there is: 44 left, all of them (no watermark here).
+    a.drain_all();
+    let mut big = [Pfn(0); 64];
+    assert_eq!(a.alloc_pages_bulk(GFP_KERNEL, c, &mut big), Ok(44));
+    // Empty: the single-page fallback reports the failure.
+    let mut one = [Pfn(0); 3];
+    assert_eq!(a.alloc_pages_bulk(GFP_KERNEL, c, &mut one), Err(AllocFailure::NoMemory { order: 0, gfp: GFP_KERNEL }));
+    // Batched free: good pages freed, a bad one (double) refused and reported.
+    let mut refused = Vec::new();
+    let list: Vec<Pfn> = out.iter().chain(&big[..44]).copied().chain([out[0]]).collect();
+    a.free_pages_bulk(list, c, |e| refused.push(e));
+    assert_eq!(refused.len(), 1);
+    assert!(matches!(refused[0], FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }));
+    assert!(a.nr_pcp_pages() < 16, "drained to the zone in the end");
+    a.check_invariants().unwrap();
+    a.drain_all();
+    assert_eq!(blocks(a), [(0, 6)]);
+    // Fault injection armed: one page through the full path, and the injected failure.
+    a.fail.fail_nth(1);
+    assert!(matches!(a.alloc_pages_bulk(GFP_KERNEL, c, &mut out), Err(AllocFailure::Injected { .. })));
+    assert_eq!(a.alloc_pages_bulk(GFP_KERNEL, c, &mut out[..0]), Ok(0));
+}
+
+#[test]
+fn vm_events_count_pages_on_every_path() {
+    let a = make(64, 0, 0, &[(0, 64)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(16, 4);
+    let n = ZoneType::Normal.index();
+    assert_eq!(a.vm_events(), VmEvents::default());
+    let p = a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap(); // slow path (refill)
+    let q = a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap(); // fast path
+    let r = a.alloc_pages(GFP_KERNEL, 4, cpu(1)).unwrap(); // zone
+    assert_eq!(a.vm_events().pgalloc[n], 18);
+    a.free_pages(p, 0, cpu(2)).unwrap(); // another CPU's list
+    a.free_pages(r, 4, cpu(1)).unwrap();
+    assert_eq!(a.free_pages(p, 0, cpu(2)), Err(FreeError::DoubleFree { pfn: p.0, order: 0 }));
+    assert_eq!(a.vm_events().pgfree, 17, "a refused free is not an event");
+    {
+        // Interrupts that find the lists busy count in the zone.
+        let _held = a.try_local_pcp(cpu(0), n).unwrap();
+        let s = a.alloc_pages(GFP_KERNEL, 1, cpu(0)).unwrap();
+        a.free_pages(s, 1, cpu(0)).unwrap();
+        a.free_pages(q, 0, cpu(0)).unwrap();
+    }
+    let e = a.vm_events();
+    assert_eq!((e.pgalloc[n], e.pgfree), (20, 20));
+    assert_eq!(e.pgalloc[ZoneType::Dma.index()], 0);
+    let ps = a.pageset(cpu(0), ZoneType::Normal);
+    assert_eq!((ps.high, ps.batch), (16, 4));
+    let total: u64 = CpuId::all().map(|c| a.pageset(c, ZoneType::Normal).count).sum();
+    assert_eq!(total, a.nr_pcp_pages());
 }

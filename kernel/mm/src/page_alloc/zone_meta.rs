@@ -20,6 +20,10 @@ pub(super) struct ZoneMeta {
     pub(super) high: AtomicU64,
     /// Pages this zone keeps back from requests that could use a higher zone.
     pub(super) lowmem_reserve: AtomicU64,
+    /// Pages allocated and freed by interrupts that found their CPU's lists busy (the
+    /// other events are counted per CPU, in `PerCpuPages`).
+    pub(super) pgalloc: AtomicU64,
+    pub(super) pgfree: AtomicU64,
 }
 
 impl ZoneMeta {
@@ -35,6 +39,8 @@ impl ZoneMeta {
             low: AtomicU64::new(0),
             high: AtomicU64::new(0),
             lowmem_reserve: AtomicU64::new(0),
+            pgalloc: AtomicU64::new(0),
+            pgfree: AtomicU64::new(0),
         }
     }
     pub(super) fn wmarks(&self) -> Watermarks {

@@ -1,15 +1,51 @@
-//! [`PageTable::map`] and [`PageTable::map_pages`]: walk down to the table that receives the
-//! leaves, fill it entry by entry (blocks where size and alignment allow), roll back on
-//! failure.
+//! [`PageTable::map`] and [`PageTable::map_frames`]: one cursor walk that creates missing
+//! tables on the way down and writes leaves (blocks where size and alignment allow, or
+//! where the frame supplier offers one), rolling back on failure.
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 
+use super::cursor::Cursor;
 use super::desc::{Desc, DescKind, Prot};
 use super::error::PtError;
-use super::table::{level_index, level_size, LeafFn, PageTable, PA_LIMIT};
+use super::table::{level_size, PageTable, PA_LIMIT};
 use super::{PhysMemory, TableAlloc, TlbMaint, PTRS_PER_TABLE};
 
 const PAGE: u64 = PAGE_SIZE as u64;
+/// Bytes of a level-2 block (Linux's PMD_SIZE).
+pub const PMD_SIZE: u64 = level_size(2);
+
+/// Where [`PageTable::map_frames`] gets the frames it maps, and gives them back on failure.
+pub trait Frames {
+    /// A 2 MiB-aligned block of 2 MiB for the whole level-2 entry at `va` (which the range
+    /// covers and which is empty), or `None` to map that part with pages. The default
+    /// never offers one.
+    fn block(&mut self, _va: VirtAddr) -> Option<PhysAddr> {
+        None
+    }
+    /// The frame for the 4 KiB page at `va`; `None` makes the map fail
+    /// ([`PtError::NoPageMemory`]).
+    fn page(&mut self, va: VirtAddr) -> Option<PhysAddr>;
+    /// Takes back a frame (`size` bytes: a page or a block) that was mapped at `va` before a
+    /// failure, once the TLB no longer holds it, or that was refused as misaligned.
+    fn release(&mut self, va: VirtAddr, pa: PhysAddr, size: u64);
+}
+
+/// [`Frames`] from two closures, pages only ([`PageTable::map_pages`]).
+struct PageFns<'a> {
+    next: &'a mut dyn FnMut(VirtAddr) -> Option<PhysAddr>,
+    release: &'a mut dyn FnMut(PhysAddr),
+}
+
+impl Frames for PageFns<'_> {
+    fn page(&mut self, va: VirtAddr) -> Option<PhysAddr> {
+        (self.next)(va)
+    }
+    fn release(&mut self, _va: VirtAddr, pa: PhysAddr, size: u64) {
+        for i in 0..size / PAGE {
+            (self.release)(pa.add(i * PAGE));
+        }
+    }
+}
 
 impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
     /// Maps [va, va + size) to [pa, pa + size) with `prot`, with 2 MiB / 1 GiB blocks where
@@ -33,29 +69,26 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         if pa.as_u64() >= PA_LIMIT || size > PA_LIMIT - pa.as_u64() {
             return Err(PtError::PhysOutOfRange(pa));
         }
-        let (mut cur, mut p, mut left) = (va.as_u64(), pa.as_u64(), size);
-        while left > 0 {
-            let level = self.leaf_level(cur, p, left, allow_blocks);
-            let table = match self.walk_create(alloc, cur, level) {
-                Ok(t) => t,
-                Err(e) => return Err(self.rollback(alloc, va.as_u64(), cur, e, &mut |_, _, _| {})),
-            };
-            let bs = level_size(level);
-            let mut i = level_index(cur, level);
-            loop {
-                if self.read(table, i).is_valid() {
-                    let e = PtError::Overlap(VirtAddr::new(cur));
-                    return Err(self.rollback(alloc, va.as_u64(), cur, e, &mut |_, _, _| {}));
+        let start = va.as_u64();
+        let mut c = Cursor::new(self, start, size);
+        while !c.done() {
+            let (level, d) = (c.level(), c.read());
+            let bs = c.entry_size();
+            let p = pa.as_u64() + c.va().wrapping_sub(start);
+            let leaf_here = level == 3
+                || (allow_blocks && level >= 1 && c.va().is_multiple_of(bs) && p.is_multiple_of(bs) && c.left() >= bs);
+            if leaf_here {
+                if d.is_valid() {
+                    let e = PtError::Overlap(VirtAddr::new(c.va()));
+                    return Err(self.rollback(alloc, start, c.va(), e, &mut |_, _, _| {}));
                 }
                 // Invalid -> valid needs no invalidation: faulting walks are never cached.
-                self.write(table, i, Desc::leaf(p, prot, level));
-                cur = cur.wrapping_add(bs);
-                p += bs;
-                left -= bs;
-                i += 1;
-                if left == 0 || i == PTRS_PER_TABLE || left < bs {
-                    break;
-                }
+                c.write(Desc::leaf(p, prot, level));
+                c.advance();
+                continue;
+            }
+            if let Err(e) = self.descend_create(alloc, &mut c, d) {
+                return Err(self.rollback(alloc, start, c.va(), e, &mut |_, _, _| {}));
             }
         }
         self.tlb.sync();
@@ -63,12 +96,8 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
     }
 
     /// Maps `nr_pages` 4 KiB pages at `va`, asking `next` for each page's frame just before
-    /// writing its entry (vmalloc allocates pages this way without a page array).
-    ///
-    /// On failure (`next` returns `None`: [`PtError::NoPageMemory`], table allocation,
-    /// overlap) every entry written is cleared with TLB maintenance and its frame handed to
-    /// `release`, and tables created for the call are freed.
-    #[allow(clippy::too_many_arguments)]
+    /// writing its entry. On failure every entry written is cleared with TLB maintenance
+    /// and its frame handed to `release`, and tables created for the call are freed.
     pub fn map_pages<A: TableAlloc>(
         &mut self,
         alloc: &mut A,
@@ -79,105 +108,123 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         release: &mut dyn FnMut(PhysAddr),
     ) -> Result<(), PtError> {
         let size = (nr_pages as u64).checked_mul(PAGE).ok_or(PtError::BadSize(u64::MAX))?;
+        self.map_frames(alloc, va, size, prot, &mut PageFns { next, release })
+    }
+
+    /// Maps [va, va + size) with frames from `frames`: a level-2 block wherever the range
+    /// covers a whole empty 2 MiB entry and `frames` offers a block, 4 KiB pages elsewhere
+    /// (vmalloc maps this way, huge where it can, without a page array).
+    ///
+    /// A new page table is filled completely before it is linked; a live one is filled in
+    /// place. On failure ([`PtError::NoPageMemory`], table allocation, overlap) every entry
+    /// written is cleared with TLB maintenance, its frame given to [`Frames::release`], and
+    /// the tables created for the call are freed.
+    pub fn map_frames<A: TableAlloc>(
+        &mut self,
+        alloc: &mut A,
+        va: VirtAddr,
+        size: u64,
+        prot: Prot,
+        frames: &mut dyn Frames,
+    ) -> Result<(), PtError> {
         self.check_range(va, size)?;
-        let mut rel = |_: VirtAddr, pa: PhysAddr, _: u64| release(pa);
-        let (mut cur, mut left) = (va.as_u64(), nr_pages);
-        while left > 0 {
-            let l2 = match self.walk_create(alloc, cur, 2) {
-                Ok(t) => t,
-                Err(e) => return Err(self.rollback(alloc, va.as_u64(), cur, e, &mut rel)),
+        let start = va.as_u64();
+        let mut c = Cursor::new(self, start, size);
+        while !c.done() {
+            let (level, d) = (c.level(), c.read());
+            let r = if level == 3 {
+                if d.is_valid() {
+                    Err(PtError::Overlap(VirtAddr::new(c.va())))
+                } else {
+                    Self::next_frame(frames, c.va()).map(|pa| {
+                        c.write(Desc::leaf(pa, prot, 3));
+                        c.advance();
+                    })
+                }
+            } else if level == 2 && d.kind(2) == DescKind::Invalid {
+                self.fill_l2_entry(alloc, &mut c, prot, frames)
+            } else {
+                self.descend_create(alloc, &mut c, d)
             };
-            let pi = level_index(cur, 2);
-            let i0 = level_index(cur, 3);
-            let n = left.min(PTRS_PER_TABLE - i0);
-            let d = self.read(l2, pi);
-            let r = match d.kind(2) {
-                DescKind::Table => self.fill_live_l3(d.addr(), cur, i0, n, prot, next, &mut rel),
-                DescKind::Invalid => self.fill_new_l3(alloc, l2, pi, cur, i0, n, prot, next, &mut rel),
-                _ => Err((PtError::Overlap(VirtAddr::new(cur & !(level_size(2) - 1))), 0)),
-            };
-            if let Err((e, done)) = r {
-                let at = cur.wrapping_add(done as u64 * PAGE);
-                return Err(self.rollback(alloc, va.as_u64(), at, e, &mut rel));
+            if let Err(e) = r {
+                let mut rel = |v: VirtAddr, pa: PhysAddr, s: u64| frames.release(v, pa, s);
+                return Err(self.rollback(alloc, start, c.va(), e, &mut rel));
             }
-            cur = cur.wrapping_add(n as u64 * PAGE);
-            left -= n;
         }
         self.tlb.sync();
         Ok(())
     }
 
-    /// Gets the frame for the page at `va` from `next`, checking it.
-    pub(super) fn next_frame(
-        next: &mut dyn FnMut(VirtAddr) -> Option<PhysAddr>,
-        va: u64,
-        rel: LeafFn<'_>,
-    ) -> Result<u64, PtError> {
-        match next(VirtAddr::new(va)) {
+    /// Goes down through the current entry `d` of `c`: into its table, or into a new zeroed
+    /// one linked there if it is empty; a leaf in the way is an overlap.
+    fn descend_create<A: TableAlloc>(&self, alloc: &mut A, c: &mut Cursor<'_, M, T>, d: Desc) -> Result<(), PtError> {
+        match d.kind(c.level()) {
+            DescKind::Table => c.descend(d.addr()),
+            DescKind::Invalid => {
+                let nt = self.new_table(alloc, true)?.as_u64();
+                // The zeroes must be visible before the walker can reach the table.
+                self.tlb.sync();
+                c.write(Desc::table(nt));
+                c.descend(nt);
+            }
+            _ => return Err(PtError::Overlap(VirtAddr::new(c.base()))),
+        }
+        Ok(())
+    }
+
+    /// Gets the frame for the page at `va`, checking it.
+    fn next_frame(frames: &mut dyn Frames, va: u64) -> Result<u64, PtError> {
+        match frames.page(VirtAddr::new(va)) {
             Some(pa) if pa.is_page_aligned() && pa.as_u64() < PA_LIMIT => Ok(pa.as_u64()),
             Some(pa) => {
-                rel(VirtAddr::new(va), pa, PAGE);
+                frames.release(VirtAddr::new(va), pa, PAGE);
                 Err(PtError::UnalignedPhys(pa))
             }
             None => Err(PtError::NoPageMemory),
         }
     }
 
-    /// Fills entries [i0, i0 + n) of a live L3 table; on error, how many were written.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn fill_live_l3(
-        &self,
-        table: u64,
-        va: u64,
-        i0: usize,
-        n: usize,
-        prot: Prot,
-        next: &mut dyn FnMut(VirtAddr) -> Option<PhysAddr>,
-        rel: LeafFn<'_>,
-    ) -> Result<(), (PtError, usize)> {
-        for k in 0..n {
-            let cur = va.wrapping_add(k as u64 * PAGE);
-            if self.read(table, i0 + k).is_valid() {
-                return Err((PtError::Overlap(VirtAddr::new(cur)), k));
-            }
-            let pa = Self::next_frame(next, cur, rel).map_err(|e| (e, k))?;
-            self.write(table, i0 + k, Desc::leaf(pa, prot, 3));
-        }
-        Ok(())
-    }
-
-    /// Builds a new L3 table with entries [i0, i0 + n) mapped and the rest invalid, and only
-    /// then links it at `l2[pi]`: each entry is written once and nothing needs reading.
-    /// On error the table was never visible: its frames are released and it is freed here.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn fill_new_l3<A: TableAlloc>(
+    /// Fills the empty level-2 entry under `c` and steps past it: with one block if the
+    /// range covers the entry and `frames` offers one, else with a new page table built
+    /// completely (entries outside the range invalid) and only then linked, so each entry
+    /// is written once and nothing needs reading. On error nothing was linked: the frames
+    /// are released and the table freed here.
+    fn fill_l2_entry<A: TableAlloc>(
         &self,
         alloc: &mut A,
-        l2: u64,
-        pi: usize,
-        va: u64,
-        i0: usize,
-        n: usize,
+        c: &mut Cursor<'_, M, T>,
         prot: Prot,
-        next: &mut dyn FnMut(VirtAddr) -> Option<PhysAddr>,
-        rel: LeafFn<'_>,
-    ) -> Result<(), (PtError, usize)> {
-        let t = self.new_table(alloc, false).map_err(|e| (e, 0))?;
+        frames: &mut dyn Frames,
+    ) -> Result<(), PtError> {
+        if c.covers_entry() {
+            if let Some(b) = frames.block(VirtAddr::new(c.va())) {
+                if !b.as_u64().is_multiple_of(PMD_SIZE) || b.as_u64() >= PA_LIMIT {
+                    frames.release(VirtAddr::new(c.va()), b, PMD_SIZE);
+                    return Err(PtError::UnalignedPhys(b));
+                }
+                c.write(Desc::leaf(b.as_u64(), prot, 2));
+                c.advance();
+                return Ok(());
+            }
+        }
+        let t = self.new_table(alloc, false)?;
         let table = t.as_u64();
+        let (va, n) = (c.va(), (c.chunk() / PAGE) as usize);
+        let i0 = super::table::level_index(va, 3);
         for i in 0..i0 {
             self.write(table, i, Desc::INVALID);
         }
         for k in 0..n {
             let cur = va.wrapping_add(k as u64 * PAGE);
-            match Self::next_frame(next, cur, rel) {
+            match Self::next_frame(frames, cur) {
                 Ok(pa) => self.write(table, i0 + k, Desc::leaf(pa, prot, 3)),
                 Err(e) => {
                     for j in 0..k {
                         let d = self.read(table, i0 + j);
-                        rel(VirtAddr::new(va.wrapping_add(j as u64 * PAGE)), PhysAddr::new(d.addr()), PAGE);
+                        frames.release(VirtAddr::new(va.wrapping_add(j as u64 * PAGE)), PhysAddr::new(d.addr()), PAGE);
                     }
                     alloc.free_table(t);
-                    return Err((e, 0));
+                    return Err(e);
                 }
             }
         }
@@ -186,23 +233,24 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         }
         // The whole table must be visible before the walker can reach it.
         self.tlb.sync();
-        self.write(l2, pi, Desc::table(table));
+        c.write(Desc::table(table));
+        c.advance();
         Ok(())
     }
 
     /// Undoes a failed map of [start, cur): unmaps it and frees the empty tables left on the
     /// path of `cur`. Returns `err` for the caller's convenience.
-    pub(super) fn rollback<A: TableAlloc>(
-        &mut self,
+    fn rollback<A: TableAlloc>(
+        &self,
         alloc: &mut A,
         start: u64,
         cur: u64,
         err: PtError,
-        f: LeafFn<'_>,
+        f: &mut dyn FnMut(VirtAddr, PhysAddr, u64),
     ) -> PtError {
         if cur != start {
             // Only leaves this call wrote lie in [start, cur): no split, no allocation.
-            let _ = self.unmap_with(alloc, VirtAddr::new(start), cur.wrapping_sub(start), f);
+            let _ = self.unmap_range(alloc, VirtAddr::new(start), cur.wrapping_sub(start), f);
         }
         self.prune_path(alloc, cur);
         err

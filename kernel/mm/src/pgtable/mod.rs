@@ -16,6 +16,7 @@
 //! and [`PageTable::fault_info`] for "level N translation fault" reports.
 
 pub mod boot;
+mod cursor;
 pub mod desc;
 pub mod error;
 pub mod layout;
@@ -27,6 +28,7 @@ pub mod walk;
 
 pub use desc::{Desc, DescKind, MemType, Prot};
 pub use error::PtError;
+pub use map::{Frames, PMD_SIZE};
 pub use table::{PageTable, PtConfig};
 pub use unmap::Unmapped;
 pub use walk::{Access, FaultInfo, Leaf, Translation};

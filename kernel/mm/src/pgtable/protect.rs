@@ -1,11 +1,15 @@
 //! [`PageTable::split_to`] and [`PageTable::protect`]: break blocks into smaller entries and
-//! change the permissions of a range (break-before-make where a live entry changes).
+//! change the permissions of a range (break-before-make where a live entry changes), both
+//! cursor walks.
 
-use crate::addr::VirtAddr;
+use crate::addr::{VirtAddr, PAGE_SIZE};
 
+use super::cursor::Cursor;
 use super::desc::{Desc, DescKind, Prot};
 use super::error::PtError;
-use super::table::{level_index, level_size, PageTable};
+use super::table::{level_size, PageTable};
+
+const PAGE: u64 = PAGE_SIZE as u64;
 use super::{PhysMemory, TableAlloc, TlbMaint, PTRS_PER_TABLE};
 
 impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
@@ -37,22 +41,19 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         if !self.in_range(va) {
             return Err(PtError::OutOfRange(va));
         }
-        let mut table = self.root.as_u64();
-        let mut l = self.cfg.start_level();
+        let mut c = Cursor::new(self, va.as_u64(), PAGE);
         let mut splits = 0;
-        while l < level.min(3) {
-            let i = level_index(va.as_u64(), l);
-            let d = self.read(table, i);
-            table = match d.kind(l) {
+        while c.level() < level.min(3) {
+            let d = c.read();
+            let table = match d.kind(c.level()) {
                 DescKind::Table => d.addr(),
                 DescKind::Block => {
                     splits += 1;
-                    let base = va.as_u64() & !(level_size(l) - 1);
-                    self.split(alloc, table, i, l, base, d)?
+                    self.split(alloc, c.table(), c.index(), c.level(), c.base(), d)?
                 }
                 _ => return Err(PtError::NotMapped(va)),
             };
-            l += 1;
+            c.descend(table);
         }
         Ok(splits)
     }
@@ -68,49 +69,39 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         prot: Prot,
     ) -> Result<(), PtError> {
         self.check_range(va, size)?;
-        let (mut cur, mut left) = (va.as_u64(), size);
-        while left > 0 {
-            let t = self.translate(VirtAddr::new(cur)).ok_or(PtError::NotMapped(VirtAddr::new(cur)))?;
-            let bs = level_size(t.level);
-            let step = (bs - (cur & (bs - 1))).min(left);
-            cur = cur.wrapping_add(step);
-            left -= step;
+        let mut c = Cursor::new(self, va.as_u64(), size);
+        // First pass, read only: everything must be mapped.
+        while !c.done() {
+            let d = c.read();
+            match d.kind(c.level()) {
+                DescKind::Table => {
+                    c.descend(d.addr());
+                    continue;
+                }
+                DescKind::Block | DescKind::Page => c.advance(),
+                _ => return Err(PtError::NotMapped(VirtAddr::new(c.va()))),
+            }
         }
-        let root = self.root.as_u64();
-        self.protect_level(alloc, root, self.cfg.start_level(), va.as_u64(), size, prot)
-    }
-
-    pub(super) fn protect_level<A: TableAlloc>(
-        &self,
-        alloc: &mut A,
-        table: u64,
-        level: u32,
-        va: u64,
-        size: u64,
-        prot: Prot,
-    ) -> Result<(), PtError> {
-        let bs = level_size(level);
-        let (mut cur, mut left) = (va, size);
-        let mut i = level_index(cur, level);
-        while left > 0 {
-            let base = cur & !(bs - 1);
-            let chunk = (bs - (cur - base)).min(left);
-            let d = self.read(table, i);
+        let mut c = Cursor::new(self, va.as_u64(), size);
+        while !c.done() {
+            let (level, d) = (c.level(), c.read());
             match d.kind(level) {
-                DescKind::Table => self.protect_level(alloc, d.addr(), level + 1, cur, chunk, prot)?,
+                DescKind::Table => {
+                    c.descend(d.addr());
+                    continue;
+                }
                 DescKind::Block | DescKind::Page if d.prot() == prot => {}
-                DescKind::Block | DescKind::Page if chunk == bs => {
-                    self.bbm_replace(table, i, base, bs, Desc::leaf(d.addr(), prot, level));
+                DescKind::Block | DescKind::Page if c.covers_entry() => {
+                    self.bbm_replace(c.table(), c.index(), c.base(), c.entry_size(), Desc::leaf(d.addr(), prot, level));
                 }
                 DescKind::Block => {
-                    let child = self.split(alloc, table, i, level, base, d)?;
-                    self.protect_level(alloc, child, level + 1, cur, chunk, prot)?;
+                    let child = self.split(alloc, c.table(), c.index(), level, c.base(), d)?;
+                    c.descend(child);
+                    continue;
                 }
-                _ => return Err(PtError::NotMapped(VirtAddr::new(cur))),
+                _ => return Err(PtError::NotMapped(VirtAddr::new(c.va()))),
             }
-            cur = cur.wrapping_add(chunk);
-            left -= chunk;
-            i += 1;
+            c.advance();
         }
         Ok(())
     }

@@ -3,12 +3,12 @@
 //! break-before-make, and freeing tables that became empty. The operations live next door:
 //! `map.rs` (map, with rollback), `unmap.rs` and `protect.rs` (split and protect).
 //!
-//! Walks are iterative from the root down to the table that receives the leaves, then that
-//! table is filled entry by entry: one walk per 4 KiB-page table (2 MiB of pages), never one
-//! per page. No heap: the only state is on the stack and in the tables themselves.
+//! Every walk is a [`super::cursor::Cursor`]. No heap: the only state is on the stack and
+//! in the tables themselves.
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 
+use super::cursor::Cursor;
 use super::desc::{Desc, DescKind};
 use super::error::PtError;
 use super::{PhysMemory, TableAlloc, TlbMaint, PTRS_PER_TABLE};
@@ -114,10 +114,6 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         self.mem.write_entry(PhysAddr::new(table), i, d.0)
     }
 
-    pub(super) fn root_table(&self) -> u64 {
-        self.root.as_u64()
-    }
-
     /// Checks that [va, va + size) is page aligned, non-empty and inside the regime.
     pub(super) fn check_range(&self, va: VirtAddr, size: u64) -> Result<(), PtError> {
         if !va.is_page_aligned() {
@@ -179,67 +175,21 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         self.tlb.sync();
     }
 
-    /// Walks to the table of `target` level holding `va`, creating missing tables.
-    pub(super) fn walk_create<A: TableAlloc>(&self, alloc: &mut A, va: u64, target: u32) -> Result<u64, PtError> {
-        let mut table = self.root.as_u64();
-        let mut level = self.cfg.start_level();
-        while level < target {
-            let i = level_index(va, level);
-            let d = self.read(table, i);
-            table = match d.kind(level) {
-                DescKind::Table => d.addr(),
-                DescKind::Invalid => {
-                    let nt = self.new_table(alloc, true)?;
-                    // The zeroes must be visible before the walker can reach the table.
-                    self.tlb.sync();
-                    self.write(table, i, Desc::table(nt.as_u64()));
-                    nt.as_u64()
-                }
-                _ => return Err(PtError::Overlap(VirtAddr::new(va & !(level_size(level) - 1)))),
-            };
-            level += 1;
-        }
-        Ok(table)
-    }
-
-    /// Largest leaf level usable at `va`/`pa` with `left` bytes to go.
-    pub(super) fn leaf_level(&self, va: u64, pa: u64, left: u64, allow_blocks: bool) -> u32 {
-        if allow_blocks {
-            for level in self.cfg.start_level().max(1)..3 {
-                let bs = level_size(level);
-                if va.is_multiple_of(bs) && pa.is_multiple_of(bs) && left >= bs {
-                    return level;
-                }
-            }
-        }
-        3
-    }
-
     /// Frees the empty non-root tables on the walk path of `va`, deepest first.
     pub(super) fn prune_path<A: TableAlloc>(&self, alloc: &mut A, va: u64) {
-        let mut path = [(0u64, 0usize); 4];
-        let mut n = 0;
-        let mut table = self.root.as_u64();
-        let mut level = self.cfg.start_level();
-        while level < 3 {
-            let i = level_index(va, level);
-            let d = self.read(table, i);
-            if d.kind(level) != DescKind::Table {
+        let mut c = Cursor::new(self, va, PAGE);
+        while c.level() < 3 {
+            let d = c.read();
+            if d.kind(c.level()) != DescKind::Table {
                 break;
             }
-            path[n] = (table, i);
-            n += 1;
-            table = d.addr();
-            level += 1;
+            c.descend(d.addr());
         }
-        while n > 0 {
-            n -= 1;
-            let (parent, i) = path[n];
-            let child = self.read(parent, i).addr();
-            if !self.table_is_empty(child) {
+        while let Some(up) = c.up() {
+            if !self.table_is_empty(up.child) {
                 break;
             }
-            self.free_table_entry(alloc, parent, i, va, child);
+            self.free_table_entry(alloc, up.table, up.index, va, up.child);
         }
     }
 

@@ -3,9 +3,10 @@
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 
+use super::cursor::Cursor;
 use super::desc::{Desc, DescKind};
 use super::error::PtError;
-use super::table::{level_index, level_size, LeafFn, PageTable};
+use super::table::{level_size, LeafFn, PageTable};
 use super::{PhysMemory, TableAlloc, TlbMaint, PTRS_PER_TABLE};
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -23,13 +24,14 @@ pub struct Unmapped {
     pub tables_freed: usize,
 }
 
-/// Leaves cleared but not yet invalidated in the TLB: their pages are handed to the caller
-/// only once the invalidation is complete (never free a page the TLB can still reach).
-/// Leaves cleared but not yet invalidated: their frames are handed back only after the
-/// TLB invalidation that covers them has completed.
-pub(super) struct Pending {
+/// Leaves cleared but not yet invalidated in the TLB: their frames are handed to the
+/// caller's `f` only once the invalidation that covers them has completed (never free a
+/// page the TLB can still reach). Also counts what the unmap did.
+pub(super) struct Pending<'f> {
     items: [(u64, u64, u64); PENDING_MAX],
     n: usize,
+    f: LeafFn<'f>,
+    stats: Unmapped,
 }
 
 /// Cleared leaves collected before one invalidation (a batch).
@@ -39,9 +41,9 @@ const PENDING_MAX: usize = 64;
 /// synchronisation of all cores (and under QEMU an expensive one), so fewer is better.
 const PENDING_FLUSH_ALL_PAGES: u64 = 16;
 
-impl Pending {
-    pub(super) const fn new() -> Self {
-        Self { items: [(0, 0, 0); PENDING_MAX], n: 0 }
+impl<'f> Pending<'f> {
+    fn new(f: LeafFn<'f>) -> Self {
+        Self { items: [(0, 0, 0); PENDING_MAX], n: 0, f, stats: Unmapped::default() }
     }
 }
 
@@ -64,16 +66,25 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         size: u64,
         f: LeafFn<'_>,
     ) -> Result<Unmapped, PtError> {
-        self.check_range(va, size)?;
-        let mut pending = Pending::new();
-        let mut stats = Unmapped::default();
-        let root = self.root.as_u64();
-        let r = self.unmap_level(alloc, root, self.cfg.start_level(), va.as_u64(), size, &mut pending, f, &mut stats);
-        self.flush_pending(&mut pending, f);
-        r.map(|()| stats)
+        self.unmap_range(alloc, va, size, f)
     }
 
-    pub(super) fn flush_pending(&self, p: &mut Pending, f: LeafFn<'_>) {
+    /// [`Self::unmap_with`] on a shared reference (rollback of a failed map uses it).
+    pub(super) fn unmap_range<A: TableAlloc>(
+        &self,
+        alloc: &mut A,
+        va: VirtAddr,
+        size: u64,
+        f: LeafFn<'_>,
+    ) -> Result<Unmapped, PtError> {
+        self.check_range(va, size)?;
+        let mut p = Pending::new(f);
+        let r = self.unmap_walk(alloc, va.as_u64(), size, &mut p);
+        self.flush_pending(&mut p);
+        r.map(|()| p.stats)
+    }
+
+    fn flush_pending(&self, p: &mut Pending<'_>) {
         if p.n == 0 {
             return;
         }
@@ -88,103 +99,91 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         }
         self.tlb.sync();
         for &(va, pa, s) in &p.items[..p.n] {
-            f(VirtAddr::new(va), PhysAddr::new(pa), s);
+            (p.f)(VirtAddr::new(va), PhysAddr::new(pa), s);
         }
         p.n = 0;
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn unmap_level<A: TableAlloc>(
-        &self,
-        alloc: &mut A,
-        table: u64,
-        level: u32,
-        va: u64,
-        size: u64,
-        pending: &mut Pending,
-        f: LeafFn<'_>,
-        stats: &mut Unmapped,
-    ) -> Result<(), PtError> {
-        let bs = level_size(level);
-        let (mut cur, mut left) = (va, size);
-        let mut i = level_index(cur, level);
-        while left > 0 {
-            let base = cur & !(bs - 1);
-            let off = cur - base;
-            let chunk = (bs - off).min(left);
-            let d = self.read(table, i);
+    /// The cursor walk of an unmap: leaves covered whole are cleared into the batch, tables
+    /// covered whole are unhooked first (one invalidation for their span) and emptied out
+    /// of the walker's reach, blocks covered in part are split and walked into, and a
+    /// table the walk emptied is freed on the way back up.
+    fn unmap_walk<A: TableAlloc>(&self, alloc: &mut A, va: u64, size: u64, p: &mut Pending<'_>) -> Result<(), PtError> {
+        let mut c = Cursor::new(self, va, size);
+        while !c.done() {
+            let (level, d) = (c.level(), c.read());
+            let (base, bs) = (c.base(), c.entry_size());
             match d.kind(level) {
                 DescKind::Invalid | DescKind::Reserved => {}
-                DescKind::Table if chunk == bs => {
-                    // The whole table goes: unhook it first (one invalidation for its
-                    // span), then empty it at leisure, out of the walker's reach.
-                    self.flush_pending(pending, f);
-                    self.write(table, i, Desc::INVALID);
+                DescKind::Table if c.covers_entry() => {
+                    self.flush_pending(p);
+                    c.write(Desc::INVALID);
                     self.tlb.sync();
                     self.flush_range(base, bs);
                     self.tlb.sync();
-                    self.release_detached(alloc, d.addr(), level + 1, base, f, stats);
+                    self.release_detached(alloc, d.addr(), level + 1, base, p);
                 }
                 DescKind::Table => {
-                    let child = d.addr();
-                    self.unmap_level(alloc, child, level + 1, cur, chunk, pending, f, stats)?;
-                    if self.table_is_empty(child) {
-                        self.flush_pending(pending, f);
-                        self.free_table_entry(alloc, table, i, base, child);
-                        stats.tables_freed += 1;
+                    c.descend(d.addr());
+                    continue;
+                }
+                DescKind::Block | DescKind::Page if c.covers_entry() => {
+                    c.write(Desc::INVALID);
+                    if p.n == p.items.len() {
+                        self.flush_pending(p);
                     }
+                    p.items[p.n] = (base, d.addr(), bs);
+                    p.n += 1;
+                    p.stats.bytes += bs;
+                    p.stats.leaves += 1;
                 }
                 DescKind::Block | DescKind::Page => {
-                    if chunk == bs {
-                        self.write(table, i, Desc::INVALID);
-                        if pending.n == pending.items.len() {
-                            self.flush_pending(pending, f);
-                        }
-                        pending.items[pending.n] = (base, d.addr(), bs);
-                        pending.n += 1;
-                        stats.bytes += bs;
-                        stats.leaves += 1;
-                    } else {
-                        self.flush_pending(pending, f);
-                        let child = self.split(alloc, table, i, level, base, d)?;
-                        stats.splits += 1;
-                        self.unmap_level(alloc, child, level + 1, cur, chunk, pending, f, stats)?;
-                    }
+                    self.flush_pending(p);
+                    let child = self.split(alloc, c.table(), c.index(), level, base, d)?;
+                    p.stats.splits += 1;
+                    c.descend(child);
+                    continue;
                 }
             }
-            cur = cur.wrapping_add(chunk);
-            left -= chunk;
-            i += 1;
+            c.step();
+            while let Some(up) = c.pop() {
+                if self.table_is_empty(up.child) {
+                    self.flush_pending(p);
+                    self.free_table_entry(alloc, up.table, up.index, up.base, up.child);
+                    p.stats.tables_freed += 1;
+                }
+            }
         }
         Ok(())
     }
 
-    /// Reports every leaf of a table no walker can reach any more, and frees it and its
-    /// sub-tables.
-    pub(super) fn release_detached<A: TableAlloc>(
-        &self,
-        alloc: &mut A,
-        table: u64,
-        level: u32,
-        va: u64,
-        f: LeafFn<'_>,
-        stats: &mut Unmapped,
-    ) {
-        let bs = level_size(level);
-        for i in 0..PTRS_PER_TABLE {
-            let d = self.read(table, i);
-            let eva = va.wrapping_add(i as u64 * bs);
-            match d.kind(level) {
-                DescKind::Table => self.release_detached(alloc, d.addr(), level + 1, eva, f, stats),
+    /// Reports every leaf of a table no walker can reach any more (of `level`, mapping from
+    /// `va`), and frees it and its sub-tables, each after its entries were read.
+    fn release_detached<A: TableAlloc>(&self, alloc: &mut A, table: u64, level: u32, va: u64, p: &mut Pending<'_>) {
+        let span = level_size(level) * PTRS_PER_TABLE as u64;
+        let mut c = Cursor::at(self, table, level, va, span);
+        while !c.done() {
+            let d = c.read();
+            match d.kind(c.level()) {
+                DescKind::Table => {
+                    c.descend(d.addr());
+                    continue;
+                }
                 DescKind::Block | DescKind::Page => {
-                    stats.bytes += bs;
-                    stats.leaves += 1;
-                    f(VirtAddr::new(eva), PhysAddr::new(d.addr()), bs);
+                    let bs = c.entry_size();
+                    p.stats.bytes += bs;
+                    p.stats.leaves += 1;
+                    (p.f)(VirtAddr::new(c.base()), PhysAddr::new(d.addr()), bs);
                 }
                 _ => {}
             }
+            c.step();
+            while let Some(up) = c.pop() {
+                alloc.free_table(PhysAddr::new(up.child));
+                p.stats.tables_freed += 1;
+            }
         }
         alloc.free_table(PhysAddr::new(table));
-        stats.tables_freed += 1;
+        p.stats.tables_freed += 1;
     }
 }

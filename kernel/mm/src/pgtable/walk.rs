@@ -1,13 +1,14 @@
-//! Read-only walks: translation, fault classification (for Linux-like fault reports),
-//! leaf iteration and a ptdump-style dump.
+//! Read-only cursor walks: translation, fault classification (for Linux-like fault
+//! reports), leaf iteration and a ptdump-style dump.
 
 use core::fmt;
 
 use crate::addr::{PhysAddr, VirtAddr};
 
+use super::cursor::Cursor;
 use super::desc::{DescKind, Prot};
-use super::table::{level_index, level_size, PageTable};
-use super::{PhysMemory, TlbMaint, PTRS_PER_TABLE};
+use super::table::{level_size, PageTable};
+use super::{PhysMemory, TlbMaint};
 
 /// Where a VA leads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,15 +114,11 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         if !self.in_range(va) {
             return FaultInfo::OutOfRange;
         }
-        let mut table = self.root_table();
-        let mut level = self.config().start_level();
+        let mut c = Cursor::new(self, va.as_u64(), 1);
         loop {
-            let d = self.read(table, level_index(va.as_u64(), level));
+            let (level, d) = (c.level(), c.read());
             match d.kind(level) {
-                DescKind::Table => {
-                    table = d.addr();
-                    level += 1;
-                }
+                DescKind::Table => c.descend(d.addr()),
                 DescKind::Block | DescKind::Page => {
                     let off = va.as_u64() & (level_size(level) - 1);
                     return FaultInfo::Mapped(Translation { pa: PhysAddr::new(d.addr() + off), prot: d.prot(), level });
@@ -164,43 +161,39 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
             return;
         }
         let room = self.config().va_span() - (va.as_u64() - self.config().va_base());
-        self.leaves_level(self.root_table(), self.config().start_level(), va.as_u64(), size.min(room), f);
-    }
-
-    fn leaves_level(&self, table: u64, level: u32, va: u64, size: u64, f: &mut dyn FnMut(Leaf)) {
-        let bs = level_size(level);
-        let (mut cur, mut left) = (va, size);
-        let mut i = level_index(cur, level);
-        while left > 0 && i < PTRS_PER_TABLE {
-            let base = cur & !(bs - 1);
-            let chunk = (bs - (cur - base)).min(left);
-            let d = self.read(table, i);
+        let mut c = Cursor::new(self, va.as_u64(), size.min(room));
+        while !c.done() {
+            let (level, d) = (c.level(), c.read());
             match d.kind(level) {
-                DescKind::Table => self.leaves_level(d.addr(), level + 1, cur, chunk, f),
-                DescKind::Block | DescKind::Page => {
-                    f(Leaf { va: VirtAddr::new(base), pa: PhysAddr::new(d.addr()), size: bs, level, prot: d.prot() })
+                DescKind::Table => {
+                    c.descend(d.addr());
+                    continue;
                 }
+                DescKind::Block | DescKind::Page => f(Leaf {
+                    va: VirtAddr::new(c.base()),
+                    pa: PhysAddr::new(d.addr()),
+                    size: c.entry_size(),
+                    level,
+                    prot: d.prot(),
+                }),
                 _ => {}
             }
-            cur = cur.wrapping_add(chunk);
-            left -= chunk;
-            i += 1;
+            c.advance();
         }
     }
 
     /// Number of tables in the tree, root included.
     pub fn count_tables(&self) -> usize {
-        self.count_level(self.root_table(), self.config().start_level())
-    }
-
-    fn count_level(&self, table: u64, level: u32) -> usize {
+        let cfg = self.config();
+        let mut c = Cursor::new(self, cfg.va_base(), cfg.va_span());
         let mut n = 1;
-        if level < 3 {
-            for i in 0..PTRS_PER_TABLE {
-                let d = self.read(table, i);
-                if d.kind(level) == DescKind::Table {
-                    n += self.count_level(d.addr(), level + 1);
-                }
+        while !c.done() {
+            let d = c.read();
+            if d.kind(c.level()) == DescKind::Table {
+                n += 1;
+                c.descend(d.addr());
+            } else {
+                c.advance();
             }
         }
         n

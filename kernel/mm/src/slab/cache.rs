@@ -9,7 +9,10 @@
 //! cache, so an object address leads to its cache (owner word) and its slab (round the
 //! physical address down to the slab size).
 //!
-//! Locks: a CPU's array lock, then the node lock; the configuration lock is a leaf.
+//! Locks: a CPU's array lock, then the node lock; the configuration lock is a leaf. The
+//! array lock is only ever *tried* on the allocation and free paths, without masking
+//! interrupts (see [`super::percpu`]); only drains and statistics outside interrupt
+//! context wait for it.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
@@ -21,10 +24,11 @@ use super::layout::CacheCfg;
 pub use super::layout::LayoutError;
 use super::node::{Node, LIST_FREE, LIST_PARTIAL};
 use super::owner::PageOwner;
-use super::percpu::{tunables_for, ArrayCache};
+use super::percpu::{tunables_for, ArrayCache, CpuArray};
 use super::raw;
 use super::NR_CPUS;
 use crate::addr::{VirtAddr, PAGE_SIZE};
+use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 use crate::page_source::PageSource;
 
@@ -147,7 +151,7 @@ pub struct KmemCache {
     /// Cleared by `grow` before an unaligned slab's objects can be handed out.
     va_aligned: AtomicBool,
     cfg: Mutex<CacheCfg>,
-    pub(super) cpu: [Mutex<ArrayCache>; NR_CPUS],
+    pub(super) cpu: [CpuArray; NR_CPUS],
     pub(super) node: Mutex<Node>,
 }
 
@@ -166,7 +170,7 @@ impl KmemCache {
             object_size: AtomicUsize::new(0),
             va_aligned: AtomicBool::new(true),
             cfg: Mutex::new(CacheCfg::EMPTY),
-            cpu: [const { Mutex::new(ArrayCache::new()) }; NR_CPUS],
+            cpu: [const { CpuArray::new(ArrayCache::new()) }; NR_CPUS],
             node: Mutex::new(Node::new()),
         }
     }
@@ -273,58 +277,88 @@ impl KmemCache {
         env.ps.free_pages(pa, cfg.order);
     }
 
+    /// Pops up to `max` objects off a slab's freelist, validating each hardened pointer,
+    /// handing each to `put`; the slab header and node counters are written once. Returns
+    /// how many were taken. A pointer that does not land on an object of this slab
+    /// abandons the rest of the freelist: the slab is treated as full for good.
+    #[inline]
+    fn slab_pop_n(
+        &self,
+        env: Env<'_>,
+        cfg: &CacheCfg,
+        node: &mut Node,
+        slab: Slab,
+        max: usize,
+        mut put: impl FnMut(usize),
+    ) -> usize {
+        let head_at = slab.freelist_at();
+        let mut obj = cfg.encode(slab.freelist(), head_at);
+        let mut taken = 0;
+        while taken < max && obj != 0 {
+            if cfg.obj_index(slab, obj).is_none() {
+                let lost = cfg.num - slab.inuse() - taken;
+                node.free_objects -= taken + lost;
+                node.quarantined += lost;
+                slab.set_inuse(cfg.num);
+                slab.set_freelist(cfg.encode(0, head_at));
+                node.errors += 1;
+                env.rep.report(&SlabError {
+                    kind: SlabErrorKind::FreepointerCorrupt { fp: obj },
+                    cache: cfg.name,
+                    object: head_at,
+                    slab: slab.0,
+                    fix: SlabFix::Isolated,
+                });
+                return taken;
+            }
+            let at = cfg.fp_addr(obj);
+            put(obj);
+            taken += 1;
+            // SAFETY: `obj` was validated as an object of this slab; its free pointer is ours.
+            obj = cfg.encode(unsafe { raw::read_word(at) }, at);
+        }
+        slab.set_freelist(cfg.encode(obj, head_at));
+        slab.set_inuse(slab.inuse() + taken);
+        node.free_objects -= taken;
+        taken
+    }
+
     /// Pops one object off a slab's freelist, validating the hardened pointer.
     #[inline]
     fn slab_pop(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, slab: Slab) -> Option<usize> {
-        let head_at = slab.freelist_at();
-        let obj = cfg.encode(slab.freelist(), head_at);
-        if obj == 0 {
-            return None;
-        }
-        if cfg.obj_index(slab, obj).is_none() {
-            // Abandon the rest of the freelist: the slab is treated as full for good.
-            let lost = cfg.num - slab.inuse();
-            node.free_objects -= lost;
-            node.quarantined += lost;
-            slab.set_inuse(cfg.num);
-            slab.set_freelist(cfg.encode(0, head_at));
-            node.errors += 1;
-            env.rep.report(&SlabError {
-                kind: SlabErrorKind::FreepointerCorrupt { fp: obj },
-                cache: cfg.name,
-                object: head_at,
-                slab: slab.0,
-                fix: SlabFix::Isolated,
-            });
-            return None;
-        }
-        let at = cfg.fp_addr(obj);
-        // SAFETY: `obj` was validated as an object of this slab; its free pointer is ours.
-        let next = cfg.encode(unsafe { raw::read_word(at) }, at);
-        slab.set_freelist(cfg.encode(next, head_at));
-        slab.set_inuse(slab.inuse() + 1);
-        node.free_objects -= 1;
-        Some(obj)
+        let mut got = None;
+        self.slab_pop_n(env, cfg, node, slab, 1, |obj| got = Some(obj));
+        got
     }
 
     /// Returns an object to its slab; releases a slab beyond the empty-slab reserve.
     #[inline]
     pub(super) fn slab_push(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, obj: usize) {
-        let Some(slab) = self.slab_of(env, cfg, obj) else {
-            return;
-        };
+        if let Some(slab) = self.slab_of(env, cfg, obj) {
+            self.slab_push_to(env, cfg, node, slab, obj);
+        }
+    }
+
+    /// [`Self::slab_push`] to a slab already found.
+    #[inline(always)]
+    fn slab_push_to(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, slab: Slab, obj: usize) {
         let head_at = slab.freelist_at();
         let at = cfg.fp_addr(obj);
         // SAFETY: `obj` is a free object of this slab (it came from a per-CPU array).
         unsafe { raw::write_word(at, cfg.reencode(slab.freelist(), head_at, at)) };
         slab.set_freelist(cfg.encode(obj, head_at));
-        slab.set_inuse(slab.inuse() - 1);
+        let inuse = slab.inuse() - 1;
+        slab.set_inuse(inuse);
         node.free_objects += 1;
-        node.relist(cfg, slab);
-        if node.nr_free_slabs > FREE_SLAB_RESERVE {
-            // SAFETY: the free list is non-empty, its head is a held slab.
-            let victim = unsafe { Slab::from_raw(node.head[LIST_FREE]) };
-            self.release_slab(env, cfg, node, victim);
+        // The slab changes lists only when it stops being full or becomes empty; only then
+        // can the free list have grown beyond the reserve.
+        if inuse == 0 || inuse + 1 == cfg.num {
+            node.relist(cfg, slab);
+            if node.nr_free_slabs > FREE_SLAB_RESERVE {
+                // SAFETY: the free list is non-empty, its head is a held slab.
+                let victim = unsafe { Slab::from_raw(node.head[LIST_FREE]) };
+                self.release_slab(env, cfg, node, victim);
+            }
         }
     }
 
@@ -356,12 +390,8 @@ impl KmemCache {
             };
             // SAFETY: list heads are held slabs.
             let slab = unsafe { Slab::from_raw(slab) };
-            while ac.avail < want {
-                match self.slab_pop(env, &cfg, &mut node, slab) {
-                    Some(obj) => ac.push(obj),
-                    None => break,
-                }
-            }
+            let room = want - ac.avail;
+            self.slab_pop_n(env, &cfg, &mut node, slab, room, |obj| ac.push(obj));
             node.relist(&cfg, slab);
         }
         ac.avail > 0
@@ -370,35 +400,121 @@ impl KmemCache {
     /// Returns the `n` oldest objects of a per-CPU array to their slabs.
     fn flush(&self, env: Env<'_>, ac: &mut ArrayCache, n: usize) {
         let cfg = self.cfg();
+        let n = n.min(ac.avail);
         let mut node = self.node.lock();
-        ac.take_oldest(n, |obj| self.slab_push(env, &cfg, &mut node, obj));
+        if self.va_aligned.load(Relaxed) {
+            // `slab_of` with its test and mask hoisted out of the loop.
+            let mask = !(cfg.slab_bytes() - 1);
+            for &obj in &ac.entry[..n] {
+                // SAFETY: every slab of this cache is naturally aligned in the linear map
+                // (`va_aligned`) and `obj`, a free object of this cache, lies inside one.
+                let slab = unsafe { Slab::from_raw(obj & mask) };
+                self.slab_push_to(env, &cfg, &mut node, slab, obj);
+            }
+        } else {
+            for &obj in &ac.entry[..n] {
+                self.slab_push(env, &cfg, &mut node, obj);
+            }
+        }
+        ac.drop_oldest(n);
+    }
+
+    /// One object straight from the slabs, for when this CPU's array is busy (an interrupt
+    /// came while the code it interrupted held the array, or another CPU is draining it).
+    fn alloc_direct(&self, env: Env<'_>, gfp: Gfp) -> Option<usize> {
+        let cfg = self.cfg();
+        let mut node = self.node.lock();
+        loop {
+            let head = if node.head[LIST_PARTIAL] != 0 { node.head[LIST_PARTIAL] } else { node.head[LIST_FREE] };
+            let slab = if head != 0 {
+                // SAFETY: list heads are held slabs.
+                unsafe { Slab::from_raw(head) }
+            } else {
+                drop(node);
+                let slab = self.grow(env, &cfg, gfp)?;
+                node = self.node.lock();
+                node.nr_slabs += 1;
+                node.free_objects += cfg.num;
+                node.slabs_created += 1;
+                node.list_add(slab, LIST_FREE);
+                slab
+            };
+            let obj = self.slab_pop(env, &cfg, &mut node, slab);
+            node.relist(&cfg, slab);
+            if obj.is_some() {
+                return obj;
+            }
+            // A corrupt freelist isolated the slab: try the next one.
+        }
     }
 
     /// `kmem_cache_alloc`: an object, or `None` when the page source is exhausted.
-    #[inline]
-    pub(crate) fn alloc(&self, env: Env<'_>, gfp: Gfp, cpu: usize) -> Option<usize> {
-        loop {
-            let obj = {
-                let mut ac = self.cpu[cpu % NR_CPUS].lock();
-                match ac.pop() {
-                    Some(obj) => {
-                        ac.allochit += 1;
-                        obj
-                    }
-                    None => {
-                        ac.allocmiss += 1;
-                        if !self.refill(env, &mut ac, gfp) {
-                            return None;
-                        }
-                        ac.pop()?
-                    }
+    ///
+    /// The fast path takes this CPU's array with one try-lock and pops: no interrupt
+    /// masking (an interrupt that allocates on this CPU meanwhile finds the array busy and
+    /// goes to the slabs, [`Self::alloc_direct`]), no configuration copy, no debug work
+    /// unless debugging is on. Everything else is out of line in [`Self::alloc_slow`].
+    #[inline(always)]
+    pub(crate) fn alloc(&self, env: &Env<'_>, gfp: Gfp, cpu: CpuId) -> Option<usize> {
+        if let Some(mut ac) = self.cpu[cpu.index()].try_lock() {
+            if let Some(obj) = ac.pop() {
+                ac.allochit += 1;
+                drop(ac);
+                if !self.debug.load(Relaxed) && !gfp.contains(Gfp::GFP_ZERO) {
+                    return Some(obj);
                 }
-            };
+                return self.alloc_finish(env, gfp, cpu, obj);
+            }
+        }
+        self.alloc_slow(env, gfp, cpu)
+    }
+
+    /// The allocation path for an empty or busy array: refill from the slabs (growing if
+    /// needed), or one object straight from them.
+    #[inline(never)]
+    fn alloc_slow(&self, env: &Env<'_>, gfp: Gfp, cpu: CpuId) -> Option<usize> {
+        let obj = match self.cpu[cpu.index()].try_lock() {
+            Some(mut ac) => match ac.pop() {
+                Some(obj) => {
+                    ac.allochit += 1;
+                    obj
+                }
+                None => {
+                    ac.allocmiss += 1;
+                    if !self.refill(*env, &mut ac, gfp) {
+                        return None;
+                    }
+                    ac.pop()?
+                }
+            },
+            None => self.alloc_direct(*env, gfp)?,
+        };
+        self.alloc_finish(env, gfp, cpu, obj)
+    }
+
+    /// Debug checks (which may quarantine `obj` and take another) and `__GFP_ZERO`.
+    #[inline(never)]
+    fn alloc_finish(&self, env: &Env<'_>, gfp: Gfp, cpu: CpuId, mut obj: usize) -> Option<usize> {
+        loop {
             if self.debug.load(Relaxed) {
                 let cfg = self.cfg();
-                // SAFETY: `obj` came off a per-CPU array: a free object of this cache.
-                if !unsafe { self.debug_alloc(env, &cfg, obj, gfp) } {
-                    continue; // quarantined: try the next one
+                // SAFETY: `obj` came off a per-CPU array or a slab: a free object of this cache.
+                if !unsafe { self.debug_alloc(*env, &cfg, obj, gfp) } {
+                    // Quarantined: take the next one.
+                    obj = match self.cpu[cpu.index()].try_lock() {
+                        Some(mut ac) => match ac.pop() {
+                            Some(o) => o,
+                            None => {
+                                ac.allocmiss += 1;
+                                if !self.refill(*env, &mut ac, gfp) {
+                                    return None;
+                                }
+                                ac.pop()?
+                            }
+                        },
+                        None => self.alloc_direct(*env, gfp)?,
+                    };
+                    continue;
                 }
             } else if gfp.contains(Gfp::GFP_ZERO) {
                 // SAFETY: the object is ours now and `object_size` bytes long.
@@ -410,32 +526,76 @@ impl KmemCache {
 
     /// `kmem_cache_free` of an object whose page owner word names this cache.
     ///
+    /// The fast path mirrors [`Self::alloc`]: one try-lock, one push; a full or busy
+    /// array and debug checks are out of line.
+    ///
     /// # Safety
     /// Unless debugging is on, `obj` must be a live object of this cache, unused afterwards.
-    #[inline]
-    pub(crate) unsafe fn free(&self, env: Env<'_>, obj: usize, cpu: usize) {
+    #[inline(always)]
+    pub(crate) unsafe fn free(&self, env: &Env<'_>, obj: usize, cpu: CpuId) {
+        if !self.debug.load(Relaxed) {
+            if let Some(mut ac) = self.cpu[cpu.index()].try_lock() {
+                if ac.avail < ac.limit {
+                    ac.freehit += 1;
+                    ac.push(obj);
+                    return;
+                }
+            }
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.free_slow(env, obj, cpu) }
+    }
+
+    /// The free path with debugging on, or for a full or busy array: flush half of it to
+    /// the slabs, or give the object straight back to its slab.
+    ///
+    /// # Safety
+    /// As for [`Self::free`].
+    #[inline(never)]
+    unsafe fn free_slow(&self, env: &Env<'_>, obj: usize, cpu: CpuId) {
         if self.debug.load(Relaxed) {
             let cfg = self.cfg();
             // SAFETY: the owner word says `obj` is in one of our slabs; `debug_free`
             // validates it before touching the object.
-            if !unsafe { self.debug_free(env, &cfg, obj) } {
+            if !unsafe { self.debug_free(*env, &cfg, obj) } {
                 return;
             }
         }
-        let mut ac = self.cpu[cpu % NR_CPUS].lock();
-        if ac.avail >= ac.limit {
-            ac.freemiss += 1;
-            let n = ac.batchcount;
-            self.flush(env, &mut ac, n);
-        } else {
-            ac.freehit += 1;
+        match self.cpu[cpu.index()].try_lock() {
+            Some(mut ac) => {
+                if ac.avail >= ac.limit {
+                    ac.freemiss += 1;
+                    let n = ac.batchcount;
+                    self.flush(*env, &mut ac, n);
+                } else {
+                    ac.freehit += 1;
+                }
+                ac.push(obj);
+            }
+            None => {
+                let cfg = self.cfg();
+                let mut node = self.node.lock();
+                self.slab_push(*env, &cfg, &mut node, obj);
+            }
         }
-        ac.push(obj);
     }
 
-    /// Returns every object of `cpu`'s array to the slabs.
-    pub(crate) fn drain_cpu(&self, env: Env<'_>, cpu: usize) {
-        let mut ac = self.cpu[cpu % NR_CPUS].lock();
+    /// Returns every object of `cpu`'s array to the slabs. An array in use at this moment
+    /// (by the code this drain interrupted, when it runs in an interrupt, or by another
+    /// CPU) is left alone: waiting for it could wait for ever.
+    pub(crate) fn drain_cpu(&self, env: Env<'_>, cpu: CpuId) {
+        if let Some(mut ac) = self.cpu[cpu.index()].try_lock() {
+            let n = ac.avail;
+            if n > 0 {
+                self.flush(env, &mut ac, n);
+            }
+        }
+    }
+
+    /// Returns every object of `cpu`'s array to the slabs, waiting for the array if it is
+    /// in use (never from an interrupt handler).
+    fn drain_cpu_wait(&self, env: Env<'_>, cpu: CpuId) {
+        let mut ac = self.cpu[cpu.index()].lock();
         let n = ac.avail;
         if n > 0 {
             self.flush(env, &mut ac, n);
@@ -445,8 +605,8 @@ impl KmemCache {
     /// `kmem_cache_shrink`: drains the per-CPU arrays and frees every empty slab.
     /// Returns the number of pages given back.
     pub(crate) fn shrink(&self, env: Env<'_>) -> usize {
-        for cpu in 0..NR_CPUS {
-            self.drain_cpu(env, cpu);
+        for cpu in CpuId::all() {
+            self.drain_cpu_wait(env, cpu);
         }
         let cfg = self.cfg();
         let mut node = self.node.lock();

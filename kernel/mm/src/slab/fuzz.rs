@@ -16,6 +16,7 @@ use super::host::HostPages;
 use super::kmalloc::{kmalloc_index, KMALLOC_NAMES};
 use super::{SlabAllocator, KMALLOC_MAX_CACHE_SIZE, NR_CPUS, ZERO_SIZE_PTR};
 use crate::addr::PAGE_SIZE;
+use crate::cpu::CpuId;
 use crate::gfp::{Gfp, GFP_KERNEL};
 
 /// One harness operation. Indices select a live object modulo their number.
@@ -26,7 +27,7 @@ pub enum Op {
         /// Requested bytes.
         size: usize,
         /// CPU.
-        cpu: usize,
+        cpu: CpuId,
         /// Use `kzalloc` and check the zeroes.
         zero: bool,
     },
@@ -35,7 +36,7 @@ pub enum Op {
         /// Which object.
         idx: usize,
         /// CPU.
-        cpu: usize,
+        cpu: CpuId,
     },
     /// `krealloc` of a live object.
     Realloc {
@@ -44,12 +45,12 @@ pub enum Op {
         /// New size.
         size: usize,
         /// CPU.
-        cpu: usize,
+        cpu: CpuId,
     },
     /// `drain_cpu`.
     Drain {
         /// CPU.
-        cpu: usize,
+        cpu: CpuId,
     },
     /// Drain and shrink every cache.
     Shrink,
@@ -185,7 +186,7 @@ pub fn run_ops(ops: impl IntoIterator<Item = Op>, arena_order: u32, max_order: u
                 fill(&l);
                 live.push(l);
             }
-            Op::Drain { cpu } => slab.drain_cpu(cpu % NR_CPUS),
+            Op::Drain { cpu } => slab.drain_cpu(cpu),
             Op::Shrink => {
                 slab.shrink_all();
             }
@@ -197,7 +198,7 @@ pub fn run_ops(ops: impl IntoIterator<Item = Op>, arena_order: u32, max_order: u
     for (i, l) in live.drain(..).enumerate() {
         check(&l);
         // SAFETY: a live object from this allocator.
-        unsafe { slab.kfree(l.ptr as *mut u8, i) };
+        unsafe { slab.kfree(l.ptr as *mut u8, CpuId::of(i % NR_CPUS)) };
     }
     slab.drain_all();
     slab.shrink_all();
@@ -225,7 +226,7 @@ pub fn run(data: &[u8]) {
         return;
     };
     let ops = rest.chunks_exact(4).map(|c| {
-        let cpu = (c[0] >> 4) as usize % NR_CPUS;
+        let cpu = CpuId::of((c[0] >> 4) as usize % NR_CPUS);
         match c[0] % 16 {
             0..=6 => Op::Alloc { size: decode_size(c[1], c[2]), cpu, zero: c[3] & 1 == 1 },
             7..=12 => Op::Free { idx: c[1] as usize | (c[2] as usize) << 8, cpu },
@@ -235,7 +236,7 @@ pub fn run(data: &[u8]) {
                 1 => Op::FailNth { n: c[2] as usize % 8 + 1 },
                 _ => Op::Drain { cpu },
             },
-            _ => Op::Drain { cpu: c[1] as usize },
+            _ => Op::Drain { cpu: CpuId::of(c[1] as usize % NR_CPUS) },
         }
     });
     // An arena of 4096 pages (16 MiB) while kmalloc may ask for up to order 16: big

@@ -16,6 +16,7 @@ use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use spin::Mutex;
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
+use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 use crate::page_alloc::{BuddyPageSource, Page, PageAllocator};
 use crate::page_source::PageSource;
@@ -136,7 +137,7 @@ impl HostPages {
         BuddyPageSource {
             alloc: &self.buddy,
             linear_offset: (self.base as u64).wrapping_sub(HOST_PHYS_BASE),
-            cpu: || 0,
+            cpu: || CpuId::BOOT,
             zero,
             on_failure: |_| {},
             on_bad_free: |e| panic!("host pages: free refused: {e:?}"),
@@ -168,7 +169,7 @@ impl PageSource for HostPages {
         // `drain_all_pages`; no watermarks, as `ALLOC_NO_WATERMARKS`), so that only a
         // truly empty arena fails.
         let pa = src.alloc_pages(gfp, order).or_else(|| {
-            self.buddy.drain_cpu(0);
+            self.buddy.drain_cpu(CpuId::BOOT);
             src.alloc_pages(gfp.without(Gfp::GFP_DIRECT_RECLAIM) | Gfp::GFP_MEMALLOC, order)
         })?;
         self.in_use.fetch_add(1 << order, Relaxed);

@@ -27,8 +27,9 @@ use super::cache::{CacheId, CacheStats, Ctor, Env, KmemCache, LayoutError, SlabF
 use super::debug::{SlabError, SlabErrorKind, SlabFix, SlabReporter};
 use super::layout::build_cfg;
 use super::owner::PageOwner;
-use super::{raw, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES, NR_CPUS};
+use super::{raw, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES};
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
+use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 use crate::page_source::PageSource;
 
@@ -124,14 +125,15 @@ struct Ctx<'a> {
 ///
 /// ```
 /// use core::alloc::{GlobalAlloc, Layout};
+/// use mm::cpu::CpuId;
 /// use mm::gfp::GFP_KERNEL;
 /// use mm::slab::{debug::NullReporter, host::HostPages, SlabAllocator, MAX_PAGE_ORDER};
 ///
 /// static SLAB: SlabAllocator<'static> = SlabAllocator::new();
 ///
 /// struct KernelHeap;
-/// fn this_cpu() -> usize {
-///     0 // MPIDR_EL1.Aff0 in the kernel
+/// fn this_cpu() -> CpuId {
+///     CpuId::BOOT // MPIDR_EL1.Aff0, checked by CpuId::new, in the kernel
 /// }
 /// unsafe impl GlobalAlloc for KernelHeap {
 ///     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -156,10 +158,10 @@ struct Ctx<'a> {
 ///     assert_eq!(p as usize % 64, 0);
 ///     KernelHeap.dealloc(p, layout);
 /// }
-/// let p = SLAB.kmalloc(100, GFP_KERNEL, 0).unwrap();
+/// let p = SLAB.kmalloc(100, GFP_KERNEL, CpuId::BOOT).unwrap();
 /// assert_eq!(SLAB.ksize(p.as_ptr()), 128);
 /// // SAFETY: a live kmalloc object, not used afterwards.
-/// unsafe { SLAB.kfree(p.as_ptr(), 1) };
+/// unsafe { SLAB.kfree(p.as_ptr(), CpuId::of(1)) };
 /// let mut info = String::new();
 /// mm::slab::slabinfo::slabinfo(&SLAB, &mut info).unwrap();
 /// assert!(info.contains("kmalloc-128"));
@@ -268,12 +270,12 @@ impl<'a> SlabAllocator<'a> {
 
     /// `kmem_cache_alloc`.
     #[inline]
-    pub fn kmem_cache_alloc(&self, id: CacheId, gfp: Gfp, cpu: usize) -> Option<NonNull<u8>> {
+    pub fn kmem_cache_alloc(&self, id: CacheId, gfp: Gfp, cpu: CpuId) -> Option<NonNull<u8>> {
         let (c, ctx) = self.live(id)?;
         if self.fail.should_fail(gfp) {
             return None;
         }
-        NonNull::new(c.alloc(ctx.env, gfp, cpu)? as *mut u8)
+        NonNull::new(c.alloc(&ctx.env, gfp, cpu)? as *mut u8)
     }
 
     /// `kmem_cache_free`. An object of another cache is reported (`Wrong slab cache`) and
@@ -281,7 +283,7 @@ impl<'a> SlabAllocator<'a> {
     ///
     /// # Safety
     /// Unless debug mode is on, `obj` must be a live object of `id` not used afterwards.
-    pub unsafe fn kmem_cache_free(&self, id: CacheId, obj: NonNull<u8>, cpu: usize) {
+    pub unsafe fn kmem_cache_free(&self, id: CacheId, obj: NonNull<u8>, cpu: CpuId) {
         let Some((c, ctx)) = self.live(id) else {
             return;
         };
@@ -289,7 +291,7 @@ impl<'a> SlabAllocator<'a> {
         match self.owner(ctx, a) {
             Some(PageOwner::Slab(i)) if i == id.index() => {
                 // SAFETY: the page is one of this cache's slabs; the rest is the caller's.
-                unsafe { c.free(ctx.env, a, cpu) }
+                unsafe { c.free(&ctx.env, a, cpu) }
             }
             Some(PageOwner::Slab(i)) => {
                 let other = self.caches.get(i).map_or("?", |o| o.name());
@@ -349,6 +351,7 @@ impl<'a> SlabAllocator<'a> {
         ctx.env.ps.virt_page_owner(VirtAddr::new(a as u64)).map(PageOwner::decode)
     }
 
+    #[cold]
     fn report_outside(&self, ctx: &Ctx<'a>, kind: SlabErrorKind, cache: &'static str, object: usize) {
         ctx.env.rep.report(&SlabError { kind, cache, object, slab: 0, fix: SlabFix::Refused });
     }
@@ -356,7 +359,7 @@ impl<'a> SlabAllocator<'a> {
     /// `kmalloc`: `size` bytes, or [`ZERO_SIZE_PTR`] for 0, or `None` when memory is short
     /// or `size` exceeds the largest page block.
     #[inline]
-    pub fn kmalloc(&self, size: usize, gfp: Gfp, cpu: usize) -> Option<NonNull<u8>> {
+    pub fn kmalloc(&self, size: usize, gfp: Gfp, cpu: CpuId) -> Option<NonNull<u8>> {
         if size == 0 {
             return NonNull::new(ZERO_SIZE_PTR as *mut u8);
         }
@@ -365,12 +368,13 @@ impl<'a> SlabAllocator<'a> {
             if self.fail.should_fail(gfp) {
                 return None;
             }
-            let obj = self.caches[kmalloc_index(size)].alloc(ctx.env, gfp, cpu)?;
+            let obj = self.caches[kmalloc_index(size)].alloc(&ctx.env, gfp, cpu)?;
             return NonNull::new(obj as *mut u8);
         }
         self.kmalloc_large(ctx, size, gfp)
     }
 
+    #[inline(never)]
     fn kmalloc_large(&self, ctx: &Ctx<'a>, size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
         let pages = crate::addr::pages_for(size)?;
         let order = pages.next_power_of_two().trailing_zeros();
@@ -389,7 +393,7 @@ impl<'a> SlabAllocator<'a> {
     }
 
     /// `kzalloc`: zeroed `kmalloc`.
-    pub fn kzalloc(&self, size: usize, gfp: Gfp, cpu: usize) -> Option<NonNull<u8>> {
+    pub fn kzalloc(&self, size: usize, gfp: Gfp, cpu: CpuId) -> Option<NonNull<u8>> {
         self.kmalloc(size, gfp | Gfp::GFP_ZERO, cpu)
     }
 
@@ -415,22 +419,34 @@ impl<'a> SlabAllocator<'a> {
     /// not be used afterwards. (With debug mode on, misuse is detected and refused as long as
     /// the memory has not been reused.)
     #[inline]
-    pub unsafe fn kfree(&self, ptr: *mut u8, cpu: usize) {
+    pub unsafe fn kfree(&self, ptr: *mut u8, cpu: CpuId) {
         let a = ptr as usize;
         if a <= ZERO_SIZE_PTR {
             return;
         }
         let Some(ctx) = self.ctx() else { return };
-        let Some(w) = self.owner(ctx, a) else {
-            return self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a);
-        };
-        match w {
-            PageOwner::Slab(i) => match self.caches.get(i) {
+        // One page-owner lookup; everything but a slab object is out of line (and gets the
+        // raw word, so that the fast path builds nothing for it).
+        let word = ctx.env.ps.virt_page_owner(VirtAddr::new(a as u64));
+        match word.map(PageOwner::decode) {
+            Some(PageOwner::Slab(i)) if i < MAX_CACHES => {
                 // SAFETY: the owner word names the cache; the object is the caller's.
-                Some(c) => unsafe { c.free(ctx.env, a, cpu) },
-                None => self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a),
-            },
-            PageOwner::Large(order) if a.is_multiple_of(PAGE_SIZE) => {
+                unsafe { self.caches[i].free(&ctx.env, a, cpu) }
+            }
+            // SAFETY: forwarded contract.
+            _ => unsafe { self.kfree_other(ctx, a, word) },
+        }
+    }
+
+    /// `kfree` of anything but a slab object: a large block (by its owner word), or a
+    /// pointer kmalloc did not return (reported and ignored).
+    ///
+    /// # Safety
+    /// As for [`Self::kfree`].
+    #[inline(never)]
+    unsafe fn kfree_other(&self, ctx: &Ctx<'a>, a: usize, word: Option<u64>) {
+        match word.map(PageOwner::decode) {
+            Some(PageOwner::Large(order)) if a.is_multiple_of(PAGE_SIZE) => {
                 let Some(pa) = ctx.env.ps.virt_to_phys(VirtAddr::new(a as u64)) else {
                     return self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a);
                 };
@@ -448,7 +464,7 @@ impl<'a> SlabAllocator<'a> {
     ///
     /// # Safety
     /// As for [`Self::kfree`] on `ptr`.
-    pub unsafe fn krealloc(&self, ptr: *mut u8, new_size: usize, gfp: Gfp, cpu: usize) -> Option<NonNull<u8>> {
+    pub unsafe fn krealloc(&self, ptr: *mut u8, new_size: usize, gfp: Gfp, cpu: CpuId) -> Option<NonNull<u8>> {
         if ptr as usize <= ZERO_SIZE_PTR {
             return self.kmalloc(new_size, gfp, cpu);
         }
@@ -478,7 +494,7 @@ impl<'a> SlabAllocator<'a> {
     }
 
     /// Returns every CPU-cached object of `cpu` to the slabs.
-    pub fn drain_cpu(&self, cpu: usize) {
+    pub fn drain_cpu(&self, cpu: CpuId) {
         let Some(ctx) = self.ctx() else { return };
         for c in self.caches.iter().filter(|c| c.is_live()) {
             c.drain_cpu(ctx.env, cpu);
@@ -487,7 +503,7 @@ impl<'a> SlabAllocator<'a> {
 
     /// [`Self::drain_cpu`] for every CPU.
     pub fn drain_all(&self) {
-        for cpu in 0..NR_CPUS {
+        for cpu in CpuId::all() {
             self.drain_cpu(cpu);
         }
     }
@@ -524,7 +540,7 @@ impl<'a> SlabAllocator<'a> {
     }
 
     /// `GlobalAlloc::alloc`: null on failure.
-    pub fn alloc_layout(&self, layout: Layout, gfp: Gfp, cpu: usize) -> *mut u8 {
+    pub fn alloc_layout(&self, layout: Layout, gfp: Gfp, cpu: CpuId) -> *mut u8 {
         let Some(p) = self.kmalloc(Self::layout_size(layout), gfp, cpu) else {
             return core::ptr::null_mut();
         };
@@ -542,7 +558,7 @@ impl<'a> SlabAllocator<'a> {
     ///
     /// # Safety
     /// `ptr` must come from [`Self::alloc_layout`]/[`Self::realloc_layout`] on this allocator.
-    pub unsafe fn dealloc_layout(&self, ptr: *mut u8, _layout: Layout, cpu: usize) {
+    pub unsafe fn dealloc_layout(&self, ptr: *mut u8, _layout: Layout, cpu: CpuId) {
         // SAFETY: forwarded contract.
         unsafe { self.kfree(ptr, cpu) }
     }
@@ -557,7 +573,7 @@ impl<'a> SlabAllocator<'a> {
         layout: Layout,
         new_size: usize,
         gfp: Gfp,
-        cpu: usize,
+        cpu: CpuId,
     ) -> *mut u8 {
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
             return core::ptr::null_mut();
@@ -575,5 +591,85 @@ impl<'a> SlabAllocator<'a> {
             unsafe { self.kfree(ptr, cpu) };
         }
         new
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gfp::GFP_KERNEL;
+    use crate::slab::host::HostPages;
+    use std::sync::Mutex as StdMutex;
+
+    /// Records the kind of every report.
+    #[derive(Default)]
+    struct Kinds(StdMutex<Vec<SlabErrorKind>>);
+
+    impl SlabReporter for Kinds {
+        fn report(&self, err: &SlabError) {
+            self.0.lock().unwrap().push(err.kind);
+        }
+    }
+
+    /// An allocation or free that finds its CPU's array busy (held by the code an interrupt
+    /// interrupted, or by a remote drain) neither waits nor touches the array: it goes to
+    /// the slabs, and the counts stay exact.
+    #[test]
+    fn busy_array_goes_to_the_slabs() {
+        let pages = HostPages::new(12);
+        let rep = Kinds::default();
+        let slab: Box<SlabAllocator<'_>> = Box::default();
+        slab.init(&pages, &rep, 16, false, 7);
+        let id = slab.kmalloc_cache(64).unwrap();
+        let keep = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap();
+        let before = slab.cache_stats(id).unwrap();
+        let held = slab.caches[id.index()].cpu[0].lock();
+        let cached = held.avail;
+        let objs: Vec<_> = (0..200).map(|_| slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
+        let mut addrs: Vec<usize> = objs.iter().map(|p| p.as_ptr() as usize).collect();
+        addrs.push(keep.as_ptr() as usize);
+        addrs.sort_unstable();
+        addrs.dedup();
+        assert_eq!(addrs.len(), 201, "objects handed out twice");
+        assert!(addrs.iter().all(|a| !held.entry[..cached].contains(a)), "an object of the held array was handed out");
+        for p in &objs {
+            // SAFETY: live objects, freed once.
+            unsafe { slab.kfree(p.as_ptr(), CpuId::of(0)) };
+        }
+        assert_eq!(held.avail, cached, "the held array was touched");
+        drop(held);
+        let after = slab.cache_stats(id).unwrap();
+        assert_eq!(
+            (after.allochit, after.allocmiss, after.freehit),
+            (before.allochit, before.allocmiss, before.freehit)
+        );
+        assert_eq!(after.active_objs, before.active_objs, "200 objects in and out of the slabs");
+        // SAFETY: live object, freed once.
+        unsafe { slab.kfree(keep.as_ptr(), CpuId::of(0)) };
+        slab.shrink_all();
+        assert_eq!(pages.pages_in_use(), 0);
+        assert!(rep.0.lock().unwrap().is_empty());
+    }
+
+    /// With slub_debug, a double free is caught on the busy-array path as on the fast path.
+    #[test]
+    fn busy_array_double_free_is_caught() {
+        let pages = HostPages::new(12);
+        let rep = Kinds::default();
+        let slab: Box<SlabAllocator<'_>> = Box::default();
+        slab.init(&pages, &rep, 16, true, 7);
+        let id = slab.kmalloc_cache(64).unwrap();
+        let p = slab.kmalloc(64, GFP_KERNEL, CpuId::of(1)).unwrap();
+        let held = slab.caches[id.index()].cpu[1].lock();
+        // SAFETY: debug mode: the second free is detected and refused.
+        unsafe {
+            slab.kfree(p.as_ptr(), CpuId::of(1));
+            slab.kfree(p.as_ptr(), CpuId::of(1));
+        }
+        drop(held);
+        assert_eq!(*rep.0.lock().unwrap(), [SlabErrorKind::DoubleFree]);
+        assert_eq!(slab.kmem_cache_validate(id), 0);
+        slab.shrink_all();
+        assert_eq!(pages.pages_in_use(), 0);
     }
 }

@@ -6,8 +6,9 @@
 //! Linux's SLAB allocator for the hot path and SLUB for debugging:
 //!
 //! - every CPU has an `array_cache` of free object pointers ([`percpu`]): allocation and
-//!   free touch only that array, under an uncontended per-CPU lock; the array is refilled
-//!   from, and flushed in batches to, the cache's node lists (partial, full, free slabs);
+//!   free touch only that array, after one try-lock and without masking interrupts (a
+//!   busy array sends the request to the slabs instead); the array is refilled from, and
+//!   flushed in batches to, the cache's node lists (partial, full, free slabs);
 //! - the slab header sits at the start of the slab; the owner word of every page of a slab
 //!   names the cache, so `kfree` finds the cache of any object from its address alone;
 //! - free objects inside a slab are chained by hardened free pointers

@@ -2,8 +2,22 @@
 //!
 //! Each CPU keeps a stack of free object pointers. Allocation pops, free pushes; only when
 //! the stack is empty (refill) or full (flush) does a CPU take the cache's node lock and
-//! move `batchcount` objects at once. The lock around an array is taken only by its own CPU
-//! except during a drain, so it is uncontended on the hot path.
+//! move `batchcount` objects at once.
+//!
+//! The array sits behind a [`CpuArray`] lock that allocation and free only ever *try*, with
+//! interrupts left as they are (Linux SLUB's fast path uses one `this_cpu_cmpxchg` with
+//! interrupts enabled for the same reason: masking costs more than the work). Whoever finds
+//! the array busy does not wait: an interrupt handler that allocates while the code it
+//! interrupted holds this CPU's array, or a CPU racing a remote drain, takes one object
+//! from (or gives it back to) the slabs under the node lock instead. So the fast path is one
+//! try-lock (an acquire exchange), the pop or push, and a release store; it never masks
+//! interrupts and never spins. Only drains, statistics and validation outside interrupt
+//! context wait for an array (`lock`), and its holder never waits for anything but the
+//! node lock, which masks interrupts while held.
+
+/// A CPU's array cache behind its lock: `try_lock` on the allocation and free paths,
+/// `lock` (spinning, never in an interrupt handler) for drains and statistics.
+pub(crate) type CpuArray = spin::mutex::SpinMutex<ArrayCache, crate::sync::CpuRelax>;
 
 /// Capacity of an array cache (the largest `limit`, Linux SLAB's 120 for small objects).
 pub const AC_MAX: usize = 120;
@@ -67,12 +81,10 @@ impl ArrayCache {
         self.avail += 1;
     }
 
-    /// Removes the `n` oldest entries (bottom of the stack), handing each to `f`.
-    pub(crate) fn take_oldest(&mut self, n: usize, mut f: impl FnMut(usize)) {
+    /// Removes the `n` oldest entries (bottom of the stack), once they have been handed
+    /// back to their slabs.
+    pub(crate) fn drop_oldest(&mut self, n: usize) {
         let n = n.min(self.avail);
-        for &obj in &self.entry[..n] {
-            f(obj);
-        }
         self.entry.copy_within(n..self.avail, 0);
         self.avail -= n;
     }

@@ -13,11 +13,14 @@
 //! into a neighbour and is given back). So a free never allocates and never fails for
 //! want of memory, and an allocation that cannot get its node fails cleanly.
 //!
-//! The balanced trees are treaps (random priorities, expected depth O(log n)).
+//! The balanced trees are treaps (random priorities, expected depth O(log n)), in
+//! [`super::treap`].
 
 use alloc::alloc::{alloc as heap_alloc, dealloc as heap_dealloc, Layout};
-use core::fmt;
 use core::ptr::null_mut;
+
+use super::treap::{ceil, floor, free_tree, insert, remove, Tree, VmapNode};
+pub use super::vm_area::{AreaError, VmArea, VmKind};
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 
@@ -25,252 +28,6 @@ use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 pub const GUARD_SIZE: u64 = PAGE_SIZE as u64;
 /// How many recently freed areas are remembered for use-after-free reports.
 pub const FREED_RING: usize = 8;
-
-/// What an area was created for (Linux's VM_ALLOC / VM_MAP / VM_IOREMAP).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VmKind {
-    /// Pages allocated and owned by vmalloc.
-    Vmalloc,
-    /// Caller's pages mapped by vmap.
-    Vmap,
-    /// Device memory mapped by ioremap.
-    Ioremap,
-}
-
-/// One reserved area.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VmArea {
-    /// First VA.
-    pub start: VirtAddr,
-    /// Usable bytes (page multiple), guard page excluded.
-    pub size: u64,
-    /// Who asked for it: a function name, as Linux prints `%pS` of the caller.
-    pub caller: &'static str,
-    /// Pages mapped (vmalloc, vmap); 0 for ioremap.
-    pub nr_pages: usize,
-    /// What the area is for.
-    pub kind: VmKind,
-    /// First physical address of an ioremap area.
-    pub phys_addr: Option<PhysAddr>,
-}
-
-impl VmArea {
-    /// End of the usable part (exclusive), i.e. the guard page.
-    pub const fn end(&self) -> VirtAddr {
-        VirtAddr::new(self.start.as_u64() + self.size)
-    }
-    /// Bytes reserved: size plus the guard page (what Linux prints in vmallocinfo).
-    pub const fn reserved(&self) -> u64 {
-        self.size + GUARD_SIZE
-    }
-    /// Whether `va` is in the usable part.
-    pub const fn contains(&self, va: VirtAddr) -> bool {
-        va.as_u64() >= self.start.as_u64() && va.as_u64() - self.start.as_u64() < self.size
-    }
-    /// Whether `va` is in the guard page.
-    pub const fn guard_contains(&self, va: VirtAddr) -> bool {
-        va.as_u64() >= self.end().as_u64() && va.as_u64() - self.end().as_u64() < GUARD_SIZE
-    }
-}
-
-/// Why an area could not be reserved or released.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AreaError {
-    /// Zero bytes asked.
-    ZeroSize,
-    /// Size plus guard overflows.
-    Overflow,
-    /// No free range large enough (the size asked, guard included).
-    Exhausted(u64),
-    /// No live area starts at this address.
-    NotFound(VirtAddr),
-    /// No memory for the area's bookkeeping node.
-    NoMemory,
-}
-
-impl fmt::Display for AreaError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AreaError::ZeroSize => f.write_str("zero-size area"),
-            AreaError::Overflow => f.write_str("area size overflows"),
-            AreaError::Exhausted(n) => write!(f, "no free virtual range of {n} bytes"),
-            AreaError::NotFound(va) => write!(f, "no area starts at {va:#x}"),
-            AreaError::NoMemory => f.write_str("no memory for a vmap_area"),
-        }
-    }
-}
-
-/// One busy area or one free range, with its links in the trees (Linux's `vmap_area`).
-/// A free range uses `area.start` and `area.size` for its start and length.
-struct VmapNode {
-    area: VmArea,
-    prio: u32,
-    /// Links in the busy tree (busy areas) or the free-by-start tree (free ranges).
-    by_addr: [*mut VmapNode; 2],
-    /// Links in the free-by-size tree (free ranges only).
-    by_size: [*mut VmapNode; 2],
-}
-
-const L: usize = 0;
-const R: usize = 1;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Tree {
-    Addr,
-    Size,
-}
-
-/// The key of a node in a tree: the start, or (length, start) for best fit.
-///
-/// # Safety
-/// `n` must be a live node.
-unsafe fn key(n: *mut VmapNode, t: Tree) -> (u64, u64) {
-    // SAFETY: the caller's contract.
-    let a = unsafe { &(*n).area };
-    match t {
-        Tree::Addr => (a.start.as_u64(), 0),
-        Tree::Size => (a.size, a.start.as_u64()),
-    }
-}
-
-/// The links of `n` in tree `t`.
-///
-/// # Safety
-/// `n` must be a live node not otherwise borrowed.
-unsafe fn links<'a>(n: *mut VmapNode, t: Tree) -> &'a mut [*mut VmapNode; 2] {
-    // SAFETY: the caller's contract.
-    unsafe {
-        match t {
-            Tree::Addr => &mut (*n).by_addr,
-            Tree::Size => &mut (*n).by_size,
-        }
-    }
-}
-
-/// Treap insert of `n` (links cleared) under `*root`.
-///
-/// # Safety
-/// Every node reachable from `*root` and `n` must be live and owned by the caller.
-unsafe fn insert(root: &mut *mut VmapNode, n: *mut VmapNode, t: Tree) {
-    let r = *root;
-    if r.is_null() {
-        *root = n;
-        return;
-    }
-    // SAFETY: (whole block) live nodes per the contract.
-    unsafe {
-        let side = if key(n, t) < key(r, t) { L } else { R };
-        insert(&mut links(r, t)[side], n, t);
-        let child = links(r, t)[side];
-        if (*child).prio > (*r).prio {
-            // Rotate the child up.
-            links(r, t)[side] = links(child, t)[1 - side];
-            links(child, t)[1 - side] = r;
-            *root = child;
-        }
-    }
-}
-
-/// Joins two treaps whose keys are all ordered (`a` before `b`).
-///
-/// # Safety
-/// As for [`insert`].
-unsafe fn merge(a: *mut VmapNode, b: *mut VmapNode, t: Tree) -> *mut VmapNode {
-    if a.is_null() {
-        return b;
-    }
-    if b.is_null() {
-        return a;
-    }
-    // SAFETY: live nodes per the contract.
-    unsafe {
-        if (*a).prio > (*b).prio {
-            links(a, t)[R] = merge(links(a, t)[R], b, t);
-            a
-        } else {
-            links(b, t)[L] = merge(a, links(b, t)[L], t);
-            b
-        }
-    }
-}
-
-/// Treap removal of node `n` (which must be in the tree).
-///
-/// # Safety
-/// As for [`insert`], and `n` must be in the tree under `*root`.
-unsafe fn remove(root: &mut *mut VmapNode, n: *mut VmapNode, t: Tree) {
-    let r = *root;
-    if r.is_null() {
-        return;
-    }
-    // SAFETY: live nodes per the contract.
-    unsafe {
-        if r == n {
-            let l = links(n, t);
-            *root = merge(l[L], l[R], t);
-            *l = [null_mut(); 2];
-            return;
-        }
-        let side = if key(n, t) < key(r, t) { L } else { R };
-        remove(&mut links(r, t)[side], n, t);
-    }
-}
-
-/// The node with the largest key `<= k`, or null.
-///
-/// # Safety
-/// As for [`insert`].
-unsafe fn floor(mut cur: *mut VmapNode, k: (u64, u64), t: Tree) -> *mut VmapNode {
-    let mut best = null_mut();
-    while !cur.is_null() {
-        // SAFETY: live nodes per the contract.
-        unsafe {
-            if key(cur, t) <= k {
-                best = cur;
-                cur = links(cur, t)[R];
-            } else {
-                cur = links(cur, t)[L];
-            }
-        }
-    }
-    best
-}
-
-/// The node with the smallest key `>= k`, or null.
-///
-/// # Safety
-/// As for [`insert`].
-unsafe fn ceil(mut cur: *mut VmapNode, k: (u64, u64), t: Tree) -> *mut VmapNode {
-    let mut best = null_mut();
-    while !cur.is_null() {
-        // SAFETY: live nodes per the contract.
-        unsafe {
-            if key(cur, t) >= k {
-                best = cur;
-                cur = links(cur, t)[L];
-            } else {
-                cur = links(cur, t)[R];
-            }
-        }
-    }
-    best
-}
-
-/// Frees every node of an address tree.
-///
-/// # Safety
-/// The nodes must be owned by the caller and not used afterwards.
-unsafe fn free_tree(n: *mut VmapNode) {
-    if n.is_null() {
-        return;
-    }
-    // SAFETY: owned nodes, each freed once (an address tree holds each node once).
-    unsafe {
-        free_tree((*n).by_addr[L]);
-        free_tree((*n).by_addr[R]);
-        heap_dealloc(n.cast(), Layout::new::<VmapNode>());
-    }
-}
 
 /// Free and busy areas of one virtual range.
 pub struct VmapAreas {
@@ -347,7 +104,15 @@ impl VmapAreas {
     }
 
     fn free_range(s: u64, len: u64) -> VmArea {
-        VmArea { start: VirtAddr::new(s), size: len, caller: "", nr_pages: 0, kind: VmKind::Vmalloc, phys_addr: None }
+        VmArea {
+            start: VirtAddr::new(s),
+            size: len,
+            caller: "",
+            nr_pages: 0,
+            kind: VmKind::Vmalloc,
+            phys_addr: None,
+            huge: 0,
+        }
     }
 
     // `new` is const (no allocation), so the initial free range is inserted on first use.
@@ -398,33 +163,69 @@ impl VmapAreas {
         caller: &'static str,
         phys_addr: Option<PhysAddr>,
     ) -> Result<VmArea, AreaError> {
+        self.alloc_aligned(size, GUARD_SIZE, kind, caller, phys_addr)
+    }
+
+    /// [`Self::alloc`] with the area's start a multiple of `align` (a power of two, at
+    /// least a page): a huge vmalloc asks for 2 MiB. The free range chosen is the
+    /// smallest that holds the area at its first aligned address; what lies before that
+    /// address stays free.
+    pub fn alloc_aligned(
+        &mut self,
+        size: u64,
+        align: u64,
+        kind: VmKind,
+        caller: &'static str,
+        phys_addr: Option<PhysAddr>,
+    ) -> Result<VmArea, AreaError> {
         if size == 0 {
             return Err(AreaError::ZeroSize);
+        }
+        let align = align.max(GUARD_SIZE);
+        if !align.is_power_of_two() {
+            return Err(AreaError::Overflow);
         }
         let size = size.checked_add(GUARD_SIZE - 1).ok_or(AreaError::Overflow)? & !(GUARD_SIZE - 1);
         let need = size.checked_add(GUARD_SIZE).ok_or(AreaError::Overflow)?;
         self.init()?;
-        // SAFETY: the size tree holds only live nodes of ours.
-        let fit = unsafe { ceil(self.free_size, (need, 0), Tree::Size) };
-        if fit.is_null() {
-            return Err(AreaError::Exhausted(need));
-        }
+        let (fit, pad) = self.find_fit(need, align).ok_or(AreaError::Exhausted(need))?;
         // SAFETY: `fit` is a live free node.
         let (s, len) = unsafe { ((*fit).area.start.as_u64(), (*fit).area.size) };
         let nr_pages = match kind {
             VmKind::Ioremap => 0,
             _ => (size / PAGE_SIZE as u64) as usize,
         };
-        let area = VmArea { start: VirtAddr::new(s), size, caller, nr_pages, kind, phys_addr };
-        // The only allocation, before anything changes: the node of the new busy area
-        // when it splits a free range (the range keeps its node, so long-lived ranges
-        // keep theirs and the heap's layout does not drift; an exact fit reuses it).
-        let busy = if len > need { self.new_node(area).ok_or(AreaError::NoMemory)? } else { fit };
+        let start = s + pad;
+        let area = VmArea { start: VirtAddr::new(start), size, caller, nr_pages, kind, phys_addr, huge: 0 };
+        let tail = len - pad - need;
+        // The only allocations, before anything changes: the node of the new busy area
+        // when it does not take the free range whole, and one for the head when the
+        // alignment leaves a head and a tail. The range keeps its node for the tail (the
+        // rest of the range, as without alignment), so long-lived ranges keep theirs and
+        // the heap's layout does not drift; an exact fit reuses it.
+        let busy = if pad > 0 || tail > 0 { self.new_node(area).ok_or(AreaError::NoMemory)? } else { fit };
+        let head_node = if pad > 0 && tail > 0 {
+            match self.new_node(Self::free_range(s, pad)) {
+                Some(n) => Some(n),
+                None => {
+                    // SAFETY: `busy` is a fresh node in no tree.
+                    unsafe { heap_dealloc(busy.cast(), Layout::new::<VmapNode>()) };
+                    return Err(AreaError::NoMemory);
+                }
+            }
+        } else {
+            None
+        };
         self.remove_free(fit);
         if busy != fit {
-            // SAFETY: `fit` is ours and in no tree now: it becomes the rest of the range.
-            unsafe { (*fit).area = Self::free_range(s + need, len - need) };
+            // SAFETY: `fit` is ours and in no tree now: it becomes the tail, else the head.
+            unsafe {
+                (*fit).area = if tail > 0 { Self::free_range(start + need, tail) } else { Self::free_range(s, pad) }
+            };
             self.insert_free(fit);
+        }
+        if let Some(h) = head_node {
+            self.insert_free(h);
         }
         // SAFETY: `busy` is ours and in no tree.
         unsafe {
@@ -433,6 +234,41 @@ impl VmapAreas {
         }
         self.nr_busy += 1;
         Ok(area)
+    }
+
+    /// The free range for `need` bytes at an `align`ed start, and the padding before that
+    /// start: the smallest range of at least `need` that fits (best fit), else the
+    /// smallest of at least `need + align - page`, which always fits.
+    fn find_fit(&self, need: u64, align: u64) -> Option<(*mut VmapNode, u64)> {
+        let pad_of = |n: *mut VmapNode| {
+            // SAFETY: a live free node.
+            let (s, len) = unsafe { ((*n).area.start.as_u64(), (*n).area.size) };
+            let pad = s.next_multiple_of(align) - s;
+            (len >= pad && len - pad >= need).then_some(pad)
+        };
+        // SAFETY: the size tree holds only live nodes of ours.
+        let best = unsafe { ceil(self.free_size, (need, 0), Tree::Size) };
+        if best.is_null() {
+            return None;
+        }
+        if let Some(pad) = pad_of(best) {
+            return Some((best, pad));
+        }
+        let worst = need.checked_add(align - GUARD_SIZE)?;
+        // SAFETY: as above.
+        let n = unsafe { ceil(self.free_size, (worst, 0), Tree::Size) };
+        if n.is_null() {
+            return None;
+        }
+        pad_of(n).map(|pad| (n, pad))
+    }
+
+    /// Records how many 2 MiB blocks map the live area at `start`.
+    pub fn set_huge(&mut self, start: VirtAddr, blocks: usize) {
+        if let Some(n) = self.busy_node(start.as_u64()) {
+            // SAFETY: a live busy node of ours.
+            unsafe { (*n).area.huge = blocks };
+        }
     }
 
     /// Releases the area starting at `start` and remembers it for use-after-free reports.
@@ -642,6 +478,33 @@ mod tests {
         assert_eq!((a.nr_areas(), a.nr_free_ranges()), (0, 1), "everything merged back");
         assert_eq!(a.largest_free(), a.free_bytes());
         assert_eq!(a.free_bytes(), 2 * n * K + 64 * K);
+    }
+
+    #[test]
+    fn aligned_areas_leave_their_head_free() {
+        const M2: u64 = 2 << 20;
+        let mut a = VmapAreas::new(S + K, S + 8 * M2);
+        a.init().unwrap();
+        let tail_node = a.free_addr;
+        let x = a.alloc_aligned(M2, M2, VmKind::Vmalloc, "x", None).unwrap();
+        // SAFETY: a live free node of ours (test only): the range after `x` kept it.
+        assert_eq!(unsafe { (*tail_node).area.start.as_u64() }, S + 2 * M2 + K);
+        assert_eq!(x.start.as_u64(), S + M2);
+        // The head [S + K, S + M2) is a free range of its own, best fit for small areas.
+        assert_eq!(a.nr_free_ranges(), 2);
+        assert_eq!(a.alloc(K, VmKind::Vmalloc, "y", None).unwrap().start.as_u64(), S + K);
+        // A hole of exactly 2 MiB + guard that is not aligned is skipped for a bigger range.
+        let y = a.alloc_aligned(M2, M2, VmKind::Vmalloc, "z", None).unwrap();
+        assert!(y.start.as_u64().is_multiple_of(M2) && y.start > x.start);
+        assert_eq!(a.alloc_aligned(K, 3 * K, VmKind::Vmalloc, "bad", None), Err(AreaError::Overflow));
+        a.free(x.start).unwrap();
+        a.free(y.start).unwrap();
+        a.free(VirtAddr::new(S + K)).unwrap();
+        // The lasting free range kept its node through the aligned reservations.
+        // SAFETY: a live free node of ours (test only).
+        let tail = unsafe { floor(a.free_addr, (u64::MAX, 0), Tree::Addr) };
+        assert_eq!(tail, tail_node, "the range's node was replaced");
+        assert_eq!((a.nr_free_ranges(), a.free_bytes()), (1, 8 * M2 - K));
     }
 
     #[test]

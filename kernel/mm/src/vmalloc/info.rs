@@ -33,22 +33,24 @@ impl fmt::Display for VmHit {
             VmHit::Area(v, a) | VmHit::Guard(v, a) | VmHit::Freed(v, a) => (v, a),
         };
         let (s, e) = (a.start.as_u64(), a.end().as_u64());
+        // An area mapped (in part) with 2 MiB blocks says so: its faults are level-2 ones.
+        let huge = if a.huge != 0 { "huge " } else { "" };
         match self {
             VmHit::Area(..) => write!(
                 f,
-                "{va:#x} is {} bytes inside {} area [{s:#x}-{e:#x}] allocated by {}",
+                "{va:#x} is {} bytes inside {huge}{} area [{s:#x}-{e:#x}] allocated by {}",
                 va.as_u64() - s,
                 kind_name(a.kind),
                 a.caller
             ),
             VmHit::Guard(..) => write!(
                 f,
-                "{va:#x} is in the guard page after {} area [{s:#x}-{e:#x}] allocated by {}",
+                "{va:#x} is in the guard page after {huge}{} area [{s:#x}-{e:#x}] allocated by {}",
                 kind_name(a.kind),
                 a.caller
             ),
             VmHit::Freed(..) => {
-                write!(f, "access to freed {} area [{s:#x}-{e:#x}] allocated by {}", kind_name(a.kind), a.caller)
+                write!(f, "access to freed {huge}{} area [{s:#x}-{e:#x}] allocated by {}", kind_name(a.kind), a.caller)
             }
         }
     }
@@ -103,6 +105,10 @@ impl Vmalloc {
     ///
     /// `0xffffffa000000000-0xffffffa000003000    12288 caller pages=2 vmalloc`
     /// `0xffffffb000000000-0xffffffb000002000    8192 caller phys=0x000000003f200000 ioremap`
+    ///
+    /// plus ` huge=N` after a vmalloc area mapped with N 2 MiB blocks:
+    ///
+    /// `0xffffffa000200000-0xffffffa000601000 4198400 caller pages=1024 vmalloc huge=2`
     pub fn vmallocinfo(&self, w: &mut dyn fmt::Write) -> fmt::Result {
         for a in self.vmalloc.iter().chain(self.ioremap.iter()) {
             let s = a.start.as_u64();
@@ -113,7 +119,12 @@ impl Vmalloc {
             if let Some(p) = a.phys_addr {
                 write!(w, " phys=0x{:016x}", p.as_u64())?;
             }
-            writeln!(w, " {}", kind_name(a.kind))?;
+            write!(w, " {}", kind_name(a.kind))?;
+            if a.huge != 0 {
+                // Not in Linux's output (which has no such flag): how many 2 MiB blocks.
+                write!(w, " huge={}", a.huge)?;
+            }
+            writeln!(w)?;
         }
         Ok(())
     }

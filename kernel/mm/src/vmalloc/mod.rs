@@ -3,6 +3,7 @@
 //!
 //! - [`area`]: the vmap area allocator (best fit in O(log n), guard pages, freed ring);
 //! - [`state`]: [`Vmalloc`], the allocator proper (`vmalloc`, `vfree`, `vmap`, `ioremap`);
+//! - [`space`]: [`VmSpace`], the state and its page table under one lock order (a type);
 //! - [`info`]: `/proc/vmallocinfo` and fault-report lookups;
 //! - [`tables`]: page-table pages from the page allocator, counted;
 //! - [`error`]: errors printed like Linux's reports.
@@ -10,10 +11,14 @@
 pub mod area;
 pub mod error;
 pub mod info;
+pub mod space;
 pub mod state;
 pub mod tables;
+mod treap;
+pub mod vm_area;
 
 pub use area::{AreaError, VmArea, VmKind, VmapAreas, GUARD_SIZE};
 pub use error::{VmError, VmallocError, VmallocFail};
 pub use info::VmHit;
+pub use space::{VmGuard, VmSpace};
 pub use state::Vmalloc;

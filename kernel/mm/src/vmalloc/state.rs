@@ -1,20 +1,24 @@
 //! [`Vmalloc`]: virtually contiguous kernel memory from order-0 pages, vmap and ioremap.
 //!
 //! No per-area page array is kept (it would itself need a large allocation): the frames of
-//! an area are found again in the page tables, on vfree and vmalloc_to_page. Pages are
-//! allocated one at a time while the tables are filled, one walk per L3 table.
+//! an area are found again in the page tables, on vfree and vmalloc_to_page. Frames are
+//! allocated while the tables are filled, one cursor walk per area: 2 MiB blocks for the
+//! whole 2 MiB pieces of a large area, order-0 pages in bulk for the rest.
 
 use crate::addr::{pages_for, PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::gfp::{Gfp, GFP_KERNEL};
 use crate::page_source::PageSource;
 use crate::pgtable::layout::{IOREMAP_END, IOREMAP_START, VMALLOC_END, VMALLOC_START};
-use crate::pgtable::{PageTable, PhysMemory, Prot, PtError, TlbMaint};
+use crate::pgtable::{Frames, PageTable, PhysMemory, Prot, PtError, TlbMaint, PMD_SIZE, PTRS_PER_TABLE};
 
 use super::area::{VmArea, VmKind, VmapAreas};
 use super::error::{VmError, VmallocError, VmallocFail};
 use super::tables::SourceTables;
 
 const PAGE: u64 = PAGE_SIZE as u64;
+/// Smallest vmalloc mapped with 2 MiB blocks where it can be (Linux: `PMD_SIZE` with
+/// `VM_ALLOW_HUGE_VMAP`).
+pub const HUGE_VMALLOC_MIN: u64 = PMD_SIZE;
 
 /// The vmalloc and ioremap ranges and their accounting. Put it in a
 /// `static VMALLOC: crate::sync::SpinLock<Vmalloc> = crate::sync::SpinLock::new(Vmalloc::new());`.
@@ -23,6 +27,8 @@ pub struct Vmalloc {
     pub(super) ioremap: VmapAreas,
     nr_table_pages: usize,
     nr_vmalloc_pages: usize,
+    nr_huge_blocks: usize,
+    allow_huge: bool,
 }
 
 impl Default for Vmalloc {
@@ -44,6 +50,8 @@ impl Vmalloc {
             ioremap: VmapAreas::new(io_start, io_end),
             nr_table_pages: 0,
             nr_vmalloc_pages: 0,
+            nr_huge_blocks: 0,
+            allow_huge: true,
         }
     }
 
@@ -55,6 +63,23 @@ impl Vmalloc {
     /// Pages backing vmalloc areas (meminfo's `VmallocUsed`, in pages).
     pub const fn nr_vmalloc_pages(&self) -> usize {
         self.nr_vmalloc_pages
+    }
+
+    /// 2 MiB blocks mapping live vmalloc areas (each also counts as 512 pages in
+    /// [`Self::nr_vmalloc_pages`]).
+    pub const fn nr_huge_blocks(&self) -> usize {
+        self.nr_huge_blocks
+    }
+
+    /// Whether vmallocs of [`HUGE_VMALLOC_MIN`] and more may use 2 MiB blocks (Linux's
+    /// `vmap_allow_huge`, on by default; `nohugevmalloc` turns it off there).
+    pub const fn allow_huge(&self) -> bool {
+        self.allow_huge
+    }
+
+    /// Turns huge vmalloc mappings on or off for later allocations.
+    pub fn set_allow_huge(&mut self, on: bool) {
+        self.allow_huge = on;
     }
 
     /// The vmalloc-range allocator (lookups for reports).
@@ -73,8 +98,12 @@ impl Vmalloc {
         va >= s && va < e
     }
 
-    /// Allocates `size` bytes of virtually contiguous memory from order-0 pages, mapped
-    /// RW/NX. `__GFP_ZERO` zeroes each page through the linear map.
+    /// Allocates `size` bytes of virtually contiguous memory, mapped RW/NX. From
+    /// [`HUGE_VMALLOC_MIN`] up (unless [`Self::set_allow_huge`] turned it off) the area is
+    /// 2 MiB-aligned and every whole 2 MiB of it for which the page allocator has an
+    /// order-9 block is mapped by one level-2 block descriptor (Linux's
+    /// `VM_ALLOW_HUGE_VMAP`); the rest is order-0 pages taken in bulk. `__GFP_ZERO`
+    /// zeroes each page or block once, through the linear map.
     ///
     /// On failure everything is unwound (pages freed, entries cleared with TLB maintenance,
     /// tables freed, area released) and the error tells how far it got.
@@ -97,36 +126,27 @@ impl Vmalloc {
             err.reason = VmallocFail::NoVirtualSpace(super::area::AreaError::Overflow);
             return Err(err);
         }
+        let bytes = nr as u64 * PAGE;
+        let huge = self.allow_huge && bytes >= HUGE_VMALLOC_MIN;
+        let align = if huge { PMD_SIZE } else { PAGE };
         let area = self
             .vmalloc
-            .alloc(nr as u64 * PAGE, VmKind::Vmalloc, caller, None)
+            .alloc_aligned(bytes, align, VmKind::Vmalloc, caller, None)
             .map_err(|e| VmallocError { reason: VmallocFail::NoVirtualSpace(e), ..err })?;
-        let zero = gfp.contains(Gfp::GFP_ZERO);
-        let mut allocated = 0u64;
+        let mut frames = VmallocFrames::new(pages, gfp, huge, nr);
         let mut tables = SourceTables { pages, gfp: table_gfp(gfp), count: &mut self.nr_table_pages };
-        let r = pt.map_pages(
-            &mut tables,
-            area.start,
-            nr,
-            Prot::KERNEL_RW,
-            &mut |_| {
-                let pa = pages.alloc_pages(gfp, 0)?;
-                if zero {
-                    zero_page(pages, pa);
-                }
-                allocated += 1;
-                Some(pa)
-            },
-            &mut |pa| pages.free_pages(pa, 0),
-        );
+        let r = pt.map_frames(&mut tables, area.start, bytes, Prot::KERNEL_RW, &mut frames);
+        frames.put_back_unused();
         match r {
             Ok(()) => {
                 self.nr_vmalloc_pages += nr;
+                self.nr_huge_blocks += frames.blocks;
+                self.vmalloc.set_huge(area.start, frames.blocks);
                 Ok(area.start)
             }
             Err(e) => {
                 let _ = self.vmalloc.release(area.start);
-                err.allocated_bytes = allocated * PAGE;
+                err.allocated_bytes = frames.allocated;
                 err.reason = match e {
                     PtError::NoPageMemory => VmallocFail::NoPages,
                     PtError::NoTableMemory => VmallocFail::NoTablePages,
@@ -163,13 +183,13 @@ impl Vmalloc {
         }
         let area = self.vmalloc.free(va).map_err(VmError::Area)?;
         let mut tables = SourceTables { pages, gfp: GFP_KERNEL, count: &mut self.nr_table_pages };
-        let r = pt.unmap_with(&mut tables, area.start, area.size, &mut |_, pa, size| {
-            // vmalloc maps 4 KiB pages only.
-            for i in 0..size / PAGE {
-                pages.free_pages(pa.add(i * PAGE), 0);
-            }
-        });
+        let mut batch = FreeBatch::new(pages);
+        // Each leaf is handed over after the TLB invalidation that covers it: a 2 MiB
+        // block goes back as one order-9 block, pages in bulk.
+        let r = pt.unmap_with(&mut tables, area.start, area.size, &mut |_, pa, size| batch.free(pa, size));
+        batch.flush();
         self.nr_vmalloc_pages = self.nr_vmalloc_pages.saturating_sub(area.nr_pages);
+        self.nr_huge_blocks = self.nr_huge_blocks.saturating_sub(area.huge);
         r.map(|_| ()).map_err(VmError::Map)
     }
 
@@ -278,11 +298,143 @@ fn table_gfp(gfp: Gfp) -> Gfp {
     gfp.without(Gfp::GFP_ZERO | Gfp::GFP_HIGHMEM | Gfp::GFP_COMP | Gfp::GFP_MOVABLE)
 }
 
-fn zero_page(pages: &dyn PageSource, pa: PhysAddr) {
+fn zero_frames(pages: &dyn PageSource, pa: PhysAddr, len: u64) {
     let va = pages.phys_to_virt(pa);
-    // SAFETY: `PageSource` guarantees the frame just allocated is readable and writable
+    // SAFETY: `PageSource` guarantees the block just allocated is readable and writable
     // through the linear map at `phys_to_virt(pa)`, and nobody else uses it yet.
-    unsafe { core::ptr::write_bytes(va.as_mut_ptr::<u8>(), 0, PAGE_SIZE) };
+    unsafe { core::ptr::write_bytes(va.as_mut_ptr::<u8>(), 0, len as usize) };
+}
+
+/// Pages taken from the page allocator per bulk call.
+const BULK: usize = 64;
+/// Order of a 2 MiB block.
+const HUGE_ORDER: u32 = 9;
+
+/// The frames of one vmalloc: 2 MiB blocks where the page allocator has them, else
+/// order-0 pages taken [`BULK`] at a time (Linux's `alloc_pages_bulk` in
+/// `vm_area_alloc_pages`), never more than the area still needs.
+struct VmallocFrames<'a> {
+    pages: &'a dyn PageSource,
+    /// Flags for the pages (`__GFP_ZERO` removed: zeroing is done here, once).
+    gfp: Gfp,
+    zero: bool,
+    huge: bool,
+    /// Pages of the area not yet handed out (nor buffered).
+    want: usize,
+    buf: [PhysAddr; BULK],
+    head: usize,
+    len: usize,
+    /// Blocks handed out.
+    blocks: usize,
+    /// Bytes handed out (what a failure report says was allocated before it failed).
+    allocated: u64,
+}
+
+impl<'a> VmallocFrames<'a> {
+    fn new(pages: &'a dyn PageSource, gfp: Gfp, huge: bool, nr: usize) -> Self {
+        Self {
+            pages,
+            gfp: gfp.without(Gfp::GFP_ZERO),
+            zero: gfp.contains(Gfp::GFP_ZERO),
+            huge,
+            want: nr,
+            buf: [PhysAddr::new(0); BULK],
+            head: 0,
+            len: 0,
+            blocks: 0,
+            allocated: 0,
+        }
+    }
+
+    /// Gives back the buffered pages no entry took.
+    fn put_back_unused(&mut self) {
+        self.pages.free_pages_bulk(&self.buf[self.head..self.len]);
+        self.want += self.len - self.head;
+        self.head = 0;
+        self.len = 0;
+    }
+}
+
+impl Frames for VmallocFrames<'_> {
+    fn block(&mut self, _va: VirtAddr) -> Option<PhysAddr> {
+        if !self.huge || self.want < PTRS_PER_TABLE {
+            return None;
+        }
+        // A missing block is no failure: that part is mapped with pages.
+        let pa = self.pages.alloc_pages(self.gfp | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY, HUGE_ORDER)?;
+        if self.zero {
+            zero_frames(self.pages, pa, PMD_SIZE);
+        }
+        self.want -= PTRS_PER_TABLE;
+        self.blocks += 1;
+        self.allocated += PMD_SIZE;
+        Some(pa)
+    }
+
+    fn page(&mut self, _va: VirtAddr) -> Option<PhysAddr> {
+        if self.head == self.len {
+            let n = self.want.min(BULK);
+            if n == 0 {
+                return None;
+            }
+            let got = self.pages.alloc_pages_bulk(self.gfp, &mut self.buf[..n]);
+            if got == 0 {
+                return None;
+            }
+            self.want -= got;
+            self.head = 0;
+            self.len = got;
+        }
+        let pa = self.buf[self.head];
+        self.head += 1;
+        if self.zero {
+            zero_frames(self.pages, pa, PAGE);
+        }
+        self.allocated += PAGE;
+        Some(pa)
+    }
+
+    fn release(&mut self, _va: VirtAddr, pa: PhysAddr, size: u64) {
+        if size == PMD_SIZE {
+            self.pages.free_pages(pa, HUGE_ORDER);
+            self.blocks -= 1;
+        } else {
+            self.pages.free_pages(pa, 0);
+        }
+    }
+}
+
+/// Frames of an unmapped vmalloc area on their way back: blocks one by one, pages in
+/// bulk.
+struct FreeBatch<'a> {
+    pages: &'a dyn PageSource,
+    buf: [PhysAddr; BULK],
+    len: usize,
+}
+
+impl<'a> FreeBatch<'a> {
+    fn new(pages: &'a dyn PageSource) -> Self {
+        Self { pages, buf: [PhysAddr::new(0); BULK], len: 0 }
+    }
+
+    fn free(&mut self, pa: PhysAddr, size: u64) {
+        if size == PMD_SIZE {
+            self.pages.free_pages(pa, HUGE_ORDER);
+            return;
+        }
+        for i in 0..size / PAGE {
+            if self.len == BULK {
+                self.flush();
+            }
+            self.buf[self.len] = pa.add(i * PAGE);
+            self.len += 1;
+        }
+    }
+
+    fn flush(&mut self) {
+        self.pages.free_pages_bulk(&self.buf[..self.len]);
+        self.len = 0;
+    }
 }
 
 #[cfg(test)]

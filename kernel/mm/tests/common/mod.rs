@@ -154,7 +154,12 @@ impl TlbMaint for Sim {
 }
 
 impl PageSource for Sim {
+    /// Single frames only, as the tests of the layers above expect (a vmalloc over this
+    /// RAM maps 4 KiB pages, never blocks).
     fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<PhysAddr> {
+        if order != 0 {
+            return None;
+        }
         self.alloc_block(gfp, order).map(PhysAddr::new)
     }
     fn free_pages(&self, pa: PhysAddr, order: u32) {

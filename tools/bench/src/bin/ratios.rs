@@ -1,11 +1,14 @@
-//! Turns criterion's results into a Markdown table of peer/ours ratios.
+//! Turns criterion's results into a Markdown table of peer/ours ratios with their spread.
 //!
-//! Reads `<dir>/<group>/<function>/new/{benchmark,estimates}.json` (default dir
-//! `target/criterion`, or the first argument), takes the median time per iteration divided
-//! by the benchmark's element throughput (ns per operation), and prints for every group
-//! each of our functions (`ours-*`) against each other function:
-//! `| workload | ours | ours ns/op | peer | peer ns/op | ratio |` with ratio = peer / ours
-//! (above 1: ours is faster).
+//! Reads `<dir>/<group>/<function>/new/{benchmark,estimates,sample}.json` (default dir
+//! `target/criterion`, or the first argument). Each of criterion's samples (20 per
+//! benchmark, see `benches/allocators.rs`) is one timed run of many iterations; its time
+//! per iteration divided by the benchmark's element throughput is its ns per operation.
+//! For every group it prints each of our functions (`ours-*`) against each other function:
+//! `| workload | ours | ours ns/op | peer | peer ns/op | ratio | min | max |` where the ns/op
+//! are criterion's median estimates and ratio, min and max are the median, smallest and
+//! largest of the per-sample ratios peer / ours (sample i of the peer against sample i of
+//! ours: runs of the same iteration count). Above 1: ours is faster.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,10 +16,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// One benchmark function's median time per operation.
+/// One benchmark function's median time per operation and each sample's.
 struct Measured {
     function: String,
     ns_per_op: f64,
+    samples: Vec<f64>,
 }
 
 /// Results by natural-sort key of their group: (group name, its functions).
@@ -32,10 +36,29 @@ fn load(dir: &Path) -> Option<(String, Measured)> {
     let est = read_json(&dir.join("new/estimates.json"))?;
     let ns = est["median"]["point_estimate"].as_f64()?;
     let elems = bench["throughput"]["Elements"].as_f64().unwrap_or(1.0).max(1.0);
+    let samples = read_json(&dir.join("new/sample.json")).map_or_else(Vec::new, |s| per_sample(&s, elems));
     Some((
         bench["group_id"].as_str()?.to_string(),
-        Measured { function: bench["function_id"].as_str()?.to_string(), ns_per_op: ns / elems },
+        Measured { function: bench["function_id"].as_str()?.to_string(), ns_per_op: ns / elems, samples },
     ))
+}
+
+/// ns per operation of each sample of criterion's `sample.json` (`iters`, `times` in ns).
+fn per_sample(s: &Value, elems: f64) -> Vec<f64> {
+    let nums = |k: &str| -> Vec<f64> {
+        s[k].as_array().map_or_else(Vec::new, |a| a.iter().filter_map(Value::as_f64).collect())
+    };
+    nums("iters").iter().zip(nums("times")).filter(|(i, _)| **i > 0.0).map(|(i, t)| t / i / elems).collect()
+}
+
+/// (min, median, max) of the per-sample ratios peer / ours, if both have samples.
+fn spread(ours: &[f64], peer: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut r: Vec<f64> = ours.iter().zip(peer).filter(|(o, _)| **o > 0.0).map(|(o, p)| p / o).collect();
+    if r.is_empty() {
+        return None;
+    }
+    r.sort_by(f64::total_cmp);
+    Some((r[0], r[r.len() / 2], r[r.len() - 1]))
 }
 
 /// Sort key comparing digit runs as numbers ("kmalloc-64" before "kmalloc-256").
@@ -74,8 +97,8 @@ fn main() {
             }
         }
     }
-    println!("| workload | ours | ours ns/op | peer | peer ns/op | ratio |");
-    println!("|---|---|---:|---|---:|---:|");
+    println!("| workload | ours | ours ns/op | peer | peer ns/op | ratio | min | max |");
+    println!("|---|---|---:|---|---:|---:|---:|---:|");
     for (group, results) in groups.values() {
         let (ours, peers): (Vec<&Measured>, Vec<&Measured>) =
             results.iter().partition(|r| r.function.starts_with(mm_bench::OURS));
@@ -83,13 +106,14 @@ fn main() {
             let mut peers = peers.clone();
             peers.sort_by(|a, b| a.function.cmp(&b.function));
             for p in peers {
+                // Without samples (an old criterion directory), the ratio of the medians.
+                let (lo, mid, hi) = spread(&o.samples, &p.samples).map_or_else(
+                    || ("-".to_string(), p.ns_per_op / o.ns_per_op, "-".to_string()),
+                    |(lo, mid, hi)| (format!("{lo:.2}"), mid, format!("{hi:.2}")),
+                );
                 println!(
-                    "| {group} | {} | {:.1} | {} | {:.1} | {:.2} |",
-                    o.function,
-                    o.ns_per_op,
-                    p.function,
-                    p.ns_per_op,
-                    p.ns_per_op / o.ns_per_op
+                    "| {group} | {} | {:.1} | {} | {:.1} | {mid:.2} | {lo} | {hi} |",
+                    o.function, o.ns_per_op, p.function, p.ns_per_op
                 );
             }
         }
