@@ -127,7 +127,7 @@ nm: $(IMG)
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p kernel -p boot -p board -p mm -p chainloader --target $(TARGET) -- -D warnings
+	$(CARGO) clippy -p kernel -p consts -p boot -p board -p mm -p chainloader --target $(TARGET) -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -135,7 +135,7 @@ fmt:
 # The kernel's crates for the target (the UART, GPIO, mailbox, MMU and SMP code exists
 # only there), with their private items: the documentation is for the kernel's developers.
 doc: ensure-toolchain
-	$(CARGO) doc -p kernel -p boot -p board -p mm --no-deps --document-private-items --target $(TARGET)
+	$(CARGO) doc -p kernel -p consts -p boot -p board -p mm --no-deps --document-private-items --target $(TARGET)
 	@echo "documentation in target/$(TARGET)/doc/kernel/index.html"
 
 sdcard: $(IMG) ensure-sdtools

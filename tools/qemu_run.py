@@ -25,32 +25,36 @@ class QemuError(Exception):
     """A timeout or unexpected exit, with the console output so far."""
 
 
-class Qemu:
-    def __init__(self, image, extra_args=(), log=None, cmdline=None, accel=None):
-        # QEMU's default threading (one host thread per vCPU) unless `accel` says
-        # otherwise: idle CPUs sleep in wfi, so they cost no host time.
-        cmd = [QEMU, "-M", "raspi3b", *(["-accel", accel] if accel else []), "-kernel", image,
-               "-serial", "stdio", "-display", "none", "-no-reboot", "-monitor", "none", *extra_args]
-        if cmdline is not None:
-            cmd += ["-append", cmdline]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+class Transcript:
+    """What a process writes, gathered by reader threads, with `expect()`: the one expect
+    loop of the QEMU tests (`Qemu` below; test_console.py's pty and chainboot readers).
+
+    `follow(read)` starts a thread that appends what `read()` returns until it returns
+    b"" or raises OSError (a pty whose other end closed). The kernel sends \r only as
+    part of \r\n, so \r is dropped; a pair may straddle two chunks."""
+
+    def __init__(self, proc, log=None):
+        self.proc = proc
         self.out = ""
         self.err = ""
         self.pos = 0  # where the next expect() starts looking
         self.log = log
         self.cond = threading.Condition()
-        self.threads = [threading.Thread(target=self._pump, args=(self.proc.stdout, "out"), daemon=True),
-                        threading.Thread(target=self._pump, args=(self.proc.stderr, "err"), daemon=True)]
-        for t in self.threads:
-            t.start()
+        self.threads = []
 
-    def _pump(self, stream, which):
+    def follow(self, read, which="out"):
+        t = threading.Thread(target=self._pump, args=(read, which), daemon=True)
+        self.threads.append(t)
+        t.start()
+
+    def _pump(self, read, which):
         while True:
-            chunk = stream.read1(4096) if hasattr(stream, "read1") else stream.read(1)
+            try:
+                chunk = read()
+            except OSError:
+                break
             if not chunk:
                 break
-            # The kernel sends \r only as part of \r\n; a pair may straddle two chunks.
             text = chunk.decode("utf-8", "replace").replace("\r", "")
             with self.cond:
                 if which == "out":
@@ -75,13 +79,32 @@ class Qemu:
                     self.pos = m.end()
                     return m
                 left = deadline - time.monotonic()
+                err = f"\n--- stderr ---\n{self.err[-2000:]}" if self.err else ""
                 if left <= 0:
                     raise QemuError(f"timed out after {timeout}s waiting for {pattern!r}\n--- output tail ---\n"
-                                    f"{self.out[-3000:]}")
+                                    f"{self.out[-3000:]}{err}")
                 if self.proc.poll() is not None and not any(t.is_alive() for t in self.threads):
-                    raise QemuError(f"QEMU exited ({self.proc.returncode}) while waiting for {pattern!r}\n"
-                                    f"--- output tail ---\n{self.out[-3000:]}\n--- stderr ---\n{self.err[-2000:]}")
+                    raise QemuError(f"process exited ({self.proc.returncode}) while waiting for {pattern!r}\n"
+                                    f"--- output tail ---\n{self.out[-3000:]}{err}")
                 self.cond.wait(min(left, 0.2))
+
+    def join(self, timeout=2):
+        for t in self.threads:
+            t.join(timeout=timeout)
+
+
+class Qemu(Transcript):
+    def __init__(self, image, extra_args=(), log=None, cmdline=None, accel=None):
+        # QEMU's default threading (one host thread per vCPU) unless `accel` says
+        # otherwise: idle CPUs sleep in wfi, so they cost no host time.
+        cmd = [QEMU, "-M", "raspi3b", *(["-accel", accel] if accel else []), "-kernel", image,
+               "-serial", "stdio", "-display", "none", "-no-reboot", "-monitor", "none", *extra_args]
+        if cmdline is not None:
+            cmd += ["-append", cmdline]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        super().__init__(proc, log)
+        self.follow(lambda: proc.stdout.read1(4096), "out")
+        self.follow(lambda: proc.stderr.read1(4096), "err")
 
     def send(self, text):
         self.proc.stdin.write(text.encode())
@@ -105,8 +128,7 @@ class Qemu:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        for t in self.threads:
-            t.join(timeout=2)
+        self.join()
 
     def __enter__(self):
         return self

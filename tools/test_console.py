@@ -7,20 +7,18 @@ Registered from tools/test_qemu.py (`register(test, check, loader)`).
 """
 import os
 import re
-import select
 import subprocess
 import sys
-import threading
 import time
 
-from qemu_run import PROMPT, QEMU, QemuError
+from qemu_run import PROMPT, QEMU, Transcript
 
 BOOT_TIMEOUT = 240
 TS = r"^\[\s*\d+\.\d{6}\] "
 UP = "\x1b[A"
 
 
-class PtyQemu:
+class PtyQemu(Transcript):
     """QEMU with `-serial mon:stdio` on a pseudo-terminal, read and typed like a user's."""
 
     def __init__(self, image, cmdline="sweep=off", reboot=False):
@@ -29,50 +27,11 @@ class PtyQemu:
                "-display", "none", "-append", cmdline]
         if not reboot:
             cmd.append("-no-reboot")
-        self.proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=subprocess.PIPE, start_new_session=True)
         os.close(slave)
-        self.out = ""
-        self.pos = 0
-        self.cond = threading.Condition()
-        self.reader = threading.Thread(target=self._pump, daemon=True)
-        self.reader.start()
-
-    def _pump(self):
-        while True:
-            try:
-                r, _, _ = select.select([self.master], [], [], 0.2)
-                if not r:
-                    if self.proc.poll() is not None:
-                        break
-                    continue
-                chunk = os.read(self.master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            with self.cond:
-                self.out += chunk.decode("utf-8", "replace").replace("\r", "")
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def expect(self, pattern, timeout=30):
-        rx = re.compile(pattern, re.M)
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                m = rx.search(self.out, self.pos)
-                if m:
-                    self.pos = m.end()
-                    return m
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise QemuError(f"timed out after {timeout}s waiting for {pattern!r}\n--- output tail ---\n"
-                                    f"{self.out[-3000:]!r}")
-                if self.proc.poll() is not None and not self.reader.is_alive():
-                    raise QemuError(f"QEMU exited ({self.proc.returncode}) waiting for {pattern!r}\n"
-                                    f"--- output tail ---\n{self.out[-3000:]!r}")
-                self.cond.wait(min(left, 0.2))
+        super().__init__(proc)
+        # The master reads EIO once QEMU, the slave's last holder, has exited.
+        self.follow(lambda: os.read(self.master, 4096))
 
     def type(self, keys, pause=0.02):
         """Sends keys one byte at a time, as a person (or a terminal) would."""
@@ -90,7 +49,7 @@ class PtyQemu:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self.reader.join(timeout=2)
+        self.join()
         os.close(self.master)
         self.proc.stderr.close()
 
@@ -101,45 +60,11 @@ class PtyQemu:
         self.close()
 
 
-class Output:
-    """What a process writes to `fd`, gathered by a thread, with expect()."""
-
-    def __init__(self, fd, proc):
-        self.fd, self.proc = fd, proc
-        self.out = ""
-        self.pos = 0
-        self.cond = threading.Condition()
-        self.reader = threading.Thread(target=self._pump, daemon=True)
-        self.reader.start()
-
-    def _pump(self):
-        while True:
-            try:
-                chunk = os.read(self.fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            with self.cond:
-                self.out += chunk.decode("utf-8", "replace").replace("\r", "")
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def expect(self, pattern, timeout=30):
-        rx = re.compile(pattern, re.M)
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                m = rx.search(self.out, self.pos)
-                if m:
-                    self.pos = m.end()
-                    return m
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
-                    raise QemuError(f"no {pattern!r} within {timeout}s (process status {self.proc.poll()})\n"
-                                    f"--- output tail ---\n{self.out[-3000:]}")
-                self.cond.wait(min(left, 0.2))
+def output(fd, proc):
+    """What `proc` writes to `fd` (a pipe), gathered with expect()."""
+    t = Transcript(proc)
+    t.follow(lambda: os.read(fd, 4096))
+    return t
 
 
 def register(test, check, loader):
@@ -274,13 +199,13 @@ def register(test, check, loader):
                                 start_new_session=True)
         tool = None
         try:
-            q = Output(qemu.stdout.fileno(), qemu)
+            q = output(qemu.stdout.fileno(), qemu)
             pts = q.expect(r"char device redirected to (/dev/pts/\d+)", 30).group(1)
             tool = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "chainboot.py"),
                                      "--device", pts, "--timeout", "60", "--corrupt-first", image],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            t = Output(tool.stdout.fileno(), tool)  # the line
-            says = Output(tool.stderr.fileno(), tool)  # the tool's own messages
+            t = output(tool.stdout.fileno(), tool)  # the line
+            says = output(tool.stderr.fileno(), tool)  # the tool's own messages
             says.expect(r"chainboot: sending 4096 bytes, crc32 0x[0-9a-f]{8} \(attempt 1\)", 60)
             t.expect(r"mm-chainloader: crc32 mismatch: received 0x[0-9a-f]{8}, expected 0x[0-9a-f]{8}", 120)
             says.expect(rf"chainboot: sending {os.path.getsize(image)} bytes, crc32 0x[0-9a-f]{{8}} \(attempt 2\)", 60)

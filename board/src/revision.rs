@@ -71,25 +71,6 @@ impl BoardRevision {
             _ => "unknown SoC",
         }
     }
-    /// Manufacturer name.
-    pub fn manufacturer(self) -> &'static str {
-        match (self.code >> 16) & 0xf {
-            0 => "Sony UK",
-            1 => "Egoman",
-            2 | 4 => "Embest",
-            3 => "Sony Japan",
-            5 => "Stadium",
-            _ => "unknown",
-        }
-    }
-    /// Memory size the code announces, in MiB (the ARM/VideoCore split comes from the
-    /// mailbox's memory tags, not from here).
-    pub const fn memory_mib(self) -> Option<u32> {
-        match (self.code >> 20) & 0x7 {
-            n @ 0..=5 => Some(256 << n),
-            _ => None,
-        }
-    }
 }
 
 /// `Raspberry Pi 3 Model B rev 1.2`
@@ -108,8 +89,6 @@ mod tests {
         let r = BoardRevision::new(0xa02082);
         assert_eq!(r.to_string(), "Raspberry Pi 3 Model B rev 1.2");
         assert_eq!(r.processor(), "BCM2837");
-        assert_eq!(r.manufacturer(), "Sony UK");
-        assert_eq!(r.memory_mib(), Some(1024));
         assert!(r.is_pi3());
     }
 
@@ -120,10 +99,7 @@ mod tests {
         assert!(r.is_pi3());
         let a = BoardRevision::new(0x9020e0);
         assert_eq!(a.to_string(), "Raspberry Pi 3 Model A+ rev 1.0");
-        assert_eq!(a.memory_mib(), Some(512));
         assert!(a.is_pi3());
-        let embest = BoardRevision::new(0xa22082);
-        assert_eq!(embest.manufacturer(), "Embest");
     }
 
     #[test]
@@ -132,6 +108,5 @@ mod tests {
         assert_eq!(BoardRevision::new(0xc03111).model(), "Raspberry Pi 4 Model B");
         assert!(!BoardRevision::new(0x000e).is_new_style());
         assert!(!BoardRevision::new(0x000e).is_pi3());
-        assert_eq!(BoardRevision::new(0x00f0_0000 | (1 << 23)).memory_mib(), None);
     }
 }

@@ -9,9 +9,15 @@
 //! No wait here is unbounded. With `uart_2ndstage=1` the firmware may still be printing
 //! when the kernel starts: BUSY is set while the transmit FIFO holds data *whether or
 //! not the UART is enabled*, and a disabled PL011 never drains it, so [`init`] waits for
-//! BUSY to clear *before* disabling, for at most [`DRAIN_TIMEOUT_US`]. The register
-//! logic ([`wait_idle`], [`rx_byte`]) is tested on the host over a simulated register
-//! block.
+//! BUSY to clear *before* disabling, for at most [`DRAIN_TIMEOUT_US`].
+//!
+//! Bytes typed (or piped into QEMU) before the kernel is up wait in the receiver, and
+//! enabling the FIFOs empties it: a real PL011 flushes its FIFOs when LCR_H.FEN changes,
+//! and QEMU's resets its FIFO on that write. So [`init`] first takes what the receiver
+//! holds ([`drain`], bounded) and hands it to the caller, which queues it as input
+//! (`kernel/src/tty.rs`): a piped `help` arrives as `help`, not `elp`. The register
+//! logic ([`wait_idle`], [`drain`], [`rx_byte`]) is tested on the host over a simulated
+//! register block.
 
 use crate::poll::{poll_timeout, TimedOut};
 use tock_registers::interfaces::Readable;
@@ -104,6 +110,65 @@ pub fn wait_idle(uart: &Pl011Registers, now: impl FnMut() -> u64, timeout: u64) 
     poll_timeout(|| !uart.fr.is_set(FR::BUSY), now, timeout)
 }
 
+/// Most bytes one [`drain`] call takes: the 16-entry receive FIFO plus what arrives
+/// meanwhile, with room to spare; a receiver that never reads empty cannot hold it longer.
+pub const RX_DRAIN_MAX: usize = 64;
+/// Most bytes [`init`] takes over from the receiver ([`drain_until_quiet`]): a line
+/// typed or piped before boot.
+pub const RX_HANDOVER_MAX: usize = 256;
+/// How long the receiver must stay empty before [`init`] reprograms it: two characters
+/// at 115200 baud, so a byte that was on the wire arrives first (and in QEMU, the next
+/// byte of piped input, which it delivers once the previous one was read).
+pub const RX_QUIET_US: u64 = 2 * 87;
+
+/// Takes what the receiver holds, at most [`RX_DRAIN_MAX`] bytes: good bytes go to
+/// `sink`, bytes with a framing, parity or break error are dropped ([`rx_byte`]).
+/// Returns how many came with the overrun flag (the FIFO was full and a byte was lost in
+/// the UART itself).
+pub fn drain(uart: &Pl011Registers, mut sink: impl FnMut(u8)) -> u32 {
+    let mut overruns = 0;
+    for _ in 0..RX_DRAIN_MAX {
+        if uart.fr.is_set(FR::RXFE) {
+            break;
+        }
+        let d = uart.dr.get();
+        if d & DR::OE::SET.value != 0 {
+            overruns += 1;
+        }
+        // The byte that carries OE is itself good (the one after it was lost).
+        if let Some(b) = rx_byte(d & !DR::OE::SET.value) {
+            sink(b);
+        }
+    }
+    overruns
+}
+
+/// Like [`drain`], but goes on until the receiver has stayed empty for `quiet` ticks of
+/// `now`, at most `max` bytes: the hand-over of what was typed before the UART is
+/// reprogrammed. Returns the overrun count.
+pub fn drain_until_quiet(
+    uart: &Pl011Registers,
+    mut sink: impl FnMut(u8),
+    mut now: impl FnMut() -> u64,
+    quiet: u64,
+    max: usize,
+) -> u32 {
+    let mut overruns = 0;
+    let mut taken = 0;
+    while taken < max {
+        let mut got = false;
+        overruns += drain(uart, |b| {
+            got = true;
+            taken += 1;
+            sink(b)
+        });
+        if !got && poll_timeout(|| !uart.fr.is_set(FR::RXFE), &mut now, quiet).is_err() {
+            break;
+        }
+    }
+    overruns
+}
+
 /// The byte in a DR value, or `None` if it came with a framing, parity, break or
 /// overrun error (line noise, a floating RXD, a wrong baud rate): such bytes never
 /// reach the console.
@@ -126,27 +191,37 @@ mod hw {
     /// Receive FIFO depth: the most bytes [`try_getb`] looks at in one call.
     const RX_FIFO_DEPTH: usize = 32;
 
-    /// Routes the pins and programs the UART for 115200 8N1 at `clock_hz`. Returns
-    /// `Err` if the transmitter was still busy after [`DRAIN_TIMEOUT_US`] (the firmware's
-    /// last bytes may then be cut short; the UART is set up all the same).
-    pub fn init(clock_hz: u32) -> Result<(), TimedOut> {
+    /// Routes the pins and programs the UART for 115200 8N1 at `clock_hz`. What the
+    /// receiver already holds (input typed before boot) goes to `held` first, since
+    /// enabling the FIFOs empties it; overrun flags on those bytes are not counted (they
+    /// were lost before anything ran that could report them). Returns `Err` if the
+    /// transmitter was still busy after [`DRAIN_TIMEOUT_US`] (the firmware's last bytes
+    /// may then be cut short; the UART is set up all the same).
+    pub fn init(clock_hz: u32, mut held: impl FnMut(u8)) -> Result<(), TimedOut> {
         let uart = &*UART0;
         // Drain while still enabled, then disable while reprogramming.
         let drained = wait_idle(uart, timer::ticks, us_to_ticks(DRAIN_TIMEOUT_US, timer::frequency()));
+        // What the receiver holds, taken while the UART still runs as it was left ...
+        let _ = drain(uart, &mut held);
         uart.cr.set(0);
+        uart.icr.set(0x7ff);
+        uart.rsr_ecr.set(0);
+        let (ibrd, fbrd) = divisors(clock_hz, BAUD);
+        uart.ibrd.set(ibrd);
+        uart.fbrd.set(fbrd);
+        // ... and what arrived since, until the line is quiet, right before LCR_H is
+        // written: its FEN write empties the receive FIFO (QEMU keeps delivering piped
+        // input, a byte each time one is read, so nothing slow may run in between).
+        let quiet = us_to_ticks(RX_QUIET_US, timer::frequency());
+        let _ = drain_until_quiet(uart, &mut held, timer::ticks, quiet, RX_HANDOVER_MAX);
+        // Writing LCR_H latches IBRD/FBRD.
+        uart.lcr_h.write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
         // The firmware's default pulls: none on TXD (driven), up on RXD, so that an
         // unconnected or watch-only RX line reads idle instead of noise.
         gpio::set_pull_bank0(1 << 14, Pull::Off);
         gpio::set_pull_bank0(1 << 15, Pull::Up);
         gpio::set_function(14, Function::Alt0);
         gpio::set_function(15, Function::Alt0);
-        uart.icr.set(0x7ff);
-        uart.rsr_ecr.set(0);
-        let (ibrd, fbrd) = divisors(clock_hz, BAUD);
-        uart.ibrd.set(ibrd);
-        uart.fbrd.set(fbrd);
-        // Writing LCR_H latches IBRD/FBRD.
-        uart.lcr_h.write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
         uart.imsc.set(0);
         uart.cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
         // RX interrupt at 1/8 full (PL011 TRM 3.3.14); masked until enable_rx_interrupt.
@@ -166,21 +241,8 @@ mod hw {
     /// overrun flag (the FIFO was full and a byte was lost in the UART itself). Bytes
     /// with a framing, parity or break error are dropped, as in [`try_getb`]. Bounded by
     /// the FIFO's 16 entries plus what arrives meanwhile.
-    pub fn drain_rx(mut sink: impl FnMut(u8)) -> u32 {
-        let mut overruns = 0;
-        for _ in 0..64 {
-            if UART0.fr.is_set(FR::RXFE) {
-                break;
-            }
-            let d = UART0.dr.get();
-            if d & DR::OE::SET.value != 0 {
-                overruns += 1;
-            }
-            // The byte that carries OE is itself good (the one after it was lost).
-            if let Some(b) = rx_byte(d & !DR::OE::SET.value) {
-                sink(b);
-            }
-        }
+    pub fn drain_rx(sink: impl FnMut(u8)) -> u32 {
+        let overruns = drain(&UART0, sink);
         // RX and receive-timeout clear as the FIFO empties; clear the error interrupts
         // (OE, BE, PE, FE: bits 10..7) only, so a byte that arrived meanwhile still
         // raises its interrupt.
@@ -263,6 +325,50 @@ mod tests {
     fn an_idle_transmitter_is_not_waited_for() {
         let sim = Simulated([0; 0x48 / 4]);
         assert_eq!(wait_idle(sim.regs(), || unreachable!("no clock needed"), 0), Ok(()));
+    }
+
+    #[test]
+    fn drain_takes_nothing_from_an_empty_receiver() {
+        let mut sim = Simulated([0; 0x48 / 4]);
+        sim.0[0x18 / 4] = FR::RXFE::SET.value;
+        sim.0[0] = b'h' as u32;
+        assert_eq!(drain(sim.regs(), |b| panic!("read {b:#x} from an empty FIFO")), 0);
+    }
+
+    #[test]
+    fn drain_is_bounded_and_sorts_good_bytes_from_errors() {
+        // A receiver that never reads empty (a stuck RXFE, a line of noise): the drain
+        // gives up after RX_DRAIN_MAX reads instead of spinning.
+        let mut sim = Simulated([0; 0x48 / 4]);
+        sim.0[0] = DR::OE::SET.value | b'h' as u32;
+        let mut got = 0;
+        assert_eq!(
+            drain(sim.regs(), |b| {
+                assert_eq!(b, b'h', "the byte carrying OE is itself good");
+                got += 1;
+            }),
+            RX_DRAIN_MAX as u32
+        );
+        assert_eq!(got, RX_DRAIN_MAX);
+        sim.0[0] = DR::FE::SET.value | b'x' as u32;
+        assert_eq!(drain(sim.regs(), |b| panic!("{b:#x} came with a framing error")), 0);
+    }
+
+    #[test]
+    fn handover_waits_for_a_quiet_line_and_is_bounded() {
+        // An empty receiver: one quiet period, nothing taken.
+        let mut sim = Simulated([0; 0x48 / 4]);
+        sim.0[0x18 / 4] = FR::RXFE::SET.value;
+        let clock = Cell::new(0u64);
+        let tick = || clock.replace(clock.get() + 1);
+        assert_eq!(drain_until_quiet(sim.regs(), |b| panic!("read {b:#x}"), tick, 100, 256), 0);
+        assert!((100..=103).contains(&clock.get()), "waited one quiet period, took {}", clock.get());
+        // A receiver that never empties: stops at `max` bytes.
+        sim.0[0x18 / 4] = 0;
+        sim.0[0] = b'h' as u32;
+        let mut got = 0;
+        drain_until_quiet(sim.regs(), |_| got += 1, || 0, 100, 200);
+        assert!((200..200 + RX_DRAIN_MAX).contains(&got), "took {got} bytes for a max of 200");
     }
 
     #[test]

@@ -53,12 +53,6 @@ pub fn local_irq_enable() {
     unsafe { asm!("msr daifclr, #3", options(nostack, preserves_flags)) };
 }
 
-/// Masks IRQ and FIQ on this core (Linux's `local_irq_disable`).
-pub fn local_irq_disable() {
-    // SAFETY: changes only this core's interrupt mask; a compiler barrier.
-    unsafe { asm!("msr daifset, #3", options(nostack, preserves_flags)) };
-}
-
 /// Waits for an interrupt: the core sleeps until an interrupt is pending, masked or
 /// not (Arm ARM D1.16.2), so `wfi` with IRQs masked followed by unmasking is the
 /// race-free idle of Linux's `cpu_do_idle`. The `dsb` first completes outstanding

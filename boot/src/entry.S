@@ -16,12 +16,17 @@
 //      loads/stores (locks, atomics) may run before this point on a Pi 3
 //   6. switch to the higher half, set the 16-byte aligned boot stack, call Rust.
 
-// Every value below in braces comes from Rust (boot/src/lib.rs, boot/src/sysreg.rs):
+// Every value below in braces comes from Rust (the consts crate, boot/src/sysreg.rs):
 // one definition, shared with the Rust page-table code.
 .equ KIMAGE_VADDR,      {KIMAGE_VADDR}
-// Exported so that linker/kernel.ld can assert its own KIMAGE_VADDR and stack slot.
+// Exported so that linker/kernel.ld can assert its own copies (a linker script cannot
+// take them from Rust): image address, load address, page size and stack slot.
 .globl __boot_kimage_vaddr
 .set __boot_kimage_vaddr, {KIMAGE_VADDR}
+.globl __boot_text_offset
+.set __boot_text_offset, {TEXT_OFFSET}
+.globl __boot_page_size
+.set __boot_page_size, {PAGE_SIZE}
 .globl __boot_stack_slot_size
 .set __boot_stack_slot_size, {STACK_SLOT_SIZE}
 .equ PERIPH_BASE,       0x3F000000
@@ -223,7 +228,7 @@ _start:
     str     x3, [x2, #8]
     adrp    x3, early_l1_ttbr1
     str     x7, [x3]                    // PAGE_OFFSET
-    str     x7, [x3, #(256 * 8)]        // KIMAGE_VADDR
+    str     x7, [x3, #({KIMAGE_L1_INDEX} * 8)]  // KIMAGE_VADDR
 
     // Real hardware: the tables were written with the MMU and caches off, straight to
     // memory. Invalidate any stale cache lines over them so the walker, which will use

@@ -1,26 +1,29 @@
 //! Switching the kernel's translation tables after boot.
 
-use crate::{cpu, tlb, KIMAGE_VADDR};
+use crate::{cpu, tlb};
 use aarch64_cpu::registers::*;
 
+#[cfg(feature = "entry")]
 extern "C" {
     fn __replace_ttbr1(root: u64);
 }
 
-/// Replaces the TTBR1 tables (the kernel's) with those rooted at physical `root`.
+/// Replaces the TTBR1 tables (the kernel's) with those rooted at physical `root` (through
+/// `mmu.S`'s routine: part of the `entry` feature).
 ///
 /// # Safety
 /// The new tables must map the kernel image, its stacks and everything the caller
 /// will touch afterwards at the same virtual addresses as the current ones, and
 /// TTBR0 must still identity map the kernel image (boot/'s early tables), because the
 /// switch runs from that alias.
+#[cfg(feature = "entry")]
 pub unsafe fn replace_ttbr1(root: u64) {
     let va = __replace_ttbr1 as *const () as usize;
     let identity: extern "C" fn(u64) =
         // SAFETY: the identity alias of the routine is mapped executable by the early
         // TTBR0 tables (the caller guarantees they are still installed), and the routine
         // is position independent.
-        unsafe { core::mem::transmute::<usize, extern "C" fn(u64)>(va - KIMAGE_VADDR) };
+        unsafe { core::mem::transmute::<usize, extern "C" fn(u64)>(crate::kimage_virt_to_phys(va)) };
     identity(root);
 }
 

@@ -1,13 +1,13 @@
 //! The MMU's system-register values: MAIR_EL1, TCR_EL1 and SCTLR_EL1 as `entry.S`
 //! programs them, built from the typed `aarch64-cpu` fields, and the early block and
-//! table descriptors built from the descriptor format in `mm::pgtable::desc`.
+//! table descriptors built from the descriptor bits in `consts::pgtable_hwdef`.
 //!
 //! `entry.S` takes every one of these values from here (`global_asm!` const operands in
 //! `lib.rs`), so the assembler and the Rust page-table code cannot disagree.
 
 use aarch64_cpu::registers::{MAIR_EL1, SCTLR_EL1, TCR_EL1};
-use mm::pgtable::desc::{attrindx, PTE_AF, PTE_PXN, PTE_SHARED, PTE_TABLE_BIT, PTE_UXN, PTE_VALID};
-use mm::pgtable::layout::{MAIR_EL1_VALUE, MT_DEVICE_NGNRE, MT_NORMAL, MT_NORMAL_NC, T1SZ, VA_BITS};
+use consts::memory::{MAIR_EL1_VALUE, MT_DEVICE_NGNRE, MT_NORMAL, MT_NORMAL_NC, T1SZ, VA_BITS};
+use consts::pgtable_hwdef::{attrindx, PTE_AF, PTE_PXN, PTE_SHARED, PTE_TABLE_BIT, PTE_UXN, PTE_VALID};
 
 /// MAIR_EL1: Normal write-back RA/WA at [`MT_NORMAL`], Device-nGnRE at
 /// [`MT_DEVICE_NGNRE`], Normal non-cacheable at [`MT_NORMAL_NC`].
@@ -17,7 +17,7 @@ pub const MAIR: u64 = MAIR_EL1::Attr0_Normal_Outer::WriteBack_NonTransient_ReadW
     | MAIR_EL1::Attr2_Normal_Outer::NonCacheable.value
     | MAIR_EL1::Attr2_Normal_Inner::NonCacheable.value;
 
-const _: () = assert!(MAIR == MAIR_EL1_VALUE, "boot's MAIR and mm's attribute indices disagree");
+const _: () = assert!(MAIR == MAIR_EL1_VALUE, "boot's MAIR and the consts crate's attribute indices disagree");
 const _: () = assert!(MT_NORMAL == 0 && MT_DEVICE_NGNRE == 1 && MT_NORMAL_NC == 2);
 
 /// TCR_EL1 without IPS (entry.S fills it in from ID_AA64MMFR0_EL1.PARange): both halves

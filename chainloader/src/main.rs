@@ -17,8 +17,8 @@ mod loader {
 
     core::arch::global_asm!(include_str!("start.S"));
 
-    /// Where kernels run.
-    const KERNEL_ADDR: u64 = 0x80000;
+    /// Where kernels run: where the firmware would have loaded them.
+    const KERNEL_ADDR: u64 = consts::memory::TEXT_OFFSET;
     /// The UART clock config.txt sets (init_uart_clock); the mailbox is not used, so the
     /// loader stays small and needs no MMU.
     const UART_CLOCK: u32 = 48_000_000;
@@ -52,7 +52,8 @@ mod loader {
     /// Entered from start.S on core 0 with the firmware's registers.
     #[no_mangle]
     extern "C" fn loader_main(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
-        let _ = uart::init(UART_CLOCK);
+        // Bytes received before the loader ran are not part of any exchange: dropped.
+        let _ = uart::init(UART_CLOCK, |_| {});
         // The kernel may reach up to the loader's stack.
         let limit = core::ptr::addr_of!(__stack_bottom) as u64;
         let _ = writeln!(Uart, "\nmm-chainloader: x0 = {x0:#x}; send a kernel (tools/chainboot.py)");
@@ -123,24 +124,6 @@ mod loader {
             }
         }
     }
-
-    /// The loader allocates nothing, but `board` reaches the `mm` crate (through `boot`'s
-    /// shared constants), which links `alloc`; a binary that links `alloc` must name a
-    /// global allocator. This one refuses every request (a null pointer is the
-    /// GlobalAlloc way to say no), so any allocation would fail loudly, never corrupt.
-    struct NoHeap;
-
-    // SAFETY: `alloc` always returns null (allocation failure), which GlobalAlloc allows;
-    // `dealloc` can then never be called with a pointer from this allocator.
-    unsafe impl core::alloc::GlobalAlloc for NoHeap {
-        unsafe fn alloc(&self, _: core::alloc::Layout) -> *mut u8 {
-            core::ptr::null_mut()
-        }
-        unsafe fn dealloc(&self, _: *mut u8, _: core::alloc::Layout) {}
-    }
-
-    #[global_allocator]
-    static NO_HEAP: NoHeap = NoHeap;
 
     #[panic_handler]
     fn panic(_: &core::panic::PanicInfo<'_>) -> ! {

@@ -74,11 +74,6 @@ pub fn request_irq(irq: u32, name: &'static str, handler: Handler, data: usize) 
     Ok(())
 }
 
-/// Whether this CPU is running an interrupt handler (Linux's `in_interrupt`).
-pub fn in_interrupt() -> bool {
-    IN_IRQ[boot::cpu::cpu_id()].load(Relaxed) != 0
-}
-
 /// Boot CPU: maps the local controller, puts both controllers in a known state (every
 /// GPU source off, the GPU interrupt routed to core 0, as Linux's bcm2836 driver does),
 /// then this CPU's local sources. Interrupts are unmasked by the caller once handlers

@@ -99,11 +99,6 @@ impl<'a> SymbolTable<'a> {
         }
         Some(sym)
     }
-
-    /// The address of a symbol by exact name.
-    pub fn address_of(&self, name: &str) -> Option<u64> {
-        (0..self.count).filter_map(|i| self.entry(i)).find(|s| s.name == name).map(|s| s.addr)
-    }
 }
 
 /// Formats `addr` Linux style: `name+0xoff/0xsize`, or the raw address if unknown.
@@ -149,7 +144,6 @@ mod tests {
         assert_eq!(t.lookup(0x9999).unwrap().name, "c::last");
         assert_eq!(SymbolizedAddr(Some(t), 0x1018).to_string(), "b::second+0x8/0x20");
         assert_eq!(SymbolizedAddr(None, 0x1018).to_string(), "0x0000000000001018");
-        assert_eq!(t.address_of("b::second"), Some(0x1010));
         assert!(t.with_limit(0x2000).lookup(0x2004).is_none(), "past the end of the code");
         assert_eq!(t.with_limit(0x2000).lookup(0x1004).unwrap().name, "a::first");
     }

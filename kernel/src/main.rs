@@ -20,7 +20,8 @@ mod kmain {
     #[no_mangle]
     pub extern "C" fn kernel_main(dtb: u64, entry_el: u64) -> ! {
         let uart_clock = mailbox::clock_rate(mailbox::clock::UART).ok();
-        let drained = board::uart::init(uart_clock.unwrap_or(DEFAULT_UART_CLOCK));
+        // Input typed before boot is kept: the tty queues what the receiver holds.
+        let drained = kernel::tty::uart_init(uart_clock.unwrap_or(DEFAULT_UART_CLOCK));
         platform::init_console();
 
         let revision = mailbox::board_revision().unwrap_or(0);

@@ -28,8 +28,8 @@ use mm::gfp::GFP_KERNEL;
 use mm::sync::SpinLock;
 use mm::vmalloc::tables::SourceTables;
 
-/// CPUs on a BCM2837 (defined once, in `boot`, from mm's per-CPU arrays).
-pub use boot::NR_CPUS;
+/// CPUs on a BCM2837 (defined once, in the `consts` crate).
+pub use consts::NR_CPUS;
 /// Spin-table slot of CPU 0; CPU n polls `SPIN_TABLE_BASE + 8 * n`.
 const SPIN_TABLE_BASE: u64 = 0xd8;
 
@@ -126,7 +126,7 @@ fn start_cpu(cpu: usize) -> Result<(), &'static str> {
         mm::pgtable::boot::map_stack(pt, &mut tables, cpu as u64, stack_pa)
     })
     .map_err(|_| "cannot map its stack")?;
-    crate::stacks::register(top.as_usize() - boot::STACK_SLOT_SIZE);
+    crate::stacks::register(top.as_usize() - consts::memory::STACK_SLOT_SIZE as usize);
 
     let sb = core::ptr::addr_of_mut!(secondary_boot);
     // SAFETY: only the boot CPU writes secondary_boot, before releasing the core that

@@ -3,10 +3,7 @@
 
 use core::fmt;
 
-/// log2 of the page size (4 KiB granule).
-pub const PAGE_SHIFT: u32 = 12;
-/// Size of a page in bytes.
-pub const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
+pub use consts::page_def::{PAGE_SHIFT, PAGE_SIZE};
 
 /// A physical (bus-side, ARM view) address.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

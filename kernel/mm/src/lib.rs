@@ -35,5 +35,5 @@ pub mod sync;
 pub mod vmalloc;
 
 /// Number of CPUs the allocators keep per-CPU state for (the Pi 3's four Cortex-A53
-/// cores). The one definition: `page_alloc` and `slab` re-export it.
-pub const NR_CPUS: usize = 4;
+/// cores), defined in the `consts` crate; `page_alloc` and `slab` re-export it.
+pub use consts::NR_CPUS;

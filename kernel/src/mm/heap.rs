@@ -10,9 +10,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicBool, Ordering};
 use mm::addr::{VirtAddr, PAGE_SIZE};
 use mm::gfp::{Gfp, GFP_KERNEL};
-
-/// Largest kmalloc cache; bigger requests are "large" (Linux's KMALLOC_MAX_CACHE_SIZE).
-pub const KMALLOC_MAX_CACHE_SIZE: usize = 8192;
+use mm::slab::KMALLOC_MAX_CACHE_SIZE;
 
 static SLAB_READY: AtomicBool = AtomicBool::new(false);
 
@@ -28,19 +26,6 @@ pub fn kvmalloc(size: usize, gfp: Gfp) -> Option<VirtAddr> {
         return Some(VirtAddr::new(p.as_ptr() as u64));
     }
     __vmalloc(size, gfp, "kvmalloc").ok()
-}
-
-/// Linux's `kvfree`.
-///
-/// # Safety
-/// `va` must come from [`kvmalloc`] and not be used afterwards.
-pub unsafe fn kvfree(va: VirtAddr) {
-    if is_vmalloc_addr(va) {
-        let _ = vfree(va);
-    } else {
-        // SAFETY: forwarded contract: a kmalloc pointer.
-        unsafe { SLAB.kfree(va.as_mut_ptr(), super::this_cpu()) };
-    }
 }
 
 struct KernelAllocator;

@@ -70,7 +70,7 @@ pub fn paging_init(mb: &mut Memblock) {
                 (pa_of(l.rodata.0), pa_of(l.rodata.1), Prot::KERNEL_RO),
                 (pa_of(l.data.0), pa_of(guard), Prot::KERNEL_RW),
                 // The page at `guard` stays unmapped: a boot stack overflow faults there.
-                (pa_of(guard + boot::STACK_GUARD_SIZE), pa_of(l.end), Prot::KERNEL_RW),
+                (pa_of(guard + STACK_GUARD_SIZE as usize), pa_of(l.end), Prot::KERNEL_RW),
             ],
         )?;
         protect_linear_alias(&mut pt, &mut bump, pa_of(l.text.0), pa_of(l.rodata.1), Prot::KERNEL_RO)?;

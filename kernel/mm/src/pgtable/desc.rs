@@ -1,40 +1,19 @@
 //! AArch64 stage-1 translation descriptors (4 KiB granule) and the [`Prot`] attribute set.
 //!
-//! Bit names follow Linux's `arch/arm64/include/asm/pgtable-hwdef.h`.
+//! Bit names follow Linux's `arch/arm64/include/asm/pgtable-hwdef.h`; the bits are defined
+//! in `consts::pgtable_hwdef` (shared with boot's early tables) and re-exported here.
 
 use core::fmt;
 
 use super::layout::{MT_DEVICE_NGNRE, MT_NORMAL, MT_NORMAL_NC};
 
-/// Descriptor is valid.
-pub const PTE_VALID: u64 = 1 << 0;
-/// At levels 0-2: table descriptor (vs block); at level 3 it must be set for a page.
-pub const PTE_TABLE_BIT: u64 = 1 << 1;
-/// `AttrIndx[2:0]`: index into MAIR_EL1.
-pub const PTE_ATTRINDX_MASK: u64 = 7 << 2;
-/// `AP[1]`: EL0 access.
-pub const PTE_USER: u64 = 1 << 6;
-/// `AP[2]`: read-only.
-pub const PTE_RDONLY: u64 = 1 << 7;
-/// `SH[1:0]` = inner shareable.
-pub const PTE_SHARED: u64 = 3 << 8;
-/// Access flag (no AF faults wanted: always set on valid leaves).
-pub const PTE_AF: u64 = 1 << 10;
-/// Not global (ASID-tagged).
-pub const PTE_NG: u64 = 1 << 11;
-/// Privileged execute-never.
-pub const PTE_PXN: u64 = 1 << 53;
-/// Unprivileged execute-never.
-pub const PTE_UXN: u64 = 1 << 54;
-/// Output address bits `[47:12]`.
-pub const PTE_ADDR_MASK: u64 = 0x0000_FFFF_FFFF_F000;
+pub use consts::pgtable_hwdef::{
+    attrindx, PTE_ADDR_MASK, PTE_AF, PTE_ATTRINDX_MASK, PTE_NG, PTE_PXN, PTE_RDONLY, PTE_SHARED, PTE_TABLE_BIT,
+    PTE_USER, PTE_UXN, PTE_VALID,
+};
+
 /// Attribute bits a [`Prot`] may hold.
 pub const PROT_MASK: u64 = PTE_ATTRINDX_MASK | PTE_USER | PTE_RDONLY | PTE_SHARED | PTE_AF | PTE_NG | PTE_PXN | PTE_UXN;
-
-/// Encodes a MAIR index into AttrIndx.
-pub const fn attrindx(mt: u64) -> u64 {
-    (mt & 7) << 2
-}
 
 /// The kind of a descriptor, as seen at a given level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,19 +1,24 @@
-//! A [`PageSource`] over host memory for tests and fuzzing: one big zeroed allocation
-//! carved by a small buddy allocator, a per-page owner-word array, and fault injection.
+//! The host page source for tests, fuzzing and the host benchmarks: the real buddy
+//! allocator ([`PageAllocator`], through the kernel's own [`BuddyPageSource`] binding)
+//! over one zeroed host allocation, with the fault injection the tests use.
 //!
 //! Physical addresses are `HOST_PHYS_BASE + index * PAGE_SIZE`, so blocks are naturally
 //! aligned physically; the virtual arena is aligned to 64 KiB (the largest slab), as the
-//! kernel's linear map is.
+//! kernel's linear map is. The slab tests use it directly; the page-table and vmalloc
+//! tests' simulated RAM (`tests/common`) draws its frames from it. All of it is test
+//! scaffolding: built for `cfg(test)` or the `test-support` feature only.
 
 use alloc::alloc::{alloc_zeroed, dealloc};
-use alloc::vec::Vec;
+use alloc::boxed::Box;
 use core::alloc::Layout;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use spin::Mutex;
 
-use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
+use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
+use crate::cpu::CpuId;
 use crate::gfp::Gfp;
+use crate::page_alloc::{BuddyPageSource, Page, PageAllocator};
 use crate::page_source::PageSource;
 
 /// Alignment of the virtual arena: the largest slab.
@@ -22,41 +27,52 @@ const ARENA_ALIGN: usize = PAGE_SIZE << crate::slab::SLAB_MAX_ORDER;
 /// Physical address of the first arena page.
 pub const HOST_PHYS_BASE: u64 = 0x4000_0000;
 
-struct Inner {
-    /// Free block start indices per order.
-    free: Vec<Vec<usize>>,
-    /// Order + 1 of the allocated block starting at each page, 0 otherwise.
-    alloc_order: Vec<u8>,
-    /// Allocation calls so far.
+/// Which allocation calls fail (counted from 1 over every `alloc_pages` call).
+#[derive(Default)]
+struct Inject {
     calls: usize,
-    /// Fail the allocation call with this number (1-based), if set.
+    /// Fail the call with this number, if set.
     fail_at: Option<usize>,
     /// Fail every call after this many, if set.
     fail_after: Option<usize>,
 }
 
-/// Simulated RAM of `2^order` pages.
+/// Simulated RAM of `pages` page frames under the buddy allocator.
 pub struct HostPages {
+    // Field order is drop order: the allocator refers to `map` and goes first.
+    buddy: Box<PageAllocator>,
+    map: Box<[Page]>,
     raw: *mut u8,
     base: *mut u8,
     layout: Layout,
     pages: usize,
-    max_order: u32,
-    inner: Mutex<Inner>,
-    owner: Vec<AtomicU64>,
+    inject: Mutex<Inject>,
     in_use: AtomicUsize,
 }
 
-// SAFETY: the raw arena pointer is only used to compute addresses; all bookkeeping is
-// behind the mutex or atomics.
+// SAFETY: the raw arena pointers are only used to compute addresses and to zero blocks
+// the allocator handed out; the allocator and the injection state synchronise
+// themselves.
 unsafe impl Send for HostPages {}
 // SAFETY: as above.
 unsafe impl Sync for HostPages {}
 
+fn zero(va: VirtAddr, len: usize) {
+    // SAFETY: `va` is the arena address of a block the allocator just handed out, `len`
+    // bytes long (BuddyPageSource zeroes exactly the block).
+    unsafe { core::ptr::write_bytes(va.as_mut_ptr::<u8>(), 0, len) };
+}
+
 impl HostPages {
-    /// An arena of `2^order` pages (one free block of that order).
+    /// An arena of `2^order` pages.
     pub fn new(order: u32) -> Self {
-        let pages = 1usize << order;
+        Self::with_pages(1 << order)
+    }
+
+    /// An arena of `pages` pages (the buddy allocator takes it as maximal naturally
+    /// aligned blocks).
+    pub fn with_pages(pages: usize) -> Self {
+        assert!(pages > 0, "an empty arena");
         // Over-allocate with a small alignment and align by hand: that stays a lazily
         // zeroed `calloc` (a large alignment would make the host allocator memset it all).
         let layout = Layout::from_size_align(pages * PAGE_SIZE + ARENA_ALIGN, 16).expect("arena layout");
@@ -64,35 +80,39 @@ impl HostPages {
         let raw = unsafe { alloc_zeroed(layout) };
         assert!(!raw.is_null(), "host arena allocation failed");
         let base = raw.wrapping_add((ARENA_ALIGN - raw as usize % ARENA_ALIGN) % ARENA_ALIGN);
-        let mut free: Vec<Vec<usize>> = (0..=order).map(|_| Vec::new()).collect();
-        free[order as usize].push(0);
+        let map: Box<[Page]> = (0..pages).map(|_| Page::new()).collect();
+        // SAFETY: `map` lives in this struct, on the heap (it never moves), and the
+        // allocator that keeps this reference is dropped before it (field order), so the
+        // reference never outlives the descriptors.
+        let descs: &'static [Page] = unsafe { &*(&*map as *const [Page]) };
+        let buddy = Box::new(PageAllocator::new());
+        let ram = (PhysAddr::new(HOST_PHYS_BASE), (pages * PAGE_SIZE) as u64);
+        buddy.init(descs, PhysAddr::new(HOST_PHYS_BASE).pfn(), PhysAddr::new(0), [ram], [ram]).expect("host buddy");
+        // Every page may be handed out (the tests exhaust the arena); single pages come
+        // from the free lists one at a time, in address order.
+        buddy.set_min_free_kbytes(0);
+        buddy.set_pcp_high_batch(0, 1);
         HostPages {
+            buddy,
+            map,
             raw,
             base,
             layout,
             pages,
-            max_order: order,
-            inner: Mutex::new(Inner {
-                free,
-                alloc_order: alloc::vec![0; pages],
-                calls: 0,
-                fail_at: None,
-                fail_after: None,
-            }),
-            owner: (0..pages).map(|_| AtomicU64::new(0)).collect(),
+            inject: Mutex::new(Inject::default()),
             in_use: AtomicUsize::new(0),
         }
     }
 
     /// Makes the `n`-th allocation from now fail (1 = the next one).
     pub fn fail_nth(&self, n: usize) {
-        let mut i = self.inner.lock();
+        let mut i = self.inject.lock();
         i.fail_at = Some(i.calls + n);
     }
 
     /// Makes every allocation after the next `n` fail (`None` to stop).
     pub fn fail_after(&self, n: Option<usize>) {
-        let mut i = self.inner.lock();
+        let mut i = self.inject.lock();
         i.fail_after = n.map(|n| i.calls + n);
     }
 
@@ -106,81 +126,116 @@ impl HostPages {
         self.pages
     }
 
-    fn index(&self, pa: PhysAddr) -> usize {
-        ((pa.as_u64() - HOST_PHYS_BASE) >> PAGE_SHIFT) as usize
+    /// The buddy allocator underneath (for its statistics and invariant checks).
+    pub fn buddy(&self) -> &PageAllocator {
+        &self.buddy
+    }
+
+    /// The kernel's binding of the buddy allocator, over this arena: CPU 0, `__GFP_ZERO`
+    /// honoured, a refused free is a test failure.
+    fn source(&self) -> BuddyPageSource<'_> {
+        BuddyPageSource {
+            alloc: &self.buddy,
+            linear_offset: (self.base as u64).wrapping_sub(HOST_PHYS_BASE),
+            cpu: || CpuId::BOOT,
+            zero,
+            on_failure: |_| {},
+            on_bad_free: |e| panic!("host pages: free refused: {e:?}"),
+        }
     }
 }
 
 impl Drop for HostPages {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
+        debug_assert_eq!(self.map.len(), self.pages);
+        // SAFETY: allocated in `with_pages` with this layout; nothing refers to the arena
+        // once its owner is dropped.
         unsafe { dealloc(self.raw, self.layout) };
     }
 }
 
 impl PageSource for HostPages {
-    fn alloc_pages(&self, _gfp: Gfp, order: u32) -> Option<PhysAddr> {
-        let mut i = self.inner.lock();
-        i.calls += 1;
-        if i.fail_at == Some(i.calls) || i.fail_after.is_some_and(|n| i.calls > n) {
-            return None;
+    fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<PhysAddr> {
+        {
+            let mut i = self.inject.lock();
+            i.calls += 1;
+            if i.fail_at == Some(i.calls) || i.fail_after.is_some_and(|n| i.calls > n) {
+                return None;
+            }
         }
-        if order > self.max_order {
-            return None;
-        }
-        let k = (order..=self.max_order).find(|&k| !i.free[k as usize].is_empty())?;
-        let start = i.free[k as usize].pop()?;
-        for o in (order..k).rev() {
-            i.free[o as usize].push(start + (1 << o));
-        }
-        i.alloc_order[start] = order as u8 + 1;
-        drop(i);
+        let src = self.source();
+        // The arena is all of a test's memory, with nothing to keep back: when the
+        // watermarks refuse, retry as Linux does last (per-CPU lists drained, as
+        // `drain_all_pages`; no watermarks, as `ALLOC_NO_WATERMARKS`), so that only a
+        // truly empty arena fails.
+        let pa = src.alloc_pages(gfp, order).or_else(|| {
+            self.buddy.drain_cpu(CpuId::BOOT);
+            src.alloc_pages(gfp.without(Gfp::GFP_DIRECT_RECLAIM) | Gfp::GFP_MEMALLOC, order)
+        })?;
         self.in_use.fetch_add(1 << order, Relaxed);
-        Some(PhysAddr::new(HOST_PHYS_BASE + (start * PAGE_SIZE) as u64))
+        Some(pa)
     }
 
     fn free_pages(&self, pa: PhysAddr, order: u32) {
-        let mut idx = self.index(pa);
-        let mut i = self.inner.lock();
-        assert_eq!(i.alloc_order[idx], order as u8 + 1, "free_pages({:?}, {}) of a block not allocated so", pa, order);
-        i.alloc_order[idx] = 0;
-        for p in idx..idx + (1 << order) {
-            self.owner[p].store(0, Relaxed);
-        }
-        let mut o = order;
-        while o < self.max_order {
-            let buddy = idx ^ (1 << o);
-            let Some(pos) = i.free[o as usize].iter().position(|&b| b == buddy) else {
-                break;
-            };
-            i.free[o as usize].swap_remove(pos);
-            idx &= !(1 << o);
-            o += 1;
-        }
-        i.free[o as usize].push(idx);
-        drop(i);
+        self.source().free_pages(pa, order);
         self.in_use.fetch_sub(1 << order, Relaxed);
     }
 
     fn phys_to_virt(&self, pa: PhysAddr) -> VirtAddr {
-        VirtAddr::new(self.base as u64 + (pa.as_u64() - HOST_PHYS_BASE))
+        self.source().phys_to_virt(pa)
     }
 
     fn virt_to_phys(&self, va: VirtAddr) -> Option<PhysAddr> {
-        let off = va.as_u64().checked_sub(self.base as u64)?;
-        (off < (self.pages * PAGE_SIZE) as u64).then(|| PhysAddr::new(HOST_PHYS_BASE + off))
+        self.source().virt_to_phys(va)
     }
 
     fn set_page_owner(&self, pa: PhysAddr, word: u64) {
-        self.owner[self.index(pa)].store(word, Relaxed);
+        self.source().set_page_owner(pa, word)
     }
 
     fn page_owner(&self, pa: PhysAddr) -> u64 {
-        self.owner[self.index(pa)].load(Relaxed)
+        self.source().page_owner(pa)
     }
 
     fn virt_page_owner(&self, va: VirtAddr) -> Option<u64> {
-        let off = va.as_u64().checked_sub(self.base as u64)?;
-        Some(self.owner.get((off >> PAGE_SHIFT) as usize)?.load(Relaxed))
+        self.source().virt_page_owner(va)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gfp::GFP_KERNEL;
+
+    #[test]
+    fn a_buddy_over_host_memory_with_fault_injection() {
+        let p = HostPages::new(4);
+        let a = p.alloc_pages(GFP_KERNEL, 0).unwrap();
+        assert_eq!(a.as_u64(), HOST_PHYS_BASE, "pages come in address order");
+        let b = p.alloc_pages(GFP_KERNEL, 2).unwrap();
+        assert_eq!(b.as_u64() % (4 * PAGE_SIZE as u64), 0, "naturally aligned");
+        assert_eq!(p.pages_in_use(), 5);
+        let va = p.phys_to_virt(b);
+        assert_eq!(va.as_u64() % (4 * PAGE_SIZE as u64), 0, "the arena is aligned too");
+        assert_eq!(p.virt_to_phys(va), Some(b));
+        p.set_page_owner(b, 7);
+        assert_eq!(p.virt_page_owner(va), Some(7));
+        p.fail_nth(2);
+        assert!(p.alloc_pages(GFP_KERNEL, 0).is_some());
+        assert!(p.alloc_pages(GFP_KERNEL, 0).is_none(), "the second call from fail_nth(2) fails");
+        assert!(p.alloc_pages(GFP_KERNEL, 0).is_some());
+        p.fail_after(Some(0));
+        assert!(p.alloc_pages(GFP_KERNEL, 0).is_none());
+        p.fail_after(None);
+        p.free_pages(b, 2);
+        assert_eq!(p.page_owner(b), 0, "a free clears the owner word");
+        // Everything given back merges into one block again.
+        for pa in
+            [a, PhysAddr::new(HOST_PHYS_BASE + PAGE_SIZE as u64), PhysAddr::new(HOST_PHYS_BASE + 2 * PAGE_SIZE as u64)]
+        {
+            p.free_pages(pa, 0);
+        }
+        assert_eq!(p.pages_in_use(), 0);
+        assert_eq!(p.alloc_pages(GFP_KERNEL, 4), Some(PhysAddr::new(HOST_PHYS_BASE)));
     }
 }

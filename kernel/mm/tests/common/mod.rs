@@ -1,16 +1,16 @@
-//! Simulated RAM for the host tests: page frames in one host allocation, a frame pool that
-//! serves both as `PageSource` and `TableAlloc` (with fault injection), and a trace of
-//! descriptor writes, barriers and TLB invalidations.
+//! Simulated RAM for the host tests: page frames from the host page source
+//! (`mm::slab::host::HostPages`: the real buddy allocator over a host arena), served both
+//! as `PageSource` and `TableAlloc` with fault injection, and a trace of descriptor
+//! writes, barriers and TLB invalidations.
 #![allow(dead_code)]
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 
 use mm::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
-use mm::gfp::Gfp;
+use mm::gfp::{Gfp, GFP_KERNEL};
 use mm::page_source::PageSource;
 use mm::pgtable::{LinearPhysMemory, PageTable, PhysMemory, PtConfig, TableAlloc, TlbMaint};
+use mm::slab::host::{HostPages, HOST_PHYS_BASE};
 
 /// One recorded event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,64 +22,49 @@ pub enum Ev {
 }
 
 pub struct Sim {
-    base: *mut u8,
-    layout: Layout,
+    pages: HostPages,
     pub base_pa: u64,
     pub nframes: usize,
     mem: LinearPhysMemory,
-    free: RefCell<Vec<u64>>,
-    in_use: RefCell<Vec<bool>>,
-    /// Allocation attempts so far (pages and tables alike).
-    pub attempts: Cell<usize>,
-    /// Fail the attempt with this number (1-based, counted from `attempts` = 0) and all later.
-    pub fail_from: Cell<Option<usize>>,
     pub tracing: Cell<bool>,
     /// Fill frames with 0xa5 when allocated (off for timing).
     pub dirty: Cell<bool>,
     pub log: RefCell<Vec<Ev>>,
-    owners: RefCell<HashMap<u64, u64>>,
 }
 
 impl Sim {
     pub fn new(nframes: usize) -> Sim {
-        let layout = Layout::from_size_align(nframes * PAGE_SIZE, PAGE_SIZE).unwrap();
-        // SAFETY: non-zero size.
-        let base = unsafe { alloc_zeroed(layout) };
-        assert!(!base.is_null());
-        let base_pa = 0x8000_0000u64;
-        // SAFETY: frames [base_pa, base_pa + size) live at `base` until drop; only raw
-        // pointers ever touch them.
-        let mem = unsafe { LinearPhysMemory::new((base as u64).wrapping_sub(base_pa)) };
-        let free = (0..nframes).rev().map(|i| base_pa + (i * PAGE_SIZE) as u64).collect();
+        let pages = HostPages::with_pages(nframes);
+        let base_pa = HOST_PHYS_BASE;
+        let host_base = pages.phys_to_virt(PhysAddr::new(base_pa)).as_u64();
+        // SAFETY: frames [base_pa, base_pa + size) live at `host_base` as long as `pages`,
+        // which this Sim owns; only raw pointers ever touch them.
+        let mem = unsafe { LinearPhysMemory::new(host_base.wrapping_sub(base_pa)) };
         Sim {
-            base,
-            layout,
+            pages,
             base_pa,
             nframes,
             mem,
-            free: RefCell::new(free),
-            in_use: RefCell::new(vec![false; nframes]),
-            attempts: Cell::new(0),
-            fail_from: Cell::new(None),
             tracing: Cell::new(false),
             dirty: Cell::new(true),
             log: RefCell::new(Vec::new()),
-            owners: RefCell::new(HashMap::new()),
         }
     }
 
+    /// Frames not allocated.
     pub fn nr_free(&self) -> usize {
-        self.free.borrow().len()
+        self.nframes - self.pages.pages_in_use()
     }
 
-    /// Fail the `n`-th allocation from now on (1-based) and every one after it.
+    /// Fail the `n`-th allocation from now on (1-based; pages and tables alike) and every
+    /// one after it (the host page source's fault injection).
     pub fn fail_after(&self, n: usize) {
-        self.attempts.set(0);
-        self.fail_from.set(Some(n));
+        assert!(n >= 1, "allocations are counted from 1");
+        self.pages.fail_after(Some(n - 1));
     }
 
     pub fn no_fail(&self) {
-        self.fail_from.set(None);
+        self.pages.fail_after(None);
     }
 
     pub fn take_log(&self) -> Vec<Ev> {
@@ -93,36 +78,29 @@ impl Sim {
         i
     }
 
-    pub fn alloc_frame(&self) -> Option<u64> {
-        let n = self.attempts.get() + 1;
-        self.attempts.set(n);
-        if matches!(self.fail_from.get(), Some(f) if n >= f) {
-            return None;
-        }
-        let pa = self.free.borrow_mut().pop()?;
-        let i = self.frame(pa);
-        assert!(!self.in_use.borrow()[i]);
-        self.in_use.borrow_mut()[i] = true;
+    /// A block of `2^order` pages.
+    fn alloc_block(&self, gfp: Gfp, order: u32) -> Option<u64> {
+        let pa = self.pages.alloc_pages(gfp, order)?.as_u64();
         // Dirty it, so that code relying on zeroed frames is caught.
-        if self.dirty.get() {
-            // SAFETY: the frame is inside the host allocation.
-            unsafe { std::ptr::write_bytes(self.host(pa), 0xa5, PAGE_SIZE) };
+        if self.dirty.get() && !gfp.contains(Gfp::GFP_ZERO) {
+            // SAFETY: the block is inside the host arena.
+            unsafe { std::ptr::write_bytes(self.host(pa), 0xa5, PAGE_SIZE << order) };
         }
         Some(pa)
     }
 
+    pub fn alloc_frame(&self) -> Option<u64> {
+        self.alloc_block(GFP_KERNEL, 0)
+    }
+
     pub fn free_frame(&self, pa: u64) {
-        let i = self.frame(pa);
-        assert!(self.in_use.borrow()[i], "double free of {pa:#x}");
-        self.in_use.borrow_mut()[i] = false;
-        self.owners.borrow_mut().remove(&pa);
-        self.free.borrow_mut().push(pa);
+        self.frame(pa);
+        self.pages.free_pages(PhysAddr::new(pa), 0)
     }
 
     pub fn host(&self, pa: u64) -> *mut u8 {
-        let i = self.frame(pa & !(PAGE_SIZE as u64 - 1));
-        // SAFETY: in bounds of the allocation.
-        unsafe { self.base.add(i * PAGE_SIZE + (pa as usize & (PAGE_SIZE - 1))) }
+        self.frame(pa & !(PAGE_SIZE as u64 - 1));
+        self.pages.phys_to_virt(PhysAddr::new(pa)).as_mut_ptr()
     }
 
     pub fn read_byte(&self, pa: u64) -> u8 {
@@ -138,13 +116,6 @@ impl Sim {
     pub fn kernel_pt(&self) -> PageTable<&Sim, &Sim> {
         let mut t = self.tables();
         PageTable::create(&mut t, PtConfig::KERNEL_39, self, self).unwrap()
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { dealloc(self.base, self.layout) }
     }
 }
 
@@ -183,28 +154,32 @@ impl TlbMaint for Sim {
 }
 
 impl PageSource for Sim {
-    fn alloc_pages(&self, _gfp: Gfp, order: u32) -> Option<PhysAddr> {
+    /// Single frames only, as the tests of the layers above expect (a vmalloc over this
+    /// RAM maps 4 KiB pages, never blocks).
+    fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<PhysAddr> {
         if order != 0 {
             return None;
         }
-        self.alloc_frame().map(PhysAddr::new)
+        self.alloc_block(gfp, order).map(PhysAddr::new)
     }
     fn free_pages(&self, pa: PhysAddr, order: u32) {
-        assert_eq!(order, 0);
-        self.free_frame(pa.as_u64())
+        self.frame(pa.as_u64());
+        self.pages.free_pages(pa, order)
     }
     fn phys_to_virt(&self, pa: PhysAddr) -> VirtAddr {
-        VirtAddr::new(self.host(pa.as_u64()) as u64)
+        self.pages.phys_to_virt(pa)
     }
     fn virt_to_phys(&self, va: VirtAddr) -> Option<PhysAddr> {
-        let off = va.as_u64().checked_sub(self.base as u64)?;
-        (off < (self.nframes * PAGE_SIZE) as u64).then(|| PhysAddr::new(self.base_pa + off))
+        self.pages.virt_to_phys(va)
     }
     fn set_page_owner(&self, pa: PhysAddr, word: u64) {
-        self.owners.borrow_mut().insert(pa.as_u64() & !0xfff, word);
+        self.pages.set_page_owner(pa, word)
     }
     fn page_owner(&self, pa: PhysAddr) -> u64 {
-        self.owners.borrow().get(&(pa.as_u64() & !0xfff)).copied().unwrap_or(0)
+        self.pages.page_owner(pa)
+    }
+    fn virt_page_owner(&self, va: VirtAddr) -> Option<u64> {
+        self.pages.virt_page_owner(va)
     }
 }
 
