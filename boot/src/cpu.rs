@@ -33,18 +33,46 @@ pub fn isb() {
     barrier::isb(barrier::SY);
 }
 
-/// Masks IRQ, FIQ, SError and debug exceptions and returns the previous DAIF.
+/// Masks IRQ and FIQ on this core and returns the previous DAIF (Linux's
+/// `local_irq_save`). One `msr daifset`, so nothing can arrive between the read and the
+/// mask; no `nomem`, so the asm is a compiler barrier and the accesses a lock protects
+/// stay inside the masked section.
+#[inline(always)]
 pub fn local_irq_save() -> u64 {
     let daif: u64;
     // SAFETY: changes only this core's interrupt mask.
-    unsafe { asm!("mrs {}, daif", "msr daifset, #0xf", out(reg) daif, options(nomem, nostack, preserves_flags)) };
+    unsafe { asm!("mrs {}, daif", "msr daifset, #3", out(reg) daif, options(nostack, preserves_flags)) };
     daif
 }
 
-/// Restores a DAIF value from [`local_irq_save`].
+/// Restores a DAIF value from [`local_irq_save`] or [`local_daif_mask`]; a compiler
+/// barrier like them.
+#[inline(always)]
 pub fn local_irq_restore(daif: u64) {
     // SAFETY: restores this core's interrupt mask to a value it had before.
-    unsafe { asm!("msr daif, {}", in(reg) daif, options(nomem, nostack, preserves_flags)) };
+    unsafe { asm!("msr daif, {}", in(reg) daif, options(nostack, preserves_flags)) };
+}
+
+/// Whether IRQs are masked on this core (Linux's `irqs_disabled`).
+#[inline(always)]
+pub fn irqs_disabled() -> bool {
+    DAIF.is_set(DAIF::I)
+}
+
+/// Masks IRQ, FIQ, SError and debug exceptions and returns the previous DAIF (Linux's
+/// `local_daif_mask`): for the paths that must not be entered again (oops, halt).
+pub fn local_daif_mask() -> u64 {
+    let daif: u64;
+    // SAFETY: changes only this core's interrupt mask; a compiler barrier.
+    unsafe { asm!("mrs {}, daif", "msr daifset, #0xf", out(reg) daif, options(nostack, preserves_flags)) };
+    daif
+}
+
+/// One step of a busy wait (Linux's `cpu_relax`: `yield`, a hint to the core).
+#[inline(always)]
+pub fn cpu_relax() {
+    // SAFETY: `yield` has no architectural effect.
+    unsafe { asm!("yield", options(nomem, nostack, preserves_flags)) };
 }
 
 /// Unmasks IRQ and FIQ on this core (Linux's `local_irq_enable`).
@@ -77,9 +105,36 @@ pub fn sev() {
 /// while a masked interrupt is pending, so the loop idles rather than spins; QEMU's
 /// default threading treats `wfe` as a yield and would burn a host CPU).
 pub fn halt() -> ! {
-    local_irq_save();
+    local_daif_mask();
     loop {
         wfi();
+    }
+}
+
+/// Starts another image at `entry` as the firmware starts a kernel: `x0`-`x3` as given,
+/// the instruction cache invalidated first (Real hardware: it may be on, and may hold
+/// the old contents of the image's addresses), then a branch that does not return.
+///
+/// # Safety
+/// A whole image must be at `entry`, its code written back to the point of unification,
+/// and it must be able to start in this core's current state (MMU off, this exception
+/// level); nothing of the caller survives.
+pub unsafe fn start_image(entry: u64, x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
+    // SAFETY: the caller guarantees an image at `entry` that may start here.
+    unsafe {
+        asm!(
+            "dsb sy",
+            "ic iallu",
+            "dsb sy",
+            "isb",
+            "br {entry}",
+            entry = in(reg) entry,
+            in("x0") x0,
+            in("x1") x1,
+            in("x2") x2,
+            in("x3") x3,
+            options(noreturn)
+        )
     }
 }
 

@@ -104,24 +104,10 @@ mod loader {
                 h.size
             );
             uart::flush();
-            // SAFETY: a whole, checked image is at KERNEL_ADDR; it starts as the firmware
-            // would start it (MMU off, same exception level, x0-x3 as given to us). The
-            // instruction cache is invalidated first (Real hardware: it may be on).
-            unsafe {
-                core::arch::asm!(
-                    "dsb sy",
-                    "ic iallu",
-                    "dsb sy",
-                    "isb",
-                    "br {entry}",
-                    entry = in(reg) KERNEL_ADDR,
-                    in("x0") x0,
-                    in("x1") x1,
-                    in("x2") x2,
-                    in("x3") x3,
-                    options(noreturn)
-                )
-            }
+            // SAFETY: a whole, checked image is at KERNEL_ADDR, written with the MMU and
+            // caches off; it starts as the firmware would start it (same exception level,
+            // x0-x3 as given to us).
+            unsafe { boot::cpu::start_image(KERNEL_ADDR, x0, x1, x2, x3) }
         }
     }
 

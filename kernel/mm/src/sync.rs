@@ -29,10 +29,7 @@ impl RelaxStrategy for CpuRelax {
 #[inline(always)]
 pub fn cpu_relax() {
     #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-    // SAFETY: `yield` is a hint with no architectural effect.
-    unsafe {
-        core::arch::asm!("yield", options(nomem, nostack, preserves_flags))
-    };
+    boot::cpu::cpu_relax();
     #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
     core::hint::spin_loop();
 }
@@ -42,6 +39,8 @@ pub fn cpu_relax() {
 #[must_use = "the saved mask must be given back to local_irq_restore"]
 pub struct IrqFlags(u64);
 
+/// The bare-metal mask, from the arch home (`boot::cpu`): one `msr daifset`, and a
+/// compiler barrier, so the accesses a lock protects stay inside the masked section.
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod arch {
     /// DAIF with IRQ and FIQ masked (bits 7 and 6).
@@ -49,27 +48,17 @@ mod arch {
 
     #[inline(always)]
     pub fn save() -> u64 {
-        let daif: u64;
-        // SAFETY: reads DAIF and masks IRQ and FIQ on this CPU only; the asm is a
-        // compiler barrier (no `nomem`), so memory accesses stay inside the section.
-        unsafe {
-            core::arch::asm!("mrs {}, daif", "msr daifset, #3", out(reg) daif, options(nostack, preserves_flags))
-        };
-        daif
+        boot::cpu::local_irq_save()
     }
 
     #[inline(always)]
     pub fn restore(daif: u64) {
-        // SAFETY: puts back a DAIF value read by `save` on this CPU; a compiler barrier.
-        unsafe { core::arch::asm!("msr daif, {}", in(reg) daif, options(nostack, preserves_flags)) };
+        boot::cpu::local_irq_restore(daif)
     }
 
     #[inline(always)]
     pub fn disabled() -> bool {
-        let daif: u64;
-        // SAFETY: reads DAIF.
-        unsafe { core::arch::asm!("mrs {}, daif", out(reg) daif, options(nomem, nostack, preserves_flags)) };
-        daif & (1 << 7) != 0
+        boot::cpu::irqs_disabled()
     }
 }
 

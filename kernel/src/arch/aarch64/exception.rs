@@ -93,7 +93,7 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
 
 /// The panic handler's report: message, location, call trace; then halt or reboot.
 pub fn panic_report(info: &core::panic::PanicInfo<'_>) -> ! {
-    boot::cpu::local_irq_save();
+    boot::cpu::local_daif_mask();
     crate::smp::stop_other_cpus();
     let fp = boot::cpu::fp() as u64;
     printk::with_console(|w| {
