@@ -36,6 +36,7 @@ mod owner;
 pub mod percpu;
 mod raw;
 pub mod slabinfo;
+mod slabs;
 
 pub use cache::{CacheId, Ctor, SlabFlags};
 pub use debug::{FixLine, SlabError, SlabErrorKind, SlabFix, SlabReporter};

@@ -1,0 +1,166 @@
+//! A cache's slabs: growing one from the page source (Linux's `allocate_slab`),
+//! releasing an empty one (`discard_slab`), and moving objects between a slab's
+//! freelist and the node lists that sort slabs into full, partial and free. The
+//! per-CPU fast path ([`super::cache`]) comes here only to refill or flush its array.
+
+use core::sync::atomic::Ordering::Relaxed;
+
+use super::cache::{Env, KmemCache, FREE_SLAB_RESERVE};
+use super::debug::{init_free_debug, SlabError, SlabErrorKind, SlabFix};
+use super::header::{Slab, SLAB_MAGIC};
+use super::layout::CacheCfg;
+use super::node::{Node, LIST_FREE};
+use super::owner::PageOwner;
+use super::raw;
+use crate::addr::{VirtAddr, PAGE_SIZE};
+use crate::gfp::Gfp;
+
+impl KmemCache {
+    /// The slab holding `obj` (the caller knows `obj` is in one of this cache's pages).
+    pub(super) fn slab_of(&self, env: Env<'_>, cfg: &CacheCfg, obj: usize) -> Option<Slab> {
+        if self.va_aligned.load(Relaxed) {
+            // SAFETY: every slab of this cache is naturally aligned in the linear map (see
+            // `va_aligned`) and `obj` lies inside one, so rounding down finds its start.
+            return Some(unsafe { Slab::from_raw(obj & !(cfg.slab_bytes() - 1)) });
+        }
+        let pa = env.ps.virt_to_phys(VirtAddr::new(obj as u64))?;
+        let base = env.ps.phys_to_virt(pa.align_down(cfg.slab_bytes() as u64));
+        // SAFETY: the owner word of `obj`'s page names this cache, so the naturally aligned
+        // block around it is one of its slabs (checked again by the magic where it matters).
+        Some(unsafe { Slab::from_raw(base.as_usize()) })
+    }
+
+    /// Allocates and formats a new slab (no lock held).
+    pub(super) fn grow(&self, env: Env<'_>, cfg: &CacheCfg, gfp: Gfp) -> Option<Slab> {
+        let pa = env.ps.alloc_pages(gfp.without(Gfp::GFP_ZERO).without(Gfp::GFP_COMP), cfg.order)?;
+        for i in 0..1u64 << cfg.order {
+            env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), PageOwner::Slab(cfg.index).encode());
+        }
+        let va = env.ps.phys_to_virt(pa).as_usize();
+        if !va.is_multiple_of(cfg.slab_bytes()) {
+            // Before any object of this slab exists (it is published under the node lock).
+            self.va_aligned.store(false, Relaxed);
+        }
+        // SAFETY: the block was just allocated for this cache.
+        let slab = unsafe { Slab::from_raw(va) };
+        slab.set_magic(SLAB_MAGIC ^ va);
+        slab.set_inuse(0);
+        slab.set_pa(pa.as_usize());
+        let mut next = 0;
+        for i in (0..cfg.num).rev() {
+            let obj = cfg.obj_at(slab, i);
+            if cfg.debug {
+                // SAFETY: `obj`'s slot lies inside the new slab.
+                unsafe { init_free_debug(cfg, obj) };
+            }
+            if let Some(ctor) = cfg.ctor {
+                // SAFETY: the object is `object_size` bytes inside the new slab.
+                unsafe { ctor(obj as *mut u8) };
+            }
+            let at = cfg.fp_addr(obj);
+            // SAFETY: the free pointer word lies inside the object's slot.
+            unsafe { raw::write_word(at, cfg.encode(next, at)) };
+            next = obj;
+        }
+        slab.set_freelist(cfg.encode(next, slab.freelist_at()));
+        Some(slab)
+    }
+
+    pub(super) fn release_slab(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, slab: Slab) {
+        node.list_del(slab);
+        node.nr_slabs -= 1;
+        node.free_objects -= cfg.num;
+        node.slabs_freed += 1;
+        let pa = crate::addr::PhysAddr::new(slab.pa() as u64);
+        slab.set_magic(0);
+        for i in 0..1u64 << cfg.order {
+            env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), PageOwner::Other.encode());
+        }
+        env.ps.free_pages(pa, cfg.order);
+    }
+
+    /// Pops up to `max` objects off a slab's freelist, validating each hardened pointer,
+    /// handing each to `put`; the slab header and node counters are written once. Returns
+    /// how many were taken. A pointer that does not land on an object of this slab
+    /// abandons the rest of the freelist: the slab is treated as full for good.
+    #[inline]
+    pub(super) fn slab_pop_n(
+        &self,
+        env: Env<'_>,
+        cfg: &CacheCfg,
+        node: &mut Node,
+        slab: Slab,
+        max: usize,
+        mut put: impl FnMut(usize),
+    ) -> usize {
+        let head_at = slab.freelist_at();
+        let mut obj = cfg.encode(slab.freelist(), head_at);
+        let mut taken = 0;
+        while taken < max && obj != 0 {
+            if cfg.obj_index(slab, obj).is_none() {
+                let lost = cfg.num - slab.inuse() - taken;
+                node.free_objects -= taken + lost;
+                node.quarantined += lost;
+                slab.set_inuse(cfg.num);
+                slab.set_freelist(cfg.encode(0, head_at));
+                node.errors += 1;
+                env.rep.report(&SlabError {
+                    kind: SlabErrorKind::FreepointerCorrupt { fp: obj },
+                    cache: cfg.name,
+                    object: head_at,
+                    slab: slab.0,
+                    fix: SlabFix::Isolated,
+                });
+                return taken;
+            }
+            let at = cfg.fp_addr(obj);
+            put(obj);
+            taken += 1;
+            // SAFETY: `obj` was validated as an object of this slab; its free pointer is ours.
+            obj = cfg.encode(unsafe { raw::read_word(at) }, at);
+        }
+        slab.set_freelist(cfg.encode(obj, head_at));
+        slab.set_inuse(slab.inuse() + taken);
+        node.free_objects -= taken;
+        taken
+    }
+
+    /// Pops one object off a slab's freelist, validating the hardened pointer.
+    #[inline]
+    pub(super) fn slab_pop(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, slab: Slab) -> Option<usize> {
+        let mut got = None;
+        self.slab_pop_n(env, cfg, node, slab, 1, |obj| got = Some(obj));
+        got
+    }
+
+    /// Returns an object to its slab; releases a slab beyond the empty-slab reserve.
+    #[inline]
+    pub(super) fn slab_push(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, obj: usize) {
+        if let Some(slab) = self.slab_of(env, cfg, obj) {
+            self.slab_push_to(env, cfg, node, slab, obj);
+        }
+    }
+
+    /// [`Self::slab_push`] to a slab already found.
+    #[inline(always)]
+    pub(super) fn slab_push_to(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, slab: Slab, obj: usize) {
+        let head_at = slab.freelist_at();
+        let at = cfg.fp_addr(obj);
+        // SAFETY: `obj` is a free object of this slab (it came from a per-CPU array).
+        unsafe { raw::write_word(at, cfg.reencode(slab.freelist(), head_at, at)) };
+        slab.set_freelist(cfg.encode(obj, head_at));
+        let inuse = slab.inuse() - 1;
+        slab.set_inuse(inuse);
+        node.free_objects += 1;
+        // The slab changes lists only when it stops being full or becomes empty; only then
+        // can the free list have grown beyond the reserve.
+        if inuse == 0 || inuse + 1 == cfg.num {
+            node.relist(cfg, slab);
+            if node.nr_free_slabs > FREE_SLAB_RESERVE {
+                // SAFETY: the free list is non-empty, its head is a held slab.
+                let victim = unsafe { Slab::from_raw(node.head[LIST_FREE]) };
+                self.release_slab(env, cfg, node, victim);
+            }
+        }
+    }
+}
