@@ -5,7 +5,8 @@
 //! live here, so the commands that hold allocations need no `unsafe` of their own.
 
 use super::{page_alloc, slab, vmalloc};
-use mm::addr::{VirtAddr, PAGE_SIZE};
+use mm::addr::{Pfn, VirtAddr, PAGE_SIZE};
+use mm::page_alloc::MigrateError;
 use mm::gfp::Gfp;
 use mm::vmalloc::VmallocError;
 
@@ -94,6 +95,22 @@ impl Allocation {
         let p = self.addr().as_ptr::<u8>();
         // SAFETY: this handle owns at least len() bytes at p until it is dropped.
         unsafe { p.read_volatile() == byte && p.add(self.len() - 1).read_volatile() == byte }
+    }
+}
+
+impl Allocation {
+    /// Page migration of a page block: if this handle holds the `2^order` pages at `old`,
+    /// copies them to `new` (a block of the same order the migration allocated) and holds
+    /// `new` from now on; the caller frees `old`. Anything else is refused unchanged.
+    pub fn migrate(&mut self, old: Pfn, new: Pfn, order: u32) -> Result<(), MigrateError> {
+        match self {
+            Allocation::Pages { addr, order: o } if *o == order && *addr == super::phys_to_virt(old.phys()) => {
+                super::migrate::copy_block(old, new, order);
+                *addr = super::phys_to_virt(new.phys());
+                Ok(())
+            }
+            _ => Err(MigrateError::Gone),
+        }
     }
 }
 
