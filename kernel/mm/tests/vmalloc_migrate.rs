@@ -69,11 +69,7 @@ fn movable_vmalloc_pages_are_tagged_and_move_with_their_contents() {
     let other = sim.alloc_pages(GFP_KERNEL, 0).unwrap();
     assert_eq!(vm.migrate_page(v, old, other, &sim, &mut pt), Err(MigrateError::Gone));
     assert_eq!(frame_at(&pt, v), new);
-    assert_eq!(
-        vm.migrate_page(va.add(64 * K), old, other, &sim, &mut pt),
-        Err(MigrateError::Gone),
-        "no area there"
-    );
+    assert_eq!(vm.migrate_page(va.add(64 * K), old, other, &sim, &mut pt), Err(MigrateError::Gone), "no area there");
     sim.free_pages(other, 0);
     for i in [0u64, 1, 3] {
         assert!(all_bytes(&sim, frame_at(&pt, va.add(i * K)), 0x10 + i as u8));

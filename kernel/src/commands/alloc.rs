@@ -18,10 +18,10 @@ use crate::mm::slab::{self, SLAB};
 use crate::mm::vmalloc;
 use core::fmt;
 use mm::addr::{Pfn, PhysAddr, VirtAddr};
-use mm::page_alloc::{MigrateError, MigrateMode, MovableOwner};
 use mm::fault_inject::FaultAttr;
 use mm::gfp::{Gfp, GFP_KERNEL};
 use mm::page_alloc::MAX_PAGE_ORDER;
+use mm::page_alloc::{MigrateError, MigrateMode, MovableOwner};
 use mm::slab::ZERO_SIZE_PTR;
 
 /// Allocations the console can hold at once.

@@ -6,8 +6,8 @@
 
 use super::{page_alloc, slab, vmalloc};
 use mm::addr::{Pfn, VirtAddr, PAGE_SIZE};
-use mm::page_alloc::MigrateError;
 use mm::gfp::Gfp;
+use mm::page_alloc::MigrateError;
 use mm::vmalloc::VmallocError;
 
 /// Memory from one of the kernel's allocators, owned: dropping it frees it, once.

@@ -13,8 +13,8 @@
 //! Compaction holds no lock while it calls an owner.
 
 use super::page_alloc::{PAGES, PAGE_SOURCE};
-use super::vmalloc::VMALLOC;
 use super::this_cpu;
+use super::vmalloc::VMALLOC;
 use mm::addr::{Pfn, VirtAddr};
 use mm::page_alloc::{CompactResult, MigrateError, MigrateMode, MovableOwner, MovableOwners, MAX_PAGE_ORDER};
 

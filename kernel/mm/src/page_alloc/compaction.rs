@@ -146,8 +146,9 @@ impl PageAllocator {
                         PageState::Buddy { order, .. } | PageState::Pcp { order, .. } => pfn += 1 << order,
                         PageState::Head { order, compound: false, .. } if order < PAGEBLOCK_ORDER => {
                             if self.movable_owner(Pfn(pfn)).is_some() {
-                                let r =
-                                    self.migrate_page(Pfn(pfn), owners, mode, cpu, &mut |o| self.isolate_free(&mut sc, o, cpu));
+                                let r = self.migrate_page(Pfn(pfn), owners, mode, cpu, &mut |o| {
+                                    self.isolate_free(&mut sc, o, cpu)
+                                });
                                 match r {
                                     Ok(_) => res.migrated += 1,
                                     Err(MigrateError::NoTarget) => {
@@ -281,7 +282,12 @@ impl PageAllocator {
 }
 
 /// Linux's `__fragmentation_index` (× 1000).
-pub const fn fragmentation_index(free_blocks_total: u64, free_blocks_suitable: u64, free_pages: u64, order: u32) -> i32 {
+pub const fn fragmentation_index(
+    free_blocks_total: u64,
+    free_blocks_suitable: u64,
+    free_pages: u64,
+    order: u32,
+) -> i32 {
     if free_blocks_total == 0 {
         return 0;
     }
@@ -303,6 +309,6 @@ mod tests {
         // 512 single free pages, order 9 wanted: almost all fragmentation.
         assert_eq!(fragmentation_index(512, 0, 512, 9), 1000 - (1000 + 1000) / 512);
         // One free page, order 9 wanted: lack of memory.
-        assert_eq!(fragmentation_index(1, 0, 1, 9), 1000 - (1000 + 1) / 1);
+        assert_eq!(fragmentation_index(1, 0, 1, 9), 1000 - (1000 + 1));
     }
 }

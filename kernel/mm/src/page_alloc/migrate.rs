@@ -92,8 +92,14 @@ pub trait MovableOwners: Sync + core::fmt::Debug {
     /// `old` to `new`, under the owner's lock, checking first that `owner` still holds
     /// exactly that block. On `Err` nothing changed (the copy may have been made, but
     /// the owner still uses `old`).
-    fn move_block(&self, owner: MovableOwner, old: Pfn, new: Pfn, order: u32, mode: MigrateMode)
-        -> Result<(), MigrateError>;
+    fn move_block(
+        &self,
+        owner: MovableOwner,
+        old: Pfn,
+        new: Pfn,
+        order: u32,
+        mode: MigrateMode,
+    ) -> Result<(), MigrateError>;
 }
 
 /// Migration and compaction counters (Linux's `pgmigrate_*` and `compact_*` vm events).

@@ -20,17 +20,20 @@ fn make(n: u64) -> &'static PageAllocator {
     a
 }
 
+/// A table of (pfn, order) blocks by index.
+type Table = Mutex<Vec<Option<(u64, u32)>>>;
+
 /// Owners of two kinds (console handles, lab entries) and the pages' contents: one
 /// 64-bit pattern per page frame stands for its 4 KiB.
 #[derive(Debug, Default)]
 struct Model {
-    console: Mutex<Vec<Option<(u64, u32)>>>,
-    lab: Mutex<Vec<Option<(u64, u32)>>>,
+    console: Table,
+    lab: Table,
     mem: Mutex<HashMap<u64, u64>>,
 }
 
 impl Model {
-    fn table(&self, o: MovableOwner) -> Option<(&Mutex<Vec<Option<(u64, u32)>>>, usize)> {
+    fn table(&self, o: MovableOwner) -> Option<(&Table, usize)> {
         match o {
             MovableOwner::Console(i) => Some((&self.console, i as usize)),
             MovableOwner::Lab(i) => Some((&self.lab, i as usize)),
@@ -125,7 +128,8 @@ fn max_free_order(a: &PageAllocator) -> Option<u32> {
 fn migration_of_each_kind_updates_the_owner_and_frees_the_old_block() {
     let a = make(1024);
     let m = Model::default();
-    let kinds: Vec<_> = (0..4u32).map(|o| m.alloc(a, o, false).unwrap()).chain((0..4).map(|o| m.alloc(a, o, true).unwrap())).collect();
+    let kinds: Vec<_> =
+        (0..4u32).map(|o| m.alloc(a, o, false).unwrap()).chain((0..4).map(|o| m.alloc(a, o, true).unwrap())).collect();
     let census = a.check_invariants().unwrap();
     for &o in &kinds {
         let (old, order) = m.at(o);
@@ -214,7 +218,7 @@ fn checkerboard(a: &PageAllocator, m: &Model) -> Vec<MovableOwner> {
     a.drain_all();
     let mut kept = Vec::new();
     for o in all {
-        if m.at(o).0 % 2 == 0 {
+        if m.at(o).0.is_multiple_of(2) {
             m.free(a, o);
         } else {
             kept.push(o);

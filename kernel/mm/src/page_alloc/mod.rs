@@ -37,9 +37,9 @@ pub mod zone;
 mod check;
 mod init;
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod migrate_tests;
+#[cfg(test)]
+mod tests;
 mod zone_meta;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -49,8 +49,8 @@ use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 
 pub use check::PageCensus;
-pub use error::{AllocFailure, FreeError};
 pub use compaction::{fragmentation_index, CompactResult};
+pub use error::{AllocFailure, FreeError};
 pub use fail::FailPageAlloc;
 pub use init::InitError;
 pub use migrate::{MigrateError, MigrateEvents, MigrateMode, MovableOwner, MovableOwners};

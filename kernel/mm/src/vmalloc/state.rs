@@ -128,7 +128,8 @@ impl Vmalloc {
             return Err(err);
         }
         let bytes = nr as u64 * PAGE;
-        let huge = self.allow_huge && bytes >= HUGE_VMALLOC_MIN;
+        // A movable vmalloc is mapped with pages only: its pages can migrate, blocks not.
+        let huge = self.allow_huge && bytes >= HUGE_VMALLOC_MIN && !gfp.contains(Gfp::GFP_MOVABLE);
         let align = if huge { PMD_SIZE } else { PAGE };
         let area = self
             .vmalloc
