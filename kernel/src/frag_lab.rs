@@ -186,9 +186,10 @@ fn checkerboard() -> Option<Allocation> {
     Some(arr)
 }
 
-/// Checks the marks of every page held, frees them all and the array; returns how
-/// many had lost their marks.
-fn release(arr: Allocation, check: bool) -> u64 {
+/// Checks the marks of every page held and frees them all (the array is left to the
+/// caller, which no longer reaches it through the lab); returns how many had lost their
+/// marks.
+fn release(check: bool) -> u64 {
     let len = LAB.lock().len;
     let mut corrupt = 0;
     let mut buf = [PhysAddr::new(0); BATCH];
@@ -211,7 +212,6 @@ fn release(arr: Allocation, check: bool) -> u64 {
         }
     }
     *LAB.lock() = Lab { base: 0, len: 0 };
-    drop(arr);
     corrupt
 }
 
@@ -223,7 +223,8 @@ pub fn pages_part() -> Option<Fragmented> {
     let len = LAB.lock().len;
     r.held = (0..len).filter(|&i| LAB.lock().get(i) != 0).count() as u64;
     compact_timed(&mut r);
-    r.corrupt = release(arr, true);
+    r.corrupt = release(true);
+    drop(arr);
     Some(r)
 }
 
@@ -235,11 +236,20 @@ pub fn vmalloc_part() -> Option<Fragmented> {
     let holes = (0..len).filter(|&i| LAB.lock().get(i) != 0).count();
     // Fill the holes (and whatever else is free) with one movable vmalloc, mapped with
     // pages; then the lab's pages go and the vmalloc's pages are the checkerboard.
-    // The holes, less room for the vmalloc's page tables (reserves included, as the
-    // filler's pages were).
-    let want = holes.saturating_sub(holes / 256 + 16);
-    let v = Allocation::vmalloc(want * PAGE_SIZE, FILL, "frag_lab");
-    let _ = release(arr, true);
+    // The holes, less room for the vmalloc's page tables (one per 512 pages; reserves
+    // included, as for the filler's pages): as few holes as possible stay free. If the
+    // estimate was short by a table, a few pages less.
+    let mut want = holes.saturating_sub(holes.div_ceil(512) + 2);
+    let mut v = Allocation::vmalloc(want * PAGE_SIZE, FILL, "frag_lab");
+    for _ in 0..4 {
+        if v.is_ok() || want <= 8 {
+            break;
+        }
+        want -= 8;
+        v = Allocation::vmalloc(want * PAGE_SIZE, FILL, "frag_lab");
+    }
+    let _ = release(true);
+    // The array stays allocated until the end: freed now, it would be a free block.
     let v = v.ok()?;
     let base = v.addr().as_mut_ptr::<u64>();
     let pages = want;
@@ -257,6 +267,7 @@ pub fn vmalloc_part() -> Option<Fragmented> {
         }
     }
     drop(v);
+    drop(arr);
     Some(r)
 }
 
