@@ -876,6 +876,21 @@ def compact_moves_console_pages_and_extfrag(image):
         check("WARNING" not in q.out, "a warning", q.out)
 
 
+
+@test
+def stress_with_a_compaction_thread(image):
+    # One CPU compacts memory in a loop while the others allocate, write and check; their
+    # vmallocs are movable, so their pages migrate under them (an access during a copy
+    # waits for it). Nothing may be corrupted or leak.
+    with boot(image) as q:
+        out = q.command("stress 3000 7 compact", 600)
+        m = re.search(r"^stress: compaction on cpu(\d): (\d+) passes, (\d+) pages migrated under the workers, "
+                      r"(\d+) accesses waited for a migration$", out, re.M)
+        check(m and int(m.group(2)) >= 1 and int(m.group(3)) > 0, "the compaction thread migrated nothing", out)
+        check(re.search(r"^stress: OK$", out, re.M), "stress with compaction failed", out)
+        check("Unable to handle" not in q.out and "Internal error" not in q.out, "an oops", q.out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")

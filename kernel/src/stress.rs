@@ -4,6 +4,9 @@
 //! buddy allocator's invariants, the slab caches (poison, red zones, freelists), the
 //! patterns written into every object, and the count of free pages.
 //!
+//! `stress OPS SEED compact` gives one CPU to a compaction thread instead, which
+//! migrates the workers' (movable) vmalloc pages while they write and check them.
+//!
 //! Objects are [`Allocation`] handles: dropping one frees it, so nothing here is unsafe.
 #![deny(unsafe_code)]
 
@@ -13,7 +16,7 @@ use crate::mm::page_alloc::PAGES;
 use crate::mm::slab::SLAB;
 use crate::prng::xorshift64;
 use crate::smp::{self, NR_CPUS};
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use mm::addr::PAGE_SIZE;
 use mm::gfp::{Gfp, GFP_KERNEL};
 
@@ -110,13 +113,34 @@ fn free_item(cpu: usize, it: Item) {
     st.frees.fetch_add(1, Relaxed);
 }
 
+/// With a compaction thread: vmallocs are movable, so it migrates their pages under the
+/// workers.
+static COMPACTING: AtomicBool = AtomicBool::new(false);
+/// Set when the workers are done: the compaction thread stops.
+static WORKERS_DONE: AtomicBool = AtomicBool::new(false);
+/// Compaction passes and pages migrated by the compaction thread.
+static COMPACT_PASSES: AtomicU64 = AtomicU64::new(0);
+static COMPACT_MIGRATED: AtomicU64 = AtomicU64::new(0);
+
+/// The compaction thread: compacts memory again and again until the workers are done
+/// (this CPU's lists only are drained: the others belong to the busy workers).
+fn compactor(_: usize) {
+    let cpu = crate::mm::this_cpu();
+    while !WORKERS_DONE.load(Relaxed) {
+        let r = PAGES.compact_memory(&crate::mm::migrate::OWNERS, mm::page_alloc::MigrateMode::Sync, cpu);
+        COMPACT_PASSES.fetch_add(1, Relaxed);
+        COMPACT_MIGRATED.fetch_add(r.migrated, Relaxed);
+    }
+}
+
 fn alloc_item(cpu: usize, rng: &mut u64) -> Option<Item> {
     let quiet = GFP_KERNEL | Gfp::GFP_NOWARN;
+    let vm_gfp = if COMPACTING.load(Relaxed) { quiet | Gfp::GFP_MOVABLE } else { quiet };
     let r = xorshift64(rng);
     let alloc = match r % 10 {
         0..=3 => Allocation::pages(quiet, (r >> 8) as u32 % 6)?,
         4..=8 => Allocation::kmalloc(KMALLOC_SIZES[(r >> 8) as usize % KMALLOC_SIZES.len()], quiet)?,
-        _ => Allocation::vmalloc((1 + (r >> 8) as usize % 1024) * PAGE_SIZE, quiet, "stress").ok()?,
+        _ => Allocation::vmalloc((1 + (r >> 8) as usize % 1024) * PAGE_SIZE, vm_gfp, "stress").ok()?,
     };
     let it = Item { alloc, owner: cpu };
     it.mark();
@@ -192,8 +216,10 @@ fn drain_handoff(cpu: usize) {
     }
 }
 
-/// Runs the stress test with `ops` operations per CPU; true if everything held.
-pub fn run(ops: usize) -> bool {
+/// Runs the stress test with `ops` operations per CPU; true if everything held. With
+/// `compact`, the last online CPU runs compaction in a loop instead of working, and the
+/// workers' vmallocs are movable: their pages migrate while the workers use them.
+pub fn run(ops: usize, compact: bool) -> bool {
     let mut cpus = [0usize; NR_CPUS - 1];
     let mut nr = 0;
     for c in 1..NR_CPUS {
@@ -202,6 +228,12 @@ pub fn run(ops: usize) -> bool {
             nr += 1;
         }
     }
+    let compact_cpu = if compact && nr > 0 {
+        nr -= 1;
+        Some(cpus[nr])
+    } else {
+        None
+    };
     let cpus = &cpus[..nr];
     let before = crate::mm::settled_free_pages();
     cprintln!("stress: {} CPUs online, {} operations per CPU", 1 + cpus.len(), ops);
@@ -214,10 +246,16 @@ pub fn run(ops: usize) -> bool {
     let one = board::timer::ticks_to_ns(board::timer::ticks() - t0).max(1);
     let one_ops = STATS[0].ops.load(Relaxed);
 
-    // All CPUs at once.
+    // All CPUs at once (and the compaction thread, if asked for).
     reset_stats();
     let t0 = board::timer::ticks();
     let mut tickets = [None; NR_CPUS];
+    COMPACTING.store(compact_cpu.is_some(), Relaxed);
+    WORKERS_DONE.store(false, Relaxed);
+    COMPACT_PASSES.store(0, Relaxed);
+    COMPACT_MIGRATED.store(0, Relaxed);
+    let waited = crate::mm::migrate::migration_faults();
+    let compact_ticket = compact_cpu.and_then(|c| smp::run_on(c, compactor, 0).ok().map(|t| (c, t)));
     for &c in cpus {
         tickets[c] = smp::run_on(c, worker, ops).ok();
     }
@@ -227,6 +265,18 @@ pub fn run(ops: usize) -> bool {
             smp::wait(c, *t);
         }
     }
+    WORKERS_DONE.store(true, Relaxed);
+    if let Some((c, t)) = compact_ticket {
+        smp::wait(c, t);
+        cprintln!(
+            "stress: compaction on cpu{}: {} passes, {} pages migrated under the workers, {} accesses waited for a migration",
+            c,
+            COMPACT_PASSES.load(Relaxed),
+            COMPACT_MIGRATED.load(Relaxed),
+            crate::mm::migrate::migration_faults() - waited
+        );
+    }
+    COMPACTING.store(false, Relaxed);
     let started = tickets.iter().flatten().count();
     drain_handoff(0);
     let all = board::timer::ticks_to_ns(board::timer::ticks() - t0).max(1);
@@ -277,6 +327,9 @@ pub fn run(ops: usize) -> bool {
         problems += 1;
         cprintln!("stress: FAILED: {}", args);
     };
+    if compact_cpu.is_some() && compact_ticket.is_none() {
+        problem(format_args!("the compaction CPU did not take its work"));
+    }
     if started != cpus.len() {
         problem(format_args!("a CPU did not take its work"));
     }

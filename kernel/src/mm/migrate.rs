@@ -15,6 +15,7 @@
 use super::page_alloc::{PAGES, PAGE_SOURCE};
 use super::this_cpu;
 use super::vmalloc::VMALLOC;
+use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::{Pfn, VirtAddr};
 use mm::page_alloc::{CompactResult, MigrateError, MigrateMode, MovableOwner, MovableOwners, MAX_PAGE_ORDER};
 
@@ -48,9 +49,62 @@ pub fn register_table(kind: TableKind, f: TableMover) {
     };
 }
 
-/// Hands [`OWNERS`] to the page allocator: compaction and direct compaction may run.
+/// The vmalloc page being migrated (its VA), 0 for none. Vmalloc migrations hold the
+/// vmalloc locks, so there is at most one.
+static MIGRATING: AtomicU64 = AtomicU64::new(0);
+
+/// Accesses that met a page under migration, waited and were retried.
+static MIGRATION_FAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many accesses met a vmalloc page under migration and were retried.
+pub fn migration_faults() -> u64 {
+    MIGRATION_FAULTS.load(Ordering::Relaxed)
+}
+
+/// Longest wait of a fault on a page under migration (one page copy takes microseconds).
+const MIGRATION_WAIT_US: u64 = 100_000;
+
+/// Hands [`OWNERS`] to the page allocator (compaction and direct compaction may run) and
+/// lets the exception handler retry accesses that met a vmalloc page under migration.
 pub fn init() {
     PAGES.set_movable_owners(&OWNERS);
+    crate::arch::aarch64::exception::set_fault_retry(retry_migration_fault);
+}
+
+/// Whether a kernel data abort (`esr`, `far`) hit a vmalloc page while its entry was
+/// invalid for migration: then it waits until the page is mapped again and the access
+/// is retried (true). A level-3 translation fault in the vmalloc range only; anything
+/// else, or a page still unmapped after the migration (a real bug), is an oops (false).
+fn retry_migration_fault(esr: u64, far: u64) -> bool {
+    const EC_DABT_CUR: u32 = 0x25;
+    const DFSC_TRANSLATION_L3: u64 = 0x07;
+    if crate::arch::aarch64::esr::ec(esr) != EC_DABT_CUR
+        || esr & 0x3f != DFSC_TRANSLATION_L3
+        || !(mm::pgtable::layout::VMALLOC_START..mm::pgtable::layout::VMALLOC_END).contains(&far)
+    {
+        return false;
+    }
+    let page = far & !(mm::addr::PAGE_SIZE as u64 - 1);
+    let deadline = board::timer::ticks() + crate::timer::us_to_ticks(MIGRATION_WAIT_US);
+    while board::timer::ticks() < deadline {
+        if MIGRATING.load(Ordering::Acquire) == page {
+            core::hint::spin_loop();
+            continue;
+        }
+        // The migration may have ended before we looked: mapped now means retry.
+        let mapped =
+            VMALLOC.try_lock().and_then(|mut g| g.try_with_pt(|_, pt| pt.translate(VirtAddr::new(far)).is_some()));
+        match mapped {
+            Some(m) => {
+                if m {
+                    MIGRATION_FAULTS.fetch_add(1, Ordering::Relaxed);
+                }
+                return m;
+            }
+            None => core::hint::spin_loop(),
+        }
+    }
+    false
 }
 
 impl MovableOwners for KernelOwners {
@@ -74,7 +128,13 @@ impl MovableOwners for KernelOwners {
                     MigrateMode::Async => VMALLOC.try_lock().ok_or(MigrateError::Busy)?,
                 };
                 let f = |vm: &mut mm::vmalloc::Vmalloc, pt: &mut super::mmu::KernelPageTable| {
-                    vm.migrate_page(VirtAddr::new(va), old.phys(), new.phys(), &PAGE_SOURCE, pt)
+                    // A CPU that touches the page while its entry is invalid faults and
+                    // waits for this to end (`retry_migration_fault`), as Linux waits
+                    // on a migration entry.
+                    MIGRATING.store(va, Ordering::Release);
+                    let r = vm.migrate_page(VirtAddr::new(va), old.phys(), new.phys(), &PAGE_SOURCE, pt);
+                    MIGRATING.store(0, Ordering::Release);
+                    r
                 };
                 match mode {
                     MigrateMode::Sync => g.with_pt(f).ok_or(MigrateError::Gone)?,
