@@ -887,6 +887,10 @@ def stress_with_a_compaction_thread(image):
         m = re.search(r"^stress: compaction on cpu(\d): (\d+) passes, (\d+) pages migrated under the workers, "
                       r"(\d+) accesses waited for a migration$", out, re.M)
         check(m and int(m.group(2)) >= 1 and int(m.group(3)) > 0, "the compaction thread migrated nothing", out)
+        # Every worker counted each operation in the hot page while it was migrated: a
+        # store lost to a migration (written to the old frame after the copy) shows here.
+        h = re.search(r"^stress: hot page migrated (\d+) times under the workers, (\d+) counts lost$", out, re.M)
+        check(h and int(h.group(1)) > 0 and int(h.group(2)) == 0, "hot page", out)
         check(re.search(r"^stress: OK$", out, re.M), "stress with compaction failed", out)
         check("Unable to handle" not in q.out and "Internal error" not in q.out, "an oops", q.out)
 

@@ -5,7 +5,8 @@
 //! patterns written into every object, and the count of free pages.
 //!
 //! `stress OPS SEED compact` gives one CPU to a compaction thread instead, which
-//! migrates the workers' (movable) vmalloc pages while they write and check them.
+//! migrates the workers' (movable) vmalloc pages while they write and check them, and a
+//! hot page in which every worker counts its operations (a lost store would show).
 //!
 //! Objects are [`Allocation`] handles: dropping one frees it, so nothing here is unsafe.
 #![deny(unsafe_code)]
@@ -122,14 +123,43 @@ static WORKERS_DONE: AtomicBool = AtomicBool::new(false);
 static COMPACT_PASSES: AtomicU64 = AtomicU64::new(0);
 static COMPACT_MIGRATED: AtomicU64 = AtomicU64::new(0);
 
+/// The hot page: one movable vmalloc page in which every worker counts its operations
+/// (word `cpu`), while the compaction thread migrates it again and again.
+static HOT: mm::sync::SpinLock<Option<Allocation>> = mm::sync::SpinLock::new(None);
+/// Migrations of the hot page.
+static HOT_MIGRATIONS: AtomicU64 = AtomicU64::new(0);
+/// Hot-page migrations per compaction pass.
+const HOT_MIGRATIONS_PER_PASS: usize = 200;
+
+/// Migrates the hot page once (it moves to another frame; its VA stays).
+fn migrate_hot(cpu: mm::cpu::CpuId, va: mm::addr::VirtAddr) {
+    let Some(pa) = crate::mm::vmalloc::vmalloc_to_page(va) else { return };
+    let quiet = mm::gfp::GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN;
+    let r =
+        PAGES.migrate_page(pa.pfn(), &crate::mm::migrate::OWNERS, mm::page_alloc::MigrateMode::Sync, cpu, &mut |o| {
+            PAGES.alloc_pages(quiet, o, cpu).ok()
+        });
+    if r.is_ok() {
+        HOT_MIGRATIONS.fetch_add(1, Relaxed);
+    }
+}
+
 /// The compaction thread: compacts memory again and again until the workers are done
-/// (this CPU's lists only are drained: the others belong to the busy workers).
-fn compactor(_: usize) {
+/// (this CPU's lists only are drained: the others belong to the busy workers), and
+/// between passes migrates the hot page the workers count in.
+fn compactor(va: usize) {
     let cpu = crate::mm::this_cpu();
+    let va = mm::addr::VirtAddr::new(va as u64);
     while !WORKERS_DONE.load(Relaxed) {
         let r = PAGES.compact_memory(&crate::mm::migrate::OWNERS, mm::page_alloc::MigrateMode::Sync, cpu);
         COMPACT_PASSES.fetch_add(1, Relaxed);
         COMPACT_MIGRATED.fetch_add(r.migrated, Relaxed);
+        for _ in 0..HOT_MIGRATIONS_PER_PASS {
+            if WORKERS_DONE.load(Relaxed) {
+                break;
+            }
+            migrate_hot(cpu, va);
+        }
     }
 }
 
@@ -161,6 +191,9 @@ fn worker(ops: usize) {
             break;
         }
         st.ops.fetch_add(1, Relaxed);
+        if let Some(h) = HOT.lock().as_ref() {
+            h.bump_word(cpu);
+        }
         let r = xorshift64(&mut rng) % 100;
         let slot = (xorshift64(&mut rng) % LOCAL_MAX as u64) as usize;
         match r {
@@ -236,7 +269,12 @@ pub fn run(ops: usize, compact: bool) -> bool {
     };
     let cpus = &cpus[..nr];
     let before = crate::mm::settled_free_pages();
-    cprintln!("stress: {} CPUs online, {} operations per CPU", 1 + cpus.len(), ops);
+    match compact_cpu {
+        Some(c) => {
+            cprintln!("stress: {} CPUs working, {} operations per CPU, cpu{} compacting", 1 + cpus.len(), ops, c)
+        }
+        None => cprintln!("stress: {} CPUs online, {} operations per CPU", 1 + cpus.len(), ops),
+    }
 
     // One CPU alone, for the throughput baseline.
     reset_stats();
@@ -255,7 +293,16 @@ pub fn run(ops: usize, compact: bool) -> bool {
     COMPACT_PASSES.store(0, Relaxed);
     COMPACT_MIGRATED.store(0, Relaxed);
     let waited = crate::mm::migrate::migration_faults();
-    let compact_ticket = compact_cpu.and_then(|c| smp::run_on(c, compactor, 0).ok().map(|t| (c, t)));
+    HOT_MIGRATIONS.store(0, Relaxed);
+    let mut hot_va = 0;
+    if compact_cpu.is_some() {
+        let quiet = GFP_KERNEL | Gfp::GFP_MOVABLE | Gfp::GFP_NOWARN | Gfp::GFP_ZERO;
+        if let Ok(h) = Allocation::vmalloc(PAGE_SIZE, quiet, "stress_hot") {
+            hot_va = h.addr().as_usize();
+            *HOT.lock() = Some(h);
+        }
+    }
+    let compact_ticket = compact_cpu.and_then(|c| smp::run_on(c, compactor, hot_va).ok().map(|t| (c, t)));
     for &c in cpus {
         tickets[c] = smp::run_on(c, worker, ops).ok();
     }
@@ -277,6 +324,21 @@ pub fn run(ops: usize, compact: bool) -> bool {
         );
     }
     COMPACTING.store(false, Relaxed);
+    // Every operation of every worker was counted in the hot page, whatever frame it
+    // was on at the time.
+    let hot = HOT.lock().take();
+    let mut lost_counts = 0u64;
+    if let Some(h) = &hot {
+        for (cpu, s) in STATS.iter().enumerate().filter(|(c, _)| *c == 0 || cpus.contains(c)) {
+            lost_counts += s.ops.load(Relaxed).abs_diff(h.word(cpu));
+        }
+        cprintln!(
+            "stress: hot page migrated {} times under the workers, {} counts lost",
+            HOT_MIGRATIONS.load(Relaxed),
+            lost_counts
+        );
+    }
+    drop(hot);
     let started = tickets.iter().flatten().count();
     drain_handoff(0);
     let all = board::timer::ticks_to_ns(board::timer::ticks() - t0).max(1);
@@ -327,6 +389,9 @@ pub fn run(ops: usize, compact: bool) -> bool {
         problems += 1;
         cprintln!("stress: FAILED: {}", args);
     };
+    if lost_counts != 0 {
+        problem(format_args!("{lost_counts} counts lost in the hot page"));
+    }
     if compact_cpu.is_some() && compact_ticket.is_none() {
         problem(format_args!("the compaction CPU did not take its work"));
     }

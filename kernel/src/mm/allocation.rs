@@ -99,6 +99,22 @@ impl Allocation {
 }
 
 impl Allocation {
+    /// Adds 1 to the `i`-th 64-bit word (a plain load and store, as a CPU's own counter
+    /// would be: a store lost to a migration would show as a missing count).
+    pub fn bump_word(&self, i: usize) {
+        assert!((i + 1) * 8 <= self.len());
+        let p = self.addr().as_mut_ptr::<u64>();
+        // SAFETY: this handle owns at least len() bytes at p (checked above) until dropped.
+        unsafe { p.add(i).write_volatile(p.add(i).read_volatile() + 1) }
+    }
+
+    /// The `i`-th 64-bit word.
+    pub fn word(&self, i: usize) -> u64 {
+        assert!((i + 1) * 8 <= self.len());
+        // SAFETY: as in `bump_word`.
+        unsafe { self.addr().as_ptr::<u64>().add(i).read_volatile() }
+    }
+
     /// Page migration of a page block: if this handle holds the `2^order` pages at `old`,
     /// copies them to `new` (a block of the same order the migration allocated) and holds
     /// `new` from now on; the caller frees `old`. Anything else is refused unchanged.

@@ -61,8 +61,10 @@ pub fn migration_faults() -> u64 {
     MIGRATION_FAULTS.load(Ordering::Relaxed)
 }
 
-/// Longest wait of a fault on a page under migration (one page copy takes microseconds).
-const MIGRATION_WAIT_US: u64 = 100_000;
+/// Longest wait of a fault on a page under migration (one page copy takes microseconds;
+/// the vmalloc lock, to check a page whose migration ended before the fault handler
+/// looked, may be taken page after page by a compaction).
+const MIGRATION_WAIT_US: u64 = 1_000_000;
 
 /// Hands [`OWNERS`] to the page allocator (compaction and direct compaction may run) and
 /// lets the exception handler retry accesses that met a vmalloc page under migration.
@@ -86,12 +88,21 @@ fn retry_migration_fault(esr: u64, far: u64) -> bool {
     }
     let page = far & !(mm::addr::PAGE_SIZE as u64 - 1);
     let deadline = board::timer::ticks() + crate::timer::us_to_ticks(MIGRATION_WAIT_US);
+    let mut saw = false;
     while board::timer::ticks() < deadline {
         if MIGRATING.load(Ordering::Acquire) == page {
+            saw = true;
             core::hint::spin_loop();
             continue;
         }
-        // The migration may have ended before we looked: mapped now means retry.
+        if saw {
+            // The migration we waited for is over: the page is mapped again (a new
+            // migration of it would fault the retry back here).
+            MIGRATION_FAULTS.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        // The migration may have ended before we looked: mapped now means retry. (The
+        // vmalloc lock may be busy for a while: a compaction takes it for every page.)
         let mapped =
             VMALLOC.try_lock().and_then(|mut g| g.try_with_pt(|_, pt| pt.translate(VirtAddr::new(far)).is_some()));
         match mapped {
