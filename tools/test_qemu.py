@@ -573,7 +573,7 @@ def bad_command_lines_degrade(image):
 def bad_sweep_value_is_not_off(image):
     with firmware_boot(image, b"sweep=bogus sweep=pages") as q:
         # The last sweep= wins (pages: a short sweep); no warning for the earlier one.
-        check("expected all|pages|kmalloc|vmalloc|off" not in q.out, "warned about an overridden value", q.out)
+        check("expected all|pages|kmalloc|vmalloc|fragment|off" not in q.out, "warned about an overridden value", q.out)
         check(re.search(r"sweep: __get_free_pages max order=16", q.out), "sweep=pages did not run", q.out)
     # A bad value keeps the default (all): the warning, then the full sweep starts (it is
     # not waited for: boot_sweep covers it).
@@ -581,7 +581,7 @@ def bad_sweep_value_is_not_off(image):
     try:
         with Qemu(image, extra_args=["-dtb", firmware_dtb(b"sweep= loglevel=x sweep=bogus", tmp)]) as q:
             q.expect(TS + r"Kernel command line: sweep= loglevel=x sweep=bogus$", BOOT_TIMEOUT)
-            q.expect(TS + r"sweep=bogus: expected all\|pages\|kmalloc\|vmalloc\|off, keeping all$", 30)
+            q.expect(TS + r"sweep=bogus: expected all\|pages\|kmalloc\|vmalloc\|fragment\|off, keeping all$", 30)
             q.expect(TS + r"loglevel=x: expected 0\.\.=8, keeping 7$", 30)
             q.expect(TS + r"Allocating memory with __get_free_pages", 120)
             check("sweep: skipped" not in q.out, "sweep=bogus taken as off", q.out)
@@ -836,6 +836,82 @@ def input_piped_before_boot_runs_whole(image):
         check("unknown command" not in q.out, "the piped command lost bytes", q.out)
         out = q.command("uptime")
         check(re.search(r"up \d+\.\d{6} s", out), "console not usable after the piped command", out)
+
+
+# ---------------------------------------------------------------- migration and compaction (#18)
+@test
+def fragmentation_lab(image):
+    # sweep=fragment: fill memory with movable pages, free every other one, compact;
+    # then the same with vmalloc pages. Contents survive, nothing leaks.
+    with boot(image, "sweep=fragment") as q:
+        out = q.out
+        m = re.search(r"^\[[ \d.]+\] sweep: fragmented: max order=(-?\d+) before compaction, (\d+) after "
+                      r"\((\d+) pages migrated, (\d+) ms\)$", out, re.M)
+        check(m, "fragmented line", out)
+        before, after, migrated = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        check(before == 0, "the checkerboard left a free block above order 0", out)
+        check(after >= 14 and migrated > 10000, "compaction did not rebuild large blocks", out)
+        m = re.search(r"^\[[ \d.]+\] sweep: fragmented vmalloc: max order=(-?\d+) before compaction, (\d+) after "
+                      r"\((\d+) pages migrated, (\d+) ms\)$", out, re.M)
+        check(m, "fragmented vmalloc line", out)
+        check(int(m.group(1)) <= 3, "the vmalloc checkerboard left a large free block", out)
+        check(int(m.group(2)) >= 14 and int(m.group(3)) > 10000, "vmalloc pages not compacted", out)
+        check(out.count("with their contents changed OK") == 2, "filler contents changed by migration", out)
+        check(re.search(r"^\[[ \d.]+\] sweep: leak check: free pages before=(\d+) after=\1 OK$", out, re.M),
+              "leak check", out)
+        vs = vmstat_values(q.command("vmstat"))
+        check(vs["pgmigrate_success"] >= migrated and vs["compact_migrate_scanned"] > 0
+              and vs["compact_free_scanned"] > 0, "vmstat compaction counters", str(vs))
+
+
+@test
+def compact_moves_console_pages_and_extfrag(image):
+    with boot(image) as q:
+        ef = q.command("extfrag")
+        check(re.match(r"Node 0, zone   Normal( -?\d\.-?\d{3}){17} \n$", ef), "extfrag format", ef)
+        check(ef.count("-1.000") == 17, "a fresh zone has a free block of every order", ef)
+        handles = []
+        for _ in range(8):
+            out = q.command("alloc pages 2 GFP_HIGHUSER_MOVABLE")
+            handles.append(re.search(r"#(\d+): pages order 2 .* phys (0x[0-9a-f]+)", out).groups())
+            q.command("alloc pages 2 GFP_KERNEL")
+        vm = q.command("alloc vmalloc 64K GFP_KERNEL|__GFP_MOVABLE")
+        check("mode:0xcc8(GFP_KERNEL|__GFP_MOVABLE)" in vm, "movable vmalloc", vm)
+        out = q.command("compact", 120)
+        m = re.search(r"compact: (\d+) pages migrated \((\d+) failed\), scanned (\d+) \(migrate\) (\d+) \(free\), "
+                      r"largest free block order (\d+) -> (\d+)", out)
+        check(m and int(m.group(1)) > 0 and int(m.group(2)) == 0, "compact migrated nothing", out)
+        allocs = q.command("allocs")
+        moved = 0
+        for hid, phys in handles:
+            line = re.search(rf"^#{hid}: pages order 2 .* phys (0x[0-9a-f]+), mode:0x100cca", allocs, re.M)
+            check(line, f"handle #{hid} lost", allocs)
+            moved += line.group(1) != phys
+        check(moved > 0, "no console handle was updated", allocs)
+        vs = vmstat_values(q.command("vmstat"))
+        check(vs["pgmigrate_success"] == int(m.group(1)), "pgmigrate_success differs from compact", str(vs))
+        check(vs["compact_stall"] == 0, "direct compaction without a need", str(vs))
+        out = q.command("free all")
+        check("freed #" in out, "free all", out)
+        check("WARNING" not in q.out, "a warning", q.out)
+
+
+@test
+def stress_with_a_compaction_thread(image):
+    # One CPU compacts memory in a loop while the others allocate, write and check; their
+    # vmallocs are movable, so their pages migrate under them (an access during a copy
+    # waits for it). Nothing may be corrupted or leak.
+    with boot(image) as q:
+        out = q.command("stress 3000 7 compact", 600)
+        m = re.search(r"^stress: compaction on cpu(\d): (\d+) passes, (\d+) pages migrated under the workers, "
+                      r"(\d+) accesses waited for a migration$", out, re.M)
+        check(m and int(m.group(2)) >= 1 and int(m.group(3)) > 0, "the compaction thread migrated nothing", out)
+        # Every worker counted each operation in the hot page while it was migrated: a
+        # store lost to a migration (written to the old frame after the copy) shows here.
+        h = re.search(r"^stress: hot page migrated (\d+) times under the workers, (\d+) counts lost$", out, re.M)
+        check(h and int(h.group(1)) > 0 and int(h.group(2)) == 0, "hot page", out)
+        check(re.search(r"^stress: OK$", out, re.M), "stress with compaction failed", out)
+        check("Unable to handle" not in q.out and "Internal error" not in q.out, "an oops", q.out)
 
 
 def main():

@@ -3,7 +3,7 @@
 //! copy the kernel keeps, and the options it understands. Pure code over byte slices,
 //! tested on the host.
 //!
-//! Options understood: `sweep=all|pages|kmalloc|vmalloc|off` (what the boot sweep runs),
+//! Options understood: `sweep=all|pages|kmalloc|vmalloc|fragment|off` (what the boot sweep runs),
 //! `slub_debug` (slab debugging: poison, red zones, double/invalid free checks) and
 //! `loglevel=N` (Linux's console log level), `panic=N` (reboot N seconds after a panic),
 //! `nohugevmalloc` (vmalloc maps pages only, as Linux's option). The Pi firmware puts about 214 bytes of its
@@ -247,7 +247,7 @@ pub fn option<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// The values `sweep=` takes.
-pub const SWEEP_VALUES: &str = "all|pages|kmalloc|vmalloc|off";
+pub const SWEEP_VALUES: &str = "all|pages|kmalloc|vmalloc|fragment|off";
 
 /// `sweep=`: `Ok(None)` when absent, `Ok(Some(value))` for one of [`SWEEP_VALUES`],
 /// `Err(value)` for anything else (an empty value included: it is not `off`).

@@ -13,6 +13,8 @@ pub mod bench;
 pub mod cmdline;
 pub mod console;
 pub mod fdt;
+#[cfg(target_os = "none")]
+pub mod frag_lab;
 pub mod ksyms;
 pub mod log_buf;
 pub mod oops;

@@ -66,6 +66,7 @@ static EDITOR: spin::Mutex<LineEditor<LINE_MAX>> = spin::Mutex::new(LineEditor::
 
 /// The read-eval loop.
 pub fn run() -> ! {
+    crate::commands::init();
     let mut editor = EDITOR.lock();
     let completer = Completer(COMMANDS);
     print_raw(PROMPT);

@@ -4,6 +4,10 @@
 //! buddy allocator's invariants, the slab caches (poison, red zones, freelists), the
 //! patterns written into every object, and the count of free pages.
 //!
+//! `stress OPS SEED compact` gives one CPU to a compaction thread instead, which
+//! migrates the workers' (movable) vmalloc pages while they write and check them, and a
+//! hot page in which every worker counts its operations (a lost store would show).
+//!
 //! Objects are [`Allocation`] handles: dropping one frees it, so nothing here is unsafe.
 #![deny(unsafe_code)]
 
@@ -13,7 +17,7 @@ use crate::mm::page_alloc::PAGES;
 use crate::mm::slab::SLAB;
 use crate::prng::xorshift64;
 use crate::smp::{self, NR_CPUS};
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use mm::addr::PAGE_SIZE;
 use mm::gfp::{Gfp, GFP_KERNEL};
 
@@ -110,13 +114,63 @@ fn free_item(cpu: usize, it: Item) {
     st.frees.fetch_add(1, Relaxed);
 }
 
+/// With a compaction thread: vmallocs are movable, so it migrates their pages under the
+/// workers.
+static COMPACTING: AtomicBool = AtomicBool::new(false);
+/// Set when the workers are done: the compaction thread stops.
+static WORKERS_DONE: AtomicBool = AtomicBool::new(false);
+/// Compaction passes and pages migrated by the compaction thread.
+static COMPACT_PASSES: AtomicU64 = AtomicU64::new(0);
+static COMPACT_MIGRATED: AtomicU64 = AtomicU64::new(0);
+
+/// The hot page: one movable vmalloc page in which every worker counts its operations
+/// (word `cpu`), while the compaction thread migrates it again and again.
+static HOT: mm::sync::SpinLock<Option<Allocation>> = mm::sync::SpinLock::new(None);
+/// Migrations of the hot page.
+static HOT_MIGRATIONS: AtomicU64 = AtomicU64::new(0);
+/// Hot-page migrations per compaction pass.
+const HOT_MIGRATIONS_PER_PASS: usize = 200;
+
+/// Migrates the hot page once (it moves to another frame; its VA stays).
+fn migrate_hot(cpu: mm::cpu::CpuId, va: mm::addr::VirtAddr) {
+    let Some(pa) = crate::mm::vmalloc::vmalloc_to_page(va) else { return };
+    let quiet = mm::gfp::GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN;
+    let r =
+        PAGES.migrate_page(pa.pfn(), &crate::mm::migrate::OWNERS, mm::page_alloc::MigrateMode::Sync, cpu, &mut |o| {
+            PAGES.alloc_pages(quiet, o, cpu).ok()
+        });
+    if r.is_ok() {
+        HOT_MIGRATIONS.fetch_add(1, Relaxed);
+    }
+}
+
+/// The compaction thread: compacts memory again and again until the workers are done
+/// (this CPU's lists only are drained: the others belong to the busy workers), and
+/// between passes migrates the hot page the workers count in.
+fn compactor(va: usize) {
+    let cpu = crate::mm::this_cpu();
+    let va = mm::addr::VirtAddr::new(va as u64);
+    while !WORKERS_DONE.load(Relaxed) {
+        let r = PAGES.compact_memory(&crate::mm::migrate::OWNERS, mm::page_alloc::MigrateMode::Sync, cpu);
+        COMPACT_PASSES.fetch_add(1, Relaxed);
+        COMPACT_MIGRATED.fetch_add(r.migrated, Relaxed);
+        for _ in 0..HOT_MIGRATIONS_PER_PASS {
+            if WORKERS_DONE.load(Relaxed) {
+                break;
+            }
+            migrate_hot(cpu, va);
+        }
+    }
+}
+
 fn alloc_item(cpu: usize, rng: &mut u64) -> Option<Item> {
     let quiet = GFP_KERNEL | Gfp::GFP_NOWARN;
+    let vm_gfp = if COMPACTING.load(Relaxed) { quiet | Gfp::GFP_MOVABLE } else { quiet };
     let r = xorshift64(rng);
     let alloc = match r % 10 {
         0..=3 => Allocation::pages(quiet, (r >> 8) as u32 % 6)?,
         4..=8 => Allocation::kmalloc(KMALLOC_SIZES[(r >> 8) as usize % KMALLOC_SIZES.len()], quiet)?,
-        _ => Allocation::vmalloc((1 + (r >> 8) as usize % 1024) * PAGE_SIZE, quiet, "stress").ok()?,
+        _ => Allocation::vmalloc((1 + (r >> 8) as usize % 1024) * PAGE_SIZE, vm_gfp, "stress").ok()?,
     };
     let it = Item { alloc, owner: cpu };
     it.mark();
@@ -137,6 +191,9 @@ fn worker(ops: usize) {
             break;
         }
         st.ops.fetch_add(1, Relaxed);
+        if let Some(h) = HOT.lock().as_ref() {
+            h.bump_word(cpu);
+        }
         let r = xorshift64(&mut rng) % 100;
         let slot = (xorshift64(&mut rng) % LOCAL_MAX as u64) as usize;
         match r {
@@ -192,8 +249,10 @@ fn drain_handoff(cpu: usize) {
     }
 }
 
-/// Runs the stress test with `ops` operations per CPU; true if everything held.
-pub fn run(ops: usize) -> bool {
+/// Runs the stress test with `ops` operations per CPU; true if everything held. With
+/// `compact`, the last online CPU runs compaction in a loop instead of working, and the
+/// workers' vmallocs are movable: their pages migrate while the workers use them.
+pub fn run(ops: usize, compact: bool) -> bool {
     let mut cpus = [0usize; NR_CPUS - 1];
     let mut nr = 0;
     for c in 1..NR_CPUS {
@@ -202,9 +261,20 @@ pub fn run(ops: usize) -> bool {
             nr += 1;
         }
     }
+    let compact_cpu = if compact && nr > 0 {
+        nr -= 1;
+        Some(cpus[nr])
+    } else {
+        None
+    };
     let cpus = &cpus[..nr];
     let before = crate::mm::settled_free_pages();
-    cprintln!("stress: {} CPUs online, {} operations per CPU", 1 + cpus.len(), ops);
+    match compact_cpu {
+        Some(c) => {
+            cprintln!("stress: {} CPUs working, {} operations per CPU, cpu{} compacting", 1 + cpus.len(), ops, c)
+        }
+        None => cprintln!("stress: {} CPUs online, {} operations per CPU", 1 + cpus.len(), ops),
+    }
 
     // One CPU alone, for the throughput baseline.
     reset_stats();
@@ -214,10 +284,25 @@ pub fn run(ops: usize) -> bool {
     let one = board::timer::ticks_to_ns(board::timer::ticks() - t0).max(1);
     let one_ops = STATS[0].ops.load(Relaxed);
 
-    // All CPUs at once.
+    // All CPUs at once (and the compaction thread, if asked for).
     reset_stats();
     let t0 = board::timer::ticks();
     let mut tickets = [None; NR_CPUS];
+    COMPACTING.store(compact_cpu.is_some(), Relaxed);
+    WORKERS_DONE.store(false, Relaxed);
+    COMPACT_PASSES.store(0, Relaxed);
+    COMPACT_MIGRATED.store(0, Relaxed);
+    let waited = crate::mm::migrate::migration_faults();
+    HOT_MIGRATIONS.store(0, Relaxed);
+    let mut hot_va = 0;
+    if compact_cpu.is_some() {
+        let quiet = GFP_KERNEL | Gfp::GFP_MOVABLE | Gfp::GFP_NOWARN | Gfp::GFP_ZERO;
+        if let Ok(h) = Allocation::vmalloc(PAGE_SIZE, quiet, "stress_hot") {
+            hot_va = h.addr().as_usize();
+            *HOT.lock() = Some(h);
+        }
+    }
+    let compact_ticket = compact_cpu.and_then(|c| smp::run_on(c, compactor, hot_va).ok().map(|t| (c, t)));
     for &c in cpus {
         tickets[c] = smp::run_on(c, worker, ops).ok();
     }
@@ -227,6 +312,33 @@ pub fn run(ops: usize) -> bool {
             smp::wait(c, *t);
         }
     }
+    WORKERS_DONE.store(true, Relaxed);
+    if let Some((c, t)) = compact_ticket {
+        smp::wait(c, t);
+        cprintln!(
+            "stress: compaction on cpu{}: {} passes, {} pages migrated under the workers, {} accesses waited for a migration",
+            c,
+            COMPACT_PASSES.load(Relaxed),
+            COMPACT_MIGRATED.load(Relaxed),
+            crate::mm::migrate::migration_faults() - waited
+        );
+    }
+    COMPACTING.store(false, Relaxed);
+    // Every operation of every worker was counted in the hot page, whatever frame it
+    // was on at the time.
+    let hot = HOT.lock().take();
+    let mut lost_counts = 0u64;
+    if let Some(h) = &hot {
+        for (cpu, s) in STATS.iter().enumerate().filter(|(c, _)| *c == 0 || cpus.contains(c)) {
+            lost_counts += s.ops.load(Relaxed).abs_diff(h.word(cpu));
+        }
+        cprintln!(
+            "stress: hot page migrated {} times under the workers, {} counts lost",
+            HOT_MIGRATIONS.load(Relaxed),
+            lost_counts
+        );
+    }
+    drop(hot);
     let started = tickets.iter().flatten().count();
     drain_handoff(0);
     let all = board::timer::ticks_to_ns(board::timer::ticks() - t0).max(1);
@@ -277,6 +389,12 @@ pub fn run(ops: usize) -> bool {
         problems += 1;
         cprintln!("stress: FAILED: {}", args);
     };
+    if lost_counts != 0 {
+        problem(format_args!("{lost_counts} counts lost in the hot page"));
+    }
+    if compact_cpu.is_some() && compact_ticket.is_none() {
+        problem(format_args!("the compaction CPU did not take its work"));
+    }
     if started != cpus.len() {
         problem(format_args!("a CPU did not take its work"));
     }

@@ -5,7 +5,9 @@
 //! 2. `__get_free_pages(GFP_ATOMIC, order)` for growing orders until one fails.
 //! 3. `kmalloc(size, GFP_ATOMIC)` from 4 KiB doubling until one fails.
 //! 4. `vmalloc` in 4 MiB steps until one fails, then the exact limit by bisection.
-//! 5. The machine-readable summary (with each phase's time and how many vmallocs were
+//! 5. The fragmentation lab ([`crate::frag_lab`]): the largest order before and after
+//!    compaction, with movable pages and with vmalloc pages as the filler.
+//! 6. The machine-readable summary (with each phase's time and how many vmallocs were
 //!    mapped with 2 MiB blocks), a leak check, and the comparison with Linux.
 //!
 //! Every allocation is an owning [`Allocation`] handle, freed when dropped. Ctrl-C stops
@@ -36,16 +38,19 @@ pub enum Phases {
     Kmalloc,
     /// vmalloc.
     Vmalloc,
+    /// The fragmentation lab: compaction of movable pages and of vmalloc pages.
+    Fragment,
 }
 
 impl Phases {
-    /// `all`, `pages`, `kmalloc`, `vmalloc`; `None` for anything else (`off`).
+    /// `all`, `pages`, `kmalloc`, `vmalloc`, `fragment`; `None` for anything else (`off`).
     pub fn parse(s: &str) -> Option<Phases> {
         match s {
             "all" => Some(Phases::All),
             "pages" => Some(Phases::Pages),
             "kmalloc" => Some(Phases::Kmalloc),
             "vmalloc" => Some(Phases::Vmalloc),
+            "fragment" => Some(Phases::Fragment),
             _ => None,
         }
     }
@@ -138,6 +143,13 @@ pub fn run(phases: Phases) {
         vmalloc_max = r;
         took[2] = Some(t.0);
     }
+    let mut frag = None;
+    let mut frag_took = None;
+    if (all || phases == Phases::Fragment) && !interrupted() {
+        let (r, t) = timed(|| (crate::frag_lab::pages_part(), crate::frag_lab::vmalloc_part()));
+        frag = Some(r);
+        frag_took = Some(t.0);
+    }
     let total = board::timer::ticks_to_ns(board::timer::ticks() - t_all);
     let stopped = interrupted();
     if stopped {
@@ -188,6 +200,10 @@ pub fn run(phases: Phases) {
             huge.pages
         );
     }
+    if let Some((pages, vm)) = frag {
+        crate::frag_lab::report("fragmented", &pages);
+        crate::frag_lab::report("fragmented vmalloc", &vm);
+    }
     // Machine-readable (microseconds), then for people.
     let us = |t: Option<u64>| t.map_or(-1, |ns| (ns / 1000) as i64);
     pr_info!(
@@ -201,6 +217,9 @@ pub fn run(phases: Phases) {
         if let Some(ns) = t {
             pr_info!(" {} phase took {}", name, Took(ns));
         }
+    }
+    if let Some(ns) = frag_took {
+        pr_info!(" fragment phase took {}", Took(ns));
     }
     pr_info!(" the whole sweep took {}", Took(total));
     pr_info!(

@@ -17,10 +17,11 @@ use crate::mm::page_alloc::PAGES;
 use crate::mm::slab::{self, SLAB};
 use crate::mm::vmalloc;
 use core::fmt;
-use mm::addr::{PhysAddr, VirtAddr};
+use mm::addr::{Pfn, PhysAddr, VirtAddr};
 use mm::fault_inject::FaultAttr;
 use mm::gfp::{Gfp, GFP_KERNEL};
 use mm::page_alloc::MAX_PAGE_ORDER;
+use mm::page_alloc::{MigrateError, MigrateMode, MovableOwner};
 use mm::slab::ZERO_SIZE_PTR;
 
 /// Allocations the console can hold at once.
@@ -46,6 +47,10 @@ impl Table {
     /// is full.
     fn insert(&mut self, alloc: Allocation, gfp: Gfp) -> Result<Describe, Allocation> {
         let Some(slot) = self.held.iter().position(Option::is_none) else { return Err(alloc) };
+        if let (Allocation::Pages { addr, .. }, true) = (&alloc, gfp.contains(Gfp::GFP_MOVABLE)) {
+            // Compaction may move it: this slot is its only reference (see `move_held`).
+            PAGES.set_movable_owner(crate::mm::virt_to_phys(*addr).pfn(), MovableOwner::Console(slot as u32));
+        }
         let h = Held { id: self.next, alloc, gfp };
         self.next += 1;
         let d = Describe::of(&h);
@@ -69,6 +74,24 @@ impl Table {
         self.len -= 1;
         self.held[slot].take()
     }
+}
+
+/// Page migration of a `GFP_HIGHUSER_MOVABLE` page block held in slot `slot`: copied
+/// and repointed under the table lock (registered with `mm::migrate` at boot).
+fn move_held(slot: u32, old: Pfn, new: Pfn, order: u32, mode: MigrateMode) -> Result<(), MigrateError> {
+    let mut t = match mode {
+        MigrateMode::Sync => HELD.lock(),
+        MigrateMode::Async => HELD.try_lock().ok_or(MigrateError::Busy)?,
+    };
+    match t.held.get_mut(slot as usize) {
+        Some(Some(h)) => h.alloc.migrate(old, new, order),
+        _ => Err(MigrateError::Gone),
+    }
+}
+
+/// Lets compaction move the table's movable page blocks.
+pub fn init() {
+    crate::mm::migrate::register_table(crate::mm::migrate::TableKind::Console, move_held);
 }
 
 fn parse_gfp(arg: Option<&&str>) -> Result<Gfp, CommandError> {
@@ -164,7 +187,7 @@ fn keep(alloc: Allocation, gfp: Gfp) {
 /// `alloc`
 pub const ALLOC: Command = Command {
     name: "alloc",
-    args: "pages ORDER [GFP] | kmalloc SIZE [GFP] | vmalloc SIZE",
+    args: "pages ORDER [GFP] | kmalloc SIZE [GFP] | vmalloc SIZE [GFP]",
     help: "allocate and keep (prints a handle for free)",
     run: alloc_cmd,
 };
@@ -192,13 +215,14 @@ fn alloc_cmd(args: &[&str]) -> Result<(), CommandError> {
             }
             Ok(())
         }
-        ["vmalloc", size] => {
+        ["vmalloc", size, rest @ ..] if rest.len() <= 1 => {
             let size = parse_size(size).map_err(|e| CommandError::bad(format_args!("SIZE: {e}")))?;
             if size == 0 {
                 return Err(CommandError::bad(format_args!("SIZE must be at least 1 byte")));
             }
-            match Allocation::vmalloc(size as usize, GFP_KERNEL, "console_alloc") {
-                Ok(a) => keep(a, GFP_KERNEL),
+            let gfp = parse_gfp(rest.first())?;
+            match Allocation::vmalloc(size as usize, gfp, "console_alloc") {
+                Ok(a) => keep(a, gfp),
                 Err(_) => cprintln!("alloc: vmalloc({size}) failed"),
             }
             Ok(())

@@ -126,7 +126,16 @@ pub fn write_vmstat(w: &mut dyn Write) -> core::fmt::Result {
     let e = PAGES.vm_events();
     writeln!(w, "pgalloc_dma {}", e.pgalloc[ZoneType::Dma.index()])?;
     writeln!(w, "pgalloc_normal {}", e.pgalloc[ZoneType::Normal.index()])?;
-    writeln!(w, "pgfree {}", e.pgfree)
+    writeln!(w, "pgfree {}", e.pgfree)?;
+    let m = PAGES.migrate_events();
+    writeln!(w, "pgmigrate_success {}", m.pgmigrate_success)?;
+    writeln!(w, "pgmigrate_fail {}", m.pgmigrate_fail)?;
+    writeln!(w, "compact_migrate_scanned {}", m.compact_migrate_scanned)?;
+    writeln!(w, "compact_free_scanned {}", m.compact_free_scanned)?;
+    writeln!(w, "compact_isolated {}", m.compact_isolated)?;
+    writeln!(w, "compact_stall {}", m.compact_stall)?;
+    writeln!(w, "compact_fail {}", m.compact_fail)?;
+    writeln!(w, "compact_success {}", m.compact_success)
 }
 
 fn vmstat(args: &[&str]) -> Result<(), CommandError> {

@@ -9,6 +9,7 @@
 mod alloc;
 mod bench;
 mod cmdline;
+mod compact;
 mod crash;
 mod irq;
 mod log;
@@ -30,6 +31,8 @@ pub static COMMANDS: &[Command] = &[
     mem::PAGETYPEINFO,
     mem::SLABINFO,
     mem::VMALLOCINFO,
+    compact::COMPACT,
+    compact::EXTFRAG,
     irq::INTERRUPTS,
     alloc::ALLOC,
     alloc::FREE,
@@ -48,6 +51,12 @@ pub static COMMANDS: &[Command] = &[
     system::REBOOT,
     system::POWEROFF,
 ];
+
+/// Binds the commands' state to the layers below (once, before the first prompt):
+/// compaction may move the console's movable page blocks.
+pub fn init() {
+    alloc::init();
+}
 
 /// For commands without arguments: anything extra is a usage error.
 fn no_args(args: &[&str]) -> Result<(), CommandError> {

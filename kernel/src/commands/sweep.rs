@@ -6,7 +6,7 @@ use crate::sweep::{self, Phases};
 /// `sweep`
 pub const SWEEP: Command = Command {
     name: "sweep",
-    args: "[all|pages|kmalloc|vmalloc]",
+    args: "[all|pages|kmalloc|vmalloc|fragment]",
     help: "run the allocation sweep (the lab) again",
     run: sweep_cmd,
 };

@@ -5,8 +5,9 @@
 //! live here, so the commands that hold allocations need no `unsafe` of their own.
 
 use super::{page_alloc, slab, vmalloc};
-use mm::addr::{VirtAddr, PAGE_SIZE};
+use mm::addr::{Pfn, VirtAddr, PAGE_SIZE};
 use mm::gfp::Gfp;
+use mm::page_alloc::MigrateError;
 use mm::vmalloc::VmallocError;
 
 /// Memory from one of the kernel's allocators, owned: dropping it frees it, once.
@@ -94,6 +95,38 @@ impl Allocation {
         let p = self.addr().as_ptr::<u8>();
         // SAFETY: this handle owns at least len() bytes at p until it is dropped.
         unsafe { p.read_volatile() == byte && p.add(self.len() - 1).read_volatile() == byte }
+    }
+}
+
+impl Allocation {
+    /// Adds 1 to the `i`-th 64-bit word (a plain load and store, as a CPU's own counter
+    /// would be: a store lost to a migration would show as a missing count).
+    pub fn bump_word(&self, i: usize) {
+        assert!((i + 1) * 8 <= self.len());
+        let p = self.addr().as_mut_ptr::<u64>();
+        // SAFETY: this handle owns at least len() bytes at p (checked above) until dropped.
+        unsafe { p.add(i).write_volatile(p.add(i).read_volatile() + 1) }
+    }
+
+    /// The `i`-th 64-bit word.
+    pub fn word(&self, i: usize) -> u64 {
+        assert!((i + 1) * 8 <= self.len());
+        // SAFETY: as in `bump_word`.
+        unsafe { self.addr().as_ptr::<u64>().add(i).read_volatile() }
+    }
+
+    /// Page migration of a page block: if this handle holds the `2^order` pages at `old`,
+    /// copies them to `new` (a block of the same order the migration allocated) and holds
+    /// `new` from now on; the caller frees `old`. Anything else is refused unchanged.
+    pub fn migrate(&mut self, old: Pfn, new: Pfn, order: u32) -> Result<(), MigrateError> {
+        match self {
+            Allocation::Pages { addr, order: o } if *o == order && *addr == super::phys_to_virt(old.phys()) => {
+                super::migrate::copy_block(old, new, order);
+                *addr = super::phys_to_virt(new.phys());
+                Ok(())
+            }
+            _ => Err(MigrateError::Gone),
+        }
     }
 }
 

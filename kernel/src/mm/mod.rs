@@ -16,6 +16,7 @@ pub mod allocation;
 pub mod fault;
 pub mod heap;
 pub mod memblock;
+pub mod migrate;
 pub mod mmu;
 pub mod page_alloc;
 pub mod slab;
@@ -93,6 +94,7 @@ pub fn init(dtb: u64) {
     slab::init(crate::cmdline::flag(crate::platform::cmdline(), "slub_debug"));
     heap::switch_to_kmalloc();
     vmalloc::init();
+    migrate::init();
     fault::init();
     mmu::print_layout();
     pr_info!("mm: buddy, slab and vmalloc ready; NULL and low addresses now fault (TTBR0 off)");

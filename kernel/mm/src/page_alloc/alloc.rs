@@ -81,6 +81,9 @@ impl PageAllocator {
         if found.is_none() && slow != AllocFlags::LOW {
             found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
         }
+        if found.is_none() && self.try_direct_compact(gfp, order, high_zone, cpu) {
+            found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
+        }
         if found.is_none() {
             // No reclaim to try: give back a HighAtomic reserve, as Linux does before OOM.
             for zi in (0..=high_zone).rev() {

@@ -18,12 +18,14 @@
 
 mod alloc;
 mod bulk;
+pub mod compaction;
 pub mod error;
 pub mod fail;
 mod free;
 pub mod free_area;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
+pub mod migrate;
 pub mod migratetype;
 pub mod page;
 pub mod pcp;
@@ -35,6 +37,8 @@ pub mod zone;
 mod check;
 mod init;
 #[cfg(test)]
+mod migrate_tests;
+#[cfg(test)]
 mod tests;
 mod zone_meta;
 
@@ -45,9 +49,11 @@ use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 
 pub use check::PageCensus;
+pub use compaction::{fragmentation_index, CompactResult};
 pub use error::{AllocFailure, FreeError};
 pub use fail::FailPageAlloc;
 pub use init::InitError;
+pub use migrate::{MigrateError, MigrateEvents, MigrateMode, MovableOwner, MovableOwners};
 pub use migratetype::{gfp_migratetype, MigrateType, ZoneType, MAX_NR_ZONES, MIGRATE_TYPES};
 pub use page::{mem_map_overhead, MemMap, Page};
 pub use pcp::{PerCpuPages, NR_CPUS, PCP_MAX_ORDER};
@@ -159,6 +165,9 @@ pub struct PageAllocator {
     failures: AtomicU64,
     /// Fault injection knobs (`fail_page_alloc`).
     pub fail: FailPageAlloc,
+    owners: spin::Once<&'static dyn MovableOwners>,
+    migrate: migrate::MigrateStats,
+    defer: compaction::CompactDefer,
 }
 
 impl Default for PageAllocator {
@@ -201,6 +210,9 @@ impl PageAllocator {
             min_free_kbytes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             fail: FailPageAlloc::new(),
+            owners: spin::Once::new(),
+            migrate: migrate::MigrateStats::new(),
+            defer: compaction::CompactDefer::new(),
         }
     }
 

@@ -123,6 +123,21 @@ impl Zone {
         None
     }
 
+    /// Takes the free buddy block headed at `pfn` (of order `have`) off its list and keeps
+    /// its first `2^order` pages, freeing the rest back (compaction's free scanner,
+    /// Linux's `isolate_freepages_block` + `split_page`). The caller saw `pfn` as a
+    /// `Buddy { order: have }` head under this lock.
+    pub(crate) fn take_free_at(&mut self, pfn: u64, have: u32, order: u32) -> bool {
+        let PageState::Buddy { order: o, mt } = self.mm.at(self.mm.idx(pfn)).state() else { return false };
+        if o != have || o < order {
+            return false;
+        }
+        self.del_free(pfn, o, mt);
+        self.expand(pfn, order, o, mt);
+        self.free_pages -= 1 << order;
+        true
+    }
+
     /// Moves the free blocks of the pageblock holding `pfn` to the lists of `mt`; returns
     /// how many free pages it has (Linux's `move_freepages_block`). Constant work: one
     /// pageblock of descriptors.

@@ -21,6 +21,7 @@ pub mod desc;
 pub mod error;
 pub mod layout;
 mod map;
+mod migrate;
 mod protect;
 pub mod table;
 mod unmap;

@@ -5,12 +5,14 @@
 //! - [`state`]: [`Vmalloc`], the allocator proper (`vmalloc`, `vfree`, `vmap`, `ioremap`);
 //! - [`space`]: [`VmSpace`], the state and its page table under one lock order (a type);
 //! - [`info`]: `/proc/vmallocinfo` and fault-report lookups;
+//! - [`migrate`]: moving a `__GFP_MOVABLE` vmalloc's pages (compaction, CMA);
 //! - [`tables`]: page-table pages from the page allocator, counted;
 //! - [`error`]: errors printed like Linux's reports.
 
 pub mod area;
 pub mod error;
 pub mod info;
+pub mod migrate;
 pub mod space;
 pub mod state;
 pub mod tables;

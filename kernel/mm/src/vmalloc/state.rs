@@ -7,6 +7,7 @@
 
 use crate::addr::{pages_for, PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::gfp::{Gfp, GFP_KERNEL};
+use crate::page_alloc::MovableOwner;
 use crate::page_source::PageSource;
 use crate::pgtable::layout::{IOREMAP_END, IOREMAP_START, VMALLOC_END, VMALLOC_START};
 use crate::pgtable::{Frames, PageTable, PhysMemory, Prot, PtError, TlbMaint, PMD_SIZE, PTRS_PER_TABLE};
@@ -127,7 +128,8 @@ impl Vmalloc {
             return Err(err);
         }
         let bytes = nr as u64 * PAGE;
-        let huge = self.allow_huge && bytes >= HUGE_VMALLOC_MIN;
+        // A movable vmalloc is mapped with pages only: its pages can migrate, blocks not.
+        let huge = self.allow_huge && bytes >= HUGE_VMALLOC_MIN && !gfp.contains(Gfp::GFP_MOVABLE);
         let align = if huge { PMD_SIZE } else { PAGE };
         let area = self
             .vmalloc
@@ -361,7 +363,9 @@ impl Frames for VmallocFrames<'_> {
             return None;
         }
         // A missing block is no failure: that part is mapped with pages.
-        let pa = self.pages.alloc_pages(self.gfp | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY, HUGE_ORDER)?;
+        // Blocks are never migrated: keep them out of movable pageblocks.
+        let gfp = self.gfp.without(Gfp::GFP_MOVABLE) | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY;
+        let pa = self.pages.alloc_pages(gfp, HUGE_ORDER)?;
         if self.zero {
             zero_frames(self.pages, pa, PMD_SIZE);
         }
@@ -371,7 +375,7 @@ impl Frames for VmallocFrames<'_> {
         Some(pa)
     }
 
-    fn page(&mut self, _va: VirtAddr) -> Option<PhysAddr> {
+    fn page(&mut self, va: VirtAddr) -> Option<PhysAddr> {
         if self.head == self.len {
             let n = self.want.min(BULK);
             if n == 0 {
@@ -389,6 +393,10 @@ impl Frames for VmallocFrames<'_> {
         self.head += 1;
         if self.zero {
             zero_frames(self.pages, pa, PAGE);
+        }
+        if self.gfp.contains(Gfp::GFP_MOVABLE) {
+            // Compaction may move it: the page table at `va` is its only reference.
+            self.pages.set_page_owner(pa, MovableOwner::Vmalloc(va.as_u64()).encode());
         }
         self.allocated += PAGE;
         Some(pa)

@@ -20,6 +20,15 @@ pub fn set_address_describer(f: fn(&mut dyn Write, u64) -> core::fmt::Result) {
     DESCRIBE_ADDRESS.call_once(|| f);
 }
 
+/// Hook that may resolve a synchronous fault (`esr`, `far`) by waiting, after which the
+/// access is retried: a vmalloc page under migration. Set by the memory-management code.
+static FAULT_RETRY: spin::Once<fn(u64, u64) -> bool> = spin::Once::new();
+
+/// Installs the fault-retry hook (once).
+pub fn set_fault_retry(f: fn(u64, u64) -> bool) {
+    FAULT_RETRY.call_once(|| f);
+}
+
 /// Reads a word of a kernel stack for the unwinder; refuses anything outside the
 /// kernel's stacks so a corrupt frame chain cannot fault inside the handler.
 pub fn read_stack_word(addr: u64) -> Option<u64> {
@@ -56,6 +65,11 @@ pub fn context_with<R>(f: impl FnOnce(&Context<'_>) -> R) -> R {
 #[no_mangle]
 extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
     let (_, ty) = decode_kind(kind);
+    if ty == ExceptionKind::Sync && FAULT_RETRY.get().is_some_and(|f| f(frame.esr, frame.far)) {
+        // Resolved (the page is mapped again): `vectors.S` restores the frame and the
+        // access runs again.
+        return;
+    }
     let nr = OOPS_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
     printk::with_console(|w| {
         let _ = context_with(|ctx| match ty {

@@ -1,0 +1,314 @@
+//! Memory compaction (Linux's `mm/compaction.c`): two scanners over a zone, meeting in
+//! the middle. The migrate scanner walks pageblocks up from the zone's start and migrates
+//! the movable blocks it finds (`isolate_migratepages`); the free scanner walks
+//! pageblocks down from the zone's end and hands out free blocks as migration targets
+//! (`isolate_freepages`). Movable data gathers at the top, free pages merge at the
+//! bottom into large blocks. Only Movable pageblocks are scanned, by both: an unmovable
+//! pageblock has nothing to move and must not receive movable data.
+//!
+//! Direct compaction ([`PageAllocator::try_direct_compact`]) runs inside a high-order
+//! allocation that may sleep and would fail, in [`MigrateMode::Async`], stops as soon as
+//! a block of the order is free, and is deferred after failures (Linux's
+//! `defer_compaction`) so that an exhausted machine does not scan on every request.
+
+use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+use super::migrate::{MigrateError, MigrateMode, MovableOwners};
+use super::migratetype::MigrateType;
+use super::page::PageState;
+use super::{PageAllocator, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
+use crate::addr::Pfn;
+use crate::cpu::CpuId;
+use crate::gfp::Gfp;
+
+/// Largest direct-compaction deferral: skip up to `2^6` requests after failures (Linux's
+/// `COMPACT_MAX_DEFER_SHIFT`).
+const COMPACT_MAX_DEFER_SHIFT: u32 = 6;
+/// Linux's `sysctl_extfrag_threshold`: at or below this fragmentation index a failure is
+/// for lack of memory, and compaction would not help.
+pub const EXTFRAG_THRESHOLD: i32 = 500;
+
+/// What one compaction run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactResult {
+    /// Blocks migrated.
+    pub migrated: u64,
+    /// Blocks a migration was tried on and failed.
+    pub failed: u64,
+    /// Pages the migrate scanner looked at.
+    pub migrate_scanned: u64,
+    /// Pages the free scanner looked at.
+    pub free_scanned: u64,
+    /// The goal (a free block of the order asked for) was reached.
+    pub success: bool,
+}
+
+/// Direct-compaction deferral state (Linux's `compact_considered`/`compact_defer_shift`).
+#[derive(Debug)]
+pub(super) struct CompactDefer {
+    considered: AtomicU32,
+    shift: AtomicU32,
+}
+
+impl CompactDefer {
+    pub(super) const fn new() -> Self {
+        Self { considered: AtomicU32::new(0), shift: AtomicU32::new(0) }
+    }
+    fn deferred(&self) -> bool {
+        let limit = 1u32 << self.shift.load(Relaxed);
+        let c = self.considered.fetch_add(1, Relaxed) + 1;
+        c < limit
+    }
+    fn failed(&self) {
+        self.considered.store(0, Relaxed);
+        let s = self.shift.load(Relaxed);
+        self.shift.store((s + 1).min(COMPACT_MAX_DEFER_SHIFT), Relaxed);
+    }
+    fn succeeded(&self) {
+        self.considered.store(0, Relaxed);
+        self.shift.store(0, Relaxed);
+    }
+}
+
+/// The two scanners' positions (Linux's `struct compact_control`).
+struct Scanners {
+    zi: usize,
+    start: u64,
+    end: u64,
+    /// First pfn of the pageblock the migrate scanner is in.
+    migrate_block: u64,
+    /// First pfn of the pageblock the free scanner is in.
+    free_block: u64,
+    /// Next pfn the free scanner looks at inside `free_block`.
+    free_pfn: u64,
+    free_scanned: u64,
+}
+
+/// Whether compaction scans a pageblock of type `mt` (Linux's `suitable_migration_source`
+/// and `suitable_migration_target`, which agree here): Movable only.
+fn scannable(mt: MigrateType) -> bool {
+    mt == MigrateType::Movable
+}
+
+impl PageAllocator {
+    /// Compacts every zone (Linux's `compact_memory`, the `/proc/sys/vm/compact_memory`
+    /// write): both scanners run until they meet. This CPU's lists are drained first and
+    /// at the end; the kernel drains the other CPUs' lists before calling.
+    pub fn compact_memory(&self, owners: &dyn MovableOwners, mode: MigrateMode, cpu: CpuId) -> CompactResult {
+        let mut total = CompactResult::default();
+        for zi in 0..self.meta.len() {
+            let r = self.compact_zone(zi, owners, mode, cpu, None);
+            total.migrated += r.migrated;
+            total.failed += r.failed;
+            total.migrate_scanned += r.migrate_scanned;
+            total.free_scanned += r.free_scanned;
+        }
+        total.success = true;
+        total
+    }
+
+    /// Compacts zone `zi` (Linux's `compact_zone`): until the scanners meet, or, with a
+    /// `goal` order, until a free block of that order exists.
+    pub fn compact_zone(
+        &self,
+        zi: usize,
+        owners: &dyn MovableOwners,
+        mode: MigrateMode,
+        cpu: CpuId,
+        goal: Option<u32>,
+    ) -> CompactResult {
+        let mut res = CompactResult::default();
+        let meta = &self.meta[zi];
+        let (start, end) = (meta.start_pfn.load(Relaxed), meta.end_pfn.load(Relaxed));
+        if meta.managed.load(Relaxed) == 0 || start >= end {
+            return res;
+        }
+        self.drain_cpu(cpu);
+        let last_block = (end - 1) & !(PAGEBLOCK_NR_PAGES - 1);
+        let mut sc = Scanners {
+            zi,
+            start,
+            end,
+            migrate_block: start & !(PAGEBLOCK_NR_PAGES - 1),
+            free_block: last_block,
+            free_pfn: last_block.max(start),
+            free_scanned: 0,
+        };
+        'blocks: while sc.migrate_block < sc.free_block {
+            let b = sc.migrate_block;
+            let (lo, hi) = (b.max(start), (b + PAGEBLOCK_NR_PAGES).min(end));
+            if self.block_scannable(lo) {
+                let mut pfn = lo;
+                while pfn < hi {
+                    let Some(page) = self.pfn_to_page(Pfn(pfn)) else { break };
+                    res.migrate_scanned += 1;
+                    match page.state() {
+                        PageState::Buddy { order, .. } | PageState::Pcp { order, .. } => pfn += 1 << order,
+                        PageState::Head { order, compound: false, .. } if order < PAGEBLOCK_ORDER => {
+                            if self.movable_owner(Pfn(pfn)).is_some() {
+                                let r = self.migrate_page(Pfn(pfn), owners, mode, cpu, &mut |o| {
+                                    self.isolate_free(&mut sc, o, cpu)
+                                });
+                                match r {
+                                    Ok(_) => res.migrated += 1,
+                                    Err(MigrateError::NoTarget) => {
+                                        res.failed += 1;
+                                        break 'blocks;
+                                    }
+                                    Err(_) => res.failed += 1,
+                                }
+                            }
+                            pfn += 1 << order;
+                        }
+                        PageState::Head { order, .. } => pfn += 1 << order,
+                        _ => pfn += 1,
+                    }
+                }
+            } else {
+                res.migrate_scanned += hi - lo;
+            }
+            sc.migrate_block += PAGEBLOCK_NR_PAGES;
+            if let Some(order) = goal {
+                self.drain_cpu(cpu);
+                if self.lock_zone(zi).has_free_block(order, false) {
+                    res.success = true;
+                    break;
+                }
+            }
+        }
+        self.drain_cpu(cpu);
+        if let Some(order) = goal {
+            res.success = res.success || self.lock_zone(zi).has_free_block(order, false);
+        }
+        res.free_scanned = sc.free_scanned;
+        let m = &self.migrate;
+        m.compact_migrate_scanned.fetch_add(res.migrate_scanned, Relaxed);
+        m.compact_free_scanned.fetch_add(res.free_scanned, Relaxed);
+        m.compact_isolated.fetch_add(res.migrated * 2, Relaxed);
+        res
+    }
+
+    fn block_scannable(&self, pfn: u64) -> bool {
+        self.pfn_to_page(Pfn(pfn)).is_some_and(|p| scannable(p.pageblock_migratetype()))
+    }
+
+    /// The free scanner: a free block of `order` from the highest scannable pageblock
+    /// above the migrate scanner, taken off the free lists as a live allocation; `None`
+    /// once the scanners meet.
+    fn isolate_free(&self, sc: &mut Scanners, order: u32, cpu: CpuId) -> Option<Pfn> {
+        while sc.free_block > sc.migrate_block {
+            let b = sc.free_block;
+            let hi = (b + PAGEBLOCK_NR_PAGES).min(sc.end);
+            if self.block_scannable(b.max(sc.start)) {
+                let mut z = self.lock_zone(sc.zi);
+                let mut pfn = sc.free_pfn;
+                while pfn < hi {
+                    let Some(page) = self.pfn_to_page(Pfn(pfn)) else { break };
+                    sc.free_scanned += 1;
+                    match page.state() {
+                        PageState::Buddy { order: have, .. } if have >= order => {
+                            if z.take_free_at(pfn, have, order) {
+                                drop(z);
+                                sc.free_pfn = pfn + (1 << order);
+                                self.count_alloc(cpu, sc.zi, 1 << order);
+                                let head = self.pfn_to_page(Pfn(pfn))?;
+                                head.set_owner(0);
+                                head.set_state(PageState::Head { order, compound: false, tail_owner: false });
+                                return Some(Pfn(pfn));
+                            }
+                            pfn += 1;
+                        }
+                        PageState::Buddy { order: have, .. }
+                        | PageState::Pcp { order: have, .. }
+                        | PageState::Head { order: have, .. } => pfn += 1 << have,
+                        _ => pfn += 1,
+                    }
+                }
+            }
+            sc.free_block = sc.free_block.saturating_sub(PAGEBLOCK_NR_PAGES);
+            sc.free_pfn = sc.free_block.max(sc.start);
+        }
+        None
+    }
+
+    /// Direct compaction (Linux's `__alloc_pages_direct_compact`): for a request of
+    /// `order` > 0 that may sleep (not `GFP_ATOMIC`/`GFP_NOWAIT`, not `__GFP_NORETRY`),
+    /// when the zone has the memory but not in one piece (fragmentation index above
+    /// [`EXTFRAG_THRESHOLD`]) and compaction is not deferred. Returns whether it ran.
+    pub(super) fn try_direct_compact(&self, gfp: Gfp, order: u32, zi: usize, cpu: CpuId) -> bool {
+        if order == 0 || !gfp.may_sleep() || gfp.contains(Gfp::GFP_NORETRY) {
+            return false;
+        }
+        let Some(owners) = self.movable_owners() else { return false };
+        if self.extfrag_index(zi, order) <= EXTFRAG_THRESHOLD || self.defer.deferred() {
+            return false;
+        }
+        self.migrate.compact_stall.fetch_add(1, Relaxed);
+        let r = self.compact_zone(zi, owners, MigrateMode::Async, cpu, Some(order));
+        if r.success {
+            self.migrate.compact_success.fetch_add(1, Relaxed);
+            self.defer.succeeded();
+        } else {
+            self.migrate.compact_fail.fetch_add(1, Relaxed);
+            self.defer.failed();
+        }
+        true
+    }
+
+    /// Linux's `fragmentation_index` × 1000 for a request of `order` in zone `zi`, from
+    /// its buddy lists: -1000 if a block of the order is free, 0 if nothing is free, else
+    /// `1000 - (1000 + free_pages * 1000 / 2^order) / free_blocks`: towards 1000 the
+    /// failure would be for fragmentation, towards 0 for lack of memory.
+    pub fn extfrag_index(&self, zi: usize, order: u32) -> i32 {
+        let z = self.lock_zone(zi);
+        let mut total = 0u64;
+        let mut suitable = 0u64;
+        let mut free = 0u64;
+        for (o, a) in z.free_area.iter().enumerate() {
+            total += a.nr_free;
+            free += a.nr_free << o;
+            if o as u32 >= order {
+                suitable += a.nr_free << (o as u32 - order);
+            }
+        }
+        drop(z);
+        fragmentation_index(total, suitable, free, order)
+    }
+
+    /// [`Self::extfrag_index`] for every order.
+    pub fn extfrag_indices(&self, zi: usize) -> [i32; NR_ORDERS] {
+        core::array::from_fn(|o| self.extfrag_index(zi, o as u32))
+    }
+}
+
+/// Linux's `__fragmentation_index` (× 1000).
+pub const fn fragmentation_index(
+    free_blocks_total: u64,
+    free_blocks_suitable: u64,
+    free_pages: u64,
+    order: u32,
+) -> i32 {
+    if free_blocks_total == 0 {
+        return 0;
+    }
+    if free_blocks_suitable != 0 {
+        return -1000;
+    }
+    let requested = 1u64 << order;
+    1000 - ((1000 + free_pages * 1000 / requested) / free_blocks_total) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragmentation_index_as_linux() {
+        assert_eq!(fragmentation_index(0, 0, 0, 3), 0);
+        assert_eq!(fragmentation_index(4, 1, 40, 3), -1000);
+        // 512 single free pages, order 9 wanted: almost all fragmentation.
+        assert_eq!(fragmentation_index(512, 0, 512, 9), 1000 - (1000 + 1000) / 512);
+        // One free page, order 9 wanted: lack of memory.
+        assert_eq!(fragmentation_index(1, 0, 1, 9), 1000 - (1000 + 1));
+    }
+}

@@ -1,0 +1,286 @@
+//! Migration and compaction against a model: owners that hold blocks in tables (the
+//! console's and the lab's kinds) over simulated page contents.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::*;
+use crate::gfp::{GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
+
+fn cpu() -> CpuId {
+    CpuId::of(0)
+}
+
+fn make(n: u64) -> &'static PageAllocator {
+    let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
+    let map: &'static [Page] = Box::leak((0..n).map(|_| Page::new()).collect());
+    let pa = |p: u64| crate::addr::PhysAddr::new(p << crate::addr::PAGE_SHIFT);
+    a.init(map, Pfn(0), pa(0), [(pa(0), n * PAGE_SIZE as u64)], [(pa(0), n * PAGE_SIZE as u64)]).unwrap();
+    a.set_min_free_kbytes(0);
+    a
+}
+
+/// A table of (pfn, order) blocks by index.
+type Table = Mutex<Vec<Option<(u64, u32)>>>;
+
+/// Owners of two kinds (console handles, lab entries) and the pages' contents: one
+/// 64-bit pattern per page frame stands for its 4 KiB.
+#[derive(Debug, Default)]
+struct Model {
+    console: Table,
+    lab: Table,
+    mem: Mutex<HashMap<u64, u64>>,
+}
+
+impl Model {
+    fn table(&self, o: MovableOwner) -> Option<(&Table, usize)> {
+        match o {
+            MovableOwner::Console(i) => Some((&self.console, i as usize)),
+            MovableOwner::Lab(i) => Some((&self.lab, i as usize)),
+            MovableOwner::Vmalloc(_) => None,
+        }
+    }
+    /// Allocates a movable block for owner kind `lab`, fills it with a pattern.
+    fn alloc(&self, a: &PageAllocator, order: u32, lab: bool) -> Option<MovableOwner> {
+        let pfn = a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, order, cpu()).ok()?;
+        let t = if lab { &self.lab } else { &self.console };
+        let mut t = t.lock().unwrap();
+        t.push(Some((pfn.0, order)));
+        let i = (t.len() - 1) as u32;
+        let o = if lab { MovableOwner::Lab(i) } else { MovableOwner::Console(i) };
+        assert!(a.set_movable_owner(pfn, o));
+        let mut m = self.mem.lock().unwrap();
+        for p in 0..1u64 << order {
+            m.insert(pfn.0 + p, pattern(o, p));
+        }
+        Some(o)
+    }
+    fn free(&self, a: &PageAllocator, o: MovableOwner) {
+        let (t, i) = self.table(o).unwrap();
+        let (pfn, order) = t.lock().unwrap()[i].take().unwrap();
+        let mut m = self.mem.lock().unwrap();
+        for p in 0..1u64 << order {
+            m.remove(&(pfn + p));
+        }
+        a.free_pages(Pfn(pfn), order, cpu()).unwrap();
+    }
+    fn at(&self, o: MovableOwner) -> (u64, u32) {
+        let (t, i) = self.table(o).unwrap();
+        t.lock().unwrap()[i].unwrap()
+    }
+    /// Every live block has its own pattern, and its head names its owner.
+    fn check(&self, a: &PageAllocator) {
+        let m = self.mem.lock().unwrap();
+        let mut live = 0;
+        for (lab, t) in [(false, &self.console), (true, &self.lab)] {
+            for (i, e) in t.lock().unwrap().iter().enumerate() {
+                let Some((pfn, order)) = *e else { continue };
+                let o = if lab { MovableOwner::Lab(i as u32) } else { MovableOwner::Console(i as u32) };
+                assert_eq!(a.movable_owner(Pfn(pfn)), Some((o, order)));
+                for p in 0..1u64 << order {
+                    assert_eq!(m.get(&(pfn + p)), Some(&pattern(o, p)), "contents of {o:?} page {p}");
+                }
+                live += 1u64 << order;
+            }
+        }
+        assert_eq!(m.len() as u64, live, "no stale contents");
+    }
+}
+
+fn pattern(o: MovableOwner, page: u64) -> u64 {
+    o.encode() ^ (page << 20) ^ 0x5a5a
+}
+
+impl MovableOwners for Model {
+    fn move_block(
+        &self,
+        owner: MovableOwner,
+        old: Pfn,
+        new: Pfn,
+        order: u32,
+        mode: MigrateMode,
+    ) -> Result<(), MigrateError> {
+        let (t, i) = self.table(owner).ok_or(MigrateError::Gone)?;
+        let mut t = match mode {
+            MigrateMode::Sync => t.lock().unwrap(),
+            MigrateMode::Async => t.try_lock().map_err(|_| MigrateError::Busy)?,
+        };
+        if t.get(i).copied().flatten() != Some((old.0, order)) {
+            return Err(MigrateError::Gone);
+        }
+        let mut m = self.mem.lock().unwrap();
+        for p in 0..1u64 << order {
+            let v = m.remove(&(old.0 + p)).unwrap();
+            assert!(m.insert(new.0 + p, v).is_none(), "target page {} was in use", new.0 + p);
+        }
+        t[i] = Some((new.0, order));
+        Ok(())
+    }
+}
+
+fn max_free_order(a: &PageAllocator) -> Option<u32> {
+    let mut best = None;
+    a.for_each_free_block(|_, _, o, _| best = best.max(Some(o)));
+    best
+}
+
+#[test]
+fn migration_of_each_kind_updates_the_owner_and_frees_the_old_block() {
+    let a = make(1024);
+    let m = Model::default();
+    let kinds: Vec<_> =
+        (0..4u32).map(|o| m.alloc(a, o, false).unwrap()).chain((0..4).map(|o| m.alloc(a, o, true).unwrap())).collect();
+    let census = a.check_invariants().unwrap();
+    for &o in &kinds {
+        let (old, order) = m.at(o);
+        let new = a
+            .migrate_page(Pfn(old), &m, MigrateMode::Sync, cpu(), &mut |ord| {
+                a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok()
+            })
+            .unwrap();
+        assert_ne!(new.0, old);
+        assert_eq!(m.at(o), (new.0, order), "the reference follows");
+        assert_eq!(a.movable_owner(Pfn(old)), None, "the old block is no longer theirs");
+        m.check(a);
+    }
+    a.drain_all();
+    assert_eq!(a.check_invariants().unwrap().allocated, census.allocated, "no leak");
+    assert_eq!(a.migrate_events().pgmigrate_success, kinds.len() as u64);
+    // A page without a movable owner is refused, unchanged.
+    let k = a.alloc_pages(GFP_KERNEL, 0, cpu()).unwrap();
+    let r = a.migrate_page(k, &m, MigrateMode::Sync, cpu(), &mut |_| panic!("no target wanted"));
+    assert_eq!(r, Err(MigrateError::NotMovable));
+    a.free_pages(k, 0, cpu()).unwrap();
+    for o in kinds {
+        m.free(a, o);
+    }
+    a.drain_all();
+    assert_eq!(a.nr_free_pages(), 1024);
+}
+
+#[test]
+fn target_allocation_failing_at_each_step_rolls_back() {
+    let a = make(1024);
+    let m = Model::default();
+    let owners: Vec<_> = (0..6).map(|i| m.alloc(a, i % 3, i % 2 == 0).unwrap()).collect();
+    let free_before = a.nr_free_pages();
+    for step in 1..=owners.len() as u64 {
+        a.fail.fail_nth(step);
+        let mut done = Vec::new();
+        for &o in &owners {
+            let (old, _) = m.at(o);
+            let r = a.migrate_page(Pfn(old), &m, MigrateMode::Sync, cpu(), &mut |ord| {
+                a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok()
+            });
+            done.push(r.is_ok());
+            if r.is_err() {
+                assert_eq!(r, Err(MigrateError::NoTarget));
+                assert_eq!(m.at(o).0, old, "the owner still has its block");
+            }
+            m.check(a);
+        }
+        let failed: Vec<_> = done.iter().enumerate().filter(|(_, ok)| !**ok).map(|(i, _)| i as u64 + 1).collect();
+        assert_eq!(failed, [step], "exactly the armed allocation failed");
+        assert_eq!(a.nr_free_pages(), free_before, "nothing leaked or lost");
+    }
+    // The owner no longer holding the block (or busy) also rolls back: the target is freed.
+    let o = owners[0];
+    let (old, order) = m.at(o);
+    let (t, i) = m.table(o).unwrap();
+    t.lock().unwrap()[i] = Some((old + 1, order));
+    let r = a.migrate_page(Pfn(old), &m, MigrateMode::Sync, cpu(), &mut |ord| {
+        a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok()
+    });
+    assert_eq!(r, Err(MigrateError::Gone));
+    t.lock().unwrap()[i] = Some((old, order));
+    let held = t.lock().unwrap();
+    let r = a.migrate_page(Pfn(old), &m, MigrateMode::Async, cpu(), &mut |ord| {
+        a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok()
+    });
+    drop(held);
+    assert_eq!(r, Err(MigrateError::Busy));
+    assert_eq!(a.nr_free_pages(), free_before);
+    m.check(a);
+    for o in owners {
+        m.free(a, o);
+    }
+    a.drain_all();
+    assert_eq!(a.nr_free_pages(), 1024);
+}
+
+/// Fills the zone with single movable pages and frees every other one: no free block
+/// above order 0 remains.
+fn checkerboard(a: &PageAllocator, m: &Model) -> Vec<MovableOwner> {
+    let mut all = Vec::new();
+    while let Some(o) = m.alloc(a, 0, true) {
+        all.push(o);
+    }
+    a.drain_all();
+    let mut kept = Vec::new();
+    for o in all {
+        if m.at(o).0.is_multiple_of(2) {
+            m.free(a, o);
+        } else {
+            kept.push(o);
+        }
+    }
+    a.drain_all();
+    kept
+}
+
+#[test]
+fn compaction_rebuilds_a_top_order_block_from_a_checkerboard() {
+    let n = 4096;
+    let a = make(n);
+    let m = Model::default();
+    let kept = checkerboard(a, &m);
+    assert!(kept.len() as u64 > n / 2 - 8, "{} kept", kept.len());
+    // (The allocator keeps the last few pages back: at most an order-2 block.)
+    assert!(max_free_order(a) <= Some(2));
+    let low = kept.iter().filter(|&&o| m.at(o).0 < n / 2).count() as u64;
+    assert!(a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 3, cpu()).is_err());
+    assert!(a.extfrag_index(ZoneType::Normal.index(), 11) > compaction::EXTFRAG_THRESHOLD);
+    let r = a.compact_memory(&m, MigrateMode::Sync, cpu());
+    assert_eq!(r.migrated, low, "{r:?}: the low half's movable pages all moved up");
+    assert_eq!(r.failed, 0);
+    assert!(r.migrate_scanned > 0 && r.free_scanned > 0);
+    m.check(a);
+    // The low half of the zone is one free order-11 block: half of it, the top order a
+    // half-full zone can have.
+    assert_eq!(max_free_order(a), Some(11));
+    assert_eq!(a.extfrag_index(ZoneType::Normal.index(), 11), -1000);
+    let big = a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 11, cpu()).unwrap();
+    a.free_pages(big, 11, cpu()).unwrap();
+    let e = a.migrate_events();
+    assert_eq!((e.compact_migrate_scanned, e.compact_free_scanned), (r.migrate_scanned, r.free_scanned));
+    for o in kept {
+        m.free(a, o);
+    }
+    a.drain_all();
+    assert_eq!(a.nr_free_pages(), n);
+    assert_eq!(max_free_order(a), Some(12));
+}
+
+#[test]
+fn direct_compaction_for_high_order_kernel_requests_only() {
+    let n = 2048;
+    let a = make(n);
+    let m: &'static Model = Box::leak(Box::default());
+    a.set_movable_owners(m);
+    let kept = checkerboard(a, m);
+    assert!(a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 6, cpu()).is_err(), "atomic never compacts");
+    assert!(a.alloc_pages(GFP_KERNEL | Gfp::GFP_NORETRY | Gfp::GFP_NOWARN, 6, cpu()).is_err());
+    assert_eq!(a.migrate_events().compact_stall, 0);
+    let p = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 6, cpu()).unwrap();
+    let e = a.migrate_events();
+    assert_eq!((e.compact_stall, e.compact_success, e.compact_fail), (1, 1, 0));
+    assert!(e.pgmigrate_success >= 32, "at least a block's worth moved");
+    assert!(e.pgmigrate_success < n / 4, "stopped once the block was free");
+    m.check(a);
+    a.free_pages(p, 6, cpu()).unwrap();
+    for o in kept {
+        m.free(a, o);
+    }
+    a.drain_all();
+    assert_eq!(a.nr_free_pages(), n);
+}

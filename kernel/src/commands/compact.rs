@@ -1,0 +1,75 @@
+//! `compact` and `extfrag`: memory compaction on demand (Linux's
+//! /proc/sys/vm/compact_memory) and the fragmentation index per order (Linux's
+//! /sys/kernel/debug/extfrag/extfrag_index).
+
+use super::mem::print;
+use super::no_args;
+use crate::console::registry::{Command, CommandError};
+use crate::cprintln;
+use crate::mm::page_alloc::PAGES;
+use mm::page_alloc::{ZoneType, NR_ORDERS};
+
+/// `compact`
+pub const COMPACT: Command = Command {
+    name: "compact",
+    args: "",
+    help: "compact memory: migrate movable pages to rebuild large free blocks (/proc/sys/vm/compact_memory)",
+    run: compact,
+};
+
+/// The largest order with a free block on the buddy lists.
+pub fn max_free_order() -> Option<u32> {
+    let mut best = None;
+    PAGES.for_each_free_block(|_, _, o, _| best = best.max(Some(o)));
+    best
+}
+
+fn compact(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args)?;
+    crate::mm::drain_all_cpu_caches();
+    let before = max_free_order();
+    let t0 = board::timer::ticks();
+    let r = crate::mm::migrate::compact_memory();
+    let us = board::timer::ticks_to_ns(board::timer::ticks() - t0) / 1000;
+    let after = max_free_order();
+    let o = |x: Option<u32>| x.map_or(-1, |v| v as i64);
+    cprintln!(
+        "compact: {} pages migrated ({} failed), scanned {} (migrate) {} (free), largest free block order {} -> {} ({}.{:03} ms)",
+        r.migrated,
+        r.failed,
+        r.migrate_scanned,
+        r.free_scanned,
+        o(before),
+        o(after),
+        us / 1000,
+        us % 1000
+    );
+    Ok(())
+}
+
+/// `extfrag`
+pub const EXTFRAG: Command = Command {
+    name: "extfrag",
+    args: "",
+    help: "fragmentation index per order (/sys/kernel/debug/extfrag/extfrag_index)",
+    run: extfrag,
+};
+
+fn extfrag(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args)?;
+    print(|w| {
+        for zone in ZoneType::ALL {
+            if PAGES.zone_stats(zone).managed_pages == 0 {
+                continue;
+            }
+            write!(w, "Node 0, zone {:>8} ", zone.name())?;
+            let idx = PAGES.extfrag_indices(zone.index());
+            for &i in idx.iter().take(NR_ORDERS) {
+                write!(w, "{:2}.{:03} ", i / 1000, i % 1000)?;
+            }
+            writeln!(w)?;
+        }
+        Ok(())
+    });
+    Ok(())
+}

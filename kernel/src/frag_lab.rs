@@ -1,0 +1,296 @@
+//! The fragmentation lab (the sweep's `fragment` phase): how large a contiguous
+//! allocation can be once memory is fragmented, before and after compaction.
+//!
+//! 1. Fill the free memory with single movable pages (`__GFP_MOVABLE`, taken in bulk), each
+//!    marked at both ends, and free every other one (by frame number): no free block
+//!    above order 0 is left. The largest order `__get_free_pages(GFP_ATOMIC)` gets (it
+//!    never compacts) is shown, then compaction runs and it is shown again; every page
+//!    kept must still carry its marks.
+//! 2. The same with vmalloc pages as the filler: the holes of a fresh checkerboard are
+//!    filled by one `__GFP_MOVABLE` vmalloc, and the pages around them freed, so the
+//!    vmalloc's pages form the checkerboard; compaction moves them through the page table.
+//!
+//! The pages of part 1 are held in the lab's page array, an unmovable block; each is
+//! tagged [`MovableOwner::Lab`] with its index, and compaction moves it through
+//! [`lab_move`] under the array's lock.
+
+use crate::mm::allocation::Allocation;
+use crate::mm::migrate::{self, TableKind};
+use crate::mm::page_alloc::{PAGES, PAGE_SOURCE};
+use crate::mm::phys_to_virt;
+use crate::pr_info;
+use mm::addr::{Pfn, PhysAddr, PAGE_SIZE};
+use mm::gfp::{Gfp, GFP_ATOMIC, GFP_KERNEL};
+use mm::page_alloc::{MigrateError, MigrateMode, MovableOwner, MAX_PAGE_ORDER};
+use mm::page_source::PageSource;
+
+/// Pages per bulk allocation or free.
+const BATCH: usize = 64;
+
+/// The filler's flags: movable, from the reserves too (below the min watermark).
+const FILL: Gfp = GFP_ATOMIC.union(Gfp::GFP_MOVABLE).union(Gfp::GFP_MEMALLOC).union(Gfp::GFP_NOWARN);
+
+/// The page array: `len` frame numbers (0: none) in a block at linear-map address `base`.
+struct Lab {
+    base: usize,
+    len: usize,
+}
+
+static LAB: mm::sync::SpinLock<Lab> = mm::sync::SpinLock::new(Lab { base: 0, len: 0 });
+
+impl Lab {
+    fn get(&self, i: usize) -> u32 {
+        assert!(i < self.len);
+        // SAFETY: the array block (len u32 entries at base) is allocated for as long as
+        // `len` is non-zero, and only touched under LAB's lock.
+        unsafe { (self.base as *const u32).add(i).read_volatile() }
+    }
+    fn set(&mut self, i: usize, pfn: u32) {
+        assert!(i < self.len);
+        // SAFETY: as in `get`.
+        unsafe { (self.base as *mut u32).add(i).write_volatile(pfn) }
+    }
+}
+
+/// Compaction's mover for the lab's pages (see [`migrate::register_table`]).
+fn lab_move(i: u32, old: Pfn, new: Pfn, order: u32, mode: MigrateMode) -> Result<(), MigrateError> {
+    let mut lab = match mode {
+        MigrateMode::Sync => LAB.lock(),
+        MigrateMode::Async => LAB.try_lock().ok_or(MigrateError::Busy)?,
+    };
+    let i = i as usize;
+    if order != 0 || i >= lab.len || lab.get(i) as u64 != old.0 {
+        return Err(MigrateError::Gone);
+    }
+    migrate::copy_block(old, new, 0);
+    lab.set(i, new.0 as u32);
+    Ok(())
+}
+
+/// The mark at both ends of lab page `i`.
+fn mark(i: usize) -> u64 {
+    0x6c61_6200_0000_0000 ^ (i as u64).wrapping_mul(0x9e37_79b9)
+}
+
+fn write_marks(pfn: Pfn, m: u64) {
+    let p = phys_to_virt(pfn.phys()).as_mut_ptr::<u64>();
+    // SAFETY: the page is the caller's (just allocated, or held by the lab), mapped
+    // read-write in the linear map; both words are inside it.
+    unsafe {
+        p.write_volatile(m);
+        p.add(PAGE_SIZE / 8 - 1).write_volatile(!m);
+    }
+}
+
+fn marks_ok(pfn: Pfn, m: u64) -> bool {
+    let p = phys_to_virt(pfn.phys()).as_ptr::<u64>();
+    // SAFETY: as in `write_marks`.
+    unsafe { p.read_volatile() == m && p.add(PAGE_SIZE / 8 - 1).read_volatile() == !m }
+}
+
+/// The largest order `__get_free_pages(GFP_ATOMIC)` gets now (no compaction allowed).
+fn max_atomic_order() -> Option<u32> {
+    let mut best = None;
+    for order in 0..=MAX_PAGE_ORDER {
+        match Allocation::pages(GFP_ATOMIC | Gfp::GFP_NOWARN, order) {
+            Some(a) => {
+                drop(a);
+                best = Some(order);
+            }
+            None => break,
+        }
+    }
+    best
+}
+
+/// One part's result.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Fragmented {
+    /// Largest order before compaction (None: not even order 0).
+    pub before: Option<u32>,
+    /// Largest order after.
+    pub after: Option<u32>,
+    /// Pages compaction migrated.
+    pub migrated: u64,
+    /// Compaction time in ns.
+    pub ns: u64,
+    /// Pages whose contents did not survive (must be 0).
+    pub corrupt: u64,
+    /// Pages the filler held after the checkerboard.
+    pub held: u64,
+}
+
+fn compact_timed(r: &mut Fragmented) {
+    r.before = max_atomic_order();
+    let t0 = board::timer::ticks();
+    let c = migrate::compact_memory();
+    r.ns = board::timer::ticks_to_ns(board::timer::ticks() - t0);
+    r.migrated = c.migrated;
+    r.after = max_atomic_order();
+}
+
+/// Allocates the page array for every free page; fills memory with movable pages into
+/// it; frees those with an even frame number. Returns the array's block (linear-map
+/// address, order) or `None` when the array could not be allocated.
+fn checkerboard() -> Option<Allocation> {
+    let entries = crate::mm::settled_free_pages() as usize + 1024;
+    let order = (entries * 4).div_ceil(PAGE_SIZE).next_power_of_two().trailing_zeros();
+    let arr = Allocation::pages(GFP_KERNEL | Gfp::GFP_NOWARN | Gfp::GFP_ZERO, order)?;
+    {
+        let mut lab = LAB.lock();
+        lab.base = arr.addr().as_usize();
+        lab.len = (PAGE_SIZE << order) / 4;
+    }
+    let len = LAB.lock().len;
+    let mut n = 0;
+    let mut buf = [PhysAddr::new(0); BATCH];
+    while n < len {
+        // Every page, reserves included (as a PF_MEMALLOC task may): no free block may
+        // be left above order 0 once every other page is freed.
+        let want = BATCH.min(len - n);
+        let mut got = PAGE_SOURCE.alloc_pages_bulk(FILL, &mut buf[..want]);
+        // The bulk path stops at the low watermark: the rest one by one.
+        while got < want {
+            let Ok(pfn) = PAGE_SOURCE.alloc(FILL, 0) else { break };
+            buf[got] = pfn.phys();
+            got += 1;
+        }
+        let mut lab = LAB.lock();
+        for &pa in &buf[..got] {
+            write_marks(pa.pfn(), mark(n));
+            lab.set(n, pa.pfn().0 as u32);
+            PAGES.set_movable_owner(pa.pfn(), MovableOwner::Lab(n as u32));
+            n += 1;
+        }
+        if got < want {
+            break;
+        }
+    }
+    crate::mm::drain_all_cpu_caches();
+    let mut k = 0;
+    for i in 0..n {
+        let mut lab = LAB.lock();
+        let pfn = lab.get(i);
+        if pfn.is_multiple_of(2) {
+            lab.set(i, 0);
+            buf[k] = Pfn(pfn as u64).phys();
+            k += 1;
+        }
+        drop(lab);
+        if k == BATCH || (i + 1 == n && k > 0) {
+            PAGE_SOURCE.free_pages_bulk(&buf[..k]);
+            k = 0;
+        }
+    }
+    crate::mm::drain_all_cpu_caches();
+    Some(arr)
+}
+
+/// Checks the marks of every page held and frees them all (the array is left to the
+/// caller, which no longer reaches it through the lab); returns how many had lost their
+/// marks.
+fn release(check: bool) -> u64 {
+    let len = LAB.lock().len;
+    let mut corrupt = 0;
+    let mut buf = [PhysAddr::new(0); BATCH];
+    let mut k = 0;
+    for i in 0..len {
+        let mut lab = LAB.lock();
+        let pfn = lab.get(i);
+        if pfn != 0 {
+            if check && !marks_ok(Pfn(pfn as u64), mark(i)) {
+                corrupt += 1;
+            }
+            lab.set(i, 0);
+            buf[k] = Pfn(pfn as u64).phys();
+            k += 1;
+        }
+        drop(lab);
+        if k == BATCH || (i + 1 == len && k > 0) {
+            PAGE_SOURCE.free_pages_bulk(&buf[..k]);
+            k = 0;
+        }
+    }
+    *LAB.lock() = Lab { base: 0, len: 0 };
+    corrupt
+}
+
+/// Part 1: movable pages as the filler.
+pub fn pages_part() -> Option<Fragmented> {
+    migrate::register_table(TableKind::Lab, lab_move);
+    let arr = checkerboard()?;
+    let mut r = Fragmented::default();
+    let len = LAB.lock().len;
+    r.held = (0..len).filter(|&i| LAB.lock().get(i) != 0).count() as u64;
+    compact_timed(&mut r);
+    r.corrupt = release(true);
+    drop(arr);
+    Some(r)
+}
+
+/// Part 2: vmalloc pages as the filler.
+pub fn vmalloc_part() -> Option<Fragmented> {
+    migrate::register_table(TableKind::Lab, lab_move);
+    let arr = checkerboard()?;
+    let len = LAB.lock().len;
+    let holes = (0..len).filter(|&i| LAB.lock().get(i) != 0).count();
+    // Fill the holes (and whatever else is free) with one movable vmalloc, mapped with
+    // pages; then the lab's pages go and the vmalloc's pages are the checkerboard.
+    // The holes, less room for the vmalloc's page tables (one per 512 pages; reserves
+    // included, as for the filler's pages): as few holes as possible stay free. If the
+    // estimate was short by a table, a few pages less.
+    let mut want = holes.saturating_sub(holes.div_ceil(512) + 2);
+    let mut v = Allocation::vmalloc(want * PAGE_SIZE, FILL, "frag_lab");
+    for _ in 0..4 {
+        if v.is_ok() || want <= 8 {
+            break;
+        }
+        want -= 8;
+        v = Allocation::vmalloc(want * PAGE_SIZE, FILL, "frag_lab");
+    }
+    let _ = release(true);
+    // The array stays allocated until the end: freed now, it would be a free block.
+    let v = v.ok()?;
+    let base = v.addr().as_mut_ptr::<u64>();
+    let pages = want;
+    for i in 0..pages {
+        // SAFETY: the vmalloc area of `pages` pages is ours until `v` is dropped.
+        unsafe { base.add(i * PAGE_SIZE / 8).write_volatile(mark(i)) };
+    }
+    crate::mm::drain_all_cpu_caches();
+    let mut r = Fragmented { held: pages as u64, ..Default::default() };
+    compact_timed(&mut r);
+    for i in 0..pages {
+        // SAFETY: as above.
+        if unsafe { base.add(i * PAGE_SIZE / 8).read_volatile() } != mark(i) {
+            r.corrupt += 1;
+        }
+    }
+    drop(v);
+    drop(arr);
+    Some(r)
+}
+
+/// Prints a part's line.
+pub fn report(name: &str, r: &Option<Fragmented>) {
+    let o = |x: Option<u32>| x.map_or(-1, |v| v as i64);
+    match r {
+        Some(r) => {
+            pr_info!(
+                "sweep: {}: max order={} before compaction, {} after ({} pages migrated, {} ms)",
+                name,
+                o(r.before),
+                o(r.after),
+                r.migrated,
+                r.ns / 1_000_000
+            );
+            pr_info!(
+                " {} filler pages held, {} with their contents changed {}",
+                r.held,
+                r.corrupt,
+                if r.corrupt == 0 { "OK" } else { "CORRUPT" }
+            );
+        }
+        None => pr_info!("sweep: {}: could not set up (no memory for the lab)", name),
+    }
+}
