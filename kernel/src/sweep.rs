@@ -40,9 +40,9 @@ pub enum Phases {
     /// vmalloc.
     Vmalloc,
     /// The fragmentation lab: compaction of movable pages and of vmalloc pages. Asked for
-    /// by name only: after it, order-0 page allocation was measured far slower in most
-    /// runs (a known problem, cause not found yet; see README), so the default boot does
-    /// not run it.
+    /// by name only: after it, order-0 page allocation is far slower (pages parked on
+    /// another per-CPU list make every free drain the list in use; see README), so the
+    /// default boot does not run it.
     Fragment,
 }
 
