@@ -914,6 +914,31 @@ def stress_with_a_compaction_thread(image):
         check("Unable to handle" not in q.out and "Internal error" not in q.out, "an oops", q.out)
 
 
+
+@test
+def cma_area_from_the_command_line(image):
+    # cma=16M: a pageblock-aligned area of Cma pageblocks, shown by meminfo, pagetypeinfo
+    # and zoneinfo; only movable requests may borrow it. Without cma= none of it shows.
+    with boot(image, "sweep=off cma=16M") as q:
+        m = re.search(TS + r"cma: Reserved 16 MiB at 0x([0-9a-f]{16})$", q.out, re.M)
+        check(m and int(m.group(1), 16) % (16 << 20) == 0, "cma reservation line", q.out)
+        mi = q.command("meminfo")
+        check(re.search(r"^CmaTotal:\s+16384 kB\nCmaFree:\s+16384 kB$", mi, re.M), "meminfo Cma fields", mi)
+        pt = q.command("pagetypeinfo")
+        check(re.search(r"^Node    0, zone   Normal, type          CMA( +\d+){17} $", pt, re.M), "CMA row", pt)
+        check(re.search(r"HighAtomic          CMA \nNode 0, zone   Normal( +\d+){4} +8 $", pt, re.M),
+              "8 CMA pageblocks", pt)
+        check(re.search(r"^        cma      4096$", q.command("zoneinfo"), re.M), "zoneinfo cma", "")
+        q.command("alloc pages 9 GFP_KERNEL")
+        q.command("alloc pages 0 GFP_KERNEL|__GFP_RECLAIMABLE")
+        mi = q.command("meminfo")
+        check(re.search(r"^CmaFree:\s+16384 kB$", mi, re.M), "an unmovable request took a CMA page", mi)
+        check("WARNING" not in q.out, "a warning", q.out)
+    with boot(image) as q:
+        check("CmaTotal" not in q.command("meminfo"), "CmaTotal without cma=")
+        check("CMA" not in q.command("pagetypeinfo"), "CMA column without cma=")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")
