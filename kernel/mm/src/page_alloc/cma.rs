@@ -1,9 +1,57 @@
-//! The contiguous memory allocator's area (Linux's `mm/cma.c`, one area): `cma=SIZE`
-//! turns a pageblock-aligned run of the Normal zone into Cma pageblocks at boot. Movable
-//! allocations borrow its pages (see `Zone::rmqueue`); nothing else may.
+//! The contiguous memory allocator (Linux's `mm/cma.c`, one area): `cma=SIZE` turns a
+//! pageblock-aligned run of the Normal zone into Cma pageblocks at boot. Movable
+//! allocations borrow its pages (see `Zone::rmqueue`); nothing else may. `cma_alloc`
+//! migrates the borrowers of an aligned range out (`migrate_page`) and hands the range
+//! over; `cma_release` gives it back to the Cma lists.
 
-use super::{PageAllocator, ZoneType, PAGEBLOCK_NR_PAGES};
+use super::page::{MemMap, PageState};
+use super::{MigrateMode, MovableOwners, PageAllocator, ZoneType, MAX_PAGE_ORDER, PAGEBLOCK_NR_PAGES};
 use crate::addr::Pfn;
+use crate::cpu::CpuId;
+use crate::gfp::{Gfp, GFP_HIGHUSER_MOVABLE};
+
+/// Tag in the owner word of every page a [`PageAllocator::cma_alloc`] range holds (so
+/// that `cma_release` refuses pages that are not such a range's).
+const CMA_OWNER: u64 = 0xc3a0_0000_0000_0000;
+
+/// Why `cma_alloc` or `cma_release` refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CmaError {
+    /// No area was declared.
+    NoArea,
+    /// `count` is 0, larger than the area, or the alignment is above `MAX_PAGE_ORDER`.
+    BadRequest,
+    /// Another `cma_alloc` is running.
+    Busy,
+    /// No aligned range of the area could be emptied: some page in each is pinned (not
+    /// movable, or its owner refused, or no target outside the area was free).
+    NoRange,
+    /// `cma_release` of pages that are not a `cma_alloc` range's.
+    NotAllocated,
+}
+
+impl core::fmt::Display for CmaError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::NoArea => "no CMA area (cma= on the command line)",
+            Self::BadRequest => "bad size or alignment",
+            Self::Busy => "another cma_alloc is running",
+            Self::NoRange => "no range of the area could be emptied (a page did not move)",
+            Self::NotAllocated => "not a cma_alloc range",
+        })
+    }
+}
+
+/// What one `cma_alloc` did (for the console and the lab).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct CmaAllocStats {
+    /// Borrowed blocks migrated out of the area.
+    pub migrated: u64,
+    /// Migrations that failed (their range was given up).
+    pub failed: u64,
+    /// Aligned ranges tried.
+    pub ranges_tried: u64,
+}
 
 /// The CMA area's numbers (`/proc/meminfo`'s `CmaTotal`/`CmaFree`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -31,6 +79,159 @@ impl PageAllocator {
     pub fn cma_stats(&self) -> Option<CmaStats> {
         let z = self.lock_zone(ZoneType::Normal.index());
         (z.cma.1 != 0).then(|| CmaStats { base: Pfn(z.cma.0), pages: z.cma.1, free: z.free_cma_pages })
+    }
+
+    /// Linux's `cma_alloc`: `count` contiguous pages of the area, the first aligned to
+    /// `2^align_order` pages. For each aligned range from the area's start: every
+    /// borrowed block in it is migrated out (`owners` repoint their references; targets
+    /// come from outside the area, which lends nothing meanwhile), then the range's free
+    /// pages are taken off the Cma lists. A range with a block that does not move is given
+    /// up (its moved blocks stay moved) for the next one. Call with every other CPU's
+    /// per-CPU lists drained (CMA pages on them are free but not on the buddy lists); this
+    /// CPU's are drained here. The pages come back as order-0 allocated pages.
+    pub fn cma_alloc(
+        &self,
+        count: u64,
+        align_order: u32,
+        owners: &dyn MovableOwners,
+        cpu: CpuId,
+        stats: &mut CmaAllocStats,
+    ) -> Result<Pfn, CmaError> {
+        let mm = self.mem_map.get().ok_or(CmaError::NoArea)?;
+        let zi = ZoneType::Normal.index();
+        let (base, pages) = {
+            let mut z = self.lock_zone(zi);
+            let (base, pages) = z.cma;
+            if pages == 0 {
+                return Err(CmaError::NoArea);
+            }
+            if count == 0 || count > pages || align_order > MAX_PAGE_ORDER {
+                return Err(CmaError::BadRequest);
+            }
+            if z.cma_isolated {
+                return Err(CmaError::Busy);
+            }
+            z.cma_isolated = true;
+            (base, pages)
+        };
+        let r = self.cma_alloc_isolated(mm, (base, base + pages), count, align_order, owners, cpu, stats);
+        self.lock_zone(zi).cma_isolated = false;
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cma_alloc_isolated(
+        &self,
+        mm: &MemMap,
+        area: (u64, u64),
+        count: u64,
+        align_order: u32,
+        owners: &dyn MovableOwners,
+        cpu: CpuId,
+        stats: &mut CmaAllocStats,
+    ) -> Result<Pfn, CmaError> {
+        let align = 1u64 << align_order;
+        let in_area = |p: u64| p >= area.0 && p < area.1;
+        // A target outside the area: this CPU's lists drained first, since they may hold
+        // area pages (a migrated block's old pages among them); the refill that follows
+        // takes none, the area being isolated.
+        let mut target = |order: u32| {
+            self.drain_cpu(cpu);
+            let gfp = GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY;
+            let pfn = self.alloc_pages(gfp, order, cpu).ok()?;
+            if in_area(pfn.0) {
+                let _ = self.free_pages(pfn, order, cpu);
+                return None;
+            }
+            Some(pfn)
+        };
+        let mut start = area.0.next_multiple_of(align);
+        while start + count <= area.1 {
+            stats.ranges_tried += 1;
+            if self.empty_range(mm, start, start + count, owners, cpu, &mut target, stats) {
+                self.drain_cpu(cpu);
+                let mut z = self.lock_zone(ZoneType::Normal.index());
+                if z.take_free_range(start, start + count, None) {
+                    for p in start..start + count {
+                        let page = mm.at(mm.idx(p));
+                        page.set_owner(CMA_OWNER);
+                        page.set_state(PageState::Head { order: 0, compound: false, tail_owner: false });
+                    }
+                    return Ok(Pfn(start));
+                }
+            }
+            start += align;
+        }
+        Err(CmaError::NoRange)
+    }
+
+    /// Migrates every live block of `[start, end)` out; false at the first that does not
+    /// move (not movable, its owner refused, or no target).
+    #[allow(clippy::too_many_arguments)]
+    fn empty_range(
+        &self,
+        mm: &MemMap,
+        start: u64,
+        end: u64,
+        owners: &dyn MovableOwners,
+        cpu: CpuId,
+        target: &mut dyn FnMut(u32) -> Option<Pfn>,
+        stats: &mut CmaAllocStats,
+    ) -> bool {
+        let mut p = start;
+        while p < end {
+            match mm.at(mm.idx(p)).state() {
+                PageState::Buddy { order, .. } => p += 1 << order,
+                // Inside a free block, or free on a per-CPU list (drained before the take).
+                PageState::Unmarked | PageState::Pcp { .. } => p += 1,
+                PageState::Head { order, .. } => {
+                    if self.migrate_page(Pfn(p), owners, MigrateMode::Sync, cpu, target).is_err() {
+                        stats.failed += 1;
+                        return false;
+                    }
+                    stats.migrated += 1;
+                    p += 1 << order;
+                }
+                PageState::Tail | PageState::Reserved => return false,
+            }
+        }
+        true
+    }
+
+    /// Linux's `cma_release`: gives back `count` pages at `pfn` that a `cma_alloc`
+    /// returned (a part of such a range too) to the Cma lists. Refused, with nothing
+    /// changed, if any of them is not a `cma_alloc` page.
+    pub fn cma_release(&self, pfn: Pfn, count: u64) -> Result<(), CmaError> {
+        let mm = self.mem_map.get().ok_or(CmaError::NoArea)?;
+        let mut z = self.lock_zone(ZoneType::Normal.index());
+        let (base, pages) = z.cma;
+        let (start, end) = (pfn.0, pfn.0.checked_add(count).ok_or(CmaError::NotAllocated)?);
+        if pages == 0 {
+            return Err(CmaError::NoArea);
+        }
+        if count == 0 || start < base || end > base + pages {
+            return Err(CmaError::NotAllocated);
+        }
+        let ours = |p: u64| {
+            let page = mm.at(mm.idx(p));
+            page.owner() == CMA_OWNER
+                && page.state() == (PageState::Head { order: 0, compound: false, tail_owner: false })
+        };
+        if !(start..end).all(ours) {
+            return Err(CmaError::NotAllocated);
+        }
+        for p in start..end {
+            let page = mm.at(mm.idx(p));
+            page.set_owner(0);
+            page.set_state(PageState::Unmarked);
+        }
+        let mut p = start;
+        while p < end {
+            let order = MAX_PAGE_ORDER.min(p.trailing_zeros()).min(63 - (end - p).leading_zeros());
+            z.free_one(p, order, super::MigrateType::Cma);
+            p += 1 << order;
+        }
+        Ok(())
     }
 }
 

@@ -50,7 +50,7 @@ use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 
 pub use check::PageCensus;
-pub use cma::CmaStats;
+pub use cma::{CmaAllocStats, CmaError, CmaStats};
 pub use compaction::{fragmentation_index, CompactResult};
 pub use error::{AllocFailure, FreeError};
 pub use fail::FailPageAlloc;

@@ -30,6 +30,9 @@ pub struct Zone {
     pub cma: (u64, u64),
     /// Pages on the Cma free lists (Linux's `NR_FREE_CMA_PAGES`).
     pub free_cma_pages: u64,
+    /// A `cma_alloc` is emptying a range: the area lends nothing meanwhile (Linux
+    /// isolates the range's pageblocks, `MIGRATE_ISOLATE`).
+    pub cma_isolated: bool,
 }
 
 impl Zone {
@@ -46,6 +49,7 @@ impl Zone {
             managed_pages: 0,
             cma: (0, 0),
             free_cma_pages: 0,
+            cma_isolated: false,
         }
     }
 
@@ -227,7 +231,7 @@ impl Zone {
                 return Some(p);
             }
         }
-        let cma = mt == MigrateType::Movable && self.free_cma_pages != 0;
+        let cma = mt == MigrateType::Movable && self.free_cma_pages != 0 && !self.cma_isolated;
         if cma && self.free_cma_pages > self.free_pages / 2 {
             if let Some(p) = self.rmqueue_smallest(order, MigrateType::Cma) {
                 return Some(p);
@@ -301,7 +305,7 @@ impl Zone {
         let align = 1u64 << (63 - pages.leading_zeros()).min(MAX_PAGE_ORDER);
         let mut start = self.end_pfn.checked_sub(pages)? & !(align - 1);
         while start >= self.start_pfn {
-            if self.take_free_range(start, start + pages, MigrateType::Cma) {
+            if self.take_free_range(start, start + pages, Some(MigrateType::Cma)) {
                 let mut b = start;
                 while b < start + pages {
                     self.set_pageblock_mt(b, MigrateType::Cma);
@@ -327,10 +331,11 @@ impl Zone {
     }
 
     /// If every page of `[start, end)` is free on the buddy lists, moves them to the lists
-    /// of `mt` (the blocks that straddle an edge are split, their outer parts stay where
-    /// they were) and returns true; otherwise changes nothing. No merging, no count
-    /// change: the pages stay free.
-    pub(crate) fn take_free_range(&mut self, start: u64, end: u64, mt: MigrateType) -> bool {
+    /// of `to` (`Some`: no merging, the pages stay free) or takes them off the lists
+    /// (`None`: they are the caller's now, `Unmarked`, Linux's `isolate_freepages_range`)
+    /// and returns true; otherwise changes nothing. Blocks that straddle an edge are
+    /// split, their outer parts stay where they were.
+    pub(crate) fn take_free_range(&mut self, start: u64, end: u64, to: Option<MigrateType>) -> bool {
         let mut p = start;
         while p < end {
             match self.free_block_of(p) {
@@ -353,11 +358,17 @@ impl Zone {
                     block_end
                 };
                 let o = (q.trailing_zeros()).min(63 - (limit - q).leading_zeros());
-                let to = if q >= start && q < end { mt } else { old };
-                self.add_free(q, o, to);
+                match (q >= start && q < end, to) {
+                    (false, _) => self.add_free(q, o, old),
+                    (true, Some(mt)) => self.add_free(q, o, mt),
+                    (true, None) => {}
+                }
                 q += 1u64 << o;
             }
             p = block_end;
+        }
+        if to.is_none() {
+            self.free_pages -= end - start;
         }
         true
     }
