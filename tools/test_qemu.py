@@ -914,6 +914,63 @@ def stress_with_a_compaction_thread(image):
         check("Unable to handle" not in q.out and "Internal error" not in q.out, "an oops", q.out)
 
 
+
+@test
+def cma_area_from_the_command_line(image):
+    # cma=16M: a pageblock-aligned area of Cma pageblocks, shown by meminfo, pagetypeinfo
+    # and zoneinfo; only movable requests may borrow it. Without cma= none of it shows.
+    with boot(image, "sweep=off cma=16M") as q:
+        m = re.search(TS + r"cma: Reserved 16 MiB at 0x([0-9a-f]{16})$", q.out, re.M)
+        check(m and int(m.group(1), 16) % (16 << 20) == 0, "cma reservation line", q.out)
+        mi = q.command("meminfo")
+        check(re.search(r"^CmaTotal:\s+16384 kB\nCmaFree:\s+16384 kB$", mi, re.M), "meminfo Cma fields", mi)
+        pt = q.command("pagetypeinfo")
+        check(re.search(r"^Node    0, zone   Normal, type          CMA( +\d+){17} $", pt, re.M), "CMA row", pt)
+        check(re.search(r"HighAtomic          CMA \nNode 0, zone   Normal( +\d+){4} +8 $", pt, re.M),
+              "8 CMA pageblocks", pt)
+        check(re.search(r"^        cma      4096$", q.command("zoneinfo"), re.M), "zoneinfo cma", "")
+        q.command("alloc pages 9 GFP_KERNEL")
+        q.command("alloc pages 0 GFP_KERNEL|__GFP_RECLAIMABLE")
+        mi = q.command("meminfo")
+        check(re.search(r"^CmaFree:\s+16384 kB$", mi, re.M), "an unmovable request took a CMA page", mi)
+        check("WARNING" not in q.out, "a warning", q.out)
+    with boot(image) as q:
+        check("CmaTotal" not in q.command("meminfo"), "CmaTotal without cma=")
+        check("CMA" not in q.command("pagetypeinfo"), "CMA column without cma=")
+
+
+
+@test
+def cma_alloc_from_the_console(image):
+    # Fill memory with movable blocks (the CMA area borrowed to the last page), free one
+    # large block for targets, then `alloc cma 8M` migrates the borrowers out; contents
+    # and handles follow them; `free all` gives everything back.
+    with boot(image, "sweep=off cma=16M") as q:
+        free0 = int(re.search(r"^MemFree:\s+(\d+) kB", q.command("meminfo"), re.M).group(1))
+        big = []
+        for order in (16, 15, 14, 13):
+            while m := re.search(r"^#(\d+): pages", q.command(f"alloc pages {order} GFP_HIGHUSER_MOVABLE"), re.M):
+                big.append(m.group(1))
+        small = 0
+        while re.search(r"^#\d+: pages", q.command("alloc pages 6 GFP_HIGHUSER_MOVABLE"), re.M):
+            small += 1
+        check(small > 64, "small movable blocks", str(small))
+        mi = q.command("meminfo")
+        check(re.search(r"^CmaFree:\s+0 kB$", mi, re.M), "the area is not all borrowed", mi)
+        check("freed" in q.command("free " + big[-1]), "free a large block")
+        out = q.command("alloc cma 8M", 120)
+        m = re.search(r"^cma_alloc: 2048 pages, (\d+) borrowed blocks migrated out", out, re.M)
+        check(m and int(m.group(1)) == 32, "cma_alloc migrated the 32 borrowed 256 KiB blocks", out)
+        check(re.search(r"^#\d+: cma 8 MiB at 0x[0-9a-f]+, phys 0x([0-9a-f]+)", out, re.M), "cma handle", out)
+        check("alloc: cma_alloc" not in q.command("allocs"), "allocs")
+        q.command("free all", 120)
+        mi = q.command("meminfo")
+        check(re.search(r"^CmaFree:\s+16384 kB$", mi, re.M), "the area is not free again", mi)
+        free1 = int(re.search(r"^MemFree:\s+(\d+) kB", mi, re.M).group(1))
+        check(free1 >= free0, f"leak: MemFree {free0} -> {free1} kB", mi)
+        check("WARNING" not in q.out and "Unable to handle" not in q.out, "a warning", q.out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")

@@ -179,7 +179,7 @@ impl fmt::Display for Escaped<'_> {
 }
 
 /// The options this kernel acts on (names, as `help`-style text for messages).
-pub const KNOWN: &[&str] = &["sweep", "slub_debug", "loglevel", "panic", "nohugevmalloc"];
+pub const KNOWN: &[&str] = &["sweep", "slub_debug", "loglevel", "panic", "nohugevmalloc", "cma"];
 
 /// Options the Raspberry Pi firmware adds or a Linux cmdline.txt usually carries, which
 /// this kernel has no use for and skips without a word. (Any `module.param` option is
@@ -187,7 +187,6 @@ pub const KNOWN: &[&str] = &["sweep", "slub_debug", "loglevel", "panic", "nohuge
 const FOREIGN: &[&str] = &[
     "coherent_pool",
     "console",
-    "cma",
     "video",
     "maxcpus",
     "root",
@@ -276,6 +275,31 @@ pub fn panic_timeout(cmdline: &str) -> Result<Option<i64>, &str> {
     match option(cmdline, "panic") {
         None => Ok(None),
         Some(v) => v.parse::<i64>().map(Some).map_err(|_| v),
+    }
+}
+
+/// A size as Linux's `memparse` reads it: a decimal number with an optional `K`, `M` or
+/// `G` suffix (either case); `None` for anything else or an overflow.
+pub fn parse_size(v: &str) -> Option<u64> {
+    let (num, shift) = match v.as_bytes().last()? {
+        b'k' | b'K' => (&v[..v.len() - 1], 10),
+        b'm' | b'M' => (&v[..v.len() - 1], 20),
+        b'g' | b'G' => (&v[..v.len() - 1], 30),
+        _ => (v, 0),
+    };
+    num.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// `cma=SIZE`: `Ok(None)` when absent, `Ok(Some(bytes))` for a size of at least one
+/// byte ([`parse_size`]), `Err(value)` otherwise (`cma=0` included: Linux reads it as
+/// no area, and so would we, but it is more likely a mistake worth a word).
+pub fn cma(cmdline: &str) -> Result<Option<u64>, &str> {
+    match option(cmdline, "cma") {
+        None => Ok(None),
+        Some(v) => match parse_size(v) {
+            Some(n) if n > 0 => Ok(Some(n)),
+            _ => Err(v),
+        },
     }
 }
 
@@ -426,6 +450,21 @@ mod tests {
         assert_eq!(classify("rootwait"), Param::Foreign);
         assert_eq!(classify("frobnicate=1"), Param::Unknown);
         assert_eq!(unknown("sweep=off bogus x.y=1 other").collect::<Vec<_>>(), ["bogus", "other"]);
+    }
+
+    #[test]
+    fn cma_sizes() {
+        assert_eq!(cma("sweep=off"), Ok(None));
+        assert_eq!(cma("cma=16M"), Ok(Some(16 << 20)));
+        assert_eq!(cma("cma=64m loglevel=4"), Ok(Some(64 << 20)));
+        assert_eq!(cma("cma=512K"), Ok(Some(512 << 10)));
+        assert_eq!(cma("cma=1G"), Ok(Some(1 << 30)));
+        assert_eq!(cma("cma=8192"), Ok(Some(8192)));
+        assert_eq!(cma("cma=1M cma=2M"), Ok(Some(2 << 20)));
+        for bad in ["cma=", "cma=0", "cma=M", "cma=16X", "cma=-1M", "cma=99999999999G"] {
+            assert_eq!(cma(bad), Err(&bad[4..]), "{bad}");
+        }
+        assert_eq!(classify("cma=16M"), Param::Known);
     }
 
     #[test]

@@ -123,6 +123,7 @@ enum What {
     Pages { order: u32 },
     Kmalloc { size: usize, ksize: usize },
     Vmalloc { size: usize, first_page: Option<PhysAddr> },
+    Cma { pages: usize },
 }
 
 /// One line of `allocs`: `#3: kmalloc 3000 bytes (ksize 4096) at 0x..., phys 0x..., mode:...`.
@@ -143,6 +144,7 @@ impl Describe {
             Allocation::Pages { order, .. } => What::Pages { order },
             Allocation::Kmalloc { size, .. } => What::Kmalloc { size, ksize: slab::ksize(addr.as_ptr()) },
             Allocation::Vmalloc { size, .. } => What::Vmalloc { size, first_page: vmalloc::vmalloc_to_page(addr) },
+            Allocation::Cma { pages, .. } => What::Cma { pages },
         };
         Describe { id: h.id, what, addr, gfp: h.gfp }
     }
@@ -155,6 +157,7 @@ impl fmt::Display for Describe {
             What::Pages { order } => write!(f, "pages order {order} ({})", Human(4096 << order))?,
             What::Kmalloc { size, ksize } => write!(f, "kmalloc {} (ksize {})", Human(size as u64), ksize)?,
             What::Vmalloc { size, .. } => write!(f, "vmalloc {}", Human(size as u64))?,
+            What::Cma { pages } => write!(f, "cma {}", Human(pages as u64 * 4096))?,
         }
         write!(f, " at {:#x}, ", self.addr.as_u64())?;
         match self.what {
@@ -187,7 +190,7 @@ fn keep(alloc: Allocation, gfp: Gfp) {
 /// `alloc`
 pub const ALLOC: Command = Command {
     name: "alloc",
-    args: "pages ORDER [GFP] | kmalloc SIZE [GFP] | vmalloc SIZE [GFP]",
+    args: "pages ORDER [GFP] | kmalloc SIZE [GFP] | vmalloc SIZE [GFP] | cma SIZE",
     help: "allocate and keep (prints a handle for free)",
     run: alloc_cmd,
 };
@@ -224,6 +227,33 @@ fn alloc_cmd(args: &[&str]) -> Result<(), CommandError> {
             match Allocation::vmalloc(size as usize, gfp, "console_alloc") {
                 Ok(a) => keep(a, gfp),
                 Err(_) => cprintln!("alloc: vmalloc({size}) failed"),
+            }
+            Ok(())
+        }
+        ["cma", size] => {
+            let size = parse_size(size).map_err(|e| CommandError::bad(format_args!("SIZE: {e}")))?;
+            if size == 0 {
+                return Err(CommandError::bad(format_args!("SIZE must be at least 1 byte")));
+            }
+            let pages = size.div_ceil(4096);
+            // Linux's dma_alloc_from_contiguous: aligned to the size's order, at most
+            // CONFIG_CMA_ALIGNMENT (8: 1 MiB).
+            let align = (64 - (pages - 1).leading_zeros()).min(8);
+            let t0 = board::timer::ticks();
+            match Allocation::cma(pages as usize, align) {
+                Ok((a, st)) => {
+                    let us = board::timer::ticks_to_ns(board::timer::ticks() - t0) / 1000;
+                    cprintln!(
+                        "cma_alloc: {} pages, {} borrowed blocks migrated out ({} ranges tried, {}.{:03} ms)",
+                        pages,
+                        st.migrated,
+                        st.ranges_tried,
+                        us / 1000,
+                        us % 1000
+                    );
+                    keep(a, mm::gfp::GFP_KERNEL)
+                }
+                Err(e) => cprintln!("alloc: cma_alloc({pages} pages) failed: {e}"),
             }
             Ok(())
         }

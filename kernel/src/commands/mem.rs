@@ -56,7 +56,13 @@ pub fn write_meminfo(w: &mut dyn Write) -> core::fmt::Result {
     row(w, "PageTables", kb(pt_pages as u64))?;
     row(w, "VmallocTotal", (VMALLOC_END - VMALLOC_START) >> 10)?;
     row(w, "VmallocUsed", kb(vm_pages as u64))?;
-    row(w, "VmallocChunk", largest_vm >> 10)
+    row(w, "VmallocChunk", largest_vm >> 10)?;
+    // Linux prints these with CONFIG_CMA; here only when `cma=` declared an area.
+    if let Some(c) = PAGES.cma_stats() {
+        row(w, "CmaTotal", kb(c.pages))?;
+        row(w, "CmaFree", kb(c.free))?;
+    }
+    Ok(())
 }
 
 /// `zoneinfo`
@@ -79,7 +85,7 @@ pub fn write_zoneinfo(w: &mut dyn Write) -> core::fmt::Result {
     writeln!(w, "        spanned  {}", z.spanned_pages)?;
     writeln!(w, "        present  {}", z.present_pages)?;
     writeln!(w, "        managed  {}", z.managed_pages)?;
-    writeln!(w, "        cma      0")?;
+    writeln!(w, "        cma      {}", PAGES.cma_stats().map_or(0, |c| c.pages))?;
     writeln!(w, "        protection: ({})", z.lowmem_reserve)?;
     writeln!(w, "      nr_free_pages {}", z.free_pages)?;
     writeln!(w, "      nr_zone_reserved_highatomic {}", z.reserved_highatomic)?;

@@ -34,6 +34,13 @@ pub enum Allocation {
         /// Bytes asked for.
         size: usize,
     },
+    /// `pages` contiguous pages of the CMA area (`cma_alloc`), at their linear-map address.
+    Cma {
+        /// Linear-map address of the first page.
+        addr: VirtAddr,
+        /// Pages.
+        pages: usize,
+    },
 }
 
 impl Allocation {
@@ -52,12 +59,22 @@ impl Allocation {
         vmalloc::__vmalloc(size, gfp, caller).map(|addr| Allocation::Vmalloc { addr, size })
     }
 
+    /// Linux's `cma_alloc(cma, pages, align_order)` (see [`super::migrate::cma_alloc`]).
+    pub fn cma(
+        pages: usize,
+        align_order: u32,
+    ) -> Result<(Self, mm::page_alloc::CmaAllocStats), mm::page_alloc::CmaError> {
+        super::migrate::cma_alloc(pages as u64, align_order)
+            .map(|(pfn, st)| (Allocation::Cma { addr: super::phys_to_virt(pfn.phys()), pages }, st))
+    }
+
     /// Where the memory starts.
     pub fn addr(&self) -> VirtAddr {
         match *self {
-            Allocation::Pages { addr, .. } | Allocation::Kmalloc { addr, .. } | Allocation::Vmalloc { addr, .. } => {
-                addr
-            }
+            Allocation::Pages { addr, .. }
+            | Allocation::Kmalloc { addr, .. }
+            | Allocation::Vmalloc { addr, .. }
+            | Allocation::Cma { addr, .. } => addr,
         }
     }
 
@@ -66,6 +83,7 @@ impl Allocation {
         match *self {
             Allocation::Pages { order, .. } => PAGE_SIZE << order,
             Allocation::Kmalloc { size, .. } | Allocation::Vmalloc { size, .. } => size,
+            Allocation::Cma { pages, .. } => PAGE_SIZE * pages,
         }
     }
 
@@ -143,6 +161,7 @@ impl Drop for Allocation {
             Allocation::Vmalloc { addr, .. } => {
                 let _ = vmalloc::vfree(addr);
             }
+            Allocation::Cma { addr, pages } => super::migrate::cma_release(addr, pages),
         }
     }
 }

@@ -17,7 +17,9 @@ use super::this_cpu;
 use super::vmalloc::VMALLOC;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::{Pfn, VirtAddr};
-use mm::page_alloc::{CompactResult, MigrateError, MigrateMode, MovableOwner, MovableOwners, MAX_PAGE_ORDER};
+use mm::page_alloc::{
+    CmaAllocStats, CmaError, CompactResult, MigrateError, MigrateMode, MovableOwner, MovableOwners, MAX_PAGE_ORDER,
+};
 
 /// Moves a block held in a table: `(index, old, new, order, mode)`.
 pub type TableMover = fn(u32, Pfn, Pfn, u32, MigrateMode) -> Result<(), MigrateError>;
@@ -174,4 +176,22 @@ pub fn compact_memory() -> CompactResult {
     let r = PAGES.compact_memory(&OWNERS, MigrateMode::Sync, this_cpu());
     super::drain_all_cpu_caches();
     r
+}
+
+/// Linux's `cma_alloc`: every CPU's lists drained (CMA pages on them are free but not on
+/// the buddy lists), then `count` pages of the CMA area, aligned to `2^align_order`, with
+/// the borrowers migrated out through [`OWNERS`]. Never call it holding an owner's lock.
+pub fn cma_alloc(count: u64, align_order: u32) -> Result<(Pfn, CmaAllocStats), CmaError> {
+    super::drain_all_cpu_caches();
+    let mut st = CmaAllocStats::default();
+    let r = PAGES.cma_alloc(count, align_order, &OWNERS, this_cpu(), &mut st);
+    r.map(|pfn| (pfn, st))
+}
+
+/// Linux's `cma_release` for a range [`cma_alloc`] returned; a refusal is reported.
+pub fn cma_release(addr: VirtAddr, pages: usize) {
+    let pfn = super::virt_to_phys(addr).pfn();
+    if let Err(e) = PAGES.cma_release(pfn, pages as u64) {
+        crate::pr_warn!("WARNING: cma_release of {} pages at {:#x}: {} (refused)", pages, pfn.0 << 12, e);
+    }
 }

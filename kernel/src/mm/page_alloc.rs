@@ -82,6 +82,25 @@ pub fn init(mb: &mut Memblock) {
         MAX_PAGE_ORDER,
         (1u64 << (MAX_PAGE_ORDER + PAGE_SHIFT)) >> 20
     );
+    declare_cma();
+}
+
+/// `cma=SIZE`: the contiguous memory area, declared while memory is still free (Linux
+/// reserves it from memblock in `cma_declare_contiguous`; here the buddy lists give it,
+/// which is the same at this point and needs no second hand-over).
+fn declare_cma() {
+    match crate::cmdline::cma(crate::platform::cmdline()) {
+        Ok(None) => {}
+        Ok(Some(bytes)) => match PAGES.cma_declare(bytes) {
+            Some(c) => {
+                pr_info!("cma: Reserved {} MiB at {:#018x}", (c.pages << PAGE_SHIFT) >> 20, c.base.0 << PAGE_SHIFT)
+            }
+            None => pr_warn!("cma: Failed to reserve {} MiB", bytes >> 20),
+        },
+        Err(v) => {
+            pr_warn!("cma={}: expected a size (e.g. 16M), no CMA area", crate::cmdline::Escaped(v.as_bytes(), 40))
+        }
+    }
 }
 
 /// Prints Linux's allocation-failure report: for an order above MAX_PAGE_ORDER the

@@ -44,6 +44,7 @@ impl PageAllocator {
         let mut heads = 0u64;
         for (zi, z) in zones.iter().enumerate() {
             let mut free = 0;
+            let mut free_cma = 0;
             for (o, a) in z.free_area.iter().enumerate() {
                 let mut n = 0;
                 for m in MigrateType::ALL {
@@ -63,6 +64,15 @@ impl PageAllocator {
                         if p.zone().index() != zi {
                             return Err("free block in the wrong zone");
                         }
+                        // A CMA block is on the Cma lists, and only a CMA block is.
+                        if (m == MigrateType::Cma) != (p.block_mt() == MigrateType::Cma)
+                            || (m == MigrateType::Cma && (pfn < z.cma.0 || pfn + (1 << o) > z.cma.0 + z.cma.1))
+                        {
+                            return Err("free block on the wrong side of the CMA area's lists");
+                        }
+                        if m == MigrateType::Cma {
+                            free_cma += 1u64 << o;
+                        }
                         prev = idx;
                         n += 1;
                     }
@@ -75,6 +85,9 @@ impl PageAllocator {
             }
             if free != z.free_pages || free != self.meta[zi].free.load(Relaxed) {
                 return Err("zone free_pages does not match the lists");
+            }
+            if free_cma != z.free_cma_pages {
+                return Err("zone free_cma_pages does not match the Cma lists");
             }
         }
         for cpu in pcps {

@@ -284,3 +284,96 @@ fn direct_compaction_for_high_order_kernel_requests_only() {
     a.drain_all();
     assert_eq!(a.nr_free_pages(), n);
 }
+
+/// An allocator of 4096 pages with a 4 MiB CMA area (pfns 3072..4096) wholly borrowed by
+/// the model's movable pages, and every other page outside the area free again (targets).
+fn cma_borrowed(m: &Model) -> (&'static PageAllocator, Vec<MovableOwner>) {
+    let a = make(4096);
+    assert_eq!(a.cma_declare(4 << 20).unwrap().base, Pfn(3072));
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
+            held.push(o);
+        }
+        a.drain_all();
+    }
+    // (The low watermark keeps a page or two of it back.)
+    assert!(a.cma_stats().unwrap().free < 8, "the area is borrowed");
+    let mut kept = Vec::new();
+    for (i, o) in held.into_iter().enumerate() {
+        if m.at(o).0 < 3072 && i % 2 == 0 {
+            m.free(a, o);
+        } else {
+            kept.push(o);
+        }
+    }
+    a.drain_all();
+    (a, kept)
+}
+
+#[test]
+fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
+    let m = Model::default();
+    let (a, kept) = cma_borrowed(&m);
+    let borrowed = kept.iter().filter(|&&o| m.at(o).0 >= 3072).count() as u64;
+    assert!(borrowed > 1000, "{borrowed}");
+    let before = a.check_invariants().unwrap();
+    let mut st = CmaAllocStats::default();
+    assert_eq!(a.cma_alloc(1024, 10, &m, cpu(), &mut st), Ok(Pfn(3072)));
+    assert_eq!((st.migrated, st.failed, st.ranges_tried), (borrowed, 0, 1));
+    // Contents preserved, every reference updated, nothing of the model left in the area.
+    m.check(a);
+    assert!(kept.iter().all(|&o| m.at(o).0 < 3072));
+    a.drain_all();
+    let after = a.check_invariants().unwrap();
+    assert_eq!(after.allocated, before.allocated + 1024, "the range, and the moved pages once each");
+    assert_eq!(a.cma_stats().unwrap().free, 0);
+    // Neither a page outside a range nor one released twice is taken back.
+    assert_eq!(a.cma_release(Pfn(3000), 1), Err(CmaError::NotAllocated));
+    assert_eq!(a.cma_release(Pfn(3072), 1025), Err(CmaError::NotAllocated));
+    assert_eq!(a.cma_release(Pfn(3072), 1024), Ok(()));
+    assert_eq!(a.cma_release(Pfn(3072), 1), Err(CmaError::NotAllocated));
+    let back = a.check_invariants().unwrap();
+    assert_eq!(back.allocated, before.allocated, "no leak");
+    assert_eq!(a.cma_stats().unwrap().free, 1024);
+    let mut blocks = Vec::new();
+    a.for_each_free_block(|_, p, o, mt| blocks.push((p, o, mt)));
+    assert!(blocks.contains(&(3072, 10, MigrateType::Cma)), "merged back whole");
+    for o in kept {
+        m.free(a, o);
+    }
+    a.drain_all();
+    assert_eq!(a.nr_free_pages(), 4096);
+}
+
+#[test]
+fn cma_alloc_gives_up_a_range_whose_borrower_cannot_move() {
+    let m = Model::default();
+    let (a, kept) = cma_borrowed(&m);
+    // One borrowed page changes hands to an owner that refuses to move it.
+    let victim = *kept.iter().find(|&&o| m.at(o).0 >= 3584).unwrap();
+    let pinned = Pfn(m.at(victim).0);
+    let (t, i) = m.table(victim).unwrap();
+    t.lock().unwrap()[i] = None;
+    m.mem.lock().unwrap().remove(&pinned.0);
+    assert!(a.set_movable_owner(pinned, MovableOwner::Vmalloc(0xffff_ff80_0000_0000)));
+    let before = a.check_invariants().unwrap();
+    let mut st = CmaAllocStats::default();
+    assert_eq!(a.cma_alloc(1024, 0, &m, cpu(), &mut st), Err(CmaError::NoRange));
+    assert!(st.failed >= 1 && st.ranges_tried == 1, "{st:?}");
+    m.check(a);
+    assert_eq!(a.movable_owner(pinned), Some((MovableOwner::Vmalloc(0xffff_ff80_0000_0000), 0)));
+    a.drain_all();
+    assert_eq!(a.check_invariants().unwrap().allocated, before.allocated, "a refused cma_alloc leaks nothing");
+    // The half without the pinned page can be had; the area lends again afterwards.
+    let mut st = CmaAllocStats::default();
+    assert_eq!(a.cma_alloc(512, 9, &m, cpu(), &mut st), Ok(Pfn(3072)));
+    assert_eq!(a.cma_alloc(512, 9, &m, cpu(), &mut st), Err(CmaError::NoRange));
+    assert_eq!(a.cma_alloc(0, 0, &m, cpu(), &mut st), Err(CmaError::BadRequest));
+    assert_eq!(a.cma_alloc(2048, 0, &m, cpu(), &mut st), Err(CmaError::BadRequest));
+    m.check(a);
+    a.cma_release(Pfn(3072), 512).unwrap();
+    a.drain_all();
+    a.check_invariants().unwrap();
+    assert_eq!(make(64).cma_alloc(1, 0, &m, cpu(), &mut st), Err(CmaError::NoArea));
+}

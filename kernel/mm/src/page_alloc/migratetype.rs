@@ -1,13 +1,13 @@
 //! Zone types and migrate types: which free lists a request is served from.
 //!
 //! Linux groups free pages by *migratetype* so that unmovable kernel allocations do not
-//! scatter across memory that could otherwise be compacted; we keep the same four types
-//! (no CMA or isolation on the Pi) and the same fallback order between them.
+//! scatter across memory that could otherwise be compacted; we keep the same types (CMA
+//! included, no isolation type) and the same fallback order between them.
 
 use crate::gfp::Gfp;
 
 /// Number of migrate types.
-pub const MIGRATE_TYPES: usize = 4;
+pub const MIGRATE_TYPES: usize = 5;
 /// Types that have per-CPU lists (Linux's `MIGRATE_PCPTYPES`).
 pub const MIGRATE_PCPTYPES: usize = 3;
 
@@ -23,26 +23,38 @@ pub enum MigrateType {
     Reclaimable = 2,
     /// Pageblocks reserved for high-order atomic allocations.
     HighAtomic = 3,
+    /// Pageblocks of the contiguous memory area (`cma=`): only movable allocations may
+    /// borrow them, so that `cma_alloc` can migrate every borrowed page out.
+    Cma = 4,
 }
 
 impl MigrateType {
     /// All types, in index order.
-    pub const ALL: [MigrateType; MIGRATE_TYPES] = [Self::Unmovable, Self::Movable, Self::Reclaimable, Self::HighAtomic];
+    pub const ALL: [MigrateType; MIGRATE_TYPES] =
+        [Self::Unmovable, Self::Movable, Self::Reclaimable, Self::HighAtomic, Self::Cma];
 
-    /// From an index (the low two bits are used).
+    /// From an index (the low three bits are used; 5..=7 never occur and read as Cma).
     pub const fn from_index(i: usize) -> MigrateType {
-        Self::ALL[i & 3]
+        match i & 7 {
+            0 => Self::Unmovable,
+            1 => Self::Movable,
+            2 => Self::Reclaimable,
+            3 => Self::HighAtomic,
+            _ => Self::Cma,
+        }
     }
     /// Index into the free lists.
     pub const fn index(self) -> usize {
         self as usize
     }
     /// Which per-CPU list a free block of this pageblock type goes on: its own, except
-    /// HighAtomic, which has none (Linux frees it to the Movable list's place).
+    /// HighAtomic and Cma, which have none (Linux frees them to the Movable list's place;
+    /// only movable requests are served from it, and a drain returns each block to its
+    /// pageblock's list).
     #[inline(always)]
     pub const fn pcp_list(self) -> usize {
         match self {
-            Self::HighAtomic => Self::Movable as usize,
+            Self::HighAtomic | Self::Cma => Self::Movable as usize,
             t => t as usize,
         }
     }
@@ -53,6 +65,7 @@ impl MigrateType {
             Self::Movable => "Movable",
             Self::Reclaimable => "Reclaimable",
             Self::HighAtomic => "HighAtomic",
+            Self::Cma => "CMA",
         }
     }
     /// The letter `show_free_areas` prints (`show_migration_types`).
@@ -62,15 +75,18 @@ impl MigrateType {
             Self::Movable => 'M',
             Self::Reclaimable => 'E',
             Self::HighAtomic => 'H',
+            Self::Cma => 'C',
         }
     }
-    /// Linux's `fallbacks[]`: where a request of this type may steal from, in order.
+    /// Linux's `fallbacks[]`: where a request of this type may steal from, in order. Cma
+    /// is nobody's fallback (movable requests borrow it without stealing, see
+    /// `Zone::rmqueue`), and nothing is stolen for it.
     pub const fn fallbacks(self) -> &'static [MigrateType] {
         match self {
             Self::Unmovable => &[Self::Reclaimable, Self::Movable],
             Self::Movable => &[Self::Reclaimable, Self::Unmovable],
             Self::Reclaimable => &[Self::Unmovable, Self::Movable],
-            Self::HighAtomic => &[],
+            Self::HighAtomic | Self::Cma => &[],
         }
     }
 }
@@ -139,6 +155,9 @@ mod tests {
         assert_eq!(ZoneType::from_gfp(GFP_KERNEL | Gfp::GFP_DMA), ZoneType::Dma);
         assert_eq!(ZoneType::from_gfp(GFP_KERNEL), ZoneType::Normal);
         let letters: String = MigrateType::ALL.iter().map(|m| m.letter()).collect();
-        assert_eq!(letters, "UMEH");
+        assert_eq!(letters, "UMEHC");
+        for m in MigrateType::ALL {
+            assert_eq!(MigrateType::from_index(m.index()), m);
+        }
     }
 }

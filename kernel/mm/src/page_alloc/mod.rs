@@ -18,6 +18,7 @@
 
 mod alloc;
 mod bulk;
+pub mod cma;
 pub mod compaction;
 pub mod error;
 pub mod fail;
@@ -49,6 +50,7 @@ use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 
 pub use check::PageCensus;
+pub use cma::{CmaAllocStats, CmaError, CmaStats};
 pub use compaction::{fragmentation_index, CompactResult};
 pub use error::{AllocFailure, FreeError};
 pub use fail::FailPageAlloc;

@@ -21,7 +21,7 @@ pub(crate) const NIL: u32 = u32::MAX;
 // Flag word layout: the encoding of [`PageState`], private to this module.
 const ORDER_MASK: u32 = 0x1f;
 const MT_SHIFT: u32 = 5;
-const MT_MASK: u32 = 0x3 << MT_SHIFT;
+const MT_MASK: u32 = 0x7 << MT_SHIFT;
 /// Head of a free block on a buddy free list (`PageBuddy`).
 const PG_BUDDY: u32 = 1 << 8;
 /// Free, on a per-CPU list.
@@ -40,6 +40,8 @@ const PG_TAIL_OWNER: u32 = 1 << 14;
 
 // The order field holds every order the allocator uses.
 const _: () = assert!(super::MAX_PAGE_ORDER <= ORDER_MASK);
+// The migratetype field holds every type.
+const _: () = assert!(super::MIGRATE_TYPES as u32 <= (MT_MASK >> MT_SHIFT) + 1);
 // The state bits, order and migratetype fields do not overlap.
 const _: () = assert!(
     (ORDER_MASK & MT_MASK) == 0
@@ -166,6 +168,8 @@ impl LiveHead {
 
 // Info word: pageblock migratetype (meaningful on a pageblock's first page) and zone.
 const INFO_ZONE_SHIFT: u32 = 4;
+const INFO_MT_MASK: u32 = 0x7;
+const _: () = assert!(super::MIGRATE_TYPES as u32 <= INFO_MT_MASK + 1 && INFO_MT_MASK < 1 << INFO_ZONE_SHIFT);
 
 /// One page frame's descriptor.
 #[derive(Debug)]
@@ -274,15 +278,15 @@ impl Page {
     #[inline(always)]
     pub(crate) fn zone_mt(&self) -> (ZoneType, MigrateType) {
         let i = self.info.load(Relaxed);
-        (ZoneType::ALL[((i >> INFO_ZONE_SHIFT) & 1) as usize], MigrateType::from_index((i & 3) as usize))
+        (ZoneType::ALL[((i >> INFO_ZONE_SHIFT) & 1) as usize], MigrateType::from_index((i & INFO_MT_MASK) as usize))
     }
     #[inline(always)]
     pub(crate) fn block_mt(&self) -> MigrateType {
-        MigrateType::from_index(self.info.load(Relaxed) as usize)
+        MigrateType::from_index((self.info.load(Relaxed) & INFO_MT_MASK) as usize)
     }
     pub(crate) fn set_block_mt(&self, mt: MigrateType) {
         let i = self.info.load(Relaxed);
-        self.info.store((i & !3) | mt as u32, Relaxed)
+        self.info.store((i & !INFO_MT_MASK) | mt as u32, Relaxed)
     }
     /// The zone the page belongs to (Linux's `page_zonenum`).
     pub fn page_zone(&self) -> ZoneType {

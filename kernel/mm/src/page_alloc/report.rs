@@ -61,13 +61,16 @@ impl PageAllocator {
         }
         writeln!(w)?;
         let mut blocks = [[0u64; MIGRATE_TYPES]; 2];
+        // Linux prints the CMA type only with CONFIG_CMA; here only when an area exists.
+        let types = if self.cma_stats().is_some() { MIGRATE_TYPES } else { MIGRATE_TYPES - 1 };
+        let types = &MigrateType::ALL[..types];
         for zt in self.populated() {
             // Snapshot under the lock, write after it (the writer may allocate).
             let (lens, counts) = {
                 let z = self.lock_zone(zt.index());
                 (z.list_lengths(), z.pageblock_counts())
             };
-            for m in MigrateType::ALL {
+            for &m in types {
                 write!(w, "Node {:4}, zone {:>8}, type {:>12} ", 0, zt.name(), m.name())?;
                 for l in &lens {
                     // Linux stops counting at 100000 and prints ">".
@@ -80,13 +83,13 @@ impl PageAllocator {
             blocks[zt.index()] = counts;
         }
         write!(w, "\n{:<23}", "Number of blocks type ")?;
-        for m in MigrateType::ALL {
+        for m in types {
             write!(w, "{:>12} ", m.name())?;
         }
         writeln!(w)?;
         for zt in self.populated() {
             write!(w, "Node 0, zone {:>8} ", zt.name())?;
-            for c in blocks[zt.index()] {
+            for c in &blocks[zt.index()][..types.len()] {
                 write!(w, "{c:12} ")?;
             }
             writeln!(w)?;

@@ -25,6 +25,14 @@ pub struct Zone {
     pub nr_reserved_highatomic: u64,
     /// Pages handed to the allocator.
     pub managed_pages: u64,
+    /// The contiguous memory area in this zone, `(first pfn, pages)`; `(0, 0)` if none
+    /// (Linux's `struct cma`, one area).
+    pub cma: (u64, u64),
+    /// Pages on the Cma free lists (Linux's `NR_FREE_CMA_PAGES`).
+    pub free_cma_pages: u64,
+    /// A `cma_alloc` is emptying a range: the area lends nothing meanwhile (Linux
+    /// isolates the range's pageblocks, `MIGRATE_ISOLATE`).
+    pub cma_isolated: bool,
 }
 
 impl Zone {
@@ -39,6 +47,9 @@ impl Zone {
             free_pages: 0,
             nr_reserved_highatomic: 0,
             managed_pages: 0,
+            cma: (0, 0),
+            free_cma_pages: 0,
+            cma_isolated: false,
         }
     }
 
@@ -71,11 +82,17 @@ impl Zone {
         let idx = self.mm.idx(pfn);
         self.mm.at(idx).set_state(PageState::Buddy { order, mt });
         self.free_area[order as usize].add(&self.mm, idx, mt.index());
+        if mt == MigrateType::Cma {
+            self.free_cma_pages += 1 << order;
+        }
     }
     fn del_free(&mut self, pfn: u64, order: u32, mt: MigrateType) {
         let idx = self.mm.idx(pfn);
         self.free_area[order as usize].del(&self.mm, idx, mt.index());
         self.mm.at(idx).set_state(PageState::Unmarked);
+        if mt == MigrateType::Cma {
+            self.free_cma_pages -= 1 << order;
+        }
     }
 
     /// Linux's `__free_one_page`: gives back `2^order` pages at `pfn` (flags already
@@ -91,6 +108,11 @@ impl Zone {
                 break;
             };
             if o != order {
+                break;
+            }
+            // Linux's migratetype_is_mergeable: a CMA block never merges with another
+            // type's (the area's edges need only be pageblock aligned).
+            if order >= PAGEBLOCK_ORDER && (mt == MigrateType::Cma) != (bmt == MigrateType::Cma) {
                 break;
             }
             self.del_free(buddy, order, bmt);
@@ -198,15 +220,30 @@ impl Zone {
         false
     }
 
-    /// Linux's `__rmqueue`: the request's own lists, then a fallback steal.
+    /// Linux's `__rmqueue`: the request's own lists, then a fallback steal. A movable
+    /// request borrows from the CMA area first when more than half of the zone's free
+    /// pages are CMA ones (Linux's rule for `ALLOC_CMA`, which keeps the other free pages
+    /// for requests that may not use CMA), and otherwise only before stealing; nothing
+    /// else ever gets a CMA page.
     pub(crate) fn rmqueue(&mut self, order: u32, mt: MigrateType, harder: bool) -> Option<u64> {
         if harder && order > 0 {
             if let Some(p) = self.rmqueue_smallest(order, MigrateType::HighAtomic) {
                 return Some(p);
             }
         }
+        let cma = mt == MigrateType::Movable && self.free_cma_pages != 0 && !self.cma_isolated;
+        if cma && self.free_cma_pages > self.free_pages / 2 {
+            if let Some(p) = self.rmqueue_smallest(order, MigrateType::Cma) {
+                return Some(p);
+            }
+        }
         if let Some(p) = self.rmqueue_smallest(order, mt) {
             return Some(p);
+        }
+        if cma {
+            if let Some(p) = self.rmqueue_smallest(order, MigrateType::Cma) {
+                return Some(p);
+            }
         }
         if self.rmqueue_fallback(order, mt) {
             return self.rmqueue_smallest(order, mt);
@@ -229,7 +266,7 @@ impl Zone {
         if self.nr_reserved_highatomic + PAGEBLOCK_NR_PAGES > max {
             return;
         }
-        if self.pageblock_mt(pfn) == MigrateType::HighAtomic {
+        if matches!(self.pageblock_mt(pfn), MigrateType::HighAtomic | MigrateType::Cma) {
             return;
         }
         self.nr_reserved_highatomic += PAGEBLOCK_NR_PAGES;
@@ -253,6 +290,87 @@ impl Zone {
             }
         }
         false
+    }
+
+    /// Linux's `cma_declare_contiguous` + `cma_activate_area` for a running zone: the
+    /// highest free run of `pages` (a multiple of a pageblock), aligned to the largest
+    /// power of two not above it (at most a `MAX_PAGE_ORDER` block, at least a pageblock),
+    /// becomes the CMA area: its pageblocks change type to Cma and its free pages move to
+    /// the Cma lists. Returns the first pfn, or `None` if no such run is free (or an area
+    /// exists already).
+    pub(crate) fn declare_cma(&mut self, pages: u64) -> Option<u64> {
+        if pages == 0 || !pages.is_multiple_of(PAGEBLOCK_NR_PAGES) || self.cma.1 != 0 {
+            return None;
+        }
+        let align = 1u64 << (63 - pages.leading_zeros()).min(MAX_PAGE_ORDER);
+        let mut start = self.end_pfn.checked_sub(pages)? & !(align - 1);
+        while start >= self.start_pfn {
+            if self.take_free_range(start, start + pages, Some(MigrateType::Cma)) {
+                let mut b = start;
+                while b < start + pages {
+                    self.set_pageblock_mt(b, MigrateType::Cma);
+                    b += PAGEBLOCK_NR_PAGES;
+                }
+                self.cma = (start, pages);
+                return Some(start);
+            }
+            start = start.checked_sub(align)?;
+        }
+        None
+    }
+
+    /// The free buddy block holding `pfn`, as `(head, order, migratetype)`.
+    fn free_block_of(&self, pfn: u64) -> Option<(u64, u32, MigrateType)> {
+        (0..=MAX_PAGE_ORDER).find_map(|o| {
+            let head = pfn & !((1u64 << o) - 1);
+            match self.in_zone(head).then(|| self.mm.at(self.mm.idx(head)).state()) {
+                Some(PageState::Buddy { order, mt }) if head + (1u64 << order) > pfn => Some((head, order, mt)),
+                _ => None,
+            }
+        })
+    }
+
+    /// If every page of `[start, end)` is free on the buddy lists, moves them to the lists
+    /// of `to` (`Some`: no merging, the pages stay free) or takes them off the lists
+    /// (`None`: they are the caller's now, `Unmarked`, Linux's `isolate_freepages_range`)
+    /// and returns true; otherwise changes nothing. Blocks that straddle an edge are
+    /// split, their outer parts stay where they were.
+    pub(crate) fn take_free_range(&mut self, start: u64, end: u64, to: Option<MigrateType>) -> bool {
+        let mut p = start;
+        while p < end {
+            match self.free_block_of(p) {
+                Some((head, order, _)) => p = head + (1u64 << order),
+                None => return false,
+            }
+        }
+        let mut p = start;
+        while p < end {
+            let Some((head, order, old)) = self.free_block_of(p) else { unreachable!() };
+            let block_end = head + (1u64 << order);
+            self.del_free(head, order, old);
+            let mut q = head;
+            while q < block_end {
+                let limit = if q < start {
+                    start
+                } else if q < end {
+                    end.min(block_end)
+                } else {
+                    block_end
+                };
+                let o = (q.trailing_zeros()).min(63 - (limit - q).leading_zeros());
+                match (q >= start && q < end, to) {
+                    (false, _) => self.add_free(q, o, old),
+                    (true, Some(mt)) => self.add_free(q, o, mt),
+                    (true, None) => {}
+                }
+                q += 1u64 << o;
+            }
+            p = block_end;
+        }
+        if to.is_none() {
+            self.free_pages -= end - start;
+        }
+        true
     }
 
     /// Free pages per (order, migratetype), for reports.
