@@ -130,17 +130,29 @@ pub fn synopsis_words(args: &'static str) -> impl Iterator<Item = &'static str> 
         .filter(|w| w.starts_with(|c: char| c.is_ascii_lowercase()))
 }
 
-/// Writes the help table: one line per command.
+/// The column (after the two-space indent) past which `help` does not push the
+/// descriptions.
+const HELP_COLUMN: usize = 40;
+
+/// Writes the help table: one line per command (two for a synopsis past [`HELP_COLUMN`]).
 pub fn write_help(w: &mut dyn fmt::Write, table: &[Command]) -> fmt::Result {
-    let width = table.iter().map(|c| c.name.len() + 1 + c.args.len()).max().unwrap_or(0);
+    let synopsis_len = |c: &Command| if c.args.is_empty() { c.name.len() } else { c.name.len() + 1 + c.args.len() };
+    // The descriptions start after the longest synopsis, but no further than
+    // HELP_COLUMN: a longer synopsis gets a line of its own (as `--help` pages do).
+    let width = table.iter().map(synopsis_len).filter(|&n| n <= HELP_COLUMN).max().unwrap_or(0);
     for c in table {
-        let synopsis_len = if c.args.is_empty() { c.name.len() } else { c.name.len() + 1 + c.args.len() };
         if c.args.is_empty() {
             write!(w, "  {}", c.name)?;
         } else {
             write!(w, "  {} {}", c.name, c.args)?;
         }
-        writeln!(w, "{:pad$}  {}", "", c.help, pad = width - synopsis_len)?;
+        let len = synopsis_len(c);
+        if len > width {
+            writeln!(w)?;
+            writeln!(w, "  {:pad$}  {}", "", c.help, pad = width)?;
+        } else {
+            writeln!(w, "{:pad$}  {}", "", c.help, pad = width - len)?;
+        }
     }
     Ok(())
 }
@@ -202,6 +214,15 @@ mod tests {
         let mut s = String::new();
         write_help(&mut s, &TABLE).unwrap();
         assert_eq!(s, "  help                     list commands\n  alloc pages ORDER [GFP]  allocate\n");
+        const LONG: &str = "[NTH | off | probability=P interval=I times=T]";
+        assert!(LONG.len() > HELP_COLUMN);
+        let table = [
+            Command { name: "help", args: "", help: "list commands", run: ok },
+            Command { name: "fail", args: LONG, help: "inject", run: ok },
+        ];
+        let mut s = String::new();
+        write_help(&mut s, &table).unwrap();
+        assert_eq!(s, format!("  help  list commands\n  fail {LONG}\n        inject\n"));
         assert_eq!(Usage(&TABLE[1]).to_string(), "usage: alloc pages ORDER [GFP]");
         assert_eq!(Usage(&TABLE[0]).to_string(), "usage: help");
     }
