@@ -120,17 +120,23 @@ mod tests {
     use crate::page_alloc::Page;
     use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
+    /// A buddy allocator over 64 pages at 1 MiB, without watermarks, for the life of the test.
+    fn allocator_of_64_pages() -> &'static PageAllocator {
+        let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
+        let map: &'static [Page] = Box::leak((0..64).map(|_| Page::new()).collect());
+        let ram = (PhysAddr::new(0x10_0000), 64 * PAGE_SIZE as u64);
+        a.init(map, Pfn(0x100), PhysAddr::new(0), [ram], [ram]).unwrap();
+        a.set_min_free_kbytes(0);
+        a
+    }
+
     static FAILS: AtomicUsize = AtomicUsize::new(0);
     static BAD: AtomicUsize = AtomicUsize::new(0);
     static ZEROED: AtomicUsize = AtomicUsize::new(0);
 
     #[test]
     fn page_source_over_buddy() {
-        let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
-        let map: &'static [Page] = Box::leak((0..64).map(|_| Page::new()).collect());
-        let ram = (PhysAddr::new(0x10_0000), 64 * PAGE_SIZE as u64);
-        a.init(map, Pfn(0x100), PhysAddr::new(0), [ram], [ram]).unwrap();
-        a.set_min_free_kbytes(0);
+        let a = allocator_of_64_pages();
         let src = BuddyPageSource {
             alloc: a,
             linear_offset: 0xffff_0000_0000_0000,
@@ -177,11 +183,7 @@ mod tests {
 
     #[test]
     fn bulk_through_the_page_source() {
-        let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
-        let map: &'static [Page] = Box::leak((0..64).map(|_| Page::new()).collect());
-        let ram = (PhysAddr::new(0x10_0000), 64 * PAGE_SIZE as u64);
-        a.init(map, Pfn(0x100), PhysAddr::new(0), [ram], [ram]).unwrap();
-        a.set_min_free_kbytes(0);
+        let a = allocator_of_64_pages();
         let src = BuddyPageSource {
             alloc: a,
             linear_offset: 0,
