@@ -228,31 +228,46 @@ pub fn pages_part() -> Option<Fragmented> {
     Some(r)
 }
 
+/// One `__GFP_MOVABLE` vmalloc over every free page, page tables included; returns it
+/// with its pages. The first try asks for the free pages less one page table per 512
+/// (and one above them); if that was a table short, the failure says how many pages it
+/// got with their tables before memory ran out, and after the unwind (drained back from
+/// the per-CPU lists) exactly that many fit again: the retry cannot fail on a few pages'
+/// difference. (A request that finds the zone empty drains its own CPU's lists, so pages
+/// left there by the refills for the page tables are taken too.)
+fn vmalloc_all_free() -> Option<(Allocation, usize)> {
+    crate::mm::drain_all_cpu_caches();
+    let free = PAGES.nr_free_pages() as usize;
+    let mut want = free.saturating_sub(free.div_ceil(512) + 1);
+    for _ in 0..4 {
+        if want == 0 {
+            return None;
+        }
+        match Allocation::vmalloc(want * PAGE_SIZE, FILL, "frag_lab") {
+            Ok(v) => return Some((v, want)),
+            Err(e) => {
+                // The area might start elsewhere in its table the next time: at most
+                // one page less than what fitted.
+                let got = (e.allocated_bytes / PAGE_SIZE as u64) as usize;
+                want = got.min(want - 1);
+                crate::mm::drain_all_cpu_caches();
+            }
+        }
+    }
+    None
+}
+
 /// Part 2: vmalloc pages as the filler.
 pub fn vmalloc_part() -> Option<Fragmented> {
     migrate::register_table(TableKind::Lab, lab_move);
     let arr = checkerboard()?;
-    let len = LAB.lock().len;
-    let holes = (0..len).filter(|&i| LAB.lock().get(i) != 0).count();
-    // Fill the holes (and whatever else is free) with one movable vmalloc, mapped with
-    // pages; then the lab's pages go and the vmalloc's pages are the checkerboard.
-    // The holes, less room for the vmalloc's page tables (one per 512 pages; reserves
-    // included, as for the filler's pages): as few holes as possible stay free. If the
-    // estimate was short by a table, a few pages less.
-    let mut want = holes.saturating_sub(holes.div_ceil(512) + 2);
-    let mut v = Allocation::vmalloc(want * PAGE_SIZE, FILL, "frag_lab");
-    for _ in 0..4 {
-        if v.is_ok() || want <= 8 {
-            break;
-        }
-        want -= 8;
-        v = Allocation::vmalloc(want * PAGE_SIZE, FILL, "frag_lab");
-    }
+    // Fill the holes with one movable vmalloc, mapped with pages (its tables take a few
+    // holes too); then the lab's pages go and the vmalloc's pages are the checkerboard.
+    let v = vmalloc_all_free();
     let _ = release(true);
     // The array stays allocated until the end: freed now, it would be a free block.
-    let v = v.ok()?;
+    let (v, pages) = v?;
     let base = v.addr().as_mut_ptr::<u64>();
-    let pages = want;
     for i in 0..pages {
         // SAFETY: the vmalloc area of `pages` pages is ours until `v` is dropped.
         unsafe { base.add(i * PAGE_SIZE / 8).write_volatile(mark(i)) };

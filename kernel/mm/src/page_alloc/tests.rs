@@ -606,3 +606,31 @@ fn parked_pcp_pages_do_not_make_every_free_drain_the_list_in_use() {
     a.drain_cpu(c);
     assert_eq!(a.nr_free_pages(), 16384);
 }
+
+/// A request that finds the zone empty while its own CPU's lists hold free blocks of
+/// another migratetype (the rest of a refill for an unmovable page) drains them and gets
+/// one, as Linux drains the per-CPU lists before it gives up: every free page can be
+/// allocated (the fragmentation lab's vmalloc filler needs the last ones).
+#[test]
+fn a_failing_request_drains_its_own_lists_first() {
+    let a = make(1024, 0, 0, &[(0, 1024)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(16, 4);
+    let c = cpu(0);
+    let table = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
+    assert_eq!(a.nr_pcp_pages(), 3, "the rest of the refill on the Unmovable list");
+    // Movable, no watermark (as the lab's filler): every free page is within reach.
+    let mut held = Vec::new();
+    while let Ok(p) = a.alloc_pages(GFP_ATOMIC | Gfp::GFP_MOVABLE | Gfp::GFP_MEMALLOC | Gfp::GFP_NOWARN, 0, c) {
+        held.push(p);
+    }
+    assert_eq!(held.len(), 1023, "free pages on this CPU's Unmovable list were out of reach");
+    assert_eq!(a.nr_free_pages(), 0);
+    for p in held {
+        a.free_pages(p, 0, c).unwrap();
+    }
+    a.free_pages(table, 0, c).unwrap();
+    a.drain_all();
+    assert_eq!(a.nr_free_pages(), 1024);
+    a.check_invariants().unwrap();
+}
