@@ -118,6 +118,8 @@ pub struct Fragmented {
     pub corrupt: u64,
     /// Pages the filler held after the checkerboard.
     pub held: u64,
+    /// The whole part's time in ns (set-up, compaction, checks, freeing).
+    pub part_ns: u64,
 }
 
 fn compact_timed(r: &mut Fragmented) {
@@ -216,7 +218,7 @@ fn release(check: bool) -> u64 {
 }
 
 /// Part 1: movable pages as the filler.
-pub fn pages_part() -> Option<Fragmented> {
+fn pages_part() -> Option<Fragmented> {
     migrate::register_table(TableKind::Lab, lab_move);
     let arr = checkerboard()?;
     let mut r = Fragmented::default();
@@ -258,7 +260,7 @@ fn vmalloc_all_free() -> Option<(Allocation, usize)> {
 }
 
 /// Part 2: vmalloc pages as the filler.
-pub fn vmalloc_part() -> Option<Fragmented> {
+fn vmalloc_part() -> Option<Fragmented> {
     migrate::register_table(TableKind::Lab, lab_move);
     let arr = checkerboard()?;
     // Fill the holes with one movable vmalloc, mapped with pages (its tables take a few
@@ -286,8 +288,50 @@ pub fn vmalloc_part() -> Option<Fragmented> {
     Some(r)
 }
 
+/// What the lab found: each part that ran (`Some`), with its result (`None` inside:
+/// it could not be set up).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LabResult {
+    /// Movable pages as the filler.
+    pub pages: Option<Option<Fragmented>>,
+    /// vmalloc pages as the filler.
+    pub vmalloc: Option<Option<Fragmented>>,
+}
+
+/// Runs the lab's parts in turn; `stop` is asked between two parts (Ctrl-C).
+pub fn run(stop: impl Fn() -> bool) -> LabResult {
+    pr_info!("Fragmenting memory: movable pages, then vmalloc pages, every other page freed; then compaction");
+    let mut r = LabResult::default();
+    if stop() {
+        return r;
+    }
+    r.pages = Some(timed_part(pages_part));
+    if stop() {
+        return r;
+    }
+    r.vmalloc = Some(timed_part(vmalloc_part));
+    r
+}
+
+fn timed_part(part: fn() -> Option<Fragmented>) -> Option<Fragmented> {
+    let t0 = board::timer::ticks();
+    let mut r = part()?;
+    r.part_ns = board::timer::ticks_to_ns(board::timer::ticks() - t0);
+    Some(r)
+}
+
+/// Prints the summary lines of the parts that ran.
+pub fn report(r: &LabResult) {
+    if let Some(p) = &r.pages {
+        report_part("fragmented", p);
+    }
+    if let Some(v) = &r.vmalloc {
+        report_part("fragmented vmalloc", v);
+    }
+}
+
 /// Prints a part's line.
-pub fn report(name: &str, r: &Option<Fragmented>) {
+fn report_part(name: &str, r: &Option<Fragmented>) {
     let o = |x: Option<u32>| x.map_or(-1, |v| v as i64);
     match r {
         Some(r) => {
@@ -300,10 +344,11 @@ pub fn report(name: &str, r: &Option<Fragmented>) {
                 r.ns / 1_000_000
             );
             pr_info!(
-                " {} filler pages held, {} with their contents changed {}",
+                " {} filler pages held, {} with their contents changed {}; the part took {} ms",
                 r.held,
                 r.corrupt,
-                if r.corrupt == 0 { "OK" } else { "CORRUPT" }
+                if r.corrupt == 0 { "OK" } else { "CORRUPT" },
+                r.part_ns / 1_000_000
             );
         }
         None => pr_info!("sweep: {}: could not set up (no memory for the lab)", name),
