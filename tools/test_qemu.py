@@ -408,6 +408,7 @@ def boot_sweep(image):
               and re.search(r"^\[[ \d.]+\] sweep: fragmented vmalloc: max order=[01] before compaction, \d+ after", out, re.M),
               "the default sweep lacks the fragmentation lab", out)
         check(out.count("with their contents changed OK") == 2, "lab contents", out)
+        check("sweep: cma: no area (boot with cma=SIZE to reserve one)" in out, "no-area cma line", out)
         check(re.search(r"^\[[ \d.]+\] sweep: phase times us: pages=\d+ kmalloc=\d+ vmalloc=\d+ fragment=\d+ total=\d+$",
                         out, re.M), "phase times of all four phases", out)
         check(re.search(r"^\[[ \d.]+\] sweep: leak check: free pages before=(\d+) after=\1 OK$", out, re.M), "leak check", out)
@@ -871,6 +872,8 @@ def fragmentation_lab(image):
         check(int(m.group(1)) <= 1, "the vmalloc checkerboard left a large free block", out)
         check(int(m.group(2)) >= 15 and int(m.group(3)) > 10000, "vmalloc pages not compacted", out)
         check(out.count("with their contents changed OK") == 2, "filler contents changed by migration", out)
+        check(re.search(r"^\[[ \d.]+\] sweep: cma: no area \(boot with cma=SIZE to reserve one\)$", out, re.M),
+              "no-area cma line without cma=", out)
         check(re.search(r"^\[[ \d.]+\] sweep: leak check: free pages before=(\d+) after=\1 OK$", out, re.M),
               "leak check", out)
         vs = vmstat_values(q.command("vmstat"))
@@ -982,6 +985,31 @@ def cma_alloc_from_the_console(image):
         check(re.search(r"^CmaFree:\s+16384 kB$", mi, re.M), "the area is not free again", mi)
         free1 = int(re.search(r"^MemFree:\s+(\d+) kB", mi, re.M).group(1))
         check(free1 >= free0, f"leak: MemFree {free0} -> {free1} kB", mi)
+        check("WARNING" not in q.out and "Unable to handle" not in q.out, "a warning", q.out)
+
+
+@test
+def fragmentation_lab_cma_alloc_of_a_borrowed_area(image):
+    # cma=16M: the lab's movable pages borrow every page of the area (free targets
+    # elsewhere), cma_alloc of all 16 MiB migrates them out with their contents, the
+    # range goes back; nothing leaks. Only the lab runs.
+    with boot(image, "sweep=fragment cma=16M") as q:
+        out = q.out
+        m = re.search(r"^\[[ \d.]+\] sweep: cma: region=(\d+) bytes, cma_alloc of (\d+) bytes with all of it borrowed: "
+                      r"(OK|failed) \((\d+) ms\)$", out, re.M)
+        check(m and int(m.group(1)) == int(m.group(2)) == 16 << 20, "cma line", out)
+        check(m.group(3) == "OK", "cma_alloc of the borrowed area failed", out)
+        d = re.search(r"^\[[ \d.]+\]  (\d+) borrowed blocks migrated out \((\d+) failed, (\d+) range tried\), (\d+) lab pages "
+                      r"left in the area, (\d+) with their contents changed OK; the part took \d+ ms$", out, re.M)
+        check(d, "cma detail line", out)
+        # Every page of the area was a lab page (order 0): 4096 of them moved, none left.
+        check(int(d.group(1)) == 4096 and int(d.group(2)) == 0 and int(d.group(4)) == 0 and int(d.group(5)) == 0,
+              "cma_alloc did not move all 4096 borrowed pages intact", out)
+        check(out.count("with their contents changed OK") == 3, "lab contents", out)
+        check(re.search(r"^\[[ \d.]+\] sweep: leak check: free pages before=(\d+) after=\1 OK$", out, re.M),
+              "leak check", out)
+        mi = q.command("meminfo")
+        check(re.search(r"^CmaFree:\s+16384 kB$", mi, re.M), "the area is not free again", mi)
         check("WARNING" not in q.out and "Unable to handle" not in q.out, "a warning", q.out)
 
 
