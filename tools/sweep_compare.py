@@ -6,10 +6,12 @@ the new one in QEMU (`-accel tcg,thread=single` by default, one after the other 
 do not compete for the host), waits for the console prompt, and reads each phase's time
 from the kernel's own log timestamps, which both images print the same way:
 
-  pages    "Allocating one page with alloc_page()" .. "Allocating memory with kmalloc"
-  kmalloc  .. "Allocating memory with vmalloc"
-  vmalloc  .. the first summary line ("sweep: __get_free_pages max order")
-  total    "Allocating one page" .. "sweep: leak check"
+  pages     "Allocating one page with alloc_page()" .. "Allocating memory with kmalloc"
+  kmalloc   .. "Allocating memory with vmalloc"
+  vmalloc   .. "Fragmenting memory" (the fragmentation lab), or the first summary line
+            ("sweep: __get_free_pages max order") in an image without the lab in its sweep
+  total     the three phases above, which both images run
+  fragment  "Fragmenting memory" .. the first summary line, for an image that runs it
 
 It also checks that the results agree: the same __get_free_pages and kmalloc limits,
 vmalloc at least 99% of free memory, and leak check OK in both. Exit status 1 if not.
@@ -34,8 +36,9 @@ MARKS = {
     "kmalloc": r"Allocating memory with kmalloc",
     "vmalloc": r"Allocating memory with vmalloc",
     "summary": r"sweep: __get_free_pages max order",
-    "end": r"sweep: leak check",
 }
+# The fragmentation lab's first line (not in images from before issue 18).
+FRAGMENT = r"Fragmenting memory"
 
 
 def stamp(out, pattern):
@@ -60,11 +63,14 @@ def run(image, accel, timeout):
         except QemuError:
             pass
     t = {k: stamp(out, p) for k, p in MARKS.items()}
+    lab = stamp(out, FRAGMENT) if re.search(TS + FRAGMENT, out, re.M) else None
+    vmalloc_end = lab if lab is not None else t["summary"]
     phases = {
         "pages": t["kmalloc"] - t["start"],
         "kmalloc": t["vmalloc"] - t["kmalloc"],
-        "vmalloc": t["summary"] - t["vmalloc"],
-        "total": t["end"] - t["start"],
+        "vmalloc": vmalloc_end - t["vmalloc"],
+        "total": vmalloc_end - t["start"],
+        "fragment": t["summary"] - lab if lab is not None else None,
     }
     res = {}
     for key, pat in [("order", r"sweep: __get_free_pages max order=.*$"), ("kmalloc", r"sweep: kmalloc max size=.*$"),
@@ -95,6 +101,9 @@ def main():
     for k in ["pages", "kmalloc", "vmalloc", "total"]:
         ratio = old[k] / new[k] if new[k] > 0 else float("inf")
         print(f"{k:<10} {fmt(old[k])} {fmt(new[k])} {ratio:8.1f}x")
+    if old["fragment"] is not None or new["fragment"] is not None:
+        cell = lambda v: fmt(v) if v is not None else f"{'-':>12}"
+        print(f"{'fragment':<10} {cell(old['fragment'])} {cell(new['fragment'])}  (the fragmentation lab, not in total)")
     print(f"{'boot+sweep wall':<10} {old_wall:8.1f} s {new_wall:9.1f} s {old_wall / new_wall:8.1f}x (host time to the prompt)")
     ok = True
     for key in ["order", "kmalloc", "vmalloc", "leak"]:

@@ -9,6 +9,10 @@
 //! 2. The same with vmalloc pages as the filler: the holes of a fresh checkerboard are
 //!    filled by one `__GFP_MOVABLE` vmalloc, and the pages around them freed, so the
 //!    vmalloc's pages form the checkerboard; compaction moves them through the page table.
+//! 3. With a CMA area (`cma=SIZE`): memory filled again, every other page outside the
+//!    area freed, so that the lab's movable pages borrow every page of the area (checked)
+//!    and free targets exist elsewhere; `cma_alloc` of the whole area is timed, the pages
+//!    it moved must keep their marks, and the range goes back with `cma_release`.
 //!
 //! The pages of part 1 are held in the lab's page array, an unmovable block; each is
 //! tagged [`MovableOwner::Lab`] with its index, and compaction moves it through
@@ -21,7 +25,7 @@ use crate::mm::phys_to_virt;
 use crate::pr_info;
 use mm::addr::{Pfn, PhysAddr, PAGE_SIZE};
 use mm::gfp::{Gfp, GFP_ATOMIC, GFP_KERNEL};
-use mm::page_alloc::{MigrateError, MigrateMode, MovableOwner, MAX_PAGE_ORDER};
+use mm::page_alloc::{CmaAllocStats, CmaError, MigrateError, MigrateMode, MovableOwner, MAX_PAGE_ORDER};
 use mm::page_source::PageSource;
 
 /// Pages per bulk allocation or free.
@@ -118,6 +122,8 @@ pub struct Fragmented {
     pub corrupt: u64,
     /// Pages the filler held after the checkerboard.
     pub held: u64,
+    /// The whole part's time in ns (set-up, compaction, checks, freeing).
+    pub part_ns: u64,
 }
 
 fn compact_timed(r: &mut Fragmented) {
@@ -129,10 +135,10 @@ fn compact_timed(r: &mut Fragmented) {
     r.after = max_atomic_order();
 }
 
-/// Allocates the page array for every free page; fills memory with movable pages into
-/// it; frees those with an even frame number. Returns the array's block (linear-map
-/// address, order) or `None` when the array could not be allocated.
-fn checkerboard() -> Option<Allocation> {
+/// Allocates the page array for every free page and fills memory with movable pages
+/// into it, each marked; returns the array's block (`None`: the array could not be
+/// allocated) and how many pages it holds.
+fn fill() -> Option<(Allocation, usize)> {
     let entries = crate::mm::settled_free_pages() as usize + 1024;
     let order = (entries * 4).div_ceil(PAGE_SIZE).next_power_of_two().trailing_zeros();
     let arr = Allocation::pages(GFP_KERNEL | Gfp::GFP_NOWARN | Gfp::GFP_ZERO, order)?;
@@ -167,13 +173,19 @@ fn checkerboard() -> Option<Allocation> {
         }
     }
     crate::mm::drain_all_cpu_caches();
+    Some((arr, n))
+}
+
+/// Frees the held pages among the first `n` whose frame number `which` picks, in bulk.
+fn free_where(n: usize, which: impl Fn(u64) -> bool) {
+    let mut buf = [PhysAddr::new(0); BATCH];
     let mut k = 0;
     for i in 0..n {
         let mut lab = LAB.lock();
-        let pfn = lab.get(i);
-        if pfn.is_multiple_of(2) {
+        let pfn = lab.get(i) as u64;
+        if pfn != 0 && which(pfn) {
             lab.set(i, 0);
-            buf[k] = Pfn(pfn as u64).phys();
+            buf[k] = Pfn(pfn).phys();
             k += 1;
         }
         drop(lab);
@@ -183,6 +195,12 @@ fn checkerboard() -> Option<Allocation> {
         }
     }
     crate::mm::drain_all_cpu_caches();
+}
+
+/// [`fill`], then frees the pages with an even frame number: a checkerboard.
+fn checkerboard() -> Option<Allocation> {
+    let (arr, n) = fill()?;
+    free_where(n, |pfn| pfn.is_multiple_of(2));
     Some(arr)
 }
 
@@ -216,7 +234,7 @@ fn release(check: bool) -> u64 {
 }
 
 /// Part 1: movable pages as the filler.
-pub fn pages_part() -> Option<Fragmented> {
+fn pages_part() -> Option<Fragmented> {
     migrate::register_table(TableKind::Lab, lab_move);
     let arr = checkerboard()?;
     let mut r = Fragmented::default();
@@ -228,31 +246,46 @@ pub fn pages_part() -> Option<Fragmented> {
     Some(r)
 }
 
+/// One `__GFP_MOVABLE` vmalloc over every free page, page tables included; returns it
+/// with its pages. The first try asks for the free pages less one page table per 512
+/// (and one above them); if that was a table short, the failure says how many pages it
+/// got with their tables before memory ran out, and after the unwind (drained back from
+/// the per-CPU lists) exactly that many fit again: the retry cannot fail on a few pages'
+/// difference. (A request that finds the zone empty drains its own CPU's lists, so pages
+/// left there by the refills for the page tables are taken too.)
+fn vmalloc_all_free() -> Option<(Allocation, usize)> {
+    crate::mm::drain_all_cpu_caches();
+    let free = PAGES.nr_free_pages() as usize;
+    let mut want = free.saturating_sub(free.div_ceil(512) + 1);
+    for _ in 0..4 {
+        if want == 0 {
+            return None;
+        }
+        match Allocation::vmalloc(want * PAGE_SIZE, FILL, "frag_lab") {
+            Ok(v) => return Some((v, want)),
+            Err(e) => {
+                // The area might start elsewhere in its table the next time: at most
+                // one page less than what fitted.
+                let got = (e.allocated_bytes / PAGE_SIZE as u64) as usize;
+                want = got.min(want - 1);
+                crate::mm::drain_all_cpu_caches();
+            }
+        }
+    }
+    None
+}
+
 /// Part 2: vmalloc pages as the filler.
-pub fn vmalloc_part() -> Option<Fragmented> {
+fn vmalloc_part() -> Option<Fragmented> {
     migrate::register_table(TableKind::Lab, lab_move);
     let arr = checkerboard()?;
-    let len = LAB.lock().len;
-    let holes = (0..len).filter(|&i| LAB.lock().get(i) != 0).count();
-    // Fill the holes (and whatever else is free) with one movable vmalloc, mapped with
-    // pages; then the lab's pages go and the vmalloc's pages are the checkerboard.
-    // The holes, less room for the vmalloc's page tables (one per 512 pages; reserves
-    // included, as for the filler's pages): as few holes as possible stay free. If the
-    // estimate was short by a table, a few pages less.
-    let mut want = holes.saturating_sub(holes.div_ceil(512) + 2);
-    let mut v = Allocation::vmalloc(want * PAGE_SIZE, FILL, "frag_lab");
-    for _ in 0..4 {
-        if v.is_ok() || want <= 8 {
-            break;
-        }
-        want -= 8;
-        v = Allocation::vmalloc(want * PAGE_SIZE, FILL, "frag_lab");
-    }
+    // Fill the holes with one movable vmalloc, mapped with pages (its tables take a few
+    // holes too); then the lab's pages go and the vmalloc's pages are the checkerboard.
+    let v = vmalloc_all_free();
     let _ = release(true);
     // The array stays allocated until the end: freed now, it would be a free block.
-    let v = v.ok()?;
+    let (v, pages) = v?;
     let base = v.addr().as_mut_ptr::<u64>();
-    let pages = want;
     for i in 0..pages {
         // SAFETY: the vmalloc area of `pages` pages is ours until `v` is dropped.
         unsafe { base.add(i * PAGE_SIZE / 8).write_volatile(mark(i)) };
@@ -271,8 +304,186 @@ pub fn vmalloc_part() -> Option<Fragmented> {
     Some(r)
 }
 
+/// The CMA part's result.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CmaPart {
+    /// The area's size in pages.
+    pub pages: u64,
+    /// Lab pages in the area before `cma_alloc` (the area's pages when all are borrowed).
+    pub borrowed: u64,
+    /// The area's free pages then (must be 0).
+    pub area_free: u64,
+    /// Pages on per-CPU lists then (must be 0: an area page there would be free).
+    pub pcp: u64,
+    /// Whether `cma_alloc` of the whole area succeeded, with what it did.
+    pub alloc: Option<Result<CmaAllocStats, CmaError>>,
+    /// `cma_alloc`'s time in ns.
+    pub ns: u64,
+    /// Lab pages still in the area after `cma_alloc` (must be 0).
+    pub left: u64,
+    /// Lab pages whose marks did not survive (must be 0).
+    pub corrupt: u64,
+    /// The whole part's time in ns.
+    pub part_ns: u64,
+}
+
+impl CmaPart {
+    /// Every page of the area borrowed by the lab, none free.
+    fn all_borrowed(&self) -> bool {
+        self.borrowed == self.pages && self.area_free == 0 && self.pcp == 0
+    }
+    /// `cma_alloc` succeeded, with the area fully borrowed, and no page lost its marks.
+    pub fn ok(&self) -> bool {
+        self.all_borrowed() && matches!(self.alloc, Some(Ok(_))) && self.left == 0 && self.corrupt == 0
+    }
+}
+
+/// What the CMA part could do.
+#[derive(Clone, Copy, Debug)]
+pub enum CmaOutcome {
+    /// No CMA area (no `cma=` on the command line).
+    NoArea,
+    /// The lab's page array could not be allocated.
+    NoMemory,
+    /// It ran.
+    Ran(CmaPart),
+}
+
+/// Part 3, with a CMA area (`cma=SIZE`): every page of the area borrowed by the lab's
+/// movable pages (memory filled, then every other page outside the area freed for
+/// targets), checked, then `cma_alloc` of the whole area timed; the moved pages must keep
+/// their marks.
+fn cma_part() -> CmaOutcome {
+    let Some(area) = PAGES.cma_stats() else { return CmaOutcome::NoArea };
+    migrate::register_table(TableKind::Lab, lab_move);
+    let t0 = board::timer::ticks();
+    let Some((arr, n)) = fill() else { return CmaOutcome::NoMemory };
+    let (lo, hi) = (area.base.0, area.base.0 + area.pages);
+    let in_area = move |pfn: u64| (lo..hi).contains(&pfn);
+    free_where(n, |pfn| pfn.is_multiple_of(2) && !in_area(pfn));
+    let count_in_area = || (0..n).filter(|&i| in_area(LAB.lock().get(i) as u64)).count() as u64;
+    let mut r = CmaPart { pages: area.pages, ..Default::default() };
+    // Verified, not assumed: the lab holds every page of the area, the area has no free
+    // page on the buddy lists, and no per-CPU list holds a page (all were drained).
+    r.borrowed = count_in_area();
+    r.area_free = PAGES.cma_stats().map_or(0, |c| c.free);
+    r.pcp = PAGES.nr_pcp_pages();
+    if r.all_borrowed() {
+        let t = board::timer::ticks();
+        let got = Allocation::cma(area.pages as usize, 0);
+        r.ns = board::timer::ticks_to_ns(board::timer::ticks() - t);
+        r.left = count_in_area();
+        r.alloc = Some(got.map(|(a, st)| {
+            // The range is handed back (cma_release) when the handle goes.
+            drop(a);
+            st
+        }));
+    }
+    r.corrupt = release(true);
+    drop(arr);
+    r.part_ns = board::timer::ticks_to_ns(board::timer::ticks() - t0);
+    CmaOutcome::Ran(r)
+}
+
+fn report_cma(r: &CmaOutcome) {
+    let r = match r {
+        CmaOutcome::NoArea => return pr_info!("sweep: cma: no area (boot with cma=SIZE to reserve one)"),
+        CmaOutcome::NoMemory => return pr_info!("sweep: cma: could not set up (no memory for the lab)"),
+        CmaOutcome::Ran(r) => r,
+    };
+    let bytes = r.pages * PAGE_SIZE as u64;
+    if !r.all_borrowed() {
+        pr_info!(
+            "sweep: cma: region={} bytes, not all of it borrowed ({} of {} pages by the lab, {} free, {} on per-CPU lists): cma_alloc not tried",
+            bytes,
+            r.borrowed,
+            r.pages,
+            r.area_free,
+            r.pcp
+        );
+        return;
+    }
+    pr_info!(
+        "sweep: cma: region={} bytes, cma_alloc of {} bytes with all of it borrowed: {} ({} ms)",
+        bytes,
+        bytes,
+        if r.ok() { "OK" } else { "failed" },
+        r.ns / 1_000_000
+    );
+    match r.alloc {
+        Some(Ok(st)) => pr_info!(
+            " {} borrowed blocks migrated out ({} failed, {} range tried), {} lab pages left in the area, {} with their contents changed {}; the part took {} ms",
+            st.migrated,
+            st.failed,
+            st.ranges_tried,
+            r.left,
+            r.corrupt,
+            if r.corrupt == 0 { "OK" } else { "CORRUPT" },
+            r.part_ns / 1_000_000
+        ),
+        Some(Err(e)) => pr_info!(
+            " cma_alloc: {}; {} lab pages with their contents changed; the part took {} ms",
+            e,
+            r.corrupt,
+            r.part_ns / 1_000_000
+        ),
+        None => {}
+    }
+}
+
+/// What the lab found: each part that ran (`Some`), with its result (`None` inside:
+/// it could not be set up).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LabResult {
+    /// Movable pages as the filler.
+    pub pages: Option<Option<Fragmented>>,
+    /// vmalloc pages as the filler.
+    pub vmalloc: Option<Option<Fragmented>>,
+    /// `cma_alloc` of the whole CMA area, all of it borrowed.
+    pub cma: Option<CmaOutcome>,
+}
+
+/// Runs the lab's parts in turn; `stop` is asked between two parts (Ctrl-C).
+pub fn run(stop: impl Fn() -> bool) -> LabResult {
+    pr_info!("Fragmenting memory: movable pages, then vmalloc pages, every other page freed; then compaction");
+    let mut r = LabResult::default();
+    if stop() {
+        return r;
+    }
+    r.pages = Some(timed_part(pages_part));
+    if stop() {
+        return r;
+    }
+    r.vmalloc = Some(timed_part(vmalloc_part));
+    if stop() {
+        return r;
+    }
+    r.cma = Some(cma_part());
+    r
+}
+
+fn timed_part(part: fn() -> Option<Fragmented>) -> Option<Fragmented> {
+    let t0 = board::timer::ticks();
+    let mut r = part()?;
+    r.part_ns = board::timer::ticks_to_ns(board::timer::ticks() - t0);
+    Some(r)
+}
+
+/// Prints the summary lines of the parts that ran.
+pub fn report(r: &LabResult) {
+    if let Some(p) = &r.pages {
+        report_part("fragmented", p);
+    }
+    if let Some(v) = &r.vmalloc {
+        report_part("fragmented vmalloc", v);
+    }
+    if let Some(c) = &r.cma {
+        report_cma(c);
+    }
+}
+
 /// Prints a part's line.
-pub fn report(name: &str, r: &Option<Fragmented>) {
+fn report_part(name: &str, r: &Option<Fragmented>) {
     let o = |x: Option<u32>| x.map_or(-1, |v| v as i64);
     match r {
         Some(r) => {
@@ -285,10 +496,11 @@ pub fn report(name: &str, r: &Option<Fragmented>) {
                 r.ns / 1_000_000
             );
             pr_info!(
-                " {} filler pages held, {} with their contents changed {}",
+                " {} filler pages held, {} with their contents changed {}; the part took {} ms",
                 r.held,
                 r.corrupt,
-                if r.corrupt == 0 { "OK" } else { "CORRUPT" }
+                if r.corrupt == 0 { "OK" } else { "CORRUPT" },
+                r.part_ns / 1_000_000
             );
         }
         None => pr_info!("sweep: {}: could not set up (no memory for the lab)", name),

@@ -30,8 +30,7 @@ fn interrupted() -> bool {
 /// Which phases to run.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Phases {
-    /// The lab's three phases: pages, kmalloc, vmalloc. The fragmentation lab is not
-    /// part of it (see [`Phases::Fragment`]).
+    /// Every phase: pages, kmalloc, vmalloc, then the fragmentation lab.
     All,
     /// alloc_page and __get_free_pages.
     Pages,
@@ -39,10 +38,7 @@ pub enum Phases {
     Kmalloc,
     /// vmalloc.
     Vmalloc,
-    /// The fragmentation lab: compaction of movable pages and of vmalloc pages. Asked for
-    /// by name only: after it, order-0 page allocation is far slower (pages parked on
-    /// another per-CPU list make every free drain the list in use; see README), so the
-    /// default boot does not run it.
+    /// The fragmentation lab: compaction of movable pages and of vmalloc pages.
     Fragment,
 }
 
@@ -149,8 +145,8 @@ pub fn run(phases: Phases) {
     }
     let mut frag = None;
     let mut frag_took = None;
-    if phases == Phases::Fragment && !interrupted() {
-        let (r, t) = timed(|| (crate::frag_lab::pages_part(), crate::frag_lab::vmalloc_part()));
+    if (all || phases == Phases::Fragment) && !interrupted() {
+        let (r, t) = timed(|| crate::frag_lab::run(interrupted));
         frag = Some(r);
         frag_took = Some(t.0);
     }
@@ -204,17 +200,17 @@ pub fn run(phases: Phases) {
             huge.pages
         );
     }
-    if let Some((pages, vm)) = frag {
-        crate::frag_lab::report("fragmented", &pages);
-        crate::frag_lab::report("fragmented vmalloc", &vm);
+    if let Some(r) = &frag {
+        crate::frag_lab::report(r);
     }
     // Machine-readable (microseconds), then for people.
     let us = |t: Option<u64>| t.map_or(-1, |ns| (ns / 1000) as i64);
     pr_info!(
-        "sweep: phase times us: pages={} kmalloc={} vmalloc={} total={}",
+        "sweep: phase times us: pages={} kmalloc={} vmalloc={} fragment={} total={}",
         us(took[0]),
         us(took[1]),
         us(took[2]),
+        us(frag_took),
         total / 1000
     );
     for (name, t) in [("pages", took[0]), ("kmalloc", took[1]), ("vmalloc", took[2])] {

@@ -576,3 +576,61 @@ fn vm_events_count_pages_on_every_path() {
     let total: u64 = CpuId::all().map(|c| a.pageset(c, ZoneType::Normal).count).sum();
     assert_eq!(total, a.nr_pcp_pages());
 }
+
+/// Pages parked on one per-CPU list (frees of another migratetype) must not make every
+/// drain empty the list in use: in the steady state a single-page alloc+free touches
+/// only this CPU's lists, not the zone (before the round-robin drain, every operation
+/// refilled and drained a batch: order-0 alloc+free 100 times slower in the kernel).
+#[test]
+fn parked_pcp_pages_do_not_make_every_free_drain_the_list_in_use() {
+    let a = make(16384, 0, 0, &[(0, 16384)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(16, 4);
+    let c = cpu(0);
+    let movable: Vec<_> = (0..15).map(|_| a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, c).unwrap()).collect();
+    for p in movable {
+        a.free_pages(p, 0, c).unwrap();
+    }
+    assert!(a.nr_pcp_pages() >= 12, "movable pages parked on the list");
+    for _ in 0..100 {
+        let p = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
+        a.free_pages(p, 0, c).unwrap();
+    }
+    let buddy = a.nr_free_buddy_pages();
+    for i in 0..100 {
+        let p = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
+        assert_eq!(a.nr_free_buddy_pages(), buddy, "alloc {i} refilled from the zone");
+        a.free_pages(p, 0, c).unwrap();
+        assert_eq!(a.nr_free_buddy_pages(), buddy, "free {i} drained to the zone");
+    }
+    a.drain_cpu(c);
+    assert_eq!(a.nr_free_pages(), 16384);
+}
+
+/// A request that finds the zone empty while its own CPU's lists hold free blocks of
+/// another migratetype (the rest of a refill for an unmovable page) drains them and gets
+/// one, as Linux drains the per-CPU lists before it gives up: every free page can be
+/// allocated (the fragmentation lab's vmalloc filler needs the last ones).
+#[test]
+fn a_failing_request_drains_its_own_lists_first() {
+    let a = make(1024, 0, 0, &[(0, 1024)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(16, 4);
+    let c = cpu(0);
+    let table = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
+    assert_eq!(a.nr_pcp_pages(), 3, "the rest of the refill on the Unmovable list");
+    // Movable, no watermark (as the lab's filler): every free page is within reach.
+    let mut held = Vec::new();
+    while let Ok(p) = a.alloc_pages(GFP_ATOMIC | Gfp::GFP_MOVABLE | Gfp::GFP_MEMALLOC | Gfp::GFP_NOWARN, 0, c) {
+        held.push(p);
+    }
+    assert_eq!(held.len(), 1023, "free pages on this CPU's Unmovable list were out of reach");
+    assert_eq!(a.nr_free_pages(), 0);
+    for p in held {
+        a.free_pages(p, 0, c).unwrap();
+    }
+    a.free_pages(table, 0, c).unwrap();
+    a.drain_all();
+    assert_eq!(a.nr_free_pages(), 1024);
+    a.check_invariants().unwrap();
+}
