@@ -47,24 +47,28 @@ fn compact(args: &[&str]) -> Result<(), CommandError> {
     );
     // The evacuation step, when the scanners met below the zone's highest order.
     if let Some(ev) = r.evacuation {
-        let met = o(ev.scanners_order);
+        let (met, tried) = (o(ev.scanners_order), ev.tried);
+        let s = if tried == 1 { "" } else { "s" };
         match ev.block {
             Some(pfn) => cprintln!(
-                "compact: scanners met at order {}; emptied order-{} block [mem {:#010x}-{:#010x}]: {} pages migrated out ({} of {} candidates failed)",
+                "compact: scanners met at order {}; emptied order-{} block [mem {:#010x}-{:#010x}]: {} blocks ({} pages) migrated out, {} candidate{} tried",
                 met,
                 ev.order,
                 pfn.0 << PAGE_SHIFT,
                 ((pfn.0 + (1 << ev.order)) << PAGE_SHIFT) - 1,
                 ev.migrated,
-                ev.tried - 1,
-                ev.tried
+                ev.pages,
+                tried,
+                s
             ),
             None => cprintln!(
-                "compact: scanners met at order {}; no order-{} block could be emptied ({} candidates tried, {} pages migrated out, a page did not move)",
+                "compact: scanners met at order {}; no order-{} block could be emptied: {} candidate{} tried, a page did not move ({} blocks, {} pages migrated out)",
                 met,
                 ev.order,
-                ev.tried,
-                ev.migrated
+                tried,
+                s,
+                ev.migrated,
+                ev.pages
             ),
         }
     }

@@ -31,6 +31,8 @@ const MAX_EVACUATE_TRIES: usize = 4;
 pub struct RangeMigration {
     /// Blocks migrated out of the range.
     pub migrated: u64,
+    /// Pages in them.
+    pub pages: u64,
     /// Blocks a migration was tried on and failed (the walk stopped at the first).
     pub failed: u64,
     /// Pages of the range walked.
@@ -50,6 +52,8 @@ pub struct Evacuation {
     pub tried: u32,
     /// Blocks migrated out of the candidates (counted in the compaction's `migrated`).
     pub migrated: u64,
+    /// Pages in them.
+    pub pages: u64,
     /// Migrations that failed (each gave its candidate up).
     pub failed: u64,
 }
@@ -113,6 +117,7 @@ impl PageAllocator {
                         return false;
                     }
                     stats.migrated += 1;
+                    stats.pages += 1 << order;
                     p += 1 << order;
                 }
                 PageState::Tail | PageState::Reserved => return false,
@@ -207,6 +212,7 @@ impl PageAllocator {
                     &mut st,
                 );
                 ev.migrated += st.migrated;
+                ev.pages += st.pages;
                 ev.failed += st.failed;
                 res.migrate_scanned += st.scanned;
                 res.free_scanned += targets.scanned;
