@@ -56,6 +56,7 @@ fn compact_memory_reaches_the_fresh_top_order_by_emptying_the_block_the_scanners
     let overlap: Vec<_> = kept.iter().map(|&o| m.at(o).0).filter(|p| (1024..2048).contains(p)).collect();
     assert_eq!(overlap, [], "nothing of the model left in the block {r:?}");
     assert!(ev.migrated > 0 && ev.migrated < 256, "only the overlapping pages moved: {ev:?}");
+    assert_eq!(ev.pages, ev.migrated, "single pages");
     // (The migrate scanner's last try, when the scanners meet, finds no target.)
     assert!(r.failed <= 1, "{r:?}");
     assert_eq!(max_free_order(a), fresh, "the fresh boot's largest order again");
