@@ -6,8 +6,9 @@
 //! bottom into large blocks. Only Movable and Cma pageblocks are scanned, by both (Linux's
 //! `is_migrate_movable`): an unmovable pageblock has nothing to move and must not receive
 //! movable data; only movable data ever moves, so none but movable data enters the CMA
-//! area. The free scanner never breaks a free block of pageblock order or more that is
-//! of the zone's largest free order (Linux never breaks any of pageblock order): a
+//! area. The free scanner takes nothing from a free block of the zone's largest free
+//! order when it starts, or larger, nor of a pageblock or more when that order is
+//! smaller (Linux takes nothing from any free block of a pageblock or more): a
 //! compaction does not undo the large blocks it is meant to make.
 //!
 //! Data moves only upwards, so with more than half of a zone in use the scanners pack it
