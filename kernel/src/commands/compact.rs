@@ -7,6 +7,7 @@ use super::no_args;
 use crate::console::registry::{Command, CommandError};
 use crate::cprintln;
 use crate::mm::page_alloc::PAGES;
+use mm::addr::PAGE_SHIFT;
 use mm::page_alloc::{ZoneType, NR_ORDERS};
 
 /// `compact`
@@ -44,6 +45,33 @@ fn compact(args: &[&str]) -> Result<(), CommandError> {
         us / 1000,
         us % 1000
     );
+    // The evacuation step, when the scanners met below the zone's highest order.
+    if let Some(ev) = r.evacuation {
+        let (met, tried) = (o(ev.scanners_order), ev.tried);
+        let s = if tried == 1 { "" } else { "s" };
+        match ev.block {
+            Some(pfn) => cprintln!(
+                "compact: scanners met at order {}; emptied order-{} block [mem {:#010x}-{:#010x}]: {} blocks ({} pages) migrated out, {} candidate{} tried",
+                met,
+                ev.order,
+                pfn.0 << PAGE_SHIFT,
+                ((pfn.0 + (1 << ev.order)) << PAGE_SHIFT) - 1,
+                ev.migrated,
+                ev.pages,
+                tried,
+                s
+            ),
+            None => cprintln!(
+                "compact: scanners met at order {}; no order-{} block could be emptied: {} candidate{} tried, a page did not move ({} blocks, {} pages migrated out)",
+                met,
+                ev.order,
+                tried,
+                s,
+                ev.migrated,
+                ev.pages
+            ),
+        }
+    }
     Ok(())
 }
 

@@ -47,9 +47,11 @@ impl PageAllocator {
         let mm = self.mem_map.get()?;
         let zi = ZoneType::Normal.index();
         let meta = &self.meta[zi];
-        // watermark_ok(free, order, low, AllocFlags::LOW, reserved_highatomic, 0): no
-        // lowmem_reserve in the request's own highest zone.
-        let need = meta.low.load(Relaxed) + meta.reserved_highatomic.load(Relaxed) + (1u64 << order) - 1;
+        // watermark_ok(free, order, low, AllocFlags::low(gfp), reserved_highatomic,
+        // free_cma, 0): no lowmem_reserve in the request's own highest zone; free CMA
+        // pages count only for a movable request.
+        let cma = if gfp.contains(Gfp::GFP_MOVABLE) { 0 } else { meta.free_cma.load(Relaxed) };
+        let need = meta.low.load(Relaxed) + meta.reserved_highatomic.load(Relaxed) + cma + (1u64 << order) - 1;
         if meta.free.load(Relaxed) <= need {
             return None;
         }
@@ -76,9 +78,10 @@ impl PageAllocator {
         }
         let mt = gfp_migratetype(gfp);
         let high_zone = self.highest_zone(gfp);
-        let mut found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, AllocFlags::LOW);
-        let slow = if gfp.may_sleep() { AllocFlags::LOW } else { AllocFlags::slowpath(gfp) };
-        if found.is_none() && slow != AllocFlags::LOW {
+        let low = AllocFlags::low(gfp);
+        let mut found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, low);
+        let slow = if gfp.may_sleep() { low } else { AllocFlags::slowpath(gfp) };
+        if found.is_none() && slow != low {
             found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
         }
         if found.is_none() && self.try_direct_compact(gfp, order, high_zone, cpu) {
@@ -142,7 +145,8 @@ impl PageAllocator {
                 // block itself comes from the pcp list or a refill, which fails if none.
                 let free = meta.free.load(Relaxed);
                 let ha = meta.reserved_highatomic.load(Relaxed);
-                if !watermark::watermark_ok(free, order, mark, flags, ha, reserve, || true) {
+                let cma = meta.free_cma.load(Relaxed);
+                if !watermark::watermark_ok(free, order, mark, flags, ha, cma, reserve, || true) {
                     continue;
                 }
                 if let Some(pfn) = self.rmqueue_pcplist(mm, zi, cpu, order, mt) {
@@ -155,10 +159,10 @@ impl PageAllocator {
                 continue;
             }
             let mut z = self.lock_zone(zi);
-            let ok =
-                watermark::watermark_ok(z.free_pages, order, mark, flags, z.nr_reserved_highatomic, reserve, || {
-                    z.has_free_block(order, flags.harder)
-                });
+            let (ha, cma) = (z.nr_reserved_highatomic, z.free_cma_pages);
+            let ok = watermark::watermark_ok(z.free_pages, order, mark, flags, ha, cma, reserve, || {
+                z.has_free_block(order, flags.harder, flags.cma)
+            });
             if !ok {
                 continue;
             }

@@ -1,9 +1,11 @@
 //! The contiguous memory allocator (Linux's `mm/cma.c`, one area): `cma=SIZE` turns a
 //! pageblock-aligned run of the Normal zone into Cma pageblocks at boot. Movable
 //! allocations borrow its pages (see `Zone::rmqueue`); nothing else may. `cma_alloc`
-//! migrates the borrowers of an aligned range out (`migrate_page`) and hands the range
-//! over; `cma_release` gives it back to the Cma lists.
+//! migrates the borrowers of an aligned range out (`migrate_range_out`, shared with
+//! compaction, see [`super::contig`]) and hands the range over; `cma_release` gives it
+//! back to the Cma lists.
 
+use super::contig::RangeMigration;
 use super::page::{MemMap, PageState};
 use super::{MigrateMode, MovableOwners, PageAllocator, ZoneType, MAX_PAGE_ORDER, PAGEBLOCK_NR_PAGES};
 use crate::addr::Pfn;
@@ -148,7 +150,12 @@ impl PageAllocator {
         let mut start = area.0.next_multiple_of(align);
         while start + count <= area.1 {
             stats.ranges_tried += 1;
-            if self.empty_range(mm, start, start + count, owners, cpu, &mut target, stats) {
+            let mut st = RangeMigration::default();
+            let emptied =
+                self.migrate_range_out(mm, start, start + count, owners, MigrateMode::Sync, cpu, &mut target, &mut st);
+            stats.migrated += st.migrated;
+            stats.failed += st.failed;
+            if emptied {
                 self.drain_cpu(cpu);
                 let mut z = self.lock_zone(ZoneType::Normal.index());
                 if z.take_free_range(start, start + count, None) {
@@ -163,39 +170,6 @@ impl PageAllocator {
             start += align;
         }
         Err(CmaError::NoRange)
-    }
-
-    /// Migrates every live block of `[start, end)` out; false at the first that does not
-    /// move (not movable, its owner refused, or no target).
-    #[allow(clippy::too_many_arguments)]
-    fn empty_range(
-        &self,
-        mm: &MemMap,
-        start: u64,
-        end: u64,
-        owners: &dyn MovableOwners,
-        cpu: CpuId,
-        target: &mut dyn FnMut(u32) -> Option<Pfn>,
-        stats: &mut CmaAllocStats,
-    ) -> bool {
-        let mut p = start;
-        while p < end {
-            match mm.at(mm.idx(p)).state() {
-                PageState::Buddy { order, .. } => p += 1 << order,
-                // Inside a free block, or free on a per-CPU list (drained before the take).
-                PageState::Unmarked | PageState::Pcp { .. } => p += 1,
-                PageState::Head { order, .. } => {
-                    if self.migrate_page(Pfn(p), owners, MigrateMode::Sync, cpu, target).is_err() {
-                        stats.failed += 1;
-                        return false;
-                    }
-                    stats.migrated += 1;
-                    p += 1 << order;
-                }
-                PageState::Tail | PageState::Reserved => return false,
-            }
-        }
-        true
     }
 
     /// Linux's `cma_release`: gives back `count` pages at `pfn` that a `cma_alloc`
@@ -241,7 +215,7 @@ mod tests {
     use crate::addr::{PhysAddr, PAGE_SHIFT, PAGE_SIZE};
     use crate::cpu::CpuId;
     use crate::gfp::{Gfp, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
-    use crate::page_alloc::{MigrateType, Page};
+    use crate::page_alloc::{MigrateType, Page, ZoneType};
 
     /// An allocator over `n` free pages from pfn 0, no watermarks.
     fn make(n: u64) -> &'static PageAllocator {
@@ -358,6 +332,42 @@ mod tests {
             assert_eq!(a.cma_stats().unwrap().free, 1024);
             a.check_invariants().unwrap();
         }
+    }
+
+    #[test]
+    fn free_cma_pages_count_towards_the_watermark_of_movable_requests_only() {
+        let a = make(2048);
+        // min_free_kbytes 512: min 128 pages, low 160.
+        a.set_min_free_kbytes(512);
+        let low = a.zone_stats(ZoneType::Normal).wmarks.low;
+        assert_eq!(low, 160);
+        let cma = a.cma_declare(4 << 20).unwrap();
+        assert_eq!((cma.base, cma.pages), (Pfn(1024), 1024));
+        // Unmovable requests stop at the low watermark of the pages they may use (the
+        // 1024 outside the area), not of all free pages: the area does not hide that
+        // their own pages are at the watermark.
+        let kernel = take_all(a, GFP_KERNEL);
+        let outside = a.nr_free_pages() - a.cma_stats().unwrap().free;
+        assert!(outside >= low - 8 && outside <= low + 64, "{outside} pages outside the area left");
+        assert!(kernel.iter().all(|&p| p < 1024));
+        // Order 0 (the per-CPU path) and order 4 (the zone path) alike: an unmovable
+        // request fails the check, a movable one passes and borrows the area.
+        for order in [0, 4] {
+            assert!(a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, order, CpuId::of(0)).is_err(), "order {order}");
+            let p = a.alloc_pages(GFP_HIGHUSER_MOVABLE, order, CpuId::of(0)).unwrap();
+            assert!(p.0 >= 1024, "order {order}: {p:?}");
+            a.free_pages(p, order, CpuId::of(0)).unwrap();
+        }
+        // The reserve below the watermark is still there for an atomic request.
+        let atomic = a.alloc_pages(crate::gfp::GFP_ATOMIC, 0, CpuId::of(0)).unwrap();
+        assert!(atomic.0 < 1024);
+        a.free_pages(atomic, 0, CpuId::of(0)).unwrap();
+        for p in kernel {
+            a.free_pages(Pfn(p), 0, CpuId::of(0)).unwrap();
+        }
+        a.drain_all();
+        assert_eq!(a.nr_free_pages(), 2048);
+        a.check_invariants().unwrap();
     }
 
     #[test]

@@ -3,8 +3,20 @@
 //! the movable blocks it finds (`isolate_migratepages`); the free scanner walks
 //! pageblocks down from the zone's end and hands out free blocks as migration targets
 //! (`isolate_freepages`). Movable data gathers at the top, free pages merge at the
-//! bottom into large blocks. Only Movable pageblocks are scanned, by both: an unmovable
-//! pageblock has nothing to move and must not receive movable data.
+//! bottom into large blocks. Only Movable and Cma pageblocks are scanned, by both (Linux's
+//! `is_migrate_movable`): an unmovable pageblock has nothing to move and must not receive
+//! movable data; only movable data ever moves, so none but movable data enters the CMA
+//! area. The free scanner takes nothing from a free block of the zone's largest free
+//! order when it starts, or larger, nor of a pageblock or more when that order is
+//! smaller (Linux takes nothing from any free block of a pageblock or more): a
+//! compaction does not undo the large blocks it is meant to make.
+//!
+//! Data moves only upwards, so with more than half of a zone in use the scanners pack it
+//! across the boundary of the zone's top-order blocks. When they have met without a free
+//! block of the highest order the zone could have, `compact_memory` empties one such block
+//! by migrating its few used pages elsewhere ([`super::contig`], as Linux's
+//! `alloc_contig_pages` does for gigantic pages); direct compaction does the same for a
+//! request of pageblock order or more.
 //!
 //! Direct compaction ([`PageAllocator::try_direct_compact`]) runs inside a high-order
 //! allocation that may sleep and would fail, in [`MigrateMode::Async`], stops as soon as
@@ -13,10 +25,12 @@
 
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
+use super::contig::{self, Evacuation};
 use super::migrate::{MigrateError, MigrateMode, MovableOwners};
 use super::migratetype::MigrateType;
 use super::page::PageState;
-use super::{PageAllocator, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
+use super::zone_meta::ZoneGuard;
+use super::{PageAllocator, MAX_PAGE_ORDER, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
 use crate::addr::Pfn;
 use crate::cpu::CpuId;
 use crate::gfp::Gfp;
@@ -41,6 +55,9 @@ pub struct CompactResult {
     pub free_scanned: u64,
     /// The goal (a free block of the order asked for) was reached.
     pub success: bool,
+    /// The evacuation step after the scanners met, if it tried a block (its migrations
+    /// are counted above too).
+    pub evacuation: Option<Evacuation>,
 }
 
 /// Direct-compaction deferral state (Linux's `compact_considered`/`compact_defer_shift`).
@@ -82,12 +99,16 @@ struct Scanners {
     /// Next pfn the free scanner looks at inside `free_block`.
     free_pfn: u64,
     free_scanned: u64,
+    /// The free scanner leaves free blocks of this order or more alone.
+    keep_order: u32,
 }
 
 /// Whether compaction scans a pageblock of type `mt` (Linux's `suitable_migration_source`
-/// and `suitable_migration_target`, which agree here): Movable only.
+/// and `suitable_migration_target`, which agree here): Movable and Cma (the free scanner
+/// skips Cma pageblocks while a `cma_alloc` empties the area,
+/// [`contig::target_pageblock`]).
 fn scannable(mt: MigrateType) -> bool {
-    mt == MigrateType::Movable
+    matches!(mt, MigrateType::Movable | MigrateType::Cma)
 }
 
 impl PageAllocator {
@@ -102,13 +123,16 @@ impl PageAllocator {
             total.failed += r.failed;
             total.migrate_scanned += r.migrate_scanned;
             total.free_scanned += r.free_scanned;
+            total.evacuation = r.evacuation.or(total.evacuation);
         }
         total.success = true;
         total
     }
 
     /// Compacts zone `zi` (Linux's `compact_zone`): until the scanners meet, or, with a
-    /// `goal` order, until a free block of that order exists.
+    /// `goal` order, until a free block of that order exists. Then, if the scanners met
+    /// without one, the evacuation step ([`Self::evacuate_block`]): for the highest order
+    /// the zone can have, or for a `goal` of pageblock order or more.
     pub fn compact_zone(
         &self,
         zi: usize,
@@ -124,6 +148,11 @@ impl PageAllocator {
             return res;
         }
         self.drain_cpu(cpu);
+        let keep_order = {
+            let z = self.lock_zone(zi);
+            let largest = (0..NR_ORDERS).rev().find(|&o| z.free_area[o].nr_free != 0);
+            largest.map_or(PAGEBLOCK_ORDER, |o| (o as u32).max(PAGEBLOCK_ORDER))
+        };
         let last_block = (end - 1) & !(PAGEBLOCK_NR_PAGES - 1);
         let mut sc = Scanners {
             zi,
@@ -133,6 +162,7 @@ impl PageAllocator {
             free_block: last_block,
             free_pfn: last_block.max(start),
             free_scanned: 0,
+            keep_order,
         };
         'blocks: while sc.migrate_block < sc.free_block {
             let b = sc.migrate_block;
@@ -170,7 +200,7 @@ impl PageAllocator {
             sc.migrate_block += PAGEBLOCK_NR_PAGES;
             if let Some(order) = goal {
                 self.drain_cpu(cpu);
-                if self.lock_zone(zi).has_free_block(order, false) {
+                if self.lock_zone(zi).has_free_block(order, false, false) {
                     res.success = true;
                     break;
                 }
@@ -178,9 +208,20 @@ impl PageAllocator {
         }
         self.drain_cpu(cpu);
         if let Some(order) = goal {
-            res.success = res.success || self.lock_zone(zi).has_free_block(order, false);
+            res.success = res.success || self.lock_zone(zi).has_free_block(order, false, false);
         }
         res.free_scanned = sc.free_scanned;
+        let evacuate = match goal {
+            None => Some((0, MAX_PAGE_ORDER)),
+            Some(order) if !res.success && order >= PAGEBLOCK_ORDER => Some((order, order)),
+            Some(_) => None,
+        };
+        if let Some(orders) = evacuate {
+            self.evacuate_block(zi, orders, owners, mode, cpu, &mut res);
+            if goal.is_some() {
+                res.success = res.evacuation.is_some_and(|ev| ev.block.is_some());
+            }
+        }
         let m = &self.migrate;
         m.compact_migrate_scanned.fetch_add(res.migrate_scanned, Relaxed);
         m.compact_free_scanned.fetch_add(res.free_scanned, Relaxed);
@@ -202,20 +243,16 @@ impl PageAllocator {
             if self.block_scannable(b.max(sc.start)) {
                 let mut z = self.lock_zone(sc.zi);
                 let mut pfn = sc.free_pfn;
-                while pfn < hi {
+                while pfn < hi && contig::target_pageblock(z.pageblock_mt(b.max(sc.start)), z.cma_isolated) {
                     let Some(page) = self.pfn_to_page(Pfn(pfn)) else { break };
                     sc.free_scanned += 1;
                     match page.state() {
-                        PageState::Buddy { order: have, .. } if have >= order => {
-                            if z.take_free_at(pfn, have, order) {
-                                drop(z);
+                        PageState::Buddy { order: have, .. } if have >= order && have < sc.keep_order => {
+                            if let Some(p) = self.isolate_free_block(z, sc.zi, pfn, have, order, cpu) {
                                 sc.free_pfn = pfn + (1 << order);
-                                self.count_alloc(cpu, sc.zi, 1 << order);
-                                let head = self.pfn_to_page(Pfn(pfn))?;
-                                head.set_owner(0);
-                                head.set_state(PageState::Head { order, compound: false, tail_owner: false });
-                                return Some(Pfn(pfn));
+                                return Some(p);
                             }
+                            z = self.lock_zone(sc.zi);
                             pfn += 1;
                         }
                         PageState::Buddy { order: have, .. }
@@ -229,6 +266,29 @@ impl PageAllocator {
             sc.free_pfn = sc.free_block.max(sc.start);
         }
         None
+    }
+
+    /// Takes the free block of order `have` at `pfn` (seen under `z`, which this drops) as
+    /// a live block of `order` (a migration target), the rest freed back; `None` if it
+    /// changed meanwhile.
+    pub(super) fn isolate_free_block(
+        &self,
+        mut z: ZoneGuard<'_>,
+        zi: usize,
+        pfn: u64,
+        have: u32,
+        order: u32,
+        cpu: CpuId,
+    ) -> Option<Pfn> {
+        if !z.take_free_at(pfn, have, order) {
+            return None;
+        }
+        drop(z);
+        self.count_alloc(cpu, zi, 1 << order);
+        let head = self.pfn_to_page(Pfn(pfn))?;
+        head.set_owner(0);
+        head.set_state(PageState::Head { order, compound: false, tail_owner: false });
+        Some(Pfn(pfn))
     }
 
     /// Direct compaction (Linux's `__alloc_pages_direct_compact`): for a request of

@@ -7,11 +7,11 @@ use std::sync::Mutex;
 use super::*;
 use crate::gfp::{GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
 
-fn cpu() -> CpuId {
+pub(super) fn cpu() -> CpuId {
     CpuId::of(0)
 }
 
-fn make(n: u64) -> &'static PageAllocator {
+pub(super) fn make(n: u64) -> &'static PageAllocator {
     let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
     let map: &'static [Page] = Box::leak((0..n).map(|_| Page::new()).collect());
     let pa = |p: u64| crate::addr::PhysAddr::new(p << crate::addr::PAGE_SHIFT);
@@ -21,19 +21,19 @@ fn make(n: u64) -> &'static PageAllocator {
 }
 
 /// A table of (pfn, order) blocks by index.
-type Table = Mutex<Vec<Option<(u64, u32)>>>;
+pub(super) type Table = Mutex<Vec<Option<(u64, u32)>>>;
 
 /// Owners of two kinds (console handles, lab entries) and the pages' contents: one
 /// 64-bit pattern per page frame stands for its 4 KiB.
 #[derive(Debug, Default)]
-struct Model {
-    console: Table,
-    lab: Table,
-    mem: Mutex<HashMap<u64, u64>>,
+pub(super) struct Model {
+    pub(super) console: Table,
+    pub(super) lab: Table,
+    pub(super) mem: Mutex<HashMap<u64, u64>>,
 }
 
 impl Model {
-    fn table(&self, o: MovableOwner) -> Option<(&Table, usize)> {
+    pub(super) fn table(&self, o: MovableOwner) -> Option<(&Table, usize)> {
         match o {
             MovableOwner::Console(i) => Some((&self.console, i as usize)),
             MovableOwner::Lab(i) => Some((&self.lab, i as usize)),
@@ -41,7 +41,7 @@ impl Model {
         }
     }
     /// Allocates a movable block for owner kind `lab`, fills it with a pattern.
-    fn alloc(&self, a: &PageAllocator, order: u32, lab: bool) -> Option<MovableOwner> {
+    pub(super) fn alloc(&self, a: &PageAllocator, order: u32, lab: bool) -> Option<MovableOwner> {
         let pfn = a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, order, cpu()).ok()?;
         let t = if lab { &self.lab } else { &self.console };
         let mut t = t.lock().unwrap();
@@ -55,7 +55,7 @@ impl Model {
         }
         Some(o)
     }
-    fn free(&self, a: &PageAllocator, o: MovableOwner) {
+    pub(super) fn free(&self, a: &PageAllocator, o: MovableOwner) {
         let (t, i) = self.table(o).unwrap();
         let (pfn, order) = t.lock().unwrap()[i].take().unwrap();
         let mut m = self.mem.lock().unwrap();
@@ -64,12 +64,12 @@ impl Model {
         }
         a.free_pages(Pfn(pfn), order, cpu()).unwrap();
     }
-    fn at(&self, o: MovableOwner) -> (u64, u32) {
+    pub(super) fn at(&self, o: MovableOwner) -> (u64, u32) {
         let (t, i) = self.table(o).unwrap();
         t.lock().unwrap()[i].unwrap()
     }
     /// Every live block has its own pattern, and its head names its owner.
-    fn check(&self, a: &PageAllocator) {
+    pub(super) fn check(&self, a: &PageAllocator) {
         let m = self.mem.lock().unwrap();
         let mut live = 0;
         for (lab, t) in [(false, &self.console), (true, &self.lab)] {
@@ -118,7 +118,7 @@ impl MovableOwners for Model {
     }
 }
 
-fn max_free_order(a: &PageAllocator) -> Option<u32> {
+pub(super) fn max_free_order(a: &PageAllocator) -> Option<u32> {
     let mut best = None;
     a.for_each_free_block(|_, _, o, _| best = best.max(Some(o)));
     best
@@ -210,7 +210,7 @@ fn target_allocation_failing_at_each_step_rolls_back() {
 
 /// Fills the zone with single movable pages and frees every other one: no free block
 /// above order 0 remains.
-fn checkerboard(a: &PageAllocator, m: &Model) -> Vec<MovableOwner> {
+pub(super) fn checkerboard(a: &PageAllocator, m: &Model) -> Vec<MovableOwner> {
     let mut all = Vec::new();
     while let Some(o) = m.alloc(a, 0, true) {
         all.push(o);

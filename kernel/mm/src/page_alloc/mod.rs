@@ -20,6 +20,7 @@ mod alloc;
 mod bulk;
 pub mod cma;
 pub mod compaction;
+pub mod contig;
 pub mod error;
 pub mod fail;
 mod free;
@@ -36,6 +37,8 @@ pub mod watermark;
 pub mod zone;
 
 mod check;
+#[cfg(test)]
+mod compaction_tests;
 mod init;
 #[cfg(test)]
 mod migrate_tests;
@@ -52,6 +55,7 @@ use crate::gfp::Gfp;
 pub use check::PageCensus;
 pub use cma::{CmaAllocStats, CmaError, CmaStats};
 pub use compaction::{fragmentation_index, CompactResult};
+pub use contig::Evacuation;
 pub use error::{AllocFailure, FreeError};
 pub use fail::FailPageAlloc;
 pub use init::InitError;

@@ -225,11 +225,12 @@ fn migratetype_fallback_steals_pageblocks() {
     let u = a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap();
     let r = a.alloc_pages(GFP_KERNEL | Gfp::GFP_RECLAIMABLE, 0, cpu(0)).unwrap();
     let m = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, cpu(0)).unwrap();
-    // As in Linux, stealing a block of at least a pageblock claims all its pageblocks:
-    // U took the whole order-12 block (8 pageblocks), R then its largest piece (order
-    // 11: 4 pageblocks), M the largest left on its fallbacks (R's order 10: 2).
+    // As in Linux, stealing a block of at least a pageblock claims all its pageblocks;
+    // the smallest such block is stolen (see `Zone::rmqueue_fallback`): U took the only
+    // one, the order-12 block (8 pageblocks), R then the smallest piece of a pageblock
+    // or more (order 9: 1 pageblock), M the next one on its fallbacks (order 10: 2).
     let counts = a.lock_zone(1).pageblock_counts();
-    assert_eq!(counts, [4, 2, 2, 0, 0]);
+    assert_eq!(counts, [5, 2, 1, 0, 0]);
     assert_ne!(u.0 / 512, r.0 / 512);
     assert_ne!(m.0 / 512, u.0 / 512);
     let types: Vec<_> = {

@@ -30,11 +30,21 @@ pub struct AllocFlags {
     pub harder: bool,
     /// `ALLOC_NO_WATERMARKS` (`__GFP_MEMALLOC`).
     pub no_watermarks: bool,
+    /// `ALLOC_CMA` (a movable request): free CMA pages count towards the watermark and
+    /// free CMA blocks as blocks of the order. Without it they are unusable free memory.
+    pub cma: bool,
 }
 
 impl AllocFlags {
-    /// The fast-path flags: the low watermark, nothing special.
-    pub const LOW: AllocFlags = AllocFlags { wmark: Wmark::Low, high: false, harder: false, no_watermarks: false };
+    /// The fast-path flags: the low watermark, nothing special (not even CMA).
+    pub const LOW: AllocFlags =
+        AllocFlags { wmark: Wmark::Low, high: false, harder: false, no_watermarks: false, cma: false };
+
+    /// The fast-path flags of a request: [`Self::LOW`], with `ALLOC_CMA` if it is movable
+    /// (Linux's `gfp_to_alloc_flags_cma`).
+    pub const fn low(gfp: Gfp) -> AllocFlags {
+        AllocFlags { cma: gfp.contains(Gfp::GFP_MOVABLE), ..Self::LOW }
+    }
 
     /// Linux's `gfp_to_alloc_flags` for the slow path (there is no reclaim to try first).
     pub const fn slowpath(gfp: Gfp) -> AllocFlags {
@@ -43,6 +53,7 @@ impl AllocFlags {
             high: gfp.contains(Gfp::GFP_HIGH),
             harder: gfp.contains(Gfp::GFP_ATOMIC) && !gfp.contains(Gfp::GFP_NOMEMALLOC),
             no_watermarks: gfp.contains(Gfp::GFP_MEMALLOC) && !gfp.contains(Gfp::GFP_NOMEMALLOC),
+            cma: gfp.contains(Gfp::GFP_MOVABLE),
         }
     }
 }
@@ -115,14 +126,19 @@ pub const fn zone_watermarks(min_free_kbytes: u64, zone_managed: u64, lowmem_pag
 }
 
 /// Linux's `__zone_watermark_ok`: whether `free_pages` (buddy pages of the zone) allow an
-/// allocation of `order` against `mark`. `has_free(order, harder)` says whether a free
-/// block of at least `order` exists on a list the request may use.
+/// allocation of `order` against `mark`. `has_free()` says whether a free block of at
+/// least `order` exists on a list the request may use. Pages the request may not use are
+/// not counted: the HighAtomic reserve without `ALLOC_HARDER`, and the zone's free CMA
+/// pages (`free_cma`, Linux's `NR_FREE_CMA_PAGES`) without `ALLOC_CMA`, so that an
+/// unmovable request does not pass on pages only a movable one could get.
+#[allow(clippy::too_many_arguments)]
 pub fn watermark_ok(
     free_pages: u64,
     order: u32,
     mark: u64,
     flags: AllocFlags,
     reserved_highatomic: u64,
+    free_cma: u64,
     lowmem_reserve: u64,
     has_free: impl FnOnce() -> bool,
 ) -> bool {
@@ -139,6 +155,9 @@ pub fn watermark_ok(
     } else {
         min -= min / 4;
     }
+    if !flags.cma {
+        free -= free_cma as i64;
+    }
     if free <= min + lowmem_reserve as i64 {
         return false;
     }
@@ -148,7 +167,7 @@ pub fn watermark_ok(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gfp::{GFP_ATOMIC, GFP_KERNEL, GFP_NOWAIT};
+    use crate::gfp::{GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
 
     #[test]
     fn linux_numbers() {
@@ -174,16 +193,25 @@ mod tests {
         let n = AllocFlags::slowpath(GFP_NOWAIT);
         assert!(!n.high && !n.harder);
         // min = 100: normal needs free > 100, atomic needs free > 100 - 50 - 12 = 38.
-        assert!(!watermark_ok(100, 0, 100, n, 0, 0, || true));
-        assert!(watermark_ok(101, 0, 100, n, 0, 0, || true));
-        assert!(watermark_ok(39, 0, 100, a, 0, 0, || true));
-        assert!(!watermark_ok(38, 0, 100, a, 0, 0, || true));
+        assert!(!watermark_ok(100, 0, 100, n, 0, 0, 0, || true));
+        assert!(watermark_ok(101, 0, 100, n, 0, 0, 0, || true));
+        assert!(watermark_ok(39, 0, 100, a, 0, 0, 0, || true));
+        assert!(!watermark_ok(38, 0, 100, a, 0, 0, 0, || true));
         // High-order needs a block, and (1 << order) - 1 pages are discounted.
-        assert!(!watermark_ok(200, 2, 100, n, 0, 0, || false));
-        assert!(!watermark_ok(103, 2, 100, n, 0, 0, || true));
-        assert!(watermark_ok(104, 2, 100, n, 0, 0, || true));
+        assert!(!watermark_ok(200, 2, 100, n, 0, 0, 0, || false));
+        assert!(!watermark_ok(103, 2, 100, n, 0, 0, 0, || true));
+        assert!(watermark_ok(104, 2, 100, n, 0, 0, 0, || true));
         // The highatomic reserve is not free for ordinary requests.
-        assert!(!watermark_ok(150, 0, 100, n, 50, 0, || true));
-        assert!(!watermark_ok(150, 0, 100, n, 0, 50, || true));
+        assert!(!watermark_ok(150, 0, 100, n, 50, 0, 0, || true));
+        assert!(!watermark_ok(150, 0, 100, n, 0, 0, 50, || true));
+        // Free CMA pages count only for movable requests (ALLOC_CMA).
+        let m = AllocFlags::slowpath(GFP_HIGHUSER_MOVABLE);
+        assert!(m.cma && !n.cma && !a.cma && !k.cma);
+        assert!(AllocFlags::low(GFP_HIGHUSER_MOVABLE).cma && !AllocFlags::low(GFP_KERNEL).cma);
+        assert!(watermark_ok(150, 0, 100, m, 0, 100, 0, || true));
+        assert!(!watermark_ok(150, 0, 100, n, 0, 100, 0, || true));
+        // Atomic: 150 - 120 = 30 usable, not above its lowered min of 38.
+        assert!(watermark_ok(150, 0, 100, a, 0, 0, 0, || true));
+        assert!(!watermark_ok(150, 0, 100, a, 0, 120, 0, || true));
     }
 }

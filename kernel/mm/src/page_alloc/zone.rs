@@ -183,11 +183,21 @@ impl Zone {
         moved
     }
 
-    /// Linux's `__rmqueue_fallback`: steals the largest block of a fallback type, claiming
-    /// whole pageblocks when the block is at least a pageblock, or when at least half the
+    /// Linux's `__rmqueue_fallback`: steals a block of a fallback type, claiming whole
+    /// pageblocks when the block is at least a pageblock, or when at least half the
     /// pageblock is free (the pageblock then changes type).
+    ///
+    /// Which block: Linux takes the largest, as the best guess at the pageblock with the
+    /// most free pages. Any block of pageblock order or more is a wholly free pageblock,
+    /// and with Linux's largest order (4 MiB) such a block is at most two pageblocks;
+    /// with ours (256 MiB) the largest could be 128 of them, all claimed for one page,
+    /// and the zone's largest free block broken. So the smallest block of at least
+    /// pageblock order (and of `order`) is taken first, and only without one the largest
+    /// smaller block, as Linux.
     fn rmqueue_fallback(&mut self, order: u32, start_mt: MigrateType) -> bool {
-        for o in (order..=MAX_PAGE_ORDER).rev() {
+        let whole = order.max(PAGEBLOCK_ORDER)..=MAX_PAGE_ORDER;
+        let partial = (order..order.max(PAGEBLOCK_ORDER)).rev();
+        for o in whole.chain(partial) {
             for &fb in start_mt.fallbacks() {
                 let Some(idx) = self.free_area[o as usize].first(fb.index()) else {
                     continue;
@@ -251,11 +261,15 @@ impl Zone {
         None
     }
 
-    /// Whether a free block of at least `order` exists on a list the request may use.
-    pub(crate) fn has_free_block(&self, order: u32, harder: bool) -> bool {
+    /// Whether a free block of at least `order` exists on a list the request may use: the
+    /// three ordinary ones, HighAtomic with `harder` (`ALLOC_HARDER`), Cma with `cma`
+    /// (`ALLOC_CMA`).
+    pub(crate) fn has_free_block(&self, order: u32, harder: bool, cma: bool) -> bool {
         self.free_area[order as usize..].iter().any(|a| {
             a.nr_free != 0
-                && ((0..3).any(|m| !a.is_empty(m)) || (harder && !a.is_empty(MigrateType::HighAtomic.index())))
+                && ((0..3).any(|m| !a.is_empty(m))
+                    || (harder && !a.is_empty(MigrateType::HighAtomic.index()))
+                    || (cma && !a.is_empty(MigrateType::Cma.index())))
         })
     }
 

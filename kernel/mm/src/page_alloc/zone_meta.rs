@@ -11,6 +11,8 @@ use super::{Watermarks, Zone};
 pub(super) struct ZoneMeta {
     pub(super) free: AtomicU64,
     pub(super) reserved_highatomic: AtomicU64,
+    /// Free pages on the Cma lists (unusable for requests without `ALLOC_CMA`).
+    pub(super) free_cma: AtomicU64,
     pub(super) managed: AtomicU64,
     pub(super) present: AtomicU64,
     pub(super) start_pfn: AtomicU64,
@@ -31,6 +33,7 @@ impl ZoneMeta {
         ZoneMeta {
             free: AtomicU64::new(0),
             reserved_highatomic: AtomicU64::new(0),
+            free_cma: AtomicU64::new(0),
             managed: AtomicU64::new(0),
             present: AtomicU64::new(0),
             start_pfn: AtomicU64::new(0),
@@ -49,11 +52,12 @@ impl ZoneMeta {
     fn sync(&self, z: &Zone) {
         self.free.store(z.free_pages, Relaxed);
         self.reserved_highatomic.store(z.nr_reserved_highatomic, Relaxed);
+        self.free_cma.store(z.free_cma_pages, Relaxed);
     }
 }
 
 /// A held zone lock (from [`PageAllocator::lock_zone`]). Dropping it publishes the zone's
-/// free and reserved-highatomic counts to its [`ZoneMeta`], which the lockless watermark
+/// free, reserved-highatomic and free CMA counts to its [`ZoneMeta`], which the lockless watermark
 /// check reads, before the lock is released: no change under the lock can go unpublished.
 pub(super) struct ZoneGuard<'a> {
     pub(super) zone: crate::sync::SpinLockGuard<'a, Zone>,

@@ -1,0 +1,260 @@
+//! Compaction's evacuation step and CMA pageblocks, against the model owners of
+//! `migrate_tests` over the real allocator.
+//!
+//! The layout mirrors the QEMU fragmentation lab at a 64th of its size: 3840 pages
+//! (3.75 blocks of order 10, as 960 MiB is 3.75 blocks of order 16), the first 64
+//! reserved (the kernel image), and a checkerboard of movable pages holding half of the
+//! rest. The scanners pack the held pages at the top, across the only order-10 block
+//! that could be free; the evacuation frees it.
+
+use super::migrate_tests::{checkerboard, cpu, max_free_order, Model};
+use super::*;
+use crate::addr::PhysAddr;
+use crate::gfp::{GFP_ATOMIC, GFP_KERNEL};
+
+/// Pages in the lab-like zone.
+const N: u64 = 3840;
+/// Pages reserved at its start.
+const RESERVED: u64 = 64;
+
+/// An allocator over `N` pages from pfn 0 whose first `RESERVED` are never free.
+fn make_lab() -> &'static PageAllocator {
+    let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
+    let map: &'static [Page] = Box::leak((0..N).map(|_| Page::new()).collect());
+    let pa = |p: u64| PhysAddr::new(p << crate::addr::PAGE_SHIFT);
+    let all = [(pa(0), N * PAGE_SIZE as u64)];
+    a.init(map, Pfn(0), pa(0), all, [(pa(RESERVED), (N - RESERVED) * PAGE_SIZE as u64)]).unwrap();
+    a.set_min_free_kbytes(0);
+    a
+}
+
+/// The lab's layout: the fresh zone's largest free order (10), then the checkerboard;
+/// returns that order and the pages kept.
+fn lab_layout(a: &PageAllocator, m: &Model) -> (Option<u32>, Vec<MovableOwner>) {
+    let fresh = max_free_order(a);
+    assert_eq!(fresh, Some(10), "two free order-10 blocks: 1024..2048 and 2048..3072");
+    let kept = checkerboard(a, m);
+    assert!(kept.len() as u64 > (N - RESERVED) / 2 - 8, "{} kept", kept.len());
+    assert!(max_free_order(a) <= Some(2));
+    (fresh, kept)
+}
+
+#[test]
+fn compact_memory_reaches_the_fresh_top_order_by_emptying_the_block_the_scanners_overlap() {
+    let a = make_lab();
+    let m = Model::default();
+    let (fresh, kept) = lab_layout(a, &m);
+    a.drain_all();
+    let census = a.check_invariants().unwrap();
+    let free = a.nr_free_pages();
+    let r = a.compact_memory(&m, MigrateMode::Sync, cpu());
+    let ev = r.evacuation.expect("the evacuation step ran");
+    // The scanners alone stopped one order below the top: the held pages reach below
+    // 2048, into the one order-10 block that could be free.
+    assert_eq!(ev.scanners_order, Some(9), "{r:?}");
+    assert_eq!((ev.order, ev.block, ev.tried, ev.failed), (10, Some(Pfn(1024)), 1, 0), "{r:?}");
+    let overlap: Vec<_> = kept.iter().map(|&o| m.at(o).0).filter(|p| (1024..2048).contains(p)).collect();
+    assert_eq!(overlap, [], "nothing of the model left in the block {r:?}");
+    assert!(ev.migrated > 0 && ev.migrated < 256, "only the overlapping pages moved: {ev:?}");
+    assert_eq!(ev.pages, ev.migrated, "single pages");
+    // (The migrate scanner's last try, when the scanners meet, finds no target.)
+    assert!(r.failed <= 1, "{r:?}");
+    assert_eq!(max_free_order(a), fresh, "the fresh boot's largest order again");
+    // Every page's contents and owner reference intact, nothing leaked.
+    m.check(a);
+    a.drain_all();
+    assert_eq!(a.check_invariants().unwrap().allocated, census.allocated, "no leak");
+    assert_eq!(a.nr_free_pages(), free);
+    // Counted as compaction: every migration in pgmigrate_success and compact_isolated.
+    let e = a.migrate_events();
+    assert_eq!(e.pgmigrate_success, r.migrated);
+    assert_eq!(e.compact_isolated, 2 * r.migrated);
+    assert_eq!((e.compact_migrate_scanned, e.compact_free_scanned), (r.migrate_scanned, r.free_scanned));
+    // An unmovable page now (the pcp refill steals a pageblock of free movable memory)
+    // takes the smallest free block of a pageblock or more, not the one just emptied.
+    let k = a.alloc_pages(GFP_ATOMIC, 0, cpu()).unwrap();
+    assert!(!(1024..2048).contains(&k.0), "{k:?}");
+    assert_eq!(max_free_order(a), fresh);
+    a.free_pages(k, 0, cpu()).unwrap();
+    let big = a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 10, cpu()).unwrap();
+    assert_eq!(big, Pfn(1024));
+    a.free_pages(big, 10, cpu()).unwrap();
+    // A second compaction keeps the block: the free scanner does not break the zone's
+    // largest free blocks, so the evacuated pages are not brought back into it.
+    let r2 = a.compact_memory(&m, MigrateMode::Sync, cpu());
+    assert_eq!(r2.evacuation, None, "{r2:?}");
+    assert_eq!(max_free_order(a), fresh);
+    m.check(a);
+    for o in kept {
+        m.free(a, o);
+    }
+    a.drain_all();
+    assert_eq!(a.nr_free_pages(), N - RESERVED);
+}
+
+/// The lab layout with the highest held page below each of `tops` handed to an owner
+/// that refuses to move it; compacts and checks that whatever happened left a consistent
+/// state: contents and references intact, the pinned pages still their owner's, no leak.
+fn compact_with_pinned_pages(tops: &[u64]) -> (&'static PageAllocator, CompactResult) {
+    let a = make_lab();
+    let m = Model::default();
+    let (_, mut kept) = lab_layout(a, &m);
+    let stranger = MovableOwner::Vmalloc(0xffff_ff80_0000_0000);
+    let mut pinned = Vec::new();
+    for &top in tops {
+        let victim = *kept.iter().filter(|&&o| m.at(o).0 < top).max_by_key(|&&o| m.at(o).0).unwrap();
+        let pfn = Pfn(m.at(victim).0);
+        assert!(pfn.0 > top - 64, "{pfn:?}");
+        let (t, i) = m.table(victim).unwrap();
+        t.lock().unwrap()[i] = None;
+        m.mem.lock().unwrap().remove(&pfn.0);
+        assert!(a.set_movable_owner(pfn, stranger));
+        pinned.push(pfn);
+        kept.retain(|&o| o != victim);
+    }
+    a.drain_all();
+    let census = a.check_invariants().unwrap();
+    let free = a.nr_free_pages();
+    let r = a.compact_memory(&m, MigrateMode::Sync, cpu());
+    m.check(a);
+    for &p in &pinned {
+        assert_eq!(a.movable_owner(p), Some((stranger, 0)));
+    }
+    a.drain_all();
+    assert_eq!(a.check_invariants().unwrap().allocated, census.allocated, "no leak");
+    assert_eq!(a.nr_free_pages(), free);
+    assert_eq!(a.migrate_events().pgmigrate_success, r.migrated);
+    (a, r)
+}
+
+#[test]
+fn an_evacuation_whose_block_does_not_move_tries_the_next_candidate() {
+    // A pinned page in the block the scanners overlap: that candidate is given up (what
+    // moved stays moved), and the next, 2048..3072, wholly used but with room for its
+    // pages below once the first try freed most of 1024..2048, is emptied.
+    let (a, r) = compact_with_pinned_pages(&[2048]);
+    let ev = r.evacuation.expect("the evacuation step ran");
+    assert_eq!((ev.scanners_order, ev.order, ev.block, ev.tried, ev.failed), (Some(9), 10, Some(Pfn(2048)), 2, 1));
+    assert!(ev.migrated > 1024, "{ev:?}");
+    assert_eq!(max_free_order(a), Some(10));
+}
+
+#[test]
+fn an_evacuation_whose_blocks_do_not_move_gives_up_cleanly() {
+    // Both candidates pinned: the evacuation stops after trying each, the scanners'
+    // order stays, and the state is consistent (checked in the helper).
+    let (a, r) = compact_with_pinned_pages(&[2048, 3072]);
+    let ev = r.evacuation.expect("the evacuation step ran");
+    assert_eq!((ev.scanners_order, ev.order, ev.block, ev.tried, ev.failed), (Some(9), 10, None, 2, 2), "{r:?}");
+    assert_eq!(max_free_order(a), Some(9));
+}
+
+#[test]
+fn direct_compaction_empties_a_block_for_a_pageblock_order_request() {
+    let a = make_lab();
+    let m: &'static Model = Box::leak(Box::default());
+    a.set_movable_owners(m);
+    let (fresh, kept) = lab_layout(a, m);
+    // Order 9: the scanners suffice; order 10: only with the evacuation step.
+    let p9 = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 9, cpu()).unwrap();
+    let e = a.migrate_events();
+    assert_eq!((e.compact_stall, e.compact_success), (1, 1));
+    a.free_pages(p9, 9, cpu()).unwrap();
+    let p10 = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 10, cpu()).unwrap();
+    let e = a.migrate_events();
+    assert_eq!((e.compact_stall, e.compact_success, e.compact_fail), (2, 2, 0));
+    assert_eq!(p10, Pfn(1024));
+    m.check(a);
+    a.free_pages(p10, 10, cpu()).unwrap();
+    a.drain_all();
+    assert_eq!(max_free_order(a), fresh);
+    for o in kept {
+        m.free(a, o);
+    }
+    a.drain_all();
+    assert_eq!(a.nr_free_pages(), N - RESERVED);
+}
+
+#[test]
+fn compaction_scans_cma_pageblocks_and_moves_only_movable_data_into_them() {
+    let a = super::migrate_tests::make(4096);
+    let m = Model::default();
+    let cma = 3072..4096;
+    assert_eq!(a.cma_declare(4 << 20).unwrap().base, Pfn(cma.start));
+    // A few unmovable pages, then the checkerboard: the area is borrowed, and half of it
+    // is free again, in single pages.
+    let unmovable: Vec<_> = (0..16).map(|_| a.alloc_pages(GFP_KERNEL, 0, cpu()).unwrap()).collect();
+    let kept = checkerboard(a, &m);
+    let in_cma = |m: &Model| kept.iter().filter(|&&o| cma.contains(&m.at(o).0)).count() as u64;
+    let borrowed = in_cma(&m);
+    let cma_free = a.cma_stats().unwrap().free;
+    assert!(borrowed > 500 && cma_free > 500, "{borrowed} borrowed, {cma_free} free");
+    let r = a.compact_memory(&m, MigrateMode::Sync, cpu());
+    m.check(a);
+    // The free scanner started in the area (the top of the zone) and filled its holes
+    // with movable pages from below; nothing else was moved into it.
+    assert!(a.cma_stats().unwrap().free < 16, "{:?} {r:?}", a.cma_stats());
+    assert!(in_cma(&m) > borrowed + 400, "{} in the area", in_cma(&m));
+    assert!(unmovable.iter().all(|p| !cma.contains(&p.0)));
+    let mut live_in_cma = 0;
+    for p in cma.clone() {
+        if let Some((o, _)) = a.movable_owner(Pfn(p)) {
+            assert!(matches!(o, MovableOwner::Lab(_)), "{o:?}");
+            live_in_cma += 1;
+        } else {
+            assert!(!matches!(a.pfn_to_page(Pfn(p)).unwrap().state(), PageState::Head { .. }), "pfn {p}");
+        }
+    }
+    assert_eq!(live_in_cma, in_cma(&m));
+    // And a cma_alloc still gets the area back.
+    let mut st = CmaAllocStats::default();
+    a.drain_all();
+    assert_eq!(a.cma_alloc(1024, 10, &m, cpu(), &mut st), Ok(Pfn(cma.start)));
+    m.check(a);
+    a.cma_release(Pfn(cma.start), 1024).unwrap();
+    for o in kept {
+        m.free(a, o);
+    }
+    for p in unmovable {
+        a.free_pages(p, 0, cpu()).unwrap();
+    }
+    a.drain_all();
+    assert_eq!(a.nr_free_pages(), 4096);
+}
+
+#[test]
+fn compaction_moves_movable_pages_out_of_low_cma_pageblocks() {
+    // 6 MiB of 8: the area is the zone's first 1536 pages.
+    let a = super::migrate_tests::make(2048);
+    let m = Model::default();
+    assert_eq!(a.cma_declare(6 << 20).unwrap().base, Pfn(0));
+    let mut kept = checkerboard(a, &m);
+    // The Movable pageblock above the area is emptied: the only ordinary free block,
+    // which the free scanner leaves alone (the zone's largest), and nothing to evacuate.
+    kept.retain(|&o| {
+        let high = m.at(o).0 >= 1536;
+        if high {
+            m.free(a, o);
+        }
+        !high
+    });
+    a.drain_all();
+    let low = |m: &Model| kept.iter().filter(|&&o| m.at(o).0 < 512).count();
+    assert!(low(&m) > 200, "{}", low(&m));
+    let r = a.compact_memory(&m, MigrateMode::Sync, cpu());
+    m.check(a);
+    // The migrate scanner walked the area's pageblocks from the bottom and moved their
+    // pages up, into the area's holes: the first pageblock is free, a whole block on the
+    // Cma list.
+    assert_eq!(low(&m), 0, "{r:?}");
+    assert!(r.migrated as usize >= 256 && r.failed <= 1 && r.evacuation.is_none(), "{r:?}");
+    assert!(kept.iter().all(|&o| m.at(o).0 < 1536), "only within the area");
+    let mut blocks = Vec::new();
+    a.for_each_free_block(|_, p, o, mt| blocks.push((p, o, mt)));
+    assert!(blocks.iter().any(|&(p, o, mt)| p == 0 && o >= 9 && mt == MigrateType::Cma), "{blocks:?}");
+    for o in kept {
+        m.free(a, o);
+    }
+    a.drain_all();
+    assert_eq!(a.nr_free_pages(), 2048);
+}
