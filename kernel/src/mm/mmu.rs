@@ -23,11 +23,27 @@ impl TlbMaint for KernelTlb {
     fn flush_all(&self) {
         boot::tlb::flush_all();
     }
+    fn flush_vas(&self, vas: &[VirtAddr]) {
+        if FLUSH_ALL_FROM <= vas.len() {
+            boot::tlb::flush_all();
+        } else {
+            let mut buf = [0usize; mm::pgtable::MIGRATE_BATCH];
+            for chunk in vas.chunks(buf.len()) {
+                for (b, va) in buf.iter_mut().zip(chunk) {
+                    *b = va.as_usize();
+                }
+                boot::tlb::flush_kernel_pages(&buf[..chunk.len()]);
+            }
+        }
+    }
     fn sync(&self) {
         // Real hardware: table writes must reach the walkers before an entry is used.
         boot::tlb::sync();
     }
 }
+
+/// Batches of at least this many pages are invalidated with one `tlbi vmalle1is`.
+const FLUSH_ALL_FROM: usize = 2;
 
 /// The kernel's page tables (TTBR1).
 pub type KernelPageTable = PageTable<LinearPhysMemory, KernelTlb>;

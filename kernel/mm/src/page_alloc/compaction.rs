@@ -13,7 +13,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-use super::migrate::{MigrateError, MigrateMode, MovableOwners};
+use super::migrate::{MigrateBatch, MigrateError, MigrateMode, MovableOwners, MIGRATE_BATCH};
 use super::migratetype::MigrateType;
 use super::page::PageState;
 use super::{PageAllocator, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
@@ -134,6 +134,7 @@ impl PageAllocator {
             free_pfn: last_block.max(start),
             free_scanned: 0,
         };
+        let mut batch = MigrateBatch::new();
         'blocks: while sc.migrate_block < sc.free_block {
             let b = sc.migrate_block;
             let (lo, hi) = (b.max(start), (b + PAGEBLOCK_NR_PAGES).min(end));
@@ -146,16 +147,10 @@ impl PageAllocator {
                         PageState::Buddy { order, .. } | PageState::Pcp { order, .. } => pfn += 1 << order,
                         PageState::Head { order, compound: false, .. } if order < PAGEBLOCK_ORDER => {
                             if self.movable_owner(Pfn(pfn)).is_some() {
-                                let r = self.migrate_page(Pfn(pfn), owners, mode, cpu, &mut |o| {
-                                    self.isolate_free(&mut sc, o, cpu)
-                                });
-                                match r {
-                                    Ok(_) => res.migrated += 1,
-                                    Err(MigrateError::NoTarget) => {
-                                        res.failed += 1;
-                                        break 'blocks;
-                                    }
-                                    Err(_) => res.failed += 1,
+                                batch.push(Pfn(pfn));
+                                if batch.is_full() && self.migrate_batch(&mut batch, &mut sc, owners, mode, cpu, &mut res)
+                                {
+                                    break 'blocks;
                                 }
                             }
                             pfn += 1 << order;
@@ -163,6 +158,9 @@ impl PageAllocator {
                         PageState::Head { order, .. } => pfn += 1 << order,
                         _ => pfn += 1,
                     }
+                }
+                if self.migrate_batch(&mut batch, &mut sc, owners, mode, cpu, &mut res) {
+                    break 'blocks;
                 }
             } else {
                 res.migrate_scanned += hi - lo;
@@ -186,6 +184,37 @@ impl PageAllocator {
         m.compact_free_scanned.fetch_add(res.free_scanned, Relaxed);
         m.compact_isolated.fetch_add(res.migrated * 2, Relaxed);
         res
+    }
+
+    /// Migrates the blocks the migrate scanner collected in `batch` as one batch
+    /// ([`PageAllocator::migrate_pages`], targets from the free scanner) and empties it;
+    /// true when the free scanner ran out of targets (the scanners met).
+    fn migrate_batch(
+        &self,
+        batch: &mut MigrateBatch,
+        sc: &mut Scanners,
+        owners: &dyn MovableOwners,
+        mode: MigrateMode,
+        cpu: CpuId,
+        res: &mut CompactResult,
+    ) -> bool {
+        let mut result = [Err(MigrateError::NotMovable); MIGRATE_BATCH];
+        let n = batch.pfns().len();
+        self.migrate_pages(batch.pfns(), owners, mode, cpu, &mut |o| self.isolate_free(sc, o, cpu), &mut result);
+        batch.clear();
+        let mut met = false;
+        for r in &result[..n] {
+            match r {
+                Ok(_) => res.migrated += 1,
+                // Not tried: the targets had run out.
+                Err(MigrateError::NoTarget) if met => {}
+                Err(e) => {
+                    res.failed += 1;
+                    met |= *e == MigrateError::NoTarget;
+                }
+            }
+        }
+        met
     }
 
     fn block_scannable(&self, pfn: u64) -> bool {
