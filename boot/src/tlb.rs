@@ -25,9 +25,7 @@ pub fn flush_kernel_pages(vas: &[usize]) {
     unsafe { asm!("dsb ishst", options(nostack, preserves_flags)) };
     for &va in vas {
         // SAFETY: TLB invalidation only drops cached translations.
-        unsafe {
-            asm!("tlbi vaae1is, {}", in(reg) (va >> 12) & ((1 << 44) - 1), options(nostack, preserves_flags))
-        };
+        unsafe { asm!("tlbi vaae1is, {}", in(reg) (va >> 12) & ((1 << 44) - 1), options(nostack, preserves_flags)) };
     }
     // SAFETY: as above.
     unsafe { asm!("dsb ish", "isb", options(nostack, preserves_flags)) };

@@ -148,7 +148,8 @@ impl PageAllocator {
                         PageState::Head { order, compound: false, .. } if order < PAGEBLOCK_ORDER => {
                             if self.movable_owner(Pfn(pfn)).is_some() {
                                 batch.push(Pfn(pfn));
-                                if batch.is_full() && self.migrate_batch(&mut batch, &mut sc, owners, mode, cpu, &mut res)
+                                if batch.is_full()
+                                    && self.migrate_batch(&mut batch, &mut sc, owners, mode, cpu, &mut res)
                                 {
                                     break 'blocks;
                                 }

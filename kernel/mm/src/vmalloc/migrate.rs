@@ -55,7 +55,8 @@ impl Vmalloc {
         for (round, chunk) in moves.chunks(MIGRATE_BATCH).enumerate() {
             let base = round * MIGRATE_BATCH;
             // The moves inside a live vmalloc area, and where each came from.
-            let mut live = [PageMove { va: VirtAddr::new(0), old: PhysAddr::new(0), new: PhysAddr::new(0) }; MIGRATE_BATCH];
+            let mut live =
+                [PageMove { va: VirtAddr::new(0), old: PhysAddr::new(0), new: PhysAddr::new(0) }; MIGRATE_BATCH];
             let mut from = [0usize; MIGRATE_BATCH];
             let mut n = 0;
             for (k, m) in chunk.iter().enumerate() {
