@@ -94,9 +94,10 @@ fn covers(m: u64, va: u64) -> bool {
     m != 0 && (m >> 32..m & 0xffff_ffff).contains(&page)
 }
 
-/// Longest wait of a fault on a page under migration (one page copy takes microseconds;
-/// the vmalloc lock, to check a page whose migration ended before the fault handler
-/// looked, may be taken page after page by a compaction).
+/// Longest wait of a fault on a page under migration (a batch of 32 page copies and one
+/// TLB invalidation takes well under a millisecond, even in QEMU; the vmalloc lock, to
+/// check a page whose migration ended before the fault handler looked, may be taken
+/// batch after batch by a compaction).
 const MIGRATION_WAIT_US: u64 = 1_000_000;
 
 /// Hands [`OWNERS`] to the page allocator (compaction and direct compaction may run) and
