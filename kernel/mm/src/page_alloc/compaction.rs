@@ -13,7 +13,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-use super::migrate::{MigrateBatch, MigrateError, MigrateMode, MovableOwners, MIGRATE_BATCH};
+use super::migrate::{MigrateError, MigrateMode, MovableOwners};
 use super::migratetype::MigrateType;
 use super::page::PageState;
 use super::{PageAllocator, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
@@ -134,7 +134,7 @@ impl PageAllocator {
             free_pfn: last_block.max(start),
             free_scanned: 0,
         };
-        let mut batch = MigrateBatch::new();
+        let mut batch = super::migrate::MigrateBatch::new();
         'blocks: while sc.migrate_block < sc.free_block {
             let b = sc.migrate_block;
             let (lo, hi) = (b.max(start), (b + PAGEBLOCK_NR_PAGES).min(end));
@@ -192,14 +192,14 @@ impl PageAllocator {
     /// true when the free scanner ran out of targets (the scanners met).
     fn migrate_batch(
         &self,
-        batch: &mut MigrateBatch,
+        batch: &mut super::migrate::MigrateBatch,
         sc: &mut Scanners,
         owners: &dyn MovableOwners,
         mode: MigrateMode,
         cpu: CpuId,
         res: &mut CompactResult,
     ) -> bool {
-        let mut result = [Err(MigrateError::NotMovable); MIGRATE_BATCH];
+        let mut result = [Err(MigrateError::NotMovable); super::migrate::MIGRATE_BATCH];
         let n = batch.pfns().len();
         self.migrate_pages(batch.pfns(), owners, mode, cpu, &mut |o| self.isolate_free(sc, o, cpu), &mut result);
         batch.clear();
