@@ -3,7 +3,8 @@
 //!
 //! - [`MovableOwner::Vmalloc`]: a `__GFP_MOVABLE` vmalloc's page; moved under the
 //!   vmalloc areas lock and the page-table lock (in that order, [`VMALLOC`]), copied
-//!   while its entry is invalid;
+//!   while its entry is invalid; a batch of them ([`MovableOwners::move_blocks`]) under
+//!   one lock round and one TLB invalidation;
 //! - [`MovableOwner::Console`] and [`MovableOwner::Lab`]: tables above this layer (the
 //!   console's handles, the sweep's fragmentation lab), which register their mover here
 //!   at boot ([`register_table`]).
@@ -16,10 +17,12 @@ use super::page_alloc::{PAGES, PAGE_SOURCE};
 use super::this_cpu;
 use super::vmalloc::VMALLOC;
 use core::sync::atomic::{AtomicU64, Ordering};
-use mm::addr::{Pfn, VirtAddr};
+use mm::addr::{Pfn, PhysAddr, VirtAddr};
 use mm::page_alloc::{
-    CmaAllocStats, CmaError, CompactResult, MigrateError, MigrateMode, MovableOwner, MovableOwners, MAX_PAGE_ORDER,
+    BlockMove, CmaAllocStats, CmaError, CompactResult, MigrateError, MigrateMode, MovableOwner, MovableOwners,
+    MAX_PAGE_ORDER, MIGRATE_BATCH,
 };
+use mm::pgtable::PageMove;
 
 /// Moves a block held in a table: `(index, old, new, order, mode)`.
 pub type TableMover = fn(u32, Pfn, Pfn, u32, MigrateMode) -> Result<(), MigrateError>;
@@ -51,9 +54,15 @@ pub fn register_table(kind: TableKind, f: TableMover) {
     };
 }
 
-/// The vmalloc page being migrated (its VA), 0 for none. Vmalloc migrations hold the
-/// vmalloc locks, so there is at most one.
+/// The vmalloc pages under migration: the page range `[first, end)` as page numbers from
+/// `VMALLOC_START`, packed `first << 32 | end` (0: none). Vmalloc migrations hold the
+/// vmalloc locks, so there is at most one batch; its range covers every page of it (and
+/// maybe pages between them, which do not fault).
 static MIGRATING: AtomicU64 = AtomicU64::new(0);
+
+/// Batches of vmalloc migrations finished: a waiter that saw its page covered retries
+/// once this moved on, even if the next batch covers the page again.
+static MIGRATION_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Accesses that met a page under migration, waited and were retried.
 static MIGRATION_FAULTS: AtomicU64 = AtomicU64::new(0);
@@ -63,9 +72,32 @@ pub fn migration_faults() -> u64 {
     MIGRATION_FAULTS.load(Ordering::Relaxed)
 }
 
-/// Longest wait of a fault on a page under migration (one page copy takes microseconds;
-/// the vmalloc lock, to check a page whose migration ended before the fault handler
-/// looked, may be taken page after page by a compaction).
+/// The [`MIGRATING`] word for the pages `vas` (those outside the vmalloc range are left
+/// out: the area lookup refuses them).
+fn migrating_range(vas: impl Iterator<Item = u64>) -> u64 {
+    let (mut first, mut end) = (u64::MAX, 0);
+    for va in vas.filter(|&va| mm::pgtable::layout::is_vmalloc_addr(va)) {
+        let page = (va - mm::pgtable::layout::VMALLOC_START) >> mm::addr::PAGE_SHIFT;
+        first = first.min(page);
+        end = end.max(page + 1);
+    }
+    if end == 0 {
+        0
+    } else {
+        (first << 32) | end
+    }
+}
+
+/// Whether the [`MIGRATING`] word `m` covers the page at `va`.
+fn covers(m: u64, va: u64) -> bool {
+    let page = (va - mm::pgtable::layout::VMALLOC_START) >> mm::addr::PAGE_SHIFT;
+    m != 0 && (m >> 32..m & 0xffff_ffff).contains(&page)
+}
+
+/// Longest wait of a fault on a page under migration (a batch of 32 page copies and one
+/// TLB invalidation takes well under a millisecond, even in QEMU; the vmalloc lock, to
+/// check a page whose migration ended before the fault handler looked, may be taken
+/// batch after batch by a compaction).
 const MIGRATION_WAIT_US: u64 = 1_000_000;
 
 /// Hands [`OWNERS`] to the page allocator (compaction and direct compaction may run) and
@@ -88,16 +120,17 @@ fn retry_migration_fault(esr: u64, far: u64) -> bool {
     {
         return false;
     }
-    let page = far & !(mm::addr::PAGE_SIZE as u64 - 1);
     let deadline = board::timer::ticks() + crate::timer::us_to_ticks(MIGRATION_WAIT_US);
-    let mut saw = false;
+    let mut saw = None;
     while board::timer::ticks() < deadline {
-        if MIGRATING.load(Ordering::Acquire) == page {
-            saw = true;
+        let seq = MIGRATION_SEQ.load(Ordering::Acquire);
+        if covers(MIGRATING.load(Ordering::Acquire), far) && saw.is_none_or(|s| s == seq) {
+            // (A batch that ended after `seq` was read makes the wait one batch longer.)
+            saw = saw.or(Some(seq));
             core::hint::spin_loop();
             continue;
         }
-        if saw {
+        if saw.is_some() {
             // The migration we waited for is over: the page is mapped again (a new
             // migration of it would fault the retry back here).
             MIGRATION_FAULTS.fetch_add(1, Ordering::Relaxed);
@@ -136,25 +169,71 @@ impl MovableOwners for KernelOwners {
                 if order != 0 {
                     return Err(MigrateError::NotMovable);
                 }
-                let mut g = match mode {
-                    MigrateMode::Sync => VMALLOC.lock(),
-                    MigrateMode::Async => VMALLOC.try_lock().ok_or(MigrateError::Busy)?,
-                };
-                let f = |vm: &mut mm::vmalloc::Vmalloc, pt: &mut super::mmu::KernelPageTable| {
-                    // A CPU that touches the page while its entry is invalid faults and
-                    // waits for this to end (`retry_migration_fault`), as Linux waits
-                    // on a migration entry.
-                    MIGRATING.store(va, Ordering::Release);
-                    let r = vm.migrate_page(VirtAddr::new(va), old.phys(), new.phys(), &PAGE_SOURCE, pt);
-                    MIGRATING.store(0, Ordering::Release);
-                    r
-                };
-                match mode {
-                    MigrateMode::Sync => g.with_pt(f).ok_or(MigrateError::Gone)?,
-                    MigrateMode::Async => g.try_with_pt(f).ok_or(MigrateError::Busy)?,
-                }
+                let mut r = [Ok(())];
+                move_vmalloc(&[PageMove { va: VirtAddr::new(va), old: old.phys(), new: new.phys() }], mode, &mut r);
+                r[0]
             }
         }
+    }
+
+    fn move_blocks(&self, moves: &[BlockMove], mode: MigrateMode, result: &mut [Result<(), MigrateError>]) {
+        // The vmalloc pages go together (one lock round, one TLB invalidation); the
+        // tables' blocks one by one.
+        let none = PageMove { va: VirtAddr::new(0), old: PhysAddr::new(0), new: PhysAddr::new(0) };
+        let mut vm = [none; MIGRATE_BATCH];
+        let mut from = [0usize; MIGRATE_BATCH];
+        let mut n = 0;
+        for (chunk, res) in moves.chunks(MIGRATE_BATCH).zip(result.chunks_mut(MIGRATE_BATCH)) {
+            for (k, m) in chunk.iter().enumerate() {
+                match m.owner {
+                    MovableOwner::Vmalloc(va) if m.order == 0 => {
+                        vm[n] = PageMove { va: VirtAddr::new(va), old: m.old.phys(), new: m.new.phys() };
+                        from[n] = k;
+                        n += 1;
+                    }
+                    o => res[k] = self.move_block(o, m.old, m.new, m.order, mode),
+                }
+            }
+            let mut done = [Ok(()); MIGRATE_BATCH];
+            if n > 0 {
+                move_vmalloc(&vm[..n], mode, &mut done[..n]);
+            }
+            for j in 0..n {
+                res[from[j]] = done[j];
+            }
+            n = 0;
+        }
+    }
+}
+
+/// Moves a batch of vmalloc pages (at most [`MIGRATE_BATCH`]) under one round of the
+/// vmalloc areas lock and the page-table lock (try-locks in [`MigrateMode::Async`]: busy
+/// fails them all with [`MigrateError::Busy`]).
+fn move_vmalloc(moves: &[PageMove], mode: MigrateMode, result: &mut [Result<(), MigrateError>]) {
+    let fail = |result: &mut [Result<(), MigrateError>], e| result.iter_mut().for_each(|r| *r = Err(e));
+    let mut g = match mode {
+        MigrateMode::Sync => VMALLOC.lock(),
+        MigrateMode::Async => match VMALLOC.try_lock() {
+            Some(g) => g,
+            None => return fail(result, MigrateError::Busy),
+        },
+    };
+    let mut f = |vm: &mut mm::vmalloc::Vmalloc, pt: &mut super::mmu::KernelPageTable| {
+        // A CPU that touches a page of the batch while its entry is invalid faults and
+        // waits for the batch to end (`retry_migration_fault`), as Linux waits on a
+        // migration entry.
+        MIGRATING.store(migrating_range(moves.iter().map(|m| m.va.as_u64())), Ordering::Release);
+        vm.migrate_pages(moves, &PAGE_SOURCE, pt, result);
+        MIGRATING.store(0, Ordering::Release);
+        MIGRATION_SEQ.fetch_add(1, Ordering::Release);
+    };
+    let ran = match mode {
+        MigrateMode::Sync => g.with_pt(&mut f).is_some(),
+        MigrateMode::Async => g.try_with_pt(&mut f).is_some(),
+    };
+    if !ran {
+        let e = if mode == MigrateMode::Sync { MigrateError::Gone } else { MigrateError::Busy };
+        fail(result, e);
     }
 }
 

@@ -164,6 +164,7 @@ impl PageAllocator {
             free_scanned: 0,
             keep_order,
         };
+        let mut batch = super::migrate::MigrateBatch::new();
         'blocks: while sc.migrate_block < sc.free_block {
             let b = sc.migrate_block;
             let (lo, hi) = (b.max(start), (b + PAGEBLOCK_NR_PAGES).min(end));
@@ -176,16 +177,11 @@ impl PageAllocator {
                         PageState::Buddy { order, .. } | PageState::Pcp { order, .. } => pfn += 1 << order,
                         PageState::Head { order, compound: false, .. } if order < PAGEBLOCK_ORDER => {
                             if self.movable_owner(Pfn(pfn)).is_some() {
-                                let r = self.migrate_page(Pfn(pfn), owners, mode, cpu, &mut |o| {
-                                    self.isolate_free(&mut sc, o, cpu)
-                                });
-                                match r {
-                                    Ok(_) => res.migrated += 1,
-                                    Err(MigrateError::NoTarget) => {
-                                        res.failed += 1;
-                                        break 'blocks;
-                                    }
-                                    Err(_) => res.failed += 1,
+                                batch.push(Pfn(pfn));
+                                if batch.is_full()
+                                    && self.migrate_batch(&mut batch, &mut sc, owners, mode, cpu, &mut res)
+                                {
+                                    break 'blocks;
                                 }
                             }
                             pfn += 1 << order;
@@ -193,6 +189,9 @@ impl PageAllocator {
                         PageState::Head { order, .. } => pfn += 1 << order,
                         _ => pfn += 1,
                     }
+                }
+                if self.migrate_batch(&mut batch, &mut sc, owners, mode, cpu, &mut res) {
+                    break 'blocks;
                 }
             } else {
                 res.migrate_scanned += hi - lo;
@@ -227,6 +226,37 @@ impl PageAllocator {
         m.compact_free_scanned.fetch_add(res.free_scanned, Relaxed);
         m.compact_isolated.fetch_add(res.migrated * 2, Relaxed);
         res
+    }
+
+    /// Migrates the blocks the migrate scanner collected in `batch` as one batch
+    /// ([`PageAllocator::migrate_pages`], targets from the free scanner) and empties it;
+    /// true when the free scanner ran out of targets (the scanners met).
+    fn migrate_batch(
+        &self,
+        batch: &mut super::migrate::MigrateBatch,
+        sc: &mut Scanners,
+        owners: &dyn MovableOwners,
+        mode: MigrateMode,
+        cpu: CpuId,
+        res: &mut CompactResult,
+    ) -> bool {
+        let mut result = [Err(MigrateError::NotMovable); super::migrate::MIGRATE_BATCH];
+        let n = batch.pfns().len();
+        self.migrate_pages(batch.pfns(), owners, mode, cpu, &mut |o| self.isolate_free(sc, o, cpu), &mut result);
+        batch.clear();
+        let mut met = false;
+        for r in &result[..n] {
+            match r {
+                Ok(_) => res.migrated += 1,
+                // Not tried: the targets had run out.
+                Err(MigrateError::NoTarget) if met => {}
+                Err(e) => {
+                    res.failed += 1;
+                    met |= *e == MigrateError::NoTarget;
+                }
+            }
+        }
+        met
     }
 
     fn block_scannable(&self, pfn: u64) -> bool {

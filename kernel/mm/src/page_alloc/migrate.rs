@@ -11,6 +11,9 @@
 //! with the same owner, let the owner copy and repoint ([`MovableOwners::move_block`]),
 //! then free the old block. Any failure before the owner repointed leaves everything as
 //! it was (the target is freed, the old block and its contents untouched).
+//! [`PageAllocator::migrate_pages`] does the same for a batch (Linux's `migrate_pages`
+//! takes a list): the owners get the whole batch at once ([`MovableOwners::move_blocks`]),
+//! so vmalloc can move a run of pages under one lock round and one TLB invalidation.
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -86,6 +89,64 @@ pub enum MigrateError {
     Busy,
 }
 
+/// Most blocks of one [`PageAllocator::migrate_pages`] call that compaction collects
+/// (Linux's `COMPACT_CLUSTER_MAX`): the vmalloc lock is held for one batch's copies.
+pub const MIGRATE_BATCH: usize = crate::pgtable::MIGRATE_BATCH;
+
+/// One block of a batch handed to [`MovableOwners::move_blocks`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockMove {
+    /// Who holds it.
+    pub owner: MovableOwner,
+    /// The block it holds now.
+    pub old: Pfn,
+    /// The target block (allocated, tagged with `owner`).
+    pub new: Pfn,
+    /// Order of both.
+    pub order: u32,
+}
+
+/// Blocks the migrate scanner collected for one [`PageAllocator::migrate_pages`] call.
+#[derive(Debug)]
+pub struct MigrateBatch {
+    pfns: [Pfn; MIGRATE_BATCH],
+    n: usize,
+}
+
+impl MigrateBatch {
+    /// An empty batch.
+    pub const fn new() -> Self {
+        Self { pfns: [Pfn(0); MIGRATE_BATCH], n: 0 }
+    }
+    /// Adds the head of a movable block; false (not added) when full.
+    pub fn push(&mut self, pfn: Pfn) -> bool {
+        if self.n == MIGRATE_BATCH {
+            return false;
+        }
+        self.pfns[self.n] = pfn;
+        self.n += 1;
+        true
+    }
+    /// Whether another block fits.
+    pub fn is_full(&self) -> bool {
+        self.n == MIGRATE_BATCH
+    }
+    /// The blocks collected.
+    pub fn pfns(&self) -> &[Pfn] {
+        &self.pfns[..self.n]
+    }
+    /// Empties it.
+    pub fn clear(&mut self) {
+        self.n = 0;
+    }
+}
+
+impl Default for MigrateBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The owners of movable blocks, as the kernel (or a test) implements them.
 pub trait MovableOwners: Sync + core::fmt::Debug {
     /// Copies the `2^order` pages at `old` to `new` and repoints `owner`'s reference from
@@ -100,6 +161,16 @@ pub trait MovableOwners: Sync + core::fmt::Debug {
         order: u32,
         mode: MigrateMode,
     ) -> Result<(), MigrateError>;
+
+    /// [`Self::move_block`] for each of `moves` (`result[k]` for `moves[k]`, each with
+    /// the same meaning), as one batch: an owner may take its lock once for all of them
+    /// (vmalloc: one TLB invalidation for a run of pages). The default moves them one by
+    /// one.
+    fn move_blocks(&self, moves: &[BlockMove], mode: MigrateMode, result: &mut [Result<(), MigrateError>]) {
+        for (m, r) in moves.iter().zip(result.iter_mut()) {
+            *r = self.move_block(m.owner, m.old, m.new, m.order, mode);
+        }
+    }
 }
 
 /// Migration and compaction counters (Linux's `pgmigrate_*` and `compact_*` vm events).
@@ -194,37 +265,101 @@ impl PageAllocator {
         cpu: CpuId,
         target: &mut dyn FnMut(u32) -> Option<Pfn>,
     ) -> Result<Pfn, MigrateError> {
-        let r = self.migrate_one(pfn, owners, mode, cpu, target);
-        let c = if r.is_ok() { &self.migrate.pgmigrate_success } else { &self.migrate.pgmigrate_fail };
-        c.fetch_add(1, Relaxed);
-        r
+        let mut r = [Err(MigrateError::NotMovable)];
+        self.migrate_pages(&[pfn], owners, mode, cpu, target, &mut r);
+        r[0]
     }
 
-    fn migrate_one(
+    /// [`Self::migrate_page`] for a batch of block heads (Linux's `migrate_pages` on a
+    /// list): a target for each from `target` (in order; once it gives none, the rest are
+    /// not asked for and fail with [`MigrateError::NoTarget`], not counted in
+    /// `pgmigrate_fail` as they were not tried), then the owners move the
+    /// whole batch ([`MovableOwners::move_blocks`]), then each old block (or, where the
+    /// move failed, its target) is freed. `result[k]` is `pfns[k]`'s outcome; a failed
+    /// block is left exactly as it was, with its contents, whatever happened to the others.
+    ///
+    /// # Panics
+    ///
+    /// If `result` is shorter than `pfns`.
+    pub fn migrate_pages(
         &self,
-        pfn: Pfn,
+        pfns: &[Pfn],
         owners: &dyn MovableOwners,
         mode: MigrateMode,
         cpu: CpuId,
         target: &mut dyn FnMut(u32) -> Option<Pfn>,
-    ) -> Result<Pfn, MigrateError> {
+        result: &mut [Result<Pfn, MigrateError>],
+    ) {
+        assert!(result.len() >= pfns.len(), "one result per block");
+        let mut out_of_targets = false;
+        for (round, chunk) in pfns.chunks(MIGRATE_BATCH).enumerate() {
+            let base = round * MIGRATE_BATCH;
+            let none = BlockMove { owner: MovableOwner::Lab(0), old: Pfn(0), new: Pfn(0), order: 0 };
+            let mut moves = [none; MIGRATE_BATCH];
+            let mut from = [0usize; MIGRATE_BATCH];
+            let mut n = 0;
+            // Blocks not tried because the targets had run out: not counted as failures.
+            let mut untried = [false; MIGRATE_BATCH];
+            for (k, &pfn) in chunk.iter().enumerate() {
+                untried[k] = out_of_targets;
+                result[base + k] = match self.prepare_move(pfn, &mut out_of_targets, cpu, target) {
+                    Ok(m) => {
+                        moves[n] = m;
+                        from[n] = base + k;
+                        n += 1;
+                        Ok(m.new)
+                    }
+                    Err(e) => Err(e),
+                };
+            }
+            let mut moved = [Ok(()); MIGRATE_BATCH];
+            if n > 0 {
+                owners.move_blocks(&moves[..n], mode, &mut moved[..n]);
+            }
+            for j in 0..n {
+                let m = &moves[j];
+                if let Err(e) = moved[j] {
+                    self.clear_owner(m.new);
+                    let _ = self.free_pages(m.new, m.order, cpu);
+                    result[from[j]] = Err(e);
+                } else {
+                    // The owner uses `new` now: the old block is ours to free.
+                    self.clear_owner(m.old);
+                    let _ = self.free_pages(m.old, m.order, cpu);
+                }
+            }
+            for (k, r) in result[base..base + chunk.len()].iter().enumerate() {
+                if untried[k] && *r == Err(MigrateError::NoTarget) {
+                    continue;
+                }
+                let c = if r.is_ok() { &self.migrate.pgmigrate_success } else { &self.migrate.pgmigrate_fail };
+                c.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// A batch member's target, tagged with its owner.
+    fn prepare_move(
+        &self,
+        pfn: Pfn,
+        out_of_targets: &mut bool,
+        cpu: CpuId,
+        target: &mut dyn FnMut(u32) -> Option<Pfn>,
+    ) -> Result<BlockMove, MigrateError> {
         let (owner, order) = self.movable_owner(pfn).ok_or(MigrateError::NotMovable)?;
         debug_assert!(order <= MAX_PAGE_ORDER);
-        let new = target(order).ok_or(MigrateError::NoTarget)?;
-        // The new block carries the owner before the owner can see it.
+        if *out_of_targets {
+            return Err(MigrateError::NoTarget);
+        }
+        let Some(new) = target(order) else {
+            *out_of_targets = true;
+            return Err(MigrateError::NoTarget);
+        };
         if !self.set_movable_owner(new, owner) {
             let _ = self.free_pages(new, order, cpu);
             return Err(MigrateError::NoTarget);
         }
-        if let Err(e) = owners.move_block(owner, pfn, new, order, mode) {
-            self.clear_owner(new);
-            let _ = self.free_pages(new, order, cpu);
-            return Err(e);
-        }
-        // The owner uses `new` now: the old block is ours to free.
-        self.clear_owner(pfn);
-        let _ = self.free_pages(pfn, order, cpu);
-        Ok(new)
+        Ok(BlockMove { owner, old: pfn, new, order })
     }
 
     fn clear_owner(&self, pfn: Pfn) {

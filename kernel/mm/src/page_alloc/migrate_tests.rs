@@ -377,3 +377,154 @@ fn cma_alloc_gives_up_a_range_whose_borrower_cannot_move() {
     a.check_invariants().unwrap();
     assert_eq!(make(64).cma_alloc(1, 0, &m, cpu(), &mut st), Err(CmaError::NoArea));
 }
+
+/// Batch migration ([`PageAllocator::migrate_pages`], `MovableOwners::move_blocks`)
+/// against the same model.
+mod batch {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    use super::*;
+
+    /// The model's owners, counting the batches they are handed.
+    #[derive(Debug)]
+    struct Counting<'a> {
+        m: &'a Model,
+        batches: AtomicU64,
+        largest: AtomicU64,
+    }
+
+    impl<'a> Counting<'a> {
+        fn new(m: &'a Model) -> Self {
+            Self { m, batches: AtomicU64::new(0), largest: AtomicU64::new(0) }
+        }
+    }
+
+    impl MovableOwners for Counting<'_> {
+        fn move_block(
+            &self,
+            owner: MovableOwner,
+            old: Pfn,
+            new: Pfn,
+            order: u32,
+            mode: MigrateMode,
+        ) -> Result<(), MigrateError> {
+            self.m.move_block(owner, old, new, order, mode)
+        }
+        fn move_blocks(&self, moves: &[BlockMove], mode: MigrateMode, result: &mut [Result<(), MigrateError>]) {
+            self.batches.fetch_add(1, Relaxed);
+            self.largest.fetch_max(moves.len() as u64, Relaxed);
+            self.m.move_blocks(moves, mode, result);
+        }
+    }
+
+    /// Migrates `owners`' blocks as one batch with targets from the allocator; the results.
+    fn migrate_batch(
+        a: &PageAllocator,
+        c: &Counting,
+        owners: &[MovableOwner],
+        mode: MigrateMode,
+    ) -> Vec<Result<Pfn, MigrateError>> {
+        let pfns: Vec<_> = owners.iter().map(|&o| Pfn(c.m.at(o).0)).collect();
+        migrate_pfns(a, c, &pfns, mode)
+    }
+
+    /// Migrates the blocks at `pfns` as one batch with targets from the allocator.
+    fn migrate_pfns(
+        a: &PageAllocator,
+        c: &Counting,
+        pfns: &[Pfn],
+        mode: MigrateMode,
+    ) -> Vec<Result<Pfn, MigrateError>> {
+        let mut res = vec![Err(MigrateError::NotMovable); pfns.len()];
+        a.migrate_pages(
+            pfns,
+            c,
+            mode,
+            cpu(),
+            &mut |ord| a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok(),
+            &mut res,
+        );
+        res
+    }
+
+    #[test]
+    fn a_batch_with_its_target_allocation_failing_at_each_position_rolls_back_the_rest() {
+        let a = make(1024);
+        let m = Model::default();
+        let c = Counting::new(&m);
+        let owners: Vec<_> = (0..6).map(|i| m.alloc(a, i % 3, i % 2 == 0).unwrap()).collect();
+        let free_before = a.nr_free_pages();
+        for step in 1..=owners.len() {
+            let before: Vec<_> = owners.iter().map(|&o| m.at(o)).collect();
+            let (batches, fails) = (c.batches.load(Relaxed), a.migrate_events().pgmigrate_fail);
+            a.fail.fail_nth(step as u64);
+            let res = migrate_batch(a, &c, &owners, MigrateMode::Sync);
+            for (i, r) in res.iter().enumerate() {
+                if i + 1 < step {
+                    assert_eq!(r.map(|p| p.0), Ok(m.at(owners[i]).0), "block {i} moved before the failure");
+                    assert_ne!(m.at(owners[i]), before[i]);
+                } else {
+                    // The failed target and every block after it (not tried: no targets).
+                    assert_eq!(*r, Err(MigrateError::NoTarget), "block {i}, failure at {step}");
+                    assert_eq!(m.at(owners[i]), before[i], "the owner still has its block");
+                }
+            }
+            m.check(a);
+            assert_eq!(c.batches.load(Relaxed), batches + (step > 1) as u64, "one batch for the owners");
+            assert_eq!(a.migrate_events().pgmigrate_fail, fails + 1, "only the block tried counts as failed");
+            assert_eq!(a.nr_free_pages(), free_before, "nothing leaked or lost");
+        }
+        // An owner that lost its block (at each position) or a busy owner: that block's
+        // target is freed, the others move.
+        for bad in 0..owners.len() {
+            let o = owners[bad];
+            let (old, order) = m.at(o);
+            let (t, i) = m.table(o).unwrap();
+            let pfns: Vec<_> = owners.iter().map(|&o| Pfn(m.at(o).0)).collect();
+            t.lock().unwrap()[i] = Some((old + 1, order));
+            let res = migrate_pfns(a, &c, &pfns, MigrateMode::Sync);
+            t.lock().unwrap()[i] = Some((old, order));
+            for (j, r) in res.iter().enumerate() {
+                assert_eq!(r.is_ok(), j != bad, "{res:?}");
+            }
+            assert_eq!(res[bad], Err(MigrateError::Gone));
+            assert_eq!(m.at(o), (old, order));
+            m.check(a);
+            assert_eq!(a.nr_free_pages(), free_before);
+        }
+        let pfns: Vec<_> = owners.iter().map(|&o| Pfn(m.at(o).0)).collect();
+        let held = (m.console.lock().unwrap(), m.lab.lock().unwrap());
+        let res = migrate_pfns(a, &c, &pfns, MigrateMode::Async);
+        drop(held);
+        assert!(res.iter().all(|r| *r == Err(MigrateError::Busy)), "{res:?}");
+        assert_eq!(a.nr_free_pages(), free_before);
+        m.check(a);
+        for o in owners {
+            m.free(a, o);
+        }
+        a.drain_all();
+        assert_eq!(a.nr_free_pages(), 1024);
+    }
+
+    #[test]
+    fn compaction_hands_the_owners_batches() {
+        let n = 4096;
+        let a = make(n);
+        let m = Model::default();
+        let c = Counting::new(&m);
+        let kept = checkerboard(a, &m);
+        let r = a.compact_memory(&c, MigrateMode::Sync, cpu());
+        assert!(r.migrated > 1000 && r.failed == 0, "{r:?}");
+        m.check(a);
+        let batches = c.batches.load(Relaxed);
+        assert_eq!(c.largest.load(Relaxed), MIGRATE_BATCH as u64);
+        // Batches end at pageblock boundaries: at most one short batch per pageblock.
+        let blocks = n / PAGEBLOCK_NR_PAGES;
+        assert!(batches <= r.migrated / MIGRATE_BATCH as u64 + blocks, "{batches} batches for {r:?}");
+        for o in kept {
+            m.free(a, o);
+        }
+        a.drain_all();
+        assert_eq!(a.nr_free_pages(), n);
+    }
+}

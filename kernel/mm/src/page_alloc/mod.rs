@@ -59,7 +59,9 @@ pub use contig::Evacuation;
 pub use error::{AllocFailure, FreeError};
 pub use fail::FailPageAlloc;
 pub use init::InitError;
-pub use migrate::{MigrateError, MigrateEvents, MigrateMode, MovableOwner, MovableOwners};
+pub use migrate::{
+    BlockMove, MigrateBatch, MigrateError, MigrateEvents, MigrateMode, MovableOwner, MovableOwners, MIGRATE_BATCH,
+};
 pub use migratetype::{gfp_migratetype, MigrateType, ZoneType, MAX_NR_ZONES, MIGRATE_TYPES};
 pub use page::{mem_map_overhead, MemMap, Page};
 pub use pcp::{PerCpuPages, NR_CPUS, PCP_MAX_ORDER};

@@ -12,7 +12,8 @@
 //!
 //! [`boot`] has the early table allocator and the helpers that build the kernel's tables.
 //!
-//! [`PageTable`] offers `map`, `unmap`, `protect`, `translate`, a `dump` like Linux's ptdump
+//! [`PageTable`] offers `map`, `unmap`, `protect`, `translate`, `migrate_pages` (page
+//! migration, a batch per TLB invalidation), a `dump` like Linux's ptdump
 //! and [`PageTable::fault_info`] for "level N translation fault" reports.
 
 pub mod boot;
@@ -30,6 +31,7 @@ pub mod walk;
 pub use desc::{Desc, DescKind, MemType, Prot};
 pub use error::PtError;
 pub use map::{Frames, PMD_SIZE};
+pub use migrate::{PageMove, MIGRATE_BATCH};
 pub use table::{PageTable, PtConfig};
 pub use unmap::Unmapped;
 pub use walk::{Access, FaultInfo, Leaf, Translation};
@@ -61,12 +63,24 @@ pub trait TableAlloc {
 ///
 /// The library issues, for every change of a live entry: write invalid, `sync`, `flush_va`
 /// for each page of the old mapping (or `flush_all`), `sync`, write the new entry, `sync`.
+/// A batch of page migrations ([`PageTable::migrate_pages`]) writes all its entries
+/// invalid, `sync`, [`TlbMaint::flush_vas`] for all of them, `sync`, then the new entries
+/// and one final `sync`.
 pub trait TlbMaint {
     /// Invalidates all cached translations of `va` at every level, walk caches included
     /// (`tlbi vaae1is` / `vae1is`: the library also uses it after removing a table entry).
     fn flush_va(&self, va: VirtAddr);
     /// Invalidates every kernel translation (`tlbi vmalle1is`).
     fn flush_all(&self);
+    /// Invalidates the translations of every page in `vas`, as one operation: the caller
+    /// syncs before and after. By default [`Self::flush_va`] for each; an implementation
+    /// may issue the per-page invalidations with one barrier for all, or one
+    /// [`Self::flush_all`] where that is cheaper.
+    fn flush_vas(&self, vas: &[VirtAddr]) {
+        for &va in vas {
+            self.flush_va(va);
+        }
+    }
     /// Makes earlier descriptor writes visible to the walker and completes earlier
     /// invalidations (`dsb ish; isb` in the kernel).
     fn sync(&self);
@@ -87,6 +101,9 @@ impl<T: TlbMaint + ?Sized> TlbMaint for &T {
     }
     fn flush_all(&self) {
         (**self).flush_all()
+    }
+    fn flush_vas(&self, vas: &[VirtAddr]) {
+        (**self).flush_vas(vas)
     }
     fn sync(&self) {
         (**self).sync()

@@ -2,7 +2,8 @@
 //! `__GFP_MOVABLE` has its order-0 pages tagged [`MovableOwner::Vmalloc`] (the VA each is
 //! mapped at), so compaction and CMA can move them. Only the page table refers to such a
 //! page: the move copies it while its entry is invalid and switches the entry
-//! (break-before-make, see [`PageTable::migrate_page`]). 2 MiB blocks of huge mappings are
+//! (break-before-make, see [`PageTable::migrate_page`]); [`Vmalloc::migrate_pages`] does a
+//! batch with one TLB invalidation per round of pages. 2 MiB blocks of huge mappings are
 //! never tagged: they stay where they are (allocated without `__GFP_MOVABLE`, so they do
 //! not sit in movable pageblocks).
 //!
@@ -11,7 +12,7 @@
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::page_alloc::MigrateError;
 use crate::page_source::PageSource;
-use crate::pgtable::{PageTable, PhysMemory, TlbMaint};
+use crate::pgtable::{PageMove, PageTable, PhysMemory, PtError, TlbMaint, MIGRATE_BATCH};
 
 use super::area::VmKind;
 use super::state::Vmalloc;
@@ -30,18 +31,61 @@ impl Vmalloc {
         pages: &dyn PageSource,
         pt: &mut PageTable<M, T>,
     ) -> Result<(), MigrateError> {
-        match self.vmalloc.find(va) {
-            Some(a) if a.kind == VmKind::Vmalloc => {}
-            _ => return Err(MigrateError::Gone),
+        let mut r = [Ok(())];
+        self.migrate_pages(&[PageMove { va, old, new }], pages, pt, &mut r);
+        r[0]
+    }
+
+    /// [`Self::migrate_page`] for a batch (`result[k]` for `moves[k]`): each move is
+    /// checked as there, a refused one changes nothing and does not stop the others; the
+    /// rest are switched together by [`PageTable::migrate_pages`] (their entries invalid
+    /// at once, one TLB invalidation for all, each page copied and mapped again).
+    ///
+    /// # Panics
+    ///
+    /// If `result` is shorter than `moves`.
+    pub fn migrate_pages<M: PhysMemory, T: TlbMaint>(
+        &mut self,
+        moves: &[PageMove],
+        pages: &dyn PageSource,
+        pt: &mut PageTable<M, T>,
+        result: &mut [Result<(), MigrateError>],
+    ) {
+        assert!(result.len() >= moves.len(), "one result per move");
+        for (round, chunk) in moves.chunks(MIGRATE_BATCH).enumerate() {
+            let base = round * MIGRATE_BATCH;
+            // The moves inside a live vmalloc area, and where each came from.
+            let mut live =
+                [PageMove { va: VirtAddr::new(0), old: PhysAddr::new(0), new: PhysAddr::new(0) }; MIGRATE_BATCH];
+            let mut from = [0usize; MIGRATE_BATCH];
+            let mut n = 0;
+            for (k, m) in chunk.iter().enumerate() {
+                result[base + k] = match self.vmalloc.find(m.va) {
+                    Some(a) if a.kind == VmKind::Vmalloc => {
+                        live[n] = *m;
+                        from[n] = base + k;
+                        n += 1;
+                        Ok(())
+                    }
+                    _ => Err(MigrateError::Gone),
+                };
+            }
+            let mut done = [Ok::<(), PtError>(()); MIGRATE_BATCH];
+            pt.migrate_pages(
+                &live[..n],
+                &mut |j| {
+                    let (src, dst) = (pages.phys_to_virt(live[j].old), pages.phys_to_virt(live[j].new));
+                    // SAFETY: both frames are allocated, 4 KiB each, readable and writable
+                    // through the linear map (`PageSource`'s contract); `old` is mapped
+                    // nowhere else now (its only other mapping, at its VA, was just made
+                    // invalid and its TLB entries invalidated) and `new` is not mapped yet.
+                    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr::<u8>(), dst.as_mut_ptr::<u8>(), PAGE_SIZE) };
+                },
+                &mut done[..n],
+            );
+            for j in 0..n {
+                result[from[j]] = done[j].map_err(|_| MigrateError::Gone);
+            }
         }
-        let (src, dst) = (pages.phys_to_virt(old), pages.phys_to_virt(new));
-        pt.migrate_page(va, old, new, &mut || {
-            // SAFETY: both frames are allocated, 4 KiB each, readable and writable
-            // through the linear map (`PageSource`'s contract); `old` is mapped nowhere
-            // else now (its only other mapping, at `va`, was just made invalid and its
-            // TLB entries invalidated) and `new` is not mapped yet.
-            unsafe { core::ptr::copy_nonoverlapping(src.as_ptr::<u8>(), dst.as_mut_ptr::<u8>(), PAGE_SIZE) };
-        })
-        .map_err(|_| MigrateError::Gone)
     }
 }
