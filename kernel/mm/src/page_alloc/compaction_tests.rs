@@ -85,11 +85,7 @@ fn compact_memory_reaches_the_fresh_top_order_by_emptying_the_block_the_scanners
     assert_eq!(r2.evacuation, None, "{r2:?}");
     assert_eq!(max_free_order(a), fresh);
     m.check(a);
-    for o in kept {
-        m.free(a, o);
-    }
-    a.drain_all();
-    assert_eq!(a.nr_free_pages(), N - RESERVED);
+    m.free_all(a, kept, N - RESERVED);
 }
 
 /// The lab layout with the highest held page below each of `tops` handed to an owner
@@ -168,11 +164,7 @@ fn direct_compaction_empties_a_block_for_a_pageblock_order_request() {
     a.free_pages(p10, 10, cpu()).unwrap();
     a.drain_all();
     assert_eq!(max_free_order(a), fresh);
-    for o in kept {
-        m.free(a, o);
-    }
-    a.drain_all();
-    assert_eq!(a.nr_free_pages(), N - RESERVED);
+    m.free_all(a, kept, N - RESERVED);
 }
 
 #[test]
@@ -252,9 +244,5 @@ fn compaction_moves_movable_pages_out_of_low_cma_pageblocks() {
     let mut blocks = Vec::new();
     a.for_each_free_block(|_, p, o, mt| blocks.push((p, o, mt)));
     assert!(blocks.iter().any(|&(p, o, mt)| p == 0 && o >= 9 && mt == MigrateType::Cma), "{blocks:?}");
-    for o in kept {
-        m.free(a, o);
-    }
-    a.drain_all();
-    assert_eq!(a.nr_free_pages(), 2048);
+    m.free_all(a, kept, 2048);
 }

@@ -64,6 +64,15 @@ impl Model {
         }
         a.free_pages(Pfn(pfn), order, cpu()).unwrap();
     }
+    /// Frees every owner's block, drains the per-CPU lists and checks that `free` pages
+    /// are free again (no leak).
+    pub(super) fn free_all(&self, a: &PageAllocator, owners: impl IntoIterator<Item = MovableOwner>, free: u64) {
+        for o in owners {
+            self.free(a, o);
+        }
+        a.drain_all();
+        assert_eq!(a.nr_free_pages(), free, "pages leaked");
+    }
     pub(super) fn at(&self, o: MovableOwner) -> (u64, u32) {
         let (t, i) = self.table(o).unwrap();
         t.lock().unwrap()[i].unwrap()
@@ -151,11 +160,7 @@ fn migration_of_each_kind_updates_the_owner_and_frees_the_old_block() {
     let r = a.migrate_page(k, &m, MigrateMode::Sync, cpu(), &mut |_| panic!("no target wanted"));
     assert_eq!(r, Err(MigrateError::NotMovable));
     a.free_pages(k, 0, cpu()).unwrap();
-    for o in kinds {
-        m.free(a, o);
-    }
-    a.drain_all();
-    assert_eq!(a.nr_free_pages(), 1024);
+    m.free_all(a, kinds, 1024);
 }
 
 #[test]
@@ -201,11 +206,7 @@ fn target_allocation_failing_at_each_step_rolls_back() {
     assert_eq!(r, Err(MigrateError::Busy));
     assert_eq!(a.nr_free_pages(), free_before);
     m.check(a);
-    for o in owners {
-        m.free(a, o);
-    }
-    a.drain_all();
-    assert_eq!(a.nr_free_pages(), 1024);
+    m.free_all(a, owners, 1024);
 }
 
 /// Fills the zone with single movable pages and frees every other one: no free block
@@ -253,11 +254,7 @@ fn compaction_rebuilds_a_top_order_block_from_a_checkerboard() {
     a.free_pages(big, 11, cpu()).unwrap();
     let e = a.migrate_events();
     assert_eq!((e.compact_migrate_scanned, e.compact_free_scanned), (r.migrate_scanned, r.free_scanned));
-    for o in kept {
-        m.free(a, o);
-    }
-    a.drain_all();
-    assert_eq!(a.nr_free_pages(), n);
+    m.free_all(a, kept, n);
     assert_eq!(max_free_order(a), Some(12));
 }
 
@@ -278,11 +275,7 @@ fn direct_compaction_for_high_order_kernel_requests_only() {
     assert!(e.pgmigrate_success < n / 4, "stopped once the block was free");
     m.check(a);
     a.free_pages(p, 6, cpu()).unwrap();
-    for o in kept {
-        m.free(a, o);
-    }
-    a.drain_all();
-    assert_eq!(a.nr_free_pages(), n);
+    m.free_all(a, kept, n);
 }
 
 /// An allocator of 4096 pages with a 4 MiB CMA area (pfns 3072..4096) wholly borrowed by
@@ -339,11 +332,7 @@ fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
     let mut blocks = Vec::new();
     a.for_each_free_block(|_, p, o, mt| blocks.push((p, o, mt)));
     assert!(blocks.contains(&(3072, 10, MigrateType::Cma)), "merged back whole");
-    for o in kept {
-        m.free(a, o);
-    }
-    a.drain_all();
-    assert_eq!(a.nr_free_pages(), 4096);
+    m.free_all(a, kept, 4096);
 }
 
 #[test]
@@ -499,11 +488,7 @@ mod batch {
         assert!(res.iter().all(|r| *r == Err(MigrateError::Busy)), "{res:?}");
         assert_eq!(a.nr_free_pages(), free_before);
         m.check(a);
-        for o in owners {
-            m.free(a, o);
-        }
-        a.drain_all();
-        assert_eq!(a.nr_free_pages(), 1024);
+        m.free_all(a, owners, 1024);
     }
 
     #[test]
@@ -521,10 +506,6 @@ mod batch {
         // Batches end at pageblock boundaries: at most one short batch per pageblock.
         let blocks = n / PAGEBLOCK_NR_PAGES;
         assert!(batches <= r.migrated / MIGRATE_BATCH as u64 + blocks, "{batches} batches for {r:?}");
-        for o in kept {
-            m.free(a, o);
-        }
-        a.drain_all();
-        assert_eq!(a.nr_free_pages(), n);
+        m.free_all(a, kept, n);
     }
 }
