@@ -38,8 +38,10 @@ fn details(name: &str) -> Option<&'static str> {
     Some(match name {
         "sweep" => {
             "Runs the lab's allocation sweep: __get_free_pages by order up to failure, kmalloc by\n\
-                    size, vmalloc in 4 MB steps then bisection; a leak check ends it. The boot runs\n\
-                    what sweep= on the command line says (default all)."
+                    size, vmalloc in 4 MB steps then bisection, then the fragmentation lab (the\n\
+                    largest order before and after compaction, movable then vmalloc pages as the\n\
+                    filler; cma_alloc of the whole CMA area with cma=); a leak check ends it. The\n\
+                    boot runs what sweep= on the command line says (default all)."
         }
         "meminfo" => "Fields have Linux's /proc/meminfo meanings (kB).",
         "alloc" => {
