@@ -87,7 +87,7 @@ impl PageAllocator {
         if found.is_none() && self.try_direct_compact(gfp, order, high_zone, cpu) {
             found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
         }
-        if found.is_none() && self.drain_own_lists(cpu, high_zone) {
+        if found.is_none() && self.drain_cpu(cpu) {
             // Blocks on this CPU's lists of another migratetype or order (the rest of a
             // refill for page tables, say) are free but out of this request's reach: back
             // to the zone with them and one more try, as Linux drains the per-CPU lists
@@ -174,22 +174,6 @@ impl PageAllocator {
             }
         }
         None
-    }
-
-    /// Gives every block on `cpu`'s own lists of zones `0..=high_zone` back to the zone;
-    /// whether there was any (none when the lists are busy: an interrupt on this CPU).
-    fn drain_own_lists(&self, cpu: CpuId, high_zone: usize) -> bool {
-        let Some(mm) = self.mem_map.get() else { return false };
-        let mut drained = false;
-        for zi in 0..=high_zone {
-            if let Some(pcp) = self.try_local_pcp(cpu, zi) {
-                if pcp.count() > 0 {
-                    self.free_pcppages_bulk(mm, zi, &pcp, pcp.count());
-                    drained = true;
-                }
-            }
-        }
-        drained
     }
 
     /// Allocation from this CPU's list, refilled with a batch from the zone in one

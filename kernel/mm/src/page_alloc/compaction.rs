@@ -268,34 +268,59 @@ impl PageAllocator {
     /// once the scanners meet.
     fn isolate_free(&self, sc: &mut Scanners, order: u32, cpu: CpuId) -> Option<Pfn> {
         while sc.free_block > sc.migrate_block {
-            let b = sc.free_block;
-            let hi = (b + PAGEBLOCK_NR_PAGES).min(sc.end);
-            if self.block_scannable(b.max(sc.start)) {
-                let mut z = self.lock_zone(sc.zi);
-                let mut pfn = sc.free_pfn;
-                while pfn < hi && contig::target_pageblock(z.pageblock_mt(b.max(sc.start)), z.cma_isolated) {
-                    let Some(page) = self.pfn_to_page(Pfn(pfn)) else { break };
-                    sc.free_scanned += 1;
-                    match page.state() {
-                        PageState::Buddy { order: have, .. } if have >= order && have < sc.keep_order => {
-                            if let Some(p) = self.isolate_free_block(z, sc.zi, pfn, have, order, cpu) {
-                                sc.free_pfn = pfn + (1 << order);
-                                return Some(p);
-                            }
-                            z = self.lock_zone(sc.zi);
-                            pfn += 1;
-                        }
-                        PageState::Buddy { order: have, .. }
-                        | PageState::Pcp { order: have, .. }
-                        | PageState::Head { order: have, .. } => pfn += 1 << have,
-                        _ => pfn += 1,
-                    }
-                }
+            let hi = (sc.free_block + PAGEBLOCK_NR_PAGES).min(sc.end);
+            let r = self.take_free_target(sc.zi, (sc.free_pfn, hi), order, sc.keep_order, cpu, &mut sc.free_scanned);
+            if let Ok(p) = r {
+                sc.free_pfn = p.0 + (1 << order);
+                return Some(p);
             }
             sc.free_block = sc.free_block.saturating_sub(PAGEBLOCK_NR_PAGES);
             sc.free_pfn = sc.free_block.max(sc.start);
         }
         None
+    }
+
+    /// A migration target from `[from, hi)`, inside one pageblock: the first free block
+    /// of at least `order` and below `below` there, `order` pages of it taken as a live
+    /// block ([`Self::isolate_free_block`]), if the pageblock may receive movable data
+    /// ([`contig::target_pageblock`]). Counts the pages looked at in `scanned`; `Err`
+    /// says where the walk ended (`hi` or past it). For both the free scanner and the
+    /// evacuation's targets.
+    pub(super) fn take_free_target(
+        &self,
+        zi: usize,
+        (from, hi): (u64, u64),
+        order: u32,
+        below: u32,
+        cpu: CpuId,
+        scanned: &mut u64,
+    ) -> Result<Pfn, u64> {
+        if self.pfn_to_page(Pfn(from)).is_none() {
+            return Err(hi);
+        }
+        let mut z = self.lock_zone(zi);
+        if !contig::target_pageblock(z.pageblock_mt(from), z.cma_isolated) {
+            return Err(hi);
+        }
+        let mut pfn = from;
+        while pfn < hi {
+            let Some(page) = self.pfn_to_page(Pfn(pfn)) else { break };
+            *scanned += 1;
+            match page.state() {
+                PageState::Buddy { order: have, .. } if have >= order && have < below => {
+                    if let Some(p) = self.isolate_free_block(z, zi, pfn, have, order, cpu) {
+                        return Ok(p);
+                    }
+                    z = self.lock_zone(zi);
+                    pfn += 1;
+                }
+                PageState::Buddy { order: have, .. }
+                | PageState::Pcp { order: have, .. }
+                | PageState::Head { order: have, .. } => pfn += 1 << have,
+                _ => pfn += 1,
+            }
+        }
+        Err(pfn.max(hi))
     }
 
     /// Takes the free block of order `have` at `pfn` (seen under `z`, which this drops) as

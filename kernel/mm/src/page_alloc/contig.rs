@@ -18,7 +18,7 @@ use core::sync::atomic::Ordering::Relaxed;
 use super::migrate::{MigrateMode, MovableOwners};
 use super::migratetype::MigrateType;
 use super::page::{MemMap, PageState};
-use super::{CompactResult, PageAllocator, MAX_PAGE_ORDER, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
+use super::{CompactResult, PageAllocator, MAX_PAGE_ORDER, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
 use crate::addr::Pfn;
 use crate::cpu::CpuId;
 
@@ -284,31 +284,13 @@ impl PageAllocator {
             }
             let b = t.pfn & !(PAGEBLOCK_NR_PAGES - 1);
             let hi = (b + PAGEBLOCK_NR_PAGES).min(t.end).min(if t.pfn < t.skip.0 { t.skip.0 } else { t.end });
-            let mut pfn = t.pfn;
-            if self.pfn_to_page(Pfn(pfn)).is_some() {
-                let mut z = self.lock_zone(t.zi);
-                if target_pageblock(z.pageblock_mt(pfn), z.cma_isolated) {
-                    while pfn < hi {
-                        let Some(page) = self.pfn_to_page(Pfn(pfn)) else { break };
-                        t.scanned += 1;
-                        match page.state() {
-                            PageState::Buddy { order: have, .. } if have >= order => {
-                                if let Some(p) = self.isolate_free_block(z, t.zi, pfn, have, order, cpu) {
-                                    t.pfn = pfn + (1 << order);
-                                    return Some(p);
-                                }
-                                z = self.lock_zone(t.zi);
-                                pfn += 1;
-                            }
-                            PageState::Buddy { order: have, .. }
-                            | PageState::Pcp { order: have, .. }
-                            | PageState::Head { order: have, .. } => pfn += 1 << have,
-                            _ => pfn += 1,
-                        }
-                    }
+            match self.take_free_target(t.zi, (t.pfn, hi), order, NR_ORDERS as u32, cpu, &mut t.scanned) {
+                Ok(p) => {
+                    t.pfn = p.0 + (1 << order);
+                    return Some(p);
                 }
+                Err(next) => t.pfn = next,
             }
-            t.pfn = pfn.max(hi);
         }
         None
     }

@@ -249,7 +249,9 @@ impl Harness {
                 self.freed.push((p, o));
             }
             Op::BadFree { kind, which, cpu } => self.bad_free(kind, which, cpu),
-            Op::Drain { cpu } => self.a.drain_cpu(cpu),
+            Op::Drain { cpu } => {
+                self.a.drain_cpu(cpu);
+            }
             Op::DrainAll => {
                 self.a.drain_all();
                 assert_eq!(self.a.nr_pcp_pages(), 0);

@@ -300,15 +300,20 @@ impl PageAllocator {
     /// Runs on `cpu` itself, or for a CPU that is not allocating (offline, or every CPU
     /// quiet): the lists belong to their CPU (see [`pcp`]). The kernel drains online
     /// CPUs with a function-call IPI; if that interrupt finds the lists busy, the drain
-    /// is left to the owner's next free.
-    pub fn drain_cpu(&self, cpu: CpuId) {
-        let Some(mm) = self.mem_map.get() else { return };
+    /// is left to the owner's next free. Returns whether any block went back.
+    pub fn drain_cpu(&self, cpu: CpuId) -> bool {
+        let Some(mm) = self.mem_map.get() else { return false };
+        let mut drained = false;
         for zi in 0..MAX_NR_ZONES {
             match self.try_local_pcp(cpu, zi) {
-                Some(p) => self.free_pcppages_bulk(mm, zi, &p, p.count()),
+                Some(p) => {
+                    drained |= p.count() > 0;
+                    self.free_pcppages_bulk(mm, zi, &p, p.count());
+                }
                 None => self.pcp[cpu.index()][zi].set_drain_pending(true),
             }
         }
+        drained
     }
     /// Drains every CPU's lists (Linux's `drain_all_pages`) from this CPU: only while no
     /// other CPU allocates (init, tests); the kernel drains online CPUs by IPI.
