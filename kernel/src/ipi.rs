@@ -56,8 +56,8 @@ pub fn handle(cpu: usize) {
             0 => {} // the interrupt itself woke the idle loop
             1 => crate::smp::generic_smp_call_function_interrupt(cpu),
             _ => {
-                // No timer interrupt left pending to wake the parked CPU's wfi.
-                board::arch_timer::shutdown();
+                // Nothing left pending (timer, IPIs) to wake the parked CPU's wfi.
+                crate::irq::disable_this_cpu();
                 boot::cpu::halt()
             }
         }

@@ -39,6 +39,8 @@ static SPURIOUS: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
 static ERRORS: AtomicU64 = AtomicU64::new(0);
 static REPORTED: [AtomicBool; NR_IRQS] = [const { AtomicBool::new(false) }; NR_IRQS];
 static SPURIOUS_REPORTED: AtomicBool = AtomicBool::new(false);
+/// Whether the local controller is mapped ([`init`] has run).
+static MAPPED: AtomicBool = AtomicBool::new(false);
 /// Interrupt nesting per CPU (non-zero while a handler runs).
 static IN_IRQ: [AtomicUsize; NR_CPUS] = [const { AtomicUsize::new(0) }; NR_CPUS];
 
@@ -81,7 +83,10 @@ pub fn request_irq(irq: u32, name: &'static str, handler: Handler, data: usize) 
 pub fn init() {
     let pa = mm::addr::PhysAddr::new(local::PHYS as u64);
     match crate::mm::vmalloc::ioremap(pa, board::mmio::LOCAL_SIZE, "bcm2836_local_intc") {
-        Ok(va) => local::set_base(va.as_usize()),
+        Ok(va) => {
+            local::set_base(va.as_usize());
+            MAPPED.store(true, Relaxed);
+        }
         Err(e) => panic!("ioremap of the local interrupt controller failed: {e}"),
     }
     armctrl::init();
@@ -120,6 +125,42 @@ fn unhandled(irq: u32) {
     }
 }
 
+/// A local source nobody enabled: counted as an error, masked at the local controller,
+/// reported once.
+fn unhandled_local(cpu: usize, bit: u32) {
+    ERRORS.fetch_add(1, Relaxed);
+    let masked = local::mask(cpu, bit);
+    if !REPORTED[bit as usize % NR_IRQS].swap(true, Relaxed) {
+        match masked {
+            local::Masked::Off(what) => pr_warn!("irq {} ({}): nobody cared; masked on CPU{}", bit, what, cpu),
+            local::Masked::NotHere => {
+                pr_warn!("irq {}: nobody cared; reserved source, cannot be masked on CPU{}", bit, cpu)
+            }
+        }
+    }
+}
+
+/// Masks at their controllers every interrupt that could stay pending for this CPU:
+/// its generic timer, its mailboxes (IPIs) and the PMU at the local controller, and
+/// every GPU source if the GPU interrupt is routed here. For a CPU about to halt for
+/// good (a panic, the CPU-stop IPI): `wfi` returns at once while an interrupt is
+/// pending, even a masked one, so without this a halted CPU spins instead of sleeping.
+pub fn disable_this_cpu() {
+    let cpu = boot::cpu::cpu_id();
+    board::arch_timer::shutdown();
+    // Before `init` the local block is not mapped where the driver looks (a panic
+    // early in boot), and nothing was enabled there yet.
+    if !MAPPED.load(Relaxed) {
+        return;
+    }
+    local::mask_all(cpu);
+    if local::gpu_irq_core() == cpu {
+        for n in 0..armctrl::NR_GPU_IRQS {
+            armctrl::disable(n);
+        }
+    }
+}
+
 /// The local sources this kernel enables; anything else pending is an error.
 const LOCAL_MAILBOXES: u32 = source::MAILBOX0 * 0xf;
 
@@ -153,12 +194,17 @@ extern "C" fn handle_irq(_frame: &mut TrapFrame) {
                 generic_handle_irq(cpu, 32 + n);
             }
         }
-        let other = pending & !(LOCAL_MAILBOXES | source::CNTV | source::GPU);
+        let mut other = pending & !(LOCAL_MAILBOXES | source::CNTV | source::GPU);
         if other != 0 {
-            // Never enabled by this kernel: count it once as an error per entry.
-            let n = other.trailing_zeros();
-            COUNTS[n as usize][cpu].fetch_add(1, Relaxed);
-            unhandled(n);
+            // Never enabled by this kernel (the PMU, the AXI counter, the local timer,
+            // another core timer): counted as an error and masked where the local
+            // controller routes it, so it cannot re-enter this vector for ever.
+            while other != 0 {
+                let n = other.trailing_zeros();
+                other &= other - 1;
+                COUNTS[n as usize][cpu].fetch_add(1, Relaxed);
+                unhandled_local(cpu, n);
+            }
             break;
         }
     }
