@@ -4,7 +4,7 @@
 //! address (boot/'s early tables) and moves to an `ioremap`ped address once the kernel
 //! has its own tables (`mmio::set_peripheral_base`).
 //!
-//! [`revision`], [`baud`], [`poll`] and the register logic of [`uart`], [`mini_uart`],
+//! [`revision`], [`baud`], [`poll`], [`throttle`] and the register logic of [`uart`], [`mini_uart`],
 //! [`bcm2836_local`] and [`power`] are pure and tested on the host; the rest touches
 //! hardware and is built only for the bare-metal target.
 #![cfg_attr(not(test), no_std)]
@@ -15,6 +15,7 @@ pub mod mini_uart;
 pub mod poll;
 pub mod power;
 pub mod revision;
+pub mod throttle;
 pub mod uart;
 
 #[cfg(target_os = "none")]

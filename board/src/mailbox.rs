@@ -1,5 +1,5 @@
 //! VideoCore mailbox property interface (channel 8): board revision, memory split,
-//! clock rates.
+//! clock rates, throttling flags.
 //!
 //! The VideoCore does not see the ARM caches. The property buffer lives in ordinary
 //! cacheable kernel memory, so it is cleaned to the point of coherency before the
@@ -65,6 +65,11 @@ pub mod tag {
     pub const GET_MAX_CLOCK_RATE: u32 = 0x0003_0004;
     /// Set a clock's rate: clock id, rate in Hz, skip-turbo flag; answers the rate set.
     pub const SET_CLOCK_RATE: u32 = 0x0003_8002;
+    /// The throttling flags (`vcgencmd get_throttled`, Linux's raspberrypi-hwmon);
+    /// the request word says which sticky bits to clear after the read.
+    pub const GET_THROTTLED: u32 = 0x0003_0046;
+    /// A clock's rate as the firmware measures it (not the rate it was asked for).
+    pub const GET_CLOCK_MEASURED: u32 = 0x0003_0047;
 }
 
 /// Clock ids for [`tag::GET_CLOCK_RATE`].
@@ -146,7 +151,9 @@ fn property(tag: u32, request: &[u32], answer_words: usize) -> Result<[u32; 2], 
     if word(1) != RESPONSE_OK {
         return Err(MailboxError::RequestFailed(word(1)));
     }
-    if word(4) & TAG_RESPONSE == 0 {
+    // An answer shorter than asked for is no answer: QEMU marks a tag it does not
+    // know as answered with length 0, and the words read back would be our request.
+    if word(4) & TAG_RESPONSE == 0 || ((word(4) & !TAG_RESPONSE) as usize) < answer_words * 4 {
         return Err(MailboxError::TagNotAnswered(tag));
     }
     Ok([word(5), word(6)])
@@ -181,4 +188,16 @@ pub fn max_clock_rate(clock_id: u32) -> Result<u32, MailboxError> {
 /// asks); returns the rate the firmware says it set.
 pub fn set_clock_rate(clock_id: u32, hz: u32) -> Result<u32, MailboxError> {
     property(tag::SET_CLOCK_RATE, &[clock_id, hz, 0], 2).map(|v| v[1])
+}
+
+/// The firmware's throttling flags ([`crate::throttle::Throttled`]); the sticky "has
+/// occurred" bits are cleared after the read, as Linux's raspberrypi-hwmon asks, so the
+/// next read reports what occurred since this one.
+pub fn throttled() -> Result<u32, MailboxError> {
+    property(tag::GET_THROTTLED, &[0xffff], 1).map(|v| v[0])
+}
+
+/// A clock's rate in Hz as the firmware measures it.
+pub fn clock_measured(clock_id: u32) -> Result<u32, MailboxError> {
+    property(tag::GET_CLOCK_MEASURED, &[clock_id], 2).map(|v| v[1])
 }

@@ -3,7 +3,7 @@
 
 use crate::cmdline::{CommandLine, Escaped};
 use crate::ksyms::SymbolTable;
-use crate::{pr_info, pr_notice, pr_warn};
+use crate::{pr_err, pr_info, pr_notice, pr_warn};
 use board::revision::BoardRevision;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -36,14 +36,16 @@ pub fn init_console() {
 /// How long the core's clock is measured at boot.
 const CLOCK_MEASURE_US: u64 = 5_000;
 
+fn mhz(hz: u64) -> u64 {
+    (hz + 500_000) / 1_000_000
+}
+
 /// Asks the firmware for the maximum ARM clock and prints Linux-style what it answered
-/// and what the core measures: `CPU: ARM clock N MHz (max M MHz)`. When the firmware's
-/// rate and the measured one disagree by more than 10 %, the firmware's answers do not
-/// describe this CPU (QEMU's case: it ignores the request), and the line after says so.
+/// and what the core measures: `CPU: ARM clock N MHz (max M MHz)`, then what the
+/// firmware's throttling flags say ([`check_clock`]).
 pub fn arm_clock_max() {
     let c = board::clock::set_arm_max();
     let measured = board::clock::measure_hz(CLOCK_MEASURE_US);
-    let mhz = |hz: u64| (hz + 500_000) / 1_000_000;
     let (now, max) = match (c.now_hz, c.max_hz) {
         (Ok(now), Ok(max)) => (now as u64, max as u64),
         _ => {
@@ -70,14 +72,67 @@ pub fn arm_clock_max() {
     if let Err(e) = c.set_hz {
         pr_warn!("CPU: the firmware refused the maximum clock: {:?}", e);
     }
-    if let Some(m) = measured {
-        if m.abs_diff(now) > now / 10 {
-            pr_notice!(
-                "CPU: the set clock was ignored: the firmware reports {} MHz but the core counts {} MHz (an emulator: QEMU answers clock requests without changing anything)",
-                mhz(now),
-                mhz(m)
-            );
+    check_clock(now, measured);
+}
+
+/// The clock check again, for `bench`: the rate the firmware reports now, the core's
+/// count, and what the throttling flags say ([`check_clock`]).
+pub fn recheck_clock() {
+    let measured = board::clock::measure_hz(CLOCK_MEASURE_US);
+    match (board::mailbox::clock_rate(board::mailbox::clock::ARM), measured) {
+        (Ok(now), Some(m)) => {
+            pr_info!("CPU: ARM clock {} MHz; measured {} MHz", mhz(now as u64), mhz(m));
+            check_clock(now as u64, measured);
         }
+        (Ok(now), None) => {
+            pr_info!("CPU: ARM clock {} MHz; not measured (no PMU cycle counter)", mhz(now as u64));
+            check_clock(now as u64, None);
+        }
+        (Err(e), _) => pr_warn!("CPU: ARM clock unknown: the firmware did not answer ({:?})", e),
+    }
+}
+
+/// Reads the firmware's throttling flags (as Linux's raspberrypi-hwmon, which says
+/// `Undervoltage detected!`) and its own measurement of the ARM clock, prints any
+/// under-voltage or throttling, and judges a core count that differs from the rate the
+/// firmware reports ([`board::throttle::clock_verdict`]): a throttled board says so;
+/// only a firmware that reports nothing of the kind is taken for an emulator (QEMU
+/// answers clock requests without changing anything and knows neither tag).
+fn check_clock(reported: u64, counted: Option<u64>) {
+    use board::throttle::{clock_verdict, ClockVerdict, Throttled};
+    let flags = board::mailbox::throttled().ok().map(Throttled);
+    let fw_measured = board::mailbox::clock_measured(board::mailbox::clock::ARM).ok();
+    if let Some(t) = flags {
+        if t.under_voltage() {
+            pr_err!("raspberrypi-hwmon: Undervoltage detected!");
+        }
+        if t.any() {
+            pr_warn!("CPU: the firmware reports throttling: {} (flags {:#x})", t, t.0);
+        }
+    }
+    let Some(counted) = counted else { return };
+    match clock_verdict(reported, counted, flags, fw_measured) {
+        ClockVerdict::Agrees => {}
+        ClockVerdict::Throttled(t) => pr_warn!(
+            "CPU: the core counts {} MHz, not the {} MHz the firmware reports: throttled by the firmware ({}){}{}",
+            mhz(counted),
+            mhz(reported),
+            t,
+            if fw_measured.is_some() { "; it measures " } else { "" },
+            Mhz(fw_measured.map(|m| mhz(m as u64)))
+        ),
+        ClockVerdict::FirmwareMeasured(m) => pr_warn!(
+            "CPU: the core counts {} MHz, not the {} MHz the firmware reports; the firmware measures {} MHz too (no throttling flags): the clock runs below the rate set",
+            mhz(counted),
+            mhz(reported),
+            mhz(m as u64)
+        ),
+        ClockVerdict::Emulator => pr_notice!(
+            "CPU: the set clock was ignored: the firmware reports {} MHz but the core counts {} MHz (an emulator: {}, and QEMU answers clock requests without changing anything)",
+            mhz(reported),
+            mhz(counted),
+            if flags.is_some() { "the firmware reports no throttling" } else { "no throttling flags from the firmware" }
+        ),
     }
 }
 
