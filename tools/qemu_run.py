@@ -19,6 +19,27 @@ import time
 
 PROMPT = "mm> "
 QEMU = os.environ.get("QEMU", "qemu-system-aarch64")
+DTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dts", "rpi-3-b-plus.dts")
+_DTB = {}
+
+
+def default_dtb():
+    """The project's Raspberry Pi 3B+ device tree (tools/dts/), compiled with dtc once per
+    process. QEMU boots a raw image with it as the firmware does (x0 = the tree, -append
+    written into /chosen/bootargs), so the command line may be 2,048 bytes long: without
+    -dtb QEMU passes ATAGS at 0x100, whose text its own boot code for CPUs 1-3 at 0x300
+    overwrites past about 460 bytes."""
+    if "path" not in _DTB:
+        import atexit, shutil, tempfile
+        dtc = shutil.which("dtc")
+        if not dtc:
+            raise QemuError("dtc not found: install device-tree-compiler (make test-qemu does it)")
+        tmp = tempfile.mkdtemp(prefix="mm-dtb-")
+        atexit.register(shutil.rmtree, tmp, True)
+        out = os.path.join(tmp, "rpi-3-b-plus.dtb")
+        subprocess.run([dtc, "-q", "-I", "dts", "-O", "dtb", "-o", out, DTS], check=True)
+        _DTB["path"] = out
+    return _DTB["path"]
 
 
 class QemuError(Exception):
@@ -94,9 +115,13 @@ class Transcript:
 
 
 class Qemu(Transcript):
-    def __init__(self, image, extra_args=(), log=None, cmdline=None, accel=None):
+    def __init__(self, image, extra_args=(), log=None, cmdline=None, accel=None, dtb=True):
         # QEMU's default threading (one host thread per vCPU) unless `accel` says
         # otherwise: idle CPUs sleep in wfi, so they cost no host time.
+        # The project's device tree unless `dtb` is False (the ATAGS path) or the caller
+        # passes its own -dtb.
+        if dtb and "-dtb" not in extra_args:
+            extra_args = ["-dtb", default_dtb(), *extra_args]
         cmd = [QEMU, "-M", "raspi3b", *(["-accel", accel] if accel else []), "-kernel", image,
                "-serial", "stdio", "-display", "none", "-no-reboot", "-monitor", "none", *extra_args]
         if cmdline is not None:

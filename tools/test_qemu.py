@@ -52,8 +52,11 @@ TS = r"^\[\s*\d+\.\d{6}\] "
 def banner(image):
     with boot(image) as q:
         out = q.out
+        # The tests boot with the project's device tree (qemu_run.default_dtb): x0 is the
+        # tree, and the mailbox's figures are the same as on the ATAGS path.
         for pat in [TS + r"Booting mm-kernel \d+\.\d+\.\d+ on Raspberry Pi 3 Model B rev 1\.2 \(revision 0xa02082\)",
-                    TS + r"CPU: 4 x Cortex-A53 \(BCM2837\), MIDR 0x410fd034, booted on CPU0 at EL2",
+                    TS + r"CPU: 4 x Cortex-A53 \(BCM2837\), MIDR 0x410fd034, booted on CPU0 at EL2 \(x0 = 0x[1-9a-f][0-9a-f]*\)",
+                    TS + r"memblock: device tree /memory 0x00000000-0x3bffffff agrees with the mailbox",
                     TS + r"Memory: ARM 0x00000000-0x3bffffff \(960 MiB\)",
                     TS + r"  \.text   0xffffffc000080000-",
                     TS + r"  \.rodata ", TS + r"  \.data ", TS + r"  \.bss ",
@@ -609,6 +612,46 @@ def bad_sweep_value_is_not_off(image):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def long_line(length):
+    """`sweep=off`, then numbered options, `slub_debug` last: exactly `length` bytes."""
+    words = ["sweep=off"] + [f"opt{i:03}.x=yyyyy" for i in range((length - 21) // 15)]
+    line = " ".join(words)
+    line += " " + "z" * (length - len(line) - 12) + " slub_debug"
+    assert len(line) == length, len(line)
+    return line
+
+
+@test
+def long_command_line_dtb_and_atags(image):
+    # 1,500 bytes through -append. With the device tree (the default) QEMU writes it to
+    # /chosen/bootargs: kept whole. Without (ATAGS at 0x100), QEMU's own boot code for
+    # CPUs 1-3 at 0x300 overwrites it from byte 468 on (the text starts at 0x12c after
+    # ATAG_CORE, ATAG_MEM and the tag's header): the kernel keeps the whole options
+    # before it and says exactly how much was lost and why.
+    line = long_line(1500)
+    with Qemu(image, cmdline=line) as q:
+        q.expect("^" + re.escape(PROMPT), BOOT_TIMEOUT)
+        out = q.out
+        check(re.search(TS + "Kernel command line: " + re.escape(line) + "$", out, re.M), "DTB path: line not kept whole", out)
+        check("overwritten" not in out and "not UTF-8" not in out and "longer than" not in out, "DTB path: damage reported", out)
+        check(q.command("cmdline") == line + "\n", "DTB path: cmdline differs", out)
+        res = q.command("crash double-free")
+        check("Object already free" in res, "DTB path: slub_debug (the last option) not honoured", res)
+    with Qemu(image, cmdline=line, dtb=False) as q:
+        q.expect("^" + re.escape(PROMPT), BOOT_TIMEOUT)
+        out = q.out
+        cut = 0x300 - 0x12c
+        kept = line[:cut].rsplit(" ", 1)[0]
+        check(re.search(TS + r"CPU: .* at EL2 \(x0 = 0x100\)", out, re.M), "not the ATAGS path", out)
+        check(re.search(TS + "Kernel command line: " + re.escape(kept) + "$", out, re.M), "ATAGS path: whole options before 0x300 not kept", out)
+        want = (f"Kernel command line: 1500 bytes in the ATAGs at 0x100, overwritten from byte {cut} on by QEMU's boot code "
+                f"for CPUs 1-3 at 0x300: kept the {len(kept)} bytes of whole options before it, lost {1500 - len(kept)} bytes; "
+                f"boot with a device tree (-dtb) to pass up to 2048 bytes")
+        check(want in out, f"ATAGS path: no exact loss report ({want!r})", out)
+        check("not UTF-8" not in out, "the boot code's bytes were reported as an option", out)
+        check("sweep: skipped" in out, "sweep=off (before the damage) not honoured", out)
+
+
 def atags_blob(cmdline: str) -> bytes:
     """An ATAGS list (CORE, CMDLINE, NONE), as a loader writes at 0x100."""
     c = cmdline.encode() + b"\0"
@@ -628,7 +671,7 @@ def el3_entry_without_firmware_stub(image):
         blob = os.path.join(tmp, "atags.bin")
         with open(blob, "wb") as f:
             f.write(atags_blob("sweep=off"))
-        with Qemu(elf, extra_args=["-device", f"loader,file={blob},addr=0x100,force-raw=on"]) as q:
+        with Qemu(elf, extra_args=["-device", f"loader,file={blob},addr=0x100,force-raw=on"], dtb=False) as q:
             q.expect("^" + re.escape(PROMPT), BOOT_TIMEOUT)
             out = q.out
             check(re.search(TS + r"CPU: .* booted on CPU0 at EL3 \(x0 = 0x0\)", out, re.M), "not entered at EL3", out)

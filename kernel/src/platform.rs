@@ -258,16 +258,36 @@ pub fn loader_fdt(x0: u64, ram_end: u64) -> Option<&'static [u8]> {
 
 /// Finds the command line the loader passed (a device tree at `x0` from the Pi firmware,
 /// else an ATAGS list at 0x100 from QEMU with a raw image), keeps what can be read,
-/// prints it like Linux, warns once about anything lost, cut, unknown or malformed, and
-/// applies `loglevel=`.
+/// prints it like Linux, warns once about anything lost, cut, unknown or malformed
+/// (including a long ATAGS line that QEMU's own boot code overwrote), and applies
+/// `loglevel=`.
 pub fn init_cmdline(x0: u64, ram_end: u64) {
+    let mut overwritten = None;
     let found = loader_fdt(x0, ram_end).and_then(crate::fdt::bootargs).or_else(|| {
-        crate::cmdline::from_atags(linear_bytes(ATAGS_ADDR, ATAGS_WINDOW.min(ram_end.saturating_sub(ATAGS_ADDR))))
+        let atags = linear_bytes(ATAGS_ADDR, ATAGS_WINDOW.min(ram_end.saturating_sub(ATAGS_ADDR)));
+        let c = crate::cmdline::atags_cmdline(atags, ATAGS_ADDR, crate::cmdline::QEMU_SMPBOOT_ADDR)?;
+        overwritten = c.overwritten;
+        Some(c.text)
     });
     let mut line = CommandLine::new();
     let damage = crate::cmdline::keep(found.unwrap_or(&[]), &mut line);
     let line = CMDLINE.call_once(|| line).as_str();
     pr_notice!("Kernel command line: {}", line);
+    if let Some(o) = overwritten {
+        let kept = found.map_or(0, <[u8]>::len);
+        pr_warn!(
+            "Kernel command line: {}{} bytes in the ATAGs at {:#x}, overwritten from byte {} on by QEMU's boot code for CPUs 1-3 at {:#x}: kept the {} bytes of whole options before it, lost {}{} bytes; boot with a device tree (-dtb) to pass up to {} bytes",
+            if o.exact { "" } else { "about " },
+            o.total,
+            ATAGS_ADDR,
+            o.from,
+            crate::cmdline::QEMU_SMPBOOT_ADDR,
+            kept,
+            if o.exact { "" } else { "about " },
+            o.total.saturating_sub(kept),
+            crate::cmdline::COMMAND_LINE_SIZE
+        );
+    }
     if let Some((first, lost)) = damage.cut {
         pr_warn!(
             "Kernel command line: {} bytes, longer than {}: cut before '{}' ({} option{} not kept)",
