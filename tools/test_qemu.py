@@ -988,9 +988,10 @@ def stress_with_a_compaction_thread(image):
 
 @test
 def cma_area_from_the_command_line(image):
-    # cma=16M: a pageblock-aligned area of Cma pageblocks, shown by meminfo, pagetypeinfo
-    # and zoneinfo; only movable requests may borrow it. Without cma= none of it shows.
-    with boot(image, "sweep=off cma=16M") as q:
+    # cma=16M (written in hex, as memparse takes it): a pageblock-aligned area of Cma
+    # pageblocks, shown by meminfo, pagetypeinfo and zoneinfo; only movable requests may
+    # borrow it. With cma=0 none of it shows, and the log says there is no area.
+    with boot(image, "sweep=off cma=0x1000000") as q:
         m = re.search(TS + r"cma: Reserved 16 MiB at 0x([0-9a-f]{16})$", q.out, re.M)
         check(m and int(m.group(1), 16) % (16 << 20) == 0, "cma reservation line", q.out)
         mi = q.command("meminfo")
@@ -1005,7 +1006,9 @@ def cma_area_from_the_command_line(image):
         mi = q.command("meminfo")
         check(re.search(r"^CmaFree:\s+16384 kB$", mi, re.M), "an unmovable request took a CMA page", mi)
         check("WARNING" not in q.out, "a warning", q.out)
-    with boot(image) as q:
+    with boot(image, "sweep=off slub_debug cma=0") as q:
+        check(re.search(TS + r"cma: size 0, no CMA area$", q.out, re.M), "cma=0 line", q.out)
+        check("expected a size" not in q.out, "cma=0 read as a malformed size", q.out)
         check("CmaTotal" not in q.command("meminfo"), "CmaTotal without cma=")
         check("CMA" not in q.command("pagetypeinfo"), "CMA column without cma=")
 
@@ -1043,6 +1046,117 @@ def cma_alloc_from_the_console(image):
         free1 = int(re.search(r"^MemFree:\s+(\d+) kB", mi, re.M).group(1))
         check(free1 >= free0, f"leak: MemFree {free0} -> {free1} kB", mi)
         check("WARNING" not in q.out and "Unable to handle" not in q.out, "a warning", q.out)
+
+
+def _cma_pageblocks(pt):
+    # pagetypeinfo's "Number of blocks type" row for Normal: the CMA column is the last.
+    m = re.search(r"HighAtomic          CMA \nNode 0, zone   Normal((?: +\d+){5}) $", pt, re.M)
+    return int(m.group(1).split()[-1]) if m else None
+
+
+@test
+def cma_area_keeps_its_pageblocks_under_a_random_load(image):
+    # cma=16M under QEMU's default threading: a long seeded random mix of console
+    # allocations (pages of every kind of order and GFP mask, kmalloc, vmalloc, cma_alloc,
+    # compact, stress with and without compaction, and GFP_KERNEL vmallocs that fail with
+    # most memory held). A per-CPU list that gave borrowed area pages back to the Movable
+    # lists let a steal retype an area pageblock: CmaFree stayed short of CmaTotal for the
+    # rest of the boot. After `free all` and `drop_caches` the whole area must be free
+    # and still 8 CMA pageblocks, and stress's invariant check (which checks every
+    # pageblock's type) must pass.
+    import random
+    seed = int(os.environ.get("CMA_MIX_SEED", "2405"))
+    rng = random.Random(seed)
+    gfps = ["GFP_KERNEL", "GFP_ATOMIC", "GFP_HIGHUSER_MOVABLE", "GFP_KERNEL|__GFP_RECLAIMABLE",
+            "GFP_ATOMIC|__GFP_MOVABLE", "GFP_NOWAIT", "GFP_KERNEL|__GFP_COMP", "GFP_NOWAIT|__GFP_MOVABLE"]
+    with boot(image, "sweep=off cma=16M") as q:
+        t0 = time.monotonic()
+        check(_cma_pageblocks(q.command("pagetypeinfo")) == 8, "8 CMA pageblocks at boot")
+        held = []
+
+        def alloc(line, timeout=60):
+            out = q.command(line, timeout)
+            m = re.search(r"^#(\d+): ", out, re.M)
+            if m:
+                held.append(m.group(1))
+            check("Unable to handle" not in out and "Internal error" not in out, "an oops: " + line, out)
+            return m
+
+        log = []
+        for i in range(int(os.environ.get("CMA_MIX_STEPS", "800"))):
+            r = rng.random()
+            if r < 0.30:
+                cmd = f"alloc pages {rng.choice([0, 0, 1, 2, 3, 4, 6, 9, 10])} {rng.choice(gfps)}"
+            elif r < 0.38:
+                cmd = f"alloc kmalloc {rng.choice([8, 96, 512, 3000, 8192, 65536])} {rng.choice(gfps[:3])}"
+            elif r < 0.46:
+                cmd = f"alloc vmalloc {rng.choice(['16K', '200K', '1M', '3M'])} " + \
+                    rng.choice(["GFP_KERNEL", "GFP_KERNEL|__GFP_MOVABLE"])
+            elif r < 0.52:
+                cmd = f"alloc cma {rng.choice(['64K', '512K', '2M', '4M'])}"
+            elif r < 0.78:
+                if not held:
+                    continue
+                cmd = "free " + held.pop(rng.randrange(len(held)))
+            elif r < 0.83:
+                cmd = "compact"
+            elif r < 0.87:
+                cmd = f"stress {rng.choice([50, 150])} {rng.randrange(1000)}" + rng.choice(["", " compact"])
+            elif r < 0.89:
+                cmd = "drop_caches"
+            else:
+                # Most memory held by large movable and unmovable blocks, then GFP_KERNEL
+                # vmallocs too large to succeed (and a smaller one that may), then back.
+                big = []
+                for order, gfp in ((14, "GFP_HIGHUSER_MOVABLE"), (13, "GFP_KERNEL"), (12, "GFP_HIGHUSER_MOVABLE")):
+                    gfp += "|__GFP_NOWARN"
+                    for _ in range(rng.randrange(20, 60)):
+                        if not alloc(f"alloc pages {order} {gfp}"):
+                            break
+                        big.append(held.pop())
+                # With most free memory in the area, movable requests borrow it first
+                # (their per-CPU refills too); some go back, the lists are drained, and
+                # unmovable requests steal what is left outside the area.
+                small = []
+                for _ in range(rng.randrange(4, 16)):
+                    if alloc(f"alloc pages {rng.choice([0, 1, 2, 3])} GFP_HIGHUSER_MOVABLE|__GFP_NOWARN"):
+                        small.append(held.pop())
+                for h in small[::2]:
+                    q.command("free " + h)
+                q.command(rng.choice(["drop_caches", "compact"]), 120)
+                for _ in range(rng.randrange(2, 8)):
+                    alloc(f"alloc pages {rng.choice([0, 3, 9])} "
+                          f"{rng.choice(['GFP_KERNEL', 'GFP_KERNEL|__GFP_RECLAIMABLE'])}|__GFP_NOWARN")
+                out = q.command("alloc vmalloc 900M GFP_KERNEL", 120)
+                check("failed" in out, "a 900 MiB vmalloc with most memory held succeeded", out)
+                alloc(f"alloc vmalloc {rng.choice(['300M', '64M', '8M'])} GFP_KERNEL", 120)
+                for h in big + small[1::2]:
+                    q.command("free " + h)
+                log.append(f"hold {len(big)} blocks")
+                continue
+            log.append(cmd)
+            if cmd.startswith("free"):
+                q.command(cmd)
+            elif cmd.startswith("stress"):
+                out = q.command(cmd, 240)
+                check(re.search(r"^stress: OK$", out, re.M), f"{cmd} failed (seed {seed}, step {i})", out)
+            elif cmd in ("compact", "drop_caches"):
+                q.command(cmd, 120)
+            else:
+                alloc(cmd, 120)
+        q.command("free all", 240)
+        q.command("drop_caches", 120)
+        mi = q.command("meminfo")
+        total = re.search(r"^CmaTotal:\s+(\d+) kB$", mi, re.M)
+        free = re.search(r"^CmaFree:\s+(\d+) kB$", mi, re.M)
+        check(total and free and int(total.group(1)) == 16384 and int(free.group(1)) == 16384,
+              f"CmaFree != CmaTotal after free all (seed {seed}; last commands: {log[-20:]})", mi)
+        pt = q.command("pagetypeinfo")
+        check(_cma_pageblocks(pt) == 8, f"CMA pageblocks changed (seed {seed})", pt)
+        out = q.command("stress 100 1", 240)
+        check(re.search(r"^stress: OK$", out, re.M), "stress (invariants) after the mix", out)
+        check("Unable to handle" not in q.out and "Internal error" not in q.out, "an oops", q.out)
+        print(f"    cma mix: seed {seed}, {len(log)} commands in {time.monotonic() - t0:.0f} s")
 
 
 @test

@@ -20,6 +20,8 @@
 
 use core::fmt;
 
+use crate::console::args::{parse_size, ArgError};
+
 /// Longest command line kept, in bytes: Linux arm64's COMMAND_LINE_SIZE.
 pub const COMMAND_LINE_SIZE: usize = 2048;
 
@@ -346,28 +348,14 @@ pub fn panic_timeout(cmdline: &str) -> Result<Option<i64>, &str> {
     }
 }
 
-/// A size as Linux's `memparse` reads it: a decimal number with an optional `K`, `M` or
-/// `G` suffix (either case); `None` for anything else or an overflow.
-pub fn parse_size(v: &str) -> Option<u64> {
-    let (num, shift) = match v.as_bytes().last()? {
-        b'k' | b'K' => (&v[..v.len() - 1], 10),
-        b'm' | b'M' => (&v[..v.len() - 1], 20),
-        b'g' | b'G' => (&v[..v.len() - 1], 30),
-        _ => (v, 0),
-    };
-    num.parse::<u64>().ok()?.checked_mul(1 << shift)
-}
-
-/// `cma=SIZE`: `Ok(None)` when absent, `Ok(Some(bytes))` for a size of at least one
-/// byte ([`parse_size`]), `Err(value)` otherwise (`cma=0` included: Linux reads it as
-/// no area, and so would we, but it is more likely a mistake worth a word).
-pub fn cma(cmdline: &str) -> Result<Option<u64>, &str> {
+/// `cma=SIZE`: `Ok(None)` when absent, `Ok(Some(bytes))` for a size as the console reads
+/// one ([`parse_size`]: decimal or `0x` hex, optional K/M/G suffix, like Linux's
+/// `memparse`), `Ok(Some(0))` for `cma=0` (no area, as in Linux), `Err((value, why))`
+/// otherwise.
+pub fn cma(cmdline: &str) -> Result<Option<u64>, (&str, ArgError)> {
     match option(cmdline, "cma") {
         None => Ok(None),
-        Some(v) => match parse_size(v) {
-            Some(n) if n > 0 => Ok(Some(n)),
-            _ => Err(v),
-        },
+        Some(v) => parse_size(v).map(Some).map_err(|e| (v, e)),
     }
 }
 
@@ -603,9 +591,18 @@ mod tests {
         assert_eq!(cma("cma=1G"), Ok(Some(1 << 30)));
         assert_eq!(cma("cma=8192"), Ok(Some(8192)));
         assert_eq!(cma("cma=1M cma=2M"), Ok(Some(2 << 20)));
-        for bad in ["cma=", "cma=0", "cma=M", "cma=16X", "cma=-1M", "cma=99999999999G"] {
-            assert_eq!(cma(bad), Err(&bad[4..]), "{bad}");
-        }
+        // Hex, as memparse and the console take it.
+        assert_eq!(cma("cma=0x1000000"), Ok(Some(16 << 20)));
+        assert_eq!(cma("cma=0X800000"), Ok(Some(8 << 20)));
+        // Zero is no area, not a malformed size.
+        assert_eq!(cma("cma=0"), Ok(Some(0)));
+        assert_eq!(cma("cma=0x0"), Ok(Some(0)));
+        assert_eq!(cma("cma="), Err(("", ArgError::NotANumber)));
+        assert_eq!(cma("cma=M"), Err(("M", ArgError::NotANumber)));
+        assert_eq!(cma("cma=-1M"), Err(("-1M", ArgError::NotANumber)));
+        assert_eq!(cma("cma=0x"), Err(("0x", ArgError::NotANumber)));
+        assert_eq!(cma("cma=16X"), Err(("16X", ArgError::BadSuffix)));
+        assert_eq!(cma("cma=99999999999G"), Err(("99999999999G", ArgError::Overflow)));
         assert_eq!(classify("cma=16M"), Param::Known);
     }
 

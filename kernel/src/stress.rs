@@ -249,6 +249,33 @@ fn drain_handoff(cpu: usize) {
     }
 }
 
+/// Pages the kernel holds for its own structures: (slab pages, vmalloc page tables).
+fn kernel_held_pages() -> (usize, usize) {
+    (SLAB.slab_bytes() / PAGE_SIZE, crate::mm::vmalloc::usage().1)
+}
+
+/// How long the leak check keeps draining for pages still on their way back.
+const SETTLE_MS: u64 = 2000;
+
+/// Free pages once every CPU's frees have landed: every CPU's per-CPU lists and slab
+/// arrays drained and empty slabs returned ([`crate::mm::settled_free_pages`]), again
+/// while fewer than `before` are free, for at most [`SETTLE_MS`] (a CPU that answers
+/// the drain late still holds a freed object, so its slab page is not empty yet), or
+/// until Ctrl-C. Returns the count and the milliseconds it waited (0: whole at once).
+fn settled_after(before: u64) -> (u64, u64) {
+    let t0 = board::timer::ticks();
+    let ms = || board::timer::ticks_to_ns(board::timer::ticks() - t0) / 1_000_000;
+    let mut after = crate::mm::settled_free_pages();
+    if after >= before {
+        return (after, 0);
+    }
+    while after < before && ms() < SETTLE_MS && !crate::tty::signal_pending() {
+        board::timer::delay_us(10_000);
+        after = crate::mm::settled_free_pages();
+    }
+    (after, ms().max(1))
+}
+
 /// Runs the stress test with `ops` operations per CPU; true if everything held. With
 /// `compact`, the last online CPU runs compaction in a loop instead of working, and the
 /// workers' vmallocs are movable: their pages migrate while the workers use them.
@@ -269,6 +296,7 @@ pub fn run(ops: usize, compact: bool) -> bool {
     };
     let cpus = &cpus[..nr];
     let before = crate::mm::settled_free_pages();
+    let held_before = kernel_held_pages();
     match compact_cpu {
         Some(c) => {
             cprintln!("stress: {} CPUs working, {} operations per CPU, cpu{} compacting", 1 + cpus.len(), ops, c)
@@ -376,7 +404,7 @@ pub fn run(ops: usize, compact: bool) -> bool {
     let corrupt_total = corrupt;
     let invariants = PAGES.check_invariants();
     let slab_errors = SLAB.validate_all();
-    let after = crate::mm::settled_free_pages();
+    let (after, late_ms) = settled_after(before);
     let corrupt = corrupt_total;
     if crate::tty::signal_pending() {
         cprintln!("stress: interrupted (^C); everything allocated was freed");
@@ -408,7 +436,16 @@ pub fn run(ops: usize, compact: bool) -> bool {
         problem(format_args!("{slab_errors} slab errors"));
     }
     if before != after {
-        problem(format_args!("leak: free pages before={before} after={after}"));
+        // Where the difference sits, if the kernel's own structures grew (slab pages,
+        // vmalloc page tables): the report then says where to look.
+        let (was, held) = (held_before, kernel_held_pages());
+        problem(format_args!(
+            "leak: free pages before={before} after={after} after {late_ms} ms of draining every CPU \
+             (slab pages {} -> {}, vmalloc page tables {} -> {})",
+            was.0, held.0, was.1, held.1
+        ));
+    } else if late_ms > 0 {
+        cprintln!("stress: free pages came back late: {late_ms} ms of draining every CPU before the count was whole");
     }
     if problems == 0 {
         cprintln!("stress: OK");

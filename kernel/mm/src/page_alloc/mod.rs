@@ -38,6 +38,8 @@ pub mod zone;
 
 mod check;
 #[cfg(test)]
+mod cma_tests;
+#[cfg(test)]
 mod compaction_tests;
 mod init;
 #[cfg(test)]
