@@ -183,7 +183,7 @@ pub fn run(ms: u64) -> bool {
     let mut stuck = 0;
     for (c, t) in tickets.iter().enumerate() {
         if let Some(t) = t {
-            if let Err(why) = smp::wait(c, *t) {
+            if let Err(why) = smp::wait(c, *t, crate::tty::signal_pending) {
                 cprintln!("irqtest: cpu{} {}", c, why);
                 stuck += 1;
             }

@@ -313,7 +313,7 @@ pub fn run(ops: usize, compact: bool) -> bool {
     let mut stuck = 0usize;
     for (c, t) in tickets.iter().enumerate() {
         if let Some(t) = t {
-            if let Err(why) = smp::wait(c, *t) {
+            if let Err(why) = smp::wait(c, *t, crate::tty::signal_pending) {
                 cprintln!("stress: cpu{} {}", c, why);
                 stuck |= 1 << c;
             }
@@ -321,7 +321,7 @@ pub fn run(ops: usize, compact: bool) -> bool {
     }
     WORKERS_DONE.store(true, Relaxed);
     if let Some((c, t)) = compact_ticket {
-        if let Err(why) = smp::wait(c, t) {
+        if let Err(why) = smp::wait(c, t, crate::tty::signal_pending) {
             cprintln!("stress: cpu{} {}", c, why);
             stuck |= 1 << c;
         }
