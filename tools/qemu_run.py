@@ -8,6 +8,8 @@ commands at the `mm> ` prompt and enforces timeouts so nothing can hang. As a co
                                                  exit 0 only if it completed with no leak
     qemu_run.py --image kernel8.img -c 'meminfo' -c 'buddyinfo'
                                                  run console commands, print everything
+    qemu_run.py --accel tcg,thread=single --append sweep=off -c 'stress 300 1 compact'
+                                                 the same with every vCPU on one host thread
 """
 import argparse
 import os
@@ -168,8 +170,11 @@ def main():
     ap.add_argument("--sweep", action="store_true", help="check the boot sweep and power off")
     ap.add_argument("-c", "--command", action="append", default=[], help="console command to run")
     ap.add_argument("--timeout", type=float, default=300, help="seconds for boot and each command")
+    ap.add_argument("--accel", help="QEMU's -accel, e.g. tcg,thread=single (all vCPUs on one host thread)")
+    ap.add_argument("--append", help="kernel command line (QEMU's -append)")
+    ap.add_argument("--qemu-arg", action="append", default=[], help="extra QEMU argument (repeatable)")
     args = ap.parse_args()
-    with Qemu(args.image, log=sys.stdout) as q:
+    with Qemu(args.image, extra_args=args.qemu_arg, log=sys.stdout, cmdline=args.append, accel=args.accel) as q:
         try:
             q.expect("^" + re.escape(PROMPT), args.timeout)
             ok = True

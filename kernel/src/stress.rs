@@ -150,12 +150,14 @@ fn migrate_hot(cpu: mm::cpu::CpuId, va: mm::addr::VirtAddr) {
 fn compactor(va: usize) {
     let cpu = crate::mm::this_cpu();
     let va = mm::addr::VirtAddr::new(va as u64);
-    while !WORKERS_DONE.load(Relaxed) {
+    // (Ctrl-C also stops the workers, which end the loop; checked here too so that a
+    // pass already started is the last.)
+    while !WORKERS_DONE.load(Relaxed) && !crate::tty::signal_pending() {
         let r = PAGES.compact_memory(&crate::mm::migrate::OWNERS, mm::page_alloc::MigrateMode::Sync, cpu);
         COMPACT_PASSES.fetch_add(1, Relaxed);
         COMPACT_MIGRATED.fetch_add(r.migrated, Relaxed);
         for _ in 0..HOT_MIGRATIONS_PER_PASS {
-            if WORKERS_DONE.load(Relaxed) {
+            if WORKERS_DONE.load(Relaxed) || crate::tty::signal_pending() {
                 break;
             }
             migrate_hot(cpu, va);
@@ -335,14 +337,22 @@ pub fn run(ops: usize, compact: bool) -> bool {
         tickets[c] = smp::run_on(c, worker, ops).ok();
     }
     worker(ops);
+    // A CPU that did not finish (only possible after Ctrl-C, see `smp::wait`).
+    let mut stuck = 0usize;
     for (c, t) in tickets.iter().enumerate() {
         if let Some(t) = t {
-            smp::wait(c, *t);
+            if let Err(why) = smp::wait(c, *t, crate::tty::signal_pending) {
+                cprintln!("stress: cpu{} {}", c, why);
+                stuck |= 1 << c;
+            }
         }
     }
     WORKERS_DONE.store(true, Relaxed);
     if let Some((c, t)) = compact_ticket {
-        smp::wait(c, t);
+        if let Err(why) = smp::wait(c, t, crate::tty::signal_pending) {
+            cprintln!("stress: cpu{} {}", c, why);
+            stuck |= 1 << c;
+        }
         cprintln!(
             "stress: compaction on cpu{}: {} passes, {} pages migrated under the workers, {} accesses waited for a migration",
             c,
@@ -392,14 +402,17 @@ pub fn run(ops: usize, compact: bool) -> bool {
     }
     let per_s = |ops: u64, ns: u64| ops * 1_000_000_000 / ns;
     let (t1, tn) = (per_s(one_ops, one), per_s(total_ops, all));
-    cprintln!(
-        "stress: throughput 1 CPU {} ops/s, {} CPUs {} ops/s ({}.{:02}x)",
-        t1,
-        1 + started,
-        tn,
-        tn / t1.max(1),
-        tn * 100 / t1.max(1) % 100
-    );
+    // An interrupted run's rates measure the interruption, not the allocators.
+    if !crate::tty::signal_pending() {
+        cprintln!(
+            "stress: throughput 1 CPU {} ops/s, {} CPUs {} ops/s ({}.{:02}x)",
+            t1,
+            1 + started,
+            tn,
+            tn / t1.max(1),
+            tn * 100 / t1.max(1) % 100
+        );
+    }
 
     let corrupt_total = corrupt;
     let invariants = PAGES.check_invariants();
@@ -425,6 +438,10 @@ pub fn run(ops: usize, compact: bool) -> bool {
     }
     if started != cpus.len() {
         problem(format_args!("a CPU did not take its work"));
+    }
+    if stuck != 0 {
+        let n = stuck.count_ones();
+        problem(format_args!("{n} CPUs did not finish their work (the counts above are not final)"));
     }
     if corrupt != 0 {
         problem(format_args!("{corrupt} objects lost their contents"));
