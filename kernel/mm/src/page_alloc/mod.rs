@@ -28,6 +28,7 @@ pub mod free_area;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
 pub mod migrate;
+pub mod memmap;
 pub mod migratetype;
 pub mod page;
 pub mod pcp;
