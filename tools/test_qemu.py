@@ -851,6 +851,64 @@ def input_piped_before_boot_runs_whole(image):
 
 
 # ---------------------------------------------------------------- migration and compaction (#18)
+def memmap_cells(text):
+    """The cells of a `memmap --plain` output (or of the lab's log lines, `sweep: ` and
+    timestamps stripped), as {physical address: letter}, with the cell size in bytes."""
+    text = re.sub(r"^\[[ \d.]+\] (sweep: )?", "", text, flags=re.M)
+    m = re.search(r"^memmap: \[mem 0x[0-9a-f]+-0x[0-9a-f]+\], (\d+) (MiB|KiB) per cell, 64 cells per row", text, re.M)
+    check(m, "memmap header", text)
+    size = int(m.group(1)) << (20 if m.group(2) == "MiB" else 10)
+    cells = {}
+    for addr, row in re.findall(r"^(0x[0-9a-f]{8}) ([-0-9a-gRIUMEHC]{1,64})$", text[m.end():], re.M):
+        for i, c in enumerate(row):
+            cells[int(addr, 16) + i * size] = c
+    check(cells and re.search(r"^legend: ", text, re.M), "memmap rows and legend", text)
+    return cells, size
+
+
+def lab_maps(out):
+    """The lab's maps in the order printed: [(title, cells)]."""
+    maps = []
+    for m in re.finditer(r"^\[[ \d.]+\] sweep: memmap (.*):$", out, re.M):
+        end = out.find("legend:", m.end())
+        end = out.find("\n", out.find("\n", end) + 1)
+        maps.append((m.group(1), memmap_cells(out[m.end():end])[0]))
+    return maps
+
+
+def free_order(c):
+    """The free-block order a free cell's letter names; None for a used one."""
+    if c.isdigit():
+        return int(c)
+    return ord(c) - ord("a") + 10 if "a" <= c <= "g" else None
+
+
+@test
+def memmap_shows_an_allocation_and_its_free(image):
+    with boot(image) as q:
+        before, size = memmap_cells(q.command("memmap --plain"))
+        check(size == 2 << 20 and len(before) == 480, "480 cells of 2 MiB for 960 MiB", str(len(before)))
+        out = q.command("alloc pages 16 GFP_HIGHUSER_MOVABLE")
+        hid, phys = re.search(r"#(\d+): pages order 16 .* phys (0x[0-9a-f]+)", out).groups()
+        phys = int(phys, 16)
+        during, _ = memmap_cells(q.command("memmap --plain"))
+        block = [a for a in during if phys <= a < phys + (256 << 20)]
+        check(len(block) == 128 and all(during[a] == "M" for a in block), "256 MiB of Movable cells at the handle",
+              str(sorted((hex(a), during[a]) for a in block)))
+        check(all(free_order(before[a]) == 16 for a in block), "the block was free (order 16) before", str(before))
+        check(all(during[a] == before[a] for a in before if a not in block), "cells outside the block changed")
+        fine, fsize = memmap_cells(q.command(f"memmap --plain {phys + (1 << 20):#x}-{phys + (2 << 20):#x} 64K"))
+        check(fsize == 64 << 10 and len(fine) == 16 and set(fine.values()) == {"M"}, "64K cells inside the block",
+              str(fine))
+        q.command(f"free {hid}")
+        after, _ = memmap_cells(q.command("memmap --plain"))
+        check(after == before, "the cells are free again after free", str(after))
+        out = q.command("memmap --plain 0x50000000-0x60000000")
+        check("range outside memory" in out and "usage: memmap" in out, "a range outside memory is refused", out)
+        out = q.command("memmap 3K")
+        check("a power of two of at least 4K" in out, "a bad cell size is refused", out)
+
+
 @test
 def fragmentation_lab(image):
     # sweep=fragment: fill memory with movable pages, free every other one, compact;
@@ -874,6 +932,24 @@ def fragmentation_lab(image):
         check(int(m.group(1)) <= 1, "the vmalloc checkerboard left a large free block", out)
         check(int(m.group(2)) >= 15 and int(m.group(3)) > 10000, "vmalloc pages not compacted", out)
         check(out.count("with their contents changed OK") == 2, "filler contents changed by migration", out)
+        # The maps: before compaction no free cell shows a block above the summary's order;
+        # after it the largest free order on the map is the summary's, in an aligned run
+        # of cells as long as that block.
+        maps = lab_maps(out)
+        check([t for t, _ in maps] == ["before compaction", "after compaction"] * 2, "the lab's maps",
+              str([t for t, _ in maps]))
+        for (_, b), (_, a), summary in [(maps[0], maps[1], (before, after)), (maps[2], maps[3], None)]:
+            orders_b = [free_order(c) for c in b.values() if free_order(c) is not None]
+            orders_a = [free_order(c) for c in a.values() if free_order(c) is not None]
+            check(b != a, "the maps before and after compaction differ")
+            check(max(orders_b, default=-1) <= 1, "a large free block on the fragmented map", str(b))
+            if summary:
+                check(max(orders_b, default=0) <= summary[0], "the map before shows a larger block than the summary")
+                top = summary[1]
+                check(max(orders_a) == top, f"the map after shows order {max(orders_a)}, the summary {top}", str(a))
+                run = [ad for ad in a if free_order(a[ad]) == top]
+                check(len(run) >= (1 << (top - 9)) and min(run) % ((4096 << top)) == 0,
+                      "the largest block's cells", str(sorted(run)))
         check(re.search(r"^\[[ \d.]+\] sweep: cma: no area \(boot with cma=SIZE to reserve one\)$", out, re.M),
               "no-area cma line without cma=", out)
         check(re.search(r"^\[[ \d.]+\] sweep: leak check: free pages before=(\d+) after=\1 OK$", out, re.M),
@@ -1057,6 +1133,24 @@ def compaction_reaches_the_fresh_top_order(image):
         check(int(vm.group(1)) <= 1 and int(vm.group(2)) == fresh,
               f"vmalloc pages: after compaction {vm.group(2)}, fresh boot {fresh}", out)
         check(out.count("with their contents changed OK") == 2, "filler contents changed by migration", out)
+        # The maps: before compaction no free cell shows a block above the summary's order;
+        # after it the largest free order on the map is the summary's, in an aligned run
+        # of cells as long as that block.
+        maps = lab_maps(out)
+        check([t for t, _ in maps] == ["before compaction", "after compaction"] * 2, "the lab's maps",
+              str([t for t, _ in maps]))
+        for (_, b), (_, a), summary in [(maps[0], maps[1], (before, after)), (maps[2], maps[3], None)]:
+            orders_b = [free_order(c) for c in b.values() if free_order(c) is not None]
+            orders_a = [free_order(c) for c in a.values() if free_order(c) is not None]
+            check(b != a, "the maps before and after compaction differ")
+            check(max(orders_b, default=-1) <= 1, "a large free block on the fragmented map", str(b))
+            if summary:
+                check(max(orders_b, default=0) <= summary[0], "the map before shows a larger block than the summary")
+                top = summary[1]
+                check(max(orders_a) == top, f"the map after shows order {max(orders_a)}, the summary {top}", str(a))
+                run = [ad for ad in a if free_order(a[ad]) == top]
+                check(len(run) >= (1 << (top - 9)) and min(run) % ((4096 << top)) == 0,
+                      "the largest block's cells", str(sorted(run)))
         check(re.search(r"sweep: leak check: free pages before=(\d+) after=\1 OK$", out, re.M), "leak check", out)
         free0 = int(re.search(r"^MemFree:\s+(\d+) kB", q.command("meminfo"), re.M).group(1))
         held = []

@@ -14,6 +14,7 @@ mod crash;
 mod irq;
 mod log;
 pub(crate) mod mem;
+mod memmap;
 mod stress;
 mod sweep;
 mod system;
@@ -29,6 +30,7 @@ pub static COMMANDS: &[Command] = &[
     mem::VMSTAT,
     mem::BUDDYINFO,
     mem::PAGETYPEINFO,
+    memmap::MEMMAP,
     mem::SLABINFO,
     mem::VMALLOCINFO,
     compact::COMPACT,

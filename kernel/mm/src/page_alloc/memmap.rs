@@ -170,7 +170,13 @@ fn block_at(mm: &MemMap, pfn: u64) -> (u64, u64, PageState) {
 /// Counts `cells` cells of `cell_pages` pages each from `start` and calls
 /// `f(index, &count)` for each, in order. `cell_pages` must be a power of two (else
 /// nothing is called). Pages without a descriptor count as absent.
-pub fn memmap_walk(pa: &PageAllocator, start: Pfn, cell_pages: u64, cells: usize, mut f: impl FnMut(usize, &CellCount)) {
+pub fn memmap_walk(
+    pa: &PageAllocator,
+    start: Pfn,
+    cell_pages: u64,
+    cells: usize,
+    mut f: impl FnMut(usize, &CellCount),
+) {
     if !cell_pages.is_power_of_two() || cells == 0 {
         return;
     }
@@ -251,8 +257,7 @@ mod tests {
         let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
         let map: &'static [Page] = Box::leak((0..n).map(|_| Page::new()).collect());
         let ps = PAGE_SIZE as u64;
-        a.init(map, Pfn(base), pa(0), [(pa(base), n * ps)], free.iter().map(|&(s, e)| (pa(s), (e - s) * ps)))
-            .unwrap();
+        a.init(map, Pfn(base), pa(0), [(pa(base), n * ps)], free.iter().map(|&(s, e)| (pa(s), (e - s) * ps))).unwrap();
         a.set_min_free_kbytes(0);
         a
     }

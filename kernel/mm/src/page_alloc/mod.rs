@@ -27,8 +27,8 @@ mod free;
 pub mod free_area;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
-pub mod migrate;
 pub mod memmap;
+pub mod migrate;
 pub mod migratetype;
 pub mod page;
 pub mod pcp;
