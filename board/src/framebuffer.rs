@@ -68,7 +68,13 @@ pub fn allocate(width: u32, height: u32, depth: u32) -> Result<FbInfo, FbError> 
     ];
     property_list(&mut t).map_err(FbError::Mailbox)?;
     // Each tag's response bit; offsets of each tag's request/response word.
-    for (i, id) in [(2, tag::SET_PHYSICAL_SIZE), (7, tag::SET_VIRTUAL_SIZE), (12, tag::SET_DEPTH), (20, tag::ALLOCATE_BUFFER), (25, tag::GET_PITCH)] {
+    for (i, id) in [
+        (2, tag::SET_PHYSICAL_SIZE),
+        (7, tag::SET_VIRTUAL_SIZE),
+        (12, tag::SET_DEPTH),
+        (20, tag::ALLOCATE_BUFFER),
+        (25, tag::GET_PITCH),
+    ] {
         if t[i] & (1 << 31) == 0 {
             return Err(FbError::Mailbox(MailboxError::TagNotAnswered(id)));
         }

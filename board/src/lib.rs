@@ -24,6 +24,8 @@ pub mod bcm2836_local;
 #[cfg(target_os = "none")]
 pub mod clock;
 #[cfg(target_os = "none")]
+pub mod framebuffer;
+#[cfg(target_os = "none")]
 pub mod gpio;
 #[cfg(target_os = "none")]
 pub mod mailbox;

@@ -22,6 +22,10 @@ pub fn revision() -> BoardRevision {
 
 fn uart_write(s: &str) {
     board::uart::puts(s);
+    // The framebuffer's console mirrors the UART (a copy into its grid, drawn later).
+    if crate::fb::enabled() {
+        crate::fb::console::write(s);
+    }
 }
 
 /// Routes printk to the UART with generic-timer timestamps.
