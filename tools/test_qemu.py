@@ -1197,6 +1197,56 @@ def compaction_reaches_the_fresh_top_order(image):
               q.out[booted:])
 
 
+@test
+def framebuffer_console_and_memory_map(image):
+    # Screenshots through QMP (the display is `none`): the console shows the boot log at
+    # the top, and after a 256 MiB movable allocation the map panel's cells for it are
+    # the Movable colour; the screenshots stay under target/.
+    import screendump
+    qmp = screendump.Qmp()
+    with Qemu(image, extra_args=qmp.args, cmdline="sweep=off") as q:
+        qmp.connect()
+        q.expect("^" + re.escape(PROMPT), BOOT_TIMEOUT)
+        m = re.search(r"fb: (\d+)x(\d+)x32 at 0x[0-9a-f]+ \(pitch \d+, \d+ KiB\), RGB order, write-combining; "
+                      r"console (\d+)x(\d+); memory map: 64 cells per row of (\d+) px from \((\d+),(\d+)\)", q.out)
+        check(m, "fb line", q.out)
+        w, h, px, x0, y0 = (int(m.group(i)) for i in (1, 2, 5, 6, 7))
+        os.makedirs("target", exist_ok=True)
+
+        def shot(name):
+            time.sleep(1.0)  # the console is drawn ten times a second, the map at most 2.5
+            path = f"target/fb_{name}.ppm"
+            qmp.screendump(path)
+            img = screendump.read_ppm(path)
+            check(img[:2] == (w, h), f"screenshot {img[:2]} is not the framebuffer's {w}x{h}")
+            return img
+
+        def cell(img, addr):
+            i = addr // (2 << 20)
+            return screendump.pixel(img, x0 + (i % 64) * px + px // 2, y0 + (i // 64) * px + px // 2)
+
+        boot = shot("boot")
+        # The banner is the first line: text pixels in its first 60 columns of characters.
+        lit = sum(screendump.pixel(boot, x, y) != (0, 0, 0) for y in range(2, 15) for x in range(4, 420))
+        check(lit > 300, f"no text where the banner is ({lit} lit pixels)")
+        movable = (38, 139, 210)
+        out = q.command("alloc pages 16 GFP_HIGHUSER_MOVABLE")
+        phys = int(re.search(r"pages order 16 .* phys (0x[0-9a-f]+)", out).group(1), 16)
+        block = range(phys, phys + (256 << 20), 2 << 20)
+        check(all(cell(boot, a) != movable for a in block), "the block was Movable-coloured before")
+        after = shot("alloc")
+        wrong = [hex(a) for a in block if cell(after, a) != movable]
+        check(not wrong, f"cells not Movable-coloured after the allocation: {wrong[:8]}")
+        outside = [a for a in range(0, 960 << 20, 2 << 20) if a not in block]
+        check(all(cell(after, a) == cell(boot, a) for a in outside), "cells outside the block changed colour")
+        screendump.write_png(after, "target/fb_alloc.png")
+        off = Qemu(image, cmdline="sweep=off fb=off")
+        with off:
+            off.expect("^" + re.escape(PROMPT), BOOT_TIMEOUT)
+            check("fb: off (fb=off on the command line): console on the UART only" in off.out, "fb=off", off.out)
+    qmp.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")

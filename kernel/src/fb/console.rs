@@ -30,8 +30,11 @@ const WRITE_TRIES: usize = 100_000;
 /// Escape-sequence state (ANSI CSI: `ESC [ params final`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Esc {
+    /// Plain text.
     None,
-    Esc,
+    /// After ESC.
+    Start,
+    /// Inside a CSI sequence.
     Csi,
 }
 
@@ -89,8 +92,8 @@ impl Grid {
     }
     fn byte(&mut self, b: u8) {
         match (self.esc, b) {
-            (Esc::Esc, b'[') => self.esc = Esc::Csi,
-            (Esc::Esc, _) => self.esc = Esc::None,
+            (Esc::Start, b'[') => self.esc = Esc::Csi,
+            (Esc::Start, _) => self.esc = Esc::None,
             (Esc::Csi, 0x40..=0x7e) => {
                 self.esc = Esc::None;
                 if b == b'K' {
@@ -101,7 +104,7 @@ impl Grid {
                 }
             }
             (Esc::Csi, _) => {}
-            (_, 0x1b) => self.esc = Esc::Esc,
+            (_, 0x1b) => self.esc = Esc::Start,
             (_, b'\n') => self.newline(),
             (_, b'\r') => {
                 self.x = 0;

@@ -83,8 +83,9 @@ pub fn init(cmdline: &str) {
     s.clear();
     let (cols, rows) = console::init(s);
     panel::init(s);
+    let cell = panel::cell_rect(s, 0);
     pr_info!(
-        "fb: {}x{}x{} at {:#010x} (pitch {}, {} KiB), {} order, write-combining; console {}x{}, memory map panel at y={}",
+        "fb: {}x{}x{} at {:#010x} (pitch {}, {} KiB), {} order, write-combining; console {}x{}; memory map: {} cells per row of {} px from ({},{})",
         info.width,
         info.height,
         info.depth,
@@ -94,7 +95,10 @@ pub fn init(cmdline: &str) {
         if info.rgb { "RGB" } else { "BGR" },
         cols,
         rows,
-        panel::top(s)
+        panel::PER_ROW,
+        cell.2 + 1,
+        cell.0,
+        cell.1
     );
     ENABLED.store(true, Relaxed);
     console::replay_log();
@@ -107,7 +111,7 @@ fn tick(_: usize) {
     let Some(s) = screen() else { return };
     console::flush(s);
     let n = TICKS.fetch_add(1, Relaxed);
-    if n % MAP_EVERY_TICKS == 0 {
+    if n.is_multiple_of(MAP_EVERY_TICKS) {
         let e = crate::mm::page_alloc::PAGES.vm_events();
         let events = e.pgalloc.iter().sum::<u64>() + e.pgfree;
         if LAST_EVENTS.swap(events, Relaxed) != events {
