@@ -1214,7 +1214,7 @@ def framebuffer_console_and_memory_map(image):
         os.makedirs("target", exist_ok=True)
 
         def shot(name):
-            time.sleep(1.0)  # the console is drawn ten times a second, the map at most 2.5
+            time.sleep(3.0)  # the console is drawn up to ten times a second, a map pass takes about 1 s
             path = f"target/fb_{name}.ppm"
             qmp.screendump(path)
             img = screendump.read_ppm(path)

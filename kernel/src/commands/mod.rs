@@ -11,6 +11,7 @@ mod bench;
 mod cmdline;
 mod compact;
 mod crash;
+mod fb;
 mod irq;
 mod log;
 pub(crate) mod mem;
@@ -48,6 +49,7 @@ pub static COMMANDS: &[Command] = &[
     crash::CRASH,
     log::DMESG,
     cmdline::CMDLINE,
+    fb::FB,
     system::VERSION,
     system::UPTIME,
     system::REBOOT,

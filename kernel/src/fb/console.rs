@@ -169,16 +169,18 @@ pub fn replay_log() {
     }
 }
 
-/// Draws the rows that changed since the last flush (the refresh timer).
-pub fn flush(s: &Screen) {
+/// Draws the rows that changed since the last flush (the refresh timer); whether any
+/// was drawn.
+pub fn flush(s: &Screen) -> bool {
     let style = MonoTextStyleBuilder::new().font(FONT).text_color(FOREGROUND).background_color(BACKGROUND).build();
     let (cw, ch) = (FONT.character_size.width, FONT.character_size.height);
     let mut c = s.canvas();
+    let mut drew = false;
     for r in 0..MAX_ROWS {
         // One row at a time under the lock: a copy, drawn after.
         let mut buf = [b' '; MAX_COLS];
         let (cols, cursor) = {
-            let Some(mut g) = GRID.try_lock() else { return };
+            let Some(mut g) = GRID.try_lock() else { return drew };
             if r >= g.rows || g.dirty & (1 << r) == 0 {
                 continue;
             }
@@ -187,9 +189,13 @@ pub fn flush(s: &Screen) {
             buf[..cols].copy_from_slice(&g.row(r)[..cols]);
             (cols, (g.y == r).then_some(g.x))
         };
-        let text = core::str::from_utf8(&buf[..cols]).unwrap_or("");
+        drew = true;
+        // The text up to its last character as glyphs, the rest of the row cleared.
+        let len = buf[..cols].iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+        let text = core::str::from_utf8(&buf[..len]).unwrap_or("");
         let y = 2 + r as i32 * ch as i32;
         let _ = Text::with_baseline(text, Point::new(4, y), style, Baseline::Top).draw(&mut c);
+        s.fill(4 + len as u32 * cw, y as u32, (cols - len) as u32 * cw, ch, BACKGROUND);
         if let Some(x) = cursor.filter(|&x| x < cols) {
             let _ = Rectangle::new(
                 Point::new(4 + (x as u32 * cw) as i32, y + ch as i32 - 2),
@@ -199,4 +205,5 @@ pub fn flush(s: &Screen) {
             .draw(&mut c);
         }
     }
+    drew
 }

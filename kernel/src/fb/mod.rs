@@ -27,16 +27,54 @@ const WIDTH: u32 = 1024;
 const HEIGHT: u32 = 768;
 const DEPTH: u32 = 32;
 
-/// How often the timer draws the console's changed rows.
+/// The refresh timer's period: the console's changed rows are drawn at most this often.
 const TICK_US: u64 = 100_000;
-/// How often, at most, the map is redrawn (when the allocator's counters moved).
-const MAP_EVERY_TICKS: u64 = 4;
+/// Ticks between two walks of part of the map, at least.
+const MAP_EVERY_TICKS: u64 = 2;
+/// Each drawing step is followed by a pause of at least this many times its own
+/// duration, so the screen takes at most about 1/`DUTY` of the boot CPU whatever the
+/// load: a console that scrolls on every tick, or a map walk over memory full of
+/// single pages (about 100 ms in QEMU), is then drawn less often.
+const DUTY: u64 = 50;
+/// Map rows walked and drawn per step (a whole map in a few steps, each short).
+const MAP_ROWS_PER_STEP: usize = 2;
 
 static SCREEN: spin::Once<Screen> = spin::Once::new();
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static TICKS: AtomicU64 = AtomicU64::new(0);
-/// The allocator's pgalloc + pgfree count at the map's last redraw.
+/// The allocator's pgalloc + pgfree count when the map's last full pass started.
 static LAST_EVENTS: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The counter value before which the console, and the map, are not drawn again.
+static CONSOLE_NEXT: AtomicU64 = AtomicU64::new(0);
+static MAP_NEXT: AtomicU64 = AtomicU64::new(0);
+/// The map row the next step starts at (0: a new pass).
+static MAP_ROW: AtomicU64 = AtomicU64::new(0);
+/// Drawing so far: console flushes and map steps, and the counter ticks they took.
+static STATS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// What the screen has cost so far.
+#[derive(Clone, Copy, Debug)]
+pub struct FbStats {
+    /// Console flushes that drew.
+    pub console_flushes: u64,
+    /// Their time in ns.
+    pub console_ns: u64,
+    /// Map steps (a few rows each).
+    pub map_steps: u64,
+    /// Their time in ns.
+    pub map_ns: u64,
+}
+
+/// The drawing so far (`None`: no framebuffer).
+pub fn stats() -> Option<FbStats> {
+    let g = |i: usize| STATS[i].load(Relaxed);
+    screen().map(|_| FbStats {
+        console_flushes: g(0),
+        console_ns: board::timer::ticks_to_ns(g(1)),
+        map_steps: g(2),
+        map_ns: board::timer::ticks_to_ns(g(3)),
+    })
+}
 
 /// Whether the framebuffer is in use.
 pub fn enabled() -> bool {
@@ -102,31 +140,50 @@ pub fn init(cmdline: &str) {
     );
     ENABLED.store(true, Relaxed);
     console::replay_log();
+    crate::platform::set_console_mirror(console::write);
     tick(0);
 }
 
-/// The refresh timer: the console's changed rows every tick, the map every few ticks
-/// when pages were allocated or freed since its last redraw; then re-armed.
-fn tick(_: usize) {
-    let Some(s) = screen() else { return };
-    console::flush(s);
-    let n = TICKS.fetch_add(1, Relaxed);
-    if n.is_multiple_of(MAP_EVERY_TICKS) {
-        let e = crate::mm::page_alloc::PAGES.vm_events();
-        let events = e.pgalloc.iter().sum::<u64>() + e.pgfree;
-        if LAST_EVENTS.swap(events, Relaxed) != events {
-            panel::redraw(s);
-        }
+/// Runs `f` unless its pause is not over; then sets the pause to [`DUTY`] times what
+/// `f` took (at least `min` counter ticks).
+/// `stat` is the first of its two [`STATS`] (count, time).
+fn paced(next: &AtomicU64, min: u64, stat: usize, f: impl FnOnce() -> bool) {
+    let t0 = crate::timer::now();
+    if t0 < next.load(Relaxed) {
+        return;
     }
-    let deadline = crate::timer::now() + crate::timer::us_to_ticks(TICK_US);
-    if crate::timer::add_timer(deadline, tick, 0).is_err() {
-        pr_warn!("fb: timer queue full: the screen is no longer refreshed");
+    let drew = f();
+    let t1 = crate::timer::now();
+    next.store(t1 + ((t1 - t0) * DUTY).max(min), Relaxed);
+    if drew {
+        STATS[stat].fetch_add(1, Relaxed);
+        STATS[stat + 1].fetch_add(t1 - t0, Relaxed);
     }
 }
 
-/// Redraws the map now (after a command changed memory), unless a redraw is running.
-pub fn redraw_map() {
-    if let Some(s) = screen() {
-        panel::redraw(s);
+/// The refresh timer: the console's changed rows, then a step of the map (a few of its
+/// rows) while a pass is under way, a new pass only when pages were allocated or freed
+/// since the last one began; each paced by [`paced`]; then re-armed.
+fn tick(_: usize) {
+    let Some(s) = screen() else { return };
+    let period = crate::timer::us_to_ticks(TICK_US);
+    paced(&CONSOLE_NEXT, 0, 0, || console::flush(s));
+    TICKS.fetch_add(1, Relaxed);
+    paced(&MAP_NEXT, period * MAP_EVERY_TICKS - period / 2, 2, || {
+        let row = MAP_ROW.load(Relaxed) as usize;
+        if row == 0 {
+            let e = crate::mm::page_alloc::PAGES.vm_events();
+            let events = e.pgalloc.iter().sum::<u64>() + e.pgfree;
+            if LAST_EVENTS.swap(events, Relaxed) == events {
+                return false;
+            }
+        }
+        let next = panel::redraw_rows(s, row, MAP_ROWS_PER_STEP);
+        MAP_ROW.store(next as u64, Relaxed);
+        true
+    });
+    let deadline = crate::timer::now() + crate::timer::us_to_ticks(TICK_US);
+    if crate::timer::add_timer(deadline, tick, 0).is_err() {
+        pr_warn!("fb: timer queue full: the screen is no longer refreshed");
     }
 }

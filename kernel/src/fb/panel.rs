@@ -1,7 +1,8 @@
 //! The framebuffer's memory-map panel: the cells of [`crate::mm::memmap`] (one per
 //! pageblock) as coloured squares under the console, with each row's physical address
-//! and a legend. A redraw walks the allocator once (no lock held but the zone lock for
-//! a moment) and paints only the cells whose state changed.
+//! and a legend. A redraw walks the allocator a few rows at a time (no lock held but
+//! the zone lock for a moment), so that no step keeps the boot CPU long, and paints
+//! only the cells whose state changed.
 
 use super::console::FONT;
 use super::screen::{Screen, BACKGROUND};
@@ -111,14 +112,18 @@ pub fn init(s: &Screen) {
     item(CellState::Reserved, "reserved", &mut x);
 }
 
-/// Walks the allocator and paints the cells that changed; skipped if a redraw is
-/// already running (another CPU, or the timer over a command's redraw).
-pub fn redraw(s: &Screen) {
-    let Some(mut p) = PANEL.try_lock() else { return };
-    let Some(view) = p.view else { return };
+/// Walks the allocator over `rows` of the map's rows from `row` and paints the cells
+/// that changed; returns the row to start from next (0 after the last). Skipped (the
+/// same row returned) if a redraw is already running.
+pub fn redraw_rows(s: &Screen, row: usize, rows: usize) -> usize {
+    let Some(mut p) = PANEL.try_lock() else { return row };
+    let Some(view) = p.view else { return 0 };
     let n = view.cells.min(MAX_CELLS);
-    memmap_walk(&PAGES, view.start, view.cell_pages, n, |i, count| {
-        let st = count.state();
+    let first = (row * PER_ROW).min(n);
+    let count = (rows * PER_ROW).min(n - first);
+    let start = mm::addr::Pfn(view.start.0 + first as u64 * view.cell_pages);
+    memmap_walk(&PAGES, start, view.cell_pages, count, |k, c| {
+        let (i, st) = (first + k, c.state());
         if p.shown[i] != Some(st) {
             let (x, y, w) = cell_rect(s, i);
             let (r, g, b) = rgb(st);
@@ -126,4 +131,9 @@ pub fn redraw(s: &Screen) {
             p.shown[i] = Some(st);
         }
     });
+    if first + count >= n {
+        0
+    } else {
+        row + rows
+    }
 }

@@ -5,7 +5,7 @@ use board::framebuffer::FbInfo;
 use embedded_graphics::geometry::Dimensions;
 use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
 use embedded_graphics::prelude::{DrawTarget, OriginDimensions, Pixel, Size};
-use embedded_graphics::primitives::Rectangle;
+use embedded_graphics::primitives::{PointsIter, Rectangle};
 
 /// The framebuffer as mapped.
 pub struct Screen {
@@ -91,6 +91,27 @@ impl DrawTarget for Canvas<'_> {
             if p.x >= 0 && p.y >= 0 && p.x < w && p.y < h {
                 let row = self.0.base + p.y as usize * self.0.info.pitch as usize;
                 self.0.store(row, p.x as u32, self.0.encode(c));
+            }
+        }
+        Ok(())
+    }
+
+    fn fill_contiguous<I: IntoIterator<Item = Rgb888>>(
+        &mut self,
+        area: &Rectangle,
+        colors: I,
+    ) -> Result<(), Self::Error> {
+        // A glyph: row by row with no per-pixel bounds check when wholly on the screen.
+        if area.intersection(&self.bounding_box()) != *area {
+            return self.draw_iter(area.points().zip(colors).map(|(p, c)| Pixel(p, c)));
+        }
+        let (x0, y0) = (area.top_left.x as u32, area.top_left.y as usize);
+        let mut colors = colors.into_iter();
+        for dy in 0..area.size.height as usize {
+            let row = self.0.base + (y0 + dy) * self.0.info.pitch as usize;
+            for dx in 0..area.size.width {
+                let Some(c) = colors.next() else { return Ok(()) };
+                self.0.store(row, x0 + dx, self.0.encode(c));
             }
         }
         Ok(())
