@@ -8,19 +8,11 @@
 //! within a bounded spin (an exception inside a writer on the same CPU) drops its text
 //! from the screen rather than wait.
 
+use super::font::{draw_text, CH, CW};
 use super::screen::{Screen, BACKGROUND};
 use crate::printk::LOG;
 use core::fmt::Write;
-use embedded_graphics::mono_font::ascii::FONT_7X13;
-use embedded_graphics::mono_font::{MonoFont, MonoTextStyleBuilder};
 use embedded_graphics::pixelcolor::Rgb888;
-use embedded_graphics::prelude::{Point, Primitive};
-use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
-use embedded_graphics::text::{Baseline, Text};
-use embedded_graphics::Drawable;
-
-/// The console's font.
-pub const FONT: &MonoFont<'static> = &FONT_7X13;
 const MAX_COLS: usize = 160;
 const MAX_ROWS: usize = 64;
 const FOREGROUND: Rgb888 = Rgb888::new(200, 200, 200);
@@ -49,7 +41,18 @@ struct Grid {
     esc: Esc,
     /// Screen rows to draw (bit r).
     dirty: u64,
+    /// Rows scrolled since the last flush (the flusher moves the pixels up as many).
+    scrolled: usize,
 }
+
+/// The flusher's copy of the rows it draws, and where it drew the cursor.
+struct Snapshot {
+    text: [[u8; MAX_COLS]; MAX_ROWS],
+    cursor: Option<usize>,
+}
+
+static SNAPSHOT: spin::Mutex<Snapshot> =
+    spin::Mutex::new(Snapshot { text: [[b' '; MAX_COLS]; MAX_ROWS], cursor: None });
 
 static GRID: mm::sync::SpinLock<Grid> = mm::sync::SpinLock::new(Grid {
     cols: 0,
@@ -60,6 +63,7 @@ static GRID: mm::sync::SpinLock<Grid> = mm::sync::SpinLock::new(Grid {
     y: 0,
     esc: Esc::None,
     dirty: 0,
+    scrolled: 0,
 });
 
 impl Grid {
@@ -73,11 +77,13 @@ impl Grid {
         if self.y + 1 < self.rows {
             self.y += 1;
         } else {
-            // Scroll: the oldest row becomes the new last one, blank.
+            // Scroll: the oldest row becomes the new last one, blank; the rows to draw
+            // move up with their text.
             self.top = (self.top + 1) % self.rows;
             let y = self.y;
             self.row(y).fill(b' ');
-            self.dirty = u64::MAX;
+            self.dirty >>= 1;
+            self.scrolled += 1;
         }
         self.dirty |= 1 << self.y;
     }
@@ -127,10 +133,10 @@ impl Grid {
     }
 }
 
-/// Sizes the grid to the screen above the map panel; returns (columns, rows).
-pub fn init(s: &Screen) -> (usize, usize) {
-    let cols = ((s.width() - 8) / FONT.character_size.width) as usize;
-    let rows = ((super::panel::top(s).saturating_sub(4)) / FONT.character_size.height) as usize;
+/// Sizes the grid to the screen above `top` (the map panel); returns (columns, rows).
+pub fn init(s: &Screen, top: u32) -> (usize, usize) {
+    let cols = ((s.width() - 8) / CW) as usize;
+    let rows = (top.saturating_sub(4) / CH) as usize;
     let mut g = GRID.lock();
     g.cols = cols.min(MAX_COLS);
     g.rows = rows.clamp(1, MAX_ROWS);
@@ -169,41 +175,74 @@ pub fn replay_log() {
     }
 }
 
-/// Draws the rows that changed since the last flush (the refresh timer); whether any
-/// was drawn.
+/// Draws the rows that changed since the last flush (the refresh timer): the screen's
+/// text moved up by the rows scrolled meanwhile (one copy within the buffer), then the
+/// changed rows drawn from a snapshot taken in one short hold of the grid. Whether
+/// anything was drawn.
 pub fn flush(s: &Screen) -> bool {
-    let style = MonoTextStyleBuilder::new().font(FONT).text_color(FOREGROUND).background_color(BACKGROUND).build();
-    let (cw, ch) = (FONT.character_size.width, FONT.character_size.height);
-    let mut c = s.canvas();
-    let mut drew = false;
-    for r in 0..MAX_ROWS {
-        // One row at a time under the lock: a copy, drawn after.
-        let mut buf = [b' '; MAX_COLS];
-        let (cols, cursor) = {
-            let Some(mut g) = GRID.try_lock() else { return drew };
-            if r >= g.rows || g.dirty & (1 << r) == 0 {
-                continue;
+    let Some(mut snap) = SNAPSHOT.try_lock() else { return false };
+    let (cols, rows, mut dirty, scrolled, cursor) = {
+        let Some(mut g) = GRID.try_lock() else { return false };
+        if g.rows == 0 || (g.dirty == 0 && g.scrolled == 0) {
+            return false;
+        }
+        let (rows, dirty) = (g.rows, g.dirty);
+        for r in 0..rows {
+            if dirty & (1 << r) != 0 {
+                let cols = g.cols;
+                snap.text[r][..cols].copy_from_slice(&g.row(r)[..cols]);
             }
-            g.dirty &= !(1 << r);
-            let cols = g.cols;
-            buf[..cols].copy_from_slice(&g.row(r)[..cols]);
-            (cols, (g.y == r).then_some(g.x))
-        };
-        drew = true;
-        // The text up to its last character as glyphs, the rest of the row cleared.
-        let len = buf[..cols].iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-        let text = core::str::from_utf8(&buf[..len]).unwrap_or("");
-        let y = 2 + r as i32 * ch as i32;
-        let _ = Text::with_baseline(text, Point::new(4, y), style, Baseline::Top).draw(&mut c);
-        s.fill(4 + len as u32 * cw, y as u32, (cols - len) as u32 * cw, ch, BACKGROUND);
-        if let Some(x) = cursor.filter(|&x| x < cols) {
-            let _ = Rectangle::new(
-                Point::new(4 + (x as u32 * cw) as i32, y + ch as i32 - 2),
-                embedded_graphics::geometry::Size::new(cw, 2),
-            )
-            .into_styled(PrimitiveStyle::with_fill(FOREGROUND))
-            .draw(&mut c);
+        }
+        let scrolled = core::mem::take(&mut g.scrolled);
+        g.dirty = 0;
+        (g.cols, rows, dirty, scrolled, (g.y, g.x))
+    };
+    if scrolled >= rows {
+        // More than a screen: everything is new.
+        return redraw_all(s, &mut snap, cols, rows, cursor);
+    }
+    if scrolled > 0 {
+        s.move_up(2 + scrolled as u32 * CH, 2, (rows - scrolled) as u32 * CH, 4 + cols as u32 * CW);
+    }
+    // The old cursor's row (moved up with the text) loses its underline.
+    if let Some(old) = snap.cursor.and_then(|c| c.checked_sub(scrolled)) {
+        dirty |= 1 << old;
+    }
+    dirty |= 1 << cursor.0;
+    for r in 0..rows {
+        if dirty & (1 << r) != 0 {
+            draw_row(s, &snap.text[r][..cols], r, (cursor.0 == r).then_some(cursor.1));
         }
     }
-    drew
+    snap.cursor = Some(cursor.0);
+    true
+}
+
+/// Every row again from the grid (after more than a screen scrolled by).
+fn redraw_all(s: &Screen, snap: &mut Snapshot, cols: usize, rows: usize, cursor: (usize, usize)) -> bool {
+    {
+        let Some(mut g) = GRID.try_lock() else {
+            return false;
+        };
+        for r in 0..rows {
+            snap.text[r][..cols].copy_from_slice(&g.row(r)[..cols]);
+        }
+    }
+    for r in 0..rows {
+        draw_row(s, &snap.text[r][..cols], r, (cursor.0 == r).then_some(cursor.1));
+    }
+    snap.cursor = Some(cursor.0);
+    true
+}
+
+/// One row: the text up to its last character as glyphs, the rest cleared, the cursor
+/// underlined.
+fn draw_row(s: &Screen, text: &[u8], r: usize, cursor: Option<usize>) {
+    let len = text.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    let y = 2 + r as u32 * CH;
+    draw_text(s, 4, y, &text[..len], FOREGROUND, BACKGROUND);
+    s.fill(4 + len as u32 * CW, y, (text.len() - len) as u32 * CW, CH, BACKGROUND);
+    if let Some(x) = cursor.filter(|&x| x < text.len()) {
+        s.fill(4 + x as u32 * CW, y + CH - 2, CW, 2, FOREGROUND);
+    }
 }

@@ -15,6 +15,7 @@
 //! tolerates (a frame may show a row half drawn).
 
 pub mod console;
+pub mod font;
 pub mod panel;
 pub mod screen;
 
@@ -36,6 +37,8 @@ const MAP_EVERY_TICKS: u64 = 2;
 /// load: a console that scrolls on every tick, or a map walk over memory full of
 /// single pages (about 100 ms in QEMU), is then drawn less often.
 const DUTY: u64 = 50;
+/// The longest pause after a step.
+const MAX_PAUSE_US: u64 = 1_500_000;
 /// Map rows walked and drawn per step (a whole map in a few steps, each short).
 const MAP_ROWS_PER_STEP: usize = 2;
 
@@ -119,7 +122,7 @@ pub fn init(cmdline: &str) {
     };
     let s = SCREEN.call_once(|| Screen::new(va.as_usize(), info));
     s.clear();
-    let (cols, rows) = console::init(s);
+    let (cols, rows) = console::init(s, panel::top(s));
     panel::init(s);
     let cell = panel::cell_rect(s, 0);
     pr_info!(
@@ -146,7 +149,9 @@ pub fn init(cmdline: &str) {
 
 /// Runs `f` unless its pause is not over; then sets the pause to [`DUTY`] times what
 /// `f` took (at least `min` counter ticks).
-/// `stat` is the first of its two [`STATS`] (count, time).
+/// `stat` is the first of its two [`STATS`] (count, time). The pause is at most
+/// [`MAX_PAUSE_US`], so that the screen keeps up after one long step (the first
+/// drawing of a whole screen).
 fn paced(next: &AtomicU64, min: u64, stat: usize, f: impl FnOnce() -> bool) {
     let t0 = crate::timer::now();
     if t0 < next.load(Relaxed) {
@@ -154,7 +159,8 @@ fn paced(next: &AtomicU64, min: u64, stat: usize, f: impl FnOnce() -> bool) {
     }
     let drew = f();
     let t1 = crate::timer::now();
-    next.store(t1 + ((t1 - t0) * DUTY).max(min), Relaxed);
+    let max = crate::timer::us_to_ticks(MAX_PAUSE_US);
+    next.store(t1 + ((t1 - t0) * DUTY).clamp(min.min(max), max), Relaxed);
     if drew {
         STATS[stat].fetch_add(1, Relaxed);
         STATS[stat + 1].fetch_add(t1 - t0, Relaxed);

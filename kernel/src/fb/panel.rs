@@ -4,7 +4,7 @@
 //! the zone lock for a moment), so that no step keeps the boot CPU long, and paints
 //! only the cells whose state changed.
 
-use super::console::FONT;
+use super::font::FONT;
 use super::screen::{Screen, BACKGROUND};
 use crate::mm::memmap::{rgb, MapView};
 use crate::mm::page_alloc::PAGES;

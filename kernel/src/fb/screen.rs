@@ -59,6 +59,38 @@ impl Screen {
             unsafe { ((row + x as usize * 4) as *mut u32).write_volatile(v) }
         }
     }
+    /// Draws a `w`-pixel wide 1-bit image at (`x`, `y`): bit `i` of `rows[r]` set is
+    /// `fg`, clear is `bg`. Clipped to the screen.
+    pub fn blit(&self, x: u32, y: u32, rows: &[u16], w: u32, fg: Rgb888, bg: Rgb888) {
+        let (f, b) = (self.encode(fg), self.encode(bg));
+        let x1 = x.saturating_add(w).min(self.info.width);
+        for (r, bits) in rows.iter().enumerate() {
+            let yy = y as usize + r;
+            if yy >= self.info.height as usize {
+                break;
+            }
+            let row = self.base + yy * self.info.pitch as usize;
+            for xx in x..x1 {
+                self.store(row, xx, if bits & (1 << (xx - x)) != 0 { f } else { b });
+            }
+        }
+    }
+    /// Moves the pixel rows `from..from + h` up to `to` (`to` < `from`), `w` pixels of
+    /// each from the left edge: the console's scroll. (Real hardware: this reads the
+    /// non-cacheable buffer, slower than RAM but far cheaper than drawing the glyphs.)
+    pub fn move_up(&self, from: u32, to: u32, h: u32, w: u32) {
+        let bytes = (w.min(self.info.width) * self.info.depth / 8) as usize;
+        let pitch = self.info.pitch as usize;
+        let h = h.min(self.info.height.saturating_sub(from));
+        for r in 0..h as usize {
+            let src = self.base + (from as usize + r) * pitch;
+            let dst = self.base + (to as usize + r) * pitch;
+            // SAFETY: both rows lie inside the mapped buffer (below the height, `bytes`
+            // within the pitch); `to` < `from`, so copying rows top down reads each
+            // source row before it is overwritten, and within a row `copy` allows overlap.
+            unsafe { core::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
+        }
+    }
     /// Clears the whole screen to the background.
     pub fn clear(&self) {
         self.fill(0, 0, self.info.width, self.info.height, BACKGROUND);
