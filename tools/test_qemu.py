@@ -1213,19 +1213,28 @@ def framebuffer_console_and_memory_map(image):
         w, h, px, x0, y0 = (int(m.group(i)) for i in (1, 2, 5, 6, 7))
         os.makedirs("target", exist_ok=True)
 
-        def shot(name):
-            time.sleep(3.0)  # the console is drawn up to ten times a second, a map pass takes about 1 s
-            path = f"target/fb_{name}.ppm"
-            qmp.screendump(path)
-            img = screendump.read_ppm(path)
-            check(img[:2] == (w, h), f"screenshot {img[:2]} is not the framebuffer's {w}x{h}")
-            return img
+        def shot(name, ready=lambda img: True, timeout=40):
+            # The screen is drawn by a paced timer (slower when the host is loaded):
+            # screenshots until `ready` holds, within `timeout` seconds.
+            deadline = time.monotonic() + timeout
+            while True:
+                time.sleep(0.5)
+                path = f"target/fb_{name}.ppm"
+                qmp.screendump(path)
+                img = screendump.read_ppm(path)
+                check(img[:2] == (w, h), f"screenshot {img[:2]} is not the framebuffer's {w}x{h}")
+                if ready(img) or time.monotonic() > deadline:
+                    return img
 
         def cell(img, addr):
             i = addr // (2 << 20)
             return screendump.pixel(img, x0 + (i % 64) * px + px // 2, y0 + (i // 64) * px + px // 2)
 
-        boot = shot("boot")
+        def prompt_drawn(img):
+            # Some text in the console's lower half: the prompt, after the boot log.
+            return any(screendump.pixel(img, x, y) != (0, 0, 0) for y in range(300, y0 - 40, 3) for x in range(4, 40))
+
+        boot = shot("boot", prompt_drawn)
         # The banner is the first line: text pixels in its first 60 columns of characters.
         lit = sum(screendump.pixel(boot, x, y) != (0, 0, 0) for y in range(2, 15) for x in range(4, 420))
         check(lit > 300, f"no text where the banner is ({lit} lit pixels)")
@@ -1234,7 +1243,7 @@ def framebuffer_console_and_memory_map(image):
         phys = int(re.search(r"pages order 16 .* phys (0x[0-9a-f]+)", out).group(1), 16)
         block = range(phys, phys + (256 << 20), 2 << 20)
         check(all(cell(boot, a) != movable for a in block), "the block was Movable-coloured before")
-        after = shot("alloc")
+        after = shot("alloc", lambda img: all(cell(img, a) == movable for a in block))
         wrong = [hex(a) for a in block if cell(after, a) != movable]
         check(not wrong, f"cells not Movable-coloured after the allocation: {wrong[:8]}")
         outside = [a for a in range(0, 960 << 20, 2 << 20) if a not in block]

@@ -33,12 +33,14 @@ const TICK_US: u64 = 100_000;
 /// Ticks between two walks of part of the map, at least.
 const MAP_EVERY_TICKS: u64 = 2;
 /// Each drawing step is followed by a pause of at least this many times its own
-/// duration, so the screen takes at most about 1/`DUTY` of the boot CPU whatever the
-/// load: a console that scrolls on every tick, or a map walk over memory full of
-/// single pages (about 100 ms in QEMU), is then drawn less often.
-const DUTY: u64 = 50;
-/// The longest pause after a step.
-const MAX_PAUSE_US: u64 = 1_500_000;
+/// duration, so the screen takes a bounded share of the boot CPU whatever the load: the
+/// console at most about 1/50 while it scrolls (its pause is also capped at
+/// [`CONSOLE_MAX_PAUSE_US`]), the map at most 1/100 (a walk over memory full of single
+/// pages takes tens of ms under QEMU, so the map then redraws every few seconds).
+const CONSOLE_DUTY: u64 = 50;
+const MAP_DUTY: u64 = 100;
+/// The console's longest pause.
+const CONSOLE_MAX_PAUSE_US: u64 = 1_500_000;
 /// Map rows walked and drawn per step (a whole map in a few steps, each short).
 const MAP_ROWS_PER_STEP: usize = 2;
 
@@ -147,20 +149,17 @@ pub fn init(cmdline: &str) {
     tick(0);
 }
 
-/// Runs `f` unless its pause is not over; then sets the pause to [`DUTY`] times what
-/// `f` took (at least `min` counter ticks).
-/// `stat` is the first of its two [`STATS`] (count, time). The pause is at most
-/// [`MAX_PAUSE_US`], so that the screen keeps up after one long step (the first
-/// drawing of a whole screen).
-fn paced(next: &AtomicU64, min: u64, stat: usize, f: impl FnOnce() -> bool) {
+/// Runs `f` unless its pause is not over, then sets its next pause from what `f` took.
+/// `stat` is the first of its two [`STATS`] (count, time); the pause is `duty` times
+/// the step, within `min..=max` counter ticks.
+fn paced(next: &AtomicU64, (min, max, duty): (u64, u64, u64), stat: usize, f: impl FnOnce() -> bool) {
     let t0 = crate::timer::now();
     if t0 < next.load(Relaxed) {
         return;
     }
     let drew = f();
     let t1 = crate::timer::now();
-    let max = crate::timer::us_to_ticks(MAX_PAUSE_US);
-    next.store(t1 + ((t1 - t0) * DUTY).clamp(min.min(max), max), Relaxed);
+    next.store(t1 + ((t1 - t0) * duty).clamp(min.min(max), max), Relaxed);
     if drew {
         STATS[stat].fetch_add(1, Relaxed);
         STATS[stat + 1].fetch_add(t1 - t0, Relaxed);
@@ -173,9 +172,12 @@ fn paced(next: &AtomicU64, min: u64, stat: usize, f: impl FnOnce() -> bool) {
 fn tick(_: usize) {
     let Some(s) = screen() else { return };
     let period = crate::timer::us_to_ticks(TICK_US);
-    paced(&CONSOLE_NEXT, 0, 0, || console::flush(s));
+    // The console's pause is capped, so that it keeps up after one long step (the first
+    // drawing of a whole screen); its steps are short once it scrolls by moving pixels.
+    let console_max = crate::timer::us_to_ticks(CONSOLE_MAX_PAUSE_US);
+    paced(&CONSOLE_NEXT, (0, console_max, CONSOLE_DUTY), 0, || console::flush(s));
     TICKS.fetch_add(1, Relaxed);
-    paced(&MAP_NEXT, period * MAP_EVERY_TICKS - period / 2, 2, || {
+    paced(&MAP_NEXT, (period * MAP_EVERY_TICKS - period / 2, u64::MAX, MAP_DUTY), 2, || {
         let row = MAP_ROW.load(Relaxed) as usize;
         if row == 0 {
             let e = crate::mm::page_alloc::PAGES.vm_events();
