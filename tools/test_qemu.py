@@ -1139,7 +1139,7 @@ def compaction_reaches_the_fresh_top_order(image):
         maps = lab_maps(out)
         check([t for t, _ in maps] == ["before compaction", "after compaction"] * 2, "the lab's maps",
               str([t for t, _ in maps]))
-        for (_, b), (_, a), summary in [(maps[0], maps[1], (before, after)), (maps[2], maps[3], None)]:
+        for (_, b), (_, a), summary in [(maps[0], maps[1], (int(lab.group(1)), int(lab.group(2)))), (maps[2], maps[3], None)]:
             orders_b = [free_order(c) for c in b.values() if free_order(c) is not None]
             orders_a = [free_order(c) for c in a.values() if free_order(c) is not None]
             check(b != a, "the maps before and after compaction differ")
@@ -1234,7 +1234,11 @@ def framebuffer_console_and_memory_map(image):
             # Some text in the console's lower half: the prompt, after the boot log.
             return any(screendump.pixel(img, x, y) != (0, 0, 0) for y in range(300, y0 - 40, 3) for x in range(4, 40))
 
-        boot = shot("boot", prompt_drawn)
+        def map_drawn(img):
+            return all(cell(img, a) != (0, 0, 0) for a in range(0, 960 << 20, 2 << 20))
+
+        boot = shot("boot", lambda img: prompt_drawn(img) and map_drawn(img))
+        check(map_drawn(boot), "the map panel was not drawn whole")
         # The banner is the first line: text pixels in its first 60 columns of characters.
         lit = sum(screendump.pixel(boot, x, y) != (0, 0, 0) for y in range(2, 15) for x in range(4, 420))
         check(lit > 300, f"no text where the banner is ({lit} lit pixels)")
@@ -1247,7 +1251,11 @@ def framebuffer_console_and_memory_map(image):
         wrong = [hex(a) for a in block if cell(after, a) != movable]
         check(not wrong, f"cells not Movable-coloured after the allocation: {wrong[:8]}")
         outside = [a for a in range(0, 960 << 20, 2 << 20) if a not in block]
-        check(all(cell(after, a) == cell(boot, a) for a in outside), "cells outside the block changed colour")
+        # Outside the block only a few cells may change (the kernel's own small
+        # allocations move between boot and now: a shade of free green, at most).
+        changed = [hex(a) for a in outside if cell(after, a) != cell(boot, a)]
+        check(len(changed) <= 4 and all(cell(after, a) != movable for a in outside),
+              f"cells outside the block changed colour: {changed}")
         screendump.write_png(after, "target/fb_alloc.png")
         off = Qemu(image, cmdline="sweep=off fb=off")
         with off:
