@@ -91,11 +91,11 @@ def register(test, check, loader):
             out = q.prompt()
             check("MemTotal:" in out, "two ups did not reach meminfo", out)
             # Tab completes a command name...
-            q.type("mem\t")
+            q.type("memi\t")
             q.expect(r"meminfo ", 10)
             q.type("\r")
             out = q.prompt()
-            check("MemTotal:" in out, "mem<Tab> did not complete to meminfo", out)
+            check("MemTotal:" in out, "memi<Tab> did not complete to meminfo", out)
             # ... and a sub-argument.
             q.type("alloc p\t0\r")
             out = q.prompt()

@@ -1010,6 +1010,64 @@ def input_piped_before_boot_runs_whole(image):
 
 
 # ---------------------------------------------------------------- migration and compaction (#18)
+def memmap_cells(text):
+    """The cells of a `memmap --plain` output (or of the lab's log lines, `sweep: ` and
+    timestamps stripped), as {physical address: letter}, with the cell size in bytes."""
+    text = re.sub(r"^\[[ \d.]+\] (sweep: )?", "", text, flags=re.M)
+    m = re.search(r"^memmap: \[mem 0x[0-9a-f]+-0x[0-9a-f]+\], (\d+) (MiB|KiB) per cell, 64 cells per row", text, re.M)
+    check(m, "memmap header", text)
+    size = int(m.group(1)) << (20 if m.group(2) == "MiB" else 10)
+    cells = {}
+    for addr, row in re.findall(r"^(0x[0-9a-f]{8}) ([-0-9a-gRIUMEHC]{1,64})$", text[m.end():], re.M):
+        for i, c in enumerate(row):
+            cells[int(addr, 16) + i * size] = c
+    check(cells and re.search(r"^legend: ", text, re.M), "memmap rows and legend", text)
+    return cells, size
+
+
+def lab_maps(out):
+    """The lab's maps in the order printed: [(title, cells)]."""
+    maps = []
+    for m in re.finditer(r"^\[[ \d.]+\] sweep: memmap (.*):$", out, re.M):
+        end = out.find("legend:", m.end())
+        end = out.find("\n", out.find("\n", end) + 1)
+        maps.append((m.group(1), memmap_cells(out[m.end():end])[0]))
+    return maps
+
+
+def free_order(c):
+    """The free-block order a free cell's letter names; None for a used one."""
+    if c.isdigit():
+        return int(c)
+    return ord(c) - ord("a") + 10 if "a" <= c <= "g" else None
+
+
+@test
+def memmap_shows_an_allocation_and_its_free(image):
+    with boot(image) as q:
+        before, size = memmap_cells(q.command("memmap --plain"))
+        check(size == 2 << 20 and len(before) == 480, "480 cells of 2 MiB for 960 MiB", str(len(before)))
+        out = q.command("alloc pages 16 GFP_HIGHUSER_MOVABLE")
+        hid, phys = re.search(r"#(\d+): pages order 16 .* phys (0x[0-9a-f]+)", out).groups()
+        phys = int(phys, 16)
+        during, _ = memmap_cells(q.command("memmap --plain"))
+        block = [a for a in during if phys <= a < phys + (256 << 20)]
+        check(len(block) == 128 and all(during[a] == "M" for a in block), "256 MiB of Movable cells at the handle",
+              str(sorted((hex(a), during[a]) for a in block)))
+        check(all(free_order(before[a]) == 16 for a in block), "the block was free (order 16) before", str(before))
+        check(all(during[a] == before[a] for a in before if a not in block), "cells outside the block changed")
+        fine, fsize = memmap_cells(q.command(f"memmap --plain {phys + (1 << 20):#x}-{phys + (2 << 20):#x} 64K"))
+        check(fsize == 64 << 10 and len(fine) == 16 and set(fine.values()) == {"M"}, "64K cells inside the block",
+              str(fine))
+        q.command(f"free {hid}")
+        after, _ = memmap_cells(q.command("memmap --plain"))
+        check(after == before, "the cells are free again after free", str(after))
+        out = q.command("memmap --plain 0x50000000-0x60000000")
+        check("range outside memory" in out and "usage: memmap" in out, "a range outside memory is refused", out)
+        out = q.command("memmap 3K")
+        check("a power of two of at least 4K" in out, "a bad cell size is refused", out)
+
+
 @test
 def fragmentation_lab(image):
     # sweep=fragment: fill memory with movable pages, free every other one, compact;
@@ -1033,6 +1091,24 @@ def fragmentation_lab(image):
         check(int(m.group(1)) <= 1, "the vmalloc checkerboard left a large free block", out)
         check(int(m.group(2)) >= 15 and int(m.group(3)) > 10000, "vmalloc pages not compacted", out)
         check(out.count("with their contents changed OK") == 2, "filler contents changed by migration", out)
+        # The maps: before compaction no free cell shows a block above the summary's order;
+        # after it the largest free order on the map is the summary's, in an aligned run
+        # of cells as long as that block.
+        maps = lab_maps(out)
+        check([t for t, _ in maps] == ["before compaction", "after compaction"] * 2, "the lab's maps",
+              str([t for t, _ in maps]))
+        for (_, b), (_, a), summary in [(maps[0], maps[1], (before, after)), (maps[2], maps[3], None)]:
+            orders_b = [free_order(c) for c in b.values() if free_order(c) is not None]
+            orders_a = [free_order(c) for c in a.values() if free_order(c) is not None]
+            check(b != a, "the maps before and after compaction differ")
+            check(max(orders_b, default=-1) <= 1, "a large free block on the fragmented map", str(b))
+            if summary:
+                check(max(orders_b, default=0) <= summary[0], "the map before shows a larger block than the summary")
+                top = summary[1]
+                check(max(orders_a) == top, f"the map after shows order {max(orders_a)}, the summary {top}", str(a))
+                run = [ad for ad in a if free_order(a[ad]) == top]
+                check(len(run) >= (1 << (top - 9)) and min(run) % ((4096 << top)) == 0,
+                      "the largest block's cells", str(sorted(run)))
         check(re.search(r"^\[[ \d.]+\] sweep: cma: no area \(boot with cma=SIZE to reserve one\)$", out, re.M),
               "no-area cma line without cma=", out)
         check(re.search(r"^\[[ \d.]+\] sweep: leak check: free pages before=(\d+) after=\1 OK$", out, re.M),
@@ -1330,6 +1406,24 @@ def compaction_reaches_the_fresh_top_order(image):
         check(int(vm.group(1)) <= 1 and int(vm.group(2)) == fresh,
               f"vmalloc pages: after compaction {vm.group(2)}, fresh boot {fresh}", out)
         check(out.count("with their contents changed OK") == 2, "filler contents changed by migration", out)
+        # The maps: before compaction no free cell shows a block above the summary's order;
+        # after it the largest free order on the map is the summary's, in an aligned run
+        # of cells as long as that block.
+        maps = lab_maps(out)
+        check([t for t, _ in maps] == ["before compaction", "after compaction"] * 2, "the lab's maps",
+              str([t for t, _ in maps]))
+        for (_, b), (_, a), summary in [(maps[0], maps[1], (int(lab.group(1)), int(lab.group(2)))), (maps[2], maps[3], None)]:
+            orders_b = [free_order(c) for c in b.values() if free_order(c) is not None]
+            orders_a = [free_order(c) for c in a.values() if free_order(c) is not None]
+            check(b != a, "the maps before and after compaction differ")
+            check(max(orders_b, default=-1) <= 1, "a large free block on the fragmented map", str(b))
+            if summary:
+                check(max(orders_b, default=0) <= summary[0], "the map before shows a larger block than the summary")
+                top = summary[1]
+                check(max(orders_a) == top, f"the map after shows order {max(orders_a)}, the summary {top}", str(a))
+                run = [ad for ad in a if free_order(a[ad]) == top]
+                check(len(run) >= (1 << (top - 9)) and min(run) % ((4096 << top)) == 0,
+                      "the largest block's cells", str(sorted(run)))
         check(re.search(r"sweep: leak check: free pages before=(\d+) after=\1 OK$", out, re.M), "leak check", out)
         free0 = int(re.search(r"^MemFree:\s+(\d+) kB", q.command("meminfo"), re.M).group(1))
         held = []
@@ -1374,6 +1468,73 @@ def compaction_reaches_the_fresh_top_order(image):
         check(free1 >= free0, f"leak: MemFree {free0} -> {free1} kB")
         check("Unable to handle" not in q.out[booted:] and "WARNING" not in q.out[booted:], "an oops or a warning",
               q.out[booted:])
+
+
+@test
+def framebuffer_console_and_memory_map(image):
+    # Screenshots through QMP (the display is `none`): the console shows the boot log at
+    # the top, and after a 256 MiB movable allocation the map panel's cells for it are
+    # the Movable colour; the screenshots stay under target/.
+    import screendump
+    qmp = screendump.Qmp()
+    with Qemu(image, extra_args=qmp.args, cmdline="sweep=off") as q:
+        qmp.connect()
+        q.expect("^" + re.escape(PROMPT), BOOT_TIMEOUT)
+        m = re.search(r"fb: (\d+)x(\d+)x32 at 0x[0-9a-f]+ \(pitch \d+, \d+ KiB\), RGB order, write-combining; "
+                      r"console (\d+)x(\d+); memory map: 64 cells per row of (\d+) px from \((\d+),(\d+)\)", q.out)
+        check(m, "fb line", q.out)
+        w, h, px, x0, y0 = (int(m.group(i)) for i in (1, 2, 5, 6, 7))
+        os.makedirs("target", exist_ok=True)
+
+        def shot(name, ready=lambda img: True, timeout=40):
+            # The screen is drawn by a paced timer (slower when the host is loaded):
+            # screenshots until `ready` holds, within `timeout` seconds.
+            deadline = time.monotonic() + timeout
+            while True:
+                time.sleep(0.5)
+                path = f"target/fb_{name}.ppm"
+                qmp.screendump(path)
+                img = screendump.read_ppm(path)
+                check(img[:2] == (w, h), f"screenshot {img[:2]} is not the framebuffer's {w}x{h}")
+                if ready(img) or time.monotonic() > deadline:
+                    return img
+
+        def cell(img, addr):
+            i = addr // (2 << 20)
+            return screendump.pixel(img, x0 + (i % 64) * px + px // 2, y0 + (i // 64) * px + px // 2)
+
+        def prompt_drawn(img):
+            # Some text in the console's lower half: the prompt, after the boot log.
+            return any(screendump.pixel(img, x, y) != (0, 0, 0) for y in range(300, y0 - 40, 3) for x in range(4, 40))
+
+        def map_drawn(img):
+            return all(cell(img, a) != (0, 0, 0) for a in range(0, 960 << 20, 2 << 20))
+
+        boot = shot("boot", lambda img: prompt_drawn(img) and map_drawn(img))
+        check(map_drawn(boot), "the map panel was not drawn whole")
+        # The banner is the first line: text pixels in its first 60 columns of characters.
+        lit = sum(screendump.pixel(boot, x, y) != (0, 0, 0) for y in range(2, 15) for x in range(4, 420))
+        check(lit > 300, f"no text where the banner is ({lit} lit pixels)")
+        movable = (38, 139, 210)
+        out = q.command("alloc pages 16 GFP_HIGHUSER_MOVABLE")
+        phys = int(re.search(r"pages order 16 .* phys (0x[0-9a-f]+)", out).group(1), 16)
+        block = range(phys, phys + (256 << 20), 2 << 20)
+        check(all(cell(boot, a) != movable for a in block), "the block was Movable-coloured before")
+        after = shot("alloc", lambda img: all(cell(img, a) == movable for a in block))
+        wrong = [hex(a) for a in block if cell(after, a) != movable]
+        check(not wrong, f"cells not Movable-coloured after the allocation: {wrong[:8]}")
+        outside = [a for a in range(0, 960 << 20, 2 << 20) if a not in block]
+        # Outside the block only a few cells may change (the kernel's own small
+        # allocations move between boot and now: a shade of free green, at most).
+        changed = [hex(a) for a in outside if cell(after, a) != cell(boot, a)]
+        check(len(changed) <= 4 and all(cell(after, a) != movable for a in outside),
+              f"cells outside the block changed colour: {changed}")
+        screendump.write_png(after, "target/fb_alloc.png")
+        off = Qemu(image, cmdline="sweep=off fb=off")
+        with off:
+            off.expect("^" + re.escape(PROMPT), BOOT_TIMEOUT)
+            check("fb: off (fb=off on the command line): console on the UART only" in off.out, "fb=off", off.out)
+    qmp.close()
 
 
 def main():

@@ -25,6 +25,8 @@ pub mod bcm2835_intc;
 #[cfg(target_os = "none")]
 pub mod clock;
 #[cfg(target_os = "none")]
+pub mod framebuffer;
+#[cfg(target_os = "none")]
 pub mod gpio;
 #[cfg(target_os = "none")]
 pub mod mailbox;

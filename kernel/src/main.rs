@@ -97,6 +97,7 @@ mod kmain {
         kernel::timer::init();
         kernel::tty::init();
         boot::cpu::local_irq_enable();
+        kernel::fb::init(platform::cmdline());
         pr_info!(
             "irq: BCM2836 local controller with the BCM2835 controller chained; timer, IPIs and UART RX by interrupt"
         );

@@ -20,8 +20,20 @@ pub fn revision() -> BoardRevision {
     BoardRevision::new(REVISION.load(Ordering::Relaxed))
 }
 
+/// A second console that mirrors the UART (the framebuffer's), once registered.
+static MIRROR: spin::Once<fn(&str)> = spin::Once::new();
+
+/// Registers a console that gets a copy of everything written to the UART (called
+/// under printk's output lock: it must not print, nor wait for long).
+pub fn set_console_mirror(f: fn(&str)) {
+    MIRROR.call_once(|| f);
+}
+
 fn uart_write(s: &str) {
     board::uart::puts(s);
+    if let Some(f) = MIRROR.get() {
+        f(s);
+    }
 }
 
 /// Routes printk to the UART with generic-timer timestamps.

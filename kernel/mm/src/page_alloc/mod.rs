@@ -27,6 +27,7 @@ mod free;
 pub mod free_area;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
+pub mod memmap;
 pub mod migrate;
 pub mod migratetype;
 pub mod page;
