@@ -5,7 +5,24 @@
 //! is checked again. Wakers make the condition true, then interrupt the sleeper (an
 //! IPI, the UART, the timer).
 
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use mm::sync::{local_irq_restore, local_irq_save};
+
+/// Counter ticks each CPU spent asleep in `wfi` (the idle part of `vmstat`'s cpu columns).
+static IDLE_TICKS: [AtomicU64; crate::smp::NR_CPUS] = [const { AtomicU64::new(0) }; crate::smp::NR_CPUS];
+
+/// The CPUs asleep in `wfi` now (bit per CPU), for `vmstat`'s r column.
+static IDLE_NOW: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Whether `cpu` is asleep in `wfi` now.
+pub fn is_idle(cpu: usize) -> bool {
+    IDLE_NOW.load(Relaxed) & (1 << cpu) != 0
+}
+
+/// Counter ticks `cpu` has spent in `wfi` since boot.
+pub fn idle_ticks(cpu: usize) -> u64 {
+    IDLE_TICKS.get(cpu).map_or(0, |t| t.load(Relaxed))
+}
 
 /// Sleeps until `cond()` holds. Called with interrupts enabled (task context); with
 /// them masked it still returns once `cond()` holds, but this CPU's own interrupt
@@ -17,7 +34,14 @@ pub fn wait_until(mut cond: impl FnMut() -> bool) {
             local_irq_restore(flags);
             return;
         }
+        let cpu = boot::cpu::cpu_id();
+        let t0 = board::timer::ticks();
+        IDLE_NOW.fetch_or(1 << cpu, Relaxed);
         boot::cpu::wfi();
+        IDLE_NOW.fetch_and(!(1 << cpu), Relaxed);
+        if let Some(t) = IDLE_TICKS.get(cpu) {
+            t.fetch_add(board::timer::ticks().wrapping_sub(t0), Relaxed);
+        }
         local_irq_restore(flags);
     }
 }
