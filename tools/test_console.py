@@ -100,7 +100,7 @@ def register(test, check, loader):
             q.type("alloc p\t0\r")
             out = q.prompt()
             check(re.search(r"^#1: pages order 0 ", out, re.M), "alloc p<Tab> 0 did not allocate a page", out)
-            q.type("free all\r")
+            q.type("release all\r")
             q.prompt()
             # Ctrl-U clears the line typed so far.
             q.type("frobnicate\x15uptime\r")
@@ -160,7 +160,7 @@ def register(test, check, loader):
             # buddy lists; the per-CPU lists are pagesets, not free memory).
             q.type("zoneinfo\r")
             zi = q.prompt()
-            q.type("vmstat\r")
+            q.type("cat /proc/vmstat\r")
             vs = q.prompt()
             q.type("meminfo\r")
             mi = q.prompt()

@@ -495,7 +495,11 @@ fn timed_part(part: fn() -> Option<Fragmented>) -> Option<Fragmented> {
 /// Prints the summary lines of the parts that ran; a part that Ctrl-C kept from running,
 /// or that met an injected failure, says so and prints no figure.
 pub fn report(r: &LabResult) {
-    let parts = [("fragmented", r.pages.map(|p| p.1)), ("fragmented vmalloc", r.vmalloc.map(|p| p.1)), ("cma", r.cma.map(|p| p.1))];
+    let parts = [
+        ("fragmented", r.pages.map(|p| p.1)),
+        ("fragmented vmalloc", r.vmalloc.map(|p| p.1)),
+        ("cma", r.cma.map(|p| p.1)),
+    ];
     for (i, (name, injected)) in parts.into_iter().enumerate() {
         match injected {
             None if r.interrupted => pr_info!("sweep: {}: interrupted (^C) before it ran, no result", name),

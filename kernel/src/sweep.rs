@@ -360,25 +360,16 @@ fn alloc_page_demo() {
 
 fn line(order: Option<u32>, pages: u64, bytes: u64, what: &str, ok: bool, took: &Took) {
     // An injected failure is marked on its own line (fail_dump printed its report).
-    let ok = if ok { "OK" } else if injected_now() { "failed (injected)" } else { "failed" };
+    let ok = if ok {
+        "OK"
+    } else if injected_now() {
+        "failed (injected)"
+    } else {
+        "failed"
+    };
     match order {
-        Some(o) => pr_info!(
-            " order={:2}, pages={:6}, size={:10} ... {} {} ({})",
-            o,
-            pages,
-            bytes,
-            what,
-            ok,
-            took
-        ),
-        None => pr_info!(
-            " pages={:6}, size={:5} MB ... {} {} ({})",
-            pages,
-            bytes >> 20,
-            what,
-            ok,
-            took
-        ),
+        Some(o) => pr_info!(" order={:2}, pages={:6}, size={:10} ... {} {} ({})", o, pages, bytes, what, ok, took),
+        None => pr_info!(" pages={:6}, size={:5} MB ... {} {} ({})", pages, bytes >> 20, what, ok, took),
     }
 }
 

@@ -28,8 +28,7 @@ pub fn print(f: impl FnOnce(&mut dyn Write) -> core::fmt::Result) {
 }
 
 /// `meminfo`
-pub const MEMINFO: Command =
-    Command { name: "meminfo", args: "", help: "memory usage (/proc/meminfo)", run: meminfo };
+pub const MEMINFO: Command = Command { name: "meminfo", args: "", help: "memory usage (/proc/meminfo)", run: meminfo };
 
 /// meminfo's first three figures, which `free` and `vmstat` print too.
 #[derive(Clone, Copy, Debug)]

@@ -121,11 +121,7 @@ struct Sample {
 fn sample() -> Sample {
     let mut interrupts = 0;
     crate::irq::for_each_irq(|r| interrupts += r.counts.iter().sum::<u64>());
-    Sample {
-        ticks: board::timer::ticks(),
-        idle: core::array::from_fn(crate::idle::idle_ticks),
-        interrupts,
-    }
+    Sample { ticks: board::timer::ticks(), idle: core::array::from_fn(crate::idle::idle_ticks), interrupts }
 }
 
 fn online_cpus() -> impl Iterator<Item = usize> {
@@ -205,12 +201,8 @@ fn vmstat(args: &[&str]) -> Result<(), CommandError> {
 }
 
 /// `slabtop`
-pub const SLABTOP: Command = Command {
-    name: "slabtop",
-    args: "",
-    help: "slab caches by size of use, once (as slabtop -o)",
-    run: slabtop,
-};
+pub const SLABTOP: Command =
+    Command { name: "slabtop", args: "", help: "slab caches by size of use, once (as slabtop -o)", run: slabtop };
 
 fn slabtop(args: &[&str]) -> Result<(), CommandError> {
     super::no_args(args)?;

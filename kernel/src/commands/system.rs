@@ -25,7 +25,9 @@ fn help(args: &[&str]) -> Result<(), CommandError> {
         [] => {
             cprintln!("commands:");
             super::mem::print(|w| write_help(w, COMMANDS));
-            cprintln!("help CMD describes one and the fields of its report; Tab completes, up/down recall earlier lines");
+            cprintln!(
+                "help CMD describes one and the fields of its report; Tab completes, up/down recall earlier lines"
+            );
             Ok(())
         }
         ["--markdown"] => {
@@ -85,7 +87,8 @@ fn write_markdown(w: &mut dyn core::fmt::Write) -> core::fmt::Result {
         writeln!(w)?;
         writeln!(w, "## {}", c.name)?;
         writeln!(w)?;
-        writeln!(w, "`{}`: {}", Usage(c), c.help)?;
+        let sep = if c.args.is_empty() { "" } else { " " };
+        writeln!(w, "`{}{}{}`: {}", c.name, sep, c.args, c.help)?;
         writeln!(w)?;
         for line in more.lines() {
             writeln!(w, "{}", line.trim_start())?;

@@ -92,14 +92,25 @@ pub fn slabtop(rows: &mut [CacheStats], out: &mut dyn Write) -> fmt::Result {
     let (active_objs, num_objs) = (sum(|s| s.active_objs as u64), sum(|s| s.num_objs as u64));
     let (active_slabs, num_slabs) = (sum(|s| s.active_slabs as u64), sum(|s| s.num_slabs as u64));
     let active_caches = rows.iter().filter(|s| s.active_objs != 0).count() as u64;
-    let (active_size, total_size) =
-        (sum(|s| (s.active_objs * s.size) as u64), sum(|s| (s.num_objs * s.size) as u64));
+    let (active_size, total_size) = (sum(|s| (s.active_objs * s.size) as u64), sum(|s| (s.num_objs * s.size) as u64));
     let min = rows.iter().map(|s| s.size as u64).min().unwrap_or(0);
     let max = rows.iter().map(|s| s.size as u64).max().unwrap_or(0);
     let avg = (total_size, num_objs.max(1));
     let n = rows.len() as u64;
-    writeln!(out, " Active / Total Objects (% used)    : {} / {} ({}%)", active_objs, num_objs, Percent(active_objs, num_objs))?;
-    writeln!(out, " Active / Total Slabs (% used)      : {} / {} ({}%)", active_slabs, num_slabs, Percent(active_slabs, num_slabs))?;
+    writeln!(
+        out,
+        " Active / Total Objects (% used)    : {} / {} ({}%)",
+        active_objs,
+        num_objs,
+        Percent(active_objs, num_objs)
+    )?;
+    writeln!(
+        out,
+        " Active / Total Slabs (% used)      : {} / {} ({}%)",
+        active_slabs,
+        num_slabs,
+        Percent(active_slabs, num_slabs)
+    )?;
     writeln!(out, " Active / Total Caches (% used)     : {} / {} ({}%)", active_caches, n, Percent(active_caches, n))?;
     writeln!(
         out,
@@ -138,7 +149,6 @@ pub fn slabtop(rows: &mut [CacheStats], out: &mut dyn Write) -> fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     fn cache(name: &'static str, size: usize, objs: usize, active: usize, per: usize, slabs: usize) -> CacheStats {
         CacheStats {
