@@ -277,8 +277,9 @@ pub fn run(phases: Phases) {
         None => {}
     }
     // Machine-readable (microseconds), then for people; the times of an interrupted
-    // sweep are no measurement, so none is printed.
-    if !stopped {
+    // sweep, or of one that met an injected failure, are no measurement: none is printed.
+    let clean = ended.iter().all(|e| matches!(e, None | Some(Ended::Done)));
+    if !stopped && clean {
         phase_times(took, frag_took, total);
     }
     pr_info!(
@@ -287,7 +288,6 @@ pub fn run(phases: Phases) {
         after,
         if before == after { "OK" } else { "LEAK" }
     );
-    let clean = ended.iter().all(|e| *e == Some(Ended::Done));
     if all && !stopped && clean {
         compare_with_linux(max_order, kmalloc_max, vmalloc_max);
     }
