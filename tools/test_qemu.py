@@ -1209,8 +1209,12 @@ def ctrl_c_stops_the_fragmentation_lab_between_parts(image):
         q.expect(r"sweep: interrupted \(\^C\); the rest is skipped", 120)
         q.expect(r"sweep: leak check: free pages before=(\d+) after=\1 OK", 60)
         q.expect("^" + re.escape(PROMPT), 60)
-        check("sweep: fragmented vmalloc:" not in q.out and "sweep: cma:" not in q.out,
+        check("sweep: fragmented vmalloc: max order" not in q.out and "sweep: cma: region" not in q.out,
               "the lab ran on after Ctrl-C", q.out)
+        # The parts Ctrl-C kept from running say so, with no figure.
+        for part in ["fragmented vmalloc", "cma"]:
+            check(re.search(TS + rf"sweep: {part}: interrupted \(\^C\) before it ran, no result$", q.out, re.M),
+                  f"the {part} part not said interrupted", q.out)
         out = q.command("meminfo")
         check(re.search(r"^CmaFree:\s+16384 kB$", out, re.M), "the CMA area is not free", out)
 

@@ -137,7 +137,7 @@ impl Gfp {
     /// Every name [`Gfp::parse`] knows: the composite ones (`GFP_KERNEL`...), then the
     /// single flags (`__GFP_ZERO`...), for Tab completion.
     pub fn names() -> impl Iterator<Item = &'static str> {
-        COMPOSITE_NAMES.iter().map(|&(n, _)| n).chain([("GFP_DMA")]).chain(BIT_NAMES.iter().map(|&(n, _)| n))
+        COMPOSITE_NAMES.iter().map(|&(n, _)| n).chain(["GFP_DMA"]).chain(BIT_NAMES.iter().map(|&(n, _)| n))
     }
 
     /// Parses a flag expression such as `GFP_KERNEL`, `GFP_ATOMIC|__GFP_ZERO`,
