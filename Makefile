@@ -7,6 +7,8 @@
 #   make test     every test: host unit/property tests, QEMU integration tests, SD image
 #   make test-qemu K=name   only the QEMU tests whose name contains `name`
 #   make sweep    boot headless, run the allocation sweep, power off; pass/fail
+#   make report   boot headless with records=on and write target/report/index.html (charts);
+#                 LOG=pi.log reads a saved UART log instead, LOG2=b.log puts a second run beside it
 #   make bench    host benchmarks against peer allocators, printed as ratios with spreads
 #   make gdb      QEMU halted with a gdb stub on 127.0.0.1:$(GDB_PORT), gdb attached
 #                 with symbols; QEMU ends with gdb (GDB_ARGS="-batch -ex ..." scripts it)
@@ -44,11 +46,13 @@ CMDLINE     ?=
 GDB_PORT    ?= 1234
 GDB_ARGS    ?=
 K           ?=
+LOG         ?=
+LOG2        ?=
 FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 
 
-.PHONY: all build qemu test test-host test-errata test-qemu test-sdcard test-gdb sweep bench gdb objdump readelf nm clippy doc \
+.PHONY: all build qemu test test-host test-errata test-qemu test-sdcard test-gdb test-report report sweep bench gdb objdump readelf nm clippy doc \
         fmt sdcard sdcard-files chainloader chainboot chainboot-sdcard chainboot-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
 
 all: $(IMG)
@@ -92,7 +96,7 @@ $(DTB): $(DTS)
 qemu: $(IMG) $(DTB) ensure-qemu
 	$(QEMU) $(QEMU_ARGS) $(if $(CMDLINE),-append "$(CMDLINE)")
 
-test: test-host test-errata test-qemu test-sdcard test-gdb
+test: test-host test-errata test-qemu test-sdcard test-gdb test-report
 	@echo "make test: all passed"
 
 test-host:
@@ -122,6 +126,20 @@ bench:
 	$(CARGO) bench -p mm-bench --bench allocators
 	$(CARGO) run -q -p mm-bench --release --bin ratios
 	$(CARGO) run -q -p mm-bench --release --bin spread
+
+# The report tool against the records crate, a recorded log, bad input and headless Chromium
+# (Debian's chromium, installed on first use like QEMU).
+test-report:
+	$(PYTHON) tools/report/test_report.py
+
+# The lab's results as a page: target/report/index.html (tools/report/make_report.py).
+ifeq ($(LOG),)
+report: $(IMG) ensure-qemu
+	$(PYTHON) tools/report/make_report.py --image $(IMG) $(if $(CMDLINE),--cmdline "$(CMDLINE)") $(if $(LOG2),--log2 $(LOG2))
+else
+report:
+	$(PYTHON) tools/report/make_report.py --log $(LOG) $(if $(LOG2),--log2 $(LOG2))
+endif
 
 sweep: $(IMG) ensure-qemu
 	@tools/ensure-pkg.sh dtc device-tree-compiler
