@@ -22,7 +22,7 @@ use crate::mm::allocation::Allocation;
 use crate::mm::migrate::{self, TableKind};
 use crate::mm::page_alloc::{PAGES, PAGE_SOURCE};
 use crate::mm::phys_to_virt;
-use crate::pr_info;
+use crate::{pr_info, record};
 use mm::addr::{Pfn, PhysAddr, PAGE_SIZE};
 use mm::gfp::{Gfp, GFP_ATOMIC, GFP_KERNEL};
 use mm::page_alloc::{CmaAllocStats, CmaError, MigrateError, MigrateMode, MovableOwner, MAX_PAGE_ORDER};
@@ -126,23 +126,41 @@ pub struct Fragmented {
     pub part_ns: u64,
 }
 
-/// Prints the memory map into the log (plain, one line each), after a title line.
-fn print_memmap(title: &str) {
+/// Prints the memory map into the log (plain, one line each), after a title line; with
+/// `records=on` also as a `memmap` record and a `buddyinfo` record named `when`.
+fn print_memmap(title: &str, when: &str) {
     if let Some(view) = crate::mm::memmap::MapView::whole() {
         pr_info!("sweep: memmap {title}:");
         crate::mm::memmap::print_map(view, false, |l| pr_info!("sweep: {l}"));
+        if record::enabled() {
+            let cells = crate::mm::memmap::cell_letters(view);
+            record::emit(records::MemMap {
+                when,
+                start: view.start.0 << mm::addr::PAGE_SHIFT,
+                cell_bytes: view.cell_bytes(),
+                cells: cells.as_str(),
+            });
+        }
+    }
+    if record::enabled() {
+        let counts = PAGES.buddyinfo_counts(mm::page_alloc::ZoneType::Normal);
+        record::emit(records::BuddyInfo { when, counts: &counts });
     }
 }
 
-fn compact_timed(r: &mut Fragmented) {
+fn compact_timed(r: &mut Fragmented, part: &str) {
     r.before = max_atomic_order();
-    print_memmap("before compaction");
+    let mut when = crate::printk::StackString::<32>::new();
+    let _ = core::fmt::Write::write_fmt(&mut when, format_args!("lab.{part}.before"));
+    print_memmap("before compaction", when.as_str());
     let t0 = board::timer::ticks();
     let c = migrate::compact_memory();
     r.ns = board::timer::ticks_to_ns(board::timer::ticks() - t0);
     r.migrated = c.migrated;
     r.after = max_atomic_order();
-    print_memmap("after compaction");
+    let mut when = crate::printk::StackString::<32>::new();
+    let _ = core::fmt::Write::write_fmt(&mut when, format_args!("lab.{part}.after"));
+    print_memmap("after compaction", when.as_str());
 }
 
 /// Allocates the page array for every free page and fills memory with movable pages
@@ -250,7 +268,7 @@ fn pages_part() -> Option<Fragmented> {
     let mut r = Fragmented::default();
     let len = LAB.lock().len;
     r.held = (0..len).filter(|&i| LAB.lock().get(i) != 0).count() as u64;
-    compact_timed(&mut r);
+    compact_timed(&mut r, "movable");
     r.corrupt = release(true);
     drop(arr);
     Some(r)
@@ -302,7 +320,7 @@ fn vmalloc_part() -> Option<Fragmented> {
     }
     crate::mm::drain_all_cpu_caches();
     let mut r = Fragmented { held: pages as u64, ..Default::default() };
-    compact_timed(&mut r);
+    compact_timed(&mut r, "vmalloc");
     for i in 0..pages {
         // SAFETY: as above.
         if unsafe { base.add(i * PAGE_SIZE / 8).read_volatile() } != mark(i) {
@@ -384,7 +402,7 @@ fn cma_part() -> CmaOutcome {
         r.ns = board::timer::ticks_to_ns(board::timer::ticks() - t);
         r.left = count_in_area();
         r.alloc = Some(got.map(|(a, st)| {
-            print_memmap("with the CMA area taken by cma_alloc");
+            print_memmap("with the CMA area taken by cma_alloc", "lab.cma.taken");
             // The range is handed back (cma_release) when the handle goes.
             drop(a);
             st
@@ -414,6 +432,18 @@ fn report_cma(r: &CmaOutcome) {
         );
         return;
     }
+    let st = match r.alloc {
+        Some(Ok(st)) => Some(st),
+        _ => None,
+    };
+    record::emit(records::LabCma {
+        region_bytes: bytes,
+        ok: r.ok(),
+        migrated: st.map_or(0, |s| s.migrated),
+        failed: st.map_or(0, |s| s.failed),
+        corrupt: r.corrupt,
+        ns: r.ns,
+    });
     pr_info!(
         "sweep: cma: region={} bytes, cma_alloc of {} bytes with all of it borrowed: {} ({} ms)",
         bytes,
@@ -522,8 +552,8 @@ pub fn report(r: &LabResult) {
                 if n == 1 { "" } else { "s" }
             ),
             Some(_) => match i {
-                0 => report_part(name, &r.pages.and_then(|p| p.0)),
-                1 => report_part(name, &r.vmalloc.and_then(|p| p.0)),
+                0 => report_part(name, "movable", &r.pages.and_then(|p| p.0)),
+                1 => report_part(name, "vmalloc", &r.vmalloc.and_then(|p| p.0)),
                 _ => {
                     if let Some((c, _)) = &r.cma {
                         report_cma(c);
@@ -535,10 +565,19 @@ pub fn report(r: &LabResult) {
 }
 
 /// Prints a part's line.
-fn report_part(name: &str, r: &Option<Fragmented>) {
+fn report_part(name: &str, part: &str, r: &Option<Fragmented>) {
     let o = |x: Option<u32>| x.map_or(-1, |v| v as i64);
     match r {
         Some(r) => {
+            record::emit(records::LabFragment {
+                part,
+                order_before: r.before,
+                order_after: r.after,
+                migrated: r.migrated,
+                ns: r.ns,
+                held: r.held,
+                corrupt: r.corrupt,
+            });
             pr_info!(
                 "sweep: {}: max order={} before compaction, {} after ({} pages migrated, {} ms)",
                 name,

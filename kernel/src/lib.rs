@@ -20,6 +20,7 @@ pub mod log_buf;
 pub mod oops;
 pub mod printk;
 pub mod prng;
+pub mod record;
 pub mod stacks;
 #[cfg(target_os = "none")]
 pub mod stress;

@@ -464,6 +464,18 @@ pub fn run(ops: usize, compact: bool) -> bool {
     } else if late_ms > 0 {
         cprintln!("stress: free pages came back late: {late_ms} ms of draining every CPU before the count was whole");
     }
+    if problems == 0 && !crate::tty::signal_pending() {
+        crate::record::emit(records::Stress {
+            cpus: (1 + started) as u32,
+            ops: total_ops,
+            seed: FIXED_SEED.load(Relaxed),
+            compact: compact_cpu.is_some(),
+            ops_per_s: tn,
+            free_before: before,
+            free_after: after,
+            ok: true,
+        });
+    }
     if problems == 0 {
         cprintln!("stress: OK");
         true

@@ -17,6 +17,7 @@
 use crate::mm::allocation::Allocation;
 use crate::mm::page_alloc::{self, PAGES};
 use crate::mm::vmalloc;
+use crate::record;
 use crate::{pr_info, pr_warn};
 use core::fmt;
 use mm::addr::PAGE_SIZE;
@@ -218,6 +219,16 @@ pub fn run(phases: Phases) {
     let stopped = interrupted();
     if stopped {
         pr_info!("sweep: interrupted (^C); the rest is skipped");
+        let phase = if frag.is_some() {
+            "fragment"
+        } else if took[2].is_some() {
+            "vmalloc"
+        } else if took[1].is_some() {
+            "kmalloc"
+        } else {
+            "pages"
+        };
+        record::emit(records::SweepInterrupted { phase });
     }
     let after = crate::mm::settled_free_pages();
     // The summary lines are always printed for the phases that were asked for, also when
@@ -238,12 +249,24 @@ pub fn run(phases: Phases) {
             ),
             None => pr_info!("sweep: __get_free_pages max order=none, failed at order 0"),
         }
+        record::emit(records::SweepMax {
+            api: "gfp",
+            order: max_order,
+            bytes: max_order.map(|o| (PAGE_SIZE as u64) << o),
+            free_bytes: None,
+        });
     }
     if (all || phases == Phases::Kmalloc) && !summary(1, "kmalloc") {
         match kmalloc_max {
             Some(size) => pr_info!("sweep: kmalloc max size={} bytes", size),
             None => pr_info!("sweep: kmalloc max size=none, failed at order 0 ({} bytes)", PAGE_SIZE),
         }
+        record::emit(records::SweepMax {
+            api: "kmalloc",
+            order: kmalloc_max.map(|s| (s / PAGE_SIZE).trailing_zeros()),
+            bytes: kmalloc_max.map(|s| s as u64),
+            free_bytes: None,
+        });
     }
     let vmalloc_result = (all || phases == Phases::Vmalloc) && !summary(2, "vmalloc");
     if vmalloc_result {
@@ -261,6 +284,12 @@ pub fn run(phases: Phases) {
             }
             None => pr_info!("sweep: vmalloc max size=none, failed at 1 page ({} bytes)", PAGE_SIZE),
         }
+        record::emit(records::SweepMax {
+            api: "vmalloc",
+            order: None,
+            bytes: vmalloc_max.map(|v| v.0),
+            free_bytes: vmalloc_max.map(|v| v.1),
+        });
     }
     if took[2].is_some() && vmalloc_result {
         pr_info!(
@@ -270,6 +299,12 @@ pub fn run(phases: Phases) {
             huge.blocks,
             huge.pages
         );
+        record::emit(records::SweepHuge {
+            areas: huge.vmallocs,
+            huge_areas: huge.huge_vmallocs,
+            blocks: huge.blocks,
+            pages: huge.pages,
+        });
     }
     match &frag {
         Some(r) => crate::frag_lab::report(r),
@@ -288,6 +323,7 @@ pub fn run(phases: Phases) {
         after,
         if before == after { "OK" } else { "LEAK" }
     );
+    record::emit(records::SweepLeak { before, after, ok: before == after });
     if all && !stopped && clean {
         compare_with_linux(max_order, kmalloc_max, vmalloc_max);
     }
@@ -303,6 +339,12 @@ fn phase_times(took: [Option<u64>; 3], frag_took: Option<u64>, total: u64) {
         us(frag_took),
         total / 1000
     );
+    for (phase, t) in [("pages", took[0]), ("kmalloc", took[1]), ("vmalloc", took[2]), ("fragment", frag_took)] {
+        if let Some(ns) = t {
+            record::emit(records::SweepPhase { phase, ns });
+        }
+    }
+    record::emit(records::SweepPhase { phase: "total", ns: total });
     for (name, t) in [("pages", took[0]), ("kmalloc", took[1]), ("vmalloc", took[2])] {
         if let Some(ns) = t {
             pr_info!(" {} phase took {}", name, Took(ns));
@@ -359,6 +401,11 @@ fn alloc_page_demo() {
 }
 
 fn line(order: Option<u32>, pages: u64, bytes: u64, what: &str, ok: bool, took: &Took) {
+    let api = match what {
+        "__get_free_pages" => "gfp",
+        other => other,
+    };
+    record::emit(records::SweepStep { api, order, pages, bytes, ok, ns: took.0 });
     // An injected failure is marked on its own line (fail_dump printed its report).
     let ok = if ok {
         "OK"
@@ -511,6 +558,12 @@ fn vmalloc_sweep(huge: &mut HugeStats) -> Option<(u64, u64)> {
         return None;
     }
     pr_info!(" bisection: largest vmalloc is {} pages ({} bytes); {} pages fail ({})", lo, lo * PAGE_SIZE, hi, took);
+    record::emit(records::SweepBisect {
+        pages: lo as u64,
+        bytes: (lo * PAGE_SIZE) as u64,
+        fail_pages: hi as u64,
+        ns: took.0,
+    });
     (lo > 0).then_some(((lo * PAGE_SIZE) as u64, free))
 }
 

@@ -9,6 +9,7 @@ records of another schema version, unknown kinds and missing fields, one line ea
     python3 tools/report/records.py LOG      # prints a summary of what the log holds
 """
 import json
+import os
 import re
 import sys
 
@@ -117,9 +118,10 @@ class Log:
 
     def label(self):
         info = self.one("boot.info")
-        if info and info["cmdline"].strip():
-            return info["cmdline"].strip()
-        return "default command line" if info else self.name
+        if not info:
+            return os.path.basename(self.name)
+        words = [w for w in info["cmdline"].split() if not w.startswith("records")]
+        return " ".join(words) if words else "default command line"
 
 
 def main(argv):

@@ -25,16 +25,23 @@ from records import Log  # noqa: E402
 LINUX = {"gfp": 4 << 20, "kmalloc": 4 << 20, "vmalloc": 826 * 10**6}
 API_NAMES = {"gfp": "__get_free_pages", "kmalloc": "kmalloc", "vmalloc": "vmalloc"}
 
-# The memory map's cell letters (docs/records.md) and their colours, as on the screen.
+# The memory map's cell letters (`memmap --plain`, docs/records.md) and the kernel's own
+# colours for them (kernel/src/mm/memmap.rs, `rgb`): free cells in greens by the order of
+# their largest free block, each migratetype its own hue.
+def _free(o):
+    return (f"free, order {o}", "#%02x%02x%02x" % (0, 70 + o * 11, 30 + o * 3))
+
+
 MAP_COLOURS = {
-    ".": ("free", "#f2f2f2"),
-    "U": ("Unmovable", "#d62728"),
-    "M": ("Movable", "#2ca02c"),
-    "R": ("Reclaimable", "#ff7f0e"),
-    "C": ("CMA", "#1f77b4"),
-    "H": ("HighAtomic", "#9467bd"),
-    "I": ("isolated", "#e377c2"),
-    "#": ("reserved", "#555555"),
+    **{("0123456789abcdefg")[o]: _free(o) for o in range(17)},
+    "U": ("Unmovable", "#dc322f"),
+    "M": ("Movable", "#268bd2"),
+    "E": ("Reclaimable", "#e6b400"),
+    "H": ("HighAtomic", "#d33682"),
+    "C": ("CMA", "#965ae6"),
+    "I": ("isolated", "#ffffff"),
+    "R": ("reserved", "#8c8c8c"),
+    "-": ("no RAM", "#303030"),
 }
 
 
@@ -43,14 +50,15 @@ def _plt():
     matplotlib.use("svg")
     import matplotlib.pyplot as plt
     plt.rcParams.update({"svg.fonttype": "none", "font.size": 10, "axes.grid": True,
-                         "grid.alpha": 0.3, "figure.dpi": 96})
+                         "grid.alpha": 0.3, "figure.dpi": 96,
+                         "svg.hashsalt": "mm-kernel"})  # the same SVG for the same records
     return plt
 
 
 def svg(fig):
     plt = _plt()
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]
@@ -137,8 +145,9 @@ def chart_vmalloc(logs):
     if not drawn:
         plt.close(fig)
         return None
+    ax.set_yscale("log")
     ax.set_xlabel("vmalloc size (MB)")
-    ax.set_ylabel("time of vmalloc + vfree (ms)")
+    ax.set_ylabel("time of vmalloc + vfree (ms, log scale)")
     ax.set_title("The vmalloc steps")
     ax.legend(fontsize=8)
     return svg(fig)
@@ -325,6 +334,8 @@ def main(argv=None):
     ap.add_argument("--log", required=True, help="a UART log of a boot with records=on")
     ap.add_argument("--log2", help="a second log, shown side by side")
     ap.add_argument("--out", default="target/report", help="folder for index.html")
+    ap.add_argument("--charts", help="also write the largest-block and vmalloc charts as SVG files here "
+                                     "(the README's pictures: docs/images)")
     a = ap.parse_args(argv)
     logs = []
     for path in [a.log] + ([a.log2] if a.log2 else []):
@@ -346,6 +357,13 @@ def main(argv=None):
     for log in logs:
         for p in log.problems:
             print(f"report: {log.name}: {p}", file=sys.stderr)
+    if a.charts:
+        os.makedirs(a.charts, exist_ok=True)
+        for name, chart in (("report-largest-block.svg", chart_largest(logs)),
+                            ("report-vmalloc-steps.svg", chart_vmalloc(logs))):
+            if chart:
+                with open(os.path.join(a.charts, name), "w", encoding="utf-8") as f:
+                    f.write('<?xml version="1.0" encoding="utf-8" standalone="no"?>\n' + chart)
     print(f"report: wrote {out} ({', '.join(f'{len(log.records)} records from {log.name}' for log in logs)})")
     return 0
 

@@ -217,6 +217,19 @@ def the_page_in_a_real_browser():
 
 
 @test
+def the_readmes_charts_are_the_tools_output():
+    """docs/images' charts are regenerated from the recorded logs, not drawn by hand."""
+    with tempfile.TemporaryDirectory() as d:
+        r = report("--log", RECORDED, "--log2", RECORDED2, "--out", d, "--charts", d)
+        check(r.returncode == 0, r.stderr)
+        for name in ("report-largest-block.svg", "report-vmalloc-steps.svg"):
+            got = open(os.path.join(d, name)).read()
+            have = open(os.path.join(ROOT, "docs", "images", name)).read()
+            check(got == have, f"docs/images/{name} differs from what the tool draws now: regenerate with "
+                               f"tools/report/report.py --log {RECORDED} --log2 {RECORDED2} --charts docs/images")
+
+
+@test
 def the_console_error_check_can_fail():
     with tempfile.TemporaryDirectory() as d:
         p = os.path.join(d, "bad.html")

@@ -209,8 +209,21 @@ pub fn encode(rec: &Record, buf: &mut [u8]) -> Result<usize, serde_json_core::se
 /// One record of every kind, with distinct values: what the host parser is tested against.
 pub fn samples() -> [Record<'static>; 15] {
     [
-        BootInfo { version: "0.1.0 (a2f51cb)", board: "Raspberry Pi 3 Model B rev 1.2", cmdline: "sweep=all records=on" }.into(),
-        BootMemory { ram_bytes: 1006632960, present_pages: 245760, managed_pages: 244463, free_pages: 244402, max_order: 16, cma_bytes: 0 }.into(),
+        BootInfo {
+            version: "0.1.0 (a2f51cb)",
+            board: "Raspberry Pi 3 Model B rev 1.2",
+            cmdline: "sweep=all records=on",
+        }
+        .into(),
+        BootMemory {
+            ram_bytes: 1006632960,
+            present_pages: 245760,
+            managed_pages: 244463,
+            free_pages: 244402,
+            max_order: 16,
+            cma_bytes: 0,
+        }
+        .into(),
         SweepStep { api: "gfp", order: Some(3), pages: 8, bytes: 32768, ok: true, ns: 2100 }.into(),
         SweepBisect { pages: 243165, bytes: 996003840, fail_pages: 243166, ns: 100_000_000 }.into(),
         SweepMax { api: "vmalloc", order: None, bytes: Some(996003840), free_bytes: Some(1001070592) }.into(),
@@ -220,9 +233,28 @@ pub fn samples() -> [Record<'static>; 15] {
         SweepInterrupted { phase: "fragment" }.into(),
         BuddyInfo { when: "boot", counts: &[0, 1, 0, 0, 2, 1, 3, 1, 0, 0, 2, 2, 2, 2, 1, 2, 2] }.into(),
         MemMap { when: "lab.movable.before", start: 0, cell_bytes: 2 << 20, cells: "RRM.CC" }.into(),
-        LabFragment { part: "movable", order_before: Some(0), order_after: Some(16), migrated: 69216, ns: 588_000_000, held: 122074, corrupt: 0 }.into(),
+        LabFragment {
+            part: "movable",
+            order_before: Some(0),
+            order_after: Some(16),
+            migrated: 69216,
+            ns: 588_000_000,
+            held: 122074,
+            corrupt: 0,
+        }
+        .into(),
         LabCma { region_bytes: 16 << 20, ok: true, migrated: 4096, failed: 0, corrupt: 0, ns: 12_000_000 }.into(),
-        Stress { cpus: 3, ops: 900, seed: 1, compact: true, ops_per_s: 41000, free_before: 244402, free_after: 244402, ok: true }.into(),
+        Stress {
+            cpus: 3,
+            ops: 900,
+            seed: 1,
+            compact: true,
+            ops_per_s: 41000,
+            free_before: 244402,
+            free_after: 244402,
+            ok: true,
+        }
+        .into(),
         Bench { name: "kmalloc-64", ours_ns: 21, peer: "linked_list_allocator", peer_ns: 63 }.into(),
     ]
 }
@@ -272,7 +304,7 @@ mod tests {
 
     #[test]
     fn a_full_map_fits_and_a_small_buffer_is_an_error() {
-        let cells: String = core::iter::repeat('M').take(480).collect();
+        let cells: String = "M".repeat(480);
         let rec: Record = MemMap { when: "lab.vmalloc.after", start: 0, cell_bytes: 2 << 20, cells: &cells }.into();
         let mut buf = [0u8; MAX_LEN];
         assert!(encode(&rec, &mut buf).is_ok());

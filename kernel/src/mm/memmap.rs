@@ -62,6 +62,16 @@ pub const fn rgb(s: CellState) -> (u8, u8, u8) {
     }
 }
 
+/// The cells of `view` as their letters (`memmap --plain`'s, without addresses), for a
+/// record: a whole-memory map of 2 MiB cells is 480 letters; a longer view is cut.
+pub fn cell_letters(view: MapView) -> crate::printk::StackString<{ records::MAX_LEN / 2 }> {
+    let mut s = crate::printk::StackString::new();
+    memmap_walk(&PAGES, view.start, view.cell_pages, view.cells, |_, count| {
+        let _ = s.write_char(count.state().letter());
+    });
+    s
+}
+
 /// Writes a cell's character, on its colour if `color` (black text on light colours).
 fn write_cell(w: &mut impl Write, s: CellState, color: bool, last: &mut Option<(u8, u8, u8)>) {
     if color {

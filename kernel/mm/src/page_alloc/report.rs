@@ -31,15 +31,18 @@ impl PageAllocator {
             .filter(|z| self.meta[z.index()].present.load(core::sync::atomic::Ordering::Relaxed) > 0)
     }
 
+    /// Free blocks per order on a zone's buddy lists (a line of `/proc/buddyinfo`).
+    pub fn buddyinfo_counts(&self, zt: ZoneType) -> [u64; NR_ORDERS] {
+        let z = self.lock_zone(zt.index());
+        core::array::from_fn(|o| z.free_area[o].nr_free)
+    }
+
     /// `/proc/buddyinfo` (`frag_show_print`): free blocks per order on the buddy lists.
     pub fn buddyinfo(&self, w: &mut dyn Write) -> fmt::Result {
         for zt in self.populated() {
             // Copy under the lock, write after: the writer may allocate (a String growing
             // through kmalloc), which can need this very zone lock.
-            let counts: [u64; NR_ORDERS] = {
-                let z = self.lock_zone(zt.index());
-                core::array::from_fn(|o| z.free_area[o].nr_free)
-            };
+            let counts = self.buddyinfo_counts(zt);
             write!(w, "Node 0, zone {:>8} ", zt.name())?;
             for n in counts {
                 write!(w, "{n:6} ")?;
