@@ -455,6 +455,7 @@ def boot_sweep(image):
         check(re.search(r"^\[[ \d.]+\] sweep: phase times us: pages=\d+ kmalloc=\d+ vmalloc=\d+ fragment=\d+ total=\d+$",
                         out, re.M), "phase times of all four phases", out)
         check(re.search(r"^\[[ \d.]+\] sweep: leak check: free pages before=(\d+) after=\1 OK$", out, re.M), "leak check", out)
+        check("@rec " not in out, "records are printed without records=on", out)
         check("sweep: Linux 5.10 on a Pi 3B+" in out and "sweep: this kernel: order 16" in out, "comparison with Linux", out)
         # The console still works after the sweep, and the sweep runs again from it.
         out = q.command("sweep pages", 120)
@@ -1722,6 +1723,45 @@ def framebuffer_console_and_memory_map(image):
     qmp.close()
 
 
+
+# ---------------------------------------------------------------- records (records=on)
+@test
+def records_agree_with_the_text(image):
+    """With records=on, each result is also a record (docs/records.md); the records say
+    what the text lines of the same run say."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "report"))
+    from records import Log
+    with boot(image, cmdline="sweep=pages records=on cma=8M") as q:
+        out = q.out + q.command("sweep kmalloc", 120) + q.command("stress 200 5", 120)
+        log = Log("qemu", out)
+        check(not log.problems, f"unreadable records: {log.problems}", out)
+        info, mem = log.one("boot.info"), log.one("boot.memory")
+        check(info and "records=on" in info["cmdline"] and "Raspberry Pi 3" in info["board"], f"boot.info {info}", out)
+        check(mem and mem["max_order"] == 16 and mem["cma_bytes"] == 8 << 20, f"boot.memory {mem}", out)
+        m = re.search(r"Memory: (\d+)K/(\d+)K available", out)
+        check(m and int(m.group(2)) * 1024 == mem["present_pages"] * 4096, f"present pages {mem} vs {m and m.group(0)}", out)
+        # Every step line has its record, in order, with the same order, size and verdict.
+        text = [(int(o), int(b), v == "OK") for o, b, v in re.findall(
+            r"^\[[ \d.]+\]  order=\s*(\d+), pages=\s*\d+, size=\s*(\d+) \.\.\. (?:__get_free_pages|kmalloc) (OK|failed)", out, re.M)]
+        recs = [(s["order"], s["bytes"], s["ok"]) for s in log.all("sweep.step")]
+        check(text and recs == text, f"steps: records {recs} vs text {text}", out)
+        mx = {m["api"]: m for m in log.all("sweep.max")}
+        g = re.search(r"sweep: __get_free_pages max order=(\d+) \(\d+ pages, (\d+) bytes\)", out)
+        check(g and (mx["gfp"]["order"], mx["gfp"]["bytes"]) == (int(g.group(1)), int(g.group(2))), f"gfp max {mx}", out)
+        k = re.search(r"sweep: kmalloc max size=(\d+) bytes", out)
+        check(k and mx["kmalloc"]["bytes"] == int(k.group(1)), f"kmalloc max {mx}", out)
+        leaks = [(r["before"], r["after"]) for r in log.all("sweep.leak")]
+        text_leaks = [(int(a), int(b)) for a, b in re.findall(r"sweep: leak check: free pages before=(\d+) after=(\d+)", out)]
+        check(leaks == text_leaks and len(leaks) == 2, f"leak records {leaks} vs {text_leaks}", out)
+        st = log.one("stress")
+        f = re.search(r"stress: free pages before=(\d+) after=(\d+)", out)
+        check(st and f and (st["free_before"], st["free_after"]) == (int(f.group(1)), int(f.group(2))) and st["ops"] > 0,
+              f"stress record {st}", out)
+        out = q.command("help")
+    with boot(image, cmdline="sweep=off records=maybe") as q:
+        check("records=maybe: expected on or off; records stay off" in q.out, "a bad records= is not refused", q.out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")
@@ -1751,3 +1791,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+
