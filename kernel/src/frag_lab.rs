@@ -15,17 +15,19 @@
 //!    it moved must keep their marks, and the range goes back with `cma_release`.
 //!
 //! The pages of part 1 are held in the lab's page array, an unmovable block; each is
-//! tagged [`MovableOwner::Lab`] with its index, and compaction moves it through
+//! tagged with an owner of [`LAB_MOVABLE`] and its index, and compaction moves it through
 //! [`lab_move`] under the array's lock.
 
 use crate::mm::allocation::Allocation;
-use crate::mm::migrate::{self, TableKind};
+use crate::mm::migrate::{self, LAB_MOVABLE};
 use crate::mm::page_alloc::{PAGES, PAGE_SOURCE};
 use crate::mm::phys_to_virt;
 use crate::pr_info;
 use mm::addr::{Pfn, PhysAddr, PAGE_SIZE};
 use mm::gfp::{Gfp, GFP_ATOMIC, GFP_KERNEL};
-use mm::page_alloc::{CmaAllocStats, CmaError, MigrateError, MigrateMode, MovableOwner, MAX_PAGE_ORDER};
+use mm::page_alloc::{
+    BlockMove, CmaAllocStats, CmaError, MigrateError, MigrateMode, MovableOps, MovableOwner, MAX_PAGE_ORDER,
+};
 use mm::page_source::PageSource;
 
 /// Pages per bulk allocation or free.
@@ -56,19 +58,24 @@ impl Lab {
     }
 }
 
-/// Compaction's mover for the lab's pages (see [`migrate::register_table`]).
-fn lab_move(i: u32, old: Pfn, new: Pfn, order: u32, mode: MigrateMode) -> Result<(), MigrateError> {
-    let mut lab = match mode {
-        MigrateMode::Sync => LAB.lock(),
-        MigrateMode::Async => LAB.try_lock().ok_or(MigrateError::Busy)?,
-    };
-    let i = i as usize;
-    if order != 0 || i >= lab.len || lab.get(i) as u64 != old.0 {
-        return Err(MigrateError::Gone);
+/// The lab's pages, as a movable kind ([`LAB_MOVABLE`], registered by each part).
+#[derive(Debug)]
+struct LabPages;
+
+impl MovableOps for LabPages {
+    fn migrate_page(&self, m: &BlockMove, mode: MigrateMode) -> Result<(), MigrateError> {
+        let mut lab = match mode {
+            MigrateMode::Sync => LAB.lock(),
+            MigrateMode::Async => LAB.try_lock().ok_or(MigrateError::Busy)?,
+        };
+        let i = m.owner.private as usize;
+        if m.order != 0 || i >= lab.len || lab.get(i) as u64 != m.old.0 {
+            return Err(MigrateError::Gone);
+        }
+        migrate::copy_block(m.old, m.new, 0);
+        lab.set(i, m.new.0 as u32);
+        Ok(())
     }
-    migrate::copy_block(old, new, 0);
-    lab.set(i, new.0 as u32);
-    Ok(())
 }
 
 /// The mark at both ends of lab page `i`.
@@ -165,7 +172,7 @@ fn fill() -> Option<(Allocation, usize)> {
         for &pa in &buf[..got] {
             write_marks(pa.pfn(), mark(n));
             lab.set(n, pa.pfn().0 as u32);
-            PAGES.set_movable_owner(pa.pfn(), MovableOwner::Lab(n as u32));
+            PAGES.set_movable_owner(pa.pfn(), MovableOwner::new(LAB_MOVABLE, n as u64));
             n += 1;
         }
         if got < want {
@@ -235,7 +242,7 @@ fn release(check: bool) -> u64 {
 
 /// Part 1: movable pages as the filler.
 fn pages_part() -> Option<Fragmented> {
-    migrate::register_table(TableKind::Lab, lab_move);
+    migrate::register(LAB_MOVABLE, &LabPages);
     let arr = checkerboard()?;
     let mut r = Fragmented::default();
     let len = LAB.lock().len;
@@ -277,7 +284,7 @@ fn vmalloc_all_free() -> Option<(Allocation, usize)> {
 
 /// Part 2: vmalloc pages as the filler.
 fn vmalloc_part() -> Option<Fragmented> {
-    migrate::register_table(TableKind::Lab, lab_move);
+    migrate::register(LAB_MOVABLE, &LabPages);
     let arr = checkerboard()?;
     // Fill the holes with one movable vmalloc, mapped with pages (its tables take a few
     // holes too); then the lab's pages go and the vmalloc's pages are the checkerboard.
@@ -355,7 +362,7 @@ pub enum CmaOutcome {
 /// their marks.
 fn cma_part() -> CmaOutcome {
     let Some(area) = PAGES.cma_stats() else { return CmaOutcome::NoArea };
-    migrate::register_table(TableKind::Lab, lab_move);
+    migrate::register(LAB_MOVABLE, &LabPages);
     let t0 = board::timer::ticks();
     let Some((arr, n)) = fill() else { return CmaOutcome::NoMemory };
     let (lo, hi) = (area.base.0, area.base.0 + area.pages);

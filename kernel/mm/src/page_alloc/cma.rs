@@ -7,7 +7,7 @@
 
 use super::contig::RangeMigration;
 use super::page::{MemMap, PageState};
-use super::{MigrateMode, MovableOwners, PageAllocator, ZoneType, MAX_PAGE_ORDER, PAGEBLOCK_NR_PAGES};
+use super::{MigrateCtx, PageAllocator, ZoneType, MAX_PAGE_ORDER, PAGEBLOCK_NR_PAGES};
 use crate::addr::Pfn;
 use crate::cpu::CpuId;
 use crate::gfp::{Gfp, GFP_HIGHUSER_MOVABLE};
@@ -85,7 +85,7 @@ impl PageAllocator {
 
     /// Linux's `cma_alloc`: `count` contiguous pages of the area, the first aligned to
     /// `2^align_order` pages. For each aligned range from the area's start: every
-    /// borrowed block in it is migrated out (`owners` repoint their references; targets
+    /// borrowed block in it is migrated out (the owners repoint their references; targets
     /// come from outside the area, which lends nothing meanwhile), then the range's free
     /// pages are taken off the Cma lists. A range with a block that does not move is given
     /// up (its moved blocks stay moved) for the next one. Call with every other CPU's
@@ -95,7 +95,6 @@ impl PageAllocator {
         &self,
         count: u64,
         align_order: u32,
-        owners: &dyn MovableOwners,
         cpu: CpuId,
         stats: &mut CmaAllocStats,
     ) -> Result<Pfn, CmaError> {
@@ -116,19 +115,17 @@ impl PageAllocator {
             z.cma_isolated = true;
             (base, pages)
         };
-        let r = self.cma_alloc_isolated(mm, (base, base + pages), count, align_order, owners, cpu, stats);
+        let r = self.cma_alloc_isolated(mm, (base, base + pages), (count, align_order), cpu, stats);
         self.lock_zone(zi).cma_isolated = false;
         r
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// [`Self::cma_alloc`] of `count` pages aligned to `2^align_order` in `area`, isolated.
     fn cma_alloc_isolated(
         &self,
         mm: &MemMap,
         area: (u64, u64),
-        count: u64,
-        align_order: u32,
-        owners: &dyn MovableOwners,
+        (count, align_order): (u64, u32),
         cpu: CpuId,
         stats: &mut CmaAllocStats,
     ) -> Result<Pfn, CmaError> {
@@ -152,7 +149,7 @@ impl PageAllocator {
             stats.ranges_tried += 1;
             let mut st = RangeMigration::default();
             let emptied =
-                self.migrate_range_out(mm, start, start + count, owners, MigrateMode::Sync, cpu, &mut target, &mut st);
+                self.migrate_range_out(mm, (start, start + count), MigrateCtx::sync(cpu), &mut target, &mut st);
             stats.migrated += st.migrated;
             stats.failed += st.failed;
             if emptied {

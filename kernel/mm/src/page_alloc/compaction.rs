@@ -26,7 +26,7 @@
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use super::contig::{self, Evacuation};
-use super::migrate::{MigrateError, MigrateMode, MovableOwners};
+use super::migrate::{MigrateCtx, MigrateError};
 use super::migratetype::MigrateType;
 use super::page::PageState;
 use super::zone_meta::ZoneGuard;
@@ -115,10 +115,10 @@ impl PageAllocator {
     /// Compacts every zone (Linux's `compact_memory`, the `/proc/sys/vm/compact_memory`
     /// write): both scanners run until they meet. This CPU's lists are drained first and
     /// at the end; the kernel drains the other CPUs' lists before calling.
-    pub fn compact_memory(&self, owners: &dyn MovableOwners, mode: MigrateMode, cpu: CpuId) -> CompactResult {
+    pub fn compact_memory(&self, ctx: MigrateCtx) -> CompactResult {
         let mut total = CompactResult::default();
         for zi in 0..self.meta.len() {
-            let r = self.compact_zone(zi, owners, mode, cpu, None);
+            let r = self.compact_zone(zi, ctx, None);
             total.migrated += r.migrated;
             total.failed += r.failed;
             total.migrate_scanned += r.migrate_scanned;
@@ -133,14 +133,8 @@ impl PageAllocator {
     /// `goal` order, until a free block of that order exists. Then, if the scanners met
     /// without one, the evacuation step ([`Self::evacuate_block`]): for the highest order
     /// the zone can have, or for a `goal` of pageblock order or more.
-    pub fn compact_zone(
-        &self,
-        zi: usize,
-        owners: &dyn MovableOwners,
-        mode: MigrateMode,
-        cpu: CpuId,
-        goal: Option<u32>,
-    ) -> CompactResult {
+    pub fn compact_zone(&self, zi: usize, ctx: MigrateCtx, goal: Option<u32>) -> CompactResult {
+        let cpu = ctx.cpu;
         let mut res = CompactResult::default();
         let meta = &self.meta[zi];
         let (start, end) = (meta.start_pfn.load(Relaxed), meta.end_pfn.load(Relaxed));
@@ -178,9 +172,7 @@ impl PageAllocator {
                         PageState::Head { order, compound: false, .. } if order < PAGEBLOCK_ORDER => {
                             if self.movable_owner(Pfn(pfn)).is_some() {
                                 batch.push(Pfn(pfn));
-                                if batch.is_full()
-                                    && self.migrate_batch(&mut batch, &mut sc, owners, mode, cpu, &mut res)
-                                {
+                                if batch.is_full() && self.migrate_batch(&mut batch, &mut sc, ctx, &mut res) {
                                     break 'blocks;
                                 }
                             }
@@ -190,7 +182,7 @@ impl PageAllocator {
                         _ => pfn += 1,
                     }
                 }
-                if self.migrate_batch(&mut batch, &mut sc, owners, mode, cpu, &mut res) {
+                if self.migrate_batch(&mut batch, &mut sc, ctx, &mut res) {
                     break 'blocks;
                 }
             } else {
@@ -216,7 +208,7 @@ impl PageAllocator {
             Some(_) => None,
         };
         if let Some(orders) = evacuate {
-            self.evacuate_block(zi, orders, owners, mode, cpu, &mut res);
+            self.evacuate_block(zi, orders, ctx, &mut res);
             if goal.is_some() {
                 res.success = res.evacuation.is_some_and(|ev| ev.block.is_some());
             }
@@ -235,14 +227,12 @@ impl PageAllocator {
         &self,
         batch: &mut super::migrate::MigrateBatch,
         sc: &mut Scanners,
-        owners: &dyn MovableOwners,
-        mode: MigrateMode,
-        cpu: CpuId,
+        ctx: MigrateCtx,
         res: &mut CompactResult,
     ) -> bool {
         let mut result = [Err(MigrateError::NotMovable); super::migrate::MIGRATE_BATCH];
         let n = batch.pfns().len();
-        self.migrate_pages(batch.pfns(), owners, mode, cpu, &mut |o| self.isolate_free(sc, o, cpu), &mut result);
+        self.migrate_pages(batch.pfns(), ctx, &mut |o| self.isolate_free(sc, o, ctx.cpu), &mut result);
         batch.clear();
         let mut met = false;
         for r in &result[..n] {
@@ -354,12 +344,14 @@ impl PageAllocator {
         if order == 0 || !gfp.may_sleep() || gfp.contains(Gfp::GFP_NORETRY) {
             return false;
         }
-        let Some(owners) = self.movable_owners() else { return false };
+        if !self.has_movable_ops() {
+            return false;
+        }
         if self.extfrag_index(zi, order) <= EXTFRAG_THRESHOLD || self.defer.deferred() {
             return false;
         }
         self.migrate.compact_stall.fetch_add(1, Relaxed);
-        let r = self.compact_zone(zi, owners, MigrateMode::Async, cpu, Some(order));
+        let r = self.compact_zone(zi, MigrateCtx::async_on(cpu), Some(order));
         if r.success {
             self.migrate.compact_success.fetch_add(1, Relaxed);
             self.defer.succeeded();

@@ -15,7 +15,7 @@
 
 use core::sync::atomic::Ordering::Relaxed;
 
-use super::migrate::{MigrateMode, MovableOwners};
+use super::migrate::MigrateCtx;
 use super::migratetype::MigrateType;
 use super::page::{MemMap, PageState};
 use super::{CompactResult, PageAllocator, MAX_PAGE_ORDER, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
@@ -92,15 +92,11 @@ impl PageAllocator {
     /// Free pages are skipped (those on a per-CPU list too: the caller drains them).
     /// Returns false at the first block that does not move: not movable, its owner
     /// refused or was busy, or no target. Blocks moved before stay moved.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn migrate_range_out(
         &self,
         mm: &MemMap,
-        start: u64,
-        end: u64,
-        owners: &dyn MovableOwners,
-        mode: MigrateMode,
-        cpu: CpuId,
+        (start, end): (u64, u64),
+        ctx: MigrateCtx,
         target: &mut dyn FnMut(u32) -> Option<Pfn>,
         stats: &mut RangeMigration,
     ) -> bool {
@@ -112,7 +108,7 @@ impl PageAllocator {
                 // Inside a free block, or free on a per-CPU list.
                 PageState::Unmarked | PageState::Pcp { .. } => p += 1,
                 PageState::Head { order, .. } => {
-                    if self.migrate_page(Pfn(p), owners, mode, cpu, target).is_err() {
+                    if self.migrate_page(Pfn(p), ctx, target).is_err() {
                         stats.failed += 1;
                         return false;
                     }
@@ -140,31 +136,16 @@ impl PageAllocator {
     /// candidate is tried, at most [`MAX_EVACUATE_TRIES`] in all. The result goes to
     /// `res.evacuation` (`None` if there was nothing to do or no candidate), its
     /// migrations and pages walked are added to `res`'s counts.
-    pub(super) fn evacuate_block(
-        &self,
-        zi: usize,
-        orders: (u32, u32),
-        owners: &dyn MovableOwners,
-        mode: MigrateMode,
-        cpu: CpuId,
-        res: &mut CompactResult,
-    ) {
-        res.evacuation = self.evacuate(zi, orders, owners, mode, cpu, res);
+    pub(super) fn evacuate_block(&self, zi: usize, orders: (u32, u32), ctx: MigrateCtx, res: &mut CompactResult) {
+        res.evacuation = self.evacuate(zi, orders, ctx, res);
         if let Some(ev) = res.evacuation {
             res.migrated += ev.migrated;
             res.failed += ev.failed;
         }
     }
 
-    fn evacuate(
-        &self,
-        zi: usize,
-        orders: (u32, u32),
-        owners: &dyn MovableOwners,
-        mode: MigrateMode,
-        cpu: CpuId,
-        res: &mut CompactResult,
-    ) -> Option<Evacuation> {
+    fn evacuate(&self, zi: usize, orders: (u32, u32), ctx: MigrateCtx, res: &mut CompactResult) -> Option<Evacuation> {
+        let cpu = ctx.cpu;
         let mm = self.mem_map.get()?;
         let meta = &self.meta[zi];
         let (start, end) = (meta.start_pfn.load(Relaxed), meta.end_pfn.load(Relaxed));
@@ -203,11 +184,8 @@ impl PageAllocator {
                 let mut st = RangeMigration::default();
                 let moved = self.migrate_range_out(
                     mm,
-                    b,
-                    b + size,
-                    owners,
-                    mode,
-                    cpu,
+                    (b, b + size),
+                    ctx,
                     &mut |o| self.range_target(&mut targets, o, cpu),
                     &mut st,
                 );

@@ -60,7 +60,8 @@ pub use error::{AllocFailure, FreeError};
 pub use fail::FailPageAlloc;
 pub use init::InitError;
 pub use migrate::{
-    BlockMove, MigrateBatch, MigrateError, MigrateEvents, MigrateMode, MovableOwner, MovableOwners, MIGRATE_BATCH,
+    BlockMove, MigrateBatch, MigrateCtx, MigrateError, MigrateEvents, MigrateMode, MovableKind, MovableOps,
+    MovableOwner, RegisterError, MAX_MOVABLE_KINDS, MIGRATE_BATCH,
 };
 pub use migratetype::{gfp_migratetype, MigrateType, ZoneType, MAX_NR_ZONES, MIGRATE_TYPES};
 pub use page::{mem_map_overhead, MemMap, Page};
@@ -173,7 +174,7 @@ pub struct PageAllocator {
     failures: AtomicU64,
     /// Fault injection knobs (`fail_page_alloc`).
     pub fail: FailPageAlloc,
-    owners: spin::Once<&'static dyn MovableOwners>,
+    movable: migrate::MovableRegistry,
     migrate: migrate::MigrateStats,
     defer: compaction::CompactDefer,
 }
@@ -218,7 +219,7 @@ impl PageAllocator {
             min_free_kbytes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             fail: FailPageAlloc::new(),
-            owners: spin::Once::new(),
+            movable: migrate::MovableRegistry::new(),
             migrate: migrate::MigrateStats::new(),
             defer: compaction::CompactDefer::new(),
         }

@@ -32,7 +32,6 @@ pub mod host;
 pub mod kmalloc;
 mod layout;
 mod node;
-mod owner;
 pub mod percpu;
 mod raw;
 pub mod slabinfo;
@@ -46,6 +45,10 @@ pub use crate::page_alloc::MAX_PAGE_ORDER;
 pub use crate::NR_CPUS;
 /// Size of the cache registry.
 pub const MAX_CACHES: usize = 64;
+
+// A slab page's owner word holds every registry index and every page order.
+const _: () = assert!(MAX_CACHES as u64 <= crate::owner::SLAB_LOW_LIMIT);
+const _: () = assert!((MAX_PAGE_ORDER as u64) < crate::owner::SLAB_LOW_LIMIT);
 /// Largest slab order (64 KiB slabs), like SLUB's `slub_max_order` (3) plus one so that
 /// `kmalloc-8k` wastes little with an on-slab header.
 pub const SLAB_MAX_ORDER: u32 = 4;

@@ -10,10 +10,10 @@ use super::debug::{init_free_debug, SlabError, SlabErrorKind, SlabFix};
 use super::header::{Slab, SLAB_MAGIC};
 use super::layout::CacheCfg;
 use super::node::{Node, LIST_FREE};
-use super::owner::PageOwner;
 use super::raw;
 use crate::addr::{VirtAddr, PAGE_SIZE};
 use crate::gfp::Gfp;
+use crate::owner::PageOwner;
 
 impl KmemCache {
     /// The slab holding `obj` (the caller knows `obj` is in one of this cache's pages).
