@@ -3,7 +3,7 @@
 //! and the slot arithmetic the fast path uses (object index by reciprocal, hardened
 //! free pointers).
 
-use super::cache::{Ctor, SlabFlags};
+use super::flags::{Ctor, SlabFlags};
 use super::header::{Slab, HEADER_SIZE};
 use super::SLAB_MAX_ORDER;
 use crate::addr::PAGE_SIZE;

@@ -23,7 +23,9 @@
 
 pub mod cache;
 pub mod debug;
+pub mod error;
 pub mod failslab;
+pub mod flags;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
 mod header;
@@ -37,8 +39,9 @@ mod raw;
 pub mod slabinfo;
 mod slabs;
 
-pub use cache::{CacheId, Ctor, SlabFlags};
-pub use debug::{FixLine, SlabError, SlabErrorKind, SlabFix, SlabReporter};
+pub use cache::CacheId;
+pub use error::{FixLine, SlabError, SlabErrorKind, SlabFix, SlabReporter};
+pub use flags::{Ctor, SlabFlags};
 pub use kmalloc::{SlabAllocator, SlabCreateError, KMALLOC_NAMES, ZERO_SIZE_PTR};
 
 pub use crate::page_alloc::MAX_PAGE_ORDER;

@@ -6,7 +6,8 @@
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::cache::{Env, KmemCache, FREE_SLAB_RESERVE};
-use super::debug::{init_free_debug, SlabError, SlabErrorKind, SlabFix};
+use super::debug::init_free_debug;
+use super::error::{SlabError, SlabErrorKind, SlabFix};
 use super::header::{Slab, SLAB_MAGIC};
 use super::layout::CacheCfg;
 use super::node::{Node, LIST_FREE};
