@@ -361,7 +361,7 @@ pub enum CmaOutcome {
 /// targets), checked, then `cma_alloc` of the whole area timed; the moved pages must keep
 /// their marks.
 fn cma_part() -> CmaOutcome {
-    let Some(area) = PAGES.cma_stats() else { return CmaOutcome::NoArea };
+    let Some(area) = mm::page_alloc::Cma::new(&PAGES).stats() else { return CmaOutcome::NoArea };
     migrate::register(LAB_MOVABLE, &LabPages);
     let t0 = board::timer::ticks();
     let Some((arr, n)) = fill() else { return CmaOutcome::NoMemory };
@@ -373,7 +373,7 @@ fn cma_part() -> CmaOutcome {
     // Verified, not assumed: the lab holds every page of the area, the area has no free
     // page on the buddy lists, and no per-CPU list holds a page (all were drained).
     r.borrowed = count_in_area();
-    r.area_free = PAGES.cma_stats().map_or(0, |c| c.free);
+    r.area_free = mm::page_alloc::Cma::new(&PAGES).stats().map_or(0, |c| c.free);
     r.pcp = PAGES.nr_pcp_pages();
     if r.all_borrowed() {
         let t = board::timer::ticks();

@@ -58,7 +58,7 @@ pub fn write_meminfo(w: &mut dyn Write) -> core::fmt::Result {
     row(w, "VmallocUsed", kb(vm_pages as u64))?;
     row(w, "VmallocChunk", largest_vm >> 10)?;
     // Linux prints these with CONFIG_CMA; here only when `cma=` declared an area.
-    if let Some(c) = PAGES.cma_stats() {
+    if let Some(c) = mm::page_alloc::Cma::new(&PAGES).stats() {
         row(w, "CmaTotal", kb(c.pages))?;
         row(w, "CmaFree", kb(c.free))?;
     }
@@ -85,7 +85,7 @@ pub fn write_zoneinfo(w: &mut dyn Write) -> core::fmt::Result {
     writeln!(w, "        spanned  {}", z.spanned_pages)?;
     writeln!(w, "        present  {}", z.present_pages)?;
     writeln!(w, "        managed  {}", z.managed_pages)?;
-    writeln!(w, "        cma      {}", PAGES.cma_stats().map_or(0, |c| c.pages))?;
+    writeln!(w, "        cma      {}", mm::page_alloc::Cma::new(&PAGES).stats().map_or(0, |c| c.pages))?;
     writeln!(w, "        protection: ({})", z.lowmem_reserve)?;
     writeln!(w, "      nr_free_pages {}", z.free_pages)?;
     writeln!(w, "      nr_zone_reserved_highatomic {}", z.reserved_highatomic)?;
@@ -162,7 +162,7 @@ pub const BUDDYINFO: Command =
 
 fn buddyinfo(args: &[&str]) -> Result<(), CommandError> {
     no_args(args)?;
-    print(|s| PAGES.buddyinfo(s));
+    print(|s| mm::page_alloc::report::buddyinfo(&PAGES, s));
     Ok(())
 }
 
@@ -176,7 +176,7 @@ pub const PAGETYPEINFO: Command = Command {
 
 fn pagetypeinfo(args: &[&str]) -> Result<(), CommandError> {
     no_args(args)?;
-    print(|s| PAGES.pagetypeinfo(s));
+    print(|s| mm::page_alloc::report::pagetypeinfo(&PAGES, s));
     Ok(())
 }
 

@@ -234,7 +234,7 @@ pub fn copy_block(old: Pfn, new: Pfn, order: u32) {
 /// drained, then both scanners over every zone until they meet.
 pub fn compact_memory() -> CompactResult {
     super::drain_all_cpu_caches();
-    let r = PAGES.compact_memory(MigrateCtx::sync(this_cpu()));
+    let r = mm::page_alloc::Compactor::new(&PAGES, MigrateCtx::sync(this_cpu())).compact_memory();
     super::drain_all_cpu_caches();
     r
 }
@@ -246,14 +246,14 @@ pub fn compact_memory() -> CompactResult {
 pub fn cma_alloc(count: u64, align_order: u32) -> Result<(Pfn, CmaAllocStats), CmaError> {
     super::drain_all_cpu_caches();
     let mut st = CmaAllocStats::default();
-    let r = PAGES.cma_alloc(count, align_order, this_cpu(), &mut st);
+    let r = mm::page_alloc::Cma::new(&PAGES).alloc(count, align_order, this_cpu(), &mut st);
     r.map(|pfn| (pfn, st))
 }
 
 /// Linux's `cma_release` for a range [`cma_alloc`] returned; a refusal is reported.
 pub fn cma_release(addr: VirtAddr, pages: usize) {
     let pfn = super::virt_to_phys(addr).pfn();
-    if let Err(e) = PAGES.cma_release(pfn, pages as u64) {
+    if let Err(e) = mm::page_alloc::Cma::new(&PAGES).release(pfn, pages as u64) {
         crate::pr_warn!("WARNING: cma_release of {} pages at {:#x}: {} (refused)", pages, pfn.0 << 12, e);
     }
 }

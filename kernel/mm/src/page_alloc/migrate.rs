@@ -8,11 +8,11 @@
 //! lock. The page allocator knows no owner's data structures, nor which kinds exist: the
 //! mm core's vmalloc registers one, the kernel its others, the host tests a model.
 //!
-//! [`PageAllocator::migrate_page`] is the one migration step: get a target block, tag it
+//! [`Migrator::migrate_page`] is the one migration step: get a target block, tag it
 //! with the same owner, let the owner's operations copy and repoint
 //! ([`MovableOps::migrate_page`]), then free the old block. Any failure before the owner
 //! repointed leaves everything as it was (the target is freed, the old block and its
-//! contents untouched). [`PageAllocator::migrate_pages`] does the same for a batch
+//! contents untouched). [`Migrator::migrate_pages`] does the same for a batch
 //! (Linux's `migrate_pages` takes a list): each kind gets its blocks of the batch at once
 //! ([`MovableOps::migrate_pages`]), so vmalloc can move a run of pages under one lock
 //! round and one TLB invalidation. Isolation (Linux's `isolate_page`) is the owner's
@@ -50,7 +50,7 @@ pub enum MigrateError {
     Busy,
 }
 
-/// Most blocks of one [`PageAllocator::migrate_pages`] call that compaction collects
+/// Most blocks of one [`Migrator::migrate_pages`] call that compaction collects
 /// (Linux's `COMPACT_CLUSTER_MAX`): the vmalloc lock is held for one batch's copies.
 pub const MIGRATE_BATCH: usize = crate::pgtable::MIGRATE_BATCH;
 
@@ -92,7 +92,7 @@ pub struct BlockMove {
 const NO_MOVE: BlockMove =
     BlockMove { owner: MovableOwner::new(MovableKind(0), 0), old: Pfn(0), new: Pfn(0), order: 0 };
 
-/// Blocks the migrate scanner collected for one [`PageAllocator::migrate_pages`] call.
+/// Blocks the migrate scanner collected for one [`Migrator::migrate_pages`] call.
 #[derive(Debug)]
 pub struct MigrateBatch {
     pfns: [Pfn; MIGRATE_BATCH],
@@ -279,20 +279,45 @@ impl PageAllocator {
         Some((MovableOwner::decode(p.owner())?, order))
     }
 
+    /// The migration and compaction counters.
+    pub fn migrate_events(&self) -> MigrateEvents {
+        let m = &self.migrate;
+        MigrateEvents {
+            pgmigrate_success: m.pgmigrate_success.load(Relaxed),
+            pgmigrate_fail: m.pgmigrate_fail.load(Relaxed),
+            compact_migrate_scanned: m.compact_migrate_scanned.load(Relaxed),
+            compact_free_scanned: m.compact_free_scanned.load(Relaxed),
+            compact_isolated: m.compact_isolated.load(Relaxed),
+            compact_stall: m.compact_stall.load(Relaxed),
+            compact_fail: m.compact_fail.load(Relaxed),
+            compact_success: m.compact_success.load(Relaxed),
+        }
+    }
+}
+
+/// The migration driver (Linux's `migrate_pages` and its helpers): borrows the page
+/// allocator for the targets and the old blocks, and runs with one [`MigrateCtx`].
+#[derive(Debug)]
+pub struct Migrator<'a> {
+    pub(super) pages: &'a PageAllocator,
+    pub(super) ctx: MigrateCtx,
+}
+
+impl<'a> Migrator<'a> {
+    /// A driver over `pages` running as `ctx` says.
+    pub const fn new(pages: &'a PageAllocator, ctx: MigrateCtx) -> Self {
+        Self { pages, ctx }
+    }
+
     /// Migrates the live movable block headed at `pfn` (Linux's `migrate_pages` for one
     /// folio): `target(order)` supplies the new block (a live allocation of that order),
     /// the owner copies and repoints, the old block is freed. Returns the new block.
     ///
     /// On any error nothing changed: the target (if any) was freed again, the old block
     /// is still the owner's, with its contents.
-    pub fn migrate_page(
-        &self,
-        pfn: Pfn,
-        ctx: MigrateCtx,
-        target: &mut dyn FnMut(u32) -> Option<Pfn>,
-    ) -> Result<Pfn, MigrateError> {
+    pub fn migrate_page(&self, pfn: Pfn, target: &mut dyn FnMut(u32) -> Option<Pfn>) -> Result<Pfn, MigrateError> {
         let mut r = [Err(MigrateError::NotMovable)];
-        self.migrate_pages(&[pfn], ctx, target, &mut r);
+        self.migrate_pages(&[pfn], target, &mut r);
         r[0]
     }
 
@@ -310,10 +335,10 @@ impl PageAllocator {
     pub fn migrate_pages(
         &self,
         pfns: &[Pfn],
-        ctx: MigrateCtx,
         target: &mut dyn FnMut(u32) -> Option<Pfn>,
         result: &mut [Result<Pfn, MigrateError>],
     ) {
+        let ctx = self.ctx;
         let cpu = ctx.cpu;
         assert!(result.len() >= pfns.len(), "one result per block");
         let mut out_of_targets = false;
@@ -344,19 +369,20 @@ impl PageAllocator {
                 let m = &moves[j];
                 if let Err(e) = moved[j] {
                     self.clear_owner(m.new);
-                    let _ = self.free_pages(m.new, m.order, cpu);
+                    let _ = self.pages.free_pages(m.new, m.order, cpu);
                     result[from[j]] = Err(e);
                 } else {
                     // The owner uses `new` now: the old block is ours to free.
                     self.clear_owner(m.old);
-                    let _ = self.free_pages(m.old, m.order, cpu);
+                    let _ = self.pages.free_pages(m.old, m.order, cpu);
                 }
             }
             for (k, r) in result[base..base + chunk.len()].iter().enumerate() {
                 if untried[k] && *r == Err(MigrateError::NoTarget) {
                     continue;
                 }
-                let c = if r.is_ok() { &self.migrate.pgmigrate_success } else { &self.migrate.pgmigrate_fail };
+                let c =
+                    if r.is_ok() { &self.pages.migrate.pgmigrate_success } else { &self.pages.migrate.pgmigrate_fail };
                 c.fetch_add(1, Relaxed);
             }
         }
@@ -381,7 +407,7 @@ impl PageAllocator {
                 n += 1;
             }
             let mut done = [Err(MigrateError::Gone); MIGRATE_BATCH];
-            if let Some(ops) = self.movable.get(kind) {
+            if let Some(ops) = self.pages.movable.get(kind) {
                 ops.migrate_pages(&sub[..n], mode, &mut done[..n]);
             }
             for j in 0..n {
@@ -398,7 +424,7 @@ impl PageAllocator {
         cpu: CpuId,
         target: &mut dyn FnMut(u32) -> Option<Pfn>,
     ) -> Result<BlockMove, MigrateError> {
-        let (owner, order) = self.movable_owner(pfn).ok_or(MigrateError::NotMovable)?;
+        let (owner, order) = self.pages.movable_owner(pfn).ok_or(MigrateError::NotMovable)?;
         debug_assert!(order <= MAX_PAGE_ORDER);
         if *out_of_targets {
             return Err(MigrateError::NoTarget);
@@ -407,31 +433,16 @@ impl PageAllocator {
             *out_of_targets = true;
             return Err(MigrateError::NoTarget);
         };
-        if !self.set_movable_owner(new, owner) {
-            let _ = self.free_pages(new, order, cpu);
+        if !self.pages.set_movable_owner(new, owner) {
+            let _ = self.pages.free_pages(new, order, cpu);
             return Err(MigrateError::NoTarget);
         }
         Ok(BlockMove { owner, old: pfn, new, order })
     }
 
     fn clear_owner(&self, pfn: Pfn) {
-        if let Some(p) = self.pfn_to_page(pfn) {
+        if let Some(p) = self.pages.pfn_to_page(pfn) {
             p.set_owner(0);
-        }
-    }
-
-    /// The migration and compaction counters.
-    pub fn migrate_events(&self) -> MigrateEvents {
-        let m = &self.migrate;
-        MigrateEvents {
-            pgmigrate_success: m.pgmigrate_success.load(Relaxed),
-            pgmigrate_fail: m.pgmigrate_fail.load(Relaxed),
-            compact_migrate_scanned: m.compact_migrate_scanned.load(Relaxed),
-            compact_free_scanned: m.compact_free_scanned.load(Relaxed),
-            compact_isolated: m.compact_isolated.load(Relaxed),
-            compact_stall: m.compact_stall.load(Relaxed),
-            compact_fail: m.compact_fail.load(Relaxed),
-            compact_success: m.compact_success.load(Relaxed),
         }
     }
 }

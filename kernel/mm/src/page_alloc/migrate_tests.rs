@@ -160,10 +160,8 @@ fn migration_of_each_kind_updates_the_owner_and_frees_the_old_block() {
     let census = a.check_invariants().unwrap();
     for &o in &kinds {
         let (old, order) = m.at(o);
-        let new = a
-            .migrate_page(Pfn(old), MigrateCtx::sync(cpu()), &mut |ord| {
-                a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok()
-            })
+        let new = Migrator::new(a, MigrateCtx::sync(cpu()))
+            .migrate_page(Pfn(old), &mut |ord| a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok())
             .unwrap();
         assert_ne!(new.0, old);
         assert_eq!(m.at(o), (new.0, order), "the reference follows");
@@ -175,7 +173,7 @@ fn migration_of_each_kind_updates_the_owner_and_frees_the_old_block() {
     assert_eq!(a.migrate_events().pgmigrate_success, kinds.len() as u64);
     // A page without a movable owner is refused, unchanged.
     let k = a.alloc_pages(GFP_KERNEL, 0, cpu()).unwrap();
-    let r = a.migrate_page(k, MigrateCtx::sync(cpu()), &mut |_| panic!("no target wanted"));
+    let r = Migrator::new(a, MigrateCtx::sync(cpu())).migrate_page(k, &mut |_| panic!("no target wanted"));
     assert_eq!(r, Err(MigrateError::NotMovable));
     a.free_pages(k, 0, cpu()).unwrap();
     m.free_all(a, kinds, 1024);
@@ -193,7 +191,7 @@ fn target_allocation_failing_at_each_step_rolls_back() {
         let mut done = Vec::new();
         for &o in &owners {
             let (old, _) = m.at(o);
-            let r = a.migrate_page(Pfn(old), MigrateCtx::sync(cpu()), &mut |ord| {
+            let r = Migrator::new(a, MigrateCtx::sync(cpu())).migrate_page(Pfn(old), &mut |ord| {
                 a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok()
             });
             done.push(r.is_ok());
@@ -212,15 +210,13 @@ fn target_allocation_failing_at_each_step_rolls_back() {
     let (old, order) = m.at(o);
     let (t, i) = m.table(o).unwrap();
     t.lock().unwrap()[i] = Some((old + 1, order));
-    let r = a.migrate_page(Pfn(old), MigrateCtx::sync(cpu()), &mut |ord| {
-        a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok()
-    });
+    let r = Migrator::new(a, MigrateCtx::sync(cpu()))
+        .migrate_page(Pfn(old), &mut |ord| a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok());
     assert_eq!(r, Err(MigrateError::Gone));
     t.lock().unwrap()[i] = Some((old, order));
     let held = t.lock().unwrap();
-    let r = a.migrate_page(Pfn(old), MigrateCtx::async_on(cpu()), &mut |ord| {
-        a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok()
-    });
+    let r = Migrator::new(a, MigrateCtx::async_on(cpu()))
+        .migrate_page(Pfn(old), &mut |ord| a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok());
     drop(held);
     assert_eq!(r, Err(MigrateError::Busy));
     assert_eq!(a.nr_free_pages(), free_before);
@@ -260,8 +256,8 @@ fn compaction_rebuilds_a_top_order_block_from_a_checkerboard() {
     assert!(max_free_order(a) <= Some(2));
     let low = kept.iter().filter(|&&o| m.at(o).0 < n / 2).count() as u64;
     assert!(a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 3, cpu()).is_err());
-    assert!(a.extfrag_index(ZoneType::Normal.index(), 11) > compaction::EXTFRAG_THRESHOLD);
-    let r = a.compact_memory(MigrateCtx::sync(cpu()));
+    assert!(extfrag_index(a, ZoneType::Normal.index(), 11) > compaction::EXTFRAG_THRESHOLD);
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
     assert_eq!(r.migrated, low, "{r:?}: the low half's movable pages all moved up");
     assert_eq!(r.failed, 0);
     assert!(r.migrate_scanned > 0 && r.free_scanned > 0);
@@ -269,7 +265,7 @@ fn compaction_rebuilds_a_top_order_block_from_a_checkerboard() {
     // The low half of the zone is one free order-11 block: half of it, the top order a
     // half-full zone can have.
     assert_eq!(max_free_order(a), Some(11));
-    assert_eq!(a.extfrag_index(ZoneType::Normal.index(), 11), -1000);
+    assert_eq!(extfrag_index(a, ZoneType::Normal.index(), 11), -1000);
     let big = a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 11, cpu()).unwrap();
     a.free_pages(big, 11, cpu()).unwrap();
     let e = a.migrate_events();
@@ -302,7 +298,7 @@ fn direct_compaction_for_high_order_kernel_requests_only() {
 /// the model's movable pages, and every other page outside the area free again (targets).
 fn cma_borrowed(m: &Model) -> (&'static PageAllocator, Vec<MovableOwner>) {
     let a = make(4096);
-    assert_eq!(a.cma_declare(4 << 20).unwrap().base, Pfn(3072));
+    assert_eq!(Cma::new(a).declare(4 << 20).unwrap().base, Pfn(3072));
     let mut held = Vec::new();
     for _ in 0..2 {
         while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
@@ -311,7 +307,7 @@ fn cma_borrowed(m: &Model) -> (&'static PageAllocator, Vec<MovableOwner>) {
         a.drain_all();
     }
     // (The low watermark keeps a page or two of it back.)
-    assert!(a.cma_stats().unwrap().free < 8, "the area is borrowed");
+    assert!(Cma::new(a).stats().unwrap().free < 8, "the area is borrowed");
     let mut kept = Vec::new();
     for (i, o) in held.into_iter().enumerate() {
         if m.at(o).0 < 3072 && i % 2 == 0 {
@@ -333,7 +329,7 @@ fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
     assert!(borrowed > 1000, "{borrowed}");
     let before = a.check_invariants().unwrap();
     let mut st = CmaAllocStats::default();
-    assert_eq!(a.cma_alloc(1024, 10, cpu(), &mut st), Ok(Pfn(3072)));
+    assert_eq!(Cma::new(a).alloc(1024, 10, cpu(), &mut st), Ok(Pfn(3072)));
     assert_eq!((st.migrated, st.failed, st.ranges_tried), (borrowed, 0, 1));
     // Contents preserved, every reference updated, nothing of the model left in the area.
     m.check(a);
@@ -341,15 +337,15 @@ fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
     a.drain_all();
     let after = a.check_invariants().unwrap();
     assert_eq!(after.allocated, before.allocated + 1024, "the range, and the moved pages once each");
-    assert_eq!(a.cma_stats().unwrap().free, 0);
+    assert_eq!(Cma::new(a).stats().unwrap().free, 0);
     // Neither a page outside a range nor one released twice is taken back.
-    assert_eq!(a.cma_release(Pfn(3000), 1), Err(CmaError::NotAllocated));
-    assert_eq!(a.cma_release(Pfn(3072), 1025), Err(CmaError::NotAllocated));
-    assert_eq!(a.cma_release(Pfn(3072), 1024), Ok(()));
-    assert_eq!(a.cma_release(Pfn(3072), 1), Err(CmaError::NotAllocated));
+    assert_eq!(Cma::new(a).release(Pfn(3000), 1), Err(CmaError::NotAllocated));
+    assert_eq!(Cma::new(a).release(Pfn(3072), 1025), Err(CmaError::NotAllocated));
+    assert_eq!(Cma::new(a).release(Pfn(3072), 1024), Ok(()));
+    assert_eq!(Cma::new(a).release(Pfn(3072), 1), Err(CmaError::NotAllocated));
     let back = a.check_invariants().unwrap();
     assert_eq!(back.allocated, before.allocated, "no leak");
-    assert_eq!(a.cma_stats().unwrap().free, 1024);
+    assert_eq!(Cma::new(a).stats().unwrap().free, 1024);
     let mut blocks = Vec::new();
     a.for_each_free_block(|_, p, o, mt| blocks.push((p, o, mt)));
     assert!(blocks.contains(&(3072, 10, MigrateType::Cma)), "merged back whole");
@@ -370,7 +366,7 @@ fn cma_alloc_gives_up_a_range_whose_borrower_cannot_move() {
     assert!(a.set_movable_owner(pinned, MovableOwner::new(STRANGER, 0)));
     let before = a.check_invariants().unwrap();
     let mut st = CmaAllocStats::default();
-    assert_eq!(a.cma_alloc(1024, 0, cpu(), &mut st), Err(CmaError::NoRange));
+    assert_eq!(Cma::new(a).alloc(1024, 0, cpu(), &mut st), Err(CmaError::NoRange));
     assert!(st.failed >= 1 && st.ranges_tried == 1, "{st:?}");
     m.check(a);
     assert_eq!(a.movable_owner(pinned), Some((MovableOwner::new(STRANGER, 0), 0)));
@@ -378,18 +374,18 @@ fn cma_alloc_gives_up_a_range_whose_borrower_cannot_move() {
     assert_eq!(a.check_invariants().unwrap().allocated, before.allocated, "a refused cma_alloc leaks nothing");
     // The half without the pinned page can be had; the area lends again afterwards.
     let mut st = CmaAllocStats::default();
-    assert_eq!(a.cma_alloc(512, 9, cpu(), &mut st), Ok(Pfn(3072)));
-    assert_eq!(a.cma_alloc(512, 9, cpu(), &mut st), Err(CmaError::NoRange));
-    assert_eq!(a.cma_alloc(0, 0, cpu(), &mut st), Err(CmaError::BadRequest));
-    assert_eq!(a.cma_alloc(2048, 0, cpu(), &mut st), Err(CmaError::BadRequest));
+    assert_eq!(Cma::new(a).alloc(512, 9, cpu(), &mut st), Ok(Pfn(3072)));
+    assert_eq!(Cma::new(a).alloc(512, 9, cpu(), &mut st), Err(CmaError::NoRange));
+    assert_eq!(Cma::new(a).alloc(0, 0, cpu(), &mut st), Err(CmaError::BadRequest));
+    assert_eq!(Cma::new(a).alloc(2048, 0, cpu(), &mut st), Err(CmaError::BadRequest));
     m.check(a);
-    a.cma_release(Pfn(3072), 512).unwrap();
+    Cma::new(a).release(Pfn(3072), 512).unwrap();
     a.drain_all();
     a.check_invariants().unwrap();
-    assert_eq!(make(64).cma_alloc(1, 0, cpu(), &mut st), Err(CmaError::NoArea));
+    assert_eq!(Cma::new(make(64)).alloc(1, 0, cpu(), &mut st), Err(CmaError::NoArea));
 }
 
-/// Batch migration ([`PageAllocator::migrate_pages`], [`MovableOps::migrate_pages`])
+/// Batch migration ([`Migrator::migrate_pages`](super::Migrator::migrate_pages), [`MovableOps::migrate_pages`])
 /// against the same model.
 mod batch {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -435,9 +431,8 @@ mod batch {
     /// Migrates the blocks at `pfns` as one batch with targets from the allocator.
     fn migrate_pfns(a: &PageAllocator, pfns: &[Pfn], mode: MigrateMode) -> Vec<Result<Pfn, MigrateError>> {
         let mut res = vec![Err(MigrateError::NotMovable); pfns.len()];
-        a.migrate_pages(
+        Migrator::new(a, MigrateCtx { mode, cpu: cpu() }).migrate_pages(
             pfns,
-            MigrateCtx { mode, cpu: cpu() },
             &mut |ord| a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok(),
             &mut res,
         );
@@ -510,7 +505,7 @@ mod batch {
         let c: &'static Counting = Box::leak(Box::new(Counting::new(m)));
         register_both(a, c);
         let kept = checkerboard(a, m);
-        let r = a.compact_memory(MigrateCtx::sync(cpu()));
+        let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
         assert!(r.migrated > 1000 && r.failed == 0, "{r:?}");
         m.check(a);
         let batches = c.batches.load(Relaxed);

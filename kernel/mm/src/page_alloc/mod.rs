@@ -53,14 +53,14 @@ use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 
 pub use check::PageCensus;
-pub use cma::{CmaAllocStats, CmaError, CmaStats};
-pub use compaction::{fragmentation_index, CompactResult};
+pub use cma::{Cma, CmaAllocStats, CmaError, CmaStats};
+pub use compaction::{extfrag_index, extfrag_indices, fragmentation_index, CompactResult, Compactor};
 pub use contig::Evacuation;
 pub use error::{AllocFailure, FreeError};
 pub use fail::FailPageAlloc;
 pub use init::InitError;
 pub use migrate::{
-    BlockMove, MigrateBatch, MigrateCtx, MigrateError, MigrateEvents, MigrateMode, MovableKind, MovableOps,
+    BlockMove, MigrateBatch, MigrateCtx, MigrateError, MigrateEvents, MigrateMode, Migrator, MovableKind, MovableOps,
     MovableOwner, RegisterError, MAX_MOVABLE_KINDS, MIGRATE_BATCH,
 };
 pub use migratetype::{gfp_migratetype, MigrateType, ZoneType, MAX_NR_ZONES, MIGRATE_TYPES};
