@@ -15,10 +15,10 @@
 
 use core::sync::atomic::Ordering::Relaxed;
 
-use super::Compactor;
-use super::Migrator;
 use super::migratetype::MigrateType;
 use super::page::{MemMap, PageState};
+use super::Compactor;
+use super::Migrator;
 use super::{CompactResult, MAX_PAGE_ORDER, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
 use crate::addr::Pfn;
 use crate::cpu::CpuId;

@@ -202,7 +202,7 @@ impl KmemCache {
                 node.free_objects += cfg.num;
                 node.slabs_created += 1;
                 node.list_add(slab, LIST_FREE);
-                slab.0
+                slab.addr()
             };
             // SAFETY: list heads are held slabs.
             let slab = unsafe { Slab::from_raw(slab) };

@@ -48,7 +48,7 @@ impl KmemCache {
     pub(crate) unsafe fn debug_alloc(&self, env: Env<'_>, cfg: &CacheCfg, obj: usize, gfp: Gfp) -> bool {
         // SAFETY: forwarded contract.
         if let Some(kind) = unsafe { check_free_object(cfg, obj) } {
-            let slab = self.slab_of(env, cfg, obj).map_or(0, |s| s.0);
+            let slab = self.slab_of(env, cfg, obj).map_or(0, |s| s.addr());
             self.report(env, kind, obj, slab, SlabFix::RestoredFree);
             // SAFETY: the object is free and ours (off the per-CPU array).
             unsafe { init_free_debug(cfg, obj) };
@@ -81,8 +81,8 @@ impl KmemCache {
             self.report(env, SlabErrorKind::NotSlabObject, obj, 0, SlabFix::Refused);
             return false;
         };
-        if slab.magic() != SLAB_MAGIC ^ slab.0 || cfg.obj_index(slab, obj).is_none() {
-            self.report(env, SlabErrorKind::InvalidPointer, obj, slab.0, SlabFix::Refused);
+        if slab.magic() != SLAB_MAGIC ^ slab.addr() || cfg.obj_index(slab, obj).is_none() {
+            self.report(env, SlabErrorKind::InvalidPointer, obj, slab.addr(), SlabFix::Refused);
             return false;
         }
         let slot = obj - cfg.obj_offset;
@@ -107,12 +107,12 @@ impl KmemCache {
                 SlabErrorKind::RedzoneOverwritten { first, value, expected: SLUB_RED_ACTIVE }
             };
             if all_inactive {
-                self.report(env, kind, obj, slab.0, SlabFix::Refused);
+                self.report(env, kind, obj, slab.addr(), SlabFix::Refused);
                 return false;
             }
             // An overflow by the owner: the red zones are restored (below, with the
             // poison) and the free goes ahead, so nothing stays damaged or lost.
-            self.report(env, kind, obj, slab.0, SlabFix::RestoredAndFreed);
+            self.report(env, kind, obj, slab.addr(), SlabFix::RestoredAndFreed);
         }
         // SAFETY: the object is being freed by its owner.
         unsafe { init_free_debug(cfg, obj) };
@@ -140,7 +140,7 @@ impl KmemCache {
             for &obj in &ac.entry[..ac.avail] {
                 // SAFETY: objects in a per-CPU array are free objects of this cache.
                 if let Some(kind) = unsafe { check_free_object(&cfg, obj) } {
-                    let slab = self.slab_of(env, &cfg, obj).map_or(0, |s| s.0);
+                    let slab = self.slab_of(env, &cfg, obj).map_or(0, |s| s.addr());
                     report(kind, obj, slab, SlabFix::RestoredFree);
                     // SAFETY: a free object of this cache, held by the locked array.
                     unsafe { init_free_debug(&cfg, obj) };
@@ -159,12 +159,12 @@ impl KmemCache {
                 let mut steps = 0;
                 while obj != 0 && steps < cfg.num {
                     if cfg.obj_index(slab, obj).is_none() {
-                        report(SlabErrorKind::FreepointerCorrupt { fp: obj }, at, slab.0, SlabFix::Isolated);
+                        report(SlabErrorKind::FreepointerCorrupt { fp: obj }, at, slab.addr(), SlabFix::Isolated);
                         break;
                     }
                     // SAFETY: `obj` was validated as an object of this slab on its freelist.
                     if let Some(kind) = unsafe { check_free_object(&cfg, obj) } {
-                        report(kind, obj, slab.0, SlabFix::RestoredFree);
+                        report(kind, obj, slab.addr(), SlabFix::RestoredFree);
                         // SAFETY: a free object on a freelist of a slab we hold, under the
                         // node lock; its free pointer (outside the object) is untouched.
                         unsafe { init_free_debug(&cfg, obj) };

@@ -60,7 +60,7 @@ impl CacheCfg {
 
     /// Index of the object at `obj` in `slab`, if `obj` is exactly an object start.
     pub(crate) fn obj_index(&self, slab: Slab, obj: usize) -> Option<usize> {
-        let off = obj.wrapping_sub(slab.0 + self.first + self.obj_offset);
+        let off = obj.wrapping_sub(slab.addr() + self.first + self.obj_offset);
         if off >= self.num * self.stride {
             return None;
         }
@@ -69,7 +69,7 @@ impl CacheCfg {
     }
 
     pub(crate) fn obj_at(&self, slab: Slab, idx: usize) -> usize {
-        slab.0 + self.first + idx * self.stride + self.obj_offset
+        slab.addr() + self.first + idx * self.stride + self.obj_offset
     }
 
     pub(crate) fn fp_addr(&self, obj: usize) -> usize {

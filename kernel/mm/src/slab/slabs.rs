@@ -109,7 +109,7 @@ impl KmemCache {
                     kind: SlabErrorKind::FreepointerCorrupt { fp: obj },
                     cache: cfg.name,
                     object: head_at,
-                    slab: slab.0,
+                    slab: slab.addr(),
                     fix: SlabFix::Isolated,
                 });
                 return taken;
