@@ -15,17 +15,19 @@
 //!    it moved must keep their marks, and the range goes back with `cma_release`.
 //!
 //! The pages of part 1 are held in the lab's page array, an unmovable block; each is
-//! tagged [`MovableOwner::Lab`] with its index, and compaction moves it through
+//! tagged with an owner of [`LAB_MOVABLE`] and its index, and compaction moves it through
 //! [`lab_move`] under the array's lock.
 
 use crate::mm::allocation::Allocation;
-use crate::mm::migrate::{self, TableKind};
+use crate::mm::migrate::{self, LAB_MOVABLE};
 use crate::mm::page_alloc::{PAGES, PAGE_SOURCE};
 use crate::mm::phys_to_virt;
 use crate::{pr_info, record};
 use mm::addr::{Pfn, PhysAddr, PAGE_SIZE};
 use mm::gfp::{Gfp, GFP_ATOMIC, GFP_KERNEL};
-use mm::page_alloc::{CmaAllocStats, CmaError, MigrateError, MigrateMode, MovableOwner, MAX_PAGE_ORDER};
+use mm::page_alloc::{
+    BlockMove, CmaAllocStats, CmaError, MigrateError, MigrateMode, MovableOps, MovableOwner, MAX_PAGE_ORDER,
+};
 use mm::page_source::PageSource;
 
 /// Pages per bulk allocation or free.
@@ -56,19 +58,24 @@ impl Lab {
     }
 }
 
-/// Compaction's mover for the lab's pages (see [`migrate::register_table`]).
-fn lab_move(i: u32, old: Pfn, new: Pfn, order: u32, mode: MigrateMode) -> Result<(), MigrateError> {
-    let mut lab = match mode {
-        MigrateMode::Sync => LAB.lock(),
-        MigrateMode::Async => LAB.try_lock().ok_or(MigrateError::Busy)?,
-    };
-    let i = i as usize;
-    if order != 0 || i >= lab.len || lab.get(i) as u64 != old.0 {
-        return Err(MigrateError::Gone);
+/// The lab's pages, as a movable kind ([`LAB_MOVABLE`], registered by each part).
+#[derive(Debug)]
+struct LabPages;
+
+impl MovableOps for LabPages {
+    fn migrate_page(&self, m: &BlockMove, mode: MigrateMode) -> Result<(), MigrateError> {
+        let mut lab = match mode {
+            MigrateMode::Sync => LAB.lock(),
+            MigrateMode::Async => LAB.try_lock().ok_or(MigrateError::Busy)?,
+        };
+        let i = m.owner.private as usize;
+        if m.order != 0 || i >= lab.len || lab.get(i) as u64 != m.old.0 {
+            return Err(MigrateError::Gone);
+        }
+        migrate::copy_block(m.old, m.new, 0);
+        lab.set(i, m.new.0 as u32);
+        Ok(())
     }
-    migrate::copy_block(old, new, 0);
-    lab.set(i, new.0 as u32);
-    Ok(())
 }
 
 /// The mark at both ends of lab page `i`.
@@ -143,7 +150,7 @@ fn print_memmap(title: &str, when: &str) {
         }
     }
     if record::enabled() {
-        let counts = PAGES.buddyinfo_counts(mm::page_alloc::ZoneType::Normal);
+        let counts = mm::page_alloc::report::buddyinfo_counts(&PAGES, mm::page_alloc::ZoneType::Normal);
         record::emit(records::BuddyInfo { when, counts: &counts });
     }
 }
@@ -193,7 +200,7 @@ fn fill() -> Option<(Allocation, usize)> {
         for &pa in &buf[..got] {
             write_marks(pa.pfn(), mark(n));
             lab.set(n, pa.pfn().0 as u32);
-            PAGES.set_movable_owner(pa.pfn(), MovableOwner::Lab(n as u32));
+            PAGES.set_movable_owner(pa.pfn(), MovableOwner::new(LAB_MOVABLE, n as u64));
             n += 1;
         }
         if got < want {
@@ -263,7 +270,7 @@ fn release(check: bool) -> u64 {
 
 /// Part 1: movable pages as the filler.
 fn pages_part() -> Option<Fragmented> {
-    migrate::register_table(TableKind::Lab, lab_move);
+    migrate::register(LAB_MOVABLE, &LabPages);
     let arr = checkerboard()?;
     let mut r = Fragmented::default();
     let len = LAB.lock().len;
@@ -305,7 +312,7 @@ fn vmalloc_all_free() -> Option<(Allocation, usize)> {
 
 /// Part 2: vmalloc pages as the filler.
 fn vmalloc_part() -> Option<Fragmented> {
-    migrate::register_table(TableKind::Lab, lab_move);
+    migrate::register(LAB_MOVABLE, &LabPages);
     let arr = checkerboard()?;
     // Fill the holes with one movable vmalloc, mapped with pages (its tables take a few
     // holes too); then the lab's pages go and the vmalloc's pages are the checkerboard.
@@ -382,8 +389,8 @@ pub enum CmaOutcome {
 /// targets), checked, then `cma_alloc` of the whole area timed; the moved pages must keep
 /// their marks.
 fn cma_part() -> CmaOutcome {
-    let Some(area) = PAGES.cma_stats() else { return CmaOutcome::NoArea };
-    migrate::register_table(TableKind::Lab, lab_move);
+    let Some(area) = mm::page_alloc::Cma::new(&PAGES).stats() else { return CmaOutcome::NoArea };
+    migrate::register(LAB_MOVABLE, &LabPages);
     let t0 = board::timer::ticks();
     let Some((arr, n)) = fill() else { return CmaOutcome::NoMemory };
     let (lo, hi) = (area.base.0, area.base.0 + area.pages);
@@ -394,7 +401,7 @@ fn cma_part() -> CmaOutcome {
     // Verified, not assumed: the lab holds every page of the area, the area has no free
     // page on the buddy lists, and no per-CPU list holds a page (all were drained).
     r.borrowed = count_in_area();
-    r.area_free = PAGES.cma_stats().map_or(0, |c| c.free);
+    r.area_free = mm::page_alloc::Cma::new(&PAGES).stats().map_or(0, |c| c.free);
     r.pcp = PAGES.nr_pcp_pages();
     if r.all_borrowed() {
         let t = board::timer::ticks();

@@ -68,8 +68,8 @@ pub fn boot(board: &str, cmdline: &str) {
         managed_pages: z.managed_pages,
         free_pages: crate::mm::settled_free_pages(),
         max_order: MAX_PAGE_ORDER,
-        cma_bytes: PAGES.cma_stats().map_or(0, |c| c.pages * PAGE_SIZE as u64),
+        cma_bytes: mm::page_alloc::Cma::new(&PAGES).stats().map_or(0, |c| c.pages * PAGE_SIZE as u64),
     });
-    let counts = PAGES.buddyinfo_counts(ZoneType::Normal);
+    let counts = mm::page_alloc::report::buddyinfo_counts(&PAGES, ZoneType::Normal);
     emit(records::BuddyInfo { when: "boot", counts: &counts });
 }

@@ -135,10 +135,8 @@ const HOT_MIGRATIONS_PER_PASS: usize = 200;
 fn migrate_hot(cpu: mm::cpu::CpuId, va: mm::addr::VirtAddr) {
     let Some(pa) = crate::mm::vmalloc::vmalloc_to_page(va) else { return };
     let quiet = mm::gfp::GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN;
-    let r =
-        PAGES.migrate_page(pa.pfn(), &crate::mm::migrate::OWNERS, mm::page_alloc::MigrateMode::Sync, cpu, &mut |o| {
-            PAGES.alloc_pages(quiet, o, cpu).ok()
-        });
+    let r = mm::page_alloc::Migrator::new(&PAGES, mm::page_alloc::MigrateCtx::sync(cpu))
+        .migrate_page(pa.pfn(), &mut |o| PAGES.alloc_pages(quiet, o, cpu).ok());
     if r.is_ok() {
         HOT_MIGRATIONS.fetch_add(1, Relaxed);
     }
@@ -150,10 +148,8 @@ fn migrate_hot(cpu: mm::cpu::CpuId, va: mm::addr::VirtAddr) {
 fn compactor(va: usize) {
     let cpu = crate::mm::this_cpu();
     let va = mm::addr::VirtAddr::new(va as u64);
-    // (Ctrl-C also stops the workers, which end the loop; checked here too so that a
-    // pass already started is the last.)
     while !WORKERS_DONE.load(Relaxed) && !crate::tty::signal_pending() {
-        let r = PAGES.compact_memory(&crate::mm::migrate::OWNERS, mm::page_alloc::MigrateMode::Sync, cpu);
+        let r = mm::page_alloc::Compactor::new(&PAGES, mm::page_alloc::MigrateCtx::sync(cpu)).compact_memory();
         COMPACT_PASSES.fetch_add(1, Relaxed);
         COMPACT_MIGRATED.fetch_add(r.migrated, Relaxed);
         for _ in 0..HOT_MIGRATIONS_PER_PASS {

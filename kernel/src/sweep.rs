@@ -168,7 +168,7 @@ fn buddyinfo_line() {
         return;
     }
     with_console(|w| {
-        let _ = PAGES.buddyinfo(&mut Prefixed { w, at_start: true });
+        let _ = mm::page_alloc::report::buddyinfo(&PAGES, &mut Prefixed { w, at_start: true });
     });
 }
 

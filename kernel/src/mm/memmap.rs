@@ -103,7 +103,7 @@ pub fn print_map(view: MapView, color: bool, mut line: impl FnMut(&str)) {
     let first = view.start.0 << PAGE_SHIFT;
     let last = ((view.start.0 + view.cell_pages * view.cells as u64) << PAGE_SHIFT) - 1;
     let _ = write!(l, "memmap: [mem {first:#010x}-{last:#010x}], {cs} {cu} per cell, {CELLS_PER_ROW} cells per row");
-    if let Some(c) = PAGES.cma_stats() {
+    if let Some(c) = mm::page_alloc::Cma::new(&PAGES).stats() {
         let b = c.base.0 << PAGE_SHIFT;
         let _ = write!(l, "; CMA area [mem {:#010x}-{:#010x}]", b, b + (c.pages << PAGE_SHIFT) - 1);
     }

@@ -84,7 +84,7 @@ impl PageAllocator {
         if found.is_none() && slow != low {
             found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
         }
-        if found.is_none() && self.try_direct_compact(gfp, order, high_zone, cpu) {
+        if found.is_none() && super::Compactor::try_direct_compact(self, gfp, order, high_zone, cpu) {
             found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
         }
         if found.is_none() && self.drain_cpu(cpu) {

@@ -6,14 +6,15 @@
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::cache::{Env, KmemCache, FREE_SLAB_RESERVE};
-use super::debug::{init_free_debug, SlabError, SlabErrorKind, SlabFix};
+use super::debug::init_free_debug;
+use super::error::{SlabError, SlabErrorKind, SlabFix};
 use super::header::{Slab, SLAB_MAGIC};
 use super::layout::CacheCfg;
 use super::node::{Node, LIST_FREE};
-use super::owner::PageOwner;
 use super::raw;
 use crate::addr::{VirtAddr, PAGE_SIZE};
 use crate::gfp::Gfp;
+use crate::owner::PageOwner;
 
 impl KmemCache {
     /// The slab holding `obj` (the caller knows `obj` is in one of this cache's pages).
@@ -108,7 +109,7 @@ impl KmemCache {
                     kind: SlabErrorKind::FreepointerCorrupt { fp: obj },
                     cache: cfg.name,
                     object: head_at,
-                    slab: slab.0,
+                    slab: slab.addr(),
                     fix: SlabFix::Isolated,
                 });
                 return taken;
