@@ -45,8 +45,9 @@ pub fn emit<'a>(rec: impl Into<Record<'a>>) {
     }
 }
 
-/// The boot's records: which kernel on which board with which command line, then the
+/// The boot's records (on the target: they read the board and the allocators): which kernel on which board with which command line, then the
 /// memory as the page allocator has it, and `/proc/buddyinfo` before anything ran.
+#[cfg(target_os = "none")]
 pub fn boot(board: &str, cmdline: &str) {
     if !enabled() {
         return;
