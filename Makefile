@@ -6,6 +6,9 @@
 #   make test     every test: host unit/property tests, QEMU integration tests, SD image
 #   make test-qemu K=name   only the QEMU tests whose name contains `name`
 #   make sweep    boot headless, run the allocation sweep, power off; pass/fail
+#   make mutants  mutation testing of the mm core (cargo-mutants), sharded and resumable:
+#                 SHARD=k runs one shard of MUTANTS_SHARDS; docs/testing.md
+#   make mutants-diff [BASE=main]   only the mutants in the change against BASE
 #   make bench    host benchmarks against peer allocators, printed as ratios with spreads
 #   make gdb      QEMU halted with a gdb stub on 127.0.0.1:$(GDB_PORT), gdb attached
 #                 with symbols; QEMU ends with gdb (GDB_ARGS="-batch -ex ..." scripts it)
@@ -39,7 +42,7 @@ FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 
 
-.PHONY: all build qemu test test-host test-errata test-qemu test-sdcard test-gdb sweep bench gdb objdump readelf nm clippy doc \
+.PHONY: all build qemu test test-host test-errata test-qemu test-sdcard test-gdb sweep bench mutants mutants-diff gdb objdump readelf nm clippy doc \
         fmt sdcard sdcard-files chainloader chainboot chainboot-sdcard chainboot-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
 
 all: $(IMG)
@@ -81,8 +84,13 @@ qemu: $(IMG) ensure-qemu
 test: test-host test-errata test-qemu test-sdcard test-gdb
 	@echo "make test: all passed"
 
+# Every host test under cargo-nextest's time limit (.config/nextest.toml): a hanging test
+# fails with its name. nextest does not run doctests: cargo test --doc does, under an
+# outer timeout.
 test-host:
-	$(CARGO) test --workspace
+	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+	$(CARGO) nextest run --workspace
+	timeout --kill-after=10 600 $(CARGO) test --workspace --doc
 
 # Cortex-A53 r0p4 errata 835769/843419: no unpatched sequence in the linked kernel.
 test-errata: $(IMG)
@@ -108,6 +116,15 @@ bench:
 	$(CARGO) bench -p mm-bench --bench allocators
 	$(CARGO) run -q -p mm-bench --release --bin ratios
 	$(CARGO) run -q -p mm-bench --release --bin spread
+
+# Mutation testing (tools/mutants.sh): installs cargo-mutants on first use; results in
+# mutants.out/, missed share per module printed by tools/mutants_summary.py.
+mutants:
+	tools/mutants.sh
+
+BASE ?= main
+mutants-diff:
+	tools/mutants.sh --diff $(BASE)
 
 sweep: $(IMG) ensure-qemu
 	$(PYTHON) tools/qemu_run.py --image $(IMG) --sweep
