@@ -46,7 +46,8 @@ run() { # run DIR ARGS...: one cargo-mutants run into DIR/mutants.out, marked do
     mkdir -p "$dir"
     rm -f "$dir/done"
     local rc=0
-    nice -n "$NICE" "$CARGO" mutants -p mm --jobs "$JOBS" --timeout "$TIMEOUT" \
+    # --copy-target: the scratch copy starts with this tree's built dependencies.
+    nice -n "$NICE" "$CARGO" mutants -p mm --jobs "$JOBS" --timeout "$TIMEOUT" --copy-target=true \
         --output "$dir" "$@" || rc=$?
     if finished "$rc"; then
         date -u +%FT%TZ >"$dir/done"
