@@ -3,7 +3,8 @@
 #
 #   tools/mutants.sh                 every shard of the core not yet finished, one after another
 #   SHARD=3 tools/mutants.sh         only shard 3 (of MUTANTS_SHARDS)
-#   MUTANTS_FILES="a.rs b.rs" ...    only these files (own output directory, not sharded)
+#   MUTANTS_FILES="a.rs b.rs" ...    only these files (own output directory, not sharded),
+#                                    MUTANTS_TESTS="t1 t2": with only these integration tests
 #   tools/mutants.sh --diff [BASE]   only the mutants in `git diff BASE` (default main)
 #
 # Sharded and resumable: shard k of n writes mutants.out/shard-k-of-n/; a shard that ran to
@@ -74,6 +75,14 @@ fi
 
 if [ -n "${MUTANTS_FILES:-}" ]; then
     args=()
+    # MUTANTS_TESTS="a b": only the unit tests and these integration tests (quicker,
+    # for files those tests cover; without .cargo/mutants.toml's test arguments).
+    if [ -n "${MUTANTS_TESTS:-}" ]; then
+        args+=(--no-config --cargo-test-arg=--lib)
+        for t in $MUTANTS_TESTS; do
+            args+=("--cargo-test-arg=--test=$t")
+        done
+    fi
     name=files
     for f in $MUTANTS_FILES; do
         args+=(--file "$f")
