@@ -17,6 +17,8 @@ import sys
 from collections import defaultdict
 
 OUTCOMES = ("caught", "missed", "timeout", "unviable")
+# The modules of the mm core that tools/mutants.sh examines.
+CORE_MODULES = ("page_alloc", "slab", "vmalloc", "pgtable")
 
 
 def runs(root):
@@ -86,7 +88,10 @@ def main(argv):
     print()
     print(head.replace("file", "module", 1))
     total = dict.fromkeys(OUTCOMES, 0)
-    for mod in sorted(per_module):
+    for mod in sorted(set(per_module) | set(CORE_MODULES)):
+        if mod not in per_module:
+            print(f"{mod:<44} (not run yet)")
+            continue
         row(mod, per_module[mod])
         for o in OUTCOMES:
             total[o] += per_module[mod][o]
