@@ -64,6 +64,7 @@ fn high_order_atomic_requests_never_retype_the_cma_area() {
     for gfp in [GFP_KERNEL, GFP_NOWAIT, GFP_NOWAIT] {
         while let Ok(p) = a.alloc_pages(gfp | Gfp::GFP_NOWARN, 0, CPU) {
             outside.push(p.0);
+            assert!(outside.len() as u64 <= PAGES, "more pages than memory");
         }
         a.drain_all();
     }
@@ -96,6 +97,7 @@ fn high_order_atomic_requests_never_retype_the_cma_area() {
         while let Ok(p) = a.alloc_pages(GFP_NOWAIT | Gfp::GFP_NOWARN, 0, CPU) {
             assert!(!area.contains(&p.0), "GFP_NOWAIT got area page {p:?}");
             outside.push(p.0);
+            assert!(outside.len() as u64 <= PAGES, "more pages than memory");
         }
         a.drain_all();
         area_intact(a, &area, "GFP_NOWAIT");
