@@ -132,3 +132,24 @@ fn movable_fast_path_counts_the_cma_pages() {
     z.a.drain_all();
     assert_eq!(z.a.nr_free_pages(), PAGES);
 }
+
+/// A block handed out by the fast path counts all its pages in `pgalloc` (and leaves the
+/// list by all of them), for each per-CPU order above 0.
+#[test]
+fn fast_path_counts_every_page_of_a_block() {
+    let z = Zone::new();
+    let zi = ZoneType::Normal.index();
+    for order in 1..=3u32 {
+        let got: Vec<_> = (0..4).map(|_| z.a.alloc_pages(GFP_KERNEL, order, FAST).unwrap()).collect();
+        for p in got {
+            z.a.free_pages(p, order, FAST).unwrap();
+        }
+        let (f, _, p) = z.counts();
+        let before = z.a.vm_events().pgalloc[zi];
+        let b = z.a.alloc_pages(GFP_KERNEL, order, FAST).unwrap();
+        let (f2, _, p2) = z.counts();
+        assert_eq!((f2, p2), (f, p - (1 << order)), "order {order}: not a fast-path hit");
+        assert_eq!(z.a.vm_events().pgalloc[zi], before + (1 << order), "order {order}: pgalloc");
+        z.a.free_pages(b, order, FAST).unwrap();
+    }
+}
