@@ -153,3 +153,17 @@ fn fast_path_counts_every_page_of_a_block() {
         z.a.free_pages(b, order, FAST).unwrap();
     }
 }
+
+/// A refill of an empty per-CPU list takes `batch >> order` blocks (at least 2), as
+/// Linux's `rmqueue_bulk` call: one is handed out, the rest stay on the list.
+#[test]
+fn refill_takes_batch_shifted_by_order() {
+    let z = Zone::new();
+    z.a.set_pcp_high_batch(256, 16);
+    for (order, blocks) in [(0u32, 16u64), (1, 8), (2, 4), (3, 2)] {
+        z.a.drain_cpu(FAST);
+        let p = z.a.alloc_pages(GFP_KERNEL, order, FAST).unwrap();
+        assert_eq!(z.counts().2, (blocks - 1) << order, "order {order}");
+        z.a.free_pages(p, order, FAST).unwrap();
+    }
+}
