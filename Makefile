@@ -9,6 +9,9 @@
 #   make sweep    boot headless, run the allocation sweep, power off; pass/fail
 #   make report   boot headless with records=on and write target/report/index.html (charts);
 #                 LOG=pi.log reads a saved UART log instead, LOG2=b.log puts a second run beside it
+#   make mutants  mutation testing of the mm core (cargo-mutants), sharded and resumable:
+#                 SHARD=k runs one shard of MUTANTS_SHARDS; docs/testing.md
+#   make mutants-diff [BASE=main]   only the mutants in the change against BASE
 #   make bench    host benchmarks against peer allocators, printed as ratios with spreads
 #   make gdb      QEMU halted with a gdb stub on 127.0.0.1:$(GDB_PORT), gdb attached
 #                 with symbols; QEMU ends with gdb (GDB_ARGS="-batch -ex ..." scripts it)
@@ -52,7 +55,7 @@ FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 
 
-.PHONY: all build qemu test test-host test-errata test-qemu test-sdcard test-gdb test-report report sweep bench gdb objdump readelf nm clippy doc \
+.PHONY: all build qemu test test-host test-errata test-qemu test-sdcard test-gdb test-report report sweep bench mutants mutants-diff gdb objdump readelf nm clippy doc \
         fmt sdcard sdcard-files chainloader chainboot chainboot-sdcard chainboot-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
 
 all: $(IMG)
@@ -99,8 +102,13 @@ qemu: $(IMG) $(DTB) ensure-qemu
 test: test-host test-errata test-qemu test-sdcard test-gdb test-report
 	@echo "make test: all passed"
 
+# Every host test under cargo-nextest's time limit (.config/nextest.toml): a hanging test
+# fails with its name. nextest does not run doctests: cargo test --doc does, under an
+# outer timeout.
 test-host:
-	$(CARGO) test --workspace
+	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+	$(CARGO) nextest run --workspace
+	timeout --kill-after=10 600 $(CARGO) test --workspace --doc
 
 # Cortex-A53 r0p4 errata 835769/843419: no unpatched sequence in the linked kernel.
 test-errata: $(IMG)
@@ -140,6 +148,15 @@ else
 report:
 	$(PYTHON) tools/report/make_report.py --log $(LOG) $(if $(LOG2),--log2 $(LOG2))
 endif
+
+# Mutation testing (tools/mutants.sh): installs cargo-mutants on first use; results in
+# mutants.out/, missed share per module printed by tools/mutants_summary.py.
+mutants:
+	tools/mutants.sh
+
+BASE ?= main
+mutants-diff:
+	tools/mutants.sh --diff $(BASE)
 
 sweep: $(IMG) ensure-qemu
 	@tools/ensure-pkg.sh dtc device-tree-compiler

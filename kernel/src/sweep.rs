@@ -23,6 +23,7 @@ use core::fmt;
 use mm::addr::PAGE_SIZE;
 use mm::gfp::{Gfp, GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
 use mm::page_alloc::MAX_PAGE_ORDER;
+use mm::pgtable::Prot;
 
 fn interrupted() -> bool {
     crate::tty::signal_pending()
@@ -381,9 +382,27 @@ fn alloc_page_demo() {
         // below; no other reference to it exists.
         let bytes = unsafe { core::slice::from_raw_parts_mut(va.as_mut_ptr::<u8>(), PAGE_SIZE) };
         bytes.fill(0x55);
-        let good = bytes.iter().filter(|&&b| b == 0x55).count();
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        // Read back through a second mapping of the frame (a vmap alias), not the address
+        // just written: the check covers virt_to_page/page_to_phys and the page tables.
+        // Both mappings are Normal write-back, so the PIPT data cache keeps them coherent
+        // on real hardware too.
+        let good = match vmalloc::vmap(&[pa], Prot::KERNEL_RW, "sweep") {
+            Ok(alias) => {
+                let p = alias.as_mut_ptr::<u8>() as *const u8;
+                // SAFETY: `alias` maps the page `held` owns, for reads only, until the
+                // vunmap below.
+                let good = (0..PAGE_SIZE).filter(|&i| unsafe { p.add(i).read_volatile() } == 0x55).count();
+                let _ = vmalloc::vunmap(alias);
+                good
+            }
+            Err(e) => {
+                pr_warn!(" ... vmap of the page failed: {}", e);
+                0
+            }
+        };
         pr_info!(
-            " ... filled with 0x55, verified {} of {} bytes {}",
+            " ... filled with 0x55, verified {} of {} bytes through a vmap alias {}",
             good,
             PAGE_SIZE,
             if good == PAGE_SIZE { "OK" } else { "MISMATCH" }
