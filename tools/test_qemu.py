@@ -1783,6 +1783,15 @@ def records_agree_with_the_text(image):
     with boot(image, cmdline="sweep=off records=maybe") as q:
         check("records=maybe: expected on or off; records stay off" in q.out, "a bad records= is not refused", q.out)
 
+@test
+def readme_output_is_a_real_run(image):
+    """The README's boot log and console tour are a run of this kernel (tools/readme_run.py):
+    the same lines in the same order, with times, addresses and large counts masked."""
+    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "readme_run.py")
+    r = subprocess.run([sys.executable, tool, "--image", image, "--check"], capture_output=True, text=True, timeout=900)
+    check(r.returncode == 0, "README.md disagrees with a run (tools/readme_run.py regenerates it)", r.stdout + r.stderr)
+
+
 
 def main():
     ap = argparse.ArgumentParser()
