@@ -8,21 +8,17 @@
 extern crate alloc;
 
 pub mod arch;
-#[cfg(target_os = "none")]
-pub mod bench;
 pub mod cmdline;
 pub mod console;
 pub mod fdt;
-#[cfg(target_os = "none")]
-pub mod frag_lab;
 pub mod ksyms;
+#[cfg(target_os = "none")]
+pub mod lab;
 pub mod log_buf;
 pub mod oops;
 pub mod printk;
 pub mod prng;
 pub mod stacks;
-#[cfg(target_os = "none")]
-pub mod stress;
 pub mod version;
 
 #[cfg(target_os = "none")]
@@ -34,8 +30,6 @@ pub mod ipi;
 #[cfg(target_os = "none")]
 pub mod irq;
 #[cfg(target_os = "none")]
-pub mod irqtest;
-#[cfg(target_os = "none")]
 pub mod mm;
 #[cfg(target_os = "none")]
 pub mod panic;
@@ -45,8 +39,6 @@ pub mod platform;
 pub mod shell;
 #[cfg(target_os = "none")]
 pub mod smp;
-#[cfg(target_os = "none")]
-pub mod sweep;
 #[cfg(target_os = "none")]
 pub mod timer;
 #[cfg(target_os = "none")]

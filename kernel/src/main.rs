@@ -95,8 +95,8 @@ mod kmain {
             Ok(Some("off")) => {
                 pr_notice!("sweep: skipped (sweep=off on the command line; type 'sweep' to run it)")
             }
-            Ok(Some(p)) => kernel::sweep::run(kernel::sweep::Phases::parse(p).unwrap_or(kernel::sweep::Phases::All)),
-            Ok(None) | Err(_) => kernel::sweep::run(kernel::sweep::Phases::All),
+            Ok(Some(p)) => kernel::lab::sweep::run(kernel::lab::sweep::Phases::parse(p).unwrap_or(kernel::lab::sweep::Phases::All)),
+            Ok(None) | Err(_) => kernel::lab::sweep::run(kernel::lab::sweep::Phases::All),
         });
         kernel::shell::run()
     }

@@ -69,6 +69,6 @@ fn irqtest_cmd(args: &[&str]) -> Result<(), CommandError> {
         },
         _ => return Err(CommandError::Usage),
     };
-    crate::irqtest::run(ms);
+    crate::lab::irqtest::run(ms);
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! 2. `__get_free_pages(GFP_ATOMIC, order)` for growing orders until one fails.
 //! 3. `kmalloc(size, GFP_ATOMIC)` from 4 KiB doubling until one fails.
 //! 4. `vmalloc` in 4 MiB steps until one fails, then the exact limit by bisection.
-//! 5. The fragmentation lab ([`crate::frag_lab`]): the largest order before and after
+//! 5. The fragmentation lab ([`crate::lab::frag_lab`]): the largest order before and after
 //!    compaction, with movable pages and with vmalloc pages as the filler.
 //! 6. The machine-readable summary (with each phase's time and how many vmallocs were
 //!    mapped with 2 MiB blocks), a leak check, and the comparison with Linux.
@@ -146,7 +146,7 @@ pub fn run(phases: Phases) {
     let mut frag = None;
     let mut frag_took = None;
     if (all || phases == Phases::Fragment) && !interrupted() {
-        let (r, t) = timed(|| crate::frag_lab::run(interrupted));
+        let (r, t) = timed(|| crate::lab::frag_lab::run(interrupted));
         frag = Some(r);
         frag_took = Some(t.0);
     }
@@ -201,7 +201,7 @@ pub fn run(phases: Phases) {
         );
     }
     if let Some(r) = &frag {
-        crate::frag_lab::report(r);
+        crate::lab::frag_lab::report(r);
     }
     // Machine-readable (microseconds), then for people.
     let us = |t: Option<u64>| t.map_or(-1, |ns| (ns / 1000) as i64);
