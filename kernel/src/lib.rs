@@ -11,6 +11,7 @@ pub mod arch;
 pub mod cmdline;
 pub mod console;
 pub mod fdt;
+pub mod kern_levels;
 pub mod ksyms;
 #[cfg(target_os = "none")]
 pub mod lab;
