@@ -35,11 +35,15 @@ pub mod mm;
 #[cfg(target_os = "none")]
 pub mod panic;
 #[cfg(target_os = "none")]
+pub mod percpu;
+#[cfg(target_os = "none")]
 pub mod platform;
 #[cfg(target_os = "none")]
 pub mod shell;
 #[cfg(target_os = "none")]
 pub mod smp;
+#[cfg(target_os = "none")]
+pub mod smp_call;
 #[cfg(target_os = "none")]
 pub mod timer;
 #[cfg(target_os = "none")]

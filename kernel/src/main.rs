@@ -19,6 +19,7 @@ mod kmain {
     /// Called by `boot/entry.S` with the loader's x0 and the exception level at entry.
     #[no_mangle]
     pub extern "C" fn kernel_main(dtb: u64, entry_el: u64) -> ! {
+        kernel::percpu::set_this_cpu(kernel::percpu::CpuId::BOOT);
         let uart_clock = mailbox::clock_rate(mailbox::clock::UART).ok();
         // Input typed before boot is kept: the tty queues what the receiver holds.
         let drained = kernel::tty::uart_init(uart_clock.unwrap_or(DEFAULT_UART_CLOCK));
@@ -36,7 +37,7 @@ mod kmain {
             if rev.processor() == "BCM2837" { 4 } else { 1 },
             rev.processor(),
             boot::cpu::midr(),
-            boot::cpu::cpu_id(),
+            kernel::percpu::smp_processor_id(),
             entry_el,
             dtb
         );
@@ -81,7 +82,7 @@ mod kmain {
         let ram_size = mailbox::arm_memory().map_or(0, |(b, s)| b as u64 + s as u64);
         platform::init_cmdline(dtb, ram_size);
         kernel::mm::init(dtb);
-        kernel::irq::init();
+        kernel::irq::chip::init();
         kernel::timer::init();
         kernel::tty::init();
         boot::cpu::local_irq_enable();
@@ -95,7 +96,9 @@ mod kmain {
             Ok(Some("off")) => {
                 pr_notice!("sweep: skipped (sweep=off on the command line; type 'sweep' to run it)")
             }
-            Ok(Some(p)) => kernel::lab::sweep::run(kernel::lab::sweep::Phases::parse(p).unwrap_or(kernel::lab::sweep::Phases::All)),
+            Ok(Some(p)) => {
+                kernel::lab::sweep::run(kernel::lab::sweep::Phases::parse(p).unwrap_or(kernel::lab::sweep::Phases::All))
+            }
             Ok(None) | Err(_) => kernel::lab::sweep::run(kernel::lab::sweep::Phases::All),
         });
         kernel::shell::run()

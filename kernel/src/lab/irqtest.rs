@@ -10,7 +10,8 @@
 use crate::cprintln;
 use crate::mm::page_alloc::{self, PAGES};
 use crate::mm::slab::{self, SLAB};
-use crate::smp::{self, NR_CPUS};
+use crate::percpu::{smp_processor_id, CpuId, NR_CPUS};
+use crate::smp;
 use crate::timer::{self, TimerId};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use mm::addr::{VirtAddr, PAGE_SIZE};
@@ -97,7 +98,7 @@ fn tick(cpu: usize) {
 
 /// One CPU's share (task context, interrupts enabled): the foreground loop for `ms`.
 fn worker(ms: usize) {
-    let cpu = boot::cpu::cpu_id();
+    let cpu = smp_processor_id().index();
     let st = &STATS[cpu];
     {
         let mut t = TIMERS[cpu].lock();
@@ -157,11 +158,11 @@ pub fn run(ms: u64) -> bool {
     }
     let before = crate::mm::settled_free_pages();
     let mut tickets = [None; NR_CPUS];
-    for (c, t) in tickets.iter_mut().enumerate().skip(1) {
+    for (c, t) in CpuId::all().zip(tickets.iter_mut()).skip(1) {
         *t = smp::run_on(c, worker, ms as usize).ok();
     }
     worker(ms as usize);
-    for (c, t) in tickets.iter().enumerate() {
+    for (c, t) in CpuId::all().zip(tickets.iter()) {
         if let Some(t) = t {
             smp::wait(c, *t);
         }

@@ -14,8 +14,8 @@
 //! Compaction holds no lock while it calls an owner.
 
 use super::page_alloc::{PAGES, PAGE_SOURCE};
-use super::this_cpu;
 use super::vmalloc::VMALLOC;
+use crate::percpu::smp_processor_id as this_cpu;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::{Pfn, PhysAddr, VirtAddr};
 use mm::page_alloc::{
@@ -104,7 +104,7 @@ const MIGRATION_WAIT_US: u64 = 1_000_000;
 /// lets the exception handler retry accesses that met a vmalloc page under migration.
 pub fn init() {
     PAGES.set_movable_owners(&OWNERS);
-    crate::arch::aarch64::exception::set_fault_retry(retry_migration_fault);
+    crate::arch::aarch64::traps::set_fault_retry(retry_migration_fault);
 }
 
 /// Whether a kernel data abort (`esr`, `far`) hit a vmalloc page while its entry was
