@@ -84,6 +84,13 @@ def paths_in(src, me):
 def edges_of(root):
     files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith(".rs"))
     mods = {modpath(root, f): f for f in files}
+    # `#[macro_export]` macros live at the crate root (`crate::pr_info`): a path to one is
+    # a dependency on the file that defines it.
+    macros = {}
+    for f in files:
+        with open(f, errors="replace") as fh:
+            for name in re.findall(r"#\[macro_export\]\s*macro_rules!\s*(\w+)", strip(fh.read())):
+                macros[(name,)] = f
     edges = {f: set() for f in files}
     for f in files:
         me = modpath(root, f)
@@ -93,6 +100,10 @@ def edges_of(root):
         if parent:
             src = re.sub(r"\bpub(\([^)]*\))?\s+use\s+[^;]*;", "", src)
         for p in paths_in(src, me):
+            if p[:1] in macros and p[:1] not in mods:
+                if macros[p[:1]] != f:
+                    edges[f].add(macros[p[:1]])
+                continue
             # The longest prefix that is a file: `crate::a::b::item` -> a/b.rs or a.rs.
             for k in range(len(p), 0, -1):
                 if p[:k] in mods:
@@ -161,18 +172,18 @@ def check(roots):
 
 def self_test():
     crates = {
-        # a -> b -> c -> a through a use group, a super:: path and a macro's $crate path.
+        # a -> b -> c -> a through a use group, a super:: path and an exported macro.
         "cyclic": {
             "lib.rs": "pub mod a;\npub mod b;\npub mod c;\npub mod d;\npub use a::A;\n",
-            "a.rs": "use crate::{b::B, d};\npub struct A;\n",
+            "a.rs": "use crate::{b::B, d};\npub struct A;\n#[macro_export]\nmacro_rules! a_macro { () => { $crate::a::A } }\n",
             "b.rs": "pub struct B;\nfn f() { super::c::g() }\n",
-            "c.rs": "pub fn g() { $crate::a::A; }\n",
+            "c.rs": "pub fn g() { crate::a_macro!(); }\n",
             "d.rs": "// crate::a in a comment is no import\nconst S: &str = \"crate::a\";\n",
         },
         # The same files with c.rs not reaching back up, and a parent re-exporting children.
         "acyclic": {
             "lib.rs": "pub mod a;\npub mod b;\npub mod c;\npub mod d;\npub use a::A;\n",
-            "a.rs": "use crate::{b::B, d};\npub struct A;\n",
+            "a.rs": "use crate::{b::B, d};\npub struct A;\n#[macro_export]\nmacro_rules! a_macro { () => { $crate::a::A } }\n",
             "b.rs": "pub struct B;\nfn f() { super::c::g() }\n",
             "c.rs": "pub fn g() {}\n",
             "d.rs": "// crate::a in a comment is no import\nconst S: &str = \"crate::a\";\n",
