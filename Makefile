@@ -3,7 +3,8 @@
 #   make          build kernel8.img (raw image for 0x80000) beside the ELF in target/
 #   make qemu     boot it in QEMU raspi3b on this terminal (the main job);
 #                 CMDLINE="sweep=off slub_debug" sets the kernel command line
-#   make test     every test: host unit/property tests, QEMU integration tests, SD image
+#   make test     every test: import-cycle check, host unit/property tests, QEMU integration
+#                 tests, SD image
 #   make test-qemu K=name   only the QEMU tests whose name contains `name`
 #   make sweep    boot headless, run the allocation sweep, power off; pass/fail
 #   make bench    host benchmarks against peer allocators, printed as ratios with spreads
@@ -39,7 +40,7 @@ FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 
 
-.PHONY: all build qemu test test-host test-errata test-qemu test-sdcard test-gdb sweep bench gdb objdump readelf nm clippy doc \
+.PHONY: all build qemu test test-cycles test-host test-errata test-qemu test-sdcard test-gdb sweep bench gdb objdump readelf nm clippy doc \
         fmt sdcard sdcard-files chainloader chainboot chainboot-sdcard chainboot-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
 
 all: $(IMG)
@@ -78,8 +79,15 @@ ensure-sdtools:
 qemu: $(IMG) ensure-qemu
 	$(QEMU) $(QEMU_ARGS) $(if $(CMDLINE),-append "$(CMDLINE)")
 
-test: test-host test-errata test-qemu test-sdcard test-gdb
+test: test-cycles test-host test-errata test-qemu test-sdcard test-gdb
 	@echo "make test: all passed"
+
+# No import cycle between the files of a kernel crate (each module uses only the ones
+# below it: ARCHITECTURE.md's layers).
+CYCLE_CHECKED := kernel/src boot/src board/src chainloader/src kernel/consts/src
+test-cycles:
+	$(PYTHON) tools/modcycles.py --self-test
+	$(PYTHON) tools/modcycles.py $(CYCLE_CHECKED)
 
 test-host:
 	$(CARGO) test --workspace
