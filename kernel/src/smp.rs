@@ -1,4 +1,5 @@
-//! Bringing up cores 1-3, giving them work, and cross-CPU function calls.
+//! Bringing up cores 1-3 and handing them long work: the layer above the memory
+//! manager (each core's stack comes from the buddy allocator).
 //!
 //! Release follows the Raspberry Pi spin-table protocol: the firmware (or QEMU's stub)
 //! keeps each secondary in a `wfe` loop reading its slot at 0xe0/0xe8/0xf0; the kernel
@@ -25,6 +26,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use mm::gfp::GFP_KERNEL;
 use mm::sync::SpinLock;
 use mm::vmalloc::tables::SourceTables;
+
 /// Spin-table slot of CPU 0; CPU n polls `SPIN_TABLE_BASE + 8 * n`.
 const SPIN_TABLE_BASE: u64 = 0xd8;
 

@@ -54,7 +54,7 @@ pub fn context_with<R>(f: impl FnOnce(&Context<'_>) -> R) -> R {
         None => Ok(()),
     };
     let ctx = Context {
-        cpu: crate::percpu::smp_processor_id().index(),
+        cpu: crate::percpu::smp_processor_id(),
         hardware: &rev,
         symbols: platform::symbols(),
         read_stack: &read_stack_word,
