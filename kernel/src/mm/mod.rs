@@ -29,9 +29,10 @@ use mm::cpu::CpuId;
 use mm::pgtable::layout::PAGE_OFFSET;
 
 /// Linux's `__va`: the linear-map address of a physical address (RAM is mapped at
-/// `PAGE_OFFSET` for the kernel's whole life).
+/// `PAGE_OFFSET` for the kernel's whole life): mm's [`PhysAddr::linear_va`], which
+/// `platform.rs`, below this layer, calls directly.
 pub const fn phys_to_virt(pa: PhysAddr) -> VirtAddr {
-    VirtAddr::new(PAGE_OFFSET + pa.as_u64())
+    pa.linear_va()
 }
 
 /// Linux's `__pa` for linear-map addresses. The caller checks that `va` is one; an
