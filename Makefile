@@ -1,8 +1,9 @@
 # mm-kernel: build, run and test the Raspberry Pi 3 memory-management kernel.
 #
 #   make          build kernel8.img (raw image for 0x80000) beside the ELF in target/
-#   make qemu     boot it in QEMU raspi3b on this terminal (the main job);
-#                 CMDLINE="sweep=off slub_debug" sets the kernel command line
+#   make qemu     boot it in QEMU raspi3b on this terminal (the main job), with the
+#                 project's device tree; CMDLINE="sweep=off slub_debug" sets the kernel
+#                 command line (up to 2,048 bytes)
 #   make test     every test: import-cycle check, host unit/property tests, QEMU integration
 #                 tests, SD image
 #   make test-qemu K=name   only the QEMU tests whose name contains `name`
@@ -31,7 +32,12 @@ QEMU        ?= qemu-system-aarch64
 # QEMU's default threading (one host thread per vCPU): idle cores sleep in wfi and cost
 # nothing (tools/qemu_threading.py measures it against thread=single).
 # mon:stdio: Ctrl-A X leaves QEMU, Ctrl-A C its monitor; Ctrl-C goes to the kernel.
-QEMU_ARGS   := -M raspi3b -kernel $(IMG) -serial mon:stdio -display none
+# The project's device tree (tools/dts/, compiled by dtc) as the firmware passes one: the
+# command line goes to /chosen/bootargs and may be 2,048 bytes; without -dtb QEMU writes
+# ATAGS, whose text its own boot code overwrites past about 460 bytes.
+DTS         := tools/dts/rpi-3-b-plus.dts
+DTB         := target/rpi-3-b-plus.dtb
+QEMU_ARGS   := -M raspi3b -kernel $(IMG) -dtb $(DTB) -serial mon:stdio -display none
 CMDLINE     ?=
 GDB_PORT    ?= 1234
 GDB_ARGS    ?=
@@ -76,7 +82,12 @@ ensure-sdtools:
 	@tools/ensure-pkg.sh mkfs.vfat dosfstools
 	@tools/ensure-pkg.sh mdir mtools
 
-qemu: $(IMG) ensure-qemu
+$(DTB): $(DTS)
+	@tools/ensure-pkg.sh dtc device-tree-compiler
+	@mkdir -p $(dir $@)
+	dtc -q -I dts -O dtb -o $@ $<
+
+qemu: $(IMG) $(DTB) ensure-qemu
 	$(QEMU) $(QEMU_ARGS) $(if $(CMDLINE),-append "$(CMDLINE)")
 
 test: test-cycles test-host test-errata test-qemu test-sdcard test-gdb
@@ -118,6 +129,7 @@ bench:
 	$(CARGO) run -q -p mm-bench --release --bin spread
 
 sweep: $(IMG) ensure-qemu
+	@tools/ensure-pkg.sh dtc device-tree-compiler
 	$(PYTHON) tools/qemu_run.py --image $(IMG) --sweep
 
 gdb: $(IMG) ensure-qemu

@@ -8,6 +8,8 @@ commands at the `mm> ` prompt and enforces timeouts so nothing can hang. As a co
                                                  exit 0 only if it completed with no leak
     qemu_run.py --image kernel8.img -c 'meminfo' -c 'buddyinfo'
                                                  run console commands, print everything
+    qemu_run.py --accel tcg,thread=single --append sweep=off -c 'stress 300 1 compact'
+                                                 the same with every vCPU on one host thread
 """
 import argparse
 import os
@@ -19,6 +21,27 @@ import time
 
 PROMPT = "mm> "
 QEMU = os.environ.get("QEMU", "qemu-system-aarch64")
+DTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dts", "rpi-3-b-plus.dts")
+_DTB = {}
+
+
+def default_dtb():
+    """The project's Raspberry Pi 3B+ device tree (tools/dts/), compiled with dtc once per
+    process. QEMU boots a raw image with it as the firmware does (x0 = the tree, -append
+    written into /chosen/bootargs), so the command line may be 2,048 bytes long: without
+    -dtb QEMU passes ATAGS at 0x100, whose text its own boot code for CPUs 1-3 at 0x300
+    overwrites past about 460 bytes."""
+    if "path" not in _DTB:
+        import atexit, shutil, tempfile
+        dtc = shutil.which("dtc")
+        if not dtc:
+            raise QemuError("dtc not found: install device-tree-compiler (make test-qemu does it)")
+        tmp = tempfile.mkdtemp(prefix="mm-dtb-")
+        atexit.register(shutil.rmtree, tmp, True)
+        out = os.path.join(tmp, "rpi-3-b-plus.dtb")
+        subprocess.run([dtc, "-q", "-I", "dts", "-O", "dtb", "-o", out, DTS], check=True)
+        _DTB["path"] = out
+    return _DTB["path"]
 
 
 class QemuError(Exception):
@@ -94,9 +117,13 @@ class Transcript:
 
 
 class Qemu(Transcript):
-    def __init__(self, image, extra_args=(), log=None, cmdline=None, accel=None):
+    def __init__(self, image, extra_args=(), log=None, cmdline=None, accel=None, dtb=True):
         # QEMU's default threading (one host thread per vCPU) unless `accel` says
         # otherwise: idle CPUs sleep in wfi, so they cost no host time.
+        # The project's device tree unless `dtb` is False (the ATAGS path) or the caller
+        # passes its own -dtb.
+        if dtb and "-dtb" not in extra_args:
+            extra_args = ["-dtb", default_dtb(), *extra_args]
         cmd = [QEMU, "-M", "raspi3b", *(["-accel", accel] if accel else []), "-kernel", image,
                "-serial", "stdio", "-display", "none", "-no-reboot", "-monitor", "none", *extra_args]
         if cmdline is not None:
@@ -143,8 +170,11 @@ def main():
     ap.add_argument("--sweep", action="store_true", help="check the boot sweep and power off")
     ap.add_argument("-c", "--command", action="append", default=[], help="console command to run")
     ap.add_argument("--timeout", type=float, default=300, help="seconds for boot and each command")
+    ap.add_argument("--accel", help="QEMU's -accel, e.g. tcg,thread=single (all vCPUs on one host thread)")
+    ap.add_argument("--append", help="kernel command line (QEMU's -append)")
+    ap.add_argument("--qemu-arg", action="append", default=[], help="extra QEMU argument (repeatable)")
     args = ap.parse_args()
-    with Qemu(args.image, log=sys.stdout) as q:
+    with Qemu(args.image, extra_args=args.qemu_arg, log=sys.stdout, cmdline=args.append, accel=args.accel) as q:
         try:
             q.expect("^" + re.escape(PROMPT), args.timeout)
             ok = True

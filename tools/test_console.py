@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from qemu_run import PROMPT, QEMU, Transcript
+from qemu_run import PROMPT, QEMU, Transcript, default_dtb
 
 BOOT_TIMEOUT = 240
 TS = r"^\[\s*\d+\.\d{6}\] "
@@ -23,7 +23,7 @@ class PtyQemu(Transcript):
 
     def __init__(self, image, cmdline="sweep=off", reboot=False):
         self.master, slave = os.openpty()
-        cmd = [QEMU, "-M", "raspi3b", "-kernel", image, "-serial", "mon:stdio",
+        cmd = [QEMU, "-M", "raspi3b", "-kernel", image, "-dtb", default_dtb(), "-serial", "mon:stdio",
                "-display", "none", "-append", cmdline]
         if not reboot:
             cmd.append("-no-reboot")
@@ -91,11 +91,11 @@ def register(test, check, loader):
             out = q.prompt()
             check("MemTotal:" in out, "two ups did not reach meminfo", out)
             # Tab completes a command name...
-            q.type("mem\t")
+            q.type("memi\t")
             q.expect(r"meminfo ", 10)
             q.type("\r")
             out = q.prompt()
-            check("MemTotal:" in out, "mem<Tab> did not complete to meminfo", out)
+            check("MemTotal:" in out, "memi<Tab> did not complete to meminfo", out)
             # ... and a sub-argument.
             q.type("alloc p\t0\r")
             out = q.prompt()

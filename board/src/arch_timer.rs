@@ -1,9 +1,15 @@
 //! The ARM generic timer's virtual timer (CNTV) as this CPU's clock-event device: one
-//! compare value per CPU, raised through the BCM2836 local controller (CNTV IRQ), as
-//! Linux's arm_arch_timer uses the virtual timer at EL1.
+//! compare value per CPU, raised through the BCM2836 local controller (CNTV IRQ).
+//!
+//! Linux picks another timer on this board: its arm_arch_timer takes the virtual timer
+//! only when EL2 is not available to it, and a Pi 3 enters the kernel at EL2 on a
+//! Cortex-A53 without VHE, so Linux runs at EL1 on the non-secure physical timer
+//! (CNTP). The virtual timer works just as well here because CNTVOFF_EL2 is 0
+//! (`entry.S` zeroes it whenever it comes through EL2 or EL3): the virtual count is the
+//! physical count.
 //!
 //! Deadlines are in virtual-counter ticks (CNTVCT_EL0, the physical count minus
-//! CNTVOFF_EL2, which `entry.S` zeroes when it comes through EL2) at CNTFRQ_EL0 Hz.
+//! CNTVOFF_EL2) at CNTFRQ_EL0 Hz.
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{ReadWriteable, Readable, Writeable, CNTVCT_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0};

@@ -4,15 +4,18 @@
 //! address (boot/'s early tables) and moves to an `ioremap`ped address once the kernel
 //! has its own tables (`mmio::set_peripheral_base`).
 //!
-//! [`revision`], [`baud`], [`poll`] and the register logic of [`uart`] and [`power`] are
-//! pure and tested on the host; the rest touches hardware and is built only for the
-//! bare-metal target.
+//! [`revision`], [`baud`], [`poll`], [`throttle`] and the register logic of [`uart`], [`mini_uart`],
+//! [`bcm2836_local`] and [`power`] are pure and tested on the host; the rest touches
+//! hardware and is built only for the bare-metal target.
 #![cfg_attr(not(test), no_std)]
 
 pub mod baud;
+pub mod bcm2836_local;
+pub mod mini_uart;
 pub mod poll;
 pub mod power;
 pub mod revision;
+pub mod throttle;
 pub mod uart;
 
 #[cfg(target_os = "none")]
@@ -20,9 +23,9 @@ pub mod arch_timer;
 #[cfg(target_os = "none")]
 pub mod bcm2835_intc;
 #[cfg(target_os = "none")]
-pub mod bcm2836_local;
-#[cfg(target_os = "none")]
 pub mod clock;
+#[cfg(target_os = "none")]
+pub mod framebuffer;
 #[cfg(target_os = "none")]
 pub mod gpio;
 #[cfg(target_os = "none")]

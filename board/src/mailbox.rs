@@ -1,5 +1,5 @@
 //! VideoCore mailbox property interface (channel 8): board revision, memory split,
-//! clock rates.
+//! clock rates, throttling flags, and lists of tags (the framebuffer's, `framebuffer.rs`).
 //!
 //! The VideoCore does not see the ARM caches. The property buffer lives in ordinary
 //! cacheable kernel memory, so it is cleaned to the point of coherency before the
@@ -65,6 +65,11 @@ pub mod tag {
     pub const GET_MAX_CLOCK_RATE: u32 = 0x0003_0004;
     /// Set a clock's rate: clock id, rate in Hz, skip-turbo flag; answers the rate set.
     pub const SET_CLOCK_RATE: u32 = 0x0003_8002;
+    /// The throttling flags (`vcgencmd get_throttled`, Linux's raspberrypi-hwmon);
+    /// the request word says which sticky bits to clear after the read.
+    pub const GET_THROTTLED: u32 = 0x0003_0046;
+    /// A clock's rate as the firmware measures it (not the rate it was asked for).
+    pub const GET_CLOCK_MEASURED: u32 = 0x0003_0047;
 }
 
 /// Clock ids for [`tag::GET_CLOCK_RATE`].
@@ -90,26 +95,48 @@ pub enum MailboxError {
 pub const TIMEOUT_US: u64 = 1_000_000;
 
 /// The property buffer: 16-byte alignment is required (the low 4 bits of the written
-/// word carry the channel); a whole cache line avoids sharing it with other data.
+/// word carry the channel); whole cache lines avoid sharing it with other data.
 #[repr(C, align(64))]
-struct PropertyBuffer([u32; 16]);
+struct PropertyBuffer([u32; PROPERTY_WORDS]);
 
-static BUFFER: spin::Mutex<PropertyBuffer> = spin::Mutex::new(PropertyBuffer([0; 16]));
+/// Words of the property buffer (room for the framebuffer's list of tags).
+const PROPERTY_WORDS: usize = 48;
+
+static BUFFER: spin::Mutex<PropertyBuffer> = spin::Mutex::new(PropertyBuffer([0; PROPERTY_WORDS]));
 
 /// Sends one tag with `request` values (up to three words) and returns up to two
 /// answer words.
 fn property(tag: u32, request: &[u32], answer_words: usize) -> Result<[u32; 2], MailboxError> {
-    let mut buf = BUFFER.lock();
     let value_words = request.len().max(answer_words).max(2);
+    let mut tags = [0u32; 8];
+    tags[0] = tag;
+    tags[1] = (value_words * 4) as u32;
+    tags[3..3 + request.len()].copy_from_slice(request);
+    let tags = &mut tags[..3 + value_words];
+    property_list(tags)?;
+    // An answer shorter than asked for is no answer: QEMU marks a tag it does not
+    // know as answered with length 0, and the words read back would be our request.
+    if tags[2] & TAG_RESPONSE == 0 || ((tags[2] & !TAG_RESPONSE) as usize) < answer_words * 4 {
+        return Err(MailboxError::TagNotAnswered(tag));
+    }
+    Ok([tags[3], tags[4]])
+}
+
+/// Sends a list of tags (each: tag id, value buffer size in bytes, request/response
+/// word 0, then the value buffer) in one property message and copies the answer back
+/// into `tags`. The caller checks each tag's response bit (`1 << 31` in its third word).
+/// Fails without sending if the list does not fit the buffer.
+pub fn property_list(tags: &mut [u32]) -> Result<(), MailboxError> {
+    if tags.len() + 3 > PROPERTY_WORDS {
+        return Err(MailboxError::RequestFailed(0));
+    }
+    let mut buf = BUFFER.lock();
     let b = &mut buf.0;
     b.fill(0);
-    b[0] = ((6 + value_words) * 4) as u32;
+    b[0] = ((tags.len() + 3) * 4) as u32;
     b[1] = REQUEST;
-    b[2] = tag;
-    b[3] = (value_words * 4) as u32;
-    b[4] = 0;
-    b[5..5 + request.len()].copy_from_slice(request);
-    b[5 + value_words] = 0; // end tag
+    b[2..2 + tags.len()].copy_from_slice(tags);
+    b[2 + tags.len()] = 0; // end tag
 
     let va = b.as_ptr() as usize;
     // Real hardware: write the request out of the data cache before the VideoCore
@@ -146,10 +173,10 @@ fn property(tag: u32, request: &[u32], answer_words: usize) -> Result<[u32; 2], 
     if word(1) != RESPONSE_OK {
         return Err(MailboxError::RequestFailed(word(1)));
     }
-    if word(4) & TAG_RESPONSE == 0 {
-        return Err(MailboxError::TagNotAnswered(tag));
+    for (i, t) in tags.iter_mut().enumerate() {
+        *t = word(2 + i);
     }
-    Ok([word(5), word(6)])
+    Ok(())
 }
 
 /// The board revision code.
@@ -181,4 +208,16 @@ pub fn max_clock_rate(clock_id: u32) -> Result<u32, MailboxError> {
 /// asks); returns the rate the firmware says it set.
 pub fn set_clock_rate(clock_id: u32, hz: u32) -> Result<u32, MailboxError> {
     property(tag::SET_CLOCK_RATE, &[clock_id, hz, 0], 2).map(|v| v[1])
+}
+
+/// The firmware's throttling flags ([`crate::throttle::Throttled`]); the sticky "has
+/// occurred" bits are cleared after the read, as Linux's raspberrypi-hwmon asks, so the
+/// next read reports what occurred since this one.
+pub fn throttled() -> Result<u32, MailboxError> {
+    property(tag::GET_THROTTLED, &[0xffff], 1).map(|v| v[0])
+}
+
+/// A clock's rate in Hz as the firmware measures it.
+pub fn clock_measured(clock_id: u32) -> Result<u32, MailboxError> {
+    property(tag::GET_CLOCK_MEASURED, &[clock_id], 2).map(|v| v[1])
 }

@@ -27,6 +27,8 @@ pub mod offset {
     pub const GPIO: usize = 0x20_0000;
     /// PL011 UART0.
     pub const UART0: usize = 0x20_1000;
+    /// AUX block: mini UART (UART1), SPI1, SPI2.
+    pub const AUX: usize = 0x21_5000;
 }
 
 static PERIPHERAL_VIRT: AtomicUsize = AtomicUsize::new(PERIPHERAL_PHYS);

@@ -20,9 +20,7 @@
 //! register block.
 
 use crate::poll::{poll_timeout, TimedOut};
-use tock_registers::interfaces::Readable;
-#[cfg(target_os = "none")]
-use tock_registers::interfaces::Writeable;
+use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use tock_registers::{register_bitfields, register_structs};
 
@@ -169,6 +167,27 @@ pub fn drain_until_quiet(
     overruns
 }
 
+/// One received byte, if one is waiting: the polled read of the chainloader. A byte
+/// with a framing, parity or break error is dropped (and the error cleared) and the
+/// next one looked at, at most `max` reads; the byte that carries the overrun flag is
+/// itself good (the one after it was lost), so it is returned, and the flag cleared.
+pub fn poll_byte(uart: &Pl011Registers, max: usize) -> Option<u8> {
+    for _ in 0..max {
+        if uart.fr.is_set(FR::RXFE) {
+            return None;
+        }
+        let d = uart.dr.get();
+        if d & DR::OE::SET.value != 0 {
+            uart.rsr_ecr.set(0);
+        }
+        match rx_byte(d & !DR::OE::SET.value) {
+            Some(b) => return Some(b),
+            None => uart.rsr_ecr.set(0),
+        }
+    }
+    None
+}
+
 /// The byte in a DR value, or `None` if it came with a framing, parity, break or
 /// overrun error (line noise, a floating RXD, a wrong baud rate): such bytes never
 /// reach the console.
@@ -195,8 +214,9 @@ mod hw {
     /// receiver already holds (input typed before boot) goes to `held` first, since
     /// enabling the FIFOs empties it; overrun flags on those bytes are not counted (they
     /// were lost before anything ran that could report them). Returns `Err` if the
-    /// transmitter was still busy after [`DRAIN_TIMEOUT_US`] (the firmware's last bytes
-    /// may then be cut short; the UART is set up all the same).
+    /// PL011's transmitter was still busy after [`DRAIN_TIMEOUT_US`], or the mini
+    /// UART's after its own bound (the firmware's last bytes may then be cut short; the
+    /// UART is set up all the same).
     pub fn init(clock_hz: u32, mut held: impl FnMut(u8)) -> Result<(), TimedOut> {
         let uart = &*UART0;
         // Drain while still enabled, then disable while reprogramming.
@@ -220,13 +240,16 @@ mod hw {
         // unconnected or watch-only RX line reads idle instead of noise.
         gpio::set_pull_bank0(1 << 14, Pull::Off);
         gpio::set_pull_bank0(1 << 15, Pull::Up);
+        // The firmware's console is the mini UART on these pins (ALT5): let it finish
+        // its last line before they switch to the PL011.
+        let mini = crate::mini_uart::flush();
         gpio::set_function(14, Function::Alt0);
         gpio::set_function(15, Function::Alt0);
         uart.imsc.set(0);
         uart.cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
         // RX interrupt at 1/8 full (PL011 TRM 3.3.14); masked until enable_rx_interrupt.
         uart.ifls.write(IFLS::RXIFLSEL::OneEighth);
-        drained
+        drained.and(mini)
     }
 
     /// Unmasks the receive and receive-timeout interrupts (PL011 TRM 3.3.15, UARTIMSC):
@@ -269,19 +292,11 @@ mod hw {
         }
     }
 
-    /// A received byte, if one is waiting. Bytes received with an error are dropped
-    /// (and the error flags cleared), so noise never reaches the console.
+    /// A received byte, if one is waiting ([`poll_byte`]). Bytes received with a
+    /// framing, parity or break error are dropped (and the error flags cleared), so
+    /// noise never reaches the console.
     pub fn try_getb() -> Option<u8> {
-        for _ in 0..RX_FIFO_DEPTH {
-            if UART0.fr.is_set(FR::RXFE) {
-                return None;
-            }
-            match rx_byte(UART0.dr.get()) {
-                Some(b) => return Some(b),
-                None => UART0.rsr_ecr.set(0),
-            }
-        }
-        None
+        poll_byte(&UART0, RX_FIFO_DEPTH)
     }
 
     /// Waits (at most [`DRAIN_TIMEOUT_US`]) until everything queued has left the UART.
@@ -369,6 +384,21 @@ mod tests {
         let mut got = 0;
         drain_until_quiet(sim.regs(), |_| got += 1, || 0, 100, 200);
         assert!((200..200 + RX_DRAIN_MAX).contains(&got), "took {got} bytes for a max of 200");
+    }
+
+    #[test]
+    fn the_polled_read_keeps_the_byte_that_carries_the_overrun_flag() {
+        let mut sim = Simulated([0; 0x48 / 4]);
+        sim.0[0] = DR::OE::SET.value | b'k' as u32;
+        sim.0[0x04 / 4] = 0xf; // the error register as the UART left it
+        assert_eq!(poll_byte(sim.regs(), 32), Some(b'k'));
+        assert_eq!(sim.0[0x04 / 4], 0, "the overrun flag is cleared");
+        // A framing error is dropped, and the reads stop at `max` on a receiver that
+        // never empties.
+        sim.0[0] = DR::FE::SET.value | b'x' as u32;
+        assert_eq!(poll_byte(sim.regs(), 32), None);
+        sim.0[0x18 / 4] = FR::RXFE::SET.value;
+        assert_eq!(poll_byte(sim.regs(), 32), None, "an empty receiver gives nothing");
     }
 
     #[test]

@@ -101,11 +101,17 @@ pub fn sev() {
     aarch64_cpu::asm::sev();
 }
 
-/// Stops this core for good: interrupts masked, asleep in `wfi` (which returns only
-/// while a masked interrupt is pending, so the loop idles rather than spins; QEMU's
-/// default threading treats `wfe` as a yield and would burn a host CPU).
+/// Stops this core for good: interrupts masked, asleep in `wfi` (QEMU's default
+/// threading treats `wfe` as a yield and would burn a host CPU). `wfi` returns at once
+/// while any interrupt is pending, masked or not, so the loop sleeps only if nothing
+/// is: the core's own generic timers are masked here (IMASK: a deadline that passes
+/// raises nothing), and the caller masks its devices' interrupts for this core first
+/// (the kernel's `irq::disable_this_cpu`).
 pub fn halt() -> ! {
     local_daif_mask();
+    CNTV_CTL_EL0.modify(CNTV_CTL_EL0::IMASK::SET);
+    CNTP_CTL_EL0.modify(CNTP_CTL_EL0::IMASK::SET);
+    barrier::isb(barrier::SY);
     loop {
         wfi();
     }

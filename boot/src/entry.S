@@ -62,15 +62,21 @@
 // SCTLR_EL2: RES1 bits only: little endian, MMU, caches and alignment checks off.
 .equ SCTLR_EL2_RES1,    0x30c50830
 .macro EL3_SETUP el2
-    // Generic timer: nobody has set CNTFRQ_EL0 (it reads 0 on a Pi). As armstub8: the
-    // local timer counts the crystal, prescaler 1:1, and CNTFRQ says 19.2 MHz. A
-    // frequency already there is the platform's own (QEMU: 62.5 MHz) and is kept.
-    mrs     x2, cntfrq_el0
-    cbnz    x2, 71f
+    // Generic timer, as armstub8 does on every boot: the local timer counts the crystal
+    // (control = 0: crystal clock, increment by 1) with the prescaler at 1:1. Both are
+    // always written: their reset values are not defined, and with a custom stub a
+    // counter that runs at another rate, or not at all, would make every bounded wait
+    // unbounded. Only CNTFRQ_EL0 is conditional: nobody has set it on a Pi (it reads 0
+    // there, its reset value is UNKNOWN) and it then says 19.2 MHz; a frequency already
+    // there is the platform's own (QEMU: 62.5 MHz, whose counter ignores the prescaler)
+    // and is kept.
     ldr     x2, =LOCAL_CONTROL
     str     wzr, [x2]                   // crystal clock, increment by 1
     mov     w3, #0x80000000
     str     w3, [x2, #(LOCAL_PRESCALER - LOCAL_CONTROL)]
+    dsb     sy                          // the writes reach the block before the counter is used
+    mrs     x2, cntfrq_el0
+    cbnz    x2, 71f
     ldr     x2, =OSC_FREQ
     msr     cntfrq_el0, x2
 71: msr     cntvoff_el2, xzr

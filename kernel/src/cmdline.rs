@@ -6,7 +6,7 @@
 //! Options understood: `sweep=all|pages|kmalloc|vmalloc|fragment|off` (what the boot sweep runs),
 //! `slub_debug` (slab debugging: poison, red zones, double/invalid free checks) and
 //! `loglevel=N` (Linux's console log level), `panic=N` (reboot N seconds after a panic),
-//! `nohugevmalloc` (vmalloc maps pages only, as Linux's option). The Pi firmware puts about 214 bytes of its
+//! `nohugevmalloc` (vmalloc maps pages only, as Linux's option), `fb=off` (no framebuffer: the UART alone). The Pi firmware puts about 214 bytes of its
 //! own options in front of cmdline.txt's (`coherent_pool=1M 8250.nr_uarts=1 ...
 //! vc_mem.mem_size=0x40000000`); those, any `module.param=` option and the usual Linux
 //! cmdline.txt options (`console=`, `root=`, ...) are skipped silently, as Linux skips
@@ -20,6 +20,8 @@
 
 use core::fmt;
 
+use crate::console::args::{parse_size, ArgError};
+
 /// Longest command line kept, in bytes: Linux arm64's COMMAND_LINE_SIZE.
 pub const COMMAND_LINE_SIZE: usize = 2048;
 
@@ -31,9 +33,9 @@ fn le32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
 }
 
-/// The command line in an ATAGS list (ATAG_CORE first), if any: its bytes up to the
-/// NUL or the end of the tag.
-pub fn from_atags(b: &[u8]) -> Option<&[u8]> {
+/// The ATAG_CMDLINE tag's text area in an ATAGS list (ATAG_CORE first), if any: its
+/// offset in `b` and its bytes, as long as the tag says (the line, its NUL, padding).
+fn atag_cmdline_area(b: &[u8]) -> Option<(usize, &[u8])> {
     if le32(b, 4)? != ATAG_CORE {
         return None;
     }
@@ -45,11 +47,79 @@ pub fn from_atags(b: &[u8]) -> Option<&[u8]> {
             return None;
         }
         if tag == ATAG_CMDLINE {
-            let text = b.get(at + 8..at.checked_add(words.checked_mul(4)?)?)?;
-            return Some(&text[..text.iter().position(|&c| c == 0).unwrap_or(text.len())]);
+            return Some((at + 8, b.get(at + 8..at.checked_add(words.checked_mul(4)?)?)?));
         }
         at = at.checked_add(words.checked_mul(4)?)?;
     }
+}
+
+/// The command line in an ATAGS list (ATAG_CORE first), if any: its bytes up to the
+/// NUL or the end of the tag.
+pub fn from_atags(b: &[u8]) -> Option<&[u8]> {
+    let (_, text) = atag_cmdline_area(b)?;
+    Some(&text[..text.iter().position(|&c| c == 0).unwrap_or(text.len())])
+}
+
+/// Where QEMU's raspi boards put their boot code for CPUs 1-3 when they boot a raw
+/// image with `-append` (and no `-dtb`): inside the ATAGS area, which starts at 0x100,
+/// so a command line longer than about 460 bytes runs into it and QEMU's code
+/// overwrites the rest of the line (QEMU 7.2: 44 bytes of AArch64 code at 0x300, the
+/// line's NUL gone with them). The firmware of a real Pi keeps its stub below 0x100.
+pub const QEMU_SMPBOOT_ADDR: u64 = 0x300;
+
+/// A command line in the ATAGS that the loader's own code overwrote ([`atags_cmdline`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overwritten {
+    /// The line's length in bytes (from the tag's length and the intact end of its
+    /// text), and whether that is exact (false: the line ended inside the code, so only
+    /// the tag's length, rounded to 4 bytes, is known).
+    pub total: usize,
+    /// See `total`.
+    pub exact: bool,
+    /// Where in the line the code begins.
+    pub from: usize,
+}
+
+/// The command line of an ATAGS list, and what is known of damage to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AtagCmdline<'a> {
+    /// The readable line: up to its NUL, or, when overwritten, the whole words before
+    /// the code.
+    pub text: &'a [u8],
+    /// Set when loader code lies inside the line's text and the bytes there are not the
+    /// line's (a control byte, or a NUL well before the end the tag gives).
+    pub overwritten: Option<Overwritten>,
+}
+
+/// The command line of the ATAGS list in `b` (memory from physical address `base`),
+/// checked against loader code at `code_at` ([`QEMU_SMPBOOT_ADDR`]): a line whose text
+/// reaches the code and reads there as anything but text was overwritten; then only the
+/// whole words before the code are kept, and how much was lost is said.
+pub fn atags_cmdline(b: &[u8], base: u64, code_at: u64) -> Option<AtagCmdline<'_>> {
+    let (off, area) = atag_cmdline_area(b)?;
+    let nul = area.iter().position(|&c| c == 0).unwrap_or(area.len());
+    let whole = AtagCmdline { text: &area[..nul], overwritten: None };
+    let start = base.checked_add(off as u64)?;
+    let Some(from) = code_at.checked_sub(start).map(|d| d as usize).filter(|&d| d < area.len()) else {
+        return Some(whole);
+    };
+    if nul < from {
+        return Some(whole); // the line ends before the code
+    }
+    let control = |c: &u8| (*c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')) || *c == 0x7f;
+    // A loader writes the line, its NUL, then at most 3 bytes of padding.
+    let ends_early = nul + 4 < area.len();
+    if !ends_early && !area[from..nul].iter().any(control) {
+        return Some(whole); // text all the way: nothing was written over it
+    }
+    // The line's true end: its NUL is the last one, in the tag's last 4 bytes, when the
+    // code stopped short of it.
+    let last = area.iter().rposition(|&c| c != 0).map_or(0, |i| i + 1);
+    let exact = last > from && last + 4 >= area.len() && last < area.len();
+    let total = if exact { last } else { area.len().saturating_sub(1) };
+    // Whole words only: the word the code cut into is not kept.
+    let kept = area[..from].iter().rposition(|c| c.is_ascii_whitespace()).unwrap_or(0);
+    Some(AtagCmdline { text: &area[..kept], overwritten: Some(Overwritten { total, exact, from }) })
 }
 
 /// The command line the kernel keeps: at most [`COMMAND_LINE_SIZE`] bytes of whole,
@@ -179,7 +249,7 @@ impl fmt::Display for Escaped<'_> {
 }
 
 /// The options this kernel acts on (names, as `help`-style text for messages).
-pub const KNOWN: &[&str] = &["sweep", "slub_debug", "loglevel", "panic", "nohugevmalloc", "cma"];
+pub const KNOWN: &[&str] = &["sweep", "slub_debug", "loglevel", "panic", "nohugevmalloc", "cma", "fb"];
 
 /// Options the Raspberry Pi firmware adds or a Linux cmdline.txt usually carries, which
 /// this kernel has no use for and skips without a word. (Any `module.param` option is
@@ -278,28 +348,14 @@ pub fn panic_timeout(cmdline: &str) -> Result<Option<i64>, &str> {
     }
 }
 
-/// A size as Linux's `memparse` reads it: a decimal number with an optional `K`, `M` or
-/// `G` suffix (either case); `None` for anything else or an overflow.
-pub fn parse_size(v: &str) -> Option<u64> {
-    let (num, shift) = match v.as_bytes().last()? {
-        b'k' | b'K' => (&v[..v.len() - 1], 10),
-        b'm' | b'M' => (&v[..v.len() - 1], 20),
-        b'g' | b'G' => (&v[..v.len() - 1], 30),
-        _ => (v, 0),
-    };
-    num.parse::<u64>().ok()?.checked_mul(1 << shift)
-}
-
-/// `cma=SIZE`: `Ok(None)` when absent, `Ok(Some(bytes))` for a size of at least one
-/// byte ([`parse_size`]), `Err(value)` otherwise (`cma=0` included: Linux reads it as
-/// no area, and so would we, but it is more likely a mistake worth a word).
-pub fn cma(cmdline: &str) -> Result<Option<u64>, &str> {
+/// `cma=SIZE`: `Ok(None)` when absent, `Ok(Some(bytes))` for a size as the console reads
+/// one ([`parse_size`]: decimal or `0x` hex, optional K/M/G suffix, like Linux's
+/// `memparse`), `Ok(Some(0))` for `cma=0` (no area, as in Linux), `Err((value, why))`
+/// otherwise.
+pub fn cma(cmdline: &str) -> Result<Option<u64>, (&str, ArgError)> {
     match option(cmdline, "cma") {
         None => Ok(None),
-        Some(v) => match parse_size(v) {
-            Some(n) if n > 0 => Ok(Some(n)),
-            _ => Err(v),
-        },
+        Some(v) => parse_size(v).map(Some).map_err(|e| (v, e)),
     }
 }
 
@@ -336,7 +392,7 @@ mod tests {
     }
 
     #[test]
-    fn atags_cmdline() {
+    fn atags_cmdline_text() {
         assert_eq!(from_atags(&atags(Some(b"sweep=off quiet"))), Some(&b"sweep=off quiet"[..]));
         assert_eq!(from_atags(&atags(Some(b"a\xff"))), Some(&b"a\xff"[..]), "raw bytes");
         assert_eq!(from_atags(&atags(None)), None);
@@ -344,6 +400,80 @@ mod tests {
         assert_eq!(from_atags(&atags(Some(b"x"))[..12]), None, "truncated list");
         let long = vec![b'a'; 4096];
         assert_eq!(from_atags(&atags(Some(&long))).map(<[u8]>::len), Some(4096));
+    }
+
+    /// Memory from 0x100 as QEMU 7.2 leaves it for `-append LINE` without `-dtb`: the ATAGS
+    /// (CORE, MEM, CMDLINE, NONE) with its 44 bytes of boot code for CPUs 1-3 at 0x300.
+    fn qemu_page0(line: &[u8]) -> Vec<u8> {
+        let mut m = vec![];
+        let words = [5, ATAG_CORE, 1, 4096, 0, 4, 0x5441_0002, 0x3c00_0000, 0];
+        m.extend(words.iter().flat_map(|w| w.to_le_bytes()));
+        // QEMU's length: (len + 1 + 8 + 3) / 4 words, the text NUL-terminated.
+        m.extend((((line.len() + 12) >> 2) as u32).to_le_bytes());
+        m.extend(ATAG_CMDLINE.to_le_bytes());
+        m.extend(line);
+        m.resize(0x1000, 0);
+        let code: [u32; 11] = [
+            0xd2801b05, 0xd53800a6, 0x924004c6, 0xd503205f, 0xf86678a4, 0xb4ffffc4, 0xd2800000, 0xd2800001, 0xd2800002,
+            0xd2800003, 0xd61f0080,
+        ];
+        for (i, w) in code.iter().enumerate() {
+            let at = 0x300 - 0x100 + 4 * i;
+            m[at..at + 4].copy_from_slice(&w.to_le_bytes());
+        }
+        m
+    }
+
+    fn numbered_options(n: usize, width: usize) -> Vec<u8> {
+        let words: Vec<String> = (0..n).map(|i| format!("opt{i:03}.x={}", "y".repeat(width - 9))).collect();
+        words.join(" ").into_bytes()
+    }
+
+    #[test]
+    fn a_long_atag_line_overwritten_by_qemus_boot_code_says_what_was_lost() {
+        // 1,500 bytes: 100 options of 14 bytes plus spaces.
+        let line = numbered_options(100, 14);
+        assert_eq!(line.len(), 1499);
+        let m = qemu_page0(&line);
+        let got = atags_cmdline(&m, 0x100, QEMU_SMPBOOT_ADDR).unwrap();
+        // The text starts at 0x12c (CORE 20 bytes, MEM 16, CMDLINE header 8): 468 bytes
+        // before 0x300; option 31 (bytes 465..479) is cut, so 31 whole options are kept.
+        let o = got.overwritten.expect("damage detected");
+        assert_eq!(o, Overwritten { total: 1499, exact: true, from: 0x300 - 0x12c });
+        assert_eq!(got.text, &line[..31 * 15 - 1]);
+        assert!(got.text.ends_with(b"opt030.x=yyyyy"));
+        // Without the check, the line would stop at a NUL inside the code, after a word
+        // of code bytes that are not UTF-8 (the old report).
+        let raw = from_atags(&m).unwrap();
+        assert!(raw.len() < 0x300 - 0x12c + 12 && raw.contains(&0x05));
+    }
+
+    #[test]
+    fn a_line_that_ends_inside_the_code_is_measured_from_the_tag() {
+        // 480 bytes: the code covers the line's end and its NUL.
+        let line = numbered_options(33, 14)[..480].to_vec();
+        let m = qemu_page0(&line);
+        let o = atags_cmdline(&m, 0x100, QEMU_SMPBOOT_ADDR).unwrap().overwritten.unwrap();
+        assert!(!o.exact);
+        assert!((480..=483).contains(&o.total), "{}", o.total);
+    }
+
+    #[test]
+    fn lines_the_code_did_not_touch_are_whole() {
+        // Short: ends before 0x300.
+        let m = qemu_page0(b"sweep=off slub_debug");
+        assert_eq!(
+            atags_cmdline(&m, 0x100, QEMU_SMPBOOT_ADDR),
+            Some(AtagCmdline { text: b"sweep=off slub_debug", overwritten: None })
+        );
+        // Long, but no code was written over it (a loader without QEMU's stub): text
+        // through 0x300 is kept whole.
+        let line = numbered_options(100, 14);
+        let m = atags(Some(&line));
+        assert_eq!(atags_cmdline(&m, 0x100, QEMU_SMPBOOT_ADDR), Some(AtagCmdline { text: &line, overwritten: None }));
+        // Code elsewhere (the list at another address): untouched.
+        assert_eq!(atags_cmdline(&m, 0x10_0000, QEMU_SMPBOOT_ADDR).unwrap().overwritten, None);
+        assert_eq!(atags_cmdline(&atags(None), 0x100, QEMU_SMPBOOT_ADDR), None);
     }
 
     #[test]
@@ -461,9 +591,18 @@ mod tests {
         assert_eq!(cma("cma=1G"), Ok(Some(1 << 30)));
         assert_eq!(cma("cma=8192"), Ok(Some(8192)));
         assert_eq!(cma("cma=1M cma=2M"), Ok(Some(2 << 20)));
-        for bad in ["cma=", "cma=0", "cma=M", "cma=16X", "cma=-1M", "cma=99999999999G"] {
-            assert_eq!(cma(bad), Err(&bad[4..]), "{bad}");
-        }
+        // Hex, as memparse and the console take it.
+        assert_eq!(cma("cma=0x1000000"), Ok(Some(16 << 20)));
+        assert_eq!(cma("cma=0X800000"), Ok(Some(8 << 20)));
+        // Zero is no area, not a malformed size.
+        assert_eq!(cma("cma=0"), Ok(Some(0)));
+        assert_eq!(cma("cma=0x0"), Ok(Some(0)));
+        assert_eq!(cma("cma="), Err(("", ArgError::NotANumber)));
+        assert_eq!(cma("cma=M"), Err(("M", ArgError::NotANumber)));
+        assert_eq!(cma("cma=-1M"), Err(("-1M", ArgError::NotANumber)));
+        assert_eq!(cma("cma=0x"), Err(("0x", ArgError::NotANumber)));
+        assert_eq!(cma("cma=16X"), Err(("16X", ArgError::BadSuffix)));
+        assert_eq!(cma("cma=99999999999G"), Err(("99999999999G", ArgError::Overflow)));
         assert_eq!(classify("cma=16M"), Param::Known);
     }
 

@@ -61,8 +61,8 @@ pub fn handle(cpu: CpuId, call_function: fn(CpuId)) {
             0 => {} // the interrupt itself woke the idle loop
             1 => call_function(cpu),
             _ => {
-                // No timer interrupt left pending to wake the parked CPU's wfi.
-                board::arch_timer::shutdown();
+                // Nothing left pending (timer, IPIs) to wake the parked CPU's wfi.
+                crate::irq::disable_this_cpu();
                 boot::cpu::halt()
             }
         }

@@ -25,6 +25,8 @@ pub mod version;
 #[cfg(target_os = "none")]
 pub mod commands;
 #[cfg(target_os = "none")]
+pub mod fb;
+#[cfg(target_os = "none")]
 pub mod idle;
 #[cfg(target_os = "none")]
 pub mod ipi;

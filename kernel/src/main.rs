@@ -10,20 +10,28 @@ fn main() {
 
 #[cfg(target_os = "none")]
 mod kmain {
+    use board::baud::{uart_clock, ClockFallback};
     use board::mailbox;
     use kernel::{platform, pr_info, pr_notice, pr_warn};
-
-    /// Fallback UART clock if the mailbox does not answer (config.txt's init_uart_clock).
-    const DEFAULT_UART_CLOCK: u32 = 48_000_000;
 
     /// Called by `boot/entry.S` with the loader's x0 and the exception level at entry.
     #[no_mangle]
     pub extern "C" fn kernel_main(dtb: u64, entry_el: u64) -> ! {
         kernel::percpu::set_this_cpu(kernel::percpu::CpuId::BOOT);
-        let uart_clock = mailbox::clock_rate(mailbox::clock::UART).ok();
+        // A silent mailbox or an unusable answer (0 Hz: no divisor, no console) gives
+        // config.txt's 48 MHz, said once the console works.
+        let (uart_hz, uart_fallback) = uart_clock(mailbox::clock_rate(mailbox::clock::UART).ok(), board::uart::BAUD);
         // Input typed before boot is kept: the tty queues what the receiver holds.
-        let drained = kernel::tty::uart_init(uart_clock.unwrap_or(DEFAULT_UART_CLOCK));
+        let drained = kernel::tty::uart_init(uart_hz);
         platform::init_console();
+        if let Some(ClockFallback::Unusable(hz)) = uart_fallback {
+            pr_warn!(
+                "uart: the firmware reports a UART clock of {} Hz, too slow for {} baud (no divisor); assuming {} Hz (config.txt's init_uart_clock)",
+                hz,
+                board::uart::BAUD,
+                uart_hz
+            );
+        }
 
         let revision = mailbox::board_revision().unwrap_or(0);
         platform::set_revision(revision);
@@ -72,8 +80,12 @@ mod kmain {
         pr_info!(
             "Timer: CNTFRQ {} Hz; UART0 (PL011) 115200 8N1, clock {} Hz{}",
             board::timer::frequency(),
-            uart_clock.unwrap_or(DEFAULT_UART_CLOCK),
-            if uart_clock.is_none() { " (mailbox silent: assumed)" } else { "" }
+            uart_hz,
+            match uart_fallback {
+                None => "",
+                Some(ClockFallback::Silent) => " (mailbox silent: assumed)",
+                Some(ClockFallback::Unusable(_)) => " (the firmware's answer unusable: assumed)",
+            }
         );
         match platform::symbols() {
             Some(t) => pr_info!("ksyms: {} symbols for call traces", t.len()),
@@ -86,6 +98,7 @@ mod kmain {
         kernel::timer::init();
         kernel::tty::init();
         boot::cpu::local_irq_enable();
+        kernel::fb::init(platform::cmdline());
         pr_info!(
             "irq: BCM2836 local controller with the BCM2835 controller chained; timer, IPIs and UART RX by interrupt"
         );

@@ -26,5 +26,8 @@ pub fn end() -> ! {
         board::power::reboot();
     }
     board::uart::flush();
+    // Nothing may stay pending for this CPU (its timer, a key typed at the UART), or
+    // its wfi would return at once and the halt would spin.
+    crate::irq::disable_this_cpu();
     boot::cpu::halt();
 }

@@ -3,7 +3,7 @@
 
 use crate::cmdline::{CommandLine, Escaped};
 use crate::ksyms::SymbolTable;
-use crate::{pr_info, pr_notice, pr_warn};
+use crate::{pr_err, pr_info, pr_notice, pr_warn};
 use board::revision::BoardRevision;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -20,8 +20,20 @@ pub fn revision() -> BoardRevision {
     BoardRevision::new(REVISION.load(Ordering::Relaxed))
 }
 
+/// A second console that mirrors the UART (the framebuffer's), once registered.
+static MIRROR: spin::Once<fn(&str)> = spin::Once::new();
+
+/// Registers a console that gets a copy of everything written to the UART (called
+/// under printk's output lock: it must not print, nor wait for long).
+pub fn set_console_mirror(f: fn(&str)) {
+    MIRROR.call_once(|| f);
+}
+
 fn uart_write(s: &str) {
     board::uart::puts(s);
+    if let Some(f) = MIRROR.get() {
+        f(s);
+    }
 }
 
 /// Routes printk to the UART with generic-timer timestamps.
@@ -36,14 +48,16 @@ pub fn init_console() {
 /// How long the core's clock is measured at boot.
 const CLOCK_MEASURE_US: u64 = 5_000;
 
+fn mhz(hz: u64) -> u64 {
+    (hz + 500_000) / 1_000_000
+}
+
 /// Asks the firmware for the maximum ARM clock and prints Linux-style what it answered
-/// and what the core measures: `CPU: ARM clock N MHz (max M MHz)`. When the firmware's
-/// rate and the measured one disagree by more than 10 %, the firmware's answers do not
-/// describe this CPU (QEMU's case: it ignores the request), and the line after says so.
+/// and what the core measures: `CPU: ARM clock N MHz (max M MHz)`, then what the
+/// firmware's throttling flags say ([`check_clock`]).
 pub fn arm_clock_max() {
     let c = board::clock::set_arm_max();
     let measured = board::clock::measure_hz(CLOCK_MEASURE_US);
-    let mhz = |hz: u64| (hz + 500_000) / 1_000_000;
     let (now, max) = match (c.now_hz, c.max_hz) {
         (Ok(now), Ok(max)) => (now as u64, max as u64),
         _ => {
@@ -70,14 +84,67 @@ pub fn arm_clock_max() {
     if let Err(e) = c.set_hz {
         pr_warn!("CPU: the firmware refused the maximum clock: {:?}", e);
     }
-    if let Some(m) = measured {
-        if m.abs_diff(now) > now / 10 {
-            pr_notice!(
-                "CPU: the set clock was ignored: the firmware reports {} MHz but the core counts {} MHz (an emulator: QEMU answers clock requests without changing anything)",
-                mhz(now),
-                mhz(m)
-            );
+    check_clock(now, measured);
+}
+
+/// The clock check again, for `bench`: the rate the firmware reports now, the core's
+/// count, and what the throttling flags say ([`check_clock`]).
+pub fn recheck_clock() {
+    let measured = board::clock::measure_hz(CLOCK_MEASURE_US);
+    match (board::mailbox::clock_rate(board::mailbox::clock::ARM), measured) {
+        (Ok(now), Some(m)) => {
+            pr_info!("CPU: ARM clock {} MHz; measured {} MHz", mhz(now as u64), mhz(m));
+            check_clock(now as u64, measured);
         }
+        (Ok(now), None) => {
+            pr_info!("CPU: ARM clock {} MHz; not measured (no PMU cycle counter)", mhz(now as u64));
+            check_clock(now as u64, None);
+        }
+        (Err(e), _) => pr_warn!("CPU: ARM clock unknown: the firmware did not answer ({:?})", e),
+    }
+}
+
+/// Reads the firmware's throttling flags (as Linux's raspberrypi-hwmon, which says
+/// `Undervoltage detected!`) and its own measurement of the ARM clock, prints any
+/// under-voltage or throttling, and judges a core count that differs from the rate the
+/// firmware reports ([`board::throttle::clock_verdict`]): a throttled board says so;
+/// only a firmware that reports nothing of the kind is taken for an emulator (QEMU
+/// answers clock requests without changing anything and knows neither tag).
+fn check_clock(reported: u64, counted: Option<u64>) {
+    use board::throttle::{clock_verdict, ClockVerdict, Throttled};
+    let flags = board::mailbox::throttled().ok().map(Throttled);
+    let fw_measured = board::mailbox::clock_measured(board::mailbox::clock::ARM).ok();
+    if let Some(t) = flags {
+        if t.under_voltage() {
+            pr_err!("raspberrypi-hwmon: Undervoltage detected!");
+        }
+        if t.any() {
+            pr_warn!("CPU: the firmware reports throttling: {} (flags {:#x})", t, t.0);
+        }
+    }
+    let Some(counted) = counted else { return };
+    match clock_verdict(reported, counted, flags, fw_measured) {
+        ClockVerdict::Agrees => {}
+        ClockVerdict::Throttled(t) => pr_warn!(
+            "CPU: the core counts {} MHz, not the {} MHz the firmware reports: throttled by the firmware ({}){}{}",
+            mhz(counted),
+            mhz(reported),
+            t,
+            if fw_measured.is_some() { "; it measures " } else { "" },
+            Mhz(fw_measured.map(|m| mhz(m as u64)))
+        ),
+        ClockVerdict::FirmwareMeasured(m) => pr_warn!(
+            "CPU: the core counts {} MHz, not the {} MHz the firmware reports; the firmware measures {} MHz too (no throttling flags): the clock runs below the rate set",
+            mhz(counted),
+            mhz(reported),
+            mhz(m as u64)
+        ),
+        ClockVerdict::Emulator => pr_notice!(
+            "CPU: the set clock was ignored: the firmware reports {} MHz but the core counts {} MHz (an emulator: {}, and QEMU answers clock requests without changing anything)",
+            mhz(reported),
+            mhz(counted),
+            if flags.is_some() { "the firmware reports no throttling" } else { "no throttling flags from the firmware" }
+        ),
     }
 }
 
@@ -203,16 +270,36 @@ pub fn loader_fdt(x0: u64, ram_end: u64) -> Option<&'static [u8]> {
 
 /// Finds the command line the loader passed (a device tree at `x0` from the Pi firmware,
 /// else an ATAGS list at 0x100 from QEMU with a raw image), keeps what can be read,
-/// prints it like Linux, warns once about anything lost, cut, unknown or malformed, and
-/// applies `loglevel=`.
+/// prints it like Linux, warns once about anything lost, cut, unknown or malformed
+/// (including a long ATAGS line that QEMU's own boot code overwrote), and applies
+/// `loglevel=`.
 pub fn init_cmdline(x0: u64, ram_end: u64) {
+    let mut overwritten = None;
     let found = loader_fdt(x0, ram_end).and_then(crate::fdt::bootargs).or_else(|| {
-        crate::cmdline::from_atags(linear_bytes(ATAGS_ADDR, ATAGS_WINDOW.min(ram_end.saturating_sub(ATAGS_ADDR))))
+        let atags = linear_bytes(ATAGS_ADDR, ATAGS_WINDOW.min(ram_end.saturating_sub(ATAGS_ADDR)));
+        let c = crate::cmdline::atags_cmdline(atags, ATAGS_ADDR, crate::cmdline::QEMU_SMPBOOT_ADDR)?;
+        overwritten = c.overwritten;
+        Some(c.text)
     });
     let mut line = CommandLine::new();
     let damage = crate::cmdline::keep(found.unwrap_or(&[]), &mut line);
     let line = CMDLINE.call_once(|| line).as_str();
     pr_notice!("Kernel command line: {}", line);
+    if let Some(o) = overwritten {
+        let kept = found.map_or(0, <[u8]>::len);
+        pr_warn!(
+            "Kernel command line: {}{} bytes in the ATAGs at {:#x}, overwritten from byte {} on by QEMU's boot code for CPUs 1-3 at {:#x}: kept the {} bytes of whole options before it, lost {}{} bytes; boot with a device tree (-dtb) to pass up to {} bytes",
+            if o.exact { "" } else { "about " },
+            o.total,
+            ATAGS_ADDR,
+            o.from,
+            crate::cmdline::QEMU_SMPBOOT_ADDR,
+            kept,
+            if o.exact { "" } else { "about " },
+            o.total.saturating_sub(kept),
+            crate::cmdline::COMMAND_LINE_SIZE
+        );
+    }
     if let Some((first, lost)) = damage.cut {
         pr_warn!(
             "Kernel command line: {} bytes, longer than {}: cut before '{}' ({} option{} not kept)",

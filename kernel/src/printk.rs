@@ -25,13 +25,23 @@ pub static LOG: spin::Mutex<LogBuf<LOG_BUF_LEN>> = spin::Mutex::new(LogBuf::new(
 
 /// Runs `f` on the log buffer if it can be had soon: writers hold the console lock, so
 /// the only other holder is a `dmesg` copying one line; a CPU that faulted inside the
-/// log code itself finds it held for ever and leaves the line out.
+/// log code itself finds it held for ever and leaves the line out. "Soon" is 10 ms of
+/// the clock (not a count of tries, whose time depends on the core or the emulator);
+/// before the clock is registered only the boot CPU runs, so a held lock means that
+/// fault and the line is left out at once.
 fn with_log(f: impl FnOnce(&mut LogBuf<LOG_BUF_LEN>)) {
-    for _ in 0..1_000_000 {
+    const WAIT_NS: u64 = 10_000_000;
+    let start = now_ns();
+    loop {
         if let Some(mut log) = LOG.try_lock() {
             f(&mut log);
             return;
         }
+        let now = now_ns();
+        if now == 0 || now.saturating_sub(start) > WAIT_NS {
+            return;
+        }
+        // (`yield`: under QEMU's thread=single it hands the host thread to the holder.)
         mm::sync::cpu_relax();
     }
 }

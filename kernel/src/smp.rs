@@ -13,7 +13,7 @@
 //! long work (a `stress` worker) is handed over with [`run_on`] / [`wait`]: the target
 //! takes it into its own slot in a function call and runs it in its idle loop, in task
 //! context with interrupts enabled; when it is done, a reschedule IPI wakes the CPU
-//! that waits for it.
+//! that waits for it (which also wakes every 10 ms to look for Ctrl-C).
 
 use crate::idle;
 use crate::ipi::{self, Ipi};
@@ -203,7 +203,29 @@ pub fn run_on(cpu: CpuId, f: fn(usize), arg: usize) -> Result<u64, &'static str>
     REQUESTS[me.index()].lock().answer.take().unwrap_or(Err("CPU did not answer"))
 }
 
-/// Sleeps (in `wfi`) until `cpu` has finished the work of `ticket`.
-pub fn wait(cpu: CpuId, ticket: u64) {
-    idle::wait_until(|| WORK[cpu.index()].done.load(Ordering::Acquire) >= ticket);
+/// How often [`wait`] wakes (a timer) to look for Ctrl-C.
+const WAIT_POLL_US: u64 = 10_000;
+/// How long [`wait`] still waits once `interrupted()` holds: the work checks for Ctrl-C
+/// between its steps, so it ends within a step.
+const STOP_GRACE_US: u64 = 2_000_000;
+
+/// Sleeps (in `wfi`, woken by the CPU's reschedule IPI or every 10 ms by a timer) until
+/// `cpu` has finished the work of `ticket`. Bounded by the work itself until
+/// `interrupted()` (the caller's Ctrl-C check) holds, then by 2 s of the generic timer:
+/// `Err` if the CPU had still not finished by then (its work still runs; the caller
+/// reports it).
+pub fn wait(cpu: CpuId, ticket: u64, interrupted: impl Fn() -> bool) -> Result<(), &'static str> {
+    let done = || WORK[cpu.index()].done.load(Ordering::Acquire) >= ticket;
+    let mut interrupted_at = None;
+    loop {
+        if idle::wait_until_timeout(done, crate::timer::us_to_ticks(WAIT_POLL_US)) {
+            return Ok(());
+        }
+        if interrupted() {
+            let now = crate::timer::now();
+            if now - *interrupted_at.get_or_insert(now) > crate::timer::us_to_ticks(STOP_GRACE_US) {
+                return Err("did not stop within 2 s of ^C");
+            }
+        }
+    }
 }

@@ -11,9 +11,11 @@ mod bench;
 mod cmdline;
 mod compact;
 mod crash;
+mod fb;
 mod irq;
 mod log;
 pub(crate) mod mem;
+mod memmap;
 mod stress;
 mod sweep;
 mod system;
@@ -29,6 +31,7 @@ pub static COMMANDS: &[Command] = &[
     mem::VMSTAT,
     mem::BUDDYINFO,
     mem::PAGETYPEINFO,
+    memmap::MEMMAP,
     mem::SLABINFO,
     mem::VMALLOCINFO,
     compact::COMPACT,
@@ -46,6 +49,7 @@ pub static COMMANDS: &[Command] = &[
     crash::CRASH,
     log::DMESG,
     cmdline::CMDLINE,
+    fb::FB,
     system::VERSION,
     system::UPTIME,
     system::REBOOT,

@@ -5,6 +5,7 @@
 use crate::percpu::smp_processor_id;
 use board::bcm2835_intc as armctrl;
 use board::bcm2836_local as local;
+use core::sync::atomic::Ordering::Relaxed;
 
 /// Boot CPU: maps the local controller, puts both controllers in a known state (every
 /// GPU source off, the GPU interrupt routed to core 0, as Linux's bcm2836 driver does),
@@ -13,7 +14,10 @@ use board::bcm2836_local as local;
 pub fn init() {
     let pa = mm::addr::PhysAddr::new(local::PHYS as u64);
     match crate::mm::vmalloc::ioremap(pa, board::mmio::LOCAL_SIZE, "bcm2836_local_intc") {
-        Ok(va) => local::set_base(va.as_usize()),
+        Ok(va) => {
+            local::set_base(va.as_usize());
+            super::MAPPED.store(true, Relaxed);
+        }
         Err(e) => panic!("ioremap of the local interrupt controller failed: {e}"),
     }
     armctrl::init();

@@ -3,7 +3,7 @@
 //! handling and the registered handlers. Nothing in Rust calls it; it sits above
 //! everything an interrupt reaches (cross-CPU calls included).
 
-use super::{generic_handle_irq, unhandled, COUNTS, IRQ_TIMER, SPURIOUS, SPURIOUS_REPORTED};
+use super::{generic_handle_irq, unhandled_local, COUNTS, IRQ_TIMER, SPURIOUS, SPURIOUS_REPORTED};
 use crate::percpu::{smp_processor_id, CpuId, NR_CPUS};
 use crate::pr_warn;
 use crate::smp_call::generic_smp_call_function_interrupt;
@@ -48,12 +48,17 @@ extern "C" fn handle_irq(_frame: &mut TrapFrame) {
                 generic_handle_irq(cpu, 32 + n);
             }
         }
-        let other = pending & !(LOCAL_MAILBOXES | source::CNTV | source::GPU);
+        let mut other = pending & !(LOCAL_MAILBOXES | source::CNTV | source::GPU);
         if other != 0 {
-            // Never enabled by this kernel: count it once as an error per entry.
-            let n = other.trailing_zeros();
-            COUNTS[n as usize][cpu.index()].fetch_add(1, Relaxed);
-            unhandled(n);
+            // Never enabled by this kernel (the PMU, the AXI counter, the local timer,
+            // another core timer): counted as an error and masked where the local
+            // controller routes it, so it cannot re-enter this vector for ever.
+            while other != 0 {
+                let n = other.trailing_zeros();
+                other &= other - 1;
+                COUNTS[n as usize][cpu.index()].fetch_add(1, Relaxed);
+                unhandled_local(cpu, n);
+            }
             break;
         }
     }

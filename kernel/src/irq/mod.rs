@@ -1,7 +1,8 @@
 //! Interrupts: the BCM2836 local controller with the BCM2835 controller chained behind
 //! its GPU input (as Linux's irq-bcm2836.c and irq-bcm2835.c). This file is the small
 //! registry of handlers ([`request_irq`]) and the per-CPU counts, which the timer and
-//! the tty use; the controllers' setup is [`chip`] (above the memory manager, which
+//! the tty use, with the masking of sources nobody handles and of every source of a CPU
+//! that halts ([`disable_this_cpu`]); the controllers' setup is [`chip`] (above the memory manager, which
 //! maps them), the entry from `vectors.S` is [`entry`] (above everything a handler
 //! reaches).
 //!
@@ -11,9 +12,10 @@
 //! handler is counted, reported once and masked at its controller; an IRQ entry that
 //! finds nothing pending is counted as spurious. Neither is ever a panic.
 
-use crate::percpu::{CpuId, NR_CPUS};
+use crate::percpu::{smp_processor_id, CpuId, NR_CPUS};
 use crate::pr_warn;
 use board::bcm2835_intc as armctrl;
+use board::bcm2836_local as local;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 pub mod chip;
@@ -43,6 +45,8 @@ pub(super) static SPURIOUS: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) };
 static ERRORS: AtomicU64 = AtomicU64::new(0);
 static REPORTED: [AtomicBool; NR_IRQS] = [const { AtomicBool::new(false) }; NR_IRQS];
 pub(super) static SPURIOUS_REPORTED: AtomicBool = AtomicBool::new(false);
+/// Whether the local controller is mapped ([`chip::init`] has run).
+pub(super) static MAPPED: AtomicBool = AtomicBool::new(false);
 
 /// Why [`request_irq`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +89,7 @@ pub(super) fn generic_handle_irq(cpu: CpuId, irq: u32) {
     }
 }
 
-pub(super) fn unhandled(irq: u32) {
+fn unhandled(irq: u32) {
     ERRORS.fetch_add(1, Relaxed);
     if irq >= 32 {
         armctrl::disable(irq - 32);
@@ -94,6 +98,44 @@ pub(super) fn unhandled(irq: u32) {
     }
     if !REPORTED[irq as usize % NR_IRQS].swap(true, Relaxed) {
         pr_warn!("irq {}: nobody cared; disabled", irq);
+    }
+}
+
+/// A local source nobody enabled: counted as an error, masked at the local controller,
+/// reported once.
+pub(super) fn unhandled_local(cpu: CpuId, bit: u32) {
+    ERRORS.fetch_add(1, Relaxed);
+    let masked = local::mask(cpu.index(), bit);
+    if !REPORTED[bit as usize % NR_IRQS].swap(true, Relaxed) {
+        match masked {
+            local::Masked::Off(what) => pr_warn!("irq {} ({}): nobody cared; masked on CPU{}", bit, what, cpu),
+            local::Masked::NotHere => {
+                pr_warn!("irq {}: nobody cared; reserved source, cannot be masked on CPU{}", bit, cpu)
+            }
+        }
+    }
+}
+
+/// Masks at their controllers every interrupt that could stay pending for this CPU:
+/// its generic timer, its mailboxes (IPIs) and the PMU at the local controller, and
+/// every GPU source if the GPU interrupt is routed here. For a CPU about to halt for
+/// good (a panic, the CPU-stop IPI): `wfi` returns at once while an interrupt is
+/// pending, even a masked one, so without this a halted CPU spins instead of sleeping.
+/// It lives here, not in [`chip`], because the IPI handler and the panic path below the
+/// memory manager call it; it needs only the controllers' registers.
+pub fn disable_this_cpu() {
+    let cpu = smp_processor_id().index();
+    board::arch_timer::shutdown();
+    // Before `init` the local block is not mapped where the driver looks (a panic
+    // early in boot), and nothing was enabled there yet.
+    if !MAPPED.load(Relaxed) {
+        return;
+    }
+    local::mask_all(cpu);
+    if local::gpu_irq_core() == cpu {
+        for n in 0..armctrl::NR_GPU_IRQS {
+            armctrl::disable(n);
+        }
     }
 }
 

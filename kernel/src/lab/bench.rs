@@ -5,7 +5,9 @@
 //!
 //! Every workload runs [`RUNS`] times, the kernel and the heap taking turns, so that a
 //! change in the machine's speed (another guest, the host's load under QEMU) hits both;
-//! each row prints the median times and the median speedup with its min and max.
+//! each row prints the median times and the median speedup with its min and max. The
+//! boot's clock check follows the rows (`platform::recheck_clock`): the ARM clock the
+//! firmware reports, the core's count, and any throttling since the boot.
 
 use crate::cprintln;
 use crate::mm::allocation::Allocation;
@@ -157,6 +159,11 @@ pub fn run(n: u64) -> bool {
     crate::mm::drain_all_cpu_caches();
     if crate::tty::signal_pending() {
         cprintln!("bench: interrupted (^C); the heap and every object were freed");
+    } else {
+        // The clock the figures were taken at: the boot's check again, whose throttling
+        // flags also tell whether the firmware capped the clock since then (a hot or
+        // under-powered board slows down during a long run).
+        crate::platform::recheck_clock();
     }
     true
 }

@@ -126,13 +126,23 @@ pub struct Fragmented {
     pub part_ns: u64,
 }
 
+/// Prints the memory map into the log (plain, one line each), after a title line.
+fn print_memmap(title: &str) {
+    if let Some(view) = crate::mm::memmap::MapView::whole() {
+        pr_info!("sweep: memmap {title}:");
+        crate::mm::memmap::print_map(view, false, |l| pr_info!("sweep: {l}"));
+    }
+}
+
 fn compact_timed(r: &mut Fragmented) {
     r.before = max_atomic_order();
+    print_memmap("before compaction");
     let t0 = board::timer::ticks();
     let c = migrate::compact_memory();
     r.ns = board::timer::ticks_to_ns(board::timer::ticks() - t0);
     r.migrated = c.migrated;
     r.after = max_atomic_order();
+    print_memmap("after compaction");
 }
 
 /// Allocates the page array for every free page and fills memory with movable pages
@@ -374,6 +384,7 @@ fn cma_part() -> CmaOutcome {
         r.ns = board::timer::ticks_to_ns(board::timer::ticks() - t);
         r.left = count_in_area();
         r.alloc = Some(got.map(|(a, st)| {
+            print_memmap("with the CMA area taken by cma_alloc");
             // The range is handed back (cma_release) when the handle goes.
             drop(a);
             st

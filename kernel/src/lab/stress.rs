@@ -151,12 +151,14 @@ fn migrate_hot(cpu: mm::cpu::CpuId, va: mm::addr::VirtAddr) {
 fn compactor(va: usize) {
     let cpu = smp_processor_id();
     let va = mm::addr::VirtAddr::new(va as u64);
-    while !WORKERS_DONE.load(Relaxed) {
+    // (Ctrl-C also stops the workers, which end the loop; checked here too so that a
+    // pass already started is the last.)
+    while !WORKERS_DONE.load(Relaxed) && !crate::tty::signal_pending() {
         let r = PAGES.compact_memory(&crate::mm::migrate::OWNERS, mm::page_alloc::MigrateMode::Sync, cpu);
         COMPACT_PASSES.fetch_add(1, Relaxed);
         COMPACT_MIGRATED.fetch_add(r.migrated, Relaxed);
         for _ in 0..HOT_MIGRATIONS_PER_PASS {
-            if WORKERS_DONE.load(Relaxed) {
+            if WORKERS_DONE.load(Relaxed) || crate::tty::signal_pending() {
                 break;
             }
             migrate_hot(cpu, va);
@@ -250,6 +252,33 @@ fn drain_handoff(cpu: usize) {
     }
 }
 
+/// Pages the kernel holds for its own structures: (slab pages, vmalloc page tables).
+fn kernel_held_pages() -> (usize, usize) {
+    (SLAB.slab_bytes() / PAGE_SIZE, crate::mm::vmalloc::usage().1)
+}
+
+/// How long the leak check keeps draining for pages still on their way back.
+const SETTLE_MS: u64 = 2000;
+
+/// Free pages once every CPU's frees have landed: every CPU's per-CPU lists and slab
+/// arrays drained and empty slabs returned ([`crate::mm::settled_free_pages`]), again
+/// while fewer than `before` are free, for at most [`SETTLE_MS`] (a CPU that answers
+/// the drain late still holds a freed object, so its slab page is not empty yet), or
+/// until Ctrl-C. Returns the count and the milliseconds it waited (0: whole at once).
+fn settled_after(before: u64) -> (u64, u64) {
+    let t0 = board::timer::ticks();
+    let ms = || board::timer::ticks_to_ns(board::timer::ticks() - t0) / 1_000_000;
+    let mut after = crate::mm::settled_free_pages();
+    if after >= before {
+        return (after, 0);
+    }
+    while after < before && ms() < SETTLE_MS && !crate::tty::signal_pending() {
+        board::timer::delay_us(10_000);
+        after = crate::mm::settled_free_pages();
+    }
+    (after, ms().max(1))
+}
+
 /// Runs the stress test with `ops` operations per CPU; true if everything held. With
 /// `compact`, the last online CPU runs compaction in a loop instead of working, and the
 /// workers' vmallocs are movable: their pages migrate while the workers use them.
@@ -270,6 +299,7 @@ pub fn run(ops: usize, compact: bool) -> bool {
     };
     let cpus = &cpus[..nr];
     let before = crate::mm::settled_free_pages();
+    let held_before = kernel_held_pages();
     match compact_cpu {
         Some(c) => {
             cprintln!("stress: {} CPUs working, {} operations per CPU, cpu{} compacting", 1 + cpus.len(), ops, c)
@@ -308,14 +338,22 @@ pub fn run(ops: usize, compact: bool) -> bool {
         tickets[c.index()] = smp::run_on(c, worker, ops).ok();
     }
     worker(ops);
+    // A CPU that did not finish (only possible after Ctrl-C, see `smp::wait`).
+    let mut stuck = 0usize;
     for (c, t) in CpuId::all().zip(tickets.iter()) {
         if let Some(t) = t {
-            smp::wait(c, *t);
+            if let Err(why) = smp::wait(c, *t, crate::tty::signal_pending) {
+                cprintln!("stress: cpu{} {}", c, why);
+                stuck |= 1 << c.index();
+            }
         }
     }
     WORKERS_DONE.store(true, Relaxed);
     if let Some((c, t)) = compact_ticket {
-        smp::wait(c, t);
+        if let Err(why) = smp::wait(c, t, crate::tty::signal_pending) {
+            cprintln!("stress: cpu{} {}", c, why);
+            stuck |= 1 << c.index();
+        }
         cprintln!(
             "stress: compaction on cpu{}: {} passes, {} pages migrated under the workers, {} accesses waited for a migration",
             c,
@@ -365,19 +403,22 @@ pub fn run(ops: usize, compact: bool) -> bool {
     }
     let per_s = |ops: u64, ns: u64| ops * 1_000_000_000 / ns;
     let (t1, tn) = (per_s(one_ops, one), per_s(total_ops, all));
-    cprintln!(
-        "stress: throughput 1 CPU {} ops/s, {} CPUs {} ops/s ({}.{:02}x)",
-        t1,
-        1 + started,
-        tn,
-        tn / t1.max(1),
-        tn * 100 / t1.max(1) % 100
-    );
+    // An interrupted run's rates measure the interruption, not the allocators.
+    if !crate::tty::signal_pending() {
+        cprintln!(
+            "stress: throughput 1 CPU {} ops/s, {} CPUs {} ops/s ({}.{:02}x)",
+            t1,
+            1 + started,
+            tn,
+            tn / t1.max(1),
+            tn * 100 / t1.max(1) % 100
+        );
+    }
 
     let corrupt_total = corrupt;
     let invariants = PAGES.check_invariants();
     let slab_errors = SLAB.validate_all();
-    let after = crate::mm::settled_free_pages();
+    let (after, late_ms) = settled_after(before);
     let corrupt = corrupt_total;
     if crate::tty::signal_pending() {
         cprintln!("stress: interrupted (^C); everything allocated was freed");
@@ -399,6 +440,10 @@ pub fn run(ops: usize, compact: bool) -> bool {
     if started != cpus.len() {
         problem(format_args!("a CPU did not take its work"));
     }
+    if stuck != 0 {
+        let n = stuck.count_ones();
+        problem(format_args!("{n} CPUs did not finish their work (the counts above are not final)"));
+    }
     if corrupt != 0 {
         problem(format_args!("{corrupt} objects lost their contents"));
     }
@@ -409,7 +454,16 @@ pub fn run(ops: usize, compact: bool) -> bool {
         problem(format_args!("{slab_errors} slab errors"));
     }
     if before != after {
-        problem(format_args!("leak: free pages before={before} after={after}"));
+        // Where the difference sits, if the kernel's own structures grew (slab pages,
+        // vmalloc page tables): the report then says where to look.
+        let (was, held) = (held_before, kernel_held_pages());
+        problem(format_args!(
+            "leak: free pages before={before} after={after} after {late_ms} ms of draining every CPU \
+             (slab pages {} -> {}, vmalloc page tables {} -> {})",
+            was.0, held.0, was.1, held.1
+        ));
+    } else if late_ms > 0 {
+        cprintln!("stress: free pages came back late: {late_ms} ms of draining every CPU before the count was whole");
     }
     if problems == 0 {
         cprintln!("stress: OK");

@@ -16,7 +16,7 @@
 use super::page_alloc::{PAGES, PAGE_SOURCE};
 use super::vmalloc::VMALLOC;
 use crate::percpu::smp_processor_id as this_cpu;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use mm::addr::{Pfn, PhysAddr, VirtAddr};
 use mm::page_alloc::{
     BlockMove, CmaAllocStats, CmaError, CompactResult, MigrateError, MigrateMode, MovableOwner, MovableOwners,
@@ -66,6 +66,17 @@ static MIGRATION_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Accesses that met a page under migration, waited and were retried.
 static MIGRATION_FAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// CPUs in [`retry_migration_fault`] right now. The next batch waits (briefly) until they
+/// have left, so a waiter always gets to retry its access between two migrations of its
+/// page: without that, under QEMU's `thread=single` (all vCPUs on one host thread, which
+/// switches vCPU at the batch's TLB invalidation, while the page is unmapped) a worker
+/// re-faulted into every migration of a page that is migrated again and again, for ever.
+static MIGRATION_WAITERS: AtomicU32 = AtomicU32::new(0);
+
+/// Longest a batch waits for the CPUs still in [`retry_migration_fault`] to leave (only
+/// fairness rides on it: a waiter caught again waits again, and leaves after the next).
+const WAITERS_GATE_US: u64 = 10_000;
 
 /// How many accesses met a vmalloc page under migration and were retried.
 pub fn migration_faults() -> u64 {
@@ -120,6 +131,20 @@ fn retry_migration_fault(esr: u64, far: u64) -> bool {
     {
         return false;
     }
+    MIGRATION_WAITERS.fetch_add(1, Ordering::AcqRel);
+    let resolved = wait_for_migration(far);
+    MIGRATION_WAITERS.fetch_sub(1, Ordering::AcqRel);
+    // Wakes a batch waiting for the waiters to leave (a real core sleeping in `wfe`).
+    boot::cpu::sev();
+    resolved
+}
+
+/// [`retry_migration_fault`]'s wait, bounded by the generic timer. It sleeps in `wfe`:
+/// woken by the `sev` that ends a batch, or by the event stream on a real core; under
+/// QEMU's TCG `wfe` hands the host thread to another vCPU, so the migrating CPU runs
+/// even when every vCPU shares one host thread. (No Ctrl-C check: the faulting access
+/// can only be retried or end in an oops, and the batch it waits for is short.)
+fn wait_for_migration(far: u64) -> bool {
     let deadline = board::timer::ticks() + crate::timer::us_to_ticks(MIGRATION_WAIT_US);
     let mut saw = None;
     while board::timer::ticks() < deadline {
@@ -127,7 +152,7 @@ fn retry_migration_fault(esr: u64, far: u64) -> bool {
         if covers(MIGRATING.load(Ordering::Acquire), far) && saw.is_none_or(|s| s == seq) {
             // (A batch that ended after `seq` was read makes the wait one batch longer.)
             saw = saw.or(Some(seq));
-            core::hint::spin_loop();
+            boot::cpu::wfe();
             continue;
         }
         if saw.is_some() {
@@ -147,7 +172,7 @@ fn retry_migration_fault(esr: u64, far: u64) -> bool {
                 }
                 return m;
             }
-            None => core::hint::spin_loop(),
+            None => boot::cpu::wfe(),
         }
     }
     false
@@ -211,6 +236,12 @@ impl MovableOwners for KernelOwners {
 /// fails them all with [`MigrateError::Busy`]).
 fn move_vmalloc(moves: &[PageMove], mode: MigrateMode, result: &mut [Result<(), MigrateError>]) {
     let fail = |result: &mut [Result<(), MigrateError>], e| result.iter_mut().for_each(|r| *r = Err(e));
+    // The CPUs that waited for the last batch retry their accesses before this one starts
+    // (bounded by the generic timer; `wfe` as in their wait, which they end with `sev`).
+    let gate = board::timer::ticks() + crate::timer::us_to_ticks(WAITERS_GATE_US);
+    while MIGRATION_WAITERS.load(Ordering::Acquire) != 0 && board::timer::ticks() < gate {
+        boot::cpu::wfe();
+    }
     let mut g = match mode {
         MigrateMode::Sync => VMALLOC.lock(),
         MigrateMode::Async => match VMALLOC.try_lock() {
@@ -226,6 +257,8 @@ fn move_vmalloc(moves: &[PageMove], mode: MigrateMode, result: &mut [Result<(), 
         vm.migrate_pages(moves, &PAGE_SOURCE, pt, result);
         MIGRATING.store(0, Ordering::Release);
         MIGRATION_SEQ.fetch_add(1, Ordering::Release);
+        // Wakes the CPUs waiting in `wfe` for this batch (real cores; dsb first).
+        boot::cpu::sev();
     };
     let ran = match mode {
         MigrateMode::Sync => g.with_pt(&mut f).is_some(),

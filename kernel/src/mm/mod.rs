@@ -16,6 +16,7 @@ pub mod allocation;
 pub mod fault;
 pub mod heap;
 pub mod memblock;
+pub mod memmap;
 pub mod migrate;
 pub mod mmu;
 pub mod page_alloc;

@@ -97,15 +97,17 @@ pub fn init(mb: &mut Memblock) {
 fn declare_cma() {
     match crate::cmdline::cma(crate::platform::cmdline()) {
         Ok(None) => {}
+        Ok(Some(0)) => pr_info!("cma: size 0, no CMA area"),
         Ok(Some(bytes)) => match PAGES.cma_declare(bytes) {
             Some(c) => {
                 pr_info!("cma: Reserved {} MiB at {:#018x}", (c.pages << PAGE_SHIFT) >> 20, c.base.0 << PAGE_SHIFT)
             }
             None => pr_warn!("cma: Failed to reserve {} MiB", bytes >> 20),
         },
-        Err(v) => {
-            pr_warn!("cma={}: expected a size (e.g. 16M), no CMA area", crate::cmdline::Escaped(v.as_bytes(), 40))
-        }
+        Err((v, why)) => pr_warn!(
+            "cma={}: {why}: expected a size (e.g. 16M or 0x1000000), no CMA area",
+            crate::cmdline::Escaped(v.as_bytes(), 40)
+        ),
     }
 }
 

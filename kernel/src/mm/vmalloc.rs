@@ -58,6 +58,12 @@ pub fn init() {
     );
 }
 
+/// Linux's `ioremap_wc`: Normal non-cacheable memory (a framebuffer: writes may be
+/// gathered, never cached), never executable, in the ioremap range.
+pub fn ioremap_wc(pa: PhysAddr, size: usize, caller: &'static str) -> Result<VirtAddr, VmError> {
+    with_vm(|vm, pt| vm.ioremap_prot(pa, size as u64, caller, mm::pgtable::desc::Prot::KERNEL_RW_NC, &PAGE_SOURCE, pt))
+}
+
 /// Linux's `ioremap`: device memory (nGnRE, never executable) in the ioremap range.
 pub fn ioremap(pa: PhysAddr, size: usize, caller: &'static str) -> Result<VirtAddr, VmError> {
     with_vm(|vm, pt| vm.ioremap(pa, size as u64, caller, &PAGE_SOURCE, pt))

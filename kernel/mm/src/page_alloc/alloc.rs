@@ -195,7 +195,12 @@ impl PageAllocator {
         let blocks = if order == 0 { batch.max(1) } else { (batch >> order).max(2) };
         self.rmqueue_bulk(zi, order, mt, blocks, |pfn| {
             let idx = mm.idx(pfn);
-            mm.at(idx).set_state(PageState::Pcp { order, mt });
+            // A block borrowed from the CMA area is marked Cma (Linux's
+            // `set_pcppage_migratetype` with the list it came from), so that a drain
+            // returns it to the Cma lists, never to the Movable ones, where it would
+            // merge with blocks outside the area and a steal would claim its pageblock.
+            let from = if mm.at(idx).block_mt() == MigrateType::Cma { MigrateType::Cma } else { mt };
+            mm.at(idx).set_state(PageState::Pcp { order, mt: from });
             pcp.push(mm, idx, order, list);
         });
         let idx = pcp.pop(mm, order, list)?;

@@ -4,7 +4,10 @@
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::page::{self, PageState};
-use super::{migratetype, MigrateType, PageAllocator, PerCpuPages, ZoneGuard, MAX_NR_ZONES, NR_CPUS, PCP_MAX_ORDER};
+use super::{
+    migratetype, MigrateType, PageAllocator, PerCpuPages, Zone, ZoneGuard, MAX_NR_ZONES, NR_CPUS, PAGEBLOCK_NR_PAGES,
+    PCP_MAX_ORDER,
+};
 
 /// Every page of `mem_map` by state (from [`PageAllocator::check_invariants`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -26,9 +29,41 @@ impl PageCensus {
     }
 }
 
+/// Every pageblock's type, against what the zone's counters say: each descriptor of a
+/// pageblock carries the same type; the CMA area's pageblocks are all Cma (`cma_alloc`
+/// isolates the area with a flag, not a type, so there is no exception) and no other
+/// one is; the HighAtomic pageblocks are the reserve `nr_reserved_highatomic` counts.
+fn check_pageblocks(z: &Zone) -> Result<(), &'static str> {
+    let (base, pages) = z.cma;
+    let mut p = z.start_pfn;
+    while p < z.end_pfn {
+        let end = ((p | (PAGEBLOCK_NR_PAGES - 1)) + 1).min(z.end_pfn);
+        let mt = z.pageblock_mt(p);
+        if (p..end).any(|q| z.mm.pfn_to_page(q).is_some_and(|pg| pg.block_mt() != mt)) {
+            return Err("pageblock whose pages disagree on its migratetype");
+        }
+        if (mt == MigrateType::Cma) != (p >= base && p < base + pages) {
+            return Err("CMA area pageblock changed type (or a pageblock outside it is CMA)");
+        }
+        p = end;
+    }
+    let counts = z.pageblock_counts();
+    if counts[MigrateType::Cma.index()] * PAGEBLOCK_NR_PAGES != pages {
+        return Err("CMA pageblock count does not match the area");
+    }
+    if counts[MigrateType::HighAtomic.index()] * PAGEBLOCK_NR_PAGES != z.nr_reserved_highatomic {
+        return Err("HighAtomic pageblock count does not match nr_reserved_highatomic");
+    }
+    if z.free_cma_pages > pages {
+        return Err("more free CMA pages than the area has");
+    }
+    Ok(())
+}
+
 impl PageAllocator {
     /// Checks every structure (a debugging aid, O(mem_map)): list links, flags and counts
-    /// of every free list and per-CPU list, and that each page is in exactly one state.
+    /// of every free list and per-CPU list, that each page is in exactly one state, and
+    /// every pageblock's type (the CMA area's still Cma, the HighAtomic reserve counted).
     /// Returns the census, or what is wrong.
     pub fn check_invariants(&self) -> Result<PageCensus, &'static str> {
         let Some(mm) = self.mem_map.get() else {
@@ -89,6 +124,7 @@ impl PageAllocator {
             if free_cma != z.free_cma_pages {
                 return Err("zone free_cma_pages does not match the Cma lists");
             }
+            check_pageblocks(z)?;
         }
         for cpu in pcps {
             for p in cpu {

@@ -42,7 +42,18 @@ impl Model {
     }
     /// Allocates a movable block for owner kind `lab`, fills it with a pattern.
     pub(super) fn alloc(&self, a: &PageAllocator, order: u32, lab: bool) -> Option<MovableOwner> {
-        let pfn = a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, order, cpu()).ok()?;
+        self.alloc_on(a, GFP_HIGHUSER_MOVABLE, order, lab, cpu())
+    }
+    /// [`Self::alloc`] with a movable `gfp` of the caller's, on `on`.
+    pub(super) fn alloc_on(
+        &self,
+        a: &PageAllocator,
+        gfp: Gfp,
+        order: u32,
+        lab: bool,
+        on: CpuId,
+    ) -> Option<MovableOwner> {
+        let pfn = a.alloc_pages(gfp | Gfp::GFP_NOWARN, order, on).ok()?;
         let t = if lab { &self.lab } else { &self.console };
         let mut t = t.lock().unwrap();
         t.push(Some((pfn.0, order)));

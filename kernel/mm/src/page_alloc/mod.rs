@@ -27,6 +27,7 @@ mod free;
 pub mod free_area;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
+pub mod memmap;
 pub mod migrate;
 pub mod migratetype;
 pub mod page;
@@ -37,6 +38,8 @@ pub mod watermark;
 pub mod zone;
 
 mod check;
+#[cfg(test)]
+mod cma_tests;
 #[cfg(test)]
 mod compaction_tests;
 mod init;

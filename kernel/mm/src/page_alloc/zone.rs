@@ -67,8 +67,16 @@ impl Zone {
         self.mm.at(self.mm.idx(pfn)).block_mt()
     }
     /// Sets the type of the pageblock holding `pfn` (in all its descriptors: constant
-    /// work, done only when a pageblock is stolen or reserved).
+    /// work, done only when a pageblock is stolen or reserved). A Cma pageblock keeps its
+    /// type (Linux's `is_migrate_cma` checks before every change): only
+    /// [`Self::declare_cma`] makes one, and nothing unmakes it.
     fn set_pageblock_mt(&self, pfn: u64, mt: MigrateType) {
+        if self.pageblock_mt(pfn) == MigrateType::Cma {
+            return;
+        }
+        self.write_pageblock_mt(pfn, mt);
+    }
+    fn write_pageblock_mt(&self, pfn: u64, mt: MigrateType) {
         let start = self.pageblock_head(pfn);
         let end = ((pfn | (PAGEBLOCK_NR_PAGES - 1)) + 1).min(self.end_pfn);
         for p in start..end {
@@ -162,8 +170,11 @@ impl Zone {
 
     /// Moves the free blocks of the pageblock holding `pfn` to the lists of `mt`; returns
     /// how many free pages it has (Linux's `move_freepages_block`). Constant work: one
-    /// pageblock of descriptors.
+    /// pageblock of descriptors. A Cma pageblock's blocks stay on the Cma lists (0).
     fn move_freepages_block(&mut self, pfn: u64, mt: MigrateType) -> u64 {
+        if self.pageblock_mt(pfn) == MigrateType::Cma {
+            return 0;
+        }
         let start = self.pageblock_head(pfn);
         let end = ((pfn | (PAGEBLOCK_NR_PAGES - 1)) + 1).min(self.end_pfn);
         let mut p = start;
@@ -194,6 +205,10 @@ impl Zone {
     /// and the zone's largest free block broken. So the smallest block of at least
     /// pageblock order (and of `order`) is taken first, and only without one the largest
     /// smaller block, as Linux.
+    ///
+    /// A HighAtomic or Cma pageblock is never claimed (Linux's `steal_suitable_fallback`
+    /// goes to `single_page` for a HighAtomic one; Cma is nobody's fallback, and its
+    /// blocks sit only on the Cma lists): only the block moves.
     fn rmqueue_fallback(&mut self, order: u32, start_mt: MigrateType) -> bool {
         let whole = order.max(PAGEBLOCK_ORDER)..=MAX_PAGE_ORDER;
         let partial = (order..order.max(PAGEBLOCK_ORDER)).rev();
@@ -203,18 +218,22 @@ impl Zone {
                     continue;
                 };
                 let pfn = self.mm.base_pfn + idx as u64;
+                let claimable = |mt| !matches!(mt, MigrateType::HighAtomic | MigrateType::Cma);
                 if o >= PAGEBLOCK_ORDER {
                     // change_pageblock_range: every pageblock of the block.
                     let mut p = pfn;
                     while p < pfn + (1 << o) {
-                        self.set_pageblock_mt(p, start_mt);
+                        if claimable(self.pageblock_mt(p)) {
+                            self.set_pageblock_mt(p, start_mt);
+                        }
                         p += PAGEBLOCK_NR_PAGES;
                     }
                     self.del_free(pfn, o, fb);
                     self.add_free(pfn, o, start_mt);
-                } else if o >= PAGEBLOCK_ORDER / 2
-                    || start_mt == MigrateType::Unmovable
-                    || start_mt == MigrateType::Reclaimable
+                } else if claimable(self.pageblock_mt(pfn))
+                    && (o >= PAGEBLOCK_ORDER / 2
+                        || start_mt == MigrateType::Unmovable
+                        || start_mt == MigrateType::Reclaimable)
                 {
                     let free = self.move_freepages_block(pfn, start_mt);
                     if free >= PAGEBLOCK_NR_PAGES / 2 {
@@ -289,7 +308,9 @@ impl Zone {
     }
 
     /// Linux's `unreserve_highatomic_pageblock`: when memory is short, give one reserved
-    /// pageblock back to `mt`. Returns whether one was released.
+    /// pageblock back to `mt`. Returns whether one was released. A block on the HighAtomic
+    /// lists whose pageblock is no longer HighAtomic (freed through a per-CPU list after
+    /// an earlier release) moves without changing the reserve's count.
     pub(crate) fn unreserve_highatomic(&mut self, mt: MigrateType) -> bool {
         if self.nr_reserved_highatomic == 0 {
             return false;
@@ -297,9 +318,15 @@ impl Zone {
         for o in 0..NR_ORDERS {
             if let Some(idx) = self.free_area[o].first(MigrateType::HighAtomic.index()) {
                 let pfn = self.mm.base_pfn + idx as u64;
-                self.nr_reserved_highatomic = self.nr_reserved_highatomic.saturating_sub(PAGEBLOCK_NR_PAGES);
-                self.set_pageblock_mt(pfn, mt);
-                self.move_freepages_block(pfn, mt);
+                if self.pageblock_mt(pfn) == MigrateType::HighAtomic {
+                    self.nr_reserved_highatomic = self.nr_reserved_highatomic.saturating_sub(PAGEBLOCK_NR_PAGES);
+                    self.set_pageblock_mt(pfn, mt);
+                    self.move_freepages_block(pfn, mt);
+                } else {
+                    let o = o as u32;
+                    self.del_free(pfn, o, MigrateType::HighAtomic);
+                    self.add_free(pfn, o, self.pageblock_mt(pfn));
+                }
                 return true;
             }
         }
@@ -322,7 +349,10 @@ impl Zone {
             if self.take_free_range(start, start + pages, Some(MigrateType::Cma)) {
                 let mut b = start;
                 while b < start + pages {
-                    self.set_pageblock_mt(b, MigrateType::Cma);
+                    if self.pageblock_mt(b) == MigrateType::HighAtomic {
+                        self.nr_reserved_highatomic -= PAGEBLOCK_NR_PAGES;
+                    }
+                    self.write_pageblock_mt(b, MigrateType::Cma);
                     b += PAGEBLOCK_NR_PAGES;
                 }
                 self.cma = (start, pages);

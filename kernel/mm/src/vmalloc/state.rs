@@ -246,6 +246,20 @@ impl Vmalloc {
         pages: &dyn PageSource,
         pt: &mut PageTable<M, T>,
     ) -> Result<VirtAddr, VmError> {
+        self.ioremap_prot(pa, size, caller, Prot::DEVICE, pages, pt)
+    }
+
+    /// [`Self::ioremap`] with the given attributes (Linux's `ioremap_prot`; its
+    /// `ioremap_wc` is [`Prot::KERNEL_RW_NC`] on arm64: Normal non-cacheable).
+    pub fn ioremap_prot<M: PhysMemory, T: TlbMaint>(
+        &mut self,
+        pa: PhysAddr,
+        size: u64,
+        caller: &'static str,
+        prot: Prot,
+        pages: &dyn PageSource,
+        pt: &mut PageTable<M, T>,
+    ) -> Result<VirtAddr, VmError> {
         let off = pa.page_offset();
         let base = pa.align_down(PAGE);
         if size == 0 {
@@ -258,7 +272,7 @@ impl Vmalloc {
             & !(PAGE - 1);
         let area = self.ioremap.alloc(len, VmKind::Ioremap, caller, Some(base)).map_err(VmError::Area)?;
         let mut tables = SourceTables { pages, gfp: GFP_KERNEL, count: &mut self.nr_table_pages };
-        match pt.map(&mut tables, area.start, base, len, Prot::DEVICE, false) {
+        match pt.map(&mut tables, area.start, base, len, prot, false) {
             Ok(()) => Ok(area.start.add(off)),
             Err(e) => {
                 let _ = self.ioremap.release(area.start);
