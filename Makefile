@@ -25,6 +25,9 @@ LOADER_IMG  := chainloader.img
 CHAINBOOT_SDCARD_IMG ?= sdcard-chainboot.img
 DEV_SERIAL  ?=
 CARGO       ?= cargo
+# Cargo for the target: rustc's warning about the erratum feature, explained once
+# (tools/cargo_target.py says why).
+TCARGO       = $(PYTHON) tools/cargo_target.py $(CARGO)
 PYTHON      ?= python3
 HOST_TRIPLE  = $(shell rustc -vV | sed -n 's/^host: //p')
 LLVM_BIN     = $(shell rustc --print sysroot)/lib/rustlib/$(HOST_TRIPLE)/bin
@@ -58,7 +61,7 @@ ensure-toolchain:
 	@rustup target list --installed 2>/dev/null | grep -q '^$(TARGET)$$' || rustup target add $(TARGET)
 
 $(IMG): ensure-toolchain FORCE
-	$(CARGO) build -p kernel --bin kernel --target $(TARGET) --$(PROFILE)
+	$(TCARGO) build -p kernel --bin kernel --target $(TARGET) --$(PROFILE)
 	$(PYTHON) tools/ksyms.py $(LLVM_BIN)/llvm-nm $(LLVM_BIN)/llvm-objcopy $(ELF)
 	$(LLVM_BIN)/llvm-objcopy -O binary $(ELF) $(IMG)
 	@echo "built $(IMG) ($$(stat -c %s $(IMG)) bytes) from $(ELF)"
@@ -67,7 +70,7 @@ build: $(IMG)
 
 # The chainloader (chainloader/): a few KiB that go on the card as kernel8.img once.
 $(LOADER_IMG): ensure-toolchain FORCE
-	$(CARGO) build -p chainloader --bin chainloader --target $(TARGET) --$(PROFILE)
+	$(TCARGO) build -p chainloader --bin chainloader --target $(TARGET) --$(PROFILE)
 	$(LLVM_BIN)/llvm-objcopy -O binary $(LOADER_ELF) $(LOADER_IMG)
 	@echo "built $(LOADER_IMG) ($$(stat -c %s $(LOADER_IMG)) bytes) from $(LOADER_ELF)"
 
@@ -137,17 +140,18 @@ gdb: $(IMG) ensure-qemu
 	tools/gdb.sh $(QEMU) $(IMG) $(ELF) $(GDB_PORT) $(GDB_ARGS)
 
 objdump: $(IMG)
-	$(LLVM_BIN)/llvm-objdump -d -C --no-show-raw-insn $(ELF) | less
+	@tools/page.sh $(LLVM_BIN)/llvm-objdump -d -C --no-show-raw-insn $(ELF)
 
+# rustup's llvm-tools ship llvm-readobj; --elf-output-style=GNU prints readelf's format.
 readelf: $(IMG)
-	$(LLVM_BIN)/llvm-readelf -h -l -S -s --demangle $(ELF) | less
+	@tools/page.sh $(LLVM_BIN)/llvm-readobj --elf-output-style=GNU --file-headers --program-headers --section-headers --symbols --demangle $(ELF)
 
 nm: $(IMG)
 	$(LLVM_BIN)/llvm-nm -n -C $(ELF)
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p kernel -p consts -p boot -p board -p mm -p chainloader --target $(TARGET) -- -D warnings
+	$(TCARGO) clippy -p kernel -p consts -p boot -p board -p mm -p chainloader --target $(TARGET) -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -155,7 +159,7 @@ fmt:
 # The kernel's crates for the target (the UART, GPIO, mailbox, MMU and SMP code exists
 # only there), with their private items: the documentation is for the kernel's developers.
 doc: ensure-toolchain
-	$(CARGO) doc -p kernel -p consts -p boot -p board -p mm --no-deps --document-private-items --target $(TARGET)
+	$(TCARGO) doc -p kernel -p consts -p boot -p board -p mm --no-deps --document-private-items --target $(TARGET)
 	@echo "documentation in target/$(TARGET)/doc/kernel/index.html"
 
 sdcard: $(IMG) ensure-sdtools

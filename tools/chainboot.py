@@ -24,6 +24,9 @@ import zlib
 REQUEST = b"MMLOAD?"
 MAGIC = b"MMBOOT"
 EXIT_KEY = 0x1D  # Ctrl-]
+# What to do when the device is not there (one line).
+ADAPTER_HINT = ("plug in the USB-serial adapter and look for it with `ls /dev/ttyUSB* /dev/ttyACM*` "
+                "(macOS: /dev/cu.usbserial*), or `dmesg | tail` after plugging it in")
 BAUDS = {115200: termios.B115200, 57600: termios.B57600, 38400: termios.B38400, 9600: termios.B9600}
 
 
@@ -151,8 +154,12 @@ def main():
     args = ap.parse_args()
     with open(args.image, "rb") as f:
         image = f.read()
-    line = Line(args.device, args.baud)
     say = lambda s: (sys.stderr.write(s + "\n"), sys.stderr.flush())  # noqa: E731
+    try:
+        line = Line(args.device, args.baud)
+    except OSError as e:
+        say(f"chainboot: cannot open {args.device}: {e.strerror}; {ADAPTER_HINT}")
+        sys.exit(1)
     try:
         if not send(line, image, args.timeout, args.tries, args.corrupt_first, say):
             sys.exit(1)

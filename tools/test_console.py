@@ -86,7 +86,7 @@ def register(test, check, loader):
             # Two lines back, after another command.
             q.type("version\r")
             out = q.prompt()
-            check(re.search(r"^mm-kernel version \d+\.\d+\.\d+ \(rustc \d+\.\d+", out, re.M), "version", out)
+            check(re.search(r"^mm-kernel version \d+\.\d+\.\d+-g[0-9a-f]{12}(-dirty)? \(rustc \d+\.\d+", out, re.M), "version", out)
             q.type(UP + UP + "\r")
             out = q.prompt()
             check("MemTotal:" in out, "two ups did not reach meminfo", out)
@@ -100,7 +100,7 @@ def register(test, check, loader):
             q.type("alloc p\t0\r")
             out = q.prompt()
             check(re.search(r"^#1: pages order 0 ", out, re.M), "alloc p<Tab> 0 did not allocate a page", out)
-            q.type("free all\r")
+            q.type("release all\r")
             q.prompt()
             # Ctrl-U clears the line typed so far.
             q.type("frobnicate\x15uptime\r")
@@ -160,7 +160,7 @@ def register(test, check, loader):
             # buddy lists; the per-CPU lists are pagesets, not free memory).
             q.type("zoneinfo\r")
             zi = q.prompt()
-            q.type("vmstat\r")
+            q.type("cat /proc/vmstat\r")
             vs = q.prompt()
             q.type("meminfo\r")
             mi = q.prompt()
@@ -181,6 +181,17 @@ def register(test, check, loader):
             check(out.strip() == "dmesg", "dmesg -c did not clear", out)
             q.type("poweroff\r")
             check(q.proc.wait(30) == 0, "poweroff", q.out)
+
+    @test
+    def chainboot_without_the_adapter(image):
+        """`make chainboot DEV_SERIAL=/dev/nonexistent` (the tool it runs) fails at once with
+        one line saying what is missing and how to find the adapter, no traceback."""
+        r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "chainboot.py"),
+                            "--device", "/dev/nonexistent", image], capture_output=True, text=True, timeout=30)
+        check(r.returncode != 0, "chainboot.py exited 0 without a device", r.stderr)
+        lines = r.stderr.strip().splitlines()
+        check(len(lines) == 1 and "Traceback" not in r.stderr, "not one line", r.stderr)
+        check("cannot open /dev/nonexistent" in lines[0] and "/dev/ttyUSB" in lines[0], "no hint", r.stderr)
 
     @test
     def chainboot_over_a_pty(image):

@@ -17,6 +17,14 @@ for i in 1 2; do
     pgrep -f -- "-gdb tcp:127.0.0.1:$port" >/dev/null && fail "run $i left a QEMU running"
     echo "test_gdb: run $i ok, no QEMU left"
 done
+# gdb's bt on core 0 and on a secondary core ends at the stack's final frame record (the
+# entry code), never in "corrupt stack?".
+out=$(timeout 120 make -s gdb GDB_PORT="$port" GDB_ARGS="-batch -ex 'break kernel::shell::run' -ex c -ex bt -ex 'thread 2' -ex bt" 2>&1) \
+    || fail "make gdb for bt: $out"
+echo "$out" | grep -Eq '^#[0-9]+ .* in boot_high \(\)$' || fail "core 0's bt does not end in boot_high: $out"
+echo "$out" | grep -Eq '^#[0-9]+ .* in secondary_high \(\)$' || fail "core 1's bt does not end in secondary_high: $out"
+if echo "$out" | grep -q "Backtrace stopped"; then fail "bt stopped on a corrupt frame: $out"; fi
+echo "test_gdb: bt ends cleanly on core 0 and core 1"
 # A QEMU whose make gdb was killed: its PID file remains and the next run ends it.
 qemu-system-aarch64 -M raspi3b -kernel kernel8.img -display none -monitor none -serial null -S \
     -gdb "tcp:127.0.0.1:$port" &

@@ -255,18 +255,26 @@ _start:
     br      x1
 
 boot_high:
+    // For debuggers: the outermost frame (no return address), so gdb's bt ends here.
+    .cfi_sections .debug_frame
+    .cfi_startproc
+    .cfi_undefined x30
     ldr     x1, =__exception_vectors
     msr     vbar_el1, x1
     isb
     ldr     x1, =boot_stack_top
     mov     sp, x1
-    mov     x29, #0                     // terminates frame-pointer call traces
+    // The stack's last frame record (fp 0, lr 0), with x29 on it: call traces (oops,
+    // gdb's bt) end there cleanly (Linux's arm64 final frame record).
+    stp     xzr, xzr, [sp, #-16]!
+    mov     x29, sp
     mov     x30, #0
     mov     x0, x19
     mov     x1, x20
     bl      kernel_main
 8:  wfe
     b       8b
+    .cfi_endproc
 .ltorg
 
 // Secondary cores (1-3), released by the kernel through the spin table with this
@@ -289,6 +297,8 @@ _secondary_entry:
     ldr     x1, =secondary_high
     br      x1
 secondary_high:
+    .cfi_startproc
+    .cfi_undefined x30
     ldr     x1, =__exception_vectors
     msr     vbar_el1, x1
     isb
@@ -296,12 +306,14 @@ secondary_high:
     add     x4, x4, #8
     ldr     x1, [x4, x19, lsl #3]       // this core's stack top
     mov     sp, x1
-    mov     x29, #0
+    stp     xzr, xzr, [sp, #-16]!       // the final frame record, as on core 0
+    mov     x29, sp
     mov     x30, #0
     mov     x0, x19
     bl      secondary_main
 9:  wfe
     b       9b
+    .cfi_endproc
 .ltorg
 
 // Hand-over from the boot core: the kernel's TTBR1 root (u64), then one stack top per

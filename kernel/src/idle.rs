@@ -5,7 +5,31 @@
 //! is checked again. Wakers make the condition true, then interrupt the sleeper (an
 //! IPI, the UART, the timer).
 
+use crate::percpu::{smp_processor_id, CpuId, NR_CPUS};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use mm::sync::{local_irq_restore, local_irq_save};
+
+/// Counter ticks each CPU spent asleep in `wfi` (the idle part of `vmstat`'s cpu columns).
+static IDLE_TICKS: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
+
+/// When each CPU went to sleep in `wfi` (0: it is not asleep): a long sleep counts as
+/// idle while it lasts, not only once it ends.
+static IDLE_SINCE: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
+
+/// Whether `cpu` is asleep in `wfi` now (`vmstat`'s r column).
+pub fn is_idle(cpu: CpuId) -> bool {
+    IDLE_SINCE[cpu.index()].load(Relaxed) != 0
+}
+
+/// Counter ticks `cpu` has spent in `wfi` since boot, the current sleep included.
+pub fn idle_ticks(cpu: CpuId) -> u64 {
+    let (done, since) = (&IDLE_TICKS[cpu.index()], &IDLE_SINCE[cpu.index()]);
+    // A sleep that ends between the two loads is counted in neither or in both only for
+    // an instant: statistics, not accounting.
+    let since = since.load(Relaxed);
+    let now = if since != 0 { board::timer::ticks().saturating_sub(since) } else { 0 };
+    done.load(Relaxed) + now
+}
 
 /// Sleeps until `cond()` holds. Called with interrupts enabled (task context); with
 /// them masked it still returns once `cond()` holds, but this CPU's own interrupt
@@ -17,7 +41,12 @@ pub fn wait_until(mut cond: impl FnMut() -> bool) {
             local_irq_restore(flags);
             return;
         }
+        let cpu = smp_processor_id().index();
+        let t0 = board::timer::ticks().max(1);
+        IDLE_SINCE[cpu].store(t0, Relaxed);
         boot::cpu::wfi();
+        IDLE_SINCE[cpu].store(0, Relaxed);
+        IDLE_TICKS[cpu].fetch_add(board::timer::ticks().saturating_sub(t0), Relaxed);
         local_irq_restore(flags);
     }
 }

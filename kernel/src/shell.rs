@@ -2,9 +2,9 @@
 //! command registry. Never returns. Input comes from the interrupt-fed ring of
 //! [`crate::tty`]; with nothing to read the CPU sleeps in `wfi`.
 
-use crate::commands::COMMANDS;
+use crate::commands::{COMMANDS, COMPLETIONS};
 use crate::console::line::{Event, LineEditor};
-use crate::console::registry::{dispatch, CommandError, Completer, Dispatch, Usage};
+use crate::console::registry::{dispatch, suggest, CommandError, Completer, Dispatch, Usage};
 use crate::console::PROMPT;
 use crate::printk::print_raw;
 use crate::{cprint, cprintln};
@@ -41,7 +41,10 @@ pub fn execute(line: &str) {
 fn execute_now(line: &str) {
     match dispatch(COMMANDS, line) {
         Dispatch::Empty => {}
-        Dispatch::Unknown(name) => cprintln!("unknown command '{}' (type help)", name),
+        Dispatch::Unknown(name) => match suggest(COMMANDS, name) {
+            Some(s) => cprintln!("unknown command '{}'; did you mean '{}'? (type help)", name, s),
+            None => cprintln!("unknown command '{}' (type help)", name),
+        },
         Dispatch::Found(cmd, args) => match (cmd.run)(&args) {
             Ok(()) => {}
             Err(CommandError::Usage) => cprintln!("{}", Usage(cmd)),
@@ -68,7 +71,7 @@ static EDITOR: spin::Mutex<LineEditor<LINE_MAX>> = spin::Mutex::new(LineEditor::
 pub fn run() -> ! {
     crate::commands::init();
     let mut editor = EDITOR.lock();
-    let completer = Completer(COMMANDS);
+    let completer = Completer(COMMANDS, COMPLETIONS);
     print_raw(PROMPT);
     loop {
         report_lost_input();

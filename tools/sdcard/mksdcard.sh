@@ -18,6 +18,9 @@
 # command line: the firmware writes its options and cmdline.txt's into the tree's
 # /chosen/bootargs. A firmware directory without them still gives a card, with a warning
 # (the firmware then passes the command line in ATAGS, which the kernel also reads).
+# Files that are not what their names claim are refused (size; start.elf's ELF magic; a
+# device tree's magic and header size). --files-only keeps a card's own config.txt and
+# cmdline.txt as NAME.bak (then .bak.1, ...) when they differ from the repository's.
 set -euo pipefail
 
 PROG=$(basename "$0")
@@ -191,6 +194,44 @@ resolve_firmware() {
     fw_dir=$CACHE_DIR
 }
 
+# Firmware and device trees must be what their names claim: a 6-byte placeholder, an
+# HTML error page saved by a download, or a truncated copy gives a card that does not
+# boot and says nothing. Sizes: the smallest of the official boot/ folder's releases,
+# with room (bootcode.bin ~52 KB, start.elf ~2.9 MB, fixup.dat ~7 KB, dtbs ~30 KB).
+min_size_of() {
+    case "$1" in
+        bootcode.bin) echo 16384 ;;
+        start.elf) echo 1048576 ;;
+        fixup.dat) echo 1024 ;;
+        *.dtb) echo 1024 ;;
+        *) echo 1 ;;
+    esac
+}
+
+# be32 FILE OFFSET: the big-endian 32-bit word at OFFSET, in decimal.
+be32() { od -An -tu4 --endian=big -j "$2" -N 4 -- "$1" | tr -d ' \n'; }
+
+# check_boot_file NAME PATH: dies unless PATH looks like a real NAME.
+check_boot_file() {
+    local name=$1 path=$2 size min magic
+    size=$(size_of "$path")
+    min=$(min_size_of "$name")
+    local hint="Take it from the boot/ folder of raspberrypi/firmware (see make sdcard's help), or delete it from $CACHE_DIR to download it again."
+    [ "$size" -ge "$min" ] || die "$path is $size bytes: not a real $name (at least $min bytes expected)" "$hint"
+    magic=$(head -c 4 -- "$path" | od -An -tx1 | tr -d ' \n')
+    case "$name" in
+        start.elf)
+            [ "$magic" = "7f454c46" ] || die "$path is not an ELF file (magic $magic): not a real start.elf" "$hint"
+            ;;
+        *.dtb)
+            [ "$magic" = "d00dfeed" ] || die "$path is not a flattened device tree (magic $magic, expected d00dfeed)" "$hint"
+            local total
+            total=$(be32 "$path" 4)
+            [ "$total" = "$size" ] || die "$path: the device tree's header says $total bytes, the file has $size (truncated or padded)" "$hint"
+            ;;
+    esac
+}
+
 # ---------------------------------------------------------------- tools
 ensure_tools() {
     local missing=() t
@@ -250,13 +291,39 @@ for f in "${DTB_FILES[@]}"; do
         missing_dtbs+=("$f")
     fi
 done
+for pair in "${files[@]}"; do
+    case "${pair%%=*}" in
+        kernel8.img | config.txt | cmdline.txt) ;;
+        *) check_boot_file "${pair%%=*}" "${pair#*=}" ;;
+    esac
+done
 if [ ${#missing_dtbs[@]} -gt 0 ]; then
     printf '%s: warning: not in %s: %s\n' "$PROG" "$fw_dir" "${missing_dtbs[*]}" >&2
     printf '  Without its device tree a board gets cmdline.txt through ATAGS only; copy the\n' >&2
     printf '  .dtb files from the same boot/ folder as start.elf.\n' >&2
 fi
 
+# backup_of FILE: FILE.bak, or FILE.bak.1, .2 ... (an earlier backup is never overwritten).
+backup_of() {
+    local b="$1.bak" n=1
+    while [ -e "$b" ]; do
+        b="$1.bak.$n"
+        n=$((n + 1))
+    done
+    printf '%s' "$b"
+}
+
 if [ "$files_only" -eq 1 ]; then
+    # The card's own config.txt and cmdline.txt are kept when they differ from ours.
+    for name in config.txt cmdline.txt; do
+        src=$CONFIG_TXT
+        [ "$name" = cmdline.txt ] && src=$CMDLINE_TXT
+        if [ -f "$dest_dir/$name" ] && ! cmp -s -- "$dest_dir/$name" "$src"; then
+            bak=$(backup_of "$dest_dir/$name")
+            cp -p -- "$dest_dir/$name" "$bak" || die "could not back up $dest_dir/$name"
+            printf 'kept the card'"'"'s %s as %s\n' "$name" "$bak"
+        fi
+    done
     for pair in "${files[@]}"; do
         cp -- "${pair#*=}" "$dest_dir/${pair%%=*}" || die "copying ${pair%%=*} to $dest_dir failed"
     done

@@ -51,8 +51,39 @@ export FIRMWARE_BASE_URL="file://$TMP/no-such-mirror"
 FW="$TMP/fw"
 mkdir -p "$FW"
 DTBS="bcm2710-rpi-3-b.dtb bcm2710-rpi-3-b-plus.dtb bcm2710-rpi-3-a-plus.dtb"
+# Realistic stand-ins (mksdcard.sh refuses what is not): bootcode.bin and fixup.dat of
+# their real sizes, start.elf an ELF file of 1.5 MiB, the device trees minimal but valid
+# flattened trees (magic, header size = file size) padded to a real tree's size.
+# fake NAME PATH [SIZE]
+fake() {
+    python3 - "$1" "$2" "${3:-}" <<'EOF'
+import os, struct, sys
+name, path, size = sys.argv[1], sys.argv[2], sys.argv[3]
+sizes = {"bootcode.bin": 52456, "start.elf": 1536 * 1024, "fixup.dat": 7314}
+if name.endswith(".dtb"):
+    strings = b"model\0"
+    model = b"mm-kernel sdcard test " + name.encode() + b"\0"
+    model += b"\0" * (-len(model) % 4)
+    struct_blk = (struct.pack(">II", 1, 0) + struct.pack(">III", 3, len(model), 0) + model
+                  + struct.pack(">I", 2) + struct.pack(">I", 9))
+    off_rsv = 40
+    off_struct = off_rsv + 16
+    off_strings = off_struct + len(struct_blk)
+    body = struct.pack(">QQ", 0, 0) + struct_blk + strings
+    total = int(size) if size else 30000
+    pad = total - 40 - len(body)
+    hdr = struct.pack(">10I", 0xD00DFEED, total, off_struct, off_strings, off_rsv, 17, 16, 0,
+                      len(strings), len(struct_blk))
+    data = hdr + body + b"\0" * pad
+else:
+    n = int(size) if size else sizes[name]
+    head = b"\x7fELF\x02\x01\x01" if name == "start.elf" else b""
+    data = head + os.urandom(n - len(head))
+open(path, "wb").write(data)
+EOF
+}
 for f in bootcode.bin start.elf fixup.dat $DTBS; do
-    printf 'mm-kernel sdcard test: placeholder %s\n' "$f" >"$FW/$f"
+    fake "$f" "$FW/$f"
 done
 
 passed=0
@@ -195,6 +226,33 @@ run "$MKSD" "$KERNEL" "$TMP/bad.img" --firmware-dir "$FW_BAD"
 check "empty fixup.dat: non-zero exit" test "$rc" -ne 0
 check "empty fixup.dat: message says empty" grep -q "fixup.dat.*empty\|empty.*fixup.dat" <<<"$out"
 
+# Files that are not what they claim are refused, with the reason, and no image is left.
+# refused WHAT NAME EXPECTED_MESSAGE: NAME in a copy of the firmware replaced by $TMP/bogus.
+refused() {
+    local dir="$TMP/fw-refused"
+    rm -rf -- "$dir" "$TMP/bad.img"
+    cp -r -- "$FW" "$dir"
+    cp -- "$TMP/bogus" "$dir/$2"
+    run "$MKSD" "$KERNEL" "$TMP/bad.img" --firmware-dir "$dir"
+    if [ "$rc" -ne 0 ] && grep -q -- "$3" <<<"$out" && [ ! -e "$TMP/bad.img" ]; then
+        pass "$1 refused"
+    else
+        fail "$1 refused (exit $rc)" "$out"
+    fi
+}
+printf 'dummy\n' >"$TMP/bogus"
+refused "a 6-byte start.elf" start.elf "start.elf is 6 bytes: not a real start.elf"
+head -c 2000000 /dev/urandom >"$TMP/bogus"
+refused "a start.elf that is not an ELF file" start.elf "not an ELF file"
+printf 'x' >"$TMP/bogus"
+refused "a 1-byte bootcode.bin" bootcode.bin "not a real bootcode.bin"
+refused "a 1-byte fixup.dat" fixup.dat "not a real fixup.dat"
+{ printf '<!DOCTYPE html><html>404'; head -c 40000 /dev/zero; } >"$TMP/bogus"
+refused "an HTML page saved as a device tree" bcm2710-rpi-3-b-plus.dtb "not a flattened device tree"
+fake bcm2710-rpi-3-b.dtb "$TMP/bogus" 30000
+head -c 20000 "$TMP/bogus" >"$TMP/bogus.cut" && mv "$TMP/bogus.cut" "$TMP/bogus"
+refused "a truncated device tree" bcm2710-rpi-3-b.dtb "header says 30000 bytes, the file has 20000"
+
 run "$MKSD" "$TMP/no-such-kernel8.img" "$TMP/bad.img" --firmware-dir "$FW"
 check "missing kernel: non-zero exit" test "$rc" -ne 0
 check "missing kernel: message names it" grep -q "no-such-kernel8.img" <<<"$out"
@@ -237,6 +295,20 @@ check "--files-only: cmdline.txt copied" cmp -s "$DEST/cmdline.txt" "$CMDLINE_TX
 for f in bootcode.bin start.elf fixup.dat $DTBS; do
     check "--files-only: $f copied" cmp -s "$DEST/$f" "$FW/$f"
 done
+
+# A card's own config.txt and cmdline.txt are kept (never an earlier backup overwritten);
+# files equal to ours are not backed up.
+run "$MKSD" --files-only "$DEST" "$KERNEL" --firmware-dir "$FW"
+check "--files-only again over our own files: no backup" test "$rc" -eq 0 -a ! -e "$DEST/config.txt.bak"
+printf 'arm_64bit=1\n# the user'"'"'s own\n' >"$DEST/config.txt"
+printf 'first backup\n' >"$DEST/config.txt.bak"
+run "$MKSD" --files-only "$DEST" "$KERNEL" --firmware-dir "$FW"
+check "--files-only over a card's config.txt: exit 0" test "$rc" -eq 0
+check "--files-only: the card's config.txt kept as config.txt.bak.1" grep -q "the user's own" "$DEST/config.txt.bak.1"
+check "--files-only: an earlier config.txt.bak is not overwritten" grep -qx "first backup" "$DEST/config.txt.bak"
+check "--files-only: says where the old config.txt went" grep -q "kept the card's config.txt as .*config.txt.bak.1" <<<"$out"
+check "--files-only: config.txt replaced by ours" cmp -s "$DEST/config.txt" "$CONFIG_TXT"
+rm -f "$DEST/config.txt.bak" "$DEST/config.txt.bak.1"
 
 run "$MKSD" --files-only "$TMP/no-such-mount" "$KERNEL" --firmware-dir "$FW"
 check "--files-only to a missing directory: non-zero exit" test "$rc" -ne 0

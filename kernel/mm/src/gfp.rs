@@ -134,6 +134,12 @@ impl Gfp {
         self.contains(Gfp::GFP_DIRECT_RECLAIM)
     }
 
+    /// Every name [`Gfp::parse`] knows: the composite ones (`GFP_KERNEL`...), then the
+    /// single flags (`__GFP_ZERO`...), for Tab completion.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        COMPOSITE_NAMES.iter().map(|&(n, _)| n).chain(["GFP_DMA"]).chain(BIT_NAMES.iter().map(|&(n, _)| n))
+    }
+
     /// Parses a flag expression such as `GFP_KERNEL`, `GFP_ATOMIC|__GFP_ZERO`,
     /// `gfp_kernel` or `0xcc0`.
     pub fn parse(s: &str) -> Option<Gfp> {
@@ -240,6 +246,15 @@ mod tests {
         assert_eq!((GFP_KERNEL | Gfp::GFP_NOWARN).to_string(), "0x2cc0(GFP_KERNEL|__GFP_NOWARN)");
         assert_eq!(GFP_HIGHUSER_MOVABLE.to_string(), "0x100cca(GFP_HIGHUSER_MOVABLE)");
         assert_eq!(Gfp::EMPTY.to_string(), "0x0(none)");
+    }
+
+    #[test]
+    fn every_name_parses() {
+        let names: Vec<_> = Gfp::names().collect();
+        assert!(names.contains(&"GFP_KERNEL") && names.contains(&"__GFP_ZERO") && names.contains(&"GFP_DMA"));
+        for n in names {
+            assert!(Gfp::parse(n).is_some(), "{n}");
+        }
     }
 
     #[test]

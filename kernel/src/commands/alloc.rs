@@ -1,4 +1,4 @@
-//! `alloc`, `free`, `allocs`, `fail_page_alloc`, `fail_slab`, `drop_caches`: allocations
+//! `alloc`, `release`, `allocs`, `fail_page_alloc`, `fail_slab`, `drop_caches`: allocations
 //! the user holds by hand, to fragment memory and watch the reports change, and the
 //! fault-injection knobs.
 //!
@@ -191,7 +191,7 @@ fn keep(alloc: Allocation, gfp: Gfp) {
 pub const ALLOC: Command = Command {
     name: "alloc",
     args: "pages ORDER [GFP] | kmalloc SIZE [GFP] | vmalloc SIZE [GFP] | cma SIZE",
-    help: "allocate and keep (prints a handle for free)",
+    help: "allocate and keep (prints a handle for release)",
     run: alloc_cmd,
 };
 
@@ -261,11 +261,28 @@ fn alloc_cmd(args: &[&str]) -> Result<(), CommandError> {
     }
 }
 
-/// `free`
-pub const FREE: Command =
-    Command { name: "free", args: "HANDLE|all", help: "free an allocation made with alloc", run: free_cmd };
+/// `release` (not `free`, which is procps' free as in Linux)
+pub const RELEASE: Command =
+    Command { name: "release", args: "HANDLE|all", help: "free an allocation made with alloc", run: release };
 
-fn free_cmd(args: &[&str]) -> Result<(), CommandError> {
+/// `all`, for Tab.
+pub fn complete_release(before: &[&str], each: &mut dyn FnMut(&'static str)) {
+    if before.is_empty() {
+        each("all");
+    }
+}
+
+/// GFP names where `alloc` takes them (after `pages ORDER`, `kmalloc SIZE`, `vmalloc
+/// SIZE`), and the kinds for the first word.
+pub fn complete_alloc(before: &[&str], each: &mut dyn FnMut(&'static str)) {
+    match before {
+        [] => ["pages", "kmalloc", "vmalloc", "cma"].into_iter().for_each(each),
+        ["pages" | "kmalloc" | "vmalloc", _] => Gfp::names().for_each(each),
+        _ => {}
+    }
+}
+
+fn release(args: &[&str]) -> Result<(), CommandError> {
     let [which] = args else { return Err(CommandError::Usage) };
     if *which == "all" {
         // One at a time: the table lock is not held while freeing or printing.

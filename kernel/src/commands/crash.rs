@@ -59,6 +59,13 @@ static TYPES: &[CrashType] = &[
     },
 ];
 
+/// The crash types, for Tab.
+pub fn complete_types(before: &[&str], each: &mut dyn FnMut(&'static str)) {
+    if before.is_empty() {
+        TYPES.iter().for_each(|t| each(t.name));
+    }
+}
+
 /// A crash type as LKDTM names it: `use-after-free` -> `USE_AFTER_FREE`.
 struct LkdtmName(&'static str);
 

@@ -1,5 +1,5 @@
 //! The /proc-style reports: meminfo, zoneinfo, vmstat, buddyinfo, pagetypeinfo,
-//! slabinfo, vmallocinfo.
+//! slabinfo, vmallocinfo (each also `cat /proc/NAME`), and SysRq-m's `show_mem`.
 
 use super::no_args;
 use crate::console::registry::{Command, CommandError};
@@ -30,25 +30,43 @@ pub fn print(f: impl FnOnce(&mut dyn Write) -> core::fmt::Result) {
 /// `meminfo`
 pub const MEMINFO: Command = Command { name: "meminfo", args: "", help: "memory usage (/proc/meminfo)", run: meminfo };
 
+/// meminfo's first three figures, which `free` and `vmstat` print too.
+#[derive(Clone, Copy, Debug)]
+pub struct MemSummary {
+    /// MemTotal: the managed pages, in kB.
+    pub total_kb: u64,
+    /// MemFree: the buddy lists, in kB.
+    pub free_kb: u64,
+    /// MemAvailable, in kB.
+    pub available_kb: u64,
+}
+
+/// Linux's MemFree is NR_FREE_PAGES: the buddy lists only (pages on the per-CPU lists
+/// are counted as allocated; zoneinfo shows them as pagesets). MemAvailable = free -
+/// reserve (the high watermark); nothing here is reclaimable.
+pub fn mem_summary() -> MemSummary {
+    let z = PAGES.zone_stats(ZoneType::Normal);
+    MemSummary {
+        total_kb: PAGES.meminfo().total_kb(),
+        free_kb: z.free_pages * 4,
+        available_kb: z.free_pages.saturating_sub(z.wmarks.high) * 4,
+    }
+}
+
 /// Writes /proc/meminfo.
 pub fn write_meminfo(w: &mut dyn Write) -> core::fmt::Result {
-    let mi = PAGES.meminfo();
-    let z = PAGES.zone_stats(ZoneType::Normal);
+    let m = mem_summary();
     let (vm_pages, pt_pages) = crate::mm::vmalloc::usage();
     let kb = |pages: u64| pages * 4;
-    // Linux's MemFree is NR_FREE_PAGES: the buddy lists only (pages on the per-CPU lists
-    // are counted as allocated; zoneinfo shows them as pagesets). MemAvailable = free -
-    // reserve (the high watermark); nothing here is reclaimable.
-    let available = z.free_pages.saturating_sub(z.wmarks.high);
     let largest_vm = VMALLOC.lock().vmalloc_areas().largest_free();
     let slab_kb = mm::slab::slabinfo::meminfo_slab_kb(&SLAB) as u64;
     // Linux's layout: the label and its colon padded to 16 columns, the value to 8.
     let row = |w: &mut dyn Write, name: &str, v: u64| {
         writeln!(w, "{name}:{:pad$}{:>8} kB", "", v, pad = 15usize.saturating_sub(name.len()))
     };
-    row(w, "MemTotal", mi.total_kb())?;
-    row(w, "MemFree", kb(z.free_pages))?;
-    row(w, "MemAvailable", kb(available))?;
+    row(w, "MemTotal", m.total_kb)?;
+    row(w, "MemFree", m.free_kb)?;
+    row(w, "MemAvailable", m.available_kb)?;
     row(w, "Slab", slab_kb)?;
     row(w, "SReclaimable", 0)?;
     row(w, "SUnreclaim", slab_kb)?;
@@ -109,10 +127,6 @@ fn zoneinfo(args: &[&str]) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `vmstat`
-pub const VMSTAT: Command =
-    Command { name: "vmstat", args: "", help: "memory counters and page events (/proc/vmstat)", run: vmstat };
-
 /// Writes the /proc/vmstat counters this kernel keeps, with Linux's names and units
 /// (pages; nr_kernel_stack in kB, as in Linux): the counts of pages, then the page
 /// allocator's events (`pgalloc_<zone>`, `pgfree`, in pages), kept per CPU and summed
@@ -142,12 +156,6 @@ pub fn write_vmstat(w: &mut dyn Write) -> core::fmt::Result {
     writeln!(w, "compact_stall {}", m.compact_stall)?;
     writeln!(w, "compact_fail {}", m.compact_fail)?;
     writeln!(w, "compact_success {}", m.compact_success)
-}
-
-fn vmstat(args: &[&str]) -> Result<(), CommandError> {
-    no_args(args)?;
-    print(|s| write_vmstat(s));
-    Ok(())
 }
 
 fn meminfo(args: &[&str]) -> Result<(), CommandError> {
@@ -197,5 +205,31 @@ pub const VMALLOCINFO: Command =
 fn vmallocinfo(args: &[&str]) -> Result<(), CommandError> {
     no_args(args)?;
     print(|s| VMALLOC.lock().vmallocinfo(s));
+    Ok(())
+}
+
+/// `show_mem`
+pub const SHOW_MEM: Command = Command {
+    name: "show_mem",
+    args: "",
+    help: "the memory summary of SysRq-m (show_mem): Mem-Info, free lists, pages",
+    run: show_mem,
+};
+
+/// Linux's `show_mem` as SysRq-m prints it: `sysrq: Show Memory`, the Mem-Info block
+/// (the zone's free, watermarks and free lists by order and type), then the page counts.
+pub fn write_show_mem(w: &mut dyn Write) -> core::fmt::Result {
+    writeln!(w, "sysrq: Show Memory")?;
+    PAGES.show_free_areas(w)?;
+    let z = PAGES.zone_stats(ZoneType::Normal);
+    writeln!(w, "{} pages RAM", z.present_pages)?;
+    writeln!(w, "0 pages HighMem/MovableOnly")?;
+    writeln!(w, "{} pages reserved", z.present_pages.saturating_sub(z.managed_pages))?;
+    writeln!(w, "{} pages cma reserved", PAGES.cma_stats().map_or(0, |c| c.pages))
+}
+
+fn show_mem(args: &[&str]) -> Result<(), CommandError> {
+    no_args(args)?;
+    print(|s| write_show_mem(s));
     Ok(())
 }

@@ -12,23 +12,30 @@ mod cmdline;
 mod compact;
 mod crash;
 mod fb;
+mod fields;
 mod irq;
 mod log;
 pub(crate) mod mem;
 mod memmap;
+mod proc;
+mod procps;
 mod stress;
 mod sweep;
 mod system;
 
-use crate::console::registry::{Command, CommandError};
+use crate::console::registry::{ArgCompletion, Command, CommandError};
 
 /// Every console command, in the order `help` lists them.
 pub static COMMANDS: &[Command] = &[
     system::HELP,
     sweep::SWEEP,
+    procps::FREE,
+    proc::CAT,
+    procps::VMSTAT,
+    procps::SLABTOP,
+    mem::SHOW_MEM,
     mem::MEMINFO,
     mem::ZONEINFO,
-    mem::VMSTAT,
     mem::BUDDYINFO,
     mem::PAGETYPEINFO,
     memmap::MEMMAP,
@@ -38,7 +45,7 @@ pub static COMMANDS: &[Command] = &[
     compact::EXTFRAG,
     irq::INTERRUPTS,
     alloc::ALLOC,
-    alloc::FREE,
+    alloc::RELEASE,
     alloc::ALLOCS,
     alloc::FAIL_PAGE_ALLOC,
     alloc::FAIL_SLAB,
@@ -55,6 +62,24 @@ pub static COMMANDS: &[Command] = &[
     system::REBOOT,
     system::POWEROFF,
 ];
+
+/// Tab completion of arguments beyond the synopsis' words: the crash types, GFP names,
+/// sweep phases, /proc files, options.
+pub static COMPLETIONS: &[(&str, ArgCompletion)] = &[
+    ("help", system::complete_topics),
+    ("crash", crash::complete_types),
+    ("alloc", alloc::complete_alloc),
+    ("release", alloc::complete_release),
+    ("cat", proc::complete_files),
+    ("free", procps::free_options),
+    ("sweep", complete_phases),
+];
+
+fn complete_phases(before: &[&str], each: &mut dyn FnMut(&'static str)) {
+    if before.is_empty() {
+        crate::lab::sweep::PHASES.into_iter().for_each(each);
+    }
+}
 
 /// Binds the commands' state to the layers below (once, before the first prompt):
 /// compaction may move the console's movable page blocks.

@@ -21,6 +21,10 @@ pub struct Command {
     pub run: fn(&[&str]) -> Result<(), CommandError>,
 }
 
+/// Tab completion of a command's arguments: called with the words between the name and
+/// the one being completed, it gives every word that may stand there.
+pub type ArgCompletion = fn(&[&str], &mut dyn FnMut(&'static str));
+
 /// Why a command did not run.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CommandError {
@@ -103,24 +107,79 @@ impl fmt::Display for Usage<'_> {
     }
 }
 
-/// Tab completion from a command table: the command names for the first word (and for
-/// the word after `help`), then for the second word the lower-case words of the
-/// command's synopsis (`alloc p` -> `pages`, `sweep v` -> `vmalloc`).
-pub struct Completer(pub &'static [Command]);
+/// Tab completion from a command table: the command names for the first word; for the
+/// arguments, the command's own [`ArgCompletion`] from the second table if it has one
+/// (`crash ` -> the crash types, `cat ` -> the /proc files), else for the first argument
+/// the lower-case words of its synopsis (`alloc p` -> `pages`).
+pub struct Completer(pub &'static [Command], pub &'static [(&'static str, ArgCompletion)]);
 
 impl Complete for Completer {
     fn candidates(&self, before: &str, each: &mut dyn FnMut(&'static str)) {
         let mut words = before.split_whitespace();
-        match (words.next(), words.next()) {
-            (None, _) | (Some("help"), None) => self.0.iter().for_each(|c| each(c.name)),
-            (Some(name), None) => {
-                if let Some(cmd) = self.0.iter().find(|c| c.name == name) {
-                    synopsis_words(cmd.args).for_each(each);
-                }
-            }
-            _ => {}
+        let Some(name) = words.next() else {
+            return self.0.iter().for_each(|c| each(c.name));
+        };
+        let Some(cmd) = self.0.iter().find(|c| c.name == name) else { return };
+        // The words between the name and the one being completed, in a fixed array.
+        let mut w = Words { words: [""; MAX_WORDS], len: 0 };
+        for word in words.take(MAX_WORDS) {
+            w.words[w.len] = word;
+            w.len += 1;
+        }
+        match self.1.iter().find(|(n, _)| *n == name) {
+            Some((_, f)) => f(&w, each),
+            None if w.len == 0 => synopsis_words(cmd.args).for_each(each),
+            None => {}
         }
     }
+}
+
+/// The distance between two words: insertions, deletions, substitutions and swaps of
+/// two neighbours (optimal string alignment), as shells' and git's "did you mean" use.
+/// Words longer than 32 bytes are compared on their first 32 (nothing allocated).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    const N: usize = 33;
+    let (a, b) = (&a.as_bytes()[..a.len().min(N - 1)], &b.as_bytes()[..b.len().min(N - 1)]);
+    // Three rows of the table, row i in rows[i % 3]: two back (for swaps), the previous,
+    // the current.
+    let mut rows = [[0usize; N]; 3];
+    for (j, v) in rows[0].iter_mut().enumerate().take(b.len() + 1) {
+        *v = j;
+    }
+    for i in 1..=a.len() {
+        let (cur, prev, prev2) = (i % 3, (i + 2) % 3, (i + 1) % 3);
+        rows[cur][0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (rows[prev][j] + 1).min(rows[cur][j - 1] + 1).min(rows[prev][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(rows[prev2][j - 2] + 1);
+            }
+            rows[cur][j] = d;
+        }
+    }
+    rows[a.len() % 3][b.len()]
+}
+
+/// "Did you mean": the command nearest to `name` (1 edit for a word of 3-4 letters, 2
+/// for longer ones, none for shorter, so `x` suggests nothing), else the first command
+/// that `name` (3 letters or more) begins (`mem` -> `meminfo`); ties go to the first in
+/// the table.
+pub fn suggest(table: &'static [Command], name: &str) -> Option<&'static str> {
+    let limit = match name.len() {
+        0..=2 => 0,
+        3..=4 => 1,
+        _ => 2,
+    };
+    let near = table
+        .iter()
+        .map(|c| (edit_distance(name, c.name), c.name))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, n)| n);
+    near.or_else(|| {
+        (name.len() >= 3).then(|| table.iter().find(|c| c.name.starts_with(name)).map(|c| c.name)).flatten()
+    })
 }
 
 /// The literal words of a synopsis: runs of lower-case letters, digits and `_` that
@@ -165,9 +224,18 @@ mod tests {
         Ok(())
     }
 
-    static TABLE: [Command; 2] = [
+    fn gfp_names(before: &[&str], each: &mut dyn FnMut(&'static str)) {
+        if before.len() == 2 {
+            ["GFP_KERNEL", "GFP_ATOMIC"].into_iter().for_each(each);
+        } else if before.is_empty() {
+            each("pages");
+        }
+    }
+
+    static TABLE: [Command; 3] = [
         Command { name: "help", args: "", help: "list commands", run: ok },
         Command { name: "alloc", args: "pages ORDER [GFP]", help: "allocate", run: ok },
+        Command { name: "meminfo", args: "", help: "memory", run: ok },
     ];
 
     #[test]
@@ -194,15 +262,22 @@ mod tests {
 
     #[test]
     fn completion_words() {
+        static TABLE: [Command; 3] = [
+            Command { name: "help", args: "", help: "list commands", run: ok },
+            Command { name: "alloc", args: "pages ORDER [GFP]", help: "allocate", run: ok },
+            Command { name: "meminfo", args: "", help: "memory", run: ok },
+        ];
         let names = |before: &str| {
             let mut v = vec![];
-            Completer(&TABLE).candidates(before, &mut |w| v.push(w));
+            Completer(&TABLE, &[("alloc", gfp_names)]).candidates(before, &mut |w| v.push(w));
             v
         };
-        assert_eq!(names(""), ["help", "alloc"]);
-        assert_eq!(names("help "), ["help", "alloc"]);
+        assert_eq!(names(""), ["help", "alloc", "meminfo"]);
+        assert_eq!(names("help "), Vec::<&str>::new(), "help's own completion is the table's business");
         assert_eq!(names("alloc "), ["pages"]);
         assert_eq!(names("alloc pages "), Vec::<&str>::new());
+        assert_eq!(names("alloc pages 3 "), ["GFP_KERNEL", "GFP_ATOMIC"]);
+        assert_eq!(names("meminfo "), Vec::<&str>::new());
         assert_eq!(names("bogus "), Vec::<&str>::new());
         let w: Vec<_> =
             synopsis_words("pages ORDER [GFP] | kmalloc SIZE | off | probability=P ignore_gfp_wait=Y|N").collect();
@@ -210,10 +285,73 @@ mod tests {
     }
 
     #[test]
+    fn edit_distances() {
+        for (a, b, d) in [
+            ("", "", 0),
+            ("", "abc", 3),
+            ("abc", "", 3),
+            ("meminfo", "meminfo", 0),
+            ("meminf", "meminfo", 1),
+            ("memnifo", "meminfo", 1),
+            ("mmeinfo", "meminfo", 1),
+            ("slabtpo", "slabtop", 1),
+            ("kitten", "sitting", 3),
+            ("ab", "ba", 1),
+            ("ca", "abc", 3),
+        ] {
+            assert_eq!(edit_distance(a, b), d, "{a} -> {b}");
+            assert_eq!(edit_distance(b, a), d, "{b} -> {a}");
+        }
+        // An independent model: the full Damerau (OSA) table with Vecs.
+        fn model(a: &[u8], b: &[u8]) -> usize {
+            let mut t = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+            for (i, row) in t.iter_mut().enumerate() {
+                row[0] = i;
+            }
+            for (j, v) in t[0].iter_mut().enumerate() {
+                *v = j;
+            }
+            for i in 1..=a.len() {
+                for j in 1..=b.len() {
+                    let c = usize::from(a[i - 1] != b[j - 1]);
+                    t[i][j] = (t[i - 1][j] + 1).min(t[i][j - 1] + 1).min(t[i - 1][j - 1] + c);
+                    if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                        t[i][j] = t[i][j].min(t[i - 2][j - 2] + 1);
+                    }
+                }
+            }
+            t[a.len()][b.len()]
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let word = |x: &mut u64| -> String {
+            let n = (crate::prng::xorshift64(x) % 9) as usize;
+            (0..n).map(|_| (b'a' + (crate::prng::xorshift64(x) % 4) as u8) as char).collect()
+        };
+        for _ in 0..5000 {
+            let (a, b) = (word(&mut x), word(&mut x));
+            assert_eq!(edit_distance(&a, &b), model(a.as_bytes(), b.as_bytes()), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn did_you_mean() {
+        assert_eq!(suggest(&TABLE, "memnifo"), Some("meminfo"));
+        assert_eq!(suggest(&TABLE, "hlep"), Some("help"));
+        assert_eq!(suggest(&TABLE, "alocc"), Some("alloc"));
+        assert_eq!(suggest(&TABLE, "mem"), Some("meminfo"), "a prefix");
+        assert_eq!(suggest(&TABLE, "x"), None);
+        assert_eq!(suggest(&TABLE, "he"), None, "two letters are too short for 2 edits");
+        assert_eq!(suggest(&TABLE, "bogus"), None);
+    }
+
+    #[test]
     fn help_and_usage() {
         let mut s = String::new();
         write_help(&mut s, &TABLE).unwrap();
-        assert_eq!(s, "  help                     list commands\n  alloc pages ORDER [GFP]  allocate\n");
+        assert_eq!(
+            s,
+            "  help                     list commands\n  alloc pages ORDER [GFP]  allocate\n  meminfo                  memory\n"
+        );
         const LONG: &str = "[NTH | off | probability=P interval=I times=T]";
         assert!(LONG.len() > HELP_COLUMN);
         let table = [

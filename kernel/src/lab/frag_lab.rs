@@ -443,34 +443,57 @@ fn report_cma(r: &CmaOutcome) {
 }
 
 /// What the lab found: each part that ran (`Some`), with its result (`None` inside:
-/// it could not be set up).
+/// it could not be set up), and the failures injected while it ran.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LabResult {
     /// Movable pages as the filler.
-    pub pages: Option<Option<Fragmented>>,
+    pub pages: Option<(Option<Fragmented>, u64)>,
     /// vmalloc pages as the filler.
-    pub vmalloc: Option<Option<Fragmented>>,
+    pub vmalloc: Option<(Option<Fragmented>, u64)>,
     /// `cma_alloc` of the whole CMA area, all of it borrowed.
-    pub cma: Option<CmaOutcome>,
+    pub cma: Option<(CmaOutcome, u64)>,
+    /// Ctrl-C kept the parts that did not run from running.
+    pub interrupted: bool,
 }
 
-/// Runs the lab's parts in turn; `stop` is asked between two parts (Ctrl-C).
-pub fn run(stop: impl Fn() -> bool) -> LabResult {
+/// Runs the lab's parts in turn; `stop` is asked between two parts (Ctrl-C);
+/// `injected` counts the failures injected so far (fail_page_alloc, failslab), so that a
+/// part that met one is not reported as a result.
+pub fn run(stop: impl Fn() -> bool, injected: impl Fn() -> u64) -> LabResult {
     pr_info!("Fragmenting memory: movable pages, then vmalloc pages, every other page freed; then compaction");
     let mut r = LabResult::default();
+    let counted = |f: &mut dyn FnMut()| {
+        let before = injected();
+        f();
+        injected() - before
+    };
     if stop() {
+        r.interrupted = true;
         return r;
     }
-    r.pages = Some(timed_part(pages_part));
+    let mut part = None;
+    let n = counted(&mut || part = Some(timed_part(pages_part)));
+    r.pages = part.map(|p| (p, n));
     if stop() {
+        r.interrupted = true;
         return r;
     }
-    r.vmalloc = Some(timed_part(vmalloc_part));
+    let mut part = None;
+    let n = counted(&mut || part = Some(timed_part(vmalloc_part)));
+    r.vmalloc = part.map(|p| (p, n));
     if stop() {
+        r.interrupted = true;
         return r;
     }
-    r.cma = Some(cma_part());
+    let mut part = None;
+    let n = counted(&mut || part = Some(cma_part()));
+    r.cma = part.map(|p| (p, n));
     r
+}
+
+/// The lab's lines when Ctrl-C stopped the sweep before the lab began.
+pub fn report_not_run() {
+    report(&LabResult { interrupted: true, ..LabResult::default() })
 }
 
 fn timed_part(part: fn() -> Option<Fragmented>) -> Option<Fragmented> {
@@ -480,16 +503,34 @@ fn timed_part(part: fn() -> Option<Fragmented>) -> Option<Fragmented> {
     Some(r)
 }
 
-/// Prints the summary lines of the parts that ran.
+/// Prints the summary lines of the parts that ran; a part that Ctrl-C kept from running,
+/// or that met an injected failure, says so and prints no figure.
 pub fn report(r: &LabResult) {
-    if let Some(p) = &r.pages {
-        report_part("fragmented", p);
-    }
-    if let Some(v) = &r.vmalloc {
-        report_part("fragmented vmalloc", v);
-    }
-    if let Some(c) = &r.cma {
-        report_cma(c);
+    let parts = [
+        ("fragmented", r.pages.map(|p| p.1)),
+        ("fragmented vmalloc", r.vmalloc.map(|p| p.1)),
+        ("cma", r.cma.map(|p| p.1)),
+    ];
+    for (i, (name, injected)) in parts.into_iter().enumerate() {
+        match injected {
+            None if r.interrupted => pr_info!("sweep: {}: interrupted (^C) before it ran, no result", name),
+            None => {}
+            Some(n) if n > 0 => pr_info!(
+                "sweep: {}: {} injected failure{} (fail_page_alloc/failslab) during the part, not out of memory: no result",
+                name,
+                n,
+                if n == 1 { "" } else { "s" }
+            ),
+            Some(_) => match i {
+                0 => report_part(name, &r.pages.and_then(|p| p.0)),
+                1 => report_part(name, &r.vmalloc.and_then(|p| p.0)),
+                _ => {
+                    if let Some((c, _)) = &r.cma {
+                        report_cma(c);
+                    }
+                }
+            },
+        }
     }
 }
 

@@ -27,6 +27,59 @@ fn interrupted() -> bool {
     crate::tty::signal_pending()
 }
 
+/// Failures injected so far by `fail_page_alloc` and `failslab` (their counters only
+/// grow): a phase that saw this change was stopped by an injection, not by memory.
+fn injected() -> u64 {
+    PAGES.fail.attr.injected() + crate::mm::slab::SLAB.fail.attr.injected()
+}
+
+/// How a phase ended, for its summary line: only `Done` carries a result.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Ended {
+    /// It ran to its end (or to a real failure).
+    Done,
+    /// Ctrl-C stopped it: no figure is a result.
+    Interrupted,
+    /// This many injected failures happened meanwhile: no figure is a result.
+    Injected(u64),
+}
+
+/// Runs a phase and says how it ended.
+fn phase<R>(f: impl FnOnce() -> R) -> (R, Ended) {
+    let inj = injected();
+    let r = f();
+    let ended = if interrupted() {
+        Ended::Interrupted
+    } else if injected() != inj {
+        Ended::Injected(injected() - inj)
+    } else {
+        Ended::Done
+    };
+    (r, ended)
+}
+
+/// The summary line of a phase that has no result: `sweep: NAME: interrupted (^C), no
+/// result` or `... N injected failures (fail_page_alloc/failslab), not out of memory: no
+/// result`. False for a phase that ended normally.
+fn no_result(name: &str, ended: Ended) -> bool {
+    match ended {
+        Ended::Done => false,
+        Ended::Interrupted => {
+            pr_info!("sweep: {}: interrupted (^C), no result", name);
+            true
+        }
+        Ended::Injected(n) => {
+            pr_info!(
+                "sweep: {}: stopped by {} injected failure{} (fail_page_alloc/failslab), not out of memory: no result",
+                name,
+                n,
+                if n == 1 { "" } else { "s" }
+            );
+            true
+        }
+    }
+}
+
 /// Which phases to run.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Phases {
@@ -41,6 +94,9 @@ pub enum Phases {
     /// The fragmentation lab: compaction of movable pages and of vmalloc pages.
     Fragment,
 }
+
+/// The phase names `sweep` and `sweep=` take, for Tab.
+pub const PHASES: [&str; 5] = ["all", "pages", "kmalloc", "vmalloc", "fragment"];
 
 impl Phases {
     /// `all`, `pages`, `kmalloc`, `vmalloc`, `fragment`; `None` for anything else (`off`).
@@ -122,31 +178,39 @@ pub fn run(phases: Phases) {
     let mut max_order = None;
     let mut kmalloc_max = None;
     let mut vmalloc_max = None;
-    // Nanoseconds per phase (None: not run).
+    // Nanoseconds per phase (None: not run), and how each ended (None: not run).
     let mut took: [Option<u64>; 3] = [None; 3];
+    let mut ended: [Option<Ended>; 3] = [None; 3];
     let t_all = board::timer::ticks();
     if all || phases == Phases::Pages {
-        let ((), t) = timed(|| {
-            alloc_page_demo();
-            max_order = get_free_pages_sweep();
+        let (((), t), e) = phase(|| {
+            timed(|| {
+                alloc_page_demo();
+                max_order = get_free_pages_sweep();
+            })
         });
         took[0] = Some(t.0);
+        ended[0] = Some(e);
     }
     if (all || phases == Phases::Kmalloc) && !interrupted() {
-        let (r, t) = timed(kmalloc_sweep);
+        let ((r, t), e) = phase(|| timed(kmalloc_sweep));
         kmalloc_max = r;
         took[1] = Some(t.0);
+        ended[1] = Some(e);
     }
     let mut huge = HugeStats::default();
     if (all || phases == Phases::Vmalloc) && !interrupted() {
-        let (r, t) = timed(|| vmalloc_sweep(&mut huge));
+        let ((r, t), e) = phase(|| timed(|| vmalloc_sweep(&mut huge)));
         vmalloc_max = r;
         took[2] = Some(t.0);
+        ended[2] = Some(e);
     }
     let mut frag = None;
     let mut frag_took = None;
-    if (all || phases == Phases::Fragment) && !interrupted() {
-        let (r, t) = timed(|| crate::lab::frag_lab::run(interrupted));
+    // The lab reports its parts itself: one that Ctrl-C kept from running says so.
+    let lab_wanted = all || phases == Phases::Fragment;
+    if lab_wanted && !interrupted() {
+        let (r, t) = timed(|| crate::lab::frag_lab::run(interrupted, injected));
         frag = Some(r);
         frag_took = Some(t.0);
     }
@@ -156,9 +220,15 @@ pub fn run(phases: Phases) {
         pr_info!("sweep: interrupted (^C); the rest is skipped");
     }
     let after = crate::mm::settled_free_pages();
-    // The summary lines are always printed for the phases that ran, also when the very
-    // first allocation failed (fault injection, exhausted memory).
-    if all || phases == Phases::Pages {
+    // The summary lines are always printed for the phases that were asked for, also when
+    // the very first allocation failed (exhausted memory); a phase that Ctrl-C stopped or
+    // kept from running, or that met an injected failure, says so instead of a figure.
+    let summary = |i: usize, name: &str| match ended[i] {
+        None if stopped => no_result(name, Ended::Interrupted),
+        None => false,
+        Some(e) => no_result(name, e),
+    };
+    if (all || phases == Phases::Pages) && !summary(0, "__get_free_pages") {
         match max_order {
             Some(order) => pr_info!(
                 "sweep: __get_free_pages max order={} ({} pages, {} bytes)",
@@ -169,13 +239,14 @@ pub fn run(phases: Phases) {
             None => pr_info!("sweep: __get_free_pages max order=none, failed at order 0"),
         }
     }
-    if all || phases == Phases::Kmalloc {
+    if (all || phases == Phases::Kmalloc) && !summary(1, "kmalloc") {
         match kmalloc_max {
             Some(size) => pr_info!("sweep: kmalloc max size={} bytes", size),
             None => pr_info!("sweep: kmalloc max size=none, failed at order 0 ({} bytes)", PAGE_SIZE),
         }
     }
-    if all || phases == Phases::Vmalloc {
+    let vmalloc_result = (all || phases == Phases::Vmalloc) && !summary(2, "vmalloc");
+    if vmalloc_result {
         match vmalloc_max {
             Some((bytes, free)) => {
                 let permille = bytes as u128 * 1000 / free.max(1) as u128;
@@ -191,7 +262,7 @@ pub fn run(phases: Phases) {
             None => pr_info!("sweep: vmalloc max size=none, failed at 1 page ({} bytes)", PAGE_SIZE),
         }
     }
-    if took[2].is_some() {
+    if took[2].is_some() && vmalloc_result {
         pr_info!(
             "sweep: vmalloc huge mappings: {} of {} vmallocs used 2 MiB blocks, {} blocks and {} pages mapped",
             huge.huge_vmallocs,
@@ -200,10 +271,29 @@ pub fn run(phases: Phases) {
             huge.pages
         );
     }
-    if let Some(r) = &frag {
-        crate::lab::frag_lab::report(r);
+    match &frag {
+        Some(r) => crate::lab::frag_lab::report(r),
+        None if lab_wanted && stopped => crate::lab::frag_lab::report_not_run(),
+        None => {}
     }
-    // Machine-readable (microseconds), then for people.
+    // Machine-readable (microseconds), then for people; the times of an interrupted
+    // sweep, or of one that met an injected failure, are no measurement: none is printed.
+    let clean = ended.iter().all(|e| matches!(e, None | Some(Ended::Done)));
+    if !stopped && clean {
+        phase_times(took, frag_took, total);
+    }
+    pr_info!(
+        "sweep: leak check: free pages before={} after={} {}",
+        before,
+        after,
+        if before == after { "OK" } else { "LEAK" }
+    );
+    if all && !stopped && clean {
+        compare_with_linux(max_order, kmalloc_max, vmalloc_max);
+    }
+}
+
+fn phase_times(took: [Option<u64>; 3], frag_took: Option<u64>, total: u64) {
     let us = |t: Option<u64>| t.map_or(-1, |ns| (ns / 1000) as i64);
     pr_info!(
         "sweep: phase times us: pages={} kmalloc={} vmalloc={} fragment={} total={}",
@@ -222,15 +312,6 @@ pub fn run(phases: Phases) {
         pr_info!(" fragment phase took {}", Took(ns));
     }
     pr_info!(" the whole sweep took {}", Took(total));
-    pr_info!(
-        "sweep: leak check: free pages before={} after={} {}",
-        before,
-        after,
-        if before == after { "OK" } else { "LEAK" }
-    );
-    if all && !stopped {
-        compare_with_linux(max_order, kmalloc_max, vmalloc_max);
-    }
 }
 
 fn alloc_page_demo() {
@@ -278,25 +359,31 @@ fn alloc_page_demo() {
 }
 
 fn line(order: Option<u32>, pages: u64, bytes: u64, what: &str, ok: bool, took: &Took) {
+    // An injected failure is marked on its own line (fail_dump printed its report).
+    let ok = if ok {
+        "OK"
+    } else if injected_now() {
+        "failed (injected)"
+    } else {
+        "failed"
+    };
     match order {
-        Some(o) => pr_info!(
-            " order={:2}, pages={:6}, size={:10} ... {} {} ({})",
-            o,
-            pages,
-            bytes,
-            what,
-            if ok { "OK" } else { "failed" },
-            took
-        ),
-        None => pr_info!(
-            " pages={:6}, size={:5} MB ... {} {} ({})",
-            pages,
-            bytes >> 20,
-            what,
-            if ok { "OK" } else { "failed" },
-            took
-        ),
+        Some(o) => pr_info!(" order={:2}, pages={:6}, size={:10} ... {} {} ({})", o, pages, bytes, what, ok, took),
+        None => pr_info!(" pages={:6}, size={:5} MB ... {} {} ({})", pages, bytes >> 20, what, ok, took),
     }
+}
+
+/// Whether the allocation just made was failed by injection (the counters moved since
+/// [`mark_injected`]).
+fn injected_now() -> bool {
+    injected() != LAST_INJECTED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+static LAST_INJECTED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Notes the injection counters before an allocation whose line follows.
+fn mark_injected() {
+    LAST_INJECTED.store(injected(), core::sync::atomic::Ordering::Relaxed);
 }
 
 fn get_free_pages_sweep() -> Option<u32> {
@@ -308,6 +395,7 @@ fn get_free_pages_sweep() -> Option<u32> {
             return best;
         }
         let pages = 1u64 << order;
+        mark_injected();
         let (r, took) = timed(|| Allocation::pages(GFP_ATOMIC, order));
         line(Some(order), pages, pages * PAGE_SIZE as u64, "__get_free_pages", r.is_some(), &took);
         match r {
@@ -338,6 +426,7 @@ fn kmalloc_sweep() -> Option<usize> {
             return best;
         }
         let size = PAGE_SIZE << order;
+        mark_injected();
         let (r, took) = timed(|| Allocation::kmalloc(size, GFP_ATOMIC));
         line(Some(order), 1 << order, size as u64, "kmalloc", r.is_some(), &took);
         match r {
@@ -396,6 +485,7 @@ fn vmalloc_sweep(huge: &mut HugeStats) -> Option<(u64, u64)> {
         if interrupted() {
             return None;
         }
+        mark_injected();
         let (ok, took) = timed(|| try_vmalloc(size, GFP_KERNEL, huge));
         line(None, (size / PAGE_SIZE) as u64, size as u64, "vmalloc", ok, &took);
         if !ok {

@@ -13,6 +13,7 @@
 //! second is only reachable through the first's guard (`mm::vmalloc::VmSpace`).
 
 pub mod allocation;
+pub mod fail_dump;
 pub mod fault;
 pub mod heap;
 pub mod memblock;

@@ -111,7 +111,8 @@ fn declare_cma() {
     }
 }
 
-/// Prints Linux's allocation-failure report: for an order above MAX_PAGE_ORDER the
+/// Prints Linux's allocation-failure report: for an injected failure `fail_dump`'s
+/// `FAULT_INJECTION: forcing a failure.` and a call trace; for an order above MAX_PAGE_ORDER the
 /// `WARN_ON` of `__alloc_pages` (as in the lab's log for order 11), otherwise
 /// `warn_alloc`'s `page allocation failure` line; then CPU, call trace and Mem-Info.
 /// Never inlined: the call trace starts from this function's frame, so its first line
@@ -122,6 +123,11 @@ pub fn report_failure(f: &AllocFailure) {
         return;
     }
     let fp = boot::cpu::fp() as u64;
+    if let AllocFailure::Injected { .. } = f {
+        // Linux fails the request before the slow path: no warn_alloc, no Mem-Info; the
+        // report says it was injected.
+        return super::fail_dump::fail_dump("fail_page_alloc", &PAGES.fail.attr.knobs(), fp);
+    }
     printk::with_console(|w| {
         let too_large = matches!(f, AllocFailure::OrderTooLarge { .. });
         if let AllocFailure::OrderTooLarge { order, gfp } = f {

@@ -21,6 +21,10 @@ pub fn slab_debug() -> bool {
 struct Reporter;
 
 impl SlabReporter for Reporter {
+    fn fault_injected(&self, gfp: Gfp) {
+        self.injected(gfp)
+    }
+
     fn report(&self, err: &SlabError) {
         let fp = boot::cpu::fp() as u64;
         printk::with_console(|w| {
@@ -29,6 +33,15 @@ impl SlabReporter for Reporter {
             let _ = crate::arch::aarch64::traps::context_with(|ctx| crate::oops::write_dump_stack(w, fp, ctx));
             let _ = writeln!(w, "{}", mm::slab::FixLine(err));
         });
+    }
+}
+
+impl Reporter {
+    #[inline(never)]
+    fn injected(&self, gfp: Gfp) {
+        if !gfp.contains(Gfp::GFP_NOWARN) {
+            super::fail_dump::fail_dump("failslab", &SLAB.fail.attr.knobs(), boot::cpu::fp() as u64);
+        }
     }
 }
 

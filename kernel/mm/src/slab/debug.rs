@@ -173,6 +173,10 @@ impl fmt::Display for SlabError {
 pub trait SlabReporter: Sync {
     /// Reports one error; the slab layer has already refused the operation.
     fn report(&self, err: &SlabError);
+
+    /// An allocation with flags `gfp` failed because `failslab` injected the failure (the
+    /// kernel prints Linux's `FAULT_INJECTION` report); nothing by default.
+    fn fault_injected(&self, _gfp: crate::gfp::Gfp) {}
 }
 
 /// A reporter that drops reports (for callers that only care that the operation is refused).

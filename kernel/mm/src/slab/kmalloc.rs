@@ -273,6 +273,7 @@ impl<'a> SlabAllocator<'a> {
     pub fn kmem_cache_alloc(&self, id: CacheId, gfp: Gfp, cpu: CpuId) -> Option<NonNull<u8>> {
         let (c, ctx) = self.live(id)?;
         if self.fail.should_fail(gfp) {
+            ctx.env.rep.fault_injected(gfp);
             return None;
         }
         NonNull::new(c.alloc(&ctx.env, gfp, cpu)? as *mut u8)
@@ -366,6 +367,7 @@ impl<'a> SlabAllocator<'a> {
         let ctx = self.ctx()?;
         if size <= KMALLOC_MAX_CACHE_SIZE {
             if self.fail.should_fail(gfp) {
+                ctx.env.rep.fault_injected(gfp);
                 return None;
             }
             let obj = self.caches[kmalloc_index(size)].alloc(&ctx.env, gfp, cpu)?;

@@ -74,3 +74,42 @@ fn busy_array_double_free_is_caught() {
     slab.shrink_all();
     assert_eq!(pages.pages_in_use(), 0);
 }
+
+/// Counts `fault_injected` calls (and drops error reports).
+#[derive(Default)]
+struct Injected(StdMutex<Vec<Gfp>>);
+
+impl SlabReporter for Injected {
+    fn report(&self, _err: &SlabError) {}
+    fn fault_injected(&self, gfp: Gfp) {
+        self.0.lock().unwrap().push(gfp);
+    }
+}
+
+/// A failure failslab injects is handed to the reporter (the kernel prints Linux's
+/// FAULT_INJECTION report), once per injected failure, for kmalloc and
+/// kmem_cache_alloc, with the request's flags; other calls are not reported.
+#[test]
+fn injected_failures_are_reported() {
+    let pages = HostPages::new(12);
+    let rep = Injected::default();
+    let slab: Box<SlabAllocator<'_>> = Box::default();
+    slab.init(&pages, &rep, 16, false, 7);
+    slab.fail.attr.fail_nth(2);
+    let a = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0));
+    assert!(a.is_some());
+    assert!(rep.0.lock().unwrap().is_empty(), "a successful call reported");
+    let quiet = GFP_KERNEL | Gfp::GFP_NOWARN;
+    assert!(slab.kmalloc(64, quiet, CpuId::of(0)).is_none(), "the 2nd call fails");
+    assert_eq!(*rep.0.lock().unwrap(), [quiet], "reported once with its flags (the kernel honours NOWARN)");
+    let id = slab.kmalloc_cache(128).unwrap();
+    slab.fail.attr.fail_nth(1);
+    assert!(slab.kmem_cache_alloc(id, GFP_KERNEL, CpuId::of(0)).is_none());
+    assert_eq!(rep.0.lock().unwrap().len(), 2, "kmem_cache_alloc's injected failure reported");
+    let b = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).expect("disarmed after the injected failure");
+    assert_eq!(rep.0.lock().unwrap().len(), 2, "disarmed: nothing more");
+    // SAFETY: live object, freed once.
+    unsafe { slab.kfree(b.as_ptr(), CpuId::of(0)) };
+    // SAFETY: live object, freed once.
+    unsafe { slab.kfree(a.unwrap().as_ptr(), CpuId::of(0)) };
+}
