@@ -8,6 +8,11 @@
 #                 tests, SD image
 #   make test-qemu K=name   only the QEMU tests whose name contains `name`
 #   make sweep    boot headless, run the allocation sweep, power off; pass/fail
+#   make report   boot headless with records=on and write target/report/index.html (charts);
+#                 LOG=pi.log reads a saved UART log instead, LOG2=b.log puts a second run beside it
+#   make mutants  mutation testing of the mm core (cargo-mutants), sharded and resumable:
+#                 SHARD=k runs one shard of MUTANTS_SHARDS; docs/testing.md
+#   make mutants-diff [BASE=main]   only the mutants in the change against BASE
 #   make bench    host benchmarks against peer allocators, printed as ratios with spreads
 #   make gdb      QEMU halted with a gdb stub on 127.0.0.1:$(GDB_PORT), gdb attached
 #                 with symbols; QEMU ends with gdb (GDB_ARGS="-batch -ex ..." scripts it)
@@ -45,11 +50,13 @@ CMDLINE     ?=
 GDB_PORT    ?= 1234
 GDB_ARGS    ?=
 K           ?=
+LOG         ?=
+LOG2        ?=
 FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 
 
-.PHONY: all build qemu test test-cycles test-host test-errata test-qemu test-sdcard test-gdb sweep bench gdb objdump readelf nm clippy doc \
+.PHONY: all build qemu test test-cycles test-host test-errata test-qemu test-sdcard test-gdb test-report report sweep bench mutants mutants-diff gdb objdump readelf nm clippy doc \
         fmt sdcard sdcard-files chainloader chainboot chainboot-sdcard chainboot-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
 
 all: $(IMG)
@@ -93,18 +100,24 @@ $(DTB): $(DTS)
 qemu: $(IMG) $(DTB) ensure-qemu
 	$(QEMU) $(QEMU_ARGS) $(if $(CMDLINE),-append "$(CMDLINE)")
 
-test: test-cycles test-host test-errata test-qemu test-sdcard test-gdb
+test: test-cycles test-host test-errata test-qemu test-sdcard test-gdb test-report
 	@echo "make test: all passed"
 
 # No import cycle between the files of a kernel crate (each module uses only the ones
 # below it: ARCHITECTURE.md's layers).
-CYCLE_CHECKED := kernel/src boot/src board/src chainloader/src kernel/consts/src
+CYCLE_CHECKED := kernel/src kernel/mm/src kernel/records/src boot/src board/src chainloader/src \
+                 kernel/consts/src
 test-cycles:
 	$(PYTHON) tools/modcycles.py --self-test
 	$(PYTHON) tools/modcycles.py $(CYCLE_CHECKED)
 
+# Every host test under cargo-nextest's time limit (.config/nextest.toml): a hanging test
+# fails with its name. nextest does not run doctests: cargo test --doc does, under an
+# outer timeout.
 test-host:
-	$(CARGO) test --workspace
+	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+	$(CARGO) nextest run --workspace
+	timeout --kill-after=10 600 $(CARGO) test --workspace --doc
 
 # Cortex-A53 r0p4 errata 835769/843419: no unpatched sequence in the linked kernel.
 test-errata: $(IMG)
@@ -130,6 +143,29 @@ bench:
 	$(CARGO) bench -p mm-bench --bench allocators
 	$(CARGO) run -q -p mm-bench --release --bin ratios
 	$(CARGO) run -q -p mm-bench --release --bin spread
+
+# The report tool against the records crate, a recorded log, bad input and headless Chromium
+# (Debian's chromium, installed on first use like QEMU).
+test-report:
+	$(PYTHON) tools/report/test_report.py
+
+# The lab's results as a page: target/report/index.html (tools/report/make_report.py).
+ifeq ($(LOG),)
+report: $(IMG) ensure-qemu
+	$(PYTHON) tools/report/make_report.py --image $(IMG) $(if $(CMDLINE),--cmdline "$(CMDLINE)") $(if $(LOG2),--log2 $(LOG2))
+else
+report:
+	$(PYTHON) tools/report/make_report.py --log $(LOG) $(if $(LOG2),--log2 $(LOG2))
+endif
+
+# Mutation testing (tools/mutants.sh): installs cargo-mutants on first use; results in
+# mutants.out/, missed share per module printed by tools/mutants_summary.py.
+mutants:
+	tools/mutants.sh
+
+BASE ?= main
+mutants-diff:
+	tools/mutants.sh --diff $(BASE)
 
 sweep: $(IMG) ensure-qemu
 	@tools/ensure-pkg.sh dtc device-tree-compiler

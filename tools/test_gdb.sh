@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_gdb.sh: `make gdb` twice in a row with a scripted, batch-mode gdb. Each must
-# reach the halted CPU (read its pc), and no QEMU may be left afterwards, nor its PID
+# reach the halted CPU (read its pc, and stepi moves it), and no QEMU may be left afterwards, nor its PID
 # file or its port. Then a stale PID file of a running stub is cleaned up by the next run.
 set -euo pipefail
 # A port of its own, so parallel runs on one machine do not meet.
@@ -12,6 +12,11 @@ run() {
 for i in 1 2; do
     out=$(run) || fail "make gdb run $i: $out"
     echo "$out" | grep -Eq '^pc +0x[0-9a-f]+' || fail "run $i: gdb read no pc: $out"
+    # stepi must have executed an instruction: the second pc differs from the first.
+    pcs=$(echo "$out" | sed -n 's/^pc  *\(0x[0-9a-f]*\).*/\1/p')
+    [ "$(echo "$pcs" | wc -l)" -eq 2 ] || fail "run $i: expected two pc readings: $out"
+    [ "$(echo "$pcs" | sed -n 1p)" != "$(echo "$pcs" | sed -n 2p)" ] || fail "run $i: stepi did not move the pc: $out"
+    echo "test_gdb: run $i: stepi moved the pc $(echo $pcs | sed 's/ / -> /')"
     [ ! -f target/gdb-qemu.pid ] || fail "run $i left target/gdb-qemu.pid"
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then fail "run $i: a stub still listens on $port"; fi
     pgrep -f -- "-gdb tcp:127.0.0.1:$port" >/dev/null && fail "run $i left a QEMU running"

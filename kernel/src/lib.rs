@@ -19,6 +19,7 @@ pub mod log_buf;
 pub mod oops;
 pub mod printk;
 pub mod prng;
+pub mod record;
 pub mod stacks;
 pub mod version;
 

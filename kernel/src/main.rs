@@ -103,6 +103,8 @@ mod kmain {
             "irq: BCM2836 local controller with the BCM2835 controller chained; timer, IPIs and UART RX by interrupt"
         );
         kernel::smp::smp_init();
+        kernel::record::init(platform::cmdline());
+        kernel::record::boot(platform::revision().model(), platform::cmdline());
         // The boot sweep is a foreground command: Ctrl-C interrupts it. A bad sweep= was
         // reported with the command line; the default (all) runs then.
         let _ = kernel::tty::run_foreground(|| match kernel::cmdline::sweep(platform::cmdline()) {

@@ -106,10 +106,6 @@ impl VirtAddr {
     pub const fn as_mut_ptr<T>(self) -> *mut T {
         self.0 as usize as *mut T
     }
-    /// The address of a pointer.
-    pub fn from_ptr<T>(p: *const T) -> Self {
-        Self(p as usize as u64)
-    }
 }
 
 impl Pfn {

@@ -27,6 +27,7 @@ pub mod cpu;
 pub mod fault_inject;
 pub mod gfp;
 pub mod memblock;
+pub mod owner;
 pub mod page_alloc;
 pub mod page_source;
 pub mod pgtable;

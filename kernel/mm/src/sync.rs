@@ -43,9 +43,6 @@ pub struct IrqFlags(u64);
 /// compiler barrier, so the accesses a lock protects stay inside the masked section.
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod arch {
-    /// DAIF with IRQ and FIQ masked (bits 7 and 6).
-    pub const MASKED: u64 = 0b11 << 6;
-
     #[inline(always)]
     pub fn save() -> u64 {
         boot::cpu::local_irq_save()
@@ -67,7 +64,7 @@ mod arch {
     extern crate std;
     use std::cell::Cell;
 
-    pub const MASKED: u64 = 1;
+    const MASKED: u64 = 1;
 
     std::thread_local! {
         static MASK: Cell<u64> = const { Cell::new(0) };
@@ -88,8 +85,6 @@ mod arch {
 
 #[cfg(not(any(test, all(target_arch = "aarch64", target_os = "none"))))]
 mod arch {
-    pub const MASKED: u64 = 1;
-
     #[inline(always)]
     pub fn save() -> u64 {
         0
@@ -121,13 +116,6 @@ pub fn local_irq_restore(flags: IrqFlags) {
 #[inline(always)]
 pub fn irqs_disabled() -> bool {
     arch::disabled()
-}
-
-impl IrqFlags {
-    /// Whether interrupts were masked when this was saved.
-    pub fn were_disabled(self) -> bool {
-        self.0 & arch::MASKED != 0
-    }
 }
 
 /// Interrupts masked for as long as it lives: for code that takes several locks and

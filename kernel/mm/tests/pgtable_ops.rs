@@ -418,7 +418,7 @@ fn unmapping_a_whole_table_unhooks_it_first() {
     let log = sim.take_log();
     assert_eq!((u.leaves, u.bytes, u.tables_freed), (514, M2 + 2 * K, 4));
     let unhook = log.iter().position(|e| *e == Ev::Write { table: l2, idx: l2i, val: 0 }).unwrap();
-    // A whole 2 MiB table is MAX_TLBI_OPS pages: one full invalidation, as in Linux.
+    // A whole 2 MiB table is 512 pages, past TLB_FLUSH_ALL_PAGES: one full invalidation.
     let last_flush = log.iter().rposition(|e| *e == Ev::FlushAll).unwrap();
     assert!(unhook < last_flush && last_flush < first_report.unwrap());
     assert_eq!(log[last_flush + 1], Ev::Sync);

@@ -14,6 +14,7 @@ use mm::gfp::{Gfp, GFP_KERNEL};
 use mm::page_alloc::{MigrateError, MovableOwner};
 use mm::page_source::PageSource;
 use mm::pgtable::{PageMove, PageTable, PtConfig};
+use mm::vmalloc::movable_owner;
 use mm::vmalloc::Vmalloc;
 
 const K: u64 = PAGE_SIZE as u64;
@@ -42,7 +43,7 @@ fn movable_vmalloc_pages_are_tagged_and_move_with_their_contents() {
     for i in 0..4 {
         let v = va.add(i * K);
         let pa = frame_at(&pt, v);
-        assert_eq!(MovableOwner::decode(sim.page_owner(pa)), Some(MovableOwner::Vmalloc(v.as_u64())));
+        assert_eq!(MovableOwner::decode(sim.page_owner(pa)), Some(movable_owner(v)));
         fill(&sim, pa, 0x10 + i as u8);
     }
     // Move page 2.

@@ -17,11 +17,11 @@ use crate::mm::page_alloc::PAGES;
 use crate::mm::slab::{self, SLAB};
 use crate::mm::vmalloc;
 use core::fmt;
-use mm::addr::{Pfn, PhysAddr, VirtAddr};
+use mm::addr::{PhysAddr, VirtAddr};
 use mm::fault_inject::FaultAttr;
 use mm::gfp::{Gfp, GFP_KERNEL};
 use mm::page_alloc::MAX_PAGE_ORDER;
-use mm::page_alloc::{MigrateError, MigrateMode, MovableOwner};
+use mm::page_alloc::{BlockMove, MigrateError, MigrateMode, MovableOps, MovableOwner};
 use mm::slab::ZERO_SIZE_PTR;
 
 /// Allocations the console can hold at once.
@@ -49,7 +49,8 @@ impl Table {
         let Some(slot) = self.held.iter().position(Option::is_none) else { return Err(alloc) };
         if let (Allocation::Pages { addr, .. }, true) = (&alloc, gfp.contains(Gfp::GFP_MOVABLE)) {
             // Compaction may move it: this slot is its only reference (see `move_held`).
-            PAGES.set_movable_owner(crate::mm::virt_to_phys(*addr).pfn(), MovableOwner::Console(slot as u32));
+            let owner = MovableOwner::new(crate::mm::migrate::CONSOLE_MOVABLE, slot as u64);
+            PAGES.set_movable_owner(crate::mm::virt_to_phys(*addr).pfn(), owner);
         }
         let h = Held { id: self.next, alloc, gfp };
         self.next += 1;
@@ -76,22 +77,29 @@ impl Table {
     }
 }
 
-/// Page migration of a `GFP_HIGHUSER_MOVABLE` page block held in slot `slot`: copied
-/// and repointed under the table lock (registered with `mm::migrate` at boot).
-fn move_held(slot: u32, old: Pfn, new: Pfn, order: u32, mode: MigrateMode) -> Result<(), MigrateError> {
-    let mut t = match mode {
-        MigrateMode::Sync => HELD.lock(),
-        MigrateMode::Async => HELD.try_lock().ok_or(MigrateError::Busy)?,
-    };
-    match t.held.get_mut(slot as usize) {
-        Some(Some(h)) => h.alloc.migrate(old, new, order),
-        _ => Err(MigrateError::Gone),
+/// The table's `GFP_HIGHUSER_MOVABLE` page blocks, as a movable kind
+/// ([`CONSOLE_MOVABLE`](crate::mm::migrate::CONSOLE_MOVABLE), the owner's private part
+/// the slot).
+#[derive(Debug)]
+struct HeldPages;
+
+impl MovableOps for HeldPages {
+    /// Copies and repoints the block held in the slot, under the table lock.
+    fn migrate_page(&self, m: &BlockMove, mode: MigrateMode) -> Result<(), MigrateError> {
+        let mut t = match mode {
+            MigrateMode::Sync => HELD.lock(),
+            MigrateMode::Async => HELD.try_lock().ok_or(MigrateError::Busy)?,
+        };
+        match t.held.get_mut(m.owner.private as usize) {
+            Some(Some(h)) => h.alloc.migrate(m.old, m.new, m.order),
+            _ => Err(MigrateError::Gone),
+        }
     }
 }
 
 /// Lets compaction move the table's movable page blocks.
 pub fn init() {
-    crate::mm::migrate::register_table(crate::mm::migrate::TableKind::Console, move_held);
+    crate::mm::migrate::register(crate::mm::migrate::CONSOLE_MOVABLE, &HeldPages);
 }
 
 fn parse_gfp(arg: Option<&&str>) -> Result<Gfp, CommandError> {

@@ -91,7 +91,7 @@ fn extfrag(args: &[&str]) -> Result<(), CommandError> {
                 continue;
             }
             write!(w, "Node 0, zone {:>8} ", zone.name())?;
-            let idx = PAGES.extfrag_indices(zone.index());
+            let idx = mm::page_alloc::extfrag_indices(&PAGES, zone.index());
             for &i in idx.iter().take(NR_ORDERS) {
                 write!(w, "{:2}.{:03} ", i / 1000, i % 1000)?;
             }

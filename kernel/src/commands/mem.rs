@@ -76,7 +76,7 @@ pub fn write_meminfo(w: &mut dyn Write) -> core::fmt::Result {
     row(w, "VmallocUsed", kb(vm_pages as u64))?;
     row(w, "VmallocChunk", largest_vm >> 10)?;
     // Linux prints these with CONFIG_CMA; here only when `cma=` declared an area.
-    if let Some(c) = PAGES.cma_stats() {
+    if let Some(c) = mm::page_alloc::Cma::new(&PAGES).stats() {
         row(w, "CmaTotal", kb(c.pages))?;
         row(w, "CmaFree", kb(c.free))?;
     }
@@ -103,7 +103,7 @@ pub fn write_zoneinfo(w: &mut dyn Write) -> core::fmt::Result {
     writeln!(w, "        spanned  {}", z.spanned_pages)?;
     writeln!(w, "        present  {}", z.present_pages)?;
     writeln!(w, "        managed  {}", z.managed_pages)?;
-    writeln!(w, "        cma      {}", PAGES.cma_stats().map_or(0, |c| c.pages))?;
+    writeln!(w, "        cma      {}", mm::page_alloc::Cma::new(&PAGES).stats().map_or(0, |c| c.pages))?;
     writeln!(w, "        protection: ({})", z.lowmem_reserve)?;
     writeln!(w, "      nr_free_pages {}", z.free_pages)?;
     writeln!(w, "      nr_zone_reserved_highatomic {}", z.reserved_highatomic)?;
@@ -170,7 +170,7 @@ pub const BUDDYINFO: Command =
 
 fn buddyinfo(args: &[&str]) -> Result<(), CommandError> {
     no_args(args)?;
-    print(|s| PAGES.buddyinfo(s));
+    print(|s| mm::page_alloc::report::buddyinfo(&PAGES, s));
     Ok(())
 }
 
@@ -184,7 +184,7 @@ pub const PAGETYPEINFO: Command = Command {
 
 fn pagetypeinfo(args: &[&str]) -> Result<(), CommandError> {
     no_args(args)?;
-    print(|s| PAGES.pagetypeinfo(s));
+    print(|s| mm::page_alloc::report::pagetypeinfo(&PAGES, s));
     Ok(())
 }
 
@@ -220,12 +220,12 @@ pub const SHOW_MEM: Command = Command {
 /// (the zone's free, watermarks and free lists by order and type), then the page counts.
 pub fn write_show_mem(w: &mut dyn Write) -> core::fmt::Result {
     writeln!(w, "sysrq: Show Memory")?;
-    PAGES.show_free_areas(w)?;
+    mm::page_alloc::report::show_free_areas(&PAGES, w)?;
     let z = PAGES.zone_stats(ZoneType::Normal);
     writeln!(w, "{} pages RAM", z.present_pages)?;
     writeln!(w, "0 pages HighMem/MovableOnly")?;
     writeln!(w, "{} pages reserved", z.present_pages.saturating_sub(z.managed_pages))?;
-    writeln!(w, "{} pages cma reserved", PAGES.cma_stats().map_or(0, |c| c.pages))
+    writeln!(w, "{} pages cma reserved", mm::page_alloc::Cma::new(&PAGES).stats().map_or(0, |c| c.pages))
 }
 
 fn show_mem(args: &[&str]) -> Result<(), CommandError> {

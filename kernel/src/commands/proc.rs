@@ -38,8 +38,8 @@ pub fn complete_files(_before: &[&str], each: &mut dyn FnMut(&'static str)) {
 fn cat_one(path: &str) -> bool {
     match path {
         "/proc/meminfo" => print(|w| mem::write_meminfo(w)),
-        "/proc/buddyinfo" => print(|w| PAGES.buddyinfo(w)),
-        "/proc/pagetypeinfo" => print(|w| PAGES.pagetypeinfo(w)),
+        "/proc/buddyinfo" => print(|w| mm::page_alloc::report::buddyinfo(&PAGES, w)),
+        "/proc/pagetypeinfo" => print(|w| mm::page_alloc::report::pagetypeinfo(&PAGES, w)),
         "/proc/zoneinfo" => print(|w| mem::write_zoneinfo(w)),
         "/proc/vmstat" => print(|w| mem::write_vmstat(w)),
         "/proc/slabinfo" => print(|w| mm::slab::slabinfo::slabinfo(&SLAB, w)),

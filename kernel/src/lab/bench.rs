@@ -106,6 +106,19 @@ fn compare(name: core::fmt::Arguments<'_>, ops: u64, pmu: bool, work: &mut dyn F
         median(&v)
     };
     let (ours_ns, heap_ns) = (sorted(&ours, |m| m.ns), sorted(&heap, |m| m.ns));
+    if crate::record::enabled() {
+        // One record per run: the report shows the median and the spread.
+        let mut label = crate::printk::StackString::<64>::new();
+        let _ = core::fmt::Write::write_fmt(&mut label, name);
+        for (o, h) in ours.iter().zip(&heap) {
+            crate::record::emit(records::Bench {
+                name: label.as_str(),
+                ours_ns: o.ns,
+                peer: "linked_list_allocator",
+                peer_ns: h.ns,
+            });
+        }
+    }
     cprintln!(
         "bench: {}: kernel {} ns/op, linked_list_allocator {} ns/op, speedup {} (min {}, max {} over {} runs){}",
         name,

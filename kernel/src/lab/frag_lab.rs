@@ -15,17 +15,19 @@
 //!    it moved must keep their marks, and the range goes back with `cma_release`.
 //!
 //! The pages of part 1 are held in the lab's page array, an unmovable block; each is
-//! tagged [`MovableOwner::Lab`] with its index, and compaction moves it through
+//! tagged with an owner of [`LAB_MOVABLE`] and its index, and compaction moves it through
 //! [`lab_move`] under the array's lock.
 
 use crate::mm::allocation::Allocation;
-use crate::mm::migrate::{self, TableKind};
+use crate::mm::migrate::{self, LAB_MOVABLE};
 use crate::mm::page_alloc::{PAGES, PAGE_SOURCE};
 use crate::mm::phys_to_virt;
-use crate::pr_info;
+use crate::{pr_info, record};
 use mm::addr::{Pfn, PhysAddr, PAGE_SIZE};
 use mm::gfp::{Gfp, GFP_ATOMIC, GFP_KERNEL};
-use mm::page_alloc::{CmaAllocStats, CmaError, MigrateError, MigrateMode, MovableOwner, MAX_PAGE_ORDER};
+use mm::page_alloc::{
+    BlockMove, CmaAllocStats, CmaError, MigrateError, MigrateMode, MovableOps, MovableOwner, MAX_PAGE_ORDER,
+};
 use mm::page_source::PageSource;
 
 /// Pages per bulk allocation or free.
@@ -56,19 +58,24 @@ impl Lab {
     }
 }
 
-/// Compaction's mover for the lab's pages (see [`migrate::register_table`]).
-fn lab_move(i: u32, old: Pfn, new: Pfn, order: u32, mode: MigrateMode) -> Result<(), MigrateError> {
-    let mut lab = match mode {
-        MigrateMode::Sync => LAB.lock(),
-        MigrateMode::Async => LAB.try_lock().ok_or(MigrateError::Busy)?,
-    };
-    let i = i as usize;
-    if order != 0 || i >= lab.len || lab.get(i) as u64 != old.0 {
-        return Err(MigrateError::Gone);
+/// The lab's pages, as a movable kind ([`LAB_MOVABLE`], registered by each part).
+#[derive(Debug)]
+struct LabPages;
+
+impl MovableOps for LabPages {
+    fn migrate_page(&self, m: &BlockMove, mode: MigrateMode) -> Result<(), MigrateError> {
+        let mut lab = match mode {
+            MigrateMode::Sync => LAB.lock(),
+            MigrateMode::Async => LAB.try_lock().ok_or(MigrateError::Busy)?,
+        };
+        let i = m.owner.private as usize;
+        if m.order != 0 || i >= lab.len || lab.get(i) as u64 != m.old.0 {
+            return Err(MigrateError::Gone);
+        }
+        migrate::copy_block(m.old, m.new, 0);
+        lab.set(i, m.new.0 as u32);
+        Ok(())
     }
-    migrate::copy_block(old, new, 0);
-    lab.set(i, new.0 as u32);
-    Ok(())
 }
 
 /// The mark at both ends of lab page `i`.
@@ -126,23 +133,41 @@ pub struct Fragmented {
     pub part_ns: u64,
 }
 
-/// Prints the memory map into the log (plain, one line each), after a title line.
-fn print_memmap(title: &str) {
+/// Prints the memory map into the log (plain, one line each), after a title line; with
+/// `records=on` also as a `memmap` record and a `buddyinfo` record named `when`.
+fn print_memmap(title: &str, when: &str) {
     if let Some(view) = crate::mm::memmap::MapView::whole() {
         pr_info!("sweep: memmap {title}:");
         crate::mm::memmap::print_map(view, false, |l| pr_info!("sweep: {l}"));
+        if record::enabled() {
+            let cells = crate::mm::memmap::cell_letters(view);
+            record::emit(records::MemMap {
+                when,
+                start: view.start.0 << mm::addr::PAGE_SHIFT,
+                cell_bytes: view.cell_bytes(),
+                cells: cells.as_str(),
+            });
+        }
+    }
+    if record::enabled() {
+        let counts = mm::page_alloc::report::buddyinfo_counts(&PAGES, mm::page_alloc::ZoneType::Normal);
+        record::emit(records::BuddyInfo { when, counts: &counts });
     }
 }
 
-fn compact_timed(r: &mut Fragmented) {
+fn compact_timed(r: &mut Fragmented, part: &str) {
     r.before = max_atomic_order();
-    print_memmap("before compaction");
+    let mut when = crate::printk::StackString::<32>::new();
+    let _ = core::fmt::Write::write_fmt(&mut when, format_args!("lab.{part}.before"));
+    print_memmap("before compaction", when.as_str());
     let t0 = board::timer::ticks();
     let c = migrate::compact_memory();
     r.ns = board::timer::ticks_to_ns(board::timer::ticks() - t0);
     r.migrated = c.migrated;
     r.after = max_atomic_order();
-    print_memmap("after compaction");
+    let mut when = crate::printk::StackString::<32>::new();
+    let _ = core::fmt::Write::write_fmt(&mut when, format_args!("lab.{part}.after"));
+    print_memmap("after compaction", when.as_str());
 }
 
 /// Allocates the page array for every free page and fills memory with movable pages
@@ -175,7 +200,7 @@ fn fill() -> Option<(Allocation, usize)> {
         for &pa in &buf[..got] {
             write_marks(pa.pfn(), mark(n));
             lab.set(n, pa.pfn().0 as u32);
-            PAGES.set_movable_owner(pa.pfn(), MovableOwner::Lab(n as u32));
+            PAGES.set_movable_owner(pa.pfn(), MovableOwner::new(LAB_MOVABLE, n as u64));
             n += 1;
         }
         if got < want {
@@ -245,12 +270,12 @@ fn release(check: bool) -> u64 {
 
 /// Part 1: movable pages as the filler.
 fn pages_part() -> Option<Fragmented> {
-    migrate::register_table(TableKind::Lab, lab_move);
+    migrate::register(LAB_MOVABLE, &LabPages);
     let arr = checkerboard()?;
     let mut r = Fragmented::default();
     let len = LAB.lock().len;
     r.held = (0..len).filter(|&i| LAB.lock().get(i) != 0).count() as u64;
-    compact_timed(&mut r);
+    compact_timed(&mut r, "movable");
     r.corrupt = release(true);
     drop(arr);
     Some(r)
@@ -287,7 +312,7 @@ fn vmalloc_all_free() -> Option<(Allocation, usize)> {
 
 /// Part 2: vmalloc pages as the filler.
 fn vmalloc_part() -> Option<Fragmented> {
-    migrate::register_table(TableKind::Lab, lab_move);
+    migrate::register(LAB_MOVABLE, &LabPages);
     let arr = checkerboard()?;
     // Fill the holes with one movable vmalloc, mapped with pages (its tables take a few
     // holes too); then the lab's pages go and the vmalloc's pages are the checkerboard.
@@ -302,7 +327,7 @@ fn vmalloc_part() -> Option<Fragmented> {
     }
     crate::mm::drain_all_cpu_caches();
     let mut r = Fragmented { held: pages as u64, ..Default::default() };
-    compact_timed(&mut r);
+    compact_timed(&mut r, "vmalloc");
     for i in 0..pages {
         // SAFETY: as above.
         if unsafe { base.add(i * PAGE_SIZE / 8).read_volatile() } != mark(i) {
@@ -364,8 +389,8 @@ pub enum CmaOutcome {
 /// targets), checked, then `cma_alloc` of the whole area timed; the moved pages must keep
 /// their marks.
 fn cma_part() -> CmaOutcome {
-    let Some(area) = PAGES.cma_stats() else { return CmaOutcome::NoArea };
-    migrate::register_table(TableKind::Lab, lab_move);
+    let Some(area) = mm::page_alloc::Cma::new(&PAGES).stats() else { return CmaOutcome::NoArea };
+    migrate::register(LAB_MOVABLE, &LabPages);
     let t0 = board::timer::ticks();
     let Some((arr, n)) = fill() else { return CmaOutcome::NoMemory };
     let (lo, hi) = (area.base.0, area.base.0 + area.pages);
@@ -376,7 +401,7 @@ fn cma_part() -> CmaOutcome {
     // Verified, not assumed: the lab holds every page of the area, the area has no free
     // page on the buddy lists, and no per-CPU list holds a page (all were drained).
     r.borrowed = count_in_area();
-    r.area_free = PAGES.cma_stats().map_or(0, |c| c.free);
+    r.area_free = mm::page_alloc::Cma::new(&PAGES).stats().map_or(0, |c| c.free);
     r.pcp = PAGES.nr_pcp_pages();
     if r.all_borrowed() {
         let t = board::timer::ticks();
@@ -384,7 +409,7 @@ fn cma_part() -> CmaOutcome {
         r.ns = board::timer::ticks_to_ns(board::timer::ticks() - t);
         r.left = count_in_area();
         r.alloc = Some(got.map(|(a, st)| {
-            print_memmap("with the CMA area taken by cma_alloc");
+            print_memmap("with the CMA area taken by cma_alloc", "lab.cma.taken");
             // The range is handed back (cma_release) when the handle goes.
             drop(a);
             st
@@ -414,6 +439,18 @@ fn report_cma(r: &CmaOutcome) {
         );
         return;
     }
+    let st = match r.alloc {
+        Some(Ok(st)) => Some(st),
+        _ => None,
+    };
+    record::emit(records::LabCma {
+        region_bytes: bytes,
+        ok: r.ok(),
+        migrated: st.map_or(0, |s| s.migrated),
+        failed: st.map_or(0, |s| s.failed),
+        corrupt: r.corrupt,
+        ns: r.ns,
+    });
     pr_info!(
         "sweep: cma: region={} bytes, cma_alloc of {} bytes with all of it borrowed: {} ({} ms)",
         bytes,
@@ -522,8 +559,8 @@ pub fn report(r: &LabResult) {
                 if n == 1 { "" } else { "s" }
             ),
             Some(_) => match i {
-                0 => report_part(name, &r.pages.and_then(|p| p.0)),
-                1 => report_part(name, &r.vmalloc.and_then(|p| p.0)),
+                0 => report_part(name, "movable", &r.pages.and_then(|p| p.0)),
+                1 => report_part(name, "vmalloc", &r.vmalloc.and_then(|p| p.0)),
                 _ => {
                     if let Some((c, _)) = &r.cma {
                         report_cma(c);
@@ -535,10 +572,19 @@ pub fn report(r: &LabResult) {
 }
 
 /// Prints a part's line.
-fn report_part(name: &str, r: &Option<Fragmented>) {
+fn report_part(name: &str, part: &str, r: &Option<Fragmented>) {
     let o = |x: Option<u32>| x.map_or(-1, |v| v as i64);
     match r {
         Some(r) => {
+            record::emit(records::LabFragment {
+                part,
+                order_before: r.before,
+                order_after: r.after,
+                migrated: r.migrated,
+                ns: r.ns,
+                held: r.held,
+                corrupt: r.corrupt,
+            });
             pr_info!(
                 "sweep: {}: max order={} before compaction, {} after ({} pages migrated, {} ms)",
                 name,

@@ -136,10 +136,8 @@ const HOT_MIGRATIONS_PER_PASS: usize = 200;
 fn migrate_hot(cpu: mm::cpu::CpuId, va: mm::addr::VirtAddr) {
     let Some(pa) = crate::mm::vmalloc::vmalloc_to_page(va) else { return };
     let quiet = mm::gfp::GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN;
-    let r =
-        PAGES.migrate_page(pa.pfn(), &crate::mm::migrate::OWNERS, mm::page_alloc::MigrateMode::Sync, cpu, &mut |o| {
-            PAGES.alloc_pages(quiet, o, cpu).ok()
-        });
+    let r = mm::page_alloc::Migrator::new(&PAGES, mm::page_alloc::MigrateCtx::sync(cpu))
+        .migrate_page(pa.pfn(), &mut |o| PAGES.alloc_pages(quiet, o, cpu).ok());
     if r.is_ok() {
         HOT_MIGRATIONS.fetch_add(1, Relaxed);
     }
@@ -151,10 +149,8 @@ fn migrate_hot(cpu: mm::cpu::CpuId, va: mm::addr::VirtAddr) {
 fn compactor(va: usize) {
     let cpu = smp_processor_id();
     let va = mm::addr::VirtAddr::new(va as u64);
-    // (Ctrl-C also stops the workers, which end the loop; checked here too so that a
-    // pass already started is the last.)
     while !WORKERS_DONE.load(Relaxed) && !crate::tty::signal_pending() {
-        let r = PAGES.compact_memory(&crate::mm::migrate::OWNERS, mm::page_alloc::MigrateMode::Sync, cpu);
+        let r = mm::page_alloc::Compactor::new(&PAGES, mm::page_alloc::MigrateCtx::sync(cpu)).compact_memory();
         COMPACT_PASSES.fetch_add(1, Relaxed);
         COMPACT_MIGRATED.fetch_add(r.migrated, Relaxed);
         for _ in 0..HOT_MIGRATIONS_PER_PASS {
@@ -464,6 +460,18 @@ pub fn run(ops: usize, compact: bool) -> bool {
         ));
     } else if late_ms > 0 {
         cprintln!("stress: free pages came back late: {late_ms} ms of draining every CPU before the count was whole");
+    }
+    if problems == 0 && !crate::tty::signal_pending() {
+        crate::record::emit(records::Stress {
+            cpus: (1 + started) as u32,
+            ops: total_ops,
+            seed: FIXED_SEED.load(Relaxed),
+            compact: compact_cpu.is_some(),
+            ops_per_s: tn,
+            free_before: before,
+            free_after: after,
+            ok: true,
+        });
     }
     if problems == 0 {
         cprintln!("stress: OK");

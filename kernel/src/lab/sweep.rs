@@ -17,11 +17,13 @@
 use crate::mm::allocation::Allocation;
 use crate::mm::page_alloc::{self, PAGES};
 use crate::mm::vmalloc;
+use crate::record;
 use crate::{pr_info, pr_warn};
 use core::fmt;
 use mm::addr::PAGE_SIZE;
 use mm::gfp::{Gfp, GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
 use mm::page_alloc::MAX_PAGE_ORDER;
+use mm::pgtable::Prot;
 
 fn interrupted() -> bool {
     crate::tty::signal_pending()
@@ -167,7 +169,7 @@ fn buddyinfo_line() {
         return;
     }
     with_console(|w| {
-        let _ = PAGES.buddyinfo(&mut Prefixed { w, at_start: true });
+        let _ = mm::page_alloc::report::buddyinfo(&PAGES, &mut Prefixed { w, at_start: true });
     });
 }
 
@@ -218,6 +220,16 @@ pub fn run(phases: Phases) {
     let stopped = interrupted();
     if stopped {
         pr_info!("sweep: interrupted (^C); the rest is skipped");
+        let phase = if frag.is_some() {
+            "fragment"
+        } else if took[2].is_some() {
+            "vmalloc"
+        } else if took[1].is_some() {
+            "kmalloc"
+        } else {
+            "pages"
+        };
+        record::emit(records::SweepInterrupted { phase });
     }
     let after = crate::mm::settled_free_pages();
     // The summary lines are always printed for the phases that were asked for, also when
@@ -238,12 +250,24 @@ pub fn run(phases: Phases) {
             ),
             None => pr_info!("sweep: __get_free_pages max order=none, failed at order 0"),
         }
+        record::emit(records::SweepMax {
+            api: "gfp",
+            order: max_order,
+            bytes: max_order.map(|o| (PAGE_SIZE as u64) << o),
+            free_bytes: None,
+        });
     }
     if (all || phases == Phases::Kmalloc) && !summary(1, "kmalloc") {
         match kmalloc_max {
             Some(size) => pr_info!("sweep: kmalloc max size={} bytes", size),
             None => pr_info!("sweep: kmalloc max size=none, failed at order 0 ({} bytes)", PAGE_SIZE),
         }
+        record::emit(records::SweepMax {
+            api: "kmalloc",
+            order: kmalloc_max.map(|s| (s / PAGE_SIZE).trailing_zeros()),
+            bytes: kmalloc_max.map(|s| s as u64),
+            free_bytes: None,
+        });
     }
     let vmalloc_result = (all || phases == Phases::Vmalloc) && !summary(2, "vmalloc");
     if vmalloc_result {
@@ -261,6 +285,12 @@ pub fn run(phases: Phases) {
             }
             None => pr_info!("sweep: vmalloc max size=none, failed at 1 page ({} bytes)", PAGE_SIZE),
         }
+        record::emit(records::SweepMax {
+            api: "vmalloc",
+            order: None,
+            bytes: vmalloc_max.map(|v| v.0),
+            free_bytes: vmalloc_max.map(|v| v.1),
+        });
     }
     if took[2].is_some() && vmalloc_result {
         pr_info!(
@@ -270,6 +300,12 @@ pub fn run(phases: Phases) {
             huge.blocks,
             huge.pages
         );
+        record::emit(records::SweepHuge {
+            areas: huge.vmallocs,
+            huge_areas: huge.huge_vmallocs,
+            blocks: huge.blocks,
+            pages: huge.pages,
+        });
     }
     match &frag {
         Some(r) => crate::lab::frag_lab::report(r),
@@ -288,6 +324,7 @@ pub fn run(phases: Phases) {
         after,
         if before == after { "OK" } else { "LEAK" }
     );
+    record::emit(records::SweepLeak { before, after, ok: before == after });
     if all && !stopped && clean {
         compare_with_linux(max_order, kmalloc_max, vmalloc_max);
     }
@@ -303,6 +340,12 @@ fn phase_times(took: [Option<u64>; 3], frag_took: Option<u64>, total: u64) {
         us(frag_took),
         total / 1000
     );
+    for (phase, t) in [("pages", took[0]), ("kmalloc", took[1]), ("vmalloc", took[2]), ("fragment", frag_took)] {
+        if let Some(ns) = t {
+            record::emit(records::SweepPhase { phase, ns });
+        }
+    }
+    record::emit(records::SweepPhase { phase: "total", ns: total });
     for (name, t) in [("pages", took[0]), ("kmalloc", took[1]), ("vmalloc", took[2])] {
         if let Some(ns) = t {
             pr_info!(" {} phase took {}", name, Took(ns));
@@ -339,9 +382,27 @@ fn alloc_page_demo() {
         // below; no other reference to it exists.
         let bytes = unsafe { core::slice::from_raw_parts_mut(va.as_mut_ptr::<u8>(), PAGE_SIZE) };
         bytes.fill(0x55);
-        let good = bytes.iter().filter(|&&b| b == 0x55).count();
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        // Read back through a second mapping of the frame (a vmap alias), not the address
+        // just written: the check covers virt_to_page/page_to_phys and the page tables.
+        // Both mappings are Normal write-back, so the PIPT data cache keeps them coherent
+        // on real hardware too.
+        let good = match vmalloc::vmap(&[pa], Prot::KERNEL_RW, "sweep") {
+            Ok(alias) => {
+                let p = alias.as_mut_ptr::<u8>() as *const u8;
+                // SAFETY: `alias` maps the page `held` owns, for reads only, until the
+                // vunmap below.
+                let good = (0..PAGE_SIZE).filter(|&i| unsafe { p.add(i).read_volatile() } == 0x55).count();
+                let _ = vmalloc::vunmap(alias);
+                good
+            }
+            Err(e) => {
+                pr_warn!(" ... vmap of the page failed: {}", e);
+                0
+            }
+        };
         pr_info!(
-            " ... filled with 0x55, verified {} of {} bytes {}",
+            " ... filled with 0x55, verified {} of {} bytes through a vmap alias {}",
             good,
             PAGE_SIZE,
             if good == PAGE_SIZE { "OK" } else { "MISMATCH" }
@@ -359,6 +420,11 @@ fn alloc_page_demo() {
 }
 
 fn line(order: Option<u32>, pages: u64, bytes: u64, what: &str, ok: bool, took: &Took) {
+    let api = match what {
+        "__get_free_pages" => "gfp",
+        other => other,
+    };
+    record::emit(records::SweepStep { api, order, pages, bytes, ok, ns: took.0 });
     // An injected failure is marked on its own line (fail_dump printed its report).
     let ok = if ok {
         "OK"
@@ -511,6 +577,12 @@ fn vmalloc_sweep(huge: &mut HugeStats) -> Option<(u64, u64)> {
         return None;
     }
     pr_info!(" bisection: largest vmalloc is {} pages ({} bytes); {} pages fail ({})", lo, lo * PAGE_SIZE, hi, took);
+    record::emit(records::SweepBisect {
+        pages: lo as u64,
+        bytes: (lo * PAGE_SIZE) as u64,
+        fail_pages: hi as u64,
+        ns: took.0,
+    });
     (lo > 0).then_some(((lo * PAGE_SIZE) as u64, free))
 }
 

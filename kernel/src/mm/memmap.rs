@@ -62,6 +62,16 @@ pub const fn rgb(s: CellState) -> (u8, u8, u8) {
     }
 }
 
+/// The cells of `view` as their letters (`memmap --plain`'s, without addresses), for a
+/// record: a whole-memory map of 2 MiB cells is 480 letters; a longer view is cut.
+pub fn cell_letters(view: MapView) -> crate::printk::StackString<{ records::MAX_LEN / 2 }> {
+    let mut s = crate::printk::StackString::new();
+    memmap_walk(&PAGES, view.start, view.cell_pages, view.cells, |_, count| {
+        let _ = s.write_char(count.state().letter());
+    });
+    s
+}
+
 /// Writes a cell's character, on its colour if `color` (black text on light colours).
 fn write_cell(w: &mut impl Write, s: CellState, color: bool, last: &mut Option<(u8, u8, u8)>) {
     if color {
@@ -93,7 +103,7 @@ pub fn print_map(view: MapView, color: bool, mut line: impl FnMut(&str)) {
     let first = view.start.0 << PAGE_SHIFT;
     let last = ((view.start.0 + view.cell_pages * view.cells as u64) << PAGE_SHIFT) - 1;
     let _ = write!(l, "memmap: [mem {first:#010x}-{last:#010x}], {cs} {cu} per cell, {CELLS_PER_ROW} cells per row");
-    if let Some(c) = PAGES.cma_stats() {
+    if let Some(c) = mm::page_alloc::Cma::new(&PAGES).stats() {
         let b = c.base.0 << PAGE_SHIFT;
         let _ = write!(l, "; CMA area [mem {:#010x}-{:#010x}]", b, b + (c.pages << PAGE_SHIFT) - 1);
     }

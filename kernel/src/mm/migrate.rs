@@ -1,13 +1,14 @@
-//! The kernel's owners of movable pages ([`mm::page_alloc::MovableOwners`]), and the
-//! compaction entry points that drain every CPU's lists first.
+//! The kernel's kinds of movable pages ([`mm::page_alloc::MovableOps`], registered with the
+//! page allocator by kind), and the compaction entry points that drain every CPU's lists
+//! first.
 //!
-//! - [`MovableOwner::Vmalloc`]: a `__GFP_MOVABLE` vmalloc's page; moved under the
-//!   vmalloc areas lock and the page-table lock (in that order, [`VMALLOC`]), copied
-//!   while its entry is invalid; a batch of them ([`MovableOwners::move_blocks`]) under
-//!   one lock round and one TLB invalidation;
-//! - [`MovableOwner::Console`] and [`MovableOwner::Lab`]: tables above this layer (the
-//!   console's handles, the sweep's fragmentation lab), which register their mover here
-//!   at boot ([`register_table`]).
+//! - [`VMALLOC_MOVABLE`]: a `__GFP_MOVABLE` vmalloc's page; moved under the vmalloc areas
+//!   lock and the page-table lock (in that order, [`VMALLOC`]), copied while its entry is
+//!   invalid; a batch of them ([`MovableOps::migrate_pages`]) under one lock round and one
+//!   TLB invalidation;
+//! - [`CONSOLE_MOVABLE`] and [`LAB_MOVABLE`]: tables above this layer (the console's
+//!   handles, the sweep's fragmentation lab), which register their operations at boot
+//!   ([`register`]).
 //!
 //! Lock order: an owner's lock (handle table, lab table, or vmalloc areas then page
 //! table), then the page allocator's (the old block is freed after the owner let go).
@@ -19,40 +20,29 @@ use crate::percpu::smp_processor_id as this_cpu;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use mm::addr::{Pfn, PhysAddr, VirtAddr};
 use mm::page_alloc::{
-    BlockMove, CmaAllocStats, CmaError, CompactResult, MigrateError, MigrateMode, MovableOwner, MovableOwners,
+    BlockMove, CmaAllocStats, CmaError, CompactResult, MigrateCtx, MigrateError, MigrateMode, MovableKind, MovableOps,
     MAX_PAGE_ORDER, MIGRATE_BATCH,
 };
 use mm::pgtable::PageMove;
+use mm::vmalloc::{movable_va, VMALLOC_MOVABLE};
 
-/// Moves a block held in a table: `(index, old, new, order, mode)`.
-pub type TableMover = fn(u32, Pfn, Pfn, u32, MigrateMode) -> Result<(), MigrateError>;
+/// The movable kind of the console's `alloc pages N GFP_HIGHUSER_MOVABLE` handles (the
+/// owner's private part: the handle table's slot).
+pub const CONSOLE_MOVABLE: MovableKind = MovableKind(1);
+/// The movable kind of the fragmentation lab's pages (private part: the entry's index).
+pub const LAB_MOVABLE: MovableKind = MovableKind(3);
 
-/// Which table a [`TableMover`] serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TableKind {
-    /// The console's handle table.
-    Console,
-    /// The fragmentation lab's page array.
-    Lab,
+/// Registers `ops` as the operations of `kind`'s movable blocks (at boot; again with the
+/// same `ops` is no change); a refusal is a bug, reported.
+pub fn register(kind: MovableKind, ops: &'static dyn MovableOps) {
+    if let Err(e) = PAGES.register_movable_ops(kind, ops) {
+        crate::pr_warn!("WARNING: movable kind {}: {} (not registered)", kind.0, e);
+    }
 }
 
-/// The kernel's movable owners (registered with the page allocator at boot).
+/// vmalloc's movable pages (registered for [`VMALLOC_MOVABLE`] at boot).
 #[derive(Debug)]
-pub struct KernelOwners {
-    console: spin::Once<TableMover>,
-    lab: spin::Once<TableMover>,
-}
-
-/// The one instance.
-pub static OWNERS: KernelOwners = KernelOwners { console: spin::Once::new(), lab: spin::Once::new() };
-
-/// Registers the mover of a table's blocks (once per kind).
-pub fn register_table(kind: TableKind, f: TableMover) {
-    match kind {
-        TableKind::Console => OWNERS.console.call_once(|| f),
-        TableKind::Lab => OWNERS.lab.call_once(|| f),
-    };
-}
+struct VmallocPages;
 
 /// The vmalloc pages under migration: the page range `[first, end)` as page numbers from
 /// `VMALLOC_START`, packed `first << 32 | end` (0: none). Vmalloc migrations hold the
@@ -111,10 +101,11 @@ fn covers(m: u64, va: u64) -> bool {
 /// batch after batch by a compaction).
 const MIGRATION_WAIT_US: u64 = 1_000_000;
 
-/// Hands [`OWNERS`] to the page allocator (compaction and direct compaction may run) and
-/// lets the exception handler retry accesses that met a vmalloc page under migration.
+/// Registers vmalloc's movable pages with the page allocator (compaction and direct
+/// compaction may run) and lets the exception handler retry accesses that met a vmalloc
+/// page under migration.
 pub fn init() {
-    PAGES.set_movable_owners(&OWNERS);
+    register(VMALLOC_MOVABLE, &VmallocPages);
     crate::arch::aarch64::traps::set_fault_retry(retry_migration_fault);
 }
 
@@ -178,45 +169,37 @@ fn wait_for_migration(far: u64) -> bool {
     false
 }
 
-impl MovableOwners for KernelOwners {
-    fn move_block(
-        &self,
-        owner: MovableOwner,
-        old: Pfn,
-        new: Pfn,
-        order: u32,
-        mode: MigrateMode,
-    ) -> Result<(), MigrateError> {
-        match owner {
-            MovableOwner::Console(i) => self.console.get().ok_or(MigrateError::Gone)?(i, old, new, order, mode),
-            MovableOwner::Lab(i) => self.lab.get().ok_or(MigrateError::Gone)?(i, old, new, order, mode),
-            MovableOwner::Vmalloc(va) => {
-                if order != 0 {
-                    return Err(MigrateError::NotMovable);
-                }
-                let mut r = [Ok(())];
-                move_vmalloc(&[PageMove { va: VirtAddr::new(va), old: old.phys(), new: new.phys() }], mode, &mut r);
-                r[0]
-            }
-        }
+impl VmallocPages {
+    /// The page move of `m`, a block of [`VMALLOC_MOVABLE`]; `None` if it is not one page.
+    fn page_move(m: &BlockMove) -> Option<PageMove> {
+        let va = movable_va(m.owner).filter(|_| m.order == 0)?;
+        Some(PageMove { va, old: m.old.phys(), new: m.new.phys() })
+    }
+}
+
+impl MovableOps for VmallocPages {
+    fn migrate_page(&self, m: &BlockMove, mode: MigrateMode) -> Result<(), MigrateError> {
+        let pm = Self::page_move(m).ok_or(MigrateError::NotMovable)?;
+        let mut r = [Ok(())];
+        move_vmalloc(&[pm], mode, &mut r);
+        r[0]
     }
 
-    fn move_blocks(&self, moves: &[BlockMove], mode: MigrateMode, result: &mut [Result<(), MigrateError>]) {
-        // The vmalloc pages go together (one lock round, one TLB invalidation); the
-        // tables' blocks one by one.
+    fn migrate_pages(&self, moves: &[BlockMove], mode: MigrateMode, result: &mut [Result<(), MigrateError>]) {
+        // The pages go together (one lock round, one TLB invalidation).
         let none = PageMove { va: VirtAddr::new(0), old: PhysAddr::new(0), new: PhysAddr::new(0) };
         let mut vm = [none; MIGRATE_BATCH];
         let mut from = [0usize; MIGRATE_BATCH];
-        let mut n = 0;
         for (chunk, res) in moves.chunks(MIGRATE_BATCH).zip(result.chunks_mut(MIGRATE_BATCH)) {
+            let mut n = 0;
             for (k, m) in chunk.iter().enumerate() {
-                match m.owner {
-                    MovableOwner::Vmalloc(va) if m.order == 0 => {
-                        vm[n] = PageMove { va: VirtAddr::new(va), old: m.old.phys(), new: m.new.phys() };
+                match Self::page_move(m) {
+                    Some(pm) => {
+                        vm[n] = pm;
                         from[n] = k;
                         n += 1;
                     }
-                    o => res[k] = self.move_block(o, m.old, m.new, m.order, mode),
+                    None => res[k] = Err(MigrateError::NotMovable),
                 }
             }
             let mut done = [Ok(()); MIGRATE_BATCH];
@@ -226,7 +209,6 @@ impl MovableOwners for KernelOwners {
             for j in 0..n {
                 res[from[j]] = done[j];
             }
-            n = 0;
         }
     }
 }
@@ -285,25 +267,26 @@ pub fn copy_block(old: Pfn, new: Pfn, order: u32) {
 /// drained, then both scanners over every zone until they meet.
 pub fn compact_memory() -> CompactResult {
     super::drain_all_cpu_caches();
-    let r = PAGES.compact_memory(&OWNERS, MigrateMode::Sync, this_cpu());
+    let r = mm::page_alloc::Compactor::new(&PAGES, MigrateCtx::sync(this_cpu())).compact_memory();
     super::drain_all_cpu_caches();
     r
 }
 
 /// Linux's `cma_alloc`: every CPU's lists drained (CMA pages on them are free but not on
 /// the buddy lists), then `count` pages of the CMA area, aligned to `2^align_order`, with
-/// the borrowers migrated out through [`OWNERS`]. Never call it holding an owner's lock.
+/// the borrowers migrated out by their kinds' operations. Never call it holding an owner's
+/// lock.
 pub fn cma_alloc(count: u64, align_order: u32) -> Result<(Pfn, CmaAllocStats), CmaError> {
     super::drain_all_cpu_caches();
     let mut st = CmaAllocStats::default();
-    let r = PAGES.cma_alloc(count, align_order, &OWNERS, this_cpu(), &mut st);
+    let r = mm::page_alloc::Cma::new(&PAGES).alloc(count, align_order, this_cpu(), &mut st);
     r.map(|pfn| (pfn, st))
 }
 
 /// Linux's `cma_release` for a range [`cma_alloc`] returned; a refusal is reported.
 pub fn cma_release(addr: VirtAddr, pages: usize) {
     let pfn = super::virt_to_phys(addr).pfn();
-    if let Err(e) = PAGES.cma_release(pfn, pages as u64) {
+    if let Err(e) = mm::page_alloc::Cma::new(&PAGES).release(pfn, pages as u64) {
         crate::pr_warn!("WARNING: cma_release of {} pages at {:#x}: {} (refused)", pages, pfn.0 << 12, e);
     }
 }

@@ -24,7 +24,8 @@ impl TlbMaint for KernelTlb {
         boot::tlb::flush_all();
     }
     fn flush_vas(&self, vas: &[VirtAddr]) {
-        if FLUSH_ALL_FROM <= vas.len() {
+        // One policy for every invalidation (`mm::pgtable::TLB_FLUSH_ALL_PAGES`).
+        if mm::pgtable::TLB_FLUSH_ALL_PAGES <= vas.len() as u64 {
             boot::tlb::flush_all();
         } else {
             let mut buf = [0usize; mm::pgtable::MIGRATE_BATCH];
@@ -41,18 +42,6 @@ impl TlbMaint for KernelTlb {
         boot::tlb::sync();
     }
 }
-
-/// Batches of at least this many pages ([`TlbMaint::flush_vas`], page migration) are
-/// invalidated with one `tlbi vmalle1is` rather than a `tlbi vaae1is` per page. Measured
-/// in QEMU raspi3b (sweep=fragment, batches of 32): a `tlbi vaae1is` costs 12-20 us there
-/// (QEMU stops every vCPU for each broadcast invalidation), a `tlbi vmalle1is` 120-170 us,
-/// so from about 8 pages one full invalidation is cheaper. Real hardware: both are
-/// correct, the per-page ones issued back to back and completed by one `dsb ish`. On a
-/// Cortex-A53 a `tlbi vaae1is` is cheap and a full invalidation costs the refills of
-/// every other entry afterwards, so Linux flushes page by page up to `MAX_TLBI_OPS`
-/// (512 pages): the threshold here is tuned for QEMU, and on the Pi per-page
-/// invalidation (a threshold above `MIGRATE_BATCH`) may well be the cheaper one.
-const FLUSH_ALL_FROM: usize = 8;
 
 /// The kernel's page tables (TTBR1).
 pub type KernelPageTable = PageTable<LinearPhysMemory, KernelTlb>;

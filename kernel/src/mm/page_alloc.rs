@@ -98,7 +98,7 @@ fn declare_cma() {
     match crate::cmdline::cma(crate::platform::cmdline()) {
         Ok(None) => {}
         Ok(Some(0)) => pr_info!("cma: size 0, no CMA area"),
-        Ok(Some(bytes)) => match PAGES.cma_declare(bytes) {
+        Ok(Some(bytes)) => match mm::page_alloc::Cma::new(&PAGES).declare(bytes) {
             Some(c) => {
                 pr_info!("cma: Reserved {} MiB at {:#018x}", (c.pages << PAGE_SHIFT) >> 20, c.base.0 << PAGE_SHIFT)
             }
@@ -147,7 +147,7 @@ pub fn report_failure(f: &AllocFailure) {
         if too_large {
             let _ = writeln!(w, "---[ end trace 0000000000000000 ]---");
         } else {
-            let _ = PAGES.show_free_areas(w);
+            let _ = mm::page_alloc::report::show_free_areas(&PAGES, w);
         }
     });
 }

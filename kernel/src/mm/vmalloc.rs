@@ -86,7 +86,7 @@ pub fn __vmalloc(size: usize, gfp: Gfp, caller: &'static str) -> Result<VirtAddr
             printk::with_console(|w| {
                 use core::fmt::Write;
                 let _ = writeln!(w, "{e}");
-                let _ = PAGES.show_free_areas(w);
+                let _ = mm::page_alloc::report::show_free_areas(&PAGES, w);
             });
         }
         e

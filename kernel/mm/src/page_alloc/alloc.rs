@@ -34,8 +34,8 @@ impl PageAllocator {
 
     /// The fast path, Linux's `rmqueue_pcplist` hit: a plain request (no `__GFP_DMA`, no
     /// `__GFP_COMP`, no fault injection armed) of a per-CPU order, whose zone passes the
-    /// low watermark (the lockless check written out for these flags, as Linux's
-    /// `zone_watermark_fast`), and a block on this CPU's list. Interrupts masked around
+    /// low watermark (the same [`watermark::watermark_ok`] as the slow path, lockless, as
+    /// Linux's `zone_watermark_fast`), and a block on this CPU's list. Interrupts masked around
     /// the pop; no lock, no atomic read-modify-write. Anything else (an empty list
     /// included) returns `None` and the caller takes the whole path, which checks again
     /// and refills.
@@ -47,12 +47,21 @@ impl PageAllocator {
         let mm = self.mem_map.get()?;
         let zi = ZoneType::Normal.index();
         let meta = &self.meta[zi];
-        // watermark_ok(free, order, low, AllocFlags::low(gfp), reserved_highatomic,
-        // free_cma, 0): no lowmem_reserve in the request's own highest zone; free CMA
-        // pages count only for a movable request.
-        let cma = if gfp.contains(Gfp::GFP_MOVABLE) { 0 } else { meta.free_cma.load(Relaxed) };
-        let need = meta.low.load(Relaxed) + meta.reserved_highatomic.load(Relaxed) + cma + (1u64 << order) - 1;
-        if meta.free.load(Relaxed) <= need {
+        // The zone's low watermark, checked by the one rule every path uses (lockless,
+        // as Linux's zone_watermark_fast): no lowmem_reserve in the request's own highest
+        // zone, free CMA pages count only for a movable request, and the block itself is
+        // on the list or the pop fails.
+        let ok = watermark::watermark_ok(
+            meta.free.load(Relaxed),
+            order,
+            meta.low.load(Relaxed),
+            AllocFlags::low(gfp),
+            meta.reserved_highatomic.load(Relaxed),
+            meta.free_cma.load(Relaxed),
+            0,
+            || true,
+        );
+        if !ok {
             return None;
         }
         let pcp = self.try_local_pcp(cpu, zi)?;
@@ -84,7 +93,7 @@ impl PageAllocator {
         if found.is_none() && slow != low {
             found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
         }
-        if found.is_none() && self.try_direct_compact(gfp, order, high_zone, cpu) {
+        if found.is_none() && super::Compactor::try_direct_compact(self, gfp, order, high_zone, cpu) {
             found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
         }
         if found.is_none() && self.drain_cpu(cpu) {

@@ -7,12 +7,12 @@
 
 use super::contig::RangeMigration;
 use super::page::{MemMap, PageState};
-use super::{MigrateMode, MovableOwners, PageAllocator, ZoneType, MAX_PAGE_ORDER, PAGEBLOCK_NR_PAGES};
+use super::{MigrateCtx, PageAllocator, ZoneType, MAX_PAGE_ORDER, PAGEBLOCK_NR_PAGES};
 use crate::addr::Pfn;
 use crate::cpu::CpuId;
 use crate::gfp::{Gfp, GFP_HIGHUSER_MOVABLE};
 
-/// Tag in the owner word of every page a [`PageAllocator::cma_alloc`] range holds (so
+/// Tag in the owner word of every page a [`Cma::alloc`](super::Cma::alloc) range holds (so
 /// that `cma_release` refuses pages that are not such a range's).
 const CMA_OWNER: u64 = 0xc3a0_0000_0000_0000;
 
@@ -66,43 +66,48 @@ pub struct CmaStats {
     pub free: u64,
 }
 
-impl PageAllocator {
+/// The CMA area (Linux's `mm/cma.c`): borrows the page allocator, whose Normal zone
+/// holds the area's range and lends its free pages to movable requests.
+#[derive(Debug)]
+pub struct Cma<'a>(&'a PageAllocator);
+
+impl<'a> Cma<'a> {
+    /// The CMA area of `pages`.
+    pub const fn new(pages: &'a PageAllocator) -> Self {
+        Self(pages)
+    }
+}
+
+impl Cma<'_> {
     /// Declares the CMA area: `bytes` rounded up to whole pageblocks, placed as high as a
     /// free, aligned run allows (Linux's `cma_declare_contiguous`). Call once, early, when
     /// most memory is still free. `None` if there is no such run or an area exists.
-    pub fn cma_declare(&self, bytes: u64) -> Option<CmaStats> {
+    pub fn declare(&self, bytes: u64) -> Option<CmaStats> {
         let pages = bytes.div_ceil(4096).div_ceil(PAGEBLOCK_NR_PAGES) * PAGEBLOCK_NR_PAGES;
-        let mut z = self.lock_zone(ZoneType::Normal.index());
+        let mut z = self.0.lock_zone(ZoneType::Normal.index());
         let base = z.declare_cma(pages)?;
         Some(CmaStats { base: Pfn(base), pages, free: z.free_cma_pages })
     }
 
     /// The CMA area, if one was declared.
-    pub fn cma_stats(&self) -> Option<CmaStats> {
-        let z = self.lock_zone(ZoneType::Normal.index());
+    pub fn stats(&self) -> Option<CmaStats> {
+        let z = self.0.lock_zone(ZoneType::Normal.index());
         (z.cma.1 != 0).then(|| CmaStats { base: Pfn(z.cma.0), pages: z.cma.1, free: z.free_cma_pages })
     }
 
     /// Linux's `cma_alloc`: `count` contiguous pages of the area, the first aligned to
     /// `2^align_order` pages. For each aligned range from the area's start: every
-    /// borrowed block in it is migrated out (`owners` repoint their references; targets
+    /// borrowed block in it is migrated out (the owners repoint their references; targets
     /// come from outside the area, which lends nothing meanwhile), then the range's free
     /// pages are taken off the Cma lists. A range with a block that does not move is given
     /// up (its moved blocks stay moved) for the next one. Call with every other CPU's
     /// per-CPU lists drained (CMA pages on them are free but not on the buddy lists); this
     /// CPU's are drained here. The pages come back as order-0 allocated pages.
-    pub fn cma_alloc(
-        &self,
-        count: u64,
-        align_order: u32,
-        owners: &dyn MovableOwners,
-        cpu: CpuId,
-        stats: &mut CmaAllocStats,
-    ) -> Result<Pfn, CmaError> {
-        let mm = self.mem_map.get().ok_or(CmaError::NoArea)?;
+    pub fn alloc(&self, count: u64, align_order: u32, cpu: CpuId, stats: &mut CmaAllocStats) -> Result<Pfn, CmaError> {
+        let mm = self.0.mem_map.get().ok_or(CmaError::NoArea)?;
         let zi = ZoneType::Normal.index();
         let (base, pages) = {
-            let mut z = self.lock_zone(zi);
+            let mut z = self.0.lock_zone(zi);
             let (base, pages) = z.cma;
             if pages == 0 {
                 return Err(CmaError::NoArea);
@@ -116,19 +121,17 @@ impl PageAllocator {
             z.cma_isolated = true;
             (base, pages)
         };
-        let r = self.cma_alloc_isolated(mm, (base, base + pages), count, align_order, owners, cpu, stats);
-        self.lock_zone(zi).cma_isolated = false;
+        let r = self.alloc_isolated(mm, (base, base + pages), (count, align_order), cpu, stats);
+        self.0.lock_zone(zi).cma_isolated = false;
         r
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn cma_alloc_isolated(
+    /// [`Self::cma_alloc`] of `count` pages aligned to `2^align_order` in `area`, isolated.
+    fn alloc_isolated(
         &self,
         mm: &MemMap,
         area: (u64, u64),
-        count: u64,
-        align_order: u32,
-        owners: &dyn MovableOwners,
+        (count, align_order): (u64, u32),
         cpu: CpuId,
         stats: &mut CmaAllocStats,
     ) -> Result<Pfn, CmaError> {
@@ -138,11 +141,11 @@ impl PageAllocator {
         // area pages (a migrated block's old pages among them); the refill that follows
         // takes none, the area being isolated.
         let mut target = |order: u32| {
-            self.drain_cpu(cpu);
+            self.0.drain_cpu(cpu);
             let gfp = GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY;
-            let pfn = self.alloc_pages(gfp, order, cpu).ok()?;
+            let pfn = self.0.alloc_pages(gfp, order, cpu).ok()?;
             if in_area(pfn.0) {
-                let _ = self.free_pages(pfn, order, cpu);
+                let _ = self.0.free_pages(pfn, order, cpu);
                 return None;
             }
             Some(pfn)
@@ -151,13 +154,17 @@ impl PageAllocator {
         while start + count <= area.1 {
             stats.ranges_tried += 1;
             let mut st = RangeMigration::default();
-            let emptied =
-                self.migrate_range_out(mm, start, start + count, owners, MigrateMode::Sync, cpu, &mut target, &mut st);
+            let emptied = super::Migrator::new(self.0, MigrateCtx::sync(cpu)).migrate_range_out(
+                mm,
+                (start, start + count),
+                &mut target,
+                &mut st,
+            );
             stats.migrated += st.migrated;
             stats.failed += st.failed;
             if emptied {
-                self.drain_cpu(cpu);
-                let mut z = self.lock_zone(ZoneType::Normal.index());
+                self.0.drain_cpu(cpu);
+                let mut z = self.0.lock_zone(ZoneType::Normal.index());
                 if z.take_free_range(start, start + count, None) {
                     for p in start..start + count {
                         let page = mm.at(mm.idx(p));
@@ -175,9 +182,9 @@ impl PageAllocator {
     /// Linux's `cma_release`: gives back `count` pages at `pfn` that a `cma_alloc`
     /// returned (a part of such a range too) to the Cma lists. Refused, with nothing
     /// changed, if any of them is not a `cma_alloc` page.
-    pub fn cma_release(&self, pfn: Pfn, count: u64) -> Result<(), CmaError> {
-        let mm = self.mem_map.get().ok_or(CmaError::NoArea)?;
-        let mut z = self.lock_zone(ZoneType::Normal.index());
+    pub fn release(&self, pfn: Pfn, count: u64) -> Result<(), CmaError> {
+        let mm = self.0.mem_map.get().ok_or(CmaError::NoArea)?;
+        let mut z = self.0.lock_zone(ZoneType::Normal.index());
         let (base, pages) = z.cma;
         let (start, end) = (pfn.0, pfn.0.checked_add(count).ok_or(CmaError::NotAllocated)?);
         if pages == 0 {
@@ -242,23 +249,23 @@ mod tests {
     #[test]
     fn declare_places_an_aligned_area_at_the_top() {
         let a = make(4096);
-        assert_eq!(a.cma_stats(), None);
-        assert_eq!(a.cma_declare(0), None);
-        assert_eq!(a.cma_declare(8192 << PAGE_SHIFT), None, "larger than the zone");
+        assert_eq!(Cma::new(a).stats(), None);
+        assert_eq!(Cma::new(a).declare(0), None);
+        assert_eq!(Cma::new(a).declare(8192 << PAGE_SHIFT), None, "larger than the zone");
         // 4 MiB: 1024 pages, aligned to 1024, as high as possible.
-        let c = a.cma_declare(4 << 20).unwrap();
+        let c = Cma::new(a).declare(4 << 20).unwrap();
         assert_eq!(c, CmaStats { base: Pfn(3072), pages: 1024, free: 1024 });
-        assert_eq!(a.cma_stats(), Some(c));
-        assert_eq!(a.cma_declare(4 << 20), None, "one area only");
+        assert_eq!(Cma::new(a).stats(), Some(c));
+        assert_eq!(Cma::new(a).declare(4 << 20), None, "one area only");
         a.check_invariants().unwrap();
         // A size is rounded up to whole pageblocks.
         let b = make(4096);
-        assert_eq!(b.cma_declare(5000).unwrap().pages, 512);
-        assert_eq!(b.cma_stats().unwrap().base, Pfn(3584));
+        assert_eq!(Cma::new(b).declare(5000).unwrap().pages, 512);
+        assert_eq!(Cma::new(b).stats().unwrap().base, Pfn(3584));
         b.check_invariants().unwrap();
         // pagetypeinfo grows a CMA column only with an area.
         let mut pt = String::new();
-        a.pagetypeinfo(&mut pt).unwrap();
+        super::super::report::pagetypeinfo(a, &mut pt).unwrap();
         assert!(
             pt.contains(
                 "type          CMA      0      0      0      0      0      0      0      0      0      0      1 "
@@ -281,18 +288,18 @@ mod tests {
             a.free_pages(Pfn(p), 0, CpuId::of(0)).unwrap();
         }
         a.drain_all();
-        assert_eq!(a.cma_declare(4 << 20).unwrap().base, Pfn(2048));
+        assert_eq!(Cma::new(a).declare(4 << 20).unwrap().base, Pfn(2048));
         a.check_invariants().unwrap();
         let full = make(1024);
         // (The low watermark keeps a few pages back.)
         assert!(take_all(full, GFP_KERNEL).len() > 1000);
-        assert_eq!(full.cma_declare(2 << 20), None);
+        assert_eq!(Cma::new(full).declare(2 << 20), None);
     }
 
     #[test]
     fn only_movable_requests_borrow_and_the_blocks_come_back() {
         let a = make(4096);
-        a.cma_declare(4 << 20).unwrap();
+        Cma::new(a).declare(4 << 20).unwrap();
         let cma = 3072..4096;
         // Free CMA (1024) is not more than half of free memory (4096): a movable request
         // takes the ordinary lists first, then borrows the area to the last page.
@@ -303,7 +310,7 @@ mod tests {
         // The low watermark keeps a few pages back.
         assert!(got.len() > 4096 - 16, "{}", got.len());
         let borrowed = got.iter().filter(|p| cma.contains(p)).count() as u64;
-        assert_eq!(borrowed + a.cma_stats().unwrap().free, 1024);
+        assert_eq!(borrowed + Cma::new(a).stats().unwrap().free, 1024);
         assert!(borrowed > 1024 - 16, "{borrowed}");
         a.check_invariants().unwrap();
         for p in got {
@@ -319,7 +326,7 @@ mod tests {
             blocks,
             [(0, 11, MigrateType::Movable), (2048, 10, MigrateType::Movable), (3072, 10, MigrateType::Cma)]
         );
-        assert_eq!(a.cma_stats().unwrap().free, 1024);
+        assert_eq!(Cma::new(a).stats().unwrap().free, 1024);
         // Unmovable and reclaimable requests never get an area page.
         for gfp in [GFP_KERNEL, GFP_KERNEL | Gfp::GFP_RECLAIMABLE] {
             let got = take_all(a, gfp);
@@ -329,7 +336,7 @@ mod tests {
                 a.free_pages(Pfn(p), 0, CpuId::of(0)).unwrap();
             }
             a.drain_all();
-            assert_eq!(a.cma_stats().unwrap().free, 1024);
+            assert_eq!(Cma::new(a).stats().unwrap().free, 1024);
             a.check_invariants().unwrap();
         }
     }
@@ -341,13 +348,13 @@ mod tests {
         a.set_min_free_kbytes(512);
         let low = a.zone_stats(ZoneType::Normal).wmarks.low;
         assert_eq!(low, 160);
-        let cma = a.cma_declare(4 << 20).unwrap();
+        let cma = Cma::new(a).declare(4 << 20).unwrap();
         assert_eq!((cma.base, cma.pages), (Pfn(1024), 1024));
         // Unmovable requests stop at the low watermark of the pages they may use (the
         // 1024 outside the area), not of all free pages: the area does not hide that
         // their own pages are at the watermark.
         let kernel = take_all(a, GFP_KERNEL);
-        let outside = a.nr_free_pages() - a.cma_stats().unwrap().free;
+        let outside = a.nr_free_pages() - Cma::new(a).stats().unwrap().free;
         assert!(outside >= low - 8 && outside <= low + 64, "{outside} pages outside the area left");
         assert!(kernel.iter().all(|&p| p < 1024));
         // Order 0 (the per-CPU path) and order 4 (the zone path) alike: an unmovable
@@ -373,7 +380,7 @@ mod tests {
     #[test]
     fn movable_requests_prefer_the_area_when_it_holds_most_free_memory() {
         let a = make(2048);
-        let c = a.cma_declare(6 << 20).unwrap();
+        let c = Cma::new(a).declare(6 << 20).unwrap();
         assert_eq!((c.base, c.pages), (Pfn(0), 1536));
         let p = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, CpuId::of(0)).unwrap();
         assert!(p.0 < 1536, "{p:?}");

@@ -9,7 +9,7 @@ use crate::gfp::{GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
 
 /// The area's pageblocks that are not Cma any more (by pageblock head pfn).
 fn lost_cma_pageblocks(a: &PageAllocator) -> Vec<(u64, MigrateType)> {
-    let c = a.cma_stats().unwrap();
+    let c = super::Cma::new(a).stats().unwrap();
     (c.base.0..c.base.0 + c.pages)
         .step_by(PAGEBLOCK_NR_PAGES as usize)
         .map(|p| (p, a.pfn_to_page(Pfn(p)).unwrap().pageblock_migratetype()))
@@ -34,7 +34,7 @@ fn take_all(a: &PageAllocator, gfp: Gfp, cpu: CpuId) -> Vec<u64> {
 fn area_pages_drained_from_a_per_cpu_list_go_back_to_the_area() {
     let a = make(2048);
     // 6 MiB of 8: the area holds most free memory, so movable requests borrow it first.
-    let c = a.cma_declare(6 << 20).unwrap();
+    let c = super::Cma::new(a).declare(6 << 20).unwrap();
     assert_eq!((c.base, c.pages), (Pfn(0), 1536));
     a.set_pcp_high_batch(64, 16);
     let p = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, CpuId::of(1)).unwrap();
@@ -50,7 +50,7 @@ fn area_pages_drained_from_a_per_cpu_list_go_back_to_the_area() {
     }
     assert_eq!(lost_cma_pageblocks(a), [], "an unmovable steal claimed an area pageblock");
     assert!(held.iter().all(|&(q, _)| q.0 >= 1536), "an unmovable request got an area page");
-    assert_eq!(a.cma_stats().unwrap().free, 1535, "the borrowed batch is back on the Cma lists");
+    assert_eq!(super::Cma::new(a).stats().unwrap().free, 1535, "the borrowed batch is back on the Cma lists");
     a.check_invariants().unwrap();
     a.free_pages(p, 0, CpuId::of(1)).unwrap();
     for (q, order) in held {
@@ -58,7 +58,7 @@ fn area_pages_drained_from_a_per_cpu_list_go_back_to_the_area() {
     }
     a.drain_all();
     a.check_invariants().unwrap();
-    assert_eq!(a.cma_stats().unwrap().free, 1536);
+    assert_eq!(super::Cma::new(a).stats().unwrap().free, 1536);
 }
 
 /// A high-order atomic request that can only be served from the area (everything
@@ -69,7 +69,7 @@ fn area_pages_drained_from_a_per_cpu_list_go_back_to_the_area() {
 #[test]
 fn high_order_atomic_requests_inside_the_area_reserve_no_cma_pageblock() {
     let a = make(2048);
-    let c = a.cma_declare(4 << 20).unwrap();
+    let c = super::Cma::new(a).declare(4 << 20).unwrap();
     assert_eq!((c.base, c.pages), (Pfn(1024), 1024));
     let held = take_all(a, GFP_ATOMIC, CpuId::of(0));
     assert!(held.iter().all(|&p| p < 1024));
@@ -92,7 +92,7 @@ fn high_order_atomic_requests_inside_the_area_reserve_no_cma_pageblock() {
     }
     a.drain_all();
     a.check_invariants().unwrap();
-    assert_eq!(a.cma_stats().unwrap().free, 1024);
+    assert_eq!(super::Cma::new(a).stats().unwrap().free, 1024);
     // The control: the same request without an area, same free memory and marks, does
     // reserve its pageblock (the path above ran and only the area kept it out).
     let b = make(2048);
@@ -168,9 +168,9 @@ proptest! {
     fn random_load_keeps_every_area_pageblock_cma(steps in prop::collection::vec(step(), 1..300)) {
         let a = make(4096);
         a.set_pcp_high_batch(64, 16);
-        let m: &'static Model = Box::leak(Box::default());
-        a.set_movable_owners(m);
-        let c = a.cma_declare(4 << 20).unwrap();
+        let m = Model::new();
+        m.register(a);
+        let c = super::Cma::new(a).declare(4 << 20).unwrap();
         let mut live: Vec<Result<MovableOwner, (Pfn, u32)>> = Vec::new();
         let mut ranges: Vec<(Pfn, u64)> = Vec::new();
         for (i, s) in steps.iter().enumerate() {
@@ -197,18 +197,18 @@ proptest! {
                 Step::Compact { sync } => {
                     a.drain_all();
                     let mode = if sync { MigrateMode::Sync } else { MigrateMode::Async };
-                    a.compact_memory(m, mode, CpuId::of(0));
+                    super::Compactor::new(a, super::MigrateCtx { mode, cpu: CpuId::of(0) }).compact_memory();
                 }
                 Step::CmaAlloc { pages, align } => {
                     a.drain_all();
                     let mut st = CmaAllocStats::default();
-                    if let Ok(p) = a.cma_alloc(pages, align, m, CpuId::of(0), &mut st) {
+                    if let Ok(p) = super::Cma::new(a).alloc(pages, align, CpuId::of(0), &mut st) {
                         ranges.push((p, pages));
                     }
                 }
                 Step::CmaRelease if !ranges.is_empty() => {
                     let (p, n) = ranges.remove(0);
-                    a.cma_release(p, n).unwrap();
+                    super::Cma::new(a).release(p, n).unwrap();
                 }
                 Step::CmaRelease => {}
                 Step::Watermark { kbytes } => a.set_min_free_kbytes(kbytes),
@@ -220,7 +220,7 @@ proptest! {
             m.check(a);
         }
         for (p, n) in ranges {
-            a.cma_release(p, n).unwrap();
+            super::Cma::new(a).release(p, n).unwrap();
         }
         for l in live {
             match l {
@@ -230,7 +230,7 @@ proptest! {
         }
         a.drain_all();
         prop_assert_eq!(a.nr_free_pages(), 4096);
-        prop_assert_eq!(a.cma_stats().unwrap().free, c.pages);
+        prop_assert_eq!(super::Cma::new(a).stats().unwrap().free, c.pages);
         prop_assert_eq!(lost_cma_pageblocks(a), vec![]);
         a.check_invariants().unwrap();
     }

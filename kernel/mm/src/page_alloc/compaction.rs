@@ -26,7 +26,7 @@
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use super::contig::{self, Evacuation};
-use super::migrate::{MigrateError, MigrateMode, MovableOwners};
+use super::migrate::{MigrateCtx, MigrateError, Migrator};
 use super::migratetype::MigrateType;
 use super::page::PageState;
 use super::zone_meta::ZoneGuard;
@@ -111,14 +111,34 @@ fn scannable(mt: MigrateType) -> bool {
     matches!(mt, MigrateType::Movable | MigrateType::Cma)
 }
 
-impl PageAllocator {
+/// Compaction (Linux's `compact_zone` and its scanners): borrows the page allocator and
+/// runs its migrations with one [`MigrateCtx`].
+#[derive(Debug)]
+pub struct Compactor<'a> {
+    pub(super) pages: &'a PageAllocator,
+    pub(super) ctx: MigrateCtx,
+}
+
+impl<'a> Compactor<'a> {
+    /// Compaction of `pages` running as `ctx` says.
+    pub const fn new(pages: &'a PageAllocator, ctx: MigrateCtx) -> Self {
+        Self { pages, ctx }
+    }
+
+    /// The migration driver for this compaction.
+    pub(super) fn migrator(&self) -> Migrator<'a> {
+        Migrator::new(self.pages, self.ctx)
+    }
+}
+
+impl Compactor<'_> {
     /// Compacts every zone (Linux's `compact_memory`, the `/proc/sys/vm/compact_memory`
     /// write): both scanners run until they meet. This CPU's lists are drained first and
     /// at the end; the kernel drains the other CPUs' lists before calling.
-    pub fn compact_memory(&self, owners: &dyn MovableOwners, mode: MigrateMode, cpu: CpuId) -> CompactResult {
+    pub fn compact_memory(&self) -> CompactResult {
         let mut total = CompactResult::default();
-        for zi in 0..self.meta.len() {
-            let r = self.compact_zone(zi, owners, mode, cpu, None);
+        for zi in 0..self.pages.meta.len() {
+            let r = self.compact_zone(zi, None);
             total.migrated += r.migrated;
             total.failed += r.failed;
             total.migrate_scanned += r.migrate_scanned;
@@ -133,23 +153,17 @@ impl PageAllocator {
     /// `goal` order, until a free block of that order exists. Then, if the scanners met
     /// without one, the evacuation step ([`Self::evacuate_block`]): for the highest order
     /// the zone can have, or for a `goal` of pageblock order or more.
-    pub fn compact_zone(
-        &self,
-        zi: usize,
-        owners: &dyn MovableOwners,
-        mode: MigrateMode,
-        cpu: CpuId,
-        goal: Option<u32>,
-    ) -> CompactResult {
+    pub fn compact_zone(&self, zi: usize, goal: Option<u32>) -> CompactResult {
+        let cpu = self.ctx.cpu;
         let mut res = CompactResult::default();
-        let meta = &self.meta[zi];
+        let meta = &self.pages.meta[zi];
         let (start, end) = (meta.start_pfn.load(Relaxed), meta.end_pfn.load(Relaxed));
         if meta.managed.load(Relaxed) == 0 || start >= end {
             return res;
         }
-        self.drain_cpu(cpu);
+        self.pages.drain_cpu(cpu);
         let keep_order = {
-            let z = self.lock_zone(zi);
+            let z = self.pages.lock_zone(zi);
             let largest = (0..NR_ORDERS).rev().find(|&o| z.free_area[o].nr_free != 0);
             largest.map_or(PAGEBLOCK_ORDER, |o| (o as u32).max(PAGEBLOCK_ORDER))
         };
@@ -171,16 +185,14 @@ impl PageAllocator {
             if self.block_scannable(lo) {
                 let mut pfn = lo;
                 while pfn < hi {
-                    let Some(page) = self.pfn_to_page(Pfn(pfn)) else { break };
+                    let Some(page) = self.pages.pfn_to_page(Pfn(pfn)) else { break };
                     res.migrate_scanned += 1;
                     match page.state() {
                         PageState::Buddy { order, .. } | PageState::Pcp { order, .. } => pfn += 1 << order,
                         PageState::Head { order, compound: false, .. } if order < PAGEBLOCK_ORDER => {
-                            if self.movable_owner(Pfn(pfn)).is_some() {
+                            if self.pages.movable_owner(Pfn(pfn)).is_some() {
                                 batch.push(Pfn(pfn));
-                                if batch.is_full()
-                                    && self.migrate_batch(&mut batch, &mut sc, owners, mode, cpu, &mut res)
-                                {
+                                if batch.is_full() && self.migrate_batch(&mut batch, &mut sc, &mut res) {
                                     break 'blocks;
                                 }
                             }
@@ -190,7 +202,7 @@ impl PageAllocator {
                         _ => pfn += 1,
                     }
                 }
-                if self.migrate_batch(&mut batch, &mut sc, owners, mode, cpu, &mut res) {
+                if self.migrate_batch(&mut batch, &mut sc, &mut res) {
                     break 'blocks;
                 }
             } else {
@@ -198,16 +210,16 @@ impl PageAllocator {
             }
             sc.migrate_block += PAGEBLOCK_NR_PAGES;
             if let Some(order) = goal {
-                self.drain_cpu(cpu);
-                if self.lock_zone(zi).has_free_block(order, false, false) {
+                self.pages.drain_cpu(cpu);
+                if self.pages.lock_zone(zi).has_free_block(order, false, false) {
                     res.success = true;
                     break;
                 }
             }
         }
-        self.drain_cpu(cpu);
+        self.pages.drain_cpu(cpu);
         if let Some(order) = goal {
-            res.success = res.success || self.lock_zone(zi).has_free_block(order, false, false);
+            res.success = res.success || self.pages.lock_zone(zi).has_free_block(order, false, false);
         }
         res.free_scanned = sc.free_scanned;
         let evacuate = match goal {
@@ -216,12 +228,12 @@ impl PageAllocator {
             Some(_) => None,
         };
         if let Some(orders) = evacuate {
-            self.evacuate_block(zi, orders, owners, mode, cpu, &mut res);
+            self.evacuate_block(zi, orders, &mut res);
             if goal.is_some() {
                 res.success = res.evacuation.is_some_and(|ev| ev.block.is_some());
             }
         }
-        let m = &self.migrate;
+        let m = &self.pages.migrate;
         m.compact_migrate_scanned.fetch_add(res.migrate_scanned, Relaxed);
         m.compact_free_scanned.fetch_add(res.free_scanned, Relaxed);
         m.compact_isolated.fetch_add(res.migrated * 2, Relaxed);
@@ -229,20 +241,18 @@ impl PageAllocator {
     }
 
     /// Migrates the blocks the migrate scanner collected in `batch` as one batch
-    /// ([`PageAllocator::migrate_pages`], targets from the free scanner) and empties it;
+    /// ([`Migrator::migrate_pages`](super::Migrator::migrate_pages), targets from the free scanner) and empties it;
     /// true when the free scanner ran out of targets (the scanners met).
     fn migrate_batch(
         &self,
         batch: &mut super::migrate::MigrateBatch,
         sc: &mut Scanners,
-        owners: &dyn MovableOwners,
-        mode: MigrateMode,
-        cpu: CpuId,
         res: &mut CompactResult,
     ) -> bool {
         let mut result = [Err(MigrateError::NotMovable); super::migrate::MIGRATE_BATCH];
         let n = batch.pfns().len();
-        self.migrate_pages(batch.pfns(), owners, mode, cpu, &mut |o| self.isolate_free(sc, o, cpu), &mut result);
+        let cpu = self.ctx.cpu;
+        self.migrator().migrate_pages(batch.pfns(), &mut |o| self.isolate_free(sc, o, cpu), &mut result);
         batch.clear();
         let mut met = false;
         for r in &result[..n] {
@@ -260,7 +270,7 @@ impl PageAllocator {
     }
 
     fn block_scannable(&self, pfn: u64) -> bool {
-        self.pfn_to_page(Pfn(pfn)).is_some_and(|p| scannable(p.pageblock_migratetype()))
+        self.pages.pfn_to_page(Pfn(pfn)).is_some_and(|p| scannable(p.pageblock_migratetype()))
     }
 
     /// The free scanner: a free block of `order` from the highest scannable pageblock
@@ -295,23 +305,23 @@ impl PageAllocator {
         cpu: CpuId,
         scanned: &mut u64,
     ) -> Result<Pfn, u64> {
-        if self.pfn_to_page(Pfn(from)).is_none() {
+        if self.pages.pfn_to_page(Pfn(from)).is_none() {
             return Err(hi);
         }
-        let mut z = self.lock_zone(zi);
+        let mut z = self.pages.lock_zone(zi);
         if !contig::target_pageblock(z.pageblock_mt(from), z.cma_isolated) {
             return Err(hi);
         }
         let mut pfn = from;
         while pfn < hi {
-            let Some(page) = self.pfn_to_page(Pfn(pfn)) else { break };
+            let Some(page) = self.pages.pfn_to_page(Pfn(pfn)) else { break };
             *scanned += 1;
             match page.state() {
                 PageState::Buddy { order: have, .. } if have >= order && have < below => {
                     if let Some(p) = self.isolate_free_block(z, zi, pfn, have, order, cpu) {
                         return Ok(p);
                     }
-                    z = self.lock_zone(zi);
+                    z = self.pages.lock_zone(zi);
                     pfn += 1;
                 }
                 PageState::Buddy { order: have, .. }
@@ -339,8 +349,8 @@ impl PageAllocator {
             return None;
         }
         drop(z);
-        self.count_alloc(cpu, zi, 1 << order);
-        let head = self.pfn_to_page(Pfn(pfn))?;
+        self.pages.count_alloc(cpu, zi, 1 << order);
+        let head = self.pages.pfn_to_page(Pfn(pfn))?;
         head.set_owner(0);
         head.set_state(PageState::Head { order, compound: false, tail_owner: false });
         Some(Pfn(pfn))
@@ -350,50 +360,52 @@ impl PageAllocator {
     /// `order` > 0 that may sleep (not `GFP_ATOMIC`/`GFP_NOWAIT`, not `__GFP_NORETRY`),
     /// when the zone has the memory but not in one piece (fragmentation index above
     /// [`EXTFRAG_THRESHOLD`]) and compaction is not deferred. Returns whether it ran.
-    pub(super) fn try_direct_compact(&self, gfp: Gfp, order: u32, zi: usize, cpu: CpuId) -> bool {
+    pub(super) fn try_direct_compact(pages: &PageAllocator, gfp: Gfp, order: u32, zi: usize, cpu: CpuId) -> bool {
         if order == 0 || !gfp.may_sleep() || gfp.contains(Gfp::GFP_NORETRY) {
             return false;
         }
-        let Some(owners) = self.movable_owners() else { return false };
-        if self.extfrag_index(zi, order) <= EXTFRAG_THRESHOLD || self.defer.deferred() {
+        if !pages.has_movable_ops() {
             return false;
         }
-        self.migrate.compact_stall.fetch_add(1, Relaxed);
-        let r = self.compact_zone(zi, owners, MigrateMode::Async, cpu, Some(order));
+        if extfrag_index(pages, zi, order) <= EXTFRAG_THRESHOLD || pages.defer.deferred() {
+            return false;
+        }
+        pages.migrate.compact_stall.fetch_add(1, Relaxed);
+        let r = Compactor::new(pages, MigrateCtx::async_on(cpu)).compact_zone(zi, Some(order));
         if r.success {
-            self.migrate.compact_success.fetch_add(1, Relaxed);
-            self.defer.succeeded();
+            pages.migrate.compact_success.fetch_add(1, Relaxed);
+            pages.defer.succeeded();
         } else {
-            self.migrate.compact_fail.fetch_add(1, Relaxed);
-            self.defer.failed();
+            pages.migrate.compact_fail.fetch_add(1, Relaxed);
+            pages.defer.failed();
         }
         true
     }
+}
 
-    /// Linux's `fragmentation_index` × 1000 for a request of `order` in zone `zi`, from
-    /// its buddy lists: -1000 if a block of the order is free, 0 if nothing is free, else
-    /// `1000 - (1000 + free_pages * 1000 / 2^order) / free_blocks`: towards 1000 the
-    /// failure would be for fragmentation, towards 0 for lack of memory.
-    pub fn extfrag_index(&self, zi: usize, order: u32) -> i32 {
-        let z = self.lock_zone(zi);
-        let mut total = 0u64;
-        let mut suitable = 0u64;
-        let mut free = 0u64;
-        for (o, a) in z.free_area.iter().enumerate() {
-            total += a.nr_free;
-            free += a.nr_free << o;
-            if o as u32 >= order {
-                suitable += a.nr_free << (o as u32 - order);
-            }
+/// Linux's `fragmentation_index` × 1000 for a request of `order` in zone `zi`, from
+/// its buddy lists: -1000 if a block of the order is free, 0 if nothing is free, else
+/// `1000 - (1000 + free_pages * 1000 / 2^order) / free_blocks`: towards 1000 the
+/// failure would be for fragmentation, towards 0 for lack of memory.
+pub fn extfrag_index(pages: &PageAllocator, zi: usize, order: u32) -> i32 {
+    let z = pages.lock_zone(zi);
+    let mut total = 0u64;
+    let mut suitable = 0u64;
+    let mut free = 0u64;
+    for (o, a) in z.free_area.iter().enumerate() {
+        total += a.nr_free;
+        free += a.nr_free << o;
+        if o as u32 >= order {
+            suitable += a.nr_free << (o as u32 - order);
         }
-        drop(z);
-        fragmentation_index(total, suitable, free, order)
     }
+    drop(z);
+    fragmentation_index(total, suitable, free, order)
+}
 
-    /// [`Self::extfrag_index`] for every order.
-    pub fn extfrag_indices(&self, zi: usize) -> [i32; NR_ORDERS] {
-        core::array::from_fn(|o| self.extfrag_index(zi, o as u32))
-    }
+/// [`extfrag_index`] for every order.
+pub fn extfrag_indices(pages: &PageAllocator, zi: usize) -> [i32; NR_ORDERS] {
+    core::array::from_fn(|o| extfrag_index(pages, zi, o as u32))
 }
 
 /// Linux's `__fragmentation_index` (× 1000).

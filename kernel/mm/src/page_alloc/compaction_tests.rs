@@ -7,7 +7,7 @@
 //! rest. The scanners pack the held pages at the top, across the only order-10 block
 //! that could be free; the evacuation frees it.
 
-use super::migrate_tests::{checkerboard, cpu, max_free_order, Model};
+use super::migrate_tests::{checkerboard, cpu, max_free_order, Model, KIND_B, STRANGER};
 use super::*;
 use crate::addr::PhysAddr;
 use crate::gfp::{GFP_ATOMIC, GFP_KERNEL};
@@ -42,12 +42,13 @@ fn lab_layout(a: &PageAllocator, m: &Model) -> (Option<u32>, Vec<MovableOwner>) 
 #[test]
 fn compact_memory_reaches_the_fresh_top_order_by_emptying_the_block_the_scanners_overlap() {
     let a = make_lab();
-    let m = Model::default();
-    let (fresh, kept) = lab_layout(a, &m);
+    let m = Model::new();
+    m.register(a);
+    let (fresh, kept) = lab_layout(a, m);
     a.drain_all();
     let census = a.check_invariants().unwrap();
     let free = a.nr_free_pages();
-    let r = a.compact_memory(&m, MigrateMode::Sync, cpu());
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
     let ev = r.evacuation.expect("the evacuation step ran");
     // The scanners alone stopped one order below the top: the held pages reach below
     // 2048, into the one order-10 block that could be free.
@@ -81,7 +82,7 @@ fn compact_memory_reaches_the_fresh_top_order_by_emptying_the_block_the_scanners
     a.free_pages(big, 10, cpu()).unwrap();
     // A second compaction keeps the block: the free scanner does not break the zone's
     // largest free blocks, so the evacuated pages are not brought back into it.
-    let r2 = a.compact_memory(&m, MigrateMode::Sync, cpu());
+    let r2 = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
     assert_eq!(r2.evacuation, None, "{r2:?}");
     assert_eq!(max_free_order(a), fresh);
     m.check(a);
@@ -93,9 +94,10 @@ fn compact_memory_reaches_the_fresh_top_order_by_emptying_the_block_the_scanners
 /// state: contents and references intact, the pinned pages still their owner's, no leak.
 fn compact_with_pinned_pages(tops: &[u64]) -> (&'static PageAllocator, CompactResult) {
     let a = make_lab();
-    let m = Model::default();
-    let (_, mut kept) = lab_layout(a, &m);
-    let stranger = MovableOwner::Vmalloc(0xffff_ff80_0000_0000);
+    let m = Model::new();
+    m.register(a);
+    let (_, mut kept) = lab_layout(a, m);
+    let stranger = MovableOwner::new(STRANGER, 0);
     let mut pinned = Vec::new();
     for &top in tops {
         let victim = *kept.iter().filter(|&&o| m.at(o).0 < top).max_by_key(|&&o| m.at(o).0).unwrap();
@@ -111,7 +113,7 @@ fn compact_with_pinned_pages(tops: &[u64]) -> (&'static PageAllocator, CompactRe
     a.drain_all();
     let census = a.check_invariants().unwrap();
     let free = a.nr_free_pages();
-    let r = a.compact_memory(&m, MigrateMode::Sync, cpu());
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
     m.check(a);
     for &p in &pinned {
         assert_eq!(a.movable_owner(p), Some((stranger, 0)));
@@ -148,8 +150,8 @@ fn an_evacuation_whose_blocks_do_not_move_gives_up_cleanly() {
 #[test]
 fn direct_compaction_empties_a_block_for_a_pageblock_order_request() {
     let a = make_lab();
-    let m: &'static Model = Box::leak(Box::default());
-    a.set_movable_owners(m);
+    let m = Model::new();
+    m.register(a);
     let (fresh, kept) = lab_layout(a, m);
     // Order 9: the scanners suffice; order 10: only with the evacuation step.
     let p9 = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 9, cpu()).unwrap();
@@ -170,40 +172,41 @@ fn direct_compaction_empties_a_block_for_a_pageblock_order_request() {
 #[test]
 fn compaction_scans_cma_pageblocks_and_moves_only_movable_data_into_them() {
     let a = super::migrate_tests::make(4096);
-    let m = Model::default();
+    let m = Model::new();
+    m.register(a);
     let cma = 3072..4096;
-    assert_eq!(a.cma_declare(4 << 20).unwrap().base, Pfn(cma.start));
+    assert_eq!(Cma::new(a).declare(4 << 20).unwrap().base, Pfn(cma.start));
     // A few unmovable pages, then the checkerboard: the area is borrowed, and half of it
     // is free again, in single pages.
     let unmovable: Vec<_> = (0..16).map(|_| a.alloc_pages(GFP_KERNEL, 0, cpu()).unwrap()).collect();
-    let kept = checkerboard(a, &m);
+    let kept = checkerboard(a, m);
     let in_cma = |m: &Model| kept.iter().filter(|&&o| cma.contains(&m.at(o).0)).count() as u64;
-    let borrowed = in_cma(&m);
-    let cma_free = a.cma_stats().unwrap().free;
+    let borrowed = in_cma(m);
+    let cma_free = Cma::new(a).stats().unwrap().free;
     assert!(borrowed > 500 && cma_free > 500, "{borrowed} borrowed, {cma_free} free");
-    let r = a.compact_memory(&m, MigrateMode::Sync, cpu());
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
     m.check(a);
     // The free scanner started in the area (the top of the zone) and filled its holes
     // with movable pages from below; nothing else was moved into it.
-    assert!(a.cma_stats().unwrap().free < 16, "{:?} {r:?}", a.cma_stats());
-    assert!(in_cma(&m) > borrowed + 400, "{} in the area", in_cma(&m));
+    assert!(Cma::new(a).stats().unwrap().free < 16, "{:?} {r:?}", Cma::new(a).stats());
+    assert!(in_cma(m) > borrowed + 400, "{} in the area", in_cma(m));
     assert!(unmovable.iter().all(|p| !cma.contains(&p.0)));
     let mut live_in_cma = 0;
     for p in cma.clone() {
         if let Some((o, _)) = a.movable_owner(Pfn(p)) {
-            assert!(matches!(o, MovableOwner::Lab(_)), "{o:?}");
+            assert!(o.kind == KIND_B, "{o:?}");
             live_in_cma += 1;
         } else {
             assert!(!matches!(a.pfn_to_page(Pfn(p)).unwrap().state(), PageState::Head { .. }), "pfn {p}");
         }
     }
-    assert_eq!(live_in_cma, in_cma(&m));
+    assert_eq!(live_in_cma, in_cma(m));
     // And a cma_alloc still gets the area back.
     let mut st = CmaAllocStats::default();
     a.drain_all();
-    assert_eq!(a.cma_alloc(1024, 10, &m, cpu(), &mut st), Ok(Pfn(cma.start)));
+    assert_eq!(Cma::new(a).alloc(1024, 10, cpu(), &mut st), Ok(Pfn(cma.start)));
     m.check(a);
-    a.cma_release(Pfn(cma.start), 1024).unwrap();
+    Cma::new(a).release(Pfn(cma.start), 1024).unwrap();
     for o in kept {
         m.free(a, o);
     }
@@ -218,9 +221,10 @@ fn compaction_scans_cma_pageblocks_and_moves_only_movable_data_into_them() {
 fn compaction_moves_movable_pages_out_of_low_cma_pageblocks() {
     // 6 MiB of 8: the area is the zone's first 1536 pages.
     let a = super::migrate_tests::make(2048);
-    let m = Model::default();
-    assert_eq!(a.cma_declare(6 << 20).unwrap().base, Pfn(0));
-    let mut kept = checkerboard(a, &m);
+    let m = Model::new();
+    m.register(a);
+    assert_eq!(Cma::new(a).declare(6 << 20).unwrap().base, Pfn(0));
+    let mut kept = checkerboard(a, m);
     // The Movable pageblock above the area is emptied: the only ordinary free block,
     // which the free scanner leaves alone (the zone's largest), and nothing to evacuate.
     kept.retain(|&o| {
@@ -232,13 +236,13 @@ fn compaction_moves_movable_pages_out_of_low_cma_pageblocks() {
     });
     a.drain_all();
     let low = |m: &Model| kept.iter().filter(|&&o| m.at(o).0 < 512).count();
-    assert!(low(&m) > 200, "{}", low(&m));
-    let r = a.compact_memory(&m, MigrateMode::Sync, cpu());
+    assert!(low(m) > 200, "{}", low(m));
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
     m.check(a);
     // The migrate scanner walked the area's pageblocks from the bottom and moved their
     // pages up, into the area's holes: the first pageblock is free, a whole block on the
     // Cma list.
-    assert_eq!(low(&m), 0, "{r:?}");
+    assert_eq!(low(m), 0, "{r:?}");
     assert!(r.migrated as usize >= 256 && r.failed <= 1 && r.evacuation.is_none(), "{r:?}");
     assert!(kept.iter().all(|&o| m.at(o).0 < 1536), "only within the area");
     let mut blocks = Vec::new();

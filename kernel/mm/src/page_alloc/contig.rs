@@ -1,10 +1,10 @@
 //! Emptying an aligned range by migration (Linux's `alloc_contig_range` and
 //! `alloc_contig_pages`), for two users:
 //!
-//! - CMA ([`PageAllocator::cma_alloc`]) empties a range of its area;
+//! - CMA ([`Cma::alloc`](super::Cma::alloc)) empties a range of its area;
 //! - compaction, once its scanners have met, empties the one aligned block of the
 //!   zone's highest achievable order that the scanners could not free
-//!   ([`PageAllocator::evacuate_block`]). The scanners move data only upwards, so with
+//!   ([`Compactor::evacuate_block`]). The scanners move data only upwards, so with
 //!   more than half of a zone in use they pack it across the boundary of the top-order
 //!   blocks; moving the few blocks that overlap one of them elsewhere frees it, as Linux's
 //!   `alloc_contig_pages` does for a gigantic page.
@@ -15,10 +15,11 @@
 
 use core::sync::atomic::Ordering::Relaxed;
 
-use super::migrate::{MigrateMode, MovableOwners};
 use super::migratetype::MigrateType;
 use super::page::{MemMap, PageState};
-use super::{CompactResult, PageAllocator, MAX_PAGE_ORDER, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
+use super::Compactor;
+use super::Migrator;
+use super::{CompactResult, MAX_PAGE_ORDER, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
 use crate::addr::Pfn;
 use crate::cpu::CpuId;
 
@@ -39,7 +40,7 @@ pub struct RangeMigration {
     pub scanned: u64,
 }
 
-/// What compaction's evacuation step did (see [`PageAllocator::evacuate_block`]).
+/// What compaction's evacuation step did (see [`Compactor::evacuate_block`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Evacuation {
     /// The largest free order when the scanners met (`None`: no free block at all).
@@ -86,46 +87,7 @@ struct RangeTargets {
     scanned: u64,
 }
 
-impl PageAllocator {
-    /// Linux's `__alloc_contig_migrate_range`: migrates every live block of
-    /// `[start, end)` out, each to a block `target(order)` supplies (outside the range).
-    /// Free pages are skipped (those on a per-CPU list too: the caller drains them).
-    /// Returns false at the first block that does not move: not movable, its owner
-    /// refused or was busy, or no target. Blocks moved before stay moved.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn migrate_range_out(
-        &self,
-        mm: &MemMap,
-        start: u64,
-        end: u64,
-        owners: &dyn MovableOwners,
-        mode: MigrateMode,
-        cpu: CpuId,
-        target: &mut dyn FnMut(u32) -> Option<Pfn>,
-        stats: &mut RangeMigration,
-    ) -> bool {
-        let mut p = start;
-        while p < end {
-            stats.scanned += 1;
-            match mm.at(mm.idx(p)).state() {
-                PageState::Buddy { order, .. } => p += 1 << order,
-                // Inside a free block, or free on a per-CPU list.
-                PageState::Unmarked | PageState::Pcp { .. } => p += 1,
-                PageState::Head { order, .. } => {
-                    if self.migrate_page(Pfn(p), owners, mode, cpu, target).is_err() {
-                        stats.failed += 1;
-                        return false;
-                    }
-                    stats.migrated += 1;
-                    stats.pages += 1 << order;
-                    p += 1 << order;
-                }
-                PageState::Tail | PageState::Reserved => return false,
-            }
-        }
-        true
-    }
-
+impl Compactor<'_> {
     /// Compaction's last step, after its scanners met in zone `zi`: if no free block of
     /// an order in `orders` (lowest, highest) exists, empty one (Linux's
     /// `alloc_contig_pages` without the allocation). From the highest order down, the
@@ -140,37 +102,22 @@ impl PageAllocator {
     /// candidate is tried, at most [`MAX_EVACUATE_TRIES`] in all. The result goes to
     /// `res.evacuation` (`None` if there was nothing to do or no candidate), its
     /// migrations and pages walked are added to `res`'s counts.
-    pub(super) fn evacuate_block(
-        &self,
-        zi: usize,
-        orders: (u32, u32),
-        owners: &dyn MovableOwners,
-        mode: MigrateMode,
-        cpu: CpuId,
-        res: &mut CompactResult,
-    ) {
-        res.evacuation = self.evacuate(zi, orders, owners, mode, cpu, res);
+    pub(super) fn evacuate_block(&self, zi: usize, orders: (u32, u32), res: &mut CompactResult) {
+        res.evacuation = self.evacuate(zi, orders, res);
         if let Some(ev) = res.evacuation {
             res.migrated += ev.migrated;
             res.failed += ev.failed;
         }
     }
 
-    fn evacuate(
-        &self,
-        zi: usize,
-        orders: (u32, u32),
-        owners: &dyn MovableOwners,
-        mode: MigrateMode,
-        cpu: CpuId,
-        res: &mut CompactResult,
-    ) -> Option<Evacuation> {
-        let mm = self.mem_map.get()?;
-        let meta = &self.meta[zi];
+    fn evacuate(&self, zi: usize, orders: (u32, u32), res: &mut CompactResult) -> Option<Evacuation> {
+        let cpu = self.ctx.cpu;
+        let mm = self.pages.mem_map.get()?;
+        let meta = &self.pages.meta[zi];
         let (start, end) = (meta.start_pfn.load(Relaxed), meta.end_pfn.load(Relaxed));
-        self.drain_cpu(cpu);
+        self.pages.drain_cpu(cpu);
         let scanners_order = {
-            let z = self.lock_zone(zi);
+            let z = self.pages.lock_zone(zi);
             (0..=MAX_PAGE_ORDER).rev().find(|&o| z.has_free_block(o, false, false))
         };
         let lo = orders.0.max(PAGEBLOCK_ORDER).max(scanners_order.map_or(0, |o| o + 1));
@@ -201,13 +148,9 @@ impl PageAllocator {
                 ev.order = order;
                 let mut targets = RangeTargets::new(zi, start, end, (b, b + size));
                 let mut st = RangeMigration::default();
-                let moved = self.migrate_range_out(
+                let moved = self.migrator().migrate_range_out(
                     mm,
-                    b,
-                    b + size,
-                    owners,
-                    mode,
-                    cpu,
+                    (b, b + size),
                     &mut |o| self.range_target(&mut targets, o, cpu),
                     &mut st,
                 );
@@ -216,8 +159,8 @@ impl PageAllocator {
                 ev.failed += st.failed;
                 res.migrate_scanned += st.scanned;
                 res.free_scanned += targets.scanned;
-                self.drain_cpu(cpu);
-                if moved && self.lock_zone(zi).has_free_block(order, false, false) {
+                self.pages.drain_cpu(cpu);
+                if moved && self.pages.lock_zone(zi).has_free_block(order, false, false) {
                     ev.block = Some(Pfn(b));
                     return Some(ev);
                 }
@@ -232,7 +175,7 @@ impl PageAllocator {
     /// HighAtomic pageblock, a free block reaching outside it). Read without the zone
     /// lock, as the scanners do: a hint, which the migration and the final check confirm.
     fn contig_census(&self, mm: &MemMap, zi: usize, lo: u64, hi: u64, candidate: bool) -> Option<Census> {
-        let cma_isolated = self.lock_zone(zi).cma_isolated;
+        let cma_isolated = self.pages.lock_zone(zi).cma_isolated;
         let mut c = Census::default();
         let mut p = lo;
         while p < hi {
@@ -260,7 +203,7 @@ impl PageAllocator {
                     p += 1 << order;
                 }
                 PageState::Pcp { order, .. } => p += 1 << order,
-                PageState::Head { order, compound: false, .. } if self.movable_owner(Pfn(p)).is_some() => {
+                PageState::Head { order, compound: false, .. } if self.pages.movable_owner(Pfn(p)).is_some() => {
                     c.used += 1 << order;
                     p += 1 << order;
                 }
@@ -299,5 +242,41 @@ impl PageAllocator {
 impl RangeTargets {
     fn new(zi: usize, start: u64, end: u64, skip: (u64, u64)) -> RangeTargets {
         RangeTargets { zi, end, skip, pfn: start, scanned: 0 }
+    }
+}
+
+impl Migrator<'_> {
+    /// Linux's `__alloc_contig_migrate_range`: migrates every live block of
+    /// `[start, end)` out, each to a block `target(order)` supplies (outside the range).
+    /// Free pages are skipped (those on a per-CPU list too: the caller drains them).
+    /// Returns false at the first block that does not move: not movable, its owner
+    /// refused or was busy, or no target. Blocks moved before stay moved.
+    pub(super) fn migrate_range_out(
+        &self,
+        mm: &MemMap,
+        (start, end): (u64, u64),
+        target: &mut dyn FnMut(u32) -> Option<Pfn>,
+        stats: &mut RangeMigration,
+    ) -> bool {
+        let mut p = start;
+        while p < end {
+            stats.scanned += 1;
+            match mm.at(mm.idx(p)).state() {
+                PageState::Buddy { order, .. } => p += 1 << order,
+                // Inside a free block, or free on a per-CPU list.
+                PageState::Unmarked | PageState::Pcp { .. } => p += 1,
+                PageState::Head { order, .. } => {
+                    if self.migrate_page(Pfn(p), target).is_err() {
+                        stats.failed += 1;
+                        return false;
+                    }
+                    stats.migrated += 1;
+                    stats.pages += 1 << order;
+                    p += 1 << order;
+                }
+                PageState::Tail | PageState::Reserved => return false,
+            }
+        }
+        true
     }
 }

@@ -181,7 +181,7 @@ pub fn memmap_walk(
         return;
     }
     let isolating = pa.cma_isolating();
-    let cma = pa.cma_stats().map(|c| (c.base.0, c.base.0 + c.pages));
+    let cma = super::Cma::new(pa).stats().map(|c| (c.base.0, c.base.0 + c.pages));
     let in_cma = |pfn: u64| cma.is_some_and(|(lo, hi)| (lo..hi).contains(&pfn));
     let mm = pa.mem_map();
     let end = start.0.saturating_add(cell_pages.saturating_mul(cells as u64));

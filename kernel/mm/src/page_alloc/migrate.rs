@@ -1,70 +1,31 @@
 //! Page migration (Linux's `mm/migrate.c`): move an allocated block to another block and
 //! repoint whoever refers to it, so that compaction and CMA can empty a range.
 //!
-//! A block is movable when its head's owner word names a [`MovableOwner`]: the one party
-//! that holds the only reference to it and can repoint that reference under its own lock.
-//! The page allocator does not know the owners' data structures; the kernel implements
-//! [`MovableOwners`] for them (the console's handle table, vmalloc's page table) and the
-//! host tests implement it over a model.
+//! A block is movable when its head's owner word names a [`MovableOwner`]: a kind and the
+//! kind's own reference to the block. Each kind registers its [`MovableOps`] with the
+//! page allocator once (Linux's `movable_operations`, registered per page type): the one
+//! party that holds the only reference to such a block and can repoint it under its own
+//! lock. The page allocator knows no owner's data structures, nor which kinds exist: the
+//! mm core's vmalloc registers one, the kernel its others, the host tests a model.
 //!
-//! [`PageAllocator::migrate_page`] is the one migration step: get a target block, tag it
-//! with the same owner, let the owner copy and repoint ([`MovableOwners::move_block`]),
-//! then free the old block. Any failure before the owner repointed leaves everything as
-//! it was (the target is freed, the old block and its contents untouched).
-//! [`PageAllocator::migrate_pages`] does the same for a batch (Linux's `migrate_pages`
-//! takes a list): the owners get the whole batch at once ([`MovableOwners::move_blocks`]),
-//! so vmalloc can move a run of pages under one lock round and one TLB invalidation.
+//! [`Migrator::migrate_page`] is the one migration step: get a target block, tag it
+//! with the same owner, let the owner's operations copy and repoint
+//! ([`MovableOps::migrate_page`]), then free the old block. Any failure before the owner
+//! repointed leaves everything as it was (the target is freed, the old block and its
+//! contents untouched). [`Migrator::migrate_pages`] does the same for a batch
+//! (Linux's `migrate_pages` takes a list): each kind gets its blocks of the batch at once
+//! ([`MovableOps::migrate_pages`]), so vmalloc can move a run of pages under one lock
+//! round and one TLB invalidation. Isolation (Linux's `isolate_page`) is the owner's
+//! check, under its lock, that it still holds exactly the block; a block whose move
+//! failed needs no putback: it never left its owner.
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::page::PageState;
 use super::{PageAllocator, MAX_PAGE_ORDER};
-use crate::addr::{Pfn, PAGE_SHIFT};
+use crate::addr::Pfn;
 use crate::cpu::CpuId;
-
-/// Tag in the top 16 bits of the owner word: a console `alloc pages` handle.
-const TAG_CONSOLE: u64 = 0x3c01;
-/// Tag: a page of a movable vmalloc area, mapped at the VA in the low 48 bits.
-const TAG_VMALLOC: u64 = 0x3c02;
-/// Tag: an entry of the fragmentation lab's page array (the boot sweep).
-const TAG_LAB: u64 = 0x3c03;
-const TAG_SHIFT: u32 = 48;
-const LOW_MASK: u64 = (1 << TAG_SHIFT) - 1;
-
-/// Who holds a movable block and can repoint it (stored in the head page's owner word).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MovableOwner {
-    /// Slot `n` of the console's handle table (`alloc pages N GFP_HIGHUSER_MOVABLE`).
-    Console(u32),
-    /// The vmalloc page mapped at this page-aligned kernel VA (order 0 only).
-    Vmalloc(u64),
-    /// Entry `n` of the fragmentation lab's page array.
-    Lab(u32),
-}
-
-impl MovableOwner {
-    /// The owner word to store.
-    pub const fn encode(self) -> u64 {
-        match self {
-            MovableOwner::Console(slot) => (TAG_CONSOLE << TAG_SHIFT) | slot as u64,
-            MovableOwner::Vmalloc(va) => (TAG_VMALLOC << TAG_SHIFT) | ((va >> PAGE_SHIFT) & LOW_MASK),
-            MovableOwner::Lab(i) => (TAG_LAB << TAG_SHIFT) | i as u64,
-        }
-    }
-    /// The owner a word names; `None` for any other word (slab, 0, list links).
-    pub const fn decode(w: u64) -> Option<MovableOwner> {
-        match w >> TAG_SHIFT {
-            TAG_CONSOLE if w & LOW_MASK <= u32::MAX as u64 => Some(MovableOwner::Console(w as u32)),
-            // Kernel VAs have all top bits set: sign-extend the page number back.
-            TAG_VMALLOC => {
-                let high = !((LOW_MASK << PAGE_SHIFT) | ((1 << PAGE_SHIFT) - 1));
-                Some(MovableOwner::Vmalloc(((w & LOW_MASK) << PAGE_SHIFT) | high))
-            }
-            TAG_LAB if w & LOW_MASK <= u32::MAX as u64 => Some(MovableOwner::Lab(w as u32)),
-            _ => None,
-        }
-    }
-}
+pub use crate::owner::{MovableKind, MovableOwner, MAX_MOVABLE_KINDS};
 
 /// Linux's `enum migrate_mode`, the two kinds we use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,11 +50,32 @@ pub enum MigrateError {
     Busy,
 }
 
-/// Most blocks of one [`PageAllocator::migrate_pages`] call that compaction collects
+/// Most blocks of one [`Migrator::migrate_pages`] call that compaction collects
 /// (Linux's `COMPACT_CLUSTER_MAX`): the vmalloc lock is held for one batch's copies.
 pub const MIGRATE_BATCH: usize = crate::pgtable::MIGRATE_BATCH;
 
-/// One block of a batch handed to [`MovableOwners::move_blocks`].
+/// How a migration runs: whether it may wait for an owner's lock, and the CPU it runs on
+/// (whose per-CPU lists the targets come from and the old blocks go to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MigrateCtx {
+    /// Wait for owners' locks or not.
+    pub mode: MigrateMode,
+    /// The CPU running the migration.
+    pub cpu: CpuId,
+}
+
+impl MigrateCtx {
+    /// A migration that takes the owners' locks ([`MigrateMode::Sync`]) on `cpu`.
+    pub const fn sync(cpu: CpuId) -> Self {
+        Self { mode: MigrateMode::Sync, cpu }
+    }
+    /// A migration that fails a busy owner's block ([`MigrateMode::Async`]) on `cpu`.
+    pub const fn async_on(cpu: CpuId) -> Self {
+        Self { mode: MigrateMode::Async, cpu }
+    }
+}
+
+/// One block of a batch handed to [`MovableOps::migrate_pages`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockMove {
     /// Who holds it.
@@ -106,7 +88,11 @@ pub struct BlockMove {
     pub order: u32,
 }
 
-/// Blocks the migrate scanner collected for one [`PageAllocator::migrate_pages`] call.
+/// A placeholder of the batch arrays.
+const NO_MOVE: BlockMove =
+    BlockMove { owner: MovableOwner::new(MovableKind(0), 0), old: Pfn(0), new: Pfn(0), order: 0 };
+
+/// Blocks the migrate scanner collected for one [`Migrator::migrate_pages`] call.
 #[derive(Debug)]
 pub struct MigrateBatch {
     pfns: [Pfn; MIGRATE_BATCH],
@@ -147,29 +133,60 @@ impl Default for MigrateBatch {
     }
 }
 
-/// The owners of movable blocks, as the kernel (or a test) implements them.
-pub trait MovableOwners: Sync + core::fmt::Debug {
-    /// Copies the `2^order` pages at `old` to `new` and repoints `owner`'s reference from
-    /// `old` to `new`, under the owner's lock, checking first that `owner` still holds
-    /// exactly that block. On `Err` nothing changed (the copy may have been made, but
-    /// the owner still uses `old`).
-    fn move_block(
-        &self,
-        owner: MovableOwner,
-        old: Pfn,
-        new: Pfn,
-        order: u32,
-        mode: MigrateMode,
-    ) -> Result<(), MigrateError>;
+/// The operations of one kind of movable block's owner (Linux's `movable_operations`),
+/// registered with [`PageAllocator::register_movable_ops`].
+pub trait MovableOps: Sync + core::fmt::Debug {
+    /// Copies the `2^order` pages at `m.old` to `m.new` and repoints `m.owner`'s
+    /// reference from `old` to `new`, under the owner's lock (a try-lock in
+    /// [`MigrateMode::Async`]: busy is [`MigrateError::Busy`]), checking first that the
+    /// owner still holds exactly that block. On `Err` nothing changed (the copy may have
+    /// been made, but the owner still uses `old`).
+    fn migrate_page(&self, m: &BlockMove, mode: MigrateMode) -> Result<(), MigrateError>;
 
-    /// [`Self::move_block`] for each of `moves` (`result[k]` for `moves[k]`, each with
+    /// [`Self::migrate_page`] for each of `moves` (`result[k]` for `moves[k]`, each with
     /// the same meaning), as one batch: an owner may take its lock once for all of them
     /// (vmalloc: one TLB invalidation for a run of pages). The default moves them one by
     /// one.
-    fn move_blocks(&self, moves: &[BlockMove], mode: MigrateMode, result: &mut [Result<(), MigrateError>]) {
+    fn migrate_pages(&self, moves: &[BlockMove], mode: MigrateMode, result: &mut [Result<(), MigrateError>]) {
         for (m, r) in moves.iter().zip(result.iter_mut()) {
-            *r = self.move_block(m.owner, m.old, m.new, m.order, mode);
+            *r = self.migrate_page(m, mode);
         }
+    }
+}
+
+/// Why [`PageAllocator::register_movable_ops`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegisterError {
+    /// The kind is not below [`MAX_MOVABLE_KINDS`].
+    BadKind,
+    /// Other operations are registered for the kind.
+    Taken,
+}
+
+impl core::fmt::Display for RegisterError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            RegisterError::BadKind => "movable kind out of range",
+            RegisterError::Taken => "movable kind registered by another owner",
+        })
+    }
+}
+
+/// The registered [`MovableOps`], by kind.
+#[derive(Debug)]
+pub(super) struct MovableRegistry {
+    ops: [spin::Once<&'static dyn MovableOps>; MAX_MOVABLE_KINDS],
+}
+
+impl MovableRegistry {
+    pub(super) const fn new() -> Self {
+        Self { ops: [const { spin::Once::new() }; MAX_MOVABLE_KINDS] }
+    }
+    fn get(&self, kind: MovableKind) -> Option<&'static dyn MovableOps> {
+        self.ops.get(kind.0 as usize)?.get().copied()
+    }
+    fn any(&self) -> bool {
+        self.ops.iter().any(|o| o.is_completed())
     }
 }
 
@@ -223,20 +240,31 @@ pub struct MigrateEvents {
 }
 
 impl PageAllocator {
-    /// Registers the owners of movable blocks (once, at boot): compaction and CMA need
-    /// them; without them nothing is migrated.
-    pub fn set_movable_owners(&self, owners: &'static dyn MovableOwners) {
-        self.owners.call_once(|| owners);
+    /// Registers `ops` as the operations of movable blocks of `kind` (at boot; again with
+    /// the same `ops` is no change). A block of a kind with none registered does not
+    /// move ([`MigrateError::Gone`]); direct compaction runs once any kind is registered.
+    pub fn register_movable_ops(&self, kind: MovableKind, ops: &'static dyn MovableOps) -> Result<(), RegisterError> {
+        let slot = self.movable.ops.get(kind.0 as usize).ok_or(RegisterError::BadKind)?;
+        let have = *slot.call_once(|| ops);
+        if core::ptr::addr_eq(have, ops) {
+            Ok(())
+        } else {
+            Err(RegisterError::Taken)
+        }
     }
-    /// The registered owners.
-    pub fn movable_owners(&self) -> Option<&'static dyn MovableOwners> {
-        self.owners.get().copied()
+
+    /// Whether operations of any kind are registered (else there is nothing to migrate).
+    pub(super) fn has_movable_ops(&self) -> bool {
+        self.movable.any()
     }
 
     /// Marks the live block headed at `pfn` as movable by `owner`; false (nothing stored)
-    /// if `pfn` is not the head of a live non-compound block.
+    /// if `pfn` is not the head of a live non-compound block or the kind is out of range.
     pub fn set_movable_owner(&self, pfn: Pfn, owner: MovableOwner) -> bool {
         let Some(p) = self.pfn_to_page(pfn) else { return false };
+        if owner.kind.0 as usize >= MAX_MOVABLE_KINDS {
+            return false;
+        }
         if !matches!(p.state(), PageState::Head { compound: false, .. }) {
             return false;
         }
@@ -249,123 +277,6 @@ impl PageAllocator {
         let p = self.pfn_to_page(pfn)?;
         let PageState::Head { order, compound: false, .. } = p.state() else { return None };
         Some((MovableOwner::decode(p.owner())?, order))
-    }
-
-    /// Migrates the live movable block headed at `pfn` (Linux's `migrate_pages` for one
-    /// folio): `target(order)` supplies the new block (a live allocation of that order),
-    /// the owner copies and repoints, the old block is freed. Returns the new block.
-    ///
-    /// On any error nothing changed: the target (if any) was freed again, the old block
-    /// is still the owner's, with its contents.
-    pub fn migrate_page(
-        &self,
-        pfn: Pfn,
-        owners: &dyn MovableOwners,
-        mode: MigrateMode,
-        cpu: CpuId,
-        target: &mut dyn FnMut(u32) -> Option<Pfn>,
-    ) -> Result<Pfn, MigrateError> {
-        let mut r = [Err(MigrateError::NotMovable)];
-        self.migrate_pages(&[pfn], owners, mode, cpu, target, &mut r);
-        r[0]
-    }
-
-    /// [`Self::migrate_page`] for a batch of block heads (Linux's `migrate_pages` on a
-    /// list): a target for each from `target` (in order; once it gives none, the rest are
-    /// not asked for and fail with [`MigrateError::NoTarget`], not counted in
-    /// `pgmigrate_fail` as they were not tried), then the owners move the
-    /// whole batch ([`MovableOwners::move_blocks`]), then each old block (or, where the
-    /// move failed, its target) is freed. `result[k]` is `pfns[k]`'s outcome; a failed
-    /// block is left exactly as it was, with its contents, whatever happened to the others.
-    ///
-    /// # Panics
-    ///
-    /// If `result` is shorter than `pfns`.
-    pub fn migrate_pages(
-        &self,
-        pfns: &[Pfn],
-        owners: &dyn MovableOwners,
-        mode: MigrateMode,
-        cpu: CpuId,
-        target: &mut dyn FnMut(u32) -> Option<Pfn>,
-        result: &mut [Result<Pfn, MigrateError>],
-    ) {
-        assert!(result.len() >= pfns.len(), "one result per block");
-        let mut out_of_targets = false;
-        for (round, chunk) in pfns.chunks(MIGRATE_BATCH).enumerate() {
-            let base = round * MIGRATE_BATCH;
-            let none = BlockMove { owner: MovableOwner::Lab(0), old: Pfn(0), new: Pfn(0), order: 0 };
-            let mut moves = [none; MIGRATE_BATCH];
-            let mut from = [0usize; MIGRATE_BATCH];
-            let mut n = 0;
-            // Blocks not tried because the targets had run out: not counted as failures.
-            let mut untried = [false; MIGRATE_BATCH];
-            for (k, &pfn) in chunk.iter().enumerate() {
-                untried[k] = out_of_targets;
-                result[base + k] = match self.prepare_move(pfn, &mut out_of_targets, cpu, target) {
-                    Ok(m) => {
-                        moves[n] = m;
-                        from[n] = base + k;
-                        n += 1;
-                        Ok(m.new)
-                    }
-                    Err(e) => Err(e),
-                };
-            }
-            let mut moved = [Ok(()); MIGRATE_BATCH];
-            if n > 0 {
-                owners.move_blocks(&moves[..n], mode, &mut moved[..n]);
-            }
-            for j in 0..n {
-                let m = &moves[j];
-                if let Err(e) = moved[j] {
-                    self.clear_owner(m.new);
-                    let _ = self.free_pages(m.new, m.order, cpu);
-                    result[from[j]] = Err(e);
-                } else {
-                    // The owner uses `new` now: the old block is ours to free.
-                    self.clear_owner(m.old);
-                    let _ = self.free_pages(m.old, m.order, cpu);
-                }
-            }
-            for (k, r) in result[base..base + chunk.len()].iter().enumerate() {
-                if untried[k] && *r == Err(MigrateError::NoTarget) {
-                    continue;
-                }
-                let c = if r.is_ok() { &self.migrate.pgmigrate_success } else { &self.migrate.pgmigrate_fail };
-                c.fetch_add(1, Relaxed);
-            }
-        }
-    }
-
-    /// A batch member's target, tagged with its owner.
-    fn prepare_move(
-        &self,
-        pfn: Pfn,
-        out_of_targets: &mut bool,
-        cpu: CpuId,
-        target: &mut dyn FnMut(u32) -> Option<Pfn>,
-    ) -> Result<BlockMove, MigrateError> {
-        let (owner, order) = self.movable_owner(pfn).ok_or(MigrateError::NotMovable)?;
-        debug_assert!(order <= MAX_PAGE_ORDER);
-        if *out_of_targets {
-            return Err(MigrateError::NoTarget);
-        }
-        let Some(new) = target(order) else {
-            *out_of_targets = true;
-            return Err(MigrateError::NoTarget);
-        };
-        if !self.set_movable_owner(new, owner) {
-            let _ = self.free_pages(new, order, cpu);
-            return Err(MigrateError::NoTarget);
-        }
-        Ok(BlockMove { owner, old: pfn, new, order })
-    }
-
-    fn clear_owner(&self, pfn: Pfn) {
-        if let Some(p) = self.pfn_to_page(pfn) {
-            p.set_owner(0);
-        }
     }
 
     /// The migration and compaction counters.
@@ -384,23 +295,154 @@ impl PageAllocator {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The migration driver (Linux's `migrate_pages` and its helpers): borrows the page
+/// allocator for the targets and the old blocks, and runs with one [`MigrateCtx`].
+#[derive(Debug)]
+pub struct Migrator<'a> {
+    pub(super) pages: &'a PageAllocator,
+    pub(super) ctx: MigrateCtx,
+}
 
-    #[test]
-    fn owner_words_round_trip_and_foreign_words_are_not_movable() {
-        for o in [
-            MovableOwner::Console(0),
-            MovableOwner::Console(1023),
-            MovableOwner::Lab(123_456),
-            MovableOwner::Vmalloc(0xffff_ff80_0000_0000),
-            MovableOwner::Vmalloc(0xffff_ff80_1234_5000),
-        ] {
-            assert_eq!(MovableOwner::decode(o.encode()), Some(o));
+impl<'a> Migrator<'a> {
+    /// A driver over `pages` running as `ctx` says.
+    pub const fn new(pages: &'a PageAllocator, ctx: MigrateCtx) -> Self {
+        Self { pages, ctx }
+    }
+
+    /// Migrates the live movable block headed at `pfn` (Linux's `migrate_pages` for one
+    /// folio): `target(order)` supplies the new block (a live allocation of that order),
+    /// the owner copies and repoints, the old block is freed. Returns the new block.
+    ///
+    /// On any error nothing changed: the target (if any) was freed again, the old block
+    /// is still the owner's, with its contents.
+    pub fn migrate_page(&self, pfn: Pfn, target: &mut dyn FnMut(u32) -> Option<Pfn>) -> Result<Pfn, MigrateError> {
+        let mut r = [Err(MigrateError::NotMovable)];
+        self.migrate_pages(&[pfn], target, &mut r);
+        r[0]
+    }
+
+    /// [`Self::migrate_page`] for a batch of block heads (Linux's `migrate_pages` on a
+    /// list): a target for each from `target` (in order; once it gives none, the rest are
+    /// not asked for and fail with [`MigrateError::NoTarget`], not counted in
+    /// `pgmigrate_fail` as they were not tried), then each kind's operations move its
+    /// blocks of the batch ([`MovableOps::migrate_pages`]), then each old block (or, where the
+    /// move failed, its target) is freed. `result[k]` is `pfns[k]`'s outcome; a failed
+    /// block is left exactly as it was, with its contents, whatever happened to the others.
+    ///
+    /// # Panics
+    ///
+    /// If `result` is shorter than `pfns`.
+    pub fn migrate_pages(
+        &self,
+        pfns: &[Pfn],
+        target: &mut dyn FnMut(u32) -> Option<Pfn>,
+        result: &mut [Result<Pfn, MigrateError>],
+    ) {
+        let ctx = self.ctx;
+        let cpu = ctx.cpu;
+        assert!(result.len() >= pfns.len(), "one result per block");
+        let mut out_of_targets = false;
+        for (round, chunk) in pfns.chunks(MIGRATE_BATCH).enumerate() {
+            let base = round * MIGRATE_BATCH;
+            let mut moves = [NO_MOVE; MIGRATE_BATCH];
+            let mut from = [0usize; MIGRATE_BATCH];
+            let mut n = 0;
+            // Blocks not tried because the targets had run out: not counted as failures.
+            let mut untried = [false; MIGRATE_BATCH];
+            for (k, &pfn) in chunk.iter().enumerate() {
+                untried[k] = out_of_targets;
+                result[base + k] = match self.prepare_move(pfn, &mut out_of_targets, cpu, target) {
+                    Ok(m) => {
+                        moves[n] = m;
+                        from[n] = base + k;
+                        n += 1;
+                        Ok(m.new)
+                    }
+                    Err(e) => Err(e),
+                };
+            }
+            let mut moved = [Ok(()); MIGRATE_BATCH];
+            if n > 0 {
+                self.move_by_kind(&moves[..n], ctx.mode, &mut moved[..n]);
+            }
+            for j in 0..n {
+                let m = &moves[j];
+                if let Err(e) = moved[j] {
+                    self.clear_owner(m.new);
+                    let _ = self.pages.free_pages(m.new, m.order, cpu);
+                    result[from[j]] = Err(e);
+                } else {
+                    // The owner uses `new` now: the old block is ours to free.
+                    self.clear_owner(m.old);
+                    let _ = self.pages.free_pages(m.old, m.order, cpu);
+                }
+            }
+            for (k, r) in result[base..base + chunk.len()].iter().enumerate() {
+                if untried[k] && *r == Err(MigrateError::NoTarget) {
+                    continue;
+                }
+                let c =
+                    if r.is_ok() { &self.pages.migrate.pgmigrate_success } else { &self.pages.migrate.pgmigrate_fail };
+                c.fetch_add(1, Relaxed);
+            }
         }
-        assert_eq!(MovableOwner::decode(0), None);
-        assert_eq!(MovableOwner::decode(0x51ab_0000_0000_0003), None, "a slab page");
-        assert_eq!(MovableOwner::decode(0x0000_0001_0000_0002), None, "list links");
+    }
+
+    /// Hands each kind's blocks of `moves` (at most [`MIGRATE_BATCH`]) to its registered
+    /// operations as one batch, the kinds in number order; a kind with none registered
+    /// fails its blocks with [`MigrateError::Gone`].
+    fn move_by_kind(&self, moves: &[BlockMove], mode: MigrateMode, result: &mut [Result<(), MigrateError>]) {
+        let mut seen = [false; MAX_MOVABLE_KINDS];
+        for m in moves {
+            seen[m.owner.kind.0 as usize % MAX_MOVABLE_KINDS] = true;
+        }
+        for (kind, _) in seen.iter().enumerate().filter(|(_, s)| **s) {
+            let kind = MovableKind(kind as u8);
+            let mut sub = [NO_MOVE; MIGRATE_BATCH];
+            let mut from = [0usize; MIGRATE_BATCH];
+            let mut n = 0;
+            for (j, m) in moves.iter().enumerate().filter(|(_, m)| m.owner.kind == kind) {
+                sub[n] = *m;
+                from[n] = j;
+                n += 1;
+            }
+            let mut done = [Err(MigrateError::Gone); MIGRATE_BATCH];
+            if let Some(ops) = self.pages.movable.get(kind) {
+                ops.migrate_pages(&sub[..n], mode, &mut done[..n]);
+            }
+            for j in 0..n {
+                result[from[j]] = done[j];
+            }
+        }
+    }
+
+    /// A batch member's target, tagged with its owner.
+    fn prepare_move(
+        &self,
+        pfn: Pfn,
+        out_of_targets: &mut bool,
+        cpu: CpuId,
+        target: &mut dyn FnMut(u32) -> Option<Pfn>,
+    ) -> Result<BlockMove, MigrateError> {
+        let (owner, order) = self.pages.movable_owner(pfn).ok_or(MigrateError::NotMovable)?;
+        debug_assert!(order <= MAX_PAGE_ORDER);
+        if *out_of_targets {
+            return Err(MigrateError::NoTarget);
+        }
+        let Some(new) = target(order) else {
+            *out_of_targets = true;
+            return Err(MigrateError::NoTarget);
+        };
+        if !self.pages.set_movable_owner(new, owner) {
+            let _ = self.pages.free_pages(new, order, cpu);
+            return Err(MigrateError::NoTarget);
+        }
+        Ok(BlockMove { owner, old: pfn, new, order })
+    }
+
+    fn clear_owner(&self, pfn: Pfn) {
+        if let Some(p) = self.pages.pfn_to_page(pfn) {
+            p.set_owner(0);
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! Migration and compaction against a model: owners that hold blocks in tables (the
-//! console's and the lab's kinds) over simulated page contents.
+//! Migration and compaction against a model: owners of two kinds that hold blocks in
+//! tables (as the kernel's handle table and page array do) over simulated page contents.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,26 +23,42 @@ pub(super) fn make(n: u64) -> &'static PageAllocator {
 /// A table of (pfn, order) blocks by index.
 pub(super) type Table = Mutex<Vec<Option<(u64, u32)>>>;
 
-/// Owners of two kinds (console handles, lab entries) and the pages' contents: one
-/// 64-bit pattern per page frame stands for its 4 KiB.
+/// The model's first kind of owner (a table of handles).
+pub(super) const KIND_A: MovableKind = MovableKind(1);
+/// Its second kind (an array of pages).
+pub(super) const KIND_B: MovableKind = MovableKind(3);
+/// A kind with no operations registered: its blocks never move.
+pub(super) const STRANGER: MovableKind = MovableKind(5);
+
+/// Owners of two kinds ([`KIND_A`], [`KIND_B`]) and the pages' contents: one 64-bit
+/// pattern per page frame stands for its 4 KiB.
 #[derive(Debug, Default)]
 pub(super) struct Model {
-    pub(super) console: Table,
-    pub(super) lab: Table,
+    pub(super) table_a: Table,
+    pub(super) table_b: Table,
     pub(super) mem: Mutex<HashMap<u64, u64>>,
 }
 
 impl Model {
+    /// A model for the rest of the test run (the allocator keeps its operations).
+    pub(super) fn new() -> &'static Model {
+        Box::leak(Box::default())
+    }
+    /// Registers the model as the operations of both its kinds with `a`.
+    pub(super) fn register(&'static self, a: &PageAllocator) {
+        register_both(a, self);
+    }
     pub(super) fn table(&self, o: MovableOwner) -> Option<(&Table, usize)> {
-        match o {
-            MovableOwner::Console(i) => Some((&self.console, i as usize)),
-            MovableOwner::Lab(i) => Some((&self.lab, i as usize)),
-            MovableOwner::Vmalloc(_) => None,
+        match o.kind {
+            KIND_A => Some((&self.table_a, o.private as usize)),
+            KIND_B => Some((&self.table_b, o.private as usize)),
+            _ => None,
         }
     }
-    /// Allocates a movable block for owner kind `lab`, fills it with a pattern.
-    pub(super) fn alloc(&self, a: &PageAllocator, order: u32, lab: bool) -> Option<MovableOwner> {
-        self.alloc_on(a, GFP_HIGHUSER_MOVABLE, order, lab, cpu())
+    /// Allocates a movable block for an owner of [`KIND_B`] (`in_b`) or [`KIND_A`], fills
+    /// it with a pattern.
+    pub(super) fn alloc(&self, a: &PageAllocator, order: u32, in_b: bool) -> Option<MovableOwner> {
+        self.alloc_on(a, GFP_HIGHUSER_MOVABLE, order, in_b, cpu())
     }
     /// [`Self::alloc`] with a movable `gfp` of the caller's, on `on`.
     pub(super) fn alloc_on(
@@ -50,15 +66,15 @@ impl Model {
         a: &PageAllocator,
         gfp: Gfp,
         order: u32,
-        lab: bool,
+        in_b: bool,
         on: CpuId,
     ) -> Option<MovableOwner> {
         let pfn = a.alloc_pages(gfp | Gfp::GFP_NOWARN, order, on).ok()?;
-        let t = if lab { &self.lab } else { &self.console };
+        let t = if in_b { &self.table_b } else { &self.table_a };
         let mut t = t.lock().unwrap();
         t.push(Some((pfn.0, order)));
-        let i = (t.len() - 1) as u32;
-        let o = if lab { MovableOwner::Lab(i) } else { MovableOwner::Console(i) };
+        let i = (t.len() - 1) as u64;
+        let o = MovableOwner::new(if in_b { KIND_B } else { KIND_A }, i);
         assert!(a.set_movable_owner(pfn, o));
         let mut m = self.mem.lock().unwrap();
         for p in 0..1u64 << order {
@@ -92,10 +108,10 @@ impl Model {
     pub(super) fn check(&self, a: &PageAllocator) {
         let m = self.mem.lock().unwrap();
         let mut live = 0;
-        for (lab, t) in [(false, &self.console), (true, &self.lab)] {
+        for (kind, t) in [(KIND_A, &self.table_a), (KIND_B, &self.table_b)] {
             for (i, e) in t.lock().unwrap().iter().enumerate() {
                 let Some((pfn, order)) = *e else { continue };
-                let o = if lab { MovableOwner::Lab(i as u32) } else { MovableOwner::Console(i as u32) };
+                let o = MovableOwner::new(kind, i as u64);
                 assert_eq!(a.movable_owner(Pfn(pfn)), Some((o, order)));
                 for p in 0..1u64 << order {
                     assert_eq!(m.get(&(pfn + p)), Some(&pattern(o, p)), "contents of {o:?} page {p}");
@@ -111,16 +127,17 @@ fn pattern(o: MovableOwner, page: u64) -> u64 {
     o.encode() ^ (page << 20) ^ 0x5a5a
 }
 
-impl MovableOwners for Model {
-    fn move_block(
-        &self,
-        owner: MovableOwner,
-        old: Pfn,
-        new: Pfn,
-        order: u32,
-        mode: MigrateMode,
-    ) -> Result<(), MigrateError> {
-        let (t, i) = self.table(owner).ok_or(MigrateError::Gone)?;
+/// Registers `ops` for both of the model's kinds with `a`.
+pub(super) fn register_both(a: &PageAllocator, ops: &'static dyn MovableOps) {
+    for kind in [KIND_A, KIND_B] {
+        a.register_movable_ops(kind, ops).unwrap();
+    }
+}
+
+impl MovableOps for Model {
+    fn migrate_page(&self, m: &BlockMove, mode: MigrateMode) -> Result<(), MigrateError> {
+        let (old, new, order) = (m.old, m.new, m.order);
+        let (t, i) = self.table(m.owner).ok_or(MigrateError::Gone)?;
         let mut t = match mode {
             MigrateMode::Sync => t.lock().unwrap(),
             MigrateMode::Async => t.try_lock().map_err(|_| MigrateError::Busy)?,
@@ -147,16 +164,15 @@ pub(super) fn max_free_order(a: &PageAllocator) -> Option<u32> {
 #[test]
 fn migration_of_each_kind_updates_the_owner_and_frees_the_old_block() {
     let a = make(1024);
-    let m = Model::default();
+    let m = Model::new();
+    m.register(a);
     let kinds: Vec<_> =
         (0..4u32).map(|o| m.alloc(a, o, false).unwrap()).chain((0..4).map(|o| m.alloc(a, o, true).unwrap())).collect();
     let census = a.check_invariants().unwrap();
     for &o in &kinds {
         let (old, order) = m.at(o);
-        let new = a
-            .migrate_page(Pfn(old), &m, MigrateMode::Sync, cpu(), &mut |ord| {
-                a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok()
-            })
+        let new = Migrator::new(a, MigrateCtx::sync(cpu()))
+            .migrate_page(Pfn(old), &mut |ord| a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok())
             .unwrap();
         assert_ne!(new.0, old);
         assert_eq!(m.at(o), (new.0, order), "the reference follows");
@@ -168,7 +184,7 @@ fn migration_of_each_kind_updates_the_owner_and_frees_the_old_block() {
     assert_eq!(a.migrate_events().pgmigrate_success, kinds.len() as u64);
     // A page without a movable owner is refused, unchanged.
     let k = a.alloc_pages(GFP_KERNEL, 0, cpu()).unwrap();
-    let r = a.migrate_page(k, &m, MigrateMode::Sync, cpu(), &mut |_| panic!("no target wanted"));
+    let r = Migrator::new(a, MigrateCtx::sync(cpu())).migrate_page(k, &mut |_| panic!("no target wanted"));
     assert_eq!(r, Err(MigrateError::NotMovable));
     a.free_pages(k, 0, cpu()).unwrap();
     m.free_all(a, kinds, 1024);
@@ -177,7 +193,8 @@ fn migration_of_each_kind_updates_the_owner_and_frees_the_old_block() {
 #[test]
 fn target_allocation_failing_at_each_step_rolls_back() {
     let a = make(1024);
-    let m = Model::default();
+    let m = Model::new();
+    m.register(a);
     let owners: Vec<_> = (0..6).map(|i| m.alloc(a, i % 3, i % 2 == 0).unwrap()).collect();
     let free_before = a.nr_free_pages();
     for step in 1..=owners.len() as u64 {
@@ -185,7 +202,7 @@ fn target_allocation_failing_at_each_step_rolls_back() {
         let mut done = Vec::new();
         for &o in &owners {
             let (old, _) = m.at(o);
-            let r = a.migrate_page(Pfn(old), &m, MigrateMode::Sync, cpu(), &mut |ord| {
+            let r = Migrator::new(a, MigrateCtx::sync(cpu())).migrate_page(Pfn(old), &mut |ord| {
                 a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok()
             });
             done.push(r.is_ok());
@@ -204,15 +221,13 @@ fn target_allocation_failing_at_each_step_rolls_back() {
     let (old, order) = m.at(o);
     let (t, i) = m.table(o).unwrap();
     t.lock().unwrap()[i] = Some((old + 1, order));
-    let r = a.migrate_page(Pfn(old), &m, MigrateMode::Sync, cpu(), &mut |ord| {
-        a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok()
-    });
+    let r = Migrator::new(a, MigrateCtx::sync(cpu()))
+        .migrate_page(Pfn(old), &mut |ord| a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok());
     assert_eq!(r, Err(MigrateError::Gone));
     t.lock().unwrap()[i] = Some((old, order));
     let held = t.lock().unwrap();
-    let r = a.migrate_page(Pfn(old), &m, MigrateMode::Async, cpu(), &mut |ord| {
-        a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok()
-    });
+    let r = Migrator::new(a, MigrateCtx::async_on(cpu()))
+        .migrate_page(Pfn(old), &mut |ord| a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok());
     drop(held);
     assert_eq!(r, Err(MigrateError::Busy));
     assert_eq!(a.nr_free_pages(), free_before);
@@ -244,15 +259,16 @@ pub(super) fn checkerboard(a: &PageAllocator, m: &Model) -> Vec<MovableOwner> {
 fn compaction_rebuilds_a_top_order_block_from_a_checkerboard() {
     let n = 4096;
     let a = make(n);
-    let m = Model::default();
-    let kept = checkerboard(a, &m);
+    let m = Model::new();
+    m.register(a);
+    let kept = checkerboard(a, m);
     assert!(kept.len() as u64 > n / 2 - 8, "{} kept", kept.len());
     // (The allocator keeps the last few pages back: at most an order-2 block.)
     assert!(max_free_order(a) <= Some(2));
     let low = kept.iter().filter(|&&o| m.at(o).0 < n / 2).count() as u64;
     assert!(a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 3, cpu()).is_err());
-    assert!(a.extfrag_index(ZoneType::Normal.index(), 11) > compaction::EXTFRAG_THRESHOLD);
-    let r = a.compact_memory(&m, MigrateMode::Sync, cpu());
+    assert!(extfrag_index(a, ZoneType::Normal.index(), 11) > compaction::EXTFRAG_THRESHOLD);
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
     assert_eq!(r.migrated, low, "{r:?}: the low half's movable pages all moved up");
     assert_eq!(r.failed, 0);
     assert!(r.migrate_scanned > 0 && r.free_scanned > 0);
@@ -260,7 +276,7 @@ fn compaction_rebuilds_a_top_order_block_from_a_checkerboard() {
     // The low half of the zone is one free order-11 block: half of it, the top order a
     // half-full zone can have.
     assert_eq!(max_free_order(a), Some(11));
-    assert_eq!(a.extfrag_index(ZoneType::Normal.index(), 11), -1000);
+    assert_eq!(extfrag_index(a, ZoneType::Normal.index(), 11), -1000);
     let big = a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 11, cpu()).unwrap();
     a.free_pages(big, 11, cpu()).unwrap();
     let e = a.migrate_events();
@@ -273,8 +289,8 @@ fn compaction_rebuilds_a_top_order_block_from_a_checkerboard() {
 fn direct_compaction_for_high_order_kernel_requests_only() {
     let n = 2048;
     let a = make(n);
-    let m: &'static Model = Box::leak(Box::default());
-    a.set_movable_owners(m);
+    let m = Model::new();
+    m.register(a);
     let kept = checkerboard(a, m);
     assert!(a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 6, cpu()).is_err(), "atomic never compacts");
     assert!(a.alloc_pages(GFP_KERNEL | Gfp::GFP_NORETRY | Gfp::GFP_NOWARN, 6, cpu()).is_err());
@@ -293,7 +309,7 @@ fn direct_compaction_for_high_order_kernel_requests_only() {
 /// the model's movable pages, and every other page outside the area free again (targets).
 fn cma_borrowed(m: &Model) -> (&'static PageAllocator, Vec<MovableOwner>) {
     let a = make(4096);
-    assert_eq!(a.cma_declare(4 << 20).unwrap().base, Pfn(3072));
+    assert_eq!(Cma::new(a).declare(4 << 20).unwrap().base, Pfn(3072));
     let mut held = Vec::new();
     for _ in 0..2 {
         while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
@@ -302,7 +318,7 @@ fn cma_borrowed(m: &Model) -> (&'static PageAllocator, Vec<MovableOwner>) {
         a.drain_all();
     }
     // (The low watermark keeps a page or two of it back.)
-    assert!(a.cma_stats().unwrap().free < 8, "the area is borrowed");
+    assert!(Cma::new(a).stats().unwrap().free < 8, "the area is borrowed");
     let mut kept = Vec::new();
     for (i, o) in held.into_iter().enumerate() {
         if m.at(o).0 < 3072 && i % 2 == 0 {
@@ -317,13 +333,14 @@ fn cma_borrowed(m: &Model) -> (&'static PageAllocator, Vec<MovableOwner>) {
 
 #[test]
 fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
-    let m = Model::default();
-    let (a, kept) = cma_borrowed(&m);
+    let m = Model::new();
+    let (a, kept) = cma_borrowed(m);
+    m.register(a);
     let borrowed = kept.iter().filter(|&&o| m.at(o).0 >= 3072).count() as u64;
     assert!(borrowed > 1000, "{borrowed}");
     let before = a.check_invariants().unwrap();
     let mut st = CmaAllocStats::default();
-    assert_eq!(a.cma_alloc(1024, 10, &m, cpu(), &mut st), Ok(Pfn(3072)));
+    assert_eq!(Cma::new(a).alloc(1024, 10, cpu(), &mut st), Ok(Pfn(3072)));
     assert_eq!((st.migrated, st.failed, st.ranges_tried), (borrowed, 0, 1));
     // Contents preserved, every reference updated, nothing of the model left in the area.
     m.check(a);
@@ -331,15 +348,15 @@ fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
     a.drain_all();
     let after = a.check_invariants().unwrap();
     assert_eq!(after.allocated, before.allocated + 1024, "the range, and the moved pages once each");
-    assert_eq!(a.cma_stats().unwrap().free, 0);
+    assert_eq!(Cma::new(a).stats().unwrap().free, 0);
     // Neither a page outside a range nor one released twice is taken back.
-    assert_eq!(a.cma_release(Pfn(3000), 1), Err(CmaError::NotAllocated));
-    assert_eq!(a.cma_release(Pfn(3072), 1025), Err(CmaError::NotAllocated));
-    assert_eq!(a.cma_release(Pfn(3072), 1024), Ok(()));
-    assert_eq!(a.cma_release(Pfn(3072), 1), Err(CmaError::NotAllocated));
+    assert_eq!(Cma::new(a).release(Pfn(3000), 1), Err(CmaError::NotAllocated));
+    assert_eq!(Cma::new(a).release(Pfn(3072), 1025), Err(CmaError::NotAllocated));
+    assert_eq!(Cma::new(a).release(Pfn(3072), 1024), Ok(()));
+    assert_eq!(Cma::new(a).release(Pfn(3072), 1), Err(CmaError::NotAllocated));
     let back = a.check_invariants().unwrap();
     assert_eq!(back.allocated, before.allocated, "no leak");
-    assert_eq!(a.cma_stats().unwrap().free, 1024);
+    assert_eq!(Cma::new(a).stats().unwrap().free, 1024);
     let mut blocks = Vec::new();
     a.for_each_free_block(|_, p, o, mt| blocks.push((p, o, mt)));
     assert!(blocks.contains(&(3072, 10, MigrateType::Cma)), "merged back whole");
@@ -348,37 +365,38 @@ fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
 
 #[test]
 fn cma_alloc_gives_up_a_range_whose_borrower_cannot_move() {
-    let m = Model::default();
-    let (a, kept) = cma_borrowed(&m);
+    let m = Model::new();
+    let (a, kept) = cma_borrowed(m);
+    m.register(a);
     // One borrowed page changes hands to an owner that refuses to move it.
     let victim = *kept.iter().find(|&&o| m.at(o).0 >= 3584).unwrap();
     let pinned = Pfn(m.at(victim).0);
     let (t, i) = m.table(victim).unwrap();
     t.lock().unwrap()[i] = None;
     m.mem.lock().unwrap().remove(&pinned.0);
-    assert!(a.set_movable_owner(pinned, MovableOwner::Vmalloc(0xffff_ff80_0000_0000)));
+    assert!(a.set_movable_owner(pinned, MovableOwner::new(STRANGER, 0)));
     let before = a.check_invariants().unwrap();
     let mut st = CmaAllocStats::default();
-    assert_eq!(a.cma_alloc(1024, 0, &m, cpu(), &mut st), Err(CmaError::NoRange));
+    assert_eq!(Cma::new(a).alloc(1024, 0, cpu(), &mut st), Err(CmaError::NoRange));
     assert!(st.failed >= 1 && st.ranges_tried == 1, "{st:?}");
     m.check(a);
-    assert_eq!(a.movable_owner(pinned), Some((MovableOwner::Vmalloc(0xffff_ff80_0000_0000), 0)));
+    assert_eq!(a.movable_owner(pinned), Some((MovableOwner::new(STRANGER, 0), 0)));
     a.drain_all();
     assert_eq!(a.check_invariants().unwrap().allocated, before.allocated, "a refused cma_alloc leaks nothing");
     // The half without the pinned page can be had; the area lends again afterwards.
     let mut st = CmaAllocStats::default();
-    assert_eq!(a.cma_alloc(512, 9, &m, cpu(), &mut st), Ok(Pfn(3072)));
-    assert_eq!(a.cma_alloc(512, 9, &m, cpu(), &mut st), Err(CmaError::NoRange));
-    assert_eq!(a.cma_alloc(0, 0, &m, cpu(), &mut st), Err(CmaError::BadRequest));
-    assert_eq!(a.cma_alloc(2048, 0, &m, cpu(), &mut st), Err(CmaError::BadRequest));
+    assert_eq!(Cma::new(a).alloc(512, 9, cpu(), &mut st), Ok(Pfn(3072)));
+    assert_eq!(Cma::new(a).alloc(512, 9, cpu(), &mut st), Err(CmaError::NoRange));
+    assert_eq!(Cma::new(a).alloc(0, 0, cpu(), &mut st), Err(CmaError::BadRequest));
+    assert_eq!(Cma::new(a).alloc(2048, 0, cpu(), &mut st), Err(CmaError::BadRequest));
     m.check(a);
-    a.cma_release(Pfn(3072), 512).unwrap();
+    Cma::new(a).release(Pfn(3072), 512).unwrap();
     a.drain_all();
     a.check_invariants().unwrap();
-    assert_eq!(make(64).cma_alloc(1, 0, &m, cpu(), &mut st), Err(CmaError::NoArea));
+    assert_eq!(Cma::new(make(64)).alloc(1, 0, cpu(), &mut st), Err(CmaError::NoArea));
 }
 
-/// Batch migration ([`PageAllocator::migrate_pages`], `MovableOwners::move_blocks`)
+/// Batch migration ([`Migrator::migrate_pages`](super::Migrator::migrate_pages), [`MovableOps::migrate_pages`])
 /// against the same model.
 mod batch {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -399,21 +417,14 @@ mod batch {
         }
     }
 
-    impl MovableOwners for Counting<'_> {
-        fn move_block(
-            &self,
-            owner: MovableOwner,
-            old: Pfn,
-            new: Pfn,
-            order: u32,
-            mode: MigrateMode,
-        ) -> Result<(), MigrateError> {
-            self.m.move_block(owner, old, new, order, mode)
+    impl MovableOps for Counting<'_> {
+        fn migrate_page(&self, m: &BlockMove, mode: MigrateMode) -> Result<(), MigrateError> {
+            self.m.migrate_page(m, mode)
         }
-        fn move_blocks(&self, moves: &[BlockMove], mode: MigrateMode, result: &mut [Result<(), MigrateError>]) {
+        fn migrate_pages(&self, moves: &[BlockMove], mode: MigrateMode, result: &mut [Result<(), MigrateError>]) {
             self.batches.fetch_add(1, Relaxed);
             self.largest.fetch_max(moves.len() as u64, Relaxed);
-            self.m.move_blocks(moves, mode, result);
+            self.m.migrate_pages(moves, mode, result);
         }
     }
 
@@ -425,22 +436,14 @@ mod batch {
         mode: MigrateMode,
     ) -> Vec<Result<Pfn, MigrateError>> {
         let pfns: Vec<_> = owners.iter().map(|&o| Pfn(c.m.at(o).0)).collect();
-        migrate_pfns(a, c, &pfns, mode)
+        migrate_pfns(a, &pfns, mode)
     }
 
     /// Migrates the blocks at `pfns` as one batch with targets from the allocator.
-    fn migrate_pfns(
-        a: &PageAllocator,
-        c: &Counting,
-        pfns: &[Pfn],
-        mode: MigrateMode,
-    ) -> Vec<Result<Pfn, MigrateError>> {
+    fn migrate_pfns(a: &PageAllocator, pfns: &[Pfn], mode: MigrateMode) -> Vec<Result<Pfn, MigrateError>> {
         let mut res = vec![Err(MigrateError::NotMovable); pfns.len()];
-        a.migrate_pages(
+        Migrator::new(a, MigrateCtx { mode, cpu: cpu() }).migrate_pages(
             pfns,
-            c,
-            mode,
-            cpu(),
             &mut |ord| a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok(),
             &mut res,
         );
@@ -450,15 +453,16 @@ mod batch {
     #[test]
     fn a_batch_with_its_target_allocation_failing_at_each_position_rolls_back_the_rest() {
         let a = make(1024);
-        let m = Model::default();
-        let c = Counting::new(&m);
+        let m = Model::new();
+        let c: &'static Counting = Box::leak(Box::new(Counting::new(m)));
+        register_both(a, c);
         let owners: Vec<_> = (0..6).map(|i| m.alloc(a, i % 3, i % 2 == 0).unwrap()).collect();
         let free_before = a.nr_free_pages();
         for step in 1..=owners.len() {
             let before: Vec<_> = owners.iter().map(|&o| m.at(o)).collect();
             let (batches, fails) = (c.batches.load(Relaxed), a.migrate_events().pgmigrate_fail);
             a.fail.fail_nth(step as u64);
-            let res = migrate_batch(a, &c, &owners, MigrateMode::Sync);
+            let res = migrate_batch(a, c, &owners, MigrateMode::Sync);
             for (i, r) in res.iter().enumerate() {
                 if i + 1 < step {
                     assert_eq!(r.map(|p| p.0), Ok(m.at(owners[i]).0), "block {i} moved before the failure");
@@ -470,7 +474,9 @@ mod batch {
                 }
             }
             m.check(a);
-            assert_eq!(c.batches.load(Relaxed), batches + (step > 1) as u64, "one batch for the owners");
+            // Each kind's blocks go to its operations as one batch (the kinds alternate).
+            let kinds = owners[..step - 1].iter().map(|o| o.kind).collect::<std::collections::BTreeSet<_>>();
+            assert_eq!(c.batches.load(Relaxed), batches + kinds.len() as u64, "one batch per kind");
             assert_eq!(a.migrate_events().pgmigrate_fail, fails + 1, "only the block tried counts as failed");
             assert_eq!(a.nr_free_pages(), free_before, "nothing leaked or lost");
         }
@@ -482,7 +488,7 @@ mod batch {
             let (t, i) = m.table(o).unwrap();
             let pfns: Vec<_> = owners.iter().map(|&o| Pfn(m.at(o).0)).collect();
             t.lock().unwrap()[i] = Some((old + 1, order));
-            let res = migrate_pfns(a, &c, &pfns, MigrateMode::Sync);
+            let res = migrate_pfns(a, &pfns, MigrateMode::Sync);
             t.lock().unwrap()[i] = Some((old, order));
             for (j, r) in res.iter().enumerate() {
                 assert_eq!(r.is_ok(), j != bad, "{res:?}");
@@ -493,8 +499,8 @@ mod batch {
             assert_eq!(a.nr_free_pages(), free_before);
         }
         let pfns: Vec<_> = owners.iter().map(|&o| Pfn(m.at(o).0)).collect();
-        let held = (m.console.lock().unwrap(), m.lab.lock().unwrap());
-        let res = migrate_pfns(a, &c, &pfns, MigrateMode::Async);
+        let held = (m.table_a.lock().unwrap(), m.table_b.lock().unwrap());
+        let res = migrate_pfns(a, &pfns, MigrateMode::Async);
         drop(held);
         assert!(res.iter().all(|r| *r == Err(MigrateError::Busy)), "{res:?}");
         assert_eq!(a.nr_free_pages(), free_before);
@@ -506,10 +512,11 @@ mod batch {
     fn compaction_hands_the_owners_batches() {
         let n = 4096;
         let a = make(n);
-        let m = Model::default();
-        let c = Counting::new(&m);
-        let kept = checkerboard(a, &m);
-        let r = a.compact_memory(&c, MigrateMode::Sync, cpu());
+        let m = Model::new();
+        let c: &'static Counting = Box::leak(Box::new(Counting::new(m)));
+        register_both(a, c);
+        let kept = checkerboard(a, m);
+        let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
         assert!(r.migrated > 1000 && r.failed == 0, "{r:?}");
         m.check(a);
         let batches = c.batches.load(Relaxed);

@@ -56,14 +56,15 @@ use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 
 pub use check::PageCensus;
-pub use cma::{CmaAllocStats, CmaError, CmaStats};
-pub use compaction::{fragmentation_index, CompactResult};
+pub use cma::{Cma, CmaAllocStats, CmaError, CmaStats};
+pub use compaction::{extfrag_index, extfrag_indices, fragmentation_index, CompactResult, Compactor};
 pub use contig::Evacuation;
 pub use error::{AllocFailure, FreeError};
 pub use fail::FailPageAlloc;
 pub use init::InitError;
 pub use migrate::{
-    BlockMove, MigrateBatch, MigrateError, MigrateEvents, MigrateMode, MovableOwner, MovableOwners, MIGRATE_BATCH,
+    BlockMove, MigrateBatch, MigrateCtx, MigrateError, MigrateEvents, MigrateMode, Migrator, MovableKind, MovableOps,
+    MovableOwner, RegisterError, MAX_MOVABLE_KINDS, MIGRATE_BATCH,
 };
 pub use migratetype::{gfp_migratetype, MigrateType, ZoneType, MAX_NR_ZONES, MIGRATE_TYPES};
 pub use page::{mem_map_overhead, MemMap, Page};
@@ -176,7 +177,7 @@ pub struct PageAllocator {
     failures: AtomicU64,
     /// Fault injection knobs (`fail_page_alloc`).
     pub fail: FailPageAlloc,
-    owners: spin::Once<&'static dyn MovableOwners>,
+    movable: migrate::MovableRegistry,
     migrate: migrate::MigrateStats,
     defer: compaction::CompactDefer,
 }
@@ -221,7 +222,7 @@ impl PageAllocator {
             min_free_kbytes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             fail: FailPageAlloc::new(),
-            owners: spin::Once::new(),
+            movable: migrate::MovableRegistry::new(),
             migrate: migrate::MigrateStats::new(),
             defer: compaction::CompactDefer::new(),
         }

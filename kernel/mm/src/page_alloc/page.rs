@@ -125,10 +125,6 @@ impl PageState {
             PageState::Unmarked
         }
     }
-    /// Whether the page heads a free block (buddy or per-CPU list).
-    pub const fn is_free(self) -> bool {
-        matches!(self, PageState::Buddy { .. } | PageState::Pcp { .. })
-    }
     /// Whether the page heads a block (free or allocated); its order.
     pub const fn block_order(self) -> Option<u32> {
         match self {
@@ -296,14 +292,6 @@ impl Page {
     pub fn pageblock_migratetype(&self) -> MigrateType {
         self.block_mt()
     }
-    /// Whether the page is the head of a free buddy block.
-    pub fn is_buddy(&self) -> bool {
-        matches!(self.state(), PageState::Buddy { .. })
-    }
-    /// Whether the page is free on a per-CPU list.
-    pub fn is_pcp(&self) -> bool {
-        matches!(self.state(), PageState::Pcp { .. })
-    }
     /// Whether the page is the head of a live allocation.
     pub fn is_head(&self) -> bool {
         matches!(self.state(), PageState::Head { .. })
@@ -311,10 +299,6 @@ impl Page {
     /// Whether the page is a compound tail.
     pub fn is_tail(&self) -> bool {
         matches!(self.state(), PageState::Tail)
-    }
-    /// Whether the page is reserved (never managed by the allocator).
-    pub fn is_reserved(&self) -> bool {
-        matches!(self.state(), PageState::Reserved)
     }
 }
 

@@ -219,7 +219,7 @@ fn migratetype_fallback_steals_pageblocks() {
     a.set_min_free_kbytes(0);
     a.set_pcp_high_batch(0, 1);
     let mut pt = String::new();
-    a.pagetypeinfo(&mut pt).unwrap();
+    report::pagetypeinfo(a, &mut pt).unwrap();
     assert!(pt.ends_with("Node 0, zone   Normal            0            8            0            0 \n"));
     // Everything starts Movable; an unmovable request steals a whole pageblock.
     let u = a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap();
@@ -259,7 +259,7 @@ fn highatomic_reserve() {
     let st = a.zone_stats(ZoneType::Normal);
     assert_eq!(st.reserved_highatomic, 512);
     let mut pt = String::new();
-    a.pagetypeinfo(&mut pt).unwrap();
+    report::pagetypeinfo(a, &mut pt).unwrap();
     assert!(pt.contains(" 1 \n"), "{pt}");
     assert!(a.lock_zone(1).pageblock_counts()[MigrateType::HighAtomic.index()] == 1);
     // Ordinary requests do not count the reserve as free.
@@ -322,13 +322,13 @@ fn reports_exact() {
     a.set_min_free_kbytes(0);
     let zeros = "     0 ".repeat(7);
     assert_eq!(
-        s(|w| a.buddyinfo(w)),
+        s(|w| report::buddyinfo(a, w)),
         format!(
             "Node 0, zone   Normal      0      0      0      0      1      1      1      1      1      1 {zeros}\n"
         )
     );
     let hdr = "Free pages count per migrate type at order       0      1      2      3      4      5      6      7      8      9     10     11     12     13     14     15     16 \n";
-    let pt = s(|w| a.pagetypeinfo(w));
+    let pt = s(|w| report::pagetypeinfo(a, w));
     let expect = format!(
         "Page block order: 9\nPages per block:  512\n\n{hdr}\
 Node    0, zone   Normal, type    Unmovable {z17}\n\
@@ -343,7 +343,7 @@ Node 0, zone   Normal            0            2            0            0 \n",
     // The unmovable request claims the order-9 Movable pageblock and splits it.
     let p = a.alloc_pages(GFP_KERNEL, 4, cpu(0)).unwrap();
     assert_eq!(p, Pfn(0x200));
-    let sfa = s(|w| a.show_free_areas(w));
+    let sfa = s(|w| report::show_free_areas(a, w));
     assert_eq!(
         sfa,
         "Mem-Info:\n\

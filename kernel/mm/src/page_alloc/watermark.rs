@@ -131,7 +131,9 @@ pub const fn zone_watermarks(min_free_kbytes: u64, zone_managed: u64, lowmem_pag
 /// not counted: the HighAtomic reserve without `ALLOC_HARDER`, and the zone's free CMA
 /// pages (`free_cma`, Linux's `NR_FREE_CMA_PAGES`) without `ALLOC_CMA`, so that an
 /// unmovable request does not pass on pages only a movable one could get.
+/// The per-CPU fast path calls it too (inlined there, with its flags constant).
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub fn watermark_ok(
     free_pages: u64,
     order: u32,

@@ -13,7 +13,7 @@
 //! Every operation (`map`, `map_frames`, `unmap`, `protect`, `split_to`, `translate`,
 //! `for_each_leaf`, `count_tables`, releasing a detached table) is a loop over a cursor.
 
-use super::desc::Desc;
+use super::desc::{Desc, DescKind};
 use super::table::{level_index, level_size, PageTable};
 use super::{PhysMemory, TlbMaint};
 
@@ -111,6 +111,19 @@ impl<'a, M: PhysMemory, T: TlbMaint> Cursor<'a, M, T> {
         self.parent_base[self.level as usize] = base;
     }
 
+    /// The current entry, after going down through every table entry on the way (the
+    /// descend loop of every walk): a block, a page or an invalid entry, at
+    /// [`Self::level`].
+    pub fn read_leaf(&mut self) -> Desc {
+        loop {
+            let d = self.read();
+            if d.kind(self.level) != DescKind::Table {
+                return d;
+            }
+            self.descend(d.addr());
+        }
+    }
+
     /// Moves past the range's part of the current entry.
     pub fn step(&mut self) {
         let c = self.chunk();
@@ -152,7 +165,6 @@ mod tests {
     use super::*;
     use crate::addr::{PhysAddr, VirtAddr};
     use crate::pgtable::boot::BumpTables;
-    use crate::pgtable::desc::DescKind;
     use crate::pgtable::{LinearPhysMemory, Prot, PtConfig};
 
     struct NoTlb;
@@ -180,12 +192,8 @@ mod tests {
         let mut c = Cursor::new(&pt, v, 4 * K);
         let (mut leaves, mut pops) = (Vec::new(), Vec::new());
         while !c.done() {
-            let d = c.read();
+            let d = c.read_leaf();
             match d.kind(c.level()) {
-                DescKind::Table => {
-                    c.descend(d.addr());
-                    continue;
-                }
                 DescKind::Page => leaves.push((c.va(), d.addr())),
                 k => panic!("{k:?} at {:#x}", c.va()),
             }

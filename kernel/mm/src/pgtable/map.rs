@@ -155,6 +155,18 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         Ok(())
     }
 
+    /// Frees the empty non-root tables on the walk path of `va`, deepest first.
+    pub(super) fn prune_path<A: TableAlloc>(&self, alloc: &mut A, va: u64) {
+        let mut c = Cursor::new(self, va, PAGE);
+        c.read_leaf();
+        while let Some(up) = c.up() {
+            if !self.table_is_empty(up.child) {
+                break;
+            }
+            self.free_table_entry(alloc, up.table, up.index, va, up.child);
+        }
+    }
+
     /// Goes down through the current entry `d` of `c`: into its table, or into a new zeroed
     /// one linked there if it is empty; a leaf in the way is an overlap.
     fn descend_create<A: TableAlloc>(&self, alloc: &mut A, c: &mut Cursor<'_, M, T>, d: Desc) -> Result<(), PtError> {

@@ -128,13 +128,10 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
             return Err(PtError::OutOfRange(va));
         }
         let mut c = Cursor::new(self, va.as_u64(), PAGE_SIZE as u64);
-        loop {
-            let d = c.read();
-            match d.kind(c.level()) {
-                DescKind::Table => c.descend(d.addr()),
-                DescKind::Page if d.addr() == old.as_u64() => return Ok((c.table(), c.index(), d)),
-                _ => return Err(PtError::NotMapped(va)),
-            }
+        let d = c.read_leaf();
+        match d.kind(c.level()) {
+            DescKind::Page if d.addr() == old.as_u64() => Ok((c.table(), c.index(), d)),
+            _ => Err(PtError::NotMapped(va)),
         }
     }
 }

@@ -59,6 +59,17 @@ pub trait TableAlloc {
     fn free_table(&mut self, pa: PhysAddr);
 }
 
+/// The one TLB-flush policy: an invalidation of this many pages or more (a range, a batch
+/// of cleared leaves, a batch of migrated pages) is one [`TlbMaint::flush_all`] rather
+/// than a [`TlbMaint::flush_va`] per page. Measured in QEMU raspi3b (sweep=fragment,
+/// batches of 32): a `tlbi vaae1is` costs 12-20 us there (QEMU stops every vCPU for each
+/// broadcast invalidation), a `tlbi vmalle1is` 120-170 us, so from about 8 pages one full
+/// invalidation is cheaper. Real hardware: both are correct; on a Cortex-A53 a
+/// `tlbi vaae1is` is cheap and a full invalidation costs the refills of every other entry
+/// afterwards, so Linux flushes page by page up to `MAX_TLBI_OPS` (512 pages): on the Pi
+/// a higher value may well be the cheaper one.
+pub const TLB_FLUSH_ALL_PAGES: u64 = 8;
+
 /// TLB maintenance and barriers.
 ///
 /// The library issues, for every change of a live entry: write invalid, `sync`, `flush_va`

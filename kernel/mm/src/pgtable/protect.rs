@@ -72,12 +72,8 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         let mut c = Cursor::new(self, va.as_u64(), size);
         // First pass, read only: everything must be mapped.
         while !c.done() {
-            let d = c.read();
+            let d = c.read_leaf();
             match d.kind(c.level()) {
-                DescKind::Table => {
-                    c.descend(d.addr());
-                    continue;
-                }
                 DescKind::Block | DescKind::Page => c.advance(),
                 _ => return Err(PtError::NotMapped(VirtAddr::new(c.va()))),
             }

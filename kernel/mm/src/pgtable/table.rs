@@ -3,19 +3,16 @@
 //! break-before-make, and freeing tables that became empty. The operations live next door:
 //! `map.rs` (map, with rollback), `unmap.rs` and `protect.rs` (split and protect).
 //!
-//! Every walk is a [`super::cursor::Cursor`]. No heap: the only state is on the stack and
+//! Every walk is a `Cursor` (`cursor.rs`). No heap: the only state is on the stack and
 //! in the tables themselves.
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 
-use super::cursor::Cursor;
-use super::desc::{Desc, DescKind};
+use super::desc::Desc;
 use super::error::PtError;
-use super::{PhysMemory, TableAlloc, TlbMaint, PTRS_PER_TABLE};
+use super::{PhysMemory, TableAlloc, TlbMaint, PTRS_PER_TABLE, TLB_FLUSH_ALL_PAGES};
 
 const PAGE: u64 = PAGE_SIZE as u64;
-/// Above this many pages one range invalidation becomes `flush_all` (Linux's MAX_TLBI_OPS).
-pub const MAX_TLBI_OPS: u64 = PTRS_PER_TABLE as u64;
 /// Largest output address + 1 (48-bit PA).
 pub(super) const PA_LIMIT: u64 = 1 << 48;
 
@@ -152,9 +149,10 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         Ok(t)
     }
 
-    /// Invalidates every page of [va, va + size), or everything if that is cheaper.
+    /// Invalidates every page of [va, va + size), or everything from
+    /// [`TLB_FLUSH_ALL_PAGES`] pages on.
     pub(super) fn flush_range(&self, va: u64, size: u64) {
-        if size / PAGE >= MAX_TLBI_OPS {
+        if size / PAGE >= TLB_FLUSH_ALL_PAGES {
             self.tlb.flush_all();
         } else {
             let mut a = va;
@@ -173,24 +171,6 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         self.tlb.sync();
         self.write(table, i, new);
         self.tlb.sync();
-    }
-
-    /// Frees the empty non-root tables on the walk path of `va`, deepest first.
-    pub(super) fn prune_path<A: TableAlloc>(&self, alloc: &mut A, va: u64) {
-        let mut c = Cursor::new(self, va, PAGE);
-        while c.level() < 3 {
-            let d = c.read();
-            if d.kind(c.level()) != DescKind::Table {
-                break;
-            }
-            c.descend(d.addr());
-        }
-        while let Some(up) = c.up() {
-            if !self.table_is_empty(up.child) {
-                break;
-            }
-            self.free_table_entry(alloc, up.table, up.index, va, up.child);
-        }
     }
 
     pub(super) fn table_is_empty(&self, table: u64) -> bool {

@@ -36,10 +36,6 @@ pub(super) struct Pending<'f> {
 
 /// Cleared leaves collected before one invalidation (a batch).
 const PENDING_MAX: usize = 64;
-/// A batch of more pages than this is invalidated with one `flush_all` rather than page
-/// by page: on a Cortex-A53 either is cheap, but every broadcast invalidation is a
-/// synchronisation of all cores (and under QEMU an expensive one), so fewer is better.
-const PENDING_FLUSH_ALL_PAGES: u64 = 16;
 
 impl<'f> Pending<'f> {
     fn new(f: LeafFn<'f>) -> Self {
@@ -90,7 +86,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         }
         self.tlb.sync();
         let pages: u64 = p.items[..p.n].iter().map(|&(_, _, s)| s / PAGE).sum();
-        if pages > PENDING_FLUSH_ALL_PAGES {
+        if pages >= super::TLB_FLUSH_ALL_PAGES {
             self.tlb.flush_all();
         } else {
             for &(va, _, s) in &p.items[..p.n] {
@@ -163,12 +159,8 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         let span = level_size(level) * PTRS_PER_TABLE as u64;
         let mut c = Cursor::at(self, table, level, va, span);
         while !c.done() {
-            let d = c.read();
+            let d = c.read_leaf();
             match d.kind(c.level()) {
-                DescKind::Table => {
-                    c.descend(d.addr());
-                    continue;
-                }
                 DescKind::Block | DescKind::Page => {
                     let bs = c.entry_size();
                     p.stats.bytes += bs;

@@ -21,13 +21,6 @@ pub struct Translation {
     pub level: u32,
 }
 
-impl Translation {
-    /// Bytes mapped by the leaf.
-    pub const fn leaf_size(&self) -> u64 {
-        level_size(self.level)
-    }
-}
-
 /// One leaf descriptor, as [`PageTable::for_each_leaf`] reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Leaf {
@@ -115,16 +108,14 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
             return FaultInfo::OutOfRange;
         }
         let mut c = Cursor::new(self, va.as_u64(), 1);
-        loop {
-            let (level, d) = (c.level(), c.read());
-            match d.kind(level) {
-                DescKind::Table => c.descend(d.addr()),
-                DescKind::Block | DescKind::Page => {
-                    let off = va.as_u64() & (level_size(level) - 1);
-                    return FaultInfo::Mapped(Translation { pa: PhysAddr::new(d.addr() + off), prot: d.prot(), level });
-                }
-                DescKind::Invalid | DescKind::Reserved => return FaultInfo::Translation { level },
+        let d = c.read_leaf();
+        let level = c.level();
+        match d.kind(level) {
+            DescKind::Block | DescKind::Page => {
+                let off = va.as_u64() & (level_size(level) - 1);
+                FaultInfo::Mapped(Translation { pa: PhysAddr::new(d.addr() + off), prot: d.prot(), level })
             }
+            _ => FaultInfo::Translation { level },
         }
     }
 
@@ -163,12 +154,9 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         let room = self.config().va_span() - (va.as_u64() - self.config().va_base());
         let mut c = Cursor::new(self, va.as_u64(), size.min(room));
         while !c.done() {
-            let (level, d) = (c.level(), c.read());
+            let d = c.read_leaf();
+            let level = c.level();
             match d.kind(level) {
-                DescKind::Table => {
-                    c.descend(d.addr());
-                    continue;
-                }
                 DescKind::Block | DescKind::Page => f(Leaf {
                     va: VirtAddr::new(c.base()),
                     pa: PhysAddr::new(d.addr()),

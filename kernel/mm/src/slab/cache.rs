@@ -18,7 +18,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 use crate::sync::SpinLock as Mutex;
 
-use super::debug::{SlabError, SlabErrorKind, SlabFix, SlabReporter};
+use super::error::{SlabError, SlabErrorKind, SlabFix, SlabReporter};
+pub use super::flags::{Ctor, SlabFlags};
 use super::header::Slab;
 use super::layout::CacheCfg;
 pub use super::layout::LayoutError;
@@ -29,41 +30,6 @@ use super::NR_CPUS;
 use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 use crate::page_source::PageSource;
-
-/// An object constructor, run once on each object when its slab is created (SLUB
-/// semantics: objects must be freed back in their constructed state).
-///
-/// # Safety
-/// Called with a pointer to `object_size` writable bytes owned by the cache.
-pub type Ctor = unsafe fn(obj: *mut u8);
-
-/// Cache creation flags (Linux's `SLAB_*` values).
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct SlabFlags(pub u32);
-
-impl SlabFlags {
-    /// No flags.
-    pub const NONE: SlabFlags = SlabFlags(0);
-    /// Check frees for validity (`SLAB_CONSISTENCY_CHECKS`).
-    pub const CONSISTENCY_CHECKS: SlabFlags = SlabFlags(0x100);
-    /// Red zones around objects (`SLAB_RED_ZONE`).
-    pub const RED_ZONE: SlabFlags = SlabFlags(0x400);
-    /// Poison free and fresh objects (`SLAB_POISON`).
-    pub const POISON: SlabFlags = SlabFlags(0x800);
-    /// Align objects to cache lines (`SLAB_HWCACHE_ALIGN`).
-    pub const HWCACHE_ALIGN: SlabFlags = SlabFlags(0x2000);
-    /// Everything the runtime debug switch turns on (`slub_debug=FZP`).
-    pub const DEBUG: SlabFlags = SlabFlags(0x100 | 0x400 | 0x800);
-
-    /// Whether any flag of `o` is set.
-    pub const fn intersects(self, o: SlabFlags) -> bool {
-        self.0 & o.0 != 0
-    }
-    /// The union.
-    pub const fn union(self, o: SlabFlags) -> SlabFlags {
-        SlabFlags(self.0 | o.0)
-    }
-}
 
 /// Handle of a cache in a [`SlabAllocator`](super::SlabAllocator)'s registry.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
@@ -236,7 +202,7 @@ impl KmemCache {
                 node.free_objects += cfg.num;
                 node.slabs_created += 1;
                 node.list_add(slab, LIST_FREE);
-                slab.0
+                slab.addr()
             };
             // SAFETY: list heads are held slabs.
             let slab = unsafe { Slab::from_raw(slab) };

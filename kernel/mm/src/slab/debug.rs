@@ -15,9 +15,8 @@
 //! free is refused and changes nothing. Only a corrupted freelist pointer cannot be
 //! repaired: the rest of that freelist is isolated.
 
-use core::fmt;
-
 use super::cache::{Env, KmemCache};
+pub use super::error::{FixLine, NullReporter, SlabError, SlabErrorKind, SlabFix, SlabReporter};
 use super::header::{Slab, SLAB_MAGIC};
 use super::layout::CacheCfg;
 use super::node::{LIST_FREE, LIST_PARTIAL};
@@ -35,157 +34,6 @@ pub const SLUB_RED_ACTIVE: u8 = 0xcc;
 /// Red zone of a free object (`SLUB_RED_INACTIVE`).
 pub const SLUB_RED_INACTIVE: u8 = 0xbb;
 
-/// What went wrong.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SlabErrorKind {
-    /// The object was freed twice (its red zone says it is already free).
-    DoubleFree,
-    /// A red zone byte was overwritten (`first` is its address, `value` what was found).
-    RedzoneOverwritten {
-        /// Address of the first bad byte.
-        first: usize,
-        /// Value found there.
-        value: u8,
-        /// Value expected.
-        expected: u8,
-    },
-    /// A free object's poison was overwritten: a write after free.
-    PoisonOverwritten {
-        /// Address of the first bad byte.
-        first: usize,
-        /// Value found there.
-        value: u8,
-        /// Value expected.
-        expected: u8,
-    },
-    /// The pointer lies in a slab but not at the start of an object.
-    InvalidPointer,
-    /// The pointer is not in a slab page nor at the start of a kmalloc compound block.
-    NotSlabObject,
-    /// `kmem_cache_free` on one cache of an object of another (`other`).
-    WrongCache {
-        /// The cache the object really belongs to.
-        other: &'static str,
-    },
-    /// A decoded free pointer is outside its slab or off an object boundary; the rest of
-    /// that freelist is abandoned.
-    FreepointerCorrupt {
-        /// The decoded pointer.
-        fp: usize,
-    },
-}
-
-/// What the slab layer did about an error (Linux's `FIX <cache>: ...` line).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SlabFix {
-    /// The free was refused: nothing changed (double free, invalid pointer, wrong cache).
-    Refused,
-    /// A free object's poison and red zones were restored; it stays free.
-    RestoredFree,
-    /// An object's red zones were restored and the free went ahead.
-    RestoredAndFreed,
-    /// The rest of a slab's freelist was isolated (its objects are never handed out).
-    Isolated,
-}
-
-/// One detected error, with enough context for a Linux-like report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SlabError {
-    /// What went wrong.
-    pub kind: SlabErrorKind,
-    /// Name of the cache (`kmalloc` when the pointer is in no cache).
-    pub cache: &'static str,
-    /// The object (or the bad pointer).
-    pub object: usize,
-    /// Start of the slab holding it (0 when unknown).
-    pub slab: usize,
-    /// What was done about it.
-    pub fix: SlabFix,
-}
-
-/// `FIX kmalloc-64: Restoring Poison and Redzone of the free object 0x...; it stays free`.
-pub struct FixLine<'a>(pub &'a SlabError);
-
-impl fmt::Display for FixLine<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let e = self.0;
-        write!(f, "FIX {}: ", e.cache)?;
-        match e.fix {
-            SlabFix::Refused => {
-                write!(f, "Object at {:#x} not freed (the free was refused, nothing changed)", e.object)
-            }
-            SlabFix::RestoredFree => {
-                write!(f, "Restoring Poison and Redzone of the free object {:#x}; it stays free", e.object)
-            }
-            SlabFix::RestoredAndFreed => write!(f, "Restoring Redzone of {:#x}; object freed", e.object),
-            SlabFix::Isolated => write!(f, "Isolating the rest of the freelist of slab {:#x}", e.slab),
-        }
-    }
-}
-
-impl SlabError {
-    /// Linux's one-line reason, as printed after `BUG <cache> (Not tainted): `.
-    pub fn reason(&self) -> &'static str {
-        match self.kind {
-            SlabErrorKind::DoubleFree => "Object already free",
-            SlabErrorKind::RedzoneOverwritten { .. } => "Redzone overwritten",
-            SlabErrorKind::PoisonOverwritten { .. } => "Poison overwritten",
-            SlabErrorKind::InvalidPointer => "Invalid object pointer",
-            SlabErrorKind::NotSlabObject => "Invalid free of a non-slab pointer",
-            SlabErrorKind::WrongCache { .. } => "Wrong slab cache",
-            SlabErrorKind::FreepointerCorrupt { .. } => "Freepointer corrupt",
-        }
-    }
-}
-
-/// The Linux-like report block (without the call trace, which the kernel appends).
-impl fmt::Display for SlabError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "=============================================================================")?;
-        writeln!(f, "BUG {} (Not tainted): {}", self.cache, self.reason())?;
-        writeln!(f, "-----------------------------------------------------------------------------")?;
-        writeln!(f)?;
-        match self.kind {
-            SlabErrorKind::RedzoneOverwritten { first, value, expected }
-            | SlabErrorKind::PoisonOverwritten { first, value, expected } => writeln!(
-                f,
-                "INFO: {:#x}-{:#x} @offset={}. First byte {:#x} instead of {:#x}",
-                first,
-                first,
-                first.wrapping_sub(self.slab),
-                value,
-                expected
-            )?,
-            SlabErrorKind::WrongCache { other } => writeln!(f, "INFO: {} but object is from {}", self.cache, other)?,
-            SlabErrorKind::FreepointerCorrupt { fp } => writeln!(f, "INFO: Freepointer {:#x}", fp)?,
-            _ => {}
-        }
-        if self.slab != 0 {
-            writeln!(f, "INFO: Slab {:#x}", self.slab)?;
-            write!(f, "INFO: Object {:#x} @offset={}", self.object, self.object.wrapping_sub(self.slab))
-        } else {
-            write!(f, "INFO: Object {:#x}", self.object)
-        }
-    }
-}
-
-/// Where detected errors go. The kernel prints them (plus a call trace); tests record them.
-pub trait SlabReporter: Sync {
-    /// Reports one error; the slab layer has already refused the operation.
-    fn report(&self, err: &SlabError);
-
-    /// An allocation with flags `gfp` failed because `failslab` injected the failure (the
-    /// kernel prints Linux's `FAULT_INJECTION` report); nothing by default.
-    fn fault_injected(&self, _gfp: crate::gfp::Gfp) {}
-}
-
-/// A reporter that drops reports (for callers that only care that the operation is refused).
-pub struct NullReporter;
-
-impl SlabReporter for NullReporter {
-    fn report(&self, _err: &SlabError) {}
-}
-
 // ---- The cache side of debugging: checks on the way out of and back into a cache, and
 // `validate_slab_cache`. ----
 
@@ -200,7 +48,7 @@ impl KmemCache {
     pub(crate) unsafe fn debug_alloc(&self, env: Env<'_>, cfg: &CacheCfg, obj: usize, gfp: Gfp) -> bool {
         // SAFETY: forwarded contract.
         if let Some(kind) = unsafe { check_free_object(cfg, obj) } {
-            let slab = self.slab_of(env, cfg, obj).map_or(0, |s| s.0);
+            let slab = self.slab_of(env, cfg, obj).map_or(0, |s| s.addr());
             self.report(env, kind, obj, slab, SlabFix::RestoredFree);
             // SAFETY: the object is free and ours (off the per-CPU array).
             unsafe { init_free_debug(cfg, obj) };
@@ -233,8 +81,8 @@ impl KmemCache {
             self.report(env, SlabErrorKind::NotSlabObject, obj, 0, SlabFix::Refused);
             return false;
         };
-        if slab.magic() != SLAB_MAGIC ^ slab.0 || cfg.obj_index(slab, obj).is_none() {
-            self.report(env, SlabErrorKind::InvalidPointer, obj, slab.0, SlabFix::Refused);
+        if slab.magic() != SLAB_MAGIC ^ slab.addr() || cfg.obj_index(slab, obj).is_none() {
+            self.report(env, SlabErrorKind::InvalidPointer, obj, slab.addr(), SlabFix::Refused);
             return false;
         }
         let slot = obj - cfg.obj_offset;
@@ -259,12 +107,12 @@ impl KmemCache {
                 SlabErrorKind::RedzoneOverwritten { first, value, expected: SLUB_RED_ACTIVE }
             };
             if all_inactive {
-                self.report(env, kind, obj, slab.0, SlabFix::Refused);
+                self.report(env, kind, obj, slab.addr(), SlabFix::Refused);
                 return false;
             }
             // An overflow by the owner: the red zones are restored (below, with the
             // poison) and the free goes ahead, so nothing stays damaged or lost.
-            self.report(env, kind, obj, slab.0, SlabFix::RestoredAndFreed);
+            self.report(env, kind, obj, slab.addr(), SlabFix::RestoredAndFreed);
         }
         // SAFETY: the object is being freed by its owner.
         unsafe { init_free_debug(cfg, obj) };
@@ -292,7 +140,7 @@ impl KmemCache {
             for &obj in &ac.entry[..ac.avail] {
                 // SAFETY: objects in a per-CPU array are free objects of this cache.
                 if let Some(kind) = unsafe { check_free_object(&cfg, obj) } {
-                    let slab = self.slab_of(env, &cfg, obj).map_or(0, |s| s.0);
+                    let slab = self.slab_of(env, &cfg, obj).map_or(0, |s| s.addr());
                     report(kind, obj, slab, SlabFix::RestoredFree);
                     // SAFETY: a free object of this cache, held by the locked array.
                     unsafe { init_free_debug(&cfg, obj) };
@@ -311,12 +159,12 @@ impl KmemCache {
                 let mut steps = 0;
                 while obj != 0 && steps < cfg.num {
                     if cfg.obj_index(slab, obj).is_none() {
-                        report(SlabErrorKind::FreepointerCorrupt { fp: obj }, at, slab.0, SlabFix::Isolated);
+                        report(SlabErrorKind::FreepointerCorrupt { fp: obj }, at, slab.addr(), SlabFix::Isolated);
                         break;
                     }
                     // SAFETY: `obj` was validated as an object of this slab on its freelist.
                     if let Some(kind) = unsafe { check_free_object(&cfg, obj) } {
-                        report(kind, obj, slab.0, SlabFix::RestoredFree);
+                        report(kind, obj, slab.addr(), SlabFix::RestoredFree);
                         // SAFETY: a free object on a freelist of a slab we hold, under the
                         // node lock; its free pointer (outside the object) is untouched.
                         unsafe { init_free_debug(&cfg, obj) };

@@ -11,7 +11,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use super::debug::{SlabError, SlabReporter};
+use super::error::{SlabError, SlabReporter};
 use super::host::HostPages;
 use super::kmalloc::{kmalloc_index, KMALLOC_NAMES};
 use super::{SlabAllocator, KMALLOC_MAX_CACHE_SIZE, NR_CPUS, ZERO_SIZE_PTR};

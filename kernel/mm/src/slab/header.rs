@@ -1,8 +1,8 @@
 //! The slab itself: a `2^order`-page block whose first 64 bytes are a [`SlabHeader`]
 //! (Linux's `struct slab`, kept in the slab rather than in the page descriptor), named by
-//! the address of that header ([`Slab`]).
+//! a pointer to that header ([`Slab`]). All pointer work on a slab header is in this file.
 
-use super::raw;
+use core::ptr::NonNull;
 
 /// The header at the start of every slab (Linux's `struct slab`, kept in the slab itself
 /// rather than in the page descriptor). Read and written field by field through [`Slab`].
@@ -29,32 +29,31 @@ pub(crate) const HEADER_SIZE: usize = core::mem::size_of::<SlabHeader>();
 const _: () = assert!(HEADER_SIZE == 64 && core::mem::align_of::<SlabHeader>() <= 8);
 pub(crate) const SLAB_MAGIC: usize = 0x51ab_c0de_5eed_f00d_u64 as usize;
 
-/// A slab, named by the address of its header.
+/// A slab, named by a pointer to its header (private: only [`Slab::from_raw`], under its
+/// safety contract, makes one).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Slab(pub(crate) usize);
+pub(crate) struct Slab(NonNull<SlabHeader>);
 
 impl Slab {
     /// # Safety
-    /// `va` must be the linear-map address of a slab's first page, held by the cache for
-    /// as long as the value is used.
+    /// `va` must be the linear-map address of a slab's first page (never 0), held by the
+    /// cache for as long as the value is used.
+    #[inline(always)]
     pub(crate) unsafe fn from_raw(va: usize) -> Slab {
-        Slab(va)
+        // SAFETY: the caller passes a slab's address, which is not 0.
+        Slab(unsafe { NonNull::new_unchecked(va as *mut SlabHeader) })
     }
+    /// The slab's (and its header's) address.
     #[inline(always)]
-    fn get(self, off: usize) -> usize {
-        // SAFETY: a `Slab` only exists for a held slab (`from_raw`), whose first
-        // `HEADER_SIZE` bytes are a `SlabHeader`; `off` is the offset of one of its fields.
-        unsafe { raw::read_word(self.0 + off) }
-    }
-    #[inline(always)]
-    fn set(self, off: usize, v: usize) {
-        // SAFETY: as in `get`; header fields are written under the node lock.
-        unsafe { raw::write_word(self.0 + off, v) }
+    pub(crate) fn addr(self) -> usize {
+        self.0.as_ptr() as usize
     }
     /// Address of the `freelist` field (the hardened pointer's storage address).
     #[inline(always)]
     pub(crate) fn freelist_at(self) -> usize {
-        self.0 + core::mem::offset_of!(SlabHeader, freelist)
+        // SAFETY: `addr_of_mut!` computes the field's address without reading it; the
+        // header is a held slab's (`from_raw`).
+        unsafe { core::ptr::addr_of_mut!((*self.0.as_ptr()).freelist) as usize }
     }
 }
 
@@ -65,11 +64,14 @@ macro_rules! header_fields {
             $(
                 #[inline(always)]
                 pub(crate) fn $field(self) -> usize {
-                    self.get(core::mem::offset_of!(SlabHeader, $field))
+                    // SAFETY: a `Slab` only exists for a held slab (`from_raw`), whose
+                    // first `HEADER_SIZE` bytes are a `SlabHeader`.
+                    unsafe { core::ptr::addr_of!((*self.0.as_ptr()).$field).read() }
                 }
                 #[inline(always)]
                 pub(crate) fn $set(self, v: usize) {
-                    self.set(core::mem::offset_of!(SlabHeader, $field), v)
+                    // SAFETY: as above; header fields are written under the node lock.
+                    unsafe { core::ptr::addr_of_mut!((*self.0.as_ptr()).$field).write(v) }
                 }
             )*
         }

@@ -23,14 +23,15 @@ use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use spin::{Mutex, Once};
 
-use super::cache::{CacheId, CacheStats, Ctor, Env, KmemCache, LayoutError, SlabFlags};
-use super::debug::{SlabError, SlabErrorKind, SlabFix, SlabReporter};
+use super::cache::{CacheId, CacheStats, Env, KmemCache, LayoutError};
+use super::error::{SlabError, SlabErrorKind, SlabFix, SlabReporter};
+use super::flags::{Ctor, SlabFlags};
 use super::layout::build_cfg;
-use super::owner::PageOwner;
 use super::{raw, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES};
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::cpu::CpuId;
 use crate::gfp::Gfp;
+use crate::owner::PageOwner;
 use crate::page_source::PageSource;
 
 /// What `kmalloc(0)` returns: a distinct non-null pointer that faults if dereferenced and

@@ -3,7 +3,7 @@
 //! and the slot arithmetic the fast path uses (object index by reciprocal, hardened
 //! free pointers).
 
-use super::cache::{Ctor, SlabFlags};
+use super::flags::{Ctor, SlabFlags};
 use super::header::{Slab, HEADER_SIZE};
 use super::SLAB_MAX_ORDER;
 use crate::addr::PAGE_SIZE;
@@ -60,7 +60,7 @@ impl CacheCfg {
 
     /// Index of the object at `obj` in `slab`, if `obj` is exactly an object start.
     pub(crate) fn obj_index(&self, slab: Slab, obj: usize) -> Option<usize> {
-        let off = obj.wrapping_sub(slab.0 + self.first + self.obj_offset);
+        let off = obj.wrapping_sub(slab.addr() + self.first + self.obj_offset);
         if off >= self.num * self.stride {
             return None;
         }
@@ -69,7 +69,7 @@ impl CacheCfg {
     }
 
     pub(crate) fn obj_at(&self, slab: Slab, idx: usize) -> usize {
-        slab.0 + self.first + idx * self.stride + self.obj_offset
+        slab.addr() + self.first + idx * self.stride + self.obj_offset
     }
 
     pub(crate) fn fp_addr(&self, obj: usize) -> usize {

@@ -23,7 +23,9 @@
 
 pub mod cache;
 pub mod debug;
+pub mod error;
 pub mod failslab;
+pub mod flags;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
 mod header;
@@ -32,20 +34,24 @@ pub mod host;
 pub mod kmalloc;
 mod layout;
 mod node;
-mod owner;
 pub mod percpu;
 mod raw;
 pub mod slabinfo;
 mod slabs;
 
-pub use cache::{CacheId, Ctor, SlabFlags};
-pub use debug::{FixLine, SlabError, SlabErrorKind, SlabFix, SlabReporter};
+pub use cache::CacheId;
+pub use error::{FixLine, SlabError, SlabErrorKind, SlabFix, SlabReporter};
+pub use flags::{Ctor, SlabFlags};
 pub use kmalloc::{SlabAllocator, SlabCreateError, KMALLOC_NAMES, ZERO_SIZE_PTR};
 
 pub use crate::page_alloc::MAX_PAGE_ORDER;
 pub use crate::NR_CPUS;
 /// Size of the cache registry.
 pub const MAX_CACHES: usize = 64;
+
+// A slab page's owner word holds every registry index and every page order.
+const _: () = assert!(MAX_CACHES as u64 <= crate::owner::SLAB_LOW_LIMIT);
+const _: () = assert!((MAX_PAGE_ORDER as u64) < crate::owner::SLAB_LOW_LIMIT);
 /// Largest slab order (64 KiB slabs), like SLUB's `slub_max_order` (3) plus one so that
 /// `kmalloc-8k` wastes little with an on-slab header.
 pub const SLAB_MAX_ORDER: u32 = 4;

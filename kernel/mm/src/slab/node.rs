@@ -43,9 +43,9 @@ impl Node {
         slab.set_list(list);
         if old != 0 {
             // SAFETY: list members are held slabs.
-            unsafe { Slab::from_raw(old) }.set_prev(slab.0);
+            unsafe { Slab::from_raw(old) }.set_prev(slab.addr());
         }
-        self.head[list] = slab.0;
+        self.head[list] = slab.addr();
         if list == LIST_FREE {
             self.nr_free_slabs += 1;
         }

@@ -6,14 +6,15 @@
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::cache::{Env, KmemCache, FREE_SLAB_RESERVE};
-use super::debug::{init_free_debug, SlabError, SlabErrorKind, SlabFix};
+use super::debug::init_free_debug;
+use super::error::{SlabError, SlabErrorKind, SlabFix};
 use super::header::{Slab, SLAB_MAGIC};
 use super::layout::CacheCfg;
 use super::node::{Node, LIST_FREE};
-use super::owner::PageOwner;
 use super::raw;
 use crate::addr::{VirtAddr, PAGE_SIZE};
 use crate::gfp::Gfp;
+use crate::owner::PageOwner;
 
 impl KmemCache {
     /// The slab holding `obj` (the caller knows `obj` is in one of this cache's pages).
@@ -81,8 +82,10 @@ impl KmemCache {
 
     /// Pops up to `max` objects off a slab's freelist, validating each hardened pointer,
     /// handing each to `put`; the slab header and node counters are written once. Returns
-    /// how many were taken. A pointer that does not land on an object of this slab
-    /// abandons the rest of the freelist: the slab is treated as full for good.
+    /// how many were taken. A pointer that does not land on an object of this slab, or a
+    /// freelist that ends while the slab still counts free objects (a cut list), abandons
+    /// the rest: the slab is treated as full for good, and the error is reported (a cut
+    /// list is never walked again, so a partial slab cannot spin its callers).
     #[inline]
     pub(super) fn slab_pop_n(
         &self,
@@ -96,8 +99,11 @@ impl KmemCache {
         let head_at = slab.freelist_at();
         let mut obj = cfg.encode(slab.freelist(), head_at);
         let mut taken = 0;
-        while taken < max && obj != 0 {
-            if cfg.obj_index(slab, obj).is_none() {
+        while taken < max {
+            if obj == 0 && slab.inuse() + taken == cfg.num {
+                break;
+            }
+            if obj == 0 || cfg.obj_index(slab, obj).is_none() {
                 let lost = cfg.num - slab.inuse() - taken;
                 node.free_objects -= taken + lost;
                 node.quarantined += lost;
@@ -108,7 +114,7 @@ impl KmemCache {
                     kind: SlabErrorKind::FreepointerCorrupt { fp: obj },
                     cache: cfg.name,
                     object: head_at,
-                    slab: slab.0,
+                    slab: slab.addr(),
                     fix: SlabFix::Isolated,
                 });
                 return taken;

@@ -20,12 +20,10 @@ use alloc::alloc::{alloc as heap_alloc, dealloc as heap_dealloc, Layout};
 use core::ptr::null_mut;
 
 use super::treap::{ceil, floor, free_tree, insert, remove, Tree, VmapNode};
-pub use super::vm_area::{AreaError, VmArea, VmKind};
+pub use super::vm_area::{AreaError, VmArea, VmKind, GUARD_SIZE};
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 
-/// The unmapped page after every area.
-pub const GUARD_SIZE: u64 = PAGE_SIZE as u64;
 /// How many recently freed areas are remembered for use-after-free reports.
 pub const FREED_RING: usize = 8;
 

@@ -1,13 +1,12 @@
 //! Migration of vmalloc pages: Linux never moves them; here a vmalloc made with
-//! `__GFP_MOVABLE` has its order-0 pages tagged [`MovableOwner::Vmalloc`] (the VA each is
-//! mapped at), so compaction and CMA can move them. Only the page table refers to such a
+//! `__GFP_MOVABLE` has its order-0 pages tagged with the owner of kind
+//! [`VMALLOC_MOVABLE`](super::VMALLOC_MOVABLE) (the VA each is mapped at), so compaction
+//! and CMA can move them. Only the page table refers to such a
 //! page: the move copies it while its entry is invalid and switches the entry
 //! (break-before-make, see [`PageTable::migrate_page`]); [`Vmalloc::migrate_pages`] does a
 //! batch with one TLB invalidation per round of pages. 2 MiB blocks of huge mappings are
 //! never tagged: they stay where they are (allocated without `__GFP_MOVABLE`, so they do
 //! not sit in movable pageblocks).
-//!
-//! [`MovableOwner::Vmalloc`]: crate::page_alloc::MovableOwner::Vmalloc
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::page_alloc::MigrateError;

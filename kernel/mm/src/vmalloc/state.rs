@@ -7,7 +7,6 @@
 
 use crate::addr::{pages_for, PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::gfp::{Gfp, GFP_KERNEL};
-use crate::page_alloc::MovableOwner;
 use crate::page_source::PageSource;
 use crate::pgtable::layout::{IOREMAP_END, IOREMAP_START, VMALLOC_END, VMALLOC_START};
 use crate::pgtable::{Frames, PageTable, PhysMemory, Prot, PtError, TlbMaint, PMD_SIZE, PTRS_PER_TABLE};
@@ -410,7 +409,7 @@ impl Frames for VmallocFrames<'_> {
         }
         if self.gfp.contains(Gfp::GFP_MOVABLE) {
             // Compaction may move it: the page table at `va` is its only reference.
-            self.pages.set_page_owner(pa, MovableOwner::Vmalloc(va.as_u64()).encode());
+            self.pages.set_page_owner(pa, super::movable::movable_owner(va).encode());
         }
         self.allocated += PAGE;
         Some(pa)

@@ -5,7 +5,7 @@
 use alloc::alloc::{dealloc as heap_dealloc, Layout};
 use core::ptr::null_mut;
 
-use super::area::VmArea;
+use super::vm_area::VmArea;
 
 /// One busy area or one free range, with its links in the trees (Linux's `vmap_area`).
 /// A free range uses `area.start` and `area.size` for its start and length.

@@ -3,9 +3,10 @@
 
 use core::fmt;
 
-use crate::addr::{PhysAddr, VirtAddr};
+use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 
-use super::area::GUARD_SIZE;
+/// The unmapped page after every area.
+pub const GUARD_SIZE: u64 = PAGE_SIZE as u64;
 
 /// What an area was created for (Linux's VM_ALLOC / VM_MAP / VM_IOREMAP).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
