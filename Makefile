@@ -4,7 +4,8 @@
 #   make qemu     boot it in QEMU raspi3b on this terminal (the main job), with the
 #                 project's device tree; CMDLINE="sweep=off slub_debug" sets the kernel
 #                 command line (up to 2,048 bytes)
-#   make test     every test: host unit/property tests, QEMU integration tests, SD image
+#   make test     every test: import-cycle check, host unit/property tests, QEMU integration
+#                 tests, SD image
 #   make test-qemu K=name   only the QEMU tests whose name contains `name`
 #   make sweep    boot headless, run the allocation sweep, power off; pass/fail
 #   make report   boot headless with records=on and write target/report/index.html (charts);
@@ -55,7 +56,7 @@ FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 
 
-.PHONY: all build qemu test test-host test-errata test-qemu test-sdcard test-gdb test-report report sweep bench mutants mutants-diff gdb objdump readelf nm clippy doc \
+.PHONY: all build qemu test test-cycles test-host test-errata test-qemu test-sdcard test-gdb test-report report sweep bench mutants mutants-diff gdb objdump readelf nm clippy doc \
         fmt sdcard sdcard-files chainloader chainboot chainboot-sdcard chainboot-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
 
 all: $(IMG)
@@ -99,8 +100,16 @@ $(DTB): $(DTS)
 qemu: $(IMG) $(DTB) ensure-qemu
 	$(QEMU) $(QEMU_ARGS) $(if $(CMDLINE),-append "$(CMDLINE)")
 
-test: test-host test-errata test-qemu test-sdcard test-gdb test-report
+test: test-cycles test-host test-errata test-qemu test-sdcard test-gdb test-report
 	@echo "make test: all passed"
+
+# No import cycle between the files of a kernel crate (each module uses only the ones
+# below it: ARCHITECTURE.md's layers).
+CYCLE_CHECKED := kernel/src kernel/mm/src kernel/records/src boot/src board/src chainloader/src \
+                 kernel/consts/src
+test-cycles:
+	$(PYTHON) tools/modcycles.py --self-test
+	$(PYTHON) tools/modcycles.py $(CYCLE_CHECKED)
 
 # Every host test under cargo-nextest's time limit (.config/nextest.toml): a hanging test
 # fails with its name. nextest does not run doctests: cargo test --doc does, under an

@@ -5,24 +5,25 @@
 //! is checked again. Wakers make the condition true, then interrupt the sleeper (an
 //! IPI, the UART, the timer).
 
+use crate::percpu::{smp_processor_id, CpuId, NR_CPUS};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use mm::sync::{local_irq_restore, local_irq_save};
 
 /// Counter ticks each CPU spent asleep in `wfi` (the idle part of `vmstat`'s cpu columns).
-static IDLE_TICKS: [AtomicU64; crate::smp::NR_CPUS] = [const { AtomicU64::new(0) }; crate::smp::NR_CPUS];
+static IDLE_TICKS: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
 
 /// When each CPU went to sleep in `wfi` (0: it is not asleep): a long sleep counts as
 /// idle while it lasts, not only once it ends.
-static IDLE_SINCE: [AtomicU64; crate::smp::NR_CPUS] = [const { AtomicU64::new(0) }; crate::smp::NR_CPUS];
+static IDLE_SINCE: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
 
 /// Whether `cpu` is asleep in `wfi` now (`vmstat`'s r column).
-pub fn is_idle(cpu: usize) -> bool {
-    IDLE_SINCE.get(cpu).is_some_and(|t| t.load(Relaxed) != 0)
+pub fn is_idle(cpu: CpuId) -> bool {
+    IDLE_SINCE[cpu.index()].load(Relaxed) != 0
 }
 
 /// Counter ticks `cpu` has spent in `wfi` since boot, the current sleep included.
-pub fn idle_ticks(cpu: usize) -> u64 {
-    let (Some(done), Some(since)) = (IDLE_TICKS.get(cpu), IDLE_SINCE.get(cpu)) else { return 0 };
+pub fn idle_ticks(cpu: CpuId) -> u64 {
+    let (done, since) = (&IDLE_TICKS[cpu.index()], &IDLE_SINCE[cpu.index()]);
     // A sleep that ends between the two loads is counted in neither or in both only for
     // an instant: statistics, not accounting.
     let since = since.load(Relaxed);
@@ -40,16 +41,12 @@ pub fn wait_until(mut cond: impl FnMut() -> bool) {
             local_irq_restore(flags);
             return;
         }
-        let cpu = boot::cpu::cpu_id();
+        let cpu = smp_processor_id().index();
         let t0 = board::timer::ticks().max(1);
-        if let Some(s) = IDLE_SINCE.get(cpu) {
-            s.store(t0, Relaxed);
-        }
+        IDLE_SINCE[cpu].store(t0, Relaxed);
         boot::cpu::wfi();
-        if let (Some(t), Some(s)) = (IDLE_TICKS.get(cpu), IDLE_SINCE.get(cpu)) {
-            s.store(0, Relaxed);
-            t.fetch_add(board::timer::ticks().saturating_sub(t0), Relaxed);
-        }
+        IDLE_SINCE[cpu].store(0, Relaxed);
+        IDLE_TICKS[cpu].fetch_add(board::timer::ticks().saturating_sub(t0), Relaxed);
         local_irq_restore(flags);
     }
 }

@@ -4,9 +4,12 @@
 //!
 //! Kinds (Linux arm64's numbering and names): 0 reschedule (wakes a CPU so its idle
 //! loop looks at its work and the conditions it waits for), 1 function call
-//! ([`crate::smp::smp_call_function_single`]), 2 CPU stop (a panic parks the others).
+//! ([`crate::smp_call::smp_call_function_single`]), 2 CPU stop (a panic parks the others).
+//!
+//! Sending allocates and locks nothing, so every layer from the memory manager up may
+//! interrupt another CPU.
 
-use crate::smp::NR_CPUS;
+use crate::percpu::{CpuId, NR_CPUS};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The IPI kinds.
@@ -31,19 +34,21 @@ static COUNTS: [[AtomicU64; NR_CPUS]; NR_IPI] = [const { [const { AtomicU64::new
 
 /// Sends `ipi` to `cpu`. The `dsb` makes this CPU's earlier stores (the work or call
 /// it announces) visible before the mailbox write can raise the interrupt.
-pub fn send(cpu: usize, ipi: Ipi) {
+pub fn send(cpu: CpuId, ipi: Ipi) {
     boot::cpu::dsb_sy();
-    board::bcm2836_local::mailbox_set(cpu, 0, 1 << ipi as u32);
+    board::bcm2836_local::mailbox_set(cpu.index(), 0, 1 << ipi as u32);
 }
 
 /// Handles this CPU's mailbox 0, in interrupt context: clears the bits it read first,
-/// so an IPI sent while the handlers run raises the interrupt again.
-pub fn handle(cpu: usize) {
-    let bits = board::bcm2836_local::mailbox_read(cpu, 0);
+/// so an IPI sent while the handlers run raises the interrupt again. `call_function`
+/// runs the queued cross-CPU calls (passed by the interrupt entry, which sits above
+/// them: this module stays below everything that sends).
+pub fn handle(cpu: CpuId, call_function: fn(CpuId)) {
+    let bits = board::bcm2836_local::mailbox_read(cpu.index(), 0);
     if bits == 0 {
         return;
     }
-    board::bcm2836_local::mailbox_clear(cpu, 0, bits);
+    board::bcm2836_local::mailbox_clear(cpu.index(), 0, bits);
     // Real hardware: the clear is a Device write; the dsb orders it before the reads
     // of the shared data the sender published.
     boot::cpu::dsb_sy();
@@ -51,10 +56,10 @@ pub fn handle(cpu: usize) {
         if bits & (1 << n) == 0 {
             continue;
         }
-        counts[cpu].fetch_add(1, Relaxed);
+        counts[cpu.index()].fetch_add(1, Relaxed);
         match n {
             0 => {} // the interrupt itself woke the idle loop
-            1 => crate::smp::generic_smp_call_function_interrupt(cpu),
+            1 => call_function(cpu),
             _ => {
                 // Nothing left pending (timer, IPIs) to wake the parked CPU's wfi.
                 crate::irq::disable_this_cpu();

@@ -8,22 +8,19 @@
 extern crate alloc;
 
 pub mod arch;
-#[cfg(target_os = "none")]
-pub mod bench;
 pub mod cmdline;
 pub mod console;
 pub mod fdt;
-#[cfg(target_os = "none")]
-pub mod frag_lab;
+pub mod kern_levels;
 pub mod ksyms;
+#[cfg(target_os = "none")]
+pub mod lab;
 pub mod log_buf;
 pub mod oops;
 pub mod printk;
 pub mod prng;
 pub mod record;
 pub mod stacks;
-#[cfg(target_os = "none")]
-pub mod stress;
 pub mod version;
 
 #[cfg(target_os = "none")]
@@ -37,11 +34,11 @@ pub mod ipi;
 #[cfg(target_os = "none")]
 pub mod irq;
 #[cfg(target_os = "none")]
-pub mod irqtest;
-#[cfg(target_os = "none")]
 pub mod mm;
 #[cfg(target_os = "none")]
 pub mod panic;
+#[cfg(target_os = "none")]
+pub mod percpu;
 #[cfg(target_os = "none")]
 pub mod platform;
 #[cfg(target_os = "none")]
@@ -49,7 +46,7 @@ pub mod shell;
 #[cfg(target_os = "none")]
 pub mod smp;
 #[cfg(target_os = "none")]
-pub mod sweep;
+pub mod smp_call;
 #[cfg(target_os = "none")]
 pub mod timer;
 #[cfg(target_os = "none")]

@@ -5,7 +5,7 @@
 //!
 //! Pure and fixed-size (no allocation), tested on the host; `printk` owns the instance.
 
-use crate::printk::Level;
+use crate::kern_levels::Level;
 
 /// Longest line kept; the rest of a longer line is cut (Linux's 1024-byte records).
 pub const LINE_MAX: usize = 1024;

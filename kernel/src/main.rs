@@ -17,6 +17,7 @@ mod kmain {
     /// Called by `boot/entry.S` with the loader's x0 and the exception level at entry.
     #[no_mangle]
     pub extern "C" fn kernel_main(dtb: u64, entry_el: u64) -> ! {
+        kernel::percpu::set_this_cpu(kernel::percpu::CpuId::BOOT);
         // A silent mailbox or an unusable answer (0 Hz: no divisor, no console) gives
         // config.txt's 48 MHz, said once the console works.
         let (uart_hz, uart_fallback) = uart_clock(mailbox::clock_rate(mailbox::clock::UART).ok(), board::uart::BAUD);
@@ -44,7 +45,7 @@ mod kmain {
             if rev.processor() == "BCM2837" { 4 } else { 1 },
             rev.processor(),
             boot::cpu::midr(),
-            boot::cpu::cpu_id(),
+            kernel::percpu::smp_processor_id(),
             entry_el,
             dtb
         );
@@ -93,7 +94,7 @@ mod kmain {
         let ram_size = mailbox::arm_memory().map_or(0, |(b, s)| b as u64 + s as u64);
         platform::init_cmdline(dtb, ram_size);
         kernel::mm::init(dtb);
-        kernel::irq::init();
+        kernel::irq::chip::init();
         kernel::timer::init();
         kernel::tty::init();
         boot::cpu::local_irq_enable();
@@ -110,8 +111,10 @@ mod kmain {
             Ok(Some("off")) => {
                 pr_notice!("sweep: skipped (sweep=off on the command line; type 'sweep' to run it)")
             }
-            Ok(Some(p)) => kernel::sweep::run(kernel::sweep::Phases::parse(p).unwrap_or(kernel::sweep::Phases::All)),
-            Ok(None) | Err(_) => kernel::sweep::run(kernel::sweep::Phases::All),
+            Ok(Some(p)) => {
+                kernel::lab::sweep::run(kernel::lab::sweep::Phases::parse(p).unwrap_or(kernel::lab::sweep::Phases::All))
+            }
+            Ok(None) | Err(_) => kernel::lab::sweep::run(kernel::lab::sweep::Phases::All),
         });
         kernel::shell::run()
     }

@@ -9,11 +9,12 @@ use crate::arch::aarch64::esr::{self, Abort, Pstate};
 use crate::ksyms::{SymbolTable, SymbolizedAddr};
 use boot::TrapFrame;
 use core::fmt::{self, Write};
+use mm::cpu::CpuId;
 
 /// What the platform knows about the machine and the faulting context.
 pub struct Context<'a> {
     /// This CPU.
-    pub cpu: usize,
+    pub cpu: CpuId,
     /// `Raspberry Pi 3 Model B rev 1.2`.
     pub hardware: &'a dyn fmt::Display,
     /// The kernel's symbols, if the image carries them.
@@ -160,7 +161,7 @@ mod tests {
         };
         let hw = "Raspberry Pi 3 Model B rev 1.2";
         let ctx = Context {
-            cpu: 0,
+            cpu: CpuId::of(0),
             hardware: &hw,
             symbols: SymbolTable::parse(&blob),
             read_stack: &read,
@@ -196,8 +197,13 @@ mod tests {
             .contains("execute from non-executable memory"));
         assert!(fault_headline(&frame(0x9600_0007, 0xffff_ffa0_0000_0000)).unwrap().contains("paging request"));
         assert!(fault_headline(&frame(0xf200_0000, 0)).is_none());
-        let ctx =
-            Context { cpu: 1, hardware: &"x", symbols: None, read_stack: &|_| None, describe_address: &|_, _| Ok(()) };
+        let ctx = Context {
+            cpu: CpuId::of(1),
+            hardware: &"x",
+            symbols: None,
+            read_stack: &|_| None,
+            describe_address: &|_, _| Ok(()),
+        };
         let mut s = String::new();
         write_oops(&mut s, &frame(0xf200_0000, 0), &ctx, 2).unwrap();
         assert!(s.contains("Internal error: Oops - BUG: 00000000f2000000 [#2] SMP\n"), "{s}");

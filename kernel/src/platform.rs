@@ -41,7 +41,7 @@ pub fn init_console() {
     crate::printk::set_backend(crate::printk::Backend {
         write: uart_write,
         now_ns: board::timer::uptime_ns,
-        cpu_id: boot::cpu::cpu_id,
+        cpu_id: || crate::percpu::smp_processor_id().index(),
     });
 }
 
@@ -250,7 +250,7 @@ const ATAGS_ADDR: u64 = 0x100;
 const ATAGS_WINDOW: u64 = 0x1_0000 - ATAGS_ADDR;
 
 fn linear_bytes(pa: u64, len: u64) -> &'static [u8] {
-    let va = crate::mm::phys_to_virt(mm::addr::PhysAddr::new(pa)).as_ptr::<u8>();
+    let va = mm::addr::PhysAddr::new(pa).linear_va().as_ptr::<u8>();
     // SAFETY: callers pass ranges inside RAM, which the kernel maps read/write at
     // PAGE_OFFSET for its whole life; the loader's data is only read.
     unsafe { core::slice::from_raw_parts(va, len as usize) }

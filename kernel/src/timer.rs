@@ -6,7 +6,7 @@
 //! or after its deadline (virtual-counter ticks, [`board::arch_timer::counter`]). The
 //! queue is small and fixed: arming fails rather than allocating.
 
-use crate::smp::NR_CPUS;
+use crate::percpu::{smp_processor_id, CpuId, NR_CPUS};
 use board::arch_timer;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use mm::sync::SpinLock;
@@ -32,7 +32,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// An armed timer, for [`del_timer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimerId {
-    cpu: usize,
+    cpu: CpuId,
     id: u64,
 }
 
@@ -61,8 +61,8 @@ fn reprogram(q: &[Option<Timer>; TIMERS_PER_CPU]) {
 /// Arms a timer on this CPU: `func(arg)` runs in interrupt context once the counter
 /// reaches `deadline`.
 pub fn add_timer(deadline: u64, func: TimerFn, arg: usize) -> Result<TimerId, QueueFull> {
-    let cpu = boot::cpu::cpu_id();
-    let mut q = QUEUES[cpu].lock();
+    let cpu = smp_processor_id();
+    let mut q = QUEUES[cpu.index()].lock();
     let slot = q.iter_mut().find(|t| t.is_none()).ok_or(QueueFull)?;
     let id = NEXT_ID.fetch_add(1, Relaxed);
     *slot = Some(Timer { id, deadline, func, arg });
@@ -72,10 +72,10 @@ pub fn add_timer(deadline: u64, func: TimerFn, arg: usize) -> Result<TimerId, Qu
 
 /// Disarms a timer armed on this CPU; false if it already ran (or was not this CPU's).
 pub fn del_timer(t: TimerId) -> bool {
-    if t.cpu != boot::cpu::cpu_id() {
+    if t.cpu != smp_processor_id() {
         return false;
     }
-    let mut q = QUEUES[t.cpu].lock();
+    let mut q = QUEUES[t.cpu.index()].lock();
     let Some(slot) = q.iter_mut().find(|s| s.is_some_and(|x| x.id == t.id)) else {
         return false;
     };
@@ -92,7 +92,7 @@ pub fn armed() -> [usize; NR_CPUS] {
 /// The timer interrupt: runs every expired timer (outside the queue lock, so a
 /// callback may arm another), then programs the next deadline or stops the timer.
 pub fn timer_interrupt(_irq: u32, _data: usize) {
-    let cpu = boot::cpu::cpu_id();
+    let cpu = smp_processor_id().index();
     // Bounded: a callback that keeps re-arming in the past runs on the next interrupt.
     for _ in 0..TIMERS_PER_CPU {
         let due = {

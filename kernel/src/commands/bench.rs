@@ -20,6 +20,6 @@ fn bench_cmd(args: &[&str]) -> Result<(), CommandError> {
         },
         _ => return Err(CommandError::Usage),
     };
-    crate::bench::run(n);
+    crate::lab::bench::run(n);
     Ok(())
 }

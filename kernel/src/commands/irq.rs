@@ -6,14 +6,14 @@ use crate::console::registry::{Command, CommandError};
 use crate::cprint;
 use crate::cprintln;
 use crate::ipi::{self, IPI_NAMES, NR_IPI};
-use crate::smp::NR_CPUS;
+use crate::percpu::NR_CPUS;
 
 /// `interrupts`
 pub const INTERRUPTS: Command =
     Command { name: "interrupts", args: "", help: "interrupt counts per CPU (/proc/interrupts)", run: interrupts };
 
 fn online(cpu: usize) -> bool {
-    crate::smp::online_mask() & (1 << cpu) != 0
+    crate::percpu::online_mask() & (1 << cpu) != 0
 }
 
 fn counts_row(counts: &[u64; NR_CPUS]) {
@@ -69,6 +69,6 @@ fn irqtest_cmd(args: &[&str]) -> Result<(), CommandError> {
         },
         _ => return Err(CommandError::Usage),
     };
-    crate::irqtest::run(ms);
+    crate::lab::irqtest::run(ms);
     Ok(())
 }

@@ -109,7 +109,7 @@ pub fn write_zoneinfo(w: &mut dyn Write) -> core::fmt::Result {
     writeln!(w, "      nr_zone_reserved_highatomic {}", z.reserved_highatomic)?;
     // Each online CPU's pageset, as Linux prints them (count, high, batch).
     writeln!(w, "  pagesets")?;
-    let online = crate::smp::online_mask();
+    let online = crate::percpu::online_mask();
     for cpu in CpuId::all().filter(|c| online & (1 << c.index()) != 0) {
         let p = PAGES.pageset(cpu, ZoneType::Normal);
         writeln!(w, "    cpu: {}", cpu)?;

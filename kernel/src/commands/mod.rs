@@ -77,7 +77,7 @@ pub static COMPLETIONS: &[(&str, ArgCompletion)] = &[
 
 fn complete_phases(before: &[&str], each: &mut dyn FnMut(&'static str)) {
     if before.is_empty() {
-        crate::sweep::PHASES.into_iter().for_each(each);
+        crate::lab::sweep::PHASES.into_iter().for_each(each);
     }
 }
 

@@ -9,6 +9,7 @@ use crate::console::args::parse_u64;
 use crate::console::registry::{Command, CommandError};
 use crate::cprintln;
 use crate::mm::slab::SLAB;
+use crate::percpu::{cpu_online, smp_processor_id, CpuId, NR_CPUS};
 use core::fmt;
 
 /// `free`
@@ -114,19 +115,22 @@ pub const VMSTAT: Command = Command {
 #[derive(Clone, Copy)]
 struct Sample {
     ticks: u64,
-    idle: [u64; crate::smp::NR_CPUS],
+    idle: [u64; NR_CPUS],
     interrupts: u64,
 }
 
 fn sample() -> Sample {
     let mut interrupts = 0;
     crate::irq::for_each_irq(|r| interrupts += r.counts.iter().sum::<u64>());
-    Sample { ticks: board::timer::ticks(), idle: core::array::from_fn(crate::idle::idle_ticks), interrupts }
+    Sample {
+        ticks: board::timer::ticks(),
+        idle: core::array::from_fn(|c| crate::idle::idle_ticks(CpuId::of(c))),
+        interrupts,
+    }
 }
 
-fn online_cpus() -> impl Iterator<Item = usize> {
-    let mask = crate::smp::online_mask();
-    (0..crate::smp::NR_CPUS).filter(move |c| mask & (1 << c) != 0)
+fn online_cpus() -> impl Iterator<Item = CpuId> {
+    CpuId::all().filter(|&c| cpu_online(c))
 }
 
 /// One line: memory now; interrupts per second and the cpu split over `from..to`.
@@ -134,13 +138,13 @@ fn vmstat_line(from: &Sample, to: &Sample) {
     let m = mem_summary();
     let span = to.ticks.saturating_sub(from.ticks).max(1);
     let cpus = online_cpus().count().max(1) as u64;
-    let idle: u64 = online_cpus().map(|c| to.idle[c].saturating_sub(from.idle[c])).sum();
+    let idle: u64 = online_cpus().map(|c| to.idle[c.index()].saturating_sub(from.idle[c.index()])).sum();
     let id = (idle.min(span * cpus) * 100 / (span * cpus)).min(100);
     let secs_x1000 = board::timer::ticks_to_ns(span) / 1_000_000;
     let per_s = to.interrupts.saturating_sub(from.interrupts) * 1000 / secs_x1000.max(1);
     // r: this CPU (running vmstat, as Linux counts vmstat itself) and any CPU that is
     // not asleep in wfi; b, swap, block I/O and context switches do not exist here.
-    let r = 1 + online_cpus().filter(|&c| c != boot::cpu::cpu_id() && !crate::idle::is_idle(c)).count();
+    let r = 1 + online_cpus().filter(|&c| c != smp_processor_id() && !crate::idle::is_idle(c)).count();
     cprintln!(
         "{:2} {:2} {:6} {:6} {:6} {:6} {:4} {:4} {:5} {:5} {:4} {:4} {:2} {:2} {:2} {:2} {:2}",
         r,
@@ -182,7 +186,7 @@ fn vmstat(args: &[&str]) -> Result<(), CommandError> {
     cprintln!("procs -----------memory---------- ---swap-- -----io---- -system-- ------cpu-----");
     cprintln!(" r  b   swpd   free   buff  cache   si   so    bi    bo   in   cs us sy id wa st");
     // The first line: averages since boot (the counter and the idle time start at 0).
-    let boot = Sample { ticks: 0, idle: [0; crate::smp::NR_CPUS], interrupts: 0 };
+    let boot = Sample { ticks: 0, idle: [0; NR_CPUS], interrupts: 0 };
     let mut last = sample();
     vmstat_line(&boot, &last);
     let Some(delay) = delay else { return Ok(()) };

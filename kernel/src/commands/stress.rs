@@ -30,8 +30,8 @@ fn stress_cmd(args: &[&str]) -> Result<(), CommandError> {
         },
         _ => return Err(CommandError::Usage),
     };
-    crate::stress::set_seed(seed);
-    crate::stress::run(ops, compact);
-    crate::stress::set_seed(0);
+    crate::lab::stress::set_seed(seed);
+    crate::lab::stress::run(ops, compact);
+    crate::lab::stress::set_seed(0);
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `sweep`: run the allocation sweep again (or one phase of it).
 
 use crate::console::registry::{Command, CommandError};
-use crate::sweep::{self, Phases};
+use crate::lab::sweep::{self, Phases};
 
 /// `sweep`
 pub const SWEEP: Command = Command {

@@ -17,6 +17,6 @@ pub fn fail_dump(name: &str, k: &FaultKnobs, fp: u64) {
             "name {}, interval {}, probability {}, space 0, times {}",
             name, k.interval, k.probability, k.times
         );
-        let _ = crate::arch::aarch64::exception::context_with(|ctx| crate::oops::write_dump_stack(w, fp, ctx));
+        let _ = crate::arch::aarch64::traps::context_with(|ctx| crate::oops::write_dump_stack(w, fp, ctx));
     });
 }

@@ -22,7 +22,7 @@ pub fn switch_to_kmalloc() {
 /// Linux's `kvmalloc`: kmalloc when it can be had without a report, else vmalloc.
 pub fn kvmalloc(size: usize, gfp: Gfp) -> Option<VirtAddr> {
     let quiet = gfp | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY;
-    if let Some(p) = SLAB.kmalloc(size, quiet, super::this_cpu()) {
+    if let Some(p) = SLAB.kmalloc(size, quiet, crate::percpu::smp_processor_id()) {
         return Some(VirtAddr::new(p.as_ptr() as u64));
     }
     __vmalloc(size, gfp, "kvmalloc").ok()
@@ -38,7 +38,7 @@ unsafe impl GlobalAlloc for KernelAllocator {
             return core::ptr::null_mut();
         }
         if layout.size() <= KMALLOC_MAX_CACHE_SIZE || layout.align() > PAGE_SIZE {
-            return SLAB.alloc_layout(layout, GFP_KERNEL, super::this_cpu());
+            return SLAB.alloc_layout(layout, GFP_KERNEL, crate::percpu::smp_processor_id());
         }
         kvmalloc(layout.size(), GFP_KERNEL).map_or(core::ptr::null_mut(), |v| v.as_mut_ptr())
     }
@@ -49,7 +49,7 @@ unsafe impl GlobalAlloc for KernelAllocator {
             let _ = vfree(VirtAddr::new(a as u64));
         } else {
             // SAFETY: the pointer came from kmalloc with this layout.
-            unsafe { SLAB.dealloc_layout(ptr, layout, super::this_cpu()) };
+            unsafe { SLAB.dealloc_layout(ptr, layout, crate::percpu::smp_processor_id()) };
         }
     }
 }

@@ -15,8 +15,8 @@
 //! Compaction holds no lock while it calls an owner.
 
 use super::page_alloc::{PAGES, PAGE_SOURCE};
-use super::this_cpu;
 use super::vmalloc::VMALLOC;
+use crate::percpu::smp_processor_id as this_cpu;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use mm::addr::{Pfn, PhysAddr, VirtAddr};
 use mm::page_alloc::{
@@ -106,7 +106,7 @@ const MIGRATION_WAIT_US: u64 = 1_000_000;
 /// page under migration.
 pub fn init() {
     register(VMALLOC_MOVABLE, &VmallocPages);
-    crate::arch::aarch64::exception::set_fault_retry(retry_migration_fault);
+    crate::arch::aarch64::traps::set_fault_retry(retry_migration_fault);
 }
 
 /// Whether a kernel data abort (`esr`, `far`) hit a vmalloc page while its entry was

@@ -55,7 +55,7 @@ fn pa_of(va: usize) -> PhysAddr {
 }
 
 /// Builds the kernel's tables from memblock pages and switches TTBR1 to them.
-pub fn paging_init(mb: &mut Memblock) {
+pub fn paging_init(mb: &mut Memblock) -> KernelPageTable {
     let (granule_4k, pa_bits) = boot::mmu::mmu_features();
     if !granule_4k {
         // boot/ already runs on 4 KiB tables, so this cannot happen on a Cortex-A53.
@@ -106,14 +106,7 @@ pub fn paging_init(mb: &mut Memblock) {
     if bump.lost() != 0 {
         pr_warn!("paging_init: {} table pages could not be reused", bump.lost());
     }
-    // From here on the table lives in the vmalloc space, under its lock order.
-    super::vmalloc::VMALLOC.install(pt);
-}
-
-/// Runs `f` with the kernel page table, reached (as always) through the vmalloc areas
-/// lock.
-pub fn with_kernel_pt<R>(f: impl FnOnce(&mut KernelPageTable) -> R) -> R {
-    super::vmalloc::VMALLOC.lock().with_pt(|_, pt| f(pt)).expect("kernel page table used before paging_init")
+    pt
 }
 
 /// Prints the virtual memory layout, like Linux's "Virtual kernel memory layout".
@@ -140,5 +133,5 @@ pub fn print_layout() {
     row(".rodata", l.rodata.0 as u64, l.rodata.1 as u64);
     row(".data", l.data.0 as u64, l.data.1 as u64);
     row(".bss", l.bss.0 as u64, l.bss.1 as u64);
-    row("stacks", STACKS_START, STACKS_START + crate::smp::NR_CPUS as u64 * STACK_SLOT_SIZE);
+    row("stacks", STACKS_START, STACKS_START + crate::percpu::NR_CPUS as u64 * STACK_SLOT_SIZE);
 }

@@ -24,33 +24,23 @@ pub mod page_alloc;
 pub mod slab;
 pub mod vmalloc;
 
+use crate::percpu::{online_mask, smp_processor_id};
 use crate::pr_info;
 use mm::addr::{PhysAddr, VirtAddr};
 use mm::cpu::CpuId;
 use mm::pgtable::layout::PAGE_OFFSET;
 
 /// Linux's `__va`: the linear-map address of a physical address (RAM is mapped at
-/// `PAGE_OFFSET` for the kernel's whole life).
+/// `PAGE_OFFSET` for the kernel's whole life): mm's [`PhysAddr::linear_va`], which
+/// `platform.rs`, below this layer, calls directly.
 pub const fn phys_to_virt(pa: PhysAddr) -> VirtAddr {
-    VirtAddr::new(PAGE_OFFSET + pa.as_u64())
+    pa.linear_va()
 }
 
 /// Linux's `__pa` for linear-map addresses. The caller checks that `va` is one; an
 /// address below `PAGE_OFFSET` wraps to a meaningless value.
 pub const fn virt_to_phys(va: VirtAddr) -> PhysAddr {
     PhysAddr::new(va.as_u64().wrapping_sub(PAGE_OFFSET))
-}
-
-/// The running CPU as the allocators take it (Linux's `smp_processor_id()`).
-#[inline(always)]
-pub fn this_cpu() -> CpuId {
-    // From the per-CPU block TPIDR_EL1 points at: a plain register read, where MPIDR_EL1
-    // goes through a helper under QEMU (about 28 ns a read, measured, a tenth of a
-    // kmalloc+kfree pair).
-    match CpuId::new(crate::smp::this_cpu().cpu) {
-        Ok(c) => c,
-        Err(e) => panic!("{e}: this CPU's number names a CPU the allocators have no per-CPU state for"),
-    }
 }
 
 /// Free pages with every cache given back: per-CPU page lists drained and empty slabs
@@ -60,12 +50,12 @@ pub fn settled_free_pages() -> u64 {
     drain_all_cpu_caches();
     slab::SLAB.shrink_all();
     // The empty slabs went to this CPU's page lists.
-    page_alloc::PAGES.drain_cpu(this_cpu());
+    page_alloc::PAGES.drain_cpu(smp_processor_id());
     page_alloc::PAGES.nr_free_pages()
 }
 
 fn drain_local(_: usize) {
-    let cpu = this_cpu();
+    let cpu = smp_processor_id();
     slab::SLAB.drain_cpu(cpu);
     page_alloc::PAGES.drain_cpu(cpu);
 }
@@ -75,11 +65,11 @@ fn drain_local(_: usize) {
 /// are not online (nobody uses them) are drained from here. The page lists belong to
 /// their CPU (no lock), so an online CPU that did not answer the IPI keeps its lists.
 pub fn drain_all_cpu_caches() {
-    let me = boot::cpu::cpu_id();
-    let online = crate::smp::online_mask();
-    let ran = crate::smp::smp_call_function_many(online, drain_local, 0, true);
+    let me = smp_processor_id();
+    let online = online_mask();
+    let ran = crate::smp_call::smp_call_function_many(online, drain_local, 0, true);
     drain_local(0);
-    for cpu in CpuId::all().filter(|&c| c.index() != me && ran & (1 << c.index()) == 0) {
+    for cpu in CpuId::all().filter(|&c| c != me && ran & (1 << c.index()) == 0) {
         slab::SLAB.drain_cpu(cpu);
         if online & (1 << cpu.index()) == 0 {
             page_alloc::PAGES.drain_cpu(cpu);
@@ -90,7 +80,8 @@ pub fn drain_all_cpu_caches() {
 /// Brings up all of memory management. `dtb` is the loader's x0.
 pub fn init(dtb: u64) {
     let mut mb = memblock::setup(dtb);
-    mmu::paging_init(&mut mb);
+    // From here on the kernel page table lives in the vmalloc space, under its lock order.
+    vmalloc::VMALLOC.install(mmu::paging_init(&mut mb));
     page_alloc::init(&mut mb);
     memblock::print_memory_line(&mb);
     slab::init(crate::cmdline::flag(crate::platform::cmdline(), "slub_debug"));

@@ -42,8 +42,14 @@ fn on_bad_free(e: &FreeError) {
 }
 
 /// The buddy allocator as the slab and vmalloc layers see it.
-pub static PAGE_SOURCE: BuddyPageSource<'static> =
-    BuddyPageSource { alloc: &PAGES, linear_offset: PAGE_OFFSET, cpu: super::this_cpu, zero, on_failure, on_bad_free };
+pub static PAGE_SOURCE: BuddyPageSource<'static> = BuddyPageSource {
+    alloc: &PAGES,
+    linear_offset: PAGE_OFFSET,
+    cpu: crate::percpu::smp_processor_id,
+    zero,
+    on_failure,
+    on_bad_free,
+};
 
 /// Places the page descriptors and gives every free page to the buddy allocator.
 pub fn init(mb: &mut Memblock) {
@@ -129,7 +135,7 @@ pub fn report_failure(f: &AllocFailure) {
             let _ = writeln!(
                 w,
                 "WARNING: CPU: {} PID: 0 at mm/page_alloc.c: __alloc_pages: order:{} > MAX_PAGE_ORDER {}, mode:{}",
-                boot::cpu::cpu_id(),
+                crate::percpu::smp_processor_id(),
                 order,
                 MAX_PAGE_ORDER,
                 gfp
@@ -137,7 +143,7 @@ pub fn report_failure(f: &AllocFailure) {
         } else {
             let _ = report::warn_alloc(w, "swapper/0", f);
         }
-        let _ = crate::arch::aarch64::exception::context_with(|ctx| crate::oops::write_dump_stack(w, fp, ctx));
+        let _ = crate::arch::aarch64::traps::context_with(|ctx| crate::oops::write_dump_stack(w, fp, ctx));
         if too_large {
             let _ = writeln!(w, "---[ end trace 0000000000000000 ]---");
         } else {

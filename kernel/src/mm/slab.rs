@@ -30,7 +30,7 @@ impl SlabReporter for Reporter {
         printk::with_console(|w| {
             let _ = writeln!(w, "{err}");
             let _ = writeln!(w, "-----------------------------------------------------------------------------");
-            let _ = crate::arch::aarch64::exception::context_with(|ctx| crate::oops::write_dump_stack(w, fp, ctx));
+            let _ = crate::arch::aarch64::traps::context_with(|ctx| crate::oops::write_dump_stack(w, fp, ctx));
             let _ = writeln!(w, "{}", mm::slab::FixLine(err));
         });
     }
@@ -64,7 +64,7 @@ pub fn init(debug: bool) {
 
 #[inline(always)]
 fn cpu() -> mm::cpu::CpuId {
-    super::this_cpu()
+    crate::percpu::smp_processor_id()
 }
 
 /// Linux's `kmalloc`.

@@ -15,6 +15,12 @@ use mm::vmalloc::{VmError, VmSpace, Vmalloc, VmallocError};
 /// is the lock order.
 pub static VMALLOC: VmSpace<LinearPhysMemory, KernelTlb> = VmSpace::new(Vmalloc::new());
 
+/// Runs `f` with the kernel page table, reached (as always) through the vmalloc areas
+/// lock.
+pub fn with_kernel_pt<R>(f: impl FnOnce(&mut super::mmu::KernelPageTable) -> R) -> R {
+    VMALLOC.lock().with_pt(|_, pt| f(pt)).expect("kernel page table used before paging_init")
+}
+
 /// Runs `f` with the vmalloc state and the kernel page table, locked in order.
 fn with_vm<R>(f: impl FnOnce(&mut Vmalloc, &mut super::mmu::KernelPageTable) -> R) -> R {
     VMALLOC.lock().with_pt(f).expect("vmalloc used before paging_init")

@@ -1,7 +1,10 @@
 //! The Rust side of the exception vectors: every exception the kernel does not expect
-//! ends in an oops report, then a halted CPU or a reboot (`panic=N`).
+//! ends in an oops report, then a halted CPU or a reboot (`panic=N`). Nothing in Rust
+//! calls into this file but the panic handler; the memory manager reaches it only
+//! through the hooks it registers in [`super::traps`].
 
-use crate::oops::{self, Context};
+use super::traps::{context_with, fault_retry};
+use crate::oops;
 use crate::platform;
 use crate::printk;
 use boot::trap_frame::{decode_kind, ExceptionKind};
@@ -11,61 +14,11 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 static OOPS_COUNT: AtomicU32 = AtomicU32::new(0);
 
-/// Hook that adds lines about a fault address (page-table walk, vmalloc area); set by
-/// the memory-management code once it exists.
-static DESCRIBE_ADDRESS: spin::Once<fn(&mut dyn Write, u64) -> core::fmt::Result> = spin::Once::new();
-
-/// Installs the fault-address describer (once).
-pub fn set_address_describer(f: fn(&mut dyn Write, u64) -> core::fmt::Result) {
-    DESCRIBE_ADDRESS.call_once(|| f);
-}
-
-/// Hook that may resolve a synchronous fault (`esr`, `far`) by waiting, after which the
-/// access is retried: a vmalloc page under migration. Set by the memory-management code.
-static FAULT_RETRY: spin::Once<fn(u64, u64) -> bool> = spin::Once::new();
-
-/// Installs the fault-retry hook (once).
-pub fn set_fault_retry(f: fn(u64, u64) -> bool) {
-    FAULT_RETRY.call_once(|| f);
-}
-
-/// Reads a word of a kernel stack for the unwinder; refuses anything outside the
-/// kernel's stacks so a corrupt frame chain cannot fault inside the handler.
-pub fn read_stack_word(addr: u64) -> Option<u64> {
-    let l = platform::image_layout();
-    let a = addr as usize;
-    let in_range = |(s, e): (usize, usize)| a >= s && a.checked_add(8).is_some_and(|end| end <= e);
-    if !addr.is_multiple_of(8)
-        || !(in_range(l.boot_stack) || in_range(l.emergency_stacks) || crate::stacks::contains(a))
-    {
-        return None;
-    }
-    // SAFETY: the address is 8-byte aligned and inside a mapped kernel stack.
-    Some(unsafe { core::ptr::read_volatile(a as *const u64) })
-}
-
-/// The context oops reports need.
-pub fn context_with<R>(f: impl FnOnce(&Context<'_>) -> R) -> R {
-    let rev = platform::revision();
-    let describe = |w: &mut dyn Write, far: u64| match DESCRIBE_ADDRESS.get() {
-        Some(d) => d(w, far),
-        None => Ok(()),
-    };
-    let ctx = Context {
-        cpu: boot::cpu::cpu_id(),
-        hardware: &rev,
-        symbols: platform::symbols(),
-        read_stack: &read_stack_word,
-        describe_address: &describe,
-    };
-    f(&ctx)
-}
-
 /// Entered from `vectors.S` with the saved registers.
 #[no_mangle]
 extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
     let (_, ty) = decode_kind(kind);
-    if ty == ExceptionKind::Sync && FAULT_RETRY.get().is_some_and(|f| f(frame.esr, frame.far)) {
+    if ty == ExceptionKind::Sync && fault_retry(frame.esr, frame.far) {
         // Resolved (the page is mapped again): `vectors.S` restores the frame and the
         // access runs again.
         return;
@@ -108,7 +61,7 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
 /// The panic handler's report: message, location, call trace; then halt or reboot.
 pub fn panic_report(info: &core::panic::PanicInfo<'_>) -> ! {
     boot::cpu::local_daif_mask();
-    crate::smp::stop_other_cpus();
+    crate::smp_call::stop_other_cpus();
     let fp = boot::cpu::fp() as u64;
     printk::with_console(|w| {
         let _ = writeln!(w, "Kernel panic - not syncing: {}", info.message());

@@ -5,3 +5,5 @@ pub mod backtrace;
 pub mod esr;
 #[cfg(target_os = "none")]
 pub mod exception;
+#[cfg(target_os = "none")]
+pub mod traps;

@@ -16,7 +16,8 @@
 use crate::cprintln;
 use crate::mm::page_alloc::{self, PAGES};
 use crate::mm::slab::{self, SLAB};
-use crate::smp::{self, NR_CPUS};
+use crate::percpu::{online_mask, smp_processor_id, CpuId, NR_CPUS};
+use crate::smp;
 use crate::timer::{self, TimerId};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use mm::addr::{VirtAddr, PAGE_SIZE};
@@ -105,7 +106,7 @@ fn tick(cpu: usize) {
 
 /// One CPU's share (task context, interrupts enabled): the foreground loop for `ms`.
 fn worker(ms: usize) {
-    let cpu = boot::cpu::cpu_id();
+    let cpu = smp_processor_id().index();
     let st = &STATS[cpu];
     {
         let mut t = TIMERS[cpu].lock();
@@ -176,12 +177,12 @@ pub fn run(ms: u64) -> bool {
     let injected0 = injected();
     let before = crate::mm::settled_free_pages();
     let mut tickets = [None; NR_CPUS];
-    for (c, t) in tickets.iter_mut().enumerate().skip(1) {
+    for (c, t) in CpuId::all().zip(tickets.iter_mut()).skip(1) {
         *t = smp::run_on(c, worker, ms as usize).ok();
     }
     worker(ms as usize);
     let mut stuck = 0;
-    for (c, t) in tickets.iter().enumerate() {
+    for (c, t) in CpuId::all().zip(tickets.iter()) {
         if let Some(t) = t {
             if let Err(why) = smp::wait(c, *t, crate::tty::signal_pending) {
                 cprintln!("irqtest: cpu{} {}", c, why);
@@ -248,7 +249,7 @@ pub fn run(ms: u64) -> bool {
     if stuck != 0 {
         problem(format_args!("{stuck} CPUs did not finish"));
     }
-    if tickets.iter().skip(1).flatten().count() + 1 != smp::online_mask().count_ones() as usize {
+    if tickets.iter().skip(1).flatten().count() + 1 != online_mask().count_ones() as usize {
         problem(format_args!("a CPU did not take its work"));
     }
     // An interrupted run may end before a timer fired; otherwise each CPU had at least

@@ -5,7 +5,7 @@
 //! 2. `__get_free_pages(GFP_ATOMIC, order)` for growing orders until one fails.
 //! 3. `kmalloc(size, GFP_ATOMIC)` from 4 KiB doubling until one fails.
 //! 4. `vmalloc` in 4 MiB steps until one fails, then the exact limit by bisection.
-//! 5. The fragmentation lab ([`crate::frag_lab`]): the largest order before and after
+//! 5. The fragmentation lab ([`crate::lab::frag_lab`]): the largest order before and after
 //!    compaction, with movable pages and with vmalloc pages as the filler.
 //! 6. The machine-readable summary (with each phase's time and how many vmallocs were
 //!    mapped with 2 MiB blocks), a leak check, and the comparison with Linux.
@@ -212,7 +212,7 @@ pub fn run(phases: Phases) {
     // The lab reports its parts itself: one that Ctrl-C kept from running says so.
     let lab_wanted = all || phases == Phases::Fragment;
     if lab_wanted && !interrupted() {
-        let (r, t) = timed(|| crate::frag_lab::run(interrupted, injected));
+        let (r, t) = timed(|| crate::lab::frag_lab::run(interrupted, injected));
         frag = Some(r);
         frag_took = Some(t.0);
     }
@@ -308,8 +308,8 @@ pub fn run(phases: Phases) {
         });
     }
     match &frag {
-        Some(r) => crate::frag_lab::report(r),
-        None if lab_wanted && stopped => crate::frag_lab::report_not_run(),
+        Some(r) => crate::lab::frag_lab::report(r),
+        None if lab_wanted && stopped => crate::lab::frag_lab::report_not_run(),
         None => {}
     }
     // Machine-readable (microseconds), then for people; the times of an interrupted

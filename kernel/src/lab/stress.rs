@@ -15,8 +15,9 @@ use crate::cprintln;
 use crate::mm::allocation::Allocation;
 use crate::mm::page_alloc::PAGES;
 use crate::mm::slab::SLAB;
+use crate::percpu::{cpu_online, smp_processor_id, CpuId, NR_CPUS};
 use crate::prng::xorshift64;
-use crate::smp::{self, NR_CPUS};
+use crate::smp;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use mm::addr::PAGE_SIZE;
 use mm::gfp::{Gfp, GFP_KERNEL};
@@ -146,7 +147,7 @@ fn migrate_hot(cpu: mm::cpu::CpuId, va: mm::addr::VirtAddr) {
 /// (this CPU's lists only are drained: the others belong to the busy workers), and
 /// between passes migrates the hot page the workers count in.
 fn compactor(va: usize) {
-    let cpu = crate::mm::this_cpu();
+    let cpu = smp_processor_id();
     let va = mm::addr::VirtAddr::new(va as u64);
     while !WORKERS_DONE.load(Relaxed) && !crate::tty::signal_pending() {
         let r = mm::page_alloc::Compactor::new(&PAGES, mm::page_alloc::MigrateCtx::sync(cpu)).compact_memory();
@@ -177,7 +178,7 @@ fn alloc_item(cpu: usize, rng: &mut u64) -> Option<Item> {
 
 /// One CPU's share: `ops` random operations, then everything it still holds is freed.
 fn worker(ops: usize) {
-    let cpu = smp::this_cpu().cpu;
+    let cpu = smp_processor_id().index();
     let st = &STATS[cpu];
     let fixed = FIXED_SEED.load(Relaxed);
     let mut rng =
@@ -278,10 +279,10 @@ fn settled_after(before: u64) -> (u64, u64) {
 /// `compact`, the last online CPU runs compaction in a loop instead of working, and the
 /// workers' vmallocs are movable: their pages migrate while the workers use them.
 pub fn run(ops: usize, compact: bool) -> bool {
-    let mut cpus = [0usize; NR_CPUS - 1];
+    let mut cpus = [CpuId::BOOT; NR_CPUS - 1];
     let mut nr = 0;
-    for c in 1..NR_CPUS {
-        if smp::online_mask() & (1 << c) != 0 {
+    for c in CpuId::all().skip(1) {
+        if cpu_online(c) {
             cpus[nr] = c;
             nr += 1;
         }
@@ -330,16 +331,16 @@ pub fn run(ops: usize, compact: bool) -> bool {
     }
     let compact_ticket = compact_cpu.and_then(|c| smp::run_on(c, compactor, hot_va).ok().map(|t| (c, t)));
     for &c in cpus {
-        tickets[c] = smp::run_on(c, worker, ops).ok();
+        tickets[c.index()] = smp::run_on(c, worker, ops).ok();
     }
     worker(ops);
     // A CPU that did not finish (only possible after Ctrl-C, see `smp::wait`).
     let mut stuck = 0usize;
-    for (c, t) in tickets.iter().enumerate() {
+    for (c, t) in CpuId::all().zip(tickets.iter()) {
         if let Some(t) = t {
             if let Err(why) = smp::wait(c, *t, crate::tty::signal_pending) {
                 cprintln!("stress: cpu{} {}", c, why);
-                stuck |= 1 << c;
+                stuck |= 1 << c.index();
             }
         }
     }
@@ -347,7 +348,7 @@ pub fn run(ops: usize, compact: bool) -> bool {
     if let Some((c, t)) = compact_ticket {
         if let Err(why) = smp::wait(c, t, crate::tty::signal_pending) {
             cprintln!("stress: cpu{} {}", c, why);
-            stuck |= 1 << c;
+            stuck |= 1 << c.index();
         }
         cprintln!(
             "stress: compaction on cpu{}: {} passes, {} pages migrated under the workers, {} accesses waited for a migration",
@@ -363,7 +364,7 @@ pub fn run(ops: usize, compact: bool) -> bool {
     let hot = HOT.lock().take();
     let mut lost_counts = 0u64;
     if let Some(h) = &hot {
-        for (cpu, s) in STATS.iter().enumerate().filter(|(c, _)| *c == 0 || cpus.contains(c)) {
+        for (cpu, s) in STATS.iter().enumerate().filter(|(c, _)| *c == 0 || cpus.iter().any(|x| x.index() == *c)) {
             lost_counts += s.ops.load(Relaxed).abs_diff(h.word(cpu));
         }
         cprintln!(
@@ -380,7 +381,7 @@ pub fn run(ops: usize, compact: bool) -> bool {
     let mut total_ops = 0;
     let mut remote = 0;
     let mut corrupt = 0;
-    for (cpu, s) in STATS.iter().enumerate().filter(|(c, _)| *c == 0 || cpus.contains(c)) {
+    for (cpu, s) in STATS.iter().enumerate().filter(|(c, _)| *c == 0 || cpus.iter().any(|x| x.index() == *c)) {
         let (o, a, f, r) =
             (s.ops.load(Relaxed), s.allocs.load(Relaxed), s.frees.load(Relaxed), s.remote_frees.load(Relaxed));
         cprintln!(

@@ -1,6 +1,10 @@
 //! Interrupts: the BCM2836 local controller with the BCM2835 controller chained behind
-//! its GPU input (as Linux's irq-bcm2836.c and irq-bcm2835.c), a small registry of
-//! handlers ([`request_irq`]), per-CPU counts, and the entry from `vectors.S`.
+//! its GPU input (as Linux's irq-bcm2836.c and irq-bcm2835.c). This file is the small
+//! registry of handlers ([`request_irq`]) and the per-CPU counts, which the timer and
+//! the tty use, with the masking of sources nobody handles and of every source of a CPU
+//! that halts ([`disable_this_cpu`]); the controllers' setup is [`chip`] (above the memory manager, which
+//! maps them), the entry from `vectors.S` is [`entry`] (above everything a handler
+//! reaches).
 //!
 //! IRQ numbers: 0..=31 are the local controller's sources (3 = the CNTV timer; the
 //! mailboxes are IPIs and are counted by [`crate::ipi`]), 32 + n is GPU interrupt n of
@@ -8,12 +12,14 @@
 //! handler is counted, reported once and masked at its controller; an IRQ entry that
 //! finds nothing pending is counted as spurious. Neither is ever a panic.
 
+use crate::percpu::{smp_processor_id, CpuId, NR_CPUS};
 use crate::pr_warn;
-use crate::smp::NR_CPUS;
 use board::bcm2835_intc as armctrl;
-use board::bcm2836_local::{self as local, source};
-use boot::TrapFrame;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use board::bcm2836_local as local;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+pub mod chip;
+pub mod entry;
 
 /// Number of IRQs the registry knows.
 pub const NR_IRQS: usize = 32 + armctrl::NR_GPU_IRQS as usize;
@@ -33,16 +39,14 @@ struct Action {
 }
 
 static ACTIONS: [spin::Once<Action>; NR_IRQS] = [const { spin::Once::new() }; NR_IRQS];
-static COUNTS: [[AtomicU64; NR_CPUS]; NR_IRQS] = [const { [const { AtomicU64::new(0) }; NR_CPUS] }; NR_IRQS];
-static SPURIOUS: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
+pub(super) static COUNTS: [[AtomicU64; NR_CPUS]; NR_IRQS] = [const { [const { AtomicU64::new(0) }; NR_CPUS] }; NR_IRQS];
+pub(super) static SPURIOUS: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
 /// Interrupts without a handler (Linux's irq_err_count).
 static ERRORS: AtomicU64 = AtomicU64::new(0);
 static REPORTED: [AtomicBool; NR_IRQS] = [const { AtomicBool::new(false) }; NR_IRQS];
-static SPURIOUS_REPORTED: AtomicBool = AtomicBool::new(false);
-/// Whether the local controller is mapped ([`init`] has run).
-static MAPPED: AtomicBool = AtomicBool::new(false);
-/// Interrupt nesting per CPU (non-zero while a handler runs).
-static IN_IRQ: [AtomicUsize; NR_CPUS] = [const { AtomicUsize::new(0) }; NR_CPUS];
+pub(super) static SPURIOUS_REPORTED: AtomicBool = AtomicBool::new(false);
+/// Whether the local controller is mapped ([`chip::init`] has run).
+pub(super) static MAPPED: AtomicBool = AtomicBool::new(false);
 
 /// Why [`request_irq`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,37 +80,9 @@ pub fn request_irq(irq: u32, name: &'static str, handler: Handler, data: usize) 
     Ok(())
 }
 
-/// Boot CPU: maps the local controller, puts both controllers in a known state (every
-/// GPU source off, the GPU interrupt routed to core 0, as Linux's bcm2836 driver does),
-/// then this CPU's local sources. Interrupts are unmasked by the caller once handlers
-/// exist.
-pub fn init() {
-    let pa = mm::addr::PhysAddr::new(local::PHYS as u64);
-    match crate::mm::vmalloc::ioremap(pa, board::mmio::LOCAL_SIZE, "bcm2836_local_intc") {
-        Ok(va) => {
-            local::set_base(va.as_usize());
-            MAPPED.store(true, Relaxed);
-        }
-        Err(e) => panic!("ioremap of the local interrupt controller failed: {e}"),
-    }
-    armctrl::init();
-    local::route_gpu_irq(0);
-    init_this_cpu();
-}
-
-/// Unmasks this CPU's local sources: its virtual timer and mailbox 0 (IPIs).
-pub fn init_this_cpu() {
-    let cpu = boot::cpu::cpu_id();
-    board::arch_timer::shutdown();
-    // Whatever the firmware left in this core's IPI mailbox is not an IPI of ours.
-    local::mailbox_clear(cpu, 0, u32::MAX);
-    local::enable_virtual_timer_irq(cpu);
-    local::enable_mailbox_irq(cpu, 0);
-}
-
-fn generic_handle_irq(cpu: usize, irq: u32) {
+pub(super) fn generic_handle_irq(cpu: CpuId, irq: u32) {
     let i = irq as usize;
-    COUNTS[i][cpu].fetch_add(1, Relaxed);
+    COUNTS[i][cpu.index()].fetch_add(1, Relaxed);
     match ACTIONS[i].get() {
         Some(a) => (a.handler)(irq, a.data),
         None => unhandled(irq),
@@ -127,9 +103,9 @@ fn unhandled(irq: u32) {
 
 /// A local source nobody enabled: counted as an error, masked at the local controller,
 /// reported once.
-fn unhandled_local(cpu: usize, bit: u32) {
+pub(super) fn unhandled_local(cpu: CpuId, bit: u32) {
     ERRORS.fetch_add(1, Relaxed);
-    let masked = local::mask(cpu, bit);
+    let masked = local::mask(cpu.index(), bit);
     if !REPORTED[bit as usize % NR_IRQS].swap(true, Relaxed) {
         match masked {
             local::Masked::Off(what) => pr_warn!("irq {} ({}): nobody cared; masked on CPU{}", bit, what, cpu),
@@ -145,8 +121,10 @@ fn unhandled_local(cpu: usize, bit: u32) {
 /// every GPU source if the GPU interrupt is routed here. For a CPU about to halt for
 /// good (a panic, the CPU-stop IPI): `wfi` returns at once while an interrupt is
 /// pending, even a masked one, so without this a halted CPU spins instead of sleeping.
+/// It lives here, not in [`chip`], because the IPI handler and the panic path below the
+/// memory manager call it; it needs only the controllers' registers.
 pub fn disable_this_cpu() {
-    let cpu = boot::cpu::cpu_id();
+    let cpu = smp_processor_id().index();
     board::arch_timer::shutdown();
     // Before `init` the local block is not mapped where the driver looks (a panic
     // early in boot), and nothing was enabled there yet.
@@ -158,66 +136,6 @@ pub fn disable_this_cpu() {
         for n in 0..armctrl::NR_GPU_IRQS {
             armctrl::disable(n);
         }
-    }
-}
-
-/// The local sources this kernel enables; anything else pending is an error.
-const LOCAL_MAILBOXES: u32 = source::MAILBOX0 * 0xf;
-
-/// Entered from `vectors.S` for an IRQ at EL1, with IRQs masked.
-#[no_mangle]
-extern "C" fn handle_irq(_frame: &mut TrapFrame) {
-    let cpu = boot::cpu::cpu_id();
-    IN_IRQ[cpu].fetch_add(1, Relaxed);
-    let mut handled = false;
-    // Bounded: a source that stays raised is handled again on the next entry.
-    for _ in 0..4 {
-        let pending = local::irq_source(cpu);
-        if pending == 0 {
-            break;
-        }
-        handled = true;
-        if pending & LOCAL_MAILBOXES != 0 {
-            crate::ipi::handle(cpu);
-        }
-        if pending & source::CNTV != 0 {
-            generic_handle_irq(cpu, IRQ_TIMER);
-        }
-        if pending & source::GPU != 0 {
-            let mut p = armctrl::pending();
-            if p == 0 {
-                count_spurious(cpu);
-            }
-            while p != 0 {
-                let n = p.trailing_zeros();
-                p &= p - 1;
-                generic_handle_irq(cpu, 32 + n);
-            }
-        }
-        let mut other = pending & !(LOCAL_MAILBOXES | source::CNTV | source::GPU);
-        if other != 0 {
-            // Never enabled by this kernel (the PMU, the AXI counter, the local timer,
-            // another core timer): counted as an error and masked where the local
-            // controller routes it, so it cannot re-enter this vector for ever.
-            while other != 0 {
-                let n = other.trailing_zeros();
-                other &= other - 1;
-                COUNTS[n as usize][cpu].fetch_add(1, Relaxed);
-                unhandled_local(cpu, n);
-            }
-            break;
-        }
-    }
-    if !handled {
-        count_spurious(cpu);
-    }
-    IN_IRQ[cpu].fetch_sub(1, Relaxed);
-}
-
-fn count_spurious(cpu: usize) {
-    SPURIOUS[cpu].fetch_add(1, Relaxed);
-    if !SPURIOUS_REPORTED.swap(true, Relaxed) {
-        pr_warn!("irq: spurious interrupt on CPU{} (nothing pending); counted in /proc/interrupts' SPU row", cpu);
     }
 }
 
