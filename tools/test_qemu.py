@@ -1103,6 +1103,60 @@ def compaction_reaches_the_fresh_top_order(image):
               q.out[booted:])
 
 
+# ---------------------------------------------------------------- page_owner, KFENCE, kmemleak (issue 29)
+def release_command(q):
+    """The console's command that releases handle N (`free N`, or `release N` once renamed)."""
+    return "release" if re.search(r"^  release\s", q.command("help"), re.M) else "free"
+
+
+def release(q, hid):
+    return q.command(f"{release_command(q)} {hid}")
+
+
+def page_owner_groups(out):
+    """page_owner's groups: (times, pages, order, mask text, trace lines)."""
+    groups = []
+    for m in re.finditer(r"^(\d+) times, (\d+) pages:\nPage allocated via order (\d+), mask (\S+), migratetype \w+\n((?: .*\n)*)",
+                         out, re.M):
+        groups.append((int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4), m.group(5)))
+    return groups
+
+
+@test
+def page_owner_lists_the_console_trace(image):
+    with boot(image) as q:
+        check(re.search(TS + r"page_owner: on, \d+ KiB of records for \d+ pages", q.out, re.M), "page_owner not on by default", q.out)
+        ids, phys = [], []
+        for _ in range(3):
+            m = re.search(r"^#(\d+): pages order 3 .* phys (0x[0-9a-f]+)", q.command("alloc pages 3"), re.M)
+            check(m, "alloc pages 3", q.out)
+            ids.append(m.group(1))
+            phys.append(int(m.group(2), 16))
+        out = q.command("page_owner", 60)
+        console = [g for g in page_owner_groups(out) if "kernel::commands::alloc::" in g[4]]
+        check(len(console) == 1, "one group with the console's trace", out)
+        times, pages, order, mask, trace = console[0]
+        check((times, pages, order, mask) == (3, 24, 3, "0xcc0(GFP_KERNEL)"), f"console group {console[0][:4]}", out)
+        check(trace.splitlines()[0].startswith(" mm::page_alloc::source::BuddyPageSource::alloc")
+              and "kernel::shell::" in trace, "the trace runs from the allocator to the shell", trace)
+        release(q, ids[0])
+        out = q.command("page_owner", 60)
+        console = [g for g in page_owner_groups(out) if "kernel::commands::alloc::" in g[4]]
+        check(len(console) == 1 and console[0][:2] == (2, 16), "after a release: 2 blocks, 16 pages", out)
+        # One page's record: a tail page of a held block, and the released block's last free.
+        out = q.command(f"page_owner {(phys[1] >> 12) + 5:#x}")
+        check(re.search(r"^Page allocated via order 3, mask 0xcc0\(GFP_KERNEL\), pid 0, tgid 0 \(swapper/\d\), ts \d+ ns$", out, re.M)
+              and f"PFN {(phys[1] >> 12) + 5:#x} (block {phys[1] >> 12:#x}-" in out and "allocated" in out
+              and "kernel::commands::alloc::" in out, "a held page's record", out)
+        out = q.command(f"page_owner {0xffffff8000000000 + phys[0]:#x}")
+        check("now free" in out and re.search(r"^page last free pid 0 tgid 0 ts \d+ ns stack trace:$", out, re.M)
+              and out.count("kernel::commands::alloc::") == 2, "the released block's last free", out)
+        for bad, msg in [("zz", "zz: not a number"), ("0xffffffffffff0000", "is not a linear-map address"),
+                         ("0x7fffffff", "is outside memory")]:
+            out = q.command(f"page_owner {bad}")
+            check(msg in out, f"page_owner {bad} not refused", out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")

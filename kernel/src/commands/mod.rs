@@ -14,6 +14,7 @@ mod crash;
 mod irq;
 mod log;
 pub(crate) mod mem;
+mod memdebug;
 mod stress;
 mod sweep;
 mod system;
@@ -40,6 +41,7 @@ pub static COMMANDS: &[Command] = &[
     alloc::FAIL_PAGE_ALLOC,
     alloc::FAIL_SLAB,
     alloc::DROP_CACHES,
+    memdebug::PAGE_OWNER,
     stress::STRESS,
     bench::BENCH,
     irq::IRQTEST,

@@ -19,6 +19,7 @@ pub mod memblock;
 pub mod migrate;
 pub mod mmu;
 pub mod page_alloc;
+pub mod page_owner;
 pub mod slab;
 pub mod vmalloc;
 

@@ -39,11 +39,20 @@ fn on_failure(f: &AllocFailure) {
 
 fn on_bad_free(e: &FreeError) {
     pr_warn!("WARNING: page allocator: {} (refused)", e);
+    super::page_owner::report_bad_free(e);
 }
 
 /// The buddy allocator as the slab and vmalloc layers see it.
-pub static PAGE_SOURCE: BuddyPageSource<'static> =
-    BuddyPageSource { alloc: &PAGES, linear_offset: PAGE_OFFSET, cpu: super::this_cpu, zero, on_failure, on_bad_free };
+pub static PAGE_SOURCE: BuddyPageSource<'static> = BuddyPageSource {
+    alloc: &PAGES,
+    linear_offset: PAGE_OFFSET,
+    cpu: super::this_cpu,
+    zero,
+    on_failure,
+    on_bad_free,
+    on_alloc: super::page_owner::on_alloc,
+    on_free: super::page_owner::on_free,
+};
 
 /// Places the page descriptors and gives every free page to the buddy allocator.
 pub fn init(mb: &mut Memblock) {
@@ -65,6 +74,7 @@ pub fn init(mb: &mut Memblock) {
     }
     // SAFETY: initialised above, reserved in memblock forever, never moved.
     let mem_map: &'static [Page] = unsafe { core::slice::from_raw_parts(base, nr_pages) };
+    super::page_owner::init(mb, ram_start >> PAGE_SHIFT, nr_pages);
     if let Err(e) = PAGES.init_from_memblock(mem_map, Pfn(ram_start >> PAGE_SHIFT), PhysAddr::new(0), mb) {
         panic!("page allocator: init failed: {e:?}");
     }
@@ -230,5 +240,6 @@ pub fn free_pages(addr: VirtAddr, order: u32) -> Result<(), FreeError> {
 fn free_pfn(pfn: Pfn, order: u32, caller: &Location<'_>) -> Result<(), FreeError> {
     PAGE_SOURCE.free(pfn, order).inspect_err(|e| {
         pr_warn!("WARNING: free_pages: {} (called from {}:{}); refused", e, caller.file(), caller.line());
+        super::page_owner::report_bad_free(e);
     })
 }

@@ -1,0 +1,77 @@
+//! `page_owner`: who holds the memory (Linux's `/sys/kernel/debug/page_owner` read
+//! through `page_owner_sort`, and one page's record).
+
+use crate::console::args::parse_u64;
+use crate::console::registry::{Command, CommandError};
+use crate::cprintln;
+use crate::mm::page_owner;
+use mm::pgtable::layout::PAGE_OFFSET;
+
+/// The console's output as a `fmt::Write`, for the report writers shared with oopses.
+struct Raw;
+
+impl core::fmt::Write for Raw {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        crate::printk::print_raw(s);
+        Ok(())
+    }
+}
+
+/// `page_owner`
+pub const PAGE_OWNER: Command = Command {
+    name: "page_owner",
+    args: "[PFN|ADDR]",
+    help: "who allocated the pages held, grouped by call trace; or one page's record (with its last free)",
+    run: page_owner_cmd,
+};
+
+fn page_owner_cmd(args: &[&str]) -> Result<(), CommandError> {
+    let Some(po) = page_owner::table() else {
+        return Err(CommandError::bad(format_args!("page_owner is off (boot without page_owner=off)")));
+    };
+    match args {
+        [] => {
+            let groups = po.aggregate().map_err(|_| CommandError::bad(format_args!("out of memory for the report")))?;
+            let (blocks, pages) = groups.iter().fold((0, 0), |(b, p), g| (b + g.times, p + g.pages));
+            cprintln!(
+                "page_owner: {} blocks ({} pages) held, {} distinct traces; stack depot {}/{} traces, {} not kept; {} frames outside the table",
+                blocks,
+                pages,
+                groups.len(),
+                po.depot.used(),
+                po.depot.capacity(),
+                po.depot.dropped(),
+                po.outside()
+            );
+            for g in &groups {
+                cprintln!("{} times, {} pages:", g.times, g.pages);
+                cprintln!("Page allocated via order {}, mask {}, migratetype {:?}", g.order, g.gfp, g.migratetype);
+                let _ = page_owner::write_trace(&mut Raw, po, g.handle);
+                cprintln!();
+            }
+            Ok(())
+        }
+        [a] => {
+            let v = parse_u64(a).map_err(|e| CommandError::bad(format_args!("{a}: {e}")))?;
+            let pfn = if v >= PAGE_OFFSET {
+                if v >= crate::mm::page_alloc::linear_map_end() {
+                    return Err(CommandError::bad(format_args!("{v:#x} is not a linear-map address")));
+                }
+                crate::mm::virt_to_phys(mm::addr::VirtAddr::new(v)).as_u64() >> mm::addr::PAGE_SHIFT
+            } else {
+                v
+            };
+            if crate::mm::page_alloc::pfn_to_page(mm::addr::Pfn(pfn)).is_none() {
+                return Err(CommandError::bad(format_args!("pfn {pfn:#x} is outside memory")));
+            }
+            match po.lookup(pfn) {
+                Some(i) => {
+                    let _ = page_owner::write_record(&mut Raw, pfn, &i);
+                }
+                None => cprintln!("PFN 0x{pfn:x}: never allocated since boot (page_owner has no record)"),
+            }
+            Ok(())
+        }
+        _ => Err(CommandError::Usage),
+    }
+}

@@ -1,0 +1,181 @@
+//! page_owner in the running kernel (`page_owner=on`, the default; `page_owner=off`):
+//! the record table and stack depot reserved from memblock before the buddy allocator
+//! takes the memory, the hooks the page source calls on every block given out and
+//! freed, the call traces from the frame-pointer unwinder the oops reports use, and the
+//! reports: `page_owner` (grouped like `page_owner_sort`) and one page's record.
+
+use crate::arch::aarch64::{backtrace, exception::read_stack_word};
+use crate::ksyms::SymbolizedAddr;
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use mm::addr::Pfn;
+use mm::debug::page_owner::{OwnerInfo, OwnerRecord, PageOwner};
+use mm::debug::stack_depot::{DepotSlot, StackDepot, Trace, DEPOT_DEPTH, NO_HANDLE};
+use mm::gfp::Gfp;
+use mm::memblock::Memblock;
+
+/// Distinct traces the depot keeps (shared by page_owner only; about 400 KiB).
+const DEPOT_SLOTS: usize = 4096;
+
+static PAGE_OWNER: spin::Once<PageOwner<'static>> = spin::Once::new();
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether page_owner records (reserved at boot and not switched off).
+pub fn enabled() -> bool {
+    ENABLED.load(Relaxed)
+}
+
+/// The table, once reserved.
+pub fn table() -> Option<&'static PageOwner<'static>> {
+    PAGE_OWNER.get()
+}
+
+/// Reserves the records for `nr_pages` frames from `base_pfn` and the depot from
+/// memblock, unless `page_owner=off`. Called before the buddy allocator takes the
+/// free memory.
+pub fn init(mb: &mut Memblock, base_pfn: u64, nr_pages: usize) {
+    let on = crate::cmdline::option(crate::platform::cmdline(), "page_owner") != Some("off");
+    if !on {
+        crate::pr_info!("page_owner is disabled (page_owner=off)");
+        return;
+    }
+    let rec_bytes = (nr_pages * core::mem::size_of::<OwnerRecord>()) as u64;
+    let depot_bytes = (DEPOT_SLOTS * core::mem::size_of::<DepotSlot>()) as u64;
+    let (Ok(Some(rpa)), Ok(Some(dpa))) =
+        (mb.alloc_named(rec_bytes, 4096, "page_owner"), mb.alloc_named(depot_bytes, 4096, "stack_depot"))
+    else {
+        crate::pr_warn!("page_owner: no memory for {} records: disabled", nr_pages);
+        return;
+    };
+    let rva = super::phys_to_virt(rpa).as_mut_ptr::<OwnerRecord>();
+    let dva = super::phys_to_virt(dpa).as_mut_ptr::<DepotSlot>();
+    // SAFETY: both ranges were just reserved in memblock for ever and are mapped
+    // read/write by the linear map; all-zero bytes are the empty record and slot (plain
+    // atomics); nothing else refers to them.
+    let (records, slots) = unsafe {
+        core::ptr::write_bytes(rva as *mut u8, 0, rec_bytes as usize);
+        core::ptr::write_bytes(dva as *mut u8, 0, depot_bytes as usize);
+        (core::slice::from_raw_parts(rva, nr_pages), core::slice::from_raw_parts(dva, DEPOT_SLOTS))
+    };
+    PAGE_OWNER.call_once(|| PageOwner::new(base_pfn, records, StackDepot::new(slots)));
+    ENABLED.store(true, Relaxed);
+    crate::pr_info!(
+        "page_owner: on, {} KiB of records for {} pages, stack depot of {} traces ({} KiB)",
+        rec_bytes >> 10,
+        nr_pages,
+        DEPOT_SLOTS,
+        depot_bytes >> 10
+    );
+}
+
+/// The call trace of the caller of the function that calls this (the return addresses
+/// of the frame chain from `fp`).
+#[inline(always)]
+pub fn capture(fp: u64) -> Trace {
+    let mut t = [0u64; DEPOT_DEPTH];
+    let mut n = 0;
+    backtrace::walk(fp, read_stack_word, |ret| {
+        if n < DEPOT_DEPTH {
+            t[n] = ret;
+            n += 1;
+        }
+    });
+    t
+}
+
+fn now_ms() -> u32 {
+    (board::timer::uptime_ns() / 1_000_000) as u32
+}
+
+/// The page source's allocation hook (Linux's `set_page_owner`).
+#[inline(never)]
+pub fn on_alloc(pfn: Pfn, order: u32, gfp: Gfp) {
+    if !enabled() {
+        return;
+    }
+    if let Some(po) = PAGE_OWNER.get() {
+        let t = capture(boot::cpu::fp() as u64);
+        po.set_alloc(pfn.0, order, gfp, boot::cpu::cpu_id() as u32, now_ms(), &t);
+    }
+}
+
+/// The page source's free hook (Linux's `reset_page_owner`).
+#[inline(never)]
+pub fn on_free(pfn: Pfn, _order: u32) {
+    if !enabled() {
+        return;
+    }
+    if let Some(po) = PAGE_OWNER.get() {
+        let t = capture(boot::cpu::fp() as u64);
+        po.set_free(pfn.0, now_ms(), &t);
+    }
+}
+
+/// Writes a stored trace, one symbolized frame a line, or that none was kept.
+pub fn write_trace(w: &mut dyn Write, po: &PageOwner<'_>, handle: u32) -> fmt::Result {
+    let syms = crate::platform::symbols();
+    match po.depot.fetch(handle) {
+        Some(t) => {
+            for &a in t.iter().take_while(|&&a| a != 0) {
+                writeln!(w, " {}", SymbolizedAddr(syms, a))?;
+            }
+            Ok(())
+        }
+        None if handle == NO_HANDLE => writeln!(w, " (no trace: the stack depot was full)"),
+        None => writeln!(w, " (trace being written)"),
+    }
+}
+
+/// One block's record, as `/sys/kernel/debug/page_owner` prints it, with the last free
+/// for a free page.
+pub fn write_record(w: &mut dyn Write, pfn: u64, i: &OwnerInfo) -> fmt::Result {
+    let Some(po) = table() else { return Ok(()) };
+    writeln!(
+        w,
+        "Page allocated via order {}, mask {}, pid 0, tgid 0 (swapper/{}), ts {} ns",
+        i.order,
+        i.gfp,
+        i.cpu,
+        i.ts_alloc_ms as u64 * 1_000_000
+    )?;
+    writeln!(
+        w,
+        "PFN 0x{:x} (block 0x{:x}-0x{:x}) type {:?} {}",
+        pfn,
+        i.head_pfn,
+        i.head_pfn + (1 << i.order) - 1,
+        i.migratetype,
+        if i.allocated { "allocated" } else { "now free" }
+    )?;
+    write_trace(w, po, i.alloc_handle)?;
+    if !i.allocated {
+        writeln!(w, "page last free pid 0 tgid 0 ts {} ns stack trace:", i.ts_free_ms as u64 * 1_000_000)?;
+        write_trace(w, po, i.free_handle)?;
+    }
+    Ok(())
+}
+
+/// For oops and bad-free reports: the page_owner lines of the frame, if any.
+pub fn dump_page_owner(w: &mut dyn Write, pfn: u64) -> fmt::Result {
+    match table().and_then(|po| po.lookup(pfn)) {
+        Some(i) => {
+            writeln!(w, "page_owner tracks the page as {} by", if i.allocated { "allocated" } else { "freed" })?;
+            write_record(w, pfn, &i)
+        }
+        None => Ok(()),
+    }
+}
+
+/// After a refused free of a block the allocator gave out or took back: its record (who
+/// allocated it, who freed it first), as Linux's `dump_page` does for a bad page.
+pub fn report_bad_free(e: &mm::page_alloc::FreeError) {
+    use mm::page_alloc::FreeError as E;
+    let (E::DoubleFree { pfn, .. } | E::WrongOrder { pfn, .. } | E::TailPage { pfn, .. } | E::NotAllocated { pfn, .. }) =
+        *e
+    else {
+        return;
+    };
+    crate::printk::with_console(|w| {
+        let _ = dump_page_owner(w, pfn);
+    });
+}
