@@ -1157,6 +1157,38 @@ def page_owner_lists_the_console_trace(image):
             check(msg in out, f"page_owner {bad} not refused", out)
 
 
+@test
+def kfence_reports_out_of_bounds_and_use_after_free(image):
+    with boot(image) as q:
+        check(re.search(TS + r"kfence: initialized - using \d+ bytes for \d+ objects at 0x[0-9a-f]+-0x[0-9a-f]+, sample interval 100 ms",
+                        q.out, re.M), "kfence not on by default", q.out)
+        for _ in range(4):  # the object sits against the left or the right guard page at random
+            out = q.command("crash kfence-oob", 60)
+            m = re.search(r"^\[[ \d.]+\] BUG: KFENCE: out-of-bounds read in kernel::commands::crash::crash_kfence_oob\+0x[0-9a-f]+/0x[0-9a-f]+$\n"
+                          r"(?:.*\n)*?.*Out-of-bounds read at 0x([0-9a-f]{16}) \(1B (left|right) of kfence-#(\d+)\):$", out, re.M)
+            check(m, "no KFENCE out-of-bounds report", out)
+            obj = re.search(rf"kfence-#{m.group(3)}: 0x([0-9a-f]+)-0x([0-9a-f]+), size=32, cache=kmalloc-32$", out, re.M)
+            check(obj, "the object line", out)
+            lo, hi, far = int(obj.group(1), 16), int(obj.group(2), 16), int(m.group(1), 16)
+            check(far == (hi + 1 if m.group(2) == "right" else lo - 1), "the faulting address is next to the object", out)
+            check(re.search(r"allocated by task 0 on cpu 0 at \d+\.\d{6}s:\n.* kernel::commands::crash::crash_kfence_oob", out),
+                  "the allocation trace", out)
+            check("freed by task" not in out, "an out-of-bounds report of a live object has no free trace", out)
+            check("crash: KFENCE caught the out-of-bounds read; the kernel carries on" in out, "did not carry on", out)
+        out = q.command("crash kfence-uaf", 60)
+        check(re.search(r"BUG: KFENCE: use-after-free read in kernel::commands::crash::crash_kfence_uaf\+", out)
+              and re.search(r"Use-after-free read at 0x[0-9a-f]{16} \(in kfence-#\d+\):", out)
+              and re.search(r"freed by task 0 on cpu 0 at \d+\.\d{6}s:\n.* kernel::commands::crash::crash_kfence_uaf", out),
+              "no KFENCE use-after-free report with the free trace", out)
+        check("Internal error" not in q.out and "Kernel panic" not in q.out, "an oops", q.out)
+        out = q.command("uptime")
+        check(re.search(r"up \d+\.\d{6} s", out), "the prompt did not come back", out)
+    with boot(image, "sweep=off kfence.sample_interval=0") as q:
+        check(re.search(TS + r"kfence: disabled \(kfence.sample_interval=0\)", q.out, re.M), "kfence=0 not honoured", q.out)
+        out = q.command("crash kfence-oob", 60)
+        check("crash: no KFENCE object" in out and "BUG: KFENCE" not in out, "a disabled KFENCE sampled", out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")

@@ -83,6 +83,7 @@ mod kmain {
         kernel::mm::init(dtb);
         kernel::irq::init();
         kernel::timer::init();
+        kernel::mm::kfence::start_sampling();
         kernel::tty::init();
         boot::cpu::local_irq_enable();
         pr_info!(

@@ -15,6 +15,7 @@
 pub mod allocation;
 pub mod fault;
 pub mod heap;
+pub mod kfence;
 pub mod memblock;
 pub mod migrate;
 pub mod mmu;
@@ -97,6 +98,7 @@ pub fn init(dtb: u64) {
     vmalloc::init();
     migrate::init();
     fault::init();
+    kfence::init();
     mmu::print_layout();
     pr_info!("mm: buddy, slab and vmalloc ready; NULL and low addresses now fault (TTBR0 off)");
 }

@@ -4,5 +4,6 @@
 //! bookkeeping) and [`kmemleak`] (the object table and its mark-and-scan). The kernel
 //! (`kernel/src/mm/debug/`) captures the traces and binds them to the allocators.
 
+pub mod kfence;
 pub mod page_owner;
 pub mod stack_depot;

@@ -29,6 +29,15 @@ pub fn set_fault_retry(f: fn(u64, u64) -> bool) {
     FAULT_RETRY.call_once(|| f);
 }
 
+/// Hook that reports a fault in the KFENCE pool and resumes after the access; set by
+/// the memory-management code.
+static KFENCE_FAULT: spin::Once<fn(&mut TrapFrame) -> bool> = spin::Once::new();
+
+/// Installs the KFENCE fault hook (once).
+pub fn set_kfence_fault(f: fn(&mut TrapFrame) -> bool) {
+    KFENCE_FAULT.call_once(|| f);
+}
+
 /// Reads a word of a kernel stack for the unwinder; refuses anything outside the
 /// kernel's stacks so a corrupt frame chain cannot fault inside the handler.
 pub fn read_stack_word(addr: u64) -> Option<u64> {
@@ -68,6 +77,10 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
     if ty == ExceptionKind::Sync && FAULT_RETRY.get().is_some_and(|f| f(frame.esr, frame.far)) {
         // Resolved (the page is mapped again): `vectors.S` restores the frame and the
         // access runs again.
+        return;
+    }
+    if ty == ExceptionKind::Sync && KFENCE_FAULT.get().is_some_and(|f| f(frame)) {
+        // Reported; the access is skipped and the kernel carries on.
         return;
     }
     let nr = OOPS_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
