@@ -1189,6 +1189,42 @@ def kfence_reports_out_of_bounds_and_use_after_free(image):
         check("crash: no KFENCE object" in out and "BUG: KFENCE" not in out, "a disabled KFENCE sampled", out)
 
 
+@test
+def kmemleak_finds_exactly_the_leaked_object(image):
+    with boot(image, "sweep=off slub_debug kmemleak=on") as q:
+        check(re.search(TS + r"kmemleak: Kernel memory leak detector initialized", q.out, re.M), "kmemleak=on", q.out)
+        scan = lambda: q.command("kmemleak scan", 120)
+        out = scan()
+        check(re.search(r"^kmemleak: 0 suspected memory leaks \(\d+ objects tracked", out, re.M), "a fresh boot leaks", out)
+        held = [re.search(r"^#(\d+): kmalloc", q.command(f"alloc kmalloc {n}"), re.M).group(1) for n in (24, 100, 3000)]
+        out = scan()
+        check(re.search(r"^kmemleak: 0 suspected memory leaks \(3 objects tracked", out, re.M),
+              "objects the console holds are referenced", out)
+        m = re.search(r"crash: leaked a 48-byte kmalloc object at (0x[0-9a-f]{16})", q.command("crash leak"))
+        check(m, "crash leak", q.out)
+        leaked = int(m.group(1), 16)
+        out = scan()
+        objs = re.findall(r"^unreferenced object 0x([0-9a-f]{16}) \(size (\d+)\):$", out, re.M)
+        check(re.search(r"^kmemleak: 1 suspected memory leaks \(4 objects tracked", out, re.M)
+              and objs == [(f"{leaked:016x}", "48")], "the scan did not report exactly the leaked object", out)
+        check(re.search(r"hex dump \(first 32 bytes\):\n    6b 6b 6b", out)
+              and re.search(r"backtrace:\n(?:    \[<[0-9a-f]{16}>\] .*\n)*    \[<[0-9a-f]{16}>\] kernel::commands::crash::crash_leak\+", out),
+              "the report's hex dump and allocation trace", out)
+        check(q.command("kmemleak").count("unreferenced object") == 1, "kmemleak lists the last scan", q.out)
+        # Everything freed: the console's objects released, the lost one cleared.
+        for hid in held:
+            release(q, hid)
+        check("1 suspects cleared" in q.command("kmemleak clear"), "clear", q.out)
+        out = scan()
+        check(re.search(r"^kmemleak: 0 suspected memory leaks \(1 objects tracked", out, re.M)
+              and "unreferenced object" not in out, "with everything freed the scan reports something", out)
+        out = q.command("kmemleak bogus")
+        check("usage: kmemleak [scan|clear]" in out, "bad argument not refused", out)
+    with boot(image) as q:
+        out = q.command("kmemleak scan")
+        check("kmemleak is off (boot with kmemleak=on)" in out, "kmemleak off by default", out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")

@@ -179,7 +179,8 @@ impl fmt::Display for Escaped<'_> {
 }
 
 /// The options this kernel acts on (names, as `help`-style text for messages).
-pub const KNOWN: &[&str] = &["sweep", "slub_debug", "loglevel", "panic", "nohugevmalloc", "cma", "page_owner"];
+pub const KNOWN: &[&str] =
+    &["sweep", "slub_debug", "loglevel", "panic", "nohugevmalloc", "cma", "page_owner", "kmemleak"];
 
 /// Options the Raspberry Pi firmware adds or a Linux cmdline.txt usually carries, which
 /// this kernel has no use for and skips without a word. (Any `module.param` option is

@@ -63,6 +63,11 @@ static TYPES: &[CrashType] = &[
         run: crash_kfence_oob,
     },
     CrashType {
+        name: "leak",
+        what: "kmalloc an object and lose its address (kmemleak scan finds it)",
+        run: crash_leak,
+    },
+    CrashType {
         name: "kfence-uaf",
         what: "read a KFENCE-sampled object after kfree (KFENCE report, survived)",
         run: crash_kfence_uaf,
@@ -286,4 +291,34 @@ fn crash_kfence_uaf() {
         core::hint::black_box(core::ptr::read_volatile(core::hint::black_box(p.as_ptr().add(8))));
     }
     cprintln!("crash: KFENCE caught the use-after-free read; the kernel carries on");
+}
+
+/// The object is written through and dropped: nothing refers to it any more.
+#[inline(never)]
+fn leak_one() -> Option<usize> {
+    let p = slab::kmalloc(48, GFP_KERNEL)?;
+    // SAFETY: a fresh 48-byte object; filled so the report's hex dump shows it.
+    unsafe { core::ptr::write_bytes(p.as_ptr(), 0x6b, 48) };
+    Some(core::hint::black_box(p.as_ptr() as usize))
+}
+
+/// Overwrites the dead stack below the caller, where the lost address may linger.
+#[inline(never)]
+fn scrub_stack() {
+    let mut junk = [0u64; 512];
+    core::hint::black_box(&mut junk);
+}
+
+#[inline(never)]
+fn crash_leak() {
+    match leak_one() {
+        Some(a) => {
+            scrub_stack();
+            cprintln!("crash: leaked a 48-byte kmalloc object at {a:#018x}; kmemleak scan reports it");
+            if !crate::mm::kmemleak::enabled() {
+                cprintln!("crash: kmemleak is off: boot with kmemleak=on to find it");
+            }
+        }
+        None => cprintln!("crash: kmalloc failed: nothing to leak"),
+    }
 }

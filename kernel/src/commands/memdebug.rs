@@ -1,5 +1,6 @@
 //! `page_owner`: who holds the memory (Linux's `/sys/kernel/debug/page_owner` read
-//! through `page_owner_sort`, and one page's record).
+//! through `page_owner_sort`, and one page's record); `kmemleak`: what nothing refers
+//! to any more (Linux's `/sys/kernel/debug/kmemleak`).
 
 use crate::console::args::parse_u64;
 use crate::console::registry::{Command, CommandError};
@@ -70,6 +71,42 @@ fn page_owner_cmd(args: &[&str]) -> Result<(), CommandError> {
                 }
                 None => cprintln!("PFN 0x{pfn:x}: never allocated since boot (page_owner has no record)"),
             }
+            Ok(())
+        }
+        _ => Err(CommandError::Usage),
+    }
+}
+
+/// `kmemleak`
+pub const KMEMLEAK: Command = Command {
+    name: "kmemleak",
+    args: "[scan|clear]",
+    help: "scan for kmalloc objects nothing refers to (needs kmemleak=on); alone: the last scan's; clear: forget them",
+    run: kmemleak_cmd,
+};
+
+fn kmemleak_cmd(args: &[&str]) -> Result<(), CommandError> {
+    use crate::mm::kmemleak;
+    let err = |e: &str| CommandError::bad(format_args!("{e}"));
+    match args {
+        [] => {
+            let _ = kmemleak::write_leaks(&mut Raw);
+            Ok(())
+        }
+        ["scan"] => {
+            let r = kmemleak::scan().map_err(err)?;
+            cprintln!(
+                "kmemleak: {} suspected memory leaks ({} objects tracked, {} words scanned)",
+                r.leaks.len(),
+                r.objects,
+                r.words
+            );
+            let _ = kmemleak::write_leaks(&mut Raw);
+            Ok(())
+        }
+        ["clear"] => {
+            let n = kmemleak::clear().map_err(err)?;
+            cprintln!("kmemleak: {n} suspects cleared (not reported again)");
             Ok(())
         }
         _ => Err(CommandError::Usage),

@@ -42,6 +42,7 @@ pub static COMMANDS: &[Command] = &[
     alloc::FAIL_SLAB,
     alloc::DROP_CACHES,
     memdebug::PAGE_OWNER,
+    memdebug::KMEMLEAK,
     stress::STRESS,
     bench::BENCH,
     irq::IRQTEST,

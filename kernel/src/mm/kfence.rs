@@ -361,3 +361,18 @@ pub fn stats() -> Option<(u64, u64, u64, usize, u64)> {
     let (a, f, fb) = k.pool.stats();
     Some((a, f, fb, k.pool.nr_allocated(), REPORTS.load(Relaxed)))
 }
+
+/// Whether `a` is inside a live pool object's page (mapped now).
+pub fn is_live(a: u64) -> bool {
+    let Some(g) = KFENCE.try_lock() else { return false };
+    g.as_ref().is_some_and(|k| {
+        k.pool.object_slot(a).is_some_and(|s| k.pool.slot(s).state == mm::debug::kfence::SlotState::Allocated)
+    })
+}
+
+/// The pool's metadata (which holds every object's address): kmemleak does not take it
+/// for a reference.
+pub fn metadata_range() -> (usize, usize) {
+    let s = core::ptr::addr_of!(KFENCE) as usize;
+    (s, s + core::mem::size_of_val(&KFENCE))
+}

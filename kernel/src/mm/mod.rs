@@ -16,6 +16,7 @@ pub mod allocation;
 pub mod fault;
 pub mod heap;
 pub mod kfence;
+pub mod kmemleak;
 pub mod memblock;
 pub mod migrate;
 pub mod mmu;
@@ -95,6 +96,7 @@ pub fn init(dtb: u64) {
     memblock::print_memory_line(&mb);
     slab::init(crate::cmdline::flag(crate::platform::cmdline(), "slub_debug"));
     heap::switch_to_kmalloc();
+    kmemleak::init();
     vmalloc::init();
     migrate::init();
     fault::init();

@@ -57,18 +57,21 @@ fn cpu() -> mm::cpu::CpuId {
 /// Linux's `kmalloc`.
 #[inline]
 pub fn kmalloc(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
-    if let Some(p) = super::kfence::alloc(size, gfp) {
-        return Some(p);
+    let p = super::kfence::alloc(size, gfp).or_else(|| SLAB.kmalloc(size, gfp, cpu()));
+    if let Some(p) = p {
+        super::kmemleak::on_alloc(p.as_ptr(), size);
     }
-    SLAB.kmalloc(size, gfp, cpu())
+    p
 }
 
 /// Linux's `kzalloc`.
 pub fn kzalloc(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
-    if let Some(p) = super::kfence::alloc(size, gfp) {
-        return Some(p); // zeroed by the pool
+    // The pool's objects start zeroed.
+    let p = super::kfence::alloc(size, gfp).or_else(|| SLAB.kzalloc(size, gfp, cpu()));
+    if let Some(p) = p {
+        super::kmemleak::on_alloc(p.as_ptr(), size);
     }
-    SLAB.kzalloc(size, gfp, cpu())
+    p
 }
 
 /// Linux's `ksize`: the usable size of an object.
@@ -87,6 +90,7 @@ pub fn ksize(p: *const u8) -> usize {
 /// detected and refused; without it, it is undefined behaviour, as in Linux.
 #[inline]
 pub unsafe fn kfree(p: *mut u8) {
+    super::kmemleak::on_free(p);
     if super::kfence::is_kfence_address(p as u64) {
         return super::kfence::free(p as u64);
     }
@@ -99,6 +103,18 @@ pub unsafe fn kfree(p: *mut u8) {
 /// # Safety
 /// As [`kfree`] for `p`; on success the old pointer must no longer be used.
 pub unsafe fn krealloc(p: *mut u8, new_size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+    // SAFETY: forwarded contract.
+    let n = unsafe { krealloc_untracked(p, new_size, gfp) }?;
+    super::kmemleak::on_free(p);
+    super::kmemleak::on_alloc(n.as_ptr(), new_size);
+    Some(n)
+}
+
+/// [`krealloc`] without kmemleak's bookkeeping.
+///
+/// # Safety
+/// As [`krealloc`].
+unsafe fn krealloc_untracked(p: *mut u8, new_size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
     if super::kfence::is_kfence_address(p as u64) {
         // A sampled object moves to the slab: copy what fits, free the pool's.
         let old = super::kfence::ksize(p as u64)?;

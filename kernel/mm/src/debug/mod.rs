@@ -5,5 +5,6 @@
 //! (`kernel/src/mm/debug/`) captures the traces and binds them to the allocators.
 
 pub mod kfence;
+pub mod kmemleak;
 pub mod page_owner;
 pub mod stack_depot;
