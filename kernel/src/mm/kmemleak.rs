@@ -73,7 +73,7 @@ fn track(addr: u64, size: usize) {
     let (Some(t), Some(d)) = (TABLE.get(), DEPOT.get()) else { return };
     let trace = capture(boot::cpu::fp() as u64);
     let h = d.save(&trace);
-    t.insert(addr, size, h, boot::cpu::cpu_id() as u32, (crate::printk::now_ns() / 1_000_000) as u32);
+    t.insert(addr, size, h, super::this_cpu().index() as u32, super::page_owner::now_units());
 }
 
 /// The slab's free hook (Linux's `kmemleak_free`).
@@ -162,7 +162,7 @@ pub fn write_leaks(w: &mut dyn Write) -> fmt::Result {
     let Some(t) = TABLE.get() else { return writeln!(w, "kmemleak is off (boot with kmemleak=on)") };
     let _ = t;
     let last = LAST.lock();
-    let now_ms = crate::printk::now_ns() / 1_000_000;
+    let now_ms = super::page_owner::units_to_ns(super::page_owner::now_units()) / 1_000_000;
     for o in last.iter() {
         write_object(w, o, now_ms)?;
     }

@@ -4,7 +4,7 @@
 //! freed, the call traces from the frame-pointer unwinder the oops reports use, and the
 //! reports: `page_owner` (grouped like `page_owner_sort`) and one page's record.
 
-use crate::arch::aarch64::{backtrace, exception::read_stack_word};
+use crate::arch::aarch64::backtrace;
 use crate::ksyms::SymbolizedAddr;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -69,12 +69,25 @@ pub fn init(mb: &mut Memblock, base_pfn: u64, nr_pages: usize) {
 }
 
 /// The call trace of the caller of the function that calls this (the return addresses
-/// of the frame chain from `fp`).
+/// of the frame chain from `fp`). The chain is read only inside the running stack's
+/// slot, found once from the stack pointer (cheaper than checking every word against
+/// every stack, as the oops unwinder must).
 #[inline(always)]
 pub fn capture(fp: u64) -> Trace {
+    let (lo, hi) = crate::stacks::slot_of(boot::cpu::sp());
+    let (lo, hi) = (lo as u64, hi as u64);
+    let read = |a: u64| {
+        if a >= lo && a < hi - 8 && a.is_multiple_of(8) {
+            // SAFETY: 8-byte aligned and inside the running stack's mapped slot (guard
+            // page excluded).
+            Some(unsafe { core::ptr::read_volatile(a as *const u64) })
+        } else {
+            None
+        }
+    };
     let mut t = [0u64; DEPOT_DEPTH];
     let mut n = 0;
-    backtrace::walk(fp, read_stack_word, |ret| {
+    backtrace::walk(fp, read, |ret| {
         if n < DEPOT_DEPTH {
             t[n] = ret;
             n += 1;
@@ -83,8 +96,18 @@ pub fn capture(fp: u64) -> Trace {
     t
 }
 
-fn now_ms() -> u32 {
-    (board::timer::uptime_ns() / 1_000_000) as u32
+/// The counter in units of 2^16 ticks (about 1 ms at 62.5 MHz): one register read and
+/// a shift on the allocation path; converted to time only when printed.
+pub fn now_units() -> u32 {
+    use aarch64_cpu::registers::{Readable, CNTPCT_EL0};
+    (CNTPCT_EL0.get() >> UNIT_SHIFT) as u32
+}
+
+const UNIT_SHIFT: u32 = 16;
+
+/// Nanoseconds since boot of a recorded time.
+pub fn units_to_ns(u: u32) -> u64 {
+    board::timer::ticks_to_ns((u as u64) << UNIT_SHIFT)
 }
 
 /// The page source's allocation hook (Linux's `set_page_owner`).
@@ -95,7 +118,7 @@ pub fn on_alloc(pfn: Pfn, order: u32, gfp: Gfp) {
     }
     if let Some(po) = PAGE_OWNER.get() {
         let t = capture(boot::cpu::fp() as u64);
-        po.set_alloc(pfn.0, order, gfp, boot::cpu::cpu_id() as u32, now_ms(), &t);
+        po.set_alloc(pfn.0, order, gfp, super::this_cpu().index() as u32, now_units(), &t);
     }
 }
 
@@ -107,7 +130,7 @@ pub fn on_free(pfn: Pfn, _order: u32) {
     }
     if let Some(po) = PAGE_OWNER.get() {
         let t = capture(boot::cpu::fp() as u64);
-        po.set_free(pfn.0, now_ms(), &t);
+        po.set_free(pfn.0, now_units(), &t);
     }
 }
 
@@ -136,7 +159,7 @@ pub fn write_record(w: &mut dyn Write, pfn: u64, i: &OwnerInfo) -> fmt::Result {
         i.order,
         i.gfp,
         i.cpu,
-        i.ts_alloc_ms as u64 * 1_000_000
+        units_to_ns(i.ts_alloc_ms)
     )?;
     writeln!(
         w,
@@ -149,7 +172,7 @@ pub fn write_record(w: &mut dyn Write, pfn: u64, i: &OwnerInfo) -> fmt::Result {
     )?;
     write_trace(w, po, i.alloc_handle)?;
     if !i.allocated {
-        writeln!(w, "page last free pid 0 tgid 0 ts {} ns stack trace:", i.ts_free_ms as u64 * 1_000_000)?;
+        writeln!(w, "page last free pid 0 tgid 0 ts {} ns stack trace:", units_to_ns(i.ts_free_ms))?;
         write_trace(w, po, i.free_handle)?;
     }
     Ok(())

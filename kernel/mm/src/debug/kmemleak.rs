@@ -25,7 +25,7 @@ pub struct LeakSlot {
     addr: AtomicU64,
     /// Size (low 32 bits), trace handle (high 31), ignored flag (bit 63).
     meta: AtomicU64,
-    /// Allocation time in ms (low 32), CPU (high 32).
+    /// Allocation time in the caller's unit (low 32), CPU (high 32).
     when: AtomicU64,
 }
 
@@ -46,7 +46,7 @@ pub struct Object {
     pub handle: u32,
     /// CPU that allocated it.
     pub cpu: u32,
-    /// Allocation time, ms since boot.
+    /// Allocation time since boot, in the caller's unit.
     pub ts_ms: u32,
 }
 

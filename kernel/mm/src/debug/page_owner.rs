@@ -31,7 +31,7 @@ pub struct OwnerRecord {
     /// Free trace handle (low 32), order (bits 32..40), migratetype (40..48), CPU
     /// (48..56), flags (56..64).
     info: AtomicU64,
-    /// Allocation time in ms (low 32), last free time in ms (high 32).
+    /// Allocation time (low 32), last free time (high 32), in the caller's unit.
     times: AtomicU64,
 }
 
@@ -57,9 +57,9 @@ pub struct OwnerInfo {
     pub migratetype: MigrateType,
     /// CPU that allocated it.
     pub cpu: u32,
-    /// Allocation time, ms since boot.
+    /// Allocation time since boot, in the caller's unit (the kernel: 2^16 counter ticks).
     pub ts_alloc_ms: u32,
-    /// Last free time, ms since boot (when freed).
+    /// Last free time since boot, in the same unit (when freed).
     pub ts_free_ms: u32,
     /// Allocation trace ([`NO_HANDLE`]: none kept).
     pub alloc_handle: u32,
