@@ -18,6 +18,9 @@ impl core::fmt::Write for Raw {
     }
 }
 
+/// Distinct traces `page_owner` lists (a buffer on the stack: 4 KiB).
+const GROUPS_MAX: usize = 128;
+
 /// `page_owner`
 pub const PAGE_OWNER: Command = Command {
     name: "page_owner",
@@ -32,7 +35,14 @@ fn page_owner_cmd(args: &[&str]) -> Result<(), CommandError> {
     };
     match args {
         [] => {
-            let groups = po.aggregate().map_err(|_| CommandError::bad(format_args!("out of memory for the report")))?;
+            // Only blocks the page allocator still has as allocated at that order.
+            let held = |pfn: u64, order: u32| {
+                matches!(crate::mm::page_alloc::pfn_to_page(mm::addr::Pfn(pfn)).map(|p| p.state()),
+                    Some(mm::page_alloc::page::PageState::Head { order: o, .. }) if o == order)
+            };
+            let mut buf = [mm::debug::page_owner::Group::EMPTY; GROUPS_MAX];
+            let (n, left_out) = po.aggregate_held(&mut buf, &held);
+            let groups = &buf[..n];
             let (blocks, pages) = groups.iter().fold((0, 0), |(b, p), g| (b + g.times, p + g.pages));
             cprintln!(
                 "page_owner: {} blocks ({} pages) held, {} distinct traces; stack depot {}/{} traces, {} not kept; {} frames outside the table",
@@ -44,7 +54,10 @@ fn page_owner_cmd(args: &[&str]) -> Result<(), CommandError> {
                 po.depot.dropped(),
                 po.outside()
             );
-            for g in &groups {
+            if left_out > 0 {
+                cprintln!("page_owner: {left_out} blocks of further traces not listed (more than {GROUPS_MAX} traces)");
+            }
+            for g in groups {
                 cprintln!("{} times, {} pages:", g.times, g.pages);
                 cprintln!("Page allocated via order {}, mask {}, migratetype {:?}", g.order, g.gfp, g.migratetype);
                 let _ = page_owner::write_trace(&mut Raw, po, g.handle);
@@ -97,7 +110,7 @@ fn kmemleak_cmd(args: &[&str]) -> Result<(), CommandError> {
             let r = kmemleak::scan().map_err(err)?;
             cprintln!(
                 "kmemleak: {} suspected memory leaks ({} objects tracked, {} words scanned)",
-                r.leaks.len(),
+                r.leaks,
                 r.objects,
                 r.words
             );

@@ -90,17 +90,13 @@ pub fn init() {
     let pa = super::virt_to_phys(block);
     let anchor = PhysAddr::new(pa.as_u64() + (NR_OBJECTS * PAGE_SIZE) as u64);
     let pages = KfencePool::<NR_OBJECTS>::PAGES;
-    let mut frames = alloc::vec::Vec::new();
-    if frames.try_reserve_exact(AREA_PAGES).is_err() {
-        crate::pr_warn!("kfence: no memory to set up the pool: disabled");
-        return;
-    }
-    for p in 0..AREA_PAGES {
-        frames.push(if p >= 2 && p.is_multiple_of(2) && p < pages - 1 {
+    let mut frames = [anchor; AREA_PAGES];
+    for (p, f) in frames.iter_mut().enumerate() {
+        *f = if p >= 2 && p.is_multiple_of(2) && p < pages - 1 {
             PhysAddr::new(pa.as_u64() + ((p - 2) / 2 * PAGE_SIZE) as u64)
         } else {
             anchor
-        });
+        };
     }
     let base = match vmap(&frames, Prot::KERNEL_RW, "kfence_pool") {
         Ok(va) => va.as_u64(),

@@ -14,15 +14,19 @@ use crate::ksyms::SymbolizedAddr;
 use crate::mm::page_owner::capture;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use mm::debug::kmemleak::{Object, ObjectTable, ScanResult};
+use mm::debug::kmemleak::{leaks_of, Object, ObjectTable, ScanBuffers, ScanResult};
 use mm::debug::stack_depot::{DepotSlot, StackDepot};
 use mm::gfp::{Gfp, GFP_KERNEL};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static TABLE: spin::Once<ObjectTable<'static>> = spin::Once::new();
 static DEPOT: spin::Once<StackDepot<'static>> = spin::Once::new();
-/// The last scan's suspected leaks (the console's path only).
-static LAST: spin::Mutex<alloc::vec::Vec<Object>> = spin::Mutex::new(alloc::vec::Vec::new());
+/// Suspects a scan keeps for `kmemleak` and `clear` (more are counted).
+const LAST_MAX: usize = 64;
+/// The last scan's suspected leaks, and how many there were (the console's path only).
+static LAST: spin::Mutex<([Object; LAST_MAX], usize)> = spin::Mutex::new(([Object::EMPTY; LAST_MAX], 0));
+/// Order of the scan's working block (snapshot, marks, gray stack), taken for the scan.
+const SCAN_ORDER: u32 = 7;
 
 /// Orders of the blocks for the object table and the trace depot.
 const TABLE_ORDER: u32 = 6;
@@ -134,17 +138,46 @@ fn roots(out: &mut [(u64, u64)]) -> usize {
     n
 }
 
-/// `kmemleak scan`: the mark-and-scan; the suspects are kept for `kmemleak`.
+/// `kmemleak scan`: the mark-and-scan; the suspects are kept for `kmemleak`. Its
+/// working memory is one block from the page allocator, taken for the scan.
 pub fn scan() -> Result<ScanResult, &'static str> {
     let t = TABLE.get().ok_or("kmemleak is off (boot with kmemleak=on)")?;
     let mut r = [(0u64, 0u64); 12];
     let n = roots(&mut r);
-    let res = t.scan(&r[..n], &read).map_err(|_| "out of memory for the scan")?;
-    let mut last = LAST.lock();
-    last.clear();
-    if last.try_reserve(res.leaks.len()).is_ok() {
-        last.extend_from_slice(&res.leaks);
+    let block = super::page_alloc::__get_free_pages(GFP_KERNEL | Gfp::GFP_NOWARN, SCAN_ORDER)
+        .ok_or("no memory for the scan's working block")?;
+    let bytes = 4096usize << SCAN_ORDER;
+    let per = core::mem::size_of::<Object>() + 1 + 4;
+    let cap = (bytes / per).min(t.capacity());
+    let base = block.as_usize();
+    // SAFETY: the block is ours until freed below, `bytes` long and page aligned; the
+    // three arrays are disjoint within it, each suitably aligned (Object: 8, u32: 4 at
+    // an offset that is a multiple of 8), and every element is written before it is
+    // read (plain data: any bit pattern is a valid Object, u32 or bool once written).
+    let (objects, gray, marked) = unsafe {
+        let o = base as *mut Object;
+        let g = (base + cap * core::mem::size_of::<Object>()) as *mut u32;
+        let m = (base + cap * (core::mem::size_of::<Object>() + 4)) as *mut bool;
+        core::ptr::write_bytes(m, 0, cap);
+        (
+            core::slice::from_raw_parts_mut(o, cap),
+            core::slice::from_raw_parts_mut(g, cap),
+            core::slice::from_raw_parts_mut(m, cap),
+        )
+    };
+    for o in objects.iter_mut() {
+        *o = Object::EMPTY;
     }
+    let mut buf = ScanBuffers { objects, marked, gray };
+    let res = t.scan(&r[..n], &read, &mut buf);
+    {
+        let mut last = LAST.lock();
+        last.1 = res.leaks;
+        for (slot, o) in last.0.iter_mut().zip(leaks_of(&buf, &res)) {
+            *slot = *o;
+        }
+    }
+    let _ = super::page_alloc::free_pages(block, SCAN_ORDER);
     Ok(res)
 }
 
@@ -152,19 +185,24 @@ pub fn scan() -> Result<ScanResult, &'static str> {
 pub fn clear() -> Result<usize, &'static str> {
     let t = TABLE.get().ok_or("kmemleak is off (boot with kmemleak=on)")?;
     let mut last = LAST.lock();
-    let n = t.ignore(&last);
-    last.clear();
+    let k = last.1.min(LAST_MAX);
+    let n = t.ignore(&last.0[..k]);
+    last.1 = 0;
     Ok(n)
 }
 
-/// The last scan's suspects, still tracked (freed since: no longer a leak).
+/// The last scan's suspects (the first [`LAST_MAX`], and how many more).
 pub fn write_leaks(w: &mut dyn Write) -> fmt::Result {
-    let Some(t) = TABLE.get() else { return writeln!(w, "kmemleak is off (boot with kmemleak=on)") };
-    let _ = t;
+    if TABLE.get().is_none() {
+        return writeln!(w, "kmemleak is off (boot with kmemleak=on)");
+    }
     let last = LAST.lock();
     let now_ms = super::page_owner::units_to_ns(super::page_owner::now_units()) / 1_000_000;
-    for o in last.iter() {
+    for o in &last.0[..last.1.min(LAST_MAX)] {
         write_object(w, o, now_ms)?;
+    }
+    if last.1 > LAST_MAX {
+        writeln!(w, "({} more suspects not listed)", last.1 - LAST_MAX)?;
     }
     Ok(())
 }

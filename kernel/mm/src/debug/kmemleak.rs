@@ -10,8 +10,6 @@
 //! scans each newly marked object's own words the same way; what stays unmarked is
 //! referenced from nowhere: a suspected leak.
 
-use alloc::collections::TryReserveError;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 const EMPTY: u64 = 0;
@@ -51,14 +49,28 @@ pub struct Object {
 }
 
 /// What a scan found.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ScanResult {
-    /// Objects referenced from nowhere, by address.
-    pub leaks: Vec<Object>,
-    /// Objects tracked at the snapshot.
+    /// Objects tracked at the snapshot (the first `objects` of the caller's buffer,
+    /// sorted by address).
     pub objects: usize,
+    /// Of them, referenced from nowhere and not ignored: `marked[i]` is false.
+    pub leaks: usize,
+    /// Objects not scanned because the caller's buffer was full (counted, and taken as
+    /// referenced).
+    pub not_scanned: usize,
     /// Words read (roots and objects).
     pub words: u64,
+}
+
+/// The caller's memory for a scan (no allocation here): one entry per tracked object.
+pub struct ScanBuffers<'b> {
+    /// The snapshot, sorted by address.
+    pub objects: &'b mut [Object],
+    /// Whether each object was reached (or is ignored).
+    pub marked: &'b mut [bool],
+    /// The gray stack of objects reached and not yet scanned.
+    pub gray: &'b mut [u32],
 }
 
 /// The table over slots the caller reserved.
@@ -154,71 +166,108 @@ impl<'a> ObjectTable<'a> {
     /// Marks `objs` (a scan's suspects) as never to be reported again (`kmemleak
     /// clear`); returns how many are still tracked.
     pub fn ignore(&self, objs: &[Object]) -> usize {
+        self.ignore_addrs(&mut objs.iter().map(|o| o.addr))
+    }
+
+    /// [`Self::ignore`] by address.
+    pub fn ignore_addrs(&self, addrs: &mut dyn Iterator<Item = u64>) -> usize {
         let mut n = 0;
-        for s in self.slots {
-            let a = s.addr.load(Relaxed);
-            if objs.iter().any(|o| o.addr == a) {
-                s.meta.fetch_or(IGNORED, Relaxed);
-                n += 1;
+        for a in addrs {
+            let k = slot_of(a.max(2), self.slots.len().max(1));
+            for i in 0..self.slots.len().min(MAX_PROBE) {
+                let s = &self.slots[(k + i) % self.slots.len()];
+                if s.addr.load(Relaxed) == a {
+                    s.meta.fetch_or(IGNORED, Relaxed);
+                    n += 1;
+                    break;
+                }
             }
         }
         n
     }
 
     /// The mark-and-scan: roots are `[start, end)` ranges, `read(addr)` gives the
-    /// aligned word at `addr` (or `None`: skipped). Allocates (fallibly) for the
-    /// snapshot: the console's path, never the allocator's.
-    pub fn scan(&self, roots: &[(u64, u64)], read: &dyn Fn(u64) -> Option<u64>) -> Result<ScanResult, TryReserveError> {
-        let mut objs: Vec<(Object, bool)> = Vec::new();
+    /// aligned word at `addr` (or `None`: skipped). The snapshot goes into `buf`; the
+    /// suspects are the objects left unmarked ([`leaks_of`]).
+    pub fn scan(
+        &self,
+        roots: &[(u64, u64)],
+        read: &dyn Fn(u64) -> Option<u64>,
+        buf: &mut ScanBuffers<'_>,
+    ) -> ScanResult {
+        let cap = buf.objects.len().min(buf.marked.len()).min(buf.gray.len());
+        let mut n = 0;
+        let mut not_scanned = 0;
         for s in self.slots {
-            if let Some(o) = Self::object(s) {
-                objs.try_reserve(1)?;
-                objs.push(o);
+            if let Some((o, _)) = Self::object(s) {
+                if n == cap {
+                    not_scanned += 1;
+                    continue;
+                }
+                buf.objects[n] = o;
+                n += 1;
             }
         }
-        objs.sort_unstable_by_key(|(o, _)| o.addr);
-        let mut marked: Vec<bool> = Vec::new();
-        marked.try_reserve_exact(objs.len())?;
-        marked.resize(objs.len(), false);
-        let mut gray: Vec<usize> = Vec::new();
+        // Sorted by address (no allocation); an ignored object starts marked.
+        buf.objects[..n].sort_unstable_by_key(|o| o.addr);
+        for k in 0..n {
+            buf.marked[k] = self.is_ignored(buf.objects[k].addr);
+        }
+        let objs = &buf.objects[..n];
+        let marked = &mut buf.marked[..n];
+        let gray = &mut buf.gray[..n];
+        let mut top = 0usize;
         let mut words = 0u64;
-        let mut scan_range =
-            |start: u64, end: u64, marked: &mut Vec<bool>, gray: &mut Vec<usize>| -> Result<(), TryReserveError> {
-                let mut a = (start + 7) & !7;
-                while a + 8 <= end {
-                    words += 1;
-                    if let Some(v) = read(a) {
-                        // The last object starting at or below v, if v falls inside it.
-                        let i = objs.partition_point(|(o, _)| o.addr <= v);
-                        if i > 0 {
-                            let (o, _) = &objs[i - 1];
-                            if v < o.addr + (o.size as u64).max(1) && !marked[i - 1] {
-                                marked[i - 1] = true;
-                                gray.try_reserve(1)?;
-                                gray.push(i - 1);
-                            }
+        let mut scan_range = |start: u64, end: u64, marked: &mut [bool], gray: &mut [u32], top: &mut usize| {
+            let mut a = (start + 7) & !7;
+            while a + 8 <= end {
+                words += 1;
+                if let Some(v) = read(a) {
+                    // The last object starting at or below v, if v falls inside it.
+                    let i = objs.partition_point(|o| o.addr <= v);
+                    if i > 0 {
+                        let o = &objs[i - 1];
+                        if v < o.addr + (o.size as u64).max(1) && !marked[i - 1] {
+                            marked[i - 1] = true;
+                            // Each object is pushed at most once: the stack cannot overflow.
+                            gray[*top] = (i - 1) as u32;
+                            *top += 1;
                         }
                     }
-                    a += 8;
                 }
-                Ok(())
-            };
-        for &(s, e) in roots {
-            scan_range(s, e, &mut marked, &mut gray)?;
-        }
-        while let Some(i) = gray.pop() {
-            let o = objs[i].0;
-            scan_range(o.addr, o.addr + o.size as u64, &mut marked, &mut gray)?;
-        }
-        let mut leaks = Vec::new();
-        for (k, (o, ignored)) in objs.iter().enumerate() {
-            if !marked[k] && !ignored {
-                leaks.try_reserve(1)?;
-                leaks.push(*o);
+                a += 8;
             }
+        };
+        for &(s, e) in roots {
+            scan_range(s, e, marked, gray, &mut top);
         }
-        Ok(ScanResult { leaks, objects: objs.len(), words })
+        while top > 0 {
+            top -= 1;
+            let o = objs[gray[top] as usize];
+            scan_range(o.addr, o.addr + o.size as u64, marked, gray, &mut top);
+        }
+        let leaks = marked.iter().filter(|&&m| !m).count();
+        ScanResult { objects: n, leaks, not_scanned, words }
     }
+
+    fn is_ignored(&self, addr: u64) -> bool {
+        let n = self.slots.len();
+        let start = slot_of(addr, n);
+        (0..n.min(MAX_PROBE))
+            .map(|i| &self.slots[(start + i) % n])
+            .any(|s| s.addr.load(Relaxed) == addr && s.meta.load(Relaxed) & IGNORED != 0)
+    }
+}
+
+/// The suspects of a scan: the snapshot's objects left unmarked.
+pub fn leaks_of<'b>(buf: &'b ScanBuffers<'_>, r: &ScanResult) -> impl Iterator<Item = &'b Object> + 'b {
+    let n = r.objects;
+    buf.objects[..n].iter().zip(&buf.marked[..n]).filter(|(_, &m)| !m).map(|(o, _)| o)
+}
+
+impl Object {
+    /// An empty entry (for the caller's buffer).
+    pub const EMPTY: Object = Object { addr: 0, size: 0, handle: 0, cpu: 0, ts_ms: 0 };
 }
 
 #[cfg(test)]
@@ -239,6 +288,15 @@ mod tests {
 
     fn table(n: usize) -> ObjectTable<'static> {
         ObjectTable::new(Box::leak((0..n).map(|_| LeakSlot::EMPTY).collect()))
+    }
+
+    /// Scans with buffers of `cap` entries; the suspects' addresses.
+    fn scan(t: &ObjectTable<'_>, roots: &[(u64, u64)], heap: &Heap, cap: usize) -> (ScanResult, Vec<u64>) {
+        let (mut o, mut m, mut g) = (vec![Object::EMPTY; cap], vec![false; cap], vec![0u32; cap]);
+        let mut buf = ScanBuffers { objects: &mut o, marked: &mut m, gray: &mut g };
+        let r = t.scan(roots, &|a| heap.read(a), &mut buf);
+        let leaks = leaks_of(&buf, &r).map(|o| o.addr).collect();
+        (r, leaks)
     }
 
     #[test]
@@ -265,20 +323,22 @@ mod tests {
         heap.words.insert(0x40_000, 0x50_000);
         // A pointer just past c's end refers to nothing.
         heap.words.insert(0x1018, 0x30_010);
-        let r = t.scan(&[root], &|a| heap.read(a)).unwrap();
-        let leaked: Vec<u64> = r.leaks.iter().map(|o| o.addr).collect();
+        let (r, leaked) = scan(&t, &[root], &heap, 16);
         assert_eq!(leaked, vec![0x40_000, 0x50_000]);
-        assert_eq!(r.objects, 5);
+        assert_eq!((r.objects, r.leaks, r.not_scanned), (5, 2, 0));
         // Freed objects are not reported; `clear` silences the rest.
         assert!(t.remove(0x50_000));
         assert!(!t.remove(0x50_000), "not tracked twice");
-        let r = t.scan(&[root], &|a| heap.read(a)).unwrap();
-        assert_eq!(r.leaks.iter().map(|o| o.addr).collect::<Vec<_>>(), vec![0x40_000]);
-        assert_eq!(t.ignore(&r.leaks), 1);
-        assert!(t.scan(&[root], &|a| heap.read(a)).unwrap().leaks.is_empty());
+        let (_, leaked) = scan(&t, &[root], &heap, 16);
+        assert_eq!(leaked, vec![0x40_000]);
+        assert_eq!(t.ignore_addrs(&mut leaked.into_iter()), 1);
+        assert!(scan(&t, &[root], &heap, 16).1.is_empty());
         // With the root gone, everything is unreferenced.
         heap.words.insert(0x1010, 0);
-        assert_eq!(t.scan(&[root], &|a| heap.read(a)).unwrap().leaks.len(), 3);
+        assert_eq!(scan(&t, &[root], &heap, 16).1.len(), 3);
+        // A buffer too small: the objects left out are counted, not reported.
+        let (r, _) = scan(&t, &[root], &heap, 2);
+        assert_eq!((r.objects, r.not_scanned), (2, 2));
     }
 
     #[test]
@@ -324,8 +384,8 @@ mod tests {
                     stack.extend(edges[j].iter().copied());
                 }
             }
-            let r = t.scan(&[(0x1000, 0x1000 + roots_n * 8)], &|a| heap.read(a)).unwrap();
-            let got: HashSet<u64> = r.leaks.iter().map(|o| o.addr).collect();
+            let (_, leaks) = scan(&t, &[(0x1000, 0x1000 + roots_n * 8)], &heap, 128);
+            let got: HashSet<u64> = leaks.into_iter().collect();
             let want: HashSet<u64> = (0..n).filter(|j| !reach.contains(j)).map(|j| objs[j].0).collect();
             assert_eq!(got, want, "round {round}");
         }

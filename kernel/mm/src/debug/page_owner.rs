@@ -8,14 +8,12 @@
 //! trace the full depot cannot keep, is counted and the record says "no trace".
 //!
 //! [`PageOwner::aggregate`] groups the allocated blocks by identical trace, order and
-//! mask, sorted as Linux's `tools/mm/page_owner_sort` does by default (most blocks
+//! mask into the caller's buffer, sorted as Linux's `tools/mm/page_owner_sort` does by default (most blocks
 //! first), for the console's `page_owner`.
 
 use super::stack_depot::{StackDepot, Trace, NO_HANDLE};
 use crate::gfp::Gfp;
 use crate::page_alloc::{gfp_migratetype, MigrateType};
-use alloc::collections::TryReserveError;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 const ALLOCATED: u64 = 1;
@@ -182,41 +180,59 @@ impl<'a> PageOwner<'a> {
         None
     }
 
-    /// Allocated blocks grouped by (trace, order, mask), most blocks first, then most
-    /// pages, then by handle. Allocates only here, fallibly (the console's path).
-    pub fn aggregate(&self) -> Result<Vec<Group>, TryReserveError> {
-        let mut groups: Vec<Group> = Vec::new();
+    /// Allocated blocks grouped by (trace, order, mask) into `out`, most blocks first,
+    /// then most pages, then by handle; returns the groups written and the blocks left
+    /// out because `out` was full (counted, not an error). No allocation.
+    pub fn aggregate(&self, out: &mut [Group]) -> (usize, u64) {
+        self.aggregate_held(out, &|_, _| true)
+    }
+
+    /// [`Self::aggregate`] of the records `held(pfn, order)` confirms: the page
+    /// allocator's own view, for blocks that left without a free through the hooks
+    /// (migration frees the old block inside the allocator).
+    pub fn aggregate_held(&self, out: &mut [Group], held: &dyn Fn(u64, u32) -> bool) -> (usize, u64) {
+        let mut n = 0;
+        let mut left_out = 0;
         for (i, r) in self.records.iter().enumerate() {
             let info = r.info.load(Relaxed);
             if (info >> 56) & ALLOCATED == 0 {
                 continue;
             }
             let Some(inf) = self.info_at(self.base_pfn + i as u64) else { continue };
+            if !held(inf.head_pfn, inf.order) {
+                continue;
+            }
             let key = (inf.alloc_handle, inf.order, inf.gfp.bits());
-            match groups.binary_search_by_key(&key, |g| (g.handle, g.order, g.gfp.bits())) {
+            match out[..n].binary_search_by_key(&key, |g| (g.handle, g.order, g.gfp.bits())) {
                 Ok(k) => {
-                    groups[k].times += 1;
-                    groups[k].pages += 1 << inf.order;
+                    out[k].times += 1;
+                    out[k].pages += 1 << inf.order;
                 }
+                Err(_) if n == out.len() => left_out += 1,
                 Err(k) => {
-                    groups.try_reserve(1)?;
-                    groups.insert(
-                        k,
-                        Group {
-                            handle: inf.alloc_handle,
-                            order: inf.order,
-                            gfp: inf.gfp,
-                            migratetype: inf.migratetype,
-                            times: 1,
-                            pages: 1 << inf.order,
-                        },
-                    );
+                    out.copy_within(k..n, k + 1);
+                    out[k] = Group {
+                        handle: inf.alloc_handle,
+                        order: inf.order,
+                        gfp: inf.gfp,
+                        migratetype: inf.migratetype,
+                        times: 1,
+                        pages: 1 << inf.order,
+                    };
+                    n += 1;
                 }
             }
         }
-        groups.sort_by(|a, b| b.times.cmp(&a.times).then(b.pages.cmp(&a.pages)).then(a.handle.cmp(&b.handle)));
-        Ok(groups)
+        out[..n]
+            .sort_unstable_by(|a, b| b.times.cmp(&a.times).then(b.pages.cmp(&a.pages)).then(a.handle.cmp(&b.handle)));
+        (n, left_out)
     }
+}
+
+impl Group {
+    /// An empty group (for the caller's buffer).
+    pub const EMPTY: Group =
+        Group { handle: 0, order: 0, gfp: Gfp::EMPTY, migratetype: MigrateType::Unmovable, times: 0, pages: 0 };
 }
 
 /// `true` when `h` names a kept trace.
@@ -314,13 +330,27 @@ mod tests {
         for p in freed {
             po.set_free(p, 1, &trace(9));
         }
-        let groups = po.aggregate().unwrap();
-        assert_eq!(groups.len(), model.len());
-        for g in &groups {
+        let mut buf = vec![Group::EMPTY; 64];
+        let (n, left) = po.aggregate(&mut buf);
+        let groups = &buf[..n];
+        assert_eq!((groups.len(), left), (model.len(), 0));
+        for g in groups {
             let t = po.depot.fetch(g.handle).unwrap();
             let seed = t[0] - 0x1000;
             assert_eq!(model[&(seed, g.order, g.gfp.bits())], (g.times, g.pages), "{g:?}");
         }
         assert!(groups.windows(2).all(|w| (w[0].times, w[0].pages) >= (w[1].times, w[1].pages)), "sorted");
+        // The allocator's view filters: only order-0 blocks confirmed.
+        let mut zbuf = vec![Group::EMPTY; 64];
+        let (zn, _) = po.aggregate_held(&mut zbuf, &|_, order| order == 0);
+        let want: u64 = model.iter().filter(|(k, _)| k.1 == 0).map(|(_, v)| v.0).sum();
+        assert_eq!(zbuf[..zn].iter().map(|g| g.times).sum::<u64>(), want);
+        assert!(zbuf[..zn].iter().all(|g| g.order == 0));
+        // A buffer too small keeps the first groups found and counts the blocks left out.
+        let mut small = vec![Group::EMPTY; 2];
+        let (sn, left) = po.aggregate(&mut small);
+        let total: u64 = model.values().map(|v| v.0).sum();
+        assert_eq!(sn, 2);
+        assert_eq!(small.iter().map(|g| g.times).sum::<u64>() + left, total);
     }
 }
