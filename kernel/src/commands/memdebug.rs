@@ -60,7 +60,7 @@ fn page_owner_cmd(args: &[&str]) -> Result<(), CommandError> {
             for g in groups {
                 cprintln!("{} times, {} pages:", g.times, g.pages);
                 cprintln!("Page allocated via order {}, mask {}, migratetype {:?}", g.order, g.gfp, g.migratetype);
-                let _ = page_owner::write_trace(&mut Raw, po, g.handle);
+                let _ = page_owner::write_trace(&mut Raw, po, g.handle, crate::platform::symbols());
                 cprintln!();
             }
             Ok(())
@@ -80,7 +80,7 @@ fn page_owner_cmd(args: &[&str]) -> Result<(), CommandError> {
             }
             match po.lookup(pfn) {
                 Some(i) => {
-                    let _ = page_owner::write_record(&mut Raw, pfn, &i);
+                    let _ = page_owner::write_record(&mut Raw, pfn, &i, crate::platform::symbols());
                 }
                 None => cprintln!("PFN 0x{pfn:x}: never allocated since boot (page_owner has no record)"),
             }

@@ -37,8 +37,10 @@ pub fn enabled() -> bool {
     ENABLED.load(Relaxed)
 }
 
-/// Sets up the table with `kmemleak=on` (after the slab allocator).
-pub fn init() {
+/// Sets up the table with `kmemleak=on` (after the slab allocator); `exclude`: the
+/// allocators' statics that are not references (see [`excluded`]).
+pub fn init(exclude: [(usize, usize); 2]) {
+    EXCLUDED.call_once(|| exclude);
     if crate::cmdline::option(crate::platform::cmdline(), "kmemleak") != Some("on") {
         return;
     }
@@ -106,9 +108,11 @@ fn read(a: u64) -> Option<u64> {
 /// every pool object, and the slab's per-CPU arrays keep stale copies of addresses
 /// they handed out (Linux's freelists live in the free objects, which are not scanned).
 fn excluded() -> [(usize, usize); 2] {
-    let slab = core::ptr::addr_of!(super::slab::SLAB) as usize;
-    [super::kfence::metadata_range(), (slab, slab + core::mem::size_of_val(&super::slab::SLAB))]
+    EXCLUDED.get().copied().unwrap_or([(0, 0); 2])
 }
+
+/// [`excluded`], given by `init`'s caller (which knows the allocators).
+static EXCLUDED: spin::Once<[(usize, usize); 2]> = spin::Once::new();
 
 /// The roots: data, bss (less [`excluded`]), the stacks (this one from its stack
 /// pointer up).

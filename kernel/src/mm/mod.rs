@@ -96,7 +96,8 @@ pub fn init(dtb: u64) {
     memblock::print_memory_line(&mb);
     slab::init(crate::cmdline::flag(crate::platform::cmdline(), "slub_debug"));
     heap::switch_to_kmalloc();
-    kmemleak::init();
+    let slab_static = core::ptr::addr_of!(slab::SLAB) as usize;
+    kmemleak::init([kfence::metadata_range(), (slab_static, slab_static + core::mem::size_of_val(&slab::SLAB))]);
     vmalloc::init();
     migrate::init();
     fault::init();

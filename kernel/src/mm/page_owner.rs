@@ -5,7 +5,7 @@
 //! reports: `page_owner` (grouped like `page_owner_sort`) and one page's record.
 
 use crate::arch::aarch64::backtrace;
-use crate::ksyms::SymbolizedAddr;
+use crate::ksyms::{SymbolTable, SymbolizedAddr};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use mm::addr::Pfn;
@@ -13,6 +13,7 @@ use mm::debug::page_owner::{OwnerInfo, OwnerRecord, PageOwner};
 use mm::debug::stack_depot::{DepotSlot, StackDepot, Trace, DEPOT_DEPTH, NO_HANDLE};
 use mm::gfp::Gfp;
 use mm::memblock::Memblock;
+use mm::pgtable::layout::PAGE_OFFSET;
 
 /// Distinct traces the depot keeps (shared by page_owner only; about 400 KiB).
 const DEPOT_SLOTS: usize = 4096;
@@ -31,10 +32,9 @@ pub fn table() -> Option<&'static PageOwner<'static>> {
 }
 
 /// Reserves the records for `nr_pages` frames from `base_pfn` and the depot from
-/// memblock, unless `page_owner=off`. Called before the buddy allocator takes the
-/// free memory.
-pub fn init(mb: &mut Memblock, base_pfn: u64, nr_pages: usize) {
-    let on = crate::cmdline::option(crate::platform::cmdline(), "page_owner") != Some("off");
+/// memblock, if `on` (not `page_owner=off`). Called before the buddy allocator takes
+/// the free memory.
+pub fn init(mb: &mut Memblock, base_pfn: u64, nr_pages: usize, on: bool) {
     if !on {
         crate::pr_info!("page_owner is disabled (page_owner=off)");
         return;
@@ -47,8 +47,9 @@ pub fn init(mb: &mut Memblock, base_pfn: u64, nr_pages: usize) {
         crate::pr_warn!("page_owner: no memory for {} records: disabled", nr_pages);
         return;
     };
-    let rva = super::phys_to_virt(rpa).as_mut_ptr::<OwnerRecord>();
-    let dva = super::phys_to_virt(dpa).as_mut_ptr::<DepotSlot>();
+    let linear = |pa: mm::addr::PhysAddr| (PAGE_OFFSET + pa.as_u64()) as usize;
+    let rva = linear(rpa) as *mut OwnerRecord;
+    let dva = linear(dpa) as *mut DepotSlot;
     // SAFETY: both ranges were just reserved in memblock for ever and are mapped
     // read/write by the linear map; all-zero bytes are the empty record and slot (plain
     // atomics); nothing else refers to them.
@@ -118,7 +119,7 @@ pub fn on_alloc(pfn: Pfn, order: u32, gfp: Gfp) {
     }
     if let Some(po) = PAGE_OWNER.get() {
         let t = capture(boot::cpu::fp() as u64);
-        po.set_alloc(pfn.0, order, gfp, super::this_cpu().index() as u32, now_units(), &t);
+        po.set_alloc(pfn.0, order, gfp, boot::cpu::cpu_id() as u32, now_units(), &t);
     }
 }
 
@@ -135,8 +136,7 @@ pub fn on_free(pfn: Pfn, _order: u32) {
 }
 
 /// Writes a stored trace, one symbolized frame a line, or that none was kept.
-pub fn write_trace(w: &mut dyn Write, po: &PageOwner<'_>, handle: u32) -> fmt::Result {
-    let syms = crate::platform::symbols();
+pub fn write_trace(w: &mut dyn Write, po: &PageOwner<'_>, handle: u32, syms: Option<SymbolTable<'_>>) -> fmt::Result {
     match po.depot.fetch(handle) {
         Some(t) => {
             for &a in t.iter().take_while(|&&a| a != 0) {
@@ -151,7 +151,7 @@ pub fn write_trace(w: &mut dyn Write, po: &PageOwner<'_>, handle: u32) -> fmt::R
 
 /// One block's record, as `/sys/kernel/debug/page_owner` prints it, with the last free
 /// for a free page.
-pub fn write_record(w: &mut dyn Write, pfn: u64, i: &OwnerInfo) -> fmt::Result {
+pub fn write_record(w: &mut dyn Write, pfn: u64, i: &OwnerInfo, syms: Option<SymbolTable<'_>>) -> fmt::Result {
     let Some(po) = table() else { return Ok(()) };
     writeln!(
         w,
@@ -170,20 +170,20 @@ pub fn write_record(w: &mut dyn Write, pfn: u64, i: &OwnerInfo) -> fmt::Result {
         i.migratetype,
         if i.allocated { "allocated" } else { "now free" }
     )?;
-    write_trace(w, po, i.alloc_handle)?;
+    write_trace(w, po, i.alloc_handle, syms)?;
     if !i.allocated {
         writeln!(w, "page last free pid 0 tgid 0 ts {} ns stack trace:", units_to_ns(i.ts_free_ms))?;
-        write_trace(w, po, i.free_handle)?;
+        write_trace(w, po, i.free_handle, syms)?;
     }
     Ok(())
 }
 
 /// For oops and bad-free reports: the page_owner lines of the frame, if any.
-pub fn dump_page_owner(w: &mut dyn Write, pfn: u64) -> fmt::Result {
+pub fn dump_page_owner(w: &mut dyn Write, pfn: u64, syms: Option<SymbolTable<'_>>) -> fmt::Result {
     match table().and_then(|po| po.lookup(pfn)) {
         Some(i) => {
             writeln!(w, "page_owner tracks the page as {} by", if i.allocated { "allocated" } else { "freed" })?;
-            write_record(w, pfn, &i)
+            write_record(w, pfn, &i, syms)
         }
         None => Ok(()),
     }
@@ -191,7 +191,7 @@ pub fn dump_page_owner(w: &mut dyn Write, pfn: u64) -> fmt::Result {
 
 /// After a refused free of a block the allocator gave out or took back: its record (who
 /// allocated it, who freed it first), as Linux's `dump_page` does for a bad page.
-pub fn report_bad_free(e: &mm::page_alloc::FreeError) {
+pub fn report_bad_free(e: &mm::page_alloc::FreeError, syms: Option<SymbolTable<'_>>) {
     use mm::page_alloc::FreeError as E;
     let (E::DoubleFree { pfn, .. } | E::WrongOrder { pfn, .. } | E::TailPage { pfn, .. } | E::NotAllocated { pfn, .. }) =
         *e
@@ -199,6 +199,6 @@ pub fn report_bad_free(e: &mm::page_alloc::FreeError) {
         return;
     };
     crate::printk::with_console(|w| {
-        let _ = dump_page_owner(w, pfn);
+        let _ = dump_page_owner(w, pfn, syms);
     });
 }
