@@ -1793,6 +1793,131 @@ def readme_output_is_a_real_run(image):
 
 
 
+
+# ---------------------------------------------------------------- page_owner, KFENCE, kmemleak
+def release_command(q):
+    """The console's command that releases handle N (`free N`, or `release N` once renamed)."""
+    return "release" if re.search(r"^  release\s", q.command("help"), re.M) else "free"
+
+
+def release(q, hid):
+    return q.command(f"{release_command(q)} {hid}")
+
+
+def page_owner_groups(out):
+    """page_owner's groups: (times, pages, order, mask text, trace lines)."""
+    groups = []
+    for m in re.finditer(r"^(\d+) times, (\d+) pages:\nPage allocated via order (\d+), mask (\S+), migratetype \w+\n((?: .*\n)*)",
+                         out, re.M):
+        groups.append((int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4), m.group(5)))
+    return groups
+
+
+@test
+def page_owner_lists_the_console_trace(image):
+    with boot(image) as q:
+        check(not re.search(r"page_owner: on", q.out), "page_owner is on without page_owner=on (Linux's default is off)", q.out)
+    with boot(image, cmdline="sweep=off slub_debug page_owner=on") as q:
+        check(re.search(TS + r"page_owner: on, \d+ KiB of records for \d+ pages", q.out, re.M), "page_owner=on not taken", q.out)
+        ids, phys = [], []
+        for _ in range(3):
+            m = re.search(r"^#(\d+): pages order 3 .* phys (0x[0-9a-f]+)", q.command("alloc pages 3"), re.M)
+            check(m, "alloc pages 3", q.out)
+            ids.append(m.group(1))
+            phys.append(int(m.group(2), 16))
+        out = q.command("page_owner", 60)
+        console = [g for g in page_owner_groups(out) if "kernel::commands::alloc::" in g[4]]
+        check(len(console) == 1, "one group with the console's trace", out)
+        times, pages, order, mask, trace = console[0]
+        check((times, pages, order, mask) == (3, 24, 3, "0xcc0(GFP_KERNEL)"), f"console group {console[0][:4]}", out)
+        check(trace.splitlines()[0].startswith(" mm::page_alloc::source::BuddyPageSource::alloc")
+              and "kernel::shell::" in trace, "the trace runs from the allocator to the shell", trace)
+        release(q, ids[0])
+        out = q.command("page_owner", 60)
+        console = [g for g in page_owner_groups(out) if "kernel::commands::alloc::" in g[4]]
+        check(len(console) == 1 and console[0][:2] == (2, 16), "after a release: 2 blocks, 16 pages", out)
+        # One page's record: a tail page of a held block, and the released block's last free.
+        out = q.command(f"page_owner {(phys[1] >> 12) + 5:#x}")
+        check(re.search(r"^Page allocated via order 3, mask 0xcc0\(GFP_KERNEL\), pid 0, tgid 0 \(swapper/\d\), ts \d+ ns$", out, re.M)
+              and f"PFN {(phys[1] >> 12) + 5:#x} (block {phys[1] >> 12:#x}-" in out and "allocated" in out
+              and "kernel::commands::alloc::" in out, "a held page's record", out)
+        out = q.command(f"page_owner {0xffffff8000000000 + phys[0]:#x}")
+        check("now free" in out and re.search(r"^page last free pid 0 tgid 0 ts \d+ ns stack trace:$", out, re.M)
+              and out.count("kernel::commands::alloc::") == 2, "the released block's last free", out)
+        for bad, msg in [("zz", "zz: not a number"), ("0xffffffffffff0000", "is not a linear-map address"),
+                         ("0x7fffffff", "is outside memory")]:
+            out = q.command(f"page_owner {bad}")
+            check(msg in out, f"page_owner {bad} not refused", out)
+
+
+@test
+def kfence_reports_out_of_bounds_and_use_after_free(image):
+    with boot(image) as q:
+        check(re.search(TS + r"kfence: initialized - using \d+ bytes for \d+ objects at 0x[0-9a-f]+-0x[0-9a-f]+, sample interval 100 ms",
+                        q.out, re.M), "kfence not on by default", q.out)
+        for _ in range(4):  # the object sits against the left or the right guard page at random
+            out = q.command("crash kfence-oob", 60)
+            m = re.search(r"^\[[ \d.]+\] BUG: KFENCE: out-of-bounds read in kernel::commands::crash::crash_kfence_oob\+0x[0-9a-f]+/0x[0-9a-f]+$\n"
+                          r"(?:.*\n)*?.*Out-of-bounds read at 0x([0-9a-f]{16}) \(1B (left|right) of kfence-#(\d+)\):$", out, re.M)
+            check(m, "no KFENCE out-of-bounds report", out)
+            obj = re.search(rf"kfence-#{m.group(3)}: 0x([0-9a-f]+)-0x([0-9a-f]+), size=32, cache=kmalloc-32$", out, re.M)
+            check(obj, "the object line", out)
+            lo, hi, far = int(obj.group(1), 16), int(obj.group(2), 16), int(m.group(1), 16)
+            check(far == (hi + 1 if m.group(2) == "right" else lo - 1), "the faulting address is next to the object", out)
+            check(re.search(r"allocated by task 0 on cpu 0 at \d+\.\d{6}s:\n.* kernel::commands::crash::crash_kfence_oob", out),
+                  "the allocation trace", out)
+            check("freed by task" not in out, "an out-of-bounds report of a live object has no free trace", out)
+            check("crash: KFENCE caught the out-of-bounds read; the kernel carries on" in out, "did not carry on", out)
+        out = q.command("crash kfence-uaf", 60)
+        check(re.search(r"BUG: KFENCE: use-after-free read in kernel::commands::crash::crash_kfence_uaf\+", out)
+              and re.search(r"Use-after-free read at 0x[0-9a-f]{16} \(in kfence-#\d+\):", out)
+              and re.search(r"freed by task 0 on cpu 0 at \d+\.\d{6}s:\n.* kernel::commands::crash::crash_kfence_uaf", out),
+              "no KFENCE use-after-free report with the free trace", out)
+        check("Internal error" not in q.out and "Kernel panic" not in q.out, "an oops", q.out)
+        out = q.command("uptime")
+        check(re.search(r"up \d+\.\d{6} s", out), "the prompt did not come back", out)
+    with boot(image, "sweep=off kfence.sample_interval=0") as q:
+        check(re.search(TS + r"kfence: disabled \(kfence.sample_interval=0\)", q.out, re.M), "kfence=0 not honoured", q.out)
+        out = q.command("crash kfence-oob", 60)
+        check("crash: no KFENCE object" in out and "BUG: KFENCE" not in out, "a disabled KFENCE sampled", out)
+
+
+@test
+def kmemleak_finds_exactly_the_leaked_object(image):
+    with boot(image, "sweep=off slub_debug kmemleak=on") as q:
+        check(re.search(TS + r"kmemleak: Kernel memory leak detector initialized", q.out, re.M), "kmemleak=on", q.out)
+        scan = lambda: q.command("kmemleak scan", 120)
+        out = scan()
+        check(re.search(r"^kmemleak: 0 suspected memory leaks \(\d+ objects tracked", out, re.M), "a fresh boot leaks", out)
+        held = [re.search(r"^#(\d+): kmalloc", q.command(f"alloc kmalloc {n}"), re.M).group(1) for n in (24, 100, 3000)]
+        out = scan()
+        check(re.search(r"^kmemleak: 0 suspected memory leaks \(3 objects tracked", out, re.M),
+              "objects the console holds are referenced", out)
+        m = re.search(r"crash: leaked a 48-byte kmalloc object at (0x[0-9a-f]{16})", q.command("crash leak"))
+        check(m, "crash leak", q.out)
+        leaked = int(m.group(1), 16)
+        out = scan()
+        objs = re.findall(r"^unreferenced object 0x([0-9a-f]{16}) \(size (\d+)\):$", out, re.M)
+        check(re.search(r"^kmemleak: 1 suspected memory leaks \(4 objects tracked", out, re.M)
+              and objs == [(f"{leaked:016x}", "48")], "the scan did not report exactly the leaked object", out)
+        check(re.search(r"hex dump \(first 32 bytes\):\n    6b 6b 6b", out)
+              and re.search(r"backtrace:\n(?:    \[<[0-9a-f]{16}>\] .*\n)*    \[<[0-9a-f]{16}>\] kernel::commands::crash::crash_leak\+", out),
+              "the report's hex dump and allocation trace", out)
+        check(q.command("kmemleak").count("unreferenced object") == 1, "kmemleak lists the last scan", q.out)
+        # Everything freed: the console's objects released, the lost one cleared.
+        for hid in held:
+            release(q, hid)
+        check("1 suspects cleared" in q.command("kmemleak clear"), "clear", q.out)
+        out = scan()
+        check(re.search(r"^kmemleak: 0 suspected memory leaks \(1 objects tracked", out, re.M)
+              and "unreferenced object" not in out, "with everything freed the scan reports something", out)
+        out = q.command("kmemleak bogus")
+        check("usage: kmemleak [scan|clear]" in out, "bad argument not refused", out)
+    with boot(image) as q:
+        out = q.command("kmemleak scan")
+        check("kmemleak is off (boot with kmemleak=on)" in out, "kmemleak off by default", out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")

@@ -6,7 +6,9 @@
 //! Options understood: `sweep=all|pages|kmalloc|vmalloc|fragment|off` (what the boot sweep runs),
 //! `slub_debug` (slab debugging: poison, red zones, double/invalid free checks) and
 //! `loglevel=N` (Linux's console log level), `panic=N` (reboot N seconds after a panic),
-//! `nohugevmalloc` (vmalloc maps pages only, as Linux's option), `fb=off` (no framebuffer: the UART alone). The Pi firmware puts about 214 bytes of its
+//! `nohugevmalloc` (vmalloc maps pages only, as Linux's option), `fb=off` (no framebuffer: the UART alone),
+//! `page_owner=on` (off by default, as in Linux), `kmemleak=on` (off by default), and Linux's
+//! `kfence.sample_interval=MS` (read where it is used; a `module.param` form). The Pi firmware puts about 214 bytes of its
 //! own options in front of cmdline.txt's (`coherent_pool=1M 8250.nr_uarts=1 ...
 //! vc_mem.mem_size=0x40000000`); those, any `module.param=` option and the usual Linux
 //! cmdline.txt options (`console=`, `root=`, ...) are skipped silently, as Linux skips
@@ -249,7 +251,8 @@ impl fmt::Display for Escaped<'_> {
 }
 
 /// The options this kernel acts on (names, as `help`-style text for messages).
-pub const KNOWN: &[&str] = &["sweep", "slub_debug", "loglevel", "panic", "nohugevmalloc", "cma", "fb", "records"];
+pub const KNOWN: &[&str] =
+    &["sweep", "slub_debug", "loglevel", "panic", "nohugevmalloc", "cma", "fb", "records", "page_owner", "kmemleak"];
 
 /// Options the Raspberry Pi firmware adds or a Linux cmdline.txt usually carries, which
 /// this kernel has no use for and skips without a word. (Any `module.param` option is

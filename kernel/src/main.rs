@@ -96,6 +96,7 @@ mod kmain {
         kernel::mm::init(dtb);
         kernel::irq::chip::init();
         kernel::timer::init();
+        kernel::mm::kfence::start_sampling();
         kernel::tty::init();
         boot::cpu::local_irq_enable();
         kernel::fb::init(platform::cmdline());

@@ -323,7 +323,7 @@ pub fn init_cmdline(x0: u64, ram_end: u64) {
     let unknown = crate::cmdline::unknown(line);
     if unknown.clone().next().is_some() {
         pr_warn!(
-            "Unknown kernel command line parameters \"{}\", ignored (this kernel knows sweep=, slub_debug, loglevel=, panic=, nohugevmalloc, cma=)",
+            "Unknown kernel command line parameters \"{}\", ignored (this kernel knows sweep=, slub_debug, loglevel=, panic=, nohugevmalloc, cma=, page_owner=, kmemleak=)",
             Words(unknown)
         );
     }

@@ -25,6 +25,11 @@ pub fn register(slot_base: usize) -> bool {
     REGISTERED.iter().any(|s| s.compare_exchange(0, slot_base, Ordering::AcqRel, Ordering::Relaxed).is_ok())
 }
 
+/// Usable ranges [bottom, top) of the registered stacks (kmemleak's roots).
+pub fn registered() -> impl Iterator<Item = (usize, usize)> {
+    REGISTERED.iter().map(|s| s.load(Ordering::Acquire)).filter(|&b| b != 0).map(|b| (b + GUARD, b + SLOT))
+}
+
 /// Bytes of kernel stack as Linux's `KernelStack` counts them (each CPU's stack, the
 /// usable part of its slot, guard page excluded): the boot CPU's stack, one slot in the
 /// image (`boot_stack_bottom..boot_stack_top` in entry.S), and every registered per-CPU

@@ -7,6 +7,7 @@
 //! host tests can run the very same code over simulated RAM.
 //!
 //! - [`addr`]: physical and virtual addresses as distinct types, page arithmetic.
+//! - [`debug`]: page_owner and the stack depot (who holds this memory).
 //! - [`cpu`]: [`cpu::CpuId`], a CPU number checked against [`NR_CPUS`] once.
 //! - [`gfp`]: the GFP allocation flags (`GFP_KERNEL`, `GFP_ATOMIC`, ...).
 //! - [`fault_inject`]: Linux's fault-injection knobs, shared by `fail_page_alloc` and `fail_slab`.
@@ -24,6 +25,7 @@ extern crate alloc;
 
 pub mod addr;
 pub mod cpu;
+pub mod debug;
 pub mod fault_inject;
 pub mod gfp;
 pub mod memblock;

@@ -57,6 +57,21 @@ static TYPES: &[CrashType] = &[
         what: "free pages wrongly four ways (refused, survived)",
         run: crash_bad_page_free,
     },
+    CrashType {
+        name: "kfence-oob",
+        what: "read past a KFENCE-sampled object (KFENCE report, survived)",
+        run: crash_kfence_oob,
+    },
+    CrashType {
+        name: "leak",
+        what: "kmalloc an object and lose its address (kmemleak scan finds it)",
+        run: crash_leak,
+    },
+    CrashType {
+        name: "kfence-uaf",
+        what: "read a KFENCE-sampled object after kfree (KFENCE report, survived)",
+        run: crash_kfence_uaf,
+    },
 ];
 
 /// The crash types, for Tab.
@@ -247,4 +262,70 @@ fn crash_bad_page_free() {
 
 fn report_survived() {
     cprintln!("crash: the kernel detected the misuse, refused it and carries on");
+}
+
+/// A sampled object now (not waiting for the interval), or why there is none.
+fn kfence_object(size: usize) -> Option<core::ptr::NonNull<u8>> {
+    let p = crate::mm::kfence::alloc_sampled(size, GFP_KERNEL);
+    if p.is_none() {
+        cprintln!("crash: no KFENCE object (kfence.sample_interval=0, or the pool is full)");
+    }
+    p
+}
+
+#[inline(never)]
+fn crash_kfence_oob() {
+    const SIZE: usize = 32;
+    let Some(p) = kfence_object(SIZE) else { return };
+    let a = p.as_ptr() as usize;
+    // The object sits against one guard page: read the byte just past it on that side.
+    let bad = if (a + SIZE).is_multiple_of(mm::addr::PAGE_SIZE) { a + SIZE } else { a - 1 };
+    // SAFETY: deliberately out of bounds: the guard page faults, KFENCE reports and
+    // skips the read.
+    core::hint::black_box(unsafe { core::ptr::read_volatile(core::hint::black_box(bad) as *const u8) });
+    // SAFETY: `p` came from kmalloc's sampled path and is freed once.
+    unsafe { slab::kfree(p.as_ptr()) };
+    cprintln!("crash: KFENCE caught the out-of-bounds read; the kernel carries on");
+}
+
+#[inline(never)]
+fn crash_kfence_uaf() {
+    let Some(p) = kfence_object(64) else { return };
+    // SAFETY: deliberately wrong: the object's page is unmapped by kfree, the read
+    // faults, KFENCE reports and skips it.
+    unsafe {
+        slab::kfree(p.as_ptr());
+        core::hint::black_box(core::ptr::read_volatile(core::hint::black_box(p.as_ptr().add(8))));
+    }
+    cprintln!("crash: KFENCE caught the use-after-free read; the kernel carries on");
+}
+
+/// The object is written through and dropped: nothing refers to it any more.
+#[inline(never)]
+fn leak_one() -> Option<usize> {
+    let p = slab::kmalloc(48, GFP_KERNEL)?;
+    // SAFETY: a fresh 48-byte object; filled so the report's hex dump shows it.
+    unsafe { core::ptr::write_bytes(p.as_ptr(), 0x6b, 48) };
+    Some(core::hint::black_box(p.as_ptr() as usize))
+}
+
+/// Overwrites the dead stack below the caller, where the lost address may linger.
+#[inline(never)]
+fn scrub_stack() {
+    let mut junk = [0u64; 512];
+    core::hint::black_box(&mut junk);
+}
+
+#[inline(never)]
+fn crash_leak() {
+    match leak_one() {
+        Some(a) => {
+            scrub_stack();
+            cprintln!("crash: leaked a 48-byte kmalloc object at {a:#018x}; kmemleak scan reports it");
+            if !crate::mm::kmemleak::enabled() {
+                cprintln!("crash: kmemleak is off: boot with kmemleak=on to find it");
+            }
+        }
+        None => cprintln!("crash: kmalloc failed: nothing to leak"),
+    }
 }

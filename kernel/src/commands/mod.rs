@@ -16,6 +16,7 @@ mod fields;
 mod irq;
 mod log;
 pub(crate) mod mem;
+mod memdebug;
 mod memmap;
 mod proc;
 mod procps;
@@ -50,6 +51,8 @@ pub static COMMANDS: &[Command] = &[
     alloc::FAIL_PAGE_ALLOC,
     alloc::FAIL_SLAB,
     alloc::DROP_CACHES,
+    memdebug::PAGE_OWNER,
+    memdebug::KMEMLEAK,
     stress::STRESS,
     bench::BENCH,
     irq::IRQTEST,

@@ -36,4 +36,5 @@ fn describe_locked(
 /// Hooks [`describe`] into the oops reports.
 pub fn init() {
     crate::arch::aarch64::traps::set_address_describer(describe);
+    crate::arch::aarch64::traps::set_kfence_fault(super::kfence::handle_fault);
 }

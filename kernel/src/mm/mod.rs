@@ -16,11 +16,14 @@ pub mod allocation;
 pub mod fail_dump;
 pub mod fault;
 pub mod heap;
+pub mod kfence;
+pub mod kmemleak;
 pub mod memblock;
 pub mod memmap;
 pub mod migrate;
 pub mod mmu;
 pub mod page_alloc;
+pub mod page_owner;
 pub mod slab;
 pub mod vmalloc;
 
@@ -86,9 +89,12 @@ pub fn init(dtb: u64) {
     memblock::print_memory_line(&mb);
     slab::init(crate::cmdline::flag(crate::platform::cmdline(), "slub_debug"));
     heap::switch_to_kmalloc();
+    let slab_static = core::ptr::addr_of!(slab::SLAB) as usize;
+    kmemleak::init([kfence::metadata_range(), (slab_static, slab_static + core::mem::size_of_val(&slab::SLAB))]);
     vmalloc::init();
     migrate::init();
     fault::init();
+    kfence::init();
     mmu::print_layout();
     pr_info!("mm: buddy, slab and vmalloc ready; NULL and low addresses now fault (TTBR0 off)");
 }

@@ -39,6 +39,7 @@ fn on_failure(f: &AllocFailure) {
 
 fn on_bad_free(e: &FreeError) {
     pr_warn!("WARNING: page allocator: {} (refused)", e);
+    super::page_owner::report_bad_free(e, crate::platform::symbols());
 }
 
 /// The buddy allocator as the slab and vmalloc layers see it.
@@ -49,6 +50,8 @@ pub static PAGE_SOURCE: BuddyPageSource<'static> = BuddyPageSource {
     zero,
     on_failure,
     on_bad_free,
+    on_alloc: super::page_owner::on_alloc,
+    on_free: super::page_owner::on_free,
 };
 
 /// Places the page descriptors and gives every free page to the buddy allocator.
@@ -71,6 +74,9 @@ pub fn init(mb: &mut Memblock) {
     }
     // SAFETY: initialised above, reserved in memblock forever, never moved.
     let mem_map: &'static [Page] = unsafe { core::slice::from_raw_parts(base, nr_pages) };
+    // Off unless asked for, as in Linux: every allocation walks and hashes its call trace.
+    let owner_on = crate::cmdline::option(crate::platform::cmdline(), "page_owner") == Some("on");
+    super::page_owner::init(mb, ram_start >> PAGE_SHIFT, nr_pages, owner_on);
     if let Err(e) = PAGES.init_from_memblock(mem_map, Pfn(ram_start >> PAGE_SHIFT), PhysAddr::new(0), mb) {
         panic!("page allocator: init failed: {e:?}");
     }
@@ -244,5 +250,6 @@ pub fn free_pages(addr: VirtAddr, order: u32) -> Result<(), FreeError> {
 fn free_pfn(pfn: Pfn, order: u32, caller: &Location<'_>) -> Result<(), FreeError> {
     PAGE_SOURCE.free(pfn, order).inspect_err(|e| {
         pr_warn!("WARNING: free_pages: {} (called from {}:{}); refused", e, caller.file(), caller.line());
+        super::page_owner::report_bad_free(e, crate::platform::symbols());
     })
 }

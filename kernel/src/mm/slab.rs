@@ -70,16 +70,28 @@ fn cpu() -> mm::cpu::CpuId {
 /// Linux's `kmalloc`.
 #[inline]
 pub fn kmalloc(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
-    SLAB.kmalloc(size, gfp, cpu())
+    let p = super::kfence::alloc(size, gfp).or_else(|| SLAB.kmalloc(size, gfp, cpu()));
+    if let Some(p) = p {
+        super::kmemleak::on_alloc(p.as_ptr(), size);
+    }
+    p
 }
 
 /// Linux's `kzalloc`.
 pub fn kzalloc(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
-    SLAB.kzalloc(size, gfp, cpu())
+    // The pool's objects start zeroed.
+    let p = super::kfence::alloc(size, gfp).or_else(|| SLAB.kzalloc(size, gfp, cpu()));
+    if let Some(p) = p {
+        super::kmemleak::on_alloc(p.as_ptr(), size);
+    }
+    p
 }
 
 /// Linux's `ksize`: the usable size of an object.
 pub fn ksize(p: *const u8) -> usize {
+    if super::kfence::is_kfence_address(p as u64) {
+        return super::kfence::ksize(p as u64).unwrap_or(0);
+    }
     SLAB.ksize(p)
 }
 
@@ -91,6 +103,10 @@ pub fn ksize(p: *const u8) -> usize {
 /// detected and refused; without it, it is undefined behaviour, as in Linux.
 #[inline]
 pub unsafe fn kfree(p: *mut u8) {
+    super::kmemleak::on_free(p);
+    if super::kfence::is_kfence_address(p as u64) {
+        return super::kfence::free(p as u64);
+    }
     // SAFETY: forwarded contract.
     unsafe { SLAB.kfree(p, cpu()) }
 }
@@ -100,6 +116,27 @@ pub unsafe fn kfree(p: *mut u8) {
 /// # Safety
 /// As [`kfree`] for `p`; on success the old pointer must no longer be used.
 pub unsafe fn krealloc(p: *mut u8, new_size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+    // SAFETY: forwarded contract.
+    let n = unsafe { krealloc_untracked(p, new_size, gfp) }?;
+    super::kmemleak::on_free(p);
+    super::kmemleak::on_alloc(n.as_ptr(), new_size);
+    Some(n)
+}
+
+/// [`krealloc`] without kmemleak's bookkeeping.
+///
+/// # Safety
+/// As [`krealloc`].
+unsafe fn krealloc_untracked(p: *mut u8, new_size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+    if super::kfence::is_kfence_address(p as u64) {
+        // A sampled object moves to the slab: copy what fits, free the pool's.
+        let old = super::kfence::ksize(p as u64)?;
+        let n = SLAB.kmalloc(new_size, gfp, cpu())?;
+        // SAFETY: both are live objects of at least `min(old, new_size)` bytes.
+        unsafe { core::ptr::copy_nonoverlapping(p, n.as_ptr(), old.min(new_size)) };
+        super::kfence::free(p as u64);
+        return Some(n);
+    }
     // SAFETY: forwarded contract.
     unsafe { SLAB.krealloc(p, new_size, gfp, cpu()) }
 }

@@ -52,6 +52,8 @@ pub fn buddy_source(nr_pages: usize) -> (&'static BuddyPageSource<'static>, &'st
         },
         on_failure: |_| {},
         on_bad_free: |e| panic!("bad free: {e:?}"),
+        on_alloc: mm::page_alloc::source::no_alloc_hook,
+        on_free: mm::page_alloc::source::no_free_hook,
     }));
     (src, arena)
 }

@@ -27,7 +27,18 @@ pub struct BuddyPageSource<'a> {
     pub on_failure: fn(&AllocFailure),
     /// Called for a refused free (the allocator is unchanged) by [`PageSource::free_pages`].
     pub on_bad_free: fn(&FreeError),
+    /// Called with every block given out (`pfn`, order, mask): page_owner's record.
+    pub on_alloc: fn(Pfn, u32, Gfp),
+    /// Called with every block freed (`pfn`, order): after the free for one block (a
+    /// refused free leaves the record as it was), before it for a batch.
+    pub on_free: fn(Pfn, u32),
 }
+
+/// For [`BuddyPageSource::on_alloc`] when nothing records allocations.
+pub fn no_alloc_hook(_: Pfn, _: u32, _: Gfp) {}
+
+/// For [`BuddyPageSource::on_free`] when nothing records frees.
+pub fn no_free_hook(_: Pfn, _: u32) {}
 
 impl BuddyPageSource<'_> {
     /// Allocates `2^order` pages on the running CPU, zeroed for `__GFP_ZERO`; a failure
@@ -36,6 +47,7 @@ impl BuddyPageSource<'_> {
     pub fn alloc(&self, gfp: Gfp, order: u32) -> Result<Pfn, AllocFailure> {
         match self.alloc.alloc_pages(gfp, order, (self.cpu)()) {
             Ok(pfn) => {
+                (self.on_alloc)(pfn, order, gfp);
                 if want_init_on_alloc(gfp) {
                     (self.zero)(self.phys_to_virt(pfn.phys()), 1usize << (order + PAGE_SHIFT));
                 }
@@ -53,7 +65,7 @@ impl BuddyPageSource<'_> {
     /// caller names itself in the report, as the kernel's `free_pages` does).
     #[inline]
     pub fn free(&self, pfn: Pfn, order: u32) -> Result<(), FreeError> {
-        self.alloc.free_pages(pfn, order, (self.cpu)())
+        self.alloc.free_pages(pfn, order, (self.cpu)()).inspect(|()| (self.on_free)(pfn, order))
     }
 }
 
@@ -89,6 +101,7 @@ impl PageSource for BuddyPageSource<'_> {
     fn alloc_pages_bulk(&self, gfp: Gfp, out: &mut [PhysAddr]) -> usize {
         let mut n = 0;
         let r = self.alloc.alloc_pages_bulk_with(gfp, (self.cpu)(), out.len(), |pfn| {
+            (self.on_alloc)(pfn, 0, gfp);
             out[n] = pfn.phys();
             n += 1;
         });
@@ -108,6 +121,9 @@ impl PageSource for BuddyPageSource<'_> {
     /// ([`PageAllocator::free_pages_bulk`]); a refused page is reported as by
     /// [`PageSource::free_pages`].
     fn free_pages_bulk(&self, pages: &[PhysAddr]) {
+        for pa in pages {
+            (self.on_free)(pa.pfn(), 0);
+        }
         self.alloc.free_pages_bulk(pages.iter().map(|pa| pa.pfn()), (self.cpu)(), |e| (self.on_bad_free)(&e));
     }
 }
@@ -133,6 +149,8 @@ mod tests {
     static FAILS: AtomicUsize = AtomicUsize::new(0);
     static BAD: AtomicUsize = AtomicUsize::new(0);
     static ZEROED: AtomicUsize = AtomicUsize::new(0);
+    /// Pages allocated (times 256) and freed through the hooks.
+    static HOOKED: AtomicUsize = AtomicUsize::new(0);
 
     #[test]
     fn page_source_over_buddy() {
@@ -150,9 +168,16 @@ mod tests {
             on_bad_free: |_| {
                 BAD.fetch_add(1, Relaxed);
             },
+            on_alloc: |_, order, _| {
+                HOOKED.fetch_add(1 << (order + 8), Relaxed);
+            },
+            on_free: |_, order| {
+                HOOKED.fetch_add(1 << order, Relaxed);
+            },
         };
         let pa = src.alloc_pages(GFP_KERNEL | Gfp::GFP_ZERO, 1).unwrap();
         assert_eq!(ZEROED.load(Relaxed), 2 * PAGE_SIZE);
+        assert_eq!(HOOKED.load(Relaxed), 2 << 8, "page_owner's hook saw the order-1 block");
         let va = src.phys_to_virt(pa);
         assert_eq!(va.as_u64(), 0xffff_0000_0000_0000 + pa.as_u64());
         assert_eq!(src.virt_to_phys(va), Some(pa));
@@ -197,6 +222,8 @@ mod tests {
             on_bad_free: |_| {
                 BULK_BAD.fetch_add(1, Relaxed);
             },
+            on_alloc: no_alloc_hook,
+            on_free: no_free_hook,
         };
         let mut out = [PhysAddr::new(0); 10];
         assert_eq!(src.alloc_pages_bulk(GFP_KERNEL | Gfp::GFP_ZERO, &mut out), 10);

@@ -141,6 +141,8 @@ impl HostPages {
             zero,
             on_failure: |_| {},
             on_bad_free: |e| panic!("host pages: free refused: {e:?}"),
+            on_alloc: crate::page_alloc::source::no_alloc_hook,
+            on_free: crate::page_alloc::source::no_free_hook,
         }
     }
 }

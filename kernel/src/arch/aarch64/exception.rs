@@ -3,7 +3,7 @@
 //! calls into this file but the panic handler; the memory manager reaches it only
 //! through the hooks it registers in [`super::traps`].
 
-use super::traps::{context_with, fault_retry};
+use super::traps::{context_with, fault_retry, kfence_fault};
 use crate::oops;
 use crate::platform;
 use crate::printk;
@@ -21,6 +21,10 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
     if ty == ExceptionKind::Sync && fault_retry(frame.esr, frame.far) {
         // Resolved (the page is mapped again): `vectors.S` restores the frame and the
         // access runs again.
+        return;
+    }
+    if ty == ExceptionKind::Sync && kfence_fault(frame) {
+        // Reported; the access is skipped and the kernel carries on.
         return;
     }
     let nr = OOPS_COUNT.fetch_add(1, Ordering::Relaxed) + 1;

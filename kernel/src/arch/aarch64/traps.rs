@@ -6,6 +6,7 @@
 
 use crate::oops::Context;
 use crate::platform;
+use boot::TrapFrame;
 use core::fmt::Write;
 
 /// Hook that adds lines about a fault address (page-table walk, vmalloc area); set by
@@ -29,6 +30,21 @@ pub fn set_fault_retry(f: fn(u64, u64) -> bool) {
 /// Whether the fault-retry hook resolved a synchronous fault (`esr`, `far`).
 pub fn fault_retry(esr: u64, far: u64) -> bool {
     FAULT_RETRY.get().is_some_and(|f| f(esr, far))
+}
+
+/// Hook that reports a fault in the KFENCE pool and resumes after the access; set by
+/// the memory-management code.
+static KFENCE_FAULT: spin::Once<fn(&mut TrapFrame) -> bool> = spin::Once::new();
+
+/// Installs the KFENCE fault hook (once).
+pub fn set_kfence_fault(f: fn(&mut TrapFrame) -> bool) {
+    KFENCE_FAULT.call_once(|| f);
+}
+
+/// Whether the KFENCE hook took a synchronous fault (reported it and moved `frame` past
+/// the access).
+pub fn kfence_fault(frame: &mut TrapFrame) -> bool {
+    KFENCE_FAULT.get().is_some_and(|f| f(frame))
 }
 
 /// Reads a word of a kernel stack for the unwinder; refuses anything outside the
