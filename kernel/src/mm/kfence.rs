@@ -13,7 +13,7 @@
 
 use super::page_alloc::{self, PAGE_SOURCE};
 use super::vmalloc::{vmap, VMALLOC};
-use crate::arch::aarch64::{backtrace, esr::Abort, exception::read_stack_word};
+use crate::arch::aarch64::{backtrace, esr::Abort, traps::read_stack_word};
 use crate::ksyms::SymbolizedAddr;
 use crate::mm::page_owner::capture;
 use boot::TrapFrame;

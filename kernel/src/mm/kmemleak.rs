@@ -79,7 +79,7 @@ fn track(addr: u64, size: usize) {
     let (Some(t), Some(d)) = (TABLE.get(), DEPOT.get()) else { return };
     let trace = capture(boot::cpu::fp() as u64);
     let h = d.save(&trace);
-    t.insert(addr, size, h, super::this_cpu().index() as u32, super::page_owner::now_units());
+    t.insert(addr, size, h, crate::percpu::smp_processor_id().index() as u32, super::page_owner::now_units());
 }
 
 /// The slab's free hook (Linux's `kmemleak_free`).
