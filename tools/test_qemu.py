@@ -1232,6 +1232,29 @@ def lab_maps(out):
     return maps
 
 
+def check_lab_maps(out, before, after):
+    """The lab's four maps (before and after compaction, in both parts) agree with its
+    summary: the fragmented map has no block above order 1 and none larger than the
+    summary's `before`; the compacted movable part shows `after` in a run of cells as
+    long as that block, aligned to it."""
+    maps = lab_maps(out)
+    check([t for t, _ in maps] == ["before compaction", "after compaction"] * 2, "the lab's maps",
+          str([t for t, _ in maps]))
+    for (_, b), (_, a), summary in [(maps[0], maps[1], (before, after)), (maps[2], maps[3], None)]:
+        orders_b = [free_order(c) for c in b.values() if free_order(c) is not None]
+        orders_a = [free_order(c) for c in a.values() if free_order(c) is not None]
+        check(b != a, "the maps before and after compaction differ")
+        check(max(orders_b, default=-1) <= 1, "a large free block on the fragmented map", str(b))
+        if summary:
+            check(max(orders_b, default=0) <= summary[0], "the map before shows a larger block than the summary")
+            top = summary[1]
+            check(max(orders_a) == top, f"the map after shows order {max(orders_a)}, the summary {top}", str(a))
+            run = [ad for ad in a if free_order(a[ad]) == top]
+            check(len(run) >= (1 << (top - 9)) and min(run) % ((4096 << top)) == 0,
+                  "the largest block's cells", str(sorted(run)))
+
+
+
 def free_order(c):
     """The free-block order a free cell's letter names; None for a used one."""
     if c.isdigit():
@@ -1293,21 +1316,7 @@ def fragmentation_lab(image):
         # The maps: before compaction no free cell shows a block above the summary's order;
         # after it the largest free order on the map is the summary's, in an aligned run
         # of cells as long as that block.
-        maps = lab_maps(out)
-        check([t for t, _ in maps] == ["before compaction", "after compaction"] * 2, "the lab's maps",
-              str([t for t, _ in maps]))
-        for (_, b), (_, a), summary in [(maps[0], maps[1], (before, after)), (maps[2], maps[3], None)]:
-            orders_b = [free_order(c) for c in b.values() if free_order(c) is not None]
-            orders_a = [free_order(c) for c in a.values() if free_order(c) is not None]
-            check(b != a, "the maps before and after compaction differ")
-            check(max(orders_b, default=-1) <= 1, "a large free block on the fragmented map", str(b))
-            if summary:
-                check(max(orders_b, default=0) <= summary[0], "the map before shows a larger block than the summary")
-                top = summary[1]
-                check(max(orders_a) == top, f"the map after shows order {max(orders_a)}, the summary {top}", str(a))
-                run = [ad for ad in a if free_order(a[ad]) == top]
-                check(len(run) >= (1 << (top - 9)) and min(run) % ((4096 << top)) == 0,
-                      "the largest block's cells", str(sorted(run)))
+        check_lab_maps(out, before, after)
         check(re.search(r"^\[[ \d.]+\] sweep: cma: no area \(boot with cma=SIZE to reserve one\)$", out, re.M),
               "no-area cma line without cma=", out)
         check(re.search(r"^\[[ \d.]+\] sweep: leak check: free pages before=(\d+) after=\1 OK$", out, re.M),
@@ -1617,21 +1626,7 @@ def compaction_reaches_the_fresh_top_order(image):
         # The maps: before compaction no free cell shows a block above the summary's order;
         # after it the largest free order on the map is the summary's, in an aligned run
         # of cells as long as that block.
-        maps = lab_maps(out)
-        check([t for t, _ in maps] == ["before compaction", "after compaction"] * 2, "the lab's maps",
-              str([t for t, _ in maps]))
-        for (_, b), (_, a), summary in [(maps[0], maps[1], (int(lab.group(1)), int(lab.group(2)))), (maps[2], maps[3], None)]:
-            orders_b = [free_order(c) for c in b.values() if free_order(c) is not None]
-            orders_a = [free_order(c) for c in a.values() if free_order(c) is not None]
-            check(b != a, "the maps before and after compaction differ")
-            check(max(orders_b, default=-1) <= 1, "a large free block on the fragmented map", str(b))
-            if summary:
-                check(max(orders_b, default=0) <= summary[0], "the map before shows a larger block than the summary")
-                top = summary[1]
-                check(max(orders_a) == top, f"the map after shows order {max(orders_a)}, the summary {top}", str(a))
-                run = [ad for ad in a if free_order(a[ad]) == top]
-                check(len(run) >= (1 << (top - 9)) and min(run) % ((4096 << top)) == 0,
-                      "the largest block's cells", str(sorted(run)))
+        check_lab_maps(out, int(lab.group(1)), int(lab.group(2)))
         check(re.search(r"sweep: leak check: free pages before=(\d+) after=\1 OK$", out, re.M), "leak check", out)
         free0 = int(re.search(r"^MemFree:\s+(\d+) kB", q.command("meminfo"), re.M).group(1))
         held = []
