@@ -336,8 +336,9 @@ def fault_injection_fails_nth_allocation(image):
         check(re.search(TS + r"FAULT_INJECTION: forcing a failure\.\n.*name failslab, interval 1", out), "no failslab report", out)
         check("alloc: kmalloc(64) failed" in out, "failslab failure not told", out)
         # A sweep that meets an injected failure counts it as injected, not as its limit.
-        # The 4th page allocation: alloc_page twice, then orders 0 and 1.
-        q.command("fail_page_alloc 4")
+        # The first allocation of order 1 or more: __get_free_pages' order 1 (alloc_page and
+        # the vmap alias that checks its 0x55 page take order-0 pages only).
+        q.command("fail_page_alloc probability=100 interval=1 times=1 min_order=1")
         out = q.command("sweep pages", 120)
         check(re.search(r"order= 1, pages=     2, size=      8192 \.\.\. __get_free_pages failed \(injected\)", out),
               "the injected failure's line is not marked", out)
@@ -1781,6 +1782,15 @@ def records_agree_with_the_text(image):
         out = q.command("help")
     with boot(image, cmdline="sweep=off records=maybe") as q:
         check("records=maybe: expected on or off; records stay off" in q.out, "a bad records= is not refused", q.out)
+
+@test
+def readme_output_is_a_real_run(image):
+    """The README's boot log and console tour are a run of this kernel (tools/readme_run.py):
+    the same lines in the same order, with times, addresses and large counts masked."""
+    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "readme_run.py")
+    r = subprocess.run([sys.executable, tool, "--image", image, "--check"], capture_output=True, text=True, timeout=900)
+    check(r.returncode == 0, "README.md disagrees with a run (tools/readme_run.py regenerates it)", r.stdout + r.stderr)
+
 
 
 def main():

@@ -587,7 +587,7 @@ fn vmalloc_sweep(huge: &mut HugeStats) -> Option<(u64, u64)> {
 }
 
 fn compare_with_linux(order: Option<u32>, kmalloc: Option<usize>, vmalloc: Option<(u64, u64)>) {
-    pr_info!("sweep: Linux 5.10 on a Pi 3B+ (shared/seeds): __get_free_pages max order 10 (4 MiB, MAX_ORDER 11), kmalloc max 4 MiB, vmalloc ~826 MB of ~900 MB, then the OOM killer");
+    pr_info!("sweep: Linux 5.10 on a Pi 3B+ (the lab documents): __get_free_pages max order 10 (4 MiB, MAX_ORDER 11), kmalloc max 4 MiB, vmalloc ~826 MB of ~900 MB, then the OOM killer");
     if let (Some(o), Some(k), Some((v, f))) = (order, kmalloc, vmalloc) {
         pr_info!(
             "sweep: this kernel: order {} ({} MiB, {}x Linux), kmalloc {} MiB ({}x), vmalloc {} MB of {} MB free and a clean failure; still running",
