@@ -13,7 +13,9 @@
 #   make mutants  mutation testing of the mm core (cargo-mutants), sharded and resumable:
 #                 SHARD=k runs one shard of MUTANTS_SHARDS; docs/testing.md
 #   make mutants-diff [BASE=main]   only the mutants in the change against BASE
-#   make bench    host benchmarks against peer allocators, printed as ratios with spreads
+#   make bench    instructions per operation of ours and each peer (callgrind), one table;
+#                 criterion, ratios and spreads go to target/bench.log (V=1: to the terminal)
+#   make bench-ir the instruction table only (make bench-ir-docs rewrites docs/performance.md)
 #   make gdb      QEMU halted with a gdb stub on 127.0.0.1:$(GDB_PORT), gdb attached
 #                 with symbols; QEMU ends with gdb (GDB_ARGS="-batch -ex ..." scripts it)
 #   make chainboot DEV_SERIAL=/dev/ttyUSB0   send kernel8.img to the chainloader on
@@ -56,7 +58,7 @@ FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 
 
-.PHONY: all build qemu test test-cycles test-host test-errata test-qemu test-sdcard test-gdb test-report report sweep bench mutants mutants-diff gdb objdump readelf nm clippy doc \
+.PHONY: all build qemu test test-cycles test-host test-errata test-qemu test-sdcard test-gdb test-report report sweep bench bench-ir bench-ir-docs bench-ir-check mutants mutants-diff gdb objdump readelf nm clippy doc \
         fmt sdcard sdcard-files chainloader chainboot chainboot-sdcard chainboot-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
 
 all: $(IMG)
@@ -138,11 +140,31 @@ test-sdcard: $(IMG) ensure-sdtools
 	tools/sdcard/test_sdcard.sh $(IMG)
 
 # Host benchmarks of the allocator core against buddy_system_allocator,
-# linked_list_allocator, talc and the host malloc (criterion), then the ratio table.
+# linked_list_allocator, talc, mimalloc and the host malloc: criterion, its ratio table and
+# the side-by-side spreads into target/bench.log (V=1 prints them), then the figure of
+# record, instructions per operation counted by callgrind (tools/bench/ir_table.py, which
+# also writes target/bench-ir.json).
+ifeq ($(V),1)
+BENCH_LOG :=
+else
+BENCH_LOG := >>target/bench.log 2>&1
+endif
 bench:
-	$(CARGO) bench -p mm-bench --bench allocators
-	$(CARGO) run -q -p mm-bench --release --bin ratios
-	$(CARGO) run -q -p mm-bench --release --bin spread
+	@mkdir -p target && : >target/bench.log
+	@$(if $(BENCH_LOG),echo "criterion, ratios and spreads: target/bench.log")
+	$(CARGO) bench -p mm-bench --bench allocators $(BENCH_LOG)
+	$(CARGO) run -q -p mm-bench --release --bin ratios $(BENCH_LOG)
+	$(CARGO) run -q -p mm-bench --release --bin spread $(BENCH_LOG)
+	$(PYTHON) tools/bench/ir_table.py
+
+bench-ir:
+	$(PYTHON) tools/bench/ir_table.py
+
+bench-ir-docs:
+	$(PYTHON) tools/bench/ir_table.py --docs docs/performance.md
+
+bench-ir-check:
+	$(PYTHON) tools/bench/ir_table.py --check docs/performance.md
 
 # The report tool against the records crate, a recorded log, bad input and headless Chromium
 # (Debian's chromium, installed on first use like QEMU).

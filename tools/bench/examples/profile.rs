@@ -2,14 +2,19 @@
 //! `cargo build -p mm-bench --release --example profile`, then
 //! `valgrind --tool=callgrind target/release/examples/profile <workload> [iterations]`.
 //!
-//! Workloads: `kmalloc-pair-<size>`, `lla-pair-<size>`, `kmalloc-batch`, `kmalloc-mix`, `talc-batch`,
-//! `malloc-batch`, `pages-pcp-<order>`, `pages-zone-<order>`, `pages-mixed-pcp`,
-//! `bsa-heap-<order>`, `bsa-heap-mixed`, `vmalloc-64`, `floor-64`.
+//! Workloads: `<bytes>-pair-<size>` and `<bytes>-batch` for `<bytes>` one of `kmalloc` (ours),
+//! `mimalloc`, `malloc` (the host's), `talc`, `lla` (linked_list_allocator), `bsa`
+//! (buddy_system_allocator's heap); `kmalloc-mix`, `pages-pcp-<order>`, `pages-zone-<order>`,
+//! `pages-mixed-pcp`, `bsa-frame-<order>`, `bsa-heap-<order>`, `bsa-heap-mixed`,
+//! `vmalloc-<MiB>`, `floor-<MiB>` (one operation = one area of that many MiB).
+//! `tools/bench/ir_table.py` runs them under callgrind for the instruction table.
 
 use std::hint::black_box;
 
 use mm_bench::pages::{self, Mixed, OurPages, PageAlloc};
-use mm_bench::peers::{BsaHeapPages, HostMalloc, LlaBytes, TalcAlloc};
+use std::alloc::{GlobalAlloc, Layout};
+
+use mm_bench::peers::{BsaBytes, BsaFrames, BsaHeapPages, HostMalloc, LlaBytes, TalcAlloc};
 use mm_bench::small::{self, Batch, ByteAlloc, Mix, OurKmalloc};
 use mm_bench::vmalloc::VmBench;
 
@@ -30,11 +35,61 @@ fn page_mixed<A: PageAlloc>(mut a: A, n: usize) {
     m.drain(&mut a);
 }
 
-fn batches<A: ByteAlloc>(mut a: A, n: usize) {
-    let mut b = Batch::new(1000, 11);
-    for _ in 0..n / 1000 {
-        black_box(b.run(&mut a));
+/// mimalloc through its `GlobalAlloc` (a peer only here and in the instruction table).
+struct MiBytes;
+
+impl ByteAlloc for MiBytes {
+    fn name(&self) -> &'static str {
+        "mimalloc"
     }
+    #[inline]
+    fn alloc(&mut self, size: usize) -> *mut u8 {
+        // SAFETY: non-zero size (callers never ask for 0 bytes).
+        unsafe { mimalloc::MiMalloc.alloc(Layout::from_size_align(size, 8).expect("layout")) }
+    }
+    #[inline]
+    unsafe fn free(&mut self, p: *mut u8, size: usize) {
+        // SAFETY: the caller passes a live allocation of `size` bytes from mimalloc.
+        unsafe { mimalloc::MiMalloc.dealloc(p, Layout::from_size_align(size, 8).expect("layout")) }
+    }
+}
+
+/// One byte workload on one allocator: `size` pairs when `size` is given, else batches.
+fn run_bytes<A: ByteAlloc>(mut a: A, size: Option<usize>, n: usize) {
+    match size {
+        Some(size) => {
+            for _ in 0..n {
+                black_box(small::pair(&mut a, black_box(size)));
+            }
+        }
+        None => {
+            let mut b = Batch::new(1000, 11);
+            for _ in 0..n / 1000 {
+                black_box(b.run(&mut a));
+            }
+        }
+    }
+}
+
+/// Runs a `<bytes>-pair-<size>` or `<bytes>-batch` workload; false if `work` is not one.
+fn bytes_workload(work: &str, n: usize) -> bool {
+    let (name, size) = match work.split_once("-pair-") {
+        Some((name, size)) => (name, Some(size.parse::<usize>().expect("numeric size"))),
+        None => match work.strip_suffix("-batch") {
+            Some(name) => (name, None),
+            None => return false,
+        },
+    };
+    match name {
+        "kmalloc" => run_bytes(OurKmalloc::new(HEAP), size, n),
+        "mimalloc" => run_bytes(MiBytes, size, n),
+        "malloc" => run_bytes(HostMalloc, size, n),
+        "talc" => run_bytes(TalcAlloc::new(HEAP), size, n),
+        "lla" => run_bytes(LlaBytes::new(HEAP), size, n),
+        "bsa" => run_bytes(BsaBytes::new(HEAP), size, n),
+        _ => return false,
+    }
+    true
 }
 
 fn main() {
@@ -43,23 +98,7 @@ fn main() {
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let num = |p: &str| work[p.len()..].parse::<usize>().expect("numeric suffix");
     match work {
-        w if w.starts_with("kmalloc-pair-") => {
-            let mut a = OurKmalloc::new(HEAP);
-            let size = num("kmalloc-pair-");
-            for _ in 0..n {
-                black_box(small::pair(&mut a, black_box(size)));
-            }
-        }
-        w if w.starts_with("lla-pair-") => {
-            let mut a = LlaBytes::new(HEAP);
-            let size = num("lla-pair-");
-            for _ in 0..n {
-                black_box(small::pair(&mut a, black_box(size)));
-            }
-        }
-        "kmalloc-batch" => batches(OurKmalloc::new(HEAP), n),
-        "talc-batch" => batches(TalcAlloc::new(HEAP), n),
-        "malloc-batch" => batches(HostMalloc, n),
+        w if bytes_workload(w, n) => {}
         "kmalloc-mix" => {
             let mut a = OurKmalloc::new(HEAP);
             let mut m = Mix::fill(&mut a, 10_000, 13);
@@ -72,14 +111,16 @@ fn main() {
         w if w.starts_with("pages-zone-") => page_pairs(OurPages::new(NR_PAGES, false), num("pages-zone-") as u32, n),
         "pages-mixed-pcp" => page_mixed(OurPages::new(NR_PAGES, true), n),
         "bsa-heap-mixed" => page_mixed(BsaHeapPages::new(NR_PAGES), n),
+        w if w.starts_with("bsa-frame-") => page_pairs(BsaFrames::new(NR_PAGES), num("bsa-frame-") as u32, n),
         w if w.starts_with("bsa-heap-") => page_pairs(BsaHeapPages::new(NR_PAGES), num("bsa-heap-") as u32, n),
-        "vmalloc-64" | "floor-64" => {
+        w if w.starts_with("vmalloc-") || w.starts_with("floor-") => {
+            let mib = num(if w.starts_with("floor-") { "floor-" } else { "vmalloc-" });
             let mut vb = VmBench::new(24 << 10);
             for _ in 0..n.max(1) {
-                if work == "floor-64" {
-                    black_box(vb.floor(64 << 20));
+                if w.starts_with("floor-") {
+                    black_box(vb.floor(mib << 20));
                 } else {
-                    black_box(vb.vmalloc(64 << 20));
+                    black_box(vb.vmalloc(mib << 20));
                 }
             }
         }
