@@ -56,7 +56,7 @@ const K: u64 = 4096;
 const S: u64 = 0x1000_0000;
 
 #[test]
-fn release_never_allocates_and_alloc_needs_at_most_one_node() {
+fn release_never_allocates_and_alloc_needs_at_most_one_chunk() {
     let mut a = VmapAreas::new(S, S + 4096 * K);
     // The first use also creates the node of the whole free range.
     let first = a.alloc(K, VmKind::Vmalloc, "t", None).unwrap();
@@ -72,7 +72,10 @@ fn release_never_allocates_and_alloc_needs_at_most_one_node() {
             if let Ok(x) = a.alloc((1 + rng % 8) * K, VmKind::Vmalloc, "t", None) {
                 live.push(x.start);
             }
-            assert!(allocs() - before <= 1, "step {step}: a reservation took more than one node");
+            assert!(
+                allocs() - before <= 2,
+                "step {step}: a reservation took more than one chunk (and room for it in the directory)"
+            );
         } else {
             let i = (rng >> 20) as usize % live.len();
             let va = live.swap_remove(i);
@@ -91,12 +94,12 @@ fn release_never_allocates_and_alloc_needs_at_most_one_node() {
 
 #[test]
 fn heap_failure_refuses_cleanly() {
-    let mut a = VmapAreas::new(S, S + 64 * K);
+    let mut a = VmapAreas::new(S, S + 256 * K);
     assert_eq!(failing(|| a.alloc(K, VmKind::Vmalloc, "t", None)), Err(AreaError::NoMemory), "first use");
-    assert_eq!(a.free_bytes(), 64 * K);
+    assert_eq!(a.free_bytes(), 256 * K);
     let x = a.alloc(K, VmKind::Vmalloc, "t", None).unwrap();
-    // The node arena may have room left (it grows by doubling): with the heap failing,
-    // reservations succeed until the arena is full, then one is refused with nothing
+    // The node arena may have room left (it grows by chunks): with the heap failing,
+    // reservations succeed until its chunks are full, then one is refused with nothing
     // changed.
     let mut extra = Vec::new();
     let refused = loop {
@@ -112,7 +115,7 @@ fn heap_failure_refuses_cleanly() {
                 break true;
             }
         }
-        if extra.len() > 16 {
+        if extra.len() > 64 {
             break false;
         }
     };
@@ -131,7 +134,7 @@ fn heap_failure_refuses_cleanly() {
         a.free(z.start).unwrap();
         a.free(x.start).unwrap();
     });
-    assert_eq!((a.nr_areas(), a.nr_free_ranges(), a.free_bytes()), (0, 1, 64 * K));
+    assert_eq!((a.nr_areas(), a.nr_free_ranges(), a.free_bytes()), (0, 1, 256 * K));
 }
 
 #[test]
@@ -140,7 +143,7 @@ fn vmalloc_with_the_heap_failing_unwinds_and_vfree_needs_no_heap() {
     let mut pt = sim.kernel_pt();
     let mut vm = Vmalloc::with_ranges(VMALLOC_START, VMALLOC_END, IOREMAP_START, IOREMAP_END);
     let mut live = vec![vm.vmalloc(8 * K as usize, GFP_KERNEL, "t", &sim, &mut pt).unwrap()];
-    live.reserve(32);
+    live.reserve(80);
     // With the heap failing, vmallocs succeed while the node arena has room, then one
     // fails for want of a node, having taken nothing.
     let e = loop {
@@ -153,7 +156,7 @@ fn vmalloc_with_the_heap_failing_unwinds_and_vfree_needs_no_heap() {
                 break e;
             }
         }
-        assert!(live.len() <= 16, "the node arena grew without the heap");
+        assert!(live.len() <= 64, "the node arena grew without the heap");
     };
     assert_eq!(e.reason, VmallocFail::NoVirtualSpace(AreaError::NoMemory));
     let before = allocs();

@@ -3,9 +3,11 @@
 //! in two trees, by start and by (size, start), so the trees never allocate. Random
 //! priorities (treaps) keep the expected depth O(log n).
 //!
-//! The arena is a `Vec` of slots grown fallibly ([`Arena::reserve`]) before anything is
-//! changed; a freed slot goes on a free list threaded through the slots themselves, so
-//! giving a node back never allocates and never fails.
+//! The arena is a directory of chunks of [`CHUNK`] slots, each chunk one heap block
+//! got fallibly ([`Arena::reserve`]) before anything is changed. A freed slot goes on its
+//! chunk's free list, threaded through the slots themselves, and a chunk whose slots are
+//! all free is given back to the heap: giving a node back never allocates and never fails,
+//! and the memory of a burst of areas returns when they are freed.
 
 use alloc::vec::Vec;
 
@@ -37,78 +39,199 @@ pub(super) enum Tree {
     Size,
 }
 
-/// The nodes of one [`super::area::VmapAreas`], by index, and the list of free slots.
-pub(super) struct Arena {
+/// Slots per chunk (a chunk of 32 nodes is 3 KiB).
+pub(super) const CHUNK_SHIFT: u32 = 5;
+/// Slots per chunk.
+pub(super) const CHUNK: usize = 1 << CHUNK_SHIFT;
+const SLOT_MASK: Idx = CHUNK as Idx - 1;
+/// Directory entries made room for at the first chunk, so a directory that stays under
+/// this many chunks is one lasting heap block.
+const DIR_INITIAL: usize = 16;
+
+/// [`CHUNK`] slots from one heap block, and its place on the list of chunks with room.
+struct Chunk {
+    /// Capacity [`CHUNK`]; the slots used so far (free ones included).
     nodes: Vec<VmapNode>,
-    /// First free slot (linked through `by_addr[0]`), or [`NIL`].
+    /// First free slot among `nodes` (linked through `by_addr[0]`), or [`NIL`].
     free: Idx,
-    nr_free: usize,
+    /// Slots holding a node.
+    used: usize,
+    /// Neighbours on the list of chunks with room, or [`NIL`].
+    prev: Idx,
+    next: Idx,
+}
+
+/// A directory entry: a chunk, or an empty entry on the list of empty entries.
+enum Entry {
+    Live(Chunk),
+    Empty(Idx),
+}
+
+/// The nodes of one [`super::area::VmapAreas`], by index (chunk number and slot).
+pub(super) struct Arena {
+    dir: Vec<Entry>,
+    /// First empty directory entry, or [`NIL`].
+    empty: Idx,
+    /// First chunk with a free slot, or [`NIL`].
+    partial: Idx,
+    /// Free slots in the live chunks.
+    spare: usize,
 }
 
 impl Arena {
     /// An empty arena (no allocation; usable in a `static`).
     pub(super) const fn new() -> Self {
-        Self { nodes: Vec::new(), free: NIL, nr_free: 0 }
+        Self { dir: Vec::new(), empty: NIL, partial: NIL, spare: 0 }
+    }
+
+    fn chunk(&self, c: Idx) -> &Chunk {
+        match &self.dir[c as usize] {
+            Entry::Live(ch) => ch,
+            Entry::Empty(_) => panic!("vmap node in a freed chunk"),
+        }
+    }
+
+    fn chunk_mut(&mut self, c: Idx) -> &mut Chunk {
+        match &mut self.dir[c as usize] {
+            Entry::Live(ch) => ch,
+            Entry::Empty(_) => panic!("vmap node in a freed chunk"),
+        }
+    }
+
+    /// Puts chunk `c` first on the list of chunks with room.
+    fn link_partial(&mut self, c: Idx) {
+        let head = self.partial;
+        if head != NIL {
+            self.chunk_mut(head).prev = c;
+        }
+        let ch = self.chunk_mut(c);
+        (ch.prev, ch.next) = (NIL, head);
+        self.partial = c;
+    }
+
+    /// Takes chunk `c` off the list of chunks with room.
+    fn unlink_partial(&mut self, c: Idx) {
+        let (prev, next) = {
+            let ch = self.chunk_mut(c);
+            let pn = (ch.prev, ch.next);
+            (ch.prev, ch.next) = (NIL, NIL);
+            pn
+        };
+        if prev != NIL {
+            self.chunk_mut(prev).next = next;
+        } else {
+            self.partial = next;
+        }
+        if next != NIL {
+            self.chunk_mut(next).prev = prev;
+        }
     }
 
     /// Makes room for `n` more nodes, so the next `n` [`Self::take`]s do not allocate;
-    /// `false` (nothing changed) if the heap has no room or the indices would run out.
+    /// `false` (nothing changed but room made for fewer) if the heap has no room or the
+    /// indices would run out.
     pub(super) fn reserve(&mut self, n: usize) -> bool {
-        let spare = self.nr_free + (self.nodes.capacity() - self.nodes.len());
-        if spare >= n {
-            return true;
+        while self.spare < n {
+            let mut nodes = Vec::new();
+            if nodes.try_reserve_exact(CHUNK).is_err() {
+                return false;
+            }
+            let chunk = Chunk { nodes, free: NIL, used: 0, prev: NIL, next: NIL };
+            let c = if self.empty != NIL {
+                let c = self.empty;
+                let Entry::Empty(next) = self.dir[c as usize] else { unreachable!("a live chunk on the empty list") };
+                self.empty = next;
+                self.dir[c as usize] = Entry::Live(chunk);
+                c
+            } else {
+                if self.dir.len() >= (NIL >> CHUNK_SHIFT) as usize {
+                    return false;
+                }
+                if self.dir.len() == self.dir.capacity() && self.dir.try_reserve(DIR_INITIAL).is_err() {
+                    return false;
+                }
+                self.dir.push(Entry::Live(chunk));
+                (self.dir.len() - 1) as Idx
+            };
+            self.link_partial(c);
+            self.spare += CHUNK;
         }
-        let more = n - self.nr_free;
-        if self.nodes.len() + more > NIL as usize {
-            return false;
-        }
-        self.nodes.try_reserve(more).is_ok()
+        true
     }
 
-    /// A node for `area` with priority `prio`, in no tree. Needs room made by
-    /// [`Self::reserve`] (else it may allocate, infallibly).
+    /// A node for `area` with priority `prio`, in no tree, from room made by
+    /// [`Self::reserve`].
+    ///
+    /// # Panics
+    ///
+    /// Without that room.
     pub(super) fn take(&mut self, area: VmArea, prio: u32) -> Idx {
         let node = VmapNode { area, prio, by_addr: [NIL; 2], by_size: [NIL; 2] };
-        if self.free != NIL {
-            let i = self.free;
-            self.free = self.nodes[i as usize].by_addr[L];
-            self.nr_free -= 1;
-            self.nodes[i as usize] = node;
-            return i;
+        let c = self.partial;
+        assert!(c != NIL, "vmap node taken without reserve");
+        let ch = self.chunk_mut(c);
+        let i = if ch.free != NIL {
+            let i = ch.free;
+            let slot = &mut ch.nodes[(i & SLOT_MASK) as usize];
+            ch.free = slot.by_addr[L];
+            *slot = node;
+            i
+        } else {
+            ch.nodes.push(node);
+            (c << CHUNK_SHIFT) | (ch.nodes.len() - 1) as Idx
+        };
+        ch.used += 1;
+        let full = ch.used == CHUNK;
+        self.spare -= 1;
+        if full {
+            self.unlink_partial(c);
         }
-        debug_assert!(self.nodes.len() < self.nodes.capacity(), "take without reserve");
-        self.nodes.push(node);
-        (self.nodes.len() - 1) as Idx
+        i
     }
 
-    /// Gives node `i` (in no tree) back. Never allocates.
+    /// Gives node `i` (in no tree) back; its chunk goes back to the heap when it holds no
+    /// other node. Never allocates.
     pub(super) fn give(&mut self, i: Idx) {
-        let n = &mut self.nodes[i as usize];
-        n.by_addr = [self.free, NIL];
-        n.by_size = [NIL; 2];
-        self.free = i;
-        self.nr_free += 1;
+        let c = i >> CHUNK_SHIFT;
+        let ch = self.chunk_mut(c);
+        let was_full = ch.used == CHUNK;
+        ch.used -= 1;
+        let empty = ch.used == 0;
+        let slot = &mut ch.nodes[(i & SLOT_MASK) as usize];
+        (slot.by_addr, slot.by_size) = ([ch.free, NIL], [NIL; 2]);
+        ch.free = i;
+        self.spare += 1;
+        if was_full {
+            self.link_partial(c);
+        }
+        if empty {
+            self.unlink_partial(c);
+            self.dir[c as usize] = Entry::Empty(self.empty);
+            self.empty = c;
+            self.spare -= CHUNK;
+        }
     }
 
     /// Node `i`.
     pub(super) fn get(&self, i: Idx) -> &VmapNode {
-        &self.nodes[i as usize]
+        &self.chunk(i >> CHUNK_SHIFT).nodes[(i & SLOT_MASK) as usize]
     }
 
     /// Node `i`, to change its area (while it is in no tree whose key would change).
     pub(super) fn get_mut(&mut self, i: Idx) -> &mut VmapNode {
-        &mut self.nodes[i as usize]
+        &mut self.chunk_mut(i >> CHUNK_SHIFT).nodes[(i & SLOT_MASK) as usize]
     }
 
-    /// Slots in use (nodes in the trees).
+    /// Slots in use (nodes in the trees), chunks held, and chunks holding no node.
     #[cfg(test)]
-    pub(super) fn nr_used(&self) -> usize {
-        self.nodes.len() - self.nr_free
+    pub(super) fn usage(&self) -> (usize, usize, usize) {
+        let live = self.dir.iter().filter_map(|e| if let Entry::Live(c) = e { Some(c.used) } else { None });
+        live.fold((0, 0, 0), |(u, n, e), used| (u + used, n + 1, e + usize::from(used == 0)))
     }
 
     /// The key of node `n` in tree `t`: the start, or (length, start) for best fit.
     fn key(&self, n: Idx, t: Tree) -> (u64, u64) {
-        let a = &self.nodes[n as usize].area;
+        let a = &self.get(n).area;
         match t {
             Tree::Addr => (a.start.as_u64(), 0),
             Tree::Size => (a.size, a.start.as_u64()),
@@ -116,7 +239,7 @@ impl Arena {
     }
 
     fn links(&self, n: Idx, t: Tree) -> [Idx; 2] {
-        let n = &self.nodes[n as usize];
+        let n = self.get(n);
         match t {
             Tree::Addr => n.by_addr,
             Tree::Size => n.by_size,
@@ -124,7 +247,7 @@ impl Arena {
     }
 
     fn links_mut(&mut self, n: Idx, t: Tree) -> &mut [Idx; 2] {
-        let n = &mut self.nodes[n as usize];
+        let n = self.get_mut(n);
         match t {
             Tree::Addr => &mut n.by_addr,
             Tree::Size => &mut n.by_size,
@@ -139,7 +262,7 @@ impl Arena {
         let side = if self.key(n, t) < self.key(root, t) { L } else { R };
         let child = self.insert(self.links(root, t)[side], n, t);
         self.links_mut(root, t)[side] = child;
-        if self.nodes[child as usize].prio > self.nodes[root as usize].prio {
+        if self.get(child).prio > self.get(root).prio {
             // Rotate the child up.
             self.links_mut(root, t)[side] = self.links(child, t)[1 - side];
             self.links_mut(child, t)[1 - side] = root;
@@ -156,7 +279,7 @@ impl Arena {
         if b == NIL {
             return a;
         }
-        if self.nodes[a as usize].prio > self.nodes[b as usize].prio {
+        if self.get(a).prio > self.get(b).prio {
             let r = self.merge(self.links(a, t)[R], b, t);
             self.links_mut(a, t)[R] = r;
             a
@@ -339,28 +462,32 @@ mod tests {
                 walk(&a, by_size, Tree::Size, &mut got);
                 let keys: Vec<(u64, u64)> = got.iter().map(|&n| a.key(n, Tree::Size)).collect();
                 prop_assert_eq!(keys, sizes.iter().copied().collect::<Vec<_>>());
-                prop_assert_eq!(a.nr_used(), model.len());
-                prop_assert!(a.nodes.len() <= peak, "a freed slot was not reused");
+                let (used, chunks, empty) = a.usage();
+                prop_assert_eq!(used, model.len());
+                prop_assert_eq!(empty, 0, "an empty chunk was kept");
+                prop_assert!(chunks <= peak.div_ceil(CHUNK).max(model.len()), "a freed slot was not reused");
             }
         }
     }
 
     #[test]
-    fn reserve_is_all_or_nothing_and_give_never_allocates() {
+    fn slots_are_reused_and_empty_chunks_given_back() {
         let mut a = Arena::new();
-        assert!(a.reserve(3));
-        let cap = a.nodes.capacity();
-        let v: Vec<Idx> = (0..3).map(|i| a.take(range(i * K, K), i as u32)).collect();
-        assert_eq!(a.nodes.capacity(), cap, "take after reserve does not grow");
-        for &n in &v {
+        assert!(a.reserve(CHUNK + 1));
+        assert_eq!(a.usage(), (0, 2, 2), "room made, nothing taken");
+        let v: Vec<Idx> = (0..CHUNK as u64 + 1).map(|i| a.take(range(i * K, K), i as u32)).collect();
+        assert!(a.reserve(CHUNK - 1), "room left in the second chunk");
+        assert_eq!(a.usage(), (CHUNK + 1, 2, 0));
+        a.give(v[3]);
+        assert_eq!(a.take(range(0, K), 0), v[3], "the freed slot is used again");
+        a.give(v[CHUNK]);
+        assert_eq!(a.usage(), (CHUNK, 1, 0), "the emptied chunk went back");
+        for &n in &v[..CHUNK] {
             a.give(n);
         }
-        assert!(a.reserve(3), "three free slots");
-        assert_eq!(a.nodes.capacity(), cap);
-        let again: Vec<Idx> = (0..3).map(|i| a.take(range(i * K, K), 0)).collect();
-        let mut sorted = again.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, [0, 1, 2], "freed slots reused");
-        assert_eq!(a.nodes.len(), 3);
+        assert_eq!((a.usage(), a.spare), ((0, 0, 0), 0));
+        assert!(a.reserve(1));
+        let n = a.take(range(0, K), 0);
+        assert_eq!(n >> CHUNK_SHIFT, 1, "an empty directory entry reused");
     }
 }
