@@ -30,6 +30,22 @@ pub(super) struct VmapNode {
     by_size: [Idx; 2],
 }
 
+/// `v.push(x)` if `v` has room, else `Err(x)`: never allocates, and links no infallible
+/// allocation path into the image (`Vec::push_within_capacity` is not stable).
+fn push_within_capacity<T>(v: &mut Vec<T>, x: T) -> Result<(), T> {
+    let len = v.len();
+    if len == v.capacity() {
+        return Err(x);
+    }
+    // SAFETY: `len < capacity`: the slot at `len` is allocated and uninitialised; once it
+    // is written, the first `len + 1` elements are initialised.
+    unsafe {
+        v.as_mut_ptr().add(len).write(x);
+        v.set_len(len + 1);
+    }
+    Ok(())
+}
+
 const L: usize = 0;
 const R: usize = 1;
 
@@ -39,14 +55,14 @@ pub(super) enum Tree {
     Size,
 }
 
-/// Slots per chunk (a chunk of 32 nodes is 3 KiB).
-pub(super) const CHUNK_SHIFT: u32 = 5;
+/// Slots per chunk (a chunk of 8 nodes is 768 bytes, a kmalloc-1k object).
+pub(super) const CHUNK_SHIFT: u32 = 3;
 /// Slots per chunk.
 pub(super) const CHUNK: usize = 1 << CHUNK_SHIFT;
 const SLOT_MASK: Idx = CHUNK as Idx - 1;
 /// Directory entries made room for at the first chunk, so a directory that stays under
 /// this many chunks is one lasting heap block.
-const DIR_INITIAL: usize = 16;
+const DIR_INITIAL: usize = 64;
 
 /// [`CHUNK`] slots from one heap block, and its place on the list of chunks with room.
 struct Chunk {
@@ -150,7 +166,9 @@ impl Arena {
                 if self.dir.len() == self.dir.capacity() && self.dir.try_reserve(DIR_INITIAL).is_err() {
                     return false;
                 }
-                self.dir.push(Entry::Live(chunk));
+                if push_within_capacity(&mut self.dir, Entry::Live(chunk)).is_err() {
+                    return false;
+                }
                 (self.dir.len() - 1) as Idx
             };
             self.link_partial(c);
@@ -177,7 +195,9 @@ impl Arena {
             *slot = node;
             i
         } else {
-            ch.nodes.push(node);
+            if push_within_capacity(&mut ch.nodes, node).is_err() {
+                unreachable!("a chunk with room has capacity");
+            }
             (c << CHUNK_SHIFT) | (ch.nodes.len() - 1) as Idx
         };
         ch.used += 1;
