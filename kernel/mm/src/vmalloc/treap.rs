@@ -55,14 +55,14 @@ pub(super) enum Tree {
     Size,
 }
 
-/// Slots per chunk (a chunk of 8 nodes is 768 bytes, a kmalloc-1k object).
-pub(super) const CHUNK_SHIFT: u32 = 3;
+/// Slots per chunk (a chunk of 32 nodes is 3 KiB).
+pub(super) const CHUNK_SHIFT: u32 = 5;
 /// Slots per chunk.
 pub(super) const CHUNK: usize = 1 << CHUNK_SHIFT;
 const SLOT_MASK: Idx = CHUNK as Idx - 1;
 /// Directory entries made room for at the first chunk, so a directory that stays under
 /// this many chunks is one lasting heap block.
-const DIR_INITIAL: usize = 64;
+const DIR_INITIAL: usize = 16;
 
 /// [`CHUNK`] slots from one heap block, and its place on the list of chunks with room.
 struct Chunk {
