@@ -7,19 +7,18 @@
 //!
 //! The trees are intrusive (like Linux's rbtrees of `struct vmap_area`): each free range
 //! and each busy area is one `VmapNode` holding its own tree links, so the trees never
-//! allocate. Nodes come from the kernel heap (Linux's `vmap_area_cachep`), fallibly and
-//! before anything is changed: a reservation needs at most one new node (when it splits a
-//! free range), a release needs none (the busy node becomes the free range, or merges
-//! into a neighbour and is given back). So a free never allocates and never fails for
-//! want of memory, and an allocation that cannot get its node fails cleanly.
+//! allocate. Nodes live in an arena of the kernel heap (Linux's `vmap_area_cachep`),
+//! named by `u32` index, grown fallibly and before anything is changed: a reservation
+//! needs at most one new node (when it splits a free range; two when an aligned one leaves
+//! a head and a tail), a release needs none (the busy node becomes the free range, or
+//! merges into a neighbour and its slot goes on the arena's free list). So a free never
+//! allocates and never fails for want of memory, and an allocation that cannot get its
+//! node fails cleanly.
 //!
 //! The balanced trees are treaps (random priorities, expected depth O(log n)), in
 //! [`super::treap`].
 
-use alloc::alloc::{alloc as heap_alloc, dealloc as heap_dealloc, Layout};
-use core::ptr::null_mut;
-
-use super::treap::{ceil, floor, free_tree, insert, remove, Tree, VmapNode};
+use super::treap::{Arena, Idx, Tree, NIL};
 pub use super::vm_area::{AreaError, VmArea, VmKind, GUARD_SIZE};
 
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
@@ -32,32 +31,19 @@ pub struct VmapAreas {
     start: u64,
     end: u64,
     inited: bool,
+    nodes: Arena,
     /// Busy areas by start.
-    busy: *mut VmapNode,
+    busy: Idx,
     /// Free ranges by start.
-    free_addr: *mut VmapNode,
+    free_addr: Idx,
     /// Free ranges by (length, start).
-    free_size: *mut VmapNode,
+    free_size: Idx,
     nr_busy: usize,
     nr_free: usize,
     free_total: u64,
     rng: u64,
     freed: [Option<VmArea>; FREED_RING],
     freed_next: usize,
-}
-
-// SAFETY: the nodes are owned by the `VmapAreas` alone (no node is shared or aliased
-// outside it), so moving it to another CPU moves the whole structure.
-unsafe impl Send for VmapAreas {}
-
-impl Drop for VmapAreas {
-    fn drop(&mut self) {
-        // SAFETY: every node is in exactly one address tree and owned by us.
-        unsafe {
-            free_tree(self.busy);
-            free_tree(self.free_addr);
-        }
-    }
 }
 
 impl VmapAreas {
@@ -67,9 +53,10 @@ impl VmapAreas {
             start,
             end,
             inited: false,
-            busy: null_mut(),
-            free_addr: null_mut(),
-            free_size: null_mut(),
+            nodes: Arena::new(),
+            busy: NIL,
+            free_addr: NIL,
+            free_size: NIL,
             nr_busy: 0,
             nr_free: 0,
             free_total: 0,
@@ -84,21 +71,13 @@ impl VmapAreas {
         (VirtAddr::new(self.start), VirtAddr::new(self.end))
     }
 
-    /// A new node from the heap, or `None` (nothing changed).
-    fn new_node(&mut self, area: VmArea) -> Option<*mut VmapNode> {
-        // SAFETY: the layout is non-zero-sized; a null return is handled.
-        let p = unsafe { heap_alloc(Layout::new::<VmapNode>()) }.cast::<VmapNode>();
-        if p.is_null() {
-            return None;
-        }
+    /// A new node for `area` from room made by [`Arena::reserve`].
+    fn new_node(&mut self, area: VmArea) -> Idx {
         // xorshift64 for the treap priorities.
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        let node = VmapNode { area, prio: (self.rng >> 32) as u32, by_addr: [null_mut(); 2], by_size: [null_mut(); 2] };
-        // SAFETY: `p` is fresh memory for one node.
-        unsafe { p.write(node) };
-        Some(p)
+        self.nodes.take(area, (self.rng >> 32) as u32)
     }
 
     fn free_range(s: u64, len: u64) -> VmArea {
@@ -118,7 +97,10 @@ impl VmapAreas {
         if !self.inited {
             let (s, e) = (self.start & !(GUARD_SIZE - 1), self.end & !(GUARD_SIZE - 1));
             if e > s {
-                let n = self.new_node(Self::free_range(s, e - s)).ok_or(AreaError::NoMemory)?;
+                if !self.nodes.reserve(1) {
+                    return Err(AreaError::NoMemory);
+                }
+                let n = self.new_node(Self::free_range(s, e - s));
                 self.insert_free(n);
             }
             self.inited = true;
@@ -126,31 +108,28 @@ impl VmapAreas {
         Ok(())
     }
 
-    fn insert_free(&mut self, n: *mut VmapNode) {
-        // SAFETY: `n` is a live node of ours, in no tree; the trees hold only our nodes.
-        unsafe {
-            self.free_total += (*n).area.size;
-            insert(&mut self.free_addr, n, Tree::Addr);
-            insert(&mut self.free_size, n, Tree::Size);
-        }
+    fn insert_free(&mut self, n: Idx) {
+        self.free_total += self.nodes.get(n).area.size;
+        self.free_addr = self.nodes.insert(self.free_addr, n, Tree::Addr);
+        self.free_size = self.nodes.insert(self.free_size, n, Tree::Size);
         self.nr_free += 1;
     }
 
-    fn remove_free(&mut self, n: *mut VmapNode) {
-        // SAFETY: `n` is a live node in both free trees.
-        unsafe {
-            self.free_total -= (*n).area.size;
-            remove(&mut self.free_addr, n, Tree::Addr);
-            remove(&mut self.free_size, n, Tree::Size);
-        }
+    fn remove_free(&mut self, n: Idx) {
+        self.free_total -= self.nodes.get(n).area.size;
+        self.free_addr = self.nodes.remove(self.free_addr, n, Tree::Addr);
+        self.free_size = self.nodes.remove(self.free_size, n, Tree::Size);
         self.nr_free -= 1;
     }
 
-    fn busy_node(&self, start: u64) -> Option<*mut VmapNode> {
-        // SAFETY: the busy tree holds only live nodes of ours.
-        let n = unsafe { floor(self.busy, (start, 0), Tree::Addr) };
-        // SAFETY: a non-null result is a live node.
-        (!n.is_null() && unsafe { (*n).area.start.as_u64() } == start).then_some(n)
+    fn busy_node(&self, start: u64) -> Option<Idx> {
+        let n = self.nodes.floor(self.busy, (start, 0), Tree::Addr);
+        (n != NIL && self.nodes.get(n).area.start.as_u64() == start).then_some(n)
+    }
+
+    /// The area of node `n` (not [`NIL`]), borrowed as long as `self`.
+    fn area_of(&self, n: Idx) -> Option<&VmArea> {
+        (n != NIL).then(|| &self.nodes.get(n).area)
     }
 
     /// Reserves `size` bytes (rounded up to pages) plus a guard page, best fit.
@@ -187,8 +166,10 @@ impl VmapAreas {
         let need = size.checked_add(GUARD_SIZE).ok_or(AreaError::Overflow)?;
         self.init()?;
         let (fit, pad) = self.find_fit(need, align).ok_or(AreaError::Exhausted(need))?;
-        // SAFETY: `fit` is a live free node.
-        let (s, len) = unsafe { ((*fit).area.start.as_u64(), (*fit).area.size) };
+        let (s, len) = {
+            let a = &self.nodes.get(fit).area;
+            (a.start.as_u64(), a.size)
+        };
         let nr_pages = match kind {
             VmKind::Ioremap => 0,
             _ => (size / PAGE_SIZE as u64) as usize,
@@ -196,40 +177,30 @@ impl VmapAreas {
         let start = s + pad;
         let area = VmArea { start: VirtAddr::new(start), size, caller, nr_pages, kind, phys_addr, huge: 0 };
         let tail = len - pad - need;
-        // The only allocations, before anything changes: the node of the new busy area
-        // when it does not take the free range whole, and one for the head when the
-        // alignment leaves a head and a tail. The range keeps its node for the tail (the
-        // rest of the range, as without alignment), so long-lived ranges keep theirs and
-        // the heap's layout does not drift; an exact fit reuses it.
-        let busy = if pad > 0 || tail > 0 { self.new_node(area).ok_or(AreaError::NoMemory)? } else { fit };
-        let head_node = if pad > 0 && tail > 0 {
-            match self.new_node(Self::free_range(s, pad)) {
-                Some(n) => Some(n),
-                None => {
-                    // SAFETY: `busy` is a fresh node in no tree.
-                    unsafe { heap_dealloc(busy.cast(), Layout::new::<VmapNode>()) };
-                    return Err(AreaError::NoMemory);
-                }
-            }
-        } else {
-            None
-        };
+        // The only allocation, before anything changes: room for the node of the new busy
+        // area when it does not take the free range whole, and for one for the head when
+        // the alignment leaves a head and a tail. The range keeps its node for the tail
+        // (the rest of the range, as without alignment), so long-lived ranges keep theirs;
+        // an exact fit reuses it.
+        let split = pad > 0 || tail > 0;
+        let head = pad > 0 && tail > 0;
+        if !self.nodes.reserve(usize::from(split) + usize::from(head)) {
+            return Err(AreaError::NoMemory);
+        }
+        let busy = if split { self.new_node(area) } else { fit };
+        let head_node = head.then(|| self.new_node(Self::free_range(s, pad)));
         self.remove_free(fit);
         if busy != fit {
-            // SAFETY: `fit` is ours and in no tree now: it becomes the tail, else the head.
-            unsafe {
-                (*fit).area = if tail > 0 { Self::free_range(start + need, tail) } else { Self::free_range(s, pad) }
-            };
+            // `fit` is in no tree now: it becomes the tail, else the head.
+            self.nodes.get_mut(fit).area =
+                if tail > 0 { Self::free_range(start + need, tail) } else { Self::free_range(s, pad) };
             self.insert_free(fit);
         }
         if let Some(h) = head_node {
             self.insert_free(h);
         }
-        // SAFETY: `busy` is ours and in no tree.
-        unsafe {
-            (*busy).area = area;
-            insert(&mut self.busy, busy, Tree::Addr);
-        }
+        self.nodes.get_mut(busy).area = area;
+        self.busy = self.nodes.insert(self.busy, busy, Tree::Addr);
         self.nr_busy += 1;
         Ok(area)
     }
@@ -237,25 +208,23 @@ impl VmapAreas {
     /// The free range for `need` bytes at an `align`ed start, and the padding before that
     /// start: the smallest range of at least `need` that fits (best fit), else the
     /// smallest of at least `need + align - page`, which always fits.
-    fn find_fit(&self, need: u64, align: u64) -> Option<(*mut VmapNode, u64)> {
-        let pad_of = |n: *mut VmapNode| {
-            // SAFETY: a live free node.
-            let (s, len) = unsafe { ((*n).area.start.as_u64(), (*n).area.size) };
+    fn find_fit(&self, need: u64, align: u64) -> Option<(Idx, u64)> {
+        let pad_of = |n: Idx| {
+            let a = &self.nodes.get(n).area;
+            let (s, len) = (a.start.as_u64(), a.size);
             let pad = s.next_multiple_of(align) - s;
             (len >= pad && len - pad >= need).then_some(pad)
         };
-        // SAFETY: the size tree holds only live nodes of ours.
-        let best = unsafe { ceil(self.free_size, (need, 0), Tree::Size) };
-        if best.is_null() {
+        let best = self.nodes.ceil(self.free_size, (need, 0), Tree::Size);
+        if best == NIL {
             return None;
         }
         if let Some(pad) = pad_of(best) {
             return Some((best, pad));
         }
         let worst = need.checked_add(align - GUARD_SIZE)?;
-        // SAFETY: as above.
-        let n = unsafe { ceil(self.free_size, (worst, 0), Tree::Size) };
-        if n.is_null() {
+        let n = self.nodes.ceil(self.free_size, (worst, 0), Tree::Size);
+        if n == NIL {
             return None;
         }
         pad_of(n).map(|pad| (n, pad))
@@ -264,8 +233,7 @@ impl VmapAreas {
     /// Records how many 2 MiB blocks map the live area at `start`.
     pub fn set_huge(&mut self, start: VirtAddr, blocks: usize) {
         if let Some(n) = self.busy_node(start.as_u64()) {
-            // SAFETY: a live busy node of ours.
-            unsafe { (*n).area.huge = blocks };
+            self.nodes.get_mut(n).area.huge = blocks;
         }
     }
 
@@ -280,60 +248,49 @@ impl VmapAreas {
     /// Releases without remembering (unwinding a failed allocation). Never allocates.
     pub fn release(&mut self, start: VirtAddr) -> Result<VmArea, AreaError> {
         let n = self.busy_node(start.as_u64()).ok_or(AreaError::NotFound(start))?;
-        // SAFETY: `n` is a live busy node.
-        let area = unsafe {
-            remove(&mut self.busy, n, Tree::Addr);
-            (*n).area
-        };
+        self.busy = self.nodes.remove(self.busy, n, Tree::Addr);
+        let area = self.nodes.get(n).area;
         self.nr_busy -= 1;
         let (mut s, mut len) = (area.start.as_u64(), area.reserved());
         // Merge with the free neighbours. The range that follows keeps its node, else
         // the one before, else the area's node becomes the free range: nodes of lasting
-        // ranges (the tail of the range, from the first use) stay where they are.
-        // SAFETY: the free trees hold only live nodes of ours; merged nodes are taken
-        // out of both trees before they are reused or given back.
-        unsafe {
-            let mut keep = n;
-            let next = floor(self.free_addr, (s + len, 0), Tree::Addr);
-            let next = if !next.is_null() && (*next).area.start.as_u64() == s + len { next } else { null_mut() };
-            let prev = if s > 0 { floor(self.free_addr, (s - 1, 0), Tree::Addr) } else { null_mut() };
-            let prev =
-                if !prev.is_null() && (*prev).area.start.as_u64() + (*prev).area.size == s { prev } else { null_mut() };
-            if !next.is_null() {
-                self.remove_free(next);
-                len += (*next).area.size;
-                heap_dealloc(keep.cast(), Layout::new::<VmapNode>());
-                keep = next;
-            }
-            if !prev.is_null() {
-                self.remove_free(prev);
-                s = (*prev).area.start.as_u64();
-                len += (*prev).area.size;
-                if keep == n {
-                    heap_dealloc(keep.cast(), Layout::new::<VmapNode>());
-                    keep = prev;
-                } else {
-                    heap_dealloc(prev.cast(), Layout::new::<VmapNode>());
-                }
-            }
-            (*keep).area = Self::free_range(s, len);
-            self.insert_free(keep);
+        // ranges (the tail of the range, from the first use) stay where they are. Merged
+        // nodes are taken out of both trees before they are reused or given back.
+        let mut keep = n;
+        let next = self.nodes.floor(self.free_addr, (s + len, 0), Tree::Addr);
+        let next = if next != NIL && self.nodes.get(next).area.start.as_u64() == s + len { next } else { NIL };
+        let prev = if s > 0 { self.nodes.floor(self.free_addr, (s - 1, 0), Tree::Addr) } else { NIL };
+        let prev = if prev != NIL && self.nodes.get(prev).area.end().as_u64() == s { prev } else { NIL };
+        if next != NIL {
+            self.remove_free(next);
+            len += self.nodes.get(next).area.size;
+            self.nodes.give(keep);
+            keep = next;
         }
+        if prev != NIL {
+            self.remove_free(prev);
+            s = self.nodes.get(prev).area.start.as_u64();
+            len += self.nodes.get(prev).area.size;
+            if keep == n {
+                self.nodes.give(keep);
+                keep = prev;
+            } else {
+                self.nodes.give(prev);
+            }
+        }
+        self.nodes.get_mut(keep).area = Self::free_range(s, len);
+        self.insert_free(keep);
         Ok(area)
     }
 
     /// The live area starting exactly at `start`.
     pub fn get(&self, start: VirtAddr) -> Option<&VmArea> {
-        // SAFETY: a live busy node, borrowed as long as `self`.
-        self.busy_node(start.as_u64()).map(|n| unsafe { &(*n).area })
+        self.busy_node(start.as_u64()).and_then(|n| self.area_of(n))
     }
 
     /// The live area with the largest start `<= va`.
     fn busy_floor(&self, va: VirtAddr) -> Option<&VmArea> {
-        // SAFETY: the busy tree holds only live nodes of ours.
-        let n = unsafe { floor(self.busy, (va.as_u64(), 0), Tree::Addr) };
-        // SAFETY: a live node, borrowed as long as `self`.
-        (!n.is_null()).then(|| unsafe { &(*n).area })
+        self.area_of(self.nodes.floor(self.busy, (va.as_u64(), 0), Tree::Addr))
     }
 
     /// The live area whose usable part contains `va`.
@@ -362,14 +319,10 @@ impl VmapAreas {
             if done {
                 return None;
             }
-            // SAFETY: the busy tree holds only live nodes of ours.
-            let n = unsafe { ceil(self.busy, (from, 0), Tree::Addr) };
-            if n.is_null() {
+            let Some(a) = self.area_of(self.nodes.ceil(self.busy, (from, 0), Tree::Addr)) else {
                 done = true;
                 return None;
-            }
-            // SAFETY: a live node, borrowed as long as `self`.
-            let a = unsafe { &(*n).area };
+            };
             match a.start.as_u64().checked_add(1) {
                 Some(f) => from = f,
                 None => done = true,
@@ -396,14 +349,7 @@ impl VmapAreas {
         if !self.inited {
             return self.free_bytes();
         }
-        // SAFETY: the size tree holds only live nodes of ours.
-        let n = unsafe { floor(self.free_size, (u64::MAX, u64::MAX), Tree::Size) };
-        if n.is_null() {
-            0
-        } else {
-            // SAFETY: a live node of ours.
-            unsafe { (*n).area.size }
-        }
+        self.area_of(self.nodes.floor(self.free_size, (u64::MAX, u64::MAX), Tree::Size)).map_or(0, |a| a.size)
     }
 
     /// Number of free ranges (fragmentation).
@@ -485,8 +431,8 @@ mod tests {
         a.init().unwrap();
         let tail_node = a.free_addr;
         let x = a.alloc_aligned(M2, M2, VmKind::Vmalloc, "x", None).unwrap();
-        // SAFETY: a live free node of ours (test only): the range after `x` kept it.
-        assert_eq!(unsafe { (*tail_node).area.start.as_u64() }, S + 2 * M2 + K);
+        // The range after `x` kept its node.
+        assert_eq!(a.nodes.get(tail_node).area.start.as_u64(), S + 2 * M2 + K);
         assert_eq!(x.start.as_u64(), S + M2);
         // The head [S + K, S + M2) is a free range of its own, best fit for small areas.
         assert_eq!(a.nr_free_ranges(), 2);
@@ -499,8 +445,7 @@ mod tests {
         a.free(y.start).unwrap();
         a.free(VirtAddr::new(S + K)).unwrap();
         // The lasting free range kept its node through the aligned reservations.
-        // SAFETY: a live free node of ours (test only).
-        let tail = unsafe { floor(a.free_addr, (u64::MAX, 0), Tree::Addr) };
+        let tail = a.nodes.floor(a.free_addr, (u64::MAX, 0), Tree::Addr);
         assert_eq!(tail, tail_node, "the range's node was replaced");
         assert_eq!((a.nr_free_ranges(), a.free_bytes()), (1, 8 * M2 - K));
     }
