@@ -102,6 +102,19 @@ def chart_largest(logs):
     return svg(fig)
 
 
+def log_chart(fig, ax, drawn, xlabel, ylabel, title):
+    """A time chart's finish: a log y axis, its labels and legend; None if nothing was drawn."""
+    if not drawn:
+        _plt().close(fig)
+        return None
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return svg(fig)
+
+
 def chart_steps(logs):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.4))
@@ -115,15 +128,7 @@ def chart_steps(logs):
             ax.plot([s["order"] for s in ok], [s["ns"] / 1000 for s in ok], marker=marker,
                     label=f"{API_NAMES[api]} ({log.label()})")
             drawn = True
-    if not drawn:
-        plt.close(fig)
-        return None
-    ax.set_yscale("log")
-    ax.set_xlabel("order (2^order pages)")
-    ax.set_ylabel("time of the call (us, log scale)")
-    ax.set_title("Time per sweep step")
-    ax.legend(fontsize=8)
-    return svg(fig)
+    return log_chart(fig, ax, drawn, "order (2^order pages)", "time of the call (us, log scale)", "Time per sweep step")
 
 
 def chart_vmalloc(logs):
@@ -142,15 +147,7 @@ def chart_vmalloc(logs):
             ax.scatter([s["bytes"] / 1e6 for s in bad], [s["ns"] / 1e6 for s in bad], marker="x",
                        color="red", label=f"vmalloc failed ({log.label()})", zorder=3)
         drawn = True
-    if not drawn:
-        plt.close(fig)
-        return None
-    ax.set_yscale("log")
-    ax.set_xlabel("vmalloc size (MB)")
-    ax.set_ylabel("time of vmalloc + vfree (ms, log scale)")
-    ax.set_title("The vmalloc steps")
-    ax.legend(fontsize=8)
-    return svg(fig)
+    return log_chart(fig, ax, drawn, "vmalloc size (MB)", "time of vmalloc + vfree (ms, log scale)", "The vmalloc steps")
 
 
 def chart_buddyinfo(log):

@@ -80,18 +80,6 @@ impl VmapAreas {
         self.nodes.take(area, (self.rng >> 32) as u32)
     }
 
-    fn free_range(s: u64, len: u64) -> VmArea {
-        VmArea {
-            start: VirtAddr::new(s),
-            size: len,
-            caller: "",
-            nr_pages: 0,
-            kind: VmKind::Vmalloc,
-            phys_addr: None,
-            huge: 0,
-        }
-    }
-
     // `new` is const (no allocation), so the initial free range is inserted on first use.
     fn init(&mut self) -> Result<(), AreaError> {
         if !self.inited {
@@ -100,7 +88,7 @@ impl VmapAreas {
                 if !self.nodes.reserve(1) {
                     return Err(AreaError::NoMemory);
                 }
-                let n = self.new_node(Self::free_range(s, e - s));
+                let n = self.new_node(VmArea::free_range(s, e - s));
                 self.insert_free(n);
             }
             self.inited = true;
@@ -188,12 +176,12 @@ impl VmapAreas {
             return Err(AreaError::NoMemory);
         }
         let busy = if split { self.new_node(area) } else { fit };
-        let head_node = head.then(|| self.new_node(Self::free_range(s, pad)));
+        let head_node = head.then(|| self.new_node(VmArea::free_range(s, pad)));
         self.remove_free(fit);
         if busy != fit {
             // `fit` is in no tree now: it becomes the tail, else the head.
             self.nodes.get_mut(fit).area =
-                if tail > 0 { Self::free_range(start + need, tail) } else { Self::free_range(s, pad) };
+                if tail > 0 { VmArea::free_range(start + need, tail) } else { VmArea::free_range(s, pad) };
             self.insert_free(fit);
         }
         if let Some(h) = head_node {
@@ -278,7 +266,7 @@ impl VmapAreas {
                 self.nodes.give(prev);
             }
         }
-        self.nodes.get_mut(keep).area = Self::free_range(s, len);
+        self.nodes.get_mut(keep).area = VmArea::free_range(s, len);
         self.insert_free(keep);
         Ok(area)
     }

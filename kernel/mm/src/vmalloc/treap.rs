@@ -368,19 +368,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::addr::VirtAddr;
-    use crate::vmalloc::vm_area::VmKind;
 
     fn range(s: u64, len: u64) -> VmArea {
-        VmArea {
-            start: VirtAddr::new(s),
-            size: len,
-            caller: "",
-            nr_pages: 0,
-            kind: VmKind::Vmalloc,
-            phys_addr: None,
-            huge: 0,
-        }
+        VmArea::free_range(s, len)
     }
 
     /// Checks the tree under `root` is ordered by key and heap-ordered by priority,

@@ -39,6 +39,19 @@ pub struct VmArea {
 }
 
 impl VmArea {
+    /// A free range of the vmap space: `len` bytes from `start`, nothing mapped.
+    pub(crate) fn free_range(start: u64, len: u64) -> VmArea {
+        VmArea {
+            start: VirtAddr::new(start),
+            size: len,
+            caller: "",
+            nr_pages: 0,
+            kind: VmKind::Vmalloc,
+            phys_addr: None,
+            huge: 0,
+        }
+    }
+
     /// End of the usable part (exclusive), i.e. the guard page.
     pub const fn end(&self) -> VirtAddr {
         VirtAddr::new(self.start.as_u64() + self.size)
