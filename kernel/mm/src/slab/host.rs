@@ -8,6 +8,9 @@
 //! tests' simulated RAM (`tests/common`) draws its frames from it. All of it is test
 //! scaffolding: built for `cfg(test)` or the `test-support` feature only.
 
+// Host threads play CPUs (below): a thread-local needs std, which every host build has.
+extern crate std;
+
 use alloc::alloc::{alloc_zeroed, dealloc};
 use alloc::boxed::Box;
 use core::alloc::Layout;
@@ -20,6 +23,18 @@ use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 use crate::page_alloc::{BuddyPageSource, Page, PageAllocator};
 use crate::page_source::PageSource;
+
+/// The CPU this host thread plays for the page allocator: each thread takes the next CPU
+/// number at its first call, so concurrent test threads (up to [`crate::NR_CPUS`]) use
+/// per-CPU page lists of their own, as CPUs do in the kernel. (All of them on CPU 0, as
+/// before, raced on CPU 0's lists, which only their owner may touch.)
+fn host_cpu() -> CpuId {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::thread_local! {
+        static CPU: CpuId = CpuId::of(NEXT.fetch_add(1, Relaxed) % crate::NR_CPUS);
+    }
+    CPU.with(|c| *c)
+}
 
 /// Alignment of the virtual arena: the largest slab.
 const ARENA_ALIGN: usize = PAGE_SIZE << crate::slab::SLAB_MAX_ORDER;
@@ -131,13 +146,13 @@ impl HostPages {
         &self.buddy
     }
 
-    /// The kernel's binding of the buddy allocator, over this arena: CPU 0, `__GFP_ZERO`
+    /// The kernel's binding of the buddy allocator, over this arena: the thread's CPU, `__GFP_ZERO`
     /// honoured, a refused free is a test failure.
     fn source(&self) -> BuddyPageSource<'_> {
         BuddyPageSource {
             alloc: &self.buddy,
             linear_offset: (self.base as u64).wrapping_sub(HOST_PHYS_BASE),
-            cpu: || CpuId::BOOT,
+            cpu: host_cpu,
             zero,
             on_failure: |_| {},
             on_bad_free: |e| panic!("host pages: free refused: {e:?}"),
@@ -171,7 +186,7 @@ impl PageSource for HostPages {
         // `drain_all_pages`; no watermarks, as `ALLOC_NO_WATERMARKS`), so that only a
         // truly empty arena fails.
         let pa = src.alloc_pages(gfp, order).or_else(|| {
-            self.buddy.drain_cpu(CpuId::BOOT);
+            self.buddy.drain_cpu(host_cpu());
             src.alloc_pages(gfp.without(Gfp::GFP_DIRECT_RECLAIM) | Gfp::GFP_MEMALLOC, order)
         })?;
         self.in_use.fetch_add(1 << order, Relaxed);
