@@ -48,6 +48,13 @@ def boot(image, cmdline="sweep=off slub_debug", accel=None):
     return q
 
 
+# Tests of slub_debug's reports and of slab placement: KFENCE (on by default, as in
+# Linux) serves the first kmalloc after each sample interval from its own pool, and at
+# the prompt of a `sweep=off` boot that is the first kmalloc typed, whose report or
+# ksize is then KFENCE's (kfence_reports_out_of_bounds_and_use_after_free tests those).
+SLAB_ONLY = "sweep=off slub_debug kfence.sample_interval=0"
+
+
 def check(cond, msg, out=""):
     if not cond:
         raise AssertionError(msg + ("\n--- output ---\n" + out[-4000:] if out else ""))
@@ -237,7 +244,7 @@ def crash_vmalloc_after_free_report(image):
 # ---------------------------------------------------------------- slab debug (issue 5)
 @test
 def crash_double_free_and_use_after_free_survive(image):
-    with boot(image) as q:
+    with boot(image, SLAB_ONLY) as q:
         out = q.command("crash double-free")
         check("BUG kmalloc-64 (Not tainted): Object already free" in out, "no double-free report", out)
         check("INFO: Object 0x" in out and "Call trace:" in out and "crash_double_free" in out, "report incomplete", out)
@@ -314,7 +321,7 @@ def bad_page_free_refused_system_healthy(image):
 
 @test
 def fault_injection_fails_nth_allocation(image):
-    with boot(image) as q:
+    with boot(image, SLAB_ONLY) as q:
         out = q.command("fail_page_alloc 1")
         check("fail_page_alloc: attempts" in out, "knob not shown", out)
         out = q.command("alloc pages 2 GFP_ATOMIC")
@@ -363,7 +370,7 @@ def slabinfo_format(image):
 
 @test
 def vmallocinfo_and_allocations(image):
-    with boot(image) as q:
+    with boot(image, SLAB_ONLY) as q:
         out = q.command("vmallocinfo")
         check(re.search(r"^0xffffffb0[0-9a-f]{8}-0xffffffb0[0-9a-f]{8} 16781312 bcm2835_peripherals phys=0x000000003f000000 ioremap$", out, re.M),
               "peripheral ioremap line missing", out)
@@ -575,7 +582,7 @@ def firmware_boot(image, bootargs: bytes):
 
 @test
 def firmware_style_boot_with_device_tree(image):
-    user = "sweep=off slub_debug loglevel=6"
+    user = "sweep=off kfence.sample_interval=0 slub_debug loglevel=6"
     line = FIRMWARE_PREFIX + LINUX_OPTIONS + user
     check(len(FIRMWARE_PREFIX) == 213 and len(line) > 256, "the prefix alone filled the old 256-byte buffer")
     with firmware_boot(image, line.encode()) as q:
@@ -662,8 +669,9 @@ def bad_sweep_value_is_not_off(image):
 
 
 def long_line(length):
-    """`sweep=off`, then numbered options, `slub_debug` last: exactly `length` bytes."""
-    words = ["sweep=off"] + [f"opt{i:03}.x=yyyyy" for i in range((length - 21) // 15)]
+    """`sweep=off kfence.sample_interval=0`, then numbered options, `slub_debug` last:
+    exactly `length` bytes."""
+    words = ["sweep=off kfence.sample_interval=0"] + [f"opt{i:03}.x=yyyyy" for i in range((length - 46) // 15)]
     line = " ".join(words)
     line += " " + "z" * (length - len(line) - 12) + " slub_debug"
     assert len(line) == length, len(line)
@@ -1911,6 +1919,27 @@ def kmemleak_finds_exactly_the_leaked_object(image):
     with boot(image) as q:
         out = q.command("kmemleak scan")
         check("kmemleak is off (boot with kmemleak=on)" in out, "kmemleak off by default", out)
+
+
+@test
+def kfence_sampled_console_kmalloc_shows_its_real_phys(image):
+    # With a 1 ms interval KFENCE samples the kmalloc typed at the prompt: the object
+    # lives in KFENCE's pool (vmalloc space), and `alloc` prints the frame its page is
+    # mapped to, within RAM and at the object's page offset (not the linear map's
+    # arithmetic on a vmalloc address, 128 GiB off).
+    with boot(image, "sweep=off kfence.sample_interval=1") as q:
+        sampled = 0
+        for _ in range(5):
+            out = q.command("alloc kmalloc 64")
+            m = re.search(r"#\d+: kmalloc 64 bytes \(ksize \d+\) at 0x([0-9a-f]+), phys 0x([0-9a-f]+), mode:", out)
+            check(m, "no kmalloc handle", out)
+            va, pa = int(m.group(1), 16), int(m.group(2), 16)
+            check(pa < 1 << 30, f"phys {pa:#x} of {va:#x} is outside RAM", out)
+            check(pa % 4096 == va % 4096, "phys and virt disagree on the page offset", out)
+            sampled += 0xffffffa0_00000000 <= va < 0xffffffb0_00000000
+        check(sampled >= 1, "no console kmalloc was sampled with a 1 ms interval", q.command("allocs"))
+        out = q.command("release all")
+        check("freed" in out, "release all", out)
 
 
 def main():

@@ -177,7 +177,14 @@ impl fmt::Display for Describe {
             What::Kmalloc { .. } if self.addr.as_u64() <= ZERO_SIZE_PTR as u64 => {
                 f.write_str("ZERO_SIZE_PTR (no memory)")?
             }
-            _ => write!(f, "phys {:#x}", crate::mm::virt_to_phys(self.addr).as_u64())?,
+            // A kmalloc object is in the linear map, unless KFENCE sampled it: then it
+            // sits in KFENCE's pool, a vmap area, and the page table knows its frame.
+            _ => match self.addr.linear_pa().or_else(|| {
+                vmalloc::vmalloc_to_page(self.addr).map(|p| PhysAddr::new(p.as_u64() + self.addr.page_offset()))
+            }) {
+                Some(pa) => write!(f, "phys {:#x}", pa.as_u64())?,
+                None => f.write_str("phys ?")?,
+            },
         }
         write!(f, ", mode:{}", self.gfp)
     }
