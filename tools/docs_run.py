@@ -36,6 +36,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+import prose_figures  # noqa: E402
 from qemu_run import DTS, PROMPT, Qemu  # noqa: E402
 from readme_run import mask  # noqa: E402
 
@@ -252,7 +253,7 @@ def run_steps(q, steps):
             q.send(s.line + "\r")
             q.expect(re.escape(s.line) + r"\n", s.timeout)
             start = q.pos
-            q.expect(s.until + ".*$", s.timeout)
+            q.expect(s.until + r".*\n", s.timeout)  # the whole line: it may arrive in pieces
             out = q.out[start:q.pos]
         else:
             out = q.command(s.line, s.timeout)
@@ -378,7 +379,6 @@ def main():
         sys.exit(1)
     fresh = run(a.image, names)
     if a.check:
-        import prose_figures  # noqa: E402 (the prose's figures against the same runs)
         for name in names:
             f, m = found[name]
             msg = compare(f, name, m.group(3).rstrip("\n").split("\n"), fresh[name], BLOCKS[name].masks)
