@@ -143,7 +143,7 @@ BLOCKS = {
         r"Fragmenting memory:", SWEEP, SWEEP, SWEEP, SWEEP, SWEEP, r"filler pages held", SWEEP,
         r"filler pages held", SWEEP, SWEEP, r"pages phase took", r"kmalloc phase took", r"vmalloc phase took",
         r"fragment phase took", r"the whole sweep took", SWEEP, SWEEP, SWEEP],
-        subs=[(r"(there is no highmem\)\.) .*", r"\1 ...")], masks=[r"buddyinfo: .*", r"free_pcp:\d+kB"]),
+        subs=[(r"(there is no highmem\)\.) .*", r"\1 ...")], masks=[r"(?<=Normal) [ \d]+$", r"free_pcp:\d+kB"]),
     "lab-fragment": Block("default", log=[
         r"Fragmenting memory:", r"sweep: fragmented:", r"filler pages held", r"sweep: fragmented vmalloc:",
         r"filler pages held", r"sweep: cma:", r"sweep: phase times", r"fragment phase took", r"the whole sweep took",
