@@ -11,15 +11,15 @@ block's command line, types its commands, and rewrites the blocks between
 BLOCKS below says how each block is made: a boot with its command line (the marker's
 `boot=`, checked against it), then either lines picked from the boot log (each pattern
 takes the first line after the previous one; `...` stands for the lines left out) or
-console commands typed at the prompt with what they print (a `hidden` step sets the scene
-without being shown). Blocks that name the same boot share one QEMU run, in the order of
+console commands typed at the prompt with what they print (a `Setup` step or a hidden
+command sets the scene without being shown). Blocks that name the same boot share one QEMU run, in the order of
 BOOTS; a block that shows allocation handles gets a boot of its own, so its handles start
 at #1 as for a reader who types the same.
 
 --check compares the lines as tools/readme_run.py does (times, addresses, numbers of three
 digits or more, buddyinfo's counts and timing ratios masked; a block may mask a few more
 counts that move with the host's timing, each with its reason), then checks the figures
-that the prose quotes (PROSE) against the same runs. It fails naming the file, the block
+that the prose quotes (tools/prose_figures.py) against the same runs. It fails naming the file, the block
 and the first line that differs. Every fenced block in docs/*.md must be a marked block,
 a command to type (```sh), or listed in NOT_RUN with the reason it is not regenerated.
 """
