@@ -16,6 +16,7 @@
 #   make bench    instructions per operation of ours and each peer (callgrind), one table;
 #                 criterion, ratios and spreads go to target/bench.log (V=1: to the terminal)
 #   make bench-ir the instruction table only (make bench-ir-docs rewrites docs/performance.md)
+#   make docs-run rewrite the example output in README.md and docs/ from real runs in QEMU
 #   make gdb      QEMU halted with a gdb stub on 127.0.0.1:$(GDB_PORT), gdb attached
 #                 with symbols; QEMU ends with gdb (GDB_ARGS="-batch -ex ..." scripts it)
 #   make chainboot DEV_SERIAL=/dev/ttyUSB0   send kernel8.img to the chainloader on
@@ -58,7 +59,7 @@ FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 
 
-.PHONY: all build qemu test test-cycles test-host test-errata test-qemu test-sdcard test-gdb test-report report sweep bench bench-ir bench-ir-docs bench-ir-check mutants mutants-diff gdb objdump readelf nm clippy doc \
+.PHONY: all build qemu test test-cycles test-host test-errata test-qemu test-sdcard test-gdb test-report report sweep docs-run bench bench-ir bench-ir-docs bench-ir-check mutants mutants-diff gdb objdump readelf nm clippy doc \
         fmt sdcard sdcard-files chainloader chainboot chainboot-sdcard chainboot-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
 
 all: $(IMG)
@@ -159,6 +160,16 @@ bench:
 
 bench-ir:
 	$(PYTHON) tools/bench/ir_table.py
+
+# Every generated page from real runs of this image: README.md's run blocks
+# (tools/readme_run.py), docs/console.md (tools/console_doc.py) and the marked output
+# blocks of docs/*.md (tools/docs_run.py); the QEMU tests readme_output_is_a_real_run,
+# console_doc_matches_help and docs_output_is_a_real_run check them.
+docs-run: $(IMG) ensure-qemu
+	@tools/ensure-pkg.sh dtc device-tree-compiler
+	$(PYTHON) tools/readme_run.py --image $(IMG)
+	$(PYTHON) tools/console_doc.py --image $(IMG)
+	$(PYTHON) tools/docs_run.py --image $(IMG)
 
 bench-ir-docs:
 	$(PYTHON) tools/bench/ir_table.py --docs docs/performance.md

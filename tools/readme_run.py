@@ -7,7 +7,7 @@ README's console tour, and rewrites the blocks between `<!-- BEGIN run:NAME -->`
     tools/readme_run.py [--image kernel8.img] --check   exit 1 if they disagree with a run
 
 --check (a QEMU test runs it) compares each block line with the fresh run's with times,
-addresses, numbers of three digits or more and buddyinfo's counts masked (they move with
+addresses, numbers of three digits or more, timing ratios and buddyinfo's counts masked (they move with
 the image's size and the host's speed); everything else, the orders, the percentages, the formats and the
 order of the lines, must agree.
 """
@@ -54,6 +54,8 @@ def mask(line):
     line = re.sub(r"^\[\s*\d+\.\d+\]", "[T]", line)
     line = re.sub(r"\d+(\.\d+)? ?(ns|us|ms|s)\b", "D", line)
     line = re.sub(r"0x[0-9a-f]+", "X", line)
+    line = re.sub(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", "X", line)  # an oops' registers and stack
+    line = re.sub(r"\b\d+\.\d+x\b", "R", line)  # a ratio of two timings
     line = re.sub(r"\d{3,}", "N", line)
     return line.rstrip()
 

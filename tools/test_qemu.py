@@ -1797,6 +1797,7 @@ def readme_output_is_a_real_run(image):
 
 
 
+
 # ---------------------------------------------------------------- page_owner, KFENCE, kmemleak
 def release_command(q):
     """The console's command that releases handle N (`free N`, or `release N` once renamed)."""
@@ -1940,6 +1941,17 @@ def kfence_sampled_console_kmalloc_shows_its_real_phys(image):
         check(sampled >= 1, "no console kmalloc was sampled with a 1 ms interval", q.command("allocs"))
         out = q.command("release all")
         check("freed" in out, "release all", out)
+
+
+@test
+def docs_output_is_a_real_run(image):
+    """Every marked output block in docs/*.md is a run of this kernel with the boot options
+    its marker names (tools/docs_run.py; `make docs-run` regenerates them), masked as the
+    README's are; the figures the prose quotes agree with the same runs; and every other
+    fenced block is a command to type or listed with the reason it is not regenerated."""
+    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "docs_run.py")
+    r = subprocess.run([sys.executable, tool, "--image", image, "--check"], capture_output=True, text=True, timeout=1200)
+    check(r.returncode == 0, "docs/ disagree with a run (make docs-run regenerates the blocks)", r.stdout + r.stderr)
 
 
 def main():

@@ -54,7 +54,7 @@ static TYPES: &[CrashType] = &[
     },
     CrashType {
         name: "bad-page-free",
-        what: "free pages wrongly four ways (refused, survived)",
+        what: "free pages wrongly five ways (refused, survived)",
         run: crash_bad_page_free,
     },
     CrashType {
