@@ -19,7 +19,7 @@ use std::ops::Range;
 use mm::addr::{Pfn, PhysAddr, PAGE_SIZE};
 use mm::cpu::CpuId;
 use mm::gfp::{Gfp, GFP_ATOMIC, GFP_KERNEL, GFP_NOWAIT};
-use mm::page_alloc::{MigrateType, Page, PageAllocator, ZoneType, PAGEBLOCK_NR_PAGES};
+use mm::page_alloc::{check_invariants, MigrateType, Page, PageAllocator, ZoneType, PAGEBLOCK_NR_PAGES};
 
 const PAGES: u64 = 8192;
 const CPU: CpuId = CpuId::BOOT;
@@ -133,7 +133,7 @@ fn high_order_atomic_requests_never_retype_the_cma_area() {
         }
         area_intact(a, &area, &format!("round {round}"));
     }
-    a.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    check_invariants(a).unwrap_or_else(|e| panic!("{e}"));
 
     // Everything back: the area is whole, on the Cma lists only, and nothing else is Cma.
     for (p, o) in held {
@@ -143,7 +143,7 @@ fn high_order_atomic_requests_never_retype_the_cma_area() {
         a.free_pages(Pfn(p), 0, CPU).unwrap();
     }
     a.drain_all();
-    a.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    check_invariants(a).unwrap_or_else(|e| panic!("{e}"));
     area_intact(a, &area, "all freed");
     assert_eq!(mm::page_alloc::Cma::new(a).stats().unwrap().free, c.pages, "CmaFree dropped");
     assert_eq!(a.nr_free_pages(), PAGES);

@@ -12,7 +12,7 @@
 use mm::addr::{Pfn, PhysAddr, PAGE_SIZE};
 use mm::cpu::CpuId;
 use mm::gfp::{Gfp, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
-use mm::page_alloc::{Page, PageAllocator, ZoneType};
+use mm::page_alloc::{check_invariants, Page, PageAllocator, ZoneType};
 
 const PAGES: u64 = 2048;
 const FAST: CpuId = CpuId::of(0);
@@ -111,7 +111,7 @@ fn unmovable_fast_path_stops_exactly_at_low_without_the_cma_pages() {
     }
     z.a.drain_all();
     assert_eq!(z.a.nr_free_pages(), PAGES);
-    z.a.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    check_invariants(z.a).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

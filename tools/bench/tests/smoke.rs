@@ -32,7 +32,7 @@ fn page_workloads_on_every_allocator() {
         let a = check_pages(a).allocator();
         a.drain_all();
         assert_eq!(a.nr_free_pages(), all, "ours leaked pages");
-        a.check_invariants().expect("buddy invariants");
+        mm::page_alloc::check_invariants(a).expect("buddy invariants");
     }
     // Everything came back: the whole range is one block again.
     let mut f = check_pages(BsaFrames::new(NR_PAGES));

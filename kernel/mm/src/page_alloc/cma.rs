@@ -222,7 +222,7 @@ mod tests {
     use crate::addr::{PhysAddr, PAGE_SHIFT, PAGE_SIZE};
     use crate::cpu::CpuId;
     use crate::gfp::{Gfp, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
-    use crate::page_alloc::{MigrateType, Page, ZoneType};
+    use crate::page_alloc::{check_invariants, MigrateType, Page, ZoneType};
 
     /// An allocator over `n` free pages from pfn 0, no watermarks.
     fn make(n: u64) -> &'static PageAllocator {
@@ -257,12 +257,12 @@ mod tests {
         assert_eq!(c, CmaStats { base: Pfn(3072), pages: 1024, free: 1024 });
         assert_eq!(Cma::new(a).stats(), Some(c));
         assert_eq!(Cma::new(a).declare(4 << 20), None, "one area only");
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
         // A size is rounded up to whole pageblocks.
         let b = make(4096);
         assert_eq!(Cma::new(b).declare(5000).unwrap().pages, 512);
         assert_eq!(Cma::new(b).stats().unwrap().base, Pfn(3584));
-        b.check_invariants().unwrap();
+        check_invariants(b).unwrap();
         // pagetypeinfo grows a CMA column only with an area.
         let mut pt = String::new();
         super::super::report::pagetypeinfo(a, &mut pt).unwrap();
@@ -289,7 +289,7 @@ mod tests {
         }
         a.drain_all();
         assert_eq!(Cma::new(a).declare(4 << 20).unwrap().base, Pfn(2048));
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
         let full = make(1024);
         // (The low watermark keeps a few pages back.)
         assert!(take_all(full, GFP_KERNEL).len() > 1000);
@@ -312,12 +312,12 @@ mod tests {
         let borrowed = got.iter().filter(|p| cma.contains(p)).count() as u64;
         assert_eq!(borrowed + Cma::new(a).stats().unwrap().free, 1024);
         assert!(borrowed > 1024 - 16, "{borrowed}");
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
         for p in got {
             a.free_pages(Pfn(p), 0, CpuId::of(0)).unwrap();
         }
         a.drain_all();
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
         // Everything merged back, but never across the area's edge.
         let mut blocks = Vec::new();
         a.for_each_free_block(|_, p, o, m| blocks.push((p, o, m)));
@@ -337,7 +337,7 @@ mod tests {
             }
             a.drain_all();
             assert_eq!(Cma::new(a).stats().unwrap().free, 1024);
-            a.check_invariants().unwrap();
+            check_invariants(a).unwrap();
         }
     }
 
@@ -374,7 +374,7 @@ mod tests {
         }
         a.drain_all();
         assert_eq!(a.nr_free_pages(), 2048);
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
     }
 
     #[test]
@@ -386,6 +386,6 @@ mod tests {
         assert!(p.0 < 1536, "{p:?}");
         let k = a.alloc_pages(GFP_KERNEL, 0, CpuId::of(0)).unwrap();
         assert!(k.0 >= 1536, "{k:?}");
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
     }
 }

@@ -51,13 +51,13 @@ fn area_pages_drained_from_a_per_cpu_list_go_back_to_the_area() {
     assert_eq!(lost_cma_pageblocks(a), [], "an unmovable steal claimed an area pageblock");
     assert!(held.iter().all(|&(q, _)| q.0 >= 1536), "an unmovable request got an area page");
     assert_eq!(super::Cma::new(a).stats().unwrap().free, 1535, "the borrowed batch is back on the Cma lists");
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
     a.free_pages(p, 0, CpuId::of(1)).unwrap();
     for (q, order) in held {
         a.free_pages(q, order, CpuId::of(2)).unwrap();
     }
     a.drain_all();
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
     assert_eq!(super::Cma::new(a).stats().unwrap().free, 1536);
 }
 
@@ -83,7 +83,7 @@ fn high_order_atomic_requests_inside_the_area_reserve_no_cma_pageblock() {
         assert!(p.0 >= 1024, "order {order}: {p:?}");
         assert_eq!(lost_cma_pageblocks(a), [], "order {order}");
         assert_eq!(a.zone_stats(ZoneType::Normal).reserved_highatomic, 0, "order {order}");
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
         a.free_pages(p, order, CpuId::of(1)).unwrap();
     }
     a.set_min_free_kbytes(0);
@@ -91,7 +91,7 @@ fn high_order_atomic_requests_inside_the_area_reserve_no_cma_pageblock() {
         a.free_pages(Pfn(p), 0, CpuId::of(0)).unwrap();
     }
     a.drain_all();
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
     assert_eq!(super::Cma::new(a).stats().unwrap().free, 1024);
     // The control: the same request without an area, same free memory and marks, does
     // reserve its pageblock (the path above ran and only the area kept it out).
@@ -214,7 +214,7 @@ proptest! {
                 Step::Watermark { kbytes } => a.set_min_free_kbytes(kbytes),
             }
             prop_assert_eq!(lost_cma_pageblocks(a), vec![], "after step {} {:?}", i, s);
-            if let Err(e) = a.check_invariants() {
+            if let Err(e) = check_invariants(a) {
                 prop_assert!(false, "after step {} {:?}: {}", i, s, e);
             }
             m.check(a);
@@ -232,6 +232,6 @@ proptest! {
         prop_assert_eq!(a.nr_free_pages(), 4096);
         prop_assert_eq!(super::Cma::new(a).stats().unwrap().free, c.pages);
         prop_assert_eq!(lost_cma_pageblocks(a), vec![]);
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
     }
 }

@@ -46,7 +46,7 @@ fn compact_memory_reaches_the_fresh_top_order_by_emptying_the_block_the_scanners
     m.register(a);
     let (fresh, kept) = lab_layout(a, m);
     a.drain_all();
-    let census = a.check_invariants().unwrap();
+    let census = check_invariants(a).unwrap();
     let free = a.nr_free_pages();
     let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
     let ev = r.evacuation.expect("the evacuation step ran");
@@ -64,7 +64,7 @@ fn compact_memory_reaches_the_fresh_top_order_by_emptying_the_block_the_scanners
     // Every page's contents and owner reference intact, nothing leaked.
     m.check(a);
     a.drain_all();
-    assert_eq!(a.check_invariants().unwrap().allocated, census.allocated, "no leak");
+    assert_eq!(check_invariants(a).unwrap().allocated, census.allocated, "no leak");
     assert_eq!(a.nr_free_pages(), free);
     // Counted as compaction: every migration in pgmigrate_success and compact_isolated.
     let e = a.migrate_events();
@@ -111,7 +111,7 @@ fn compact_with_pinned_pages(tops: &[u64]) -> (&'static PageAllocator, CompactRe
         kept.retain(|&o| o != victim);
     }
     a.drain_all();
-    let census = a.check_invariants().unwrap();
+    let census = check_invariants(a).unwrap();
     let free = a.nr_free_pages();
     let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
     m.check(a);
@@ -119,7 +119,7 @@ fn compact_with_pinned_pages(tops: &[u64]) -> (&'static PageAllocator, CompactRe
         assert_eq!(a.movable_owner(p), Some((stranger, 0)));
     }
     a.drain_all();
-    assert_eq!(a.check_invariants().unwrap().allocated, census.allocated, "no leak");
+    assert_eq!(check_invariants(a).unwrap().allocated, census.allocated, "no leak");
     assert_eq!(a.nr_free_pages(), free);
     assert_eq!(a.migrate_events().pgmigrate_success, r.migrated);
     (a, r)

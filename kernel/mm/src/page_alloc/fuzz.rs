@@ -5,14 +5,14 @@
 //! Checked after every step: live allocations never overlap (a bitmap of allocated
 //! pages), bad frees are refused with the expected error and change nothing, and the page
 //! census adds up (buddy + pcp + allocated + reserved = mem_map). Every few steps and at
-//! the end [`PageAllocator::check_invariants`] walks every list. At the end everything is
+//! the end [`check_invariants`] walks every list. At the end everything is
 //! freed and drained, and the buddy lists must hold exactly the initial blocks.
 
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{FreeError, MemMap, Page, PageAllocator, MAX_PAGE_ORDER, NR_CPUS};
+use super::{check_invariants, FreeError, MemMap, Page, PageAllocator, MAX_PAGE_ORDER, NR_CPUS};
 use crate::addr::{Pfn, PhysAddr, PAGE_SHIFT};
 use crate::cpu::{BadCpu, CpuId};
 use crate::gfp::{Gfp, GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
@@ -197,7 +197,7 @@ impl Harness {
     }
 
     fn census_check(&self) {
-        let c = self.a.check_invariants().unwrap_or_else(|e| panic!("invariant: {e}"));
+        let c = check_invariants(&self.a).unwrap_or_else(|e| panic!("invariant: {e}"));
         assert_eq!(c.total(), HARNESS_PAGES);
         let model: u64 = self.live.iter().map(|l| 1u64 << l.1).sum();
         assert_eq!(c.allocated, model);
@@ -352,7 +352,7 @@ impl Harness {
             self.a.free_pages(Pfn(p), o, CpuId::BOOT).expect("final free");
         }
         self.a.drain_all();
-        let c = self.a.check_invariants().unwrap_or_else(|e| panic!("invariant: {e}"));
+        let c = check_invariants(&self.a).unwrap_or_else(|e| panic!("invariant: {e}"));
         assert_eq!(c.allocated + c.pcp_free, 0);
         let mut now = Vec::new();
         self.a.for_each_free_block(|_, p, o, _| now.push((p, o)));

@@ -168,7 +168,7 @@ fn migration_of_each_kind_updates_the_owner_and_frees_the_old_block() {
     m.register(a);
     let kinds: Vec<_> =
         (0..4u32).map(|o| m.alloc(a, o, false).unwrap()).chain((0..4).map(|o| m.alloc(a, o, true).unwrap())).collect();
-    let census = a.check_invariants().unwrap();
+    let census = check_invariants(a).unwrap();
     for &o in &kinds {
         let (old, order) = m.at(o);
         let new = Migrator::new(a, MigrateCtx::sync(cpu()))
@@ -180,7 +180,7 @@ fn migration_of_each_kind_updates_the_owner_and_frees_the_old_block() {
         m.check(a);
     }
     a.drain_all();
-    assert_eq!(a.check_invariants().unwrap().allocated, census.allocated, "no leak");
+    assert_eq!(check_invariants(a).unwrap().allocated, census.allocated, "no leak");
     assert_eq!(a.migrate_events().pgmigrate_success, kinds.len() as u64);
     // A page without a movable owner is refused, unchanged.
     let k = a.alloc_pages(GFP_KERNEL, 0, cpu()).unwrap();
@@ -338,7 +338,7 @@ fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
     m.register(a);
     let borrowed = kept.iter().filter(|&&o| m.at(o).0 >= 3072).count() as u64;
     assert!(borrowed > 1000, "{borrowed}");
-    let before = a.check_invariants().unwrap();
+    let before = check_invariants(a).unwrap();
     let mut st = CmaAllocStats::default();
     assert_eq!(Cma::new(a).alloc(1024, 10, cpu(), &mut st), Ok(Pfn(3072)));
     assert_eq!((st.migrated, st.failed, st.ranges_tried), (borrowed, 0, 1));
@@ -346,7 +346,7 @@ fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
     m.check(a);
     assert!(kept.iter().all(|&o| m.at(o).0 < 3072));
     a.drain_all();
-    let after = a.check_invariants().unwrap();
+    let after = check_invariants(a).unwrap();
     assert_eq!(after.allocated, before.allocated + 1024, "the range, and the moved pages once each");
     assert_eq!(Cma::new(a).stats().unwrap().free, 0);
     // Neither a page outside a range nor one released twice is taken back.
@@ -354,7 +354,7 @@ fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
     assert_eq!(Cma::new(a).release(Pfn(3072), 1025), Err(CmaError::NotAllocated));
     assert_eq!(Cma::new(a).release(Pfn(3072), 1024), Ok(()));
     assert_eq!(Cma::new(a).release(Pfn(3072), 1), Err(CmaError::NotAllocated));
-    let back = a.check_invariants().unwrap();
+    let back = check_invariants(a).unwrap();
     assert_eq!(back.allocated, before.allocated, "no leak");
     assert_eq!(Cma::new(a).stats().unwrap().free, 1024);
     let mut blocks = Vec::new();
@@ -375,14 +375,14 @@ fn cma_alloc_gives_up_a_range_whose_borrower_cannot_move() {
     t.lock().unwrap()[i] = None;
     m.mem.lock().unwrap().remove(&pinned.0);
     assert!(a.set_movable_owner(pinned, MovableOwner::new(STRANGER, 0)));
-    let before = a.check_invariants().unwrap();
+    let before = check_invariants(a).unwrap();
     let mut st = CmaAllocStats::default();
     assert_eq!(Cma::new(a).alloc(1024, 0, cpu(), &mut st), Err(CmaError::NoRange));
     assert!(st.failed >= 1 && st.ranges_tried == 1, "{st:?}");
     m.check(a);
     assert_eq!(a.movable_owner(pinned), Some((MovableOwner::new(STRANGER, 0), 0)));
     a.drain_all();
-    assert_eq!(a.check_invariants().unwrap().allocated, before.allocated, "a refused cma_alloc leaks nothing");
+    assert_eq!(check_invariants(a).unwrap().allocated, before.allocated, "a refused cma_alloc leaks nothing");
     // The half without the pinned page can be had; the area lends again afterwards.
     let mut st = CmaAllocStats::default();
     assert_eq!(Cma::new(a).alloc(512, 9, cpu(), &mut st), Ok(Pfn(3072)));
@@ -392,7 +392,7 @@ fn cma_alloc_gives_up_a_range_whose_borrower_cannot_move() {
     m.check(a);
     Cma::new(a).release(Pfn(3072), 512).unwrap();
     a.drain_all();
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
     assert_eq!(Cma::new(make(64)).alloc(1, 0, cpu(), &mut st), Err(CmaError::NoArea));
 }
 

@@ -55,7 +55,7 @@ use crate::addr::{Pfn, PAGE_SIZE};
 use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 
-pub use check::PageCensus;
+pub use check::{check_invariants, PageCensus};
 pub use cma::{Cma, CmaAllocStats, CmaError, CmaStats};
 pub use compaction::{extfrag_index, extfrag_indices, fragmentation_index, CompactResult, Compactor};
 pub use contig::Evacuation;

@@ -45,7 +45,7 @@ fn init_frees_maximal_aligned_blocks() {
     assert_eq!(a.zone_stats(ZoneType::Dma).managed_pages, 0);
     assert_eq!(a.meminfo(), MemInfo { total_pages: 1008, free_pages: 1008 });
     assert_eq!(a.meminfo().total_kb(), 4032);
-    let c = a.check_invariants().unwrap();
+    let c = check_invariants(a).unwrap();
     assert_eq!(c, PageCensus { buddy_free: 1008, pcp_free: 0, allocated: 0, reserved: 16 });
     assert_eq!(a.init(Box::leak(Box::new([Page::new()])), Pfn(0), pa(0), [], []), Err(InitError::AlreadyInitialized));
     // A whole 256 MiB block when aligned memory allows.
@@ -78,7 +78,7 @@ fn alloc_splits_and_free_coalesces() {
     a.drain_all();
     assert_eq!(a.nr_pcp_pages(), 0);
     assert_eq!(blocks(a), before);
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn bad_frees_are_refused_and_change_nothing() {
     let p = a.alloc_pages(GFP_KERNEL, 2, cpu(0)).unwrap();
     let c = a.alloc_pages(GFP_KERNEL | Gfp::GFP_COMP, 2, cpu(0)).unwrap();
     let z = a.alloc_pages(GFP_KERNEL, 0, cpu(1)).unwrap();
-    let snap = (blocks(a), a.nr_free_pages(), a.check_invariants().unwrap());
+    let snap = (blocks(a), a.nr_free_pages(), check_invariants(a).unwrap());
     let e = |r: Result<(), FreeError>| r.unwrap_err();
     assert_eq!(e(a.free_pages(p, 1, cpu(0))), FreeError::WrongOrder { pfn: p.0, order: 1, allocated: 2 });
     // Order 3 on an order-2 block: refused as unaligned or as the wrong order.
@@ -126,7 +126,7 @@ fn bad_frees_are_refused_and_change_nothing() {
     // A free block's head.
     let free_head = blocks(a).last().unwrap().0;
     assert!(matches!(e(a.free_pages(Pfn(free_head), 0, cpu(0))), FreeError::DoubleFree { .. }));
-    assert_eq!((blocks(a), a.nr_free_pages(), a.check_invariants().unwrap()), snap);
+    assert_eq!((blocks(a), a.nr_free_pages(), check_invariants(a).unwrap()), snap);
     // Double free on the per-CPU path and on the buddy path.
     a.free_pages(z, 0, cpu(1)).unwrap();
     assert_eq!(e(a.free_pages(z, 0, cpu(2))), FreeError::DoubleFree { pfn: z.0, order: 0 });
@@ -137,7 +137,7 @@ fn bad_frees_are_refused_and_change_nothing() {
     assert!(matches!(again, FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }));
     assert_eq!(FreeError::DoubleFree { pfn: 0x1234, order: 2 }.to_string(), "double free of pfn 0x1234 order 2");
     a.drain_all();
-    let c = a.check_invariants().unwrap();
+    let c = check_invariants(a).unwrap();
     assert_eq!(c.allocated, 0);
 }
 
@@ -267,7 +267,7 @@ fn highatomic_reserve() {
     for p in held {
         a.free_pages(p, 0, cpu(0)).unwrap();
     }
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
 }
 
 #[test]
@@ -386,7 +386,7 @@ fn shared_static_across_threads() {
         }
     });
     A.drain_all();
-    assert_eq!(A.check_invariants().unwrap().buddy_free, 8192);
+    assert_eq!(check_invariants(&A).unwrap().buddy_free, 8192);
     assert_eq!(blocks(&A), [(0, 13)]);
 }
 
@@ -427,7 +427,7 @@ fn init_from_memblock_like_boot() {
     assert_eq!(a.nr_managed_pages() * PS, free_bytes);
     let st = a.zone_stats(ZoneType::Normal);
     assert_eq!(st.present_pages, pages);
-    let c = a.check_invariants().unwrap();
+    let c = check_invariants(a).unwrap();
     assert_eq!(c.reserved, pages - a.nr_managed_pages());
     // The reserved pages are refused.
     assert_eq!(a.free_pages(Pfn(0x80), 0, cpu(0)), Err(FreeError::Reserved { pfn: 0x80 }));
@@ -448,7 +448,7 @@ fn tail_owner_words_cleared_on_free() {
         a.free_pages(b, order, cpu(0)).unwrap();
         assert!(!a.set_page_owner(t, 1), "page inside a free block");
         assert_eq!(a.page_owner(t), 0);
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
     }
     a.drain_all();
     for pfn in 0..64 {
@@ -492,12 +492,12 @@ fn interrupt_finding_the_lists_busy_takes_the_zone_path() {
         assert_eq!(a.nr_pcp_pages(), 4);
         drop(held);
     }
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
     // The owner's next free does the drain that was asked for.
     let s = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
     a.free_pages(s, 0, c).unwrap();
     assert_eq!(a.nr_pcp_pages(), 0);
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
     assert_eq!(blocks(a), [(0, 6)]);
 }
 
@@ -538,7 +538,7 @@ fn bulk_alloc_and_free() {
     assert_eq!(refused.len(), 1);
     assert!(matches!(refused[0], FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }));
     assert!(a.nr_pcp_pages() < 16, "drained to the zone in the end");
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
     a.drain_all();
     assert_eq!(blocks(a), [(0, 6)]);
     // Fault injection armed: one page through the full path, and the injected failure.
@@ -633,5 +633,5 @@ fn a_failing_request_drains_its_own_lists_first() {
     a.free_pages(table, 0, c).unwrap();
     a.drain_all();
     assert_eq!(a.nr_free_pages(), 1024);
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
 }
