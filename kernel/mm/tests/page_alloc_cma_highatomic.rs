@@ -147,7 +147,7 @@ fn high_order_atomic_requests_never_retype_the_cma_area() {
     area_intact(a, &area, "all freed");
     assert_eq!(mm::page_alloc::Cma::new(a).stats().unwrap().free, c.pages, "CmaFree dropped");
     assert_eq!(a.nr_free_pages(), PAGES);
-    a.for_each_free_block(|_, p, o, mt| {
+    mm::page_alloc::memmap::for_each_free_block(a, |_, p, o, mt| {
         let inside = area.contains(&p);
         assert_eq!(inside, mt == MigrateType::Cma, "block {p:#x} order {o} on the {mt:?} list");
     });

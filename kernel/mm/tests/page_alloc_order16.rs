@@ -68,7 +68,7 @@ fn initial_model() -> BTreeSet<(u64, u32)> {
 
 fn free_blocks(a: &PageAllocator) -> BTreeSet<(u64, u32)> {
     let mut v = BTreeSet::new();
-    a.for_each_free_block(|z, p, o, _| {
+    mm::page_alloc::memmap::for_each_free_block(a, |z, p, o, _| {
         assert_eq!(z, zone_of(p), "block {p:#x} on the wrong zone's list");
         assert!(v.insert((p, o)), "block {p:#x} order {o} listed twice");
     });

@@ -95,6 +95,11 @@ impl Cma<'_> {
         (z.cma.1 != 0).then(|| CmaStats { base: Pfn(z.cma.0), pages: z.cma.1, free: z.free_cma_pages })
     }
 
+    /// Whether `cma_alloc` is emptying the area now (its pageblocks isolated).
+    pub fn isolating(&self) -> bool {
+        self.0.lock_zone(ZoneType::Normal.index()).cma_isolated
+    }
+
     /// Linux's `cma_alloc`: `count` contiguous pages of the area, the first aligned to
     /// `2^align_order` pages. For each aligned range from the area's start: every
     /// borrowed block in it is migrated out (the owners repoint their references; targets
@@ -320,7 +325,7 @@ mod tests {
         check_invariants(a).unwrap();
         // Everything merged back, but never across the area's edge.
         let mut blocks = Vec::new();
-        a.for_each_free_block(|_, p, o, m| blocks.push((p, o, m)));
+        crate::page_alloc::memmap::for_each_free_block(a, |_, p, o, m| blocks.push((p, o, m)));
         blocks.sort_unstable();
         assert_eq!(
             blocks,

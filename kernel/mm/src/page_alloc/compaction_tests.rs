@@ -246,7 +246,7 @@ fn compaction_moves_movable_pages_out_of_low_cma_pageblocks() {
     assert!(r.migrated as usize >= 256 && r.failed <= 1 && r.evacuation.is_none(), "{r:?}");
     assert!(kept.iter().all(|&o| m.at(o).0 < 1536), "only within the area");
     let mut blocks = Vec::new();
-    a.for_each_free_block(|_, p, o, mt| blocks.push((p, o, mt)));
+    memmap::for_each_free_block(a, |_, p, o, mt| blocks.push((p, o, mt)));
     assert!(blocks.iter().any(|&(p, o, mt)| p == 0 && o >= 9 && mt == MigrateType::Cma), "{blocks:?}");
     m.free_all(a, kept, 2048);
 }

@@ -153,7 +153,7 @@ impl Harness {
         }
         let mm = a.mem_map().expect("initialised");
         let mut initial = Vec::new();
-        a.for_each_free_block(|_, p, o, _| initial.push((p, o)));
+        super::memmap::for_each_free_block(&a, |_, p, o, _| initial.push((p, o)));
         initial.sort_unstable();
         Harness {
             a,
@@ -355,7 +355,7 @@ impl Harness {
         let c = check_invariants(&self.a).unwrap_or_else(|e| panic!("invariant: {e}"));
         assert_eq!(c.allocated + c.pcp_free, 0);
         let mut now = Vec::new();
-        self.a.for_each_free_block(|_, p, o, _| now.push((p, o)));
+        super::memmap::for_each_free_block(&self.a, |_, p, o, _| now.push((p, o)));
         now.sort_unstable();
         assert_eq!(now, self.initial, "free lists differ from the initial ones");
     }

@@ -157,7 +157,7 @@ impl MovableOps for Model {
 
 pub(super) fn max_free_order(a: &PageAllocator) -> Option<u32> {
     let mut best = None;
-    a.for_each_free_block(|_, _, o, _| best = best.max(Some(o)));
+    memmap::for_each_free_block(a, |_, _, o, _| best = best.max(Some(o)));
     best
 }
 
@@ -358,7 +358,7 @@ fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
     assert_eq!(back.allocated, before.allocated, "no leak");
     assert_eq!(Cma::new(a).stats().unwrap().free, 1024);
     let mut blocks = Vec::new();
-    a.for_each_free_block(|_, p, o, mt| blocks.push((p, o, mt)));
+    memmap::for_each_free_block(a, |_, p, o, mt| blocks.push((p, o, mt)));
     assert!(blocks.contains(&(3072, 10, MigrateType::Cma)), "merged back whole");
     m.free_all(a, kept, 4096);
 }

@@ -416,12 +416,4 @@ impl PageAllocator {
         let p = &self.pcp[cpu.index()][zone.index()];
         PagesetStats { count: p.count(), high: p.high(), batch: p.batch() }
     }
-    /// Calls `f(zone, pfn, order, migratetype)` for every block on a buddy list.
-    pub fn for_each_free_block(&self, mut f: impl FnMut(ZoneType, u64, u32, MigrateType)) {
-        for zi in 0..MAX_NR_ZONES {
-            let z = self.lock_zone(zi);
-            let ty = z.ty;
-            z.for_each_free_block(&mut |p, o, m| f(ty, p, o, m));
-        }
-    }
 }

@@ -25,7 +25,7 @@ fn make(n: u64, base: u64, dma: u64, free: &[(u64, u64)]) -> &'static PageAlloca
 
 fn blocks(a: &PageAllocator) -> Vec<(u64, u32)> {
     let mut v = Vec::new();
-    a.for_each_free_block(|_, p, o, _| v.push((p, o)));
+    memmap::for_each_free_block(a, |_, p, o, _| v.push((p, o)));
     v.sort_unstable();
     v
 }
@@ -235,7 +235,7 @@ fn migratetype_fallback_steals_pageblocks() {
     assert_ne!(m.0 / 512, u.0 / 512);
     let types: Vec<_> = {
         let mut v = Vec::new();
-        a.for_each_free_block(|_, p, _, mt| v.push((p / 512, mt)));
+        memmap::for_each_free_block(a, |_, p, _, mt| v.push((p / 512, mt)));
         v
     };
     assert!(types.iter().any(|&(b, mt)| b == u.0 / 512 && mt == MigrateType::Unmovable));
