@@ -197,7 +197,7 @@ fn compaction_scans_cma_pageblocks_and_moves_only_movable_data_into_them() {
             assert!(o.kind == KIND_B, "{o:?}");
             live_in_cma += 1;
         } else {
-            assert!(!matches!(a.pfn_to_page(Pfn(p)).unwrap().state(), PageState::Head { .. }), "pfn {p}");
+            assert!(!matches!(a.pfn_to_page(Pfn(p)).unwrap().state(), page::PageState::Head { .. }), "pfn {p}");
         }
     }
     assert_eq!(live_in_cma, in_cma(m));

@@ -189,7 +189,7 @@ impl Harness {
         }
         // A fresh block carries no owner word, in its head or its tails.
         for q in p..p + (1u64 << order).min(512) {
-            assert_eq!(self.a.page_owner(Pfn(q)), 0, "stale owner word");
+            assert_eq!(crate::owner::page_owner(&self.mm, Pfn(q)), 0, "stale owner word");
         }
         self.mark(p, order, true);
         self.freed.retain(|&(fp, fo)| fp + (1 << fo) <= p || p + (1 << order) <= fp);
@@ -263,8 +263,8 @@ impl Harness {
                 let (p, o, _) = self.live[which % self.live.len()];
                 // The head or, as the slab does, a tail page.
                 let p = p + (word >> 7) % (1 << o);
-                assert!(self.a.set_page_owner(Pfn(p), word));
-                assert_eq!(self.a.page_owner(Pfn(p)), word);
+                assert!(crate::owner::set_page_owner(&self.mm, Pfn(p), word));
+                assert_eq!(crate::owner::page_owner(&self.mm, Pfn(p)), word);
             }
         }
         self.steps += 1;

@@ -73,7 +73,6 @@ pub use source::BuddyPageSource;
 pub use watermark::{AllocFlags, Watermarks, Wmark};
 pub use zone::Zone;
 
-use page::PageState;
 use pcp::LocalPcp;
 use zone_meta::{ZoneGuard, ZoneMeta};
 
@@ -186,25 +185,6 @@ impl Default for PageAllocator {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// The head of the live allocation holding `pfn`, a page with flags 0 (not a head, not a
-/// compound tail); `None` if `pfn` lies in a free block or in no block. Blocks are
-/// naturally aligned and disjoint, so the head is the first `pfn` rounded down to `2^o`
-/// (`o` = 1, 2, ...) that heads a block of order at least `o`.
-fn alloc_head_of(mm: &MemMap, pfn: u64) -> Option<&'static Page> {
-    for o in 1..=MAX_PAGE_ORDER {
-        let c = pfn & !((1u64 << o) - 1);
-        if c == pfn {
-            continue;
-        }
-        let h = mm.pfn_to_page(c)?;
-        let s = h.state();
-        if s.block_order().is_some_and(|bo| bo >= o) {
-            return matches!(s, PageState::Head { .. }).then_some(h);
-        }
-    }
-    None
 }
 
 impl PageAllocator {
@@ -325,39 +305,6 @@ impl PageAllocator {
         for cpu in CpuId::all() {
             self.drain_cpu(cpu);
         }
-    }
-
-    /// Stores the owner word of an allocated page (for a `PageSource` implementation);
-    /// false (nothing stored) if the page is free (a free block's head or a page inside a
-    /// free block), reserved or outside `mem_map`. On a tail page it also marks the
-    /// allocation's head so that the free clears the tails' owner words.
-    pub fn set_page_owner(&self, pfn: Pfn, word: u64) -> bool {
-        let Some(mm) = self.mem_map.get() else { return false };
-        let Some(p) = mm.pfn_to_page(pfn.0) else { return false };
-        let s = p.state();
-        if !s.may_own() {
-            return false;
-        }
-        if s == PageState::Unmarked {
-            // A tail of a non-compound block (compound heads clear their tails anyway).
-            let Some(head) = alloc_head_of(mm, pfn.0) else { return false };
-            head.mark_tail_owner();
-        }
-        p.set_owner(word);
-        true
-    }
-    /// The owner word of an allocated page; 0 for a free, reserved or unknown page.
-    pub fn page_owner(&self, pfn: Pfn) -> u64 {
-        match self.pfn_to_page(pfn) {
-            Some(p) if p.state().may_own() => p.owner(),
-            _ => 0,
-        }
-    }
-    /// [`Self::page_owner`] with one lookup that also tells whether `pfn` is in `mem_map`:
-    /// `None` outside it, `Some(0)` for a free or reserved page.
-    pub fn try_page_owner(&self, pfn: Pfn) -> Option<u64> {
-        let p = self.pfn_to_page(pfn)?;
-        Some(if p.state().may_own() { p.owner() } else { 0 })
     }
 
     /// Free pages on the buddy lists of every zone (Linux's `NR_FREE_PAGES`).

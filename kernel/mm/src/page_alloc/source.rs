@@ -10,6 +10,7 @@ use super::{want_init_on_alloc, AllocFailure, FreeError, PageAllocator};
 use crate::addr::{Pfn, PhysAddr, VirtAddr, PAGE_SHIFT};
 use crate::cpu::CpuId;
 use crate::gfp::Gfp;
+use crate::owner;
 use crate::page_source::PageSource;
 
 /// The buddy allocator seen as a [`PageSource`], with its collaborators bound.
@@ -86,14 +87,16 @@ impl PageSource for BuddyPageSource<'_> {
         self.alloc.pfn_to_page(pa.pfn()).map(|_| pa)
     }
     fn set_page_owner(&self, pa: PhysAddr, word: u64) {
-        self.alloc.set_page_owner(pa.pfn(), word);
+        if let Some(mm) = self.alloc.mem_map.get() {
+            owner::set_page_owner(mm, pa.pfn(), word);
+        }
     }
     fn page_owner(&self, pa: PhysAddr) -> u64 {
-        self.alloc.page_owner(pa.pfn())
+        self.alloc.mem_map.get().map_or(0, |mm| owner::page_owner(mm, pa.pfn()))
     }
     fn virt_page_owner(&self, va: VirtAddr) -> Option<u64> {
         let pa = PhysAddr::new(va.as_u64().wrapping_sub(self.linear_offset));
-        self.alloc.try_page_owner(pa.pfn())
+        owner::try_page_owner(self.alloc.mem_map.get()?, pa.pfn())
     }
     /// One round: this CPU's list, then the zone under one lock
     /// ([`PageAllocator::alloc_pages_bulk_with`]); zeroed and reported as

@@ -3,6 +3,7 @@
 use super::*;
 use crate::addr::{PhysAddr, PAGE_SHIFT};
 use crate::gfp::{GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
+use crate::owner::{page_owner, set_page_owner};
 
 /// CPU `n` (tests name CPUs by number).
 fn cpu(n: usize) -> CpuId {
@@ -144,21 +145,22 @@ fn bad_frees_are_refused_and_change_nothing() {
 #[test]
 fn compound_and_owner_words() {
     let a = make(64, 0, 0, &[(0, 64)]);
+    let mm = a.mem_map().unwrap();
     a.set_min_free_kbytes(0);
     let c = a.alloc_pages(GFP_KERNEL | Gfp::GFP_COMP, 3, cpu(0)).unwrap();
     let head = a.pfn_to_page(c).unwrap();
     assert!(head.is_head());
     assert!(a.pfn_to_page(Pfn(c.0 + 7)).unwrap().is_tail());
     assert_eq!(a.page_to_pfn(head), Some(c));
-    assert_eq!(a.page_owner(c), 0);
-    assert!(a.set_page_owner(c, 0xfeed_f00d_dead_beef));
-    assert!(a.set_page_owner(Pfn(c.0 + 1), 7));
-    assert_eq!(a.page_owner(c), 0xfeed_f00d_dead_beef);
+    assert_eq!(page_owner(&mm, c), 0);
+    assert!(set_page_owner(&mm, c, 0xfeed_f00d_dead_beef));
+    assert!(set_page_owner(&mm, Pfn(c.0 + 1), 7));
+    assert_eq!(page_owner(&mm, c), 0xfeed_f00d_dead_beef);
     a.free_pages(c, 3, cpu(0)).unwrap();
-    assert!(!a.set_page_owner(c, 1), "free page: links, not an owner");
-    assert_eq!(a.page_owner(Pfn(c.0 + 1)), 0, "owner words cleared on free");
+    assert!(!set_page_owner(&mm, c, 1), "free page: links, not an owner");
+    assert_eq!(page_owner(&mm, Pfn(c.0 + 1)), 0, "owner words cleared on free");
     let again = a.alloc_pages(GFP_KERNEL, 3, cpu(0)).unwrap();
-    assert_eq!(a.page_owner(again), 0);
+    assert_eq!(page_owner(&mm, again), 0);
     assert!(!a.pfn_to_page(Pfn(again.0 + 1)).unwrap().is_tail());
     assert!(want_init_on_alloc(GFP_KERNEL | Gfp::GFP_ZERO));
     assert!(!want_init_on_alloc(GFP_KERNEL));
@@ -437,26 +439,27 @@ fn init_from_memblock_like_boot() {
 #[test]
 fn tail_owner_words_cleared_on_free() {
     let a = make(64, 0, 0, &[(0, 64)]);
+    let mm = a.mem_map().unwrap();
     a.set_min_free_kbytes(0);
     // Order 3 goes through the per-CPU lists, order 5 through the zone.
     for order in [3u32, 5] {
         let b = a.alloc_pages(GFP_KERNEL, order, cpu(0)).unwrap();
         let t = Pfn(b.0 + 3);
-        assert!(a.set_page_owner(t, 0xabc));
-        assert_eq!(a.page_owner(t), 0xabc);
+        assert!(set_page_owner(&mm, t, 0xabc));
+        assert_eq!(page_owner(&mm, t), 0xabc);
         assert!(matches!(a.pfn_to_page(b).unwrap().state(), page::PageState::Head { tail_owner: true, .. }));
         a.free_pages(b, order, cpu(0)).unwrap();
-        assert!(!a.set_page_owner(t, 1), "page inside a free block");
-        assert_eq!(a.page_owner(t), 0);
+        assert!(!set_page_owner(&mm, t, 1), "page inside a free block");
+        assert_eq!(page_owner(&mm, t), 0);
         check_invariants(a).unwrap();
     }
     a.drain_all();
     for pfn in 0..64 {
-        assert_eq!(a.page_owner(Pfn(pfn)), 0);
+        assert_eq!(page_owner(&mm, Pfn(pfn)), 0);
     }
     let b = a.alloc_pages(GFP_KERNEL, 6, cpu(0)).unwrap();
     for pfn in b.0..b.0 + 64 {
-        assert_eq!(a.page_owner(Pfn(pfn)), 0);
+        assert_eq!(page_owner(&mm, Pfn(pfn)), 0);
     }
 }
 
