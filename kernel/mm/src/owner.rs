@@ -159,6 +159,27 @@ pub fn try_page_owner(mm: &MemMap, pfn: Pfn) -> Option<u64> {
     Some(if p.state().may_own() { p.owner() } else { 0 })
 }
 
+/// Marks the live block headed at `pfn` as movable by `owner`; false (nothing stored)
+/// if `pfn` is not the head of a live non-compound block or the kind is out of range.
+pub fn set_movable_owner(mm: &MemMap, pfn: Pfn, owner: MovableOwner) -> bool {
+    let Some(p) = mm.pfn_to_page(pfn.0) else { return false };
+    if owner.kind.0 as usize >= MAX_MOVABLE_KINDS {
+        return false;
+    }
+    if !matches!(p.state(), PageState::Head { compound: false, .. }) {
+        return false;
+    }
+    p.set_owner(owner.encode());
+    true
+}
+
+/// The movable owner of the live block headed at `pfn`, with the block's order.
+pub fn movable_owner(mm: &MemMap, pfn: Pfn) -> Option<(MovableOwner, u32)> {
+    let p = mm.pfn_to_page(pfn.0)?;
+    let PageState::Head { order, compound: false, .. } = p.state() else { return None };
+    Some((MovableOwner::decode(p.owner())?, order))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,7 +200,7 @@ fn fill() -> Option<(Allocation, usize)> {
         for &pa in &buf[..got] {
             write_marks(pa.pfn(), mark(n));
             lab.set(n, pa.pfn().0 as u32);
-            PAGES.set_movable_owner(pa.pfn(), MovableOwner::new(LAB_MOVABLE, n as u64));
+            migrate::set_movable_owner(pa.pfn(), MovableOwner::new(LAB_MOVABLE, n as u64));
             n += 1;
         }
         if got < want {

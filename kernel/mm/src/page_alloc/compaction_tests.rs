@@ -11,6 +11,7 @@ use super::migrate_tests::{checkerboard, cpu, max_free_order, Model, KIND_B, STR
 use super::*;
 use crate::addr::PhysAddr;
 use crate::gfp::{GFP_ATOMIC, GFP_KERNEL};
+use crate::owner::{movable_owner, set_movable_owner};
 
 /// Pages in the lab-like zone.
 const N: u64 = 3840;
@@ -106,7 +107,7 @@ fn compact_with_pinned_pages(tops: &[u64]) -> (&'static PageAllocator, CompactRe
         let (t, i) = m.table(victim).unwrap();
         t.lock().unwrap()[i] = None;
         m.mem.lock().unwrap().remove(&pfn.0);
-        assert!(a.set_movable_owner(pfn, stranger));
+        assert!(set_movable_owner(&a.mem_map().unwrap(), pfn, stranger));
         pinned.push(pfn);
         kept.retain(|&o| o != victim);
     }
@@ -116,7 +117,7 @@ fn compact_with_pinned_pages(tops: &[u64]) -> (&'static PageAllocator, CompactRe
     let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
     m.check(a);
     for &p in &pinned {
-        assert_eq!(a.movable_owner(p), Some((stranger, 0)));
+        assert_eq!(movable_owner(&a.mem_map().unwrap(), p), Some((stranger, 0)));
     }
     a.drain_all();
     assert_eq!(check_invariants(a).unwrap().allocated, census.allocated, "no leak");
@@ -193,7 +194,7 @@ fn compaction_scans_cma_pageblocks_and_moves_only_movable_data_into_them() {
     assert!(unmovable.iter().all(|p| !cma.contains(&p.0)));
     let mut live_in_cma = 0;
     for p in cma.clone() {
-        if let Some((o, _)) = a.movable_owner(Pfn(p)) {
+        if let Some((o, _)) = movable_owner(&a.mem_map().unwrap(), Pfn(p)) {
             assert!(o.kind == KIND_B, "{o:?}");
             live_in_cma += 1;
         } else {

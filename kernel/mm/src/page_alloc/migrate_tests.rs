@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use super::*;
 use crate::gfp::{GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
+use crate::owner::{movable_owner, set_movable_owner};
 
 pub(super) fn cpu() -> CpuId {
     CpuId::of(0)
@@ -75,7 +76,7 @@ impl Model {
         t.push(Some((pfn.0, order)));
         let i = (t.len() - 1) as u64;
         let o = MovableOwner::new(if in_b { KIND_B } else { KIND_A }, i);
-        assert!(a.set_movable_owner(pfn, o));
+        assert!(set_movable_owner(&a.mem_map().unwrap(), pfn, o));
         let mut m = self.mem.lock().unwrap();
         for p in 0..1u64 << order {
             m.insert(pfn.0 + p, pattern(o, p));
@@ -112,7 +113,7 @@ impl Model {
             for (i, e) in t.lock().unwrap().iter().enumerate() {
                 let Some((pfn, order)) = *e else { continue };
                 let o = MovableOwner::new(kind, i as u64);
-                assert_eq!(a.movable_owner(Pfn(pfn)), Some((o, order)));
+                assert_eq!(movable_owner(&a.mem_map().unwrap(), Pfn(pfn)), Some((o, order)));
                 for p in 0..1u64 << order {
                     assert_eq!(m.get(&(pfn + p)), Some(&pattern(o, p)), "contents of {o:?} page {p}");
                 }
@@ -130,7 +131,7 @@ fn pattern(o: MovableOwner, page: u64) -> u64 {
 /// Registers `ops` for both of the model's kinds with `a`.
 pub(super) fn register_both(a: &PageAllocator, ops: &'static dyn MovableOps) {
     for kind in [KIND_A, KIND_B] {
-        a.register_movable_ops(kind, ops).unwrap();
+        a.movable_ops.register(kind, ops).unwrap();
     }
 }
 
@@ -176,7 +177,7 @@ fn migration_of_each_kind_updates_the_owner_and_frees_the_old_block() {
             .unwrap();
         assert_ne!(new.0, old);
         assert_eq!(m.at(o), (new.0, order), "the reference follows");
-        assert_eq!(a.movable_owner(Pfn(old)), None, "the old block is no longer theirs");
+        assert_eq!(movable_owner(&a.mem_map().unwrap(), Pfn(old)), None, "the old block is no longer theirs");
         m.check(a);
     }
     a.drain_all();
@@ -374,13 +375,13 @@ fn cma_alloc_gives_up_a_range_whose_borrower_cannot_move() {
     let (t, i) = m.table(victim).unwrap();
     t.lock().unwrap()[i] = None;
     m.mem.lock().unwrap().remove(&pinned.0);
-    assert!(a.set_movable_owner(pinned, MovableOwner::new(STRANGER, 0)));
+    assert!(set_movable_owner(&a.mem_map().unwrap(), pinned, MovableOwner::new(STRANGER, 0)));
     let before = check_invariants(a).unwrap();
     let mut st = CmaAllocStats::default();
     assert_eq!(Cma::new(a).alloc(1024, 0, cpu(), &mut st), Err(CmaError::NoRange));
     assert!(st.failed >= 1 && st.ranges_tried == 1, "{st:?}");
     m.check(a);
-    assert_eq!(a.movable_owner(pinned), Some((MovableOwner::new(STRANGER, 0), 0)));
+    assert_eq!(movable_owner(&a.mem_map().unwrap(), pinned), Some((MovableOwner::new(STRANGER, 0), 0)));
     a.drain_all();
     assert_eq!(check_invariants(a).unwrap().allocated, before.allocated, "a refused cma_alloc leaks nothing");
     // The half without the pinned page can be had; the area lends again afterwards.

@@ -64,7 +64,7 @@ pub use fail::FailPageAlloc;
 pub use init::InitError;
 pub use migrate::{
     BlockMove, MigrateBatch, MigrateCtx, MigrateError, MigrateEvents, MigrateMode, Migrator, MovableKind, MovableOps,
-    MovableOwner, RegisterError, MAX_MOVABLE_KINDS, MIGRATE_BATCH,
+    MovableOwner, MovableRegistry, RegisterError, MAX_MOVABLE_KINDS, MIGRATE_BATCH,
 };
 pub use migratetype::{gfp_migratetype, MigrateType, ZoneType, MAX_NR_ZONES, MIGRATE_TYPES};
 pub use page::{mem_map_overhead, MemMap, Page};
@@ -176,7 +176,8 @@ pub struct PageAllocator {
     failures: AtomicU64,
     /// Fault injection knobs (`fail_page_alloc`).
     pub fail: FailPageAlloc,
-    movable: migrate::MovableRegistry,
+    /// The operations that move each kind of movable block ([`MovableRegistry::register`]).
+    pub movable_ops: MovableRegistry,
     migrate: migrate::MigrateStats,
     defer: compaction::CompactDefer,
 }
@@ -202,7 +203,7 @@ impl PageAllocator {
             min_free_kbytes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             fail: FailPageAlloc::new(),
-            movable: migrate::MovableRegistry::new(),
+            movable_ops: MovableRegistry::new(),
             migrate: migrate::MigrateStats::new(),
             defer: compaction::CompactDefer::new(),
         }
