@@ -15,7 +15,7 @@ fn only_high_order_atomic_requests_reserve_a_pageblock() {
     a.init(map, Pfn(0), PhysAddr::new(0), all, all).expect("init");
     a.set_pcp_high_batch(0, 1);
     let cpu = CpuId::BOOT;
-    let reserved = || a.zone_stats(ZoneType::Normal).reserved_highatomic;
+    let reserved = || a.snapshot().zone(ZoneType::Normal).reserved_highatomic;
     let mt = |p: Pfn| a.pfn_to_page(p).unwrap().pageblock_migratetype();
     // Down to the low watermark: atomic requests now pass only the slow path's check.
     let mut held = Vec::new();

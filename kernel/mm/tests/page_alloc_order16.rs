@@ -94,7 +94,7 @@ fn the_initial_blocks_are_the_merged_free_ranges() {
     assert_eq!(top, [&(0x20000, 16), &(0x40000, 16)]);
     assert_eq!(free_blocks(a), model);
     let free: u64 = FREE.iter().map(|&(s, e)| e - s).sum();
-    assert_eq!(a.nr_free_pages(), free);
+    assert_eq!(a.snapshot().nr_free_pages(), free);
 }
 
 /// Every page taken one at a time (each split checked against the model), then given back
@@ -138,7 +138,7 @@ fn split_to_single_pages_and_merge_back_through_order_16() {
     assert_eq!(top_splits, 2, "both order-16 blocks were split");
     let free: u64 = FREE.iter().map(|&(s, e)| e - s).sum();
     assert_eq!(taken.len() as u64, free, "every free page was handed out");
-    assert_eq!(a.nr_free_pages(), 0);
+    assert_eq!(a.snapshot().nr_free_pages(), 0);
     shuffle(&mut taken, 0x9e37_79b9_7f4a_7c15);
     for (i, &p) in taken.iter().enumerate() {
         a.free_pages(Pfn(p), 0, CpuId::of(i % NR_CPUS)).expect("free");
@@ -166,9 +166,9 @@ fn order_16_blocks_come_and_go_whole() {
     assert_eq!(got, tops);
     assert!(a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, MAX_PAGE_ORDER + 1, CpuId::BOOT).is_err());
     let b = got[0];
-    let free_before = a.nr_free_pages();
+    let free_before = a.snapshot().nr_free_pages();
     a.free_pages(Pfn(b), MAX_PAGE_ORDER, CpuId::BOOT).unwrap();
-    assert_eq!(a.nr_free_pages(), free_before + (1 << MAX_PAGE_ORDER));
+    assert_eq!(a.snapshot().nr_free_pages(), free_before + (1 << MAX_PAGE_ORDER));
     assert!(free_blocks(a).contains(&(b, MAX_PAGE_ORDER)));
     a.free_pages(Pfn(got[1]), MAX_PAGE_ORDER, CpuId::of(1)).unwrap();
     a.drain_all();

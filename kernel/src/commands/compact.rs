@@ -87,7 +87,7 @@ fn extfrag(args: &[&str]) -> Result<(), CommandError> {
     no_args(args)?;
     print(|w| {
         for zone in ZoneType::ALL {
-            if PAGES.zone_stats(zone).managed_pages == 0 {
+            if PAGES.snapshot().zone(zone).managed_pages == 0 {
                 continue;
             }
             write!(w, "Node 0, zone {:>8} ", zone.name())?;

@@ -351,7 +351,7 @@ mod tests {
         let a = make(2048);
         // min_free_kbytes 512: min 128 pages, low 160.
         a.set_min_free_kbytes(512);
-        let low = a.zone_stats(ZoneType::Normal).wmarks.low;
+        let low = a.snapshot().zone(ZoneType::Normal).wmarks.low;
         assert_eq!(low, 160);
         let cma = Cma::new(a).declare(4 << 20).unwrap();
         assert_eq!((cma.base, cma.pages), (Pfn(1024), 1024));
@@ -359,7 +359,7 @@ mod tests {
         // 1024 outside the area), not of all free pages: the area does not hide that
         // their own pages are at the watermark.
         let kernel = take_all(a, GFP_KERNEL);
-        let outside = a.nr_free_pages() - Cma::new(a).stats().unwrap().free;
+        let outside = a.snapshot().nr_free_pages() - Cma::new(a).stats().unwrap().free;
         assert!(outside >= low - 8 && outside <= low + 64, "{outside} pages outside the area left");
         assert!(kernel.iter().all(|&p| p < 1024));
         // Order 0 (the per-CPU path) and order 4 (the zone path) alike: an unmovable
@@ -378,7 +378,7 @@ mod tests {
             a.free_pages(Pfn(p), 0, CpuId::of(0)).unwrap();
         }
         a.drain_all();
-        assert_eq!(a.nr_free_pages(), 2048);
+        assert_eq!(a.snapshot().nr_free_pages(), 2048);
         check_invariants(a).unwrap();
     }
 

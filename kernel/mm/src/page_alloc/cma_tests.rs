@@ -39,7 +39,10 @@ fn area_pages_drained_from_a_per_cpu_list_go_back_to_the_area() {
     a.set_pcp_high_batch(64, 16);
     let p = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, CpuId::of(1)).unwrap();
     assert!(p.0 < 1536, "borrowed: {p:?}");
-    assert!(a.pageset(CpuId::of(1), ZoneType::Normal).count > 0, "the refill left area pages on cpu1's list");
+    assert!(
+        a.snapshot().pageset(CpuId::of(1), ZoneType::Normal).count > 0,
+        "the refill left area pages on cpu1's list"
+    );
     a.drain_all();
     // Unmovable requests of every order down to 0 take what is outside the area, then fail.
     let mut held = Vec::new();
@@ -77,12 +80,12 @@ fn high_order_atomic_requests_inside_the_area_reserve_no_cma_pageblock() {
     // min 1024 pages, low 1280: the 1024 free (all in the area) are under the low mark
     // and above the atomic minimum.
     a.set_min_free_kbytes(4096);
-    assert_eq!(a.zone_stats(ZoneType::Normal).wmarks.min, 1024);
+    assert_eq!(a.snapshot().zone(ZoneType::Normal).wmarks.min, 1024);
     for order in [2, 4] {
         let p = a.alloc_pages(GFP_ATOMIC | Gfp::GFP_MOVABLE, order, CpuId::of(1)).unwrap();
         assert!(p.0 >= 1024, "order {order}: {p:?}");
         assert_eq!(lost_cma_pageblocks(a), [], "order {order}");
-        assert_eq!(a.zone_stats(ZoneType::Normal).reserved_highatomic, 0, "order {order}");
+        assert_eq!(a.snapshot().zone(ZoneType::Normal).reserved_highatomic, 0, "order {order}");
         check_invariants(a).unwrap();
         a.free_pages(p, order, CpuId::of(1)).unwrap();
     }
@@ -100,7 +103,7 @@ fn high_order_atomic_requests_inside_the_area_reserve_no_cma_pageblock() {
     b.drain_all();
     b.set_min_free_kbytes(4096);
     let p = b.alloc_pages(GFP_ATOMIC | Gfp::GFP_MOVABLE, 2, CpuId::of(1)).unwrap();
-    assert_eq!(b.zone_stats(ZoneType::Normal).reserved_highatomic, PAGEBLOCK_NR_PAGES);
+    assert_eq!(b.snapshot().zone(ZoneType::Normal).reserved_highatomic, PAGEBLOCK_NR_PAGES);
     assert_eq!(b.pfn_to_page(p).unwrap().pageblock_migratetype(), MigrateType::HighAtomic);
     b.free_pages(p, 2, CpuId::of(1)).unwrap();
     for p in held {
@@ -229,7 +232,7 @@ proptest! {
             }
         }
         a.drain_all();
-        prop_assert_eq!(a.nr_free_pages(), 4096);
+        prop_assert_eq!(a.snapshot().nr_free_pages(), 4096);
         prop_assert_eq!(super::Cma::new(a).stats().unwrap().free, c.pages);
         prop_assert_eq!(lost_cma_pageblocks(a), vec![]);
         check_invariants(a).unwrap();

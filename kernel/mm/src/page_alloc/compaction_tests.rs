@@ -9,7 +9,7 @@
 
 use super::migrate_tests::{checkerboard, cpu, max_free_order, Model, KIND_B, STRANGER};
 use super::*;
-use crate::addr::PhysAddr;
+use crate::addr::{PhysAddr, PAGE_SIZE};
 use crate::gfp::{GFP_ATOMIC, GFP_KERNEL};
 use crate::owner::{movable_owner, set_movable_owner};
 
@@ -48,7 +48,7 @@ fn compact_memory_reaches_the_fresh_top_order_by_emptying_the_block_the_scanners
     let (fresh, kept) = lab_layout(a, m);
     a.drain_all();
     let census = check_invariants(a).unwrap();
-    let free = a.nr_free_pages();
+    let free = a.snapshot().nr_free_pages();
     let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
     let ev = r.evacuation.expect("the evacuation step ran");
     // The scanners alone stopped one order below the top: the held pages reach below
@@ -66,9 +66,9 @@ fn compact_memory_reaches_the_fresh_top_order_by_emptying_the_block_the_scanners
     m.check(a);
     a.drain_all();
     assert_eq!(check_invariants(a).unwrap().allocated, census.allocated, "no leak");
-    assert_eq!(a.nr_free_pages(), free);
+    assert_eq!(a.snapshot().nr_free_pages(), free);
     // Counted as compaction: every migration in pgmigrate_success and compact_isolated.
-    let e = a.migrate_events();
+    let e = a.snapshot().migrate;
     assert_eq!(e.pgmigrate_success, r.migrated);
     assert_eq!(e.compact_isolated, 2 * r.migrated);
     assert_eq!((e.compact_migrate_scanned, e.compact_free_scanned), (r.migrate_scanned, r.free_scanned));
@@ -113,7 +113,7 @@ fn compact_with_pinned_pages(tops: &[u64]) -> (&'static PageAllocator, CompactRe
     }
     a.drain_all();
     let census = check_invariants(a).unwrap();
-    let free = a.nr_free_pages();
+    let free = a.snapshot().nr_free_pages();
     let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
     m.check(a);
     for &p in &pinned {
@@ -121,8 +121,8 @@ fn compact_with_pinned_pages(tops: &[u64]) -> (&'static PageAllocator, CompactRe
     }
     a.drain_all();
     assert_eq!(check_invariants(a).unwrap().allocated, census.allocated, "no leak");
-    assert_eq!(a.nr_free_pages(), free);
-    assert_eq!(a.migrate_events().pgmigrate_success, r.migrated);
+    assert_eq!(a.snapshot().nr_free_pages(), free);
+    assert_eq!(a.snapshot().migrate.pgmigrate_success, r.migrated);
     (a, r)
 }
 
@@ -156,11 +156,11 @@ fn direct_compaction_empties_a_block_for_a_pageblock_order_request() {
     let (fresh, kept) = lab_layout(a, m);
     // Order 9: the scanners suffice; order 10: only with the evacuation step.
     let p9 = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 9, cpu()).unwrap();
-    let e = a.migrate_events();
+    let e = a.snapshot().migrate;
     assert_eq!((e.compact_stall, e.compact_success), (1, 1));
     a.free_pages(p9, 9, cpu()).unwrap();
     let p10 = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 10, cpu()).unwrap();
-    let e = a.migrate_events();
+    let e = a.snapshot().migrate;
     assert_eq!((e.compact_stall, e.compact_success, e.compact_fail), (2, 2, 0));
     assert_eq!(p10, Pfn(1024));
     m.check(a);
@@ -215,7 +215,7 @@ fn compaction_scans_cma_pageblocks_and_moves_only_movable_data_into_them() {
         a.free_pages(p, 0, cpu()).unwrap();
     }
     a.drain_all();
-    assert_eq!(a.nr_free_pages(), 4096);
+    assert_eq!(a.snapshot().nr_free_pages(), 4096);
 }
 
 #[test]

@@ -201,8 +201,8 @@ impl Harness {
         assert_eq!(c.total(), HARNESS_PAGES);
         let model: u64 = self.live.iter().map(|l| 1u64 << l.1).sum();
         assert_eq!(c.allocated, model);
-        assert_eq!(c.buddy_free + c.pcp_free, self.a.nr_free_pages());
-        assert_eq!(c.reserved, HARNESS_PAGES - self.a.nr_managed_pages());
+        assert_eq!(c.buddy_free + c.pcp_free, self.a.snapshot().nr_free_pages());
+        assert_eq!(c.reserved, HARNESS_PAGES - self.a.snapshot().nr_managed_pages());
     }
 
     /// Applies one operation and checks.
@@ -254,7 +254,7 @@ impl Harness {
             }
             Op::DrainAll => {
                 self.a.drain_all();
-                assert_eq!(self.a.nr_pcp_pages(), 0);
+                assert_eq!(self.a.snapshot().nr_pcp_pages(), 0);
             }
             Op::Owner { which, word } => {
                 if self.live.is_empty() {
@@ -270,14 +270,18 @@ impl Harness {
         self.steps += 1;
         let model: u64 = self.live.iter().map(|l| 1u64 << l.1).sum();
         // Cheap accounting every step; the full walk every 32 steps.
-        assert_eq!(self.a.nr_free_pages() + model, self.a.nr_managed_pages(), "pages lost or duplicated");
+        assert_eq!(
+            self.a.snapshot().nr_free_pages() + model,
+            self.a.snapshot().nr_managed_pages(),
+            "pages lost or duplicated"
+        );
         if self.steps.is_multiple_of(32) {
             self.census_check();
         }
     }
 
     fn bad_free(&mut self, kind: u8, which: usize, cpu: CpuId) {
-        let before = self.a.nr_free_pages();
+        let before = self.a.snapshot().nr_free_pages();
         let err = match kind % 8 {
             0 => {
                 let Some(&(p, o)) = self.freed.last() else {
@@ -341,7 +345,7 @@ impl Harness {
             }
         };
         let _ = err;
-        assert_eq!(self.a.nr_free_pages(), before, "a refused free changed the allocator");
+        assert_eq!(self.a.snapshot().nr_free_pages(), before, "a refused free changed the allocator");
         self.census_check();
     }
 

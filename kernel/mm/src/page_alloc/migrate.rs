@@ -220,6 +220,20 @@ pub(super) struct MigrateStats {
 }
 
 impl MigrateStats {
+    /// The counters, read (for [`PageAllocator::snapshot`]).
+    pub(super) fn read(&self) -> MigrateEvents {
+        MigrateEvents {
+            pgmigrate_success: self.pgmigrate_success.load(Relaxed),
+            pgmigrate_fail: self.pgmigrate_fail.load(Relaxed),
+            compact_migrate_scanned: self.compact_migrate_scanned.load(Relaxed),
+            compact_free_scanned: self.compact_free_scanned.load(Relaxed),
+            compact_isolated: self.compact_isolated.load(Relaxed),
+            compact_stall: self.compact_stall.load(Relaxed),
+            compact_fail: self.compact_fail.load(Relaxed),
+            compact_success: self.compact_success.load(Relaxed),
+        }
+    }
+
     pub(super) const fn new() -> Self {
         Self {
             pgmigrate_success: AtomicU64::new(0),
@@ -234,7 +248,8 @@ impl MigrateStats {
     }
 }
 
-/// The counters of [`MigrateStats`], read (`/proc/vmstat` prints them).
+/// The counters of [`MigrateStats`], read ([`PageAllocator::snapshot`]; `/proc/vmstat`
+/// prints them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MigrateEvents {
     /// Pages migrated.
@@ -253,23 +268,6 @@ pub struct MigrateEvents {
     pub compact_fail: u64,
     /// Compactions that did.
     pub compact_success: u64,
-}
-
-impl PageAllocator {
-    /// The migration and compaction counters.
-    pub fn migrate_events(&self) -> MigrateEvents {
-        let m = &self.migrate;
-        MigrateEvents {
-            pgmigrate_success: m.pgmigrate_success.load(Relaxed),
-            pgmigrate_fail: m.pgmigrate_fail.load(Relaxed),
-            compact_migrate_scanned: m.compact_migrate_scanned.load(Relaxed),
-            compact_free_scanned: m.compact_free_scanned.load(Relaxed),
-            compact_isolated: m.compact_isolated.load(Relaxed),
-            compact_stall: m.compact_stall.load(Relaxed),
-            compact_fail: m.compact_fail.load(Relaxed),
-            compact_success: m.compact_success.load(Relaxed),
-        }
-    }
 }
 
 /// The migration driver (Linux's `migrate_pages` and its helpers): borrows the page

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::*;
+use crate::addr::PAGE_SIZE;
 use crate::gfp::{GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
 use crate::owner::{movable_owner, set_movable_owner};
 
@@ -99,7 +100,7 @@ impl Model {
             self.free(a, o);
         }
         a.drain_all();
-        assert_eq!(a.nr_free_pages(), free, "pages leaked");
+        assert_eq!(a.snapshot().nr_free_pages(), free, "pages leaked");
     }
     pub(super) fn at(&self, o: MovableOwner) -> (u64, u32) {
         let (t, i) = self.table(o).unwrap();
@@ -182,7 +183,7 @@ fn migration_of_each_kind_updates_the_owner_and_frees_the_old_block() {
     }
     a.drain_all();
     assert_eq!(check_invariants(a).unwrap().allocated, census.allocated, "no leak");
-    assert_eq!(a.migrate_events().pgmigrate_success, kinds.len() as u64);
+    assert_eq!(a.snapshot().migrate.pgmigrate_success, kinds.len() as u64);
     // A page without a movable owner is refused, unchanged.
     let k = a.alloc_pages(GFP_KERNEL, 0, cpu()).unwrap();
     let r = Migrator::new(a, MigrateCtx::sync(cpu())).migrate_page(k, &mut |_| panic!("no target wanted"));
@@ -197,7 +198,7 @@ fn target_allocation_failing_at_each_step_rolls_back() {
     let m = Model::new();
     m.register(a);
     let owners: Vec<_> = (0..6).map(|i| m.alloc(a, i % 3, i % 2 == 0).unwrap()).collect();
-    let free_before = a.nr_free_pages();
+    let free_before = a.snapshot().nr_free_pages();
     for step in 1..=owners.len() as u64 {
         a.fail.fail_nth(step);
         let mut done = Vec::new();
@@ -215,7 +216,7 @@ fn target_allocation_failing_at_each_step_rolls_back() {
         }
         let failed: Vec<_> = done.iter().enumerate().filter(|(_, ok)| !**ok).map(|(i, _)| i as u64 + 1).collect();
         assert_eq!(failed, [step], "exactly the armed allocation failed");
-        assert_eq!(a.nr_free_pages(), free_before, "nothing leaked or lost");
+        assert_eq!(a.snapshot().nr_free_pages(), free_before, "nothing leaked or lost");
     }
     // The owner no longer holding the block (or busy) also rolls back: the target is freed.
     let o = owners[0];
@@ -231,7 +232,7 @@ fn target_allocation_failing_at_each_step_rolls_back() {
         .migrate_page(Pfn(old), &mut |ord| a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok());
     drop(held);
     assert_eq!(r, Err(MigrateError::Busy));
-    assert_eq!(a.nr_free_pages(), free_before);
+    assert_eq!(a.snapshot().nr_free_pages(), free_before);
     m.check(a);
     m.free_all(a, owners, 1024);
 }
@@ -280,7 +281,7 @@ fn compaction_rebuilds_a_top_order_block_from_a_checkerboard() {
     assert_eq!(extfrag_index(a, ZoneType::Normal.index(), 11), -1000);
     let big = a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 11, cpu()).unwrap();
     a.free_pages(big, 11, cpu()).unwrap();
-    let e = a.migrate_events();
+    let e = a.snapshot().migrate;
     assert_eq!((e.compact_migrate_scanned, e.compact_free_scanned), (r.migrate_scanned, r.free_scanned));
     m.free_all(a, kept, n);
     assert_eq!(max_free_order(a), Some(12));
@@ -295,9 +296,9 @@ fn direct_compaction_for_high_order_kernel_requests_only() {
     let kept = checkerboard(a, m);
     assert!(a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 6, cpu()).is_err(), "atomic never compacts");
     assert!(a.alloc_pages(GFP_KERNEL | Gfp::GFP_NORETRY | Gfp::GFP_NOWARN, 6, cpu()).is_err());
-    assert_eq!(a.migrate_events().compact_stall, 0);
+    assert_eq!(a.snapshot().migrate.compact_stall, 0);
     let p = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 6, cpu()).unwrap();
-    let e = a.migrate_events();
+    let e = a.snapshot().migrate;
     assert_eq!((e.compact_stall, e.compact_success, e.compact_fail), (1, 1, 0));
     assert!(e.pgmigrate_success >= 32, "at least a block's worth moved");
     assert!(e.pgmigrate_success < n / 4, "stopped once the block was free");
@@ -458,10 +459,10 @@ mod batch {
         let c: &'static Counting = Box::leak(Box::new(Counting::new(m)));
         register_both(a, c);
         let owners: Vec<_> = (0..6).map(|i| m.alloc(a, i % 3, i % 2 == 0).unwrap()).collect();
-        let free_before = a.nr_free_pages();
+        let free_before = a.snapshot().nr_free_pages();
         for step in 1..=owners.len() {
             let before: Vec<_> = owners.iter().map(|&o| m.at(o)).collect();
-            let (batches, fails) = (c.batches.load(Relaxed), a.migrate_events().pgmigrate_fail);
+            let (batches, fails) = (c.batches.load(Relaxed), a.snapshot().migrate.pgmigrate_fail);
             a.fail.fail_nth(step as u64);
             let res = migrate_batch(a, c, &owners, MigrateMode::Sync);
             for (i, r) in res.iter().enumerate() {
@@ -478,8 +479,8 @@ mod batch {
             // Each kind's blocks go to its operations as one batch (the kinds alternate).
             let kinds = owners[..step - 1].iter().map(|o| o.kind).collect::<std::collections::BTreeSet<_>>();
             assert_eq!(c.batches.load(Relaxed), batches + kinds.len() as u64, "one batch per kind");
-            assert_eq!(a.migrate_events().pgmigrate_fail, fails + 1, "only the block tried counts as failed");
-            assert_eq!(a.nr_free_pages(), free_before, "nothing leaked or lost");
+            assert_eq!(a.snapshot().migrate.pgmigrate_fail, fails + 1, "only the block tried counts as failed");
+            assert_eq!(a.snapshot().nr_free_pages(), free_before, "nothing leaked or lost");
         }
         // An owner that lost its block (at each position) or a busy owner: that block's
         // target is freed, the others move.
@@ -497,14 +498,14 @@ mod batch {
             assert_eq!(res[bad], Err(MigrateError::Gone));
             assert_eq!(m.at(o), (old, order));
             m.check(a);
-            assert_eq!(a.nr_free_pages(), free_before);
+            assert_eq!(a.snapshot().nr_free_pages(), free_before);
         }
         let pfns: Vec<_> = owners.iter().map(|&o| Pfn(m.at(o).0)).collect();
         let held = (m.table_a.lock().unwrap(), m.table_b.lock().unwrap());
         let res = migrate_pfns(a, &pfns, MigrateMode::Async);
         drop(held);
         assert!(res.iter().all(|r| *r == Err(MigrateError::Busy)), "{res:?}");
-        assert_eq!(a.nr_free_pages(), free_before);
+        assert_eq!(a.snapshot().nr_free_pages(), free_before);
         m.check(a);
         m.free_all(a, owners, 1024);
     }

@@ -13,7 +13,7 @@
 //! zone lock inside it (order: this CPU's lists, then zone).
 //!
 //! Accounting choice (as Linux): pages on per-CPU lists are free memory, so they count in
-//! [`PageAllocator::nr_free_pages`] and MemFree, but not in the zone's `free_pages`
+//! [`VmStat::nr_free_pages`] and MemFree, but not in the zone's `free_pages`
 //! (`NR_FREE_PAGES`), in watermark checks or in `buddyinfo`, which show buddy lists only.
 
 mod alloc;
@@ -34,6 +34,7 @@ pub mod page;
 pub mod pcp;
 pub mod report;
 pub mod source;
+pub mod vmstat;
 pub mod watermark;
 pub mod zone;
 
@@ -51,7 +52,7 @@ mod zone_meta;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-use crate::addr::{Pfn, PAGE_SIZE};
+use crate::addr::Pfn;
 use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 
@@ -70,6 +71,7 @@ pub use migratetype::{gfp_migratetype, MigrateType, ZoneType, MAX_NR_ZONES, MIGR
 pub use page::{mem_map_overhead, MemMap, Page};
 pub use pcp::{PerCpuPages, NR_CPUS, PCP_MAX_ORDER};
 pub use source::BuddyPageSource;
+pub use vmstat::{MemInfo, PagesetStats, VmEvents, VmStat, ZoneStats};
 pub use watermark::{AllocFlags, Watermarks, Wmark};
 pub use zone::Zone;
 
@@ -95,72 +97,6 @@ pub const PAGEBLOCK_NR_PAGES: u64 = 1 << PAGEBLOCK_ORDER;
 /// the kernel layer does it through the linear map.
 pub const fn want_init_on_alloc(gfp: Gfp) -> bool {
     gfp.contains(Gfp::GFP_ZERO)
-}
-
-/// A zone's numbers for reports and `/proc/zoneinfo`-like output.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct ZoneStats {
-    /// Which zone.
-    pub zone: ZoneType,
-    /// First pfn of the span.
-    pub start_pfn: u64,
-    /// Pages spanned.
-    pub spanned_pages: u64,
-    /// Pages of RAM in the span.
-    pub present_pages: u64,
-    /// Pages handed to the allocator.
-    pub managed_pages: u64,
-    /// Pages on the buddy lists.
-    pub free_pages: u64,
-    /// Pages on the per-CPU lists.
-    pub pcp_pages: u64,
-    /// Pages in HighAtomic-reserved pageblocks.
-    pub reserved_highatomic: u64,
-    /// The watermarks.
-    pub wmarks: Watermarks,
-    /// Pages kept back from requests that may use a higher zone.
-    pub lowmem_reserve: u64,
-}
-
-/// The page allocator's event counters, in pages, summed over CPUs when read (Linux's
-/// `vm_event_states`; `/proc/vmstat` prints them).
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct VmEvents {
-    /// Pages allocated, per zone (`pgalloc_dma`, `pgalloc_normal`).
-    pub pgalloc: [u64; MAX_NR_ZONES],
-    /// Pages freed (`pgfree`).
-    pub pgfree: u64,
-}
-
-/// One CPU's pageset in one zone, as `/proc/zoneinfo` prints it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct PagesetStats {
-    /// Pages on the CPU's lists.
-    pub count: u64,
-    /// Drain mark.
-    pub high: u64,
-    /// Refill and drain batch.
-    pub batch: u64,
-}
-
-/// The two numbers of `/proc/meminfo` the allocator owns, in pages.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct MemInfo {
-    /// MemTotal: managed pages.
-    pub total_pages: u64,
-    /// MemFree: buddy plus per-CPU pages.
-    pub free_pages: u64,
-}
-
-impl MemInfo {
-    /// MemTotal in kB.
-    pub const fn total_kb(&self) -> u64 {
-        self.total_pages * (PAGE_SIZE as u64 / 1024)
-    }
-    /// MemFree in kB.
-    pub const fn free_kb(&self) -> u64 {
-        self.free_pages * (PAGE_SIZE as u64 / 1024)
-    }
 }
 
 /// The page allocator. Construct with [`PageAllocator::new`] (a `const fn`, so it can be a
@@ -306,62 +242,5 @@ impl PageAllocator {
         for cpu in CpuId::all() {
             self.drain_cpu(cpu);
         }
-    }
-
-    /// Free pages on the buddy lists of every zone (Linux's `NR_FREE_PAGES`).
-    pub fn nr_free_buddy_pages(&self) -> u64 {
-        self.meta.iter().map(|m| m.free.load(Relaxed)).sum()
-    }
-    /// Pages on per-CPU lists, all CPUs and zones.
-    pub fn nr_pcp_pages(&self) -> u64 {
-        self.pcp.iter().flatten().map(PerCpuPages::count).sum()
-    }
-    /// All free pages: buddy lists plus per-CPU lists.
-    pub fn nr_free_pages(&self) -> u64 {
-        self.nr_free_buddy_pages() + self.nr_pcp_pages()
-    }
-    /// Pages handed to the allocator (Linux's `totalram_pages`).
-    pub fn nr_managed_pages(&self) -> u64 {
-        self.meta.iter().map(|m| m.managed.load(Relaxed)).sum()
-    }
-    /// Allocation failures so far (injected ones included).
-    pub fn nr_failures(&self) -> u64 {
-        self.failures.load(Relaxed)
-    }
-    /// MemTotal and MemFree for `/proc/meminfo`.
-    pub fn meminfo(&self) -> MemInfo {
-        MemInfo { total_pages: self.nr_managed_pages(), free_pages: self.nr_free_pages() }
-    }
-    /// One zone's numbers.
-    pub fn zone_stats(&self, zone: ZoneType) -> ZoneStats {
-        let m = &self.meta[zone.index()];
-        let start = m.start_pfn.load(Relaxed);
-        ZoneStats {
-            zone,
-            start_pfn: start,
-            spanned_pages: m.end_pfn.load(Relaxed) - start,
-            present_pages: m.present.load(Relaxed),
-            managed_pages: m.managed.load(Relaxed),
-            free_pages: m.free.load(Relaxed),
-            pcp_pages: self.pcp.iter().map(|c| c[zone.index()].count()).sum(),
-            reserved_highatomic: m.reserved_highatomic.load(Relaxed),
-            wmarks: m.wmarks(),
-            lowmem_reserve: m.lowmem_reserve.load(Relaxed),
-        }
-    }
-    /// The event counters (Linux's `all_vm_events`): each CPU's own counters plus those
-    /// of interrupts that found their CPU's lists busy, read without stopping anyone.
-    pub fn vm_events(&self) -> VmEvents {
-        let mut e = VmEvents::default();
-        for (zi, m) in self.meta.iter().enumerate() {
-            e.pgalloc[zi] = m.pgalloc.load(Relaxed) + self.pcp.iter().map(|c| c[zi].pgalloc()).sum::<u64>();
-            e.pgfree += m.pgfree.load(Relaxed) + self.pcp.iter().map(|c| c[zi].pgfree()).sum::<u64>();
-        }
-        e
-    }
-    /// CPU `cpu`'s pageset in `zone` (read from any CPU: each number is a single load).
-    pub fn pageset(&self, cpu: CpuId, zone: ZoneType) -> PagesetStats {
-        let p = &self.pcp[cpu.index()][zone.index()];
-        PagesetStats { count: p.count(), high: p.high(), batch: p.batch() }
     }
 }

@@ -231,13 +231,13 @@ mod tests {
         let mut out = [PhysAddr::new(0); 10];
         assert_eq!(src.alloc_pages_bulk(GFP_KERNEL | Gfp::GFP_ZERO, &mut out), 10);
         assert_eq!(BULK_ZEROED.load(Relaxed), 10 * PAGE_SIZE);
-        assert_eq!(a.nr_free_pages(), 54);
+        assert_eq!(a.snapshot().nr_free_pages(), 54);
         for pa in out {
             src.set_page_owner(pa, 7);
             assert_eq!(src.page_owner(pa), 7);
         }
         src.free_pages_bulk(&out);
-        assert_eq!(a.nr_free_pages(), 64);
+        assert_eq!(a.snapshot().nr_free_pages(), 64);
         assert_eq!(BULK_BAD.load(Relaxed), 0);
         src.free_pages_bulk(&out[..2]);
         assert_eq!(BULK_BAD.load(Relaxed), 2, "double frees refused and reported");
