@@ -61,7 +61,7 @@ pub fn boot(board: &str, cmdline: &str) {
         end -= 1;
     }
     emit(records::BootInfo { version: crate::oops::VERSION, board, cmdline: &cmdline[..end] });
-    let z = PAGES.zone_stats(ZoneType::Normal);
+    let z = PAGES.snapshot().zone(ZoneType::Normal);
     let ram = board::mailbox::arm_memory().map_or(0, |(b, s)| b as u64 + s as u64);
     emit(records::BootMemory {
         ram_bytes: ram,

@@ -10,6 +10,15 @@
 //! [`MovableOps`](crate::page_alloc::MovableOps) that can move the block, and 48 bits
 //! private to that kind) are all encoded and decoded here. A word of no tag (0, or the
 //! free lists' links) is nobody's.
+//!
+//! It is also the one that stores and reads the word in the page descriptors of the
+//! `mem_map` ([`set_page_owner`], [`page_owner`], [`try_page_owner`], and their movable
+//! forms [`set_movable_owner`], [`movable_owner`]): only a live block's pages may hold
+//! one, since a free block's descriptors keep the free lists' links in that word.
+
+use crate::addr::Pfn;
+use crate::page_alloc::page::{MemMap, Page, PageState};
+use crate::page_alloc::MAX_PAGE_ORDER;
 
 /// Tag in the top 16 bits: the page belongs to a slab.
 const TAG_SLAB: u64 = 0x51ab;
@@ -96,6 +105,79 @@ impl MovableOwner {
         }
         Some(MovableOwner { kind: MovableKind(tag as u8), private: w & MOVABLE_PRIVATE_MASK })
     }
+}
+
+/// The head of the live allocation holding `pfn`, a page with flags 0 (not a head, not a
+/// compound tail); `None` if `pfn` lies in a free block or in no block. Blocks are
+/// naturally aligned and disjoint, so the head is the first `pfn` rounded down to `2^o`
+/// (`o` = 1, 2, ...) that heads a block of order at least `o`.
+fn alloc_head_of(mm: &MemMap, pfn: u64) -> Option<&'static Page> {
+    for o in 1..=MAX_PAGE_ORDER {
+        let c = pfn & !((1u64 << o) - 1);
+        if c == pfn {
+            continue;
+        }
+        let h = mm.pfn_to_page(c)?;
+        let s = h.state();
+        if s.block_order().is_some_and(|bo| bo >= o) {
+            return matches!(s, PageState::Head { .. }).then_some(h);
+        }
+    }
+    None
+}
+
+/// Stores the owner word of an allocated page (for a `PageSource` implementation);
+/// false (nothing stored) if the page is free (a free block's head or a page inside a
+/// free block), reserved or outside `mm`. On a tail page it also marks the allocation's
+/// head so that the free clears the tails' owner words.
+pub fn set_page_owner(mm: &MemMap, pfn: Pfn, word: u64) -> bool {
+    let Some(p) = mm.pfn_to_page(pfn.0) else { return false };
+    let s = p.state();
+    if !s.may_own() {
+        return false;
+    }
+    if s == PageState::Unmarked {
+        // A tail of a non-compound block (compound heads clear their tails anyway).
+        let Some(head) = alloc_head_of(mm, pfn.0) else { return false };
+        head.mark_tail_owner();
+    }
+    p.set_owner(word);
+    true
+}
+
+/// The owner word of an allocated page; 0 for a free, reserved or unknown page.
+#[inline]
+pub fn page_owner(mm: &MemMap, pfn: Pfn) -> u64 {
+    try_page_owner(mm, pfn).unwrap_or(0)
+}
+
+/// [`page_owner`] with one lookup that also tells whether `pfn` is in `mm`: `None`
+/// outside it, `Some(0)` for a free or reserved page.
+#[inline]
+pub fn try_page_owner(mm: &MemMap, pfn: Pfn) -> Option<u64> {
+    let p = mm.pfn_to_page(pfn.0)?;
+    Some(if p.state().may_own() { p.owner() } else { 0 })
+}
+
+/// Marks the live block headed at `pfn` as movable by `owner`; false (nothing stored)
+/// if `pfn` is not the head of a live non-compound block or the kind is out of range.
+pub fn set_movable_owner(mm: &MemMap, pfn: Pfn, owner: MovableOwner) -> bool {
+    let Some(p) = mm.pfn_to_page(pfn.0) else { return false };
+    if owner.kind.0 as usize >= MAX_MOVABLE_KINDS {
+        return false;
+    }
+    if !matches!(p.state(), PageState::Head { compound: false, .. }) {
+        return false;
+    }
+    p.set_owner(owner.encode());
+    true
+}
+
+/// The movable owner of the live block headed at `pfn`, with the block's order.
+pub fn movable_owner(mm: &MemMap, pfn: Pfn) -> Option<(MovableOwner, u32)> {
+    let p = mm.pfn_to_page(pfn.0)?;
+    let PageState::Head { order, compound: false, .. } = p.state() else { return None };
+    Some((MovableOwner::decode(p.owner())?, order))
 }
 
 #[cfg(test)]

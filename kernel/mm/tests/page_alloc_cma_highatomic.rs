@@ -19,7 +19,7 @@ use std::ops::Range;
 use mm::addr::{Pfn, PhysAddr, PAGE_SIZE};
 use mm::cpu::CpuId;
 use mm::gfp::{Gfp, GFP_ATOMIC, GFP_KERNEL, GFP_NOWAIT};
-use mm::page_alloc::{MigrateType, Page, PageAllocator, ZoneType, PAGEBLOCK_NR_PAGES};
+use mm::page_alloc::{check_invariants, MigrateType, Page, PageAllocator, ZoneType, PAGEBLOCK_NR_PAGES};
 
 const PAGES: u64 = 8192;
 const CPU: CpuId = CpuId::BOOT;
@@ -42,7 +42,7 @@ fn area_intact(a: &PageAllocator, area: &Range<u64>, when: &str) {
     for pb in area.clone().step_by(PAGEBLOCK_NR_PAGES as usize) {
         assert_eq!(pageblock_mt(a, pb), MigrateType::Cma, "{when}: area pageblock {pb:#x} retyped");
     }
-    let reserved = a.zone_stats(ZoneType::Normal).reserved_highatomic;
+    let reserved = a.snapshot().zone(ZoneType::Normal).reserved_highatomic;
     let outside_highatomic = (0..PAGES)
         .step_by(PAGEBLOCK_NR_PAGES as usize)
         .filter(|pb| !area.contains(pb) && pageblock_mt(a, *pb) == MigrateType::HighAtomic)
@@ -102,7 +102,11 @@ fn high_order_atomic_requests_never_retype_the_cma_area() {
         a.drain_all();
         area_intact(a, &area, "GFP_NOWAIT");
     }
-    assert_eq!(a.nr_free_pages(), mm::page_alloc::Cma::new(a).stats().unwrap().free, "free pages outside the area");
+    assert_eq!(
+        a.snapshot().nr_free_pages(),
+        mm::page_alloc::Cma::new(a).stats().unwrap().free,
+        "free pages outside the area"
+    );
     outside.sort_unstable();
     let s = (0..PAGES - c.pages)
         .step_by(8)
@@ -114,7 +118,7 @@ fn high_order_atomic_requests_never_retype_the_cma_area() {
     }
     outside.retain(|p| !back.contains(p));
     a.drain_all();
-    assert_eq!(a.zone_stats(ZoneType::Normal).wmarks.low, 8);
+    assert_eq!(a.snapshot().zone(ZoneType::Normal).wmarks.low, 8);
     let p = a.alloc_pages(GFP_ATOMIC, 2, CPU).expect("atomic order 2 from the freed pages");
     assert!(back.contains(&p.0), "{p:?}");
     assert_eq!(pageblock_mt(a, s), MigrateType::HighAtomic, "the pageblock became the reserve");
@@ -133,7 +137,7 @@ fn high_order_atomic_requests_never_retype_the_cma_area() {
         }
         area_intact(a, &area, &format!("round {round}"));
     }
-    a.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    check_invariants(a).unwrap_or_else(|e| panic!("{e}"));
 
     // Everything back: the area is whole, on the Cma lists only, and nothing else is Cma.
     for (p, o) in held {
@@ -143,11 +147,11 @@ fn high_order_atomic_requests_never_retype_the_cma_area() {
         a.free_pages(Pfn(p), 0, CPU).unwrap();
     }
     a.drain_all();
-    a.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    check_invariants(a).unwrap_or_else(|e| panic!("{e}"));
     area_intact(a, &area, "all freed");
     assert_eq!(mm::page_alloc::Cma::new(a).stats().unwrap().free, c.pages, "CmaFree dropped");
-    assert_eq!(a.nr_free_pages(), PAGES);
-    a.for_each_free_block(|_, p, o, mt| {
+    assert_eq!(a.snapshot().nr_free_pages(), PAGES);
+    mm::page_alloc::memmap::for_each_free_block(a, |_, p, o, mt| {
         let inside = area.contains(&p);
         assert_eq!(inside, mt == MigrateType::Cma, "block {p:#x} order {o} on the {mt:?} list");
     });

@@ -28,5 +28,5 @@ fn comp_marks_tails_only_above_order_0() {
         a.free_pages(p, order, cpu).unwrap();
     }
     a.drain_all();
-    assert_eq!(a.nr_free_pages(), 1024);
+    assert_eq!(a.snapshot().nr_free_pages(), 1024);
 }

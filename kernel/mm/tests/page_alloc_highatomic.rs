@@ -5,7 +5,7 @@
 use mm::addr::{Pfn, PhysAddr, PAGE_SIZE};
 use mm::cpu::CpuId;
 use mm::gfp::{Gfp, GFP_ATOMIC, GFP_KERNEL};
-use mm::page_alloc::{MigrateType, Page, PageAllocator, ZoneType, PAGEBLOCK_NR_PAGES};
+use mm::page_alloc::{check_invariants, MigrateType, Page, PageAllocator, ZoneType, PAGEBLOCK_NR_PAGES};
 
 #[test]
 fn only_high_order_atomic_requests_reserve_a_pageblock() {
@@ -15,7 +15,7 @@ fn only_high_order_atomic_requests_reserve_a_pageblock() {
     a.init(map, Pfn(0), PhysAddr::new(0), all, all).expect("init");
     a.set_pcp_high_batch(0, 1);
     let cpu = CpuId::BOOT;
-    let reserved = || a.zone_stats(ZoneType::Normal).reserved_highatomic;
+    let reserved = || a.snapshot().zone(ZoneType::Normal).reserved_highatomic;
     let mt = |p: Pfn| a.pfn_to_page(p).unwrap().pageblock_migratetype();
     // Down to the low watermark: atomic requests now pass only the slow path's check.
     let mut held = Vec::new();
@@ -36,5 +36,5 @@ fn only_high_order_atomic_requests_reserve_a_pageblock() {
         a.free_pages(p, o, cpu).unwrap();
     }
     a.drain_all();
-    a.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    check_invariants(a).unwrap_or_else(|e| panic!("{e}"));
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use mm::addr::{Pfn, PhysAddr, PAGE_SHIFT};
 use mm::cpu::CpuId;
 use mm::gfp::{Gfp, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
-use mm::page_alloc::{Page, PageAllocator, ZoneType, MAX_PAGE_ORDER, NR_CPUS};
+use mm::page_alloc::{check_invariants, Page, PageAllocator, ZoneType, MAX_PAGE_ORDER, NR_CPUS};
 
 /// First pfn: not aligned to anything large.
 const BASE: u64 = 0xfffb;
@@ -68,7 +68,7 @@ fn initial_model() -> BTreeSet<(u64, u32)> {
 
 fn free_blocks(a: &PageAllocator) -> BTreeSet<(u64, u32)> {
     let mut v = BTreeSet::new();
-    a.for_each_free_block(|z, p, o, _| {
+    mm::page_alloc::memmap::for_each_free_block(a, |z, p, o, _| {
         assert_eq!(z, zone_of(p), "block {p:#x} on the wrong zone's list");
         assert!(v.insert((p, o)), "block {p:#x} order {o} listed twice");
     });
@@ -94,7 +94,7 @@ fn the_initial_blocks_are_the_merged_free_ranges() {
     assert_eq!(top, [&(0x20000, 16), &(0x40000, 16)]);
     assert_eq!(free_blocks(a), model);
     let free: u64 = FREE.iter().map(|&(s, e)| e - s).sum();
-    assert_eq!(a.nr_free_pages(), free);
+    assert_eq!(a.snapshot().nr_free_pages(), free);
 }
 
 /// Every page taken one at a time (each split checked against the model), then given back
@@ -138,13 +138,13 @@ fn split_to_single_pages_and_merge_back_through_order_16() {
     assert_eq!(top_splits, 2, "both order-16 blocks were split");
     let free: u64 = FREE.iter().map(|&(s, e)| e - s).sum();
     assert_eq!(taken.len() as u64, free, "every free page was handed out");
-    assert_eq!(a.nr_free_pages(), 0);
+    assert_eq!(a.snapshot().nr_free_pages(), 0);
     shuffle(&mut taken, 0x9e37_79b9_7f4a_7c15);
     for (i, &p) in taken.iter().enumerate() {
         a.free_pages(Pfn(p), 0, CpuId::of(i % NR_CPUS)).expect("free");
     }
     a.drain_all();
-    a.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    check_invariants(a).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(free_blocks(a), initial, "the free pages did not merge back into the initial blocks");
 }
 
@@ -166,12 +166,12 @@ fn order_16_blocks_come_and_go_whole() {
     assert_eq!(got, tops);
     assert!(a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, MAX_PAGE_ORDER + 1, CpuId::BOOT).is_err());
     let b = got[0];
-    let free_before = a.nr_free_pages();
+    let free_before = a.snapshot().nr_free_pages();
     a.free_pages(Pfn(b), MAX_PAGE_ORDER, CpuId::BOOT).unwrap();
-    assert_eq!(a.nr_free_pages(), free_before + (1 << MAX_PAGE_ORDER));
+    assert_eq!(a.snapshot().nr_free_pages(), free_before + (1 << MAX_PAGE_ORDER));
     assert!(free_blocks(a).contains(&(b, MAX_PAGE_ORDER)));
     a.free_pages(Pfn(got[1]), MAX_PAGE_ORDER, CpuId::of(1)).unwrap();
     a.drain_all();
     assert_eq!(free_blocks(a), model);
-    a.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    check_invariants(a).unwrap_or_else(|e| panic!("{e}"));
 }

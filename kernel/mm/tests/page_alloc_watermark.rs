@@ -12,7 +12,7 @@
 use mm::addr::{Pfn, PhysAddr, PAGE_SIZE};
 use mm::cpu::CpuId;
 use mm::gfp::{Gfp, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
-use mm::page_alloc::{Page, PageAllocator, ZoneType};
+use mm::page_alloc::{check_invariants, Page, PageAllocator, ZoneType};
 
 const PAGES: u64 = 2048;
 const FAST: CpuId = CpuId::of(0);
@@ -33,7 +33,7 @@ impl Zone {
         a.init(map, Pfn(0), PhysAddr::new(0), all, all).expect("init");
         // min_free_kbytes 512: min 128 pages, low 160.
         a.set_min_free_kbytes(512);
-        let low = a.zone_stats(ZoneType::Normal).wmarks.low;
+        let low = a.snapshot().zone(ZoneType::Normal).wmarks.low;
         assert_eq!(low, 160);
         let cma = mm::page_alloc::Cma::new(a).declare(4 << 20).expect("cma area");
         assert_eq!(cma.pages, 1024);
@@ -45,9 +45,9 @@ impl Zone {
     fn counts(&self) -> (u64, u64, u64) {
         let a = self.a;
         (
-            a.zone_stats(ZoneType::Normal).free_pages,
+            a.snapshot().zone(ZoneType::Normal).free_pages,
             mm::page_alloc::Cma::new(a).stats().unwrap().free,
-            a.pageset(FAST, ZoneType::Normal).count,
+            a.snapshot().pageset(FAST, ZoneType::Normal).count,
         )
     }
 
@@ -110,8 +110,8 @@ fn unmovable_fast_path_stops_exactly_at_low_without_the_cma_pages() {
         z.a.free_pages(Pfn(p), 0, OTHER).unwrap();
     }
     z.a.drain_all();
-    assert_eq!(z.a.nr_free_pages(), PAGES);
-    z.a.check_invariants().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(z.a.snapshot().nr_free_pages(), PAGES);
+    check_invariants(z.a).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn movable_fast_path_counts_the_cma_pages() {
         z.a.free_pages(Pfn(p), 0, OTHER).unwrap();
     }
     z.a.drain_all();
-    assert_eq!(z.a.nr_free_pages(), PAGES);
+    assert_eq!(z.a.snapshot().nr_free_pages(), PAGES);
 }
 
 /// A block handed out by the fast path counts all its pages in `pgalloc` (and leaves the
@@ -145,11 +145,11 @@ fn fast_path_counts_every_page_of_a_block() {
             z.a.free_pages(p, order, FAST).unwrap();
         }
         let (f, _, p) = z.counts();
-        let before = z.a.vm_events().pgalloc[zi];
+        let before = z.a.snapshot().events.pgalloc[zi];
         let b = z.a.alloc_pages(GFP_KERNEL, order, FAST).unwrap();
         let (f2, _, p2) = z.counts();
         assert_eq!((f2, p2), (f, p - (1 << order)), "order {order}: not a fast-path hit");
-        assert_eq!(z.a.vm_events().pgalloc[zi], before + (1 << order), "order {order}: pgalloc");
+        assert_eq!(z.a.snapshot().events.pgalloc[zi], before + (1 << order), "order {order}: pgalloc");
         z.a.free_pages(b, order, FAST).unwrap();
     }
 }

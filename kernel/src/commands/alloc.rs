@@ -50,7 +50,7 @@ impl Table {
         if let (Allocation::Pages { addr, .. }, true) = (&alloc, gfp.contains(Gfp::GFP_MOVABLE)) {
             // Compaction may move it: this slot is its only reference (see `move_held`).
             let owner = MovableOwner::new(crate::mm::migrate::CONSOLE_MOVABLE, slot as u64);
-            PAGES.set_movable_owner(crate::mm::virt_to_phys(*addr).pfn(), owner);
+            crate::mm::migrate::set_movable_owner(crate::mm::virt_to_phys(*addr).pfn(), owner);
         }
         let h = Held { id: self.next, alloc, gfp };
         self.next += 1;

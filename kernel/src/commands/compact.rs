@@ -21,7 +21,7 @@ pub const COMPACT: Command = Command {
 /// The largest order with a free block on the buddy lists.
 pub fn max_free_order() -> Option<u32> {
     let mut best = None;
-    PAGES.for_each_free_block(|_, _, o, _| best = best.max(Some(o)));
+    mm::page_alloc::memmap::for_each_free_block(&PAGES, |_, _, o, _| best = best.max(Some(o)));
     best
 }
 
@@ -87,7 +87,7 @@ fn extfrag(args: &[&str]) -> Result<(), CommandError> {
     no_args(args)?;
     print(|w| {
         for zone in ZoneType::ALL {
-            if PAGES.zone_stats(zone).managed_pages == 0 {
+            if PAGES.snapshot().zone(zone).managed_pages == 0 {
                 continue;
             }
             write!(w, "Node 0, zone {:>8} ", zone.name())?;

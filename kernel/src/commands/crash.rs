@@ -243,7 +243,7 @@ fn crash_use_after_free() {
 
 #[inline(never)]
 fn crash_bad_page_free() {
-    let before = page_alloc::PAGES.nr_free_pages();
+    let before = page_alloc::PAGES.snapshot().nr_free_pages();
     if let Some(va) = page_alloc::__get_free_pages(GFP_KERNEL, 1) {
         let _ = page_alloc::free_pages(va, 0); // wrong order
         let _ = page_alloc::free_pages(va.add(4096), 0); // a tail page
@@ -252,7 +252,7 @@ fn crash_bad_page_free() {
         let _ = page_alloc::free_pages(va, 1); // double free
     }
     let _ = page_alloc::free_pages(mm::addr::VirtAddr::new(0xffff_ff80_0000_0000), 0); // reserved page 0
-    let after = page_alloc::PAGES.nr_free_pages();
+    let after = page_alloc::PAGES.snapshot().nr_free_pages();
     cprintln!(
         "crash: free pages before {before}, after {after}: {}",
         if before == after { "allocator intact" } else { "MISMATCH" }

@@ -45,9 +45,10 @@ pub struct MemSummary {
 /// are counted as allocated; zoneinfo shows them as pagesets). MemAvailable = free -
 /// reserve (the high watermark); nothing here is reclaimable.
 pub fn mem_summary() -> MemSummary {
-    let z = PAGES.zone_stats(ZoneType::Normal);
+    let stat = PAGES.snapshot();
+    let z = stat.zone(ZoneType::Normal);
     MemSummary {
-        total_kb: PAGES.meminfo().total_kb(),
+        total_kb: stat.meminfo().total_kb(),
         free_kb: z.free_pages * 4,
         available_kb: z.free_pages.saturating_sub(z.wmarks.high) * 4,
     }
@@ -93,7 +94,8 @@ pub const ZONEINFO: Command = Command {
 
 /// Writes /proc/zoneinfo for the one zone, with Linux's field names (in pages).
 pub fn write_zoneinfo(w: &mut dyn Write) -> core::fmt::Result {
-    let z = PAGES.zone_stats(ZoneType::Normal);
+    let stat = PAGES.snapshot();
+    let z = stat.zone(ZoneType::Normal);
     writeln!(w, "Node 0, zone   Normal")?;
     writeln!(w, "  pages free     {}", z.free_pages)?;
     writeln!(w, "        boost    0")?;
@@ -111,7 +113,7 @@ pub fn write_zoneinfo(w: &mut dyn Write) -> core::fmt::Result {
     writeln!(w, "  pagesets")?;
     let online = crate::percpu::online_mask();
     for cpu in CpuId::all().filter(|c| online & (1 << c.index()) != 0) {
-        let p = PAGES.pageset(cpu, ZoneType::Normal);
+        let p = stat.pageset(cpu, ZoneType::Normal);
         writeln!(w, "    cpu: {}", cpu)?;
         writeln!(w, "              count: {}", p.count)?;
         writeln!(w, "              high:  {}", p.high)?;
@@ -132,7 +134,8 @@ fn zoneinfo(args: &[&str]) -> Result<(), CommandError> {
 /// allocator's events (`pgalloc_<zone>`, `pgfree`, in pages), kept per CPU and summed
 /// here. Events the kernel does not have (pgfault, reclaim) are not shown.
 pub fn write_vmstat(w: &mut dyn Write) -> core::fmt::Result {
-    let z = PAGES.zone_stats(ZoneType::Normal);
+    let stat = PAGES.snapshot();
+    let z = stat.zone(ZoneType::Normal);
     let (vm_pages, pt_pages) = crate::mm::vmalloc::usage();
     let slab_pages = mm::slab::slabinfo::meminfo_slab_kb(&SLAB) as u64 / 4;
     writeln!(w, "nr_free_pages {}", z.free_pages)?;
@@ -143,11 +146,11 @@ pub fn write_vmstat(w: &mut dyn Write) -> core::fmt::Result {
     writeln!(w, "nr_page_table_pages {}", pt_pages)?;
     writeln!(w, "nr_vmalloc {}", vm_pages)?;
     writeln!(w, "nr_kernel_stack {}", crate::stacks::kernel_stack_bytes() >> 10)?;
-    let e = PAGES.vm_events();
+    let e = stat.events;
     writeln!(w, "pgalloc_dma {}", e.pgalloc[ZoneType::Dma.index()])?;
     writeln!(w, "pgalloc_normal {}", e.pgalloc[ZoneType::Normal.index()])?;
     writeln!(w, "pgfree {}", e.pgfree)?;
-    let m = PAGES.migrate_events();
+    let m = stat.migrate;
     writeln!(w, "pgmigrate_success {}", m.pgmigrate_success)?;
     writeln!(w, "pgmigrate_fail {}", m.pgmigrate_fail)?;
     writeln!(w, "compact_migrate_scanned {}", m.compact_migrate_scanned)?;
@@ -221,7 +224,7 @@ pub const SHOW_MEM: Command = Command {
 pub fn write_show_mem(w: &mut dyn Write) -> core::fmt::Result {
     writeln!(w, "sysrq: Show Memory")?;
     mm::page_alloc::report::show_free_areas(&PAGES, w)?;
-    let z = PAGES.zone_stats(ZoneType::Normal);
+    let z = PAGES.snapshot().zone(ZoneType::Normal);
     writeln!(w, "{} pages RAM", z.present_pages)?;
     writeln!(w, "0 pages HighMem/MovableOnly")?;
     writeln!(w, "{} pages reserved", z.present_pages.saturating_sub(z.managed_pages))?;

@@ -180,7 +180,7 @@ fn tick(_: usize) {
     paced(&MAP_NEXT, (period * MAP_EVERY_TICKS - period / 2, u64::MAX, MAP_DUTY), 2, || {
         let row = MAP_ROW.load(Relaxed) as usize;
         if row == 0 {
-            let e = crate::mm::page_alloc::PAGES.vm_events();
+            let e = crate::mm::page_alloc::PAGES.snapshot().events;
             let events = e.pgalloc.iter().sum::<u64>() + e.pgfree;
             if LAST_EVENTS.swap(events, Relaxed) == events {
                 return false;

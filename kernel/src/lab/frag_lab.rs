@@ -200,7 +200,7 @@ fn fill() -> Option<(Allocation, usize)> {
         for &pa in &buf[..got] {
             write_marks(pa.pfn(), mark(n));
             lab.set(n, pa.pfn().0 as u32);
-            PAGES.set_movable_owner(pa.pfn(), MovableOwner::new(LAB_MOVABLE, n as u64));
+            migrate::set_movable_owner(pa.pfn(), MovableOwner::new(LAB_MOVABLE, n as u64));
             n += 1;
         }
         if got < want {
@@ -290,7 +290,7 @@ fn pages_part() -> Option<Fragmented> {
 /// left there by the refills for the page tables are taken too.)
 fn vmalloc_all_free() -> Option<(Allocation, usize)> {
     crate::mm::drain_all_cpu_caches();
-    let free = PAGES.nr_free_pages() as usize;
+    let free = PAGES.snapshot().nr_free_pages() as usize;
     let mut want = free.saturating_sub(free.div_ceil(512) + 1);
     for _ in 0..4 {
         if want == 0 {
@@ -402,7 +402,7 @@ fn cma_part() -> CmaOutcome {
     // page on the buddy lists, and no per-CPU list holds a page (all were drained).
     r.borrowed = count_in_area();
     r.area_free = mm::page_alloc::Cma::new(&PAGES).stats().map_or(0, |c| c.free);
-    r.pcp = PAGES.nr_pcp_pages();
+    r.pcp = PAGES.snapshot().nr_pcp_pages();
     if r.all_borrowed() {
         let t = board::timer::ticks();
         let got = Allocation::cma(area.pages as usize, 0);

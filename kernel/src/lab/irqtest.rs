@@ -212,7 +212,7 @@ pub fn run(ms: u64) -> bool {
     }
     let injected1 = injected();
     let (pages_injected, slab_injected) = (injected1.0 - injected0.0, injected1.1 - injected0.1);
-    let invariants = PAGES.check_invariants();
+    let invariants = mm::page_alloc::check_invariants(&PAGES);
     let slab_errors = SLAB.validate_all();
     let after = crate::mm::settled_free_pages();
     let interrupted = crate::tty::signal_pending();

@@ -21,6 +21,7 @@ use crate::smp;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use mm::addr::PAGE_SIZE;
 use mm::gfp::{Gfp, GFP_KERNEL};
+use mm::page_alloc::check_invariants;
 
 const KMALLOC_SIZES: [usize; 13] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
 const LOCAL_MAX: usize = 24;
@@ -412,7 +413,7 @@ pub fn run(ops: usize, compact: bool) -> bool {
     }
 
     let corrupt_total = corrupt;
-    let invariants = PAGES.check_invariants();
+    let invariants = check_invariants(&PAGES);
     let slab_errors = SLAB.validate_all();
     let (after, late_ms) = settled_after(before);
     let corrupt = corrupt_total;

@@ -78,7 +78,7 @@ pub fn print_memory_line(mb: &Memblock) {
     let l = platform::image_layout();
     let kb = |(s, e): (usize, usize)| (e - s) >> 10;
     let total = mb.memory_total() >> 10;
-    let free = super::page_alloc::PAGES.meminfo().free_kb();
+    let free = super::page_alloc::PAGES.snapshot().meminfo().free_kb();
     pr_info!(
         "Memory: {}K/{}K available ({}K kernel code, {}K rwdata, {}K rodata, {}K bss, {}K reserved)",
         free,

@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use mm::addr::{Pfn, PhysAddr, VirtAddr};
 use mm::page_alloc::{
     BlockMove, CmaAllocStats, CmaError, CompactResult, MigrateCtx, MigrateError, MigrateMode, MovableKind, MovableOps,
-    MAX_PAGE_ORDER, MIGRATE_BATCH,
+    MovableOwner, MAX_PAGE_ORDER, MIGRATE_BATCH,
 };
 use mm::pgtable::PageMove;
 use mm::vmalloc::{movable_va, VMALLOC_MOVABLE};
@@ -35,8 +35,17 @@ pub const LAB_MOVABLE: MovableKind = MovableKind(3);
 /// Registers `ops` as the operations of `kind`'s movable blocks (at boot; again with the
 /// same `ops` is no change); a refusal is a bug, reported.
 pub fn register(kind: MovableKind, ops: &'static dyn MovableOps) {
-    if let Err(e) = PAGES.register_movable_ops(kind, ops) {
+    if let Err(e) = PAGES.movable_ops.register(kind, ops) {
         crate::pr_warn!("WARNING: movable kind {}: {} (not registered)", kind.0, e);
+    }
+}
+
+/// Marks the live block headed at `pfn` as movable by `owner` (a no-op before the page
+/// allocator is set up, or for anything but such a block; see
+/// [`mm::owner::set_movable_owner`]).
+pub fn set_movable_owner(pfn: Pfn, owner: MovableOwner) {
+    if let Some(mm) = PAGES.mem_map() {
+        mm::owner::set_movable_owner(&mm, pfn, owner);
     }
 }
 

@@ -54,7 +54,7 @@ pub fn settled_free_pages() -> u64 {
     slab::SLAB.shrink_all();
     // The empty slabs went to this CPU's page lists.
     page_alloc::PAGES.drain_cpu(smp_processor_id());
-    page_alloc::PAGES.nr_free_pages()
+    page_alloc::PAGES.snapshot().nr_free_pages()
 }
 
 fn drain_local(_: usize) {

@@ -90,7 +90,7 @@ pub fn init(mb: &mut Memblock) {
     );
     pr_info!(
         "Built 1 zonelists, mobility grouping on.  Total pages: {}; MAX_PAGE_ORDER {} ({} MiB blocks)",
-        PAGES.nr_managed_pages(),
+        PAGES.snapshot().nr_managed_pages(),
         MAX_PAGE_ORDER,
         (1u64 << (MAX_PAGE_ORDER + PAGE_SHIFT)) >> 20
     );

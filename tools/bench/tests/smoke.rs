@@ -28,11 +28,11 @@ fn check_pages<A: PageAlloc>(mut a: A) -> A {
 fn page_workloads_on_every_allocator() {
     for pcp in [true, false] {
         let a = OurPages::new(NR_PAGES, pcp);
-        let all = a.allocator().nr_managed_pages();
+        let all = a.allocator().snapshot().nr_managed_pages();
         let a = check_pages(a).allocator();
         a.drain_all();
-        assert_eq!(a.nr_free_pages(), all, "ours leaked pages");
-        a.check_invariants().expect("buddy invariants");
+        assert_eq!(a.snapshot().nr_free_pages(), all, "ours leaked pages");
+        mm::page_alloc::check_invariants(a).expect("buddy invariants");
     }
     // Everything came back: the whole range is one block again.
     let mut f = check_pages(BsaFrames::new(NR_PAGES));
@@ -85,7 +85,7 @@ fn small_workloads_on_every_allocator() {
 fn vmalloc_and_floor() {
     let mut vb = VmBench::new(2048);
     let src = vb.source();
-    let free0 = src.alloc.nr_free_pages();
+    let free0 = src.alloc.snapshot().nr_free_pages();
     for bytes in [4096usize, 1 << 20] {
         vb.vmalloc_with(bytes, |va, pt| {
             for off in (0..bytes).step_by(4096) {
@@ -96,7 +96,7 @@ fn vmalloc_and_floor() {
         });
         assert_ne!(vb.floor(bytes), 0);
         src.alloc.drain_all();
-        assert_eq!(src.alloc.nr_free_pages(), free0, "pages leaked");
+        assert_eq!(src.alloc.snapshot().nr_free_pages(), free0, "pages leaked");
     }
     assert!(vb.arena().size() >= 2048 * 4096);
 }

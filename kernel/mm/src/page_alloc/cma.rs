@@ -95,6 +95,11 @@ impl Cma<'_> {
         (z.cma.1 != 0).then(|| CmaStats { base: Pfn(z.cma.0), pages: z.cma.1, free: z.free_cma_pages })
     }
 
+    /// Whether `cma_alloc` is emptying the area now (its pageblocks isolated).
+    pub fn isolating(&self) -> bool {
+        self.0.lock_zone(ZoneType::Normal.index()).cma_isolated
+    }
+
     /// Linux's `cma_alloc`: `count` contiguous pages of the area, the first aligned to
     /// `2^align_order` pages. For each aligned range from the area's start: every
     /// borrowed block in it is migrated out (the owners repoint their references; targets
@@ -222,7 +227,7 @@ mod tests {
     use crate::addr::{PhysAddr, PAGE_SHIFT, PAGE_SIZE};
     use crate::cpu::CpuId;
     use crate::gfp::{Gfp, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
-    use crate::page_alloc::{MigrateType, Page, ZoneType};
+    use crate::page_alloc::{check_invariants, MigrateType, Page, ZoneType};
 
     /// An allocator over `n` free pages from pfn 0, no watermarks.
     fn make(n: u64) -> &'static PageAllocator {
@@ -257,12 +262,12 @@ mod tests {
         assert_eq!(c, CmaStats { base: Pfn(3072), pages: 1024, free: 1024 });
         assert_eq!(Cma::new(a).stats(), Some(c));
         assert_eq!(Cma::new(a).declare(4 << 20), None, "one area only");
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
         // A size is rounded up to whole pageblocks.
         let b = make(4096);
         assert_eq!(Cma::new(b).declare(5000).unwrap().pages, 512);
         assert_eq!(Cma::new(b).stats().unwrap().base, Pfn(3584));
-        b.check_invariants().unwrap();
+        check_invariants(b).unwrap();
         // pagetypeinfo grows a CMA column only with an area.
         let mut pt = String::new();
         super::super::report::pagetypeinfo(a, &mut pt).unwrap();
@@ -289,7 +294,7 @@ mod tests {
         }
         a.drain_all();
         assert_eq!(Cma::new(a).declare(4 << 20).unwrap().base, Pfn(2048));
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
         let full = make(1024);
         // (The low watermark keeps a few pages back.)
         assert!(take_all(full, GFP_KERNEL).len() > 1000);
@@ -312,15 +317,15 @@ mod tests {
         let borrowed = got.iter().filter(|p| cma.contains(p)).count() as u64;
         assert_eq!(borrowed + Cma::new(a).stats().unwrap().free, 1024);
         assert!(borrowed > 1024 - 16, "{borrowed}");
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
         for p in got {
             a.free_pages(Pfn(p), 0, CpuId::of(0)).unwrap();
         }
         a.drain_all();
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
         // Everything merged back, but never across the area's edge.
         let mut blocks = Vec::new();
-        a.for_each_free_block(|_, p, o, m| blocks.push((p, o, m)));
+        crate::page_alloc::memmap::for_each_free_block(a, |_, p, o, m| blocks.push((p, o, m)));
         blocks.sort_unstable();
         assert_eq!(
             blocks,
@@ -337,7 +342,7 @@ mod tests {
             }
             a.drain_all();
             assert_eq!(Cma::new(a).stats().unwrap().free, 1024);
-            a.check_invariants().unwrap();
+            check_invariants(a).unwrap();
         }
     }
 
@@ -346,7 +351,7 @@ mod tests {
         let a = make(2048);
         // min_free_kbytes 512: min 128 pages, low 160.
         a.set_min_free_kbytes(512);
-        let low = a.zone_stats(ZoneType::Normal).wmarks.low;
+        let low = a.snapshot().zone(ZoneType::Normal).wmarks.low;
         assert_eq!(low, 160);
         let cma = Cma::new(a).declare(4 << 20).unwrap();
         assert_eq!((cma.base, cma.pages), (Pfn(1024), 1024));
@@ -354,7 +359,7 @@ mod tests {
         // 1024 outside the area), not of all free pages: the area does not hide that
         // their own pages are at the watermark.
         let kernel = take_all(a, GFP_KERNEL);
-        let outside = a.nr_free_pages() - Cma::new(a).stats().unwrap().free;
+        let outside = a.snapshot().nr_free_pages() - Cma::new(a).stats().unwrap().free;
         assert!(outside >= low - 8 && outside <= low + 64, "{outside} pages outside the area left");
         assert!(kernel.iter().all(|&p| p < 1024));
         // Order 0 (the per-CPU path) and order 4 (the zone path) alike: an unmovable
@@ -373,8 +378,8 @@ mod tests {
             a.free_pages(Pfn(p), 0, CpuId::of(0)).unwrap();
         }
         a.drain_all();
-        assert_eq!(a.nr_free_pages(), 2048);
-        a.check_invariants().unwrap();
+        assert_eq!(a.snapshot().nr_free_pages(), 2048);
+        check_invariants(a).unwrap();
     }
 
     #[test]
@@ -386,6 +391,6 @@ mod tests {
         assert!(p.0 < 1536, "{p:?}");
         let k = a.alloc_pages(GFP_KERNEL, 0, CpuId::of(0)).unwrap();
         assert!(k.0 >= 1536, "{k:?}");
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
     }
 }

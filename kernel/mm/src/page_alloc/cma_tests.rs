@@ -39,7 +39,10 @@ fn area_pages_drained_from_a_per_cpu_list_go_back_to_the_area() {
     a.set_pcp_high_batch(64, 16);
     let p = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, CpuId::of(1)).unwrap();
     assert!(p.0 < 1536, "borrowed: {p:?}");
-    assert!(a.pageset(CpuId::of(1), ZoneType::Normal).count > 0, "the refill left area pages on cpu1's list");
+    assert!(
+        a.snapshot().pageset(CpuId::of(1), ZoneType::Normal).count > 0,
+        "the refill left area pages on cpu1's list"
+    );
     a.drain_all();
     // Unmovable requests of every order down to 0 take what is outside the area, then fail.
     let mut held = Vec::new();
@@ -51,13 +54,13 @@ fn area_pages_drained_from_a_per_cpu_list_go_back_to_the_area() {
     assert_eq!(lost_cma_pageblocks(a), [], "an unmovable steal claimed an area pageblock");
     assert!(held.iter().all(|&(q, _)| q.0 >= 1536), "an unmovable request got an area page");
     assert_eq!(super::Cma::new(a).stats().unwrap().free, 1535, "the borrowed batch is back on the Cma lists");
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
     a.free_pages(p, 0, CpuId::of(1)).unwrap();
     for (q, order) in held {
         a.free_pages(q, order, CpuId::of(2)).unwrap();
     }
     a.drain_all();
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
     assert_eq!(super::Cma::new(a).stats().unwrap().free, 1536);
 }
 
@@ -77,13 +80,13 @@ fn high_order_atomic_requests_inside_the_area_reserve_no_cma_pageblock() {
     // min 1024 pages, low 1280: the 1024 free (all in the area) are under the low mark
     // and above the atomic minimum.
     a.set_min_free_kbytes(4096);
-    assert_eq!(a.zone_stats(ZoneType::Normal).wmarks.min, 1024);
+    assert_eq!(a.snapshot().zone(ZoneType::Normal).wmarks.min, 1024);
     for order in [2, 4] {
         let p = a.alloc_pages(GFP_ATOMIC | Gfp::GFP_MOVABLE, order, CpuId::of(1)).unwrap();
         assert!(p.0 >= 1024, "order {order}: {p:?}");
         assert_eq!(lost_cma_pageblocks(a), [], "order {order}");
-        assert_eq!(a.zone_stats(ZoneType::Normal).reserved_highatomic, 0, "order {order}");
-        a.check_invariants().unwrap();
+        assert_eq!(a.snapshot().zone(ZoneType::Normal).reserved_highatomic, 0, "order {order}");
+        check_invariants(a).unwrap();
         a.free_pages(p, order, CpuId::of(1)).unwrap();
     }
     a.set_min_free_kbytes(0);
@@ -91,7 +94,7 @@ fn high_order_atomic_requests_inside_the_area_reserve_no_cma_pageblock() {
         a.free_pages(Pfn(p), 0, CpuId::of(0)).unwrap();
     }
     a.drain_all();
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
     assert_eq!(super::Cma::new(a).stats().unwrap().free, 1024);
     // The control: the same request without an area, same free memory and marks, does
     // reserve its pageblock (the path above ran and only the area kept it out).
@@ -100,7 +103,7 @@ fn high_order_atomic_requests_inside_the_area_reserve_no_cma_pageblock() {
     b.drain_all();
     b.set_min_free_kbytes(4096);
     let p = b.alloc_pages(GFP_ATOMIC | Gfp::GFP_MOVABLE, 2, CpuId::of(1)).unwrap();
-    assert_eq!(b.zone_stats(ZoneType::Normal).reserved_highatomic, PAGEBLOCK_NR_PAGES);
+    assert_eq!(b.snapshot().zone(ZoneType::Normal).reserved_highatomic, PAGEBLOCK_NR_PAGES);
     assert_eq!(b.pfn_to_page(p).unwrap().pageblock_migratetype(), MigrateType::HighAtomic);
     b.free_pages(p, 2, CpuId::of(1)).unwrap();
     for p in held {
@@ -214,7 +217,7 @@ proptest! {
                 Step::Watermark { kbytes } => a.set_min_free_kbytes(kbytes),
             }
             prop_assert_eq!(lost_cma_pageblocks(a), vec![], "after step {} {:?}", i, s);
-            if let Err(e) = a.check_invariants() {
+            if let Err(e) = check_invariants(a) {
                 prop_assert!(false, "after step {} {:?}: {}", i, s, e);
             }
             m.check(a);
@@ -229,9 +232,9 @@ proptest! {
             }
         }
         a.drain_all();
-        prop_assert_eq!(a.nr_free_pages(), 4096);
+        prop_assert_eq!(a.snapshot().nr_free_pages(), 4096);
         prop_assert_eq!(super::Cma::new(a).stats().unwrap().free, c.pages);
         prop_assert_eq!(lost_cma_pageblocks(a), vec![]);
-        a.check_invariants().unwrap();
+        check_invariants(a).unwrap();
     }
 }

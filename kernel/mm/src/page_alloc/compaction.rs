@@ -34,6 +34,7 @@ use super::{PageAllocator, MAX_PAGE_ORDER, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBL
 use crate::addr::Pfn;
 use crate::cpu::CpuId;
 use crate::gfp::Gfp;
+use crate::owner::movable_owner;
 
 /// Largest direct-compaction deferral: skip up to `2^6` requests after failures (Linux's
 /// `COMPACT_MAX_DEFER_SHIFT`).
@@ -161,6 +162,7 @@ impl Compactor<'_> {
         if meta.managed.load(Relaxed) == 0 || start >= end {
             return res;
         }
+        let Some(mm) = self.pages.mem_map.get() else { return res };
         self.pages.drain_cpu(cpu);
         let keep_order = {
             let z = self.pages.lock_zone(zi);
@@ -190,7 +192,7 @@ impl Compactor<'_> {
                     match page.state() {
                         PageState::Buddy { order, .. } | PageState::Pcp { order, .. } => pfn += 1 << order,
                         PageState::Head { order, compound: false, .. } if order < PAGEBLOCK_ORDER => {
-                            if self.pages.movable_owner(Pfn(pfn)).is_some() {
+                            if movable_owner(mm, Pfn(pfn)).is_some() {
                                 batch.push(Pfn(pfn));
                                 if batch.is_full() && self.migrate_batch(&mut batch, &mut sc, &mut res) {
                                     break 'blocks;
@@ -364,7 +366,7 @@ impl Compactor<'_> {
         if order == 0 || !gfp.may_sleep() || gfp.contains(Gfp::GFP_NORETRY) {
             return false;
         }
-        if !pages.has_movable_ops() {
+        if !pages.movable_ops.any() {
             return false;
         }
         if extfrag_index(pages, zi, order) <= EXTFRAG_THRESHOLD || pages.defer.deferred() {

@@ -9,8 +9,9 @@
 
 use super::migrate_tests::{checkerboard, cpu, max_free_order, Model, KIND_B, STRANGER};
 use super::*;
-use crate::addr::PhysAddr;
+use crate::addr::{PhysAddr, PAGE_SIZE};
 use crate::gfp::{GFP_ATOMIC, GFP_KERNEL};
+use crate::owner::{movable_owner, set_movable_owner};
 
 /// Pages in the lab-like zone.
 const N: u64 = 3840;
@@ -46,8 +47,8 @@ fn compact_memory_reaches_the_fresh_top_order_by_emptying_the_block_the_scanners
     m.register(a);
     let (fresh, kept) = lab_layout(a, m);
     a.drain_all();
-    let census = a.check_invariants().unwrap();
-    let free = a.nr_free_pages();
+    let census = check_invariants(a).unwrap();
+    let free = a.snapshot().nr_free_pages();
     let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
     let ev = r.evacuation.expect("the evacuation step ran");
     // The scanners alone stopped one order below the top: the held pages reach below
@@ -64,10 +65,10 @@ fn compact_memory_reaches_the_fresh_top_order_by_emptying_the_block_the_scanners
     // Every page's contents and owner reference intact, nothing leaked.
     m.check(a);
     a.drain_all();
-    assert_eq!(a.check_invariants().unwrap().allocated, census.allocated, "no leak");
-    assert_eq!(a.nr_free_pages(), free);
+    assert_eq!(check_invariants(a).unwrap().allocated, census.allocated, "no leak");
+    assert_eq!(a.snapshot().nr_free_pages(), free);
     // Counted as compaction: every migration in pgmigrate_success and compact_isolated.
-    let e = a.migrate_events();
+    let e = a.snapshot().migrate;
     assert_eq!(e.pgmigrate_success, r.migrated);
     assert_eq!(e.compact_isolated, 2 * r.migrated);
     assert_eq!((e.compact_migrate_scanned, e.compact_free_scanned), (r.migrate_scanned, r.free_scanned));
@@ -106,22 +107,22 @@ fn compact_with_pinned_pages(tops: &[u64]) -> (&'static PageAllocator, CompactRe
         let (t, i) = m.table(victim).unwrap();
         t.lock().unwrap()[i] = None;
         m.mem.lock().unwrap().remove(&pfn.0);
-        assert!(a.set_movable_owner(pfn, stranger));
+        assert!(set_movable_owner(&a.mem_map().unwrap(), pfn, stranger));
         pinned.push(pfn);
         kept.retain(|&o| o != victim);
     }
     a.drain_all();
-    let census = a.check_invariants().unwrap();
-    let free = a.nr_free_pages();
+    let census = check_invariants(a).unwrap();
+    let free = a.snapshot().nr_free_pages();
     let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
     m.check(a);
     for &p in &pinned {
-        assert_eq!(a.movable_owner(p), Some((stranger, 0)));
+        assert_eq!(movable_owner(&a.mem_map().unwrap(), p), Some((stranger, 0)));
     }
     a.drain_all();
-    assert_eq!(a.check_invariants().unwrap().allocated, census.allocated, "no leak");
-    assert_eq!(a.nr_free_pages(), free);
-    assert_eq!(a.migrate_events().pgmigrate_success, r.migrated);
+    assert_eq!(check_invariants(a).unwrap().allocated, census.allocated, "no leak");
+    assert_eq!(a.snapshot().nr_free_pages(), free);
+    assert_eq!(a.snapshot().migrate.pgmigrate_success, r.migrated);
     (a, r)
 }
 
@@ -155,11 +156,11 @@ fn direct_compaction_empties_a_block_for_a_pageblock_order_request() {
     let (fresh, kept) = lab_layout(a, m);
     // Order 9: the scanners suffice; order 10: only with the evacuation step.
     let p9 = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 9, cpu()).unwrap();
-    let e = a.migrate_events();
+    let e = a.snapshot().migrate;
     assert_eq!((e.compact_stall, e.compact_success), (1, 1));
     a.free_pages(p9, 9, cpu()).unwrap();
     let p10 = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 10, cpu()).unwrap();
-    let e = a.migrate_events();
+    let e = a.snapshot().migrate;
     assert_eq!((e.compact_stall, e.compact_success, e.compact_fail), (2, 2, 0));
     assert_eq!(p10, Pfn(1024));
     m.check(a);
@@ -193,11 +194,11 @@ fn compaction_scans_cma_pageblocks_and_moves_only_movable_data_into_them() {
     assert!(unmovable.iter().all(|p| !cma.contains(&p.0)));
     let mut live_in_cma = 0;
     for p in cma.clone() {
-        if let Some((o, _)) = a.movable_owner(Pfn(p)) {
+        if let Some((o, _)) = movable_owner(&a.mem_map().unwrap(), Pfn(p)) {
             assert!(o.kind == KIND_B, "{o:?}");
             live_in_cma += 1;
         } else {
-            assert!(!matches!(a.pfn_to_page(Pfn(p)).unwrap().state(), PageState::Head { .. }), "pfn {p}");
+            assert!(!matches!(a.pfn_to_page(Pfn(p)).unwrap().state(), page::PageState::Head { .. }), "pfn {p}");
         }
     }
     assert_eq!(live_in_cma, in_cma(m));
@@ -214,7 +215,7 @@ fn compaction_scans_cma_pageblocks_and_moves_only_movable_data_into_them() {
         a.free_pages(p, 0, cpu()).unwrap();
     }
     a.drain_all();
-    assert_eq!(a.nr_free_pages(), 4096);
+    assert_eq!(a.snapshot().nr_free_pages(), 4096);
 }
 
 #[test]
@@ -246,7 +247,7 @@ fn compaction_moves_movable_pages_out_of_low_cma_pageblocks() {
     assert!(r.migrated as usize >= 256 && r.failed <= 1 && r.evacuation.is_none(), "{r:?}");
     assert!(kept.iter().all(|&o| m.at(o).0 < 1536), "only within the area");
     let mut blocks = Vec::new();
-    a.for_each_free_block(|_, p, o, mt| blocks.push((p, o, mt)));
+    memmap::for_each_free_block(a, |_, p, o, mt| blocks.push((p, o, mt)));
     assert!(blocks.iter().any(|&(p, o, mt)| p == 0 && o >= 9 && mt == MigrateType::Cma), "{blocks:?}");
     m.free_all(a, kept, 2048);
 }

@@ -22,6 +22,7 @@ use super::Migrator;
 use super::{CompactResult, MAX_PAGE_ORDER, NR_ORDERS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
 use crate::addr::Pfn;
 use crate::cpu::CpuId;
+use crate::owner::movable_owner;
 
 /// At most this many candidate blocks are tried per evacuation (each failed try has
 /// migrated pages for nothing).
@@ -203,7 +204,7 @@ impl Compactor<'_> {
                     p += 1 << order;
                 }
                 PageState::Pcp { order, .. } => p += 1 << order,
-                PageState::Head { order, compound: false, .. } if self.pages.movable_owner(Pfn(p)).is_some() => {
+                PageState::Head { order, compound: false, .. } if movable_owner(mm, Pfn(p)).is_some() => {
                     c.used += 1 << order;
                     p += 1 << order;
                 }

@@ -16,7 +16,7 @@ type Refused = Result<(), FreeError>;
 /// free_pages_prepare for the pages after the head: owner words and compound tails.
 ///
 /// Only a block whose tails were touched needs the walk: compound tails are
-/// [`PageState::Tail`] (head `compound`), and [`PageAllocator::set_page_owner`] on a tail
+/// [`PageState::Tail`] (head `compound`), and [`crate::owner::set_page_owner`] on a tail
 /// marks the head `tail_owner`. Every other tail already has flags 0 and owner 0, since the buddy and
 /// per-CPU lists use only a block's head for links and clear them when they take it off
 /// (`FreeArea::del`, `PerCpuPages::pop`), and `init` starts every page at owner 0.

@@ -5,14 +5,14 @@
 //! Checked after every step: live allocations never overlap (a bitmap of allocated
 //! pages), bad frees are refused with the expected error and change nothing, and the page
 //! census adds up (buddy + pcp + allocated + reserved = mem_map). Every few steps and at
-//! the end [`PageAllocator::check_invariants`] walks every list. At the end everything is
+//! the end [`check_invariants`] walks every list. At the end everything is
 //! freed and drained, and the buddy lists must hold exactly the initial blocks.
 
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{FreeError, MemMap, Page, PageAllocator, MAX_PAGE_ORDER, NR_CPUS};
+use super::{check_invariants, FreeError, MemMap, Page, PageAllocator, MAX_PAGE_ORDER, NR_CPUS};
 use crate::addr::{Pfn, PhysAddr, PAGE_SHIFT};
 use crate::cpu::{BadCpu, CpuId};
 use crate::gfp::{Gfp, GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
@@ -153,7 +153,7 @@ impl Harness {
         }
         let mm = a.mem_map().expect("initialised");
         let mut initial = Vec::new();
-        a.for_each_free_block(|_, p, o, _| initial.push((p, o)));
+        super::memmap::for_each_free_block(&a, |_, p, o, _| initial.push((p, o)));
         initial.sort_unstable();
         Harness {
             a,
@@ -189,7 +189,7 @@ impl Harness {
         }
         // A fresh block carries no owner word, in its head or its tails.
         for q in p..p + (1u64 << order).min(512) {
-            assert_eq!(self.a.page_owner(Pfn(q)), 0, "stale owner word");
+            assert_eq!(crate::owner::page_owner(&self.mm, Pfn(q)), 0, "stale owner word");
         }
         self.mark(p, order, true);
         self.freed.retain(|&(fp, fo)| fp + (1 << fo) <= p || p + (1 << order) <= fp);
@@ -197,12 +197,12 @@ impl Harness {
     }
 
     fn census_check(&self) {
-        let c = self.a.check_invariants().unwrap_or_else(|e| panic!("invariant: {e}"));
+        let c = check_invariants(&self.a).unwrap_or_else(|e| panic!("invariant: {e}"));
         assert_eq!(c.total(), HARNESS_PAGES);
         let model: u64 = self.live.iter().map(|l| 1u64 << l.1).sum();
         assert_eq!(c.allocated, model);
-        assert_eq!(c.buddy_free + c.pcp_free, self.a.nr_free_pages());
-        assert_eq!(c.reserved, HARNESS_PAGES - self.a.nr_managed_pages());
+        assert_eq!(c.buddy_free + c.pcp_free, self.a.snapshot().nr_free_pages());
+        assert_eq!(c.reserved, HARNESS_PAGES - self.a.snapshot().nr_managed_pages());
     }
 
     /// Applies one operation and checks.
@@ -254,7 +254,7 @@ impl Harness {
             }
             Op::DrainAll => {
                 self.a.drain_all();
-                assert_eq!(self.a.nr_pcp_pages(), 0);
+                assert_eq!(self.a.snapshot().nr_pcp_pages(), 0);
             }
             Op::Owner { which, word } => {
                 if self.live.is_empty() {
@@ -263,21 +263,25 @@ impl Harness {
                 let (p, o, _) = self.live[which % self.live.len()];
                 // The head or, as the slab does, a tail page.
                 let p = p + (word >> 7) % (1 << o);
-                assert!(self.a.set_page_owner(Pfn(p), word));
-                assert_eq!(self.a.page_owner(Pfn(p)), word);
+                assert!(crate::owner::set_page_owner(&self.mm, Pfn(p), word));
+                assert_eq!(crate::owner::page_owner(&self.mm, Pfn(p)), word);
             }
         }
         self.steps += 1;
         let model: u64 = self.live.iter().map(|l| 1u64 << l.1).sum();
         // Cheap accounting every step; the full walk every 32 steps.
-        assert_eq!(self.a.nr_free_pages() + model, self.a.nr_managed_pages(), "pages lost or duplicated");
+        assert_eq!(
+            self.a.snapshot().nr_free_pages() + model,
+            self.a.snapshot().nr_managed_pages(),
+            "pages lost or duplicated"
+        );
         if self.steps.is_multiple_of(32) {
             self.census_check();
         }
     }
 
     fn bad_free(&mut self, kind: u8, which: usize, cpu: CpuId) {
-        let before = self.a.nr_free_pages();
+        let before = self.a.snapshot().nr_free_pages();
         let err = match kind % 8 {
             0 => {
                 let Some(&(p, o)) = self.freed.last() else {
@@ -341,7 +345,7 @@ impl Harness {
             }
         };
         let _ = err;
-        assert_eq!(self.a.nr_free_pages(), before, "a refused free changed the allocator");
+        assert_eq!(self.a.snapshot().nr_free_pages(), before, "a refused free changed the allocator");
         self.census_check();
     }
 
@@ -352,10 +356,10 @@ impl Harness {
             self.a.free_pages(Pfn(p), o, CpuId::BOOT).expect("final free");
         }
         self.a.drain_all();
-        let c = self.a.check_invariants().unwrap_or_else(|e| panic!("invariant: {e}"));
+        let c = check_invariants(&self.a).unwrap_or_else(|e| panic!("invariant: {e}"));
         assert_eq!(c.allocated + c.pcp_free, 0);
         let mut now = Vec::new();
-        self.a.for_each_free_block(|_, p, o, _| now.push((p, o)));
+        super::memmap::for_each_free_block(&self.a, |_, p, o, _| now.push((p, o)));
         now.sort_unstable();
         assert_eq!(now, self.initial, "free lists differ from the initial ones");
     }

@@ -1,7 +1,8 @@
 //! The memory map: physical memory as a row of cells (one per pageblock, or finer), each
 //! with the state of most of its pages, read from the page descriptors and pageblock
 //! types. The `memmap` console command, the fragmentation lab and the framebuffer's map
-//! panel all draw from [`memmap_cells`]. (Linux has no such picture; the nearest are
+//! panel all draw from [`memmap_cells`]; [`for_each_free_block`] lists the blocks on the
+//! buddy lists themselves. (Linux has no such picture; the nearest are
 //! `tools/mm/page-types` over `/proc/kpageflags` and `/proc/pagetypeinfo`.)
 //!
 //! A cell's pages are counted as free (inside a block on a buddy or per-CPU list),
@@ -17,7 +18,7 @@
 //! reason to stop them. Torn reads are clamped: every step moves forward by at least one
 //! page and at most to the range's end.
 
-use super::migratetype::{MigrateType, ZoneType, MIGRATE_TYPES};
+use super::migratetype::{MigrateType, ZoneType, MAX_NR_ZONES, MIGRATE_TYPES};
 use super::page::{MemMap, PageState};
 use super::{PageAllocator, MAX_PAGE_ORDER};
 use crate::addr::Pfn;
@@ -131,10 +132,13 @@ pub fn memmap_span(pa: &PageAllocator) -> Option<(Pfn, Pfn)> {
     Some((Pfn(mm.base_pfn), Pfn(mm.base_pfn + mm.pages.len() as u64)))
 }
 
-impl PageAllocator {
-    /// Whether `cma_alloc` is emptying the CMA area now (its pageblocks isolated).
-    pub fn cma_isolating(&self) -> bool {
-        self.lock_zone(ZoneType::Normal.index()).cma_isolated
+/// Calls `f(zone, pfn, order, migratetype)` for every block on a buddy list, one zone
+/// lock round per zone.
+pub fn for_each_free_block(pa: &PageAllocator, mut f: impl FnMut(ZoneType, u64, u32, MigrateType)) {
+    for zi in 0..MAX_NR_ZONES {
+        let z = pa.lock_zone(zi);
+        let ty = z.ty;
+        z.for_each_free_block(&mut |p, o, m| f(ty, p, o, m));
     }
 }
 
@@ -180,8 +184,9 @@ pub fn memmap_walk(
     if !cell_pages.is_power_of_two() || cells == 0 {
         return;
     }
-    let isolating = pa.cma_isolating();
-    let cma = super::Cma::new(pa).stats().map(|c| (c.base.0, c.base.0 + c.pages));
+    let area = super::Cma::new(pa);
+    let isolating = area.isolating();
+    let cma = area.stats().map(|c| (c.base.0, c.base.0 + c.pages));
     let in_cma = |pfn: u64| cma.is_some_and(|(lo, hi)| (lo..hi).contains(&pfn));
     let mm = pa.mem_map();
     let end = start.0.saturating_add(cell_pages.saturating_mul(cells as u64));
@@ -284,7 +289,7 @@ mod tests {
             return P::Used(a.pfn_to_page(Pfn(pfn)).unwrap().pageblock_migratetype());
         }
         let mut order = None;
-        a.for_each_free_block(|_, p, o, _| {
+        for_each_free_block(a, |_, p, o, _| {
             if (p..p + (1 << o)).contains(&pfn) {
                 order = Some(o);
             }

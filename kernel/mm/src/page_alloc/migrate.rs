@@ -21,10 +21,10 @@
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use super::page::PageState;
 use super::{PageAllocator, MAX_PAGE_ORDER};
 use crate::addr::Pfn;
 use crate::cpu::CpuId;
+use crate::owner::{movable_owner, set_movable_owner};
 pub use crate::owner::{MovableKind, MovableOwner, MAX_MOVABLE_KINDS};
 
 /// Linux's `enum migrate_mode`, the two kinds we use.
@@ -134,7 +134,7 @@ impl Default for MigrateBatch {
 }
 
 /// The operations of one kind of movable block's owner (Linux's `movable_operations`),
-/// registered with [`PageAllocator::register_movable_ops`].
+/// registered with [`MovableRegistry::register`].
 pub trait MovableOps: Sync + core::fmt::Debug {
     /// Copies the `2^order` pages at `m.old` to `m.new` and repoints `m.owner`'s
     /// reference from `old` to `new`, under the owner's lock (a try-lock in
@@ -154,7 +154,7 @@ pub trait MovableOps: Sync + core::fmt::Debug {
     }
 }
 
-/// Why [`PageAllocator::register_movable_ops`] refused.
+/// Why [`MovableRegistry::register`] refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegisterError {
     /// The kind is not below [`MAX_MOVABLE_KINDS`].
@@ -172,9 +172,9 @@ impl core::fmt::Display for RegisterError {
     }
 }
 
-/// The registered [`MovableOps`], by kind.
+/// The registered [`MovableOps`], by kind (the page allocator's `movable_ops`).
 #[derive(Debug)]
-pub(super) struct MovableRegistry {
+pub struct MovableRegistry {
     ops: [spin::Once<&'static dyn MovableOps>; MAX_MOVABLE_KINDS],
 }
 
@@ -182,10 +182,26 @@ impl MovableRegistry {
     pub(super) const fn new() -> Self {
         Self { ops: [const { spin::Once::new() }; MAX_MOVABLE_KINDS] }
     }
+
+    /// Registers `ops` as the operations of movable blocks of `kind` (at boot; again with
+    /// the same `ops` is no change). A block of a kind with none registered does not
+    /// move ([`MigrateError::Gone`]); direct compaction runs once any kind is registered.
+    pub fn register(&self, kind: MovableKind, ops: &'static dyn MovableOps) -> Result<(), RegisterError> {
+        let slot = self.ops.get(kind.0 as usize).ok_or(RegisterError::BadKind)?;
+        let have = *slot.call_once(|| ops);
+        if core::ptr::addr_eq(have, ops) {
+            Ok(())
+        } else {
+            Err(RegisterError::Taken)
+        }
+    }
+
     fn get(&self, kind: MovableKind) -> Option<&'static dyn MovableOps> {
         self.ops.get(kind.0 as usize)?.get().copied()
     }
-    fn any(&self) -> bool {
+
+    /// Whether operations of any kind are registered (else there is nothing to migrate).
+    pub(super) fn any(&self) -> bool {
         self.ops.iter().any(|o| o.is_completed())
     }
 }
@@ -204,6 +220,20 @@ pub(super) struct MigrateStats {
 }
 
 impl MigrateStats {
+    /// The counters, read (for [`PageAllocator::snapshot`]).
+    pub(super) fn read(&self) -> MigrateEvents {
+        MigrateEvents {
+            pgmigrate_success: self.pgmigrate_success.load(Relaxed),
+            pgmigrate_fail: self.pgmigrate_fail.load(Relaxed),
+            compact_migrate_scanned: self.compact_migrate_scanned.load(Relaxed),
+            compact_free_scanned: self.compact_free_scanned.load(Relaxed),
+            compact_isolated: self.compact_isolated.load(Relaxed),
+            compact_stall: self.compact_stall.load(Relaxed),
+            compact_fail: self.compact_fail.load(Relaxed),
+            compact_success: self.compact_success.load(Relaxed),
+        }
+    }
+
     pub(super) const fn new() -> Self {
         Self {
             pgmigrate_success: AtomicU64::new(0),
@@ -218,7 +248,8 @@ impl MigrateStats {
     }
 }
 
-/// The counters of [`MigrateStats`], read (`/proc/vmstat` prints them).
+/// The counters of [`MigrateStats`], read ([`PageAllocator::snapshot`]; `/proc/vmstat`
+/// prints them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MigrateEvents {
     /// Pages migrated.
@@ -237,62 +268,6 @@ pub struct MigrateEvents {
     pub compact_fail: u64,
     /// Compactions that did.
     pub compact_success: u64,
-}
-
-impl PageAllocator {
-    /// Registers `ops` as the operations of movable blocks of `kind` (at boot; again with
-    /// the same `ops` is no change). A block of a kind with none registered does not
-    /// move ([`MigrateError::Gone`]); direct compaction runs once any kind is registered.
-    pub fn register_movable_ops(&self, kind: MovableKind, ops: &'static dyn MovableOps) -> Result<(), RegisterError> {
-        let slot = self.movable.ops.get(kind.0 as usize).ok_or(RegisterError::BadKind)?;
-        let have = *slot.call_once(|| ops);
-        if core::ptr::addr_eq(have, ops) {
-            Ok(())
-        } else {
-            Err(RegisterError::Taken)
-        }
-    }
-
-    /// Whether operations of any kind are registered (else there is nothing to migrate).
-    pub(super) fn has_movable_ops(&self) -> bool {
-        self.movable.any()
-    }
-
-    /// Marks the live block headed at `pfn` as movable by `owner`; false (nothing stored)
-    /// if `pfn` is not the head of a live non-compound block or the kind is out of range.
-    pub fn set_movable_owner(&self, pfn: Pfn, owner: MovableOwner) -> bool {
-        let Some(p) = self.pfn_to_page(pfn) else { return false };
-        if owner.kind.0 as usize >= MAX_MOVABLE_KINDS {
-            return false;
-        }
-        if !matches!(p.state(), PageState::Head { compound: false, .. }) {
-            return false;
-        }
-        p.set_owner(owner.encode());
-        true
-    }
-
-    /// The movable owner of the live block headed at `pfn`, with the block's order.
-    pub fn movable_owner(&self, pfn: Pfn) -> Option<(MovableOwner, u32)> {
-        let p = self.pfn_to_page(pfn)?;
-        let PageState::Head { order, compound: false, .. } = p.state() else { return None };
-        Some((MovableOwner::decode(p.owner())?, order))
-    }
-
-    /// The migration and compaction counters.
-    pub fn migrate_events(&self) -> MigrateEvents {
-        let m = &self.migrate;
-        MigrateEvents {
-            pgmigrate_success: m.pgmigrate_success.load(Relaxed),
-            pgmigrate_fail: m.pgmigrate_fail.load(Relaxed),
-            compact_migrate_scanned: m.compact_migrate_scanned.load(Relaxed),
-            compact_free_scanned: m.compact_free_scanned.load(Relaxed),
-            compact_isolated: m.compact_isolated.load(Relaxed),
-            compact_stall: m.compact_stall.load(Relaxed),
-            compact_fail: m.compact_fail.load(Relaxed),
-            compact_success: m.compact_success.load(Relaxed),
-        }
-    }
 }
 
 /// The migration driver (Linux's `migrate_pages` and its helpers): borrows the page
@@ -407,7 +382,7 @@ impl<'a> Migrator<'a> {
                 n += 1;
             }
             let mut done = [Err(MigrateError::Gone); MIGRATE_BATCH];
-            if let Some(ops) = self.pages.movable.get(kind) {
+            if let Some(ops) = self.pages.movable_ops.get(kind) {
                 ops.migrate_pages(&sub[..n], mode, &mut done[..n]);
             }
             for j in 0..n {
@@ -424,7 +399,8 @@ impl<'a> Migrator<'a> {
         cpu: CpuId,
         target: &mut dyn FnMut(u32) -> Option<Pfn>,
     ) -> Result<BlockMove, MigrateError> {
-        let (owner, order) = self.pages.movable_owner(pfn).ok_or(MigrateError::NotMovable)?;
+        let mm = self.pages.mem_map.get().ok_or(MigrateError::NotMovable)?;
+        let (owner, order) = movable_owner(mm, pfn).ok_or(MigrateError::NotMovable)?;
         debug_assert!(order <= MAX_PAGE_ORDER);
         if *out_of_targets {
             return Err(MigrateError::NoTarget);
@@ -433,7 +409,7 @@ impl<'a> Migrator<'a> {
             *out_of_targets = true;
             return Err(MigrateError::NoTarget);
         };
-        if !self.pages.set_movable_owner(new, owner) {
+        if !set_movable_owner(mm, new, owner) {
             let _ = self.pages.free_pages(new, order, cpu);
             return Err(MigrateError::NoTarget);
         }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::*;
+use crate::addr::PAGE_SIZE;
 use crate::gfp::{GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
+use crate::owner::{movable_owner, set_movable_owner};
 
 pub(super) fn cpu() -> CpuId {
     CpuId::of(0)
@@ -75,7 +77,7 @@ impl Model {
         t.push(Some((pfn.0, order)));
         let i = (t.len() - 1) as u64;
         let o = MovableOwner::new(if in_b { KIND_B } else { KIND_A }, i);
-        assert!(a.set_movable_owner(pfn, o));
+        assert!(set_movable_owner(&a.mem_map().unwrap(), pfn, o));
         let mut m = self.mem.lock().unwrap();
         for p in 0..1u64 << order {
             m.insert(pfn.0 + p, pattern(o, p));
@@ -98,7 +100,7 @@ impl Model {
             self.free(a, o);
         }
         a.drain_all();
-        assert_eq!(a.nr_free_pages(), free, "pages leaked");
+        assert_eq!(a.snapshot().nr_free_pages(), free, "pages leaked");
     }
     pub(super) fn at(&self, o: MovableOwner) -> (u64, u32) {
         let (t, i) = self.table(o).unwrap();
@@ -112,7 +114,7 @@ impl Model {
             for (i, e) in t.lock().unwrap().iter().enumerate() {
                 let Some((pfn, order)) = *e else { continue };
                 let o = MovableOwner::new(kind, i as u64);
-                assert_eq!(a.movable_owner(Pfn(pfn)), Some((o, order)));
+                assert_eq!(movable_owner(&a.mem_map().unwrap(), Pfn(pfn)), Some((o, order)));
                 for p in 0..1u64 << order {
                     assert_eq!(m.get(&(pfn + p)), Some(&pattern(o, p)), "contents of {o:?} page {p}");
                 }
@@ -130,7 +132,7 @@ fn pattern(o: MovableOwner, page: u64) -> u64 {
 /// Registers `ops` for both of the model's kinds with `a`.
 pub(super) fn register_both(a: &PageAllocator, ops: &'static dyn MovableOps) {
     for kind in [KIND_A, KIND_B] {
-        a.register_movable_ops(kind, ops).unwrap();
+        a.movable_ops.register(kind, ops).unwrap();
     }
 }
 
@@ -157,7 +159,7 @@ impl MovableOps for Model {
 
 pub(super) fn max_free_order(a: &PageAllocator) -> Option<u32> {
     let mut best = None;
-    a.for_each_free_block(|_, _, o, _| best = best.max(Some(o)));
+    memmap::for_each_free_block(a, |_, _, o, _| best = best.max(Some(o)));
     best
 }
 
@@ -168,7 +170,7 @@ fn migration_of_each_kind_updates_the_owner_and_frees_the_old_block() {
     m.register(a);
     let kinds: Vec<_> =
         (0..4u32).map(|o| m.alloc(a, o, false).unwrap()).chain((0..4).map(|o| m.alloc(a, o, true).unwrap())).collect();
-    let census = a.check_invariants().unwrap();
+    let census = check_invariants(a).unwrap();
     for &o in &kinds {
         let (old, order) = m.at(o);
         let new = Migrator::new(a, MigrateCtx::sync(cpu()))
@@ -176,12 +178,12 @@ fn migration_of_each_kind_updates_the_owner_and_frees_the_old_block() {
             .unwrap();
         assert_ne!(new.0, old);
         assert_eq!(m.at(o), (new.0, order), "the reference follows");
-        assert_eq!(a.movable_owner(Pfn(old)), None, "the old block is no longer theirs");
+        assert_eq!(movable_owner(&a.mem_map().unwrap(), Pfn(old)), None, "the old block is no longer theirs");
         m.check(a);
     }
     a.drain_all();
-    assert_eq!(a.check_invariants().unwrap().allocated, census.allocated, "no leak");
-    assert_eq!(a.migrate_events().pgmigrate_success, kinds.len() as u64);
+    assert_eq!(check_invariants(a).unwrap().allocated, census.allocated, "no leak");
+    assert_eq!(a.snapshot().migrate.pgmigrate_success, kinds.len() as u64);
     // A page without a movable owner is refused, unchanged.
     let k = a.alloc_pages(GFP_KERNEL, 0, cpu()).unwrap();
     let r = Migrator::new(a, MigrateCtx::sync(cpu())).migrate_page(k, &mut |_| panic!("no target wanted"));
@@ -196,7 +198,7 @@ fn target_allocation_failing_at_each_step_rolls_back() {
     let m = Model::new();
     m.register(a);
     let owners: Vec<_> = (0..6).map(|i| m.alloc(a, i % 3, i % 2 == 0).unwrap()).collect();
-    let free_before = a.nr_free_pages();
+    let free_before = a.snapshot().nr_free_pages();
     for step in 1..=owners.len() as u64 {
         a.fail.fail_nth(step);
         let mut done = Vec::new();
@@ -214,7 +216,7 @@ fn target_allocation_failing_at_each_step_rolls_back() {
         }
         let failed: Vec<_> = done.iter().enumerate().filter(|(_, ok)| !**ok).map(|(i, _)| i as u64 + 1).collect();
         assert_eq!(failed, [step], "exactly the armed allocation failed");
-        assert_eq!(a.nr_free_pages(), free_before, "nothing leaked or lost");
+        assert_eq!(a.snapshot().nr_free_pages(), free_before, "nothing leaked or lost");
     }
     // The owner no longer holding the block (or busy) also rolls back: the target is freed.
     let o = owners[0];
@@ -230,7 +232,7 @@ fn target_allocation_failing_at_each_step_rolls_back() {
         .migrate_page(Pfn(old), &mut |ord| a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok());
     drop(held);
     assert_eq!(r, Err(MigrateError::Busy));
-    assert_eq!(a.nr_free_pages(), free_before);
+    assert_eq!(a.snapshot().nr_free_pages(), free_before);
     m.check(a);
     m.free_all(a, owners, 1024);
 }
@@ -279,7 +281,7 @@ fn compaction_rebuilds_a_top_order_block_from_a_checkerboard() {
     assert_eq!(extfrag_index(a, ZoneType::Normal.index(), 11), -1000);
     let big = a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 11, cpu()).unwrap();
     a.free_pages(big, 11, cpu()).unwrap();
-    let e = a.migrate_events();
+    let e = a.snapshot().migrate;
     assert_eq!((e.compact_migrate_scanned, e.compact_free_scanned), (r.migrate_scanned, r.free_scanned));
     m.free_all(a, kept, n);
     assert_eq!(max_free_order(a), Some(12));
@@ -294,9 +296,9 @@ fn direct_compaction_for_high_order_kernel_requests_only() {
     let kept = checkerboard(a, m);
     assert!(a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 6, cpu()).is_err(), "atomic never compacts");
     assert!(a.alloc_pages(GFP_KERNEL | Gfp::GFP_NORETRY | Gfp::GFP_NOWARN, 6, cpu()).is_err());
-    assert_eq!(a.migrate_events().compact_stall, 0);
+    assert_eq!(a.snapshot().migrate.compact_stall, 0);
     let p = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 6, cpu()).unwrap();
-    let e = a.migrate_events();
+    let e = a.snapshot().migrate;
     assert_eq!((e.compact_stall, e.compact_success, e.compact_fail), (1, 1, 0));
     assert!(e.pgmigrate_success >= 32, "at least a block's worth moved");
     assert!(e.pgmigrate_success < n / 4, "stopped once the block was free");
@@ -338,7 +340,7 @@ fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
     m.register(a);
     let borrowed = kept.iter().filter(|&&o| m.at(o).0 >= 3072).count() as u64;
     assert!(borrowed > 1000, "{borrowed}");
-    let before = a.check_invariants().unwrap();
+    let before = check_invariants(a).unwrap();
     let mut st = CmaAllocStats::default();
     assert_eq!(Cma::new(a).alloc(1024, 10, cpu(), &mut st), Ok(Pfn(3072)));
     assert_eq!((st.migrated, st.failed, st.ranges_tried), (borrowed, 0, 1));
@@ -346,7 +348,7 @@ fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
     m.check(a);
     assert!(kept.iter().all(|&o| m.at(o).0 < 3072));
     a.drain_all();
-    let after = a.check_invariants().unwrap();
+    let after = check_invariants(a).unwrap();
     assert_eq!(after.allocated, before.allocated + 1024, "the range, and the moved pages once each");
     assert_eq!(Cma::new(a).stats().unwrap().free, 0);
     // Neither a page outside a range nor one released twice is taken back.
@@ -354,11 +356,11 @@ fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
     assert_eq!(Cma::new(a).release(Pfn(3072), 1025), Err(CmaError::NotAllocated));
     assert_eq!(Cma::new(a).release(Pfn(3072), 1024), Ok(()));
     assert_eq!(Cma::new(a).release(Pfn(3072), 1), Err(CmaError::NotAllocated));
-    let back = a.check_invariants().unwrap();
+    let back = check_invariants(a).unwrap();
     assert_eq!(back.allocated, before.allocated, "no leak");
     assert_eq!(Cma::new(a).stats().unwrap().free, 1024);
     let mut blocks = Vec::new();
-    a.for_each_free_block(|_, p, o, mt| blocks.push((p, o, mt)));
+    memmap::for_each_free_block(a, |_, p, o, mt| blocks.push((p, o, mt)));
     assert!(blocks.contains(&(3072, 10, MigrateType::Cma)), "merged back whole");
     m.free_all(a, kept, 4096);
 }
@@ -374,15 +376,15 @@ fn cma_alloc_gives_up_a_range_whose_borrower_cannot_move() {
     let (t, i) = m.table(victim).unwrap();
     t.lock().unwrap()[i] = None;
     m.mem.lock().unwrap().remove(&pinned.0);
-    assert!(a.set_movable_owner(pinned, MovableOwner::new(STRANGER, 0)));
-    let before = a.check_invariants().unwrap();
+    assert!(set_movable_owner(&a.mem_map().unwrap(), pinned, MovableOwner::new(STRANGER, 0)));
+    let before = check_invariants(a).unwrap();
     let mut st = CmaAllocStats::default();
     assert_eq!(Cma::new(a).alloc(1024, 0, cpu(), &mut st), Err(CmaError::NoRange));
     assert!(st.failed >= 1 && st.ranges_tried == 1, "{st:?}");
     m.check(a);
-    assert_eq!(a.movable_owner(pinned), Some((MovableOwner::new(STRANGER, 0), 0)));
+    assert_eq!(movable_owner(&a.mem_map().unwrap(), pinned), Some((MovableOwner::new(STRANGER, 0), 0)));
     a.drain_all();
-    assert_eq!(a.check_invariants().unwrap().allocated, before.allocated, "a refused cma_alloc leaks nothing");
+    assert_eq!(check_invariants(a).unwrap().allocated, before.allocated, "a refused cma_alloc leaks nothing");
     // The half without the pinned page can be had; the area lends again afterwards.
     let mut st = CmaAllocStats::default();
     assert_eq!(Cma::new(a).alloc(512, 9, cpu(), &mut st), Ok(Pfn(3072)));
@@ -392,7 +394,7 @@ fn cma_alloc_gives_up_a_range_whose_borrower_cannot_move() {
     m.check(a);
     Cma::new(a).release(Pfn(3072), 512).unwrap();
     a.drain_all();
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
     assert_eq!(Cma::new(make(64)).alloc(1, 0, cpu(), &mut st), Err(CmaError::NoArea));
 }
 
@@ -457,10 +459,10 @@ mod batch {
         let c: &'static Counting = Box::leak(Box::new(Counting::new(m)));
         register_both(a, c);
         let owners: Vec<_> = (0..6).map(|i| m.alloc(a, i % 3, i % 2 == 0).unwrap()).collect();
-        let free_before = a.nr_free_pages();
+        let free_before = a.snapshot().nr_free_pages();
         for step in 1..=owners.len() {
             let before: Vec<_> = owners.iter().map(|&o| m.at(o)).collect();
-            let (batches, fails) = (c.batches.load(Relaxed), a.migrate_events().pgmigrate_fail);
+            let (batches, fails) = (c.batches.load(Relaxed), a.snapshot().migrate.pgmigrate_fail);
             a.fail.fail_nth(step as u64);
             let res = migrate_batch(a, c, &owners, MigrateMode::Sync);
             for (i, r) in res.iter().enumerate() {
@@ -477,8 +479,8 @@ mod batch {
             // Each kind's blocks go to its operations as one batch (the kinds alternate).
             let kinds = owners[..step - 1].iter().map(|o| o.kind).collect::<std::collections::BTreeSet<_>>();
             assert_eq!(c.batches.load(Relaxed), batches + kinds.len() as u64, "one batch per kind");
-            assert_eq!(a.migrate_events().pgmigrate_fail, fails + 1, "only the block tried counts as failed");
-            assert_eq!(a.nr_free_pages(), free_before, "nothing leaked or lost");
+            assert_eq!(a.snapshot().migrate.pgmigrate_fail, fails + 1, "only the block tried counts as failed");
+            assert_eq!(a.snapshot().nr_free_pages(), free_before, "nothing leaked or lost");
         }
         // An owner that lost its block (at each position) or a busy owner: that block's
         // target is freed, the others move.
@@ -496,14 +498,14 @@ mod batch {
             assert_eq!(res[bad], Err(MigrateError::Gone));
             assert_eq!(m.at(o), (old, order));
             m.check(a);
-            assert_eq!(a.nr_free_pages(), free_before);
+            assert_eq!(a.snapshot().nr_free_pages(), free_before);
         }
         let pfns: Vec<_> = owners.iter().map(|&o| Pfn(m.at(o).0)).collect();
         let held = (m.table_a.lock().unwrap(), m.table_b.lock().unwrap());
         let res = migrate_pfns(a, &pfns, MigrateMode::Async);
         drop(held);
         assert!(res.iter().all(|r| *r == Err(MigrateError::Busy)), "{res:?}");
-        assert_eq!(a.nr_free_pages(), free_before);
+        assert_eq!(a.snapshot().nr_free_pages(), free_before);
         m.check(a);
         m.free_all(a, owners, 1024);
     }

@@ -13,7 +13,7 @@
 //! zone lock inside it (order: this CPU's lists, then zone).
 //!
 //! Accounting choice (as Linux): pages on per-CPU lists are free memory, so they count in
-//! [`PageAllocator::nr_free_pages`] and MemFree, but not in the zone's `free_pages`
+//! [`VmStat::nr_free_pages`] and MemFree, but not in the zone's `free_pages`
 //! (`NR_FREE_PAGES`), in watermark checks or in `buddyinfo`, which show buddy lists only.
 
 mod alloc;
@@ -34,6 +34,7 @@ pub mod page;
 pub mod pcp;
 pub mod report;
 pub mod source;
+pub mod vmstat;
 pub mod watermark;
 pub mod zone;
 
@@ -51,11 +52,11 @@ mod zone_meta;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-use crate::addr::{Pfn, PAGE_SIZE};
+use crate::addr::Pfn;
 use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 
-pub use check::PageCensus;
+pub use check::{check_invariants, PageCensus};
 pub use cma::{Cma, CmaAllocStats, CmaError, CmaStats};
 pub use compaction::{extfrag_index, extfrag_indices, fragmentation_index, CompactResult, Compactor};
 pub use contig::Evacuation;
@@ -64,16 +65,16 @@ pub use fail::FailPageAlloc;
 pub use init::InitError;
 pub use migrate::{
     BlockMove, MigrateBatch, MigrateCtx, MigrateError, MigrateEvents, MigrateMode, Migrator, MovableKind, MovableOps,
-    MovableOwner, RegisterError, MAX_MOVABLE_KINDS, MIGRATE_BATCH,
+    MovableOwner, MovableRegistry, RegisterError, MAX_MOVABLE_KINDS, MIGRATE_BATCH,
 };
 pub use migratetype::{gfp_migratetype, MigrateType, ZoneType, MAX_NR_ZONES, MIGRATE_TYPES};
 pub use page::{mem_map_overhead, MemMap, Page};
 pub use pcp::{PerCpuPages, NR_CPUS, PCP_MAX_ORDER};
 pub use source::BuddyPageSource;
+pub use vmstat::{MemInfo, PagesetStats, VmEvents, VmStat, ZoneStats};
 pub use watermark::{AllocFlags, Watermarks, Wmark};
 pub use zone::Zone;
 
-use page::PageState;
 use pcp::LocalPcp;
 use zone_meta::{ZoneGuard, ZoneMeta};
 
@@ -98,72 +99,6 @@ pub const fn want_init_on_alloc(gfp: Gfp) -> bool {
     gfp.contains(Gfp::GFP_ZERO)
 }
 
-/// A zone's numbers for reports and `/proc/zoneinfo`-like output.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct ZoneStats {
-    /// Which zone.
-    pub zone: ZoneType,
-    /// First pfn of the span.
-    pub start_pfn: u64,
-    /// Pages spanned.
-    pub spanned_pages: u64,
-    /// Pages of RAM in the span.
-    pub present_pages: u64,
-    /// Pages handed to the allocator.
-    pub managed_pages: u64,
-    /// Pages on the buddy lists.
-    pub free_pages: u64,
-    /// Pages on the per-CPU lists.
-    pub pcp_pages: u64,
-    /// Pages in HighAtomic-reserved pageblocks.
-    pub reserved_highatomic: u64,
-    /// The watermarks.
-    pub wmarks: Watermarks,
-    /// Pages kept back from requests that may use a higher zone.
-    pub lowmem_reserve: u64,
-}
-
-/// The page allocator's event counters, in pages, summed over CPUs when read (Linux's
-/// `vm_event_states`; `/proc/vmstat` prints them).
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct VmEvents {
-    /// Pages allocated, per zone (`pgalloc_dma`, `pgalloc_normal`).
-    pub pgalloc: [u64; MAX_NR_ZONES],
-    /// Pages freed (`pgfree`).
-    pub pgfree: u64,
-}
-
-/// One CPU's pageset in one zone, as `/proc/zoneinfo` prints it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct PagesetStats {
-    /// Pages on the CPU's lists.
-    pub count: u64,
-    /// Drain mark.
-    pub high: u64,
-    /// Refill and drain batch.
-    pub batch: u64,
-}
-
-/// The two numbers of `/proc/meminfo` the allocator owns, in pages.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct MemInfo {
-    /// MemTotal: managed pages.
-    pub total_pages: u64,
-    /// MemFree: buddy plus per-CPU pages.
-    pub free_pages: u64,
-}
-
-impl MemInfo {
-    /// MemTotal in kB.
-    pub const fn total_kb(&self) -> u64 {
-        self.total_pages * (PAGE_SIZE as u64 / 1024)
-    }
-    /// MemFree in kB.
-    pub const fn free_kb(&self) -> u64 {
-        self.free_pages * (PAGE_SIZE as u64 / 1024)
-    }
-}
-
 /// The page allocator. Construct with [`PageAllocator::new`] (a `const fn`, so it can be a
 /// `static`), then call [`PageAllocator::init`] once on the boot CPU.
 #[derive(Debug)]
@@ -177,7 +112,8 @@ pub struct PageAllocator {
     failures: AtomicU64,
     /// Fault injection knobs (`fail_page_alloc`).
     pub fail: FailPageAlloc,
-    movable: migrate::MovableRegistry,
+    /// The operations that move each kind of movable block ([`MovableRegistry::register`]).
+    pub movable_ops: MovableRegistry,
     migrate: migrate::MigrateStats,
     defer: compaction::CompactDefer,
 }
@@ -186,25 +122,6 @@ impl Default for PageAllocator {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// The head of the live allocation holding `pfn`, a page with flags 0 (not a head, not a
-/// compound tail); `None` if `pfn` lies in a free block or in no block. Blocks are
-/// naturally aligned and disjoint, so the head is the first `pfn` rounded down to `2^o`
-/// (`o` = 1, 2, ...) that heads a block of order at least `o`.
-fn alloc_head_of(mm: &MemMap, pfn: u64) -> Option<&'static Page> {
-    for o in 1..=MAX_PAGE_ORDER {
-        let c = pfn & !((1u64 << o) - 1);
-        if c == pfn {
-            continue;
-        }
-        let h = mm.pfn_to_page(c)?;
-        let s = h.state();
-        if s.block_order().is_some_and(|bo| bo >= o) {
-            return matches!(s, PageState::Head { .. }).then_some(h);
-        }
-    }
-    None
 }
 
 impl PageAllocator {
@@ -222,7 +139,7 @@ impl PageAllocator {
             min_free_kbytes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             fail: FailPageAlloc::new(),
-            movable: migrate::MovableRegistry::new(),
+            movable_ops: MovableRegistry::new(),
             migrate: migrate::MigrateStats::new(),
             defer: compaction::CompactDefer::new(),
         }
@@ -324,104 +241,6 @@ impl PageAllocator {
     pub fn drain_all(&self) {
         for cpu in CpuId::all() {
             self.drain_cpu(cpu);
-        }
-    }
-
-    /// Stores the owner word of an allocated page (for a `PageSource` implementation);
-    /// false (nothing stored) if the page is free (a free block's head or a page inside a
-    /// free block), reserved or outside `mem_map`. On a tail page it also marks the
-    /// allocation's head so that the free clears the tails' owner words.
-    pub fn set_page_owner(&self, pfn: Pfn, word: u64) -> bool {
-        let Some(mm) = self.mem_map.get() else { return false };
-        let Some(p) = mm.pfn_to_page(pfn.0) else { return false };
-        let s = p.state();
-        if !s.may_own() {
-            return false;
-        }
-        if s == PageState::Unmarked {
-            // A tail of a non-compound block (compound heads clear their tails anyway).
-            let Some(head) = alloc_head_of(mm, pfn.0) else { return false };
-            head.mark_tail_owner();
-        }
-        p.set_owner(word);
-        true
-    }
-    /// The owner word of an allocated page; 0 for a free, reserved or unknown page.
-    pub fn page_owner(&self, pfn: Pfn) -> u64 {
-        match self.pfn_to_page(pfn) {
-            Some(p) if p.state().may_own() => p.owner(),
-            _ => 0,
-        }
-    }
-    /// [`Self::page_owner`] with one lookup that also tells whether `pfn` is in `mem_map`:
-    /// `None` outside it, `Some(0)` for a free or reserved page.
-    pub fn try_page_owner(&self, pfn: Pfn) -> Option<u64> {
-        let p = self.pfn_to_page(pfn)?;
-        Some(if p.state().may_own() { p.owner() } else { 0 })
-    }
-
-    /// Free pages on the buddy lists of every zone (Linux's `NR_FREE_PAGES`).
-    pub fn nr_free_buddy_pages(&self) -> u64 {
-        self.meta.iter().map(|m| m.free.load(Relaxed)).sum()
-    }
-    /// Pages on per-CPU lists, all CPUs and zones.
-    pub fn nr_pcp_pages(&self) -> u64 {
-        self.pcp.iter().flatten().map(PerCpuPages::count).sum()
-    }
-    /// All free pages: buddy lists plus per-CPU lists.
-    pub fn nr_free_pages(&self) -> u64 {
-        self.nr_free_buddy_pages() + self.nr_pcp_pages()
-    }
-    /// Pages handed to the allocator (Linux's `totalram_pages`).
-    pub fn nr_managed_pages(&self) -> u64 {
-        self.meta.iter().map(|m| m.managed.load(Relaxed)).sum()
-    }
-    /// Allocation failures so far (injected ones included).
-    pub fn nr_failures(&self) -> u64 {
-        self.failures.load(Relaxed)
-    }
-    /// MemTotal and MemFree for `/proc/meminfo`.
-    pub fn meminfo(&self) -> MemInfo {
-        MemInfo { total_pages: self.nr_managed_pages(), free_pages: self.nr_free_pages() }
-    }
-    /// One zone's numbers.
-    pub fn zone_stats(&self, zone: ZoneType) -> ZoneStats {
-        let m = &self.meta[zone.index()];
-        let start = m.start_pfn.load(Relaxed);
-        ZoneStats {
-            zone,
-            start_pfn: start,
-            spanned_pages: m.end_pfn.load(Relaxed) - start,
-            present_pages: m.present.load(Relaxed),
-            managed_pages: m.managed.load(Relaxed),
-            free_pages: m.free.load(Relaxed),
-            pcp_pages: self.pcp.iter().map(|c| c[zone.index()].count()).sum(),
-            reserved_highatomic: m.reserved_highatomic.load(Relaxed),
-            wmarks: m.wmarks(),
-            lowmem_reserve: m.lowmem_reserve.load(Relaxed),
-        }
-    }
-    /// The event counters (Linux's `all_vm_events`): each CPU's own counters plus those
-    /// of interrupts that found their CPU's lists busy, read without stopping anyone.
-    pub fn vm_events(&self) -> VmEvents {
-        let mut e = VmEvents::default();
-        for (zi, m) in self.meta.iter().enumerate() {
-            e.pgalloc[zi] = m.pgalloc.load(Relaxed) + self.pcp.iter().map(|c| c[zi].pgalloc()).sum::<u64>();
-            e.pgfree += m.pgfree.load(Relaxed) + self.pcp.iter().map(|c| c[zi].pgfree()).sum::<u64>();
-        }
-        e
-    }
-    /// CPU `cpu`'s pageset in `zone` (read from any CPU: each number is a single load).
-    pub fn pageset(&self, cpu: CpuId, zone: ZoneType) -> PagesetStats {
-        let p = &self.pcp[cpu.index()][zone.index()];
-        PagesetStats { count: p.count(), high: p.high(), batch: p.batch() }
-    }
-    /// Calls `f(zone, pfn, order, migratetype)` for every block on a buddy list.
-    pub fn for_each_free_block(&self, mut f: impl FnMut(ZoneType, u64, u32, MigrateType)) {
-        for zi in 0..MAX_NR_ZONES {
-            let z = self.lock_zone(zi);
-            let ty = z.ty;
-            z.for_each_free_block(&mut |p, o, m| f(ty, p, o, m));
         }
     }
 }

@@ -102,8 +102,9 @@ pub fn pagetypeinfo(pages: &PageAllocator, w: &mut dyn Write) -> fmt::Result {
 /// migratetype letters, e.g. `Normal: 3*4kB (UM) 1*8kB (M) ... = 20kB`.
 pub fn show_free_areas(pages: &PageAllocator, w: &mut dyn Write) -> fmt::Result {
     writeln!(w, "Mem-Info:")?;
+    let stat = pages.snapshot();
     for zt in populated(pages) {
-        let s = pages.zone_stats(zt);
+        let s = stat.zone(zt);
         writeln!(
             w,
             "{} free:{}kB min:{}kB low:{}kB high:{}kB reserved_highatomic:{}KB present:{}kB managed:{}kB free_pcp:{}kB",

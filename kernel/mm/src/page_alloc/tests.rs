@@ -1,8 +1,9 @@
 //! Unit tests of the allocator on small synthetic zones.
 
 use super::*;
-use crate::addr::{PhysAddr, PAGE_SHIFT};
+use crate::addr::{PhysAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::gfp::{GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
+use crate::owner::{page_owner, set_page_owner};
 
 /// CPU `n` (tests name CPUs by number).
 fn cpu(n: usize) -> CpuId {
@@ -25,7 +26,7 @@ fn make(n: u64, base: u64, dma: u64, free: &[(u64, u64)]) -> &'static PageAlloca
 
 fn blocks(a: &PageAllocator) -> Vec<(u64, u32)> {
     let mut v = Vec::new();
-    a.for_each_free_block(|_, p, o, _| v.push((p, o)));
+    memmap::for_each_free_block(a, |_, p, o, _| v.push((p, o)));
     v.sort_unstable();
     v
 }
@@ -40,12 +41,12 @@ fn s(f: impl Fn(&mut String) -> core::fmt::Result) -> String {
 fn init_frees_maximal_aligned_blocks() {
     let a = make(1024, 0, 0, &[(0x10, 0x400)]);
     assert_eq!(blocks(a), [(0x10, 4), (0x20, 5), (0x40, 6), (0x80, 7), (0x100, 8), (0x200, 9)]);
-    let st = a.zone_stats(ZoneType::Normal);
+    let st = a.snapshot().zone(ZoneType::Normal);
     assert_eq!((st.managed_pages, st.present_pages, st.spanned_pages), (1008, 1024, 1024));
-    assert_eq!(a.zone_stats(ZoneType::Dma).managed_pages, 0);
-    assert_eq!(a.meminfo(), MemInfo { total_pages: 1008, free_pages: 1008 });
-    assert_eq!(a.meminfo().total_kb(), 4032);
-    let c = a.check_invariants().unwrap();
+    assert_eq!(a.snapshot().zone(ZoneType::Dma).managed_pages, 0);
+    assert_eq!(a.snapshot().meminfo(), MemInfo { total_pages: 1008, free_pages: 1008 });
+    assert_eq!(a.snapshot().meminfo().total_kb(), 4032);
+    let c = check_invariants(a).unwrap();
     assert_eq!(c, PageCensus { buddy_free: 1008, pcp_free: 0, allocated: 0, reserved: 16 });
     assert_eq!(a.init(Box::leak(Box::new([Page::new()])), Pfn(0), pa(0), [], []), Err(InitError::AlreadyInitialized));
     // A whole 256 MiB block when aligned memory allows.
@@ -62,7 +63,7 @@ fn alloc_splits_and_free_coalesces() {
     let before = blocks(a);
     let p = a.alloc_pages(GFP_KERNEL, 3, cpu(0)).unwrap();
     assert_eq!(p.0 % 8, 0);
-    assert_eq!(a.nr_free_pages(), 1016);
+    assert_eq!(a.snapshot().nr_free_pages(), 1016);
     let q = a.alloc_pages(GFP_KERNEL, 3, cpu(1)).unwrap();
     assert_ne!(p, q);
     a.free_pages(p, 3, cpu(0)).unwrap();
@@ -74,11 +75,11 @@ fn alloc_splits_and_free_coalesces() {
     for (i, p) in pages.iter().enumerate() {
         a.free_pages(*p, 0, cpu((i + 1) % 4)).unwrap();
     }
-    assert_eq!(a.nr_free_pages(), 1024);
+    assert_eq!(a.snapshot().nr_free_pages(), 1024);
     a.drain_all();
-    assert_eq!(a.nr_pcp_pages(), 0);
+    assert_eq!(a.snapshot().nr_pcp_pages(), 0);
     assert_eq!(blocks(a), before);
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
 }
 
 #[test]
@@ -94,7 +95,7 @@ fn exhaustion_and_order_limits() {
     assert_eq!(a.alloc_pages(GFP_KERNEL, 17, cpu(0)), Err(AllocFailure::OrderTooLarge { order: 17, gfp: GFP_KERNEL }));
     assert_eq!(CpuId::new(4), Err(crate::cpu::BadCpu(4)), "CPU 4 cannot even be named");
     a.free_pages(all, 6, cpu(0)).unwrap();
-    assert_eq!(a.nr_failures(), 1);
+    assert_eq!(a.snapshot().failures, 1);
     let un = PageAllocator::new();
     assert_eq!(un.alloc_pages(GFP_KERNEL, 0, cpu(0)), Err(AllocFailure::NotInitialized));
     assert_eq!(un.free_pages(Pfn(0), 0, cpu(0)), Err(FreeError::NotInitialized));
@@ -107,7 +108,7 @@ fn bad_frees_are_refused_and_change_nothing() {
     let p = a.alloc_pages(GFP_KERNEL, 2, cpu(0)).unwrap();
     let c = a.alloc_pages(GFP_KERNEL | Gfp::GFP_COMP, 2, cpu(0)).unwrap();
     let z = a.alloc_pages(GFP_KERNEL, 0, cpu(1)).unwrap();
-    let snap = (blocks(a), a.nr_free_pages(), a.check_invariants().unwrap());
+    let snap = (blocks(a), a.snapshot().nr_free_pages(), check_invariants(a).unwrap());
     let e = |r: Result<(), FreeError>| r.unwrap_err();
     assert_eq!(e(a.free_pages(p, 1, cpu(0))), FreeError::WrongOrder { pfn: p.0, order: 1, allocated: 2 });
     // Order 3 on an order-2 block: refused as unaligned or as the wrong order.
@@ -126,7 +127,7 @@ fn bad_frees_are_refused_and_change_nothing() {
     // A free block's head.
     let free_head = blocks(a).last().unwrap().0;
     assert!(matches!(e(a.free_pages(Pfn(free_head), 0, cpu(0))), FreeError::DoubleFree { .. }));
-    assert_eq!((blocks(a), a.nr_free_pages(), a.check_invariants().unwrap()), snap);
+    assert_eq!((blocks(a), a.snapshot().nr_free_pages(), check_invariants(a).unwrap()), snap);
     // Double free on the per-CPU path and on the buddy path.
     a.free_pages(z, 0, cpu(1)).unwrap();
     assert_eq!(e(a.free_pages(z, 0, cpu(2))), FreeError::DoubleFree { pfn: z.0, order: 0 });
@@ -137,28 +138,29 @@ fn bad_frees_are_refused_and_change_nothing() {
     assert!(matches!(again, FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }));
     assert_eq!(FreeError::DoubleFree { pfn: 0x1234, order: 2 }.to_string(), "double free of pfn 0x1234 order 2");
     a.drain_all();
-    let c = a.check_invariants().unwrap();
+    let c = check_invariants(a).unwrap();
     assert_eq!(c.allocated, 0);
 }
 
 #[test]
 fn compound_and_owner_words() {
     let a = make(64, 0, 0, &[(0, 64)]);
+    let mm = a.mem_map().unwrap();
     a.set_min_free_kbytes(0);
     let c = a.alloc_pages(GFP_KERNEL | Gfp::GFP_COMP, 3, cpu(0)).unwrap();
     let head = a.pfn_to_page(c).unwrap();
     assert!(head.is_head());
     assert!(a.pfn_to_page(Pfn(c.0 + 7)).unwrap().is_tail());
     assert_eq!(a.page_to_pfn(head), Some(c));
-    assert_eq!(a.page_owner(c), 0);
-    assert!(a.set_page_owner(c, 0xfeed_f00d_dead_beef));
-    assert!(a.set_page_owner(Pfn(c.0 + 1), 7));
-    assert_eq!(a.page_owner(c), 0xfeed_f00d_dead_beef);
+    assert_eq!(page_owner(&mm, c), 0);
+    assert!(set_page_owner(&mm, c, 0xfeed_f00d_dead_beef));
+    assert!(set_page_owner(&mm, Pfn(c.0 + 1), 7));
+    assert_eq!(page_owner(&mm, c), 0xfeed_f00d_dead_beef);
     a.free_pages(c, 3, cpu(0)).unwrap();
-    assert!(!a.set_page_owner(c, 1), "free page: links, not an owner");
-    assert_eq!(a.page_owner(Pfn(c.0 + 1)), 0, "owner words cleared on free");
+    assert!(!set_page_owner(&mm, c, 1), "free page: links, not an owner");
+    assert_eq!(page_owner(&mm, Pfn(c.0 + 1)), 0, "owner words cleared on free");
     let again = a.alloc_pages(GFP_KERNEL, 3, cpu(0)).unwrap();
-    assert_eq!(a.page_owner(again), 0);
+    assert_eq!(page_owner(&mm, again), 0);
     assert!(!a.pfn_to_page(Pfn(again.0 + 1)).unwrap().is_tail());
     assert!(want_init_on_alloc(GFP_KERNEL | Gfp::GFP_ZERO));
     assert!(!want_init_on_alloc(GFP_KERNEL));
@@ -169,7 +171,7 @@ fn watermarks_low_for_kernel_min_for_atomic() {
     // 4096 pages = 16 MiB: min_free_kbytes = sqrt(16384 * 16) = 512 kB = 128 pages.
     let a = make(4096, 0, 0, &[(0, 4096)]);
     assert_eq!(a.min_free_kbytes(), 512);
-    let w = a.zone_stats(ZoneType::Normal).wmarks;
+    let w = a.snapshot().zone(ZoneType::Normal).wmarks;
     assert_eq!(w, Watermarks { min: 128, low: 160, high: 192 });
     a.set_pcp_high_batch(0, 1); // no per-CPU caching: exact counts
     let mut got = Vec::new();
@@ -177,21 +179,21 @@ fn watermarks_low_for_kernel_min_for_atomic() {
         got.push(p);
     }
     // GFP_KERNEL stops when taking a page would leave free <= low.
-    assert_eq!(a.nr_free_pages(), 160);
+    assert_eq!(a.snapshot().nr_free_pages(), 160);
     // GFP_NOWAIT goes down to min.
     while let Ok(p) = a.alloc_pages(GFP_NOWAIT, 0, cpu(0)) {
         got.push(p);
     }
-    assert_eq!(a.nr_free_pages(), 128);
+    assert_eq!(a.snapshot().nr_free_pages(), 128);
     // GFP_ATOMIC: min - min/2 - (min/2)/4 = 128 - 64 - 16 = 48.
     while let Ok(p) = a.alloc_pages(GFP_ATOMIC, 0, cpu(0)) {
         got.push(p);
     }
-    assert_eq!(a.nr_free_pages(), 48);
+    assert_eq!(a.snapshot().nr_free_pages(), 48);
     for p in got {
         a.free_pages(p, 0, cpu(0)).unwrap();
     }
-    assert_eq!(a.nr_free_pages(), 4096);
+    assert_eq!(a.snapshot().nr_free_pages(), 4096);
 }
 
 #[test]
@@ -200,17 +202,17 @@ fn pcp_batches_and_drains() {
     a.set_min_free_kbytes(0);
     // Linux's zone_batchsize for 64 MiB: batch 3, high 18.
     let p = a.alloc_pages(GFP_KERNEL, 0, cpu(2)).unwrap();
-    assert_eq!(a.nr_pcp_pages(), 2, "a batch of 3 moved, one handed out");
+    assert_eq!(a.snapshot().nr_pcp_pages(), 2, "a batch of 3 moved, one handed out");
     let more: Vec<_> = (0..30).map(|_| a.alloc_pages(GFP_KERNEL, 0, cpu(2)).unwrap()).collect();
     a.free_pages(p, 0, cpu(2)).unwrap();
     for q in more {
         a.free_pages(q, 0, cpu(2)).unwrap();
     }
-    assert!(a.nr_pcp_pages() < 18, "drained at high");
-    assert_eq!(a.nr_free_pages(), 16384);
+    assert!(a.snapshot().nr_pcp_pages() < 18, "drained at high");
+    assert_eq!(a.snapshot().nr_free_pages(), 16384);
     a.drain_cpu(cpu(2));
-    assert_eq!(a.nr_pcp_pages(), 0);
-    assert_eq!(a.zone_stats(ZoneType::Normal).free_pages, 16384);
+    assert_eq!(a.snapshot().nr_pcp_pages(), 0);
+    assert_eq!(a.snapshot().zone(ZoneType::Normal).free_pages, 16384);
 }
 
 #[test]
@@ -235,7 +237,7 @@ fn migratetype_fallback_steals_pageblocks() {
     assert_ne!(m.0 / 512, u.0 / 512);
     let types: Vec<_> = {
         let mut v = Vec::new();
-        a.for_each_free_block(|_, p, _, mt| v.push((p / 512, mt)));
+        memmap::for_each_free_block(a, |_, p, _, mt| v.push((p / 512, mt)));
         v
     };
     assert!(types.iter().any(|&(b, mt)| b == u.0 / 512 && mt == MigrateType::Unmovable));
@@ -256,7 +258,7 @@ fn highatomic_reserve() {
         held.push(p);
     }
     let at = a.alloc_pages(GFP_ATOMIC, 1, cpu(0)).unwrap();
-    let st = a.zone_stats(ZoneType::Normal);
+    let st = a.snapshot().zone(ZoneType::Normal);
     assert_eq!(st.reserved_highatomic, 512);
     let mut pt = String::new();
     report::pagetypeinfo(a, &mut pt).unwrap();
@@ -267,7 +269,7 @@ fn highatomic_reserve() {
     for p in held {
         a.free_pages(p, 0, cpu(0)).unwrap();
     }
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
 }
 
 #[test]
@@ -275,8 +277,8 @@ fn dma_zone_and_zonelist() {
     // Pfns 0..256 DMA, 256..1024 Normal.
     let a = make(1024, 0, 256, &[(0, 1024)]);
     a.set_min_free_kbytes(0);
-    assert_eq!(a.zone_stats(ZoneType::Dma).managed_pages, 256);
-    assert_eq!(a.zone_stats(ZoneType::Dma).lowmem_reserve, 3);
+    assert_eq!(a.snapshot().zone(ZoneType::Dma).managed_pages, 256);
+    assert_eq!(a.snapshot().zone(ZoneType::Dma).lowmem_reserve, 3);
     let d = a.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 4, cpu(0)).unwrap();
     assert!(d.0 < 256);
     // Normal requests fill Normal then fall back to DMA (minus its lowmem reserve).
@@ -313,7 +315,7 @@ fn fault_injection() {
     assert!(!e.should_warn());
     assert_eq!(s(|w| report::warn_alloc(w, "kworker", &e)), "");
     assert!(a.alloc_pages(GFP_KERNEL, 0, cpu(0)).is_ok());
-    assert_eq!((a.fail.attempts(), a.fail.injected(), a.nr_failures()), (2, 1, 1));
+    assert_eq!((a.fail.attempts(), a.fail.injected(), a.snapshot().failures), (2, 1, 1));
 }
 
 #[test]
@@ -386,7 +388,7 @@ fn shared_static_across_threads() {
         }
     });
     A.drain_all();
-    assert_eq!(A.check_invariants().unwrap().buddy_free, 8192);
+    assert_eq!(check_invariants(&A).unwrap().buddy_free, 8192);
     assert_eq!(blocks(&A), [(0, 13)]);
 }
 
@@ -424,11 +426,11 @@ fn init_from_memblock_like_boot() {
     let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
     let map: &'static [Page] = Box::leak((0..pages).map(|_| Page::new()).collect());
     a.init_from_memblock(map, Pfn(0), PhysAddr::new(0), &mb).unwrap();
-    assert_eq!(a.nr_managed_pages() * PS, free_bytes);
-    let st = a.zone_stats(ZoneType::Normal);
+    assert_eq!(a.snapshot().nr_managed_pages() * PS, free_bytes);
+    let st = a.snapshot().zone(ZoneType::Normal);
     assert_eq!(st.present_pages, pages);
-    let c = a.check_invariants().unwrap();
-    assert_eq!(c.reserved, pages - a.nr_managed_pages());
+    let c = check_invariants(a).unwrap();
+    assert_eq!(c.reserved, pages - a.snapshot().nr_managed_pages());
     // The reserved pages are refused.
     assert_eq!(a.free_pages(Pfn(0x80), 0, cpu(0)), Err(FreeError::Reserved { pfn: 0x80 }));
     assert_eq!(a.free_pages(mm_pa.pfn(), 0, cpu(0)), Err(FreeError::Reserved { pfn: mm_pa.pfn().0 }));
@@ -437,26 +439,27 @@ fn init_from_memblock_like_boot() {
 #[test]
 fn tail_owner_words_cleared_on_free() {
     let a = make(64, 0, 0, &[(0, 64)]);
+    let mm = a.mem_map().unwrap();
     a.set_min_free_kbytes(0);
     // Order 3 goes through the per-CPU lists, order 5 through the zone.
     for order in [3u32, 5] {
         let b = a.alloc_pages(GFP_KERNEL, order, cpu(0)).unwrap();
         let t = Pfn(b.0 + 3);
-        assert!(a.set_page_owner(t, 0xabc));
-        assert_eq!(a.page_owner(t), 0xabc);
+        assert!(set_page_owner(&mm, t, 0xabc));
+        assert_eq!(page_owner(&mm, t), 0xabc);
         assert!(matches!(a.pfn_to_page(b).unwrap().state(), page::PageState::Head { tail_owner: true, .. }));
         a.free_pages(b, order, cpu(0)).unwrap();
-        assert!(!a.set_page_owner(t, 1), "page inside a free block");
-        assert_eq!(a.page_owner(t), 0);
-        a.check_invariants().unwrap();
+        assert!(!set_page_owner(&mm, t, 1), "page inside a free block");
+        assert_eq!(page_owner(&mm, t), 0);
+        check_invariants(a).unwrap();
     }
     a.drain_all();
     for pfn in 0..64 {
-        assert_eq!(a.page_owner(Pfn(pfn)), 0);
+        assert_eq!(page_owner(&mm, Pfn(pfn)), 0);
     }
     let b = a.alloc_pages(GFP_KERNEL, 6, cpu(0)).unwrap();
     for pfn in b.0..b.0 + 64 {
-        assert_eq!(a.page_owner(Pfn(pfn)), 0);
+        assert_eq!(page_owner(&mm, Pfn(pfn)), 0);
     }
 }
 
@@ -470,34 +473,34 @@ fn interrupt_finding_the_lists_busy_takes_the_zone_path() {
     // One allocation refills a batch of 4; its free leaves 4 pages on the list.
     let p = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
     a.free_pages(p, 0, c).unwrap();
-    assert_eq!(a.nr_pcp_pages(), 4);
-    let buddy = a.nr_free_buddy_pages();
+    assert_eq!(a.snapshot().nr_pcp_pages(), 4);
+    let buddy = a.snapshot().nr_free_buddy_pages();
     {
         // The code an interrupt came in on holds this CPU's lists.
         let held = a.try_local_pcp(c, zi).unwrap();
         assert!(a.try_local_pcp(c, zi).is_none(), "the lists are taken once");
         // The interrupt's allocation and free go to the zone, not to the held lists.
         let q = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
-        assert_eq!((a.nr_pcp_pages(), a.nr_free_buddy_pages()), (4, buddy - 1));
+        assert_eq!((a.snapshot().nr_pcp_pages(), a.snapshot().nr_free_buddy_pages()), (4, buddy - 1));
         let r = a.alloc_pages(GFP_KERNEL, 2, c).unwrap();
-        assert_eq!(a.nr_free_buddy_pages(), buddy - 5);
+        assert_eq!(a.snapshot().nr_free_buddy_pages(), buddy - 5);
         a.free_pages(q, 0, c).unwrap();
         a.free_pages(r, 2, c).unwrap();
-        assert_eq!((a.nr_pcp_pages(), a.nr_free_buddy_pages()), (4, buddy));
+        assert_eq!((a.snapshot().nr_pcp_pages(), a.snapshot().nr_free_buddy_pages()), (4, buddy));
         // A double free from the interrupt is refused as anywhere else.
         let e = a.free_pages(q, 0, c).unwrap_err();
         assert!(matches!(e, FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }), "{e}");
         // A drain IPI arriving now is left to the owner.
         a.drain_cpu(c);
-        assert_eq!(a.nr_pcp_pages(), 4);
+        assert_eq!(a.snapshot().nr_pcp_pages(), 4);
         drop(held);
     }
-    a.check_invariants().unwrap();
+    check_invariants(a).unwrap();
     // The owner's next free does the drain that was asked for.
     let s = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
     a.free_pages(s, 0, c).unwrap();
-    assert_eq!(a.nr_pcp_pages(), 0);
-    a.check_invariants().unwrap();
+    assert_eq!(a.snapshot().nr_pcp_pages(), 0);
+    check_invariants(a).unwrap();
     assert_eq!(blocks(a), [(0, 6)]);
 }
 
@@ -511,12 +514,15 @@ fn bulk_alloc_and_free() {
     // migratetype holds, the rest from the zone.
     let p = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
     a.free_pages(p, 0, c).unwrap();
-    let (pcp, buddy) = (a.nr_pcp_pages(), a.nr_free_buddy_pages());
+    let (pcp, buddy) = (a.snapshot().nr_pcp_pages(), a.snapshot().nr_free_buddy_pages());
     assert!(pcp >= 3);
     let mut out = [Pfn(0); 20];
     assert_eq!(a.alloc_pages_bulk(GFP_KERNEL, c, &mut out), Ok(20));
-    assert_eq!(a.nr_free_pages(), 44);
-    assert!(a.nr_free_buddy_pages() < buddy && a.nr_pcp_pages() < pcp, "both the list and the zone gave");
+    assert_eq!(a.snapshot().nr_free_pages(), 44);
+    assert!(
+        a.snapshot().nr_free_buddy_pages() < buddy && a.snapshot().nr_pcp_pages() < pcp,
+        "both the list and the zone gave"
+    );
     let mut seen: Vec<u64> = out.iter().map(|p| p.0).collect();
     seen.sort_unstable();
     seen.dedup();
@@ -537,8 +543,8 @@ fn bulk_alloc_and_free() {
     a.free_pages_bulk(list, c, |e| refused.push(e));
     assert_eq!(refused.len(), 1);
     assert!(matches!(refused[0], FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }));
-    assert!(a.nr_pcp_pages() < 16, "drained to the zone in the end");
-    a.check_invariants().unwrap();
+    assert!(a.snapshot().nr_pcp_pages() < 16, "drained to the zone in the end");
+    check_invariants(a).unwrap();
     a.drain_all();
     assert_eq!(blocks(a), [(0, 6)]);
     // Fault injection armed: one page through the full path, and the injected failure.
@@ -553,15 +559,15 @@ fn vm_events_count_pages_on_every_path() {
     a.set_min_free_kbytes(0);
     a.set_pcp_high_batch(16, 4);
     let n = ZoneType::Normal.index();
-    assert_eq!(a.vm_events(), VmEvents::default());
+    assert_eq!(a.snapshot().events, VmEvents::default());
     let p = a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap(); // slow path (refill)
     let q = a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap(); // fast path
     let r = a.alloc_pages(GFP_KERNEL, 4, cpu(1)).unwrap(); // zone
-    assert_eq!(a.vm_events().pgalloc[n], 18);
+    assert_eq!(a.snapshot().events.pgalloc[n], 18);
     a.free_pages(p, 0, cpu(2)).unwrap(); // another CPU's list
     a.free_pages(r, 4, cpu(1)).unwrap();
     assert_eq!(a.free_pages(p, 0, cpu(2)), Err(FreeError::DoubleFree { pfn: p.0, order: 0 }));
-    assert_eq!(a.vm_events().pgfree, 17, "a refused free is not an event");
+    assert_eq!(a.snapshot().events.pgfree, 17, "a refused free is not an event");
     {
         // Interrupts that find the lists busy count in the zone.
         let _held = a.try_local_pcp(cpu(0), n).unwrap();
@@ -569,13 +575,13 @@ fn vm_events_count_pages_on_every_path() {
         a.free_pages(s, 1, cpu(0)).unwrap();
         a.free_pages(q, 0, cpu(0)).unwrap();
     }
-    let e = a.vm_events();
+    let e = a.snapshot().events;
     assert_eq!((e.pgalloc[n], e.pgfree), (20, 20));
     assert_eq!(e.pgalloc[ZoneType::Dma.index()], 0);
-    let ps = a.pageset(cpu(0), ZoneType::Normal);
+    let ps = a.snapshot().pageset(cpu(0), ZoneType::Normal);
     assert_eq!((ps.high, ps.batch), (16, 4));
-    let total: u64 = CpuId::all().map(|c| a.pageset(c, ZoneType::Normal).count).sum();
-    assert_eq!(total, a.nr_pcp_pages());
+    let total: u64 = CpuId::all().map(|c| a.snapshot().pageset(c, ZoneType::Normal).count).sum();
+    assert_eq!(total, a.snapshot().nr_pcp_pages());
 }
 
 /// Pages parked on one per-CPU list (frees of another migratetype) must not make every
@@ -592,20 +598,20 @@ fn parked_pcp_pages_do_not_make_every_free_drain_the_list_in_use() {
     for p in movable {
         a.free_pages(p, 0, c).unwrap();
     }
-    assert!(a.nr_pcp_pages() >= 12, "movable pages parked on the list");
+    assert!(a.snapshot().nr_pcp_pages() >= 12, "movable pages parked on the list");
     for _ in 0..100 {
         let p = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
         a.free_pages(p, 0, c).unwrap();
     }
-    let buddy = a.nr_free_buddy_pages();
+    let buddy = a.snapshot().nr_free_buddy_pages();
     for i in 0..100 {
         let p = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
-        assert_eq!(a.nr_free_buddy_pages(), buddy, "alloc {i} refilled from the zone");
+        assert_eq!(a.snapshot().nr_free_buddy_pages(), buddy, "alloc {i} refilled from the zone");
         a.free_pages(p, 0, c).unwrap();
-        assert_eq!(a.nr_free_buddy_pages(), buddy, "free {i} drained to the zone");
+        assert_eq!(a.snapshot().nr_free_buddy_pages(), buddy, "free {i} drained to the zone");
     }
     a.drain_cpu(c);
-    assert_eq!(a.nr_free_pages(), 16384);
+    assert_eq!(a.snapshot().nr_free_pages(), 16384);
 }
 
 /// A request that finds the zone empty while its own CPU's lists hold free blocks of
@@ -619,19 +625,19 @@ fn a_failing_request_drains_its_own_lists_first() {
     a.set_pcp_high_batch(16, 4);
     let c = cpu(0);
     let table = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
-    assert_eq!(a.nr_pcp_pages(), 3, "the rest of the refill on the Unmovable list");
+    assert_eq!(a.snapshot().nr_pcp_pages(), 3, "the rest of the refill on the Unmovable list");
     // Movable, no watermark (as the lab's filler): every free page is within reach.
     let mut held = Vec::new();
     while let Ok(p) = a.alloc_pages(GFP_ATOMIC | Gfp::GFP_MOVABLE | Gfp::GFP_MEMALLOC | Gfp::GFP_NOWARN, 0, c) {
         held.push(p);
     }
     assert_eq!(held.len(), 1023, "free pages on this CPU's Unmovable list were out of reach");
-    assert_eq!(a.nr_free_pages(), 0);
+    assert_eq!(a.snapshot().nr_free_pages(), 0);
     for p in held {
         a.free_pages(p, 0, c).unwrap();
     }
     a.free_pages(table, 0, c).unwrap();
     a.drain_all();
-    assert_eq!(a.nr_free_pages(), 1024);
-    a.check_invariants().unwrap();
+    assert_eq!(a.snapshot().nr_free_pages(), 1024);
+    check_invariants(a).unwrap();
 }
