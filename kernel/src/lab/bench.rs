@@ -1,13 +1,19 @@
 //! `bench`: the kernel's allocators against a `linked_list_allocator` heap (the usual
 //! Rust kernel heap) over the same amount of memory, on the same workloads, timed with
-//! the generic timer and, where the CPU has a PMU, the cycle counter (PMCCNTR_EL0; real
-//! cycles on a Pi, an emulated count under QEMU).
+//! the generic timer and, where the CPU has a PMU (`boot::pmu`), counted in cycles
+//! (PMCCNTR_EL0; real cycles on a Pi, an emulated count under QEMU) and in retired
+//! instructions (event INST_RETIRED on event counter 0; QEMU implements it only with
+//! `-icount`, where a guest nanosecond and a cycle are one instruction).
 //!
 //! Every workload runs [`RUNS`] times, the kernel and the heap taking turns, so that a
 //! change in the machine's speed (another guest, the host's load under QEMU) hits both;
-//! each row prints the median times and the median speedup with its min and max. The
-//! boot's clock check follows the rows (`platform::recheck_clock`): the ARM clock the
-//! firmware reports, the core's count, and any throttling since the boot.
+//! each row prints the median times and the median speedup with its min and max, then the
+//! median instructions and cycles per operation ([`Row`]). The counts include the loop's
+//! own few instructions per iteration (both sides) and any interrupt taken meanwhile: the
+//! kernel is tickless, so one is rare, and a run that took one moves no median. The PMU is
+//! this core's: the bench runs on the console's CPU throughout. The boot's clock check
+//! follows the rows (`platform::recheck_clock`): the ARM clock the firmware reports, the
+//! core's count, and any throttling since the boot.
 
 use super::bench_row::{Measure, Row, RUNS};
 use crate::cprintln;
