@@ -45,6 +45,13 @@ register_bitfields! {u64,
         /// Event counter 0.
         P0 OFFSET(0) NUMBITS(1) []
     ],
+    /// Overflow interrupt enable clear (writes of 1 disable), PMCNTENSET_EL0's layout.
+    pub PMINTENCLR_EL1 [
+        /// The cycle counter.
+        C OFFSET(31) NUMBITS(1) [],
+        /// Event counter 0.
+        P0 OFFSET(0) NUMBITS(1) []
+    ],
     /// Common event identification: bit n set if event n is implemented (events 0-31).
     pub PMCEID0_EL0 [
         /// INST_RETIRED (0x08).
@@ -107,6 +114,10 @@ sysreg!(
     Pmcntenset, "pmcntenset_el0", PMCNTENSET_EL0::Register, rw
 );
 sysreg!(
+    /// PMINTENCLR_EL1.
+    Pmintenclr, "pmintenclr_el1", PMINTENCLR_EL1::Register, rw
+);
+sysreg!(
     /// PMCEID0_EL0.
     Pmceid0, "pmceid0_el0", PMCEID0_EL0::Register, ro
 );
@@ -143,6 +154,9 @@ pub fn present() -> bool {
 /// UNKNOWN on real hardware). Only on a core where [`present`] says so.
 pub fn cycle_counter_enable() {
     Pmccfiltr.set(0);
+    // Real hardware: PMINTENSET_EL1 resets to an UNKNOWN value; no overflow interrupt is
+    // wanted (the BCM2837 routes none by default either). Linux's PMU reset does the same.
+    Pmintenclr.write(PMINTENCLR_EL1::C::SET);
     PMCR.modify(PMCR_EL0::D::CLEAR + PMCR_EL0::E::SET);
     PMCNTENSET.write(PMCNTENSET_EL0::C::SET);
     crate::cpu::isb();
@@ -216,6 +230,9 @@ impl InstCounter {
             return Err(NoInstCounter::NotImplemented);
         }
         Pmevtyper0.write(PMEVTYPER_EL0::evtCount.val(INST_RETIRED));
+        // No overflow interrupt (see `cycle_counter_enable`): the counter wraps every 2^32
+        // instructions, and `poll` accounts for that.
+        Pmintenclr.write(PMINTENCLR_EL1::P0::SET);
         PMCR.modify(PMCR_EL0::E::SET);
         PMCNTENSET.write(PMCNTENSET_EL0::P0::SET);
         crate::cpu::isb();
