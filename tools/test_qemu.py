@@ -524,7 +524,15 @@ def four_cpus_and_stress(image):
 def bench_prints_its_rows(image):
     with boot(image, cmdline="sweep=off") as q:
         out = q.command("bench 2000", 240)
-        check(re.search(r"^bench: 2000 iterations per workload, 5 runs each; linked_list_allocator heap of 16 MiB; cycle counter \S+; slab debug off$", out, re.M), "bench header", out)
+        # QEMU implements INST_RETIRED only with -icount (bench_counts_instructions): here the
+        # header and every row say that instructions were not counted, and print no zeros.
+        check(re.search(r"^bench: 2000 iterations per workload, 5 runs each; linked_list_allocator heap of 16 MiB; "
+                        r"cycle counter PMCCNTR_EL0; instruction counter absent: INST_RETIRED not implemented "
+                        r"\(PMCEID0_EL0 bit 8 clear; QEMU counts it only with -icount\); slab debug off$", out, re.M),
+              "bench header", out)
+        pmu_cols = re.findall(r"over 5 runs\); instructions/op not counted \(no INST_RETIRED\), cycles/op (\d+) vs (\d+)$", out, re.M)
+        check(len(pmu_cols) == 8 and all(int(a) > 0 and int(b) > 0 for a, b in pmu_cols),
+              "every row says instructions were not counted and prints its cycles", out)
         rows = re.findall(r"^bench: (.+): kernel (\d+) ns/op, linked_list_allocator (\d+) ns/op, speedup (\d+)\.(\d\d)x", out, re.M)
         # Each speedup is the median of 5 runs, printed with the runs' min and max.
         spreads = re.findall(r"speedup (\d+\.\d\d)x \(min (\d+\.\d\d)x, max (\d+\.\d\d)x over 5 runs\)", out)
@@ -1952,6 +1960,48 @@ def docs_output_is_a_real_run(image):
     tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "docs_run.py")
     r = subprocess.run([sys.executable, tool, "--image", image, "--check"], capture_output=True, text=True, timeout=1200)
     check(r.returncode == 0, "docs/ disagree with a run (make docs-run regenerates the blocks)", r.stdout + r.stderr)
+
+
+# ---------------------------------------------------------------- PMU instruction counts
+BENCH_ROWS = ["kmalloc-8 alloc+free", "kmalloc-64 alloc+free", "kmalloc-256 alloc+free", "kmalloc-1024 alloc+free",
+              "kmalloc-4096 alloc+free", "kmalloc random 8-2048 x1000, random free",
+              "pages order 0 alloc+free", "pages order 3 alloc+free"]
+
+
+@test
+def bench_counts_instructions(image):
+    """With -icount, QEMU's PMU implements INST_RETIRED: every bench row prints instructions
+    per operation, parsed by tools/bench/kernel_compare.py. Instruction counts are
+    deterministic there (no timing is asserted): plausible sizes, per operation (the same at
+    two N), and the kmalloc rows run fewer instructions than linked_list_allocator."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench"))
+    import kernel_compare
+    with Qemu(image, cmdline="sweep=off", extra_args=kernel_compare.ICOUNT) as q:
+        q.expect("^" + re.escape(PROMPT), BOOT_TIMEOUT)
+        runs = {}
+        for n in (1000, 3000):
+            out = q.command(f"bench {n}", 600)
+            check(re.search(rf"^bench: {n} iterations per workload, 5 runs each; .*; cycle counter PMCCNTR_EL0; "
+                            r"instruction counter PMEVCNTR0_EL0 \(INST_RETIRED\); slab debug off$", out, re.M),
+                  "bench header names the instruction counter", out)
+            rows = kernel_compare.parse(out)
+            check(sorted(rows) == sorted(BENCH_ROWS), f"rows {sorted(rows)}", out)
+            for name, r in rows.items():
+                check(r["inst_ratio"] is not None and r["ours_cycles"] is not None, f"{name}: no PMU columns", out)
+                for side in ("ours_inst", "heap_inst"):
+                    check(10 < r[side] < 100000, f"{name}: implausible {side} {r[side]}", out)
+                # The printed ratio is the heap's count over the kernel's.
+                check(abs(float(r["inst_ratio"]) - r["heap_inst"] / r["ours_inst"]) < 0.011, f"{name}: ratio", out)
+                if name.startswith("kmalloc"):
+                    check(r["ours_inst"] < r["heap_inst"],
+                          f"{name}: kmalloc+kfree ran {r['ours_inst']} instructions, linked_list_allocator {r['heap_inst']}", out)
+            runs[n] = rows
+        # Per operation: three times the work, the same count per operation (the loop's setup
+        # and the counter reads are spread over more operations; interrupts are rare).
+        for name in BENCH_ROWS:
+            for side in ("ours_inst", "heap_inst"):
+                a, b = runs[1000][name][side], runs[3000][name][side]
+                check(abs(a - b) <= max(a, b) // 10 + 2, f"{name}: {side} {a}/op at N=1000 but {b}/op at N=3000")
 
 
 def main():

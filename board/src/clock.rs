@@ -41,16 +41,16 @@ pub fn set_arm_max() -> ArmClock {
 /// against the generic timer. `None` without a PMU or a timer frequency.
 pub fn measure_hz(window_us: u64) -> Option<u64> {
     let freq = timer::frequency();
-    if !boot::cpu::has_pmu() || freq == 0 {
+    if !boot::pmu::present() || freq == 0 {
         return None;
     }
-    boot::cpu::cycle_counter_enable();
-    let (t0, c0) = (timer::ticks(), boot::cpu::cycles());
+    boot::pmu::cycle_counter_enable();
+    let (t0, c0) = (timer::ticks(), boot::pmu::cycles());
     let window = us_to_ticks(window_us, freq);
     let mut t1 = t0;
     while t1.wrapping_sub(t0) < window {
         t1 = timer::ticks();
     }
-    let c1 = boot::cpu::cycles();
+    let c1 = boot::pmu::cycles();
     Some(((c1.wrapping_sub(c0) as u128 * freq as u128) / t1.wrapping_sub(t0).max(1) as u128) as u64)
 }

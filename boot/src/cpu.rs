@@ -1,8 +1,8 @@
-//! CPU primitives: identity, barriers, interrupt masking, low-power waits, the per-CPU
-//! pointer and the cycle counter.
+//! CPU primitives: identity, barriers, interrupt masking, low-power waits and the per-CPU
+//! pointer (the cycle counter is in `pmu`).
 //!
 //! System registers go through the typed `aarch64-cpu` registers; `asm!` remains only
-//! where that crate has no accessor (DAIFSet/DAIFClr immediates, sp/x29, the PMU, BRK).
+//! where that crate has no accessor (DAIFSet/DAIFClr immediates, sp/x29, BRK).
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
@@ -167,34 +167,6 @@ pub fn enable_event_stream() {
     // EVNTI = 9: trigger on counter bit 9; EL0 access bits stay clear.
     CNTKCTL_EL1.write(CNTKCTL_EL1::EVNTEN::SET + CNTKCTL_EL1::EVNTI.val(9));
     isb();
-}
-
-/// Whether the core has a PMU (ID_AA64DFR0_EL1.PMUVer neither 0 nor IMPLEMENTATION
-/// DEFINED).
-pub fn has_pmu() -> bool {
-    let ver = ID_AA64DFR0_EL1.read(ID_AA64DFR0_EL1::PMUVer);
-    ver != 0 && ver != 0xf
-}
-
-/// Starts this core's cycle counter (PMCR_EL0.E, PMCNTENSET_EL0.C), counting every
-/// cycle (PMCR_EL0.D clear). EL1 may use it: entry.S cleared MDCR_EL2's traps.
-pub fn cycle_counter_enable() {
-    // SAFETY: only this core's performance counters are started.
-    unsafe {
-        asm!(
-            "mrs {t}, pmcr_el0", "orr {t}, {t}, #1", "bic {t}, {t}, #8", "msr pmcr_el0, {t}",
-            "mov {t}, #(1 << 31)", "msr pmcntenset_el0, {t}", "isb",
-            t = out(reg) _, options(nostack, preserves_flags)
-        )
-    };
-}
-
-/// This core's cycle counter (PMCCNTR_EL0; started by [`cycle_counter_enable`]).
-pub fn cycles() -> u64 {
-    let c: u64;
-    // SAFETY: reads PMCCNTR_EL0.
-    unsafe { asm!("isb", "mrs {}, pmccntr_el0", out(reg) c, options(nostack, preserves_flags)) };
-    c
 }
 
 /// Sets this core's per-CPU pointer (TPIDR_EL1, which only the kernel uses).

@@ -56,6 +56,8 @@ pub mod cpu;
 #[cfg(target_os = "none")]
 pub mod mmu;
 #[cfg(target_os = "none")]
+pub mod pmu;
+#[cfg(target_os = "none")]
 pub mod tlb;
 
 /// Physical address of a kernel-image virtual address (text, data, bss, stacks).

@@ -13,7 +13,6 @@ pub mod console;
 pub mod fdt;
 pub mod kern_levels;
 pub mod ksyms;
-#[cfg(target_os = "none")]
 pub mod lab;
 pub mod log_buf;
 pub mod oops;

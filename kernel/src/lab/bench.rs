@@ -1,19 +1,27 @@
 //! `bench`: the kernel's allocators against a `linked_list_allocator` heap (the usual
 //! Rust kernel heap) over the same amount of memory, on the same workloads, timed with
-//! the generic timer and, where the CPU has a PMU, the cycle counter (PMCCNTR_EL0; real
-//! cycles on a Pi, an emulated count under QEMU).
+//! the generic timer and, where the CPU has a PMU (`boot::pmu`), counted in cycles
+//! (PMCCNTR_EL0; real cycles on a Pi, an emulated count under QEMU) and in retired
+//! instructions (event INST_RETIRED on event counter 0; QEMU implements it only with
+//! `-icount`, where a guest nanosecond and a cycle are one instruction).
 //!
 //! Every workload runs [`RUNS`] times, the kernel and the heap taking turns, so that a
 //! change in the machine's speed (another guest, the host's load under QEMU) hits both;
-//! each row prints the median times and the median speedup with its min and max. The
-//! boot's clock check follows the rows (`platform::recheck_clock`): the ARM clock the
-//! firmware reports, the core's count, and any throttling since the boot.
+//! each row prints the median times and the median speedup with its min and max, then the
+//! median instructions and cycles per operation ([`Row`]). The counts include the loop's
+//! own few instructions per iteration (both sides) and any interrupt taken meanwhile: the
+//! kernel is tickless, so one is rare, and a run that took one moves no median. The PMU is
+//! this core's: the bench runs on the console's CPU throughout. The boot's clock check
+//! follows the rows (`platform::recheck_clock`): the ARM clock the firmware reports, the
+//! core's count, and any throttling since the boot.
 
+use super::bench_row::{Measure, Row, RUNS};
 use crate::cprintln;
 use crate::mm::allocation::Allocation;
 use crate::mm::page_alloc;
 use crate::mm::slab;
 use crate::prng::xorshift64;
+use boot::pmu::{self, InstCounter, NoInstCounter};
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use linked_list_allocator::LockedHeap;
@@ -22,32 +30,58 @@ use mm::gfp::GFP_KERNEL;
 
 /// Memory given to the comparison heap (order 12 = 16 MiB).
 const HEAP_ORDER: u32 = 12;
-/// Timed runs of every workload (each of the kernel and of the heap).
-const RUNS: usize = 5;
 
 /// Failures injected so far by fail_page_alloc and failslab.
 fn injected() -> u64 {
     page_alloc::PAGES.fail.attr.injected() + slab::SLAB.fail.attr.injected()
 }
 
-/// Ctrl-C, checked every 1024 iterations (never inside one, so nothing is left held).
-fn stop(i: u64) -> bool {
-    i.is_multiple_of(1024) && crate::tty::signal_pending()
+/// What the timed loops share: this core's instruction counter (if it has one), polled
+/// where the loops look for Ctrl-C, so that its 32 bits never wrap unseen between two
+/// reads; both sides poll equally often.
+struct Meter {
+    /// Cycles counted (a PMU).
+    pmu: bool,
+    /// Instructions counted, or why not.
+    inst: Result<InstCounter, NoInstCounter>,
 }
 
-#[derive(Clone, Copy, Default)]
-struct Measure {
-    ns: u64,
-    cycles: Option<u64>,
-}
+impl Meter {
+    /// Ctrl-C, checked every 1024 iterations (never inside one, so nothing is left held).
+    #[inline]
+    fn stop(&mut self, i: u64) -> bool {
+        i.is_multiple_of(1024) && self.check()
+    }
 
-fn measure(ops: u64, pmu: bool, f: &mut dyn FnMut()) -> Measure {
-    let c0 = if pmu { boot::cpu::cycles() } else { 0 };
-    let t0 = board::timer::ticks();
-    f();
-    let t1 = board::timer::ticks();
-    let c1 = if pmu { boot::cpu::cycles() } else { 0 };
-    Measure { ns: (board::timer::ticks_to_ns(t1 - t0) / ops).max(1), cycles: pmu.then(|| (c1 - c0) / ops) }
+    /// Ctrl-C, checked now (the batch workload, once per round of 1000 objects).
+    fn check(&mut self) -> bool {
+        self.poll();
+        crate::tty::signal_pending()
+    }
+
+    /// Instructions counted so far.
+    #[inline]
+    fn poll(&mut self) -> Option<u64> {
+        self.inst.as_mut().ok().map(InstCounter::poll)
+    }
+
+    /// Runs `f` once and returns its time, cycles and instructions per operation. The
+    /// instruction count is read innermost, next to the work; the cycle count and the
+    /// time take in the two reads of it (a few dozen instructions over `ops` operations).
+    fn measure(&mut self, ops: u64, f: &mut dyn FnMut(&mut Meter)) -> Measure {
+        let c0 = if self.pmu { pmu::cycles() } else { 0 };
+        let t0 = board::timer::ticks();
+        let i0 = self.poll();
+        f(self);
+        let i1 = self.poll();
+        let t1 = board::timer::ticks();
+        let c1 = if self.pmu { pmu::cycles() } else { 0 };
+        Measure {
+            ns: (board::timer::ticks_to_ns(t1 - t0) / ops).max(1),
+            cycles: self.pmu.then(|| (c1 - c0) / ops),
+            inst: i0.zip(i1).map(|(a, b)| (b - a) / ops),
+        }
+    }
 }
 
 /// Who runs a workload's timed loop.
@@ -57,31 +91,21 @@ enum Side {
     Heap,
 }
 
-/// The median of a sorted slice.
-fn median(sorted: &[u64]) -> u64 {
-    sorted[sorted.len() / 2]
-}
-
-/// A speedup in hundredths, printed as `1.50x`.
-struct X100(u64);
-
-impl core::fmt::Display for X100 {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{}.{:02}x", self.0 / 100, self.0 % 100)
-    }
-}
-
-/// Times `work` for both sides [`RUNS`] times (kernel, heap, kernel, heap, ...) and prints
-/// one row: the median ns/op of each side, the median speedup (heap time / kernel time of
-/// the same run) with its min and max, and the median cycles where known. Nothing is
-/// printed once Ctrl-C has been seen.
-fn compare(name: core::fmt::Arguments<'_>, ops: u64, pmu: bool, work: &mut dyn FnMut(Side)) {
+/// Measures `work` for both sides [`RUNS`] times (kernel, heap, kernel, heap, ...) and
+/// prints one row ([`Row`]): the median ns/op of each side, the median speedup (heap time
+/// / kernel time of the same run) with its min and max, and the median instructions and
+/// cycles per operation where counted. Nothing is printed once Ctrl-C has been seen.
+///
+/// The counts are this core's, interrupt handlers included: the kernel is tickless, so
+/// few interrupts arrive during a run (a UART character, an armed timer), and the median
+/// of the runs leaves out a run that took one.
+fn compare(name: core::fmt::Arguments<'_>, ops: u64, meter: &mut Meter, work: &mut dyn FnMut(Side, &mut Meter)) {
     let mut ours = [Measure::default(); RUNS];
     let mut heap = [Measure::default(); RUNS];
     let inj = injected();
     for r in 0..RUNS {
-        ours[r] = measure(ops, pmu, &mut || work(Side::Kernel));
-        heap[r] = measure(ops, pmu, &mut || work(Side::Heap));
+        ours[r] = meter.measure(ops, &mut |m| work(Side::Kernel, m));
+        heap[r] = meter.measure(ops, &mut |m| work(Side::Heap, m));
         if crate::tty::signal_pending() {
             return;
         }
@@ -92,20 +116,6 @@ fn compare(name: core::fmt::Arguments<'_>, ops: u64, pmu: bool, work: &mut dyn F
         cprintln!("bench: {}: {} injected failures (fail_page_alloc/failslab) during the runs: no result", name, n);
         return;
     }
-    let mut speedup = [0u64; RUNS];
-    for r in 0..RUNS {
-        speedup[r] = heap[r].ns * 100 / ours[r].ns;
-    }
-    speedup.sort_unstable();
-    let sorted = |m: &[Measure; RUNS], f: fn(&Measure) -> u64| {
-        let mut v = [0u64; RUNS];
-        for (d, s) in v.iter_mut().zip(m) {
-            *d = f(s);
-        }
-        v.sort_unstable();
-        median(&v)
-    };
-    let (ours_ns, heap_ns) = (sorted(&ours, |m| m.ns), sorted(&heap, |m| m.ns));
     if crate::record::enabled() {
         // One record per run: the report shows the median and the spread.
         let mut label = crate::printk::StackString::<64>::new();
@@ -119,32 +129,8 @@ fn compare(name: core::fmt::Arguments<'_>, ops: u64, pmu: bool, work: &mut dyn F
             });
         }
     }
-    cprintln!(
-        "bench: {}: kernel {} ns/op, linked_list_allocator {} ns/op, speedup {} (min {}, max {} over {} runs){}",
-        name,
-        ours_ns,
-        heap_ns,
-        X100(median(&speedup)),
-        X100(speedup[0]),
-        X100(speedup[RUNS - 1]),
-        RUNS,
-        Cycles(
-            pmu.then(|| sorted(&ours, |m| m.cycles.unwrap_or(0))),
-            pmu.then(|| sorted(&heap, |m| m.cycles.unwrap_or(0)))
-        )
-    );
-}
-
-/// ` (230 vs 291 cycles/op)` when both counts are known, else nothing.
-struct Cycles(Option<u64>, Option<u64>);
-
-impl core::fmt::Display for Cycles {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match (self.0, self.1) {
-            (Some(a), Some(b)) => write!(f, " ({a} vs {b} cycles/op)"),
-            _ => Ok(()),
-        }
-    }
+    let inst = meter.inst.as_ref().map(|_| ()).map_err(|e| e.reason());
+    cprintln!("bench: {}: {}", name, Row::new(&ours, &heap, meter.pmu, inst));
 }
 
 /// Runs every workload `n` times per run; false if memory for the comparison heap is missing.
@@ -162,16 +148,21 @@ pub fn run(n: u64) -> bool {
         cprintln!("bench: no {} MiB block for the comparison heap{}", (PAGE_SIZE << HEAP_ORDER) >> 20, why);
         return false;
     };
-    let pmu = boot::cpu::has_pmu();
+    let pmu = pmu::present();
     if pmu {
-        boot::cpu::cycle_counter_enable();
+        pmu::cycle_counter_enable();
     }
+    let mut meter = Meter { pmu, inst: InstCounter::start() };
     cprintln!(
-        "bench: {} iterations per workload, {} runs each; linked_list_allocator heap of {} MiB; cycle counter {}; slab debug {}",
+        "bench: {} iterations per workload, {} runs each; linked_list_allocator heap of {} MiB; cycle counter {}; instruction counter {}; slab debug {}",
         n,
         RUNS,
         area.len() >> 20,
         if pmu { "PMCCNTR_EL0" } else { "absent" },
+        match &meter.inst {
+            Ok(_) => "PMEVCNTR0_EL0 (INST_RETIRED)",
+            Err(e) => e.detail(),
+        },
         if slab::slab_debug() { "ON (kmalloc pays for poisoning)" } else { "off" }
     );
     {
@@ -180,7 +171,7 @@ pub fn run(n: u64) -> bool {
         let heap = LockedHeap::empty();
         // SAFETY: the block is owned by `area`, which outlives the heap (this scope).
         unsafe { heap.lock().init(area.addr().as_mut_ptr(), area.len()) };
-        workloads(&heap, n, pmu);
+        workloads(&heap, n, &mut meter);
     }
     drop(area);
     crate::mm::drain_all_cpu_caches();
@@ -195,7 +186,21 @@ pub fn run(n: u64) -> bool {
     true
 }
 
-fn workloads(heap: &LockedHeap, n: u64, pmu: bool) {
+/// Runs `pair` `n` times, looking for Ctrl-C every 1024 times. Generic, so each side's
+/// loop is compiled on its own: one side's code does not take the registers of the
+/// other's loop (when both sat in one loop behind a branch on the side, the heap's page
+/// pair paid 9 instructions of register moves for the kernel's inlined fast path).
+#[inline(always)]
+fn repeat(n: u64, m: &mut Meter, mut pair: impl FnMut()) {
+    for i in 0..n {
+        if m.stop(i) {
+            break;
+        }
+        pair();
+    }
+}
+
+fn workloads(heap: &LockedHeap, n: u64, meter: &mut Meter) {
     let lla_alloc = |l: Layout| {
         let _irq = mm::sync::IrqGuard::new();
         heap.lock().allocate_first_fit(l).ok()
@@ -208,25 +213,18 @@ fn workloads(heap: &LockedHeap, n: u64, pmu: bool) {
 
     for size in [8usize, 64, 256, 1024, 4096] {
         let l = Layout::from_size_align(size, 8).unwrap_or(Layout::new::<u64>());
-        compare(format_args!("kmalloc-{size} alloc+free"), n, pmu, &mut |side| {
-            for i in 0..n {
-                if stop(i) {
-                    break;
+        compare(format_args!("kmalloc-{size} alloc+free"), n, meter, &mut |side, m| match side {
+            Side::Kernel => repeat(n, m, || {
+                if let Some(p) = slab::kmalloc(size, GFP_KERNEL) {
+                    // SAFETY: just allocated, freed once.
+                    unsafe { slab::kfree(core::hint::black_box(p.as_ptr())) };
                 }
-                match side {
-                    Side::Kernel => {
-                        if let Some(p) = slab::kmalloc(size, GFP_KERNEL) {
-                            // SAFETY: just allocated, freed once.
-                            unsafe { slab::kfree(core::hint::black_box(p.as_ptr())) };
-                        }
-                    }
-                    Side::Heap => {
-                        if let Some(p) = lla_alloc(l) {
-                            lla_free(core::hint::black_box(p), l);
-                        }
-                    }
+            }),
+            Side::Heap => repeat(n, m, || {
+                if let Some(p) = lla_alloc(l) {
+                    lla_free(core::hint::black_box(p), l);
                 }
-            }
+            }),
         });
     }
 
@@ -241,9 +239,9 @@ fn workloads(heap: &LockedHeap, n: u64, pmu: bool) {
             ptrs.swap(i, (xorshift64(rng) % (i as u64 + 1)) as usize);
         }
     };
-    compare(format_args!("kmalloc random 8-2048 x1000, random free"), rounds * BATCH as u64, pmu, &mut |side| {
-        for r in 0..rounds {
-            if stop(r) {
+    compare(format_args!("kmalloc random 8-2048 x1000, random free"), rounds * BATCH as u64, meter, &mut |side, m| {
+        for _ in 0..rounds {
+            if m.check() {
                 break;
             }
             for p in ptrs.iter_mut() {
@@ -271,24 +269,17 @@ fn workloads(heap: &LockedHeap, n: u64, pmu: bool) {
 
     for order in [0u32, 3] {
         let l = Layout::from_size_align(PAGE_SIZE << order, PAGE_SIZE << order).unwrap_or(Layout::new::<u64>());
-        compare(format_args!("pages order {order} alloc+free"), n, pmu, &mut |side| {
-            for i in 0..n {
-                if stop(i) {
-                    break;
+        compare(format_args!("pages order {order} alloc+free"), n, meter, &mut |side, m| match side {
+            Side::Kernel => repeat(n, m, || {
+                if let Some(va) = page_alloc::__get_free_pages(GFP_KERNEL, order) {
+                    let _ = page_alloc::free_pages(core::hint::black_box(va), order);
                 }
-                match side {
-                    Side::Kernel => {
-                        if let Some(va) = page_alloc::__get_free_pages(GFP_KERNEL, order) {
-                            let _ = page_alloc::free_pages(core::hint::black_box(va), order);
-                        }
-                    }
-                    Side::Heap => {
-                        if let Some(p) = lla_alloc(l) {
-                            lla_free(core::hint::black_box(p), l);
-                        }
-                    }
+            }),
+            Side::Heap => repeat(n, m, || {
+                if let Some(p) = lla_alloc(l) {
+                    lla_free(core::hint::black_box(p), l);
                 }
-            }
+            }),
         });
     }
 }
