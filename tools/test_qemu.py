@@ -1846,6 +1846,74 @@ def page_owner_lists_the_console_trace(image):
 
 
 @test
+def page_owner_follows_a_migrated_page(image):
+    """Compaction moves console pages: the new block carries the console's record (Linux's
+    folio_copy_owner), the old one says the migration freed it."""
+    with boot(image, cmdline="sweep=off page_owner=on") as q:
+        handles = []
+        for _ in range(8):
+            out = q.command("alloc pages 2 GFP_HIGHUSER_MOVABLE")
+            handles.append(re.search(r"#(\d+): pages order 2 .* phys (0x[0-9a-f]+)", out).groups())
+            q.command("alloc pages 2 GFP_KERNEL")
+        out = q.command("compact", 120)
+        check(re.search(r"compact: [1-9]\d* pages migrated", out), "compact migrated nothing", out)
+        allocs = q.command("allocs")
+        moved = []
+        for hid, phys in handles:
+            now = re.search(rf"^#{hid}: pages order 2 .* phys (0x[0-9a-f]+)", allocs, re.M).group(1)
+            if now != phys:
+                moved.append((int(phys, 16), int(now, 16)))
+        check(moved, "no console handle was moved", allocs)
+        news = {new for _, new in moved}
+        old_checked = 0
+        for old, new in moved:
+            out = q.command(f"page_owner {0xffffff8000000000 + new + 4096:#x}")
+            check(re.search(r"^Page allocated via order 2, mask 0x100cca\(GFP_HIGHUSER_MOVABLE\), pid 0, tgid 0 \(swapper/\d\), ts \d+ ns$", out, re.M)
+                  and f"(block {new >> 12:#x}-{(new >> 12) + 3:#x}) type Movable allocated" in out
+                  and "kernel::commands::alloc::" in out and "Page has been migrated" in out
+                  and "page last free" not in out, "the new block lacks the console's record", out)
+            if old in news:
+                continue  # the old block became another's target
+            out = q.command(f"page_owner {old >> 12:#x}")
+            if "now free" in out:
+                old_checked += 1
+                check("kernel::commands::alloc::" in out and "Page has been migrated" in out
+                      and re.search(r"^page last free pid 0 tgid 0 ts \d+ ns stack trace:\n(?: .*\n)* mm::page_alloc::migrate::Migrator::migrate_pages", out, re.M),
+                      "the old block's record does not say the migration freed it", out)
+        check(old_checked > 0, "no old block left free to look at", str(moved))
+        out = q.command("page_owner", 60)
+        movable = [g for g in page_owner_groups(out) if "kernel::commands::alloc::" in g[4] and "MOVABLE" in g[3]]
+        check(len(movable) == 1 and movable[0][:3] == (8, 32, 2), "page_owner counts the moved blocks once each", out)
+
+
+@test
+def page_owner_in_bad_page_and_use_after_free_reports(image):
+    untimed = lambda out: re.sub(r"^\[[ \d.]+\] ", "", out, flags=re.M)
+    with boot(image, cmdline="sweep=off slub_debug page_owner=on") as q:
+        out = untimed(q.command("crash bad-page-free"))
+        check(re.search(r"WARNING: free_pages: free of pfn 0x[0-9a-f]+ with order 0, allocated with order 1 .*\n"
+                        r"page_owner tracks the page as allocated\n"
+                        r"page last allocated via order 1, migratetype Unmovable, gfp_mask 0xcc0\(GFP_KERNEL\), pid 0, tgid 0 \(swapper/\d\), ts \d+, free_ts 0\n"
+                        r"(?: .*\n)* kernel::commands::crash::crash_bad_page_free\+.*\n(?: .*\n)*"
+                        r"page_owner free stack trace missing$", out, re.M),
+              "the wrong-order free's report lacks the page's record", out)
+        check(re.search(r"WARNING: free_pages: double free of pfn 0x[0-9a-f]+ order 1.*\n"
+                        r"page_owner tracks the page as freed\n"
+                        r"page last allocated via order 1, .*, ts \d+, free_ts [1-9]\d*\n"
+                        r"(?: .*\n)* kernel::commands::crash::crash_bad_page_free\+.*\n(?: .*\n)*"
+                        r"page last free pid 0 tgid 0 stack trace:\n(?: .*\n)* kernel::commands::crash::crash_bad_page_free\+", out, re.M),
+              "the double free's report lacks who allocated and who freed the page", out)
+        out = untimed(q.command("crash use-after-free"))
+        check(re.search(r"BUG kmalloc-64 \(Not tainted\): Poison overwritten\n(?:.*\n)*"
+                        r"The buggy address belongs to the physical page:\npage: pfn:0x[0-9a-f]+\n"
+                        r"page_owner tracks the page as allocated\n"
+                        r"page last allocated via order \d+, migratetype Unmovable, gfp_mask .*\n"
+                        r"(?: .*\n)* mm::slab::.*\n(?:.*\n)*FIX kmalloc-64: ", out, re.M),
+              "the use-after-free report lacks the slab page's record", out)
+        check("carries on" in out, "did not carry on", out)
+
+
+@test
 def kfence_reports_out_of_bounds_and_use_after_free(image):
     with boot(image) as q:
         check(re.search(TS + r"kfence: initialized - using \d+ bytes for \d+ objects at 0x[0-9a-f]+-0x[0-9a-f]+, sample interval 100 ms",
