@@ -59,9 +59,6 @@ pub fn init(mb: &mut Memblock, base_pfn: u64, nr_pages: usize, on: bool) {
         (core::slice::from_raw_parts(rva, nr_pages), core::slice::from_raw_parts(dva, DEPOT_SLOTS))
     };
     PAGE_OWNER.call_once(|| PageOwner::new(base_pfn, records, StackDepot::new(slots)));
-    if !super::page_alloc::PAGES.register_copy_owner(on_migrate) {
-        crate::pr_warn!("page_owner: another migration hook is registered: migrated pages keep no record");
-    }
     ENABLED.store(true, Relaxed);
     crate::pr_info!(
         "page_owner: on, {} KiB of records for {} pages, stack depot of {} traces ({} KiB)",
@@ -141,7 +138,7 @@ pub fn on_free(pfn: Pfn, _order: u32) {
 /// The migration's hook (Linux's `folio_copy_owner`): the block at `new` takes over
 /// `old`'s record; `old`, which the migration frees, records that free.
 #[inline(never)]
-fn on_migrate(old: Pfn, new: Pfn, _order: u32) {
+pub fn on_migrate(old: Pfn, new: Pfn, _order: u32) {
     if !enabled() {
         return;
     }
@@ -233,12 +230,12 @@ pub fn dump_page_owner(w: &mut dyn Write, pfn: u64, syms: Option<SymbolTable<'_>
 
 /// The `page:` line of Linux's `dump_page` for `pfn` and its page_owner record: for a
 /// report about memory at `addr` (KASAN's "The buggy address belongs to the physical
-/// page:"). Only a linear-map address of RAM has a frame to tell.
+/// page:"). Only a linear-map address of a frame the table covers has one to tell.
 pub fn dump_page_of(w: &mut dyn Write, addr: u64, syms: Option<SymbolTable<'_>>) -> fmt::Result {
-    if !enabled() || addr < PAGE_OFFSET || addr >= super::page_alloc::linear_map_end() {
+    let pfn = addr.wrapping_sub(PAGE_OFFSET) >> mm::addr::PAGE_SHIFT;
+    if !enabled() || addr < PAGE_OFFSET || !table().is_some_and(|po| po.covers(pfn)) {
         return Ok(());
     }
-    let pfn = (addr - PAGE_OFFSET) >> mm::addr::PAGE_SHIFT;
     writeln!(w, "The buggy address belongs to the physical page:")?;
     writeln!(w, "page: pfn:0x{pfn:x}")?;
     dump_page_owner(w, pfn, syms)

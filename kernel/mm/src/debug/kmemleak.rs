@@ -18,6 +18,9 @@ use crate::pgtable::{MemType, PageTable, PhysMemory, TlbMaint};
 use crate::vmalloc::{VmKind, Vmalloc};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// Where [`ObjectTable::scan_with`]'s roots go: `sink(start, end)` for each range.
+pub type RootSink<'s> = &'s mut dyn FnMut(u64, u64);
+
 const EMPTY: u64 = 0;
 const TOMBSTONE: u64 = 1;
 const MAX_PROBE: usize = 64;
@@ -216,7 +219,7 @@ impl<'a> ObjectTable<'a> {
     /// `sink(start, end)` for each (and may take and drop locks between batches).
     pub fn scan_with(
         &self,
-        roots: &mut dyn FnMut(&mut dyn FnMut(u64, u64)),
+        roots: &mut dyn FnMut(RootSink<'_>),
         read: &dyn Fn(u64) -> Option<u64>,
         buf: &mut ScanBuffers<'_>,
     ) -> ScanResult {

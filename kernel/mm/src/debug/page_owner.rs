@@ -116,6 +116,11 @@ impl<'a> PageOwner<'a> {
         self.outside.load(Relaxed)
     }
 
+    /// Whether the table has a record for `pfn`.
+    pub fn covers(&self, pfn: u64) -> bool {
+        pfn.checked_sub(self.base_pfn).is_some_and(|i| i < self.records.len() as u64)
+    }
+
     /// Frames the table covers.
     pub fn nr_frames(&self) -> usize {
         self.records.len()
