@@ -1981,6 +1981,25 @@ def kmemleak_finds_exactly_the_leaked_object(image):
         check("kmemleak is off (boot with kmemleak=on)" in out, "kmemleak off by default", out)
 
 
+@test
+def kmemleak_scans_vmalloc_areas(image):
+    """The RAM behind a vmalloc area is a root while the area lives (every word of it, its
+    guard page not); KFENCE's 2 MiB pool and ioremap areas are not scanned."""
+    with boot(image, "sweep=off kmemleak=on") as q:
+        def words():
+            m = re.search(r"^kmemleak: 0 suspected memory leaks \(\d+ objects tracked, (\d+) words scanned\)$",
+                          q.command("kmemleak scan", 120), re.M)
+            check(m, "kmemleak scan", q.out)
+            return int(m.group(1))
+        w0 = words()
+        check(w0 < (2 << 20) // 8, f"{w0} words: KFENCE's pool is scanned", q.out)
+        hid = re.search(r"^#(\d+): vmalloc 1 MiB", q.command("alloc vmalloc 1M"), re.M).group(1)
+        w1 = words()
+        check(w1 - w0 == (1 << 20) // 8, f"a 1 MiB vmalloc area added {w1 - w0} words, not {(1 << 20) // 8}", q.out)
+        release(q, hid)
+        check(words() == w0, "the freed area is still scanned", q.out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="kernel8.img")
