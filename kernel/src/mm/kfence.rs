@@ -165,20 +165,23 @@ pub fn is_kfence_address(p: u64) -> bool {
 }
 
 /// The sampled `kmalloc`: `None` unless the interval has passed (one relaxed load).
-/// While `fail_slab` is armed the sample waits (the slab serves, and fails as told):
-/// Linux checks `should_failslab` before `kfence_alloc`, so an injected failure is
-/// never served from the pool instead.
+/// While `fail_slab` is armed, a sample that falls due is skipped (the slab serves, and
+/// fails as told): Linux checks `should_failslab` before `kfence_alloc`, so an injected
+/// failure is never served from the pool instead.
 #[inline(always)]
 pub fn alloc(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
-    if !ALLOW.load(Relaxed) || failslab_armed() || !ALLOW.swap(false, Relaxed) {
+    if !ALLOW.load(Relaxed) || !ALLOW.swap(false, Relaxed) {
         return None;
     }
-    alloc_sampled(size, gfp)
+    alloc_due(size, gfp)
 }
 
 #[inline(never)]
-fn failslab_armed() -> bool {
-    FAILSLAB.get().is_some_and(|f| f.armed())
+fn alloc_due(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+    if FAILSLAB.get().is_some_and(|f| f.armed()) {
+        return None;
+    }
+    alloc_sampled(size, gfp)
 }
 
 /// An object from the pool now, whatever the interval (`crash kfence-*`); `None` when
