@@ -2,17 +2,21 @@
 """The cost of page_owner, KFENCE and kmemleak on the boot sweep and `bench`, in one run.
 
 Boots kernel8.img in turn with all three off (`page_owner=off
-kfence.sample_interval=0`), with the defaults (page_owner and KFENCE on, as in Linux)
-and with all three on (`kmemleak=on` too), ROUNDS times each; every boot runs the
-default sweep, then `bench N`. Prints, for each sweep phase and bench row, the best
-(smallest) time of each side and its ratio to off (1.020 = 2% slower), and checks that
-the sweep's figures (orders, sizes, vmalloc's share of free memory; not its times) are
-the same on every side.
+kfence.sample_interval=0`), with the defaults (KFENCE on at 100 ms, page_owner and
+kmemleak off, as in Linux: the KFENCE column) and with all three on (`page_owner=on
+kmemleak=on`), ROUNDS times each; every boot runs the default sweep, then `bench N`.
+Prints, for each sweep phase and bench row, the best (smallest) time of each side, its
+ratio to off (1.020 = 2% slower) and the spread between rounds, and checks that the
+sweep's figures (orders, sizes, vmalloc's share of free memory; not its times) are the
+same on every side.
 
-    tools/debug_cost.py [--image kernel8.img] [--rounds 2] [--bench 20000]
+    tools/debug_cost.py [--image kernel8.img] [--rounds 2] [--bench 20000] [--wall-clock]
 
-Figures from QEMU are host-load dependent: run on an otherwise idle machine, and read
-the spread between rounds (printed) before the ratio.
+By default QEMU counts instructions (`-icount shift=0,sleep=off`, all vCPUs on one host
+thread): the guest's clock then advances 1 ns per instruction executed, so its times
+measure the work done, not the host's load (what they leave out: caches, memory
+stalls, and real parallelism between the CPUs). `--wall-clock` runs QEMU as the tests
+do; its figures then depend on the host's load: read the spread before the ratio.
 """
 import argparse
 import os
@@ -24,7 +28,7 @@ from qemu_run import PROMPT, Qemu  # noqa: E402
 
 OFF = "page_owner=off kfence.sample_interval=0"
 ON = "page_owner=on kmemleak=on"
-# Linux's defaults: page_owner and KFENCE on, kmemleak off.
+# Linux's defaults: KFENCE on, page_owner and kmemleak off.
 DEFAULTS = ""
 PHASES = re.compile(r"sweep: phase times us: pages=(\d+) kmalloc=(\d+) vmalloc=(\d+) fragment=(\d+) total=(\d+)$", re.M)
 BENCH = re.compile(r"^bench: (.+): kernel (\d+) ns/op", re.M)
@@ -45,8 +49,11 @@ def free_bytes(out):
     return int(m.group(1)) if m else 0
 
 
-def one_boot(image, cmdline, bench_n):
-    q = Qemu(image, cmdline=cmdline)
+ICOUNT = dict(extra_args=["-icount", "shift=0,sleep=off"], accel="tcg,thread=single")
+
+
+def one_boot(image, cmdline, bench_n, icount):
+    q = Qemu(image, cmdline=cmdline, **(ICOUNT if icount else {}))
     with q:
         q.expect("^" + re.escape(PROMPT), 900)
         boot = q.out
@@ -67,21 +74,23 @@ def main():
     ap.add_argument("--image", default="kernel8.img")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--bench", type=int, default=20000)
+    ap.add_argument("--wall-clock", action="store_true", help="host time, not instruction counts (load dependent)")
     a = ap.parse_args()
     sides = [("off", OFF), ("defaults", DEFAULTS), ("all three", ON)]
     runs = {name: [] for name, _ in sides}
     figs, free = {}, {}
     for r in range(a.rounds):
         for name, cmdline in sides:
-            t, f, fb = one_boot(a.image, cmdline, a.bench)
+            t, f, fb = one_boot(a.image, cmdline, a.bench, not a.wall_clock)
             runs[name].append(t)
             figs.setdefault(name, f)
             free.setdefault(name, fb)
             print(f"round {r + 1}, {name}: sweep total {t['sweep total'] / 1e6:.0f} ms", flush=True)
     for name, cmdline in sides:
         print(f"{name:10} '{cmdline}'")
-    print("(defaults: page_owner and KFENCE on at 100 ms, kmemleak off, as in Linux; all three: kmemleak=on too)")
-    print(f"{'best of ' + str(a.rounds) + ' (ns)':44} {'off':>12} {'defaults':>12} {'all three':>12}  ratios to off")
+    print("(defaults: KFENCE on at 100 ms, page_owner and kmemleak off, as in Linux; all three: page_owner, KFENCE, kmemleak)")
+    unit = "ns, wall clock" if a.wall_clock else "instructions (-icount)"
+    print(f"{'best of ' + str(a.rounds) + ' (' + unit + ')':44} {'off':>12} {'defaults':>12} {'all three':>12}  ratios to off")
     worst = {"defaults": 0.0, "all three": 0.0}
     for key in runs["off"][0]:
         best = {n: min(t[key] for t in runs[n] if key in t) for n, _ in sides if all(key in t for t in runs[n])}

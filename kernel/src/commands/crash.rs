@@ -194,6 +194,12 @@ fn crash_brk() {
     boot::cpu::bug_brk();
 }
 
+/// A kmalloc object from the slab itself, never KFENCE's sample (the types that show
+/// slab debugging would otherwise get KFENCE's report whenever a sample was due).
+fn slab_object() -> Option<core::ptr::NonNull<u8>> {
+    slab::SLAB.kmalloc(64, GFP_KERNEL, crate::percpu::smp_processor_id())
+}
+
 /// Without slab debugging a double free or a write after free is real corruption, as
 /// in Linux: refuse to do it.
 fn needs_slub_debug() -> bool {
@@ -209,7 +215,7 @@ fn crash_double_free() {
     if needs_slub_debug() {
         return;
     }
-    let Some(p) = slab::kmalloc(64, GFP_KERNEL) else {
+    let Some(p) = slab_object() else {
         cprintln!("crash: kmalloc failed: nothing to misuse");
         return;
     };
@@ -227,7 +233,7 @@ fn crash_use_after_free() {
     if needs_slub_debug() {
         return;
     }
-    let Some(p) = slab::kmalloc(64, GFP_KERNEL) else {
+    let Some(p) = slab_object() else {
         cprintln!("crash: kmalloc failed: nothing to misuse");
         return;
     };

@@ -23,6 +23,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use mm::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 use mm::debug::kfence::{FaultKind, KfencePool, Slot, Track};
 use mm::debug::stack_depot::{Trace, DEPOT_DEPTH};
+use mm::fault_inject::FaultAttr;
 use mm::gfp::{Gfp, GFP_KERNEL};
 use mm::pgtable::Prot;
 use mm::sync::SpinLock;
@@ -58,6 +59,8 @@ static END: AtomicU64 = AtomicU64::new(0);
 static ALLOW: AtomicBool = AtomicBool::new(false);
 static INTERVAL_MS: AtomicU64 = AtomicU64::new(0);
 static REPORTS: AtomicU64 = AtomicU64::new(0);
+/// The slab's fault injection (`fail_slab`), given by `init`'s caller.
+static FAILSLAB: spin::Once<&'static FaultAttr> = spin::Once::new();
 
 fn interval_from_cmdline() -> Result<u64, &'static str> {
     match crate::cmdline::option(crate::platform::cmdline(), "kfence.sample_interval") {
@@ -67,8 +70,10 @@ fn interval_from_cmdline() -> Result<u64, &'static str> {
 }
 
 /// Sets up the pool: an order-6 block for the objects (and the anchor page), mapped
-/// by `vmap` at pool pages whose guards and object pages are then unmapped.
-pub fn init() {
+/// by `vmap` at pool pages whose guards and object pages are then unmapped. `failslab`:
+/// the slab's fault injection, which holds sampling off while it is armed.
+pub fn init(failslab: &'static FaultAttr) {
+    FAILSLAB.call_once(|| failslab);
     let ms = match interval_from_cmdline() {
         Ok(0) => {
             crate::pr_info!("kfence: disabled (kfence.sample_interval=0)");
@@ -160,9 +165,20 @@ pub fn is_kfence_address(p: u64) -> bool {
 }
 
 /// The sampled `kmalloc`: `None` unless the interval has passed (one relaxed load).
+/// While `fail_slab` is armed, a sample that falls due is skipped (the slab serves, and
+/// fails as told): Linux checks `should_failslab` before `kfence_alloc`, so an injected
+/// failure is never served from the pool instead.
 #[inline(always)]
 pub fn alloc(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
     if !ALLOW.load(Relaxed) || !ALLOW.swap(false, Relaxed) {
+        return None;
+    }
+    alloc_due(size, gfp)
+}
+
+#[inline(never)]
+fn alloc_due(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+    if FAILSLAB.get().is_some_and(|f| f.armed()) {
         return None;
     }
     alloc_sampled(size, gfp)

@@ -2,21 +2,24 @@
 //! call trace per `kmalloc`): every `kmalloc`/`kzalloc` object is tracked in
 //! `mm::debug::kmemleak`'s table, untracked at `kfree`; `kmemleak scan` marks what the
 //! roots reach (the kernel's data and bss, which hold the per-CPU areas and the
-//! console's handle table, and the kernel stacks: the live part of this CPU's, the
-//! whole of the others') and every object reached from them, and reports the rest as
-//! Linux's `/sys/kernel/debug/kmemleak` does, with their allocation traces.
+//! console's handle table, the kernel stacks: the live part of this CPU's, the whole of
+//! the others', and the RAM behind the vmalloc and vmap areas, read through the linear
+//! map) and every object reached from them, and reports the rest as Linux's
+//! `/sys/kernel/debug/kmemleak` does, with their allocation traces.
 //!
 //! Objects of the Rust heap (`Box`, `Vec`) are not tracked and not scanned: a
 //! `kmalloc` object referenced only from one would be reported (Linux scans all slab
 //! memory; this is the difference).
 
+use super::vmalloc::VMALLOC;
 use crate::ksyms::SymbolizedAddr;
 use crate::mm::page_owner::capture;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use mm::debug::kmemleak::{leaks_of, Object, ObjectTable, ScanBuffers, ScanResult};
+use mm::debug::kmemleak::{leaks_of, vmalloc_ranges, Object, ObjectTable, ScanBuffers, ScanResult};
 use mm::debug::stack_depot::{DepotSlot, StackDepot};
 use mm::gfp::{Gfp, GFP_KERNEL};
+use mm::pgtable::layout::PAGE_OFFSET;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static TABLE: spin::Once<ObjectTable<'static>> = spin::Once::new();
@@ -98,10 +101,40 @@ fn read(a: u64) -> Option<u64> {
     if super::kfence::is_kfence_address(a) && !super::kfence::is_live(a) {
         return None;
     }
-    // SAFETY: `a` is 8-byte aligned and inside the kernel's data, bss, a kernel stack or
-    // a live tracked object (all mapped for the scan's duration; an object freed
-    // meanwhile is still mapped slab memory).
+    // SAFETY: `a` is 8-byte aligned and inside the kernel's data, bss, a kernel stack, a
+    // live tracked object (all mapped for the scan's duration; an object freed
+    // meanwhile is still mapped slab memory) or the linear map of RAM (a vmalloc page's
+    // frame: always mapped, even if the area was freed since).
     Some(unsafe { core::ptr::read_volatile(a as *const u64) })
+}
+
+/// Ranges of vmalloc pages taken per round of the vmalloc lock.
+const VMALLOC_BATCH: usize = 64;
+
+/// The RAM behind the vmalloc and vmap areas as roots, through the linear map, a batch
+/// per round of the vmalloc lock (not held while the words are read): guard pages,
+/// ioremap areas and device mappings are left out (`mm::debug::kmemleak::vmalloc_ranges`),
+/// and so is KFENCE's pool, whose live objects are scanned as objects.
+fn vmalloc_roots(sink: &mut dyn FnMut(u64, u64)) {
+    let ram_end = super::page_alloc::linear_map_end() - PAGE_OFFSET;
+    let mut from = 0;
+    loop {
+        let mut out = [(0u64, 0u64); VMALLOC_BATCH];
+        let skip = |start: u64| super::kfence::is_kfence_address(start);
+        let Some((n, next)) = VMALLOC.lock().with_pt(|vm, pt| vmalloc_ranges(vm, pt, from, &skip, &mut out)) else {
+            return;
+        };
+        for &(s, e) in &out[..n] {
+            // Only frames the linear map covers (RAM); a vmap of anything else is skipped.
+            if e <= ram_end {
+                sink(PAGE_OFFSET + s, PAGE_OFFSET + e);
+            }
+        }
+        match next {
+            Some(f) => from = f,
+            None => return,
+        }
+    }
 }
 
 /// The allocators' own statics, which are not references: KFENCE's metadata names
@@ -173,7 +206,13 @@ pub fn scan() -> Result<ScanResult, &'static str> {
         *o = Object::EMPTY;
     }
     let mut buf = ScanBuffers { objects, marked, gray };
-    let res = t.scan(&r[..n], &read, &mut buf);
+    let mut all_roots = |sink: &mut dyn FnMut(u64, u64)| {
+        for &(s, e) in &r[..n] {
+            sink(s, e);
+        }
+        vmalloc_roots(sink);
+    };
+    let res = t.scan_with(&mut all_roots, &read, &mut buf);
     {
         let mut last = LAST.lock();
         last.1 = res.leaks;

@@ -94,7 +94,7 @@ pub fn init(dtb: u64) {
     vmalloc::init();
     migrate::init();
     fault::init();
-    kfence::init();
+    kfence::init(&slab::SLAB.fail.attr);
     mmu::print_layout();
     pr_info!("mm: buddy, slab and vmalloc ready; NULL and low addresses now fault (TTBR0 off)");
 }

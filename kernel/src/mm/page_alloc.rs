@@ -77,6 +77,9 @@ pub fn init(mb: &mut Memblock) {
     // Off unless asked for, as in Linux: every allocation walks and hashes its call trace.
     let owner_on = crate::cmdline::option(crate::platform::cmdline(), "page_owner") == Some("on");
     super::page_owner::init(mb, ram_start >> PAGE_SHIFT, nr_pages, owner_on);
+    if super::page_owner::enabled() && !PAGES.movable_ops.register_copy_owner(super::page_owner::on_migrate) {
+        pr_warn!("page_owner: another migration hook is registered: migrated pages keep no record");
+    }
     if let Err(e) = PAGES.init_from_memblock(mem_map, Pfn(ram_start >> PAGE_SHIFT), PhysAddr::new(0), mb) {
         panic!("page allocator: init failed: {e:?}");
     }

@@ -1,4 +1,4 @@
-//! page_owner in the running kernel (`page_owner=on`, the default; `page_owner=off`):
+//! page_owner in the running kernel (`page_owner=on`; off by default, as in Linux):
 //! the record table and stack depot reserved from memblock before the buddy allocator
 //! takes the memory, the hooks the page source calls on every block given out and
 //! freed, the call traces from the frame-pointer unwinder the oops reports use, and the
@@ -135,6 +135,19 @@ pub fn on_free(pfn: Pfn, _order: u32) {
     }
 }
 
+/// The migration's hook (Linux's `folio_copy_owner`): the block at `new` takes over
+/// `old`'s record; `old`, which the migration frees, records that free.
+#[inline(never)]
+pub fn on_migrate(old: Pfn, new: Pfn, _order: u32) {
+    if !enabled() {
+        return;
+    }
+    if let Some(po) = PAGE_OWNER.get() {
+        let t = capture(boot::cpu::fp() as u64);
+        po.copy_owner(old.0, new.0, now_units(), &t);
+    }
+}
+
 /// Writes a stored trace, one symbolized frame a line, or that none was kept.
 pub fn write_trace(w: &mut dyn Write, po: &PageOwner<'_>, handle: u32, syms: Option<SymbolTable<'_>>) -> fmt::Result {
     match po.depot.fetch(handle) {
@@ -175,18 +188,57 @@ pub fn write_record(w: &mut dyn Write, pfn: u64, i: &OwnerInfo, syms: Option<Sym
         writeln!(w, "page last free pid 0 tgid 0 ts {} ns stack trace:", units_to_ns(i.ts_free_ms))?;
         write_trace(w, po, i.free_handle, syms)?;
     }
+    if i.migrated {
+        // Linux adds ", last_migrate_reason: compaction" (or cma...): the allocator's
+        // migration does not know its caller's reason; the old block's free trace shows it.
+        writeln!(w, "Page has been migrated")?;
+    }
     Ok(())
 }
 
-/// For oops and bad-free reports: the page_owner lines of the frame, if any.
+/// For oops and bad-page reports: the frame's page_owner lines, as Linux's
+/// `__dump_page_owner` prints them after `dump_page` (nothing when page_owner is off or
+/// has no record of the frame).
 pub fn dump_page_owner(w: &mut dyn Write, pfn: u64, syms: Option<SymbolTable<'_>>) -> fmt::Result {
-    match table().and_then(|po| po.lookup(pfn)) {
-        Some(i) => {
-            writeln!(w, "page_owner tracks the page as {} by", if i.allocated { "allocated" } else { "freed" })?;
-            write_record(w, pfn, &i, syms)
-        }
-        None => Ok(()),
+    let (Some(po), true) = (table(), enabled()) else { return Ok(()) };
+    let Some(i) = po.lookup(pfn) else {
+        return writeln!(w, "page_owner info is not present (never set?)");
+    };
+    writeln!(w, "page_owner tracks the page as {}", if i.allocated { "allocated" } else { "freed" })?;
+    writeln!(
+        w,
+        "page last allocated via order {}, migratetype {:?}, gfp_mask {}, pid 0, tgid 0 (swapper/{}), ts {}, free_ts {}",
+        i.order,
+        i.migratetype,
+        i.gfp,
+        i.cpu,
+        units_to_ns(i.ts_alloc_ms),
+        units_to_ns(i.ts_free_ms)
+    )?;
+    write_trace(w, po, i.alloc_handle, syms)?;
+    if i.free_handle == NO_HANDLE {
+        writeln!(w, "page_owner free stack trace missing")?;
+    } else {
+        writeln!(w, "page last free pid 0 tgid 0 stack trace:")?;
+        write_trace(w, po, i.free_handle, syms)?;
     }
+    if i.migrated {
+        writeln!(w, "page has been migrated")?;
+    }
+    Ok(())
+}
+
+/// The `page:` line of Linux's `dump_page` for `pfn` and its page_owner record: for a
+/// report about memory at `addr` (KASAN's "The buggy address belongs to the physical
+/// page:"). Only a linear-map address of a frame the table covers has one to tell.
+pub fn dump_page_of(w: &mut dyn Write, addr: u64, syms: Option<SymbolTable<'_>>) -> fmt::Result {
+    let pfn = addr.wrapping_sub(PAGE_OFFSET) >> mm::addr::PAGE_SHIFT;
+    if !enabled() || addr < PAGE_OFFSET || !table().is_some_and(|po| po.covers(pfn)) {
+        return Ok(());
+    }
+    writeln!(w, "The buggy address belongs to the physical page:")?;
+    writeln!(w, "page: pfn:0x{pfn:x}")?;
+    dump_page_owner(w, pfn, syms)
 }
 
 /// After a refused free of a block the allocator gave out or took back: its record (who

@@ -31,6 +31,7 @@ impl SlabReporter for Reporter {
             let _ = writeln!(w, "{err}");
             let _ = writeln!(w, "-----------------------------------------------------------------------------");
             let _ = crate::arch::aarch64::traps::context_with(|ctx| crate::oops::write_dump_stack(w, fp, ctx));
+            let _ = super::page_owner::dump_page_of(w, err.object as u64, crate::platform::symbols());
             let _ = writeln!(w, "{}", mm::slab::FixLine(err));
         });
     }

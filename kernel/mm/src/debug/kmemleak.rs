@@ -9,8 +9,17 @@
 //! object a word of the roots points into (anywhere inside it, as Linux does), then
 //! scans each newly marked object's own words the same way; what stays unmarked is
 //! referenced from nowhere: a suspected leak.
+//!
+//! [`vmalloc_ranges`] gives the RAM behind the vmalloc and vmap areas as roots (Linux
+//! scans them too), by physical range, so the caller reads them through the linear map
+//! in batches, without holding the vmalloc lock through the scan.
 
+use crate::pgtable::{MemType, PageTable, PhysMemory, TlbMaint};
+use crate::vmalloc::{VmKind, Vmalloc};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Where [`ObjectTable::scan_with`]'s roots go: `sink(start, end)` for each range.
+pub type RootSink<'s> = &'s mut dyn FnMut(u64, u64);
 
 const EMPTY: u64 = 0;
 const TOMBSTONE: u64 = 1;
@@ -195,6 +204,25 @@ impl<'a> ObjectTable<'a> {
         read: &dyn Fn(u64) -> Option<u64>,
         buf: &mut ScanBuffers<'_>,
     ) -> ScanResult {
+        self.scan_with(
+            &mut |sink| {
+                for &(s, e) in roots {
+                    sink(s, e);
+                }
+            },
+            read,
+            buf,
+        )
+    }
+
+    /// [`Self::scan`] with the roots given one range at a time: `roots(sink)` calls
+    /// `sink(start, end)` for each (and may take and drop locks between batches).
+    pub fn scan_with(
+        &self,
+        roots: &mut dyn FnMut(RootSink<'_>),
+        read: &dyn Fn(u64) -> Option<u64>,
+        buf: &mut ScanBuffers<'_>,
+    ) -> ScanResult {
         let cap = buf.objects.len().min(buf.marked.len()).min(buf.gray.len());
         let mut n = 0;
         let mut not_scanned = 0;
@@ -238,9 +266,7 @@ impl<'a> ObjectTable<'a> {
                 a += 8;
             }
         };
-        for &(s, e) in roots {
-            scan_range(s, e, marked, gray, &mut top);
-        }
+        roots(&mut |s, e| scan_range(s, e, marked, gray, &mut top));
         while top > 0 {
             top -= 1;
             let o = objs[gray[top] as usize];
@@ -257,6 +283,49 @@ impl<'a> ObjectTable<'a> {
             .map(|i| &self.slots[(start + i) % n])
             .any(|s| s.addr.load(Relaxed) == addr && s.meta.load(Relaxed) & IGNORED != 0)
     }
+}
+
+/// The RAM behind the live vmalloc and vmap areas at or after the address `from`, as
+/// roots: the physical ranges `[start, end)` of their mapped pages in address order
+/// (physically contiguous pages merged), written to `out`. Returns how many, and the
+/// address to go on from when `out` filled up (`None`: all given). Left out: guard pages
+/// and pages not mapped (no leaf), ioremap areas (their own range, never walked) and every
+/// mapping that is not Normal memory (device registers must never be read), and areas `skip(start)` names.
+pub fn vmalloc_ranges<M: PhysMemory, T: TlbMaint>(
+    vm: &Vmalloc,
+    pt: &PageTable<M, T>,
+    from: u64,
+    skip: &dyn Fn(u64) -> bool,
+    out: &mut [(u64, u64)],
+) -> (usize, Option<u64>) {
+    let mut n = 0;
+    let mut resume = None;
+    for a in vm.vmalloc_areas().iter() {
+        let (start, end) = (a.start.as_u64().max(from), a.end().as_u64());
+        if end <= start || a.kind == VmKind::Ioremap || skip(a.start.as_u64()) {
+            continue;
+        }
+        pt.for_each_leaf(crate::addr::VirtAddr::new(start), end - start, &mut |leaf| {
+            if resume.is_some() || leaf.prot.mem_type() != MemType::Normal {
+                return;
+            }
+            let va = leaf.va.as_u64().max(start);
+            let pa = leaf.pa.as_u64() + (va - leaf.va.as_u64());
+            let pa_end = pa + ((leaf.va.as_u64() + leaf.size).min(end) - va);
+            if n > 0 && out[n - 1].1 == pa {
+                out[n - 1].1 = pa_end;
+            } else if n < out.len() {
+                out[n] = (pa, pa_end);
+                n += 1;
+            } else {
+                resume = Some(va);
+            }
+        });
+        if resume.is_some() {
+            break;
+        }
+    }
+    (n, resume)
 }
 
 /// The suspects of a scan: the snapshot's objects left unmarked.

@@ -19,6 +19,9 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 const ALLOCATED: u64 = 1;
 const EVER_ALLOCATED: u64 = 2;
 const FREED: u64 = 4;
+/// The block was migrated: to here (the record copied from the old block), or from
+/// here (the old block, freed by the migration).
+const MIGRATED: u64 = 8;
 /// Highest order a lookup searches for a block's first page.
 const MAX_LOOKUP_ORDER: u32 = 24;
 
@@ -63,6 +66,9 @@ pub struct OwnerInfo {
     pub alloc_handle: u32,
     /// Last free's trace ([`NO_HANDLE`]: never freed, or none kept).
     pub free_handle: u32,
+    /// Migrated: an allocated block's record came with its contents from the block it
+    /// was migrated from; a free block's last free was that migration.
+    pub migrated: bool,
 }
 
 /// Allocated blocks with the same trace, order and mask.
@@ -110,12 +116,18 @@ impl<'a> PageOwner<'a> {
         self.outside.load(Relaxed)
     }
 
+    /// Whether the table has a record for `pfn`.
+    pub fn covers(&self, pfn: u64) -> bool {
+        pfn.checked_sub(self.base_pfn).is_some_and(|i| i < self.records.len() as u64)
+    }
+
     /// Frames the table covers.
     pub fn nr_frames(&self) -> usize {
         self.records.len()
     }
 
-    /// Records an allocation of `2^order` pages at `pfn` (Linux's `__set_page_owner`).
+    /// Records an allocation of `2^order` pages at `pfn` (Linux's `__set_page_owner`);
+    /// a migration mark of an earlier life of the frame goes.
     pub fn set_alloc(&self, pfn: u64, order: u32, gfp: Gfp, cpu: u32, now_ms: u32, trace: &Trace) {
         let Some(r) = self.record(pfn) else { return };
         let handle = self.depot.save(trace);
@@ -143,6 +155,25 @@ impl<'a> PageOwner<'a> {
         r.times.store((t & 0xffff_ffff) | (now_ms as u64) << 32, Relaxed);
     }
 
+    /// The block at `old` was migrated to `new` (Linux's `__folio_copy_owner`): `new`
+    /// gets `old`'s record (allocation trace, mask, order, CPU, times, last free),
+    /// marked migrated; `old`, which the migration frees, is marked freed by it (`trace`
+    /// at `now_ms`) and migrated, its allocation kept readable. No record of `old`
+    /// (a frame outside the table, or never recorded): `new` is left as it is.
+    pub fn copy_owner(&self, old: u64, new: u64, now_ms: u32, trace: &Trace) {
+        let (Some(o), Some(n)) = (self.record(old), self.record(new)) else { return };
+        let info = o.info.load(Relaxed);
+        if (info >> 56) & (EVER_ALLOCATED | FREED) == 0 {
+            return;
+        }
+        n.alloc.store(o.alloc.load(Relaxed), Relaxed);
+        n.times.store(o.times.load(Relaxed), Relaxed);
+        let flags = ((info >> 56) | ALLOCATED | EVER_ALLOCATED | MIGRATED) & !FREED;
+        n.info.store((info & 0x00ff_ffff_ffff_ffff) | flags << 56, Relaxed);
+        self.set_free(old, now_ms, trace);
+        o.info.fetch_or(MIGRATED << 56, Relaxed);
+    }
+
     fn info_at(&self, head: u64) -> Option<OwnerInfo> {
         let r = self.records.get(head.checked_sub(self.base_pfn)? as usize)?;
         let info = r.info.load(Relaxed);
@@ -163,6 +194,7 @@ impl<'a> PageOwner<'a> {
             ts_free_ms: (times >> 32) as u32,
             alloc_handle: alloc as u32,
             free_handle: info as u32,
+            migrated: flags & MIGRATED != 0,
         })
     }
 
@@ -281,6 +313,44 @@ mod tests {
         po.set_alloc(0x10a, 0, GFP_HIGHUSER_MOVABLE, 0, 3000, &trace(3));
         let n = po.lookup(0x10a).unwrap();
         assert_eq!((n.head_pfn, n.order, n.migratetype), (0x10a, 0, MigrateType::Movable));
+    }
+
+    #[test]
+    fn migration_copies_the_record_to_the_new_block_and_frees_the_old() {
+        let po = table(64, 16);
+        po.set_alloc(0x110, 2, GFP_HIGHUSER_MOVABLE, 3, 500, &trace(1));
+        po.set_free(0x110, 600, &trace(2));
+        po.set_alloc(0x110, 2, GFP_HIGHUSER_MOVABLE, 3, 700, &trace(3));
+        // The target held something before (its stale record must go entirely).
+        po.set_alloc(0x128, 3, GFP_KERNEL, 1, 100, &trace(4));
+        po.set_free(0x128, 200, &trace(5));
+        let before = po.lookup(0x110).unwrap();
+        po.copy_owner(0x110, 0x128, 900, &trace(6));
+        let n = po.lookup(0x12b).unwrap();
+        assert_eq!(
+            n,
+            OwnerInfo { head_pfn: 0x128, migrated: true, ..before },
+            "the new block carries the old one's record (and its last free)"
+        );
+        assert_eq!(po.lookup(0x12c), None, "the stale order-3 record of the target is gone");
+        assert_eq!(po.depot.fetch(n.alloc_handle), Some(trace(3)));
+        let o = po.lookup(0x111).unwrap();
+        assert!(!o.allocated && o.migrated, "the old block: freed by the migration");
+        assert_eq!((o.ts_alloc_ms, o.ts_free_ms, o.order), (700, 900, 2));
+        assert_eq!(po.depot.fetch(o.free_handle), Some(trace(6)));
+        assert_eq!(po.depot.fetch(o.alloc_handle), Some(trace(3)), "its allocation stays readable");
+        // Held blocks: the new one counts, the old one does not.
+        let mut buf = vec![Group::EMPTY; 4];
+        let (k, _) = po.aggregate(&mut buf);
+        assert_eq!(buf[..k].iter().map(|g| (g.handle, g.times, g.pages)).collect::<Vec<_>>(), [(n.alloc_handle, 1, 4)]);
+        // A new allocation at the old place is not marked migrated.
+        po.set_alloc(0x110, 0, GFP_KERNEL, 0, 950, &trace(7));
+        assert!(!po.lookup(0x110).unwrap().migrated);
+        // No record of the source (never allocated, or outside): the target is untouched.
+        po.copy_owner(0x138, 0x128, 990, &trace(8));
+        assert_eq!(po.lookup(0x128).unwrap(), n);
+        po.copy_owner(0x20, 0x128, 990, &trace(8));
+        assert_eq!(po.lookup(0x128).unwrap(), n);
     }
 
     #[test]

@@ -172,15 +172,21 @@ impl core::fmt::Display for RegisterError {
     }
 }
 
-/// The registered [`MovableOps`], by kind (the page allocator's `movable_ops`).
+/// The registered [`MovableOps`], by kind (the page allocator's `movable_ops`), and the
+/// one copy-owner hook.
 #[derive(Debug)]
 pub struct MovableRegistry {
     ops: [spin::Once<&'static dyn MovableOps>; MAX_MOVABLE_KINDS],
+    copy_owner: spin::Once<CopyOwnerHook>,
 }
+
+/// Called with `(old, new, order)` for every block migrated: page_owner's
+/// `folio_copy_owner` (the new block gets the old one's allocation record).
+pub type CopyOwnerHook = fn(Pfn, Pfn, u32);
 
 impl MovableRegistry {
     pub(super) const fn new() -> Self {
-        Self { ops: [const { spin::Once::new() }; MAX_MOVABLE_KINDS] }
+        Self { ops: [const { spin::Once::new() }; MAX_MOVABLE_KINDS], copy_owner: spin::Once::new() }
     }
 
     /// Registers `ops` as the operations of movable blocks of `kind` (at boot; again with
@@ -194,6 +200,14 @@ impl MovableRegistry {
         } else {
             Err(RegisterError::Taken)
         }
+    }
+
+    /// Registers `hook`, called for every migrated block after its owner moved to the
+    /// new block and before the old one is freed (at boot, once: false if another hook
+    /// is registered, which stays).
+    pub fn register_copy_owner(&self, hook: CopyOwnerHook) -> bool {
+        let have = *self.copy_owner.call_once(|| hook);
+        core::ptr::fn_addr_eq(have, hook)
     }
 
     fn get(&self, kind: MovableKind) -> Option<&'static dyn MovableOps> {
@@ -348,6 +362,9 @@ impl<'a> Migrator<'a> {
                     result[from[j]] = Err(e);
                 } else {
                     // The owner uses `new` now: the old block is ours to free.
+                    if let Some(copy_owner) = self.pages.movable_ops.copy_owner.get() {
+                        copy_owner(m.old, m.new, m.order);
+                    }
                     self.clear_owner(m.old);
                     let _ = self.pages.free_pages(m.old, m.order, cpu);
                 }

@@ -529,3 +529,75 @@ mod batch {
         m.free_all(a, kept, n);
     }
 }
+
+thread_local! {
+    /// The page_owner table [`copy_owner_hook`] updates (each test thread its own).
+    static OWNER_TABLE: std::cell::Cell<Option<&'static crate::debug::page_owner::PageOwner<'static>>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// The migration's trace in [`copy_owner_hook`]'s records.
+const MIGRATE_TRACE: crate::debug::stack_depot::Trace = [0xbeef; crate::debug::stack_depot::DEPOT_DEPTH];
+
+fn copy_owner_hook(old: Pfn, new: Pfn, _order: u32) {
+    OWNER_TABLE.with(|t| t.get().unwrap().copy_owner(old.0, new.0, 77, &MIGRATE_TRACE));
+}
+
+#[test]
+fn migration_carries_the_page_owner_record_to_the_new_block() {
+    use crate::debug::page_owner::{OwnerRecord, PageOwner};
+    use crate::debug::stack_depot::{DepotSlot, StackDepot, DEPOT_DEPTH};
+    let a = make(1024);
+    let recs: &'static [OwnerRecord] = Box::leak((0..1024).map(|_| OwnerRecord::EMPTY).collect());
+    let slots: &'static [DepotSlot] = Box::leak((0..64).map(|_| DepotSlot::EMPTY).collect());
+    let po: &'static PageOwner<'static> = Box::leak(Box::new(PageOwner::new(0, recs, StackDepot::new(slots))));
+    OWNER_TABLE.with(|t| t.set(Some(po)));
+    assert!(a.movable_ops.register_copy_owner(copy_owner_hook));
+    assert!(a.movable_ops.register_copy_owner(copy_owner_hook), "the same hook again");
+    fn other(_: Pfn, _: Pfn, _: u32) {}
+    assert!(!a.movable_ops.register_copy_owner(other), "a second hook is refused");
+    let m = Model::new();
+    m.register(a);
+    let trace = |k: u64| {
+        let mut t = [0u64; DEPOT_DEPTH];
+        t[0] = 0x1000 + k;
+        t
+    };
+    let owners: Vec<_> = (0..6u64).map(|k| m.alloc(a, (k % 3) as u32, k % 2 == 0).unwrap()).collect();
+    for (k, &o) in owners.iter().enumerate() {
+        let (pfn, order) = m.at(o);
+        po.set_alloc(pfn, order, GFP_HIGHUSER_MOVABLE, 0, 10 + k as u32, &trace(k as u64));
+    }
+    for (k, &o) in owners.iter().enumerate() {
+        let (old, order) = m.at(o);
+        let new = Migrator::new(a, MigrateCtx::sync(cpu()))
+            .migrate_page(Pfn(old), &mut |ord| a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok())
+            .unwrap();
+        let n = po.lookup(new.0 + (1 << order) - 1).unwrap();
+        assert_eq!(
+            (n.head_pfn, n.order, n.allocated, n.migrated, n.ts_alloc_ms),
+            (new.0, order, true, true, 10 + k as u32)
+        );
+        assert_eq!(po.depot.fetch(n.alloc_handle), Some(trace(k as u64)), "the new block's allocation trace");
+        let o = po.lookup(old).unwrap();
+        assert!(!o.allocated && o.migrated, "the old block is freed by the migration");
+        assert_eq!(po.depot.fetch(o.free_handle), Some(MIGRATE_TRACE));
+    }
+    // A migration that fails (the owner no longer holds the block) copies nothing.
+    let (held, _) = m.at(owners[0]);
+    let stale = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, cpu()).unwrap();
+    assert!(a.set_movable_owner(stale, MovableOwner::new(STRANGER, 0)));
+    po.set_alloc(stale.0, 0, GFP_HIGHUSER_MOVABLE, 0, 5, &trace(9));
+    let before = po.lookup(stale.0).unwrap();
+    let mut target = None;
+    let r = Migrator::new(a, MigrateCtx::sync(cpu())).migrate_page(stale, &mut |ord| {
+        target = a.alloc_pages(GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, ord, cpu()).ok();
+        target
+    });
+    assert_eq!(r, Err(MigrateError::Gone));
+    assert_eq!(po.lookup(stale.0).unwrap(), before, "a failed migration leaves the record");
+    assert!(po.lookup(target.unwrap().0).is_none_or(|i| i.alloc_handle != before.alloc_handle));
+    assert!(po.lookup(held).unwrap().allocated);
+    a.free_pages(stale, 0, cpu()).unwrap();
+    m.free_all(a, owners, 1024);
+}
