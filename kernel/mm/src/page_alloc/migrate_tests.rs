@@ -586,7 +586,7 @@ fn migration_carries_the_page_owner_record_to_the_new_block() {
     // A migration that fails (the owner no longer holds the block) copies nothing.
     let (held, _) = m.at(owners[0]);
     let stale = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, cpu()).unwrap();
-    assert!(a.set_movable_owner(stale, MovableOwner::new(STRANGER, 0)));
+    assert!(set_movable_owner(&a.mem_map().unwrap(), stale, MovableOwner::new(STRANGER, 0)));
     po.set_alloc(stale.0, 0, GFP_HIGHUSER_MOVABLE, 0, 5, &trace(9));
     let before = po.lookup(stale.0).unwrap();
     let mut target = None;
