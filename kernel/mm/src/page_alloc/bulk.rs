@@ -101,7 +101,7 @@ impl PageAllocator {
                         page.set_state(PageState::Pcp { order: 0, mt });
                         pcp.push(mm, mm.idx(pfn.0), 0, mt.pcp_list());
                         pcp.count_free(1);
-                        drain[zone.index()] |= pcp.count() >= pcp.high() || pcp.drain_pending();
+                        drain[zone.index()] |= pcp.must_drain();
                     })
                 }
                 _ => None,
@@ -115,8 +115,8 @@ impl PageAllocator {
         for (zi, _) in drain.iter().enumerate().filter(|(_, d)| **d) {
             let Some(pcp) = self.try_local_pcp(cpu, zi) else { continue };
             let high = pcp.high();
-            if pcp.drain_pending() {
-                self.pcp_overflow(mm, zi, &pcp);
+            if pcp.take_drain_request() {
+                self.free_pcppages_bulk(mm, zi, &pcp, pcp.count());
             } else if pcp.count() >= high {
                 // Down to high - batch, as a run of single frees would leave it.
                 let n = pcp.count() - high + pcp.batch();
