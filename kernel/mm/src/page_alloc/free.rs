@@ -73,7 +73,10 @@ impl PageAllocator {
         let Some(mm_ref) = self.mem_map.get() else { return false };
         // A copy: its fields stay in registers across the stores below.
         let mm = *mm_ref;
-        let Some(page) = mm.pfn_to_page(pfn) else { return false };
+        // `pfn_to_page` in one compare: below `base_pfn` the difference wraps to an
+        // index `get` refuses.
+        let Ok(i) = usize::try_from(pfn.wrapping_sub(mm.base_pfn)) else { return false };
+        let Some(page) = mm.pages.get(i) else { return false };
         if !page.is_plain_head(order) {
             return false;
         }

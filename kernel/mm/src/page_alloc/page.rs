@@ -371,8 +371,8 @@ impl MemMap {
     /// Linux's `pfn_to_page`; `None` outside the array.
     #[inline(always)]
     pub fn pfn_to_page(&self, pfn: u64) -> Option<&'static Page> {
-        // Below `base_pfn` the difference wraps to a huge index, which `get` refuses.
-        self.pages.get(usize::try_from(pfn.wrapping_sub(self.base_pfn)).ok()?)
+        let i = pfn.checked_sub(self.base_pfn)?;
+        self.pages.get(usize::try_from(i).ok()?)
     }
     /// Linux's `page_to_pfn`; `None` if `page` is not an element of the array.
     pub fn page_to_pfn(&self, page: &Page) -> Option<u64> {
