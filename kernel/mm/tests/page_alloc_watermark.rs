@@ -1,5 +1,5 @@
 //! The per-CPU fast path obeys the zone's low watermark exactly, by the same rule as
-//! `watermark::watermark_ok`: a block on this CPU's list is handed out only while the
+//! `WatermarkCheck::ok`: a block on this CPU's list is handed out only while the
 //! free pages the request may use (free CMA pages only for a movable request) stay above
 //! `low`. At the boundary the outcome is observable: a fast-path hit leaves the zone's
 //! free count alone and takes one page off the list; a refusal goes to the slow path,
@@ -166,4 +166,34 @@ fn refill_takes_batch_shifted_by_order() {
         assert_eq!(z.counts().2, (blocks - 1) << order, "order {order}");
         z.a.free_pages(p, order, FAST).unwrap();
     }
+}
+
+/// A bulk allocation takes pages from the zone as far as the same rule allows: an
+/// unmovable batch stops at `low` without counting the free CMA pages (it would
+/// otherwise take the zone below `low` on pages it cannot even use), a movable one
+/// counts them.
+#[test]
+fn bulk_allocation_stops_at_low_by_the_same_rule() {
+    let mut z = Zone::new();
+    z.set_outside_free(z.low + 5);
+    assert_eq!(z.counts().2, 0, "FAST's list is empty: every page comes from the zone");
+    let mut out = [Pfn(0); 100];
+    assert_eq!(z.a.alloc_pages_bulk(GFP_KERNEL, FAST, &mut out), Ok(5));
+    let (f, c, _) = z.counts();
+    assert_eq!(f - c, z.low, "at low, outside the area");
+    for p in &out[..5] {
+        z.held.push(p.0);
+    }
+    // A movable batch may use the area's 1,024 free pages down to low.
+    let got = z.a.alloc_pages_bulk(GFP_HIGHUSER_MOVABLE, FAST, &mut out).unwrap();
+    assert_eq!(got, 100);
+    for p in &out[..got] {
+        z.a.free_pages(*p, 0, FAST).unwrap();
+    }
+    for p in std::mem::take(&mut z.held) {
+        z.a.free_pages(Pfn(p), 0, OTHER).unwrap();
+    }
+    z.a.drain_all();
+    assert_eq!(z.a.nr_free_pages(), PAGES);
+    z.a.check_invariants().unwrap_or_else(|e| panic!("{e}"));
 }

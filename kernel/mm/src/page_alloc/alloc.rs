@@ -7,7 +7,7 @@
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::page::{MemMap, PageState};
-use super::watermark::{self, AllocFlags};
+use super::watermark::{self, AllocFlags, WatermarkCheck, ZoneFree};
 use super::{gfp_migratetype, AllocFailure, MigrateType, PageAllocator, ZoneType, MAX_PAGE_ORDER, PCP_MAX_ORDER};
 use crate::addr::Pfn;
 use crate::cpu::CpuId;
@@ -34,42 +34,33 @@ impl PageAllocator {
 
     /// The fast path, Linux's `rmqueue_pcplist` hit: a plain request (no `__GFP_DMA`, no
     /// `__GFP_COMP`, no fault injection armed) of a per-CPU order, whose zone passes the
-    /// low watermark (the same [`watermark::watermark_ok`] as the slow path, lockless, as
-    /// Linux's `zone_watermark_fast`), and a block on this CPU's list. Interrupts masked around
-    /// the pop; no lock, no atomic read-modify-write. Anything else (an empty list
-    /// included) returns `None` and the caller takes the whole path, which checks again
-    /// and refills.
+    /// low watermark, and a block on this CPU's list. The watermark is the one rule of
+    /// every path ([`WatermarkCheck::ok`]), lockless as Linux's `zone_watermark_fast`,
+    /// read in its cached form: the zone's headroom above `low` for this request
+    /// (published with the zone's counters, see `ZoneMeta::fast_headroom`) and one
+    /// compare ([`watermark::fits`]). The lists are held (the local lock) around the pop;
+    /// no lock, no atomic read-modify-write. Anything else (an empty list included)
+    /// returns `None` and the caller takes the whole path, which checks again and refills.
     #[inline(always)]
     fn alloc_fast(&self, gfp: Gfp, order: u32, cpu: CpuId) -> Option<u64> {
         if order > PCP_MAX_ORDER || gfp.intersects(Gfp::GFP_DMA.union(Gfp::GFP_COMP)) || self.fail.attr.armed() {
             return None;
         }
-        let mm = self.mem_map.get()?;
+        // A copy: its fields stay in registers across the stores below.
+        let mm = *self.mem_map.get()?;
         let zi = ZoneType::Normal.index();
-        let meta = &self.meta[zi];
-        // The zone's low watermark, checked by the one rule every path uses (lockless,
-        // as Linux's zone_watermark_fast): no lowmem_reserve in the request's own highest
-        // zone, free CMA pages count only for a movable request, and the block itself is
-        // on the list or the pop fails.
-        let ok = watermark::watermark_ok(
-            meta.free.load(Relaxed),
-            order,
-            meta.low.load(Relaxed),
-            AllocFlags::low(gfp),
-            meta.reserved_highatomic.load(Relaxed),
-            meta.free_cma.load(Relaxed),
-            0,
-            || true,
-        );
-        if !ok {
+        // No lowmem_reserve in the request's own highest zone; free CMA pages count only
+        // for a movable request; the block itself is on the list or the pop fails.
+        let cma = AllocFlags::low(gfp).cma;
+        if !watermark::fits(self.meta[zi].fast_headroom[cma as usize].load(Relaxed), order) {
             return None;
         }
         let pcp = self.try_local_pcp(cpu, zi)?;
-        let idx = pcp.pop(mm, order, gfp_migratetype(gfp).index())?;
+        let (idx, page) = pcp.pop_page(&mm, order, gfp_migratetype(gfp).index())?;
         pcp.count_alloc(1 << order);
         drop(pcp);
         // prep_new_page: the owner word is 0 (`pop` and `push` cleared the links).
-        mm.at(idx).set_state(PageState::Head { order, compound: false, tail_owner: false });
+        page.set_state(PageState::Head { order, compound: false, tail_owner: false });
         Some(mm.base_pfn + idx as u64)
     }
 
@@ -147,15 +138,16 @@ impl PageAllocator {
             if meta.managed.load(Relaxed) == 0 {
                 continue;
             }
-            let mark = meta.wmarks().get(flags.wmark);
-            let reserve = if zi < high_zone { meta.lowmem_reserve.load(Relaxed) } else { 0 };
+            let check = WatermarkCheck {
+                mark: meta.wmarks().get(flags.wmark),
+                flags,
+                lowmem_reserve: if zi < high_zone { meta.lowmem_reserve.load(Relaxed) } else { 0 },
+            };
             if order <= PCP_MAX_ORDER {
-                // Lockless check on the free count, as Linux's zone_watermark_fast; the
-                // block itself comes from the pcp list or a refill, which fails if none.
-                let free = meta.free.load(Relaxed);
-                let ha = meta.reserved_highatomic.load(Relaxed);
-                let cma = meta.free_cma.load(Relaxed);
-                if !watermark::watermark_ok(free, order, mark, flags, ha, cma, reserve, || true) {
+                // Lockless check on the published counters, as Linux's
+                // zone_watermark_fast; the block itself comes from the pcp list or a
+                // refill, which fails if none.
+                if !check.ok(meta.zone_free(), order, || true) {
                     continue;
                 }
                 if let Some(pfn) = self.rmqueue_pcplist(mm, zi, cpu, order, mt) {
@@ -168,11 +160,12 @@ impl PageAllocator {
                 continue;
             }
             let mut z = self.lock_zone(zi);
-            let (ha, cma) = (z.nr_reserved_highatomic, z.free_cma_pages);
-            let ok = watermark::watermark_ok(z.free_pages, order, mark, flags, ha, cma, reserve, || {
-                z.has_free_block(order, flags.harder, flags.cma)
-            });
-            if !ok {
+            let zf = ZoneFree {
+                free: z.free_pages,
+                reserved_highatomic: z.nr_reserved_highatomic,
+                free_cma: z.free_cma_pages,
+            };
+            if !check.ok(zf, order, || z.has_free_block(order, flags.harder, flags.cma)) {
                 continue;
             }
             if let Some(pfn) = z.rmqueue(order, mt, flags.harder) {
@@ -196,8 +189,8 @@ impl PageAllocator {
             self.pcp_overflow(mm, zi, &pcp);
         }
         let list = mt.index();
-        if let Some(idx) = pcp.pop(mm, order, list) {
-            mm.at(idx).set_state(PageState::Unmarked);
+        if let Some((idx, page)) = pcp.pop_page(mm, order, list) {
+            page.set_state(PageState::Unmarked);
             return Some(mm.base_pfn + idx as u64);
         }
         let batch = pcp.batch();

@@ -7,6 +7,7 @@
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::page::PageState;
+use super::watermark::AllocFlags;
 use super::{gfp_migratetype, AllocFailure, FreeError, PageAllocator, ZoneType, MAX_NR_ZONES};
 use crate::addr::Pfn;
 use crate::cpu::CpuId;
@@ -67,10 +68,11 @@ impl PageAllocator {
             put(Pfn(mm.base_pfn + idx as u64));
             n += 1;
         }
-        // The rest straight from the zone, as far as the low watermark allows.
-        let free = meta.free.load(Relaxed);
-        let keep = meta.low.load(Relaxed) + meta.reserved_highatomic.load(Relaxed);
-        let want = ((nr - n) as u64).min(free.saturating_sub(keep));
+        // The rest straight from the zone, as far as the low watermark allows, by the one
+        // rule in its cached form (`alloc_fast`'s): a page passes while the headroom is at
+        // least 1 (`watermark::fits(h, 0)`), and each page taken lowers it by one.
+        let headroom = meta.fast_headroom[AllocFlags::low(gfp).cma as usize].load(Relaxed);
+        let want = ((nr - n) as u64).min(headroom.max(0) as u64);
         if want > 0 {
             n += self.rmqueue_bulk(zi, 0, mt, want, |pfn| {
                 mm.at(mm.idx(pfn)).set_state(head);
@@ -101,7 +103,7 @@ impl PageAllocator {
                         page.set_state(PageState::Pcp { order: 0, mt });
                         pcp.push(mm, mm.idx(pfn.0), 0, mt.pcp_list());
                         pcp.count_free(1);
-                        drain[zone.index()] |= pcp.count() >= pcp.high() || pcp.drain_pending();
+                        drain[zone.index()] |= pcp.must_drain();
                     })
                 }
                 _ => None,
@@ -115,8 +117,8 @@ impl PageAllocator {
         for (zi, _) in drain.iter().enumerate().filter(|(_, d)| **d) {
             let Some(pcp) = self.try_local_pcp(cpu, zi) else { continue };
             let high = pcp.high();
-            if pcp.drain_pending() {
-                self.pcp_overflow(mm, zi, &pcp);
+            if pcp.take_drain_request() {
+                self.free_pcppages_bulk(mm, zi, &pcp, pcp.count());
             } else if pcp.count() >= high {
                 // Down to high - batch, as a run of single frees would leave it.
                 let n = pcp.count() - high + pcp.batch();

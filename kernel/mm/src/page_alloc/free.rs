@@ -62,26 +62,31 @@ impl PageAllocator {
     /// The fast path, Linux's `free_unref_page`: a live head of exactly `order` (one
     /// load of its flag word, the same test that refuses a double free on the slow path)
     /// whose tails were never touched, of a per-CPU order, goes onto this CPU's list with
-    /// interrupts masked; no lock, no atomic read-modify-write. Anything else returns
-    /// false, and the slow path checks it again and refuses or frees it.
+    /// the lists held (the local lock); no lock, no atomic read-modify-write. Heads are
+    /// naturally aligned, so the head test also proves `pfn` aligned. Anything else
+    /// returns false, and the slow path checks it again and refuses or frees it.
     #[inline(always)]
     fn free_fast(&self, pfn: u64, order: u32, cpu: CpuId) -> bool {
-        if order > PCP_MAX_ORDER || pfn & ((1 << order) - 1) != 0 {
+        if order > PCP_MAX_ORDER {
             return false;
         }
-        let Some(mm) = self.mem_map.get() else { return false };
-        let Some(page) = mm.pfn_to_page(pfn) else { return false };
-        let Ok(f) = page.live_head(order) else { return false };
-        if f.touched_tails() {
+        let Some(mm_ref) = self.mem_map.get() else { return false };
+        // A copy: its fields stay in registers across the stores below.
+        let mm = *mm_ref;
+        // `pfn_to_page` in one compare: below `base_pfn` the difference wraps to an
+        // index `get` refuses.
+        let Ok(i) = usize::try_from(pfn.wrapping_sub(mm.base_pfn)) else { return false };
+        let Some(page) = mm.pages.get(i) else { return false };
+        if !page.is_plain_head(order) {
             return false;
         }
-        let (zone, mt) = page.zone_mt();
-        let Some(pcp) = self.try_local_pcp(cpu, zone.index()) else { return false };
-        page.set_state(PageState::Pcp { order, mt });
-        pcp.push(mm, mm.idx(pfn), order, mt.pcp_list());
+        let slot = page.pcp_slot();
+        let Some(pcp) = self.try_local_pcp(cpu, slot.zone_index()) else { return false };
+        page.set_pcp(order, slot);
+        pcp.push_page(page, mm.idx(pfn), order, slot.list());
         pcp.count_free(1 << order);
-        if pcp.count() >= pcp.high() || pcp.drain_pending() {
-            self.pcp_overflow(mm, zone.index(), &pcp);
+        if pcp.must_drain() {
+            self.pcp_overflow(mm_ref, slot.zone_index(), &pcp);
         }
         true
     }
@@ -115,7 +120,7 @@ impl PageAllocator {
             }
             pcp.push(mm, idx, order, mt.pcp_list());
             pcp.count_free(1 << order);
-            if pcp.count() >= pcp.high() || pcp.drain_pending() {
+            if pcp.must_drain() {
                 self.pcp_overflow(mm, zi, &pcp);
             }
             return Ok(());
@@ -156,14 +161,14 @@ impl PageAllocator {
         }
     }
 
-    /// A free left this CPU's list at `high`, or a drain was asked for while it was busy:
-    /// a batch (or everything) goes back to the zone.
+    /// A free left this CPU's list at `high`, or a drain was asked for while it was busy
+    /// ([`PerCpuPages::must_drain`]): everything (a drain request) or a batch (at `high`)
+    /// goes back to the zone.
     #[cold]
     pub(super) fn pcp_overflow(&self, mm: &MemMap, zi: usize, pcp: &PerCpuPages) {
-        if pcp.drain_pending() {
-            pcp.set_drain_pending(false);
+        if pcp.take_drain_request() {
             self.free_pcppages_bulk(mm, zi, pcp, pcp.count());
-        } else {
+        } else if pcp.count() >= pcp.high() {
             self.free_pcppages_bulk(mm, zi, pcp, pcp.batch());
         }
     }

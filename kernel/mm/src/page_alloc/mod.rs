@@ -181,6 +181,8 @@ impl PageAllocator {
             m.low.store(w.low, Relaxed);
             m.high.store(w.high, Relaxed);
         }
+        // Republish under each zone lock: the fast path's cached check follows `low`.
+        (0..MAX_NR_ZONES).for_each(|zi| drop(self.lock_zone(zi)));
         let normal = self.meta[ZoneType::Normal.index()].managed.load(Relaxed);
         self.meta[ZoneType::Dma.index()].lowmem_reserve.store(normal / 256, Relaxed);
     }

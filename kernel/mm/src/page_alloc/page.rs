@@ -162,10 +162,44 @@ impl LiveHead {
     }
 }
 
-// Info word: pageblock migratetype (meaningful on a pageblock's first page) and zone.
+// Info word: pageblock migratetype (meaningful on a pageblock's first page) at the flag
+// word's migratetype position, the per-CPU list of that type (`MigrateType::pcp_list`),
+// and the zone: a free onto a per-CPU list reads all three from one load, arithmetic only.
+const INFO_LIST_MASK: u32 = 0x3;
 const INFO_ZONE_SHIFT: u32 = 4;
-const INFO_MT_MASK: u32 = 0x7;
-const _: () = assert!(super::MIGRATE_TYPES as u32 <= INFO_MT_MASK + 1 && INFO_MT_MASK < 1 << INFO_ZONE_SHIFT);
+const INFO_MT_SHIFT: u32 = MT_SHIFT;
+const INFO_MT_MASK: u32 = MT_MASK;
+const _: () = assert!(super::migratetype::MIGRATE_PCPTYPES as u32 <= INFO_LIST_MASK + 1);
+const _: () = assert!(INFO_LIST_MASK < 1 << INFO_ZONE_SHIFT && INFO_ZONE_SHIFT < INFO_MT_SHIFT);
+const _: () = assert!(super::MAX_NR_ZONES <= 2);
+
+/// The info word of a page of `zone` in a pageblock of type `mt`.
+const fn info_word(zone: ZoneType, mt: MigrateType) -> u32 {
+    ((zone as u32) << INFO_ZONE_SHIFT) | ((mt as u32) << INFO_MT_SHIFT) | mt.pcp_list() as u32
+}
+
+/// Where a free block goes on the per-CPU lists, from one load of its head's info word
+/// ([`Page::pcp_slot`]): the zone, the list, and the migratetype its `Pcp` state records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PcpSlot(u32);
+
+impl PcpSlot {
+    /// The zone's index.
+    #[inline(always)]
+    pub(crate) const fn zone_index(self) -> usize {
+        ((self.0 >> INFO_ZONE_SHIFT) & 1) as usize
+    }
+    /// The per-CPU list ([`MigrateType::pcp_list`] of the pageblock's type).
+    #[inline(always)]
+    pub(crate) const fn list(self) -> usize {
+        (self.0 & INFO_LIST_MASK) as usize
+    }
+    /// The pageblock's migratetype.
+    #[cfg(test)]
+    pub(crate) const fn mt(self) -> MigrateType {
+        MigrateType::from_index(((self.0 & INFO_MT_MASK) >> INFO_MT_SHIFT) as usize)
+    }
+}
 
 /// One page frame's descriptor.
 #[derive(Debug)]
@@ -268,21 +302,43 @@ impl Page {
         ZoneType::ALL[((self.info.load(Relaxed) >> INFO_ZONE_SHIFT) & 1) as usize]
     }
     pub(crate) fn init_info(&self, zone: ZoneType, mt: MigrateType) {
-        self.info.store(((zone as u32) << INFO_ZONE_SHIFT) | mt as u32, Relaxed)
+        self.info.store(info_word(zone, mt), Relaxed)
     }
     /// Zone and pageblock migratetype from one load of the info word.
     #[inline(always)]
     pub(crate) fn zone_mt(&self) -> (ZoneType, MigrateType) {
         let i = self.info.load(Relaxed);
-        (ZoneType::ALL[((i >> INFO_ZONE_SHIFT) & 1) as usize], MigrateType::from_index((i & INFO_MT_MASK) as usize))
+        (
+            ZoneType::ALL[((i >> INFO_ZONE_SHIFT) & 1) as usize],
+            MigrateType::from_index(((i & INFO_MT_MASK) >> INFO_MT_SHIFT) as usize),
+        )
+    }
+    /// Where a free of the block this page heads goes on the per-CPU lists (one load).
+    #[inline(always)]
+    pub(crate) fn pcp_slot(&self) -> PcpSlot {
+        PcpSlot(self.info.load(Relaxed))
+    }
+    /// `set_state(PageState::Pcp { order, mt })` with `mt` the type of `slot` (this page's
+    /// [`Self::pcp_slot`]), without decoding it.
+    #[inline(always)]
+    pub(crate) fn set_pcp(&self, order: u32, slot: PcpSlot) {
+        self.flags.store(PG_PCP | (order & ORDER_MASK) | (slot.0 & INFO_MT_MASK), Relaxed)
+    }
+    /// Whether the page heads a live allocation of exactly `order` whose other pages were
+    /// never touched (not compound, no tail owner word): the flag word is exactly that
+    /// head's (the free fast path's whole check, one compare).
+    #[inline(always)]
+    pub(crate) fn is_plain_head(&self, order: u32) -> bool {
+        self.flags.load(Relaxed) == PageState::Head { order, compound: false, tail_owner: false }.encode()
     }
     #[inline(always)]
     pub(crate) fn block_mt(&self) -> MigrateType {
-        MigrateType::from_index((self.info.load(Relaxed) & INFO_MT_MASK) as usize)
+        MigrateType::from_index(((self.info.load(Relaxed) & INFO_MT_MASK) >> INFO_MT_SHIFT) as usize)
     }
     pub(crate) fn set_block_mt(&self, mt: MigrateType) {
         let i = self.info.load(Relaxed);
-        self.info.store((i & !INFO_MT_MASK) | mt as u32, Relaxed)
+        let zone = ZoneType::ALL[((i >> INFO_ZONE_SHIFT) & 1) as usize];
+        self.info.store(info_word(zone, mt), Relaxed)
     }
     /// The zone the page belongs to (Linux's `page_zonenum`).
     pub fn page_zone(&self) -> ZoneType {
@@ -404,6 +460,51 @@ mod tests {
         p.set_state(h);
         p.set_state(PageState::Pcp { order: 3, mt: MigrateType::Movable });
         assert!(p.live_head(3).is_err());
+    }
+
+    /// The per-CPU slot and the raw `Pcp` store agree with the decoded state and with
+    /// `MigrateType::pcp_list`, for every zone, type and per-CPU order; the plain-head
+    /// test accepts exactly an untouched head of the order.
+    #[test]
+    fn pcp_slot_and_plain_head() {
+        let p = Page::new();
+        for zone in ZoneType::ALL {
+            for mt in MigrateType::ALL {
+                p.init_info(zone, mt);
+                let slot = p.pcp_slot();
+                assert_eq!((slot.zone_index(), slot.list(), slot.mt()), (zone.index(), mt.pcp_list(), mt));
+                assert_eq!(p.zone_mt(), (zone, mt));
+                for order in 0..=crate::page_alloc::PCP_MAX_ORDER {
+                    p.set_pcp(order, slot);
+                    assert_eq!(p.state(), PageState::Pcp { order, mt });
+                }
+                for other in MigrateType::ALL {
+                    p.set_block_mt(other);
+                    assert_eq!(p.zone_mt(), (zone, other));
+                    assert_eq!(p.pcp_slot().list(), other.pcp_list());
+                }
+            }
+        }
+        for order in 0..=3 {
+            for compound in [false, true] {
+                for tail_owner in [false, true] {
+                    p.set_state(PageState::Head { order, compound, tail_owner });
+                    for o in 0..=3 {
+                        assert_eq!(p.is_plain_head(o), o == order && !compound && !tail_owner);
+                    }
+                }
+            }
+            for s in [
+                PageState::Unmarked,
+                PageState::Reserved,
+                PageState::Tail,
+                PageState::Pcp { order, mt: MigrateType::Unmovable },
+                PageState::Buddy { order, mt: MigrateType::Unmovable },
+            ] {
+                p.set_state(s);
+                assert!(!p.is_plain_head(order), "{s:?}");
+            }
+        }
     }
 
     #[test]

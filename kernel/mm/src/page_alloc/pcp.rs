@@ -20,7 +20,7 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use super::migratetype::MIGRATE_PCPTYPES;
-use super::page::{MemMap, NIL};
+use super::page::{MemMap, Page, NIL};
 use core::sync::atomic::{compiler_fence, AtomicBool, Ordering::SeqCst};
 
 pub use crate::NR_CPUS;
@@ -29,23 +29,41 @@ pub use crate::NR_CPUS;
 /// `PAGE_ALLOC_COSTLY_ORDER`).
 pub const PCP_MAX_ORDER: u32 = 3;
 const PCP_ORDERS: usize = PCP_MAX_ORDER as usize + 1;
+/// Room for the lists of one order: [`MIGRATE_PCPTYPES`] rounded up to a power of two,
+/// so that a list number from a page's info word indexes them with a mask, no bounds
+/// check (the spare list stays empty).
+const PCP_LIST_SLOTS: usize = MIGRATE_PCPTYPES.next_power_of_two();
 
 /// `a += n` by its only writer: a plain load and store, no atomic read-modify-write.
 #[inline(always)]
 fn add(a: &AtomicU64, n: u64) {
     a.store(a.load(Relaxed).wrapping_add(n), Relaxed)
 }
+/// `a -= n`, the same way.
+#[inline(always)]
+fn sub(a: &AtomicU64, n: u64) {
+    a.store(a.load(Relaxed).wrapping_sub(n), Relaxed)
+}
 
 /// One CPU's cached blocks for one zone: singly linked LIFO lists per order and
 /// migratetype (hot pages are reused first), through the descriptors' `next` word, and
 /// the CPU's page event counters for the zone (Linux's per-CPU `vm_event_states`,
 /// summed over CPUs when read).
+///
+/// Aligned to the Pi's 64-byte cache line so that no two CPUs' lists share one (the
+/// size rounds up to 128 bytes, and indexing by zone is a shift).
 #[derive(Debug)]
+#[repr(align(64))]
 pub struct PerCpuPages {
     count: AtomicU64,
     high: AtomicU64,
+    /// The count at which a free drains: `high`, or 0 while a drain is pending, so that
+    /// the free path's one compare catches both. Written by an interrupt asking for a
+    /// drain ([`Self::set_drain_pending`]) and by the holder taking the request
+    /// ([`Self::take_drain_request`]), never by the fast paths.
+    drain_at: AtomicU64,
     batch: AtomicU64,
-    lists: [[AtomicU32; MIGRATE_PCPTYPES]; PCP_ORDERS],
+    lists: [[AtomicU32; PCP_LIST_SLOTS]; PCP_ORDERS],
     pgalloc: AtomicU64,
     pgfree: AtomicU64,
     /// Held by a [`LocalPcp`] (written only by the owning CPU).
@@ -101,8 +119,9 @@ impl PerCpuPages {
         PerCpuPages {
             count: AtomicU64::new(0),
             high: AtomicU64::new(0),
+            drain_at: AtomicU64::new(0),
             batch: AtomicU64::new(1),
-            lists: [const { [const { AtomicU32::new(NIL) }; MIGRATE_PCPTYPES] }; PCP_ORDERS],
+            lists: [const { [const { AtomicU32::new(NIL) }; PCP_LIST_SLOTS] }; PCP_ORDERS],
             pgalloc: AtomicU64::new(0),
             pgfree: AtomicU64::new(0),
             busy: AtomicBool::new(false),
@@ -137,13 +156,36 @@ impl PerCpuPages {
     pub(crate) fn drain_pending(&self) -> bool {
         self.drain_pending.load(Relaxed)
     }
+    /// Asks the owner for a drain (`true`; an interrupt on the owner CPU that found the
+    /// lists busy): the flag, then `drain_at` 0, so the owner's next free (or slow-path
+    /// allocation) drains. `false` withdraws a request (only the owner, lists held).
     pub(crate) fn set_drain_pending(&self, v: bool) {
-        self.drain_pending.store(v, Relaxed)
+        self.drain_pending.store(v, Relaxed);
+        self.drain_at.store(if v { 0 } else { self.high() }, Relaxed);
+    }
+    /// Takes a pending drain request, if any (the owner, lists held: a [`LocalPcp`]): `drain_at` back to
+    /// `high` first, then the flag read (and cleared only if set). An interrupt that asks
+    /// again in between leaves `drain_at` 0 (the next free looks again) or sets the flag
+    /// before this drain, which then answers it: no request is lost.
+    pub(crate) fn take_drain_request(&self) -> bool {
+        self.drain_at.store(self.high(), Relaxed);
+        if !self.drain_pending() {
+            return false;
+        }
+        self.drain_pending.store(false, Relaxed);
+        true
+    }
+    /// Whether the lists are at `high` or a drain is pending (one compare): the free
+    /// path's cue for [`PageAllocator::pcp_overflow`](super::PageAllocator).
+    #[inline(always)]
+    pub(crate) fn must_drain(&self) -> bool {
+        self.count() >= self.drain_at.load(Relaxed)
     }
     /// Sets `high` and `batch` (single stores: the owner sees them at its next operation).
     pub(crate) fn set_high_batch(&self, high: u64, batch: u64) {
         self.high.store(high, Relaxed);
         self.batch.store(batch.max(1), Relaxed);
+        self.drain_at.store(if self.drain_pending() { 0 } else { high }, Relaxed);
     }
     /// Counts an allocation of `n` pages (the owner, lists held).
     #[inline(always)]
@@ -157,8 +199,12 @@ impl PerCpuPages {
     }
     #[inline(always)]
     pub(crate) fn push(&self, mm: &MemMap, idx: u32, order: u32, list: usize) {
-        let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list];
-        let p = mm.at(idx);
+        self.push_page(mm.at(idx), idx, order, list)
+    }
+    /// [`Self::push`] of a descriptor the caller already holds (`p` is `mem_map[idx]`).
+    #[inline(always)]
+    pub(crate) fn push_page(&self, p: &Page, idx: u32, order: u32, list: usize) {
+        let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list & (PCP_LIST_SLOTS - 1)];
         p.set_next(head.load(Relaxed));
         p.set_prev(0);
         head.store(idx, Relaxed);
@@ -166,7 +212,12 @@ impl PerCpuPages {
     }
     #[inline(always)]
     pub(crate) fn pop(&self, mm: &MemMap, order: u32, list: usize) -> Option<u32> {
-        let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list];
+        self.pop_page(mm, order, list).map(|(idx, _)| idx)
+    }
+    /// [`Self::pop`] returning the descriptor too.
+    #[inline(always)]
+    pub(crate) fn pop_page(&self, mm: &MemMap, order: u32, list: usize) -> Option<(u32, &'static Page)> {
+        let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list & (PCP_LIST_SLOTS - 1)];
         let idx = head.load(Relaxed);
         if idx == NIL {
             return None;
@@ -174,8 +225,8 @@ impl PerCpuPages {
         let p = mm.at(idx);
         head.store(p.next(), Relaxed);
         p.set_next(0);
-        add(&self.count, (1u64 << order).wrapping_neg());
-        Some(idx)
+        sub(&self.count, 1 << order);
+        Some((idx, p))
     }
     /// Pops a block from the lists in turn, one block per non-empty list per round,
     /// starting at `*next` (Linux's round-robin in `free_pcppages_bulk`); returns it with
@@ -227,6 +278,37 @@ pub const fn zone_batchsize(managed_pages: u64) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A drain request makes the next free drain whatever the count, survives a change
+    /// of `high`, and is taken exactly once; without one, the free drains at `high`.
+    #[test]
+    fn drain_request_and_high() {
+        let p = PerCpuPages::new();
+        p.set_high_batch(8, 2);
+        assert!(!p.must_drain(), "empty, below high");
+        add(&p.count, 8);
+        assert!(p.must_drain(), "at high");
+        sub(&p.count, 7);
+        assert!(!p.must_drain() && !p.take_drain_request());
+        p.set_drain_pending(true);
+        assert!(p.must_drain() && p.drain_pending(), "a request drains below high");
+        p.set_high_batch(16, 2);
+        assert!(p.must_drain(), "a new high keeps the request");
+        assert!(p.take_drain_request());
+        assert!(!p.must_drain() && !p.drain_pending());
+        assert!(!p.take_drain_request(), "taken once");
+        add(&p.count, 15);
+        assert!(p.must_drain(), "the new high");
+        // A request arriving after the holder restored `drain_at` but before it looked at
+        // the flag: still seen by this take.
+        p.set_drain_pending(true);
+        assert!(p.take_drain_request());
+        // A request withdrawn by its holder leaves the mark at high.
+        p.set_drain_pending(true);
+        p.set_drain_pending(false);
+        sub(&p.count, 1);
+        assert!(!p.must_drain());
+    }
 
     #[test]
     fn linux_batch() {

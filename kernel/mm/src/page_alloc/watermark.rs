@@ -125,45 +125,82 @@ pub const fn zone_watermarks(min_free_kbytes: u64, zone_managed: u64, lowmem_pag
     Watermarks { min, low: min + tmp, high: min + 2 * tmp }
 }
 
-/// Linux's `__zone_watermark_ok`: whether `free_pages` (buddy pages of the zone) allow an
-/// allocation of `order` against `mark`. `has_free()` says whether a free block of at
-/// least `order` exists on a list the request may use. Pages the request may not use are
-/// not counted: the HighAtomic reserve without `ALLOC_HARDER`, and the zone's free CMA
-/// pages (`free_cma`, Linux's `NR_FREE_CMA_PAGES`) without `ALLOC_CMA`, so that an
-/// unmovable request does not pass on pages only a movable one could get.
-/// The per-CPU fast path calls it too (inlined there, with its flags constant).
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub fn watermark_ok(
-    free_pages: u64,
-    order: u32,
-    mark: u64,
-    flags: AllocFlags,
-    reserved_highatomic: u64,
-    free_cma: u64,
-    lowmem_reserve: u64,
-    has_free: impl FnOnce() -> bool,
-) -> bool {
-    if flags.no_watermarks {
-        return order == 0 || has_free();
+/// What the watermark rule reads of a zone: its free pages on the buddy lists (Linux's
+/// `NR_FREE_PAGES`) and the two parts of them a request may be barred from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct ZoneFree {
+    /// Free pages on the buddy lists (per-CPU lists not included).
+    pub free: u64,
+    /// Pages in HighAtomic-reserved pageblocks (usable only with `ALLOC_HARDER`).
+    pub reserved_highatomic: u64,
+    /// Free pages on the Cma lists (`NR_FREE_CMA_PAGES`, usable only with `ALLOC_CMA`).
+    pub free_cma: u64,
+}
+
+/// One request's watermark question (Linux's `__zone_watermark_ok` arguments apart from
+/// the zone and the order): the mark, the request's flags, and the zone's
+/// `lowmem_reserve` against the request's highest zone (0 in that zone itself).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct WatermarkCheck {
+    /// The watermark's value in pages (from [`AllocFlags::wmark`]).
+    pub mark: u64,
+    /// The request's flags.
+    pub flags: AllocFlags,
+    /// Pages this zone keeps back from the request.
+    pub lowmem_reserve: u64,
+}
+
+impl WatermarkCheck {
+    /// The per-CPU fast path's question: the low mark, [`AllocFlags::LOW`] (with
+    /// `ALLOC_CMA` if `cma`), the request's own highest zone (no reserve).
+    pub const fn fast(low: u64, cma: bool) -> WatermarkCheck {
+        WatermarkCheck { mark: low, flags: AllocFlags { cma, ..AllocFlags::LOW }, lowmem_reserve: 0 }
     }
-    let mut free = free_pages as i64 - ((1i64 << order) - 1);
-    let mut min = mark as i64;
-    if flags.high {
-        min -= min / 2;
+
+    /// Linux's `__zone_watermark_ok`, the one watermark rule of every path: whether zone
+    /// `z` allows an allocation of `order`. `has_free()` says whether a free block of at
+    /// least `order` exists on a list the request may use (asked only for `order > 0`).
+    /// Pages the request may not use are not counted: the HighAtomic reserve without
+    /// `ALLOC_HARDER`, and free CMA pages without `ALLOC_CMA`, so that an unmovable
+    /// request does not pass on pages only a movable one could get.
+    #[inline]
+    pub fn ok(&self, z: ZoneFree, order: u32, has_free: impl FnOnce() -> bool) -> bool {
+        if self.flags.no_watermarks {
+            return order == 0 || has_free();
+        }
+        fits(self.headroom(z), order) && (order == 0 || has_free())
     }
-    if !flags.harder {
-        free -= reserved_highatomic as i64;
-    } else {
-        min -= min / 4;
+
+    /// The order-free part of [`Self::ok`]: the free pages the request may use minus its
+    /// (lowered) mark and the reserve. A block of `order` passes iff [`fits`] says so.
+    /// The per-CPU fast path reads this number cached for [`Self::fast`] (recomputed at
+    /// every publish of the zone's counters and every watermark change), so that its
+    /// check is one compare, by the same rule.
+    #[inline]
+    pub const fn headroom(&self, z: ZoneFree) -> i64 {
+        let mut free = z.free as i64;
+        let mut min = self.mark as i64;
+        if self.flags.high {
+            min -= min / 2;
+        }
+        if !self.flags.harder {
+            free -= z.reserved_highatomic as i64;
+        } else {
+            min -= min / 4;
+        }
+        if !self.flags.cma {
+            free -= z.free_cma as i64;
+        }
+        free - min - self.lowmem_reserve as i64
     }
-    if !flags.cma {
-        free -= free_cma as i64;
-    }
-    if free <= min + lowmem_reserve as i64 {
-        return false;
-    }
-    order == 0 || has_free()
+}
+
+/// Whether a block of `order` fits above the mark: Linux's
+/// `free - ((1 << order) - 1) > min + reserve`, written on [`WatermarkCheck::headroom`]
+/// (`free - min - reserve`) as `headroom >= 1 << order`.
+#[inline(always)]
+pub const fn fits(headroom: i64, order: u32) -> bool {
+    headroom >= 1i64 << order
 }
 
 #[cfg(test)]
@@ -186,6 +223,14 @@ mod tests {
         assert_eq!(default_min_free_kbytes(u64::MAX / 32), 262_144);
     }
 
+    /// `(free, highatomic, cma)` as a zone, a check of `mark` with `flags` and `reserve`.
+    fn zf(free: u64, reserved_highatomic: u64, free_cma: u64) -> ZoneFree {
+        ZoneFree { free, reserved_highatomic, free_cma }
+    }
+    fn wc(mark: u64, flags: AllocFlags, lowmem_reserve: u64) -> WatermarkCheck {
+        WatermarkCheck { mark, flags, lowmem_reserve }
+    }
+
     #[test]
     fn flags_and_check() {
         let k = AllocFlags::slowpath(GFP_KERNEL);
@@ -194,26 +239,106 @@ mod tests {
         assert!(a.high && a.harder && a.wmark == Wmark::Min);
         let n = AllocFlags::slowpath(GFP_NOWAIT);
         assert!(!n.high && !n.harder);
-        // min = 100: normal needs free > 100, atomic needs free > 100 - 50 - 12 = 38.
-        assert!(!watermark_ok(100, 0, 100, n, 0, 0, 0, || true));
-        assert!(watermark_ok(101, 0, 100, n, 0, 0, 0, || true));
-        assert!(watermark_ok(39, 0, 100, a, 0, 0, 0, || true));
-        assert!(!watermark_ok(38, 0, 100, a, 0, 0, 0, || true));
-        // High-order needs a block, and (1 << order) - 1 pages are discounted.
-        assert!(!watermark_ok(200, 2, 100, n, 0, 0, 0, || false));
-        assert!(!watermark_ok(103, 2, 100, n, 0, 0, 0, || true));
-        assert!(watermark_ok(104, 2, 100, n, 0, 0, 0, || true));
-        // The highatomic reserve is not free for ordinary requests.
-        assert!(!watermark_ok(150, 0, 100, n, 50, 0, 0, || true));
-        assert!(!watermark_ok(150, 0, 100, n, 0, 0, 50, || true));
-        // Free CMA pages count only for movable requests (ALLOC_CMA).
         let m = AllocFlags::slowpath(GFP_HIGHUSER_MOVABLE);
         assert!(m.cma && !n.cma && !a.cma && !k.cma);
         assert!(AllocFlags::low(GFP_HIGHUSER_MOVABLE).cma && !AllocFlags::low(GFP_KERNEL).cma);
-        assert!(watermark_ok(150, 0, 100, m, 0, 100, 0, || true));
-        assert!(!watermark_ok(150, 0, 100, n, 0, 100, 0, || true));
-        // Atomic: 150 - 120 = 30 usable, not above its lowered min of 38.
-        assert!(watermark_ok(150, 0, 100, a, 0, 0, 0, || true));
-        assert!(!watermark_ok(150, 0, 100, a, 0, 120, 0, || true));
+        // (zone, check, order, a free block of the order exists, expected); mark 100.
+        let table = [
+            // min = 100: normal needs free > 100, atomic needs free > 100 - 50 - 12 = 38.
+            (zf(100, 0, 0), wc(100, n, 0), 0, true, false),
+            (zf(101, 0, 0), wc(100, n, 0), 0, true, true),
+            (zf(39, 0, 0), wc(100, a, 0), 0, true, true),
+            (zf(38, 0, 0), wc(100, a, 0), 0, true, false),
+            // High-order needs a block, and (1 << order) - 1 pages are discounted.
+            (zf(200, 0, 0), wc(100, n, 0), 2, false, false),
+            (zf(103, 0, 0), wc(100, n, 0), 2, true, false),
+            (zf(104, 0, 0), wc(100, n, 0), 2, true, true),
+            // The highatomic reserve is not free for ordinary requests, nor the lowmem
+            // reserve for a request that may use a higher zone.
+            (zf(150, 50, 0), wc(100, n, 0), 0, true, false),
+            (zf(151, 50, 0), wc(100, n, 0), 0, true, true),
+            (zf(150, 0, 0), wc(100, n, 50), 0, true, false),
+            (zf(151, 0, 0), wc(100, n, 50), 0, true, true),
+            // ... but the highatomic reserve is free for ALLOC_HARDER.
+            (zf(150, 120, 0), wc(100, a, 0), 0, true, true),
+            // Free CMA pages count only for movable requests (ALLOC_CMA).
+            (zf(150, 0, 100), wc(100, m, 0), 0, true, true),
+            (zf(150, 0, 100), wc(100, n, 0), 0, true, false),
+            // Atomic: 150 - 120 = 30 usable, not above its lowered min of 38.
+            (zf(150, 0, 0), wc(100, a, 0), 0, true, true),
+            (zf(150, 0, 120), wc(100, a, 0), 0, true, false),
+            // ALLOC_NO_WATERMARKS: only the block matters.
+            (zf(0, 0, 0), wc(100, AllocFlags { no_watermarks: true, ..n }, 0), 0, false, true),
+            (zf(0, 0, 0), wc(100, AllocFlags { no_watermarks: true, ..n }, 0), 1, false, false),
+            (zf(0, 0, 0), wc(100, AllocFlags { no_watermarks: true, ..n }, 0), 1, true, true),
+        ];
+        for (i, &(z, c, order, has, want)) in table.iter().enumerate() {
+            assert_eq!(c.ok(z, order, || has), want, "row {i}: {z:?} {c:?} order {order}");
+        }
+    }
+
+    /// Linux's `__zone_watermark_ok` as written (mm/page_alloc.c), the model.
+    fn linux(z: ZoneFree, order: u32, c: WatermarkCheck, has_free: bool) -> bool {
+        let f = c.flags;
+        if f.no_watermarks {
+            return order == 0 || has_free;
+        }
+        let mut free_pages = z.free as i128 - ((1i128 << order) - 1);
+        let mut min = c.mark as i128;
+        if f.high {
+            min -= min / 2;
+        }
+        if f.harder {
+            min -= min / 4;
+        } else {
+            free_pages -= z.reserved_highatomic as i128;
+        }
+        if !f.cma {
+            free_pages -= z.free_cma as i128;
+        }
+        if free_pages <= min + c.lowmem_reserve as i128 {
+            return false;
+        }
+        order == 0 || has_free
+    }
+
+    /// The rule and the fast path's cached form of it ([`WatermarkCheck::fast`]'s
+    /// headroom with [`fits`]) agree with the model over a grid around every boundary.
+    #[test]
+    fn rule_and_fast_form_match_linux() {
+        let mut cases = 0;
+        for free in (0..300u64).step_by(7).chain(95..110) {
+            for (ha, cma) in [(0, 0), (17, 0), (0, 33), (64, 90)] {
+                let z = zf(free, ha, cma);
+                for mark in [0u64, 1, 37, 100, 160] {
+                    for reserve in [0u64, 5] {
+                        for bits in 0..32u32 {
+                            let flags = AllocFlags {
+                                wmark: Wmark::Min,
+                                high: bits & 1 != 0,
+                                harder: bits & 2 != 0,
+                                no_watermarks: bits & 4 != 0,
+                                cma: bits & 8 != 0,
+                            };
+                            let c = wc(mark, flags, reserve);
+                            for order in 0..=5 {
+                                for has in [false, true] {
+                                    assert_eq!(c.ok(z, order, || has), linux(z, order, c, has), "{z:?} {c:?} {order}");
+                                    cases += 1;
+                                }
+                            }
+                        }
+                        for cma_flag in [false, true] {
+                            let c = WatermarkCheck::fast(mark, cma_flag);
+                            assert_eq!(c.flags, AllocFlags { cma: cma_flag, ..AllocFlags::LOW });
+                            for order in 0..=3 {
+                                assert_eq!(fits(c.headroom(z), order), linux(z, order, c, true));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(cases > 100_000);
     }
 }

@@ -2,8 +2,9 @@
 //! for the lockless watermark check and reports), and the lock guard ([`ZoneGuard`]) whose
 //! drop publishes them, so a change made under the lock cannot go unpublished.
 
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
+use super::watermark::{WatermarkCheck, ZoneFree};
 use super::{Watermarks, Zone};
 
 /// Per-zone numbers read without the zone lock (watermark fast path, reports).
@@ -26,6 +27,10 @@ pub(super) struct ZoneMeta {
     /// other events are counted per CPU, in `PerCpuPages`).
     pub(super) pgalloc: AtomicU64,
     pub(super) pgfree: AtomicU64,
+    /// The per-CPU fast path's watermark check, cached: [`WatermarkCheck::headroom`] of
+    /// [`WatermarkCheck::fast`] against `low`, without and with `ALLOC_CMA` (index
+    /// `cma as usize`); recomputed at every publish and watermark change.
+    pub(super) fast_headroom: [AtomicI64; 2],
 }
 
 impl ZoneMeta {
@@ -44,15 +49,30 @@ impl ZoneMeta {
             lowmem_reserve: AtomicU64::new(0),
             pgalloc: AtomicU64::new(0),
             pgfree: AtomicU64::new(0),
+            fast_headroom: [AtomicI64::new(0), AtomicI64::new(0)],
         }
     }
     pub(super) fn wmarks(&self) -> Watermarks {
         Watermarks { min: self.min.load(Relaxed), low: self.low.load(Relaxed), high: self.high.load(Relaxed) }
     }
+    /// The published counters the watermark rule reads (each a single load).
+    pub(super) fn zone_free(&self) -> ZoneFree {
+        ZoneFree {
+            free: self.free.load(Relaxed),
+            reserved_highatomic: self.reserved_highatomic.load(Relaxed),
+            free_cma: self.free_cma.load(Relaxed),
+        }
+    }
     fn sync(&self, z: &Zone) {
         self.free.store(z.free_pages, Relaxed);
         self.reserved_highatomic.store(z.nr_reserved_highatomic, Relaxed);
         self.free_cma.store(z.free_cma_pages, Relaxed);
+        let zf =
+            ZoneFree { free: z.free_pages, reserved_highatomic: z.nr_reserved_highatomic, free_cma: z.free_cma_pages };
+        let low = self.low.load(Relaxed);
+        for (cma, h) in self.fast_headroom.iter().enumerate() {
+            h.store(WatermarkCheck::fast(low, cma != 0).headroom(zf), Relaxed);
+        }
     }
 }
 
