@@ -653,31 +653,31 @@ fn watermark_change_reaches_the_fast_path_at_once() {
     let c = cpu(0);
     let p = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
     a.free_pages(p, 0, c).unwrap();
-    let on_list = a.nr_pcp_pages();
+    let on_list = a.snapshot().nr_pcp_pages();
     assert_eq!(on_list, 16);
     // min = 4096 pages: low is above every free page.
     a.set_min_free_kbytes(16384);
-    assert!(a.zone_stats(ZoneType::Normal).wmarks.low > 4096);
+    assert!(a.snapshot().zone(ZoneType::Normal).wmarks.low > 4096);
     assert_eq!(
         a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, c),
         Err(AllocFailure::NoMemory { order: 0, gfp: GFP_KERNEL | Gfp::GFP_NOWARN })
     );
-    assert_eq!(a.nr_pcp_pages(), 0, "the refusal drained the list before failing");
+    assert_eq!(a.snapshot().nr_pcp_pages(), 0, "the refusal drained the list before failing");
     // Lowered again (the list refilled first): the list serves the request.
     let p = a.alloc_pages(GFP_NOWAIT, 0, c).unwrap_err();
     assert!(matches!(p, AllocFailure::NoMemory { .. }));
     a.set_min_free_kbytes(0);
     let p = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
     a.free_pages(p, 0, c).unwrap();
-    let before = (a.zone_stats(ZoneType::Normal).free_pages, a.nr_pcp_pages());
+    let before = (a.snapshot().zone(ZoneType::Normal).free_pages, a.snapshot().nr_pcp_pages());
     let p = a.alloc_pages(GFP_KERNEL, 0, c).unwrap();
     assert_eq!(
-        (a.zone_stats(ZoneType::Normal).free_pages, a.nr_pcp_pages()),
+        (a.snapshot().zone(ZoneType::Normal).free_pages, a.snapshot().nr_pcp_pages()),
         (before.0, before.1 - 1),
         "served from the list"
     );
     a.free_pages(p, 0, c).unwrap();
     a.drain_all();
-    assert_eq!(a.nr_free_pages(), 4096);
-    a.check_invariants().unwrap();
+    assert_eq!(a.snapshot().nr_free_pages(), 4096);
+    check_invariants(a).unwrap();
 }
