@@ -217,6 +217,10 @@ impl PageSource for HostPages {
     fn virt_page_owner(&self, va: VirtAddr) -> Option<u64> {
         self.source().virt_page_owner(va)
     }
+
+    fn linear_map(&self) -> Option<(VirtAddr, usize)> {
+        self.source().linear_map()
+    }
 }
 
 #[cfg(test)]
