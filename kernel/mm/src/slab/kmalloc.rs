@@ -134,9 +134,14 @@ struct Ctx<'a> {
 
 /// The kernel heap: a registry of caches over a page source.
 ///
+/// Every call names the CPU it runs on (`cpu`): CPU `c`'s per-CPU arrays are only pushed
+/// and popped by code running as `c`, which an interrupt handler on `c` may interrupt
+/// (the arrays are made for that, with interrupts enabled); other CPUs only hold them to
+/// drain them or read their counters. Two threads must not pass the same `cpu` at the
+/// same time (a host test gives each thread a CPU of its own).
+///
 /// The kernel glue, with the buddy allocator as page source (here simulated RAM) and the
-/// heap as `#[global_allocator]` (interrupts must be masked around calls that can come
-/// from interrupt context, as the per-CPU locks are plain spin locks):
+/// heap as `#[global_allocator]`:
 ///
 /// ```
 /// use core::alloc::{GlobalAlloc, Layout};
