@@ -32,13 +32,6 @@ pub trait PageSource {
     fn virt_page_owner(&self, va: VirtAddr) -> Option<u64> {
         self.virt_to_phys(va).map(|pa| self.page_owner(pa))
     }
-    /// The linear map as a run of pages with owner words: the address of its first page
-    /// and the number of pages. `None` (the default) when the source does not say; the
-    /// slab layer then finds a page's cache through [`Self::virt_page_owner`] alone
-    /// instead of also keeping its own page-to-cache table (`virt_to_slab`).
-    fn linear_map(&self) -> Option<(VirtAddr, usize)> {
-        None
-    }
     /// Allocates up to `out.len()` single pages (order 0) in one round, as Linux's
     /// `alloc_pages_bulk`, and returns how many it stored at the front of `out`. The
     /// default takes them one at a time; a source overrides it to take its lock once.

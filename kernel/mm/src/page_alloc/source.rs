@@ -95,10 +95,6 @@ impl PageSource for BuddyPageSource<'_> {
         let pa = PhysAddr::new(va.as_u64().wrapping_sub(self.linear_offset));
         self.alloc.try_page_owner(pa.pfn())
     }
-    fn linear_map(&self) -> Option<(VirtAddr, usize)> {
-        let mm = self.alloc.mem_map()?;
-        Some((self.phys_to_virt(Pfn(mm.base_pfn).phys()), mm.pages.len()))
-    }
     /// One round: this CPU's list, then the zone under one lock
     /// ([`PageAllocator::alloc_pages_bulk_with`]); zeroed and reported as
     /// [`Self::alloc`] does.

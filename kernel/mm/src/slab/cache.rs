@@ -27,7 +27,6 @@ pub use super::layout::LayoutError;
 use super::node::{Node, LIST_FREE, LIST_PARTIAL};
 use super::percpu::{tunables_for, ArrayGuard, CpuArray};
 use super::raw;
-use super::slab_map::SlabMap;
 use super::NR_CPUS;
 use crate::cpu::CpuId;
 use crate::gfp::Gfp;
@@ -47,13 +46,11 @@ impl CacheId {
 /// Empty slabs a cache keeps beyond which it returns them to the page source.
 pub const FREE_SLAB_RESERVE: usize = 2;
 
-/// Where a cache gets pages and sends error reports, and the allocator's page-to-cache
-/// table that its slabs are entered in.
+/// Where a cache gets pages and sends error reports.
 #[derive(Clone, Copy)]
 pub(crate) struct Env<'a> {
     pub(crate) ps: &'a (dyn PageSource + Sync),
     pub(crate) rep: &'a dyn SlabReporter,
-    pub(crate) map: &'a SlabMap,
 }
 
 /// Counters of one cache, for slabinfo and tests.

@@ -172,6 +172,8 @@ fn leaked_slab() -> (&'static SlabAllocator<'static>, &'static HostPages) {
     let pages: &'static HostPages = Box::leak(Box::new(HostPages::new(14)));
     let slab: &'static SlabAllocator<'static> = Box::leak(Box::default());
     slab.init(pages, &NullReporter, 16, false, 99);
+    let (mm, offset) = pages.mem_map();
+    slab.set_mem_map(mm, offset);
     (slab, pages)
 }
 

@@ -27,12 +27,13 @@ use super::cache::{CacheId, CacheStats, Env, KmemCache, LayoutError};
 use super::error::{SlabError, SlabErrorKind, SlabFix, SlabReporter};
 use super::flags::{Ctor, SlabFlags};
 use super::layout::build_cfg;
-use super::slab_map::SlabMap;
+use super::virt_to_slab::VirtToSlab;
 use super::{raw, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES};
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 use crate::owner::PageOwner;
+use crate::page_alloc::MemMap;
 use crate::page_source::PageSource;
 
 /// What `kmalloc(0)` returns: a distinct non-null pointer that faults if dereferenced and
@@ -196,7 +197,7 @@ pub struct SlabAllocator<'a> {
     /// Fault injection (`fail_slab`) for every allocation from a cache.
     pub fail: super::failslab::FailSlab,
     /// `virt_to_slab` for `kfree`'s fast path.
-    map: SlabMap,
+    v2s: VirtToSlab,
 }
 
 impl Default for SlabAllocator<'_> {
@@ -222,7 +223,7 @@ impl<'a> SlabAllocator<'a> {
             registry: Mutex::new(()),
             large_pages: AtomicUsize::new(0),
             fail: super::failslab::FailSlab::new(),
-            map: SlabMap::new(),
+            v2s: VirtToSlab::new(),
         }
     }
 
@@ -246,9 +247,6 @@ impl<'a> SlabAllocator<'a> {
         if !first {
             return;
         }
-        if let Some((va, _)) = ps.linear_map() {
-            self.map.set_start(va.as_usize());
-        }
         for (name, size) in KMALLOC_NAMES {
             let align = if size.is_power_of_two() { size } else { 8 };
             let r = self.kmem_cache_create(name, size, align, SlabFlags::NONE, None);
@@ -256,15 +254,24 @@ impl<'a> SlabAllocator<'a> {
         }
     }
 
+    /// Gives `kfree`'s fast path the page source's descriptor array `mm` (whose frames
+    /// are at `phys + linear_offset` in the linear map): it then reads an object's cache
+    /// from its page's owner word by arithmetic (Linux's `virt_to_slab`). Without it every
+    /// `kfree` asks the page source (correct, slower). Call once, after [`Self::init`],
+    /// with the descriptors of the pages the page source hands out.
+    pub fn set_mem_map(&self, mm: MemMap, linear_offset: u64) {
+        self.v2s.set(mm, linear_offset);
+    }
+
     #[inline(always)]
     fn ctx(&self) -> Option<&Ctx<'a>> {
         self.ctx.get()
     }
 
-    /// What a cache's slow paths work with: the page source, the reporter, the slab map.
+    /// What a cache's slow paths work with: the page source and the reporter.
     #[inline(always)]
     fn env<'s>(&'s self, ctx: &Ctx<'a>) -> Env<'s> {
-        Env { ps: ctx.ps, rep: ctx.rep, map: &self.map }
+        Env { ps: ctx.ps, rep: ctx.rep }
     }
 
     /// Whether debug mode is on.
@@ -471,9 +478,10 @@ impl<'a> SlabAllocator<'a> {
     /// the memory has not been reused.)
     #[inline]
     pub unsafe fn kfree(&self, ptr: *mut u8, cpu: CpuId) {
-        // The fast path: the slab map names the (debug-off) cache, whose array takes it.
+        // The fast path: the page's owner word names the cache, whose array takes it (a
+        // debug cache's array is parked and sends it on with the rest).
         let a = ptr as usize;
-        if let Some(i) = self.map.cache_of(a) {
+        if let Some(i) = self.v2s.cache_of(a) {
             if self.caches[i].free_fast(a, cpu) {
                 return;
             }

@@ -25,6 +25,8 @@ fn busy_array_goes_to_the_slabs() {
     let rep = Kinds::default();
     let slab: Box<SlabAllocator<'_>> = Box::default();
     slab.init(&pages, &rep, 16, false, 7);
+    let (mm, offset) = pages.mem_map();
+    slab.set_mem_map(mm, offset);
     let id = slab.kmalloc_cache(64).unwrap();
     let keep = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap();
     let before = slab.cache_stats(id).unwrap();
@@ -63,6 +65,8 @@ fn busy_array_double_free_is_caught() {
     let rep = Kinds::default();
     let slab: Box<SlabAllocator<'_>> = Box::default();
     slab.init(&pages, &rep, 16, true, 7);
+    let (mm, offset) = pages.mem_map();
+    slab.set_mem_map(mm, offset);
     let id = slab.kmalloc_cache(64).unwrap();
     let p = slab.kmalloc(64, GFP_KERNEL, CpuId::of(1)).unwrap();
     let held = slab.caches[id.index()].cpu[1].lock();
@@ -98,6 +102,8 @@ fn injected_failures_are_reported() {
     let rep = Injected::default();
     let slab: Box<SlabAllocator<'_>> = Box::default();
     slab.init(&pages, &rep, 16, false, 7);
+    let (mm, offset) = pages.mem_map();
+    slab.set_mem_map(mm, offset);
     slab.fail.attr.fail_nth(2);
     let a = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0));
     assert!(a.is_some());

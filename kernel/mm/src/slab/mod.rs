@@ -11,9 +11,10 @@
 //!   refilled from, and flushed in batches to, the cache's node lists (partial, full,
 //!   free slabs);
 //! - the slab header sits at the start of the slab; the owner word of every page of a slab
-//!   names the cache, so `kfree` finds the cache of any object from its address alone,
-//!   and `kfree`'s fast path reads the same fact from the allocator's byte-per-page
-//!   [`slab_map`] (`virt_to_slab` by arithmetic);
+//!   names the cache, so `kfree` finds the cache of any object from its address alone
+//!   (its fast path reads the word straight from the page descriptor, Linux's
+//!   `virt_to_slab`, once the allocator knows the descriptor array:
+//!   [`SlabAllocator::set_mem_map`]);
 //! - free objects inside a slab are chained by hardened free pointers
 //!   (`SLAB_FREELIST_HARDENED`): stored XORed with a per-cache secret and their own address,
 //!   and checked to land on an object boundary of the same slab before being followed;
@@ -39,9 +40,9 @@ mod layout;
 mod node;
 pub mod percpu;
 mod raw;
-pub mod slab_map;
 pub mod slabinfo;
 mod slabs;
+mod virt_to_slab;
 
 pub use cache::CacheId;
 pub use error::{FixLine, SlabError, SlabErrorKind, SlabFix, SlabReporter};

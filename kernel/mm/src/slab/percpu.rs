@@ -28,7 +28,7 @@
 //! derived from the id (which counts fast operations plus holds) and `avail` (whose change
 //! by fast operations is frees minus allocations), see [`ArrayStats`].
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 /// Capacity of an array cache (the largest `limit`, Linux SLAB's 120 for small objects).
 pub const AC_MAX: usize = 120;
@@ -37,27 +37,31 @@ pub const AC_MAX: usize = 120;
 const AC_SLOTS: usize = 128;
 const _: () = assert!(AC_SLOTS.is_power_of_two() && AC_MAX <= AC_SLOTS);
 
-/// `state`: `avail` in the low bits, then `PARKED` and `BUSY` (either makes `avail` read
-/// as at least 256 on the fast path, beyond every entry and limit), then the transaction
-/// id. `PARKED` stays set for a cache with debugging, whose every allocation and free
-/// must take the slow path with its checks (as SLUB's debug caches do).
-const AVAIL_MASK: u64 = 0xff;
-const PARKED: u64 = 0x100;
-const BUSY: u64 = 0x200;
-const FAST_MASK: u64 = AVAIL_MASK | PARKED | BUSY;
+/// `state`: `avail` in the low 7 bits; `OFF`, set whenever `BUSY` or `PARKED` is (so the
+/// fast path reads the low byte as at least 128, beyond every entry and limit); `BUSY`;
+/// `PARKED`, which stays set for a cache with debugging, whose every allocation and free
+/// must take the slow path with its checks (as SLUB's debug caches do); then the
+/// transaction id.
+const AVAIL_MASK: u64 = 0x7f;
+const OFF: u64 = 0x80;
+const BUSY: u64 = 0x100;
+const PARKED: u64 = 0x200;
+const FAST_MASK: u64 = AVAIL_MASK | OFF;
 const TID_SHIFT: u32 = 10;
 const TID_ONE: u64 = 1 << TID_SHIFT;
 const _: () = assert!(AVAIL_MASK as usize >= AC_MAX);
+// One cache line of header, then the entries: the size the array had behind its lock.
+const _: () = assert!(core::mem::size_of::<CpuArray>() == 64 + AC_SLOTS * 8);
 
 /// A CPU's stack of free objects of one cache.
 #[repr(C, align(64))]
 pub struct CpuArray {
-    /// `avail | PARKED | BUSY | tid << TID_SHIFT`.
+    /// `avail | OFF | BUSY | PARKED | tid << TID_SHIFT`.
     state: AtomicU64,
     /// Flush when `avail` reaches this.
-    limit: AtomicUsize,
+    limit: AtomicU32,
     /// Objects moved per refill or flush.
-    batchcount: AtomicUsize,
+    batchcount: AtomicU32,
     /// Allocations that needed a refill.
     allocmiss: AtomicU64,
     /// Frees that needed a flush.
@@ -97,8 +101,8 @@ impl CpuArray {
     pub const fn new() -> Self {
         Self {
             state: AtomicU64::new(0),
-            limit: AtomicUsize::new(0),
-            batchcount: AtomicUsize::new(0),
+            limit: AtomicU32::new(0),
+            batchcount: AtomicU32::new(0),
             allocmiss: AtomicU64::new(0),
             freemiss: AtomicU64::new(0),
             holds: AtomicU64::new(0),
@@ -115,9 +119,12 @@ impl CpuArray {
     #[inline(always)]
     pub(crate) fn pop_fast(&self) -> Option<usize> {
         let w = self.state.load(Acquire);
-        // Empty wraps below 0, BUSY or PARKED reads as 256 or more: all miss the entries.
+        // Empty wraps below 0, OFF reads as 128 or more: all miss the entries.
         let top = ((w & FAST_MASK) as usize).wrapping_sub(1);
-        let obj = self.entry.get(top)?.load(Relaxed);
+        if top >= AC_MAX {
+            return None;
+        }
+        let obj = self.entry[top].load(Relaxed);
         #[cfg(test)]
         irq::window();
         self.state.compare_exchange(w, (w - 1).wrapping_add(TID_ONE), AcqRel, Relaxed).ok()?;
@@ -130,7 +137,7 @@ impl CpuArray {
     pub(crate) fn push_fast(&self, obj: usize) -> bool {
         let w = self.state.load(Acquire);
         let n = (w & FAST_MASK) as usize;
-        if n >= self.limit.load(Relaxed) {
+        if n >= self.limit.load(Relaxed) as usize {
             return false;
         }
         // Above the top: nobody reads it until the swap below publishes it.
@@ -148,9 +155,15 @@ impl CpuArray {
         if w & BUSY != 0 {
             return None;
         }
-        self.state.compare_exchange(w, w | BUSY, Acquire, Relaxed).ok()?;
+        self.state.compare_exchange(w, w | BUSY | OFF, Acquire, Relaxed).ok()?;
         let avail = (w & AVAIL_MASK) as usize;
-        Some(ArrayGuard { a: self, tid: w >> TID_SHIFT, parked: w & PARKED, avail, start: avail })
+        Some(ArrayGuard {
+            a: self,
+            tid: w >> TID_SHIFT,
+            parked: if w & PARKED != 0 { PARKED | OFF } else { 0 },
+            avail,
+            start: avail,
+        })
     }
 
     /// Holds the array, waiting while another holder has it (never call from an
@@ -189,12 +202,12 @@ impl ArrayGuard<'_> {
     /// Flush when `avail` reaches this.
     #[inline]
     pub(crate) fn limit(&self) -> usize {
-        self.a.limit.load(Relaxed)
+        self.a.limit.load(Relaxed) as usize
     }
     /// Objects moved per refill or flush.
     #[inline]
     pub(crate) fn batchcount(&self) -> usize {
-        self.a.batchcount.load(Relaxed)
+        self.a.batchcount.load(Relaxed) as usize
     }
     /// The `i`th entry from the bottom (`i < avail`).
     #[inline]
@@ -231,14 +244,14 @@ impl ArrayGuard<'_> {
     /// Sets `limit` and `batchcount` (clamped to the capacity).
     pub(crate) fn set_tunables(&mut self, limit: usize, batchcount: usize) {
         let limit = limit.clamp(1, AC_MAX);
-        self.a.limit.store(limit, Relaxed);
-        self.a.batchcount.store(batchcount.clamp(1, limit), Relaxed);
+        self.a.limit.store(limit as u32, Relaxed);
+        self.a.batchcount.store(batchcount.clamp(1, limit) as u32, Relaxed);
     }
 
     /// Empties the array and its counters (a cache slot being made live; nobody else uses
     /// it); `parked` for a cache with debugging (no fast path).
     pub(crate) fn reset(&mut self, parked: bool) {
-        self.parked = if parked { PARKED } else { 0 };
+        self.parked = if parked { PARKED | OFF } else { 0 };
         self.avail = 0;
         self.start = 0;
         for c in [&self.a.allocmiss, &self.a.freemiss, &self.a.held_allochit, &self.a.held_freehit] {

@@ -38,10 +38,6 @@ impl KmemCache {
             env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), PageOwner::Slab(cfg.index).encode());
         }
         let va = env.ps.phys_to_virt(pa).as_usize();
-        if !cfg.debug {
-            // Before any object of the slab exists (kfree's fast path finds it here).
-            env.map.set(va, 1 << cfg.order, Some(cfg.index));
-        }
         if !va.is_multiple_of(cfg.slab_bytes()) {
             // Before any object of this slab exists (it is published under the node lock).
             self.va_aligned.store(false, Relaxed);
@@ -78,7 +74,6 @@ impl KmemCache {
         node.slabs_freed += 1;
         let pa = crate::addr::PhysAddr::new(slab.pa() as u64);
         slab.set_magic(0);
-        env.map.set(slab.addr(), 1 << cfg.order, None);
         for i in 0..1u64 << cfg.order {
             env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), PageOwner::Other.encode());
         }
