@@ -125,7 +125,8 @@ impl FaultAttr {
     /// Whether any knob is armed (cheap test for the fast path).
     #[inline]
     pub fn armed(&self) -> bool {
-        self.nth.load(Relaxed) != 0 || self.probability.load(Relaxed) != 0
+        // Both loads and one test (no second branch on the fast path).
+        (self.nth.load(Relaxed) | self.probability.load(Relaxed) as u64) != 0
     }
 
     fn next_rand(&self) -> u64 {

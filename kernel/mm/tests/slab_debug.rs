@@ -26,6 +26,8 @@ fn with_slab(debug: bool, f: impl FnOnce(&SlabAllocator<'_>, &Rec)) {
     let rep = Rec::default();
     let slab: Box<SlabAllocator<'_>> = Box::default();
     slab.init(&pages, &rep, 16, debug, 7);
+    let (mm, offset) = pages.mem_map();
+    slab.set_mem_map(mm, offset);
     f(&slab, &rep);
 }
 
@@ -270,6 +272,8 @@ fn write_after_free_repaired_every_page_comes_back() {
     let rep = Rec::default();
     let slab: Box<SlabAllocator<'_>> = Box::default();
     slab.init(&pages, &rep, 16, true, 7);
+    let (mm, offset) = pages.mem_map();
+    slab.set_mem_map(mm, offset);
     slab.shrink_all();
     let used0 = pages.pages_in_use();
     for i in 0..100 {

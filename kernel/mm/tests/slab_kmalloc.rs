@@ -24,6 +24,8 @@ fn with_slab(order: u32, debug: bool, f: impl FnOnce(&SlabAllocator<'_>, &HostPa
     let rep = Rec::default();
     let slab: Box<SlabAllocator<'_>> = Box::default();
     slab.init(&pages, &rep, 16, debug, 42);
+    let (mm, offset) = pages.mem_map();
+    slab.set_mem_map(mm, offset);
     f(&slab, &pages, &rep);
 }
 

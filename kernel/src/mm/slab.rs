@@ -53,6 +53,10 @@ pub fn init(debug: bool) {
     SLAB_DEBUG.store(debug, core::sync::atomic::Ordering::Relaxed);
     let seed = board::timer::ticks() ^ 0x9e37_79b9_7f4a_7c15;
     SLAB.init(&super::page_alloc::PAGE_SOURCE, &REPORTER, super::page_alloc::MAX_PAGE_ORDER, debug, seed);
+    // kfree's fast path reads an object's cache from its page descriptor (virt_to_slab).
+    if let Some(mm) = super::page_alloc::PAGES.mem_map() {
+        SLAB.set_mem_map(mm, super::page_alloc::PAGE_SOURCE.linear_offset);
+    }
     crate::pr_info!(
         "SLUB: kmalloc-8 .. kmalloc-8k ready, larger requests from the page allocator; debug {}",
         if debug {

@@ -63,5 +63,7 @@ pub fn slab(nr_pages: usize) -> (&'static SlabAllocator<'static>, &'static Arena
     let (src, arena) = buddy_source(nr_pages);
     let slab: &'static SlabAllocator<'static> = Box::leak(Box::default());
     slab.init(src, &NULL_REPORTER, MAX_PAGE_ORDER, false, 0x5eed);
+    // As the kernel does: kfree reads the cache from the page descriptor.
+    slab.set_mem_map(src.alloc.mem_map().expect("initialised"), src.linear_offset);
     (slab, arena)
 }

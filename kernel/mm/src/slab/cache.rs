@@ -9,8 +9,9 @@
 //! cache, so an object address leads to its cache (owner word) and its slab (round the
 //! physical address down to the slab size).
 //!
-//! Locks: a CPU's array lock, then the node lock; the configuration lock is a leaf. The
-//! array lock is only ever *tried* on the allocation and free paths, without masking
+//! Locks: a CPU's array (held by the slow paths, never by the lockless fast path), then
+//! the node lock; the configuration lock is a leaf. The array is only ever *tried* on
+//! the allocation and free paths, without masking
 //! interrupts (see [`super::percpu`]); only drains and statistics outside interrupt
 //! context wait for it.
 
@@ -24,7 +25,7 @@ use super::header::Slab;
 use super::layout::CacheCfg;
 pub use super::layout::LayoutError;
 use super::node::{Node, LIST_FREE, LIST_PARTIAL};
-use super::percpu::{tunables_for, ArrayCache, CpuArray};
+use super::percpu::{tunables_for, ArrayGuard, CpuArray};
 use super::raw;
 use super::NR_CPUS;
 use crate::cpu::CpuId;
@@ -134,7 +135,7 @@ impl KmemCache {
             object_size: AtomicUsize::new(0),
             va_aligned: AtomicBool::new(true),
             cfg: Mutex::new(CacheCfg::EMPTY),
-            cpu: [const { CpuArray::new(ArrayCache::new()) }; NR_CPUS],
+            cpu: [const { CpuArray::new() }; NR_CPUS],
             node: Mutex::new(Node::new()),
         }
     }
@@ -162,7 +163,7 @@ impl KmemCache {
         let (limit, batch) = tunables_for(cfg.stride);
         for ac in &self.cpu {
             let mut ac = ac.lock();
-            *ac = ArrayCache::new();
+            ac.reset(cfg.debug);
             ac.set_tunables(limit, batch);
         }
         *self.node.lock() = Node::new();
@@ -179,16 +180,16 @@ impl KmemCache {
     }
 
     /// Refills a per-CPU array with up to `batchcount` objects. `false` if none could be had.
-    fn refill(&self, env: Env<'_>, ac: &mut ArrayCache, gfp: Gfp) -> bool {
+    fn refill(&self, env: Env<'_>, ac: &mut ArrayGuard<'_>, gfp: Gfp) -> bool {
         let cfg = self.cfg();
-        let want = ac.batchcount.min(ac.limit);
+        let want = ac.batchcount().min(ac.limit());
         let mut node = self.node.lock();
-        while ac.avail < want {
+        while ac.avail() < want {
             let slab = if node.head[LIST_PARTIAL] != 0 {
                 node.head[LIST_PARTIAL]
             } else if node.head[LIST_FREE] != 0 {
                 node.head[LIST_FREE]
-            } else if ac.avail > 0 {
+            } else if ac.avail() > 0 {
                 // Like Linux's cache_alloc_refill: grow only when nothing could be had,
                 // not to top up a batch (a failed grow would then be a failure nobody
                 // sees, and memory would be taken that nobody asked for).
@@ -206,29 +207,29 @@ impl KmemCache {
             };
             // SAFETY: list heads are held slabs.
             let slab = unsafe { Slab::from_raw(slab) };
-            let room = want - ac.avail;
+            let room = want - ac.avail();
             self.slab_pop_n(env, &cfg, &mut node, slab, room, |obj| ac.push(obj));
             node.relist(&cfg, slab);
         }
-        ac.avail > 0
+        ac.avail() > 0
     }
 
     /// Returns the `n` oldest objects of a per-CPU array to their slabs.
-    fn flush(&self, env: Env<'_>, ac: &mut ArrayCache, n: usize) {
+    fn flush(&self, env: Env<'_>, ac: &mut ArrayGuard<'_>, n: usize) {
         let cfg = self.cfg();
-        let n = n.min(ac.avail);
+        let n = n.min(ac.avail());
         let mut node = self.node.lock();
         if self.va_aligned.load(Relaxed) {
             // `slab_of` with its test and mask hoisted out of the loop.
             let mask = !(cfg.slab_bytes() - 1);
-            for &obj in &ac.entry[..n] {
+            for obj in (0..n).map(|i| ac.entry(i)) {
                 // SAFETY: every slab of this cache is naturally aligned in the linear map
                 // (`va_aligned`) and `obj`, a free object of this cache, lies inside one.
                 let slab = unsafe { Slab::from_raw(obj & mask) };
                 self.slab_push_to(env, &cfg, &mut node, slab, obj);
             }
         } else {
-            for &obj in &ac.entry[..n] {
+            for obj in (0..n).map(|i| ac.entry(i)) {
                 self.slab_push(env, &cfg, &mut node, obj);
             }
         }
@@ -266,23 +267,37 @@ impl KmemCache {
 
     /// `kmem_cache_alloc`: an object, or `None` when the page source is exhausted.
     ///
-    /// The fast path takes this CPU's array with one try-lock and pops: no interrupt
-    /// masking (an interrupt that allocates on this CPU meanwhile finds the array busy and
-    /// goes to the slabs, [`Self::alloc_direct`]), no configuration copy, no debug work
-    /// unless debugging is on. Everything else is out of line in [`Self::alloc_slow`].
+    /// The fast path pops this CPU's array with one compare-exchange: no lock, no
+    /// interrupt masking (an interrupt that allocates on this CPU meanwhile makes the
+    /// exchange fail, and a held array sends it to the slabs, [`Self::alloc_direct`]), no
+    /// configuration copy, no debug work (a debug cache's arrays are parked). Everything
+    /// else is out of line in [`Self::alloc_slow`].
     #[inline(always)]
     pub(crate) fn alloc(&self, env: &Env<'_>, gfp: Gfp, cpu: CpuId) -> Option<usize> {
-        if let Some(mut ac) = self.cpu[cpu.index()].try_lock() {
-            if let Some(obj) = ac.pop() {
-                ac.allochit += 1;
-                drop(ac);
-                if !self.debug.load(Relaxed) && !gfp.contains(Gfp::GFP_ZERO) {
-                    return Some(obj);
-                }
-                return self.alloc_finish(env, gfp, cpu, obj);
-            }
+        match self.alloc_fast(gfp, cpu) {
+            Some(obj) => Some(obj),
+            None => self.alloc_slow(env, gfp, cpu),
         }
-        self.alloc_slow(env, gfp, cpu)
+    }
+
+    /// The fast path alone: an object off this CPU's array, or `None` when the array is
+    /// empty or busy, debugging is on (the arrays are parked) or the object must be zeroed
+    /// (the caller then takes [`Self::alloc_slow`]). Needs no page source: kmalloc calls it
+    /// before anything else.
+    #[inline(always)]
+    pub(crate) fn alloc_fast(&self, gfp: Gfp, cpu: CpuId) -> Option<usize> {
+        if gfp.contains(Gfp::GFP_ZERO) {
+            return None;
+        }
+        self.cpu[cpu.index()].pop_fast()
+    }
+
+    /// `kfree`'s fast path, for an object of a cache without debugging (the slab map
+    /// says so): onto this CPU's array if it is free and below its limit. `false`: the
+    /// caller takes [`Self::free`]'s path.
+    #[inline(always)]
+    pub(crate) fn free_fast(&self, obj: usize, cpu: CpuId) -> bool {
+        self.cpu[cpu.index()].push_fast(obj)
     }
 
     /// The allocation path for an empty or busy array: refill from the slabs (growing if
@@ -292,11 +307,11 @@ impl KmemCache {
         let obj = match self.cpu[cpu.index()].try_lock() {
             Some(mut ac) => match ac.pop() {
                 Some(obj) => {
-                    ac.allochit += 1;
+                    ac.count_allochit();
                     obj
                 }
                 None => {
-                    ac.allocmiss += 1;
+                    ac.count_allocmiss();
                     if !self.refill(*env, &mut ac, gfp) {
                         return None;
                     }
@@ -321,7 +336,7 @@ impl KmemCache {
                         Some(mut ac) => match ac.pop() {
                             Some(o) => o,
                             None => {
-                                ac.allocmiss += 1;
+                                ac.count_allocmiss();
                                 if !self.refill(*env, &mut ac, gfp) {
                                     return None;
                                 }
@@ -342,21 +357,15 @@ impl KmemCache {
 
     /// `kmem_cache_free` of an object whose page owner word names this cache.
     ///
-    /// The fast path mirrors [`Self::alloc`]: one try-lock, one push; a full or busy
-    /// array and debug checks are out of line.
+    /// The fast path mirrors [`Self::alloc`]: one compare-exchange pushes; a full, busy
+    /// or parked array (debugging: the checks) is out of line.
     ///
     /// # Safety
     /// Unless debugging is on, `obj` must be a live object of this cache, unused afterwards.
     #[inline(always)]
     pub(crate) unsafe fn free(&self, env: &Env<'_>, obj: usize, cpu: CpuId) {
-        if !self.debug.load(Relaxed) {
-            if let Some(mut ac) = self.cpu[cpu.index()].try_lock() {
-                if ac.avail < ac.limit {
-                    ac.freehit += 1;
-                    ac.push(obj);
-                    return;
-                }
-            }
+        if self.cpu[cpu.index()].push_fast(obj) {
+            return;
         }
         // SAFETY: forwarded contract.
         unsafe { self.free_slow(env, obj, cpu) }
@@ -379,12 +388,12 @@ impl KmemCache {
         }
         match self.cpu[cpu.index()].try_lock() {
             Some(mut ac) => {
-                if ac.avail >= ac.limit {
-                    ac.freemiss += 1;
-                    let n = ac.batchcount;
+                if ac.avail() >= ac.limit() {
+                    ac.count_freemiss();
+                    let n = ac.batchcount();
                     self.flush(*env, &mut ac, n);
                 } else {
-                    ac.freehit += 1;
+                    ac.count_freehit();
                 }
                 ac.push(obj);
             }
@@ -401,7 +410,7 @@ impl KmemCache {
     /// CPU) is left alone: waiting for it could wait for ever.
     pub(crate) fn drain_cpu(&self, env: Env<'_>, cpu: CpuId) {
         if let Some(mut ac) = self.cpu[cpu.index()].try_lock() {
-            let n = ac.avail;
+            let n = ac.avail();
             if n > 0 {
                 self.flush(env, &mut ac, n);
             }
@@ -412,7 +421,7 @@ impl KmemCache {
     /// in use (never from an interrupt handler).
     fn drain_cpu_wait(&self, env: Env<'_>, cpu: CpuId) {
         let mut ac = self.cpu[cpu.index()].lock();
-        let n = ac.avail;
+        let n = ac.avail();
         if n > 0 {
             self.flush(env, &mut ac, n);
         }
@@ -461,7 +470,7 @@ impl KmemCache {
             ..CacheStats::default()
         };
         for ac in &self.cpu {
-            let ac = ac.lock();
+            let ac = ac.lock().stats();
             s.limit = ac.limit;
             s.batchcount = ac.batchcount;
             s.cpu_cached += ac.avail;

@@ -137,7 +137,7 @@ impl KmemCache {
         };
         for ac in &self.cpu {
             let ac = ac.lock();
-            for &obj in &ac.entry[..ac.avail] {
+            for obj in (0..ac.avail()).map(|i| ac.entry(i)) {
                 // SAFETY: objects in a per-CPU array are free objects of this cache.
                 if let Some(kind) = unsafe { check_free_object(&cfg, obj) } {
                     let slab = self.slab_of(env, &cfg, obj).map_or(0, |s| s.addr());

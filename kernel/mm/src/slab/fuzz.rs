@@ -110,6 +110,8 @@ pub fn run_ops(ops: impl IntoIterator<Item = Op>, arena_order: u32, max_order: u
     let rep = CountingReporter(AtomicUsize::new(0));
     let slab: Box<SlabAllocator<'_>> = Box::default();
     slab.init(&pages, &rep, max_order, debug, 0x5eed);
+    let (mm, offset) = pages.mem_map();
+    slab.set_mem_map(mm, offset);
     let base_pages = pages.pages_in_use();
     let mut live: Vec<Live> = Vec::new();
     let mut seed = 1u8;

@@ -21,7 +21,7 @@ use spin::Mutex;
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::cpu::CpuId;
 use crate::gfp::Gfp;
-use crate::page_alloc::{BuddyPageSource, Page, PageAllocator};
+use crate::page_alloc::{BuddyPageSource, MemMap, Page, PageAllocator};
 use crate::page_source::PageSource;
 
 /// The CPU this host thread plays for the page allocator: each thread takes the next CPU
@@ -148,6 +148,13 @@ impl HostPages {
 
     /// The kernel's binding of the buddy allocator, over this arena: the thread's CPU, `__GFP_ZERO`
     /// honoured, a refused free is a test failure.
+    /// The page descriptors and the linear map's offset, for
+    /// [`SlabAllocator::set_mem_map`](crate::slab::SlabAllocator::set_mem_map).
+    pub fn mem_map(&self) -> (MemMap, u64) {
+        let src = self.source();
+        (self.buddy.mem_map().expect("initialised"), src.linear_offset)
+    }
+
     fn source(&self) -> BuddyPageSource<'_> {
         BuddyPageSource {
             alloc: &self.buddy,

@@ -27,11 +27,13 @@ use super::cache::{CacheId, CacheStats, Env, KmemCache, LayoutError};
 use super::error::{SlabError, SlabErrorKind, SlabFix, SlabReporter};
 use super::flags::{Ctor, SlabFlags};
 use super::layout::build_cfg;
+use super::virt_to_slab::VirtToSlab;
 use super::{raw, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES};
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::cpu::CpuId;
 use crate::gfp::Gfp;
 use crate::owner::PageOwner;
+use crate::page_alloc::MemMap;
 use crate::page_source::PageSource;
 
 /// What `kmalloc(0)` returns: a distinct non-null pointer that faults if dereferenced and
@@ -61,6 +63,18 @@ const SIZE_INDEX: [u8; 24] = [
     4, 4, 4, 4, 5, 5, 5, 5, // 96 x4, 128 x4
     6, 6, 6, 6, 6, 6, 6, 6, // 192 x8
 ];
+
+/// [`kmalloc_index`] of every size 1..=8192 by `(size - 1) / 8` (a class boundary is
+/// always a multiple of 8): one load on the fast path, folded away for a constant size.
+const KMALLOC_CLASS: [u8; KMALLOC_MAX_CACHE_SIZE / 8] = {
+    let mut t = [0u8; KMALLOC_MAX_CACHE_SIZE / 8];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = kmalloc_index(i * 8 + 8) as u8;
+        i += 1;
+    }
+    t
+};
 
 /// Linux's `kmalloc_index`: the kmalloc cache for `1 <= size <= 8192`.
 #[inline(always)]
@@ -112,7 +126,8 @@ impl core::fmt::Display for SlabDestroyError {
 }
 
 struct Ctx<'a> {
-    env: Env<'a>,
+    ps: &'a (dyn PageSource + Sync),
+    rep: &'a dyn SlabReporter,
     max_order: u32,
     debug: bool,
     seed: u64,
@@ -120,9 +135,14 @@ struct Ctx<'a> {
 
 /// The kernel heap: a registry of caches over a page source.
 ///
+/// Every call names the CPU it runs on (`cpu`): CPU `c`'s per-CPU arrays are only pushed
+/// and popped by code running as `c`, which an interrupt handler on `c` may interrupt
+/// (the arrays are made for that, with interrupts enabled); other CPUs only hold them to
+/// drain them or read their counters. Two threads must not pass the same `cpu` at the
+/// same time (a host test gives each thread a CPU of its own).
+///
 /// The kernel glue, with the buddy allocator as page source (here simulated RAM) and the
-/// heap as `#[global_allocator]` (interrupts must be masked around calls that can come
-/// from interrupt context, as the per-CPU locks are plain spin locks):
+/// heap as `#[global_allocator]`:
 ///
 /// ```
 /// use core::alloc::{GlobalAlloc, Layout};
@@ -176,6 +196,8 @@ pub struct SlabAllocator<'a> {
     large_pages: AtomicUsize,
     /// Fault injection (`fail_slab`) for every allocation from a cache.
     pub fail: super::failslab::FailSlab,
+    /// `virt_to_slab` for `kfree`'s fast path.
+    v2s: VirtToSlab,
 }
 
 impl Default for SlabAllocator<'_> {
@@ -201,6 +223,7 @@ impl<'a> SlabAllocator<'a> {
             registry: Mutex::new(()),
             large_pages: AtomicUsize::new(0),
             fail: super::failslab::FailSlab::new(),
+            v2s: VirtToSlab::new(),
         }
     }
 
@@ -219,7 +242,7 @@ impl<'a> SlabAllocator<'a> {
         let mut first = false;
         self.ctx.call_once(|| {
             first = true;
-            Ctx { env: Env { ps, rep }, max_order, debug, seed }
+            Ctx { ps, rep, max_order, debug, seed }
         });
         if !first {
             return;
@@ -231,9 +254,24 @@ impl<'a> SlabAllocator<'a> {
         }
     }
 
+    /// Gives `kfree`'s fast path the page source's descriptor array `mm` (whose frames
+    /// are at `phys + linear_offset` in the linear map): it then reads an object's cache
+    /// from its page's owner word by arithmetic (Linux's `virt_to_slab`). Without it every
+    /// `kfree` asks the page source (correct, slower). Call once, after [`Self::init`],
+    /// with the descriptors of the pages the page source hands out.
+    pub fn set_mem_map(&self, mm: MemMap, linear_offset: u64) {
+        self.v2s.set(mm, linear_offset);
+    }
+
     #[inline(always)]
     fn ctx(&self) -> Option<&Ctx<'a>> {
         self.ctx.get()
+    }
+
+    /// What a cache's slow paths work with: the page source and the reporter.
+    #[inline(always)]
+    fn env<'s>(&'s self, ctx: &Ctx<'a>) -> Env<'s> {
+        Env { ps: ctx.ps, rep: ctx.rep }
     }
 
     /// Whether debug mode is on.
@@ -274,10 +312,10 @@ impl<'a> SlabAllocator<'a> {
     pub fn kmem_cache_alloc(&self, id: CacheId, gfp: Gfp, cpu: CpuId) -> Option<NonNull<u8>> {
         let (c, ctx) = self.live(id)?;
         if self.fail.should_fail(gfp) {
-            ctx.env.rep.fault_injected(gfp);
+            ctx.rep.fault_injected(gfp);
             return None;
         }
-        NonNull::new(c.alloc(&ctx.env, gfp, cpu)? as *mut u8)
+        NonNull::new(c.alloc(&self.env(ctx), gfp, cpu)? as *mut u8)
     }
 
     /// `kmem_cache_free`. An object of another cache is reported (`Wrong slab cache`) and
@@ -293,7 +331,7 @@ impl<'a> SlabAllocator<'a> {
         match self.owner(ctx, a) {
             Some(PageOwner::Slab(i)) if i == id.index() => {
                 // SAFETY: the page is one of this cache's slabs; the rest is the caller's.
-                unsafe { c.free(&ctx.env, a, cpu) }
+                unsafe { c.free(&self.env(ctx), a, cpu) }
             }
             Some(PageOwner::Slab(i)) => {
                 let other = self.caches.get(i).map_or("?", |o| o.name());
@@ -305,7 +343,7 @@ impl<'a> SlabAllocator<'a> {
 
     /// `kmem_cache_shrink`: pages given back.
     pub fn kmem_cache_shrink(&self, id: CacheId) -> usize {
-        self.live(id).map_or(0, |(c, ctx)| c.shrink(ctx.env))
+        self.live(id).map_or(0, |(c, ctx)| c.shrink(self.env(ctx)))
     }
 
     /// `kmem_cache_destroy`: refused while objects are live. kmalloc caches stay.
@@ -315,18 +353,18 @@ impl<'a> SlabAllocator<'a> {
             return Err(SlabDestroyError::BadCache);
         }
         let _guard = self.registry.lock();
-        c.destroy(ctx.env).map_err(|active| SlabDestroyError::Busy { name: c.name(), active })
+        c.destroy(self.env(ctx)).map_err(|active| SlabDestroyError::Busy { name: c.name(), active })
     }
 
     /// `validate_slab_cache`: checks the free objects of `id` (debug mode); problems found.
     pub fn kmem_cache_validate(&self, id: CacheId) -> usize {
-        self.live(id).map_or(0, |(c, ctx)| c.validate(ctx.env))
+        self.live(id).map_or(0, |(c, ctx)| c.validate(self.env(ctx)))
     }
 
     /// [`Self::kmem_cache_validate`] for every cache.
     pub fn validate_all(&self) -> usize {
         let Some(ctx) = self.ctx() else { return 0 };
-        self.caches.iter().filter(|c| c.is_live()).map(|c| c.validate(ctx.env)).sum()
+        self.caches.iter().filter(|c| c.is_live()).map(|c| c.validate(self.env(ctx))).sum()
     }
 
     /// Counters of one cache.
@@ -350,28 +388,45 @@ impl<'a> SlabAllocator<'a> {
 
     #[inline]
     fn owner(&self, ctx: &Ctx<'a>, a: usize) -> Option<PageOwner> {
-        ctx.env.ps.virt_page_owner(VirtAddr::new(a as u64)).map(PageOwner::decode)
+        ctx.ps.virt_page_owner(VirtAddr::new(a as u64)).map(PageOwner::decode)
     }
 
     #[cold]
     fn report_outside(&self, ctx: &Ctx<'a>, kind: SlabErrorKind, cache: &'static str, object: usize) {
-        ctx.env.rep.report(&SlabError { kind, cache, object, slab: 0, fix: SlabFix::Refused });
+        ctx.rep.report(&SlabError { kind, cache, object, slab: 0, fix: SlabFix::Refused });
     }
 
     /// `kmalloc`: `size` bytes, or [`ZERO_SIZE_PTR`] for 0, or `None` when memory is short
     /// or `size` exceeds the largest page block.
+    ///
+    /// The fast path takes the cache from a table by size (a constant when `size` is),
+    /// checks the fault-injection knobs and pops this CPU's array; everything else (size 0,
+    /// large blocks, an empty or busy array, debugging, `__GFP_ZERO`, an injected failure)
+    /// is out of line.
     #[inline]
     pub fn kmalloc(&self, size: usize, gfp: Gfp, cpu: CpuId) -> Option<NonNull<u8>> {
+        let i = size.wrapping_sub(1);
+        if i < KMALLOC_MAX_CACHE_SIZE && !self.fail.attr.armed() {
+            if let Some(obj) = self.caches[KMALLOC_CLASS[i >> 3] as usize].alloc_fast(gfp, cpu) {
+                return NonNull::new(obj as *mut u8);
+            }
+        }
+        self.kmalloc_slow(size, gfp, cpu)
+    }
+
+    /// [`Self::kmalloc`] past its fast path.
+    #[inline(never)]
+    fn kmalloc_slow(&self, size: usize, gfp: Gfp, cpu: CpuId) -> Option<NonNull<u8>> {
         if size == 0 {
             return NonNull::new(ZERO_SIZE_PTR as *mut u8);
         }
         let ctx = self.ctx()?;
         if size <= KMALLOC_MAX_CACHE_SIZE {
             if self.fail.should_fail(gfp) {
-                ctx.env.rep.fault_injected(gfp);
+                ctx.rep.fault_injected(gfp);
                 return None;
             }
-            let obj = self.caches[kmalloc_index(size)].alloc(&ctx.env, gfp, cpu)?;
+            let obj = self.caches[kmalloc_index(size)].alloc(&self.env(ctx), gfp, cpu)?;
             return NonNull::new(obj as *mut u8);
         }
         self.kmalloc_large(ctx, size, gfp)
@@ -384,10 +439,10 @@ impl<'a> SlabAllocator<'a> {
         if order > ctx.max_order || order as usize + PAGE_SHIFT as usize >= usize::BITS as usize {
             return None;
         }
-        let pa = ctx.env.ps.alloc_pages(gfp.without(Gfp::GFP_ZERO) | Gfp::GFP_COMP, order)?;
-        ctx.env.ps.set_page_owner(pa, PageOwner::Large(order).encode());
+        let pa = ctx.ps.alloc_pages(gfp.without(Gfp::GFP_ZERO) | Gfp::GFP_COMP, order)?;
+        ctx.ps.set_page_owner(pa, PageOwner::Large(order).encode());
         self.large_pages.fetch_add(1 << order, Relaxed);
-        let va = ctx.env.ps.phys_to_virt(pa).as_usize();
+        let va = ctx.ps.phys_to_virt(pa).as_usize();
         if gfp.contains(Gfp::GFP_ZERO) {
             // SAFETY: the block was just allocated for us.
             unsafe { raw::fill(va, PAGE_SIZE << order, 0) };
@@ -423,18 +478,36 @@ impl<'a> SlabAllocator<'a> {
     /// the memory has not been reused.)
     #[inline]
     pub unsafe fn kfree(&self, ptr: *mut u8, cpu: CpuId) {
+        // The fast path: the page's owner word names the cache, whose array takes it (a
+        // debug cache's array is parked and sends it on with the rest).
         let a = ptr as usize;
+        if let Some(i) = self.v2s.cache_of(a) {
+            if self.caches[i].free_fast(a, cpu) {
+                return;
+            }
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.kfree_slow(a, cpu) }
+    }
+
+    /// [`Self::kfree`] past its fast path: null, [`ZERO_SIZE_PTR`], a full or busy array,
+    /// a debug cache's object, a large block, a pointer kmalloc did not return.
+    ///
+    /// # Safety
+    /// As for [`Self::kfree`].
+    #[inline(never)]
+    unsafe fn kfree_slow(&self, a: usize, cpu: CpuId) {
         if a <= ZERO_SIZE_PTR {
             return;
         }
         let Some(ctx) = self.ctx() else { return };
         // One page-owner lookup; everything but a slab object is out of line (and gets the
         // raw word, so that the fast path builds nothing for it).
-        let word = ctx.env.ps.virt_page_owner(VirtAddr::new(a as u64));
+        let word = ctx.ps.virt_page_owner(VirtAddr::new(a as u64));
         match word.map(PageOwner::decode) {
             Some(PageOwner::Slab(i)) if i < MAX_CACHES => {
                 // SAFETY: the owner word names the cache; the object is the caller's.
-                unsafe { self.caches[i].free(&ctx.env, a, cpu) }
+                unsafe { self.caches[i].free(&self.env(ctx), a, cpu) }
             }
             // SAFETY: forwarded contract.
             _ => unsafe { self.kfree_other(ctx, a, word) },
@@ -450,12 +523,12 @@ impl<'a> SlabAllocator<'a> {
     unsafe fn kfree_other(&self, ctx: &Ctx<'a>, a: usize, word: Option<u64>) {
         match word.map(PageOwner::decode) {
             Some(PageOwner::Large(order)) if a.is_multiple_of(PAGE_SIZE) => {
-                let Some(pa) = ctx.env.ps.virt_to_phys(VirtAddr::new(a as u64)) else {
+                let Some(pa) = ctx.ps.virt_to_phys(VirtAddr::new(a as u64)) else {
                     return self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a);
                 };
-                ctx.env.ps.set_page_owner(pa, PageOwner::Other.encode());
+                ctx.ps.set_page_owner(pa, PageOwner::Other.encode());
                 self.large_pages.fetch_sub(1 << order, Relaxed);
-                ctx.env.ps.free_pages(PhysAddr::new(pa.as_u64()), order);
+                ctx.ps.free_pages(PhysAddr::new(pa.as_u64()), order);
             }
             _ => self.report_outside(ctx, SlabErrorKind::NotSlabObject, "kmalloc", a),
         }
@@ -500,7 +573,7 @@ impl<'a> SlabAllocator<'a> {
     pub fn drain_cpu(&self, cpu: CpuId) {
         let Some(ctx) = self.ctx() else { return };
         for c in self.caches.iter().filter(|c| c.is_live()) {
-            c.drain_cpu(ctx.env, cpu);
+            c.drain_cpu(self.env(ctx), cpu);
         }
     }
 
@@ -514,7 +587,7 @@ impl<'a> SlabAllocator<'a> {
     /// Drains and shrinks every cache; pages given back.
     pub fn shrink_all(&self) -> usize {
         let Some(ctx) = self.ctx() else { return 0 };
-        self.caches.iter().filter(|c| c.is_live()).map(|c| c.shrink(ctx.env)).sum()
+        self.caches.iter().filter(|c| c.is_live()).map(|c| c.shrink(self.env(ctx))).sum()
     }
 
     /// Bytes in slab pages (meminfo's `Slab:`).
@@ -600,3 +673,7 @@ impl<'a> SlabAllocator<'a> {
 #[cfg(test)]
 #[path = "kmalloc_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "fastpath_tests.rs"]
+mod fastpath_tests;

@@ -25,23 +25,28 @@ fn busy_array_goes_to_the_slabs() {
     let rep = Kinds::default();
     let slab: Box<SlabAllocator<'_>> = Box::default();
     slab.init(&pages, &rep, 16, false, 7);
+    let (mm, offset) = pages.mem_map();
+    slab.set_mem_map(mm, offset);
     let id = slab.kmalloc_cache(64).unwrap();
     let keep = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap();
     let before = slab.cache_stats(id).unwrap();
     let held = slab.caches[id.index()].cpu[0].lock();
-    let cached = held.avail;
+    let cached = held.avail();
     let objs: Vec<_> = (0..200).map(|_| slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
     let mut addrs: Vec<usize> = objs.iter().map(|p| p.as_ptr() as usize).collect();
     addrs.push(keep.as_ptr() as usize);
     addrs.sort_unstable();
     addrs.dedup();
     assert_eq!(addrs.len(), 201, "objects handed out twice");
-    assert!(addrs.iter().all(|a| !held.entry[..cached].contains(a)), "an object of the held array was handed out");
+    assert!(
+        addrs.iter().all(|&a| (0..cached).all(|i| held.entry(i) != a)),
+        "an object of the held array was handed out"
+    );
     for p in &objs {
         // SAFETY: live objects, freed once.
         unsafe { slab.kfree(p.as_ptr(), CpuId::of(0)) };
     }
-    assert_eq!(held.avail, cached, "the held array was touched");
+    assert_eq!(held.avail(), cached, "the held array was touched");
     drop(held);
     let after = slab.cache_stats(id).unwrap();
     assert_eq!((after.allochit, after.allocmiss, after.freehit), (before.allochit, before.allocmiss, before.freehit));
@@ -60,6 +65,8 @@ fn busy_array_double_free_is_caught() {
     let rep = Kinds::default();
     let slab: Box<SlabAllocator<'_>> = Box::default();
     slab.init(&pages, &rep, 16, true, 7);
+    let (mm, offset) = pages.mem_map();
+    slab.set_mem_map(mm, offset);
     let id = slab.kmalloc_cache(64).unwrap();
     let p = slab.kmalloc(64, GFP_KERNEL, CpuId::of(1)).unwrap();
     let held = slab.caches[id.index()].cpu[1].lock();
@@ -95,6 +102,8 @@ fn injected_failures_are_reported() {
     let rep = Injected::default();
     let slab: Box<SlabAllocator<'_>> = Box::default();
     slab.init(&pages, &rep, 16, false, 7);
+    let (mm, offset) = pages.mem_map();
+    slab.set_mem_map(mm, offset);
     slab.fail.attr.fail_nth(2);
     let a = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0));
     assert!(a.is_some());

@@ -6,11 +6,15 @@
 //! Linux's SLAB allocator for the hot path and SLUB for debugging:
 //!
 //! - every CPU has an `array_cache` of free object pointers ([`percpu`]): allocation and
-//!   free touch only that array, after one try-lock and without masking interrupts (a
-//!   busy array sends the request to the slabs instead); the array is refilled from, and
-//!   flushed in batches to, the cache's node lists (partial, full, free slabs);
+//!   free touch only that array, with one compare-exchange and without masking
+//!   interrupts (a held array sends the request to the slabs instead); the array is
+//!   refilled from, and flushed in batches to, the cache's node lists (partial, full,
+//!   free slabs);
 //! - the slab header sits at the start of the slab; the owner word of every page of a slab
-//!   names the cache, so `kfree` finds the cache of any object from its address alone;
+//!   names the cache, so `kfree` finds the cache of any object from its address alone
+//!   (its fast path reads the word straight from the page descriptor, Linux's
+//!   `virt_to_slab`, once the allocator knows the descriptor array:
+//!   [`SlabAllocator::set_mem_map`]);
 //! - free objects inside a slab are chained by hardened free pointers
 //!   (`SLAB_FREELIST_HARDENED`): stored XORed with a per-cache secret and their own address,
 //!   and checked to land on an object boundary of the same slab before being followed;
@@ -38,6 +42,7 @@ pub mod percpu;
 mod raw;
 pub mod slabinfo;
 mod slabs;
+mod virt_to_slab;
 
 pub use cache::CacheId;
 pub use error::{FixLine, SlabError, SlabErrorKind, SlabFix, SlabReporter};

@@ -1,0 +1,93 @@
+//! Linux's `virt_to_slab` for `kfree`'s fast path: the cache of an object from the owner
+//! word of its page descriptor, found by arithmetic on the address.
+//!
+//! The page source's `virt_page_owner` answers the same question through a `dyn` call and
+//! the page allocator's checks (is the descriptor array set up, is the frame inside it, is
+//! the page allocated). Here the descriptor array and the linear map's offset are given
+//! once ([`VirtToSlab::set`]) and the fast path is: the page index by subtraction and a
+//! shift, one bounds test, the owner word's tag. A page that is not allocated holds free
+//! list links in that word, which carry no tag (see [`crate::owner`]), so only a slab
+//! page reads as one; everything else (large blocks, foreign pointers, an allocator not
+//! yet told) takes `kfree`'s owner-word path with all its checks.
+
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+
+use crate::addr::PAGE_SHIFT;
+use crate::owner::PageOwner;
+use crate::page_alloc::{MemMap, Page};
+
+/// The page descriptors of the linear map, for `kfree`.
+pub(crate) struct VirtToSlab {
+    /// Linear-map address of the page of `pages[0]`.
+    start: AtomicUsize,
+    /// `pages.as_ptr()` of a `&'static [Page]` (null until set).
+    pages: AtomicPtr<Page>,
+    /// `pages.len()` (0 until set, published last).
+    len: AtomicUsize,
+}
+
+impl VirtToSlab {
+    /// No descriptors: every lookup misses.
+    pub(crate) const fn new() -> Self {
+        VirtToSlab {
+            start: AtomicUsize::new(0),
+            pages: AtomicPtr::new(core::ptr::null_mut()),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// The descriptor array `mm`, whose frames are at `phys + linear_offset` (wrapping).
+    pub(crate) fn set(&self, mm: MemMap, linear_offset: u64) {
+        let start = (mm.base_pfn << PAGE_SHIFT).wrapping_add(linear_offset);
+        self.start.store(start as usize, Relaxed);
+        self.pages.store(mm.pages.as_ptr() as *mut Page, Relaxed);
+        // Published last: a reader that sees the length sees the array.
+        self.len.store(mm.pages.len(), Release);
+    }
+
+    /// The registry index in the owner word of the page of `va` if it is a slab page, else
+    /// `None` (outside the array, or not a slab page).
+    #[inline(always)]
+    pub(crate) fn cache_of(&self, va: usize) -> Option<usize> {
+        let i = va.wrapping_sub(self.start.load(Relaxed)) >> PAGE_SHIFT;
+        if i >= self.len.load(Acquire) {
+            return None;
+        }
+        // SAFETY: `pages` and `len` are those of a `&'static [Page]` stored by `set` (the
+        // length was read after it, with acquire), and `i < len`.
+        let page = unsafe { &*self.pages.load(Relaxed).add(i) };
+        match PageOwner::decode(page.owner()) {
+            PageOwner::Slab(index) => Some(index & (super::MAX_CACHES - 1)),
+            _ => None,
+        }
+    }
+}
+
+// The mask keeps every index inside the registry (and an owner word holds every index).
+const _: () = assert!(super::MAX_CACHES.is_power_of_two());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slab_pages_name_their_cache_and_nothing_else_does() {
+        let pages: &'static [Page] = Box::leak((0..8).map(|_| Page::new()).collect());
+        let v = VirtToSlab::new();
+        let start = 0xffff_0000_1000_0000usize;
+        assert_eq!(v.cache_of(start), None, "not set: every lookup misses");
+        v.set(MemMap { pages, base_pfn: 0x100 }, (start - (0x100 << PAGE_SHIFT)) as u64);
+        pages[2].set_owner(PageOwner::Slab(7).encode());
+        pages[3].set_owner(PageOwner::Large(2).encode());
+        pages[4].set_owner(0x0000_0003_0000_0005); // free list links: no tag
+        let page = |i: usize| start + (i << PAGE_SHIFT);
+        assert_eq!(v.cache_of(page(2)), Some(7));
+        assert_eq!(v.cache_of(page(2) + 4095), Some(7));
+        assert_eq!(v.cache_of(page(3)), None, "a large block");
+        assert_eq!(v.cache_of(page(4)), None, "links");
+        assert_eq!(v.cache_of(page(5)), None, "owner 0");
+        assert_eq!(v.cache_of(page(8)), None, "beyond the array");
+        assert_eq!(v.cache_of(start - 1), None, "below it");
+        assert_eq!(v.cache_of(16), None, "ZERO_SIZE_PTR");
+    }
+}
