@@ -324,16 +324,27 @@ fn zero_frames(pages: &dyn PageSource, pa: PhysAddr, len: u64) {
 const BULK: usize = 64;
 /// Order of a 2 MiB block.
 const HUGE_ORDER: u32 = 9;
+/// Largest block mapped with pages as one run (256 pages, half a page table): below
+/// [`HUGE_ORDER`], so that a frame of 2 MiB given back is always a level-2 block.
+const RUN_ORDER_MAX: u32 = HUGE_ORDER - 1;
+/// Smallest run worth a block allocation: fewer pages come in bulk.
+const RUN_ORDER_MIN: u32 = 3;
 
-/// The frames of one vmalloc: 2 MiB blocks where the page allocator has them, else
-/// order-0 pages taken [`BULK`] at a time (Linux's `alloc_pages_bulk` in
-/// `vm_area_alloc_pages`), never more than the area still needs.
+/// The frames of one vmalloc: 2 MiB blocks where the page allocator has them (mapped by
+/// one level-2 entry), else blocks of up to [`RUN_ORDER_MAX`] mapped by page entries as
+/// one run each (Linux requests large orders for vmalloc's pages the same way, falling
+/// back order by order), else order-0 pages taken [`BULK`] at a time (Linux's
+/// `alloc_pages_bulk` in `vm_area_alloc_pages`), never more than the area still needs.
+/// A movable vmalloc gets order-0 pages only: each may be migrated on its own.
 struct VmallocFrames<'a> {
     pages: &'a dyn PageSource,
     /// Flags for the pages (`__GFP_ZERO` removed: zeroing is done here, once).
     gfp: Gfp,
     zero: bool,
     huge: bool,
+    /// Largest run order still worth trying (lowered at each failure, so a fragmented
+    /// zone costs one failed attempt per order per vmalloc).
+    run_cap: u32,
     /// Pages of the area not yet handed out (nor buffered).
     want: usize,
     buf: [PhysAddr; BULK],
@@ -347,11 +358,13 @@ struct VmallocFrames<'a> {
 
 impl<'a> VmallocFrames<'a> {
     fn new(pages: &'a dyn PageSource, gfp: Gfp, huge: bool, nr: usize) -> Self {
+        let movable = gfp.contains(Gfp::GFP_MOVABLE);
         Self {
             pages,
             gfp: gfp.without(Gfp::GFP_ZERO),
             zero: gfp.contains(Gfp::GFP_ZERO),
             huge,
+            run_cap: if movable { 0 } else { RUN_ORDER_MAX },
             want: nr,
             buf: [PhysAddr::new(0); BULK],
             head: 0,
@@ -367,6 +380,28 @@ impl<'a> VmallocFrames<'a> {
         self.want += self.len - self.head;
         self.head = 0;
         self.len = 0;
+    }
+
+    /// A block for a run of at most `max` pages, from the largest order that fits down
+    /// to [`RUN_ORDER_MIN`]; `None` (and no run tried again in this vmalloc above the
+    /// order that failed) when the page allocator has none.
+    fn run(&mut self, max: usize) -> Option<(PhysAddr, u32)> {
+        let fit = max.min(self.want);
+        if self.head != self.len || fit < 1 << RUN_ORDER_MIN {
+            return None;
+        }
+        let mut order = self.run_cap.min(fit.ilog2());
+        // A missing block is no failure: smaller ones, then pages, follow. Blocks are never
+        // migrated: keep them out of movable pageblocks (a movable vmalloc has no runs).
+        let gfp = self.gfp | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY;
+        while order >= RUN_ORDER_MIN {
+            if let Some(pa) = self.pages.alloc_pages(gfp, order) {
+                return Some((pa, order));
+            }
+            order -= 1;
+            self.run_cap = order;
+        }
+        None
     }
 }
 
@@ -388,7 +423,18 @@ impl Frames for VmallocFrames<'_> {
         Some(pa)
     }
 
-    fn page(&mut self, va: VirtAddr) -> Option<PhysAddr> {
+    fn pages(&mut self, va: VirtAddr, max: usize) -> Option<(PhysAddr, u32)> {
+        if self.run_cap >= RUN_ORDER_MIN {
+            if let Some((pa, order)) = self.run(max) {
+                let bytes = PAGE << order;
+                if self.zero {
+                    zero_frames(self.pages, pa, bytes);
+                }
+                self.want -= 1 << order;
+                self.allocated += bytes;
+                return Some((pa, order));
+            }
+        }
         if self.head == self.len {
             let n = self.want.min(BULK);
             if n == 0 {
@@ -412,21 +458,24 @@ impl Frames for VmallocFrames<'_> {
             self.pages.set_page_owner(pa, super::movable::movable_owner(va).encode());
         }
         self.allocated += PAGE;
-        Some(pa)
+        Some((pa, 0))
     }
 
     fn release(&mut self, _va: VirtAddr, pa: PhysAddr, size: u64) {
         if size == PMD_SIZE {
-            self.pages.free_pages(pa, HUGE_ORDER);
             self.blocks -= 1;
-        } else {
-            self.pages.free_pages(pa, 0);
         }
+        self.pages.free_pages(pa, order_of(size));
     }
 }
 
-/// Frames of an unmapped vmalloc area on their way back: blocks one by one, pages in
-/// bulk.
+/// The order of a frame of `size` bytes (a page, a run or a block).
+fn order_of(size: u64) -> u32 {
+    (size / PAGE).max(1).ilog2()
+}
+
+/// Frames of an unmapped vmalloc area on their way back: blocks and runs one by one,
+/// pages in bulk.
 struct FreeBatch<'a> {
     pages: &'a dyn PageSource,
     buf: [PhysAddr; BULK],
@@ -439,17 +488,15 @@ impl<'a> FreeBatch<'a> {
     }
 
     fn free(&mut self, pa: PhysAddr, size: u64) {
-        if size == PMD_SIZE {
-            self.pages.free_pages(pa, HUGE_ORDER);
+        if size != PAGE {
+            self.pages.free_pages(pa, order_of(size));
             return;
         }
-        for i in 0..size / PAGE {
-            if self.len == BULK {
-                self.flush();
-            }
-            self.buf[self.len] = pa.add(i * PAGE);
-            self.len += 1;
+        if self.len == BULK {
+            self.flush();
         }
+        self.buf[self.len] = pa;
+        self.len += 1;
     }
 
     fn flush(&mut self) {
