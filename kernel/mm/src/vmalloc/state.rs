@@ -29,6 +29,12 @@ pub struct Vmalloc {
     nr_vmalloc_pages: usize,
     nr_huge_blocks: usize,
     allow_huge: bool,
+    /// Largest run order the next vmalloc tries: one below the last that failed (below
+    /// [`RUN_ORDER_MIN`]: single pages only), back to [`RUN_ORDER_MAX`] when a vfree
+    /// gives back at least a run's worth. A failed attempt is not free (the page
+    /// allocator's slow path drains the per-CPU lists and may give up a HighAtomic
+    /// reserve), so each vmalloc makes at most one, and near exhaustion the attempts stop.
+    run_cap: u32,
 }
 
 impl Default for Vmalloc {
@@ -52,6 +58,7 @@ impl Vmalloc {
             nr_vmalloc_pages: 0,
             nr_huge_blocks: 0,
             allow_huge: true,
+            run_cap: RUN_ORDER_MAX,
         }
     }
 
@@ -134,10 +141,13 @@ impl Vmalloc {
             .vmalloc
             .alloc_aligned(bytes, align, VmKind::Vmalloc, caller, None)
             .map_err(|e| VmallocError { reason: VmallocFail::NoVirtualSpace(e), ..err })?;
-        let mut frames = VmallocFrames::new(pages, gfp, huge, nr);
+        let mut frames = VmallocFrames::new(pages, gfp, huge, self.run_cap, nr);
         let mut tables = SourceTables { pages, gfp: table_gfp(gfp), count: &mut self.nr_table_pages };
         let r = pt.map_frames(&mut tables, area.start, bytes, Prot::KERNEL_RW, &mut frames);
         frames.put_back_unused();
+        if let Some(order) = frames.run_failed {
+            self.run_cap = order.saturating_sub(1);
+        }
         match r {
             Ok(()) => {
                 self.nr_vmalloc_pages += nr;
@@ -189,6 +199,9 @@ impl Vmalloc {
         // block goes back as one order-9 block, pages in bulk.
         let r = pt.unmap_with(&mut tables, area.start, area.size, &mut |_, pa, size| batch.free(pa, size));
         batch.flush();
+        if area.nr_pages >= 1 << RUN_ORDER_MIN {
+            self.run_cap = RUN_ORDER_MAX;
+        }
         self.nr_vmalloc_pages = self.nr_vmalloc_pages.saturating_sub(area.nr_pages);
         self.nr_huge_blocks = self.nr_huge_blocks.saturating_sub(area.huge);
         r.map(|_| ()).map_err(VmError::Map)
@@ -342,9 +355,10 @@ struct VmallocFrames<'a> {
     gfp: Gfp,
     zero: bool,
     huge: bool,
-    /// Largest run order still worth trying (lowered at each failure, so a fragmented
-    /// zone costs one failed attempt per order per vmalloc).
+    /// Largest run order to try; 0 once an attempt failed (the rest comes in bulk).
     run_cap: u32,
+    /// The order of the attempt at a run's block that failed.
+    run_failed: Option<u32>,
     /// Pages of the area not yet handed out (nor buffered).
     want: usize,
     buf: [PhysAddr; BULK],
@@ -357,14 +371,15 @@ struct VmallocFrames<'a> {
 }
 
 impl<'a> VmallocFrames<'a> {
-    fn new(pages: &'a dyn PageSource, gfp: Gfp, huge: bool, nr: usize) -> Self {
+    fn new(pages: &'a dyn PageSource, gfp: Gfp, huge: bool, run_cap: u32, nr: usize) -> Self {
         let movable = gfp.contains(Gfp::GFP_MOVABLE);
         Self {
             pages,
             gfp: gfp.without(Gfp::GFP_ZERO),
             zero: gfp.contains(Gfp::GFP_ZERO),
             huge,
-            run_cap: if movable { 0 } else { RUN_ORDER_MAX },
+            run_cap: if movable { 0 } else { run_cap },
+            run_failed: None,
             want: nr,
             buf: [PhysAddr::new(0); BULK],
             head: 0,
@@ -382,26 +397,27 @@ impl<'a> VmallocFrames<'a> {
         self.len = 0;
     }
 
-    /// A block for a run of at most `max` pages, from the largest order that fits down
-    /// to [`RUN_ORDER_MIN`]; `None` (and no run tried again in this vmalloc above the
-    /// order that failed) when the page allocator has none.
+    /// A block for a run of at most `max` pages: the largest order that fits, from
+    /// [`RUN_ORDER_MIN`] up; `None` when it is too short, or (and no run tried again in
+    /// this vmalloc) when the page allocator has no such block.
     fn run(&mut self, max: usize) -> Option<(PhysAddr, u32)> {
         let fit = max.min(self.want);
         if self.head != self.len || fit < 1 << RUN_ORDER_MIN {
             return None;
         }
-        let mut order = self.run_cap.min(fit.ilog2());
-        // A missing block is no failure: smaller ones, then pages, follow. Blocks are never
-        // migrated: keep them out of movable pageblocks (a movable vmalloc has no runs).
-        let gfp = self.gfp | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY;
-        while order >= RUN_ORDER_MIN {
-            if let Some(pa) = self.pages.alloc_pages(gfp, order) {
-                return Some((pa, order));
-            }
-            order -= 1;
-            self.run_cap = order;
+        let order = self.run_cap.min(fit.ilog2());
+        if order < RUN_ORDER_MIN {
+            return None;
         }
-        None
+        // A missing block is no failure: pages in bulk follow. (A movable vmalloc has no
+        // runs: its pages must migrate one by one.)
+        let gfp = self.gfp | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY;
+        let pa = self.pages.alloc_pages(gfp, order);
+        if pa.is_none() {
+            self.run_cap = 0;
+            self.run_failed = Some(order);
+        }
+        pa.map(|pa| (pa, order))
     }
 }
 
