@@ -1,9 +1,10 @@
-//! [`Vmalloc`]: virtually contiguous kernel memory from order-0 pages, vmap and ioremap.
+//! [`Vmalloc`]: virtually contiguous kernel memory from single pages, vmap and ioremap.
 //!
 //! No per-area page array is kept (it would itself need a large allocation): the frames of
 //! an area are found again in the page tables, on vfree and vmalloc_to_page. Frames are
 //! allocated while the tables are filled, one cursor walk per area: 2 MiB blocks for the
-//! whole 2 MiB pieces of a large area, order-0 pages in bulk for the rest.
+//! whole 2 MiB pieces of a large area, blocks of up to 256 pages mapped by page
+//! descriptors as runs for the rest, order-0 pages in bulk where no such block is free.
 
 use crate::addr::{pages_for, PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::gfp::{Gfp, GFP_KERNEL};
@@ -109,8 +110,10 @@ impl Vmalloc {
     /// [`HUGE_VMALLOC_MIN`] up (unless [`Self::set_allow_huge`] turned it off) the area is
     /// 2 MiB-aligned and every whole 2 MiB of it for which the page allocator has an
     /// order-9 block is mapped by one level-2 block descriptor (Linux's
-    /// `VM_ALLOW_HUGE_VMAP`); the rest is order-0 pages taken in bulk. `__GFP_ZERO`
-    /// zeroes each page or block once, through the linear map.
+    /// `VM_ALLOW_HUGE_VMAP`); the rest is mapped with 4 KiB pages from blocks of up to 256
+    /// pages where the page allocator has them (a *run*: see `VmallocFrames`), order-0
+    /// pages taken in bulk otherwise. `__GFP_ZERO` zeroes each page or block once,
+    /// through the linear map.
     ///
     /// On failure everything is unwound (pages freed, entries cleared with TLB maintenance,
     /// tables freed, area released) and the error tells how far it got.
