@@ -20,7 +20,9 @@ pub const PROT_MASK: u64 = PTE_ATTRINDX_MASK | PTE_USER | PTE_RDONLY | PTE_SHARE
 /// of `2^order` physically contiguous frames mapped by consecutive page descriptors.
 /// The first page holds [`run_head`] (`order`, 1..=14), the others [`RUN_TAIL`]. An
 /// unmap reports a run once, at its head, with the run's size (the frames are one block
-/// of the page allocator), so a run must be unmapped whole.
+/// of the page allocator), so a run must be unmapped whole. Real hardware: the MMU ignores
+/// bits 58:55 of a valid descriptor (reserved for software use in the Armv8-A stage-1
+/// format; Cortex-A53 included), as it ignores every bit of an invalid one.
 pub const PTE_RUN_MASK: u64 = 0xf << PTE_RUN_SHIFT;
 /// First bit of [`PTE_RUN_MASK`].
 pub const PTE_RUN_SHIFT: u32 = 55;

@@ -215,7 +215,10 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
     /// Writes the `n` empty entries `table[i0..i0 + n]` (mapping from `va`) with frames
     /// from `frames`, a run at a time: the first page of a run gets its order, the others
     /// [`RUN_TAIL`], in one tight loop (Linux's `vmap_pages_pte_range`). Returns how many
-    /// pages it mapped (whole runs only) and the error that stopped it, if any.
+    /// pages it mapped (whole runs only) and the error that stopped it, if any. Invalid ->
+    /// valid needs no TLB maintenance (faulting walks are never cached); the caller's
+    /// `sync` (real hardware: `dsb ish; isb`) publishes the entries before the area is
+    /// handed out, or before a new table holding them is linked.
     fn fill_ptes(
         &self,
         table: u64,

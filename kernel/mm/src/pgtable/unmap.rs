@@ -58,7 +58,11 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
     /// leaf to `f`, zeroes the entries and frees the unhooked tables. No frame is handed
     /// over and no table freed before the invalidation, and there is one invalidation per
     /// call instead of one per batch of leaves. The entries with a kept address are
-    /// invalid to the walker and exist only inside this call (under the caller's lock).
+    /// invalid to the walker (real hardware ignores every other bit of a descriptor whose
+    /// bit 0 is clear) and exist only inside this call (under the caller's lock).
+    /// Real hardware: the `sync` before the invalidation (`dsb ish`) makes the invalid
+    /// entries visible to every walker first, the one after it (`dsb ish; isb`) completes
+    /// the broadcast `tlbi` before any frame or table is handed back for reuse.
     pub(super) fn unmap_range<A: TableAlloc>(
         &self,
         alloc: &mut A,
