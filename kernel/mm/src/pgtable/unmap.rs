@@ -173,14 +173,28 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
                 c.write(Desc::INVALID);
                 let live = Desc(d.0 | PTE_VALID);
                 match live.kind(level) {
-                    DescKind::Table => self.release_detached(alloc, d.addr(), level + 1, c.base(), f, stats),
+                    DescKind::Table if c.covers_entry() => {
+                        self.release_detached(alloc, d.addr(), level + 1, c.base(), f, stats)
+                    }
+                    // A table the first walk left empty: only its part in the range holds
+                    // anything; walked like a live one and freed on the way out.
+                    DescKind::Table => {
+                        c.descend(d.addr());
+                        continue;
+                    }
                     _ => Self::report_leaf(live, level, c.base(), f, stats),
                 }
                 c.step();
             } else {
                 c.step();
             }
-            while c.pop().is_some() {}
+            while let Some(up) = c.pop() {
+                // Zeroed above: the table was unhooked, and is now empty.
+                if self.read(up.table, up.index).0 == 0 {
+                    alloc.free_table(PhysAddr::new(up.child));
+                    stats.tables_freed += 1;
+                }
+            }
         }
     }
 
