@@ -98,7 +98,7 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         let mut c = Cursor::new(self, va, size);
         let mut changed = false;
         while !c.done() {
-            let (level, d) = (c.level(), c.read());
+            let level = c.level();
             if level == 3 {
                 // The page table's entries in the range, in one loop.
                 let (table, i0) = (c.table(), c.index());
@@ -111,30 +111,38 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
                     }
                 }
                 c.step_entries(n);
-            } else {
-                match d.kind(level) {
-                    DescKind::Invalid | DescKind::Reserved => {}
-                    DescKind::Table if !c.covers_entry() => {
-                        c.descend(d.addr());
-                        continue;
-                    }
-                    DescKind::Block if !c.covers_entry() => {
-                        match self.split(alloc, c.table(), c.index(), level, c.base(), d) {
-                            Ok(child) => {
-                                stats.splits += 1;
-                                c.descend(child);
-                                continue;
-                            }
-                            Err(e) => return (c.va().wrapping_sub(va), changed, Err(e)),
-                        }
-                    }
-                    // A table or block the range covers whole: unhooked as one entry.
-                    _ => {
-                        c.write(Desc(d.0 & !PTE_VALID));
+            } else if c.covers_entry() {
+                // The entries of this table the range covers whole, in one loop: a leaf
+                // or a table, each unhooked as one entry.
+                let (table, i0) = (c.table(), c.index());
+                let n = ((c.left() / c.entry_size()) as usize).min(PTRS_PER_TABLE - i0);
+                // Valid and not a reserved encoding (a block at level 0).
+                let must = if level == 0 { 3 } else { 1 };
+                for i in i0..i0 + n {
+                    let e = self.read(table, i);
+                    if e.0 & must == must {
+                        self.write(table, i, Desc(e.0 & !PTE_VALID));
                         changed = true;
                     }
                 }
-                c.step();
+                c.step_entries(n);
+            } else {
+                let d = c.read();
+                match d.kind(level) {
+                    DescKind::Table => {
+                        c.descend(d.addr());
+                        continue;
+                    }
+                    DescKind::Block => match self.split(alloc, c.table(), c.index(), level, c.base(), d) {
+                        Ok(child) => {
+                            stats.splits += 1;
+                            c.descend(child);
+                            continue;
+                        }
+                        Err(e) => return (c.va().wrapping_sub(va), changed, Err(e)),
+                    },
+                    _ => c.step(),
+                }
             }
             while let Some(up) = c.pop() {
                 if self.table_is_empty(up.child) {
@@ -153,39 +161,60 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
     fn reap_range<A: TableAlloc>(&self, alloc: &mut A, va: u64, size: u64, f: LeafFn<'_>, stats: &mut Unmapped) {
         let mut c = Cursor::new(self, va, size);
         while !c.done() {
-            let (level, d) = (c.level(), c.read());
-            if level == 3 {
-                let (table, i0) = (c.table(), c.index());
-                let n = (c.left() / PAGE).min((PTRS_PER_TABLE - i0) as u64) as usize;
+            let level = c.level();
+            if c.covers_entry() {
+                let (table, i0, es, at0) = (c.table(), c.index(), c.entry_size(), c.va());
+                let n = ((c.left() / es) as usize).min(PTRS_PER_TABLE - i0);
+                if level == 3 {
+                    // A page table: pages only, the loop most entries go through.
+                    for i in i0..i0 + n {
+                        let e = self.read(table, i);
+                        if !e.is_valid() && e.0 != 0 {
+                            // A page the first walk cleared (it clears nothing else here).
+                            self.write(table, i, Desc::INVALID);
+                            stats.bytes += PAGE;
+                            stats.leaves += 1;
+                            if let Some(order) = e.run_order() {
+                                let at = at0.wrapping_add((i - i0) as u64 * PAGE);
+                                f(VirtAddr::new(at), PhysAddr::new(e.addr()), PAGE << order);
+                            }
+                        }
+                    }
+                    c.step_entries(n);
+                    while let Some(up) = c.pop() {
+                        if self.read(up.table, up.index).0 == 0 {
+                            alloc.free_table(PhysAddr::new(up.child));
+                            stats.tables_freed += 1;
+                        }
+                    }
+                    continue;
+                }
                 for i in i0..i0 + n {
                     let e = self.read(table, i);
-                    if !e.is_valid() && e.0 != 0 {
-                        self.write(table, i, Desc::INVALID);
-                        let at = c.va().wrapping_add((i - i0) as u64 * PAGE);
-                        Self::report_leaf(Desc(e.0 | PTE_VALID), 3, at, f, stats);
+                    if e.is_valid() || e.0 == 0 {
+                        continue;
+                    }
+                    self.write(table, i, Desc::INVALID);
+                    let live = Desc(e.0 | PTE_VALID);
+                    let at = at0.wrapping_add((i - i0) as u64 * es);
+                    if live.kind(level) == DescKind::Table {
+                        self.release_detached(alloc, live.addr(), level + 1, at, f, stats);
+                    } else {
+                        Self::report_leaf(live, level, at, f, stats);
                     }
                 }
                 c.step_entries(n);
-            } else if d.is_valid() && d.kind(level) == DescKind::Table {
-                c.descend(d.addr());
-                continue;
-            } else if !d.is_valid() && d.0 != 0 {
-                c.write(Desc::INVALID);
-                let live = Desc(d.0 | PTE_VALID);
-                match live.kind(level) {
-                    DescKind::Table if c.covers_entry() => {
-                        self.release_detached(alloc, d.addr(), level + 1, c.base(), f, stats)
-                    }
-                    // A table the first walk left empty: only its part in the range holds
-                    // anything; walked like a live one and freed on the way out.
-                    DescKind::Table => {
-                        c.descend(d.addr());
-                        continue;
-                    }
-                    _ => Self::report_leaf(live, level, c.base(), f, stats),
-                }
-                c.step();
             } else {
+                let d = c.read();
+                if d.0 != 0 && Desc(d.0 | PTE_VALID).kind(level) == DescKind::Table {
+                    // A live table, or one the first walk left empty (only its part in the
+                    // range holds anything): walked, and the latter freed on the way out.
+                    if !d.is_valid() {
+                        c.write(Desc::INVALID);
+                    }
+                    c.descend(d.addr());
+                    continue;
+                }
                 c.step();
             }
             while let Some(up) = c.pop() {
