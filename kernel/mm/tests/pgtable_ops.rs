@@ -194,7 +194,11 @@ fn unmap_invalidates_before_the_frames_are_returned() {
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].1, pa(0x9000));
     let (table, idx) = entry_of(&pt, &sim, v, 3);
-    let clear = log.iter().position(|e| *e == Ev::Write { table, idx, val: 0 }).unwrap();
+    // Cleared: made invalid (its address kept until the frame is reported, then zeroed).
+    let clear = log
+        .iter()
+        .position(|e| matches!(e, Ev::Write { table: t, idx: i, val } if (*t, *i) == (table, idx) && val & 1 == 0))
+        .unwrap();
     let f0 = log.iter().position(|e| *e == Ev::FlushVa(v)).unwrap();
     let f1 = log.iter().position(|e| *e == Ev::FlushVa(v + K)).unwrap();
     assert!(clear < f0 && f0 < f1);
@@ -406,6 +410,7 @@ fn unmapping_a_whole_table_unhooks_it_first() {
     let v = VMALLOC_START + 2 * M2;
     pt.map(&mut t, va(v - K), pa(0x40_0000), M2 + 2 * K, Prot::KERNEL_RW, false).unwrap();
     let (l2, l2i) = entry_of(&pt, &sim, v, 2);
+    let (l3, _) = entry_of(&pt, &sim, v, 3);
     sim.tracing.set(true);
     let mut first_report = None;
     let u = pt
@@ -417,13 +422,19 @@ fn unmapping_a_whole_table_unhooks_it_first() {
         .unwrap();
     let log = sim.take_log();
     assert_eq!((u.leaves, u.bytes, u.tables_freed), (514, M2 + 2 * K, 4));
-    let unhook = log.iter().position(|e| *e == Ev::Write { table: l2, idx: l2i, val: 0 }).unwrap();
+    let unhook = log
+        .iter()
+        .position(|e| matches!(e, Ev::Write { table, idx, val } if (*table, *idx) == (l2, l2i) && val & 1 == 0))
+        .unwrap();
     // A whole 2 MiB table is 512 pages, past TLB_FLUSH_ALL_PAGES: one full invalidation.
     let last_flush = log.iter().rposition(|e| *e == Ev::FlushAll).unwrap();
     assert!(unhook < last_flush && last_flush < first_report.unwrap());
     assert_eq!(log[last_flush + 1], Ev::Sync);
     // No entry of the unhooked table was written: it was read and freed.
-    let l3_writes = log.iter().filter(|e| matches!(e, Ev::Write { val: 0, .. })).count();
-    assert_eq!(l3_writes, 2 + 3 + 1, "two pages, three L2 entries, one L1 entry");
+    assert!(!log.iter().any(|e| matches!(e, Ev::Write { table, .. } if *table == l3)));
+    let cleared = log.iter().filter(|e| matches!(e, Ev::Write { val, .. } if val & 1 == 0)).count();
+    // Made invalid: two pages, three L2 entries, one L1 entry; then each of them zeroed
+    // (the covered table's entries are never written: it is read and freed whole).
+    assert_eq!(cleared, 2 * (2 + 3 + 1));
     assert_eq!(sim.nr_free(), free0 - 1);
 }

@@ -6,7 +6,8 @@
 //! `mimalloc`, `malloc` (the host's), `talc`, `lla` (linked_list_allocator), `bsa`
 //! (buddy_system_allocator's heap); `kmalloc-mix`, `pages-pcp-<order>`, `pages-zone-<order>`,
 //! `pages-mixed-pcp`, `bsa-frame-<order>`, `bsa-heap-<order>`, `bsa-heap-mixed`,
-//! `vmalloc-<MiB>`, `floor-<MiB>` (one operation = one area of that many MiB).
+//! `vmalloc-<MiB>`, `vmalloc-movable-<MiB>` (order-0 pages only), `floor-<MiB>` (one
+//! operation = one area of that many MiB).
 //! `tools/bench/ir_table.py` runs them under callgrind for the instruction table.
 
 use std::hint::black_box;
@@ -113,6 +114,13 @@ fn main() {
         "bsa-heap-mixed" => page_mixed(BsaHeapPages::new(NR_PAGES), n),
         w if w.starts_with("bsa-frame-") => page_pairs(BsaFrames::new(NR_PAGES), num("bsa-frame-") as u32, n),
         w if w.starts_with("bsa-heap-") => page_pairs(BsaHeapPages::new(NR_PAGES), num("bsa-heap-") as u32, n),
+        w if w.starts_with("vmalloc-movable-") => {
+            let mib = num("vmalloc-movable-");
+            let mut vb = VmBench::new(24 << 10);
+            for _ in 0..n.max(1) {
+                black_box(vb.vmalloc_movable(mib << 20));
+            }
+        }
         w if w.starts_with("vmalloc-") || w.starts_with("floor-") => {
             let mib = num(if w.starts_with("floor-") { "floor-" } else { "vmalloc-" });
             let mut vb = VmBench::new(24 << 10);

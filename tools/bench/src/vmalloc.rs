@@ -77,6 +77,17 @@ impl VmBench {
         self.vmalloc_with(bytes, |_, _| {})
     }
 
+    /// vmalloc of `bytes` with `__GFP_MOVABLE` (order-0 pages only, each tagged with its
+    /// owner for migration: the path of a vmalloc when no larger block is free), then
+    /// vfree.
+    #[inline]
+    pub fn vmalloc_movable(&mut self, bytes: usize) -> VirtAddr {
+        let gfp = GFP_KERNEL | mm::gfp::Gfp::GFP_MOVABLE;
+        let va = self.vm.vmalloc(bytes, gfp, "bench", self.src, &mut self.pt).expect("vmalloc failed");
+        self.vm.vfree(va, self.src, &mut self.pt).expect("vfree");
+        va
+    }
+
     /// The floor for `bytes`: per page, an order-0 allocation and one descriptor write;
     /// then every page freed. Returns the sum of the page addresses.
     #[inline]

@@ -36,6 +36,7 @@ pub(super) struct Cursor<'a, M, T> {
 pub(super) struct Up {
     pub table: u64,
     pub index: usize,
+    #[allow(dead_code)] // the cursor's test checks it; no walk needs it today
     pub base: u64,
     pub child: u64,
 }
@@ -129,6 +130,23 @@ impl<'a, M: PhysMemory, T: TlbMaint> Cursor<'a, M, T> {
         let c = self.chunk();
         self.va = self.va.wrapping_add(c);
         self.left -= c;
+    }
+
+    /// Moves `n` entries on inside the current table (`n` at most the entries left in the
+    /// table and, whole, in the range): the loops of map and unmap that handle a table's
+    /// entries in one go.
+    pub fn step_entries(&mut self, n: usize) {
+        let b = n as u64 * self.entry_size();
+        debug_assert!(b <= self.left && self.index() + n <= super::PTRS_PER_TABLE);
+        self.va = self.va.wrapping_add(b);
+        self.left -= b;
+    }
+
+    /// Entries of the current table from the current one to the table's or the range's
+    /// end (the range's last entry counted if the range covers any of it).
+    pub fn entries_left(&self) -> usize {
+        let n = self.left.div_ceil(self.entry_size()).min((super::PTRS_PER_TABLE - self.index()) as u64);
+        n as usize
     }
 
     /// Climbs one level if the last step left the current table (or ended the range),

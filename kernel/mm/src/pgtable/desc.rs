@@ -15,6 +15,27 @@ pub use consts::pgtable_hwdef::{
 /// Attribute bits a [`Prot`] may hold.
 pub const PROT_MASK: u64 = PTE_ATTRINDX_MASK | PTE_USER | PTE_RDONLY | PTE_SHARED | PTE_AF | PTE_NG | PTE_PXN | PTE_UXN;
 
+/// Software bits 58:55 of a page descriptor (ignored by the walker; Linux keeps its
+/// software PTE flags there too): the page is part of a *run*, a naturally aligned block
+/// of `2^order` physically contiguous frames mapped by consecutive page descriptors.
+/// The first page holds [`run_head`] (`order`, 1..=14), the others [`RUN_TAIL`]. An
+/// unmap reports a run once, at its head, with the run's size (the frames are one block
+/// of the page allocator), so a run must be unmapped whole. Real hardware: the MMU ignores
+/// bits 58:55 of a valid descriptor (reserved for software use in the Armv8-A stage-1
+/// format; Cortex-A53 included), as it ignores every bit of an invalid one.
+pub const PTE_RUN_MASK: u64 = 0xf << PTE_RUN_SHIFT;
+/// First bit of [`PTE_RUN_MASK`].
+pub const PTE_RUN_SHIFT: u32 = 55;
+/// [`PTE_RUN_MASK`] value of a page inside a run but not its first.
+pub const RUN_TAIL: u64 = 0xf << PTE_RUN_SHIFT;
+/// Largest run order the encoding holds.
+pub const RUN_ORDER_MAX: u32 = 14;
+
+/// [`PTE_RUN_MASK`] value of the first page of a run of `2^order` pages (order 1..=14).
+pub const fn run_head(order: u32) -> u64 {
+    (order as u64 & 0xf) << PTE_RUN_SHIFT
+}
+
 /// The kind of a descriptor, as seen at a given level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DescKind {
@@ -77,6 +98,19 @@ impl Desc {
     /// Attributes of a leaf.
     pub const fn prot(self) -> Prot {
         Prot(self.0 & PROT_MASK)
+    }
+    /// The same descriptor with the run bits ([`PTE_RUN_MASK`]) of `from`.
+    pub const fn with_run_of(self, from: Desc) -> Desc {
+        Desc((self.0 & !PTE_RUN_MASK) | (from.0 & PTE_RUN_MASK))
+    }
+    /// Frames a page descriptor stands for when it is unmapped: `Some(order)` for a
+    /// single page (0) or the head of a run of `2^order` pages, `None` for a run's other
+    /// pages (reported with their head).
+    pub const fn run_order(self) -> Option<u32> {
+        match self.0 & PTE_RUN_MASK {
+            RUN_TAIL => None,
+            r => Some((r >> PTE_RUN_SHIFT) as u32),
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use crate::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 
 use super::cursor::Cursor;
-use super::desc::{Desc, DescKind, Prot};
+use super::desc::{run_head, Desc, DescKind, Prot, RUN_TAIL};
 use super::error::PtError;
 use super::table::{level_size, PageTable, PA_LIMIT};
 use super::{PhysMemory, TableAlloc, TlbMaint, PTRS_PER_TABLE};
@@ -22,11 +22,15 @@ pub trait Frames {
     fn block(&mut self, _va: VirtAddr) -> Option<PhysAddr> {
         None
     }
-    /// The frame for the 4 KiB page at `va`; `None` makes the map fail
+    /// Frames for the pages from `va` on: `(pa, order)`, a naturally aligned block of
+    /// `2^order` contiguous frames for the next `2^order` pages (at most `max`, which never
+    /// crosses the end of a page table nor of the range), mapped as a *run*
+    /// ([`super::desc::PTE_RUN_MASK`]); order 0 is one page. `None` makes the map fail
     /// ([`PtError::NoPageMemory`]).
-    fn page(&mut self, va: VirtAddr) -> Option<PhysAddr>;
-    /// Takes back a frame (`size` bytes: a page or a block) that was mapped at `va` before a
-    /// failure, once the TLB no longer holds it, or that was refused as misaligned.
+    fn pages(&mut self, va: VirtAddr, max: usize) -> Option<(PhysAddr, u32)>;
+    /// Takes back frames (`size` bytes: a page, a run or a block) that were mapped at `va`
+    /// before a failure, once the TLB no longer holds them, or that were refused as
+    /// misaligned.
     fn release(&mut self, va: VirtAddr, pa: PhysAddr, size: u64);
 }
 
@@ -37,8 +41,8 @@ struct PageFns<'a> {
 }
 
 impl Frames for PageFns<'_> {
-    fn page(&mut self, va: VirtAddr) -> Option<PhysAddr> {
-        (self.next)(va)
+    fn pages(&mut self, va: VirtAddr, _max: usize) -> Option<(PhysAddr, u32)> {
+        (self.next)(va).map(|pa| (pa, 0))
     }
     fn release(&mut self, _va: VirtAddr, pa: PhysAddr, size: u64) {
         for i in 0..size / PAGE {
@@ -133,13 +137,18 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         while !c.done() {
             let (level, d) = (c.level(), c.read());
             let r = if level == 3 {
-                if d.is_valid() {
+                // A live page table: its empty entries from here (up to the table's or the
+                // range's end, or the first entry in use) are filled in one loop.
+                let (table, i0) = (c.table(), c.index());
+                let n = (c.left() / PAGE).min((PTRS_PER_TABLE - i0) as u64) as usize;
+                let free = (i0..i0 + n).take_while(|&i| !self.read(table, i).is_valid()).count();
+                if free == 0 {
                     Err(PtError::Overlap(VirtAddr::new(c.va())))
                 } else {
-                    Self::next_frame(frames, c.va()).map(|pa| {
-                        c.write(Desc::leaf(pa, prot, 3));
-                        c.advance();
-                    })
+                    let (done, r) = self.fill_ptes(table, i0, free, c.va(), prot, frames);
+                    c.step_entries(done);
+                    while c.pop().is_some() {}
+                    r
                 }
             } else if level == 2 && d.kind(2) == DescKind::Invalid {
                 self.fill_l2_entry(alloc, &mut c, prot, frames)
@@ -184,15 +193,73 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         Ok(())
     }
 
-    /// Gets the frame for the page at `va`, checking it.
-    fn next_frame(frames: &mut dyn Frames, va: u64) -> Result<u64, PtError> {
-        match frames.page(VirtAddr::new(va)) {
-            Some(pa) if pa.is_page_aligned() && pa.as_u64() < PA_LIMIT => Ok(pa.as_u64()),
-            Some(pa) => {
-                frames.release(VirtAddr::new(va), pa, PAGE);
+    /// Gets the frames for the pages from `va` on (at most `max`), checking them.
+    fn next_run(frames: &mut dyn Frames, va: u64, max: usize) -> Result<(u64, u32), PtError> {
+        match frames.pages(VirtAddr::new(va), max) {
+            Some((pa, order))
+                if order <= super::desc::RUN_ORDER_MAX
+                    && 1usize << order <= max
+                    && pa.as_u64().is_multiple_of(PAGE << order)
+                    && pa.as_u64() < PA_LIMIT =>
+            {
+                Ok((pa.as_u64(), order))
+            }
+            Some((pa, order)) => {
+                frames.release(VirtAddr::new(va), pa, PAGE << order.min(super::desc::RUN_ORDER_MAX));
                 Err(PtError::UnalignedPhys(pa))
             }
             None => Err(PtError::NoPageMemory),
+        }
+    }
+
+    /// Writes the `n` empty entries `table[i0..i0 + n]` (mapping from `va`) with frames
+    /// from `frames`, a run at a time: the first page of a run gets its order, the others
+    /// [`RUN_TAIL`], in one tight loop (Linux's `vmap_pages_pte_range`). Returns how many
+    /// pages it mapped (whole runs only) and the error that stopped it, if any. Invalid ->
+    /// valid needs no TLB maintenance (faulting walks are never cached); the caller's
+    /// `sync` (real hardware: `dsb ish; isb`) publishes the entries before the area is
+    /// handed out, or before a new table holding them is linked.
+    fn fill_ptes(
+        &self,
+        table: u64,
+        i0: usize,
+        n: usize,
+        va: u64,
+        prot: Prot,
+        frames: &mut dyn Frames,
+    ) -> (usize, Result<(), PtError>) {
+        let mut k = 0;
+        while k < n {
+            let cur = va.wrapping_add(k as u64 * PAGE);
+            let (pa, order) = match Self::next_run(frames, cur, n - k) {
+                Ok(r) => r,
+                Err(e) => return (k, Err(e)),
+            };
+            let head = Desc::leaf(pa, prot, 3).0;
+            if order == 0 {
+                self.write(table, i0 + k, Desc(head));
+                k += 1;
+                continue;
+            }
+            self.write(table, i0 + k, Desc(head | run_head(order)));
+            let tail = head | RUN_TAIL;
+            for j in 1..1usize << order {
+                self.write(table, i0 + k + j, Desc(tail + j as u64 * PAGE));
+            }
+            k += 1 << order;
+        }
+        (k, Ok(()))
+    }
+
+    /// Gives the frames of `table[i0..i0 + n]` (mapping from `va`, never linked, so never
+    /// in a TLB) back to `frames`, a run at a time.
+    fn release_ptes(&self, table: u64, i0: usize, n: usize, va: u64, frames: &mut dyn Frames) {
+        for j in 0..n {
+            let d = self.read(table, i0 + j);
+            if let Some(order) = d.run_order() {
+                let at = VirtAddr::new(va.wrapping_add(j as u64 * PAGE));
+                frames.release(at, PhysAddr::new(d.addr()), PAGE << order);
+            }
         }
     }
 
@@ -226,19 +293,11 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         for i in 0..i0 {
             self.write(table, i, Desc::INVALID);
         }
-        for k in 0..n {
-            let cur = va.wrapping_add(k as u64 * PAGE);
-            match Self::next_frame(frames, cur) {
-                Ok(pa) => self.write(table, i0 + k, Desc::leaf(pa, prot, 3)),
-                Err(e) => {
-                    for j in 0..k {
-                        let d = self.read(table, i0 + j);
-                        frames.release(VirtAddr::new(va.wrapping_add(j as u64 * PAGE)), PhysAddr::new(d.addr()), PAGE);
-                    }
-                    alloc.free_table(t);
-                    return Err(e);
-                }
-            }
+        let (done, r) = self.fill_ptes(table, i0, n, va, prot, frames);
+        if let Err(e) = r {
+            self.release_ptes(table, i0, done, va, frames);
+            alloc.free_table(t);
+            return Err(e);
         }
         for i in i0 + n..PTRS_PER_TABLE {
             self.write(table, i, Desc::INVALID);

@@ -88,7 +88,13 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
                 }
                 DescKind::Block | DescKind::Page if d.prot() == prot => {}
                 DescKind::Block | DescKind::Page if c.covers_entry() => {
-                    self.bbm_replace(c.table(), c.index(), c.base(), c.entry_size(), Desc::leaf(d.addr(), prot, level));
+                    self.bbm_replace(
+                        c.table(),
+                        c.index(),
+                        c.base(),
+                        c.entry_size(),
+                        Desc::leaf(d.addr(), prot, level).with_run_of(d),
+                    );
                 }
                 DescKind::Block => {
                     let child = self.split(alloc, c.table(), c.index(), level, c.base(), d)?;

@@ -1,9 +1,10 @@
-//! [`Vmalloc`]: virtually contiguous kernel memory from order-0 pages, vmap and ioremap.
+//! [`Vmalloc`]: virtually contiguous kernel memory from single pages, vmap and ioremap.
 //!
 //! No per-area page array is kept (it would itself need a large allocation): the frames of
 //! an area are found again in the page tables, on vfree and vmalloc_to_page. Frames are
 //! allocated while the tables are filled, one cursor walk per area: 2 MiB blocks for the
-//! whole 2 MiB pieces of a large area, order-0 pages in bulk for the rest.
+//! whole 2 MiB pieces of a large area, blocks of up to 256 pages mapped by page
+//! descriptors as runs for the rest, order-0 pages in bulk where no such block is free.
 
 use crate::addr::{pages_for, PhysAddr, VirtAddr, PAGE_SIZE};
 use crate::gfp::{Gfp, GFP_KERNEL};
@@ -29,6 +30,12 @@ pub struct Vmalloc {
     nr_vmalloc_pages: usize,
     nr_huge_blocks: usize,
     allow_huge: bool,
+    /// Largest run order the next vmalloc tries: one below the last that failed (below
+    /// [`RUN_ORDER_MIN`]: single pages only), back to [`RUN_ORDER_MAX`] when a vfree
+    /// gives back at least a run's worth. A failed attempt is not free (the page
+    /// allocator's slow path drains the per-CPU lists and may give up a HighAtomic
+    /// reserve), so each vmalloc makes at most one, and near exhaustion the attempts stop.
+    run_cap: u32,
 }
 
 impl Default for Vmalloc {
@@ -52,6 +59,7 @@ impl Vmalloc {
             nr_vmalloc_pages: 0,
             nr_huge_blocks: 0,
             allow_huge: true,
+            run_cap: RUN_ORDER_MAX,
         }
     }
 
@@ -102,8 +110,10 @@ impl Vmalloc {
     /// [`HUGE_VMALLOC_MIN`] up (unless [`Self::set_allow_huge`] turned it off) the area is
     /// 2 MiB-aligned and every whole 2 MiB of it for which the page allocator has an
     /// order-9 block is mapped by one level-2 block descriptor (Linux's
-    /// `VM_ALLOW_HUGE_VMAP`); the rest is order-0 pages taken in bulk. `__GFP_ZERO`
-    /// zeroes each page or block once, through the linear map.
+    /// `VM_ALLOW_HUGE_VMAP`); the rest is mapped with 4 KiB pages from blocks of up to 256
+    /// pages where the page allocator has them (a *run*: see `VmallocFrames`), order-0
+    /// pages taken in bulk otherwise. `__GFP_ZERO` zeroes each page or block once,
+    /// through the linear map.
     ///
     /// On failure everything is unwound (pages freed, entries cleared with TLB maintenance,
     /// tables freed, area released) and the error tells how far it got.
@@ -134,10 +144,13 @@ impl Vmalloc {
             .vmalloc
             .alloc_aligned(bytes, align, VmKind::Vmalloc, caller, None)
             .map_err(|e| VmallocError { reason: VmallocFail::NoVirtualSpace(e), ..err })?;
-        let mut frames = VmallocFrames::new(pages, gfp, huge, nr);
+        let mut frames = VmallocFrames::new(pages, gfp, huge, self.run_cap, nr);
         let mut tables = SourceTables { pages, gfp: table_gfp(gfp), count: &mut self.nr_table_pages };
         let r = pt.map_frames(&mut tables, area.start, bytes, Prot::KERNEL_RW, &mut frames);
         frames.put_back_unused();
+        if let Some(order) = frames.run_failed {
+            self.run_cap = order.saturating_sub(1);
+        }
         match r {
             Ok(()) => {
                 self.nr_vmalloc_pages += nr;
@@ -189,6 +202,9 @@ impl Vmalloc {
         // block goes back as one order-9 block, pages in bulk.
         let r = pt.unmap_with(&mut tables, area.start, area.size, &mut |_, pa, size| batch.free(pa, size));
         batch.flush();
+        if area.nr_pages >= 1 << RUN_ORDER_MIN {
+            self.run_cap = RUN_ORDER_MAX;
+        }
         self.nr_vmalloc_pages = self.nr_vmalloc_pages.saturating_sub(area.nr_pages);
         self.nr_huge_blocks = self.nr_huge_blocks.saturating_sub(area.huge);
         r.map(|_| ()).map_err(VmError::Map)
@@ -324,16 +340,28 @@ fn zero_frames(pages: &dyn PageSource, pa: PhysAddr, len: u64) {
 const BULK: usize = 64;
 /// Order of a 2 MiB block.
 const HUGE_ORDER: u32 = 9;
+/// Largest block mapped with pages as one run (256 pages, half a page table): below
+/// [`HUGE_ORDER`], so that a frame of 2 MiB given back is always a level-2 block.
+const RUN_ORDER_MAX: u32 = HUGE_ORDER - 1;
+/// Smallest run worth a block allocation: fewer pages come in bulk.
+const RUN_ORDER_MIN: u32 = 3;
 
-/// The frames of one vmalloc: 2 MiB blocks where the page allocator has them, else
-/// order-0 pages taken [`BULK`] at a time (Linux's `alloc_pages_bulk` in
-/// `vm_area_alloc_pages`), never more than the area still needs.
+/// The frames of one vmalloc: 2 MiB blocks where the page allocator has them (mapped by
+/// one level-2 entry), else blocks of up to [`RUN_ORDER_MAX`] mapped by page entries as
+/// one run each (Linux requests large orders for vmalloc's pages the same way, falling
+/// back order by order), else order-0 pages taken [`BULK`] at a time (Linux's
+/// `alloc_pages_bulk` in `vm_area_alloc_pages`), never more than the area still needs.
+/// A movable vmalloc gets order-0 pages only: each may be migrated on its own.
 struct VmallocFrames<'a> {
     pages: &'a dyn PageSource,
     /// Flags for the pages (`__GFP_ZERO` removed: zeroing is done here, once).
     gfp: Gfp,
     zero: bool,
     huge: bool,
+    /// Largest run order to try; 0 once an attempt failed (the rest comes in bulk).
+    run_cap: u32,
+    /// The order of the attempt at a run's block that failed.
+    run_failed: Option<u32>,
     /// Pages of the area not yet handed out (nor buffered).
     want: usize,
     buf: [PhysAddr; BULK],
@@ -346,12 +374,15 @@ struct VmallocFrames<'a> {
 }
 
 impl<'a> VmallocFrames<'a> {
-    fn new(pages: &'a dyn PageSource, gfp: Gfp, huge: bool, nr: usize) -> Self {
+    fn new(pages: &'a dyn PageSource, gfp: Gfp, huge: bool, run_cap: u32, nr: usize) -> Self {
+        let movable = gfp.contains(Gfp::GFP_MOVABLE);
         Self {
             pages,
             gfp: gfp.without(Gfp::GFP_ZERO),
             zero: gfp.contains(Gfp::GFP_ZERO),
             huge,
+            run_cap: if movable { 0 } else { run_cap },
+            run_failed: None,
             want: nr,
             buf: [PhysAddr::new(0); BULK],
             head: 0,
@@ -367,6 +398,29 @@ impl<'a> VmallocFrames<'a> {
         self.want += self.len - self.head;
         self.head = 0;
         self.len = 0;
+    }
+
+    /// A block for a run of at most `max` pages: the largest order that fits, from
+    /// [`RUN_ORDER_MIN`] up; `None` when it is too short, or (and no run tried again in
+    /// this vmalloc) when the page allocator has no such block.
+    fn run(&mut self, max: usize) -> Option<(PhysAddr, u32)> {
+        let fit = max.min(self.want);
+        if self.head != self.len || fit < 1 << RUN_ORDER_MIN {
+            return None;
+        }
+        let order = self.run_cap.min(fit.ilog2());
+        if order < RUN_ORDER_MIN {
+            return None;
+        }
+        // A missing block is no failure: pages in bulk follow. (A movable vmalloc has no
+        // runs: its pages must migrate one by one.)
+        let gfp = self.gfp | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY;
+        let pa = self.pages.alloc_pages(gfp, order);
+        if pa.is_none() {
+            self.run_cap = 0;
+            self.run_failed = Some(order);
+        }
+        pa.map(|pa| (pa, order))
     }
 }
 
@@ -388,7 +442,18 @@ impl Frames for VmallocFrames<'_> {
         Some(pa)
     }
 
-    fn page(&mut self, va: VirtAddr) -> Option<PhysAddr> {
+    fn pages(&mut self, va: VirtAddr, max: usize) -> Option<(PhysAddr, u32)> {
+        if self.run_cap >= RUN_ORDER_MIN {
+            if let Some((pa, order)) = self.run(max) {
+                let bytes = PAGE << order;
+                if self.zero {
+                    zero_frames(self.pages, pa, bytes);
+                }
+                self.want -= 1 << order;
+                self.allocated += bytes;
+                return Some((pa, order));
+            }
+        }
         if self.head == self.len {
             let n = self.want.min(BULK);
             if n == 0 {
@@ -412,21 +477,24 @@ impl Frames for VmallocFrames<'_> {
             self.pages.set_page_owner(pa, super::movable::movable_owner(va).encode());
         }
         self.allocated += PAGE;
-        Some(pa)
+        Some((pa, 0))
     }
 
     fn release(&mut self, _va: VirtAddr, pa: PhysAddr, size: u64) {
         if size == PMD_SIZE {
-            self.pages.free_pages(pa, HUGE_ORDER);
             self.blocks -= 1;
-        } else {
-            self.pages.free_pages(pa, 0);
         }
+        self.pages.free_pages(pa, order_of(size));
     }
 }
 
-/// Frames of an unmapped vmalloc area on their way back: blocks one by one, pages in
-/// bulk.
+/// The order of a frame of `size` bytes (a page, a run or a block).
+fn order_of(size: u64) -> u32 {
+    (size / PAGE).max(1).ilog2()
+}
+
+/// Frames of an unmapped vmalloc area on their way back: blocks and runs one by one,
+/// pages in bulk.
 struct FreeBatch<'a> {
     pages: &'a dyn PageSource,
     buf: [PhysAddr; BULK],
@@ -439,17 +507,15 @@ impl<'a> FreeBatch<'a> {
     }
 
     fn free(&mut self, pa: PhysAddr, size: u64) {
-        if size == PMD_SIZE {
-            self.pages.free_pages(pa, HUGE_ORDER);
+        if size != PAGE {
+            self.pages.free_pages(pa, order_of(size));
             return;
         }
-        for i in 0..size / PAGE {
-            if self.len == BULK {
-                self.flush();
-            }
-            self.buf[self.len] = pa.add(i * PAGE);
-            self.len += 1;
+        if self.len == BULK {
+            self.flush();
         }
+        self.buf[self.len] = pa;
+        self.len += 1;
     }
 
     fn flush(&mut self) {

@@ -78,8 +78,9 @@ impl Sim {
         i
     }
 
-    /// A block of `2^order` pages.
-    fn alloc_block(&self, gfp: Gfp, order: u32) -> Option<u64> {
+    /// A block of `2^order` pages (any order: the `PageSource` impl below serves order 0
+    /// only).
+    pub fn alloc_block(&self, gfp: Gfp, order: u32) -> Option<u64> {
         let pa = self.pages.alloc_pages(gfp, order)?.as_u64();
         // Dirty it, so that code relying on zeroed frames is caught.
         if self.dirty.get() && !gfp.contains(Gfp::GFP_ZERO) {
