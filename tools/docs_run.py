@@ -49,8 +49,8 @@ class Boot:
     """One QEMU run: `cmdline` through -append, or `bootargs` (raw bytes) through a device
     tree's /chosen/bootargs as the Pi firmware passes them; `label` is what the markers say."""
 
-    def __init__(self, cmdline="", bootargs=None, label=None):
-        self.cmdline, self.bootargs = cmdline, bootargs
+    def __init__(self, cmdline="", bootargs=None, label=None, qemu_args=()):
+        self.cmdline, self.bootargs, self.qemu_args = cmdline, bootargs, list(qemu_args)
         self.label = label if label is not None else cmdline
 
 
@@ -73,6 +73,9 @@ BOOTS = {
     "usage-huge": Boot("sweep=off"),
     "usage-crash": Boot("sweep=off"),
     "usage-guard": Boot("sweep=off"),
+    # QEMU counts INST_RETIRED only with -icount: one instruction per guest nanosecond,
+    # the same counts from run to run whatever the host's load.
+    "icount": Boot("sweep=off", label="sweep=off (QEMU -icount shift=0)", qemu_args=["-icount", "shift=0"]),
 }
 
 
@@ -174,6 +177,7 @@ BLOCKS = {
                r"sweep=off slub_debug frobnicate=1 filler\.x=0123456789) .*", r"\1 ... \2 ...")]),
     # docs/performance.md
     "perf-bench": Block("default", steps=[Cmd("bench 100000", timeout=900)]),
+    "perf-bench-icount": Block("icount", steps=[Cmd("bench 50000", timeout=900)]),
     # docs/lab.md again: after the bench on the same boot (the bench runs first, as its prose says)
     # The passes and the accesses that met a migration move with the host's timing, and so
     # does which CPU frees whose object (frees, remote frees).
@@ -196,6 +200,9 @@ NOT_RUN = {
     ("hardware.md", "chainboot: waiting for the loader"): "a transfer over the serial line takes about a minute "
                                                           "(tools/test_console.py's chainboot_over_a_pty checks "
                                                           "these lines); labelled as an earlier image's run",
+    ("performance.md", "best of 3 (instructions (-icount))"): "tools/debug_cost.py's table: nine boots with the "
+                                                                  "full sweep and bench under -icount (about ten "
+                                                                  "minutes); labelled with the commit it ran at",
     ("testing.md", "        SLOW [> 60.000s]"): "cargo nextest's output for a test made to hang, not the kernel's",
 }
 
@@ -203,7 +210,7 @@ NOT_RUN = {
 # ---------------------------------------------------------------- running
 def boot_qemu(image, boot, tmp):
     if boot.bootargs is None:
-        return Qemu(image, cmdline=boot.cmdline)
+        return Qemu(image, cmdline=boot.cmdline, extra_args=boot.qemu_args)
     dtc = shutil.which("dtc")
     if not dtc:
         raise SystemExit("docs_run: dtc not found: install device-tree-compiler (make test-qemu does it)")
