@@ -164,6 +164,26 @@ class Qemu(Transcript):
         self.close()
 
 
+def boot_log(image, cmdline, accel, timeout, who):
+    """Boots `image` with `cmdline` to the console prompt, powers it off and returns what
+    it printed and the host seconds to the prompt; a boot that does not reach the prompt
+    ends the calling tool (`who`) with the reason."""
+    t0 = time.monotonic()
+    with Qemu(image, cmdline=cmdline, accel=accel) as q:
+        try:
+            q.expect("^" + re.escape(PROMPT), timeout)
+        except QemuError as e:
+            raise SystemExit(f"{who}: {image}: {e}")
+        wall = time.monotonic() - t0
+        out = q.out
+        q.send("poweroff\r")
+        try:
+            q.wait_exit(30)
+        except QemuError:
+            pass
+        return out, wall
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", default="kernel8.img")

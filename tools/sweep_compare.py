@@ -23,12 +23,10 @@ import argparse
 import os
 import re
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qemu_run import Qemu, QemuError  # noqa: E402
+from qemu_run import boot_log  # noqa: E402
 
-PROMPT = "mm> "
 BASELINE = "/work/baseline/kernel8-c7a296e.img"
 TS = r"^\[\s*(\d+\.\d+)\] "
 MARKS = {
@@ -49,19 +47,7 @@ def stamp(out, pattern):
 
 
 def run(image, accel, timeout):
-    t0 = time.monotonic()
-    with Qemu(image, cmdline="", accel=accel) as q:
-        try:
-            q.expect("^" + re.escape(PROMPT), timeout)
-        except QemuError as e:
-            raise SystemExit(f"sweep_compare: {image}: {e}")
-        wall = time.monotonic() - t0
-        out = q.out
-        q.send("poweroff\r")
-        try:
-            q.wait_exit(30)
-        except QemuError:
-            pass
+    out, wall = boot_log(image, "", accel, timeout, "sweep_compare")
     t = {k: stamp(out, p) for k, p in MARKS.items()}
     lab = stamp(out, FRAGMENT) if re.search(TS + FRAGMENT, out, re.M) else None
     vmalloc_end = lab if lab is not None else t["summary"]

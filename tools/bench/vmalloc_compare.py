@@ -21,7 +21,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from qemu_run import Qemu, QemuError  # noqa: E402
+from qemu_run import boot_log  # noqa: E402
 
 CMDLINE = "sweep=vmalloc nohugevmalloc"
 PHASE = re.compile(r"sweep: phase times us: .*\bvmalloc=(\d+)")
@@ -31,17 +31,7 @@ LEAK = re.compile(r"sweep: leak check: .*")
 
 
 def boot(image, accel, timeout):
-    with Qemu(image, cmdline=CMDLINE, accel=accel) as q:
-        try:
-            q.expect(r"^mm> ", timeout)
-        except QemuError as e:
-            raise SystemExit(f"vmalloc_compare: {image}: {e}")
-        out = q.out
-        q.send("poweroff\r")
-        try:
-            q.wait_exit(30)
-        except QemuError:
-            pass
+    out, _ = boot_log(image, CMDLINE, accel, timeout, "vmalloc_compare")
     phase, mapped, vmax, leak = PHASE.search(out), MAPPED.search(out), MAX.search(out), LEAK.search(out)
     if not (phase and mapped and vmax and leak):
         raise SystemExit(f"vmalloc_compare: {image}: the sweep did not print its vmalloc summary")
