@@ -325,7 +325,7 @@ mod tests {
             }
             if self.interval > 1 {
                 self.count += 1;
-                if self.count % self.interval != 0 {
+                if !self.count.is_multiple_of(self.interval) {
                     return false;
                 }
             }
