@@ -27,8 +27,13 @@ const TAG_LARGE: u64 = 0x1a49;
 /// Tags `TAG_MOVABLE | kind`: the block is movable by the kind's registered operations.
 const TAG_MOVABLE: u64 = 0x3c00;
 const TAG_SHIFT: u32 = 48;
-/// The slab tags keep their index or order in the low byte.
+/// The slab tags keep their index or order in a byte: a large block's order in the low
+/// byte, a slab's cache index in bits 32..40, next to the tag in the word's high half, so
+/// that `kfree` finds both in one 32-bit load ([`PageOwner::slab_index_below`]).
 const SLAB_LOW_MASK: u64 = 0xff;
+const SLAB_INDEX_SHIFT: u32 = 32;
+/// The high half of the word of `Slab(0)`.
+const SLAB_HIGH: u32 = (TAG_SLAB << (TAG_SHIFT - SLAB_INDEX_SHIFT)) as u32;
 /// A movable owner's private part: the low 48 bits.
 pub const MOVABLE_PRIVATE_MASK: u64 = (1 << TAG_SHIFT) - 1;
 
@@ -51,7 +56,7 @@ impl PageOwner {
     #[inline]
     pub(crate) const fn encode(self) -> u64 {
         match self {
-            PageOwner::Slab(index) => (TAG_SLAB << TAG_SHIFT) | index as u64,
+            PageOwner::Slab(index) => (TAG_SLAB << TAG_SHIFT) | (index as u64) << SLAB_INDEX_SHIFT,
             PageOwner::Large(order) => (TAG_LARGE << TAG_SHIFT) | order as u64,
             PageOwner::Other => 0,
         }
@@ -60,9 +65,26 @@ impl PageOwner {
     #[inline]
     pub(crate) const fn decode(w: u64) -> PageOwner {
         match w >> TAG_SHIFT {
-            TAG_SLAB => PageOwner::Slab((w & SLAB_LOW_MASK) as usize),
+            TAG_SLAB => PageOwner::Slab(((w >> SLAB_INDEX_SHIFT) & SLAB_LOW_MASK) as usize),
             TAG_LARGE => PageOwner::Large((w & SLAB_LOW_MASK) as u32),
             _ => PageOwner::Other,
+        }
+    }
+    /// The cache index of a page whose owner word is `encode(Slab(index))` with
+    /// `index < limit`, else `None`: one 32-bit load (the word's high half, which holds
+    /// the tag and a slab's index), one subtraction and one compare, for `kfree`'s fast
+    /// path. A word of another tag, 0, the free lists' links (no tag) and a slab word
+    /// whose index is `limit` or more all miss and get [`Self::decode`]'s answer on the
+    /// slow path; a high half that passes is one `decode` reads as `Slab(index)` too.
+    /// `limit` must be at most [`SLAB_LOW_LIMIT`].
+    #[inline(always)]
+    pub(crate) fn slab_index_below(page: &Page, limit: usize) -> Option<usize> {
+        // In usize: the zero extension is the load's, not one more instruction.
+        let index = (page.owner_high() as usize).wrapping_sub(SLAB_HIGH as usize);
+        if index < limit {
+            Some(index)
+        } else {
+            None
         }
     }
 }
@@ -189,7 +211,8 @@ mod tests {
         for o in [PageOwner::Slab(0), PageOwner::Slab(63), PageOwner::Large(0), PageOwner::Large(16)] {
             assert_eq!(PageOwner::decode(o.encode()), o);
         }
-        assert_eq!(PageOwner::Slab(3).encode(), 0x51ab_0000_0000_0003);
+        assert_eq!(PageOwner::Slab(3).encode(), 0x51ab_0003_0000_0000);
+        assert_eq!(PageOwner::Large(3).encode(), 0x1a49_0000_0000_0003);
         assert_eq!(PageOwner::decode(0), PageOwner::Other);
         assert_eq!(PageOwner::decode(0x1234_0000_0000_0001), PageOwner::Other);
     }
@@ -210,7 +233,7 @@ mod tests {
         assert_eq!(MovableOwner::new(MovableKind(1), 5).encode(), 0x3c01_0000_0000_0005);
         assert_eq!(MovableOwner::new(MovableKind(3), 7).encode(), 0x3c03_0000_0000_0007);
         assert_eq!(MovableOwner::decode(0), None);
-        assert_eq!(MovableOwner::decode(0x51ab_0000_0000_0003), None, "a slab page");
+        assert_eq!(MovableOwner::decode(0x51ab_0003_0000_0000), None, "a slab page");
         assert_eq!(MovableOwner::decode(0x1a49_0000_0000_0003), None, "a large kmalloc");
         assert_eq!(MovableOwner::decode(0x0000_0001_0000_0002), None, "list links");
         assert_eq!(MovableOwner::decode(0x3c08_0000_0000_0002), None, "a kind past the registry");

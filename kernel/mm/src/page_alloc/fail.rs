@@ -73,7 +73,7 @@ impl FailPageAlloc {
         }
         let eligible =
             order >= self.min_order.load(Relaxed) && !(self.ignore_gfp_reclaim.load(Relaxed) && gfp.may_sleep());
-        self.attr.should_fail(eligible)
+        self.attr.should_fail_armed(eligible)
     }
 }
 

@@ -291,6 +291,11 @@ impl Page {
     pub fn owner(&self) -> u64 {
         (self.next() as u64) | ((self.prev() as u64) << 32)
     }
+    /// The owner word's high 32 bits, in one load (`kfree`'s fast path).
+    #[inline(always)]
+    pub(crate) fn owner_high(&self) -> u32 {
+        self.prev()
+    }
     /// Stores the owner word (meaningful while allocated).
     #[inline(always)]
     pub fn set_owner(&self, w: u64) {

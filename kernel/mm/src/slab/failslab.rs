@@ -42,6 +42,6 @@ impl FailSlab {
         if !self.attr.armed() || gfp.contains(Gfp::GFP_NOFAIL) {
             return false;
         }
-        self.attr.should_fail(!(self.ignore_gfp_reclaim.load(Relaxed) && gfp.may_sleep()))
+        self.attr.should_fail_armed(!(self.ignore_gfp_reclaim.load(Relaxed) && gfp.may_sleep()))
     }
 }

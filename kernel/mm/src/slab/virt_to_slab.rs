@@ -5,9 +5,10 @@
 //! the page allocator's checks (is the descriptor array set up, is the frame inside it, is
 //! the page allocated). Here the descriptor array and the linear map's offset are given
 //! once ([`VirtToSlab::set`]) and the fast path is: the page index by subtraction and a
-//! shift, one bounds test, the owner word's tag. A page that is not allocated holds free
-//! list links in that word, which carry no tag (see [`crate::owner`]), so only a slab
-//! page reads as one; everything else (large blocks, foreign pointers, an allocator not
+//! shift, one bounds test, one compare of the owner word's high half (the slab tag and
+//! an index inside the registry, [`PageOwner::slab_index_below`]). A page that is
+//! not allocated holds free list links in that word, which carry no tag (see
+//! [`crate::owner`]), so only a slab page reads as one; everything else (large blocks, foreign pointers, an allocator not
 //! yet told) takes `kfree`'s owner-word path with all its checks.
 
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
@@ -56,19 +57,15 @@ impl VirtToSlab {
         // SAFETY: `pages` and `len` are those of a `&'static [Page]` stored by `set` (the
         // length was read after it, with acquire), and `i < len`.
         let page = unsafe { &*self.pages.load(Relaxed).add(i) };
-        match PageOwner::decode(page.owner()) {
-            PageOwner::Slab(index) => Some(index & (super::MAX_CACHES - 1)),
-            _ => None,
-        }
+        // One compare: only a slab word naming a registry slot passes.
+        PageOwner::slab_index_below(page, super::MAX_CACHES)
     }
 }
-
-// The mask keeps every index inside the registry (and an owner word holds every index).
-const _: () = assert!(super::MAX_CACHES.is_power_of_two());
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn slab_pages_name_their_cache_and_nothing_else_does() {
@@ -89,5 +86,38 @@ mod tests {
         assert_eq!(v.cache_of(page(8)), None, "beyond the array");
         assert_eq!(v.cache_of(start - 1), None, "below it");
         assert_eq!(v.cache_of(16), None, "ZERO_SIZE_PTR");
+        pages[5].set_owner(PageOwner::Slab(super::super::MAX_CACHES).encode());
+        assert_eq!(v.cache_of(page(5)), None, "an index beyond the registry is not masked into it");
+        pages[6].set_owner(PageOwner::Slab(3).encode() | 1 << 44);
+        assert_eq!(v.cache_of(page(6)), None, "a slab word with a stray bit beside its index");
+        pages[7].set_owner(PageOwner::Slab(0).encode());
+        assert_eq!(v.cache_of(page(7)), Some(0));
+    }
+
+    proptest! {
+        /// Any owner word: the fast path names a cache exactly for the words `decode`
+        /// reads as a slab of a registry index with nothing else in the high half (every
+        /// word `encode` makes), and then the same cache; never a page of another owner.
+        #[test]
+        fn the_one_compare_agrees_with_decode(
+            tag in prop_oneof![Just(0x51abu64), Just(0x1a49), 0x3c00u64..0x3c08, any::<u16>().prop_map(u64::from)],
+            mid in prop_oneof![3 => Just(0u64), 1 => 0u64..0x100],
+            index in prop_oneof![0u64..70, 0u64..0x100],
+            low in prop_oneof![Just(0u64), any::<u32>().prop_map(u64::from)],
+        ) {
+            let w = (tag << 48) | (mid << 40) | (index << 32) | low;
+            let max = super::super::MAX_CACHES;
+            let page = Page::new();
+            page.set_owner(w);
+            let expect = match PageOwner::decode(w) {
+                PageOwner::Slab(i) if mid == 0 && i < max => Some(i),
+                _ => None,
+            };
+            prop_assert_eq!(PageOwner::slab_index_below(&page, max), expect);
+            for i in 0..max {
+                page.set_owner(PageOwner::Slab(i).encode());
+                prop_assert_eq!(PageOwner::slab_index_below(&page, max), Some(i));
+            }
+        }
     }
 }
