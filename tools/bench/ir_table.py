@@ -8,7 +8,8 @@ with the load of a shared machine, so this table is the performance figure of re
 
   ir_table.py                 measure, print the table, write target/bench-ir.json
   ir_table.py --docs FILE     also rewrite FILE's table between the ir-table markers
-  ir_table.py --check FILE    measure and fail if FILE's table differs by more than 3 %
+                              (repeatable; a `short` marker gets the table without its legend)
+  ir_table.py --check FILE    measure and fail if FILE's table differs by more than 3 % (repeatable)
   ir_table.py --only SUBSTR   only the rows whose key contains SUBSTR (no docs, no check)
 """
 
@@ -21,7 +22,7 @@ import subprocess
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BEGIN = "<!-- ir-table begin (tools/bench/ir_table.py --docs docs/performance.md) -->"
+BEGIN = "<!-- ir-table begin"  # the rest of the marker's line says what writes it
 END = "<!-- ir-table end -->"
 
 # Columns: (key, heading, legend).
@@ -106,11 +107,14 @@ def render(table):
 
 
 def docs_table(path):
+    """The file's text, the end of its begin marker's line and the start of the end marker,
+    and whether the marker asks for the short form (the table without its legend)."""
     text = open(path).read()
     a, b = text.find(BEGIN), text.find(END)
     if a < 0 or b < 0:
         sys.exit(f"error: {path} has no ir-table markers")
-    return text, a, b
+    eol = text.index("\n", a) + 1
+    return text, eol, b, "short" in text[a:eol]
 
 
 def parse(block):
@@ -125,8 +129,9 @@ def parse(block):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--docs", help="rewrite this file's table")
-    ap.add_argument("--check", help="compare this file's table with a fresh measurement")
+    ap.add_argument("--docs", action="append", default=[], help="rewrite this file's table (repeatable)")
+    ap.add_argument("--check", action="append", default=[],
+                    help="compare this file's table with a fresh measurement (repeatable)")
     ap.add_argument("--only", help="only rows whose key contains this")
     ap.add_argument("-j", "--jobs", type=int, default=2)
     args = ap.parse_args()
@@ -139,21 +144,23 @@ def main():
         return
     with open(os.path.join(target_dir(), "bench-ir.json"), "w") as f:
         json.dump(table, f, indent=1)
-    if args.docs:
-        text, a, b = docs_table(args.docs)
-        with open(args.docs, "w") as f:
-            f.write(text[:a] + BEGIN + "\n\n" + out + "\n" + text[b:])
-    if args.check:
-        text, a, b = docs_table(args.check)
+    for path in args.docs:
+        text, a, b, short = docs_table(path)
+        body = out.split("\n\n")[0] + "\n" if short else out
+        with open(path, "w") as f:
+            f.write(text[:a] + "\n" + body + "\n" + text[b:])
+    bad = []
+    for path in args.check:
+        text, a, b, _ = docs_table(path)
         old, new = parse(text[a:b]), parse(out)
-        bad = [f"{row} / {col}: docs {v}, measured {new.get(row, {}).get(col)}"
-               for row, cells in old.items() for col, v in cells.items()
-               if abs(new.get(row, {}).get(col, -10**9) - v) > max(2, v * 0.03)]
-        bad += [f"{row}: measured, not in the docs" for row in new if row not in old]
-        if bad:
-            sys.exit(f"{args.check} is stale (regenerate with tools/bench/ir_table.py --docs {args.check}):\n  "
-                     + "\n  ".join(bad))
-        print(f"{args.check}: table matches the measurement")
+        bad += [f"{path}: {row} / {col}: docs {v}, measured {new.get(row, {}).get(col)}"
+                for row, cells in old.items() for col, v in cells.items()
+                if abs(new.get(row, {}).get(col, -10**9) - v) > max(2, v * 0.03)]
+        bad += [f"{path}: {row}: measured, not in the docs" for row in new if row not in old]
+    if bad:
+        sys.exit("stale (regenerate with make bench-ir-docs):\n  " + "\n  ".join(bad))
+    for path in args.check:
+        print(f"{path}: table matches the measurement")
 
 
 if __name__ == "__main__":
