@@ -100,18 +100,7 @@ impl PageSource for HugeSim {
         }
         n
     }
-    fn phys_to_virt(&self, pa: PhysAddr) -> VirtAddr {
-        self.sim.phys_to_virt(pa)
-    }
-    fn virt_to_phys(&self, va: VirtAddr) -> Option<PhysAddr> {
-        self.sim.virt_to_phys(va)
-    }
-    fn set_page_owner(&self, pa: PhysAddr, word: u64) {
-        self.sim.set_page_owner(pa, word)
-    }
-    fn page_owner(&self, pa: PhysAddr) -> u64 {
-        self.sim.page_owner(pa)
-    }
+    page_source_passthrough!(sim);
 }
 
 fn new_vm() -> Vmalloc {

@@ -58,18 +58,7 @@ impl PageSource for RunSim {
         self.frees.borrow_mut().push((pa.as_u64(), order, self.sim.log.borrow().len()));
         self.sim.free_pages(pa, order)
     }
-    fn phys_to_virt(&self, pa: PhysAddr) -> VirtAddr {
-        self.sim.phys_to_virt(pa)
-    }
-    fn virt_to_phys(&self, va: VirtAddr) -> Option<PhysAddr> {
-        self.sim.virt_to_phys(va)
-    }
-    fn set_page_owner(&self, pa: PhysAddr, word: u64) {
-        self.sim.set_page_owner(pa, word)
-    }
-    fn page_owner(&self, pa: PhysAddr) -> u64 {
-        self.sim.page_owner(pa)
-    }
+    page_source_passthrough!(sim);
 }
 
 /// The raw level-3 descriptor of `va` and the tables on its path, read without the

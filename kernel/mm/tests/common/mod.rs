@@ -12,6 +12,26 @@ use mm::page_source::PageSource;
 use mm::pgtable::{LinearPhysMemory, PageTable, PhysMemory, PtConfig, TableAlloc, TlbMaint};
 use mm::slab::host::{HostPages, HOST_PHYS_BASE};
 
+/// The `PageSource` methods that a wrapper over another source (`self.$inner`) passes
+/// through unchanged: the address translation and the owner words.
+#[macro_export]
+macro_rules! page_source_passthrough {
+    ($inner:ident) => {
+        fn phys_to_virt(&self, pa: mm::addr::PhysAddr) -> mm::addr::VirtAddr {
+            self.$inner.phys_to_virt(pa)
+        }
+        fn virt_to_phys(&self, va: mm::addr::VirtAddr) -> Option<mm::addr::PhysAddr> {
+            self.$inner.virt_to_phys(va)
+        }
+        fn set_page_owner(&self, pa: mm::addr::PhysAddr, word: u64) {
+            self.$inner.set_page_owner(pa, word)
+        }
+        fn page_owner(&self, pa: mm::addr::PhysAddr) -> u64 {
+            self.$inner.page_owner(pa)
+        }
+    };
+}
+
 /// One recorded event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ev {
@@ -167,18 +187,7 @@ impl PageSource for Sim {
         self.frame(pa.as_u64());
         self.pages.free_pages(pa, order)
     }
-    fn phys_to_virt(&self, pa: PhysAddr) -> VirtAddr {
-        self.pages.phys_to_virt(pa)
-    }
-    fn virt_to_phys(&self, va: VirtAddr) -> Option<PhysAddr> {
-        self.pages.virt_to_phys(va)
-    }
-    fn set_page_owner(&self, pa: PhysAddr, word: u64) {
-        self.pages.set_page_owner(pa, word)
-    }
-    fn page_owner(&self, pa: PhysAddr) -> u64 {
-        self.pages.page_owner(pa)
-    }
+    page_source_passthrough!(pages);
     fn virt_page_owner(&self, va: VirtAddr) -> Option<u64> {
         self.pages.virt_page_owner(va)
     }
