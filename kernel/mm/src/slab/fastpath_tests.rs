@@ -368,11 +368,13 @@ fn four_cpus_with_remote_frees_and_a_remote_drainer() {
             })
             .collect();
         drop(txs);
-        for w in workers {
-            w.join().unwrap();
-        }
+        // Every worker joined before the drainer is stopped, and the drainer stopped
+        // before a worker's panic is passed on (else the scope would wait for it forever).
+        let all_ok = workers.into_iter().fold(true, |ok, w| w.join().is_ok() && ok);
         done.store(true, Relaxed);
-        assert!(drainer.join().unwrap() > 0);
+        let rounds = drainer.join().unwrap();
+        assert!(all_ok, "a worker panicked (see above)");
+        assert!(rounds > 0);
     });
     slab.drain_all();
     slab.shrink_all();
