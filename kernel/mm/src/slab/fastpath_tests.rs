@@ -370,7 +370,8 @@ fn four_cpus_with_remote_frees_and_a_remote_drainer() {
         drop(txs);
         // Every worker joined before the drainer is stopped, and the drainer stopped
         // before a worker's panic is passed on (else the scope would wait for it forever).
-        let all_ok = workers.into_iter().fold(true, |ok, w| w.join().is_ok() && ok);
+        let joined: Vec<bool> = workers.into_iter().map(|w| w.join().is_ok()).collect();
+        let all_ok = joined.iter().all(|&ok| ok);
         done.store(true, Relaxed);
         let rounds = drainer.join().unwrap();
         assert!(all_ok, "a worker panicked (see above)");
