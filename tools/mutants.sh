@@ -76,11 +76,12 @@ fi
 if [ -n "${MUTANTS_FILES:-}" ]; then
     args=()
     # MUTANTS_TESTS="a b": only the unit tests and these integration tests (quicker,
-    # for files those tests cover; without .cargo/mutants.toml's test arguments).
+    # for files those tests cover; without .cargo/mutants.toml's test arguments). Given
+    # to every cargo call, so that each mutant's build links only those test binaries.
     if [ -n "${MUTANTS_TESTS:-}" ]; then
-        args+=(--no-config --cargo-test-arg=--lib)
+        args+=(--no-config --cargo-arg=--lib)
         for t in $MUTANTS_TESTS; do
-            args+=("--cargo-test-arg=--test=$t")
+            args+=("--cargo-arg=--test=$t")
         done
     fi
     name=files

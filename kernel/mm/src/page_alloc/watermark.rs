@@ -223,6 +223,39 @@ mod tests {
         assert_eq!(default_min_free_kbytes(u64::MAX / 32), 262_144);
     }
 
+    /// `int_sqrt` is the floor of the square root (`r² <= x < (r+1)²`, in u128) for every
+    /// small number, both sides of every square up to 2^20, and the top of the range;
+    /// `default_min_free_kbytes` is that root of 16 times the memory, clamped.
+    #[test]
+    fn int_sqrt_is_the_floor_of_the_root() {
+        let floor_root = |x: u64, r: u64| {
+            let (x, r) = (u128::from(x), u128::from(r));
+            r * r <= x && x < (r + 1) * (r + 1)
+        };
+        let squares = (1..1u64 << 20).step_by(997).flat_map(|k| [k * k - 1, k * k, k * k + 1]);
+        let top = (0..64u64).map(|i| u64::MAX - i).chain([(1 << 32) - 1, 1 << 32, (1 << 32) + 1]);
+        for x in (0..5000u64).chain(squares).chain(top) {
+            let r = int_sqrt(x);
+            assert!(floor_root(x, r), "int_sqrt({x}) = {r}");
+            let kb = x / 16;
+            let want = int_sqrt(kb * 16).clamp(128, 262_144);
+            assert_eq!(default_min_free_kbytes(kb), want, "{kb} KiB");
+        }
+    }
+
+    /// `ALLOC_NO_WATERMARKS` comes from `__GFP_MEMALLOC` unless `__GFP_NOMEMALLOC` forbids
+    /// it, which also takes `ALLOC_HARDER` from `GFP_ATOMIC` (Linux's `gfp_to_alloc_flags`).
+    #[test]
+    fn nomemalloc_forbids_the_reserves() {
+        let memalloc = AllocFlags::slowpath(GFP_KERNEL | Gfp::GFP_MEMALLOC);
+        assert!(memalloc.no_watermarks && !memalloc.harder);
+        let both = AllocFlags::slowpath(GFP_KERNEL | Gfp::GFP_MEMALLOC | Gfp::GFP_NOMEMALLOC);
+        assert!(!both.no_watermarks);
+        assert!(!AllocFlags::slowpath(GFP_KERNEL | Gfp::GFP_NOMEMALLOC).no_watermarks);
+        let atomic = AllocFlags::slowpath(GFP_ATOMIC | Gfp::GFP_NOMEMALLOC);
+        assert!(atomic.high && !atomic.harder && !atomic.no_watermarks);
+    }
+
     /// `(free, highatomic, cma)` as a zone, a check of `mark` with `flags` and `reserve`.
     fn zf(free: u64, reserved_highatomic: u64, free_cma: u64) -> ZoneFree {
         ZoneFree { free, reserved_highatomic, free_cma }

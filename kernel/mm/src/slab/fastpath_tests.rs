@@ -263,6 +263,44 @@ fn an_interrupt_that_restores_avail_still_fails_the_interrupted_pop() {
     assert_eq!(all.len(), 22, "an object handed out twice");
 }
 
+/// The push side: a free into an array with room goes through the lockless path (the
+/// interrupt armed for its window runs), and an interrupt in that window that pops the
+/// top object and frees it back (`avail` as the push read it) fails the push's swap; the
+/// freed object is not lost: the slow path puts it on top, the interrupt's object under it.
+#[test]
+fn an_interrupt_in_a_free_fails_the_interrupted_push_and_loses_nothing() {
+    let (slab, _pages) = leaked_slab();
+    let cpu = CpuId::of(0);
+    let id = kmalloc_index(64);
+    let warm: Vec<_> = (0..8).map(|_| slab.kmalloc(64, GFP_KERNEL, cpu).unwrap().as_ptr() as usize).collect();
+    let outer = slab.kmalloc(64, GFP_KERNEL, cpu).unwrap().as_ptr() as usize;
+    for &p in &warm {
+        // SAFETY: live, freed once.
+        unsafe { slab.kfree(p as *mut u8, cpu) };
+    }
+    let before = kmalloc_stats(slab)[id];
+    assert!(before.cpu_cached >= 8 && before.cpu_cached < 64, "room on the array: {before:?}");
+    let got = Rc::new(RefCell::new(None));
+    let g = Rc::clone(&got);
+    irq::arm(move || {
+        let x = slab.kmalloc(64, GFP_KERNEL, cpu).unwrap().as_ptr();
+        // SAFETY: live, freed once.
+        unsafe { slab.kfree(x, cpu) };
+        *g.borrow_mut() = Some(x as usize);
+    });
+    // SAFETY: live, freed once.
+    unsafe { slab.kfree(outer as *mut u8, cpu) };
+    assert!(!irq::pending(), "the free took the lockless path (the interrupt ran in its window)");
+    let x = got.borrow().expect("the interrupt ran");
+    let after = kmalloc_stats(slab)[id];
+    assert_eq!(after.cpu_cached, before.cpu_cached + 1, "the free kept its object on the array");
+    assert_eq!(after.freehit + after.freemiss, before.freehit + before.freemiss + 2, "two frees counted");
+    // LIFO: the object the slow path pushed last comes out first, then the interrupt's.
+    let a = slab.kmalloc(64, GFP_KERNEL, cpu).unwrap().as_ptr() as usize;
+    let b = slab.kmalloc(64, GFP_KERNEL, cpu).unwrap().as_ptr() as usize;
+    assert_eq!((a, b), (outer, x), "the freed objects, hottest first");
+}
+
 /// Four threads as four CPUs allocate with remote frees (every other object is freed by
 /// the next CPU) while a fifth drains their arrays, holding each in turn: the lockless
 /// fast path meets a holder on another CPU. No object is handed out twice or changed
@@ -330,11 +368,14 @@ fn four_cpus_with_remote_frees_and_a_remote_drainer() {
             })
             .collect();
         drop(txs);
-        for w in workers {
-            w.join().unwrap();
-        }
+        // Every worker joined before the drainer is stopped, and the drainer stopped
+        // before a worker's panic is passed on (else the scope would wait for it forever).
+        let joined: Vec<bool> = workers.into_iter().map(|w| w.join().is_ok()).collect();
+        let all_ok = joined.iter().all(|&ok| ok);
         done.store(true, Relaxed);
-        assert!(drainer.join().unwrap() > 0);
+        let rounds = drainer.join().unwrap();
+        assert!(all_ok, "a worker panicked (see above)");
+        assert!(rounds > 0);
     });
     slab.drain_all();
     slab.shrink_all();

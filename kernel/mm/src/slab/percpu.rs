@@ -370,3 +370,19 @@ pub(crate) mod irq {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Linux SLAB's `enable_cpucache` limits on both sides of each size boundary, and a
+    /// batch of half the limit rounded up.
+    #[test]
+    fn tunables_follow_linux_slab_by_size() {
+        let table: [(usize, usize); 8] =
+            [(1, 120), (256, 120), (257, 54), (1024, 54), (1025, 24), (4096, 24), (4097, 8), (8192, 8)];
+        for (size, limit) in table {
+            assert_eq!(tunables_for(size), (limit, limit.div_ceil(2)), "size {size}");
+        }
+    }
+}
