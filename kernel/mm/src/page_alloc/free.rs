@@ -36,7 +36,7 @@ fn clear_block(mm: &MemMap, idx: u32, order: u32, head: LiveHead) {
 }
 
 /// Why a page in state `s` cannot be freed as a block of `order` (`Ok` if it can).
-fn classify(pfn: u64, order: u32, s: PageState) -> Refused {
+pub(super) fn classify(pfn: u64, order: u32, s: PageState) -> Refused {
     match s {
         PageState::Head { order: o, .. } if o == order => Ok(()),
         PageState::Head { order: allocated, .. } => Err(FreeError::WrongOrder { pfn, order, allocated }),

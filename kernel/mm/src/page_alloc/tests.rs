@@ -578,6 +578,15 @@ fn vm_events_count_pages_on_every_path() {
     let e = a.snapshot().events;
     assert_eq!((e.pgalloc[n], e.pgfree), (20, 20));
     assert_eq!(e.pgalloc[ZoneType::Dma.index()], 0);
+    // Blocks above order 0 through the per-CPU lists count every page: a plain block
+    // on the fast path, a compound one on the slow path's per-CPU branch.
+    let plain = a.alloc_pages(GFP_KERNEL, 2, cpu(0)).unwrap();
+    let comp = a.alloc_pages(GFP_KERNEL.union(crate::gfp::Gfp::GFP_COMP), 3, cpu(0)).unwrap();
+    assert_eq!(a.snapshot().events.pgalloc[n], 32);
+    a.free_pages(plain, 2, cpu(0)).unwrap();
+    assert_eq!(a.snapshot().events.pgfree, 24, "a plain order-2 free counts 4 pages");
+    a.free_pages(comp, 3, cpu(0)).unwrap();
+    assert_eq!(a.snapshot().events.pgfree, 32, "a compound order-3 free counts 8 pages");
     let ps = a.snapshot().pageset(cpu(0), ZoneType::Normal);
     assert_eq!((ps.high, ps.batch), (16, 4));
     let total: u64 = CpuId::all().map(|c| a.snapshot().pageset(c, ZoneType::Normal).count).sum();
@@ -680,4 +689,23 @@ fn watermark_change_reaches_the_fast_path_at_once() {
     a.drain_all();
     assert_eq!(a.snapshot().nr_free_pages(), 4096);
     check_invariants(a).unwrap();
+}
+
+/// The refusal for each state a freed page can be in: only a live head of exactly the
+/// freed order is no refusal (the slow path and the lost race of `transition_from` both
+/// rely on it).
+#[test]
+fn classify_names_the_refusal_of_every_state() {
+    use free::classify;
+    use page::PageState;
+    let mt = MigrateType::Movable;
+    let head = |order, compound| PageState::Head { order, compound, tail_owner: false };
+    assert_eq!(classify(8, 3, head(3, false)), Ok(()));
+    assert_eq!(classify(8, 3, head(3, true)), Ok(()));
+    assert_eq!(classify(8, 3, head(2, false)), Err(FreeError::WrongOrder { pfn: 8, order: 3, allocated: 2 }));
+    assert_eq!(classify(8, 0, PageState::Buddy { order: 0, mt }), Err(FreeError::DoubleFree { pfn: 8, order: 0 }));
+    assert_eq!(classify(8, 1, PageState::Pcp { order: 1, mt }), Err(FreeError::DoubleFree { pfn: 8, order: 1 }));
+    assert_eq!(classify(8, 0, PageState::Reserved), Err(FreeError::Reserved { pfn: 8 }));
+    assert_eq!(classify(9, 0, PageState::Tail), Err(FreeError::TailPage { pfn: 9 }));
+    assert_eq!(classify(8, 2, PageState::Unmarked), Err(FreeError::NotAllocated { pfn: 8, order: 2 }));
 }
