@@ -709,3 +709,23 @@ fn classify_names_the_refusal_of_every_state() {
     assert_eq!(classify(9, 0, PageState::Tail), Err(FreeError::TailPage { pfn: 9 }));
     assert_eq!(classify(8, 2, PageState::Unmarked), Err(FreeError::NotAllocated { pfn: 8, order: 2 }));
 }
+
+/// A list at `high` gives back a batch of pages, counted in pages, not blocks: four
+/// order-2 frees reach high 16, and the drain takes two blocks (8 pages), not all.
+#[test]
+fn a_drain_at_high_gives_back_a_batch_of_pages() {
+    let a = make(1024, 0, 0, &[(0, 1024)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(16, 8);
+    let c = cpu(1);
+    let blocks: Vec<_> = (0..4).map(|_| a.alloc_pages(GFP_KERNEL, 2, c).unwrap()).collect();
+    a.drain_all();
+    assert_eq!(a.snapshot().nr_pcp_pages(), 0);
+    for (k, b) in blocks.into_iter().enumerate() {
+        a.free_pages(b, 2, c).unwrap();
+        let expect = if k < 3 { 4 * (k as u64 + 1) } else { 8 };
+        assert_eq!(a.snapshot().pageset(c, ZoneType::Normal).count, expect, "after free {k}");
+    }
+    assert_eq!(a.snapshot().nr_free_pages(), 1024);
+    check_invariants(a).unwrap();
+}
