@@ -68,6 +68,12 @@ impl CacheCfg {
         (idx * self.stride == off).then_some(idx)
     }
 
+    /// Whether an offset below `num * stride` from the first object is an object start.
+    #[inline(always)]
+    pub(crate) fn on_boundary(&self, off: usize) -> bool {
+        (((off as u64 * self.recip) >> 32) as usize) * self.stride == off
+    }
+
     pub(crate) fn obj_at(&self, slab: Slab, idx: usize) -> usize {
         slab.addr() + self.first + idx * self.stride + self.obj_offset
     }
