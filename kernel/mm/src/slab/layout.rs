@@ -78,8 +78,11 @@ impl CacheCfg {
         slab.addr() + self.first + idx * self.stride + self.obj_offset
     }
 
+    #[inline(always)]
     pub(crate) fn fp_addr(&self, obj: usize) -> usize {
-        obj - self.obj_offset + self.fp_offset
+        // One add once the difference is hoisted (the free pointer may precede the object
+        // only in theory: wrapping keeps that correct too).
+        obj.wrapping_add(self.fp_offset.wrapping_sub(self.obj_offset))
     }
 
     /// Hardened encoding of a free pointer stored at `at` (SLAB_FREELIST_HARDENED).

@@ -100,26 +100,13 @@ impl KmemCache {
         let inuse = slab.inuse();
         let free = cfg.num.saturating_sub(inuse);
         let want = out.len().min(free);
-        // The slot arithmetic hoisted: an object is `base + i * stride` for `i < num`.
-        let base = cfg.obj_at(slab, 0);
-        let span = cfg.num * cfg.stride;
-        let fp_delta = cfg.fp_offset.wrapping_sub(cfg.obj_offset);
-        let mut obj = cfg.encode(slab.freelist(), head_at);
-        let mut taken = 0;
-        let mut bad = false;
-        for slot in &out[..want] {
-            // 0 and every address outside the slab wrap to at least `span`.
-            let off = obj.wrapping_sub(base);
-            if off >= span || !cfg.on_boundary(off) {
-                bad = true;
-                break;
-            }
-            slot.store(obj, Relaxed);
-            taken += 1;
-            let at = obj.wrapping_add(fp_delta);
-            // SAFETY: `obj` was validated as an object of this slab; its free pointer is ours.
-            obj = cfg.encode(unsafe { raw::read_word(at) }, at);
-        }
+        let first = cfg.encode(slab.freelist(), head_at);
+        let out = &out[..want];
+        let (taken, obj, bad) = if cfg.stride.is_power_of_two() {
+            walk_freelist::<true>(cfg, slab, first, out)
+        } else {
+            walk_freelist::<false>(cfg, slab, first, out)
+        };
         if bad || (taken == free && obj != 0) {
             let lost = free - taken;
             node.free_objects -= free;
@@ -212,4 +199,33 @@ impl KmemCache {
             self.release_slab(env, cfg, node, victim);
         }
     }
+}
+
+/// Follows a slab's freelist from `obj` (decoded), validating each pointer, into `out`:
+/// `(taken, the next pointer, whether a bad one stopped the walk)`. `POW2`: the stride is a
+/// power of two, so an object start is a masked test (else by reciprocal).
+#[inline(always)]
+fn walk_freelist<const POW2: bool>(
+    cfg: &CacheCfg,
+    slab: Slab,
+    mut obj: usize,
+    out: &[AtomicUsize],
+) -> (usize, usize, bool) {
+    // The slot arithmetic hoisted: an object is `base + i * stride` for `i < num`.
+    let base = cfg.obj_at(slab, 0);
+    let span = cfg.num * cfg.stride;
+    let mut taken = 0;
+    for slot in out {
+        // 0 and every address outside the slab wrap to at least `span`.
+        let off = obj.wrapping_sub(base);
+        if off >= span || !(if POW2 { off & (cfg.stride - 1) == 0 } else { cfg.on_boundary(off) }) {
+            return (taken, obj, true);
+        }
+        slot.store(obj, Relaxed);
+        taken += 1;
+        let at = cfg.fp_addr(obj);
+        // SAFETY: `obj` was validated as an object of this slab; its free pointer is ours.
+        obj = cfg.encode(unsafe { raw::read_word(at) }, at);
+    }
+    (taken, obj, false)
 }
