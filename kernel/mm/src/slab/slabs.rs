@@ -157,20 +157,17 @@ impl KmemCache {
     /// found by rounding its address down (the cache's slabs are `va_aligned`).
     pub(super) fn slab_push_aligned(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, objs: &[AtomicUsize]) {
         let mask = !(cfg.slab_bytes() - 1);
-        // Objects linked since `free_objects` was last brought up to date.
-        let mut pending = 0;
+        // Counted up front: a slab released on the way takes its `num` off a count that
+        // already holds its objects.
+        node.free_objects += objs.len();
         for obj in objs.iter().map(|e| e.load(Relaxed)) {
             // SAFETY: every slab of this cache is naturally aligned in the linear map
             // (`va_aligned`) and `obj`, a free object of this cache, lies inside one.
             let slab = unsafe { Slab::from_raw(obj & mask) };
-            pending += 1;
             if Self::link_free(cfg, slab, obj) {
-                node.free_objects += pending;
-                pending = 0;
                 self.slab_changed_list(env, cfg, node, slab);
             }
         }
-        node.free_objects += pending;
     }
 
     /// Pushes `obj` on its slab's freelist and counts it free there; `true` when the slab
