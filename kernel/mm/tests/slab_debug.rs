@@ -235,9 +235,9 @@ fn freelist_longer_than_the_free_count_is_cut_not_followed_into_a_live_object() 
             // the secret (stored = next ^ secret ^ swab(address of the word)).
             let fp_off = if debug { 64 + 8 } else { 0 };
             let word = |o: *mut u8| o as usize + fp_off;
-            // SAFETY: free pointers of objects of this slab inside the host arena (read,
-            // then deliberately rewritten, as a corrupting write would).
+            // SAFETY: the free pointer of an object of this slab inside the host arena.
             let read = |o: *mut u8| unsafe { (word(o) as *const usize).read_unaligned() };
+            // SAFETY: as above, deliberately rewritten as a corrupting write would.
             let write = |o: *mut u8, v: usize| unsafe { (word(o) as *mut usize).write_unaligned(v) };
             let secret = read(b) ^ a as usize ^ word(b).swap_bytes();
             let encode = |ptr: usize, o: *mut u8| ptr ^ secret ^ word(o).swap_bytes();
