@@ -218,6 +218,55 @@ fn freepointer_corruption_abandons_freelist() {
 }
 
 #[test]
+fn freelist_longer_than_the_free_count_is_cut_not_followed_into_a_live_object() {
+    for debug in [false, true] {
+        with_slab(debug, |slab, rep| {
+            let a = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
+            let b = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
+            let live = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
+            let rest: Vec<_> = (0..40).map(|_| slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
+            // SAFETY: live objects.
+            unsafe {
+                slab.kfree(a, CpuId::of(0));
+                slab.kfree(b, CpuId::of(0));
+            }
+            slab.drain_all();
+            // `b` heads its slab's freelist and points to `a`: its stored word gives away
+            // the secret (stored = next ^ secret ^ swab(address of the word)).
+            let fp_off = if debug { 64 + 8 } else { 0 };
+            let word = |o: *mut u8| o as usize + fp_off;
+            // SAFETY: the free pointer of an object of this slab inside the host arena.
+            let read = |o: *mut u8| unsafe { (word(o) as *const usize).read_unaligned() };
+            // SAFETY: as above, deliberately rewritten as a corrupting write would.
+            let write = |o: *mut u8, v: usize| unsafe { (word(o) as *mut usize).write_unaligned(v) };
+            let secret = read(b) ^ a as usize ^ word(b).swap_bytes();
+            let encode = |ptr: usize, o: *mut u8| ptr ^ secret ^ word(o).swap_bytes();
+            // Walk to the tail, then append `live` (a live object of the same slab) with a
+            // correctly encoded end: every pointer valid, one object too many.
+            let mut tail = b;
+            let mut steps = 0;
+            loop {
+                let next = read(tail) ^ secret ^ word(tail).swap_bytes();
+                if next == 0 {
+                    break;
+                }
+                tail = next as *mut u8;
+                steps += 1;
+                assert!(steps < 64, "no end to the freelist");
+            }
+            write(tail, encode(live as usize, tail));
+            write(live, encode(0, live));
+            let got: Vec<_> = (0..100).map(|_| slab.kmalloc(64, GFP_KERNEL, CpuId::of(1)).unwrap().as_ptr()).collect();
+            assert!(got.iter().all(|&q| q != live), "a live object was handed out again");
+            let errs = rep.take();
+            assert_eq!(errs.len(), 1, "{:?}", errs);
+            assert!(matches!(errs[0].kind, SlabErrorKind::FreepointerCorrupt { fp } if fp == live as usize));
+            drop(rest);
+        });
+    }
+}
+
+#[test]
 fn debug_off_fast_path_has_no_poison() {
     with_slab(false, |slab, rep| {
         assert!(!slab.debug());

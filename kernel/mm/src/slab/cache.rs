@@ -208,7 +208,8 @@ impl KmemCache {
             // SAFETY: list heads are held slabs.
             let slab = unsafe { Slab::from_raw(slab) };
             let room = want - ac.avail();
-            self.slab_pop_n(env, &cfg, &mut node, slab, room, |obj| ac.push(obj));
+            let taken = self.slab_pop_into(env, &cfg, &mut node, slab, &ac.room()[..room]);
+            ac.grow(taken);
             node.relist(&cfg, slab);
         }
         ac.avail() > 0
@@ -217,22 +218,17 @@ impl KmemCache {
     /// Returns the `n` oldest objects of a per-CPU array to their slabs.
     fn flush(&self, env: Env<'_>, ac: &mut ArrayGuard<'_>, n: usize) {
         let cfg = self.cfg();
-        let n = n.min(ac.avail());
+        let objs = ac.oldest(n);
+        let n = objs.len();
         let mut node = self.node.lock();
         if self.va_aligned.load(Relaxed) {
-            // `slab_of` with its test and mask hoisted out of the loop.
-            let mask = !(cfg.slab_bytes() - 1);
-            for obj in (0..n).map(|i| ac.entry(i)) {
-                // SAFETY: every slab of this cache is naturally aligned in the linear map
-                // (`va_aligned`) and `obj`, a free object of this cache, lies inside one.
-                let slab = unsafe { Slab::from_raw(obj & mask) };
-                self.slab_push_to(env, &cfg, &mut node, slab, obj);
-            }
+            self.slab_push_aligned(env, &cfg, &mut node, objs);
         } else {
-            for obj in (0..n).map(|i| ac.entry(i)) {
+            for obj in objs.iter().map(|e| e.load(Relaxed)) {
                 self.slab_push(env, &cfg, &mut node, obj);
             }
         }
+        drop(node);
         ac.drop_oldest(n);
     }
 

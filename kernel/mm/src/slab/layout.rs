@@ -68,12 +68,21 @@ impl CacheCfg {
         (idx * self.stride == off).then_some(idx)
     }
 
+    /// Whether an offset below `num * stride` from the first object is an object start.
+    #[inline(always)]
+    pub(crate) fn on_boundary(&self, off: usize) -> bool {
+        (((off as u64 * self.recip) >> 32) as usize) * self.stride == off
+    }
+
     pub(crate) fn obj_at(&self, slab: Slab, idx: usize) -> usize {
         slab.addr() + self.first + idx * self.stride + self.obj_offset
     }
 
+    #[inline(always)]
     pub(crate) fn fp_addr(&self, obj: usize) -> usize {
-        obj - self.obj_offset + self.fp_offset
+        // One add once the difference is hoisted (the free pointer may precede the object
+        // only in theory: wrapping keeps that correct too).
+        obj.wrapping_add(self.fp_offset.wrapping_sub(self.obj_offset))
     }
 
     /// Hardened encoding of a free pointer stored at `at` (SLAB_FREELIST_HARDENED).

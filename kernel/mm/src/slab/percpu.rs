@@ -30,6 +30,8 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
+use super::raw;
+
 /// Capacity of an array cache (the largest `limit`, Linux SLAB's 120 for small objects).
 pub const AC_MAX: usize = 120;
 /// Entry slots: a power of two at least [`AC_MAX`], so that an index below `limit` needs
@@ -231,13 +233,36 @@ impl ArrayGuard<'_> {
         self.avail += 1;
     }
 
+    /// The free slots above the top, up to `limit`: a refill writes objects there, then
+    /// publishes them with [`Self::grow`].
+    #[inline]
+    pub(crate) fn room(&self) -> &[AtomicUsize] {
+        let limit = self.limit().min(AC_MAX);
+        &self.a.entry[self.avail.min(limit)..limit]
+    }
+
+    /// Counts the first `n` slots of [`Self::room`] as pushed.
+    #[inline]
+    pub(crate) fn grow(&mut self, n: usize) {
+        debug_assert!(self.avail + n <= self.limit());
+        self.avail += n;
+    }
+
+    /// The `n` oldest entries (bottom of the stack), at most `avail`.
+    #[inline]
+    pub(crate) fn oldest(&self, n: usize) -> &[AtomicUsize] {
+        &self.a.entry[..n.min(self.avail)]
+    }
+
     /// Removes the `n` oldest entries (bottom of the stack), once they have been handed
-    /// back to their slabs.
+    /// back to their slabs: the rest moves down with one copy.
     pub(crate) fn drop_oldest(&mut self, n: usize) {
         let n = n.min(self.avail);
-        for i in n..self.avail {
-            self.a.entry[i - n].store(self.entry(i), Relaxed);
-        }
+        let base = self.a.entry.as_ptr() as usize;
+        // SAFETY: `n <= avail <= AC_MAX`, so both ranges lie inside `entry`, whose
+        // `AtomicUsize`s have `usize`'s layout; the holder owns every entry below `avail`
+        // (a stale fast push writes only at `avail` itself, which the copy does not touch).
+        unsafe { raw::move_words(base + n * core::mem::size_of::<AtomicUsize>(), base, self.avail - n) };
         self.avail -= n;
     }
 

@@ -60,3 +60,13 @@ pub(crate) unsafe fn copy(src: usize, dst: usize, len: usize) {
     // SAFETY: the caller guarantees validity and disjointness.
     unsafe { core::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, len) }
 }
+
+/// Moves `words` 8-byte words from `src` to `dst`; the ranges may overlap (`memmove`).
+///
+/// # Safety
+/// Both ranges must be valid, 8-aligned and owned by the caller.
+#[inline]
+pub(crate) unsafe fn move_words(src: usize, dst: usize, words: usize) {
+    // SAFETY: the caller guarantees validity and alignment; `copy` allows overlap.
+    unsafe { core::ptr::copy(src as *const usize, dst as *mut usize, words) }
+}

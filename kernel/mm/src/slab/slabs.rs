@@ -3,7 +3,7 @@
 //! freelist and the node lists that sort slabs into full, partial and free. The
 //! per-CPU fast path ([`super::cache`]) comes here only to refill or flush its array.
 
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use super::cache::{Env, KmemCache, FREE_SLAB_RESERVE};
 use super::debug::init_free_debug;
@@ -80,53 +80,51 @@ impl KmemCache {
         env.ps.free_pages(pa, cfg.order);
     }
 
-    /// Pops up to `max` objects off a slab's freelist, validating each hardened pointer,
-    /// handing each to `put`; the slab header and node counters are written once. Returns
-    /// how many were taken. A pointer that does not land on an object of this slab, or a
-    /// freelist that ends while the slab still counts free objects (a cut list), abandons
-    /// the rest: the slab is treated as full for good, and the error is reported (a cut
-    /// list is never walked again, so a partial slab cannot spin its callers).
+    /// Pops objects off a slab's freelist into `out` (as many as fit and the slab has),
+    /// validating each hardened pointer; the slab header and node counters are written
+    /// once. Returns how many were taken. A pointer that does not land on an object of this
+    /// slab, a freelist that ends while the slab still counts free objects (a cut list) or
+    /// one that goes on past them abandons the rest: the slab is treated as full for good,
+    /// and the error is reported (a bad list is never walked again, so a partial slab
+    /// cannot spin its callers).
     #[inline]
-    pub(super) fn slab_pop_n(
+    pub(super) fn slab_pop_into(
         &self,
         env: Env<'_>,
         cfg: &CacheCfg,
         node: &mut Node,
         slab: Slab,
-        max: usize,
-        mut put: impl FnMut(usize),
+        out: &[AtomicUsize],
     ) -> usize {
         let head_at = slab.freelist_at();
-        let mut obj = cfg.encode(slab.freelist(), head_at);
-        let mut taken = 0;
-        while taken < max {
-            if obj == 0 && slab.inuse() + taken == cfg.num {
-                break;
-            }
-            if obj == 0 || cfg.obj_index(slab, obj).is_none() {
-                let lost = cfg.num - slab.inuse() - taken;
-                node.free_objects -= taken + lost;
-                node.quarantined += lost;
-                slab.set_inuse(cfg.num);
-                slab.set_freelist(cfg.encode(0, head_at));
-                node.errors += 1;
-                env.rep.report(&SlabError {
-                    kind: SlabErrorKind::FreepointerCorrupt { fp: obj },
-                    cache: cfg.name,
-                    object: head_at,
-                    slab: slab.addr(),
-                    fix: SlabFix::Isolated,
-                });
-                return taken;
-            }
-            let at = cfg.fp_addr(obj);
-            put(obj);
-            taken += 1;
-            // SAFETY: `obj` was validated as an object of this slab; its free pointer is ours.
-            obj = cfg.encode(unsafe { raw::read_word(at) }, at);
+        let inuse = slab.inuse();
+        let free = cfg.num.saturating_sub(inuse);
+        let want = out.len().min(free);
+        let first = cfg.encode(slab.freelist(), head_at);
+        let out = &out[..want];
+        let (taken, obj, bad) = if cfg.stride.is_power_of_two() {
+            walk_freelist::<true>(cfg, slab, first, out)
+        } else {
+            walk_freelist::<false>(cfg, slab, first, out)
+        };
+        if bad || (taken == free && obj != 0) {
+            let lost = free - taken;
+            node.free_objects -= free;
+            node.quarantined += lost;
+            slab.set_inuse(cfg.num);
+            slab.set_freelist(cfg.encode(0, head_at));
+            node.errors += 1;
+            env.rep.report(&SlabError {
+                kind: SlabErrorKind::FreepointerCorrupt { fp: obj },
+                cache: cfg.name,
+                object: head_at,
+                slab: slab.addr(),
+                fix: SlabFix::Isolated,
+            });
+            return taken;
         }
         slab.set_freelist(cfg.encode(obj, head_at));
-        slab.set_inuse(slab.inuse() + taken);
+        slab.set_inuse(inuse + taken);
         node.free_objects -= taken;
         taken
     }
@@ -134,9 +132,8 @@ impl KmemCache {
     /// Pops one object off a slab's freelist, validating the hardened pointer.
     #[inline]
     pub(super) fn slab_pop(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, slab: Slab) -> Option<usize> {
-        let mut got = None;
-        self.slab_pop_n(env, cfg, node, slab, 1, |obj| got = Some(obj));
-        got
+        let got = [AtomicUsize::new(0)];
+        (self.slab_pop_into(env, cfg, node, slab, &got) == 1).then(|| got[0].load(Relaxed))
     }
 
     /// Returns an object to its slab; releases a slab beyond the empty-slab reserve.
@@ -150,6 +147,33 @@ impl KmemCache {
     /// [`Self::slab_push`] to a slab already found.
     #[inline(always)]
     pub(super) fn slab_push_to(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, slab: Slab, obj: usize) {
+        node.free_objects += 1;
+        if Self::link_free(cfg, slab, obj) {
+            self.slab_changed_list(env, cfg, node, slab);
+        }
+    }
+
+    /// Returns a run of objects (a per-CPU array's oldest entries) to their slabs, each
+    /// found by rounding its address down (the cache's slabs are `va_aligned`).
+    pub(super) fn slab_push_aligned(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, objs: &[AtomicUsize]) {
+        let mask = !(cfg.slab_bytes() - 1);
+        // Counted up front: a slab released on the way takes its `num` off a count that
+        // already holds its objects.
+        node.free_objects += objs.len();
+        for obj in objs.iter().map(|e| e.load(Relaxed)) {
+            // SAFETY: every slab of this cache is naturally aligned in the linear map
+            // (`va_aligned`) and `obj`, a free object of this cache, lies inside one.
+            let slab = unsafe { Slab::from_raw(obj & mask) };
+            if Self::link_free(cfg, slab, obj) {
+                self.slab_changed_list(env, cfg, node, slab);
+            }
+        }
+    }
+
+    /// Pushes `obj` on its slab's freelist and counts it free there; `true` when the slab
+    /// must change lists (it stopped being full or became empty).
+    #[inline(always)]
+    fn link_free(cfg: &CacheCfg, slab: Slab, obj: usize) -> bool {
         let head_at = slab.freelist_at();
         let at = cfg.fp_addr(obj);
         // SAFETY: `obj` is a free object of this slab (it came from a per-CPU array).
@@ -157,16 +181,48 @@ impl KmemCache {
         slab.set_freelist(cfg.encode(obj, head_at));
         let inuse = slab.inuse() - 1;
         slab.set_inuse(inuse);
-        node.free_objects += 1;
-        // The slab changes lists only when it stops being full or becomes empty; only then
-        // can the free list have grown beyond the reserve.
-        if inuse == 0 || inuse + 1 == cfg.num {
-            node.relist(cfg, slab);
-            if node.nr_free_slabs > FREE_SLAB_RESERVE {
-                // SAFETY: the free list is non-empty, its head is a held slab.
-                let victim = unsafe { Slab::from_raw(node.head[LIST_FREE]) };
-                self.release_slab(env, cfg, node, victim);
-            }
+        // `inuse` is 0 or `num - 1` (one compare: 0 wraps to the top).
+        inuse.wrapping_sub(1) >= cfg.num.wrapping_sub(2)
+    }
+
+    /// Moves a slab whose in-use count just left "full" or reached 0 to its list, and
+    /// releases an empty slab beyond the reserve (only then can the free list have grown).
+    #[inline(never)]
+    fn slab_changed_list(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, slab: Slab) {
+        node.relist(cfg, slab);
+        if node.nr_free_slabs > FREE_SLAB_RESERVE {
+            // SAFETY: the free list is non-empty, its head is a held slab.
+            let victim = unsafe { Slab::from_raw(node.head[LIST_FREE]) };
+            self.release_slab(env, cfg, node, victim);
         }
     }
+}
+
+/// Follows a slab's freelist from `obj` (decoded), validating each pointer, into `out`:
+/// `(taken, the next pointer, whether a bad one stopped the walk)`. `POW2`: the stride is a
+/// power of two, so an object start is a masked test (else by reciprocal).
+#[inline(always)]
+fn walk_freelist<const POW2: bool>(
+    cfg: &CacheCfg,
+    slab: Slab,
+    mut obj: usize,
+    out: &[AtomicUsize],
+) -> (usize, usize, bool) {
+    // The slot arithmetic hoisted: an object is `base + i * stride` for `i < num`.
+    let base = cfg.obj_at(slab, 0);
+    let span = cfg.num * cfg.stride;
+    let mut taken = 0;
+    for slot in out {
+        // 0 and every address outside the slab wrap to at least `span`.
+        let off = obj.wrapping_sub(base);
+        if off >= span || !(if POW2 { off & (cfg.stride - 1) == 0 } else { cfg.on_boundary(off) }) {
+            return (taken, obj, true);
+        }
+        slot.store(obj, Relaxed);
+        taken += 1;
+        let at = cfg.fp_addr(obj);
+        // SAFETY: `obj` was validated as an object of this slab; its free pointer is ours.
+        obj = cfg.encode(unsafe { raw::read_word(at) }, at);
+    }
+    (taken, obj, false)
 }
