@@ -24,7 +24,7 @@ impl PageAllocator {
     ///
     /// `cpu` is the CPU the caller runs on: its per-CPU lists are used with its interrupts
     /// masked and without any lock (see [`pcp`]).
-    #[inline]
+    #[inline(always)]
     pub fn alloc_pages(&self, gfp: Gfp, order: u32, cpu: CpuId) -> Result<Pfn, AllocFailure> {
         match self.alloc_fast(gfp, order, cpu) {
             Some(pfn) => Ok(Pfn(pfn)),
@@ -66,6 +66,7 @@ impl PageAllocator {
 
     /// Everything [`Self::alloc_fast`] does not take: checks, refills, larger orders,
     /// lower watermarks, the HighAtomic reserve, failures.
+    #[cold]
     #[inline(never)]
     pub(super) fn alloc_pages_slow(&self, gfp: Gfp, order: u32, cpu: CpuId) -> Result<Pfn, AllocFailure> {
         let mm = self.mem_map.get().ok_or(AllocFailure::NotInitialized)?;

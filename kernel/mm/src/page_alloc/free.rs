@@ -51,7 +51,7 @@ impl PageAllocator {
     /// Frees a block from [`Self::alloc_pages`] (Linux's `__free_pages`), checking first
     /// that it is one: a bad request is refused and changes nothing. `cpu` is the CPU the
     /// caller runs on; the block goes to its per-CPU list whichever CPU allocated it.
-    #[inline]
+    #[inline(always)]
     pub fn free_pages(&self, pfn: Pfn, order: u32, cpu: CpuId) -> Result<(), FreeError> {
         if self.free_fast(pfn.0, order, cpu) {
             return Ok(());
@@ -93,6 +93,7 @@ impl PageAllocator {
 
     /// Every free [`Self::free_fast`] does not take: refusals, compound blocks and
     /// blocks with tail owner words, orders above the per-CPU ones.
+    #[cold]
     #[inline(never)]
     pub(super) fn free_pages_slow(&self, pfn: u64, order: u32, cpu: CpuId) -> Result<(), FreeError> {
         let mm = self.mem_map.get().ok_or(FreeError::NotInitialized)?;
