@@ -84,7 +84,7 @@ impl PageAllocator {
         let Some(pcp) = self.try_local_pcp(cpu, slot.zone_index()) else { return false };
         page.set_pcp(order, slot);
         pcp.push_page(page, mm.idx(pfn), order, slot.list());
-        pcp.count_free(1 << order);
+        pcp.count_free(super::pcp::pcp_pages(order));
         if pcp.must_drain() {
             self.pcp_overflow(mm_ref, slot.zone_index(), &pcp);
         }
