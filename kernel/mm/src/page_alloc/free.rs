@@ -6,7 +6,7 @@
 
 use core::sync::atomic::Ordering::Relaxed;
 
-use super::page::{LiveHead, MemMap, PageState};
+use super::page::{LiveHead, MemMap, PageState, PcpSlot};
 use super::{FreeError, PageAllocator, PerCpuPages, MAX_PAGE_ORDER, PCP_MAX_ORDER};
 use crate::addr::Pfn;
 use crate::cpu::CpuId;
@@ -86,9 +86,18 @@ impl PageAllocator {
         pcp.push_page(page, mm.idx(pfn), order, slot.list());
         pcp.count_free(super::pcp::pcp_pages(order));
         if pcp.must_drain() {
-            self.pcp_overflow(mm_ref, slot.zone_index(), &pcp);
+            self.pcp_overflow_slot(mm_ref, slot, &pcp);
         }
         true
+    }
+
+    /// [`Self::pcp_overflow`] for [`Self::free_fast`], which has the zone as part of the
+    /// page's info word only: decoding it here keeps the decode off the fast path, which
+    /// needs only the zone's lists' address.
+    #[cold]
+    #[inline(never)]
+    fn pcp_overflow_slot(&self, mm: &MemMap, slot: PcpSlot, pcp: &PerCpuPages) {
+        self.pcp_overflow(mm, slot.zone_index(), pcp)
     }
 
     /// Every free [`Self::free_fast`] does not take: refusals, compound blocks and
