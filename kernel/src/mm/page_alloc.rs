@@ -235,7 +235,7 @@ pub fn __free_pages(page: &Page, order: u32) -> Result<(), FreeError> {
 /// Inline, the good case in a few instructions: an aligned address goes straight to the
 /// page allocator, whose `pfn_to_page` bounds check also refuses every address outside
 /// the linear map (below `PAGE_OFFSET` the subtraction wraps to a frame far above RAM).
-/// A refusal is then told apart, and warned about, out of line ([`refuse_free`]).
+/// A refusal is then told apart, and warned about, out of line (`refuse_free`).
 #[track_caller]
 #[inline(always)]
 pub fn free_pages(addr: VirtAddr, order: u32) -> Result<(), FreeError> {
