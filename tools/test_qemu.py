@@ -312,6 +312,8 @@ def bad_page_free_refused_system_healthy(image):
                     r"WARNING: free_pages: 0x[0-9a-f]+ is not page aligned",
                     r"WARNING: free_pages: double free of pfn 0x[0-9a-f]+ order 1",
                     r"WARNING: free_pages: free of reserved pfn 0x0",
+                    r"WARNING: free_pages: 0xffffff7ffffff000 is not a linear-map address \(called from kernel/src/commands/crash.rs:\d+\); refused",
+                    r"WARNING: free_pages: 0xffffff80[0-9a-f]{8} is not a linear-map address \(called from kernel/src/commands/crash.rs:\d+\); refused",
                     r"free pages before (\d+), after \1: allocator intact"]:
             check(re.search(pat, out), f"missing {pat!r}", out)
         out = q.command("alloc pages 3")

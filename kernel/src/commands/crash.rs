@@ -258,6 +258,10 @@ fn crash_bad_page_free() {
         let _ = page_alloc::free_pages(va, 1); // double free
     }
     let _ = page_alloc::free_pages(mm::addr::VirtAddr::new(0xffff_ff80_0000_0000), 0); // reserved page 0
+                                                                                       // Aligned addresses outside the linear map, below it and at its end: the page
+                                                                                       // allocator's bounds check refuses them, and the warning names the address.
+    let _ = page_alloc::free_pages(mm::addr::VirtAddr::new(0xffff_ff7f_ffff_f000), 0);
+    let _ = page_alloc::free_pages(mm::addr::VirtAddr::new(page_alloc::linear_map_end()), 0);
     let after = page_alloc::PAGES.snapshot().nr_free_pages();
     cprintln!(
         "crash: free pages before {before}, after {after}: {}",

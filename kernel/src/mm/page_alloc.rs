@@ -43,7 +43,13 @@ fn on_bad_free(e: &FreeError) {
 }
 
 /// The buddy allocator as the slab and vmalloc layers see it.
-pub static PAGE_SOURCE: BuddyPageSource<'static> = BuddyPageSource {
+pub static PAGE_SOURCE: BuddyPageSource<'static> = SOURCE;
+
+/// [`PAGE_SOURCE`] as a constant, for this module's own calls: each use is a value the
+/// compiler sees whole, so its function pointers become direct calls that inline (the
+/// CPU number read from TPIDR_EL1, page_owner's `enabled` test), where a call through
+/// the static left them out-of-line calls.
+const SOURCE: BuddyPageSource<'static> = BuddyPageSource {
     alloc: &PAGES,
     linear_offset: PAGE_OFFSET,
     cpu: crate::percpu::smp_processor_id,
@@ -164,7 +170,7 @@ pub fn report_failure(f: &AllocFailure) {
 /// Linux's `alloc_pages`: `2^order` contiguous pages, or `None` (reported unless
 /// `__GFP_NOWARN`), through [`PAGE_SOURCE`], which zeroes and reports.
 pub fn alloc_pages(gfp: Gfp, order: u32) -> Option<&'static Page> {
-    PAGE_SOURCE.alloc(gfp, order).ok().and_then(|pfn| PAGES.pfn_to_page(pfn))
+    SOURCE.alloc(gfp, order).ok().and_then(|pfn| PAGES.pfn_to_page(pfn))
 }
 
 /// Linux's `alloc_page`.
@@ -179,7 +185,7 @@ fn pfn_to_virt(pfn: Pfn) -> VirtAddr {
 /// Linux's `__get_free_pages`: the linear-map address of `2^order` pages.
 #[inline]
 pub fn __get_free_pages(gfp: Gfp, order: u32) -> Option<VirtAddr> {
-    PAGE_SOURCE.alloc(gfp, order).ok().map(pfn_to_virt)
+    SOURCE.alloc(gfp, order).ok().map(pfn_to_virt)
 }
 
 /// Linux's `get_zeroed_page`.
@@ -225,9 +231,28 @@ pub fn __free_pages(page: &Page, order: u32) -> Result<(), FreeError> {
 /// Linux's `free_pages` by linear-map address. Bad input (an address the allocator never
 /// gave, the wrong order, a double free, an unaligned address) is refused with a warning
 /// naming the problem and the caller; the allocator stays intact.
+///
+/// Inline, the good case in a few instructions: an aligned address goes straight to the
+/// page allocator, whose `pfn_to_page` bounds check also refuses every address outside
+/// the linear map (below `PAGE_OFFSET` the subtraction wraps to a frame far above RAM).
+/// A refusal is then told apart, and warned about, out of line (`refuse_free`).
 #[track_caller]
+#[inline(always)]
 pub fn free_pages(addr: VirtAddr, order: u32) -> Result<(), FreeError> {
-    let caller = Location::caller();
+    if !addr.is_page_aligned() {
+        return Err(refuse_free(addr, order, None, Location::caller()));
+    }
+    match SOURCE.free(super::virt_to_phys(addr).pfn(), order) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(refuse_free(addr, order, Some(e), Location::caller())),
+    }
+}
+
+/// [`free_pages`]' refusals, with their warnings: an address outside the linear map, an
+/// unaligned one, or the page allocator's reason (`e`) for one inside it.
+#[cold]
+#[inline(never)]
+fn refuse_free(addr: VirtAddr, order: u32, e: Option<FreeError>, caller: &Location<'_>) -> FreeError {
     let v = addr.as_u64();
     if !(PAGE_OFFSET..linear_map_end()).contains(&v) {
         pr_warn!(
@@ -236,23 +261,31 @@ pub fn free_pages(addr: VirtAddr, order: u32) -> Result<(), FreeError> {
             caller.file(),
             caller.line()
         );
-        return Err(FreeError::OutsideMemMap { pfn: 0 });
+        return FreeError::OutsideMemMap { pfn: 0 };
     }
-    if !addr.is_page_aligned() {
-        pr_warn!(
-            "WARNING: free_pages: {:#x} is not page aligned (called from {}:{}); refused",
-            v,
-            caller.file(),
-            caller.line()
-        );
-        return Err(FreeError::Unaligned { pfn: super::virt_to_phys(addr).as_u64() >> PAGE_SHIFT, order });
+    match e {
+        None => {
+            pr_warn!(
+                "WARNING: free_pages: {:#x} is not page aligned (called from {}:{}); refused",
+                v,
+                caller.file(),
+                caller.line()
+            );
+            FreeError::Unaligned { pfn: super::virt_to_phys(addr).as_u64() >> PAGE_SHIFT, order }
+        }
+        Some(e) => report_refused(e, caller),
     }
-    free_pfn(super::virt_to_phys(addr).pfn(), order, caller)
 }
 
 fn free_pfn(pfn: Pfn, order: u32, caller: &Location<'_>) -> Result<(), FreeError> {
-    PAGE_SOURCE.free(pfn, order).inspect_err(|e| {
-        pr_warn!("WARNING: free_pages: {} (called from {}:{}); refused", e, caller.file(), caller.line());
-        super::page_owner::report_bad_free(e, crate::platform::symbols());
-    })
+    SOURCE.free(pfn, order).map_err(|e| report_refused(e, caller))
+}
+
+/// The warning for a free the page allocator refused (it is unchanged).
+#[cold]
+#[inline(never)]
+fn report_refused(e: FreeError, caller: &Location<'_>) -> FreeError {
+    pr_warn!("WARNING: free_pages: {} (called from {}:{}); refused", e, caller.file(), caller.line());
+    super::page_owner::report_bad_free(&e, crate::platform::symbols());
+    e
 }

@@ -111,24 +111,38 @@ pub fn units_to_ns(u: u32) -> u64 {
     board::timer::ticks_to_ns((u as u64) << UNIT_SHIFT)
 }
 
-/// The page source's allocation hook (Linux's `set_page_owner`).
-#[inline(never)]
+/// The page source's allocation hook (Linux's `set_page_owner`): the `enabled` test
+/// inline in the allocation path, the record out of line.
+#[inline(always)]
 pub fn on_alloc(pfn: Pfn, order: u32, gfp: Gfp) {
-    if !enabled() {
-        return;
+    if enabled() {
+        record_alloc(pfn, order, gfp);
     }
+}
+
+/// [`on_alloc`]'s record. Never inlined: the call trace starts from its caller.
+#[cold]
+#[inline(never)]
+fn record_alloc(pfn: Pfn, order: u32, gfp: Gfp) {
     if let Some(po) = PAGE_OWNER.get() {
         let t = capture(boot::cpu::fp() as u64);
         po.set_alloc(pfn.0, order, gfp, boot::cpu::cpu_id() as u32, now_units(), &t);
     }
 }
 
-/// The page source's free hook (Linux's `reset_page_owner`).
-#[inline(never)]
+/// The page source's free hook (Linux's `reset_page_owner`): the `enabled` test inline
+/// in the free path, the record out of line.
+#[inline(always)]
 pub fn on_free(pfn: Pfn, _order: u32) {
-    if !enabled() {
-        return;
+    if enabled() {
+        record_free(pfn);
     }
+}
+
+/// [`on_free`]'s record. Never inlined: the call trace starts from its caller.
+#[cold]
+#[inline(never)]
+fn record_free(pfn: Pfn) {
     if let Some(po) = PAGE_OWNER.get() {
         let t = capture(boot::cpu::fp() as u64);
         po.set_free(pfn.0, now_units(), &t);

@@ -45,11 +45,11 @@ impl PageAlloc for OurPages {
     fn name(&self) -> &'static str {
         self.name
     }
-    #[inline]
+    #[inline(always)]
     fn alloc(&mut self, order: u32) -> Option<u64> {
         self.alloc.alloc_pages(GFP_KERNEL, order, CpuId::BOOT).ok().map(|p| p.0)
     }
-    #[inline]
+    #[inline(always)]
     fn free(&mut self, frame: u64, order: u32) {
         self.alloc.free_pages(Pfn(frame), order, CpuId::BOOT).expect("free_pages refused");
     }

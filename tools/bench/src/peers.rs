@@ -39,11 +39,11 @@ impl PageAlloc for BsaFrames {
     fn name(&self) -> &'static str {
         "bsa-frame"
     }
-    #[inline]
+    #[inline(always)]
     fn alloc(&mut self, order: u32) -> Option<u64> {
         self.fa.alloc(1 << order).map(|f| f as u64)
     }
-    #[inline]
+    #[inline(always)]
     fn free(&mut self, frame: u64, order: u32) {
         self.fa.dealloc(frame as usize, 1 << order);
     }
@@ -70,13 +70,13 @@ impl PageAlloc for BsaHeapPages {
     fn name(&self) -> &'static str {
         "bsa-heap"
     }
-    #[inline]
+    #[inline(always)]
     fn alloc(&mut self, order: u32) -> Option<u64> {
         let sz = PAGE << order;
         let l = Layout::from_size_align(sz, sz).ok()?;
         self.heap.alloc(l).ok().map(|p| p.as_ptr() as u64 / PAGE as u64)
     }
-    #[inline]
+    #[inline(always)]
     fn free(&mut self, frame: u64, order: u32) {
         let sz = PAGE << order;
         let l = Layout::from_size_align(sz, sz).expect("page layout");

@@ -7,6 +7,7 @@
 use core::sync::atomic::Ordering::Relaxed;
 
 use super::page::{MemMap, PageState};
+use super::pcp::pcp_pages;
 use super::watermark::{self, AllocFlags, WatermarkCheck, ZoneFree};
 use super::{gfp_migratetype, AllocFailure, MigrateType, PageAllocator, ZoneType, MAX_PAGE_ORDER, PCP_MAX_ORDER};
 use crate::addr::Pfn;
@@ -24,7 +25,7 @@ impl PageAllocator {
     ///
     /// `cpu` is the CPU the caller runs on: its per-CPU lists are used with its interrupts
     /// masked and without any lock (see [`pcp`]).
-    #[inline]
+    #[inline(always)]
     pub fn alloc_pages(&self, gfp: Gfp, order: u32, cpu: CpuId) -> Result<Pfn, AllocFailure> {
         match self.alloc_fast(gfp, order, cpu) {
             Some(pfn) => Ok(Pfn(pfn)),
@@ -52,12 +53,13 @@ impl PageAllocator {
         // No lowmem_reserve in the request's own highest zone; free CMA pages count only
         // for a movable request; the block itself is on the list or the pop fails.
         let cma = AllocFlags::low(gfp).cma;
-        if !watermark::fits(self.meta[zi].fast_headroom[cma as usize].load(Relaxed), order) {
+        let n = pcp_pages(order);
+        if !watermark::fits_pages(self.meta[zi].fast_headroom[cma as usize].load(Relaxed), n) {
             return None;
         }
         let pcp = self.try_local_pcp(cpu, zi)?;
         let (idx, page) = pcp.pop_page(&mm, order, gfp_migratetype(gfp).index())?;
-        pcp.count_alloc(1 << order);
+        pcp.count_alloc(n);
         drop(pcp);
         // prep_new_page: the owner word is 0 (`pop` and `push` cleared the links).
         page.set_state(PageState::Head { order, compound: false, tail_owner: false });
@@ -66,6 +68,7 @@ impl PageAllocator {
 
     /// Everything [`Self::alloc_fast`] does not take: checks, refills, larger orders,
     /// lower watermarks, the HighAtomic reserve, failures.
+    #[cold]
     #[inline(never)]
     pub(super) fn alloc_pages_slow(&self, gfp: Gfp, order: u32, cpu: CpuId) -> Result<Pfn, AllocFailure> {
         let mm = self.mem_map.get().ok_or(AllocFailure::NotInitialized)?;

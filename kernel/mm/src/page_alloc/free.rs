@@ -6,7 +6,7 @@
 
 use core::sync::atomic::Ordering::Relaxed;
 
-use super::page::{LiveHead, MemMap, PageState};
+use super::page::{LiveHead, MemMap, PageState, PcpSlot};
 use super::{FreeError, PageAllocator, PerCpuPages, MAX_PAGE_ORDER, PCP_MAX_ORDER};
 use crate::addr::Pfn;
 use crate::cpu::CpuId;
@@ -51,7 +51,7 @@ impl PageAllocator {
     /// Frees a block from [`Self::alloc_pages`] (Linux's `__free_pages`), checking first
     /// that it is one: a bad request is refused and changes nothing. `cpu` is the CPU the
     /// caller runs on; the block goes to its per-CPU list whichever CPU allocated it.
-    #[inline]
+    #[inline(always)]
     pub fn free_pages(&self, pfn: Pfn, order: u32, cpu: CpuId) -> Result<(), FreeError> {
         if self.free_fast(pfn.0, order, cpu) {
             return Ok(());
@@ -84,15 +84,25 @@ impl PageAllocator {
         let Some(pcp) = self.try_local_pcp(cpu, slot.zone_index()) else { return false };
         page.set_pcp(order, slot);
         pcp.push_page(page, mm.idx(pfn), order, slot.list());
-        pcp.count_free(1 << order);
+        pcp.count_free(super::pcp::pcp_pages(order));
         if pcp.must_drain() {
-            self.pcp_overflow(mm_ref, slot.zone_index(), &pcp);
+            self.pcp_overflow_slot(mm_ref, slot, &pcp);
         }
         true
     }
 
+    /// [`Self::pcp_overflow`] for [`Self::free_fast`], which has the zone as part of the
+    /// page's info word only: decoding it here keeps the decode off the fast path, which
+    /// needs only the zone's lists' address.
+    #[cold]
+    #[inline(never)]
+    fn pcp_overflow_slot(&self, mm: &MemMap, slot: PcpSlot, pcp: &PerCpuPages) {
+        self.pcp_overflow(mm, slot.zone_index(), pcp)
+    }
+
     /// Every free [`Self::free_fast`] does not take: refusals, compound blocks and
     /// blocks with tail owner words, orders above the per-CPU ones.
+    #[cold]
     #[inline(never)]
     pub(super) fn free_pages_slow(&self, pfn: u64, order: u32, cpu: CpuId) -> Result<(), FreeError> {
         let mm = self.mem_map.get().ok_or(FreeError::NotInitialized)?;

@@ -44,7 +44,7 @@ pub fn no_free_hook(_: Pfn, _: u32) {}
 impl BuddyPageSource<'_> {
     /// Allocates `2^order` pages on the running CPU, zeroed for `__GFP_ZERO`; a failure
     /// is reported (unless `__GFP_NOWARN`) and returned.
-    #[inline]
+    #[inline(always)]
     pub fn alloc(&self, gfp: Gfp, order: u32) -> Result<Pfn, AllocFailure> {
         match self.alloc.alloc_pages(gfp, order, (self.cpu)()) {
             Ok(pfn) => {
@@ -64,7 +64,7 @@ impl BuddyPageSource<'_> {
     }
     /// Frees a block on the running CPU; a refused free is returned, not reported (the
     /// caller names itself in the report, as the kernel's `free_pages` does).
-    #[inline]
+    #[inline(always)]
     pub fn free(&self, pfn: Pfn, order: u32) -> Result<(), FreeError> {
         self.alloc.free_pages(pfn, order, (self.cpu)()).inspect(|()| (self.on_free)(pfn, order))
     }

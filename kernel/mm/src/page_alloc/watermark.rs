@@ -200,7 +200,13 @@ impl WatermarkCheck {
 /// (`free - min - reserve`) as `headroom >= 1 << order`.
 #[inline(always)]
 pub const fn fits(headroom: i64, order: u32) -> bool {
-    headroom >= 1i64 << order
+    fits_pages(headroom, 1 << order)
+}
+
+/// [`fits`] for a block of `pages` (`1 << order`) pages.
+#[inline(always)]
+pub const fn fits_pages(headroom: i64, pages: u64) -> bool {
+    headroom >= pages as i64
 }
 
 #[cfg(test)]
