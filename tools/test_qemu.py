@@ -2020,7 +2020,9 @@ def kfence_sampled_console_kmalloc_shows_its_real_phys(image):
             sampled += 0xffffffa0_00000000 <= va < 0xffffffb0_00000000
         check(sampled >= 1, "no console kmalloc was sampled with a 1 ms interval", q.command("allocs"))
         out = q.command("release all")
-        check("freed" in out, "release all", out)
+        # A sampled object goes back to the pool (kfree's range check after the slab's
+        # fast path); handed to the slab instead, it would be reported as no slab object.
+        check("freed" in out and "BUG" not in out, "release all", out)
 
 
 @test

@@ -169,12 +169,9 @@ pub fn enable_event_stream() {
     isb();
 }
 
-/// Sets this core's per-CPU pointer (TPIDR_EL1, which only the kernel uses).
-pub fn set_this_cpu_ptr(p: usize) {
-    TPIDR_EL1.set(p as u64);
-}
-
-/// This core's per-CPU pointer (0 until [`set_this_cpu_ptr`]).
+/// This core's per-CPU pointer (TPIDR_EL1, which only the kernel uses): `entry.S` sets
+/// it to the core's block of the kernel's `__per_cpu_blocks` before any Rust runs.
+#[inline(always)]
 pub fn this_cpu_ptr() -> usize {
     TPIDR_EL1.get() as usize
 }

@@ -14,7 +14,9 @@
 //   4. zero BSS (objcopy -O binary drops it; real RAM is not zero)
 //   5. build the early page tables and turn the MMU and caches on; no exclusive
 //      loads/stores (locks, atomics) may run before this point on a Pi 3
-//   6. switch to the higher half, set the 16-byte aligned boot stack, call Rust.
+//   6. switch to the higher half, set the 16-byte aligned boot stack, point TPIDR_EL1 at
+//      the core's per-CPU block (the kernel's `__per_cpu_blocks`; its reset value is
+//      UNKNOWN, and Rust reads it from its first line on), call Rust.
 
 // Every value below in braces comes from Rust (the consts crate, boot/src/sysreg.rs):
 // one definition, shared with the Rust page-table code.
@@ -269,6 +271,8 @@ boot_high:
     stp     xzr, xzr, [sp, #-16]!
     mov     x29, sp
     mov     x30, #0
+    ldr     x1, =__per_cpu_blocks       // core 0's block (the boot CPU is CPU 0)
+    msr     tpidr_el1, x1
     mov     x0, x19
     mov     x1, x20
     bl      kernel_main
@@ -309,6 +313,9 @@ secondary_high:
     stp     xzr, xzr, [sp, #-16]!       // the final frame record, as on core 0
     mov     x29, sp
     mov     x30, #0
+    ldr     x1, =__per_cpu_blocks
+    add     x1, x1, x19, lsl #{PERCPU_SHIFT} // this core's per-CPU block
+    msr     tpidr_el1, x1
     mov     x0, x19
     bl      secondary_main
 9:  wfe

@@ -37,6 +37,7 @@ core::arch::global_asm!(
     STACK_SLOT_SIZE = const consts::memory::STACK_SLOT_SIZE,
     STACK_GUARD_SIZE = const consts::memory::STACK_GUARD_SIZE,
     NR_CPUS = const consts::NR_CPUS,
+    PERCPU_SHIFT = const consts::PERCPU_SHIFT,
 );
 #[cfg(all(target_os = "none", feature = "entry"))]
 core::arch::global_asm!(

@@ -17,7 +17,6 @@ mod kmain {
     /// Called by `boot/entry.S` with the loader's x0 and the exception level at entry.
     #[no_mangle]
     pub extern "C" fn kernel_main(dtb: u64, entry_el: u64) -> ! {
-        kernel::percpu::set_this_cpu(kernel::percpu::CpuId::BOOT);
         // A silent mailbox or an unusable answer (0 Hz: no divisor, no console) gives
         // config.txt's 48 MHz, said once the console works.
         let (uart_hz, uart_fallback) = uart_clock(mailbox::clock_rate(mailbox::clock::UART).ok(), board::uart::BAUD);

@@ -3,12 +3,14 @@
 //! so per-CPU arrays index without a bounds failure), and there is one way to ask for
 //! the running one, [`smp_processor_id`] (Linux's name).
 //!
-//! Each CPU's TPIDR_EL1 points at its [`PerCpu`] block, set first thing as the CPU comes
-//! up ([`set_this_cpu`]); reading it is a plain register read, where MPIDR_EL1 goes
-//! through a helper under QEMU (about 28 ns a read, measured, a tenth of a kmalloc+kfree
-//! pair).
+//! Each CPU's TPIDR_EL1 points at its [`PerCpu`] block, set by `boot/src/entry.S`
+//! before the CPU runs any Rust (the blocks are exported as `__per_cpu_blocks`, one
+//! every `1 << PERCPU_SHIFT` bytes, CPU n at block n); reading it is a plain register
+//! read and one load, with no test: MPIDR_EL1 goes through a helper under QEMU (about
+//! 28 ns a read, measured, a tenth of a kmalloc+kfree pair), and a test for an unset
+//! register cost every kmalloc and kfree a branch.
 
-pub use consts::NR_CPUS;
+pub use consts::{NR_CPUS, PERCPU_SHIFT};
 pub use mm::cpu::CpuId;
 
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +22,11 @@ pub struct PerCpu {
     pub cpu: CpuId,
 }
 
+const _: () =
+    assert!(core::mem::size_of::<PerCpu>() == 1 << PERCPU_SHIFT, "entry.S strides the blocks by PERCPU_SHIFT");
+
+/// Every CPU's block; `entry.S` loads its address (the name is its interface).
+#[export_name = "__per_cpu_blocks"]
 static PERCPU: [PerCpu; NR_CPUS] = {
     let mut a = [const { PerCpu { cpu: CpuId::BOOT } }; NR_CPUS];
     let mut i = 0;
@@ -30,20 +37,12 @@ static PERCPU: [PerCpu; NR_CPUS] = {
     a
 };
 
-/// Points this CPU's TPIDR_EL1 at its per-CPU block: the first thing a CPU does in
-/// Rust (TPIDR_EL1's reset value is unknown on real hardware).
-pub fn set_this_cpu(cpu: CpuId) {
-    boot::cpu::set_this_cpu_ptr(&PERCPU[cpu.index()] as *const PerCpu as usize);
-}
-
-/// This CPU's per-CPU data (through TPIDR_EL1; from MPIDR_EL1 while it is not set).
+/// This CPU's per-CPU data (through TPIDR_EL1).
 #[inline(always)]
 pub fn this_cpu() -> &'static PerCpu {
     let p = boot::cpu::this_cpu_ptr();
-    if p == 0 {
-        return &PERCPU[boot::cpu::cpu_id()];
-    }
-    // SAFETY: set_this_cpu stored a pointer into PERCPU, a static.
+    // SAFETY: entry.S set TPIDR_EL1 to `&PERCPU[cpu]` before this CPU ran any Rust, and
+    // nothing writes it since; PERCPU is a static.
     unsafe { &*(p as *const PerCpu) }
 }
 

@@ -126,7 +126,8 @@ fn start_cpu(cpu: CpuId) -> Result<(), &'static str> {
 extern "C" fn secondary_main(cpu: u64) -> ! {
     let cpu = CpuId::of(cpu as usize);
     boot::mmu::disable_ttbr0();
-    crate::percpu::set_this_cpu(cpu);
+    // entry.S chose this core's per-CPU block from the same MPIDR_EL1 field.
+    assert_eq!(crate::percpu::smp_processor_id(), cpu, "TPIDR_EL1 names another CPU's block");
     boot::cpu::enable_event_stream();
     let mpidr = boot::cpu::mpidr();
     pr_info!("CPU{}: Booted secondary processor 0x{:010x} [0x{:08x}]", cpu, mpidr & 0xff_ffff, boot::cpu::midr());

@@ -20,6 +20,11 @@ pub mod pgtable_hwdef;
 /// every per-CPU array, in `mm`, the kernel and `boot`'s emergency stacks.
 pub const NR_CPUS: usize = 4;
 
+/// log2 of the size of a CPU's per-CPU block (the kernel's `percpu::PerCpu`, 64 bytes: a
+/// cache line): `entry.S` points each core's TPIDR_EL1 at block `cpu << PERCPU_SHIFT`
+/// of the kernel's `__per_cpu_blocks` before any Rust runs.
+pub const PERCPU_SHIFT: u32 = 6;
+
 const _: () = {
     assert!(NR_CPUS > 0 && NR_CPUS.is_power_of_two(), "vectors.S finds a CPU's emergency stack with a mask");
     assert!(NR_CPUS <= usize::BITS as usize, "CPU masks are one bit per CPU in a usize");

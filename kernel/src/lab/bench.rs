@@ -200,6 +200,40 @@ fn repeat(n: u64, m: &mut Meter, mut pair: impl FnMut()) {
     }
 }
 
+/// Objects per round of the batch workload.
+const BATCH: usize = 1000;
+
+/// The batch workload, `rounds` times: [`BATCH`] objects of random sizes (8..2048)
+/// allocated, then freed in a random order; Ctrl-C is checked once per round. Generic,
+/// as [`repeat`], so that each side's loops are compiled on their own (with both sides
+/// in one loop, every object paid a branch on the side, and the side whose code was
+/// inlined took the registers).
+#[inline(always)]
+fn batch(
+    ptrs: &mut [(*mut u8, usize); BATCH],
+    rounds: u64,
+    rng: &mut u64,
+    m: &mut Meter,
+    mut alloc: impl FnMut(usize) -> *mut u8,
+    mut free: impl FnMut(*mut u8, usize),
+) {
+    for _ in 0..rounds {
+        if m.check() {
+            break;
+        }
+        for p in ptrs.iter_mut() {
+            let size = 8 + (xorshift64(rng) % 2041) as usize;
+            *p = (alloc(size), size);
+        }
+        for i in (1..ptrs.len()).rev() {
+            ptrs.swap(i, (xorshift64(rng) % (i as u64 + 1)) as usize);
+        }
+        for &(p, size) in ptrs.iter() {
+            free(p, size);
+        }
+    }
+}
+
 fn workloads(heap: &LockedHeap, n: u64, meter: &mut Meter) {
     let lla_alloc = |l: Layout| {
         let _irq = mm::sync::IrqGuard::new();
@@ -229,41 +263,37 @@ fn workloads(heap: &LockedHeap, n: u64, meter: &mut Meter) {
     }
 
     // 1000 objects of random sizes (8..2048), freed in random order.
-    const BATCH: usize = 1000;
-    // On the stack (16 KiB): nothing of the benchmark's own comes from the heap.
+    // On the stack (16 KiB), shared by both sides: nothing of the benchmark's own comes
+    // from the heap.
     let mut ptrs = [(core::ptr::null_mut::<u8>(), 0usize); BATCH];
     let rounds = (n / BATCH as u64).max(1);
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let shuffle = |ptrs: &mut [(*mut u8, usize)], rng: &mut u64| {
-        for i in (1..ptrs.len()).rev() {
-            ptrs.swap(i, (xorshift64(rng) % (i as u64 + 1)) as usize);
-        }
-    };
     compare(format_args!("kmalloc random 8-2048 x1000, random free"), rounds * BATCH as u64, meter, &mut |side, m| {
-        for _ in 0..rounds {
-            if m.check() {
-                break;
-            }
-            for p in ptrs.iter_mut() {
-                let size = 8 + (xorshift64(&mut rng) % 2041) as usize;
-                let got = match side {
-                    Side::Kernel => slab::kmalloc(size, GFP_KERNEL),
-                    Side::Heap => lla_alloc(Layout::from_size_align(size, 8).unwrap_or(Layout::new::<u64>())),
-                };
-                *p = (got.map_or(core::ptr::null_mut(), |p| p.as_ptr()), size);
-            }
-            shuffle(&mut ptrs, &mut rng);
-            for &(p, size) in ptrs.iter() {
-                match side {
-                    // SAFETY: each pointer came from kmalloc above and is freed once.
-                    Side::Kernel => unsafe { slab::kfree(p) },
-                    Side::Heap => {
-                        if let (Some(p), Ok(l)) = (NonNull::new(p), Layout::from_size_align(size, 8)) {
-                            lla_free(p, l);
-                        }
+        match side {
+            Side::Kernel => batch(
+                &mut ptrs,
+                rounds,
+                &mut rng,
+                m,
+                |size| slab::kmalloc(size, GFP_KERNEL).map_or(core::ptr::null_mut(), |p| p.as_ptr()),
+                // SAFETY: each pointer came from kmalloc above and is freed once.
+                |p, _| unsafe { slab::kfree(p) },
+            ),
+            Side::Heap => batch(
+                &mut ptrs,
+                rounds,
+                &mut rng,
+                m,
+                |size| {
+                    lla_alloc(Layout::from_size_align(size, 8).unwrap_or(Layout::new::<u64>()))
+                        .map_or(core::ptr::null_mut(), |p| p.as_ptr())
+                },
+                |p, size| {
+                    if let (Some(p), Ok(l)) = (NonNull::new(p), Layout::from_size_align(size, 8)) {
+                        lla_free(p, l);
                     }
-                }
-            }
+                },
+            ),
         }
     });
 

@@ -7,11 +7,15 @@
 //! carries on. (Linux unprotects the page instead; here it stays protected, so the
 //! next bad access is caught too.)
 //!
-//! Costs on the allocation path: one relaxed load of the sample gate per `kmalloc`, and
-//! a range check per `kfree`/`ksize`. Nothing waits: the pool and the page table are
+//! Costs on the allocation path: none of its own on the fast paths. `kmalloc` loads the
+//! slab hooks' gate byte (`slab_hooks`, shared with kmemleak), whose bit the sampling
+//! timer sets; `kfree` checks the pool's range only for an address that is not a slab
+//! object of the linear map (the pool is in the vmalloc range), and `ksize` every time.
+//! Nothing waits: the pool and the page table are
 //! only `try_lock`ed (a busy lock means "not sampled this time").
 
 use super::page_alloc::{self, PAGE_SOURCE};
+use super::slab_hooks;
 use super::vmalloc::{vmap, VMALLOC};
 use crate::arch::aarch64::{backtrace, esr::Abort, traps::read_stack_word};
 use crate::ksyms::SymbolizedAddr;
@@ -19,7 +23,7 @@ use crate::mm::page_owner::capture;
 use boot::TrapFrame;
 use core::fmt::Write;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use mm::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 use mm::debug::kfence::{FaultKind, KfencePool, Slot, Track};
 use mm::debug::stack_depot::{Trace, DEPOT_DEPTH};
@@ -56,7 +60,6 @@ struct Kfence {
 static KFENCE: SpinLock<Option<Kfence>> = SpinLock::new(None);
 static START: AtomicU64 = AtomicU64::new(u64::MAX);
 static END: AtomicU64 = AtomicU64::new(0);
-static ALLOW: AtomicBool = AtomicBool::new(false);
 static INTERVAL_MS: AtomicU64 = AtomicU64::new(0);
 static REPORTS: AtomicU64 = AtomicU64::new(0);
 /// The slab's fault injection (`fail_slab`), given by `init`'s caller.
@@ -142,7 +145,7 @@ pub fn init(failslab: &'static FaultAttr) {
 }
 
 fn sample_tick(_: usize) {
-    ALLOW.store(true, Relaxed);
+    slab_hooks::set(slab_hooks::KFENCE_DUE);
     arm();
 }
 
@@ -164,13 +167,14 @@ pub fn is_kfence_address(p: u64) -> bool {
     p >= START.load(Relaxed) && p < END.load(Relaxed)
 }
 
-/// The sampled `kmalloc`: `None` unless the interval has passed (one relaxed load).
+/// The sampled `kmalloc`: `None` unless the interval has passed (`kmalloc` calls it only
+/// when the hooks' gate byte is set: [`slab_hooks`]).
 /// While `fail_slab` is armed, a sample that falls due is skipped (the slab serves, and
 /// fails as told): Linux checks `should_failslab` before `kfence_alloc`, so an injected
 /// failure is never served from the pool instead.
 #[inline(always)]
 pub fn alloc(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
-    if !ALLOW.load(Relaxed) || !ALLOW.swap(false, Relaxed) {
+    if slab_hooks::pending() & slab_hooks::KFENCE_DUE == 0 || !slab_hooks::take(slab_hooks::KFENCE_DUE) {
         return None;
     }
     alloc_due(size, gfp)

@@ -15,13 +15,11 @@ use super::vmalloc::VMALLOC;
 use crate::ksyms::SymbolizedAddr;
 use crate::mm::page_owner::capture;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use mm::debug::kmemleak::{leaks_of, vmalloc_ranges, Object, ObjectTable, ScanBuffers, ScanResult};
 use mm::debug::stack_depot::{DepotSlot, StackDepot};
 use mm::gfp::{Gfp, GFP_KERNEL};
 use mm::pgtable::layout::PAGE_OFFSET;
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
 static TABLE: spin::Once<ObjectTable<'static>> = spin::Once::new();
 static DEPOT: spin::Once<StackDepot<'static>> = spin::Once::new();
 /// Suspects a scan keeps for `kmemleak` and `clear` (more are counted).
@@ -36,8 +34,9 @@ const TABLE_ORDER: u32 = 6;
 const DEPOT_ORDER: u32 = 5;
 
 /// Whether objects are tracked.
+#[inline(always)]
 pub fn enabled() -> bool {
-    ENABLED.load(Relaxed)
+    super::slab_hooks::pending() & super::slab_hooks::KMEMLEAK != 0
 }
 
 /// Sets up the table with `kmemleak=on` (after the slab allocator); `exclude`: the
@@ -62,7 +61,7 @@ pub fn init(exclude: [(usize, usize); 2]) {
         unsafe { (core::slice::from_raw_parts(t.as_mut_ptr(), n), core::slice::from_raw_parts(d.as_mut_ptr(), nd)) };
     TABLE.call_once(|| ObjectTable::new(slots));
     DEPOT.call_once(|| StackDepot::new(dslots));
-    ENABLED.store(true, Relaxed);
+    super::slab_hooks::set(super::slab_hooks::KMEMLEAK);
     crate::pr_info!("kmemleak: Kernel memory leak detector initialized (mem pool available: {n})");
 }
 

@@ -25,6 +25,7 @@ pub mod mmu;
 pub mod page_alloc;
 pub mod page_owner;
 pub mod slab;
+pub mod slab_hooks;
 pub mod vmalloc;
 
 use crate::percpu::{online_mask, smp_processor_id};

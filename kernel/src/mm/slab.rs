@@ -2,6 +2,7 @@
 //! zones, double and invalid free detection) are on with `slub_debug` on the kernel
 //! command line, as in Linux; they cost time in proportion to object sizes.
 
+use super::slab_hooks;
 use crate::printk;
 use core::fmt::Write;
 use core::ptr::NonNull;
@@ -73,19 +74,32 @@ fn cpu() -> mm::cpu::CpuId {
 }
 
 /// Linux's `kmalloc`.
+///
+/// The fast path is the gate byte of the debugging hooks ([`slab_hooks`]: KFENCE's
+/// sample due, kmemleak on) and the slab's own fast path; any hook takes the path out of
+/// line.
 #[inline]
 pub fn kmalloc(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
-    let p = super::kfence::alloc(size, gfp).or_else(|| SLAB.kmalloc(size, gfp, cpu()));
-    if let Some(p) = p {
-        super::kmemleak::on_alloc(p.as_ptr(), size);
+    if slab_hooks::pending() != 0 {
+        return kmalloc_hooked(size, gfp);
     }
-    p
+    SLAB.kmalloc(size, gfp, cpu())
 }
 
 /// Linux's `kzalloc`.
 pub fn kzalloc(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
     // The pool's objects start zeroed.
     let p = super::kfence::alloc(size, gfp).or_else(|| SLAB.kzalloc(size, gfp, cpu()));
+    if let Some(p) = p {
+        super::kmemleak::on_alloc(p.as_ptr(), size);
+    }
+    p
+}
+
+/// [`kmalloc`] with a hook pending: a KFENCE sample that falls due, kmemleak's tracking.
+#[inline(never)]
+fn kmalloc_hooked(size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
+    let p = super::kfence::alloc(size, gfp).or_else(|| SLAB.kmalloc(size, gfp, cpu()));
     if let Some(p) = p {
         super::kmemleak::on_alloc(p.as_ptr(), size);
     }
@@ -102,19 +116,63 @@ pub fn ksize(p: *const u8) -> usize {
 
 /// Linux's `kfree`.
 ///
+/// The fast path is kmemleak's bit of the hooks' gate byte and the slab's fast path; a
+/// KFENCE object is not in the linear map, so the slab's fast path never takes it, and
+/// the pool's range is checked after it, out of line.
+///
 /// # Safety
 /// `p` must come from kmalloc/kzalloc/krealloc (or be null / the zero-size pointer) and
 /// not be used after this call. With slab debugging, a double or invalid free is
 /// detected and refused; without it, it is undefined behaviour, as in Linux.
 #[inline]
 pub unsafe fn kfree(p: *mut u8) {
+    if slab_hooks::pending() & slab_hooks::KMEMLEAK != 0 {
+        // SAFETY: forwarded contract.
+        return unsafe { kfree_hooked(p) };
+    }
+    // SAFETY: forwarded contract.
+    if unsafe { SLAB.kfree_fast(p, cpu()) } {
+        return;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { kfree_slow(p) }
+}
+
+/// [`kfree`] with kmemleak on: the object is untracked before it is freed (once freed,
+/// another CPU may get the address and track it again).
+///
+/// # Safety
+/// As for [`kfree`].
+#[inline(never)]
+unsafe fn kfree_hooked(p: *mut u8) {
     super::kmemleak::on_free(p);
+    // SAFETY: forwarded contract.
+    if unsafe { SLAB.kfree_fast(p, cpu()) } {
+        return;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { kfree_slow(p) }
+}
+
+/// [`kfree`] past the slab's fast path: a KFENCE object, or the slab's slow path.
+///
+/// # Safety
+/// As for [`kfree`].
+#[inline(never)]
+unsafe fn kfree_slow(p: *mut u8) {
     if super::kfence::is_kfence_address(p as u64) {
         return super::kfence::free(p as u64);
     }
     // SAFETY: forwarded contract.
-    unsafe { SLAB.kfree(p, cpu()) }
+    unsafe { SLAB.kfree_slow(p, cpu()) }
 }
+
+// The slab's fast path finds an object's page from its linear-map address; KFENCE's
+// pool is mapped in the vmalloc range, which lies outside the linear map, so a pool
+// object never passes that path and reaches `kfree_slow`'s range check.
+const _: () = assert!(
+    mm::pgtable::layout::VMALLOC_START >= mm::pgtable::layout::PAGE_OFFSET + mm::pgtable::layout::LINEAR_MAP_SIZE
+);
 
 /// Linux's `krealloc`.
 ///

@@ -478,16 +478,30 @@ impl<'a> SlabAllocator<'a> {
     /// the memory has not been reused.)
     #[inline]
     pub unsafe fn kfree(&self, ptr: *mut u8, cpu: CpuId) {
-        // The fast path: the page's owner word names the cache, whose array takes it (a
-        // debug cache's array is parked and sends it on with the rest).
-        let a = ptr as usize;
-        if let Some(i) = self.v2s.cache_of(a) {
-            if self.caches[i].free_fast(a, cpu) {
-                return;
-            }
+        // SAFETY: forwarded contract.
+        if unsafe { self.kfree_fast(ptr, cpu) } {
+            return;
         }
         // SAFETY: forwarded contract.
-        unsafe { self.kfree_slow(a, cpu) }
+        unsafe { self.kfree_slow(ptr, cpu) }
+    }
+
+    /// [`Self::kfree`]'s fast path alone: true if `ptr` was a slab object of the linear
+    /// map that this CPU's array took; false (nothing done) for anything else, which then
+    /// goes to [`Self::kfree_slow`]. For a caller with a check of its own between the two
+    /// (the kernel's KFENCE pool, outside the linear map, so never taken here).
+    ///
+    /// # Safety
+    /// As for [`Self::kfree`].
+    #[inline(always)]
+    pub unsafe fn kfree_fast(&self, ptr: *mut u8, cpu: CpuId) -> bool {
+        // The page's owner word names the cache, whose array takes it (a debug cache's
+        // array is parked and sends it on with the rest).
+        let a = ptr as usize;
+        match self.v2s.cache_of(a) {
+            Some(i) => self.caches[i].free_fast(a, cpu),
+            None => false,
+        }
     }
 
     /// [`Self::kfree`] past its fast path: null, [`ZERO_SIZE_PTR`], a full or busy array,
@@ -496,7 +510,8 @@ impl<'a> SlabAllocator<'a> {
     /// # Safety
     /// As for [`Self::kfree`].
     #[inline(never)]
-    unsafe fn kfree_slow(&self, a: usize, cpu: CpuId) {
+    pub unsafe fn kfree_slow(&self, ptr: *mut u8, cpu: CpuId) {
+        let a = ptr as usize;
         if a <= ZERO_SIZE_PTR {
             return;
         }
