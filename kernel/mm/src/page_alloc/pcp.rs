@@ -325,5 +325,9 @@ mod tests {
         assert_eq!(zone_batchsize(262_144), (378, 63));
         assert_eq!(zone_batchsize(16_384), (18, 3));
         assert_eq!(zone_batchsize(100), (0, 1));
+        // Above 1 GiB the batch is capped at 1 MiB of pages (256), so a 4 GiB zone gets
+        // the same batch as 1 GiB, not 255.
+        assert_eq!(zone_batchsize(1 << 20), (378, 63));
+        assert_eq!(zone_batchsize(262_144 + 1024), (378, 63));
     }
 }
