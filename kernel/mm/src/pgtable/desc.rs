@@ -260,4 +260,37 @@ mod tests {
         assert_eq!(Prot::KERNEL_RX.to_string(), "    ro x  SHD AF    UXN MEM/NORMAL");
         assert_eq!(Prot::DEVICE.to_string(), "    RW NX SHD AF    UXN DEVICE/nGnRE");
     }
+
+    /// Each combinator changes its own bits only, and applied twice is applied once.
+    #[test]
+    fn combinators_are_idempotent_and_touch_only_their_bits() {
+        for p in [Prot::KERNEL_RW, Prot::KERNEL_RO, Prot::KERNEL_RX, Prot::KERNEL_RW_NC, Prot::DEVICE] {
+            assert_eq!(p.noexec().bits(), p.bits() | PTE_PXN | PTE_UXN, "{p:?}");
+            assert_eq!(p.noexec().noexec(), p.noexec());
+            assert_eq!(p.exec().bits(), p.bits() & !PTE_PXN, "{p:?}: exec at EL1 keeps UXN");
+            assert!(p.exec().is_executable() && !p.noexec().is_executable());
+            assert_eq!(p.readonly().readonly(), p.readonly());
+            assert_eq!(p.readonly().bits(), p.bits() | PTE_RDONLY);
+            assert!(!p.is_user());
+        }
+        // Every kernel mapping but text is execute-never, at EL1 and EL0.
+        for p in [Prot::KERNEL_RW, Prot::KERNEL_RO, Prot::KERNEL_RW_NC, Prot::DEVICE] {
+            assert_eq!(p.bits() & (PTE_PXN | PTE_UXN), PTE_PXN | PTE_UXN, "{p:?}");
+        }
+        assert_eq!(Prot::KERNEL_RX.exec(), Prot::KERNEL_RX);
+        assert_eq!(Prot::KERNEL_RO.exec(), Prot::KERNEL_RX, "text is read-only data made executable");
+        let user = Prot::from_bits(Prot::KERNEL_RW.bits() | PTE_USER);
+        assert!(user.is_user());
+        assert_eq!(user.to_string(), "USR RW NX SHD AF    UXN MEM/NORMAL");
+    }
+
+    /// `from_bits` keeps the attribute bits of a whole descriptor and drops the rest.
+    #[test]
+    fn from_bits_drops_address_type_and_run_bits() {
+        let d = Desc::leaf(0x1234_5000, Prot::DEVICE, 3).with_run_of(Desc(RUN_TAIL));
+        assert_eq!(Prot::from_bits(d.0), Prot::DEVICE);
+        assert_eq!(Prot::from_bits(u64::MAX).bits(), PROT_MASK);
+        assert_eq!(Prot::from_bits(0).bits(), 0);
+        assert_eq!(format!("{d:?}"), "Desc(0x07e0000012345707)");
+    }
 }
