@@ -438,3 +438,110 @@ fn unmapping_a_whole_table_unhooks_it_first() {
     assert_eq!(cleared, 2 * (2 + 3 + 1));
     assert_eq!(sim.nr_free(), free0 - 1);
 }
+
+/// The physical range check: a range that ends past the 48-bit output address space is
+/// refused even when it starts inside it; one that ends exactly at its end is mapped.
+#[test]
+fn physical_range_ends_at_the_output_address_limit() {
+    const LIMIT: u64 = 1 << 48;
+    let sim = Sim::new(16);
+    let mut pt = sim.kernel_pt();
+    let mut t = sim.tables();
+    let v = VMALLOC_START;
+    let p = Prot::KERNEL_RW;
+    assert_eq!(pt.map(&mut t, va(v), pa(LIMIT - K), 2 * K, p, false), Err(PtError::PhysOutOfRange(pa(LIMIT - K))));
+    assert_eq!(pt.map(&mut t, va(v), pa(LIMIT), K, p, false), Err(PtError::PhysOutOfRange(pa(LIMIT))));
+    assert_eq!(leaves(&pt, v, 2 * K), 0);
+    pt.map(&mut t, va(v), pa(LIMIT - K), K, p, false).unwrap();
+    assert_eq!(pt.translate(va(v + 0x10)).unwrap().pa, pa(LIMIT - K + 0x10));
+}
+
+/// `map_pages` never maps a block, even over a whole, aligned 2 MiB entry: every page is
+/// the frame its supplier gave for it.
+#[test]
+fn map_pages_over_a_whole_2m_entry_maps_each_supplied_page() {
+    let sim = Sim::new(16);
+    let mut pt = sim.kernel_pt();
+    let mut t = sim.tables();
+    let v = VMALLOC_START + M2;
+    let frame = |x: VirtAddr| pa(0x4000_0000 + (x.as_u64() - v) / K * 3 * K);
+    pt.map_pages(&mut t, va(v), 512, Prot::KERNEL_RW, &mut |x| Some(frame(x)), &mut |_| panic!("nothing to release"))
+        .unwrap();
+    for i in [0, 1, 255, 511] {
+        let tr = pt.translate(va(v + i * K)).unwrap();
+        assert_eq!((tr.level, tr.pa), (3, frame(va(v + i * K))), "page {i}");
+    }
+}
+
+/// Mapping into a page table that is already live, from its first entry and from its
+/// second over its end: each page lands in its own entry, none past the table.
+#[test]
+fn map_pages_into_a_live_table_from_its_first_and_second_entries() {
+    let sim = Sim::new(16);
+    let mut pt = sim.kernel_pt();
+    let mut t = sim.tables();
+    let v = VMALLOC_START + 4 * M2;
+    // Live tables: one page at entry 10 of the first, one at entry 0 of the second.
+    pt.map(&mut t, va(v + 10 * K), pa(0x7000), K, Prot::KERNEL_RW, false).unwrap();
+    pt.map(&mut t, va(v + M2), pa(0x8000), K, Prot::KERNEL_RW, false).unwrap();
+    let at = |x: VirtAddr| pa(0x100_0000 + (x.as_u64() - v));
+    let mut never = |_| panic!("nothing to release");
+    pt.map_pages(&mut t, va(v), 10, Prot::KERNEL_RW, &mut |x| Some(at(x)), &mut never).unwrap();
+    // From entry 11 of the first table to the end of the second's free run (511 + 600 pages).
+    pt.map_pages(&mut t, va(v + 11 * K), 501, Prot::KERNEL_RW, &mut |x| Some(at(x)), &mut never).unwrap();
+    pt.map_pages(&mut t, va(v + M2 + K), 600, Prot::KERNEL_RW, &mut |x| Some(at(x)), &mut never).unwrap();
+    for i in (0..10).chain(11..512).chain(513..1113) {
+        assert_eq!(pt.translate(va(v + i * K)).unwrap().pa, at(va(v + i * K)), "page {i}");
+    }
+    assert_eq!(pt.translate(va(v + 10 * K)).unwrap().pa, pa(0x7000));
+    assert_eq!(pt.translate(va(v + M2)).unwrap().pa, pa(0x8000));
+    assert_eq!(leaves(&pt, v, 1113 * K), 1113);
+}
+
+/// A supplier's run is checked before it is mapped: one not naturally aligned, or at or
+/// past the output address limit, is refused and handed back whole, and nothing stays
+/// mapped; a page supplier's frames come back exactly as given when a later one fails.
+#[test]
+fn bad_runs_are_refused_and_frames_come_back_as_given() {
+    struct Offer {
+        runs: Vec<(u64, u32)>,
+        released: Vec<(u64, u64)>,
+    }
+    impl mm::pgtable::Frames for Offer {
+        fn pages(&mut self, _va: VirtAddr, _max: usize) -> Option<(PhysAddr, u32)> {
+            (!self.runs.is_empty()).then(|| self.runs.remove(0)).map(|(p, o)| (pa(p), o))
+        }
+        fn release(&mut self, _va: VirtAddr, p: PhysAddr, size: u64) {
+            self.released.push((p.as_u64(), size));
+        }
+    }
+    let sim = Sim::new(16);
+    let mut pt = sim.kernel_pt();
+    let mut t = sim.tables();
+    let v = VMALLOC_START;
+    for (run, err) in [
+        ((0x1000, 1), PtError::UnalignedPhys(pa(0x1000))), // 8 KiB run at a 4 KiB boundary
+        ((0x6000, 2), PtError::UnalignedPhys(pa(0x6000))), // 16 KiB run at an 8 KiB boundary
+        ((1 << 48, 0), PtError::UnalignedPhys(pa(1 << 48))),
+    ] {
+        let mut f = Offer { runs: vec![(0x20_0000, 0), run], released: Vec::new() };
+        assert_eq!(pt.map_frames(&mut t, va(v), 8 * K, Prot::KERNEL_RW, &mut f), Err(err));
+        let size = K << run.1;
+        assert_eq!(f.released, [(run.0, size), (0x20_0000, K)], "{run:?}");
+        assert_eq!(leaves(&pt, v, 8 * K), 0);
+    }
+    // map_pages: the frames mapped before the failure come back as given.
+    let mut given = vec![0x30_0000, 0x31_3000, 0x7_0000];
+    let mut released = Vec::new();
+    let r = pt.map_pages(
+        &mut t,
+        va(v),
+        4,
+        Prot::KERNEL_RW,
+        &mut |_| (!given.is_empty()).then(|| pa(given.remove(0))),
+        &mut |p| released.push(p.as_u64()),
+    );
+    assert_eq!(r, Err(PtError::NoPageMemory));
+    released.sort_unstable();
+    assert_eq!(released, [0x7_0000, 0x30_0000, 0x31_3000]);
+}
