@@ -44,14 +44,18 @@ pub(crate) const fn pcp_pages(order: u32) -> u64 {
 }
 
 /// `a += n` by its only writer: a plain load and store, no atomic read-modify-write.
+/// Returns the new value (a relaxed load is not forwarded from the store before it, so a
+/// caller that needs the value again keeps this one).
 #[inline(always)]
-fn add(a: &AtomicU64, n: u64) {
-    a.store(a.load(Relaxed).wrapping_add(n), Relaxed)
+fn add(a: &AtomicU64, n: u64) -> u64 {
+    let v = a.load(Relaxed).wrapping_add(n);
+    a.store(v, Relaxed);
+    v
 }
 /// `a -= n`, the same way.
 #[inline(always)]
 fn sub(a: &AtomicU64, n: u64) {
-    a.store(a.load(Relaxed).wrapping_sub(n), Relaxed)
+    a.store(a.load(Relaxed).wrapping_sub(n), Relaxed);
 }
 
 /// One CPU's cached blocks for one zone: singly linked LIFO lists per order and
@@ -188,7 +192,13 @@ impl PerCpuPages {
     /// path's cue for [`PageAllocator::pcp_overflow`](super::PageAllocator).
     #[inline(always)]
     pub(crate) fn must_drain(&self) -> bool {
-        self.count() >= self.drain_at.load(Relaxed)
+        self.must_drain_at(self.count())
+    }
+    /// [`Self::must_drain`] with the count the caller already has (the one
+    /// [`Self::push_page`] returned).
+    #[inline(always)]
+    pub(crate) fn must_drain_at(&self, count: u64) -> bool {
+        count >= self.drain_at.load(Relaxed)
     }
     /// Sets `high` and `batch` (single stores: the owner sees them at its next operation).
     pub(crate) fn set_high_batch(&self, high: u64, batch: u64) {
@@ -199,25 +209,26 @@ impl PerCpuPages {
     /// Counts an allocation of `n` pages (the owner, lists held).
     #[inline(always)]
     pub(crate) fn count_alloc(&self, n: u64) {
-        add(&self.pgalloc, n)
+        add(&self.pgalloc, n);
     }
     /// Counts a free of `n` pages (the owner, lists held).
     #[inline(always)]
     pub(crate) fn count_free(&self, n: u64) {
-        add(&self.pgfree, n)
+        add(&self.pgfree, n);
     }
     #[inline(always)]
     pub(crate) fn push(&self, mm: &MemMap, idx: u32, order: u32, list: usize) {
-        self.push_page(mm.at(idx), idx, order, list)
+        self.push_page(mm.at(idx), idx, order, list);
     }
-    /// [`Self::push`] of a descriptor the caller already holds (`p` is `mem_map[idx]`).
+    /// [`Self::push`] of a descriptor the caller already holds (`p` is `mem_map[idx]`);
+    /// returns the new [`Self::count`].
     #[inline(always)]
-    pub(crate) fn push_page(&self, p: &Page, idx: u32, order: u32, list: usize) {
+    pub(crate) fn push_page(&self, p: &Page, idx: u32, order: u32, list: usize) -> u64 {
         let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list & (PCP_LIST_SLOTS - 1)];
         p.set_next(head.load(Relaxed));
         p.set_prev(0);
         head.store(idx, Relaxed);
-        add(&self.count, pcp_pages(order));
+        add(&self.count, pcp_pages(order))
     }
     #[inline(always)]
     pub(crate) fn pop(&self, mm: &MemMap, order: u32, list: usize) -> Option<u32> {
