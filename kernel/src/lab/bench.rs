@@ -300,12 +300,18 @@ fn workloads(heap: &LockedHeap, n: u64, meter: &mut Meter) {
     for order in [0u32, 3] {
         let l = Layout::from_size_align(PAGE_SIZE << order, PAGE_SIZE << order).unwrap_or(Layout::new::<u64>());
         compare(format_args!("pages order {order} alloc+free"), n, meter, &mut |side, m| match side {
+            // The order (the layout) read once per pair, as a caller holding it in a
+            // variable would: reading it again after `black_box` (which may write
+            // memory) cost both sides a second load. Still read every pair, so nothing
+            // derived from it is hoisted out of the loop.
             Side::Kernel => repeat(n, m, || {
+                let order = order;
                 if let Some(va) = page_alloc::__get_free_pages(GFP_KERNEL, order) {
                     let _ = page_alloc::free_pages(core::hint::black_box(va), order);
                 }
             }),
             Side::Heap => repeat(n, m, || {
+                let l = l;
                 if let Some(p) = lla_alloc(l) {
                     lla_free(core::hint::black_box(p), l);
                 }
