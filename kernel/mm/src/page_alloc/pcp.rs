@@ -46,6 +46,14 @@ pub(crate) const fn pcp_pages(order: u32) -> u64 {
     (1u32 << order) as u64
 }
 
+/// [`PerCpuPages::pop_page`]'s head `idx` outside `mem_map` (`len` descriptors): the
+/// end of an empty list, or a corrupt list, which panics as the bounds check did.
+#[cold]
+#[inline(never)]
+fn check_list_end(idx: u32, len: usize) {
+    assert!(idx == NIL, "per-CPU list head {idx} outside mem_map ({len} pages)");
+}
+
 /// `a += n` by its only writer: a plain load and store, no atomic read-modify-write.
 /// Returns the new value (a relaxed load is not forwarded from the store before it, so a
 /// caller that needs the value again keeps this one).
@@ -238,14 +246,18 @@ impl PerCpuPages {
         self.pop_page(mm, order, list).map(|(idx, _)| idx)
     }
     /// [`Self::pop`] returning the descriptor too.
+    ///
+    /// One compare for the empty list and the bounds check: [`NIL`] is above every
+    /// index, so both fail `idx < len`, and the cold branch tells them apart (an index
+    /// out of range is a corrupt list and still panics).
     #[inline(always)]
     pub(crate) fn pop_page(&self, mm: &MemMap, order: u32, list: usize) -> Option<(u32, &'static Page)> {
         let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list & (PCP_LIST_SLOTS - 1)];
         let idx = head.load(Relaxed);
-        if idx == NIL {
+        let Some(p) = mm.pages.get(idx as usize) else {
+            check_list_end(idx, mm.pages.len());
             return None;
-        }
-        let p = mm.at(idx);
+        };
         head.store(p.next(), Relaxed);
         p.set_next(0);
         sub(&self.count, pcp_pages(order));
