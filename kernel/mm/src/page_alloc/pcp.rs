@@ -345,6 +345,24 @@ mod tests {
         assert!(!p.must_drain());
     }
 
+    /// The pop's one compare: an empty list gives `None`, a pushed block comes back with
+    /// its descriptor, and a head outside `mem_map` (a corrupt list) panics rather than
+    /// passing for empty.
+    #[test]
+    fn pop_empty_pushed_and_corrupt() {
+        let pages: &'static [Page] = Box::leak((0..8).map(|_| Page::new()).collect());
+        let mm = MemMap { base_pfn: 0x100, pages };
+        let p = PerCpuPages::new();
+        assert!(p.pop_page(&mm, 0, 1).is_none(), "empty");
+        assert_eq!(p.push_page(&pages[5], 5, 1, 1), 2, "the new count, in pages");
+        let (idx, page) = p.pop_page(&mm, 1, 1).expect("the pushed block");
+        assert_eq!((idx, core::ptr::eq(page, &pages[5]), p.count()), (5, true, 0));
+        assert!(p.pop_page(&mm, 1, 1).is_none(), "empty again");
+        p.lists[2][0].store(8, Relaxed);
+        let corrupt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.pop_page(&mm, 2, 0).is_some()));
+        assert!(corrupt.is_err(), "a head one past the map is a corrupt list");
+    }
+
     #[test]
     fn linux_batch() {
         // 1 GiB zone: batch 63, high 378 (what a Pi shows in /proc/zoneinfo).
