@@ -46,12 +46,12 @@ pub(crate) const fn pcp_pages(order: u32) -> u64 {
     (1u32 << order) as u64
 }
 
-/// [`PerCpuPages::pop_page`]'s head `idx` outside `mem_map` (`len` descriptors): the
-/// end of an empty list, or a corrupt list, which panics as the bounds check did.
+/// [`PerCpuPages::pop_page`]'s head `idx` outside `mem_map` (`len` descriptors) and not
+/// the list end: a corrupt list, which panics as the bounds check did.
 #[cold]
 #[inline(never)]
-fn check_list_end(idx: u32, len: usize) {
-    assert!(idx == NIL, "per-CPU list head {idx} outside mem_map ({len} pages)");
+fn corrupt_list(idx: u32, len: usize) -> ! {
+    panic!("per-CPU list head {idx} outside mem_map ({len} pages)")
 }
 
 /// `a += n` by its only writer: a plain load and store, no atomic read-modify-write.
@@ -241,22 +241,36 @@ impl PerCpuPages {
         head.store(idx, Relaxed);
         add(&self.count, pcp_pages(order))
     }
+    /// Pops a block of `order` off list `list`: its index, `None` if the list is empty.
+    /// The list end is tested first: [`Self::pop_any`] finds most lists empty, where the
+    /// bounds compare of [`Self::pop_page`] would be a second test.
     #[inline(always)]
     pub(crate) fn pop(&self, mm: &MemMap, order: u32, list: usize) -> Option<u32> {
-        self.pop_page(mm, order, list).map(|(idx, _)| idx)
+        let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list & (PCP_LIST_SLOTS - 1)];
+        let idx = head.load(Relaxed);
+        if idx == NIL {
+            return None;
+        }
+        let p = mm.at(idx);
+        head.store(p.next(), Relaxed);
+        p.set_next(0);
+        sub(&self.count, pcp_pages(order));
+        Some(idx)
     }
     /// [`Self::pop`] returning the descriptor too.
     ///
     /// One compare for the empty list and the bounds check: [`NIL`] is above every
-    /// index, so both fail `idx < len`, and the cold branch tells them apart (an index
-    /// out of range is a corrupt list and still panics).
+    /// index, so both fail `idx < len`, and the branch taken then tells them apart (an
+    /// index out of range is a corrupt list and still panics, out of line).
     #[inline(always)]
     pub(crate) fn pop_page(&self, mm: &MemMap, order: u32, list: usize) -> Option<(u32, &'static Page)> {
         let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list & (PCP_LIST_SLOTS - 1)];
         let idx = head.load(Relaxed);
         let Some(p) = mm.pages.get(idx as usize) else {
-            check_list_end(idx, mm.pages.len());
-            return None;
+            if idx == NIL {
+                return None;
+            }
+            corrupt_list(idx, mm.pages.len())
         };
         head.store(p.next(), Relaxed);
         p.set_next(0);
