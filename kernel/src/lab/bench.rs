@@ -305,15 +305,15 @@ fn workloads(heap: &LockedHeap, n: u64, meter: &mut Meter) {
             // memory) cost both sides a second load. Still read every pair, so nothing
             // derived from it is hoisted out of the loop.
             Side::Kernel => repeat(n, m, || {
-                let order = order;
-                if let Some(va) = page_alloc::__get_free_pages(GFP_KERNEL, order) {
-                    let _ = page_alloc::free_pages(core::hint::black_box(va), order);
+                let o = order;
+                if let Some(va) = page_alloc::__get_free_pages(GFP_KERNEL, o) {
+                    let _ = page_alloc::free_pages(core::hint::black_box(va), o);
                 }
             }),
             Side::Heap => repeat(n, m, || {
-                let l = l;
-                if let Some(p) = lla_alloc(l) {
-                    lla_free(core::hint::black_box(p), l);
+                let layout = l;
+                if let Some(p) = lla_alloc(layout) {
+                    lla_free(core::hint::black_box(p), layout);
                 }
             }),
         });
