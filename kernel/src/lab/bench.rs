@@ -300,14 +300,20 @@ fn workloads(heap: &LockedHeap, n: u64, meter: &mut Meter) {
     for order in [0u32, 3] {
         let l = Layout::from_size_align(PAGE_SIZE << order, PAGE_SIZE << order).unwrap_or(Layout::new::<u64>());
         compare(format_args!("pages order {order} alloc+free"), n, meter, &mut |side, m| match side {
+            // The order (the layout) read once per pair, as a caller holding it in a
+            // variable would: reading it again after `black_box` (which may write
+            // memory) cost both sides a second load. Still read every pair, so nothing
+            // derived from it is hoisted out of the loop.
             Side::Kernel => repeat(n, m, || {
-                if let Some(va) = page_alloc::__get_free_pages(GFP_KERNEL, order) {
-                    let _ = page_alloc::free_pages(core::hint::black_box(va), order);
+                let o = order;
+                if let Some(va) = page_alloc::__get_free_pages(GFP_KERNEL, o) {
+                    let _ = page_alloc::free_pages(core::hint::black_box(va), o);
                 }
             }),
             Side::Heap => repeat(n, m, || {
-                if let Some(p) = lla_alloc(l) {
-                    lla_free(core::hint::black_box(p), l);
+                let layout = l;
+                if let Some(p) = lla_alloc(layout) {
+                    lla_free(core::hint::black_box(p), layout);
                 }
             }),
         });

@@ -232,19 +232,20 @@ pub fn __free_pages(page: &Page, order: u32) -> Result<(), FreeError> {
 /// gave, the wrong order, a double free, an unaligned address) is refused with a warning
 /// naming the problem and the caller; the allocator stays intact.
 ///
-/// Inline, the good case in a few instructions: an aligned address goes straight to the
-/// page allocator, whose `pfn_to_page` bounds check also refuses every address outside
-/// the linear map (below `PAGE_OFFSET` the subtraction wraps to a frame far above RAM).
-/// A refusal is then told apart, and warned about, out of line (`refuse_free`).
+/// Inline, the good case in a few instructions: the address goes straight to the page
+/// allocator, whose `pfn_to_page` bounds check refuses every address outside the linear
+/// map (below `PAGE_OFFSET` the subtraction wraps to a frame far above RAM) and every
+/// unaligned one (the frame number is the physical address rotated right by
+/// `PAGE_SHIFT`, so an offset within the page lands in the top bits: a frame far above
+/// RAM too, with no test of its own). A refusal is then told apart, and warned about,
+/// out of line (`refuse_free`).
 #[track_caller]
 #[inline(always)]
 pub fn free_pages(addr: VirtAddr, order: u32) -> Result<(), FreeError> {
-    if !addr.is_page_aligned() {
-        return Err(refuse_free(addr, order, None, Location::caller()));
-    }
-    match SOURCE.free(super::virt_to_phys(addr).pfn(), order) {
+    let pfn = Pfn(super::virt_to_phys(addr).as_u64().rotate_right(PAGE_SHIFT));
+    match SOURCE.free(pfn, order) {
         Ok(()) => Ok(()),
-        Err(e) => Err(refuse_free(addr, order, Some(e), Location::caller())),
+        Err(e) => Err(refuse_free(addr, order, e, Location::caller())),
     }
 }
 
@@ -252,7 +253,7 @@ pub fn free_pages(addr: VirtAddr, order: u32) -> Result<(), FreeError> {
 /// unaligned one, or the page allocator's reason (`e`) for one inside it.
 #[cold]
 #[inline(never)]
-fn refuse_free(addr: VirtAddr, order: u32, e: Option<FreeError>, caller: &Location<'_>) -> FreeError {
+fn refuse_free(addr: VirtAddr, order: u32, e: FreeError, caller: &Location<'_>) -> FreeError {
     let v = addr.as_u64();
     if !(PAGE_OFFSET..linear_map_end()).contains(&v) {
         pr_warn!(
@@ -263,18 +264,16 @@ fn refuse_free(addr: VirtAddr, order: u32, e: Option<FreeError>, caller: &Locati
         );
         return FreeError::OutsideMemMap { pfn: 0 };
     }
-    match e {
-        None => {
-            pr_warn!(
-                "WARNING: free_pages: {:#x} is not page aligned (called from {}:{}); refused",
-                v,
-                caller.file(),
-                caller.line()
-            );
-            FreeError::Unaligned { pfn: super::virt_to_phys(addr).as_u64() >> PAGE_SHIFT, order }
-        }
-        Some(e) => report_refused(e, caller),
+    if !addr.is_page_aligned() {
+        pr_warn!(
+            "WARNING: free_pages: {:#x} is not page aligned (called from {}:{}); refused",
+            v,
+            caller.file(),
+            caller.line()
+        );
+        return FreeError::Unaligned { pfn: super::virt_to_phys(addr).as_u64() >> PAGE_SHIFT, order };
     }
+    report_refused(e, caller)
 }
 
 fn free_pfn(pfn: Pfn, order: u32, caller: &Location<'_>) -> Result<(), FreeError> {

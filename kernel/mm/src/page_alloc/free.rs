@@ -83,9 +83,9 @@ impl PageAllocator {
         let slot = page.pcp_slot();
         let Some(pcp) = self.try_local_pcp(cpu, slot.zone_index()) else { return false };
         page.set_pcp(order, slot);
-        pcp.push_page(page, mm.idx(pfn), order, slot.list());
+        let count = pcp.push_page(page, mm.idx(pfn), order, slot.list());
         pcp.count_free(super::pcp::pcp_pages(order));
-        if pcp.must_drain() {
+        if pcp.must_drain_at(count) {
             self.pcp_overflow_slot(mm_ref, slot, &pcp);
         }
         true

@@ -364,12 +364,18 @@ impl Page {
 }
 
 /// The descriptor array, with the pfn of its first entry.
+///
+/// `base_pfn` first, then the array's address and length: both fast paths then load
+/// their first two words with one paired load from the same address, so the compiler
+/// keeps one register for the map's address across an alloc+free instead of building
+/// a second address for the free's pair (`base_pfn` and the length).
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub struct MemMap {
-    /// One descriptor per frame from `base_pfn` on.
-    pub pages: &'static [Page],
     /// Frame number of `pages[0]`.
     pub base_pfn: u64,
+    /// One descriptor per frame from `base_pfn` on.
+    pub pages: &'static [Page],
 }
 
 impl MemMap {

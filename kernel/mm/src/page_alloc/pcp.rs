@@ -37,21 +37,36 @@ const PCP_LIST_SLOTS: usize = MIGRATE_PCPTYPES.next_power_of_two();
 /// `1 << order` for a per-CPU order, computed once per fast path and shared by its
 /// watermark test, list count and event counter. One form on every target: the host's
 /// instruction counts stand for the kernel's code (a table measured 5 instructions fewer
-/// per pair on x86-64 and 4 more on AArch64).
+/// per pair on x86-64 and 4 more on AArch64). Shifted as a 32-bit value and widened:
+/// LLVM rewrites `count - (1 << order)` of a 64-bit shift as `count + (-1 << order)`,
+/// a second shift of its own, where the widened one is subtracted as it is (two
+/// instructions fewer per allocation on AArch64).
 #[inline(always)]
 pub(crate) const fn pcp_pages(order: u32) -> u64 {
-    1 << order
+    (1u32 << order) as u64
+}
+
+/// [`PerCpuPages::pop_page`]'s head `idx` outside `mem_map` (`len` descriptors) and not
+/// the list end: a corrupt list, which panics as the bounds check did.
+#[cold]
+#[inline(never)]
+fn corrupt_list(idx: u32, len: usize) -> ! {
+    panic!("per-CPU list head {idx} outside mem_map ({len} pages)")
 }
 
 /// `a += n` by its only writer: a plain load and store, no atomic read-modify-write.
+/// Returns the new value (a relaxed load is not forwarded from the store before it, so a
+/// caller that needs the value again keeps this one).
 #[inline(always)]
-fn add(a: &AtomicU64, n: u64) {
-    a.store(a.load(Relaxed).wrapping_add(n), Relaxed)
+fn add(a: &AtomicU64, n: u64) -> u64 {
+    let v = a.load(Relaxed).wrapping_add(n);
+    a.store(v, Relaxed);
+    v
 }
 /// `a -= n`, the same way.
 #[inline(always)]
 fn sub(a: &AtomicU64, n: u64) {
-    a.store(a.load(Relaxed).wrapping_sub(n), Relaxed)
+    a.store(a.load(Relaxed).wrapping_sub(n), Relaxed);
 }
 
 /// One CPU's cached blocks for one zone: singly linked LIFO lists per order and
@@ -188,7 +203,13 @@ impl PerCpuPages {
     /// path's cue for [`PageAllocator::pcp_overflow`](super::PageAllocator).
     #[inline(always)]
     pub(crate) fn must_drain(&self) -> bool {
-        self.count() >= self.drain_at.load(Relaxed)
+        self.must_drain_at(self.count())
+    }
+    /// [`Self::must_drain`] with the count the caller already has (the one
+    /// [`Self::push_page`] returned).
+    #[inline(always)]
+    pub(crate) fn must_drain_at(&self, count: u64) -> bool {
+        count >= self.drain_at.load(Relaxed)
     }
     /// Sets `high` and `batch` (single stores: the owner sees them at its next operation).
     pub(crate) fn set_high_batch(&self, high: u64, batch: u64) {
@@ -199,39 +220,58 @@ impl PerCpuPages {
     /// Counts an allocation of `n` pages (the owner, lists held).
     #[inline(always)]
     pub(crate) fn count_alloc(&self, n: u64) {
-        add(&self.pgalloc, n)
+        add(&self.pgalloc, n);
     }
     /// Counts a free of `n` pages (the owner, lists held).
     #[inline(always)]
     pub(crate) fn count_free(&self, n: u64) {
-        add(&self.pgfree, n)
+        add(&self.pgfree, n);
     }
     #[inline(always)]
     pub(crate) fn push(&self, mm: &MemMap, idx: u32, order: u32, list: usize) {
-        self.push_page(mm.at(idx), idx, order, list)
+        self.push_page(mm.at(idx), idx, order, list);
     }
-    /// [`Self::push`] of a descriptor the caller already holds (`p` is `mem_map[idx]`).
+    /// [`Self::push`] of a descriptor the caller already holds (`p` is `mem_map[idx]`);
+    /// returns the new [`Self::count`].
     #[inline(always)]
-    pub(crate) fn push_page(&self, p: &Page, idx: u32, order: u32, list: usize) {
+    pub(crate) fn push_page(&self, p: &Page, idx: u32, order: u32, list: usize) -> u64 {
         let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list & (PCP_LIST_SLOTS - 1)];
         p.set_next(head.load(Relaxed));
         p.set_prev(0);
         head.store(idx, Relaxed);
-        add(&self.count, pcp_pages(order));
+        add(&self.count, pcp_pages(order))
     }
+    /// Pops a block of `order` off list `list`: its index, `None` if the list is empty.
+    /// The list end is tested first: [`Self::pop_any`] finds most lists empty, where the
+    /// bounds compare of [`Self::pop_page`] would be a second test.
     #[inline(always)]
     pub(crate) fn pop(&self, mm: &MemMap, order: u32, list: usize) -> Option<u32> {
-        self.pop_page(mm, order, list).map(|(idx, _)| idx)
-    }
-    /// [`Self::pop`] returning the descriptor too.
-    #[inline(always)]
-    pub(crate) fn pop_page(&self, mm: &MemMap, order: u32, list: usize) -> Option<(u32, &'static Page)> {
         let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list & (PCP_LIST_SLOTS - 1)];
         let idx = head.load(Relaxed);
         if idx == NIL {
             return None;
         }
         let p = mm.at(idx);
+        head.store(p.next(), Relaxed);
+        p.set_next(0);
+        sub(&self.count, pcp_pages(order));
+        Some(idx)
+    }
+    /// [`Self::pop`] returning the descriptor too.
+    ///
+    /// One compare for the empty list and the bounds check: [`NIL`] is above every
+    /// index, so both fail `idx < len`, and the branch taken then tells them apart (an
+    /// index out of range is a corrupt list and still panics, out of line).
+    #[inline(always)]
+    pub(crate) fn pop_page(&self, mm: &MemMap, order: u32, list: usize) -> Option<(u32, &'static Page)> {
+        let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list & (PCP_LIST_SLOTS - 1)];
+        let idx = head.load(Relaxed);
+        let Some(p) = mm.pages.get(idx as usize) else {
+            if idx == NIL {
+                return None;
+            }
+            corrupt_list(idx, mm.pages.len())
+        };
         head.store(p.next(), Relaxed);
         p.set_next(0);
         sub(&self.count, pcp_pages(order));
@@ -317,6 +357,24 @@ mod tests {
         p.set_drain_pending(false);
         sub(&p.count, 1);
         assert!(!p.must_drain());
+    }
+
+    /// The pop's one compare: an empty list gives `None`, a pushed block comes back with
+    /// its descriptor, and a head outside `mem_map` (a corrupt list) panics rather than
+    /// passing for empty.
+    #[test]
+    fn pop_empty_pushed_and_corrupt() {
+        let pages: &'static [Page] = Box::leak((0..8).map(|_| Page::new()).collect());
+        let mm = MemMap { base_pfn: 0x100, pages };
+        let p = PerCpuPages::new();
+        assert!(p.pop_page(&mm, 0, 1).is_none(), "empty");
+        assert_eq!(p.push_page(&pages[5], 5, 1, 1), 2, "the new count, in pages");
+        let (idx, page) = p.pop_page(&mm, 1, 1).expect("the pushed block");
+        assert_eq!((idx, core::ptr::eq(page, &pages[5]), p.count()), (5, true, 0));
+        assert!(p.pop_page(&mm, 1, 1).is_none(), "empty again");
+        p.lists[2][0].store(8, Relaxed);
+        let corrupt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.pop_page(&mm, 2, 0).is_some()));
+        assert!(corrupt.is_err(), "a head one past the map is a corrupt list");
     }
 
     #[test]
