@@ -545,3 +545,28 @@ fn bad_runs_are_refused_and_frames_come_back_as_given() {
     released.sort_unstable();
     assert_eq!(released, [0x7_0000, 0x30_0000, 0x31_3000]);
 }
+
+/// Unmapping whole 2 MiB blocks across the end of a level-2 table (a 1 GiB boundary)
+/// unhooks each block in its own table and nothing past the table's last entry.
+#[test]
+fn unmap_blocks_across_a_1g_boundary() {
+    let sim = Sim::new(32);
+    let mut pt = sim.kernel_pt();
+    let mut t = sim.tables();
+    let v = VMALLOC_START + G1 - 4 * M2;
+    let free = sim.nr_free();
+    pt.map(&mut t, va(v), pa(0x4000_0000), 8 * M2, Prot::KERNEL_RW, true).unwrap();
+    // A neighbour in the second level-2 table, past the range.
+    pt.map(&mut t, va(v + 8 * M2), pa(0x7000_0000), M2, Prot::KERNEL_RW, true).unwrap();
+    for i in 0..9 {
+        assert_eq!(pt.translate(va(v + i * M2)).unwrap().level, 2);
+    }
+    let u = pt.unmap(&mut t, va(v), 8 * M2).unwrap();
+    assert_eq!((u.bytes, u.leaves), (8 * M2, 8));
+    for i in 0..8 {
+        assert_eq!(pt.translate(va(v + i * M2 + K)), None, "block {i}");
+    }
+    assert_eq!(pt.translate(va(v + 8 * M2)).unwrap().pa, pa(0x7000_0000), "the neighbour stays");
+    pt.unmap(&mut t, va(v + 8 * M2), M2).unwrap();
+    assert_eq!(sim.nr_free(), free, "every table freed");
+}
