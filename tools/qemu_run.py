@@ -164,12 +164,12 @@ class Qemu(Transcript):
         self.close()
 
 
-def boot_log(image, cmdline, accel, timeout, who):
-    """Boots `image` with `cmdline` to the console prompt, powers it off and returns what
-    it printed and the host seconds to the prompt; a boot that does not reach the prompt
-    ends the calling tool (`who`) with the reason."""
+def boot_log(image, cmdline, accel, timeout, who, extra_args=()):
+    """Boots `image` with `cmdline` (and QEMU's `extra_args`) to the console prompt, powers
+    it off and returns what it printed and the host seconds to the prompt; a boot that
+    does not reach the prompt ends the calling tool (`who`) with the reason."""
     t0 = time.monotonic()
-    with Qemu(image, cmdline=cmdline, accel=accel) as q:
+    with Qemu(image, extra_args=extra_args, cmdline=cmdline, accel=accel) as q:
         try:
             q.expect("^" + re.escape(PROMPT), timeout)
         except QemuError as e:

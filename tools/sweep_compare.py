@@ -13,10 +13,14 @@ from the kernel's own log timestamps, which both images print the same way:
   total     the three phases above, which both images run
   fragment  "Fragmenting memory" .. the first summary line, for an image that runs it
 
+With `--icount`, QEMU runs with `-icount shift=0`: a guest nanosecond is then one
+instruction, so every phase is an instruction count (printed in millions) that the host's
+load does not move, the figure of record on a shared machine.
+
 It also checks that the results agree: the same __get_free_pages and kmalloc limits,
 vmalloc at least 99% of free memory, and leak check OK in both. Exit status 1 if not.
 
-  python3 tools/sweep_compare.py [--old IMG] [--new IMG] [--accel tcg,thread=single]
+  python3 tools/sweep_compare.py [--old IMG] [--new IMG] [--accel tcg,thread=single] [--icount]
 """
 
 import argparse
@@ -46,8 +50,11 @@ def stamp(out, pattern):
     return float(m.group(1))
 
 
-def run(image, accel, timeout):
-    out, wall = boot_log(image, "", accel, timeout, "sweep_compare")
+ICOUNT = ["-icount", "shift=0"]
+
+
+def run(image, accel, timeout, icount=False):
+    out, wall = boot_log(image, "", accel, timeout, "sweep_compare", ICOUNT if icount else ())
     t = {k: stamp(out, p) for k, p in MARKS.items()}
     lab = stamp(out, FRAGMENT) if re.search(TS + FRAGMENT, out, re.M) else None
     vmalloc_end = lab if lab is not None else t["summary"]
@@ -67,7 +74,12 @@ def run(image, accel, timeout):
     return phases, res, wall
 
 
+UNIT = {"icount": False}
+
+
 def fmt(sec):
+    if UNIT["icount"]:  # a guest nanosecond is one instruction
+        return f"{sec * 1000:9.3f} M"
     return f"{sec * 1000:9.1f} ms" if sec < 10 else f"{sec:9.2f} s "
 
 
@@ -77,12 +89,15 @@ def main():
     ap.add_argument("--new", default="kernel8.img", help="the image under test")
     ap.add_argument("--accel", default="tcg,thread=single", help="QEMU -accel value ('' for QEMU's default)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds to wait for each boot's prompt")
+    ap.add_argument("--icount", action="store_true",
+                    help="QEMU -icount shift=0: each phase in instructions (millions), not guest time")
     args = ap.parse_args()
+    UNIT["icount"] = args.icount
     accel = args.accel or None
-    print(f"sweep_compare: old {args.old}\nsweep_compare: new {args.new}\nsweep_compare: accel {accel or 'default'}",
-          flush=True)
-    old, old_res, old_wall = run(args.old, accel, args.timeout)
-    new, new_res, new_wall = run(args.new, accel, args.timeout)
+    print(f"sweep_compare: old {args.old}\nsweep_compare: new {args.new}\nsweep_compare: accel {accel or 'default'}"
+          + (" with -icount shift=0 (phases in millions of instructions)" if args.icount else ""), flush=True)
+    old, old_res, old_wall = run(args.old, accel, args.timeout, args.icount)
+    new, new_res, new_wall = run(args.new, accel, args.timeout, args.icount)
     print(f"{'phase':<10} {'old':>12} {'new':>12} {'old/new':>9}")
     for k in ["pages", "kmalloc", "vmalloc", "total"]:
         ratio = old[k] / new[k] if new[k] > 0 else float("inf")
@@ -109,7 +124,8 @@ def main():
             print(f"sweep_compare: {name} leak check not OK", file=sys.stderr)
             ok = False
     speedup = old["total"] / new["total"] if new["total"] > 0 else float("inf")
-    print(f"sweep_compare: the new sweep takes 1/{speedup:.1f} of the old one's time; results "
+    what = "instructions" if args.icount else "time"
+    print(f"sweep_compare: the new sweep takes 1/{speedup:.1f} of the old one's {what}; results "
           + ("agree" if ok else "DIFFER"))
     sys.exit(0 if ok else 1)
 
