@@ -561,8 +561,14 @@ fn unmap_blocks_across_a_1g_boundary() {
     for i in 0..9 {
         assert_eq!(pt.translate(va(v + i * M2)).unwrap().level, 2);
     }
-    let u = pt.unmap(&mut t, va(v), 8 * M2).unwrap();
+    let mut got = Vec::new();
+    let u = pt.unmap_with(&mut t, va(v), 8 * M2, &mut |x, p, s| got.push((x.as_u64(), p.as_u64(), s))).unwrap();
     assert_eq!((u.bytes, u.leaves), (8 * M2, 8));
+    // The first level-2 table held only the four blocks: unhooked whole and freed.
+    assert_eq!(u.tables_freed, 1);
+    got.sort_unstable();
+    let want: Vec<_> = (0..8).map(|i| (v + i * M2, 0x4000_0000 + i * M2, M2)).collect();
+    assert_eq!(got, want, "each block handed back with its own address");
     for i in 0..8 {
         assert_eq!(pt.translate(va(v + i * M2 + K)), None, "block {i}");
     }

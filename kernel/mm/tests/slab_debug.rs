@@ -346,3 +346,46 @@ fn write_after_free_repaired_every_page_comes_back() {
     slab.shrink_all();
     assert_eq!(pages.pages_in_use(), used0, "a slab page stayed behind");
 }
+
+#[test]
+fn validate_reports_a_freelist_cycle_and_stops() {
+    with_slab(true, |slab, rep| {
+        let a = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
+        let b = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
+        let rest: Vec<_> = (0..40).map(|_| slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
+        // SAFETY: live objects.
+        unsafe {
+            slab.kfree(a, CpuId::of(0));
+            slab.kfree(b, CpuId::of(0));
+        }
+        slab.drain_all();
+        assert_eq!(slab.validate_all(), 0, "a sound freelist");
+        // `b` heads the freelist and points to `a` (see the test above for the encoding).
+        let word = |o: *mut u8| o as usize + 64 + 8;
+        // SAFETY: the free pointer of an object of this slab inside the host arena.
+        let read = |o: *mut u8| unsafe { (word(o) as *const usize).read_unaligned() };
+        // SAFETY: as above, deliberately rewritten as a corrupting write would.
+        let write = |o: *mut u8, v: usize| unsafe { (word(o) as *mut usize).write_unaligned(v) };
+        let secret = read(b) ^ a as usize ^ word(b).swap_bytes();
+        let encode = |ptr: usize, o: *mut u8| ptr ^ secret ^ word(o).swap_bytes();
+        let mut tail = b;
+        loop {
+            let next = read(tail) ^ secret ^ word(tail).swap_bytes();
+            if next == 0 {
+                break;
+            }
+            tail = next as *mut u8;
+        }
+        // The tail points back to the head: every pointer valid, the list endless.
+        write(tail, encode(b as usize, tail));
+        assert_eq!(slab.validate_all(), 1, "the cycle reported once, the walk bounded");
+        let errs = rep.take();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        // Reported where the walk gave up: after as many objects as the slab holds.
+        assert!(matches!(errs[0].kind, SlabErrorKind::FreepointerCorrupt { .. }), "{errs:?}");
+        assert_eq!(errs[0].fix, SlabFix::Isolated);
+        write(tail, encode(0, tail));
+        assert_eq!(slab.validate_all(), 0);
+        drop(rest);
+    });
+}

@@ -174,6 +174,11 @@ impl KmemCache {
                     obj = cfg.encode(unsafe { raw::read_word(at) }, at);
                     steps += 1;
                 }
+                if obj != 0 && steps == cfg.num {
+                    // More free objects than the slab holds: the list runs in a cycle
+                    // (Linux's "Freechain corrupt"). The walk stops here; refill cuts it.
+                    report(SlabErrorKind::FreepointerCorrupt { fp: obj }, at, slab.addr(), SlabFix::Isolated);
+                }
             }
         }
         node.errors += found as u64;

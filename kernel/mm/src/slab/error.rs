@@ -153,3 +153,32 @@ pub struct NullReporter;
 impl SlabReporter for NullReporter {
     fn report(&self, _err: &SlabError) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(kind: SlabErrorKind, fix: SlabFix) -> SlabError {
+        SlabError { kind, cache: "kmalloc-64", object: 0x1040, slab: 0x1000, fix }
+    }
+
+    /// Each fix prints its own `FIX` line, and a corrupt free pointer names its value.
+    #[test]
+    fn fix_lines_and_the_freepointer_report() {
+        let fix = |f| FixLine(&err(SlabErrorKind::DoubleFree, f)).to_string();
+        assert_eq!(
+            fix(SlabFix::Refused),
+            "FIX kmalloc-64: Object at 0x1040 not freed (the free was refused, nothing changed)"
+        );
+        assert_eq!(
+            fix(SlabFix::RestoredFree),
+            "FIX kmalloc-64: Restoring Poison and Redzone of the free object 0x1040; it stays free"
+        );
+        assert_eq!(fix(SlabFix::RestoredAndFreed), "FIX kmalloc-64: Restoring Redzone of 0x1040; object freed");
+        assert_eq!(fix(SlabFix::Isolated), "FIX kmalloc-64: Isolating the rest of the freelist of slab 0x1000");
+        let report = err(SlabErrorKind::FreepointerCorrupt { fp: 0x1234 }, SlabFix::Isolated).to_string();
+        let lines: Vec<_> = report.lines().collect();
+        assert_eq!(lines[1], "BUG kmalloc-64 (Not tainted): Freepointer corrupt");
+        assert_eq!(&lines[4..], ["INFO: Freepointer 0x1234", "INFO: Slab 0x1000", "INFO: Object 0x1040 @offset=64"]);
+    }
+}

@@ -45,3 +45,27 @@ impl FailSlab {
         self.attr.should_fail_armed(!(self.ignore_gfp_reclaim.load(Relaxed) && gfp.may_sleep()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gfp::{GFP_ATOMIC, GFP_KERNEL};
+
+    /// `ignore-gfp-wait` spares the requests that may sleep from the probability knob,
+    /// and only those; `__GFP_NOFAIL` is never failed.
+    #[test]
+    fn ignore_gfp_reclaim_spares_sleeping_requests_only() {
+        let fs = FailSlab::new();
+        fs.attr.set_probability(100, -1, 1);
+        assert!(!fs.ignore_gfp_reclaim());
+        assert!(fs.should_fail(GFP_KERNEL) && fs.should_fail(GFP_ATOMIC));
+        fs.set_ignore_gfp_reclaim(true);
+        assert!(fs.ignore_gfp_reclaim());
+        assert!(!fs.should_fail(GFP_KERNEL), "a request that may sleep is spared");
+        assert!(fs.should_fail(GFP_ATOMIC), "an atomic one is not");
+        assert!(!fs.should_fail(GFP_ATOMIC.union(Gfp::GFP_NOFAIL)));
+        fs.set_ignore_gfp_reclaim(false);
+        assert!(!fs.ignore_gfp_reclaim());
+        assert!(fs.should_fail(GFP_KERNEL));
+    }
+}
