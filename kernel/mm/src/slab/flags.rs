@@ -34,3 +34,18 @@ impl SlabFlags {
         SlabFlags(self.0 | o.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_the_three_debug_flags_and_union_is_idempotent() {
+        let three = SlabFlags::CONSISTENCY_CHECKS.union(SlabFlags::RED_ZONE).union(SlabFlags::POISON);
+        assert_eq!(SlabFlags::DEBUG, three);
+        assert_eq!(SlabFlags::DEBUG.union(SlabFlags::DEBUG), SlabFlags::DEBUG);
+        assert_eq!(SlabFlags::POISON.union(SlabFlags::HWCACHE_ALIGN), SlabFlags(0x2800));
+        assert!(SlabFlags::DEBUG.intersects(SlabFlags::RED_ZONE));
+        assert!(!SlabFlags::DEBUG.intersects(SlabFlags::HWCACHE_ALIGN));
+    }
+}

@@ -214,6 +214,13 @@ mod tests {
         // [8 red zone | 60 object | 12 red zone | 8 free pointer]
         assert_eq!((d.obj_offset, d.rz_right(1000), d.fp_offset, d.stride), (8, (1060, 12), 80, 88));
         assert!(d.poison);
+        // Any one of the debug flags (as `slub_debug=F`, `=Z` or `=P` asks) gives the
+        // whole debug layout; only `P` poisons.
+        for one in [SlabFlags::CONSISTENCY_CHECKS, SlabFlags::RED_ZONE, SlabFlags::POISON] {
+            let e = build_cfg("x", 9, 60, 8, one, None, 0).unwrap();
+            let poison = one == SlabFlags::POISON;
+            assert_eq!((e.obj_offset, e.fp_offset, e.stride, e.poison), (8, 80, 88, poison), "{one:?}");
+        }
         let k = build_cfg("x", 9, 24, 8, SlabFlags::DEBUG, Some(dummy_ctor), 0).unwrap();
         assert!(!k.poison, "no poisoning with a constructor");
         assert_eq!(build_cfg("x", 9, 0, 8, SlabFlags::NONE, None, 0).unwrap_err(), LayoutError::BadArgs);
