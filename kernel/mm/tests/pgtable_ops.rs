@@ -576,3 +576,40 @@ fn unmap_blocks_across_a_1g_boundary() {
     pt.unmap(&mut t, va(v + 8 * M2), M2).unwrap();
     assert_eq!(sim.nr_free(), free, "every table freed");
 }
+
+/// A level-2 table the range covers whole is unhooked and released with everything under
+/// it: each leaf handed back at its own address, whether it comes before, between or
+/// after the page tables below it, and every table counted once.
+#[test]
+fn unmapping_a_whole_1g_entry_releases_blocks_and_tables_at_their_addresses() {
+    let sim = Sim::new(32);
+    let mut pt = sim.kernel_pt();
+    let mut t = sim.tables();
+    let v = VMALLOC_START;
+    assert_eq!(v % G1, 0);
+    let free = sim.nr_free();
+    let p = Prot::KERNEL_RW;
+    pt.map(&mut t, va(v), pa(0x10_0000), K, p, false).unwrap(); // entry 0: a page table
+    pt.map(&mut t, va(v + M2), pa(0x40_0000), 2 * M2, p, true).unwrap(); // entries 1, 2: blocks
+    pt.map(&mut t, va(v + 3 * M2 + K), pa(0x20_0000), K, p, false).unwrap(); // entry 3: a page table
+    pt.map(&mut t, va(v + 4 * M2), pa(0x80_0000), M2, p, true).unwrap(); // entry 4: a block
+    pt.map(&mut t, va(v + 9 * M2 + 5 * K), pa(0x30_0000), 2 * K, p, false).unwrap(); // entry 9
+    let mut got = Vec::new();
+    let u = pt.unmap_with(&mut t, va(v), G1, &mut |x, q, s| got.push((x.as_u64(), q.as_u64(), s))).unwrap();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        [
+            (v, 0x10_0000, K),
+            (v + M2, 0x40_0000, M2),
+            (v + 2 * M2, 0x60_0000, M2),
+            (v + 3 * M2 + K, 0x20_0000, K),
+            (v + 4 * M2, 0x80_0000, M2),
+            (v + 9 * M2 + 5 * K, 0x30_0000, K),
+            (v + 9 * M2 + 6 * K, 0x30_1000, K),
+        ]
+    );
+    assert_eq!((u.leaves, u.bytes), (7, 3 * M2 + 4 * K));
+    assert_eq!(u.tables_freed, 4, "three page tables and the level-2 table");
+    assert_eq!(sim.nr_free(), free);
+}
