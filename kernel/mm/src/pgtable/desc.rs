@@ -292,5 +292,12 @@ mod tests {
         assert_eq!(Prot::from_bits(u64::MAX).bits(), PROT_MASK);
         assert_eq!(Prot::from_bits(0).bits(), 0);
         assert_eq!(format!("{d:?}"), "Desc(0x07e0000012345707)");
+        // No attribute bit at all: no AF, no UXN, no SHD printed.
+        assert_eq!(Prot::from_bits(0).to_string(), "    RW x                MEM/NORMAL");
+        assert_eq!(Prot::from_bits(PTE_AF | PTE_NG).to_string(), "    RW x      AF NG     MEM/NORMAL");
+        assert_eq!(
+            format!("{:?}", Prot::from_bits(PTE_UXN)),
+            "Prot(0x40000000000000:    RW x            UXN MEM/NORMAL)"
+        );
     }
 }
