@@ -389,3 +389,30 @@ fn validate_reports_a_freelist_cycle_and_stops() {
         drop(rest);
     });
 }
+
+/// A debugging cache takes the held (slow) paths for every operation; slabinfo's hit and
+/// miss counters still account for each one: every allocation is a hit or a miss, every
+/// free too, a miss refills or flushes a batch.
+#[test]
+fn debug_cache_counts_every_hit_and_miss() {
+    with_slab(true, |slab, rep| {
+        let id = slab.kmalloc_cache(64).unwrap();
+        let st0 = slab.cache_stats(id).unwrap();
+        let n = 2 * st0.limit + 3;
+        let objs: Vec<_> = (0..n).map(|_| slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr()).collect();
+        let st1 = slab.cache_stats(id).unwrap();
+        let (hit, miss) = (st1.allochit - st0.allochit, st1.allocmiss - st0.allocmiss);
+        assert_eq!(hit + miss, n as u64, "each allocation a hit or a miss");
+        assert!(miss >= 1 && hit >= (n as u64) / 2, "refills of a batch: {hit} hits, {miss} misses");
+        for &p in &objs {
+            // SAFETY: live objects of this test, freed once.
+            unsafe { slab.kfree(p, CpuId::of(0)) };
+        }
+        let st2 = slab.cache_stats(id).unwrap();
+        let (hit, miss) = (st2.freehit - st1.freehit, st2.freemiss - st1.freemiss);
+        assert_eq!(hit + miss, n as u64, "each free a hit or a miss");
+        assert!(miss >= 1, "{n} frees overflow an array of {}", st0.limit);
+        assert!(hit >= st0.limit as u64, "{hit} hits");
+        assert!(rep.take().is_empty());
+    });
+}
