@@ -539,3 +539,35 @@ fn fail_slab_fails_cache_allocations_only() {
         leak_check(slab, pages);
     });
 }
+
+/// `kmem_cache_shrink` gives back every empty slab and says how many pages that was;
+/// slabs with a live object stay, and a second shrink has nothing to give.
+#[test]
+fn kmem_cache_shrink_returns_the_pages_of_its_empty_slabs() {
+    for debug in [false, true] {
+        with_slab(18, debug, |slab, pages, _| {
+            assert_eq!(slab.debug(), debug);
+            let id = slab.kmem_cache_create("shrinkme", 200, 8, SlabFlags::NONE, None).unwrap();
+            let per = slab.cache_stats(id).unwrap().objperslab;
+            let objs: Vec<_> =
+                (0..3 * per).map(|_| slab.kmem_cache_alloc(id, GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
+            let st = slab.cache_stats(id).unwrap();
+            assert_eq!(st.num_slabs, 3);
+            let in_use = pages.pages_in_use();
+            // Keep one object: its slab stays.
+            for &o in &objs[1..] {
+                // SAFETY: live objects of this cache, freed once.
+                unsafe { slab.kmem_cache_free(id, o, CpuId::of(0)) };
+            }
+            let freed = slab.kmem_cache_shrink(id);
+            assert_eq!(freed, 2 * st.pagesperslab, "two empty slabs");
+            assert_eq!(pages.pages_in_use(), in_use - freed);
+            assert_eq!(slab.kmem_cache_shrink(id), 0);
+            // SAFETY: the last live object.
+            unsafe { slab.kmem_cache_free(id, objs[0], CpuId::of(0)) };
+            assert_eq!(slab.kmem_cache_shrink(id), st.pagesperslab);
+            slab.kmem_cache_destroy(id).unwrap();
+            leak_check(slab, pages);
+        });
+    }
+}
