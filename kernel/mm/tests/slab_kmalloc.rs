@@ -108,6 +108,9 @@ fn zero_size_overflow_and_large() {
         let p = slab.kmalloc(8193, GFP_KERNEL, CpuId::of(0)).unwrap();
         assert_eq!(p.as_ptr() as usize % PAGE_SIZE, 0);
         assert_eq!(slab.ksize(p.as_ptr()), 4 * PAGE_SIZE);
+        // A pointer inside the block is not one kmalloc returned.
+        assert_eq!(slab.ksize(p.as_ptr().wrapping_add(8)), 0);
+        assert_eq!(slab.ksize(p.as_ptr().wrapping_add(PAGE_SIZE)), 0);
         assert_eq!(slab.large_bytes(), 4 * PAGE_SIZE);
         let q = slab.kzalloc(5 * PAGE_SIZE, GFP_KERNEL, CpuId::of(0)).unwrap();
         assert_eq!(slab.ksize(q.as_ptr()), 8 * PAGE_SIZE);
@@ -570,4 +573,39 @@ fn kmem_cache_shrink_returns_the_pages_of_its_empty_slabs() {
             leak_check(slab, pages);
         });
     }
+}
+
+/// `Slab:` counts the pages of every slab: the sum over the caches of slabs times pages
+/// per slab, in bytes, exactly what the page source handed the slabs.
+#[test]
+fn slab_bytes_is_the_pages_of_every_slab() {
+    with_slab(16, false, |slab, pages, _| {
+        let base = pages.pages_in_use();
+        assert_eq!(slab.slab_bytes(), base * PAGE_SIZE, "the caches' first slabs");
+        let objs: Vec<_> = (0..300).map(|i| slab.kmalloc(64 << (i % 7), GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
+        assert_eq!(slab.slab_bytes(), pages.pages_in_use() * PAGE_SIZE);
+        assert!(pages.pages_in_use() > base + 8);
+        for p in objs {
+            // SAFETY: live objects, freed once.
+            unsafe { slab.kfree(p.as_ptr(), CpuId::of(0)) };
+        }
+        leak_check(slab, pages);
+    });
+}
+
+/// The global allocator's rule (Linux's kmalloc alignment guarantee): an alignment above
+/// 8 that the size's cache does not give (96 and 192 are not powers of two) rounds the
+/// size up to a power of two; otherwise, and above the caches, the size stays.
+#[test]
+fn layout_size_rounds_only_for_alignment_the_cache_lacks() {
+    use std::alloc::Layout;
+    let l = |size, align| SlabAllocator::layout_size(Layout::from_size_align(size, align).unwrap());
+    assert_eq!(l(96, 8), 96);
+    assert_eq!(l(96, 16), 128);
+    assert_eq!(l(96, 32), 128);
+    assert_eq!(l(192, 64), 256);
+    assert_eq!(l(128, 64), 128);
+    assert_eq!(l(8, 64), 64);
+    assert_eq!(l(0, 1), 1);
+    assert_eq!(l(3 * 8192, 64), 3 * 8192, "above the caches: the page allocator aligns");
 }
