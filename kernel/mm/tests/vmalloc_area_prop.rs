@@ -118,3 +118,18 @@ fn fragmentation_and_coalescing() {
     assert_eq!(a.nr_free_ranges(), 1);
     assert!(a.alloc(199 * K, VmKind::Vmalloc, "f", None).is_ok());
 }
+
+/// A range whose ends are not page-aligned manages the whole pages inside it (start and
+/// end rounded down: Linux's VMALLOC_START/END are page-aligned, a bad one is not
+/// trusted); one with no whole page manages nothing.
+#[test]
+fn unaligned_and_empty_ranges() {
+    let mut a = VmapAreas::new(S + 5, S + 10 * K + 7);
+    let x = a.alloc(K, VmKind::Vmalloc, "u", None).unwrap();
+    assert_eq!(x.start.as_u64(), S);
+    assert_eq!(a.free_bytes(), 8 * K, "10 pages less one area and its guard");
+    assert_eq!(a.largest_free(), 8 * K);
+    let mut e = VmapAreas::new(S, S + 100);
+    assert!(e.alloc(K, VmKind::Vmalloc, "u", None).is_err());
+    assert_eq!((e.free_bytes(), e.nr_free_ranges()), (0, 0));
+}
