@@ -1860,6 +1860,20 @@ def page_owner_lists_the_console_trace(image):
         out = q.command(f"page_owner {0xffffff8000000000 + phys[0]:#x}")
         check("now free" in out and re.search(r"^page last free pid 0 tgid 0 ts \d+ ns stack trace:$", out, re.M)
               and out.count("kernel::commands::alloc::") == 2, "the released block's last free", out)
+        # A vmalloc's frames come through the page source the slab and vmalloc layers call
+        # (PAGE_SOURCE's hooks, called through function pointers, not the page API's
+        # inline ones): its first page's record names the console, and so does its free.
+        out = q.command("alloc vmalloc 64K")
+        m = re.search(r"#(\d+): vmalloc 64 KiB at 0x[0-9a-f]+, first page (0x[0-9a-f]+)", out)
+        check(m, "vmalloc handle", out)
+        vpfn = int(m.group(2), 16) >> 12
+        out = q.command(f"page_owner {vpfn:#x}")
+        check(re.search(r"^Page allocated via order \d+, mask 0x[0-9a-f]+\(GFP_KERNEL[^)]*\)", out, re.M)
+              and "allocated" in out and "kernel::commands::alloc::" in out, "a vmalloc page's record", out)
+        release(q, m.group(1))
+        out = q.command(f"page_owner {vpfn:#x}")
+        check("now free" in out and re.search(r"^page last free pid 0 tgid 0 ts \d+ ns stack trace:$", out, re.M)
+              and out.count("kernel::commands::alloc::") == 2, "the vfreed page's last free", out)
         for bad, msg in [("zz", "zz: not a number"), ("0xffffffffffff0000", "is not a linear-map address"),
                          ("0x7fffffff", "is outside memory")]:
             out = q.command(f"page_owner {bad}")

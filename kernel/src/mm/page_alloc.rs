@@ -42,8 +42,10 @@ fn on_bad_free(e: &FreeError) {
     super::page_owner::report_bad_free(e, crate::platform::symbols());
 }
 
-/// The buddy allocator as the slab and vmalloc layers see it.
-pub static PAGE_SOURCE: BuddyPageSource<'static> = SOURCE;
+/// The buddy allocator as the slab and vmalloc layers see it. Its page_owner hooks are
+/// the forms made for a call through a function pointer (a leaf while page_owner is off).
+pub static PAGE_SOURCE: BuddyPageSource<'static> =
+    BuddyPageSource { on_alloc: super::page_owner::on_alloc_hook, on_free: super::page_owner::on_free_hook, ..SOURCE };
 
 /// [`PAGE_SOURCE`] as a constant, for this module's own calls: each use is a value the
 /// compiler sees whole, so its function pointers become direct calls that inline (the
