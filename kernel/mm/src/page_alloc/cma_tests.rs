@@ -64,6 +64,39 @@ fn area_pages_drained_from_a_per_cpu_list_go_back_to_the_area() {
     assert_eq!(super::Cma::new(a).stats().unwrap().free, 1536);
 }
 
+/// `cma_alloc`'s request bounds: the whole area and the top alignment are allowed, one
+/// page more or one order more is a bad request, and each error says what it is.
+#[test]
+fn cma_alloc_takes_the_whole_area_and_the_top_alignment_and_no_more() {
+    let a = make(2048);
+    let c = super::Cma::new(a).declare(6 << 20).unwrap();
+    assert_eq!((c.base, c.pages), (Pfn(0), 1536));
+    let cma = super::Cma::new(a);
+    let mut st = CmaAllocStats::default();
+    assert_eq!(cma.alloc(1537, 0, CpuId::of(0), &mut st), Err(CmaError::BadRequest));
+    assert_eq!(cma.alloc(1, MAX_PAGE_ORDER + 1, CpuId::of(0), &mut st), Err(CmaError::BadRequest));
+    assert_eq!(cma.alloc(1536, 0, CpuId::of(0), &mut st), Ok(Pfn(0)), "the whole area");
+    assert_eq!(cma.stats().unwrap().free, 0);
+    cma.release(Pfn(0), 1536).unwrap();
+    // Pfn 0 is aligned to every order, so the top alignment finds its range there.
+    assert_eq!(cma.alloc(1, MAX_PAGE_ORDER, CpuId::of(0), &mut st), Ok(Pfn(0)));
+    cma.release(Pfn(0), 1).unwrap();
+    a.drain_all();
+    check_invariants(a).unwrap();
+    assert_eq!(cma.stats().unwrap().free, 1536);
+
+    let texts = [
+        (CmaError::NoArea, "no CMA area (cma= on the command line)"),
+        (CmaError::BadRequest, "bad size or alignment"),
+        (CmaError::Busy, "another cma_alloc is running"),
+        (CmaError::NoRange, "no range of the area could be emptied (a page did not move)"),
+        (CmaError::NotAllocated, "not a cma_alloc range"),
+    ];
+    for (e, text) in texts {
+        assert_eq!(e.to_string(), text);
+    }
+}
+
 /// A high-order atomic request that can only be served from the area (everything
 /// outside it held, free memory under the low watermark, so the slow path's
 /// `ALLOC_HARDER` try reserves the block's pageblock as HighAtomic): the area's pageblock

@@ -398,6 +398,52 @@ fn cma_alloc_gives_up_a_range_whose_borrower_cannot_move() {
     assert_eq!(Cma::new(make(64)).alloc(1, 0, cpu(), &mut st), Err(CmaError::NoArea));
 }
 
+/// The model's owners, watching the CMA area from inside each migration `cma_alloc`
+/// asks of them: the area must say it is isolating, and a second `cma_alloc` meanwhile
+/// must be refused as busy.
+#[derive(Debug)]
+struct WatchingCma {
+    m: &'static Model,
+    a: std::sync::OnceLock<&'static PageAllocator>,
+    seen: Mutex<Vec<(bool, Result<Pfn, CmaError>)>>,
+}
+
+impl MovableOps for WatchingCma {
+    fn migrate_page(&self, mv: &BlockMove, mode: MigrateMode) -> Result<(), MigrateError> {
+        let a = self.a.get().unwrap();
+        let mut st = CmaAllocStats::default();
+        let nested = Cma::new(a).alloc(1, 0, cpu(), &mut st);
+        self.seen.lock().unwrap().push((Cma::new(a).isolating(), nested));
+        self.m.migrate_page(mv, mode)
+    }
+}
+
+#[test]
+fn cma_alloc_isolates_the_area_while_it_runs_and_refuses_a_second_one() {
+    let m = Model::new();
+    let (a, kept) = cma_borrowed(m);
+    let w: &'static WatchingCma =
+        Box::leak(Box::new(WatchingCma { m, a: std::sync::OnceLock::new(), seen: Mutex::new(Vec::new()) }));
+    w.a.set(a).unwrap();
+    register_both(a, w);
+    assert!(!Cma::new(a).isolating(), "no cma_alloc is running");
+    let mut st = CmaAllocStats::default();
+    assert_eq!(Cma::new(a).alloc(256, 8, cpu(), &mut st), Ok(Pfn(3072)));
+    let seen = std::mem::take(&mut *w.seen.lock().unwrap());
+    assert_eq!(seen.len() as u64, st.migrated, "one look per block moved");
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|&(iso, nested)| iso && nested == Err(CmaError::Busy)), "{seen:?}");
+    assert!(!Cma::new(a).isolating(), "the area is open again");
+    // A refused request leaves it open too.
+    assert_eq!(Cma::new(a).alloc(0, 0, cpu(), &mut st), Err(CmaError::BadRequest));
+    assert!(!Cma::new(a).isolating());
+    m.check(a);
+    Cma::new(a).release(Pfn(3072), 256).unwrap();
+    a.drain_all();
+    check_invariants(a).unwrap();
+    m.free_all(a, kept, 4096);
+}
+
 /// Batch migration ([`Migrator::migrate_pages`](super::Migrator::migrate_pages), [`MovableOps::migrate_pages`])
 /// against the same model.
 mod batch {
