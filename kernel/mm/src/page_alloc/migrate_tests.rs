@@ -347,6 +347,12 @@ fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
     // Contents preserved, every reference updated, nothing of the model left in the area.
     m.check(a);
     assert!(kept.iter().all(|&o| m.at(o).0 < 3072));
+    // The targets were movable allocations: no pageblock outside the area changed type.
+    let types: Vec<_> = (0..3072)
+        .step_by(PAGEBLOCK_NR_PAGES as usize)
+        .map(|p| a.pfn_to_page(Pfn(p)).unwrap().pageblock_migratetype())
+        .collect();
+    assert!(types.iter().all(|&t| t == MigrateType::Movable), "{types:?}");
     a.drain_all();
     let after = check_invariants(a).unwrap();
     assert_eq!(after.allocated, before.allocated + 1024, "the range, and the moved pages once each");
@@ -396,6 +402,94 @@ fn cma_alloc_gives_up_a_range_whose_borrower_cannot_move() {
     a.drain_all();
     check_invariants(a).unwrap();
     assert_eq!(Cma::new(make(64)).alloc(1, 0, cpu(), &mut st), Err(CmaError::NoArea));
+}
+
+/// An area in the middle of memory, borrowed whole, with the only free pages above it:
+/// `cma_alloc` must take every target there, the first page past the area's end among
+/// them (the test that keeps targets out of the area must not refuse it).
+#[test]
+fn cma_alloc_takes_its_targets_from_above_an_area_in_the_middle() {
+    let m = Model::new();
+    let a = make(4096);
+    m.register(a);
+    let mut held = Vec::new();
+    while let Ok(p) = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, cpu()) {
+        held.push(p);
+    }
+    // (An unmovable request leaves the last few pages free: above the area-to-be.)
+    assert!(held.len() > 4080 && held.iter().all(|p| p.0 < 4092), "{}", held.len());
+    let (area, rest): (Vec<_>, Vec<_>) = held.into_iter().partition(|p| (2048..3072).contains(&p.0));
+    for p in area {
+        a.free_pages(p, 0, cpu()).unwrap();
+    }
+    a.drain_all();
+    assert_eq!(Cma::new(a).declare(4 << 20).unwrap().base, Pfn(2048));
+    let mut borrowers = Vec::new();
+    for _ in 0..2 {
+        while let Some(o) = m.alloc(a, 0, borrowers.len() % 2 == 1) {
+            borrowers.push(o);
+        }
+        a.drain_all();
+    }
+    assert_eq!(borrowers.len(), 1024, "the area is borrowed whole");
+    let (above, below): (Vec<_>, Vec<_>) = rest.into_iter().partition(|p| p.0 >= 3072);
+    for p in above {
+        a.free_pages(p, 0, cpu()).unwrap();
+    }
+    a.drain_all();
+    let mut st = CmaAllocStats::default();
+    assert_eq!(Cma::new(a).alloc(1024, 10, cpu(), &mut st), Ok(Pfn(2048)));
+    assert_eq!((st.migrated, st.failed), (1024, 0));
+    let mut at: Vec<u64> = borrowers.iter().map(|&o| m.at(o).0).collect();
+    at.sort_unstable();
+    assert_eq!(at, (3072..4096).collect::<Vec<_>>(), "every page above the area is a target");
+    m.check(a);
+    Cma::new(a).release(Pfn(2048), 1024).unwrap();
+    for p in below {
+        a.free_pages(p, 0, cpu()).unwrap();
+    }
+    m.free_all(a, borrowers, 4096);
+}
+
+/// Borrowers of order 2 and only scattered order-0 pages free outside the area: no
+/// target can be had, and `cma_alloc` must give up without starting a direct compaction
+/// of its own from the target allocation (`__GFP_NORETRY`), leaking nothing.
+#[test]
+fn cma_alloc_without_targets_gives_up_and_compacts_nothing() {
+    let m = Model::new();
+    let a = make(4096);
+    m.register(a);
+    assert_eq!(Cma::new(a).declare(4 << 20).unwrap().base, Pfn(3072));
+    let mut held = Vec::new();
+    while let Ok(p) = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, cpu()) {
+        held.push(p);
+    }
+    a.drain_all();
+    let mut borrowers = Vec::new();
+    // (NORETRY: the failure that ends the loop must not start or defer compaction.)
+    let gfp = GFP_HIGHUSER_MOVABLE | Gfp::GFP_NORETRY;
+    while let Some(o) = m.alloc_on(a, gfp, 2, borrowers.len() % 2 == 1, cpu()) {
+        borrowers.push(o);
+    }
+    let in_area = borrowers.iter().filter(|&&o| m.at(o).0 >= 3072).count();
+    assert!(in_area > 250, "{in_area} of {} borrowers in the area", borrowers.len());
+    let (free, kept): (Vec<_>, Vec<_>) = held.into_iter().partition(|p| p.0 % 2 == 0);
+    for &p in &free {
+        a.free_pages(p, 0, cpu()).unwrap();
+    }
+    a.drain_all();
+    let before = check_invariants(a).unwrap();
+    let mut st = CmaAllocStats::default();
+    assert_eq!(Cma::new(a).alloc(1024, 10, cpu(), &mut st), Err(CmaError::NoRange));
+    assert!(st.failed >= 1 && st.migrated <= 2, "{st:?}");
+    assert_eq!(a.snapshot().migrate.compact_stall, 0, "a target allocation compacted");
+    m.check(a);
+    a.drain_all();
+    assert_eq!(check_invariants(a).unwrap().allocated, before.allocated, "a refused cma_alloc leaks nothing");
+    for p in kept {
+        a.free_pages(p, 0, cpu()).unwrap();
+    }
+    m.free_all(a, borrowers, 4096);
 }
 
 /// The model's owners, watching the CMA area from inside each migration `cma_alloc`
