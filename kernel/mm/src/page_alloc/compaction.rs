@@ -440,4 +440,30 @@ mod tests {
         // One free page, order 9 wanted: lack of memory.
         assert_eq!(fragmentation_index(1, 0, 1, 9), 1000 - (1000 + 1));
     }
+
+    /// How many of the next `n` considerations of direct compaction are deferred.
+    fn deferred_of(d: &CompactDefer, n: u32) -> Vec<bool> {
+        (0..n).map(|_| d.deferred()).collect()
+    }
+
+    /// Linux's `defer_compaction`/`compaction_deferred`: after the k-th failure in a row,
+    /// the next 2^k - 1 considerations are skipped (k at most 6), the 2^k-th runs;
+    /// a success ends the deferral.
+    #[test]
+    fn each_failure_doubles_the_deferral_up_to_64() {
+        let d = CompactDefer::new();
+        assert_eq!(deferred_of(&d, 3), [false; 3], "nothing failed yet");
+        for k in 1..=8u32 {
+            d.failed();
+            let skipped = (1u32 << k.min(COMPACT_MAX_DEFER_SHIFT)) - 1;
+            let seen = deferred_of(&d, skipped + 2);
+            let mut want = vec![true; skipped as usize];
+            want.extend([false, false]);
+            assert_eq!(seen, want, "after failure {k}");
+        }
+        d.succeeded();
+        assert_eq!(deferred_of(&d, 2), [false; 2], "a success ends the deferral");
+        d.failed();
+        assert_eq!(deferred_of(&d, 3), [true, false, false], "and starts the count again");
+    }
 }

@@ -359,9 +359,21 @@ fn cma_alloc_migrates_every_borrower_out_and_release_gives_the_area_back() {
     assert_eq!(Cma::new(a).stats().unwrap().free, 0);
     // Neither a page outside a range nor one released twice is taken back.
     assert_eq!(Cma::new(a).release(Pfn(3000), 1), Err(CmaError::NotAllocated));
+    assert_eq!(Cma::new(a).release(Pfn(3072), 0), Err(CmaError::NotAllocated), "no pages");
     assert_eq!(Cma::new(a).release(Pfn(3072), 1025), Err(CmaError::NotAllocated));
     assert_eq!(Cma::new(a).release(Pfn(3072), 1024), Ok(()));
     assert_eq!(Cma::new(a).release(Pfn(3072), 1), Err(CmaError::NotAllocated));
+    // An ordinary order-0 allocation in the area is not a cma_alloc page either.
+    let mut taken = Vec::new();
+    while taken.last().is_none_or(|&o| m.at(o).0 < 3072) {
+        taken.push(m.alloc(a, 0, false).expect("a movable page in the area"));
+    }
+    let q = m.at(*taken.last().unwrap()).0;
+    assert_eq!(Cma::new(a).release(Pfn(q), 1), Err(CmaError::NotAllocated));
+    for o in taken {
+        m.free(a, o);
+    }
+    a.drain_all();
     let back = check_invariants(a).unwrap();
     assert_eq!(back.allocated, before.allocated, "no leak");
     assert_eq!(Cma::new(a).stats().unwrap().free, 1024);
