@@ -441,6 +441,13 @@ mod tests {
         assert_eq!(fragmentation_index(1, 0, 1, 9), 1000 - (1000 + 1));
     }
 
+    /// Linux's `suitable_migration_source`/`_target`: Movable and Cma pageblocks only.
+    #[test]
+    fn compaction_scans_movable_and_cma_pageblocks_only() {
+        let scanned: Vec<_> = MigrateType::ALL.into_iter().filter(|&mt| scannable(mt)).collect();
+        assert_eq!(scanned, [MigrateType::Movable, MigrateType::Cma]);
+    }
+
     /// How many of the next `n` considerations of direct compaction are deferred.
     fn deferred_of(d: &CompactDefer, n: u32) -> Vec<bool> {
         (0..n).map(|_| d.deferred()).collect()
