@@ -292,3 +292,43 @@ fn the_free_scanner_starts_at_the_last_page_of_the_zone() {
     let rest: Vec<_> = held.into_iter().filter(|&o| o != one).collect();
     m.free_all(a, rest, 4096);
 }
+
+/// The scanners start in the first and the last pageblock and stop where they meet: the
+/// migrate scanner never takes its sources from the free scanner's first pageblock. With
+/// movable pages only in the last pageblock (everything below held unmovable),
+/// compaction moves nothing and fails nothing.
+#[test]
+fn the_migrate_scanner_stops_below_the_last_pageblock() {
+    let a = super::migrate_tests::make(4096);
+    let m = Model::new();
+    m.register(a);
+    let mut held = Vec::new();
+    while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
+        held.push(o);
+    }
+    a.drain_all();
+    let (low, top): (Vec<_>, Vec<_>) = held.into_iter().partition(|&o| m.at(o).0 < 3584);
+    for o in low {
+        m.free(a, o);
+    }
+    a.drain_all();
+    let mut pinned = Vec::new();
+    while let Ok(p) = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, cpu()) {
+        pinned.push(p);
+    }
+    a.drain_all();
+    assert!(pinned.iter().filter(|p| p.0 < 3584).count() > 3500, "{}", pinned.len());
+    // Targets in the last pageblock: some of its movable pages given back.
+    let (freed, top): (Vec<_>, Vec<_>) = top.into_iter().partition(|&o| m.at(o).0 % 8 == 0);
+    for o in freed {
+        m.free(a, o);
+    }
+    a.drain_all();
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_memory();
+    assert_eq!((r.migrated, r.failed), (0, 0), "{r:?}");
+    m.check(a);
+    for p in pinned {
+        a.free_pages(p, 0, cpu()).unwrap();
+    }
+    m.free_all(a, top, 4096);
+}
