@@ -305,7 +305,8 @@ fn make_at(base: u64, n: u64) -> &'static PageAllocator {
 
 /// The scanners start in the first and the last pageblock and stop where they meet: the
 /// migrate scanner never takes its sources from the free scanner's first pageblock. With
-/// movable pages only in the last pageblock (everything below held unmovable),
+/// pages of movable owners only in the last pageblock (everything below held by
+/// allocations of no movable owner, in Movable pageblocks that the scanner reads),
 /// compaction moves nothing and fails nothing; for a zone that starts at a pageblock
 /// boundary and for one that starts inside a pageblock (whose blocks the migrate scanner
 /// must still take at their boundaries).
@@ -327,7 +328,7 @@ fn the_migrate_scanner_stops_below_the_last_pageblock() {
         }
         a.drain_all();
         let mut pinned = Vec::new();
-        while let Ok(p) = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, cpu()) {
+        while let Ok(p) = a.alloc_pages(crate::gfp::GFP_HIGHUSER_MOVABLE | Gfp::GFP_NOWARN, 0, cpu()) {
             pinned.push(p);
         }
         a.drain_all();
