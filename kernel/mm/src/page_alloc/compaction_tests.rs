@@ -348,3 +348,45 @@ fn the_migrate_scanner_stops_below_the_last_pageblock() {
         m.free_all(a, top, 4096);
     }
 }
+
+/// What the migrate scanner reads (`compact_migrate_scanned`), as Linux's
+/// `isolate_migratepages_block` steps: a free block's head or an allocated block's head
+/// is one step over the whole block, any other page (a tail, from a pageblock that
+/// starts inside a block) one step each. Over a fresh 4096-page zone (one free order-12
+/// block), the scanner reads pageblocks 0-6: one step for block 0, 512 for each of the
+/// six others.
+#[test]
+fn the_migrate_scanner_steps_over_whole_blocks() {
+    let a = make_at(0, 4096);
+    let zi = ZoneType::Normal.index();
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_zone(zi, None);
+    assert_eq!((r.migrate_scanned, r.migrated), (1 + 6 * 512, 0), "{r:?}");
+    // An allocated order-10 block at the start (movable, so that its pageblocks stay
+    // scannable; of no registered owner): one step for it, then its tail pageblock
+    // (512..1024) page by page, the free order-10 block at 1024 and its tails, the free
+    // order-11 block at 2048 and the tails of its pageblocks 2560 and 3072.
+    let b = a.alloc_pages(crate::gfp::GFP_HIGHUSER_MOVABLE, 10, cpu()).unwrap();
+    assert_eq!(b, Pfn(0));
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_zone(zi, None);
+    assert_eq!((r.migrate_scanned, r.migrated), (1 + 512 + 1 + 512 + 1 + 2 * 512, 0), "{r:?}");
+    a.free_pages(b, 10, cpu()).unwrap();
+}
+
+/// A movable block of pageblock order or more is not the scanner's to move (Linux skips
+/// such huge pages in `isolate_migratepages_block`): it stays where it is.
+#[test]
+fn the_migrate_scanner_leaves_pageblock_sized_blocks_alone() {
+    let a = make_at(0, 4096);
+    let m = Model::new();
+    m.register(a);
+    let big = m.alloc(a, PAGEBLOCK_ORDER, false).unwrap();
+    let small = m.alloc(a, PAGEBLOCK_ORDER - 1, false).unwrap();
+    let (at_big, at_small) = (m.at(big), m.at(small));
+    assert!(at_big.0 < 3584 && at_small.0 < 3584, "{at_big:?} {at_small:?}");
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_zone(ZoneType::Normal.index(), None);
+    assert_eq!(m.at(big), at_big, "{r:?}");
+    assert_ne!(m.at(small), at_small, "the order-8 block moved up: {r:?}");
+    assert_eq!(r.migrated, 1, "{r:?}");
+    m.check(a);
+    m.free_all(a, [big, small], 4096);
+}
