@@ -370,6 +370,31 @@ fn the_migrate_scanner_steps_over_whole_blocks() {
     let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_zone(zi, None);
     assert_eq!((r.migrate_scanned, r.migrated), (1 + 512 + 1 + 512 + 1 + 2 * 512, 0), "{r:?}");
     a.free_pages(b, 10, cpu()).unwrap();
+    // An unmovable allocation from the whole free block claims all its pageblocks: the
+    // scanner skips each, counted whole.
+    let k = a.alloc_pages(GFP_KERNEL, 0, cpu()).unwrap();
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_zone(zi, None);
+    assert_eq!((r.migrate_scanned, r.migrated), (7 * 512, 0), "{r:?}");
+    a.free_pages(k, 0, cpu()).unwrap();
+}
+
+/// A zone of one pageblock: the scanners meet before they start, and a goal already
+/// met is a success all the same (the check after the scan).
+#[test]
+fn a_goal_met_before_the_scan_is_a_success() {
+    let a = make_at(0, PAGEBLOCK_NR_PAGES);
+    let zi = ZoneType::Normal.index();
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_zone(zi, Some(3));
+    assert!(r.success && r.migrate_scanned == 0, "{r:?}");
+    // Unless no such block is free: every page held.
+    let held: Vec<_> = std::iter::from_fn(|| a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 0, cpu()).ok()).collect();
+    a.drain_all();
+    assert_eq!(a.snapshot().nr_free_pages(), 0);
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_zone(zi, Some(3));
+    assert!(!r.success, "{r:?}");
+    for p in held {
+        a.free_pages(p, 0, cpu()).unwrap();
+    }
 }
 
 /// A movable block of pageblock order or more is not the scanner's to move (Linux skips
