@@ -418,3 +418,42 @@ fn the_migrate_scanner_leaves_pageblock_sized_blocks_alone() {
     m.check(a);
     m.free_all(a, [big, small], 4096);
 }
+
+/// The free scanner steps over allocated blocks whole (one step per block head) and
+/// resumes after the target it took: two order-3 blocks at pfns 0 and 8 move into the
+/// two free order-3 blocks of the top pageblock, at 3648 and 3712, the scanner reading
+/// the eight heads below the first, the first, and the seven heads between them.
+#[test]
+fn the_free_scanner_steps_over_blocks_and_resumes_after_its_target() {
+    let a = make_at(0, 4096);
+    let m = Model::new();
+    m.register(a);
+    let mut movers = [m.alloc(a, 3, false).unwrap(), m.alloc(a, 3, true).unwrap()];
+    movers.sort_by_key(|&o| m.at(o).0);
+    assert_eq!(movers.map(|o| m.at(o).0), [0, 8]);
+    // Everything else held in order-3 blocks of no movable owner (the last pages, below
+    // the low watermark, as atomic single pages).
+    let mut pinned: Vec<(Pfn, u32)> = Vec::new();
+    for (gfp, order) in [(crate::gfp::GFP_HIGHUSER_MOVABLE, 3), (GFP_ATOMIC, 0)] {
+        while let Ok(p) = a.alloc_pages(gfp | Gfp::GFP_NOWARN, order, cpu()) {
+            pinned.push((p, order));
+        }
+        a.drain_all();
+    }
+    assert_eq!(a.snapshot().nr_free_pages(), 0);
+    for x in [3648, 3712] {
+        let i = pinned.iter().position(|&b| b == (Pfn(x), 3)).unwrap();
+        let (p, order) = pinned.swap_remove(i);
+        a.free_pages(p, order, cpu()).unwrap();
+    }
+    a.drain_all();
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_zone(ZoneType::Normal.index(), Some(4));
+    assert!(r.success, "{r:?}");
+    assert_eq!(movers.map(|o| m.at(o).0), [3648, 3712], "{r:?}");
+    assert_eq!((r.migrated, r.failed, r.free_scanned), (2, 0, 9 + 8), "{r:?}");
+    m.check(a);
+    for (p, order) in pinned {
+        a.free_pages(p, order, cpu()).unwrap();
+    }
+    m.free_all(a, movers, 4096);
+}
