@@ -447,9 +447,14 @@ fn the_free_scanner_steps_over_blocks_and_resumes_after_its_target() {
         a.free_pages(p, order, cpu()).unwrap();
     }
     a.drain_all();
+    let before = a.snapshot().events;
     let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_zone(ZoneType::Normal.index(), Some(4));
     assert!(r.success, "{r:?}");
     assert_eq!(movers.map(|o| m.at(o).0), [3648, 3712], "{r:?}");
+    // The targets count as allocated pages, the sources as freed ones: 2 x 8 each.
+    let after = a.snapshot().events;
+    let zi = ZoneType::Normal.index();
+    assert_eq!((after.pgalloc[zi] - before.pgalloc[zi], after.pgfree - before.pgfree), (16, 16));
     assert_eq!((r.migrated, r.failed, r.free_scanned), (2, 0, 9 + 8), "{r:?}");
     m.check(a);
     for (p, order) in pinned {
