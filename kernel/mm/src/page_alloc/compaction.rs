@@ -448,6 +448,32 @@ mod tests {
         assert_eq!(scanned, [MigrateType::Movable, MigrateType::Cma]);
     }
 
+    /// Linux's `__fragmentation_index`, written out for the test.
+    fn linux_index(total: u64, suitable: u64, free: u64, order: u32) -> i32 {
+        match (total, suitable) {
+            (0, _) => 0,
+            (_, s) if s > 0 => -1000,
+            _ => 1000 - ((1000 + free * 1000 / (1 << order)) / total) as i32,
+        }
+    }
+
+    /// `extfrag_index` counts the zone's free blocks, the free pages and the blocks that
+    /// could serve the order (a larger block counts for all its pieces) from its buddy
+    /// lists: a fresh 4096-page zone (one order-12 block), then the same after an
+    /// order-4 allocation split it (one free block of each order 4-11, 4080 pages).
+    #[test]
+    fn extfrag_index_reads_the_buddy_lists() {
+        let a = super::super::migrate_tests::make(4096);
+        let zi = super::super::ZoneType::Normal.index();
+        let fresh: Vec<i32> = (0..NR_ORDERS as u32).map(|o| linux_index(1, u64::from(o <= 12), 4096, o)).collect();
+        assert_eq!(extfrag_indices(a, zi).to_vec(), fresh);
+        let p = a.alloc_pages(crate::gfp::GFP_KERNEL, 4, CpuId::of(0)).unwrap();
+        let split: Vec<i32> = (0..NR_ORDERS as u32).map(|o| linux_index(8, u64::from(o <= 11), 4080, o)).collect();
+        assert_eq!(extfrag_indices(a, zi).to_vec(), split);
+        assert!(split[12] > 0 && split[12] < 1000, "{split:?}");
+        a.free_pages(p, 4, CpuId::of(0)).unwrap();
+    }
+
     /// How many of the next `n` considerations of direct compaction are deferred.
     fn deferred_of(d: &CompactDefer, n: u32) -> Vec<bool> {
         (0..n).map(|_| d.deferred()).collect()

@@ -307,6 +307,30 @@ fn direct_compaction_for_high_order_kernel_requests_only() {
     m.free_all(a, kept, n);
 }
 
+/// A high-order request that fails for want of memory, not for fragmentation (one free
+/// page: the fragmentation index below the threshold), does not compact (Linux's
+/// `compaction_suitable`).
+#[test]
+fn no_direct_compaction_when_memory_is_short_rather_than_fragmented() {
+    let n = 2048;
+    let a = make(n);
+    let m = Model::new();
+    m.register(a);
+    let kept = checkerboard(a, m);
+    let mut held: Vec<_> = std::iter::from_fn(|| a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 0, cpu()).ok()).collect();
+    a.drain_all();
+    assert_eq!(a.snapshot().nr_free_pages(), 0);
+    a.free_pages(held.pop().unwrap(), 0, cpu()).unwrap();
+    a.drain_all();
+    assert!(extfrag_index(a, ZoneType::Normal.index(), 6) <= 500);
+    assert!(a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 6, cpu()).is_err());
+    assert_eq!(a.snapshot().migrate.compact_stall, 0, "compaction cannot help");
+    for p in held {
+        a.free_pages(p, 0, cpu()).unwrap();
+    }
+    m.free_all(a, kept, n);
+}
+
 /// An allocator of 4096 pages with a 4 MiB CMA area (pfns 3072..4096) wholly borrowed by
 /// the model's movable pages, and every other page outside the area free again (targets).
 fn cma_borrowed(m: &Model) -> (&'static PageAllocator, Vec<MovableOwner>) {
