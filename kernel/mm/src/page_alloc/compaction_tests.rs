@@ -462,3 +462,36 @@ fn the_free_scanner_steps_over_blocks_and_resumes_after_its_target() {
     }
     m.free_all(a, movers, 4096);
 }
+
+/// Free pages of an Unmovable pageblock never receive migrated data (Linux's
+/// `suitable_migration_target`): with the only free pages in one, compaction moves
+/// nothing.
+#[test]
+fn an_unmovable_pageblock_is_no_target() {
+    let a = make_at(0, 4096);
+    let m = Model::new();
+    m.register(a);
+    let mut held = Vec::new();
+    while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
+        held.push(o);
+    }
+    a.drain_all();
+    let (top, mut held): (Vec<_>, Vec<_>) = held.into_iter().partition(|&o| m.at(o).0 >= 3584);
+    for o in top {
+        m.free(a, o);
+    }
+    a.drain_all();
+    // An unmovable page claims the free pageblock.
+    let k = a.alloc_pages(GFP_KERNEL, 0, cpu()).unwrap();
+    assert!(k.0 >= 3584, "{k:?}");
+    assert_eq!(a.pfn_to_page(Pfn(3584)).unwrap().pageblock_migratetype(), MigrateType::Unmovable);
+    let i = held.iter().position(|&o| m.at(o).0 == 1).unwrap();
+    m.free(a, held.swap_remove(i));
+    a.drain_all();
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_zone(ZoneType::Normal.index(), Some(1));
+    assert_eq!(r.migrated, 0, "{r:?}");
+    assert!(held.iter().all(|&o| m.at(o).0 < 3584));
+    m.check(a);
+    a.free_pages(k, 0, cpu()).unwrap();
+    m.free_all(a, held, 4096);
+}
