@@ -495,3 +495,71 @@ fn an_unmovable_pageblock_is_no_target() {
     a.free_pages(k, 0, cpu()).unwrap();
     m.free_all(a, held, 4096);
 }
+
+/// A 4096-page zone whose pageblock k (k < 7) holds `used[k]` movable pages at its start,
+/// the rest of it free; the last pageblock is held whole (its top pages by atomic
+/// allocations of no movable owner, so it is no candidate). Returns the model pages by
+/// pageblock.
+fn evacuation_layout(a: &PageAllocator, m: &'static Model, used: [u64; 7]) -> Vec<Vec<MovableOwner>> {
+    let mut held = Vec::new();
+    while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
+        held.push(o);
+    }
+    while a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 0, cpu()).is_ok() {}
+    a.drain_all();
+    let mut by_block = vec![Vec::new(); 7];
+    for o in held {
+        let p = m.at(o).0;
+        let k = (p / PAGEBLOCK_NR_PAGES) as usize;
+        if k < 7 && p % PAGEBLOCK_NR_PAGES >= used[k] {
+            m.free(a, o);
+        } else if k < 7 {
+            by_block[k].push(o);
+        }
+    }
+    a.drain_all();
+    by_block
+}
+
+/// The evacuation step empties the candidate with the fewest used pages (Linux's
+/// `alloc_contig_pages` takes the first that works; emptying the cheapest moves least),
+/// not the first: pageblock 3 with 20 pages of 40, 30, 50, 20, 60, 70, 80.
+#[test]
+fn the_evacuation_empties_the_block_with_the_fewest_used_pages() {
+    let a = make_at(0, 4096);
+    let m = Model::new();
+    m.register(a);
+    let by_block = evacuation_layout(a, m, [40, 30, 50, 20, 60, 70, 80]);
+    let mut res = CompactResult::default();
+    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
+    let ev = res.evacuation.expect("a candidate");
+    assert_eq!((ev.order, ev.block, ev.tried, ev.migrated, ev.failed), (9, Some(Pfn(1536)), 1, 20, 0), "{ev:?}");
+    assert_eq!((res.migrated, res.failed), (20, 0));
+    m.check(a);
+}
+
+/// Every candidate pinned (one page of a stranger that does not move in each of seven):
+/// the evacuation gives up after `MAX_EVACUATE_TRIES` (4) tries, each failure counted in
+/// the result.
+#[test]
+fn the_evacuation_stops_after_four_tries() {
+    let a = make_at(0, 4096);
+    let m = Model::new();
+    m.register(a);
+    let by_block = evacuation_layout(a, m, [40, 30, 50, 20, 60, 70, 80]);
+    for b in &by_block {
+        let victim = b[0];
+        let pfn = Pfn(m.at(victim).0);
+        let (t, i) = m.table(victim).unwrap();
+        t.lock().unwrap()[i] = None;
+        m.mem.lock().unwrap().remove(&pfn.0);
+        assert!(set_movable_owner(&a.mem_map().unwrap(), pfn, MovableOwner::new(STRANGER, 0)));
+    }
+    let mut res = CompactResult::default();
+    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
+    let ev = res.evacuation.expect("candidates were tried");
+    assert_eq!((ev.block, ev.tried), (None, 4), "{ev:?}");
+    assert!(ev.failed >= 4, "{ev:?}");
+    assert_eq!(res.failed, ev.failed, "the evacuation's failures are the result's");
+    m.check(a);
+}
