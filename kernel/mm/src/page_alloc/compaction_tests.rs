@@ -337,7 +337,7 @@ fn the_migrate_scanner_stops_below_the_last_pageblock() {
         a.drain_all();
         assert!(pinned.iter().filter(|p| p.0 < last_block).count() as u64 > last_block - base - 90, "{}", pinned.len());
         // Targets in the last pageblock: some of its movable pages given back.
-        let (freed, top): (Vec<_>, Vec<_>) = top.into_iter().partition(|&o| m.at(o).0 % 8 == 0);
+        let (freed, top): (Vec<_>, Vec<_>) = top.into_iter().partition(|&o| m.at(o).0.is_multiple_of(8));
         for o in freed {
             m.free(a, o);
         }
@@ -535,6 +535,7 @@ fn the_evacuation_empties_the_block_with_the_fewest_used_pages() {
     let ev = res.evacuation.expect("a candidate");
     assert_eq!((ev.order, ev.block, ev.tried, ev.migrated, ev.failed), (9, Some(Pfn(1536)), 1, 20, 0), "{ev:?}");
     assert_eq!((res.migrated, res.failed), (20, 0));
+    assert!(by_block[3].iter().all(|&o| !(1536..2048).contains(&m.at(o).0)), "block 3's pages moved out");
     m.check(a);
 }
 
