@@ -523,7 +523,8 @@ fn evacuation_layout(a: &PageAllocator, m: &'static Model, used: [u64; 7]) -> Ve
 
 /// The evacuation step empties the candidate with the fewest used pages (Linux's
 /// `alloc_contig_pages` takes the first that works; emptying the cheapest moves least),
-/// not the first: pageblock 3 with 20 pages of 40, 30, 50, 20, 60, 70, 80.
+/// not the first: pageblock 3 with 20 pages of 40, 30, 50, 20, 60, 70, 80; of equals,
+/// the lowest.
 #[test]
 fn the_evacuation_empties_the_block_with_the_fewest_used_pages() {
     let a = make_at(0, 4096);
@@ -536,6 +537,15 @@ fn the_evacuation_empties_the_block_with_the_fewest_used_pages() {
     assert_eq!((ev.order, ev.block, ev.tried, ev.migrated, ev.failed), (9, Some(Pfn(1536)), 1, 20, 0), "{ev:?}");
     assert_eq!((res.migrated, res.failed), (20, 0));
     assert!(by_block[3].iter().all(|&o| !(1536..2048).contains(&m.at(o).0)), "block 3's pages moved out");
+    m.check(a);
+    // Of two with the fewest, the lower.
+    let a = make_at(0, 4096);
+    let m = Model::new();
+    m.register(a);
+    evacuation_layout(a, m, [40, 20, 50, 20, 60, 70, 80]);
+    let mut res = CompactResult::default();
+    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
+    assert_eq!(res.evacuation.and_then(|ev| ev.block), Some(Pfn(512)), "{res:?}");
     m.check(a);
 }
 
