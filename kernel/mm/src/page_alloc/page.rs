@@ -20,12 +20,15 @@ pub(crate) const NIL: u32 = u32::MAX;
 
 // Flag word layout: the encoding of [`PageState`], private to this module.
 const ORDER_MASK: u32 = 0x1f;
-const MT_SHIFT: u32 = 5;
+/// Above the state bits: bits 4..=7 of the info word hold the per-CPU list's and the
+/// zone's offsets (see [`info_word`]), where the flag word's order field is.
+const MT_SHIFT: u32 = 16;
 const MT_MASK: u32 = 0x7 << MT_SHIFT;
 /// Head of a free block on a buddy free list (`PageBuddy`).
 const PG_BUDDY: u32 = 1 << 8;
-/// Free, on a per-CPU list.
-const PG_PCP: u32 = 1 << 9;
+/// Free, on a per-CPU list. Next to the migratetype field, so that the two are one
+/// contiguous mask (an AArch64 logical immediate) for `Page::set_pcp`.
+const PG_PCP: u32 = 1 << 15;
 /// First page of a live allocation (order in the low bits).
 const PG_HEAD: u32 = 1 << 10;
 /// The allocation is compound (`__GFP_COMP`).
@@ -164,18 +167,36 @@ impl LiveHead {
 
 // Info word: pageblock migratetype (meaningful on a pageblock's first page) at the flag
 // word's migratetype position, the per-CPU list of that type (`MigrateType::pcp_list`),
-// and the zone: a free onto a per-CPU list reads all three from one load, arithmetic only.
-const INFO_LIST_MASK: u32 = 0x3;
-const INFO_ZONE_SHIFT: u32 = 4;
+// the zone, and `PG_PCP`: a free onto a per-CPU list reads all of them from one load,
+// arithmetic only. The list and the zone sit at their byte offsets' bits: the list's
+// times 16 (a list holds one head per per-CPU order, `PerCpuPages::head`) and the
+// zone's times 128 (the size of a `PerCpuPages`), so that the free's list address is
+// the word masked, no shift; `PG_PCP` and the type masked out of it are the block's
+// `Pcp` flag word but for the order (`Page::set_pcp`).
+const INFO_LIST_SHIFT: u32 = 4;
+const INFO_LIST_MASK: u32 = 0x3 << INFO_LIST_SHIFT;
+const INFO_ZONE_SHIFT: u32 = 7;
 const INFO_MT_SHIFT: u32 = MT_SHIFT;
 const INFO_MT_MASK: u32 = MT_MASK;
-const _: () = assert!(super::migratetype::MIGRATE_PCPTYPES as u32 <= INFO_LIST_MASK + 1);
-const _: () = assert!(INFO_LIST_MASK < 1 << INFO_ZONE_SHIFT && INFO_ZONE_SHIFT < INFO_MT_SHIFT);
+/// The bits of the info word that [`Page::set_pcp`] keeps: `PG_PCP` and the type.
+const INFO_PCP_MASK: u32 = PG_PCP | INFO_MT_MASK;
+const _: () = assert!(super::migratetype::MIGRATE_PCPTYPES as u32 <= (INFO_LIST_MASK >> INFO_LIST_SHIFT) + 1);
+const _: () = assert!(
+    INFO_LIST_MASK < 1 << INFO_ZONE_SHIFT
+        && (1 << INFO_ZONE_SHIFT) & INFO_PCP_MASK == 0
+        && INFO_LIST_MASK & INFO_PCP_MASK == 0
+);
 const _: () = assert!(super::MAX_NR_ZONES <= 2);
+// The list and zone bits are the byte offsets `PerCpuPages` indexes with.
+const _: () = assert!(1 << INFO_LIST_SHIFT == super::pcp::PCP_LIST_BYTES);
+const _: () = assert!(1 << INFO_ZONE_SHIFT == core::mem::size_of::<super::PerCpuPages>());
 
 /// The info word of a page of `zone` in a pageblock of type `mt`.
 const fn info_word(zone: ZoneType, mt: MigrateType) -> u32 {
-    ((zone as u32) << INFO_ZONE_SHIFT) | ((mt as u32) << INFO_MT_SHIFT) | mt.pcp_list() as u32
+    ((zone as u32) << INFO_ZONE_SHIFT)
+        | ((mt as u32) << INFO_MT_SHIFT)
+        | ((mt.pcp_list() as u32) << INFO_LIST_SHIFT)
+        | PG_PCP
 }
 
 /// Where a free block goes on the per-CPU lists, from one load of its head's info word
@@ -192,7 +213,7 @@ impl PcpSlot {
     /// The per-CPU list ([`MigrateType::pcp_list`] of the pageblock's type).
     #[inline(always)]
     pub(crate) const fn list(self) -> usize {
-        (self.0 & INFO_LIST_MASK) as usize
+        ((self.0 & INFO_LIST_MASK) >> INFO_LIST_SHIFT) as usize
     }
     /// The pageblock's migratetype.
     #[cfg(test)]
@@ -327,7 +348,7 @@ impl Page {
     /// [`Self::pcp_slot`]), without decoding it.
     #[inline(always)]
     pub(crate) fn set_pcp(&self, order: u32, slot: PcpSlot) {
-        self.flags.store(PG_PCP | (order & ORDER_MASK) | (slot.0 & INFO_MT_MASK), Relaxed)
+        self.flags.store((slot.0 & INFO_PCP_MASK) | (order & ORDER_MASK), Relaxed)
     }
     /// Whether the page heads a live allocation of exactly `order` whose other pages were
     /// never touched (not compound, no tail owner word): the flag word is exactly that
