@@ -29,6 +29,10 @@ const PG_BUDDY: u32 = 1 << 8;
 /// Free, on a per-CPU list. Next to the migratetype field, so that the two are one
 /// contiguous mask (an AArch64 logical immediate) for `Page::set_pcp`.
 const PG_PCP: u32 = 1 << 15;
+/// On a head: its order is above the per-CPU ones, so that the flag word of a plain
+/// head of a per-CPU order is `PG_HEAD + order` and nothing else (the free fast path's
+/// one compare also bounds the order, see [`Page::is_plain_head`]).
+const PG_LARGE: u32 = 1 << 9;
 /// First page of a live allocation (order in the low bits).
 const PG_HEAD: u32 = 1 << 10;
 /// The allocation is compound (`__GFP_COMP`).
@@ -48,7 +52,8 @@ const _: () = assert!(super::MIGRATE_TYPES as u32 <= (MT_MASK >> MT_SHIFT) + 1);
 // The state bits, order and migratetype fields do not overlap.
 const _: () = assert!(
     (ORDER_MASK & MT_MASK) == 0
-        && ((ORDER_MASK | MT_MASK) & (PG_BUDDY | PG_PCP | PG_HEAD | PG_COMP | PG_TAIL | PG_RESERVED | PG_TAIL_OWNER))
+        && ((ORDER_MASK | MT_MASK)
+            & (PG_BUDDY | PG_PCP | PG_LARGE | PG_HEAD | PG_COMP | PG_TAIL | PG_RESERVED | PG_TAIL_OWNER))
             == 0
 );
 
@@ -103,6 +108,7 @@ impl PageState {
             PageState::Head { order, compound, tail_owner } => {
                 PG_HEAD
                     | (order & ORDER_MASK)
+                    | if order > super::PCP_MAX_ORDER { PG_LARGE } else { 0 }
                     | if compound { PG_COMP } else { 0 }
                     | if tail_owner { PG_TAIL_OWNER } else { 0 }
             }
@@ -350,12 +356,22 @@ impl Page {
     pub(crate) fn set_pcp(&self, order: u32, slot: PcpSlot) {
         self.flags.store((slot.0 & INFO_PCP_MASK) | (order & ORDER_MASK), Relaxed)
     }
-    /// Whether the page heads a live allocation of exactly `order` whose other pages were
-    /// never touched (not compound, no tail owner word): the flag word is exactly that
-    /// head's (the free fast path's whole check, one compare).
+    /// Whether the page heads a live allocation of exactly `order`, a per-CPU order,
+    /// whose other pages were never touched (not compound, no tail owner word): the flag
+    /// word is exactly that head's, `PG_HEAD + order` (the free fast path's whole check,
+    /// one compare). A head of a larger order has `PG_LARGE`, and `PG_HEAD + order` of
+    /// an order above 31 (or wrapping) is no head's word, so a match also proves `order`
+    /// at most [`PCP_MAX_ORDER`](super::PCP_MAX_ORDER).
     #[inline(always)]
     pub(crate) fn is_plain_head(&self, order: u32) -> bool {
-        self.flags.load(Relaxed) == PageState::Head { order, compound: false, tail_owner: false }.encode()
+        self.flags.load(Relaxed) == PG_HEAD.wrapping_add(order)
+    }
+    /// Marks the page the plain head of a new allocation of `order`, a per-CPU order
+    /// (the state [`Self::is_plain_head`] tests).
+    #[inline(always)]
+    pub(crate) fn set_plain_head(&self, order: u32) {
+        debug_assert!(order <= super::PCP_MAX_ORDER);
+        self.flags.store(PG_HEAD + order, Relaxed)
     }
     #[inline(always)]
     pub(crate) fn block_mt(&self) -> MigrateType {
