@@ -20,6 +20,10 @@ pub(crate) const NIL: u32 = u32::MAX;
 
 // Flag word layout: the encoding of [`PageState`], private to this module.
 const ORDER_MASK: u32 = 0x1f;
+/// The order field of a `Pcp` word: the per-CPU orders only, so that bits 4..=7 may hold
+/// the info word's list and zone offsets (see [`Page::set_pcp`]).
+const PCP_ORDER_MASK: u32 = super::PCP_MAX_ORDER;
+const _: () = assert!((super::PCP_MAX_ORDER + 1).is_power_of_two() && PCP_ORDER_MASK < 1 << INFO_LIST_SHIFT);
 /// Above the state bits: bits 4..=7 of the info word hold the per-CPU list's and the
 /// zone's offsets (see [`info_word`]), where the flag word's order field is.
 const MT_SHIFT: u32 = 16;
@@ -123,7 +127,9 @@ impl PageState {
         if f & PG_HEAD != 0 {
             PageState::Head { order, compound: f & PG_COMP != 0, tail_owner: f & PG_TAIL_OWNER != 0 }
         } else if f & PG_PCP != 0 {
-            PageState::Pcp { order, mt }
+            // A per-CPU order; the bits above it may be the info word's list and zone
+            // offsets (`Page::set_pcp`).
+            PageState::Pcp { order: f & PCP_ORDER_MASK, mt }
         } else if f & PG_BUDDY != 0 {
             PageState::Buddy { order, mt }
         } else if f & PG_RESERVED != 0 {
@@ -184,7 +190,7 @@ const INFO_LIST_MASK: u32 = 0x3 << INFO_LIST_SHIFT;
 const INFO_ZONE_SHIFT: u32 = 7;
 const INFO_MT_SHIFT: u32 = MT_SHIFT;
 const INFO_MT_MASK: u32 = MT_MASK;
-/// The bits of the info word that [`Page::set_pcp`] keeps: `PG_PCP` and the type.
+/// The info word's bits a `Pcp` word's decoding reads: `PG_PCP` and the type.
 const INFO_PCP_MASK: u32 = PG_PCP | INFO_MT_MASK;
 const _: () = assert!(super::migratetype::MIGRATE_PCPTYPES as u32 <= (INFO_LIST_MASK >> INFO_LIST_SHIFT) + 1);
 const _: () = assert!(
@@ -353,8 +359,12 @@ impl Page {
     /// `set_state(PageState::Pcp { order, mt })` with `mt` the type of `slot` (this page's
     /// [`Self::pcp_slot`]), without decoding it.
     #[inline(always)]
+    ///
+    /// The word is the info word with the order or'ed in: its list and zone offsets stay
+    /// in bits 4..=7, which a `Pcp` word's decoding ignores (its order is at most
+    /// [`PCP_MAX_ORDER`](super::PCP_MAX_ORDER), [`PCP_ORDER_MASK`]).
     pub(crate) fn set_pcp(&self, order: u32, slot: PcpSlot) {
-        self.flags.store((slot.0 & INFO_PCP_MASK) | (order & ORDER_MASK), Relaxed)
+        self.flags.store(slot.0 | (order & PCP_ORDER_MASK), Relaxed)
     }
     /// Whether the page heads a live allocation of exactly `order`, a per-CPU order,
     /// whose other pages were never touched (not compound, no tail owner word): the flag
@@ -479,7 +489,10 @@ mod tests {
         for order in 0..=crate::page_alloc::MAX_PAGE_ORDER {
             for mt in MigrateType::ALL {
                 all.push(PageState::Buddy { order, mt });
-                all.push(PageState::Pcp { order, mt });
+                // Only per-CPU orders are ever on a per-CPU list.
+                if order <= crate::page_alloc::PCP_MAX_ORDER {
+                    all.push(PageState::Pcp { order, mt });
+                }
             }
             for (compound, tail_owner) in [(false, false), (false, true), (true, false), (true, true)] {
                 all.push(PageState::Head { order, compound, tail_owner });
