@@ -33,10 +33,6 @@ const PG_BUDDY: u32 = 1 << 8;
 /// Free, on a per-CPU list. Next to the migratetype field, so that the two are one
 /// contiguous mask (an AArch64 logical immediate) for `Page::set_pcp`.
 const PG_PCP: u32 = 1 << 15;
-/// On a head: its order is above the per-CPU ones, so that the flag word of a plain
-/// head of a per-CPU order is `PG_HEAD + order` and nothing else (the free fast path's
-/// one compare also bounds the order, see [`Page::is_plain_head`]).
-const PG_LARGE: u32 = 1 << 9;
 /// First page of a live allocation (order in the low bits).
 const PG_HEAD: u32 = 1 << 10;
 /// The allocation is compound (`__GFP_COMP`).
@@ -56,8 +52,7 @@ const _: () = assert!(super::MIGRATE_TYPES as u32 <= (MT_MASK >> MT_SHIFT) + 1);
 // The state bits, order and migratetype fields do not overlap.
 const _: () = assert!(
     (ORDER_MASK & MT_MASK) == 0
-        && ((ORDER_MASK | MT_MASK)
-            & (PG_BUDDY | PG_PCP | PG_LARGE | PG_HEAD | PG_COMP | PG_TAIL | PG_RESERVED | PG_TAIL_OWNER))
+        && ((ORDER_MASK | MT_MASK) & (PG_BUDDY | PG_PCP | PG_HEAD | PG_COMP | PG_TAIL | PG_RESERVED | PG_TAIL_OWNER))
             == 0
 );
 
@@ -112,7 +107,6 @@ impl PageState {
             PageState::Head { order, compound, tail_owner } => {
                 PG_HEAD
                     | (order & ORDER_MASK)
-                    | if order > super::PCP_MAX_ORDER { PG_LARGE } else { 0 }
                     | if compound { PG_COMP } else { 0 }
                     | if tail_owner { PG_TAIL_OWNER } else { 0 }
             }
@@ -297,6 +291,12 @@ impl Page {
     pub(crate) fn transition_from(&self, from: LiveHead, to: PageState) -> bool {
         self.flags.compare_exchange(from.0, to.encode(), Relaxed, Relaxed).is_ok()
     }
+    /// The raw flag word (tests that look for orders a one-compare head test could
+    /// confuse with it).
+    #[cfg(test)]
+    pub(crate) fn flag_word(&self) -> u32 {
+        self.flags.load(Relaxed)
+    }
     /// Marks a live head: an owner word was stored in one of its tail pages.
     pub(crate) fn mark_tail_owner(&self) {
         if self.flags.load(Relaxed) & PG_TAIL_OWNER == 0 {
@@ -369,12 +369,13 @@ impl Page {
     /// Whether the page heads a live allocation of exactly `order`, a per-CPU order,
     /// whose other pages were never touched (not compound, no tail owner word): the flag
     /// word is exactly that head's, `PG_HEAD + order` (the free fast path's whole check,
-    /// one compare). A head of a larger order has `PG_LARGE`, and `PG_HEAD + order` of
-    /// an order above 31 (or wrapping) is no head's word, so a match also proves `order`
-    /// at most [`PCP_MAX_ORDER`](super::PCP_MAX_ORDER).
+    /// one compare). `order` must be at most [`PCP_MAX_ORDER`](super::PCP_MAX_ORDER): for a
+    /// larger one, `PG_HEAD + order` can be another state's word (a compound head's, a
+    /// listed block's).
     #[inline(always)]
     pub(crate) fn is_plain_head(&self, order: u32) -> bool {
-        self.flags.load(Relaxed) == PG_HEAD.wrapping_add(order)
+        debug_assert!(order <= super::PCP_MAX_ORDER);
+        self.flags.load(Relaxed) == PG_HEAD + order
     }
     /// Marks the page the plain head of a new allocation of `order`, a per-CPU order
     /// (the state [`Self::is_plain_head`] tests).
