@@ -375,7 +375,7 @@ impl Page {
     #[inline(always)]
     pub(crate) fn is_plain_head(&self, order: u32) -> bool {
         debug_assert!(order <= super::PCP_MAX_ORDER);
-        self.flags.load(Relaxed) == PG_HEAD + order
+        self.flags.load(Relaxed).wrapping_sub(PG_HEAD) == order
     }
     /// Marks the page the plain head of a new allocation of `order`, a per-CPU order
     /// (the state [`Self::is_plain_head`] tests).
