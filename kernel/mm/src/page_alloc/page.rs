@@ -33,7 +33,8 @@ const PG_BUDDY: u32 = 1 << 8;
 /// Free, on a per-CPU list. Next to the migratetype field, so that the two are one
 /// contiguous mask (an AArch64 logical immediate) for `Page::set_pcp`.
 const PG_PCP: u32 = 1 << 15;
-/// First page of a live allocation (order in the low bits).
+/// First page of a live allocation (order in the low bits), unless it is a plain head of
+/// a per-CPU order (see [`PLAIN_HEAD`]).
 const PG_HEAD: u32 = 1 << 10;
 /// The allocation is compound (`__GFP_COMP`).
 const PG_COMP: u32 = 1 << 11;
@@ -45,8 +46,22 @@ const PG_RESERVED: u32 = 1 << 13;
 /// the tails' owner words (without it every tail already has owner 0 and flags 0).
 const PG_TAIL_OWNER: u32 = 1 << 14;
 
+/// The head of a live allocation of a per-CPU order, not compound, with no tail owner
+/// word (the common allocation, which the free fast path takes): the word is
+/// `PLAIN_HEAD + order`, above every other state's word, so that the free's one
+/// 64-bit compare `word - PLAIN_HEAD == order` (the subtraction wraps far above every
+/// order for any other word) tests the state and bounds the order for every `u32`
+/// order. A single bit above all the others: an AArch64 `sub` immediate
+/// (`#0x800, lsl #12`) and no overlap with any flag a [`LiveHead`] tests.
+const PLAIN_HEAD: u32 = 1 << 23;
+
 // The order field holds every order the allocator uses.
 const _: () = assert!(super::MAX_PAGE_ORDER <= ORDER_MASK);
+// Every other word is below the plain heads' (the bits of all fields and flags, and the
+// info word's that a Pcp word carries, are below bit 23).
+const OTHER_WORDS_BITS: u32 =
+    ORDER_MASK | 0xf0 | MT_MASK | PG_BUDDY | PG_PCP | PG_HEAD | PG_COMP | PG_TAIL | PG_RESERVED | PG_TAIL_OWNER;
+const _: () = assert!(u32::BITS - OTHER_WORDS_BITS.leading_zeros() <= PLAIN_HEAD.trailing_zeros());
 // The migratetype field holds every type.
 const _: () = assert!(super::MIGRATE_TYPES as u32 <= (MT_MASK >> MT_SHIFT) + 1);
 // The state bits, order and migratetype fields do not overlap.
@@ -104,6 +119,9 @@ impl PageState {
             PageState::Reserved => PG_RESERVED,
             PageState::Buddy { order, mt } => PG_BUDDY | (order & ORDER_MASK) | ((mt as u32) << MT_SHIFT),
             PageState::Pcp { order, mt } => PG_PCP | (order & ORDER_MASK) | ((mt as u32) << MT_SHIFT),
+            PageState::Head { order, compound: false, tail_owner: false } if order <= super::PCP_MAX_ORDER => {
+                PLAIN_HEAD + order
+            }
             PageState::Head { order, compound, tail_owner } => {
                 PG_HEAD
                     | (order & ORDER_MASK)
@@ -116,6 +134,9 @@ impl PageState {
     /// The state of a flag word (every word [`Self::encode`] writes decodes to its state).
     #[inline]
     const fn decode(f: u32) -> PageState {
+        if f >= PLAIN_HEAD {
+            return PageState::Head { order: f - PLAIN_HEAD, compound: false, tail_owner: false };
+        }
         let order = f & ORDER_MASK;
         let mt = MigrateType::from_index(((f & MT_MASK) >> MT_SHIFT) as usize);
         if f & PG_HEAD != 0 {
@@ -279,10 +300,9 @@ impl Page {
     #[inline]
     pub(crate) fn live_head(&self, order: u32) -> Result<LiveHead, PageState> {
         let f = self.flags.load(Relaxed);
-        if f & (PG_BUDDY | PG_PCP | PG_RESERVED | PG_TAIL | PG_HEAD | ORDER_MASK) == PG_HEAD | (order & ORDER_MASK) {
-            Ok(LiveHead(f))
-        } else {
-            Err(PageState::decode(f))
+        match PageState::decode(f) {
+            PageState::Head { order: o, .. } if o == order => Ok(LiveHead(f)),
+            s => Err(s),
         }
     }
     /// Atomically moves a live head, whose flag word [`Self::live_head`] returned, to
@@ -299,8 +319,14 @@ impl Page {
     }
     /// Marks a live head: an owner word was stored in one of its tail pages.
     pub(crate) fn mark_tail_owner(&self) {
-        if self.flags.load(Relaxed) & PG_TAIL_OWNER == 0 {
-            self.flags.fetch_or(PG_TAIL_OWNER, Relaxed);
+        let mut f = self.flags.load(Relaxed);
+        // A plain head's word has no flag to set: it becomes a flagged head's.
+        while let PageState::Head { order, compound, tail_owner: false } = PageState::decode(f) {
+            let to = PageState::Head { order, compound, tail_owner: true }.encode();
+            match self.flags.compare_exchange(f, to, Relaxed, Relaxed) {
+                Ok(_) => return,
+                Err(now) => f = now,
+            }
         }
     }
     #[inline(always)]
@@ -368,21 +394,20 @@ impl Page {
     }
     /// Whether the page heads a live allocation of exactly `order`, a per-CPU order,
     /// whose other pages were never touched (not compound, no tail owner word): the flag
-    /// word is exactly that head's, `PG_HEAD + order` (the free fast path's whole check,
-    /// one compare). `order` must be at most [`PCP_MAX_ORDER`](super::PCP_MAX_ORDER): for a
-    /// larger one, `PG_HEAD + order` can be another state's word (a compound head's, a
-    /// listed block's).
+    /// word is exactly that head's, `PLAIN_HEAD + order` (the free fast path's whole
+    /// check, one compare). Computed in 64 bits: for any other word the difference wraps
+    /// above every `u32`, so a match also proves `order` at most
+    /// [`PCP_MAX_ORDER`](super::PCP_MAX_ORDER), whatever the caller passed.
     #[inline(always)]
     pub(crate) fn is_plain_head(&self, order: u32) -> bool {
-        debug_assert!(order <= super::PCP_MAX_ORDER);
-        self.flags.load(Relaxed).wrapping_sub(PG_HEAD) == order
+        u64::from(self.flags.load(Relaxed)).wrapping_sub(u64::from(PLAIN_HEAD)) == u64::from(order)
     }
     /// Marks the page the plain head of a new allocation of `order`, a per-CPU order
     /// (the state [`Self::is_plain_head`] tests).
     #[inline(always)]
     pub(crate) fn set_plain_head(&self, order: u32) {
         debug_assert!(order <= super::PCP_MAX_ORDER);
-        self.flags.store(PG_HEAD + order, Relaxed)
+        self.flags.store(PLAIN_HEAD + order, Relaxed)
     }
     #[inline(always)]
     pub(crate) fn block_mt(&self) -> MigrateType {
