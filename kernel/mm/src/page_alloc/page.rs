@@ -134,9 +134,6 @@ impl PageState {
     /// The state of a flag word (every word [`Self::encode`] writes decodes to its state).
     #[inline]
     const fn decode(f: u32) -> PageState {
-        if f >= PLAIN_HEAD {
-            return PageState::Head { order: f - PLAIN_HEAD, compound: false, tail_owner: false };
-        }
         let order = f & ORDER_MASK;
         let mt = MigrateType::from_index(((f & MT_MASK) >> MT_SHIFT) as usize);
         if f & PG_HEAD != 0 {
@@ -151,6 +148,9 @@ impl PageState {
             PageState::Reserved
         } else if f & PG_TAIL != 0 {
             PageState::Tail
+        } else if f >= PLAIN_HEAD {
+            // Tested last: the buddy allocator's loops decode buddies and free pages.
+            PageState::Head { order: f - PLAIN_HEAD, compound: false, tail_owner: false }
         } else {
             PageState::Unmarked
         }
