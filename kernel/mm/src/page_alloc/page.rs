@@ -148,11 +148,11 @@ impl PageState {
             PageState::Reserved
         } else if f & PG_TAIL != 0 {
             PageState::Tail
-        } else if f >= PLAIN_HEAD {
-            // Tested last: the buddy allocator's loops decode buddies and free pages.
-            PageState::Head { order: f - PLAIN_HEAD, compound: false, tail_owner: false }
-        } else {
+        } else if f & PLAIN_HEAD == 0 {
             PageState::Unmarked
+        } else {
+            // Tested last: the buddy allocator's loops decode buddies and free pages.
+            PageState::Head { order: f & !PLAIN_HEAD, compound: false, tail_owner: false }
         }
     }
     /// Whether the page heads a block (free or allocated); its order.
@@ -300,9 +300,15 @@ impl Page {
     #[inline]
     pub(crate) fn live_head(&self, order: u32) -> Result<LiveHead, PageState> {
         let f = self.flags.load(Relaxed);
-        match PageState::decode(f) {
-            PageState::Head { order: o, .. } if o == order => Ok(LiveHead(f)),
-            s => Err(s),
+        let live = if f & PLAIN_HEAD != 0 {
+            u64::from(f).wrapping_sub(u64::from(PLAIN_HEAD)) == u64::from(order)
+        } else {
+            f & (PG_BUDDY | PG_PCP | PG_RESERVED | PG_TAIL | PG_HEAD | ORDER_MASK) == PG_HEAD | (order & ORDER_MASK)
+        };
+        if live {
+            Ok(LiveHead(f))
+        } else {
+            Err(PageState::decode(f))
         }
     }
     /// Atomically moves a live head, whose flag word [`Self::live_head`] returned, to
@@ -318,9 +324,23 @@ impl Page {
         self.flags.load(Relaxed)
     }
     /// Marks a live head: an owner word was stored in one of its tail pages.
+    #[inline]
     pub(crate) fn mark_tail_owner(&self) {
-        let mut f = self.flags.load(Relaxed);
-        // A plain head's word has no flag to set: it becomes a flagged head's.
+        let f = self.flags.load(Relaxed);
+        if f & PG_TAIL_OWNER != 0 {
+            return;
+        }
+        if f & PLAIN_HEAD == 0 {
+            self.flags.fetch_or(PG_TAIL_OWNER, Relaxed);
+            return;
+        }
+        self.mark_plain_tail_owner(f);
+    }
+    /// [`Self::mark_tail_owner`] of a plain head (word `f`): its word has no flag to set,
+    /// it becomes a flagged head's (the block's first tail owner word only).
+    #[cold]
+    #[inline(never)]
+    fn mark_plain_tail_owner(&self, mut f: u32) {
         while let PageState::Head { order, compound, tail_owner: false } = PageState::decode(f) {
             let to = PageState::Head { order, compound, tail_owner: true }.encode();
             match self.flags.compare_exchange(f, to, Relaxed, Relaxed) {
