@@ -496,11 +496,11 @@ fn an_unmovable_pageblock_is_no_target() {
     m.free_all(a, held, 4096);
 }
 
-/// A 4096-page zone whose pageblock k (k < 7) holds `used[k]` movable pages at its start,
-/// the rest of it free; the last pageblock is held whole (its top pages by atomic
-/// allocations of no movable owner, so it is no candidate). Returns the model pages by
-/// pageblock.
-fn evacuation_layout(a: &PageAllocator, m: &'static Model, used: [u64; 7]) -> Vec<Vec<MovableOwner>> {
+/// A 4096-page zone whose pageblock k (k < 7) holds `used[k]` movable pages at its start
+/// (at its end for a negative count), the rest of it free; the last pageblock is held
+/// whole (its top pages by atomic allocations of no movable owner, so it is no
+/// candidate). Returns the model pages by pageblock.
+fn evacuation_layout(a: &PageAllocator, m: &'static Model, used: [i64; 7]) -> Vec<Vec<MovableOwner>> {
     let mut held = Vec::new();
     while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
         held.push(o);
@@ -511,10 +511,15 @@ fn evacuation_layout(a: &PageAllocator, m: &'static Model, used: [u64; 7]) -> Ve
     for o in held {
         let p = m.at(o).0;
         let k = (p / PAGEBLOCK_NR_PAGES) as usize;
-        if k < 7 && p % PAGEBLOCK_NR_PAGES >= used[k] {
-            m.free(a, o);
-        } else if k < 7 {
+        if k >= 7 {
+            continue;
+        }
+        let off = (p % PAGEBLOCK_NR_PAGES) as i64;
+        let keep = if used[k] >= 0 { off < used[k] } else { off >= PAGEBLOCK_NR_PAGES as i64 + used[k] };
+        if keep {
             by_block[k].push(o);
+        } else {
+            m.free(a, o);
         }
     }
     a.drain_all();
@@ -536,16 +541,53 @@ fn the_evacuation_empties_the_block_with_the_fewest_used_pages() {
     let ev = res.evacuation.expect("a candidate");
     assert_eq!((ev.order, ev.block, ev.tried, ev.migrated, ev.failed), (9, Some(Pfn(1536)), 1, 20, 0), "{ev:?}");
     assert_eq!((res.migrated, res.failed), (20, 0));
+    assert!(res.migrate_scanned > 0 && res.free_scanned > 0, "the evacuation's walks are counted: {res:?}");
     assert!(by_block[3].iter().all(|&o| !(1536..2048).contains(&m.at(o).0)), "block 3's pages moved out");
     m.check(a);
-    // Of two with the fewest, the lower.
+    // Of two with the fewest, the lower; the candidate's census stops at its end (block 2
+    // starts with free pages, which are not block 1's); the lowest block takes its
+    // targets from above itself.
+    for (used, want) in [([40, 20, -100, 20, 60, 70, 80], 512), ([20, 40, 50, 20, 60, 70, 80], 0)] {
+        let a = make_at(0, 4096);
+        let m = Model::new();
+        m.register(a);
+        evacuation_layout(a, m, used);
+        let mut res = CompactResult::default();
+        Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
+        let ev = res.evacuation.unwrap();
+        assert_eq!((ev.block, ev.tried), (Some(Pfn(want)), 1), "{used:?}: {ev:?}");
+        m.check(a);
+    }
+}
+
+/// A candidate with one of its free pages on another CPU's per-CPU list is emptied, but
+/// its block is not free (this CPU cannot drain that list): the evacuation tries the next
+/// candidate rather than report it.
+#[test]
+fn an_evacuated_block_held_on_another_cpus_list_is_not_the_result() {
     let a = make_at(0, 4096);
     let m = Model::new();
     m.register(a);
-    evacuation_layout(a, m, [40, 20, 50, 20, 60, 70, 80]);
+    evacuation_layout(a, m, [40, 30, 50, 20, 60, 70, 80]);
+    a.set_pcp_high_batch(64, 16);
+    let mut taken = Vec::new();
+    let in_block3 = loop {
+        let p = a.alloc_pages(crate::gfp::GFP_HIGHUSER_MOVABLE, 0, cpu()).unwrap();
+        if (1536 + 20..2048).contains(&p.0) {
+            break p;
+        }
+        taken.push(p);
+    };
+    a.free_pages(in_block3, 0, CpuId::of(1)).unwrap();
+    assert_eq!(a.snapshot().pageset(CpuId::of(1), ZoneType::Normal).count, 1, "on cpu1's list");
+    for p in taken {
+        a.free_pages(p, 0, cpu()).unwrap();
+    }
+    a.drain_cpu(cpu());
     let mut res = CompactResult::default();
     Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
-    assert_eq!(res.evacuation.and_then(|ev| ev.block), Some(Pfn(512)), "{res:?}");
+    let ev = res.evacuation.unwrap();
+    assert_eq!((ev.block, ev.tried), (Some(Pfn(512)), 2), "{ev:?}");
     m.check(a);
 }
 
