@@ -546,8 +546,13 @@ fn the_evacuation_empties_the_block_with_the_fewest_used_pages() {
     m.check(a);
     // Of two with the fewest, the lower; the candidate's census stops at its end (block 2
     // starts with free pages, which are not block 1's); the lowest block takes its
-    // targets from above itself.
-    for (used, want) in [([40, 20, -100, 20, 60, 70, 80], 512), ([20, 40, 50, 20, 60, 70, 80], 0)] {
+    // targets from above itself, and so does one above a full block.
+    let cases = [
+        ([40, 20, -100, 20, 60, 70, 80], 512),
+        ([20, 40, 50, 20, 60, 70, 80], 0),
+        ([512, 20, 50, 30, 60, 70, 80], 512),
+    ];
+    for (used, want) in cases {
         let a = make_at(0, 4096);
         let m = Model::new();
         m.register(a);
