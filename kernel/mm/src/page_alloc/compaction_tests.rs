@@ -565,6 +565,35 @@ fn the_evacuation_empties_the_block_with_the_fewest_used_pages() {
     }
 }
 
+/// A block with an allocation of no movable owner in it cannot be emptied and is no
+/// candidate (Linux's `has_unmovable_pages`): the evacuation passes over pageblock 3
+/// (the fewest used pages, and one such page) to pageblock 1, in one try.
+#[test]
+fn a_block_with_an_unmovable_page_is_no_candidate() {
+    let a = make_at(0, 4096);
+    let m = Model::new();
+    m.register(a);
+    evacuation_layout(a, m, [40, 30, 50, 20, 60, 70, 80]);
+    let mut taken = Vec::new();
+    let pinned = loop {
+        let p = a.alloc_pages(crate::gfp::GFP_HIGHUSER_MOVABLE, 0, cpu()).unwrap();
+        if (1536 + 20..2048).contains(&p.0) {
+            break p;
+        }
+        taken.push(p);
+    };
+    for p in taken {
+        a.free_pages(p, 0, cpu()).unwrap();
+    }
+    a.drain_all();
+    let mut res = CompactResult::default();
+    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
+    let ev = res.evacuation.unwrap();
+    assert_eq!((ev.block, ev.tried, ev.failed), (Some(Pfn(512)), 1, 0), "{ev:?}");
+    m.check(a);
+    a.free_pages(pinned, 0, cpu()).unwrap();
+}
+
 /// A candidate with one of its free pages on another CPU's per-CPU list is emptied, but
 /// its block is not free (this CPU cannot drain that list): the evacuation tries the next
 /// candidate rather than report it.
