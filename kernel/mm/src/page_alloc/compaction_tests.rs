@@ -650,3 +650,34 @@ fn the_evacuation_stops_after_four_tries() {
     assert_eq!(res.failed, ev.failed, "the evacuation's failures are the result's");
     m.check(a);
 }
+
+/// A candidate of two pageblocks whose second one is the CMA area's is no candidate:
+/// every pageblock of it is checked, not only the first (an emptied Cma pageblock does
+/// not make an ordinary free block).
+#[test]
+fn a_candidate_reaching_into_the_cma_area_is_passed_over() {
+    let a = make_at(0, 4096);
+    let m = Model::new();
+    m.register(a);
+    assert_eq!(Cma::new(a).declare(2 << 20).unwrap().base, Pfn(3584));
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
+            held.push(o);
+        }
+        a.drain_all();
+    }
+    // 100 pages kept at the start of pageblocks 0-5, 5 in pageblock 6, none in the area.
+    let keep = |p: u64| p < 3584 && p % PAGEBLOCK_NR_PAGES < if p < 3072 { 100 } else { 5 };
+    let (kept, freed): (Vec<_>, Vec<_>) = held.into_iter().partition(|&o| keep(m.at(o).0));
+    for o in freed {
+        m.free(a, o);
+    }
+    a.drain_all();
+    let mut res = CompactResult::default();
+    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (10, 10), &mut res);
+    let ev = res.evacuation.unwrap();
+    assert_eq!((ev.order, ev.block, ev.tried), (10, Some(Pfn(0)), 1), "{ev:?}");
+    m.check(a);
+    m.free_all(a, kept, 4096);
+}
