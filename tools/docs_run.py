@@ -69,7 +69,9 @@ BOOTS = {
                          label="(the firmware's options) sweep=off slub_debug caf\\xe9 frobnicate=1 filler.x=0123456789 (240 times)"),
     "lab-compact": Boot("sweep=off"),
     "lab-half": Boot("sweep=off"),
-    "usage-tour": Boot("sweep=off"),
+    # KFENCE off: with it, the tour's kmalloc is served from the KFENCE pool whenever
+    # 100 ms have passed since the last sample, which depends on the host's speed.
+    "usage-tour": Boot("sweep=off kfence.sample_interval=0"),
     "usage-huge": Boot("sweep=off"),
     "usage-crash": Boot("sweep=off"),
     "usage-guard": Boot("sweep=off"),
