@@ -11,7 +11,7 @@
 //! CPU without a lock.
 //!
 //! The two knobs that arm the point, `nth` and `probability`, share one word (the
-//! *gate*: two zero bits, the probability in the next 7, nth above), so the allocators' fast paths ask
+//! *gate*: probability in the low 7 bits, nth above), so the allocators' fast paths ask
 //! "is anything armed?" with one relaxed load and one test ([`FaultAttr::armed`]); the
 //! rest of the check is out of line. Every change of either knob (the setters, the
 //! countdown of `nth`) is one atomic read-modify-write of that word, so "armed" is never
@@ -32,35 +32,27 @@
 
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
-/// The gate's two lowest bits are always 0, so that an armed gate is at least
-/// [`GATE_ARMED_MIN`]: a fast path may OR a small number (the page allocator's order)
-/// into the word and test both with one compare.
-const PROB_SHIFT: u32 = 2;
-/// Then the probability in percent (0..=100).
+/// The gate's low bits: the probability in percent (0..=100).
 const PROB_BITS: u32 = 7;
-const PROB_MASK: u64 = ((1 << PROB_BITS) - 1) << PROB_SHIFT;
-const NTH_SHIFT: u32 = PROB_SHIFT + PROB_BITS;
+const PROB_MASK: u64 = (1 << PROB_BITS) - 1;
 /// One step of `nth` in the gate.
-const NTH_ONE: u64 = 1 << NTH_SHIFT;
-/// The smallest armed gate ([`FaultAttr::gate`]).
-pub const GATE_ARMED_MIN: u64 = 1 << PROB_SHIFT;
+const NTH_ONE: u64 = 1 << PROB_BITS;
 
-/// The largest `nth` the gate holds (2^55 - 1 calls, years of allocations at any rate);
+/// The largest `nth` the gate holds (2^57 - 1 calls, years of allocations at any rate);
 /// [`FaultAttr::fail_nth`] clamps to it.
-pub const NTH_MAX: u64 = u64::MAX >> NTH_SHIFT;
+pub const NTH_MAX: u64 = u64::MAX >> PROB_BITS;
 
 const fn gate_nth(g: u64) -> u64 {
-    g >> NTH_SHIFT
+    g >> PROB_BITS
 }
 const fn gate_prob(g: u64) -> u32 {
-    ((g & PROB_MASK) >> PROB_SHIFT) as u32
+    (g & PROB_MASK) as u32
 }
 
 /// The knobs and counters of one injection point.
 #[derive(Debug)]
 pub struct FaultAttr {
-    /// `nth << NTH_SHIFT | probability << PROB_SHIFT`: non-zero (and then at least
-    /// [`GATE_ARMED_MIN`]) exactly when a knob is armed.
+    /// `nth << PROB_BITS | probability`: non-zero exactly when a knob is armed.
     gate: AtomicU64,
     interval: AtomicU64,
     times: AtomicI64,
@@ -110,7 +102,7 @@ impl FaultAttr {
     /// Makes the `n`th call from now fail (1 = the next one, at most [`NTH_MAX`]); 0
     /// disarms `nth`.
     pub fn fail_nth(&self, n: u64) {
-        let nth = n.min(NTH_MAX) << NTH_SHIFT;
+        let nth = n.min(NTH_MAX) << PROB_BITS;
         // The probability bits are kept whatever happens to the word meanwhile.
         let _ = self.gate.fetch_update(Relaxed, Relaxed, |g| Some(nth | (g & PROB_MASK)));
     }
@@ -120,7 +112,7 @@ impl FaultAttr {
     pub fn set_probability(&self, percent: u32, times: i64, seed: u64) {
         self.rng.store(seed | 1, Relaxed);
         self.times.store(times, Relaxed);
-        let p = u64::from(percent.min(100)) << PROB_SHIFT;
+        let p = u64::from(percent.min(100));
         let _ = self.gate.fetch_update(Relaxed, Relaxed, |g| Some((g & !PROB_MASK) | p));
     }
 
@@ -173,13 +165,7 @@ impl FaultAttr {
     /// Whether any knob is armed: one load and one test, for the fast paths.
     #[inline(always)]
     pub fn armed(&self) -> bool {
-        self.gate() != 0
-    }
-
-    /// The gate word: 0 when nothing is armed, else at least [`GATE_ARMED_MIN`].
-    #[inline(always)]
-    pub fn gate(&self) -> u64 {
-        self.gate.load(Relaxed)
+        self.gate.load(Relaxed) != 0
     }
 
     fn next_rand(&self) -> u64 {

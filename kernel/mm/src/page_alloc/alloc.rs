@@ -8,7 +8,7 @@ use core::sync::atomic::Ordering::Relaxed;
 
 use super::page::{MemMap, PageState};
 use super::pcp::pcp_pages;
-use super::watermark::{AllocFlags, WatermarkCheck, ZoneFree};
+use super::watermark::{self, AllocFlags, WatermarkCheck, ZoneFree};
 use super::{gfp_migratetype, AllocFailure, MigrateType, PageAllocator, ZoneType, MAX_PAGE_ORDER, PCP_MAX_ORDER};
 use crate::addr::Pfn;
 use crate::cpu::CpuId;
@@ -37,41 +37,32 @@ impl PageAllocator {
     /// `__GFP_COMP`, no fault injection armed) of a per-CPU order, whose zone passes the
     /// low watermark, and a block on this CPU's list. The watermark is the one rule of
     /// every path ([`WatermarkCheck::ok`]), lockless as Linux's `zone_watermark_fast`,
-    /// read in its cached form: the orders up to [`PCP_MAX_ORDER`] that the zone's
-    /// headroom above `low` lets through (published with the zone's counters, see
-    /// `ZoneMeta::fast_order_limit`), compared with the order OR'ed with the
-    /// fault-injection gate (0, or at least 4 when armed), so that one compare checks the
-    /// order bound, the watermark and fault injection. The lists are held (the local
-    /// lock) around the pop; no lock, no atomic read-modify-write. Anything else (an empty
-    /// list included) returns `None` and the caller takes the whole path, which checks
-    /// again and refills.
+    /// read in its cached form: the zone's headroom above `low` for this request
+    /// (published with the zone's counters, see `ZoneMeta::fast_headroom`) and one
+    /// compare ([`watermark::fits`]). The lists are held (the local lock) around the pop;
+    /// no lock, no atomic read-modify-write. Anything else (an empty list included)
+    /// returns `None` and the caller takes the whole path, which checks again and refills.
     #[inline(always)]
     fn alloc_fast(&self, gfp: Gfp, order: u32, cpu: CpuId) -> Option<u64> {
-        const _: () = assert!(
-            PCP_MAX_ORDER < crate::fault_inject::GATE_ARMED_MIN as u32 && (PCP_MAX_ORDER + 1).is_power_of_two()
-        );
-        if gfp.intersects(Gfp::GFP_DMA.union(Gfp::GFP_COMP)) {
+        if order > PCP_MAX_ORDER || gfp.intersects(Gfp::GFP_DMA.union(Gfp::GFP_COMP)) || self.fail.attr.armed() {
             return None;
         }
+        // A copy: its fields stay in registers across the stores below.
+        let mm = *self.mem_map.get()?;
         let zi = ZoneType::Normal.index();
         // No lowmem_reserve in the request's own highest zone; free CMA pages count only
         // for a movable request; the block itself is on the list or the pop fails.
         let cma = AllocFlags::low(gfp).cma;
-        let limit = self.meta[zi].fast_order_limit[cma as usize].load(Relaxed);
-        if self.fail.attr.gate() | order as u64 >= limit {
+        let n = pcp_pages(order);
+        if !watermark::fits_pages(self.meta[zi].fast_headroom[cma as usize].load(Relaxed), n) {
             return None;
         }
-        // `order` itself (the compare bounded it), masked so that the compiler knows it
-        // small: one mask for the list index and the shift.
-        let order = order & PCP_MAX_ORDER;
-        // A copy: its fields stay in registers across the stores below.
-        let mm = *self.mem_map.get()?;
         let pcp = self.try_local_pcp(cpu, zi)?;
         let (idx, page) = pcp.pop_page(&mm, order, gfp_migratetype(gfp).index())?;
-        pcp.count_alloc(pcp_pages(order));
+        pcp.count_alloc(n);
         drop(pcp);
         // prep_new_page: the owner word is 0 (`pop` and `push` cleared the links).
-        page.set_plain_head(order);
+        page.set_state(PageState::Head { order, compound: false, tail_owner: false });
         Some(mm.base_pfn + idx as u64)
     }
 

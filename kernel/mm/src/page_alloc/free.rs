@@ -67,8 +67,9 @@ impl PageAllocator {
     /// returns false, and the slow path checks it again and refuses or frees it.
     #[inline(always)]
     fn free_fast(&self, pfn: u64, order: u32, cpu: CpuId) -> bool {
-        // No order bound: only a plain head of a per-CPU order passes `is_plain_head`,
-        // for every `u32` order.
+        if order > PCP_MAX_ORDER {
+            return false;
+        }
         let Some(mm_ref) = self.mem_map.get() else { return false };
         // A copy: its fields stay in registers across the stores below.
         let mm = *mm_ref;
@@ -79,9 +80,6 @@ impl PageAllocator {
         if !page.is_plain_head(order) {
             return false;
         }
-        // `order` itself (the head test bounded it), masked so that the compiler knows it
-        // small: one mask for the list index and the shift.
-        let order = order & PCP_MAX_ORDER;
         let slot = page.pcp_slot();
         let Some(pcp) = self.try_local_pcp(cpu, slot.zone_index()) else { return false };
         page.set_pcp(order, slot);

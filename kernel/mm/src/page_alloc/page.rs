@@ -20,21 +20,13 @@ pub(crate) const NIL: u32 = u32::MAX;
 
 // Flag word layout: the encoding of [`PageState`], private to this module.
 const ORDER_MASK: u32 = 0x1f;
-/// The order field of a `Pcp` word: the per-CPU orders only, so that bits 4..=7 may hold
-/// the info word's list and zone offsets (see [`Page::set_pcp`]).
-const PCP_ORDER_MASK: u32 = super::PCP_MAX_ORDER;
-const _: () = assert!((super::PCP_MAX_ORDER + 1).is_power_of_two() && PCP_ORDER_MASK < 1 << INFO_LIST_SHIFT);
-/// Above the state bits: bits 4..=7 of the info word hold the per-CPU list's and the
-/// zone's offsets (see [`info_word`]), where the flag word's order field is.
-const MT_SHIFT: u32 = 16;
+const MT_SHIFT: u32 = 5;
 const MT_MASK: u32 = 0x7 << MT_SHIFT;
 /// Head of a free block on a buddy free list (`PageBuddy`).
 const PG_BUDDY: u32 = 1 << 8;
-/// Free, on a per-CPU list. Next to the migratetype field, so that the two are one
-/// contiguous mask (an AArch64 logical immediate) for `Page::set_pcp`.
-const PG_PCP: u32 = 1 << 15;
-/// First page of a live allocation (order in the low bits), unless it is a plain head of
-/// a per-CPU order (see [`PLAIN_HEAD`]).
+/// Free, on a per-CPU list.
+const PG_PCP: u32 = 1 << 9;
+/// First page of a live allocation (order in the low bits).
 const PG_HEAD: u32 = 1 << 10;
 /// The allocation is compound (`__GFP_COMP`).
 const PG_COMP: u32 = 1 << 11;
@@ -46,22 +38,8 @@ const PG_RESERVED: u32 = 1 << 13;
 /// the tails' owner words (without it every tail already has owner 0 and flags 0).
 const PG_TAIL_OWNER: u32 = 1 << 14;
 
-/// The head of a live allocation of a per-CPU order, not compound, with no tail owner
-/// word (the common allocation, which the free fast path takes): the word is
-/// `PLAIN_HEAD + order`, above every other state's word, so that the free's one
-/// 64-bit compare `word - PLAIN_HEAD == order` (the subtraction wraps far above every
-/// order for any other word) tests the state and bounds the order for every `u32`
-/// order. A single bit above all the others: an AArch64 `sub` immediate
-/// (`#0x800, lsl #12`) and no overlap with any flag a [`LiveHead`] tests.
-const PLAIN_HEAD: u32 = 1 << 23;
-
 // The order field holds every order the allocator uses.
 const _: () = assert!(super::MAX_PAGE_ORDER <= ORDER_MASK);
-// Every other word is below the plain heads' (the bits of all fields and flags, and the
-// info word's that a Pcp word carries, are below bit 23).
-const OTHER_WORDS_BITS: u32 =
-    ORDER_MASK | 0xf0 | MT_MASK | PG_BUDDY | PG_PCP | PG_HEAD | PG_COMP | PG_TAIL | PG_RESERVED | PG_TAIL_OWNER;
-const _: () = assert!(u32::BITS - OTHER_WORDS_BITS.leading_zeros() <= PLAIN_HEAD.trailing_zeros());
 // The migratetype field holds every type.
 const _: () = assert!(super::MIGRATE_TYPES as u32 <= (MT_MASK >> MT_SHIFT) + 1);
 // The state bits, order and migratetype fields do not overlap.
@@ -119,9 +97,6 @@ impl PageState {
             PageState::Reserved => PG_RESERVED,
             PageState::Buddy { order, mt } => PG_BUDDY | (order & ORDER_MASK) | ((mt as u32) << MT_SHIFT),
             PageState::Pcp { order, mt } => PG_PCP | (order & ORDER_MASK) | ((mt as u32) << MT_SHIFT),
-            PageState::Head { order, compound: false, tail_owner: false } if order <= super::PCP_MAX_ORDER => {
-                PLAIN_HEAD + order
-            }
             PageState::Head { order, compound, tail_owner } => {
                 PG_HEAD
                     | (order & ORDER_MASK)
@@ -139,20 +114,15 @@ impl PageState {
         if f & PG_HEAD != 0 {
             PageState::Head { order, compound: f & PG_COMP != 0, tail_owner: f & PG_TAIL_OWNER != 0 }
         } else if f & PG_PCP != 0 {
-            // A per-CPU order; the bits above it may be the info word's list and zone
-            // offsets (`Page::set_pcp`).
-            PageState::Pcp { order: f & PCP_ORDER_MASK, mt }
+            PageState::Pcp { order, mt }
         } else if f & PG_BUDDY != 0 {
             PageState::Buddy { order, mt }
         } else if f & PG_RESERVED != 0 {
             PageState::Reserved
         } else if f & PG_TAIL != 0 {
             PageState::Tail
-        } else if f & PLAIN_HEAD == 0 {
-            PageState::Unmarked
         } else {
-            // Tested last: the buddy allocator's loops decode buddies and free pages.
-            PageState::Head { order: f & !PLAIN_HEAD, compound: false, tail_owner: false }
+            PageState::Unmarked
         }
     }
     /// Whether the page heads a block (free or allocated); its order.
@@ -194,36 +164,18 @@ impl LiveHead {
 
 // Info word: pageblock migratetype (meaningful on a pageblock's first page) at the flag
 // word's migratetype position, the per-CPU list of that type (`MigrateType::pcp_list`),
-// the zone, and `PG_PCP`: a free onto a per-CPU list reads all of them from one load,
-// arithmetic only. The list and the zone sit at their byte offsets' bits: the list's
-// times 16 (a list holds one head per per-CPU order, `PerCpuPages::head`) and the
-// zone's times 128 (the size of a `PerCpuPages`), so that the free's list address is
-// the word masked, no shift; `PG_PCP` and the type masked out of it are the block's
-// `Pcp` flag word but for the order (`Page::set_pcp`).
-const INFO_LIST_SHIFT: u32 = 4;
-const INFO_LIST_MASK: u32 = 0x3 << INFO_LIST_SHIFT;
-const INFO_ZONE_SHIFT: u32 = 7;
+// and the zone: a free onto a per-CPU list reads all three from one load, arithmetic only.
+const INFO_LIST_MASK: u32 = 0x3;
+const INFO_ZONE_SHIFT: u32 = 4;
 const INFO_MT_SHIFT: u32 = MT_SHIFT;
 const INFO_MT_MASK: u32 = MT_MASK;
-/// The info word's bits a `Pcp` word's decoding reads: `PG_PCP` and the type.
-const INFO_PCP_MASK: u32 = PG_PCP | INFO_MT_MASK;
-const _: () = assert!(super::migratetype::MIGRATE_PCPTYPES as u32 <= (INFO_LIST_MASK >> INFO_LIST_SHIFT) + 1);
-const _: () = assert!(
-    INFO_LIST_MASK < 1 << INFO_ZONE_SHIFT
-        && (1 << INFO_ZONE_SHIFT) & INFO_PCP_MASK == 0
-        && INFO_LIST_MASK & INFO_PCP_MASK == 0
-);
+const _: () = assert!(super::migratetype::MIGRATE_PCPTYPES as u32 <= INFO_LIST_MASK + 1);
+const _: () = assert!(INFO_LIST_MASK < 1 << INFO_ZONE_SHIFT && INFO_ZONE_SHIFT < INFO_MT_SHIFT);
 const _: () = assert!(super::MAX_NR_ZONES <= 2);
-// The list and zone bits are the byte offsets `PerCpuPages` indexes with.
-const _: () = assert!(1 << INFO_LIST_SHIFT == super::pcp::PCP_LIST_BYTES);
-const _: () = assert!(1 << INFO_ZONE_SHIFT == core::mem::size_of::<super::PerCpuPages>());
 
 /// The info word of a page of `zone` in a pageblock of type `mt`.
 const fn info_word(zone: ZoneType, mt: MigrateType) -> u32 {
-    ((zone as u32) << INFO_ZONE_SHIFT)
-        | ((mt as u32) << INFO_MT_SHIFT)
-        | ((mt.pcp_list() as u32) << INFO_LIST_SHIFT)
-        | PG_PCP
+    ((zone as u32) << INFO_ZONE_SHIFT) | ((mt as u32) << INFO_MT_SHIFT) | mt.pcp_list() as u32
 }
 
 /// Where a free block goes on the per-CPU lists, from one load of its head's info word
@@ -240,7 +192,7 @@ impl PcpSlot {
     /// The per-CPU list ([`MigrateType::pcp_list`] of the pageblock's type).
     #[inline(always)]
     pub(crate) const fn list(self) -> usize {
-        ((self.0 & INFO_LIST_MASK) >> INFO_LIST_SHIFT) as usize
+        (self.0 & INFO_LIST_MASK) as usize
     }
     /// The pageblock's migratetype.
     #[cfg(test)]
@@ -300,12 +252,7 @@ impl Page {
     #[inline]
     pub(crate) fn live_head(&self, order: u32) -> Result<LiveHead, PageState> {
         let f = self.flags.load(Relaxed);
-        let live = if f & PLAIN_HEAD != 0 {
-            u64::from(f).wrapping_sub(u64::from(PLAIN_HEAD)) == u64::from(order)
-        } else {
-            f & (PG_BUDDY | PG_PCP | PG_RESERVED | PG_TAIL | PG_HEAD | ORDER_MASK) == PG_HEAD | (order & ORDER_MASK)
-        };
-        if live {
+        if f & (PG_BUDDY | PG_PCP | PG_RESERVED | PG_TAIL | PG_HEAD | ORDER_MASK) == PG_HEAD | (order & ORDER_MASK) {
             Ok(LiveHead(f))
         } else {
             Err(PageState::decode(f))
@@ -317,36 +264,10 @@ impl Page {
     pub(crate) fn transition_from(&self, from: LiveHead, to: PageState) -> bool {
         self.flags.compare_exchange(from.0, to.encode(), Relaxed, Relaxed).is_ok()
     }
-    /// The raw flag word (tests that look for orders a one-compare head test could
-    /// confuse with it).
-    #[cfg(test)]
-    pub(crate) fn flag_word(&self) -> u32 {
-        self.flags.load(Relaxed)
-    }
     /// Marks a live head: an owner word was stored in one of its tail pages.
-    #[inline]
     pub(crate) fn mark_tail_owner(&self) {
-        let f = self.flags.load(Relaxed);
-        if f & PG_TAIL_OWNER != 0 {
-            return;
-        }
-        if f & PLAIN_HEAD == 0 {
+        if self.flags.load(Relaxed) & PG_TAIL_OWNER == 0 {
             self.flags.fetch_or(PG_TAIL_OWNER, Relaxed);
-            return;
-        }
-        self.mark_plain_tail_owner(f);
-    }
-    /// [`Self::mark_tail_owner`] of a plain head (word `f`): its word has no flag to set,
-    /// it becomes a flagged head's (the block's first tail owner word only).
-    #[cold]
-    #[inline(never)]
-    fn mark_plain_tail_owner(&self, mut f: u32) {
-        while let PageState::Head { order, compound, tail_owner: false } = PageState::decode(f) {
-            let to = PageState::Head { order, compound, tail_owner: true }.encode();
-            match self.flags.compare_exchange(f, to, Relaxed, Relaxed) {
-                Ok(_) => return,
-                Err(now) => f = now,
-            }
         }
     }
     #[inline(always)]
@@ -405,29 +326,15 @@ impl Page {
     /// `set_state(PageState::Pcp { order, mt })` with `mt` the type of `slot` (this page's
     /// [`Self::pcp_slot`]), without decoding it.
     #[inline(always)]
-    ///
-    /// The word is the info word with the order or'ed in: its list and zone offsets stay
-    /// in bits 4..=7, which a `Pcp` word's decoding ignores (its order is at most
-    /// [`PCP_MAX_ORDER`](super::PCP_MAX_ORDER), [`PCP_ORDER_MASK`]).
     pub(crate) fn set_pcp(&self, order: u32, slot: PcpSlot) {
-        self.flags.store(slot.0 | (order & PCP_ORDER_MASK), Relaxed)
+        self.flags.store(PG_PCP | (order & ORDER_MASK) | (slot.0 & INFO_MT_MASK), Relaxed)
     }
-    /// Whether the page heads a live allocation of exactly `order`, a per-CPU order,
-    /// whose other pages were never touched (not compound, no tail owner word): the flag
-    /// word is exactly that head's, `PLAIN_HEAD + order` (the free fast path's whole
-    /// check, one compare). Computed in 64 bits: for any other word the difference wraps
-    /// above every `u32`, so a match also proves `order` at most
-    /// [`PCP_MAX_ORDER`](super::PCP_MAX_ORDER), whatever the caller passed.
+    /// Whether the page heads a live allocation of exactly `order` whose other pages were
+    /// never touched (not compound, no tail owner word): the flag word is exactly that
+    /// head's (the free fast path's whole check, one compare).
     #[inline(always)]
     pub(crate) fn is_plain_head(&self, order: u32) -> bool {
-        u64::from(self.flags.load(Relaxed)).wrapping_sub(u64::from(PLAIN_HEAD)) == u64::from(order)
-    }
-    /// Marks the page the plain head of a new allocation of `order`, a per-CPU order
-    /// (the state [`Self::is_plain_head`] tests).
-    #[inline(always)]
-    pub(crate) fn set_plain_head(&self, order: u32) {
-        debug_assert!(order <= super::PCP_MAX_ORDER);
-        self.flags.store(PLAIN_HEAD + order, Relaxed)
+        self.flags.load(Relaxed) == PageState::Head { order, compound: false, tail_owner: false }.encode()
     }
     #[inline(always)]
     pub(crate) fn block_mt(&self) -> MigrateType {
@@ -535,10 +442,7 @@ mod tests {
         for order in 0..=crate::page_alloc::MAX_PAGE_ORDER {
             for mt in MigrateType::ALL {
                 all.push(PageState::Buddy { order, mt });
-                // Only per-CPU orders are ever on a per-CPU list.
-                if order <= crate::page_alloc::PCP_MAX_ORDER {
-                    all.push(PageState::Pcp { order, mt });
-                }
+                all.push(PageState::Pcp { order, mt });
             }
             for (compound, tail_owner) in [(false, false), (false, true), (true, false), (true, true)] {
                 all.push(PageState::Head { order, compound, tail_owner });

@@ -33,9 +33,6 @@ const PCP_ORDERS: usize = PCP_MAX_ORDER as usize + 1;
 /// so that a list number from a page's info word indexes them with a mask, no bounds
 /// check (the spare list stays empty).
 const PCP_LIST_SLOTS: usize = MIGRATE_PCPTYPES.next_power_of_two();
-/// Bytes of one list's heads (one per per-CPU order): a page's info word holds its list
-/// times this (`page::info_word`).
-pub(crate) const PCP_LIST_BYTES: usize = PCP_ORDERS * core::mem::size_of::<AtomicU32>();
 
 /// `1 << order` for a per-CPU order, computed once per fast path and shared by its
 /// watermark test, list count and event counter. One form on every target: the host's
@@ -90,7 +87,7 @@ pub struct PerCpuPages {
     /// ([`Self::take_drain_request`]), never by the fast paths.
     drain_at: AtomicU64,
     batch: AtomicU64,
-    lists: [[AtomicU32; PCP_ORDERS]; PCP_LIST_SLOTS],
+    lists: [[AtomicU32; PCP_LIST_SLOTS]; PCP_ORDERS],
     pgalloc: AtomicU64,
     pgfree: AtomicU64,
     /// Held by a [`LocalPcp`] (written only by the owning CPU).
@@ -148,7 +145,7 @@ impl PerCpuPages {
             high: AtomicU64::new(0),
             drain_at: AtomicU64::new(0),
             batch: AtomicU64::new(1),
-            lists: [const { [const { AtomicU32::new(NIL) }; PCP_ORDERS] }; PCP_LIST_SLOTS],
+            lists: [const { [const { AtomicU32::new(NIL) }; PCP_LIST_SLOTS] }; PCP_ORDERS],
             pgalloc: AtomicU64::new(0),
             pgfree: AtomicU64::new(0),
             busy: AtomicBool::new(false),
@@ -230,14 +227,6 @@ impl PerCpuPages {
     pub(crate) fn count_free(&self, n: u64) {
         add(&self.pgfree, n);
     }
-    /// The head of list `list` of `order`, indexed by masks (no bounds check). Lists are
-    /// grouped by list, then order: the fast paths' order is then a scaled index of the
-    /// address (one instruction on x86-64 and AArch64), and the list's offset is the
-    /// info word's bits (see `Page::pcp_slot`).
-    #[inline(always)]
-    fn head(&self, order: u32, list: usize) -> &AtomicU32 {
-        &self.lists[list & (PCP_LIST_SLOTS - 1)][order as usize & (PCP_ORDERS - 1)]
-    }
     #[inline(always)]
     pub(crate) fn push(&self, mm: &MemMap, idx: u32, order: u32, list: usize) {
         self.push_page(mm.at(idx), idx, order, list);
@@ -246,7 +235,7 @@ impl PerCpuPages {
     /// returns the new [`Self::count`].
     #[inline(always)]
     pub(crate) fn push_page(&self, p: &Page, idx: u32, order: u32, list: usize) -> u64 {
-        let head = self.head(order, list);
+        let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list & (PCP_LIST_SLOTS - 1)];
         p.set_next(head.load(Relaxed));
         p.set_prev(0);
         head.store(idx, Relaxed);
@@ -257,7 +246,7 @@ impl PerCpuPages {
     /// bounds compare of [`Self::pop_page`] would be a second test.
     #[inline(always)]
     pub(crate) fn pop(&self, mm: &MemMap, order: u32, list: usize) -> Option<u32> {
-        let head = self.head(order, list);
+        let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list & (PCP_LIST_SLOTS - 1)];
         let idx = head.load(Relaxed);
         if idx == NIL {
             return None;
@@ -275,7 +264,7 @@ impl PerCpuPages {
     /// index out of range is a corrupt list and still panics, out of line).
     #[inline(always)]
     pub(crate) fn pop_page(&self, mm: &MemMap, order: u32, list: usize) -> Option<(u32, &'static Page)> {
-        let head = self.head(order, list);
+        let head = &self.lists[order as usize & (PCP_ORDERS - 1)][list & (PCP_LIST_SLOTS - 1)];
         let idx = head.load(Relaxed);
         let Some(p) = mm.pages.get(idx as usize) else {
             if idx == NIL {
@@ -307,7 +296,7 @@ impl PerCpuPages {
         None
     }
     pub(crate) fn lists_head(&self, order: u32, list: usize) -> u32 {
-        self.lists[list][order as usize].load(Relaxed)
+        self.lists[order as usize][list].load(Relaxed)
     }
 }
 
@@ -383,7 +372,7 @@ mod tests {
         let (idx, page) = p.pop_page(&mm, 1, 1).expect("the pushed block");
         assert_eq!((idx, core::ptr::eq(page, &pages[5]), p.count()), (5, true, 0));
         assert!(p.pop_page(&mm, 1, 1).is_none(), "empty again");
-        p.lists[0][2].store(8, Relaxed);
+        p.lists[2][0].store(8, Relaxed);
         let corrupt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.pop_page(&mm, 2, 0).is_some()));
         assert!(corrupt.is_err(), "a head one past the map is a corrupt list");
     }

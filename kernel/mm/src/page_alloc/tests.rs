@@ -142,44 +142,6 @@ fn bad_frees_are_refused_and_change_nothing() {
     assert_eq!(c.allocated, 0);
 }
 
-/// A free with an order no block has is refused whatever the page's flag word: the fast
-/// path's one-compare head test must not take a word near the order for a live head (a
-/// page on a per-CPU list, a buddy head, a compound head, a tail, a live head of another
-/// order), for every order within 2^16 below each word and the largest orders.
-#[test]
-fn no_order_passes_for_another_state_on_the_fast_path() {
-    let a = make(256, 0x100, 0, &[(0x104, 0x200)]);
-    a.set_min_free_kbytes(0);
-    let live = a.alloc_pages(GFP_KERNEL, 2, cpu(0)).unwrap();
-    let comp = a.alloc_pages(GFP_KERNEL | Gfp::GFP_COMP, 2, cpu(0)).unwrap();
-    let listed = a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap();
-    a.free_pages(listed, 0, cpu(0)).unwrap();
-    let buddy = blocks(a).last().unwrap().0;
-    let snap = (blocks(a), a.snapshot().nr_free_pages(), check_invariants(a).unwrap());
-    let mm = a.mem_map().unwrap();
-    for (pfn, good) in [(live.0, Some(2)), (comp.0, Some(2)), (comp.0 + 1, None), (listed.0, None), (buddy, None)] {
-        let w = mm.pfn_to_page(pfn).unwrap().flag_word();
-        let orders = (0..0x1_0000u32).map(|d| w.wrapping_sub(d)).chain([u32::MAX, u32::MAX - 3, 1 << 31, 4, 16, 17]);
-        for order in orders {
-            if Some(order) == good {
-                continue;
-            }
-            assert!(
-                a.free_pages(Pfn(pfn), order, cpu(0)).is_err(),
-                "pfn {pfn:#x} (word {w:#x}) freed as order {order:#x}"
-            );
-        }
-    }
-    // Nor does the allocation's one compare let a large order through.
-    for order in [17, 0x802, 0x7c80, 1 << 31, u32::MAX] {
-        assert_eq!(
-            a.alloc_pages(GFP_KERNEL, order, cpu(0)),
-            Err(AllocFailure::OrderTooLarge { order, gfp: GFP_KERNEL })
-        );
-    }
-    assert_eq!((blocks(a), a.snapshot().nr_free_pages(), check_invariants(a).unwrap()), snap);
-}
-
 #[test]
 fn compound_and_owner_words() {
     let a = make(64, 0, 0, &[(0, 64)]);

@@ -209,41 +209,9 @@ pub const fn fits_pages(headroom: i64, pages: u64) -> bool {
     headroom >= pages as i64
 }
 
-/// [`fits`] cached as an order bound for the per-CPU fast path: the number of orders
-/// `0..=max_order` that fit `headroom`, so that `order < fast_order_limit(h, max)` iff
-/// `order <= max_order && fits(h, order)` (one compare that also bounds the order; a
-/// fault-injection gate, 0 or at least 4, can be OR'ed into the order).
-pub const fn fast_order_limit(headroom: i64, max_order: u32) -> u64 {
-    if headroom < 1 {
-        return 0;
-    }
-    // fits(h, o) iff 1 << o <= h iff o <= floor(log2(h)).
-    let fitting = 64 - (headroom as u64).leading_zeros();
-    if fitting > max_order + 1 {
-        (max_order + 1) as u64
-    } else {
-        fitting as u64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The fast path's order bound says exactly what `fits` says, for the per-CPU
-    /// orders, and refuses every larger order.
-    #[test]
-    fn fast_order_limit_is_fits_below_the_bound() {
-        for h in (-20i64..=300).chain([i64::MAX, i64::MIN, 1 << 40]) {
-            for max in 0..=4 {
-                let limit = fast_order_limit(h, max);
-                for order in 0..70u32 {
-                    let want = order <= max && order < 63 && fits(h, order);
-                    assert_eq!((order as u64) < limit, want, "headroom {h}, max {max}, order {order}");
-                }
-            }
-        }
-    }
     use crate::gfp::{GFP_ATOMIC, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
 
     #[test]

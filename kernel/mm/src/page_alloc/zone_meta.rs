@@ -4,9 +4,7 @@
 
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
-use super::PCP_MAX_ORDER;
-
-use super::watermark::{self, WatermarkCheck, ZoneFree};
+use super::watermark::{WatermarkCheck, ZoneFree};
 use super::{Watermarks, Zone};
 
 /// Per-zone numbers read without the zone lock (watermark fast path, reports).
@@ -33,10 +31,6 @@ pub(super) struct ZoneMeta {
     /// [`WatermarkCheck::fast`] against `low`, without and with `ALLOC_CMA` (index
     /// `cma as usize`); recomputed at every publish and watermark change.
     pub(super) fast_headroom: [AtomicI64; 2],
-    /// The same check as an order bound ([`watermark::fast_order_limit`] of
-    /// `fast_headroom` up to [`PCP_MAX_ORDER`]): the per-CPU fast path's order bound and
-    /// watermark in one compare.
-    pub(super) fast_order_limit: [AtomicU64; 2],
 }
 
 impl ZoneMeta {
@@ -56,7 +50,6 @@ impl ZoneMeta {
             pgalloc: AtomicU64::new(0),
             pgfree: AtomicU64::new(0),
             fast_headroom: [AtomicI64::new(0), AtomicI64::new(0)],
-            fast_order_limit: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
     pub(super) fn wmarks(&self) -> Watermarks {
@@ -77,10 +70,8 @@ impl ZoneMeta {
         let zf =
             ZoneFree { free: z.free_pages, reserved_highatomic: z.nr_reserved_highatomic, free_cma: z.free_cma_pages };
         let low = self.low.load(Relaxed);
-        for (cma, (h, l)) in self.fast_headroom.iter().zip(&self.fast_order_limit).enumerate() {
-            let headroom = WatermarkCheck::fast(low, cma != 0).headroom(zf);
-            h.store(headroom, Relaxed);
-            l.store(watermark::fast_order_limit(headroom, PCP_MAX_ORDER), Relaxed);
+        for (cma, h) in self.fast_headroom.iter().enumerate() {
+            h.store(WatermarkCheck::fast(low, cma != 0).headroom(zf), Relaxed);
         }
     }
 }
