@@ -501,9 +501,18 @@ fn an_unmovable_pageblock_is_no_target() {
 /// whole (its top pages by atomic allocations of no movable owner, so it is no
 /// candidate). Returns the model pages by pageblock.
 fn evacuation_layout(a: &PageAllocator, m: &'static Model, used: [i64; 7]) -> Vec<Vec<MovableOwner>> {
+    evacuation_layout_of(a, m, used, 0)
+}
+
+/// [`evacuation_layout`] with the movable pages in blocks of `order` (a block kept
+/// when its first page is).
+fn evacuation_layout_of(a: &PageAllocator, m: &'static Model, used: [i64; 7], order: u32) -> Vec<Vec<MovableOwner>> {
     let mut held = Vec::new();
-    while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
-        held.push(o);
+    for o in [order, 0] {
+        while let Some(b) = m.alloc(a, o, held.len() % 2 == 1) {
+            held.push(b);
+        }
+        a.drain_all();
     }
     while a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 0, cpu()).is_ok() {}
     a.drain_all();
@@ -563,6 +572,22 @@ fn the_evacuation_empties_the_block_with_the_fewest_used_pages() {
         assert_eq!((ev.block, ev.tried), (Some(Pfn(want)), 1), "{used:?}: {ev:?}");
         m.check(a);
     }
+}
+
+/// Used pages are counted in pages, not blocks: of pageblocks holding 40, 32, 48, 16,
+/// 64, 72 and 80 pages in order-3 blocks, the evacuation empties the one with 16.
+#[test]
+fn the_evacuation_counts_used_pages_of_larger_blocks() {
+    let a = make_at(0, 4096);
+    let m = Model::new();
+    m.register(a);
+    let by_block = evacuation_layout_of(a, m, [40, 32, 48, 16, 64, 72, 80], 3);
+    assert_eq!(by_block[3].len(), 2, "two order-3 blocks");
+    let mut res = CompactResult::default();
+    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
+    let ev = res.evacuation.unwrap();
+    assert_eq!((ev.block, ev.tried, ev.migrated, ev.pages), (Some(Pfn(1536)), 1, 2, 16), "{ev:?}");
+    m.check(a);
 }
 
 /// A block with an allocation of no movable owner in it cannot be emptied and is no
