@@ -590,6 +590,28 @@ fn the_evacuation_counts_used_pages_of_larger_blocks() {
     m.check(a);
 }
 
+/// The evacuation's targets come up from the zone's start, each search resuming right
+/// after the last target: pageblock 0 full of order-3 blocks (64 steps over it), the
+/// candidate (pageblock 1) skipped, then two order-3 targets at 1024 and 1032, one step
+/// each.
+#[test]
+fn the_evacuations_targets_resume_after_the_last_one() {
+    let a = make_at(0, 4096);
+    let m = Model::new();
+    m.register(a);
+    let by_block = evacuation_layout_of(a, m, [512, 16, -48, 64, 72, 80, 96], 3);
+    assert_eq!(by_block[1].len(), 2);
+    let mut res = CompactResult::default();
+    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
+    let ev = res.evacuation.unwrap();
+    assert_eq!((ev.block, ev.tried, ev.migrated), (Some(Pfn(512)), 1, 2), "{ev:?}");
+    let mut at: Vec<u64> = by_block[1].iter().map(|&o| m.at(o).0).collect();
+    at.sort_unstable();
+    assert_eq!(at, [1024, 1032]);
+    assert_eq!(res.free_scanned, 64 + 1 + 1, "{res:?}");
+    m.check(a);
+}
+
 /// A block with an allocation of no movable owner in it cannot be emptied and is no
 /// candidate (Linux's `has_unmovable_pages`): the evacuation passes over pageblock 3
 /// (the fewest used pages, and one such page) to pageblock 1, in one try.
