@@ -306,6 +306,21 @@ fn make_at(base: u64, n: u64) -> &'static PageAllocator {
     a
 }
 
+/// A fresh 4096-page zone from pfn 0, with the model's owners registered.
+fn fresh_zone() -> (&'static PageAllocator, &'static Model) {
+    let a = make_at(0, 4096);
+    let m = Model::new();
+    m.register(a);
+    (a, m)
+}
+
+/// The evacuation step alone, for `orders`, in the Normal zone: its result.
+fn evacuate(a: &PageAllocator, orders: (u32, u32)) -> CompactResult {
+    let mut res = CompactResult::default();
+    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), orders, &mut res);
+    res
+}
+
 /// The scanners start in the first and the last pageblock and stop where they meet: the
 /// migrate scanner never takes its sources from the free scanner's first pageblock. With
 /// pages of movable owners only in the last pageblock (everything below held by
@@ -404,9 +419,7 @@ fn a_goal_met_before_the_scan_is_a_success() {
 /// such huge pages in `isolate_migratepages_block`): it stays where it is.
 #[test]
 fn the_migrate_scanner_leaves_pageblock_sized_blocks_alone() {
-    let a = make_at(0, 4096);
-    let m = Model::new();
-    m.register(a);
+    let (a, m) = fresh_zone();
     let big = m.alloc(a, PAGEBLOCK_ORDER, false).unwrap();
     let small = m.alloc(a, PAGEBLOCK_ORDER - 1, false).unwrap();
     let (at_big, at_small) = (m.at(big), m.at(small));
@@ -425,9 +438,7 @@ fn the_migrate_scanner_leaves_pageblock_sized_blocks_alone() {
 /// the eight heads below the first, the first, and the seven heads between them.
 #[test]
 fn the_free_scanner_steps_over_blocks_and_resumes_after_its_target() {
-    let a = make_at(0, 4096);
-    let m = Model::new();
-    m.register(a);
+    let (a, m) = fresh_zone();
     let mut movers = [m.alloc(a, 3, false).unwrap(), m.alloc(a, 3, true).unwrap()];
     movers.sort_by_key(|&o| m.at(o).0);
     assert_eq!(movers.map(|o| m.at(o).0), [0, 8]);
@@ -468,9 +479,7 @@ fn the_free_scanner_steps_over_blocks_and_resumes_after_its_target() {
 /// nothing.
 #[test]
 fn an_unmovable_pageblock_is_no_target() {
-    let a = make_at(0, 4096);
-    let m = Model::new();
-    m.register(a);
+    let (a, m) = fresh_zone();
     let mut held = Vec::new();
     while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
         held.push(o);
@@ -541,12 +550,9 @@ fn evacuation_layout_of(a: &PageAllocator, m: &'static Model, used: [i64; 7], or
 /// the lowest.
 #[test]
 fn the_evacuation_empties_the_block_with_the_fewest_used_pages() {
-    let a = make_at(0, 4096);
-    let m = Model::new();
-    m.register(a);
+    let (a, m) = fresh_zone();
     let by_block = evacuation_layout(a, m, [40, 30, 50, 20, 60, 70, 80]);
-    let mut res = CompactResult::default();
-    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
+    let res = evacuate(a, (9, 9));
     let ev = res.evacuation.expect("a candidate");
     assert_eq!((ev.order, ev.block, ev.tried, ev.migrated, ev.failed), (9, Some(Pfn(1536)), 1, 20, 0), "{ev:?}");
     assert_eq!((res.migrated, res.failed), (20, 0));
@@ -562,12 +568,9 @@ fn the_evacuation_empties_the_block_with_the_fewest_used_pages() {
         ([512, 20, 50, 30, 60, 70, 80], 512),
     ];
     for (used, want) in cases {
-        let a = make_at(0, 4096);
-        let m = Model::new();
-        m.register(a);
+        let (a, m) = fresh_zone();
         evacuation_layout(a, m, used);
-        let mut res = CompactResult::default();
-        Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
+        let res = evacuate(a, (9, 9));
         let ev = res.evacuation.unwrap();
         assert_eq!((ev.block, ev.tried), (Some(Pfn(want)), 1), "{used:?}: {ev:?}");
         m.check(a);
@@ -578,13 +581,10 @@ fn the_evacuation_empties_the_block_with_the_fewest_used_pages() {
 /// 64, 72 and 80 pages in order-3 blocks, the evacuation empties the one with 16.
 #[test]
 fn the_evacuation_counts_used_pages_of_larger_blocks() {
-    let a = make_at(0, 4096);
-    let m = Model::new();
-    m.register(a);
+    let (a, m) = fresh_zone();
     let by_block = evacuation_layout_of(a, m, [40, 32, 48, 16, 64, 72, 80], 3);
     assert_eq!(by_block[3].len(), 2, "two order-3 blocks");
-    let mut res = CompactResult::default();
-    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
+    let res = evacuate(a, (9, 9));
     let ev = res.evacuation.unwrap();
     assert_eq!((ev.block, ev.tried, ev.migrated, ev.pages), (Some(Pfn(1536)), 1, 2, 16), "{ev:?}");
     m.check(a);
@@ -596,13 +596,10 @@ fn the_evacuation_counts_used_pages_of_larger_blocks() {
 /// each.
 #[test]
 fn the_evacuations_targets_resume_after_the_last_one() {
-    let a = make_at(0, 4096);
-    let m = Model::new();
-    m.register(a);
+    let (a, m) = fresh_zone();
     let by_block = evacuation_layout_of(a, m, [512, 16, -48, 64, 72, 80, 96], 3);
     assert_eq!(by_block[1].len(), 2);
-    let mut res = CompactResult::default();
-    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
+    let res = evacuate(a, (9, 9));
     let ev = res.evacuation.unwrap();
     assert_eq!((ev.block, ev.tried, ev.migrated), (Some(Pfn(512)), 1, 2), "{ev:?}");
     let mut at: Vec<u64> = by_block[1].iter().map(|&o| m.at(o).0).collect();
@@ -617,9 +614,7 @@ fn the_evacuations_targets_resume_after_the_last_one() {
 /// (the fewest used pages, and one such page) to pageblock 1, in one try.
 #[test]
 fn a_block_with_an_unmovable_page_is_no_candidate() {
-    let a = make_at(0, 4096);
-    let m = Model::new();
-    m.register(a);
+    let (a, m) = fresh_zone();
     evacuation_layout(a, m, [40, 30, 50, 20, 60, 70, 80]);
     let mut taken = Vec::new();
     let pinned = loop {
@@ -633,8 +628,7 @@ fn a_block_with_an_unmovable_page_is_no_candidate() {
         a.free_pages(p, 0, cpu()).unwrap();
     }
     a.drain_all();
-    let mut res = CompactResult::default();
-    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
+    let res = evacuate(a, (9, 9));
     let ev = res.evacuation.unwrap();
     assert_eq!((ev.block, ev.tried, ev.failed), (Some(Pfn(512)), 1, 0), "{ev:?}");
     m.check(a);
@@ -646,9 +640,7 @@ fn a_block_with_an_unmovable_page_is_no_candidate() {
 /// candidate rather than report it.
 #[test]
 fn an_evacuated_block_held_on_another_cpus_list_is_not_the_result() {
-    let a = make_at(0, 4096);
-    let m = Model::new();
-    m.register(a);
+    let (a, m) = fresh_zone();
     evacuation_layout(a, m, [40, 30, 50, 20, 60, 70, 80]);
     a.set_pcp_high_batch(64, 16);
     let mut taken = Vec::new();
@@ -665,8 +657,7 @@ fn an_evacuated_block_held_on_another_cpus_list_is_not_the_result() {
         a.free_pages(p, 0, cpu()).unwrap();
     }
     a.drain_cpu(cpu());
-    let mut res = CompactResult::default();
-    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
+    let res = evacuate(a, (9, 9));
     let ev = res.evacuation.unwrap();
     assert_eq!((ev.block, ev.tried), (Some(Pfn(512)), 2), "{ev:?}");
     m.check(a);
@@ -677,9 +668,7 @@ fn an_evacuated_block_held_on_another_cpus_list_is_not_the_result() {
 /// the result.
 #[test]
 fn the_evacuation_stops_after_four_tries() {
-    let a = make_at(0, 4096);
-    let m = Model::new();
-    m.register(a);
+    let (a, m) = fresh_zone();
     let by_block = evacuation_layout(a, m, [40, 30, 50, 20, 60, 70, 80]);
     for b in &by_block {
         let victim = b[0];
@@ -689,8 +678,7 @@ fn the_evacuation_stops_after_four_tries() {
         m.mem.lock().unwrap().remove(&pfn.0);
         assert!(set_movable_owner(&a.mem_map().unwrap(), pfn, MovableOwner::new(STRANGER, 0)));
     }
-    let mut res = CompactResult::default();
-    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (9, 9), &mut res);
+    let res = evacuate(a, (9, 9));
     let ev = res.evacuation.expect("candidates were tried");
     assert_eq!((ev.block, ev.tried), (None, 4), "{ev:?}");
     assert!(ev.failed >= 4, "{ev:?}");
@@ -703,9 +691,7 @@ fn the_evacuation_stops_after_four_tries() {
 /// not make an ordinary free block).
 #[test]
 fn a_candidate_reaching_into_the_cma_area_is_passed_over() {
-    let a = make_at(0, 4096);
-    let m = Model::new();
-    m.register(a);
+    let (a, m) = fresh_zone();
     assert_eq!(Cma::new(a).declare(2 << 20).unwrap().base, Pfn(3584));
     let mut held = Vec::new();
     for _ in 0..2 {
@@ -721,8 +707,7 @@ fn a_candidate_reaching_into_the_cma_area_is_passed_over() {
         m.free(a, o);
     }
     a.drain_all();
-    let mut res = CompactResult::default();
-    Compactor::new(a, MigrateCtx::sync(cpu())).evacuate_block(ZoneType::Normal.index(), (10, 10), &mut res);
+    let res = evacuate(a, (10, 10));
     let ev = res.evacuation.unwrap();
     assert_eq!((ev.order, ev.block, ev.tried), (10, Some(Pfn(0)), 1), "{ev:?}");
     m.check(a);
