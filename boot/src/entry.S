@@ -344,7 +344,7 @@ early_l2:       .space 4096
 // are a guard page that the kernel leaves unmapped, so an overflow faults; the vectors
 // recognise a stack pointer inside a guard (sp % 64 KiB < 4 KiB) and switch to the
 // emergency stack of the CPU.
-.section .bss.stacks, "aw", %nobits
+.section .stacks, "aw", %nobits
 .balign {STACK_SLOT_SIZE}
 .global boot_stack_guard
 boot_stack_guard:   .space {STACK_GUARD_SIZE}
