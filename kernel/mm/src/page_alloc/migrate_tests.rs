@@ -331,6 +331,29 @@ fn no_direct_compaction_when_memory_is_short_rather_than_fragmented() {
     m.free_all(a, kept, n);
 }
 
+/// No movable owner registered: nothing could move, so a high-order request that fails
+/// for fragmentation does not compact (`MovableRegistry::any`); and the registry's
+/// refusals say what they are.
+#[test]
+fn no_direct_compaction_without_movable_owners() {
+    let n = 2048;
+    let a = make(n);
+    let held: Vec<_> = std::iter::from_fn(|| a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, cpu()).ok()).collect();
+    let (freed, kept): (Vec<_>, Vec<_>) = held.into_iter().partition(|p| p.0 % 2 == 0);
+    for p in freed {
+        a.free_pages(p, 0, cpu()).unwrap();
+    }
+    a.drain_all();
+    assert!(extfrag_index(a, ZoneType::Normal.index(), 6) > 500, "fragmented");
+    assert!(a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 6, cpu()).is_err());
+    assert_eq!(a.snapshot().migrate.compact_stall, 0);
+    for p in kept {
+        a.free_pages(p, 0, cpu()).unwrap();
+    }
+    assert_eq!(super::RegisterError::BadKind.to_string(), "movable kind out of range");
+    assert_eq!(super::RegisterError::Taken.to_string(), "movable kind registered by another owner");
+}
+
 /// An allocator of 4096 pages with a 4 MiB CMA area (pfns 3072..4096) wholly borrowed by
 /// the model's movable pages, and every other page outside the area free again (targets).
 fn cma_borrowed(m: &Model) -> (&'static PageAllocator, Vec<MovableOwner>) {
@@ -618,6 +641,25 @@ mod batch {
     }
 
     /// Migrates the blocks at `pfns` as one batch with targets from the allocator.
+    /// More blocks than one batch holds: each result belongs to its own block, in the
+    /// second batch as in the first.
+    #[test]
+    fn results_of_a_second_batch_land_at_their_own_blocks() {
+        let a = make(1024);
+        let m = Model::new();
+        m.register(a);
+        let n = MIGRATE_BATCH + 8;
+        let owners: Vec<_> = (0..n).map(|i| m.alloc(a, 0, i % 2 == 1).unwrap()).collect();
+        let pfns: Vec<_> = owners.iter().map(|&o| Pfn(m.at(o).0)).collect();
+        let res = migrate_pfns(a, &pfns, MigrateMode::Sync);
+        for (k, &o) in owners.iter().enumerate() {
+            assert_eq!(res[k], Ok(Pfn(m.at(o).0)), "block {k}");
+            assert_ne!(res[k], Ok(pfns[k]));
+        }
+        m.check(a);
+        m.free_all(a, owners, 1024);
+    }
+
     fn migrate_pfns(a: &PageAllocator, pfns: &[Pfn], mode: MigrateMode) -> Vec<Result<Pfn, MigrateError>> {
         let mut res = vec![Err(MigrateError::NotMovable); pfns.len()];
         Migrator::new(a, MigrateCtx { mode, cpu: cpu() }).migrate_pages(
