@@ -261,10 +261,7 @@ fn the_free_scanner_starts_at_the_last_page_of_the_zone() {
     let m = Model::new();
     m.register(a);
     let mut held = Vec::new();
-    while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
-        held.push(o);
-    }
-    a.drain_all();
+    m.fill(a, 0, &mut held);
     // The last pages, below the low watermark, as atomic (unmovable) pages; pfn 4095
     // among them is given back.
     let mut pinned = Vec::new();
@@ -336,10 +333,7 @@ fn the_migrate_scanner_stops_below_the_last_pageblock() {
         let m = Model::new();
         m.register(a);
         let mut held = Vec::new();
-        while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
-            held.push(o);
-        }
-        a.drain_all();
+        m.fill(a, 0, &mut held);
         let (low, top): (Vec<_>, Vec<_>) = held.into_iter().partition(|&o| m.at(o).0 < last_block);
         for o in low {
             m.free(a, o);
@@ -481,10 +475,7 @@ fn the_free_scanner_steps_over_blocks_and_resumes_after_its_target() {
 fn an_unmovable_pageblock_is_no_target() {
     let (a, m) = fresh_zone();
     let mut held = Vec::new();
-    while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
-        held.push(o);
-    }
-    a.drain_all();
+    m.fill(a, 0, &mut held);
     let (top, mut held): (Vec<_>, Vec<_>) = held.into_iter().partition(|&o| m.at(o).0 >= 3584);
     for o in top {
         m.free(a, o);
@@ -518,10 +509,7 @@ fn evacuation_layout(a: &PageAllocator, m: &'static Model, used: [i64; 7]) -> Ve
 fn evacuation_layout_of(a: &PageAllocator, m: &'static Model, used: [i64; 7], order: u32) -> Vec<Vec<MovableOwner>> {
     let mut held = Vec::new();
     for o in [order, 0] {
-        while let Some(b) = m.alloc(a, o, held.len() % 2 == 1) {
-            held.push(b);
-        }
-        a.drain_all();
+        m.fill(a, o, &mut held);
     }
     while a.alloc_pages(GFP_ATOMIC | Gfp::GFP_NOWARN, 0, cpu()).is_ok() {}
     a.drain_all();
@@ -695,10 +683,7 @@ fn a_candidate_reaching_into_the_cma_area_is_passed_over() {
     assert_eq!(Cma::new(a).declare(2 << 20).unwrap().base, Pfn(3584));
     let mut held = Vec::new();
     for _ in 0..2 {
-        while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
-            held.push(o);
-        }
-        a.drain_all();
+        m.fill(a, 0, &mut held);
     }
     // 100 pages kept at the start of pageblocks 0-5, 5 in pageblock 6, none in the area.
     let keep = |p: u64| p < 3584 && p % PAGEBLOCK_NR_PAGES < if p < 3072 { 100 } else { 5 };

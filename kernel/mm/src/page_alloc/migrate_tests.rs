@@ -84,6 +84,14 @@ impl Model {
         }
         Some(o)
     }
+    /// Allocates blocks of `order` into `held` until the allocator refuses (the two kinds
+    /// in turn), then drains the per-CPU lists.
+    pub(super) fn fill(&self, a: &PageAllocator, order: u32, held: &mut Vec<MovableOwner>) {
+        while let Some(o) = self.alloc(a, order, held.len() % 2 == 1) {
+            held.push(o);
+        }
+        a.drain_all();
+    }
     pub(super) fn free(&self, a: &PageAllocator, o: MovableOwner) {
         let (t, i) = self.table(o).unwrap();
         let (pfn, order) = t.lock().unwrap()[i].take().unwrap();
@@ -361,10 +369,7 @@ fn cma_borrowed(m: &Model) -> (&'static PageAllocator, Vec<MovableOwner>) {
     assert_eq!(Cma::new(a).declare(4 << 20).unwrap().base, Pfn(3072));
     let mut held = Vec::new();
     for _ in 0..2 {
-        while let Some(o) = m.alloc(a, 0, held.len() % 2 == 1) {
-            held.push(o);
-        }
-        a.drain_all();
+        m.fill(a, 0, &mut held);
     }
     // (The low watermark keeps a page or two of it back.)
     assert!(Cma::new(a).stats().unwrap().free < 8, "the area is borrowed");
@@ -485,10 +490,7 @@ fn cma_alloc_takes_its_targets_from_above_an_area_in_the_middle() {
     assert_eq!(Cma::new(a).declare(4 << 20).unwrap().base, Pfn(2048));
     let mut borrowers = Vec::new();
     for _ in 0..2 {
-        while let Some(o) = m.alloc(a, 0, borrowers.len() % 2 == 1) {
-            borrowers.push(o);
-        }
-        a.drain_all();
+        m.fill(a, 0, &mut borrowers);
     }
     assert_eq!(borrowers.len(), 1024, "the area is borrowed whole");
     let (above, below): (Vec<_>, Vec<_>) = rest.into_iter().partition(|p| p.0 >= 3072);
