@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use mm::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 use mm::gfp::{Gfp, GFP_ATOMIC, GFP_KERNEL};
+use mm::page_alloc::page::PageState;
 use mm::page_source::PageSource;
 use mm::slab::host::HostPages;
 use mm::slab::kmalloc::{kmalloc_index, SlabDestroyError};
@@ -112,6 +113,14 @@ fn zero_size_overflow_and_large() {
         assert_eq!(slab.ksize(p.as_ptr().wrapping_add(8)), 0);
         assert_eq!(slab.ksize(p.as_ptr().wrapping_add(PAGE_SIZE)), 0);
         assert_eq!(slab.large_bytes(), 4 * PAGE_SIZE);
+        // A compound block, as Linux's `kmalloc_large` asks (`__GFP_COMP`): head, then tails.
+        let pa = pages.virt_to_phys(VirtAddr::new(p.as_ptr() as u64)).unwrap();
+        let pfn = pa.as_u64() / PAGE_SIZE as u64;
+        let state = |i: u64| pages.buddy().pfn_to_page(mm::addr::Pfn(pfn + i)).unwrap().state();
+        assert_eq!(state(0), PageState::Head { order: 2, compound: true, tail_owner: false });
+        for i in 1..4 {
+            assert_eq!(state(i), PageState::Tail, "page {i} of the large block");
+        }
         let q = slab.kzalloc(5 * PAGE_SIZE, GFP_KERNEL, CpuId::of(0)).unwrap();
         assert_eq!(slab.ksize(q.as_ptr()), 8 * PAGE_SIZE);
         // SAFETY: `q` has 8 pages.
