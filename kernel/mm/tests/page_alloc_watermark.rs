@@ -197,3 +197,34 @@ fn bulk_allocation_stops_at_low_by_the_same_rule() {
     assert_eq!(z.a.snapshot().nr_free_pages(), PAGES);
     check_invariants(z.a).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// `__GFP_MEMALLOC` lifts the watermarks (`ALLOC_NO_WATERMARKS`) for a request that may
+/// sleep as for an atomic one (Linux's `__gfp_pfmemalloc_flags`): with the free pages
+/// outside the CMA area at `low`, `GFP_KERNEL` is refused and `GFP_KERNEL |
+/// __GFP_MEMALLOC` is served down to the last of them, never from the area;
+/// `__GFP_NOMEMALLOC` takes the lift back.
+#[test]
+fn memalloc_lifts_the_watermarks_for_a_sleeping_request() {
+    let mut z = Zone::new();
+    let low = z.low;
+    z.set_outside_free(low);
+    let quiet = GFP_KERNEL | Gfp::GFP_NOWARN;
+    assert!(z.a.alloc_pages(quiet, 0, OTHER).is_err(), "at low");
+    assert!(z.a.alloc_pages(quiet | Gfp::GFP_MEMALLOC | Gfp::GFP_NOMEMALLOC, 0, OTHER).is_err());
+    let mut got = Vec::new();
+    while let Ok(p) = z.a.alloc_pages(quiet | Gfp::GFP_MEMALLOC, 0, OTHER) {
+        assert!(p.0 < 1024, "a page from the CMA area: {p:?}");
+        got.push(p.0);
+        assert!(got.len() as u64 <= low, "more pages than were free outside the area");
+    }
+    assert_eq!(got.len() as u64, low, "every free page outside the area");
+    z.a.drain_cpu(OTHER);
+    let (f, c, _) = z.counts();
+    assert_eq!((f - c, c), (0, 1024));
+    for p in got.into_iter().chain(std::mem::take(&mut z.held)) {
+        z.a.free_pages(Pfn(p), 0, OTHER).unwrap();
+    }
+    z.a.drain_all();
+    assert_eq!(z.a.snapshot().nr_free_pages(), PAGES);
+    check_invariants(z.a).unwrap_or_else(|e| panic!("{e}"));
+}

@@ -83,7 +83,14 @@ impl PageAllocator {
         let high_zone = self.highest_zone(gfp);
         let low = AllocFlags::low(gfp);
         let mut found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, low);
-        let slow = if gfp.may_sleep() { low } else { AllocFlags::slowpath(gfp) };
+        // A request that may sleep keeps the low mark (there is no reclaim to wait for),
+        // but `__GFP_MEMALLOC` lifts the watermarks for it too (Linux's
+        // `__gfp_pfmemalloc_flags`, whatever the request's other flags).
+        let slow = if gfp.may_sleep() {
+            AllocFlags { no_watermarks: AllocFlags::slowpath(gfp).no_watermarks, ..low }
+        } else {
+            AllocFlags::slowpath(gfp)
+        };
         if found.is_none() && slow != low {
             found = self.get_page_from_freelist(mm, order, mt, high_zone, cpu, slow);
         }
