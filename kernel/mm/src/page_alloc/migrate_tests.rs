@@ -534,6 +534,12 @@ fn cma_alloc_without_targets_gives_up_and_compacts_nothing() {
     }
     let in_area = borrowers.iter().filter(|&&o| m.at(o).0 >= 3072).count();
     assert!(in_area > 250, "{in_area} of {} borrowers in the area", borrowers.len());
+    // Single pages borrow what the blocks left of the area: no free block of order 2
+    // in it, so the fragmentation index alone would not rule a compaction out.
+    while let Some(o) = m.alloc_on(a, gfp | Gfp::GFP_MEMALLOC, 0, false, cpu()) {
+        borrowers.push(o);
+    }
+    a.drain_all();
     let (free, kept): (Vec<_>, Vec<_>) = held.into_iter().partition(|p| p.0 % 2 == 0);
     for &p in &free {
         a.free_pages(p, 0, cpu()).unwrap();
