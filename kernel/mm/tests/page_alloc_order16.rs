@@ -175,3 +175,32 @@ fn order_16_blocks_come_and_go_whole() {
     assert_eq!(free_blocks(a), model);
     check_invariants(a).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Two free buddies of the top order stay two blocks: merging stops at MAX_PAGE_ORDER
+/// (Linux's `__free_one_page` loop, `while (order < MAX_ORDER)`), at `init` and when
+/// both come back.
+#[test]
+fn top_order_buddies_do_not_merge_past_max_order() {
+    let pages = 2u64 << MAX_PAGE_ORDER;
+    let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
+    let map: &'static [Page] = Box::leak((0..pages).map(|_| Page::new()).collect());
+    let all = [(pa(0), pages << PAGE_SHIFT)];
+    a.init(map, Pfn(0), pa(0), all, all).expect("init");
+    a.set_min_free_kbytes(0);
+    let top = |a: &PageAllocator| {
+        let mut v = Vec::new();
+        mm::page_alloc::memmap::for_each_free_block(a, |_, p, o, _| v.push((p, o)));
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(top(a), [(0, MAX_PAGE_ORDER), (1 << MAX_PAGE_ORDER, MAX_PAGE_ORDER)]);
+    let cpu = CpuId::of(0);
+    let p = a.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER, cpu).unwrap();
+    // (The last free block, below the low mark: taken without watermarks.)
+    let q = a.alloc_pages(GFP_NOWAIT | Gfp::GFP_MEMALLOC, MAX_PAGE_ORDER, cpu).unwrap();
+    assert_eq!(p.0 ^ q.0, 1 << MAX_PAGE_ORDER, "buddies");
+    a.free_pages(p, MAX_PAGE_ORDER, cpu).unwrap();
+    a.free_pages(q, MAX_PAGE_ORDER, cpu).unwrap();
+    assert_eq!(top(a), [(0, MAX_PAGE_ORDER), (1 << MAX_PAGE_ORDER, MAX_PAGE_ORDER)]);
+    check_invariants(a).unwrap_or_else(|e| panic!("{e}"));
+}
