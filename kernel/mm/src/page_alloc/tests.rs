@@ -248,6 +248,34 @@ fn migratetype_fallback_steals_pageblocks() {
     assert_eq!(blocks(a), [(0, 12)]);
 }
 
+/// Claiming a pageblock moves every free block in it to the new type, the one on its
+/// last page included, and nothing of the next pageblock (Linux's
+/// `move_freepages_block`): pageblock 1 has 257 free pages (512..768 and 1023), more
+/// than half, so an unmovable request's fallback claims it; 1024 stays Movable.
+#[test]
+fn claiming_a_pageblock_moves_its_free_blocks_and_no_others() {
+    let a = make(2048, 0, 0, &[(512, 768), (1023, 1025)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(0, 1);
+    let lists = || {
+        let mut v = Vec::new();
+        memmap::for_each_free_block(a, |_, p, o, mt| v.push((p, o, mt)));
+        v.sort_unstable_by_key(|b| b.0);
+        v
+    };
+    use MigrateType::{Movable, Unmovable};
+    assert_eq!(lists(), [(512, 8, Movable), (1023, 0, Movable), (1024, 0, Movable)]);
+    // The fallback claims pageblock 1 for its largest block (512, order 8); the request
+    // then takes the smallest Unmovable block, the page on the pageblock's last page.
+    let u = a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap();
+    assert_eq!(u, Pfn(1023));
+    assert_eq!(a.pfn_to_page(Pfn(512)).unwrap().pageblock_migratetype(), Unmovable);
+    assert_eq!(a.pfn_to_page(Pfn(1024)).unwrap().pageblock_migratetype(), Movable);
+    assert_eq!(lists(), [(512, 8, Unmovable), (1024, 0, Movable)]);
+    a.free_pages(u, 0, cpu(0)).unwrap();
+    assert_eq!(lists(), [(512, 8, Unmovable), (1023, 0, Unmovable), (1024, 0, Movable)]);
+}
+
 #[test]
 fn highatomic_reserve() {
     let a = make(8192, 0, 0, &[(0, 8192)]);
