@@ -393,4 +393,19 @@ mod tests {
         assert!(k.0 >= 1536, "{k:?}");
         check_invariants(a).unwrap();
     }
+
+    /// "Most" is more than half: with the area exactly half of the free pages a movable
+    /// request takes an ordinary page; one page later the area is more than half.
+    #[test]
+    fn the_area_is_preferred_only_above_half_of_the_free_pages() {
+        let a = make(2048);
+        a.set_pcp_high_batch(0, 1);
+        let c = Cma::new(a).declare(4 << 20).unwrap();
+        assert_eq!((c.base, c.pages), (Pfn(1024), 1024));
+        let p = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, CpuId::of(0)).unwrap();
+        assert!(p.0 < 1024, "1024 of 2048 free pages in the area: {p:?}");
+        let q = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, CpuId::of(0)).unwrap();
+        assert!(q.0 >= 1024, "1024 of 2047: {q:?}");
+        check_invariants(a).unwrap();
+    }
 }

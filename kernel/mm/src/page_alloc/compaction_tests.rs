@@ -703,3 +703,97 @@ fn a_candidate_reaching_into_the_cma_area_is_passed_over() {
     m.check(a);
     m.free_all(a, kept, 4096);
 }
+
+/// The free blocks of `order` or more on the ordinary lists (not Cma, not HighAtomic).
+fn ordinary_blocks(a: &PageAllocator, order: u32) -> Vec<(u64, u32)> {
+    let mut v = Vec::new();
+    memmap::for_each_free_block(a, |_, p, o, mt| {
+        if o >= order && !matches!(mt, MigrateType::Cma | MigrateType::HighAtomic) {
+            v.push((p, o));
+        }
+    });
+    v
+}
+
+/// Compaction towards an order succeeds on a free block an ordinary request could take:
+/// a wholly free CMA area (an order-10 block on the Cma list) is not one, so compaction
+/// goes on until an order-10 block is free outside it.
+#[test]
+fn a_free_cma_area_is_not_compactions_success() {
+    let a = super::migrate_tests::make(4096);
+    let m = Model::new();
+    m.register(a);
+    let mut kept = checkerboard(a, m);
+    kept.retain(|&o| {
+        let high = m.at(o).0 >= 3072;
+        if high {
+            m.free(a, o);
+        }
+        !high
+    });
+    a.drain_all();
+    assert_eq!(Cma::new(a).declare(4 << 20).unwrap().base, Pfn(3072));
+    assert_eq!(ordinary_blocks(a, 10), []);
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_zone(ZoneType::Normal.index(), Some(10));
+    assert!(r.success, "{r:?}");
+    assert!(!ordinary_blocks(a, 10).is_empty(), "success without an ordinary order-10 block: {r:?}");
+    m.check(a);
+    m.free_all(a, kept, 4096);
+}
+
+/// Nor is a free block in a HighAtomic reserve: compaction towards order 9 with the only
+/// free pageblock reserved for high-order atomic requests goes on until an ordinary
+/// order-9 block is free (in the lab's zone, whose first pageblock, with the reserved
+/// pages, never comes free: one pageblock's migration is not enough).
+#[test]
+fn a_free_highatomic_pageblock_is_not_compactions_success() {
+    let a = make_lab();
+    let m = Model::new();
+    m.register(a);
+    // The checkerboard, then pageblock 3072..3584 reserved (as a high-order atomic
+    // allocation there would have it) and emptied: its pages come back to the HighAtomic
+    // list, where no movable page can go. (Reserved before the checkerboard, it would
+    // be given back when the checkerboard's last allocation fails, as Linux does.)
+    let mut kept = checkerboard(a, m);
+    a.lock_zone(ZoneType::Normal.index()).reserve_highatomic(3072);
+    assert_eq!(a.pfn_to_page(Pfn(3072)).unwrap().pageblock_migratetype(), MigrateType::HighAtomic);
+    kept.retain(|&o| {
+        let there = (3072..3584).contains(&m.at(o).0) || (1104..1120).contains(&m.at(o).0);
+        if there {
+            m.free(a, o);
+        }
+        !there
+    });
+    a.drain_all();
+    let mut ha = Vec::new();
+    memmap::for_each_free_block(a, |_, p, o, mt| {
+        if mt == MigrateType::HighAtomic {
+            ha.push((p, o));
+        }
+    });
+    assert_eq!(ha, [(3072, 9)]);
+    // Beside it, one ordinary free block of order 4 (1104..1120, emptied above) and none
+    // larger. A high-order request beyond the per-CPU lists takes the ordinary block; so
+    // does an atomic one while the zone is above its low mark, as in Linux, whose fast
+    // path has no `ALLOC_HARDER`. Below it, the atomic request's slow path tries the
+    // reserve first (Linux's `rmqueue_buddy`).
+    assert_eq!(ordinary_blocks(a, 4), [(1104, 4)]);
+    for gfp in [GFP_KERNEL, GFP_ATOMIC] {
+        let k = a.alloc_pages(gfp | Gfp::GFP_NOWARN, 4, cpu()).unwrap();
+        assert_eq!(k, Pfn(1104), "{gfp}");
+        a.free_pages(k, 4, cpu()).unwrap();
+    }
+    let free = a.snapshot().nr_free_pages();
+    a.set_min_free_kbytes(free * 4 * 9 / 10);
+    let at = a.alloc_pages(GFP_ATOMIC, 4, cpu()).unwrap();
+    assert_eq!(at, Pfn(3072));
+    a.free_pages(at, 4, cpu()).unwrap();
+    a.set_min_free_kbytes(0);
+    a.drain_all();
+    a.drain_all();
+    let r = Compactor::new(a, MigrateCtx::sync(cpu())).compact_zone(ZoneType::Normal.index(), Some(9));
+    assert!(r.success, "{r:?}");
+    assert!(!ordinary_blocks(a, 9).is_empty(), "success without an ordinary order-9 block: {r:?}");
+    m.check(a);
+    m.free_all(a, kept, N - RESERVED);
+}

@@ -276,6 +276,53 @@ fn claiming_a_pageblock_moves_its_free_blocks_and_no_others() {
     assert_eq!(lists(), [(512, 8, Unmovable), (1023, 0, Unmovable), (1024, 0, Movable)]);
 }
 
+/// Which free blocks a fallback steal of a block smaller than a pageblock moves (Linux's
+/// `can_steal_fallback`): an unmovable (or reclaimable) request, or a block of at least
+/// half a pageblock's order, moves every free block of the pageblock to the request's
+/// lists; a movable request stealing a smaller block moves that block only. What moved
+/// shows in the page the request gets: the smallest block of its type.
+#[test]
+fn a_small_fallback_steal_moves_its_pageblock_only_for_unmovable_or_large_blocks() {
+    use MigrateType::{Movable, Unmovable};
+    let lists = |a: &PageAllocator| {
+        let mut v = Vec::new();
+        memmap::for_each_free_block(a, |_, p, o, mt| v.push((p, o, mt)));
+        v.sort_unstable_by_key(|b| b.0);
+        v
+    };
+    // Unmovable, small: pageblock 0 (Movable) has blocks 0 (order 1) and 4 (order 2);
+    // the steal of 4 moves both, and the request splits the smaller one.
+    let a = make(2048, 0, 0, &[(0, 2), (4, 8)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(0, 1);
+    assert_eq!(a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap(), Pfn(0));
+    assert_eq!(lists(a), [(1, 0, Unmovable), (4, 2, Unmovable)]);
+    // Movable: pageblock 0 claimed Unmovable (its order-9 block), then used down to its
+    // blocks of orders 0 to 3 (and 4, for the second case).
+    for (keep4, want) in [(false, 8), (true, 1)] {
+        let a = make(2048, 0, 0, &[(0, 512)]);
+        a.set_min_free_kbytes(0);
+        a.set_pcp_high_batch(0, 1);
+        assert_eq!(a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap(), Pfn(0));
+        for order in if keep4 { 5..=8 } else { 4..=8 } {
+            assert_eq!(a.alloc_pages(GFP_KERNEL, order, cpu(0)).unwrap(), Pfn(1 << order));
+        }
+        let before = lists(a);
+        assert!(before.iter().all(|b| b.2 == Unmovable), "{before:?}");
+        // The largest block (order 3, or 4) is stolen: alone (order 3: the request
+        // splits it, page 8), or with the pageblock's others (order 4: page 1).
+        let m = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, cpu(0)).unwrap();
+        assert_eq!(m, Pfn(want), "keep4 {keep4}: {before:?} -> {:?}", lists(a));
+        let moved: Vec<_> = lists(a).into_iter().filter(|b| b.2 == Movable).map(|b| b.0).collect();
+        if keep4 {
+            assert_eq!(moved, [2, 4, 8, 16]);
+        } else {
+            assert_eq!(moved, [9, 10, 12]);
+        }
+        assert_eq!(a.pfn_to_page(Pfn(0)).unwrap().pageblock_migratetype(), Unmovable, "fewer than half free");
+    }
+}
+
 #[test]
 fn highatomic_reserve() {
     let a = make(8192, 0, 0, &[(0, 8192)]);
