@@ -394,6 +394,25 @@ mod tests {
         check_invariants(a).unwrap();
     }
 
+    /// The area is found by its free blocks wherever the zone's first page is: here it
+    /// is allocated. A HighAtomic reserve inside the new area stops being counted.
+    #[test]
+    fn declare_finds_free_blocks_with_the_first_page_taken_and_drops_a_reserve_inside() {
+        let a = make(2048);
+        a.set_pcp_high_batch(0, 1);
+        let first = a.alloc_pages(GFP_KERNEL, 0, CpuId::of(0)).unwrap();
+        assert_eq!(first, Pfn(0));
+        a.lock_zone(ZoneType::Normal.index()).reserve_highatomic(1536);
+        assert_eq!(a.snapshot().zone(ZoneType::Normal).reserved_highatomic, 512);
+        // (1536..2048 is the upper half of the free order-10 block at 1024.)
+        let c = Cma::new(a).declare(2 << 20).unwrap();
+        assert_eq!((c.base, c.pages), (Pfn(1536), 512));
+        assert_eq!(a.snapshot().zone(ZoneType::Normal).reserved_highatomic, 0);
+        assert_eq!(a.pfn_to_page(Pfn(1536)).unwrap().pageblock_migratetype(), MigrateType::Cma);
+        a.free_pages(first, 0, CpuId::of(0)).unwrap();
+        check_invariants(a).unwrap();
+    }
+
     /// "Most" is more than half: with the area exactly half of the free pages a movable
     /// request takes an ordinary page; one page later the area is more than half.
     #[test]

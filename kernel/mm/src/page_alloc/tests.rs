@@ -347,6 +347,58 @@ fn highatomic_reserve() {
     check_invariants(a).unwrap();
 }
 
+/// The HighAtomic reserve's bound (Linux's `reserve_highatomic_pageblock`): about 1% of
+/// the zone plus one pageblock. 51,200 pages: 512 + 512 = 1,024 pages, two pageblocks
+/// exactly; a third is refused.
+#[test]
+fn the_highatomic_reserve_holds_at_most_a_hundredth_of_the_zone_plus_a_pageblock() {
+    let a = make(51200, 0, 0, &[(0, 51200)]);
+    for pb in 0..4 {
+        a.lock_zone(1).reserve_highatomic(pb * 512);
+    }
+    assert_eq!(a.snapshot().zone(ZoneType::Normal).reserved_highatomic, 1024);
+    let ha: Vec<_> = (0..4).map(|pb| a.pfn_to_page(Pfn(pb * 512)).unwrap().pageblock_migratetype()).collect();
+    use MigrateType::{HighAtomic, Movable};
+    assert_eq!(ha, [HighAtomic, HighAtomic, Movable, Movable]);
+}
+
+/// With memory short and the only free pages beyond the watermark in the HighAtomic
+/// reserve, an ordinary request gets the reserve back (Linux's
+/// `unreserve_highatomic_pageblock`, before OOM): the pageblock takes the request's type,
+/// its pages count as free again, and the request is served.
+#[test]
+fn an_ordinary_request_gets_the_highatomic_reserve_back_when_memory_is_short() {
+    let a = make(4096, 0, 0, &[(0, 4096)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(0, 1);
+    let mut held = Vec::new();
+    while let Ok(p) = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, cpu(0)) {
+        held.push(p);
+    }
+    // A pageblock of held pages reserved, then 64 of its pages freed: the reserve's.
+    let pb = held[held.len() / 2].0 & !511;
+    a.lock_zone(1).reserve_highatomic(pb);
+    assert_eq!(a.snapshot().zone(ZoneType::Normal).reserved_highatomic, 512);
+    let mut n = 0;
+    held.retain(|&p| {
+        let give = p.0 & !511 == pb && n < 64;
+        if give {
+            a.free_pages(p, 0, cpu(0)).unwrap();
+            n += 1;
+        }
+        !give
+    });
+    assert_eq!(n, 64);
+    let p = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, cpu(0)).expect("the reserve given back");
+    assert_eq!(a.snapshot().zone(ZoneType::Normal).reserved_highatomic, 0);
+    assert_eq!(a.pfn_to_page(Pfn(pb)).unwrap().pageblock_migratetype(), MigrateType::Unmovable);
+    held.push(p);
+    for p in held {
+        a.free_pages(p, 0, cpu(0)).unwrap();
+    }
+    check_invariants(a).unwrap();
+}
+
 #[test]
 fn dma_zone_and_zonelist() {
     // Pfns 0..256 DMA, 256..1024 Normal.
