@@ -514,6 +514,7 @@ mod tests {
             ] {
                 p.set_state(s);
                 assert!(!p.is_plain_head(order), "{s:?}");
+                assert!(!p.is_head(), "{s:?}");
             }
         }
     }
@@ -527,5 +528,10 @@ mod tests {
         assert!(mm.pfn_to_page(0xff).is_none());
         assert!(mm.pfn_to_page(0x108).is_none());
         assert_eq!(mm.page_to_pfn(&Page::new()), None);
+        // The descriptor just past the array.
+        let more: &'static [Page] = Box::leak((0..2).map(|_| Page::new()).collect());
+        let one = MemMap { pages: &more[..1], base_pfn: 0x100 };
+        assert_eq!(one.page_to_pfn(&more[0]), Some(0x100));
+        assert_eq!(one.page_to_pfn(&more[1]), None);
     }
 }
