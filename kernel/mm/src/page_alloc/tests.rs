@@ -399,6 +399,27 @@ fn an_ordinary_request_gets_the_highatomic_reserve_back_when_memory_is_short() {
     check_invariants(a).unwrap();
 }
 
+/// Lowering `high` drains each list above it down to it, no further (Linux's
+/// `percpu_pagelist_high_fraction` update); `drain_cpu` says whether a block went back.
+#[test]
+fn lowering_high_drains_lists_to_it_and_drain_cpu_says_whether_it_returned_any() {
+    let a = make(4096, 0, 0, &[(0, 4096)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(64, 8);
+    let got: Vec<_> = (0..20).map(|_| a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap()).collect();
+    for p in got {
+        a.free_pages(p, 0, cpu(0)).unwrap();
+    }
+    let count = || a.snapshot().pageset(cpu(0), ZoneType::Normal).count;
+    assert!(count() >= 20, "{}", count());
+    a.set_pcp_high_batch(5, 1);
+    assert_eq!(count(), 5);
+    assert!(a.drain_cpu(cpu(0)));
+    assert_eq!(count(), 0);
+    assert!(!a.drain_cpu(cpu(0)), "nothing to return");
+    assert_eq!(a.snapshot().nr_free_pages(), 4096);
+}
+
 #[test]
 fn dma_zone_and_zonelist() {
     // Pfns 0..256 DMA, 256..1024 Normal.
