@@ -420,6 +420,49 @@ fn lowering_high_drains_lists_to_it_and_drain_cpu_says_whether_it_returned_any()
     assert_eq!(a.snapshot().nr_free_pages(), 4096);
 }
 
+/// A bulk free that takes a list to its `high` drains it once, down to `high - batch`, as
+/// the same frees one at a time would leave it; a bulk allocation hands out exactly the
+/// pages asked for, the list's first.
+#[test]
+fn bulk_free_drains_to_high_minus_batch_and_bulk_alloc_takes_what_is_asked() {
+    let a = make(4096, 0, 0, &[(0, 4096)]);
+    a.set_min_free_kbytes(0);
+    a.set_pcp_high_batch(16, 4);
+    let count = || a.snapshot().pageset(cpu(0), ZoneType::Normal).count;
+    let got: Vec<_> = (0..20).map(|_| a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap()).collect();
+    a.drain_all();
+    a.free_pages_bulk(got.iter().copied(), cpu(0), |e| panic!("{e:?}"));
+    assert_eq!(count(), 12);
+    // One at a time: the same list length.
+    let again: Vec<_> = (0..12).map(|_| a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap()).collect();
+    assert_eq!(count(), 0);
+    let more: Vec<_> = (0..8).map(|_| a.alloc_pages(GFP_KERNEL, 0, cpu(0)).unwrap()).collect();
+    a.drain_all();
+    for &p in again.iter().chain(&more) {
+        a.free_pages(p, 0, cpu(0)).unwrap();
+    }
+    assert_eq!(count(), 12);
+    let mut out = Vec::new();
+    assert_eq!(a.alloc_pages_bulk_with(GFP_KERNEL, cpu(0), 3, |p| out.push(p)), Ok(3));
+    assert_eq!((out.len(), count()), (3, 9));
+    a.free_pages_bulk(out, cpu(0), |e| panic!("{e:?}"));
+    a.drain_all();
+    assert_eq!(a.snapshot().nr_free_pages(), 4096);
+}
+
+/// fail_page_alloc's knobs read back what was set (the console shows them).
+#[test]
+fn fail_page_alloc_knobs_read_back() {
+    let a = make(64, 0, 0, &[(0, 64)]);
+    assert_eq!((a.fail.min_order(), a.fail.ignore_gfp_reclaim()), (0, false));
+    a.fail.set_min_order(3);
+    a.fail.set_ignore_gfp_reclaim(true);
+    assert_eq!((a.fail.min_order(), a.fail.ignore_gfp_reclaim()), (3, true));
+    a.fail.set_min_order(2);
+    a.fail.set_ignore_gfp_reclaim(false);
+    assert_eq!((a.fail.min_order(), a.fail.ignore_gfp_reclaim()), (2, false));
+}
+
 #[test]
 fn dma_zone_and_zonelist() {
     // Pfns 0..256 DMA, 256..1024 Normal.
