@@ -105,6 +105,9 @@ mod tests {
         f.set_ignore_gfp_reclaim(false);
         f.set_min_order(2);
         assert!((0..100).all(|_| !f.should_fail(GFP_ATOMIC, 1)));
-        assert_eq!(f.injected(), 2 + 2 + n as u64);
+        // With ignore-gfp-wait off, a request that may sleep is as eligible as any.
+        f.set_probability(100, 1, 3);
+        assert!(f.should_fail(GFP_KERNEL, 2));
+        assert_eq!(f.injected(), 2 + 2 + n as u64 + 1);
     }
 }

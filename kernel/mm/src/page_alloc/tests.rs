@@ -463,6 +463,25 @@ fn fail_page_alloc_knobs_read_back() {
     assert_eq!((a.fail.min_order(), a.fail.ignore_gfp_reclaim()), (2, false));
 }
 
+/// The memory map's cells: the letters (free orders clamped to the top order's `g`),
+/// `is_free`, a cell's total over every kind of page, and the span the map covers.
+#[test]
+fn memmap_cells_letters_totals_and_span() {
+    use memmap::{CellCount, CellState};
+    assert_eq!(CellState::Free { order: 16 }.letter(), 'g');
+    assert_eq!(CellState::Free { order: 20 }.letter(), 'g');
+    assert_eq!(CellState::Free { order: 10 }.letter(), 'a');
+    assert!(CellState::Free { order: 0 }.is_free());
+    for s in [CellState::Absent, CellState::Reserved, CellState::Isolated, CellState::Used(MigrateType::Movable)] {
+        assert!(!s.is_free(), "{s:?}");
+    }
+    let c = CellCount { free: 1, used: [2, 3, 4, 5, 6], isolated: 7, reserved: 8, absent: 9, max_free_order: None };
+    assert_eq!(c.total(), 45);
+    let a = make(1024, 0x40, 0, &[(0x40, 0x440)]);
+    assert_eq!(memmap::memmap_span(a), Some((Pfn(0x40), Pfn(0x440))));
+    assert_eq!(memmap::memmap_span(&PageAllocator::new()), None);
+}
+
 #[test]
 fn dma_zone_and_zonelist() {
     // Pfns 0..256 DMA, 256..1024 Normal.
