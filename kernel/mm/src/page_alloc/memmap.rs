@@ -357,11 +357,29 @@ mod tests {
         a.drain_all();
         assert!(held.len() > 50);
         let geom = (base, n, free);
+        // Starts inside blocks: past the head of a held order-5 and an order-9 block (the
+        // walk must find their heads below), and of a free block of order 3 or more.
+        let inside_held = |order: u32| held.iter().find(|h| h.1 == order).map(|h| h.0 + 7).unwrap();
+        let mut big_free = None;
+        for_each_free_block(a, |_, p, o, _| {
+            if o >= 3 && big_free.is_none() {
+                big_free = Some(p + 3);
+            }
+        });
+        let mid = [inside_held(5), inside_held(9), big_free.unwrap()];
         // Whole pageblocks, finer cells, unaligned starts in the middle of blocks and
         // ranges reaching past the descriptors on both sides.
-        for (start, cell, cells) in
-            [(0, 512, 10), (base, 16, 256), (0x7b3, 1, 300), (0x100, 64, 70), (0x40, 8, 30), (0x1000, 32, 10)]
-        {
+        for (start, cell, cells) in [
+            (0, 512, 10),
+            (base, 16, 256),
+            (0x7b3, 1, 300),
+            (0x100, 64, 70),
+            (0x40, 8, 30),
+            (0x1000, 32, 10),
+            (mid[0], 1, 40),
+            (mid[1], 4, 200),
+            (mid[2], 1, 16),
+        ] {
             let got = walk(a, start, cell, cells);
             let want = model_counts(a, geom, &held, start, cell, cells);
             assert_eq!(got.len(), cells);
