@@ -363,7 +363,8 @@ mod tests {
         let mut big_free = None;
         for_each_free_block(a, |_, p, o, _| {
             if o >= 3 && big_free.is_none() {
-                big_free = Some(p + 3);
+                // (An offset whose bits no wrong alignment mask clears back to the head.)
+                big_free = Some(p + 6);
             }
         });
         let mid = [inside_held(5), inside_held(9), big_free.unwrap()];
@@ -390,6 +391,28 @@ mod tests {
         }
         // Nothing but a power-of-two cell size.
         assert!(walk(a, base, 3, 4).is_empty());
+    }
+
+    /// A block that starts at pfn 0, walked from inside it: its head is found too.
+    #[test]
+    fn walk_from_inside_a_block_at_pfn_0() {
+        let free: &[(u64, u64)] = &[(0, 64)];
+        let a = make(64, 0, free);
+        // A held block at 0 (whose tails count as used whatever the walk finds), then
+        // the free block at 0 once it comes back.
+        let p = a.alloc_pages(GFP_KERNEL, 4, CpuId::of(0)).unwrap();
+        assert_eq!(p, Pfn(0));
+        a.drain_all();
+        let held = [(0, 4)];
+        for start in [1, 5, 17, 33] {
+            assert_eq!(walk(a, start, 1, 20), model_counts(a, (0, 64, free), &held, start, 1, 20), "from {start}");
+        }
+        a.free_pages(p, 4, CpuId::of(0)).unwrap();
+        a.drain_all();
+        let held = [];
+        for start in [1, 5, 17, 33] {
+            assert_eq!(walk(a, start, 1, 20), model_counts(a, (0, 64, free), &held, start, 1, 20), "from {start}");
+        }
     }
 
     #[test]
