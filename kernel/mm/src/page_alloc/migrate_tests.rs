@@ -566,7 +566,7 @@ fn cma_alloc_without_targets_gives_up_and_compacts_nothing() {
 struct WatchingCma {
     m: &'static Model,
     a: std::sync::OnceLock<&'static PageAllocator>,
-    seen: Mutex<Vec<(bool, Result<Pfn, CmaError>)>>,
+    seen: Mutex<Vec<(bool, Result<Pfn, CmaError>, memmap::CellCount)>>,
 }
 
 impl MovableOps for WatchingCma {
@@ -574,7 +574,10 @@ impl MovableOps for WatchingCma {
         let a = self.a.get().unwrap();
         let mut st = CmaAllocStats::default();
         let nested = Cma::new(a).alloc(1, 0, cpu(), &mut st);
-        self.seen.lock().unwrap().push((Cma::new(a).isolating(), nested));
+        // The memory map of the area meanwhile: one cell of its 1024 pages.
+        let mut cell = memmap::CellCount::default();
+        memmap::memmap_walk(a, Pfn(3072), 1024, 1, |_, c| cell = *c);
+        self.seen.lock().unwrap().push((Cma::new(a).isolating(), nested, cell));
         self.m.migrate_page(mv, mode)
     }
 }
@@ -593,7 +596,12 @@ fn cma_alloc_isolates_the_area_while_it_runs_and_refuses_a_second_one() {
     let seen = std::mem::take(&mut *w.seen.lock().unwrap());
     assert_eq!(seen.len() as u64, st.migrated, "one look per block moved");
     assert!(!seen.is_empty());
-    assert!(seen.iter().all(|&(iso, nested)| iso && nested == Err(CmaError::Busy)), "{seen:?}");
+    assert!(seen.iter().all(|&(iso, nested, _)| iso && nested == Err(CmaError::Busy)), "{seen:?}");
+    // The map shows the area's allocated pages as isolated, none as Cma used.
+    for (_, _, c) in &seen {
+        assert!(c.isolated > 0 && c.used[MigrateType::Cma.index()] == 0, "{c:?}");
+        assert_eq!(c.total(), 1024);
+    }
     assert!(!Cma::new(a).isolating(), "the area is open again");
     // A refused request leaves it open too.
     assert_eq!(Cma::new(a).alloc(0, 0, cpu(), &mut st), Err(CmaError::BadRequest));
