@@ -591,6 +591,10 @@ fn cma_alloc_isolates_the_area_while_it_runs_and_refuses_a_second_one() {
     w.a.set(a).unwrap();
     register_both(a, w);
     assert!(!Cma::new(a).isolating(), "no cma_alloc is running");
+    // Before: the borrowed pages are the area's used pages, none isolated.
+    let mut before = memmap::CellCount::default();
+    memmap::memmap_walk(a, Pfn(3072), 1024, 1, |_, c| before = *c);
+    assert!(before.used[MigrateType::Cma.index()] > 1000 && before.isolated == 0, "{before:?}");
     let mut st = CmaAllocStats::default();
     assert_eq!(Cma::new(a).alloc(256, 8, cpu(), &mut st), Ok(Pfn(3072)));
     let seen = std::mem::take(&mut *w.seen.lock().unwrap());
