@@ -489,6 +489,11 @@ fn dma_zone_and_zonelist() {
     a.set_min_free_kbytes(0);
     assert_eq!(a.snapshot().zone(ZoneType::Dma).managed_pages, 256);
     assert_eq!(a.snapshot().zone(ZoneType::Dma).lowmem_reserve, 3);
+    // show_free_areas prints it as Linux does: per zone, what it keeps from requests
+    // whose highest zone is each higher one (DMA from Normal's), 0 for itself and below.
+    let sfa = s(|w| report::show_free_areas(a, w));
+    let reserves: Vec<_> = sfa.lines().filter(|l| l.starts_with("lowmem_reserve[]:")).collect();
+    assert_eq!(reserves, ["lowmem_reserve[]: 0 3", "lowmem_reserve[]: 0 0"], "{sfa}");
     let d = a.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 4, cpu(0)).unwrap();
     assert!(d.0 < 256);
     // Normal requests fill Normal then fall back to DMA (minus its lowmem reserve).
