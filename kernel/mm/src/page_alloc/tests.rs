@@ -482,6 +482,21 @@ fn memmap_cells_letters_totals_and_span() {
     assert_eq!(memmap::memmap_span(&PageAllocator::new()), None);
 }
 
+/// `/proc/meminfo`'s two numbers in kB, and a zone's span from its first pfn.
+#[test]
+fn meminfo_kb_and_zone_span() {
+    let a = make(1024, 0x40, 0, &[(0x40, 0x440)]);
+    let z = a.snapshot().zone(ZoneType::Normal);
+    assert_eq!((z.start_pfn, z.spanned_pages), (0x40, 1024));
+    let mi = a.snapshot().meminfo();
+    assert_eq!((mi.total_pages, mi.free_pages), (1024, 1024));
+    let p = a.alloc_pages(GFP_KERNEL, 3, cpu(0)).unwrap();
+    a.drain_all();
+    let mi = a.snapshot().meminfo();
+    assert_eq!((mi.total_kb(), mi.free_kb()), (4096, 4096 - 32));
+    a.free_pages(p, 3, cpu(0)).unwrap();
+}
+
 #[test]
 fn dma_zone_and_zonelist() {
     // Pfns 0..256 DMA, 256..1024 Normal.
