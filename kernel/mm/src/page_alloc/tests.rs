@@ -497,6 +497,20 @@ fn meminfo_kb_and_zone_span() {
     a.free_pages(p, 3, cpu(0)).unwrap();
 }
 
+/// check_invariants sees a pageblock whose pages disagree on its type (one descriptor
+/// changed behind the allocator's back), and the state is fine again once it agrees.
+#[test]
+fn check_invariants_sees_a_pageblock_whose_pages_disagree() {
+    let a = make(2048, 0, 0, &[(0, 2048)]);
+    check_invariants(a).unwrap();
+    let page = a.pfn_to_page(Pfn(1024 + 77)).unwrap();
+    let mt = page.pageblock_migratetype();
+    page.set_block_mt(MigrateType::Reclaimable);
+    assert_eq!(check_invariants(a).err(), Some("pageblock whose pages disagree on its migratetype"));
+    page.set_block_mt(mt);
+    check_invariants(a).unwrap();
+}
+
 #[test]
 fn dma_zone_and_zonelist() {
     // Pfns 0..256 DMA, 256..1024 Normal.
