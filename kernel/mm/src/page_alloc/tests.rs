@@ -511,6 +511,33 @@ fn check_invariants_sees_a_pageblock_whose_pages_disagree() {
     check_invariants(a).unwrap();
 }
 
+/// check_invariants sees a free block that is misaligned, below its zone or past its
+/// end (each put on a list behind the allocator's back, through the zone's own free).
+#[test]
+fn check_invariants_sees_misplaced_free_blocks() {
+    let want = Some("free block misaligned or outside its zone");
+    // Misaligned: pages 1 and 2 of a held order-2 block given back as an order-1 block.
+    let a = make(1024, 0, 0, &[(0, 1024)]);
+    a.set_pcp_high_batch(0, 1);
+    let p = a.alloc_pages(GFP_KERNEL, 2, cpu(0)).unwrap();
+    a.lock_zone(1).free_one(p.0 + 1, 1, MigrateType::Movable);
+    assert_eq!(check_invariants(a).err(), want);
+    // Below the zone: a held DMA page put on Normal's list.
+    let a = make(1024, 0, 256, &[(0, 1024)]);
+    a.set_pcp_high_batch(0, 1);
+    let p = a.alloc_pages(GFP_KERNEL | Gfp::GFP_DMA, 0, cpu(0)).unwrap();
+    assert!(p.0 < 256);
+    a.lock_zone(1).free_one(p.0, 0, MigrateType::Movable);
+    assert_eq!(check_invariants(a).err(), want);
+    // Past the end: an aligned order-4 block at 992 of a zone that ends at 1000.
+    let a = make(1000, 0, 0, &[(0, 1000)]);
+    a.set_pcp_high_batch(0, 1);
+    let held: Vec<_> = std::iter::from_fn(|| a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, cpu(0)).ok()).collect();
+    assert!(held.contains(&Pfn(992)));
+    a.lock_zone(1).free_one(992, 4, MigrateType::Movable);
+    assert_eq!(check_invariants(a).err(), want);
+}
+
 #[test]
 fn dma_zone_and_zonelist() {
     // Pfns 0..256 DMA, 256..1024 Normal.
