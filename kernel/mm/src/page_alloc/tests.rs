@@ -511,8 +511,9 @@ fn check_invariants_sees_a_pageblock_whose_pages_disagree() {
     check_invariants(a).unwrap();
 }
 
-/// check_invariants sees a free block that is misaligned, below its zone or past its
-/// end (each put on a list behind the allocator's back, through the zone's own free).
+/// check_invariants sees a free block that is misaligned, below its zone, past its end
+/// or a CMA page on an ordinary list (each put there behind the allocator's back, through
+/// the zone's own free), and a published free count out of step with the zone's.
 #[test]
 fn check_invariants_sees_misplaced_free_blocks() {
     let want = Some("free block misaligned or outside its zone");
@@ -536,6 +537,20 @@ fn check_invariants_sees_misplaced_free_blocks() {
     assert!(held.contains(&Pfn(992)));
     a.lock_zone(1).free_one(992, 4, MigrateType::Movable);
     assert_eq!(check_invariants(a).err(), want);
+    // A CMA area page on an ordinary list.
+    let a = make(2048, 0, 0, &[(0, 2048)]);
+    a.set_pcp_high_batch(0, 1);
+    assert_eq!(Cma::new(a).declare(4 << 20).unwrap().base, Pfn(1024));
+    // (The second movable page comes from the area, then more than half the free pages.)
+    let _ = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, cpu(0)).unwrap();
+    let p = a.alloc_pages(GFP_HIGHUSER_MOVABLE, 0, cpu(0)).unwrap();
+    assert!(p.0 >= 1024, "{p:?}");
+    a.lock_zone(1).free_one(p.0, 0, MigrateType::Movable);
+    assert_eq!(check_invariants(a).err(), Some("free block on the wrong side of the CMA area's lists"));
+    // The published free count out of step with the zone's.
+    let a = make(1024, 0, 0, &[(0, 1024)]);
+    a.meta[1].free.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    assert_eq!(check_invariants(a).err(), Some("zone free_pages does not match the lists"));
 }
 
 #[test]
