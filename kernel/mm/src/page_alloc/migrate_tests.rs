@@ -566,8 +566,12 @@ fn cma_alloc_without_targets_gives_up_and_compacts_nothing() {
 struct WatchingCma {
     m: &'static Model,
     a: std::sync::OnceLock<&'static PageAllocator>,
-    seen: Mutex<Vec<(bool, Result<Pfn, CmaError>, memmap::CellCount)>>,
+    seen: Mutex<Vec<Seen>>,
 }
+
+/// What [`WatchingCma`] saw in one migration: whether the area was isolating, a nested
+/// `cma_alloc`'s answer, the area's memory-map cell.
+type Seen = (bool, Result<Pfn, CmaError>, memmap::CellCount);
 
 impl MovableOps for WatchingCma {
     fn migrate_page(&self, mv: &BlockMove, mode: MigrateMode) -> Result<(), MigrateError> {
