@@ -553,6 +553,20 @@ fn check_invariants_sees_misplaced_free_blocks() {
     assert_eq!(check_invariants(a).err(), Some("zone free_pages does not match the lists"));
 }
 
+/// `init` refuses an empty `mem_map` and a second run, and says so.
+#[test]
+fn init_refuses_an_empty_mem_map_and_a_second_run() {
+    let a: &'static PageAllocator = Box::leak(Box::new(PageAllocator::new()));
+    let none: [(PhysAddr, u64); 0] = [];
+    assert_eq!(a.init(&[], Pfn(0), pa(0), none, none), Err(InitError::BadMemMap));
+    assert_eq!(InitError::BadMemMap.to_string(), "mem_map empty or too large");
+    let map: &'static [Page] = Box::leak((0..16).map(|_| Page::new()).collect());
+    a.init(map, Pfn(0), pa(0), [(pa(0), 16 * PS)], [(pa(0), 16 * PS)]).unwrap();
+    assert_eq!(a.init(map, Pfn(0), pa(0), none, none), Err(InitError::AlreadyInitialized));
+    assert_eq!(InitError::AlreadyInitialized.to_string(), "page allocator already initialized");
+    assert_eq!(a.snapshot().nr_free_pages(), 16);
+}
+
 #[test]
 fn dma_zone_and_zonelist() {
     // Pfns 0..256 DMA, 256..1024 Normal.
