@@ -547,6 +547,28 @@ fn check_invariants_sees_misplaced_free_blocks() {
     assert!(p.0 >= 1024, "{p:?}");
     a.lock_zone(1).free_one(p.0, 0, MigrateType::Movable);
     assert_eq!(check_invariants(a).err(), Some("free block on the wrong side of the CMA area's lists"));
+    // On the Cma lists but outside the area: below it (its pageblock type changed too),
+    // and across its end (an order-10 block from 1024 over an area of 0..1536). Every
+    // page is held first, so that nothing merges with the block put there.
+    for (mib, pfn, order) in [(4u64, 100u64, 0u32), (6, 1024, 10)] {
+        let a = make(2048, 0, 0, &[(0, 2048)]);
+        a.set_pcp_high_batch(0, 1);
+        let area = Cma::new(a).declare(mib << 20).unwrap();
+        let all = GFP_HIGHUSER_MOVABLE | Gfp::GFP_MEMALLOC | Gfp::GFP_NOWARN;
+        while a.alloc_pages(all, 0, cpu(0)).is_ok() {}
+        assert_eq!(a.snapshot().nr_free_pages(), 0);
+        let page = a.pfn_to_page(Pfn(pfn)).unwrap();
+        if !(area.base.0..area.base.0 + area.pages).contains(&pfn) {
+            page.set_block_mt(MigrateType::Cma);
+        }
+        a.lock_zone(1).free_one(pfn, order, MigrateType::Cma);
+        assert_eq!(
+            check_invariants(a).err(),
+            Some("free block on the wrong side of the CMA area's lists"),
+            "{mib} MiB area at {:?}, block {pfn} order {order}",
+            area.base
+        );
+    }
     // The published free count out of step with the zone's.
     let a = make(1024, 0, 0, &[(0, 1024)]);
     a.meta[1].free.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
