@@ -31,6 +31,19 @@ fn blocks(a: &PageAllocator) -> Vec<(u64, u32)> {
     v
 }
 
+/// Single pages of `gfp` on CPU 0 until the allocator refuses (as far as the request's
+/// watermark lets it go).
+fn hold_all(a: &PageAllocator, gfp: Gfp) -> Vec<Pfn> {
+    std::iter::from_fn(|| a.alloc_pages(gfp | Gfp::GFP_NOWARN, 0, cpu(0)).ok()).collect()
+}
+
+/// Frees single pages on CPU 0.
+fn give_back(a: &PageAllocator, pages: impl IntoIterator<Item = Pfn>) {
+    for p in pages {
+        a.free_pages(p, 0, cpu(0)).unwrap();
+    }
+}
+
 fn s(f: impl Fn(&mut String) -> core::fmt::Result) -> String {
     let mut out = String::new();
     f(&mut out).unwrap();
@@ -174,10 +187,7 @@ fn watermarks_low_for_kernel_min_for_atomic() {
     let w = a.snapshot().zone(ZoneType::Normal).wmarks;
     assert_eq!(w, Watermarks { min: 128, low: 160, high: 192 });
     a.set_pcp_high_batch(0, 1); // no per-CPU caching: exact counts
-    let mut got = Vec::new();
-    while let Ok(p) = a.alloc_pages(GFP_KERNEL, 0, cpu(0)) {
-        got.push(p);
-    }
+    let mut got = hold_all(a, GFP_KERNEL);
     // GFP_KERNEL stops when taking a page would leave free <= low.
     assert_eq!(a.snapshot().nr_free_pages(), 160);
     // GFP_NOWAIT goes down to min.
@@ -328,10 +338,7 @@ fn highatomic_reserve() {
     let a = make(8192, 0, 0, &[(0, 8192)]);
     a.set_pcp_high_batch(0, 1);
     // Fill down to the low watermark with GFP_KERNEL so atomic requests take the slow path.
-    let mut held = Vec::new();
-    while let Ok(p) = a.alloc_pages(GFP_KERNEL, 0, cpu(0)) {
-        held.push(p);
-    }
+    let held = hold_all(a, GFP_KERNEL);
     let at = a.alloc_pages(GFP_ATOMIC, 1, cpu(0)).unwrap();
     let st = a.snapshot().zone(ZoneType::Normal);
     assert_eq!(st.reserved_highatomic, 512);
@@ -341,9 +348,7 @@ fn highatomic_reserve() {
     assert!(a.lock_zone(1).pageblock_counts()[MigrateType::HighAtomic.index()] == 1);
     // Ordinary requests do not count the reserve as free.
     a.free_pages(at, 1, cpu(0)).unwrap();
-    for p in held {
-        a.free_pages(p, 0, cpu(0)).unwrap();
-    }
+    give_back(a, held);
     check_invariants(a).unwrap();
 }
 
@@ -371,10 +376,7 @@ fn an_ordinary_request_gets_the_highatomic_reserve_back_when_memory_is_short() {
     let a = make(4096, 0, 0, &[(0, 4096)]);
     a.set_min_free_kbytes(0);
     a.set_pcp_high_batch(0, 1);
-    let mut held = Vec::new();
-    while let Ok(p) = a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, cpu(0)) {
-        held.push(p);
-    }
+    let mut held = hold_all(a, GFP_KERNEL);
     // A pageblock of held pages reserved, then 64 of its pages freed: the reserve's.
     let pb = held[held.len() / 2].0 & !511;
     a.lock_zone(1).reserve_highatomic(pb);
@@ -393,9 +395,7 @@ fn an_ordinary_request_gets_the_highatomic_reserve_back_when_memory_is_short() {
     assert_eq!(a.snapshot().zone(ZoneType::Normal).reserved_highatomic, 0);
     assert_eq!(a.pfn_to_page(Pfn(pb)).unwrap().pageblock_migratetype(), MigrateType::Unmovable);
     held.push(p);
-    for p in held {
-        a.free_pages(p, 0, cpu(0)).unwrap();
-    }
+    give_back(a, held);
     check_invariants(a).unwrap();
 }
 
@@ -533,7 +533,7 @@ fn check_invariants_sees_misplaced_free_blocks() {
     // Past the end: an aligned order-4 block at 992 of a zone that ends at 1000.
     let a = make(1000, 0, 0, &[(0, 1000)]);
     a.set_pcp_high_batch(0, 1);
-    let held: Vec<_> = std::iter::from_fn(|| a.alloc_pages(GFP_KERNEL | Gfp::GFP_NOWARN, 0, cpu(0)).ok()).collect();
+    let held = hold_all(a, GFP_KERNEL);
     assert!(held.contains(&Pfn(992)));
     a.lock_zone(1).free_one(992, 4, MigrateType::Movable);
     assert_eq!(check_invariants(a).err(), want);
@@ -555,7 +555,7 @@ fn check_invariants_sees_misplaced_free_blocks() {
         a.set_pcp_high_batch(0, 1);
         let area = Cma::new(a).declare(mib << 20).unwrap();
         let all = GFP_HIGHUSER_MOVABLE | Gfp::GFP_MEMALLOC | Gfp::GFP_NOWARN;
-        while a.alloc_pages(all, 0, cpu(0)).is_ok() {}
+        hold_all(a, all);
         assert_eq!(a.snapshot().nr_free_pages(), 0);
         let page = a.pfn_to_page(Pfn(pfn)).unwrap();
         if !(area.base.0..area.base.0 + area.pages).contains(&pfn) {
