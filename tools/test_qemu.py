@@ -1510,7 +1510,7 @@ def cma_area_keeps_its_pageblocks_under_a_random_load(image):
             elif r < 0.83:
                 cmd = "compact"
             elif r < 0.87:
-                cmd = f"stress {rng.choice([50, 150])} {rng.randrange(1000)}" + rng.choice(["", " compact"])
+                cmd = f"stress {rng.choice([50, 150])} {rng.randrange(1, 1000)}" + rng.choice(["", " compact"])
             elif r < 0.89:
                 cmd = "drop_caches"
             else:

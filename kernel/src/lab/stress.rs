@@ -254,6 +254,33 @@ fn kernel_held_pages() -> (usize, usize) {
     (SLAB.slab_bytes() / PAGE_SIZE, crate::mm::vmalloc::usage().1)
 }
 
+/// Slabs and objects in use per cache (by registry slot), for saying where a leak sits.
+type CacheCounts = [(usize, usize); mm::slab::MAX_CACHES];
+
+fn cache_counts() -> CacheCounts {
+    let mut out = [(0, 0); mm::slab::MAX_CACHES];
+    SLAB.for_each_cache(|id, s| out[id.index()] = (s.num_slabs, s.active_objs));
+    out
+}
+
+/// After a leak: every cache that holds more slabs than before, and its objects in use.
+fn print_grown_caches(was: &CacheCounts) {
+    SLAB.for_each_cache(|id, s| {
+        let (slabs, objs) = was[id.index()];
+        if s.num_slabs > slabs {
+            cprintln!(
+                "stress:   {}: slabs {} -> {} ({} pages each), objects in use {} -> {}",
+                s.name,
+                slabs,
+                s.num_slabs,
+                s.pagesperslab,
+                objs,
+                s.active_objs
+            );
+        }
+    });
+}
+
 /// How long the leak check keeps draining for pages still on their way back.
 const SETTLE_MS: u64 = 2000;
 
@@ -297,6 +324,7 @@ pub fn run(ops: usize, compact: bool) -> bool {
     let cpus = &cpus[..nr];
     let before = crate::mm::settled_free_pages();
     let held_before = kernel_held_pages();
+    let caches_before = cache_counts();
     match compact_cpu {
         Some(c) => {
             cprintln!("stress: {} CPUs working, {} operations per CPU, cpu{} compacting", 1 + cpus.len(), ops, c)
@@ -459,6 +487,7 @@ pub fn run(ops: usize, compact: bool) -> bool {
              (slab pages {} -> {}, vmalloc page tables {} -> {})",
             was.0, held.0, was.1, held.1
         ));
+        print_grown_caches(&caches_before);
     } else if late_ms > 0 {
         cprintln!("stress: free pages came back late: {late_ms} ms of draining every CPU before the count was whole");
     }
