@@ -90,10 +90,6 @@ pub struct CacheStats {
     pub freehit: u64,
     /// Frees that flushed a per-CPU array.
     pub freemiss: u64,
-    /// Slabs allocated from the page source.
-    pub slabs_created: u64,
-    /// Slabs returned to the page source.
-    pub slabs_freed: u64,
     /// Errors reported.
     pub errors: u64,
     /// Objects quarantined after corruption.
@@ -179,8 +175,9 @@ impl KmemCache {
         env.rep.report(&SlabError { kind, cache: self.name(), object, slab, fix });
     }
 
-    /// Refills a per-CPU array with up to `batchcount` objects. `false` if none could be had.
-    fn refill(&self, env: Env<'_>, ac: &mut ArrayGuard<'_>, gfp: Gfp) -> bool {
+    /// Refills a per-CPU array with up to `batchcount` objects (none if no slab could be
+    /// had: the caller's pop then finds the array empty).
+    fn refill(&self, env: Env<'_>, ac: &mut ArrayGuard<'_>, gfp: Gfp) {
         let cfg = self.cfg();
         let want = ac.batchcount().min(ac.limit());
         let mut node = self.node.lock();
@@ -201,7 +198,6 @@ impl KmemCache {
                 let Some(slab) = new else { break };
                 node.nr_slabs += 1;
                 node.free_objects += cfg.num;
-                node.slabs_created += 1;
                 node.list_add(slab, LIST_FREE);
                 slab.addr()
             };
@@ -212,7 +208,6 @@ impl KmemCache {
             ac.grow(taken);
             node.relist(&cfg, slab);
         }
-        ac.avail() > 0
     }
 
     /// Returns the `n` oldest objects of a per-CPU array to their slabs.
@@ -248,7 +243,6 @@ impl KmemCache {
                 node = self.node.lock();
                 node.nr_slabs += 1;
                 node.free_objects += cfg.num;
-                node.slabs_created += 1;
                 node.list_add(slab, LIST_FREE);
                 slab
             };
@@ -308,9 +302,7 @@ impl KmemCache {
                 }
                 None => {
                     ac.count_allocmiss();
-                    if !self.refill(*env, &mut ac, gfp) {
-                        return None;
-                    }
+                    self.refill(*env, &mut ac, gfp);
                     ac.pop()?
                 }
             },
@@ -333,9 +325,7 @@ impl KmemCache {
                             Some(o) => o,
                             None => {
                                 ac.count_allocmiss();
-                                if !self.refill(*env, &mut ac, gfp) {
-                                    return None;
-                                }
+                                self.refill(*env, &mut ac, gfp);
                                 ac.pop()?
                             }
                         },
@@ -480,8 +470,6 @@ impl KmemCache {
         s.active_slabs = node.nr_slabs - node.nr_free_slabs;
         s.num_objs = node.nr_slabs * cfg.num;
         s.active_objs = s.num_objs - node.free_objects;
-        s.slabs_created = node.slabs_created;
-        s.slabs_freed = node.slabs_freed;
         s.errors = node.errors;
         s.quarantined = node.quarantined;
         s

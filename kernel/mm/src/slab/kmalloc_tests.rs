@@ -38,6 +38,9 @@ fn busy_array_goes_to_the_slabs() {
     addrs.sort_unstable();
     addrs.dedup();
     assert_eq!(addrs.len(), 201, "objects handed out twice");
+    // Straight from the slabs, a partial slab is used up before a new one is grown.
+    let grown = slab.caches[id.index()].node.lock().nr_slabs - before.num_slabs;
+    assert!(grown <= 200usize.div_ceil(before.objperslab), "{grown} slabs grown for 200 objects");
     assert!(
         addrs.iter().all(|&a| (0..cached).all(|i| held.entry(i) != a)),
         "an object of the held array was handed out"

@@ -15,8 +15,6 @@ pub(crate) struct Node {
     pub(crate) nr_free_slabs: usize,
     /// Free objects inside slabs (not counting per-CPU arrays).
     pub(crate) free_objects: usize,
-    pub(crate) slabs_created: u64,
-    pub(crate) slabs_freed: u64,
     /// Objects withheld because they were found corrupted.
     pub(crate) quarantined: usize,
     pub(crate) errors: u64,
@@ -29,8 +27,6 @@ impl Node {
             nr_slabs: 0,
             nr_free_slabs: 0,
             free_objects: 0,
-            slabs_created: 0,
-            slabs_freed: 0,
             quarantined: 0,
             errors: 0,
         }

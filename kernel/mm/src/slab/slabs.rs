@@ -71,7 +71,6 @@ impl KmemCache {
         node.list_del(slab);
         node.nr_slabs -= 1;
         node.free_objects -= cfg.num;
-        node.slabs_freed += 1;
         let pa = crate::addr::PhysAddr::new(slab.pa() as u64);
         slab.set_magic(0);
         for i in 0..1u64 << cfg.order {
