@@ -58,12 +58,8 @@ pub(crate) struct Env<'a> {
 pub struct CacheStats {
     /// Cache name.
     pub name: &'static str,
-    /// Usable bytes per object.
-    pub object_size: usize,
     /// Slot size including metadata.
     pub size: usize,
-    /// Object alignment.
-    pub align: usize,
     /// Objects per slab.
     pub objperslab: usize,
     /// Pages per slab.
@@ -448,9 +444,7 @@ impl KmemCache {
         let cfg = self.cfg();
         let mut s = CacheStats {
             name: cfg.name,
-            object_size: cfg.object_size,
             size: cfg.stride,
-            align: cfg.align,
             objperslab: cfg.num,
             pagesperslab: 1 << cfg.order,
             ..CacheStats::default()

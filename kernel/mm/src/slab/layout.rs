@@ -15,7 +15,6 @@ pub(crate) struct CacheCfg {
     pub(crate) index: usize,
     /// Bytes the user may use (`object_size`).
     pub(crate) object_size: usize,
-    pub(crate) align: usize,
     /// Slot size including red zones and an outside free pointer (SLUB's `size`).
     pub(crate) stride: usize,
     /// Offset of the object in its slot (the left red zone).
@@ -40,7 +39,6 @@ impl CacheCfg {
         name: "",
         index: 0,
         object_size: 0,
-        align: 8,
         stride: 8,
         obj_offset: 0,
         fp_offset: 0,
@@ -176,7 +174,6 @@ pub(crate) fn build_cfg(
         name,
         index,
         object_size: size,
-        align,
         stride,
         obj_offset,
         fp_offset,

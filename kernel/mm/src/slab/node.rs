@@ -22,14 +22,7 @@ pub(crate) struct Node {
 
 impl Node {
     pub(crate) const fn new() -> Self {
-        Node {
-            head: [0; 3],
-            nr_slabs: 0,
-            nr_free_slabs: 0,
-            free_objects: 0,
-            quarantined: 0,
-            errors: 0,
-        }
+        Node { head: [0; 3], nr_slabs: 0, nr_free_slabs: 0, free_objects: 0, quarantined: 0, errors: 0 }
     }
 
     pub(crate) fn list_add(&mut self, slab: Slab, list: usize) {

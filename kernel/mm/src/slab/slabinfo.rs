@@ -154,7 +154,6 @@ mod tests {
         CacheStats {
             name,
             size,
-            object_size: size,
             objperslab: per,
             pagesperslab: 1,
             num_objs: objs,
