@@ -187,11 +187,13 @@ fn wrong_cache_reported() {
 
 #[test]
 fn freepointer_corruption_abandons_freelist() {
-    for debug in [false, true] {
+    // kmalloc-96's slots are not a power of two apart: an object start is found by
+    // reciprocal multiplication, not by a mask.
+    for (debug, size) in [(false, 64), (true, 64), (false, 96), (true, 96)] {
         with_slab(debug, |slab, rep| {
-            let a = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
-            let b = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
-            let rest: Vec<_> = (0..40).map(|_| slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
+            let a = slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
+            let b = slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
+            let rest: Vec<_> = (0..40).map(|_| slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
             // SAFETY: live objects.
             unsafe {
                 slab.kfree(a, CpuId::of(0));
@@ -201,16 +203,17 @@ fn freepointer_corruption_abandons_freelist() {
             // `b` is now the head of its slab's freelist and points to `a`. Overwrite the
             // stored free pointer (after the object and its red zone in debug mode, at
             // offset 0 otherwise) with a plausible-looking raw address.
-            let fp_off = if debug { 64 + 8 } else { 0 };
+            let fp_off = if debug { size + 8 } else { 0 };
             // SAFETY: deliberate corruption of a free object inside the host arena.
             unsafe { b.add(fp_off).cast::<usize>().write_unaligned(a as usize + 8) };
-            let c = slab.kmalloc(64, GFP_KERNEL, CpuId::of(1)).unwrap().as_ptr();
+            let c = slab.kmalloc(size, GFP_KERNEL, CpuId::of(1)).unwrap().as_ptr();
             let errs = rep.take();
             assert_eq!(errs.len(), 1, "{:?}", errs);
             assert!(matches!(errs[0].kind, SlabErrorKind::FreepointerCorrupt { .. }));
-            assert!(errs[0].to_string().contains("BUG kmalloc-64 (Not tainted): Freepointer corrupt"));
+            assert!(errs[0].to_string().contains(&format!("BUG kmalloc-{size} (Not tainted): Freepointer corrupt")));
             // `a + 8` was never handed out, and allocation goes on.
-            let more: Vec<_> = (0..100).map(|_| slab.kmalloc(64, GFP_KERNEL, CpuId::of(1)).unwrap().as_ptr()).collect();
+            let more: Vec<_> =
+                (0..100).map(|_| slab.kmalloc(size, GFP_KERNEL, CpuId::of(1)).unwrap().as_ptr()).collect();
             assert!(more.iter().chain([&c]).all(|&q| q as usize != a as usize + 8));
             drop(rest);
         });

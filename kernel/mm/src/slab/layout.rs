@@ -201,6 +201,12 @@ mod tests {
         assert_eq!(calculate_order(4096, 4096), Some((4, 15)));
         assert_eq!(calculate_order(8192, 8192), Some((4, 7)));
         assert_eq!(calculate_order(100_000, 64), Some((5, 1)));
+        // Eight objects wasting at most 1/16 first: 700 bytes need order 1, 3000 bytes order 4.
+        assert_eq!(calculate_order(700, 64), Some((1, 11)));
+        assert_eq!(calculate_order(3000, 64), Some((4, 21)));
+        // Above the largest slab order: the smallest order that holds one object.
+        assert_eq!(calculate_order(65_520, 64), Some((5, 1)));
+        assert_eq!(calculate_order(131_040, 64), Some((6, 2)));
     }
 
     #[test]
@@ -220,6 +226,20 @@ mod tests {
         }
         let k = build_cfg("x", 9, 24, 8, SlabFlags::DEBUG, Some(dummy_ctor), 0).unwrap();
         assert!(!k.poison, "no poisoning with a constructor");
+        // With a constructor the free pointer follows the object, so it never clobbers it.
+        let k = build_cfg("x", 9, 24, 8, SlabFlags::NONE, Some(dummy_ctor), 0).unwrap();
+        assert_eq!((k.obj_offset, k.fp_offset, k.stride), (0, 24, 32));
+        // SLAB_HWCACHE_ALIGN: a cache line for objects above half of one.
+        for (size, stride) in [(24, 24), (32, 32), (40, 64)] {
+            let h = build_cfg("x", 9, size, 8, SlabFlags::HWCACHE_ALIGN, None, 0).unwrap();
+            assert_eq!(h.stride, stride, "{size} bytes");
+        }
+        // The largest slab bounds the size and the alignment, both inclusive.
+        let max = PAGE_SIZE << SLAB_MAX_ORDER;
+        assert!(build_cfg("x", 9, max, 8, SlabFlags::NONE, None, 0).is_ok());
+        assert!(build_cfg("x", 9, 8, max, SlabFlags::NONE, None, 0).is_ok());
+        assert_eq!(build_cfg("x", 9, max + 8, 8, SlabFlags::NONE, None, 0).unwrap_err(), LayoutError::TooLarge);
+        assert_eq!(build_cfg("x", 9, 8, 2 * max, SlabFlags::NONE, None, 0).unwrap_err(), LayoutError::BadArgs);
         assert_eq!(build_cfg("x", 9, 0, 8, SlabFlags::NONE, None, 0).unwrap_err(), LayoutError::BadArgs);
         assert_eq!(build_cfg("x", 9, 8, 12, SlabFlags::NONE, None, 0).unwrap_err(), LayoutError::BadArgs);
         assert_eq!(build_cfg("x", 9, 1 << 20, 8, SlabFlags::NONE, None, 0).unwrap_err(), LayoutError::TooLarge);
