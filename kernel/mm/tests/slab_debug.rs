@@ -269,6 +269,42 @@ fn freelist_longer_than_the_free_count_is_cut_not_followed_into_a_live_object() 
     }
 }
 
+/// A free pointer correctly encoded but naming the middle of an object of the same slab
+/// (a corrupting write that knows the secret) stops the walk: no object is handed out
+/// at an address that is not an object start, in caches whose stride is a power of two
+/// (a mask) and in those whose stride is not (a reciprocal).
+#[test]
+fn freepointer_into_the_middle_of_an_object_is_refused() {
+    for (debug, size) in [(false, 64), (true, 64), (false, 96), (true, 96), (false, 192)] {
+        with_slab(debug, |slab, rep| {
+            let a = slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
+            let b = slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
+            let rest: Vec<_> = (0..40).map(|_| slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
+            // SAFETY: live objects.
+            unsafe {
+                slab.kfree(a, CpuId::of(0));
+                slab.kfree(b, CpuId::of(0));
+            }
+            slab.drain_all();
+            let fp_off = if debug { size + 8 } else { 0 };
+            let word = b as usize + fp_off;
+            // SAFETY: `b`'s free pointer inside the host arena: read, then deliberately
+            // rewritten (stored = next ^ secret ^ swab(address of the word)).
+            unsafe {
+                let secret = (word as *const usize).read_unaligned() ^ a as usize ^ word.swap_bytes();
+                (word as *mut usize).write_unaligned((a as usize + 16) ^ secret ^ word.swap_bytes());
+            }
+            let got: Vec<_> =
+                (0..100).map(|_| slab.kmalloc(size, GFP_KERNEL, CpuId::of(1)).unwrap().as_ptr()).collect();
+            assert!(got.iter().all(|&q| q as usize != a as usize + 16), "the middle of an object was handed out");
+            let errs = rep.take();
+            assert_eq!(errs.len(), 1, "{:?}", errs);
+            assert!(matches!(errs[0].kind, SlabErrorKind::FreepointerCorrupt { fp } if fp == a as usize + 16));
+            drop(rest);
+        });
+    }
+}
+
 #[test]
 fn debug_off_fast_path_has_no_poison() {
     with_slab(false, |slab, rep| {

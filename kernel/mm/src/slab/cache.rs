@@ -392,20 +392,21 @@ impl KmemCache {
     /// CPU) is left alone: waiting for it could wait for ever.
     pub(crate) fn drain_cpu(&self, env: Env<'_>, cpu: CpuId) {
         if let Some(mut ac) = self.cpu[cpu.index()].try_lock() {
-            let n = ac.avail();
-            if n > 0 {
-                self.flush(env, &mut ac, n);
-            }
+            self.flush_all(env, &mut ac);
         }
     }
 
     /// Returns every object of `cpu`'s array to the slabs, waiting for the array if it is
     /// in use (never from an interrupt handler).
     fn drain_cpu_wait(&self, env: Env<'_>, cpu: CpuId) {
-        let mut ac = self.cpu[cpu.index()].lock();
+        self.flush_all(env, &mut self.cpu[cpu.index()].lock());
+    }
+
+    /// Returns every object of a held array to the slabs (an empty one takes no lock).
+    fn flush_all(&self, env: Env<'_>, ac: &mut ArrayGuard<'_>) {
         let n = ac.avail();
         if n > 0 {
-            self.flush(env, &mut ac, n);
+            self.flush(env, ac, n);
         }
     }
 
