@@ -468,7 +468,7 @@ fn fail_slab(args: &[&str]) -> Result<(), CommandError> {
 pub const DROP_CACHES: Command = Command {
     name: "drop_caches",
     args: "",
-    help: "give back cached pages (per-CPU lists, empty slabs) and print the free page count",
+    help: "give back cached pages (per-CPU lists, spare vmap nodes, empty slabs) and print the free page count",
     run: drop_caches,
 };
 

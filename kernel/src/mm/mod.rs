@@ -47,11 +47,13 @@ pub const fn virt_to_phys(va: VirtAddr) -> PhysAddr {
     PhysAddr::new(va.as_u64().wrapping_sub(PAGE_OFFSET))
 }
 
-/// Free pages with every cache given back: per-CPU page lists drained and empty slabs
-/// returned, so that the count does not depend on what happens to be cached (the
+/// Free pages with every cache given back: per-CPU page lists drained, the vmap node
+/// chunks the areas no longer need and the empty slabs returned, so that the count does not depend on what happens to be cached (the
 /// sweep's and stress's leak checks).
 pub fn settled_free_pages() -> u64 {
     drain_all_cpu_caches();
+    // The vmap nodes first: the node chunks it gives back are slab objects.
+    vmalloc::shrink_nodes();
     slab::SLAB.shrink_all();
     // The empty slabs went to this CPU's page lists.
     page_alloc::PAGES.drain_cpu(smp_processor_id());

@@ -133,6 +133,12 @@ pub fn nr_huge_blocks() -> usize {
     VMALLOC.lock().nr_huge_blocks()
 }
 
+/// Gives back the vmap node chunks the areas no longer need (see
+/// [`mm::vmalloc::VmapAreas::shrink_nodes`]); returns the chunks given back.
+pub fn shrink_nodes() -> usize {
+    VMALLOC.lock().shrink_nodes()
+}
+
 /// Pages mapped by vmalloc and page-table pages of the vmalloc/ioremap ranges.
 pub fn usage() -> (usize, usize) {
     let vm = VMALLOC.lock();

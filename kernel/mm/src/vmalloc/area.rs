@@ -347,6 +347,15 @@ impl VmapAreas {
         }
         self.nr_free
     }
+
+    /// Gives back the node chunks the areas no longer need, the youngest first (a burst
+    /// of areas can leave its few lasting nodes spread over chunks of its own); returns
+    /// the chunks given back. Never allocates.
+    pub fn shrink_nodes(&mut self) -> usize {
+        let mut roots =
+            [(&mut self.busy, Tree::Addr), (&mut self.free_addr, Tree::Addr), (&mut self.free_size, Tree::Size)];
+        self.nodes.shrink(&mut roots)
+    }
 }
 
 #[cfg(test)]
@@ -355,6 +364,8 @@ mod tests {
 
     const K: u64 = 4096;
     const S: u64 = 0x1000_0000;
+    /// Areas that fill the rest of the first node chunk after four nodes.
+    const CHUNK_FILL: usize = super::super::treap::CHUNK - 4;
 
     #[test]
     fn guard_page_and_lookups() {
@@ -436,6 +447,92 @@ mod tests {
         let tail = a.nodes.floor(a.free_addr, (u64::MAX, 0), Tree::Addr);
         assert_eq!(tail, tail_node, "the range's node was replaced");
         assert_eq!((a.nr_free_ranges(), a.free_bytes()), (1, 8 * M2 - K));
+    }
+
+    /// Bursts of areas over a few lasting ones, freed in a random order: after them
+    /// `shrink_nodes` keeps the chunks held before the burst (the same heap blocks: a leak check that
+    /// compares free memory before and after sees no difference), and the areas stay
+    /// whole: every lasting area found, every range merged back, allocation as before.
+    #[test]
+    fn shrink_nodes_gives_back_a_bursts_chunks() {
+        let mut rng = 12345u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for _ in 0..200 {
+            let mut a = VmapAreas::new(S, S + (1 << 30));
+            let n = 5 + next() % 60;
+            let lasting: Vec<VmArea> =
+                (0..n).map(|i| a.alloc((1 + i % 5) * K, VmKind::Vmalloc, "h", None).unwrap()).collect();
+            for v in lasting.iter().step_by(3) {
+                a.free(v.start).unwrap();
+            }
+            let lasting: Vec<VmArea> =
+                lasting.into_iter().enumerate().filter(|(i, _)| i % 3 != 0).map(|(_, v)| v).collect();
+            a.shrink_nodes();
+            let (usage, borns, free) = (a.nodes.usage(), a.nodes.borns(), a.free_bytes());
+            let ranges = a.nr_free_ranges();
+            let mut burst = Vec::new();
+            for _ in 0..300 {
+                if next() % 3 == 0 && !burst.is_empty() {
+                    let i = (next() % burst.len() as u64) as usize;
+                    a.free(burst.swap_remove(i)).unwrap();
+                } else {
+                    burst.push(a.alloc((1 + next() % 64) * K, VmKind::Vmalloc, "b", None).unwrap().start);
+                }
+            }
+            while let Some(v) = burst.pop() {
+                a.free(v).unwrap();
+            }
+            a.shrink_nodes();
+            assert_eq!((a.nodes.usage(), a.nodes.borns()), (usage, borns), "the chunks held before the burst");
+            assert_eq!((a.free_bytes(), a.nr_free_ranges(), a.nr_areas()), (free, ranges, lasting.len()));
+            let live: Vec<VmArea> = a.iter().copied().collect();
+            assert_eq!(live, lasting);
+            for v in &lasting {
+                assert_eq!(a.find(VirtAddr::new(v.start.as_u64() + K / 2)), Some(v));
+            }
+            let x = a.alloc(K, VmKind::Vmalloc, "x", None).unwrap();
+            a.free(x.start).unwrap();
+            for v in &lasting {
+                a.free(v.start).unwrap();
+            }
+            assert_eq!((a.nr_free_ranges(), a.largest_free()), (1, a.free_bytes()), "everything merged back");
+        }
+    }
+
+    /// The way a burst spreads the lasting nodes: a hole between two lasting areas is
+    /// taken by two areas, the first one's node from a chunk the burst added; freed first,
+    /// that node becomes the free range and the second one merges into it, so the hole's
+    /// node is now in the burst's chunk. `shrink_nodes` moves it back and gives the
+    /// chunk back.
+    #[test]
+    fn shrink_nodes_moves_a_holes_node_back() {
+        let mut a = VmapAreas::new(S, S + (1 << 30));
+        let p = a.alloc(K, VmKind::Vmalloc, "p", None).unwrap();
+        let hole = a.alloc(3 * K, VmKind::Vmalloc, "hole", None).unwrap();
+        let q = a.alloc(K, VmKind::Vmalloc, "q", None).unwrap();
+        a.free(hole.start).unwrap();
+        let before = (a.nodes.usage(), a.nodes.borns());
+        assert_eq!(before, ((4, 1, 0), vec![0]), "p, q, the hole and the tail in one chunk");
+        // Areas larger than the hole, at the tail, until the first chunk is full.
+        let fill: Vec<VmArea> = (0..CHUNK_FILL).map(|_| a.alloc(4 * K, VmKind::Vmalloc, "f", None).unwrap()).collect();
+        let x1 = a.alloc(K, VmKind::Vmalloc, "x1", None).unwrap();
+        let x2 = a.alloc(K, VmKind::Vmalloc, "x2", None).unwrap();
+        assert_eq!((x1.start, x2.start), (hole.start, VirtAddr::new(hole.start.as_u64() + 2 * K)), "best fit");
+        a.free(x1.start).unwrap();
+        a.free(x2.start).unwrap();
+        for f in fill {
+            a.free(f.start).unwrap();
+        }
+        assert_eq!(a.nodes.usage(), (4, 2, 0), "the hole's node is in the second chunk");
+        assert_eq!(a.shrink_nodes(), 1);
+        assert_eq!((a.nodes.usage(), a.nodes.borns()), before);
+        assert_eq!(a.iter().copied().collect::<Vec<_>>(), [p, q]);
+        assert_eq!(a.alloc(3 * K, VmKind::Vmalloc, "again", None).unwrap().start, hole.start, "the hole");
     }
 
     #[test]

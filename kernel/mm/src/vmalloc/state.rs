@@ -90,6 +90,12 @@ impl Vmalloc {
         self.allow_huge = on;
     }
 
+    /// Gives back the vmap node chunks both ranges no longer need
+    /// ([`VmapAreas::shrink_nodes`]); returns the chunks given back.
+    pub fn shrink_nodes(&mut self) -> usize {
+        self.vmalloc.shrink_nodes() + self.ioremap.shrink_nodes()
+    }
+
     /// The vmalloc-range allocator (lookups for reports).
     pub fn vmalloc_areas(&self) -> &VmapAreas {
         &self.vmalloc

@@ -20,6 +20,7 @@ pub(super) const NIL: Idx = Idx::MAX;
 
 /// One busy area or one free range, with its links in the trees (Linux's `vmap_area`).
 /// A free range uses `area.start` and `area.size` for its start and length.
+#[derive(Clone, Copy)]
 pub(super) struct VmapNode {
     pub(super) area: VmArea,
     prio: u32,
@@ -75,6 +76,8 @@ struct Chunk {
     /// Neighbours on the list of chunks with room, or [`NIL`].
     prev: Idx,
     next: Idx,
+    /// When the chunk was made ([`Arena::shrink`] gives the youngest back first).
+    born: u64,
 }
 
 /// A directory entry: a chunk, or an empty entry on the list of empty entries.
@@ -92,12 +95,14 @@ pub(super) struct Arena {
     partial: Idx,
     /// Free slots in the live chunks.
     spare: usize,
+    /// Chunks made so far (the next chunk's `born`).
+    born: u64,
 }
 
 impl Arena {
     /// An empty arena (no allocation; usable in a `static`).
     pub(super) const fn new() -> Self {
-        Self { dir: Vec::new(), empty: NIL, partial: NIL, spare: 0 }
+        Self { dir: Vec::new(), empty: NIL, partial: NIL, spare: 0, born: 0 }
     }
 
     fn chunk(&self, c: Idx) -> &Chunk {
@@ -152,7 +157,8 @@ impl Arena {
             if nodes.try_reserve_exact(CHUNK).is_err() {
                 return false;
             }
-            let chunk = Chunk { nodes, free: NIL, used: 0, prev: NIL, next: NIL };
+            let chunk = Chunk { nodes, free: NIL, used: 0, prev: NIL, next: NIL, born: self.born };
+            self.born += 1;
             let c = if self.empty != NIL {
                 let c = self.empty;
                 let Entry::Empty(next) = self.dir[c as usize] else { unreachable!("a live chunk on the empty list") };
@@ -184,9 +190,13 @@ impl Arena {
     ///
     /// Without that room.
     pub(super) fn take(&mut self, area: VmArea, prio: u32) -> Idx {
-        let node = VmapNode { area, prio, by_addr: [NIL; 2], by_size: [NIL; 2] };
         let c = self.partial;
         assert!(c != NIL, "vmap node taken without reserve");
+        self.take_in(c, VmapNode { area, prio, by_addr: [NIL; 2], by_size: [NIL; 2] })
+    }
+
+    /// `node` (links and all) in a free slot of chunk `c`, which has room.
+    fn take_in(&mut self, c: Idx, node: VmapNode) -> Idx {
         let ch = self.chunk_mut(c);
         let i = if ch.free != NIL {
             let i = ch.free;
@@ -225,10 +235,86 @@ impl Arena {
             self.link_partial(c);
         }
         if empty {
-            self.unlink_partial(c);
-            self.dir[c as usize] = Entry::Empty(self.empty);
-            self.empty = c;
-            self.spare -= CHUNK;
+            self.release_chunk(c);
+        }
+    }
+
+    /// Gives chunk `c`, which holds no node, back to the heap.
+    fn release_chunk(&mut self, c: Idx) {
+        self.unlink_partial(c);
+        self.dir[c as usize] = Entry::Empty(self.empty);
+        self.empty = c;
+        self.spare -= CHUNK;
+    }
+
+    /// Gives the youngest chunks back while the free slots would fill a chunk: each one's
+    /// nodes move into free slots of older chunks and are relinked in the trees of `roots`
+    /// that hold them (a node is found in a tree by its key). Afterwards the arena holds
+    /// as many chunks as its nodes need, and the oldest: the chunks of the nodes that
+    /// outlive a burst of areas are the ones they had before it, however the burst's
+    /// frees were spread (a free gives back only a chunk it empties). Returns the chunks
+    /// given back. Never allocates.
+    pub(super) fn shrink(&mut self, roots: &mut [(&mut Idx, Tree)]) -> usize {
+        let mut given = 0;
+        while self.spare >= CHUNK {
+            let youngest = self.dir.iter().enumerate().filter_map(|(c, e)| match e {
+                Entry::Live(ch) => Some((ch.born, c as Idx)),
+                Entry::Empty(_) => None,
+            });
+            let Some((_, v)) = youngest.max() else { break };
+            // The slots of `v` holding a node: every slot made, less those on its free list.
+            let ch = self.chunk(v);
+            let mut held = (1u64 << ch.nodes.len()) - 1;
+            let mut f = ch.free;
+            while f != NIL {
+                held &= !(1 << (f & SLOT_MASK));
+                f = ch.nodes[(f & SLOT_MASK) as usize].by_addr[L];
+            }
+            while held != 0 {
+                let from = (v << CHUNK_SHIFT) | held.trailing_zeros();
+                held &= held - 1;
+                // Another chunk with room: the others' free slots hold `v`'s nodes, as
+                // `v`'s own free slots are fewer than `spare`.
+                let mut c = self.partial;
+                while c == v {
+                    c = self.chunk(c).next;
+                }
+                let to = self.take_in(c, *self.get(from));
+                for (root, t) in roots.iter_mut() {
+                    self.relink(root, from, to, *t);
+                }
+                self.give(from);
+            }
+            if self.chunk_held(v) {
+                self.release_chunk(v);
+            }
+            given += 1;
+        }
+        given
+    }
+
+    /// Whether chunk `c` is still live (a chunk whose last node was given goes back).
+    fn chunk_held(&self, c: Idx) -> bool {
+        matches!(self.dir[c as usize], Entry::Live(_))
+    }
+
+    /// Where node `from` hangs in the tree under `root` (searched by its key), `to` hangs
+    /// instead; a tree that does not hold `from` is left alone.
+    fn relink(&mut self, root: &mut Idx, from: Idx, to: Idx, t: Tree) {
+        if *root == from {
+            *root = to;
+            return;
+        }
+        let k = self.key(from, t);
+        let mut cur = *root;
+        while cur != NIL {
+            let side = if k < self.key(cur, t) { L } else { R };
+            let child = self.links(cur, t)[side];
+            if child == from {
+                self.links_mut(cur, t)[side] = to;
+                return;
+            }
+            cur = child;
         }
     }
 
@@ -240,6 +326,15 @@ impl Arena {
     /// Node `i`, to change its area (while it is in no tree whose key would change).
     pub(super) fn get_mut(&mut self, i: Idx) -> &mut VmapNode {
         &mut self.chunk_mut(i >> CHUNK_SHIFT).nodes[(i & SLOT_MASK) as usize]
+    }
+
+    /// When each live chunk was made, oldest first.
+    #[cfg(test)]
+    pub(super) fn borns(&self) -> Vec<u64> {
+        let mut b: Vec<u64> =
+            self.dir.iter().filter_map(|e| if let Entry::Live(c) = e { Some(c.born) } else { None }).collect();
+        b.sort_unstable();
+        b
     }
 
     /// Slots in use (nodes in the trees), chunks held, and chunks holding no node.
@@ -401,6 +496,8 @@ mod tests {
         Remove(usize),
         /// Best fit for `len` units; floor and ceil around `start`.
         Find(u8, u16),
+        /// Give back the chunks the nodes no longer need.
+        Shrink,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -408,6 +505,7 @@ mod tests {
             3 => (any::<u16>(), 1..32u8, any::<u32>()).prop_map(|(s, l, p)| Op::Insert(s, l, p)),
             2 => any::<usize>().prop_map(Op::Remove),
             2 => (1..40u8, any::<u16>()).prop_map(|(l, s)| Op::Find(l, s)),
+            1 => Just(Op::Shrink),
         ]
     }
 
@@ -449,6 +547,20 @@ mod tests {
                         by_addr = a.remove(by_addr, n, Tree::Addr);
                         by_size = a.remove(by_size, n, Tree::Size);
                         a.give(n);
+                    }
+                    Op::Shrink => {
+                        let before = a.borns();
+                        let given = a.shrink(&mut [(&mut by_addr, Tree::Addr), (&mut by_size, Tree::Size)]);
+                        let (used, chunks, _) = a.usage();
+                        prop_assert_eq!(chunks, used.div_ceil(CHUNK), "as many chunks as the nodes need");
+                        prop_assert_eq!(given, before.len() - chunks);
+                        prop_assert_eq!(a.borns(), before[..chunks].to_vec(), "the oldest chunks kept");
+                        // The nodes moved: their new indices, from the tree by start.
+                        let mut got = Vec::new();
+                        walk(&a, by_addr, Tree::Addr, &mut got);
+                        for n in got {
+                            model.get_mut(&a.get(n).area.start.as_u64()).unwrap().1 = n;
+                        }
                     }
                     Op::Find(l, s) => {
                         let (need, at) = (u64::from(l) * K, u64::from(s) * K);
