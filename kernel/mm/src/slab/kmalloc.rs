@@ -293,7 +293,8 @@ impl<'a> SlabAllocator<'a> {
         let flags = if ctx.debug { flags.union(SlabFlags::DEBUG) } else { flags };
         let _guard = self.registry.lock();
         let index = self.caches.iter().position(|c| !c.is_live()).ok_or(SlabCreateError::RegistryFull)?;
-        let secret = mix(ctx.seed ^ (index as u64) << 32 ^ (&self.caches[index] as *const _ as u64)) as usize;
+        // The slot's address tells the caches apart (and this allocator from another).
+        let secret = mix(ctx.seed ^ (&self.caches[index] as *const _ as u64)) as usize;
         let cfg = build_cfg(name, index, size, align, flags, ctor, secret).map_err(|e| match e {
             LayoutError::BadArgs => SlabCreateError::BadArgs,
             LayoutError::TooLarge => SlabCreateError::TooLarge,

@@ -135,3 +135,37 @@ fn secret_mix_is_splitmix64() {
     let (a, b) = (mix(1 << 32), mix(2 << 32));
     assert!(a != b && (a ^ b).count_ones() > 16, "{a:#x} {b:#x}");
 }
+
+/// `set_mem_map` gives `kfree`'s fast path the descriptors: an object's cache is then
+/// read from its page by arithmetic (before it, every lookup misses and `kfree` asks the
+/// page source).
+#[test]
+fn set_mem_map_lets_kfree_find_the_cache_by_arithmetic() {
+    let pages = HostPages::new(12);
+    let rep = Kinds::default();
+    let slab: Box<SlabAllocator<'_>> = Box::default();
+    slab.init(&pages, &rep, 16, false, 7);
+    let id = slab.kmalloc_cache(64).unwrap();
+    let p = slab.kmalloc(64, GFP_KERNEL, CpuId::of(0)).unwrap();
+    assert_eq!(slab.v2s.cache_of(p.as_ptr() as usize), None);
+    let (mm, offset) = pages.mem_map();
+    slab.set_mem_map(mm, offset);
+    assert_eq!(slab.v2s.cache_of(p.as_ptr() as usize), Some(id.index()));
+    // SAFETY: live object, freed once.
+    unsafe { slab.kfree(p.as_ptr(), CpuId::of(0)) };
+}
+
+/// Every cache hardens its free pointers with a secret of its own.
+#[test]
+fn every_cache_has_its_own_freelist_secret() {
+    let pages = HostPages::new(12);
+    let rep = Kinds::default();
+    let slab: Box<SlabAllocator<'_>> = Box::default();
+    slab.init(&pages, &rep, 16, false, 7);
+    let mut secrets: Vec<usize> = slab.caches.iter().filter(|c| c.is_live()).map(|c| c.cfg().secret).collect();
+    let n = secrets.len();
+    assert!(n > 10);
+    secrets.sort_unstable();
+    secrets.dedup();
+    assert_eq!(secrets.len(), n, "two caches share a secret");
+}
