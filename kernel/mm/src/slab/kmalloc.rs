@@ -460,9 +460,8 @@ impl<'a> SlabAllocator<'a> {
     /// pointers kmalloc did not return).
     pub fn ksize(&self, ptr: *const u8) -> usize {
         let a = ptr as usize;
-        let Some(ctx) = self.ctx().filter(|_| a > ZERO_SIZE_PTR) else {
-            return 0;
-        };
+        let Some(ctx) = self.ctx() else { return 0 };
+        // Null and ZERO_SIZE_PTR lie in no page the page source handed out: no owner.
         match self.owner(ctx, a) {
             Some(PageOwner::Slab(i)) => self.caches.get(i).map_or(0, |c| c.object_size()),
             Some(PageOwner::Large(order)) if a.is_multiple_of(PAGE_SIZE) => PAGE_SIZE << order,
