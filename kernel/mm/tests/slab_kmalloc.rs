@@ -587,6 +587,14 @@ fn kmem_cache_shrink_returns_the_pages_of_its_empty_slabs() {
             assert_eq!(slab.kmem_cache_shrink(id), st.pagesperslab);
             slab.kmem_cache_destroy(id).unwrap();
             leak_check(slab, pages);
+            // Every page of the released slabs stopped naming the cache.
+            for o in &objs {
+                let base = o.as_ptr() as usize & !(st.pagesperslab * PAGE_SIZE - 1);
+                for i in 0..st.pagesperslab {
+                    let pa = pages.virt_to_phys(VirtAddr::new((base + i * PAGE_SIZE) as u64)).unwrap();
+                    assert_eq!(pages.page_owner(pa), 0, "page {i} of a released slab");
+                }
+            }
         });
     }
 }

@@ -73,9 +73,8 @@ impl KmemCache {
         node.free_objects -= cfg.num;
         let pa = crate::addr::PhysAddr::new(slab.pa() as u64);
         slab.set_magic(0);
-        for i in 0..1u64 << cfg.order {
-            env.ps.set_page_owner(pa.add(i * PAGE_SIZE as u64), PageOwner::Other.encode());
-        }
+        // The page allocator clears the owner word of every page it takes back (Linux's
+        // free_pages_prepare), so the pages stop naming this cache.
         env.ps.free_pages(pa, cfg.order);
     }
 
