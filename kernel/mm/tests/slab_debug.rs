@@ -3,6 +3,7 @@
 use mm::cpu::CpuId;
 use std::sync::Mutex;
 
+use mm::addr::PAGE_SIZE;
 use mm::gfp::GFP_KERNEL;
 use mm::slab::debug::{POISON_END, POISON_FREE, POISON_INUSE, SLUB_RED_ACTIVE};
 use mm::slab::host::HostPages;
@@ -300,7 +301,21 @@ fn freepointer_into_the_middle_of_an_object_is_refused() {
             let errs = rep.take();
             assert_eq!(errs.len(), 1, "{:?}", errs);
             assert!(matches!(errs[0].kind, SlabErrorKind::FreepointerCorrupt { fp } if fp == a as usize + 16));
-            drop(rest);
+            // The slab's free objects past the bad pointer (all but `b`) are withheld for
+            // good: counted in use and quarantined, once.
+            let id = slab.kmalloc_cache(size).unwrap();
+            let st = slab.cache_stats(id).unwrap();
+            let slab_of = |p: usize| p & !(st.pagesperslab * PAGE_SIZE - 1);
+            let live_in_a = rest.iter().filter(|p| slab_of(p.as_ptr() as usize) == slab_of(a as usize)).count();
+            let lost = st.objperslab - live_in_a - 1;
+            for p in got.iter().copied().chain(rest.iter().map(|p| p.as_ptr())) {
+                // SAFETY: live objects, freed once.
+                unsafe { slab.kfree(p, CpuId::of(0)) };
+            }
+            slab.drain_all();
+            let st = slab.cache_stats(id).unwrap();
+            assert_eq!((st.errors, st.quarantined, st.active_objs), (1, lost, lost), "{st:?}");
+            assert!(rep.take().is_empty());
         });
     }
 }
