@@ -104,7 +104,11 @@ fn zero_size_overflow_and_large() {
         }
         assert!(slab.kmalloc(usize::MAX, GFP_KERNEL, CpuId::of(0)).is_none());
         assert!(slab.kmalloc(usize::MAX - PAGE_SIZE, GFP_KERNEL, CpuId::of(0)).is_none());
+        // Beyond the largest order the page source is not even asked: with its next call
+        // set to fail, that failure is still waiting for the request after.
+        pages.fail_nth(1);
         assert!(slab.kmalloc((PAGE_SIZE << 16) + 1, GFP_KERNEL, CpuId::of(0)).is_none(), "beyond max order");
+        assert!(slab.kmalloc(8193, GFP_KERNEL, CpuId::of(0)).is_none(), "the page source was asked before");
         // Large: 8193 bytes -> order 2 compound block (arena has only 2^14 pages).
         let p = slab.kmalloc(8193, GFP_KERNEL, CpuId::of(0)).unwrap();
         assert_eq!(p.as_ptr() as usize % PAGE_SIZE, 0);
