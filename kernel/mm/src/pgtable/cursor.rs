@@ -142,13 +142,6 @@ impl<'a, M: PhysMemory, T: TlbMaint> Cursor<'a, M, T> {
         self.left -= b;
     }
 
-    /// Entries of the current table from the current one to the table's or the range's
-    /// end (the range's last entry counted if the range covers any of it).
-    pub fn entries_left(&self) -> usize {
-        let n = self.left.div_ceil(self.entry_size()).min((super::PTRS_PER_TABLE - self.index()) as u64);
-        n as usize
-    }
-
     /// Climbs one level if the last step left the current table (or ended the range),
     /// returning the entry that points to the table left behind.
     pub fn pop(&mut self) -> Option<Up> {

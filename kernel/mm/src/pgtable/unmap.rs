@@ -261,8 +261,9 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         let span = level_size(level) * PTRS_PER_TABLE as u64;
         let mut c = Cursor::at(self, table, level, va, span);
         while !c.done() {
-            // The table's remaining entries in one loop, down into the first sub-table.
-            let (t, i0, n) = (c.table(), c.index(), c.entries_left());
+            // The table's remaining entries in one loop, down into the first sub-table (the
+            // range is whole tables: it ends with the current one).
+            let (t, i0, n) = (c.table(), c.index(), PTRS_PER_TABLE - c.index());
             let mut i = i0;
             let mut sub = None;
             while i < i0 + n {
