@@ -8,7 +8,7 @@ use mm::addr::{PhysAddr, VirtAddr};
 use mm::pgtable::desc::PTE_ADDR_MASK;
 use mm::pgtable::layout::{PAGE_OFFSET, VMALLOC_START};
 use mm::pgtable::walk::Access;
-use mm::pgtable::{FaultInfo, PageTable, Prot, PtConfig, PtError};
+use mm::pgtable::{FaultInfo, PageMove, PageTable, Prot, PtConfig, PtError};
 
 const K: u64 = 4096;
 const M2: u64 = 2 << 20;
@@ -176,6 +176,41 @@ fn protect_is_break_before_make() {
     assert_eq!(pt.translate(va(v + K)).unwrap().prot, Prot::KERNEL_RW);
     assert_eq!(pt.protect(&mut t, va(v), 3 * K, Prot::KERNEL_RO), Err(PtError::NotMapped(va(v + 2 * K))));
     assert_eq!(pt.translate(va(v + K)).unwrap().prot, Prot::KERNEL_RW, "changed before refusing");
+}
+
+/// A batch of migrations is one break-before-make: every entry invalid, a barrier, the
+/// invalidation of every page (through `flush_vas`), a barrier, then each page copied
+/// and its new entry written, and a last barrier.
+#[test]
+fn a_migration_batch_is_break_before_make_for_all_its_pages() {
+    let sim = Sim::new(16);
+    let mut pt = sim.kernel_pt();
+    let mut t = sim.tables();
+    let v = VMALLOC_START + 3 * K;
+    pt.map(&mut t, va(v), pa(0x9000), 3 * K, Prot::KERNEL_RW, false).unwrap();
+    let moves: Vec<PageMove> =
+        (0..3).map(|i| PageMove { va: va(v + i * K), old: pa(0x9000 + i * K), new: pa(0x20000 + i * K) }).collect();
+    let mut result = [Ok(()); 3];
+    sim.tracing.set(true);
+    let (tr, log_len) = (&sim, |sim: &Sim| sim.log.borrow().len());
+    let mut copies = Vec::new();
+    pt.migrate_pages(&moves, &mut |i| copies.push((i, log_len(tr))), &mut result);
+    let log = sim.take_log();
+    assert_eq!(result, [Ok(()), Ok(()), Ok(())]);
+    let (table, idx) = entry_of(&pt, &sim, v, 3);
+    let write = |i: usize, val: u64| Ev::Write { table, idx: idx + i, val };
+    let invalid: Vec<Ev> = (0..3).map(|i| write(i, 0)).collect();
+    assert_eq!(log[..3], invalid[..], "{log:?}");
+    let flushes: Vec<Ev> = (0..3).map(|i| Ev::FlushVa(v + i as u64 * K)).collect();
+    assert_eq!(log[3], Ev::Sync);
+    assert_eq!(log[4..7], flushes[..], "every page invalidated");
+    assert_eq!(log[7], Ev::Sync);
+    assert_eq!(copies.iter().map(|c| c.0).collect::<Vec<_>>(), [0, 1, 2]);
+    assert!(copies[0].1 >= 8, "a copy before the invalidation completed");
+    assert_eq!(log.last(), Some(&Ev::Sync));
+    for (i, m) in moves.iter().enumerate() {
+        assert_eq!(pt.translate(m.va).unwrap().pa, m.new, "page {i}");
+    }
 }
 
 #[test]

@@ -121,15 +121,6 @@ impl<T: TlbMaint + ?Sized> TlbMaint for &T {
     }
 }
 
-impl<A: TableAlloc + ?Sized> TableAlloc for &mut A {
-    fn alloc_table(&mut self) -> Option<PhysAddr> {
-        (**self).alloc_table()
-    }
-    fn free_table(&mut self, pa: PhysAddr) {
-        (**self).free_table(pa)
-    }
-}
-
 /// [`PhysMemory`] through a linear mapping: table `pa` is at `pa + offset` (wrapping).
 ///
 /// The kernel uses it with `offset = PAGE_OFFSET` (or the identity map early at boot); the
