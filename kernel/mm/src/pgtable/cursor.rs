@@ -143,9 +143,10 @@ impl<'a, M: PhysMemory, T: TlbMaint> Cursor<'a, M, T> {
     }
 
     /// Climbs one level if the last step left the current table (or ended the range),
-    /// returning the entry that points to the table left behind.
+    /// returning the entry that points to the table left behind (`None` at the cursor's
+    /// top table, as [`Self::up`]).
     pub fn pop(&mut self) -> Option<Up> {
-        if self.level > self.top && (self.left == 0 || self.index() == 0) {
+        if self.left == 0 || self.index() == 0 {
             self.up()
         } else {
             None
