@@ -8,7 +8,7 @@ use mm::addr::{PhysAddr, VirtAddr};
 use mm::pgtable::desc::PTE_ADDR_MASK;
 use mm::pgtable::layout::{PAGE_OFFSET, VMALLOC_START};
 use mm::pgtable::walk::Access;
-use mm::pgtable::{FaultInfo, PageMove, PageTable, Prot, PtConfig, PtError};
+use mm::pgtable::{FaultInfo, PageMove, PageTable, Prot, PtConfig, PtError, MIGRATE_BATCH};
 
 const K: u64 = 4096;
 const M2: u64 = 2 << 20;
@@ -211,6 +211,74 @@ fn a_migration_batch_is_break_before_make_for_all_its_pages() {
     for (i, m) in moves.iter().enumerate() {
         assert_eq!(pt.translate(m.va).unwrap().pa, m.new, "page {i}");
     }
+}
+
+/// Every move of a batch is checked before anything changes and gets its own result: a
+/// page mapped to another frame than the move says, an address outside the table, an
+/// entry moved twice in one round, and a 2 MiB block are refused and left as they were;
+/// the others move and have their contents copied, in rounds of `MIGRATE_BATCH` (a round
+/// with nothing to move writes nothing).
+#[test]
+fn each_move_of_a_batch_is_checked_and_answered() {
+    let sim = Sim::new(16);
+    let mut pt = sim.kernel_pt();
+    let mut t = sim.tables();
+    let v = VMALLOC_START;
+    let n = MIGRATE_BATCH as u64 + 8;
+    pt.map(&mut t, va(v), pa(0x10_0000), n * K, Prot::KERNEL_RW, false).unwrap();
+    let block = VMALLOC_START + 4 * M2;
+    pt.map(&mut t, va(block), pa(0x40_0000), M2, Prot::KERNEL_RW, true).unwrap();
+    let old = |i: u64| pa(0x10_0000 + i * K);
+    let new = |i: u64| pa(0x80_0000 + i * K);
+    let mut moves: Vec<PageMove> = (0..n).map(|i| PageMove { va: va(v + i * K), old: old(i), new: new(i) }).collect();
+    moves[3].old = old(4); // page 3 is not at page 4's frame
+    moves[5] = PageMove { va: va(v + 6 * K), old: old(6), new: new(5) }; // page 6 twice in round 0
+    moves[MIGRATE_BATCH + 1].va = va(PAGE_OFFSET - K); // outside the table
+    moves.push(PageMove { va: va(block), old: pa(0x40_0000), new: new(n) });
+    // Round 2: nothing but refusals.
+    moves.extend((0..MIGRATE_BATCH - 7).map(|_| PageMove { va: va(v + 7 * K), old: old(8), new: new(0) }));
+    let mut result = vec![Ok(()); moves.len()];
+    let mut copied = Vec::new();
+    sim.take_log();
+    sim.tracing.set(true);
+    pt.migrate_pages(&moves, &mut |k| copied.push(k), &mut result);
+    sim.tracing.set(false);
+    let refused: Vec<(usize, PtError)> =
+        result.iter().enumerate().filter_map(|(k, r)| r.err().map(|e| (k, e))).collect();
+    let mut want = vec![
+        (3, PtError::NotMapped(va(v + 3 * K))),
+        (6, PtError::Overlap(va(v + 6 * K))),
+        (MIGRATE_BATCH + 1, PtError::OutOfRange(va(PAGE_OFFSET - K))),
+        (n as usize, PtError::NotMapped(va(block))),
+    ];
+    want.extend((n as usize + 1..moves.len()).map(|k| (k, PtError::NotMapped(va(v + 7 * K)))));
+    assert_eq!(refused, want);
+    let moved: Vec<usize> = (0..moves.len()).filter(|k| result[*k].is_ok()).collect();
+    assert_eq!(copied, moved, "one copy per move that went, in order");
+    for i in 0..n {
+        let now = pt.translate(va(v + i * K)).unwrap().pa;
+        let want = match i {
+            3 | 5 => old(i),
+            6 => new(5),
+            _ if i as usize == MIGRATE_BATCH + 1 => old(i),
+            _ => new(i),
+        };
+        assert_eq!(now, want, "page {i}");
+    }
+    assert_eq!(pt.translate(va(block)).unwrap().pa, pa(0x40_0000));
+    // Two rounds wrote: each ends with one barrier; the round of refusals wrote nothing.
+    let log = sim.take_log();
+    let writes = log.iter().filter(|e| matches!(e, Ev::Write { .. })).count();
+    assert_eq!(writes, 2 * moved.len(), "an invalid and a new entry per move");
+    assert_eq!(log.iter().filter(|e| **e == Ev::Sync).count(), 2 * 3);
+    // One move alone answers the same way.
+    let mut copies = 0;
+    assert_eq!(
+        pt.migrate_page(va(v + 3 * K), old(4), new(3), &mut || copies += 1),
+        Err(PtError::NotMapped(va(v + 3 * K)))
+    );
+    assert_eq!(pt.migrate_page(va(v + 3 * K), old(3), new(3), &mut || copies += 1), Ok(()));
+    assert_eq!((copies, pt.translate(va(v + 3 * K)).unwrap().pa), (1, new(3)));
 }
 
 #[test]
