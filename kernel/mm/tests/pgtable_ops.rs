@@ -176,6 +176,16 @@ fn protect_is_break_before_make() {
     assert_eq!(pt.translate(va(v + K)).unwrap().prot, Prot::KERNEL_RW);
     assert_eq!(pt.protect(&mut t, va(v), 3 * K, Prot::KERNEL_RO), Err(PtError::NotMapped(va(v + 2 * K))));
     assert_eq!(pt.translate(va(v + K)).unwrap().prot, Prot::KERNEL_RW, "changed before refusing");
+    // Entries that already have the protection are left alone: no write, no
+    // invalidation, and a block is not split for part of it.
+    let b = VMALLOC_START + 4 * M2;
+    pt.map(&mut t, va(b), pa(0x40_0000), M2, Prot::KERNEL_RW, true).unwrap();
+    let tables = pt.count_tables();
+    sim.take_log();
+    pt.protect(&mut t, va(v), K, Prot::KERNEL_RO).unwrap();
+    pt.protect(&mut t, va(b + K), K, Prot::KERNEL_RW).unwrap();
+    assert_eq!(sim.take_log(), [], "nothing to change");
+    assert_eq!(pt.count_tables(), tables, "the block was split");
 }
 
 /// A batch of migrations is one break-before-make: every entry invalid, a barrier, the
