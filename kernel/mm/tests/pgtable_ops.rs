@@ -291,6 +291,35 @@ fn each_move_of_a_batch_is_checked_and_answered() {
     assert_eq!((copies, pt.translate(va(v + 3 * K)).unwrap().pa), (1, new(3)));
 }
 
+/// A TTBR0 (lower half) table covers [0, 2^39): an address at or above its end is out of
+/// range for every operation, a range running past the end is refused, and a walk from
+/// its last page stops there instead of wrapping round to address 0.
+#[test]
+fn a_lower_half_table_ends_at_its_span() {
+    let sim = Sim::new(16);
+    let mut t = sim.tables();
+    let cfg = PtConfig { va_bits: 39, upper: false };
+    let mut pt = PageTable::create(&mut t, cfg, &sim, &sim).unwrap();
+    let end = 1u64 << 39;
+    assert!(pt.in_range(va(0)) && pt.in_range(va(end - 1)));
+    assert!(!pt.in_range(va(end)) && !pt.in_range(va(u64::MAX & !(K - 1))));
+    assert_eq!(pt.map(&mut t, va(end), pa(0x9000), K, Prot::KERNEL_RW, false), Err(PtError::OutOfRange(va(end))));
+    assert_eq!(
+        pt.map(&mut t, va(end - K), pa(0x9000), 2 * K, Prot::KERNEL_RW, false),
+        Err(PtError::OutOfRange(va(end + K)))
+    );
+    pt.map(&mut t, va(0), pa(0x8000), K, Prot::KERNEL_RW, false).unwrap();
+    pt.map(&mut t, va(end - K), pa(0x9000), K, Prot::KERNEL_RW, false).unwrap();
+    let mut leaves = Vec::new();
+    pt.for_each_leaf(va(end - K), 2 * K, &mut |l| leaves.push((l.va, l.pa)));
+    assert_eq!(leaves, [(va(end - K), pa(0x9000))], "the walk went past the end");
+    leaves.clear();
+    pt.for_each_leaf(va(end), K, &mut |l| leaves.push((l.va, l.pa)));
+    assert_eq!(leaves, [], "a walk from outside the range");
+    pt.for_each_leaf(va(0), 0, &mut |l| leaves.push((l.va, l.pa)));
+    assert_eq!(leaves, [], "an empty range");
+}
+
 #[test]
 fn unmap_invalidates_before_the_frames_are_returned() {
     let sim = Sim::new(16);

@@ -119,8 +119,9 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         if size == 0 || !size.is_multiple_of(PAGE) {
             return Err(PtError::BadSize(size));
         }
+        // Below the base the offset wraps past the span.
         let off = va.as_u64().wrapping_sub(self.cfg.va_base());
-        if va.as_u64() < self.cfg.va_base() || off >= self.cfg.va_span() {
+        if off >= self.cfg.va_span() {
             return Err(PtError::OutOfRange(va));
         }
         if size > self.cfg.va_span() - off {
@@ -131,7 +132,8 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
 
     /// Whether `va` is inside the regime.
     pub fn in_range(&self, va: VirtAddr) -> bool {
-        va.as_u64() >= self.cfg.va_base() && va.as_u64() - self.cfg.va_base() < self.cfg.va_span()
+        // Below the base the offset wraps past the span.
+        va.as_u64().wrapping_sub(self.cfg.va_base()) < self.cfg.va_span()
     }
 
     pub(super) fn new_table<A: TableAlloc>(&self, alloc: &mut A, zero: bool) -> Result<PhysAddr, PtError> {
@@ -177,11 +179,12 @@ impl<M: PhysMemory, T: TlbMaint> PageTable<M, T> {
         (0..PTRS_PER_TABLE).all(|i| !self.read(table, i).is_valid())
     }
 
-    /// Clears a table descriptor and frees the table, after the walk caches forgot it.
+    /// Clears a table descriptor and frees the table, after the walk caches forgot it
+    /// (`va`: a page the table mapped; a walker's VAs are page aligned).
     pub(super) fn free_table_entry<A: TableAlloc>(&self, alloc: &mut A, parent: u64, i: usize, va: u64, child: u64) {
         self.write(parent, i, Desc::INVALID);
         self.tlb.sync();
-        self.tlb.flush_va(VirtAddr::new(va & !(PAGE - 1)));
+        self.tlb.flush_va(VirtAddr::new(va));
         self.tlb.sync();
         alloc.free_table(PhysAddr::new(child));
     }

@@ -252,3 +252,23 @@ impl fmt::Display for Size {
         f.pad(core::str::from_utf8(&buf[..n]).unwrap_or("?"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fault status codes the hardware reports (ESR_ELx.DFSC/IFSC, Arm ARM D17.2):
+    /// translation faults 0b0001LL, permission faults 0b0011LL; an address outside the
+    /// regime is a level-0 translation fault. Linux's level names.
+    #[test]
+    fn fault_codes_and_level_names_are_the_architectures() {
+        let t = |level| FaultInfo::Translation { level }.fsc();
+        let p = |level| FaultInfo::Permission { level }.fsc();
+        assert_eq!([t(0), t(1), t(2), t(3)], [Some(0x04), Some(0x05), Some(0x06), Some(0x07)]);
+        assert_eq!([p(1), p(2), p(3)], [Some(0x0d), Some(0x0e), Some(0x0f)]);
+        assert_eq!(FaultInfo::OutOfRange.fsc(), Some(0x04));
+        let mapped = Translation { pa: PhysAddr::new(0x1000), prot: Prot::KERNEL_RW, level: 3 };
+        assert_eq!(FaultInfo::Mapped(mapped).fsc(), None);
+        assert_eq!([0, 1, 2, 3].map(level_name), ["PGD", "PUD", "PMD", "PTE"]);
+    }
+}
