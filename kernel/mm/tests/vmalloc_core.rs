@@ -245,3 +245,47 @@ fn many_areas_then_vfree_all_returns_every_page() {
     assert_eq!(vm.nr_table_pages(), 0);
     assert_eq!(pt.count_tables(), 1);
 }
+
+/// A burst over a hole between two lasting areas can leave the hole's node in a chunk of
+/// the burst (see `VmapAreas::shrink_nodes`); `shrink_nodes` gives such chunks back in
+/// both ranges, vmalloc's and ioremap's, and says how many. `allow_huge` reads back.
+#[test]
+fn shrink_nodes_gives_back_spare_node_chunks_of_both_ranges() {
+    let sim = Sim::new(256);
+    let mut pt = sim.kernel_pt();
+    let mut vm = Vmalloc::with_ranges(VMALLOC_START, VMALLOC_END, IOREMAP_START, IOREMAP_END);
+    // The areas' node chunk holds 32: p, q, the hole, the tail and 28 fillers fill it.
+    macro_rules! spread_the_hole {
+        ($alloc:expr, $free:expr) => {{
+            let _p = $alloc(K);
+            let hole = $alloc(3 * K);
+            let _q = $alloc(K);
+            $free(hole);
+            let fill: Vec<VirtAddr> = (0..28).map(|_| $alloc(4 * K)).collect();
+            let (x1, x2) = ($alloc(K), $alloc(K));
+            assert_eq!(x1, hole, "best fit");
+            $free(x1);
+            $free(x2);
+            for f in fill {
+                $free(f);
+            }
+        }};
+    }
+    spread_the_hole!(|size: u64| vm.vmalloc(size as usize, GFP_KERNEL, "t", &sim, &mut pt).unwrap(), |va| vm
+        .vfree(va, &sim, &mut pt)
+        .unwrap());
+    let mut next_pa = 0x3f00_0000u64;
+    spread_the_hole!(
+        |size: u64| {
+            next_pa += size;
+            vm.ioremap(PhysAddr::new(next_pa - size), size, "t", &sim, &mut pt).unwrap()
+        },
+        |va| vm.iounmap(va, &sim, &mut pt).unwrap()
+    );
+    assert_eq!(vm.shrink_nodes(), 2, "one chunk in each range");
+    assert_eq!(vm.shrink_nodes(), 0);
+    vm.set_allow_huge(false);
+    assert!(!vm.allow_huge());
+    vm.set_allow_huge(true);
+    assert!(vm.allow_huge());
+}
