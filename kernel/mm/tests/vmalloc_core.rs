@@ -289,3 +289,27 @@ fn shrink_nodes_gives_back_spare_node_chunks_of_both_ranges() {
     vm.set_allow_huge(true);
     assert!(vm.allow_huge());
 }
+
+/// `vunmap` takes only what `vmap` made and `iounmap` only ioremaps: a vmalloc area given
+/// to either is refused and stays mapped. An ioremap covers the whole pages of its range,
+/// and no more.
+#[test]
+fn unmaps_take_only_their_own_kind_and_ioremap_covers_its_pages() {
+    let sim = Sim::new(64);
+    let mut pt = sim.kernel_pt();
+    let mut vm = Vmalloc::with_ranges(VMALLOC_START, VMALLOC_END, IOREMAP_START, IOREMAP_END);
+    let v = vm.vmalloc(2 * K as usize, GFP_KERNEL, "t", &sim, &mut pt).unwrap();
+    assert_eq!(vm.vunmap(v, &sim, &mut pt), Err(VmError::NotAnArea(v)));
+    assert_eq!(vm.iounmap(v, &sim, &mut pt), Err(VmError::NotAnArea(v)));
+    assert_eq!(vm.vmalloc_areas().nr_areas(), 1);
+    assert_eq!(leaves(&pt, v.as_u64(), 2 * K), 2);
+    vm.vfree(v, &sim, &mut pt).unwrap();
+    for (pa, size, pages) in
+        [(0x3f00_0000, K, 1), (0x3f00_1000, 2 * K, 2), (0x3f00_0ff8, 16, 2), (0x3f00_0010, K - 16, 1)]
+    {
+        let io = vm.ioremap(PhysAddr::new(pa), size, "t", &sim, &mut pt).unwrap();
+        let start = io.as_u64() & !(K - 1);
+        assert_eq!(vm.ioremap_areas().get(VirtAddr::new(start)).unwrap().size, pages * K, "{pa:#x}+{size:#x}");
+        vm.iounmap(io, &sim, &mut pt).unwrap();
+    }
+}
