@@ -30,6 +30,8 @@ struct RunSim {
     max_order: Cell<u32>,
     /// (pa, order) of every allocation, in order.
     allocs: RefCell<Vec<(u64, u32)>>,
+    /// (order, flags) of every `alloc_pages` call, in order (those that failed too).
+    asked: RefCell<Vec<(u32, Gfp)>>,
     /// (pa, order, trace position) of every free.
     frees: RefCell<Vec<(u64, u32, usize)>>,
 }
@@ -40,6 +42,7 @@ impl RunSim {
             sim: Sim::new(frames),
             max_order: Cell::new(max_order),
             allocs: RefCell::new(Vec::new()),
+            asked: RefCell::new(Vec::new()),
             frees: RefCell::new(Vec::new()),
         }
     }
@@ -47,6 +50,7 @@ impl RunSim {
 
 impl PageSource for RunSim {
     fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<PhysAddr> {
+        self.asked.borrow_mut().push((order, gfp));
         if order > self.max_order.get() {
             return None;
         }
@@ -346,4 +350,35 @@ fn map_refuses_bad_runs_and_unmap_reports_each_run_once() {
     ];
     assert_eq!(seen, want);
     assert_eq!((u.leaves, u.bytes), (10, 10 * K));
+}
+
+/// What each frame and table is asked with: a 2 MiB block and the runs quietly and
+/// without retrying (pages in bulk follow where there is none), a block never movable,
+/// nothing with `__GFP_ZERO` (vmalloc zeroes once itself); a table with the caller's
+/// reclaim behaviour but no zone modifier, `__GFP_ZERO` or `__GFP_COMP`. A huge vmalloc of
+/// 600 pages is one block and runs of 64, 16 and 8 pages.
+#[test]
+fn frames_and_tables_are_asked_with_the_right_flags() {
+    let rs = RunSim::new(4096, 9);
+    let mut pt = rs.sim.kernel_pt();
+    let mut vm = Vmalloc::with_ranges(VMALLOC_START, VMALLOC_END, IOREMAP_START, IOREMAP_END);
+    let quiet = GFP_KERNEL | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY;
+    let asked = |rs: &RunSim| std::mem::take(&mut *rs.asked.borrow_mut());
+    let va = vm.vmalloc(600 * PAGE_SIZE, GFP_KERNEL | Gfp::GFP_ZERO, "flags", &rs, &mut pt).unwrap();
+    let got = asked(&rs);
+    let frames: Vec<(u32, Gfp)> = got.iter().copied().filter(|&(o, _)| o > 0).collect();
+    assert_eq!(frames, [(9, quiet), (6, quiet), (4, quiet), (3, quiet)]);
+    let tables: Vec<Gfp> = got.iter().filter(|&&(o, _)| o == 0).map(|&(_, g)| g).collect();
+    assert_eq!(tables, vec![GFP_KERNEL; vm.nr_table_pages()], "one per table, as the caller asked");
+    assert_eq!(vm.nr_huge_blocks(), 1);
+    vm.vfree(va, &rs, &mut pt).unwrap();
+    // Movable (no runs, no blocks) and with zone modifiers: the tables lose them.
+    let gfp = GFP_KERNEL | Gfp::GFP_MOVABLE | Gfp::GFP_HIGHMEM | Gfp::GFP_COMP | Gfp::GFP_ZERO;
+    let va = vm.vmalloc(40 * PAGE_SIZE, gfp, "flags", &rs, &mut pt).unwrap();
+    let got = asked(&rs);
+    let page = gfp.without(Gfp::GFP_ZERO);
+    assert!(got.iter().all(|&(o, g)| o == 0 && (g == GFP_KERNEL || g == page)), "{got:?}");
+    let tables = got.iter().filter(|&&(_, g)| g == GFP_KERNEL).count();
+    assert_eq!((tables, got.len() - tables), (vm.nr_table_pages(), 40), "{got:?}");
+    vm.vfree(va, &rs, &mut pt).unwrap();
 }
