@@ -372,6 +372,13 @@ fn frames_and_tables_are_asked_with_the_right_flags() {
     assert_eq!(tables, vec![GFP_KERNEL; vm.nr_table_pages()], "one per table, as the caller asked");
     assert_eq!(vm.nr_huge_blocks(), 1);
     vm.vfree(va, &rs, &mut pt).unwrap();
+    // Huge mappings off: no block is asked for, even where a 2 MiB entry is covered whole.
+    vm.set_allow_huge(false);
+    let va = vm.vmalloc(1100 * PAGE_SIZE, GFP_KERNEL, "flags", &rs, &mut pt).unwrap();
+    let orders: Vec<u32> = asked(&rs).iter().map(|&(o, _)| o).collect();
+    assert!(orders.contains(&8) && !orders.contains(&9), "{orders:?}");
+    vm.vfree(va, &rs, &mut pt).unwrap();
+    vm.set_allow_huge(true);
     // Movable (no runs, no blocks) and with zone modifiers: the tables lose them.
     let gfp = GFP_KERNEL | Gfp::GFP_MOVABLE | Gfp::GFP_HIGHMEM | Gfp::GFP_COMP | Gfp::GFP_ZERO;
     let va = vm.vmalloc(40 * PAGE_SIZE, gfp, "flags", &rs, &mut pt).unwrap();
