@@ -356,7 +356,8 @@ fn map_refuses_bad_runs_and_unmap_reports_each_run_once() {
 /// without retrying (pages in bulk follow where there is none), a block never movable,
 /// nothing with `__GFP_ZERO` (vmalloc zeroes once itself); a table with the caller's
 /// reclaim behaviour but no zone modifier, `__GFP_ZERO` or `__GFP_COMP`. A huge vmalloc of
-/// 600 pages is one block and runs of 64, 16 and 8 pages.
+/// 600 pages is one block and runs of 64, 16 and 8 pages; a failure after the block
+/// reports its 2 MiB; a failed run caps the run orders until a vfree of 8 pages or more.
 #[test]
 fn frames_and_tables_are_asked_with_the_right_flags() {
     let rs = RunSim::new(4096, 9);
@@ -372,11 +373,33 @@ fn frames_and_tables_are_asked_with_the_right_flags() {
     assert_eq!(tables, vec![GFP_KERNEL; vm.nr_table_pages()], "one per table, as the caller asked");
     assert_eq!(vm.nr_huge_blocks(), 1);
     vm.vfree(va, &rs, &mut pt).unwrap();
-    // Huge mappings off: no block is asked for, even where a 2 MiB entry is covered whole.
+    // A failure after the block: the report counts the block's 2 MiB, and nothing leaks.
+    let free0 = rs.sim.nr_free();
+    let reported: Vec<u64> = (1..8)
+        .map(|n| {
+            rs.sim.fail_after(n);
+            let r = vm.vmalloc(600 * PAGE_SIZE, GFP_KERNEL, "flags", &rs, &mut pt);
+            rs.sim.no_fail();
+            assert_eq!(rs.sim.nr_free(), free0, "after {n} allocations");
+            r.unwrap_err().allocated_bytes
+        })
+        .collect();
+    assert!(reported.contains(&(2 << 20)), "{reported:?}");
+    asked(&rs);
+    // A failed run lowered the cap on run orders (the injected failures above): pages
+    // come singly until a vfree of at least 8 pages lifts it again; a smaller one does not.
     vm.set_allow_huge(false);
+    let orders = |rs: &RunSim| asked(rs).iter().map(|&(o, _)| o).collect::<Vec<u32>>();
+    let small = vm.vmalloc(4 * PAGE_SIZE, GFP_KERNEL, "flags", &rs, &mut pt).unwrap();
+    vm.vfree(small, &rs, &mut pt).unwrap();
+    asked(&rs);
     let va = vm.vmalloc(1100 * PAGE_SIZE, GFP_KERNEL, "flags", &rs, &mut pt).unwrap();
-    let orders: Vec<u32> = asked(&rs).iter().map(|&(o, _)| o).collect();
-    assert!(orders.contains(&8) && !orders.contains(&9), "{orders:?}");
+    assert!(orders(&rs).iter().all(|&o| o == 0), "runs under a lowered cap");
+    vm.vfree(va, &rs, &mut pt).unwrap();
+    // Huge mappings off: no block is asked for, even where a 2 MiB entry is covered whole.
+    let va = vm.vmalloc(1100 * PAGE_SIZE, GFP_KERNEL, "flags", &rs, &mut pt).unwrap();
+    let got = orders(&rs);
+    assert!(got.contains(&8) && !got.contains(&9), "{got:?}");
     vm.vfree(va, &rs, &mut pt).unwrap();
     vm.set_allow_huge(true);
     // Movable (no runs, no blocks) and with zone modifiers: the tables lose them.

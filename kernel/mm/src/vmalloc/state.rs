@@ -486,10 +486,8 @@ impl Frames for VmallocFrames<'_> {
         Some((pa, 0))
     }
 
+    /// Only on the way to a failed map (the count of blocks is then not used).
     fn release(&mut self, _va: VirtAddr, pa: PhysAddr, size: u64) {
-        if size == PMD_SIZE {
-            self.blocks -= 1;
-        }
         self.pages.free_pages(pa, order_of(size));
     }
 }
