@@ -398,12 +398,10 @@ impl<'a> VmallocFrames<'a> {
         }
     }
 
-    /// Gives back the buffered pages no entry took.
-    fn put_back_unused(&mut self) {
+    /// Gives back the buffered pages no entry took (the map is over: nothing is taken
+    /// from the buffer after this).
+    fn put_back_unused(&self) {
         self.pages.free_pages_bulk(&self.buf[self.head..self.len]);
-        self.want += self.len - self.head;
-        self.head = 0;
-        self.len = 0;
     }
 
     /// A block for a run of at most `max` pages: the largest order that fits, from
