@@ -611,5 +611,11 @@ mod tests {
         assert!(a.reserve(1));
         let n = a.take(range(0, K), 0);
         assert_eq!(n >> CHUNK_SHIFT, 1, "an empty directory entry reused");
+        a.give(n);
+        // Room made and never taken is given back by a shrink.
+        assert!(a.reserve(CHUNK + 1));
+        assert_eq!(a.usage(), (0, 2, 2));
+        assert_eq!(a.shrink(&mut []), 2);
+        assert_eq!((a.usage(), a.spare), ((0, 0, 0), 0));
     }
 }
