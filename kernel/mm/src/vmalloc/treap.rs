@@ -615,6 +615,7 @@ mod tests {
         // Room made and never taken is given back by a shrink.
         assert!(a.reserve(CHUNK + 1));
         assert_eq!(a.usage(), (0, 2, 2));
+        assert_eq!(a.borns(), [3, 4], "chunks are dated in the order they were made");
         assert_eq!(a.shrink(&mut []), 2);
         assert_eq!((a.usage(), a.spare), ((0, 0, 0), 0));
     }
