@@ -1,6 +1,7 @@
 //! Debug mode: every error type is detected, reported Linux-style and refused.
 
 use mm::cpu::CpuId;
+use std::ptr::NonNull;
 use std::sync::Mutex;
 
 use mm::addr::PAGE_SIZE;
@@ -186,21 +187,28 @@ fn wrong_cache_reported() {
     });
 }
 
+/// Two `size`-byte objects `a` and `b` freed (after 40 more were allocated) and drained,
+/// so that `b` heads its slab's freelist and points to `a`; the 40 stay live.
+fn two_freed_at_the_head(slab: &SlabAllocator<'_>, size: usize) -> (*mut u8, *mut u8, Vec<NonNull<u8>>) {
+    let a = slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
+    let b = slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
+    let rest: Vec<_> = (0..40).map(|_| slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
+    // SAFETY: live objects, freed once.
+    unsafe {
+        slab.kfree(a, CpuId::of(0));
+        slab.kfree(b, CpuId::of(0));
+    }
+    slab.drain_all();
+    (a, b, rest)
+}
+
 #[test]
 fn freepointer_corruption_abandons_freelist() {
     // kmalloc-96's slots are not a power of two apart: an object start is found by
     // reciprocal multiplication, not by a mask.
     for (debug, size) in [(false, 64), (true, 64), (false, 96), (true, 96)] {
         with_slab(debug, |slab, rep| {
-            let a = slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
-            let b = slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
-            let rest: Vec<_> = (0..40).map(|_| slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
-            // SAFETY: live objects.
-            unsafe {
-                slab.kfree(a, CpuId::of(0));
-                slab.kfree(b, CpuId::of(0));
-            }
-            slab.drain_all();
+            let (a, b, rest) = two_freed_at_the_head(slab, size);
             // `b` is now the head of its slab's freelist and points to `a`. Overwrite the
             // stored free pointer (after the object and its red zone in debug mode, at
             // offset 0 otherwise) with a plausible-looking raw address.
@@ -278,15 +286,7 @@ fn freelist_longer_than_the_free_count_is_cut_not_followed_into_a_live_object() 
 fn freepointer_into_the_middle_of_an_object_is_refused() {
     for (debug, size) in [(false, 64), (true, 64), (false, 96), (true, 96), (false, 192)] {
         with_slab(debug, |slab, rep| {
-            let a = slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
-            let b = slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap().as_ptr();
-            let rest: Vec<_> = (0..40).map(|_| slab.kmalloc(size, GFP_KERNEL, CpuId::of(0)).unwrap()).collect();
-            // SAFETY: live objects.
-            unsafe {
-                slab.kfree(a, CpuId::of(0));
-                slab.kfree(b, CpuId::of(0));
-            }
-            slab.drain_all();
+            let (a, b, rest) = two_freed_at_the_head(slab, size);
             let fp_off = if debug { size + 8 } else { 0 };
             let word = b as usize + fp_off;
             // SAFETY: `b`'s free pointer inside the host arena: read, then deliberately
