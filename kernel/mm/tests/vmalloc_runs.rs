@@ -373,6 +373,14 @@ fn frames_and_tables_are_asked_with_the_right_flags() {
     assert_eq!(tables, vec![GFP_KERNEL; vm.nr_table_pages()], "one per table, as the caller asked");
     assert_eq!(vm.nr_huge_blocks(), 1);
     vm.vfree(va, &rs, &mut pt).unwrap();
+    // After a block the pages still wanted, 5, are asked for, not a whole bulk round.
+    let tables0 = vm.nr_table_pages();
+    let va = vm.vmalloc(517 * PAGE_SIZE, GFP_KERNEL, "flags", &rs, &mut pt).unwrap();
+    let got = asked(&rs);
+    let singles = got.iter().filter(|&&(o, _)| o == 0).count();
+    assert_eq!(got.iter().filter(|&&(o, _)| o == 9).count(), 1);
+    assert_eq!(singles, vm.nr_table_pages() - tables0 + 5, "{got:?}");
+    vm.vfree(va, &rs, &mut pt).unwrap();
     // A failure after the block: the report counts the block's 2 MiB, and nothing leaks.
     let free0 = rs.sim.nr_free();
     let reported: Vec<u64> = (1..8)
