@@ -511,6 +511,28 @@ fn check_invariants_sees_a_pageblock_whose_pages_disagree() {
     check_invariants(a).unwrap();
 }
 
+/// check_invariants sees a page inside a held block with flags of its own: a tail mark in
+/// a block that is not compound, a head's flags in a compound one.
+#[test]
+fn check_invariants_sees_a_block_whose_inside_pages_are_marked() {
+    let want = Some("page inside a block has flags of its own");
+    let a = make(1024, 0, 0, &[(0, 1024)]);
+    for (gfp, wrong) in [
+        (GFP_KERNEL, page::PageState::Tail),
+        (GFP_KERNEL | Gfp::GFP_COMP, page::PageState::Head { order: 0, compound: false, tail_owner: false }),
+    ] {
+        let p = a.alloc_pages(gfp, 2, cpu(0)).unwrap();
+        check_invariants(a).unwrap();
+        let inside = a.pfn_to_page(Pfn(p.0 + 2)).unwrap();
+        let was = inside.state();
+        inside.set_state(wrong);
+        assert_eq!(check_invariants(a).err(), want, "{gfp:?}");
+        inside.set_state(was);
+        a.free_pages(p, 2, cpu(0)).unwrap();
+    }
+    check_invariants(a).unwrap();
+}
+
 /// check_invariants sees a free block that is misaligned, below its zone, past its end
 /// or a CMA page on an ordinary list (each put there behind the allocator's back, through
 /// the zone's own free), and a published free count out of step with the zone's.
