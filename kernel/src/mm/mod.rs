@@ -48,8 +48,8 @@ pub const fn virt_to_phys(va: VirtAddr) -> PhysAddr {
 }
 
 /// Free pages with every cache given back: per-CPU page lists drained, the vmap node
-/// chunks the areas no longer need and the empty slabs returned, so that the count does not depend on what happens to be cached (the
-/// sweep's and stress's leak checks).
+/// chunks the areas no longer need and the empty slabs returned, so that the count does
+/// not depend on what happens to be cached (the sweep's and stress's leak checks).
 pub fn settled_free_pages() -> u64 {
     drain_all_cpu_caches();
     // The vmap nodes first: the node chunks it gives back are slab objects.

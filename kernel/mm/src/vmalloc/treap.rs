@@ -6,8 +6,9 @@
 //! The arena is a directory of chunks of [`CHUNK`] slots, each chunk one heap block
 //! got fallibly ([`Arena::reserve`]) before anything is changed. A freed slot goes on its
 //! chunk's free list, threaded through the slots themselves, and a chunk whose slots are
-//! all free is given back to the heap: giving a node back never allocates and never fails,
-//! and the memory of a burst of areas returns when they are freed.
+//! all free is given back to the heap: giving a node back never allocates and never fails.
+//! The few nodes that outlive a burst of areas can be left spread over the burst's chunks;
+//! [`Arena::shrink`] moves them into older chunks and gives the burst's chunks back.
 
 use alloc::vec::Vec;
 
