@@ -533,6 +533,40 @@ fn check_invariants_sees_a_block_whose_inside_pages_are_marked() {
     check_invariants(a).unwrap();
 }
 
+/// check_invariants reports a per-CPU list of order-1 blocks that loops, and returns: in
+/// a mem_map of an odd number of pages the pages it counts (two per block) never equal
+/// the mem_map's length, so the guard must fire on passing it, not on meeting it.
+#[test]
+fn check_invariants_reports_a_looping_pcp_list_of_order_1_blocks() {
+    let a = make(1001, 0, 0, &[(0, 1001)]);
+    a.set_pcp_high_batch(64, 1);
+    let x = a.alloc_pages(GFP_KERNEL, 1, cpu(0)).unwrap();
+    let y = a.alloc_pages(GFP_KERNEL, 1, cpu(0)).unwrap();
+    a.free_pages(x, 1, cpu(0)).unwrap();
+    a.free_pages(y, 1, cpu(0)).unwrap();
+    check_invariants(a).unwrap();
+    let mm = a.mem_map().unwrap();
+    assert_eq!(mm.pages.len() % 2, 1);
+    let heads: Vec<u32> = (0..MAX_NR_ZONES)
+        .flat_map(|z| (0..migratetype::MIGRATE_PCPTYPES).map(move |l| (z, l)))
+        .map(|(z, l)| a.pcp[0][z].lists_head(1, l))
+        .filter(|&h| h != page::NIL)
+        .collect();
+    let [head] = heads[..] else { panic!("the two blocks on one order-1 list: {heads:?}") };
+    let tail = mm.at(head).next();
+    assert_ne!(tail, page::NIL);
+    assert_eq!(mm.at(tail).next(), page::NIL);
+    mm.at(tail).set_next(head);
+    // The checker runs on its own thread: a guard that misses the loop hangs it, and
+    // the test fails after a bound instead of hanging.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(check_invariants(a).err()));
+    let got = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("check_invariants hung on a looping pcp list");
+    assert_eq!(got, Some("pcp list loops"));
+    mm.at(tail).set_next(page::NIL);
+    check_invariants(a).unwrap();
+}
+
 /// check_invariants sees a free block that is misaligned, below its zone, past its end
 /// or a CMA page on an ordinary list (each put there behind the allocator's back, through
 /// the zone's own free), and a published free count out of step with the zone's.
