@@ -367,6 +367,26 @@ mod tests {
     /// Areas that fill the rest of the first node chunk after four nodes.
     const CHUNK_FILL: usize = super::super::treap::CHUNK - 4;
 
+    /// Areas taken in address order (what a vmalloc sweep does) would make an
+    /// unbalanced search tree a list: the treaps' random priorities keep all three trees
+    /// logarithmically deep (a fixed seed, so the depths are the same on every run).
+    #[test]
+    fn trees_stay_shallow_under_address_ordered_areas() {
+        const N: usize = 2048;
+        let bound = 3 * N.ilog2() as usize;
+        let mut a = VmapAreas::new(S, S + 2 * N as u64 * K);
+        let got: Vec<_> = (0..N).map(|_| a.alloc(K, VmKind::Vmalloc, "x", None).unwrap().start).collect();
+        let busy = a.nodes.depth(a.busy, Tree::Addr);
+        assert!(busy <= bound, "busy tree {busy} deep for {N} areas");
+        // Every other area freed: N / 2 free ranges (no two adjacent), in both free trees.
+        for &v in got.iter().step_by(2) {
+            a.free(v).unwrap();
+        }
+        assert_eq!(a.nr_free_ranges(), N / 2);
+        let (by_start, by_size) = (a.nodes.depth(a.free_addr, Tree::Addr), a.nodes.depth(a.free_size, Tree::Size));
+        assert!(by_start <= bound && by_size <= bound, "free trees {by_start} and {by_size} deep for {} ranges", N / 2);
+    }
+
     #[test]
     fn guard_page_and_lookups() {
         let mut a = VmapAreas::new(S, S + 64 * K);

@@ -345,6 +345,16 @@ impl Arena {
         live.fold((0, 0, 0), |(u, n, e), used| (u + used, n + 1, e + usize::from(used == 0)))
     }
 
+    /// The depth of tree `t` under `root` (0 for an empty tree).
+    #[cfg(test)]
+    pub(super) fn depth(&self, root: Idx, t: Tree) -> usize {
+        if root == NIL {
+            return 0;
+        }
+        let [l, r] = self.links(root, t);
+        1 + self.depth(l, t).max(self.depth(r, t))
+    }
+
     /// The key of node `n` in tree `t`: the start, or (length, start) for best fit.
     fn key(&self, n: Idx, t: Tree) -> (u64, u64) {
         let a = &self.get(n).area;
