@@ -392,6 +392,9 @@ mod tests {
         let mut a = VmapAreas::new(S, S + 64 * K);
         let x = a.alloc(3 * K, VmKind::Vmalloc, "x", None).unwrap();
         let y = a.alloc(1, VmKind::Vmap, "y", None).unwrap();
+        // An ioremap area maps device memory: no pages of its own (Linux's nr_pages 0).
+        let z = a.alloc(2 * K, VmKind::Ioremap, "z", Some(PhysAddr::new(0x3f20_0000))).unwrap();
+        assert_eq!((y.nr_pages, z.nr_pages), (1, 0));
         assert_eq!(x.start.as_u64(), S);
         assert_eq!((x.size, x.reserved(), x.nr_pages), (3 * K, 4 * K, 3));
         assert_eq!(y.start.as_u64(), S + 4 * K, "guard page skipped");
@@ -406,6 +409,7 @@ mod tests {
         assert!(a.find(VirtAddr::new(S + K)).is_none());
         assert_eq!(a.nr_free_ranges(), 2);
         a.free(y.start).unwrap();
+        a.free(z.start).unwrap();
         assert_eq!((a.nr_free_ranges(), a.free_bytes()), (1, 64 * K));
     }
 
