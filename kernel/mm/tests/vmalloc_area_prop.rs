@@ -124,12 +124,21 @@ fn fragmentation_and_coalescing() {
 /// trusted); one with no whole page manages nothing.
 #[test]
 fn unaligned_and_empty_ranges() {
+    // The whole pages inside the range: from S + K (the start rounded up, so no area
+    // begins below the range) to S + 10K (the end rounded down). The counts before the
+    // first allocation are those of that span too.
     let mut a = VmapAreas::new(S + 5, S + 10 * K + 7);
+    assert_eq!((a.free_bytes(), a.largest_free(), a.nr_free_ranges()), (9 * K, 9 * K, 1));
     let x = a.alloc(K, VmKind::Vmalloc, "u", None).unwrap();
-    assert_eq!(x.start.as_u64(), S);
-    assert_eq!(a.free_bytes(), 8 * K, "10 pages less one area and its guard");
-    assert_eq!(a.largest_free(), 8 * K);
-    let mut e = VmapAreas::new(S, S + 100);
-    assert!(e.alloc(K, VmKind::Vmalloc, "u", None).is_err());
-    assert_eq!((e.free_bytes(), e.nr_free_ranges()), (0, 0));
+    assert_eq!(x.start.as_u64(), S + K);
+    assert_eq!(a.free_bytes(), 7 * K, "9 pages less one area and its guard");
+    assert_eq!(a.largest_free(), 7 * K);
+    a.free(x.start).unwrap();
+    assert_eq!((a.free_bytes(), a.nr_free_ranges()), (9 * K, 1));
+    for (lo, hi) in [(S, S + 100), (S + K + 1, S + 2 * K), (S + 3 * K - 1, S + 3 * K + 5), (S + 2 * K, S + K)] {
+        let mut e = VmapAreas::new(lo, hi);
+        assert_eq!((e.free_bytes(), e.largest_free(), e.nr_free_ranges()), (0, 0, 0), "{lo:#x}..{hi:#x} before use");
+        assert!(e.alloc(K, VmKind::Vmalloc, "u", None).is_err());
+        assert_eq!((e.free_bytes(), e.nr_free_ranges()), (0, 0), "{lo:#x}..{hi:#x}");
+    }
 }

@@ -80,10 +80,17 @@ impl VmapAreas {
         self.nodes.take(area, (self.rng >> 32) as u32)
     }
 
+    /// The whole pages of the managed range: its start rounded up, its end down (an
+    /// unaligned range never hands out an address outside it). Empty when `s >= e`.
+    fn span(&self) -> (u64, u64) {
+        let e = self.end & !(GUARD_SIZE - 1);
+        (self.start.checked_next_multiple_of(GUARD_SIZE).unwrap_or(e), e)
+    }
+
     // `new` is const (no allocation), so the initial free range is inserted on first use.
     fn init(&mut self) -> Result<(), AreaError> {
         if !self.inited {
-            let (s, e) = (self.start & !(GUARD_SIZE - 1), self.end & !(GUARD_SIZE - 1));
+            let (s, e) = self.span();
             if e > s {
                 if !self.nodes.reserve(1) {
                     return Err(AreaError::NoMemory);
@@ -327,7 +334,8 @@ impl VmapAreas {
     /// Free bytes (all ranges).
     pub fn free_bytes(&self) -> u64 {
         if !self.inited {
-            return (self.end - self.start) & !(GUARD_SIZE - 1);
+            let (s, e) = self.span();
+            return e.saturating_sub(s);
         }
         self.free_total
     }
@@ -343,7 +351,8 @@ impl VmapAreas {
     /// Number of free ranges (fragmentation).
     pub fn nr_free_ranges(&self) -> usize {
         if !self.inited {
-            return 1;
+            let (s, e) = self.span();
+            return usize::from(e > s);
         }
         self.nr_free
     }
@@ -557,6 +566,87 @@ mod tests {
         assert_eq!((a.nodes.usage(), a.nodes.borns()), before);
         assert_eq!(a.iter().copied().collect::<Vec<_>>(), [p, q]);
         assert_eq!(a.alloc(3 * K, VmKind::Vmalloc, "again", None).unwrap().start, hole.start, "the hole");
+    }
+
+    /// An aligned area that takes the end of its free range: the padding before it stays
+    /// one free range, and no empty range is left after it.
+    #[test]
+    fn aligned_area_at_the_end_of_its_range_keeps_the_padding_free() {
+        let mut a = VmapAreas::new(S, S + 20 * K);
+        let x = a.alloc(K, VmKind::Vmalloc, "x", None).unwrap();
+        // The free range is pages 2..20; 16 is the first 16-page boundary, and the area
+        // with its guard (pages 16..20) ends exactly at the range's end.
+        let y = a.alloc_aligned(3 * K, 16 * K, VmKind::Vmalloc, "y", None).unwrap();
+        assert_eq!(y.start.as_u64(), S + 16 * K);
+        assert_eq!((a.nr_free_ranges(), a.free_bytes(), a.largest_free()), (1, 14 * K, 14 * K));
+        assert_eq!(a.alloc(14 * K, VmKind::Vmalloc, "z", None), Err(AreaError::Exhausted(15 * K)));
+        assert_eq!(a.alloc(13 * K, VmKind::Vmalloc, "z", None).unwrap().start.as_u64(), S + 2 * K, "the padding");
+        a.free(VirtAddr::new(S + 2 * K)).unwrap();
+        a.free(y.start).unwrap();
+        a.free(x.start).unwrap();
+        assert_eq!((a.nr_free_ranges(), a.free_bytes()), (1, 20 * K));
+    }
+
+    /// When the smallest range that holds the size does not hold it at the alignment,
+    /// the smallest range of `size + align - page` does, and is taken.
+    #[test]
+    fn aligned_area_falls_back_to_a_range_that_fits_at_any_start() {
+        let mut a = VmapAreas::new(S, S + 64 * K);
+        let v: Vec<VmArea> = (0..32).map(|_| a.alloc(K, VmKind::Vmalloc, "v", None).unwrap()).collect();
+        // Free ranges: pages 6..10 (4 pages) and 20..26 (6 pages).
+        for i in [3, 4, 10, 11, 12] {
+            a.free(v[i].start).unwrap();
+        }
+        // 2 pages and a guard at a 4-page boundary: pages 6..10 hold 3 pages, but from
+        // page 8 only 2 remain; 6 pages hold it at any start (3 + 4 - 1).
+        let w = a.alloc_aligned(2 * K, 4 * K, VmKind::Vmalloc, "w", None).unwrap();
+        assert_eq!(w.start.as_u64(), S + 20 * K);
+        assert!(a.iter().all(|b| b.start == w.start
+            || b.start.as_u64() >= w.start.as_u64() + 3 * K
+            || b.start.as_u64() + b.reserved() <= w.start.as_u64()));
+        // Nothing else holds 3 pages at a 4-page boundary now.
+        assert_eq!(a.alloc_aligned(2 * K, 4 * K, VmKind::Vmalloc, "w2", None), Err(AreaError::Exhausted(3 * K)));
+    }
+
+    /// An aligned area with a head and a tail takes two new nodes; both are reserved up
+    /// front, also when the node chunk is exactly full.
+    #[test]
+    fn an_aligned_split_reserves_both_nodes() {
+        let chunk = super::super::treap::CHUNK;
+        let mut a = VmapAreas::new(S, S + 512 * K);
+        for _ in 0..chunk - 1 {
+            a.alloc(K, VmKind::Vmalloc, "v", None).unwrap();
+        }
+        assert_eq!(a.nodes.usage(), (chunk, 1, 0), "the first chunk full");
+        let y = a.alloc_aligned(K, 64 * K, VmKind::Vmalloc, "y", None).unwrap();
+        assert_eq!(y.start.as_u64(), S + 64 * K);
+        assert_eq!(a.nodes.usage().0, chunk + 2);
+        assert_eq!((a.nr_free_ranges(), a.free_bytes()), (2, (512 - 62 - 2) * K));
+    }
+
+    /// The ring of freed areas remembers the last [`FREED_RING`] of them.
+    #[test]
+    fn freed_areas_are_remembered_eight_deep() {
+        let mut a = VmapAreas::new(S, S + 64 * K);
+        let v: Vec<VmArea> = (0..FREED_RING + 1).map(|_| a.alloc(K, VmKind::Vmalloc, "v", None).unwrap()).collect();
+        for x in &v {
+            a.free(x.start).unwrap();
+        }
+        assert!(a.find_freed(v[0].start).is_none(), "the oldest forgotten");
+        for x in &v[1..] {
+            assert_eq!(a.find_freed(x.start).map(|f| f.start), Some(x.start));
+        }
+    }
+
+    /// A range that starts at address 0 (a lower-half space): its first area is freed
+    /// and merged like any other.
+    #[test]
+    fn a_range_at_address_0() {
+        let mut a = VmapAreas::new(0, 16 * K);
+        let x = a.alloc(K, VmKind::Vmalloc, "x", None).unwrap();
+        assert_eq!(x.start.as_u64(), 0);
+        a.free(x.start).unwrap();
+        assert_eq!((a.nr_free_ranges(), a.free_bytes()), (1, 16 * K));
     }
 
     #[test]
