@@ -13,7 +13,7 @@ use mm::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 use mm::gfp::{Gfp, GFP_KERNEL};
 use mm::page_alloc::{MigrateError, MovableOwner};
 use mm::page_source::PageSource;
-use mm::pgtable::{PageMove, PageTable, PtConfig};
+use mm::pgtable::{PageMove, PageTable, Prot, PtConfig};
 use mm::vmalloc::movable_owner;
 use mm::vmalloc::Vmalloc;
 
@@ -232,18 +232,25 @@ fn a_refused_move_at_each_position_of_a_batch_changes_nothing_and_the_rest_move(
         vm.vfree(va, &sim, &mut pt).unwrap();
     }
     // The same page twice in one batch: moved once (its old frame must not be freed
-    // twice), the second refused; an address outside any area refused too.
+    // twice), the second refused; an address outside any area refused too, and a page
+    // of a vmap area (its frames are the caller's, not vmalloc's to move).
     let before = sim.nr_free();
     let (va, moves) = batch_setup(&sim, &mut pt, &mut vm, 2);
     let again = PageMove { new: sim.alloc_pages(GFP_KERNEL, 0).unwrap(), ..moves[0] };
     let outside = PageMove { va: va.add(64 * K), ..moves[1] };
-    let batch = [moves[0], again, outside, moves[1]];
-    let mut res = vec![Ok(()); 4];
+    let frame = sim.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let mapped = vm.vmap(&[frame], Prot::KERNEL_RW, "vmap", &sim, &mut pt).unwrap();
+    let vmapped = PageMove { va: mapped, old: frame, new: sim.alloc_pages(GFP_KERNEL, 0).unwrap() };
+    let batch = [moves[0], again, outside, vmapped, moves[1]];
+    let mut res = vec![Ok(()); 5];
     vm.migrate_pages(&batch, &sim, &mut pt, &mut res);
-    assert_eq!(res, [Ok(()), Err(MigrateError::Gone), Err(MigrateError::Gone), Ok(())]);
+    let gone = Err(MigrateError::Gone);
+    assert_eq!(res, [Ok(()), gone, gone, gone, Ok(())]);
     assert_eq!(frame_at(&pt, moves[0].va), moves[0].new);
+    assert_eq!(frame_at(&pt, mapped), frame, "the vmap area's page stays");
     assert!(all_bytes(&sim, moves[0].new, 0x20) && all_bytes(&sim, moves[1].new, 0x21));
-    for pa in [moves[0].old, moves[1].old, again.new] {
+    vm.vunmap(mapped, &sim, &mut pt).unwrap();
+    for pa in [moves[0].old, moves[1].old, again.new, frame, vmapped.new] {
         sim.free_pages(pa, 0);
     }
     vm.vfree(va, &sim, &mut pt).unwrap();

@@ -75,3 +75,39 @@ impl fmt::Display for VmError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gfp::GFP_KERNEL;
+
+    fn err(reason: VmallocFail) -> String {
+        VmallocError { allocated_bytes: 8192, requested_bytes: 65536, gfp: GFP_KERNEL, reason }.to_string()
+    }
+
+    /// Each failure prints its own line, as Linux's `warn_alloc` texts; every area error
+    /// names what went wrong.
+    #[test]
+    fn each_failure_prints_its_own_text() {
+        assert_eq!(err(VmallocFail::ZeroSize), "vmalloc: zero-size allocation, mode:0xcc0(GFP_KERNEL)");
+        assert_eq!(
+            err(VmallocFail::NoVirtualSpace(AreaError::Exhausted(65536 + 4096))),
+            "vmalloc: allocation failure: 65536 bytes, mode:0xcc0(GFP_KERNEL)"
+        );
+        for r in [VmallocFail::NoPages, VmallocFail::NoTablePages] {
+            assert_eq!(err(r), "vmalloc: allocation failure, allocated 8192 of 65536 bytes, mode:0xcc0(GFP_KERNEL)");
+        }
+        let va = VirtAddr::new(0xffff_ff80_0000_3000);
+        for (e, text) in [
+            (AreaError::ZeroSize, "zero-size area"),
+            (AreaError::Overflow, "area size overflows"),
+            (AreaError::Exhausted(8192), "no free virtual range of 8192 bytes"),
+            (AreaError::NotFound(va), "no area starts at 0xffffff8000003000"),
+            (AreaError::NoMemory, "no memory for a vmap_area"),
+        ] {
+            assert_eq!(e.to_string(), text);
+            assert_eq!(VmError::Area(e).to_string(), format!("vmap: {text}"));
+        }
+        assert_eq!(VmError::NotAnArea(va).to_string(), "Trying to vfree() nonexistent vm area (0xffffff8000003000)");
+    }
+}

@@ -110,6 +110,10 @@ mod tests {
         let mut g = SPACE.lock();
         assert!(SPACE.try_lock().is_none(), "areas lock held");
         assert_eq!(g.with_pt(|vm, pt| (vm.nr_table_pages(), pt.root().as_u64())), Some((0, 0x1000)));
+        assert_eq!(g.try_with_pt(|_, pt| pt.root().as_u64()), Some(0x1000), "page-table lock free");
+        let held = SPACE.pt.lock();
+        assert_eq!(g.try_with_pt(|_, _| ()), None, "page-table lock held");
+        drop(held);
         drop(g);
         assert!(SPACE.try_lock().is_some());
     }
