@@ -372,6 +372,23 @@ mod tests {
         let (idx, page) = p.pop_page(&mm, 1, 1).expect("the pushed block");
         assert_eq!((idx, core::ptr::eq(page, &pages[5]), p.count()), (5, true, 0));
         assert!(p.pop_page(&mm, 1, 1).is_none(), "empty again");
+        // Each order and list its own: a block pushed on one comes off that one only.
+        for o in 0..PCP_ORDERS as u32 {
+            for l in 0..MIGRATE_PCPTYPES {
+                let i = (o as usize * MIGRATE_PCPTYPES + l) % pages.len();
+                p.push_page(&pages[i], i as u32, o, l);
+                for (o2, l2) in (0..PCP_ORDERS as u32).flat_map(|o2| (0..MIGRATE_PCPTYPES).map(move |l2| (o2, l2))) {
+                    if (o2, l2) != (o, l) {
+                        assert!(
+                            p.pop_page(&mm, o2, l2).is_none() && p.pop(&mm, o2, l2).is_none(),
+                            "{o2}/{l2} after {o}/{l}"
+                        );
+                    }
+                }
+                assert_eq!(p.pop_page(&mm, o, l).map(|(idx, _)| idx), Some(i as u32), "order {o} list {l}");
+            }
+        }
+        assert_eq!(p.count(), 0);
         p.lists[2][0].store(8, Relaxed);
         let corrupt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.pop_page(&mm, 2, 0).is_some()));
         assert!(corrupt.is_err(), "a head one past the map is a corrupt list");
