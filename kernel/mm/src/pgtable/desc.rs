@@ -228,6 +228,26 @@ impl fmt::Debug for Prot {
 mod tests {
     use super::*;
 
+    /// The run bits (software bits 55..58, which the MMU ignores): a run's head records
+    /// its order, its other pages `RUN_TAIL`, a single page nothing; the address and
+    /// attributes are untouched, and a protection change carries the bits over.
+    #[test]
+    fn run_bits_round_trip() {
+        let page = Desc::leaf(0x4000_0000, Prot::KERNEL_RW, 3);
+        assert_eq!(page.run_order(), Some(0), "a single page");
+        assert_eq!(run_head(1), 1 << 55);
+        for order in 1..=RUN_ORDER_MAX {
+            let head = Desc(page.0 | run_head(order));
+            assert_eq!((head.run_order(), head.addr(), head.prot()), (Some(order), page.addr(), page.prot()));
+            assert_eq!(head.0 & PTE_RUN_MASK, (order as u64) << PTE_RUN_SHIFT);
+        }
+        let tail = Desc(page.0 | RUN_TAIL);
+        assert_eq!(tail.run_order(), None);
+        let ro = Desc::leaf(0x4000_0000, Prot::KERNEL_RO, 3);
+        assert_eq!(ro.with_run_of(tail), Desc(ro.0 | RUN_TAIL));
+        assert_eq!(Desc(ro.0 | run_head(3)).with_run_of(page), ro, "the run bits replaced, not merged");
+    }
+
     #[test]
     fn encodings_match_linux() {
         // PROT_NORMAL-like values (Linux also sets its software DBM/PTE_WRITE bit).
