@@ -649,14 +649,14 @@ fn map_pages_into_a_live_table_from_its_first_and_second_entries() {
 fn bad_runs_are_refused_and_frames_come_back_as_given() {
     struct Offer {
         runs: Vec<(u64, u32)>,
-        released: Vec<(u64, u64)>,
+        released: Vec<(u64, u64, u64)>,
     }
     impl mm::pgtable::Frames for Offer {
         fn pages(&mut self, _va: VirtAddr, _max: usize) -> Option<(PhysAddr, u32)> {
             (!self.runs.is_empty()).then(|| self.runs.remove(0)).map(|(p, o)| (pa(p), o))
         }
-        fn release(&mut self, _va: VirtAddr, p: PhysAddr, size: u64) {
-            self.released.push((p.as_u64(), size));
+        fn release(&mut self, va: VirtAddr, p: PhysAddr, size: u64) {
+            self.released.push((va.as_u64(), p.as_u64(), size));
         }
     }
     let sim = Sim::new(16);
@@ -668,10 +668,11 @@ fn bad_runs_are_refused_and_frames_come_back_as_given() {
         ((0x6000, 2), PtError::UnalignedPhys(pa(0x6000))), // 16 KiB run at an 8 KiB boundary
         ((1 << 48, 0), PtError::UnalignedPhys(pa(1 << 48))),
     ] {
-        let mut f = Offer { runs: vec![(0x20_0000, 0), run], released: Vec::new() };
+        let mut f = Offer { runs: vec![(0x20_0000, 0), (0x20_3000, 0), run], released: Vec::new() };
         assert_eq!(pt.map_frames(&mut t, va(v), 8 * K, Prot::KERNEL_RW, &mut f), Err(err));
         let size = K << run.1;
-        assert_eq!(f.released, [(run.0, size), (0x20_0000, K)], "{run:?}");
+        // The bad run where it was offered, then each page mapped before it at its own VA.
+        assert_eq!(f.released, [(v + 2 * K, run.0, size), (v, 0x20_0000, K), (v + K, 0x20_3000, K)], "{run:?}");
         assert_eq!(leaves(&pt, v, 8 * K), 0);
     }
     // map_pages: the frames mapped before the failure come back as given.
@@ -688,6 +689,30 @@ fn bad_runs_are_refused_and_frames_come_back_as_given() {
     assert_eq!(r, Err(PtError::NoPageMemory));
     released.sort_unstable();
     assert_eq!(released, [0x7_0000, 0x30_0000, 0x31_3000]);
+}
+
+/// Empty entries inside an unmapped range are skipped, whether the range covers them
+/// whole (nothing reported for them) or only in part (no table below them to walk).
+#[test]
+fn unmap_skips_empty_entries_covered_whole_or_in_part() {
+    let sim = Sim::new(32);
+    let mut pt = sim.kernel_pt();
+    let mut t = sim.tables();
+    let v = VMALLOC_START;
+    // One block at v + 2 MiB between empty level-2 entries; a page further on keeps the
+    // level-2 table alive.
+    pt.map(&mut t, va(v + M2), pa(0x4000_0000), M2, Prot::KERNEL_RW, true).unwrap();
+    pt.map(&mut t, va(v + 16 * M2), pa(0x5000), K, Prot::KERNEL_RW, false).unwrap();
+    let mut got = Vec::new();
+    let u = pt.unmap_with(&mut t, va(v), 4 * M2, &mut |x, p, s| got.push((x.as_u64(), p.as_u64(), s))).unwrap();
+    assert_eq!((u.bytes, u.leaves, u.tables_freed), (M2, 1, 0));
+    assert_eq!(got, [(v + M2, 0x4000_0000, M2)]);
+    // Three pages inside the empty entry at v + 8 MiB: nothing there.
+    got.clear();
+    let u =
+        pt.unmap_with(&mut t, va(v + 8 * M2 + K), 3 * K, &mut |x, p, s| got.push((x.as_u64(), p.as_u64(), s))).unwrap();
+    assert_eq!((u.bytes, u.leaves, u.tables_freed, got.len()), (0, 0, 0, 0));
+    assert_eq!(pt.translate(va(v + 16 * M2)).unwrap().pa, pa(0x5000), "the page stays");
 }
 
 /// Unmapping whole 2 MiB blocks across the end of a level-2 table (a 1 GiB boundary)
