@@ -709,9 +709,15 @@ fn unmap_skips_empty_entries_covered_whole_or_in_part() {
     assert_eq!(got, [(v + M2, 0x4000_0000, M2)]);
     // Three pages inside the empty entry at v + 8 MiB: nothing there.
     got.clear();
-    let u =
-        pt.unmap_with(&mut t, va(v + 8 * M2 + K), 3 * K, &mut |x, p, s| got.push((x.as_u64(), p.as_u64(), s))).unwrap();
-    assert_eq!((u.bytes, u.leaves, u.tables_freed, got.len()), (0, 0, 0, 0));
+    let mut rec = |x: VirtAddr, p: PhysAddr, s: u64| got.push((x.as_u64(), p.as_u64(), s));
+    let u = pt.unmap_with(&mut t, va(v + 8 * M2 + K), 3 * K, &mut rec).unwrap();
+    assert_eq!((u.bytes, u.leaves, u.tables_freed), (0, 0, 0));
+    // A page at the end of the entry before it, unmapped with the empty entry's first
+    // pages: the page and its table go, and no table is walked below the empty entry.
+    pt.map(&mut t, va(v + 8 * M2 - K), pa(0x6000), K, Prot::KERNEL_RW, false).unwrap();
+    let u = pt.unmap_with(&mut t, va(v + 8 * M2 - K), 3 * K, &mut rec).unwrap();
+    assert_eq!((u.bytes, u.leaves, u.tables_freed), (K, 1, 1));
+    assert_eq!(got, [(v + 8 * M2 - K, 0x6000, K)]);
     assert_eq!(pt.translate(va(v + 16 * M2)).unwrap().pa, pa(0x5000), "the page stays");
 }
 
