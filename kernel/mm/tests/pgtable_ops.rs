@@ -717,7 +717,12 @@ fn unmap_skips_empty_entries_covered_whole_or_in_part() {
     pt.map(&mut t, va(v + 8 * M2 - K), pa(0x6000), K, Prot::KERNEL_RW, false).unwrap();
     let u = pt.unmap_with(&mut t, va(v + 8 * M2 - K), 3 * K, &mut rec).unwrap();
     assert_eq!((u.bytes, u.leaves, u.tables_freed), (K, 1, 1));
-    assert_eq!(got, [(v + 8 * M2 - K, 0x6000, K)]);
+    // And the other way round: from the last pages of an empty entry into a page at the
+    // start of the next.
+    pt.map(&mut t, va(v + 10 * M2), pa(0x7000), K, Prot::KERNEL_RW, false).unwrap();
+    let u = pt.unmap_with(&mut t, va(v + 10 * M2 - 2 * K), 3 * K, &mut rec).unwrap();
+    assert_eq!((u.bytes, u.leaves, u.tables_freed), (K, 1, 1));
+    assert_eq!(got, [(v + 8 * M2 - K, 0x6000, K), (v + 10 * M2, 0x7000, K)]);
     assert_eq!(pt.translate(va(v + 16 * M2)).unwrap().pa, pa(0x5000), "the page stays");
 }
 
