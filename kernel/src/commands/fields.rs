@@ -117,16 +117,17 @@ NAME       the cache
 Sorted by OBJS, largest first, as slabtop's default.";
 
 const SLABINFO: &str = "\
-active_objs   objects in use (per-CPU cached ones count as in use, as Linux's SLAB)
+active_objs   objects in use (per-CPU and shared cached ones count as in use, as Linux's SLAB)
 num_objs      all object slots
 objsize       slot size in bytes, debug metadata included
 objperslab    slots per slab
 pagesperslab  pages per slab
 limit, batchcount  the per-CPU arrays' size and refill batch
-sharedfactor  0: no shared array
+sharedfactor  batches the node's shared array holds (8; 0: none, for debug caches and
+              objects over a page)
 active_slabs  slabs with an object in use
 num_slabs     all slabs
-sharedavail   0";
+sharedavail   objects in the shared array";
 
 const ZONEINFO: &str = "\
 pages free       the zone's buddy free lists

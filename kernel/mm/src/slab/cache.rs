@@ -27,6 +27,7 @@ pub use super::layout::LayoutError;
 use super::node::{Node, LIST_FREE, LIST_PARTIAL};
 use super::percpu::{tunables_for, ArrayGuard, CpuArray};
 use super::raw;
+use super::shared::{shared_factor, SharedArray};
 use super::NR_CPUS;
 use crate::cpu::CpuId;
 use crate::gfp::Gfp;
@@ -68,6 +69,8 @@ pub struct CacheStats {
     pub limit: usize,
     /// Per-CPU refill/flush batch.
     pub batchcount: usize,
+    /// Batches the shared array holds (Linux's `shared` tunable; 0: no shared array).
+    pub sharedfactor: usize,
     /// Objects not free in slabs (per-CPU cached ones count as active, as in Linux SLAB).
     pub active_objs: usize,
     /// All object slots.
@@ -78,6 +81,10 @@ pub struct CacheStats {
     pub num_slabs: usize,
     /// Objects sitting in per-CPU arrays.
     pub cpu_cached: usize,
+    /// Objects sitting in the shared array (slabinfo's `sharedavail`).
+    pub shared_avail: usize,
+    /// Pages holding the shared array's entries (0 or 1).
+    pub shared_pages: usize,
     /// Allocations served by a per-CPU array.
     pub allochit: u64,
     /// Allocations that refilled a per-CPU array.
@@ -158,7 +165,9 @@ impl KmemCache {
             ac.reset(cfg.debug);
             ac.set_tunables(limit, batch);
         }
-        *self.node.lock() = Node::new();
+        let mut node = Node::new();
+        node.shared = SharedArray::new(shared_factor(cfg.stride, cfg.debug), batch);
+        *self.node.lock() = node;
         self.debug.store(cfg.debug, Relaxed);
         self.object_size.store(cfg.object_size, Relaxed);
         self.va_aligned.store(true, Relaxed);
@@ -171,12 +180,16 @@ impl KmemCache {
         env.rep.report(&SlabError { kind, cache: self.name(), object, slab, fix });
     }
 
-    /// Refills a per-CPU array with up to `batchcount` objects (none if no slab could be
+    /// Refills a per-CPU array with up to `batchcount` objects, from the shared array
+    /// first (Linux's `transfer_objects`), then from the slabs (none if no slab could be
     /// had: the caller's pop then finds the array empty).
     fn refill(&self, env: Env<'_>, ac: &mut ArrayGuard<'_>, gfp: Gfp) {
         let cfg = self.cfg();
         let want = ac.batchcount().min(ac.limit());
         let mut node = self.node.lock();
+        let room = want.saturating_sub(ac.avail());
+        let taken = node.shared.take(&ac.room()[..room]);
+        ac.grow(taken);
         while ac.avail() < want {
             let slab = if node.head[LIST_PARTIAL] != 0 {
                 node.head[LIST_PARTIAL]
@@ -188,9 +201,17 @@ impl KmemCache {
                 // sees, and memory would be taken that nobody asked for).
                 break;
             } else {
+                // The second slab brings the shared array's page (see `super::shared`).
+                let share = node.nr_slabs > 0 && node.shared.wants_page();
                 drop(node);
                 let new = self.grow(env, &cfg, gfp);
+                let page = if share && new.is_some() { self.shared_page(env, gfp) } else { None };
                 node = self.node.lock();
+                if let Some((va, pa)) = page {
+                    if !node.shared.install(va, pa) {
+                        env.ps.free_pages(pa, 0);
+                    }
+                }
                 let Some(slab) = new else { break };
                 node.nr_slabs += 1;
                 node.free_objects += cfg.num;
@@ -206,12 +227,22 @@ impl KmemCache {
         }
     }
 
-    /// Returns the `n` oldest objects of a per-CPU array to their slabs.
-    fn flush(&self, env: Env<'_>, ac: &mut ArrayGuard<'_>, n: usize) {
+    /// A page for the shared array's entries (no lock held): `(linear-map address, PA)`.
+    fn shared_page(&self, env: Env<'_>, gfp: Gfp) -> Option<(usize, crate::addr::PhysAddr)> {
+        let gfp = gfp.without(Gfp::GFP_ZERO).without(Gfp::GFP_COMP) | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY;
+        let pa = env.ps.alloc_pages(gfp, 0)?;
+        Some((env.ps.phys_to_virt(pa).as_usize(), pa))
+    }
+
+    /// Moves the `n` oldest objects of a per-CPU array to the shared array while it has
+    /// room (`share`: a full array's flush, Linux's `cache_flusharray`), the rest to their
+    /// slabs (every one of them for a drain).
+    fn flush(&self, env: Env<'_>, ac: &mut ArrayGuard<'_>, n: usize, share: bool) {
         let cfg = self.cfg();
         let objs = ac.oldest(n);
         let n = objs.len();
         let mut node = self.node.lock();
+        let objs = if share { &objs[node.shared.put(objs)..] } else { objs };
         if self.va_aligned.load(Relaxed) {
             self.slab_push_aligned(env, &cfg, &mut node, objs);
         } else {
@@ -373,7 +404,7 @@ impl KmemCache {
                 if ac.avail() >= ac.limit() {
                     ac.count_freemiss();
                     let n = ac.batchcount();
-                    self.flush(*env, &mut ac, n);
+                    self.flush(*env, &mut ac, n, true);
                 } else {
                     ac.count_freehit();
                 }
@@ -406,19 +437,50 @@ impl KmemCache {
     fn flush_all(&self, env: Env<'_>, ac: &mut ArrayGuard<'_>) {
         let n = ac.avail();
         if n > 0 {
-            self.flush(env, ac, n);
+            self.flush(env, ac, n, false);
         }
     }
 
-    /// `kmem_cache_shrink`: drains the per-CPU arrays and frees every empty slab.
-    /// Returns the number of pages given back.
+    /// Returns every object of the shared array to the slabs (Linux's `drain_cpu_caches`
+    /// ends so), keeping its page.
+    pub(crate) fn drain_shared(&self, env: Env<'_>) {
+        let cfg = self.cfg();
+        self.drain_shared_locked(env, &cfg, &mut self.node.lock());
+    }
+
+    /// [`Self::drain_shared`] with the node lock held.
+    fn drain_shared_locked(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node) {
+        let buf = [const { AtomicUsize::new(0) }; 64];
+        loop {
+            let n = node.shared.take(&buf);
+            if n == 0 {
+                break;
+            }
+            if self.va_aligned.load(Relaxed) {
+                self.slab_push_aligned(env, cfg, node, &buf[..n]);
+            } else {
+                for obj in buf[..n].iter().map(|e| e.load(Relaxed)) {
+                    self.slab_push(env, cfg, node, obj);
+                }
+            }
+        }
+    }
+
+    /// `kmem_cache_shrink`: drains the per-CPU arrays and the shared array and frees
+    /// every empty slab and the shared array's page. Returns the number of pages given
+    /// back.
     pub(crate) fn shrink(&self, env: Env<'_>) -> usize {
         for cpu in CpuId::all() {
             self.drain_cpu_wait(env, cpu);
         }
         let cfg = self.cfg();
         let mut node = self.node.lock();
+        self.drain_shared_locked(env, &cfg, &mut node);
         let mut pages = 0;
+        if let Some(pa) = node.shared.release() {
+            env.ps.free_pages(pa, 0);
+            pages += 1;
+        }
         while node.head[LIST_FREE] != 0 {
             // SAFETY: list heads are held slabs.
             let slab = unsafe { Slab::from_raw(node.head[LIST_FREE]) };
@@ -466,6 +528,9 @@ impl KmemCache {
         s.num_objs = node.nr_slabs * cfg.num;
         s.active_objs = s.num_objs - node.free_objects;
         s.errors = node.errors;
+        s.sharedfactor = node.shared.factor();
+        s.shared_avail = node.shared.avail();
+        s.shared_pages = usize::from(node.shared.has_page());
         s.quarantined = node.quarantined;
         s
     }

@@ -592,10 +592,15 @@ impl<'a> SlabAllocator<'a> {
         }
     }
 
-    /// [`Self::drain_cpu`] for every CPU.
+    /// [`Self::drain_cpu`] for every CPU, then every cache's shared array (Linux's
+    /// `drain_cpu_caches`): every cached object is back in its slab.
     pub fn drain_all(&self) {
         for cpu in CpuId::all() {
             self.drain_cpu(cpu);
+        }
+        let Some(ctx) = self.ctx() else { return };
+        for c in self.caches.iter().filter(|c| c.is_live()) {
+            c.drain_shared(self.env(ctx));
         }
     }
 
@@ -608,7 +613,7 @@ impl<'a> SlabAllocator<'a> {
     /// Bytes in slab pages (meminfo's `Slab:`).
     pub fn slab_bytes(&self) -> usize {
         let mut total = 0;
-        self.for_each_cache(|_, s| total += s.num_slabs * s.pagesperslab * PAGE_SIZE);
+        self.for_each_cache(|_, s| total += (s.num_slabs * s.pagesperslab + s.shared_pages) * PAGE_SIZE);
         total
     }
 

@@ -40,6 +40,7 @@ mod layout;
 mod node;
 pub mod percpu;
 mod raw;
+mod shared;
 pub mod slabinfo;
 mod slabs;
 mod virt_to_slab;

@@ -3,6 +3,7 @@
 
 use super::header::Slab;
 use super::layout::CacheCfg;
+use super::shared::SharedArray;
 
 pub(crate) const LIST_PARTIAL: usize = 0;
 pub(crate) const LIST_FULL: usize = 1;
@@ -18,11 +19,21 @@ pub(crate) struct Node {
     /// Objects withheld because they were found corrupted.
     pub(crate) quarantined: usize,
     pub(crate) errors: u64,
+    /// The shared array (Linux's `n->shared`).
+    pub(crate) shared: SharedArray,
 }
 
 impl Node {
     pub(crate) const fn new() -> Self {
-        Node { head: [0; 3], nr_slabs: 0, nr_free_slabs: 0, free_objects: 0, quarantined: 0, errors: 0 }
+        Node {
+            head: [0; 3],
+            nr_slabs: 0,
+            nr_free_slabs: 0,
+            free_objects: 0,
+            quarantined: 0,
+            errors: 0,
+            shared: SharedArray::NONE,
+        }
     }
 
     pub(crate) fn list_add(&mut self, slab: Slab, list: usize) {

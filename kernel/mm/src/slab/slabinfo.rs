@@ -9,8 +9,8 @@ use super::SlabAllocator;
 pub const SLABINFO_HEADER: &str = "slabinfo - version: 2.1\n# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>\n";
 
 /// Writes `/proc/slabinfo`: the header, then one row per cache, newest cache first as Linux
-/// lists them. `objsize` is the slot size including debug metadata; there is no shared
-/// array, so `sharedfactor` and `sharedavail` are 0.
+/// lists them. `objsize` is the slot size including debug metadata; `sharedfactor` is 0
+/// for a cache without a shared array (debug caches, objects over a page).
 pub fn slabinfo(slab: &SlabAllocator<'_>, out: &mut dyn Write) -> fmt::Result {
     out.write_str(SLABINFO_HEADER)?;
     let mut rows: [Option<super::cache::CacheStats>; super::MAX_CACHES] = [None; super::MAX_CACHES];
@@ -27,10 +27,10 @@ pub fn slabinfo(slab: &SlabAllocator<'_>, out: &mut dyn Write) -> fmt::Result {
             s.pagesperslab,
             s.limit,
             s.batchcount,
-            0,
+            s.sharedfactor,
             s.active_slabs,
             s.num_slabs,
-            0
+            s.shared_avail
         )?;
     }
     Ok(())
