@@ -8,8 +8,9 @@
 //! - every CPU has an `array_cache` of free object pointers ([`percpu`]): allocation and
 //!   free touch only that array, with one compare-exchange and without masking
 //!   interrupts (a held array sends the request to the slabs instead); the array is
-//!   refilled from, and flushed in batches to, the cache's node lists (partial, full,
-//!   free slabs);
+//!   refilled from, and flushed in batches to, the cache's node: its shared array
+//!   (`shared`, Linux SLAB's `n->shared`, eight batches) first, then its lists
+//!   (partial, full, free slabs);
 //! - the slab header sits at the start of the slab; the owner word of every page of a slab
 //!   names the cache, so `kfree` finds the cache of any object from its address alone
 //!   (its fast path reads the word straight from the page descriptor, Linux's
