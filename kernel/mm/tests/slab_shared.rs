@@ -5,9 +5,10 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use mm::addr::PAGE_SIZE;
+use mm::addr::{PhysAddr, VirtAddr, PAGE_SIZE};
 use mm::cpu::CpuId;
-use mm::gfp::GFP_KERNEL;
+use mm::gfp::{Gfp, GFP_KERNEL};
+use mm::page_source::PageSource;
 use mm::slab::host::HostPages;
 use mm::slab::slabinfo::slabinfo;
 use mm::slab::{SlabAllocator, SlabError, SlabFlags, SlabReporter};
@@ -222,4 +223,79 @@ fn a_page_only_from_the_second_slab_and_none_for_debug_or_large_objects() {
         assert_eq!((st.sharedfactor, st.shared_avail, st.shared_pages), (0, 0, 0), "{st:?}");
         assert_eq!(slab.validate_all(), 0);
     });
+}
+
+/// Host pages that log the flags and order of every allocation.
+struct GfpLog {
+    pages: HostPages,
+    log: Mutex<Vec<(Gfp, u32)>>,
+}
+
+impl PageSource for GfpLog {
+    fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<PhysAddr> {
+        self.log.lock().unwrap().push((gfp, order));
+        self.pages.alloc_pages(gfp, order)
+    }
+    fn free_pages(&self, pa: PhysAddr, order: u32) {
+        self.pages.free_pages(pa, order)
+    }
+    fn phys_to_virt(&self, pa: PhysAddr) -> VirtAddr {
+        self.pages.phys_to_virt(pa)
+    }
+    fn virt_to_phys(&self, va: VirtAddr) -> Option<PhysAddr> {
+        self.pages.virt_to_phys(va)
+    }
+    fn set_page_owner(&self, pa: PhysAddr, word: u64) {
+        self.pages.set_page_owner(pa, word)
+    }
+    fn page_owner(&self, pa: PhysAddr) -> u64 {
+        self.pages.page_owner(pa)
+    }
+}
+
+/// The shared array's page is optional: asked for quietly and without retrying hard
+/// (`__GFP_NOWARN | __GFP_NORETRY` on the caller's flags, less `__GFP_ZERO`), and when it
+/// cannot be had the cache works on without one and asks again with its next slab.
+#[test]
+fn the_page_is_asked_for_quietly_and_a_cache_does_without_it() {
+    let src = GfpLog { pages: HostPages::new(14), log: Mutex::default() };
+    let rep = Rec::default();
+    let slab: Box<SlabAllocator<'_>> = Box::default();
+    slab.init(&src, &rep, 16, false, 7);
+    let (mm, offset) = src.pages.mem_map();
+    slab.set_mem_map(mm, offset);
+    let id = slab.kmem_cache_create("quiet", 256, 8, SlabFlags::NONE, None).unwrap();
+    let per = slab.cache_stats(id).unwrap().objperslab;
+    src.log.lock().unwrap().clear();
+    let zero = GFP_KERNEL | Gfp::GFP_ZERO;
+    let mut objs: Vec<_> = (0..per).map(|_| slab.kmem_cache_alloc(id, zero, CPU).unwrap()).collect();
+    // The second slab fails its shared page (the allocation after the slab's).
+    src.pages.fail_nth(2);
+    objs.push(slab.kmem_cache_alloc(id, zero, CPU).unwrap());
+    let st = slab.cache_stats(id).unwrap();
+    assert_eq!((st.num_slabs, st.shared_pages), (2, 0), "the slab, not the page");
+    let quiet = (zero | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY).without(Gfp::GFP_ZERO);
+    assert_eq!(src.log.lock().unwrap().last(), Some(&(quiet, 0)), "{:?}", src.log.lock().unwrap());
+    // Freed, they wait in the array; the shared array, without a page, holds none.
+    for o in objs.drain(..) {
+        // SAFETY: live objects of this cache, each freed once.
+        unsafe { slab.kmem_cache_free(id, o, CPU) };
+    }
+    let st = slab.cache_stats(id).unwrap();
+    assert_eq!((st.shared_avail, st.active_objs), (0, st.cpu_cached), "{st:?}");
+    // The next slab brings the page.
+    let more: Vec<_> = (0..3 * per).map(|_| slab.kmem_cache_alloc(id, GFP_KERNEL, CPU).unwrap()).collect();
+    assert_eq!(slab.cache_stats(id).unwrap().shared_pages, 1);
+    let log = src.log.lock().unwrap().clone();
+    let quiet_kernel = GFP_KERNEL | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY;
+    assert_eq!(log.iter().filter(|&&(g, o)| o == 0 && g.contains(Gfp::GFP_NORETRY)).count(), 2, "{log:?}");
+    assert!(log.contains(&(quiet_kernel, 0)), "{log:?}");
+    for o in more {
+        // SAFETY: live objects of this cache, each freed once.
+        unsafe { slab.kmem_cache_free(id, o, CPU) };
+    }
+    slab.drain_all();
+    slab.shrink_all();
+    assert_eq!(src.pages.pages_in_use(), 0);
+    assert!(rep.0.lock().unwrap().is_empty());
 }
