@@ -299,3 +299,33 @@ fn the_page_is_asked_for_quietly_and_a_cache_does_without_it() {
     assert_eq!(src.pages.pages_in_use(), 0);
     assert!(rep.0.lock().unwrap().is_empty());
 }
+
+/// The point of sharing: objects one CPU flushed are what another CPU's refill gets,
+/// without a slab in between.
+#[test]
+fn a_cpu_refills_from_what_another_flushed() {
+    with_slab(false, |slab, _| {
+        let id = slab.kmalloc_cache(64).unwrap();
+        let (one, two) = (CpuId::of(1), CpuId::of(2));
+        let objs: Vec<usize> = (0..300).map(|_| slab.kmalloc(64, GFP_KERNEL, one).unwrap().as_ptr() as usize).collect();
+        slab.drain_cpu(one);
+        let mut m =
+            Model { arr: VecDeque::new(), shared: Vec::new(), limit: 120, batch: 60, shared_limit: 480, to_slabs: 0 };
+        for &o in &objs {
+            // SAFETY: live objects, each freed once.
+            unsafe { slab.kfree(o as *mut u8, one) };
+            m.free(o);
+        }
+        assert_eq!(slab.cache_stats(id).unwrap().shared_avail, m.shared.len());
+        assert_eq!(m.shared.len(), 180, "three batches flushed by CPU 1");
+        // CPU 2's array is empty: its refill takes CPU 1's newest batch, hottest first.
+        let want: Vec<usize> = m.shared[120..].iter().rev().copied().collect();
+        let got: Vec<usize> = (0..60).map(|_| slab.kmalloc(64, GFP_KERNEL, two).unwrap().as_ptr() as usize).collect();
+        assert_eq!(got, want);
+        assert_eq!(slab.cache_stats(id).unwrap().shared_avail, 120);
+        for o in got {
+            // SAFETY: live objects, each freed once.
+            unsafe { slab.kfree(o as *mut u8, two) };
+        }
+    });
+}

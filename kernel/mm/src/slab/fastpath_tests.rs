@@ -302,9 +302,11 @@ fn an_interrupt_in_a_free_fails_the_interrupted_push_and_loses_nothing() {
 }
 
 /// Four threads as four CPUs allocate with remote frees (every other object is freed by
-/// the next CPU) while a fifth drains their arrays, holding each in turn: the lockless
-/// fast path meets a holder on another CPU. No object is handed out twice or changed
-/// under its owner, and nothing leaks.
+/// the next CPU) while a fifth drains their arrays, holding each in turn, and now and
+/// then shrinks every cache (the shared arrays emptied and their pages given back while
+/// the CPUs refill from them and flush to them): the lockless fast path meets a holder
+/// on another CPU. No object is handed out twice or changed under its owner, and nothing
+/// leaks.
 #[test]
 fn four_cpus_with_remote_frees_and_a_remote_drainer() {
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -317,6 +319,9 @@ fn four_cpus_with_remote_frees_and_a_remote_drainer() {
             while !done.load(Relaxed) {
                 for cpu in CpuId::all() {
                     slab.drain_cpu(cpu);
+                }
+                if rounds % 8 == 7 {
+                    slab.shrink_all();
                 }
                 rounds += 1;
             }
