@@ -275,7 +275,8 @@ fn the_page_is_asked_for_quietly_and_a_cache_does_without_it() {
     let st = slab.cache_stats(id).unwrap();
     assert_eq!((st.num_slabs, st.shared_pages), (2, 0), "the slab, not the page");
     let quiet = (zero | Gfp::GFP_NOWARN | Gfp::GFP_NORETRY).without(Gfp::GFP_ZERO);
-    assert_eq!(src.log.lock().unwrap().last(), Some(&(quiet, 0)), "{:?}", src.log.lock().unwrap());
+    let log = src.log.lock().unwrap().clone();
+    assert_eq!(log.last(), Some(&(quiet, 0)), "{log:?}");
     // Freed, they wait in the array; the shared array, without a page, holds none.
     for o in objs.drain(..) {
         // SAFETY: live objects of this cache, each freed once.
