@@ -69,7 +69,10 @@ FIGURES = [
     Figure("usage.md", r"`bad-page-free` \((\w+) wrong frees", "usage-bad-free",
            lambda b: WORDS[sum(1 for line in b if "WARNING: free_pages" in line)], "the wrong frees"),
     Figure("usage.md", r"\(`(cma: Reserved [^`]*)`\)", "lab-cma",
-           lambda b: grab(b, r"\] (cma: Reserved .*)$"), "the CMA area's line"),
+           lambda b: grab(b, r"\] (cma: Reserved .*)$"), "the CMA area's line"),    Figure("performance.md", r"the random-size batch went \d+ -> (\d+) instructions per\s+operation",
+           "perf-bench-icount",
+           lambda b: grab(b, r"kmalloc random 8-2048 x1000, random free: .*instructions/op (\d+) vs"),
+           "the kernel's random-size batch, instructions per operation"),
 ]
 
 
