@@ -48,7 +48,8 @@ impl PageAllocator {
             return None;
         }
         // A copy: its fields stay in registers across the stores below.
-        let mm = *self.mem_map.get()?;
+        // Empty before init: the list is empty then too, and the pop's bounds test fails.
+        let mm = self.mem_map.load();
         let zi = ZoneType::Normal.index();
         // No lowmem_reserve in the request's own highest zone; free CMA pages count only
         // for a movable request; the block itself is on the list or the pop fails.
@@ -71,7 +72,7 @@ impl PageAllocator {
     #[cold]
     #[inline(never)]
     pub(super) fn alloc_pages_slow(&self, gfp: Gfp, order: u32, cpu: CpuId) -> Result<Pfn, AllocFailure> {
-        let mm = self.mem_map.get().ok_or(AllocFailure::NotInitialized)?;
+        let mm = &self.mem_map.get().ok_or(AllocFailure::NotInitialized)?;
         if order > MAX_PAGE_ORDER {
             return Err(AllocFailure::OrderTooLarge { order, gfp });
         }

@@ -54,6 +54,7 @@ impl PageAllocator {
             return 0;
         }
         let Some(mm) = self.mem_map.get() else { return 0 };
+        let mm = &mm;
         let zi = ZoneType::Normal.index();
         let meta = &self.meta[zi];
         let mt = gfp_migratetype(gfp);
@@ -93,6 +94,7 @@ impl PageAllocator {
             pfns.into_iter().for_each(|_| refused(FreeError::NotInitialized));
             return;
         };
+        let mm = &mm;
         let mut drain = [false; MAX_NR_ZONES];
         for pfn in pfns {
             let fast = mm.pfn_to_page(pfn.0).and_then(|page| Some((page, page.live_head(0).ok()?)));

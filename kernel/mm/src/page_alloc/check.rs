@@ -68,6 +68,7 @@ pub fn check_invariants(pages: &PageAllocator) -> Result<PageCensus, &'static st
     let Some(mm) = pages.mem_map.get() else {
         return Ok(PageCensus::default());
     };
+    let mm = &mm;
     // The guards are released in array order, not in reverse: one mask around them.
     let _irq = crate::sync::IrqGuard::new();
     // The per-CPU lists belong to their CPUs and have no lock: read them while no

@@ -109,7 +109,7 @@ impl Cma<'_> {
     /// per-CPU lists drained (CMA pages on them are free but not on the buddy lists); this
     /// CPU's are drained here. The pages come back as order-0 allocated pages.
     pub fn alloc(&self, count: u64, align_order: u32, cpu: CpuId, stats: &mut CmaAllocStats) -> Result<Pfn, CmaError> {
-        let mm = self.0.mem_map.get().ok_or(CmaError::NoArea)?;
+        let mm = &self.0.mem_map.get().ok_or(CmaError::NoArea)?;
         let zi = ZoneType::Normal.index();
         let (base, pages) = {
             let mut z = self.0.lock_zone(zi);
@@ -188,7 +188,7 @@ impl Cma<'_> {
     /// returned (a part of such a range too) to the Cma lists. Refused, with nothing
     /// changed, if any of them is not a `cma_alloc` page.
     pub fn release(&self, pfn: Pfn, count: u64) -> Result<(), CmaError> {
-        let mm = self.0.mem_map.get().ok_or(CmaError::NoArea)?;
+        let mm = &self.0.mem_map.get().ok_or(CmaError::NoArea)?;
         let mut z = self.0.lock_zone(ZoneType::Normal.index());
         let (base, pages) = z.cma;
         let (start, end) = (pfn.0, pfn.0.checked_add(count).ok_or(CmaError::NotAllocated)?);

@@ -163,6 +163,7 @@ impl Compactor<'_> {
             return res;
         }
         let Some(mm) = self.pages.mem_map.get() else { return res };
+        let mm = &mm;
         self.pages.drain_cpu(cpu);
         let keep_order = {
             let z = self.pages.lock_zone(zi);

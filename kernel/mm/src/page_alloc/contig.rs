@@ -113,7 +113,7 @@ impl Compactor<'_> {
 
     fn evacuate(&self, zi: usize, orders: (u32, u32), res: &mut CompactResult) -> Option<Evacuation> {
         let cpu = self.ctx.cpu;
-        let mm = self.pages.mem_map.get()?;
+        let mm = &self.pages.mem_map.get()?;
         let meta = &self.pages.meta[zi];
         let (start, end) = (meta.start_pfn.load(Relaxed), meta.end_pfn.load(Relaxed));
         self.pages.drain_cpu(cpu);

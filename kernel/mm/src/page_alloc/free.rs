@@ -70,9 +70,9 @@ impl PageAllocator {
         if order > PCP_MAX_ORDER {
             return false;
         }
-        let Some(mm_ref) = self.mem_map.get() else { return false };
-        // A copy: its fields stay in registers across the stores below.
-        let mm = *mm_ref;
+        // A copy: its fields stay in registers across the stores below. Empty before
+        // init, when the index's bounds test below fails.
+        let mm = self.mem_map.load();
         // `pfn_to_page` in one compare: below `base_pfn` the difference wraps to an
         // index `get` refuses.
         let Ok(i) = usize::try_from(pfn.wrapping_sub(mm.base_pfn)) else { return false };
@@ -86,18 +86,19 @@ impl PageAllocator {
         let count = pcp.push_page(page, mm.idx(pfn), order, slot.list());
         pcp.count_free(super::pcp::pcp_pages(order));
         if pcp.must_drain_at(count) {
-            self.pcp_overflow_slot(mm_ref, slot, &pcp);
+            self.pcp_overflow_slot(slot, &pcp);
         }
         true
     }
 
     /// [`Self::pcp_overflow`] for [`Self::free_fast`], which has the zone as part of the
     /// page's info word only: decoding it here keeps the decode off the fast path, which
-    /// needs only the zone's lists' address.
+    /// needs only the zone's lists' address. The descriptor array is read again here, so
+    /// that the fast path's copy stays in registers (a reference would put it in memory).
     #[cold]
     #[inline(never)]
-    fn pcp_overflow_slot(&self, mm: &MemMap, slot: PcpSlot, pcp: &PerCpuPages) {
-        self.pcp_overflow(mm, slot.zone_index(), pcp)
+    fn pcp_overflow_slot(&self, slot: PcpSlot, pcp: &PerCpuPages) {
+        self.pcp_overflow(&self.mem_map.load(), slot.zone_index(), pcp)
     }
 
     /// Every free [`Self::free_fast`] does not take: refusals, compound blocks and
@@ -105,7 +106,7 @@ impl PageAllocator {
     #[cold]
     #[inline(never)]
     pub(super) fn free_pages_slow(&self, pfn: u64, order: u32, cpu: CpuId) -> Result<(), FreeError> {
-        let mm = self.mem_map.get().ok_or(FreeError::NotInitialized)?;
+        let mm = &self.mem_map.get().ok_or(FreeError::NotInitialized)?;
         if order > MAX_PAGE_ORDER {
             return Err(FreeError::OrderTooLarge { pfn, order });
         }

@@ -126,7 +126,7 @@ impl PageAllocator {
                 cpu[zi].set_high_batch(high, batch);
             }
         }
-        self.mem_map.call_once(|| mm);
+        self.mem_map.set(mm);
         Ok(())
     }
 

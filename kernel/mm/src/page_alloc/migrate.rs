@@ -416,7 +416,7 @@ impl<'a> Migrator<'a> {
         cpu: CpuId,
         target: &mut dyn FnMut(u32) -> Option<Pfn>,
     ) -> Result<BlockMove, MigrateError> {
-        let mm = self.pages.mem_map.get().ok_or(MigrateError::NotMovable)?;
+        let mm = &self.pages.mem_map.get().ok_or(MigrateError::NotMovable)?;
         let (owner, order) = movable_owner(mm, pfn).ok_or(MigrateError::NotMovable)?;
         debug_assert!(order <= MAX_PAGE_ORDER);
         if *out_of_targets {

@@ -27,6 +27,7 @@ mod free;
 pub mod free_area;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
+mod mem_map_cell;
 pub mod memmap;
 pub mod migrate;
 pub mod migratetype;
@@ -63,6 +64,7 @@ pub use contig::Evacuation;
 pub use error::{AllocFailure, FreeError};
 pub use fail::FailPageAlloc;
 pub use init::InitError;
+pub use mem_map_cell::MemMapCell;
 pub use migrate::{
     BlockMove, MigrateBatch, MigrateCtx, MigrateError, MigrateEvents, MigrateMode, Migrator, MovableKind, MovableOps,
     MovableOwner, MovableRegistry, RegisterError, MAX_MOVABLE_KINDS, MIGRATE_BATCH,
@@ -103,7 +105,7 @@ pub const fn want_init_on_alloc(gfp: Gfp) -> bool {
 /// `static`), then call [`PageAllocator::init`] once on the boot CPU.
 #[derive(Debug)]
 pub struct PageAllocator {
-    mem_map: spin::Once<MemMap>,
+    mem_map: MemMapCell,
     initializing: AtomicBool,
     zones: [crate::sync::SpinLock<Zone>; MAX_NR_ZONES],
     meta: [ZoneMeta; MAX_NR_ZONES],
@@ -128,7 +130,7 @@ impl PageAllocator {
     /// An uninitialised allocator (every request fails with `NotInitialized`).
     pub const fn new() -> PageAllocator {
         PageAllocator {
-            mem_map: spin::Once::new(),
+            mem_map: MemMapCell::new(),
             initializing: AtomicBool::new(false),
             zones: [
                 crate::sync::SpinLock::new(Zone::new(ZoneType::Dma)),
@@ -159,7 +161,7 @@ impl PageAllocator {
 
     /// The descriptor array, once initialised.
     pub fn mem_map(&self) -> Option<MemMap> {
-        self.mem_map.get().copied()
+        self.mem_map.get()
     }
     /// Linux's `pfn_to_page`.
     pub fn pfn_to_page(&self, pfn: Pfn) -> Option<&'static Page> {
@@ -195,6 +197,7 @@ impl PageAllocator {
     /// allocates (boot, tests), since it drains other CPUs' lists (see [`pcp`]).
     pub fn set_pcp_high_batch(&self, high: u64, batch: u64) {
         let Some(mm) = self.mem_map.get() else { return };
+        let mm = &mm;
         for cpu in CpuId::all() {
             for zi in 0..MAX_NR_ZONES {
                 self.pcp[cpu.index()][zi].set_high_batch(high, batch);
@@ -226,6 +229,7 @@ impl PageAllocator {
     /// is left to the owner's next free. Returns whether any block went back.
     pub fn drain_cpu(&self, cpu: CpuId) -> bool {
         let Some(mm) = self.mem_map.get() else { return false };
+        let mm = &mm;
         let mut drained = false;
         for zi in 0..MAX_NR_ZONES {
             match self.try_local_pcp(cpu, zi) {

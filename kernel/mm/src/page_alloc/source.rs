@@ -88,16 +88,16 @@ impl PageSource for BuddyPageSource<'_> {
     }
     fn set_page_owner(&self, pa: PhysAddr, word: u64) {
         if let Some(mm) = self.alloc.mem_map.get() {
-            owner::set_page_owner(mm, pa.pfn(), word);
+            owner::set_page_owner(&mm, pa.pfn(), word);
         }
     }
     fn page_owner(&self, pa: PhysAddr) -> u64 {
-        self.alloc.mem_map.get().map_or(0, |mm| owner::page_owner(mm, pa.pfn()))
+        self.alloc.mem_map.get().map_or(0, |mm| owner::page_owner(&mm, pa.pfn()))
     }
     fn virt_page_owner(&self, va: VirtAddr) -> Option<u64> {
         // The map first: the address arithmetic then folds in after its check (kfree's
         // path; one instruction fewer than the other order on x86-64).
-        let mm = self.alloc.mem_map.get()?;
+        let mm = &self.alloc.mem_map.get()?;
         owner::try_page_owner(mm, PhysAddr::new(va.as_u64().wrapping_sub(self.linear_offset)).pfn())
     }
     /// One round: this CPU's list, then the zone under one lock

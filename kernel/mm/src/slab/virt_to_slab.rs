@@ -11,52 +11,46 @@
 //! [`crate::owner`]), so only a slab page reads as one; everything else (large blocks, foreign pointers, an allocator not
 //! yet told) takes `kfree`'s owner-word path with all its checks.
 
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use crate::addr::PAGE_SHIFT;
 use crate::owner::PageOwner;
-use crate::page_alloc::{MemMap, Page};
+use crate::page_alloc::{MemMap, MemMapCell};
 
 /// The page descriptors of the linear map, for `kfree`.
 pub(crate) struct VirtToSlab {
-    /// Linear-map address of the page of `pages[0]`.
+    /// Linear-map address of the page of the array's first descriptor.
     start: AtomicUsize,
-    /// `pages.as_ptr()` of a `&'static [Page]` (null until set).
-    pages: AtomicPtr<Page>,
-    /// `pages.len()` (0 until set, published last).
-    len: AtomicUsize,
+    /// The array (empty until set, published after `start`).
+    map: MemMapCell,
 }
 
 impl VirtToSlab {
     /// No descriptors: every lookup misses.
     pub(crate) const fn new() -> Self {
-        VirtToSlab {
-            start: AtomicUsize::new(0),
-            pages: AtomicPtr::new(core::ptr::null_mut()),
-            len: AtomicUsize::new(0),
-        }
+        VirtToSlab { start: AtomicUsize::new(0), map: MemMapCell::new() }
     }
 
-    /// The descriptor array `mm`, whose frames are at `phys + linear_offset` (wrapping).
+    /// The descriptor array `mm`, whose frames are at `phys + linear_offset` (wrapping);
+    /// once (a second array is ignored).
     pub(crate) fn set(&self, mm: MemMap, linear_offset: u64) {
+        if self.map.get().is_some() {
+            return;
+        }
         let start = (mm.base_pfn << PAGE_SHIFT).wrapping_add(linear_offset);
+        // Before the array's publication: a reader that sees the array sees `start`.
         self.start.store(start as usize, Relaxed);
-        self.pages.store(mm.pages.as_ptr() as *mut Page, Relaxed);
-        // Published last: a reader that sees the length sees the array.
-        self.len.store(mm.pages.len(), Release);
+        self.map.set(mm);
     }
 
     /// The registry index in the owner word of the page of `va` if it is a slab page, else
     /// `None` (outside the array, or not a slab page).
     #[inline(always)]
     pub(crate) fn cache_of(&self, va: usize) -> Option<usize> {
+        // The array first: its acquire load orders the read of `start` after it.
+        let pages = self.map.pages();
         let i = va.wrapping_sub(self.start.load(Relaxed)) >> PAGE_SHIFT;
-        if i >= self.len.load(Acquire) {
-            return None;
-        }
-        // SAFETY: `pages` and `len` are those of a `&'static [Page]` stored by `set` (the
-        // length was read after it, with acquire), and `i < len`.
-        let page = unsafe { &*self.pages.load(Relaxed).add(i) };
+        let page = pages.get(i)?;
         // One compare: only a slab word naming a registry slot passes.
         PageOwner::slab_index_below(page, super::MAX_CACHES)
     }
@@ -65,6 +59,7 @@ impl VirtToSlab {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::page_alloc::Page;
     use proptest::prelude::*;
 
     #[test]
@@ -92,6 +87,10 @@ mod tests {
         assert_eq!(v.cache_of(page(6)), None, "a slab word with a stray bit beside its index");
         pages[7].set_owner(PageOwner::Slab(0).encode());
         assert_eq!(v.cache_of(page(7)), Some(0));
+        let other: &'static [Page] = Box::leak((0..8).map(|_| Page::new()).collect());
+        other[2].set_owner(PageOwner::Slab(9).encode());
+        v.set(MemMap { pages: other, base_pfn: 0x100 }, (start - (0x100 << PAGE_SHIFT)) as u64 + 4096);
+        assert_eq!(v.cache_of(page(2)), Some(7), "set once: the first array and offset stay");
     }
 
     proptest! {
