@@ -71,7 +71,8 @@ pub struct CacheStats {
     pub batchcount: usize,
     /// Batches the shared array holds (Linux's `shared` tunable; 0: no shared array).
     pub sharedfactor: usize,
-    /// Objects not free in slabs (per-CPU cached ones count as active, as in Linux SLAB).
+    /// Objects not free in slabs (per-CPU and shared cached ones count as active, as in
+    /// Linux SLAB).
     pub active_objs: usize,
     /// All object slots.
     pub num_objs: usize,
@@ -243,13 +244,7 @@ impl KmemCache {
         let n = objs.len();
         let mut node = self.node.lock();
         let objs = if share { &objs[node.shared.put(objs)..] } else { objs };
-        if self.va_aligned.load(Relaxed) {
-            self.slab_push_aligned(env, &cfg, &mut node, objs);
-        } else {
-            for obj in objs.iter().map(|e| e.load(Relaxed)) {
-                self.slab_push(env, &cfg, &mut node, obj);
-            }
-        }
+        self.slab_push_run(env, &cfg, &mut node, objs);
         drop(node);
         ac.drop_oldest(n);
     }
@@ -456,13 +451,7 @@ impl KmemCache {
             if n == 0 {
                 break;
             }
-            if self.va_aligned.load(Relaxed) {
-                self.slab_push_aligned(env, cfg, node, &buf[..n]);
-            } else {
-                for obj in buf[..n].iter().map(|e| e.load(Relaxed)) {
-                    self.slab_push(env, cfg, node, obj);
-                }
-            }
+            self.slab_push_run(env, cfg, node, &buf[..n]);
         }
     }
 

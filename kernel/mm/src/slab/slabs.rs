@@ -151,9 +151,21 @@ impl KmemCache {
         }
     }
 
+    /// Returns a run of objects (entries of a per-CPU or the shared array) to their slabs.
+    #[inline(always)]
+    pub(super) fn slab_push_run(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, objs: &[AtomicUsize]) {
+        if self.va_aligned.load(Relaxed) {
+            self.slab_push_aligned(env, cfg, node, objs);
+        } else {
+            for obj in objs.iter().map(|e| e.load(Relaxed)) {
+                self.slab_push(env, cfg, node, obj);
+            }
+        }
+    }
+
     /// Returns a run of objects (a per-CPU array's oldest entries) to their slabs, each
     /// found by rounding its address down (the cache's slabs are `va_aligned`).
-    pub(super) fn slab_push_aligned(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, objs: &[AtomicUsize]) {
+    fn slab_push_aligned(&self, env: Env<'_>, cfg: &CacheCfg, node: &mut Node, objs: &[AtomicUsize]) {
         let mask = !(cfg.slab_bytes() - 1);
         // Counted up front: a slab released on the way takes its `num` off a count that
         // already holds its objects.
