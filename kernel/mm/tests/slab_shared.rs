@@ -34,6 +34,15 @@ fn with_slab(debug: bool, f: impl FnOnce(&SlabAllocator<'_>, &HostPages)) {
 
 const CPU: CpuId = CpuId::BOOT;
 
+/// `n` kmallocs of `size` bytes on [`CPU`], then their frees there, oldest first.
+fn alloc_then_free(slab: &SlabAllocator<'_>, size: usize, n: usize) {
+    let objs: Vec<_> = (0..n).map(|_| slab.kmalloc(size, GFP_KERNEL, CPU).unwrap()).collect();
+    for o in objs {
+        // SAFETY: live objects, each freed once.
+        unsafe { slab.kfree(o.as_ptr(), CPU) };
+    }
+}
+
 /// One CPU's array and the shared array as the design says they behave: the array is a
 /// stack of `limit`; a free into a full array first moves its `batch` oldest objects to
 /// the top of the shared array while it has room (the rest to the slabs); an allocation
@@ -137,11 +146,7 @@ fn flushes_fill_the_shared_array_and_refills_take_its_newest_first() {
 fn drains_shrink_and_slabinfo_see_the_shared_array() {
     with_slab(false, |slab, pages| {
         let id = slab.kmalloc_cache(128).unwrap();
-        let objs: Vec<_> = (0..400).map(|_| slab.kmalloc(128, GFP_KERNEL, CPU).unwrap()).collect();
-        for o in &objs {
-            // SAFETY: live objects, each freed once.
-            unsafe { slab.kfree(o.as_ptr(), CPU) };
-        }
+        alloc_then_free(slab, 128, 400);
         let st = slab.cache_stats(id).unwrap();
         assert!(st.shared_avail > 0 && st.cpu_cached > 0, "{st:?}");
         assert_eq!(slab.slab_bytes(), slab_pages(slab) * PAGE_SIZE, "Slab: counts the shared array's page");
@@ -194,31 +199,19 @@ fn a_page_only_from_the_second_slab_and_none_for_debug_or_large_objects() {
         }
         // Objects over a page have none (Linux's `shared = 0` above PAGE_SIZE).
         let big = slab.kmalloc_cache(8192).unwrap();
-        let objs: Vec<_> = (0..200).map(|_| slab.kmalloc(8192, GFP_KERNEL, CPU).unwrap()).collect();
-        for o in &objs {
-            // SAFETY: live objects, each freed once.
-            unsafe { slab.kfree(o.as_ptr(), CPU) };
-        }
+        alloc_then_free(slab, 8192, 200);
         let st = slab.cache_stats(big).unwrap();
         assert_eq!((st.sharedfactor, st.shared_avail, st.shared_pages), (0, 0, 0), "{st:?}");
         // A page's objects do: 8 batches of 12.
         let page = slab.kmalloc_cache(4096).unwrap();
-        let objs: Vec<_> = (0..300).map(|_| slab.kmalloc(4096, GFP_KERNEL, CPU).unwrap()).collect();
-        for o in &objs {
-            // SAFETY: live objects, each freed once.
-            unsafe { slab.kfree(o.as_ptr(), CPU) };
-        }
+        alloc_then_free(slab, 4096, 300);
         let st = slab.cache_stats(page).unwrap();
         assert_eq!((st.limit, st.batchcount, st.sharedfactor, st.shared_avail), (24, 12, 8, 96), "{st:?}");
     });
     // A debug cache has none: every free object stays where validation sees it.
     with_slab(true, |slab, _| {
         let id = slab.kmalloc_cache(64).unwrap();
-        let objs: Vec<_> = (0..1000).map(|_| slab.kmalloc(64, GFP_KERNEL, CPU).unwrap()).collect();
-        for o in &objs {
-            // SAFETY: live objects, each freed once.
-            unsafe { slab.kfree(o.as_ptr(), CPU) };
-        }
+        alloc_then_free(slab, 64, 1000);
         let st = slab.cache_stats(id).unwrap();
         assert_eq!((st.sharedfactor, st.shared_avail, st.shared_pages), (0, 0, 0), "{st:?}");
         assert_eq!(slab.validate_all(), 0);
