@@ -110,6 +110,8 @@ mod tests {
     fn a_reader_on_another_thread_sees_nothing_or_the_whole_array() {
         let c: &'static MemMapCell = Box::leak(Box::new(MemMapCell::new()));
         let pages = leaked(64);
+        // Bounded: a cell that never publishes fails the test instead of hanging it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let reader = std::thread::spawn(move || loop {
             let mm = c.load();
             if !mm.pages.is_empty() {
@@ -117,6 +119,7 @@ mod tests {
                 break;
             }
             assert_eq!(mm.pages.len(), 0);
+            assert!(std::time::Instant::now() < deadline, "the array was never published");
             std::thread::yield_now();
         });
         assert!(c.set(MemMap { base_pfn: 7, pages }));
