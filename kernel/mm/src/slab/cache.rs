@@ -1,7 +1,8 @@
 //! One slab cache (`struct kmem_cache`): the allocation and free paths over its per-CPU
-//! arrays and node lists, growing and releasing slabs. Its parts live next door: the
-//! layout in `layout`, the slab header in `header`, the node lists in
-//! `node`, and every SLUB debugging check in [`super::debug`].
+//! arrays, its shared array and its node lists, growing and releasing slabs. Its parts
+//! live next door: the layout in `layout`, the slab header in `header`, the node lists in
+//! `node`, the shared array (under the node lock) in `shared`, and every SLUB debugging
+//! check in [`super::debug`].
 //!
 //! A slab is `2^order` naturally aligned pages: a 64-byte header, then `num` slots of
 //! `stride` bytes. The header holds the list links, the hardened freelist head and the
