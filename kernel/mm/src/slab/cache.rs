@@ -380,13 +380,15 @@ impl KmemCache {
         unsafe { self.free_slow(env, obj, cpu) }
     }
 
-    /// The free path with debugging on, or for a full or busy array: flush half of it to
-    /// the slabs, or give the object straight back to its slab.
+    /// The free path with debugging on, or for a full or busy array: flush a batch of it
+    /// (to the shared array while it has room, else to the slabs), or give the object
+    /// straight back to its slab. `kfree` comes here straight from its fast path when
+    /// that found the cache.
     ///
     /// # Safety
     /// As for [`Self::free`].
     #[inline(never)]
-    unsafe fn free_slow(&self, env: &Env<'_>, obj: usize, cpu: CpuId) {
+    pub(crate) unsafe fn free_slow(&self, env: &Env<'_>, obj: usize, cpu: CpuId) {
         if self.debug.load(Relaxed) {
             let cfg = self.cfg();
             // SAFETY: the owner word says `obj` is in one of our slabs; `debug_free`

@@ -486,8 +486,10 @@ impl<'a> SlabAllocator<'a> {
         unsafe { self.kfree_slow(ptr, cpu) }
     }
 
-    /// [`Self::kfree`]'s fast path alone: true if `ptr` was a slab object of the linear
-    /// map that this CPU's array took; false (nothing done) for anything else, which then
+    /// [`Self::kfree`]'s first part: true if `ptr` was a slab object of the linear map,
+    /// found from its page descriptor (`virt_to_slab`) and freed, onto this CPU's array
+    /// or, when the array is full, busy or parked (debugging), through its cache's slow
+    /// path without a second lookup; false (nothing done) for anything else, which then
     /// goes to [`Self::kfree_slow`]. For a caller with a check of its own between the two
     /// (the kernel's KFENCE pool, outside the linear map, so never taken here).
     ///
@@ -499,13 +501,32 @@ impl<'a> SlabAllocator<'a> {
         // array is parked and sends it on with the rest).
         let a = ptr as usize;
         match self.v2s.cache_of(a) {
-            Some(i) => self.caches[i].free_fast(a, cpu),
+            Some(i) => {
+                if !self.caches[i].free_fast(a, cpu) {
+                    // SAFETY: forwarded contract; the owner word names cache `i`.
+                    unsafe { self.kfree_cache_slow(i, a, cpu) };
+                }
+                true
+            }
             None => false,
         }
     }
 
-    /// [`Self::kfree`] past its fast path: null, [`ZERO_SIZE_PTR`], a full or busy array,
-    /// a debug cache's object, a large block, a pointer kmalloc did not return.
+    /// A slab object whose cache the fast path found but whose array is full, busy or
+    /// parked: the cache's slow path, without looking the cache up again.
+    ///
+    /// # Safety
+    /// As for [`Self::kfree`]; `a` is an object of cache `i`.
+    #[inline(never)]
+    unsafe fn kfree_cache_slow(&self, i: usize, a: usize, cpu: CpuId) {
+        let Some(ctx) = self.ctx() else { return };
+        // SAFETY: forwarded contract.
+        unsafe { self.caches[i].free_slow(&self.env(ctx), a, cpu) }
+    }
+
+    /// [`Self::kfree`] past [`Self::kfree_fast`]: null, [`ZERO_SIZE_PTR`], a slab object
+    /// before the allocator knows the descriptor array (`set_mem_map`), a large block, a
+    /// pointer kmalloc did not return.
     ///
     /// # Safety
     /// As for [`Self::kfree`].
