@@ -110,6 +110,10 @@ impl SharedArray {
     #[inline]
     pub(crate) fn put(&mut self, objs: &[AtomicUsize]) -> usize {
         let n = if self.entries == 0 { 0 } else { objs.len().min(self.limit - self.avail) };
+        if n == 0 {
+            // No page or no room: no copy (and no address computed from a missing page).
+            return 0;
+        }
         let at = self.entries + self.avail * core::mem::size_of::<usize>();
         // SAFETY: `n` entries from `avail` stay below `limit`, inside the array's page,
         // which only the node lock's holder (the caller: `&mut self`) touches; `objs` are
@@ -125,11 +129,16 @@ impl SharedArray {
     #[inline]
     pub(crate) fn take(&mut self, out: &[AtomicUsize]) -> usize {
         let n = out.len().min(self.avail);
+        if n == 0 {
+            // Empty, or no page: no copy.
+            return 0;
+        }
         self.avail -= n;
         let at = self.entries + self.avail * core::mem::size_of::<usize>();
-        // SAFETY: as in `put`: entries `avail..avail + n` are inside the page (`n` is 0
-        // when there is no page, as `avail` then is); `out` are free slots of a held CPU
-        // array, which nobody else reads until the holder publishes them.
+        // SAFETY: as in `put`: entries `avail..avail + n` are inside the page (`n > 0`
+        // means the array has one, as only `put` with a page raises `avail`); `out` are
+        // free slots of a held CPU array, which nobody else reads until the holder
+        // publishes them.
         unsafe { raw::copy(at, out.as_ptr() as usize, n * core::mem::size_of::<usize>()) };
         n
     }
