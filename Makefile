@@ -16,6 +16,7 @@
 #   make bench    instructions per operation of ours and each peer (callgrind), one table;
 #                 criterion, ratios and spreads go to target/bench.log (V=1: to the terminal)
 #   make bench-ir the instruction table only (make bench-ir-docs rewrites docs/performance.md and README.md's)
+#   make bench-ablate  what each fast-path check and slab tunable costs (what-if builds, callgrind)
 #   make docs-run rewrite the example output in README.md and docs/ from real runs in QEMU
 #   make gdb      QEMU halted with a gdb stub on 127.0.0.1:$(GDB_PORT), gdb attached
 #                 with symbols; QEMU ends with gdb (GDB_ARGS="-batch -ex ..." scripts it)
@@ -59,7 +60,7 @@ FIRMWARE_DIR ?=
 SDCARD_IMG  ?= sdcard.img
 
 
-.PHONY: all build qemu test test-cycles test-host test-errata test-qemu test-sdcard test-gdb test-report report sweep docs-run bench bench-ir bench-ir-docs bench-ir-check test-bench-ir mutants mutants-diff gdb objdump readelf nm clippy doc \
+.PHONY: all build qemu test test-cycles test-host test-errata test-qemu test-sdcard test-gdb test-report report sweep docs-run bench bench-ir bench-ir-docs bench-ir-check bench-ablate bench-ablate-docs test-bench-ir mutants mutants-diff gdb objdump readelf nm clippy doc \
         fmt sdcard sdcard-files chainloader chainboot chainboot-sdcard chainboot-files clean ensure-qemu ensure-sdtools ensure-toolchain FORCE
 
 all: $(IMG)
@@ -177,9 +178,20 @@ bench-ir-docs:
 bench-ir-check:
 	$(PYTHON) tools/bench/ir_table.py --check docs/performance.md --check README.md
 
+# What the fast paths' checks and the slab's tunables cost: what-if builds of the committed
+# tree counted by callgrind (tools/bench/ablate.py, about 2 minutes); -docs rewrites the
+# tables in docs/performance.md.
+bench-ablate:
+	$(PYTHON) tools/bench/ablate.py
+
+bench-ablate-docs:
+	$(PYTHON) tools/bench/ablate.py --docs docs/performance.md
+
 # The instruction tables quoted in README.md and docs/performance.md agree with a fresh
-# callgrind count (within 3 %; counts do not move with the host's load).
+# callgrind count (within 3 %; counts do not move with the host's load), and every what-if
+# edit of tools/bench/ablate.py still applies to the sources.
 test-bench-ir: bench-ir-check
+	$(PYTHON) tools/bench/ablate.py --check-edits
 
 # The report tool against the records crate, a recorded log, bad input and headless Chromium
 # (Debian's chromium, installed on first use like QEMU).
