@@ -191,7 +191,7 @@ bench-ablate-docs:
 # callgrind count (within 3 %; counts do not move with the host's load), and every what-if
 # edit of tools/bench/ablate.py still applies to the sources.
 test-bench-ir: bench-ir-check
-	$(PYTHON) tools/bench/ablate.py --check-edits
+	$(PYTHON) tools/bench/ablate.py --check-edits --check docs/performance.md
 
 # The report tool against the records crate, a recorded log, bad input and headless Chromium
 # (Debian's chromium, installed on first use like QEMU).

@@ -11,6 +11,10 @@ kernel: they drop checks it needs, and exist only to show what each one costs.
   ablate.py --docs FILE     also rewrite FILE's tables between the ablation markers
   ablate.py --check-edits   only apply every edit set to the working tree's sources in
                             memory (no build): fails if one no longer applies
+  ablate.py --check-edits --check FILE
+                            also fail if the as-shipped row of FILE's tables differs
+                            from the figure FILE's instruction table (ir_table.py, itself
+                            checked against a fresh count) gives the same workload
 """
 
 import argparse
@@ -146,16 +150,46 @@ def render(key, heading, rows):
     return "\n".join(lines) + "\n"
 
 
+def check_baseline(path):
+    """Exits if an ablation table's as-shipped row (its first) in `path` is more than
+    max(2, 3 %) from the `ours` figure of the same workload in the file's instruction table."""
+    doc = open(path).read()
+    text, a, b, _ = ir_table.docs_table(path)
+    ours = {}
+    for key, label, _, _, _, cells in ir_table.ROWS:
+        row = ir_table.parse(text[a:b]).get(label, {})
+        if "ours" in row:
+            ours[cells["ours"]] = row["ours"]
+    for key, workload, _, _ in TABLES:
+        begin = f"{BEGIN} {key}"
+        i = doc.find(begin)
+        j = doc.find(END, i)
+        if i < 0 or j < 0:
+            sys.exit(f"error: {path} has no '{begin}' ... '{END}' markers")
+        rows = [l for l in doc[i:j].splitlines() if l.startswith("|")][2:]
+        if not rows or workload not in ours:
+            sys.exit(f"error: {path}: no as-shipped row for {key} or no instruction-table figure for {workload}")
+        shipped = float(rows[0].strip("|").split("|")[-1])
+        if abs(shipped - ours[workload]) > max(2, 0.03 * ours[workload]):
+            sys.exit(f"stale: {path}: the {key} ablation table's as-shipped row is {shipped}, the "
+                     f"instruction table says {ours[workload]} (regenerate with make bench-ablate-docs)")
+    print(f"{path}: the ablation tables' as-shipped rows match the instruction table")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", action="append", default=[], help="rewrite this file's tables (repeatable)")
     ap.add_argument("--check-edits", action="store_true", help="only check that every edit set applies")
+    ap.add_argument("--check", action="append", default=[],
+                    help="with --check-edits: compare this file's as-shipped rows with its instruction table")
     args = ap.parse_args()
     if args.check_edits:
         for key, _, _, variants in TABLES:
             for label, edits in variants:
                 apply(None, edits)
         print(f"every edit set applies ({sum(len(t[3]) for t in TABLES)} variants)")
+        for path in args.check:
+            check_baseline(path)
         return
     subprocess.run([os.path.join(ROOT, "tools", "ensure-pkg.sh"), "valgrind", "valgrind"], check=True)
     if git("status", "--porcelain", "--untracked-files=no", "kernel/mm"):
