@@ -144,7 +144,7 @@ def count(tree, workload):
     return (b - a) / (N2 - N1)
 
 
-def render(key, heading, rows):
+def render(heading, rows):
     lines = [f"| {heading} | instructions |", "|---|---:|"]
     lines += [f"| {label} | {value:.1f} |" for label, value in rows]
     return "\n".join(lines) + "\n"
@@ -204,7 +204,7 @@ def main():
                 apply(tree, edits)
                 rows.append((label, count(tree, workload)))
                 print(f"{workload}: {label}: {rows[-1][1]:.1f}", flush=True)
-            out[key] = render(key, heading, rows)
+            out[key] = render(heading, rows)
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", tree], cwd=ROOT, capture_output=True)
     text = "\n".join(out.values())
