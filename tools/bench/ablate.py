@@ -155,11 +155,9 @@ def check_baseline(path):
     max(2, 3 %) from the `ours` figure of the same workload in the file's instruction table."""
     doc = open(path).read()
     text, a, b, _ = ir_table.docs_table(path)
-    ours = {}
-    for key, label, _, _, _, cells in ir_table.ROWS:
-        row = ir_table.parse(text[a:b]).get(label, {})
-        if "ours" in row:
-            ours[cells["ours"]] = row["ours"]
+    table = ir_table.parse(text[a:b])
+    ours = {cells["ours"]: table[label]["ours"] for _, label, _, _, _, cells in ir_table.ROWS
+            if "ours" in table.get(label, {})}
     for key, workload, _, _ in TABLES:
         begin = f"{BEGIN} {key}"
         i = doc.find(begin)
